@@ -1,0 +1,122 @@
+//! Process-wide state shared by every request and background service.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use c2c_dlt::DltRegistry;
+use c2c_metrics::GatewayMetrics;
+use c2c_tenancy::Policy;
+
+/// The policy in force, swapped atomically on reload.
+///
+/// Readers take a cheap `Arc` snapshot per request (`load_full`), so a request that
+/// started under one policy finishes under it even if a reload lands meanwhile.
+pub struct PolicyHandle {
+    dir: PathBuf,
+    current: ArcSwap<Policy>,
+}
+
+impl PolicyHandle {
+    pub fn new(dir: PathBuf, policy: Policy) -> Self {
+        Self {
+            dir,
+            current: ArcSwap::from_pointee(policy),
+        }
+    }
+
+    pub fn get(&self) -> Arc<Policy> {
+        self.current.load_full()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn replace(&self, policy: Policy) {
+        self.current.store(Arc::new(policy));
+    }
+}
+
+/// Everything request handlers and services share.
+pub struct App {
+    pub policy: PolicyHandle,
+    pub db: sled::Db,
+    pub dlt: DltRegistry,
+    pub metrics: GatewayMetrics,
+    pub registry: prometheus::Registry,
+    ready: AtomicBool,
+}
+
+impl App {
+    pub fn new(
+        policy: PolicyHandle,
+        db: sled::Db,
+        dlt: DltRegistry,
+        metrics: GatewayMetrics,
+        registry: prometheus::Registry,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            policy,
+            db,
+            dlt,
+            metrics,
+            registry,
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Ready when start-up finished and the store answers.
+    pub fn is_ready(&self) -> Result<(), String> {
+        if !self.ready.load(Ordering::Acquire) {
+            return Err("starting up".into());
+        }
+        self.db
+            .contains_key(b"readyz")
+            .map(|_| ())
+            .map_err(|e| format!("store unavailable: {e}"))
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `YYYYMMDD` of today in UTC (used for default key ids).
+pub fn today_utc() -> String {
+    let days = (now_ms() / 86_400_000) as i64;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}{m:02}{d:02}")
+}
+
+/// Howard Hinnant's days-to-civil algorithm: avoids a date crate for one formatting need.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = (z - era * 146_097) as u64;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe as i64 + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(20_774), (2026, 11, 16));
+    }
+}

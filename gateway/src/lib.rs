@@ -1,0 +1,20 @@
+//! c2c-gateway: the Pingora server assembly and the glue between Pingora and the
+//! domain plugins.
+//!
+//! Owns: the CLI, start-up and shutdown, the `ProxyHttp` implementation (which only runs
+//! the plugin chain), the route table, the HTTP API handlers, policy hot reload and the
+//! mapping of every domain error to the one JSON error shape.
+//!
+//! Must not: hold domain logic. Number rules live in `c2c-dialplan`, the DLT flag in
+//! `c2c-dlt`, policies and keys in `c2c-tenancy`.
+
+pub mod api;
+pub mod app;
+pub mod body;
+pub mod cli;
+pub mod logging;
+pub mod plugins;
+pub mod proxy;
+pub mod reload;
+pub mod routes;
+pub mod server;

@@ -1,0 +1,61 @@
+//! Authenticates `X-api-key` for routes that need a key, and checks its scope.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use c2c_plugin_api::{Access, ApiError, Decision, Plugin, RequestCtx, RequestHead};
+use c2c_tenancy::KeyRejection;
+
+use crate::app::App;
+
+pub struct Auth {
+    app: Arc<App>,
+}
+
+impl Auth {
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+}
+
+#[async_trait]
+impl Plugin for Auth {
+    fn name(&self) -> &'static str {
+        "auth"
+    }
+
+    /// Runs for every request, `Upgrade` or not: the decision depends only on the route.
+    async fn on_request(&self, head: &RequestHead<'_>, ctx: &mut RequestCtx) -> Decision {
+        let Some(route) = ctx.route else {
+            return Decision::Continue;
+        };
+        let Access::Key(scope) = route.access else {
+            return Decision::Continue;
+        };
+        let policy = self.app.policy.get();
+        match policy.keys.authenticate(head.header("x-api-key")) {
+            Ok(p) if p.has(scope) => {
+                ctx.principal = Some(p);
+                Decision::Continue
+            }
+            Ok(p) => {
+                self.app.metrics.auth_failures.with_label_values(&["scope"]).inc();
+                ApiError::forbidden(format!(
+                    "key '{}' lacks the '{}' scope this endpoint requires",
+                    p.key_id,
+                    scope.as_str()
+                ))
+                .into()
+            }
+            Err(why) => {
+                let reason = match why {
+                    KeyRejection::Missing => "missing",
+                    KeyRejection::Malformed | KeyRejection::Unknown => "invalid",
+                };
+                self.app.metrics.auth_failures.with_label_values(&[reason]).inc();
+                // One answer for all three: the caller must not learn which it was.
+                ApiError::unauthorized().into()
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The route table: every path the gateway answers or proxies, and who may call it.
+//!
+//! Each route is a constant [`RouteInfo`]; handlers dispatch by matching on these
+//! constants, so a route's name, access rule and handler cannot drift apart.
+
+use c2c_plugin_api::{Access, RouteInfo, Scope};
+use http::Method;
+
+const fn local(name: &'static str, access: Access, json_body: bool) -> RouteInfo {
+    RouteInfo {
+        name,
+        access,
+        dials: false,
+        local: true,
+        json_body,
+    }
+}
+
+pub const LIVEZ: RouteInfo = local("livez", Access::Public, false);
+pub const READYZ: RouteInfo = local("readyz", Access::Public, false);
+pub const METRICS: RouteInfo = local("metrics", Access::Public, false);
+pub const NORMALIZE: RouteInfo = local("normalize", Access::Key(Scope::Calls), true);
+pub const OWNER_OUTBOUND_GET: RouteInfo =
+    local("owner_outbound_get", Access::Key(Scope::Owner), false);
+pub const OWNER_OUTBOUND_SET: RouteInfo =
+    local("owner_outbound_set", Access::Key(Scope::Owner), true);
+
+/// One entry: method, path pattern (`:x` captures a segment), route.
+struct Entry {
+    method: Method,
+    pattern: &'static [&'static str],
+    route: RouteInfo,
+}
+
+fn table() -> &'static [Entry] {
+    use std::sync::OnceLock;
+    static TABLE: OnceLock<Vec<Entry>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        vec![
+            Entry { method: Method::GET, pattern: &["livez"], route: LIVEZ },
+            Entry { method: Method::GET, pattern: &["readyz"], route: READYZ },
+            Entry { method: Method::GET, pattern: &["metrics"], route: METRICS },
+            Entry { method: Method::POST, pattern: &["api", "c2c", "normalize"], route: NORMALIZE },
+            Entry {
+                method: Method::GET,
+                pattern: &["api", "telephony", "config", "owner", ":tenant", "outbound-enable"],
+                route: OWNER_OUTBOUND_GET,
+            },
+            Entry {
+                method: Method::POST,
+                pattern: &["api", "telephony", "config", "owner", ":tenant", "outbound-enable"],
+                route: OWNER_OUTBOUND_SET,
+            },
+        ]
+    })
+}
+
+/// Why no route matched.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Miss {
+    NotFound,
+    /// The path exists for these other methods.
+    MethodNotAllowed(Vec<Method>),
+}
+
+/// Path segment limit: no legitimate route is deeper, and it bounds matching work.
+const MAX_SEGMENTS: usize = 12;
+
+/// Finds the route for a request, capturing `:param` segments.
+pub fn find(method: &Method, path: &str) -> Result<(RouteInfo, Vec<String>), Miss> {
+    let mut segs: [&str; MAX_SEGMENTS] = [""; MAX_SEGMENTS];
+    let mut n = 0;
+    for s in path.trim_matches('/').split('/') {
+        if n == MAX_SEGMENTS {
+            return Err(Miss::NotFound);
+        }
+        segs[n] = s;
+        n += 1;
+    }
+    let segs = &segs[..n];
+    let mut allowed = Vec::new();
+    for e in table() {
+        if e.pattern.len() != segs.len() {
+            continue;
+        }
+        let matches = e
+            .pattern
+            .iter()
+            .zip(segs)
+            .all(|(p, s)| p.starts_with(':') && !s.is_empty() || p == s);
+        if !matches {
+            continue;
+        }
+        // HEAD is answered like GET by HTTP semantics; we keep it simple and refuse it.
+        if e.method == *method {
+            let params = e
+                .pattern
+                .iter()
+                .zip(segs)
+                .filter(|(p, _)| p.starts_with(':'))
+                .map(|(_, s)| (*s).to_string())
+                .collect();
+            return Ok((e.route, params));
+        }
+        allowed.push(e.method.clone());
+    }
+    if allowed.is_empty() {
+        Err(Miss::NotFound)
+    } else {
+        Err(Miss::MethodNotAllowed(allowed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_routes_and_params() {
+        let (r, p) = find(&Method::POST, "/api/telephony/config/owner/acme/outbound-enable").unwrap();
+        assert_eq!(r, OWNER_OUTBOUND_SET);
+        assert_eq!(p, vec!["acme".to_string()]);
+        assert_eq!(find(&Method::GET, "/livez").unwrap().0, LIVEZ);
+    }
+
+    #[test]
+    fn unknown_paths_and_wrong_methods() {
+        assert_eq!(find(&Method::GET, "/nope"), Err(Miss::NotFound));
+        assert_eq!(
+            find(&Method::GET, "/api/c2c/normalize"),
+            Err(Miss::MethodNotAllowed(vec![Method::POST]))
+        );
+        assert_eq!(find(&Method::GET, "/a/b/c/d/e/f/g/h/i/j/k/l/m"), Err(Miss::NotFound));
+        assert_eq!(
+            find(&Method::GET, "/api/telephony/config/owner//outbound-enable"),
+            Err(Miss::NotFound)
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! # c2c-callstate — the call lifecycle core (floor 2)
+//!
+//! **Owns**
+//! - the call record ([`CallRecord`]) and its vocabulary ([`Phase`], [`CallStatus`],
+//!   call id / room generation with [`new_call_id`]);
+//! - the pure state machine [`transition`]: `(record, event, knobs, now) -> (record, effects)`;
+//! - durable storage ([`SledCallStore`] behind the [`CallStore`] trait): records, tenant/day
+//!   indexes, the open-call index and the CRM-webhook outbox, written with group commit;
+//! - the CRM webhook payload ([`CrmWebhookPayload`]) exactly as the integration guide defines.
+//!
+//! **Must not**
+//! - perform I/O in the machine or read a clock there (`now_ms` is always passed in);
+//! - talk to LiveKit, SIP or the CRM: it emits [`Effect`]s, the gateway carries them out;
+//! - import `c2c-livekit`, `c2c-crm-webhooks`, pingora or any higher-floor crate;
+//! - log or label metrics with phone numbers or call ids (`Debug` of records masks the number).
+//!
+//! ## Transition table
+//!
+//! "ignored" means `Ok` with the record unchanged (same `version`) and no effects: webhooks,
+//! pollers and timers are at-least-once, so late or duplicate events are never errors.
+//! **END** means: `phase = ENDED`, `call_status`, `ended_ms = now`, `disconnect_reason`, armed
+//! timers cleared, effects `DeleteRoom`, `EnqueueWebhook`, `CancelTimer(k)` for every
+//! [`TimerKind`]. Every real change bumps `version` by one.
+//!
+//! | Event | Phase | Next phase (status, `disconnect_reason`) | Effects |
+//! |---|---|---|---|
+//! | `Connect` | INITIATED | DIALING (`connected_ms`, `agent_present = true`) | `CancelTimer(UnconnectedExpiry)`, `ArmTimer(RingTimeout, now+ring_timeout)`, `Dial` |
+//! | `Connect` | DIALING, RINGING, ACTIVE | error `Conflict("already_connected")` | — |
+//! | `Connect` | ENDED | error `Conflict("call_ended")` | — |
+//! | `DialFailed` | DIALING | ENDED FAILED (given reason, digits masked; default `dial_failed`); records `sip_code` | END |
+//! | `DialFailed` | INITIATED, RINGING, ACTIVE, ENDED | ignored | — |
+//! | `Ringing` | DIALING | RINGING (`ringing_ms`) | — |
+//! | `Ringing` | INITIATED, RINGING, ACTIVE, ENDED | ignored | — |
+//! | `Answered` | DIALING, RINGING | ACTIVE (`answered_ms`) | `CancelTimer(RingTimeout)`, `ArmTimer(MaxDuration, now+max_duration)` |
+//! | `Answered` | INITIATED, ACTIVE, ENDED | ignored | — |
+//! | `CustomerLeft` | DIALING, RINGING | ENDED, status by [`classify_unanswered`] on the event's code, else the recorded code, else the reason: 486/600/603/404/408/480/487 or `USER_REJECTED`/`USER_UNAVAILABLE` → NOT_ANSWERED; anything else → FAILED (reason: LiveKit's or `customer_left`) | END |
+//! | `CustomerLeft` | ACTIVE | ENDED ANSWERED | END |
+//! | `CustomerLeft` | INITIATED | ignored | — |
+//! | `CustomerLeft` | ENDED | ENDED; only records `sip_code` if none yet | — |
+//! | `AgentHangup` | INITIATED | ENDED FAILED (`agent_cancelled`) | END |
+//! | `AgentHangup` | DIALING, RINGING | ENDED NOT_ANSWERED (`agent_cancelled`) | END |
+//! | `AgentHangup` | ACTIVE | ENDED ANSWERED (`agent_hangup`) | END |
+//! | `AgentHangup` | ENDED | ignored (idempotent) | — |
+//! | `AgentLeft` | DIALING, RINGING, ACTIVE | same (`agent_present = false`); ignored if already absent with grace armed | `ArmTimer(AgentDropGrace, now+grace)` |
+//! | `AgentLeft` | INITIATED, ENDED | ignored | — |
+//! | `AgentJoined` | INITIATED, DIALING, RINGING, ACTIVE | same (`agent_present = true`) | `CancelTimer(AgentDropGrace)` if it was armed |
+//! | `AgentJoined` | ENDED | ignored | — |
+//! | `Timer(RingTimeout)` | DIALING, RINGING | ENDED NOT_ANSWERED (`ring_timeout`) | END |
+//! | `Timer(RingTimeout)` | INITIATED, ACTIVE, ENDED | ignored | — |
+//! | `Timer(AgentDropGrace)` | DIALING, RINGING, agent absent | ENDED NOT_ANSWERED (`agent_dropped`) | END |
+//! | `Timer(AgentDropGrace)` | ACTIVE, agent absent | ENDED ANSWERED (`agent_dropped`) | END |
+//! | `Timer(AgentDropGrace)` | agent present; INITIATED; ENDED | ignored | — |
+//! | `Timer(MaxDuration)` | ACTIVE | ENDED ANSWERED (`max_duration`) | END |
+//! | `Timer(MaxDuration)` | INITIATED, DIALING, RINGING, ENDED | ignored | — |
+//! | `Timer(UnconnectedExpiry)` | INITIATED | ENDED FAILED (`never_connected`) | END |
+//! | `Timer(UnconnectedExpiry)` | DIALING, RINGING, ACTIVE, ENDED | ignored | — |
+//! | `Timer(any)` | timer not armed in the record, or `now + TIMER_SLACK_MS < deadline` | ignored (stale fire) | — |
+//! | `RoomFinished` | INITIATED | ENDED FAILED (`room_finished`) | END |
+//! | `RoomFinished` | DIALING, RINGING | ENDED NOT_ANSWERED (`room_finished`) | END |
+//! | `RoomFinished` | ACTIVE | ENDED ANSWERED (`room_finished`) | END |
+//! | `RoomFinished` | ENDED | ignored | — |
+//! | `SipCode` | any | same; `sip_disconnect_code` set if none yet | — |
+//!
+//! Creation ([`CallRecord::new`]) yields INITIATED, version 1, and
+//! `ArmTimer(UnconnectedExpiry, now+unconnected_expiry)`.
+//! `duration_seconds = (ended_ms - answered_ms) / 1000` rounded down, 0 if never answered.
+//!
+//! ## Storage
+//! One sled tree (`calls`); key layout in the `store::keys` module docs. Every write applies
+//! one atomic batch, then waits for the shared group-commit flush, so it is durable when the
+//! `async fn` returns. The final record and its outbox entry are in the same batch, and a
+//! `wi/<call_id>` marker guarantees one webhook per call.
+
+pub mod error;
+pub mod machine;
+pub mod record;
+pub mod store;
+
+pub use error::StoreError;
+pub use machine::{
+    classify_unanswered, transition, CallEvent, CallKnobs, Effect, TimerKind, Transition,
+    TransitionError, TIMER_SLACK_MS,
+};
+pub use record::{
+    call_id_hex, is_valid_call_id, mask_number, new_call_id, room_for_call_id, ArmedTimer,
+    CallRecord, CallStatus, CrmWebhookPayload, NewCall, Phase,
+};
+pub use store::{
+    webhook_id_for, Applied, CallPage, CallStore, CallStoreExt, OutboxEntry, OutboxState,
+    SledCallStore, TransitionFn, MAX_PAGE,
+};

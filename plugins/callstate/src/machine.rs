@@ -1,0 +1,371 @@
+//! The pure transition function: `(CallRecord, CallEvent, knobs, now) -> (CallRecord, effects)`.
+//! No I/O and no clock; see the crate docs for the full table.
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{ArmedTimer, CallRecord, CallStatus, Phase};
+
+/// A fired timer is accepted up to this much before its recorded deadline: timer runners use
+/// a monotonic clock while `now_ms` is wall time, and a valid fire that is ignored would leave
+/// the call open forever. Much smaller than any knob, so stale re-armed timers still lose.
+pub const TIMER_SLACK_MS: u64 = 1_000;
+
+/// Longest `disconnect_reason` we keep from an external error text.
+const MAX_REASON_LEN: usize = 96;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    RingTimeout,
+    AgentDropGrace,
+    MaxDuration,
+    UnconnectedExpiry,
+}
+
+impl TimerKind {
+    pub const ALL: [TimerKind; 4] = [
+        TimerKind::RingTimeout,
+        TimerKind::AgentDropGrace,
+        TimerKind::MaxDuration,
+        TimerKind::UnconnectedExpiry,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::RingTimeout => "ring_timeout",
+            TimerKind::AgentDropGrace => "agent_drop_grace",
+            TimerKind::MaxDuration => "max_duration",
+            TimerKind::UnconnectedExpiry => "unconnected_expiry",
+        }
+    }
+}
+
+/// Something the gateway must do after a transition was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Effect {
+    /// CreateSIPParticipant for this call.
+    Dial,
+    /// DeleteRoom (idempotent; NotFound is success).
+    DeleteRoom,
+    /// The CRM webhook; the store writes the outbox entry in the same batch as the record.
+    EnqueueWebhook,
+    ArmTimer { kind: TimerKind, at_ms: u64 },
+    CancelTimer(TimerKind),
+}
+
+/// Per-deployment timing knobs (from `gateway.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallKnobs {
+    pub ring_timeout_ms: u64,
+    pub agent_drop_grace_ms: u64,
+    pub max_duration_ms: u64,
+    pub unconnected_expiry_ms: u64,
+}
+
+impl Default for CallKnobs {
+    fn default() -> Self {
+        CallKnobs {
+            ring_timeout_ms: 45_000,
+            agent_drop_grace_ms: 15_000,
+            max_duration_ms: 2 * 60 * 60 * 1000,
+            unconnected_expiry_ms: 120_000,
+        }
+    }
+}
+
+/// What happened to a call. Events carry no time; `now_ms` is passed to [`transition`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// Browser POST /connect.
+    Connect,
+    /// CreateSIPParticipant failed after the call was acknowledged. `reason` should be a short
+    /// code; it is shown to the browser, so digit runs are masked defensively.
+    DialFailed {
+        sip_code: Option<u16>,
+        reason: String,
+    },
+    Ringing,
+    /// Poll saw `sip.callStatus=active`, the browser reported ANSWERED, or the SIP edge saw 200.
+    Answered,
+    /// The SIP participant is gone. `disconnect_reason` is LiveKit's name, e.g. "USER_REJECTED".
+    CustomerLeft {
+        sip_code: Option<u16>,
+        disconnect_reason: Option<String>,
+    },
+    /// Browser /hangup (idempotent).
+    AgentHangup,
+    AgentLeft,
+    AgentJoined,
+    Timer(TimerKind),
+    RoomFinished,
+    /// The exact SIP code seen by the SIP edge or a webhook; recorded once, no phase change.
+    SipCode {
+        code: u16,
+    },
+}
+
+/// The outcome of a transition. `record.version` equals the input's when nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub record: CallRecord,
+    pub effects: Vec<Effect>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    /// Maps to HTTP 409 with `code`.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+}
+
+/// Applies `ev` to `rec`. Harmless events that do not apply to the current phase return the
+/// record unchanged with no effects (webhooks and pollers are at-least-once); only browser
+/// requests that cannot be honoured (`Connect` twice or after the end) are errors.
+pub fn transition(
+    rec: &CallRecord,
+    ev: &CallEvent,
+    knobs: &CallKnobs,
+    now_ms: u64,
+) -> Result<Transition, TransitionError> {
+    use Phase::*;
+    let mut next = rec.clone();
+    let mut fx = Vec::new();
+    let phase = rec.phase;
+    match ev {
+        CallEvent::Connect => match phase {
+            Initiated => {
+                next.phase = Dialing;
+                next.connected_ms = Some(now_ms);
+                // The contract makes the browser join and publish before /connect.
+                next.agent_present = true;
+                cancel_timer(&mut next, TimerKind::UnconnectedExpiry, &mut fx);
+                let at = now_ms.saturating_add(knobs.ring_timeout_ms);
+                arm_timer(&mut next, TimerKind::RingTimeout, at, &mut fx);
+                fx.push(Effect::Dial);
+            }
+            Dialing | Ringing | Active => {
+                return Err(conflict("already_connected", "call is already connected"))
+            }
+            Ended => return Err(conflict("call_ended", "call has already ended")),
+        },
+        CallEvent::DialFailed { sip_code, reason } => {
+            if phase == Dialing {
+                record_sip_code(&mut next, *sip_code);
+                let reason = sanitize_reason(reason, "dial_failed");
+                end(&mut next, CallStatus::Failed, reason, now_ms, &mut fx);
+            }
+        }
+        CallEvent::Ringing => {
+            if phase == Dialing {
+                next.phase = Ringing;
+                next.ringing_ms = Some(now_ms);
+            }
+        }
+        CallEvent::Answered => {
+            if matches!(phase, Dialing | Ringing) {
+                next.phase = Active;
+                next.answered_ms = Some(now_ms);
+                cancel_timer(&mut next, TimerKind::RingTimeout, &mut fx);
+                let at = now_ms.saturating_add(knobs.max_duration_ms);
+                arm_timer(&mut next, TimerKind::MaxDuration, at, &mut fx);
+            }
+        }
+        CallEvent::CustomerLeft {
+            sip_code,
+            disconnect_reason,
+        } => {
+            if phase != Initiated {
+                // Late participant_left after our own teardown still carries the real code.
+                record_sip_code(&mut next, *sip_code);
+            }
+            let reason = disconnect_reason
+                .as_deref()
+                .map(|r| sanitize_reason(r, "customer_left"))
+                .unwrap_or_else(|| "customer_left".to_owned());
+            match phase {
+                Dialing | Ringing => {
+                    let code = sip_code.or(rec.sip_disconnect_code);
+                    let status = classify_unanswered(code, disconnect_reason.as_deref());
+                    end(&mut next, status, reason, now_ms, &mut fx);
+                }
+                Active => end(&mut next, CallStatus::Answered, reason, now_ms, &mut fx),
+                Initiated | Ended => {}
+            }
+        }
+        CallEvent::AgentHangup => match phase {
+            Initiated => end_with(&mut next, CallStatus::Failed, "agent_cancelled", now_ms, &mut fx),
+            Dialing | Ringing => {
+                end_with(&mut next, CallStatus::NotAnswered, "agent_cancelled", now_ms, &mut fx)
+            }
+            Active => end_with(&mut next, CallStatus::Answered, "agent_hangup", now_ms, &mut fx),
+            Ended => {}
+        },
+        CallEvent::AgentLeft => {
+            let already = !rec.agent_present && rec.timer(TimerKind::AgentDropGrace).is_some();
+            // A duplicate "left" (poll + webhook) must not push the deadline out.
+            if matches!(phase, Dialing | Ringing | Active) && !already {
+                next.agent_present = false;
+                let at = now_ms.saturating_add(knobs.agent_drop_grace_ms);
+                arm_timer(&mut next, TimerKind::AgentDropGrace, at, &mut fx);
+            }
+        }
+        CallEvent::AgentJoined => {
+            if phase != Ended {
+                next.agent_present = true;
+                cancel_timer(&mut next, TimerKind::AgentDropGrace, &mut fx);
+            }
+        }
+        CallEvent::Timer(kind) => {
+            if timer_due(rec, *kind, now_ms) {
+                on_timer(&mut next, *kind, now_ms, &mut fx);
+            }
+        }
+        CallEvent::RoomFinished => {
+            let status = match phase {
+                Initiated => Some(CallStatus::Failed),
+                Dialing | Ringing => Some(CallStatus::NotAnswered),
+                Active => Some(CallStatus::Answered),
+                Ended => None,
+            };
+            if let Some(s) = status {
+                end_with(&mut next, s, "room_finished", now_ms, &mut fx);
+            }
+        }
+        CallEvent::SipCode { code } => record_sip_code(&mut next, Some(*code)),
+    }
+    if next != *rec {
+        next.version = rec.version.saturating_add(1);
+    } else {
+        fx.clear();
+    }
+    Ok(Transition {
+        record: next,
+        effects: fx,
+    })
+}
+
+fn on_timer(next: &mut CallRecord, kind: TimerKind, now_ms: u64, fx: &mut Vec<Effect>) {
+    use Phase::*;
+    let phase = next.phase;
+    match kind {
+        TimerKind::RingTimeout if matches!(phase, Dialing | Ringing) => {
+            end_with(next, CallStatus::NotAnswered, "ring_timeout", now_ms, fx)
+        }
+        TimerKind::AgentDropGrace if !next.agent_present && phase != Ended => {
+            let status = if phase == Active {
+                CallStatus::Answered
+            } else {
+                CallStatus::NotAnswered
+            };
+            end_with(next, status, "agent_dropped", now_ms, fx)
+        }
+        TimerKind::MaxDuration if phase == Active => {
+            end_with(next, CallStatus::Answered, "max_duration", now_ms, fx)
+        }
+        TimerKind::UnconnectedExpiry if phase == Initiated => {
+            end_with(next, CallStatus::Failed, "never_connected", now_ms, fx)
+        }
+        _ => {}
+    }
+}
+
+/// Outcome of a customer leg that ended before answer. The SIP code wins when known (it is
+/// exact; LiveKit's reason buckets e.g. 403 into USER_REJECTED), then LiveKit's reason.
+pub fn classify_unanswered(sip_code: Option<u16>, reason: Option<&str>) -> CallStatus {
+    if let Some(code) = sip_code {
+        return match code {
+            486 | 600 | 603 | 404 | 408 | 480 | 487 => CallStatus::NotAnswered,
+            _ => CallStatus::Failed,
+        };
+    }
+    match reason {
+        Some("USER_REJECTED") | Some("USER_UNAVAILABLE") => CallStatus::NotAnswered,
+        _ => CallStatus::Failed,
+    }
+}
+
+/// A timer event counts only if that timer is still armed and (almost) due; anything else is
+/// a stale fire from before a cancel or re-arm.
+fn timer_due(rec: &CallRecord, kind: TimerKind, now_ms: u64) -> bool {
+    rec.timer(kind)
+        .is_some_and(|at| now_ms.saturating_add(TIMER_SLACK_MS) >= at)
+}
+
+fn arm_timer(rec: &mut CallRecord, kind: TimerKind, at_ms: u64, fx: &mut Vec<Effect>) {
+    rec.timers.retain(|t| t.kind != kind);
+    rec.timers.push(ArmedTimer { kind, at_ms });
+    fx.push(Effect::ArmTimer { kind, at_ms });
+}
+
+fn cancel_timer(rec: &mut CallRecord, kind: TimerKind, fx: &mut Vec<Effect>) {
+    let before = rec.timers.len();
+    rec.timers.retain(|t| t.kind != kind);
+    if rec.timers.len() != before {
+        fx.push(Effect::CancelTimer(kind));
+    }
+}
+
+fn record_sip_code(rec: &mut CallRecord, code: Option<u16>) {
+    if rec.sip_disconnect_code.is_none() {
+        rec.sip_disconnect_code = code;
+    }
+}
+
+fn end_with(rec: &mut CallRecord, s: CallStatus, reason: &str, now: u64, fx: &mut Vec<Effect>) {
+    end(rec, s, reason.to_owned(), now, fx)
+}
+
+fn end(rec: &mut CallRecord, status: CallStatus, reason: String, now: u64, fx: &mut Vec<Effect>) {
+    rec.phase = Phase::Ended;
+    rec.call_status = Some(status);
+    rec.ended_ms = Some(now);
+    rec.disconnect_reason = Some(reason);
+    rec.timers.clear();
+    fx.push(Effect::DeleteRoom);
+    fx.push(Effect::EnqueueWebhook);
+    // Cancel every kind, not just the recorded ones: a runner may hold a timer the record
+    // already dropped (e.g. the one that is firing right now).
+    fx.extend(TimerKind::ALL.iter().map(|k| Effect::CancelTimer(*k)));
+}
+
+/// Keeps external error text short and free of anything that looks like a phone number or
+/// dial string (runs of 6+ digits), since it is shown to the browser.
+fn sanitize_reason(reason: &str, fallback: &str) -> String {
+    let mut out = String::with_capacity(reason.len().min(MAX_REASON_LEN));
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 6 {
+            out.push('*');
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in reason.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        flush(&mut digits, &mut out);
+        if !c.is_control() {
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    let out: String = out.chars().take(MAX_REASON_LEN).collect();
+    if out.is_empty() {
+        fallback.to_owned()
+    } else {
+        out
+    }
+}
+
+fn conflict(code: &'static str, message: &str) -> TransitionError {
+    TransitionError::Conflict {
+        code,
+        message: message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+//! The persisted call record, its phases and the CRM webhook payload built from it.
+
+use std::fmt;
+
+use rand::rngs::OsRng;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::machine::{CallKnobs, Effect, TimerKind};
+
+/// Prefix of every call id (`c2c_` + 32 lowercase hex).
+pub const CALL_ID_PREFIX: &str = "c2c_";
+/// Prefix of every LiveKit room name (`c2c-` + the same 32 hex).
+pub const ROOM_PREFIX: &str = "c2c-";
+
+/// Lifecycle phase. Only ever moves forward: INITIATED -> DIALING -> RINGING -> ACTIVE -> ENDED
+/// (RINGING and ACTIVE may be skipped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Phase {
+    Initiated,
+    Dialing,
+    Ringing,
+    Active,
+    Ended,
+}
+
+impl Phase {
+    /// The wire name (same as the serde form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Initiated => "INITIATED",
+            Phase::Dialing => "DIALING",
+            Phase::Ringing => "RINGING",
+            Phase::Active => "ACTIVE",
+            Phase::Ended => "ENDED",
+        }
+    }
+}
+
+/// Terminal outcome reported to the CRM. Serialised exactly as the contract spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CallStatus {
+    Answered,
+    NotAnswered,
+    Failed,
+}
+
+impl CallStatus {
+    /// The wire name (same as the serde form); handy as a bounded metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Answered => "ANSWERED",
+            CallStatus::NotAnswered => "NOT_ANSWERED",
+            CallStatus::Failed => "FAILED",
+        }
+    }
+}
+
+/// A timer the record currently wants armed; kept in the record so a restarted gateway can
+/// re-arm every timer from the store alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArmedTimer {
+    pub kind: TimerKind,
+    pub at_ms: u64,
+}
+
+/// Everything known when `/click2call` creates a call.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewCall {
+    pub call_id: String,
+    pub room: String,
+    pub tenant: String,
+    pub case_id: String,
+    pub customer_crm_id: String,
+    pub agent_id: String,
+    /// Clean 10-digit national number (never the internal dial string).
+    pub customer_number: String,
+    /// Caller ID in E.164.
+    pub phone_from: String,
+    pub trunk_label: String,
+}
+
+impl fmt::Debug for NewCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewCall")
+            .field("call_id", &self.call_id)
+            .field("tenant", &self.tenant)
+            .field("agent_id", &self.agent_id)
+            .field("customer_number", &mask_number(&self.customer_number))
+            .field("trunk_label", &self.trunk_label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The persisted state of one call. JSON (serde_json) is the storage format, so field names
+/// are part of the on-disk format: add fields with `#[serde(default)]`, never rename.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub call_id: String,
+    pub tenant: String,
+    pub case_id: String,
+    pub customer_crm_id: String,
+    pub agent_id: String,
+    /// Clean 10-digit national number (never the internal dial string).
+    pub customer_number: String,
+    /// Caller ID in E.164.
+    pub phone_from: String,
+    pub trunk_label: String,
+    pub room: String,
+    pub phase: Phase,
+    pub call_status: Option<CallStatus>,
+    pub created_ms: u64,
+    pub connected_ms: Option<u64>,
+    pub ringing_ms: Option<u64>,
+    pub answered_ms: Option<u64>,
+    pub ended_ms: Option<u64>,
+    pub disconnect_reason: Option<String>,
+    pub sip_disconnect_code: Option<u16>,
+    pub agent_present: bool,
+    pub timers: Vec<ArmedTimer>,
+    /// Bumped on every real change, so writers can skip no-ops and detect races.
+    pub version: u64,
+}
+
+impl fmt::Debug for CallRecord {
+    // Hand-written so `?record` in a log line never prints the customer's number.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallRecord")
+            .field("call_id", &self.call_id)
+            .field("tenant", &self.tenant)
+            .field("agent_id", &self.agent_id)
+            .field("customer_number", &mask_number(&self.customer_number))
+            .field("trunk_label", &self.trunk_label)
+            .field("phase", &self.phase)
+            .field("call_status", &self.call_status)
+            .field("created_ms", &self.created_ms)
+            .field("connected_ms", &self.connected_ms)
+            .field("ringing_ms", &self.ringing_ms)
+            .field("answered_ms", &self.answered_ms)
+            .field("ended_ms", &self.ended_ms)
+            .field("disconnect_reason", &self.disconnect_reason)
+            .field("sip_disconnect_code", &self.sip_disconnect_code)
+            .field("agent_present", &self.agent_present)
+            .field("timers", &self.timers)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallRecord {
+    /// A fresh INITIATED record (version 1) and its initial effects: the
+    /// `UnconnectedExpiry` timer, so a call whose browser never connects still ends.
+    pub fn new(new: NewCall, knobs: &CallKnobs, now_ms: u64) -> (CallRecord, Vec<Effect>) {
+        let at_ms = now_ms.saturating_add(knobs.unconnected_expiry_ms);
+        let kind = TimerKind::UnconnectedExpiry;
+        let rec = CallRecord {
+            call_id: new.call_id,
+            tenant: new.tenant,
+            case_id: new.case_id,
+            customer_crm_id: new.customer_crm_id,
+            agent_id: new.agent_id,
+            customer_number: new.customer_number,
+            phone_from: new.phone_from,
+            trunk_label: new.trunk_label,
+            room: new.room,
+            phase: Phase::Initiated,
+            call_status: None,
+            created_ms: now_ms,
+            connected_ms: None,
+            ringing_ms: None,
+            answered_ms: None,
+            ended_ms: None,
+            disconnect_reason: None,
+            sip_disconnect_code: None,
+            agent_present: false,
+            timers: vec![ArmedTimer { kind, at_ms }],
+            version: 1,
+        };
+        (rec, vec![Effect::ArmTimer { kind, at_ms }])
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    /// Deadline of an armed timer of this kind, if any.
+    pub fn timer(&self, kind: TimerKind) -> Option<u64> {
+        self.timers.iter().find(|t| t.kind == kind).map(|t| t.at_ms)
+    }
+
+    /// Whole seconds between answer and end (rounded down); 0 if never answered or not ended.
+    pub fn duration_seconds(&self) -> u64 {
+        match (self.answered_ms, self.ended_ms) {
+            (Some(a), Some(e)) => e.saturating_sub(a) / 1000,
+            _ => 0,
+        }
+    }
+
+    /// The CRM webhook body; `None` until the call has ENDED.
+    pub fn webhook_payload(&self) -> Option<CrmWebhookPayload> {
+        if !self.is_ended() {
+            return None;
+        }
+        Some(CrmWebhookPayload {
+            call_id: self.call_id.clone(),
+            case_id: self.case_id.clone(),
+            customer_crm_id: self.customer_crm_id.clone(),
+            phone_to: self.customer_number.clone(),
+            phone_from: self.phone_from.clone(),
+            call_status: self.call_status?,
+            duration_seconds: self.duration_seconds(),
+            agent_id: self.agent_id.clone(),
+        })
+    }
+}
+
+/// The exact CRM webhook contract. Field order is the serialisation order and matches the
+/// integration guide; do not reorder or add fields.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrmWebhookPayload {
+    pub call_id: String,
+    pub case_id: String,
+    pub customer_crm_id: String,
+    /// Clean 10-digit number, never the dial prefix.
+    pub phone_to: String,
+    pub phone_from: String,
+    pub call_status: CallStatus,
+    pub duration_seconds: u64,
+    pub agent_id: String,
+}
+
+impl fmt::Debug for CrmWebhookPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrmWebhookPayload")
+            .field("call_id", &self.call_id)
+            .field("phone_to", &mask_number(&self.phone_to))
+            .field("call_status", &self.call_status)
+            .field("duration_seconds", &self.duration_seconds)
+            .field("agent_id", &self.agent_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fresh `(call_id, room)` pair from 128 bits of OS randomness: the call id is the only
+/// credential of the browser endpoints, so it must be unguessable.
+pub fn new_call_id() -> (String, String) {
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    let hex = hex::encode(bytes);
+    (
+        format!("{CALL_ID_PREFIX}{hex}"),
+        format!("{ROOM_PREFIX}{hex}"),
+    )
+}
+
+/// True for `c2c_` + exactly 32 lowercase hex chars. Cheap gate before any store lookup.
+pub fn is_valid_call_id(s: &str) -> bool {
+    call_id_hex(s).is_some()
+}
+
+/// The 32-hex suffix of a well-formed call id.
+pub fn call_id_hex(call_id: &str) -> Option<&str> {
+    let hex = call_id.strip_prefix(CALL_ID_PREFIX)?;
+    let ok = hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    ok.then_some(hex)
+}
+
+/// The room name that belongs to a well-formed call id.
+pub fn room_for_call_id(call_id: &str) -> Option<String> {
+    call_id_hex(call_id).map(|h| format!("{ROOM_PREFIX}{h}"))
+}
+
+/// Masks a phone number for logs: keeps the last 4 characters.
+pub fn mask_number(n: &str) -> String {
+    let count = n.chars().count();
+    n.chars()
+        .enumerate()
+        .map(|(i, c)| if i + 4 < count { '*' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,148 @@
+//! Group commit: writers apply their batch (in memory), take a ticket, and wait until a flush
+//! that *started after* their batch completes. One flusher serves everyone, so N concurrent
+//! writers cost about one fsync instead of N.
+//!
+//! The flusher is a dedicated OS thread calling the blocking `Tree::flush` rather than a tokio
+//! task: fsync is blocking work anyway, and the store then works from any runtime (or several,
+//! as in tests) and needs no runtime at open time. Writers still wait asynchronously.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use tokio::sync::watch;
+
+use crate::error::StoreError;
+
+#[derive(Default)]
+struct Pending {
+    /// Tickets handed out (one per applied batch).
+    applied: u64,
+    shutdown: bool,
+}
+
+#[derive(Clone, Default)]
+struct Done {
+    /// Every ticket `<= upto` was covered by the last finished flush.
+    upto: u64,
+    error: Option<Arc<str>>,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    done: watch::Sender<Done>,
+    flushes: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // The guarded data is two plain fields; a panic elsewhere cannot leave it torn.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+pub(crate) struct GroupCommit {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl GroupCommit {
+    pub(crate) fn start(tree: sled::Tree) -> Result<Self, StoreError> {
+        let (done, _) = watch::channel(Done::default());
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            done,
+            flushes: AtomicU64::new(0),
+        });
+        let worker = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("c2c-callstate-flush".into())
+            .spawn(move || run(&worker, &tree))
+            .map_err(StoreError::Spawn)?;
+        Ok(GroupCommit {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Call right after a batch was applied; returns the ticket to wait for.
+    pub(crate) fn ticket(&self) -> u64 {
+        let mut p = self.shared.lock();
+        p.applied += 1;
+        self.shared.wake.notify_one();
+        p.applied
+    }
+
+    /// The newest ticket handed out so far, without taking a new one. Waiting for it makes
+    /// anything this caller has *read* durable (e.g. before acknowledging a no-op).
+    pub(crate) fn current(&self) -> u64 {
+        self.shared.lock().applied
+    }
+
+    /// Waits until a flush covering `ticket` has finished.
+    pub(crate) async fn wait(&self, ticket: u64) -> Result<(), StoreError> {
+        let mut rx = self.shared.done.subscribe();
+        let done = match rx.wait_for(|d| d.upto >= ticket).await {
+            Ok(d) => d.clone(),
+            Err(_) => return Err(StoreError::FlusherStopped),
+        };
+        match done.error {
+            Some(e) => Err(StoreError::Flush(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// Ticket + wait: the durable tail of every write path.
+    pub(crate) async fn commit(&self) -> Result<(), StoreError> {
+        let t = self.ticket();
+        self.wait(t).await
+    }
+
+    pub(crate) fn flush_count(&self) -> u64 {
+        self.shared.flushes.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        self.shared.lock().shutdown = true;
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            // Joining makes the final flush happen and releases the thread's tree handle, so
+            // the database can be reopened as soon as the store is dropped.
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(shared: &Shared, tree: &sled::Tree) {
+    let mut flushed = 0u64;
+    loop {
+        let target = {
+            let mut p = shared.lock();
+            while p.applied == flushed && !p.shutdown {
+                p = shared.wake.wait(p).unwrap_or_else(PoisonError::into_inner);
+            }
+            if p.applied == flushed {
+                return; // shutdown with nothing left to flush
+            }
+            p.applied
+        };
+        // Every ticket <= target belongs to a batch applied before this flush starts.
+        let error = match tree.flush() {
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "callstate: sled flush failed");
+                Some(Arc::<str>::from(e.to_string()))
+            }
+        };
+        shared.flushes.fetch_add(1, Ordering::Relaxed);
+        flushed = target;
+        shared.done.send_replace(Done {
+            upto: target,
+            error,
+        });
+    }
+}

@@ -1,0 +1,148 @@
+//! Key layout of the single `calls` tree. All integers are big-endian so byte order equals
+//! numeric order and range scans work.
+//!
+//! ```text
+//! r/<call_id>                              -> CallRecord JSON
+//! t/<tenant>\0<created_ms u64 BE><call_id> -> ()   tenant + time index
+//! d/<tenant>\0<YYYYMMDD>\0<call_id>        -> ()   UTC day index
+//! o/<call_id>                              -> ()   open calls (phase != ENDED)
+//! w/<seq u64 BE>                           -> OutboxEntry JSON
+//! wp/<seq u64 BE>                          -> ()   pending outbox entries
+//! wi/<call_id>                             -> seq u64 BE (one webhook per call)
+//! ```
+//! `wp/` is an addition to the spec's layout: without it every deliverer poll would scan the
+//! whole outbox history.
+
+use chrono::{DateTime, Datelike};
+
+use crate::error::StoreError;
+
+pub(crate) const RECORD: &[u8] = b"r/";
+pub(crate) const OPEN: &[u8] = b"o/";
+pub(crate) const OUTBOX: &[u8] = b"w/";
+pub(crate) const OUTBOX_PENDING: &[u8] = b"wp/";
+const TENANT: &[u8] = b"t/";
+const DAY: &[u8] = b"d/";
+const WEBHOOK_INDEX: &[u8] = b"wi/";
+
+const MAX_ID_LEN: usize = 128;
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        v.extend_from_slice(p);
+    }
+    v
+}
+
+/// Ids become key parts, so they must be non-empty, bounded and free of the separator byte.
+pub(crate) fn check_id(what: &'static str, s: &str) -> Result<(), StoreError> {
+    if s.is_empty() || s.len() > MAX_ID_LEN || s.as_bytes().contains(&0) {
+        return Err(StoreError::InvalidInput { what });
+    }
+    Ok(())
+}
+
+pub(crate) fn record(call_id: &str) -> Vec<u8> {
+    cat(&[RECORD, call_id.as_bytes()])
+}
+
+pub(crate) fn open(call_id: &str) -> Vec<u8> {
+    cat(&[OPEN, call_id.as_bytes()])
+}
+
+pub(crate) fn tenant_prefix(tenant: &str) -> Vec<u8> {
+    cat(&[TENANT, tenant.as_bytes(), b"\0"])
+}
+
+pub(crate) fn tenant_time(tenant: &str, ms: u64) -> Vec<u8> {
+    cat(&[&tenant_prefix(tenant), &ms.to_be_bytes()])
+}
+
+pub(crate) fn tenant(tenant: &str, created_ms: u64, call_id: &str) -> Vec<u8> {
+    cat(&[&tenant_time(tenant, created_ms), call_id.as_bytes()])
+}
+
+pub(crate) fn day_prefix(tenant: &str, day: &str) -> Vec<u8> {
+    cat(&[DAY, tenant.as_bytes(), b"\0", day.as_bytes(), b"\0"])
+}
+
+pub(crate) fn day(tenant: &str, day: &str, call_id: &str) -> Vec<u8> {
+    cat(&[&day_prefix(tenant, day), call_id.as_bytes()])
+}
+
+pub(crate) fn outbox(seq: u64) -> Vec<u8> {
+    cat(&[OUTBOX, &seq.to_be_bytes()])
+}
+
+pub(crate) fn outbox_pending(seq: u64) -> Vec<u8> {
+    cat(&[OUTBOX_PENDING, &seq.to_be_bytes()])
+}
+
+pub(crate) fn webhook_index(call_id: &str) -> Vec<u8> {
+    cat(&[WEBHOOK_INDEX, call_id.as_bytes()])
+}
+
+/// Reads the big-endian u64 that ends a key (or is a whole value).
+pub(crate) fn tail_u64(bytes: &[u8]) -> Option<u64> {
+    let start = bytes.len().checked_sub(8)?;
+    let arr: [u8; 8] = bytes.get(start..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(arr))
+}
+
+/// UTC calendar day of a unix-millisecond timestamp as `YYYYMMDD`.
+pub(crate) fn utc_day(ms: u64) -> Result<String, StoreError> {
+    let bad = StoreError::InvalidInput { what: "created_ms" };
+    let ms = i64::try_from(ms).map_err(|_| StoreError::InvalidInput { what: "created_ms" })?;
+    let dt = DateTime::from_timestamp_millis(ms).ok_or(bad)?;
+    Ok(format!("{:04}{:02}{:02}", dt.year(), dt.month(), dt.day()))
+}
+
+/// Opaque pagination cursor: 16 hex digits of created_ms followed by the call id.
+pub(crate) fn encode_cursor(created_ms: u64, call_id: &str) -> String {
+    format!("{created_ms:016x}{call_id}")
+}
+
+pub(crate) fn decode_cursor(c: &str) -> Result<(u64, &str), StoreError> {
+    let bad = || StoreError::InvalidInput { what: "cursor" };
+    let (ms, id) = (c.get(..16).ok_or_else(bad)?, c.get(16..).ok_or_else(bad)?);
+    let ms = u64::from_str_radix(ms, 16).map_err(|_| bad())?;
+    check_id("cursor", id)?;
+    Ok((ms, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_is_utc() {
+        // 2024-03-01T23:30:00Z
+        assert_eq!(utc_day(1_709_335_800_000).unwrap(), "20240301");
+        assert_eq!(utc_day(0).unwrap(), "19700101");
+    }
+
+    #[test]
+    fn tenant_keys_sort_by_time() {
+        let a = tenant("acme", 5, "c2c_b");
+        let b = tenant("acme", 256, "c2c_a");
+        assert!(a < b);
+        assert!(a.starts_with(&tenant_prefix("acme")));
+        assert!(!a.starts_with(&tenant_prefix("acm")));
+    }
+
+    #[test]
+    fn cursor_round_trip() {
+        let c = encode_cursor(42, "c2c_x");
+        assert_eq!(decode_cursor(&c).unwrap(), (42, "c2c_x"));
+        assert!(decode_cursor("zz").is_err());
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(check_id("t", "acme").is_ok());
+        assert!(check_id("t", "").is_err());
+        assert!(check_id("t", "a\0b").is_err());
+        assert!(check_id("t", &"x".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,340 @@
+//! `SledCallStore`: construction, per-call serialisation and the call-record operations.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::Batch;
+
+use super::flusher::GroupCommit;
+use super::keys;
+use super::{Applied, CallPage, OutboxEntry, MAX_PAGE};
+use crate::error::StoreError;
+use crate::machine::{Effect, Transition, TransitionError};
+use crate::record::CallRecord;
+
+/// Name of the one tree this crate owns inside a (possibly shared) sled database.
+pub const TREE_NAME: &str = "calls";
+
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// Lock stripes: enough that unrelated calls rarely share one, small enough to be free.
+const STRIPES: usize = 64;
+
+/// sled-backed [`super::CallStore`]. Cheap to clone (one `Arc`); all clones share the
+/// group-commit flusher. Writes on one call are serialised by a striped lock that is held
+/// only around the synchronous read-check-batch step, never across an `.await`.
+#[derive(Clone)]
+pub struct SledCallStore {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub(super) db: sled::Db,
+    pub(super) tree: sled::Tree,
+    pub(super) commit: GroupCommit,
+    stripes: Vec<Mutex<()>>,
+    pub(super) outbox_lock: Mutex<()>,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The mutexes guard no data of their own (`()`), so poisoning carries no meaning.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(super) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(StoreError::Serialize)
+}
+
+pub(super) fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
+}
+
+impl SledCallStore {
+    /// Opens (or creates) a database of its own at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .flush_every_ms(Some(500))
+            .open()?;
+        Self::open_with_db(db)
+    }
+
+    /// Uses the `calls` tree of a database shared with other components (e.g. DLT state).
+    pub fn open_with_db(db: sled::Db) -> Result<Self, StoreError> {
+        let tree = db.open_tree(TREE_NAME)?;
+        let commit = GroupCommit::start(tree.clone())?;
+        let stripes = (0..STRIPES).map(|_| Mutex::new(())).collect();
+        Ok(SledCallStore {
+            inner: Arc::new(Inner {
+                db,
+                tree,
+                commit,
+                stripes,
+                outbox_lock: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// How many group-commit flushes have run (metrics, tests).
+    pub fn flush_count(&self) -> u64 {
+        self.inner.commit.flush_count()
+    }
+
+    fn lock_call(&self, call_id: &str) -> MutexGuard<'_, ()> {
+        let mut h = DefaultHasher::new();
+        call_id.hash(&mut h);
+        let i = (h.finish() % STRIPES as u64) as usize;
+        lock(&self.inner.stripes[i])
+    }
+
+    pub(super) fn tree(&self) -> &sled::Tree {
+        &self.inner.tree
+    }
+
+    fn read_record(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+        let key = keys::record(call_id);
+        match self.tree().get(&key)? {
+            Some(v) => decode(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn create(&self, rec: &CallRecord) -> Result<(), StoreError> {
+        self.create_sync(rec)?;
+        self.inner.commit.commit().await
+    }
+
+    fn create_sync(&self, rec: &CallRecord) -> Result<(), StoreError> {
+        keys::check_id("call_id", &rec.call_id)?;
+        keys::check_id("tenant", &rec.tenant)?;
+        let day = keys::utc_day(rec.created_ms)?;
+        let bytes = encode(rec)?;
+        let _g = self.lock_call(&rec.call_id);
+        let rkey = keys::record(&rec.call_id);
+        if self.tree().contains_key(&rkey)? {
+            return Err(StoreError::AlreadyExists);
+        }
+        let mut b = Batch::default();
+        b.insert(rkey, bytes);
+        b.insert(keys::tenant(&rec.tenant, rec.created_ms, &rec.call_id), &[][..]);
+        b.insert(keys::day(&rec.tenant, &day, &rec.call_id), &[][..]);
+        if !rec.is_ended() {
+            b.insert(keys::open(&rec.call_id), &[][..]);
+        }
+        self.tree().apply_batch(b)?;
+        Ok(())
+    }
+
+    pub async fn apply(
+        &self,
+        prev_version: u64,
+        new_record: &CallRecord,
+        enqueue_webhook: Option<OutboxEntry>,
+    ) -> Result<Option<u64>, StoreError> {
+        keys::check_id("call_id", &new_record.call_id)?;
+        let enqueued = {
+            let _g = self.lock_call(&new_record.call_id);
+            let cur = self
+                .read_record(&new_record.call_id)?
+                .ok_or(StoreError::NotFound)?;
+            if cur.version != prev_version {
+                return Err(StoreError::VersionConflict {
+                    expected: prev_version,
+                    found: cur.version,
+                });
+            }
+            self.write_locked(new_record, enqueue_webhook)?
+        };
+        self.inner.commit.commit().await?;
+        Ok(enqueued)
+    }
+
+    /// See [`super::CallStoreExt::apply_transition`].
+    pub async fn apply_transition<F>(&self, call_id: &str, f: F) -> Result<Applied, StoreError>
+    where
+        F: FnOnce(&CallRecord) -> Result<Transition, TransitionError>,
+    {
+        let applied = self.transition_locked(call_id, f)?;
+        if applied.written {
+            self.inner.commit.commit().await?;
+        } else {
+            // A no-op may have read a concurrent writer's not-yet-durable state; do not
+            // acknowledge it before that state is on disk.
+            let t = self.inner.commit.current();
+            self.inner.commit.wait(t).await?;
+        }
+        Ok(applied)
+    }
+
+    fn transition_locked<F>(&self, call_id: &str, f: F) -> Result<Applied, StoreError>
+    where
+        F: FnOnce(&CallRecord) -> Result<Transition, TransitionError>,
+    {
+        keys::check_id("call_id", call_id)?;
+        let _g = self.lock_call(call_id);
+        let cur = self.read_record(call_id)?.ok_or(StoreError::NotFound)?;
+        let Transition { record, effects } = f(&cur)?;
+        if record.version == cur.version {
+            return Ok(Applied {
+                record: cur,
+                effects,
+                written: false,
+                enqueued: None,
+            });
+        }
+        if record.call_id != cur.call_id {
+            return Err(StoreError::InvalidInput {
+                what: "transition changed call_id",
+            });
+        }
+        let wants = effects.contains(&Effect::EnqueueWebhook);
+        let outbox = if wants && !self.tree().contains_key(keys::webhook_index(call_id))? {
+            Some(OutboxEntry::for_call(&record, self.inner.db.generate_id()?)?)
+        } else {
+            None
+        };
+        let enqueued = self.write_locked(&record, outbox)?;
+        Ok(Applied {
+            record,
+            effects,
+            written: true,
+            enqueued,
+        })
+    }
+
+    /// The one atomic batch of an update. Caller holds the call's stripe lock.
+    fn write_locked(
+        &self,
+        rec: &CallRecord,
+        outbox: Option<OutboxEntry>,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut b = Batch::default();
+        b.insert(keys::record(&rec.call_id), encode(rec)?);
+        if rec.is_ended() {
+            b.remove(keys::open(&rec.call_id));
+        }
+        let mut enqueued = None;
+        if let Some(e) = outbox {
+            if e.call_id != rec.call_id {
+                return Err(StoreError::InvalidInput {
+                    what: "outbox entry call_id",
+                });
+            }
+            let wi = keys::webhook_index(&rec.call_id);
+            // One webhook per call, whatever the callers do.
+            if !self.tree().contains_key(&wi)? {
+                b.insert(keys::outbox(e.seq), encode(&e)?);
+                if e.is_pending() {
+                    b.insert(keys::outbox_pending(e.seq), &[][..]);
+                }
+                b.insert(wi, &e.seq.to_be_bytes()[..]);
+                enqueued = Some(e.seq);
+            }
+        }
+        self.tree().apply_batch(b)?;
+        Ok(enqueued)
+    }
+
+    pub fn get(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+        keys::check_id("call_id", call_id)?;
+        self.read_record(call_id)
+    }
+
+    pub fn open_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree().scan_prefix(keys::OPEN) {
+            let (k, _) = item?;
+            let Some(id) = k.get(keys::OPEN.len()..) else {
+                continue;
+            };
+            let id = String::from_utf8_lossy(id);
+            if let Some(rec) = self.read_record(&id)? {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn list_by_tenant(
+        &self,
+        tenant: &str,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<CallPage, StoreError> {
+        keys::check_id("tenant", tenant)?;
+        let limit = limit.min(MAX_PAGE);
+        let mut start = keys::tenant_time(tenant, from_ms);
+        if let Some(c) = cursor {
+            let (ms, id) = keys::decode_cursor(c)?;
+            // Key + 0x00 is the smallest key after the cursor's (ids never contain 0x00).
+            let mut after = keys::tenant(tenant, ms, id);
+            after.push(0);
+            start = start.max(after);
+        }
+        let end = keys::tenant_time(tenant, to_ms);
+        let mut records = Vec::new();
+        if limit == 0 || start >= end {
+            return Ok(CallPage {
+                records,
+                next_cursor: None,
+            });
+        }
+        let id_at = keys::tenant_prefix(tenant).len() + 8;
+        let range = (Bound::Included(start), Bound::Excluded(end));
+        let mut more = false;
+        for item in self.tree().range::<Vec<u8>, _>(range) {
+            let (k, _) = item?;
+            let Some(id) = k.get(id_at..) else { continue };
+            let Some(rec) = self.read_record(&String::from_utf8_lossy(id))? else {
+                continue;
+            };
+            if records.len() == limit {
+                more = true;
+                break;
+            }
+            records.push(rec);
+        }
+        let next_cursor = match records.last() {
+            Some(r) if more => Some(keys::encode_cursor(r.created_ms, &r.call_id)),
+            _ => None,
+        };
+        Ok(CallPage {
+            records,
+            next_cursor,
+        })
+    }
+
+    /// Call ids of `tenant` created on UTC day `yyyymmdd`, at most `limit` (capped).
+    pub fn call_ids_on_day(
+        &self,
+        tenant: &str,
+        yyyymmdd: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        keys::check_id("tenant", tenant)?;
+        let prefix = keys::day_prefix(tenant, yyyymmdd);
+        let mut out = Vec::new();
+        for item in self.tree().scan_prefix(&prefix).take(limit.min(MAX_PAGE)) {
+            let (k, _) = item?;
+            if let Some(id) = k.get(prefix.len()..) {
+                out.push(String::from_utf8_lossy(id).into_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// A fresh outbox seq from sled's persisted id generator.
+    pub fn next_outbox_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.db.generate_id()?)
+    }
+}

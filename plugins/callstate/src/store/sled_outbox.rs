@@ -1,0 +1,205 @@
+//! Outbox operations of `SledCallStore` and its `CallStore` impl.
+
+use async_trait::async_trait;
+use sled::Batch;
+
+use super::keys;
+use super::sled_calls::{decode, encode, lock, SledCallStore};
+use super::{Applied, CallPage, CallStore, OutboxEntry, OutboxState, TransitionFn};
+use crate::error::StoreError;
+use crate::record::CallRecord;
+
+impl SledCallStore {
+    pub fn outbox_get(&self, seq: u64) -> Result<Option<OutboxEntry>, StoreError> {
+        let key = keys::outbox(seq);
+        match self.tree().get(&key)? {
+            Some(v) => decode(format!("w/{seq}").as_bytes(), &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The seq of the call's webhook, if one was enqueued.
+    pub fn outbox_seq_for_call(&self, call_id: &str) -> Result<Option<u64>, StoreError> {
+        keys::check_id("call_id", call_id)?;
+        Ok(self
+            .tree()
+            .get(keys::webhook_index(call_id))?
+            .and_then(|v| keys::tail_u64(&v)))
+    }
+
+    /// Pending entries in seq order; the scan covers the pending index only.
+    fn for_each_pending(
+        &self,
+        mut f: impl FnMut(OutboxEntry) -> bool,
+    ) -> Result<(), StoreError> {
+        for item in self.tree().scan_prefix(keys::OUTBOX_PENDING) {
+            let (k, _) = item?;
+            let Some(seq) = keys::tail_u64(&k) else {
+                continue;
+            };
+            match self.outbox_get(seq)? {
+                Some(e) if e.is_pending() => {
+                    if !f(e) {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.for_each_pending(|e| {
+            if e.next_attempt_ms <= now_ms {
+                out.push(e);
+            }
+            out.len() < limit
+        })?;
+        Ok(out)
+    }
+
+    pub fn outbox_stats(&self) -> Result<(u64, Option<u64>), StoreError> {
+        let (mut n, mut oldest) = (0u64, None::<u64>);
+        self.for_each_pending(|e| {
+            n += 1;
+            oldest = Some(oldest.map_or(e.created_ms, |o| o.min(e.created_ms)));
+            true
+        })?;
+        Ok((n, oldest))
+    }
+
+    pub fn outbox_by_tenant_since(
+        &self,
+        tenant: &str,
+        since_ms: u64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree().scan_prefix(keys::OUTBOX) {
+            let (k, v) = item?;
+            let e: OutboxEntry = decode(&k, &v)?;
+            if e.tenant == tenant && e.created_ms >= since_ms {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes an entry and keeps the pending index in step. Caller holds `outbox_lock`.
+    fn write_outbox_locked(&self, e: &OutboxEntry) -> Result<(), StoreError> {
+        let mut b = Batch::default();
+        b.insert(keys::outbox(e.seq), encode(e)?);
+        if e.is_pending() {
+            b.insert(keys::outbox_pending(e.seq), &[][..]);
+        } else {
+            b.remove(keys::outbox_pending(e.seq));
+        }
+        self.tree().apply_batch(b)?;
+        Ok(())
+    }
+
+    pub async fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        {
+            let _g = lock(&self.inner.outbox_lock);
+            // Never resurrect or invent entries: only the store creates them.
+            if !self.tree().contains_key(keys::outbox(entry.seq))? {
+                return Err(StoreError::OutboxNotFound(entry.seq));
+            }
+            self.write_outbox_locked(entry)?;
+        }
+        self.inner.commit.commit().await
+    }
+
+    pub async fn outbox_requeue(&self, seq: u64, now_ms: u64) -> Result<OutboxEntry, StoreError> {
+        let e = {
+            let _g = lock(&self.inner.outbox_lock);
+            let mut e = self
+                .outbox_get(seq)?
+                .ok_or(StoreError::OutboxNotFound(seq))?;
+            e.state = OutboxState::Pending;
+            e.next_attempt_ms = now_ms;
+            e.attempts = 0;
+            e.last_error = None;
+            e.delivered_ms = None;
+            self.write_outbox_locked(&e)?;
+            e
+        };
+        self.inner.commit.commit().await?;
+        Ok(e)
+    }
+}
+
+#[async_trait]
+impl CallStore for SledCallStore {
+    async fn create(&self, rec: &CallRecord) -> Result<(), StoreError> {
+        SledCallStore::create(self, rec).await
+    }
+
+    async fn apply(
+        &self,
+        prev_version: u64,
+        new_record: &CallRecord,
+        enqueue_webhook: Option<OutboxEntry>,
+    ) -> Result<Option<u64>, StoreError> {
+        SledCallStore::apply(self, prev_version, new_record, enqueue_webhook).await
+    }
+
+    async fn apply_transition_boxed(
+        &self,
+        call_id: &str,
+        f: TransitionFn<'_>,
+    ) -> Result<Applied, StoreError> {
+        SledCallStore::apply_transition(self, call_id, f).await
+    }
+
+    fn get(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+        SledCallStore::get(self, call_id)
+    }
+
+    fn open_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
+        SledCallStore::open_calls(self)
+    }
+
+    fn list_by_tenant(
+        &self,
+        tenant: &str,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<CallPage, StoreError> {
+        SledCallStore::list_by_tenant(self, tenant, from_ms, to_ms, limit, cursor)
+    }
+
+    fn next_outbox_seq(&self) -> Result<u64, StoreError> {
+        SledCallStore::next_outbox_seq(self)
+    }
+
+    fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        SledCallStore::outbox_due(self, now_ms, limit)
+    }
+
+    async fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        SledCallStore::outbox_update(self, entry).await
+    }
+
+    fn outbox_stats(&self) -> Result<(u64, Option<u64>), StoreError> {
+        SledCallStore::outbox_stats(self)
+    }
+
+    fn outbox_by_tenant_since(
+        &self,
+        tenant: &str,
+        since_ms: u64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        SledCallStore::outbox_by_tenant_since(self, tenant, since_ms)
+    }
+
+    async fn outbox_requeue(&self, seq: u64, now_ms: u64) -> Result<OutboxEntry, StoreError> {
+        SledCallStore::outbox_requeue(self, seq, now_ms).await
+    }
+}

@@ -1,0 +1,423 @@
+//! Store tests against a real sled database in a temp dir.
+
+use std::sync::Arc;
+
+use tempfile::TempDir;
+
+use super::*;
+use crate::machine::{transition, CallEvent, CallKnobs};
+use crate::record::{new_call_id, CallStatus, NewCall, Phase};
+
+fn knobs() -> CallKnobs {
+    CallKnobs::default()
+}
+
+fn call(tenant: &str, created_ms: u64) -> CallRecord {
+    let (call_id, room) = new_call_id();
+    let new = NewCall {
+        call_id,
+        room,
+        tenant: tenant.into(),
+        case_id: "case-1".into(),
+        customer_crm_id: "cust-1".into(),
+        agent_id: "agent-1".into(),
+        customer_number: "9530251797".into(),
+        phone_from: "+919999999999".into(),
+        trunk_label: "airtel".into(),
+    };
+    CallRecord::new(new, &knobs(), created_ms).0
+}
+
+fn open(dir: &TempDir) -> SledCallStore {
+    SledCallStore::open(dir.path()).expect("open store")
+}
+
+async fn event(s: &SledCallStore, id: &str, ev: CallEvent, now: u64) -> Applied {
+    s.apply_transition(id, |r| transition(r, &ev, &knobs(), now))
+        .await
+        .expect("apply")
+}
+
+/// Creates a call and drives it to ENDED ANSWERED (connect, answer, hangup).
+async fn finished_call(s: &SledCallStore, tenant: &str, t0: u64) -> CallRecord {
+    let rec = call(tenant, t0);
+    s.create(&rec).await.unwrap();
+    event(s, &rec.call_id, CallEvent::Connect, t0 + 1_000).await;
+    event(s, &rec.call_id, CallEvent::Answered, t0 + 2_000).await;
+    event(s, &rec.call_id, CallEvent::AgentHangup, t0 + 62_000)
+        .await
+        .record
+}
+
+#[tokio::test]
+async fn create_get_and_reopen_sees_everything() {
+    let dir = TempDir::new().unwrap();
+    let t0 = 1_700_000_000_000;
+    let (open_rec, ended, ended_seq) = {
+        let s = open(&dir);
+        let open_rec = call("acme", t0);
+        s.create(&open_rec).await.unwrap();
+        let ended = finished_call(&s, "acme", t0 + 10).await;
+        let seq = s.outbox_seq_for_call(&ended.call_id).unwrap().unwrap();
+        assert!(s.flush_count() >= 1);
+        (open_rec, ended, seq)
+    }; // dropped: flusher joined, db closed
+    let s = open(&dir);
+    assert_eq!(s.get(&open_rec.call_id).unwrap().as_ref(), Some(&open_rec));
+    assert_eq!(s.get(&ended.call_id).unwrap().as_ref(), Some(&ended));
+    let open_ids: Vec<_> = s.open_calls().unwrap().into_iter().map(|r| r.call_id).collect();
+    assert_eq!(open_ids, vec![open_rec.call_id.clone()]);
+    let e = s.outbox_get(ended_seq).unwrap().unwrap();
+    assert_eq!(e.call_id, ended.call_id);
+    assert_eq!(e.state, OutboxState::Pending);
+    assert_eq!(e.webhook_id, format!("msg_{}", &ended.call_id[4..]));
+    let page = s.list_by_tenant("acme", 0, u64::MAX, 10, None).unwrap();
+    assert_eq!(page.records.len(), 2);
+    // A new seq after reopen never reuses an old one.
+    assert!(s.next_outbox_seq().unwrap() > ended_seq);
+}
+
+#[tokio::test]
+async fn shares_a_db_with_other_trees() {
+    let dir = TempDir::new().unwrap();
+    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let other = db.open_tree("dlt").unwrap();
+    other.insert(b"r/x", b"not a call".to_vec()).unwrap();
+    let s = SledCallStore::open_with_db(db.clone()).unwrap();
+    let rec = call("acme", 1_000);
+    s.create(&rec).await.unwrap();
+    assert_eq!(s.get("r/x").unwrap(), None);
+    assert!(db.open_tree("calls").unwrap().contains_key(format!("r/{}", rec.call_id)).unwrap());
+    assert_eq!(s.open_calls().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn create_rejects_duplicates_and_bad_ids() {
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    let rec = call("acme", 1_000);
+    s.create(&rec).await.unwrap();
+    assert!(matches!(s.create(&rec).await, Err(StoreError::AlreadyExists)));
+    let mut bad = call("ac\0me", 1_000);
+    assert!(matches!(s.create(&bad).await, Err(StoreError::InvalidInput { .. })));
+    bad.tenant = "acme".into();
+    bad.call_id = String::new();
+    assert!(matches!(s.create(&bad).await, Err(StoreError::InvalidInput { .. })));
+}
+
+#[tokio::test]
+async fn apply_checks_the_version() {
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    let rec = call("acme", 1_000);
+    s.create(&rec).await.unwrap();
+    let t = transition(&rec, &CallEvent::Connect, &knobs(), 2_000).unwrap();
+    assert_eq!(s.apply(rec.version, &t.record, None).await.unwrap(), None);
+    let stale = s.apply(rec.version, &t.record, None).await;
+    assert!(matches!(
+        stale,
+        Err(StoreError::VersionConflict { expected: 1, found: 2 })
+    ));
+    assert_eq!(s.get(&rec.call_id).unwrap().unwrap().phase, Phase::Dialing);
+    let missing = call("acme", 1_000);
+    assert!(matches!(
+        s.apply(1, &missing, None).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn apply_transition_reports_errors_and_skips_noops() {
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    let rec = call("acme", 1_000);
+    s.create(&rec).await.unwrap();
+    let a = event(&s, &rec.call_id, CallEvent::Connect, 2_000).await;
+    assert!(a.written);
+    assert!(a.effects.contains(&Effect::Dial));
+    let again = s
+        .apply_transition(&rec.call_id, |r| transition(r, &CallEvent::Connect, &knobs(), 3_000))
+        .await;
+    assert!(matches!(
+        again,
+        Err(StoreError::Transition(TransitionError::Conflict { code: "already_connected", .. }))
+    ));
+    let noop = event(&s, &rec.call_id, CallEvent::AgentJoined, 3_000).await;
+    assert!(!noop.written);
+    assert!(noop.effects.is_empty());
+    assert_eq!(noop.record, a.record);
+    let missing = s
+        .apply_transition("c2c_ffffffffffffffffffffffffffffffff", |r| {
+            transition(r, &CallEvent::Connect, &knobs(), 1)
+        })
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+}
+
+#[tokio::test]
+async fn works_through_dyn_trait() {
+    let dir = TempDir::new().unwrap();
+    let s: Arc<dyn CallStore> = Arc::new(open(&dir));
+    let rec = call("acme", 1_000);
+    s.create(&rec).await.unwrap();
+    let a = s
+        .apply_transition(&rec.call_id, |r| {
+            transition(r, &CallEvent::AgentHangup, &knobs(), 2_000)
+        })
+        .await
+        .unwrap();
+    assert_eq!(a.record.call_status, Some(CallStatus::Failed));
+    assert!(a.enqueued.is_some());
+    assert_eq!(s.outbox_stats().unwrap(), (1, Some(2_000)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_are_durable_with_few_flushes() {
+    const N: usize = 200;
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    let before = s.flush_count();
+    let barrier = Arc::new(tokio::sync::Barrier::new(N));
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let (s, barrier) = (s.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let rec = call("acme", 1_000 + i as u64);
+            barrier.wait().await;
+            s.create(&rec).await.map(|_| rec.call_id)
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap().unwrap());
+    }
+    let flushes = s.flush_count() - before;
+    assert!(flushes >= 1);
+    assert!(
+        flushes * 4 <= N as u64,
+        "{flushes} flushes for {N} writes: group commit is not grouping"
+    );
+    drop(s);
+    let s = open(&dir);
+    for id in &ids {
+        assert!(s.get(id).unwrap().is_some(), "{id} lost after reopen");
+    }
+    assert_eq!(s.open_calls().unwrap().len(), N);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_enders_produce_exactly_one_webhook() {
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    let rec = call("acme", 1_000);
+    s.create(&rec).await.unwrap();
+    event(&s, &rec.call_id, CallEvent::Connect, 2_000).await;
+    event(&s, &rec.call_id, CallEvent::Answered, 3_000).await;
+    let evs = [
+        CallEvent::AgentHangup,
+        CallEvent::RoomFinished,
+        CallEvent::CustomerLeft {
+            sip_code: None,
+            disconnect_reason: Some("CLIENT_INITIATED".into()),
+        },
+        CallEvent::Timer(crate::TimerKind::MaxDuration),
+    ];
+    let mut tasks = Vec::new();
+    for i in 0..40u64 {
+        let (s, id, ev) = (s.clone(), rec.call_id.clone(), evs[i as usize % 4].clone());
+        tasks.push(tokio::spawn(async move {
+            s.apply_transition(&id, |r| transition(r, &ev, &knobs(), 10_000 + i))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut enqueued = 0;
+    let mut ended_writes = 0;
+    for t in tasks {
+        let a = t.await.unwrap();
+        enqueued += usize::from(a.enqueued.is_some());
+        ended_writes += usize::from(a.effects.contains(&Effect::EnqueueWebhook));
+    }
+    assert_eq!(enqueued, 1);
+    assert_eq!(ended_writes, 1);
+    assert_eq!(s.outbox_by_tenant_since("acme", 0).unwrap().len(), 1);
+    assert!(s.open_calls().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn one_webhook_per_call_even_via_apply() {
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    let ended = finished_call(&s, "acme", 1_000).await;
+    let first = s.outbox_seq_for_call(&ended.call_id).unwrap().unwrap();
+    // A later change (late SIP code) carrying another outbox entry must not enqueue it.
+    let t = transition(&ended, &CallEvent::SipCode { code: 487 }, &knobs(), 99_000).unwrap();
+    let extra = OutboxEntry::for_call(&t.record, s.next_outbox_seq().unwrap()).unwrap();
+    assert_eq!(s.apply(ended.version, &t.record, Some(extra)).await.unwrap(), None);
+    assert_eq!(s.outbox_seq_for_call(&ended.call_id).unwrap(), Some(first));
+    assert_eq!(s.outbox_by_tenant_since("acme", 0).unwrap().len(), 1);
+    assert_eq!(s.get(&ended.call_id).unwrap().unwrap().sip_disconnect_code, Some(487));
+}
+
+#[tokio::test]
+async fn outbox_payload_is_the_contract() {
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    let ended = finished_call(&s, "acme", 1_000).await;
+    let e = s.outbox_due(u64::MAX, 10).unwrap().pop().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&e.payload_json).unwrap();
+    assert_eq!(v["call_status"], "ANSWERED");
+    assert_eq!(v["duration_seconds"], 60);
+    assert_eq!(v["phone_to"], "9530251797");
+    let fields = [
+        "call_id",
+        "case_id",
+        "customer_crm_id",
+        "phone_to",
+        "phone_from",
+        "call_status",
+        "duration_seconds",
+        "agent_id",
+    ];
+    let pos: Vec<usize> = fields
+        .iter()
+        .map(|f| e.payload_json.find(&format!("\"{f}\":")).expect(f))
+        .collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "{}", e.payload_json);
+    assert_eq!(v.as_object().unwrap().len(), fields.len());
+    assert_eq!(e.created_ms, ended.ended_ms.unwrap());
+    assert!(matches!(
+        OutboxEntry::for_call(&call("acme", 1), 1),
+        Err(StoreError::NotEnded)
+    ));
+}
+
+#[tokio::test]
+async fn open_index_shrinks_on_end() {
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let rec = call("acme", 1_000 + i);
+        s.create(&rec).await.unwrap();
+        ids.push(rec.call_id);
+    }
+    assert_eq!(s.open_calls().unwrap().len(), 5);
+    event(&s, &ids[1], CallEvent::AgentHangup, 5_000).await;
+    event(&s, &ids[3], CallEvent::Timer(crate::TimerKind::UnconnectedExpiry), 10_000_000).await;
+    let open: Vec<_> = s.open_calls().unwrap().into_iter().map(|r| r.call_id).collect();
+    assert_eq!(open.len(), 3);
+    assert!(!open.contains(&ids[1]) && !open.contains(&ids[3]));
+    assert!(open.iter().all(|id| s.get(id).unwrap().unwrap().phase == Phase::Initiated));
+}
+
+#[tokio::test]
+async fn list_by_tenant_paginates_in_time_order() {
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    let mut acme = Vec::new();
+    for i in 0..25u64 {
+        let rec = call("acme", 10_000 + i * 1_000);
+        s.create(&rec).await.unwrap();
+        acme.push(rec.call_id);
+    }
+    // Same timestamp twice, and a tenant whose name is a prefix of another.
+    let twin = call("acme", 10_000);
+    s.create(&twin).await.unwrap();
+    s.create(&call("acm", 12_000)).await.unwrap();
+    s.create(&call("acmex", 12_000)).await.unwrap();
+
+    let mut got = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = s
+            .list_by_tenant("acme", 0, u64::MAX, 10, cursor.as_deref())
+            .unwrap();
+        pages += 1;
+        got.extend(page.records.iter().map(|r| (r.created_ms, r.call_id.clone())));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(got.len(), 26);
+    assert!(got.windows(2).all(|w| w[0] <= w[1]), "not in time order");
+    assert!(got.iter().any(|(_, id)| id == &twin.call_id));
+    assert!(acme.iter().all(|id| got.iter().any(|(_, g)| g == id)));
+
+    // Half-open time window [12 000, 15 000): calls at 12, 13, 14 s.
+    let window = s.list_by_tenant("acme", 12_000, 15_000, 100, None).unwrap();
+    let times: Vec<_> = window.records.iter().map(|r| r.created_ms).collect();
+    assert_eq!(times, vec![12_000, 13_000, 14_000]);
+    assert_eq!(window.next_cursor, None);
+    // Exactly `limit` left: no dangling cursor.
+    let exact = s.list_by_tenant("acme", 12_000, 15_000, 3, None).unwrap();
+    assert_eq!(exact.next_cursor, None);
+    assert_eq!(s.list_by_tenant("acm", 0, u64::MAX, 100, None).unwrap().records.len(), 1);
+    assert!(s.list_by_tenant("acme", 0, u64::MAX, 10, Some("garbage")).is_err());
+    assert!(s.list_by_tenant("acme", 0, u64::MAX, 0, None).unwrap().records.is_empty());
+}
+
+#[tokio::test]
+async fn day_index_uses_utc_day() {
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    // 2024-03-01T23:59:59.999Z and 2024-03-02T00:00:00Z
+    let a = call("acme", 1_709_337_599_999);
+    let b = call("acme", 1_709_337_600_000);
+    s.create(&a).await.unwrap();
+    s.create(&b).await.unwrap();
+    assert_eq!(s.call_ids_on_day("acme", "20240301", 10).unwrap(), vec![a.call_id]);
+    assert_eq!(s.call_ids_on_day("acme", "20240302", 10).unwrap(), vec![b.call_id]);
+}
+
+#[tokio::test]
+async fn outbox_due_update_stats_and_requeue() {
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    let c1 = finished_call(&s, "acme", 1_000).await; // ends at 63 000
+    let c2 = finished_call(&s, "other", 5_000).await; // ends at 67 000
+    assert_eq!(s.outbox_stats().unwrap(), (2, Some(63_000)));
+    assert!(s.outbox_due(62_999, 10).unwrap().is_empty());
+    assert_eq!(s.outbox_due(63_000, 10).unwrap().len(), 1);
+    assert_eq!(s.outbox_due(u64::MAX, 1).unwrap().len(), 1);
+    let mut due = s.outbox_due(u64::MAX, 10).unwrap();
+    assert_eq!(due.len(), 2);
+
+    // Retry later: not due until next_attempt_ms.
+    let mut e1 = due.remove(0);
+    assert_eq!(e1.call_id, c1.call_id);
+    e1.attempts = 1;
+    e1.next_attempt_ms = 200_000;
+    e1.last_error = Some("503".into());
+    s.outbox_update(&e1).await.unwrap();
+    let ids: Vec<_> = s.outbox_due(100_000, 10).unwrap().into_iter().map(|e| e.call_id).collect();
+    assert_eq!(ids, vec![c2.call_id.clone()]);
+
+    // Delivered: leaves the pending set and the stats.
+    let mut e2 = due.remove(0);
+    e2.state = OutboxState::Delivered;
+    e2.delivered_ms = Some(70_000);
+    e2.attempts = 1;
+    s.outbox_update(&e2).await.unwrap();
+    assert_eq!(s.outbox_stats().unwrap(), (1, Some(63_000)));
+    assert_eq!(s.outbox_due(u64::MAX, 10).unwrap(), vec![e1.clone()]);
+
+    // Replay of the delivered one: pending again, due now, same webhook id.
+    let since = s.outbox_by_tenant_since("other", 0).unwrap();
+    assert_eq!(since.len(), 1);
+    assert!(s.outbox_by_tenant_since("other", 67_001).unwrap().is_empty());
+    let r = s.outbox_requeue(e2.seq, 500_000).await.unwrap();
+    assert_eq!(r.state, OutboxState::Pending);
+    assert_eq!(r.webhook_id, e2.webhook_id);
+    assert_eq!((r.attempts, r.next_attempt_ms, r.delivered_ms), (0, 500_000, None));
+    assert_eq!(s.outbox_stats().unwrap().0, 2);
+
+    // Unknown seqs are errors, never silently created.
+    let mut ghost = e1.clone();
+    ghost.seq = 9_999_999;
+    assert!(matches!(s.outbox_update(&ghost).await, Err(StoreError::OutboxNotFound(_))));
+    assert!(matches!(s.outbox_requeue(9_999_999, 1).await, Err(StoreError::OutboxNotFound(_))));
+}

@@ -1,0 +1,722 @@
+//! The delivery engine: one attempt per job ([`Deliverer::deliver_once`]) and the
+//! polling loop ([`Deliverer::run`]) that feeds due jobs into it under a global
+//! bound (`batch`) and a per-tenant bound (`per_tenant_concurrency`).
+//!
+//! Every attempt ends with the job's new state written through
+//! [`OutboxSource::update`]; metrics are counted only after that write, so a
+//! counted delivery is a stored one. If the write fails the job simply stays due
+//! in the store and is sent again later with the same `webhook-id`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+use tracing::{debug, error, info, warn};
+
+use crate::backoff;
+use crate::error::{ConfigError, DeliverError};
+use crate::guard::check_target;
+use crate::job::{JobState, WebhookJob};
+use crate::metrics::{DeliveryResult, WebhookMetrics};
+use crate::sign::sign;
+use crate::source::{Endpoint, EndpointResolver, OutboxSource, OutboxStats};
+
+/// The spec's floor for `max_age`: a CRM outage over a weekend night must not
+/// lose webhooks.
+pub const MIN_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// How many times the free slots the loop asks the store for, so that jobs of
+/// tenants at their concurrency limit do not hide other tenants' due jobs.
+const FETCH_WINDOW: usize = 4;
+
+/// At most this much of a response body is read (and discarded) so the
+/// connection can be reused; the CRM's body is never interpreted or logged.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// Tunables. Defaults follow the spec; tests shrink the schedule to milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryPolicy {
+    /// Upper bound of the jittered delay after the n-th failure (last repeats;
+    /// each step capped at 4 h).
+    pub schedule: Vec<Duration>,
+    /// Give up (state `Failed`) on a failure once the job is older than this.
+    /// Must be >= 24 h.
+    pub max_age: Duration,
+    /// Concurrent attempts per tenant.
+    pub per_tenant_concurrency: usize,
+    /// Concurrent attempts overall (never more than this many in flight).
+    pub batch: usize,
+    /// Per-request timeout (on top of the client's own).
+    pub request_timeout: Duration,
+    /// How often the loop polls the outbox when nobody kicks it.
+    pub poll_interval: Duration,
+    /// Longest wait honoured from a `Retry-After` header.
+    pub retry_after_cap: Duration,
+    /// How long a job of a disabled endpoint waits before it is looked at again.
+    pub park_interval: Duration,
+    /// How often the outbox gauges are refreshed (one `stats()` call each).
+    pub stats_interval: Duration,
+    /// Allow loopback/private/link-local targets (tests and labs only). Off by
+    /// default: tenant URLs must not reach into our network (SSRF).
+    pub allow_private_targets: bool,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        Self {
+            schedule: backoff::default_schedule(),
+            max_age: Duration::from_secs(72 * 3600),
+            per_tenant_concurrency: 4,
+            batch: 32,
+            request_timeout: Duration::from_secs(15),
+            poll_interval: Duration::from_secs(1),
+            retry_after_cap: Duration::from_secs(3600),
+            park_interval: Duration::from_secs(300),
+            stats_interval: Duration::from_secs(5),
+            allow_private_targets: false,
+        }
+    }
+}
+
+impl DeliveryPolicy {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m| Err(ConfigError::InvalidPolicy(m));
+        if self.schedule.is_empty() {
+            return bad("schedule must not be empty");
+        }
+        if self.max_age < MIN_MAX_AGE {
+            return bad("max_age must be at least 24 h");
+        }
+        if self.per_tenant_concurrency == 0 || self.batch == 0 {
+            return bad("batch and per_tenant_concurrency must be >= 1");
+        }
+        if self.batch > Semaphore::MAX_PERMITS
+            || self.per_tenant_concurrency > Semaphore::MAX_PERMITS
+        {
+            return bad("batch or per_tenant_concurrency too large");
+        }
+        if self.request_timeout.is_zero()
+            || self.poll_interval.is_zero()
+            || self.park_interval.is_zero()
+            || self.stats_interval.is_zero()
+        {
+            return bad("timeouts and intervals must be > 0");
+        }
+        Ok(())
+    }
+}
+
+/// What happened to a job in one pass. The job's new state is already stored
+/// when this is returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx; state `Delivered`.
+    Delivered { status: u16 },
+    /// Failed, will be tried again at `next_attempt_ms`; state `Pending`.
+    Retry {
+        next_attempt_ms: u64,
+        reason: String,
+    },
+    /// Failed and older than `max_age`; state `Failed`.
+    Failed { reason: String },
+    /// 410 Gone, or parked past `max_age`; state `Disabled`.
+    Disabled { reason: String },
+    /// The tenant's endpoint is disabled by policy; not attempted, looked at again
+    /// at `next_attempt_ms`; state `Pending`, `attempts` unchanged.
+    Parked { next_attempt_ms: u64 },
+}
+
+/// Result of talking to the endpoint (or not getting that far).
+enum Attempt {
+    Status {
+        code: u16,
+        retry_after: Option<Duration>,
+    },
+    /// No HTTP response; short PII-free reason.
+    Transport(&'static str),
+    /// Refused before sending (configuration problem); short PII-free reason.
+    NotSent(&'static str),
+}
+
+/// Delivers webhooks. Cheap to clone (clones share everything, including the
+/// concurrency limits and the kick).
+#[derive(Clone)]
+pub struct Deliverer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: reqwest::Client,
+    source: Arc<dyn OutboxSource>,
+    resolver: Arc<dyn EndpointResolver>,
+    policy: DeliveryPolicy,
+    metrics: WebhookMetrics,
+    global: Arc<Semaphore>,
+    // One semaphore per tenant ever seen; tenants are bounded by policy, so this
+    // map stays small and is never pruned.
+    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+    // Seqs being delivered right now (loop or deliver_once), so a job is never
+    // sent twice concurrently even though it stays "due" in the store meanwhile.
+    inflight: Mutex<HashSet<u64>>,
+    kick: Arc<Notify>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Critical sections never panic half-way; a poisoned lock still holds
+    // consistent data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn now_ms() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Marks a seq as in flight for as long as it lives (also on panic/cancel).
+struct InflightGuard {
+    inner: Arc<Inner>,
+    seq: u64,
+}
+
+impl InflightGuard {
+    fn claim(inner: &Arc<Inner>, seq: u64) -> Option<Self> {
+        lock(&inner.inflight).insert(seq).then(|| Self {
+            inner: Arc::clone(inner),
+            seq,
+        })
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        lock(&self.inner.inflight).remove(&self.seq);
+    }
+}
+
+impl Deliverer {
+    /// `client` is the process-wide client (built once with
+    /// `redirect(Policy::none())`).
+    pub fn new(
+        client: reqwest::Client,
+        source: Arc<dyn OutboxSource>,
+        resolver: Arc<dyn EndpointResolver>,
+        policy: DeliveryPolicy,
+        metrics: WebhookMetrics,
+    ) -> Result<Self, ConfigError> {
+        policy.validate()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                source,
+                resolver,
+                global: Arc::new(Semaphore::new(policy.batch)),
+                policy,
+                metrics,
+                tenants: Mutex::new(HashMap::new()),
+                inflight: Mutex::new(HashSet::new()),
+                kick: Arc::new(Notify::new()),
+            }),
+        })
+    }
+
+    pub fn policy(&self) -> &DeliveryPolicy {
+        &self.inner.policy
+    }
+
+    pub fn metrics(&self) -> &WebhookMetrics {
+        &self.inner.metrics
+    }
+
+    /// Wake the run loop now (e.g. right after a webhook was enqueued) instead of
+    /// at the next poll tick. Never lost: a kick while the loop is busy makes its
+    /// next wait return at once.
+    pub fn kick(&self) {
+        self.inner.kick.notify_one();
+    }
+
+    /// The `Notify` behind [`Deliverer::kick`], for code that must not depend on
+    /// this crate (call `notify_one()` on it).
+    pub fn kick_handle(&self) -> Arc<Notify> {
+        Arc::clone(&self.inner.kick)
+    }
+
+    /// Number of jobs being delivered right now.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.inner.inflight).len()
+    }
+
+    /// One delivery pass for `job` (must be `Pending`), regardless of its
+    /// `next_attempt_ms` — for a replay CLI after requeueing. Waits for the
+    /// tenant's and the global concurrency slots, attempts (or parks), stores the
+    /// new state through the source, and returns what happened.
+    pub async fn deliver_once(&self, job: WebhookJob) -> Result<Outcome, DeliverError> {
+        if job.state != JobState::Pending {
+            return Err(DeliverError::NotPending {
+                seq: job.seq,
+                state: job.state,
+            });
+        }
+        let _claim = InflightGuard::claim(&self.inner, job.seq)
+            .ok_or(DeliverError::InFlight { seq: job.seq })?;
+        // Tenant slot first, so waiting on a busy tenant holds no global slot.
+        let _tenant = self
+            .tenant_semaphore(&job.tenant)
+            .acquire_owned()
+            .await
+            .map_err(|_| DeliverError::Closed)?;
+        let _global = Arc::clone(&self.inner.global)
+            .acquire_owned()
+            .await
+            .map_err(|_| DeliverError::Closed)?;
+        self.handle(job).await
+    }
+
+    /// Read the outbox stats and set the gauges.
+    pub async fn refresh_metrics(&self) -> Result<OutboxStats, DeliverError> {
+        let stats = self.inner.source.stats().await?;
+        let age_s = stats
+            .oldest_pending_created_ms
+            .map(|c| now_ms().saturating_sub(c) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        self.inner.metrics.set_outbox(stats.pending, age_s);
+        Ok(stats)
+    }
+
+    /// The delivery loop. Polls every `poll_interval`, on [`Deliverer::kick`], and
+    /// when a finished attempt frees a slot while due jobs were left behind.
+    /// Returns when `shutdown` becomes `true` (or its sender is dropped), after the
+    /// attempts already in flight have finished and been stored (each is bounded by
+    /// `request_timeout`); no new attempt starts after the signal.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        let policy = &self.inner.policy;
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut tick = tokio::time::interval(policy.poll_interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_stats: Option<Instant> = None;
+        let mut backlog = false;
+        info!(
+            batch = policy.batch,
+            per_tenant = policy.per_tenant_concurrency,
+            "webhook delivery loop started"
+        );
+        loop {
+            if *shutdown.borrow_and_update() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                changed = shutdown.changed() => {
+                    // A dropped sender can never signal again: treat it as shutdown.
+                    if changed.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Err(e) = joined {
+                        error!(panic = e.is_panic(), "webhook delivery task aborted");
+                    }
+                    // Only refetch on completion if due jobs were left behind.
+                    if !backlog {
+                        continue;
+                    }
+                }
+                _ = self.inner.kick.notified() => {}
+                _ = tick.tick() => {
+                    if last_stats.is_none_or(|t| t.elapsed() >= policy.stats_interval) {
+                        last_stats = Some(Instant::now());
+                        if let Err(e) = self.refresh_metrics().await {
+                            warn!(error = %e, "reading outbox stats failed");
+                        }
+                    }
+                }
+            }
+            backlog = self.fill(&mut tasks).await;
+        }
+        info!(
+            in_flight = tasks.len(),
+            "webhook delivery loop stopping; finishing in-flight attempts"
+        );
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(e) = joined {
+                error!(panic = e.is_panic(), "webhook delivery task aborted");
+            }
+        }
+        info!("webhook delivery loop stopped");
+    }
+
+    /// Fetch due jobs and start as many as the limits allow. Returns true when
+    /// due jobs were (or may have been) left behind for lack of a slot.
+    async fn fill(&self, tasks: &mut JoinSet<()>) -> bool {
+        let inner = &self.inner;
+        let free = inner.global.available_permits();
+        if free == 0 {
+            return true;
+        }
+        // Jobs already in flight are still due in the store: ask for enough to see
+        // past them.
+        let in_flight = lock(&inner.inflight).len();
+        let limit = in_flight.saturating_add(free.saturating_mul(FETCH_WINDOW));
+        let now = now_ms();
+        let jobs = match inner.source.due(now, limit).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                warn!(error = %e, "fetching due webhooks failed");
+                return false;
+            }
+        };
+        let mut backlog = jobs.len() >= limit;
+        for job in jobs {
+            // Defensive: the source is trusted to filter, but a sloppy one must not
+            // make us resend delivered webhooks.
+            if !job.is_due(now) {
+                continue;
+            }
+            let Some(claim) = InflightGuard::claim(inner, job.seq) else {
+                continue;
+            };
+            let Ok(global) = Arc::clone(&inner.global).try_acquire_owned() else {
+                backlog = true;
+                break;
+            };
+            let Ok(tenant) = self.tenant_semaphore(&job.tenant).try_acquire_owned() else {
+                backlog = true;
+                continue;
+            };
+            let this = self.clone();
+            tasks.spawn(async move {
+                let permits: (OwnedSemaphorePermit, OwnedSemaphorePermit, InflightGuard) =
+                    (global, tenant, claim);
+                let seq = job.seq;
+                if let Err(e) = this.handle(job).await {
+                    warn!(seq, error = %e, "webhook result not stored; it stays due");
+                }
+                drop(permits);
+            });
+        }
+        backlog
+    }
+
+    fn tenant_semaphore(&self, tenant: &str) -> Arc<Semaphore> {
+        let mut map = lock(&self.inner.tenants);
+        if let Some(s) = map.get(tenant) {
+            return Arc::clone(s);
+        }
+        let s = Arc::new(Semaphore::new(self.inner.policy.per_tenant_concurrency));
+        map.insert(tenant.to_owned(), Arc::clone(&s));
+        s
+    }
+
+    /// Resolve, attempt (or park), store, then count. Caller holds the slots.
+    async fn handle(&self, mut job: WebhookJob) -> Result<Outcome, DeliverError> {
+        let inner = &self.inner;
+        let (outcome, counted) = match inner.resolver.resolve(&job.tenant) {
+            Some(ep) if ep.disabled => self.park(&mut job, now_ms()),
+            Some(ep) => {
+                let attempt = self.attempt(&job, &ep).await;
+                job.attempts = job.attempts.saturating_add(1);
+                if matches!(attempt, Attempt::Status { code: 410, .. }) {
+                    // Tell policy at once so queued jobs of this tenant park
+                    // instead of hitting the dead endpoint too.
+                    warn!(tenant = %job.tenant, seq = job.seq, "CRM endpoint answered 410 Gone; disabling it");
+                    inner.resolver.endpoint_gone(&job.tenant);
+                }
+                self.decide(&mut job, attempt, now_ms())
+            }
+            None => {
+                job.attempts = job.attempts.saturating_add(1);
+                let attempt = Attempt::NotSent("no webhook endpoint configured");
+                self.decide(&mut job, attempt, now_ms())
+            }
+        };
+        // Durable first: only a stored result counts as handled.
+        inner.source.update(&job).await?;
+        if let Some(result) = counted {
+            inner.metrics.delivery(&job.tenant, result);
+        }
+        self.log(&job, &outcome);
+        Ok(outcome)
+    }
+
+    fn park(&self, job: &mut WebhookJob, now: u64) -> (Outcome, Option<DeliveryResult>) {
+        let policy = &self.inner.policy;
+        if job.age_ms(now) >= ms(policy.max_age) {
+            let reason = "endpoint disabled past max_age".to_owned();
+            job.state = JobState::Disabled;
+            job.last_error = Some(reason.clone());
+            return (Outcome::Disabled { reason }, Some(DeliveryResult::Disabled));
+        }
+        job.next_attempt_ms = now.saturating_add(ms(policy.park_interval));
+        job.last_error = Some("endpoint disabled (parked)".to_owned());
+        (
+            Outcome::Parked {
+                next_attempt_ms: job.next_attempt_ms,
+            },
+            None,
+        )
+    }
+
+    /// Map an attempt to the job's next state (the spec's outcome table).
+    fn decide(
+        &self,
+        job: &mut WebhookJob,
+        attempt: Attempt,
+        now: u64,
+    ) -> (Outcome, Option<DeliveryResult>) {
+        let policy = &self.inner.policy;
+        let (reason, retry_after) = match attempt {
+            Attempt::Status { code, .. } if (200..300).contains(&code) => {
+                job.state = JobState::Delivered;
+                job.delivered_ms = Some(now);
+                job.last_error = None;
+                return (
+                    Outcome::Delivered { status: code },
+                    Some(DeliveryResult::Delivered),
+                );
+            }
+            Attempt::Status { code: 410, .. } => {
+                let reason = "http 410 gone: endpoint disabled".to_owned();
+                job.state = JobState::Disabled;
+                job.last_error = Some(reason.clone());
+                return (Outcome::Disabled { reason }, Some(DeliveryResult::Disabled));
+            }
+            Attempt::Status { code, retry_after } => {
+                let reason = if (300..400).contains(&code) {
+                    format!("http {code} redirect not followed")
+                } else {
+                    format!("http {code}")
+                };
+                // Retry-After is only honoured where the spec says so.
+                (reason, retry_after.filter(|_| code == 429 || code == 503))
+            }
+            Attempt::Transport(r) | Attempt::NotSent(r) => (r.to_owned(), None),
+        };
+        job.last_error = Some(reason.clone());
+        if job.age_ms(now) >= ms(policy.max_age) {
+            job.state = JobState::Failed;
+            return (Outcome::Failed { reason }, Some(DeliveryResult::Failed));
+        }
+        let delay = match retry_after {
+            Some(wait) => backoff::clamp_retry_after(wait, policy.retry_after_cap),
+            None => backoff::next_delay(&policy.schedule, job.attempts),
+        };
+        job.next_attempt_ms = now.saturating_add(ms(delay));
+        (
+            Outcome::Retry {
+                next_attempt_ms: job.next_attempt_ms,
+                reason,
+            },
+            Some(DeliveryResult::Retry),
+        )
+    }
+
+    /// One HTTP POST. Never logs or returns payload, key, secret or URL details.
+    async fn attempt(&self, job: &WebhookJob, ep: &Endpoint) -> Attempt {
+        let policy = &self.inner.policy;
+        let url = match check_target(&ep.url, policy.allow_private_targets) {
+            Ok(url) => url,
+            Err(refused) => return Attempt::NotSent(refused.as_str()),
+        };
+        let ts = now_ms() / 1000;
+        let headers = match build_headers(job, ep, ts) {
+            Ok(h) => h,
+            Err(reason) => return Attempt::NotSent(reason),
+        };
+        let request = self
+            .inner
+            .client
+            .post(url)
+            .headers(headers)
+            .timeout(policy.request_timeout)
+            .body(job.payload_json.clone());
+        match request.send().await {
+            Ok(resp) => {
+                let code = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| backoff::parse_retry_after(v, SystemTime::now()));
+                drain(resp).await;
+                Attempt::Status { code, retry_after }
+            }
+            Err(e) => Attempt::Transport(classify(&e)),
+        }
+    }
+
+    fn log(&self, job: &WebhookJob, outcome: &Outcome) {
+        let (tenant, seq, call_id, attempts) = (&job.tenant, job.seq, &job.call_id, job.attempts);
+        match outcome {
+            Outcome::Delivered { status } => {
+                debug!(%tenant, seq, %call_id, attempts, status, "webhook delivered")
+            }
+            Outcome::Retry {
+                next_attempt_ms,
+                reason,
+            } => {
+                info!(%tenant, seq, %call_id, attempts, %reason, next_attempt_ms, "webhook attempt failed; will retry")
+            }
+            Outcome::Failed { reason } => {
+                warn!(%tenant, seq, %call_id, attempts, %reason, "webhook given up after max_age")
+            }
+            Outcome::Disabled { reason } => {
+                warn!(%tenant, seq, %call_id, attempts, %reason, "webhook disabled")
+            }
+            Outcome::Parked { next_attempt_ms } => {
+                debug!(%tenant, seq, %call_id, next_attempt_ms, "webhook parked: endpoint disabled")
+            }
+        }
+    }
+}
+
+fn build_headers(job: &WebhookJob, ep: &Endpoint, ts: u64) -> Result<HeaderMap, &'static str> {
+    let mut h = HeaderMap::new();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut key = HeaderValue::from_str(&ep.outbound_key)
+        .map_err(|_| "outbound key is not a valid header value")?;
+    key.set_sensitive(true);
+    h.insert(HeaderName::from_static("x-api-key"), key);
+    let id = HeaderValue::from_str(&job.webhook_id)
+        .map_err(|_| "webhook id is not a valid header value")?;
+    h.insert(HeaderName::from_static("webhook-id"), id);
+    h.insert(
+        HeaderName::from_static("webhook-timestamp"),
+        HeaderValue::from(ts),
+    );
+    // An empty secret would be a signature anyone can forge: send none instead.
+    if let Some(secret) = ep.signing_secret.as_deref().filter(|s| !s.is_empty()) {
+        let sig = sign(secret, &job.webhook_id, ts, job.payload_json.as_bytes());
+        let sig = HeaderValue::from_str(&sig).map_err(|_| "signature header invalid")?;
+        h.insert(HeaderName::from_static("webhook-signature"), sig);
+    }
+    Ok(h)
+}
+
+/// Read and discard a bounded amount of the body so keep-alive can reuse the
+/// connection; anything larger is cut off by dropping the response.
+async fn drain(mut resp: reqwest::Response) {
+    let mut seen = 0usize;
+    while seen < DRAIN_LIMIT {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => seen = seen.saturating_add(chunk.len()),
+            _ => break,
+        }
+    }
+}
+
+fn classify(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect error"
+    } else if e.is_redirect() {
+        "redirect error"
+    } else if e.is_body() || e.is_request() {
+        "request error"
+    } else {
+        "http client error"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_is_valid_and_matches_spec() {
+        let p = DeliveryPolicy::default();
+        p.validate().unwrap();
+        assert_eq!(p.per_tenant_concurrency, 4);
+        assert_eq!(p.max_age, Duration::from_secs(72 * 3600));
+        assert_eq!(p.request_timeout, Duration::from_secs(15));
+        assert_eq!(p.poll_interval, Duration::from_secs(1));
+        assert!(!p.allow_private_targets);
+    }
+
+    #[test]
+    fn policy_validation() {
+        let ok = DeliveryPolicy::default();
+        let cases: Vec<DeliveryPolicy> = vec![
+            DeliveryPolicy {
+                max_age: Duration::from_secs(23 * 3600),
+                ..ok.clone()
+            },
+            DeliveryPolicy {
+                schedule: vec![],
+                ..ok.clone()
+            },
+            DeliveryPolicy {
+                batch: 0,
+                ..ok.clone()
+            },
+            DeliveryPolicy {
+                per_tenant_concurrency: 0,
+                ..ok.clone()
+            },
+            DeliveryPolicy {
+                poll_interval: Duration::ZERO,
+                ..ok.clone()
+            },
+        ];
+        for p in cases {
+            assert!(p.validate().is_err(), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn headers_carry_id_timestamp_key_and_signature() {
+        let job = WebhookJob {
+            seq: 1,
+            webhook_id: "msg_0123".into(),
+            call_id: "c2c_0123".into(),
+            tenant: "acme".into(),
+            payload_json: r#"{"x":1}"#.into(),
+            created_ms: 0,
+            attempts: 0,
+            next_attempt_ms: 0,
+            state: JobState::Pending,
+            last_error: None,
+            delivered_ms: None,
+        };
+        let mut ep = Endpoint {
+            url: "https://crm.example/h".into(),
+            outbound_key: "key-1".into(),
+            signing_secret: Some(b"s3cret".to_vec()),
+            disabled: false,
+        };
+        let h = build_headers(&job, &ep, 1_700_000_000).unwrap();
+        assert_eq!(h["content-type"], "application/json");
+        assert_eq!(h["x-api-key"], "key-1");
+        assert!(h["x-api-key"].is_sensitive());
+        assert_eq!(h["webhook-id"], "msg_0123");
+        assert_eq!(h["webhook-timestamp"], "1700000000");
+        let sig = h["webhook-signature"].to_str().unwrap();
+        assert!(crate::sign::verify(
+            b"s3cret",
+            "msg_0123",
+            1_700_000_000,
+            br#"{"x":1}"#,
+            sig
+        ));
+        ep.signing_secret = Some(Vec::new());
+        assert!(!build_headers(&job, &ep, 1)
+            .unwrap()
+            .contains_key("webhook-signature"));
+        ep.signing_secret = None;
+        assert!(!build_headers(&job, &ep, 1)
+            .unwrap()
+            .contains_key("webhook-signature"));
+        ep.outbound_key = "bad\nkey".into();
+        assert!(build_headers(&job, &ep, 1).is_err());
+    }
+}

@@ -1,0 +1,94 @@
+//! The two seams to the gateway: where jobs live ([`OutboxSource`]) and where each
+//! tenant's CRM endpoint comes from ([`EndpointResolver`]). Both are implemented by
+//! the gateway so this crate owns neither storage nor policy.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::error::SourceError;
+use crate::job::WebhookJob;
+
+/// Outbox size for the gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Jobs in state `Pending` (due or not).
+    pub pending: u64,
+    /// `created_ms` of the oldest pending job, if any.
+    pub oldest_pending_created_ms: Option<u64>,
+}
+
+/// The durable outbox (the gateway maps it onto the call store).
+#[async_trait]
+pub trait OutboxSource: Send + Sync {
+    /// Up to `limit` jobs that are `Pending` with `next_attempt_ms <= now_ms`.
+    /// Returning them oldest first (by seq) is expected; interleaving tenants is
+    /// better still, because one tenant's backlog larger than the fetch window
+    /// otherwise delays other tenants until it drains.
+    async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<WebhookJob>, SourceError>;
+
+    /// Durably store the job's new state; return only once it would survive a crash.
+    async fn update(&self, job: &WebhookJob) -> Result<(), SourceError>;
+
+    /// Pending count and oldest pending creation time (for the gauges).
+    async fn stats(&self) -> Result<OutboxStats, SourceError>;
+}
+
+/// A tenant's CRM webhook endpoint, from policy.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub url: String,
+    /// Sent as `X-api-key`.
+    pub outbound_key: String,
+    /// Raw HMAC key bytes (see [`crate::sign::decode_secret`] for `whsec_...`).
+    pub signing_secret: Option<Vec<u8>>,
+    /// Disabled endpoints are never called; their jobs are parked.
+    pub disabled: bool,
+}
+
+// Hand-written so a stray `{:?}` never prints the key or secret.
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .field("outbound_key", &"<redacted>")
+            .field(
+                "signing_secret",
+                &self.signing_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("disabled", &self.disabled)
+            .finish()
+    }
+}
+
+/// Tenant -> endpoint lookup (the gateway's policy). Called right before every
+/// attempt, so a policy reload or a 410 takes effect on the next job.
+pub trait EndpointResolver: Send + Sync {
+    /// `None` when the tenant has no webhook endpoint (jobs are retried with
+    /// backoff until one appears or `max_age` passes).
+    fn resolve(&self, tenant: &str) -> Option<Endpoint>;
+
+    /// The tenant's endpoint answered `410 Gone`. The implementation should make
+    /// `resolve` return `disabled: true` from now on, which parks the tenant's
+    /// other jobs instead of attempting them.
+    fn endpoint_gone(&self, tenant: &str);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_key_and_secret() {
+        let ep = Endpoint {
+            url: "https://crm.example/hook".into(),
+            outbound_key: "sk_live_supersecret".into(),
+            signing_secret: Some(b"hmac-key-bytes".to_vec()),
+            disabled: false,
+        };
+        let s = format!("{ep:?}");
+        assert!(s.contains("crm.example"));
+        assert!(!s.contains("supersecret"));
+        assert!(!s.contains("hmac-key"));
+    }
+}

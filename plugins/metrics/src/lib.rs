@@ -1,0 +1,137 @@
+//! The Prometheus series the gateway exports about itself.
+//!
+//! Owns: metric names, help texts, label sets and bucket layouts for the HTTP edge and
+//! the policy loader, registered once at start-up into the registry the gateway serves
+//! on `/metrics` (the process-wide default registry, so process metrics come along).
+//!
+//! Must not: label anything by call id, phone number or key material. Labels are
+//! bounded: `route` is a fixed route name, `status` an HTTP status, `tenant` comes from
+//! policy.
+//!
+//! Domain crates that own a measured process (webhook delivery, call state) register
+//! their own series next to the code that moves them; this crate is for the edge.
+
+use prometheus::{
+    exponential_buckets, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+/// Series of the HTTP edge and the policy loader.
+#[derive(Clone)]
+pub struct GatewayMetrics {
+    /// `c2c_http_requests_total{route,status}`.
+    pub http_requests: IntCounterVec,
+    /// `c2c_http_request_duration_seconds{route}`.
+    pub http_duration: HistogramVec,
+    /// `c2c_policy_reloads_total{result="applied"|"rejected"}`.
+    pub policy_reloads: IntCounterVec,
+    /// `c2c_policy_generation`: bumps on every applied reload, so a dashboard can see
+    /// when policy changed.
+    pub policy_generation: IntGauge,
+    /// `c2c_dlt_blocked_total{tenant}`: call attempts refused because outbound is off.
+    pub dlt_blocked: IntCounterVec,
+    /// `c2c_auth_failures_total{reason}` with reason in missing|invalid|scope.
+    pub auth_failures: IntCounterVec,
+}
+
+impl GatewayMetrics {
+    /// Registers every series into `registry`.
+    ///
+    /// Fails only if a series of the same name is already registered there, which is a
+    /// start-up wiring error.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "c2c_http_requests_total",
+                "HTTP requests answered, by route and status",
+            ),
+            &["route", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "c2c_http_request_duration_seconds",
+                "Time from request head to the end of the response, by route",
+            )
+            // 100 us .. ~6.5 s: local answers sit in the first buckets, LiveKit calls in
+            // the later ones.
+            .buckets(exponential_buckets(0.0001, 2.0, 17)?),
+            &["route"],
+        )?;
+        let policy_reloads = IntCounterVec::new(
+            Opts::new(
+                "c2c_policy_reloads_total",
+                "Policy reload attempts by result (applied or rejected)",
+            ),
+            &["result"],
+        )?;
+        let policy_generation = IntGauge::new(
+            "c2c_policy_generation",
+            "Generation of the policy in force; increases on each applied reload",
+        )?;
+        let dlt_blocked = IntCounterVec::new(
+            Opts::new(
+                "c2c_dlt_blocked_total",
+                "Call attempts refused because the tenant's DLT outbound flag is off",
+            ),
+            &["tenant"],
+        )?;
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "c2c_auth_failures_total",
+                "Requests refused by authentication or authorisation, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(policy_reloads.clone()))?;
+        registry.register(Box::new(policy_generation.clone()))?;
+        registry.register(Box::new(dlt_blocked.clone()))?;
+        registry.register(Box::new(auth_failures.clone()))?;
+        Ok(Self {
+            http_requests,
+            http_duration,
+            policy_reloads,
+            policy_generation,
+            dlt_blocked,
+            auth_failures,
+        })
+    }
+}
+
+/// Renders a registry in the Prometheus text format.
+pub fn render(registry: &Registry) -> Vec<u8> {
+    use prometheus::Encoder;
+    let mut out = Vec::with_capacity(16 * 1024);
+    // Encoding into a Vec only fails on invalid metric families, which `register`
+    // already rejected; an empty scrape is the safe fallback.
+    if prometheus::TextEncoder::new()
+        .encode(&registry.gather(), &mut out)
+        .is_err()
+    {
+        out.clear();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_and_renders() {
+        let r = Registry::new();
+        let m = GatewayMetrics::register(&r).unwrap();
+        m.http_requests.with_label_values(&["livez", "200"]).inc();
+        m.policy_reloads.with_label_values(&["rejected"]).inc();
+        let text = String::from_utf8(render(&r)).unwrap();
+        assert!(text.contains("c2c_http_requests_total{route=\"livez\",status=\"200\"} 1"));
+        assert!(text.contains("c2c_policy_reloads_total{result=\"rejected\"} 1"));
+    }
+
+    #[test]
+    fn double_registration_is_an_error() {
+        let r = Registry::new();
+        GatewayMetrics::register(&r).unwrap();
+        assert!(GatewayMetrics::register(&r).is_err());
+    }
+}

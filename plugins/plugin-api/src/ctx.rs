@@ -1,0 +1,142 @@
+//! Per-request state shared by the plugins of one request.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use http::{HeaderMap, Method, Uri};
+
+/// A read-only view of the request head, borrowed from the proxy's session.
+///
+/// Borrowing (instead of copying headers into an owned struct) keeps the hot path free
+/// of per-request allocations.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+    /// The TCP peer; `None` only for in-memory tests.
+    pub peer: Option<IpAddr>,
+}
+
+impl<'a> RequestHead<'a> {
+    pub fn path(&self) -> &'a str {
+        self.uri.path()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// True when the client asked to switch protocols (WebSocket). Such requests still
+    /// run every `on_request` hook: an `Upgrade` header must never be a way around auth.
+    pub fn is_upgrade(&self) -> bool {
+        self.headers.contains_key(http::header::UPGRADE)
+    }
+}
+
+/// What a key is allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Start and manage calls for its own tenant (`/api/c2c/*`).
+    Calls,
+    /// Platform owner: DLT toggles and cross-tenant administration.
+    Owner,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Calls => "calls",
+            Scope::Owner => "owner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "calls" => Some(Scope::Calls),
+            "owner" => Some(Scope::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// Who a route admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (liveness, metrics, browser endpoints keyed by an unguessable call id,
+    /// signed LiveKit webhooks that authenticate themselves).
+    Public,
+    /// A key carrying this scope, sent as `X-api-key`.
+    Key(Scope),
+}
+
+/// The route a request matched, decided once by the router plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// Stable, low-cardinality name used as the `route` metric label.
+    pub name: &'static str,
+    pub access: Access,
+    /// The route places outbound calls: the DLT gate applies.
+    pub dials: bool,
+    /// The route is answered by the gateway itself (its body is read and handed to
+    /// `on_body`); otherwise it is proxied upstream.
+    pub local: bool,
+    /// The route takes a JSON body (415 for another content type, 400 for bad JSON).
+    pub json_body: bool,
+}
+
+/// The authenticated caller, set by the auth plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// `None` for platform owner keys (they belong to no tenant).
+    pub tenant: Option<String>,
+    pub key_id: String,
+    pub scopes: Vec<Scope>,
+}
+
+impl Principal {
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+/// Mutable state carried through all hooks of one request.
+#[derive(Debug)]
+pub struct RequestCtx {
+    pub started: Instant,
+    /// Set by the router; `None` until then (and for unmatched paths).
+    pub route: Option<RouteInfo>,
+    /// Path parameters captured by the router, in path order (e.g. `[tenant]`,
+    /// `[call_id]`).
+    pub params: Vec<String>,
+    pub principal: Option<Principal>,
+    /// Final status, recorded by the gateway for the logging hook.
+    pub status: u16,
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            route: None,
+            params: Vec::new(),
+            principal: None,
+            status: 0,
+        }
+    }
+}
+
+impl RequestCtx {
+    pub fn route_name(&self) -> &'static str {
+        self.route.map(|r| r.name).unwrap_or("unmatched")
+    }
+
+    pub fn param(&self, i: usize) -> Option<&str> {
+        self.params.get(i).map(String::as_str)
+    }
+
+    /// The tenant of the authenticated key, if any.
+    pub fn tenant(&self) -> Option<&str> {
+        self.principal.as_ref().and_then(|p| p.tenant.as_deref())
+    }
+}

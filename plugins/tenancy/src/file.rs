@@ -1,0 +1,134 @@
+//! The on-disk shapes of `gateway.toml` and `tenants/<id>.toml`.
+//!
+//! These structs mirror the files one to one and reject unknown keys; nothing outside
+//! `load.rs` uses them. The rest of the gateway sees only the validated internal
+//! [`crate::Policy`], so file formats can evolve without touching request code.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub owner_keys: Vec<KeyEntry>,
+    #[serde(default)]
+    pub regions: Vec<RegionEntry>,
+    /// The platform's own LiveKit project, used by managed tenants without `[livekit]`.
+    pub livekit: Option<LiveKitSection>,
+    #[serde(default)]
+    pub answer_detection: Option<String>,
+    #[serde(default)]
+    pub calls: CallsSection,
+    #[serde(default)]
+    pub webhooks: WebhooksSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub threads: Option<usize>,
+    pub grace_period_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEntry {
+    pub id: String,
+    pub sha256: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionEntry {
+    pub name: String,
+    pub upstreams: Vec<String>,
+    #[serde(default)]
+    pub fallback: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveKitSection {
+    pub url: String,
+    pub api_key: String,
+    pub api_secret_env: Option<String>,
+    pub api_secret_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsSection {
+    pub ring_timeout_seconds: Option<u64>,
+    pub agent_drop_grace_seconds: Option<u64>,
+    pub max_duration_seconds: Option<u64>,
+    pub unconnected_expiry_seconds: Option<u64>,
+    pub poll_interval_ms: Option<u64>,
+    pub token_ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksSection {
+    pub timeout_seconds: Option<u64>,
+    pub max_age_hours: Option<u64>,
+    pub per_tenant_concurrency: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantFile {
+    pub id: String,
+    pub name: String,
+    pub region: Option<String>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub api_keys: Vec<KeyEntry>,
+    pub livekit: Option<LiveKitSection>,
+    pub crm_webhook: Option<CrmWebhookSection>,
+    pub dlt: DltSection,
+    #[serde(default)]
+    pub trunks: Vec<TrunkEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrmWebhookSection {
+    pub url: String,
+    pub outbound_key_env: Option<String>,
+    pub outbound_key_file: Option<String>,
+    pub signing_secret_env: Option<String>,
+    pub signing_secret_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DltSection {
+    pub principal_entity_id: String,
+    #[serde(default)]
+    pub outbound_enabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkEntry {
+    pub label: String,
+    pub livekit_trunk_id: String,
+    #[serde(default)]
+    pub prefix: String,
+    pub default_did: String,
+    pub carrier: String,
+    #[serde(default)]
+    pub default: bool,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}

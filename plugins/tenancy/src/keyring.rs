@@ -1,0 +1,110 @@
+//! Lookup of inbound keys by their SHA-256.
+
+use std::collections::HashMap;
+
+use c2c_plugin_api::{Principal, Scope};
+use subtle::ConstantTimeEq;
+
+use crate::keys::{self, KeyHash};
+
+/// A key entry as the auth plugin needs it.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub hash: KeyHash,
+    pub id: String,
+    /// `None` for owner keys from `gateway.toml`.
+    pub tenant: Option<String>,
+    pub scopes: Vec<Scope>,
+}
+
+/// All active keys of all tenants plus the owner keys.
+///
+/// Lookup hashes the presented key and finds the entry by that digest. Finding by digest
+/// leaks nothing useful through timing (an attacker would need a SHA-256 preimage), and
+/// the final equality check is constant-time anyway, so a partial match cannot be
+/// observed either.
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    by_hash: HashMap<KeyHash, KeyRecord>,
+}
+
+/// Why a key was refused. The HTTP layer maps all of these to the same 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRejection {
+    Missing,
+    Malformed,
+    Unknown,
+}
+
+impl KeyRing {
+    pub(crate) fn insert(&mut self, rec: KeyRecord) {
+        self.by_hash.insert(rec.hash, rec);
+    }
+
+    pub(crate) fn contains(&self, hash: &KeyHash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// Authenticates a presented `X-api-key` value.
+    pub fn authenticate(&self, presented: Option<&str>) -> Result<Principal, KeyRejection> {
+        let key = presented.map(str::trim).filter(|k| !k.is_empty());
+        let Some(key) = key else {
+            return Err(KeyRejection::Missing);
+        };
+        if !keys::well_formed(key) {
+            return Err(KeyRejection::Malformed);
+        }
+        let digest = keys::hash(key);
+        match self.by_hash.get(&digest) {
+            Some(rec) if bool::from(rec.hash.ct_eq(&digest)) => Ok(Principal {
+                tenant: rec.tenant.clone(),
+                key_id: rec.id.clone(),
+                scopes: rec.scopes.clone(),
+            }),
+            _ => Err(KeyRejection::Unknown),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring_with(key: &str, tenant: Option<&str>, scopes: Vec<Scope>) -> KeyRing {
+        let mut r = KeyRing::default();
+        r.insert(KeyRecord {
+            hash: keys::hash(key),
+            id: "k1".into(),
+            tenant: tenant.map(Into::into),
+            scopes,
+        });
+        r
+    }
+
+    #[test]
+    fn known_key_authenticates_with_its_scopes() {
+        let k = keys::mint().key;
+        let r = ring_with(&k, Some("acme"), vec![Scope::Calls]);
+        let p = r.authenticate(Some(&k)).unwrap();
+        assert_eq!(p.tenant.as_deref(), Some("acme"));
+        assert!(p.has(Scope::Calls) && !p.has(Scope::Owner));
+    }
+
+    #[test]
+    fn missing_malformed_and_unknown_are_refused() {
+        let r = ring_with(&keys::mint().key, Some("acme"), vec![Scope::Calls]);
+        assert_eq!(r.authenticate(None), Err(KeyRejection::Missing));
+        assert_eq!(r.authenticate(Some("  ")), Err(KeyRejection::Missing));
+        assert_eq!(r.authenticate(Some("nope")), Err(KeyRejection::Malformed));
+        let other = keys::mint().key;
+        assert_eq!(r.authenticate(Some(&other)), Err(KeyRejection::Unknown));
+    }
+}

@@ -1,0 +1,157 @@
+//! The validated, internal form of all policy files.
+//!
+//! Built once per (re)load by `load.rs`; immutable afterwards and shared behind an
+//! `Arc`, so request code reads it without locks and a reload swaps it atomically.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::keyring::KeyRing;
+use crate::secret::Secret;
+
+/// Everything the gateway knows from `policies/`.
+#[derive(Debug)]
+pub struct Policy {
+    pub gateway: GatewayConfig,
+    pub tenants: BTreeMap<String, Arc<Tenant>>,
+    pub keys: KeyRing,
+}
+
+impl Policy {
+    pub fn tenant(&self, id: &str) -> Option<&Arc<Tenant>> {
+        self.tenants.get(id)
+    }
+
+    /// The LiveKit project a tenant uses: its own (bring-your-own) or the platform's.
+    pub fn livekit_for<'a>(&'a self, tenant: &'a Tenant) -> Option<&'a LiveKitProject> {
+        tenant.livekit.as_ref().or(self.gateway.livekit.as_ref())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    /// What `ws_url` points at; the browser's LiveKit SDK connects here.
+    pub public_url: String,
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub regions: Vec<Region>,
+    pub livekit: Option<LiveKitProject>,
+    pub answer_detection: AnswerDetection,
+    pub calls: CallKnobs,
+    pub webhooks: WebhookPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    pub name: String,
+    pub upstreams: Vec<String>,
+    /// Regions to try, in order, when every upstream here is down.
+    pub fallback: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveKitProject {
+    /// `https://...`, or `sim` for the bundled simulator.
+    pub url: String,
+    pub api_key: String,
+    pub api_secret: Secret,
+}
+
+impl LiveKitProject {
+    pub fn is_sim(&self) -> bool {
+        self.url == "sim"
+    }
+}
+
+/// How the gateway learns that a call was answered or ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerDetection {
+    /// Sample LiveKit's ListParticipants for open calls.
+    Poll,
+    /// LiveKit webhooks plus the browser's ANSWERED report.
+    Webhook,
+    /// Responses seen by the gateway's own SIP edge.
+    Sip,
+}
+
+impl AnswerDetection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerDetection::Poll => "poll",
+            AnswerDetection::Webhook => "webhook",
+            AnswerDetection::Sip => "sip",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallKnobs {
+    pub ring_timeout: Duration,
+    pub agent_drop_grace: Duration,
+    pub max_duration: Duration,
+    pub unconnected_expiry: Duration,
+    pub poll_interval: Duration,
+    pub token_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookPolicy {
+    pub timeout: Duration,
+    /// How long a webhook is retried before it is given up.
+    pub max_age: Duration,
+    pub per_tenant_concurrency: usize,
+}
+
+#[derive(Debug)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub allowed_origins: Vec<String>,
+    pub livekit: Option<LiveKitProject>,
+    pub crm_webhook: Option<CrmWebhook>,
+    pub dlt: DltPolicy,
+    pub trunks: Vec<Trunk>,
+}
+
+impl Tenant {
+    /// The trunk calls go out on: the default one, if it is enabled.
+    pub fn default_trunk(&self) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.default && t.enabled)
+    }
+
+    pub fn trunk(&self, label: &str) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.label == label)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmWebhook {
+    pub url: String,
+    pub outbound_key: Secret,
+    pub signing_secret: Option<Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DltPolicy {
+    pub principal_entity_id: String,
+    /// Initial value only: the owner's toggle (persisted by the DLT registry) wins.
+    pub outbound_enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trunk {
+    pub label: String,
+    pub livekit_trunk_id: String,
+    /// Internal dial prefix; never shown to CRMs or browsers.
+    pub prefix: String,
+    /// Caller ID in E.164.
+    pub default_did: String,
+    /// `sip:host:port` the SIP edge forwards to.
+    pub carrier: String,
+    pub default: bool,
+    pub enabled: bool,
+}

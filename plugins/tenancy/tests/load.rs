@@ -1,0 +1,175 @@
+//! Policy loading against the shipped example and against broken copies of it.
+
+use std::path::{Path, PathBuf};
+
+use c2c_tenancy::{load_dir, AnswerDetection, PolicyError};
+
+fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")
+}
+
+/// Copies the example policy tree into a temp dir so a test can break it.
+fn copy_example() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    copy_tree(&example_dir(), d.path());
+    d
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_tree(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let p = dir.join(file);
+    let s = std::fs::read_to_string(&p).unwrap();
+    assert!(s.contains(from), "{file} does not contain {from:?}");
+    std::fs::write(&p, s.replacen(from, to, 1)).unwrap();
+}
+
+fn errors(dir: &Path) -> Vec<PolicyError> {
+    load_dir(dir).expect_err("policy should be rejected").0
+}
+
+fn has(errs: &[PolicyError], file: &str, key: &str, reason_part: &str) -> bool {
+    errs.iter().any(|e| {
+        e.file.ends_with(file) && e.key == key && e.reason.contains(reason_part)
+    })
+}
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let p = load_dir(&example_dir()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.tenants.len(), 2);
+    let acme = p.tenant("acme").unwrap();
+    assert_eq!(acme.default_trunk().unwrap().label, "airtel-mum");
+    assert!(acme.dlt.outbound_enabled);
+    assert!(!p.tenant("globex").unwrap().dlt.outbound_enabled);
+    assert_eq!(p.gateway.answer_detection, AnswerDetection::Poll);
+    assert!(p.livekit_for(acme).unwrap().is_sim());
+    // two acme keys + the owner key
+    assert_eq!(p.keys.len(), 3);
+}
+
+#[test]
+fn example_keys_authenticate() {
+    let p = load_dir(&example_dir()).unwrap();
+    let who = p
+        .keys
+        .authenticate(Some("c2c_bCk65WthOJFJPJbeJjWz3VWCPmlwiI22tBd0"))
+        .unwrap();
+    assert_eq!(who.tenant.as_deref(), Some("acme"));
+    let owner = p
+        .keys
+        .authenticate(Some("c2c_V9txkkwaqj2BNm7dNiSL76CnJiU3lS4ZJEQf"))
+        .unwrap();
+    assert_eq!(owner.tenant, None);
+}
+
+#[test]
+fn duplicate_tenant_id_is_named() {
+    let d = copy_example();
+    std::fs::copy(
+        d.path().join("tenants/acme.toml"),
+        d.path().join("tenants/acme2.toml"),
+    )
+    .unwrap();
+    let errs = errors(d.path());
+    assert!(has(&errs, "tenants/acme2.toml", "id", "duplicate tenant id"), "{errs:?}");
+}
+
+#[test]
+fn duplicate_key_ids_and_hashes_across_tenants_are_named() {
+    let d = copy_example();
+    // Give globex acme's key id and acme's hash.
+    edit(
+        d.path(),
+        "tenants/globex.toml",
+        "[crm_webhook]",
+        "[[api_keys]]\nid = \"acme-k2\"\nsha256 = \"1111111111111111111111111111111111111111111111111111111111111111\"\nscopes = [\"calls\"]\n\n[[api_keys]]\nid = \"globex-1\"\nsha256 = \"e6c1380011a9563597ff651d110ccf0d4c0c2127b887d00756813f299c049a37\"\nscopes = [\"calls\"]\n\n[crm_webhook]",
+    );
+    let errs = errors(d.path());
+    assert!(has(&errs, "tenants/globex.toml", "api_keys[0].id", "duplicate key id"), "{errs:?}");
+    assert!(has(&errs, "tenants/globex.toml", "api_keys[1].sha256", "already used"), "{errs:?}");
+}
+
+#[test]
+fn two_default_trunks_bad_prefix_and_bad_did_are_named() {
+    let d = copy_example();
+    edit(d.path(), "tenants/acme.toml", "enabled = false", "enabled = false\ndefault = true");
+    edit(d.path(), "tenants/acme.toml", "prefix = \"9911\"", "prefix = \"99a1\"");
+    edit(d.path(), "tenants/acme.toml", "+918888888888", "918888888888");
+    let errs = errors(d.path());
+    assert!(has(&errs, "tenants/acme.toml", "trunks[1].default", "only one trunk"), "{errs:?}");
+    assert!(has(&errs, "tenants/acme.toml", "trunks[0].prefix", "digits only"), "{errs:?}");
+    assert!(has(&errs, "tenants/acme.toml", "trunks[1].default_did", "E.164"), "{errs:?}");
+}
+
+#[test]
+fn missing_secret_references_are_named() {
+    let d = copy_example();
+    std::fs::remove_file(d.path().join("secrets/acme-crm-outbound.key")).unwrap();
+    edit(
+        d.path(),
+        "tenants/globex.toml",
+        "outbound_key_file = \"secrets/globex-crm-outbound.key\"",
+        "outbound_key_env = \"C2C_TEST_VAR_THAT_IS_NOT_SET\"",
+    );
+    let errs = errors(d.path());
+    assert!(has(&errs, "tenants/acme.toml", "crm_webhook.outbound_key_env", "cannot be read"), "{errs:?}");
+    assert!(has(&errs, "tenants/globex.toml", "crm_webhook.outbound_key_env", "C2C_TEST_VAR_THAT_IS_NOT_SET is not set"), "{errs:?}");
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_path() {
+    let d = copy_example();
+    edit(d.path(), "tenants/acme.toml", "prefix = \"9911\"", "prefix = \"9911\"\ncolour = \"red\"");
+    edit(d.path(), "gateway.toml", "threads = 2", "threads = 2\nworkers = 4");
+    let errs = errors(d.path());
+    assert!(
+        errs.iter().any(|e| e.file.ends_with("tenants/acme.toml")
+            && e.key.starts_with("trunks[0]")
+            && e.reason.contains("unknown field `colour`")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.file.ends_with("gateway.toml")
+            && e.key.starts_with("server")
+            && e.reason.contains("unknown field `workers`")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let d = copy_example();
+    edit(d.path(), "tenants/acme.toml", "prefix = \"9911\"", "prefix = \"x\"");
+    edit(d.path(), "tenants/globex.toml", "+917777777777", "7777");
+    edit(d.path(), "gateway.toml", "answer_detection = \"poll\"", "answer_detection = \"psychic\"");
+    let errs = errors(d.path());
+    assert!(errs.len() >= 3, "{errs:?}");
+}
+
+#[test]
+fn syntax_errors_name_the_file() {
+    let d = copy_example();
+    edit(d.path(), "tenants/acme.toml", "name = \"Acme Realty\"", "name = \"Acme");
+    let errs = errors(d.path());
+    assert!(errs.iter().any(|e| e.file.ends_with("tenants/acme.toml")), "{errs:?}");
+}
+
+#[test]
+fn tenant_keys_cannot_be_owner_keys() {
+    let d = copy_example();
+    edit(d.path(), "tenants/acme.toml", "scopes = [\"calls\"]", "scopes = [\"owner\"]");
+    let errs = errors(d.path());
+    assert!(has(&errs, "tenants/acme.toml", "api_keys[0].scopes[0]", "owner scope"), "{errs:?}");
+}
