@@ -117,6 +117,7 @@ mod tests {
     #[test]
     fn civil_dates() {
         assert_eq!(super::civil_from_days(0), (1970, 1, 1));
-        assert_eq!(super::civil_from_days(20_774), (2026, 11, 16));
+        assert_eq!(super::civil_from_days(20_774), (2026, 11, 17));
+        assert_eq!(super::civil_from_days(-1), (1969, 12, 31));
     }
 }

@@ -49,7 +49,10 @@ pub enum Effect {
     DeleteRoom,
     /// The CRM webhook; the store writes the outbox entry in the same batch as the record.
     EnqueueWebhook,
-    ArmTimer { kind: TimerKind, at_ms: u64 },
+    ArmTimer {
+        kind: TimerKind,
+        at_ms: u64,
+    },
     CancelTimer(TimerKind),
 }
 
@@ -193,11 +196,27 @@ pub fn transition(
             }
         }
         CallEvent::AgentHangup => match phase {
-            Initiated => end_with(&mut next, CallStatus::Failed, "agent_cancelled", now_ms, &mut fx),
-            Dialing | Ringing => {
-                end_with(&mut next, CallStatus::NotAnswered, "agent_cancelled", now_ms, &mut fx)
-            }
-            Active => end_with(&mut next, CallStatus::Answered, "agent_hangup", now_ms, &mut fx),
+            Initiated => end_with(
+                &mut next,
+                CallStatus::Failed,
+                "agent_cancelled",
+                now_ms,
+                &mut fx,
+            ),
+            Dialing | Ringing => end_with(
+                &mut next,
+                CallStatus::NotAnswered,
+                "agent_cancelled",
+                now_ms,
+                &mut fx,
+            ),
+            Active => end_with(
+                &mut next,
+                CallStatus::Answered,
+                "agent_hangup",
+                now_ms,
+                &mut fx,
+            ),
             Ended => {}
         },
         CallEvent::AgentLeft => {

@@ -150,12 +150,7 @@ fn dial_failed_in_dialing_fails_and_masks_digits() {
         sip_code: Some(503),
         reason: "INVITE sip:99119530251797@carrier failed: 503".into(),
     };
-    let t = end_via(
-        Dialing,
-        ev,
-        Failed,
-        "INVITE sip:*@carrier failed: 503",
-    );
+    let t = end_via(Dialing, ev, Failed, "INVITE sip:*@carrier failed: 503");
     assert_eq!(t.record.sip_disconnect_code, Some(503));
     let empty = CallEvent::DialFailed {
         sip_code: None,
@@ -277,7 +272,12 @@ fn customer_left_uses_code_recorded_earlier() {
 
 #[test]
 fn customer_left_while_active_is_answered_with_duration() {
-    let t = end_via(Active, left(None, Some("CLIENT_INITIATED")), Answered, "CLIENT_INITIATED");
+    let t = end_via(
+        Active,
+        left(None, Some("CLIENT_INITIATED")),
+        Answered,
+        "CLIENT_INITIATED",
+    );
     assert_eq!(t.record.duration_seconds(), 15); // answered +5 s, ended +20 s
     assert_eq!(t.record.webhook_payload().unwrap().duration_seconds, 15);
 }
@@ -304,8 +304,18 @@ fn customer_left_after_end_only_records_the_code() {
 #[test]
 fn agent_hangup_by_phase() {
     end_via(Initiated, CallEvent::AgentHangup, Failed, "agent_cancelled");
-    end_via(Dialing, CallEvent::AgentHangup, NotAnswered, "agent_cancelled");
-    end_via(Ringing, CallEvent::AgentHangup, NotAnswered, "agent_cancelled");
+    end_via(
+        Dialing,
+        CallEvent::AgentHangup,
+        NotAnswered,
+        "agent_cancelled",
+    );
+    end_via(
+        Ringing,
+        CallEvent::AgentHangup,
+        NotAnswered,
+        "agent_cancelled",
+    );
     let t = end_via(Active, CallEvent::AgentHangup, Answered, "agent_hangup");
     assert_eq!(t.record.sip_disconnect_code, None);
     assert_ignored(Ended, &CallEvent::AgentHangup);
@@ -348,7 +358,10 @@ fn agent_joined_cancels_grace() {
     assert!(t.record.agent_present);
     assert_eq!(t.record.timer(TimerKind::AgentDropGrace), None);
     assert_eq!(t.record.phase, Active);
-    assert_eq!(t.effects, vec![Effect::CancelTimer(TimerKind::AgentDropGrace)]);
+    assert_eq!(
+        t.effects,
+        vec![Effect::CancelTimer(TimerKind::AgentDropGrace)]
+    );
     // Already present and nothing armed: nothing to do.
     for p in [Dialing, Ringing, Active] {
         assert_ignored(p, &CallEvent::AgentJoined);
@@ -407,7 +420,11 @@ fn timers_fired_early_are_stale_but_slack_is_tolerated() {
 
 #[test]
 fn agent_drop_grace_ends_the_call_if_agent_still_absent() {
-    for (p, status) in [(Dialing, NotAnswered), (Ringing, NotAnswered), (Active, Answered)] {
+    for (p, status) in [
+        (Dialing, NotAnswered),
+        (Ringing, NotAnswered),
+        (Active, Answered),
+    ] {
         let rec = step(&in_phase(p), &CallEvent::AgentLeft, T0 + 8_000).record;
         let t = fire(&rec, TimerKind::AgentDropGrace);
         assert_ended(&rec, &t, status, "agent_dropped", T0 + 8_000 + GRACE);
@@ -422,11 +439,19 @@ fn agent_drop_grace_is_ignored_when_present_unarmed_or_ended() {
     // Left then rejoined: the old timer fires but the agent is back.
     let rec = step(&in_phase(Active), &CallEvent::AgentLeft, T0 + 8_000).record;
     let back = step(&rec, &CallEvent::AgentJoined, T0 + 9_000).record;
-    let t = step(&back, &CallEvent::Timer(TimerKind::AgentDropGrace), T0 + 18_000);
+    let t = step(
+        &back,
+        &CallEvent::Timer(TimerKind::AgentDropGrace),
+        T0 + 18_000,
+    );
     assert_eq!(t.record, back);
     // Left, rejoined, left again: the first timer is stale against the new deadline.
     let again = step(&back, &CallEvent::AgentLeft, T0 + 15_000).record;
-    let t = step(&again, &CallEvent::Timer(TimerKind::AgentDropGrace), T0 + 18_000);
+    let t = step(
+        &again,
+        &CallEvent::Timer(TimerKind::AgentDropGrace),
+        T0 + 18_000,
+    );
     assert_eq!(t.record, again);
     assert!(t.effects.is_empty());
 }
@@ -465,8 +490,18 @@ fn unconnected_expiry_elsewhere_is_ignored() {
 #[test]
 fn room_finished_by_phase() {
     end_via(Initiated, CallEvent::RoomFinished, Failed, "room_finished");
-    end_via(Dialing, CallEvent::RoomFinished, NotAnswered, "room_finished");
-    end_via(Ringing, CallEvent::RoomFinished, NotAnswered, "room_finished");
+    end_via(
+        Dialing,
+        CallEvent::RoomFinished,
+        NotAnswered,
+        "room_finished",
+    );
+    end_via(
+        Ringing,
+        CallEvent::RoomFinished,
+        NotAnswered,
+        "room_finished",
+    );
     end_via(Active, CallEvent::RoomFinished, Answered, "room_finished");
     assert_ignored(Ended, &CallEvent::RoomFinished);
 }

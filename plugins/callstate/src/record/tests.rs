@@ -23,8 +23,12 @@ fn new_call() -> NewCall {
 fn ended_answered() -> CallRecord {
     let k = knobs();
     let (r, _) = CallRecord::new(new_call(), &k, 1_000);
-    let r = transition(&r, &CallEvent::Connect, &k, 2_000).unwrap().record;
-    let r = transition(&r, &CallEvent::Answered, &k, 10_000).unwrap().record;
+    let r = transition(&r, &CallEvent::Connect, &k, 2_000)
+        .unwrap()
+        .record;
+    let r = transition(&r, &CallEvent::Answered, &k, 10_000)
+        .unwrap()
+        .record;
     transition(&r, &CallEvent::AgentHangup, &k, 100_999)
         .unwrap()
         .record
@@ -74,7 +78,9 @@ fn new_record_is_initiated_with_unconnected_expiry() {
 fn record_json_round_trip_and_wire_names() {
     let k = knobs();
     let (r, _) = CallRecord::new(new_call(), &k, 1_000);
-    let active = transition(&r, &CallEvent::Connect, &k, 2_000).unwrap().record;
+    let active = transition(&r, &CallEvent::Connect, &k, 2_000)
+        .unwrap()
+        .record;
     let active = transition(&active, &CallEvent::Answered, &k, 3_000)
         .unwrap()
         .record;

@@ -49,6 +49,14 @@ pub(crate) struct GroupCommit {
 
 impl GroupCommit {
     pub(crate) fn start(tree: sled::Tree) -> Result<Self, StoreError> {
+        Self::start_with(move || tree.flush().map(drop))
+    }
+
+    /// `flush` is the durability barrier; tests substitute a slower one to model a real disk.
+    pub(crate) fn start_with<F>(mut flush: F) -> Result<Self, StoreError>
+    where
+        F: FnMut() -> sled::Result<()> + Send + 'static,
+    {
         let (done, _) = watch::channel(Done::default());
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
@@ -59,7 +67,7 @@ impl GroupCommit {
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("c2c-callstate-flush".into())
-            .spawn(move || run(&worker, &tree))
+            .spawn(move || run(&worker, &mut flush))
             .map_err(StoreError::Spawn)?;
         Ok(GroupCommit {
             shared,
@@ -110,14 +118,14 @@ impl Drop for GroupCommit {
         self.shared.lock().shutdown = true;
         self.shared.wake.notify_one();
         if let Some(t) = self.thread.take() {
-            // Joining makes the final flush happen and releases the thread's tree handle, so
+            // Joining makes the final flush happen and releases the thread's tree handle (inside `flush`), so
             // the database can be reopened as soon as the store is dropped.
             let _ = t.join();
         }
     }
 }
 
-fn run(shared: &Shared, tree: &sled::Tree) {
+fn run(shared: &Shared, flush: &mut dyn FnMut() -> sled::Result<()>) {
     let mut flushed = 0u64;
     loop {
         let target = {
@@ -131,8 +139,8 @@ fn run(shared: &Shared, tree: &sled::Tree) {
             p.applied
         };
         // Every ticket <= target belongs to a batch applied before this flush starts.
-        let error = match tree.flush() {
-            Ok(_) => None,
+        let error = match flush() {
+            Ok(()) => None,
             Err(e) => {
                 tracing::error!(error = %e, "callstate: sled flush failed");
                 Some(Arc::<str>::from(e.to_string()))

@@ -124,7 +124,10 @@ impl SledCallStore {
         }
         let mut b = Batch::default();
         b.insert(rkey, bytes);
-        b.insert(keys::tenant(&rec.tenant, rec.created_ms, &rec.call_id), &[][..]);
+        b.insert(
+            keys::tenant(&rec.tenant, rec.created_ms, &rec.call_id),
+            &[][..],
+        );
         b.insert(keys::day(&rec.tenant, &day, &rec.call_id), &[][..]);
         if !rec.is_ended() {
             b.insert(keys::open(&rec.call_id), &[][..]);
@@ -197,7 +200,10 @@ impl SledCallStore {
         }
         let wants = effects.contains(&Effect::EnqueueWebhook);
         let outbox = if wants && !self.tree().contains_key(keys::webhook_index(call_id))? {
-            Some(OutboxEntry::for_call(&record, self.inner.db.generate_id()?)?)
+            Some(OutboxEntry::for_call(
+                &record,
+                self.inner.db.generate_id()?,
+            )?)
         } else {
             None
         };
@@ -336,5 +342,28 @@ impl SledCallStore {
     /// A fresh outbox seq from sled's persisted id generator.
     pub fn next_outbox_seq(&self) -> Result<u64, StoreError> {
         Ok(self.inner.db.generate_id()?)
+    }
+}
+#[cfg(test)]
+impl SledCallStore {
+    /// A store whose flushes take at least `delay`, modelling a disk where fsync dominates.
+    pub(super) fn open_with_slow_flush(db: sled::Db, delay: std::time::Duration) -> Self {
+        let tree = db.open_tree(TREE_NAME).unwrap();
+        let t = tree.clone();
+        let commit = GroupCommit::start_with(move || {
+            std::thread::sleep(delay);
+            t.flush().map(drop)
+        })
+        .unwrap();
+        let stripes = (0..STRIPES).map(|_| Mutex::new(())).collect();
+        SledCallStore {
+            inner: Arc::new(Inner {
+                db,
+                tree,
+                commit,
+                stripes,
+                outbox_lock: Mutex::new(()),
+            }),
+        }
     }
 }

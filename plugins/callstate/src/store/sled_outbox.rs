@@ -28,22 +28,17 @@ impl SledCallStore {
     }
 
     /// Pending entries in seq order; the scan covers the pending index only.
-    fn for_each_pending(
-        &self,
-        mut f: impl FnMut(OutboxEntry) -> bool,
-    ) -> Result<(), StoreError> {
+    fn for_each_pending(&self, mut f: impl FnMut(OutboxEntry) -> bool) -> Result<(), StoreError> {
         for item in self.tree().scan_prefix(keys::OUTBOX_PENDING) {
             let (k, _) = item?;
             let Some(seq) = keys::tail_u64(&k) else {
                 continue;
             };
-            match self.outbox_get(seq)? {
-                Some(e) if e.is_pending() => {
-                    if !f(e) {
-                        break;
-                    }
-                }
-                _ => {}
+            let Some(e) = self.outbox_get(seq)? else {
+                continue;
+            };
+            if e.is_pending() && !f(e) {
+                break;
             }
         }
         Ok(())

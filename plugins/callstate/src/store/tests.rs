@@ -65,7 +65,12 @@ async fn create_get_and_reopen_sees_everything() {
     let s = open(&dir);
     assert_eq!(s.get(&open_rec.call_id).unwrap().as_ref(), Some(&open_rec));
     assert_eq!(s.get(&ended.call_id).unwrap().as_ref(), Some(&ended));
-    let open_ids: Vec<_> = s.open_calls().unwrap().into_iter().map(|r| r.call_id).collect();
+    let open_ids: Vec<_> = s
+        .open_calls()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.call_id)
+        .collect();
     assert_eq!(open_ids, vec![open_rec.call_id.clone()]);
     let e = s.outbox_get(ended_seq).unwrap().unwrap();
     assert_eq!(e.call_id, ended.call_id);
@@ -87,7 +92,11 @@ async fn shares_a_db_with_other_trees() {
     let rec = call("acme", 1_000);
     s.create(&rec).await.unwrap();
     assert_eq!(s.get("r/x").unwrap(), None);
-    assert!(db.open_tree("calls").unwrap().contains_key(format!("r/{}", rec.call_id)).unwrap());
+    assert!(db
+        .open_tree("calls")
+        .unwrap()
+        .contains_key(format!("r/{}", rec.call_id))
+        .unwrap());
     assert_eq!(s.open_calls().unwrap().len(), 1);
 }
 
@@ -97,12 +106,21 @@ async fn create_rejects_duplicates_and_bad_ids() {
     let s = open(&dir);
     let rec = call("acme", 1_000);
     s.create(&rec).await.unwrap();
-    assert!(matches!(s.create(&rec).await, Err(StoreError::AlreadyExists)));
+    assert!(matches!(
+        s.create(&rec).await,
+        Err(StoreError::AlreadyExists)
+    ));
     let mut bad = call("ac\0me", 1_000);
-    assert!(matches!(s.create(&bad).await, Err(StoreError::InvalidInput { .. })));
+    assert!(matches!(
+        s.create(&bad).await,
+        Err(StoreError::InvalidInput { .. })
+    ));
     bad.tenant = "acme".into();
     bad.call_id = String::new();
-    assert!(matches!(s.create(&bad).await, Err(StoreError::InvalidInput { .. })));
+    assert!(matches!(
+        s.create(&bad).await,
+        Err(StoreError::InvalidInput { .. })
+    ));
 }
 
 #[tokio::test]
@@ -116,7 +134,10 @@ async fn apply_checks_the_version() {
     let stale = s.apply(rec.version, &t.record, None).await;
     assert!(matches!(
         stale,
-        Err(StoreError::VersionConflict { expected: 1, found: 2 })
+        Err(StoreError::VersionConflict {
+            expected: 1,
+            found: 2
+        })
     ));
     assert_eq!(s.get(&rec.call_id).unwrap().unwrap().phase, Phase::Dialing);
     let missing = call("acme", 1_000);
@@ -136,11 +157,16 @@ async fn apply_transition_reports_errors_and_skips_noops() {
     assert!(a.written);
     assert!(a.effects.contains(&Effect::Dial));
     let again = s
-        .apply_transition(&rec.call_id, |r| transition(r, &CallEvent::Connect, &knobs(), 3_000))
+        .apply_transition(&rec.call_id, |r| {
+            transition(r, &CallEvent::Connect, &knobs(), 3_000)
+        })
         .await;
     assert!(matches!(
         again,
-        Err(StoreError::Transition(TransitionError::Conflict { code: "already_connected", .. }))
+        Err(StoreError::Transition(TransitionError::Conflict {
+            code: "already_connected",
+            ..
+        }))
     ));
     let noop = event(&s, &rec.call_id, CallEvent::AgentJoined, 3_000).await;
     assert!(!noop.written);
@@ -171,15 +197,12 @@ async fn works_through_dyn_trait() {
     assert_eq!(s.outbox_stats().unwrap(), (1, Some(2_000)));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writers_are_durable_with_few_flushes() {
-    const N: usize = 200;
-    let dir = TempDir::new().unwrap();
-    let s = open(&dir);
+/// Runs `n` concurrent creates released together; returns (call ids, flushes used).
+async fn concurrent_creates(s: &SledCallStore, n: usize) -> (Vec<String>, u64) {
     let before = s.flush_count();
-    let barrier = Arc::new(tokio::sync::Barrier::new(N));
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
     let mut tasks = Vec::new();
-    for i in 0..N {
+    for i in 0..n {
         let (s, barrier) = (s.clone(), barrier.clone());
         tasks.push(tokio::spawn(async move {
             let rec = call("acme", 1_000 + i as u64);
@@ -191,11 +214,20 @@ async fn concurrent_writers_are_durable_with_few_flushes() {
     for t in tasks {
         ids.push(t.await.unwrap().unwrap());
     }
-    let flushes = s.flush_count() - before;
-    assert!(flushes >= 1);
+    (ids, s.flush_count() - before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_are_all_durable_with_fewer_flushes() {
+    const N: usize = 200;
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    let (ids, flushes) = concurrent_creates(&s, N).await;
+    // Here a (debug-build) sled batch costs about as much as this VM's fsync, so grouping is
+    // modest; the slow-disk test below pins the ratio down.
     assert!(
-        flushes * 4 <= N as u64,
-        "{flushes} flushes for {N} writes: group commit is not grouping"
+        flushes >= 1 && flushes < N as u64,
+        "{flushes} flushes for {N} writes"
     );
     drop(s);
     let s = open(&dir);
@@ -203,6 +235,23 @@ async fn concurrent_writers_are_durable_with_few_flushes() {
         assert!(s.get(id).unwrap().is_some(), "{id} lost after reopen");
     }
     assert_eq!(s.open_calls().unwrap().len(), N);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_shares_one_flush_among_many_writers() {
+    const N: usize = 200;
+    let dir = TempDir::new().unwrap();
+    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let slow = std::time::Duration::from_millis(20);
+    let s = SledCallStore::open_with_slow_flush(db, slow);
+    let (ids, flushes) = concurrent_creates(&s, N).await;
+    assert!(
+        flushes >= 1 && flushes * 10 <= N as u64,
+        "{flushes} flushes for {N} writes: group commit is not grouping"
+    );
+    drop(s);
+    let s = open(&dir);
+    assert!(ids.iter().all(|id| s.get(id).unwrap().is_some()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,10 +302,18 @@ async fn one_webhook_per_call_even_via_apply() {
     // A later change (late SIP code) carrying another outbox entry must not enqueue it.
     let t = transition(&ended, &CallEvent::SipCode { code: 487 }, &knobs(), 99_000).unwrap();
     let extra = OutboxEntry::for_call(&t.record, s.next_outbox_seq().unwrap()).unwrap();
-    assert_eq!(s.apply(ended.version, &t.record, Some(extra)).await.unwrap(), None);
+    assert_eq!(
+        s.apply(ended.version, &t.record, Some(extra))
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(s.outbox_seq_for_call(&ended.call_id).unwrap(), Some(first));
     assert_eq!(s.outbox_by_tenant_since("acme", 0).unwrap().len(), 1);
-    assert_eq!(s.get(&ended.call_id).unwrap().unwrap().sip_disconnect_code, Some(487));
+    assert_eq!(
+        s.get(&ended.call_id).unwrap().unwrap().sip_disconnect_code,
+        Some(487)
+    );
 }
 
 #[tokio::test]
@@ -304,11 +361,24 @@ async fn open_index_shrinks_on_end() {
     }
     assert_eq!(s.open_calls().unwrap().len(), 5);
     event(&s, &ids[1], CallEvent::AgentHangup, 5_000).await;
-    event(&s, &ids[3], CallEvent::Timer(crate::TimerKind::UnconnectedExpiry), 10_000_000).await;
-    let open: Vec<_> = s.open_calls().unwrap().into_iter().map(|r| r.call_id).collect();
+    event(
+        &s,
+        &ids[3],
+        CallEvent::Timer(crate::TimerKind::UnconnectedExpiry),
+        10_000_000,
+    )
+    .await;
+    let open: Vec<_> = s
+        .open_calls()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.call_id)
+        .collect();
     assert_eq!(open.len(), 3);
     assert!(!open.contains(&ids[1]) && !open.contains(&ids[3]));
-    assert!(open.iter().all(|id| s.get(id).unwrap().unwrap().phase == Phase::Initiated));
+    assert!(open
+        .iter()
+        .all(|id| s.get(id).unwrap().unwrap().phase == Phase::Initiated));
 }
 
 #[tokio::test]
@@ -335,7 +405,11 @@ async fn list_by_tenant_paginates_in_time_order() {
             .list_by_tenant("acme", 0, u64::MAX, 10, cursor.as_deref())
             .unwrap();
         pages += 1;
-        got.extend(page.records.iter().map(|r| (r.created_ms, r.call_id.clone())));
+        got.extend(
+            page.records
+                .iter()
+                .map(|r| (r.created_ms, r.call_id.clone())),
+        );
         match page.next_cursor {
             Some(c) => cursor = Some(c),
             None => break,
@@ -355,9 +429,21 @@ async fn list_by_tenant_paginates_in_time_order() {
     // Exactly `limit` left: no dangling cursor.
     let exact = s.list_by_tenant("acme", 12_000, 15_000, 3, None).unwrap();
     assert_eq!(exact.next_cursor, None);
-    assert_eq!(s.list_by_tenant("acm", 0, u64::MAX, 100, None).unwrap().records.len(), 1);
-    assert!(s.list_by_tenant("acme", 0, u64::MAX, 10, Some("garbage")).is_err());
-    assert!(s.list_by_tenant("acme", 0, u64::MAX, 0, None).unwrap().records.is_empty());
+    assert_eq!(
+        s.list_by_tenant("acm", 0, u64::MAX, 100, None)
+            .unwrap()
+            .records
+            .len(),
+        1
+    );
+    assert!(s
+        .list_by_tenant("acme", 0, u64::MAX, 10, Some("garbage"))
+        .is_err());
+    assert!(s
+        .list_by_tenant("acme", 0, u64::MAX, 0, None)
+        .unwrap()
+        .records
+        .is_empty());
 }
 
 #[tokio::test]
@@ -369,8 +455,14 @@ async fn day_index_uses_utc_day() {
     let b = call("acme", 1_709_337_600_000);
     s.create(&a).await.unwrap();
     s.create(&b).await.unwrap();
-    assert_eq!(s.call_ids_on_day("acme", "20240301", 10).unwrap(), vec![a.call_id]);
-    assert_eq!(s.call_ids_on_day("acme", "20240302", 10).unwrap(), vec![b.call_id]);
+    assert_eq!(
+        s.call_ids_on_day("acme", "20240301", 10).unwrap(),
+        vec![a.call_id]
+    );
+    assert_eq!(
+        s.call_ids_on_day("acme", "20240302", 10).unwrap(),
+        vec![b.call_id]
+    );
 }
 
 #[tokio::test]
@@ -393,7 +485,12 @@ async fn outbox_due_update_stats_and_requeue() {
     e1.next_attempt_ms = 200_000;
     e1.last_error = Some("503".into());
     s.outbox_update(&e1).await.unwrap();
-    let ids: Vec<_> = s.outbox_due(100_000, 10).unwrap().into_iter().map(|e| e.call_id).collect();
+    let ids: Vec<_> = s
+        .outbox_due(100_000, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.call_id)
+        .collect();
     assert_eq!(ids, vec![c2.call_id.clone()]);
 
     // Delivered: leaves the pending set and the stats.
@@ -408,16 +505,28 @@ async fn outbox_due_update_stats_and_requeue() {
     // Replay of the delivered one: pending again, due now, same webhook id.
     let since = s.outbox_by_tenant_since("other", 0).unwrap();
     assert_eq!(since.len(), 1);
-    assert!(s.outbox_by_tenant_since("other", 67_001).unwrap().is_empty());
+    assert!(s
+        .outbox_by_tenant_since("other", 67_001)
+        .unwrap()
+        .is_empty());
     let r = s.outbox_requeue(e2.seq, 500_000).await.unwrap();
     assert_eq!(r.state, OutboxState::Pending);
     assert_eq!(r.webhook_id, e2.webhook_id);
-    assert_eq!((r.attempts, r.next_attempt_ms, r.delivered_ms), (0, 500_000, None));
+    assert_eq!(
+        (r.attempts, r.next_attempt_ms, r.delivered_ms),
+        (0, 500_000, None)
+    );
     assert_eq!(s.outbox_stats().unwrap().0, 2);
 
     // Unknown seqs are errors, never silently created.
     let mut ghost = e1.clone();
     ghost.seq = 9_999_999;
-    assert!(matches!(s.outbox_update(&ghost).await, Err(StoreError::OutboxNotFound(_))));
-    assert!(matches!(s.outbox_requeue(9_999_999, 1).await, Err(StoreError::OutboxNotFound(_))));
+    assert!(matches!(
+        s.outbox_update(&ghost).await,
+        Err(StoreError::OutboxNotFound(_))
+    ));
+    assert!(matches!(
+        s.outbox_requeue(9_999_999, 1).await,
+        Err(StoreError::OutboxNotFound(_))
+    ));
 }

@@ -1,0 +1,201 @@
+//! State shared by the server, the handle and background tasks: rooms, scenarios,
+//! fault switches, counters and bounded logs.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::rooms::SharedRooms;
+use crate::scenario::{Scenario, ScenarioTable};
+use crate::webhooks::WebhookLog;
+
+/// Monotonic counters for tests and the `/sim/stats` hook.
+#[derive(Default)]
+pub(crate) struct Counters {
+    rooms_created: AtomicU64,
+    rooms_deleted: AtomicU64,
+    rooms_closed_idle: AtomicU64,
+    requests: AtomicU64,
+    sip_dials: AtomicU64,
+    webhooks_sent: AtomicU64,
+    webhooks_failed: AtomicU64,
+    webhooks_dropped: AtomicU64,
+}
+
+macro_rules! bump {
+    ($($name:ident => $field:ident),* $(,)?) => {
+        impl Counters {
+            $(pub(crate) fn $name(&self) { self.$field.fetch_add(1, Ordering::Relaxed); })*
+        }
+    };
+}
+
+bump! {
+    room_created => rooms_created,
+    room_deleted => rooms_deleted,
+    room_closed_idle => rooms_closed_idle,
+    request => requests,
+    sip_dial => sip_dials,
+    webhook_sent => webhooks_sent,
+    webhook_failed => webhooks_failed,
+    webhook_dropped => webhooks_dropped,
+}
+
+/// A snapshot of the simulator's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SimStats {
+    /// Rooms created (by CreateRoom or by a join/dial into a missing room).
+    pub rooms_created: u64,
+    /// Rooms removed by DeleteRoom.
+    pub rooms_deleted: u64,
+    /// Rooms closed by empty/departure timeout.
+    pub rooms_closed_idle: u64,
+    /// Rooms currently open.
+    pub open_rooms: u64,
+    /// HTTP requests received on `/twirp/...`.
+    pub requests: u64,
+    /// Accepted CreateSIPParticipant requests.
+    pub sip_dials: u64,
+    pub webhooks_sent: u64,
+    pub webhooks_failed: u64,
+    pub webhooks_dropped: u64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self, open_rooms: usize) -> SimStats {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SimStats {
+            rooms_created: get(&self.rooms_created),
+            rooms_deleted: get(&self.rooms_deleted),
+            rooms_closed_idle: get(&self.rooms_closed_idle),
+            open_rooms: u64::try_from(open_rooms).unwrap_or(u64::MAX),
+            requests: get(&self.requests),
+            sip_dials: get(&self.sip_dials),
+            webhooks_sent: get(&self.webhooks_sent),
+            webhooks_failed: get(&self.webhooks_failed),
+            webhooks_dropped: get(&self.webhooks_dropped),
+        }
+    }
+}
+
+/// Fault injection switches.
+#[derive(Default)]
+pub(crate) struct Faults {
+    unavailable: AtomicBool,
+    refuse: AtomicBool,
+    latency_ms: AtomicU64,
+}
+
+impl Faults {
+    pub(crate) fn set_unavailable(&self, on: bool) {
+        self.unavailable.store(on, Ordering::Relaxed);
+    }
+    pub(crate) fn unavailable(&self) -> bool {
+        self.unavailable.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set_refuse(&self, on: bool) {
+        self.refuse.store(on, Ordering::Relaxed);
+    }
+    pub(crate) fn refuse(&self) -> bool {
+        self.refuse.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set_latency(&self, latency: Duration) {
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self.latency_ms.store(ms, Ordering::Relaxed);
+    }
+    pub(crate) fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// What a CreateSIPParticipant request asked for (for assertions in tests).
+/// Holds the dialled string: keep it out of logs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DialRecord {
+    pub room: String,
+    pub participant_identity: String,
+    pub sip_trunk_id: String,
+    pub sip_call_to: String,
+    pub sip_number: String,
+    pub hide_phone_number: bool,
+    pub headers: BTreeMap<String, String>,
+    pub ringing_timeout: Option<Duration>,
+    pub max_call_duration: Option<Duration>,
+    pub wait_until_answered: bool,
+    pub scenario: Scenario,
+}
+
+/// Timing defaults for SIP calls.
+#[derive(Clone, Debug)]
+pub(crate) struct SipDefaults {
+    pub ringing_timeout: Duration,
+    pub max_call_duration: Duration,
+    pub disconnect_code_attribute: bool,
+}
+
+pub(crate) struct Core {
+    pub api_key: String,
+    pub api_secret: String,
+    pub webhook_url: Option<String>,
+    pub rooms: SharedRooms,
+    pub scenarios: Mutex<ScenarioTable>,
+    pub faults: Faults,
+    pub counters: Arc<Counters>,
+    pub webhook_log: Arc<WebhookLog>,
+    pub sip: SipDefaults,
+    pub max_request_bytes: usize,
+    dials: Mutex<VecDeque<DialRecord>>,
+    dial_log_capacity: usize,
+}
+
+impl Core {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        api_key: String,
+        api_secret: String,
+        webhook_url: Option<String>,
+        rooms: SharedRooms,
+        scenarios: ScenarioTable,
+        counters: Arc<Counters>,
+        webhook_log: Arc<WebhookLog>,
+        sip: SipDefaults,
+        max_request_bytes: usize,
+        dial_log_capacity: usize,
+    ) -> Self {
+        Self {
+            api_key,
+            api_secret,
+            webhook_url,
+            rooms,
+            scenarios: Mutex::new(scenarios),
+            faults: Faults::default(),
+            counters,
+            webhook_log,
+            sip,
+            max_request_bytes,
+            dials: Mutex::new(VecDeque::new()),
+            dial_log_capacity,
+        }
+    }
+
+    pub(crate) fn record_dial(&self, record: DialRecord) {
+        let mut dials = self.dials.lock();
+        if dials.len() >= self.dial_log_capacity {
+            dials.pop_front();
+        }
+        dials.push_back(record);
+    }
+
+    pub(crate) fn dials(&self) -> Vec<DialRecord> {
+        self.dials.lock().iter().cloned().collect()
+    }
+
+    pub(crate) fn stats(&self) -> SimStats {
+        let open = self.rooms.lock().len();
+        self.counters.snapshot(open)
+    }
+}
