@@ -66,7 +66,7 @@
 //! `duration_seconds = (ended_ms - answered_ms) / 1000` rounded down, 0 if never answered.
 //!
 //! ## Storage
-//! One sled tree (`calls`); key layout in the `store::keys` module docs. Every write applies
+//! One sled tree (`calls`); key layout in the [`store`] module docs. Every write applies
 //! one atomic batch, then waits for the shared group-commit flush, so it is durable when the
 //! `async fn` returns. The final record and its outbox entry are in the same batch, and a
 //! `wi/<call_id>` marker guarantees one webhook per call.

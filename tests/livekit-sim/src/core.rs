@@ -8,8 +8,12 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::Serialize;
+use tokio::sync::watch;
 
-use crate::rooms::SharedRooms;
+use livekit_protocol as proto;
+
+use crate::rooms::{self, SharedRooms};
+use crate::{ids, jwt, webhooks, SimError};
 use crate::scenario::{Scenario, ScenarioTable};
 use crate::webhooks::WebhookLog;
 
@@ -83,11 +87,21 @@ impl Counters {
 }
 
 /// Fault injection switches.
-#[derive(Default)]
 pub(crate) struct Faults {
     unavailable: AtomicBool,
-    refuse: AtomicBool,
     latency_ms: AtomicU64,
+    /// A watch so open keep-alive connections can be cut the moment it turns on.
+    refuse: watch::Sender<bool>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            unavailable: AtomicBool::new(false),
+            latency_ms: AtomicU64::new(0),
+            refuse: watch::Sender::new(false),
+        }
+    }
 }
 
 impl Faults {
@@ -98,10 +112,13 @@ impl Faults {
         self.unavailable.load(Ordering::Relaxed)
     }
     pub(crate) fn set_refuse(&self, on: bool) {
-        self.refuse.store(on, Ordering::Relaxed);
+        self.refuse.send_replace(on);
     }
     pub(crate) fn refuse(&self) -> bool {
-        self.refuse.load(Ordering::Relaxed)
+        *self.refuse.borrow()
+    }
+    pub(crate) fn watch_refuse(&self) -> watch::Receiver<bool> {
+        self.refuse.subscribe()
     }
     pub(crate) fn set_latency(&self, latency: Duration) {
         let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
@@ -197,5 +214,99 @@ impl Core {
     pub(crate) fn stats(&self) -> SimStats {
         let open = self.rooms.lock().len();
         self.counters.snapshot(open)
+    }
+}
+
+/// Test-hook operations shared by [`crate::SimHandle`] and the `/sim/...` endpoints.
+impl Core {
+    /// Marks `identity` as joined (a browser agent the simulator cannot carry).
+    pub(crate) fn join(
+        &self,
+        room: &str,
+        identity: &str,
+        name: &str,
+    ) -> Result<proto::ParticipantInfo, SimError> {
+        if identity.is_empty() {
+            return Err(SimError::Config("identity must not be empty".to_owned()));
+        }
+        let info = rooms::standard_participant(identity, name);
+        self.rooms
+            .lock()
+            .add_participant(
+                room,
+                rooms::NewParticipant {
+                    info,
+                    alive: None,
+                    waiter: None,
+                },
+            )
+            .map_err(|e| SimError::Rejected(e.msg))
+    }
+
+    /// Marks `identity` as gone (tab closed / hung up): `CLIENT_INITIATED`.
+    pub(crate) fn leave(&self, room: &str, identity: &str) -> Result<(), SimError> {
+        self.rooms
+            .lock()
+            .remove_participant(
+                room,
+                identity,
+                None,
+                proto::DisconnectReason::ClientInitiated,
+            )
+            .map(|_| ())
+            .ok_or_else(|| SimError::NotFound(format!("{identity} in {room}")))
+    }
+
+    /// A plausible `participant_left` webhook spoiled by `forgery`.
+    pub(crate) fn forge_webhook(
+        &self,
+        forgery: webhooks::Forgery,
+    ) -> Result<webhooks::SignedWebhook, SimError> {
+        let mut participant = proto::ParticipantInfo {
+            sid: ids::guid(ids::PARTICIPANT_PREFIX),
+            identity: "sip-customer".to_owned(),
+            kind: proto::participant_info::Kind::Sip as i32,
+            state: proto::participant_info::State::Disconnected as i32,
+            disconnect_reason: proto::DisconnectReason::ClientInitiated as i32,
+            ..Default::default()
+        };
+        participant
+            .attributes
+            .insert("sip.callStatus".to_owned(), "hangup".to_owned());
+        let room = proto::Room {
+            sid: ids::guid(ids::ROOM_PREFIX),
+            name: "forged-room".to_owned(),
+            ..Default::default()
+        };
+        let mut ev = webhooks::event(
+            webhooks::event::PARTICIPANT_LEFT,
+            &room,
+            Some(participant),
+        );
+        ev.id = ids::guid(ids::WEBHOOK_EVENT_PREFIX);
+        ev.created_at = i64::try_from(jwt::now_unix()).unwrap_or(i64::MAX);
+        let body = webhooks::encode_event(&ev)?;
+        webhooks::forge_webhook(body, &self.api_key, &self.api_secret, forgery)
+    }
+
+    /// Sends exactly these bytes to the configured webhook URL; returns the status.
+    pub(crate) async fn send_webhook(
+        &self,
+        webhook: &webhooks::SignedWebhook,
+    ) -> Result<u16, SimError> {
+        let url = self
+            .webhook_url
+            .as_deref()
+            .ok_or(SimError::NoWebhookUrl)?;
+        webhooks::deliver(url, webhook).await
+    }
+
+    /// Re-sends the most recent webhook unchanged (a replay).
+    pub(crate) async fn replay_last_webhook(&self) -> Result<u16, SimError> {
+        let last = self
+            .webhook_log
+            .last()
+            .ok_or(SimError::NothingToReplay)?;
+        self.send_webhook(&last).await
     }
 }

@@ -1,17 +1,6 @@
-//! Key layout of the single `calls` tree. All integers are big-endian so byte order equals
-//! numeric order and range scans work.
-//!
-//! ```text
-//! r/<call_id>                              -> CallRecord JSON
-//! t/<tenant>\0<created_ms u64 BE><call_id> -> ()   tenant + time index
-//! d/<tenant>\0<YYYYMMDD>\0<call_id>        -> ()   UTC day index
-//! o/<call_id>                              -> ()   open calls (phase != ENDED)
-//! w/<seq u64 BE>                           -> OutboxEntry JSON
-//! wp/<seq u64 BE>                          -> ()   pending outbox entries
-//! wi/<call_id>                             -> seq u64 BE (one webhook per call)
-//! ```
-//! `wp/` is an addition to the spec's layout: without it every deliverer poll would scan the
-//! whole outbox history.
+//! Key encoding for the layout documented in the parent module. `wp/` (pending outbox
+//! index) is an addition to the spec's layout: without it every deliverer poll would scan
+//! the whole outbox history.
 
 use chrono::{DateTime, Datelike};
 

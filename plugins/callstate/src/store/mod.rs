@@ -1,5 +1,18 @@
 //! Persistence: the [`CallStore`] trait and its sled implementation, with a durable outbox
 //! for CRM webhooks written in the same atomic batch as the call's final record.
+//!
+//! Key layout of the one sled tree (`calls`); integers big-endian so byte order is numeric
+//! order:
+//!
+//! ```text
+//! r/<call_id>                              -> CallRecord JSON
+//! t/<tenant>\0<created_ms u64 BE><call_id> -> ()   tenant + time index
+//! d/<tenant>\0<YYYYMMDD>\0<call_id>        -> ()   UTC day index
+//! o/<call_id>                              -> ()   open calls (phase != ENDED)
+//! w/<seq u64 BE>                           -> OutboxEntry JSON
+//! wp/<seq u64 BE>                          -> ()   pending outbox entries
+//! wi/<call_id>                             -> seq u64 BE (one webhook per call)
+//! ```
 
 mod flusher;
 mod keys;
@@ -16,7 +29,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 
 pub use outbox::{webhook_id_for, OutboxEntry, OutboxState};
-pub use sled_calls::SledCallStore;
+pub use sled_calls::{SledCallStore, TREE_NAME};
 
 use crate::error::StoreError;
 use crate::machine::{Effect, Transition, TransitionError};

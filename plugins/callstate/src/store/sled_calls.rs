@@ -71,8 +71,12 @@ impl SledCallStore {
     pub fn open_with_db(db: sled::Db) -> Result<Self, StoreError> {
         let tree = db.open_tree(TREE_NAME)?;
         let commit = GroupCommit::start(tree.clone())?;
+        Ok(Self::from_parts(db, tree, commit))
+    }
+
+    fn from_parts(db: sled::Db, tree: sled::Tree, commit: GroupCommit) -> Self {
         let stripes = (0..STRIPES).map(|_| Mutex::new(())).collect();
-        Ok(SledCallStore {
+        SledCallStore {
             inner: Arc::new(Inner {
                 db,
                 tree,
@@ -80,7 +84,7 @@ impl SledCallStore {
                 stripes,
                 outbox_lock: Mutex::new(()),
             }),
-        })
+        }
     }
 
     /// How many group-commit flushes have run (metrics, tests).
@@ -355,15 +359,6 @@ impl SledCallStore {
             t.flush().map(drop)
         })
         .unwrap();
-        let stripes = (0..STRIPES).map(|_| Mutex::new(())).collect();
-        SledCallStore {
-            inner: Arc::new(Inner {
-                db,
-                tree,
-                commit,
-                stripes,
-                outbox_lock: Mutex::new(()),
-            }),
-        }
+        Self::from_parts(db, tree, commit)
     }
 }

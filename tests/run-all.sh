@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it. Installs what the tests need on a fresh Debian
+# machine (root), then runs formatting, lint and every test in the workspace.
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+
+need_pkgs=()
+command -v cmake >/dev/null || need_pkgs+=(cmake)          # pingora builds zlib-ng with cmake
+command -v curl >/dev/null || need_pkgs+=(curl)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  else
+    echo "missing packages: ${need_pkgs[*]} (run as root or install them)" >&2
+    exit 2
+  fi
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -q -- -D warnings
+cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/c2c-test-output.txt
