@@ -33,7 +33,7 @@
 //! | `Ringing` | INITIATED, RINGING, ACTIVE, ENDED | ignored | — |
 //! | `Answered` | DIALING, RINGING | ACTIVE (`answered_ms`) | `CancelTimer(RingTimeout)`, `ArmTimer(MaxDuration, now+max_duration)` |
 //! | `Answered` | INITIATED, ACTIVE, ENDED | ignored | — |
-//! | `CustomerLeft` | DIALING, RINGING | ENDED, status by [`classify_unanswered`] on the event's code, else the recorded code, else the reason: 486/600/603/404/408/480/487 or `USER_REJECTED`/`USER_UNAVAILABLE` → NOT_ANSWERED; anything else → FAILED (reason: LiveKit's or `customer_left`) | END |
+//! | `CustomerLeft` | DIALING, RINGING | ENDED, status by [`classify_unanswered`] on the event's code, else the recorded code, else the reason: 486/600/603/404/408/480/487, no code and no reason, or `USER_REJECTED`/`USER_UNAVAILABLE`/`CLIENT_INITIATED`/`UNKNOWN_REASON` → NOT_ANSWERED; any other code or a failure reason (`SIP_TRUNK_FAILURE`, `MEDIA_FAILURE`, ...) → FAILED (reason: LiveKit's or `customer_left`) | END |
 //! | `CustomerLeft` | ACTIVE | ENDED ANSWERED | END |
 //! | `CustomerLeft` | INITIATED | ignored | — |
 //! | `CustomerLeft` | ENDED | ENDED; only records `sip_code` if none yet | — |

@@ -297,8 +297,17 @@ pub fn classify_unanswered(sip_code: Option<u16>, reason: Option<&str>) -> CallS
             _ => CallStatus::Failed,
         };
     }
+    // No code and no reason (or a neutral one) means the leg went away before answer
+    // without any sign of failure: that is what a LiveKit ring timeout or a polled
+    // departure looks like, and the CRM should see the customer did not answer. Only a
+    // reason that names a failure (trunk, media, ...) makes the call FAILED.
     match reason {
-        Some("USER_REJECTED") | Some("USER_UNAVAILABLE") => CallStatus::NotAnswered,
+        None
+        | Some("")
+        | Some("UNKNOWN_REASON")
+        | Some("CLIENT_INITIATED")
+        | Some("USER_REJECTED")
+        | Some("USER_UNAVAILABLE") => CallStatus::NotAnswered,
         _ => CallStatus::Failed,
     }
 }

@@ -1,1 +1,172 @@
-//! placeholder
+//! # livekit-sim — a LiveKit server simulator for tests and local runs
+//!
+//! **Owns:** an HTTP server that speaks LiveKit's server API wire protocol the way
+//! `livekit-server` does, so the official SDKs work against it unchanged:
+//! * Twirp at `/twirp/livekit.RoomService/{CreateRoom, ListRooms, DeleteRoom,
+//!   ListParticipants, GetParticipant, RemoveParticipant}` and
+//!   `/twirp/livekit.SIP/CreateSIPParticipant`, with `application/protobuf` and
+//!   `application/json` bodies ([`twirp`], proto-named JSON like Go twirp);
+//! * Twirp errors `{"code","msg","meta"}` with twirp's HTTP status mapping;
+//! * bearer JWT auth (HS256, `iss` = API key) with LiveKit's grant checks: `roomCreate`
+//!   for Create/DeleteRoom, `roomList`, `roomAdmin` *for the same room* for
+//!   participant calls, `sip.call` for dialing. A present-but-bad token gets
+//!   LiveKit's plain-text 401; a missing grant gets Twirp `unauthenticated` (401);
+//! * rooms and participants in memory with LiveKit's lifecycle (empty/departure
+//!   timeouts, duplicate identity, DeleteRoom);
+//! * SIP participants driven by scripted [`Scenario`]s chosen by the dialled
+//!   number's last 10 digits, following livekit/sip's status attribute and
+//!   disconnect-reason rules;
+//! * signed webhooks exactly as LiveKit sends them ([`webhooks`]);
+//! * test hooks: agent join/leave, fault injection, counters, forged/replayed
+//!   webhooks — in-process via [`SimHandle`] and over HTTP under `/sim/`.
+//!
+//! **Must not:** carry media or WebRTC (agents are simulated by join/leave), dial
+//! real SIP, persist anything, or listen anywhere but where it is told (tests use
+//! 127.0.0.1). It is test infrastructure: the `/sim/` hooks are unauthenticated.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), livekit_sim::SimError> {
+//! use livekit_sim::{Scenario, SimConfig, Simulator};
+//! let sim = Simulator::start(SimConfig::new("APIkey", "secret")).await?;
+//! sim.set_scenario("9530251797", Scenario::busy())?;
+//! let url = sim.url(); // give this to livekit_api::services::room::RoomClient
+//! # let _ = url; sim.shutdown().await; Ok(()) }
+//! ```
+
+mod auth;
+mod config;
+mod core;
+mod handle;
+mod hooks;
+pub mod http_client;
+pub mod ids;
+pub mod jwt;
+mod protojson;
+mod rooms;
+pub mod scenario;
+mod server;
+mod service;
+pub mod sip_dialer;
+pub mod twirp;
+pub mod webhooks;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use crate::config::{SimConfig, SimLimits};
+pub use crate::core::{DialRecord, SimStats};
+pub use crate::handle::SimHandle;
+pub use crate::scenario::{Outcome, Scenario, ScenarioFile};
+pub use crate::webhooks::{Forgery, SignedWebhook};
+
+use crate::core::{Core, Counters, SipDefaults};
+use crate::rooms::{RoomRules, Rooms};
+use crate::scenario::ScenarioTable;
+use crate::webhooks::{WebhookLog, WorkerConfig};
+
+/// Errors from the simulator's library API.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("io error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("limit reached: {0}")]
+    Limit(&'static str),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("rejected: {0}")]
+    Rejected(String),
+    #[error("encoding failed: {0}")]
+    Encode(String),
+    #[error("http error: {0}")]
+    Http(String),
+    #[error("no webhook url configured")]
+    NoWebhookUrl,
+    #[error("no webhook to replay yet")]
+    NothingToReplay,
+}
+
+/// Entry point: starts simulators.
+pub struct Simulator;
+
+impl Simulator {
+    /// Binds `config.listen` and serves on the caller's tokio runtime.
+    pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+        if config.api_key.is_empty() || config.api_secret.is_empty() {
+            return Err(SimError::Config("api_key and api_secret are required".to_owned()));
+        }
+        if let Some(url) = &config.webhook_url {
+            if !url.starts_with("http://") {
+                return Err(SimError::Config("webhook_url must be http://".to_owned()));
+            }
+        }
+        let listen: SocketAddr = config
+            .listen
+            .parse()
+            .map_err(|e| SimError::Config(format!("listen address {:?}: {e}", config.listen)))?;
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let limits = config.limits.clone();
+
+        let mut scenarios = ScenarioTable::new(config.default_scenario.clone(), limits.max_scenarios);
+        for (number, scenario) in &config.scenarios {
+            scenarios.set(number, scenario.clone())?;
+        }
+
+        let counters = Arc::new(Counters::default());
+        let (sink, webhook_rx, dropped) = webhooks::channel(limits.webhook_queue, counters.clone());
+        let rooms = Rooms::new_shared(
+            RoomRules {
+                max_rooms: limits.max_rooms,
+                max_participants: limits.max_participants_per_room,
+                default_empty_timeout: config.default_empty_timeout,
+                default_departure_timeout: config.default_departure_timeout,
+            },
+            sink,
+            counters.clone(),
+        );
+        let webhook_log = Arc::new(WebhookLog::new(limits.webhook_log));
+        let core = Arc::new(Core::new(
+            config.api_key.clone(),
+            config.api_secret.clone(),
+            config.webhook_url.clone(),
+            rooms,
+            scenarios,
+            counters.clone(),
+            webhook_log.clone(),
+            SipDefaults {
+                ringing_timeout: config.default_ringing_timeout,
+                max_call_duration: config.default_max_call_duration,
+                disconnect_code_attribute: config.sip_disconnect_code_attribute,
+            },
+            limits.max_request_bytes,
+            limits.dial_log,
+        ));
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let worker = tokio::spawn(webhooks::run_worker(
+            webhook_rx,
+            WorkerConfig {
+                url: config.webhook_url.clone(),
+                api_key: config.api_key.clone(),
+                api_secret: config.api_secret.clone(),
+            },
+            webhook_log,
+            counters,
+            dropped,
+            shutdown_rx.clone(),
+        ));
+        let server = tokio::spawn(server::serve(
+            listener,
+            core.clone(),
+            shutdown_rx,
+            limits.max_connections,
+        ));
+        tracing::info!(%addr, "livekit-sim listening");
+        Ok(SimHandle::new(addr, core, shutdown_tx, vec![server, worker]))
+    }
+}

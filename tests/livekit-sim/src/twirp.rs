@@ -151,7 +151,7 @@ impl Codec {
     }
 
     /// Encodes a successful response (200) in the request's codec.
-    pub fn respond<M>(self, msg: &M, shape: Shape) -> HttpResponse
+    pub(crate) fn respond<M>(self, msg: &M, shape: Shape) -> HttpResponse
     where
         M: prost::Message + Serialize,
     {

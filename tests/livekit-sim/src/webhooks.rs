@@ -304,7 +304,11 @@ pub(crate) async fn run_worker(
             _ = shutdown.changed() => return,
         };
         let mut ev = ev;
-        ev.num_dropped = dropped.swap(0, Ordering::Relaxed);
+        // Deprecated in the proto, but LiveKit's URLNotifier still fills it.
+        #[allow(deprecated)]
+        {
+            ev.num_dropped = dropped.swap(0, Ordering::Relaxed);
+        }
         let signed = match encode_event(&ev)
             .and_then(|body| sign_webhook(body, &cfg.api_key, &cfg.api_secret))
         {

@@ -246,8 +246,10 @@ fn customer_left_before_answer_is_classified() {
         (Some(503), Some("SIP_TRUNK_FAILURE"), Failed),
         (Some(500), None, Failed),
         (None, Some("SIP_TRUNK_FAILURE"), Failed),
-        (None, Some("CLIENT_INITIATED"), Failed),
-        (None, None, Failed),
+        (None, Some("MEDIA_FAILURE"), Failed),
+        // Gone before answer with no sign of failure (ring timeout, polled departure).
+        (None, Some("CLIENT_INITIATED"), NotAnswered),
+        (None, None, NotAnswered),
         // The exact code wins over LiveKit's bucket (403 is reported as USER_REJECTED).
         (Some(403), Some("USER_REJECTED"), Failed),
     ];

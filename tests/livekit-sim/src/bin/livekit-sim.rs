@@ -1,0 +1,68 @@
+//! `livekit-sim` — run the LiveKit simulator as a standalone process.
+//!
+//! ```text
+//! livekit-sim --listen 127.0.0.1:7880 --api-key devkey --api-secret secret \
+//!     [--webhook-url http://127.0.0.1:8080/webhooks/livekit] [--scenarios calls.toml]
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use livekit_sim::{ScenarioFile, SimConfig, Simulator};
+
+#[derive(Parser, Debug)]
+#[command(name = "livekit-sim", about = "LiveKit server simulator (Twirp, SIP scenarios, signed webhooks)")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7880")]
+    listen: String,
+    /// API key clients must sign tokens with (JWT `iss`).
+    #[arg(long, env = "LIVEKIT_API_KEY")]
+    api_key: String,
+    /// API secret (HS256 key for API tokens and webhooks).
+    #[arg(long, env = "LIVEKIT_API_SECRET", hide_env_values = true)]
+    api_secret: String,
+    /// Where to POST signed webhooks (http:// only).
+    #[arg(long)]
+    webhook_url: Option<String>,
+    /// Call scripts: JSON, or TOML when the name ends in .toml.
+    #[arg(long)]
+    scenarios: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "livekit-sim failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), livekit_sim::SimError> {
+    let mut config = SimConfig::new(args.api_key, args.api_secret);
+    config.listen = args.listen;
+    config.webhook_url = args.webhook_url;
+    if let Some(path) = args.scenarios {
+        let file = ScenarioFile::load(&path)?;
+        if let Some(default) = file.default {
+            config.default_scenario = default;
+        }
+        config.scenarios.extend(file.numbers);
+    }
+    let sim = Simulator::start(config).await?;
+    tracing::info!(url = %sim.url(), "livekit-sim ready");
+    tokio::signal::ctrl_c().await?;
+    sim.shutdown().await;
+    Ok(())
+}

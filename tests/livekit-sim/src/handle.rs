@@ -1,0 +1,163 @@
+//! [`SimHandle`]: the in-process control surface of a running simulator.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use livekit_protocol as proto;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::core::{Core, DialRecord, SimStats};
+use crate::scenario::Scenario;
+use crate::webhooks::{Forgery, SignedWebhook};
+use crate::SimError;
+
+/// Handle to a running simulator. Cheap to clone; the simulator stops on
+/// [`SimHandle::shutdown`] or when the last clone is dropped.
+#[derive(Clone)]
+pub struct SimHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    addr: SocketAddr,
+    core: Arc<Core>,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+        self.core.rooms.lock().clear();
+    }
+}
+
+impl SimHandle {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        core: Arc<Core>,
+        shutdown: watch::Sender<bool>,
+        tasks: Vec<JoinHandle<()>>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                addr,
+                core,
+                shutdown,
+                tasks: Mutex::new(tasks),
+            }),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// Base URL for LiveKit clients, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.inner.addr)
+    }
+
+    pub fn api_key(&self) -> &str {
+        &self.inner.core.api_key
+    }
+
+    pub fn api_secret(&self) -> &str {
+        &self.inner.core.api_secret
+    }
+
+    /// Sets the call script for `number` (keyed by its last 10 digits).
+    pub fn set_scenario(&self, number: &str, scenario: Scenario) -> Result<(), SimError> {
+        self.inner.core.scenarios.lock().set(number, scenario)
+    }
+
+    /// Replaces the script used for numbers without one.
+    pub fn set_default_scenario(&self, scenario: Scenario) {
+        self.inner.core.scenarios.lock().set_default(scenario);
+    }
+
+    /// Open rooms, oldest first.
+    pub fn rooms(&self) -> Vec<proto::Room> {
+        self.inner.core.rooms.lock().list_rooms(&[])
+    }
+
+    /// Participants of `room` (empty if the room does not exist).
+    pub fn participants(&self, room: &str) -> Vec<proto::ParticipantInfo> {
+        self.inner.core.rooms.lock().participants(room)
+    }
+
+    /// Marks `identity` as joined to `room` (auto-creates the room, emits
+    /// `participant_joined`). Stands in for a browser agent.
+    pub fn join(&self, room: &str, identity: &str) -> Result<proto::ParticipantInfo, SimError> {
+        self.inner.core.join(room, identity, "")
+    }
+
+    /// Marks `identity` as gone (`participant_left`, `CLIENT_INITIATED`), e.g. a closed tab.
+    pub fn leave(&self, room: &str, identity: &str) -> Result<(), SimError> {
+        self.inner.core.leave(room, identity)
+    }
+
+    /// Makes every LiveKit API call answer 503 Twirp `unavailable`.
+    pub fn set_unavailable(&self, on: bool) {
+        self.inner.core.faults.set_unavailable(on);
+    }
+
+    /// Closes new and open connections at once (LiveKit unreachable).
+    pub fn set_refuse_connections(&self, on: bool) {
+        self.inner.core.faults.set_refuse(on);
+    }
+
+    /// Adds `latency` before every LiveKit API call is handled.
+    pub fn set_latency(&self, latency: Duration) {
+        self.inner.core.faults.set_latency(latency);
+    }
+
+    pub fn stats(&self) -> SimStats {
+        self.inner.core.stats()
+    }
+
+    /// Recent CreateSIPParticipant requests, oldest first.
+    pub fn dials(&self) -> Vec<DialRecord> {
+        self.inner.core.dials()
+    }
+
+    /// Recent signed webhooks (sent or, without a URL, only signed), oldest first.
+    pub fn webhooks(&self) -> Vec<SignedWebhook> {
+        self.inner.core.webhook_log.snapshot()
+    }
+
+    /// A `participant_left` webhook spoiled by `forgery` (not sent).
+    pub fn forge_webhook(&self, forgery: Forgery) -> Result<SignedWebhook, SimError> {
+        self.inner.core.forge_webhook(forgery)
+    }
+
+    /// Sends a forged webhook to the configured URL; returns the HTTP status.
+    pub async fn send_forged_webhook(&self, forgery: Forgery) -> Result<u16, SimError> {
+        let forged = self.inner.core.forge_webhook(forgery)?;
+        self.inner.core.send_webhook(&forged).await
+    }
+
+    /// Sends these exact bytes to the configured URL (e.g. a replay); returns the status.
+    pub async fn send_webhook(&self, webhook: &SignedWebhook) -> Result<u16, SimError> {
+        self.inner.core.send_webhook(webhook).await
+    }
+
+    /// Re-sends the most recent webhook unchanged.
+    pub async fn replay_last_webhook(&self) -> Result<u16, SimError> {
+        self.inner.core.replay_last_webhook().await
+    }
+
+    /// Stops accepting, closes connections, ends all timers and scripts.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        let tasks = std::mem::take(&mut *self.inner.tasks.lock());
+        for task in tasks {
+            let _ = task.await;
+        }
+        // Dropping rooms drops the senders that call scripts and idle timers wait on.
+        self.inner.core.rooms.lock().clear();
+    }
+}
