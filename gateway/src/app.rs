@@ -5,7 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use c2c_callstate::SledCallStore;
 use c2c_dlt::DltRegistry;
+use tokio::sync::Notify;
+
+use crate::calls::livekit_pool::LiveKitPool;
+use crate::calls::outbox::PolicyEndpoints;
+use crate::calls::timers::Timers;
 use c2c_metrics::GatewayMetrics;
 use c2c_tenancy::Policy;
 
@@ -41,28 +47,50 @@ impl PolicyHandle {
 
 /// Everything request handlers and services share.
 pub struct App {
-    pub policy: PolicyHandle,
+    pub policy: Arc<PolicyHandle>,
     pub db: sled::Db,
     pub dlt: DltRegistry,
     pub metrics: GatewayMetrics,
     pub registry: prometheus::Registry,
+    /// Call records, indexes and the CRM webhook outbox.
+    pub store: SledCallStore,
+    /// LiveKit ids of webhooks already applied (de-duplication).
+    pub seen: sled::Tree,
+    pub livekit: LiveKitPool,
+    pub timers: Timers,
+    /// Wakes the CRM webhook deliverer right after a terminal transition.
+    pub webhook_kick: Arc<Notify>,
+    pub endpoints: Arc<PolicyEndpoints>,
     ready: AtomicBool,
 }
 
+/// The parts [`App::new`] assembles.
+pub struct AppParts {
+    pub policy: Arc<PolicyHandle>,
+    pub db: sled::Db,
+    pub dlt: DltRegistry,
+    pub metrics: GatewayMetrics,
+    pub registry: prometheus::Registry,
+    pub store: SledCallStore,
+    pub seen: sled::Tree,
+    pub livekit: LiveKitPool,
+}
+
 impl App {
-    pub fn new(
-        policy: PolicyHandle,
-        db: sled::Db,
-        dlt: DltRegistry,
-        metrics: GatewayMetrics,
-        registry: prometheus::Registry,
-    ) -> Arc<Self> {
+    pub fn new(p: AppParts) -> Arc<Self> {
+        let endpoints = Arc::new(PolicyEndpoints::new(p.policy.clone()));
         Arc::new(Self {
-            policy,
-            db,
-            dlt,
-            metrics,
-            registry,
+            policy: p.policy,
+            db: p.db,
+            dlt: p.dlt,
+            metrics: p.metrics,
+            registry: p.registry,
+            store: p.store,
+            seen: p.seen,
+            livekit: p.livekit,
+            timers: Timers::default(),
+            webhook_kick: Arc::new(Notify::new()),
+            endpoints,
             ready: AtomicBool::new(false),
         })
     }

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod app;
 pub mod body;
+pub mod calls;
 pub mod cli;
 pub mod logging;
 pub mod plugins;

@@ -77,7 +77,20 @@ pub async fn reload(app: &App) -> Result<(), c2c_tenancy::PolicyErrors> {
     match loaded {
         Ok(p) => {
             let tenants = p.tenants.len();
+            // LiveKit clients first: a new tenant's project must be reachable the moment
+            // its policy is visible. Projects pointing at the simulator need the
+            // simulator running since start.
+            if let Err(e) = app.livekit.sync(&p) {
+                app.metrics.policy_reloads.with_label_values(&["rejected"]).inc();
+                tracing::error!(reason = %e, "policy rejected; keeping the previous policy");
+                return Err(c2c_tenancy::PolicyErrors(vec![c2c_tenancy::PolicyError::new(
+                    app.policy.dir(),
+                    "livekit",
+                    e,
+                )]));
+            }
             app.policy.replace(p);
+            app.endpoints.reset();
             app.metrics.policy_reloads.with_label_values(&["applied"]).inc();
             app.metrics.policy_generation.inc();
             tracing::info!(tenants, "policy reloaded");

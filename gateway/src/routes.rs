@@ -25,6 +25,28 @@ pub const OWNER_OUTBOUND_GET: RouteInfo =
 pub const OWNER_OUTBOUND_SET: RouteInfo =
     local("owner_outbound_set", Access::Key(Scope::Owner), true);
 
+pub const CLICK2CALL: RouteInfo = RouteInfo {
+    dials: true,
+    ..local("click2call", Access::Key(Scope::Calls), true)
+};
+// Browser endpoints: keyed by the unguessable call id, no secret (the contract), and
+// lenient about bodies because navigator.sendBeacon sends text/plain or nothing.
+pub const CALL_CONNECT: RouteInfo = local("call_connect", Access::Public, false);
+pub const CALL_HANGUP: RouteInfo = local("call_hangup", Access::Public, false);
+pub const CALL_STATUS: RouteInfo = local("call_status", Access::Public, false);
+pub const CALL_GET: RouteInfo = local("call_get", Access::Public, false);
+pub const CALL_PREFLIGHT: RouteInfo = local("call_preflight", Access::Public, false);
+// Authenticated by LiveKit's signature over the raw body, not by a key.
+pub const LIVEKIT_WEBHOOK: RouteInfo = local("livekit_webhook", Access::Public, false);
+
+/// True for the routes a browser calls cross-origin.
+pub fn is_browser_route(r: &RouteInfo) -> bool {
+    matches!(
+        *r,
+        CALL_CONNECT | CALL_HANGUP | CALL_STATUS | CALL_GET | CALL_PREFLIGHT
+    )
+}
+
 /// One entry: method, path pattern (`:x` captures a segment), route.
 struct Entry {
     method: Method,
@@ -41,6 +63,16 @@ fn table() -> &'static [Entry] {
             Entry { method: Method::GET, pattern: &["readyz"], route: READYZ },
             Entry { method: Method::GET, pattern: &["metrics"], route: METRICS },
             Entry { method: Method::POST, pattern: &["api", "c2c", "normalize"], route: NORMALIZE },
+            Entry { method: Method::POST, pattern: &["api", "c2c", "click2call"], route: CLICK2CALL },
+            Entry { method: Method::POST, pattern: &["api", "c2c", "calls", ":id", "connect"], route: CALL_CONNECT },
+            Entry { method: Method::POST, pattern: &["api", "c2c", "calls", ":id", "hangup"], route: CALL_HANGUP },
+            Entry { method: Method::POST, pattern: &["api", "c2c", "calls", ":id", "status"], route: CALL_STATUS },
+            Entry { method: Method::GET, pattern: &["api", "c2c", "calls", ":id"], route: CALL_GET },
+            Entry { method: Method::OPTIONS, pattern: &["api", "c2c", "calls", ":id", "connect"], route: CALL_PREFLIGHT },
+            Entry { method: Method::OPTIONS, pattern: &["api", "c2c", "calls", ":id", "hangup"], route: CALL_PREFLIGHT },
+            Entry { method: Method::OPTIONS, pattern: &["api", "c2c", "calls", ":id", "status"], route: CALL_PREFLIGHT },
+            Entry { method: Method::OPTIONS, pattern: &["api", "c2c", "calls", ":id"], route: CALL_PREFLIGHT },
+            Entry { method: Method::POST, pattern: &["webhooks", "livekit"], route: LIVEKIT_WEBHOOK },
             Entry {
                 method: Method::GET,
                 pattern: &["api", "telephony", "config", "owner", ":tenant", "outbound-enable"],

@@ -9,7 +9,13 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 
-use crate::app::{App, PolicyHandle};
+use c2c_callstate::SledCallStore;
+use c2c_tenancy::AnswerDetection;
+
+use crate::app::{App, AppParts, PolicyHandle};
+use crate::calls::livekit_pool::LiveKitPool;
+use crate::calls::poller::Poller;
+use crate::calls::services::{deliverer, DeliveryService, TimerService};
 use crate::cli::ServeArgs;
 use crate::proxy::GatewayProxy;
 use crate::reload::PolicyReloader;
@@ -49,16 +55,25 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
             )
         })?;
     let dlt = DltRegistry::open(&db).map_err(|e| format!("cannot open DLT state: {e}"))?;
+    let store = SledCallStore::open_with_db(db.clone()).map_err(|e| format!("cannot open the call store: {e}"))?;
+    let seen = db.open_tree("livekit_webhooks").map_err(|e| format!("cannot open the store: {e}"))?;
     let registry = prometheus::default_registry().clone();
     let metrics =
         GatewayMetrics::register(&registry).map_err(|e| format!("metrics registration: {e}"))?;
-    let app = App::new(
-        PolicyHandle::new(args.policies.clone(), policy),
+    // In webhook mode the bundled simulator posts its signed webhooks to us.
+    let webhook_url = (policy.gateway.answer_detection == AnswerDetection::Webhook)
+        .then(|| format!("http://{listen}/webhooks/livekit"));
+    let livekit = LiveKitPool::start(&policy, webhook_url)?;
+    let app = App::new(AppParts {
+        policy: Arc::new(PolicyHandle::new(args.policies.clone(), policy)),
         db,
         dlt,
         metrics,
         registry,
-    );
+        store,
+        seen,
+        livekit,
+    });
     Ok(Prepared { app, listen })
 }
 
@@ -83,6 +98,17 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     proxy.add_tcp(&listen);
     server.add_service(proxy);
     server.add_service(background_service("policy reload", PolicyReloader::new(app.clone())));
+    server.add_service(background_service("call timers", TimerService { app: app.clone() }));
+    server.add_service(background_service(
+        "crm webhooks",
+        DeliveryService {
+            app: app.clone(),
+            deliverer: deliverer(&app)?,
+        },
+    ));
+    if gw.answer_detection == AnswerDetection::Poll {
+        server.add_service(background_service("livekit poller", Poller { app: app.clone() }));
+    }
 
     app.set_ready(true);
     tracing::info!(%listen, policies = %args.policies.display(), data = %args.data.display(), "c2c-gateway serving");

@@ -1,7 +1,9 @@
 //! The HTTP API the gateway answers itself. One module per resource; this plugin only
 //! dispatches by route.
 
-mod normalize;
+mod calls;
+pub mod livekit_webhook;
+pub(crate) mod normalize;
 mod owner;
 mod service;
 
@@ -31,7 +33,7 @@ impl Plugin for Api {
     }
 
     /// Last in the chain: answers every local route.
-    async fn on_body(&self, _head: &RequestHead<'_>, body: &Bytes, ctx: &mut RequestCtx) -> Decision {
+    async fn on_body(&self, head: &RequestHead<'_>, body: &Bytes, ctx: &mut RequestCtx) -> Decision {
         let Some(route) = ctx.route else {
             return ApiError::internal("no route").into();
         };
@@ -41,6 +43,13 @@ impl Plugin for Api {
             routes::READYZ => Ok(service::readyz(app)),
             routes::METRICS => Ok(service::metrics(app)),
             routes::NORMALIZE => normalize::handle(app, ctx, body),
+            routes::CLICK2CALL => calls::click2call(app, ctx, body).await,
+            routes::CALL_CONNECT => calls::connect(app, ctx, head).await,
+            routes::CALL_HANGUP => calls::hangup(app, ctx, head).await,
+            routes::CALL_STATUS => calls::status(app, ctx, head, body).await,
+            routes::CALL_GET => calls::get(app, ctx, head),
+            routes::CALL_PREFLIGHT => calls::preflight(app, ctx, head),
+            routes::LIVEKIT_WEBHOOK => livekit_webhook::handle(app, head, body).await,
             routes::OWNER_OUTBOUND_GET => owner::get(app, ctx),
             routes::OWNER_OUTBOUND_SET => owner::set(app, ctx, body).await,
             _ => Err(ApiError::internal(format!("route {} has no handler", route.name))),

@@ -3,6 +3,7 @@
 pub mod access_log;
 pub mod auth;
 pub mod body_rules;
+pub mod cors;
 pub mod dlt_gate;
 pub mod router;
 
@@ -25,6 +26,7 @@ pub fn chain(app: &Arc<App>) -> PluginChain {
         Arc::new(auth::Auth::new(app.clone())),
         Arc::new(body_rules::BodyRules),
         Arc::new(dlt_gate::DltGate::new(app.clone())),
+        Arc::new(cors::Cors::new(app.clone())),
         Arc::new(crate::api::Api::new(app.clone())),
     ])
 }

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod calls;
+pub mod sink;
+
 pub const ACME_KEY: &str = "c2c_bCk65WthOJFJPJbeJjWz3VWCPmlwiI22tBd0";
 pub const ACME_OLD_KEY: &str = "c2c_HLz2K6Zkdd9rL9BJ8huLTqpvHemqIo2ZYbRm";
 pub const OWNER_KEY: &str = "c2c_V9txkkwaqj2BNm7dNiSL76CnJiU3lS4ZJEQf";
@@ -22,11 +25,22 @@ pub struct Policies {
 
 impl Policies {
     pub fn example() -> Self {
+        Self::example_on(free_port())
+    }
+
+    fn example_fixed() -> Self {
         let dir = tempfile::tempdir().unwrap();
         copy_tree(&example_policies(), dir.path());
         let p = Self { dir };
         // Fast shutdown in tests.
         p.edit("gateway.toml", "grace_period_seconds = 10", "grace_period_seconds = 1");
+        p
+    }
+
+    /// The example with the simulator on a free port (parallel tests must not collide).
+    pub fn example_on(sim_port: u16) -> Self {
+        let p = Self::example_fixed();
+        p.edit("gateway.toml", "listen = \"127.0.0.1:7880\"", &format!("listen = \"127.0.0.1:{sim_port}\""));
         p
     }
 

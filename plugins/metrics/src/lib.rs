@@ -31,6 +31,18 @@ pub struct GatewayMetrics {
     pub dlt_blocked: IntCounterVec,
     /// `c2c_auth_failures_total{reason}` with reason in missing|invalid|scope.
     pub auth_failures: IntCounterVec,
+    /// `c2c_calls_started_total{tenant,trunk}`: click2call acknowledged.
+    pub calls_started: IntCounterVec,
+    /// `c2c_call_outcomes_total{tenant,trunk,call_status}`: terminal outcomes.
+    pub call_outcomes: IntCounterVec,
+    /// `c2c_open_calls`: calls not yet ENDED.
+    pub open_calls: IntGauge,
+    /// `c2c_call_setup_seconds{tenant}`: from /connect to answer.
+    pub call_setup: HistogramVec,
+    /// `c2c_livekit_errors_total{op}`: failed LiveKit API calls by operation.
+    pub livekit_errors: IntCounterVec,
+    /// `c2c_livekit_webhooks_total{result}`: accepted|duplicate|rejected.
+    pub livekit_webhooks: IntCounterVec,
 }
 
 impl GatewayMetrics {
@@ -81,6 +93,40 @@ impl GatewayMetrics {
             ),
             &["reason"],
         )?;
+        let calls_started = IntCounterVec::new(
+            Opts::new("c2c_calls_started_total", "Calls acknowledged by click2call, by tenant and trunk"),
+            &["tenant", "trunk"],
+        )?;
+        let call_outcomes = IntCounterVec::new(
+            Opts::new(
+                "c2c_call_outcomes_total",
+                "Terminal call outcomes by tenant, trunk and call_status (ANSWERED, NOT_ANSWERED, FAILED)",
+            ),
+            &["tenant", "trunk", "call_status"],
+        )?;
+        let open_calls = IntGauge::new("c2c_open_calls", "Calls not yet ended")?;
+        let call_setup = HistogramVec::new(
+            HistogramOpts::new("c2c_call_setup_seconds", "Time from /connect to answer, by tenant")
+                // Indian mobile networks take seconds to ring; ring timeouts go up to 90 s.
+                .buckets(vec![0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0]),
+            &["tenant"],
+        )?;
+        let livekit_errors = IntCounterVec::new(
+            Opts::new("c2c_livekit_errors_total", "Failed LiveKit API calls by operation"),
+            &["op"],
+        )?;
+        let livekit_webhooks = IntCounterVec::new(
+            Opts::new(
+                "c2c_livekit_webhooks_total",
+                "LiveKit webhooks received, by result (accepted, duplicate, rejected)",
+            ),
+            &["result"],
+        )?;
+        for c in [&calls_started, &call_outcomes, &livekit_errors, &livekit_webhooks] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        registry.register(Box::new(open_calls.clone()))?;
+        registry.register(Box::new(call_setup.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(policy_reloads.clone()))?;
@@ -94,6 +140,12 @@ impl GatewayMetrics {
             policy_generation,
             dlt_blocked,
             auth_failures,
+            calls_started,
+            call_outcomes,
+            open_calls,
+            call_setup,
+            livekit_errors,
+            livekit_webhooks,
         })
     }
 }

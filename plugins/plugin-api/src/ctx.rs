@@ -110,6 +110,9 @@ pub struct RequestCtx {
     /// `[call_id]`).
     pub params: Vec<String>,
     pub principal: Option<Principal>,
+    /// The tenant owning the resource the request addresses (e.g. the call behind a
+    /// browser endpoint), set by the handler that loaded it. Used for per-tenant CORS.
+    pub resource_tenant: Option<String>,
     /// Final status, recorded by the gateway for the logging hook.
     pub status: u16,
 }
@@ -121,6 +124,7 @@ impl Default for RequestCtx {
             route: None,
             params: Vec::new(),
             principal: None,
+            resource_tenant: None,
             status: 0,
         }
     }

@@ -23,6 +23,15 @@ pub struct GatewayFile {
     pub calls: CallsSection,
     #[serde(default)]
     pub webhooks: WebhooksSection,
+    #[serde(default)]
+    pub simulator: SimulatorSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorSection {
+    pub listen: Option<String>,
+    pub sip_disconnect_code_attribute: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,6 +86,7 @@ pub struct WebhooksSection {
     pub timeout_seconds: Option<u64>,
     pub max_age_hours: Option<u64>,
     pub per_tenant_concurrency: Option<usize>,
+    pub allow_private_targets: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

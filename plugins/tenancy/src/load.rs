@@ -352,6 +352,18 @@ fn gateway_config(
             timeout: Duration::from_secs(timeout),
             max_age: Duration::from_secs(max_age * 3600),
             per_tenant_concurrency: conc,
+            allow_private_targets: w.allow_private_targets.unwrap_or(false),
+        },
+        simulator: SimulatorConfig {
+            listen: {
+                let l = f.simulator.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
+                match l.parse::<SocketAddr>() {
+                    Ok(a) if a.ip().is_loopback() => {}
+                    _ => e.push("simulator.listen", "must be a loopback address like 127.0.0.1:7880"),
+                }
+                l
+            },
+            sip_disconnect_code_attribute: f.simulator.sip_disconnect_code_attribute.unwrap_or(false),
         },
     }
 }

@@ -42,6 +42,16 @@ pub struct GatewayConfig {
     pub answer_detection: AnswerDetection,
     pub calls: CallKnobs,
     pub webhooks: WebhookPolicy,
+    pub simulator: SimulatorConfig,
+}
+
+/// The bundled LiveKit simulator (used by projects with `url = "sim"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulatorConfig {
+    pub listen: String,
+    /// Put `sip.disconnectCode` on departed SIP participants, as the seed's LiveKit
+    /// setup reports in `participant_left` webhooks.
+    pub sip_disconnect_code_attribute: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +113,9 @@ pub struct WebhookPolicy {
     /// How long a webhook is retried before it is given up.
     pub max_age: Duration,
     pub per_tenant_concurrency: usize,
+    /// Allow CRM webhook URLs on loopback/private addresses (development only; the
+    /// default refuses them as an SSRF guard).
+    pub allow_private_targets: bool,
 }
 
 #[derive(Debug)]

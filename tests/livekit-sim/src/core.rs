@@ -13,9 +13,9 @@ use tokio::sync::watch;
 use livekit_protocol as proto;
 
 use crate::rooms::{self, SharedRooms};
-use crate::{ids, jwt, webhooks, SimError};
 use crate::scenario::{Scenario, ScenarioTable};
 use crate::webhooks::WebhookLog;
+use crate::{ids, jwt, webhooks, SimError};
 
 /// Monotonic counters for tests and the `/sim/stats` hook.
 #[derive(Default)]
@@ -60,7 +60,7 @@ pub struct SimStats {
     pub rooms_closed_idle: u64,
     /// Rooms currently open.
     pub open_rooms: u64,
-    /// HTTP requests received on `/twirp/...`.
+    /// LiveKit API requests (everything except `/sim/` hooks and `GET /`).
     pub requests: u64,
     /// Accepted CreateSIPParticipant requests.
     pub sip_dials: u64,
@@ -278,11 +278,7 @@ impl Core {
             name: "forged-room".to_owned(),
             ..Default::default()
         };
-        let mut ev = webhooks::event(
-            webhooks::event::PARTICIPANT_LEFT,
-            &room,
-            Some(participant),
-        );
+        let mut ev = webhooks::event(webhooks::event::PARTICIPANT_LEFT, &room, Some(participant));
         ev.id = ids::guid(ids::WEBHOOK_EVENT_PREFIX);
         ev.created_at = i64::try_from(jwt::now_unix()).unwrap_or(i64::MAX);
         let body = webhooks::encode_event(&ev)?;
@@ -294,19 +290,13 @@ impl Core {
         &self,
         webhook: &webhooks::SignedWebhook,
     ) -> Result<u16, SimError> {
-        let url = self
-            .webhook_url
-            .as_deref()
-            .ok_or(SimError::NoWebhookUrl)?;
+        let url = self.webhook_url.as_deref().ok_or(SimError::NoWebhookUrl)?;
         webhooks::deliver(url, webhook).await
     }
 
     /// Re-sends the most recent webhook unchanged (a replay).
     pub(crate) async fn replay_last_webhook(&self) -> Result<u16, SimError> {
-        let last = self
-            .webhook_log
-            .last()
-            .ok_or(SimError::NothingToReplay)?;
+        let last = self.webhook_log.last().ok_or(SimError::NothingToReplay)?;
         self.send_webhook(&last).await
     }
 }

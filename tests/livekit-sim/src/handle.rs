@@ -155,6 +155,8 @@ impl SimHandle {
         self.inner.shutdown.send_replace(true);
         let tasks = std::mem::take(&mut *self.inner.tasks.lock());
         for task in tasks {
+            // Abort rather than wait: the webhook worker may be retrying a dead URL.
+            task.abort();
             let _ = task.await;
         }
         // Dropping rooms drops the senders that call scripts and idle timers wait on.

@@ -67,7 +67,12 @@ struct StatusBody {
     status: u16,
 }
 
-pub(crate) async fn handle(core: &Arc<Core>, method: &Method, path: &str, body: Bytes) -> HttpResponse {
+pub(crate) async fn handle(
+    core: &Arc<Core>,
+    method: &Method,
+    path: &str,
+    body: Bytes,
+) -> HttpResponse {
     match route(core, method, path, body).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -83,13 +88,20 @@ pub(crate) async fn handle(core: &Arc<Core>, method: &Method, path: &str, body: 
     }
 }
 
-async fn route(core: &Arc<Core>, method: &Method, path: &str, body: Bytes) -> Result<HttpResponse, SimError> {
+async fn route(
+    core: &Arc<Core>,
+    method: &Method,
+    path: &str,
+    body: Bytes,
+) -> Result<HttpResponse, SimError> {
     let rest = path.strip_prefix(HOOK_PREFIX).unwrap_or("");
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
     match (method, parts.as_slice()) {
         (&Method::GET, ["stats"]) => json(&core.stats()),
         (&Method::GET, ["rooms"]) => json(&core.rooms.lock().list_rooms(&[])),
-        (&Method::GET, ["rooms", room, "participants"]) => json(&core.rooms.lock().participants(room)),
+        (&Method::GET, ["rooms", room, "participants"]) => {
+            json(&core.rooms.lock().participants(room))
+        }
         (&Method::POST, ["rooms", room, "join"]) => {
             let req: JoinBody = parse(&body)?;
             json(&core.join(room, &req.identity, &req.name)?)

@@ -53,7 +53,10 @@ async fn post_inner(
         .authority()
         .ok_or_else(|| SimError::Http("url has no host".to_owned()))?
         .clone();
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let port = authority.port_u16().unwrap_or(80);
     let stream = TcpStream::connect((host, port))
         .await

@@ -54,8 +54,12 @@ mod tests {
             ..Default::default()
         };
         let token = sign_hs256(&claims, "secret").unwrap();
-        let back = TokenVerifier::with_api_key("key", "secret").verify(&token).unwrap();
+        let back = TokenVerifier::with_api_key("key", "secret")
+            .verify(&token)
+            .unwrap();
         assert_eq!(back.sub, "someone");
-        assert!(TokenVerifier::with_api_key("key", "other").verify(&token).is_err());
+        assert!(TokenVerifier::with_api_key("key", "other")
+            .verify(&token)
+            .is_err());
     }
 }

@@ -97,7 +97,9 @@ impl Simulator {
     /// Binds `config.listen` and serves on the caller's tokio runtime.
     pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         if config.api_key.is_empty() || config.api_secret.is_empty() {
-            return Err(SimError::Config("api_key and api_secret are required".to_owned()));
+            return Err(SimError::Config(
+                "api_key and api_secret are required".to_owned(),
+            ));
         }
         if let Some(url) = &config.webhook_url {
             if !url.starts_with("http://") {
@@ -112,7 +114,8 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let limits = config.limits.clone();
 
-        let mut scenarios = ScenarioTable::new(config.default_scenario.clone(), limits.max_scenarios);
+        let mut scenarios =
+            ScenarioTable::new(config.default_scenario.clone(), limits.max_scenarios);
         for (number, scenario) in &config.scenarios {
             scenarios.set(number, scenario.clone())?;
         }
@@ -167,6 +170,11 @@ impl Simulator {
             limits.max_connections,
         ));
         tracing::info!(%addr, "livekit-sim listening");
-        Ok(SimHandle::new(addr, core, shutdown_tx, vec![server, worker]))
+        Ok(SimHandle::new(
+            addr,
+            core,
+            shutdown_tx,
+            vec![server, worker],
+        ))
     }
 }

@@ -27,7 +27,7 @@ pub(crate) enum Shape {
 const MAP_FIELDS: &[&str] = &["attributes", "tags"];
 
 #[derive(Clone, Copy)]
-enum Default {
+enum Fill {
     Str,
     Num,
     /// int64/uint64 are strings in protojson.
@@ -39,66 +39,66 @@ enum Default {
     Enum(&'static str),
 }
 
-impl Default {
+impl Fill {
     fn value(self) -> Value {
         match self {
-            Default::Str => Value::String(String::new()),
-            Default::Num => Value::from(0),
-            Default::Int64 => Value::String("0".to_owned()),
-            Default::Bool => Value::Bool(false),
-            Default::Arr => Value::Array(Vec::new()),
-            Default::Obj => Value::Object(Map::new()),
-            Default::Null => Value::Null,
-            Default::Enum(name) => Value::String(name.to_owned()),
+            Fill::Str => Value::String(String::new()),
+            Fill::Num => Value::from(0),
+            Fill::Int64 => Value::String("0".to_owned()),
+            Fill::Bool => Value::Bool(false),
+            Fill::Arr => Value::Array(Vec::new()),
+            Fill::Obj => Value::Object(Map::new()),
+            Fill::Null => Value::Null,
+            Fill::Enum(name) => Value::String(name.to_owned()),
         }
     }
 }
 
 // Field tables follow livekit-protocol 0.8.2 (`livekit_models.proto`, `livekit_sip.proto`).
-const ROOM: &[(&str, Default)] = &[
-    ("sid", Default::Str),
-    ("name", Default::Str),
-    ("empty_timeout", Default::Num),
-    ("departure_timeout", Default::Num),
-    ("max_participants", Default::Num),
-    ("creation_time", Default::Int64),
-    ("creation_time_ms", Default::Int64),
-    ("turn_password", Default::Str),
-    ("enabled_codecs", Default::Arr),
-    ("metadata", Default::Str),
-    ("num_participants", Default::Num),
-    ("num_publishers", Default::Num),
-    ("active_recording", Default::Bool),
-    ("version", Default::Null),
+const ROOM: &[(&str, Fill)] = &[
+    ("sid", Fill::Str),
+    ("name", Fill::Str),
+    ("empty_timeout", Fill::Num),
+    ("departure_timeout", Fill::Num),
+    ("max_participants", Fill::Num),
+    ("creation_time", Fill::Int64),
+    ("creation_time_ms", Fill::Int64),
+    ("turn_password", Fill::Str),
+    ("enabled_codecs", Fill::Arr),
+    ("metadata", Fill::Str),
+    ("num_participants", Fill::Num),
+    ("num_publishers", Fill::Num),
+    ("active_recording", Fill::Bool),
+    ("version", Fill::Null),
 ];
 
-const PARTICIPANT: &[(&str, Default)] = &[
-    ("sid", Default::Str),
-    ("identity", Default::Str),
-    ("state", Default::Enum("JOINING")),
-    ("tracks", Default::Arr),
-    ("metadata", Default::Str),
-    ("joined_at", Default::Int64),
-    ("joined_at_ms", Default::Int64),
-    ("name", Default::Str),
-    ("version", Default::Num),
-    ("permission", Default::Null),
-    ("region", Default::Str),
-    ("is_publisher", Default::Bool),
-    ("kind", Default::Enum("STANDARD")),
-    ("attributes", Default::Obj),
-    ("disconnect_reason", Default::Enum("UNKNOWN_REASON")),
-    ("kind_details", Default::Arr),
-    ("data_tracks", Default::Arr),
-    ("client_protocol", Default::Num),
-    ("capabilities", Default::Arr),
+const PARTICIPANT: &[(&str, Fill)] = &[
+    ("sid", Fill::Str),
+    ("identity", Fill::Str),
+    ("state", Fill::Enum("JOINING")),
+    ("tracks", Fill::Arr),
+    ("metadata", Fill::Str),
+    ("joined_at", Fill::Int64),
+    ("joined_at_ms", Fill::Int64),
+    ("name", Fill::Str),
+    ("version", Fill::Num),
+    ("permission", Fill::Null),
+    ("region", Fill::Str),
+    ("is_publisher", Fill::Bool),
+    ("kind", Fill::Enum("STANDARD")),
+    ("attributes", Fill::Obj),
+    ("disconnect_reason", Fill::Enum("UNKNOWN_REASON")),
+    ("kind_details", Fill::Arr),
+    ("data_tracks", Fill::Arr),
+    ("client_protocol", Fill::Num),
+    ("capabilities", Fill::Arr),
 ];
 
-const SIP_PARTICIPANT: &[(&str, Default)] = &[
-    ("participant_id", Default::Str),
-    ("participant_identity", Default::Str),
-    ("room_name", Default::Str),
-    ("sip_call_id", Default::Str),
+const SIP_PARTICIPANT: &[(&str, Fill)] = &[
+    ("participant_id", Fill::Str),
+    ("participant_identity", Fill::Str),
+    ("room_name", Fill::Str),
+    ("sip_call_id", Fill::Str),
 ];
 
 /// Serialises `msg` the way LiveKit's Twirp server answers a JSON request.
@@ -117,13 +117,14 @@ pub(crate) fn to_twirp_json<T: Serialize>(msg: &T, shape: Shape) -> serde_json::
     serde_json::to_vec(&value)
 }
 
-fn fill(obj: &mut Map<String, Value>, table: &[(&str, Default)]) {
+fn fill(obj: &mut Map<String, Value>, table: &[(&str, Fill)]) {
     for (name, default) in table {
-        obj.entry((*name).to_owned()).or_insert_with(|| default.value());
+        obj.entry((*name).to_owned())
+            .or_insert_with(|| default.value());
     }
 }
 
-fn fill_list(obj: &mut Map<String, Value>, field: &str, table: &[(&str, Default)]) {
+fn fill_list(obj: &mut Map<String, Value>, field: &str, table: &[(&str, Fill)]) {
     let list = obj
         .entry(field.to_owned())
         .or_insert_with(|| Value::Array(Vec::new()));

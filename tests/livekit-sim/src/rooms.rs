@@ -118,7 +118,10 @@ impl Rooms {
         metadata: &str,
     ) -> Result<proto::Room, TwirpError> {
         if name.is_empty() {
-            return Err(TwirpError::new(code::INVALID_ARGUMENT, "room name cannot be empty"));
+            return Err(TwirpError::new(
+                code::INVALID_ARGUMENT,
+                "room name cannot be empty",
+            ));
         }
         if self.rooms.len() >= self.rules.max_rooms {
             return Err(TwirpError::new(
@@ -158,7 +161,10 @@ impl Rooms {
     /// DeleteRoom: disconnects everyone with `ROOM_DELETED`, then `room_finished`.
     pub(crate) fn delete_room(&mut self, name: &str) -> Result<(), TwirpError> {
         if !self.rooms.contains_key(name) {
-            return Err(TwirpError::new(code::NOT_FOUND, "requested room does not exist"));
+            return Err(TwirpError::new(
+                code::NOT_FOUND,
+                "requested room does not exist",
+            ));
         }
         self.close_room(name, DisconnectReason::RoomDeleted);
         self.counters.room_deleted();
@@ -178,7 +184,8 @@ impl Rooms {
         }
         room.info.num_participants = 0;
         room.info.num_publishers = 0;
-        self.sink.emit(event(event::ROOM_FINISHED, &room.info, None));
+        self.sink
+            .emit(event(event::ROOM_FINISHED, &room.info, None));
         // `room.alive` drops here, ending this room's idle timers.
     }
 
@@ -221,7 +228,12 @@ impl Rooms {
         }
         let identity = new.info.identity.clone();
         if self.participant(room_name, &identity).is_some() {
-            self.remove_participant(room_name, &identity, None, DisconnectReason::DuplicateIdentity);
+            self.remove_participant(
+                room_name,
+                &identity,
+                None,
+                DisconnectReason::DuplicateIdentity,
+            );
         }
         let max = self.rules.max_participants;
         let room = self
@@ -240,8 +252,11 @@ impl Rooms {
         room.idle_generation += 1; // someone is here: pending idle timers are stale
         refresh_counts(room);
         let snapshot = room.info.clone();
-        self.sink
-            .emit(event(event::PARTICIPANT_JOINED, &snapshot, Some(new.info.clone())));
+        self.sink.emit(event(
+            event::PARTICIPANT_JOINED,
+            &snapshot,
+            Some(new.info.clone()),
+        ));
         Ok(new.info)
     }
 
@@ -287,8 +302,11 @@ impl Rooms {
                 "sip participant left before the call was answered",
             )));
         }
-        self.sink
-            .emit(event(event::PARTICIPANT_LEFT, room, Some(entry.info.clone())));
+        self.sink.emit(event(
+            event::PARTICIPANT_LEFT,
+            room,
+            Some(entry.info.clone()),
+        ));
         entry.info
     }
 
@@ -298,7 +316,10 @@ impl Rooms {
         let Some(entry) = self.find_by_sid(room, sid) else {
             return false;
         };
-        entry.info.attributes.insert(key.to_owned(), value.to_owned());
+        entry
+            .info
+            .attributes
+            .insert(key.to_owned(), value.to_owned());
         entry.info.version += 1;
         true
     }

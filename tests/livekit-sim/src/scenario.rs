@@ -155,9 +155,10 @@ pub fn disconnect_reason_for_sip(sip_code: u16) -> DisconnectReason {
 /// (livekit/protocol `sipCodeToGRPCCode` mapped through gRPC -> Twirp).
 pub fn twirp_code_for_sip(sip_code: u16) -> &'static str {
     match sip_code {
-        300 | 305 | 380 | 400 | 405 | 406 | 411 | 413 | 414 | 415 | 417 | 420 | 421 | 422
-        | 423 | 424 | 425 | 429 | 430 | 439 | 469 | 484 | 485 | 488 | 489 | 493 | 505 | 513
-        | 606 => code::INVALID_ARGUMENT,
+        300 | 305 | 380 | 400 | 405 | 406 | 411 | 413 | 414 | 415 | 417 | 420 | 421 | 422 | 423
+        | 424 | 425 | 429 | 430 | 439 | 469 | 484 | 485 | 488 | 489 | 493 | 505 | 513 | 606 => {
+            code::INVALID_ARGUMENT
+        }
         401 | 402 | 403 | 433 | 470 | 603 | 607 | 608 => code::PERMISSION_DENIED,
         301 | 302 | 404 | 410 | 481 | 604 => code::NOT_FOUND,
         407 | 428 | 436 | 437 | 438 | 494 => code::UNAUTHENTICATED,
@@ -251,9 +252,7 @@ impl ScenarioTable {
     pub(crate) fn set(&mut self, number: &str, scenario: Scenario) -> Result<(), SimError> {
         let key = scenario_key(number);
         if key.is_empty() {
-            return Err(SimError::Config(
-                "scenario number has no digits".to_owned(),
-            ));
+            return Err(SimError::Config("scenario number has no digits".to_owned()));
         }
         if !self.by_key.contains_key(&key) && self.by_key.len() >= self.max_entries {
             return Err(SimError::Limit("scenario table is full"));
@@ -287,11 +286,26 @@ mod tests {
 
     #[test]
     fn reasons_follow_livekit_sip() {
-        assert_eq!(disconnect_reason_for_sip(486), DisconnectReason::UserRejected);
-        assert_eq!(disconnect_reason_for_sip(603), DisconnectReason::UserRejected);
-        assert_eq!(disconnect_reason_for_sip(480), DisconnectReason::UserUnavailable);
-        assert_eq!(disconnect_reason_for_sip(404), DisconnectReason::UserUnavailable);
-        assert_eq!(disconnect_reason_for_sip(503), DisconnectReason::SipTrunkFailure);
+        assert_eq!(
+            disconnect_reason_for_sip(486),
+            DisconnectReason::UserRejected
+        );
+        assert_eq!(
+            disconnect_reason_for_sip(603),
+            DisconnectReason::UserRejected
+        );
+        assert_eq!(
+            disconnect_reason_for_sip(480),
+            DisconnectReason::UserUnavailable
+        );
+        assert_eq!(
+            disconnect_reason_for_sip(404),
+            DisconnectReason::UserUnavailable
+        );
+        assert_eq!(
+            disconnect_reason_for_sip(503),
+            DisconnectReason::SipTrunkFailure
+        );
         assert_eq!(twirp_code_for_sip(486), code::RESOURCE_EXHAUSTED);
         assert_eq!(twirp_code_for_sip(603), code::PERMISSION_DENIED);
         assert_eq!(twirp_code_for_sip(503), code::FAILED_PRECONDITION);

@@ -96,8 +96,11 @@ async fn dispatch(core: &Arc<Core>, req: Request<Incoming>) -> HttpResponse {
         tokio::time::sleep(latency).await;
     }
     if core.faults.unavailable() {
-        return TwirpError::new(code::UNAVAILABLE, "livekit-sim: unavailable (fault injection)")
-            .into_response();
+        return TwirpError::new(
+            code::UNAVAILABLE,
+            "livekit-sim: unavailable (fault injection)",
+        )
+        .into_response();
     }
     let claims = match auth::authenticate(
         &parts.headers,

@@ -43,8 +43,14 @@ fn route(service: &str, method: &str) -> Option<Rpc> {
         ("livekit.RoomService", "RemoveParticipant") => Some(Rpc::RemoveParticipant),
         (
             "livekit.RoomService",
-            "MutePublishedTrack" | "UpdateParticipant" | "UpdateSubscriptions" | "SendData"
-            | "UpdateRoomMetadata" | "ForwardParticipant" | "MoveParticipant" | "PerformRpc",
+            "MutePublishedTrack"
+            | "UpdateParticipant"
+            | "UpdateSubscriptions"
+            | "SendData"
+            | "UpdateRoomMetadata"
+            | "ForwardParticipant"
+            | "MoveParticipant"
+            | "PerformRpc",
         ) => Some(Rpc::Unsupported),
         ("livekit.SIP", "CreateSIPParticipant") => Some(Rpc::CreateSipParticipant),
         ("livekit.SIP", _) if !method.is_empty() => Some(Rpc::Unsupported),
@@ -77,7 +83,10 @@ async fn serve(
 ) -> Result<HttpResponse, TwirpError> {
     if method != Method::POST {
         return Err(TwirpError::bad_route(
-            format!("unsupported method {:?} (only POST is allowed)", method.as_str()),
+            format!(
+                "unsupported method {:?} (only POST is allowed)",
+                method.as_str()
+            ),
             method.as_str(),
             path,
         ));
@@ -145,7 +154,12 @@ async fn serve(
             auth::require_admin(claims, &req.room)?;
             core.rooms
                 .lock()
-                .remove_participant(&req.room, &req.identity, None, DisconnectReason::ParticipantRemoved)
+                .remove_participant(
+                    &req.room,
+                    &req.identity,
+                    None,
+                    DisconnectReason::ParticipantRemoved,
+                )
                 .ok_or_else(participant_not_found)?;
             Ok(codec.respond(&proto::RemoveParticipantResponse {}, Shape::Empty))
         }

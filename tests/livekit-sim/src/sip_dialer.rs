@@ -160,7 +160,11 @@ pub(crate) async fn create_sip_participant(
         sip_call_to: req.sip_call_to.clone(),
         sip_number: req.sip_number.clone(),
         hide_phone_number: req.hide_phone_number,
-        headers: req.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        headers: req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         ringing_timeout: requested_ring,
         max_call_duration: requested_max,
         wait_until_answered: req.wait_until_answered,
@@ -361,7 +365,10 @@ impl Script {
             }
             Step::RingTimeout => {
                 if let Some(waiter) = rooms.take_waiter(&self.room, &self.sid) {
-                    let _ = waiter.send(Err(TwirpError::new(code::CANCELED, "sip request timed out")));
+                    let _ = waiter.send(Err(TwirpError::new(
+                        code::CANCELED,
+                        "sip request timed out",
+                    )));
                 }
                 self.leave(rooms, DisconnectReason::UserUnavailable);
                 false
@@ -387,7 +394,11 @@ mod tests {
         let steps = plan(&Scenario::answer(200, Some(500)), S(30_000), S(3_600_000));
         assert_eq!(
             steps,
-            vec![(S(100), Step::Ring), (S(200), Step::Answer), (S(700), Step::Hangup)]
+            vec![
+                (S(100), Step::Ring),
+                (S(200), Step::Answer),
+                (S(700), Step::Hangup)
+            ]
         );
     }
 
@@ -402,7 +413,10 @@ mod tests {
         let steps = plan(&Scenario::answer(5_000, None), S(1_000), S(60_000));
         assert_eq!(steps, vec![(S(1_000), Step::RingTimeout)]);
         let steps = plan(&Scenario::no_answer(), S(1_000), S(60_000));
-        assert_eq!(steps, vec![(S(100), Step::Ring), (S(1_000), Step::RingTimeout)]);
+        assert_eq!(
+            steps,
+            vec![(S(100), Step::Ring), (S(1_000), Step::RingTimeout)]
+        );
     }
 
     #[test]

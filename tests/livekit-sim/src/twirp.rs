@@ -114,7 +114,12 @@ impl Codec {
     /// Mirrors the generated `serve<Method>` switch: lower-cased media type before any `;`.
     pub fn from_content_type(value: Option<&str>) -> Option<Self> {
         let raw = value.unwrap_or("");
-        let media = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = raw
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match media.as_str() {
             "application/protobuf" => Some(Codec::Protobuf),
             "application/json" => Some(Codec::Json),
@@ -183,7 +188,11 @@ pub fn parse_path(path: &str) -> (String, &str, &str) {
     (prefix, service, method)
 }
 
-pub(crate) fn bytes_response(status: StatusCode, content_type: &str, body: Vec<u8>) -> HttpResponse {
+pub(crate) fn bytes_response(
+    status: StatusCode,
+    content_type: &str,
+    body: Vec<u8>,
+) -> HttpResponse {
     let len = body.len();
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
@@ -197,7 +206,11 @@ pub(crate) fn bytes_response(status: StatusCode, content_type: &str, body: Vec<u
 
 /// Plain-text responses, as LiveKit's HTTP middleware writes them (e.g. auth failures).
 pub(crate) fn text_response(status: StatusCode, body: impl Into<String>) -> HttpResponse {
-    bytes_response(status, "text/plain; charset=utf-8", body.into().into_bytes())
+    bytes_response(
+        status,
+        "text/plain; charset=utf-8",
+        body.into().into_bytes(),
+    )
 }
 
 #[cfg(test)]
@@ -209,11 +222,23 @@ mod tests {
         assert_eq!(http_status(code::UNAUTHENTICATED), StatusCode::UNAUTHORIZED);
         assert_eq!(http_status(code::NOT_FOUND), StatusCode::NOT_FOUND);
         assert_eq!(http_status(code::BAD_ROUTE), StatusCode::NOT_FOUND);
-        assert_eq!(http_status(code::RESOURCE_EXHAUSTED), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(http_status(code::FAILED_PRECONDITION), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(
+            http_status(code::RESOURCE_EXHAUSTED),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            http_status(code::FAILED_PRECONDITION),
+            StatusCode::PRECONDITION_FAILED
+        );
         assert_eq!(http_status(code::CANCELED), StatusCode::REQUEST_TIMEOUT);
-        assert_eq!(http_status(code::UNAVAILABLE), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(http_status(code::DATA_LOSS), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            http_status(code::UNAVAILABLE),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            http_status(code::DATA_LOSS),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
         assert_eq!(http_status(code::MALFORMED), StatusCode::BAD_REQUEST);
     }
 
@@ -242,6 +267,9 @@ mod tests {
     #[test]
     fn parse_path_like_twirp() {
         let (prefix, svc, method) = parse_path("/twirp/livekit.SIP/CreateSIPParticipant");
-        assert_eq!((prefix.as_str(), svc, method), ("/twirp", "livekit.SIP", "CreateSIPParticipant"));
+        assert_eq!(
+            (prefix.as_str(), svc, method),
+            ("/twirp", "livekit.SIP", "CreateSIPParticipant")
+        );
     }
 }

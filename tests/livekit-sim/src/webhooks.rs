@@ -103,9 +103,19 @@ pub fn encode_event(ev: &proto::WebhookEvent) -> Result<Vec<u8>, SimError> {
 }
 
 /// Signs `body` like LiveKit: valid now, for [`TOKEN_VALIDITY`].
-pub fn sign_webhook(body: Vec<u8>, api_key: &str, api_secret: &str) -> Result<SignedWebhook, SimError> {
+pub fn sign_webhook(
+    body: Vec<u8>,
+    api_key: &str,
+    api_secret: &str,
+) -> Result<SignedWebhook, SimError> {
     let now = now_unix();
-    sign_at(body, api_key, api_secret, now, now + TOKEN_VALIDITY.as_secs())
+    sign_at(
+        body,
+        api_key,
+        api_secret,
+        now,
+        now + TOKEN_VALIDITY.as_secs(),
+    )
 }
 
 fn sign_at(
@@ -139,10 +149,22 @@ pub fn forge_webhook(
     let now = now_unix();
     let valid_until = now + TOKEN_VALIDITY.as_secs();
     match forgery {
-        Forgery::WrongSecret => sign_at(body, api_key, &format!("{api_secret}-forged"), now, valid_until),
+        Forgery::WrongSecret => sign_at(
+            body,
+            api_key,
+            &format!("{api_secret}-forged"),
+            now,
+            valid_until,
+        ),
         Forgery::Expired => sign_at(body, api_key, api_secret, now - 7200, now - 3600),
         Forgery::NotYetValid => sign_at(body, api_key, api_secret, now + 3600, now + 7200),
-        Forgery::WrongIssuer => sign_at(body, &format!("{api_key}-other"), api_secret, now, valid_until),
+        Forgery::WrongIssuer => sign_at(
+            body,
+            &format!("{api_key}-other"),
+            api_secret,
+            now,
+            valid_until,
+        ),
         Forgery::TamperedBody => {
             let mut signed = sign_at(body, api_key, api_secret, now, valid_until)?;
             signed.body = tamper(&signed.body);
@@ -272,7 +294,11 @@ pub(crate) struct WorkerConfig {
 pub(crate) fn channel(
     capacity: usize,
     counters: Arc<Counters>,
-) -> (WebhookSink, mpsc::Receiver<proto::WebhookEvent>, Arc<AtomicI32>) {
+) -> (
+    WebhookSink,
+    mpsc::Receiver<proto::WebhookEvent>,
+    Arc<AtomicI32>,
+) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let dropped = Arc::new(AtomicI32::new(0));
     (
@@ -382,7 +408,8 @@ mod tests {
             disconnect_reason: proto::DisconnectReason::UserRejected as i32,
             ..Default::default()
         };
-        p.attributes.insert("sip.callStatus".into(), "ringing".into());
+        p.attributes
+            .insert("sip.callStatus".into(), "ringing".into());
         let mut ev = event(
             event::PARTICIPANT_LEFT,
             &proto::Room {
@@ -428,7 +455,9 @@ mod tests {
         ] {
             let bad = forge_webhook(sample_body(), "APIkey", "secret", forgery).unwrap();
             assert!(
-                receiver.receive(&bad.body_text(), &bad.authorization).is_err(),
+                receiver
+                    .receive(&bad.body_text(), &bad.authorization)
+                    .is_err(),
                 "{forgery:?} was accepted"
             );
         }
@@ -436,6 +465,9 @@ mod tests {
 
     #[test]
     fn hash_is_standard_base64() {
-        assert_eq!(body_sha256(b""), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+        assert_eq!(
+            body_sha256(b""),
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
     }
 }

@@ -12,7 +12,10 @@ use clap::Parser;
 use livekit_sim::{ScenarioFile, SimConfig, Simulator};
 
 #[derive(Parser, Debug)]
-#[command(name = "livekit-sim", about = "LiveKit server simulator (Twirp, SIP scenarios, signed webhooks)")]
+#[command(
+    name = "livekit-sim",
+    about = "LiveKit server simulator (Twirp, SIP scenarios, signed webhooks)"
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7880")]

@@ -1,0 +1,274 @@
+//! The Click2Call contract: `/api/c2c/click2call` and the browser endpoints under
+//! `/api/c2c/calls/{call_id}`.
+
+use bytes::Bytes;
+use c2c_callstate::{new_call_id, CallEvent, CallRecord, NewCall, Phase};
+use c2c_dialplan::DialPlan;
+use c2c_livekit::{CallDial, LiveKitError};
+use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead};
+use c2c_tenancy::AnswerDetection;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::normalize::dial_error;
+use crate::app::{now_ms, App};
+use crate::body::parse_json;
+use crate::calls::{self, store_error};
+
+/// `POST /api/c2c/click2call`. Legacy fields (`agen_number`, `trunk_id`, `user_id`,
+/// `number`) are accepted and ignored: the gateway picks the trunk, never the CRM.
+#[derive(Debug, Deserialize)]
+struct Click2CallRequest {
+    case_id: String,
+    customer_number: String,
+    agent_id: String,
+    customer_crm_id: String,
+    #[serde(default)]
+    did: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Click2CallResponse<'a> {
+    call_id: &'a str,
+    room: &'a str,
+    ws_url: &'a str,
+    token: &'a str,
+    customer_number: &'a str,
+}
+
+const MAX_FIELD: usize = 128;
+
+fn check_field(name: &str, v: &str) -> Result<(), ApiError> {
+    let v = v.trim();
+    if v.is_empty() || v.len() > MAX_FIELD || v.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("{name} must be 1-{MAX_FIELD} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn livekit_error(op: &'static str, app: &App, e: &LiveKitError) -> ApiError {
+    app.metrics.livekit_errors.with_label_values(&[op]).inc();
+    tracing::warn!(op, error = %e, "LiveKit call failed");
+    ApiError::unavailable(
+        "livekit_unavailable",
+        "LiveKit is unavailable right now; nothing was created, retry shortly",
+        5,
+    )
+}
+
+pub async fn click2call(app: &App, ctx: &mut RequestCtx, body: &Bytes) -> Result<JsonResponse, ApiError> {
+    let req: Click2CallRequest = parse_json(body)?;
+    check_field("case_id", &req.case_id)?;
+    check_field("agent_id", &req.agent_id)?;
+    check_field("customer_crm_id", &req.customer_crm_id)?;
+    let policy = app.policy.get();
+    let tenant = ctx
+        .tenant()
+        .and_then(|t| policy.tenant(t))
+        .ok_or_else(|| ApiError::forbidden("the tenant of this key no longer exists"))?;
+    let n = DialPlan::new(tenant)
+        .normalize(&req.customer_number, req.did.as_deref())
+        .map_err(dial_error)?;
+    let client = app
+        .livekit
+        .client_for_tenant(&policy, &tenant.id)
+        .ok_or_else(|| ApiError::internal("tenant has no LiveKit project"))?;
+    let ws_url = app
+        .livekit
+        .ws_url_for_tenant(&policy, &tenant.id)
+        .ok_or_else(|| ApiError::internal("tenant has no LiveKit project"))?;
+    let knobs = policy.gateway.calls;
+    let (call_id, room) = new_call_id();
+
+    // Room first: if LiveKit is down nothing is stored and the CRM may simply retry.
+    client
+        .create_room(&room, knobs.unconnected_expiry)
+        .await
+        .map_err(|e| livekit_error("create_room", app, &e))?;
+    let token = match client.agent_token(&room, req.agent_id.trim(), knobs.token_ttl) {
+        Ok(t) => t,
+        Err(e) => {
+            delete_room_quietly(&client, &room).await;
+            return Err(ApiError::internal(format!("cannot mint the agent token: {e}")));
+        }
+    };
+    let (rec, effects) = CallRecord::new(
+        NewCall {
+            call_id: call_id.clone(),
+            room: room.clone(),
+            tenant: tenant.id.clone(),
+            case_id: req.case_id.trim().to_string(),
+            customer_crm_id: req.customer_crm_id.trim().to_string(),
+            agent_id: req.agent_id.trim().to_string(),
+            customer_number: n.customer_number.clone(),
+            phone_from: n.caller_id.clone(),
+            trunk_label: n.trunk.clone(),
+        },
+        &calls::knobs(app),
+        now_ms(),
+    );
+    if let Err(e) = app.store.create(&rec).await {
+        // Acknowledge nothing we could not persist, and leave no orphan room behind.
+        delete_room_quietly(&client, &room).await;
+        return Err(store_error(e));
+    }
+    calls::run_effects(app, &rec, &effects).await;
+    app.metrics.calls_started.with_label_values(&[&tenant.id, &n.trunk]).inc();
+    app.metrics.open_calls.inc();
+    ctx.resource_tenant = Some(tenant.id.clone());
+    tracing::info!(
+        tenant = %tenant.id,
+        trunk = %n.trunk,
+        customer = %c2c_dialplan::mask(&n.customer_number),
+        "call created"
+    );
+    Ok(JsonResponse::json(
+        StatusCode::OK,
+        &Click2CallResponse {
+            call_id: &call_id,
+            room: &room,
+            ws_url: &ws_url,
+            token: &token,
+            customer_number: &n.customer_number,
+        },
+    ))
+}
+
+async fn delete_room_quietly(client: &c2c_livekit::LiveKitClient, room: &str) {
+    if let Err(e) = client.delete_room(room).await {
+        tracing::warn!(error = %e, "could not delete a room after a failed click2call");
+    }
+}
+
+/// Loads the call a browser endpoint addresses. Unknown, malformed and other tenants'
+/// ids all look the same: 404.
+fn load_call(app: &App, ctx: &mut RequestCtx, head: &RequestHead<'_>) -> Result<CallRecord, ApiError> {
+    let id = ctx.param(0).unwrap_or_default();
+    let not_found = || ApiError::not_found("unknown call_id");
+    if !c2c_callstate::is_valid_call_id(id) {
+        return Err(not_found());
+    }
+    let rec = app.store.get(id).map_err(store_error)?.ok_or_else(not_found)?;
+    // Browser endpoints need no secret, but a server that does send its key must not
+    // reach another tenant's call with it.
+    if head.header("x-api-key").is_some() {
+        let p = app.policy.get();
+        match p.keys.authenticate(head.header("x-api-key")) {
+            Ok(who) if who.tenant.as_deref() == Some(rec.tenant.as_str()) || who.tenant.is_none() => {}
+            _ => return Err(not_found()),
+        }
+    }
+    ctx.resource_tenant = Some(rec.tenant.clone());
+    Ok(rec)
+}
+
+pub async fn connect(app: &std::sync::Arc<App>, ctx: &mut RequestCtx, head: &RequestHead<'_>) -> Result<JsonResponse, ApiError> {
+    let rec = load_call(app, ctx, head)?;
+    let policy = app.policy.get();
+    let tenant = policy
+        .tenant(&rec.tenant)
+        .ok_or_else(|| ApiError::forbidden("this call's tenant no longer exists"))?;
+    // Outbound may have been switched off since click2call.
+    if let Err(e) = app.dlt.check(tenant) {
+        app.metrics.dlt_blocked.with_label_values(&[&tenant.id]).inc();
+        return Err(crate::plugins::dlt_gate::pending_error(&e));
+    }
+    // The trunk as the policy has it now (prefix edits apply to new dials).
+    let n = DialPlan::new(tenant)
+        .preview(&rec.trunk_label, &rec.customer_number, Some(&rec.phone_from))
+        .map_err(dial_error)?;
+    let client = app
+        .livekit
+        .client_for_tenant(&policy, &tenant.id)
+        .ok_or_else(|| ApiError::internal("tenant has no LiveKit project"))?;
+    // Durable DIALING first: a second /connect (double click, retry) is a 409, never a
+    // second dial.
+    calls::apply(app, &rec.call_id, CallEvent::Connect).await.map_err(store_error)?;
+    let knobs = policy.gateway.calls;
+    let dial = CallDial {
+        trunk_id: n.livekit_trunk_id.clone(),
+        call_to: n.dialed.clone(),
+        room: rec.room.clone(),
+        sip_number: n.caller_id.clone(),
+        ring_timeout: knobs.ring_timeout,
+        max_duration: knobs.max_duration,
+        call_id: rec.call_id.clone(),
+    };
+    match calls::dial::start(app, client, rec.call_id.clone(), dial).await {
+        // Unreachable LiveKit: the dial watcher has already ended the call FAILED (room
+        // deleted, CRM webhook queued); tell the browser plainly.
+        Some(Err(e)) if matches!(e, LiveKitError::Unavailable(_) | LiveKitError::BadResponse(_) | LiveKitError::Unauthorized(_) | LiveKitError::Config(_) | LiveKitError::Token(_)) => {
+            let _ = livekit_error("create_sip_participant", app, &e);
+            Err(ApiError::unavailable(
+                "livekit_unavailable",
+                "the call could not be placed because LiveKit is unavailable; the call has ended",
+                5,
+            ))
+        }
+        _ => Ok(JsonResponse::json(StatusCode::OK, &json!({"status": "ringing"}))),
+    }
+}
+
+pub async fn hangup(app: &App, ctx: &mut RequestCtx, head: &RequestHead<'_>) -> Result<JsonResponse, ApiError> {
+    let rec = load_call(app, ctx, head)?;
+    let rec = calls::apply(app, &rec.call_id, CallEvent::AgentHangup).await.map_err(store_error)?;
+    Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusReport {
+    status: String,
+}
+
+pub async fn status(app: &App, ctx: &mut RequestCtx, head: &RequestHead<'_>, body: &Bytes) -> Result<JsonResponse, ApiError> {
+    let rec = load_call(app, ctx, head)?;
+    // sendBeacon / keepalive fetch may label JSON as text/plain: parse whatever came.
+    let report: StatusReport = parse_json(body)?;
+    let mode = app.policy.get().gateway.answer_detection;
+    let ev = match report.status.trim().to_ascii_uppercase().as_str() {
+        // In sip mode the SIP edge's 200 OK is authoritative; the report is a UI hint.
+        "ANSWERED" | "ACTIVE" if mode != AnswerDetection::Sip => Some(CallEvent::Answered),
+        "RINGING" => Some(CallEvent::Ringing),
+        _ => None,
+    };
+    let rec = match ev {
+        Some(ev) => calls::apply(app, &rec.call_id, ev).await.map_err(store_error)?,
+        None => rec,
+    };
+    Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))
+}
+
+pub fn get(app: &App, ctx: &mut RequestCtx, head: &RequestHead<'_>) -> Result<JsonResponse, ApiError> {
+    let rec = load_call(app, ctx, head)?;
+    Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))
+}
+
+/// CORS pre-flight for the browser endpoints; headers are added by the CORS plugin when
+/// the origin is one of the call's tenant's allowed origins.
+pub fn preflight(app: &App, ctx: &mut RequestCtx, head: &RequestHead<'_>) -> Result<JsonResponse, ApiError> {
+    load_call(app, ctx, head)?;
+    Ok(JsonResponse::empty(StatusCode::NO_CONTENT))
+}
+
+/// The call as polling UIs see it (`GET /api/c2c/calls/{id}` and the browser endpoints).
+fn view(rec: &CallRecord) -> serde_json::Value {
+    let duration = rec.duration_seconds();
+    json!({
+        "call_id": rec.call_id,
+        "status": rec.phase.as_str(),
+        "call_status": rec.call_status.map(|s| s.as_str()),
+        "connected": rec.answered_ms.is_some(),
+        "duration": duration,
+        "duration_seconds": duration,
+        "disconnect_reason": rec.disconnect_reason,
+        "sip_disconnect_code": rec.sip_disconnect_code,
+        "customer_number": rec.customer_number,
+        "agent_id": rec.agent_id,
+        "ended": rec.phase == Phase::Ended,
+    })
+}

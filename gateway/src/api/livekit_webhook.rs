@@ -1,0 +1,108 @@
+//! `POST /webhooks/livekit`: LiveKit's signed webhooks (answer detection in `webhook`
+//! mode, and teardown signals in every mode).
+//!
+//! Authentication is the signature: `Authorization` carries a JWT signed with the
+//! issuing project's API secret whose `sha256` claim is the SHA-256 of the raw body. The
+//! issuer picks the project; an event only touches calls of tenants on that project, so
+//! one tenant's LiveKit credentials can never end another tenant's call.
+
+use bytes::Bytes;
+use c2c_callstate::CallEvent;
+use c2c_livekit::WebhookEvent;
+use c2c_plugin_api::{ApiError, JsonResponse, RequestHead};
+use http::StatusCode;
+use serde_json::json;
+
+use crate::app::{now_ms, App};
+use crate::calls;
+
+const SEEN_PREFIX: &[u8] = b"e/";
+/// Webhook tokens live 5 minutes; remembering ids for an hour covers every replay that
+/// could still verify.
+pub const SEEN_TTL_MS: u64 = 60 * 60 * 1000;
+
+fn ok(result: &str) -> JsonResponse {
+    JsonResponse::json(StatusCode::OK, &json!({ "result": result }))
+}
+
+pub async fn handle(app: &App, head: &RequestHead<'_>, body: &Bytes) -> Result<JsonResponse, ApiError> {
+    let verifier = app.livekit.verifier();
+    let (api_key, ev) = match verifier.verify(head.header("authorization").unwrap_or(""), body) {
+        Ok(v) => v,
+        Err(e) => {
+            app.metrics.livekit_webhooks.with_label_values(&["rejected"]).inc();
+            tracing::warn!(error = %e, "LiveKit webhook rejected");
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", "webhook signature is missing, forged or expired"));
+        }
+    };
+    let seen_key = [SEEN_PREFIX, ev.id.as_bytes()].concat();
+    if !ev.id.is_empty() && app.seen.contains_key(&seen_key).unwrap_or(false) {
+        app.metrics.livekit_webhooks.with_label_values(&["duplicate"]).inc();
+        return Ok(ok("duplicate"));
+    }
+    let result = dispatch(app, &api_key, &ev).await?;
+    if !ev.id.is_empty() {
+        // Recorded after the event was applied: if we crash in between, LiveKit's retry
+        // is applied again, which the state machine treats as a no-op.
+        let _ = app.seen.insert(seen_key, &now_ms().to_be_bytes());
+    }
+    app.metrics.livekit_webhooks.with_label_values(&["accepted"]).inc();
+    Ok(ok(result))
+}
+
+async fn dispatch(app: &App, api_key: &str, ev: &WebhookEvent) -> Result<&'static str, ApiError> {
+    let Some(hex) = ev.room_name.as_deref().and_then(|r| r.strip_prefix("c2c-")) else {
+        return Ok("ignored");
+    };
+    let call_id = format!("c2c_{hex}");
+    if !c2c_callstate::is_valid_call_id(&call_id) {
+        return Ok("ignored");
+    }
+    let Some(rec) = app.store.get(&call_id).map_err(calls::store_error)? else {
+        return Ok("ignored");
+    };
+    // The issuing project must be the call's tenant's project.
+    let policy = app.policy.get();
+    let same_project = policy
+        .tenant(&rec.tenant)
+        .and_then(|t| policy.livekit_for(t))
+        .is_some_and(|p| p.api_key == api_key);
+    if !same_project {
+        tracing::warn!("LiveKit webhook for a call of another project ignored");
+        return Ok("ignored");
+    }
+    let is_agent = |identity: &str| identity == rec.agent_id;
+    let event = match (ev.event.as_str(), &ev.participant) {
+        ("room_finished", _) => Some(CallEvent::RoomFinished),
+        ("participant_joined", Some(p)) if is_agent(&p.identity) => Some(CallEvent::AgentJoined),
+        ("participant_left" | "participant_connection_aborted", Some(p)) if is_agent(&p.identity) => {
+            Some(CallEvent::AgentLeft)
+        }
+        ("participant_left", Some(p)) if p.is_sip() => Some(CallEvent::CustomerLeft {
+            // `sip.disconnectCode` when LiveKit reports it (the exact carrier code),
+            // else the call is classified from `disconnect_reason`.
+            sip_code: p.attributes.get("sip.disconnectCode").and_then(|c| c.parse().ok()),
+            disconnect_reason: p.disconnect_reason.clone(),
+        }),
+        _ => None,
+    };
+    match event {
+        Some(e) => {
+            calls::apply(app, &call_id, e).await.map_err(calls::store_error)?;
+            Ok("applied")
+        }
+        None => Ok("ignored"),
+    }
+}
+
+/// Forgets webhook ids older than [`SEEN_TTL_MS`].
+pub fn prune_seen(app: &App) {
+    let cutoff = now_ms().saturating_sub(SEEN_TTL_MS);
+    for kv in app.seen.scan_prefix(SEEN_PREFIX).flatten() {
+        let (k, v) = kv;
+        let at = v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+        if at < cutoff {
+            let _ = app.seen.remove(k);
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! One LiveKit client per tenant LiveKit project, built once (and rebuilt only for
+//! projects whose settings changed on a policy reload), the multi-project webhook
+//! verifier, and the in-process LiveKit simulator for projects with `url = "sim"`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use c2c_livekit::{LiveKitClient, LiveKitProject as LkProject, WebhookVerifier};
+use c2c_tenancy::{LiveKitProject, Policy, SimulatorConfig};
+
+/// The bundled simulator, running on its own small runtime so it does not depend on
+/// Pingora's service runtimes (which start later and stop earlier).
+struct Sim {
+    _rt: tokio::runtime::Runtime,
+    handle: livekit_sim::SimHandle,
+    url: String,
+}
+
+pub struct LiveKitPool {
+    clients: ArcSwap<HashMap<String, (LiveKitProject, Arc<LiveKitClient>)>>,
+    verifier: ArcSwap<WebhookVerifier>,
+    sim: Option<Sim>,
+}
+
+fn projects(policy: &Policy) -> Vec<&LiveKitProject> {
+    let mut out: Vec<&LiveKitProject> = policy.gateway.livekit.iter().collect();
+    out.extend(policy.tenants.values().filter_map(|t| t.livekit.as_ref()));
+    out
+}
+
+impl LiveKitPool {
+    /// Starts the simulator if any project uses it, and builds every client.
+    pub fn start(policy: &Policy, webhook_url: Option<String>) -> Result<Self, String> {
+        let sim_project = projects(policy).into_iter().find(|p| p.is_sim()).cloned();
+        let sim = match sim_project {
+            Some(p) => Some(start_sim(&p, &policy.gateway.simulator, webhook_url)?),
+            None => None,
+        };
+        let pool = Self {
+            clients: ArcSwap::from_pointee(HashMap::new()),
+            verifier: ArcSwap::from_pointee(WebhookVerifier::new(Vec::<(String, Vec<u8>)>::new())),
+            sim,
+        };
+        pool.sync(policy)?;
+        Ok(pool)
+    }
+
+    fn resolve(&self, p: &LiveKitProject) -> LkProject {
+        let url = match (&self.sim, p.is_sim()) {
+            (Some(sim), true) => sim.url.clone(),
+            _ => p.url.clone(),
+        };
+        LkProject::new(url, p.api_key.clone(), p.api_secret.expose())
+    }
+
+    /// Rebuilds clients for new or changed projects; keeps the rest (and their
+    /// connection pools) as they are.
+    pub fn sync(&self, policy: &Policy) -> Result<(), String> {
+        let old = self.clients.load_full();
+        let mut next = HashMap::new();
+        let mut verifier_projects = Vec::new();
+        for p in projects(policy) {
+            if p.is_sim() && self.sim.is_none() {
+                return Err("a project uses url = \"sim\" but the simulator was not started; restart the gateway".into());
+            }
+            let resolved = self.resolve(p);
+            verifier_projects.push((p.api_key.clone(), p.api_secret.expose().as_bytes().to_vec()));
+            let client = match old.get(&p.api_key) {
+                Some((prev, c)) if prev == p => c.clone(),
+                _ => Arc::new(
+                    LiveKitClient::new(resolved)
+                        .map_err(|e| format!("LiveKit project {}: {e}", p.api_key))?,
+                ),
+            };
+            next.insert(p.api_key.clone(), (p.clone(), client));
+        }
+        self.clients.store(Arc::new(next));
+        self.verifier.store(Arc::new(WebhookVerifier::new(verifier_projects)));
+        Ok(())
+    }
+
+    pub fn client_for_tenant(&self, policy: &Policy, tenant: &str) -> Option<Arc<LiveKitClient>> {
+        let t = policy.tenant(tenant)?;
+        let p = policy.livekit_for(t)?;
+        self.clients.load().get(&p.api_key).map(|(_, c)| c.clone())
+    }
+
+    /// The LiveKit signalling URL (ws/wss) for a tenant's project.
+    pub fn ws_url_for_tenant(&self, policy: &Policy, tenant: &str) -> Option<String> {
+        let t = policy.tenant(tenant)?;
+        let p = policy.livekit_for(t)?;
+        let url = self.resolve(p).url;
+        Some(if let Some(rest) = url.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            url
+        })
+    }
+
+    pub fn verifier(&self) -> Arc<WebhookVerifier> {
+        self.verifier.load_full()
+    }
+
+    /// The in-process simulator, if running.
+    pub fn sim(&self) -> Option<&livekit_sim::SimHandle> {
+        self.sim.as_ref().map(|s| &s.handle)
+    }
+}
+
+fn start_sim(p: &LiveKitProject, cfg: &SimulatorConfig, webhook_url: Option<String>) -> Result<Sim, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("livekit-sim")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the LiveKit simulator runtime: {e}"))?;
+    let mut conf = livekit_sim::SimConfig::new(p.api_key.clone(), p.api_secret.expose().to_string());
+    conf.listen = cfg.listen.clone();
+    conf.webhook_url = webhook_url;
+    conf.sip_disconnect_code_attribute = cfg.sip_disconnect_code_attribute;
+    let handle = rt
+        .block_on(livekit_sim::Simulator::start(conf))
+        .map_err(|e| format!("cannot start the LiveKit simulator on {}: {e}", cfg.listen))?;
+    let url = handle.url();
+    tracing::info!(%url, "bundled LiveKit simulator running (url = \"sim\")");
+    Ok(Sim { _rt: rt, handle, url })
+}

@@ -1,0 +1,131 @@
+//! The call lifecycle inside the gateway: applies [`CallEvent`]s through the durable
+//! store and carries out the resulting [`Effect`]s (LiveKit calls, timers, the webhook
+//! outbox kick). Adapters (HTTP handlers, the LiveKit poller and webhook receiver,
+//! timers) only ever turn what they saw into events and call [`apply`].
+
+pub mod dial;
+pub mod livekit_pool;
+pub mod outbox;
+pub mod poller;
+pub mod services;
+pub mod timers;
+
+use std::time::Duration;
+
+use c2c_callstate::{CallEvent, CallKnobs, CallRecord, Effect, StoreError, TimerKind};
+use c2c_plugin_api::ApiError;
+use http::StatusCode;
+
+use crate::app::{now_ms, App};
+
+/// The state machine's knobs from the policy in force.
+pub fn knobs(app: &App) -> CallKnobs {
+    let c = app.policy.get().gateway.calls;
+    CallKnobs {
+        ring_timeout_ms: c.ring_timeout.as_millis() as u64,
+        agent_drop_grace_ms: c.agent_drop_grace.as_millis() as u64,
+        max_duration_ms: c.max_duration.as_millis() as u64,
+        unconnected_expiry_ms: c.unconnected_expiry.as_millis() as u64,
+    }
+}
+
+/// Store errors as HTTP errors. A conflict is the caller's mistake (409), a missing
+/// call is 404, everything else is ours (503: safe to retry, nothing was acknowledged).
+pub fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Transition(c2c_callstate::TransitionError::Conflict { code, message }) => {
+            ApiError::new(StatusCode::CONFLICT, code, message)
+        }
+        StoreError::NotFound => ApiError::not_found("unknown call_id"),
+        other => {
+            tracing::error!(error = %other, "call store failure");
+            ApiError::unavailable("store_unavailable", "the call store is unavailable; try again", 1)
+        }
+    }
+}
+
+/// Applies one event to a call durably, then runs its effects. Returns the stored record.
+pub async fn apply(app: &App, call_id: &str, ev: CallEvent) -> Result<CallRecord, StoreError> {
+    let knobs = knobs(app);
+    let now = now_ms();
+    let applied = app
+        .store
+        .apply_transition(call_id, |rec| c2c_callstate::transition(rec, &ev, &knobs, now))
+        .await?;
+    if applied.written {
+        run_effects(app, &applied.record, &applied.effects).await;
+        // The transition that answered is the one that armed the max-duration timer.
+        let answered_now = applied
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::ArmTimer { kind: TimerKind::MaxDuration, .. }));
+        if let (true, Some(c), Some(a)) = (answered_now, applied.record.connected_ms, applied.record.answered_ms) {
+            app.metrics
+                .call_setup
+                .with_label_values(&[&applied.record.tenant])
+                .observe(a.saturating_sub(c) as f64 / 1000.0);
+        }
+    }
+    Ok(applied.record)
+}
+
+/// Carries out effects. `Dial` is not here: `/connect` dials synchronously so it can
+/// answer the browser with the outcome.
+pub async fn run_effects(app: &App, rec: &CallRecord, effects: &[Effect]) {
+    for e in effects {
+        match e {
+            Effect::Dial => {}
+            Effect::ArmTimer { kind, at_ms } => app.timers.arm(&rec.call_id, *kind, *at_ms),
+            Effect::CancelTimer(kind) => app.timers.cancel(&rec.call_id, *kind),
+            Effect::EnqueueWebhook => {
+                // The outbox entry was written in the same batch as the terminal record.
+                let status = rec.call_status.map(|s| s.as_str()).unwrap_or("UNKNOWN");
+                app.metrics
+                    .call_outcomes
+                    .with_label_values(&[&rec.tenant, &rec.trunk_label, status])
+                    .inc();
+                app.metrics.open_calls.dec();
+                app.webhook_kick.notify_one();
+            }
+            Effect::DeleteRoom => spawn_delete_room(app, rec),
+        }
+    }
+}
+
+/// Teardown is owned by the gateway: delete the room (which ends every leg in it),
+/// retrying a few times in the background so a LiveKit hiccup cannot leave a customer
+/// ringing.
+fn spawn_delete_room(app: &App, rec: &CallRecord) {
+    let Some(client) = app.livekit.client_for_tenant(&app.policy.get(), &rec.tenant) else {
+        tracing::error!(tenant = %rec.tenant, "no LiveKit project for tenant; cannot delete room");
+        return;
+    };
+    let room = rec.room.clone();
+    let errors = app.metrics.livekit_errors.clone();
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(200);
+        for attempt in 1..=5 {
+            match client.delete_room(&room).await {
+                Ok(()) => return,
+                Err(e) => {
+                    errors.with_label_values(&["delete_room"]).inc();
+                    tracing::warn!(attempt, error = %e, "DeleteRoom failed");
+                    tokio::time::sleep(delay).await;
+                    delay *= 3;
+                }
+            }
+        }
+    });
+}
+
+/// At start: re-arm every open call's timers from its record.
+pub fn rearm_open_calls(app: &App) -> Result<usize, StoreError> {
+    let open = app.store.open_calls()?;
+    for rec in &open {
+        for t in &rec.timers {
+            app.timers.arm(&rec.call_id, t.kind, t.at_ms);
+        }
+    }
+    app.metrics.open_calls.set(open.len() as i64);
+    Ok(open.len())
+}

@@ -1,0 +1,125 @@
+//! Answer detection by polling (`answer_detection = "poll"`), and the reconcile pass run
+//! once at start in every mode.
+//!
+//! Each pass reads the open-call index (never the whole history) and samples LiveKit's
+//! ListParticipants for calls that are dialling, ringing or active, with a bounded
+//! number of requests in flight. If a pass takes longer than the interval, the next one
+//! starts right after it: load on LiveKit adapts instead of piling up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use c2c_callstate::{CallEvent, CallRecord, Phase};
+use c2c_livekit::{LiveKitError, ParticipantSnapshot};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+
+/// LiveKit requests in flight per pass.
+const MAX_IN_FLIGHT: usize = 32;
+/// Identity the gateway gives the customer's SIP participant.
+pub const SIP_IDENTITY: &str = "sip-customer";
+
+/// What one sample of a room says about a call.
+pub fn events_from_sample(rec: &CallRecord, parts: &[ParticipantSnapshot]) -> Vec<CallEvent> {
+    let mut out = Vec::new();
+    let sip = parts.iter().find(|p| p.kind_sip || p.identity == SIP_IDENTITY);
+    match sip {
+        Some(p) => match p.call_status.as_deref() {
+            Some("ringing") => out.push(CallEvent::Ringing),
+            Some("active") => out.push(CallEvent::Answered),
+            Some("hangup") => out.push(CallEvent::CustomerLeft {
+                sip_code: p.sip_code,
+                disconnect_reason: p.disconnect_reason.clone(),
+            }),
+            _ => {}
+        },
+        // The leg was created by /connect; gone now means it ended between samples
+        // (LiveKit removes departed participants, so the code is lost in poll mode).
+        None if matches!(rec.phase, Phase::Dialing | Phase::Ringing | Phase::Active) => {
+            out.push(CallEvent::CustomerLeft {
+                sip_code: None,
+                disconnect_reason: None,
+            })
+        }
+        None => {}
+    }
+    let agent_here = parts.iter().any(|p| p.identity == rec.agent_id);
+    if agent_here && !rec.agent_present {
+        out.push(CallEvent::AgentJoined);
+    } else if !agent_here && rec.agent_present && rec.phase != Phase::Initiated {
+        out.push(CallEvent::AgentLeft);
+    }
+    out
+}
+
+/// Samples every open call once.
+pub async fn pass(app: &Arc<App>) {
+    let open = match app.store.open_calls() {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read open calls");
+            return;
+        }
+    };
+    app.metrics.open_calls.set(open.len() as i64);
+    let sem = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut tasks = tokio::task::JoinSet::new();
+    let policy = app.policy.get();
+    for rec in open {
+        if rec.phase == Phase::Initiated {
+            continue;
+        }
+        let Some(client) = app.livekit.client_for_tenant(&policy, &rec.tenant) else {
+            continue;
+        };
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            break;
+        };
+        let app = app.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let events = match client.list_participants(&rec.room).await {
+                Ok(parts) => events_from_sample(&rec, &parts),
+                Err(LiveKitError::NotFound(_)) => vec![CallEvent::RoomFinished],
+                Err(e) => {
+                    app.metrics.livekit_errors.with_label_values(&["list_participants"]).inc();
+                    tracing::debug!(error = %e, "ListParticipants failed; will retry next pass");
+                    vec![]
+                }
+            };
+            for ev in events {
+                if let Err(e) = crate::calls::apply(&app, &rec.call_id, ev).await {
+                    tracing::warn!(error = %e, "poll event not applied");
+                }
+            }
+        });
+        // Reap finished tasks as we go so the set stays bounded too.
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// The poller as a Pingora background service.
+pub struct Poller {
+    pub app: Arc<App>,
+}
+
+#[async_trait]
+impl BackgroundService for Poller {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            let interval = self.app.policy.get().gateway.calls.poll_interval;
+            let started = tokio::time::Instant::now();
+            pass(&self.app).await;
+            let wait = interval.saturating_sub(started.elapsed()).max(Duration::from_millis(10));
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}

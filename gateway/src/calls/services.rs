@@ -1,0 +1,114 @@
+//! Background services of the call lifecycle: timers (plus start-up reconcile and
+//! housekeeping) and CRM webhook delivery.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use c2c_crm_webhooks::{Deliverer, DeliveryPolicy, WebhookMetrics};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::app::App;
+use crate::calls::outbox::StoreOutbox;
+
+/// Fires call timers; at start re-arms open calls and reconciles them with LiveKit.
+pub struct TimerService {
+    pub app: Arc<App>,
+}
+
+#[async_trait]
+impl BackgroundService for TimerService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let app = self.app.clone();
+        match crate::calls::rearm_open_calls(&app) {
+            Ok(n) if n > 0 => tracing::info!(open_calls = n, "open calls reloaded; reconciling with LiveKit"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot reload open calls"),
+        }
+        // What happened while we were down: one sample of every open call.
+        crate::calls::poller::pass(&app).await;
+        let housekeeping = {
+            let app = app.clone();
+            let mut shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+                    }
+                    crate::api::livekit_webhook::prune_seen(&app);
+                }
+            })
+        };
+        let fire_app = app.clone();
+        app.timers
+            .run(shutdown, move |id, ev| {
+                let app = fire_app.clone();
+                async move {
+                    if let Err(e) = crate::calls::apply(&app, &id, ev).await {
+                        tracing::warn!(error = %e, "timer event not applied");
+                    }
+                }
+            })
+            .await;
+        housekeeping.abort();
+    }
+}
+
+/// Builds the CRM webhook deliverer from policy.
+pub fn deliverer(app: &Arc<App>) -> Result<Deliverer, String> {
+    let w = app.policy.get().gateway.webhooks;
+    let mut builder = reqwest::Client::builder()
+        // Never follow redirects: a CRM endpoint that moved must be re-configured, and a
+        // redirect could point us at an internal address.
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(w.timeout)
+        .pool_max_idle_per_host(w.per_tenant_concurrency);
+    if !w.allow_private_targets {
+        builder = builder.dns_resolver(c2c_crm_webhooks::SsrfGuardResolver::shared());
+    }
+    let client = builder.build().map_err(|e| format!("webhook HTTP client: {e}"))?;
+    let policy = DeliveryPolicy {
+        max_age: w.max_age,
+        per_tenant_concurrency: w.per_tenant_concurrency,
+        request_timeout: w.timeout,
+        allow_private_targets: w.allow_private_targets,
+        ..DeliveryPolicy::default()
+    };
+    let metrics = WebhookMetrics::register().map_err(|e| format!("webhook metrics: {e}"))?;
+    Deliverer::new(
+        client,
+        Arc::new(StoreOutbox { store: app.store.clone() }),
+        app.endpoints.clone(),
+        policy,
+        metrics,
+    )
+    .map_err(|e| format!("webhook deliverer: {e}"))
+}
+
+/// Delivers CRM webhooks from the outbox until shutdown.
+pub struct DeliveryService {
+    pub app: Arc<App>,
+    pub deliverer: Deliverer,
+}
+
+#[async_trait]
+impl BackgroundService for DeliveryService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        // Terminal transitions notify `webhook_kick`; forward it to the deliverer's own.
+        let kick = self.deliverer.kick_handle();
+        let ours = self.app.webhook_kick.clone();
+        let mut stop = shutdown.clone();
+        let fwd = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = ours.notified() => kick.notify_one(),
+                }
+            }
+        });
+        self.deliverer.run(shutdown).await;
+        fwd.abort();
+    }
+}

@@ -1,0 +1,401 @@
+//! The call lifecycle end to end, over real HTTP: the gateway binary, its bundled
+//! LiveKit simulator (driven through the real `livekit-api` client inside the gateway),
+//! and a CRM webhook receiver. Each behaviour runs in both answer-detection modes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::calls::CallEnv;
+use common::*;
+use serde_json::json;
+
+const NUMBER: &str = "9530251797";
+const T: Duration = Duration::from_secs(15);
+
+fn check_payload(body: &serde_json::Value, call_id: &str, status: &str) {
+    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec!["agent_id", "call_id", "call_status", "case_id", "customer_crm_id", "duration_seconds", "phone_from", "phone_to"],
+        "webhook fields: {body}"
+    );
+    assert_eq!(body["call_id"], call_id);
+    assert_eq!(body["case_id"], "case-1");
+    assert_eq!(body["customer_crm_id"], "cust-99");
+    assert_eq!(body["phone_to"], NUMBER, "phone_to must be the clean 10 digits");
+    assert_eq!(body["phone_from"], "+919999999999");
+    assert_eq!(body["call_status"], status);
+    assert_eq!(body["agent_id"], "agent-42");
+}
+
+async fn answered_then_agent_hangup(mode: &str) {
+    let env = CallEnv::start(mode).await;
+    let (call_id, room) = env.start_call(NUMBER).await;
+    // The browser's report (the answer signal in webhook mode, a hint in poll mode).
+    let answered = env.wait_status(&call_id, "ACTIVE", T).await;
+    assert_eq!(answered["connected"], true);
+    let _ = env.post_json(&format!("/api/c2c/calls/{call_id}/status"), json!({"status": "ANSWERED"})).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/hangup")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "ENDED");
+    assert_eq!(v["call_status"], "ANSWERED");
+    let w = env.webhook(&call_id, T).await;
+    check_payload(&w.body, &call_id, "ANSWERED");
+    assert!(w.body["duration_seconds"].as_u64().unwrap() >= 1);
+    assert_eq!(w.headers["x-api-key"], "acme-crm-outbound-dev-key");
+    let id = &w.headers["webhook-id"];
+    let ts: u64 = w.headers["webhook-timestamp"].parse().unwrap();
+    assert!(c2c_crm_webhooks::sign::verify(
+        b"whsec-acme-dev-signing-secret",
+        id,
+        ts,
+        &w.raw,
+        &w.headers["webhook-signature"]
+    ) || c2c_crm_webhooks::sign::verify(
+        &c2c_crm_webhooks::sign::decode_secret("whsec-acme-dev-signing-secret").unwrap(),
+        id,
+        ts,
+        &w.raw,
+        &w.headers["webhook-signature"]
+    ));
+    // The room is gone: teardown is the gateway's.
+    let gone = eventually(T, || async {
+        !env.sim_rooms().await.to_string().contains(&room)
+    })
+    .await;
+    assert!(gone, "room not deleted");
+    // The dial string never reaches the browser or the CRM; LiveKit saw it.
+    assert!(!w.raw.windows(4).any(|x| x == b"9911"));
+}
+
+async fn outcome_for(mode: &str, scenario: serde_json::Value, status: &str, code: Option<u16>) {
+    let env = CallEnv::start(mode).await;
+    env.scenario(NUMBER, scenario).await;
+    let (call_id, _) = env.start_call(NUMBER).await;
+    let v = env.wait_status(&call_id, "ENDED", T).await;
+    assert_eq!(v["call_status"], status, "{v}");
+    if let Some(c) = code {
+        assert_eq!(v["sip_disconnect_code"], c, "{v}");
+    }
+    let w = env.webhook(&call_id, T).await;
+    check_payload(&w.body, &call_id, status);
+    assert_eq!(w.body["duration_seconds"], 0);
+}
+
+async fn busy(mode: &str) {
+    outcome_for(mode, json!({"ring_after_ms": 100, "outcome": {"kind": "fail", "sip_code": 486, "after_ms": 300}}), "NOT_ANSWERED", Some(486)).await;
+}
+
+async fn trunk_failure(mode: &str) {
+    outcome_for(mode, json!({"ring_after_ms": null, "outcome": {"kind": "fail", "sip_code": 503, "after_ms": 50}}), "FAILED", Some(503)).await;
+}
+
+async fn no_answer(mode: &str) {
+    // Rings until the gateway's 5 s ring timeout.
+    outcome_for(mode, json!({"ring_after_ms": 100, "outcome": {"kind": "no_answer"}}), "NOT_ANSWERED", None).await;
+}
+
+async fn customer_hangup(mode: &str) {
+    let env = CallEnv::start(mode).await;
+    env.scenario(NUMBER, json!({"ring_after_ms": 50, "outcome": {"kind": "answer", "after_ms": 100, "hangup_after_ms": 1500}})).await;
+    let (call_id, _) = env.start_call(NUMBER).await;
+    let _ = env.post_json(&format!("/api/c2c/calls/{call_id}/status"), json!({"status": "ANSWERED"})).await;
+    let v = env.wait_status(&call_id, "ENDED", T).await;
+    assert_eq!(v["call_status"], "ANSWERED", "{v}");
+    let w = env.webhook(&call_id, T).await;
+    check_payload(&w.body, &call_id, "ANSWERED");
+    assert!(w.body["duration_seconds"].as_u64().unwrap() >= 1);
+}
+
+async fn agent_drop_with_grace(mode: &str) {
+    let env = CallEnv::start(mode).await;
+    let (call_id, room) = env.start_call(NUMBER).await;
+    env.wait_status(&call_id, "ACTIVE", T).await;
+    // Tab closed without a beacon: the agent leaves the room; after the 1 s grace the
+    // gateway ends the call on its own.
+    env.agent_leaves(&room).await;
+    let v = env.wait_status(&call_id, "ENDED", T).await;
+    assert_eq!(v["call_status"], "ANSWERED");
+    assert_eq!(v["disconnect_reason"], "agent_dropped");
+    env.webhook(&call_id, T).await;
+}
+
+async fn agent_rejoins_within_grace(mode: &str) {
+    let env = CallEnv::start(mode).await;
+    let p = &env.policies;
+    let _ = p; // grace is 1 s in fast policies
+    let (call_id, room) = env.start_call(NUMBER).await;
+    env.wait_status(&call_id, "ACTIVE", T).await;
+    env.agent_leaves(&room).await;
+    env.agent_joins(&room).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let v = env.get_call(&call_id).await;
+    // In poll mode a 100 ms sample may miss a quick leave/join entirely; either way the
+    // call must still be up.
+    assert_eq!(v["status"], "ACTIVE", "{v}");
+}
+
+async fn max_duration(mode: &str) {
+    let env = CallEnv::start(mode).await;
+    let (call_id, _) = env.start_call(NUMBER).await;
+    env.wait_status(&call_id, "ACTIVE", T).await;
+    let v = env.wait_status(&call_id, "ENDED", Duration::from_secs(20)).await;
+    assert_eq!(v["disconnect_reason"], "max_duration");
+    assert_eq!(v["call_status"], "ANSWERED");
+    let w = env.webhook(&call_id, T).await;
+    assert!(w.body["duration_seconds"].as_u64().unwrap() >= 9);
+}
+
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod poll {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name("poll").await })*
+        }
+        mod webhook {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name("webhook").await })*
+        }
+    };
+}
+
+both_modes!(
+    answered_then_agent_hangup,
+    busy,
+    trunk_failure,
+    no_answer,
+    customer_hangup,
+    agent_drop_with_grace,
+    agent_rejoins_within_grace,
+    max_duration,
+);
+
+#[tokio::test]
+async fn hangup_is_idempotent_and_accepts_a_beacon() {
+    let env = CallEnv::start("poll").await;
+    let (call_id, _) = env.start_call(NUMBER).await;
+    // navigator.sendBeacon: POST, text/plain body (or none).
+    let r = env
+        .c
+        .post(env.gw.url(&format!("/api/c2c/calls/{call_id}/hangup")))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for _ in 0..3 {
+        let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/hangup")).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("ENDED")));
+    }
+    env.webhook(&call_id, T).await;
+    // Connect after hangup is a clear 409, not a dial.
+    let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/connect")).await;
+    assert_eq!((s, error_code(&v)), (409, "call_ended"));
+}
+
+#[tokio::test]
+async fn connect_twice_is_409_and_dials_once() {
+    let env = CallEnv::start("poll").await;
+    let (call_id, _) = env.start_call(NUMBER).await;
+    let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/connect")).await;
+    assert_eq!((s, error_code(&v)), (409, "already_connected"));
+    let stats = env.sim_stats().await;
+    assert_eq!(stats["sip_dials"], 1, "{stats}");
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_call_ids_are_404() {
+    let env = CallEnv::start("poll").await;
+    for id in ["c2c_00000000000000000000000000000000", "nope", "c2c_zz"] {
+        for path in ["connect", "hangup", "status"] {
+            let (s, v) = env.post_json(&format!("/api/c2c/calls/{id}/{path}"), json!({"status": "ANSWERED"})).await;
+            assert_eq!((s, error_code(&v)), (404, "not_found"), "{id} {path}");
+        }
+        let (s, _) = json(env.c.get(env.gw.url(&format!("/api/c2c/calls/{id}"))).send().await.unwrap()).await;
+        assert_eq!(s, 404);
+    }
+}
+
+#[tokio::test]
+async fn another_tenants_key_cannot_reach_a_call_and_cors_is_per_tenant() {
+    let env = CallEnv::start("poll").await;
+    // Give globex a key.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_c2c-gateway"))
+        .args(["keys", "mint", "--tenant", "globex", "--id", "globex-t"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let key = text.lines().nth(1).unwrap().trim().to_string();
+    let toml = &text[text.find("[[api_keys]]").unwrap()..];
+    env.policies.edit("tenants/globex.toml", "[crm_webhook]", &format!("{toml}\n[crm_webhook]"));
+    let (call_id, _) = env.start_call(NUMBER).await;
+    assert!(eventually(T, || async {
+        env.c.post(env.gw.url("/api/c2c/normalize")).header("x-api-key", &key).json(&json!({"customer_number": NUMBER})).send().await.unwrap().status() == 200
+    }).await);
+    for (m, path) in [("GET", ""), ("POST", "/hangup"), ("POST", "/connect")] {
+        let url = env.gw.url(&format!("/api/c2c/calls/{call_id}{path}"));
+        let r = if m == "GET" { env.c.get(url) } else { env.c.post(url) };
+        let (s, _) = json(r.header("x-api-key", &key).send().await.unwrap()).await;
+        assert_eq!(s, 404, "{m} {path}");
+    }
+    // Untouched by the attempts above.
+    assert_ne!(env.get_call(&call_id).await["status"], "ENDED");
+    // CORS: only the call's tenant's allowed origins get the header.
+    let get = |origin: &'static str| env.c.get(env.gw.url(&format!("/api/c2c/calls/{call_id}"))).header("origin", origin).send();
+    let ok = get("http://localhost:3000").await.unwrap();
+    assert_eq!(ok.headers()["access-control-allow-origin"], "http://localhost:3000");
+    let other = get("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let pre = env
+        .c
+        .request(reqwest::Method::OPTIONS, env.gw.url(&format!("/api/c2c/calls/{call_id}/hangup")))
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+    assert_eq!(pre.headers()["access-control-allow-origin"], "http://localhost:3000");
+}
+
+#[tokio::test]
+async fn forged_expired_and_replayed_livekit_webhooks_change_nothing() {
+    let env = CallEnv::start("webhook").await;
+    let (call_id, _) = env.start_call(NUMBER).await;
+    env.wait_status(&call_id, "ACTIVE", T).await;
+    let before = env.get_call(&call_id).await;
+    for forgery in ["wrong_secret", "expired", "not_yet_valid", "tampered_body", "missing_hash", "wrong_issuer", "unsigned"] {
+        let r = env
+            .c
+            .post(format!("{}/sim/webhooks/forge", env.sim))
+            .json(&json!({"forgery": forgery, "room": before["call_id"].as_str().unwrap().replacen("c2c_", "c2c-", 1)}))
+            .send()
+            .await
+            .unwrap();
+        let v: serde_json::Value = r.json().await.unwrap_or(json!({}));
+        assert_eq!(v["status"], 401, "{forgery}: {v}");
+    }
+    // Unsigned request straight at the gateway.
+    let r = env
+        .c
+        .post(env.gw.url("/webhooks/livekit"))
+        .header("content-type", "application/webhook+json")
+        .body(r#"{"event":"room_finished","room":{"name":"x"},"id":"1"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(env.get_call(&call_id).await, before, "a rejected webhook changed the call");
+    // A replay of a genuine webhook is accepted once, then recognised as a duplicate.
+    let r = env.c.post(format!("{}/sim/webhooks/replay", env.sim)).send().await.unwrap();
+    let v: serde_json::Value = r.json().await.unwrap_or(json!({}));
+    assert_eq!(v["status"], 200, "{v}");
+    let metrics = env.c.get(env.gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("c2c_livekit_webhooks_total{result=\"duplicate\"}"), "{metrics}");
+    assert!(metrics.contains("c2c_livekit_webhooks_total{result=\"rejected\"}"), "{metrics}");
+}
+
+#[tokio::test]
+async fn crm_down_then_up_is_delivered_once_with_a_stable_id() {
+    let env = CallEnv::start("poll").await;
+    env.sink.status.store(503, std::sync::atomic::Ordering::SeqCst);
+    let (call_id, _) = env.start_call(NUMBER).await;
+    env.post(&format!("/api/c2c/calls/{call_id}/hangup")).await;
+    assert!(eventually(T, || async { env.sink.all().iter().any(|r| r.body["call_id"] == call_id.as_str()) }).await);
+    env.sink.status.store(200, std::sync::atomic::Ordering::SeqCst);
+    let w = env.webhook(&call_id, Duration::from_secs(30)).await;
+    let ids: std::collections::HashSet<String> = env
+        .sink
+        .all()
+        .iter()
+        .filter(|r| r.body["call_id"] == call_id.as_str())
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 1, "webhook-id changed across retries: {ids:?}");
+    assert_eq!(&w.headers["webhook-id"], ids.iter().next().unwrap());
+}
+
+#[tokio::test]
+async fn kill9_mid_call_then_restart_finalizes_and_delivers() {
+    let mut env = CallEnv::start("poll").await;
+    let (call_id, _) = env.start_call(NUMBER).await;
+    env.wait_status(&call_id, "ACTIVE", T).await;
+    // The CRM is down too, so the webhook must survive in the outbox.
+    env.sink.status.store(503, std::sync::atomic::Ordering::SeqCst);
+    env.gw.restart_hard();
+    env.c = client();
+    // Still tracked after the crash.
+    let v = env.get_call(&call_id).await;
+    assert_eq!(v["call_id"], call_id.as_str(), "{v}");
+    // The in-process simulator died with the gateway, so its room is gone: reconcile
+    // finds that and finalizes the call.
+    let v = env.wait_status(&call_id, "ENDED", T).await;
+    assert_eq!(v["call_status"], "ANSWERED");
+    assert!(eventually(T, || async { !env.sink.all().is_empty() }).await);
+    // Crash again with the webhook still pending, then let the CRM come back.
+    env.gw.restart_hard();
+    env.c = client();
+    env.sink.status.store(200, std::sync::atomic::Ordering::SeqCst);
+    let w = env.webhook(&call_id, Duration::from_secs(40)).await;
+    check_payload(&w.body, &call_id, "ANSWERED");
+}
+
+#[tokio::test]
+async fn livekit_unreachable_is_503_and_leaves_no_room() {
+    let env = CallEnv::start("poll").await;
+    env.sim_fault(json!({"unavailable": true})).await;
+    let (s, v) = env.click2call(NUMBER).await;
+    assert_eq!((s, error_code(&v)), (503, "livekit_unavailable"), "{v}");
+    env.sim_fault(json!({"unavailable": false})).await;
+    let rooms = env.sim_rooms().await;
+    assert_eq!(rooms.as_array().map(|a| a.len()).unwrap_or(0), 0, "orphan room: {rooms}");
+    // And a call whose dial fails ends FAILED with its room deleted.
+    let (s, v) = env.click2call(NUMBER).await;
+    assert_eq!(s, 200, "{v}");
+    let call_id = v["call_id"].as_str().unwrap().to_string();
+    env.agent_joins(v["room"].as_str().unwrap()).await;
+    env.sim_fault(json!({"unavailable": true})).await;
+    let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/connect")).await;
+    assert_eq!((s, error_code(&v)), (503, "livekit_unavailable"), "{v}");
+    env.sim_fault(json!({"unavailable": false})).await;
+    let v = env.wait_status(&call_id, "ENDED", T).await;
+    assert_eq!(v["call_status"], "FAILED");
+    env.webhook(&call_id, T).await;
+    assert!(eventually(T, || async { env.sim_rooms().await.as_array().map(|a| a.is_empty()).unwrap_or(true) }).await);
+}
+
+#[tokio::test]
+async fn click2call_validates_and_gates() {
+    let env = CallEnv::start("poll").await;
+    let (s, v) = env.click2call("+919530251797").await;
+    assert_eq!((s, error_code(&v)), (422, "invalid_number"));
+    let r = env
+        .c
+        .post(env.gw.url("/api/c2c/click2call"))
+        .header("x-api-key", ACME_KEY)
+        .json(&json!({"case_id": "c", "customer_number": NUMBER, "agent_id": "a"}))
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = json(r).await;
+    assert_eq!((s, error_code(&v)), (400, "invalid_json"));
+    assert!(v["error"]["message"].as_str().unwrap().contains("customer_crm_id"), "{v}");
+    // Owner switches acme's outbound off: the next call attempt is refused with dlt_pending.
+    let r = env
+        .c
+        .post(env.gw.url("/api/telephony/config/owner/acme/outbound-enable"))
+        .header("x-api-key", OWNER_KEY)
+        .json(&json!({"enabled": false, "verified_by": "ops", "note": "PE binding revoked"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (s, v) = env.click2call(NUMBER).await;
+    assert_eq!((s, error_code(&v)), (403, "dlt_pending"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("Principal Entity"), "{v}");
+    let stats = env.sim_stats().await;
+    assert_eq!(stats["rooms_created"], 0, "a DLT-pending call created a room: {stats}");
+}
