@@ -22,6 +22,35 @@ pub enum Command {
     /// API key tools.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// CRM webhook tools.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Re-send a tenant's CRM webhooks created since TIME, with their original
+    /// webhook-id. Against a running gateway (--gateway + owner key) it re-queues them
+    /// through the owner API; otherwise it opens the data directory (refused while a
+    /// gateway holds it) and delivers them itself.
+    Replay {
+        #[arg(long)]
+        tenant: String,
+        /// RFC 3339 time (2026-11-20T00:00:00Z) or a duration ago (90m, 6h, 2d).
+        #[arg(long)]
+        since: String,
+        /// Base URL of a running gateway, e.g. http://127.0.0.1:8080.
+        #[arg(long, env = "C2C_GATEWAY_URL")]
+        gateway: Option<String>,
+        /// Owner key for --gateway (read from the environment, never from argv, so it
+        /// stays out of shell history and process lists).
+        #[arg(long = "owner-key-env", default_value = "C2C_OWNER_KEY")]
+        owner_key_env: String,
+        #[arg(long, env = "C2C_POLICIES", default_value = "./policies")]
+        policies: PathBuf,
+        #[arg(long, env = "C2C_DATA", default_value = "./data")]
+        data: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -73,6 +102,21 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Policy(PolicyCommand::Check { dir }) => policy_check(&dir),
+        Command::Webhooks(WebhooksCommand::Replay {
+            tenant,
+            since,
+            gateway,
+            owner_key_env,
+            policies,
+            data,
+        }) => crate::replay_cli::run(crate::replay_cli::ReplayArgs {
+            tenant,
+            since,
+            gateway,
+            owner_key_env,
+            policies,
+            data,
+        }),
         Command::Keys(KeysCommand::Mint { tenant, owner, id }) => {
             keys_mint(tenant.as_deref(), owner, id.as_deref());
             ExitCode::SUCCESS

@@ -39,6 +39,8 @@ pub const CALL_PREFLIGHT: RouteInfo = local("call_preflight", Access::Public, fa
 // Authenticated by LiveKit's signature over the raw body, not by a key.
 pub const LIVEKIT_WEBHOOK: RouteInfo = local("livekit_webhook", Access::Public, false);
 
+pub const WEBHOOKS_REPLAY: RouteInfo = local("webhooks_replay", Access::Key(Scope::Owner), true);
+
 /// True for the routes a browser calls cross-origin.
 pub fn is_browser_route(r: &RouteInfo) -> bool {
     matches!(
@@ -73,6 +75,7 @@ fn table() -> &'static [Entry] {
             Entry { method: Method::OPTIONS, pattern: &["api", "c2c", "calls", ":id", "status"], route: CALL_PREFLIGHT },
             Entry { method: Method::OPTIONS, pattern: &["api", "c2c", "calls", ":id"], route: CALL_PREFLIGHT },
             Entry { method: Method::POST, pattern: &["webhooks", "livekit"], route: LIVEKIT_WEBHOOK },
+            Entry { method: Method::POST, pattern: &["api", "c2c", "webhooks", "replay"], route: WEBHOOKS_REPLAY },
             Entry {
                 method: Method::GET,
                 pattern: &["api", "telephony", "config", "owner", ":tenant", "outbound-enable"],

@@ -399,3 +399,60 @@ async fn click2call_validates_and_gates() {
     let stats = env.sim_stats().await;
     assert_eq!(stats["rooms_created"], 0, "a DLT-pending call created a room: {stats}");
 }
+
+// Multi-threaded: the CLI runs as a blocking child process while the CRM sink (a task
+// in this test) must keep answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_replay_resends_with_the_same_id_via_api_and_cli() {
+    let mut env = CallEnv::start("poll").await;
+    let (call_id, _) = env.start_call(NUMBER).await;
+    env.post(&format!("/api/c2c/calls/{call_id}/hangup")).await;
+    let first = env.webhook(&call_id, T).await;
+    let id = first.headers["webhook-id"].clone();
+
+    // Owner API on the running gateway.
+    let r = env
+        .c
+        .post(env.gw.url("/api/c2c/webhooks/replay"))
+        .header("x-api-key", OWNER_KEY)
+        .json(&json!({"tenant": "acme", "since": "1h"}))
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = json(r).await;
+    assert_eq!((s, v["requeued"].as_u64()), (200, Some(1)), "{v}");
+    assert!(eventually(T, || async { env.sink.for_call(&call_id).len() == 2 }).await);
+
+    let bin = env!("CARGO_BIN_EXE_c2c-gateway");
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = vec!["webhooks", "replay", "--tenant", "acme", "--since", "2026-01-01T00:00:00Z"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        a.extend(["--policies".into(), env.policies.path().display().to_string()]);
+        a.extend(["--data".into(), env.data.path().display().to_string()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    // While the gateway holds the data directory, direct mode refuses.
+    let busy = std::process::Command::new(bin).args(args(&[])).env_remove("C2C_GATEWAY_URL").output().unwrap();
+    assert!(!busy.status.success());
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("--gateway"), "{}", String::from_utf8_lossy(&busy.stderr));
+    // Through the running gateway with the owner key from the environment.
+    let via = std::process::Command::new(bin)
+        .args(args(&["--gateway", &env.gw.base]))
+        .env("C2C_OWNER_KEY", OWNER_KEY)
+        .output()
+        .unwrap();
+    assert!(via.status.success(), "{}", String::from_utf8_lossy(&via.stderr));
+    assert!(eventually(T, || async { env.sink.for_call(&call_id).len() == 3 }).await);
+    // Gateway stopped: the CLI opens the store and delivers itself.
+    env.gw.kill9();
+    let direct = std::process::Command::new(bin).args(args(&[])).env_remove("C2C_GATEWAY_URL").output().unwrap();
+    assert!(direct.status.success(), "{}", String::from_utf8_lossy(&direct.stderr));
+    assert!(String::from_utf8_lossy(&direct.stdout).contains("1 delivered"), "{}", String::from_utf8_lossy(&direct.stdout));
+    let all = env.sink.for_call(&call_id);
+    assert_eq!(all.len(), 4);
+    assert!(all.iter().all(|r| r.headers["webhook-id"] == id), "webhook-id changed on replay");
+    assert!(all.iter().all(|r| r.raw == first.raw), "payload changed on replay");
+}

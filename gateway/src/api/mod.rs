@@ -5,6 +5,7 @@ mod calls;
 pub mod livekit_webhook;
 pub(crate) mod normalize;
 mod owner;
+mod replay;
 mod service;
 
 use std::sync::Arc;
@@ -50,6 +51,7 @@ impl Plugin for Api {
             routes::CALL_GET => calls::get(app, ctx, head),
             routes::CALL_PREFLIGHT => calls::preflight(app, ctx, head),
             routes::LIVEKIT_WEBHOOK => livekit_webhook::handle(app, head, body).await,
+            routes::WEBHOOKS_REPLAY => replay::handle(app, body).await,
             routes::OWNER_OUTBOUND_GET => owner::get(app, ctx),
             routes::OWNER_OUTBOUND_SET => owner::set(app, ctx, body).await,
             _ => Err(ApiError::internal(format!("route {} has no handler", route.name))),

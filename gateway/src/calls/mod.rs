@@ -7,6 +7,7 @@ pub mod dial;
 pub mod livekit_pool;
 pub mod outbox;
 pub mod poller;
+pub mod replay;
 pub mod services;
 pub mod timers;
 

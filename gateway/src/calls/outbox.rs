@@ -15,14 +15,17 @@ pub struct StoreOutbox {
     pub store: SledCallStore,
 }
 
-fn to_job(e: OutboxEntry) -> WebhookJob {
+pub fn job_of(e: OutboxEntry) -> WebhookJob {
+    // The deliverer's retry budget counts from `created_ms`; a replayed entry gets a
+    // fresh budget from the moment it was re-queued.
+    let created_ms = e.replayed_ms.unwrap_or(e.created_ms);
     WebhookJob {
         seq: e.seq,
         webhook_id: e.webhook_id,
         call_id: e.call_id,
         tenant: e.tenant,
         payload_json: e.payload_json,
-        created_ms: e.created_ms,
+        created_ms,
         attempts: e.attempts,
         next_attempt_ms: e.next_attempt_ms,
         state: match e.state {
@@ -36,25 +39,20 @@ fn to_job(e: OutboxEntry) -> WebhookJob {
     }
 }
 
-fn to_entry(j: &WebhookJob) -> OutboxEntry {
-    OutboxEntry {
-        seq: j.seq,
-        webhook_id: j.webhook_id.clone(),
-        call_id: j.call_id.clone(),
-        tenant: j.tenant.clone(),
-        payload_json: j.payload_json.clone(),
-        created_ms: j.created_ms,
-        attempts: j.attempts,
-        next_attempt_ms: j.next_attempt_ms,
-        state: match j.state {
-            JobState::Pending => OutboxState::Pending,
-            JobState::Delivered => OutboxState::Delivered,
-            JobState::Failed => OutboxState::Failed,
-            JobState::Disabled => OutboxState::Disabled,
-        },
-        last_error: j.last_error.clone(),
-        delivered_ms: j.delivered_ms,
-    }
+/// Copies what delivery may change onto the stored entry; identity fields (payload,
+/// webhook id, tenant, timestamps) are the store's and never come back from the
+/// deliverer.
+fn apply_progress(e: &mut OutboxEntry, j: &WebhookJob) {
+    e.attempts = j.attempts;
+    e.next_attempt_ms = j.next_attempt_ms;
+    e.state = match j.state {
+        JobState::Pending => OutboxState::Pending,
+        JobState::Delivered => OutboxState::Delivered,
+        JobState::Failed => OutboxState::Failed,
+        JobState::Disabled => OutboxState::Disabled,
+    };
+    e.last_error = j.last_error.clone();
+    e.delivered_ms = j.delivered_ms;
 }
 
 fn src_err(e: c2c_callstate::StoreError) -> SourceError {
@@ -64,11 +62,17 @@ fn src_err(e: c2c_callstate::StoreError) -> SourceError {
 #[async_trait]
 impl OutboxSource for StoreOutbox {
     async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<WebhookJob>, SourceError> {
-        Ok(self.store.outbox_due(now_ms, limit).map_err(src_err)?.into_iter().map(to_job).collect())
+        Ok(self.store.outbox_due(now_ms, limit).map_err(src_err)?.into_iter().map(job_of).collect())
     }
 
     async fn update(&self, job: &WebhookJob) -> Result<(), SourceError> {
-        self.store.outbox_update(&to_entry(job)).await.map_err(src_err)
+        let mut e = self
+            .store
+            .outbox_get(job.seq)
+            .map_err(src_err)?
+            .ok_or_else(|| SourceError::msg(format!("outbox entry {} vanished", job.seq)))?;
+        apply_progress(&mut e, job);
+        self.store.outbox_update(&e).await.map_err(src_err)
     }
 
     async fn stats(&self) -> Result<OutboxStats, SourceError> {

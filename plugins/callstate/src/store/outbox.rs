@@ -32,6 +32,10 @@ pub struct OutboxEntry {
     pub state: OutboxState,
     pub last_error: Option<String>,
     pub delivered_ms: Option<u64>,
+    /// When an operator last re-queued it (`webhooks replay`). Retry budgets count from
+    /// here, so an old webhook replayed today gets the full retry window again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed_ms: Option<u64>,
 }
 
 impl OutboxEntry {
@@ -52,6 +56,7 @@ impl OutboxEntry {
             state: OutboxState::Pending,
             last_error: None,
             delivered_ms: None,
+            replayed_ms: None,
         })
     }
 

@@ -120,6 +120,7 @@ impl SledCallStore {
             e.attempts = 0;
             e.last_error = None;
             e.delivered_ms = None;
+            e.replayed_ms = Some(now_ms);
             self.write_outbox_locked(&e)?;
             e
         };
