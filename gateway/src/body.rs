@@ -19,7 +19,8 @@ pub fn too_large() -> ApiError {
 
 /// The declared Content-Length, if any and valid.
 pub fn declared_length(head: &RequestHead<'_>) -> Option<u64> {
-    head.header("content-length").and_then(|v| v.trim().parse().ok())
+    head.header("content-length")
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// JSON routes require `application/json` (parameters such as charset allowed).

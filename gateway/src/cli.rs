@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "c2c-gateway", version, about = "Multi-tenant click-to-call gateway for CRMs")]
+#[command(
+    name = "c2c-gateway",
+    version,
+    about = "Multi-tenant click-to-call gateway for CRMs"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -149,8 +153,18 @@ fn keys_mint(tenant: Option<&str>, owner: bool, id: Option<&str>) {
     let k = c2c_tenancy::keys::mint();
     let day = crate::app::today_utc();
     let (section, scope, default_id, file) = match (tenant, owner) {
-        (Some(t), _) => ("api_keys", "calls", format!("{t}-{day}"), format!("tenants/{t}.toml")),
-        (None, _) => ("owner_keys", "owner", format!("owner-{day}"), "gateway.toml".into()),
+        (Some(t), _) => (
+            "api_keys",
+            "calls",
+            format!("{t}-{day}"),
+            format!("tenants/{t}.toml"),
+        ),
+        (None, _) => (
+            "owner_keys",
+            "owner",
+            format!("owner-{day}"),
+            "gateway.toml".into(),
+        ),
     };
     let id = id.map(str::to_string).unwrap_or(default_id);
     println!("key (shown once; store it in your secret manager):");

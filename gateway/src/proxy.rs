@@ -20,7 +20,12 @@ impl GatewayProxy {
     }
 
     /// Writes a locally generated response after the plugins' `on_local_response`.
-    async fn respond(&self, session: &mut Session, ctx: &mut RequestCtx, mut resp: JsonResponse) -> Result<()> {
+    async fn respond(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        mut resp: JsonResponse,
+    ) -> Result<()> {
         {
             let req = session.req_header();
             let head = head_of(req, None);
@@ -85,7 +90,10 @@ impl ProxyHttp for GatewayProxy {
     /// Runs the chain's `on_request`; for local routes reads the body and runs
     /// `on_body`, then answers. Returns `Ok(true)` whenever the gateway answered.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         let decision = {
             let head = head_of(session.req_header(), peer);
             self.chain.on_request(&head, ctx).await
@@ -122,13 +130,23 @@ impl ProxyHttp for GatewayProxy {
     }
 
     /// No route is proxied yet; the router answers every request before this point.
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        Err(Error::explain(ErrorType::HTTPStatus(502), "no upstream for this route"))
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        Err(Error::explain(
+            ErrorType::HTTPStatus(502),
+            "no upstream for this route",
+        ))
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         if ctx.status == 0 {
-            ctx.status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
+            ctx.status = session
+                .response_written()
+                .map(|r| r.status.as_u16())
+                .unwrap_or(0);
         }
         self.chain.on_logging(ctx);
     }

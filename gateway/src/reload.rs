@@ -68,11 +68,13 @@ pub async fn reload(app: &App) -> Result<(), c2c_tenancy::PolicyErrors> {
     let loaded = tokio::task::spawn_blocking(move || c2c_tenancy::load_dir(&dir))
         .await
         .unwrap_or_else(|e| {
-            Err(c2c_tenancy::PolicyErrors(vec![c2c_tenancy::PolicyError::new(
-                app.policy.dir(),
-                "-",
-                format!("policy loader crashed: {e}"),
-            )]))
+            Err(c2c_tenancy::PolicyErrors(vec![
+                c2c_tenancy::PolicyError::new(
+                    app.policy.dir(),
+                    "-",
+                    format!("policy loader crashed: {e}"),
+                ),
+            ]))
         });
     match loaded {
         Ok(p) => {
@@ -81,23 +83,30 @@ pub async fn reload(app: &App) -> Result<(), c2c_tenancy::PolicyErrors> {
             // its policy is visible. Projects pointing at the simulator need the
             // simulator running since start.
             if let Err(e) = app.livekit.sync(&p) {
-                app.metrics.policy_reloads.with_label_values(&["rejected"]).inc();
+                app.metrics
+                    .policy_reloads
+                    .with_label_values(&["rejected"])
+                    .inc();
                 tracing::error!(reason = %e, "policy rejected; keeping the previous policy");
-                return Err(c2c_tenancy::PolicyErrors(vec![c2c_tenancy::PolicyError::new(
-                    app.policy.dir(),
-                    "livekit",
-                    e,
-                )]));
+                return Err(c2c_tenancy::PolicyErrors(vec![
+                    c2c_tenancy::PolicyError::new(app.policy.dir(), "livekit", e),
+                ]));
             }
             app.policy.replace(p);
             app.endpoints.reset();
-            app.metrics.policy_reloads.with_label_values(&["applied"]).inc();
+            app.metrics
+                .policy_reloads
+                .with_label_values(&["applied"])
+                .inc();
             app.metrics.policy_generation.inc();
             tracing::info!(tenants, "policy reloaded");
             Ok(())
         }
         Err(errs) => {
-            app.metrics.policy_reloads.with_label_values(&["rejected"]).inc();
+            app.metrics
+                .policy_reloads
+                .with_label_values(&["rejected"])
+                .inc();
             for e in &errs.0 {
                 tracing::error!(file = %e.file.display(), key = %e.key, reason = %e.reason, "policy rejected; keeping the previous policy");
             }

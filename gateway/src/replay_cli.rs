@@ -21,7 +21,10 @@ pub struct ReplayArgs {
 
 pub fn run(a: ReplayArgs) -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("c2c-gateway: cannot start a runtime: {e}");
@@ -87,7 +90,9 @@ async fn direct(a: &ReplayArgs) -> Result<String, String> {
     let store = c2c_callstate::SledCallStore::open_with_db(db).map_err(|e| e.to_string())?;
     let now = now_ms();
     let since = replay::parse_since(&a.since, now)?;
-    let entries = replay::requeue(&store, &a.tenant, since, now).await.map_err(|e| e.to_string())?;
+    let entries = replay::requeue(&store, &a.tenant, since, now)
+        .await
+        .map_err(|e| e.to_string())?;
     let handle = Arc::new(PolicyHandle::new(a.policies.clone(), policy));
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -98,7 +103,9 @@ async fn direct(a: &ReplayArgs) -> Result<String, String> {
     let client = builder.build().map_err(|e| e.to_string())?;
     let deliverer = Deliverer::new(
         client,
-        Arc::new(StoreOutbox { store: store.clone() }),
+        Arc::new(StoreOutbox {
+            store: store.clone(),
+        }),
         Arc::new(PolicyEndpoints::new(handle)),
         DeliveryPolicy {
             max_age: webhooks.max_age,
@@ -114,7 +121,10 @@ async fn direct(a: &ReplayArgs) -> Result<String, String> {
     let mut lines = Vec::new();
     for e in &entries {
         let job = crate::calls::outbox::job_of(e.clone());
-        let outcome = deliverer.deliver_once(job).await.map_err(|e| e.to_string())?;
+        let outcome = deliverer
+            .deliver_once(job)
+            .await
+            .map_err(|e| e.to_string())?;
         if matches!(outcome, Outcome::Delivered { .. }) {
             delivered += 1;
         }

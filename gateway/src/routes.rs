@@ -61,29 +61,103 @@ fn table() -> &'static [Entry] {
     static TABLE: OnceLock<Vec<Entry>> = OnceLock::new();
     TABLE.get_or_init(|| {
         vec![
-            Entry { method: Method::GET, pattern: &["livez"], route: LIVEZ },
-            Entry { method: Method::GET, pattern: &["readyz"], route: READYZ },
-            Entry { method: Method::GET, pattern: &["metrics"], route: METRICS },
-            Entry { method: Method::POST, pattern: &["api", "c2c", "normalize"], route: NORMALIZE },
-            Entry { method: Method::POST, pattern: &["api", "c2c", "click2call"], route: CLICK2CALL },
-            Entry { method: Method::POST, pattern: &["api", "c2c", "calls", ":id", "connect"], route: CALL_CONNECT },
-            Entry { method: Method::POST, pattern: &["api", "c2c", "calls", ":id", "hangup"], route: CALL_HANGUP },
-            Entry { method: Method::POST, pattern: &["api", "c2c", "calls", ":id", "status"], route: CALL_STATUS },
-            Entry { method: Method::GET, pattern: &["api", "c2c", "calls", ":id"], route: CALL_GET },
-            Entry { method: Method::OPTIONS, pattern: &["api", "c2c", "calls", ":id", "connect"], route: CALL_PREFLIGHT },
-            Entry { method: Method::OPTIONS, pattern: &["api", "c2c", "calls", ":id", "hangup"], route: CALL_PREFLIGHT },
-            Entry { method: Method::OPTIONS, pattern: &["api", "c2c", "calls", ":id", "status"], route: CALL_PREFLIGHT },
-            Entry { method: Method::OPTIONS, pattern: &["api", "c2c", "calls", ":id"], route: CALL_PREFLIGHT },
-            Entry { method: Method::POST, pattern: &["webhooks", "livekit"], route: LIVEKIT_WEBHOOK },
-            Entry { method: Method::POST, pattern: &["api", "c2c", "webhooks", "replay"], route: WEBHOOKS_REPLAY },
             Entry {
                 method: Method::GET,
-                pattern: &["api", "telephony", "config", "owner", ":tenant", "outbound-enable"],
+                pattern: &["livez"],
+                route: LIVEZ,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["readyz"],
+                route: READYZ,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["metrics"],
+                route: METRICS,
+            },
+            Entry {
+                method: Method::POST,
+                pattern: &["api", "c2c", "normalize"],
+                route: NORMALIZE,
+            },
+            Entry {
+                method: Method::POST,
+                pattern: &["api", "c2c", "click2call"],
+                route: CLICK2CALL,
+            },
+            Entry {
+                method: Method::POST,
+                pattern: &["api", "c2c", "calls", ":id", "connect"],
+                route: CALL_CONNECT,
+            },
+            Entry {
+                method: Method::POST,
+                pattern: &["api", "c2c", "calls", ":id", "hangup"],
+                route: CALL_HANGUP,
+            },
+            Entry {
+                method: Method::POST,
+                pattern: &["api", "c2c", "calls", ":id", "status"],
+                route: CALL_STATUS,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["api", "c2c", "calls", ":id"],
+                route: CALL_GET,
+            },
+            Entry {
+                method: Method::OPTIONS,
+                pattern: &["api", "c2c", "calls", ":id", "connect"],
+                route: CALL_PREFLIGHT,
+            },
+            Entry {
+                method: Method::OPTIONS,
+                pattern: &["api", "c2c", "calls", ":id", "hangup"],
+                route: CALL_PREFLIGHT,
+            },
+            Entry {
+                method: Method::OPTIONS,
+                pattern: &["api", "c2c", "calls", ":id", "status"],
+                route: CALL_PREFLIGHT,
+            },
+            Entry {
+                method: Method::OPTIONS,
+                pattern: &["api", "c2c", "calls", ":id"],
+                route: CALL_PREFLIGHT,
+            },
+            Entry {
+                method: Method::POST,
+                pattern: &["webhooks", "livekit"],
+                route: LIVEKIT_WEBHOOK,
+            },
+            Entry {
+                method: Method::POST,
+                pattern: &["api", "c2c", "webhooks", "replay"],
+                route: WEBHOOKS_REPLAY,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &[
+                    "api",
+                    "telephony",
+                    "config",
+                    "owner",
+                    ":tenant",
+                    "outbound-enable",
+                ],
                 route: OWNER_OUTBOUND_GET,
             },
             Entry {
                 method: Method::POST,
-                pattern: &["api", "telephony", "config", "owner", ":tenant", "outbound-enable"],
+                pattern: &[
+                    "api",
+                    "telephony",
+                    "config",
+                    "owner",
+                    ":tenant",
+                    "outbound-enable",
+                ],
                 route: OWNER_OUTBOUND_SET,
             },
         ]
@@ -152,7 +226,11 @@ mod tests {
 
     #[test]
     fn finds_routes_and_params() {
-        let (r, p) = find(&Method::POST, "/api/telephony/config/owner/acme/outbound-enable").unwrap();
+        let (r, p) = find(
+            &Method::POST,
+            "/api/telephony/config/owner/acme/outbound-enable",
+        )
+        .unwrap();
         assert_eq!(r, OWNER_OUTBOUND_SET);
         assert_eq!(p, vec!["acme".to_string()]);
         assert_eq!(find(&Method::GET, "/livez").unwrap().0, LIVEZ);
@@ -165,7 +243,10 @@ mod tests {
             find(&Method::GET, "/api/c2c/normalize"),
             Err(Miss::MethodNotAllowed(vec![Method::POST]))
         );
-        assert_eq!(find(&Method::GET, "/a/b/c/d/e/f/g/h/i/j/k/l/m"), Err(Miss::NotFound));
+        assert_eq!(
+            find(&Method::GET, "/a/b/c/d/e/f/g/h/i/j/k/l/m"),
+            Err(Miss::NotFound)
+        );
         assert_eq!(
             find(&Method::GET, "/api/telephony/config/owner//outbound-enable"),
             Err(Miss::NotFound)

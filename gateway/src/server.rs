@@ -55,8 +55,11 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
             )
         })?;
     let dlt = DltRegistry::open(&db).map_err(|e| format!("cannot open DLT state: {e}"))?;
-    let store = SledCallStore::open_with_db(db.clone()).map_err(|e| format!("cannot open the call store: {e}"))?;
-    let seen = db.open_tree("livekit_webhooks").map_err(|e| format!("cannot open the store: {e}"))?;
+    let store = SledCallStore::open_with_db(db.clone())
+        .map_err(|e| format!("cannot open the call store: {e}"))?;
+    let seen = db
+        .open_tree("livekit_webhooks")
+        .map_err(|e| format!("cannot open the store: {e}"))?;
     let registry = prometheus::default_registry().clone();
     let metrics =
         GatewayMetrics::register(&registry).map_err(|e| format!("metrics registration: {e}"))?;
@@ -97,8 +100,14 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     );
     proxy.add_tcp(&listen);
     server.add_service(proxy);
-    server.add_service(background_service("policy reload", PolicyReloader::new(app.clone())));
-    server.add_service(background_service("call timers", TimerService { app: app.clone() }));
+    server.add_service(background_service(
+        "policy reload",
+        PolicyReloader::new(app.clone()),
+    ));
+    server.add_service(background_service(
+        "call timers",
+        TimerService { app: app.clone() },
+    ));
     server.add_service(background_service(
         "crm webhooks",
         DeliveryService {
@@ -107,7 +116,10 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         },
     ));
     if gw.answer_detection == AnswerDetection::Poll {
-        server.add_service(background_service("livekit poller", Poller { app: app.clone() }));
+        server.add_service(background_service(
+            "livekit poller",
+            Poller { app: app.clone() },
+        ));
     }
 
     app.set_ready(true);

@@ -14,18 +14,35 @@ const NUMBER: &str = "9530251797";
 const T: Duration = Duration::from_secs(15);
 
 fn check_payload(body: &serde_json::Value, call_id: &str, status: &str) {
-    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(
         sorted,
-        vec!["agent_id", "call_id", "call_status", "case_id", "customer_crm_id", "duration_seconds", "phone_from", "phone_to"],
+        vec![
+            "agent_id",
+            "call_id",
+            "call_status",
+            "case_id",
+            "customer_crm_id",
+            "duration_seconds",
+            "phone_from",
+            "phone_to"
+        ],
         "webhook fields: {body}"
     );
     assert_eq!(body["call_id"], call_id);
     assert_eq!(body["case_id"], "case-1");
     assert_eq!(body["customer_crm_id"], "cust-99");
-    assert_eq!(body["phone_to"], NUMBER, "phone_to must be the clean 10 digits");
+    assert_eq!(
+        body["phone_to"], NUMBER,
+        "phone_to must be the clean 10 digits"
+    );
     assert_eq!(body["phone_from"], "+919999999999");
     assert_eq!(body["call_status"], status);
     assert_eq!(body["agent_id"], "agent-42");
@@ -37,7 +54,12 @@ async fn answered_then_agent_hangup(mode: &str) {
     // The browser's report (the answer signal in webhook mode, a hint in poll mode).
     let answered = env.wait_status(&call_id, "ACTIVE", T).await;
     assert_eq!(answered["connected"], true);
-    let _ = env.post_json(&format!("/api/c2c/calls/{call_id}/status"), json!({"status": "ANSWERED"})).await;
+    let _ = env
+        .post_json(
+            &format!("/api/c2c/calls/{call_id}/status"),
+            json!({"status": "ANSWERED"}),
+        )
+        .await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/hangup")).await;
     assert_eq!(s, 200, "{v}");
@@ -49,19 +71,21 @@ async fn answered_then_agent_hangup(mode: &str) {
     assert_eq!(w.headers["x-api-key"], "acme-crm-outbound-dev-key");
     let id = &w.headers["webhook-id"];
     let ts: u64 = w.headers["webhook-timestamp"].parse().unwrap();
-    assert!(c2c_crm_webhooks::sign::verify(
-        b"whsec-acme-dev-signing-secret",
-        id,
-        ts,
-        &w.raw,
-        &w.headers["webhook-signature"]
-    ) || c2c_crm_webhooks::sign::verify(
-        &c2c_crm_webhooks::sign::decode_secret("whsec-acme-dev-signing-secret").unwrap(),
-        id,
-        ts,
-        &w.raw,
-        &w.headers["webhook-signature"]
-    ));
+    assert!(
+        c2c_crm_webhooks::sign::verify(
+            b"whsec-acme-dev-signing-secret",
+            id,
+            ts,
+            &w.raw,
+            &w.headers["webhook-signature"]
+        ) || c2c_crm_webhooks::sign::verify(
+            &c2c_crm_webhooks::sign::decode_secret("whsec-acme-dev-signing-secret").unwrap(),
+            id,
+            ts,
+            &w.raw,
+            &w.headers["webhook-signature"]
+        )
+    );
     // The room is gone: teardown is the gateway's.
     let gone = eventually(T, || async {
         !env.sim_rooms().await.to_string().contains(&room)
@@ -96,14 +120,25 @@ async fn trunk_failure(mode: &str) {
 
 async fn no_answer(mode: &str) {
     // Rings until the gateway's 5 s ring timeout.
-    outcome_for(mode, json!({"ring_after_ms": 100, "outcome": {"kind": "no_answer"}}), "NOT_ANSWERED", None).await;
+    outcome_for(
+        mode,
+        json!({"ring_after_ms": 100, "outcome": {"kind": "no_answer"}}),
+        "NOT_ANSWERED",
+        None,
+    )
+    .await;
 }
 
 async fn customer_hangup(mode: &str) {
     let env = CallEnv::start(mode).await;
     env.scenario(NUMBER, json!({"ring_after_ms": 50, "outcome": {"kind": "answer", "after_ms": 100, "hangup_after_ms": 1500}})).await;
     let (call_id, _) = env.start_call(NUMBER).await;
-    let _ = env.post_json(&format!("/api/c2c/calls/{call_id}/status"), json!({"status": "ANSWERED"})).await;
+    let _ = env
+        .post_json(
+            &format!("/api/c2c/calls/{call_id}/status"),
+            json!({"status": "ANSWERED"}),
+        )
+        .await;
     let v = env.wait_status(&call_id, "ENDED", T).await;
     assert_eq!(v["call_status"], "ANSWERED", "{v}");
     let w = env.webhook(&call_id, T).await;
@@ -143,7 +178,9 @@ async fn max_duration(mode: &str) {
     let env = CallEnv::start(mode).await;
     let (call_id, _) = env.start_call(NUMBER).await;
     env.wait_status(&call_id, "ACTIVE", T).await;
-    let v = env.wait_status(&call_id, "ENDED", Duration::from_secs(20)).await;
+    let v = env
+        .wait_status(&call_id, "ENDED", Duration::from_secs(20))
+        .await;
     assert_eq!(v["disconnect_reason"], "max_duration");
     assert_eq!(v["call_status"], "ANSWERED");
     let w = env.webhook(&call_id, T).await;
@@ -211,10 +248,22 @@ async fn unknown_and_malformed_call_ids_are_404() {
     let env = CallEnv::start("poll").await;
     for id in ["c2c_00000000000000000000000000000000", "nope", "c2c_zz"] {
         for path in ["connect", "hangup", "status"] {
-            let (s, v) = env.post_json(&format!("/api/c2c/calls/{id}/{path}"), json!({"status": "ANSWERED"})).await;
+            let (s, v) = env
+                .post_json(
+                    &format!("/api/c2c/calls/{id}/{path}"),
+                    json!({"status": "ANSWERED"}),
+                )
+                .await;
             assert_eq!((s, error_code(&v)), (404, "not_found"), "{id} {path}");
         }
-        let (s, _) = json(env.c.get(env.gw.url(&format!("/api/c2c/calls/{id}"))).send().await.unwrap()).await;
+        let (s, _) = json(
+            env.c
+                .get(env.gw.url(&format!("/api/c2c/calls/{id}")))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(s, 404);
     }
 }
@@ -230,35 +279,68 @@ async fn another_tenants_key_cannot_reach_a_call_and_cors_is_per_tenant() {
     let text = String::from_utf8(out.stdout).unwrap();
     let key = text.lines().nth(1).unwrap().trim().to_string();
     let toml = &text[text.find("[[api_keys]]").unwrap()..];
-    env.policies.edit("tenants/globex.toml", "[crm_webhook]", &format!("{toml}\n[crm_webhook]"));
+    env.policies.edit(
+        "tenants/globex.toml",
+        "[crm_webhook]",
+        &format!("{toml}\n[crm_webhook]"),
+    );
     let (call_id, _) = env.start_call(NUMBER).await;
-    assert!(eventually(T, || async {
-        env.c.post(env.gw.url("/api/c2c/normalize")).header("x-api-key", &key).json(&json!({"customer_number": NUMBER})).send().await.unwrap().status() == 200
-    }).await);
+    assert!(
+        eventually(T, || async {
+            env.c
+                .post(env.gw.url("/api/c2c/normalize"))
+                .header("x-api-key", &key)
+                .json(&json!({"customer_number": NUMBER}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                == 200
+        })
+        .await
+    );
     for (m, path) in [("GET", ""), ("POST", "/hangup"), ("POST", "/connect")] {
         let url = env.gw.url(&format!("/api/c2c/calls/{call_id}{path}"));
-        let r = if m == "GET" { env.c.get(url) } else { env.c.post(url) };
+        let r = if m == "GET" {
+            env.c.get(url)
+        } else {
+            env.c.post(url)
+        };
         let (s, _) = json(r.header("x-api-key", &key).send().await.unwrap()).await;
         assert_eq!(s, 404, "{m} {path}");
     }
     // Untouched by the attempts above.
     assert_ne!(env.get_call(&call_id).await["status"], "ENDED");
     // CORS: only the call's tenant's allowed origins get the header.
-    let get = |origin: &'static str| env.c.get(env.gw.url(&format!("/api/c2c/calls/{call_id}"))).header("origin", origin).send();
+    let get = |origin: &'static str| {
+        env.c
+            .get(env.gw.url(&format!("/api/c2c/calls/{call_id}")))
+            .header("origin", origin)
+            .send()
+    };
     let ok = get("http://localhost:3000").await.unwrap();
-    assert_eq!(ok.headers()["access-control-allow-origin"], "http://localhost:3000");
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
     let other = get("https://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
     let pre = env
         .c
-        .request(reqwest::Method::OPTIONS, env.gw.url(&format!("/api/c2c/calls/{call_id}/hangup")))
+        .request(
+            reqwest::Method::OPTIONS,
+            env.gw.url(&format!("/api/c2c/calls/{call_id}/hangup")),
+        )
         .header("origin", "http://localhost:3000")
         .header("access-control-request-method", "POST")
         .send()
         .await
         .unwrap();
     assert_eq!(pre.status(), 204);
-    assert_eq!(pre.headers()["access-control-allow-origin"], "http://localhost:3000");
+    assert_eq!(
+        pre.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
 }
 
 #[tokio::test]
@@ -267,7 +349,15 @@ async fn forged_expired_and_replayed_livekit_webhooks_change_nothing() {
     let (call_id, _) = env.start_call(NUMBER).await;
     env.wait_status(&call_id, "ACTIVE", T).await;
     let before = env.get_call(&call_id).await;
-    for forgery in ["wrong_secret", "expired", "not_yet_valid", "tampered_body", "missing_hash", "wrong_issuer", "unsigned"] {
+    for forgery in [
+        "wrong_secret",
+        "expired",
+        "not_yet_valid",
+        "tampered_body",
+        "missing_hash",
+        "wrong_issuer",
+        "unsigned",
+    ] {
         let r = env
             .c
             .post(format!("{}/sim/webhooks/forge", env.sim))
@@ -288,24 +378,59 @@ async fn forged_expired_and_replayed_livekit_webhooks_change_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(env.get_call(&call_id).await, before, "a rejected webhook changed the call");
+    assert_eq!(
+        env.get_call(&call_id).await,
+        before,
+        "a rejected webhook changed the call"
+    );
     // A replay of a genuine webhook is accepted once, then recognised as a duplicate.
-    let r = env.c.post(format!("{}/sim/webhooks/replay", env.sim)).send().await.unwrap();
+    let r = env
+        .c
+        .post(format!("{}/sim/webhooks/replay", env.sim))
+        .send()
+        .await
+        .unwrap();
     let v: serde_json::Value = r.json().await.unwrap_or(json!({}));
     assert_eq!(v["status"], 200, "{v}");
-    let metrics = env.c.get(env.gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("c2c_livekit_webhooks_total{result=\"duplicate\"}"), "{metrics}");
-    assert!(metrics.contains("c2c_livekit_webhooks_total{result=\"rejected\"}"), "{metrics}");
+    let metrics = env
+        .c
+        .get(env.gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("c2c_livekit_webhooks_total{result=\"duplicate\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("c2c_livekit_webhooks_total{result=\"rejected\"}"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn crm_down_then_up_is_delivered_once_with_a_stable_id() {
     let env = CallEnv::start("poll").await;
-    env.sink.status.store(503, std::sync::atomic::Ordering::SeqCst);
+    env.sink
+        .status
+        .store(503, std::sync::atomic::Ordering::SeqCst);
     let (call_id, _) = env.start_call(NUMBER).await;
     env.post(&format!("/api/c2c/calls/{call_id}/hangup")).await;
-    assert!(eventually(T, || async { env.sink.all().iter().any(|r| r.body["call_id"] == call_id.as_str()) }).await);
-    env.sink.status.store(200, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        eventually(T, || async {
+            env.sink
+                .all()
+                .iter()
+                .any(|r| r.body["call_id"] == call_id.as_str())
+        })
+        .await
+    );
+    env.sink
+        .status
+        .store(200, std::sync::atomic::Ordering::SeqCst);
     let w = env.webhook(&call_id, Duration::from_secs(30)).await;
     let ids: std::collections::HashSet<String> = env
         .sink
@@ -324,7 +449,9 @@ async fn kill9_mid_call_then_restart_finalizes_and_delivers() {
     let (call_id, _) = env.start_call(NUMBER).await;
     env.wait_status(&call_id, "ACTIVE", T).await;
     // The CRM is down too, so the webhook must survive in the outbox.
-    env.sink.status.store(503, std::sync::atomic::Ordering::SeqCst);
+    env.sink
+        .status
+        .store(503, std::sync::atomic::Ordering::SeqCst);
     env.gw.restart_hard();
     env.c = client();
     // Still tracked after the crash.
@@ -338,7 +465,9 @@ async fn kill9_mid_call_then_restart_finalizes_and_delivers() {
     // Crash again with the webhook still pending, then let the CRM come back.
     env.gw.restart_hard();
     env.c = client();
-    env.sink.status.store(200, std::sync::atomic::Ordering::SeqCst);
+    env.sink
+        .status
+        .store(200, std::sync::atomic::Ordering::SeqCst);
     let w = env.webhook(&call_id, Duration::from_secs(40)).await;
     check_payload(&w.body, &call_id, "ANSWERED");
 }
@@ -351,7 +480,11 @@ async fn livekit_unreachable_is_503_and_leaves_no_room() {
     assert_eq!((s, error_code(&v)), (503, "livekit_unavailable"), "{v}");
     env.sim_fault(json!({"unavailable": false})).await;
     let rooms = env.sim_rooms().await;
-    assert_eq!(rooms.as_array().map(|a| a.len()).unwrap_or(0), 0, "orphan room: {rooms}");
+    assert_eq!(
+        rooms.as_array().map(|a| a.len()).unwrap_or(0),
+        0,
+        "orphan room: {rooms}"
+    );
     // And a call whose dial fails ends FAILED with its room deleted.
     let (s, v) = env.click2call(NUMBER).await;
     assert_eq!(s, 200, "{v}");
@@ -364,7 +497,16 @@ async fn livekit_unreachable_is_503_and_leaves_no_room() {
     let v = env.wait_status(&call_id, "ENDED", T).await;
     assert_eq!(v["call_status"], "FAILED");
     env.webhook(&call_id, T).await;
-    assert!(eventually(T, || async { env.sim_rooms().await.as_array().map(|a| a.is_empty()).unwrap_or(true) }).await);
+    assert!(
+        eventually(T, || async {
+            env.sim_rooms()
+                .await
+                .as_array()
+                .map(|a| a.is_empty())
+                .unwrap_or(true)
+        })
+        .await
+    );
 }
 
 #[tokio::test]
@@ -382,11 +524,20 @@ async fn click2call_validates_and_gates() {
         .unwrap();
     let (s, v) = json(r).await;
     assert_eq!((s, error_code(&v)), (400, "invalid_json"));
-    assert!(v["error"]["message"].as_str().unwrap().contains("customer_crm_id"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("customer_crm_id"),
+        "{v}"
+    );
     // Owner switches acme's outbound off: the next call attempt is refused with dlt_pending.
     let r = env
         .c
-        .post(env.gw.url("/api/telephony/config/owner/acme/outbound-enable"))
+        .post(
+            env.gw
+                .url("/api/telephony/config/owner/acme/outbound-enable"),
+        )
         .header("x-api-key", OWNER_KEY)
         .json(&json!({"enabled": false, "verified_by": "ops", "note": "PE binding revoked"}))
         .send()
@@ -395,9 +546,18 @@ async fn click2call_validates_and_gates() {
     assert_eq!(r.status(), 200);
     let (s, v) = env.click2call(NUMBER).await;
     assert_eq!((s, error_code(&v)), (403, "dlt_pending"), "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("Principal Entity"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Principal Entity"),
+        "{v}"
+    );
     let stats = env.sim_stats().await;
-    assert_eq!(stats["rooms_created"], 0, "a DLT-pending call created a room: {stats}");
+    assert_eq!(
+        stats["rooms_created"], 0,
+        "a DLT-pending call created a room: {stats}"
+    );
 }
 
 // Multi-threaded: the CLI runs as a blocking child process while the CRM sink (a task
@@ -425,34 +585,74 @@ async fn webhooks_replay_resends_with_the_same_id_via_api_and_cli() {
 
     let bin = env!("CARGO_BIN_EXE_c2c-gateway");
     let args = |extra: &[&str]| {
-        let mut a: Vec<String> = vec!["webhooks", "replay", "--tenant", "acme", "--since", "2026-01-01T00:00:00Z"]
-            .into_iter()
-            .map(String::from)
-            .collect();
-        a.extend(["--policies".into(), env.policies.path().display().to_string()]);
+        let mut a: Vec<String> = vec![
+            "webhooks",
+            "replay",
+            "--tenant",
+            "acme",
+            "--since",
+            "2026-01-01T00:00:00Z",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        a.extend([
+            "--policies".into(),
+            env.policies.path().display().to_string(),
+        ]);
         a.extend(["--data".into(), env.data.path().display().to_string()]);
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
     // While the gateway holds the data directory, direct mode refuses.
-    let busy = std::process::Command::new(bin).args(args(&[])).env_remove("C2C_GATEWAY_URL").output().unwrap();
+    let busy = std::process::Command::new(bin)
+        .args(args(&[]))
+        .env_remove("C2C_GATEWAY_URL")
+        .output()
+        .unwrap();
     assert!(!busy.status.success());
-    assert!(String::from_utf8_lossy(&busy.stderr).contains("--gateway"), "{}", String::from_utf8_lossy(&busy.stderr));
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("--gateway"),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
     // Through the running gateway with the owner key from the environment.
     let via = std::process::Command::new(bin)
         .args(args(&["--gateway", &env.gw.base]))
         .env("C2C_OWNER_KEY", OWNER_KEY)
         .output()
         .unwrap();
-    assert!(via.status.success(), "{}", String::from_utf8_lossy(&via.stderr));
+    assert!(
+        via.status.success(),
+        "{}",
+        String::from_utf8_lossy(&via.stderr)
+    );
     assert!(eventually(T, || async { env.sink.for_call(&call_id).len() == 3 }).await);
     // Gateway stopped: the CLI opens the store and delivers itself.
     env.gw.kill9();
-    let direct = std::process::Command::new(bin).args(args(&[])).env_remove("C2C_GATEWAY_URL").output().unwrap();
-    assert!(direct.status.success(), "{}", String::from_utf8_lossy(&direct.stderr));
-    assert!(String::from_utf8_lossy(&direct.stdout).contains("1 delivered"), "{}", String::from_utf8_lossy(&direct.stdout));
+    let direct = std::process::Command::new(bin)
+        .args(args(&[]))
+        .env_remove("C2C_GATEWAY_URL")
+        .output()
+        .unwrap();
+    assert!(
+        direct.status.success(),
+        "{}",
+        String::from_utf8_lossy(&direct.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&direct.stdout).contains("1 delivered"),
+        "{}",
+        String::from_utf8_lossy(&direct.stdout)
+    );
     let all = env.sink.for_call(&call_id);
     assert_eq!(all.len(), 4);
-    assert!(all.iter().all(|r| r.headers["webhook-id"] == id), "webhook-id changed on replay");
-    assert!(all.iter().all(|r| r.raw == first.raw), "payload changed on replay");
+    assert!(
+        all.iter().all(|r| r.headers["webhook-id"] == id),
+        "webhook-id changed on replay"
+    );
+    assert!(
+        all.iter().all(|r| r.raw == first.raw),
+        "payload changed on replay"
+    );
 }

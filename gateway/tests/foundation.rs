@@ -8,7 +8,12 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 
-async fn normalize(c: &reqwest::Client, gw: &Gateway, key: Option<&str>, body: serde_json::Value) -> (u16, serde_json::Value) {
+async fn normalize(
+    c: &reqwest::Client,
+    gw: &Gateway,
+    key: Option<&str>,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
     let mut r = c.post(gw.url("/api/c2c/normalize")).json(&body);
     if let Some(k) = key {
         r = r.header("x-api-key", k);
@@ -26,9 +31,22 @@ async fn service_endpoints_answer() {
     assert_eq!((s, v["status"].as_str()), (200, Some("ok")));
     let (s, v) = json(c.get(gw.url("/readyz")).send().await.unwrap()).await;
     assert_eq!((s, v["status"].as_str()), (200, Some("ready")));
-    let text = c.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("c2c_http_requests_total{route=\"livez\",status=\"200\"} 1"), "{text}");
-    assert!(text.contains("process_resident_memory_bytes"), "process metrics missing");
+    let text = c
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("c2c_http_requests_total{route=\"livez\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("process_resident_memory_bytes"),
+        "process metrics missing"
+    );
 }
 
 #[tokio::test]
@@ -37,17 +55,35 @@ async fn normalize_returns_clean_e164_dialed_and_caller_id() {
     let data = tempfile::tempdir().unwrap();
     let gw = Gateway::start(p.path(), data.path());
     let c = client();
-    let (s, v) = normalize(&c, &gw, Some(ACME_KEY), json!({"customer_number": "9530251797"})).await;
+    let (s, v) = normalize(
+        &c,
+        &gw,
+        Some(ACME_KEY),
+        json!({"customer_number": "9530251797"}),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["customer_number"], "9530251797");
     assert_eq!(v["e164"], "+919530251797");
     assert_eq!(v["dialed"], "99119530251797");
     assert_eq!(v["caller_id"], "+919999999999");
     assert_eq!(v["trunk"], "airtel-mum");
-    let (s, v) = normalize(&c, &gw, Some(ACME_KEY), json!({"customer_number": "9530251797", "did": "08888888888"})).await;
+    let (s, v) = normalize(
+        &c,
+        &gw,
+        Some(ACME_KEY),
+        json!({"customer_number": "9530251797", "did": "08888888888"}),
+    )
+    .await;
     assert_eq!((s, v["caller_id"].as_str()), (200, Some("+918888888888")));
     // Preview a disabled trunk by label.
-    let (s, v) = normalize(&c, &gw, Some(ACME_KEY), json!({"customer_number": "9530251797", "trunk": "jio-del"})).await;
+    let (s, v) = normalize(
+        &c,
+        &gw,
+        Some(ACME_KEY),
+        json!({"customer_number": "9530251797", "trunk": "jio-del"}),
+    )
+    .await;
     assert_eq!((s, v["dialed"].as_str()), (200, Some("09530251797")));
 }
 
@@ -57,23 +93,46 @@ async fn wrong_numbers_get_422_saying_what_is_wrong() {
     let data = tempfile::tempdir().unwrap();
     let gw = Gateway::start(p.path(), data.path());
     let c = client();
-    for (num, why) in [("+919530251797", "without +91"), ("953025179", "got 9"), ("95302-51797", "digits only")] {
+    for (num, why) in [
+        ("+919530251797", "without +91"),
+        ("953025179", "got 9"),
+        ("95302-51797", "digits only"),
+    ] {
         let (s, v) = normalize(&c, &gw, Some(ACME_KEY), json!({"customer_number": num})).await;
         assert_eq!(s, 422, "{num}: {v}");
         assert_eq!(error_code(&v), "invalid_number");
-        assert!(v["error"]["message"].as_str().unwrap().contains(why), "{num}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(why),
+            "{num}: {v}"
+        );
     }
-    let (s, v) = normalize(&c, &gw, Some(ACME_KEY), json!({"customer_number": "9530251797", "did": "123"})).await;
+    let (s, v) = normalize(
+        &c,
+        &gw,
+        Some(ACME_KEY),
+        json!({"customer_number": "9530251797", "did": "123"}),
+    )
+    .await;
     assert_eq!((s, error_code(&v)), (422, "invalid_did"));
 }
 
 #[tokio::test]
 async fn no_enabled_default_trunk_is_409() {
     let p = Policies::example();
-    p.edit("tenants/acme.toml", "default = true\nenabled = true", "default = true\nenabled = false");
+    p.edit(
+        "tenants/acme.toml",
+        "default = true\nenabled = true",
+        "default = true\nenabled = false",
+    );
     let data = tempfile::tempdir().unwrap();
     let gw = Gateway::start(p.path(), data.path());
-    let (s, v) = normalize(&client(), &gw, Some(ACME_KEY), json!({"customer_number": "9530251797"})).await;
+    let (s, v) = normalize(
+        &client(),
+        &gw,
+        Some(ACME_KEY),
+        json!({"customer_number": "9530251797"}),
+    )
+    .await;
     assert_eq!((s, error_code(&v)), (409, "no_trunk"), "{v}");
 }
 
@@ -89,15 +148,28 @@ async fn missing_malformed_and_unknown_keys_get_the_same_401() {
             .args(["keys", "mint", "--tenant", "acme"])
             .output()
             .unwrap();
-        String::from_utf8(out.stdout).unwrap().lines().nth(1).unwrap().to_string()
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .to_string()
     };
     let mut bodies = Vec::new();
-    for key in [None, Some("garbage"), Some(unknown.as_str()), Some(minted_unknown.as_str())] {
+    for key in [
+        None,
+        Some("garbage"),
+        Some(unknown.as_str()),
+        Some(minted_unknown.as_str()),
+    ] {
         let (s, v) = normalize(&c, &gw, key, json!({"customer_number": "9530251797"})).await;
         assert_eq!(s, 401, "{key:?}");
         bodies.push(v);
     }
-    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "401 bodies differ: {bodies:?}");
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "401 bodies differ: {bodies:?}"
+    );
 }
 
 #[tokio::test]
@@ -107,7 +179,13 @@ async fn scopes_are_enforced() {
     let gw = Gateway::start(p.path(), data.path());
     let c = client();
     // The owner key has no calls scope.
-    let (s, v) = normalize(&c, &gw, Some(OWNER_KEY), json!({"customer_number": "9530251797"})).await;
+    let (s, v) = normalize(
+        &c,
+        &gw,
+        Some(OWNER_KEY),
+        json!({"customer_number": "9530251797"}),
+    )
+    .await;
     assert_eq!((s, error_code(&v)), (403, "forbidden"));
     // A tenant key cannot reach the owner API.
     let r = c
@@ -127,7 +205,10 @@ async fn an_upgrade_header_does_not_skip_auth() {
     let data = tempfile::tempdir().unwrap();
     let gw = Gateway::start(p.path(), data.path());
     let c = client();
-    for path in ["/api/c2c/normalize", "/api/telephony/config/owner/acme/outbound-enable"] {
+    for path in [
+        "/api/c2c/normalize",
+        "/api/telephony/config/owner/acme/outbound-enable",
+    ] {
         let r = c
             .post(gw.url(path))
             .header("connection", "Upgrade")
@@ -199,11 +280,20 @@ async fn one_error_shape_for_404_405_413_415_and_bad_json() {
         .unwrap();
     let (s, v) = json(r).await;
     assert_eq!((s, error_code(&v)), (400, "invalid_json"));
-    assert!(v["error"]["message"].as_str().unwrap().contains("`customer_number`"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`customer_number`"),
+        "{v}"
+    );
 }
 
-fn futures_stream(body: Vec<u8>) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(8 * 1024).map(|c| Ok(c.to_vec())).collect();
+fn futures_stream(
+    body: Vec<u8>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(8 * 1024).map(|c| Ok(c.to_vec())).collect();
     tokio_stream::iter(chunks)
 }
 
@@ -225,25 +315,70 @@ async fn key_rotation_old_and_new_work_and_a_removed_key_stops_after_reload() {
     );
     // That edit is invalid (unknown key): the old policy must stay, old key still works.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (s, _) = normalize(&c, &gw, Some(ACME_OLD_KEY), json!({"customer_number": "9530251797"})).await;
+    let (s, _) = normalize(
+        &c,
+        &gw,
+        Some(ACME_OLD_KEY),
+        json!({"customer_number": "9530251797"}),
+    )
+    .await;
     assert_eq!(s, 200, "an invalid reload must keep the old policy");
-    let metrics = c.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("c2c_policy_reloads_total{result=\"rejected\"} 1"), "{metrics}");
-    assert!(gw.log_text().contains("policy rejected"), "rejection must be logged");
+    let metrics = c
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("c2c_policy_reloads_total{result=\"rejected\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        gw.log_text().contains("policy rejected"),
+        "rejection must be logged"
+    );
     // Now remove it properly.
     let text = std::fs::read_to_string(p.path().join("tenants/acme.toml")).unwrap();
     let start = text.find("# The previous key").unwrap();
     let end = text.find("[crm_webhook]").unwrap();
-    p.write("tenants/acme.toml", &format!("{}{}", &text[..start], &text[end..]));
+    p.write(
+        "tenants/acme.toml",
+        &format!("{}{}", &text[..start], &text[end..]),
+    );
     let gone = eventually(Duration::from_secs(10), || async {
-        normalize(&c, &gw, Some(ACME_OLD_KEY), json!({"customer_number": "9530251797"})).await.0 == 401
+        normalize(
+            &c,
+            &gw,
+            Some(ACME_OLD_KEY),
+            json!({"customer_number": "9530251797"}),
+        )
+        .await
+        .0 == 401
     })
     .await;
     assert!(gone, "removed key still accepted");
-    let (s, _) = normalize(&c, &gw, Some(ACME_KEY), json!({"customer_number": "9530251797"})).await;
+    let (s, _) = normalize(
+        &c,
+        &gw,
+        Some(ACME_KEY),
+        json!({"customer_number": "9530251797"}),
+    )
+    .await;
     assert_eq!(s, 200);
-    let metrics = c.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("c2c_policy_reloads_total{result=\"applied\"} 1"), "{metrics}");
+    let metrics = c
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("c2c_policy_reloads_total{result=\"applied\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -282,7 +417,15 @@ async fn a_valid_reload_applies_without_dropping_requests() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     p.edit("tenants/acme.toml", "+919999999999", "+919111111111");
     let applied = eventually(Duration::from_secs(10), || async {
-        normalize(&c, &gw, Some(ACME_KEY), json!({"customer_number": "9530251797"})).await.1["caller_id"] == "+919111111111"
+        normalize(
+            &c,
+            &gw,
+            Some(ACME_KEY),
+            json!({"customer_number": "9530251797"}),
+        )
+        .await
+        .1["caller_id"]
+            == "+919111111111"
     })
     .await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -291,9 +434,14 @@ async fn a_valid_reload_applies_without_dropping_requests() {
     for t in tasks {
         let (n, seen) = t.await.unwrap();
         total += n;
-        assert!(seen.iter().all(|d| d == "+919999999999" || d == "+919111111111"));
+        assert!(seen
+            .iter()
+            .all(|d| d == "+919999999999" || d == "+919111111111"));
     }
-    assert!(total > 10, "too few requests ran during the reload: {total}");
+    assert!(
+        total > 10,
+        "too few requests ran during the reload: {total}"
+    );
 }
 
 #[tokio::test]
@@ -304,7 +452,14 @@ async fn owner_toggle_is_audited_and_survives_restart_and_reload() {
     let c = client();
     let url = gw.url("/api/telephony/config/owner/globex/outbound-enable");
     let get = |c: reqwest::Client, url: String| async move {
-        json(c.get(&url).header("x-api-key", OWNER_KEY).send().await.unwrap()).await
+        json(
+            c.get(&url)
+                .header("x-api-key", OWNER_KEY)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     };
     let (s, v) = get(c.clone(), url.clone()).await;
     assert_eq!(s, 200);
@@ -312,9 +467,21 @@ async fn owner_toggle_is_audited_and_survives_restart_and_reload() {
     assert_eq!(v["source"], "policy");
 
     // Validation errors change nothing.
-    let r = c.post(&url).header("x-api-key", OWNER_KEY).json(&json!({"enabled": true, "verified_by": "  "})).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("x-api-key", OWNER_KEY)
+        .json(&json!({"enabled": true, "verified_by": "  "}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
-    let r = c.post(&url).header("x-api-key", OWNER_KEY).json(&json!({"enabled": "yes", "verified_by": "ops"})).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("x-api-key", OWNER_KEY)
+        .json(&json!({"enabled": "yes", "verified_by": "ops"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let r = c
         .post(gw.url("/api/telephony/config/owner/nobody/outbound-enable"))
@@ -351,7 +518,11 @@ async fn owner_toggle_is_audited_and_survives_restart_and_reload() {
     assert!(audit[0]["at_ms"].as_u64().unwrap() > 0);
 
     // A policy reload (which still says false) does not reset the owner's decision.
-    p.edit("tenants/globex.toml", "name = \"Globex Insurance\"", "name = \"Globex Insurance Ltd\"");
+    p.edit(
+        "tenants/globex.toml",
+        "name = \"Globex Insurance\"",
+        "name = \"Globex Insurance Ltd\"",
+    );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (_, v) = get(c.clone(), url.clone()).await;
     assert_eq!(v["outbound_enabled"], true);
@@ -374,7 +545,13 @@ async fn json_logs_when_asked() {
     let data = tempfile::tempdir().unwrap();
     let gw = Gateway::start_with_env(p.path(), data.path(), &[("C2C_LOG_FORMAT", "json")]);
     let c = client();
-    let _ = normalize(&c, &gw, Some(ACME_KEY), json!({"customer_number": "9530251797"})).await;
+    let _ = normalize(
+        &c,
+        &gw,
+        Some(ACME_KEY),
+        json!({"customer_number": "9530251797"}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let log = gw.log_text();
     let lines: Vec<&str> = log.lines().filter(|l| l.starts_with('{')).collect();
@@ -382,23 +559,44 @@ async fn json_logs_when_asked() {
     for l in lines {
         serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
     }
-    assert!(!log.contains("9530251797"), "a phone number reached the log");
+    assert!(
+        !log.contains("9530251797"),
+        "a phone number reached the log"
+    );
     assert!(!log.contains(ACME_KEY), "a key reached the log");
 }
 
 #[test]
 fn policy_check_exits_1_with_every_error() {
     let bin = env!("CARGO_BIN_EXE_c2c-gateway");
-    let ok = std::process::Command::new(bin).args(["policy", "check"]).arg(example_policies()).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = std::process::Command::new(bin)
+        .args(["policy", "check"])
+        .arg(example_policies())
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let p = Policies::example();
     p.edit("tenants/acme.toml", "prefix = \"9911\"", "prefix = \"99x\"");
     p.edit("tenants/globex.toml", "+917777777777", "7777");
-    let bad = std::process::Command::new(bin).args(["policy", "check"]).arg(p.path()).output().unwrap();
+    let bad = std::process::Command::new(bin)
+        .args(["policy", "check"])
+        .arg(p.path())
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("tenants/acme.toml: trunks[0].prefix:"), "{err}");
-    assert!(err.contains("tenants/globex.toml: trunks[0].default_did:"), "{err}");
+    assert!(
+        err.contains("tenants/acme.toml: trunks[0].prefix:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tenants/globex.toml: trunks[0].default_did:"),
+        "{err}"
+    );
     // serve refuses to start on an invalid policy, with the same errors.
     let serve = std::process::Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:1", "--policies"])
@@ -425,11 +623,25 @@ async fn a_minted_key_works_once_pasted_into_policy() {
     let key = text.lines().nth(1).unwrap().trim().to_string();
     assert!(key.starts_with("c2c_") && key.len() == 40, "{text}");
     let toml_start = text.find("[[api_keys]]").unwrap();
-    assert!(!text[toml_start..].contains(&key), "the TOML must carry only the hash");
-    p.edit("tenants/globex.toml", "[crm_webhook]", &format!("{}\n[crm_webhook]", &text[toml_start..]));
+    assert!(
+        !text[toml_start..].contains(&key),
+        "the TOML must carry only the hash"
+    );
+    p.edit(
+        "tenants/globex.toml",
+        "[crm_webhook]",
+        &format!("{}\n[crm_webhook]", &text[toml_start..]),
+    );
     let c = client();
     let ok = eventually(Duration::from_secs(10), || async {
-        normalize(&c, &gw, Some(&key), json!({"customer_number": "9530251797"})).await.0 == 200
+        normalize(
+            &c,
+            &gw,
+            Some(&key),
+            json!({"customer_number": "9530251797"}),
+        )
+        .await
+        .0 == 200
     })
     .await;
     assert!(ok, "minted key not accepted after reload");

@@ -61,7 +61,11 @@ fn livekit_error(op: &'static str, app: &App, e: &LiveKitError) -> ApiError {
     )
 }
 
-pub async fn click2call(app: &App, ctx: &mut RequestCtx, body: &Bytes) -> Result<JsonResponse, ApiError> {
+pub async fn click2call(
+    app: &App,
+    ctx: &mut RequestCtx,
+    body: &Bytes,
+) -> Result<JsonResponse, ApiError> {
     let req: Click2CallRequest = parse_json(body)?;
     check_field("case_id", &req.case_id)?;
     check_field("agent_id", &req.agent_id)?;
@@ -94,7 +98,9 @@ pub async fn click2call(app: &App, ctx: &mut RequestCtx, body: &Bytes) -> Result
         Ok(t) => t,
         Err(e) => {
             delete_room_quietly(&client, &room).await;
-            return Err(ApiError::internal(format!("cannot mint the agent token: {e}")));
+            return Err(ApiError::internal(format!(
+                "cannot mint the agent token: {e}"
+            )));
         }
     };
     let (rec, effects) = CallRecord::new(
@@ -118,7 +124,10 @@ pub async fn click2call(app: &App, ctx: &mut RequestCtx, body: &Bytes) -> Result
         return Err(store_error(e));
     }
     calls::run_effects(app, &rec, &effects).await;
-    app.metrics.calls_started.with_label_values(&[&tenant.id, &n.trunk]).inc();
+    app.metrics
+        .calls_started
+        .with_label_values(&[&tenant.id, &n.trunk])
+        .inc();
     app.metrics.open_calls.inc();
     ctx.resource_tenant = Some(tenant.id.clone());
     tracing::info!(
@@ -147,19 +156,28 @@ async fn delete_room_quietly(client: &c2c_livekit::LiveKitClient, room: &str) {
 
 /// Loads the call a browser endpoint addresses. Unknown, malformed and other tenants'
 /// ids all look the same: 404.
-fn load_call(app: &App, ctx: &mut RequestCtx, head: &RequestHead<'_>) -> Result<CallRecord, ApiError> {
+fn load_call(
+    app: &App,
+    ctx: &mut RequestCtx,
+    head: &RequestHead<'_>,
+) -> Result<CallRecord, ApiError> {
     let id = ctx.param(0).unwrap_or_default();
     let not_found = || ApiError::not_found("unknown call_id");
     if !c2c_callstate::is_valid_call_id(id) {
         return Err(not_found());
     }
-    let rec = app.store.get(id).map_err(store_error)?.ok_or_else(not_found)?;
+    let rec = app
+        .store
+        .get(id)
+        .map_err(store_error)?
+        .ok_or_else(not_found)?;
     // Browser endpoints need no secret, but a server that does send its key must not
     // reach another tenant's call with it.
     if head.header("x-api-key").is_some() {
         let p = app.policy.get();
         match p.keys.authenticate(head.header("x-api-key")) {
-            Ok(who) if who.tenant.as_deref() == Some(rec.tenant.as_str()) || who.tenant.is_none() => {}
+            Ok(who)
+                if who.tenant.as_deref() == Some(rec.tenant.as_str()) || who.tenant.is_none() => {}
             _ => return Err(not_found()),
         }
     }
@@ -167,7 +185,11 @@ fn load_call(app: &App, ctx: &mut RequestCtx, head: &RequestHead<'_>) -> Result<
     Ok(rec)
 }
 
-pub async fn connect(app: &std::sync::Arc<App>, ctx: &mut RequestCtx, head: &RequestHead<'_>) -> Result<JsonResponse, ApiError> {
+pub async fn connect(
+    app: &std::sync::Arc<App>,
+    ctx: &mut RequestCtx,
+    head: &RequestHead<'_>,
+) -> Result<JsonResponse, ApiError> {
     let rec = load_call(app, ctx, head)?;
     let policy = app.policy.get();
     let tenant = policy
@@ -175,12 +197,19 @@ pub async fn connect(app: &std::sync::Arc<App>, ctx: &mut RequestCtx, head: &Req
         .ok_or_else(|| ApiError::forbidden("this call's tenant no longer exists"))?;
     // Outbound may have been switched off since click2call.
     if let Err(e) = app.dlt.check(tenant) {
-        app.metrics.dlt_blocked.with_label_values(&[&tenant.id]).inc();
+        app.metrics
+            .dlt_blocked
+            .with_label_values(&[&tenant.id])
+            .inc();
         return Err(crate::plugins::dlt_gate::pending_error(&e));
     }
     // The trunk as the policy has it now (prefix edits apply to new dials).
     let n = DialPlan::new(tenant)
-        .preview(&rec.trunk_label, &rec.customer_number, Some(&rec.phone_from))
+        .preview(
+            &rec.trunk_label,
+            &rec.customer_number,
+            Some(&rec.phone_from),
+        )
         .map_err(dial_error)?;
     let client = app
         .livekit
@@ -188,7 +217,9 @@ pub async fn connect(app: &std::sync::Arc<App>, ctx: &mut RequestCtx, head: &Req
         .ok_or_else(|| ApiError::internal("tenant has no LiveKit project"))?;
     // Durable DIALING first: a second /connect (double click, retry) is a 409, never a
     // second dial.
-    calls::apply(app, &rec.call_id, CallEvent::Connect).await.map_err(store_error)?;
+    calls::apply(app, &rec.call_id, CallEvent::Connect)
+        .await
+        .map_err(store_error)?;
     let knobs = policy.gateway.calls;
     let dial = CallDial {
         trunk_id: n.livekit_trunk_id.clone(),
@@ -202,7 +233,16 @@ pub async fn connect(app: &std::sync::Arc<App>, ctx: &mut RequestCtx, head: &Req
     match calls::dial::start(app, client, rec.call_id.clone(), dial).await {
         // Unreachable LiveKit: the dial watcher has already ended the call FAILED (room
         // deleted, CRM webhook queued); tell the browser plainly.
-        Some(Err(e)) if matches!(e, LiveKitError::Unavailable(_) | LiveKitError::BadResponse(_) | LiveKitError::Unauthorized(_) | LiveKitError::Config(_) | LiveKitError::Token(_)) => {
+        Some(Err(e))
+            if matches!(
+                e,
+                LiveKitError::Unavailable(_)
+                    | LiveKitError::BadResponse(_)
+                    | LiveKitError::Unauthorized(_)
+                    | LiveKitError::Config(_)
+                    | LiveKitError::Token(_)
+            ) =>
+        {
             let _ = livekit_error("create_sip_participant", app, &e);
             Err(ApiError::unavailable(
                 "livekit_unavailable",
@@ -210,13 +250,22 @@ pub async fn connect(app: &std::sync::Arc<App>, ctx: &mut RequestCtx, head: &Req
                 5,
             ))
         }
-        _ => Ok(JsonResponse::json(StatusCode::OK, &json!({"status": "ringing"}))),
+        _ => Ok(JsonResponse::json(
+            StatusCode::OK,
+            &json!({"status": "ringing"}),
+        )),
     }
 }
 
-pub async fn hangup(app: &App, ctx: &mut RequestCtx, head: &RequestHead<'_>) -> Result<JsonResponse, ApiError> {
+pub async fn hangup(
+    app: &App,
+    ctx: &mut RequestCtx,
+    head: &RequestHead<'_>,
+) -> Result<JsonResponse, ApiError> {
     let rec = load_call(app, ctx, head)?;
-    let rec = calls::apply(app, &rec.call_id, CallEvent::AgentHangup).await.map_err(store_error)?;
+    let rec = calls::apply(app, &rec.call_id, CallEvent::AgentHangup)
+        .await
+        .map_err(store_error)?;
     Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))
 }
 
@@ -225,7 +274,12 @@ struct StatusReport {
     status: String,
 }
 
-pub async fn status(app: &App, ctx: &mut RequestCtx, head: &RequestHead<'_>, body: &Bytes) -> Result<JsonResponse, ApiError> {
+pub async fn status(
+    app: &App,
+    ctx: &mut RequestCtx,
+    head: &RequestHead<'_>,
+    body: &Bytes,
+) -> Result<JsonResponse, ApiError> {
     let rec = load_call(app, ctx, head)?;
     // sendBeacon / keepalive fetch may label JSON as text/plain: parse whatever came.
     let report: StatusReport = parse_json(body)?;
@@ -237,20 +291,30 @@ pub async fn status(app: &App, ctx: &mut RequestCtx, head: &RequestHead<'_>, bod
         _ => None,
     };
     let rec = match ev {
-        Some(ev) => calls::apply(app, &rec.call_id, ev).await.map_err(store_error)?,
+        Some(ev) => calls::apply(app, &rec.call_id, ev)
+            .await
+            .map_err(store_error)?,
         None => rec,
     };
     Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))
 }
 
-pub fn get(app: &App, ctx: &mut RequestCtx, head: &RequestHead<'_>) -> Result<JsonResponse, ApiError> {
+pub fn get(
+    app: &App,
+    ctx: &mut RequestCtx,
+    head: &RequestHead<'_>,
+) -> Result<JsonResponse, ApiError> {
     let rec = load_call(app, ctx, head)?;
     Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))
 }
 
 /// CORS pre-flight for the browser endpoints; headers are added by the CORS plugin when
 /// the origin is one of the call's tenant's allowed origins.
-pub fn preflight(app: &App, ctx: &mut RequestCtx, head: &RequestHead<'_>) -> Result<JsonResponse, ApiError> {
+pub fn preflight(
+    app: &App,
+    ctx: &mut RequestCtx,
+    head: &RequestHead<'_>,
+) -> Result<JsonResponse, ApiError> {
     load_call(app, ctx, head)?;
     Ok(JsonResponse::empty(StatusCode::NO_CONTENT))
 }

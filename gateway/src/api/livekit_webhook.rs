@@ -25,19 +25,33 @@ fn ok(result: &str) -> JsonResponse {
     JsonResponse::json(StatusCode::OK, &json!({ "result": result }))
 }
 
-pub async fn handle(app: &App, head: &RequestHead<'_>, body: &Bytes) -> Result<JsonResponse, ApiError> {
+pub async fn handle(
+    app: &App,
+    head: &RequestHead<'_>,
+    body: &Bytes,
+) -> Result<JsonResponse, ApiError> {
     let verifier = app.livekit.verifier();
     let (api_key, ev) = match verifier.verify(head.header("authorization").unwrap_or(""), body) {
         Ok(v) => v,
         Err(e) => {
-            app.metrics.livekit_webhooks.with_label_values(&["rejected"]).inc();
+            app.metrics
+                .livekit_webhooks
+                .with_label_values(&["rejected"])
+                .inc();
             tracing::warn!(error = %e, "LiveKit webhook rejected");
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", "webhook signature is missing, forged or expired"));
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "webhook signature is missing, forged or expired",
+            ));
         }
     };
     let seen_key = [SEEN_PREFIX, ev.id.as_bytes()].concat();
     if !ev.id.is_empty() && app.seen.contains_key(&seen_key).unwrap_or(false) {
-        app.metrics.livekit_webhooks.with_label_values(&["duplicate"]).inc();
+        app.metrics
+            .livekit_webhooks
+            .with_label_values(&["duplicate"])
+            .inc();
         return Ok(ok("duplicate"));
     }
     let result = dispatch(app, &api_key, &ev).await?;
@@ -46,7 +60,10 @@ pub async fn handle(app: &App, head: &RequestHead<'_>, body: &Bytes) -> Result<J
         // is applied again, which the state machine treats as a no-op.
         let _ = app.seen.insert(seen_key, &now_ms().to_be_bytes());
     }
-    app.metrics.livekit_webhooks.with_label_values(&["accepted"]).inc();
+    app.metrics
+        .livekit_webhooks
+        .with_label_values(&["accepted"])
+        .inc();
     Ok(ok(result))
 }
 
@@ -75,20 +92,27 @@ async fn dispatch(app: &App, api_key: &str, ev: &WebhookEvent) -> Result<&'stati
     let event = match (ev.event.as_str(), &ev.participant) {
         ("room_finished", _) => Some(CallEvent::RoomFinished),
         ("participant_joined", Some(p)) if is_agent(&p.identity) => Some(CallEvent::AgentJoined),
-        ("participant_left" | "participant_connection_aborted", Some(p)) if is_agent(&p.identity) => {
+        ("participant_left" | "participant_connection_aborted", Some(p))
+            if is_agent(&p.identity) =>
+        {
             Some(CallEvent::AgentLeft)
         }
         ("participant_left", Some(p)) if p.is_sip() => Some(CallEvent::CustomerLeft {
             // `sip.disconnectCode` when LiveKit reports it (the exact carrier code),
             // else the call is classified from `disconnect_reason`.
-            sip_code: p.attributes.get("sip.disconnectCode").and_then(|c| c.parse().ok()),
+            sip_code: p
+                .attributes
+                .get("sip.disconnectCode")
+                .and_then(|c| c.parse().ok()),
             disconnect_reason: p.disconnect_reason.clone(),
         }),
         _ => None,
     };
     match event {
         Some(e) => {
-            calls::apply(app, &call_id, e).await.map_err(calls::store_error)?;
+            calls::apply(app, &call_id, e)
+                .await
+                .map_err(calls::store_error)?;
             Ok("applied")
         }
         None => Ok("ignored"),
@@ -100,7 +124,11 @@ pub fn prune_seen(app: &App) {
     let cutoff = now_ms().saturating_sub(SEEN_TTL_MS);
     for kv in app.seen.scan_prefix(SEEN_PREFIX).flatten() {
         let (k, v) = kv;
-        let at = v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+        let at = v
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
         if at < cutoff {
             let _ = app.seen.remove(k);
         }

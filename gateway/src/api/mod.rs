@@ -34,7 +34,12 @@ impl Plugin for Api {
     }
 
     /// Last in the chain: answers every local route.
-    async fn on_body(&self, head: &RequestHead<'_>, body: &Bytes, ctx: &mut RequestCtx) -> Decision {
+    async fn on_body(
+        &self,
+        head: &RequestHead<'_>,
+        body: &Bytes,
+        ctx: &mut RequestCtx,
+    ) -> Decision {
         let Some(route) = ctx.route else {
             return ApiError::internal("no route").into();
         };
@@ -54,7 +59,10 @@ impl Plugin for Api {
             routes::WEBHOOKS_REPLAY => replay::handle(app, body).await,
             routes::OWNER_OUTBOUND_GET => owner::get(app, ctx),
             routes::OWNER_OUTBOUND_SET => owner::set(app, ctx, body).await,
-            _ => Err(ApiError::internal(format!("route {} has no handler", route.name))),
+            _ => Err(ApiError::internal(format!(
+                "route {} has no handler",
+                route.name
+            ))),
         };
         match result {
             Ok(resp) => Decision::Respond(resp),

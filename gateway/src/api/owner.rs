@@ -22,13 +22,18 @@ struct ToggleRequest {
 
 const MAX_TEXT: usize = 500;
 
-fn tenant_param<'a>(ctx: &'a RequestCtx) -> Result<&'a str, ApiError> {
-    ctx.param(0).ok_or_else(|| ApiError::internal("missing tenant parameter"))
+fn tenant_param(ctx: &RequestCtx) -> Result<&str, ApiError> {
+    ctx.param(0)
+        .ok_or_else(|| ApiError::internal("missing tenant parameter"))
 }
 
 fn store_error(e: c2c_dlt::DltError) -> ApiError {
     tracing::error!(error = %e, "DLT store failure");
-    ApiError::unavailable("store_unavailable", "the DLT store is unavailable; try again", 1)
+    ApiError::unavailable(
+        "store_unavailable",
+        "the DLT store is unavailable; try again",
+        1,
+    )
 }
 
 pub fn get(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
@@ -74,7 +79,11 @@ pub async fn set(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonRespon
     let tenant = policy
         .tenant(id)
         .ok_or_else(|| ApiError::not_found(format!("unknown tenant '{id}'")))?;
-    let key_id = ctx.principal.as_ref().map(|p| p.key_id.as_str()).unwrap_or("-");
+    let key_id = ctx
+        .principal
+        .as_ref()
+        .map(|p| p.key_id.as_str())
+        .unwrap_or("-");
     let entry = app
         .dlt
         .set(

@@ -22,12 +22,17 @@ struct ReplayRequest {
 pub async fn handle(app: &App, body: &Bytes) -> Result<JsonResponse, ApiError> {
     let req: ReplayRequest = parse_json(body)?;
     if app.policy.get().tenant(&req.tenant).is_none() {
-        return Err(ApiError::not_found(format!("unknown tenant '{}'", req.tenant)));
+        return Err(ApiError::not_found(format!(
+            "unknown tenant '{}'",
+            req.tenant
+        )));
     }
     let now = now_ms();
     let since = replay::parse_since(&req.since, now)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_since", e))?;
-    let entries = replay::requeue(&app.store, &req.tenant, since, now).await.map_err(store_error)?;
+    let entries = replay::requeue(&app.store, &req.tenant, since, now)
+        .await
+        .map_err(store_error)?;
     app.webhook_kick.notify_one();
     tracing::info!(tenant = %req.tenant, count = entries.len(), "CRM webhooks re-queued by owner");
     Ok(JsonResponse::json(

@@ -8,7 +8,11 @@ use serde_json::json;
 use crate::app::App;
 
 pub fn livez() -> JsonResponse {
-    JsonResponse::raw(StatusCode::OK, "application/json", Bytes::from_static(b"{\"status\":\"ok\"}"))
+    JsonResponse::raw(
+        StatusCode::OK,
+        "application/json",
+        Bytes::from_static(b"{\"status\":\"ok\"}"),
+    )
 }
 
 pub fn readyz(app: &App) -> JsonResponse {

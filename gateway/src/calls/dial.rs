@@ -55,7 +55,10 @@ pub async fn start(
     tokio::spawn(async move {
         let result = client.dial_and_wait(&dial).await.map(|_| ());
         if let Err(e) = &result {
-            app2.metrics.livekit_errors.with_label_values(&["create_sip_participant"]).inc();
+            app2.metrics
+                .livekit_errors
+                .with_label_values(&["create_sip_participant"])
+                .inc();
             tracing::info!(error = %e, "dial ended without answer");
         }
         if let Some(ev) = event_for(&result) {
@@ -65,7 +68,10 @@ pub async fn start(
         }
         let _ = tx.send(result);
     });
-    tokio::time::timeout(EARLY_WINDOW, rx).await.ok().and_then(Result::ok)
+    tokio::time::timeout(EARLY_WINDOW, rx)
+        .await
+        .ok()
+        .and_then(Result::ok)
 }
 
 #[cfg(test)]

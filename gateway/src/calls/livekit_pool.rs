@@ -76,7 +76,8 @@ impl LiveKitPool {
             next.insert(p.api_key.clone(), (p.clone(), client));
         }
         self.clients.store(Arc::new(next));
-        self.verifier.store(Arc::new(WebhookVerifier::new(verifier_projects)));
+        self.verifier
+            .store(Arc::new(WebhookVerifier::new(verifier_projects)));
         Ok(())
     }
 
@@ -110,14 +111,19 @@ impl LiveKitPool {
     }
 }
 
-fn start_sim(p: &LiveKitProject, cfg: &SimulatorConfig, webhook_url: Option<String>) -> Result<Sim, String> {
+fn start_sim(
+    p: &LiveKitProject,
+    cfg: &SimulatorConfig,
+    webhook_url: Option<String>,
+) -> Result<Sim, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("livekit-sim")
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the LiveKit simulator runtime: {e}"))?;
-    let mut conf = livekit_sim::SimConfig::new(p.api_key.clone(), p.api_secret.expose().to_string());
+    let mut conf =
+        livekit_sim::SimConfig::new(p.api_key.clone(), p.api_secret.expose().to_string());
     conf.listen = cfg.listen.clone();
     conf.webhook_url = webhook_url;
     conf.sip_disconnect_code_attribute = cfg.sip_disconnect_code_attribute;
@@ -126,5 +132,9 @@ fn start_sim(p: &LiveKitProject, cfg: &SimulatorConfig, webhook_url: Option<Stri
         .map_err(|e| format!("cannot start the LiveKit simulator on {}: {e}", cfg.listen))?;
     let url = handle.url();
     tracing::info!(%url, "bundled LiveKit simulator running (url = \"sim\")");
-    Ok(Sim { _rt: rt, handle, url })
+    Ok(Sim {
+        _rt: rt,
+        handle,
+        url,
+    })
 }

@@ -40,7 +40,11 @@ pub fn store_error(e: StoreError) -> ApiError {
         StoreError::NotFound => ApiError::not_found("unknown call_id"),
         other => {
             tracing::error!(error = %other, "call store failure");
-            ApiError::unavailable("store_unavailable", "the call store is unavailable; try again", 1)
+            ApiError::unavailable(
+                "store_unavailable",
+                "the call store is unavailable; try again",
+                1,
+            )
         }
     }
 }
@@ -51,16 +55,27 @@ pub async fn apply(app: &App, call_id: &str, ev: CallEvent) -> Result<CallRecord
     let now = now_ms();
     let applied = app
         .store
-        .apply_transition(call_id, |rec| c2c_callstate::transition(rec, &ev, &knobs, now))
+        .apply_transition(call_id, |rec| {
+            c2c_callstate::transition(rec, &ev, &knobs, now)
+        })
         .await?;
     if applied.written {
         run_effects(app, &applied.record, &applied.effects).await;
         // The transition that answered is the one that armed the max-duration timer.
-        let answered_now = applied
-            .effects
-            .iter()
-            .any(|e| matches!(e, Effect::ArmTimer { kind: TimerKind::MaxDuration, .. }));
-        if let (true, Some(c), Some(a)) = (answered_now, applied.record.connected_ms, applied.record.answered_ms) {
+        let answered_now = applied.effects.iter().any(|e| {
+            matches!(
+                e,
+                Effect::ArmTimer {
+                    kind: TimerKind::MaxDuration,
+                    ..
+                }
+            )
+        });
+        if let (true, Some(c), Some(a)) = (
+            answered_now,
+            applied.record.connected_ms,
+            applied.record.answered_ms,
+        ) {
             app.metrics
                 .call_setup
                 .with_label_values(&[&applied.record.tenant])
@@ -97,7 +112,10 @@ pub async fn run_effects(app: &App, rec: &CallRecord, effects: &[Effect]) {
 /// retrying a few times in the background so a LiveKit hiccup cannot leave a customer
 /// ringing.
 fn spawn_delete_room(app: &App, rec: &CallRecord) {
-    let Some(client) = app.livekit.client_for_tenant(&app.policy.get(), &rec.tenant) else {
+    let Some(client) = app
+        .livekit
+        .client_for_tenant(&app.policy.get(), &rec.tenant)
+    else {
         tracing::error!(tenant = %rec.tenant, "no LiveKit project for tenant; cannot delete room");
         return;
     };

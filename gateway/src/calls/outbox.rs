@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use c2c_callstate::{OutboxEntry, OutboxState, SledCallStore};
-use c2c_crm_webhooks::{Endpoint, EndpointResolver, JobState, OutboxSource, OutboxStats, SourceError, WebhookJob};
+use c2c_crm_webhooks::{
+    Endpoint, EndpointResolver, JobState, OutboxSource, OutboxStats, SourceError, WebhookJob,
+};
 use parking_lot::RwLock;
 
 use crate::app::PolicyHandle;
@@ -62,7 +64,13 @@ fn src_err(e: c2c_callstate::StoreError) -> SourceError {
 #[async_trait]
 impl OutboxSource for StoreOutbox {
     async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<WebhookJob>, SourceError> {
-        Ok(self.store.outbox_due(now_ms, limit).map_err(src_err)?.into_iter().map(job_of).collect())
+        Ok(self
+            .store
+            .outbox_due(now_ms, limit)
+            .map_err(src_err)?
+            .into_iter()
+            .map(job_of)
+            .collect())
     }
 
     async fn update(&self, job: &WebhookJob) -> Result<(), SourceError> {
@@ -112,10 +120,10 @@ impl EndpointResolver for PolicyEndpoints {
         Some(Endpoint {
             url: hook.url.clone(),
             outbound_key: hook.outbound_key.expose().to_string(),
-            signing_secret: hook
-                .signing_secret
-                .as_ref()
-                .map(|s| c2c_crm_webhooks::sign::decode_secret(s.expose()).unwrap_or_else(|_| s.expose().as_bytes().to_vec())),
+            signing_secret: hook.signing_secret.as_ref().map(|s| {
+                c2c_crm_webhooks::sign::decode_secret(s.expose())
+                    .unwrap_or_else(|_| s.expose().as_bytes().to_vec())
+            }),
             disabled: self.gone.read().contains(tenant),
         })
     }

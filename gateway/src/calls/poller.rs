@@ -26,7 +26,9 @@ pub const SIP_IDENTITY: &str = "sip-customer";
 /// What one sample of a room says about a call.
 pub fn events_from_sample(rec: &CallRecord, parts: &[ParticipantSnapshot]) -> Vec<CallEvent> {
     let mut out = Vec::new();
-    let sip = parts.iter().find(|p| p.kind_sip || p.identity == SIP_IDENTITY);
+    let sip = parts
+        .iter()
+        .find(|p| p.kind_sip || p.identity == SIP_IDENTITY);
     match sip {
         Some(p) => match p.call_status.as_deref() {
             Some("ringing") => out.push(CallEvent::Ringing),
@@ -86,7 +88,10 @@ pub async fn pass(app: &Arc<App>) {
                 Ok(parts) => events_from_sample(&rec, &parts),
                 Err(LiveKitError::NotFound(_)) => vec![CallEvent::RoomFinished],
                 Err(e) => {
-                    app.metrics.livekit_errors.with_label_values(&["list_participants"]).inc();
+                    app.metrics
+                        .livekit_errors
+                        .with_label_values(&["list_participants"])
+                        .inc();
                     tracing::debug!(error = %e, "ListParticipants failed; will retry next pass");
                     vec![]
                 }
@@ -115,7 +120,9 @@ impl BackgroundService for Poller {
             let interval = self.app.policy.get().gateway.calls.poll_interval;
             let started = tokio::time::Instant::now();
             pass(&self.app).await;
-            let wait = interval.saturating_sub(started.elapsed()).max(Duration::from_millis(10));
+            let wait = interval
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(10));
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep(wait) => {}

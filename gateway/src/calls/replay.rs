@@ -13,7 +13,9 @@ pub fn parse_since(s: &str, now_ms: u64) -> Result<u64, String> {
         return u64::try_from(t.timestamp_millis()).map_err(|_| "time before 1970".to_string());
     }
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is neither RFC 3339 nor a duration like 6h"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is neither RFC 3339 nor a duration like 6h"))?;
     let ms = match unit {
         "s" => 1_000,
         "m" => 60_000,
@@ -48,7 +50,10 @@ mod tests {
     #[test]
     fn since_accepts_rfc3339_and_durations() {
         assert_eq!(parse_since("1970-01-01T00:00:01Z", 0).unwrap(), 1000);
-        assert_eq!(parse_since("2h", 10_000_000).unwrap(), 10_000_000 - 7_200_000);
+        assert_eq!(
+            parse_since("2h", 10_000_000).unwrap(),
+            10_000_000 - 7_200_000
+        );
         assert_eq!(parse_since("1d", 1).unwrap(), 0);
         assert!(parse_since("yesterday", 0).is_err());
         assert!(parse_since("5w", 0).is_err());

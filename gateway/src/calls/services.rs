@@ -22,7 +22,10 @@ impl BackgroundService for TimerService {
     async fn start(&self, shutdown: ShutdownWatch) {
         let app = self.app.clone();
         match crate::calls::rearm_open_calls(&app) {
-            Ok(n) if n > 0 => tracing::info!(open_calls = n, "open calls reloaded; reconciling with LiveKit"),
+            Ok(n) if n > 0 => tracing::info!(
+                open_calls = n,
+                "open calls reloaded; reconciling with LiveKit"
+            ),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot reload open calls"),
         }
@@ -68,7 +71,9 @@ pub fn deliverer(app: &Arc<App>) -> Result<Deliverer, String> {
     if !w.allow_private_targets {
         builder = builder.dns_resolver(c2c_crm_webhooks::SsrfGuardResolver::shared());
     }
-    let client = builder.build().map_err(|e| format!("webhook HTTP client: {e}"))?;
+    let client = builder
+        .build()
+        .map_err(|e| format!("webhook HTTP client: {e}"))?;
     let policy = DeliveryPolicy {
         max_age: w.max_age,
         per_tenant_concurrency: w.per_tenant_concurrency,
@@ -79,7 +84,9 @@ pub fn deliverer(app: &Arc<App>) -> Result<Deliverer, String> {
     let metrics = WebhookMetrics::register().map_err(|e| format!("webhook metrics: {e}"))?;
     Deliverer::new(
         client,
-        Arc::new(StoreOutbox { store: app.store.clone() }),
+        Arc::new(StoreOutbox {
+            store: app.store.clone(),
+        }),
         app.endpoints.clone(),
         policy,
         metrics,

@@ -79,7 +79,9 @@ impl Timers {
                 fire(id, CallEvent::Timer(kind)).await;
             }
             let sleep = match next {
-                Some(at) => std::time::Duration::from_millis(at.saturating_sub(crate::app::now_ms())),
+                Some(at) => {
+                    std::time::Duration::from_millis(at.saturating_sub(crate::app::now_ms()))
+                }
                 // Nothing armed: wait for an arm (or re-check now and then).
                 None => std::time::Duration::from_secs(60),
             };

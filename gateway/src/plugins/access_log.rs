@@ -30,7 +30,9 @@ impl Plugin for AccessLog {
         let m = &self.app.metrics;
         let status = ctx.status.to_string();
         m.http_requests.with_label_values(&[route, &status]).inc();
-        m.http_duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+        m.http_duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
         tracing::debug!(
             route,
             status = ctx.status,

@@ -39,7 +39,11 @@ impl Plugin for Auth {
                 Decision::Continue
             }
             Ok(p) => {
-                self.app.metrics.auth_failures.with_label_values(&["scope"]).inc();
+                self.app
+                    .metrics
+                    .auth_failures
+                    .with_label_values(&["scope"])
+                    .inc();
                 ApiError::forbidden(format!(
                     "key '{}' lacks the '{}' scope this endpoint requires",
                     p.key_id,
@@ -52,7 +56,11 @@ impl Plugin for Auth {
                     KeyRejection::Missing => "missing",
                     KeyRejection::Malformed | KeyRejection::Unknown => "invalid",
                 };
-                self.app.metrics.auth_failures.with_label_values(&[reason]).inc();
+                self.app
+                    .metrics
+                    .auth_failures
+                    .with_label_values(&[reason])
+                    .inc();
                 // One answer for all three: the caller must not learn which it was.
                 ApiError::unauthorized().into()
             }

@@ -34,13 +34,16 @@ impl Plugin for Cors {
         if !routes::is_browser_route(&route) {
             return;
         }
-        let (Some(origin), Some(tenant)) = (head.header("origin"), ctx.resource_tenant.as_deref()) else {
+        let (Some(origin), Some(tenant)) = (head.header("origin"), ctx.resource_tenant.as_deref())
+        else {
             return;
         };
         let policy = self.app.policy.get();
-        let allowed = policy
-            .tenant(tenant)
-            .is_some_and(|t| t.allowed_origins.iter().any(|o| o.trim_end_matches('/') == origin));
+        let allowed = policy.tenant(tenant).is_some_and(|t| {
+            t.allowed_origins
+                .iter()
+                .any(|o| o.trim_end_matches('/') == origin)
+        });
         // Vary even when refused: caches must not serve one origin's answer to another.
         let h = &mut resp.headers;
         h.push((header::VARY, HeaderValue::from_static("Origin")));
@@ -52,9 +55,18 @@ impl Plugin for Cors {
         }
         h.push((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin));
         if route == routes::CALL_PREFLIGHT {
-            h.push((header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST")));
-            h.push((header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type")));
-            h.push((header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600")));
+            h.push((
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST"),
+            ));
+            h.push((
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("Content-Type"),
+            ));
+            h.push((
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            ));
         }
     }
 }

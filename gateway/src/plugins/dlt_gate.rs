@@ -43,7 +43,11 @@ impl Plugin for DltGate {
         match self.app.dlt.check(tenant) {
             Ok(()) => Decision::Continue,
             Err(e) => {
-                self.app.metrics.dlt_blocked.with_label_values(&[tenant_id]).inc();
+                self.app
+                    .metrics
+                    .dlt_blocked
+                    .with_label_values(&[tenant_id])
+                    .inc();
                 pending_error(&e).into()
             }
         }

@@ -21,9 +21,15 @@ impl Plugin for Router {
                 ctx.params = params;
                 Decision::Continue
             }
-            Err(Miss::NotFound) => ApiError::not_found(format!("no route for {}", head.path())).into(),
+            Err(Miss::NotFound) => {
+                ApiError::not_found(format!("no route for {}", head.path())).into()
+            }
             Err(Miss::MethodNotAllowed(allowed)) => {
-                let allow = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+                let allow = allowed
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 let resp: JsonResponse = ApiError::new(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "method_not_allowed",

@@ -19,13 +19,41 @@ pub struct CallEnv {
 
 pub fn fast_policies(mode: &str, sink_url: &str, sim_port: u16) -> Policies {
     let p = Policies::example_on(sim_port);
-    p.edit("gateway.toml", "answer_detection = \"poll\"", &format!("answer_detection = \"{mode}\""));
-    p.edit("gateway.toml", "ring_timeout_seconds = 45", "ring_timeout_seconds = 5");
-    p.edit("gateway.toml", "agent_drop_grace_seconds = 20", "agent_drop_grace_seconds = 1");
-    p.edit("gateway.toml", "max_duration_seconds = 3600", "max_duration_seconds = 10");
-    p.edit("gateway.toml", "unconnected_expiry_seconds = 600", "unconnected_expiry_seconds = 10");
-    p.edit("gateway.toml", "poll_interval_ms = 1000", "poll_interval_ms = 100");
-    p.edit("tenants/acme.toml", "http://127.0.0.1:8090/c2c/webhook", sink_url);
+    p.edit(
+        "gateway.toml",
+        "answer_detection = \"poll\"",
+        &format!("answer_detection = \"{mode}\""),
+    );
+    p.edit(
+        "gateway.toml",
+        "ring_timeout_seconds = 45",
+        "ring_timeout_seconds = 5",
+    );
+    p.edit(
+        "gateway.toml",
+        "agent_drop_grace_seconds = 20",
+        "agent_drop_grace_seconds = 1",
+    );
+    p.edit(
+        "gateway.toml",
+        "max_duration_seconds = 3600",
+        "max_duration_seconds = 10",
+    );
+    p.edit(
+        "gateway.toml",
+        "unconnected_expiry_seconds = 600",
+        "unconnected_expiry_seconds = 10",
+    );
+    p.edit(
+        "gateway.toml",
+        "poll_interval_ms = 1000",
+        "poll_interval_ms = 100",
+    );
+    p.edit(
+        "tenants/acme.toml",
+        "http://127.0.0.1:8090/c2c/webhook",
+        sink_url,
+    );
     p
 }
 
@@ -55,20 +83,44 @@ impl CallEnv {
             .send()
             .await
             .unwrap();
-        assert!(r.status().is_success(), "scenario: {}", r.text().await.unwrap());
+        assert!(
+            r.status().is_success(),
+            "scenario: {}",
+            r.text().await.unwrap()
+        );
     }
 
     pub async fn sim_fault(&self, body: Value) {
-        let r = self.c.post(format!("{}/sim/fault", self.sim)).json(&body).send().await.unwrap();
+        let r = self
+            .c
+            .post(format!("{}/sim/fault", self.sim))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success());
     }
 
     pub async fn sim_stats(&self) -> Value {
-        self.c.get(format!("{}/sim/stats", self.sim)).send().await.unwrap().json().await.unwrap()
+        self.c
+            .get(format!("{}/sim/stats", self.sim))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn sim_rooms(&self) -> Value {
-        self.c.get(format!("{}/sim/rooms", self.sim)).send().await.unwrap().json().await.unwrap()
+        self.c
+            .get(format!("{}/sim/rooms", self.sim))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn click2call(&self, number: &str) -> (u16, Value) {
@@ -111,7 +163,11 @@ impl CallEnv {
             .send()
             .await
             .unwrap();
-        assert!(r.status().is_success(), "leave: {}", r.text().await.unwrap());
+        assert!(
+            r.status().is_success(),
+            "leave: {}",
+            r.text().await.unwrap()
+        );
     }
 
     pub async fn post(&self, path: &str) -> (u16, Value) {
@@ -119,11 +175,27 @@ impl CallEnv {
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
-        json(self.c.post(self.gw.url(path)).json(&body).send().await.unwrap()).await
+        json(
+            self.c
+                .post(self.gw.url(path))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     pub async fn get_call(&self, call_id: &str) -> Value {
-        json(self.c.get(self.gw.url(&format!("/api/c2c/calls/{call_id}"))).send().await.unwrap()).await.1
+        json(
+            self.c
+                .get(self.gw.url(&format!("/api/c2c/calls/{call_id}")))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+        .1
     }
 
     /// Starts a call the way the agent flow does: click2call, join, connect.
@@ -133,7 +205,9 @@ impl CallEnv {
         let call_id = v["call_id"].as_str().unwrap().to_string();
         let room = v["room"].as_str().unwrap().to_string();
         self.agent_joins(&room).await;
-        let (s, v) = self.post(&format!("/api/c2c/calls/{call_id}/connect")).await;
+        let (s, v) = self
+            .post(&format!("/api/c2c/calls/{call_id}/connect"))
+            .await;
         assert_eq!((s, &v), (200, &json!({"status": "ringing"})));
         (call_id, room)
     }
@@ -146,7 +220,10 @@ impl CallEnv {
                 return last;
             }
             if std::time::Instant::now() > deadline {
-                panic!("call never reached {status}; last: {last}\n--- log ---\n{}", self.gw.log_text());
+                panic!(
+                    "call never reached {status}; last: {last}\n--- log ---\n{}",
+                    self.gw.log_text()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -154,8 +231,15 @@ impl CallEnv {
 
     /// Waits for exactly one delivered webhook for the call and returns it.
     pub async fn webhook(&self, call_id: &str, timeout: Duration) -> super::sink::Received {
-        let ok = eventually(timeout, || async { !self.sink.for_call(call_id).is_empty() }).await;
-        assert!(ok, "no webhook for {call_id}\n--- log ---\n{}", self.gw.log_text());
+        let ok = eventually(timeout, || async {
+            !self.sink.for_call(call_id).is_empty()
+        })
+        .await;
+        assert!(
+            ok,
+            "no webhook for {call_id}\n--- log ---\n{}",
+            self.gw.log_text()
+        );
         // Give a duplicate the chance to show up before asserting there is none.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let got = self.sink.for_call(call_id);

@@ -33,14 +33,22 @@ impl Policies {
         copy_tree(&example_policies(), dir.path());
         let p = Self { dir };
         // Fast shutdown in tests.
-        p.edit("gateway.toml", "grace_period_seconds = 10", "grace_period_seconds = 1");
+        p.edit(
+            "gateway.toml",
+            "grace_period_seconds = 10",
+            "grace_period_seconds = 1",
+        );
         p
     }
 
     /// The example with the simulator on a free port (parallel tests must not collide).
     pub fn example_on(sim_port: u16) -> Self {
         let p = Self::example_fixed();
-        p.edit("gateway.toml", "listen = \"127.0.0.1:7880\"", &format!("listen = \"127.0.0.1:{sim_port}\""));
+        p.edit(
+            "gateway.toml",
+            "listen = \"127.0.0.1:7880\"",
+            &format!("listen = \"127.0.0.1:{sim_port}\""),
+        );
         p
     }
 
@@ -81,7 +89,11 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running gateway process.
@@ -102,7 +114,10 @@ impl Gateway {
 
     pub fn start_with_env(policies: &Path, data: &Path, env: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let log = data.with_extension(format!("log-{port}"));
         let child = spawn(policies, data, port, &env, &log);
         let gw = Self {
@@ -128,7 +143,8 @@ impl Gateway {
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+                let _ =
+                    s.write_all(b"GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
                 let mut buf = String::new();
                 let _ = s.read_to_string(&mut buf);
                 if buf.starts_with("HTTP/1.1 200") {
@@ -153,7 +169,10 @@ impl Gateway {
     /// SIGTERM and wait for a graceful exit; returns how long it took.
     pub fn sigterm(&mut self) -> (Duration, std::process::ExitStatus) {
         let t = Instant::now();
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let status = self.child.wait().unwrap();
         (t.elapsed(), status)
     }
@@ -167,7 +186,11 @@ impl Gateway {
 }
 
 fn spawn(policies: &Path, data: &Path, port: u16, env: &[(String, String)], log: &Path) -> Child {
-    let logf = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_c2c-gateway"));
     cmd.arg("serve")
         .arg("--policies")
@@ -177,7 +200,10 @@ fn spawn(policies: &Path, data: &Path, port: u16, env: &[(String, String)], log:
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .env_remove("C2C_LISTEN")
-        .env("C2C_LOG", "debug,pingora_core=warn,pingora_proxy=warn,sled=warn")
+        .env(
+            "C2C_LOG",
+            "debug,pingora_core=warn,pingora_proxy=warn,sled=warn",
+        )
         .stdin(Stdio::null())
         .stdout(logf.try_clone().unwrap())
         .stderr(logf);

@@ -37,18 +37,24 @@ impl Sink {
         let s = sink.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = l.accept().await else { return };
+                let Ok((mut sock, _)) = l.accept().await else {
+                    return;
+                };
                 let s = s.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut tmp = [0u8; 4096];
                     loop {
-                        let Ok(n) = sock.read(&mut tmp).await else { return };
+                        let Ok(n) = sock.read(&mut tmp).await else {
+                            return;
+                        };
                         if n == 0 {
                             return;
                         }
                         buf.extend_from_slice(&tmp[..n]);
-                        let Some(end) = find(&buf, b"\r\n\r\n") else { continue };
+                        let Some(end) = find(&buf, b"\r\n\r\n") else {
+                            continue;
+                        };
                         let head = String::from_utf8_lossy(&buf[..end]).to_string();
                         let mut headers = HashMap::new();
                         for line in head.lines().skip(1) {
@@ -56,7 +62,10 @@ impl Sink {
                                 headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
                             }
                         }
-                        let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                        let len: usize = headers
+                            .get("content-length")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
                         if buf.len() < end + 4 + len {
                             continue;
                         }
@@ -81,7 +90,12 @@ impl Sink {
     }
 
     pub fn delivered(&self) -> Vec<Received> {
-        self.received.lock().iter().filter(|r| r.status_sent < 300).cloned().collect()
+        self.received
+            .lock()
+            .iter()
+            .filter(|r| r.status_sent < 300)
+            .cloned()
+            .collect()
     }
 
     pub fn all(&self) -> Vec<Received> {
@@ -89,7 +103,10 @@ impl Sink {
     }
 
     pub fn for_call(&self, call_id: &str) -> Vec<Received> {
-        self.delivered().into_iter().filter(|r| r.body["call_id"] == call_id).collect()
+        self.delivered()
+            .into_iter()
+            .filter(|r| r.body["call_id"] == call_id)
+            .collect()
     }
 }
 

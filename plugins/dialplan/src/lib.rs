@@ -67,7 +67,11 @@ impl<'a> DialPlan<'a> {
     }
 
     /// Validates the CRM number and optional DID and picks the trunk.
-    pub fn normalize(&self, customer_number: &str, did: Option<&str>) -> Result<Normalized, DialError> {
+    pub fn normalize(
+        &self,
+        customer_number: &str,
+        did: Option<&str>,
+    ) -> Result<Normalized, DialError> {
         let trunk = self
             .tenant
             .default_trunk()
@@ -77,7 +81,12 @@ impl<'a> DialPlan<'a> {
 
     /// Like [`Self::normalize`] but on a named trunk, enabled or not: the console's
     /// "Test normalize" previews any trunk. Calls always use [`Self::normalize`].
-    pub fn preview(&self, trunk: &str, customer_number: &str, did: Option<&str>) -> Result<Normalized, DialError> {
+    pub fn preview(
+        &self,
+        trunk: &str,
+        customer_number: &str,
+        did: Option<&str>,
+    ) -> Result<Normalized, DialError> {
         let trunk = self
             .tenant
             .trunk(trunk)
@@ -85,7 +94,12 @@ impl<'a> DialPlan<'a> {
         self.normalize_on(trunk, customer_number, did)
     }
 
-    fn normalize_on(&self, trunk: &Trunk, customer_number: &str, did: Option<&str>) -> Result<Normalized, DialError> {
+    fn normalize_on(
+        &self,
+        trunk: &Trunk,
+        customer_number: &str,
+        did: Option<&str>,
+    ) -> Result<Normalized, DialError> {
         let clean = validate_number(customer_number)?;
         let caller_id = match did.map(str::trim).filter(|d| !d.is_empty()) {
             Some(d) => normalize_did(d)?,
@@ -165,7 +179,9 @@ pub fn normalize_did(raw: &str) -> Result<String, DialError> {
         }
     };
     if national.starts_with('0') {
-        return Err(DialError::InvalidDid("did cannot start with 0 after +91".into()));
+        return Err(DialError::InvalidDid(
+            "did cannot start with 0 after +91".into(),
+        ));
     }
     Ok(format!("{COUNTRY}{national}"))
 }
@@ -230,12 +246,21 @@ mod tests {
     #[test]
     fn did_overrides_the_trunk_default_and_is_normalized() {
         let t = tenant(vec![trunk("a", true, true)]);
-        for d in ["+918888888888", "918888888888", "08888888888", "8888888888", "+91 88888-88888"] {
+        for d in [
+            "+918888888888",
+            "918888888888",
+            "08888888888",
+            "8888888888",
+            "+91 88888-88888",
+        ] {
             let n = DialPlan::new(&t).normalize("9530251797", Some(d)).unwrap();
             assert_eq!(n.caller_id, "+918888888888", "{d}");
         }
         assert_eq!(
-            DialPlan::new(&t).normalize("9530251797", Some("12345")).unwrap_err().code(),
+            DialPlan::new(&t)
+                .normalize("9530251797", Some("12345"))
+                .unwrap_err()
+                .code(),
             "invalid_did"
         );
     }
@@ -265,7 +290,10 @@ mod tests {
         let e = DialPlan::new(&t).normalize("9530251797", None).unwrap_err();
         assert_eq!(e.code(), "no_trunk");
         assert_eq!(
-            DialPlan::new(&tenant(vec![])).normalize("9530251797", None).unwrap_err().code(),
+            DialPlan::new(&tenant(vec![]))
+                .normalize("9530251797", None)
+                .unwrap_err()
+                .code(),
             "no_trunk"
         );
     }
@@ -278,7 +306,10 @@ mod tests {
         let n = DialPlan::new(&t).preview("b", "9530251797", None).unwrap();
         assert_eq!(n.dialed, "09530251797");
         assert_eq!(
-            DialPlan::new(&t).preview("zz", "9530251797", None).unwrap_err().code(),
+            DialPlan::new(&t)
+                .preview("zz", "9530251797", None)
+                .unwrap_err()
+                .code(),
             "unknown_trunk"
         );
     }

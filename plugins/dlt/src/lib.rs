@@ -151,7 +151,10 @@ impl DltRegistry {
         let seq = self.db.generate_id()?;
         let mut batch = sled::Batch::default();
         batch.insert(key(STATE, &tenant.id, None), serde_json::to_vec(&o)?);
-        batch.insert(key(AUDIT, &tenant.id, Some(seq)), serde_json::to_vec(&entry)?);
+        batch.insert(
+            key(AUDIT, &tenant.id, Some(seq)),
+            serde_json::to_vec(&entry)?,
+        );
         self.tree.apply_batch(batch)?;
         self.tree.flush_async().await?;
         self.overrides.write().insert(tenant.id.clone(), t.enabled);
@@ -271,7 +274,9 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let reg = DltRegistry::open(&db).unwrap();
         reg.set(&tenant("acme", false), toggle(true)).await.unwrap();
-        reg.set(&tenant("acme-2", false), toggle(true)).await.unwrap();
+        reg.set(&tenant("acme-2", false), toggle(true))
+            .await
+            .unwrap();
         assert_eq!(reg.audit("acme").unwrap().len(), 1);
         assert_eq!(reg.audit("acme-2").unwrap().len(), 1);
         assert!(reg.audit("nobody").unwrap().is_empty());

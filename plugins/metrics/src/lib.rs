@@ -94,7 +94,10 @@ impl GatewayMetrics {
             &["reason"],
         )?;
         let calls_started = IntCounterVec::new(
-            Opts::new("c2c_calls_started_total", "Calls acknowledged by click2call, by tenant and trunk"),
+            Opts::new(
+                "c2c_calls_started_total",
+                "Calls acknowledged by click2call, by tenant and trunk",
+            ),
             &["tenant", "trunk"],
         )?;
         let call_outcomes = IntCounterVec::new(
@@ -106,13 +109,21 @@ impl GatewayMetrics {
         )?;
         let open_calls = IntGauge::new("c2c_open_calls", "Calls not yet ended")?;
         let call_setup = HistogramVec::new(
-            HistogramOpts::new("c2c_call_setup_seconds", "Time from /connect to answer, by tenant")
-                // Indian mobile networks take seconds to ring; ring timeouts go up to 90 s.
-                .buckets(vec![0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0]),
+            HistogramOpts::new(
+                "c2c_call_setup_seconds",
+                "Time from /connect to answer, by tenant",
+            )
+            // Indian mobile networks take seconds to ring; ring timeouts go up to 90 s.
+            .buckets(vec![
+                0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0,
+            ]),
             &["tenant"],
         )?;
         let livekit_errors = IntCounterVec::new(
-            Opts::new("c2c_livekit_errors_total", "Failed LiveKit API calls by operation"),
+            Opts::new(
+                "c2c_livekit_errors_total",
+                "Failed LiveKit API calls by operation",
+            ),
             &["op"],
         )?;
         let livekit_webhooks = IntCounterVec::new(
@@ -122,7 +133,12 @@ impl GatewayMetrics {
             ),
             &["result"],
         )?;
-        for c in [&calls_started, &call_outcomes, &livekit_errors, &livekit_webhooks] {
+        for c in [
+            &calls_started,
+            &call_outcomes,
+            &livekit_errors,
+            &livekit_webhooks,
+        ] {
             registry.register(Box::new(c.clone()))?;
         }
         registry.register(Box::new(open_calls.clone()))?;

@@ -13,7 +13,11 @@ pub struct PolicyError {
 }
 
 impl PolicyError {
-    pub fn new(file: impl Into<PathBuf>, key: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn new(
+        file: impl Into<PathBuf>,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Self {
             file: file.into(),
             key: key.into(),

@@ -71,7 +71,14 @@ pub fn load_dir(dir: &Path) -> Result<Policy, PolicyErrors> {
         };
         let g = gateway_config(&gw_file.server, &gw_file, dir, &mut e);
         for (i, k) in gw_file.owner_keys.iter().enumerate() {
-            add_key(k, &format!("owner_keys[{i}]"), None, &mut ring, &mut key_ids, &mut e);
+            add_key(
+                k,
+                &format!("owner_keys[{i}]"),
+                None,
+                &mut ring,
+                &mut key_ids,
+                &mut e,
+            );
         }
         g
     };
@@ -86,7 +93,11 @@ pub fn load_dir(dir: &Path) -> Result<Policy, PolicyErrors> {
         if let Some(prev) = seen_files.get(&tf.id) {
             e.push(
                 "id",
-                format!("duplicate tenant id {:?}, already defined in {}", tf.id, prev.display()),
+                format!(
+                    "duplicate tenant id {:?}, already defined in {}",
+                    tf.id,
+                    prev.display()
+                ),
             );
             continue;
         }
@@ -146,9 +157,18 @@ fn read_toml<T: DeserializeOwned>(path: &Path, errors: &mut Vec<PolicyError>) ->
             // toml reports syntax errors with a span; turn it into a line number.
             let at = inner
                 .span()
-                .map(|s| format!(" (line {})", text[..s.start.min(text.len())].lines().count().max(1)))
+                .map(|s| {
+                    format!(
+                        " (line {})",
+                        text[..s.start.min(text.len())].lines().count().max(1)
+                    )
+                })
                 .unwrap_or_default();
-            errors.push(PolicyError::new(path, key, format!("{}{at}", inner.message().trim())));
+            errors.push(PolicyError::new(
+                path,
+                key,
+                format!("{}{at}", inner.message().trim()),
+            ));
             None
         }
     }
@@ -163,11 +183,17 @@ fn add_key(
     e: &mut Errs<'_>,
 ) {
     let Some(hash) = keys::parse_hash(&k.sha256) else {
-        e.push(format!("{at}.sha256"), "must be 64 hex digits (the SHA-256 of the key)");
+        e.push(
+            format!("{at}.sha256"),
+            "must be 64 hex digits (the SHA-256 of the key)",
+        );
         return;
     };
     if ring.contains(&hash) {
-        e.push(format!("{at}.sha256"), "this key hash is already used by another key");
+        e.push(
+            format!("{at}.sha256"),
+            "this key hash is already used by another key",
+        );
         return;
     }
     if k.id.trim().is_empty() {
@@ -218,7 +244,10 @@ fn gateway_config(
 ) -> GatewayConfig {
     let listen = s.listen.as_deref().unwrap_or("127.0.0.1:8080");
     let listen: SocketAddr = listen.parse().unwrap_or_else(|_| {
-        e.push("server.listen", format!("{listen:?} is not an address like 127.0.0.1:8080"));
+        e.push(
+            "server.listen",
+            format!("{listen:?} is not an address like 127.0.0.1:8080"),
+        );
         SocketAddr::from(([127, 0, 0, 1], 8080))
     });
     let public_url = s
@@ -242,17 +271,29 @@ fn gateway_config(
     let mut regions = Vec::new();
     for (i, r) in f.regions.iter().enumerate() {
         if !valid_id(&r.name) {
-            e.push(format!("regions[{i}].name"), "must be lowercase letters, digits and dashes");
+            e.push(
+                format!("regions[{i}].name"),
+                "must be lowercase letters, digits and dashes",
+            );
         }
         if !names.insert(r.name.clone()) {
-            e.push(format!("regions[{i}].name"), format!("duplicate region {:?}", r.name));
+            e.push(
+                format!("regions[{i}].name"),
+                format!("duplicate region {:?}", r.name),
+            );
         }
         if r.upstreams.is_empty() {
-            e.push(format!("regions[{i}].upstreams"), "at least one upstream URL is required");
+            e.push(
+                format!("regions[{i}].upstreams"),
+                "at least one upstream URL is required",
+            );
         }
         for (j, u) in r.upstreams.iter().enumerate() {
             if !is_http_url(u) {
-                e.push(format!("regions[{i}].upstreams[{j}]"), "must be an http(s):// or ws(s):// URL");
+                e.push(
+                    format!("regions[{i}].upstreams[{j}]"),
+                    "must be an http(s):// or ws(s):// URL",
+                );
             }
         }
         regions.push(Region {
@@ -294,12 +335,21 @@ fn gateway_config(
     let mut secs = |key: &str, v: Option<u64>, default: u64, min: u64, max: u64| {
         let v = v.unwrap_or(default);
         if v < min || v > max {
-            e.push(format!("calls.{key}"), format!("must be between {min} and {max}"));
+            e.push(
+                format!("calls.{key}"),
+                format!("must be between {min} and {max}"),
+            );
         }
         v
     };
     let calls = CallKnobs {
-        ring_timeout: Duration::from_secs(secs("ring_timeout_seconds", c.ring_timeout_seconds, 45, 5, 300)),
+        ring_timeout: Duration::from_secs(secs(
+            "ring_timeout_seconds",
+            c.ring_timeout_seconds,
+            45,
+            5,
+            300,
+        )),
         agent_drop_grace: Duration::from_secs(secs(
             "agent_drop_grace_seconds",
             c.agent_drop_grace_seconds,
@@ -321,8 +371,20 @@ fn gateway_config(
             10,
             86_400,
         )),
-        poll_interval: Duration::from_millis(secs("poll_interval_ms", c.poll_interval_ms, 1000, 100, 60_000)),
-        token_ttl: Duration::from_secs(secs("token_ttl_seconds", c.token_ttl_seconds, 3600, 60, 86_400)),
+        poll_interval: Duration::from_millis(secs(
+            "poll_interval_ms",
+            c.poll_interval_ms,
+            1000,
+            100,
+            60_000,
+        )),
+        token_ttl: Duration::from_secs(secs(
+            "token_ttl_seconds",
+            c.token_ttl_seconds,
+            3600,
+            60,
+            86_400,
+        )),
     };
 
     let w = &f.webhooks;
@@ -332,11 +394,17 @@ fn gateway_config(
     }
     let max_age = w.max_age_hours.unwrap_or(72);
     if !(24..=24 * 30).contains(&max_age) {
-        e.push("webhooks.max_age_hours", "must be between 24 and 720 (retries last at least a day)");
+        e.push(
+            "webhooks.max_age_hours",
+            "must be between 24 and 720 (retries last at least a day)",
+        );
     }
     let conc = w.per_tenant_concurrency.unwrap_or(4);
     if !(1..=64).contains(&conc) {
-        e.push("webhooks.per_tenant_concurrency", "must be between 1 and 64");
+        e.push(
+            "webhooks.per_tenant_concurrency",
+            "must be between 1 and 64",
+        );
     }
 
     GatewayConfig {
@@ -356,14 +424,24 @@ fn gateway_config(
         },
         simulator: SimulatorConfig {
             listen: {
-                let l = f.simulator.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
+                let l = f
+                    .simulator
+                    .listen
+                    .clone()
+                    .unwrap_or_else(|| "127.0.0.1:0".into());
                 match l.parse::<SocketAddr>() {
                     Ok(a) if a.ip().is_loopback() => {}
-                    _ => e.push("simulator.listen", "must be a loopback address like 127.0.0.1:7880"),
+                    _ => e.push(
+                        "simulator.listen",
+                        "must be a loopback address like 127.0.0.1:7880",
+                    ),
                 }
                 l
             },
-            sip_disconnect_code_attribute: f.simulator.sip_disconnect_code_attribute.unwrap_or(false),
+            sip_disconnect_code_attribute: f
+                .simulator
+                .sip_disconnect_code_attribute
+                .unwrap_or(false),
         },
     }
 }
@@ -375,12 +453,19 @@ fn livekit_project(
     e: &mut Errs<'_>,
 ) -> Option<LiveKitProject> {
     if lk.url != "sim" && !is_http_url(&lk.url) {
-        e.push(format!("{at}.url"), "must be an http(s):// or ws(s):// URL, or \"sim\"");
+        e.push(
+            format!("{at}.url"),
+            "must be an http(s):// or ws(s):// URL, or \"sim\"",
+        );
     }
     if lk.api_key.trim().is_empty() {
         e.push(format!("{at}.api_key"), "must not be empty");
     }
-    match secret::resolve(lk.api_secret_env.as_deref(), lk.api_secret_file.as_deref(), dir) {
+    match secret::resolve(
+        lk.api_secret_env.as_deref(),
+        lk.api_secret_file.as_deref(),
+        dir,
+    ) {
         Ok(s) => Some(LiveKitProject {
             url: lk.url.clone(),
             api_key: lk.api_key.clone(),
@@ -441,9 +526,13 @@ fn tenant(
         if !is_http_url(&c.url) || c.url.starts_with("ws") {
             e.push("crm_webhook.url", "must be an http(s):// URL");
         }
-        let key = secret::resolve(c.outbound_key_env.as_deref(), c.outbound_key_file.as_deref(), dir)
-            .map_err(|r| e.push("crm_webhook.outbound_key_env", r))
-            .ok()?;
+        let key = secret::resolve(
+            c.outbound_key_env.as_deref(),
+            c.outbound_key_file.as_deref(),
+            dir,
+        )
+        .map_err(|r| e.push("crm_webhook.outbound_key_env", r))
+        .ok()?;
         let signing = match (&c.signing_secret_env, &c.signing_secret_file) {
             (None, None) => None,
             (env, file) => secret::resolve(env.as_deref(), file.as_deref(), dir)
@@ -458,7 +547,10 @@ fn tenant(
     });
     let pe = tf.dlt.principal_entity_id.trim();
     if pe.is_empty() || !pe.bytes().all(|b| b.is_ascii_digit()) {
-        e.push("dlt.principal_entity_id", "must be the numeric DLT Principal Entity id");
+        e.push(
+            "dlt.principal_entity_id",
+            "must be the numeric DLT Principal Entity id",
+        );
     }
 
     let mut labels = HashSet::new();
@@ -467,10 +559,16 @@ fn tenant(
     for (i, t) in tf.trunks.iter().enumerate() {
         let at = format!("trunks[{i}]");
         if !valid_id(&t.label) {
-            e.push(format!("{at}.label"), "must be lowercase letters, digits and dashes");
+            e.push(
+                format!("{at}.label"),
+                "must be lowercase letters, digits and dashes",
+            );
         }
         if !labels.insert(t.label.clone()) {
-            e.push(format!("{at}.label"), format!("duplicate trunk label {:?}", t.label));
+            e.push(
+                format!("{at}.label"),
+                format!("duplicate trunk label {:?}", t.label),
+            );
         }
         if t.livekit_trunk_id.trim().is_empty() {
             e.push(format!("{at}.livekit_trunk_id"), "must not be empty");
@@ -479,10 +577,16 @@ fn tenant(
             e.push(format!("{at}.prefix"), "must be digits only (at most 12)");
         }
         if !is_e164(&t.default_did) {
-            e.push(format!("{at}.default_did"), "must be in E.164, like +919999999999");
+            e.push(
+                format!("{at}.default_did"),
+                "must be in E.164, like +919999999999",
+            );
         }
         if !valid_sip_uri(&t.carrier) {
-            e.push(format!("{at}.carrier"), "must be a SIP URI like sip:10.0.0.5:5060");
+            e.push(
+                format!("{at}.carrier"),
+                "must be a SIP URI like sip:10.0.0.5:5060",
+            );
         }
         if t.default {
             defaults += 1;
@@ -519,7 +623,8 @@ fn tenant(
 fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
 }
 
@@ -547,6 +652,8 @@ fn valid_sip_uri(s: &str) -> bool {
         None => (hostport, None),
     };
     !host.is_empty()
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
         && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
 }

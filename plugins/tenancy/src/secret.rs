@@ -32,11 +32,7 @@ impl fmt::Display for Secret {
 
 /// Resolves a `*_env` / `*_file` pair. Exactly one must be set. Relative file paths are
 /// relative to the policy directory so a policy tree can be moved as a whole.
-pub fn resolve(
-    env: Option<&str>,
-    file: Option<&str>,
-    policy_dir: &Path,
-) -> Result<Secret, String> {
+pub fn resolve(env: Option<&str>, file: Option<&str>, policy_dir: &Path) -> Result<Secret, String> {
     match (env, file) {
         (Some(_), Some(_)) => Err("set either the _env or the _file reference, not both".into()),
         (None, None) => Err("a secret reference (_env or _file) is required".into()),
@@ -70,7 +66,10 @@ mod tests {
     fn file_reference_is_relative_to_the_policy_dir() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("s.txt"), "abc\n").unwrap();
-        assert_eq!(resolve(None, Some("s.txt"), d.path()).unwrap().expose(), "abc");
+        assert_eq!(
+            resolve(None, Some("s.txt"), d.path()).unwrap().expose(),
+            "abc"
+        );
         assert!(resolve(None, Some("missing.txt"), d.path()).is_err());
         assert!(resolve(None, None, d.path()).is_err());
         assert!(resolve(Some("A"), Some("B"), d.path()).is_err());

@@ -40,9 +40,8 @@ fn errors(dir: &Path) -> Vec<PolicyError> {
 }
 
 fn has(errs: &[PolicyError], file: &str, key: &str, reason_part: &str) -> bool {
-    errs.iter().any(|e| {
-        e.file.ends_with(file) && e.key == key && e.reason.contains(reason_part)
-    })
+    errs.iter()
+        .any(|e| e.file.ends_with(file) && e.key == key && e.reason.contains(reason_part))
 }
 
 #[test]
@@ -83,7 +82,10 @@ fn duplicate_tenant_id_is_named() {
     )
     .unwrap();
     let errs = errors(d.path());
-    assert!(has(&errs, "tenants/acme2.toml", "id", "duplicate tenant id"), "{errs:?}");
+    assert!(
+        has(&errs, "tenants/acme2.toml", "id", "duplicate tenant id"),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -97,20 +99,70 @@ fn duplicate_key_ids_and_hashes_across_tenants_are_named() {
         "[[api_keys]]\nid = \"acme-k2\"\nsha256 = \"1111111111111111111111111111111111111111111111111111111111111111\"\nscopes = [\"calls\"]\n\n[[api_keys]]\nid = \"globex-1\"\nsha256 = \"e6c1380011a9563597ff651d110ccf0d4c0c2127b887d00756813f299c049a37\"\nscopes = [\"calls\"]\n\n[crm_webhook]",
     );
     let errs = errors(d.path());
-    assert!(has(&errs, "tenants/globex.toml", "api_keys[0].id", "duplicate key id"), "{errs:?}");
-    assert!(has(&errs, "tenants/globex.toml", "api_keys[1].sha256", "already used"), "{errs:?}");
+    assert!(
+        has(
+            &errs,
+            "tenants/globex.toml",
+            "api_keys[0].id",
+            "duplicate key id"
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        has(
+            &errs,
+            "tenants/globex.toml",
+            "api_keys[1].sha256",
+            "already used"
+        ),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn two_default_trunks_bad_prefix_and_bad_did_are_named() {
     let d = copy_example();
-    edit(d.path(), "tenants/acme.toml", "enabled = false", "enabled = false\ndefault = true");
-    edit(d.path(), "tenants/acme.toml", "prefix = \"9911\"", "prefix = \"99a1\"");
-    edit(d.path(), "tenants/acme.toml", "+918888888888", "918888888888");
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "enabled = false",
+        "enabled = false\ndefault = true",
+    );
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "prefix = \"9911\"",
+        "prefix = \"99a1\"",
+    );
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "+918888888888",
+        "918888888888",
+    );
     let errs = errors(d.path());
-    assert!(has(&errs, "tenants/acme.toml", "trunks[1].default", "only one trunk"), "{errs:?}");
-    assert!(has(&errs, "tenants/acme.toml", "trunks[0].prefix", "digits only"), "{errs:?}");
-    assert!(has(&errs, "tenants/acme.toml", "trunks[1].default_did", "E.164"), "{errs:?}");
+    assert!(
+        has(
+            &errs,
+            "tenants/acme.toml",
+            "trunks[1].default",
+            "only one trunk"
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        has(
+            &errs,
+            "tenants/acme.toml",
+            "trunks[0].prefix",
+            "digits only"
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        has(&errs, "tenants/acme.toml", "trunks[1].default_did", "E.164"),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -124,15 +176,41 @@ fn missing_secret_references_are_named() {
         "outbound_key_env = \"C2C_TEST_VAR_THAT_IS_NOT_SET\"",
     );
     let errs = errors(d.path());
-    assert!(has(&errs, "tenants/acme.toml", "crm_webhook.outbound_key_env", "cannot be read"), "{errs:?}");
-    assert!(has(&errs, "tenants/globex.toml", "crm_webhook.outbound_key_env", "C2C_TEST_VAR_THAT_IS_NOT_SET is not set"), "{errs:?}");
+    assert!(
+        has(
+            &errs,
+            "tenants/acme.toml",
+            "crm_webhook.outbound_key_env",
+            "cannot be read"
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        has(
+            &errs,
+            "tenants/globex.toml",
+            "crm_webhook.outbound_key_env",
+            "C2C_TEST_VAR_THAT_IS_NOT_SET is not set"
+        ),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn unknown_keys_are_rejected_with_their_path() {
     let d = copy_example();
-    edit(d.path(), "tenants/acme.toml", "prefix = \"9911\"", "prefix = \"9911\"\ncolour = \"red\"");
-    edit(d.path(), "gateway.toml", "threads = 2", "threads = 2\nworkers = 4");
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "prefix = \"9911\"",
+        "prefix = \"9911\"\ncolour = \"red\"",
+    );
+    edit(
+        d.path(),
+        "gateway.toml",
+        "threads = 2",
+        "threads = 2\nworkers = 4",
+    );
     let errs = errors(d.path());
     assert!(
         errs.iter().any(|e| e.file.ends_with("tenants/acme.toml")
@@ -151,9 +229,19 @@ fn unknown_keys_are_rejected_with_their_path() {
 #[test]
 fn every_error_is_reported_at_once() {
     let d = copy_example();
-    edit(d.path(), "tenants/acme.toml", "prefix = \"9911\"", "prefix = \"x\"");
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "prefix = \"9911\"",
+        "prefix = \"x\"",
+    );
     edit(d.path(), "tenants/globex.toml", "+917777777777", "7777");
-    edit(d.path(), "gateway.toml", "answer_detection = \"poll\"", "answer_detection = \"psychic\"");
+    edit(
+        d.path(),
+        "gateway.toml",
+        "answer_detection = \"poll\"",
+        "answer_detection = \"psychic\"",
+    );
     let errs = errors(d.path());
     assert!(errs.len() >= 3, "{errs:?}");
 }
@@ -161,15 +249,36 @@ fn every_error_is_reported_at_once() {
 #[test]
 fn syntax_errors_name_the_file() {
     let d = copy_example();
-    edit(d.path(), "tenants/acme.toml", "name = \"Acme Realty\"", "name = \"Acme");
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "name = \"Acme Realty\"",
+        "name = \"Acme",
+    );
     let errs = errors(d.path());
-    assert!(errs.iter().any(|e| e.file.ends_with("tenants/acme.toml")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.file.ends_with("tenants/acme.toml")),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn tenant_keys_cannot_be_owner_keys() {
     let d = copy_example();
-    edit(d.path(), "tenants/acme.toml", "scopes = [\"calls\"]", "scopes = [\"owner\"]");
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "scopes = [\"calls\"]",
+        "scopes = [\"owner\"]",
+    );
     let errs = errors(d.path());
-    assert!(has(&errs, "tenants/acme.toml", "api_keys[0].scopes[0]", "owner scope"), "{errs:?}");
+    assert!(
+        has(
+            &errs,
+            "tenants/acme.toml",
+            "api_keys[0].scopes[0]",
+            "owner scope"
+        ),
+        "{errs:?}"
+    );
 }
