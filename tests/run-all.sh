@@ -7,6 +7,8 @@ cd "$(git rev-parse --show-toplevel)"
 need_pkgs=()
 command -v cmake >/dev/null || need_pkgs+=(cmake)          # pingora builds zlib-ng with cmake
 command -v curl >/dev/null || need_pkgs+=(curl)
+command -v sipp >/dev/null || need_pkgs+=(sip-tester)      # SIP edge tests: sipp as carrier and caller
+command -v promtool >/dev/null || need_pkgs+=(prometheus)  # promtool checks metrics and alert rules
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

@@ -201,3 +201,22 @@ async fn invalid_dial_is_rejected() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn dial_and_wait_returns_on_answer_or_with_the_exact_sip_code() {
+    let sim = sim().await;
+    let lk = client(&sim).with_request_timeout(Duration::from_secs(10));
+    // Default scenario: answered.
+    lk.dial_and_wait(&call("9000000001")).await.unwrap();
+    assert!(sim.dials().iter().all(|d| d.wait_until_answered));
+    // Busy: the carrier's 486 comes back in the Twirp meta.
+    sim.set_scenario("9530251797", Scenario::busy()).unwrap();
+    let e = lk.dial_and_wait(&call("9530251797")).await.unwrap_err();
+    assert_eq!(e.sip_status_code(), Some(486), "{e:?}");
+    // Trunk failure: a 503 from the carrier is a rejection with its code, not "LiveKit down".
+    sim.set_scenario("9530251798", Scenario::trunk_failure()).unwrap();
+    let e = lk.dial_and_wait(&call("9530251798")).await.unwrap_err();
+    assert_eq!(e.sip_status_code(), Some(503), "{e:?}");
+    assert!(!e.is_retryable());
+    sim.shutdown().await;
+}

@@ -1,1 +1,1 @@
-//! placeholder
+//! Shared pieces of the benchmark drivers under `tests/bench/`.

@@ -32,6 +32,12 @@ struct Args {
     /// Call scripts: JSON, or TOML when the name ends in .toml.
     #[arg(long)]
     scenarios: Option<PathBuf>,
+    /// Most rooms kept open at once (benchmarks with many open calls raise it).
+    #[arg(long, default_value_t = 10_000)]
+    max_rooms: usize,
+    /// Most simultaneous HTTP connections.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
 }
 
 #[tokio::main]
@@ -56,6 +62,8 @@ async fn run(args: Args) -> Result<(), livekit_sim::SimError> {
     let mut config = SimConfig::new(args.api_key, args.api_secret);
     config.listen = args.listen;
     config.webhook_url = args.webhook_url;
+    config.limits.max_rooms = args.max_rooms;
+    config.limits.max_connections = args.max_connections;
     if let Some(path) = args.scenarios {
         let file = ScenarioFile::load(&path)?;
         if let Some(default) = file.default {
