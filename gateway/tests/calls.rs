@@ -656,3 +656,46 @@ async fn webhooks_replay_resends_with_the_same_id_via_api_and_cli() {
         "payload changed on replay"
     );
 }
+
+#[tokio::test]
+async fn call_metrics_are_exported_without_ids_or_numbers() {
+    let env = CallEnv::start("poll").await;
+    env.scenario(
+        NUMBER,
+        json!({"ring_after_ms": 50, "outcome": {"kind": "fail", "sip_code": 486, "after_ms": 100}}),
+    )
+    .await;
+    let (busy_id, _) = env.start_call(NUMBER).await;
+    env.wait_status(&busy_id, "ENDED", T).await;
+    let (call_id, _) = env.start_call("9000000001").await;
+    env.wait_status(&call_id, "ACTIVE", T).await;
+    env.webhook(&busy_id, T).await;
+    let m = env
+        .c
+        .get(env.gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "c2c_calls_started_total{tenant=\"acme\",trunk=\"airtel-mum\"} 2",
+        "c2c_call_outcomes_total{call_status=\"NOT_ANSWERED\",tenant=\"acme\",trunk=\"airtel-mum\"} 1",
+        "c2c_open_calls 1",
+        "c2c_call_setup_seconds_bucket{tenant=\"acme\",le=\"90\"} 1",
+        "c2c_webhook_deliveries_total{result=\"delivered\",tenant=\"acme\"} 1",
+        "c2c_webhook_outbox_pending 0",
+        "c2c_webhook_outbox_oldest_pending_age_seconds",
+    ] {
+        assert!(m.contains(needle), "missing {needle}\n{m}");
+    }
+    for secret in [NUMBER, "9000000001", &call_id[4..], ACME_KEY] {
+        assert!(!m.contains(secret), "metrics leak {secret}");
+    }
+    let log = env.gw.log_text();
+    assert!(
+        !log.contains(NUMBER) && !log.contains("99119530251797"),
+        "a phone number reached the log"
+    );
+}

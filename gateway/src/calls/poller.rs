@@ -58,54 +58,64 @@ pub fn events_from_sample(rec: &CallRecord, parts: &[ParticipantSnapshot]) -> Ve
     out
 }
 
-/// Samples every open call once.
+/// Open calls read from the store per chunk: a pass holds at most this many records,
+/// whatever the number of open calls.
+const CHUNK: usize = 256;
+
+/// Samples every open call once, walking the open-call index in bounded chunks.
 pub async fn pass(app: &Arc<App>) {
-    let open = match app.store.open_calls() {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read open calls");
-            return;
-        }
-    };
-    app.metrics.open_calls.set(open.len() as i64);
     let sem = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut tasks = tokio::task::JoinSet::new();
     let policy = app.policy.get();
-    for rec in open {
-        if rec.phase == Phase::Initiated {
-            continue;
-        }
-        let Some(client) = app.livekit.client_for_tenant(&policy, &rec.tenant) else {
-            continue;
+    let mut after: Option<String> = None;
+    let mut open = 0usize;
+    loop {
+        let chunk = match app.store.open_calls_after(after.as_deref(), CHUNK) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read open calls");
+                return;
+            }
         };
-        let Ok(permit) = sem.clone().acquire_owned().await else {
+        let Some(last) = chunk.last() else {
             break;
         };
-        let app = app.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
-            let events = match client.list_participants(&rec.room).await {
-                Ok(parts) => events_from_sample(&rec, &parts),
-                Err(LiveKitError::NotFound(_)) => vec![CallEvent::RoomFinished],
-                Err(e) => {
-                    app.metrics
-                        .livekit_errors
-                        .with_label_values(&["list_participants"])
-                        .inc();
-                    tracing::debug!(error = %e, "ListParticipants failed; will retry next pass");
-                    vec![]
-                }
-            };
-            for ev in events {
-                if let Err(e) = crate::calls::apply(&app, &rec.call_id, ev).await {
-                    tracing::warn!(error = %e, "poll event not applied");
-                }
+        after = Some(last.call_id.clone());
+        open += chunk.len();
+        for rec in chunk {
+            if rec.phase == Phase::Initiated {
+                continue;
             }
-        });
-        // Reap finished tasks as we go so the set stays bounded too.
-        while tasks.try_join_next().is_some() {}
+            let Some(client) = app.livekit.client_for_tenant(&policy, &rec.tenant) else {
+                continue;
+            };
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                return;
+            };
+            let app = app.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                let events = match client.list_participants(&rec.room).await {
+                    Ok(parts) => events_from_sample(&rec, &parts),
+                    Err(LiveKitError::NotFound(_)) => vec![CallEvent::RoomFinished],
+                    Err(e) => {
+                        app.metrics.livekit_errors.with_label_values(&["list_participants"]).inc();
+                        tracing::debug!(error = %e, "ListParticipants failed; will retry next pass");
+                        vec![]
+                    }
+                };
+                for ev in events {
+                    if let Err(e) = crate::calls::apply(&app, &rec.call_id, ev).await {
+                        tracing::warn!(error = %e, "poll event not applied");
+                    }
+                }
+            });
+            // Reap finished tasks as we go so the set stays bounded too.
+            while tasks.try_join_next().is_some() {}
+        }
     }
     while tasks.join_next().await.is_some() {}
+    app.metrics.open_calls.set(open as i64);
 }
 
 /// The poller as a Pingora background service.

@@ -214,7 +214,8 @@ async fn dial_and_wait_returns_on_answer_or_with_the_exact_sip_code() {
     let e = lk.dial_and_wait(&call("9530251797")).await.unwrap_err();
     assert_eq!(e.sip_status_code(), Some(486), "{e:?}");
     // Trunk failure: a 503 from the carrier is a rejection with its code, not "LiveKit down".
-    sim.set_scenario("9530251798", Scenario::trunk_failure()).unwrap();
+    sim.set_scenario("9530251798", Scenario::trunk_failure())
+        .unwrap();
     let e = lk.dial_and_wait(&call("9530251798")).await.unwrap_err();
     assert_eq!(e.sip_status_code(), Some(503), "{e:?}");
     assert!(!e.is_retryable());

@@ -273,6 +273,49 @@ impl SledCallStore {
         Ok(out)
     }
 
+    /// Up to `limit` open calls whose id sorts after `after`, in id order: lets a poller
+    /// walk all open calls in bounded chunks instead of holding them all at once.
+    pub fn open_calls_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let start = match after {
+            // The smallest key strictly greater than `o/<after>`.
+            Some(a) => {
+                let mut k = keys::open(a);
+                k.push(0);
+                k
+            }
+            None => keys::OPEN.to_vec(),
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in self.tree().range(start..) {
+            let (k, _) = item?;
+            let Some(id) = k.strip_prefix(keys::OPEN) else {
+                break;
+            };
+            let id = String::from_utf8_lossy(id);
+            if let Some(rec) = self.read_record(&id)? {
+                out.push(rec);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many calls are open (walks the open index only).
+    pub fn open_count(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for item in self.tree().scan_prefix(keys::OPEN) {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     pub fn list_by_tenant(
         &self,
         tenant: &str,

@@ -530,3 +530,32 @@ async fn outbox_due_update_stats_and_requeue() {
         Err(StoreError::OutboxNotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn open_calls_can_be_walked_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let r = call("acme", 1_000 + i);
+        s.create(&r).await.unwrap();
+        ids.push(r.call_id.clone());
+    }
+    // End one: it must drop out of the walk.
+    let ended = finished_call(&s, "acme", 5_000).await;
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s.open_calls_after(after.as_deref(), 7).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 7);
+        after = page.last().map(|r| r.call_id.clone());
+        seen.extend(page.into_iter().map(|r| r.call_id));
+    }
+    assert_eq!(seen, ids);
+    assert!(!seen.contains(&ended.call_id));
+    assert_eq!(s.open_count().unwrap(), 25);
+}

@@ -34,7 +34,11 @@ const KEY: &str = "c2c_bCk65WthOJFJPJbeJjWz3VWCPmlwiI22tBd0";
 const SECRET: &str = "devsecret-livekit-sim-0123456789abcdef0123456789abcdef";
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Kill(Child);
@@ -56,7 +60,9 @@ async fn sink(count: Arc<AtomicU64>) -> String {
                 let mut buf = Vec::with_capacity(4096);
                 let mut tmp = [0u8; 4096];
                 loop {
-                    let Ok(n) = s.read(&mut tmp).await else { return };
+                    let Ok(n) = s.read(&mut tmp).await else {
+                        return;
+                    };
                     if n == 0 {
                         return;
                     }
@@ -73,7 +79,10 @@ async fn sink(count: Arc<AtomicU64>) -> String {
                         }
                         buf.drain(..end + 4 + len);
                         count.fetch_add(1, Ordering::Relaxed);
-                        if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.is_err() {
+                        if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -90,24 +99,49 @@ fn write_policies(src: &Path, dst: &Path, sim_url: &str, sink_url: &str, mode: &
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(src.join(rel), to).unwrap();
     };
-    for f in ["tenants/acme.toml", "tenants/globex.toml", "secrets/livekit-sim.secret", "secrets/acme-crm-outbound.key", "secrets/acme-crm-signing.secret", "secrets/globex-crm-outbound.key"] {
+    for f in [
+        "tenants/acme.toml",
+        "tenants/globex.toml",
+        "secrets/livekit-sim.secret",
+        "secrets/acme-crm-outbound.key",
+        "secrets/acme-crm-signing.secret",
+        "secrets/globex-crm-outbound.key",
+    ] {
         copy(f);
     }
     let gw = std::fs::read_to_string(src.join("gateway.toml")).unwrap();
     let gw = gw
         .replace("url = \"sim\"", &format!("url = \"{sim_url}\""))
-        .replace("answer_detection = \"poll\"", &format!("answer_detection = \"{mode}\""))
+        .replace(
+            "answer_detection = \"poll\"",
+            &format!("answer_detection = \"{mode}\""),
+        )
         .replace("grace_period_seconds = 10", "grace_period_seconds = 1")
-        .replace("max_duration_seconds = 3600", "max_duration_seconds = 86400");
+        .replace(
+            "max_duration_seconds = 3600",
+            "max_duration_seconds = 86400",
+        );
     std::fs::write(dst.join("gateway.toml"), gw).unwrap();
     let acme = std::fs::read_to_string(dst.join("tenants/acme.toml")).unwrap();
-    std::fs::write(dst.join("tenants/acme.toml"), acme.replace("http://127.0.0.1:8090/c2c/webhook", sink_url)).unwrap();
+    std::fs::write(
+        dst.join("tenants/acme.toml"),
+        acme.replace("http://127.0.0.1:8090/c2c/webhook", sink_url),
+    )
+    .unwrap();
 }
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0)))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0)
+            })
+        })
         .unwrap_or(0)
 }
 
@@ -140,14 +174,32 @@ async fn start(a: &Args, mode: &str, tag: &str) -> Env {
     let sim_port = free_port();
     let sim_url = format!("http://127.0.0.1:{sim_port}");
     let sim = Command::new(&a.sim)
-        .args(["--listen", &format!("127.0.0.1:{sim_port}"), "--api-key", "APIsimdev", "--api-secret", SECRET])
-        .args(["--max-rooms", &(a.open_calls + a.calls + 100).to_string(), "--max-connections", "4096"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{sim_port}"),
+            "--api-key",
+            "APIsimdev",
+            "--api-secret",
+            SECRET,
+        ])
+        .args([
+            "--max-rooms",
+            &(a.open_calls + a.calls + 100).to_string(),
+            "--max-connections",
+            "4096",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    write_policies(&a.policies, &dir.join("policies"), &sim_url, &sink_url, mode);
+    write_policies(
+        &a.policies,
+        &dir.join("policies"),
+        &sim_url,
+        &sink_url,
+        mode,
+    );
     let port = free_port();
     let gw = Command::new(&a.gateway)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -161,21 +213,40 @@ async fn start(a: &Args, mode: &str, tag: &str) -> Env {
         .spawn()
         .unwrap();
     let gw_pid = gw.id();
-    let c = reqwest::Client::builder().pool_max_idle_per_host(1024).build().unwrap();
+    let c = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()
+        .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     for _ in 0..200 {
-        if c.get(format!("{base}/readyz")).send().await.map(|r| r.status().is_success()).unwrap_or(false) {
+        if c.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Answer at once: measure the gateway, not a simulated callee.
     c.post(format!("{sim_url}/sim/scenarios"))
-        .json(&json!({"default": {"ring_after_ms": 0, "outcome": {"kind": "answer", "after_ms": 0}}}))
+        .json(
+            &json!({"default": {"ring_after_ms": 0, "outcome": {"kind": "answer", "after_ms": 0}}}),
+        )
         .send()
         .await
         .unwrap();
-    Env { _gw: Kill(gw), _sim: Kill(sim), gw_pid, base, sim: sim_url, c, delivered, _dir: dir }
+    Env {
+        _gw: Kill(gw),
+        _sim: Kill(sim),
+        gw_pid,
+        base,
+        sim: sim_url,
+        c,
+        delivered,
+        _dir: dir,
+    }
 }
 
 #[derive(Default)]
@@ -186,7 +257,12 @@ struct Lat {
     hangup: Vec<u64>,
 }
 
-async fn post(c: &reqwest::Client, url: String, body: Option<serde_json::Value>, key: bool) -> (u64, serde_json::Value) {
+async fn post(
+    c: &reqwest::Client,
+    url: String,
+    body: Option<serde_json::Value>,
+    key: bool,
+) -> (u64, serde_json::Value) {
     let t = Instant::now();
     let mut r = c.post(url);
     if key {
@@ -214,13 +290,37 @@ async fn lifecycle(e: &Env, lat: &mut Lat, join: bool) {
     let id = v["call_id"].as_str().unwrap().to_string();
     let room = v["room"].as_str().unwrap().to_string();
     if join {
-        post(&e.c, format!("{}/sim/rooms/{room}/join", e.sim), Some(json!({"identity": "agent-1"})), false).await;
+        post(
+            &e.c,
+            format!("{}/sim/rooms/{room}/join", e.sim),
+            Some(json!({"identity": "agent-1"})),
+            false,
+        )
+        .await;
     }
-    let (t, _) = post(&e.c, format!("{}/api/c2c/calls/{id}/connect", e.base), None, false).await;
+    let (t, _) = post(
+        &e.c,
+        format!("{}/api/c2c/calls/{id}/connect", e.base),
+        None,
+        false,
+    )
+    .await;
     lat.connect.push(t);
-    let (t, _) = post(&e.c, format!("{}/api/c2c/calls/{id}/status", e.base), Some(json!({"status": "ANSWERED"})), false).await;
+    let (t, _) = post(
+        &e.c,
+        format!("{}/api/c2c/calls/{id}/status", e.base),
+        Some(json!({"status": "ANSWERED"})),
+        false,
+    )
+    .await;
     lat.status.push(t);
-    let (t, _) = post(&e.c, format!("{}/api/c2c/calls/{id}/hangup", e.base), None, false).await;
+    let (t, _) = post(
+        &e.c,
+        format!("{}/api/c2c/calls/{id}/hangup", e.base),
+        None,
+        false,
+    )
+    .await;
     lat.hangup.push(t);
 }
 
@@ -228,11 +328,13 @@ async fn lifecycle(e: &Env, lat: &mut Lat, join: bool) {
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let a = Args::parse();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     println!("c2c-gateway call lifecycle bench ({cores} cores; gateway, simulator and load generator share them)");
 
-    // Phase 1: lifecycles in webhook mode (no poller), LiveKit simulator out of process.
-    let e = Arc::new(start(&a, "webhook", "lc").await);
+    // Phase 1: lifecycles in poll mode (the default), LiveKit simulator out of process.
+    let e = Arc::new(start(&a, "poll", "lc").await);
     // Warm-up.
     for _ in 0..50 {
         lifecycle(&e, &mut Lat::default(), false).await;
@@ -262,18 +364,38 @@ async fn main() {
     let total = (per * a.concurrency) as u64;
     while e.delivered.load(Ordering::Relaxed) < warm + total {
         if t0.elapsed() > Duration::from_secs(300) {
-            println!("webhooks delivered: {} of {total}", e.delivered.load(Ordering::Relaxed) - warm);
+            println!(
+                "webhooks delivered: {} of {total}",
+                e.delivered.load(Ordering::Relaxed) - warm
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let secs = t0.elapsed().as_secs_f64();
-    println!("\nphase 1: {total} full lifecycles, {} concurrent (webhook mode, CRM webhook delivered to a local sink)", a.concurrency);
-    println!("lifecycles/s (until the last webhook was delivered): {:.0}", total as f64 / secs);
-    println!("{:<12} {:>10} {:>10} {:>10}", "endpoint", "p50 ms", "p99 ms", "max ms");
-    for (name, v) in [("click2call", &mut all.click2call), ("connect", &mut all.connect), ("status", &mut all.status), ("hangup", &mut all.hangup)] {
+    println!("\nphase 1: {total} full lifecycles, {} concurrent (poll mode, CRM webhook delivered to a local sink)", a.concurrency);
+    println!(
+        "lifecycles/s (until the last webhook was delivered): {:.0}",
+        total as f64 / secs
+    );
+    println!(
+        "{:<12} {:>10} {:>10} {:>10}",
+        "endpoint", "p50 ms", "p99 ms", "max ms"
+    );
+    for (name, v) in [
+        ("click2call", &mut all.click2call),
+        ("connect", &mut all.connect),
+        ("status", &mut all.status),
+        ("hangup", &mut all.hangup),
+    ] {
         let max = pct(v, 1.0);
-        println!("{:<12} {:>10.2} {:>10.2} {:>10.2}", name, pct(v, 0.5), pct(v, 0.99), max);
+        println!(
+            "{:<12} {:>10.2} {:>10.2} {:>10.2}",
+            name,
+            pct(v, 0.5),
+            pct(v, 0.99),
+            max
+        );
     }
     drop(e);
 
@@ -307,11 +429,27 @@ async fn main() {
     }
     // Let a few poll passes run over all open calls.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let metrics = e.c.get(format!("{}/metrics", e.base)).send().await.unwrap().text().await.unwrap();
-    let open = metrics.lines().find(|l| l.starts_with("c2c_open_calls ")).unwrap_or("c2c_open_calls ?").to_string();
+    let metrics =
+        e.c.get(format!("{}/metrics", e.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    let open = metrics
+        .lines()
+        .find(|l| l.starts_with("c2c_open_calls "))
+        .unwrap_or("c2c_open_calls ?")
+        .to_string();
     let rss = rss_kib(e.gw_pid);
-    println!("\nphase 2: {n} open calls in poll mode (1 s interval), LiveKit simulator out of process");
+    println!(
+        "\nphase 2: {n} open calls in poll mode (1 s interval), LiveKit simulator out of process"
+    );
     println!("{open}");
     println!("gateway RSS: {base_rss} KiB idle -> {rss} KiB with {n} open calls");
-    println!("memory per open call: {:.2} KiB (target < 4 KiB)", (rss.saturating_sub(base_rss)) as f64 / n as f64);
+    println!(
+        "memory per open call: {:.2} KiB (target < 4 KiB)",
+        (rss.saturating_sub(base_rss)) as f64 / n as f64
+    );
 }
