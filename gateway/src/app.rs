@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use crate::calls::livekit_pool::LiveKitPool;
 use crate::calls::outbox::PolicyEndpoints;
 use crate::calls::timers::Timers;
+use crate::edge::Regions;
 use c2c_metrics::GatewayMetrics;
 use c2c_tenancy::Policy;
 
@@ -61,6 +62,10 @@ pub struct App {
     /// Wakes the CRM webhook deliverer right after a terminal transition.
     pub webhook_kick: Arc<Notify>,
     pub endpoints: Arc<PolicyEndpoints>,
+    /// LiveKit upstream regions (signalling and server API proxying).
+    pub edge: Regions,
+    /// Open calls per tenant, for the concurrent-call cap.
+    pub open_by_tenant: parking_lot::Mutex<std::collections::HashMap<String, u32>>,
     ready: AtomicBool,
 }
 
@@ -74,6 +79,7 @@ pub struct AppParts {
     pub store: SledCallStore,
     pub seen: sled::Tree,
     pub livekit: LiveKitPool,
+    pub edge: Regions,
 }
 
 impl App {
@@ -91,8 +97,29 @@ impl App {
             timers: Timers::default(),
             webhook_kick: Arc::new(Notify::new()),
             endpoints,
+            edge: p.edge,
+            open_by_tenant: parking_lot::Mutex::new(std::collections::HashMap::new()),
             ready: AtomicBool::new(false),
         })
+    }
+
+    /// Takes one of the tenant's concurrent-call slots; false when the cap is reached.
+    pub fn reserve_call_slot(&self, tenant: &str, cap: u32) -> bool {
+        let mut m = self.open_by_tenant.lock();
+        let n = m.entry(tenant.to_string()).or_insert(0);
+        if *n >= cap {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Gives a slot back (call ended, or creation failed).
+    pub fn release_call_slot(&self, tenant: &str) {
+        let mut m = self.open_by_tenant.lock();
+        if let Some(n) = m.get_mut(tenant) {
+            *n = n.saturating_sub(1);
+        }
     }
 
     pub fn set_ready(&self, ready: bool) {

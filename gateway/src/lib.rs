@@ -13,6 +13,7 @@ pub mod app;
 pub mod body;
 pub mod calls;
 pub mod cli;
+pub mod edge;
 pub mod logging;
 pub mod plugins;
 pub mod proxy;

@@ -1,22 +1,45 @@
 //! The Pingora `ProxyHttp` implementation. It stays thin: each hook adapts the session
 //! into a [`RequestHead`], runs the plugin chain, and writes what the chain decided.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use c2c_plugin_api::{ApiError, Decision, JsonResponse, PluginChain, RequestCtx, RequestHead};
-use pingora::http::ResponseHeader;
+use c2c_plugin_api::{
+    ApiError, Decision, JsonResponse, PluginChain, RequestCtx, RequestHead, UpstreamChoice,
+};
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
+use crate::app::App;
 use crate::body;
+use crate::edge::parse_upstream;
+
+/// How many upstreams one request may try before giving up (passive failover).
+const MAX_CONNECT_ATTEMPTS: usize = 4;
 
 pub struct GatewayProxy {
     chain: PluginChain,
+    app: Arc<App>,
+}
+
+/// Per-request state: the plugins' context plus what the proxy glue tracks for
+/// upstream selection and metrics.
+pub struct GatewayCtx {
+    pub req: RequestCtx,
+    /// Upstreams that refused a connection during this request.
+    tried: Vec<SocketAddr>,
+    /// The (region, upstream host) that served the request, for metrics.
+    served: Option<(String, String)>,
+    /// An upgraded (WebSocket) session is open.
+    ws: bool,
 }
 
 impl GatewayProxy {
-    pub fn new(chain: PluginChain) -> Self {
-        Self { chain }
+    pub fn new(chain: PluginChain, app: Arc<App>) -> Self {
+        Self { chain, app }
     }
 
     /// Writes a locally generated response after the plugins' `on_local_response`.
@@ -81,15 +104,21 @@ async fn read_body_bounded(session: &mut Session) -> std::result::Result<Bytes, 
 
 #[async_trait]
 impl ProxyHttp for GatewayProxy {
-    type CTX = RequestCtx;
+    type CTX = GatewayCtx;
 
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::default()
+    fn new_ctx(&self) -> GatewayCtx {
+        GatewayCtx {
+            req: RequestCtx::default(),
+            tried: Vec::new(),
+            served: None,
+            ws: false,
+        }
     }
 
     /// Runs the chain's `on_request`; for local routes reads the body and runs
     /// `on_body`, then answers. Returns `Ok(true)` whenever the gateway answered.
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn request_filter(&self, session: &mut Session, gctx: &mut GatewayCtx) -> Result<bool> {
+        let ctx = &mut gctx.req;
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -129,24 +158,110 @@ impl ProxyHttp for GatewayProxy {
         Ok(true)
     }
 
-    /// No route is proxied yet; the router answers every request before this point.
+    /// Picks the upstream the edge plugin chose: a healthy member of the region (or a
+    /// fallback region), skipping upstreams this request already failed to reach; or a
+    /// bring-your-own project's URL. No read/idle timeouts: a call's signalling
+    /// WebSocket may be quiet for minutes and must not be cut.
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut GatewayCtx,
     ) -> Result<Box<HttpPeer>> {
-        Err(Error::explain(
-            ErrorType::HTTPStatus(502),
-            "no upstream for this route",
-        ))
+        let (region, up) = match &ctx.req.upstream {
+            Some(UpstreamChoice::Region(r)) => {
+                self.app.edge.select(r, &ctx.tried).ok_or_else(|| {
+                    Error::explain(
+                        ErrorType::HTTPStatus(503),
+                        "no healthy LiveKit upstream in the region or its fallbacks",
+                    )
+                })?
+            }
+            Some(UpstreamChoice::Url(u)) => {
+                let up =
+                    parse_upstream(u).map_err(|e| Error::explain(ErrorType::HTTPStatus(502), e))?;
+                ("byo".to_string(), up)
+            }
+            None => {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(502),
+                    "no upstream for this route",
+                ))
+            }
+        };
+        let sni = if up.tls {
+            up.host.split(':').next().unwrap_or("").to_string()
+        } else {
+            String::new()
+        };
+        let mut peer = HttpPeer::new(up.addr, up.tls, sni);
+        peer.options.connection_timeout = Some(std::time::Duration::from_secs(2));
+        ctx.tried.push(up.addr);
+        ctx.served = Some((region, up.host));
+        Ok(Box::new(peer))
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+    /// Passive failover: a connect error retries the next healthy upstream.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut GatewayCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some((region, host)) = &ctx.served {
+            tracing::warn!(%region, upstream = %host, "LiveKit upstream refused a connection; trying the next");
+        }
+        if ctx.tried.len() < MAX_CONNECT_ATTEMPTS {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    /// LiveKit sees its own host, as if the client had connected directly.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut GatewayCtx,
+    ) -> Result<()> {
+        if let Some((_, host)) = &ctx.served {
+            req.insert_header(http::header::HOST, host.as_str())?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut GatewayCtx,
+    ) -> Result<()> {
+        ctx.req.status = resp.status.as_u16();
+        if resp.status == http::StatusCode::SWITCHING_PROTOCOLS && !ctx.ws {
+            ctx.ws = true;
+            self.app.metrics.websocket_sessions.inc();
+        }
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, gctx: &mut GatewayCtx) {
+        let ctx = &mut gctx.req;
         if ctx.status == 0 {
             ctx.status = session
                 .response_written()
                 .map(|r| r.status.as_u16())
                 .unwrap_or(0);
+        }
+        if gctx.ws {
+            self.app.metrics.websocket_sessions.dec();
+        }
+        if let Some((region, host)) = &gctx.served {
+            let status = ctx.status.to_string();
+            self.app
+                .metrics
+                .proxied_requests
+                .with_label_values(&[region, host, &status])
+                .inc();
         }
         self.chain.on_logging(ctx);
     }

@@ -39,6 +39,26 @@ pub const CALL_PREFLIGHT: RouteInfo = local("call_preflight", Access::Public, fa
 // Authenticated by LiveKit's signature over the raw body, not by a key.
 pub const LIVEKIT_WEBHOOK: RouteInfo = local("livekit_webhook", Access::Public, false);
 
+// Proxied to LiveKit after the edge verifies the LiveKit access token.
+const fn proxied(name: &'static str) -> RouteInfo {
+    RouteInfo {
+        name,
+        access: Access::Public,
+        dials: false,
+        local: false,
+        json_body: false,
+    }
+}
+/// Browser signalling: `/rtc` (WebSocket) and paths under it, e.g. `/rtc/validate`.
+pub const RTC: RouteInfo = proxied("rtc");
+/// LiveKit server API pass-through for server SDKs pointed at the gateway.
+pub const TWIRP: RouteInfo = proxied("twirp");
+
+/// True for the routes proxied to LiveKit.
+pub fn is_livekit_route(r: &RouteInfo) -> bool {
+    matches!(*r, RTC | TWIRP)
+}
+
 pub const WEBHOOKS_REPLAY: RouteInfo = local("webhooks_replay", Access::Key(Scope::Owner), true);
 
 /// True for the routes a browser calls cross-origin.
@@ -177,6 +197,21 @@ const MAX_SEGMENTS: usize = 12;
 
 /// Finds the route for a request, capturing `:param` segments.
 pub fn find(method: &Method, path: &str) -> Result<(RouteInfo, Vec<String>), Miss> {
+    // Prefix routes first: everything under them is LiveKit's to answer.
+    if path == "/rtc" || path.starts_with("/rtc/") {
+        return if *method == Method::GET {
+            Ok((RTC, Vec::new()))
+        } else {
+            Err(Miss::MethodNotAllowed(vec![Method::GET]))
+        };
+    }
+    if path.starts_with("/twirp/") {
+        return if *method == Method::POST {
+            Ok((TWIRP, Vec::new()))
+        } else {
+            Err(Miss::MethodNotAllowed(vec![Method::POST]))
+        };
+    }
     let mut segs: [&str; MAX_SEGMENTS] = [""; MAX_SEGMENTS];
     let mut n = 0;
     for s in path.trim_matches('/').split('/') {
@@ -234,6 +269,20 @@ mod tests {
         assert_eq!(r, OWNER_OUTBOUND_SET);
         assert_eq!(p, vec!["acme".to_string()]);
         assert_eq!(find(&Method::GET, "/livez").unwrap().0, LIVEZ);
+    }
+
+    #[test]
+    fn livekit_prefixes() {
+        assert_eq!(find(&Method::GET, "/rtc").unwrap().0, RTC);
+        assert_eq!(find(&Method::GET, "/rtc/validate").unwrap().0, RTC);
+        assert_eq!(
+            find(&Method::POST, "/twirp/livekit.RoomService/ListRooms")
+                .unwrap()
+                .0,
+            TWIRP
+        );
+        assert!(find(&Method::POST, "/rtc").is_err());
+        assert_eq!(find(&Method::GET, "/rtcx"), Err(Miss::NotFound));
     }
 
     #[test]

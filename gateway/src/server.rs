@@ -4,10 +4,13 @@ use std::sync::Arc;
 
 use c2c_dlt::DltRegistry;
 use c2c_metrics::GatewayMetrics;
+use pingora::lb::selection::RoundRobin;
+use pingora::lb::LoadBalancer;
+use pingora::listeners::tls::TlsSettings;
 use pingora::proxy::http_proxy_service;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
-use pingora::services::background::background_service;
+use pingora::services::background::{background_service, GenBackgroundService};
 
 use c2c_callstate::SledCallStore;
 use c2c_tenancy::AnswerDetection;
@@ -17,6 +20,7 @@ use crate::calls::livekit_pool::LiveKitPool;
 use crate::calls::poller::Poller;
 use crate::calls::services::{deliverer, DeliveryService, TimerService};
 use crate::cli::ServeArgs;
+use crate::edge::Regions;
 use crate::proxy::GatewayProxy;
 use crate::reload::PolicyReloader;
 
@@ -24,6 +28,8 @@ use crate::reload::PolicyReloader;
 pub struct Prepared {
     pub app: Arc<App>,
     pub listen: String,
+    /// One active health-check service per LiveKit region.
+    pub health_checks: Vec<GenBackgroundService<LoadBalancer<RoundRobin>>>,
 }
 
 /// Loads policy and opens the store. Errors are start-up errors: printed, exit 1.
@@ -67,6 +73,7 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
     let webhook_url = (policy.gateway.answer_detection == AnswerDetection::Webhook)
         .then(|| format!("http://{listen}/webhooks/livekit"));
     let livekit = LiveKitPool::start(&policy, webhook_url)?;
+    let (edge, health_checks) = Regions::build(&policy, &metrics)?;
     let app = App::new(AppParts {
         policy: Arc::new(PolicyHandle::new(args.policies.clone(), policy)),
         db,
@@ -76,13 +83,22 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
         store,
         seen,
         livekit,
+        edge,
     });
-    Ok(Prepared { app, listen })
+    Ok(Prepared {
+        app,
+        listen,
+        health_checks,
+    })
 }
 
 /// Runs the gateway until SIGTERM (graceful) or SIGINT (fast).
 pub fn serve(args: ServeArgs) -> Result<(), String> {
-    let Prepared { app, listen } = prepare(&args)?;
+    let Prepared {
+        app,
+        listen,
+        health_checks,
+    } = prepare(&args)?;
     let gw = app.policy.get().gateway.clone();
     let conf = ServerConf {
         threads: gw.threads,
@@ -96,14 +112,26 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
 
     let mut proxy = http_proxy_service(
         &server.configuration,
-        GatewayProxy::new(crate::plugins::chain(&app)),
+        GatewayProxy::new(crate::plugins::chain(&app), app.clone()),
     );
     proxy.add_tcp(&listen);
+    if let Some(tls) = &gw.tls {
+        let cert = tls.cert_file.to_string_lossy();
+        let key = tls.key_file.to_string_lossy();
+        let mut settings = TlsSettings::intermediate(&cert, &key)
+            .map_err(|e| format!("TLS listener {}: {e}", tls.listen))?;
+        settings.enable_h2();
+        proxy.add_tls_with_settings(&tls.listen.to_string(), None, settings);
+        tracing::info!(listen = %tls.listen, "TLS listener (HTTP/1.1 and HTTP/2)");
+    }
     server.add_service(proxy);
     server.add_service(background_service(
         "policy reload",
         PolicyReloader::new(app.clone()),
     ));
+    for hc in health_checks {
+        server.add_service(hc);
+    }
     server.add_service(background_service(
         "call timers",
         TimerService { app: app.clone() },

@@ -239,8 +239,10 @@ async fn connect_twice_is_409_and_dials_once() {
     let (call_id, _) = env.start_call(NUMBER).await;
     let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/connect")).await;
     assert_eq!((s, error_code(&v)), (409, "already_connected"));
+    assert!(eventually(T, || async { env.sim_stats().await["sip_dials"] == 1 }).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let stats = env.sim_stats().await;
-    assert_eq!(stats["sip_dials"], 1, "{stats}");
+    assert_eq!(stats["sip_dials"], 1, "dialled twice: {stats}");
 }
 
 #[tokio::test]

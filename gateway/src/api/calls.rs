@@ -86,9 +86,41 @@ pub async fn click2call(
         .livekit
         .ws_url_for_tenant(&policy, &tenant.id)
         .ok_or_else(|| ApiError::internal("tenant has no LiveKit project"))?;
-    let knobs = policy.gateway.calls;
-    let (call_id, room) = new_call_id();
+    // The concurrent-call cap: a slot is taken now and given back when the call ends
+    // (or right here if creating it fails).
+    if !app.reserve_call_slot(&tenant.id, tenant.limits.max_concurrent_calls) {
+        app.metrics
+            .limit_rejections
+            .with_label_values(&[&tenant.id, "concurrent_calls"])
+            .inc();
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "concurrent_call_limit",
+            format!(
+                "tenant has {} calls in progress, its limit; retry when one ends",
+                tenant.limits.max_concurrent_calls
+            ),
+        )
+        .with_retry_after(5));
+    }
+    let created = create_call(app, &client, tenant, &req, &n, &ws_url).await;
+    if created.is_err() {
+        app.release_call_slot(&tenant.id);
+    }
+    ctx.resource_tenant = Some(tenant.id.clone());
+    created
+}
 
+async fn create_call(
+    app: &App,
+    client: &c2c_livekit::LiveKitClient,
+    tenant: &c2c_tenancy::Tenant,
+    req: &Click2CallRequest,
+    n: &c2c_dialplan::Normalized,
+    ws_url: &str,
+) -> Result<JsonResponse, ApiError> {
+    let knobs = app.policy.get().gateway.calls;
+    let (call_id, room) = new_call_id();
     // Room first: if LiveKit is down nothing is stored and the CRM may simply retry.
     client
         .create_room(&room, knobs.unconnected_expiry)
@@ -97,7 +129,7 @@ pub async fn click2call(
     let token = match client.agent_token(&room, req.agent_id.trim(), knobs.token_ttl) {
         Ok(t) => t,
         Err(e) => {
-            delete_room_quietly(&client, &room).await;
+            delete_room_quietly(client, &room).await;
             return Err(ApiError::internal(format!(
                 "cannot mint the agent token: {e}"
             )));
@@ -120,7 +152,7 @@ pub async fn click2call(
     );
     if let Err(e) = app.store.create(&rec).await {
         // Acknowledge nothing we could not persist, and leave no orphan room behind.
-        delete_room_quietly(&client, &room).await;
+        delete_room_quietly(client, &room).await;
         return Err(store_error(e));
     }
     calls::run_effects(app, &rec, &effects).await;
@@ -129,7 +161,6 @@ pub async fn click2call(
         .with_label_values(&[&tenant.id, &n.trunk])
         .inc();
     app.metrics.open_calls.inc();
-    ctx.resource_tenant = Some(tenant.id.clone());
     tracing::info!(
         tenant = %tenant.id,
         trunk = %n.trunk,
@@ -141,7 +172,7 @@ pub async fn click2call(
         &Click2CallResponse {
             call_id: &call_id,
             room: &room,
-            ws_url: &ws_url,
+            ws_url,
             token: &token,
             customer_number: &n.customer_number,
         },
@@ -227,7 +258,9 @@ pub async fn connect(
         room: rec.room.clone(),
         sip_number: n.caller_id.clone(),
         ring_timeout: knobs.ring_timeout,
-        max_duration: knobs.max_duration,
+        // The gateway's own max-duration timer ends the call; LiveKit's limit is only a
+        // backstop in case the gateway is down at that moment.
+        max_duration: knobs.max_duration + std::time::Duration::from_secs(30),
         call_id: rec.call_id.clone(),
     };
     match calls::dial::start(app, client, rec.call_id.clone(), dial).await {

@@ -101,6 +101,14 @@ impl LiveKitPool {
         })
     }
 
+    /// A project URL as the gateway reaches it (`sim` becomes the simulator's address).
+    pub fn resolved_url(&self, url: &str) -> String {
+        match (&self.sim, url == "sim") {
+            (Some(sim), true) => sim.url.clone(),
+            _ => url.to_string(),
+        }
+    }
+
     pub fn verifier(&self) -> Arc<WebhookVerifier> {
         self.verifier.load_full()
     }

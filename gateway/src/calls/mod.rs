@@ -101,6 +101,7 @@ pub async fn run_effects(app: &App, rec: &CallRecord, effects: &[Effect]) {
                     .with_label_values(&[&rec.tenant, &rec.trunk_label, status])
                     .inc();
                 app.metrics.open_calls.dec();
+                app.release_call_slot(&rec.tenant);
                 app.webhook_kick.notify_one();
             }
             Effect::DeleteRoom => spawn_delete_room(app, rec),
@@ -140,11 +141,14 @@ fn spawn_delete_room(app: &App, rec: &CallRecord) {
 /// At start: re-arm every open call's timers from its record.
 pub fn rearm_open_calls(app: &App) -> Result<usize, StoreError> {
     let open = app.store.open_calls()?;
+    let mut per_tenant = std::collections::HashMap::new();
     for rec in &open {
         for t in &rec.timers {
             app.timers.arm(&rec.call_id, t.kind, t.at_ms);
         }
+        *per_tenant.entry(rec.tenant.clone()).or_insert(0u32) += 1;
     }
+    *app.open_by_tenant.lock() = per_tenant;
     app.metrics.open_calls.set(open.len() as i64);
     Ok(open.len())
 }

@@ -228,6 +228,10 @@ mod tests {
                 principal_entity_id: "1".into(),
                 outbound_enabled: true,
             },
+            limits: c2c_tenancy::TenantLimits {
+                requests_per_second: 50,
+                max_concurrent_calls: 100,
+            },
             trunks,
         }
     }

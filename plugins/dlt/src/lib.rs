@@ -220,6 +220,10 @@ mod tests {
                 principal_entity_id: "1101".into(),
                 outbound_enabled: initial,
             },
+            limits: c2c_tenancy::TenantLimits {
+                requests_per_second: 50,
+                max_concurrent_calls: 100,
+            },
             trunks: vec![],
         }
     }

@@ -28,6 +28,6 @@ pub use client::{
 };
 pub use error::LiveKitError;
 pub use webhook::{
-    WebhookError, WebhookEvent, WebhookParticipant, WebhookVerifier, DEFAULT_LEEWAY,
+    VerifiedToken, WebhookError, WebhookEvent, WebhookParticipant, WebhookVerifier, DEFAULT_LEEWAY,
     MAX_WEBHOOK_BODY,
 };

@@ -145,10 +145,31 @@ struct Header {
 struct Claims {
     #[serde(default)]
     iss: String,
+    #[serde(default)]
+    sub: String,
     exp: Option<f64>,
     nbf: Option<f64>,
     #[serde(default)]
     sha256: String,
+    #[serde(default)]
+    video: Option<VideoClaims>,
+}
+
+#[derive(Deserialize, Default)]
+struct VideoClaims {
+    #[serde(default)]
+    room: Option<String>,
+}
+
+/// A verified LiveKit access token (what the gateway's edge needs to route it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// The API key that signed it (`iss`): picks the project, hence tenant and region.
+    pub api_key: String,
+    /// `sub`: the participant identity (empty for server API tokens).
+    pub identity: String,
+    /// `video.room`, when the token is for one room.
+    pub room: Option<String>,
 }
 
 /// Verifies webhooks from any configured project (API key -> secret).
@@ -229,6 +250,50 @@ impl WebhookVerifier {
         if body.len() > MAX_WEBHOOK_BODY {
             return Err(WebhookError::BodyTooLarge);
         }
+        let claims = self.verify_jwt(authorization, now_unix)?;
+        if claims.sha256.is_empty() {
+            return Err(WebhookError::MissingBodyHash);
+        }
+        let signed_hash = STANDARD
+            .decode(claims.sha256.as_bytes())
+            .map_err(|_| WebhookError::BodyMismatch)?;
+        let actual = Sha256::digest(body);
+        if !bool::from(signed_hash.as_slice().ct_eq(actual.as_slice())) {
+            return Err(WebhookError::BodyMismatch);
+        }
+        let event: proto::WebhookEvent =
+            serde_json::from_slice(body).map_err(|e| WebhookError::InvalidBody(e.to_string()))?;
+        Ok((claims.iss, WebhookEvent::from(event)))
+    }
+}
+
+impl WebhookVerifier {
+    /// Verifies a LiveKit access token (browser signalling, server API calls): HS256
+    /// by a known project's secret, within `exp`/`nbf`. `Bearer ` prefix tolerated.
+    pub fn verify_access_token(&self, token: &str) -> Result<VerifiedToken, WebhookError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        self.verify_access_token_at(token, now)
+    }
+
+    /// [`verify_access_token`](Self::verify_access_token) at a given Unix time.
+    pub fn verify_access_token_at(
+        &self,
+        token: &str,
+        now_unix: u64,
+    ) -> Result<VerifiedToken, WebhookError> {
+        let c = self.verify_jwt(token, now_unix)?;
+        Ok(VerifiedToken {
+            api_key: c.iss,
+            identity: c.sub,
+            room: c.video.and_then(|v| v.room).filter(|r| !r.is_empty()),
+        })
+    }
+
+    /// Signature (key picked by `iss`) and validity window; nothing else.
+    fn verify_jwt(&self, authorization: &str, now_unix: u64) -> Result<Claims, WebhookError> {
         let token = authorization.trim();
         let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();
         if token.is_empty() {
@@ -263,7 +328,6 @@ impl WebhookVerifier {
         mac.update(claims_b64.as_bytes());
         mac.verify_slice(&signature)
             .map_err(|_| WebhookError::BadSignature)?;
-
         let leeway = self.leeway.as_secs_f64();
         let now = now_unix as f64;
         let exp = claims
@@ -275,19 +339,7 @@ impl WebhookVerifier {
         if claims.nbf.is_some_and(|nbf| now + leeway < nbf) {
             return Err(WebhookError::NotYetValid);
         }
-        if claims.sha256.is_empty() {
-            return Err(WebhookError::MissingBodyHash);
-        }
-        let signed_hash = STANDARD
-            .decode(claims.sha256.as_bytes())
-            .map_err(|_| WebhookError::BodyMismatch)?;
-        let actual = Sha256::digest(body);
-        if !bool::from(signed_hash.as_slice().ct_eq(actual.as_slice())) {
-            return Err(WebhookError::BodyMismatch);
-        }
-        let event: proto::WebhookEvent =
-            serde_json::from_slice(body).map_err(|e| WebhookError::InvalidBody(e.to_string()))?;
-        Ok((claims.iss, WebhookEvent::from(event)))
+        Ok(claims)
     }
 }
 

@@ -202,3 +202,53 @@ fn leeway_bounds_expiry() {
         WebhookError::NotYetValid
     );
 }
+
+#[test]
+fn access_tokens_verify_by_issuer_and_expire() {
+    let v = verifier();
+    let t = c2c_livekit::token::agent_token(
+        B_KEY,
+        B_SECRET,
+        "c2c-room",
+        "agent-42",
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let ok = v.verify_access_token(&t).unwrap();
+    assert_eq!(ok.api_key, B_KEY);
+    assert_eq!(ok.identity, "agent-42");
+    assert_eq!(ok.room.as_deref(), Some("c2c-room"));
+    assert!(v.verify_access_token(&format!("Bearer {t}")).is_ok());
+    // Signed with the wrong secret for that key.
+    let forged = c2c_livekit::token::agent_token(
+        B_KEY,
+        A_SECRET,
+        "c2c-room",
+        "agent-42",
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert!(matches!(
+        v.verify_access_token(&forged),
+        Err(WebhookError::BadSignature)
+    ));
+    // Unknown key.
+    let stranger =
+        c2c_livekit::token::agent_token("APIstranger", A_SECRET, "r", "a", Duration::from_secs(60))
+            .unwrap();
+    assert!(matches!(
+        v.verify_access_token(&stranger),
+        Err(WebhookError::UnknownApiKey(_))
+    ));
+    // Expired (an hour later, beyond the leeway).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(matches!(
+        v.verify_access_token_at(&t, now + 3600),
+        Err(WebhookError::Expired)
+    ));
+    assert!(v.verify_access_token("").is_err());
+    assert!(v.verify_access_token("a.b").is_err());
+}

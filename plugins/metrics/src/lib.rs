@@ -12,7 +12,8 @@
 //! their own series next to the code that moves them; this crate is for the edge.
 
 use prometheus::{
-    exponential_buckets, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    exponential_buckets, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// Series of the HTTP edge and the policy loader.
@@ -43,6 +44,15 @@ pub struct GatewayMetrics {
     pub livekit_errors: IntCounterVec,
     /// `c2c_livekit_webhooks_total{result}`: accepted|duplicate|rejected.
     pub livekit_webhooks: IntCounterVec,
+    /// `c2c_upstream_healthy{region,upstream}`: 1 healthy, 0 down (active checks).
+    pub upstream_healthy: IntGaugeVec,
+    /// `c2c_proxied_requests_total{region,upstream,status}`.
+    pub proxied_requests: IntCounterVec,
+    /// `c2c_websocket_sessions`: signalling WebSockets open through the gateway.
+    pub websocket_sessions: IntGauge,
+    /// `c2c_limit_rejections_total{tenant,kind}`: 429s by tenant ("-" for per-IP) and
+    /// kind (tenant_rate, ip_rate, concurrent_calls).
+    pub limit_rejections: IntCounterVec,
 }
 
 impl GatewayMetrics {
@@ -133,11 +143,40 @@ impl GatewayMetrics {
             ),
             &["result"],
         )?;
+        let upstream_healthy = IntGaugeVec::new(
+            Opts::new(
+                "c2c_upstream_healthy",
+                "LiveKit upstream health from active checks (1 up, 0 down)",
+            ),
+            &["region", "upstream"],
+        )?;
+        let proxied_requests = IntCounterVec::new(
+            Opts::new(
+                "c2c_proxied_requests_total",
+                "Requests proxied to LiveKit, by region, upstream and status",
+            ),
+            &["region", "upstream", "status"],
+        )?;
+        let websocket_sessions = IntGauge::new(
+            "c2c_websocket_sessions",
+            "Signalling WebSocket sessions currently open through the gateway",
+        )?;
+        let limit_rejections = IntCounterVec::new(
+            Opts::new(
+                "c2c_limit_rejections_total",
+                "Requests refused with 429 by a limit, by tenant and kind",
+            ),
+            &["tenant", "kind"],
+        )?;
+        registry.register(Box::new(upstream_healthy.clone()))?;
+        registry.register(Box::new(websocket_sessions.clone()))?;
         for c in [
             &calls_started,
             &call_outcomes,
             &livekit_errors,
             &livekit_webhooks,
+            &proxied_requests,
+            &limit_rejections,
         ] {
             registry.register(Box::new(c.clone()))?;
         }
@@ -162,6 +201,10 @@ impl GatewayMetrics {
             call_setup,
             livekit_errors,
             livekit_webhooks,
+            upstream_healthy,
+            proxied_requests,
+            websocket_sessions,
+            limit_rejections,
         })
     }
 }

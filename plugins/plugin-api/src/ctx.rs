@@ -85,6 +85,15 @@ pub struct RouteInfo {
     pub json_body: bool,
 }
 
+/// Where a proxied request goes, decided by the plugin that authenticated it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamChoice {
+    /// A named region's upstream pool (with its fallback regions).
+    Region(String),
+    /// A fixed base URL (a bring-your-own LiveKit project).
+    Url(String),
+}
+
 /// The authenticated caller, set by the auth plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -113,6 +122,8 @@ pub struct RequestCtx {
     /// The tenant owning the resource the request addresses (e.g. the call behind a
     /// browser endpoint), set by the handler that loaded it. Used for per-tenant CORS.
     pub resource_tenant: Option<String>,
+    /// For proxied routes: where to send the request.
+    pub upstream: Option<UpstreamChoice>,
     /// Final status, recorded by the gateway for the logging hook.
     pub status: u16,
 }
@@ -125,6 +136,7 @@ impl Default for RequestCtx {
             params: Vec::new(),
             principal: None,
             resource_tenant: None,
+            upstream: None,
             status: 0,
         }
     }

@@ -13,5 +13,5 @@ mod ctx;
 mod response;
 
 pub use chain::{Plugin, PluginChain};
-pub use ctx::{Access, Principal, RequestCtx, RequestHead, RouteInfo, Scope};
+pub use ctx::{Access, Principal, RequestCtx, RequestHead, RouteInfo, Scope, UpstreamChoice};
 pub use response::{ApiError, Decision, JsonResponse};

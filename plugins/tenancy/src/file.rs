@@ -25,6 +25,30 @@ pub struct GatewayFile {
     pub webhooks: WebhooksSection,
     #[serde(default)]
     pub simulator: SimulatorSection,
+    #[serde(default)]
+    pub limits: GatewayLimitsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayLimitsSection {
+    pub per_ip_requests_per_second: Option<u32>,
+    pub health_check_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimitsSection {
+    pub requests_per_second: Option<u32>,
+    pub max_concurrent_calls: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub listen: String,
+    pub cert_file: String,
+    pub key_file: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +65,7 @@ pub struct ServerSection {
     pub public_url: Option<String>,
     pub threads: Option<usize>,
     pub grace_period_seconds: Option<u64>,
+    pub tls: Option<TlsSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +127,8 @@ pub struct TenantFile {
     pub livekit: Option<LiveKitSection>,
     pub crm_webhook: Option<CrmWebhookSection>,
     pub dlt: DltSection,
+    #[serde(default)]
+    pub limits: TenantLimitsSection,
     #[serde(default)]
     pub trunks: Vec<TrunkEntry>,
 }

@@ -443,6 +443,52 @@ fn gateway_config(
                 .sip_disconnect_code_attribute
                 .unwrap_or(false),
         },
+        per_ip_rps: {
+            let v = f.limits.per_ip_requests_per_second.unwrap_or(50);
+            if !(1..=1_000_000).contains(&v) {
+                e.push(
+                    "limits.per_ip_requests_per_second",
+                    "must be between 1 and 1000000",
+                );
+            }
+            v
+        },
+        health_check_interval: {
+            let v = f.limits.health_check_interval_ms.unwrap_or(1000);
+            if !(100..=60_000).contains(&v) {
+                e.push(
+                    "limits.health_check_interval_ms",
+                    "must be between 100 and 60000",
+                );
+            }
+            Duration::from_millis(v)
+        },
+        tls: s.tls.as_ref().and_then(|t| {
+            let listen = t
+                .listen
+                .parse::<SocketAddr>()
+                .map_err(|_| e.push("server.tls.listen", "must be an address like 0.0.0.0:8443"))
+                .ok()?;
+            let cert_file = dir.join(&t.cert_file);
+            let key_file = dir.join(&t.key_file);
+            if !cert_file.is_file() {
+                e.push(
+                    "server.tls.cert_file",
+                    format!("{} does not exist", cert_file.display()),
+                );
+            }
+            if !key_file.is_file() {
+                e.push(
+                    "server.tls.key_file",
+                    format!("{} does not exist", key_file.display()),
+                );
+            }
+            Some(TlsListener {
+                listen,
+                cert_file,
+                key_file,
+            })
+        }),
     }
 }
 
@@ -615,6 +661,23 @@ fn tenant(
         dlt: DltPolicy {
             principal_entity_id: pe.to_string(),
             outbound_enabled: tf.dlt.outbound_enabled,
+        },
+        limits: {
+            let rps = tf.limits.requests_per_second.unwrap_or(50);
+            let calls = tf.limits.max_concurrent_calls.unwrap_or(100);
+            if !(1..=100_000).contains(&rps) {
+                e.push("limits.requests_per_second", "must be between 1 and 100000");
+            }
+            if !(1..=1_000_000).contains(&calls) {
+                e.push(
+                    "limits.max_concurrent_calls",
+                    "must be between 1 and 1000000",
+                );
+            }
+            TenantLimits {
+                requests_per_second: rps,
+                max_concurrent_calls: calls,
+            }
         },
         trunks,
     })

@@ -43,6 +43,20 @@ pub struct GatewayConfig {
     pub calls: CallKnobs,
     pub webhooks: WebhookPolicy,
     pub simulator: SimulatorConfig,
+    /// Requests per second per source IP on unauthenticated paths (browser endpoints,
+    /// LiveKit webhooks, signalling).
+    pub per_ip_rps: u32,
+    /// Active health-check period of LiveKit upstreams.
+    pub health_check_interval: Duration,
+    pub tls: Option<TlsListener>,
+}
+
+/// An optional TLS listener (HTTP/1.1 and HTTP/2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListener {
+    pub listen: SocketAddr,
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
 }
 
 /// The bundled LiveKit simulator (used by projects with `url = "sim"`).
@@ -127,7 +141,16 @@ pub struct Tenant {
     pub livekit: Option<LiveKitProject>,
     pub crm_webhook: Option<CrmWebhook>,
     pub dlt: DltPolicy,
+    pub limits: TenantLimits,
     pub trunks: Vec<Trunk>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantLimits {
+    /// Authenticated API requests per second.
+    pub requests_per_second: u32,
+    /// Calls not yet ended at once.
+    pub max_concurrent_calls: u32,
 }
 
 impl Tenant {

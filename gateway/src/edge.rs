@@ -1,0 +1,180 @@
+//! LiveKit upstream regions: one Pingora load balancer per region with active HTTP
+//! health checks (run as background services), region fallback, and passive retry of
+//! the next healthy upstream when a connect fails.
+//!
+//! Built once at start from `gateway.toml [[regions]]`; changing regions needs a
+//! restart (the health-check services are Pingora services, fixed at start-up).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use c2c_metrics::GatewayMetrics;
+use c2c_tenancy::Policy;
+use pingora::lb::health_check::{HealthObserve, HttpHealthCheck};
+use pingora::lb::selection::RoundRobin;
+use pingora::lb::{Backend, LoadBalancer};
+use pingora::services::background::{background_service, GenBackgroundService};
+
+/// One upstream of a region.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub addr: SocketAddr,
+    /// `host:port` for the Host header, SNI and the `upstream` metric label.
+    pub host: String,
+    pub tls: bool,
+}
+
+struct Region {
+    lb: Arc<LoadBalancer<RoundRobin>>,
+    fallback: Vec<String>,
+    upstreams: HashMap<SocketAddr, Upstream>,
+}
+
+/// Every region's pool.
+#[derive(Default)]
+pub struct Regions {
+    regions: HashMap<String, Region>,
+    /// Where tokens that name no region go (the first region in gateway.toml).
+    pub default_region: Option<String>,
+}
+
+/// Parses `http(s)://host:port` (ws/wss too) into an upstream; resolves the host once.
+pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
+    let u = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let tls = matches!(u.scheme(), "https" | "wss");
+    let host = u
+        .host_str()
+        .ok_or_else(|| format!("{url}: no host"))?
+        .to_string();
+    let port = u
+        .port_or_known_default()
+        .ok_or_else(|| format!("{url}: no port"))?;
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("{url}: cannot resolve: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{url}: no address"))?;
+    Ok(Upstream {
+        addr,
+        host: format!("{host}:{port}"),
+        tls,
+    })
+}
+
+struct HealthGauge {
+    region: String,
+    names: HashMap<SocketAddr, String>,
+    metrics: GatewayMetrics,
+}
+
+#[async_trait]
+impl HealthObserve for HealthGauge {
+    async fn observe(&self, target: &Backend, healthy: bool) {
+        let Some(addr) = target.addr.as_inet() else {
+            return;
+        };
+        let name = self
+            .names
+            .get(addr)
+            .map(String::as_str)
+            .unwrap_or("unknown");
+        self.metrics
+            .upstream_healthy
+            .with_label_values(&[&self.region, name])
+            .set(i64::from(healthy));
+        if healthy {
+            tracing::info!(region = %self.region, upstream = name, "LiveKit upstream healthy");
+        } else {
+            tracing::warn!(region = %self.region, upstream = name, "LiveKit upstream down");
+        }
+    }
+}
+
+impl Regions {
+    /// Builds the pools and returns the health-check services to add to the server.
+    pub fn build(
+        policy: &Policy,
+        metrics: &GatewayMetrics,
+    ) -> Result<(Self, Vec<GenBackgroundService<LoadBalancer<RoundRobin>>>), String> {
+        let mut regions = HashMap::new();
+        let mut services = Vec::new();
+        for r in &policy.gateway.regions {
+            let ups: Vec<Upstream> = r
+                .upstreams
+                .iter()
+                .map(|u| parse_upstream(u))
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("region {}: {e}", r.name))?;
+            let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(ups.iter().map(|u| u.addr))
+                .map_err(|e| format!("region {}: {e}", r.name))?;
+            // One check per region; every upstream of a region speaks the same scheme.
+            let tls = ups.first().is_some_and(|u| u.tls);
+            let host = ups.first().map(|u| u.host.clone()).unwrap_or_default();
+            let mut hc = HttpHealthCheck::new(&host, tls);
+            hc.consecutive_failure = 1;
+            hc.consecutive_success = 1;
+            let names: HashMap<SocketAddr, String> =
+                ups.iter().map(|u| (u.addr, u.host.clone())).collect();
+            for u in &ups {
+                metrics
+                    .upstream_healthy
+                    .with_label_values(&[&r.name, &u.host])
+                    .set(1);
+            }
+            hc.health_changed_callback = Some(Box::new(HealthGauge {
+                region: r.name.clone(),
+                names,
+                metrics: metrics.clone(),
+            }));
+            lb.set_health_check(Box::new(hc));
+            lb.health_check_frequency = Some(policy.gateway.health_check_interval);
+            lb.parallel_health_check = true;
+            let svc = background_service(&format!("health checks {}", r.name), lb);
+            regions.insert(
+                r.name.clone(),
+                Region {
+                    lb: svc.task(),
+                    fallback: r.fallback.clone(),
+                    upstreams: ups.into_iter().map(|u| (u.addr, u)).collect(),
+                },
+            );
+            services.push(svc);
+        }
+        let default_region = policy.gateway.regions.first().map(|r| r.name.clone());
+        Ok((
+            Self {
+                regions,
+                default_region,
+            },
+            services,
+        ))
+    }
+
+    /// A healthy upstream of `region`, else of its fallback regions in order, skipping
+    /// upstreams this request already failed to reach. Returns the region that served.
+    pub fn select(&self, region: &str, tried: &[SocketAddr]) -> Option<(String, Upstream)> {
+        let first = self.regions.get(region)?;
+        let order = std::iter::once(region).chain(first.fallback.iter().map(String::as_str));
+        for name in order {
+            let Some(r) = self.regions.get(name) else {
+                continue;
+            };
+            let pick =
+                r.lb.select_with(b"", r.upstreams.len().max(1) * 2, |b, healthy| {
+                    healthy && b.addr.as_inet().is_some_and(|a| !tried.contains(a))
+                });
+            if let Some(b) = pick {
+                if let Some(u) = b.addr.as_inet().and_then(|a| r.upstreams.get(a)) {
+                    return Some((name.to_string(), u.clone()));
+                }
+            }
+        }
+        None
+    }
+
+    pub fn contains(&self, region: &str) -> bool {
+        self.regions.contains_key(region)
+    }
+}
