@@ -701,3 +701,31 @@ async fn call_metrics_are_exported_without_ids_or_numbers() {
         "a phone number reached the log"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_joins_through_the_gateway_with_the_click2call_answer() {
+    use futures_util::StreamExt;
+    let env = CallEnv::start("poll").await;
+    let (s, v) = env.click2call(NUMBER).await;
+    assert_eq!(s, 200, "{v}");
+    // ws_url is the gateway, not LiveKit.
+    assert_eq!(v["ws_url"], env.gw.base.replace("http://", "ws://"));
+    let url = format!("{}/rtc?access_token={}", v["ws_url"].as_str().unwrap(), v["token"].as_str().unwrap());
+    let (mut ws, _) = match tokio_tungstenite::connect_async(url).await {
+        Ok(x) => x,
+        Err(e) => panic!("agent join through the gateway failed: {e:?}\n{}", env.gw.log_text()),
+    };
+    let _join = tokio::time::timeout(T, ws.next()).await.unwrap().unwrap().unwrap();
+    // The agent is in the room as LiveKit sees it; /connect dials, the call is answered.
+    let call_id = v["call_id"].as_str().unwrap().to_string();
+    let (s, _) = env.post(&format!("/api/c2c/calls/{call_id}/connect")).await;
+    assert_eq!(s, 200);
+    env.wait_status(&call_id, "ACTIVE", T).await;
+    // Signalling stays up while idle (no idle timeout on a live call).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.get_call(&call_id).await["status"], "ACTIVE");
+    // Tab closed: the socket drops, the agent leaves, the grace ends the call.
+    drop(ws);
+    let v = env.wait_status(&call_id, "ENDED", T).await;
+    assert_eq!(v["disconnect_reason"], "agent_dropped");
+}

@@ -35,7 +35,7 @@ async fn edge(extra_gateway: &str, acme_limits: &str) -> Edge {
     let p = Policies::example();
     p.edit(
         "gateway.toml",
-        "upstreams = [\"http://127.0.0.1:7880\"]",
+        &format!("upstreams = [\"http://127.0.0.1:{}\"]", p.sim_port),
         &format!("upstreams = [\"{}\", \"{}\"]", a.url(), b.url()),
     );
     p.edit("gateway.toml", "upstreams = [\"http://127.0.0.1:7881\"]", &format!("upstreams = [\"{}\"]", c.url()));

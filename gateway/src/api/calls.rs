@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::api::normalize::dial_error;
 use crate::app::{now_ms, App};
 use crate::body::parse_json;
+use crate::calls::livekit_pool::LiveKitPool;
 use crate::calls::{self, store_error};
 
 /// `POST /api/c2c/click2call`. Legacy fields (`agen_number`, `trunk_id`, `user_id`,
@@ -82,10 +83,7 @@ pub async fn click2call(
         .livekit
         .client_for_tenant(&policy, &tenant.id)
         .ok_or_else(|| ApiError::internal("tenant has no LiveKit project"))?;
-    let ws_url = app
-        .livekit
-        .ws_url_for_tenant(&policy, &tenant.id)
-        .ok_or_else(|| ApiError::internal("tenant has no LiveKit project"))?;
+    let ws_url = LiveKitPool::ws_url(&policy.gateway.public_url);
     // The concurrent-call cap: a slot is taken now and given back when the call ends
     // (or right here if creating it fails).
     if !app.reserve_call_slot(&tenant.id, tenant.limits.max_concurrent_calls) {

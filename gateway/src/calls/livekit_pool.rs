@@ -87,18 +87,18 @@ impl LiveKitPool {
         self.clients.load().get(&p.api_key).map(|(_, c)| c.clone())
     }
 
-    /// The LiveKit signalling URL (ws/wss) for a tenant's project.
-    pub fn ws_url_for_tenant(&self, policy: &Policy, tenant: &str) -> Option<String> {
-        let t = policy.tenant(tenant)?;
-        let p = policy.livekit_for(t)?;
-        let url = self.resolve(p).url;
-        Some(if let Some(rest) = url.strip_prefix("https://") {
+    /// The signalling URL handed to browsers: the gateway itself (`server.public_url`
+    /// as ws/wss). Browsers never talk to LiveKit directly; the edge verifies their token
+    /// and routes them to the tenant's region or bring-your-own project.
+    pub fn ws_url(public_url: &str) -> String {
+        let url = public_url.trim_end_matches('/');
+        if let Some(rest) = url.strip_prefix("https://") {
             format!("wss://{rest}")
         } else if let Some(rest) = url.strip_prefix("http://") {
             format!("ws://{rest}")
         } else {
-            url
-        })
+            url.to_string()
+        }
     }
 
     /// A project URL as the gateway reaches it (`sim` becomes the simulator's address).

@@ -21,6 +21,8 @@ pub fn example_policies() -> PathBuf {
 /// A policy directory the test may edit.
 pub struct Policies {
     pub dir: tempfile::TempDir,
+    /// Where the bundled simulator listens (also the `singapore` region's upstream).
+    pub sim_port: u16,
 }
 
 impl Policies {
@@ -31,7 +33,7 @@ impl Policies {
     fn example_fixed() -> Self {
         let dir = tempfile::tempdir().unwrap();
         copy_tree(&example_policies(), dir.path());
-        let p = Self { dir };
+        let p = Self { dir, sim_port: 7880 };
         // Fast shutdown in tests.
         p.edit(
             "gateway.toml",
@@ -43,11 +45,17 @@ impl Policies {
 
     /// The example with the simulator on a free port (parallel tests must not collide).
     pub fn example_on(sim_port: u16) -> Self {
-        let p = Self::example_fixed();
+        let mut p = Self::example_fixed();
+        p.sim_port = sim_port;
         p.edit(
             "gateway.toml",
             "listen = \"127.0.0.1:7880\"",
             &format!("listen = \"127.0.0.1:{sim_port}\""),
+        );
+        p.edit(
+            "gateway.toml",
+            "upstreams = [\"http://127.0.0.1:7880\"]",
+            &format!("upstreams = [\"http://127.0.0.1:{sim_port}\"]"),
         );
         p
     }
@@ -119,6 +127,17 @@ impl Gateway {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let log = data.with_extension(format!("log-{port}"));
+        // ws_url handed to browsers is server.public_url: point it at this instance.
+        let gw_toml = policies.join("gateway.toml");
+        if let Ok(text) = std::fs::read_to_string(&gw_toml) {
+            let fixed = text.replace(
+                "public_url = \"http://127.0.0.1:8080\"",
+                &format!("public_url = \"http://127.0.0.1:{port}\""),
+            );
+            if fixed != text {
+                std::fs::write(&gw_toml, fixed).unwrap();
+            }
+        }
         let child = spawn(policies, data, port, &env, &log);
         let gw = Self {
             child,

@@ -13,6 +13,8 @@ pub struct SimLimits {
     pub max_participants_per_room: usize,
     pub max_request_bytes: usize,
     pub max_connections: usize,
+    /// Signalling WebSocket sessions open at once (`/rtc`); more get 503.
+    pub max_rtc_sessions: usize,
     pub max_scenarios: usize,
     /// Webhook queue length; events beyond it are dropped and counted (as LiveKit does).
     pub webhook_queue: usize,
@@ -29,6 +31,7 @@ impl Default for SimLimits {
             max_participants_per_room: 64,
             max_request_bytes: 1024 * 1024,
             max_connections: 1024,
+            max_rtc_sessions: 256,
             max_scenarios: 10_000,
             webhook_queue: 1024,
             webhook_log: 256,

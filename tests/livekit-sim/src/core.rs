@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use livekit_protocol as proto;
 
 use crate::rooms::{self, SharedRooms};
+use crate::rtc::RtcSessions;
 use crate::scenario::{Scenario, ScenarioTable};
 use crate::webhooks::WebhookLog;
 use crate::{ids, jwt, webhooks, SimError};
@@ -28,6 +29,8 @@ pub(crate) struct Counters {
     webhooks_sent: AtomicU64,
     webhooks_failed: AtomicU64,
     webhooks_dropped: AtomicU64,
+    rtc_connections: AtomicU64,
+    rtc_upgrades: AtomicU64,
 }
 
 macro_rules! bump {
@@ -47,6 +50,8 @@ bump! {
     webhook_sent => webhooks_sent,
     webhook_failed => webhooks_failed,
     webhook_dropped => webhooks_dropped,
+    rtc_connection => rtc_connections,
+    rtc_upgrade => rtc_upgrades,
 }
 
 /// A snapshot of the simulator's counters.
@@ -60,13 +65,20 @@ pub struct SimStats {
     pub rooms_closed_idle: u64,
     /// Rooms currently open.
     pub open_rooms: u64,
-    /// LiveKit API requests (everything except `/sim/` hooks and `GET /`).
+    /// LiveKit API requests (everything except `/sim/` hooks and `GET /`), `/rtc*` included.
     pub requests: u64,
     /// Accepted CreateSIPParticipant requests.
     pub sip_dials: u64,
     pub webhooks_sent: u64,
     pub webhooks_failed: u64,
     pub webhooks_dropped: u64,
+    /// HTTP requests to `/rtc` or `/rtc/...`, rejected ones included (a proxy that
+    /// refuses a forged token must leave this at zero).
+    pub rtc_connections: u64,
+    /// Signalling WebSocket sessions open now.
+    pub rtc_sessions_open: u64,
+    /// Signalling requests answered `101 Switching Protocols`.
+    pub rtc_upgrades: u64,
 }
 
 impl Counters {
@@ -82,6 +94,9 @@ impl Counters {
             webhooks_sent: get(&self.webhooks_sent),
             webhooks_failed: get(&self.webhooks_failed),
             webhooks_dropped: get(&self.webhooks_dropped),
+            rtc_connections: get(&self.rtc_connections),
+            rtc_sessions_open: 0,
+            rtc_upgrades: get(&self.rtc_upgrades),
         }
     }
 }
@@ -165,6 +180,7 @@ pub(crate) struct Core {
     pub webhook_log: Arc<WebhookLog>,
     pub sip: SipDefaults,
     pub max_request_bytes: usize,
+    pub rtc: RtcSessions,
     dials: Mutex<VecDeque<DialRecord>>,
     dial_log_capacity: usize,
 }
@@ -182,6 +198,7 @@ impl Core {
         sip: SipDefaults,
         max_request_bytes: usize,
         dial_log_capacity: usize,
+        rtc: RtcSessions,
     ) -> Self {
         Self {
             api_key,
@@ -194,6 +211,7 @@ impl Core {
             webhook_log,
             sip,
             max_request_bytes,
+            rtc,
             dials: Mutex::new(VecDeque::new()),
             dial_log_capacity,
         }
@@ -213,7 +231,9 @@ impl Core {
 
     pub(crate) fn stats(&self) -> SimStats {
         let open = self.rooms.lock().len();
-        self.counters.snapshot(open)
+        let mut stats = self.counters.snapshot(open);
+        stats.rtc_sessions_open = self.rtc.open();
+        stats
     }
 }
 

@@ -31,6 +31,7 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shutdown.send_replace(true);
+        self.core.rtc.stop_all();
         self.core.rooms.lock().clear();
     }
 }
@@ -100,7 +101,7 @@ impl SimHandle {
         self.inner.core.leave(room, identity)
     }
 
-    /// Makes every LiveKit API call answer 503 Twirp `unavailable`.
+    /// Makes every LiveKit API call answer 503 Twirp `unavailable` (`/rtc*`: plain-text 503).
     pub fn set_unavailable(&self, on: bool) {
         self.inner.core.faults.set_unavailable(on);
     }
@@ -153,6 +154,7 @@ impl SimHandle {
     /// Stops accepting, closes connections, ends all timers and scripts.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+        self.inner.core.rtc.stop_all();
         let tasks = std::mem::take(&mut *self.inner.tasks.lock());
         for task in tasks {
             // Abort rather than wait: the webhook worker may be retrying a dead URL.

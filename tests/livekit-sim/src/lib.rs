@@ -17,10 +17,16 @@
 //!   number's last 10 digits, following livekit/sip's status attribute and
 //!   disconnect-reason rules;
 //! * signed webhooks exactly as LiveKit sends them ([`webhooks`]);
+//! * a signalling stub at `/rtc` and `/rtc/v1` (WebSocket: token checks and status
+//!   codes as LiveKit's `rtcservice.go`, a protobuf `SignalResponse{join}` first
+//!   frame, the participant joined for the session's life, text frames echoed) and
+//!   `/rtc/validate`, `/rtc/v1/validate`; bounded by `SimLimits::max_rtc_sessions`
+//!   and 64 KiB frames, counted in [`SimStats`] (`rtc_*`);
 //! * test hooks: agent join/leave, fault injection, counters, forged/replayed
 //!   webhooks — in-process via [`SimHandle`] and over HTTP under `/sim/`.
 //!
-//! **Must not:** carry media or WebRTC (agents are simulated by join/leave), dial
+//! **Must not:** carry media or WebRTC (agents are simulated by join/leave or an
+//! `/rtc` session without SDP/ICE), dial
 //! real SIP, persist anything, or listen anywhere but where it is told (tests use
 //! 127.0.0.1). It is test infrastructure: the `/sim/` hooks are unauthenticated.
 //!
@@ -43,6 +49,7 @@ pub mod ids;
 pub mod jwt;
 mod protojson;
 mod rooms;
+mod rtc;
 pub mod scenario;
 mod server;
 mod service;
@@ -64,6 +71,7 @@ pub use crate::webhooks::{Forgery, SignedWebhook};
 
 use crate::core::{Core, Counters, SipDefaults};
 use crate::rooms::{RoomRules, Rooms};
+use crate::rtc::RtcSessions;
 use crate::scenario::ScenarioTable;
 use crate::webhooks::{WebhookLog, WorkerConfig};
 
@@ -148,6 +156,7 @@ impl Simulator {
             },
             limits.max_request_bytes,
             limits.dial_log,
+            RtcSessions::new(limits.max_rtc_sessions),
         ));
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -1,5 +1,7 @@
 //! The HTTP/1.1 server: accept loop, connection bound, fault injection, and the
 //! front of LiveKit's middleware chain (body limit, API-key auth) before Twirp.
+//! `/rtc*` (signalling) goes to [`crate::rtc`] with the request intact, so it can
+//! take over the connection with a WebSocket upgrade.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use tokio::task::JoinSet;
 use crate::auth;
 use crate::core::Core;
 use crate::hooks::{self, HOOK_PREFIX};
+use crate::rtc;
 use crate::service::{self, TWIRP_PREFIX};
 use crate::twirp::{code, text_response, HttpResponse, TwirpError};
 
@@ -61,8 +64,11 @@ pub(crate) async fn serve(
                         let core = svc_core.clone();
                         async move { Ok::<_, Infallible>(dispatch(&core, req).await) }
                     });
+                    // `with_upgrades`: `/rtc` hands the socket to a WebSocket session
+                    // (which then lives outside this connection's permit).
                     let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc);
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades();
                     tokio::select! {
                         _ = conn => {}
                         // "LiveKit went away": cut pooled keep-alive connections too.
@@ -77,6 +83,9 @@ pub(crate) async fn serve(
 }
 
 async fn dispatch(core: &Arc<Core>, req: Request<Incoming>) -> HttpResponse {
+    if rtc::is_rtc_path(req.uri().path()) {
+        return rtc::handle(core, req).await;
+    }
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
 

@@ -14,7 +14,7 @@ use livekit_sim::{ScenarioFile, SimConfig, Simulator};
 #[derive(Parser, Debug)]
 #[command(
     name = "livekit-sim",
-    about = "LiveKit server simulator (Twirp, SIP scenarios, signed webhooks)"
+    about = "LiveKit server simulator (Twirp, SIP scenarios, signed webhooks, /rtc signalling stub)"
 )]
 struct Args {
     /// Address to listen on.
@@ -38,6 +38,9 @@ struct Args {
     /// Most simultaneous HTTP connections.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Most simultaneous `/rtc` signalling WebSocket sessions.
+    #[arg(long, default_value_t = 256)]
+    max_rtc_sessions: usize,
 }
 
 #[tokio::main]
@@ -64,6 +67,7 @@ async fn run(args: Args) -> Result<(), livekit_sim::SimError> {
     config.webhook_url = args.webhook_url;
     config.limits.max_rooms = args.max_rooms;
     config.limits.max_connections = args.max_connections;
+    config.limits.max_rtc_sessions = args.max_rtc_sessions;
     if let Some(path) = args.scenarios {
         let file = ScenarioFile::load(&path)?;
         if let Some(default) = file.default {

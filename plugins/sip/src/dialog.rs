@@ -1,0 +1,104 @@
+//! Calls the edge has let through, by SIP Call-ID: needed to route in-dialog requests
+//! (only for known calls: no open relay), to undo the dial-prefix rewrite on what flows
+//! back, to correlate BYEs with `X-C2C-Call-Id`, and to count concurrent calls per
+//! tenant. Bounded in size and in age.
+
+use std::collections::HashMap;
+
+use tokio::time::Instant;
+
+use crate::flow::Flow;
+
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    pub c2c_call_id: Option<String>,
+    pub tenant: String,
+    pub trunk: String,
+    /// From tag of the initial INVITE (LiveKit's side).
+    pub caller_tag: String,
+    /// LiveKit, as the INVITE arrived.
+    pub upstream: Flow,
+    /// The carrier, as we sent the INVITE.
+    pub carrier: Flow,
+    /// Request-URI/To user as LiveKit sent it, and as the carrier got it.
+    pub orig_user: String,
+    pub dialed_user: String,
+    pub answered: bool,
+    pub ended: bool,
+    pub expires: Instant,
+}
+
+pub struct DialogTable {
+    map: HashMap<String, Dialog>,
+    per_tenant: HashMap<String, u32>,
+    max: usize,
+}
+
+impl DialogTable {
+    pub fn new(max: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            per_tenant: HashMap::new(),
+            max,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.map.len() >= self.max
+    }
+
+    pub fn active(&self, tenant: &str) -> u32 {
+        self.per_tenant.get(tenant).copied().unwrap_or(0)
+    }
+
+    pub fn contains(&self, call_id: &str) -> bool {
+        self.map.contains_key(call_id)
+    }
+
+    /// Inserts a new call; `false` if full or the Call-ID is taken.
+    pub fn insert(&mut self, call_id: String, d: Dialog) -> bool {
+        if self.is_full() || self.map.contains_key(&call_id) {
+            return false;
+        }
+        *self.per_tenant.entry(d.tenant.clone()).or_default() += 1;
+        self.map.insert(call_id, d);
+        true
+    }
+
+    pub fn get(&self, call_id: &str) -> Option<&Dialog> {
+        self.map.get(call_id)
+    }
+
+    pub fn get_mut(&mut self, call_id: &str) -> Option<&mut Dialog> {
+        self.map.get_mut(call_id)
+    }
+
+    pub fn remove(&mut self, call_id: &str) -> Option<Dialog> {
+        let d = self.map.remove(call_id)?;
+        if let Some(n) = self.per_tenant.get_mut(&d.tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_tenant.remove(&d.tenant);
+            }
+        }
+        Some(d)
+    }
+
+    /// Removes and returns calls past their expiry.
+    pub fn sweep(&mut self, now: Instant) -> Vec<(String, Dialog)> {
+        let expired: Vec<String> = self
+            .map
+            .iter()
+            .filter(|(_, d)| d.expires <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|k| self.remove(&k).map(|d| (k, d)))
+            .collect()
+    }
+}

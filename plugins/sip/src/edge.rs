@@ -1,0 +1,269 @@
+//! Starting and running the edge on the caller's tokio runtime: sockets, the I/O loops,
+//! the timer loop, and the glue that decodes outside the core lock and carries out the
+//! core's actions after releasing it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use prometheus::Registry;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::carriers::CarrierIps;
+use crate::config::SipConfig;
+use crate::error::SipError;
+use crate::flow::{Flow, Transport};
+use crate::limits::FloodGuard;
+use crate::message::{decode, Decoded};
+use crate::metrics::SipMetrics;
+use crate::normalize::MAX_MESSAGE;
+use crate::observer::SipObserver;
+use crate::parse::Host;
+use crate::proxy::{Action, Local, Proxy};
+use crate::resolver::Resolver;
+use crate::sources::{OutboundGate, PolicySource};
+use crate::tcp::{self, TcpPool};
+
+/// Shared state of a running edge.
+pub(crate) struct Inner {
+    pub cfg: Arc<SipConfig>,
+    pub carriers: CarrierIps,
+    pub core: Mutex<Proxy>,
+    pub flood: Mutex<FloodGuard>,
+    pub metrics: SipMetrics,
+    pub observer: Arc<dyn SipObserver>,
+    pub udp: UdpSocket,
+    pub tcp: TcpPool,
+    pub wake: Notify,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Inner {
+    /// One message's bytes from `from`: flood check, decode, core, actions.
+    pub async fn on_bytes(self: &Arc<Self>, from: Flow, data: Bytes) {
+        let now = Instant::now();
+        let ip = from.addr.ip();
+        let trusted = self.cfg.allowed_region(ip).is_some() || self.carriers.contains(ip);
+        if !self.flood.lock().allow(ip, trusted, now) {
+            self.metrics.flood_dropped.inc();
+            return;
+        }
+        let actions = match decode(data) {
+            Decoded::Keepalive => return,
+            Decoded::Drop(why) => {
+                self.metrics.malformed.with_label_values(&["dropped"]).inc();
+                tracing::debug!(source = %ip, why, "SIP message dropped");
+                return;
+            }
+            Decoded::Msg(m) => self.core.lock().handle(now, from, &m),
+            Decoded::Reject(n, e) => {
+                tracing::debug!(source = %ip, error = %e, "SIP request rejected");
+                self.core.lock().reject(from, &n, &e)
+            }
+        };
+        self.execute(actions).await;
+        self.wake.notify_one();
+    }
+
+    pub async fn execute(self: &Arc<Self>, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Send { to, data } => self.send(to, data).await,
+                Action::Observe(o) => o.deliver(self.observer.as_ref()),
+            }
+        }
+    }
+
+    async fn send(self: &Arc<Self>, to: Flow, data: Bytes) {
+        match to.transport {
+            Transport::Udp => {
+                if let Err(e) = self.udp.send_to(&data, to.addr).await {
+                    tracing::debug!(peer = %to.addr, error = %e, "SIP UDP send failed");
+                    self.metrics.send_errors.with_label_values(&["udp"]).inc();
+                }
+            }
+            Transport::Tcp => tcp::send(self, to, data),
+        }
+    }
+}
+
+/// The SIP edge. See [`SipEdge::start`].
+pub struct SipEdge;
+
+/// A running edge: its bound addresses and tasks.
+pub struct SipEdgeHandle {
+    udp_addr: SocketAddr,
+    tcp_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl SipEdgeHandle {
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addr
+    }
+
+    pub fn tcp_addr(&self) -> SocketAddr {
+        self.tcp_addr
+    }
+
+    /// Waits until every task has stopped (after the shutdown signal).
+    pub async fn stopped(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+impl SipEdge {
+    /// Binds UDP and TCP on `config.listen` (same port), spawns the edge's tasks on the
+    /// current tokio runtime and returns at once. Everything stops when `shutdown`
+    /// becomes `true` (or its sender is dropped).
+    pub async fn start(
+        config: SipConfig,
+        policy: Arc<dyn PolicySource>,
+        dlt: Arc<dyn OutboundGate>,
+        observer: Arc<dyn SipObserver>,
+        registry: &Registry,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<SipEdgeHandle, SipError> {
+        config.validate()?;
+        let advertise: IpAddr = match config.advertise {
+            Some(ip) => ip,
+            None if config.listen.ip().is_unspecified() => {
+                return Err(SipError::NoAdvertiseAddress(config.listen))
+            }
+            None => config.listen.ip(),
+        };
+        let metrics = SipMetrics::register(registry)?;
+        let (udp, listener) = bind(config.listen).await?;
+        let udp_addr = udp.local_addr().map_err(|source| SipError::Bind {
+            transport: "udp",
+            addr: config.listen,
+            source,
+        })?;
+        let tcp_addr = listener.local_addr().map_err(|source| SipError::Bind {
+            transport: "tcp",
+            addr: config.listen,
+            source,
+        })?;
+        let cfg = Arc::new(config);
+        let (resolver, resolver_rx) = Resolver::new();
+        let me = Local {
+            host: Host::Ip(advertise),
+            port: udp_addr.port(),
+        };
+        let carriers = CarrierIps::new(policy.clone(), resolver.clone());
+        let core = Proxy::new(
+            cfg.clone(),
+            me,
+            policy,
+            dlt,
+            metrics.clone(),
+            resolver.clone(),
+        );
+        let inner = Arc::new(Inner {
+            carriers,
+            flood: Mutex::new(FloodGuard::new(cfg.flood)),
+            tcp: TcpPool::new(cfg.max_tcp_connections, cfg.tcp_write_queue),
+            cfg,
+            core: Mutex::new(core),
+            metrics,
+            observer,
+            udp,
+            wake: Notify::new(),
+            shutdown: shutdown.clone(),
+        });
+        let tasks = vec![
+            tokio::spawn(udp_loop(inner.clone())),
+            tokio::spawn(tcp::accept_loop(inner.clone(), listener)),
+            tokio::spawn(timer_loop(inner.clone())),
+            tokio::spawn(resolver.run(resolver_rx, shutdown)),
+        ];
+        tracing::info!(udp = %udp_addr, tcp = %tcp_addr, "SIP edge listening");
+        Ok(SipEdgeHandle {
+            udp_addr,
+            tcp_addr,
+            tasks,
+        })
+    }
+}
+
+/// UDP and TCP on the same port; with port 0, retries until both get the same one.
+async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), SipError> {
+    let mut last = None;
+    for _ in 0..20 {
+        let udp = UdpSocket::bind(listen)
+            .await
+            .map_err(|source| SipError::Bind {
+                transport: "udp",
+                addr: listen,
+                source,
+            })?;
+        let port = udp.local_addr().map(|a| a.port()).unwrap_or(listen.port());
+        match TcpListener::bind(SocketAddr::new(listen.ip(), port)).await {
+            Ok(l) => return Ok((udp, l)),
+            Err(e) if listen.port() == 0 => last = Some(e),
+            Err(source) => {
+                return Err(SipError::Bind {
+                    transport: "tcp",
+                    addr: listen,
+                    source,
+                })
+            }
+        }
+    }
+    Err(SipError::Bind {
+        transport: "tcp",
+        addr: listen,
+        source: last.unwrap_or_else(|| std::io::Error::other("no common UDP/TCP port")),
+    })
+}
+
+async fn udp_loop(inner: Arc<Inner>) {
+    let mut shutdown = inner.shutdown.clone();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let r = tokio::select! {
+            r = inner.udp.recv_from(&mut buf) => r,
+            _ = shutdown.changed() => return,
+        };
+        match r {
+            Ok((n, src)) if n > MAX_MESSAGE => {
+                inner
+                    .metrics
+                    .malformed
+                    .with_label_values(&["dropped"])
+                    .inc();
+                tracing::debug!(source = %src.ip(), size = n, "oversized SIP datagram dropped");
+            }
+            Ok((n, src)) => {
+                inner
+                    .on_bytes(Flow::udp(src), Bytes::copy_from_slice(&buf[..n]))
+                    .await
+            }
+            // ICMP errors surface here on some systems; the socket stays usable.
+            Err(e) => tracing::debug!(error = %e, "SIP UDP receive error"),
+        }
+    }
+}
+
+async fn timer_loop(inner: Arc<Inner>) {
+    let mut shutdown = inner.shutdown.clone();
+    loop {
+        let next = inner.core.lock().next_deadline();
+        let cap = Instant::now() + Duration::from_secs(1);
+        let at = next.map_or(cap, |n| n.min(cap));
+        tokio::select! {
+            _ = tokio::time::sleep_until(at) => {}
+            _ = inner.wake.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        let actions = inner.core.lock().on_timers(Instant::now());
+        inner.execute(actions).await;
+    }
+}

@@ -1,0 +1,328 @@
+//! The proxy core: synchronous and socket-free. The edge feeds it decoded messages and
+//! timer ticks; it answers with [`Action`]s (bytes to send, observations to deliver)
+//! that the edge carries out after releasing the core's lock.
+//!
+//! Split by concern: `invite` (new calls), `indialog` (ACK, CANCEL, loose routing),
+//! `downstream` (responses from the next hop), `timers`.
+
+mod downstream;
+mod indialog;
+mod invite;
+mod timers;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::config::SipConfig;
+use crate::dialog::DialogTable;
+use crate::error::ParseError;
+use crate::flow::{Flow, Transport};
+use crate::hdr::{split_list, via, Via};
+use crate::limits::CallRate;
+use crate::message::SipMsg;
+use crate::metrics::SipMetrics;
+use crate::normalize::Normalized;
+use crate::observer::Observation;
+use crate::parse::{Host, Method, SipUri, StartLine};
+use crate::resolver::Resolver;
+use crate::response::{reply, ReplyBase};
+use crate::sources::{OutboundGate, PolicySource};
+use crate::txn::TxnTable;
+
+/// Prefix of every branch we create: the RFC 3261 magic cookie plus our mark.
+pub const BRANCH_PREFIX: &str = "z9hG4bK-c2c-";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+
+/// What the edge must do after a core call.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Send { to: Flow, data: Bytes },
+    Observe(Observation),
+}
+
+/// Our own address as written into Via and Record-Route.
+#[derive(Debug, Clone)]
+pub struct Local {
+    pub host: Host,
+    pub port: u16,
+}
+
+pub struct Proxy {
+    cfg: Arc<SipConfig>,
+    me: Local,
+    policy: Arc<dyn PolicySource>,
+    dlt: Arc<dyn OutboundGate>,
+    metrics: SipMetrics,
+    resolver: Arc<Resolver>,
+    txns: TxnTable,
+    dialogs: DialogTable,
+    rate: CallRate,
+    next_sweep: Instant,
+    out: Vec<Action>,
+}
+
+impl Proxy {
+    pub fn new(
+        cfg: Arc<SipConfig>,
+        me: Local,
+        policy: Arc<dyn PolicySource>,
+        dlt: Arc<dyn OutboundGate>,
+        metrics: SipMetrics,
+        resolver: Arc<Resolver>,
+    ) -> Self {
+        Self {
+            txns: TxnTable::new(cfg.max_transactions),
+            dialogs: DialogTable::new(cfg.max_dialogs),
+            cfg,
+            me,
+            policy,
+            dlt,
+            metrics,
+            resolver,
+            rate: CallRate::default(),
+            next_sweep: Instant::now(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Handles one valid message from `from`.
+    pub fn handle(&mut self, now: Instant, from: Flow, msg: &SipMsg) -> Vec<Action> {
+        match &msg.start {
+            StartLine::Response { code, .. } => self.on_response(now, msg, *code),
+            StartLine::Request { method, uri } => self.on_request(now, from, msg, method, uri),
+        }
+        self.finish()
+    }
+
+    /// Answers a request that failed parsing or validation (400/416/505), if a
+    /// response can be formed; otherwise it is dropped.
+    pub fn reject(&mut self, from: Flow, n: &Normalized, err: &ParseError) -> Vec<Action> {
+        match ReplyBase::from_normalized(n, from.addr) {
+            Some(base) if !n.start_line.starts_with("ACK ") => {
+                let top = n
+                    .headers
+                    .iter()
+                    .find(|h| h.name == "Via")
+                    .and_then(|h| split_list(&h.value).ok())
+                    .and_then(|l| l.first().and_then(|v| via(v).ok()));
+                let (code, reason) = err.status();
+                self.metrics
+                    .malformed
+                    .with_label_values(&["rejected"])
+                    .inc();
+                let to = match &top {
+                    Some(v) => reply_flow(from, v),
+                    None => from,
+                };
+                let tag = new_tag();
+                self.send(to, reply(&base, code, reason, Some(&tag), &[]));
+            }
+            _ => self.metrics.malformed.with_label_values(&["dropped"]).inc(),
+        }
+        self.finish()
+    }
+
+    /// The earliest pending timer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.txns.next_deadline()
+    }
+
+    fn finish(&mut self) -> Vec<Action> {
+        self.metrics.transactions.set(self.txns.len() as i64);
+        self.metrics.dialogs.set(self.dialogs.len() as i64);
+        std::mem::take(&mut self.out)
+    }
+
+    fn send(&mut self, to: Flow, data: Bytes) {
+        self.out.push(Action::Send { to, data });
+    }
+
+    fn observe(&mut self, o: Observation) {
+        self.out.push(Action::Observe(o));
+    }
+
+    fn on_request(&mut self, now: Instant, from: Flow, msg: &SipMsg, method: &Method, uri: &str) {
+        if let Some(ua) = msg.header("User-Agent") {
+            let ua = ua.to_ascii_lowercase();
+            if self
+                .cfg
+                .scanner_user_agents
+                .iter()
+                .any(|s| ua.contains(&s.to_ascii_lowercase()))
+            {
+                self.metrics.scanners_dropped.inc();
+                return;
+            }
+        }
+        let allowed = self.cfg.allowed_region(from.addr.ip()).is_some();
+        let carrier_in_dialog = msg.to_tag.is_some()
+            && self
+                .dialogs
+                .get(&msg.call_id)
+                .is_some_and(|d| d.carrier.addr.ip() == from.addr.ip());
+        if !allowed && !carrier_in_dialog {
+            self.metrics.refused_sources.inc();
+            tracing::debug!(source = %from.addr.ip(), method = method.as_str(), "SIP request from a source not on the allow-list refused");
+            if *method != Method::Ack {
+                self.reply(from, msg, 403, "Forbidden", &[]);
+            }
+            return;
+        }
+        match method {
+            Method::Ack => return self.on_ack(now, from, msg, uri),
+            Method::Cancel => return self.on_cancel(now, from, msg),
+            _ => {}
+        }
+        if let Some(id) = self.txns.by_server(&server_key(msg, method)) {
+            return self.absorb_retransmission(id);
+        }
+        if let Some(req) = msg.header("Proxy-Require") {
+            let req = req.to_string();
+            return self.reply(from, msg, 420, "Bad Extension", &[("Unsupported", req)]);
+        }
+        if msg.max_forwards == Some(0) {
+            return self.reply(from, msg, 483, "Too Many Hops", &[]);
+        }
+        if msg.to_tag.is_some() {
+            return self.in_dialog(now, from, msg, method, uri);
+        }
+        match method {
+            Method::Invite => self.initial_invite(now, from, msg, uri),
+            Method::Options => self.reply(
+                from,
+                msg,
+                200,
+                "OK",
+                &[
+                    ("Allow", ALLOW.into()),
+                    ("Accept", "application/sdp".into()),
+                ],
+            ),
+            Method::Bye => self.reply(from, msg, 481, "Call/Transaction Does Not Exist", &[]),
+            _ => self.reply(
+                from,
+                msg,
+                405,
+                "Method Not Allowed",
+                &[("Allow", ALLOW.into())],
+            ),
+        }
+    }
+
+    fn absorb_retransmission(&mut self, id: crate::txn::TxnId) {
+        let Some(t) = self.txns.get(id) else { return };
+        let to = t.upstream;
+        let data = match &t.last_response {
+            Some(r) => Some(r.clone()),
+            None if t.invite => Some(reply(&t.reply, 100, "Trying", None, &[])),
+            None => None,
+        };
+        if let Some(d) = data {
+            self.send(to, d);
+        }
+    }
+
+    /// A stateless response to `msg`, sent where responses to it go.
+    fn reply(
+        &mut self,
+        from: Flow,
+        msg: &SipMsg,
+        code: u16,
+        reason: &str,
+        extra: &[(&str, String)],
+    ) {
+        let base = ReplyBase::from_msg(msg, from.addr);
+        let tag = new_tag();
+        self.send(
+            reply_flow(from, &msg.via),
+            reply(&base, code, reason, Some(&tag), extra),
+        );
+    }
+
+    fn is_me(&self, u: &SipUri) -> bool {
+        u.host == self.me.host && u.port.unwrap_or(5060) == self.me.port
+    }
+
+    /// Our Via value (with a fresh branch) for a request leaving over `t`.
+    fn new_via(&self, t: Transport) -> (String, String) {
+        let branch = format!(
+            "{BRANCH_PREFIX}{}",
+            hex::encode(rand::thread_rng().gen::<[u8; 12]>())
+        );
+        (
+            format!(
+                "SIP/2.0/{} {}:{};branch={branch};rport",
+                t.as_str(),
+                self.me.host,
+                self.me.port
+            ),
+            branch,
+        )
+    }
+
+    fn record_route(&self, t: Transport) -> String {
+        match t {
+            Transport::Udp => format!("<sip:{}:{};lr>", self.me.host, self.me.port),
+            Transport::Tcp => format!("<sip:{}:{};transport=tcp;lr>", self.me.host, self.me.port),
+        }
+    }
+
+    /// Whether any Via was written by us (a request looping back).
+    fn looped(&self, msg: &SipMsg) -> bool {
+        msg.headers_named("Via")
+            .filter_map(|h| split_list(&h.value).ok())
+            .flatten()
+            .filter_map(|v| via(v).ok())
+            .any(|v| {
+                v.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX))
+                    && v.host == self.me.host
+                    && v.port.unwrap_or(5060) == self.me.port
+            })
+    }
+}
+
+/// Where responses to a request go (RFC 3261 §18.2.2, RFC 3581): the same TCP
+/// connection; over UDP the source address when `rport` was asked for, else the
+/// source IP and the Via port.
+pub fn reply_flow(from: Flow, v: &Via) -> Flow {
+    match from.transport {
+        Transport::Tcp => from,
+        Transport::Udp if v.rport().is_some() => from,
+        Transport::Udp => Flow::udp(std::net::SocketAddr::new(
+            from.addr.ip(),
+            v.port.unwrap_or(5060),
+        )),
+    }
+}
+
+/// Server transaction key (RFC 3261 §17.2.3); ACK matches its INVITE. RFC 2543
+/// requests without the magic cookie are keyed by their dialog and CSeq.
+pub fn server_key(msg: &SipMsg, method: &Method) -> String {
+    let class = match method {
+        Method::Ack => "INVITE",
+        m => m.as_str(),
+    };
+    match msg.via.branch() {
+        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => {
+            format!("{b}|{}|{class}", msg.via.sent_by())
+        }
+        _ => format!(
+            "2543|{}|{}|{}|{}|{class}",
+            msg.call_id,
+            msg.cseq,
+            msg.from_tag.as_deref().unwrap_or(""),
+            msg.via.sent_by()
+        ),
+    }
+}
+
+pub fn new_tag() -> String {
+    hex::encode(rand::thread_rng().gen::<[u8; 8]>())
+}
+
+fn is_c2c_header(name: &str) -> bool {
+    name.len() >= 6 && name[..6].eq_ignore_ascii_case("x-c2c-")
+}

@@ -1,0 +1,455 @@
+//! Shared harness for the SIP edge's socket tests: a policy with two tenants, a running
+//! edge on 127.0.0.1, sipp runners, a recording observer and metric readers.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use c2c_sip::{AllowedRegion, SipConfig, SipEdge, SipEdgeHandle, SipObserver, StaticPolicy};
+use c2c_tenancy::{DltPolicy, KeyRing, Policy, Tenant, Trunk};
+use parking_lot::Mutex;
+use prometheus::Registry;
+use tokio::sync::watch;
+
+pub const NUMBER: &str = "9876543210";
+pub const PREFIX: &str = "9911";
+pub const DLT_OFF_PREFIX: &str = "7722";
+
+#[derive(Default)]
+pub struct Recorder(pub Mutex<Vec<String>>);
+
+impl SipObserver for Recorder {
+    fn on_response(&self, call_id: &str, code: u16) {
+        self.0.lock().push(format!("response {call_id} {code}"));
+    }
+    fn on_answer(&self, call_id: &str) {
+        self.0.lock().push(format!("answer {call_id}"));
+    }
+    fn on_end(&self, call_id: &str, code: Option<u16>) {
+        self.0.lock().push(format!("end {call_id} {code:?}"));
+    }
+}
+
+impl Recorder {
+    pub fn events(&self) -> Vec<String> {
+        self.0.lock().clone()
+    }
+}
+
+pub fn trunk(label: &str, prefix: &str, carrier: &str) -> Trunk {
+    Trunk {
+        label: label.into(),
+        livekit_trunk_id: format!("ST_{label}"),
+        prefix: prefix.into(),
+        default_did: "+919999999999".into(),
+        carrier: carrier.into(),
+        default: true,
+        enabled: true,
+    }
+}
+
+/// A tenant built on the example policy's `acme` (so new policy fields keep their
+/// example values).
+pub fn tenant(base: &Path, id: &str, outbound: bool, trunks: Vec<Trunk>) -> Arc<Tenant> {
+    let mut p = c2c_tenancy::load_dir(base).expect("example policy loads");
+    let acme = p.tenants.remove("acme").expect("example tenant acme");
+    let acme = Arc::try_unwrap(acme).expect("sole owner of the example tenant");
+    Arc::new(Tenant {
+        id: id.into(),
+        name: id.into(),
+        dlt: DltPolicy {
+            principal_entity_id: "1101234567890123456".into(),
+            outbound_enabled: outbound,
+        },
+        trunks,
+        ..acme
+    })
+}
+
+/// The repository's example gateway settings with our test tenants: `acme` (DLT on,
+/// trunk `airtel-mum`, prefix 9911) and `globex` (DLT off, trunk `jio-del`, 7722).
+pub fn policy(acme_carrier: &str, globex_carrier: &str) -> Policy {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let base = c2c_tenancy::load_dir(&dir).expect("example policy loads");
+    let mut tenants = BTreeMap::new();
+    tenants.insert(
+        "acme".into(),
+        tenant(
+            &dir,
+            "acme",
+            true,
+            vec![trunk("airtel-mum", PREFIX, acme_carrier)],
+        ),
+    );
+    tenants.insert(
+        "globex".into(),
+        tenant(
+            &dir,
+            "globex",
+            false,
+            vec![trunk("jio-del", DLT_OFF_PREFIX, globex_carrier)],
+        ),
+    );
+    Policy {
+        gateway: base.gateway,
+        tenants,
+        keys: KeyRing::default(),
+    }
+}
+
+pub struct Edge {
+    pub handle: SipEdgeHandle,
+    pub registry: Registry,
+    pub observer: Arc<Recorder>,
+    pub shutdown: watch::Sender<bool>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Edge {
+    pub fn addr(&self) -> SocketAddr {
+        self.handle.udp_addr()
+    }
+
+    /// Value of a counter/gauge series with exactly these labels (0 if absent).
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        for mf in self.registry.gather() {
+            if mf.get_name() != name {
+                continue;
+            }
+            for m in mf.get_metric() {
+                let ok = labels.len() == m.get_label().len()
+                    && labels.iter().all(|(k, v)| {
+                        m.get_label()
+                            .iter()
+                            .any(|l| l.get_name() == *k && l.get_value() == *v)
+                    });
+                if ok {
+                    if m.has_counter() {
+                        return m.get_counter().get_value();
+                    }
+                    if m.has_gauge() {
+                        return m.get_gauge().get_value();
+                    }
+                    if m.has_histogram() {
+                        return m.get_histogram().get_sample_count() as f64;
+                    }
+                }
+            }
+        }
+        0.0
+    }
+
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        tokio::time::timeout(Duration::from_secs(5), self.handle.stopped())
+            .await
+            .expect("edge stops on shutdown");
+    }
+}
+
+/// Starts an edge on 127.0.0.1 (ephemeral port) allowing `allow` as LiveKit sources.
+pub async fn start_edge(
+    policy: Policy,
+    allow: &[&str],
+    tweak: impl FnOnce(&mut SipConfig),
+) -> Edge {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = sled::open(dir.path().join("db")).expect("sled");
+    let dlt = Arc::new(c2c_dlt::DltRegistry::open(&db).expect("dlt registry"));
+    let mut cfg = SipConfig::new("127.0.0.1:0".parse().expect("addr"));
+    cfg.allow = vec![AllowedRegion {
+        region: "singapore".into(),
+        sources: allow.iter().map(|s| s.parse().expect("cidr")).collect(),
+    }];
+    tweak(&mut cfg);
+    let registry = Registry::new();
+    let observer = Arc::new(Recorder::default());
+    let (tx, rx) = watch::channel(false);
+    let handle = SipEdge::start(
+        cfg,
+        Arc::new(StaticPolicy(Arc::new(policy))),
+        dlt,
+        observer.clone(),
+        &registry,
+        rx,
+    )
+    .await
+    .expect("edge starts");
+    Edge {
+        handle,
+        registry,
+        observer,
+        shutdown: tx,
+        dir,
+    }
+}
+
+/// A port free for both UDP and TCP on `ip`.
+pub fn free_port(ip: &str) -> u16 {
+    for _ in 0..50 {
+        let u = UdpSocket::bind((ip, 0)).expect("bind udp");
+        let port = u.local_addr().expect("addr").port();
+        if TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+pub fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios")
+        .join(name)
+}
+
+/// Writes a copy of scenario `name` with `@KEY@` placeholders replaced.
+pub fn scenario_with(dir: &Path, name: &str, subs: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(scenario(name)).expect("scenario");
+    for (k, v) in subs {
+        text = text.replace(&format!("@{k}@"), v);
+    }
+    let out = dir.join(format!(
+        "{}-{}",
+        subs.iter()
+            .map(|(_, v)| v.replace(' ', "_"))
+            .collect::<Vec<_>>()
+            .join("-"),
+        name
+    ));
+    std::fs::write(&out, text).expect("write scenario");
+    out
+}
+
+pub fn sipp_installed() -> bool {
+    std::process::Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+pub fn require_sipp() {
+    assert!(
+        sipp_installed(),
+        "sipp is required for the SIP edge tests: apt-get install -y sip-tester"
+    );
+}
+
+/// `-t u1` or `-t t1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tp {
+    Udp,
+    Tcp,
+}
+
+impl Tp {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Tp::Udp => "u1",
+            Tp::Tcp => "t1",
+        }
+    }
+    pub fn carrier(self, port: u16) -> String {
+        match self {
+            Tp::Udp => format!("sip:127.0.0.1:{port}"),
+            Tp::Tcp => format!("sip:127.0.0.1:{port};transport=tcp"),
+        }
+    }
+}
+
+pub struct Sipp {
+    child: tokio::process::Child,
+    pub name: String,
+    log_dir: PathBuf,
+}
+
+impl Sipp {
+    /// The carrier: sipp UAS on 127.0.0.1:`port`.
+    pub fn uas(dir: &Path, scenario: &Path, tp: Tp, port: u16) -> Sipp {
+        Self::spawn(
+            dir,
+            "uas",
+            &[
+                "-sf",
+                &scenario.to_string_lossy(),
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-t",
+                tp.flag(),
+            ],
+        )
+    }
+
+    /// The LiveKit side: sipp UAC on `ip`, dialling `user` at the edge for `tenant`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn uac(
+        dir: &Path,
+        scenario: &Path,
+        tp: Tp,
+        ip: &str,
+        edge: SocketAddr,
+        user: &str,
+        call_id: &str,
+        tenant: &str,
+    ) -> Sipp {
+        let port = free_port(ip).to_string();
+        Self::spawn(
+            dir,
+            "uac",
+            &[
+                &edge.to_string(),
+                "-sf",
+                &scenario.to_string_lossy(),
+                "-i",
+                ip,
+                "-p",
+                &port,
+                "-t",
+                tp.flag(),
+                "-s",
+                user,
+                "-key",
+                "c2c_call",
+                call_id,
+                "-key",
+                "c2c_tenant",
+                tenant,
+            ],
+        )
+    }
+
+    fn spawn(dir: &Path, name: &str, args: &[&str]) -> Sipp {
+        let log_dir = dir.join(format!("{name}-{}", rand_suffix()));
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let stdout = std::fs::File::create(log_dir.join("stdout")).expect("stdout file");
+        let child = tokio::process::Command::new("sipp")
+            .args(args)
+            .args([
+                "-nostdin",
+                "-trace_err",
+                "-timeout",
+                "20",
+                "-timeout_error",
+                "-m",
+                "1",
+            ])
+            .current_dir(&log_dir)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn sipp");
+        Sipp {
+            child,
+            name: name.into(),
+            log_dir,
+        }
+    }
+
+    /// Exit code (0 = all calls succeeded); prints sipp's error log on failure.
+    pub async fn wait(mut self) -> i32 {
+        let status = tokio::time::timeout(Duration::from_secs(40), self.child.wait())
+            .await
+            .expect("sipp finishes")
+            .expect("sipp status");
+        let code = status.code().unwrap_or(-1);
+        if code != 0 {
+            eprintln!(
+                "--- sipp {} exited {code}; logs in {}",
+                self.name,
+                self.log_dir.display()
+            );
+            if let Ok(rd) = std::fs::read_dir(&self.log_dir) {
+                for e in rd.flatten() {
+                    if e.file_name().to_string_lossy().ends_with("errors.log") {
+                        eprintln!("{}", std::fs::read_to_string(e.path()).unwrap_or_default());
+                    }
+                }
+            }
+        }
+        code
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Waits until `f` holds (or panics after `secs`).
+pub async fn eventually(secs: u64, mut f: impl FnMut() -> bool) {
+    let end = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "condition not reached in {secs}s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A fake carrier that only counts what reaches it (UDP and TCP on one port).
+pub struct Sink {
+    pub port: u16,
+    pub received: Arc<std::sync::atomic::AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Sink {
+    pub async fn start() -> Sink {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let port = free_port("127.0.0.1");
+        let udp = tokio::net::UdpSocket::bind(("127.0.0.1", port))
+            .await
+            .expect("sink udp");
+        let tcp = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("sink tcp");
+        let received = Arc::new(AtomicUsize::new(0));
+        let r1 = received.clone();
+        let r2 = received.clone();
+        let tasks = vec![
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while let Ok((n, _)) = udp.recv_from(&mut buf).await {
+                    r1.fetch_add(n.max(1), Ordering::SeqCst);
+                }
+            }),
+            tokio::spawn(async move {
+                while let Ok((_s, _)) = tcp.accept().await {
+                    r2.fetch_add(1, Ordering::SeqCst);
+                }
+            }),
+        ];
+        Sink {
+            port,
+            received,
+            tasks,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
