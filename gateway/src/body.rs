@@ -52,6 +52,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
             "request body is empty; expected a JSON object",
         ));
     }
+    // Happy path without path tracking; only a failed parse is redone with
+    // serde_path_to_error to name the offending field.
+    if let Ok(v) = serde_json::from_slice(body) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -11,7 +11,7 @@ use c2c_plugin_api::{
 };
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
-use pingora::proxy::{ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::app::App;
 use crate::body;
@@ -87,16 +87,27 @@ enum BodyError {
 /// Reads the whole request body, refusing more than [`body::MAX_BODY_BYTES`] as soon as
 /// the bound is crossed (chunked bodies have no Content-Length to check up front).
 async fn read_body_bounded(session: &mut Session) -> std::result::Result<Bytes, BodyError> {
+    // Small bodies arrive in one chunk: hand it on without copying.
+    let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
-                if buf.len() + chunk.len() > body::MAX_BODY_BYTES {
+                let have = first.as_ref().map_or(0, Bytes::len) + buf.len();
+                if have + chunk.len() > body::MAX_BODY_BYTES {
                     return Err(BodyError::TooLarge);
                 }
-                buf.extend_from_slice(&chunk);
+                match first.take() {
+                    None if buf.is_empty() => first = Some(chunk),
+                    prev => {
+                        if let Some(p) = prev {
+                            buf.extend_from_slice(&p);
+                        }
+                        buf.extend_from_slice(&chunk);
+                    }
+                }
             }
-            Ok(None) => return Ok(buf.freeze()),
+            Ok(None) => return Ok(first.unwrap_or_else(|| buf.freeze())),
             Err(e) => return Err(BodyError::Io(e)),
         }
     }
@@ -244,6 +255,46 @@ impl ProxyHttp for GatewayProxy {
         Ok(())
     }
 
+    /// Proxy failures (no healthy upstream, LiveKit unreachable) answer in the gateway's
+    /// one JSON error shape instead of Pingora's empty error page.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut GatewayCtx) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if code > 0 && session.response_written().is_none() {
+            let err = match code {
+                502..=504 => ApiError::unavailable(
+                    "livekit_unavailable",
+                    "no LiveKit upstream could be reached for this request; retry shortly",
+                    2,
+                ),
+                _ => ApiError::new(
+                    http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::BAD_GATEWAY),
+                    "proxy_error",
+                    "the request could not be proxied",
+                ),
+            };
+            let mut resp: JsonResponse = err.into();
+            resp.status = http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::BAD_GATEWAY);
+            if let Err(we) = self.respond(session, &mut ctx.req, resp).await {
+                tracing::debug!(error = %we, "could not send the error response");
+            }
+        }
+        ctx.req.status = code;
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, gctx: &mut GatewayCtx) {
         let ctx = &mut gctx.req;
         if ctx.status == 0 {
@@ -256,7 +307,7 @@ impl ProxyHttp for GatewayProxy {
             self.app.metrics.websocket_sessions.dec();
         }
         if let Some((region, host)) = &gctx.served {
-            let status = ctx.status.to_string();
+            let status = c2c_metrics::status_label(ctx.status);
             self.app
                 .metrics
                 .proxied_requests

@@ -14,6 +14,8 @@ work=$(mktemp -d /tmp/c2c-bench.XXXXXX)
 trap 'kill $GW 2>/dev/null || true; wait $GW 2>/dev/null || true; rm -rf "$work"' EXIT
 cp -r policies "$work/policies"
 sed -i 's/^threads = .*/threads = 1/' "$work/policies/gateway.toml"
+# Measure the request path, not the limiter: lift the tenant's rate limit.
+sed -i 's/^\[dlt\]/[limits]\nrequests_per_second = 100000\n\n[dlt]/' "$work/policies/tenants/acme.toml"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # Pin the gateway to CPU 0 and the load generator to CPU 1 so they do not steal from each
 # other (the figures then compare the gateway's own cost per request).

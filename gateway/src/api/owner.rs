@@ -82,7 +82,7 @@ pub async fn set(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonRespon
     let key_id = ctx
         .principal
         .as_ref()
-        .map(|p| p.key_id.as_str())
+        .map(|p| &*p.key_id)
         .unwrap_or("-");
     let entry = app
         .dlt

@@ -28,7 +28,7 @@ impl Plugin for AccessLog {
         let route = ctx.route_name();
         let elapsed = ctx.started.elapsed();
         let m = &self.app.metrics;
-        let status = ctx.status.to_string();
+        let status = c2c_metrics::status_label(ctx.status);
         m.http_requests.with_label_values(&[route, &status]).inc();
         m.http_duration
             .with_label_values(&[route])

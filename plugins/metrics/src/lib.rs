@@ -209,6 +209,32 @@ impl GatewayMetrics {
     }
 }
 
+/// The `status` label for an HTTP status without allocating for the common ones.
+pub fn status_label(code: u16) -> std::borrow::Cow<'static, str> {
+    use std::borrow::Cow::Borrowed;
+    match code {
+        0 => Borrowed("0"),
+        101 => Borrowed("101"),
+        200 => Borrowed("200"),
+        204 => Borrowed("204"),
+        400 => Borrowed("400"),
+        401 => Borrowed("401"),
+        403 => Borrowed("403"),
+        404 => Borrowed("404"),
+        405 => Borrowed("405"),
+        409 => Borrowed("409"),
+        413 => Borrowed("413"),
+        415 => Borrowed("415"),
+        422 => Borrowed("422"),
+        429 => Borrowed("429"),
+        500 => Borrowed("500"),
+        502 => Borrowed("502"),
+        503 => Borrowed("503"),
+        504 => Borrowed("504"),
+        other => std::borrow::Cow::Owned(other.to_string()),
+    }
+}
+
 /// Renders a registry in the Prometheus text format.
 pub fn render(registry: &Registry) -> Vec<u8> {
     use prometheus::Encoder;

@@ -1,6 +1,7 @@
 //! Per-request state shared by the plugins of one request.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::{HeaderMap, Method, Uri};
@@ -98,9 +99,11 @@ pub enum UpstreamChoice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// `None` for platform owner keys (they belong to no tenant).
-    pub tenant: Option<String>,
-    pub key_id: String,
-    pub scopes: Vec<Scope>,
+    pub tenant: Option<Arc<str>>,
+    pub key_id: Arc<str>,
+    /// Shared with the key ring: authenticating a request clones three pointers, not
+    /// three heap strings.
+    pub scopes: Arc<[Scope]>,
 }
 
 impl Principal {

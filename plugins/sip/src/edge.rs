@@ -139,8 +139,8 @@ impl SipEdge {
             }
             None => config.listen.ip(),
         };
-        let metrics = SipMetrics::register(registry)?;
         let (udp, listener) = bind(config.listen).await?;
+        let metrics = SipMetrics::register(registry)?;
         let udp_addr = udp.local_addr().map_err(|source| SipError::Bind {
             transport: "udp",
             addr: config.listen,
@@ -247,7 +247,10 @@ async fn udp_loop(inner: Arc<Inner>) {
                     .await
             }
             // ICMP errors surface here on some systems; the socket stays usable.
-            Err(e) => tracing::debug!(error = %e, "SIP UDP receive error"),
+            Err(e) => {
+                tracing::debug!(error = %e, "SIP UDP receive error");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
     }
 }

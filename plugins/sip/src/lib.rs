@@ -11,6 +11,11 @@
 //! concurrency caps); per-trunk response codes and timing metrics; and reporting what
 //! it sees through [`SipObserver`], correlated by `X-C2C-Call-Id`.
 //!
+//! Tenant and trunk of a call: `X-C2C-Tenant` / `X-C2C-Trunk` when LiveKit forwards
+//! them (CreateSIPParticipant `headers`), otherwise the Request-URI user matched as
+//! `trunk prefix + 10 digits` across all tenants (see [`identify`]). The carrier gets
+//! `prefix + number` in the Request-URI and To; LiveKit gets back exactly what it sent.
+//!
 //! Must not: depend on Pingora, `c2c-callstate` or `c2c-livekit`; relay anything from
 //! a source that is not an allowed LiveKit node (except in-dialog requests of known
 //! calls from their carrier); log full phone numbers; label metrics by call or number;

@@ -221,6 +221,10 @@ pub fn edit(msg: &SipMsg, edits: &Edits) -> Bytes {
         }
         out.put_slice(&msg.raw[h.span.clone()]);
     }
+    // A datagram may omit Content-Length; a stream peer needs it.
+    if !msg.headers.iter().any(|h| h.name == "Content-Length") {
+        out.put_slice(format!("Content-Length: {}\r\n", msg.body.len()).as_bytes());
+    }
     out.put_slice(&msg.raw[pos..]);
     out.freeze()
 }
@@ -257,6 +261,22 @@ mod tests {
         assert!(s.ends_with("Content-Length: 0\r\n\r\n"));
         let again = msg(&s);
         assert_eq!(again.via.branch(), Some("z9hG4bKa"));
+    }
+
+    #[test]
+    fn edits_add_a_missing_content_length() {
+        let m = msg("SIP/2.0 200 OK\nVia: SIP/2.0/UDP a;branch=z9hG4bK-c2c-1\nVia: SIP/2.0/UDP b;branch=z9hG4bKb\nFrom: <sip:a@b>;tag=1\nTo: <sip:c@d>;tag=2\nCall-ID: c\nCSeq: 1 INVITE\n\nv=0\n");
+        let out = edit(
+            &m,
+            &Edits {
+                pop_via: true,
+                replace: vec![],
+            },
+        );
+        let s = String::from_utf8(out.to_vec()).unwrap();
+        assert!(s.starts_with("SIP/2.0 200 OK\nVia: SIP/2.0/UDP b;"), "{s}");
+        assert!(s.ends_with("Content-Length: 4\r\n\nv=0\n"), "{s}");
+        assert!(matches!(decode(out), Decoded::Msg(_)));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use c2c_sip::codec::{decode, next_frame, normalize, uri, Decoded, Frame, StartLine};
 use proptest::prelude::*;
 
-const TORTURE: &str = "/work/shared/testdata/sip-torture-rfc4475";
+const TORTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rfc4475");
 
 fn corpus() -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = std::fs::read_dir(TORTURE)
@@ -17,6 +17,7 @@ fn corpus() -> Vec<Vec<u8>> {
                 .collect()
         })
         .unwrap_or_default();
+    assert!(v.len() >= 49, "RFC 4475 corpus missing under {TORTURE}");
     v.push(invite("", ": ", "\r\n", false).into_bytes());
     v
 }

@@ -13,6 +13,18 @@ async fn run_pair(
     user: &str,
     call: &str,
 ) -> (Edge, i32, i32) {
+    run_mixed(tp, tp, uas_scenario, uac_scenario, user, call).await
+}
+
+/// Like `run_pair` with LiveKit on `up` and the carrier on `down`.
+async fn run_mixed(
+    up: Tp,
+    tp: Tp,
+    uas_scenario: std::path::PathBuf,
+    uac_scenario: std::path::PathBuf,
+    user: &str,
+    call: &str,
+) -> (Edge, i32, i32) {
     require_sipp();
     let uas_port = free_port("127.0.0.1");
     let edge = start_edge(
@@ -26,7 +38,7 @@ async fn run_pair(
     let uac = Sipp::uac(
         edge.dir.path(),
         &uac_scenario,
-        tp,
+        up,
         "127.0.0.2",
         edge.addr(),
         user,
@@ -277,4 +289,30 @@ async fn prefixed_dial_string_is_not_reprefixed() {
     assert_eq!(uac_code, 0);
     assert_eq!(uas_code, 0, "carrier did not see exactly prefix + number");
     edge.stop().await;
+}
+
+/// LiveKit over UDP, carrier over TCP (double Record-Route), carrier hangs up; and the
+/// reverse with LiveKit hanging up.
+#[tokio::test]
+async fn mixed_transports_double_record_route() {
+    for (up, down, uas, uac) in [
+        (
+            Tp::Udp,
+            Tp::Tcp,
+            "uas_answer_bye.xml",
+            "uac_call_remote_bye.xml",
+        ),
+        (Tp::Tcp, Tp::Udp, "uas_answer.xml", "uac_call.xml"),
+    ] {
+        let call = format!("mixed-{}-{}", up.flag(), down.flag());
+        let (edge, uac_code, uas_code) =
+            run_mixed(up, down, scenario(uas), scenario(uac), NUMBER, &call).await;
+        assert_eq!(uac_code, 0, "UAC failed ({up:?} -> {down:?})");
+        if down == Tp::Udp {
+            assert_eq!(uas_code, 0, "UAS failed ({up:?} -> {down:?})");
+        }
+        let obs = edge.observer.clone();
+        eventually(5, || obs.events().iter().any(|e| e.starts_with("end "))).await;
+        edge.stop().await;
+    }
 }

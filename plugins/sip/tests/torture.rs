@@ -14,7 +14,8 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-const DIR: &str = "/work/shared/testdata/sip-torture-rfc4475";
+/// RFC 4475 messages (copied from the shared test data, with its README of verdicts).
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rfc4475");
 
 /// RFC 4475 file -> expected first status code over TCP (None: no answer).
 const VERDICTS: &[(&str, Option<u16>)] = &[

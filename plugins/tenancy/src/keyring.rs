@@ -1,6 +1,7 @@
 //! Lookup of inbound keys by their SHA-256.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use c2c_plugin_api::{Principal, Scope};
 use subtle::ConstantTimeEq;
@@ -11,10 +12,10 @@ use crate::keys::{self, KeyHash};
 #[derive(Debug, Clone)]
 pub struct KeyRecord {
     pub hash: KeyHash,
-    pub id: String,
+    pub id: Arc<str>,
     /// `None` for owner keys from `gateway.toml`.
-    pub tenant: Option<String>,
-    pub scopes: Vec<Scope>,
+    pub tenant: Option<Arc<str>>,
+    pub scopes: Arc<[Scope]>,
 }
 
 /// All active keys of all tenants plus the owner keys.
@@ -84,7 +85,7 @@ mod tests {
             hash: keys::hash(key),
             id: "k1".into(),
             tenant: tenant.map(Into::into),
-            scopes,
+            scopes: scopes.into(),
         });
         r
     }

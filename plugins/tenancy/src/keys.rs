@@ -41,7 +41,7 @@ pub fn mint() -> MintedKey {
         }
     }
     let check = checksum(&body[KEY_PREFIX.len()..]);
-    body.push_str(&check);
+    body.extend(check.iter().map(|&b| b as char));
     let sha256_hex = hex::encode(hash(&body));
     MintedKey {
         key: body,
@@ -49,15 +49,15 @@ pub fn mint() -> MintedKey {
     }
 }
 
-fn checksum(random: &str) -> String {
+/// Six base62 digits of CRC-32 (CRC-32 < 62^6, so nothing is lost).
+fn checksum(random: &str) -> [u8; CHECK_LEN] {
     let mut n = crc32fast::hash(random.as_bytes()) as u64;
     let mut out = [b'0'; CHECK_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(n % 62) as usize];
         n /= 62;
     }
-    // CRC-32 < 62^6, so nothing is lost; out is ASCII.
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// True when `key` has our prefix, length, alphabet and a valid checksum.
@@ -73,7 +73,7 @@ pub fn well_formed(key: &str) -> bool {
         return false;
     }
     let (random, check) = rest.split_at(RANDOM_LEN);
-    checksum(random) == check
+    checksum(random) == check.as_bytes()
 }
 
 pub fn hash(key: &str) -> KeyHash {

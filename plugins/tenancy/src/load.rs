@@ -230,9 +230,9 @@ fn add_key(
     }
     ring.insert(KeyRecord {
         hash,
-        id: k.id.clone(),
-        tenant: tenant.map(str::to_string),
-        scopes,
+        id: k.id.as_str().into(),
+        tenant: tenant.map(Into::into),
+        scopes: scopes.into(),
     });
 }
 
