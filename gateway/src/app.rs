@@ -50,7 +50,7 @@ impl PolicyHandle {
 pub struct App {
     pub policy: Arc<PolicyHandle>,
     pub db: sled::Db,
-    pub dlt: DltRegistry,
+    pub dlt: Arc<DltRegistry>,
     pub metrics: GatewayMetrics,
     pub registry: prometheus::Registry,
     /// Call records, indexes and the CRM webhook outbox.
@@ -73,7 +73,7 @@ pub struct App {
 pub struct AppParts {
     pub policy: Arc<PolicyHandle>,
     pub db: sled::Db,
-    pub dlt: DltRegistry,
+    pub dlt: Arc<DltRegistry>,
     pub metrics: GatewayMetrics,
     pub registry: prometheus::Registry,
     pub store: SledCallStore,

@@ -68,6 +68,9 @@ pub struct ServeArgs {
     /// Listen address; overrides `server.listen` in gateway.toml (default 127.0.0.1:8080).
     #[arg(long, env = "C2C_LISTEN")]
     pub listen: Option<String>,
+    /// SIP edge listen address, UDP and TCP on the same port.
+    #[arg(long, env = "C2C_SIP_LISTEN", default_value = "127.0.0.1:5060")]
+    pub sip_listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,3 +21,4 @@ pub mod reload;
 pub mod replay_cli;
 pub mod routes;
 pub mod server;
+pub mod sip;

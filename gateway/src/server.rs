@@ -60,7 +60,7 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
                 args.data.display()
             )
         })?;
-    let dlt = DltRegistry::open(&db).map_err(|e| format!("cannot open DLT state: {e}"))?;
+    let dlt = Arc::new(DltRegistry::open(&db).map_err(|e| format!("cannot open DLT state: {e}"))?);
     let store = SledCallStore::open_with_db(db.clone())
         .map_err(|e| format!("cannot open the call store: {e}"))?;
     let seen = db
@@ -141,6 +141,13 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         DeliveryService {
             app: app.clone(),
             deliverer: deliverer(&app)?,
+        },
+    ));
+    server.add_service(background_service(
+        "sip edge",
+        crate::sip::SipService {
+            app: app.clone(),
+            listen: args.sip_listen,
         },
     ));
     if gw.answer_detection == AnswerDetection::Poll {

@@ -384,6 +384,12 @@ async fn key_rotation_old_and_new_work_and_a_removed_key_stops_after_reload() {
 #[tokio::test]
 async fn a_valid_reload_applies_without_dropping_requests() {
     let p = Policies::example();
+    // This test hammers the API: lift the tenant's request rate limit.
+    p.edit(
+        "tenants/acme.toml",
+        "[dlt]",
+        "[limits]\nrequests_per_second = 100000\n\n[dlt]",
+    );
     let data = tempfile::tempdir().unwrap();
     let gw = Gateway::start(p.path(), data.path());
     let c = client();

@@ -92,6 +92,10 @@ run() { # label port conns
 echo "LiveKit edge bench: Twirp ListRooms (JSON, Bearer JWT) to a local livekit-sim, ${DUR}s per row"
 echo "proxy pinned to CPU 0 (gateway: 1 Pingora thread; nginx: 1 worker); wrk and upstream on CPU 1"
 printf '%-10s %6s %12s %10s %10s %8s\n' path conns req/s p50 p99 non-2xx
+if [ -n "${C2C_EDGE_PERF:-}" ]; then
+  (taskset -c 1 wrk -t1 -c50 -d12s -s "$work/twirp.lua" "http://127.0.0.1:$GW/twirp/livekit.RoomService/ListRooms" >/dev/null &); sleep 1
+  perf record -F 4000 -p "$(pgrep -f "listen 127.0.0.1:$GW")" -o /tmp/edge-perf.data -- sleep 8 >/dev/null 2>&1; exit 0
+fi
 for c in 1 50; do
   run direct "$UP" "$c"
   run gateway "$GW" "$c"

@@ -260,6 +260,7 @@ pub async fn connect(
         // backstop in case the gateway is down at that moment.
         max_duration: knobs.max_duration + std::time::Duration::from_secs(30),
         call_id: rec.call_id.clone(),
+        tenant: Some(rec.tenant.clone()),
     };
     match calls::dial::start(app, client, rec.call_id.clone(), dial).await {
         // Unreachable LiveKit: the dial watcher has already ended the call FAILED (room

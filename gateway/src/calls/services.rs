@@ -94,6 +94,9 @@ pub fn deliverer(app: &Arc<App>) -> Result<Deliverer, String> {
     .map_err(|e| format!("webhook deliverer: {e}"))
 }
 
+/// How long a kick waits for more terminal transitions before waking the deliverer.
+const KICK_COALESCE: Duration = Duration::from_millis(10);
+
 /// Delivers CRM webhooks from the outbox until shutdown.
 pub struct DeliveryService {
     pub app: Arc<App>,
@@ -111,7 +114,13 @@ impl BackgroundService for DeliveryService {
             loop {
                 tokio::select! {
                     _ = stop.changed() => return,
-                    _ = ours.notified() => kick.notify_one(),
+                    _ = ours.notified() => {
+                        // Coalesce a burst of terminal transitions into one outbox scan:
+                        // a few milliseconds of webhook latency buy far fewer scans
+                        // under load.
+                        tokio::time::sleep(KICK_COALESCE).await;
+                        kick.notify_one();
+                    }
                 }
             }
         });

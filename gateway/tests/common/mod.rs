@@ -219,6 +219,9 @@ fn spawn(policies: &Path, data: &Path, port: u16, env: &[(String, String)], log:
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .env_remove("C2C_LISTEN")
+        // Parallel gateways must not fight over 5060; tests that dial through the SIP
+        // edge pass their own C2C_SIP_LISTEN (applied below, after this default).
+        .env("C2C_SIP_LISTEN", "127.0.0.1:0")
         .env(
             "C2C_LOG",
             "debug,pingora_core=warn,pingora_proxy=warn,sled=warn",

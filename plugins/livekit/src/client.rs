@@ -17,6 +17,8 @@ use crate::token;
 pub const SIP_PARTICIPANT_IDENTITY: &str = "sip-customer";
 /// SIP header carrying our call id on the INVITE.
 pub const CALL_ID_HEADER: &str = "X-C2C-Call-Id";
+/// SIP header naming the tenant on our own dials (read by the SIP edge).
+pub const TENANT_HEADER: &str = "X-C2C-Tenant";
 /// Participant attribute LiveKit SIP keeps the call status in
 /// (`dialing`, `ringing`, `automation`, `active`, `hangup`).
 pub const ATTR_CALL_STATUS: &str = "sip.callStatus";
@@ -97,6 +99,9 @@ pub struct CallDial {
     pub max_duration: Duration,
     /// Sent as the `X-C2C-Call-Id` SIP header.
     pub call_id: String,
+    /// Sent as the `X-C2C-Tenant` SIP header, so the gateway's SIP edge can pick the
+    /// tenant and trunk without guessing from the dial prefix.
+    pub tenant: Option<String>,
 }
 
 impl fmt::Debug for CallDial {
@@ -109,6 +114,7 @@ impl fmt::Debug for CallDial {
             .field("ring_timeout", &self.ring_timeout)
             .field("max_duration", &self.max_duration)
             .field("call_id", &self.call_id)
+            .field("tenant", &self.tenant)
             .finish()
     }
 }
@@ -269,7 +275,10 @@ impl LiveKitClient {
         wait_until_answered: bool,
     ) -> Result<DialedParticipant, LiveKitError> {
         let headers: HashMap<String, String> =
-            [(CALL_ID_HEADER.to_owned(), call.call_id.clone())].into();
+            [(CALL_ID_HEADER.to_owned(), call.call_id.clone())]
+                .into_iter()
+                .chain(call.tenant.iter().map(|t| (TENANT_HEADER.to_owned(), t.clone())))
+                .collect();
         let info = self
             .sip
             .create_sip_participant(
@@ -365,6 +374,7 @@ mod tests {
             ring_timeout: Duration::from_secs(30),
             max_duration: Duration::from_secs(3600),
             call_id: "c2c_x".into(),
+            tenant: Some("acme".into()),
         };
         let text = format!("{dial:?}");
         assert!(!text.contains("9530251797"), "{text}");

@@ -83,6 +83,10 @@ pub struct RegionEntry {
     pub upstreams: Vec<String>,
     #[serde(default)]
     pub fallback: Vec<String>,
+    /// LiveKit SIP nodes of this region (IPs or CIDRs) allowed to send calls to the
+    /// SIP edge.
+    #[serde(default)]
+    pub sip_sources: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -296,10 +296,19 @@ fn gateway_config(
                 );
             }
         }
+        for (j, src) in r.sip_sources.iter().enumerate() {
+            if !valid_cidr(src) {
+                e.push(
+                    format!("regions[{i}].sip_sources[{j}]"),
+                    "must be an IP address or CIDR like 10.1.0.0/16",
+                );
+            }
+        }
         regions.push(Region {
             name: r.name.clone(),
             upstreams: r.upstreams.clone(),
             fallback: r.fallback.clone(),
+            sip_sources: r.sip_sources.clone(),
         });
     }
     for (i, r) in regions.iter().enumerate() {
@@ -681,6 +690,20 @@ fn tenant(
         },
         trunks,
     })
+}
+
+fn valid_cidr(s: &str) -> bool {
+    let (ip, prefix) = match s.split_once('/') {
+        Some((ip, p)) => (ip, Some(p)),
+        None => (s, None),
+    };
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(addr) => {
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= max))
+        }
+        Err(_) => false,
+    }
 }
 
 fn valid_id(s: &str) -> bool {

@@ -74,6 +74,9 @@ pub struct Region {
     pub upstreams: Vec<String>,
     /// Regions to try, in order, when every upstream here is down.
     pub fallback: Vec<String>,
+    /// Addresses (IP or CIDR) of this region's LiveKit SIP nodes: the only sources the
+    /// SIP edge accepts calls from.
+    pub sip_sources: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

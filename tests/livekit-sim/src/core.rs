@@ -15,6 +15,7 @@ use livekit_protocol as proto;
 use crate::rooms::{self, SharedRooms};
 use crate::rtc::RtcSessions;
 use crate::scenario::{Scenario, ScenarioTable};
+use crate::sip::Ua;
 use crate::webhooks::WebhookLog;
 use crate::{ids, jwt, webhooks, SimError};
 
@@ -79,6 +80,9 @@ pub struct SimStats {
     pub rtc_sessions_open: u64,
     /// Signalling requests answered `101 Switching Protocols`.
     pub rtc_upgrades: u64,
+    /// Real SIP calls tracked now (dialling mode only; ended UDP calls linger
+    /// 64*T1 to absorb retransmissions).
+    pub sip_calls: u64,
 }
 
 impl Counters {
@@ -97,6 +101,7 @@ impl Counters {
             rtc_connections: get(&self.rtc_connections),
             rtc_sessions_open: 0,
             rtc_upgrades: get(&self.rtc_upgrades),
+            sip_calls: 0,
         }
     }
 }
@@ -181,6 +186,8 @@ pub(crate) struct Core {
     pub sip: SipDefaults,
     pub max_request_bytes: usize,
     pub rtc: RtcSessions,
+    /// Set when dialling real SIP ([`crate::SimConfig::sip_outbound`]).
+    pub sip_ua: Option<Arc<Ua>>,
     dials: Mutex<VecDeque<DialRecord>>,
     dial_log_capacity: usize,
 }
@@ -199,6 +206,7 @@ impl Core {
         max_request_bytes: usize,
         dial_log_capacity: usize,
         rtc: RtcSessions,
+        sip_ua: Option<Arc<Ua>>,
     ) -> Self {
         Self {
             api_key,
@@ -212,6 +220,7 @@ impl Core {
             sip,
             max_request_bytes,
             rtc,
+            sip_ua,
             dials: Mutex::new(VecDeque::new()),
             dial_log_capacity,
         }
@@ -233,6 +242,9 @@ impl Core {
         let open = self.rooms.lock().len();
         let mut stats = self.counters.snapshot(open);
         stats.rtc_sessions_open = self.rtc.open();
+        if let Some(ua) = &self.sip_ua {
+            stats.sip_calls = u64::try_from(ua.calls()).unwrap_or(u64::MAX);
+        }
         stats
     }
 }

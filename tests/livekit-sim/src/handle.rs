@@ -62,6 +62,12 @@ impl SimHandle {
         format!("http://{}", self.inner.addr)
     }
 
+    /// The local address SIP is sent from (Via/Contact) when dialling real SIP
+    /// ([`crate::SimConfig::sip_outbound`]); for TCP, the listener's address.
+    pub fn sip_local_addr(&self) -> Option<SocketAddr> {
+        self.inner.core.sip_ua.as_ref().map(|ua| ua.local_addr())
+    }
+
     pub fn api_key(&self) -> &str {
         &self.inner.core.api_key
     }

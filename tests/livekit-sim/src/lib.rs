@@ -15,7 +15,9 @@
 //!   timeouts, duplicate identity, DeleteRoom);
 //! * SIP participants driven by scripted [`Scenario`]s chosen by the dialled
 //!   number's last 10 digits, following livekit/sip's status attribute and
-//!   disconnect-reason rules;
+//!   disconnect-reason rules — or, with [`SimConfig::sip_outbound`], by a real
+//!   SIP call to a trunk (INVITE with the request's `headers` as SIP headers,
+//!   CANCEL, ACK, BYE, UDP retransmissions; see `sip`);
 //! * signed webhooks exactly as LiveKit sends them ([`webhooks`]);
 //! * a signalling stub at `/rtc` and `/rtc/v1` (WebSocket: token checks and status
 //!   codes as LiveKit's `rtcservice.go`, a protobuf `SignalResponse{join}` first
@@ -26,9 +28,10 @@
 //!   webhooks — in-process via [`SimHandle`] and over HTTP under `/sim/`.
 //!
 //! **Must not:** carry media or WebRTC (agents are simulated by join/leave or an
-//! `/rtc` session without SDP/ICE), dial
-//! real SIP, persist anything, or listen anywhere but where it is told (tests use
-//! 127.0.0.1). It is test infrastructure: the `/sim/` hooks are unauthenticated.
+//! `/rtc` session without SDP/ICE; a SIP call's SDP names a port nobody
+//! listens on), dial SIP anywhere but the configured proxy, persist anything, or
+//! listen anywhere but where it is told (tests use 127.0.0.1). It is test
+//! infrastructure: the `/sim/` hooks are unauthenticated.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), livekit_sim::SimError> {
@@ -53,6 +56,7 @@ mod rtc;
 pub mod scenario;
 mod server;
 mod service;
+mod sip;
 pub mod sip_dialer;
 pub mod twirp;
 pub mod webhooks;
@@ -63,7 +67,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use crate::config::{SimConfig, SimLimits};
+pub use crate::config::{SimConfig, SimLimits, SipOutbound, SipTransport};
 pub use crate::core::{DialRecord, SimStats};
 pub use crate::handle::SimHandle;
 pub use crate::scenario::{Outcome, Scenario, ScenarioFile};
@@ -141,6 +145,19 @@ impl Simulator {
             counters.clone(),
         );
         let webhook_log = Arc::new(WebhookLog::new(limits.webhook_log));
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let sip_ua = match &config.sip_outbound {
+            Some(outbound) => {
+                let (ua, task) =
+                    sip::Ua::start(outbound.clone(), limits.max_sip_calls, shutdown_rx.clone())
+                        .await?;
+                tracing::info!(local = %ua.local_addr(), proxy = %outbound.proxy, "livekit-sim dials SIP");
+                tasks.push(task);
+                Some(ua)
+            }
+            None => None,
+        };
         let core = Arc::new(Core::new(
             config.api_key.clone(),
             config.api_secret.clone(),
@@ -157,9 +174,9 @@ impl Simulator {
             limits.max_request_bytes,
             limits.dial_log,
             RtcSessions::new(limits.max_rtc_sessions),
+            sip_ua,
         ));
 
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let worker = tokio::spawn(webhooks::run_worker(
             webhook_rx,
             WorkerConfig {
@@ -179,11 +196,8 @@ impl Simulator {
             limits.max_connections,
         ));
         tracing::info!(%addr, "livekit-sim listening");
-        Ok(SimHandle::new(
-            addr,
-            core,
-            shutdown_tx,
-            vec![server, worker],
-        ))
+        tasks.push(server);
+        tasks.push(worker);
+        Ok(SimHandle::new(addr, core, shutdown_tx, tasks))
     }
 }

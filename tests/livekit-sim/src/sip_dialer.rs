@@ -12,6 +12,11 @@
 //! * with `wait_until_answered`, the request blocks until answer, or fails with the
 //!   Twirp code for the SIP status and meta `sip_status_code`/`sip_status`
 //!   (ringing timeout: `canceled`, "sip request timed out", no meta).
+//!
+//! With [`crate::SimConfig::sip_outbound`] set, no scenario is played: a real
+//! INVITE goes to the trunk ([`crate::sip`]) and the same transitions follow the
+//! SIP responses; an unanswered INVITE (timer B) leaves with `SIP_TRUNK_FAILURE`
+//! and Twirp `canceled` without SIP meta, as livekit/sip's transaction timeout.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -30,6 +35,7 @@ use crate::rooms::{now, NewParticipant, Rooms};
 use crate::scenario::{
     disconnect_reason_for_sip, sip_reason_phrase, twirp_code_for_sip, Outcome, Scenario,
 };
+use crate::sip;
 use crate::twirp::{code, TwirpError};
 
 pub const ATTR_CALL_STATUS: &str = "sip.callStatus";
@@ -37,6 +43,8 @@ pub const ATTR_CALL_ID: &str = "sip.callID";
 pub const ATTR_TRUNK_ID: &str = "sip.trunkID";
 pub const ATTR_PHONE_NUMBER: &str = "sip.phoneNumber";
 pub const ATTR_TRUNK_PHONE_NUMBER: &str = "sip.trunkPhoneNumber";
+/// The SIP Call-ID of the INVITE (only when dialling for real).
+pub const ATTR_CALL_ID_FULL: &str = "sip.callIDFull";
 /// NOT a LiveKit attribute: only set when `SimConfig::sip_disconnect_code_attribute`
 /// is on. Real LiveKit exposes the SIP code only in the Twirp error of a
 /// `wait_until_answered` dial.
@@ -121,6 +129,14 @@ pub(crate) async fn create_sip_participant(
     req: proto::CreateSipParticipantRequest,
 ) -> Result<proto::SipParticipantInfo, TwirpError> {
     validate(&req)?;
+    // Real SIP: check the headers and take a Call-ID before the participant exists.
+    let outbound = match &core.sip_ua {
+        Some(ua) => {
+            let headers = sip::extra_headers(&req.headers)?;
+            Some((ua.clone(), ua.register()?, headers))
+        }
+        None => None,
+    };
     let scenario = core.scenarios.lock().lookup(&req.sip_call_to);
     let requested_ring = duration_of(req.ringing_timeout.as_ref().map(|d| (d.seconds, d.nanos)));
     let requested_max = duration_of(req.max_call_duration.as_ref().map(|d| (d.seconds, d.nanos)));
@@ -134,7 +150,8 @@ pub(crate) async fn create_sip_participant(
     } else {
         req.participant_identity.clone()
     };
-    let info = sip_participant(&req, &identity, &call_id);
+    let sip_call_id = outbound.as_ref().map(|(_, slot, _)| slot.call_id.as_str());
+    let info = sip_participant(&req, &identity, &call_id, sip_call_id);
     let sid = info.sid.clone();
 
     let (alive_tx, alive_rx) = oneshot::channel();
@@ -171,14 +188,28 @@ pub(crate) async fn create_sip_participant(
         scenario: scenario.clone(),
     });
 
-    let steps = plan(&scenario, ringing_timeout, max_call_duration);
     let script = Script {
         rooms: Arc::downgrade(&core.rooms),
         room: req.room_name.clone(),
         sid: sid.clone(),
         disconnect_code_attribute: core.sip.disconnect_code_attribute,
     };
-    tokio::spawn(script.run(steps, alive_rx));
+    match outbound {
+        Some((ua, slot, headers)) => {
+            let dial = sip::call::Dial {
+                call_to: req.sip_call_to.clone(),
+                from_user: req.sip_number.clone(),
+                headers,
+                ringing_timeout,
+                max_call_duration,
+            };
+            tokio::spawn(sip::call::run(ua, slot, dial, script, alive_rx));
+        }
+        None => {
+            let steps = plan(&scenario, ringing_timeout, max_call_duration);
+            tokio::spawn(script.run(steps, alive_rx));
+        }
+    }
 
     if let Some(rx) = waiter_rx {
         // The script resolves the waiter at answer, failure or ring timeout.
@@ -202,9 +233,13 @@ fn sip_participant(
     req: &proto::CreateSipParticipantRequest,
     identity: &str,
     call_id: &str,
+    sip_call_id: Option<&str>,
 ) -> proto::ParticipantInfo {
     let mut attributes = req.participant_attributes.clone();
     attributes.insert(ATTR_CALL_ID.to_owned(), call_id.to_owned());
+    if let Some(full) = sip_call_id {
+        attributes.insert(ATTR_CALL_ID_FULL.to_owned(), full.to_owned());
+    }
     attributes.insert(ATTR_TRUNK_ID.to_owned(), req.sip_trunk_id.clone());
     if !req.hide_phone_number {
         attributes.insert(ATTR_PHONE_NUMBER.to_owned(), req.sip_call_to.clone());
@@ -234,9 +269,9 @@ fn sip_participant(
     }
 }
 
-/// The Twirp error LiveKit returns for a failed `wait_until_answered` dial.
-fn sip_error(sip_code: u16) -> TwirpError {
-    let phrase = sip_reason_phrase(sip_code);
+/// The Twirp error LiveKit returns for a failed `wait_until_answered` dial
+/// (`phrase`: the far end's reason phrase, or the standard one).
+fn sip_error_with_phrase(sip_code: u16, phrase: &str) -> TwirpError {
     let twirp_code = twirp_code_for_sip(sip_code);
     TwirpError::new(twirp_code, format!("sip status: {sip_code}: {phrase}"))
         .with_meta("sip_status_code", sip_code.to_string())
@@ -302,13 +337,103 @@ fn grpc_code(twirp_code: &str) -> i32 {
     }
 }
 
-/// The task that plays a call. It holds only a weak reference to the rooms and
-/// ends when its participant is dropped (hangup, removal, room deletion).
-struct Script {
+/// Drives one SIP participant: the scenario task, or the SIP call task through
+/// the methods below. Holds only a weak reference to the rooms; every method is
+/// a no-op once the participant is gone.
+pub(crate) struct Script {
     rooms: Weak<Mutex<Rooms>>,
     room: String,
     sid: String,
     disconnect_code_attribute: bool,
+}
+
+/// Longest SIP reason phrase passed on to a Twirp error.
+const MAX_PHRASE: usize = 128;
+
+/// Events from a real SIP call.
+impl Script {
+    fn with_rooms<R>(&self, f: impl FnOnce(&mut Rooms) -> R) -> Option<R> {
+        let rooms = self.rooms.upgrade()?;
+        let mut rooms = rooms.lock();
+        Some(f(&mut rooms))
+    }
+
+    /// First 18x: `ringing`.
+    pub(crate) fn ring(&self) {
+        self.with_rooms(|rooms| self.apply(rooms, Step::Ring));
+    }
+
+    /// 2xx (ACKed): `active`, waiter resolved. False if the participant is gone.
+    pub(crate) fn answer(&self) -> bool {
+        self.with_rooms(|rooms| self.apply(rooms, Step::Answer))
+            .unwrap_or(false)
+    }
+
+    /// The callee's BYE, or the duration cap: `hangup`, `CLIENT_INITIATED`.
+    pub(crate) fn hangup(&self) {
+        self.with_rooms(|rooms| self.apply(rooms, Step::Hangup));
+    }
+
+    /// A 3xx-6xx final response with the far end's reason phrase.
+    pub(crate) fn reject(&self, sip_code: u16, phrase: &str) {
+        let phrase = if phrase.is_empty() {
+            sip_reason_phrase(sip_code)
+        } else {
+            truncate(phrase, MAX_PHRASE)
+        };
+        self.with_rooms(|rooms| self.fail(rooms, sip_code, phrase));
+    }
+
+    /// Ringing timeout (the CANCEL follows): no answer.
+    pub(crate) fn ring_timeout(&self) {
+        self.with_rooms(|rooms| self.apply(rooms, Step::RingTimeout));
+    }
+
+    /// Timer B: no response at all. livekit/sip reports a transaction timeout as
+    /// `SIP_TRUNK_FAILURE` and Twirp `canceled` with no SIP status; the optional
+    /// code attribute says 408 (RFC 3261 §8.1.3.1).
+    pub(crate) fn no_response(&self, provisional: usize) {
+        self.with_rooms(|rooms| {
+            if let Some(waiter) = rooms.take_waiter(&self.room, &self.sid) {
+                let _ = waiter.send(Err(TwirpError::new(
+                    code::CANCELED,
+                    format!(
+                        "transaction failed to complete ({provisional} intermediate responses)"
+                    ),
+                )));
+            }
+            if self.disconnect_code_attribute {
+                rooms.set_attribute(&self.room, &self.sid, ATTR_DISCONNECT_CODE, "408");
+            }
+            self.leave(rooms, DisconnectReason::SipTrunkFailure);
+        });
+    }
+
+    fn fail(&self, rooms: &mut Rooms, sip_code: u16, phrase: &str) {
+        if let Some(waiter) = rooms.take_waiter(&self.room, &self.sid) {
+            let _ = waiter.send(Err(sip_error_with_phrase(sip_code, phrase)));
+        }
+        if self.disconnect_code_attribute {
+            rooms.set_attribute(
+                &self.room,
+                &self.sid,
+                ATTR_DISCONNECT_CODE,
+                &sip_code.to_string(),
+            );
+        }
+        self.leave(rooms, disconnect_reason_for_sip(sip_code));
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 impl Script {
@@ -349,18 +474,7 @@ impl Script {
                 false
             }
             Step::Fail(sip_code) => {
-                if let Some(waiter) = rooms.take_waiter(&self.room, &self.sid) {
-                    let _ = waiter.send(Err(sip_error(sip_code)));
-                }
-                if self.disconnect_code_attribute {
-                    rooms.set_attribute(
-                        &self.room,
-                        &self.sid,
-                        ATTR_DISCONNECT_CODE,
-                        &sip_code.to_string(),
-                    );
-                }
-                self.leave(rooms, disconnect_reason_for_sip(sip_code));
+                self.fail(rooms, sip_code, sip_reason_phrase(sip_code));
                 false
             }
             Step::RingTimeout => {
@@ -427,7 +541,7 @@ mod tests {
 
     #[test]
     fn sip_error_shape() {
-        let e = sip_error(486);
+        let e = sip_error_with_phrase(486, sip_reason_phrase(486));
         assert_eq!(e.code, "resource_exhausted");
         assert_eq!(e.meta["sip_status_code"], "486");
         assert_eq!(e.meta["sip_status"], "Busy Here");

@@ -64,6 +64,23 @@ pub(crate) fn outbox(seq: u64) -> Vec<u8> {
     cat(&[OUTBOX, &seq.to_be_bytes()])
 }
 
+/// Value of a pending-index entry: `next_attempt_ms` and `created_ms`, big-endian, so
+/// due checks and backlog stats never decode the entry itself.
+pub(crate) fn pending_value(next_attempt_ms: u64, created_ms: u64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&next_attempt_ms.to_be_bytes());
+    v[8..].copy_from_slice(&created_ms.to_be_bytes());
+    v
+}
+
+/// `(next_attempt_ms, created_ms)` from a pending-index value; `None` for entries
+/// written before the value was introduced (they are then decoded).
+pub(crate) fn parse_pending_value(v: &[u8]) -> Option<(u64, u64)> {
+    let a: [u8; 8] = v.get(..8)?.try_into().ok()?;
+    let b: [u8; 8] = v.get(8..16)?.try_into().ok()?;
+    Some((u64::from_be_bytes(a), u64::from_be_bytes(b)))
+}
+
 pub(crate) fn outbox_pending(seq: u64) -> Vec<u8> {
     cat(&[OUTBOX_PENDING, &seq.to_be_bytes()])
 }

@@ -243,7 +243,10 @@ impl SledCallStore {
             if !self.tree().contains_key(&wi)? {
                 b.insert(keys::outbox(e.seq), encode(&e)?);
                 if e.is_pending() {
-                    b.insert(keys::outbox_pending(e.seq), &[][..]);
+                    b.insert(
+                        keys::outbox_pending(e.seq),
+                        &keys::pending_value(e.next_attempt_ms, e.created_ms)[..],
+                    );
                 }
                 b.insert(wi, &e.seq.to_be_bytes()[..]);
                 enqueued = Some(e.seq);

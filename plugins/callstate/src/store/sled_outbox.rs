@@ -27,44 +27,50 @@ impl SledCallStore {
             .and_then(|v| keys::tail_u64(&v)))
     }
 
-    /// Pending entries in seq order; the scan covers the pending index only.
-    fn for_each_pending(&self, mut f: impl FnMut(OutboxEntry) -> bool) -> Result<(), StoreError> {
-        for item in self.tree().scan_prefix(keys::OUTBOX_PENDING) {
-            let (k, _) = item?;
-            let Some(seq) = keys::tail_u64(&k) else {
-                continue;
-            };
-            let Some(e) = self.outbox_get(seq)? else {
-                continue;
-            };
-            if e.is_pending() && !f(e) {
-                break;
-            }
-        }
-        Ok(())
-    }
-
     pub fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
         }
-        self.for_each_pending(|e| {
-            if e.next_attempt_ms <= now_ms {
-                out.push(e);
+        for item in self.tree().scan_prefix(keys::OUTBOX_PENDING) {
+            let (k, v) = item?;
+            // Not due yet: skipped from the index value alone.
+            if keys::parse_pending_value(&v).is_some_and(|(next, _)| next > now_ms) {
+                continue;
             }
-            out.len() < limit
-        })?;
+            let Some(seq) = keys::tail_u64(&k) else {
+                continue;
+            };
+            if let Some(e) = self.outbox_get(seq)? {
+                if e.is_pending() && e.next_attempt_ms <= now_ms {
+                    out.push(e);
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+        }
         Ok(out)
     }
 
+    /// Pending count and the oldest pending `created_ms`, from the pending index only.
     pub fn outbox_stats(&self) -> Result<(u64, Option<u64>), StoreError> {
         let (mut n, mut oldest) = (0u64, None::<u64>);
-        self.for_each_pending(|e| {
-            n += 1;
-            oldest = Some(oldest.map_or(e.created_ms, |o| o.min(e.created_ms)));
-            true
-        })?;
+        for item in self.tree().scan_prefix(keys::OUTBOX_PENDING) {
+            let (k, v) = item?;
+            let created = match keys::parse_pending_value(&v) {
+                Some((_, c)) => Some(c),
+                None => match keys::tail_u64(&k).map(|seq| self.outbox_get(seq)) {
+                    Some(Ok(Some(e))) if e.is_pending() => Some(e.created_ms),
+                    Some(Err(e)) => return Err(e),
+                    _ => None,
+                },
+            };
+            if let Some(c) = created {
+                n += 1;
+                oldest = Some(oldest.map_or(c, |o| o.min(c)));
+            }
+        }
         Ok((n, oldest))
     }
 
@@ -89,7 +95,10 @@ impl SledCallStore {
         let mut b = Batch::default();
         b.insert(keys::outbox(e.seq), encode(e)?);
         if e.is_pending() {
-            b.insert(keys::outbox_pending(e.seq), &[][..]);
+            b.insert(
+                keys::outbox_pending(e.seq),
+                &keys::pending_value(e.next_attempt_ms, e.created_ms)[..],
+            );
         } else {
             b.remove(keys::outbox_pending(e.seq));
         }

@@ -120,14 +120,21 @@ fn write_policies(src: &Path, dst: &Path, sim_url: &str, sink_url: &str, mode: &
         .replace(
             "max_duration_seconds = 3600",
             "max_duration_seconds = 86400",
+        )
+        // The load generator is one address hammering the browser endpoints.
+        .replace(
+            "[calls]",
+            "[limits]\nper_ip_requests_per_second = 1000000\n\n[calls]",
         );
     std::fs::write(dst.join("gateway.toml"), gw).unwrap();
     let acme = std::fs::read_to_string(dst.join("tenants/acme.toml")).unwrap();
-    std::fs::write(
-        dst.join("tenants/acme.toml"),
-        acme.replace("http://127.0.0.1:8090/c2c/webhook", sink_url),
-    )
-    .unwrap();
+    let acme = acme
+        .replace("http://127.0.0.1:8090/c2c/webhook", sink_url)
+        .replace(
+            "[dlt]",
+            "[limits]\nrequests_per_second = 100000\nmax_concurrent_calls = 1000000\n\n[dlt]",
+        );
+    std::fs::write(dst.join("tenants/acme.toml"), acme).unwrap();
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -2,14 +2,19 @@
 //!
 //! ```text
 //! livekit-sim --listen 127.0.0.1:7880 --api-key devkey --api-secret secret \
-//!     [--webhook-url http://127.0.0.1:8080/webhooks/livekit] [--scenarios calls.toml]
+//!     [--webhook-url http://127.0.0.1:8080/webhooks/livekit] [--scenarios calls.toml] \
+//!     [--sip-outbound udp:127.0.0.1:5060 [--sip-local-ip 127.0.0.1]]
 //! ```
+//!
+//! With `--sip-outbound`, CreateSIPParticipant places a real SIP call to that
+//! trunk address instead of playing a scenario.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use livekit_sim::{ScenarioFile, SimConfig, Simulator};
+use livekit_sim::{ScenarioFile, SimConfig, Simulator, SipOutbound};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -41,6 +46,16 @@ struct Args {
     /// Most simultaneous `/rtc` signalling WebSocket sessions.
     #[arg(long, default_value_t = 256)]
     max_rtc_sessions: usize,
+    /// Dial real SIP: send every CreateSIPParticipant as an INVITE to this trunk
+    /// address, `udp:IP:PORT` or `tcp:IP:PORT` (scenarios are then not used).
+    #[arg(long, value_name = "TRANSPORT:IP:PORT")]
+    sip_outbound: Option<SipOutbound>,
+    /// Local address to send SIP from (and put in Via/Contact/SDP).
+    #[arg(long, requires = "sip_outbound")]
+    sip_local_ip: Option<IpAddr>,
+    /// Most SIP calls tracked at once when dialling real SIP.
+    #[arg(long, default_value_t = 1024)]
+    max_sip_calls: usize,
 }
 
 #[tokio::main]
@@ -68,6 +83,13 @@ async fn run(args: Args) -> Result<(), livekit_sim::SimError> {
     config.limits.max_rooms = args.max_rooms;
     config.limits.max_connections = args.max_connections;
     config.limits.max_rtc_sessions = args.max_rtc_sessions;
+    config.limits.max_sip_calls = args.max_sip_calls;
+    if let Some(mut outbound) = args.sip_outbound {
+        if let Some(ip) = args.sip_local_ip {
+            outbound.local_ip = ip;
+        }
+        config.sip_outbound = Some(outbound);
+    }
     if let Some(path) = args.scenarios {
         let file = ScenarioFile::load(&path)?;
         if let Some(default) = file.default {

@@ -1,0 +1,139 @@
+//! The SIP edge as a service of the gateway process: LiveKit's outbound trunks point at
+//! it, it forwards to each tenant's carrier (adding the dial prefix, enforcing DLT a
+//! second time), and what it sees becomes call events: the exact SIP code on the call
+//! record, and with `answer_detection = "sip"` the answer and the end of the call.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use c2c_callstate::CallEvent;
+use c2c_sip::{AllowedRegion, Cidr, SipConfig, SipEdge, SipObserver};
+use c2c_tenancy::{AnswerDetection, Policy};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::sync::mpsc;
+
+use crate::app::App;
+
+/// Call events from the SIP edge waiting to be applied. Observers must never block
+/// the SIP path: beyond this many, events are dropped (and counted in the log).
+const EVENT_QUEUE: usize = 4096;
+
+/// Turns SIP observations into call events on a bounded queue.
+struct Observer {
+    tx: mpsc::Sender<(String, CallEvent)>,
+    sip_mode: bool,
+}
+
+impl Observer {
+    fn send(&self, call_id: &str, ev: CallEvent) {
+        if self.tx.try_send((call_id.to_string(), ev)).is_err() {
+            tracing::warn!("SIP event queue full; event dropped (polling/webhooks still apply)");
+        }
+    }
+}
+
+impl SipObserver for Observer {
+    fn on_response(&self, call_id: &str, code: u16) {
+        match code {
+            180 | 183 if self.sip_mode => self.send(call_id, CallEvent::Ringing),
+            300.. => self.send(call_id, CallEvent::SipCode { code }),
+            _ => {}
+        }
+    }
+
+    fn on_answer(&self, call_id: &str) {
+        if self.sip_mode {
+            self.send(call_id, CallEvent::Answered);
+        }
+    }
+
+    fn on_end(&self, call_id: &str, code: Option<u16>) {
+        if let Some(code) = code {
+            self.send(call_id, CallEvent::SipCode { code });
+        }
+        if self.sip_mode {
+            self.send(
+                call_id,
+                CallEvent::CustomerLeft {
+                    sip_code: code,
+                    disconnect_reason: None,
+                },
+            );
+        }
+    }
+}
+
+/// The SIP edge configuration from policy.
+pub fn config(listen: SocketAddr, policy: &Policy) -> Result<SipConfig, String> {
+    let mut c = SipConfig::new(listen);
+    for r in &policy.gateway.regions {
+        let sources = r
+            .sip_sources
+            .iter()
+            .map(|s| s.parse::<Cidr>().map_err(|e| format!("regions {} sip_sources: {e}", r.name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        c.allow.push(AllowedRegion {
+            region: r.name.clone(),
+            sources,
+        });
+    }
+    Ok(c)
+}
+
+pub struct SipService {
+    pub app: Arc<App>,
+    pub listen: SocketAddr,
+}
+
+#[async_trait]
+impl BackgroundService for SipService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let policy = self.app.policy.get();
+        let cfg = match config(self.listen, &policy) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "SIP edge not started");
+                return;
+            }
+        };
+        let (tx, mut rx) = mpsc::channel(EVENT_QUEUE);
+        let observer = Arc::new(Observer {
+            tx,
+            sip_mode: policy.gateway.answer_detection == AnswerDetection::Sip,
+        });
+        let handle = self.app.policy.clone();
+        let source: Arc<dyn c2c_sip::PolicySource> = Arc::new(move || handle.get());
+        let edge = match SipEdge::start(
+            cfg,
+            source,
+            self.app.dlt.clone(),
+            observer,
+            &self.app.registry,
+            shutdown.clone(),
+        )
+        .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, listen = %self.listen, "SIP edge failed to start");
+                return;
+            }
+        };
+        tracing::info!(udp = %edge.udp_addr(), tcp = %edge.tcp_addr(), "SIP edge listening");
+        let app = self.app.clone();
+        let applier = tokio::spawn(async move {
+            while let Some((call_id, ev)) = rx.recv().await {
+                if !c2c_callstate::is_valid_call_id(&call_id) {
+                    continue;
+                }
+                if let Err(e) = crate::calls::apply(&app, &call_id, ev).await {
+                    tracing::debug!(error = %e, "SIP event not applied");
+                }
+            }
+        });
+        edge.stopped().await;
+        applier.abort();
+    }
+}
