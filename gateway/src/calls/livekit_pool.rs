@@ -135,6 +135,12 @@ fn start_sim(
     conf.listen = cfg.listen.clone();
     conf.webhook_url = webhook_url;
     conf.sip_disconnect_code_attribute = cfg.sip_disconnect_code_attribute;
+    if let Some(out) = &cfg.sip_outbound {
+        conf.sip_outbound = Some(
+            out.parse::<livekit_sim::SipOutbound>()
+                .map_err(|e| format!("simulator.sip_outbound {out:?}: {e}"))?,
+        );
+    }
     let handle = rt
         .block_on(livekit_sim::Simulator::start(conf))
         .map_err(|e| format!("cannot start the LiveKit simulator on {}: {e}", cfg.listen))?;

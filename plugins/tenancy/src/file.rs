@@ -56,6 +56,7 @@ pub struct TlsSection {
 pub struct SimulatorSection {
     pub listen: Option<String>,
     pub sip_disconnect_code_attribute: Option<bool>,
+    pub sip_outbound: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -451,6 +451,7 @@ fn gateway_config(
                 .simulator
                 .sip_disconnect_code_attribute
                 .unwrap_or(false),
+            sip_outbound: f.simulator.sip_outbound.clone(),
         },
         per_ip_rps: {
             let v = f.limits.per_ip_requests_per_second.unwrap_or(50);

@@ -66,6 +66,9 @@ pub struct SimulatorConfig {
     /// Put `sip.disconnectCode` on departed SIP participants, as the seed's LiveKit
     /// setup reports in `participant_left` webhooks.
     pub sip_disconnect_code_attribute: bool,
+    /// Dial SIP for real through this proxy (`udp:127.0.0.1:5060`), as LiveKit SIP
+    /// with an outbound trunk pointing at the gateway's SIP edge; else scripted calls.
+    pub sip_outbound: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

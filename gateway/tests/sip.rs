@@ -1,0 +1,153 @@
+//! End to end through the SIP edge: click2call -> connect -> the LiveKit simulator sends
+//! a real INVITE -> the gateway's SIP edge (prefix, DLT, observation) -> sipp as the
+//! carrier. Answer detection `sip`: the 200 OK is the answer, BYE / final the end.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::sink::Sink;
+use common::*;
+use serde_json::json;
+
+const NUMBER: &str = "9876543210";
+const T: Duration = Duration::from_secs(20);
+
+fn scenarios() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/sip/tests/scenarios")
+}
+
+fn free_udp_port() -> u16 {
+    // UDP and TCP on the same port: probe both.
+    loop {
+        let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = t.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+struct SipEnv {
+    _p: Policies,
+    _data: tempfile::TempDir,
+    gw: Gateway,
+    sink: Sink,
+    carrier_port: u16,
+    dir: tempfile::TempDir,
+}
+
+async fn start() -> SipEnv {
+    let sink = Sink::start().await;
+    let sip_port = free_udp_port();
+    let carrier_port = free_udp_port();
+    let p = common::calls::fast_policies("sip", &sink.url, free_port());
+    p.edit("gateway.toml", "sip_disconnect_code_attribute = false", &format!("sip_disconnect_code_attribute = false\nsip_outbound = \"udp:127.0.0.1:{sip_port}\""));
+    p.edit("tenants/acme.toml", "carrier = \"sip:127.0.0.1:5080\"", &format!("carrier = \"sip:127.0.0.1:{carrier_port}\""));
+    let data = tempfile::tempdir().unwrap();
+    let sip_listen = format!("127.0.0.1:{sip_port}");
+    let gw = Gateway::start_with_env(p.path(), data.path(), &[("C2C_SIP_LISTEN", sip_listen.as_str())]);
+    SipEnv { _p: p, _data: data, gw, sink, carrier_port, dir: tempfile::tempdir().unwrap() }
+}
+
+/// sipp as the carrier, running one call of `scenario`.
+fn carrier(env: &SipEnv, scenario: &str, code: Option<(u16, &str)>) -> tokio::process::Child {
+    let mut path = scenarios().join(scenario);
+    if let Some((c, reason)) = code {
+        let text = std::fs::read_to_string(&path).unwrap().replace("@CODE@", &c.to_string()).replace("@REASON@", reason);
+        path = env.dir.path().join(format!("{c}-{scenario}"));
+        std::fs::write(&path, text).unwrap();
+    }
+    tokio::process::Command::new("sipp")
+        .args(["-sf"])
+        .arg(&path)
+        .args(["-i", "127.0.0.1", "-p", &env.carrier_port.to_string(), "-t", "u1"])
+        .args(["-nostdin", "-trace_err", "-timeout", "30", "-timeout_error", "-m", "1"])
+        .current_dir(env.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp (apt-get install sip-tester)")
+}
+
+async fn sipp_ok(mut child: tokio::process::Child, env: &SipEnv) {
+    let status = tokio::time::timeout(Duration::from_secs(40), child.wait()).await.expect("sipp finished").unwrap();
+    if !status.success() {
+        let mut errs = String::new();
+        for e in std::fs::read_dir(env.dir.path()).unwrap().flatten() {
+            if e.file_name().to_string_lossy().ends_with("errors.log") {
+                errs.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        panic!("carrier sipp failed: {status:?}\n{errs}\n--- gateway ---\n{}", env.gw.log_text());
+    }
+}
+
+async fn call(env: &SipEnv, c: &reqwest::Client) -> String {
+    let r = c
+        .post(env.gw.url("/api/c2c/click2call"))
+        .header("x-api-key", ACME_KEY)
+        .json(&json!({"case_id": "k", "customer_number": NUMBER, "agent_id": "agent-42", "customer_crm_id": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = json(r).await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["call_id"].as_str().unwrap().to_string();
+    let (s, v) = json(c.post(env.gw.url(&format!("/api/c2c/calls/{id}/connect"))).send().await.unwrap()).await;
+    assert_eq!(s, 200, "{v}");
+    id
+}
+
+async fn wait_status(env: &SipEnv, c: &reqwest::Client, id: &str, status: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let v: serde_json::Value = c.get(env.gw.url(&format!("/api/c2c/calls/{id}"))).send().await.unwrap().json().await.unwrap();
+        if v["status"] == status {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "never {status}: {v}\n{}", env.gw.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_through_the_sip_edge_then_agent_hangup() {
+    let env = start().await;
+    let c = client();
+    // The carrier checks the prefixed Request-URI and To, and expects our BYE.
+    let sipp = carrier(&env, "uas_answer.xml", None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = call(&env, &c).await;
+    let v = wait_status(&env, &c, &id, "ACTIVE").await;
+    assert_eq!(v["connected"], true);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (s, _) = json(c.post(env.gw.url(&format!("/api/c2c/calls/{id}/hangup"))).send().await.unwrap()).await;
+    assert_eq!(s, 200);
+    sipp_ok(sipp, &env).await;
+    assert!(eventually(T, || async { !env.sink.for_call(&id).is_empty() }).await);
+    let w = &env.sink.for_call(&id)[0];
+    assert_eq!(w.body["call_status"], "ANSWERED");
+    assert_eq!(w.body["phone_to"], NUMBER);
+    let m = c.get(env.gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("c2c_sip_responses_total{code=\"200\",trunk=\"airtel-mum\"} 1"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_carrier_gives_the_exact_code_on_the_record() {
+    let env = start().await;
+    let c = client();
+    let sipp = carrier(&env, "uas_fail.xml", Some((486, "Busy Here")));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = call(&env, &c).await;
+    let v = wait_status(&env, &c, &id, "ENDED").await;
+    assert_eq!(v["call_status"], "NOT_ANSWERED", "{v}");
+    assert_eq!(v["sip_disconnect_code"], 486, "{v}");
+    sipp_ok(sipp, &env).await;
+    let m = c.get(env.gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("c2c_sip_responses_total{code=\"486\",trunk=\"airtel-mum\"} 1"), "{m}");
+}
