@@ -17,6 +17,9 @@ use pingora::lb::selection::RoundRobin;
 use pingora::lb::{Backend, LoadBalancer};
 use pingora::services::background::{background_service, GenBackgroundService};
 
+/// A region's load balancer run as a Pingora background service (its health checks).
+pub type HealthCheckService = GenBackgroundService<LoadBalancer<RoundRobin>>;
+
 /// One upstream of a region.
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -97,7 +100,7 @@ impl Regions {
     pub fn build(
         policy: &Policy,
         metrics: &GatewayMetrics,
-    ) -> Result<(Self, Vec<GenBackgroundService<LoadBalancer<RoundRobin>>>), String> {
+    ) -> Result<(Self, Vec<HealthCheckService>), String> {
         let mut regions = HashMap::new();
         let mut services = Vec::new();
         for r in &policy.gateway.regions {

@@ -257,7 +257,12 @@ impl ProxyHttp for GatewayProxy {
 
     /// Proxy failures (no healthy upstream, LiveKit unreachable) answer in the gateway's
     /// one JSON error shape instead of Pingora's empty error page.
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut GatewayCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut GatewayCtx,
+    ) -> FailToProxy {
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             _ => match e.esource() {

@@ -4,13 +4,11 @@ use std::sync::Arc;
 
 use c2c_dlt::DltRegistry;
 use c2c_metrics::GatewayMetrics;
-use pingora::lb::selection::RoundRobin;
-use pingora::lb::LoadBalancer;
 use pingora::listeners::tls::TlsSettings;
 use pingora::proxy::http_proxy_service;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
-use pingora::services::background::{background_service, GenBackgroundService};
+use pingora::services::background::background_service;
 
 use c2c_callstate::SledCallStore;
 use c2c_tenancy::AnswerDetection;
@@ -29,7 +27,7 @@ pub struct Prepared {
     pub app: Arc<App>,
     pub listen: String,
     /// One active health-check service per LiveKit region.
-    pub health_checks: Vec<GenBackgroundService<LoadBalancer<RoundRobin>>>,
+    pub health_checks: Vec<crate::edge::HealthCheckService>,
 }
 
 /// Loads policy and opens the store. Errors are start-up errors: printed, exit 1.

@@ -68,11 +68,18 @@ impl SipObserver for Observer {
 /// The SIP edge configuration from policy.
 pub fn config(listen: SocketAddr, policy: &Policy) -> Result<SipConfig, String> {
     let mut c = SipConfig::new(listen);
+    let k = policy.gateway.sip;
+    c.calls.default.calls_per_second = k.calls_per_second;
+    c.calls.default.max_concurrent = k.max_concurrent_calls;
+    c.max_transactions = k.max_transactions;
     for r in &policy.gateway.regions {
         let sources = r
             .sip_sources
             .iter()
-            .map(|s| s.parse::<Cidr>().map_err(|e| format!("regions {} sip_sources: {e}", r.name)))
+            .map(|s| {
+                s.parse::<Cidr>()
+                    .map_err(|e| format!("regions {} sip_sources: {e}", r.name))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         c.allow.push(AllowedRegion {
             region: r.name.clone(),

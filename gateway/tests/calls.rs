@@ -710,12 +710,23 @@ async fn the_agent_joins_through_the_gateway_with_the_click2call_answer() {
     assert_eq!(s, 200, "{v}");
     // ws_url is the gateway, not LiveKit.
     assert_eq!(v["ws_url"], env.gw.base.replace("http://", "ws://"));
-    let url = format!("{}/rtc?access_token={}", v["ws_url"].as_str().unwrap(), v["token"].as_str().unwrap());
+    let url = format!(
+        "{}/rtc?access_token={}",
+        v["ws_url"].as_str().unwrap(),
+        v["token"].as_str().unwrap()
+    );
     let (mut ws, _) = match tokio_tungstenite::connect_async(url).await {
         Ok(x) => x,
-        Err(e) => panic!("agent join through the gateway failed: {e:?}\n{}", env.gw.log_text()),
+        Err(e) => panic!(
+            "agent join through the gateway failed: {e:?}\n{}",
+            env.gw.log_text()
+        ),
     };
-    let _join = tokio::time::timeout(T, ws.next()).await.unwrap().unwrap().unwrap();
+    let _join = tokio::time::timeout(T, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     // The agent is in the room as LiveKit sees it; /connect dials, the call is answered.
     let call_id = v["call_id"].as_str().unwrap().to_string();
     let (s, _) = env.post(&format!("/api/c2c/calls/{call_id}/connect")).await;

@@ -38,18 +38,33 @@ async fn edge(extra_gateway: &str, acme_limits: &str) -> Edge {
         &format!("upstreams = [\"http://127.0.0.1:{}\"]", p.sim_port),
         &format!("upstreams = [\"{}\", \"{}\"]", a.url(), b.url()),
     );
-    p.edit("gateway.toml", "upstreams = [\"http://127.0.0.1:7881\"]", &format!("upstreams = [\"{}\"]", c.url()));
+    p.edit(
+        "gateway.toml",
+        "upstreams = [\"http://127.0.0.1:7881\"]",
+        &format!("upstreams = [\"{}\"]", c.url()),
+    );
     p.edit(
         "gateway.toml",
         "[calls]",
         &format!("[limits]\nhealth_check_interval_ms = 200\n{extra_gateway}\n\n[calls]"),
     );
     if !acme_limits.is_empty() {
-        p.edit("tenants/acme.toml", "[dlt]", &format!("[limits]\n{acme_limits}\n\n[dlt]"));
+        p.edit(
+            "tenants/acme.toml",
+            "[dlt]",
+            &format!("[limits]\n{acme_limits}\n\n[dlt]"),
+        );
     }
     let data = tempfile::tempdir().unwrap();
     let gw = Gateway::start(p.path(), data.path());
-    Edge { _p: p, _data: data, gw, a, b, c }
+    Edge {
+        _p: p,
+        _data: data,
+        gw,
+        a,
+        b,
+        c,
+    }
 }
 
 fn token(room: &str, ttl: Duration) -> String {
@@ -57,18 +72,33 @@ fn token(room: &str, ttl: Duration) -> String {
 }
 
 fn ws_url(gw: &Gateway, tok: &str) -> String {
-    format!("ws://127.0.0.1:{}/rtc?access_token={tok}&auto_subscribe=1", gw.port)
+    format!(
+        "ws://127.0.0.1:{}/rtc?access_token={tok}&auto_subscribe=1",
+        gw.port
+    )
 }
 
 /// Opens a signalling session through the gateway and checks frames both ways.
 async fn session(gw: &Gateway, room: &str) {
-    let (mut ws, resp) = tokio_tungstenite::connect_async(ws_url(gw, &token(room, T))).await.expect("ws connect");
+    let (mut ws, resp) = tokio_tungstenite::connect_async(ws_url(gw, &token(room, T)))
+        .await
+        .expect("ws connect");
     assert_eq!(resp.status(), 101);
     // LiveKit speaks first: the JoinResponse.
-    let first = tokio::time::timeout(T, ws.next()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(T, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(matches!(first, Message::Binary(_)), "{first:?}");
-    ws.send(Message::Text("ping from the browser".into())).await.unwrap();
-    let echo = tokio::time::timeout(T, ws.next()).await.unwrap().unwrap().unwrap();
+    ws.send(Message::Text("ping from the browser".into()))
+        .await
+        .unwrap();
+    let echo = tokio::time::timeout(T, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(echo, Message::Text("ping from the browser".into()));
     ws.close(None).await.ok();
 }
@@ -82,7 +112,11 @@ async fn websocket_frames_flow_both_ways_to_a_token_checking_upstream() {
     let e = edge("", "").await;
     session(&e.gw, "c2c-0123456789abcdef0123456789abcdef").await;
     assert_eq!(upgrades(&e.a) + upgrades(&e.b), 1);
-    assert_eq!(upgrades(&e.c), 0, "fallback region used while the primary is healthy");
+    assert_eq!(
+        upgrades(&e.c),
+        0,
+        "fallback region used while the primary is healthy"
+    );
     // /rtc/validate (plain HTTP) goes through too.
     let r = client()
         .get(e.gw.url(&format!("/rtc/validate?access_token={}", token("r1", T))))
@@ -95,21 +129,41 @@ async fn websocket_frames_flow_both_ways_to_a_token_checking_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_expired_tokens_get_401_and_never_reach_an_upstream() {
     let e = edge("", "").await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let expired = livekit_sim::jwt::sign_hs256(
         &json!({"iss": KEY, "sub": "agent-42", "nbf": now - 7200, "exp": now - 3600, "video": {"roomJoin": true, "room": "r"}}),
         SECRET,
     )
     .unwrap();
-    let forged = c2c_livekit::token::agent_token(KEY, "not-the-secret-0123456789abcdef", "r", "agent-42", T).unwrap();
-    let stranger = c2c_livekit::token::agent_token("APIstranger", SECRET, "r", "agent-42", T).unwrap();
-    for tok in [expired.as_str(), forged.as_str(), stranger.as_str(), "garbage", ""] {
-        let err = tokio_tungstenite::connect_async(ws_url(&e.gw, tok)).await.expect_err("must be refused");
+    let forged =
+        c2c_livekit::token::agent_token(KEY, "not-the-secret-0123456789abcdef", "r", "agent-42", T)
+            .unwrap();
+    let stranger =
+        c2c_livekit::token::agent_token("APIstranger", SECRET, "r", "agent-42", T).unwrap();
+    for tok in [
+        expired.as_str(),
+        forged.as_str(),
+        stranger.as_str(),
+        "garbage",
+        "",
+    ] {
+        let err = tokio_tungstenite::connect_async(ws_url(&e.gw, tok))
+            .await
+            .expect_err("must be refused");
         match err {
-            tokio_tungstenite::tungstenite::Error::Http(resp) => assert_eq!(resp.status(), 401, "{tok}"),
+            tokio_tungstenite::tungstenite::Error::Http(resp) => {
+                assert_eq!(resp.status(), 401, "{tok}")
+            }
             other => panic!("unexpected {other:?}"),
         }
-        let r = client().get(e.gw.url(&format!("/rtc/validate?access_token={tok}"))).send().await.unwrap();
+        let r = client()
+            .get(e.gw.url(&format!("/rtc/validate?access_token={tok}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401);
         let r = client()
             .post(e.gw.url("/twirp/livekit.RoomService/ListRooms"))
@@ -148,10 +202,25 @@ async fn a_killed_upstream_is_skipped_and_a_dead_region_falls_back() {
         session(&e.gw, &format!("r-fallback-{i}")).await;
     }
     assert_eq!(upgrades(&e.c), 3);
-    let m = client().get(e.gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let m = client()
+        .get(e.gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let a_host = e.a.url().trim_start_matches("http://").to_string();
-    assert!(m.contains(&format!("c2c_upstream_healthy{{region=\"singapore\",upstream=\"{a_host}\"}} 0")), "{m}");
-    assert!(m.contains("c2c_proxied_requests_total{region=\"mumbai\""), "{m}");
+    assert!(
+        m.contains(&format!(
+            "c2c_upstream_healthy{{region=\"singapore\",upstream=\"{a_host}\"}} 0"
+        )),
+        "{m}"
+    );
+    assert!(
+        m.contains("c2c_proxied_requests_total{region=\"mumbai\""),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,28 +229,51 @@ async fn twirp_passes_through_for_the_official_server_sdk() {
     // livekit-api's RoomClient, pointed at the gateway instead of LiveKit.
     let rooms = livekit_api::services::room::RoomClient::with_api_key(&e.gw.base, KEY, SECRET);
     let created = rooms
-        .create_room("sdk-room", livekit_api::services::room::CreateRoomOptions::default())
+        .create_room(
+            "sdk-room",
+            livekit_api::services::room::CreateRoomOptions::default(),
+        )
         .await
         .expect("CreateRoom through the gateway");
     assert_eq!(created.name, "sdk-room");
     // Each simulator is its own LiveKit node (no shared cluster state), and requests are
     // balanced across the region: the room is on one of them.
-    rooms.list_rooms(vec![]).await.expect("ListRooms through the gateway");
-    assert!(e.a.rooms().iter().chain(e.b.rooms().iter()).any(|r| r.name == "sdk-room"));
+    rooms
+        .list_rooms(vec![])
+        .await
+        .expect("ListRooms through the gateway");
+    assert!(e
+        .a
+        .rooms()
+        .iter()
+        .chain(e.b.rooms().iter())
+        .any(|r| r.name == "sdk-room"));
     assert!(e.a.stats().requests + e.b.stats().requests >= 2);
     // A wrong secret never gets through.
-    let bad = livekit_api::services::room::RoomClient::with_api_key(&e.gw.base, KEY, "wrong-secret-0123456789abcdef01234567");
+    let bad = livekit_api::services::room::RoomClient::with_api_key(
+        &e.gw.base,
+        KEY,
+        "wrong-secret-0123456789abcdef01234567",
+    );
     assert!(bad.list_rooms(vec![]).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_answer_429_with_retry_after() {
-    let e = edge("per_ip_requests_per_second = 5", "requests_per_second = 3\nmax_concurrent_calls = 1").await;
+    let e = edge(
+        "per_ip_requests_per_second = 5",
+        "requests_per_second = 3\nmax_concurrent_calls = 1",
+    )
+    .await;
     let c = client();
     // Per source address on unauthenticated paths.
     let mut limited = None;
     for _ in 0..20 {
-        let r = c.get(e.gw.url("/api/c2c/calls/c2c_00000000000000000000000000000000")).send().await.unwrap();
+        let r = c
+            .get(e.gw.url("/api/c2c/calls/c2c_00000000000000000000000000000000"))
+            .send()
+            .await
+            .unwrap();
         if r.status() == 429 {
             limited = Some(r);
             break;
@@ -204,7 +296,10 @@ async fn limits_answer_429_with_retry_after() {
             .unwrap();
         statuses.push(r.status().as_u16());
     }
-    assert!(statuses.contains(&200) && statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses.contains(&200) && statuses.contains(&429),
+        "{statuses:?}"
+    );
     // Concurrent calls per tenant.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let click = || {
@@ -219,7 +314,14 @@ async fn limits_answer_429_with_retry_after() {
     assert_eq!(r.headers()["retry-after"], "5");
     let (s, v) = json(r).await;
     assert_eq!((s, error_code(&v)), (429, "concurrent_call_limit"));
-    let m = c.get(e.gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let m = c
+        .get(e.gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for kind in ["ip_rate", "tenant_rate", "concurrent_calls"] {
         assert!(m.contains(&format!("kind=\"{kind}\"")), "{kind}: {m}");
     }
@@ -230,7 +332,11 @@ async fn tls_listener_serves_http1_and_http2() {
     let p = Policies::example();
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(p.path().join("secrets/tls.crt"), cert.cert.pem()).unwrap();
-    std::fs::write(p.path().join("secrets/tls.key"), cert.signing_key.serialize_pem()).unwrap();
+    std::fs::write(
+        p.path().join("secrets/tls.key"),
+        cert.signing_key.serialize_pem(),
+    )
+    .unwrap();
     let tls_port = free_port();
     p.edit(
         "gateway.toml",
@@ -246,10 +352,25 @@ async fn tls_listener_serves_http1_and_http2() {
             .add_root_certificate(root.clone())
             .tls_backend_rustls()
             .resolve("localhost", ([127, 0, 0, 1], tls_port).into());
-        b = if h2 { b.http2_prior_knowledge() } else { b.http1_only() };
+        b = if h2 {
+            b.http2_prior_knowledge()
+        } else {
+            b.http1_only()
+        };
         let c = b.build().unwrap();
-        let r = c.get(format!("https://localhost:{tls_port}/livez")).send().await.unwrap();
+        let r = c
+            .get(format!("https://localhost:{tls_port}/livez"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
-        assert_eq!(r.version(), if h2 { reqwest::Version::HTTP_2 } else { reqwest::Version::HTTP_11 });
+        assert_eq!(
+            r.version(),
+            if h2 {
+                reqwest::Version::HTTP_2
+            } else {
+                reqwest::Version::HTTP_11
+            }
+        );
     }
 }

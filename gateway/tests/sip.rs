@@ -44,27 +44,66 @@ async fn start() -> SipEnv {
     let sip_port = free_udp_port();
     let carrier_port = free_udp_port();
     let p = common::calls::fast_policies("sip", &sink.url, free_port());
-    p.edit("gateway.toml", "sip_disconnect_code_attribute = false", &format!("sip_disconnect_code_attribute = false\nsip_outbound = \"udp:127.0.0.1:{sip_port}\""));
-    p.edit("tenants/acme.toml", "carrier = \"sip:127.0.0.1:5080\"", &format!("carrier = \"sip:127.0.0.1:{carrier_port}\""));
+    p.edit(
+        "gateway.toml",
+        "sip_disconnect_code_attribute = false",
+        &format!(
+            "sip_disconnect_code_attribute = false\nsip_outbound = \"udp:127.0.0.1:{sip_port}\""
+        ),
+    );
+    p.edit(
+        "tenants/acme.toml",
+        "carrier = \"sip:127.0.0.1:5080\"",
+        &format!("carrier = \"sip:127.0.0.1:{carrier_port}\""),
+    );
     let data = tempfile::tempdir().unwrap();
     let sip_listen = format!("127.0.0.1:{sip_port}");
-    let gw = Gateway::start_with_env(p.path(), data.path(), &[("C2C_SIP_LISTEN", sip_listen.as_str())]);
-    SipEnv { _p: p, _data: data, gw, sink, carrier_port, dir: tempfile::tempdir().unwrap() }
+    let gw = Gateway::start_with_env(
+        p.path(),
+        data.path(),
+        &[("C2C_SIP_LISTEN", sip_listen.as_str())],
+    );
+    SipEnv {
+        _p: p,
+        _data: data,
+        gw,
+        sink,
+        carrier_port,
+        dir: tempfile::tempdir().unwrap(),
+    }
 }
 
 /// sipp as the carrier, running one call of `scenario`.
 fn carrier(env: &SipEnv, scenario: &str, code: Option<(u16, &str)>) -> tokio::process::Child {
     let mut path = scenarios().join(scenario);
     if let Some((c, reason)) = code {
-        let text = std::fs::read_to_string(&path).unwrap().replace("@CODE@", &c.to_string()).replace("@REASON@", reason);
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("@CODE@", &c.to_string())
+            .replace("@REASON@", reason);
         path = env.dir.path().join(format!("{c}-{scenario}"));
         std::fs::write(&path, text).unwrap();
     }
     tokio::process::Command::new("sipp")
         .args(["-sf"])
         .arg(&path)
-        .args(["-i", "127.0.0.1", "-p", &env.carrier_port.to_string(), "-t", "u1"])
-        .args(["-nostdin", "-trace_err", "-timeout", "30", "-timeout_error", "-m", "1"])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &env.carrier_port.to_string(),
+            "-t",
+            "u1",
+        ])
+        .args([
+            "-nostdin",
+            "-trace_err",
+            "-timeout",
+            "30",
+            "-timeout_error",
+            "-m",
+            "1",
+        ])
         .current_dir(env.dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -75,7 +114,10 @@ fn carrier(env: &SipEnv, scenario: &str, code: Option<(u16, &str)>) -> tokio::pr
 }
 
 async fn sipp_ok(mut child: tokio::process::Child, env: &SipEnv) {
-    let status = tokio::time::timeout(Duration::from_secs(40), child.wait()).await.expect("sipp finished").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(40), child.wait())
+        .await
+        .expect("sipp finished")
+        .unwrap();
     if !status.success() {
         let mut errs = String::new();
         for e in std::fs::read_dir(env.dir.path()).unwrap().flatten() {
@@ -83,7 +125,10 @@ async fn sipp_ok(mut child: tokio::process::Child, env: &SipEnv) {
                 errs.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
             }
         }
-        panic!("carrier sipp failed: {status:?}\n{errs}\n--- gateway ---\n{}", env.gw.log_text());
+        panic!(
+            "carrier sipp failed: {status:?}\n{errs}\n--- gateway ---\n{}",
+            env.gw.log_text()
+        );
     }
 }
 
@@ -98,19 +143,41 @@ async fn call(env: &SipEnv, c: &reqwest::Client) -> String {
     let (s, v) = json(r).await;
     assert_eq!(s, 200, "{v}");
     let id = v["call_id"].as_str().unwrap().to_string();
-    let (s, v) = json(c.post(env.gw.url(&format!("/api/c2c/calls/{id}/connect"))).send().await.unwrap()).await;
+    let (s, v) = json(
+        c.post(env.gw.url(&format!("/api/c2c/calls/{id}/connect")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     id
 }
 
-async fn wait_status(env: &SipEnv, c: &reqwest::Client, id: &str, status: &str) -> serde_json::Value {
+async fn wait_status(
+    env: &SipEnv,
+    c: &reqwest::Client,
+    id: &str,
+    status: &str,
+) -> serde_json::Value {
     let deadline = std::time::Instant::now() + T;
     loop {
-        let v: serde_json::Value = c.get(env.gw.url(&format!("/api/c2c/calls/{id}"))).send().await.unwrap().json().await.unwrap();
+        let v: serde_json::Value = c
+            .get(env.gw.url(&format!("/api/c2c/calls/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if v["status"] == status {
             return v;
         }
-        assert!(std::time::Instant::now() < deadline, "never {status}: {v}\n{}", env.gw.log_text());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {status}: {v}\n{}",
+            env.gw.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -126,15 +193,31 @@ async fn answered_through_the_sip_edge_then_agent_hangup() {
     let v = wait_status(&env, &c, &id, "ACTIVE").await;
     assert_eq!(v["connected"], true);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (s, _) = json(c.post(env.gw.url(&format!("/api/c2c/calls/{id}/hangup"))).send().await.unwrap()).await;
+    let (s, _) = json(
+        c.post(env.gw.url(&format!("/api/c2c/calls/{id}/hangup")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 200);
     sipp_ok(sipp, &env).await;
     assert!(eventually(T, || async { !env.sink.for_call(&id).is_empty() }).await);
     let w = &env.sink.for_call(&id)[0];
     assert_eq!(w.body["call_status"], "ANSWERED");
     assert_eq!(w.body["phone_to"], NUMBER);
-    let m = c.get(env.gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(m.contains("c2c_sip_responses_total{code=\"200\",trunk=\"airtel-mum\"} 1"), "{m}");
+    let m = c
+        .get(env.gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("c2c_sip_responses_total{code=\"200\",trunk=\"airtel-mum\"} 1"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,6 +231,16 @@ async fn busy_carrier_gives_the_exact_code_on_the_record() {
     assert_eq!(v["call_status"], "NOT_ANSWERED", "{v}");
     assert_eq!(v["sip_disconnect_code"], 486, "{v}");
     sipp_ok(sipp, &env).await;
-    let m = c.get(env.gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(m.contains("c2c_sip_responses_total{code=\"486\",trunk=\"airtel-mum\"} 1"), "{m}");
+    let m = c
+        .get(env.gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("c2c_sip_responses_total{code=\"486\",trunk=\"airtel-mum\"} 1"),
+        "{m}"
+    );
 }

@@ -79,11 +79,7 @@ pub async fn set(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonRespon
     let tenant = policy
         .tenant(id)
         .ok_or_else(|| ApiError::not_found(format!("unknown tenant '{id}'")))?;
-    let key_id = ctx
-        .principal
-        .as_ref()
-        .map(|p| &*p.key_id)
-        .unwrap_or("-");
+    let key_id = ctx.principal.as_ref().map(|p| &*p.key_id).unwrap_or("-");
     let entry = app
         .dlt
         .set(

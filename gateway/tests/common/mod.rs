@@ -33,7 +33,10 @@ impl Policies {
     fn example_fixed() -> Self {
         let dir = tempfile::tempdir().unwrap();
         copy_tree(&example_policies(), dir.path());
-        let p = Self { dir, sim_port: 7880 };
+        let p = Self {
+            dir,
+            sim_port: 7880,
+        };
         // Fast shutdown in tests.
         p.edit(
             "gateway.toml",

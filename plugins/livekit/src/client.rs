@@ -274,11 +274,14 @@ impl LiveKitClient {
         call: &CallDial,
         wait_until_answered: bool,
     ) -> Result<DialedParticipant, LiveKitError> {
-        let headers: HashMap<String, String> =
-            [(CALL_ID_HEADER.to_owned(), call.call_id.clone())]
-                .into_iter()
-                .chain(call.tenant.iter().map(|t| (TENANT_HEADER.to_owned(), t.clone())))
-                .collect();
+        let headers: HashMap<String, String> = [(CALL_ID_HEADER.to_owned(), call.call_id.clone())]
+            .into_iter()
+            .chain(
+                call.tenant
+                    .iter()
+                    .map(|t| (TENANT_HEADER.to_owned(), t.clone())),
+            )
+            .collect();
         let info = self
             .sip
             .create_sip_participant(

@@ -27,6 +27,17 @@ pub struct GatewayFile {
     pub simulator: SimulatorSection,
     #[serde(default)]
     pub limits: GatewayLimitsSection,
+    #[serde(default)]
+    pub sip: SipSection,
+}
+
+/// `[sip]`: the SIP edge's per-tenant call caps and transaction table size.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipSection {
+    pub calls_per_second: Option<u32>,
+    pub max_concurrent_calls: Option<u32>,
+    pub max_transactions: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

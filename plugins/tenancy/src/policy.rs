@@ -49,6 +49,18 @@ pub struct GatewayConfig {
     /// Active health-check period of LiveKit upstreams.
     pub health_check_interval: Duration,
     pub tls: Option<TlsListener>,
+    pub sip: SipKnobs,
+}
+
+/// The SIP edge's caps (`[sip]` in gateway.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipKnobs {
+    /// New calls per second per tenant (503 + Retry-After beyond).
+    pub calls_per_second: u32,
+    /// Calls (early or confirmed) at once per tenant.
+    pub max_concurrent_calls: u32,
+    /// Open transactions; a completed one lingers 64*T1 (32 s) for retransmissions.
+    pub max_transactions: usize,
 }
 
 /// An optional TLS listener (HTTP/1.1 and HTTP/2).

@@ -282,3 +282,44 @@ fn tenant_keys_cannot_be_owner_keys() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn sip_caps_default_and_are_validated() {
+    let p = load_dir(&example_dir()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.gateway.sip.calls_per_second, 10);
+    assert_eq!(p.gateway.sip.max_concurrent_calls, 100);
+    assert_eq!(p.gateway.sip.max_transactions, 8192);
+
+    let d = copy_example();
+    edit(
+        d.path(),
+        "gateway.toml",
+        "[calls]",
+        "[sip]\ncalls_per_second = 5000\nmax_concurrent_calls = 20000\nmax_transactions = 500000\n\n[calls]",
+    );
+    let p = load_dir(d.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.gateway.sip.calls_per_second, 5000);
+    assert_eq!(p.gateway.sip.max_concurrent_calls, 20000);
+    assert_eq!(p.gateway.sip.max_transactions, 500_000);
+
+    let d = copy_example();
+    edit(
+        d.path(),
+        "gateway.toml",
+        "[calls]",
+        "[sip]\ncalls_per_second = 0\nmax_transactions = 10\n\n[calls]",
+    );
+    let errs = errors(d.path());
+    assert!(has(
+        &errs,
+        "gateway.toml",
+        "sip.calls_per_second",
+        "between"
+    ));
+    assert!(has(
+        &errs,
+        "gateway.toml",
+        "sip.max_transactions",
+        "between"
+    ));
+}

@@ -18,7 +18,7 @@ use c2c_crm_webhooks::{DeliveryResult, WebhookMetrics};
 use c2c_metrics::GatewayMetrics;
 use prometheus::core::Collector;
 use prometheus::proto::MetricType;
-use prometheus::{HistogramVec, IntCounterVec, IntGauge, Registry};
+use prometheus::{HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr, LabelModifier};
 use serde_json::Value;
@@ -55,14 +55,9 @@ const SIP_SERIES: &[(&str, Kind, &[&str])] = &[
 
 /// Series that come with a later issue (upstream health checks, per-tenant limits).
 /// Dashboards and alerts already use them; `dashboards/README.md` marks them "planned".
-const PLANNED_SERIES: &[(&str, Kind, &[&str])] = &[
-    ("c2c_upstream_healthy", Kind::Gauge, &["region", "upstream"]),
-    (
-        "c2c_limit_rejections_total",
-        Kind::Counter,
-        &["tenant", "kind"],
-    ),
-];
+/// Empty now that both landed with the LiveKit edge; kept so the next planned series
+/// has a place to go.
+const PLANNED_SERIES: &[(&str, Kind, &[&str])] = &[];
 
 /// What issue 6 asks the dashboards to show: each of these series must be used by at
 /// least one panel.
@@ -159,6 +154,12 @@ impl Touch for HistogramVec {
     }
 }
 
+impl Touch for IntGaugeVec {
+    fn touch(&self) {
+        self.with_label_values(&vec!["x"; label_arity(self)]).set(1);
+    }
+}
+
 impl Touch for IntGauge {
     fn touch(&self) {
         self.set(1);
@@ -183,8 +184,12 @@ fn catalogue() -> Catalogue {
         call_setup,
         livekit_errors,
         livekit_webhooks,
+        upstream_healthy,
+        proxied_requests,
+        websocket_sessions,
+        limit_rejections,
     } = &gw;
-    let touch: [&dyn Touch; 12] = [
+    let touch: [&dyn Touch; 16] = [
         http_requests,
         http_duration,
         policy_reloads,
@@ -197,6 +202,10 @@ fn catalogue() -> Catalogue {
         call_setup,
         livekit_errors,
         livekit_webhooks,
+        upstream_healthy,
+        proxied_requests,
+        websocket_sessions,
+        limit_rejections,
     ];
     for t in touch {
         t.touch();
