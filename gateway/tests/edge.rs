@@ -374,3 +374,61 @@ async fn tls_listener_serves_http1_and_http2() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bring_your_own_project_routes_to_its_own_livekit() {
+    let byo = Simulator::start(SimConfig::new(
+        "APIbyotenant",
+        "byo-secret-0123456789abcdef0123456789",
+    ))
+    .await
+    .unwrap();
+    let (a, b, c) = (upstream().await, upstream().await, upstream().await);
+    let p = Policies::example();
+    p.edit(
+        "gateway.toml",
+        &format!("upstreams = [\"http://127.0.0.1:{}\"]", p.sim_port),
+        &format!("upstreams = [\"{}\", \"{}\"]", a.url(), b.url()),
+    );
+    p.edit(
+        "gateway.toml",
+        "upstreams = [\"http://127.0.0.1:7881\"]",
+        &format!("upstreams = [\"{}\"]", c.url()),
+    );
+    std::fs::write(
+        p.path().join("secrets/byo.secret"),
+        "byo-secret-0123456789abcdef0123456789",
+    )
+    .unwrap();
+    p.write(
+        "tenants/initech.toml",
+        &format!(
+            "id = \"initech\"\nname = \"Initech\"\nregion = \"mumbai\"\n\n[livekit]\nurl = \"{}\"\napi_key = \"APIbyotenant\"\napi_secret_file = \"secrets/byo.secret\"\n\n[dlt]\nprincipal_entity_id = \"1101555\"\noutbound_enabled = true\n",
+            byo.url()
+        ),
+    );
+    let data = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(p.path(), data.path());
+    let tok = c2c_livekit::token::agent_token(
+        "APIbyotenant",
+        "byo-secret-0123456789abcdef0123456789",
+        "byo-room",
+        "agent-1",
+        T,
+    )
+    .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(&gw, &tok))
+        .await
+        .expect("byo session");
+    let _join = tokio::time::timeout(T, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(byo.stats().rtc_upgrades, 1);
+    assert_eq!(
+        upgrades(&a) + upgrades(&b) + upgrades(&c),
+        0,
+        "a BYO token went to the platform regions"
+    );
+}

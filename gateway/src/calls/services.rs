@@ -12,6 +12,9 @@ use pingora::services::background::BackgroundService;
 use crate::app::App;
 use crate::calls::outbox::StoreOutbox;
 
+/// Timer events applied at once.
+const TIMER_CONCURRENCY: usize = 64;
+
 /// Fires call timers; at start re-arms open calls and reconciles them with LiveKit.
 pub struct TimerService {
     pub app: Arc<App>,
@@ -44,14 +47,25 @@ impl BackgroundService for TimerService {
                 }
             })
         };
+        // Timers fire concurrently (each apply waits for a durable write), but at most
+        // TIMER_CONCURRENCY at once: a burst of expired timers after a restart must not
+        // become thousands of tasks.
         let fire_app = app.clone();
+        let permits = Arc::new(tokio::sync::Semaphore::new(TIMER_CONCURRENCY));
         app.timers
             .run(shutdown, move |id, ev| {
                 let app = fire_app.clone();
+                let permits = permits.clone();
                 async move {
-                    if let Err(e) = crate::calls::apply(&app, &id, ev).await {
-                        tracing::warn!(error = %e, "timer event not applied");
-                    }
+                    let Ok(permit) = permits.acquire_owned().await else {
+                        return;
+                    };
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        if let Err(e) = crate::calls::apply(&app, &id, ev).await {
+                            tracing::warn!(error = %e, "timer event not applied");
+                        }
+                    });
                 }
             })
             .await;

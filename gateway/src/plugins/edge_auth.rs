@@ -95,11 +95,7 @@ impl Plugin for EdgeAuth {
         };
         let policy = self.app.policy.get();
         // A bring-your-own project: straight to its own LiveKit.
-        if let Some(t) = policy.tenants.values().find(|t| {
-            t.livekit
-                .as_ref()
-                .is_some_and(|p| p.api_key == verified.api_key)
-        }) {
+        if let Some(t) = policy.tenant_by_livekit_key(&verified.api_key) {
             ctx.resource_tenant = Some(t.id.clone());
             let url = self
                 .app

@@ -17,11 +17,18 @@ pub struct Policy {
     pub gateway: GatewayConfig,
     pub tenants: BTreeMap<String, Arc<Tenant>>,
     pub keys: KeyRing,
+    /// Bring-your-own LiveKit API key -> tenant, for routing tokens by issuer.
+    pub(crate) byo_livekit: std::collections::HashMap<String, Arc<Tenant>>,
 }
 
 impl Policy {
     pub fn tenant(&self, id: &str) -> Option<&Arc<Tenant>> {
         self.tenants.get(id)
+    }
+
+    /// The tenant whose own (bring-your-own) LiveKit project uses `api_key`.
+    pub fn tenant_by_livekit_key(&self, api_key: &str) -> Option<&Arc<Tenant>> {
+        self.byo_livekit.get(api_key)
     }
 
     /// The LiveKit project a tenant uses: its own (bring-your-own) or the platform's.
