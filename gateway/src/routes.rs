@@ -59,6 +59,19 @@ pub fn is_livekit_route(r: &RouteInfo) -> bool {
     matches!(*r, RTC | TWIRP)
 }
 
+/// Reports: a tenant key (its own tenant) or the owner key (any tenant).
+pub const ANALYTICS: RouteInfo = local(
+    "analytics",
+    Access::AnyKey(&[Scope::Calls, Scope::Owner]),
+    false,
+);
+/// A tenant's call log.
+pub const CALL_LOG: RouteInfo = local(
+    "call_log",
+    Access::AnyKey(&[Scope::Calls, Scope::Owner]),
+    false,
+);
+
 pub const WEBHOOKS_REPLAY: RouteInfo = local("webhooks_replay", Access::Key(Scope::Owner), true);
 
 /// True for the routes a browser calls cross-origin.
@@ -100,6 +113,16 @@ fn table() -> &'static [Entry] {
                 method: Method::POST,
                 pattern: &["api", "c2c", "normalize"],
                 route: NORMALIZE,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["api", "c2c", "analytics"],
+                route: ANALYTICS,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["api", "c2c", "calls"],
+                route: CALL_LOG,
             },
             Entry {
                 method: Method::POST,

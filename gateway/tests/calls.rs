@@ -740,3 +740,132 @@ async fn the_agent_joins_through_the_gateway_with_the_click2call_answer() {
     let v = env.wait_status(&call_id, "ENDED", T).await;
     assert_eq!(v["disconnect_reason"], "agent_dropped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analytics_and_the_call_log_reflect_the_calls_driven() {
+    let env = CallEnv::start("poll").await;
+    env.scenario(
+        "9000000486",
+        json!({"ring_after_ms": 50, "outcome": {"kind": "fail", "sip_code": 486, "after_ms": 100}}),
+    )
+    .await;
+    env.scenario("9000000503", json!({"ring_after_ms": null, "outcome": {"kind": "fail", "sip_code": 503, "after_ms": 50}})).await;
+    let mut ids = Vec::new();
+    for n in ["9000000486", "9000000486", "9000000503"] {
+        let (id, _) = env.start_call(n).await;
+        env.wait_status(&id, "ENDED", T).await;
+        ids.push(id);
+    }
+    let (answered, _) = env.start_call("9000000001").await;
+    env.wait_status(&answered, "ACTIVE", T).await;
+    env.post(&format!("/api/c2c/calls/{answered}/hangup")).await;
+    let today = chrono_today();
+    let get = |path: String, key: &'static str| {
+        let c = env.c.clone();
+        let url = env.gw.url(&path);
+        async move { json(c.get(url).header("x-api-key", key).send().await.unwrap()).await }
+    };
+    let (s, v) = get(
+        format!("/api/c2c/analytics?from={today}&to={today}"),
+        ACME_KEY,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["total"], 4, "{v}");
+    assert_eq!(v["outcomes"]["ANSWERED"], 1);
+    assert_eq!(v["outcomes"]["NOT_ANSWERED"], 2);
+    assert_eq!(v["outcomes"]["FAILED"], 1);
+    assert_eq!(v["failures_by_sip_code"]["486"], 2);
+    assert_eq!(v["failures_by_sip_code"]["503"], 1);
+    assert_eq!(v["by_day"][0]["date"], today.as_str());
+    assert_eq!(v["by_day"][0]["total"], 4);
+    // By trunk: all on airtel-mum; another trunk has none.
+    let (_, v) = get(
+        format!("/api/c2c/analytics?from={today}&to={today}&trunk=airtel-mum"),
+        ACME_KEY,
+    )
+    .await;
+    assert_eq!(v["total"], 4);
+    let (_, v) = get(
+        format!("/api/c2c/analytics?from={today}&to={today}&trunk=jio-del"),
+        ACME_KEY,
+    )
+    .await;
+    assert_eq!(v["total"], 0);
+    // The owner names the tenant; a tenant key cannot read another tenant.
+    let (s, v) = get(
+        format!("/api/c2c/analytics?tenant=acme&from={today}&to={today}"),
+        OWNER_KEY,
+    )
+    .await;
+    assert_eq!((s, v["total"].as_u64()), (200, Some(4)));
+    let (s, _) = get("/api/c2c/analytics?tenant=globex".into(), ACME_KEY).await;
+    assert_eq!(s, 403);
+    let (s, v) = get("/api/c2c/analytics".into(), OWNER_KEY).await;
+    assert_eq!((s, error_code(&v)), (422, "missing_tenant"));
+    // Range validation.
+    let (s, v) = get(
+        "/api/c2c/analytics?from=2026-01-01&to=2026-12-31".into(),
+        ACME_KEY,
+    )
+    .await;
+    assert_eq!((s, error_code(&v)), (422, "range_too_large"));
+    let (s, v) = get("/api/c2c/analytics?from=2026-02-30".into(), ACME_KEY).await;
+    assert_eq!((s, error_code(&v)), (422, "invalid_date"));
+    // The call log, two per page, stable while new calls arrive.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut extra = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/c2c/calls?limit=2&cursor={c}&from={today}&to={today}"),
+            None => format!("/api/c2c/calls?limit=2&from={today}&to={today}"),
+        };
+        let (s, v) = get(path, ACME_KEY).await;
+        assert_eq!(s, 200, "{v}");
+        for c in v["calls"].as_array().unwrap() {
+            seen.push(c["call_id"].as_str().unwrap().to_string());
+        }
+        if extra < 2 {
+            // A call created mid-walk lands after the cursor (newest last) and is seen once.
+            env.click2call("9000000777").await;
+            extra += 1;
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let unique: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "a call appeared twice: {seen:?}");
+    for id in ids.iter().chain([&answered]) {
+        assert!(seen.contains(id), "{id} missing from the log");
+    }
+    let (_, v) = get(
+        format!("/api/c2c/calls?status=FAILED&from={today}&to={today}&limit=100"),
+        ACME_KEY,
+    )
+    .await;
+    assert_eq!(v["calls"].as_array().unwrap().len(), 1);
+    let (s, v) = get("/api/c2c/calls?cursor=garbage".into(), ACME_KEY).await;
+    assert_eq!((s, error_code(&v)), (422, "invalid_cursor"), "{v}");
+}
+
+fn chrono_today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let days = secs.div_euclid(86_400);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}

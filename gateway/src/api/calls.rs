@@ -352,7 +352,7 @@ pub fn preflight(
 }
 
 /// The call as polling UIs see it (`GET /api/c2c/calls/{id}` and the browser endpoints).
-fn view(rec: &CallRecord) -> serde_json::Value {
+pub(crate) fn view(rec: &CallRecord) -> serde_json::Value {
     let duration = rec.duration_seconds();
     json!({
         "call_id": rec.call_id,

@@ -6,6 +6,7 @@ pub mod livekit_webhook;
 pub(crate) mod normalize;
 mod owner;
 mod replay;
+mod reports;
 mod service;
 
 use std::sync::Arc;
@@ -56,6 +57,8 @@ impl Plugin for Api {
             routes::CALL_GET => calls::get(app, ctx, head),
             routes::CALL_PREFLIGHT => calls::preflight(app, ctx, head),
             routes::LIVEKIT_WEBHOOK => livekit_webhook::handle(app, head, body).await,
+            routes::ANALYTICS => reports::analytics(app, ctx, head),
+            routes::CALL_LOG => reports::call_log(app, ctx, head),
             routes::WEBHOOKS_REPLAY => replay::handle(app, body).await,
             routes::OWNER_OUTBOUND_GET => owner::get(app, ctx),
             routes::OWNER_OUTBOUND_SET => owner::set(app, ctx, body).await,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use c2c_plugin_api::{Access, ApiError, Decision, Plugin, RequestCtx, RequestHead};
+use c2c_plugin_api::{Access, ApiError, Decision, Plugin, RequestCtx, RequestHead, Scope};
 use c2c_tenancy::KeyRejection;
 
 use crate::app::App;
@@ -29,12 +29,14 @@ impl Plugin for Auth {
         let Some(route) = ctx.route else {
             return Decision::Continue;
         };
-        let Access::Key(scope) = route.access else {
-            return Decision::Continue;
+        let scopes: &[Scope] = match &route.access {
+            Access::Public => return Decision::Continue,
+            Access::Key(scope) => std::slice::from_ref(scope),
+            Access::AnyKey(scopes) => scopes,
         };
         let policy = self.app.policy.get();
         match policy.keys.authenticate(head.header("x-api-key")) {
-            Ok(p) if p.has(scope) => {
+            Ok(p) if scopes.iter().any(|s| p.has(*s)) => {
                 ctx.principal = Some(p);
                 Decision::Continue
             }
@@ -44,10 +46,11 @@ impl Plugin for Auth {
                     .auth_failures
                     .with_label_values(&["scope"])
                     .inc();
+                let wanted: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
                 ApiError::forbidden(format!(
                     "key '{}' lacks the '{}' scope this endpoint requires",
                     p.key_id,
-                    scope.as_str()
+                    wanted.join("' or '")
                 ))
                 .into()
             }

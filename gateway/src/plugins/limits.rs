@@ -57,7 +57,7 @@ impl Plugin for Limits {
         }
         let policy = self.app.policy.get();
         match (route.access, ctx.tenant()) {
-            (Access::Key(_), Some(tenant)) => {
+            (Access::Key(_) | Access::AnyKey(_), Some(tenant)) => {
                 let Some(t) = policy.tenant(tenant) else {
                     return Decision::Continue;
                 };

@@ -69,6 +69,9 @@ pub enum Access {
     Public,
     /// A key carrying this scope, sent as `X-api-key`.
     Key(Scope),
+    /// A key carrying any of these scopes (e.g. analytics: a tenant's own key or the
+    /// platform owner's).
+    AnyKey(&'static [Scope]),
 }
 
 /// The route a request matched, decided once by the router plugin.

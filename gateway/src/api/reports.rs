@@ -1,0 +1,280 @@
+//! `GET /api/c2c/analytics` (outcomes, failures by SIP code, by day) and
+//! `GET /api/c2c/calls` (a tenant's call log). A tenant key sees its own tenant; the
+//! owner key names one with `tenant=`. Analytics reads the store's day index — the calls
+//! of the requested days only, never a scan of every call.
+
+use std::collections::BTreeMap;
+
+use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead};
+use chrono::{Duration, NaiveDate, Utc};
+use http::StatusCode;
+use serde_json::json;
+
+use crate::api::calls::view;
+use crate::app::App;
+use crate::calls::store_error;
+
+/// Longest analytics range: a quarter keeps one answer bounded.
+pub const MAX_RANGE_DAYS: i64 = 92;
+/// Calls read per day at most (a bound on one request's work).
+const MAX_CALLS_PER_DAY: usize = 200_000;
+
+fn bad(code: &'static str, msg: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, msg)
+}
+
+fn query<'a>(head: &RequestHead<'a>) -> BTreeMap<String, String> {
+    head.uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The tenant the request may see.
+fn tenant_of(
+    app: &App,
+    ctx: &RequestCtx,
+    q: &BTreeMap<String, String>,
+) -> Result<String, ApiError> {
+    let asked = q
+        .get("tenant")
+        .map(String::as_str)
+        .filter(|t| !t.is_empty());
+    let id = match (ctx.tenant(), asked) {
+        (Some(own), None) => own.to_string(),
+        (Some(own), Some(t)) if t == own => own.to_string(),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::forbidden(
+                "a tenant key can only read its own tenant",
+            ))
+        }
+        (None, Some(t)) => t.to_string(),
+        (None, None) => {
+            return Err(bad(
+                "missing_tenant",
+                "the owner key must name a tenant with tenant=",
+            ))
+        }
+    };
+    if app.policy.get().tenant(&id).is_none() {
+        return Err(ApiError::not_found(format!("unknown tenant '{id}'")));
+    }
+    Ok(id)
+}
+
+fn date(
+    q: &BTreeMap<String, String>,
+    key: &str,
+    default: NaiveDate,
+) -> Result<NaiveDate, ApiError> {
+    match q.get(key).map(String::as_str).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+            bad(
+                "invalid_date",
+                format!("{key} must be a date like 2026-11-21 (UTC), got {v:?}"),
+            )
+        }),
+    }
+}
+
+/// `from`/`to` as UTC dates (inclusive), defaulting to the last 7 days.
+fn range(q: &BTreeMap<String, String>) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let today = Utc::now().date_naive();
+    let to = date(q, "to", today)?;
+    let from = date(q, "from", to - Duration::days(6))?;
+    if from > to {
+        return Err(bad("invalid_range", "from must not be after to"));
+    }
+    let days = (to - from).num_days() + 1;
+    if days > MAX_RANGE_DAYS {
+        return Err(bad(
+            "range_too_large",
+            format!("the range spans {days} days; ask for at most {MAX_RANGE_DAYS} days at a time"),
+        ));
+    }
+    Ok((from, to))
+}
+
+#[derive(Default)]
+struct Tally {
+    total: u64,
+    answered: u64,
+    not_answered: u64,
+    failed: u64,
+    in_progress: u64,
+}
+
+impl Tally {
+    fn add(&mut self, status: Option<&str>) {
+        self.total += 1;
+        match status {
+            Some("ANSWERED") => self.answered += 1,
+            Some("NOT_ANSWERED") => self.not_answered += 1,
+            Some("FAILED") => self.failed += 1,
+            _ => self.in_progress += 1,
+        }
+    }
+}
+
+pub fn analytics(
+    app: &App,
+    ctx: &mut RequestCtx,
+    head: &RequestHead<'_>,
+) -> Result<JsonResponse, ApiError> {
+    let q = query(head);
+    let tenant = tenant_of(app, ctx, &q)?;
+    let (from, to) = range(&q)?;
+    let trunk = q.get("trunk").filter(|t| !t.is_empty()).cloned();
+    let mut all = Tally::default();
+    let mut by_code: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut by_day = Vec::new();
+    let mut d = from;
+    while d <= to {
+        let ids = app
+            .store
+            .call_ids_on_day(&tenant, &d.format("%Y%m%d").to_string(), MAX_CALLS_PER_DAY)
+            .map_err(store_error)?;
+        let mut day = Tally::default();
+        for id in ids {
+            let Some(rec) = app.store.get(&id).map_err(store_error)? else {
+                continue;
+            };
+            if trunk.as_deref().is_some_and(|t| t != rec.trunk_label) {
+                continue;
+            }
+            let status = rec.call_status.map(|s| s.as_str());
+            day.add(status);
+            all.add(status);
+            if let (Some(code), Some("NOT_ANSWERED" | "FAILED")) = (rec.sip_disconnect_code, status)
+            {
+                *by_code.entry(code).or_default() += 1;
+            }
+        }
+        by_day.push(json!({
+            "date": d.format("%Y-%m-%d").to_string(),
+            "total": day.total,
+            "answered": day.answered,
+            "not_answered": day.not_answered,
+            "failed": day.failed,
+            "in_progress": day.in_progress,
+        }));
+        d += Duration::days(1);
+    }
+    let ended = all.answered + all.not_answered + all.failed;
+    Ok(JsonResponse::json(
+        StatusCode::OK,
+        &json!({
+            "tenant": tenant,
+            "from": from.format("%Y-%m-%d").to_string(),
+            "to": to.format("%Y-%m-%d").to_string(),
+            "trunk": trunk,
+            "total": all.total,
+            "outcomes": {
+                "ANSWERED": all.answered,
+                "NOT_ANSWERED": all.not_answered,
+                "FAILED": all.failed,
+                "IN_PROGRESS": all.in_progress,
+            },
+            "answer_rate": if ended == 0 { 0.0 } else { all.answered as f64 / ended as f64 },
+            "failures_by_sip_code": by_code.iter().map(|(c, n)| (c.to_string(), *n)).collect::<BTreeMap<_, _>>(),
+            "by_day": by_day,
+        }),
+    ))
+}
+
+pub fn call_log(
+    app: &App,
+    ctx: &mut RequestCtx,
+    head: &RequestHead<'_>,
+) -> Result<JsonResponse, ApiError> {
+    let q = query(head);
+    let tenant = tenant_of(app, ctx, &q)?;
+    let (from, to) = range(&q)?;
+    let from_ms = from
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp_millis())
+        .unwrap_or(0)
+        .max(0) as u64;
+    let to_ms = (to + Duration::days(1))
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp_millis())
+        .unwrap_or(0)
+        .max(0) as u64;
+    let limit = match q.get("limit") {
+        None => 50,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=c2c_callstate::MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "invalid_limit",
+                    format!("limit must be 1-{}", c2c_callstate::MAX_PAGE),
+                )
+            })?,
+    };
+    let status = q
+        .get("status")
+        .map(|s| s.to_ascii_uppercase())
+        .filter(|s| !s.is_empty());
+    if let Some(s) = &status {
+        const KNOWN: [&str; 8] = [
+            "INITIATED",
+            "DIALING",
+            "RINGING",
+            "ACTIVE",
+            "ENDED",
+            "ANSWERED",
+            "NOT_ANSWERED",
+            "FAILED",
+        ];
+        if !KNOWN.contains(&s.as_str()) {
+            return Err(bad(
+                "invalid_status",
+                format!("status must be one of {}", KNOWN.join(", ")),
+            ));
+        }
+    }
+    let page = app
+        .store
+        .list_by_tenant(
+            &tenant,
+            from_ms,
+            to_ms,
+            limit,
+            q.get("cursor").map(String::as_str),
+        )
+        .map_err(|e| match e {
+            c2c_callstate::StoreError::InvalidInput { .. }
+            | c2c_callstate::StoreError::Corrupt { .. } => {
+                bad("invalid_cursor", "cursor is not one this endpoint returned")
+            }
+            other => store_error(other),
+        })?;
+    // The status filter applies within the page; the cursor still walks every call, so
+    // a page may hold fewer than `limit` calls but none is ever skipped.
+    let calls: Vec<serde_json::Value> = page
+        .records
+        .iter()
+        .filter(|r| {
+            status.as_deref().is_none_or(|s| {
+                r.phase.as_str() == s || r.call_status.is_some_and(|c| c.as_str() == s)
+            })
+        })
+        .map(|r| {
+            let mut v = view(r);
+            v["created_at_ms"] = json!(r.created_ms);
+            v["trunk"] = json!(r.trunk_label);
+            v
+        })
+        .collect();
+    Ok(JsonResponse::json(
+        StatusCode::OK,
+        &json!({ "tenant": tenant, "calls": calls, "next_cursor": page.next_cursor }),
+    ))
+}
