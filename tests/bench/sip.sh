@@ -112,14 +112,20 @@ bench() {
     sleep 2
   done
   sleep 2
-  local before after n=$(( CPU_RATE * CPU_SECS ))
+  local before after n=$(( CPU_RATE * CPU_SECS )) idle
+  # Idle baseline: the proxy's own background cost (timers, the gateway's HTTP side).
+  before=$(ticks "$PROXY_PID"); sleep 5; after=$(ticks "$PROXY_PID")
+  idle=$(awk -v t=$(( after - before )) -v hz="$HZ" 'BEGIN {printf "%.4f", t / hz / 5}')
   before=$(ticks "$PROXY_PID")
   res=$(run_calls "$work/$name/cpu" "$tport" "$CPU_RATE" "$n")
   after=$(ticks "$PROXY_PID")
   local cpu
   cpu=$(awk -v t=$(( after - before )) -v hz="$HZ" -v n="$n" 'BEGIN {printf "%.3f", t / hz / n * 1000}')
-  echo "  CPU run ${CPU_RATE} calls/s x ${CPU_SECS}s: $res; $(( after - before )) ticks -> ${cpu} CPU s / 1000 calls"
-  echo "$best $cpu ${res%% *}" >"$work/$name.res"
+  local net
+  net=$(awk -v t=$(( after - before )) -v hz="$HZ" -v n="$n" -v i="$idle" -v s="$CPU_SECS" \
+    'BEGIN {printf "%.3f", (t / hz - i * s) / n * 1000}')
+  echo "  idle: ${idle} CPU s/s; CPU run ${CPU_RATE} calls/s x ${CPU_SECS}s: $res; $(( after - before )) ticks -> ${cpu} CPU s / 1000 calls (${net} minus idle)"
+  echo "$best $cpu ${res%% *} $net $idle" >"$work/$name.res"
 }
 
 # ---- c2c-gateway --------------------------------------------------------------------
@@ -197,13 +203,15 @@ bench kamailio "$KAM"
 kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true; PROXY_PID=""
 
 # ---- table --------------------------------------------------------------------------
-read -r g_best g_cpu g_ok <"$work/gateway.res"
-read -r k_best k_cpu k_ok <"$work/kamailio.res"
+read -r g_best g_cpu g_ok g_net g_idle <"$work/gateway.res"
+read -r k_best k_cpu k_ok k_net k_idle <"$work/kamailio.res"
 echo
 echo "SIP edge bench: UDP, loopback, proxy on CPU 0, sipp UAC+UAS on CPU 1; rates tried: $RATES (${STEP}s each)"
 echo "Both proxies rewrite 9876543210 -> 99119876543210 (prefix added by the proxy), record-route, stateful forward."
 printf '%-34s %14s %14s\n' "" "c2c-gateway" "kamailio-$(kamailio -v | awk 'NR==1 {print $3}')"
 printf '%-34s %14s %14s\n' "max clean rate (calls/s)" "$g_best" "$k_best"
 printf '%-34s %14s %14s\n' "CPU s / 1000 calls @ ${CPU_RATE} cps" "$g_cpu" "$k_cpu"
+printf '%-34s %14s %14s\n' "  same, idle cost subtracted" "$g_net" "$k_net"
+printf '%-34s %14s %14s\n' "idle CPU s per s" "$g_idle" "$k_idle"
 printf '%-34s %14s %14s\n' "CPU run clean" "$g_ok" "$k_ok"
 awk -v g="$g_cpu" -v k="$k_cpu" 'BEGIN { if (k > 0) printf "gateway/kamailio CPU per call: %.2fx\n", g / k }'
