@@ -117,17 +117,8 @@ pub fn load_dir(dir: &Path) -> Result<Policy, PolicyErrors> {
         }
     }
 
-    let byo_livekit = tenants
-        .values()
-        .filter_map(|t| t.livekit.as_ref().map(|p| (p.api_key.clone(), t.clone())))
-        .collect();
     if errors.is_empty() {
-        Ok(Policy {
-            gateway,
-            tenants,
-            keys: ring,
-            byo_livekit,
-        })
+        Ok(Policy::new(gateway, tenants, ring))
     } else {
         Err(PolicyErrors(errors))
     }

@@ -26,6 +26,25 @@ impl Policy {
         self.tenants.get(id)
     }
 
+    /// Assembles a policy and its derived indexes (used by the loader, and by tests that
+    /// build a policy in code).
+    pub fn new(
+        gateway: GatewayConfig,
+        tenants: BTreeMap<String, Arc<Tenant>>,
+        keys: KeyRing,
+    ) -> Self {
+        let byo_livekit = tenants
+            .values()
+            .filter_map(|t| t.livekit.as_ref().map(|p| (p.api_key.clone(), t.clone())))
+            .collect();
+        Self {
+            gateway,
+            tenants,
+            keys,
+            byo_livekit,
+        }
+    }
+
     /// The tenant whose own (bring-your-own) LiveKit project uses `api_key`.
     pub fn tenant_by_livekit_key(&self, api_key: &str) -> Option<&Arc<Tenant>> {
         self.byo_livekit.get(api_key)

@@ -94,11 +94,7 @@ pub fn policy(acme_carrier: &str, globex_carrier: &str) -> Policy {
             vec![trunk("jio-del", DLT_OFF_PREFIX, globex_carrier)],
         ),
     );
-    Policy {
-        gateway: base.gateway,
-        tenants,
-        keys: KeyRing::default(),
-    }
+    Policy::new(base.gateway, tenants, KeyRing::default())
 }
 
 pub struct Edge {
