@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the gateway with the example policies (embedded sled in ./data, the bundled
+# LiveKit simulator, SIP edge on 127.0.0.1:5060). On a fresh Debian machine it first
+# installs cmake, which Pingora's zlib-ng build needs. Extra arguments go to `serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v cmake >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake >/dev/null
+  else
+    echo "cmake is required to build Pingora (sudo apt-get install cmake)" >&2
+    exit 2
+  fi
+fi
+exec cargo run --release -p c2c-gateway -- serve "$@"
