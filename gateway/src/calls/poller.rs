@@ -39,9 +39,12 @@ pub fn events_from_sample(rec: &CallRecord, parts: &[ParticipantSnapshot]) -> Ve
             }),
             _ => {}
         },
-        // The leg was created by /connect; gone now means it ended between samples
-        // (LiveKit removes departed participants, so the code is lost in poll mode).
-        None if matches!(rec.phase, Phase::Dialing | Phase::Ringing | Phase::Active) => {
+        // Seen ringing or answered, gone now: it ended between samples (LiveKit removes
+        // departed participants, so the code is lost here; the dial watcher reports it).
+        // While still DIALING the participant may simply not exist yet — the dial runs in
+        // the background — so absence proves nothing; the dial watcher and the ring timer
+        // decide those calls.
+        None if matches!(rec.phase, Phase::Ringing | Phase::Active) => {
             out.push(CallEvent::CustomerLeft {
                 sip_code: None,
                 disconnect_reason: None,
@@ -138,5 +141,66 @@ impl BackgroundService for Poller {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use c2c_callstate::{CallKnobs, NewCall};
+
+    fn rec(phase: Phase) -> CallRecord {
+        let (mut r, _) = CallRecord::new(
+            NewCall {
+                call_id: "c2c_0123456789abcdef0123456789abcdef".into(),
+                room: "c2c-0123456789abcdef0123456789abcdef".into(),
+                tenant: "acme".into(),
+                case_id: "c".into(),
+                customer_crm_id: "x".into(),
+                agent_id: "agent-42".into(),
+                customer_number: "9530251797".into(),
+                phone_from: "+919999999999".into(),
+                trunk_label: "t".into(),
+            },
+            &CallKnobs::default(),
+            0,
+        );
+        r.phase = phase;
+        r.agent_present = true;
+        r
+    }
+
+    fn agent() -> ParticipantSnapshot {
+        ParticipantSnapshot {
+            identity: "agent-42".into(),
+            kind_sip: false,
+            call_status: None,
+            disconnect_reason: None,
+            sip_code: None,
+        }
+    }
+
+    #[test]
+    fn a_missing_leg_while_dialing_is_not_a_hangup() {
+        // The dial runs in the background: the SIP participant may not exist yet.
+        assert!(events_from_sample(&rec(Phase::Dialing), &[agent()]).is_empty());
+    }
+
+    #[test]
+    fn a_leg_gone_after_ringing_ends_the_call() {
+        let ev = events_from_sample(&rec(Phase::Ringing), &[agent()]);
+        assert_eq!(
+            ev,
+            vec![CallEvent::CustomerLeft {
+                sip_code: None,
+                disconnect_reason: None
+            }]
+        );
+    }
+
+    #[test]
+    fn an_absent_agent_is_reported_once_the_call_is_connected() {
+        let ev = events_from_sample(&rec(Phase::Active), &[]);
+        assert!(ev.contains(&CallEvent::AgentLeft), "{ev:?}");
     }
 }
