@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use c2c_crm_webhooks::{Deliverer, DeliveryPolicy, Outcome, WebhookMetrics};
+use c2c_crm_webhooks::Outcome;
 
 use crate::app::{now_ms, PolicyHandle};
-use crate::calls::outbox::{PolicyEndpoints, StoreOutbox};
+use crate::calls::outbox::PolicyEndpoints;
 use crate::calls::replay;
 
 pub struct ReplayArgs {
@@ -94,29 +94,11 @@ async fn direct(a: &ReplayArgs) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?;
     let handle = Arc::new(PolicyHandle::new(a.policies.clone(), policy));
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(webhooks.timeout);
-    if !webhooks.allow_private_targets {
-        builder = builder.dns_resolver(c2c_crm_webhooks::SsrfGuardResolver::shared());
-    }
-    let client = builder.build().map_err(|e| e.to_string())?;
-    let deliverer = Deliverer::new(
-        client,
-        Arc::new(StoreOutbox {
-            store: store.clone(),
-        }),
+    let deliverer = crate::calls::services::build_deliverer(
+        &webhooks,
+        store.clone(),
         Arc::new(PolicyEndpoints::new(handle)),
-        DeliveryPolicy {
-            max_age: webhooks.max_age,
-            per_tenant_concurrency: webhooks.per_tenant_concurrency,
-            request_timeout: webhooks.timeout,
-            allow_private_targets: webhooks.allow_private_targets,
-            ..DeliveryPolicy::default()
-        },
-        WebhookMetrics::register().map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let mut delivered = 0;
     let mut lines = Vec::new();
     for e in &entries {

@@ -47,11 +47,11 @@ impl LiveKitPool {
     }
 
     fn resolve(&self, p: &LiveKitProject) -> LkProject {
-        let url = match (&self.sim, p.is_sim()) {
-            (Some(sim), true) => sim.url.clone(),
-            _ => p.url.clone(),
-        };
-        LkProject::new(url, p.api_key.clone(), p.api_secret.expose())
+        LkProject::new(
+            self.resolved_url(&p.url),
+            p.api_key.clone(),
+            p.api_secret.expose(),
+        )
     }
 
     /// Rebuilds clients for new or changed projects; keeps the rest (and their

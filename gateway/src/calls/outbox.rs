@@ -30,12 +30,7 @@ pub fn job_of(e: OutboxEntry) -> WebhookJob {
         created_ms,
         attempts: e.attempts,
         next_attempt_ms: e.next_attempt_ms,
-        state: match e.state {
-            OutboxState::Pending => JobState::Pending,
-            OutboxState::Delivered => JobState::Delivered,
-            OutboxState::Failed => JobState::Failed,
-            OutboxState::Disabled => JobState::Disabled,
-        },
+        state: job_state(e.state),
         last_error: e.last_error,
         delivered_ms: e.delivered_ms,
     }
@@ -47,14 +42,27 @@ pub fn job_of(e: OutboxEntry) -> WebhookJob {
 fn apply_progress(e: &mut OutboxEntry, j: &WebhookJob) {
     e.attempts = j.attempts;
     e.next_attempt_ms = j.next_attempt_ms;
-    e.state = match j.state {
+    e.state = outbox_state(j.state);
+    e.last_error = j.last_error.clone();
+    e.delivered_ms = j.delivered_ms;
+}
+
+fn job_state(s: OutboxState) -> JobState {
+    match s {
+        OutboxState::Pending => JobState::Pending,
+        OutboxState::Delivered => JobState::Delivered,
+        OutboxState::Failed => JobState::Failed,
+        OutboxState::Disabled => JobState::Disabled,
+    }
+}
+
+fn outbox_state(s: JobState) -> OutboxState {
+    match s {
         JobState::Pending => OutboxState::Pending,
         JobState::Delivered => OutboxState::Delivered,
         JobState::Failed => OutboxState::Failed,
         JobState::Disabled => OutboxState::Disabled,
-    };
-    e.last_error = j.last_error.clone();
-    e.delivered_ms = j.delivered_ms;
+    }
 }
 
 fn src_err(e: c2c_callstate::StoreError) -> SourceError {

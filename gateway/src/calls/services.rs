@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use c2c_callstate::SledCallStore;
 use c2c_crm_webhooks::{Deliverer, DeliveryPolicy, WebhookMetrics};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use crate::app::App;
-use crate::calls::outbox::StoreOutbox;
+use crate::calls::outbox::{PolicyEndpoints, StoreOutbox};
 
 /// Timer events applied at once.
 const TIMER_CONCURRENCY: usize = 64;
@@ -73,9 +74,13 @@ impl BackgroundService for TimerService {
     }
 }
 
-/// Builds the CRM webhook deliverer from policy.
-pub fn deliverer(app: &Arc<App>) -> Result<Deliverer, String> {
-    let w = app.policy.get().gateway.webhooks;
+/// Builds the CRM webhook deliverer from policy (the serving gateway and the
+/// `webhooks replay` CLI share this, so both send with the same client rules).
+pub fn build_deliverer(
+    w: &c2c_tenancy::WebhookPolicy,
+    store: SledCallStore,
+    endpoints: Arc<PolicyEndpoints>,
+) -> Result<Deliverer, String> {
     let mut builder = reqwest::Client::builder()
         // Never follow redirects: a CRM endpoint that moved must be re-configured, and a
         // redirect could point us at an internal address.
@@ -98,14 +103,21 @@ pub fn deliverer(app: &Arc<App>) -> Result<Deliverer, String> {
     let metrics = WebhookMetrics::register().map_err(|e| format!("webhook metrics: {e}"))?;
     Deliverer::new(
         client,
-        Arc::new(StoreOutbox {
-            store: app.store.clone(),
-        }),
-        app.endpoints.clone(),
+        Arc::new(StoreOutbox { store }),
+        endpoints,
         policy,
         metrics,
     )
     .map_err(|e| format!("webhook deliverer: {e}"))
+}
+
+/// The serving gateway's deliverer.
+pub fn deliverer(app: &Arc<App>) -> Result<Deliverer, String> {
+    build_deliverer(
+        &app.policy.get().gateway.webhooks,
+        app.store.clone(),
+        app.endpoints.clone(),
+    )
 }
 
 /// How long a kick waits for more terminal transitions before waking the deliverer.
