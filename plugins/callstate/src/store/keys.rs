@@ -13,6 +13,9 @@ pub(crate) const OUTBOX_PENDING: &[u8] = b"wp/";
 const TENANT: &[u8] = b"t/";
 const DAY: &[u8] = b"d/";
 const WEBHOOK_INDEX: &[u8] = b"wi/";
+pub(crate) const AGGREGATE: &[u8] = b"a/";
+/// Holds the version of the per-day tallies' format (see `aggregates.rs`).
+pub(crate) const AGGREGATES_MARKER: &[u8] = b"m/aggregates";
 
 const MAX_ID_LEN: usize = 128;
 
@@ -58,6 +61,26 @@ pub(crate) fn day_prefix(tenant: &str, day: &str) -> Vec<u8> {
 
 pub(crate) fn day(tenant: &str, day: &str, call_id: &str) -> Vec<u8> {
     cat(&[&day_prefix(tenant, day), call_id.as_bytes()])
+}
+
+/// Prefix of one tenant's tallies of one day: `a/<tenant>\0<YYYYMMDD>\0`.
+pub(crate) fn aggregate_day(tenant: &str, day: &str) -> Vec<u8> {
+    cat(&[AGGREGATE, tenant.as_bytes(), b"\0", day.as_bytes(), b"\0"])
+}
+
+pub(crate) fn aggregate(tenant: &str, day: &str, trunk: &str) -> Vec<u8> {
+    cat(&[&aggregate_day(tenant, day), trunk.as_bytes()])
+}
+
+/// A key as text for reports: separators shown as `/`, integers as hex.
+pub(crate) fn printable(key: &[u8]) -> String {
+    key.iter()
+        .map(|b| match b {
+            0 => "/".to_string(),
+            0x20..=0x7e => (*b as char).to_string(),
+            _ => format!("\\x{b:02x}"),
+        })
+        .collect()
 }
 
 pub(crate) fn outbox(seq: u64) -> Vec<u8> {
