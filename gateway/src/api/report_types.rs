@@ -58,7 +58,7 @@ pub struct DayTally {
     pub in_progress: u64,
 }
 
-/// One page of a tenant's call log, newest first.
+/// One page of a tenant's call log, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CallLogPage<'a> {
     pub tenant: &'a str,

@@ -72,7 +72,9 @@ fn date(
     key: &str,
     default: NaiveDate,
 ) -> Result<NaiveDate, ApiError> {
-    match q.get(key).map(String::as_str).filter(|v| !v.is_empty()) {
+    // Present but empty is an error, not the default: the parameter is documented as a
+    // date, and `from=` silently meaning "a week ago" hides a client bug.
+    match q.get(key).map(String::as_str) {
         None => Ok(default),
         Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
             bad(

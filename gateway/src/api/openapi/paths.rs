@@ -192,7 +192,7 @@ fn preflight_get() {}
 fn analytics() {}
 
 #[utoipa::path(get, path = "/api/c2c/calls", tag = "reports", operation_id = "call_log",
-    summary = "A tenant's call log, newest first, paginated",
+    summary = "A tenant's call log, oldest first, paginated",
     description = "A tenant key reads its own tenant; the owner key names one with `tenant=`. \
         The `status` filter applies within a page, so a page may hold fewer than `limit` \
         calls; follow `next_cursor` until it is null.",
