@@ -16,6 +16,7 @@ use crate::api::contract::CallView;
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyticsReport {
+    /// The tenant reported on.
     pub tenant: String,
     /// First day of the range (UTC, `YYYY-MM-DD`, inclusive).
     pub from: String,
@@ -61,7 +62,9 @@ pub struct DayTally {
 /// One page of a tenant's call log, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CallLogPage<'a> {
+    /// The tenant whose calls these are.
     pub tenant: &'a str,
+    /// Up to `limit` calls (fewer when `status=` filtered some out).
     pub calls: Vec<CallLogEntry<'a>>,
     /// Pass as `cursor=` for the next page; null on the last page.
     pub next_cursor: Option<String>,

@@ -89,6 +89,7 @@ pub struct ApiError {
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(example = json!({"error": {"code": "dlt_pending", "message": "outbound calling is disabled until the DLT Principal Entity is verified"}}))]
 pub struct ErrorBody<'a> {
+    /// What went wrong.
     pub error: ErrorDetail<'a>,
 }
 
