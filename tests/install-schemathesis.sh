@@ -10,7 +10,7 @@ cd "$(git rev-parse --show-toplevel)"
 version=4.32.5
 venv=target/schemathesis-venv
 st="$venv/bin/schemathesis"
-if [ -x "$st" ] && "$venv/bin/python" -m pip show schemathesis 2>/dev/null | grep -qx "Version: $version"; then
+if [ -x "$st" ] && [ "$("$st" --version 2>/dev/null)" = "schemathesis, version $version" ]; then
   exit 0
 fi
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
