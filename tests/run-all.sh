@@ -9,6 +9,7 @@ command -v cmake >/dev/null || need_pkgs+=(cmake)          # pingora builds zlib
 command -v curl >/dev/null || need_pkgs+=(curl)
 command -v sipp >/dev/null || need_pkgs+=(sip-tester)      # SIP edge tests: sipp as carrier and caller
 command -v promtool >/dev/null || need_pkgs+=(prometheus)  # promtool checks metrics and alert rules
+command -v python3 >/dev/null || need_pkgs+=(python3 python3-venv)  # schemathesis (OpenAPI fuzzing)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
@@ -18,6 +19,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     exit 2
   fi
 fi
+
+# schemathesis (PyPI, pinned) into target/schemathesis-venv; gateway/tests/openapi.rs runs it.
+tests/install-schemathesis.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings

@@ -19,6 +19,8 @@ const fn local(name: &'static str, access: Access, json_body: bool) -> RouteInfo
 pub const LIVEZ: RouteInfo = local("livez", Access::Public, false);
 pub const READYZ: RouteInfo = local("readyz", Access::Public, false);
 pub const METRICS: RouteInfo = local("metrics", Access::Public, false);
+/// The OpenAPI document of this API (`GET /openapi.json`).
+pub const OPENAPI: RouteInfo = local("openapi", Access::Public, false);
 pub const NORMALIZE: RouteInfo = local("normalize", Access::Key(Scope::Calls), true);
 pub const OWNER_OUTBOUND_GET: RouteInfo =
     local("owner_outbound_get", Access::Key(Scope::Owner), false);
@@ -110,6 +112,11 @@ fn table() -> &'static [Entry] {
                 route: METRICS,
             },
             Entry {
+                method: Method::GET,
+                pattern: &["openapi.json"],
+                route: OPENAPI,
+            },
+            Entry {
                 method: Method::POST,
                 pattern: &["api", "c2c", "normalize"],
                 route: NORMALIZE,
@@ -131,42 +138,42 @@ fn table() -> &'static [Entry] {
             },
             Entry {
                 method: Method::POST,
-                pattern: &["api", "c2c", "calls", ":id", "connect"],
+                pattern: &["api", "c2c", "calls", ":call_id", "connect"],
                 route: CALL_CONNECT,
             },
             Entry {
                 method: Method::POST,
-                pattern: &["api", "c2c", "calls", ":id", "hangup"],
+                pattern: &["api", "c2c", "calls", ":call_id", "hangup"],
                 route: CALL_HANGUP,
             },
             Entry {
                 method: Method::POST,
-                pattern: &["api", "c2c", "calls", ":id", "status"],
+                pattern: &["api", "c2c", "calls", ":call_id", "status"],
                 route: CALL_STATUS,
             },
             Entry {
                 method: Method::GET,
-                pattern: &["api", "c2c", "calls", ":id"],
+                pattern: &["api", "c2c", "calls", ":call_id"],
                 route: CALL_GET,
             },
             Entry {
                 method: Method::OPTIONS,
-                pattern: &["api", "c2c", "calls", ":id", "connect"],
+                pattern: &["api", "c2c", "calls", ":call_id", "connect"],
                 route: CALL_PREFLIGHT,
             },
             Entry {
                 method: Method::OPTIONS,
-                pattern: &["api", "c2c", "calls", ":id", "hangup"],
+                pattern: &["api", "c2c", "calls", ":call_id", "hangup"],
                 route: CALL_PREFLIGHT,
             },
             Entry {
                 method: Method::OPTIONS,
-                pattern: &["api", "c2c", "calls", ":id", "status"],
+                pattern: &["api", "c2c", "calls", ":call_id", "status"],
                 route: CALL_PREFLIGHT,
             },
             Entry {
                 method: Method::OPTIONS,
-                pattern: &["api", "c2c", "calls", ":id"],
+                pattern: &["api", "c2c", "calls", ":call_id"],
                 route: CALL_PREFLIGHT,
             },
             Entry {
@@ -206,6 +213,31 @@ fn table() -> &'static [Entry] {
         ]
     })
 }
+
+/// Every route of the table as `(method, OpenAPI path template, route)`, e.g.
+/// `(GET, "/api/c2c/calls/{call_id}", CALL_GET)`; the prefix routes ([`RTC`], [`TWIRP`])
+/// are listed by [`PREFIX_ROUTES`]. The OpenAPI document and its tests walk this list so
+/// an undocumented route cannot go unnoticed.
+pub fn entries() -> impl Iterator<Item = (Method, String, RouteInfo)> {
+    table().iter().map(|e| {
+        let path: String = e
+            .pattern
+            .iter()
+            .map(|s| match s.strip_prefix(':') {
+                Some(p) => format!("/{{{p}}}"),
+                None => format!("/{s}"),
+            })
+            .collect();
+        (e.method.clone(), path, e.route)
+    })
+}
+
+/// The prefix routes proxied to LiveKit, as `(method, OpenAPI path template, route)`:
+/// `/rtc` (and paths under it) and `/twirp/{service_method}`.
+pub const PREFIX_ROUTES: [(Method, &str, RouteInfo); 2] = [
+    (Method::GET, "/rtc", RTC),
+    (Method::POST, "/twirp/{service_method}", TWIRP),
+];
 
 /// Why no route matched.
 #[derive(Debug, PartialEq, Eq)]

@@ -2,10 +2,13 @@
 //! dispatches by route.
 
 mod calls;
+pub(crate) mod contract;
 pub mod livekit_webhook;
 pub(crate) mod normalize;
+pub mod openapi;
 mod owner;
 mod replay;
+pub(crate) mod report_types;
 mod reports;
 mod service;
 
@@ -49,6 +52,7 @@ impl Plugin for Api {
             routes::LIVEZ => Ok(service::livez()),
             routes::READYZ => Ok(service::readyz(app)),
             routes::METRICS => Ok(service::metrics(app)),
+            routes::OPENAPI => Ok(openapi::serve()),
             routes::NORMALIZE => normalize::handle(app, ctx, body),
             routes::CLICK2CALL => calls::click2call(app, ctx, body).await,
             routes::CALL_CONNECT => calls::connect(app, ctx, head).await,

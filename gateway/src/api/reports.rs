@@ -13,7 +13,8 @@ use serde_json::json;
 
 use c2c_callstate::DayTally;
 
-use crate::api::calls::view;
+use crate::api::contract::view;
+use crate::api::report_types::{CallLogEntry, CallLogPage};
 use crate::app::App;
 use crate::calls::store_error;
 
@@ -72,7 +73,9 @@ fn date(
     key: &str,
     default: NaiveDate,
 ) -> Result<NaiveDate, ApiError> {
-    match q.get(key).map(String::as_str).filter(|v| !v.is_empty()) {
+    // Present but empty is an error, not the default: the parameter is documented as a
+    // date, and `from=` silently meaning "a week ago" hides a client bug.
+    match q.get(key).map(String::as_str) {
         None => Ok(default),
         Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
             bad(
@@ -225,7 +228,7 @@ pub fn call_log(
         })?;
     // The status filter applies within the page; the cursor still walks every call, so
     // a page may hold fewer than `limit` calls but none is ever skipped.
-    let calls: Vec<serde_json::Value> = page
+    let calls = page
         .records
         .iter()
         .filter(|r| {
@@ -233,15 +236,18 @@ pub fn call_log(
                 r.phase.as_str() == s || r.call_status.is_some_and(|c| c.as_str() == s)
             })
         })
-        .map(|r| {
-            let mut v = view(r);
-            v["created_at_ms"] = json!(r.created_ms);
-            v["trunk"] = json!(r.trunk_label);
-            v
+        .map(|r| CallLogEntry {
+            call: view(r),
+            created_at_ms: r.created_ms,
+            trunk: &r.trunk_label,
         })
         .collect();
     Ok(JsonResponse::json(
         StatusCode::OK,
-        &json!({ "tenant": tenant, "calls": calls, "next_cursor": page.next_cursor }),
+        &CallLogPage {
+            tenant: &tenant,
+            calls,
+            next_cursor: page.next_cursor,
+        },
     ))
 }
