@@ -161,3 +161,77 @@ fn committed_web_dist_is_reproducible() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Console endpoints: who may see what. No browser needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_api_scopes_and_tenant_isolation() {
+    let env = CallEnv::start("poll").await;
+    let get = |path: &str, key: &str| {
+        let r = env.c.get(env.gw.url(path)).header("x-api-key", key).send();
+        async move { json(r.await.unwrap()).await }
+    };
+    // The console key: its own tenant only; the CRM's calls key: not the console.
+    let (s, v) = get("/api/c2c/console/session", CONSOLE_KEY).await;
+    assert_eq!((s, v["role"].as_str()), (200, Some("tenant")), "{v}");
+    assert_eq!(v["tenants"], json!([{"id": "acme", "name": "Acme Realty"}]));
+    assert_eq!(get("/api/c2c/console/session", ACME_KEY).await.0, 403);
+    assert_eq!(
+        get("/api/c2c/console/tenants/globex", CONSOLE_KEY).await.0,
+        403
+    );
+    let (s, v) = get("/api/c2c/console/session", OWNER_KEY).await;
+    assert_eq!((s, v["role"].as_str()), (200, Some("owner")));
+    assert!(v["tenants"].as_array().unwrap().len() >= 2, "{v}");
+    // Effective policy: secrets masked, never their values.
+    let (s, v) = get("/api/c2c/console/tenants/acme", OWNER_KEY).await;
+    assert_eq!(s, 200, "{v}");
+    let text = v.to_string();
+    for secret in secrets(env.policies.path()) {
+        assert!(!text.contains(&secret), "a secret leaked: {text}");
+    }
+    assert_eq!(
+        v["settings"]["crm_webhook"]["outbound_key"],
+        "•••••••• (set)"
+    );
+    assert_eq!(v["trunks"][0]["prefix"], "9911");
+    assert_eq!(
+        v["guide"]["ws_url"],
+        env.gw.base.replace("http://", "ws://")
+    );
+    // A console key places sandbox calls; the call's trunk view is its tenant's only.
+    let r = env
+        .c
+        .post(env.gw.url("/api/c2c/click2call"))
+        .header("x-api-key", CONSOLE_KEY)
+        .json(&json!({"case_id": "c", "customer_number": "9530251797", "agent_id": "a", "customer_crm_id": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let (s, call) = json(r).await;
+    assert_eq!(s, 200, "{call}");
+    let id = call["call_id"].as_str().unwrap();
+    let (s, v) = get(&format!("/api/c2c/console/calls/{id}"), CONSOLE_KEY).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["trunk"]["dialed"], "99119530251797");
+    assert_eq!(v["webhook"], json!(null), "no webhook before the call ends");
+    env.post(&format!("/api/c2c/calls/{id}/hangup")).await;
+    let (_, v) = get(&format!("/api/c2c/console/calls/{id}"), CONSOLE_KEY).await;
+    let body: serde_json::Value =
+        serde_json::from_str(v["webhook"]["body_json"].as_str().unwrap()).unwrap();
+    assert_eq!(body["phone_to"], "9530251797");
+    assert!(v["webhook"]["body_json"]
+        .as_str()
+        .unwrap()
+        .starts_with("{\"call_id\":"));
+    // Live LiveKit check against the simulator: valid.
+    let r = env
+        .c
+        .post(env.gw.url("/api/c2c/console/tenants/acme/livekit-validate"))
+        .header("x-api-key", OWNER_KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = json(r).await;
+    assert_eq!((s, &v["ok"]), (200, &json!(true)), "{v}");
+}

@@ -210,6 +210,7 @@ test('a Sandbox call goes through the agent flow and reaches Ended with the webh
   noSecrets(await p.content(), 'the sandbox');
   const log = await p.$$eval('#sandbox-log li', (li) => li.map((x) => x.textContent));
   console.log('# sandbox log:', JSON.stringify(log.reverse()));
+  assert.ok(log.some((l) => l.endsWith('client: joining')), 'the page joined the room through C2C');
   await shot(p, 'console-sandbox-ended');
   // The only console errors allowed are livekit-client's own reports of the failed
   // peer connection (the simulator carries no media).

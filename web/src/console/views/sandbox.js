@@ -12,6 +12,7 @@ const CLIENT_STEP = { joining: 0, dialing: 1, ringing: 1, active: 2, ended: 3 };
 export default async function sandbox(root, ctx) {
   const C2C = window.C2C;
   let step = -1;
+  const reached = new Set();
   let callId = null;
   let poller = null;
   const steps = h('ol', { class: 'steps', id: 'sandbox-steps', 'aria-label': 'Call state' }, STEPS.map((s) => h('li', { 'data-step': s }, s)));
@@ -22,8 +23,11 @@ export default async function sandbox(root, ctx) {
   const setStep = (n) => {
     if (n <= step) return;
     step = n;
+    reached.add(n);
+    // Only states the call really passed through are marked; a call that ended before
+    // ringing shows Ringing and Active as not reached.
     [...steps.children].forEach((li, i) => {
-      li.className = i < n ? 'done' : i === n ? 'current' : '';
+      li.className = i === n ? 'current' : i < n && reached.has(i) ? 'done' : '';
       if (i === n) li.setAttribute('aria-current', 'step'); else li.removeAttribute('aria-current');
     });
     stateText.textContent = `State: ${STEPS[n]}`;
@@ -58,6 +62,8 @@ export default async function sandbox(root, ctx) {
       if (c.webhook) {
         clearInterval(poller);
         poller = null;
+        // The gateway ended the call (it owns teardown): leave the room too.
+        if (C2C && C2C.callId === callId) C2C.endCall();
         const hd = Object.entries(c.webhook.headers).filter(([, v]) => v).map(([k, v]) => `${k}: ${v}`).join('\n');
         mount(hook, kv([['POST', c.webhook.url || '(no CRM webhook configured)']]),
           h('pre', { id: 'webhook-preview' }, h('code', {}, `${hd}\n\n${JSON.stringify(JSON.parse(c.webhook.body_json), null, 2)}`)));
@@ -89,6 +95,7 @@ export default async function sandbox(root, ctx) {
     const n = number.value.trim();
     if (!/^\d{10}$/.test(n)) { mount(err, errorBox('Enter the customer number as exactly 10 digits.')); number.focus(); return; }
     step = -1;
+    reached.clear();
     [...steps.children].forEach((li) => { li.className = ''; });
     mount(log);
     mount(hook, h('p', { class: 'empty' }, 'Shown when the call ends.'));
