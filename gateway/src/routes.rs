@@ -27,9 +27,14 @@ pub const OWNER_OUTBOUND_GET: RouteInfo =
 pub const OWNER_OUTBOUND_SET: RouteInfo =
     local("owner_outbound_set", Access::Key(Scope::Owner), true);
 
+/// A `console` key may place calls too: the console's Sandbox is a real call.
 pub const CLICK2CALL: RouteInfo = RouteInfo {
     dials: true,
-    ..local("click2call", Access::Key(Scope::Calls), true)
+    ..local(
+        "click2call",
+        Access::AnyKey(&[Scope::Calls, Scope::Console]),
+        true,
+    )
 };
 // Browser endpoints: keyed by the unguessable call id, no secret (the contract), and
 // lenient about bodies because navigator.sendBeacon sends text/plain or nothing.
@@ -64,15 +69,26 @@ pub fn is_livekit_route(r: &RouteInfo) -> bool {
 /// Reports: a tenant key (its own tenant) or the owner key (any tenant).
 pub const ANALYTICS: RouteInfo = local(
     "analytics",
-    Access::AnyKey(&[Scope::Calls, Scope::Owner]),
+    Access::AnyKey(&[Scope::Calls, Scope::Console, Scope::Owner]),
     false,
 );
 /// A tenant's call log.
 pub const CALL_LOG: RouteInfo = local(
     "call_log",
-    Access::AnyKey(&[Scope::Calls, Scope::Owner]),
+    Access::AnyKey(&[Scope::Calls, Scope::Console, Scope::Owner]),
     false,
 );
+
+/// Browser assets embedded in the binary: `/js/c2c-client.js` and the console pages.
+pub const ASSET: RouteInfo = local("asset", Access::Public, false);
+/// Console JSON endpoints: a tenant's `console` key (its own tenant) or the owner key.
+const CONSOLE_KEYS: Access = Access::AnyKey(&[Scope::Console, Scope::Owner]);
+pub const CONSOLE_SESSION: RouteInfo = local("console_session", CONSOLE_KEYS, false);
+pub const CONSOLE_TENANT: RouteInfo = local("console_tenant", CONSOLE_KEYS, false);
+pub const CONSOLE_NORMALIZE: RouteInfo = local("console_normalize", CONSOLE_KEYS, true);
+pub const CONSOLE_LIVEKIT_VALIDATE: RouteInfo =
+    local("console_livekit_validate", CONSOLE_KEYS, true);
+pub const CONSOLE_CALL: RouteInfo = local("console_call", CONSOLE_KEYS, false);
 
 pub const WEBHOOKS_REPLAY: RouteInfo = local("webhooks_replay", Access::Key(Scope::Owner), true);
 
@@ -185,6 +201,53 @@ fn table() -> &'static [Entry] {
                 method: Method::POST,
                 pattern: &["api", "c2c", "webhooks", "replay"],
                 route: WEBHOOKS_REPLAY,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["js", "c2c-client.js"],
+                route: ASSET,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["console"],
+                route: ASSET,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["console", ":file"],
+                route: ASSET,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["api", "c2c", "console", "session"],
+                route: CONSOLE_SESSION,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["api", "c2c", "console", "tenants", ":tenant"],
+                route: CONSOLE_TENANT,
+            },
+            Entry {
+                method: Method::POST,
+                pattern: &["api", "c2c", "console", "tenants", ":tenant", "normalize"],
+                route: CONSOLE_NORMALIZE,
+            },
+            Entry {
+                method: Method::POST,
+                pattern: &[
+                    "api",
+                    "c2c",
+                    "console",
+                    "tenants",
+                    ":tenant",
+                    "livekit-validate",
+                ],
+                route: CONSOLE_LIVEKIT_VALIDATE,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["api", "c2c", "console", "calls", ":id"],
+                route: CONSOLE_CALL,
             },
             Entry {
                 method: Method::GET,

@@ -1,8 +1,10 @@
 //! The HTTP API the gateway answers itself. One module per resource; this plugin only
 //! dispatches by route.
 
+pub mod assets;
 mod calls;
 pub(crate) mod contract;
+mod console;
 pub mod livekit_webhook;
 pub(crate) mod normalize;
 pub mod openapi;
@@ -63,6 +65,12 @@ impl Plugin for Api {
             routes::LIVEKIT_WEBHOOK => livekit_webhook::handle(app, head, body).await,
             routes::ANALYTICS => reports::analytics(app, ctx, head),
             routes::CALL_LOG => reports::call_log(app, ctx, head),
+            routes::ASSET => assets::serve(app, ctx, head),
+            routes::CONSOLE_SESSION => console::session(app, ctx),
+            routes::CONSOLE_TENANT => console::tenant(app, ctx),
+            routes::CONSOLE_NORMALIZE => console::normalize(app, ctx, body),
+            routes::CONSOLE_LIVEKIT_VALIDATE => console::livekit_validate(app, ctx).await,
+            routes::CONSOLE_CALL => console::call(app, ctx),
             routes::WEBHOOKS_REPLAY => replay::handle(app, body).await,
             routes::OWNER_OUTBOUND_GET => owner::get(app, ctx),
             routes::OWNER_OUTBOUND_SET => owner::set(app, ctx, body).await,

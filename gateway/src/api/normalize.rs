@@ -26,11 +26,18 @@ pub(crate) struct NormalizeRequest {
 }
 
 pub fn handle(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonResponse, ApiError> {
-    let req: NormalizeRequest = parse_json(body)?;
-    let policy = app.policy.get();
     let tenant = ctx
         .tenant()
-        .and_then(|t| policy.tenant(t))
+        .ok_or_else(|| ApiError::forbidden("the tenant of this key no longer exists"))?;
+    for_tenant(app, tenant, body)
+}
+
+/// Normalizes for a named tenant (the console names it; the owner key has none).
+pub fn for_tenant(app: &App, tenant: &str, body: &Bytes) -> Result<JsonResponse, ApiError> {
+    let req: NormalizeRequest = parse_json(body)?;
+    let policy = app.policy.get();
+    let tenant = policy
+        .tenant(tenant)
         .ok_or_else(|| ApiError::forbidden("the tenant of this key no longer exists"))?;
     let plan = DialPlan::new(tenant);
     let n = match &req.trunk {
