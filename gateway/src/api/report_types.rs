@@ -1,9 +1,9 @@
 //! Wire types of the reports: `GET /api/c2c/analytics` and `GET /api/c2c/calls`.
 //!
-//! [`CallLogPage`] is what `call_log()` serialises. [`AnalyticsReport`] describes the
-//! JSON `analytics()` writes, key for key; it rejects unknown fields, so its schema is
-//! closed (`additionalProperties: false`) and the schemathesis run in
-//! `gateway/tests/openapi.rs` fails if the handler's output and this description part.
+//! The handlers serialise these very types ([`AnalyticsReport`] in `analytics()`,
+//! [`CallLogPage`] in `call_log()`), so the OpenAPI schema cannot drift from the output.
+//! The analytics types reject unknown fields, so their schemas are closed
+//! (`additionalProperties: false`).
 
 use std::collections::BTreeMap;
 
@@ -33,7 +33,7 @@ pub struct AnalyticsReport {
     /// (`{"486": 3}`).
     pub failures_by_sip_code: BTreeMap<String, u64>,
     /// One entry per day of the range, in order.
-    pub by_day: Vec<DayTally>,
+    pub by_day: Vec<DayCounts>,
 }
 
 /// Calls by terminal outcome; `IN_PROGRESS` counts calls not ended yet.
@@ -49,7 +49,7 @@ pub struct Outcomes {
 /// One day's counts.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DayTally {
+pub struct DayCounts {
     /// UTC day, `YYYY-MM-DD`.
     pub date: String,
     pub total: u64,

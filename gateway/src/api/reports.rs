@@ -9,12 +9,11 @@ use std::collections::BTreeMap;
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead};
 use chrono::{Duration, NaiveDate, Utc};
 use http::StatusCode;
-use serde_json::json;
 
 use c2c_callstate::DayTally;
 
 use crate::api::contract::view;
-use crate::api::report_types::{CallLogEntry, CallLogPage};
+use crate::api::report_types::{AnalyticsReport, CallLogEntry, CallLogPage, DayCounts, Outcomes};
 use crate::app::App;
 use crate::calls::store_error;
 
@@ -125,36 +124,42 @@ pub fn analytics(
     while d <= to {
         let day = tallies.get(&ymd(d)).cloned().unwrap_or_default();
         all.merge(&day);
-        by_day.push(json!({
-            "date": d.format("%Y-%m-%d").to_string(),
-            "total": day.total,
-            "answered": day.answered,
-            "not_answered": day.not_answered,
-            "failed": day.failed,
-            "in_progress": day.in_progress,
-        }));
+        by_day.push(DayCounts {
+            date: d.format("%Y-%m-%d").to_string(),
+            total: day.total,
+            answered: day.answered,
+            not_answered: day.not_answered,
+            failed: day.failed,
+            in_progress: day.in_progress,
+        });
         d += Duration::days(1);
     }
     let ended = all.answered + all.not_answered + all.failed;
-    Ok(JsonResponse::json(
-        StatusCode::OK,
-        &json!({
-            "tenant": tenant,
-            "from": from.format("%Y-%m-%d").to_string(),
-            "to": to.format("%Y-%m-%d").to_string(),
-            "trunk": trunk,
-            "total": all.total,
-            "outcomes": {
-                "ANSWERED": all.answered,
-                "NOT_ANSWERED": all.not_answered,
-                "FAILED": all.failed,
-                "IN_PROGRESS": all.in_progress,
-            },
-            "answer_rate": if ended == 0 { 0.0 } else { all.answered as f64 / ended as f64 },
-            "failures_by_sip_code": all.failures_by_sip_code.iter().map(|(c, n)| (c.to_string(), *n)).collect::<BTreeMap<_, _>>(),
-            "by_day": by_day,
-        }),
-    ))
+    let report = AnalyticsReport {
+        tenant,
+        from: from.format("%Y-%m-%d").to_string(),
+        to: to.format("%Y-%m-%d").to_string(),
+        trunk,
+        total: all.total,
+        outcomes: Outcomes {
+            answered: all.answered,
+            not_answered: all.not_answered,
+            failed: all.failed,
+            in_progress: all.in_progress,
+        },
+        answer_rate: if ended == 0 {
+            0.0
+        } else {
+            all.answered as f64 / ended as f64
+        },
+        failures_by_sip_code: all
+            .failures_by_sip_code
+            .iter()
+            .map(|(c, n)| (c.to_string(), *n))
+            .collect(),
+        by_day,
+    };
+    Ok(JsonResponse::json(StatusCode::OK, &report))
 }
 
 pub fn call_log(
