@@ -246,7 +246,7 @@ fn table() -> &'static [Entry] {
             },
             Entry {
                 method: Method::GET,
-                pattern: &["api", "c2c", "console", "calls", ":id"],
+                pattern: &["api", "c2c", "console", "calls", ":call_id"],
                 route: CONSOLE_CALL,
             },
             Entry {

@@ -9,12 +9,19 @@
 use bytes::Bytes;
 use c2c_dialplan::DialPlan;
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx};
-use c2c_tenancy::{Policy, Secret, Tenant};
+use c2c_tenancy::{Policy, Tenant};
 use http::StatusCode;
-use serde_json::{json, Value};
 
-use crate::api::calls::view;
+use crate::api::console_types::{
+    CallTimings, ConsoleCall, ConsoleDlt, ConsoleGuide, ConsoleRole, ConsoleSession,
+    ConsoleSettings, ConsoleTenant, ConsoleTrunk, CrmSettings, LimitSettings, LiveKitCheck,
+    LiveKitSettings, LiveKitSource, Masked, TenantInfo, TenantRef, TrunkDial, WebhookHeaders,
+    WebhookPreview,
+};
+use crate::api::contract::view;
+use crate::api::owner::FlagSource;
 use crate::app::App;
+use crate::body::parse_json;
 use crate::calls::livekit_pool::LiveKitPool;
 use crate::calls::store_error;
 
@@ -41,15 +48,6 @@ fn may_see(ctx: &RequestCtx, tenant: &str) -> Result<(), ApiError> {
     }
 }
 
-/// A secret as the console shows it: whether it is set, never its value.
-fn masked(s: &Secret) -> &'static str {
-    if s.expose().is_empty() {
-        "(empty)"
-    } else {
-        "•••••••• (set)"
-    }
-}
-
 /// `GET /api/c2c/console/session`: who signed in, and which tenants they may open.
 pub fn session(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     let policy = app.policy.get();
@@ -57,20 +55,27 @@ pub fn session(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
         .principal
         .as_ref()
         .ok_or_else(|| ApiError::internal("no principal"))?;
-    let tenants: Vec<Value> = policy
+    let tenants = policy
         .tenants
         .values()
         .filter(|t| p.tenant.as_deref().is_none_or(|own| own == t.id))
-        .map(|t| json!({"id": t.id, "name": t.name}))
+        .map(|t| TenantRef {
+            id: &t.id,
+            name: &t.name,
+        })
         .collect();
     Ok(JsonResponse::json(
         StatusCode::OK,
-        &json!({
-            "role": if p.tenant.is_some() { "tenant" } else { "owner" },
-            "key_id": &*p.key_id,
-            "tenant": p.tenant.as_deref(),
-            "tenants": tenants,
-        }),
+        &ConsoleSession {
+            role: if p.tenant.is_some() {
+                ConsoleRole::Tenant
+            } else {
+                ConsoleRole::Owner
+            },
+            key_id: &p.key_id,
+            tenant: p.tenant.as_deref(),
+            tenants,
+        },
     ))
 }
 
@@ -80,35 +85,37 @@ pub fn tenant(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     let policy = app.policy.get();
     let t = tenant_param(&policy, ctx)?;
     let g = &policy.gateway;
-    let trunks: Vec<Value> = t
+    let trunks = t
         .trunks
         .iter()
-        .map(|tr| {
-            json!({
-                "label": tr.label,
-                "livekit_trunk_id": tr.livekit_trunk_id,
-                "prefix": tr.prefix,
-                "default_did": tr.default_did,
-                "carrier": tr.carrier,
-                "default": tr.default,
-                "enabled": tr.enabled,
-            })
+        .map(|tr| ConsoleTrunk {
+            label: &tr.label,
+            livekit_trunk_id: &tr.livekit_trunk_id,
+            prefix: &tr.prefix,
+            default_did: &tr.default_did,
+            carrier: &tr.carrier,
+            default: tr.default,
+            enabled: tr.enabled,
         })
         .collect();
-    let livekit = policy.livekit_for(t).map(|p| {
-        json!({
-            "source": if t.livekit.is_some() { "tenant" } else { "platform" },
-            "url": if p.is_sim() { "sim (bundled LiveKit simulator)".to_string() } else { p.url.clone() },
-            "api_key": p.api_key,
-            "api_secret": masked(&p.api_secret),
-        })
+    let livekit = policy.livekit_for(t).map(|p| LiveKitSettings {
+        source: if t.livekit.is_some() {
+            LiveKitSource::Tenant
+        } else {
+            LiveKitSource::Platform
+        },
+        url: if p.is_sim() {
+            "sim (bundled LiveKit simulator)".to_string()
+        } else {
+            p.url.clone()
+        },
+        api_key: &p.api_key,
+        api_secret: Masked::of(&p.api_secret),
     });
-    let crm = t.crm_webhook.as_ref().map(|w| {
-        json!({
-            "url": w.url,
-            "outbound_key": masked(&w.outbound_key),
-            "signing_secret": w.signing_secret.as_ref().map(masked),
-        })
+    let crm_webhook = t.crm_webhook.as_ref().map(|w| CrmSettings {
+        url: &w.url,
+        outbound_key: Masked::of(&w.outbound_key),
+        signing_secret: w.signing_secret.as_ref().map(Masked::of),
     });
     let dlt_store = |e: c2c_dlt::DltError| {
         tracing::error!(error = %e, "DLT store failure");
@@ -117,41 +124,50 @@ pub fn tenant(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     let current = app.dlt.current(&t.id).map_err(dlt_store)?;
     let audit = app.dlt.audit(&t.id).map_err(dlt_store)?;
     let secs = |d: std::time::Duration| d.as_secs();
+    let base_url = g.public_url.trim_end_matches('/');
     Ok(JsonResponse::json(
         StatusCode::OK,
-        &json!({
-            "tenant": {"id": t.id, "name": t.name, "region": t.region,
-                       "allowed_origins": t.allowed_origins},
-            "trunks": trunks,
-            "settings": {
-                "livekit": livekit,
-                "crm_webhook": crm,
-                "answer_detection": g.answer_detection.as_str(),
-                "calls": {
-                    "ring_timeout_seconds": secs(g.calls.ring_timeout),
-                    "agent_drop_grace_seconds": secs(g.calls.agent_drop_grace),
-                    "max_duration_seconds": secs(g.calls.max_duration),
-                    "unconnected_expiry_seconds": secs(g.calls.unconnected_expiry),
-                    "poll_interval_ms": g.calls.poll_interval.as_millis() as u64,
+        &ConsoleTenant {
+            tenant: TenantInfo {
+                id: &t.id,
+                name: &t.name,
+                region: &t.region,
+                allowed_origins: &t.allowed_origins,
+            },
+            trunks,
+            settings: ConsoleSettings {
+                livekit,
+                crm_webhook,
+                answer_detection: g.answer_detection.as_str(),
+                calls: CallTimings {
+                    ring_timeout_seconds: secs(g.calls.ring_timeout),
+                    agent_drop_grace_seconds: secs(g.calls.agent_drop_grace),
+                    max_duration_seconds: secs(g.calls.max_duration),
+                    unconnected_expiry_seconds: secs(g.calls.unconnected_expiry),
+                    poll_interval_ms: g.calls.poll_interval.as_millis() as u64,
                 },
-                "limits": {
-                    "requests_per_second": t.limits.requests_per_second,
-                    "max_concurrent_calls": t.limits.max_concurrent_calls,
+                limits: LimitSettings {
+                    requests_per_second: t.limits.requests_per_second,
+                    max_concurrent_calls: t.limits.max_concurrent_calls,
                 },
             },
-            "dlt": {
-                "principal_entity_id": t.dlt.principal_entity_id,
-                "outbound_enabled": app.dlt.outbound_enabled(t),
-                "source": if current.is_some() { "owner" } else { "policy" },
-                "policy_initial": t.dlt.outbound_enabled,
-                "audit": audit,
+            dlt: ConsoleDlt {
+                principal_entity_id: &t.dlt.principal_entity_id,
+                outbound_enabled: app.dlt.outbound_enabled(t),
+                source: if current.is_some() {
+                    FlagSource::Owner
+                } else {
+                    FlagSource::Policy
+                },
+                policy_initial: t.dlt.outbound_enabled,
+                audit,
             },
-            "guide": {
-                "base_url": g.public_url.trim_end_matches('/'),
-                "ws_url": LiveKitPool::ws_url(&g.public_url),
-                "client_js": format!("{}/js/c2c-client.js", g.public_url.trim_end_matches('/')),
+            guide: ConsoleGuide {
+                base_url: base_url.to_string(),
+                ws_url: LiveKitPool::ws_url(&g.public_url),
+                client_js: format!("{base_url}/js/c2c-client.js"),
             },
-        }),
+        },
     ))
 }
 
@@ -167,27 +183,41 @@ pub fn normalize(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonRespon
 
 /// `POST /api/c2c/console/tenants/{tenant}/livekit-validate`: a live, read-only
 /// ListRooms with the tenant's effective LiveKit credentials.
-pub async fn livekit_validate(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
-    let (id, client) = {
+pub async fn livekit_validate(
+    app: &App,
+    ctx: &RequestCtx,
+    body: &Bytes,
+) -> Result<JsonResponse, ApiError> {
+    let (tenant, client) = {
         let policy = app.policy.get();
         let t = tenant_param(&policy, ctx)?;
         (t.id.clone(), app.livekit.client_for_tenant(&policy, &t.id))
     };
+    // The body carries nothing yet, but it must be the JSON object the document promises.
+    let _: serde_json::Map<String, serde_json::Value> = parse_json(body)?;
+    let check = |ok, rooms, latency_ms, error: Option<&str>| LiveKitCheck {
+        tenant: tenant.clone(),
+        ok,
+        rooms,
+        latency_ms,
+        error: error.map(str::to_string),
+    };
     let Some(client) = client else {
-        return Ok(JsonResponse::json(
-            StatusCode::OK,
-            &json!({"tenant": id, "ok": false, "error": "no LiveKit project is configured for this tenant"}),
-        ));
+        let body = check(
+            false,
+            None,
+            None,
+            Some("no LiveKit project is configured for this tenant"),
+        );
+        return Ok(JsonResponse::json(StatusCode::OK, &body));
     };
     let started = std::time::Instant::now();
     let result = tokio::time::timeout(VALIDATE_TIMEOUT, client.list_rooms()).await;
-    let ms = started.elapsed().as_millis() as u64;
+    let ms = Some(started.elapsed().as_millis() as u64);
     let body = match result {
-        Ok(Ok(rooms)) => json!({"tenant": id, "ok": true, "rooms": rooms.len(), "latency_ms": ms}),
-        Ok(Err(e)) => json!({"tenant": id, "ok": false, "error": e.to_string(), "latency_ms": ms}),
-        Err(_) => {
-            json!({"tenant": id, "ok": false, "error": "LiveKit did not answer within 5 s", "latency_ms": ms})
-        }
+        Ok(Ok(rooms)) => check(true, Some(rooms.len()), ms, None),
+        Ok(Err(e)) => check(false, None, ms, Some(&e.to_string())),
+        Err(_) => check(false, None, ms, Some("LiveKit did not answer within 5 s")),
     };
     Ok(JsonResponse::json(StatusCode::OK, &body))
 }
@@ -221,35 +251,34 @@ pub fn call(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     let hook = policy
         .tenant(&rec.tenant)
         .and_then(|t| t.crm_webhook.as_ref());
-    let payload = rec.webhook_payload();
-    let webhook = payload.map(|p| {
-        json!({
-            "url": hook.map(|h| h.url.as_str()),
-            "headers": {
-                "Content-Type": "application/json",
-                "X-api-key": hook.map(|h| masked(&h.outbound_key)),
-                "webhook-signature": hook.and_then(|h| h.signing_secret.as_ref()).map(|_| "v1,<HMAC-SHA256 of id.timestamp.body>"),
-            },
-            // A string, not an object: JSON objects here are key-sorted, and the
-            // preview must show the contract's field order exactly.
-            "body_json": serde_json::to_string(&p).unwrap_or_default(),
-        })
+    let webhook = rec.webhook_payload().map(|p| WebhookPreview {
+        url: hook.map(|h| h.url.as_str()),
+        headers: WebhookHeaders {
+            content_type: "application/json",
+            api_key: hook.map(|h| Masked::of(&h.outbound_key)),
+            signature: hook
+                .and_then(|h| h.signing_secret.as_ref())
+                .map(|_| "v1,<HMAC-SHA256 of id.timestamp.body>"),
+        },
+        // A string, not an object: the preview must show the contract's field order
+        // exactly as the CRM receives it.
+        body_json: serde_json::to_string(&p).unwrap_or_default(),
     });
     Ok(JsonResponse::json(
         StatusCode::OK,
-        &json!({
-            "call": view(&rec),
-            "tenant": rec.tenant,
-            "room": rec.room,
-            "trunk": trunk.as_ref().map(|n| json!({
-                "label": n.trunk,
-                "livekit_trunk_id": n.livekit_trunk_id,
-                "dialed": n.dialed,
-                "caller_id": n.caller_id,
-                "customer_number": n.customer_number,
-            })),
-            "sip_disconnect_code": rec.sip_disconnect_code,
-            "webhook": webhook,
-        }),
+        &ConsoleCall {
+            call: view(&rec),
+            tenant: &rec.tenant,
+            room: &rec.room,
+            trunk: trunk.as_ref().map(|n| TrunkDial {
+                label: &n.trunk,
+                livekit_trunk_id: &n.livekit_trunk_id,
+                dialed: &n.dialed,
+                caller_id: &n.caller_id,
+                customer_number: &n.customer_number,
+            }),
+            sip_disconnect_code: rec.sip_disconnect_code,
+            webhook,
+        },
     ))
 }

@@ -3,8 +3,9 @@
 
 pub mod assets;
 mod calls;
-pub(crate) mod contract;
 mod console;
+mod console_types;
+pub(crate) mod contract;
 pub mod livekit_webhook;
 pub(crate) mod normalize;
 pub mod openapi;
@@ -69,7 +70,7 @@ impl Plugin for Api {
             routes::CONSOLE_SESSION => console::session(app, ctx),
             routes::CONSOLE_TENANT => console::tenant(app, ctx),
             routes::CONSOLE_NORMALIZE => console::normalize(app, ctx, body),
-            routes::CONSOLE_LIVEKIT_VALIDATE => console::livekit_validate(app, ctx).await,
+            routes::CONSOLE_LIVEKIT_VALIDATE => console::livekit_validate(app, ctx, body).await,
             routes::CONSOLE_CALL => console::call(app, ctx),
             routes::WEBHOOKS_REPLAY => replay::handle(app, body).await,
             routes::OWNER_OUTBOUND_GET => owner::get(app, ctx),

@@ -1,11 +1,12 @@
 //! The OpenAPI 3.1 document of the gateway's HTTP API, served at `GET /openapi.json`.
 //!
 //! Built with `utoipa` from the types the handlers serialise (so schemas cannot drift
-//! from the wire) plus [`paths`] for each operation's parameters and handler errors. The
-//! errors the plugin chain produces for a whole class of routes are added here by walking
-//! the route table ([`crate::routes::entries`]), so they follow the chain's rules. The
-//! document is built and serialised once per process.
+//! from the wire) plus [`paths`] and [`console_paths`] for each operation's parameters
+//! and handler errors. The errors the plugin chain produces for a whole class of routes
+//! are added here by walking the route table ([`crate::routes::entries`]), so they
+//! follow the chain's rules. The document is built and serialised once per process.
 
+mod console_paths;
 mod paths;
 
 use std::sync::OnceLock;
@@ -44,6 +45,10 @@ use crate::routes;
         paths::analytics, paths::call_log, paths::normalize,
         paths::owner_outbound_get, paths::owner_outbound_set,
         paths::webhooks_replay, paths::livekit_webhook, paths::rtc, paths::twirp,
+        console_paths::console_session, console_paths::console_tenant,
+        console_paths::console_normalize, console_paths::console_livekit_validate,
+        console_paths::console_call,
+        console_paths::client_js, console_paths::console_page, console_paths::console_file,
     ),
     components(schemas(c2c_callstate::CrmWebhookPayload, c2c_plugin_api::ErrorBody)),
     modifiers(&Security, &ChainErrors, &CrmWebhook),
@@ -53,6 +58,8 @@ use crate::routes;
         (name = "owner", description = "Platform owner: DLT outbound-enable toggle."),
         (name = "webhooks", description = "LiveKit's webhooks in; CRM webhook replay."),
         (name = "tools", description = "Console helpers."),
+        (name = "console", description = "The web console's API (a tenant's `console` key: own tenant; owner key: any)."),
+        (name = "assets", description = "Browser assets embedded in the binary: the agent client and the web console."),
         (name = "service", description = "Probes, metrics and this document."),
         (name = "livekit", description = "LiveKit traffic proxied by the edge."),
     )
@@ -74,7 +81,8 @@ pub fn serve() -> JsonResponse {
     JsonResponse::raw(StatusCode::OK, "application/json", document())
 }
 
-/// The `X-api-key` schemes (one header, two kinds of key) and the LiveKit token.
+/// The `X-api-key` schemes (one header, one scheme per key scope, so an operation's
+/// `security` can be checked against its route's access rule) and the LiveKit token.
 struct Security;
 
 impl Modify for Security {
@@ -86,6 +94,14 @@ impl Modify for Security {
                 "X-api-key",
                 "A tenant's inbound key (scope `calls`). Server to server only: never ship it \
                  to a browser.",
+            ))),
+        );
+        c.add_security_scheme(
+            "console_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-api-key",
+                "A tenant's console key (scope `console`): a person signed in to the web \
+                 console, for that tenant only. Also places sandbox calls and reads reports.",
             ))),
         );
         c.add_security_scheme(

@@ -51,7 +51,7 @@ fn openapi() {}
         picks the trunk; legacy fields are accepted and ignored). Server to server only: \
         the key must never reach a browser.",
     request_body(content = Click2CallRequest, content_type = "application/json"),
-    security(("tenant_key" = [])),
+    security(("tenant_key" = []), ("console_key" = [])),
     responses(
         (status = 200, description = "Call created: hand `ws_url`, `token` and `call_id` to the agent's browser.", body = Click2CallResponse),
         (status = 409, description = "`no_trunk`: the tenant has no enabled trunk.", body = ErrorBody),
@@ -180,7 +180,7 @@ fn preflight_get() {}
         ("to" = Option<String>, Query, format = Date, description = "Last day (`YYYY-MM-DD`, UTC); default today."),
         ("trunk" = Option<String>, Query, description = "Only calls on this trunk label."),
     ),
-    security(("tenant_key" = []), ("owner_key" = [])),
+    security(("tenant_key" = []), ("console_key" = []), ("owner_key" = [])),
     responses(
         (status = 200, description = "The report.", body = AnalyticsReport),
         (status = 403, description = "`forbidden`: a tenant key named another tenant.", body = ErrorBody),
@@ -204,7 +204,7 @@ fn analytics() {}
         ("status" = Option<String>, Query, description = "Only calls in this phase (`INITIATED`, `DIALING`, `RINGING`, `ACTIVE`, `ENDED`) or with this outcome (`ANSWERED`, `NOT_ANSWERED`, `FAILED`); case-insensitive."),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
     ),
-    security(("tenant_key" = []), ("owner_key" = [])),
+    security(("tenant_key" = []), ("console_key" = []), ("owner_key" = [])),
     responses(
         (status = 200, description = "One page.", body = CallLogPage),
         (status = 403, description = "`forbidden`: a tenant key named another tenant.", body = ErrorBody),

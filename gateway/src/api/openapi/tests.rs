@@ -2,7 +2,18 @@
 
 use serde_json::Value;
 
+use c2c_plugin_api::Scope;
+
 use super::*;
+
+/// The security scheme the document names for a key scope.
+fn scheme_of(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Calls => "tenant_key",
+        Scope::Console => "console_key",
+        Scope::Owner => "owner_key",
+    }
+}
 
 fn doc() -> Value {
     serde_json::from_slice(&document()).expect("the document is JSON")
@@ -31,6 +42,26 @@ fn every_route_is_documented() {
         );
         if keyed {
             assert!(op["responses"]["401"].is_object(), "{method} {path}: 401");
+        }
+        // One alternative per scope the route admits, each naming that scope's scheme.
+        let scopes: &[Scope] = match &route.access {
+            Access::Public => &[],
+            Access::Key(s) => std::slice::from_ref(s),
+            Access::AnyKey(s) => s,
+        };
+        let mut want: Vec<&str> = scopes.iter().map(|s| scheme_of(*s)).collect();
+        want.sort();
+        let mut got: Vec<&str> = op["security"]
+            .as_array()
+            .map(|alts| {
+                alts.iter()
+                    .filter_map(|a| a.as_object()?.keys().next().map(String::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        got.sort();
+        if keyed {
+            assert_eq!(got, want, "{method} {path}: security schemes vs scopes");
         }
     }
 }
