@@ -14,9 +14,11 @@
 //! wi/<call_id>                             -> seq u64 BE (one webhook per call)
 //! ```
 
+mod check;
 mod flusher;
 mod keys;
 mod outbox;
+mod scan;
 mod sled_calls;
 mod sled_outbox;
 
@@ -28,6 +30,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 
+pub use check::{CheckReport, Problem, ProblemKind, MAX_PROBLEMS};
 pub use outbox::{webhook_id_for, OutboxEntry, OutboxState};
 pub use sled_calls::{SledCallStore, TREE_NAME};
 
