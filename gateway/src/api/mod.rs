@@ -5,6 +5,7 @@ mod calls;
 pub mod livekit_webhook;
 pub(crate) mod normalize;
 mod owner;
+mod owner_calls;
 mod replay;
 mod reports;
 mod service;
@@ -61,6 +62,7 @@ impl Plugin for Api {
             routes::CALL_LOG => reports::call_log(app, ctx, head),
             routes::WEBHOOKS_REPLAY => replay::handle(app, body).await,
             routes::OWNER_OUTBOUND_GET => owner::get(app, ctx),
+            routes::OWNER_CALL_GET => owner_calls::get(app, ctx),
             routes::OWNER_OUTBOUND_SET => owner::set(app, ctx, body).await,
             _ => Err(ApiError::internal(format!(
                 "route {} has no handler",

@@ -222,9 +222,11 @@ impl SledCallStore {
             let id = String::from_utf8_lossy(&k[keys::OPEN.len()..]).into_owned();
             match self.record_at(&id)? {
                 None => r.add(ProblemKind::Dangling, &k, "open index entry without record"),
-                Some(rec) if rec.is_ended() => {
-                    r.add(ProblemKind::Mismatch, &k, "open index entry for an ENDED call")
-                }
+                Some(rec) if rec.is_ended() => r.add(
+                    ProblemKind::Mismatch,
+                    &k,
+                    "open index entry for an ENDED call",
+                ),
                 Some(_) => {}
             }
         }
@@ -249,7 +251,11 @@ impl SledCallStore {
             };
             let id = String::from_utf8_lossy(&rest[nul + 9..]).into_owned();
             match self.record_at(&id)? {
-                None => r.add(ProblemKind::Dangling, &k, "tenant index entry without record"),
+                None => r.add(
+                    ProblemKind::Dangling,
+                    &k,
+                    "tenant index entry without record",
+                ),
                 Some(rec) if rec.tenant != tenant || rec.created_ms != ms => r.add(
                     ProblemKind::Mismatch,
                     &k,
@@ -276,7 +282,10 @@ impl SledCallStore {
                 r.add(ProblemKind::Undecodable, &k, "malformed day index key");
                 continue;
             };
-            let (tenant, day) = (String::from_utf8_lossy(tenant), String::from_utf8_lossy(day));
+            let (tenant, day) = (
+                String::from_utf8_lossy(tenant),
+                String::from_utf8_lossy(day),
+            );
             match self.record_at(&String::from_utf8_lossy(id))? {
                 None => r.add(ProblemKind::Dangling, &k, "day index entry without record"),
                 Some(rec) => {
@@ -309,7 +318,11 @@ impl SledCallStore {
                 }
             };
             if keys::tail_u64(&k) != Some(e.seq) || k.len() != keys::outbox(e.seq).len() {
-                r.add(ProblemKind::Mismatch, &k, format!("entry holds seq {}", e.seq));
+                r.add(
+                    ProblemKind::Mismatch,
+                    &k,
+                    format!("entry holds seq {}", e.seq),
+                );
                 continue;
             }
             match self.record_at(&e.call_id)? {
@@ -321,7 +334,10 @@ impl SledCallStore {
                 Some(rec) if rec.tenant != e.tenant => r.add(
                     ProblemKind::Mismatch,
                     &k,
-                    format!("entry says tenant {:?}, record says {:?}", e.tenant, rec.tenant),
+                    format!(
+                        "entry says tenant {:?}, record says {:?}",
+                        e.tenant, rec.tenant
+                    ),
                 ),
                 Some(_) => {}
             }
@@ -331,7 +347,10 @@ impl SledCallStore {
                 Some(s) => r.add(
                     ProblemKind::Webhook,
                     &k,
-                    format!("second outbox entry for call {} (the index names {s})", e.call_id),
+                    format!(
+                        "second outbox entry for call {} (the index names {s})",
+                        e.call_id
+                    ),
                 ),
                 None => r.add(
                     ProblemKind::MissingIndex,
@@ -348,9 +367,9 @@ impl SledCallStore {
                     "pending outbox entry missing from the pending index",
                 ),
                 (true, Some(v)) => {
-                    if keys::parse_pending_value(&v)
-                        .is_some_and(|(next, created)| next != e.next_attempt_ms || created != e.created_ms)
-                    {
+                    if keys::parse_pending_value(&v).is_some_and(|(next, created)| {
+                        next != e.next_attempt_ms || created != e.created_ms
+                    }) {
                         r.add(
                             ProblemKind::Mismatch,
                             &wp,
@@ -374,11 +393,18 @@ impl SledCallStore {
                 continue;
             };
             match self.entry_at(seq)? {
-                None => r.add(ProblemKind::Dangling, &k, "pending index entry without outbox entry"),
+                None => r.add(
+                    ProblemKind::Dangling,
+                    &k,
+                    "pending index entry without outbox entry",
+                ),
                 Some(e) if !e.is_pending() => r.add(
                     ProblemKind::Mismatch,
                     &k,
-                    format!("pending index entry for an outbox entry in state {:?}", e.state),
+                    format!(
+                        "pending index entry for an outbox entry in state {:?}",
+                        e.state
+                    ),
                 ),
                 Some(_) => {}
             }
@@ -393,7 +419,11 @@ impl SledCallStore {
             r.webhook_index += 1;
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
             let Some(seq) = keys::tail_u64(&v) else {
-                r.add(ProblemKind::Undecodable, &k, "webhook index value is not a seq");
+                r.add(
+                    ProblemKind::Undecodable,
+                    &k,
+                    "webhook index value is not a seq",
+                );
                 continue;
             };
             match self.entry_at(seq)? {
@@ -405,12 +435,19 @@ impl SledCallStore {
                 Some(e) if e.call_id != id => r.add(
                     ProblemKind::Mismatch,
                     &k,
-                    format!("webhook index names outbox entry {seq}, which is for call {}", e.call_id),
+                    format!(
+                        "webhook index names outbox entry {seq}, which is for call {}",
+                        e.call_id
+                    ),
                 ),
                 Some(_) => {}
             }
             if self.record_at(&id)?.is_none() {
-                r.add(ProblemKind::Dangling, &k, "webhook index entry without record");
+                r.add(
+                    ProblemKind::Dangling,
+                    &k,
+                    "webhook index entry without record",
+                );
             }
         }
         Ok(())

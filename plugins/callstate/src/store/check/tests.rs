@@ -57,7 +57,10 @@ async fn a_store_written_by_the_store_is_clean() {
     let (s, _, _) = store_with_calls(&dir).await;
     let r = s.check().unwrap();
     assert!(r.is_clean(), "{r:?}");
-    assert_eq!((r.records, r.open_index, r.tenant_index, r.day_index), (2, 1, 2, 2));
+    assert_eq!(
+        (r.records, r.open_index, r.tenant_index, r.day_index),
+        (2, 1, 2, 2)
+    );
     assert_eq!((r.outbox, r.pending_index, r.webhook_index), (1, 1, 1));
 }
 
@@ -66,7 +69,11 @@ async fn missing_and_dangling_index_entries_are_found() {
     let dir = TempDir::new().unwrap();
     let (s, open, ended) = store_with_calls(&dir).await;
     s.tree()
-        .remove(keys::tenant(&ended.tenant, ended.created_ms, &ended.call_id))
+        .remove(keys::tenant(
+            &ended.tenant,
+            ended.created_ms,
+            &ended.call_id,
+        ))
         .unwrap();
     s.tree().remove(keys::open(&open.call_id)).unwrap();
     s.tree().insert(keys::open("c2c_gone"), &[][..]).unwrap();
@@ -100,9 +107,14 @@ async fn an_ended_call_without_its_webhook_and_a_duplicate_webhook_are_found() {
         .unwrap();
     let r = s.check().unwrap();
     assert!(kinds(&r).contains(&ProblemKind::Webhook), "{r:?}");
-    assert!(r.problems.iter().any(|p| p.detail.contains("second outbox entry")));
+    assert!(r
+        .problems
+        .iter()
+        .any(|p| p.detail.contains("second outbox entry")));
     // Lose the webhook index: the ENDED call no longer has its one webhook.
-    s.tree().remove(keys::webhook_index(&ended.call_id)).unwrap();
+    s.tree()
+        .remove(keys::webhook_index(&ended.call_id))
+        .unwrap();
     let r = s.check().unwrap();
     assert!(r
         .problems
@@ -114,7 +126,9 @@ async fn an_ended_call_without_its_webhook_and_a_duplicate_webhook_are_found() {
 async fn undecodable_records_are_reported_not_fatal() {
     let dir = TempDir::new().unwrap();
     let (s, open, _) = store_with_calls(&dir).await;
-    s.tree().insert(keys::record(&open.call_id), &b"{not json"[..]).unwrap();
+    s.tree()
+        .insert(keys::record(&open.call_id), &b"{not json"[..])
+        .unwrap();
     let r = s.check().unwrap();
     assert!(kinds(&r).contains(&ProblemKind::Undecodable), "{r:?}");
     // Its index entries now point at nothing readable.
