@@ -44,7 +44,7 @@ pub fn finish(r: CliResult) -> ExitCode {
 
 /// A single-threaded runtime for one command (the CLI does one thing at a time).
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    // reqwest is built without a bundled TLS provider; use ring, as the server does.
+    // Direct webhook delivery (replay) builds its own client inside the runtime.
     let _ = rustls::crypto::ring::default_provider().install_default();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -179,6 +179,8 @@ impl Remote {
                     "--gateway needs the owner key in the environment variable {key_env}"
                 ))
             })?;
+        // reqwest is built without a bundled TLS provider; use ring, as the server does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
