@@ -9,6 +9,7 @@ use crate::app::App;
 use crate::calls::detail::call_detail;
 use crate::calls::store_error;
 
+/// `GET /api/c2c/owner/calls/{id}`.
 pub fn get(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     let id = ctx
         .param(0)

@@ -8,6 +8,7 @@ use super::common::{block_on, open_db, print_json, CliResult, Failure};
 use super::CallsShowArgs;
 use crate::calls::detail::call_detail;
 
+/// `calls show`: prints the call detail document.
 pub fn show(a: CallsShowArgs) -> CliResult {
     if !c2c_callstate::is_valid_call_id(&a.call_id) {
         return Err(Failure::Usage(format!(

@@ -20,11 +20,13 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// An operation failure (exit 1) with this message.
     pub fn failed(msg: impl Into<String>) -> Self {
         Failure::Failed(msg.into())
     }
 }
 
+/// What every command returns.
 pub type CliResult = Result<(), Failure>;
 
 /// Prints the failure (if any) to stderr and maps it to the process exit code.
@@ -170,6 +172,7 @@ pub struct Remote {
 }
 
 impl Remote {
+    /// A client for the gateway at `base`, with the owner key from `$key_env`.
     pub fn new(base: &str, key_env: &str) -> Result<Self, Failure> {
         let key = std::env::var(key_env)
             .ok()
@@ -192,10 +195,12 @@ impl Remote {
         })
     }
 
+    /// GET `path`; the JSON answer, or the gateway's error message as a failure.
     pub async fn get(&self, path: &str) -> Result<Value, Failure> {
         self.send(self.client.get(self.url(path))).await
     }
 
+    /// POST JSON to `path`; the JSON answer, or the gateway's error message.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
         self.send(self.client.post(self.url(path)).json(body)).await
     }

@@ -20,6 +20,7 @@ fn open_store(data: &std::path::Path) -> Result<SledCallStore, Failure> {
         .map_err(|e| Failure::failed(format!("cannot open the call store: {e}")))
 }
 
+/// `db check`: runs the scan, prints the report, exits 1 on problems.
 pub fn check(a: DbCheckArgs) -> CliResult {
     let store = open_store(&a.data.data)?;
     let report = store
@@ -63,6 +64,7 @@ fn print_report(r: &CheckReport) {
     }
 }
 
+/// `db export`: streams JSON lines to stdout or `--out`.
 pub fn export(a: DbExportArgs) -> CliResult {
     let store = open_store(&a.data.data)?;
     let out: Box<dyn Write> = match &a.out {

@@ -11,6 +11,7 @@ use super::common::{CliResult, Failure};
 use super::policy_edit::{KeyOwner, PolicyFile};
 use super::{KeysCommand, KeysRevokeArgs, KeysRotateArgs, KeysTarget};
 
+/// Runs a `keys` subcommand.
 pub fn run(cmd: KeysCommand) -> CliResult {
     match cmd {
         KeysCommand::Mint { target, id } => {
@@ -23,6 +24,7 @@ pub fn run(cmd: KeysCommand) -> CliResult {
 }
 
 impl KeysTarget {
+    /// Whose keys the flags name.
     pub fn owner_of(&self) -> KeyOwner {
         match &self.tenant {
             Some(t) => KeyOwner::Tenant(t.clone()),

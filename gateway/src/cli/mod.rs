@@ -21,6 +21,7 @@ use clap::{Args, Parser, Subcommand};
 use common::{finish, CliResult, Failure};
 pub use common::{DataArgs, GatewayArgs, PolicyArgs};
 
+/// The parsed command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "c2c-gateway",
@@ -32,6 +33,7 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway.
@@ -56,6 +58,7 @@ pub enum Command {
     Webhooks(WebhooksCommand),
 }
 
+/// Arguments of `serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Policy directory (gateway.toml + tenants/*.toml).
@@ -72,12 +75,14 @@ pub struct ServeArgs {
     pub sip_listen: std::net::SocketAddr,
 }
 
+/// `policy ...` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Validate a policy directory; prints every error and exits 1 if there is any.
     Check { dir: PathBuf },
 }
 
+/// `tenant ...` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
     /// List tenants: id, name, trunks, effective DLT outbound flag and its source
@@ -87,6 +92,7 @@ pub enum TenantCommand {
     OutboundEnable(TenantOutboundArgs),
 }
 
+/// Arguments of `tenant list`.
 #[derive(Debug, Args)]
 pub struct TenantListArgs {
     /// Print JSON instead of a table.
@@ -100,6 +106,7 @@ pub struct TenantListArgs {
     pub gateway: GatewayArgs,
 }
 
+/// Arguments of `tenant outbound-enable`.
 #[derive(Debug, Args)]
 pub struct TenantOutboundArgs {
     /// Tenant id.
@@ -132,6 +139,7 @@ pub struct KeysTarget {
     pub owner: bool,
 }
 
+/// `keys ...` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Mint a new inbound API key. Prints the key once and the TOML to paste.
@@ -148,6 +156,7 @@ pub enum KeysCommand {
     Revoke(KeysRevokeArgs),
 }
 
+/// Arguments of `keys rotate`.
 #[derive(Debug, Args)]
 pub struct KeysRotateArgs {
     #[command(flatten)]
@@ -159,6 +168,7 @@ pub struct KeysRotateArgs {
     pub policy: PolicyArgs,
 }
 
+/// Arguments of `keys revoke`.
 #[derive(Debug, Args)]
 pub struct KeysRevokeArgs {
     #[command(flatten)]
@@ -173,12 +183,14 @@ pub struct KeysRevokeArgs {
     pub policy: PolicyArgs,
 }
 
+/// `calls ...` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CallsCommand {
     /// One call record (numbers masked) and its CRM webhook delivery state, as JSON.
     Show(CallsShowArgs),
 }
 
+/// Arguments of `calls show`.
 #[derive(Debug, Args)]
 pub struct CallsShowArgs {
     /// The call id (c2c_ + 32 hex).
@@ -189,6 +201,7 @@ pub struct CallsShowArgs {
     pub gateway: GatewayArgs,
 }
 
+/// `db ...` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Integrity scan of the store; exits 1 when it finds problems.
@@ -197,6 +210,7 @@ pub enum DbCommand {
     Export(DbExportArgs),
 }
 
+/// Arguments of `db check`.
 #[derive(Debug, Args)]
 pub struct DbCheckArgs {
     /// Print the report as JSON.
@@ -206,6 +220,7 @@ pub struct DbCheckArgs {
     pub data: DataArgs,
 }
 
+/// Arguments of `db export`.
 #[derive(Debug, Args)]
 pub struct DbExportArgs {
     /// Write to this file instead of stdout.
@@ -221,6 +236,7 @@ pub struct DbExportArgs {
     pub data: DataArgs,
 }
 
+/// `webhooks ...` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum WebhooksCommand {
     /// Re-send a tenant's CRM webhooks created since TIME, with their original
@@ -230,6 +246,7 @@ pub enum WebhooksCommand {
     Replay(ReplayArgs),
 }
 
+/// Arguments of `webhooks replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     #[arg(long)]
@@ -245,6 +262,7 @@ pub struct ReplayArgs {
     pub data: DataArgs,
 }
 
+/// Parses the command line, runs the command and maps its outcome to the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: CliResult = match cli.command {

@@ -23,6 +23,7 @@ pub enum KeyOwner {
 }
 
 impl KeyOwner {
+    /// The table array holding the keys.
     pub fn section(&self) -> &'static str {
         match self {
             KeyOwner::Tenant(_) => "api_keys",
@@ -30,6 +31,7 @@ impl KeyOwner {
         }
     }
 
+    /// The scope new keys get.
     pub fn scope(&self) -> &'static str {
         match self {
             KeyOwner::Tenant(_) => "calls",
@@ -37,6 +39,7 @@ impl KeyOwner {
         }
     }
 
+    /// For messages: "tenant acme" or "the platform owner".
     pub fn describe(&self) -> String {
         match self {
             KeyOwner::Tenant(t) => format!("tenant {t}"),

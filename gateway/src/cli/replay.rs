@@ -14,6 +14,7 @@ use crate::app::{now_ms, PolicyHandle};
 use crate::calls::outbox::PolicyEndpoints;
 use crate::calls::replay;
 
+/// Runs `webhooks replay`.
 pub fn run(a: ReplayArgs) -> CliResult {
     let remote = a.gateway.remote()?;
     block_on(async move {

@@ -19,6 +19,7 @@ pub const CLI_KEY_ID: &str = "cli";
 /// Same bound as the owner API.
 const MAX_TEXT: usize = 500;
 
+/// Runs a `tenant` subcommand.
 pub fn run(cmd: TenantCommand) -> CliResult {
     match cmd {
         TenantCommand::List(a) => block_on(list(a)),
