@@ -107,8 +107,12 @@ pub fn export(a: DbExportArgs) -> CliResult {
         }
     }
     out.flush().map_err(io)?;
-    if a.out.is_some() {
-        eprintln!("exported {calls} call record(s) and {entries} outbox entr(ies)");
+    if let Some(path) = &a.out {
+        // stdout is free when the export goes to a file: the summary goes there.
+        println!(
+            "exported {calls} call record(s) and {entries} outbox entries to {}",
+            path.display()
+        );
     }
     Ok(())
 }

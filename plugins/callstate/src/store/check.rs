@@ -80,6 +80,20 @@ impl CheckReport {
     }
 }
 
+/// The part of a [`CallRecord`] the index checks read.
+#[derive(serde::Deserialize)]
+struct RecordHead {
+    tenant: String,
+    created_ms: u64,
+    phase: crate::record::Phase,
+}
+
+impl RecordHead {
+    fn is_ended(&self) -> bool {
+        self.phase == crate::record::Phase::Ended
+    }
+}
+
 /// Key bytes for a human: text as is, other bytes as `\xNN`.
 fn printable(key: &[u8]) -> String {
     let mut s = String::with_capacity(key.len());
@@ -118,11 +132,13 @@ impl SledCallStore {
         Ok(r)
     }
 
-    fn record_at(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+    /// The fields of a record that its index entries must agree with. Decoding only
+    /// these (serde skips the rest without allocating) keeps the index scans cheap.
+    fn record_at(&self, call_id: &str) -> Result<Option<RecordHead>, StoreError> {
         let key = keys::record(call_id);
         match self.tree().get(&key)? {
             // An undecodable record is reported by the record scan; here it is "absent".
-            Some(v) => Ok(decode::<CallRecord>(&key, &v).ok()),
+            Some(v) => Ok(decode::<RecordHead>(&key, &v).ok()),
             None => Ok(None),
         }
     }

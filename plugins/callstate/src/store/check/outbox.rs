@@ -144,7 +144,7 @@ impl SledCallStore {
                 ),
                 Some(_) => {}
             }
-            if self.record_at(&id)?.is_none() {
+            if !self.tree().contains_key(keys::record(&id))? {
                 r.add(
                     ProblemKind::Dangling,
                     &k,
