@@ -230,6 +230,43 @@ async fn keys_rotate_and_revoke_apply_to_a_running_gateway() {
         &[],
     );
     assert_eq!(o.code, 1, "{}", o.stderr);
+    // --force removes a last key: globex gets its first key, then loses it again.
+    let o = cli(
+        &["keys", "rotate", "--tenant", "globex", "--policies", &pol],
+        &[],
+    );
+    let globex_key = printed_key(&o);
+    let globex_id = new_key_id(&o);
+    assert!(
+        eventually(T, || async {
+            tenant_key_status(&c, &gw, &globex_key).await == 200
+        })
+        .await
+    );
+    ok(&cli(
+        &[
+            "keys",
+            "revoke",
+            "--tenant",
+            "globex",
+            "--key-id",
+            &globex_id,
+            "--force",
+            "--policies",
+            &pol,
+        ],
+        &[],
+    ));
+    assert!(
+        eventually(T, || async {
+            tenant_key_status(&c, &gw, &globex_key).await == 401
+        })
+        .await
+    );
+    assert_eq!(
+        std::fs::read_to_string(&globex_toml).unwrap(),
+        globex_before
+    );
     // Usage errors exit 2.
     assert_eq!(cli(&["keys", "rotate", "--policies", &pol], &[]).code, 2);
     // The policy the gateway now runs is exactly what `policy check` accepts.
