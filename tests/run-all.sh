@@ -9,6 +9,9 @@ command -v cmake >/dev/null || need_pkgs+=(cmake)          # pingora builds zlib
 command -v curl >/dev/null || need_pkgs+=(curl)
 command -v sipp >/dev/null || need_pkgs+=(sip-tester)      # SIP edge tests: sipp as carrier and caller
 command -v promtool >/dev/null || need_pkgs+=(prometheus)  # promtool checks metrics and alert rules
+command -v python3 >/dev/null || need_pkgs+=(python3 python3-venv)  # schemathesis (OpenAPI fuzzing)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)          # browser tests (gateway/tests/console.rs)
+command -v node >/dev/null || need_pkgs+=(nodejs npm)      # web/: playwright-core, esbuild
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
@@ -17,6 +20,14 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     echo "missing packages: ${need_pkgs[*]} (run as root or install them)" >&2
     exit 2
   fi
+fi
+
+# schemathesis (PyPI, pinned) into target/schemathesis-venv; gateway/tests/openapi.rs runs it.
+tests/install-schemathesis.sh
+# The browser tests' packages, exactly as locked (playwright-core drives the Debian
+# chromium above; it downloads no browser). Skipped when already installed from this lockfile.
+if ! [ web/node_modules/.package-lock.json -nt web/package-lock.json ]; then
+  (cd web && npm ci --no-audit --no-fund)
 fi
 
 cargo fmt --all -- --check

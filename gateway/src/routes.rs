@@ -19,15 +19,22 @@ const fn local(name: &'static str, access: Access, json_body: bool) -> RouteInfo
 pub const LIVEZ: RouteInfo = local("livez", Access::Public, false);
 pub const READYZ: RouteInfo = local("readyz", Access::Public, false);
 pub const METRICS: RouteInfo = local("metrics", Access::Public, false);
+/// The OpenAPI document of this API (`GET /openapi.json`).
+pub const OPENAPI: RouteInfo = local("openapi", Access::Public, false);
 pub const NORMALIZE: RouteInfo = local("normalize", Access::Key(Scope::Calls), true);
 pub const OWNER_OUTBOUND_GET: RouteInfo =
     local("owner_outbound_get", Access::Key(Scope::Owner), false);
 pub const OWNER_OUTBOUND_SET: RouteInfo =
     local("owner_outbound_set", Access::Key(Scope::Owner), true);
 
+/// A `console` key may place calls too: the console's Sandbox is a real call.
 pub const CLICK2CALL: RouteInfo = RouteInfo {
     dials: true,
-    ..local("click2call", Access::Key(Scope::Calls), true)
+    ..local(
+        "click2call",
+        Access::AnyKey(&[Scope::Calls, Scope::Console]),
+        true,
+    )
 };
 // Browser endpoints: keyed by the unguessable call id, no secret (the contract), and
 // lenient about bodies because navigator.sendBeacon sends text/plain or nothing.
@@ -62,15 +69,26 @@ pub fn is_livekit_route(r: &RouteInfo) -> bool {
 /// Reports: a tenant key (its own tenant) or the owner key (any tenant).
 pub const ANALYTICS: RouteInfo = local(
     "analytics",
-    Access::AnyKey(&[Scope::Calls, Scope::Owner]),
+    Access::AnyKey(&[Scope::Calls, Scope::Console, Scope::Owner]),
     false,
 );
 /// A tenant's call log.
 pub const CALL_LOG: RouteInfo = local(
     "call_log",
-    Access::AnyKey(&[Scope::Calls, Scope::Owner]),
+    Access::AnyKey(&[Scope::Calls, Scope::Console, Scope::Owner]),
     false,
 );
+
+/// Browser assets embedded in the binary: `/js/c2c-client.js` and the console pages.
+pub const ASSET: RouteInfo = local("asset", Access::Public, false);
+/// Console JSON endpoints: a tenant's `console` key (its own tenant) or the owner key.
+const CONSOLE_KEYS: Access = Access::AnyKey(&[Scope::Console, Scope::Owner]);
+pub const CONSOLE_SESSION: RouteInfo = local("console_session", CONSOLE_KEYS, false);
+pub const CONSOLE_TENANT: RouteInfo = local("console_tenant", CONSOLE_KEYS, false);
+pub const CONSOLE_NORMALIZE: RouteInfo = local("console_normalize", CONSOLE_KEYS, true);
+pub const CONSOLE_LIVEKIT_VALIDATE: RouteInfo =
+    local("console_livekit_validate", CONSOLE_KEYS, true);
+pub const CONSOLE_CALL: RouteInfo = local("console_call", CONSOLE_KEYS, false);
 
 pub const WEBHOOKS_REPLAY: RouteInfo = local("webhooks_replay", Access::Key(Scope::Owner), true);
 /// One call's stored record (numbers masked) and webhook delivery state, for the owner.
@@ -112,6 +130,11 @@ fn table() -> &'static [Entry] {
                 route: METRICS,
             },
             Entry {
+                method: Method::GET,
+                pattern: &["openapi.json"],
+                route: OPENAPI,
+            },
+            Entry {
                 method: Method::POST,
                 pattern: &["api", "c2c", "normalize"],
                 route: NORMALIZE,
@@ -133,42 +156,42 @@ fn table() -> &'static [Entry] {
             },
             Entry {
                 method: Method::POST,
-                pattern: &["api", "c2c", "calls", ":id", "connect"],
+                pattern: &["api", "c2c", "calls", ":call_id", "connect"],
                 route: CALL_CONNECT,
             },
             Entry {
                 method: Method::POST,
-                pattern: &["api", "c2c", "calls", ":id", "hangup"],
+                pattern: &["api", "c2c", "calls", ":call_id", "hangup"],
                 route: CALL_HANGUP,
             },
             Entry {
                 method: Method::POST,
-                pattern: &["api", "c2c", "calls", ":id", "status"],
+                pattern: &["api", "c2c", "calls", ":call_id", "status"],
                 route: CALL_STATUS,
             },
             Entry {
                 method: Method::GET,
-                pattern: &["api", "c2c", "calls", ":id"],
+                pattern: &["api", "c2c", "calls", ":call_id"],
                 route: CALL_GET,
             },
             Entry {
                 method: Method::OPTIONS,
-                pattern: &["api", "c2c", "calls", ":id", "connect"],
+                pattern: &["api", "c2c", "calls", ":call_id", "connect"],
                 route: CALL_PREFLIGHT,
             },
             Entry {
                 method: Method::OPTIONS,
-                pattern: &["api", "c2c", "calls", ":id", "hangup"],
+                pattern: &["api", "c2c", "calls", ":call_id", "hangup"],
                 route: CALL_PREFLIGHT,
             },
             Entry {
                 method: Method::OPTIONS,
-                pattern: &["api", "c2c", "calls", ":id", "status"],
+                pattern: &["api", "c2c", "calls", ":call_id", "status"],
                 route: CALL_PREFLIGHT,
             },
             Entry {
                 method: Method::OPTIONS,
-                pattern: &["api", "c2c", "calls", ":id"],
+                pattern: &["api", "c2c", "calls", ":call_id"],
                 route: CALL_PREFLIGHT,
             },
             Entry {
@@ -183,8 +206,55 @@ fn table() -> &'static [Entry] {
             },
             Entry {
                 method: Method::GET,
-                pattern: &["api", "c2c", "owner", "calls", ":id"],
+                pattern: &["api", "c2c", "owner", "calls", ":call_id"],
                 route: OWNER_CALL_GET,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["js", "c2c-client.js"],
+                route: ASSET,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["console"],
+                route: ASSET,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["console", ":file"],
+                route: ASSET,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["api", "c2c", "console", "session"],
+                route: CONSOLE_SESSION,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["api", "c2c", "console", "tenants", ":tenant"],
+                route: CONSOLE_TENANT,
+            },
+            Entry {
+                method: Method::POST,
+                pattern: &["api", "c2c", "console", "tenants", ":tenant", "normalize"],
+                route: CONSOLE_NORMALIZE,
+            },
+            Entry {
+                method: Method::POST,
+                pattern: &[
+                    "api",
+                    "c2c",
+                    "console",
+                    "tenants",
+                    ":tenant",
+                    "livekit-validate",
+                ],
+                route: CONSOLE_LIVEKIT_VALIDATE,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["api", "c2c", "console", "calls", ":id"],
+                route: CONSOLE_CALL,
             },
             Entry {
                 method: Method::GET,
@@ -213,6 +283,31 @@ fn table() -> &'static [Entry] {
         ]
     })
 }
+
+/// Every route of the table as `(method, OpenAPI path template, route)`, e.g.
+/// `(GET, "/api/c2c/calls/{call_id}", CALL_GET)`; the prefix routes ([`RTC`], [`TWIRP`])
+/// are listed by [`PREFIX_ROUTES`]. The OpenAPI document and its tests walk this list so
+/// an undocumented route cannot go unnoticed.
+pub fn entries() -> impl Iterator<Item = (Method, String, RouteInfo)> {
+    table().iter().map(|e| {
+        let path: String = e
+            .pattern
+            .iter()
+            .map(|s| match s.strip_prefix(':') {
+                Some(p) => format!("/{{{p}}}"),
+                None => format!("/{s}"),
+            })
+            .collect();
+        (e.method.clone(), path, e.route)
+    })
+}
+
+/// The prefix routes proxied to LiveKit, as `(method, OpenAPI path template, route)`:
+/// `/rtc` (and paths under it) and `/twirp/{service_method}`.
+pub const PREFIX_ROUTES: [(Method, &str, RouteInfo); 2] = [
+    (Method::GET, "/rtc", RTC),
+    (Method::POST, "/twirp/{service_method}", TWIRP),
+];
 
 /// Why no route matched.
 #[derive(Debug, PartialEq, Eq)]

@@ -2,41 +2,21 @@
 //! `/api/c2c/calls/{call_id}`.
 
 use bytes::Bytes;
-use c2c_callstate::{new_call_id, CallEvent, CallRecord, NewCall, Phase};
+use c2c_callstate::{new_call_id, CallEvent, CallRecord, NewCall};
 use c2c_dialplan::DialPlan;
 use c2c_livekit::{CallDial, LiveKitError};
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead};
 use c2c_tenancy::AnswerDetection;
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 
+use crate::api::contract::{
+    view, Click2CallRequest, Click2CallResponse, ConnectResponse, ConnectStatus, StatusReport,
+};
 use crate::api::normalize::dial_error;
 use crate::app::{now_ms, App};
 use crate::body::parse_json;
 use crate::calls::livekit_pool::LiveKitPool;
 use crate::calls::{self, store_error};
-
-/// `POST /api/c2c/click2call`. Legacy fields (`agen_number`, `trunk_id`, `user_id`,
-/// `number`) are accepted and ignored: the gateway picks the trunk, never the CRM.
-#[derive(Debug, Deserialize)]
-struct Click2CallRequest {
-    case_id: String,
-    customer_number: String,
-    agent_id: String,
-    customer_crm_id: String,
-    #[serde(default)]
-    did: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct Click2CallResponse<'a> {
-    call_id: &'a str,
-    room: &'a str,
-    ws_url: &'a str,
-    token: &'a str,
-    customer_number: &'a str,
-}
 
 const MAX_FIELD: usize = 128;
 
@@ -284,7 +264,9 @@ pub async fn connect(
         }
         _ => Ok(JsonResponse::json(
             StatusCode::OK,
-            &json!({"status": "ringing"}),
+            &ConnectResponse {
+                status: ConnectStatus::Ringing,
+            },
         )),
     }
 }
@@ -299,11 +281,6 @@ pub async fn hangup(
         .await
         .map_err(store_error)?;
     Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))
-}
-
-#[derive(Debug, Deserialize)]
-struct StatusReport {
-    status: String,
 }
 
 pub async fn status(
@@ -349,22 +326,4 @@ pub fn preflight(
 ) -> Result<JsonResponse, ApiError> {
     load_call(app, ctx, head)?;
     Ok(JsonResponse::empty(StatusCode::NO_CONTENT))
-}
-
-/// The call as polling UIs see it (`GET /api/c2c/calls/{id}` and the browser endpoints).
-pub(crate) fn view(rec: &CallRecord) -> serde_json::Value {
-    let duration = rec.duration_seconds();
-    json!({
-        "call_id": rec.call_id,
-        "status": rec.phase.as_str(),
-        "call_status": rec.call_status.map(|s| s.as_str()),
-        "connected": rec.answered_ms.is_some(),
-        "duration": duration,
-        "duration_seconds": duration,
-        "disconnect_reason": rec.disconnect_reason,
-        "sip_disconnect_code": rec.sip_disconnect_code,
-        "customer_number": rec.customer_number,
-        "agent_id": rec.agent_id,
-        "ended": rec.phase == Phase::Ended,
-    })
 }

@@ -11,7 +11,8 @@ use c2c_callstate::CallEvent;
 use c2c_livekit::WebhookEvent;
 use c2c_plugin_api::{ApiError, JsonResponse, RequestHead};
 use http::StatusCode;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::app::{now_ms, App};
 use crate::calls;
@@ -21,8 +22,26 @@ const SEEN_PREFIX: &[u8] = b"e/";
 /// could still verify.
 pub const SEEN_TTL_MS: u64 = 60 * 60 * 1000;
 
-fn ok(result: &str) -> JsonResponse {
-    JsonResponse::json(StatusCode::OK, &json!({ "result": result }))
+/// The acknowledgement LiveKit gets (any 2xx stops its retries).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WebhookAck {
+    result: WebhookResult,
+}
+
+/// What the gateway did with an event.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum WebhookResult {
+    /// The event changed a call.
+    Applied,
+    /// Not about one of our calls, or nothing to do.
+    Ignored,
+    /// Seen before (same event id).
+    Duplicate,
+}
+
+fn ok(result: WebhookResult) -> JsonResponse {
+    JsonResponse::json(StatusCode::OK, &WebhookAck { result })
 }
 
 pub async fn handle(
@@ -52,7 +71,7 @@ pub async fn handle(
             .livekit_webhooks
             .with_label_values(&["duplicate"])
             .inc();
-        return Ok(ok("duplicate"));
+        return Ok(ok(WebhookResult::Duplicate));
     }
     let result = dispatch(app, &api_key, &ev).await?;
     if !ev.id.is_empty() {
@@ -67,16 +86,16 @@ pub async fn handle(
     Ok(ok(result))
 }
 
-async fn dispatch(app: &App, api_key: &str, ev: &WebhookEvent) -> Result<&'static str, ApiError> {
+async fn dispatch(app: &App, api_key: &str, ev: &WebhookEvent) -> Result<WebhookResult, ApiError> {
     let Some(hex) = ev.room_name.as_deref().and_then(|r| r.strip_prefix("c2c-")) else {
-        return Ok("ignored");
+        return Ok(WebhookResult::Ignored);
     };
     let call_id = format!("c2c_{hex}");
     if !c2c_callstate::is_valid_call_id(&call_id) {
-        return Ok("ignored");
+        return Ok(WebhookResult::Ignored);
     }
     let Some(rec) = app.store.get(&call_id).map_err(calls::store_error)? else {
-        return Ok("ignored");
+        return Ok(WebhookResult::Ignored);
     };
     // The issuing project must be the call's tenant's project.
     let policy = app.policy.get();
@@ -86,7 +105,7 @@ async fn dispatch(app: &App, api_key: &str, ev: &WebhookEvent) -> Result<&'stati
         .is_some_and(|p| p.api_key == api_key);
     if !same_project {
         tracing::warn!("LiveKit webhook for a call of another project ignored");
-        return Ok("ignored");
+        return Ok(WebhookResult::Ignored);
     }
     let is_agent = |identity: &str| identity == rec.agent_id;
     let event = match (ev.event.as_str(), &ev.participant) {
@@ -113,9 +132,9 @@ async fn dispatch(app: &App, api_key: &str, ev: &WebhookEvent) -> Result<&'stati
             calls::apply(app, &call_id, e)
                 .await
                 .map_err(calls::store_error)?;
-            Ok("applied")
+            Ok(WebhookResult::Applied)
         }
-        None => Ok("ignored"),
+        None => Ok(WebhookResult::Ignored),
     }
 }
 

@@ -1,12 +1,17 @@
 //! The HTTP API the gateway answers itself. One module per resource; this plugin only
 //! dispatches by route.
 
+pub mod assets;
 mod calls;
+mod console;
+pub(crate) mod contract;
 pub mod livekit_webhook;
 pub(crate) mod normalize;
+pub mod openapi;
 mod owner;
 mod owner_calls;
 mod replay;
+pub(crate) mod report_types;
 mod reports;
 mod service;
 
@@ -50,6 +55,7 @@ impl Plugin for Api {
             routes::LIVEZ => Ok(service::livez()),
             routes::READYZ => Ok(service::readyz(app)),
             routes::METRICS => Ok(service::metrics(app)),
+            routes::OPENAPI => Ok(openapi::serve()),
             routes::NORMALIZE => normalize::handle(app, ctx, body),
             routes::CLICK2CALL => calls::click2call(app, ctx, body).await,
             routes::CALL_CONNECT => calls::connect(app, ctx, head).await,
@@ -60,6 +66,12 @@ impl Plugin for Api {
             routes::LIVEKIT_WEBHOOK => livekit_webhook::handle(app, head, body).await,
             routes::ANALYTICS => reports::analytics(app, ctx, head),
             routes::CALL_LOG => reports::call_log(app, ctx, head),
+            routes::ASSET => assets::serve(app, ctx, head),
+            routes::CONSOLE_SESSION => console::session(app, ctx),
+            routes::CONSOLE_TENANT => console::tenant(app, ctx),
+            routes::CONSOLE_NORMALIZE => console::normalize(app, ctx, body),
+            routes::CONSOLE_LIVEKIT_VALIDATE => console::livekit_validate(app, ctx).await,
+            routes::CONSOLE_CALL => console::call(app, ctx),
             routes::WEBHOOKS_REPLAY => replay::handle(app, body).await,
             routes::OWNER_OUTBOUND_GET => owner::get(app, ctx),
             routes::OWNER_CALL_GET => owner_calls::get(app, ctx),

@@ -5,14 +5,19 @@ use c2c_dialplan::{DialError, DialPlan};
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx};
 use http::StatusCode;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::app::App;
 use crate::body::parse_json;
 
-#[derive(Debug, Deserialize)]
+/// A number (and optional caller ID) to run through the tenant's dial plan.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NormalizeRequest {
+#[schema(example = json!({"customer_number": "9530251797"}))]
+pub(crate) struct NormalizeRequest {
+    /// The customer's number as a CRM would send it.
     customer_number: String,
+    /// Caller ID to present; defaults to the trunk's DID.
     #[serde(default)]
     did: Option<String>,
     /// Preview a specific trunk instead of the one calls would use.
@@ -21,11 +26,18 @@ struct NormalizeRequest {
 }
 
 pub fn handle(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonResponse, ApiError> {
-    let req: NormalizeRequest = parse_json(body)?;
-    let policy = app.policy.get();
     let tenant = ctx
         .tenant()
-        .and_then(|t| policy.tenant(t))
+        .ok_or_else(|| ApiError::forbidden("the tenant of this key no longer exists"))?;
+    for_tenant(app, tenant, body)
+}
+
+/// Normalizes for a named tenant (the console names it; the owner key has none).
+pub fn for_tenant(app: &App, tenant: &str, body: &Bytes) -> Result<JsonResponse, ApiError> {
+    let req: NormalizeRequest = parse_json(body)?;
+    let policy = app.policy.get();
+    let tenant = policy
+        .tenant(tenant)
         .ok_or_else(|| ApiError::forbidden("the tenant of this key no longer exists"))?;
     let plan = DialPlan::new(tenant);
     let n = match &req.trunk {

@@ -2,22 +2,59 @@
 //! DLT toggle and its audit trail.
 
 use bytes::Bytes;
-use c2c_dlt::Toggle;
+use c2c_dlt::{AuditEntry, Toggle};
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx};
 use http::StatusCode;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::app::App;
 use crate::body::parse_json;
 
-#[derive(Debug, Deserialize)]
+/// The owner's toggle: who verified the tenant's DLT Principal Entity binding, and why.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ToggleRequest {
+#[schema(example = json!({"enabled": true, "verified_by": "ops@platform", "note": "PE binding checked"}))]
+pub(crate) struct ToggleRequest {
+    /// The new outbound-enable flag.
     enabled: bool,
+    /// Who verified the binding (required, at most 500 bytes).
     verified_by: String,
+    /// Free text for the audit trail (at most 500 bytes).
     #[serde(default)]
     note: String,
+}
+
+/// A tenant's DLT outbound flag and its audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OutboundState<'a> {
+    tenant: &'a str,
+    /// Whether the tenant may place calls now.
+    outbound_enabled: bool,
+    /// `owner` once the owner toggled it, else `policy` (the policy file's initial value).
+    source: FlagSource,
+    principal_entity_id: &'a str,
+    /// The policy file's `dlt.outbound_enabled`.
+    policy_initial: bool,
+    /// Past changes, oldest first.
+    audit: Vec<AuditEntry>,
+}
+
+/// Where the current flag comes from.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum FlagSource {
+    Owner,
+    Policy,
+}
+
+/// The answer to a toggle: the new flag and the audit entry recorded for it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OutboundChanged<'a> {
+    tenant: &'a str,
+    outbound_enabled: bool,
+    principal_entity_id: &'a str,
+    change: AuditEntry,
 }
 
 const MAX_TEXT: usize = 500;
@@ -46,14 +83,18 @@ pub fn get(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     let audit = app.dlt.audit(id).map_err(store_error)?;
     Ok(JsonResponse::json(
         StatusCode::OK,
-        &json!({
-            "tenant": id,
-            "outbound_enabled": app.dlt.outbound_enabled(tenant),
-            "source": if current.is_some() { "owner" } else { "policy" },
-            "principal_entity_id": tenant.dlt.principal_entity_id,
-            "policy_initial": tenant.dlt.outbound_enabled,
-            "audit": audit,
-        }),
+        &OutboundState {
+            tenant: id,
+            outbound_enabled: app.dlt.outbound_enabled(tenant),
+            source: if current.is_some() {
+                FlagSource::Owner
+            } else {
+                FlagSource::Policy
+            },
+            principal_entity_id: &tenant.dlt.principal_entity_id,
+            policy_initial: tenant.dlt.outbound_enabled,
+            audit,
+        },
     ))
 }
 
@@ -103,11 +144,11 @@ pub async fn set(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonRespon
     );
     Ok(JsonResponse::json(
         StatusCode::OK,
-        &json!({
-            "tenant": id,
-            "outbound_enabled": entry.new,
-            "principal_entity_id": tenant.dlt.principal_entity_id,
-            "change": entry,
-        }),
+        &OutboundChanged {
+            tenant: id,
+            outbound_enabled: entry.new,
+            principal_entity_id: &tenant.dlt.principal_entity_id,
+            change: entry,
+        },
     ))
 }

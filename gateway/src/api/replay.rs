@@ -4,19 +4,29 @@
 use bytes::Bytes;
 use c2c_plugin_api::{ApiError, JsonResponse};
 use http::StatusCode;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::app::{now_ms, App};
 use crate::body::parse_json;
 use crate::calls::{replay, store_error};
 
-#[derive(Debug, Deserialize)]
+/// Which webhooks to send again.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReplayRequest {
+#[schema(example = json!({"tenant": "acme", "since": "6h"}))]
+pub(crate) struct ReplayRequest {
     tenant: String,
-    /// RFC 3339 or a duration ago (`6h`).
+    /// RFC 3339 time or a duration ago (`90s`, `30m`, `6h`, `2d`).
     since: String,
+}
+
+/// The webhooks re-queued; each keeps its original `webhook-id`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReplayResponse<'a> {
+    tenant: &'a str,
+    requeued: usize,
+    webhook_ids: Vec<&'a str>,
 }
 
 pub async fn handle(app: &App, body: &Bytes) -> Result<JsonResponse, ApiError> {
@@ -37,10 +47,10 @@ pub async fn handle(app: &App, body: &Bytes) -> Result<JsonResponse, ApiError> {
     tracing::info!(tenant = %req.tenant, count = entries.len(), "CRM webhooks re-queued by owner");
     Ok(JsonResponse::json(
         StatusCode::OK,
-        &json!({
-            "tenant": req.tenant,
-            "requeued": entries.len(),
-            "webhook_ids": entries.iter().map(|e| e.webhook_id.as_str()).collect::<Vec<_>>(),
-        }),
+        &ReplayResponse {
+            tenant: &req.tenant,
+            requeued: entries.len(),
+            webhook_ids: entries.iter().map(|e| e.webhook_id.as_str()).collect(),
+        },
     ))
 }

@@ -1,23 +1,24 @@
 //! `GET /api/c2c/analytics` (outcomes, failures by SIP code, by day) and
 //! `GET /api/c2c/calls` (a tenant's call log). A tenant key sees its own tenant; the
-//! owner key names one with `tenant=`. Analytics reads the store's day index — the calls
-//! of the requested days only, never a scan of every call.
+//! owner key names one with `tenant=`. Analytics reads the store's per-day tallies (one
+//! small value per day and trunk, kept in the same batch as every call write), never the
+//! call records themselves.
 
 use std::collections::BTreeMap;
 
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead};
 use chrono::{Duration, NaiveDate, Utc};
 use http::StatusCode;
-use serde_json::json;
 
-use crate::api::calls::view;
+use c2c_callstate::DayTally;
+
+use crate::api::contract::view;
+use crate::api::report_types::{AnalyticsReport, CallLogEntry, CallLogPage, DayCounts, Outcomes};
 use crate::app::App;
 use crate::calls::store_error;
 
 /// Longest analytics range: a quarter keeps one answer bounded.
 pub const MAX_RANGE_DAYS: i64 = 92;
-/// Calls read per day at most (a bound on one request's work).
-const MAX_CALLS_PER_DAY: usize = 200_000;
 
 fn bad(code: &'static str, msg: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, msg)
@@ -71,7 +72,9 @@ fn date(
     key: &str,
     default: NaiveDate,
 ) -> Result<NaiveDate, ApiError> {
-    match q.get(key).map(String::as_str).filter(|v| !v.is_empty()) {
+    // Present but empty is an error, not the default: the parameter is documented as a
+    // date, and `from=` silently meaning "a week ago" hides a client bug.
+    match q.get(key).map(String::as_str) {
         None => Ok(default),
         Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
             bad(
@@ -100,27 +103,6 @@ fn range(q: &BTreeMap<String, String>) -> Result<(NaiveDate, NaiveDate), ApiErro
     Ok((from, to))
 }
 
-#[derive(Default)]
-struct Tally {
-    total: u64,
-    answered: u64,
-    not_answered: u64,
-    failed: u64,
-    in_progress: u64,
-}
-
-impl Tally {
-    fn add(&mut self, status: Option<&str>) {
-        self.total += 1;
-        match status {
-            Some("ANSWERED") => self.answered += 1,
-            Some("NOT_ANSWERED") => self.not_answered += 1,
-            Some("FAILED") => self.failed += 1,
-            _ => self.in_progress += 1,
-        }
-    }
-}
-
 pub fn analytics(
     app: &App,
     ctx: &mut RequestCtx,
@@ -130,61 +112,54 @@ pub fn analytics(
     let tenant = tenant_of(app, ctx, &q)?;
     let (from, to) = range(&q)?;
     let trunk = q.get("trunk").filter(|t| !t.is_empty()).cloned();
-    let mut all = Tally::default();
-    let mut by_code: BTreeMap<u16, u64> = BTreeMap::new();
-    let mut by_day = Vec::new();
+    let ymd = |d: NaiveDate| d.format("%Y%m%d").to_string();
+    // One small tally per day and trunk, kept by the store with every write.
+    let tallies = app
+        .store
+        .day_tallies(&tenant, &ymd(from), &ymd(to), trunk.as_deref())
+        .map_err(store_error)?;
+    let mut all = DayTally::default();
+    let mut by_day = Vec::with_capacity(tallies.len());
     let mut d = from;
     while d <= to {
-        let ids = app
-            .store
-            .call_ids_on_day(&tenant, &d.format("%Y%m%d").to_string(), MAX_CALLS_PER_DAY)
-            .map_err(store_error)?;
-        let mut day = Tally::default();
-        for id in ids {
-            let Some(rec) = app.store.get(&id).map_err(store_error)? else {
-                continue;
-            };
-            if trunk.as_deref().is_some_and(|t| t != rec.trunk_label) {
-                continue;
-            }
-            let status = rec.call_status.map(|s| s.as_str());
-            day.add(status);
-            all.add(status);
-            if let (Some(code), Some("NOT_ANSWERED" | "FAILED")) = (rec.sip_disconnect_code, status)
-            {
-                *by_code.entry(code).or_default() += 1;
-            }
-        }
-        by_day.push(json!({
-            "date": d.format("%Y-%m-%d").to_string(),
-            "total": day.total,
-            "answered": day.answered,
-            "not_answered": day.not_answered,
-            "failed": day.failed,
-            "in_progress": day.in_progress,
-        }));
+        let day = tallies.get(&ymd(d)).cloned().unwrap_or_default();
+        all.merge(&day);
+        by_day.push(DayCounts {
+            date: d.format("%Y-%m-%d").to_string(),
+            total: day.total,
+            answered: day.answered,
+            not_answered: day.not_answered,
+            failed: day.failed,
+            in_progress: day.in_progress,
+        });
         d += Duration::days(1);
     }
     let ended = all.answered + all.not_answered + all.failed;
-    Ok(JsonResponse::json(
-        StatusCode::OK,
-        &json!({
-            "tenant": tenant,
-            "from": from.format("%Y-%m-%d").to_string(),
-            "to": to.format("%Y-%m-%d").to_string(),
-            "trunk": trunk,
-            "total": all.total,
-            "outcomes": {
-                "ANSWERED": all.answered,
-                "NOT_ANSWERED": all.not_answered,
-                "FAILED": all.failed,
-                "IN_PROGRESS": all.in_progress,
-            },
-            "answer_rate": if ended == 0 { 0.0 } else { all.answered as f64 / ended as f64 },
-            "failures_by_sip_code": by_code.iter().map(|(c, n)| (c.to_string(), *n)).collect::<BTreeMap<_, _>>(),
-            "by_day": by_day,
-        }),
-    ))
+    let report = AnalyticsReport {
+        tenant,
+        from: from.format("%Y-%m-%d").to_string(),
+        to: to.format("%Y-%m-%d").to_string(),
+        trunk,
+        total: all.total,
+        outcomes: Outcomes {
+            answered: all.answered,
+            not_answered: all.not_answered,
+            failed: all.failed,
+            in_progress: all.in_progress,
+        },
+        answer_rate: if ended == 0 {
+            0.0
+        } else {
+            all.answered as f64 / ended as f64
+        },
+        failures_by_sip_code: all
+            .failures_by_sip_code
+            .iter()
+            .map(|(c, n)| (c.to_string(), *n))
+            .collect(),
+        by_day,
+    };
+    Ok(JsonResponse::json(StatusCode::OK, &report))
 }
 
 pub fn call_log(
@@ -258,7 +233,7 @@ pub fn call_log(
         })?;
     // The status filter applies within the page; the cursor still walks every call, so
     // a page may hold fewer than `limit` calls but none is ever skipped.
-    let calls: Vec<serde_json::Value> = page
+    let calls = page
         .records
         .iter()
         .filter(|r| {
@@ -266,15 +241,18 @@ pub fn call_log(
                 r.phase.as_str() == s || r.call_status.is_some_and(|c| c.as_str() == s)
             })
         })
-        .map(|r| {
-            let mut v = view(r);
-            v["created_at_ms"] = json!(r.created_ms);
-            v["trunk"] = json!(r.trunk_label);
-            v
+        .map(|r| CallLogEntry {
+            call: view(r),
+            created_at_ms: r.created_ms,
+            trunk: &r.trunk_label,
         })
         .collect();
     Ok(JsonResponse::json(
         StatusCode::OK,
-        &json!({ "tenant": tenant, "calls": calls, "next_cursor": page.next_cursor }),
+        &CallLogPage {
+            tenant: &tenant,
+            calls,
+            next_cursor: page.next_cursor,
+        },
     ))
 }

@@ -15,7 +15,7 @@ pub const ROOM_PREFIX: &str = "c2c-";
 
 /// Lifecycle phase. Only ever moves forward: INITIATED -> DIALING -> RINGING -> ACTIVE -> ENDED
 /// (RINGING and ACTIVE may be skipped).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Phase {
     Initiated,
@@ -39,7 +39,7 @@ impl Phase {
 }
 
 /// Terminal outcome reported to the CRM. Serialised exactly as the contract spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CallStatus {
     Answered,
@@ -217,17 +217,35 @@ impl CallRecord {
 }
 
 /// The exact CRM webhook contract. Field order is the serialisation order and matches the
-/// integration guide; do not reorder or add fields.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// integration guide; do not reorder or add fields. Its JSON Schema (`ToSchema`) is how
+/// the gateway's OpenAPI document tells CRM developers what their receiver gets.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "call_id": "c2c_ab12cd34ab12cd34ab12cd34ab12cd34",
+    "case_id": "abc123",
+    "customer_crm_id": "cust-99",
+    "phone_to": "9530251797",
+    "phone_from": "+919999999999",
+    "call_status": "ANSWERED",
+    "duration_seconds": 90,
+    "agent_id": "agent-42"
+}))]
 pub struct CrmWebhookPayload {
+    /// The `call_id` `/click2call` returned.
     pub call_id: String,
+    /// Echoed from `/click2call`.
     pub case_id: String,
+    /// Echoed from `/click2call`.
     pub customer_crm_id: String,
     /// Clean 10-digit number, never the dial prefix.
     pub phone_to: String,
+    /// The caller ID presented to the customer, in E.164 (`+91...`).
     pub phone_from: String,
+    /// The terminal outcome.
     pub call_status: CallStatus,
+    /// Whole seconds from answer to hangup; 0 when not answered.
     pub duration_seconds: u64,
+    /// Echoed from `/click2call`.
     pub agent_id: String,
 }
 

@@ -40,7 +40,7 @@ impl DialError {
 }
 
 /// The result of normalising one call request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Normalized {
     /// The CRM-facing 10-digit number (what `phone_to` carries).
     pub customer_number: String,

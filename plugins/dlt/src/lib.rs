@@ -50,7 +50,7 @@ pub struct OutboundOverride {
 }
 
 /// One audit line: who changed the flag, when, and from what to what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub at_ms: u64,
     pub verified_by: String,

@@ -322,6 +322,13 @@ impl LiveKitClient {
         }
     }
 
+    /// ListRooms: the names of the project's open rooms. The console's "Validate LiveKit
+    /// credentials" uses it as a cheap, read-only proof that URL, key and secret work.
+    pub async fn list_rooms(&self) -> Result<Vec<String>, LiveKitError> {
+        let rooms = self.rooms.list_rooms(Vec::new()).await?;
+        Ok(rooms.into_iter().map(|r| r.name).collect())
+    }
+
     /// ListParticipants (a missing room lists as empty, as in LiveKit).
     pub async fn list_participants(
         &self,

@@ -42,6 +42,10 @@ pub enum Scope {
     Calls,
     /// Platform owner: DLT toggles and cross-tenant administration.
     Owner,
+    /// The web console for its own tenant (read settings and analytics, test normalize,
+    /// sandbox calls). Typed by a person into a browser, so it is never the CRM's
+    /// `calls` secret.
+    Console,
 }
 
 impl Scope {
@@ -49,6 +53,7 @@ impl Scope {
         match self {
             Scope::Calls => "calls",
             Scope::Owner => "owner",
+            Scope::Console => "console",
         }
     }
 
@@ -56,6 +61,7 @@ impl Scope {
         match s {
             "calls" => Some(Scope::Calls),
             "owner" => Some(Scope::Owner),
+            "console" => Some(Scope::Console),
             _ => None,
         }
     }

@@ -14,4 +14,4 @@ mod response;
 
 pub use chain::{Plugin, PluginChain};
 pub use ctx::{Access, Principal, RequestCtx, RequestHead, RouteInfo, Scope, UpstreamChoice};
-pub use response::{ApiError, Decision, JsonResponse};
+pub use response::{ApiError, Decision, ErrorBody, ErrorDetail, JsonResponse};

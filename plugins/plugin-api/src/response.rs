@@ -84,15 +84,22 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorInner<'a>,
+/// The serialised form of an [`ApiError`]: the body of every error response. Public so
+/// the gateway's OpenAPI document describes errors with the very type that writes them.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": {"code": "dlt_pending", "message": "outbound calling is disabled until the DLT Principal Entity is verified"}}))]
+pub struct ErrorBody<'a> {
+    /// What went wrong.
+    pub error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorInner<'a> {
-    code: &'a str,
-    message: &'a str,
+/// The `error` object: a stable machine-readable `code` and a human `message`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable identifier CRMs may branch on (`unauthorized`, `dlt_pending`, ...).
+    pub code: &'a str,
+    /// For people; the wording may change between releases.
+    pub message: &'a str,
 }
 
 impl ApiError {
@@ -144,7 +151,7 @@ impl ApiError {
 impl From<ApiError> for JsonResponse {
     fn from(e: ApiError) -> Self {
         let body = ErrorBody {
-            error: ErrorInner {
+            error: ErrorDetail {
                 code: e.code,
                 message: &e.message,
             },

@@ -238,14 +238,14 @@ fn add_key(
                 format!("{at}.scopes[{i}]"),
                 "tenant keys cannot carry the owner scope; owner keys live in gateway.toml",
             ),
-            Some(Scope::Calls) if tenant.is_none() => e.push(
+            Some(Scope::Calls | Scope::Console) if tenant.is_none() => e.push(
                 format!("{at}.scopes[{i}]"),
                 "owner keys carry the owner scope only",
             ),
             Some(sc) => scopes.push(sc),
             None => e.push(
                 format!("{at}.scopes[{i}]"),
-                format!("unknown scope {s:?}; known scopes: calls, owner"),
+                format!("unknown scope {s:?}; known scopes: calls, console, owner"),
             ),
         }
     }

@@ -54,8 +54,8 @@ fn the_shipped_example_is_valid() {
     assert!(!p.tenant("globex").unwrap().dlt.outbound_enabled);
     assert_eq!(p.gateway.answer_detection, AnswerDetection::Poll);
     assert!(p.livekit_for(acme).unwrap().is_sim());
-    // two acme keys + the owner key
-    assert_eq!(p.keys.len(), 3);
+    // two acme calls keys + the acme console key + the owner key
+    assert_eq!(p.keys.len(), 4);
 }
 
 #[test]
@@ -71,6 +71,36 @@ fn example_keys_authenticate() {
         .authenticate(Some("c2c_V9txkkwaqj2BNm7dNiSL76CnJiU3lS4ZJEQf"))
         .unwrap();
     assert_eq!(owner.tenant, None);
+}
+
+#[test]
+fn console_keys_belong_to_a_tenant_and_carry_only_console() {
+    let p = load_dir(&example_dir()).unwrap();
+    let who = p
+        .keys
+        .authenticate(Some("c2c_MVFatqflX4eiQMbYpIWckdWX2N2SGJ2iWdKu"))
+        .unwrap();
+    assert_eq!(who.tenant.as_deref(), Some("acme"));
+    assert!(who.has(c2c_plugin_api::Scope::Console));
+    assert!(!who.has(c2c_plugin_api::Scope::Calls));
+    // The owner key is not a console key of any tenant: "console" is a tenant scope.
+    let d = copy_example();
+    edit(
+        d.path(),
+        "gateway.toml",
+        "scopes = [\"owner\"]",
+        "scopes = [\"console\"]",
+    );
+    let errs = errors(d.path());
+    assert!(
+        has(
+            &errs,
+            "gateway.toml",
+            "owner_keys[0].scopes[0]",
+            "owner keys carry the owner scope only"
+        ),
+        "{errs:?}"
+    );
 }
 
 #[test]

@@ -36,6 +36,8 @@ pub enum ProblemKind {
     MissingIndex,
     /// An ENDED call with a webhook payload has no outbox entry, or more than one.
     Webhook,
+    /// A per-day tally (what analytics reads) differs from a recount of the records.
+    Tally,
 }
 
 /// One inconsistency: the key where it was found and a sentence saying what is wrong.
@@ -57,6 +59,8 @@ pub struct CheckReport {
     pub outbox: u64,
     pub pending_index: u64,
     pub webhook_index: u64,
+    /// Per-day tallies (`a/`).
+    pub tallies: u64,
     /// Total problems found (may exceed `problems.len()`, see [`MAX_PROBLEMS`]).
     pub problem_count: u64,
     pub problems: Vec<Problem>,
@@ -73,7 +77,7 @@ impl CheckReport {
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push(Problem {
                 kind,
-                key: printable(key),
+                key: keys::printable(key),
                 detail: detail.into(),
             });
         }
@@ -95,18 +99,6 @@ impl RecordHead {
 }
 
 /// Key bytes for a human: text as is, other bytes as `\xNN`.
-fn printable(key: &[u8]) -> String {
-    let mut s = String::with_capacity(key.len());
-    for &b in key {
-        if b.is_ascii_graphic() {
-            s.push(b as char);
-        } else {
-            s.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    s
-}
-
 /// The bare keyspace prefix (`t/`, `d/`) of a key builder's output for empty parts: the
 /// layout is defined once, in `keys`, and this file only reads it.
 fn bare_prefix(mut built: Vec<u8>) -> Vec<u8> {
@@ -129,6 +121,11 @@ impl SledCallStore {
         self.check_outbox(&mut r)?;
         self.check_pending(&mut r)?;
         self.check_webhook_index(&mut r)?;
+        let (stored, wrong) = self.tally_mismatches()?;
+        r.tallies = stored;
+        for (key, detail) in wrong {
+            r.add(ProblemKind::Tally, &key, detail);
+        }
         Ok(r)
     }
 

@@ -13,6 +13,9 @@ pub(crate) const OUTBOX_PENDING: &[u8] = b"wp/";
 const TENANT: &[u8] = b"t/";
 const DAY: &[u8] = b"d/";
 const WEBHOOK_INDEX: &[u8] = b"wi/";
+pub(crate) const AGGREGATE: &[u8] = b"a/";
+/// Holds the version of the per-day tallies' format (see `aggregates.rs`).
+pub(crate) const AGGREGATES_MARKER: &[u8] = b"m/aggregates";
 
 const MAX_ID_LEN: usize = 128;
 
@@ -58,6 +61,29 @@ pub(crate) fn day_prefix(tenant: &str, day: &str) -> Vec<u8> {
 
 pub(crate) fn day(tenant: &str, day: &str, call_id: &str) -> Vec<u8> {
     cat(&[&day_prefix(tenant, day), call_id.as_bytes()])
+}
+
+/// Prefix of one tenant's tallies of one day: `a/<tenant>\0<YYYYMMDD>\0`.
+pub(crate) fn aggregate_day(tenant: &str, day: &str) -> Vec<u8> {
+    cat(&[AGGREGATE, tenant.as_bytes(), b"\0", day.as_bytes(), b"\0"])
+}
+
+pub(crate) fn aggregate(tenant: &str, day: &str, trunk: &str) -> Vec<u8> {
+    cat(&[&aggregate_day(tenant, day), trunk.as_bytes()])
+}
+
+/// A key as text for reports: printable ASCII as is, every other byte (the `\0`
+/// separators, big-endian integers) hex-escaped as `\x00`.
+pub(crate) fn printable(key: &[u8]) -> String {
+    let mut s = String::with_capacity(key.len());
+    for &b in key {
+        if b.is_ascii_graphic() {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    s
 }
 
 pub(crate) fn outbox(seq: u64) -> Vec<u8> {

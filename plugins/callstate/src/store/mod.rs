@@ -12,8 +12,11 @@
 //! w/<seq u64 BE>                           -> OutboxEntry JSON
 //! wp/<seq u64 BE>                          -> ()   pending outbox entries
 //! wi/<call_id>                             -> seq u64 BE (one webhook per call)
+//! a/<tenant>\0<YYYYMMDD>\0<trunk>           -> DayTally JSON (per-day counters)
+//! m/aggregates                             -> tally format version
 //! ```
 
+mod aggregates;
 mod check;
 mod flusher;
 mod keys;
@@ -24,12 +27,15 @@ mod sled_outbox;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_aggregates;
 
 use std::future::Future;
 use std::pin::Pin;
 
 use async_trait::async_trait;
 
+pub use aggregates::DayTally;
 pub use check::{CheckReport, Problem, ProblemKind, MAX_PROBLEMS};
 pub use outbox::{webhook_id_for, OutboxEntry, OutboxState};
 pub use sled_calls::{SledCallStore, TREE_NAME};

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::Batch;
 
+use super::aggregates::AggregateLock;
 use super::flusher::GroupCommit;
 use super::keys;
 use super::{Applied, CallPage, OutboxEntry, MAX_PAGE};
@@ -38,6 +39,7 @@ pub(super) struct Inner {
     pub(super) commit: GroupCommit,
     stripes: Vec<Mutex<()>>,
     pub(super) outbox_lock: Mutex<()>,
+    pub(super) aggregate_lock: AggregateLock,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -71,7 +73,9 @@ impl SledCallStore {
     pub fn open_with_db(db: sled::Db) -> Result<Self, StoreError> {
         let tree = db.open_tree(TREE_NAME)?;
         let commit = GroupCommit::start(tree.clone())?;
-        Ok(Self::from_parts(db, tree, commit))
+        let store = Self::from_parts(db, tree, commit);
+        store.ensure_aggregates()?;
+        Ok(store)
     }
 
     fn from_parts(db: sled::Db, tree: sled::Tree, commit: GroupCommit) -> Self {
@@ -83,6 +87,7 @@ impl SledCallStore {
                 commit,
                 stripes,
                 outbox_lock: Mutex::new(()),
+                aggregate_lock: AggregateLock::new(),
             }),
         }
     }
@@ -136,8 +141,7 @@ impl SledCallStore {
         if !rec.is_ended() {
             b.insert(keys::open(&rec.call_id), &[][..]);
         }
-        self.tree().apply_batch(b)?;
-        Ok(())
+        self.apply_with_tallies(b, None, rec)
     }
 
     pub async fn apply(
@@ -158,7 +162,7 @@ impl SledCallStore {
                     found: cur.version,
                 });
             }
-            self.write_locked(new_record, enqueue_webhook)?
+            self.write_locked(&cur, new_record, enqueue_webhook)?
         };
         self.inner.commit.commit().await?;
         Ok(enqueued)
@@ -211,7 +215,7 @@ impl SledCallStore {
         } else {
             None
         };
-        let enqueued = self.write_locked(&record, outbox)?;
+        let enqueued = self.write_locked(&cur, &record, outbox)?;
         Ok(Applied {
             record,
             effects,
@@ -223,6 +227,7 @@ impl SledCallStore {
     /// The one atomic batch of an update. Caller holds the call's stripe lock.
     fn write_locked(
         &self,
+        prev: &CallRecord,
         rec: &CallRecord,
         outbox: Option<OutboxEntry>,
     ) -> Result<Option<u64>, StoreError> {
@@ -252,7 +257,7 @@ impl SledCallStore {
                 enqueued = Some(e.seq);
             }
         }
-        self.tree().apply_batch(b)?;
+        self.apply_with_tallies(b, Some(prev), rec)?;
         Ok(enqueued)
     }
 

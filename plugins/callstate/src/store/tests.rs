@@ -8,11 +8,11 @@ use super::*;
 use crate::machine::{transition, CallEvent, CallKnobs};
 use crate::record::{new_call_id, CallStatus, NewCall, Phase};
 
-fn knobs() -> CallKnobs {
+pub(super) fn knobs() -> CallKnobs {
     CallKnobs::default()
 }
 
-fn call(tenant: &str, created_ms: u64) -> CallRecord {
+pub(super) fn call(tenant: &str, created_ms: u64) -> CallRecord {
     let (call_id, room) = new_call_id();
     let new = NewCall {
         call_id,
@@ -28,18 +28,18 @@ fn call(tenant: &str, created_ms: u64) -> CallRecord {
     CallRecord::new(new, &knobs(), created_ms).0
 }
 
-fn open(dir: &TempDir) -> SledCallStore {
+pub(super) fn open(dir: &TempDir) -> SledCallStore {
     SledCallStore::open(dir.path()).expect("open store")
 }
 
-async fn event(s: &SledCallStore, id: &str, ev: CallEvent, now: u64) -> Applied {
+pub(super) async fn event(s: &SledCallStore, id: &str, ev: CallEvent, now: u64) -> Applied {
     s.apply_transition(id, |r| transition(r, &ev, &knobs(), now))
         .await
         .expect("apply")
 }
 
 /// Creates a call and drives it to ENDED ANSWERED (connect, answer, hangup).
-async fn finished_call(s: &SledCallStore, tenant: &str, t0: u64) -> CallRecord {
+pub(super) async fn finished_call(s: &SledCallStore, tenant: &str, t0: u64) -> CallRecord {
     let rec = call(tenant, t0);
     s.create(&rec).await.unwrap();
     event(s, &rec.call_id, CallEvent::Connect, t0 + 1_000).await;

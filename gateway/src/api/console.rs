@@ -1,0 +1,255 @@
+//! JSON endpoints of the web console (`/console/`), under `/api/c2c/console/`.
+//!
+//! Callers are a tenant's `console` key (its own tenant only) or the platform owner key
+//! (any tenant). The console only reads effective policy with secrets masked, previews
+//! dial strings and webhooks, and makes one live LiveKit check; everything that changes
+//! state (sandbox calls, the DLT toggle) goes through the existing contract and owner
+//! endpoints, so the console has no private write path.
+
+use bytes::Bytes;
+use c2c_dialplan::DialPlan;
+use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx};
+use c2c_tenancy::{Policy, Secret, Tenant};
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::api::calls::view;
+use crate::app::App;
+use crate::calls::livekit_pool::LiveKitPool;
+use crate::calls::store_error;
+
+/// Longest wait for the live LiveKit check: the console shows a verdict, not a spinner.
+const VALIDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The tenant a request may act on: the `:tenant` parameter, which a tenant key may
+/// only set to its own tenant.
+fn tenant_param<'p>(policy: &'p Policy, ctx: &RequestCtx) -> Result<&'p Tenant, ApiError> {
+    let id = ctx.param(0).unwrap_or_default();
+    may_see(ctx, id)?;
+    policy
+        .tenant(id)
+        .map(|t| &**t)
+        .ok_or_else(|| ApiError::not_found(format!("unknown tenant '{id}'")))
+}
+
+fn may_see(ctx: &RequestCtx, tenant: &str) -> Result<(), ApiError> {
+    match ctx.tenant() {
+        Some(own) if own != tenant => Err(ApiError::forbidden(
+            "a tenant key can only see its own tenant",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A secret as the console shows it: whether it is set, never its value.
+fn masked(s: &Secret) -> &'static str {
+    if s.expose().is_empty() {
+        "(empty)"
+    } else {
+        "•••••••• (set)"
+    }
+}
+
+/// `GET /api/c2c/console/session`: who signed in, and which tenants they may open.
+pub fn session(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
+    let policy = app.policy.get();
+    let p = ctx
+        .principal
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("no principal"))?;
+    let tenants: Vec<Value> = policy
+        .tenants
+        .values()
+        .filter(|t| p.tenant.as_deref().is_none_or(|own| own == t.id))
+        .map(|t| json!({"id": t.id, "name": t.name}))
+        .collect();
+    Ok(JsonResponse::json(
+        StatusCode::OK,
+        &json!({
+            "role": if p.tenant.is_some() { "tenant" } else { "owner" },
+            "key_id": &*p.key_id,
+            "tenant": p.tenant.as_deref(),
+            "tenants": tenants,
+        }),
+    ))
+}
+
+/// `GET /api/c2c/console/tenants/{tenant}`: trunks, effective settings (masked), DLT
+/// state with its audit trail, and what the integration guide needs.
+pub fn tenant(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
+    let policy = app.policy.get();
+    let t = tenant_param(&policy, ctx)?;
+    let g = &policy.gateway;
+    let trunks: Vec<Value> = t
+        .trunks
+        .iter()
+        .map(|tr| {
+            json!({
+                "label": tr.label,
+                "livekit_trunk_id": tr.livekit_trunk_id,
+                "prefix": tr.prefix,
+                "default_did": tr.default_did,
+                "carrier": tr.carrier,
+                "default": tr.default,
+                "enabled": tr.enabled,
+            })
+        })
+        .collect();
+    let livekit = policy.livekit_for(t).map(|p| {
+        json!({
+            "source": if t.livekit.is_some() { "tenant" } else { "platform" },
+            "url": if p.is_sim() { "sim (bundled LiveKit simulator)".to_string() } else { p.url.clone() },
+            "api_key": p.api_key,
+            "api_secret": masked(&p.api_secret),
+        })
+    });
+    let crm = t.crm_webhook.as_ref().map(|w| {
+        json!({
+            "url": w.url,
+            "outbound_key": masked(&w.outbound_key),
+            "signing_secret": w.signing_secret.as_ref().map(masked),
+        })
+    });
+    let dlt_store = |e: c2c_dlt::DltError| {
+        tracing::error!(error = %e, "DLT store failure");
+        ApiError::unavailable("store_unavailable", "the DLT store is unavailable", 1)
+    };
+    let current = app.dlt.current(&t.id).map_err(dlt_store)?;
+    let audit = app.dlt.audit(&t.id).map_err(dlt_store)?;
+    let secs = |d: std::time::Duration| d.as_secs();
+    Ok(JsonResponse::json(
+        StatusCode::OK,
+        &json!({
+            "tenant": {"id": t.id, "name": t.name, "region": t.region,
+                       "allowed_origins": t.allowed_origins},
+            "trunks": trunks,
+            "settings": {
+                "livekit": livekit,
+                "crm_webhook": crm,
+                "answer_detection": g.answer_detection.as_str(),
+                "calls": {
+                    "ring_timeout_seconds": secs(g.calls.ring_timeout),
+                    "agent_drop_grace_seconds": secs(g.calls.agent_drop_grace),
+                    "max_duration_seconds": secs(g.calls.max_duration),
+                    "unconnected_expiry_seconds": secs(g.calls.unconnected_expiry),
+                    "poll_interval_ms": g.calls.poll_interval.as_millis() as u64,
+                },
+                "limits": {
+                    "requests_per_second": t.limits.requests_per_second,
+                    "max_concurrent_calls": t.limits.max_concurrent_calls,
+                },
+            },
+            "dlt": {
+                "principal_entity_id": t.dlt.principal_entity_id,
+                "outbound_enabled": app.dlt.outbound_enabled(t),
+                "source": if current.is_some() { "owner" } else { "policy" },
+                "policy_initial": t.dlt.outbound_enabled,
+                "audit": audit,
+            },
+            "guide": {
+                "base_url": g.public_url.trim_end_matches('/'),
+                "ws_url": LiveKitPool::ws_url(&g.public_url),
+                "client_js": format!("{}/js/c2c-client.js", g.public_url.trim_end_matches('/')),
+            },
+        }),
+    ))
+}
+
+/// `POST /api/c2c/console/tenants/{tenant}/normalize`: Test normalize for any tenant
+/// the caller may see (the owner key has no tenant of its own).
+pub fn normalize(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonResponse, ApiError> {
+    let id = {
+        let policy = app.policy.get();
+        tenant_param(&policy, ctx)?.id.clone()
+    };
+    super::normalize::for_tenant(app, &id, body)
+}
+
+/// `POST /api/c2c/console/tenants/{tenant}/livekit-validate`: a live, read-only
+/// ListRooms with the tenant's effective LiveKit credentials.
+pub async fn livekit_validate(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
+    let (id, client) = {
+        let policy = app.policy.get();
+        let t = tenant_param(&policy, ctx)?;
+        (t.id.clone(), app.livekit.client_for_tenant(&policy, &t.id))
+    };
+    let Some(client) = client else {
+        return Ok(JsonResponse::json(
+            StatusCode::OK,
+            &json!({"tenant": id, "ok": false, "error": "no LiveKit project is configured for this tenant"}),
+        ));
+    };
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(VALIDATE_TIMEOUT, client.list_rooms()).await;
+    let ms = started.elapsed().as_millis() as u64;
+    let body = match result {
+        Ok(Ok(rooms)) => json!({"tenant": id, "ok": true, "rooms": rooms.len(), "latency_ms": ms}),
+        Ok(Err(e)) => json!({"tenant": id, "ok": false, "error": e.to_string(), "latency_ms": ms}),
+        Err(_) => {
+            json!({"tenant": id, "ok": false, "error": "LiveKit did not answer within 5 s", "latency_ms": ms})
+        }
+    };
+    Ok(JsonResponse::json(StatusCode::OK, &body))
+}
+
+/// `GET /api/c2c/console/calls/{call_id}`: the sandbox's view of one call: its public
+/// state, what hit the trunk (the internal dialed string), and the exact CRM webhook the
+/// outcome produces (`null` until the call ended).
+pub fn call(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
+    let id = ctx.param(0).unwrap_or_default();
+    let not_found = || ApiError::not_found("unknown call_id");
+    if !c2c_callstate::is_valid_call_id(id) {
+        return Err(not_found());
+    }
+    let rec = app
+        .store
+        .get(id)
+        .map_err(store_error)?
+        .ok_or_else(not_found)?;
+    // Another tenant's call is as unknown as a missing one.
+    may_see(ctx, &rec.tenant).map_err(|_| not_found())?;
+    let policy = app.policy.get();
+    let trunk = policy.tenant(&rec.tenant).and_then(|t| {
+        DialPlan::new(t)
+            .preview(
+                &rec.trunk_label,
+                &rec.customer_number,
+                Some(&rec.phone_from),
+            )
+            .ok()
+    });
+    let hook = policy
+        .tenant(&rec.tenant)
+        .and_then(|t| t.crm_webhook.as_ref());
+    let payload = rec.webhook_payload();
+    let webhook = payload.map(|p| {
+        json!({
+            "url": hook.map(|h| h.url.as_str()),
+            "headers": {
+                "Content-Type": "application/json",
+                "X-api-key": hook.map(|h| masked(&h.outbound_key)),
+                "webhook-signature": hook.and_then(|h| h.signing_secret.as_ref()).map(|_| "v1,<HMAC-SHA256 of id.timestamp.body>"),
+            },
+            // A string, not an object: JSON objects here are key-sorted, and the
+            // preview must show the contract's field order exactly.
+            "body_json": serde_json::to_string(&p).unwrap_or_default(),
+        })
+    });
+    Ok(JsonResponse::json(
+        StatusCode::OK,
+        &json!({
+            "call": view(&rec),
+            "tenant": rec.tenant,
+            "room": rec.room,
+            "trunk": trunk.as_ref().map(|n| json!({
+                "label": n.trunk,
+                "livekit_trunk_id": n.livekit_trunk_id,
+                "dialed": n.dialed,
+                "caller_id": n.caller_id,
+                "customer_number": n.customer_number,
+            })),
+            "sip_disconnect_code": rec.sip_disconnect_code,
+            "webhook": webhook,
+        }),
+    ))
+}

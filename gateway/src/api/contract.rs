@@ -1,0 +1,119 @@
+//! The Click2Call contract's wire types: the request and response bodies of
+//! `/api/c2c/click2call` and the browser endpoints, exactly as the integration guide
+//! spells them. Handlers serialise these very types and the OpenAPI document derives its
+//! schemas from them (`ToSchema`), so the published contract cannot drift from the code.
+
+use c2c_callstate::{CallRecord, CallStatus, Phase};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /api/c2c/click2call`. Legacy fields (`agen_number`, `trunk_id`, `user_id`,
+/// `number`) are accepted and ignored: the gateway picks the trunk, never the CRM.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "case_id": "abc123",
+    "customer_number": "9530251797",
+    "agent_id": "agent-42",
+    "customer_crm_id": "cust-99"
+}))]
+pub(crate) struct Click2CallRequest {
+    /// The CRM's case; echoed in the webhook. 1-128 printable characters.
+    pub(crate) case_id: String,
+    /// The customer's number: exactly 10 digits (a `+91`/`0` prefix is tolerated).
+    pub(crate) customer_number: String,
+    /// The agent placing the call; the agent's LiveKit identity. 1-128 printable characters.
+    pub(crate) agent_id: String,
+    /// The CRM's customer id; echoed in the webhook. 1-128 printable characters.
+    pub(crate) customer_crm_id: String,
+    /// Caller ID to present; defaults to the trunk's DID, normalised to `+91...`.
+    #[serde(default)]
+    pub(crate) did: Option<String>,
+}
+
+/// What `/click2call` returns: hand `ws_url`, `token` and `call_id` to the agent's browser.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "call_id": "c2c_ab12cd34ab12cd34ab12cd34ab12cd34",
+    "room": "c2c-ab12cd34ab12cd34ab12cd34ab12cd34",
+    "ws_url": "wss://c2c.example.com",
+    "token": "<agent JWT>",
+    "customer_number": "9530251797"
+}))]
+pub(crate) struct Click2CallResponse<'a> {
+    /// Opaque id of the call (128 random bits); the only credential of the browser endpoints.
+    pub(crate) call_id: &'a str,
+    /// The LiveKit room the agent joins.
+    pub(crate) room: &'a str,
+    /// Where the browser connects (this gateway's `/rtc`).
+    pub(crate) ws_url: &'a str,
+    /// The agent's LiveKit access token for the room.
+    pub(crate) token: &'a str,
+    /// The clean 10-digit number that will be dialled.
+    pub(crate) customer_number: &'a str,
+}
+
+/// What `/connect` answers: the dial has started.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConnectResponse {
+    pub(crate) status: ConnectStatus,
+}
+
+/// Always `ringing`: the outcome arrives later (poll `GET /api/c2c/calls/{call_id}` or
+/// wait for the CRM webhook).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ConnectStatus {
+    Ringing,
+}
+
+/// A browser's report from LiveKit room events: `ANSWERED` (or `active`) when the SIP
+/// participant's `sip.callStatus` turns active, `RINGING`; anything else is accepted and
+/// ignored. Sent with `keepalive`/`sendBeacon`, so any content type is read as JSON.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"status": "ANSWERED"}))]
+pub(crate) struct StatusReport {
+    pub(crate) status: String,
+}
+
+/// The call as polling UIs see it (`GET /api/c2c/calls/{call_id}` and the browser
+/// endpoints).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CallView<'a> {
+    pub(crate) call_id: &'a str,
+    /// Lifecycle phase.
+    pub(crate) status: Phase,
+    /// The terminal outcome once ENDED, else null.
+    pub(crate) call_status: Option<CallStatus>,
+    /// True once the customer answered.
+    pub(crate) connected: bool,
+    /// Whole seconds from answer to end (0 until then); same as `duration_seconds`.
+    pub(crate) duration: u64,
+    pub(crate) duration_seconds: u64,
+    /// LiveKit's disconnect reason of the customer leg, when known.
+    pub(crate) disconnect_reason: Option<&'a str>,
+    /// The SIP final response code of the customer leg, when known.
+    pub(crate) sip_disconnect_code: Option<u16>,
+    /// The clean 10-digit number.
+    pub(crate) customer_number: &'a str,
+    pub(crate) agent_id: &'a str,
+    /// True once the call has ENDED.
+    pub(crate) ended: bool,
+}
+
+/// The call as polling UIs see it.
+pub(crate) fn view(rec: &CallRecord) -> CallView<'_> {
+    let duration = rec.duration_seconds();
+    CallView {
+        call_id: &rec.call_id,
+        status: rec.phase,
+        call_status: rec.call_status,
+        connected: rec.answered_ms.is_some(),
+        duration,
+        duration_seconds: duration,
+        disconnect_reason: rec.disconnect_reason.as_deref(),
+        sip_disconnect_code: rec.sip_disconnect_code,
+        customer_number: &rec.customer_number,
+        agent_id: &rec.agent_id,
+        ended: rec.phase == Phase::Ended,
+    }
+}

@@ -1,0 +1,310 @@
+//! The OpenAPI 3.1 document of the gateway's HTTP API, served at `GET /openapi.json`.
+//!
+//! Built with `utoipa` from the types the handlers serialise (so schemas cannot drift
+//! from the wire) plus [`paths`] for each operation's parameters and handler errors. The
+//! errors the plugin chain produces for a whole class of routes are added here by walking
+//! the route table ([`crate::routes::entries`]), so they follow the chain's rules. The
+//! document is built and serialised once per process.
+
+mod paths;
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use c2c_plugin_api::{Access, JsonResponse, RouteInfo};
+use http::{Method, StatusCode};
+use utoipa::openapi::path::{Operation, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    ContentBuilder, HeaderBuilder, HttpMethod, OpenApi as Doc, PathItem, PathsBuilder, Ref, RefOr,
+    Required, Response, ResponseBuilder,
+};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "c2c-gateway",
+        description = "Multi-tenant click-to-call gateway for CRMs. The `contract` operations \
+            are the Click2Call integration guide: your backend calls `/click2call` with its \
+            `X-api-key`; the agent's browser calls the `/api/c2c/calls/{call_id}/...` \
+            endpoints keyed by the opaque `call_id` (no secret); the outcome arrives at your \
+            CRM as the `crmCallOutcome` webhook (schema `CrmWebhookPayload`). Every error \
+            is `{\"error\": {\"code\", \"message\"}}` (schema `ErrorBody`)."
+    ),
+    paths(
+        paths::livez, paths::readyz, paths::metrics, paths::openapi,
+        paths::click2call, paths::connect, paths::hangup, paths::report_status, paths::get_call,
+        paths::preflight_connect, paths::preflight_hangup, paths::preflight_status,
+        paths::preflight_get,
+        paths::analytics, paths::call_log, paths::normalize,
+        paths::owner_outbound_get, paths::owner_outbound_set,
+        paths::webhooks_replay, paths::livekit_webhook, paths::rtc, paths::twirp,
+    ),
+    components(schemas(c2c_callstate::CrmWebhookPayload, c2c_plugin_api::ErrorBody)),
+    modifiers(&Security, &ChainErrors, &CrmWebhook),
+    tags(
+        (name = "contract", description = "Click2Call: your backend starts a call, the agent's browser drives it."),
+        (name = "reports", description = "Analytics and the call log (tenant key: own tenant; owner key: any)."),
+        (name = "owner", description = "Platform owner: DLT outbound-enable toggle."),
+        (name = "webhooks", description = "LiveKit's webhooks in; CRM webhook replay."),
+        (name = "tools", description = "Console helpers."),
+        (name = "service", description = "Probes, metrics and this document."),
+        (name = "livekit", description = "LiveKit traffic proxied by the edge."),
+    )
+)]
+struct ApiDoc;
+
+/// The serialised document, built on first use.
+pub fn document() -> Bytes {
+    static DOC: OnceLock<Bytes> = OnceLock::new();
+    DOC.get_or_init(|| {
+        // Serialising utoipa's own model cannot fail (string keys, no custom Serialize).
+        Bytes::from(serde_json::to_vec(&ApiDoc::openapi()).unwrap_or_default())
+    })
+    .clone()
+}
+
+/// `GET /openapi.json`.
+pub fn serve() -> JsonResponse {
+    JsonResponse::raw(StatusCode::OK, "application/json", document())
+}
+
+/// The `X-api-key` schemes (one header, two kinds of key) and the LiveKit token.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut Doc) {
+        let c = doc.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "tenant_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-api-key",
+                "A tenant's inbound key (scope `calls`). Server to server only: never ship it \
+                 to a browser.",
+            ))),
+        );
+        c.add_security_scheme(
+            "owner_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-api-key",
+                "A platform owner key (scope `owner`).",
+            ))),
+        );
+        c.add_security_scheme(
+            "livekit_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A LiveKit access token signed by a project the gateway knows.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Adds the errors the plugin chain answers for every route of a kind.
+struct ChainErrors;
+
+/// One error response in the shared shape; `retry` adds the `Retry-After` header.
+fn error_response(description: &str, retry: bool) -> Response {
+    let mut r = ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build(),
+    );
+    if retry {
+        r = r.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+                .description(Some("Seconds to wait before retrying."))
+                .build(),
+        );
+    }
+    r.build()
+}
+
+/// The responses the chain adds for a route: `(status, description, Retry-After)`.
+fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, bool)> {
+    let mut out = Vec::new();
+    match route.access {
+        Access::Key(_) | Access::AnyKey(_) => {
+            out.push((
+                401,
+                "`unauthorized`: the `X-api-key` header is missing or not a valid key.",
+                false,
+            ));
+            out.push((
+                403,
+                "`forbidden`: the key lacks the scope this endpoint requires.",
+                false,
+            ));
+            out.push((
+                429,
+                "`rate_limited`: the tenant's request rate is over its limit.",
+                true,
+            ));
+        }
+        // Probes and scrapes are exempt from rate limits (see plugins/limits.rs).
+        Access::Public if matches!(route.name, "livez" | "readyz" | "metrics") => {}
+        Access::Public => out.push((
+            429,
+            "`rate_limited`: this address's request rate is over the limit.",
+            true,
+        )),
+    }
+    if route.dials {
+        out.push((
+            403,
+            "`dlt_pending`: the tenant's outbound calling is disabled until its DLT \
+             Principal Entity binding is verified.",
+            false,
+        ));
+    }
+    if route.local && *method == Method::POST {
+        out.push((413, "`body_too_large`: the body exceeds 64 KiB.", false));
+    }
+    if route.json_body && *method == Method::POST {
+        out.push((
+            415,
+            "`unsupported_media_type`: send `Content-Type: application/json`.",
+            false,
+        ));
+        out.push((
+            400,
+            "`invalid_json`: the body is not valid JSON for this operation; `message` names \
+             the field.",
+            false,
+        ));
+    }
+    out
+}
+
+fn operation_mut<'a>(item: &'a mut PathItem, method: &Method) -> Option<&'a mut Operation> {
+    match *method {
+        Method::GET => item.get.as_mut(),
+        Method::POST => item.post.as_mut(),
+        Method::OPTIONS => item.options.as_mut(),
+        _ => None,
+    }
+}
+
+impl Modify for ChainErrors {
+    fn modify(&self, doc: &mut Doc) {
+        let all = routes::entries().chain(
+            routes::PREFIX_ROUTES
+                .iter()
+                .map(|(m, p, r)| (m.clone(), (*p).to_string(), *r)),
+        );
+        for (method, path, route) in all {
+            let Some(op) = doc
+                .paths
+                .paths
+                .get_mut(&path)
+                .and_then(|item| operation_mut(item, &method))
+            else {
+                continue; // an undocumented route: the tests name it
+            };
+            for (status, text, retry) in chain_errors(&method, &route) {
+                let key = status.to_string();
+                match op.responses.responses.get_mut(&key) {
+                    // The handler documented this status too: one response, both reasons.
+                    Some(RefOr::T(existing)) => {
+                        existing.description = format!("{} {text}", existing.description);
+                    }
+                    _ => {
+                        op.responses
+                            .responses
+                            .insert(key, RefOr::T(error_response(text, retry)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The CRM webhook as an OpenAPI 3.1 webhook: what the gateway POSTs to a tenant's CRM.
+struct CrmWebhook;
+
+impl Modify for CrmWebhook {
+    fn modify(&self, doc: &mut Doc) {
+        let header = |name: &str, description: &str, required: bool| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(if required {
+                    Required::True
+                } else {
+                    Required::False
+                })
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build()
+        };
+        let op = OperationBuilder::new()
+            .operation_id(Some("crmCallOutcome"))
+            .summary(Some("The call outcome, POSTed to your CRM webhook URL"))
+            .description(Some(
+                "Sent once per call on its terminal outcome (ANSWERED, NOT_ANSWERED, FAILED), \
+                 retried until your endpoint answers 2xx, even if the agent's tab closed. \
+                 `phone_to` is always the clean 10-digit number. Flip the agent \
+                 BUSY -> AVAILABLE when it arrives. Verify `X-api-key` (your outbound key).",
+            ))
+            .parameter(header("X-api-key", "Your outbound key.", true))
+            .parameter(header(
+                "webhook-id",
+                "Stable per event: de-duplicate on it (replays keep it).",
+                true,
+            ))
+            .parameter(header("webhook-timestamp", "Unix seconds.", true))
+            .parameter(header(
+                "webhook-signature",
+                "`v1,<base64 HMAC-SHA256 of \"{id}.{timestamp}.{body}\">` when a signing \
+                 secret is configured (Standard Webhooks).",
+                false,
+            ))
+            .request_body(Some(
+                RequestBodyBuilder::new()
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("CrmWebhookPayload")))
+                            .build(),
+                    )
+                    .required(Some(Required::True))
+                    .build(),
+            ))
+            .response(
+                "2XX",
+                ResponseBuilder::new().description("Delivered; not sent again."),
+            )
+            .response(
+                "410",
+                ResponseBuilder::new()
+                    .description("Gone: the gateway stops delivering to this endpoint."),
+            )
+            .response(
+                "default",
+                ResponseBuilder::new()
+                    .description("Retried with backoff (`Retry-After` honoured on 429/503)."),
+            )
+            .build();
+        doc.webhooks = Some(
+            PathsBuilder::new()
+                .path("crmCallOutcome", PathItem::new(HttpMethod::Post, op))
+                .build(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

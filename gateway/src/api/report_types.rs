@@ -1,0 +1,82 @@
+//! Wire types of the reports: `GET /api/c2c/analytics` and `GET /api/c2c/calls`.
+//!
+//! The handlers serialise these very types ([`AnalyticsReport`] in `analytics()`,
+//! [`CallLogPage`] in `call_log()`), so the OpenAPI schema cannot drift from the output.
+//! The analytics types reject unknown fields, so their schemas are closed
+//! (`additionalProperties: false`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::contract::CallView;
+
+/// Outcome counts of the calls in a range (optionally one trunk's).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyticsReport {
+    /// The tenant reported on.
+    pub tenant: String,
+    /// First day of the range (UTC, `YYYY-MM-DD`, inclusive).
+    pub from: String,
+    /// Last day of the range (UTC, `YYYY-MM-DD`, inclusive).
+    pub to: String,
+    /// The trunk filter, if one was given.
+    pub trunk: Option<String>,
+    /// Calls created in the range.
+    pub total: u64,
+    pub outcomes: Outcomes,
+    /// ANSWERED / (ANSWERED + NOT_ANSWERED + FAILED); 0 when none ended.
+    pub answer_rate: f64,
+    /// Count of NOT_ANSWERED and FAILED calls by their SIP final response code
+    /// (`{"486": 3}`).
+    pub failures_by_sip_code: BTreeMap<String, u64>,
+    /// One entry per day of the range, in order.
+    pub by_day: Vec<DayCounts>,
+}
+
+/// Calls by terminal outcome; `IN_PROGRESS` counts calls not ended yet.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct Outcomes {
+    pub answered: u64,
+    pub not_answered: u64,
+    pub failed: u64,
+    pub in_progress: u64,
+}
+
+/// One day's counts.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DayCounts {
+    /// UTC day, `YYYY-MM-DD`.
+    pub date: String,
+    pub total: u64,
+    pub answered: u64,
+    pub not_answered: u64,
+    pub failed: u64,
+    pub in_progress: u64,
+}
+
+/// One page of a tenant's call log, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallLogPage<'a> {
+    /// The tenant whose calls these are.
+    pub tenant: &'a str,
+    /// Up to `limit` calls (fewer when `status=` filtered some out).
+    pub calls: Vec<CallLogEntry<'a>>,
+    /// Pass as `cursor=` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A call as the call log lists it: the polling view plus when and on which trunk.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallLogEntry<'a> {
+    #[serde(flatten)]
+    pub call: CallView<'a>,
+    /// Creation time, Unix milliseconds.
+    pub created_at_ms: u64,
+    /// The trunk label the call used.
+    pub trunk: &'a str,
+}

@@ -1,0 +1,237 @@
+//! Browser tests: `/js/c2c-client.js` and the `/console/` pages in headless Chromium
+//! (Debian `chromium`, driven by `playwright-core` from `web/`), against the real
+//! gateway binary and its bundled LiveKit simulator. This test starts them, drives
+//! calls for the analytics, then runs the node test files in `web/tests/` with the
+//! URLs and keys in the environment; their output is printed and must pass.
+//! `tests/run-all.sh` installs chromium and runs `npm ci` in `web/`. Without them the
+//! test fails under `CI=true` and is reported as not run elsewhere.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::calls::{fast_policies, CallEnv};
+use common::sink::Sink;
+use common::*;
+use serde_json::json;
+
+const CONSOLE_KEY: &str = "c2c_MVFatqflX4eiQMbYpIWckdWX2N2SGJ2iWdKu";
+const T: Duration = Duration::from_secs(15);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Chromium and the web packages, or why they are missing.
+fn browser_ready() -> Result<(), String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Err(format!("{chromium} is missing (apt-get install chromium)"));
+    }
+    if !repo().join("web/node_modules/playwright-core").exists() {
+        return Err("web/node_modules is missing (npm ci in web/)".into());
+    }
+    Ok(())
+}
+
+/// Secret values in the test's policy directory (none may reach a browser).
+fn secrets(policies: &Path) -> Vec<String> {
+    std::fs::read_dir(policies.join("secrets"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .map(|s| s.trim().to_string())
+        .filter(|s| s.len() >= 8)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_and_client_in_chromium() {
+    if let Err(why) = browser_ready() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "browser tests cannot run under CI: {why}"
+        );
+        eprintln!("SKIPPED (not run): browser tests need {why}; tests/run-all.sh installs it");
+        return;
+    }
+    let host_port = free_port();
+    let sink = Sink::start().await;
+    let sim_port = free_port();
+    let policies = fast_policies("poll", &sink.url, sim_port);
+    // The client test's CRM page lives on its own origin, as in production.
+    policies.edit(
+        "tenants/acme.toml",
+        "allowed_origins = [",
+        &format!("allowed_origins = [\"http://127.0.0.1:{host_port}\", "),
+    );
+    let data = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(policies.path(), data.path());
+    let env = CallEnv {
+        policies,
+        data,
+        gw,
+        sink,
+        sim: format!("http://127.0.0.1:{sim_port}"),
+        c: client(),
+    };
+
+    // Calls for the analytics page: one answered, one failed with 486 Busy Here.
+    env.scenario("9000000201", json!({"ring_after_ms": 50, "outcome": {"kind": "answer", "after_ms": 100, "hangup_after_ms": 300}})).await;
+    env.scenario(
+        "9000000486",
+        json!({"ring_after_ms": 50, "outcome": {"kind": "fail", "sip_code": 486, "after_ms": 100}}),
+    )
+    .await;
+    for n in ["9000000201", "9000000486"] {
+        let (id, _) = env.start_call(n).await;
+        env.wait_status(&id, "ENDED", T).await;
+    }
+    let driven = json!({
+        "date": chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        "total": 2, "answered": 1, "sip486": 1,
+    });
+
+    let shots = repo().join("target/console-screenshots");
+    let out = Command::new("node")
+        .current_dir(repo().join("web"))
+        .args([
+            "--test",
+            "--test-concurrency=1",
+            "--test-reporter=spec",
+            "tests/console.test.mjs",
+            "tests/c2c-client.test.mjs",
+        ])
+        .env("C2C_BASE", &env.gw.base)
+        .env("C2C_SIM", &env.sim)
+        .env("C2C_SHOTS", &shots)
+        .env("C2C_CALLS_KEY", ACME_KEY)
+        .env("C2C_CONSOLE_KEY", CONSOLE_KEY)
+        .env("C2C_OWNER_KEY", OWNER_KEY)
+        .env("C2C_HOST_PORT", host_port.to_string())
+        .env(
+            "C2C_SECRETS",
+            serde_json::to_string(&secrets(env.policies.path())).unwrap(),
+        )
+        .env("C2C_DRIVEN", driven.to_string())
+        .env("C2C_GATEWAY_LOG", &env.gw.log)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "browser tests failed (screenshots under {}):\n{stdout}\n{stderr}\n--- gateway log ---\n{}",
+        shots.display(),
+        env.gw.log_text()
+    );
+    for name in [
+        "console-trunks",
+        "console-analytics",
+        "console-guide",
+        "console-settings",
+        "console-sandbox-ended",
+    ] {
+        assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");
+    }
+}
+
+/// The committed `web/dist` is exactly what the sources and lockfile build.
+#[test]
+fn committed_web_dist_is_reproducible() {
+    if let Err(why) = browser_ready() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "cannot check web/dist under CI: {why}"
+        );
+        eprintln!("SKIPPED (not run): {why}");
+        return;
+    }
+    let out = Command::new("node")
+        .current_dir(repo().join("web"))
+        .args(["build.mjs", "--check"])
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Console endpoints: who may see what. No browser needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_api_scopes_and_tenant_isolation() {
+    let env = CallEnv::start("poll").await;
+    let get = |path: &str, key: &str| {
+        let r = env.c.get(env.gw.url(path)).header("x-api-key", key).send();
+        async move { json(r.await.unwrap()).await }
+    };
+    // The console key: its own tenant only; the CRM's calls key: not the console.
+    let (s, v) = get("/api/c2c/console/session", CONSOLE_KEY).await;
+    assert_eq!((s, v["role"].as_str()), (200, Some("tenant")), "{v}");
+    assert_eq!(v["tenants"], json!([{"id": "acme", "name": "Acme Realty"}]));
+    assert_eq!(get("/api/c2c/console/session", ACME_KEY).await.0, 403);
+    assert_eq!(
+        get("/api/c2c/console/tenants/globex", CONSOLE_KEY).await.0,
+        403
+    );
+    let (s, v) = get("/api/c2c/console/session", OWNER_KEY).await;
+    assert_eq!((s, v["role"].as_str()), (200, Some("owner")));
+    assert!(v["tenants"].as_array().unwrap().len() >= 2, "{v}");
+    // Effective policy: secrets masked, never their values.
+    let (s, v) = get("/api/c2c/console/tenants/acme", OWNER_KEY).await;
+    assert_eq!(s, 200, "{v}");
+    let text = v.to_string();
+    for secret in secrets(env.policies.path()) {
+        assert!(!text.contains(&secret), "a secret leaked: {text}");
+    }
+    assert_eq!(
+        v["settings"]["crm_webhook"]["outbound_key"],
+        "•••••••• (set)"
+    );
+    assert_eq!(v["trunks"][0]["prefix"], "9911");
+    assert_eq!(
+        v["guide"]["ws_url"],
+        env.gw.base.replace("http://", "ws://")
+    );
+    // A console key places sandbox calls; the call's trunk view is its tenant's only.
+    let r = env
+        .c
+        .post(env.gw.url("/api/c2c/click2call"))
+        .header("x-api-key", CONSOLE_KEY)
+        .json(&json!({"case_id": "c", "customer_number": "9530251797", "agent_id": "a", "customer_crm_id": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let (s, call) = json(r).await;
+    assert_eq!(s, 200, "{call}");
+    let id = call["call_id"].as_str().unwrap();
+    let (s, v) = get(&format!("/api/c2c/console/calls/{id}"), CONSOLE_KEY).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["trunk"]["dialed"], "99119530251797");
+    assert_eq!(v["webhook"], json!(null), "no webhook before the call ends");
+    env.post(&format!("/api/c2c/calls/{id}/hangup")).await;
+    let (_, v) = get(&format!("/api/c2c/console/calls/{id}"), CONSOLE_KEY).await;
+    let body: serde_json::Value =
+        serde_json::from_str(v["webhook"]["body_json"].as_str().unwrap()).unwrap();
+    assert_eq!(body["phone_to"], "9530251797");
+    assert!(v["webhook"]["body_json"]
+        .as_str()
+        .unwrap()
+        .starts_with("{\"call_id\":"));
+    // Live LiveKit check against the simulator: valid.
+    let r = env
+        .c
+        .post(env.gw.url("/api/c2c/console/tenants/acme/livekit-validate"))
+        .header("x-api-key", OWNER_KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = json(r).await;
+    assert_eq!((s, &v["ok"]), (200, &json!(true)), "{v}");
+}

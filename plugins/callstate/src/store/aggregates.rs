@@ -1,0 +1,281 @@
+//! Per-day call counters: `a/<tenant>\0<YYYYMMDD>\0<trunk>` -> [`DayTally`].
+//!
+//! Analytics over a month must not read a month of call records (a million records is
+//! seconds of decoding), so every write that changes what a call counts as — its day, trunk,
+//! outcome or failure code — adjusts its day's tally in the same atomic batch as the record.
+//! A query then reads one small value per day and trunk. The tallies are derived data: a
+//! store written before they existed (no `m/aggregates` marker) gets them rebuilt from the
+//! records when it is opened, and [`SledCallStore::verify_aggregates`] recomputes them to
+//! prove they agree.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sled::Batch;
+
+use super::keys;
+use super::sled_calls::{decode, encode, lock, SledCallStore};
+use crate::error::StoreError;
+use crate::record::{CallRecord, CallStatus};
+
+/// Bumped when the tally format or its counting rules change: a store whose marker differs
+/// gets its tallies rebuilt on open.
+const AGGREGATES_VERSION: &[u8] = b"1";
+
+/// What one UTC day of one tenant's trunk amounts to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayTally {
+    pub total: u64,
+    pub answered: u64,
+    pub not_answered: u64,
+    pub failed: u64,
+    /// Calls without a terminal outcome yet.
+    pub in_progress: u64,
+    /// SIP final codes of NOT_ANSWERED and FAILED calls.
+    #[serde(default)]
+    pub failures_by_sip_code: BTreeMap<u16, u64>,
+}
+
+impl DayTally {
+    /// Adds `other` into `self` (summing days or trunks).
+    pub fn merge(&mut self, other: &DayTally) {
+        self.total += other.total;
+        self.answered += other.answered;
+        self.not_answered += other.not_answered;
+        self.failed += other.failed;
+        self.in_progress += other.in_progress;
+        for (code, n) in &other.failures_by_sip_code {
+            *self.failures_by_sip_code.entry(*code).or_default() += n;
+        }
+    }
+
+    /// Counts one call in (`add`) or out of (`!add`) the tally.
+    fn count(&mut self, c: &Counted, add: bool) {
+        let step = |v: &mut u64| {
+            *v = if add {
+                v.saturating_add(1)
+            } else {
+                v.saturating_sub(1)
+            }
+        };
+        step(&mut self.total);
+        match c.status {
+            Some(CallStatus::Answered) => step(&mut self.answered),
+            Some(CallStatus::NotAnswered) => step(&mut self.not_answered),
+            Some(CallStatus::Failed) => step(&mut self.failed),
+            None => step(&mut self.in_progress),
+        }
+        if let Some(code) = c.failure_code {
+            let n = self.failures_by_sip_code.entry(code).or_default();
+            step(n);
+            if *n == 0 {
+                self.failures_by_sip_code.remove(&code);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
+/// What a record contributes to the tallies: which tally, and as what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Counted {
+    key: Vec<u8>,
+    status: Option<CallStatus>,
+    failure_code: Option<u16>,
+}
+
+impl Counted {
+    fn of(rec: &CallRecord) -> Result<Counted, StoreError> {
+        let day = keys::utc_day(rec.created_ms)?;
+        let failure_code = match rec.call_status {
+            Some(CallStatus::NotAnswered | CallStatus::Failed) => rec.sip_disconnect_code,
+            _ => None,
+        };
+        Ok(Counted {
+            key: keys::aggregate(&rec.tenant, &day, &rec.trunk_label),
+            status: rec.call_status,
+            failure_code,
+        })
+    }
+}
+
+/// Serialises tally read-modify-writes. One lock for the store: the critical section is an
+/// in-memory read plus `apply_batch` (microseconds), and only creates and outcome changes
+/// take it, so contention stays far below the call stripes'.
+pub(super) struct AggregateLock(Mutex<()>);
+
+impl AggregateLock {
+    pub(super) fn new() -> Self {
+        AggregateLock(Mutex::new(()))
+    }
+}
+
+impl SledCallStore {
+    /// Applies `batch` (a record write) together with the tally change from `before` to
+    /// `after`. Every record write goes through here so the tallies cannot drift.
+    pub(super) fn apply_with_tallies(
+        &self,
+        mut batch: Batch,
+        before: Option<&CallRecord>,
+        after: &CallRecord,
+    ) -> Result<(), StoreError> {
+        let new = Counted::of(after)?;
+        let old = before.map(Counted::of).transpose()?;
+        if old.as_ref() == Some(&new) {
+            self.tree().apply_batch(batch)?;
+            return Ok(());
+        }
+        let _g = lock(&self.inner.aggregate_lock.0);
+        let mut changed: Vec<(Vec<u8>, DayTally)> = Vec::with_capacity(2);
+        if let Some(old) = &old {
+            let mut t = self.read_tally(&old.key)?;
+            t.count(old, false);
+            changed.push((old.key.clone(), t));
+        }
+        let mut t = match changed.iter_mut().find(|(k, _)| *k == new.key) {
+            Some((_, t)) => std::mem::take(t),
+            None => self.read_tally(&new.key)?,
+        };
+        t.count(&new, true);
+        changed.retain(|(k, _)| *k != new.key);
+        changed.push((new.key.clone(), t));
+        for (k, t) in changed {
+            if t.is_empty() {
+                batch.remove(k);
+            } else {
+                batch.insert(k, encode(&t)?);
+            }
+        }
+        self.tree().apply_batch(batch)?;
+        Ok(())
+    }
+
+    fn read_tally(&self, key: &[u8]) -> Result<DayTally, StoreError> {
+        match self.tree().get(key)? {
+            Some(v) => decode(key, &v),
+            None => Ok(DayTally::default()),
+        }
+    }
+
+    /// Tallies of `tenant` for UTC days `from..=to` (`YYYYMMDD`), optionally one trunk:
+    /// one entry per day that had calls, trunks summed, oldest first. Reads one small value
+    /// per day and trunk, never a call record.
+    pub fn day_tallies(
+        &self,
+        tenant: &str,
+        from_day: &str,
+        to_day: &str,
+        trunk: Option<&str>,
+    ) -> Result<BTreeMap<String, DayTally>, StoreError> {
+        keys::check_id("tenant", tenant)?;
+        let start = keys::aggregate_day(tenant, from_day);
+        let mut end = keys::aggregate_day(tenant, to_day);
+        // Past every trunk of `to_day`: its keys continue after the day's `\0`.
+        end.push(0xff);
+        let day_at = start.len() - from_day.len() - 1;
+        let mut out: BTreeMap<String, DayTally> = BTreeMap::new();
+        for item in self.tree().range(start..end) {
+            let (k, v) = item?;
+            let rest = k.get(day_at..).unwrap_or_default();
+            let Some(sep) = rest.iter().position(|b| *b == 0) else {
+                continue;
+            };
+            let (day, key_trunk) = (&rest[..sep], &rest[sep + 1..]);
+            if trunk.is_some_and(|t| t.as_bytes() != key_trunk) {
+                continue;
+            }
+            let tally: DayTally = decode(&k, &v)?;
+            out.entry(String::from_utf8_lossy(day).into_owned())
+                .or_default()
+                .merge(&tally);
+        }
+        Ok(out)
+    }
+
+    /// Recomputes every tally from the call records. A record that does not decode is
+    /// skipped (logged; `check()` reports it): one bad record must not stop the store
+    /// from opening or the other days from being counted.
+    fn recompute_tallies(&self) -> Result<BTreeMap<Vec<u8>, DayTally>, StoreError> {
+        let mut out: BTreeMap<Vec<u8>, DayTally> = BTreeMap::new();
+        for item in self.tree().scan_prefix(keys::RECORD) {
+            let (k, v) = item?;
+            let rec: CallRecord = match decode(&k, &v) {
+                Ok(rec) => rec,
+                Err(e) => {
+                    tracing::warn!(error = %e, "call record skipped while counting tallies");
+                    continue;
+                }
+            };
+            let c = Counted::of(&rec)?;
+            out.entry(c.key.clone()).or_default().count(&c, true);
+        }
+        Ok(out)
+    }
+
+    /// The number of stored tallies, and each tally (key, what is wrong) that differs
+    /// from a recount of the records. A full scan: for integrity checks, not for serving.
+    pub(super) fn tally_mismatches(&self) -> Result<(u64, Vec<(Vec<u8>, String)>), StoreError> {
+        let want = self.recompute_tallies()?;
+        let mut stored = 0;
+        let mut wrong = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for item in self.tree().scan_prefix(keys::AGGREGATE) {
+            let (k, v) = item?;
+            stored += 1;
+            let have: Result<DayTally, _> = decode(&k, &v);
+            match (have, want.get(k.as_ref())) {
+                (Ok(h), Some(w)) if h == *w => {}
+                (Ok(h), Some(w)) => wrong.push((
+                    k.to_vec(),
+                    format!("stored {h:?}, the records add up to {w:?}"),
+                )),
+                (Ok(_), None) => wrong.push((k.to_vec(), "no call record counts here".into())),
+                (Err(e), _) => wrong.push((k.to_vec(), e.to_string())),
+            }
+            seen.insert(k.to_vec());
+        }
+        for k in want.keys().filter(|k| !seen.contains(*k)) {
+            wrong.push((
+                k.clone(),
+                "calls on this day and trunk have no tally".into(),
+            ));
+        }
+        Ok((stored, wrong))
+    }
+
+    /// Printable keys of the tallies that differ from a recount of the records: empty
+    /// when they are right.
+    pub fn verify_aggregates(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .tally_mismatches()?
+            .1
+            .iter()
+            .map(|(k, _)| keys::printable(k))
+            .collect())
+    }
+
+    /// Rebuilds the tallies from the records unless the marker says they are current.
+    /// Runs at open, before any writer exists.
+    pub(super) fn ensure_aggregates(&self) -> Result<(), StoreError> {
+        if self.tree().get(keys::AGGREGATES_MARKER)?.as_deref() == Some(AGGREGATES_VERSION) {
+            return Ok(());
+        }
+        let want = self.recompute_tallies()?;
+        let mut b = Batch::default();
+        for item in self.tree().scan_prefix(keys::AGGREGATE) {
+            b.remove(item?.0);
+        }
+        for (k, t) in &want {
+            b.insert(k.as_slice(), encode(t)?);
+        }
+        b.insert(keys::AGGREGATES_MARKER, AGGREGATES_VERSION);
+        self.tree().apply_batch(b)?;
+        self.tree().flush()?;
+        tracing::info!(tallies = want.len(), "rebuilt per-day call tallies");
+        Ok(())
+    }
+}

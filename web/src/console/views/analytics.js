@@ -1,0 +1,66 @@
+// Analytics: outcomes from call records (GET /api/c2c/analytics), filtered by date
+// range and trunk, drawn as charts plus the same numbers as tables.
+import { api, qs } from '../api.js';
+import { h, mount, table, errorBox } from '../dom.js';
+import { barChart, stackedByDay, legend } from './charts.js';
+
+const iso = (d) => d.toISOString().slice(0, 10);
+
+export default async function analytics(root, ctx) {
+  const today = new Date();
+  const weekAgo = new Date(today.getTime() - 6 * 86400000);
+  const out = h('div', { id: 'analytics-result', 'aria-live': 'polite' });
+  const trunkSel = h('select', { id: 'an-trunk', name: 'trunk' }, h('option', { value: '' }, 'All trunks'),
+    ctx.overview.trunks.map((t) => h('option', { value: t.label }, t.label)));
+  const form = h('form', { id: 'analytics-form', novalidate: true },
+    h('div', { class: 'row' },
+      h('div', {}, h('label', { for: 'an-from' }, 'From (UTC)'), h('input', { id: 'an-from', name: 'from', type: 'date', value: iso(weekAgo) })),
+      h('div', {}, h('label', { for: 'an-to' }, 'To (UTC)'), h('input', { id: 'an-to', name: 'to', type: 'date', value: iso(today) })),
+      h('div', {}, h('label', { for: 'an-trunk' }, 'Trunk'), trunkSel),
+      h('div', {}, h('button', { type: 'submit' }, 'Apply'))));
+  const load = async () => {
+    mount(out, h('p', { class: 'empty' }, 'Loading…'));
+    try {
+      const a = await api('/api/c2c/analytics' + qs({ tenant: ctx.tenant, from: form.from.value, to: form.to.value, trunk: trunkSel.value }));
+      show(out, a);
+    } catch (e) {
+      mount(out, errorBox(e.message));
+    }
+  };
+  form.addEventListener('submit', (ev) => { ev.preventDefault(); load(); });
+  mount(root,
+    h('h2', { id: 'view-title' }, 'Analytics'),
+    h('p', { class: 'lead' }, 'Outcomes from call records. Filter by date range and trunk.'),
+    h('div', { class: 'card' }, form),
+    out);
+  await load();
+}
+
+function show(out, a) {
+  const o = a.outcomes;
+  const stat = (label, v, id) => h('div', { class: 'stat', 'data-stat': id }, h('b', {}, v), label);
+  const rate = a.answer_rate === null || a.answer_rate === undefined ? '—' : `${Math.round(a.answer_rate * 100)}%`;
+  const codes = Object.entries(a.failures_by_sip_code || {}).sort(([x], [y]) => x.localeCompare(y));
+  const days = a.by_day || [];
+  if (!a.total) {
+    mount(out, h('div', { class: 'card' }, h('p', { class: 'empty', id: 'analytics-empty' }, `No calls between ${a.from} and ${a.to}${a.trunk ? ' on ' + a.trunk : ''}. Place one from the Sandbox tab.`)));
+    return;
+  }
+  mount(out,
+    h('div', { class: 'card' },
+      h('div', { class: 'stats' },
+        stat('calls', a.total, 'total'), stat('answered', o.ANSWERED, 'answered'), stat('not answered', o.NOT_ANSWERED, 'not_answered'),
+        stat('failed', o.FAILED, 'failed'), stat('in progress', o.IN_PROGRESS, 'in_progress'), stat('answer rate', rate, 'answer_rate'))),
+    h('div', { class: 'card' },
+      h('h3', {}, 'Failures by SIP code'),
+      codes.length
+        ? [barChart('chart-sip', 'Failures by SIP code', codes, 'c-code'),
+          table('Failures by SIP code', ['SIP code', 'Calls'], codes, '')]
+        : h('p', { class: 'empty' }, 'No failures with a SIP code in this range.')),
+    h('div', { class: 'card' },
+      h('h3', {}, 'By day'),
+      legend(),
+      stackedByDay('chart-days', 'Outcomes by day', days),
+      table('Outcomes by day', ['Date', 'Total', 'Answered', 'Not answered', 'Failed', 'In progress'],
+        days.filter((d) => d.total > 0).map((d) => [d.date, d.total, d.answered, d.not_answered, d.failed, d.in_progress]), 'No calls on any day.')));
+}

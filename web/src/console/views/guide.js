@@ -1,0 +1,106 @@
+// Integration guide: the contract, rendered with this gateway's real base URL and
+// ws_url, the ready-made client snippet, the webhook shape and the go-live checklist.
+import { h, mount, kv } from '../dom.js';
+
+const endpoint = (method, path, text) => h('div', { class: 'endpoint' },
+  h('h4', {}, h('span', { class: 'badge' }, method), ' ', h('code', {}, path)), h('p', {}, text));
+
+export default async function guide(root, ctx) {
+  const g = ctx.overview.guide;
+  const base = g.base_url;
+  const curl = `curl -X POST ${base}/api/c2c/click2call \\
+  -H "X-api-key: YOUR_INBOUND_KEY" \\
+  -H "Content-Type: application/json" \\
+  -d '{
+    "case_id": "abc123",
+    "customer_number": "9530251797",
+    "agent_id": "agent-42",
+    "customer_crm_id": "cust-99"
+  }'`;
+  const response = `{
+  "call_id": "c2c_…",
+  "room": "c2c-…",
+  "ws_url": "${g.ws_url}",
+  "token": "<agent JWT>",
+  "customer_number": "9530251797"
+}`;
+  const snippet = `<!-- Load once in the agent UI: window.C2C (and window.LivekitClient), from this gateway -->
+<script src="${g.client_js}"></script>
+<script>
+  // at agent login: ask for the mic once
+  C2C.preGrantMic();
+
+  // follow the call in your UI
+  C2C.on('state', (e) => console.log('call', e.callId, e.state)); // joining, dialing, ringing, active, ended
+  C2C.on('error', (e) => console.warn('call error', e.stage, e.message));
+
+  // res = the JSON your backend got from /click2call
+  async function onClickToCall(res) {
+    await C2C.startCall(res);   // joins the room + publishes the mic, THEN calls /connect
+  }
+  function onMute(muted) { C2C.setMuted(muted); }
+  function onHangUp() { C2C.endCall(); }
+  // C2C reports ANSWERED to /status when the SIP participant's sip.callStatus becomes
+  // "active", ends the call when the customer drops, and sends a hangup beacon if the
+  // tab closes mid-call.
+</script>`;
+  const webhook = `{
+  "call_id": "c2c_…",
+  "case_id": "abc123",
+  "customer_crm_id": "cust-99",
+  "phone_to": "9530251797",
+  "phone_from": "+919999999999",
+  "call_status": "ANSWERED",
+  "duration_seconds": 90,
+  "agent_id": "agent-42"
+}`;
+  mount(root,
+    h('h2', { id: 'view-title' }, 'Integration guide'),
+    h('p', { class: 'lead' }, 'Everything a CRM developer needs to wire Click2Call — no need to ask anyone. Bookmark this.'),
+    h('div', { class: 'card' },
+      h('h3', {}, 'How it works — 3 steps'),
+      h('ol', { class: 'howto' },
+        h('li', {}, h('strong', {}, 'Your backend starts a call. '), 'Server-to-server POST /api/c2c/click2call with your X-api-key. You get back a call_id, a room name, the LiveKit ws_url, and a browser token.'),
+        h('li', {}, h('strong', {}, 'Agent browser joins, we dial. '), 'The agent\'s browser joins the room with the token and publishes the mic, then calls /connect. We place the SIP call to the customer into that room.'),
+        h('li', {}, h('strong', {}, 'We report the outcome. '), 'Our backend detects answer / no-answer / hangup server-side and POSTs your webhook with the final status, duration, and SIP disconnect code.')),
+      h('p', {}, h('strong', {}, 'The hard rule: '), 'the agent browser joins the room and publishes mic before the customer is dialed. Always call /connect only after the room is connected.')),
+    h('div', { class: 'card' },
+      h('h3', {}, 'Setup & keys'),
+      kv([
+        ['Base URL', h('code', { 'data-field': 'base_url' }, base)],
+        ['LiveKit ws_url', h('code', { 'data-field': 'ws_url' }, g.ws_url)],
+        ['Agent client', h('code', {}, g.client_js)],
+        ['X-api-key (inbound)', 'Your CRM backend sends this on /click2call. Keep it secret (server-side only); it never ships to the browser.'],
+      ]),
+      h('p', {}, 'Only /click2call needs the secret. The browser endpoints (/connect, /hangup, /status, GET /calls/{id}) are keyed by the opaque call_id.')),
+    h('div', { class: 'card' },
+      h('h3', {}, '1 · Start a call (your backend)'),
+      endpoint('POST', '/api/c2c/click2call', 'Creates the room and mints the agent token. Does not dial yet. Send the customer number as exactly 10 digits.'),
+      h('pre', {}, h('code', {}, curl)),
+      h('p', {}, 'Response:'),
+      h('pre', {}, h('code', {}, response))),
+    h('div', { class: 'card' },
+      h('h3', {}, '2 · Agent browser snippet'),
+      h('p', {}, 'Served over HTTPS (or localhost) — browsers only grant mic access on a secure origin. The client is served by this gateway; no CDN is needed.'),
+      h('pre', { id: 'snippet' }, h('code', {}, snippet)),
+      h('p', {}, 'Keeping a hand-written snippet that uses the LiveKit browser SDK directly? The same script also exposes the SDK as window.LivekitClient (pinned version, served by this gateway), so it replaces the CDN script tag.')),
+    h('div', { class: 'card' },
+      h('h3', {}, '3 · Connect, hangup & poll'),
+      endpoint('POST', '/api/c2c/calls/{call_id}/connect', 'Browser calls this after it joined and published mic. Dials the customer. Returns {"status": "ringing"}.'),
+      endpoint('POST', '/api/c2c/calls/{call_id}/hangup', 'Ends the call (agent clicked, or the tab closing via sendBeacon). Idempotent.'),
+      endpoint('POST', '/api/c2c/calls/{call_id}/status', 'Browser reports {status, ...}; ANSWERED is the answer signal in webhook mode.'),
+      endpoint('GET', '/api/c2c/calls/{call_id}', 'Current call record for polling UIs.'),
+      h('p', {}, `Answer detection on this gateway: ${ctx.overview.settings.answer_detection}.`)),
+    h('div', { class: 'card' },
+      h('h3', {}, 'Webhook you receive'),
+      h('p', {}, 'We POST your configured CRM webhook URL with header X-api-key: <your outbound key> on each terminal outcome. phone_to is always the clean 10-digit number. call_status is ANSWERED, NOT_ANSWERED or FAILED.'),
+      h('pre', { id: 'webhook-shape' }, h('code', {}, webhook))),
+    h('div', { class: 'card' },
+      h('h3', {}, 'Go-live checklist'),
+      h('ul', { class: 'check' },
+        h('li', {}, `Point your click2call action at ${base}/api/c2c/click2call with the inbound X-api-key; send customer_number as 10 digits.`),
+        h('li', {}, 'Embed the agent client in the agent UI and call C2C.preGrantMic() at login.'),
+        h('li', {}, 'Set your webhook receiver to accept the payload above and verify the outbound X-api-key.'),
+        h('li', {}, 'Flip the agent BUSY→AVAILABLE from the webhook\'s terminal call_status.'),
+        h('li', {}, 'Dry-run the whole flow in the Sandbox tab before cutting over.'))));
+}

@@ -1,0 +1,220 @@
+// The web console at /console/ in headless Chromium against the real gateway and
+// simulator: every page renders with real data and no console errors, CSP holds,
+// Test normalize shows the dialed string, Analytics charts reflect the calls the Rust
+// harness drove, Settings masks secrets and validates LiveKit live, the owner flips
+// DLT, and a Sandbox call reaches Ended with the webhook preview.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { BASE, env, launch, page, shot, json, until } from './lib.mjs';
+
+const CONSOLE_KEY = env('C2C_CONSOLE_KEY');
+const OWNER_KEY = env('C2C_OWNER_KEY');
+// Secret values from the policy directory: none may ever reach the browser.
+const SECRETS = JSON.parse(env('C2C_SECRETS'));
+const DRIVEN = JSON.parse(env('C2C_DRIVEN'));
+let browser;
+
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+async function signIn(p, key) {
+  await p.goto(`${BASE}/console/`);
+  await p.getByLabel('API key').focus();
+  await p.keyboard.type(key);
+  await p.keyboard.press('Enter'); // keyboard only: the form submits on Enter
+  await p.waitForSelector('#nav:not([hidden])');
+}
+
+async function go(p, view) {
+  await p.click(`#nav a[data-view="${view}"]`);
+  await p.waitForSelector(`section[data-view="${view}"] #view-title`);
+}
+
+function noSecrets(text, where) {
+  for (const s of SECRETS) assert.ok(!text.includes(s), `a policy secret leaked into ${where}`);
+}
+
+test('console HTML: CSP to own origin, no keys embedded, assets typed and cached', async () => {
+  const r = await json(`${BASE}/console/`);
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /^text\/html/);
+  const csp = r.headers.get('content-security-policy');
+  const host = new URL(BASE).host;
+  assert.ok(csp.includes("script-src 'self';") && csp.includes("default-src 'none'"), csp);
+  assert.ok(csp.includes(`connect-src 'self' ws://${host} wss://${host};`), csp);
+  assert.ok(!csp.includes('unsafe-inline') && !csp.includes('unsafe-eval'), csp);
+  assert.equal(r.headers.get('x-frame-options'), 'DENY');
+  assert.ok(!/<script>|<script [^>]*>[^<]/.test(r.body), 'no inline scripts');
+  assert.ok(!/c2c_[A-Za-z0-9]{20,}/.test(r.body), 'no key in the page');
+  for (const [path, type] of [['/console/app.js', /^text\/javascript/], ['/console/style.css', /^text\/css/]]) {
+    const a = await json(BASE + path);
+    assert.equal(a.status, 200, path);
+    assert.match(a.headers.get('content-type'), type);
+    assert.ok(a.headers.get('etag'));
+    noSecrets(String(a.body), path);
+  }
+  assert.equal((await json(`${BASE}/console/nope.js`)).status, 404);
+  // Console APIs need a console or owner key; the CRM's calls key is refused.
+  assert.equal((await json(`${BASE}/api/c2c/console/session`)).status, 401);
+  const calls = await json(`${BASE}/api/c2c/console/session`, { headers: { 'X-api-key': env('C2C_CALLS_KEY') } });
+  assert.equal(calls.status, 403);
+  // Owner writes need JSON: a cross-site form post (text/plain) is refused.
+  const form = await json(`${BASE}/api/c2c/console/tenants/acme/livekit-validate`, {
+    method: 'POST', headers: { 'X-api-key': OWNER_KEY, 'Content-Type': 'text/plain' }, body: '{}',
+  });
+  assert.equal(form.status, 415);
+});
+
+test('sign-in: a wrong key is refused with a message; the key stays out of the URL', async () => {
+  const p = await page(browser);
+  await p.goto(`${BASE}/console/`);
+  await shot(p, 'console-signin');
+  await p.fill('#key', 'c2c_notarealkeynotarealkeynotarealkey00');
+  await p.click('#signin-form button');
+  await p.waitForSelector('#signin-error:not([hidden])');
+  assert.match(await p.textContent('#signin-error'), /not accepted/);
+  // The refused request itself is logged by the browser (401); nothing else may be.
+  assert.deepEqual(p.errors, ['console: Failed to load resource: the server responded with a status of 401 (Unauthorized)']);
+  p.errors.length = 0;
+  await signIn(p, CONSOLE_KEY);
+  assert.ok(!p.url().includes(CONSOLE_KEY));
+  assert.equal(await p.evaluate(() => sessionStorage.getItem('c2c.console.key')), CONSOLE_KEY);
+  assert.equal(await p.evaluate(() => document.cookie), '');
+  assert.deepEqual(p.errors, []);
+  await p.context().close();
+});
+
+test('Trunks lists trunks and Test normalize shows the clean number and dialed string', async () => {
+  const p = await page(browser);
+  await signIn(p, CONSOLE_KEY);
+  await go(p, 'trunks');
+  const rows = await p.$$eval('table tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+  assert.deepEqual(rows.map((r) => r[0]), ['airtel-mum', 'jio-del']);
+  assert.equal(rows[0][2], '9911');
+  await p.fill('#nz-number', '9530251797');
+  await p.click('#normalize-form button[type=submit]');
+  await p.waitForSelector('[data-field="dialed"]');
+  assert.equal(await p.textContent('[data-field="customer_number"]'), '9530251797');
+  assert.equal(await p.textContent('[data-field="dialed"]'), '99119530251797');
+  await shot(p, 'console-trunks');
+  await p.setViewportSize({ width: 390, height: 844 });
+  await shot(p, 'console-trunks-mobile');
+  // A wrong number: a clear error, not a crash.
+  await p.fill('#nz-number', '12');
+  await p.click('#normalize-form button[type=submit]');
+  await p.waitForSelector('#normalize-result .error');
+  // The refused request (422) is logged by the browser; nothing else may be.
+  assert.deepEqual(p.errors, ['console: Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)']);
+  await p.context().close();
+});
+
+test('Analytics charts reflect the calls driven in this test', async () => {
+  const p = await page(browser);
+  await signIn(p, CONSOLE_KEY);
+  await go(p, 'analytics');
+  await p.waitForSelector('#chart-days');
+  const api = (await json(`${BASE}/api/c2c/analytics?from=${DRIVEN.date}&to=${DRIVEN.date}`, { headers: { 'X-api-key': CONSOLE_KEY } })).body;
+  assert.ok(api.total >= DRIVEN.total, JSON.stringify(api));
+  assert.equal(api.failures_by_sip_code['486'], DRIVEN.sip486);
+  assert.ok(api.outcomes.ANSWERED >= DRIVEN.answered);
+  const bar = await p.getAttribute('#chart-sip g[data-label="486"]', 'data-value');
+  assert.equal(Number(bar), DRIVEN.sip486);
+  const day = await p.$eval(`#chart-days g[data-date="${DRIVEN.date}"]`, (g) => ({
+    total: Number(g.dataset.total),
+    parts: Object.fromEntries([...g.querySelectorAll('rect')].map((r) => [r.dataset.outcome, Number(r.dataset.value)])),
+  }));
+  assert.equal(day.total, api.total);
+  assert.equal(day.parts.answered, api.outcomes.ANSWERED);
+  assert.equal(day.parts.failed, api.outcomes.FAILED);
+  assert.equal(await p.textContent('[data-stat="total"] b'), String(api.total));
+  await shot(p, 'console-analytics');
+  // A trunk with no calls: the empty state.
+  await p.selectOption('#an-trunk', 'jio-del');
+  await p.click('#analytics-form button[type=submit]');
+  await p.waitForSelector('#analytics-empty');
+  assert.deepEqual(p.errors, []);
+  await p.context().close();
+});
+
+test('Integration guide is rendered with the real base URL and ws_url', async () => {
+  const p = await page(browser);
+  await signIn(p, CONSOLE_KEY);
+  await go(p, 'guide');
+  assert.equal(await p.textContent('[data-field="base_url"]'), BASE);
+  assert.equal(await p.textContent('[data-field="ws_url"]'), BASE.replace('http://', 'ws://'));
+  const snippet = await p.textContent('#snippet');
+  assert.ok(snippet.includes(`<script src="${BASE}/js/c2c-client.js"></script>`));
+  assert.ok(snippet.includes('C2C.startCall(res)'));
+  assert.ok((await p.textContent('#webhook-shape')).includes('"phone_to": "9530251797"'));
+  noSecrets(await p.content(), 'the guide');
+  await shot(p, 'console-guide');
+  assert.deepEqual(p.errors, []);
+  await p.context().close();
+});
+
+test('Settings masks secrets, validates LiveKit live; the owner flips outbound-enable', async () => {
+  const p = await page(browser);
+  await signIn(p, CONSOLE_KEY);
+  await go(p, 'settings');
+  await p.click('#livekit-validate');
+  await p.waitForSelector('#livekit-verdict .badge');
+  assert.equal(await p.textContent('#livekit-verdict .badge'), 'valid');
+  noSecrets(await p.content(), 'settings');
+  assert.equal(await p.$('#dlt-form'), null, 'a tenant console key cannot flip DLT');
+  await shot(p, 'console-settings');
+  assert.deepEqual(p.errors, []);
+  await p.context().close();
+
+  const o = await page(browser);
+  await signIn(o, OWNER_KEY);
+  assert.equal(await o.textContent('#role'), 'owner');
+  await o.selectOption('#tenant-select', 'acme');
+  await go(o, 'settings');
+  assert.equal(await o.textContent('#dlt-status'), 'enabled');
+  await o.fill('#dlt-by', 'Console Test');
+  await o.fill('#dlt-note', 'PE binding re-check');
+  await o.click('#dlt-flip');
+  await o.waitForSelector('#dlt-status.bad');
+  const audit = await o.$$eval('#dlt table tbody tr', (trs) => trs.map((tr) => tr.textContent));
+  assert.ok(audit.some((t) => t.includes('on → off') && t.includes('Console Test')), audit.join('|'));
+  const api = (await json(`${BASE}/api/telephony/config/owner/acme/outbound-enable`, { headers: { 'X-api-key': OWNER_KEY } })).body;
+  assert.equal(api.outbound_enabled, false);
+  await shot(o, 'console-settings-owner');
+  await o.fill('#dlt-by', 'Console Test');
+  await o.click('#dlt-flip');
+  await o.waitForSelector('#dlt-status.ok');
+  assert.deepEqual(o.errors, []);
+  await o.context().close();
+});
+
+test('a Sandbox call goes through the agent flow and reaches Ended with the webhook preview', async () => {
+  const p = await page(browser);
+  await signIn(p, CONSOLE_KEY);
+  await go(p, 'sandbox');
+  assert.deepEqual(p.errors, [], 'the page renders cleanly');
+  await shot(p, 'console-sandbox-empty');
+  await p.fill('#sb-number', '9530251799');
+  await p.click('#sb-place');
+  await p.waitForSelector('#sandbox-steps li[data-step="Initiated"].current, #sandbox-steps li[data-step="Initiated"].done');
+  await p.waitForSelector('[data-field="dialed"]');
+  assert.equal(await p.textContent('[data-field="dialed"]'), '99119530251799');
+  await p.waitForSelector('#webhook-preview', { timeout: 40000 });
+  assert.equal(await p.getAttribute('#sandbox-steps li[data-step="Ended"]', 'class'), 'current');
+  const preview = await p.textContent('#webhook-preview');
+  const body = JSON.parse(preview.slice(preview.indexOf('{')));
+  assert.equal(body.phone_to, '9530251799');
+  assert.equal(body.case_id, 'sandbox');
+  assert.ok(['ANSWERED', 'NOT_ANSWERED', 'FAILED'].includes(body.call_status));
+  assert.deepEqual(Object.keys(body), ['call_id', 'case_id', 'customer_crm_id', 'phone_to', 'phone_from', 'call_status', 'duration_seconds', 'agent_id']);
+  assert.ok(preview.includes('X-api-key: •••••••• (set)'));
+  noSecrets(await p.content(), 'the sandbox');
+  const log = await p.$$eval('#sandbox-log li', (li) => li.map((x) => x.textContent));
+  console.log('# sandbox log:', JSON.stringify(log.reverse()));
+  assert.ok(log.some((l) => l.endsWith('client: joining')), 'the page joined the room through C2C');
+  await shot(p, 'console-sandbox-ended');
+  // The only console errors allowed are livekit-client's own reports of the failed
+  // peer connection (the simulator carries no media).
+  const unexpected = p.errors.filter((e) => !/pc connection|could not establish|peer connection|livekit|Room|connection/i.test(e));
+  assert.deepEqual(unexpected, [], p.errors.join('\n'));
+  await p.context().close();
+});
