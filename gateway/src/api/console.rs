@@ -13,7 +13,7 @@ use c2c_tenancy::{Policy, Secret, Tenant};
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::api::calls::view;
+use crate::api::contract::view;
 use crate::app::App;
 use crate::calls::livekit_pool::LiveKitPool;
 use crate::calls::store_error;
