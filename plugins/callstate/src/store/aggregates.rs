@@ -80,6 +80,9 @@ impl DayTally {
     }
 }
 
+/// A tally's key and what is wrong with it.
+pub(super) type TallyMismatch = (Vec<u8>, String);
+
 /// What a record contributes to the tallies: which tally, and as what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Counted {
@@ -218,7 +221,7 @@ impl SledCallStore {
 
     /// The number of stored tallies, and each tally (key, what is wrong) that differs
     /// from a recount of the records. A full scan: for integrity checks, not for serving.
-    pub(super) fn tally_mismatches(&self) -> Result<(u64, Vec<(Vec<u8>, String)>), StoreError> {
+    pub(super) fn tally_mismatches(&self) -> Result<(u64, Vec<TallyMismatch>), StoreError> {
         let want = self.recompute_tallies()?;
         let mut stored = 0;
         let mut wrong = Vec::new();
