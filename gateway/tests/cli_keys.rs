@@ -116,7 +116,8 @@ async fn keys_rotate_and_revoke_apply_to_a_running_gateway() {
         &[],
     ));
 
-    // The last key is refused unless --force; nothing is written.
+    // The last `calls` key is refused unless --force (the console key left would not let
+    // the CRM in); nothing is written.
     let before = std::fs::read_to_string(&acme_toml).unwrap();
     let o = cli(
         &[
@@ -133,7 +134,7 @@ async fn keys_rotate_and_revoke_apply_to_a_running_gateway() {
     );
     assert_eq!(o.code, 1, "{}", o.stderr);
     assert!(
-        o.stderr.contains("last key") && o.stderr.contains("--force"),
+        o.stderr.contains("last \"calls\" key") && o.stderr.contains("--force"),
         "{}",
         o.stderr
     );

@@ -121,11 +121,15 @@ fn revoke(a: KeysRevokeArgs) -> CliResult {
             }
         )));
     }
-    if ids.len() == 1 && !a.force {
+    // The last key with the owner's main scope (`calls` for a tenant: the CRM backend;
+    // `owner`): revoking it locks that caller out even if e.g. a `console` key remains.
+    let primary = file.key_ids_with_scope(owner.section(), owner.scope());
+    if primary == [a.key_id.clone()] && !a.force {
         return Err(Failure::failed(format!(
-            "refusing to revoke {:?}, the last key of {}: nothing could authenticate as it \
+            "refusing to revoke {:?}, the last {:?} key of {}: nothing could authenticate as it \
              afterwards; rotate first, or pass --force",
             a.key_id,
+            owner.scope(),
             owner.describe()
         )));
     }

@@ -104,6 +104,24 @@ impl PolicyFile {
             .unwrap_or_default()
     }
 
+    /// Ids of the section's keys whose `scopes` include `scope`.
+    pub fn key_ids_with_scope(&self, section: &str, scope: &str) -> Vec<String> {
+        self.doc
+            .get(section)
+            .and_then(Item::as_array_of_tables)
+            .map(|a| {
+                a.iter()
+                    .filter(|t| {
+                        t.get("scopes")
+                            .and_then(Item::as_array)
+                            .is_some_and(|s| s.iter().any(|v| v.as_str() == Some(scope)))
+                    })
+                    .filter_map(|t| t.get("id").and_then(Item::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Appends a key entry right after the section's last entry (or at the end of the
     /// file when the section is new).
     pub fn add_key(&mut self, section: &str, id: &str, sha256_hex: &str, scope: &str) {
