@@ -18,7 +18,6 @@ pub mod logging;
 pub mod plugins;
 pub mod proxy;
 pub mod reload;
-pub mod replay_cli;
 pub mod routes;
 pub mod server;
 pub mod sip;

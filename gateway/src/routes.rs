@@ -91,6 +91,8 @@ pub const CONSOLE_LIVEKIT_VALIDATE: RouteInfo =
 pub const CONSOLE_CALL: RouteInfo = local("console_call", CONSOLE_KEYS, false);
 
 pub const WEBHOOKS_REPLAY: RouteInfo = local("webhooks_replay", Access::Key(Scope::Owner), true);
+/// One call's stored record (numbers masked) and webhook delivery state, for the owner.
+pub const OWNER_CALL_GET: RouteInfo = local("owner_call_get", Access::Key(Scope::Owner), false);
 
 /// True for the routes a browser calls cross-origin.
 pub fn is_browser_route(r: &RouteInfo) -> bool {
@@ -201,6 +203,11 @@ fn table() -> &'static [Entry] {
                 method: Method::POST,
                 pattern: &["api", "c2c", "webhooks", "replay"],
                 route: WEBHOOKS_REPLAY,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["api", "c2c", "owner", "calls", ":call_id"],
+                route: OWNER_CALL_GET,
             },
             Entry {
                 method: Method::GET,

@@ -10,6 +10,7 @@ pub mod livekit_webhook;
 pub(crate) mod normalize;
 pub mod openapi;
 mod owner;
+mod owner_calls;
 mod replay;
 pub(crate) mod report_types;
 mod reports;
@@ -74,6 +75,7 @@ impl Plugin for Api {
             routes::CONSOLE_CALL => console::call(app, ctx),
             routes::WEBHOOKS_REPLAY => replay::handle(app, body).await,
             routes::OWNER_OUTBOUND_GET => owner::get(app, ctx),
+            routes::OWNER_CALL_GET => owner_calls::get(app, ctx),
             routes::OWNER_OUTBOUND_SET => owner::set(app, ctx, body).await,
             _ => Err(ApiError::internal(format!(
                 "route {} has no handler",

@@ -3,6 +3,7 @@
 //! outbox kick). Adapters (HTTP handlers, the LiveKit poller and webhook receiver,
 //! timers) only ever turn what they saw into events and call [`apply`].
 
+pub mod detail;
 pub mod dial;
 pub mod livekit_pool;
 pub mod outbox;

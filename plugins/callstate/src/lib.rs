@@ -86,6 +86,6 @@ pub use record::{
     CallRecord, CallStatus, CrmWebhookPayload, NewCall, Phase,
 };
 pub use store::{
-    webhook_id_for, Applied, CallPage, CallStore, CallStoreExt, DayTally, OutboxEntry, OutboxState,
-    SledCallStore, TransitionFn, MAX_PAGE,
+    webhook_id_for, Applied, CallPage, CallStore, CallStoreExt, CheckReport, DayTally, OutboxEntry,
+    OutboxState, Problem, ProblemKind, SledCallStore, TransitionFn, MAX_PAGE,
 };

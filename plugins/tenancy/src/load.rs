@@ -34,9 +34,18 @@ impl Errs<'_> {
 ///
 /// Returns every problem found, not just the first.
 pub fn load_dir(dir: &Path) -> Result<Policy, PolicyErrors> {
+    load_dir_with(dir, &[])
+}
+
+/// Like [`load_dir`], but each `(path, text)` in `overlay` is read as if `path` (one of
+/// the directory's policy files, as `dir/gateway.toml` or `dir/tenants/<file>.toml`)
+/// contained `text`. Tools that edit a policy file validate the whole resulting policy
+/// set this way before writing anything; secret file references still resolve against
+/// the real directory.
+pub fn load_dir_with(dir: &Path, overlay: &[(PathBuf, String)]) -> Result<Policy, PolicyErrors> {
     let mut errors = Vec::new();
     let gw_path = dir.join("gateway.toml");
-    let gw_file: Option<GatewayFile> = read_toml(&gw_path, &mut errors);
+    let gw_file: Option<GatewayFile> = read_toml(&gw_path, overlay, &mut errors);
     let mut tenant_files = Vec::new();
     let tenants_dir = dir.join("tenants");
     match std::fs::read_dir(&tenants_dir) {
@@ -47,7 +56,7 @@ pub fn load_dir(dir: &Path) -> Result<Policy, PolicyErrors> {
                 .collect();
             paths.sort();
             for p in paths {
-                if let Some(t) = read_toml::<TenantFile>(&p, &mut errors) {
+                if let Some(t) = read_toml::<TenantFile>(&p, overlay, &mut errors) {
                     tenant_files.push((p, t));
                 }
             }
@@ -124,7 +133,18 @@ pub fn load_dir(dir: &Path) -> Result<Policy, PolicyErrors> {
     }
 }
 
-fn read_toml<T: DeserializeOwned>(path: &Path, errors: &mut Vec<PolicyError>) -> Option<T> {
+fn read_toml<T: DeserializeOwned>(
+    path: &Path,
+    overlay: &[(PathBuf, String)],
+    errors: &mut Vec<PolicyError>,
+) -> Option<T> {
+    if let Some((_, text)) = overlay.iter().find(|(p, _)| p == path) {
+        if text.len() as u64 > MAX_FILE_BYTES {
+            errors.push(PolicyError::new(path, "-", "file is larger than 1 MiB"));
+            return None;
+        }
+        return parse_toml(path, text, errors);
+    }
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
@@ -143,7 +163,15 @@ fn read_toml<T: DeserializeOwned>(path: &Path, errors: &mut Vec<PolicyError>) ->
             return None;
         }
     };
-    let de = toml::Deserializer::new(&text);
+    parse_toml(path, &text, errors)
+}
+
+fn parse_toml<T: DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    errors: &mut Vec<PolicyError>,
+) -> Option<T> {
+    let de = toml::Deserializer::new(text);
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(v) => Some(v),
         Err(e) => {

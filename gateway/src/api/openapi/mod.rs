@@ -43,7 +43,7 @@ use crate::routes;
         paths::preflight_connect, paths::preflight_hangup, paths::preflight_status,
         paths::preflight_get,
         paths::analytics, paths::call_log, paths::normalize,
-        paths::owner_outbound_get, paths::owner_outbound_set,
+        paths::owner_outbound_get, paths::owner_outbound_set, paths::owner_call_get,
         paths::webhooks_replay, paths::livekit_webhook, paths::rtc, paths::twirp,
         console_paths::console_session, console_paths::console_tenant,
         console_paths::console_normalize, console_paths::console_livekit_validate,

@@ -254,6 +254,21 @@ fn owner_outbound_get() {}
     ))]
 fn owner_outbound_set() {}
 
+#[utoipa::path(get, path = "/api/c2c/owner/calls/{call_id}", tag = "owner", operation_id = "owner_call_get",
+    summary = "One call's stored record (numbers masked) and its CRM webhook delivery state",
+    description = "What `c2c-gateway calls show --gateway` prints: the record as stored and \
+        the state of the call's CRM webhook in the durable outbox.",
+    params(("call_id" = String, Path, description = "The call id from `/click2call`.",
+        example = "c2c_0123456789abcdef0123456789abcdef")),
+    security(("owner_key" = [])),
+    responses(
+        (status = 200, description = "The call.", body = crate::calls::detail::CallDetail),
+        (status = 404, description = "`not_found`: unknown call_id.", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ))]
+fn owner_call_get() {}
+
 #[utoipa::path(post, path = "/api/c2c/webhooks/replay", tag = "webhooks", operation_id = "webhooks_replay",
     summary = "Send a tenant's CRM webhooks again",
     description = "Re-queues the CRM webhooks created since `since`; each is delivered again \

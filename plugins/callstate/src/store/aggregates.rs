@@ -80,6 +80,9 @@ impl DayTally {
     }
 }
 
+/// A tally's key and what is wrong with it.
+pub(super) type TallyMismatch = (Vec<u8>, String);
+
 /// What a record contributes to the tallies: which tally, and as what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Counted {
@@ -196,44 +199,66 @@ impl SledCallStore {
         Ok(out)
     }
 
-    /// Recomputes every tally from the call records.
+    /// Recomputes every tally from the call records. A record that does not decode is
+    /// skipped (logged; `check()` reports it): one bad record must not stop the store
+    /// from opening or the other days from being counted.
     fn recompute_tallies(&self) -> Result<BTreeMap<Vec<u8>, DayTally>, StoreError> {
         let mut out: BTreeMap<Vec<u8>, DayTally> = BTreeMap::new();
         for item in self.tree().scan_prefix(keys::RECORD) {
             let (k, v) = item?;
-            let rec: CallRecord = decode(&k, &v)?;
+            let rec: CallRecord = match decode(&k, &v) {
+                Ok(rec) => rec,
+                Err(e) => {
+                    tracing::warn!(error = %e, "call record skipped while counting tallies");
+                    continue;
+                }
+            };
             let c = Counted::of(&rec)?;
             out.entry(c.key.clone()).or_default().count(&c, true);
         }
         Ok(out)
     }
 
-    fn stored_tallies(&self) -> Result<BTreeMap<Vec<u8>, DayTally>, StoreError> {
-        let mut out = BTreeMap::new();
+    /// The number of stored tallies, and each tally (key, what is wrong) that differs
+    /// from a recount of the records. A full scan: for integrity checks, not for serving.
+    pub(super) fn tally_mismatches(&self) -> Result<(u64, Vec<TallyMismatch>), StoreError> {
+        let want = self.recompute_tallies()?;
+        let mut stored = 0;
+        let mut wrong = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         for item in self.tree().scan_prefix(keys::AGGREGATE) {
             let (k, v) = item?;
-            let t = decode(&k, &v)?;
-            out.insert(k.to_vec(), t);
+            stored += 1;
+            let have: Result<DayTally, _> = decode(&k, &v);
+            match (have, want.get(k.as_ref())) {
+                (Ok(h), Some(w)) if h == *w => {}
+                (Ok(h), Some(w)) => wrong.push((
+                    k.to_vec(),
+                    format!("stored {h:?}, the records add up to {w:?}"),
+                )),
+                (Ok(_), None) => wrong.push((k.to_vec(), "no call record counts here".into())),
+                (Err(e), _) => wrong.push((k.to_vec(), e.to_string())),
+            }
+            seen.insert(k.to_vec());
         }
-        Ok(out)
+        for k in want.keys().filter(|k| !seen.contains(*k)) {
+            wrong.push((
+                k.clone(),
+                "calls on this day and trunk have no tally".into(),
+            ));
+        }
+        Ok((stored, wrong))
     }
 
-    /// Keys (printable) of tallies that differ from a recount of the records: empty when
-    /// the tallies are right. A full scan: for integrity checks, not for serving.
+    /// Printable keys of the tallies that differ from a recount of the records: empty
+    /// when they are right.
     pub fn verify_aggregates(&self) -> Result<Vec<String>, StoreError> {
-        let want = self.recompute_tallies()?;
-        let have = self.stored_tallies()?;
-        let mut bad: Vec<String> = want
+        Ok(self
+            .tally_mismatches()?
+            .1
             .iter()
-            .filter(|(k, t)| have.get(*k) != Some(*t))
             .map(|(k, _)| keys::printable(k))
-            .collect();
-        bad.extend(
-            have.keys()
-                .filter(|k| !want.contains_key(*k))
-                .map(|k| keys::printable(k)),
-        );
-        Ok(bad)
+            .collect())
     }
 
     /// Rebuilds the tallies from the records unless the marker says they are current.

@@ -72,15 +72,18 @@ pub(crate) fn aggregate(tenant: &str, day: &str, trunk: &str) -> Vec<u8> {
     cat(&[&aggregate_day(tenant, day), trunk.as_bytes()])
 }
 
-/// A key as text for reports: separators shown as `/`, integers as hex.
+/// A key as text for reports: printable ASCII as is, every other byte (the `\0`
+/// separators, big-endian integers) hex-escaped as `\x00`.
 pub(crate) fn printable(key: &[u8]) -> String {
-    key.iter()
-        .map(|b| match b {
-            0 => "/".to_string(),
-            0x20..=0x7e => (*b as char).to_string(),
-            _ => format!("\\x{b:02x}"),
-        })
-        .collect()
+    let mut s = String::with_capacity(key.len());
+    for &b in key {
+        if b.is_ascii_graphic() {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    s
 }
 
 pub(crate) fn outbox(seq: u64) -> Vec<u8> {

@@ -17,9 +17,11 @@
 //! ```
 
 mod aggregates;
+mod check;
 mod flusher;
 mod keys;
 mod outbox;
+mod scan;
 mod sled_calls;
 mod sled_outbox;
 
@@ -34,6 +36,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 
 pub use aggregates::DayTally;
+pub use check::{CheckReport, Problem, ProblemKind, MAX_PROBLEMS};
 pub use outbox::{webhook_id_for, OutboxEntry, OutboxState};
 pub use sled_calls::{SledCallStore, TREE_NAME};
 

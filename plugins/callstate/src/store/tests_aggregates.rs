@@ -108,8 +108,12 @@ async fn tallies_are_rebuilt_when_missing_and_checked() {
             &b"{\"total\":9,\"answered\":0,\"not_answered\":0,\"failed\":0,\"in_progress\":9}"[..],
         )
         .unwrap();
+    let report = s.check().unwrap();
+    assert_eq!(report.tallies, 1);
+    assert_eq!(report.problem_count, 1, "{report:?}");
+    assert_eq!(report.problems[0].kind, ProblemKind::Tally);
     assert_eq!(
         s.verify_aggregates().unwrap(),
-        vec!["a/acme/20240301/airtel".to_string()]
+        vec!["a/acme\\x0020240301\\x00airtel".to_string()]
     );
 }

@@ -1,0 +1,24 @@
+//! `GET /api/c2c/owner/calls/{id}` (owner key): one call's stored record, phone numbers
+//! masked, and its CRM webhook delivery state. `c2c-gateway calls show --gateway` reads
+//! this while a gateway holds the data directory.
+
+use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx};
+use http::StatusCode;
+
+use crate::app::App;
+use crate::calls::detail::call_detail;
+use crate::calls::store_error;
+
+/// `GET /api/c2c/owner/calls/{id}`.
+pub fn get(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
+    let id = ctx
+        .param(0)
+        .ok_or_else(|| ApiError::internal("missing call id parameter"))?;
+    if !c2c_callstate::is_valid_call_id(id) {
+        return Err(ApiError::not_found("unknown call_id"));
+    }
+    let detail = call_detail(&app.store, id)
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found("unknown call_id"))?;
+    Ok(JsonResponse::json(StatusCode::OK, &detail))
+}

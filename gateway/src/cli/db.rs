@@ -1,0 +1,128 @@
+//! `c2c-gateway db check` and `db export`: offline tools on a stopped gateway's store.
+//!
+//! Both need the store to themselves (a running gateway holds sled's lock and they
+//! refuse). `check` runs the callstate crate's integrity scan and exits 1 on any
+//! problem; `export` streams records (and optionally outbox entries) as JSON lines with
+//! phone numbers masked unless `--unmasked`, one entry in memory at a time.
+
+use std::io::{BufWriter, Write};
+
+use c2c_callstate::{CheckReport, SledCallStore};
+use serde_json::{json, Value};
+
+use super::common::{open_db, print_json, CliResult, Failure};
+use super::{DbCheckArgs, DbExportArgs};
+use crate::calls::detail::mask_numbers;
+
+fn open_store(data: &std::path::Path) -> Result<SledCallStore, Failure> {
+    let db = open_db(data, false, false)?;
+    SledCallStore::open_with_db(db)
+        .map_err(|e| Failure::failed(format!("cannot open the call store: {e}")))
+}
+
+/// `db check`: runs the scan, prints the report, exits 1 on problems.
+pub fn check(a: DbCheckArgs) -> CliResult {
+    let store = open_store(&a.data.data)?;
+    let report = store
+        .check()
+        .map_err(|e| Failure::failed(format!("the scan could not finish: {e}")))?;
+    if a.json {
+        print_json(&report);
+    } else {
+        print_report(&report);
+    }
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(Failure::failed(format!(
+            "the store in {} has {} problem(s)",
+            a.data.data.display(),
+            report.problem_count
+        )))
+    }
+}
+
+fn print_report(r: &CheckReport) {
+    println!(
+        "records {}, open index {}, tenant index {}, day index {}, outbox {}, pending index {}, webhook index {}, day tallies {}",
+        r.records, r.open_index, r.tenant_index, r.day_index, r.outbox, r.pending_index, r.webhook_index, r.tallies
+    );
+    for p in &r.problems {
+        let kind = serde_json::to_value(p.kind).unwrap_or(Value::Null);
+        println!("{} {}: {}", kind.as_str().unwrap_or("?"), p.key, p.detail);
+    }
+    if r.problem_count as usize > r.problems.len() {
+        println!(
+            "... and {} more",
+            r.problem_count as usize - r.problems.len()
+        );
+    }
+    if r.is_clean() {
+        println!("store OK: no problems found");
+    } else {
+        println!("{} problem(s) found", r.problem_count);
+    }
+}
+
+/// `db export`: streams JSON lines to stdout or `--out`.
+pub fn export(a: DbExportArgs) -> CliResult {
+    let store = open_store(&a.data.data)?;
+    let out: Box<dyn Write> = match &a.out {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .map_err(|e| Failure::failed(format!("cannot create {}: {e}", path.display())))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = BufWriter::new(out);
+    let io = |e: std::io::Error| Failure::failed(format!("writing the export failed: {e}"));
+    let read =
+        |e: c2c_callstate::StoreError| Failure::failed(format!("reading the store failed: {e}"));
+    let (mut calls, mut entries) = (0u64, 0u64);
+    for rec in store.scan_records() {
+        let mut v = serde_json::to_value(rec.map_err(read)?).unwrap_or(Value::Null);
+        if !a.unmasked {
+            mask_numbers(&mut v);
+        }
+        write_line(&mut out, "call", v).map_err(io)?;
+        calls += 1;
+    }
+    if a.outbox {
+        for e in store.scan_outbox() {
+            let mut e = e.map_err(read)?;
+            if !a.unmasked {
+                // The body is the CRM payload, which carries both numbers.
+                if let Ok(mut p) = serde_json::from_str::<Value>(&e.payload_json) {
+                    mask_numbers(&mut p);
+                    e.payload_json = p.to_string();
+                }
+            }
+            write_line(
+                &mut out,
+                "outbox",
+                serde_json::to_value(e).unwrap_or(Value::Null),
+            )
+            .map_err(io)?;
+            entries += 1;
+        }
+    }
+    out.flush().map_err(io)?;
+    if let Some(path) = &a.out {
+        // stdout is free when the export goes to a file: the summary goes there.
+        println!(
+            "exported {calls} call record(s) and {entries} outbox entries to {}",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// One JSON line: `{"type": ..., <fields>}`.
+fn write_line(out: &mut impl Write, kind: &str, v: Value) -> std::io::Result<()> {
+    let mut line = json!({ "type": kind });
+    if let (Some(l), Value::Object(fields)) = (line.as_object_mut(), v) {
+        l.extend(fields);
+    }
+    serde_json::to_writer(&mut *out, &line)?;
+    out.write_all(b"\n")
+}

@@ -1,0 +1,302 @@
+//! Command-line interface: `serve` runs the gateway; every other command is an owner
+//! tool (one module each) that works on the policy directory, on a stopped gateway's
+//! data directory, or through a running gateway's owner API (`--gateway`).
+//!
+//! Exit codes: 0 ok, 1 the operation failed or found problems, 2 usage errors. Errors
+//! go to stderr as one sentence.
+
+mod calls;
+mod common;
+mod db;
+mod keys;
+mod policy_edit;
+mod replay;
+mod tenant;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use common::{finish, CliResult, Failure};
+pub use common::{DataArgs, GatewayArgs, PolicyArgs};
+
+/// The parsed command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "c2c-gateway",
+    version,
+    about = "Multi-tenant click-to-call gateway for CRMs"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Tenants and their DLT outbound flag.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// API key tools: mint, rotate (write into policy), revoke.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Call records.
+    #[command(subcommand)]
+    Calls(CallsCommand),
+    /// Store tools (a stopped gateway's data directory).
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// CRM webhook tools.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Policy directory (gateway.toml + tenants/*.toml).
+    #[arg(long, env = "C2C_POLICIES", default_value = "./policies")]
+    pub policies: PathBuf,
+    /// Data directory (the embedded sled store).
+    #[arg(long, env = "C2C_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// Listen address; overrides `server.listen` in gateway.toml (default 127.0.0.1:8080).
+    #[arg(long, env = "C2C_LISTEN")]
+    pub listen: Option<String>,
+    /// SIP edge listen address, UDP and TCP on the same port.
+    #[arg(long, env = "C2C_SIP_LISTEN", default_value = "127.0.0.1:5060")]
+    pub sip_listen: std::net::SocketAddr,
+}
+
+/// `policy ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy directory; prints every error and exits 1 if there is any.
+    Check { dir: PathBuf },
+}
+
+/// `tenant ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// List tenants: id, name, trunks, effective DLT outbound flag and its source
+    /// (`owner` override from the store, or the `policy` initial value).
+    List(TenantListArgs),
+    /// Set a tenant's DLT outbound flag (the owner toggle), with an audit entry.
+    OutboundEnable(TenantOutboundArgs),
+}
+
+/// Arguments of `tenant list`.
+#[derive(Debug, Args)]
+pub struct TenantListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+}
+
+/// Arguments of `tenant outbound-enable`.
+#[derive(Debug, Args)]
+pub struct TenantOutboundArgs {
+    /// Tenant id.
+    pub tenant: String,
+    /// Who verified the tenant's DLT Principal Entity binding (recorded in the audit).
+    #[arg(long)]
+    pub verified_by: String,
+    /// Free text for the audit trail.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Disable outbound calling instead of enabling it.
+    #[arg(long)]
+    pub disable: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+}
+
+/// `--tenant ID` or `--owner`: whose keys.
+#[derive(Debug, Args)]
+pub struct KeysTarget {
+    /// A tenant's `calls` key (tenants/<file>.toml whose id is ID).
+    #[arg(long, conflicts_with = "owner", required_unless_present = "owner")]
+    pub tenant: Option<String>,
+    /// A platform owner key (gateway.toml).
+    #[arg(long)]
+    pub owner: bool,
+}
+
+/// `keys ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Mint a new inbound API key. Prints the key once and the TOML to paste.
+    Mint {
+        #[command(flatten)]
+        target: KeysTarget,
+        /// Key id to write into the TOML (default: <tenant>-<date>).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Mint a key and write it into the policy file; existing keys stay valid.
+    Rotate(KeysRotateArgs),
+    /// Remove a key from the policy file (refuses the last one unless --force).
+    Revoke(KeysRevokeArgs),
+}
+
+/// Arguments of `keys rotate`.
+#[derive(Debug, Args)]
+pub struct KeysRotateArgs {
+    #[command(flatten)]
+    pub target: KeysTarget,
+    /// Id of the new key (default: <tenant>-<date>, made unique).
+    #[arg(long)]
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// Arguments of `keys revoke`.
+#[derive(Debug, Args)]
+pub struct KeysRevokeArgs {
+    #[command(flatten)]
+    pub target: KeysTarget,
+    /// Id of the key to remove.
+    #[arg(long)]
+    pub key_id: String,
+    /// Allow removing the last key.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// `calls ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CallsCommand {
+    /// One call record (numbers masked) and its CRM webhook delivery state, as JSON.
+    Show(CallsShowArgs),
+}
+
+/// Arguments of `calls show`.
+#[derive(Debug, Args)]
+pub struct CallsShowArgs {
+    /// The call id (c2c_ + 32 hex).
+    pub call_id: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+}
+
+/// `db ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Integrity scan of the store; exits 1 when it finds problems.
+    Check(DbCheckArgs),
+    /// Call records (and optionally outbox entries) as JSON lines, numbers masked.
+    Export(DbExportArgs),
+}
+
+/// Arguments of `db check`.
+#[derive(Debug, Args)]
+pub struct DbCheckArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Arguments of `db export`.
+#[derive(Debug, Args)]
+pub struct DbExportArgs {
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also export the CRM webhook outbox entries.
+    #[arg(long)]
+    pub outbox: bool,
+    /// Keep phone numbers in clear (the export then holds personal data).
+    #[arg(long)]
+    pub unmasked: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// `webhooks ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Re-send a tenant's CRM webhooks created since TIME, with their original
+    /// webhook-id. Against a running gateway (--gateway + owner key) it re-queues them
+    /// through the owner API; otherwise it opens the data directory (refused while a
+    /// gateway holds it) and delivers them itself.
+    Replay(ReplayArgs),
+}
+
+/// Arguments of `webhooks replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[arg(long)]
+    pub tenant: String,
+    /// RFC 3339 time (2026-11-20T00:00:00Z) or a duration ago (90m, 6h, 2d).
+    #[arg(long)]
+    pub since: String,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Parses the command line, runs the command and maps its outcome to the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: CliResult = match cli.command {
+        Command::Serve(args) => {
+            crate::logging::init();
+            crate::server::serve(args).map_err(Failure::Failed)
+        }
+        Command::Policy(PolicyCommand::Check { dir }) => policy_check(&dir),
+        Command::Tenant(cmd) => tenant::run(cmd),
+        Command::Keys(cmd) => keys::run(cmd),
+        Command::Calls(CallsCommand::Show(a)) => calls::show(a),
+        Command::Db(DbCommand::Check(a)) => db::check(a),
+        Command::Db(DbCommand::Export(a)) => db::export(a),
+        Command::Webhooks(WebhooksCommand::Replay(a)) => replay::run(a),
+    };
+    finish(result)
+}
+
+fn policy_check(dir: &Path) -> CliResult {
+    match c2c_tenancy::load_dir(dir) {
+        Ok(p) => {
+            println!(
+                "policy OK: {} tenant(s), {} key(s), answer detection {}",
+                p.tenants.len(),
+                p.keys.len(),
+                p.gateway.answer_detection.as_str()
+            );
+            Ok(())
+        }
+        Err(errs) => {
+            for e in &errs.0 {
+                eprintln!("{e}");
+            }
+            Err(Failure::failed(format!("{} error(s)", errs.0.len())))
+        }
+    }
+}
