@@ -3,6 +3,9 @@
 //! gateway binary and its bundled LiveKit simulator. This test starts them, drives
 //! calls for the analytics, then runs the node test files in `web/tests/` with the
 //! URLs and keys in the environment; their output is printed and must pass.
+//! `c2c-client-flow.test.mjs` replaces only livekit-client's Room (the simulator has no
+//! WebRTC) to drive the client past the join; the CRM webhooks of its calls are
+//! checked here, against this process's sink.
 //! `tests/run-all.sh` installs chromium and runs `npm ci` in `web/`. Without them the
 //! test fails under `CI=true` and is reported as not run elsewhere.
 
@@ -66,6 +69,13 @@ async fn console_and_client_in_chromium() {
         "allowed_origins = [",
         &format!("allowed_origins = [\"http://127.0.0.1:{host_port}\", "),
     );
+    // The client-flow tests answer through the browser's report while the simulated
+    // callee never answers: the ring must outlast them.
+    policies.edit(
+        "gateway.toml",
+        "ring_timeout_seconds = 5",
+        "ring_timeout_seconds = 30",
+    );
     let data = tempfile::tempdir().unwrap();
     let gw = Gateway::start(policies.path(), data.path());
     let env = CallEnv {
@@ -94,6 +104,9 @@ async fn console_and_client_in_chromium() {
     });
 
     let shots = repo().join("target/console-screenshots");
+    // Calls of the client-flow tests whose CRM webhook is checked here (the sink lives
+    // in this process).
+    let flow_out = env.data.path().join("flow-calls.json");
     let out = Command::new("node")
         .current_dir(repo().join("web"))
         .args([
@@ -102,6 +115,7 @@ async fn console_and_client_in_chromium() {
             "--test-reporter=spec",
             "tests/console.test.mjs",
             "tests/c2c-client.test.mjs",
+            "tests/c2c-client-flow.test.mjs",
         ])
         .env("C2C_BASE", &env.gw.base)
         .env("C2C_SIM", &env.sim)
@@ -116,6 +130,7 @@ async fn console_and_client_in_chromium() {
         )
         .env("C2C_DRIVEN", driven.to_string())
         .env("C2C_GATEWAY_LOG", &env.gw.log)
+        .env("C2C_FLOW_OUT", &flow_out)
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -133,8 +148,34 @@ async fn console_and_client_in_chromium() {
         "console-guide",
         "console-settings",
         "console-sandbox-ended",
+        "client-flow-active",
+        "client-flow-customer-drop",
+        "console-sandbox-fake-room-ended",
     ] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");
+    }
+    // Calls the browser ended after its ANSWERED report: the CRM got exactly one
+    // webhook each, ANSWERED.
+    let flow: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&flow_out).expect("flow-calls.json"))
+            .unwrap();
+    for which in ["customer_drop", "sandbox"] {
+        let id = flow[which]
+            .as_str()
+            .unwrap_or_else(|| panic!("{which}: {flow}"));
+        let end = std::time::Instant::now() + T;
+        while env.sink.for_call(id).is_empty() && std::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Long enough for a duplicate (a retry or a second finalizer) to show up.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let got = env.sink.for_call(id);
+        assert_eq!(got.len(), 1, "{which}: webhooks for {id}: {got:?}");
+        assert_eq!(
+            got[0].body["call_status"], "ANSWERED",
+            "{which}: {:?}",
+            got[0]
+        );
     }
 }
 

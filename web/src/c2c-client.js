@@ -24,6 +24,21 @@ let base = (() => {
   }
 })();
 
+// Makes the Room a call joins. Null: livekit-client's `new Room()` (production). A host
+// page may supply its own with C2C.configure({ roomFactory }) — e.g. a test standing in
+// for LiveKit where no WebRTC media server exists. What startCall uses of the object it
+// returns (the whole contract a stand-in must honour):
+//   on(RoomEvent.TrackSubscribed | ParticipantConnected | ParticipantAttributesChanged |
+//      ParticipantDisconnected | Disconnected, handler)   — livekit-client's event names
+//   connect(wsUrl, token, connectOptions) -> Promise      — rejects when the join fails
+//   localParticipant.setMicrophoneEnabled(true, captureOptions) -> Promise
+//   localParticipant.getTrackPublication(Track.Source.Microphone) -> { track: { mute(), unmute() } } | undefined
+//   remoteParticipants: Map of participants { identity, attributes }
+//   disconnect() -> Promise
+// A SIP participant is one whose identity starts with "sip"; its `attributes` carry
+// `sip.callStatus` (dialing | ringing | active | hangup), as LiveKit SIP sets them.
+let roomFactory = null;
+
 const listeners = new Map(); // event name -> Set of handlers
 let current = null; // { callId, room, audioEl, state, answered }
 
@@ -115,7 +130,7 @@ async function startCall(res, opts) {
   if (current && current.state !== 'ended') {
     throw new Error('a call is already in progress; end it first');
   }
-  const room = new Room();
+  const room = roomFactory ? roomFactory() : new Room();
   const audioEl = document.createElement('audio');
   audioEl.autoplay = true;
   audioEl.hidden = true;
@@ -220,9 +235,19 @@ function off(event, fn) {
   if (set) set.delete(fn);
 }
 
-/** Points the client at another gateway origin (default: where this script came from). */
+/**
+ * Configures the client. `base`: another gateway origin (default: where this script
+ * came from). `roomFactory`: a function returning the Room the next calls join (see
+ * the contract above `roomFactory`); null restores livekit-client's Room.
+ */
 function configure(o) {
   if (o && typeof o.base === 'string') base = o.base.replace(/\/+$/, '');
+  if (o && 'roomFactory' in o) {
+    if (o.roomFactory !== null && typeof o.roomFactory !== 'function') {
+      throw new TypeError('roomFactory must be a function returning a Room, or null');
+    }
+    roomFactory = o.roomFactory;
+  }
 }
 
 const C2C = Object.freeze({

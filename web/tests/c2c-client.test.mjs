@@ -142,7 +142,9 @@ test('closing the tab mid-call sends the hangup beacon', async () => {
     return r.body.status === 'ENDED' && r.body;
   });
   console.log(`# beacon: call ENDED ${Date.now() - left} ms after the tab navigated away (disconnect_reason ${call.disconnect_reason})`);
-  // The gateway saw one more /hangup than before the tab left: the beacon.
+  // The gateway saw one more /hangup than before the tab left: the beacon. The access
+  // log line is written as the response completes, which may be after the GET above.
+  await until('the beacon /hangup in the access log', 3000, async () => hangups() > hangupsBefore).catch(() => {});
   assert.equal(hangups(), hangupsBefore + 1, 'the beacon reached /hangup');
   assert.equal(call.disconnect_reason, 'agent_cancelled');
   await p.context().close();

@@ -1,0 +1,107 @@
+// A stand-in for livekit-client's Room, for the browser tests of what the agent client
+// does AFTER joining (the LiveKit simulator has no WebRTC, so a real Room never
+// connects). It implements exactly the subset c2c-client.js uses (see the contract
+// above `roomFactory` in web/src/c2c-client.js), with livekit-client's own RoomEvent
+// names, and is driven by the test through page.evaluate:
+//   room.sipJoins(status)     ParticipantConnected  (identity "sip-customer", kind SIP)
+//   room.sipStatus(status)    ParticipantAttributesChanged {"sip.callStatus": status}
+//   room.sipLeaves()          ParticipantDisconnected
+// Everything outside the Room is real: the gateway, its simulator, the CRM sink.
+//
+// `installFakeRoom` runs IN THE PAGE (Playwright serializes it), so it is
+// self-contained. It reports each step to the test through the page binding
+// `__fakeRoom(step, detail)` (page.exposeFunction) and awaits it, so the test's record
+// of "connect done" / "mic published" is in place before the client can go on.
+
+/** Installs `window.FakeRoom` and points C2C at it; returns nothing. */
+export function installFakeRoom() {
+  const { RoomEvent, ParticipantKind, Track } = window.LivekitClient;
+  const report = (step, detail) => window.__fakeRoom(step, detail === undefined ? null : detail);
+  const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  class FakeRoom {
+    constructor() {
+      this.handlers = new Map();
+      this.remoteParticipants = new Map();
+      this.calls = []; // every Room API call the client made, in order
+      this.connected = false;
+      this.mic = { enabled: false, muted: false };
+      const room = this;
+      const micTrack = {
+        kind: Track.Kind.Audio,
+        async mute() { room.calls.push('track.mute'); room.mic.muted = true; await report('mic.mute'); },
+        async unmute() { room.calls.push('track.unmute'); room.mic.muted = false; await report('mic.unmute'); },
+      };
+      this.localParticipant = {
+        async setMicrophoneEnabled(enabled, opts) {
+          room.calls.push('setMicrophoneEnabled');
+          await pause(150); // a real publish takes a while: /connect must still wait
+          room.mic.enabled = !!enabled;
+          await report('mic.published', { enabled: !!enabled, opts });
+        },
+        getTrackPublication(source) {
+          room.calls.push(`getTrackPublication:${source}`);
+          if (source !== Track.Source.Microphone || !room.mic.enabled) return undefined;
+          return { source, track: micTrack };
+        },
+      };
+    }
+
+    on(event, fn) {
+      if (!this.handlers.has(event)) this.handlers.set(event, []);
+      this.handlers.get(event).push(fn);
+      return this;
+    }
+
+    emit(event, ...args) {
+      for (const fn of this.handlers.get(event) || []) fn(...args);
+    }
+
+    async connect(url, token, opts) {
+      this.calls.push('connect');
+      await pause(150);
+      // The test adds the agent to the simulator's room, as LiveKit would on a join.
+      await report('connect.done', { url, token, opts: opts || null });
+      this.connected = true;
+    }
+
+    async disconnect() {
+      this.calls.push('disconnect');
+      if (!this.connected) return;
+      this.connected = false;
+      await report('disconnected');
+      this.emit(RoomEvent.Disconnected);
+    }
+
+    /** The customer's SIP participant appears with `sip.callStatus` = status. */
+    sipJoins(status) {
+      const p = { identity: 'sip-customer', kind: ParticipantKind.SIP, attributes: { 'sip.callStatus': status } };
+      this.remoteParticipants.set(p.identity, p);
+      this.emit(RoomEvent.ParticipantConnected, p);
+    }
+
+    /** LiveKit SIP updates the participant's `sip.callStatus`. */
+    sipStatus(status) {
+      const p = this.remoteParticipants.get('sip-customer');
+      p.attributes = { ...p.attributes, 'sip.callStatus': status };
+      this.emit(RoomEvent.ParticipantAttributesChanged, { 'sip.callStatus': status }, p);
+    }
+
+    /** The customer hangs up: the SIP participant leaves the room. */
+    sipLeaves() {
+      const p = this.remoteParticipants.get('sip-customer');
+      this.remoteParticipants.delete(p.identity);
+      this.emit(RoomEvent.ParticipantDisconnected, p);
+    }
+  }
+
+  window.FakeRoom = FakeRoom;
+  window.fakeRooms = [];
+  window.C2C.configure({
+    roomFactory: () => {
+      const r = new FakeRoom();
+      window.fakeRooms.push(r);
+      return r;
+    },
+  });
+}
