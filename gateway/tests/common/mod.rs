@@ -100,7 +100,21 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// A TCP port free right now, taken below the kernel's ephemeral range (32768-60999 by
+/// default): a port from that range can be grabbed by any outgoing connection between
+/// this check and the gateway's bind (seen in CI as "address already in use"). A
+/// per-process counter keeps parallel tests of one binary apart.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..4096 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 12_000 + (seed.wrapping_add(n.wrapping_mul(4099)) % 20_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

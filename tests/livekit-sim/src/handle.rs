@@ -160,16 +160,13 @@ impl SimHandle {
     /// Stops accepting, closes connections, ends all timers and scripts.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+        self.inner.core.rtc.stop_all();
         let tasks = std::mem::take(&mut *self.inner.tasks.lock());
         for task in tasks {
             // Abort rather than wait: the webhook worker may be retrying a dead URL.
             task.abort();
             let _ = task.await;
         }
-        // Only now, with the listener closed, end the WebSocket sessions: ended first, a
-        // connection accepted in between could still upgrade and start a session that
-        // outlives the shutdown (a client would see 101, then a reset).
-        self.inner.core.rtc.stop_all();
         // Dropping rooms drops the senders that call scripts and idle timers wait on.
         self.inner.core.rooms.lock().clear();
     }
