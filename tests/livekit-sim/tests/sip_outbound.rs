@@ -42,17 +42,24 @@ fn require_sipp() {
     );
 }
 
+/// A port free for `tp`, below the kernel's ephemeral range (an outgoing socket can take
+/// a freed ephemeral port before sipp binds it); a per-process counter spreads tests.
 fn free_port(tp: SipTransport) -> u16 {
-    match tp {
-        SipTransport::Udp => std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .unwrap()
-            .port(),
-        SipTransport::Tcp => std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .unwrap()
-            .port(),
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..4096 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 12_000 + (seed.wrapping_add(n.wrapping_mul(4099)) % 20_000) as u16;
+        let free = match tp {
+            SipTransport::Udp => std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok(),
+            SipTransport::Tcp => std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        };
+        if free {
+            return port;
+        }
     }
+    panic!("no free port");
 }
 
 /// True once something listens on 127.0.0.1:`port` (Linux /proc).

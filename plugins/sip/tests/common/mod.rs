@@ -184,12 +184,18 @@ pub async fn start_edge(
     }
 }
 
-/// A port free for both UDP and TCP on `ip`.
+/// A port free for both UDP and TCP on `ip`, taken below the kernel's ephemeral range
+/// (32768-60999 by default): a port from that range can be grabbed by an outgoing socket
+/// between this check and sipp's bind (seen in CI as sipp's "Unable to bind main socket,
+/// errno = 98"). A per-process counter keeps parallel tests apart.
 pub fn free_port(ip: &str) -> u16 {
-    for _ in 0..50 {
-        let u = UdpSocket::bind((ip, 0)).expect("bind udp");
-        let port = u.local_addr().expect("addr").port();
-        if TcpListener::bind((ip, port)).is_ok() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..4096 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 12_000 + (seed.wrapping_add(n.wrapping_mul(4099)) % 20_000) as u16;
+        if UdpSocket::bind((ip, port)).is_ok() && TcpListener::bind((ip, port)).is_ok() {
             return port;
         }
     }
