@@ -66,6 +66,8 @@ pub struct App {
     pub edge: Regions,
     /// Open calls per tenant, for the concurrent-call cap.
     pub open_by_tenant: parking_lot::Mutex<std::collections::HashMap<String, u32>>,
+    /// CreateSIPParticipant requests in flight, so `/hangup` can wait for a dial's result.
+    pub dials: Arc<crate::calls::hangup::DialsInFlight>,
     ready: AtomicBool,
 }
 
@@ -99,6 +101,7 @@ impl App {
             endpoints,
             edge: p.edge,
             open_by_tenant: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            dials: Arc::default(),
             ready: AtomicBool::new(false),
         })
     }

@@ -187,6 +187,80 @@ async fn max_duration(mode: &str) {
     assert!(w.body["duration_seconds"].as_u64().unwrap() >= 9);
 }
 
+/// Does the room still hold the customer's SIP leg? (What the snippet's
+/// `ParticipantDisconnected` handler watches.)
+async fn sip_leg_present(env: &CallEnv, room: &str) -> bool {
+    let r = env
+        .c
+        .get(format!("{}/sim/rooms/{room}/participants", env.sim))
+        .send()
+        .await
+        .unwrap();
+    r.status().is_success() && r.text().await.unwrap().contains("\"sip-customer\"")
+}
+
+/// The contract's snippet: when the customer's leg leaves, the browser posts /hangup at
+/// once — usually before the gateway's own signals (dial result, poller, LiveKit webhook)
+/// have ended the call. Whichever comes first, the outcome must be the customer's.
+async fn snippet_hangup_after_customer_left(
+    env: &CallEnv,
+    call_id: &str,
+    room: &str,
+) -> serde_json::Value {
+    let seen = eventually(T, || async { sip_leg_present(env, room).await }).await;
+    assert!(seen, "the customer's leg never joined the room");
+    // Watch closely, as the browser's event does: post within milliseconds of the leave.
+    let deadline = std::time::Instant::now() + T;
+    while sip_leg_present(env, room).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the customer's leg never left"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/hangup")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "ENDED", "{v}");
+    v
+}
+
+async fn customer_rejects_then_snippet_hangs_up(mode: &str) {
+    let env = CallEnv::start(mode).await;
+    env.scenario(NUMBER, json!({"ring_after_ms": 100, "outcome": {"kind": "fail", "sip_code": 503, "after_ms": 1500}})).await;
+    let (call_id, room) = env.start_call(NUMBER).await;
+    let v = snippet_hangup_after_customer_left(&env, &call_id, &room).await;
+    assert_eq!(
+        v["call_status"], "FAILED",
+        "a trunk failure, not an agent cancel: {v}"
+    );
+    assert_ne!(v["disconnect_reason"], "agent_cancelled", "{v}");
+    let v = env.wait_status(&call_id, "ENDED", T).await;
+    assert_eq!(v["sip_disconnect_code"], 503, "{v}");
+    let w = env.webhook(&call_id, T).await;
+    check_payload(&w.body, &call_id, "FAILED");
+}
+
+async fn customer_hangs_up_then_snippet_hangs_up(mode: &str) {
+    let env = CallEnv::start(mode).await;
+    env.scenario(NUMBER, json!({"ring_after_ms": 50, "outcome": {"kind": "answer", "after_ms": 100, "hangup_after_ms": 1200}})).await;
+    let (call_id, room) = env.start_call(NUMBER).await;
+    let _ = env
+        .post_json(
+            &format!("/api/c2c/calls/{call_id}/status"),
+            json!({"status": "ANSWERED"}),
+        )
+        .await;
+    let v = snippet_hangup_after_customer_left(&env, &call_id, &room).await;
+    assert_eq!(v["call_status"], "ANSWERED", "{v}");
+    assert_ne!(
+        v["disconnect_reason"], "agent_hangup",
+        "the customer hung up first: {v}"
+    );
+    let w = env.webhook(&call_id, T).await;
+    check_payload(&w.body, &call_id, "ANSWERED");
+    assert!(w.body["duration_seconds"].as_u64().unwrap() >= 1);
+}
+
 macro_rules! both_modes {
     ($($name:ident),* $(,)?) => {
         mod poll {
@@ -204,6 +278,8 @@ both_modes!(
     trunk_failure,
     no_answer,
     customer_hangup,
+    customer_rejects_then_snippet_hangs_up,
+    customer_hangs_up_then_snippet_hangs_up,
     agent_drop_with_grace,
     agent_rejoins_within_grace,
     max_duration,

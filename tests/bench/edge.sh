@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # LiveKit edge benchmark (issue 4): a small Twirp-shaped POST (ListRooms, JSON, Bearer
 # token) to a local LiveKit simulator, side by side in one run:
-#   direct to the upstream | through c2c-gateway | through nginx (proxy_pass, keepalive)
+#   direct to the upstream | through c2c-gateway | through bare Pingora (no plugins) |
+#   through nginx (proxy_pass, keepalive)
 # at 1 and 50 connections. The proxy under test (gateway with 1 Pingora worker thread, or
 # nginx with 1 worker) is pinned to CPU 0; wrk and the upstream share CPU 1.
 # Usage: tests/bench/edge.sh [duration_seconds]   (needs wrk and nginx from Debian)
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 DUR="${1:-10}"
 for t in wrk nginx; do command -v $t >/dev/null || { echo "$t not installed (apt-get install -y wrk nginx)"; exit 2; }; done
-[ -n "${C2C_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p c2c-gateway -p livekit-sim
+[ -n "${C2C_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p c2c-gateway -p livekit-sim -p c2c-e2e --bin bare-pingora
 work=$(mktemp -d /tmp/c2c-edge-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -17,7 +18,7 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 KEY=APIsimdev
 SECRET=$(cat policies/secrets/livekit-sim.secret)
-UP=$(port); GW=$(port); NGX=$(port)
+UP=$(port); GW=$(port); NGX=$(port); BARE=$(port)
 
 taskset -c 1 ./target/release/livekit-sim --listen "127.0.0.1:$UP" --api-key $KEY --api-secret "$SECRET" >/dev/null 2>&1 &
 pids+=($!)
@@ -29,6 +30,11 @@ cat >>"$work/policies/gateway.toml" <<EOF2
 per_ip_requests_per_second = 1000000
 EOF2
 C2C_LOG=warn taskset -c 0 ./target/release/c2c-gateway serve --policies "$work/policies" --data "$work/data" --listen "127.0.0.1:$GW" >"$work/gw.log" 2>&1 &
+pids+=($!)
+
+# Pingora with no plugins (fixed upstream, no auth, logs or metrics): what Pingora itself
+# costs, so the table shows the gateway's own overhead separately.
+taskset -c 0 ./target/release/bare-pingora --listen "127.0.0.1:$BARE" --upstream "127.0.0.1:$UP" --threads 1 >/dev/null 2>&1 &
 pids+=($!)
 
 mkdir -p "$work/nginx"
@@ -78,7 +84,7 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $TOKEN"
 wrk.body = "{}"
 EOF2
-for p in $UP $GW $NGX; do
+for p in $UP $GW $BARE $NGX; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$p/twirp/livekit.RoomService/ListRooms" -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" -d '{}')
   [ "$code" = 200 ] || { echo "sanity check on port $p returned $code"; cat "$work/gw.log"; exit 1; }
 done
@@ -94,10 +100,11 @@ echo "proxy pinned to CPU 0 (gateway: 1 Pingora thread; nginx: 1 worker); wrk an
 printf '%-10s %6s %12s %10s %10s %8s\n' path conns req/s p50 p99 non-2xx
 if [ -n "${C2C_EDGE_PERF:-}" ]; then
   (taskset -c 1 wrk -t1 -c50 -d12s -s "$work/twirp.lua" "http://127.0.0.1:$GW/twirp/livekit.RoomService/ListRooms" >/dev/null &); sleep 1
-  perf record -F 4000 -p "$(pgrep -f "listen 127.0.0.1:$GW")" -o /tmp/edge-perf.data -- sleep 8 >/dev/null 2>&1; exit 0
+  perf record ${C2C_PERF_ARGS:-} -F 4000 -p "$(pgrep -f "listen 127.0.0.1:$GW")" -o /tmp/edge-perf.data -- sleep 8 >/dev/null 2>&1; exit 0
 fi
 for c in 1 50; do
   run direct "$UP" "$c"
   run gateway "$GW" "$c"
+  run pingora "$BARE" "$c"
   run nginx "$NGX" "$c"
 done

@@ -277,9 +277,20 @@ pub async fn hangup(
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
     let rec = load_call(app, ctx, head)?;
-    let rec = calls::apply(app, &rec.call_id, CallEvent::AgentHangup)
-        .await
-        .map_err(store_error)?;
+    // The snippet also posts /hangup when the customer's leg disconnects: find out whose
+    // hangup it is before ending the call, so busy stays busy and a failed trunk FAILED.
+    let mut rec = match calls::hangup::hangup_event(app, &rec).await {
+        Some(ev) => calls::apply(app, &rec.call_id, ev)
+            .await
+            .map_err(store_error)?,
+        None => rec,
+    };
+    // Whatever the cause, /hangup ends the call (idempotent on an ended one).
+    if rec.phase != c2c_callstate::Phase::Ended {
+        rec = calls::apply(app, &rec.call_id, CallEvent::AgentHangup)
+            .await
+            .map_err(store_error)?;
+    }
     Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))
 }
 

@@ -52,31 +52,37 @@ impl Plugin for Api {
             return ApiError::internal("no route").into();
         };
         let app = &self.app;
+        // Every awaited handler is boxed: unboxed, this future would be as large as the
+        // largest handler's state (click2call, connect, ...), and async-trait moves the
+        // whole of it onto the heap on every request — the synchronous routes (/livez,
+        // /normalize) paid for a memmove of kilobytes they never use.
         let result = match route {
             routes::LIVEZ => Ok(service::livez()),
             routes::READYZ => Ok(service::readyz(app)),
             routes::METRICS => Ok(service::metrics(app)),
             routes::OPENAPI => Ok(openapi::serve()),
             routes::NORMALIZE => normalize::handle(app, ctx, body),
-            routes::CLICK2CALL => calls::click2call(app, ctx, body).await,
-            routes::CALL_CONNECT => calls::connect(app, ctx, head).await,
-            routes::CALL_HANGUP => calls::hangup(app, ctx, head).await,
-            routes::CALL_STATUS => calls::status(app, ctx, head, body).await,
+            routes::CLICK2CALL => Box::pin(calls::click2call(app, ctx, body)).await,
+            routes::CALL_CONNECT => Box::pin(calls::connect(app, ctx, head)).await,
+            routes::CALL_HANGUP => Box::pin(calls::hangup(app, ctx, head)).await,
+            routes::CALL_STATUS => Box::pin(calls::status(app, ctx, head, body)).await,
             routes::CALL_GET => calls::get(app, ctx, head),
             routes::CALL_PREFLIGHT => calls::preflight(app, ctx, head),
-            routes::LIVEKIT_WEBHOOK => livekit_webhook::handle(app, head, body).await,
+            routes::LIVEKIT_WEBHOOK => Box::pin(livekit_webhook::handle(app, head, body)).await,
             routes::ANALYTICS => reports::analytics(app, ctx, head),
             routes::CALL_LOG => reports::call_log(app, ctx, head),
             routes::ASSET => assets::serve(app, ctx, head),
             routes::CONSOLE_SESSION => console::session(app, ctx),
             routes::CONSOLE_TENANT => console::tenant(app, ctx),
             routes::CONSOLE_NORMALIZE => console::normalize(app, ctx, body),
-            routes::CONSOLE_LIVEKIT_VALIDATE => console::livekit_validate(app, ctx, body).await,
+            routes::CONSOLE_LIVEKIT_VALIDATE => {
+                Box::pin(console::livekit_validate(app, ctx, body)).await
+            }
             routes::CONSOLE_CALL => console::call(app, ctx),
-            routes::WEBHOOKS_REPLAY => replay::handle(app, body).await,
+            routes::WEBHOOKS_REPLAY => Box::pin(replay::handle(app, body)).await,
             routes::OWNER_OUTBOUND_GET => owner::get(app, ctx),
             routes::OWNER_CALL_GET => owner_calls::get(app, ctx),
-            routes::OWNER_OUTBOUND_SET => owner::set(app, ctx, body).await,
+            routes::OWNER_OUTBOUND_SET => Box::pin(owner::set(app, ctx, body)).await,
             _ => Err(ApiError::internal(format!(
                 "route {} has no handler",
                 route.name

@@ -52,7 +52,10 @@ pub async fn start(
 ) -> Option<Result<(), LiveKitError>> {
     let (tx, rx) = oneshot::channel();
     let app2 = app.clone();
+    // Registered before /connect answers, so a /hangup right after it finds the dial.
+    let in_flight = app.dials.begin(&call_id);
     tokio::spawn(async move {
+        let _in_flight = in_flight;
         let result = client.dial_and_wait(&dial).await.map(|_| ());
         if let Err(e) = &result {
             app2.metrics

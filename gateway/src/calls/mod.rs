@@ -5,6 +5,7 @@
 
 pub mod detail;
 pub mod dial;
+pub mod hangup;
 pub mod livekit_pool;
 pub mod outbox;
 pub mod poller;

@@ -1,0 +1,271 @@
+//! Who ended the call when a browser posts `/hangup`.
+//!
+//! The contract's snippet posts `/hangup` in two cases: the agent clicked hang up, and
+//! the customer's SIP participant left the room (`ParticipantDisconnected`). The second
+//! races the gateway's own signals — the dial result (busy, failed), the poller, LiveKit's
+//! `participant_left` webhook — and often wins. Taking every `/hangup` as the agent's
+//! would turn a busy customer into "agent_cancelled" and a 503 trunk failure into
+//! NOT_ANSWERED instead of FAILED. So a `/hangup` on a dialled call first looks at the
+//! room once: a customer leg that is still up means the agent hung up; one that is gone
+//! means the customer left, and the event says so.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use c2c_callstate::{CallEvent, CallRecord, Phase};
+use c2c_livekit::ParticipantSnapshot;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::calls::poller::SIP_IDENTITY;
+
+/// How long `/hangup` waits for LiveKit's participant list. Past it the hangup is the
+/// agent's, as before: a slow LiveKit must not hold the agent's button.
+pub const SAMPLE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// How long `/hangup` on a still-DIALING call with no customer leg in the room waits for
+/// the in-flight dial to report. The leg is either not created yet (the agent was quick;
+/// nothing comes and the hangup is the agent's) or already rejected, and then LiveKit's
+/// answer to CreateSIPParticipant, carrying the carrier's SIP code, is milliseconds away.
+pub const DIAL_SETTLE: Duration = Duration::from_millis(1500);
+
+/// What one look at the room says about a `/hangup`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HangupCause {
+    /// The customer's leg is up (or the call was never dialled): the agent hung up.
+    Agent,
+    /// The customer's leg has ended; carries what LiveKit still shows of it.
+    Customer(CallEvent),
+    /// DIALING and no customer leg in the room: the dial's own result decides.
+    AwaitDial,
+}
+
+/// Classifies a `/hangup` on `rec` from a sample of its room.
+pub fn cause_from_sample(rec: &CallRecord, parts: &[ParticipantSnapshot]) -> HangupCause {
+    if !matches!(rec.phase, Phase::Dialing | Phase::Ringing | Phase::Active) {
+        return HangupCause::Agent;
+    }
+    let sip = parts
+        .iter()
+        .find(|p| p.kind_sip || p.identity == SIP_IDENTITY);
+    match sip {
+        Some(p) if p.call_status.as_deref() == Some("hangup") => {
+            HangupCause::Customer(CallEvent::CustomerLeft {
+                sip_code: p.sip_code,
+                disconnect_reason: p.disconnect_reason.clone(),
+            })
+        }
+        Some(_) => HangupCause::Agent,
+        None if rec.phase == Phase::Dialing => HangupCause::AwaitDial,
+        None => HangupCause::Customer(CallEvent::CustomerLeft {
+            sip_code: None,
+            disconnect_reason: None,
+        }),
+    }
+}
+
+/// Dials in flight, so `/hangup` can wait for one to report. An entry lives from
+/// CreateSIPParticipant to its answer: at most one per open call.
+#[derive(Default)]
+pub struct DialsInFlight {
+    by_call: Mutex<HashMap<String, watch::Receiver<bool>>>,
+}
+
+/// Held by the dial task; reports the dial finished (and forgets it) when dropped, so a
+/// panicking or cancelled dial cannot leave a waiter hanging until its timeout.
+pub struct DialGuard {
+    dials: Arc<DialsInFlight>,
+    call_id: String,
+    done: watch::Sender<bool>,
+}
+
+impl Drop for DialGuard {
+    fn drop(&mut self) {
+        self.dials.by_call.lock().remove(&self.call_id);
+        let _ = self.done.send(true);
+    }
+}
+
+impl DialsInFlight {
+    /// Registers a dial; the returned guard marks it finished when dropped, after the
+    /// dial's outcome has been applied to the call.
+    pub fn begin(self: &Arc<Self>, call_id: &str) -> DialGuard {
+        let (done, rx) = watch::channel(false);
+        self.by_call.lock().insert(call_id.to_owned(), rx);
+        DialGuard {
+            dials: self.clone(),
+            call_id: call_id.to_owned(),
+            done,
+        }
+    }
+
+    /// Waits until the call's dial (if one is in flight) has finished, at most `limit`.
+    /// True when it finished (or none was in flight).
+    pub async fn settle(&self, call_id: &str, limit: Duration) -> bool {
+        let rx = self.by_call.lock().get(call_id).cloned();
+        let Some(mut rx) = rx else {
+            return true;
+        };
+        // `wait_for` also returns Err when the sender is gone: finished either way, so
+        // only the timeout means "still dialling".
+        let finished = tokio::time::timeout(limit, rx.wait_for(|done| *done))
+            .await
+            .is_ok();
+        finished
+    }
+}
+
+/// The event a `/hangup` on `rec` means, after looking at the room (and, for a dial whose
+/// leg is missing, waiting for the dial). `None`: the call ended meanwhile by another
+/// signal; the caller re-reads it.
+pub async fn hangup_event(app: &App, rec: &CallRecord) -> Option<CallEvent> {
+    if !matches!(rec.phase, Phase::Dialing | Phase::Ringing | Phase::Active) {
+        return Some(CallEvent::AgentHangup);
+    }
+    let client = app
+        .livekit
+        .client_for_tenant(&app.policy.get(), &rec.tenant)?;
+    let parts = match tokio::time::timeout(SAMPLE_TIMEOUT, client.list_participants(&rec.room))
+        .await
+    {
+        Ok(Ok(parts)) => parts,
+        Ok(Err(e)) => {
+            app.metrics
+                .livekit_errors
+                .with_label_values(&["list_participants"])
+                .inc();
+            tracing::debug!(error = %e, "cannot sample the room on hangup; taking it as the agent's");
+            return Some(CallEvent::AgentHangup);
+        }
+        Err(_) => return Some(CallEvent::AgentHangup),
+    };
+    match cause_from_sample(rec, &parts) {
+        HangupCause::Agent => Some(CallEvent::AgentHangup),
+        HangupCause::Customer(ev) => Some(ev),
+        HangupCause::AwaitDial => {
+            if app.dials.settle(&rec.call_id, DIAL_SETTLE).await {
+                // The dial reported and its outcome is applied; whatever is left to do
+                // (nothing if it ended the call) is the agent's.
+                None
+            } else {
+                Some(CallEvent::AgentHangup)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use c2c_callstate::{CallKnobs, NewCall};
+
+    fn rec(phase: Phase) -> CallRecord {
+        let (mut r, _) = CallRecord::new(
+            NewCall {
+                call_id: "c2c_x".into(),
+                room: "room".into(),
+                tenant: "acme".into(),
+                case_id: "c".into(),
+                customer_crm_id: "k".into(),
+                agent_id: "agent-1".into(),
+                customer_number: "9530251797".into(),
+                phone_from: "+919999999999".into(),
+                trunk_label: "t".into(),
+            },
+            &CallKnobs {
+                ring_timeout_ms: 1,
+                agent_drop_grace_ms: 1,
+                max_duration_ms: 1,
+                unconnected_expiry_ms: 1,
+            },
+            0,
+        );
+        r.phase = phase;
+        r
+    }
+
+    fn sip(status: &str, code: Option<u16>) -> ParticipantSnapshot {
+        ParticipantSnapshot {
+            identity: SIP_IDENTITY.into(),
+            kind_sip: true,
+            call_status: Some(status.into()),
+            disconnect_reason: None,
+            sip_code: code,
+        }
+    }
+
+    fn agent() -> ParticipantSnapshot {
+        ParticipantSnapshot {
+            identity: "agent-1".into(),
+            kind_sip: false,
+            call_status: None,
+            disconnect_reason: None,
+            sip_code: None,
+        }
+    }
+
+    #[test]
+    fn a_live_customer_leg_means_the_agent_hung_up() {
+        for (phase, status) in [
+            (Phase::Dialing, "dialing"),
+            (Phase::Ringing, "ringing"),
+            (Phase::Active, "active"),
+        ] {
+            assert_eq!(
+                cause_from_sample(&rec(phase), &[agent(), sip(status, None)]),
+                HangupCause::Agent
+            );
+        }
+    }
+
+    #[test]
+    fn a_gone_customer_leg_means_the_customer_left() {
+        for phase in [Phase::Ringing, Phase::Active] {
+            assert_eq!(
+                cause_from_sample(&rec(phase), &[agent()]),
+                HangupCause::Customer(CallEvent::CustomerLeft {
+                    sip_code: None,
+                    disconnect_reason: None
+                })
+            );
+        }
+        assert_eq!(
+            cause_from_sample(&rec(Phase::Ringing), &[agent(), sip("hangup", Some(486))]),
+            HangupCause::Customer(CallEvent::CustomerLeft {
+                sip_code: Some(486),
+                disconnect_reason: None
+            })
+        );
+    }
+
+    #[test]
+    fn dialing_without_a_leg_waits_for_the_dial() {
+        assert_eq!(
+            cause_from_sample(&rec(Phase::Dialing), &[agent()]),
+            HangupCause::AwaitDial
+        );
+    }
+
+    #[test]
+    fn undialled_and_ended_calls_are_the_agents() {
+        for phase in [Phase::Initiated, Phase::Ended] {
+            assert_eq!(cause_from_sample(&rec(phase), &[]), HangupCause::Agent);
+        }
+    }
+
+    #[tokio::test]
+    async fn settle_returns_when_the_dial_finishes_or_at_the_limit() {
+        let dials = Arc::new(DialsInFlight::default());
+        assert!(dials.settle("none", Duration::from_millis(1)).await);
+        let guard = dials.begin("c1");
+        assert!(!dials.settle("c1", Duration::from_millis(20)).await);
+        let d2 = dials.clone();
+        let waiter = tokio::spawn(async move { d2.settle("c1", Duration::from_secs(5)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(guard);
+        assert!(waiter.await.unwrap());
+        assert!(dials.by_call.lock().is_empty());
+    }
+}
