@@ -2,11 +2,12 @@
 
 use std::process::ExitCode;
 
-// mimalloc instead of glibc malloc: the proxy and API paths allocate and free many small
+// jemalloc instead of glibc malloc: the proxy and API paths allocate and free many small
 // buffers per request across threads, where glibc's arenas cost ~10 % of the CPU in
-// profiles (see BENCHMARKS.md).
+// profiles; jemalloc is also what Pingora runs on in production, and it keeps the
+// memory per open call lower than mimalloc did (see BENCHMARKS.md).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     c2c_gateway::cli::main()

@@ -12,7 +12,7 @@ use pingora::server::configuration::ServerConf;
 
 // The gateway's allocator, so the comparison isolates the gateway's own work.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 struct Args {
