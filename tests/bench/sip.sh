@@ -8,6 +8,7 @@
 # The proxy is pinned to CPU 0, both sipp instances to CPU 1.
 #  1. ceiling: fixed rates (RATES, STEP seconds each); a step passes when both sipps exit
 #     0 with zero failed calls and zero retransmissions. Stepping stops at the first failure.
+#     Then the same ladder with no proxy (UAC straight to UAS): the harness's own ceiling.
 #  2. CPU: CPU_RATE calls/s for CPU_SECS s; utime+stime of the proxy (all Kamailio
 #     processes) from /proc before/after -> CPU seconds per 1,000 calls.
 # Usage: tests/bench/sip.sh   (env: RATES="100 250 500 1000 2000 3000" STEP=10
@@ -80,7 +81,7 @@ run_calls() {
   sleep 0.3
   set +e
   ( cd "$d" && exec taskset -c 1 sipp "127.0.0.1:$tport" -sf "$SCEN/uac.xml" -i 127.0.0.1 -p "$uac_port" -t u1 \
-      -s 9876543210 -key c2c_call bench-call -key c2c_tenant acme \
+      -s "${DIAL:-9876543210}" -key c2c_call bench-call -key c2c_tenant acme \
       -r "$rate" -m "$n" -buff_size 4194304 -nostdin -trace_stat -stf uac_stat.csv -fd 1 -trace_err \
       -timeout "$tmo" -timeout_error >uac.out 2>&1 )
   local uac_rc=$?
@@ -202,6 +203,20 @@ kill -0 "$PROXY_PID" || { echo "kamailio did not start:"; cat "$work/kam.log"; e
 bench kamailio "$KAM"
 kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true; PROXY_PID=""
 
+# ---- no proxy: the load generator's own ceiling ---------------------------------------
+# The UAC sends straight to the UAS, dialling the already-prefixed number (the UAS checks
+# the R-URI). Same sipp instances on the same CPU: the highest rate this harness can
+# produce cleanly at all, whatever the proxy.
+echo "== direct (no proxy; sipp on CPU 1)"
+d_best=0
+for r in $RATES; do
+  res=$(DIAL=99119876543210 run_calls "$work/direct/r$r" "$UAS_PORT" "$r" $(( r * STEP )))
+  echo "  ${r} calls/s x ${STEP}s: $res"
+  [ "${res%% *}" = ok ] || break
+  d_best=$r
+  sleep 2
+done
+
 # ---- table --------------------------------------------------------------------------
 read -r g_best g_cpu g_ok g_net g_idle <"$work/gateway.res"
 read -r k_best k_cpu k_ok k_net k_idle <"$work/kamailio.res"
@@ -210,6 +225,7 @@ echo "SIP edge bench: UDP, loopback, proxy on CPU 0, sipp UAC+UAS on CPU 1; rate
 echo "Both proxies rewrite 9876543210 -> 99119876543210 (prefix added by the proxy), record-route, stateful forward."
 printf '%-34s %14s %14s\n' "" "c2c-gateway" "kamailio-$(kamailio -v | awk 'NR==1 {print $3}')"
 printf '%-34s %14s %14s\n' "max clean rate (calls/s)" "$g_best" "$k_best"
+printf '%-34s %14s %14s\n' "  no proxy (sipp UAC -> UAS)" "$d_best" "$d_best"
 printf '%-34s %14s %14s\n' "CPU s / 1000 calls @ ${CPU_RATE} cps" "$g_cpu" "$k_cpu"
 printf '%-34s %14s %14s\n' "  same, idle cost subtracted" "$g_net" "$k_net"
 printf '%-34s %14s %14s\n' "idle CPU s per s" "$g_idle" "$k_idle"

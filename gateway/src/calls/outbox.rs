@@ -88,7 +88,8 @@ impl OutboxSource for StoreOutbox {
             .map_err(src_err)?
             .ok_or_else(|| SourceError::msg(format!("outbox entry {} vanished", job.seq)))?;
         apply_progress(&mut e, job);
-        self.store.outbox_update(&e).await.map_err(src_err)
+        // Progress, not the webhook itself, so no fsync wait (see outbox_record_progress).
+        self.store.outbox_record_progress(&e).map_err(src_err)
     }
 
     async fn stats(&self) -> Result<OutboxStats, SourceError> {

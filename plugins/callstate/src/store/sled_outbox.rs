@@ -118,6 +118,22 @@ impl SledCallStore {
         self.inner.commit.commit().await
     }
 
+    /// Records a delivery attempt's outcome (delivered, next retry, failed) without
+    /// waiting for the disk. It becomes durable with the next group commit or sled's own
+    /// periodic flush (`flush_every_ms`, 500 ms). A crash inside that window can only
+    /// forget progress, never a webhook: the entry is then sent again with the same
+    /// `webhook-id`, which receivers de-duplicate (at-least-once, as documented). Waiting
+    /// for the flush here held one of the tenant's delivery slots through an fsync per
+    /// webhook, which capped a tenant's deliveries per second.
+    pub fn outbox_record_progress(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        let _g = lock(&self.inner.outbox_lock);
+        // Never resurrect or invent entries: only the store creates them.
+        if !self.tree().contains_key(keys::outbox(entry.seq))? {
+            return Err(StoreError::OutboxNotFound(entry.seq));
+        }
+        self.write_outbox_locked(entry)
+    }
+
     pub async fn outbox_requeue(&self, seq: u64, now_ms: u64) -> Result<OutboxEntry, StoreError> {
         let e = {
             let _g = lock(&self.inner.outbox_lock);

@@ -369,6 +369,8 @@ async fn main() {
         all.hangup.extend(l.hangup);
     }
     let total = (per * a.concurrency) as u64;
+    let http_secs = t0.elapsed().as_secs_f64();
+    let delivered_by_then = e.delivered.load(Ordering::Relaxed) - warm;
     while e.delivered.load(Ordering::Relaxed) < warm + total {
         if t0.elapsed() > Duration::from_secs(300) {
             println!(
@@ -384,6 +386,10 @@ async fn main() {
     println!(
         "lifecycles/s (until the last webhook was delivered): {:.0}",
         total as f64 / secs
+    );
+    println!(
+        "browser/CRM requests done after {http_secs:.2} s ({:.0} lifecycles/s); {delivered_by_then} of {total} webhooks delivered by then",
+        total as f64 / http_secs
     );
     println!(
         "{:<12} {:>10} {:>10} {:>10}",
