@@ -465,6 +465,38 @@ async fn day_index_uses_utc_day() {
     );
 }
 
+/// The deliverer's path: progress is written without an fsync wait, keeps the pending
+/// index in step, survives a clean reopen, and never creates entries.
+#[tokio::test]
+async fn outbox_progress_is_recorded_without_waiting_and_persists() {
+    let dir = TempDir::new().unwrap();
+    let seq = {
+        let s = open(&dir);
+        finished_call(&s, "acme", 1_000).await;
+        let mut e = s.outbox_due(u64::MAX, 10).unwrap().remove(0);
+        e.state = OutboxState::Delivered;
+        e.delivered_ms = Some(70_000);
+        e.attempts = 1;
+        s.outbox_record_progress(&e).unwrap();
+        assert!(s.outbox_due(u64::MAX, 10).unwrap().is_empty());
+        assert_eq!(s.outbox_stats().unwrap(), (0, None));
+        let mut ghost = e.clone();
+        ghost.seq = 9_999_999;
+        assert!(matches!(
+            s.outbox_record_progress(&ghost),
+            Err(StoreError::OutboxNotFound(_))
+        ));
+        e.seq
+    }; // dropped: flusher joined, db flushed and closed
+    let s = open(&dir);
+    let e = s.outbox_get(seq).unwrap().unwrap();
+    assert_eq!(
+        (e.state, e.delivered_ms),
+        (OutboxState::Delivered, Some(70_000))
+    );
+    assert!(s.outbox_due(u64::MAX, 10).unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn outbox_due_update_stats_and_requeue() {
     let dir = TempDir::new().unwrap();
