@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::calls::poller::SIP_IDENTITY;
+use crate::calls::poller::customer_leg;
 
 /// How long `/hangup` waits for LiveKit's participant list. Past it the hangup is the
 /// agent's, as before: a slow LiveKit must not hold the agent's button.
@@ -47,10 +47,7 @@ pub fn cause_from_sample(rec: &CallRecord, parts: &[ParticipantSnapshot]) -> Han
     if !matches!(rec.phase, Phase::Dialing | Phase::Ringing | Phase::Active) {
         return HangupCause::Agent;
     }
-    let sip = parts
-        .iter()
-        .find(|p| p.kind_sip || p.identity == SIP_IDENTITY);
-    match sip {
+    match customer_leg(parts) {
         Some(p) if p.call_status.as_deref() == Some("hangup") => {
             HangupCause::Customer(CallEvent::CustomerLeft {
                 sip_code: p.sip_code,
@@ -159,6 +156,7 @@ pub async fn hangup_event(app: &App, rec: &CallRecord) -> Option<CallEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calls::poller::SIP_IDENTITY;
     use c2c_callstate::{CallKnobs, NewCall};
 
     fn rec(phase: Phase) -> CallRecord {

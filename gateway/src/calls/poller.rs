@@ -23,13 +23,17 @@ const MAX_IN_FLIGHT: usize = 32;
 /// Identity the gateway gives the customer's SIP participant.
 pub const SIP_IDENTITY: &str = "sip-customer";
 
+/// The customer's SIP leg in a sample of a room, if it is there.
+pub fn customer_leg(parts: &[ParticipantSnapshot]) -> Option<&ParticipantSnapshot> {
+    parts
+        .iter()
+        .find(|p| p.kind_sip || p.identity == SIP_IDENTITY)
+}
+
 /// What one sample of a room says about a call.
 pub fn events_from_sample(rec: &CallRecord, parts: &[ParticipantSnapshot]) -> Vec<CallEvent> {
     let mut out = Vec::new();
-    let sip = parts
-        .iter()
-        .find(|p| p.kind_sip || p.identity == SIP_IDENTITY);
-    match sip {
+    match customer_leg(parts) {
         Some(p) => match p.call_status.as_deref() {
             Some("ringing") => out.push(CallEvent::Ringing),
             Some("active") => out.push(CallEvent::Answered),
