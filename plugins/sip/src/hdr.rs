@@ -15,17 +15,21 @@ pub fn split_list(value: &str) -> Result<Vec<&str>, ParseError> {
     let mut out = Vec::new();
     let (mut quoted, mut angle, mut esc) = (false, false, false);
     let mut start = 0;
-    for (i, c) in value.char_indices() {
+    // Bytes, not chars: every delimiter is ASCII and UTF-8 continuation bytes never are,
+    // so slicing at these positions stays on char boundaries; decoding chars made this the
+    // SIP edge's hottest function (3.6 % of its CPU). An escaped multi-byte char skips
+    // only its first byte here, and its other bytes match nothing.
+    for (i, &c) in value.as_bytes().iter().enumerate() {
         if esc {
             esc = false;
             continue;
         }
         match c {
-            '\\' if quoted => esc = true,
-            '"' if !angle => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !quoted && !angle => {
+            b'\\' if quoted => esc = true,
+            b'"' if !angle => quoted = !quoted,
+            b'<' if !quoted => angle = true,
+            b'>' if !quoted => angle = false,
+            b',' if !quoted && !angle => {
                 out.push(value[start..i].trim());
                 start = i + 1;
             }
