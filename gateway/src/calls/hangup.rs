@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use c2c_callstate::{CallEvent, CallRecord, Phase};
-use c2c_livekit::ParticipantSnapshot;
+use c2c_livekit::{LiveKitError, ParticipantSnapshot};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -61,6 +61,17 @@ pub fn cause_from_sample(rec: &CallRecord, parts: &[ParticipantSnapshot]) -> Han
             disconnect_reason: None,
         }),
     }
+}
+
+fn sample_failed(app: &App, error: &str) {
+    app.metrics
+        .livekit_errors
+        .with_label_values(&["list_participants"])
+        .inc();
+    tracing::warn!(
+        error,
+        "cannot sample the room on hangup; taking it as the agent's"
+    );
 }
 
 /// Dials in flight, so `/hangup` can wait for one to report. An entry lives from
@@ -124,20 +135,22 @@ pub async fn hangup_event(app: &App, rec: &CallRecord) -> Option<CallEvent> {
     let client = app
         .livekit
         .client_for_tenant(&app.policy.get(), &rec.tenant)?;
-    let parts = match tokio::time::timeout(SAMPLE_TIMEOUT, client.list_participants(&rec.room))
-        .await
-    {
-        Ok(Ok(parts)) => parts,
-        Ok(Err(e)) => {
-            app.metrics
-                .livekit_errors
-                .with_label_values(&["list_participants"])
-                .inc();
-            tracing::debug!(error = %e, "cannot sample the room on hangup; taking it as the agent's");
-            return Some(CallEvent::AgentHangup);
-        }
-        Err(_) => return Some(CallEvent::AgentHangup),
-    };
+    let parts =
+        match tokio::time::timeout(SAMPLE_TIMEOUT, client.list_participants(&rec.room)).await {
+            Ok(Ok(parts)) => parts,
+            // The room is already gone (another teardown won): nothing left to tell apart.
+            Ok(Err(LiveKitError::NotFound(_))) => return Some(CallEvent::AgentHangup),
+            // LiveKit failing or slow must not hold the agent's button: count it, and take
+            // the hangup as the agent's.
+            Ok(Err(e)) => {
+                sample_failed(app, &e.to_string());
+                return Some(CallEvent::AgentHangup);
+            }
+            Err(_) => {
+                sample_failed(app, "timed out");
+                return Some(CallEvent::AgentHangup);
+            }
+        };
     match cause_from_sample(rec, &parts) {
         HangupCause::Agent => Some(CallEvent::AgentHangup),
         HangupCause::Customer(ev) => Some(ev),
