@@ -107,14 +107,7 @@ impl SledCallStore {
     }
 
     pub async fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        {
-            let _g = lock(&self.inner.outbox_lock);
-            // Never resurrect or invent entries: only the store creates them.
-            if !self.tree().contains_key(keys::outbox(entry.seq))? {
-                return Err(StoreError::OutboxNotFound(entry.seq));
-            }
-            self.write_outbox_locked(entry)?;
-        }
+        self.outbox_record_progress(entry)?;
         self.inner.commit.commit().await
     }
 
