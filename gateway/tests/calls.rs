@@ -129,16 +129,23 @@ async fn no_answer(mode: &str) {
     .await;
 }
 
-async fn customer_hangup(mode: &str) {
+/// A call the customer answers and then hangs up after `hangup_after_ms`, with the
+/// browser's ANSWERED report sent. Returns the env, call id and room.
+async fn call_the_customer_ends(mode: &str, hangup_after_ms: u64) -> (CallEnv, String, String) {
     let env = CallEnv::start(mode).await;
-    env.scenario(NUMBER, json!({"ring_after_ms": 50, "outcome": {"kind": "answer", "after_ms": 100, "hangup_after_ms": 1500}})).await;
-    let (call_id, _) = env.start_call(NUMBER).await;
+    env.scenario(NUMBER, json!({"ring_after_ms": 50, "outcome": {"kind": "answer", "after_ms": 100, "hangup_after_ms": hangup_after_ms}})).await;
+    let (call_id, room) = env.start_call(NUMBER).await;
     let _ = env
         .post_json(
             &format!("/api/c2c/calls/{call_id}/status"),
             json!({"status": "ANSWERED"}),
         )
         .await;
+    (env, call_id, room)
+}
+
+async fn customer_hangup(mode: &str) {
+    let (env, call_id, _) = call_the_customer_ends(mode, 1500).await;
     let v = env.wait_status(&call_id, "ENDED", T).await;
     assert_eq!(v["call_status"], "ANSWERED", "{v}");
     let w = env.webhook(&call_id, T).await;
@@ -241,15 +248,7 @@ async fn customer_rejects_then_snippet_hangs_up(mode: &str) {
 }
 
 async fn customer_hangs_up_then_snippet_hangs_up(mode: &str) {
-    let env = CallEnv::start(mode).await;
-    env.scenario(NUMBER, json!({"ring_after_ms": 50, "outcome": {"kind": "answer", "after_ms": 100, "hangup_after_ms": 1200}})).await;
-    let (call_id, room) = env.start_call(NUMBER).await;
-    let _ = env
-        .post_json(
-            &format!("/api/c2c/calls/{call_id}/status"),
-            json!({"status": "ANSWERED"}),
-        )
-        .await;
+    let (env, call_id, room) = call_the_customer_ends(mode, 1200).await;
     let v = snippet_hangup_after_customer_left(&env, &call_id, &room).await;
     assert_eq!(v["call_status"], "ANSWERED", "{v}");
     assert_ne!(
