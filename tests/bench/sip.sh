@@ -11,12 +11,12 @@
 #     Then the same ladder with no proxy (UAC straight to UAS): the harness's own ceiling.
 #  2. CPU: CPU_RATE calls/s for CPU_SECS s; utime+stime of the proxy (all Kamailio
 #     processes) from /proc before/after -> CPU seconds per 1,000 calls.
-# Usage: tests/bench/sip.sh   (env: RATES="100 250 500 1000 2000 3000" STEP=10
+# Usage: tests/bench/sip.sh   (env: RATES="100 250 500 1000 2000 3000 4000 5000" STEP=10
 #        CPU_RATE=200 CPU_SECS=20 C2C_BENCH_NO_BUILD=1 KAM_CHILDREN=2)
 # Needs sipp (apt-get install -y sip-tester) and kamailio (apt-get install -y kamailio).
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-RATES="${RATES:-100 250 500 1000 2000 3000}"
+RATES="${RATES:-100 250 500 1000 2000 3000 4000 5000}"
 STEP="${STEP:-10}"
 CPU_RATE="${CPU_RATE:-200}"
 CPU_SECS="${CPU_SECS:-20}"
@@ -167,6 +167,8 @@ auto_aliases=no
 dns=no
 rev_dns=no
 listen=udp:127.0.0.1:$KAM
+# Same UDP socket buffer as the gateway asks for (4 MiB; Kamailio probes up to this).
+maxbuffer=4194304
 mpath="$MPATH"
 loadmodule "tm.so"
 loadmodule "sl.so"

@@ -33,6 +33,12 @@ pub struct SipConfig {
     pub tcp_idle_timeout: Duration,
     /// Messages queued per TCP connection before further ones are dropped.
     pub tcp_write_queue: usize,
+    /// Kernel receive and send buffer of the UDP socket, in bytes. The default buffer
+    /// (~208 KiB on Linux) holds only about a hundred datagrams: a few milliseconds of
+    /// scheduling delay at 1,000+ calls/s overflows it, and every dropped datagram
+    /// costs a caller a 500 ms retransmission. The kernel caps this at
+    /// `net.core.rmem_max` / `wmem_max`; a smaller grant is logged at start.
+    pub udp_socket_buffer: usize,
 }
 
 impl SipConfig {
@@ -52,6 +58,7 @@ impl SipConfig {
             max_tcp_connections: 1024,
             tcp_idle_timeout: Duration::from_secs(900),
             tcp_write_queue: 512,
+            udp_socket_buffer: 4 << 20,
         }
     }
 

@@ -140,6 +140,7 @@ impl SipEdge {
             None => config.listen.ip(),
         };
         let (udp, listener) = bind(config.listen).await?;
+        size_udp_buffers(&udp, config.udp_socket_buffer);
         let metrics = SipMetrics::register(registry)?;
         let udp_addr = udp.local_addr().map_err(|source| SipError::Bind {
             transport: "udp",
@@ -224,6 +225,32 @@ async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), SipError> 
     })
 }
 
+/// Asks for `want` bytes of kernel buffer each way on the UDP socket. A refusal or a
+/// smaller grant is not fatal (the edge works, it just drops datagrams sooner under
+/// bursts), so it is logged rather than failing the start.
+fn size_udp_buffers(udp: &UdpSocket, want: usize) {
+    let sock = socket2::SockRef::from(udp);
+    let set = sock
+        .set_recv_buffer_size(want)
+        .and_then(|()| sock.set_send_buffer_size(want));
+    // Linux reports twice the granted size (it counts its own bookkeeping).
+    let got = sock.recv_buffer_size().map(|n| n / 2);
+    match (set, got) {
+        (Ok(()), Ok(n)) if n >= want => {
+            tracing::debug!(bytes = n, "SIP UDP socket buffers sized");
+        }
+        (Ok(()), Ok(n)) => tracing::warn!(
+            wanted = want,
+            granted = n,
+            "SIP UDP receive buffer smaller than configured; raise net.core.rmem_max \
+             (and wmem_max) or bursts will be dropped and retransmitted"
+        ),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "SIP UDP socket buffers left at the kernel default")
+        }
+    }
+}
+
 async fn udp_loop(inner: Arc<Inner>) {
     let mut shutdown = inner.shutdown.clone();
     let mut buf = vec![0u8; 65536];
@@ -268,5 +295,31 @@ async fn timer_loop(inner: Arc<Inner>) {
         }
         let actions = inner.core.lock().on_timers(Instant::now());
         inner.execute(actions).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What Linux grants is `min(asked, net.core.rmem_max)`; both caps are read so the
+    /// test holds on hosts with the small default too.
+    fn sysctl(name: &str) -> usize {
+        std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(usize::MAX)
+    }
+
+    #[tokio::test]
+    async fn udp_buffers_are_sized_up_to_the_kernel_cap() {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let want = 1 << 20;
+        size_udp_buffers(&udp, want);
+        let sock = socket2::SockRef::from(&udp);
+        let rcv = sock.recv_buffer_size().unwrap() / 2;
+        let snd = sock.send_buffer_size().unwrap() / 2;
+        assert_eq!(rcv, want.min(sysctl("rmem_max")));
+        assert_eq!(snd, want.min(sysctl("wmem_max")));
     }
 }
