@@ -109,7 +109,7 @@ impl<'a> DialPlan<'a> {
         dialed.push_str(&trunk.prefix);
         dialed.push_str(&clean);
         Ok(Normalized {
-            e164: format!("{COUNTRY}{clean}"),
+            e164: e164(&clean),
             customer_number: clean,
             dialed,
             caller_id,
@@ -160,7 +160,12 @@ pub fn validate_number(raw: &str) -> Result<String, DialError> {
 /// Caller IDs arrive in every shape CRMs have; accept the unambiguous Indian ones and
 /// return E.164.
 pub fn normalize_did(raw: &str) -> Result<String, DialError> {
-    let compact: String = raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    // Most DIDs arrive without separators: only those pay for a copy.
+    let compact: std::borrow::Cow<'_, str> = if raw.bytes().any(|b| matches!(b, b' ' | b'-')) {
+        raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect::<String>().into()
+    } else {
+        raw.into()
+    };
     let digits = compact.strip_prefix('+').unwrap_or(&compact);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(DialError::InvalidDid(
@@ -183,7 +188,16 @@ pub fn normalize_did(raw: &str) -> Result<String, DialError> {
             "did cannot start with 0 after +91".into(),
         ));
     }
-    Ok(format!("{COUNTRY}{national}"))
+    Ok(e164(national))
+}
+
+/// `+91` + a validated national number. On the request path of every call, so it
+/// builds the string directly rather than through the formatting machinery.
+fn e164(national: &str) -> String {
+    let mut s = String::with_capacity(COUNTRY.len() + national.len());
+    s.push_str(COUNTRY);
+    s.push_str(national);
+    s
 }
 
 /// Masks a phone number for logs: keeps the first two and last two digits.
