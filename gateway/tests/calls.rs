@@ -469,15 +469,7 @@ async fn forged_expired_and_replayed_livekit_webhooks_change_nothing() {
         .unwrap();
     let v: serde_json::Value = r.json().await.unwrap_or(json!({}));
     assert_eq!(v["status"], 200, "{v}");
-    let metrics = env
-        .c
-        .get(env.gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.gw.metrics(&env.c).await;
     assert!(
         metrics.contains("c2c_livekit_webhooks_total{result=\"duplicate\"}"),
         "{metrics}"
@@ -584,6 +576,59 @@ async fn livekit_unreachable_is_503_and_leaves_no_room() {
         })
         .await
     );
+}
+
+/// A slow LiveKit shows as LiveKit's time, not the gateway's: click2call answers with
+/// `Server-Timing: livekit;dur=...` covering CreateRoom, and the gateway-only latency
+/// histogram stays below the full one. Requests that never call LiveKit carry neither.
+#[tokio::test]
+async fn livekit_time_is_reported_apart_from_the_gateways() {
+    let env = CallEnv::start("poll").await;
+    env.sim_fault(json!({"latency_ms": 150})).await;
+    let r = env
+        .c
+        .post(env.gw.url("/api/c2c/click2call"))
+        .header("x-api-key", ACME_KEY)
+        .json(&json!({"case_id": "c", "customer_number": NUMBER, "agent_id": "a", "customer_crm_id": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let timing = r.headers()["server-timing"].to_str().unwrap().to_string();
+    let ms: f64 = timing
+        .strip_prefix("livekit;dur=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("Server-Timing: {timing}"));
+    assert!((150.0..5000.0).contains(&ms), "LiveKit time {ms} ms");
+    env.sim_fault(json!({"latency_ms": 0})).await;
+    let call_id = r.json::<serde_json::Value>().await.unwrap()["call_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = env
+        .c
+        .get(env.gw.url(&format!("/api/c2c/calls/{call_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("server-timing").is_none());
+    let m = env.gw.metrics(&env.c).await;
+    let sum = |name: &str| -> f64 {
+        let line = format!("{name}_sum{{route=\"click2call\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in\n{m}"))
+    };
+    let total = sum("c2c_http_request_duration_seconds");
+    let own = sum("c2c_http_request_gateway_seconds");
+    assert!(
+        total >= 0.150 && own < total - 0.140,
+        "total {total} s, gateway {own} s"
+    );
+    assert!(m.contains("c2c_http_request_gateway_seconds_count{route=\"click2call\"} 1"));
+    assert!(!m.contains("c2c_http_request_gateway_seconds_count{route=\"call_get\"}"));
 }
 
 #[tokio::test]
@@ -747,15 +792,7 @@ async fn call_metrics_are_exported_without_ids_or_numbers() {
     let (call_id, _) = env.start_call("9000000001").await;
     env.wait_status(&call_id, "ACTIVE", T).await;
     env.webhook(&busy_id, T).await;
-    let m = env
-        .c
-        .get(env.gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = env.gw.metrics(&env.c).await;
     for needle in [
         "c2c_calls_started_total{tenant=\"acme\",trunk=\"airtel-mum\"} 2",
         "c2c_call_outcomes_total{call_status=\"NOT_ANSWERED\",tenant=\"acme\",trunk=\"airtel-mum\"} 1",

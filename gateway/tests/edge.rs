@@ -314,14 +314,7 @@ async fn limits_answer_429_with_retry_after() {
     assert_eq!(r.headers()["retry-after"], "5");
     let (s, v) = json(r).await;
     assert_eq!((s, error_code(&v)), (429, "concurrent_call_limit"));
-    let m = c
-        .get(e.gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = e.gw.metrics(&c).await;
     for kind in ["ip_rate", "tenant_rate", "concurrent_calls"] {
         assert!(m.contains(&format!("kind=\"{kind}\"")), "{kind}: {m}");
     }

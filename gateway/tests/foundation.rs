@@ -31,14 +31,7 @@ async fn service_endpoints_answer() {
     assert_eq!((s, v["status"].as_str()), (200, Some("ok")));
     let (s, v) = json(c.get(gw.url("/readyz")).send().await.unwrap()).await;
     assert_eq!((s, v["status"].as_str()), (200, Some("ready")));
-    let text = c
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics(&c).await;
     assert!(
         text.contains("c2c_http_requests_total{route=\"livez\",status=\"200\"} 1"),
         "{text}"
@@ -323,14 +316,7 @@ async fn key_rotation_old_and_new_work_and_a_removed_key_stops_after_reload() {
     )
     .await;
     assert_eq!(s, 200, "an invalid reload must keep the old policy");
-    let metrics = c
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics(&c).await;
     assert!(
         metrics.contains("c2c_policy_reloads_total{result=\"rejected\"} 1"),
         "{metrics}"
@@ -367,14 +353,7 @@ async fn key_rotation_old_and_new_work_and_a_removed_key_stops_after_reload() {
     )
     .await;
     assert_eq!(s, 200);
-    let metrics = c
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics(&c).await;
     assert!(
         metrics.contains("c2c_policy_reloads_total{result=\"applied\"} 1"),
         "{metrics}"

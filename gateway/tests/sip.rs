@@ -206,14 +206,7 @@ async fn answered_through_the_sip_edge_then_agent_hangup() {
     let w = &env.sink.for_call(&id)[0];
     assert_eq!(w.body["call_status"], "ANSWERED");
     assert_eq!(w.body["phone_to"], NUMBER);
-    let m = c
-        .get(env.gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = env.gw.metrics(&c).await;
     assert!(
         m.contains("c2c_sip_responses_total{code=\"200\",trunk=\"airtel-mum\"} 1"),
         "{m}"
@@ -231,14 +224,7 @@ async fn busy_carrier_gives_the_exact_code_on_the_record() {
     assert_eq!(v["call_status"], "NOT_ANSWERED", "{v}");
     assert_eq!(v["sip_disconnect_code"], 486, "{v}");
     sipp_ok(sipp, &env).await;
-    let m = c
-        .get(env.gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = env.gw.metrics(&c).await;
     assert!(
         m.contains("c2c_sip_responses_total{code=\"486\",trunk=\"airtel-mum\"} 1"),
         "{m}"

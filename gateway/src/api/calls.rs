@@ -1,6 +1,8 @@
 //! The Click2Call contract: `/api/c2c/click2call` and the browser endpoints under
 //! `/api/c2c/calls/{call_id}`.
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use c2c_callstate::{new_call_id, CallEvent, CallRecord, NewCall};
 use c2c_dialplan::DialPlan;
@@ -81,7 +83,16 @@ pub async fn click2call(
         )
         .with_retry_after(5));
     }
-    let created = create_call(app, &client, tenant, &req, &n, &ws_url).await;
+    let created = create_call(
+        app,
+        &client,
+        tenant,
+        &req,
+        &n,
+        &ws_url,
+        &mut ctx.livekit_wait,
+    )
+    .await;
     if created.is_err() {
         app.release_call_slot(&tenant.id);
     }
@@ -96,18 +107,21 @@ async fn create_call(
     req: &Click2CallRequest,
     n: &c2c_dialplan::Normalized,
     ws_url: &str,
+    livekit_wait: &mut Duration,
 ) -> Result<JsonResponse, ApiError> {
     let knobs = app.policy.get().gateway.calls;
     let (call_id, room) = new_call_id();
     // Room first: if LiveKit is down nothing is stored and the CRM may simply retry.
-    client
-        .create_room(&room, knobs.unconnected_expiry)
-        .await
-        .map_err(|e| livekit_error("create_room", app, &e))?;
+    timed(
+        livekit_wait,
+        client.create_room(&room, knobs.unconnected_expiry),
+    )
+    .await
+    .map_err(|e| livekit_error("create_room", app, &e))?;
     let token = match client.agent_token(&room, req.agent_id.trim(), knobs.token_ttl) {
         Ok(t) => t,
         Err(e) => {
-            delete_room_quietly(client, &room).await;
+            timed(livekit_wait, delete_room_quietly(client, &room)).await;
             return Err(ApiError::internal(format!(
                 "cannot mint the agent token: {e}"
             )));
@@ -130,7 +144,7 @@ async fn create_call(
     );
     if let Err(e) = app.store.create(&rec).await {
         // Acknowledge nothing we could not persist, and leave no orphan room behind.
-        delete_room_quietly(client, &room).await;
+        timed(livekit_wait, delete_room_quietly(client, &room)).await;
         return Err(store_error(e));
     }
     calls::run_effects(app, &rec, &effects).await;
@@ -155,6 +169,15 @@ async fn create_call(
             customer_number: &n.customer_number,
         },
     ))
+}
+
+/// Awaits a LiveKit request, adding its duration to the request's LiveKit time
+/// ([`RequestCtx::livekit_wait`]).
+async fn timed<T>(wait: &mut Duration, request: impl std::future::Future<Output = T>) -> T {
+    let started = Instant::now();
+    let out = request.await;
+    *wait += started.elapsed();
+    out
 }
 
 async fn delete_room_quietly(client: &c2c_livekit::LiveKitClient, room: &str) {
@@ -242,7 +265,13 @@ pub async fn connect(
         call_id: rec.call_id.clone(),
         tenant: Some(rec.tenant.clone()),
     };
-    match calls::dial::start(app, client, rec.call_id.clone(), dial).await {
+    // Waiting here for CreateSIPParticipant's early result is LiveKit's time.
+    let dialed = timed(
+        &mut ctx.livekit_wait,
+        calls::dial::start(app, client, rec.call_id.clone(), dial),
+    )
+    .await;
+    match dialed {
         // Unreachable LiveKit: the dial watcher has already ended the call FAILED (room
         // deleted, CRM webhook queued); tell the browser plainly.
         Some(Err(e))
@@ -279,7 +308,12 @@ pub async fn hangup(
     let rec = load_call(app, ctx, head)?;
     // The snippet also posts /hangup when the customer's leg disconnects: find out whose
     // hangup it is before ending the call, so busy stays busy and a failed trunk FAILED.
-    let mut rec = match calls::hangup::hangup_event(app, &rec).await {
+    let cause = timed(
+        &mut ctx.livekit_wait,
+        calls::hangup::hangup_event(app, &rec),
+    )
+    .await;
+    let mut rec = match cause {
         Some(ev) => calls::apply(app, &rec.call_id, ev)
             .await
             .map_err(store_error)?,

@@ -170,6 +170,13 @@ impl Gateway {
         gw
     }
 
+    /// One `/metrics` scrape as text.
+    pub async fn metrics(&self, c: &reqwest::Client) -> String {
+        let r = c.get(self.url("/metrics")).send().await.unwrap();
+        assert!(r.status().is_success(), "/metrics: {}", r.status());
+        r.text().await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

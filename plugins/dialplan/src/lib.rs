@@ -162,7 +162,10 @@ pub fn validate_number(raw: &str) -> Result<String, DialError> {
 pub fn normalize_did(raw: &str) -> Result<String, DialError> {
     // Most DIDs arrive without separators: only those pay for a copy.
     let compact: std::borrow::Cow<'_, str> = if raw.bytes().any(|b| matches!(b, b' ' | b'-')) {
-        raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect::<String>().into()
+        raw.chars()
+            .filter(|c| !matches!(c, ' ' | '-'))
+            .collect::<String>()
+            .into()
     } else {
         raw.into()
     };

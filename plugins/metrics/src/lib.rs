@@ -23,6 +23,10 @@ pub struct GatewayMetrics {
     pub http_requests: IntCounterVec,
     /// `c2c_http_request_duration_seconds{route}`.
     pub http_duration: HistogramVec,
+    /// `c2c_http_request_gateway_seconds{route}`: the same time minus what the request
+    /// spent waiting on LiveKit's API, for requests that called it. Tells a slow
+    /// gateway from a slow LiveKit.
+    pub http_gateway_duration: HistogramVec,
     /// `c2c_policy_reloads_total{result="applied"|"rejected"}`.
     pub policy_reloads: IntCounterVec,
     /// `c2c_policy_generation`: bumps on every applied reload, so a dashboard can see
@@ -75,6 +79,15 @@ impl GatewayMetrics {
             )
             // 100 us .. ~6.5 s: local answers sit in the first buckets, LiveKit calls in
             // the later ones.
+            .buckets(exponential_buckets(0.0001, 2.0, 17)?),
+            &["route"],
+        )?;
+        let http_gateway_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "c2c_http_request_gateway_seconds",
+                "Time from request head to the end of the response minus the time spent \
+                 waiting on LiveKit's API, by route (requests that called LiveKit)",
+            )
             .buckets(exponential_buckets(0.0001, 2.0, 17)?),
             &["route"],
         )?;
@@ -184,6 +197,7 @@ impl GatewayMetrics {
         registry.register(Box::new(call_setup.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(http_gateway_duration.clone()))?;
         registry.register(Box::new(policy_reloads.clone()))?;
         registry.register(Box::new(policy_generation.clone()))?;
         registry.register(Box::new(dlt_blocked.clone()))?;
@@ -191,6 +205,7 @@ impl GatewayMetrics {
         Ok(Self {
             http_requests,
             http_duration,
+            http_gateway_duration,
             policy_reloads,
             policy_generation,
             dlt_blocked,

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Method, Uri};
 
@@ -138,6 +138,10 @@ pub struct RequestCtx {
     pub upstream: Option<UpstreamChoice>,
     /// Final status, recorded by the gateway for the logging hook.
     pub status: u16,
+    /// Time this request spent waiting on LiveKit's server API, added up by the
+    /// handlers that call it. Lets metrics and the `Server-Timing` header separate the
+    /// gateway's own latency from LiveKit's.
+    pub livekit_wait: Duration,
 }
 
 impl Default for RequestCtx {
@@ -150,6 +154,7 @@ impl Default for RequestCtx {
             resource_tenant: None,
             upstream: None,
             status: 0,
+            livekit_wait: Duration::ZERO,
         }
     }
 }

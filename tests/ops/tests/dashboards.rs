@@ -174,6 +174,7 @@ fn catalogue() -> Catalogue {
     let GatewayMetrics {
         http_requests,
         http_duration,
+        http_gateway_duration,
         policy_reloads,
         policy_generation,
         dlt_blocked,
@@ -189,9 +190,10 @@ fn catalogue() -> Catalogue {
         websocket_sessions,
         limit_rejections,
     } = &gw;
-    let touch: [&dyn Touch; 16] = [
+    let touch: [&dyn Touch; 17] = [
         http_requests,
         http_duration,
+        http_gateway_duration,
         policy_reloads,
         policy_generation,
         dlt_blocked,
