@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Foundation benchmark (issue 2): GET /livez vs authenticated POST /api/c2c/normalize,
 # side by side in one run. Release build, Pingora with 1 worker thread, wrk with 50
-# connections for 10 s each. Prints req/s and p50/p99 and the normalize/livez ratio.
+# connections for 10 s each. Prints req/s and p50/p99 and the normalize/livez ratio, plus a
+# control row: /livez sent normalize's exact request (headers and body).
 #
 # Usage: tests/bench/foundation.sh [duration_seconds]   (needs wrk: apt-get install wrk)
 set -euo pipefail
@@ -35,6 +36,15 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-api-key"] = "c2c_bCk65WthOJFJPJbeJjWz3VWCPmlwiI22tBd0"
 wrk.body = '{"customer_number":"9530251797","did":"+918888888888"}'
 LUA
+# Control: /livez sent the normalize request's exact headers and body (read and ignored).
+# If this runs as fast as plain /livez, the gap to normalize is the gateway's own work
+# (key check, limits, JSON, dial plan), not request size or body reading in Pingora.
+cat >"$work/livez_same_request.lua" <<'LUA'
+wrk.method = "GET"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-api-key"] = "c2c_bCk65WthOJFJPJbeJjWz3VWCPmlwiI22tBd0"
+wrk.body = '{"customer_number":"9530251797","did":"+918888888888"}'
+LUA
 
 run() { # name url script -> appends "rps p50 p99 non2xx" to $work/<name>.txt
   local out
@@ -58,6 +68,7 @@ echo "c2c-gateway foundation bench: 1 Pingora worker thread (pinned to CPU 0), w
 echo "$ROUNDS alternating rounds of ${ROUND}s per endpoint; medians"
 for _ in $(seq "$ROUNDS"); do
   run livez "http://127.0.0.1:$PORT/livez" "$work/livez.lua"
+  run livez_same_request "http://127.0.0.1:$PORT/livez" "$work/livez_same_request.lua"
   run normalize_authenticated "http://127.0.0.1:$PORT/api/c2c/normalize" "$work/normalize.lua"
 done
 python3 - "$work" <<'PY'
@@ -67,7 +78,7 @@ def ms(v):
     return float(v[:-2]) if v.endswith("ms") else float(v[:-2]) / 1000 if v.endswith("us") else float(v[:-1]) * 1000
 rows = {}
 print(f"{'endpoint':<26} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}  (per-round req/s)")
-for name in ["livez", "normalize_authenticated"]:
+for name in ["livez", "livez_same_request", "normalize_authenticated"]:
     runs = [l.split() for l in (w / f"{name}.txt").read_text().splitlines()]
     rps = [float(r[0]) for r in runs]
     rows[name] = statistics.median(rps)
@@ -80,4 +91,7 @@ print(f"normalize/livez throughput ratio (medians): {rows['normalize_authenticat
 pairs = [float(n.split()[0]) / float(l.split()[0]) for l, n in zip(
     (w / "livez.txt").read_text().splitlines(), (w / "normalize_authenticated.txt").read_text().splitlines())]
 print(f"normalize/livez throughput ratio (median of {len(pairs)} adjacent pairs): {statistics.median(pairs):.1%} (target >= 80%)")
+ctl = [float(n.split()[0]) / float(l.split()[0]) for l, n in zip(
+    (w / "livez.txt").read_text().splitlines(), (w / "livez_same_request.txt").read_text().splitlines())]
+print(f"control: livez with normalize's request bytes / livez (median of pairs): {statistics.median(ctl):.1%}")
 PY
