@@ -211,6 +211,8 @@ async fn answered_through_the_sip_edge_then_agent_hangup() {
         m.contains("c2c_sip_responses_total{code=\"200\",trunk=\"airtel-mum\"} 1"),
         "{m}"
     );
+    // The kernel's drop count of the edge's UDP socket is exported (none at this rate).
+    assert!(m.contains("c2c_sip_udp_receive_drops_total 0"), "{m}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,6 +28,7 @@ use crate::proxy::{Action, Local, Proxy};
 use crate::resolver::Resolver;
 use crate::sources::{OutboundGate, PolicySource};
 use crate::tcp::{self, TcpPool};
+use crate::udp_drops;
 
 /// Shared state of a running edge.
 pub(crate) struct Inner {
@@ -179,8 +180,14 @@ impl SipEdge {
             wake: Notify::new(),
             shutdown: shutdown.clone(),
         });
+        let drops = udp_drops::watch_drops(
+            udp_drops::socket_inode(&inner.udp),
+            inner.metrics.udp_receive_drops.clone(),
+            shutdown.clone(),
+        );
         let tasks = vec![
             tokio::spawn(udp_loop(inner.clone())),
+            tokio::spawn(drops),
             tokio::spawn(tcp::accept_loop(inner.clone(), listener)),
             tokio::spawn(timer_loop(inner.clone())),
             tokio::spawn(resolver.run(resolver_rx, shutdown)),

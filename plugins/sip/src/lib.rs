@@ -43,6 +43,7 @@ mod sources;
 mod tcp;
 mod tenant;
 mod txn;
+mod udp_drops;
 mod validate;
 
 pub use config::{

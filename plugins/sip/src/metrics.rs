@@ -44,6 +44,9 @@ pub struct SipMetrics {
     pub unmatched: IntCounter,
     /// `c2c_sip_send_errors_total{transport}`.
     pub send_errors: IntCounterVec,
+    /// `c2c_sip_udp_receive_drops_total`: datagrams the kernel dropped on the UDP socket
+    /// (receive buffer full), copied from `/proc/net/udp` every few seconds.
+    pub udp_receive_drops: IntCounter,
     /// `c2c_sip_transactions`: open proxy transactions.
     pub transactions: IntGauge,
     /// `c2c_sip_dialogs`: calls tracked (early or confirmed).
@@ -120,6 +123,10 @@ impl SipMetrics {
                 ),
                 &["transport"],
             )?,
+            udp_receive_drops: IntCounter::new(
+                "c2c_sip_udp_receive_drops_total",
+                "SIP datagrams the kernel dropped because the UDP receive buffer was full",
+            )?,
             transactions: IntGauge::new("c2c_sip_transactions", "Open SIP proxy transactions")?,
             dialogs: IntGauge::new("c2c_sip_dialogs", "Calls tracked by the SIP edge")?,
         };
@@ -134,6 +141,7 @@ impl SipMetrics {
         r.register(Box::new(m.dlt_blocked.clone()))?;
         r.register(Box::new(m.unmatched.clone()))?;
         r.register(Box::new(m.send_errors.clone()))?;
+        r.register(Box::new(m.udp_receive_drops.clone()))?;
         r.register(Box::new(m.transactions.clone()))?;
         r.register(Box::new(m.dialogs.clone()))?;
         Ok(m)
