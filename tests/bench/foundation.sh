@@ -39,12 +39,7 @@ LUA
 # Control: /livez sent the normalize request's exact headers and body (read and ignored).
 # If this runs as fast as plain /livez, the gap to normalize is the gateway's own work
 # (key check, limits, JSON, dial plan), not request size or body reading in Pingora.
-cat >"$work/livez_same_request.lua" <<'LUA'
-wrk.method = "GET"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-api-key"] = "c2c_bCk65WthOJFJPJbeJjWz3VWCPmlwiI22tBd0"
-wrk.body = '{"customer_number":"9530251797","did":"+918888888888"}'
-LUA
+sed 's/^wrk.method = "POST"/wrk.method = "GET"/' "$work/normalize.lua" >"$work/livez_same_request.lua"
 
 run() { # name url script -> appends "rps p50 p99 non2xx" to $work/<name>.txt
   local out

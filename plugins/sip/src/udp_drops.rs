@@ -32,8 +32,8 @@ pub(crate) fn socket_inode(udp: &UdpSocket) -> Option<u64> {
 /// `sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops`.
 pub(crate) fn drops_in(table: &str, inode: u64) -> Option<u64> {
     table.lines().skip(1).find_map(|line| {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        match (cols.get(9), cols.get(12)) {
+        let mut cols = line.split_whitespace();
+        match (cols.nth(9), cols.nth(2)) {
             (Some(i), Some(d)) if i.parse() == Ok(inode) => d.parse().ok(),
             _ => None,
         }
