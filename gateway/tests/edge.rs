@@ -103,6 +103,19 @@ async fn session(gw: &Gateway, room: &str) {
     ws.close(None).await.ok();
 }
 
+/// Shuts an upstream down and keeps its port bound but not listening, so connecting to
+/// it is refused for the rest of the test. Without this, a simulator that another test
+/// running in parallel starts (same key and secret) can be given the freed port, and
+/// "the dead upstream" answers again.
+async fn kill(s: &SimHandle) -> tokio::net::TcpSocket {
+    s.shutdown().await;
+    let hold = tokio::net::TcpSocket::new_v4().unwrap();
+    hold.set_reuseaddr(true).unwrap();
+    hold.bind(s.addr())
+        .expect("hold the killed upstream's port (another test took it first)");
+    hold
+}
+
 fn upgrades(s: &SimHandle) -> u64 {
     s.stats().rtc_upgrades
 }
@@ -186,7 +199,7 @@ async fn forged_and_expired_tokens_get_401_and_never_reach_an_upstream() {
 async fn a_killed_upstream_is_skipped_and_a_dead_region_falls_back() {
     let e = edge("", "").await;
     session(&e.gw, "r-before").await;
-    e.a.shutdown().await;
+    let _a_dead = kill(&e.a).await;
     // New sessions go to the healthy upstream (passive retry covers the window before
     // the health check notices).
     let b0 = upgrades(&e.b);
@@ -196,7 +209,7 @@ async fn a_killed_upstream_is_skipped_and_a_dead_region_falls_back() {
     assert_eq!(upgrades(&e.b) - b0, 4);
     assert_eq!(upgrades(&e.c), 0);
     // The whole region down: the fallback region serves.
-    e.b.shutdown().await;
+    let _b_dead = kill(&e.b).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     for i in 0..3 {
         session(&e.gw, &format!("r-fallback-{i}")).await;
