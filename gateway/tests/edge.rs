@@ -215,14 +215,7 @@ async fn a_killed_upstream_is_skipped_and_a_dead_region_falls_back() {
         session(&e.gw, &format!("r-fallback-{i}")).await;
     }
     assert_eq!(upgrades(&e.c), 3);
-    let m = client()
-        .get(e.gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = e.gw.metrics(&client()).await;
     let a_host = e.a.url().trim_start_matches("http://").to_string();
     assert!(
         m.contains(&format!(
