@@ -67,6 +67,18 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
     let registry = prometheus::default_registry().clone();
     let metrics =
         GatewayMetrics::register(&registry).map_err(|e| format!("metrics registration: {e}"))?;
+    {
+        let (hist, errors) = (
+            metrics.store_flush.clone(),
+            metrics.store_flush_errors.clone(),
+        );
+        store.observe_flushes(move |took, ok| {
+            hist.observe(took.as_secs_f64());
+            if !ok {
+                errors.inc();
+            }
+        });
+    }
     // In webhook mode the bundled simulator posts its signed webhooks to us.
     let webhook_url = (policy.gateway.answer_detection == AnswerDetection::Webhook)
         .then(|| format!("http://{listen}/webhooks/livekit"));

@@ -801,9 +801,17 @@ async fn call_metrics_are_exported_without_ids_or_numbers() {
         "c2c_webhook_deliveries_total{result=\"delivered\",tenant=\"acme\"} 1",
         "c2c_webhook_outbox_pending 0",
         "c2c_webhook_outbox_oldest_pending_age_seconds",
+        "c2c_store_flush_errors_total 0",
     ] {
         assert!(m.contains(needle), "missing {needle}\n{m}");
     }
+    // Every acknowledged state change waited for a flush, and each one was measured.
+    let flushes: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("c2c_store_flush_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(flushes >= 2, "c2c_store_flush_seconds_count {flushes}\n{m}");
     for secret in [NUMBER, "9000000001", &call_id[4..], ACME_KEY] {
         assert!(!m.contains(secret), "metrics leak {secret}");
     }

@@ -72,13 +72,13 @@ fn src_err(e: c2c_callstate::StoreError) -> SourceError {
 #[async_trait]
 impl OutboxSource for StoreOutbox {
     async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<WebhookJob>, SourceError> {
-        Ok(self
-            .store
-            .outbox_due(now_ms, limit)
-            .map_err(src_err)?
-            .into_iter()
-            .map(job_of)
-            .collect())
+        let due = self.store.outbox_due(now_ms, limit).map_err(src_err)?;
+        if !due.is_empty() {
+            // An entry is visible just before the group commit that makes it durable. Never
+            // tell a CRM about a call's end that a crash could still undo.
+            self.store.wait_durable().await.map_err(src_err)?;
+        }
+        Ok(due.into_iter().map(job_of).collect())
     }
 
     async fn update(&self, job: &WebhookJob) -> Result<(), SourceError> {

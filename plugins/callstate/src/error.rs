@@ -12,6 +12,8 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("corrupt journal entry {entry} in the calls-journal tree")]
+    CorruptJournal { entry: u64 },
     #[error("serialisation failed: {0}")]
     Serialize(#[source] serde_json::Error),
     #[error("call not found")]

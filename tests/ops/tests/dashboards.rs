@@ -18,7 +18,9 @@ use c2c_crm_webhooks::{DeliveryResult, WebhookMetrics};
 use c2c_metrics::GatewayMetrics;
 use prometheus::core::Collector;
 use prometheus::proto::MetricType;
-use prometheus::{HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+use prometheus::{
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr, LabelModifier};
 use serde_json::Value;
@@ -161,6 +163,18 @@ impl Touch for IntGaugeVec {
     }
 }
 
+impl Touch for Histogram {
+    fn touch(&self) {
+        self.observe(1.0);
+    }
+}
+
+impl Touch for IntCounter {
+    fn touch(&self) {
+        self.inc();
+    }
+}
+
 impl Touch for IntGauge {
     fn touch(&self) {
         self.set(1);
@@ -190,8 +204,10 @@ fn catalogue() -> Catalogue {
         proxied_requests,
         websocket_sessions,
         limit_rejections,
+        store_flush,
+        store_flush_errors,
     } = &gw;
-    let touch: [&dyn Touch; 17] = [
+    let touch: [&dyn Touch; 19] = [
         http_requests,
         http_duration,
         http_gateway_duration,
@@ -209,6 +225,8 @@ fn catalogue() -> Catalogue {
         proxied_requests,
         websocket_sessions,
         limit_rejections,
+        store_flush,
+        store_flush_errors,
     ];
     for t in touch {
         t.touch();

@@ -14,6 +14,8 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use sled::Batch;
 
+use super::journal::Writes;
+
 use super::keys;
 use super::sled_calls::{decode, encode, lock, SledCallStore};
 use crate::error::StoreError;
@@ -107,7 +109,7 @@ impl Counted {
 }
 
 /// Serialises tally read-modify-writes. One lock for the store: the critical section is an
-/// in-memory read plus `apply_batch` (microseconds), and only creates and outcome changes
+/// in-memory read plus a journaled write (microseconds), and only creates and outcome changes
 /// take it, so contention stays far below the call stripes'.
 pub(super) struct AggregateLock(Mutex<()>);
 
@@ -122,15 +124,14 @@ impl SledCallStore {
     /// `after`. Every record write goes through here so the tallies cannot drift.
     pub(super) fn apply_with_tallies(
         &self,
-        mut batch: Batch,
+        mut batch: Writes,
         before: Option<&CallRecord>,
         after: &CallRecord,
     ) -> Result<(), StoreError> {
         let new = Counted::of(after)?;
         let old = before.map(Counted::of).transpose()?;
         if old.as_ref() == Some(&new) {
-            self.tree().apply_batch(batch)?;
-            return Ok(());
+            return self.inner.journal.apply(self.tree(), &batch);
         }
         let _g = lock(&self.inner.aggregate_lock.0);
         let mut changed: Vec<(Vec<u8>, DayTally)> = Vec::with_capacity(2);
@@ -153,8 +154,7 @@ impl SledCallStore {
                 batch.insert(k, encode(&t)?);
             }
         }
-        self.tree().apply_batch(batch)?;
-        Ok(())
+        self.inner.journal.apply(self.tree(), &batch)
     }
 
     fn read_tally(&self, key: &[u8]) -> Result<DayTally, StoreError> {

@@ -7,8 +7,9 @@
 //! as in tests) and needs no runtime at open time. Writers still wait asynchronously.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -28,11 +29,16 @@ struct Done {
     error: Option<Arc<str>>,
 }
 
+/// Told of every flush: how long it took and whether it succeeded (metrics).
+pub(crate) type FlushObserver = Box<dyn Fn(Duration, bool) + Send + Sync>;
+
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
     done: watch::Sender<Done>,
     flushes: AtomicU64,
+    /// Set once, after start (the gateway registers its metrics after opening the store).
+    observer: OnceLock<FlushObserver>,
 }
 
 impl Shared {
@@ -63,6 +69,7 @@ impl GroupCommit {
             wake: Condvar::new(),
             done,
             flushes: AtomicU64::new(0),
+            observer: OnceLock::new(),
         });
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -108,6 +115,11 @@ impl GroupCommit {
         self.wait(t).await
     }
 
+    /// Installs the flush observer; false if one is installed already.
+    pub(crate) fn observe(&self, f: FlushObserver) -> bool {
+        self.shared.observer.set(f).is_ok()
+    }
+
     pub(crate) fn flush_count(&self) -> u64 {
         self.shared.flushes.load(Ordering::Relaxed)
     }
@@ -139,7 +151,12 @@ fn run(shared: &Shared, flush: &mut dyn FnMut() -> sled::Result<()>) {
             p.applied
         };
         // Every ticket <= target belongs to a batch applied before this flush starts.
-        let error = match flush() {
+        let started = Instant::now();
+        let result = flush();
+        if let Some(observe) = shared.observer.get() {
+            observe(started.elapsed(), result.is_ok());
+        }
+        let error = match result {
             Ok(()) => None,
             Err(e) => {
                 tracing::error!(error = %e, "callstate: sled flush failed");

@@ -19,6 +19,7 @@
 mod aggregates;
 mod check;
 mod flusher;
+mod journal;
 mod keys;
 mod outbox;
 mod scan;
@@ -37,6 +38,7 @@ use async_trait::async_trait;
 
 pub use aggregates::DayTally;
 pub use check::{CheckReport, Problem, ProblemKind, MAX_PROBLEMS};
+pub use journal::JOURNAL_TREE;
 pub use outbox::{webhook_id_for, OutboxEntry, OutboxState};
 pub use sled_calls::{SledCallStore, TREE_NAME};
 

@@ -6,17 +6,16 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use sled::Batch;
-
 use super::aggregates::AggregateLock;
 use super::flusher::GroupCommit;
+use super::journal::{Journal, Writes};
 use super::keys;
 use super::{Applied, CallPage, OutboxEntry, MAX_PAGE};
 use crate::error::StoreError;
 use crate::machine::{Effect, Transition, TransitionError};
 use crate::record::CallRecord;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// Name of the one tree this crate owns inside a (possibly shared) sled database.
 pub const TREE_NAME: &str = "calls";
@@ -36,6 +35,8 @@ pub struct SledCallStore {
 pub(super) struct Inner {
     pub(super) db: sled::Db,
     pub(super) tree: sled::Tree,
+    /// Makes multi-key writes atomic (see [`super::journal`]).
+    pub(super) journal: Journal,
     pub(super) commit: GroupCommit,
     stripes: Vec<Mutex<()>>,
     pub(super) outbox_lock: Mutex<()>,
@@ -72,24 +73,44 @@ impl SledCallStore {
     /// Uses the `calls` tree of a database shared with other components (e.g. DLT state).
     pub fn open_with_db(db: sled::Db) -> Result<Self, StoreError> {
         let tree = db.open_tree(TREE_NAME)?;
+        // Before anything reads the tree: finish the writes a crash interrupted.
+        let (journal, _) = Journal::open(&db, &tree)?;
         let commit = GroupCommit::start(tree.clone())?;
-        let store = Self::from_parts(db, tree, commit);
+        let store = Self::from_parts(db, tree, journal, commit);
         store.ensure_aggregates()?;
         Ok(store)
     }
 
-    fn from_parts(db: sled::Db, tree: sled::Tree, commit: GroupCommit) -> Self {
+    fn from_parts(db: sled::Db, tree: sled::Tree, journal: Journal, commit: GroupCommit) -> Self {
         let stripes = (0..STRIPES).map(|_| Mutex::new(())).collect();
         SledCallStore {
             inner: Arc::new(Inner {
                 db,
                 tree,
+                journal,
                 commit,
                 stripes,
                 outbox_lock: Mutex::new(()),
                 aggregate_lock: AggregateLock::new(),
             }),
         }
+    }
+
+    /// Waits until every write applied so far is durable. Readers call it before acting
+    /// outside the process on what they read (e.g. sending a webhook): a write is visible
+    /// in memory a moment before its group commit makes it crash-proof.
+    pub async fn wait_durable(&self) -> Result<(), StoreError> {
+        let t = self.inner.commit.current();
+        self.inner.commit.wait(t).await
+    }
+
+    /// Calls `f` after every group-commit flush with its duration and success, from the
+    /// flusher thread (keep it cheap). Returns false if an observer is installed already.
+    pub fn observe_flushes(
+        &self,
+        f: impl Fn(std::time::Duration, bool) + Send + Sync + 'static,
+    ) -> bool {
+        self.inner.commit.observe(Box::new(f))
     }
 
     /// How many group-commit flushes have run (metrics, tests).
@@ -131,15 +152,15 @@ impl SledCallStore {
         if self.tree().contains_key(&rkey)? {
             return Err(StoreError::AlreadyExists);
         }
-        let mut b = Batch::default();
+        let mut b = Writes::default();
         b.insert(rkey, bytes);
         b.insert(
             keys::tenant(&rec.tenant, rec.created_ms, &rec.call_id),
-            &[][..],
+            Vec::new(),
         );
-        b.insert(keys::day(&rec.tenant, &day, &rec.call_id), &[][..]);
+        b.insert(keys::day(&rec.tenant, &day, &rec.call_id), Vec::new());
         if !rec.is_ended() {
-            b.insert(keys::open(&rec.call_id), &[][..]);
+            b.insert(keys::open(&rec.call_id), Vec::new());
         }
         self.apply_with_tallies(b, None, rec)
     }
@@ -179,8 +200,7 @@ impl SledCallStore {
         } else {
             // A no-op may have read a concurrent writer's not-yet-durable state; do not
             // acknowledge it before that state is on disk.
-            let t = self.inner.commit.current();
-            self.inner.commit.wait(t).await?;
+            self.wait_durable().await?;
         }
         Ok(applied)
     }
@@ -224,14 +244,14 @@ impl SledCallStore {
         })
     }
 
-    /// The one atomic batch of an update. Caller holds the call's stripe lock.
+    /// The one atomic write of an update. Caller holds the call's stripe lock.
     fn write_locked(
         &self,
         prev: &CallRecord,
         rec: &CallRecord,
         outbox: Option<OutboxEntry>,
     ) -> Result<Option<u64>, StoreError> {
-        let mut b = Batch::default();
+        let mut b = Writes::default();
         b.insert(keys::record(&rec.call_id), encode(rec)?);
         if rec.is_ended() {
             b.remove(keys::open(&rec.call_id));
@@ -250,10 +270,10 @@ impl SledCallStore {
                 if e.is_pending() {
                     b.insert(
                         keys::outbox_pending(e.seq),
-                        &keys::pending_value(e.next_attempt_ms, e.created_ms)[..],
+                        keys::pending_value(e.next_attempt_ms, e.created_ms),
                     );
                 }
-                b.insert(wi, &e.seq.to_be_bytes()[..]);
+                b.insert(wi, e.seq.to_be_bytes());
                 enqueued = Some(e.seq);
             }
         }
@@ -404,12 +424,13 @@ impl SledCallStore {
     /// A store whose flushes take at least `delay`, modelling a disk where fsync dominates.
     pub(super) fn open_with_slow_flush(db: sled::Db, delay: std::time::Duration) -> Self {
         let tree = db.open_tree(TREE_NAME).unwrap();
+        let (journal, _) = Journal::open(&db, &tree).unwrap();
         let t = tree.clone();
         let commit = GroupCommit::start_with(move || {
             std::thread::sleep(delay);
             t.flush().map(drop)
         })
         .unwrap();
-        Self::from_parts(db, tree, commit)
+        Self::from_parts(db, tree, journal, commit)
     }
 }

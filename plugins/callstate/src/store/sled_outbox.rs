@@ -1,8 +1,8 @@
 //! Outbox operations of `SledCallStore` and its `CallStore` impl.
 
 use async_trait::async_trait;
-use sled::Batch;
 
+use super::journal::Writes;
 use super::keys;
 use super::sled_calls::{decode, encode, lock, SledCallStore};
 use super::{Applied, CallPage, CallStore, OutboxEntry, OutboxState, TransitionFn};
@@ -92,17 +92,17 @@ impl SledCallStore {
 
     /// Writes an entry and keeps the pending index in step. Caller holds `outbox_lock`.
     fn write_outbox_locked(&self, e: &OutboxEntry) -> Result<(), StoreError> {
-        let mut b = Batch::default();
+        let mut b = Writes::default();
         b.insert(keys::outbox(e.seq), encode(e)?);
         if e.is_pending() {
             b.insert(
                 keys::outbox_pending(e.seq),
-                &keys::pending_value(e.next_attempt_ms, e.created_ms)[..],
+                keys::pending_value(e.next_attempt_ms, e.created_ms),
             );
         } else {
             b.remove(keys::outbox_pending(e.seq));
         }
-        self.tree().apply_batch(b)?;
+        self.inner.journal.apply(self.tree(), &b)?;
         Ok(())
     }
 

@@ -152,6 +152,22 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_secs(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    // USER_HZ is 100 on every Linux this runs on.
+    ticks as f64 / 100.0
+}
+
 fn pct(v: &mut [u64], p: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -165,11 +181,20 @@ struct Env {
     _gw: Kill,
     _sim: Kill,
     gw_pid: u32,
+    sim_pid: u32,
     base: String,
     sim: String,
     c: reqwest::Client,
     delivered: Arc<AtomicU64>,
-    _dir: PathBuf,
+    /// Dropped last (fields drop in order), after the processes using it are gone.
+    _dir: RemoveOnDrop,
+}
+
+struct RemoveOnDrop(PathBuf);
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 async fn start(a: &Args, mode: &str, tag: &str) -> Env {
@@ -200,6 +225,7 @@ async fn start(a: &Args, mode: &str, tag: &str) -> Env {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let sim_pid = sim.id();
     write_policies(
         &a.policies,
         &dir.join("policies"),
@@ -248,11 +274,12 @@ async fn start(a: &Args, mode: &str, tag: &str) -> Env {
         _gw: Kill(gw),
         _sim: Kill(sim),
         gw_pid,
+        sim_pid,
         base,
         sim: sim_url,
         c,
         delivered,
-        _dir: dir,
+        _dir: RemoveOnDrop(dir),
     }
 }
 
@@ -379,6 +406,8 @@ async fn main() {
     }
     let warm = e.delivered.load(Ordering::Relaxed);
     let per = a.calls / a.concurrency;
+    let me = std::process::id();
+    let cpu0 = [cpu_secs(e.gw_pid), cpu_secs(e.sim_pid), cpu_secs(me)];
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..a.concurrency {
@@ -409,6 +438,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let secs = t0.elapsed().as_secs_f64();
+    let cpu1 = [cpu_secs(e.gw_pid), cpu_secs(e.sim_pid), cpu_secs(me)];
     println!("\nphase 1: {total} full lifecycles, {} concurrent (poll mode, CRM webhook delivered to a local sink)", a.concurrency);
     println!(
         "lifecycles/s (until the last webhook was delivered): {:.0}",
@@ -439,6 +469,18 @@ async fn main() {
             pct(v, 0.5),
             pct(v, 0.99),
             max
+        );
+    }
+    // Where the two cores went: CPU time per lifecycle of each process in this run.
+    println!("CPU per lifecycle (user + system):");
+    for (i, who) in ["gateway", "LiveKit simulator", "load generator + CRM sink"]
+        .iter()
+        .enumerate()
+    {
+        println!(
+            "  {:<26} {:>8.3} ms",
+            who,
+            (cpu1[i] - cpu0[i]) * 1000.0 / total as f64
         );
     }
     drop(e);
