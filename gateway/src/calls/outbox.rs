@@ -71,8 +71,16 @@ fn src_err(e: c2c_callstate::StoreError) -> SourceError {
 
 #[async_trait]
 impl OutboxSource for StoreOutbox {
-    async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<WebhookJob>, SourceError> {
-        let due = self.store.outbox_due(now_ms, limit).map_err(src_err)?;
+    async fn due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
+    ) -> Result<Vec<WebhookJob>, SourceError> {
+        let due = self
+            .store
+            .outbox_due_admitted(now_ms, limit, admit)
+            .map_err(src_err)?;
         if !due.is_empty() {
             // An entry is visible just before the group commit that makes it durable. Never
             // tell a CRM about a call's end that a crash could still undo.

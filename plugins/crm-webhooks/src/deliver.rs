@@ -29,10 +29,6 @@ use crate::source::{Endpoint, EndpointResolver, OutboxSource, OutboxStats};
 /// lose webhooks.
 pub const MIN_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
-/// How many times the free slots the loop asks the store for, so that jobs of
-/// tenants at their concurrency limit do not hide other tenants' due jobs.
-const FETCH_WINDOW: usize = 4;
-
 /// At most this much of a response body is read (and discarded) so the
 /// connection can be reused; the CRM's body is never interpreted or logged.
 const DRAIN_LIMIT: usize = 64 * 1024;
@@ -363,19 +359,44 @@ impl Deliverer {
         if free == 0 {
             return true;
         }
-        // Jobs already in flight are still due in the store: ask for enough to see
-        // past them.
-        let in_flight = lock(&inner.inflight).len();
-        let limit = in_flight.saturating_add(free.saturating_mul(FETCH_WINDOW));
+        // Jobs in flight are still due in the store, and a tenant at its concurrency
+        // limit cannot start another: the source skips both without reading them, so
+        // `free` jobs are fetched and each can start.
+        let in_flight = lock(&inner.inflight).clone();
+        let mut room: HashMap<String, usize> = lock(&inner.tenants)
+            .iter()
+            .map(|(t, s)| (t.clone(), s.available_permits()))
+            .collect();
+        let per_tenant = inner.policy.per_tenant_concurrency;
+        let mut tenant_full = false;
         let now = now_ms();
-        let jobs = match inner.source.due(now, limit).await {
+        let fetched = {
+            let mut admit = |seq: u64, tenant: &str| {
+                if in_flight.contains(&seq) {
+                    return false;
+                }
+                let left = match room.get_mut(tenant) {
+                    Some(left) => left,
+                    None => room.entry(tenant.to_owned()).or_insert(per_tenant),
+                };
+                if *left == 0 {
+                    // Due but waiting for its tenant: look again when a slot frees.
+                    tenant_full = true;
+                    return false;
+                }
+                *left -= 1;
+                true
+            };
+            inner.source.due(now, free, &mut admit).await
+        };
+        let jobs = match fetched {
             Ok(jobs) => jobs,
             Err(e) => {
                 warn!(error = %e, "fetching due webhooks failed");
                 return false;
             }
         };
-        let mut backlog = jobs.len() >= limit;
+        let mut backlog = tenant_full || jobs.len() >= free;
         for job in jobs {
             // Defensive: the source is trusted to filter, but a sloppy one must not
             // make us resend delivered webhooks.

@@ -21,11 +21,17 @@ pub struct OutboxStats {
 /// The durable outbox (the gateway maps it onto the call store).
 #[async_trait]
 pub trait OutboxSource: Send + Sync {
-    /// Up to `limit` jobs that are `Pending` with `next_attempt_ms <= now_ms`.
-    /// Returning them oldest first (by seq) is expected; interleaving tenants is
-    /// better still, because one tenant's backlog larger than the fetch window
-    /// otherwise delays other tenants until it drains.
-    async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<WebhookJob>, SourceError>;
+    /// Up to `limit` jobs that are `Pending` with `next_attempt_ms <= now_ms` and that
+    /// `admit(seq, tenant)` accepts, oldest first (by seq). Ask `admit` before reading
+    /// a job where the source can (it refuses jobs already in flight and tenants at
+    /// their concurrency limit, so those must not use up `limit`); every returned job
+    /// must have been admitted.
+    async fn due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
+    ) -> Result<Vec<WebhookJob>, SourceError>;
 
     /// Durably store the job's new state; return only once it would survive a crash.
     async fn update(&self, job: &WebhookJob) -> Result<(), SourceError>;

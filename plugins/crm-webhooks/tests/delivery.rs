@@ -338,6 +338,46 @@ async fn per_tenant_concurrency_bound_is_respected() {
     assert!(sink.max_in_flight() >= 3, "tenants proceed in parallel");
 }
 
+/// A tenant with a backlog far larger than the free slots, all at its concurrency limit,
+/// must not hide a later job of another tenant: the source skips the full tenant's jobs
+/// instead of returning (and using up the fetch on) them.
+#[tokio::test]
+async fn a_full_tenants_backlog_does_not_hide_other_tenants() {
+    let sink = Sink::start(|_, _| Reply::status(200).delay(Duration::from_millis(50))).await;
+    let f = fixture(DeliveryPolicy {
+        per_tenant_concurrency: 2,
+        batch: 8,
+        ..fast_policy()
+    });
+    f.resolver.set("big", endpoint(sink.url("/big"), "k-big"));
+    f.resolver
+        .set("small", endpoint(sink.url("/small"), "k-small"));
+    for seq in 1..=60 {
+        f.outbox.insert(job(seq, "big"));
+    }
+    f.outbox.insert(job(61, "small"));
+    let (tx, h) = spawn_loop(&f.deliverer);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            (1..=61).all(|s| f.outbox.state(s) == JobState::Delivered)
+        })
+        .await
+    );
+    stop(tx, h).await;
+    let order: Vec<_> = sink
+        .requests()
+        .iter()
+        .map(|r| r.header("x-api-key").unwrap_or("").to_string())
+        .collect();
+    assert_eq!(order.len(), 61);
+    let small_at = order.iter().position(|k| k == "k-small").unwrap();
+    assert!(
+        small_at < 3,
+        "the small tenant's job waited behind {small_at} of the big tenant's"
+    );
+    assert_eq!(sink.max_in_flight_for("k-big"), 2);
+}
+
 #[tokio::test]
 async fn global_bound_is_batch() {
     let sink = Sink::start(|_, _| Reply::status(200).delay(Duration::from_millis(60))).await;

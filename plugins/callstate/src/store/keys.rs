@@ -90,13 +90,22 @@ pub(crate) fn outbox(seq: u64) -> Vec<u8> {
     cat(&[OUTBOX, &seq.to_be_bytes()])
 }
 
-/// Value of a pending-index entry: `next_attempt_ms` and `created_ms`, big-endian, so
-/// due checks and backlog stats never decode the entry itself.
-pub(crate) fn pending_value(next_attempt_ms: u64, created_ms: u64) -> [u8; 16] {
-    let mut v = [0u8; 16];
-    v[..8].copy_from_slice(&next_attempt_ms.to_be_bytes());
-    v[8..].copy_from_slice(&created_ms.to_be_bytes());
+/// Value of a pending-index entry: `next_attempt_ms` and `created_ms`, big-endian, then
+/// the tenant id, so due checks, backlog stats and the deliverer's per-tenant admission
+/// never decode the entry itself.
+pub(crate) fn pending_value(next_attempt_ms: u64, created_ms: u64, tenant: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16 + tenant.len());
+    v.extend_from_slice(&next_attempt_ms.to_be_bytes());
+    v.extend_from_slice(&created_ms.to_be_bytes());
+    v.extend_from_slice(tenant.as_bytes());
     v
+}
+
+/// The tenant of a pending-index value; `None` for values written before it was added.
+pub(crate) fn pending_tenant(v: &[u8]) -> Option<&str> {
+    v.get(16..)
+        .filter(|t| !t.is_empty())
+        .and_then(|t| std::str::from_utf8(t).ok())
 }
 
 /// `(next_attempt_ms, created_ms)` from a pending-index value; `None` for entries

@@ -270,7 +270,7 @@ impl SledCallStore {
                 if e.is_pending() {
                     b.insert(
                         keys::outbox_pending(e.seq),
-                        keys::pending_value(e.next_attempt_ms, e.created_ms),
+                        keys::pending_value(e.next_attempt_ms, e.created_ms, &e.tenant),
                     );
                 }
                 b.insert(wi, e.seq.to_be_bytes());

@@ -651,3 +651,44 @@ async fn wait_durable_waits_for_the_flush_covering_what_was_read() {
     assert!(s.flush_count() > flushed_when_seen);
     writer.await.unwrap().unwrap();
 }
+
+/// The deliverer's admission: refused entries are skipped (and do not use up `limit`),
+/// accepted ones are returned; the tenant comes from the pending index, or from the
+/// entry for index values written before it carried the tenant.
+#[tokio::test]
+async fn outbox_due_admitted_asks_before_reading() {
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    let a1 = finished_call(&s, "acme", 1_000).await;
+    let a2 = finished_call(&s, "acme", 2_000).await;
+    let o1 = finished_call(&s, "other", 3_000).await;
+    let seq = |c: &CallRecord| s.outbox_seq_for_call(&c.call_id).unwrap().unwrap();
+    let (a1, a2, o1) = (seq(&a1), seq(&a2), seq(&o1));
+    // An index value in the old 16-byte form (no tenant).
+    let e = s.outbox_get(o1).unwrap().unwrap();
+    s.tree()
+        .insert(
+            keys::outbox_pending(o1),
+            &keys::pending_value(e.next_attempt_ms, e.created_ms, "")[..],
+        )
+        .unwrap();
+    let mut asked = Vec::new();
+    let due = s
+        .outbox_due_admitted(u64::MAX, 1, &mut |seq, tenant| {
+            asked.push((seq, tenant.to_string()));
+            tenant != "acme" // acme is at its limit
+        })
+        .unwrap();
+    assert_eq!(due.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![o1]);
+    assert_eq!(
+        asked,
+        vec![
+            (a1, "acme".to_string()),
+            (a2, "acme".to_string()),
+            (o1, "other".to_string())
+        ]
+    );
+    // The store's own check accepts both index forms.
+    let report = s.check().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}

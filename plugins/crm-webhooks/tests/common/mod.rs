@@ -113,13 +113,18 @@ impl MemOutbox {
 
 #[async_trait]
 impl OutboxSource for MemOutbox {
-    async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<WebhookJob>, SourceError> {
+    async fn due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
+    ) -> Result<Vec<WebhookJob>, SourceError> {
         Ok(self
             .jobs
             .lock()
             .unwrap()
             .values()
-            .filter(|j| j.is_due(now_ms))
+            .filter(|j| j.is_due(now_ms) && admit(j.seq, &j.tenant))
             .take(limit)
             .cloned()
             .collect())

@@ -168,6 +168,24 @@ fn cpu_secs(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
+/// `(count, sum seconds)` of the gateway's `c2c_store_flush_seconds` histogram.
+async fn flush_stats(e: &Env) -> (f64, f64) {
+    let text = match e.c.get(format!("{}/metrics", e.base)).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("c2c_store_flush_seconds_count "),
+        value("c2c_store_flush_seconds_sum "),
+    )
+}
+
 fn pct(v: &mut [u64], p: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -407,6 +425,7 @@ async fn main() {
     let warm = e.delivered.load(Ordering::Relaxed);
     let per = a.calls / a.concurrency;
     let me = std::process::id();
+    let flush0 = flush_stats(&e).await;
     let cpu0 = [cpu_secs(e.gw_pid), cpu_secs(e.sim_pid), cpu_secs(me)];
     let t0 = Instant::now();
     let mut tasks = Vec::new();
@@ -439,6 +458,7 @@ async fn main() {
     }
     let secs = t0.elapsed().as_secs_f64();
     let cpu1 = [cpu_secs(e.gw_pid), cpu_secs(e.sim_pid), cpu_secs(me)];
+    let flush1 = flush_stats(&e).await;
     println!("\nphase 1: {total} full lifecycles, {} concurrent (poll mode, CRM webhook delivered to a local sink)", a.concurrency);
     println!(
         "lifecycles/s (until the last webhook was delivered): {:.0}",
@@ -483,6 +503,16 @@ async fn main() {
             (cpu1[i] - cpu0[i]) * 1000.0 / total as f64
         );
     }
+    let flushes = flush1.0 - flush0.0;
+    println!(
+        "store flushes: {:.2} per lifecycle, {:.3} ms each on average",
+        flushes / total as f64,
+        if flushes > 0.0 {
+            (flush1.1 - flush0.1) * 1000.0 / flushes
+        } else {
+            0.0
+        }
+    );
     drop(e);
 
     // Phase 2: many open calls in poll mode.

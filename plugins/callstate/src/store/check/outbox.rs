@@ -71,11 +71,12 @@ impl SledCallStore {
                 (true, Some(v)) => {
                     if keys::parse_pending_value(&v).is_some_and(|(next, created)| {
                         next != e.next_attempt_ms || created != e.created_ms
-                    }) {
+                    }) || keys::pending_tenant(&v).is_some_and(|t| t != e.tenant)
+                    {
                         r.add(
                             ProblemKind::Mismatch,
                             &wp,
-                            "pending index times disagree with the outbox entry",
+                            "pending index times or tenant disagree with the outbox entry",
                         );
                     }
                 }
