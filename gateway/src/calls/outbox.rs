@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use c2c_callstate::{OutboxEntry, OutboxState, SledCallStore};
 use c2c_crm_webhooks::{
-    Endpoint, EndpointResolver, JobState, OutboxSource, OutboxStats, SourceError, WebhookJob,
+    Admit, Endpoint, EndpointResolver, JobState, OutboxSource, OutboxStats, SourceError, WebhookJob,
 };
 use parking_lot::RwLock;
 
@@ -75,7 +75,7 @@ impl OutboxSource for StoreOutbox {
         &self,
         now_ms: u64,
         limit: usize,
-        admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
+        admit: &mut Admit<'_>,
     ) -> Result<Vec<WebhookJob>, SourceError> {
         let due = self
             .store

@@ -63,4 +63,4 @@ pub use guard::SsrfGuardResolver;
 pub use job::{JobState, WebhookJob};
 pub use metrics::{DeliveryResult, WebhookMetrics};
 pub use sign::sign;
-pub use source::{Endpoint, EndpointResolver, OutboxSource, OutboxStats};
+pub use source::{Admit, Endpoint, EndpointResolver, OutboxSource, OutboxStats};

@@ -18,6 +18,10 @@ pub struct OutboxStats {
     pub oldest_pending_created_ms: Option<u64>,
 }
 
+/// The deliverer's admission check for [`OutboxSource::due`]: `admit(seq, tenant)` is
+/// false for a job already in flight or a tenant at its concurrency limit.
+pub type Admit<'a> = dyn for<'t> FnMut(u64, &'t str) -> bool + Send + 'a;
+
 /// The durable outbox (the gateway maps it onto the call store).
 #[async_trait]
 pub trait OutboxSource: Send + Sync {
@@ -30,7 +34,7 @@ pub trait OutboxSource: Send + Sync {
         &self,
         now_ms: u64,
         limit: usize,
-        admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
+        admit: &mut Admit<'_>,
     ) -> Result<Vec<WebhookJob>, SourceError>;
 
     /// Durably store the job's new state; return only once it would survive a crash.

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use c2c_crm_webhooks::{
-    DeliveryPolicy, Endpoint, EndpointResolver, JobState, OutboxSource, OutboxStats, SourceError,
-    WebhookJob,
+    Admit, DeliveryPolicy, Endpoint, EndpointResolver, JobState, OutboxSource, OutboxStats,
+    SourceError, WebhookJob,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -117,7 +117,7 @@ impl OutboxSource for MemOutbox {
         &self,
         now_ms: u64,
         limit: usize,
-        admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
+        admit: &mut Admit<'_>,
     ) -> Result<Vec<WebhookJob>, SourceError> {
         Ok(self
             .jobs
