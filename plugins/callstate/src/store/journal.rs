@@ -21,6 +21,13 @@
 //! it. Writers of the same call, of the outbox and of the tallies are serialised by the
 //! store's locks, so only readers can; every reader already tolerates an index entry whose
 //! record it cannot (yet) read.
+//!
+//! Replay sets keys to the values the change wrote. A key is only ever written under one
+//! lock, so no newer change can have overtaken an unfinished one, with one exception: a
+//! delivery's progress on an outbox entry (outbox lock) may land while the call's final
+//! write that created the entry (call lock) is still finishing. A crash in that instant
+//! makes the entry pending again after replay, and the webhook is re-sent with the same
+//! `webhook-id` (at-least-once, as documented); nothing is lost.
 
 #[cfg(test)]
 use std::sync::atomic::Ordering;
@@ -180,6 +187,9 @@ impl Journal {
             return writes.write_to(target);
         }
         let id = self.db.generate_id()?.to_be_bytes();
+        // If a key write below fails, the entry stays and is replayed at the next open.
+        // That cannot undo a newer change to the same keys: sled's write errors are
+        // sticky (an IO failure sets its global error and every later write fails too).
         self.tree.insert(id, writes.encode())?;
         #[cfg(test)]
         if self.crash_after_journal.load(Ordering::Relaxed) {
