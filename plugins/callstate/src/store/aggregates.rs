@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use sled::Batch;
 
 use super::journal::Writes;
-
 use super::keys;
 use super::sled_calls::{decode, encode, lock, SledCallStore};
 use crate::error::StoreError;

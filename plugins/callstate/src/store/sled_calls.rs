@@ -6,6 +6,9 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use super::aggregates::AggregateLock;
 use super::flusher::GroupCommit;
 use super::journal::{Journal, Writes};
@@ -14,8 +17,6 @@ use super::{Applied, CallPage, OutboxEntry, MAX_PAGE};
 use crate::error::StoreError;
 use crate::machine::{Effect, Transition, TransitionError};
 use crate::record::CallRecord;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 /// Name of the one tree this crate owns inside a (possibly shared) sled database.
 pub const TREE_NAME: &str = "calls";
