@@ -31,9 +31,17 @@ impl Timers {
         if let Some(old) = s.by_call.insert((id.clone(), kind), at_ms) {
             s.by_due.remove(&(old, id.clone(), kind));
         }
-        s.by_due.insert((at_ms, id, kind));
+        let key = (at_ms, id, kind);
+        // Wake the runner only if this deadline is now the earliest: otherwise it already
+        // sleeps until an earlier one and sees this one when it looks again. Deadlines are
+        // armed mostly in time order, so most arms wake nobody (one thread hop saved per
+        // call on the request path).
+        let earliest = s.by_due.first().is_none_or(|first| key < *first);
+        s.by_due.insert(key);
         drop(s);
-        self.wake.notify_one();
+        if earliest {
+            self.wake.notify_one();
+        }
     }
 
     pub fn cancel(&self, call_id: &str, kind: TimerKind) {
@@ -112,5 +120,36 @@ mod tests {
         t.cancel("a", TimerKind::RingTimeout);
         assert!(t.is_empty());
         assert_eq!(t.take_due(1000), (vec![], None));
+    }
+
+    /// `arm` wakes the runner only for a new earliest deadline; a later one must still fire
+    /// on time, and an earlier one must cut the runner's sleep short.
+    #[tokio::test]
+    async fn later_arms_need_no_wake_and_earlier_arms_cut_the_sleep_short() {
+        let t = Timers::default();
+        let (fired_tx, mut fired) = tokio::sync::mpsc::unbounded_channel();
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let runner = t.clone();
+        let task = tokio::spawn(async move {
+            runner
+                .run(stop, |id, _| {
+                    let _ = fired_tx.send(id);
+                    async {}
+                })
+                .await
+        });
+        let now = crate::app::now_ms();
+        t.arm("late", TimerKind::MaxDuration, now + 60_000);
+        t.arm("first", TimerKind::RingTimeout, now + 50);
+        t.arm("second", TimerKind::RingTimeout, now + 100);
+        let limit = std::time::Duration::from_secs(5);
+        let first = tokio::time::timeout(limit, fired.recv()).await.unwrap();
+        assert_eq!(first.as_deref(), Some("first"));
+        let second = tokio::time::timeout(limit, fired.recv()).await.unwrap();
+        assert_eq!(second.as_deref(), Some("second"));
+        assert!(crate::app::now_ms() < now + 60_000);
+        assert_eq!(t.len(), 1, "only the late timer is left");
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
     }
 }
