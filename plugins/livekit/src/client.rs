@@ -169,6 +169,11 @@ pub fn disconnect_reason_name(value: i32) -> Option<String> {
 }
 
 /// LiveKit server API for one project. Build once and share (`Arc`).
+///
+/// Every SDK call is boxed (`Box::pin(..).await`). The SDK's futures hold a whole reqwest
+/// request (kilobytes each); unboxed, they made the gateway's request handlers 6-25 KiB
+/// futures, copied in full each time a handler future is moved or boxed. Boxed, each SDK
+/// future is copied once, into its box.
 pub struct LiveKitClient {
     project: LiveKitProject,
     rooms: RoomClient,
@@ -221,16 +226,14 @@ impl LiveKitClient {
         name: &str,
         empty_timeout: Duration,
     ) -> Result<RoomInfo, LiveKitError> {
-        let room = self
-            .rooms
-            .create_room(
-                name,
-                CreateRoomOptions {
-                    empty_timeout: secs_u32(empty_timeout),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        let room = Box::pin(self.rooms.create_room(
+            name,
+            CreateRoomOptions {
+                empty_timeout: secs_u32(empty_timeout),
+                ..Default::default()
+            },
+        ))
+        .await?;
         Ok(RoomInfo {
             sid: room.sid,
             name: room.name,
@@ -282,25 +285,23 @@ impl LiveKitClient {
                     .map(|t| (TENANT_HEADER.to_owned(), t.clone())),
             )
             .collect();
-        let info = self
-            .sip
-            .create_sip_participant(
-                call.trunk_id.clone(),
-                call.call_to.clone(),
-                call.room.clone(),
-                CreateSIPParticipantOptions {
-                    participant_identity: SIP_PARTICIPANT_IDENTITY.to_owned(),
-                    sip_number: (!call.sip_number.is_empty()).then(|| call.sip_number.clone()),
-                    hide_phone_number: Some(true),
-                    ringing_timeout: nonzero(call.ring_timeout),
-                    max_call_duration: nonzero(call.max_duration),
-                    headers: Some(headers),
-                    wait_until_answered: Some(wait_until_answered),
-                    ..Default::default()
-                },
-                None,
-            )
-            .await?;
+        let info = Box::pin(self.sip.create_sip_participant(
+            call.trunk_id.clone(),
+            call.call_to.clone(),
+            call.room.clone(),
+            CreateSIPParticipantOptions {
+                participant_identity: SIP_PARTICIPANT_IDENTITY.to_owned(),
+                sip_number: (!call.sip_number.is_empty()).then(|| call.sip_number.clone()),
+                hide_phone_number: Some(true),
+                ringing_timeout: nonzero(call.ring_timeout),
+                max_call_duration: nonzero(call.max_duration),
+                headers: Some(headers),
+                wait_until_answered: Some(wait_until_answered),
+                ..Default::default()
+            },
+            None,
+        ))
+        .await?;
         Ok(DialedParticipant {
             participant_id: info.participant_id,
             participant_identity: info.participant_identity,
@@ -311,9 +312,7 @@ impl LiveKitClient {
 
     /// DeleteRoom; a room that is already gone counts as deleted.
     pub async fn delete_room(&self, name: &str) -> Result<(), LiveKitError> {
-        match self
-            .rooms
-            .delete_room(name)
+        match Box::pin(self.rooms.delete_room(name))
             .await
             .map_err(LiveKitError::from)
         {
@@ -325,7 +324,7 @@ impl LiveKitClient {
     /// ListRooms: the names of the project's open rooms. The console's "Validate LiveKit
     /// credentials" uses it as a cheap, read-only proof that URL, key and secret work.
     pub async fn list_rooms(&self) -> Result<Vec<String>, LiveKitError> {
-        let rooms = self.rooms.list_rooms(Vec::new()).await?;
+        let rooms = Box::pin(self.rooms.list_rooms(Vec::new())).await?;
         Ok(rooms.into_iter().map(|r| r.name).collect())
     }
 
@@ -334,15 +333,13 @@ impl LiveKitClient {
         &self,
         room: &str,
     ) -> Result<Vec<ParticipantSnapshot>, LiveKitError> {
-        let participants = self.rooms.list_participants(room).await?;
+        let participants = Box::pin(self.rooms.list_participants(room)).await?;
         Ok(participants.iter().map(ParticipantSnapshot::from).collect())
     }
 
     /// RemoveParticipant (hangs up a SIP participant); already gone counts as removed.
     pub async fn remove_participant(&self, room: &str, identity: &str) -> Result<(), LiveKitError> {
-        match self
-            .rooms
-            .remove_participant(room, identity)
+        match Box::pin(self.rooms.remove_participant(room, identity))
             .await
             .map_err(LiveKitError::from)
         {
