@@ -1,6 +1,6 @@
-//! Guards the vendored sled patch (`vendor/README.md`): a flush writes its IO buffer on the
-//! flushing thread. Upstream sled 0.34.7 hands the write to its IO threadpool, whose
-//! `notify_all` wakes all seven idle `sled-io-*` threads on every flush; under the call
+//! Guards the vendored sled patch (`plugins/vendor/README.md`): a flush writes its IO
+//! buffer on the flushing thread. Upstream sled 0.34.7 hands the write to its IO threadpool,
+//! whose `notify_all` wakes all seven idle `sled-io-*` threads on every flush; under the call
 //! lifecycle benchmark that was 11 context switches per call and ~19 % of the gateway's CPU.
 //! If the `[patch.crates-io]` entry is dropped or sled is upgraded, this test says so.
 #![cfg(target_os = "linux")]
@@ -51,7 +51,7 @@ fn a_flush_does_not_wake_the_io_threadpool() {
     assert!(
         woken < FLUSHES / 4,
         "sled's IO threads were woken {woken} times for {FLUSHES} flushes: is the vendored \
-         sled patch (vendor/README.md) still applied?"
+         sled patch (plugins/vendor/README.md) still applied?"
     );
     drop(db);
     // And the writes are on disk.
