@@ -149,9 +149,10 @@ const MAX_LINGER: Duration = Duration::from_micros(250);
 
 /// How long to wait for more writers before the next flush, given how many batches the
 /// previous flush covered and how long it took. A flush that covered one batch means no
-/// concurrency to harvest: flush at once. Otherwise wait half a flush time (capped): about
-/// as many writers again as arrive during a flush arrive during half of one, while the
-/// added latency stays a fraction of the flush the writers wait for anyway.
+/// concurrency to harvest: flush at once. Otherwise wait half a flush time (capped): if
+/// writers keep arriving as they did during the last flush, the pause adds about half a
+/// batch to this one, and the latency it adds is a fraction of the flush every writer
+/// waits for anyway.
 pub(crate) fn linger(last_batches: u64, last_flush: Duration) -> Duration {
     if last_batches < 2 {
         return Duration::ZERO;

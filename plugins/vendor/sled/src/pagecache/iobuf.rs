@@ -933,12 +933,16 @@ pub(in crate::pagecache) fn make_stable_inner(
             // nothing to write, don't bother sealing
             // current IO buffer.
         } else {
-            // c2c-gateway patch: the thread asking for durability writes the
-            // buffer itself instead of handing it to the IO threadpool and
-            // sleeping until an IO thread is done. It would block here either
-            // way; the hand-off cost a wake-up of every idle IO thread (the
-            // pool's `notify_all`) plus one more of this thread per flush.
-            seal_and_write_iobuf(iobufs, &iobuf, header, false, true)?;
+            // c2c-gateway patch: a flush (`make_stable`, not the readers'
+            // `make_durable`) writes the buffer on its own thread instead of
+            // handing it to the IO threadpool and sleeping until an IO thread
+            // is done. It would block here either way; the hand-off cost a
+            // wake-up of every idle IO thread (the pool's `notify_all`) plus
+            // one more of this thread per flush. `make_durable` keeps
+            // upstream's hand-off: it runs inside page reads and writes, where
+            // this thread may hold locks that `write_to_log` takes.
+            let inline = !partial_durability;
+            seal_and_write_iobuf(iobufs, &iobuf, header, false, inline)?;
             stable = iobufs.stable();
             // NB we have to continue here to possibly clear
             // the next io buffer, which may have dirty
@@ -1033,8 +1037,8 @@ pub(in crate::pagecache) fn maybe_seal_and_write_iobuf(
 
 /// `maybe_seal_and_write_iobuf`, with the choice (c2c-gateway patch) to
 /// write the sealed buffer on the calling thread (`inline`) rather than on
-/// the IO threadpool. Only callers that block until the write is stable
-/// anyway (`make_stable_inner`) pass `inline`.
+/// the IO threadpool. Only flushes (`make_stable`), which block until the
+/// write is stable anyway, pass `inline`.
 fn seal_and_write_iobuf(
     iobufs: &Arc<IoBufs>,
     iobuf: &Arc<IoBuf>,
