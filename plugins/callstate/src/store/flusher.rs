@@ -153,7 +153,7 @@ const MAX_LINGER: Duration = Duration::from_micros(250);
 /// writers keep arriving as they did during the last flush, the pause adds about half a
 /// batch to this one, and the latency it adds is a fraction of the flush every writer
 /// waits for anyway.
-pub(crate) fn linger(last_batches: u64, last_flush: Duration) -> Duration {
+fn linger(last_batches: u64, last_flush: Duration) -> Duration {
     if last_batches < 2 {
         return Duration::ZERO;
     }

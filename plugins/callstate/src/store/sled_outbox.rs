@@ -62,15 +62,17 @@ impl SledCallStore {
             let Some(e) = self.outbox_get(seq)? else {
                 continue;
             };
-            // An index value from before the tenant was stored in it: ask now.
+            if !e.is_pending() || e.next_attempt_ms > now_ms {
+                continue;
+            }
+            // An index value from before the tenant was stored in it: ask now, once the
+            // entry is known to be due (an admission takes one of the tenant's slots).
             if indexed_tenant.is_none() && !admit(seq, &e.tenant) {
                 continue;
             }
-            if e.is_pending() && e.next_attempt_ms <= now_ms {
-                out.push(e);
-                if out.len() >= limit {
-                    break;
-                }
+            out.push(e);
+            if out.len() >= limit {
+                break;
             }
         }
         Ok(out)
