@@ -16,8 +16,19 @@ const KEY: &str = "APIsimdev";
 const SECRET: &str = "devsecret-livekit-sim-0123456789abcdef0123456789abcdef";
 const T: Duration = Duration::from_secs(15);
 
+/// A simulator on a loopback address of its own (all of 127.0.0.0/8 is loopback on
+/// Linux). Once it is shut down, nothing else in the suite listens on that address, so
+/// connecting to it stays refused for the rest of the test. On 127.0.0.1 the freed port
+/// could be handed to a simulator or gateway another test starts (same key and secret),
+/// and "the dead upstream" would answer again.
 async fn upstream() -> SimHandle {
-    Simulator::start(SimConfig::new(KEY, SECRET)).await.unwrap()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    // 127.201.x.y: clear of 127.0.0.1 and of the SIP tests' 127.0.0.2.
+    let mut config = SimConfig::new(KEY, SECRET);
+    config.listen = format!("127.201.{}.{}:0", n / 250 % 250, n % 250 + 1);
+    Simulator::start(config).await.unwrap()
 }
 
 struct Edge {
@@ -103,17 +114,9 @@ async fn session(gw: &Gateway, room: &str) {
     ws.close(None).await.ok();
 }
 
-/// Shuts an upstream down and keeps its port bound but not listening, so connecting to
-/// it is refused for the rest of the test. Without this, a simulator that another test
-/// running in parallel starts (same key and secret) can be given the freed port, and
-/// "the dead upstream" answers again.
-async fn kill(s: &SimHandle) -> tokio::net::TcpSocket {
+/// Shuts an upstream down: from now on connecting to it is refused (see [`upstream`]).
+async fn kill(s: &SimHandle) {
     s.shutdown().await;
-    let hold = tokio::net::TcpSocket::new_v4().unwrap();
-    hold.set_reuseaddr(true).unwrap();
-    hold.bind(s.addr())
-        .expect("hold the killed upstream's port (another test took it first)");
-    hold
 }
 
 fn upgrades(s: &SimHandle) -> u64 {
@@ -199,7 +202,7 @@ async fn forged_and_expired_tokens_get_401_and_never_reach_an_upstream() {
 async fn a_killed_upstream_is_skipped_and_a_dead_region_falls_back() {
     let e = edge("", "").await;
     session(&e.gw, "r-before").await;
-    let _a_dead = kill(&e.a).await;
+    kill(&e.a).await;
     // New sessions go to the healthy upstream (passive retry covers the window before
     // the health check notices).
     let b0 = upgrades(&e.b);
@@ -209,7 +212,7 @@ async fn a_killed_upstream_is_skipped_and_a_dead_region_falls_back() {
     assert_eq!(upgrades(&e.b) - b0, 4);
     assert_eq!(upgrades(&e.c), 0);
     // The whole region down: the fallback region serves.
-    let _b_dead = kill(&e.b).await;
+    kill(&e.b).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     for i in 0..3 {
         session(&e.gw, &format!("r-fallback-{i}")).await;
