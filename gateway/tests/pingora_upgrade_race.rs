@@ -34,7 +34,8 @@ async fn instant_upgrade_upstream() -> std::net::SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut conn, _)) = listener.accept().await {
             tokio::spawn(async move {
-                if read_head(&mut conn).await.is_none() {
+                let head = read_until(&mut conn, |h| contains(h, b"\r\n\r\n")).await;
+                if !contains(&head, b"\r\n\r\n") {
                     return;
                 }
                 let mut hello = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
@@ -56,20 +57,24 @@ async fn instant_upgrade_upstream() -> std::net::SocketAddr {
     addr
 }
 
-/// Reads up to and including the blank line that ends an HTTP head; returns what followed.
-async fn read_head(conn: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        let n = conn.read(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
+/// Reads until `done` holds for everything read so far, or EOF, within [`T`].
+async fn read_until(conn: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let read = async {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !done(&got) {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
         }
-        head.extend_from_slice(&buf[..n]);
-        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            return Some(head.split_off(end + 4));
-        }
-    }
+        got
+    };
+    tokio::time::timeout(T, read).await.expect("read timed out")
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 struct SlowBodyEndProxy {
@@ -129,23 +134,13 @@ async fn an_upgrade_survives_a_101_read_before_the_request_body_end() {
         )
         .await
         .unwrap();
-    let head_and_rest = tokio::time::timeout(T, async {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 1024];
-        // Until the greeting is in: the 101 and the first upstream bytes may come apart.
-        while !got.windows(GREETING.len()).any(|w| w == GREETING) {
-            let n = client.read(&mut buf).await.unwrap();
-            assert!(
-                n > 0,
-                "EOF before the greeting: {:?}",
-                String::from_utf8_lossy(&got)
-            );
-            got.extend_from_slice(&buf[..n]);
-        }
-        got
-    })
-    .await
-    .expect("101 and greeting");
+    // Until the greeting is in: the 101 and the first upstream bytes may come apart.
+    let head_and_rest = read_until(&mut client, |got| contains(got, GREETING)).await;
+    assert!(
+        contains(&head_and_rest, GREETING),
+        "EOF before the greeting: {:?}",
+        String::from_utf8_lossy(&head_and_rest)
+    );
     assert!(
         head_and_rest.starts_with(b"HTTP/1.1 101"),
         "{:?}",
@@ -155,20 +150,10 @@ async fn an_upgrade_survives_a_101_read_before_the_request_body_end() {
     // Let the held body end reach the upstream half, then use the tunnel both ways.
     tokio::time::sleep(HOLD_BODY_END * 2).await;
     client.write_all(b"ping through the tunnel").await.unwrap();
-    let echo = tokio::time::timeout(T, async {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 1024];
-        while got.len() < b"ping through the tunnel".len() {
-            let n = client.read(&mut buf).await.unwrap();
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..n]);
-        }
-        got
+    let echo = read_until(&mut client, |got| {
+        got.len() >= b"ping through the tunnel".len()
     })
-    .await
-    .expect("echo");
+    .await;
     assert_eq!(
         String::from_utf8_lossy(&echo),
         "ping through the tunnel",

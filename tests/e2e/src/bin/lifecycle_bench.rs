@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // jemalloc, as the gateway: the load generator shares the two cores with the gateway, and
 // glibc's malloc and free were ~11 % of its CPU.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Parser)]
 struct Args {
