@@ -60,14 +60,19 @@ pub(crate) fn authenticate(
     if token.is_empty() {
         return Ok(None);
     }
-    let unverified = Claims::from_unverified(&token).map_err(|_| AuthError::Malformed)?;
-    if unverified.iss != api_key {
-        return Err(AuthError::UnknownApiKey);
+    // Verify first (it checks the issuer too) and decode the token a second time only to
+    // tell apart why it was rejected: the accepted path, nearly every request, then parses
+    // the token once instead of twice (JWT handling was 12 % of the simulator's CPU).
+    match TokenVerifier::with_api_key(api_key, api_secret).verify(&token) {
+        Ok(claims) => Ok(Some(claims)),
+        Err(e) => {
+            let unverified = Claims::from_unverified(&token).map_err(|_| AuthError::Malformed)?;
+            if unverified.iss != api_key {
+                return Err(AuthError::UnknownApiKey);
+            }
+            Err(AuthError::Invalid(describe(&e)))
+        }
     }
-    TokenVerifier::with_api_key(api_key, api_secret)
-        .verify(&token)
-        .map(Some)
-        .map_err(|e| AuthError::Invalid(describe(&e)))
 }
 
 fn query_token(query: Option<&str>) -> Option<String> {

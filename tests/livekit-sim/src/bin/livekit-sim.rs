@@ -48,6 +48,10 @@ struct Args {
     /// Most simultaneous HTTP connections.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// How many recent signed webhooks to keep for `/sim/webhooks` and replay. With 0 and
+    /// no `--webhook-url`, events are not encoded or signed at all (benchmarks).
+    #[arg(long, default_value_t = 256)]
+    webhook_log: usize,
     /// Most simultaneous `/rtc` signalling WebSocket sessions.
     #[arg(long, default_value_t = 256)]
     max_rtc_sessions: usize,
@@ -88,6 +92,7 @@ async fn run(args: Args) -> Result<(), livekit_sim::SimError> {
     config.limits.max_rooms = args.max_rooms;
     config.limits.max_connections = args.max_connections;
     config.limits.max_rtc_sessions = args.max_rtc_sessions;
+    config.limits.webhook_log = args.webhook_log;
     config.limits.max_sip_calls = args.max_sip_calls;
     if let Some(mut outbound) = args.sip_outbound {
         if let Some(ip) = args.sip_local_ip {

@@ -10,6 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod http1;
+
+use std::net::SocketAddr;
+
 use clap::Parser;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -206,7 +210,8 @@ struct Env {
     gw_pid: u32,
     sim_pid: u32,
     base: String,
-    sim: String,
+    gw_addr: SocketAddr,
+    sim_addr: SocketAddr,
     c: reqwest::Client,
     delivered: Arc<AtomicU64>,
     /// Dropped last (fields drop in order), after the processes using it are gone.
@@ -242,6 +247,10 @@ async fn start(a: &Args, mode: &str, tag: &str) -> Env {
             &(a.open_calls + a.calls + 100).to_string(),
             "--max-connections",
             "4096",
+            // No webhook URL and no log: the simulator does not encode or sign events
+            // nobody reads (poll mode), so its CPU is spent on the API the gateway calls.
+            "--webhook-log",
+            "0",
         ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -299,7 +308,8 @@ async fn start(a: &Args, mode: &str, tag: &str) -> Env {
         gw_pid,
         sim_pid,
         base,
-        sim: sim_url,
+        gw_addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        sim_addr: SocketAddr::from(([127, 0, 0, 1], sim_port)),
         c,
         delivered,
         _dir: RemoveOnDrop(dir),
@@ -331,88 +341,77 @@ impl Lat {
     }
 }
 
-/// What a response says LiveKit took, in microseconds (0 without the header).
-fn livekit_us(resp: &reqwest::Response) -> u64 {
-    resp.headers()
-        .get("server-timing")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("livekit;dur="))
-        .and_then(|ms| ms.parse::<f64>().ok())
-        .map_or(0, |ms| (ms * 1000.0) as u64)
-}
+/// The click2call request body: always the same number, so the gateway's work is too.
+const CLICK2CALL: &[u8] =
+    br#"{"case_id":"b","customer_number":"9530251797","agent_id":"agent-1","customer_crm_id":"c"}"#;
 
+/// Sends one request on `conn` and returns (latency µs, response). Panics on a transport
+/// error or a non-2xx status: a benchmark of failing requests measures nothing.
 async fn post(
-    c: &reqwest::Client,
-    url: String,
-    body: Option<serde_json::Value>,
+    conn: &mut http1::Conn,
+    path: &str,
+    body: Option<&[u8]>,
     key: bool,
-) -> (u64, serde_json::Value, u64) {
+) -> (u64, http1::Response) {
     let t = Instant::now();
-    let mut r = c.post(url);
-    if key {
-        r = r.header("x-api-key", KEY);
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let ok = resp.status().is_success();
-    let lk = livekit_us(&resp);
-    let v: serde_json::Value = resp.json().await.unwrap_or(json!({}));
-    assert!(ok, "request failed: {v}");
-    (t.elapsed().as_micros() as u64, v, lk)
+    let r = conn
+        .post(path, body, key.then_some(KEY))
+        .await
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    assert!(
+        (200..300).contains(&r.status),
+        "POST {path} failed with {}: {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+    (t.elapsed().as_micros() as u64, r)
 }
 
-async fn lifecycle(e: &Env, lat: &mut Lat, join: bool) {
-    let (t, v, lk) = post(
-        &e.c,
-        format!("{}/api/c2c/click2call", e.base),
-        Some(json!({"case_id": "b", "customer_number": "9530251797", "agent_id": "agent-1", "customer_crm_id": "c"})),
-        true,
-    )
-    .await;
+/// `call_id` and `room` from a click2call response.
+fn created(r: &http1::Response) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("click2call JSON");
+    let field = |k: &str| {
+        v[k].as_str()
+            .unwrap_or_else(|| panic!("click2call response without {k}: {v}"))
+            .to_string()
+    };
+    (field("call_id"), field("room"))
+}
+
+/// One full lifecycle on the task's own connections (`sim` only when the agent joins).
+async fn lifecycle(gw: &mut http1::Conn, sim: &mut http1::Conn, lat: &mut Lat, join: bool) {
+    let (t, r) = post(gw, "/api/c2c/click2call", Some(CLICK2CALL), true).await;
     lat.click2call.push(t);
-    lat.click2call_own.push(t.saturating_sub(lk));
-    let id = v["call_id"].as_str().unwrap().to_string();
-    let room = v["room"].as_str().unwrap().to_string();
+    lat.click2call_own.push(t.saturating_sub(r.livekit_us));
+    let (id, room) = created(&r);
     if join {
         post(
-            &e.c,
-            format!("{}/sim/rooms/{room}/join", e.sim),
-            Some(json!({"identity": "agent-1"})),
+            sim,
+            &format!("/sim/rooms/{room}/join"),
+            Some(br#"{"identity":"agent-1"}"#),
             false,
         )
         .await;
     }
-    let (t, _, lk) = post(
-        &e.c,
-        format!("{}/api/c2c/calls/{id}/connect", e.base),
-        None,
-        false,
-    )
-    .await;
+    let (t, r) = post(gw, &format!("/api/c2c/calls/{id}/connect"), None, false).await;
     lat.connect.push(t);
-    lat.connect_own.push(t.saturating_sub(lk));
-    let (t, _, _) = post(
-        &e.c,
-        format!("{}/api/c2c/calls/{id}/status", e.base),
-        Some(json!({"status": "ANSWERED"})),
+    lat.connect_own.push(t.saturating_sub(r.livekit_us));
+    let (t, _) = post(
+        gw,
+        &format!("/api/c2c/calls/{id}/status"),
+        Some(br#"{"status":"ANSWERED"}"#),
         false,
     )
     .await;
     lat.status.push(t);
-    let (t, _, lk) = post(
-        &e.c,
-        format!("{}/api/c2c/calls/{id}/hangup", e.base),
-        None,
-        false,
-    )
-    .await;
+    let (t, r) = post(gw, &format!("/api/c2c/calls/{id}/hangup"), None, false).await;
     lat.hangup.push(t);
-    lat.hangup_own.push(t.saturating_sub(lk));
+    lat.hangup_own.push(t.saturating_sub(r.livekit_us));
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+// One thread: the load generator only waits on sockets, and with two workers parking and
+// waking each other a fifth of its CPU went to context switches (`perf`).
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let a = Args::parse();
@@ -424,8 +423,11 @@ async fn main() {
     // Phase 1: lifecycles in poll mode (the default), LiveKit simulator out of process.
     let e = Arc::new(start(&a, "poll", "lc").await);
     // Warm-up.
-    for _ in 0..50 {
-        lifecycle(&e, &mut Lat::default(), false).await;
+    {
+        let (mut gw, mut sim) = (http1::Conn::new(e.gw_addr), http1::Conn::new(e.sim_addr));
+        for _ in 0..50 {
+            lifecycle(&mut gw, &mut sim, &mut Lat::default(), false).await;
+        }
     }
     let warm = e.delivered.load(Ordering::Relaxed);
     let per = a.calls / a.concurrency;
@@ -438,8 +440,9 @@ async fn main() {
         let e = e.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Lat::default();
+            let (mut gw, mut sim) = (http1::Conn::new(e.gw_addr), http1::Conn::new(e.sim_addr));
             for _ in 0..per {
-                lifecycle(&e, &mut lat, false).await;
+                lifecycle(&mut gw, &mut sim, &mut lat, false).await;
             }
             lat
         }));
@@ -530,18 +533,24 @@ async fn main() {
     for _ in 0..50 {
         let e = e.clone();
         tasks.push(tokio::spawn(async move {
+            let (mut gw, mut sim) = (http1::Conn::new(e.gw_addr), http1::Conn::new(e.sim_addr));
             for _ in 0..per {
-                let (_, v, _) = post(
-                    &e.c,
-                    format!("{}/api/c2c/click2call", e.base),
-                    Some(json!({"case_id": "b", "customer_number": "9530251797", "agent_id": "agent-1", "customer_crm_id": "c"})),
-                    true,
+                let (_, r) = post(&mut gw, "/api/c2c/click2call", Some(CLICK2CALL), true).await;
+                let (id, room) = created(&r);
+                post(
+                    &mut sim,
+                    &format!("/sim/rooms/{room}/join"),
+                    Some(br#"{"identity":"agent-1"}"#),
+                    false,
                 )
                 .await;
-                let id = v["call_id"].as_str().unwrap().to_string();
-                let room = v["room"].as_str().unwrap().to_string();
-                post(&e.c, format!("{}/sim/rooms/{room}/join", e.sim), Some(json!({"identity": "agent-1"})), false).await;
-                post(&e.c, format!("{}/api/c2c/calls/{id}/connect", e.base), None, false).await;
+                post(
+                    &mut gw,
+                    &format!("/api/c2c/calls/{id}/connect"),
+                    None,
+                    false,
+                )
+                .await;
             }
         }));
     }
