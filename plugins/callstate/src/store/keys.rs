@@ -59,6 +59,9 @@ pub(crate) fn day_prefix(tenant: &str, day: &str) -> Vec<u8> {
     cat(&[DAY, tenant.as_bytes(), b"\0", day.as_bytes(), b"\0"])
 }
 
+/// A legacy day-index key (see the layout in the parent module); tests build them to check
+/// that stores written before its removal still verify.
+#[cfg(test)]
 pub(crate) fn day(tenant: &str, day: &str, call_id: &str) -> Vec<u8> {
     cat(&[&day_prefix(tenant, day), call_id.as_bytes()])
 }
@@ -137,6 +140,18 @@ pub(crate) fn utc_day(ms: u64) -> Result<String, StoreError> {
     let ms = i64::try_from(ms).map_err(|_| StoreError::InvalidInput { what: "created_ms" })?;
     let dt = DateTime::from_timestamp_millis(ms).ok_or(bad)?;
     Ok(format!("{:04}{:02}{:02}", dt.year(), dt.month(), dt.day()))
+}
+
+/// `[start, end)` in Unix ms of UTC day `YYYYMMDD`.
+pub(crate) fn utc_day_range(yyyymmdd: &str) -> Result<(u64, u64), StoreError> {
+    let bad = || StoreError::InvalidInput { what: "day" };
+    if yyyymmdd.len() != 8 || !yyyymmdd.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let date = chrono::NaiveDate::parse_from_str(yyyymmdd, "%Y%m%d").map_err(|_| bad())?;
+    let start = date.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc().timestamp_millis();
+    let start = u64::try_from(start).map_err(|_| bad())?;
+    Ok((start, start + 86_400_000))
 }
 
 /// Opaque pagination cursor: 16 hex digits of created_ms followed by the call id.

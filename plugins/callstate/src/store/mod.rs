@@ -7,7 +7,7 @@
 //! ```text
 //! r/<call_id>                              -> CallRecord JSON
 //! t/<tenant>\0<created_ms u64 BE><call_id> -> ()   tenant + time index
-//! d/<tenant>\0<YYYYMMDD>\0<call_id>        -> ()   UTC day index
+//! d/<tenant>\0<YYYYMMDD>\0<call_id>        -> ()   legacy UTC day index (see below)
 //! o/<call_id>                              -> ()   open calls (phase != ENDED)
 //! w/<seq u64 BE>                           -> OutboxEntry JSON
 //! wp/<seq u64 BE>                          -> ()   pending outbox entries
@@ -15,6 +15,10 @@
 //! a/<tenant>\0<YYYYMMDD>\0<trunk>           -> DayTally JSON (per-day counters)
 //! m/aggregates                             -> tally format version
 //! ```
+//!
+//! `d/` is no longer written: a UTC day is a range of `created_ms`, so the tenant-time
+//! index answers day queries, and dropping the duplicate saved a sled write on every new
+//! call. Stores written before keep their `d/` entries; `check` still verifies them.
 
 mod aggregates;
 mod check;

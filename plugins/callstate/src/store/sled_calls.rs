@@ -146,7 +146,8 @@ impl SledCallStore {
     fn create_sync(&self, rec: &CallRecord) -> Result<(), StoreError> {
         keys::check_id("call_id", &rec.call_id)?;
         keys::check_id("tenant", &rec.tenant)?;
-        let day = keys::utc_day(rec.created_ms)?;
+        // Validates created_ms (the tallies file the call under its UTC day).
+        keys::utc_day(rec.created_ms)?;
         let bytes = encode(rec)?;
         let _g = self.lock_call(&rec.call_id);
         let rkey = keys::record(&rec.call_id);
@@ -159,7 +160,6 @@ impl SledCallStore {
             keys::tenant(&rec.tenant, rec.created_ms, &rec.call_id),
             Vec::new(),
         );
-        b.insert(keys::day(&rec.tenant, &day, &rec.call_id), Vec::new());
         if !rec.is_ended() {
             b.insert(keys::open(&rec.call_id), Vec::new());
         }
@@ -396,7 +396,8 @@ impl SledCallStore {
         })
     }
 
-    /// Call ids of `tenant` created on UTC day `yyyymmdd`, at most `limit` (capped).
+    /// Call ids of `tenant` created on UTC day `yyyymmdd`, oldest first, at most `limit`
+    /// (capped). A range of the tenant-time index: a UTC day is a range of `created_ms`.
     pub fn call_ids_on_day(
         &self,
         tenant: &str,
@@ -404,11 +405,13 @@ impl SledCallStore {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         keys::check_id("tenant", tenant)?;
-        let prefix = keys::day_prefix(tenant, yyyymmdd);
+        let (from_ms, to_ms) = keys::utc_day_range(yyyymmdd)?;
+        let id_at = keys::tenant_prefix(tenant).len() + 8;
+        let range = keys::tenant_time(tenant, from_ms)..keys::tenant_time(tenant, to_ms);
         let mut out = Vec::new();
-        for item in self.tree().scan_prefix(&prefix).take(limit.min(MAX_PAGE)) {
+        for item in self.tree().range(range).take(limit.min(MAX_PAGE)) {
             let (k, _) = item?;
-            if let Some(id) = k.get(prefix.len()..) {
+            if let Some(id) = k.get(id_at..) {
                 out.push(String::from_utf8_lossy(id).into_owned());
             }
         }

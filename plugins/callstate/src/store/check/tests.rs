@@ -59,9 +59,36 @@ async fn a_store_written_by_the_store_is_clean() {
     assert!(r.is_clean(), "{r:?}");
     assert_eq!(
         (r.records, r.open_index, r.tenant_index, r.day_index),
-        (2, 1, 2, 2)
+        (2, 1, 2, 0)
     );
     assert_eq!((r.outbox, r.pending_index, r.webhook_index), (1, 1, 1));
+}
+
+/// A store written before `d/` was dropped: its day-index entries still verify, and a wrong
+/// or dangling one is reported.
+#[tokio::test]
+async fn legacy_day_index_entries_are_checked_but_not_required() {
+    let dir = TempDir::new().unwrap();
+    let (s, open, ended) = store_with_calls(&dir).await;
+    let day = keys::utc_day(open.created_ms).unwrap();
+    s.tree()
+        .insert(keys::day(&open.tenant, &day, &open.call_id), &[][..])
+        .unwrap();
+    let r = s.check().unwrap();
+    assert!(r.is_clean(), "{r:?}");
+    assert_eq!(r.day_index, 1);
+    s.tree()
+        .insert(keys::day("other", &day, &ended.call_id), &[][..])
+        .unwrap();
+    s.tree()
+        .insert(keys::day(&open.tenant, &day, "c2c_gone"), &[][..])
+        .unwrap();
+    let r = s.check().unwrap();
+    assert_eq!(
+        kinds(&r),
+        vec![ProblemKind::Dangling, ProblemKind::Mismatch],
+        "{r:?}"
+    );
 }
 
 #[tokio::test]
