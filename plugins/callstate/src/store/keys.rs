@@ -149,7 +149,11 @@ pub(crate) fn utc_day_range(yyyymmdd: &str) -> Result<(u64, u64), StoreError> {
         return Err(bad());
     }
     let date = chrono::NaiveDate::parse_from_str(yyyymmdd, "%Y%m%d").map_err(|_| bad())?;
-    let start = date.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc().timestamp_millis();
+    let start = date
+        .and_hms_opt(0, 0, 0)
+        .ok_or_else(bad)?
+        .and_utc()
+        .timestamp_millis();
     let start = u64::try_from(start).map_err(|_| bad())?;
     Ok((start, start + 86_400_000))
 }

@@ -227,8 +227,8 @@ impl SledCallStore {
                 what: "transition changed call_id",
             });
         }
-        let wants = effects.contains(&Effect::EnqueueWebhook);
-        let outbox = if wants && !self.tree().contains_key(keys::webhook_index(call_id))? {
+        // `write_locked` enqueues it only if the call has no webhook yet (one lookup, there).
+        let outbox = if effects.contains(&Effect::EnqueueWebhook) {
             Some(OutboxEntry::for_call(
                 &record,
                 self.inner.db.generate_id()?,

@@ -463,8 +463,14 @@ async fn day_index_uses_utc_day() {
         s.call_ids_on_day("acme", "20240302", 10).unwrap(),
         vec![b.call_id]
     );
-    assert!(s.call_ids_on_day("acme", "20240303", 10).unwrap().is_empty());
-    assert!(s.call_ids_on_day("other", "20240301", 10).unwrap().is_empty());
+    assert!(s
+        .call_ids_on_day("acme", "20240303", 10)
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .call_ids_on_day("other", "20240301", 10)
+        .unwrap()
+        .is_empty());
     for bad in ["2024031", "20241301", "2024-3-1", "x0240301"] {
         assert!(s.call_ids_on_day("acme", bad, 10).is_err(), "{bad}");
     }
