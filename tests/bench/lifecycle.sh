@@ -9,4 +9,4 @@ exec ./target/release/lifecycle-bench \
   --gateway ./target/release/c2c-gateway \
   --sim ./target/release/livekit-sim \
   --policies ./policies \
-  --calls "${1:-3000}" --concurrency "${2:-64}" --open-calls "${3:-10000}"
+  --calls "${1:-3000}" --concurrency "${2:-24}" --open-calls "${3:-10000}"
