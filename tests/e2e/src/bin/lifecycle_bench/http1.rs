@@ -17,15 +17,19 @@ use tokio::net::TcpStream;
 /// bytes; anything this big means something is wrong).
 const MAX_RESPONSE: usize = 1 << 20;
 
-/// One persistent connection to one server.
+/// One persistent connection to one server, reopened when the server closes it.
 pub struct Conn {
     addr: SocketAddr,
     host: String,
-    stream: Option<TcpStream>,
-    /// Bytes read but not yet consumed (a server may send more than one response's worth
-    /// only if we pipelined, which we never do, but keep what arrives anyway).
-    buf: Vec<u8>,
+    wire: Option<Wire>,
+    /// The request being sent, reused so a request costs no allocation.
     req: Vec<u8>,
+}
+
+/// An open connection and the bytes read from it but not yet consumed.
+struct Wire {
+    stream: TcpStream,
+    buf: Vec<u8>,
 }
 
 /// A response: status, the `Server-Timing: livekit;dur=<ms>` figure in microseconds (0
@@ -41,15 +45,14 @@ impl Conn {
         Conn {
             addr,
             host: addr.to_string(),
-            stream: None,
-            buf: Vec::with_capacity(4096),
+            wire: None,
             req: Vec::with_capacity(512),
         }
     }
 
     /// Sends `POST path` (JSON body if any, `X-Api-Key` if given) and reads the response.
-    /// Reconnects once if the kept-alive connection turns out closed before any response
-    /// byte arrived (the server may close idle connections).
+    /// Reconnects once if a kept-alive connection turns out closed before any response
+    /// byte arrived (a server may close idle connections; nothing was processed then).
     pub async fn post(
         &mut self,
         path: &str,
@@ -77,36 +80,53 @@ impl Conn {
             .extend_from_slice(body.len().to_string().as_bytes());
         self.req.extend_from_slice(b"\r\n\r\n");
         self.req.extend_from_slice(body);
-        for attempt in 0..2 {
-            if self.stream.is_none() {
-                let s = TcpStream::connect(self.addr).await?;
-                s.set_nodelay(true)?;
-                self.stream = Some(s);
-                self.buf.clear();
-            }
-            match self.exchange().await {
-                Ok(r) => return Ok(r),
-                Err(e) if attempt == 0 && e.kind() == std::io::ErrorKind::ConnectionReset => {
-                    self.stream = None;
+        let mut retried = false;
+        loop {
+            let (mut wire, reused) = match self.wire.take() {
+                Some(w) => (w, true),
+                None => (Wire::connect(self.addr).await?, false),
+            };
+            match wire.exchange(&self.req).await {
+                Ok((response, keep_alive)) => {
+                    if keep_alive {
+                        self.wire = Some(wire);
+                    }
+                    return Ok(response);
                 }
-                Err(e) => {
-                    self.stream = None;
-                    return Err(e);
-                }
+                Err(e) if reused && !retried && is_stale(&e) => retried = true,
+                Err(e) => return Err(e),
             }
         }
-        unreachable!("the loop returns on its second attempt")
+    }
+}
+
+/// How a kept-alive connection the server already closed fails before any response byte.
+fn is_stale(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+    )
+}
+
+impl Wire {
+    async fn connect(addr: SocketAddr) -> std::io::Result<Wire> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Wire {
+            stream,
+            buf: Vec::with_capacity(4096),
+        })
     }
 
-    async fn exchange(&mut self) -> std::io::Result<Response> {
-        let stream = self.stream.as_mut().expect("connected above");
-        stream.write_all(&self.req).await?;
-        // Head.
+    /// Writes `req` and reads one response. Returns it with whether the connection can
+    /// carry the next request.
+    async fn exchange(&mut self, req: &[u8]) -> std::io::Result<(Response, bool)> {
+        self.stream.write_all(req).await?;
         let head_end = loop {
             if let Some(i) = find(&self.buf, b"\r\n\r\n") {
                 break i;
             }
-            if read_more(stream, &mut self.buf).await? == 0 {
+            if read_more(&mut self.stream, &mut self.buf).await? == 0 {
                 // Closed before a full head: a stale keep-alive connection if nothing came.
                 let kind = if self.buf.is_empty() {
                     std::io::ErrorKind::ConnectionReset
@@ -153,21 +173,18 @@ impl Conn {
             }
             self.read_exact(n).await?
         };
-        if close {
-            self.stream = None;
-        }
-        Ok(Response {
+        let response = Response {
             status,
             livekit_us,
             body,
-        })
+        };
+        Ok((response, !close))
     }
 
     /// Takes `n` bytes off the front of the buffer, reading until they are there.
     async fn read_exact(&mut self, n: usize) -> std::io::Result<Vec<u8>> {
-        let stream = self.stream.as_mut().expect("connected");
         while self.buf.len() < n {
-            if read_more(stream, &mut self.buf).await? == 0 {
+            if read_more(&mut self.stream, &mut self.buf).await? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
         }
@@ -175,7 +192,6 @@ impl Conn {
     }
 
     async fn read_line(&mut self) -> std::io::Result<String> {
-        let stream = self.stream.as_mut().expect("connected");
         loop {
             if let Some(i) = find(&self.buf, b"\r\n") {
                 let line = String::from_utf8_lossy(&self.buf[..i]).into_owned();
@@ -185,7 +201,7 @@ impl Conn {
             if self.buf.len() > MAX_RESPONSE {
                 return Err(invalid("chunk line too long"));
             }
-            if read_more(stream, &mut self.buf).await? == 0 {
+            if read_more(&mut self.stream, &mut self.buf).await? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
         }
@@ -205,7 +221,11 @@ impl Conn {
             if body.len() + size > MAX_RESPONSE {
                 return Err(invalid("response too large"));
             }
-            body.extend(self.read_exact(size + 2).await?.into_iter().take(size));
+            let chunk = self.read_exact(size + 2).await?;
+            if !chunk.ends_with(b"\r\n") {
+                return Err(invalid("chunk without its CRLF"));
+            }
+            body.extend_from_slice(&chunk[..size]);
         }
     }
 }
@@ -279,6 +299,31 @@ mod tests {
         );
         let r = c.post("/c", None, None).await.unwrap();
         assert_eq!((r.status, r.body.len()), (404, 0));
+    }
+
+    /// A server that answers one request per connection and closes: the client notices
+    /// `Connection: close` and opens a new connection for the next request.
+    #[tokio::test]
+    async fn connection_close_opens_a_new_connection() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            for _ in 0..2 {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut buf = Vec::new();
+                while find(&buf, b"\r\n\r\n").is_none() {
+                    s.read_buf(&mut buf).await.unwrap();
+                }
+                s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx")
+                    .await
+                    .unwrap();
+            }
+        });
+        let mut c = Conn::new(addr);
+        for _ in 0..2 {
+            let r = c.post("/", None, None).await.unwrap();
+            assert_eq!((r.status, &r.body[..]), (200, &b"x"[..]));
+        }
     }
 
     #[tokio::test]
