@@ -33,7 +33,8 @@ struct Args {
     policies: PathBuf,
     #[arg(long, default_value_t = 3000)]
     calls: usize,
-    #[arg(long, default_value_t = 64)]
+    /// Lifecycles in flight at once (tests/bench/lifecycle.sh passes its own, default 24).
+    #[arg(long, default_value_t = 24)]
     concurrency: usize,
     #[arg(long, default_value_t = 10_000)]
     open_calls: usize,
