@@ -48,8 +48,9 @@ struct Args {
     /// Most simultaneous HTTP connections.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
-    /// How many recent signed webhooks to keep for `/sim/webhooks` and replay. With 0 and
-    /// no `--webhook-url`, events are not encoded or signed at all (benchmarks).
+    /// How many recent signed webhooks to keep (`POST /sim/webhooks/replay` re-sends the
+    /// last). With 0 and no `--webhook-url`, events are not encoded or signed at all
+    /// (benchmarks).
     #[arg(long, default_value_t = 256)]
     webhook_log: usize,
     /// Most simultaneous `/rtc` signalling WebSocket sessions.
