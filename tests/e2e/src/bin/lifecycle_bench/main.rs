@@ -4,19 +4,18 @@
 //!
 //! Run through `tests/bench/lifecycle.sh`, which builds release binaries first.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod http1;
-
-use std::net::SocketAddr;
-
 use clap::Parser;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod http1;
 
 // jemalloc, as the gateway: the load generator shares the two cores with the gateway, and
 // glibc's malloc and free were ~11 % of its CPU.
