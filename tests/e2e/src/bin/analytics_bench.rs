@@ -9,12 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use c2c_callstate::{
     new_call_id, CallKnobs, CallRecord, CallStatus, NewCall, Phase, SledCallStore,
 };
+use c2c_e2e::Kill;
 use chrono::{NaiveDate, Utc};
 use clap::Parser;
 
@@ -157,14 +158,6 @@ fn copy_policies(src: &Path, dst: &Path) {
     let acme = std::fs::read_to_string(dst.join("tenants/acme.toml")).expect("read");
     let acme = acme.replace("[dlt]", "[limits]\nrequests_per_second = 100000\n\n[dlt]");
     std::fs::write(dst.join("tenants/acme.toml"), acme).expect("write");
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
