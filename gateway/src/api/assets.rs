@@ -113,7 +113,7 @@ pub fn serve(
     };
     let tag = etag(i, asset);
     let fresh = head
-        .header("if-none-match")
+        .header(http::header::IF_NONE_MATCH)
         .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
     let mut resp = if fresh {
         JsonResponse::empty(StatusCode::NOT_MODIFIED)

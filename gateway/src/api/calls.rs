@@ -7,7 +7,7 @@ use bytes::Bytes;
 use c2c_callstate::{new_call_id, CallEvent, CallRecord, NewCall};
 use c2c_dialplan::DialPlan;
 use c2c_livekit::{CallDial, LiveKitError};
-use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead};
+use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead, X_API_KEY};
 use c2c_tenancy::AnswerDetection;
 use http::StatusCode;
 
@@ -205,9 +205,9 @@ fn load_call(
         .ok_or_else(not_found)?;
     // Browser endpoints need no secret, but a server that does send its key must not
     // reach another tenant's call with it.
-    if head.header("x-api-key").is_some() {
+    if head.header(X_API_KEY).is_some() {
         let p = app.policy.get();
-        match p.keys.authenticate(head.header("x-api-key")) {
+        match p.keys.authenticate(head.header(X_API_KEY)) {
             Ok(who)
                 if who.tenant.as_deref() == Some(rec.tenant.as_str()) || who.tenant.is_none() => {}
             _ => return Err(not_found()),

@@ -1,5 +1,7 @@
 //! `POST /api/c2c/normalize`: the console's "Test normalize".
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use c2c_dialplan::{DialError, DialPlan};
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx};
@@ -14,15 +16,28 @@ use crate::body::parse_json;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"customer_number": "9530251797"}))]
-pub(crate) struct NormalizeRequest {
+pub(crate) struct NormalizeRequest<'a> {
     /// The customer's number as a CRM would send it.
-    customer_number: String,
+    // Borrowed from the body (copied only if it has JSON escapes): one allocation less
+    // per field on the hottest authenticated route.
+    #[serde(borrow)]
+    customer_number: Cow<'a, str>,
     /// Caller ID to present; defaults to the trunk's DID.
-    #[serde(default)]
-    did: Option<String>,
+    #[serde(default, borrow, deserialize_with = "optional_borrowed")]
+    did: Option<Cow<'a, str>>,
     /// Preview a specific trunk instead of the one calls would use.
-    #[serde(default)]
-    trunk: Option<String>,
+    #[serde(default, borrow, deserialize_with = "optional_borrowed")]
+    trunk: Option<Cow<'a, str>>,
+}
+
+/// `Option<Cow<str>>` that borrows like a bare `Cow<str>` field does: serde's `borrow`
+/// only reaches a `Cow` directly in a field, so the option goes through a newtype.
+fn optional_borrowed<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'de>>::deserialize(d)?.map(|b| b.0))
 }
 
 pub fn handle(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonResponse, ApiError> {
@@ -55,4 +70,26 @@ pub fn dial_error(e: DialError) -> ApiError {
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     ApiError::new(status, e.code(), e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn borrowed_fields_still_decode_json_escapes() {
+        // Plain strings point into the body; one with an escape is decoded into a copy.
+        let body = br#"{"customer_number":"953025179\u0037","did":"+918888888888"}"#;
+        let req: NormalizeRequest<'_> = parse_json(body).unwrap();
+        assert_eq!(req.customer_number, "9530251797");
+        assert!(matches!(req.customer_number, Cow::Owned(_)));
+        assert!(matches!(req.did, Some(Cow::Borrowed("+918888888888"))));
+        assert!(req.trunk.is_none());
+        let req: NormalizeRequest<'_> =
+            parse_json(br#"{"customer_number":"9530251797","did":null,"trunk":"m\u0061in"}"#)
+                .unwrap();
+        assert!(matches!(req.customer_number, Cow::Borrowed("9530251797")));
+        assert!(req.did.is_none());
+        assert_eq!(req.trunk.as_deref(), Some("main"));
+    }
 }

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use c2c_plugin_api::{Access, ApiError, Decision, Plugin, RequestCtx, RequestHead, Scope};
+use c2c_plugin_api::{
+    Access, ApiError, Decision, Plugin, RequestCtx, RequestHead, Scope, X_API_KEY,
+};
 use c2c_tenancy::KeyRejection;
 
 use crate::app::App;
@@ -35,7 +37,7 @@ impl Plugin for Auth {
             Access::AnyKey(scopes) => scopes,
         };
         let policy = self.app.policy.get();
-        match policy.keys.authenticate(head.header("x-api-key")) {
+        match policy.keys.authenticate(head.header(X_API_KEY)) {
             Ok(p) if scopes.iter().any(|s| p.has(*s)) => {
                 ctx.principal = Some(p);
                 Decision::Continue

@@ -34,8 +34,10 @@ impl Plugin for Cors {
         if !routes::is_browser_route(&route) {
             return;
         }
-        let (Some(origin), Some(tenant)) = (head.header("origin"), ctx.resource_tenant.as_deref())
-        else {
+        let (Some(origin), Some(tenant)) = (
+            head.header(http::header::ORIGIN),
+            ctx.resource_tenant.as_deref(),
+        ) else {
             return;
         };
         let policy = self.app.policy.get();

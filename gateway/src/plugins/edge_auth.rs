@@ -32,7 +32,7 @@ pub fn token<'a>(head: &RequestHead<'a>) -> Option<std::borrow::Cow<'a, str>> {
             }
         }
     }
-    head.header("authorization")
+    head.header(http::header::AUTHORIZATION)
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(|t| std::borrow::Cow::Borrowed(t.trim()))
 }

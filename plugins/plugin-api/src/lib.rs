@@ -13,5 +13,7 @@ mod ctx;
 mod response;
 
 pub use chain::{Plugin, PluginChain};
-pub use ctx::{Access, Principal, RequestCtx, RequestHead, RouteInfo, Scope, UpstreamChoice};
+pub use ctx::{
+    Access, Principal, RequestCtx, RequestHead, RouteInfo, Scope, UpstreamChoice, X_API_KEY,
+};
 pub use response::{ApiError, Decision, ErrorBody, ErrorDetail, JsonResponse};
