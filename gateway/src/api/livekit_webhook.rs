@@ -50,22 +50,22 @@ pub async fn handle(
     body: &Bytes,
 ) -> Result<JsonResponse, ApiError> {
     let verifier = app.livekit.verifier();
-    let (api_key, ev) =
-        match verifier.verify(head.header(http::header::AUTHORIZATION).unwrap_or(""), body) {
-            Ok(v) => v,
-            Err(e) => {
-                app.metrics
-                    .livekit_webhooks
-                    .with_label_values(&["rejected"])
-                    .inc();
-                tracing::warn!(error = %e, "LiveKit webhook rejected");
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_signature",
-                    "webhook signature is missing, forged or expired",
-                ));
-            }
-        };
+    let authorization = head.header(http::header::AUTHORIZATION).unwrap_or("");
+    let (api_key, ev) = match verifier.verify(authorization, body) {
+        Ok(v) => v,
+        Err(e) => {
+            app.metrics
+                .livekit_webhooks
+                .with_label_values(&["rejected"])
+                .inc();
+            tracing::warn!(error = %e, "LiveKit webhook rejected");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "webhook signature is missing, forged or expired",
+            ));
+        }
+    };
     let seen_key = [SEEN_PREFIX, ev.id.as_bytes()].concat();
     if !ev.id.is_empty() && app.seen.contains_key(&seen_key).unwrap_or(false) {
         app.metrics
