@@ -28,13 +28,9 @@ pub fn require_json(head: &RequestHead<'_>) -> Result<(), ApiError> {
     let ok = head
         .header(http::header::CONTENT_TYPE)
         .map(|ct| {
-            // The usual exact value first; only values with parameters (`; charset=...`)
-            // or padding pay for the split.
-            ct.eq_ignore_ascii_case(JSON)
-                || ct
-                    .split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case(JSON))
+            // The media type is what precedes any `; charset=...` parameters.
+            let media = ct.split_once(';').map_or(ct, |(m, _)| m);
+            media.trim().eq_ignore_ascii_case(JSON)
         })
         .unwrap_or(false);
     if ok {
@@ -105,5 +101,38 @@ mod tests {
         assert_eq!(e.code, "invalid_json");
         let e = parse_json::<Req>(b"  ").unwrap_err();
         assert!(e.message.contains("empty"));
+    }
+
+    #[test]
+    fn json_content_types_with_parameters_or_padding_are_accepted() {
+        let check = |ct: Option<&str>| {
+            let mut headers = http::HeaderMap::new();
+            if let Some(ct) = ct {
+                headers.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+            }
+            let head = RequestHead {
+                method: &http::Method::POST,
+                uri: &"/api/c2c/normalize".parse().unwrap(),
+                headers: &headers,
+                peer: None,
+            };
+            require_json(&head).is_ok()
+        };
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            " application/json ;charset=UTF-8",
+        ] {
+            assert!(check(Some(ok)), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/jsonx",
+            "text/plain; x=application/json",
+        ] {
+            assert!(!check(Some(bad)), "{bad}");
+        }
+        assert!(!check(None));
     }
 }
