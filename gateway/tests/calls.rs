@@ -61,10 +61,9 @@ async fn answered_then_agent_hangup(mode: &str) {
         )
         .await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/hangup")).await;
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(v["status"], "ENDED");
+    let v = env.hang_up(&call_id).await;
     assert_eq!(v["call_status"], "ANSWERED");
+    assert_eq!(v["disconnect_reason"], "agent_hangup");
     let w = env.webhook(&call_id, T).await;
     check_payload(&w.body, &call_id, "ANSWERED");
     assert!(w.body["duration_seconds"].as_u64().unwrap() >= 1);
@@ -225,10 +224,7 @@ async fn snippet_hangup_after_customer_left(
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/hangup")).await;
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(v["status"], "ENDED", "{v}");
-    v
+    env.hang_up(call_id).await
 }
 
 async fn customer_rejects_then_snippet_hangs_up(mode: &str) {
@@ -298,11 +294,13 @@ async fn hangup_is_idempotent_and_accepts_a_beacon() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    env.wait_status(&call_id, "ENDED", T).await;
     for _ in 0..3 {
         let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/hangup")).await;
         assert_eq!((s, v["status"].as_str()), (200, Some("ENDED")));
     }
     env.webhook(&call_id, T).await;
+    assert_eq!(env.sink.for_call(&call_id).len(), 1, "one webhook per call");
     // Connect after hangup is a clear 409, not a dial.
     let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/connect")).await;
     assert_eq!((s, error_code(&v)), (409, "call_ended"));
@@ -881,10 +879,33 @@ async fn the_agent_joins_through_the_gateway_with_the_click2call_answer() {
         .unwrap()
         .unwrap()
         .unwrap();
-    // The agent is in the room as LiveKit sees it; /connect dials, the call is answered.
+    // Joined but not yet publishing: /connect refuses to dial into dead air.
     let call_id = v["call_id"].as_str().unwrap().to_string();
-    let (s, _) = env.post(&format!("/api/c2c/calls/{call_id}/connect")).await;
-    assert_eq!(s, 200);
+    let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/connect")).await;
+    assert_eq!((s, error_code(&v)), (409, "agent_not_ready"), "{v}");
+    assert_eq!(env.get_call(&call_id).await["status"], "INITIATED");
+    // The SDK publishes the microphone (AddTrackRequest over the signalling socket, through
+    // the gateway); now /connect dials and the call is answered.
+    let add = livekit_protocol::SignalRequest {
+        message: Some(livekit_protocol::signal_request::Message::AddTrack(
+            livekit_protocol::AddTrackRequest {
+                cid: "mic".into(),
+                name: "microphone".into(),
+                r#type: livekit_protocol::TrackType::Audio as i32,
+                source: livekit_protocol::TrackSource::Microphone as i32,
+                ..Default::default()
+            },
+        )),
+    };
+    futures_util::SinkExt::send(
+        &mut ws,
+        tokio_tungstenite::tungstenite::Message::Binary(prost::Message::encode_to_vec(&add).into()),
+    )
+    .await
+    .unwrap();
+    let _published = tokio::time::timeout(T, ws.next()).await.unwrap();
+    let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/connect")).await;
+    assert_eq!(s, 200, "{v}");
     env.wait_status(&call_id, "ACTIVE", T).await;
     // Signalling stays up while idle (no idle timeout on a live call).
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -912,7 +933,7 @@ async fn analytics_and_the_call_log_reflect_the_calls_driven() {
     }
     let (answered, _) = env.start_call("9000000001").await;
     env.wait_status(&answered, "ACTIVE", T).await;
-    env.post(&format!("/api/c2c/calls/{answered}/hangup")).await;
+    env.hang_up(&answered).await;
     let today = chrono_today();
     let get = |path: String, key: &'static str| {
         let c = env.c.clone();

@@ -37,13 +37,16 @@ struct SipEnv {
     sink: Sink,
     carrier_port: u16,
     dir: tempfile::TempDir,
+    /// The bundled simulator's base URL (its `/sim/` test hooks).
+    sim: String,
 }
 
 async fn start() -> SipEnv {
     let sink = Sink::start().await;
     let sip_port = free_udp_port();
     let carrier_port = free_udp_port();
-    let p = common::calls::fast_policies("sip", &sink.url, free_port());
+    let sim_port = free_port();
+    let p = common::calls::fast_policies("sip", &sink.url, sim_port);
     p.edit(
         "gateway.toml",
         "sip_disconnect_code_attribute = false",
@@ -70,6 +73,7 @@ async fn start() -> SipEnv {
         sink,
         carrier_port,
         dir: tempfile::tempdir().unwrap(),
+        sim: format!("http://127.0.0.1:{sim_port}"),
     }
 }
 
@@ -143,6 +147,15 @@ async fn call(env: &SipEnv, c: &reqwest::Client) -> String {
     let (s, v) = json(r).await;
     assert_eq!(s, 200, "{v}");
     let id = v["call_id"].as_str().unwrap().to_string();
+    // The agent's browser joins and publishes its microphone before /connect.
+    let room = v["room"].as_str().unwrap();
+    let r = c
+        .post(format!("{}/sim/rooms/{room}/join", env.sim))
+        .json(&json!({"identity": "agent-42"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
     let (s, v) = json(
         c.post(env.gw.url(&format!("/api/c2c/calls/{id}/connect")))
             .send()
@@ -232,3 +245,82 @@ async fn busy_carrier_gives_the_exact_code_on_the_record() {
         "{m}"
     );
 }
+
+/// The call outcomes in `sip` answer-detection mode, against a LiveKit that holds the
+/// dial until answer and one that returns it at once (see `answer_observed.rs` for the
+/// other modes). The SIP edge sees every response, so the outcome and the exact code are
+/// the same either way; never ANSWERED for a call nobody picked up.
+async fn sip_outcome(
+    returns_at_once: bool,
+    scenario: &str,
+    code: Option<(u16, &str)>,
+) -> (serde_json::Value, serde_json::Value) {
+    let env = start().await;
+    let c = client();
+    if returns_at_once {
+        let r = c
+            .post(format!("{}/sim/fault", env.sim))
+            .json(&json!({"ignore_wait_until_answered": true}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    let sipp = carrier(&env, scenario, code);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = call(&env, &c).await;
+    let v = wait_status(&env, &c, &id, "ENDED").await;
+    sipp_ok(sipp, &env).await;
+    assert!(eventually(T, || async { !env.sink.for_call(&id).is_empty() }).await);
+    let w = env.sink.for_call(&id)[0].body.clone();
+    (v, w)
+}
+
+async fn sip_answer(returns_at_once: bool) {
+    // The carrier answers, then hangs up (BYE) after a while.
+    let (v, w) = sip_outcome(returns_at_once, "uas_answer_bye.xml", None).await;
+    assert_eq!(v["call_status"], "ANSWERED", "{v}");
+    assert_eq!(w["call_status"], "ANSWERED");
+}
+
+async fn sip_busy(returns_at_once: bool) {
+    let (v, w) = sip_outcome(returns_at_once, "uas_fail.xml", Some((486, "Busy Here"))).await;
+    assert_eq!(v["call_status"], "NOT_ANSWERED", "{v}");
+    assert_eq!(v["sip_disconnect_code"], 486, "{v}");
+    assert_eq!(w["call_status"], "NOT_ANSWERED");
+}
+
+async fn sip_trunk_failure(returns_at_once: bool) {
+    let (v, w) = sip_outcome(
+        returns_at_once,
+        "uas_fail.xml",
+        Some((503, "Service Unavailable")),
+    )
+    .await;
+    assert_eq!(v["call_status"], "FAILED", "{v}");
+    assert_eq!(v["sip_disconnect_code"], 503, "{v}");
+    assert_eq!(w["call_status"], "FAILED");
+}
+
+async fn sip_no_answer(returns_at_once: bool) {
+    // Rings until the gateway's 5 s ring timeout tears the call down (CANCEL).
+    let (v, w) = sip_outcome(returns_at_once, "uas_cancel.xml", None).await;
+    assert_eq!(v["call_status"], "NOT_ANSWERED", "{v}");
+    assert_eq!(v["disconnect_reason"], "ring_timeout", "{v}");
+    assert_eq!(w["call_status"], "NOT_ANSWERED");
+}
+
+macro_rules! sip_matrix {
+    ($($name:ident),* $(,)?) => {
+        mod sip_mode_livekit_waits {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(false).await })*
+        }
+        mod sip_mode_livekit_returns_at_once {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(true).await })*
+        }
+    };
+}
+
+sip_matrix!(sip_answer, sip_busy, sip_trunk_failure, sip_no_answer);

@@ -2,8 +2,9 @@
 // real gateway, its LiveKit simulator and the CRM sink — with only livekit-client's
 // Room replaced (C2C.configure({ roomFactory }), see fake-room.mjs), because the
 // simulator carries no WebRTC and a real Room never connects to it.
-// The fake Room's join adds the agent to the simulator's room (as LiveKit would), the
-// real gateway dials through the simulator, and the test plays LiveKit SIP's part in
+// The fake Room's join adds the agent to the simulator's room (as LiveKit would) and
+// its microphone publish publishes the agent's audio track there (the gateway's
+// /connect dials only once it sees it), the real gateway dials through the simulator, and the test plays LiveKit SIP's part in
 // the browser: the SIP participant joins, its `sip.callStatus` moves dialing ->
 // ringing -> active, then it leaves. The simulator's callee never answers (no_answer)
 // and the ring timeout is long, so only the client's ANSWERED report can connect a
@@ -68,10 +69,19 @@ async function withFakeRoom(p) {
   await p.exposeFunction('__fakeRoom', async (step, detail) => {
     if (step === 'connect.done') {
       const c = claims(detail.token);
+      p.agent = { room: c.video.room, identity: c.sub };
+      // Joined without a microphone yet: the gateway's /connect refuses until it is published.
       const r = await json(`${SIM}/sim/rooms/${c.video.room}/join`, {
-        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ identity: c.sub }),
+        method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ identity: c.sub, publish_audio: false }),
       });
       assert.ok(r.status < 300, `sim join: ${JSON.stringify(r.body)}`);
+    }
+    if (step === 'mic.published' && detail && detail.enabled && p.agent) {
+      const r = await json(`${SIM}/sim/rooms/${p.agent.room}/publish`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ identity: p.agent.identity }),
+      });
+      assert.ok(r.status < 300, `sim publish: ${JSON.stringify(r.body)}`);
     }
     p.seq.push({ what: `room:${step}`, at: Date.now(), detail });
   });

@@ -1,12 +1,13 @@
 //! The Click2Call contract: `/api/c2c/click2call` and the browser endpoints under
 //! `/api/c2c/calls/{call_id}`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use c2c_callstate::{new_call_id, CallEvent, CallRecord, NewCall};
+use c2c_callstate::{new_call_id, CallEvent, CallRecord, DialResult, NewCall};
 use c2c_dialplan::DialPlan;
-use c2c_livekit::{CallDial, LiveKitError};
+use c2c_livekit::{CallDial, LiveKitClient, LiveKitError};
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead, X_API_KEY};
 use c2c_tenancy::AnswerDetection;
 use http::StatusCode;
@@ -45,7 +46,7 @@ fn livekit_error(op: &'static str, app: &App, e: &LiveKitError) -> ApiError {
 }
 
 pub async fn click2call(
-    app: &App,
+    app: &Arc<App>,
     ctx: &mut RequestCtx,
     body: &Bytes,
 ) -> Result<JsonResponse, ApiError> {
@@ -101,7 +102,7 @@ pub async fn click2call(
 }
 
 async fn create_call(
-    app: &App,
+    app: &Arc<App>,
     client: &c2c_livekit::LiveKitClient,
     tenant: &c2c_tenancy::Tenant,
     req: &Click2CallRequest,
@@ -217,8 +218,41 @@ fn load_call(
     Ok(rec)
 }
 
+/// The contract's hard rule: the agent's browser joins the room and publishes its mic
+/// before the customer is dialled. One look at the room proves it (a client that calls
+/// `/connect` early would otherwise dial a customer into dead air).
+async fn check_agent_ready(
+    app: &App,
+    client: &LiveKitClient,
+    rec: &CallRecord,
+    livekit_wait: &mut Duration,
+) -> Result<(), ApiError> {
+    let parts = timed(livekit_wait, client.list_participants(&rec.room))
+        .await
+        .map_err(|e| livekit_error("list_participants", app, &e))?;
+    let agent = parts.iter().find(|p| p.identity == rec.agent_id);
+    match agent {
+        Some(p) if p.publishes_audio => Ok(()),
+        found => {
+            let why = if found.is_some() {
+                "the agent is in the room but publishes no microphone track"
+            } else {
+                "the agent has not joined the room"
+            };
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "agent_not_ready",
+                format!(
+                    "{why}; join the room with the click2call token and publish the \
+                     microphone, then call /connect"
+                ),
+            ))
+        }
+    }
+}
+
 pub async fn connect(
-    app: &std::sync::Arc<App>,
+    app: &Arc<App>,
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
@@ -247,8 +281,12 @@ pub async fn connect(
         .livekit
         .client_for_tenant(&policy, &tenant.id)
         .ok_or_else(|| ApiError::internal("tenant has no LiveKit project"))?;
+    if rec.phase == c2c_callstate::Phase::Initiated {
+        check_agent_ready(app, &client, &rec, &mut ctx.livekit_wait).await?;
+    }
     // Durable DIALING first: a second /connect (double click, retry) is a 409, never a
-    // second dial.
+    // second dial. The dial counts as in flight from before it is stored as such.
+    let in_flight = app.dials.begin(&rec.call_id);
     calls::apply(app, &rec.call_id, CallEvent::Connect)
         .await
         .map_err(store_error)?;
@@ -268,23 +306,14 @@ pub async fn connect(
     // Waiting here for CreateSIPParticipant's early result is LiveKit's time.
     let dialed = timed(
         &mut ctx.livekit_wait,
-        calls::dial::start(app, client, rec.call_id.clone(), dial),
+        calls::dial::start(app, client, in_flight, dial),
     )
     .await;
     match dialed {
-        // Unreachable LiveKit: the dial watcher has already ended the call FAILED (room
-        // deleted, CRM webhook queued); tell the browser plainly.
-        Some(Err(e))
-            if matches!(
-                e,
-                LiveKitError::Unavailable(_)
-                    | LiveKitError::BadResponse(_)
-                    | LiveKitError::Unauthorized(_)
-                    | LiveKitError::Config(_)
-                    | LiveKitError::Token(_)
-            ) =>
-        {
-            let _ = livekit_error("create_sip_participant", app, &e);
+        // LiveKit could not place the call: the dial watcher has already ended it FAILED
+        // (room deleted, CRM webhook queued); tell the browser plainly.
+        Some(DialResult::Failed { .. }) => {
+            tracing::warn!("LiveKit could not place the call");
             Err(ApiError::unavailable(
                 "livekit_unavailable",
                 "the call could not be placed because LiveKit is unavailable; the call has ended",
@@ -300,36 +329,25 @@ pub async fn connect(
     }
 }
 
+/// Answers as soon as the request is durable. The snippet also posts `/hangup` when the
+/// customer's leg disconnects, so on a dialled call the gateway first finds out whose
+/// hangup it is — in the background (`calls::hangup`), so busy stays busy and a failed
+/// trunk FAILED without holding the agent's button. The answer shows the call as it is
+/// at that moment: ENDED when nothing was dialled yet, else still in its phase.
 pub async fn hangup(
-    app: &App,
+    app: &Arc<App>,
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
     let rec = load_call(app, ctx, head)?;
-    // The snippet also posts /hangup when the customer's leg disconnects: find out whose
-    // hangup it is before ending the call, so busy stays busy and a failed trunk FAILED.
-    let cause = timed(
-        &mut ctx.livekit_wait,
-        calls::hangup::hangup_event(app, &rec),
-    )
-    .await;
-    let mut rec = match cause {
-        Some(ev) => calls::apply(app, &rec.call_id, ev)
-            .await
-            .map_err(store_error)?,
-        None => rec,
-    };
-    // Whatever the cause, /hangup ends the call (idempotent on an ended one).
-    if rec.phase != c2c_callstate::Phase::Ended {
-        rec = calls::apply(app, &rec.call_id, CallEvent::AgentHangup)
-            .await
-            .map_err(store_error)?;
-    }
+    let rec = calls::apply(app, &rec.call_id, CallEvent::HangupRequested)
+        .await
+        .map_err(store_error)?;
     Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))
 }
 
 pub async fn status(
-    app: &App,
+    app: &Arc<App>,
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
     body: &Bytes,

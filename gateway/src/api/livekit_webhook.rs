@@ -45,7 +45,7 @@ fn ok(result: WebhookResult) -> JsonResponse {
 }
 
 pub async fn handle(
-    app: &App,
+    app: &std::sync::Arc<App>,
     head: &RequestHead<'_>,
     body: &Bytes,
 ) -> Result<JsonResponse, ApiError> {
@@ -87,7 +87,11 @@ pub async fn handle(
     Ok(ok(result))
 }
 
-async fn dispatch(app: &App, api_key: &str, ev: &WebhookEvent) -> Result<WebhookResult, ApiError> {
+async fn dispatch(
+    app: &std::sync::Arc<App>,
+    api_key: &str,
+    ev: &WebhookEvent,
+) -> Result<WebhookResult, ApiError> {
     let Some(hex) = ev.room_name.as_deref().and_then(|r| r.strip_prefix("c2c-")) else {
         return Ok(WebhookResult::Ignored);
     };

@@ -3,59 +3,77 @@
 //! The gateway dials with `wait_until_answered`: LiveKit's CreateSIPParticipant then
 //! returns when the customer answers, or fails with the carrier's exact SIP status in the
 //! Twirp error meta (`sip_status_code`) — the one place LiveKit exposes it without the
-//! gateway's own SIP edge. So in every answer-detection mode the dial itself is a first,
-//! exact signal: answered, or ended with its code. Polling, webhooks and the browser's
-//! report still run as configured (ringing, hangups after answer, agent presence).
+//! gateway's own SIP edge. A dial that *returned* is never taken as an answer, though: an
+//! older LiveKit, a proxy timing out the long request or a server ignoring the flag
+//! returns at once, and a busy customer would reach the CRM as ANSWERED. So after a dial
+//! returns the gateway looks at the room once: the customer's leg `active` is the answer;
+//! `dialing`/`ringing` leave the answer to the configured detection (polling, LiveKit's
+//! webhooks with the browser's report, the SIP edge's 200).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use c2c_callstate::CallEvent;
+use c2c_callstate::{CallEvent, CallRecord, DialResult};
 use c2c_livekit::{CallDial, LiveKitClient, LiveKitError};
 use tokio::sync::oneshot;
 
-use crate::app::App;
+use crate::app::{now_ms, App};
+use crate::calls::hangup::DialGuard;
+use crate::calls::poller::{customer_leg, events_from_sample};
 
 /// How long `/connect` waits for an immediate failure (LiveKit unreachable) before it
 /// answers `ringing`; anything later reaches the CRM through the webhook.
 pub const EARLY_WINDOW: Duration = Duration::from_millis(800);
 
-/// The event a finished dial means for the call, if any.
-pub fn event_for(result: &Result<(), LiveKitError>) -> Option<CallEvent> {
+/// What a finished CreateSIPParticipant request says, before looking at the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialVerdict {
+    /// The dial's own result, final.
+    Result(DialResult),
+    /// The request failed in a way that does not say whether LiveKit placed the call (a
+    /// timeout, a reset, a proxy's 5xx page): the room tells.
+    AskTheRoom,
+}
+
+/// Classifies a finished dial request.
+pub fn verdict(result: &Result<(), LiveKitError>) -> DialVerdict {
     match result {
-        Ok(()) => Some(CallEvent::Answered),
+        Ok(()) => DialVerdict::Result(DialResult::Accepted),
         Err(LiveKitError::Rejected {
             sip_status_code: Some(code),
             ..
-        }) => Some(CallEvent::CustomerLeft {
-            sip_code: Some(*code),
-            disconnect_reason: None,
-        }),
+        }) => DialVerdict::Result(DialResult::Rejected { sip_code: *code }),
         // LiveKit gave up ringing (its ringing_timeout) or the room was deleted under
         // the dial (hangup): the gateway's own ring timer / hangup already decides.
-        Err(LiveKitError::Rejected { code, .. }) if code == "canceled" || code == "aborted" => None,
-        Err(LiveKitError::NotFound(_)) => None,
-        Err(_) => Some(CallEvent::DialFailed {
-            sip_code: None,
+        Err(LiveKitError::Rejected { code, .. }) if code == "canceled" || code == "aborted" => {
+            DialVerdict::Result(DialResult::Canceled)
+        }
+        Err(LiveKitError::NotFound(_)) => DialVerdict::Result(DialResult::Canceled),
+        Err(LiveKitError::Unavailable(_) | LiveKitError::BadResponse(_)) => DialVerdict::AskTheRoom,
+        Err(_) => DialVerdict::Result(DialResult::Failed {
             reason: "livekit_unavailable".into(),
         }),
     }
 }
 
-/// Starts the dial in the background and returns the early result, if the dial ended
-/// within [`EARLY_WINDOW`].
+/// Starts the dial in the background and returns its outcome as applied to the call, if
+/// the dial ended within [`EARLY_WINDOW`].
+///
+/// `in_flight` is taken before the call is stored as DIALING (so a `/hangup` right after
+/// `/connect`, or the start-up reconcile, knows this process waits for the dial) and is
+/// released once the dial's outcome is applied.
 pub async fn start(
     app: &Arc<App>,
     client: Arc<LiveKitClient>,
-    call_id: String,
+    in_flight: DialGuard,
     dial: CallDial,
-) -> Option<Result<(), LiveKitError>> {
+) -> Option<DialResult> {
     let (tx, rx) = oneshot::channel();
     let app2 = app.clone();
-    // Registered before /connect answers, so a /hangup right after it finds the dial.
-    let in_flight = app.dials.begin(&call_id);
+    let call_id = dial.call_id.clone();
     tokio::spawn(async move {
         let _in_flight = in_flight;
+        let room = dial.room.clone();
         let result = client.dial_and_wait(&dial).await.map(|_| ());
         if let Err(e) = &result {
             app2.metrics
@@ -64,17 +82,67 @@ pub async fn start(
                 .inc();
             tracing::info!(error = %e, "dial ended without answer");
         }
-        if let Some(ev) = event_for(&result) {
-            if let Err(e) = crate::calls::apply(&app2, &call_id, ev).await {
-                tracing::warn!(error = %e, "dial outcome not applied");
-            }
-        }
-        let _ = tx.send(result);
+        let applied = settle(&app2, &client, &call_id, &room, verdict(&result)).await;
+        let _ = tx.send(applied);
     });
     tokio::time::timeout(EARLY_WINDOW, rx)
         .await
         .ok()
         .and_then(Result::ok)
+}
+
+/// Applies a finished dial's outcome, then observes the room where the dial's own word
+/// is not enough: an accepted dial is only answered if the leg is `active`. Returns the
+/// outcome applied.
+async fn settle(
+    app: &Arc<App>,
+    client: &LiveKitClient,
+    call_id: &str,
+    room: &str,
+    verdict: DialVerdict,
+) -> DialResult {
+    let result = match verdict {
+        DialVerdict::Result(r) => r,
+        DialVerdict::AskTheRoom => match client.list_participants(room).await {
+            // The leg exists: LiveKit placed the call, only its answer to us was lost.
+            Ok(parts) if customer_leg(&parts).is_some() => DialResult::Lost { leg_seen: true },
+            _ => DialResult::Failed {
+                reason: "livekit_unavailable".into(),
+            },
+        },
+    };
+    let observe = matches!(
+        result,
+        DialResult::Accepted | DialResult::Lost { leg_seen: true }
+    );
+    match crate::calls::apply(app, call_id, CallEvent::Dial(result.clone())).await {
+        Ok(rec) if observe && !rec.is_ended() => observe_leg(app, client, &rec).await,
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "dial outcome not applied"),
+    }
+    result
+}
+
+/// One look at the room after the dial returned: the leg's `sip.callStatus` says whether
+/// the customer answered (`active`), is still ringing, or already hung up.
+async fn observe_leg(app: &Arc<App>, client: &LiveKitClient, rec: &CallRecord) {
+    let parts = match client.list_participants(&rec.room).await {
+        Ok(parts) => parts,
+        Err(e) => {
+            app.metrics
+                .livekit_errors
+                .with_label_values(&["list_participants"])
+                .inc();
+            // Not fatal: polling, webhooks or the SIP edge still report the answer.
+            tracing::debug!(error = %e, "cannot look at the room after the dial");
+            return;
+        }
+    };
+    for ev in events_from_sample(rec, &parts, now_ms()) {
+        if let Err(e) = crate::calls::apply(app, &rec.call_id, ev).await {
+            tracing::warn!(error = %e, "leg observation not applied");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -90,19 +158,28 @@ mod tests {
     }
 
     #[test]
-    fn outcomes_map_to_events() {
-        assert_eq!(event_for(&Ok(())), Some(CallEvent::Answered));
+    fn a_returned_dial_is_accepted_not_answered() {
+        assert_eq!(verdict(&Ok(())), DialVerdict::Result(DialResult::Accepted));
+    }
+
+    #[test]
+    fn failures_carry_the_carriers_code_or_ask_the_room() {
         assert_eq!(
-            event_for(&rejected("resource_exhausted", Some(486))),
-            Some(CallEvent::CustomerLeft {
-                sip_code: Some(486),
-                disconnect_reason: None
-            })
+            verdict(&rejected("resource_exhausted", Some(486))),
+            DialVerdict::Result(DialResult::Rejected { sip_code: 486 })
         );
-        assert_eq!(event_for(&rejected("canceled", None)), None);
+        assert_eq!(
+            verdict(&rejected("canceled", None)),
+            DialVerdict::Result(DialResult::Canceled)
+        );
+        // A timeout or a proxy's error page: the call may well be ringing.
+        assert_eq!(
+            verdict(&Err(LiveKitError::Unavailable("timed out".into()))),
+            DialVerdict::AskTheRoom
+        );
         assert!(matches!(
-            event_for(&Err(LiveKitError::Unavailable("down".into()))),
-            Some(CallEvent::DialFailed { .. })
+            verdict(&Err(LiveKitError::Unauthorized("bad key".into()))),
+            DialVerdict::Result(DialResult::Failed { .. })
         ));
     }
 }

@@ -8,6 +8,12 @@
 //! NOT_ANSWERED instead of FAILED. So a `/hangup` on a dialled call first looks at the
 //! room once: a customer leg that is still up means the agent hung up; one that is gone
 //! means the customer left, and the event says so.
+//!
+//! That look (and, for a dial still in flight, the wait for its result) takes up to
+//! [`SAMPLE_TIMEOUT`] + [`DIAL_SETTLE`], which the agent's button must not wait for:
+//! `/hangup` stores `HangupRequested` durably and answers at once, and the state machine's
+//! `ResolveHangup` effect runs [`spawn_resolve`] in the background. If the gateway dies
+//! before it reports, the record's `HangupSettle` timer ends the call as the agent's.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,8 +27,8 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::calls::poller::customer_leg;
 
-/// How long `/hangup` waits for LiveKit's participant list. Past it the hangup is the
-/// agent's, as before: a slow LiveKit must not hold the agent's button.
+/// How long the resolver waits for LiveKit's participant list. Past it the hangup is the
+/// agent's: a slow LiveKit must not keep the customer's phone ringing.
 pub const SAMPLE_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// How long `/hangup` on a still-DIALING call with no customer leg in the room waits for
@@ -31,6 +37,10 @@ pub const SAMPLE_TIMEOUT: Duration = Duration::from_millis(1000);
 /// answer to CreateSIPParticipant, carrying the carrier's SIP code, is milliseconds away.
 pub const DIAL_SETTLE: Duration = Duration::from_millis(1500);
 
+/// The `HangupSettle` backstop: longer than the resolver can take.
+pub const SETTLE_LIMIT: Duration =
+    Duration::from_millis(SAMPLE_TIMEOUT.as_millis() as u64 + DIAL_SETTLE.as_millis() as u64 + 500);
+
 /// What one look at the room says about a `/hangup`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HangupCause {
@@ -38,7 +48,8 @@ pub enum HangupCause {
     Agent,
     /// The customer's leg has ended; carries what LiveKit still shows of it.
     Customer(CallEvent),
-    /// DIALING and no customer leg in the room: the dial's own result decides.
+    /// The dial is in flight and no customer leg is in the room: the dial's own result
+    /// decides.
     AwaitDial,
 }
 
@@ -55,7 +66,7 @@ pub fn cause_from_sample(rec: &CallRecord, parts: &[ParticipantSnapshot]) -> Han
             })
         }
         Some(_) => HangupCause::Agent,
-        None if rec.phase == Phase::Dialing => HangupCause::AwaitDial,
+        None if rec.dial_pending() => HangupCause::AwaitDial,
         None => HangupCause::Customer(CallEvent::CustomerLeft {
             sip_code: None,
             disconnect_reason: None,
@@ -78,7 +89,9 @@ fn sample_failed(app: &App, error: &str) {
 /// CreateSIPParticipant to its answer: at most one per open call.
 #[derive(Default)]
 pub struct DialsInFlight {
-    by_call: Mutex<HashMap<String, watch::Receiver<bool>>>,
+    /// Per call: the registering guard's serial number and its "finished" signal.
+    by_call: Mutex<HashMap<String, (u64, watch::Receiver<bool>)>>,
+    serial: std::sync::atomic::AtomicU64,
 }
 
 /// Held by the dial task; reports the dial finished (and forgets it) when dropped, so a
@@ -86,12 +99,21 @@ pub struct DialsInFlight {
 pub struct DialGuard {
     dials: Arc<DialsInFlight>,
     call_id: String,
+    serial: u64,
     done: watch::Sender<bool>,
 }
 
 impl Drop for DialGuard {
     fn drop(&mut self) {
-        self.dials.by_call.lock().remove(&self.call_id);
+        let mut by_call = self.dials.by_call.lock();
+        // A second /connect's guard (refused 409) must not forget the first's dial.
+        if by_call
+            .get(&self.call_id)
+            .is_some_and(|(s, _)| *s == self.serial)
+        {
+            by_call.remove(&self.call_id);
+        }
+        drop(by_call);
         let _ = self.done.send(true);
     }
 }
@@ -101,18 +123,32 @@ impl DialsInFlight {
     /// dial's outcome has been applied to the call.
     pub fn begin(self: &Arc<Self>, call_id: &str) -> DialGuard {
         let (done, rx) = watch::channel(false);
-        self.by_call.lock().insert(call_id.to_owned(), rx);
+        let serial = self
+            .serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut by_call = self.by_call.lock();
+        // At most one dial per call: a later registration (a refused second /connect)
+        // leaves the one in flight in place.
+        by_call
+            .entry(call_id.to_owned())
+            .or_insert_with(|| (serial, rx));
         DialGuard {
             dials: self.clone(),
             call_id: call_id.to_owned(),
+            serial,
             done,
         }
+    }
+
+    /// True while this process waits for the call's dial.
+    pub fn in_flight(&self, call_id: &str) -> bool {
+        self.by_call.lock().contains_key(call_id)
     }
 
     /// Waits until the call's dial (if one is in flight) has finished, at most `limit`.
     /// True when it finished (or none was in flight).
     pub async fn settle(&self, call_id: &str, limit: Duration) -> bool {
-        let rx = self.by_call.lock().get(call_id).cloned();
+        let rx = self.by_call.lock().get(call_id).map(|(_, rx)| rx.clone());
         let Some(mut rx) = rx else {
             return true;
         };
@@ -125,9 +161,36 @@ impl DialsInFlight {
     }
 }
 
+/// Works out whose `/hangup` `rec` carries and ends the call accordingly, in the
+/// background (the `ResolveHangup` effect).
+pub fn spawn_resolve(app: &Arc<App>, rec: &CallRecord) {
+    let app = app.clone();
+    let rec = rec.clone();
+    tokio::spawn(async move {
+        let cause = hangup_event(&app, &rec).await;
+        let ended = match cause {
+            Some(ev) => match crate::calls::apply(&app, &rec.call_id, ev).await {
+                Ok(now) => now.is_ended(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "hangup cause not applied");
+                    false
+                }
+            },
+            None => false,
+        };
+        // Whatever the cause, /hangup ends the call (a no-op if another signal did).
+        if !ended {
+            if let Err(e) = crate::calls::apply(&app, &rec.call_id, CallEvent::AgentHangup).await {
+                // The HangupSettle timer ends it later.
+                tracing::warn!(error = %e, "agent hangup not applied");
+            }
+        }
+    });
+}
+
 /// The event a `/hangup` on `rec` means, after looking at the room (and, for a dial whose
-/// leg is missing, waiting for the dial). `None`: the call ended meanwhile by another
-/// signal; the caller re-reads it.
+/// leg is missing, waiting for the dial). `None`: the dial reported meanwhile and its
+/// outcome is applied; whatever is left to do is the agent's.
 pub async fn hangup_event(app: &App, rec: &CallRecord) -> Option<CallEvent> {
     if !matches!(rec.phase, Phase::Dialing | Phase::Ringing | Phase::Active) {
         return Some(CallEvent::AgentHangup);
@@ -156,8 +219,6 @@ pub async fn hangup_event(app: &App, rec: &CallRecord) -> Option<CallEvent> {
         HangupCause::Customer(ev) => Some(ev),
         HangupCause::AwaitDial => {
             if app.dials.settle(&rec.call_id, DIAL_SETTLE).await {
-                // The dial reported and its outcome is applied; whatever is left to do
-                // (nothing if it ended the call) is the agent's.
                 None
             } else {
                 Some(CallEvent::AgentHangup)
@@ -190,6 +251,7 @@ mod tests {
                 agent_drop_grace_ms: 1,
                 max_duration_ms: 1,
                 unconnected_expiry_ms: 1,
+                hangup_settle_ms: 1,
             },
             0,
         );
@@ -204,6 +266,7 @@ mod tests {
             call_status: Some(status.into()),
             disconnect_reason: None,
             sip_code: code,
+            publishes_audio: true,
         }
     }
 
@@ -214,6 +277,7 @@ mod tests {
             call_status: None,
             disconnect_reason: None,
             sip_code: None,
+            publishes_audio: true,
         }
     }
 
@@ -234,8 +298,10 @@ mod tests {
     #[test]
     fn a_gone_customer_leg_means_the_customer_left() {
         for phase in [Phase::Ringing, Phase::Active] {
+            let mut r = rec(phase);
+            r.dial_returned_ms = Some(1);
             assert_eq!(
-                cause_from_sample(&rec(phase), &[agent()]),
+                cause_from_sample(&r, &[agent()]),
                 HangupCause::Customer(CallEvent::CustomerLeft {
                     sip_code: None,
                     disconnect_reason: None
@@ -252,11 +318,13 @@ mod tests {
     }
 
     #[test]
-    fn dialing_without_a_leg_waits_for_the_dial() {
-        assert_eq!(
-            cause_from_sample(&rec(Phase::Dialing), &[agent()]),
-            HangupCause::AwaitDial
-        );
+    fn a_dial_in_flight_without_a_leg_waits_for_the_dial() {
+        for phase in [Phase::Dialing, Phase::Ringing] {
+            assert_eq!(
+                cause_from_sample(&rec(phase), &[agent()]),
+                HangupCause::AwaitDial
+            );
+        }
     }
 
     #[test]
@@ -278,5 +346,18 @@ mod tests {
         drop(guard);
         assert!(waiter.await.unwrap());
         assert!(dials.by_call.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_second_registration_keeps_the_dial_in_flight() {
+        let dials = Arc::new(DialsInFlight::default());
+        let first = dials.begin("c1");
+        let second = dials.begin("c1");
+        drop(second);
+        assert!(dials.in_flight("c1"), "the first dial is still in flight");
+        assert!(!dials.settle("c1", Duration::from_millis(20)).await);
+        drop(first);
+        assert!(!dials.in_flight("c1"));
+        assert!(dials.settle("c1", Duration::from_millis(20)).await);
     }
 }

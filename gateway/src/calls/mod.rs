@@ -9,10 +9,12 @@ pub mod hangup;
 pub mod livekit_pool;
 pub mod outbox;
 pub mod poller;
+pub mod reconcile;
 pub mod replay;
 pub mod services;
 pub mod timers;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use c2c_callstate::{CallEvent, CallKnobs, CallRecord, Effect, StoreError, TimerKind};
@@ -29,6 +31,7 @@ pub fn knobs(app: &App) -> CallKnobs {
         agent_drop_grace_ms: c.agent_drop_grace.as_millis() as u64,
         max_duration_ms: c.max_duration.as_millis() as u64,
         unconnected_expiry_ms: c.unconnected_expiry.as_millis() as u64,
+        hangup_settle_ms: hangup::SETTLE_LIMIT.as_millis() as u64,
     }
 }
 
@@ -52,7 +55,7 @@ pub fn store_error(e: StoreError) -> ApiError {
 }
 
 /// Applies one event to a call durably, then runs its effects. Returns the stored record.
-pub async fn apply(app: &App, call_id: &str, ev: CallEvent) -> Result<CallRecord, StoreError> {
+pub async fn apply(app: &Arc<App>, call_id: &str, ev: CallEvent) -> Result<CallRecord, StoreError> {
     let knobs = knobs(app);
     let now = now_ms();
     let applied = app
@@ -89,7 +92,7 @@ pub async fn apply(app: &App, call_id: &str, ev: CallEvent) -> Result<CallRecord
 
 /// Carries out effects. `Dial` is not here: `/connect` dials synchronously so it can
 /// answer the browser with the outcome.
-pub async fn run_effects(app: &App, rec: &CallRecord, effects: &[Effect]) {
+pub async fn run_effects(app: &Arc<App>, rec: &CallRecord, effects: &[Effect]) {
     for e in effects {
         match e {
             Effect::Dial => {}
@@ -107,6 +110,7 @@ pub async fn run_effects(app: &App, rec: &CallRecord, effects: &[Effect]) {
                 app.webhook_kick.notify_one();
             }
             Effect::DeleteRoom => spawn_delete_room(app, rec),
+            Effect::ResolveHangup => hangup::spawn_resolve(app, rec),
         }
     }
 }

@@ -30,8 +30,17 @@ pub fn customer_leg(parts: &[ParticipantSnapshot]) -> Option<&ParticipantSnapsho
         .find(|p| p.kind_sip || p.identity == SIP_IDENTITY)
 }
 
-/// What one sample of a room says about a call.
-pub fn events_from_sample(rec: &CallRecord, parts: &[ParticipantSnapshot]) -> Vec<CallEvent> {
+/// How long after LiveKit accepted a dial the customer's leg may take to show up in the
+/// room before its absence means it is gone. LiveKit adds the leg before it answers the
+/// dial; the grace covers a server that does not.
+pub const LEG_APPEAR_GRACE_MS: u64 = 2_000;
+
+/// What one sample of a room, taken at `now_ms`, says about a call.
+pub fn events_from_sample(
+    rec: &CallRecord,
+    parts: &[ParticipantSnapshot],
+    now_ms: u64,
+) -> Vec<CallEvent> {
     let mut out = Vec::new();
     match customer_leg(parts) {
         Some(p) => match p.call_status.as_deref() {
@@ -43,17 +52,15 @@ pub fn events_from_sample(rec: &CallRecord, parts: &[ParticipantSnapshot]) -> Ve
             }),
             _ => {}
         },
-        // Seen ringing or answered, gone now: it ended between samples (LiveKit removes
-        // departed participants, so the code is lost here; the dial watcher reports it).
-        // While still DIALING the participant may simply not exist yet — the dial runs in
-        // the background — so absence proves nothing; the dial watcher and the ring timer
-        // decide those calls.
-        None if matches!(rec.phase, Phase::Ringing | Phase::Active) => {
-            out.push(CallEvent::CustomerLeft {
-                sip_code: None,
-                disconnect_reason: None,
-            })
-        }
+        // The leg is gone: it ended between samples (LiveKit removes departed
+        // participants, so its code is lost here). But while the dial request is still in
+        // flight its own answer — with the carrier's exact code — is on the way, so absence
+        // proves nothing yet; and right after the dial returned, a leg that was never seen
+        // may not have appeared yet.
+        None if leg_absence_is_final(rec, now_ms) => out.push(CallEvent::CustomerLeft {
+            sip_code: None,
+            disconnect_reason: None,
+        }),
         None => {}
     }
     let agent_here = parts.iter().any(|p| p.identity == rec.agent_id);
@@ -63,6 +70,16 @@ pub fn events_from_sample(rec: &CallRecord, parts: &[ParticipantSnapshot]) -> Ve
         out.push(CallEvent::AgentLeft);
     }
     out
+}
+
+/// Whether the customer's leg missing from a sample means it has ended.
+fn leg_absence_is_final(rec: &CallRecord, now_ms: u64) -> bool {
+    match (rec.phase, rec.dial_returned_ms) {
+        (_, None) => false,
+        (Phase::Ringing | Phase::Active, Some(_)) => true,
+        (Phase::Dialing, Some(at)) => now_ms >= at.saturating_add(LEG_APPEAR_GRACE_MS),
+        (Phase::Initiated | Phase::Ended, _) => false,
+    }
 }
 
 /// Open calls read from the store per chunk: a pass holds at most this many records,
@@ -103,7 +120,7 @@ pub async fn pass(app: &Arc<App>) {
             tasks.spawn(async move {
                 let _permit = permit;
                 let events = match client.list_participants(&rec.room).await {
-                    Ok(parts) => events_from_sample(&rec, &parts),
+                    Ok(parts) => events_from_sample(&rec, &parts, crate::app::now_ms()),
                     Err(LiveKitError::NotFound(_)) => vec![CallEvent::RoomFinished],
                     Err(e) => {
                         app.metrics.livekit_errors.with_label_values(&["list_participants"]).inc();
@@ -181,30 +198,70 @@ mod tests {
             call_status: None,
             disconnect_reason: None,
             sip_code: None,
+            publishes_audio: true,
+        }
+    }
+
+    fn leg(status: &str) -> ParticipantSnapshot {
+        ParticipantSnapshot {
+            identity: SIP_IDENTITY.into(),
+            kind_sip: true,
+            call_status: Some(status.into()),
+            disconnect_reason: None,
+            sip_code: None,
+            publishes_audio: true,
+        }
+    }
+
+    fn left() -> Vec<CallEvent> {
+        vec![CallEvent::CustomerLeft {
+            sip_code: None,
+            disconnect_reason: None,
+        }]
+    }
+
+    #[test]
+    fn a_missing_leg_while_the_dial_is_in_flight_proves_nothing() {
+        // The dial's own answer, with the carrier's exact code, is still to come.
+        for phase in [Phase::Dialing, Phase::Ringing, Phase::Active] {
+            assert!(events_from_sample(&rec(phase), &[agent()], 10_000).is_empty());
         }
     }
 
     #[test]
-    fn a_missing_leg_while_dialing_is_not_a_hangup() {
-        // The dial runs in the background: the SIP participant may not exist yet.
-        assert!(events_from_sample(&rec(Phase::Dialing), &[agent()]).is_empty());
+    fn a_leg_gone_after_the_dial_returned_ends_the_call() {
+        for phase in [Phase::Ringing, Phase::Active] {
+            let mut r = rec(phase);
+            r.dial_returned_ms = Some(5_000);
+            assert_eq!(events_from_sample(&r, &[agent()], 5_001), left());
+        }
+        // A leg never seen ringing gets a moment to appear after LiveKit accepted the dial.
+        let mut r = rec(Phase::Dialing);
+        r.dial_returned_ms = Some(5_000);
+        assert!(events_from_sample(&r, &[agent()], 5_000 + LEG_APPEAR_GRACE_MS - 1).is_empty());
+        assert_eq!(
+            events_from_sample(&r, &[agent()], 5_000 + LEG_APPEAR_GRACE_MS),
+            left()
+        );
     }
 
     #[test]
-    fn a_leg_gone_after_ringing_ends_the_call() {
-        let ev = events_from_sample(&rec(Phase::Ringing), &[agent()]);
+    fn only_an_active_leg_is_an_answer() {
+        let r = rec(Phase::Dialing);
+        assert!(events_from_sample(&r, &[agent(), leg("dialing")], 0).is_empty());
         assert_eq!(
-            ev,
-            vec![CallEvent::CustomerLeft {
-                sip_code: None,
-                disconnect_reason: None
-            }]
+            events_from_sample(&r, &[agent(), leg("ringing")], 0),
+            vec![CallEvent::Ringing]
+        );
+        assert_eq!(
+            events_from_sample(&r, &[agent(), leg("active")], 0),
+            vec![CallEvent::Answered]
         );
     }
 
     #[test]
     fn an_absent_agent_is_reported_once_the_call_is_connected() {
-        let ev = events_from_sample(&rec(Phase::Active), &[]);
+        let ev = events_from_sample(&rec(Phase::Active), &[], 0);
         assert!(ev.contains(&CallEvent::AgentLeft), "{ev:?}");
     }
 }

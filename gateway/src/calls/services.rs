@@ -33,6 +33,9 @@ impl BackgroundService for TimerService {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot reload open calls"),
         }
+        // Dials that died with the previous process first: until they are settled, a
+        // missing leg in a room sample would prove nothing.
+        crate::calls::reconcile::lost_dials(&app).await;
         // What happened while we were down: one sample of every open call.
         crate::calls::poller::pass(&app).await;
         let housekeeping = {

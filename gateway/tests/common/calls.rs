@@ -186,6 +186,15 @@ impl CallEnv {
         .await
     }
 
+    /// Posts `/hangup` (it answers at once, before the cause is resolved) and waits for
+    /// the call to end.
+    pub async fn hang_up(&self, call_id: &str) -> Value {
+        let (s, v) = self.post(&format!("/api/c2c/calls/{call_id}/hangup")).await;
+        assert_eq!(s, 200, "{v}");
+        self.wait_status(call_id, "ENDED", Duration::from_secs(15))
+            .await
+    }
+
     pub async fn get_call(&self, call_id: &str) -> Value {
         json(
             self.c

@@ -224,6 +224,11 @@ impl Gateway {
     /// Kill -9 and start again on the same port, policies and data.
     pub fn restart_hard(&mut self) {
         self.kill9();
+        self.start_again();
+    }
+
+    /// Starts the gateway again after [`Self::kill9`] (same port, policies and data).
+    pub fn start_again(&mut self) {
         self.child = spawn(&self.policies, &self.data, self.port, &self.env, &self.log);
         self.wait_ready();
     }

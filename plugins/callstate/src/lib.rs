@@ -27,8 +27,15 @@
 //! | `Connect` | INITIATED | DIALING (`connected_ms`, `agent_present = true`) | `CancelTimer(UnconnectedExpiry)`, `ArmTimer(RingTimeout, now+ring_timeout)`, `Dial` |
 //! | `Connect` | DIALING, RINGING, ACTIVE | error `Conflict("already_connected")` | — |
 //! | `Connect` | ENDED | error `Conflict("call_ended")` | — |
-//! | `DialFailed` | DIALING | ENDED FAILED (given reason, digits masked; default `dial_failed`); records `sip_code` | END |
-//! | `DialFailed` | INITIATED, RINGING, ACTIVE, ENDED | ignored | — |
+//! | `Dial(any)` | DIALING, RINGING, ACTIVE | first result only: `dial_returned_ms = now` (a returned dial is **never** an answer) | — |
+//! | `Dial(Accepted)`, `Dial(Canceled)`, `Dial(Lost{leg_seen: true})` | any | nothing else: polling, webhooks, the SIP edge, the browser and timers decide | — |
+//! | `Dial(Rejected{code})` | DIALING, RINGING | ENDED by [`classify_unanswered`] on the code (`customer_left`); records the code | END |
+//! | `Dial(Rejected{code})` | ACTIVE | ENDED ANSWERED (`customer_left`) | END |
+//! | `Dial(Rejected{code})` | ENDED | only records the code if none yet | — |
+//! | `Dial(Failed{reason})` | DIALING, RINGING | ENDED FAILED (given reason, digits masked; default `dial_failed`) | END |
+//! | `Dial(Lost{leg_seen: false})` | DIALING, RINGING | ENDED FAILED (`dial_interrupted`) | END |
+//! | `Dial(Lost{leg_seen: false})` | ACTIVE | ENDED ANSWERED (`customer_left`) | END |
+//! | `Dial(any)` | INITIATED, ENDED | ignored (but `Rejected` records its code on ENDED) | — |
 //! | `Ringing` | DIALING | RINGING (`ringing_ms`) | — |
 //! | `Ringing` | INITIATED, RINGING, ACTIVE, ENDED | ignored | — |
 //! | `Answered` | DIALING, RINGING | ACTIVE (`answered_ms`) | `CancelTimer(RingTimeout)`, `ArmTimer(MaxDuration, now+max_duration)` |
@@ -37,10 +44,14 @@
 //! | `CustomerLeft` | ACTIVE | ENDED ANSWERED | END |
 //! | `CustomerLeft` | INITIATED | ignored | — |
 //! | `CustomerLeft` | ENDED | ENDED; only records `sip_code` if none yet | — |
+//! | `HangupRequested` | INITIATED | ENDED FAILED (`agent_cancelled`) | END |
+//! | `HangupRequested` | DIALING, RINGING, ACTIVE (first time) | same (`hangup_requested_ms = now`) | `ArmTimer(HangupSettle, now+hangup_settle)`, `ResolveHangup` |
+//! | `HangupRequested` | already requested, ENDED | ignored (idempotent) | — |
 //! | `AgentHangup` | INITIATED | ENDED FAILED (`agent_cancelled`) | END |
 //! | `AgentHangup` | DIALING, RINGING | ENDED NOT_ANSWERED (`agent_cancelled`) | END |
 //! | `AgentHangup` | ACTIVE | ENDED ANSWERED (`agent_hangup`) | END |
 //! | `AgentHangup` | ENDED | ignored (idempotent) | — |
+//! | `AgentHangup`, `Timer(HangupSettle)` | after `HangupRequested` | as `AgentHangup`, but `ended_ms = hangup_requested_ms` (not before `answered_ms`) | END |
 //! | `AgentLeft` | DIALING, RINGING, ACTIVE | same (`agent_present = false`); ignored if already absent with grace armed | `ArmTimer(AgentDropGrace, now+grace)` |
 //! | `AgentLeft` | INITIATED, ENDED | ignored | — |
 //! | `AgentJoined` | INITIATED, DIALING, RINGING, ACTIVE | same (`agent_present = true`) | `CancelTimer(AgentDropGrace)` if it was armed |
@@ -78,8 +89,8 @@ pub mod store;
 
 pub use error::StoreError;
 pub use machine::{
-    classify_unanswered, transition, CallEvent, CallKnobs, Effect, TimerKind, Transition,
-    TransitionError, TIMER_SLACK_MS,
+    classify_unanswered, transition, CallEvent, CallKnobs, DialResult, Effect, TimerKind,
+    Transition, TransitionError, TIMER_SLACK_MS,
 };
 pub use record::{
     call_id_hex, is_valid_call_id, mask_number, new_call_id, room_for_call_id, ArmedTimer,

@@ -20,14 +20,18 @@ pub enum TimerKind {
     AgentDropGrace,
     MaxDuration,
     UnconnectedExpiry,
+    /// Backstop of a `/hangup` whose cause is being resolved: if the resolver never
+    /// reports (the gateway died meanwhile), the hangup is taken as the agent's.
+    HangupSettle,
 }
 
 impl TimerKind {
-    pub const ALL: [TimerKind; 4] = [
+    pub const ALL: [TimerKind; 5] = [
         TimerKind::RingTimeout,
         TimerKind::AgentDropGrace,
         TimerKind::MaxDuration,
         TimerKind::UnconnectedExpiry,
+        TimerKind::HangupSettle,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +40,7 @@ impl TimerKind {
             TimerKind::AgentDropGrace => "agent_drop_grace",
             TimerKind::MaxDuration => "max_duration",
             TimerKind::UnconnectedExpiry => "unconnected_expiry",
+            TimerKind::HangupSettle => "hangup_settle",
         }
     }
 }
@@ -49,6 +54,9 @@ pub enum Effect {
     DeleteRoom,
     /// The CRM webhook; the store writes the outbox entry in the same batch as the record.
     EnqueueWebhook,
+    /// Find out whose `/hangup` this is (look at the room, wait for a dial in flight) and
+    /// report it as `CustomerLeft` or `AgentHangup`; `Timer(HangupSettle)` is the backstop.
+    ResolveHangup,
     ArmTimer {
         kind: TimerKind,
         at_ms: u64,
@@ -63,6 +71,8 @@ pub struct CallKnobs {
     pub agent_drop_grace_ms: u64,
     pub max_duration_ms: u64,
     pub unconnected_expiry_ms: u64,
+    /// Longest a `/hangup` may stay unresolved (see [`TimerKind::HangupSettle`]).
+    pub hangup_settle_ms: u64,
 }
 
 impl Default for CallKnobs {
@@ -72,8 +82,32 @@ impl Default for CallKnobs {
             agent_drop_grace_ms: 15_000,
             max_duration_ms: 2 * 60 * 60 * 1000,
             unconnected_expiry_ms: 120_000,
+            hangup_settle_ms: 3_000,
         }
     }
+}
+
+/// What CreateSIPParticipant itself answered. A dial that returned is never taken as an
+/// answer: LiveKit may return at once (an older server, a proxy timing out the long
+/// request, a server ignoring `wait_until_answered`), so the answer must be observed
+/// (`sip.callStatus = active`, the SIP edge's 200, the browser's report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialResult {
+    /// Returned without error: the customer's leg exists. Proves nothing about answer.
+    Accepted,
+    /// Failed with the carrier's final SIP status (Twirp meta `sip_status_code`).
+    Rejected { sip_code: u16 },
+    /// LiveKit gave up ringing or the room was deleted under the dial: no verdict of its
+    /// own; the gateway's ring timer or the hangup already decides.
+    Canceled,
+    /// LiveKit could not place the call at all (unreachable, refused). `reason` is a short
+    /// code shown to the browser, so digit runs are masked defensively.
+    Failed { reason: String },
+    /// The process that waited for the result died; found at restart. `leg_seen`: the
+    /// room still held the customer's leg, which polling, webhooks and timers now follow.
+    /// Without it the carrier's code is unknowable and the record says so
+    /// (`dial_interrupted`) rather than claiming a ring timeout.
+    Lost { leg_seen: bool },
 }
 
 /// What happened to a call. Events carry no time; `now_ms` is passed to [`transition`].
@@ -81,12 +115,8 @@ impl Default for CallKnobs {
 pub enum CallEvent {
     /// Browser POST /connect.
     Connect,
-    /// CreateSIPParticipant failed after the call was acknowledged. `reason` should be a short
-    /// code; it is shown to the browser, so digit runs are masked defensively.
-    DialFailed {
-        sip_code: Option<u16>,
-        reason: String,
-    },
+    /// CreateSIPParticipant's own outcome.
+    Dial(DialResult),
     Ringing,
     /// Poll saw `sip.callStatus=active`, the browser reported ANSWERED, or the SIP edge saw 200.
     Answered,
@@ -95,7 +125,9 @@ pub enum CallEvent {
         sip_code: Option<u16>,
         disconnect_reason: Option<String>,
     },
-    /// Browser /hangup (idempotent).
+    /// Browser `/hangup` on a call whose cause must first be resolved (idempotent).
+    HangupRequested,
+    /// The hangup is the agent's (resolved, or nothing to resolve).
     AgentHangup,
     AgentLeft,
     AgentJoined,
@@ -151,13 +183,7 @@ pub fn transition(
             }
             Ended => return Err(conflict("call_ended", "call has already ended")),
         },
-        CallEvent::DialFailed { sip_code, reason } => {
-            if phase == Dialing {
-                record_sip_code(&mut next, *sip_code);
-                let reason = sanitize_reason(reason, "dial_failed");
-                end(&mut next, CallStatus::Failed, reason, now_ms, &mut fx);
-            }
-        }
+        CallEvent::Dial(result) => on_dial_result(&mut next, result, now_ms, &mut fx),
         CallEvent::Ringing => {
             if phase == Dialing {
                 next.phase = Ringing;
@@ -195,30 +221,18 @@ pub fn transition(
                 Initiated | Ended => {}
             }
         }
-        CallEvent::AgentHangup => match phase {
-            Initiated => end_with(
-                &mut next,
-                CallStatus::Failed,
-                "agent_cancelled",
-                now_ms,
-                &mut fx,
-            ),
-            Dialing | Ringing => end_with(
-                &mut next,
-                CallStatus::NotAnswered,
-                "agent_cancelled",
-                now_ms,
-                &mut fx,
-            ),
-            Active => end_with(
-                &mut next,
-                CallStatus::Answered,
-                "agent_hangup",
-                now_ms,
-                &mut fx,
-            ),
-            Ended => {}
+        CallEvent::HangupRequested => match phase {
+            Dialing | Ringing | Active if rec.hangup_requested_ms.is_none() => {
+                next.hangup_requested_ms = Some(now_ms);
+                let at = now_ms.saturating_add(knobs.hangup_settle_ms);
+                arm_timer(&mut next, TimerKind::HangupSettle, at, &mut fx);
+                fx.push(Effect::ResolveHangup);
+            }
+            // Nothing dialled yet: nothing to find out.
+            Initiated => agent_hangup(&mut next, now_ms, &mut fx),
+            Dialing | Ringing | Active | Ended => {}
         },
+        CallEvent::AgentHangup => agent_hangup(&mut next, now_ms, &mut fx),
         CallEvent::AgentLeft => {
             let already = !rec.agent_present && rec.timer(TimerKind::AgentDropGrace).is_some();
             // A duplicate "left" (poll + webhook) must not push the deadline out.
@@ -263,6 +277,65 @@ pub fn transition(
     })
 }
 
+/// The dial's own outcome. Marks the dial as returned whatever it says; only a rejection
+/// with a code, a failure to place the call, or a lost dial without a leg end the call.
+fn on_dial_result(next: &mut CallRecord, result: &DialResult, now_ms: u64, fx: &mut Vec<Effect>) {
+    use Phase::*;
+    let phase = next.phase;
+    if matches!(phase, Dialing | Ringing | Active) && next.dial_returned_ms.is_none() {
+        next.dial_returned_ms = Some(now_ms);
+    }
+    match result {
+        DialResult::Accepted | DialResult::Canceled | DialResult::Lost { leg_seen: true } => {}
+        DialResult::Rejected { sip_code } => {
+            if phase != Initiated {
+                // A late rejection after our own teardown still carries the real code.
+                record_sip_code(next, Some(*sip_code));
+            }
+            match phase {
+                Dialing | Ringing => {
+                    let status = classify_unanswered(Some(*sip_code), None);
+                    end_with(next, status, "customer_left", now_ms, fx)
+                }
+                // Answered (the browser's report) while the dial still waited: the customer
+                // was connected, whatever the dial says now.
+                Active => end_with(next, CallStatus::Answered, "customer_left", now_ms, fx),
+                Initiated | Ended => {}
+            }
+        }
+        DialResult::Failed { reason } => {
+            if matches!(phase, Dialing | Ringing) {
+                let reason = sanitize_reason(reason, "dial_failed");
+                end(next, CallStatus::Failed, reason, now_ms, fx);
+            }
+        }
+        DialResult::Lost { leg_seen: false } => match phase {
+            Dialing | Ringing => end_with(next, CallStatus::Failed, "dial_interrupted", now_ms, fx),
+            Active => end_with(next, CallStatus::Answered, "customer_left", now_ms, fx),
+            Initiated | Ended => {}
+        },
+    }
+}
+
+/// The agent ended the call. It ends when the agent asked (`/hangup`), not when the
+/// gateway finished finding out whose hangup it was.
+fn agent_hangup(next: &mut CallRecord, now_ms: u64, fx: &mut Vec<Effect>) {
+    use Phase::*;
+    // Never before the answer: a customer who picked up while the hangup was being
+    // resolved was connected, if only for an instant.
+    let at = next
+        .hangup_requested_ms
+        .map_or(now_ms, |h| h.min(now_ms))
+        .max(next.answered_ms.unwrap_or(0));
+    let (status, reason) = match next.phase {
+        Initiated => (CallStatus::Failed, "agent_cancelled"),
+        Dialing | Ringing => (CallStatus::NotAnswered, "agent_cancelled"),
+        Active => (CallStatus::Answered, "agent_hangup"),
+        Ended => return,
+    };
+    end_with(next, status, reason, at, fx)
+}
+
 fn on_timer(next: &mut CallRecord, kind: TimerKind, now_ms: u64, fx: &mut Vec<Effect>) {
     use Phase::*;
     let phase = next.phase;
@@ -270,6 +343,7 @@ fn on_timer(next: &mut CallRecord, kind: TimerKind, now_ms: u64, fx: &mut Vec<Ef
         TimerKind::RingTimeout if matches!(phase, Dialing | Ringing) => {
             end_with(next, CallStatus::NotAnswered, "ring_timeout", now_ms, fx)
         }
+        TimerKind::HangupSettle if phase != Ended => agent_hangup(next, now_ms, fx),
         TimerKind::AgentDropGrace if !next.agent_present && phase != Ended => {
             let status = if phase == Active {
                 CallStatus::Answered

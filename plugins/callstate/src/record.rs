@@ -121,6 +121,18 @@ pub struct CallRecord {
     pub timers: Vec<ArmedTimer>,
     /// Bumped on every real change, so writers can skip no-ops and detect races.
     pub version: u64,
+    /// When CreateSIPParticipant's own outcome reached us (or, after a restart, when the
+    /// gateway gave up waiting for it). From `/connect` until then a dial request is in
+    /// flight, and its answer — the one place LiveKit reports the carrier's exact SIP
+    /// code — is still to come, so the customer's leg missing from a room sample proves
+    /// nothing yet.
+    #[serde(default)]
+    pub dial_returned_ms: Option<u64>,
+    /// When the browser posted `/hangup` on a dialled call. The call stays in its phase
+    /// while the gateway finds out whose hangup it was (the customer's leg may already be
+    /// gone), at most until the `HangupSettle` timer.
+    #[serde(default)]
+    pub hangup_requested_ms: Option<u64>,
 }
 
 impl fmt::Debug for CallRecord {
@@ -144,6 +156,8 @@ impl fmt::Debug for CallRecord {
             .field("agent_present", &self.agent_present)
             .field("timers", &self.timers)
             .field("version", &self.version)
+            .field("dial_returned_ms", &self.dial_returned_ms)
+            .field("hangup_requested_ms", &self.hangup_requested_ms)
             .finish_non_exhaustive()
     }
 }
@@ -176,12 +190,21 @@ impl CallRecord {
             agent_present: false,
             timers: vec![ArmedTimer { kind, at_ms }],
             version: 1,
+            dial_returned_ms: None,
+            hangup_requested_ms: None,
         };
         (rec, vec![Effect::ArmTimer { kind, at_ms }])
     }
 
     pub fn is_ended(&self) -> bool {
         self.phase == Phase::Ended
+    }
+
+    /// True while the call's CreateSIPParticipant request has not answered: the dial's
+    /// own result (answered, or the carrier's code) is still to come.
+    pub fn dial_pending(&self) -> bool {
+        matches!(self.phase, Phase::Dialing | Phase::Ringing | Phase::Active)
+            && self.dial_returned_ms.is_none()
     }
 
     /// Deadline of an armed timer of this kind, if any.

@@ -140,6 +140,8 @@ pub struct ParticipantSnapshot {
     pub disconnect_reason: Option<String>,
     /// Attribute `sip.disconnectCode` when present (LiveKit itself never sets it).
     pub sip_code: Option<u16>,
+    /// The participant publishes an audio track (an agent's microphone).
+    pub publishes_audio: bool,
 }
 
 impl From<&proto::ParticipantInfo> for ParticipantSnapshot {
@@ -153,6 +155,10 @@ impl From<&proto::ParticipantInfo> for ParticipantSnapshot {
                 .attributes
                 .get(ATTR_DISCONNECT_CODE)
                 .and_then(|v| v.parse().ok()),
+            publishes_audio: p
+                .tracks
+                .iter()
+                .any(|t| t.r#type == proto::TrackType::Audio as i32),
         }
     }
 }
@@ -407,6 +413,18 @@ mod tests {
         assert_eq!(s.call_status.as_deref(), Some("ringing"));
         assert_eq!(s.disconnect_reason.as_deref(), Some("USER_REJECTED"));
         assert_eq!(s.sip_code, Some(486));
+        assert!(!s.publishes_audio);
+        p.tracks.push(proto::TrackInfo {
+            r#type: proto::TrackType::Video as i32,
+            ..Default::default()
+        });
+        assert!(!ParticipantSnapshot::from(&p).publishes_audio);
+        p.tracks.push(proto::TrackInfo {
+            r#type: proto::TrackType::Audio as i32,
+            source: proto::TrackSource::Microphone as i32,
+            ..Default::default()
+        });
+        assert!(ParticipantSnapshot::from(&p).publishes_audio);
         assert_eq!(disconnect_reason_name(0), None);
         assert_eq!(
             disconnect_reason_name(13).as_deref(),

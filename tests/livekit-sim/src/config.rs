@@ -74,6 +74,10 @@ pub struct SimConfig {
     /// Dial a real SIP trunk: every CreateSIPParticipant sends an INVITE to this
     /// proxy and the participant follows the SIP responses (no [`Scenario`]s).
     pub sip_outbound: Option<SipOutbound>,
+    /// CreateSIPParticipant returns at once even with `wait_until_answered`, as an older
+    /// server or a proxy timing out the long request does (start value of the
+    /// `ignore_wait_until_answered` fault).
+    pub ignore_wait_until_answered: bool,
 }
 
 impl SimConfig {
@@ -93,6 +97,7 @@ impl SimConfig {
             default_max_call_duration: Duration::from_secs(24 * 3600),
             sip_disconnect_code_attribute: false,
             sip_outbound: None,
+            ignore_wait_until_answered: false,
         }
     }
 }

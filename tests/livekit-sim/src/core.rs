@@ -110,6 +110,9 @@ impl Counters {
 pub(crate) struct Faults {
     unavailable: AtomicBool,
     latency_ms: AtomicU64,
+    /// CreateSIPParticipant returns at once even when asked to wait until answered, as
+    /// an older server or a proxy timing out the long request does.
+    ignore_wait: AtomicBool,
     /// A watch so open keep-alive connections can be cut the moment it turns on.
     refuse: watch::Sender<bool>,
 }
@@ -119,6 +122,7 @@ impl Default for Faults {
         Self {
             unavailable: AtomicBool::new(false),
             latency_ms: AtomicU64::new(0),
+            ignore_wait: AtomicBool::new(false),
             refuse: watch::Sender::new(false),
         }
     }
@@ -130,6 +134,12 @@ impl Faults {
     }
     pub(crate) fn unavailable(&self) -> bool {
         self.unavailable.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set_ignore_wait(&self, on: bool) {
+        self.ignore_wait.store(on, Ordering::Relaxed);
+    }
+    pub(crate) fn ignore_wait(&self) -> bool {
+        self.ignore_wait.load(Ordering::Relaxed)
     }
     pub(crate) fn set_refuse(&self, on: bool) {
         self.refuse.send_replace(on);
@@ -251,17 +261,23 @@ impl Core {
 
 /// Test-hook operations shared by [`crate::SimHandle`] and the `/sim/...` endpoints.
 impl Core {
-    /// Marks `identity` as joined (a browser agent the simulator cannot carry).
+    /// Marks `identity` as joined (a browser agent the simulator cannot carry), with its
+    /// microphone published when `publish_audio` (as the contract's snippet does before
+    /// `/connect`).
     pub(crate) fn join(
         &self,
         room: &str,
         identity: &str,
         name: &str,
+        publish_audio: bool,
     ) -> Result<proto::ParticipantInfo, SimError> {
         if identity.is_empty() {
             return Err(SimError::Config("identity must not be empty".to_owned()));
         }
-        let info = rooms::standard_participant(identity, name);
+        let mut info = rooms::standard_participant(identity, name);
+        if publish_audio {
+            info.tracks.push(rooms::microphone_track(""));
+        }
         self.rooms
             .lock()
             .add_participant(
@@ -273,6 +289,18 @@ impl Core {
                 },
             )
             .map_err(|e| SimError::Rejected(e.msg))
+    }
+
+    /// Publishes a microphone track for `identity`, already in `room` (an agent's
+    /// `setMicrophoneEnabled(true)`).
+    pub(crate) fn publish_microphone(&self, room: &str, identity: &str) -> Result<(), SimError> {
+        let mut rooms = self.rooms.lock();
+        let sid = rooms
+            .participant(room, identity)
+            .map(|p| p.sid)
+            .ok_or_else(|| SimError::NotFound(format!("{identity} in {room}")))?;
+        rooms.publish_track(room, &sid, rooms::microphone_track(""));
+        Ok(())
     }
 
     /// Marks `identity` as gone (tab closed / hung up): `CLIENT_INITIATED`.

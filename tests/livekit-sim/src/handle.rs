@@ -99,7 +99,16 @@ impl SimHandle {
     /// Marks `identity` as joined to `room` (auto-creates the room, emits
     /// `participant_joined`). Stands in for a browser agent.
     pub fn join(&self, room: &str, identity: &str) -> Result<proto::ParticipantInfo, SimError> {
-        self.inner.core.join(room, identity, "")
+        self.inner.core.join(room, identity, "", true)
+    }
+
+    /// Like [`Self::join`], but without publishing a microphone track.
+    pub fn join_without_audio(
+        &self,
+        room: &str,
+        identity: &str,
+    ) -> Result<proto::ParticipantInfo, SimError> {
+        self.inner.core.join(room, identity, "", false)
     }
 
     /// Marks `identity` as gone (`participant_left`, `CLIENT_INITIATED`), e.g. a closed tab.
@@ -120,6 +129,12 @@ impl SimHandle {
     /// Adds `latency` before every LiveKit API call is handled.
     pub fn set_latency(&self, latency: Duration) {
         self.inner.core.faults.set_latency(latency);
+    }
+
+    /// Makes CreateSIPParticipant return at once even when asked to wait until answered
+    /// (an older server, or a proxy timing out the long request).
+    pub fn set_ignore_wait_until_answered(&self, on: bool) {
+        self.inner.core.faults.set_ignore_wait(on);
     }
 
     pub fn stats(&self) -> SimStats {

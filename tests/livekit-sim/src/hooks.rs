@@ -3,12 +3,13 @@
 //!
 //! | method | path | body | effect |
 //! |---|---|---|---|
-//! | POST | `/sim/rooms/{room}/join` | `{"identity","name"?}` | agent joins (room auto-created) |
+//! | POST | `/sim/rooms/{room}/join` | `{"identity","name"?,"publish_audio"?}` | agent joins (room auto-created) with its microphone published (unless `publish_audio` is false) |
+//! | POST | `/sim/rooms/{room}/publish` | `{"identity"}` | a joined agent publishes its microphone |
 //! | POST | `/sim/rooms/{room}/leave` | `{"identity"}` | agent leaves (`CLIENT_INITIATED`) |
 //! | GET | `/sim/rooms` | | rooms (protojson) |
 //! | GET | `/sim/rooms/{room}/participants` | | participants (protojson) |
 //! | POST | `/sim/scenarios` | `{"number","scenario"}` or `{"default"}` | set a call script |
-//! | POST | `/sim/fault` | `{"unavailable"?,"refuse_connections"?,"latency_ms"?}` | fault injection |
+//! | POST | `/sim/fault` | `{"unavailable"?,"refuse_connections"?,"latency_ms"?,"ignore_wait_until_answered"?}` | fault injection |
 //! | GET | `/sim/stats` | | counters |
 //! | POST | `/sim/webhooks/forge` | `{"forgery":"expired"}` | send a forged webhook |
 //! | POST | `/sim/webhooks/replay` | | re-send the last webhook |
@@ -33,6 +34,12 @@ struct JoinBody {
     identity: String,
     #[serde(default)]
     name: String,
+    #[serde(default = "yes")]
+    publish_audio: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -55,6 +62,9 @@ struct FaultBody {
     refuse_connections: Option<bool>,
     #[serde(default)]
     latency_ms: Option<u64>,
+    /// CreateSIPParticipant returns at once even with `wait_until_answered`.
+    #[serde(default)]
+    ignore_wait_until_answered: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -104,7 +114,12 @@ async fn route(
         }
         (&Method::POST, ["rooms", room, "join"]) => {
             let req: JoinBody = parse(&body)?;
-            json(&core.join(room, &req.identity, &req.name)?)
+            json(&core.join(room, &req.identity, &req.name, req.publish_audio)?)
+        }
+        (&Method::POST, ["rooms", room, "publish"]) => {
+            let req: JoinBody = parse(&body)?;
+            core.publish_microphone(room, &req.identity)?;
+            Ok(empty_ok())
         }
         (&Method::POST, ["rooms", room, "leave"]) => {
             let req: JoinBody = parse(&body)?;
@@ -134,6 +149,9 @@ async fn route(
             }
             if let Some(ms) = req.latency_ms {
                 core.faults.set_latency(Duration::from_millis(ms));
+            }
+            if let Some(on) = req.ignore_wait_until_answered {
+                core.faults.set_ignore_wait(on);
             }
             Ok(empty_ok())
         }

@@ -10,6 +10,7 @@ pub const ROOM_PREFIX: &str = "RM_";
 pub const PARTICIPANT_PREFIX: &str = "PA_";
 pub const SIP_CALL_PREFIX: &str = "SCL_";
 pub const WEBHOOK_EVENT_PREFIX: &str = "EV_";
+pub const TRACK_PREFIX: &str = "TR_";
 
 /// `prefix` followed by 12 random base62 characters.
 pub fn guid(prefix: &str) -> String {

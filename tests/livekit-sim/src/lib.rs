@@ -176,6 +176,8 @@ impl Simulator {
             RtcSessions::new(limits.max_rtc_sessions),
             sip_ua,
         ));
+        core.faults
+            .set_ignore_wait(config.ignore_wait_until_answered);
 
         let worker = tokio::spawn(webhooks::run_worker(
             webhook_rx,

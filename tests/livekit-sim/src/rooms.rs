@@ -22,7 +22,7 @@ use proto::DisconnectReason;
 use tokio::sync::{oneshot, watch};
 
 use crate::core::Counters;
-use crate::ids::{guid, PARTICIPANT_PREFIX, ROOM_PREFIX};
+use crate::ids::{guid, PARTICIPANT_PREFIX, ROOM_PREFIX, TRACK_PREFIX};
 use crate::twirp::{code, TwirpError};
 use crate::webhooks::{event, WebhookSink};
 
@@ -324,6 +324,23 @@ impl Rooms {
         true
     }
 
+    /// Publishes `track` for the participant with `sid` (`track_published` webhook).
+    /// Returns false if the participant is gone.
+    pub(crate) fn publish_track(&mut self, room: &str, sid: &str, track: proto::TrackInfo) -> bool {
+        let Some(entry) = self.find_by_sid(room, sid) else {
+            return false;
+        };
+        entry.info.tracks.push(track.clone());
+        entry.info.version += 1;
+        let participant = entry.info.clone();
+        if let Some(r) = self.rooms.get(room) {
+            let mut ev = event(event::TRACK_PUBLISHED, &r.info, Some(participant));
+            ev.track = Some(track);
+            self.sink.emit(ev);
+        }
+        true
+    }
+
     /// Takes the `wait_until_answered` waiter of the participant with `sid`.
     pub(crate) fn take_waiter(&mut self, room: &str, sid: &str) -> Option<AnswerWaiter> {
         self.find_by_sid(room, sid)?.waiter.take()
@@ -377,6 +394,22 @@ impl Rooms {
             self.close_room(name, DisconnectReason::RoomClosed);
             self.counters.room_closed_idle();
         }
+    }
+}
+
+/// A published microphone track (`cid`: the client's id for it, if any).
+pub(crate) fn microphone_track(cid: &str) -> proto::TrackInfo {
+    proto::TrackInfo {
+        sid: guid(TRACK_PREFIX),
+        r#type: proto::TrackType::Audio as i32,
+        name: if cid.is_empty() {
+            "microphone".to_owned()
+        } else {
+            cid.to_owned()
+        },
+        source: proto::TrackSource::Microphone as i32,
+        mime_type: "audio/opus".to_owned(),
+        ..Default::default()
     }
 }
 

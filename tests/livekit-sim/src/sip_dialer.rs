@@ -11,7 +11,10 @@
 //!   attribute is not changed); ringing timeout -> `USER_UNAVAILABLE`, no SIP code;
 //! * with `wait_until_answered`, the request blocks until answer, or fails with the
 //!   Twirp code for the SIP status and meta `sip_status_code`/`sip_status`
-//!   (ringing timeout: `canceled`, "sip request timed out", no meta).
+//!   (ringing timeout: `canceled`, "sip request timed out", no meta) — unless the
+//!   `ignore_wait_until_answered` fault is on: then it returns at once, as an older
+//!   server or a proxy timing out the long request does, and the outcome shows only in
+//!   the participant's attributes and webhooks.
 //!
 //! With [`crate::SimConfig::sip_outbound`] set, no scenario is played: a real
 //! INVITE goes to the trunk ([`crate::sip`]) and the same transitions follow the
@@ -155,7 +158,8 @@ pub(crate) async fn create_sip_participant(
     let sid = info.sid.clone();
 
     let (alive_tx, alive_rx) = oneshot::channel();
-    let (waiter_tx, waiter_rx) = if req.wait_until_answered {
+    let wait = req.wait_until_answered && !core.faults.ignore_wait();
+    let (waiter_tx, waiter_rx) = if wait {
         let (tx, rx) = oneshot::channel();
         (Some(tx), Some(rx))
     } else {

@@ -46,6 +46,7 @@ pub mod event {
     pub const ROOM_FINISHED: &str = "room_finished";
     pub const PARTICIPANT_JOINED: &str = "participant_joined";
     pub const PARTICIPANT_LEFT: &str = "participant_left";
+    pub const TRACK_PUBLISHED: &str = "track_published";
 }
 
 /// A webhook ready to send: the exact body bytes and the `Authorization` value.

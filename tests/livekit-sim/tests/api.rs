@@ -364,7 +364,28 @@ async fn http_hooks_join_leave_and_stats() {
     };
     let r = post("/sim/rooms/hook-room/join", r#"{"identity":"agent-9"}"#).await;
     assert_eq!(r.status, 200);
-    assert_eq!(sim.participants("hook-room").len(), 1);
+    let joined = sim.participants("hook-room");
+    assert_eq!(joined.len(), 1);
+    // A joined agent has published its microphone, as the contract's snippet does.
+    assert_eq!(joined[0].tracks.len(), 1);
+    assert_eq!(
+        joined[0].tracks[0].r#type,
+        livekit_protocol::TrackType::Audio as i32
+    );
+    let r = post(
+        "/sim/rooms/mute-room/join",
+        r#"{"identity":"agent-8","publish_audio":false}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(sim.participants("mute-room")[0].tracks.is_empty());
+    let r = post("/sim/rooms/mute-room/publish", r#"{"identity":"agent-8"}"#).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(sim.participants("mute-room")[0].tracks.len(), 1);
+    let r = post("/sim/rooms/mute-room/publish", r#"{"identity":"nobody"}"#).await;
+    assert_eq!(r.status, 404);
+    let r = post("/sim/fault", r#"{"ignore_wait_until_answered":true}"#).await;
+    assert_eq!(r.status, 200);
     let r = post("/sim/rooms/hook-room/leave", r#"{"identity":"agent-9"}"#).await;
     assert_eq!(r.status, 200);
     assert!(sim.participants("hook-room").is_empty());

@@ -172,6 +172,31 @@ async fn join_echo_ping_and_close() {
     };
     assert_eq!(pong.last_ping_timestamp, 77);
 
+    // Publishing the microphone (AddTrackRequest): answered track_published, and the
+    // track is on the participant as ListParticipants shows it.
+    let add = proto::SignalRequest {
+        message: Some(signal_request::Message::AddTrack(proto::AddTrackRequest {
+            cid: "mic-cid".into(),
+            name: "microphone".into(),
+            r#type: proto::TrackType::Audio as i32,
+            source: proto::TrackSource::Microphone as i32,
+            ..Default::default()
+        })),
+    };
+    ws.send(Message::Binary(add.encode_to_vec().into()))
+        .await
+        .unwrap();
+    let signal_response::Message::TrackPublished(published) = next_signal(&mut ws).await else {
+        panic!("expected track_published");
+    };
+    assert_eq!(published.cid, "mic-cid");
+    let track = published.track.unwrap();
+    assert!(track.sid.starts_with("TR_"));
+    let listed = client.list_participants(ROOM).await.unwrap();
+    assert_eq!(listed[0].tracks.len(), 1);
+    assert_eq!(listed[0].tracks[0].r#type, proto::TrackType::Audio as i32);
+    assert_eq!(listed[0].tracks[0].sid, track.sid);
+
     // Close: the participant leaves with CLIENT_INITIATED.
     ws.close(None).await.unwrap();
     eventually("participant gone", || sim.participants(ROOM).is_empty()).await;

@@ -193,6 +193,46 @@ async fn wait_until_answered_reports_sip_status() {
     sim.shutdown().await;
 }
 
+/// The `ignore_wait_until_answered` switch: an older LiveKit, or a proxy timing out the
+/// long request, returns the dial at once. A busy callee then shows only as the leg
+/// leaving with `USER_REJECTED` — the dial itself succeeded.
+#[tokio::test]
+async fn ignoring_wait_until_answered_returns_the_dial_at_once() {
+    let sim = start().await;
+    sim.set_scenario("9530251797", Scenario::fail(486, 400))
+        .unwrap();
+    sim.set_ignore_wait_until_answered(true);
+    let started = std::time::Instant::now();
+    dial(&sim, "9530251797", Duration::from_secs(5), true)
+        .await
+        .expect("the dial returns without error although the callee will be busy");
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "did not return at once"
+    );
+    assert!(
+        sim.dials()[0].wait_until_answered,
+        "the request asked to wait"
+    );
+    let p = &sim.participants(ROOM)[0];
+    assert_eq!(p.attributes["sip.callStatus"], "dialing");
+    let ev = left_event(&sim, "sip-customer").await;
+    assert_eq!(
+        ev.participant.unwrap().disconnect_reason,
+        DisconnectReason::UserRejected as i32
+    );
+    // Switched off again, the next dial waits as asked.
+    sim.set_ignore_wait_until_answered(false);
+    sim.set_scenario("9530251799", Scenario::answer(150, None))
+        .unwrap();
+    let started = std::time::Instant::now();
+    dial(&sim, "9530251799", Duration::from_secs(5), true)
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn nonstandard_disconnect_code_attribute_is_opt_in() {
     let mut cfg = common::config();

@@ -67,15 +67,19 @@ fn click2call() {}
     summary = "Dial the customer (agent browser, after joining and publishing the mic)",
     description = "Browser endpoint: keyed by the opaque `call_id`, no secret. Dials the \
         customer into the room and starts answer detection. Call it only after the room is \
-        connected and the mic published.",
+        connected and the mic published: the gateway looks at the room first and dials only \
+        when the agent's participant (the `agent_id` of `/click2call`) is there with a \
+        published audio track (`409 agent_not_ready` otherwise; join, publish, retry). \
+        `ringing` means the dial has started, never that anyone answered: the answer is \
+        observed later (`GET /api/c2c/calls/{call_id}`, the CRM webhook).",
     params(("call_id" = String, Path, description = "The `call_id` from `/click2call`.", example = "c2c_ab12cd34ab12cd34ab12cd34ab12cd34")),
     responses(
         (status = 200, description = "Dialling.", body = ConnectResponse),
         (status = 403, description = "`dlt_pending`: the tenant's outbound calling was switched off since `/click2call`.", body = ErrorBody),
         (status = 404, description = "`not_found`: unknown `call_id`.", body = ErrorBody),
-        (status = 409, description = "The call was already connected or has ended; `no_trunk` when its trunk is gone.", body = ErrorBody),
+        (status = 409, description = "`agent_not_ready`: the agent has not joined the room or publishes no microphone yet; nothing was dialled. `already_connected` / `call_ended`: the call was already connected or has ended; `no_trunk` when its trunk is gone.", body = ErrorBody),
         (status = 422, description = "The stored number no longer passes the tenant's dial plan.", body = ErrorBody),
-        (status = 503, description = "`livekit_unavailable`: the call could not be placed and has ended (the CRM webhook reports FAILED). `store_unavailable`.", body = ErrorBody,
+        (status = 503, description = "`livekit_unavailable`: LiveKit could not be asked whether the agent is ready (nothing dialled; retry), or the call could not be placed and has ended (the CRM webhook reports FAILED). `store_unavailable`.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
     ))]
 fn connect() {}
@@ -84,10 +88,14 @@ fn connect() {}
     summary = "End the call (agent clicked, or the tab is closing via sendBeacon)",
     description = "Browser endpoint. Idempotent. Accepts any body and content type \
         (`navigator.sendBeacon`). Deletes the room, computes the duration and fires the CRM \
-        webhook.",
+        webhook. Answers as soon as the hangup is stored: on a dialled call the gateway first \
+        finds out, in the background, whether the customer's leg had already ended (the \
+        snippet also posts `/hangup` when the customer drops), so the answer may still show \
+        the call in its phase; it ends within about 3 s (poll `GET /api/c2c/calls/{call_id}` \
+        or wait for the webhook). A call never dialled ends at once.",
     params(("call_id" = String, Path, description = "The `call_id` from `/click2call`.", example = "c2c_ab12cd34ab12cd34ab12cd34ab12cd34")),
     responses(
-        (status = 200, description = "The call as it now stands.", body = CallView),
+        (status = 200, description = "The hangup is stored; the call as it now stands (`ended` may still be false while its cause is worked out).", body = CallView),
         (status = 404, description = "`not_found`: unknown `call_id`.", body = ErrorBody),
         (status = 503, description = "`store_unavailable`.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),

@@ -10,6 +10,7 @@ const RING: u64 = 30_000;
 const GRACE: u64 = 10_000;
 const MAX: u64 = 3_600_000;
 const EXPIRY: u64 = 60_000;
+const SETTLE: u64 = 3_000;
 
 fn knobs() -> CallKnobs {
     CallKnobs {
@@ -17,6 +18,7 @@ fn knobs() -> CallKnobs {
         agent_drop_grace_ms: GRACE,
         max_duration_ms: MAX,
         unconnected_expiry_ms: EXPIRY,
+        hangup_settle_ms: SETTLE,
     }
 }
 
@@ -142,33 +144,127 @@ fn connect_when_connected_or_ended_conflicts() {
     }
 }
 
-// ---- DialFailed ----
+// ---- Dial(result) ----
 
-#[test]
-fn dial_failed_in_dialing_fails_and_masks_digits() {
-    let ev = CallEvent::DialFailed {
-        sip_code: Some(503),
-        reason: "INVITE sip:99119530251797@carrier failed: 503".into(),
-    };
-    let t = end_via(Dialing, ev, Failed, "INVITE sip:*@carrier failed: 503");
-    assert_eq!(t.record.sip_disconnect_code, Some(503));
-    let empty = CallEvent::DialFailed {
-        sip_code: None,
-        reason: "  ".into(),
-    };
-    let t = end_via(Dialing, empty, Failed, "dial_failed");
-    assert_eq!(t.record.sip_disconnect_code, None);
+fn dial(r: DialResult) -> CallEvent {
+    CallEvent::Dial(r)
 }
 
 #[test]
-fn dial_failed_elsewhere_is_ignored() {
-    let ev = CallEvent::DialFailed {
-        sip_code: Some(500),
-        reason: "x".into(),
-    };
-    for p in [Initiated, Ringing, Active, Ended] {
-        assert_ignored(p, &ev);
+fn a_dial_that_returned_is_not_an_answer() {
+    // LiveKit may return CreateSIPParticipant at once, whatever wait_until_answered says.
+    for p in [Dialing, Ringing] {
+        let rec = in_phase(p);
+        assert!(rec.dial_pending());
+        let t = step(&rec, &dial(DialResult::Accepted), T0 + 9_000);
+        assert_eq!(
+            t.record.phase, p,
+            "a returned dial must not answer the call"
+        );
+        assert_eq!(t.record.answered_ms, None);
+        assert_eq!(t.record.dial_returned_ms, Some(T0 + 9_000));
+        assert!(!t.record.dial_pending());
+        assert_eq!(t.record.version, rec.version + 1);
+        assert!(t.effects.is_empty(), "{:?}", t.effects);
+        // Only the first result counts.
+        let again = step(&t.record, &dial(DialResult::Accepted), T0 + 9_500);
+        assert_eq!(again.record, t.record);
     }
+}
+
+#[test]
+fn a_rejected_dial_ends_with_the_carriers_code() {
+    for (code, status) in [(486, NotAnswered), (603, NotAnswered), (503, Failed)] {
+        for p in [Dialing, Ringing] {
+            let t = end_via(
+                p,
+                dial(DialResult::Rejected { sip_code: code }),
+                status,
+                "customer_left",
+            );
+            assert_eq!(t.record.sip_disconnect_code, Some(code));
+            assert!(t.record.dial_returned_ms.is_some());
+        }
+    }
+    // Answered by the browser's report while the dial still waited.
+    end_via(
+        Active,
+        dial(DialResult::Rejected { sip_code: 487 }),
+        Answered,
+        "customer_left",
+    );
+    // After our own teardown the code is still recorded, nothing else changes.
+    let ended = in_phase(Ended);
+    let t = step(
+        &ended,
+        &dial(DialResult::Rejected { sip_code: 486 }),
+        T0 + 70_000,
+    );
+    assert_eq!(t.record.sip_disconnect_code, Some(486));
+    assert_eq!(t.record.phase, Ended);
+    assert!(t.effects.is_empty());
+}
+
+#[test]
+fn a_dial_livekit_could_not_place_fails_and_masks_digits() {
+    let ev = dial(DialResult::Failed {
+        reason: "INVITE sip:99119530251797@carrier failed: 503".into(),
+    });
+    let t = end_via(Dialing, ev, Failed, "INVITE sip:*@carrier failed: 503");
+    assert_eq!(t.record.sip_disconnect_code, None);
+    let empty = dial(DialResult::Failed {
+        reason: "  ".into(),
+    });
+    end_via(Dialing, empty, Failed, "dial_failed");
+}
+
+#[test]
+fn a_canceled_dial_leaves_the_verdict_to_timers() {
+    for p in [Dialing, Ringing, Active] {
+        let rec = in_phase(p);
+        let t = step(&rec, &dial(DialResult::Canceled), T0 + 9_000);
+        assert_eq!(t.record.phase, p);
+        assert!(!t.record.dial_pending());
+        assert!(t.effects.is_empty());
+    }
+}
+
+#[test]
+fn a_lost_dial_without_a_leg_says_so_instead_of_ringing_out() {
+    for p in [Dialing, Ringing] {
+        end_via(
+            p,
+            dial(DialResult::Lost { leg_seen: false }),
+            Failed,
+            "dial_interrupted",
+        );
+    }
+    end_via(
+        Active,
+        dial(DialResult::Lost { leg_seen: false }),
+        Answered,
+        "customer_left",
+    );
+    // With the leg still in the room the call goes on, followed by the usual signals.
+    let rec = in_phase(Ringing);
+    let t = step(&rec, &dial(DialResult::Lost { leg_seen: true }), T0 + 9_000);
+    assert_eq!(t.record.phase, Ringing);
+    assert!(!t.record.dial_pending());
+    assert!(t.effects.is_empty());
+}
+
+#[test]
+fn dial_results_before_connect_or_after_the_end_change_nothing() {
+    for r in [
+        DialResult::Accepted,
+        DialResult::Canceled,
+        DialResult::Failed { reason: "x".into() },
+        DialResult::Lost { leg_seen: false },
+    ] {
+        assert_ignored(Initiated, &dial(r.clone()));
+        assert_ignored(Ended, &dial(r));
+    }
+    assert_ignored(Initiated, &dial(DialResult::Rejected { sip_code: 486 }));
 }
 
 // ---- Ringing ----
@@ -299,6 +395,89 @@ fn customer_left_after_end_only_records_the_code() {
     assert_eq!(t.record.sip_disconnect_code, Some(487));
     assert_eq!(t.record.version, rec.version + 1);
     assert!(t.effects.is_empty());
+}
+
+// ---- HangupRequested ----
+
+#[test]
+fn a_hangup_on_a_dialled_call_is_resolved_before_it_ends() {
+    for p in [Dialing, Ringing, Active] {
+        let rec = in_phase(p);
+        let now = T0 + 20_000;
+        let t = step(&rec, &CallEvent::HangupRequested, now);
+        assert_eq!(t.record.phase, p, "the call ends once the cause is known");
+        assert_eq!(t.record.hangup_requested_ms, Some(now));
+        assert_eq!(t.record.timer(TimerKind::HangupSettle), Some(now + SETTLE));
+        assert_eq!(
+            t.effects,
+            vec![
+                Effect::ArmTimer {
+                    kind: TimerKind::HangupSettle,
+                    at_ms: now + SETTLE
+                },
+                Effect::ResolveHangup
+            ]
+        );
+        // A second /hangup (double click, beacon after fetch) resolves nothing twice.
+        let again = step(&t.record, &CallEvent::HangupRequested, now + 10);
+        assert_eq!(again.record, t.record);
+        assert!(again.effects.is_empty());
+    }
+}
+
+#[test]
+fn a_hangup_before_connect_ends_at_once_and_after_the_end_is_a_no_op() {
+    end_via(
+        Initiated,
+        CallEvent::HangupRequested,
+        Failed,
+        "agent_cancelled",
+    );
+    assert_ignored(Ended, &CallEvent::HangupRequested);
+}
+
+#[test]
+fn a_resolved_agent_hangup_ends_when_the_agent_asked() {
+    let rec = in_phase(Active);
+    let asked = ANSWER_AT + 4_000;
+    let pending = step(&rec, &CallEvent::HangupRequested, asked).record;
+    let t = step(&pending, &CallEvent::AgentHangup, asked + 40);
+    assert_eq!(t.record.ended_ms, Some(asked));
+    assert_eq!(t.record.duration_seconds(), 4);
+    assert_eq!(t.record.disconnect_reason.as_deref(), Some("agent_hangup"));
+}
+
+#[test]
+fn the_settle_timer_ends_an_unresolved_hangup_as_the_agents() {
+    for (p, status, reason) in [
+        (Ringing, NotAnswered, "agent_cancelled"),
+        (Active, Answered, "agent_hangup"),
+    ] {
+        let asked = T0 + 20_000;
+        let pending = step(&in_phase(p), &CallEvent::HangupRequested, asked).record;
+        let fire = asked + SETTLE;
+        let t = step(&pending, &CallEvent::Timer(TimerKind::HangupSettle), fire);
+        assert_eq!(t.record.phase, Ended);
+        assert_eq!(t.record.call_status, Some(status));
+        assert_eq!(t.record.disconnect_reason.as_deref(), Some(reason));
+        assert_eq!(t.record.ended_ms, Some(asked));
+    }
+}
+
+#[test]
+fn the_customer_leaving_while_a_hangup_resolves_is_the_customers() {
+    let pending = step(&in_phase(Ringing), &CallEvent::HangupRequested, T0 + 20_000).record;
+    let t = step(
+        &pending,
+        &CallEvent::CustomerLeft {
+            sip_code: Some(486),
+            disconnect_reason: None,
+        },
+        T0 + 20_005,
+    );
+    assert_eq!(t.record.call_status, Some(NotAnswered));
+    assert_eq!(t.record.disconnect_reason.as_deref(), Some("customer_left"));
+    assert_eq!(t.record.sip_disconnect_code, Some(486));
 }
 
 // ---- AgentHangup ----
@@ -539,10 +718,11 @@ fn ended_is_absorbing_for_every_event_but_connect_and_codes() {
         CallEvent::Timer(TimerKind::AgentDropGrace),
         CallEvent::Timer(TimerKind::MaxDuration),
         CallEvent::Timer(TimerKind::UnconnectedExpiry),
-        CallEvent::DialFailed {
-            sip_code: None,
-            reason: "x".into(),
-        },
+        CallEvent::Timer(TimerKind::HangupSettle),
+        CallEvent::HangupRequested,
+        CallEvent::Dial(DialResult::Accepted),
+        CallEvent::Dial(DialResult::Failed { reason: "x".into() }),
+        CallEvent::Dial(DialResult::Lost { leg_seen: false }),
     ];
     for ev in &events {
         assert_ignored(Ended, ev);

@@ -66,6 +66,10 @@ struct Args {
     /// Most SIP calls tracked at once when dialling real SIP.
     #[arg(long, default_value_t = 1024)]
     max_sip_calls: usize,
+    /// Return CreateSIPParticipant at once even when asked to wait until answered (an
+    /// older LiveKit, or a proxy timing out the long request). Also a runtime fault.
+    #[arg(long)]
+    ignore_wait_until_answered: bool,
 }
 
 #[tokio::main]
@@ -95,6 +99,7 @@ async fn run(args: Args) -> Result<(), livekit_sim::SimError> {
     config.limits.max_rtc_sessions = args.max_rtc_sessions;
     config.limits.webhook_log = args.webhook_log;
     config.limits.max_sip_calls = args.max_sip_calls;
+    config.ignore_wait_until_answered = args.ignore_wait_until_answered;
     if let Some(mut outbound) = args.sip_outbound {
         if let Some(ip) = args.sip_local_ip {
             outbound.local_ip = ip;

@@ -5,6 +5,8 @@
 //! * the first frame is a binary `SignalResponse{join}` (room, participant, others);
 //! * text frames are echoed verbatim (the simulator's stand-in for signalling);
 //! * binary `SignalRequest`s: `ping` -> `pong`, `ping_req` -> `pong_resp`,
+//!   `add_track` -> the track is published at once (no media negotiation here; LiveKit
+//!   publishes it when the media arrives) and answered `track_published`,
 //!   `leave` -> the session ends; anything else is ignored;
 //! * WebSocket pings are answered with pongs (by tungstenite), frames over 64 KiB
 //!   close the session with 1009;
@@ -256,14 +258,20 @@ async fn run(
     let mut ws =
         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     let _open = OpenGuard::new(&core.rtc.open);
-    let end = drive(&core, &mut ws, join, removed).await;
+    let end = drive(&core, &mut ws, join, removed, &membership).await;
     tracing::debug!(?end, room = %membership.room, "livekit-sim: rtc session ended");
     if end == End::Shutdown {
         membership.armed = false; // rooms are being dropped without webhooks
     }
 }
 
-async fn drive(core: &Core, ws: &mut Ws, join: Message, mut removed: oneshot::Receiver<()>) -> End {
+async fn drive(
+    core: &Core,
+    ws: &mut Ws,
+    join: Message,
+    mut removed: oneshot::Receiver<()>,
+    me: &Membership,
+) -> End {
     let mut stop = core.rtc.stop.subscribe();
     let mut refuse = core.faults.watch_refuse();
     if ws.send(join).await.is_err() {
@@ -294,6 +302,15 @@ async fn drive(core: &Core, ws: &mut Ws, join: Message, mut removed: oneshot::Re
                     Action::Leave => {
                         close(ws, CloseCode::Normal, "").await;
                         return End::Client;
+                    }
+                    Action::Publish(req) => {
+                        let track = publish(core, me, &req);
+                        let reply = signal(signal_response::Message::TrackPublished(
+                            proto::TrackPublishedResponse { cid: req.cid, track },
+                        ));
+                        if ws.send(reply).await.is_err() {
+                            return End::Client;
+                        }
                     }
                     Action::Nothing => {}
                 },
@@ -327,7 +344,26 @@ enum Action {
     Reply(Message),
     Flush,
     Leave,
+    Publish(proto::AddTrackRequest),
     Nothing,
+}
+
+/// Publishes the track an `AddTrackRequest` announces on the session's participant.
+fn publish(core: &Core, me: &Membership, req: &proto::AddTrackRequest) -> Option<proto::TrackInfo> {
+    let track = proto::TrackInfo {
+        sid: crate::ids::guid(crate::ids::TRACK_PREFIX),
+        r#type: req.r#type,
+        name: req.name.clone(),
+        source: req.source,
+        muted: req.muted,
+        width: req.width,
+        height: req.height,
+        ..Default::default()
+    };
+    core.rooms
+        .lock()
+        .publish_track(&me.room, &me.sid, track.clone())
+        .then_some(track)
 }
 
 fn answer(msg: Message) -> Action {
@@ -344,6 +380,7 @@ fn answer(msg: Message) -> Action {
                 })))
             }
             Ok(Some(signal_request::Message::Leave(_))) => Action::Leave,
+            Ok(Some(signal_request::Message::AddTrack(req))) => Action::Publish(req),
             _ => Action::Nothing,
         },
         Message::Ping(_) => Action::Flush,

@@ -371,21 +371,20 @@ fn created(r: &http1::Response) -> (String, String) {
     (field("call_id"), field("room"))
 }
 
-/// One full lifecycle on the task's own connections (`sim` only when the agent joins).
-async fn lifecycle(gw: &mut http1::Conn, sim: &mut http1::Conn, lat: &mut Lat, join: bool) {
+/// One full lifecycle on the task's own connections. The agent joins the room and
+/// publishes its microphone (the simulator's hook) before `/connect`, which checks that.
+async fn lifecycle(gw: &mut http1::Conn, sim: &mut http1::Conn, lat: &mut Lat) {
     let (t, r) = post(gw, "/api/c2c/click2call", Some(CLICK2CALL), true).await;
     lat.click2call.push(t);
     lat.click2call_own.push(t.saturating_sub(r.livekit_us));
     let (id, room) = created(&r);
-    if join {
-        post(
-            sim,
-            &format!("/sim/rooms/{room}/join"),
-            Some(br#"{"identity":"agent-1"}"#),
-            false,
-        )
-        .await;
-    }
+    post(
+        sim,
+        &format!("/sim/rooms/{room}/join"),
+        Some(br#"{"identity":"agent-1"}"#),
+        false,
+    )
+    .await;
     let (t, r) = post(gw, &format!("/api/c2c/calls/{id}/connect"), None, false).await;
     lat.connect.push(t);
     lat.connect_own.push(t.saturating_sub(r.livekit_us));
@@ -419,7 +418,7 @@ async fn main() {
     {
         let (mut gw, mut sim) = (http1::Conn::new(e.gw_addr), http1::Conn::new(e.sim_addr));
         for _ in 0..50 {
-            lifecycle(&mut gw, &mut sim, &mut Lat::default(), false).await;
+            lifecycle(&mut gw, &mut sim, &mut Lat::default()).await;
         }
     }
     let warm = e.delivered.load(Ordering::Relaxed);
@@ -435,7 +434,7 @@ async fn main() {
             let mut lat = Lat::default();
             let (mut gw, mut sim) = (http1::Conn::new(e.gw_addr), http1::Conn::new(e.sim_addr));
             for _ in 0..per {
-                lifecycle(&mut gw, &mut sim, &mut lat, false).await;
+                lifecycle(&mut gw, &mut sim, &mut lat).await;
             }
             lat
         }));

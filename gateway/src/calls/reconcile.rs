@@ -1,0 +1,116 @@
+//! Start-up: calls whose dial was in flight when the previous process died.
+//!
+//! A dial request dies with the process that sent it, but LiveKit goes on with the call:
+//! the customer may be ringing, talking, or long gone with a carrier code nobody will
+//! ever report. Left alone such a call rings out on the gateway's timer and reaches the
+//! CRM as NOT_ANSWERED `ring_timeout` — the wrong outcome for a trunk that failed in the
+//! ~150 ms the dial was in flight. So before anything else, each such call is settled
+//! from what LiveKit shows now: a leg still in the room is followed as usual (polling,
+//! webhooks, timers); no leg means the outcome is unknowable and the record says so
+//! (`Dial(Lost)`: FAILED `dial_interrupted`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use c2c_callstate::{CallEvent, CallRecord, DialResult};
+use c2c_livekit::LiveKitError;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::app::App;
+use crate::calls::poller::customer_leg;
+
+/// Looks at each room this many times (LiveKit may be restarting too) before giving up
+/// on seeing the leg.
+const ATTEMPTS: u32 = 5;
+const RETRY: Duration = Duration::from_secs(1);
+/// Rooms looked at at once.
+const CONCURRENCY: usize = 32;
+
+/// Settles every open call whose dial was in flight. Returns how many it settled.
+pub async fn lost_dials(app: &Arc<App>) -> usize {
+    let open = match app.store.open_calls() {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read open calls to settle interrupted dials");
+            return 0;
+        }
+    };
+    // A dial this process started (the listener is already up) is not lost.
+    let pending: Vec<CallRecord> = open
+        .into_iter()
+        .filter(|r| r.dial_pending() && !app.dials.in_flight(&r.call_id))
+        .collect();
+    if pending.is_empty() {
+        return 0;
+    }
+    tracing::info!(
+        calls = pending.len(),
+        "settling calls whose dial was in flight at the last stop"
+    );
+    // Concurrently but bounded: with LiveKit down, each look may take seconds.
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    for rec in pending {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let app = app.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let leg_seen = leg_in_room(&app, &rec).await;
+            let ev = CallEvent::Dial(DialResult::Lost { leg_seen });
+            match crate::calls::apply(&app, &rec.call_id, ev).await {
+                Ok(after) => {
+                    tracing::info!(
+                        call_id = %rec.call_id,
+                        leg_seen,
+                        ended = after.is_ended(),
+                        "interrupted dial settled"
+                    );
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(call_id = %rec.call_id, error = %e, "interrupted dial not settled");
+                    false
+                }
+            }
+        });
+    }
+    let mut settled = 0;
+    while let Some(done) = tasks.join_next().await {
+        settled += usize::from(done.unwrap_or(false));
+    }
+    settled
+}
+
+/// Whether the customer's leg (not yet hung up) is in the call's room. A room LiveKit
+/// no longer has, or a LiveKit that stays unreachable, shows no leg.
+async fn leg_in_room(app: &App, rec: &CallRecord) -> bool {
+    let Some(client) = app
+        .livekit
+        .client_for_tenant(&app.policy.get(), &rec.tenant)
+    else {
+        return false;
+    };
+    for attempt in 1..=ATTEMPTS {
+        match client.list_participants(&rec.room).await {
+            Ok(parts) => {
+                return customer_leg(&parts)
+                    .is_some_and(|p| p.call_status.as_deref() != Some("hangup"))
+            }
+            Err(LiveKitError::NotFound(_)) => return false,
+            Err(e) => {
+                app.metrics
+                    .livekit_errors
+                    .with_label_values(&["list_participants"])
+                    .inc();
+                tracing::warn!(attempt, error = %e, "cannot look at an interrupted dial's room");
+                if attempt < ATTEMPTS {
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    }
+    false
+}
