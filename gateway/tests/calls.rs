@@ -952,6 +952,11 @@ async fn analytics_and_the_call_log_reflect_the_calls_driven() {
     assert_eq!(v["outcomes"]["FAILED"], 1);
     assert_eq!(v["failures_by_sip_code"]["486"], 2);
     assert_eq!(v["failures_by_sip_code"]["503"], 1);
+    assert_eq!(
+        v["failures_by_cause"],
+        json!({"customer": 2, "carrier": 1}),
+        "{v}"
+    );
     assert_eq!(v["by_day"][0]["date"], today.as_str());
     assert_eq!(v["by_day"][0]["total"], 4);
     // By trunk: all on airtel-mum; another trunk has none.

@@ -98,9 +98,14 @@ async fn console_and_client_in_chromium() {
         let (id, _) = env.start_call(n).await;
         env.wait_status(&id, "ENDED", T).await;
     }
+    // And one the agent cancels before /connect: counted apart from carrier failures.
+    let (s, v) = env.click2call("9000000777").await;
+    assert_eq!(s, 200, "{v}");
+    let cancelled = v["call_id"].as_str().unwrap().to_string();
+    env.hang_up(&cancelled).await;
     let driven = json!({
         "date": chrono::Utc::now().format("%Y-%m-%d").to_string(),
-        "total": 2, "answered": 1, "sip486": 1,
+        "total": 3, "answered": 1, "sip486": 1, "agent_cancelled": 1,
     });
 
     let shots = repo().join("target/console-screenshots");

@@ -119,6 +119,12 @@ test('Analytics charts reflect the calls driven in this test', async () => {
   assert.ok(api.outcomes.ANSWERED >= DRIVEN.answered);
   const bar = await p.getAttribute('#chart-sip g[data-label="486"]', 'data-value');
   assert.equal(Number(bar), DRIVEN.sip486);
+  // A hangup before /connect is its own bucket, not a carrier or LiveKit failure.
+  assert.ok(api.failures_by_cause.agent_cancelled >= DRIVEN.agent_cancelled, JSON.stringify(api));
+  assert.ok(api.failures_by_cause.customer >= DRIVEN.sip486, JSON.stringify(api));
+  assert.equal(api.failures_by_cause.carrier, undefined, JSON.stringify(api));
+  const cancelled = await p.getAttribute('#chart-causes g[data-label="agent_cancelled"]', 'data-value');
+  assert.equal(Number(cancelled), api.failures_by_cause.agent_cancelled);
   const day = await p.$eval(`#chart-days g[data-date="${DRIVEN.date}"]`, (g) => ({
     total: Number(g.dataset.total),
     parts: Object.fromEntries([...g.querySelectorAll('rect')].map((r) => [r.dataset.outcome, Number(r.dataset.value)])),

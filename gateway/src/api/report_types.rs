@@ -32,6 +32,15 @@ pub struct AnalyticsReport {
     /// Count of NOT_ANSWERED and FAILED calls by their SIP final response code
     /// (`{"486": 3}`).
     pub failures_by_sip_code: BTreeMap<String, u64>,
+    /// Count of NOT_ANSWERED and FAILED calls by cause, so an agent hanging up is never
+    /// read as a carrier or LiveKit failure: `customer` (busy, declined, rang out),
+    /// `carrier` (trunk or SIP failure), `livekit` (LiveKit could not place the call),
+    /// `agent_cancelled` (the agent hung up before the answer, or before dialling),
+    /// `agent_dropped` (the agent's browser went away), `never_connected` (the browser
+    /// never called `/connect`), `gateway` (the dial was interrupted by a gateway
+    /// restart). Causes with no calls are left out.
+    #[schema(example = json!({"customer": 3, "agent_cancelled": 1}))]
+    pub failures_by_cause: BTreeMap<String, u64>,
     /// One entry per day of the range, in order.
     pub by_day: Vec<DayCounts>,
 }

@@ -157,6 +157,7 @@ pub fn analytics(
             .iter()
             .map(|(c, n)| (c.to_string(), *n))
             .collect(),
+        failures_by_cause: all.failures_by_cause,
         by_day,
     };
     Ok(JsonResponse::json(StatusCode::OK, &report))

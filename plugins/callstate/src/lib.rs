@@ -94,7 +94,7 @@ pub use machine::{
 };
 pub use record::{
     call_id_hex, is_valid_call_id, mask_number, new_call_id, room_for_call_id, ArmedTimer,
-    CallRecord, CallStatus, CrmWebhookPayload, NewCall, Phase,
+    CallRecord, CallStatus, CrmWebhookPayload, FailureCause, NewCall, Phase,
 };
 pub use store::{
     webhook_id_for, Applied, CallPage, CallStore, CallStoreExt, CheckReport, DayTally, OutboxEntry,

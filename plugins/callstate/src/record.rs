@@ -57,6 +57,69 @@ impl CallStatus {
     }
 }
 
+/// Why a call that was not answered ended: the analytics' failure buckets. A hangup
+/// before `/connect` is a terminal webhook like any other (the contract requires it), but
+/// an agent cancelling is not a carrier's or LiveKit's failure, so it is counted apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureCause {
+    /// NOT_ANSWERED by the customer's side: busy, declined, unavailable, rang out.
+    Customer,
+    /// FAILED by the carrier or the trunk (a SIP failure code, `SIP_TRUNK_FAILURE`, ...).
+    Carrier,
+    /// LiveKit could not place the call, or closed its room.
+    LiveKit,
+    /// The agent hung up before the customer answered (or before dialling).
+    AgentCancelled,
+    /// The agent's browser went away and did not come back within the grace.
+    AgentDropped,
+    /// The agent's browser never called `/connect`.
+    NeverConnected,
+    /// The gateway lost track of the dial (killed while it was in flight).
+    Gateway,
+}
+
+impl FailureCause {
+    pub const ALL: [FailureCause; 7] = [
+        FailureCause::Customer,
+        FailureCause::Carrier,
+        FailureCause::LiveKit,
+        FailureCause::AgentCancelled,
+        FailureCause::AgentDropped,
+        FailureCause::NeverConnected,
+        FailureCause::Gateway,
+    ];
+
+    /// The wire name (analytics key; a bounded metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCause::Customer => "customer",
+            FailureCause::Carrier => "carrier",
+            FailureCause::LiveKit => "livekit",
+            FailureCause::AgentCancelled => "agent_cancelled",
+            FailureCause::AgentDropped => "agent_dropped",
+            FailureCause::NeverConnected => "never_connected",
+            FailureCause::Gateway => "gateway",
+        }
+    }
+
+    /// The bucket of an ended, unanswered call; `None` for answered or open calls.
+    pub fn of(rec: &CallRecord) -> Option<FailureCause> {
+        let status = rec.call_status?;
+        if status == CallStatus::Answered {
+            return None;
+        }
+        Some(match rec.disconnect_reason.as_deref().unwrap_or("") {
+            "agent_cancelled" => FailureCause::AgentCancelled,
+            "agent_dropped" => FailureCause::AgentDropped,
+            "never_connected" => FailureCause::NeverConnected,
+            "dial_interrupted" => FailureCause::Gateway,
+            "livekit_unavailable" | "dial_failed" | "room_finished" => FailureCause::LiveKit,
+            _ if status == CallStatus::NotAnswered => FailureCause::Customer,
+            _ => FailureCause::Carrier,
+        })
+    }
+}
+
 /// A timer the record currently wants armed; kept in the record so a restarted gateway can
 /// re-arm every timer from the store alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

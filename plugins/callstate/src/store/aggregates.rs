@@ -18,11 +18,12 @@ use super::journal::Writes;
 use super::keys;
 use super::sled_calls::{decode, encode, lock, SledCallStore};
 use crate::error::StoreError;
-use crate::record::{CallRecord, CallStatus};
+use crate::record::{CallRecord, CallStatus, FailureCause};
 
 /// Bumped when the tally format or its counting rules change: a store whose marker differs
 /// gets its tallies rebuilt on open.
-const AGGREGATES_VERSION: &[u8] = b"1";
+/// 2: `failures_by_cause`.
+const AGGREGATES_VERSION: &[u8] = b"2";
 
 /// What one UTC day of one tenant's trunk amounts to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +37,9 @@ pub struct DayTally {
     /// SIP final codes of NOT_ANSWERED and FAILED calls.
     #[serde(default)]
     pub failures_by_sip_code: BTreeMap<u16, u64>,
+    /// NOT_ANSWERED and FAILED calls by [`FailureCause`] (its wire name).
+    #[serde(default)]
+    pub failures_by_cause: BTreeMap<String, u64>,
 }
 
 impl DayTally {
@@ -48,6 +52,9 @@ impl DayTally {
         self.in_progress += other.in_progress;
         for (code, n) in &other.failures_by_sip_code {
             *self.failures_by_sip_code.entry(*code).or_default() += n;
+        }
+        for (cause, n) in &other.failures_by_cause {
+            *self.failures_by_cause.entry(cause.clone()).or_default() += n;
         }
     }
 
@@ -74,6 +81,16 @@ impl DayTally {
                 self.failures_by_sip_code.remove(&code);
             }
         }
+        if let Some(cause) = c.cause {
+            let n = self
+                .failures_by_cause
+                .entry(cause.as_str().to_owned())
+                .or_default();
+            step(n);
+            if *n == 0 {
+                self.failures_by_cause.remove(cause.as_str());
+            }
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -90,6 +107,7 @@ struct Counted {
     key: Vec<u8>,
     status: Option<CallStatus>,
     failure_code: Option<u16>,
+    cause: Option<FailureCause>,
 }
 
 impl Counted {
@@ -103,6 +121,7 @@ impl Counted {
             key: keys::aggregate(&rec.tenant, &day, &rec.trunk_label),
             status: rec.call_status,
             failure_code,
+            cause: FailureCause::of(rec),
         })
     }
 }

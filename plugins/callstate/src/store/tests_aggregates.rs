@@ -40,6 +40,10 @@ async fn tallies_follow_outcomes_by_day_and_trunk() {
     let d1 = &all["20240301"];
     assert_eq!((d1.total, d1.answered, d1.not_answered), (2, 1, 1));
     assert_eq!(d1.failures_by_sip_code, [(486, 1)].into_iter().collect());
+    assert_eq!(
+        d1.failures_by_cause,
+        [("customer".to_string(), 1)].into_iter().collect()
+    );
     let d2 = &all["20240302"];
     assert_eq!((d2.total, d2.not_answered, d2.in_progress), (2, 1, 1));
 
@@ -116,4 +120,45 @@ async fn tallies_are_rebuilt_when_missing_and_checked() {
         s.verify_aggregates().unwrap(),
         vec!["a/acme\\x0020240301\\x00airtel".to_string()]
     );
+}
+
+/// An agent cancelling (a hangup before `/connect`, or while ringing) is a terminal
+/// outcome but not a carrier's or LiveKit's failure: it has its own bucket.
+#[tokio::test]
+async fn agent_cancellations_are_counted_apart_from_carrier_failures() {
+    let dir = TempDir::new().unwrap();
+    let s = open(&dir);
+    // Hung up before /connect: FAILED agent_cancelled.
+    let early = call("acme", DAY1 + 1);
+    s.create(&early).await.unwrap();
+    let t = event(&s, &early.call_id, CallEvent::HangupRequested, DAY1 + 2).await;
+    assert_eq!(t.record.call_status, Some(CallStatus::Failed));
+    // Hung up while ringing: NOT_ANSWERED agent_cancelled.
+    let ringing = call("acme", DAY1 + 3);
+    s.create(&ringing).await.unwrap();
+    event(&s, &ringing.call_id, CallEvent::Connect, DAY1 + 4).await;
+    event(&s, &ringing.call_id, CallEvent::AgentHangup, DAY1 + 5).await;
+    // A trunk failure and a LiveKit that could not place the call.
+    unanswered(&s, "airtel", DAY1 + 6, 503).await;
+    let lk = call("acme", DAY1 + 7);
+    s.create(&lk).await.unwrap();
+    event(&s, &lk.call_id, CallEvent::Connect, DAY1 + 8).await;
+    let failed = crate::machine::DialResult::Failed {
+        reason: "livekit_unavailable".into(),
+    };
+    event(&s, &lk.call_id, CallEvent::Dial(failed), DAY1 + 9).await;
+
+    let day = &s.day_tallies("acme", "20240301", "20240301", None).unwrap()["20240301"];
+    let causes: Vec<(&str, u64)> = day
+        .failures_by_cause
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        causes,
+        vec![("agent_cancelled", 2), ("carrier", 1), ("livekit", 1)],
+        "{day:?}"
+    );
+    assert_eq!((day.failed, day.not_answered), (3, 1));
+    assert!(s.verify_aggregates().unwrap().is_empty());
 }

@@ -6,6 +6,18 @@ import { barChart, stackedByDay, legend } from './charts.js';
 
 const iso = (d) => d.toISOString().slice(0, 10);
 
+// Why unanswered calls ended (`failures_by_cause`), in display order. An agent
+// cancelling is a terminal webhook too, but not a carrier's or LiveKit's failure.
+const CAUSES = [
+  ['customer', 'Customer: busy, declined, rang out'],
+  ['carrier', 'Carrier or trunk failure'],
+  ['livekit', 'LiveKit could not place the call'],
+  ['agent_cancelled', 'Agent hung up before the answer'],
+  ['agent_dropped', "Agent's browser went away"],
+  ['never_connected', 'Browser never called /connect'],
+  ['gateway', 'Dial interrupted by a gateway restart'],
+];
+
 export default async function analytics(root, ctx) {
   const today = new Date();
   const weekAgo = new Date(today.getTime() - 6 * 86400000);
@@ -41,6 +53,8 @@ function show(out, a) {
   const stat = (label, v, id) => h('div', { class: 'stat', 'data-stat': id }, h('b', {}, v), label);
   const rate = a.answer_rate === null || a.answer_rate === undefined ? '—' : `${Math.round(a.answer_rate * 100)}%`;
   const codes = Object.entries(a.failures_by_sip_code || {}).sort(([x], [y]) => x.localeCompare(y));
+  const byCause = a.failures_by_cause || {};
+  const causes = CAUSES.filter(([k]) => byCause[k]).map(([k, label]) => [k, byCause[k], label]);
   const days = a.by_day || [];
   if (!a.total) {
     mount(out, h('div', { class: 'card' }, h('p', { class: 'empty', id: 'analytics-empty' }, `No calls between ${a.from} and ${a.to}${a.trunk ? ' on ' + a.trunk : ''}. Place one from the Sandbox tab.`)));
@@ -57,6 +71,12 @@ function show(out, a) {
         ? [barChart('chart-sip', 'Failures by SIP code', codes, 'c-code'),
           table('Failures by SIP code', ['SIP code', 'Calls'], codes, '')]
         : h('p', { class: 'empty' }, 'No failures with a SIP code in this range.')),
+    h('div', { class: 'card' },
+      h('h3', {}, 'Unanswered calls by cause'),
+      causes.length
+        ? [barChart('chart-causes', 'Unanswered calls by cause', causes.map(([k, v]) => [k, v]), 'c-cause'),
+          table('Unanswered calls by cause', ['Cause', 'Calls'], causes.map(([, v, label]) => [label, v]), '')]
+        : h('p', { class: 'empty' }, 'Every call in this range was answered.')),
     h('div', { class: 'card' },
       h('h3', {}, 'By day'),
       legend(),
