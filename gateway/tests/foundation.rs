@@ -43,7 +43,7 @@ async fn service_endpoints_answer() {
 }
 
 #[tokio::test]
-async fn normalize_returns_clean_e164_dialed_and_caller_id() {
+async fn normalize_returns_clean_e164_and_caller_id_never_the_dial_prefix() {
     let p = Policies::example();
     let data = tempfile::tempdir().unwrap();
     let gw = Gateway::start(p.path(), data.path());
@@ -56,11 +56,13 @@ async fn normalize_returns_clean_e164_dialed_and_caller_id() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["customer_number"], "9530251797");
-    assert_eq!(v["e164"], "+919530251797");
-    assert_eq!(v["dialed"], "99119530251797");
-    assert_eq!(v["caller_id"], "+919999999999");
-    assert_eq!(v["trunk"], "airtel-mum");
+    // A CRM sees the clean number, E.164 and the caller ID, nothing of the trunk: the
+    // dial prefix is the gateway's secret.
+    assert_eq!(
+        v,
+        json!({"customer_number": "9530251797", "e164": "+919530251797", "caller_id": "+919999999999"})
+    );
+    assert!(!v.to_string().contains("9911"), "{v}");
     let (s, v) = normalize(
         &c,
         &gw,
@@ -69,15 +71,21 @@ async fn normalize_returns_clean_e164_dialed_and_caller_id() {
     )
     .await;
     assert_eq!((s, v["caller_id"].as_str()), (200, Some("+918888888888")));
-    // Preview a disabled trunk by label.
-    let (s, v) = normalize(
-        &c,
-        &gw,
-        Some(ACME_KEY),
-        json!({"customer_number": "9530251797", "trunk": "jio-del"}),
-    )
-    .await;
-    assert_eq!((s, v["dialed"].as_str()), (200, Some("09530251797")));
+    // The console (console and owner keys) shows the dialed string and trunk.
+    let r = c
+        .post(gw.url("/api/c2c/console/tenants/acme/normalize"))
+        .header("x-api-key", OWNER_KEY)
+        .json(&json!({"customer_number": "9530251797", "trunk": "jio-del"}))
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = json(r).await;
+    assert_eq!((s, v["dialed"].as_str()), (200, Some("09530251797")), "{v}");
+    assert_eq!(v["trunk"], "jio-del");
+    assert_eq!(
+        v["livekit_trunk_id"].as_str().map(|t| t.starts_with("ST_")),
+        Some(true)
+    );
 }
 
 #[tokio::test]

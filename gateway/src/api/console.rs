@@ -178,7 +178,8 @@ pub fn normalize(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonRespon
         let policy = app.policy.get();
         tenant_param(&policy, ctx)?.id.clone()
     };
-    super::normalize::for_tenant(app, &id, body)
+    let n = super::normalize::for_tenant(app, &id, body)?;
+    Ok(JsonResponse::json(StatusCode::OK, &n))
 }
 
 /// `POST /api/c2c/console/tenants/{tenant}/livekit-validate`: a live, read-only

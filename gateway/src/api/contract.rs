@@ -19,7 +19,11 @@ use utoipa::ToSchema;
 pub(crate) struct Click2CallRequest {
     /// The CRM's case; echoed in the webhook. 1-128 printable characters.
     pub(crate) case_id: String,
-    /// The customer's number: exactly 10 digits (a `+91`/`0` prefix is tolerated).
+    /// The customer's number: exactly 10 digits, the first one 1-9 (`9530251797`);
+    /// whitespace around it is ignored. Anything else is `422 invalid_number` with a
+    /// sentence saying what to send: a country prefix (`+919530251797`, `919530251797`),
+    /// a leading 0 (`09530251797`), separators (`95302 51797`, `95302-51797`), or any
+    /// other length (`953025179`).
     pub(crate) customer_number: String,
     /// The agent placing the call; the agent's LiveKit identity. 1-128 printable characters.
     pub(crate) agent_id: String,

@@ -1,12 +1,17 @@
-//! `POST /api/c2c/normalize`: the console's "Test normalize".
+//! `POST /api/c2c/normalize`: "Test normalize" for a CRM (`calls` key). The dial prefix is
+//! the gateway's secret (the contract: "the CRM never sees it"), so a CRM gets the clean
+//! number, its E.164 form and the caller ID only; the console's route
+//! (`/api/c2c/console/tenants/{tenant}/normalize`, console and owner keys) shows the
+//! dialed string and the trunk.
 
 use std::borrow::Cow;
 
 use bytes::Bytes;
+use c2c_dialplan::Normalized;
 use c2c_dialplan::{DialError, DialPlan};
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx};
 use http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::App;
@@ -17,7 +22,8 @@ use crate::body::parse_json;
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"customer_number": "9530251797"}))]
 pub(crate) struct NormalizeRequest<'a> {
-    /// The customer's number as a CRM would send it.
+    /// The customer's number as a CRM would send it; the same rules as `/click2call`'s
+    /// `customer_number` (exactly 10 digits, else `422 invalid_number`).
     // Borrowed from the body (copied only if it has JSON escapes): one allocation less
     // per field on the hottest authenticated route.
     #[serde(borrow)]
@@ -40,27 +46,50 @@ fn optional_borrowed<'de, D: serde::Deserializer<'de>>(
     Ok(Option::<Borrowed<'de>>::deserialize(d)?.map(|b| b.0))
 }
 
+/// What a CRM sees of a normalised number: never the internal dial string or trunk.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"customer_number": "9530251797", "e164": "+919530251797", "caller_id": "+919999999999"}))]
+pub(crate) struct CrmNormalized<'a> {
+    /// The clean 10-digit number (what `phone_to` of the webhook will carry).
+    customer_number: &'a str,
+    /// `+91` + the number.
+    e164: &'a str,
+    /// The caller ID the customer would see, in E.164.
+    caller_id: &'a str,
+}
+
+impl<'a> From<&'a Normalized> for CrmNormalized<'a> {
+    fn from(n: &'a Normalized) -> Self {
+        Self {
+            customer_number: &n.customer_number,
+            e164: &n.e164,
+            caller_id: &n.caller_id,
+        }
+    }
+}
+
 pub fn handle(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonResponse, ApiError> {
     let tenant = ctx
         .tenant()
         .ok_or_else(|| ApiError::forbidden("the tenant of this key no longer exists"))?;
-    for_tenant(app, tenant, body)
+    let n = for_tenant(app, tenant, body)?;
+    Ok(JsonResponse::json(StatusCode::OK, &CrmNormalized::from(&n)))
 }
 
-/// Normalizes for a named tenant (the console names it; the owner key has none).
-pub fn for_tenant(app: &App, tenant: &str, body: &Bytes) -> Result<JsonResponse, ApiError> {
+/// Normalizes for a named tenant (the console names it; the owner key has none): the
+/// full view, dial string and trunk included. Never answer a CRM with it.
+pub fn for_tenant(app: &App, tenant: &str, body: &Bytes) -> Result<Normalized, ApiError> {
     let req: NormalizeRequest = parse_json(body)?;
     let policy = app.policy.get();
     let tenant = policy
         .tenant(tenant)
         .ok_or_else(|| ApiError::forbidden("the tenant of this key no longer exists"))?;
     let plan = DialPlan::new(tenant);
-    let n = match &req.trunk {
+    match &req.trunk {
         Some(t) => plan.preview(t, &req.customer_number, req.did.as_deref()),
         None => plan.normalize(&req.customer_number, req.did.as_deref()),
     }
-    .map_err(dial_error)?;
-    Ok(JsonResponse::json(StatusCode::OK, &n))
+    .map_err(dial_error)
 }
 
 /// Maps dial plan errors onto the HTTP error shape.

@@ -8,14 +8,13 @@
 //! functions), which is why dead code is allowed in this module.
 #![allow(dead_code)]
 
-use c2c_dialplan::Normalized;
 use c2c_plugin_api::ErrorBody;
 
 use crate::api::contract::{
     CallView, Click2CallRequest, Click2CallResponse, ConnectResponse, StatusReport,
 };
 use crate::api::livekit_webhook::WebhookAck;
-use crate::api::normalize::NormalizeRequest;
+use crate::api::normalize::{CrmNormalized, NormalizeRequest};
 use crate::api::owner::{OutboundChanged, OutboundState, ToggleRequest};
 use crate::api::replay::{ReplayRequest, ReplayResponse};
 use crate::api::report_types::{AnalyticsReport, CallLogPage};
@@ -225,10 +224,13 @@ fn call_log() {}
 
 #[utoipa::path(post, path = "/api/c2c/normalize", tag = "tools", operation_id = "normalize",
     summary = "Test normalize: run a number through the tenant's dial plan",
+    description = "The clean number, its E.164 form and the caller ID a call would present. \
+        The internal dial string and trunk are the gateway's and never shown to a CRM (the \
+        console's Test normalize shows them to console and owner keys).",
     request_body(content = NormalizeRequest, content_type = "application/json"),
     security(("tenant_key" = [])),
     responses(
-        (status = 200, description = "How a call to this number would be placed.", body = Normalized),
+        (status = 200, description = "What the customer and the CRM will see of this number.", body = CrmNormalized),
         (status = 409, description = "`no_trunk`: the tenant has no enabled trunk.", body = ErrorBody),
         (status = 422, description = "`invalid_number`, `invalid_did`, `unknown_trunk`.", body = ErrorBody),
     ))]

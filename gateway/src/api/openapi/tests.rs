@@ -137,3 +137,37 @@ fn contract_shapes_are_published() {
         Some(c2c_callstate::MAX_PAGE as u64)
     );
 }
+
+/// What the document says of `customer_number` is what the dial plan does: the first
+/// example it quotes is accepted, every other quoted example is refused.
+#[test]
+fn the_customer_number_text_matches_the_validation() {
+    let d = doc();
+    let text = d["components"]["schemas"]["Click2CallRequest"]["properties"]["customer_number"]
+        ["description"]
+        .as_str()
+        .expect("customer_number is described")
+        .to_owned();
+    assert!(!text.contains("tolerated"), "{text}");
+    assert!(text.contains("422 invalid_number"), "{text}");
+    let quoted: Vec<&str> = text
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|q| q.chars().any(|c| c.is_ascii_digit()) && !q.contains('_'))
+        .collect();
+    assert!(quoted.len() >= 6, "examples quoted: {quoted:?}");
+    let (accepted, refused) = quoted.split_at(1);
+    assert!(
+        c2c_dialplan::validate_number(accepted[0]).is_ok(),
+        "{}",
+        accepted[0]
+    );
+    assert!(c2c_dialplan::validate_number(&format!("  {}  ", accepted[0])).is_ok());
+    for q in refused {
+        assert!(
+            c2c_dialplan::validate_number(q).is_err(),
+            "the document says {q:?} is refused"
+        );
+    }
+}
