@@ -400,6 +400,25 @@ async fn another_tenants_key_cannot_reach_a_call_and_cors_is_per_tenant() {
     );
     let other = get("https://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+    // A refusal the CRM developer cannot see: counted, and logged once per origin and
+    // minute with tenant and route.
+    get("https://evil.example").await.unwrap();
+    let m = env.gw.metrics(&env.c).await;
+    assert!(
+        m.contains("c2c_cors_refused_total{route=\"call_get\",tenant=\"acme\"} 2"),
+        "{m}"
+    );
+    let log = env.gw.log_text();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("refused by CORS") && l.contains("https://evil.example"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("acme") && lines[0].contains("call_get"),
+        "{}",
+        lines[0]
+    );
     let pre = env
         .c
         .request(

@@ -147,6 +147,12 @@ test('Integration guide is rendered with the real base URL and ws_url', async ()
   await signIn(p, CONSOLE_KEY);
   await go(p, 'guide');
   assert.equal(await p.textContent('[data-field="base_url"]'), BASE);
+  // The tenant's allowed origins, and how to add one.
+  const origins = await p.$$eval('#allowed-origins [data-origin]', (els) => els.map((e) => e.textContent));
+  assert.ok(origins.includes('http://localhost:3000'), JSON.stringify(origins));
+  assert.ok(origins.includes(`http://127.0.0.1:${env('C2C_HOST_PORT')}`), JSON.stringify(origins));
+  const how = await p.textContent('#allowed-origins');
+  assert.ok(how.includes('policies/tenants/acme.toml') && how.includes('allowed_origins'), how);
   assert.equal(await p.textContent('[data-field="ws_url"]'), BASE.replace('http://', 'ws://'));
   const snippet = await p.textContent('#snippet');
   assert.ok(snippet.includes(`<script src="${BASE}/js/c2c-client.js"></script>`));

@@ -62,6 +62,11 @@ pub struct GatewayMetrics {
     pub store_flush: Histogram,
     /// `c2c_store_flush_errors_total`: failed flushes; the writes waiting on them fail.
     pub store_flush_errors: IntCounter,
+    /// `c2c_cors_refused_total{tenant,route}`: browser requests from an origin not in the
+    /// call's tenant's `allowed_origins` (the browser hides the answer from the page, so
+    /// the CRM developer sees only a CORS error). The origin itself is in the log, not a
+    /// label: it is whatever the client sends.
+    pub cors_refused: IntCounterVec,
 }
 
 impl GatewayMetrics {
@@ -199,6 +204,14 @@ impl GatewayMetrics {
             "c2c_store_flush_errors_total",
             "Call store flushes that failed (the writes waiting on them failed too)",
         )?;
+        let cors_refused = IntCounterVec::new(
+            Opts::new(
+                "c2c_cors_refused_total",
+                "Browser requests whose origin is not among the tenant's allowed_origins",
+            ),
+            &["tenant", "route"],
+        )?;
+        registry.register(Box::new(cors_refused.clone()))?;
         registry.register(Box::new(store_flush.clone()))?;
         registry.register(Box::new(store_flush_errors.clone()))?;
         registry.register(Box::new(upstream_healthy.clone()))?;
@@ -242,6 +255,7 @@ impl GatewayMetrics {
             limit_rejections,
             store_flush,
             store_flush_errors,
+            cors_refused,
         })
     }
 }

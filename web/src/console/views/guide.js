@@ -7,6 +7,7 @@ const endpoint = (method, path, text) => h('div', { class: 'endpoint' },
 
 export default async function guide(root, ctx) {
   const g = ctx.overview.guide;
+  const origins = ctx.overview.tenant.allowed_origins || [];
   const base = g.base_url;
   const curl = `curl -X POST ${base}/api/c2c/click2call \\
   -H "X-api-key: YOUR_INBOUND_KEY" \\
@@ -73,6 +74,15 @@ export default async function guide(root, ctx) {
         ['X-api-key (inbound)', 'Your CRM backend sends this on /click2call. Keep it secret (server-side only); it never ships to the browser.'],
       ]),
       h('p', {}, 'Only /click2call needs the secret. The browser endpoints (/connect, /hangup, /status, GET /calls/{id}) are keyed by the opaque call_id.')),
+    h('div', { class: 'card', id: 'allowed-origins' },
+      h('h3', {}, 'Allowed browser origins'),
+      h('p', {}, 'The browser endpoints answer with CORS headers only for these origins (scheme, host and port, exactly as the browser sends them). A page served from any other origin gets a CORS error in the browser console — the gateway counts it (c2c_cors_refused_total) and logs the origin.'),
+      origins.length
+        ? h('ul', {}, origins.map((o) => h('li', {}, h('code', { 'data-origin': o }, o))))
+        : h('p', { class: 'empty', 'data-origin-none': '' }, 'None yet: no browser page may call the browser endpoints.'),
+      h('p', {}, h('strong', {}, 'To add one: '), 'ask the platform owner to add it to ', h('code', {}, 'allowed_origins'), ' in ',
+        h('code', {}, `policies/tenants/${ctx.overview.tenant.id}.toml`), ', e.g. ', h('code', {}, 'allowed_origins = ["https://crm.example.com"]'),
+        '. The gateway picks the change up within a second; no restart.')),
     h('div', { class: 'card' },
       h('h3', {}, '1 · Start a call (your backend)'),
       endpoint('POST', '/api/c2c/click2call', 'Creates the room and mints the agent token. Does not dial yet. Send the customer number as exactly 10 digits.'),
@@ -86,8 +96,8 @@ export default async function guide(root, ctx) {
       h('p', {}, 'Keeping a hand-written snippet that uses the LiveKit browser SDK directly? The same script also exposes the SDK as window.LivekitClient (pinned version, served by this gateway), so it replaces the CDN script tag.')),
     h('div', { class: 'card' },
       h('h3', {}, '3 · Connect, hangup & poll'),
-      endpoint('POST', '/api/c2c/calls/{call_id}/connect', 'Browser calls this after it joined and published mic. Dials the customer. Returns {"status": "ringing"}.'),
-      endpoint('POST', '/api/c2c/calls/{call_id}/hangup', 'Ends the call (agent clicked, or the tab closing via sendBeacon). Idempotent.'),
+      endpoint('POST', '/api/c2c/calls/{call_id}/connect', 'Browser calls this after it joined and published mic. Dials the customer. Returns {"status": "ringing"}; 409 agent_not_ready while the agent is not in the room with a published microphone (nothing is dialled).'),
+      endpoint('POST', '/api/c2c/calls/{call_id}/hangup', 'Ends the call (agent clicked, or the tab closing via sendBeacon). Idempotent. Answers at once; the outcome (the customer may have hung up first) follows within seconds.'),
       endpoint('POST', '/api/c2c/calls/{call_id}/status', 'Browser reports {status, ...}; ANSWERED is the answer signal in webhook mode.'),
       endpoint('GET', '/api/c2c/calls/{call_id}', 'Current call record for polling UIs.'),
       h('p', {}, `Answer detection on this gateway: ${ctx.overview.settings.answer_detection}.`)),
