@@ -68,7 +68,18 @@ pub struct App {
     pub open_by_tenant: parking_lot::Mutex<std::collections::HashMap<String, u32>>,
     /// CreateSIPParticipant requests in flight, so `/hangup` can wait for a dial's result.
     pub dials: Arc<crate::calls::hangup::DialsInFlight>,
-    ready: AtomicBool,
+    lifecycle: Lifecycle,
+}
+
+/// Where the process stands: opening the store (the listener already answers probes),
+/// serving, or draining after SIGTERM. `/readyz` says which; call-store routes and the
+/// services that write calls wait for serving.
+struct Lifecycle {
+    /// Flips to true once the store is fully open (tallies current).
+    serving: tokio::sync::watch::Sender<bool>,
+    draining: AtomicBool,
+    /// What start-up is doing, for `/readyz` while not serving.
+    starting: parking_lot::Mutex<String>,
 }
 
 /// The parts [`App::new`] assembles.
@@ -102,7 +113,11 @@ impl App {
             edge: p.edge,
             open_by_tenant: parking_lot::Mutex::new(std::collections::HashMap::new()),
             dials: Arc::default(),
-            ready: AtomicBool::new(false),
+            lifecycle: Lifecycle {
+                serving: tokio::sync::watch::Sender::new(false),
+                draining: AtomicBool::new(false),
+                starting: parking_lot::Mutex::new("opening the store".to_owned()),
+            },
         })
     }
 
@@ -125,14 +140,40 @@ impl App {
         }
     }
 
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Release);
+    /// Start-up progress, shown by `/readyz` until the gateway serves.
+    pub fn set_starting(&self, what: impl Into<String>) {
+        *self.lifecycle.starting.lock() = what.into();
     }
 
-    /// Ready when start-up finished and the store answers.
+    /// The store is fully open: call-store routes answer and call services run.
+    pub fn set_serving(&self) {
+        self.lifecycle.serving.send_replace(true);
+    }
+
+    /// True once [`Self::set_serving`] was called.
+    pub fn is_serving(&self) -> bool {
+        *self.lifecycle.serving.borrow()
+    }
+
+    /// Waits until the gateway serves (returns at once if it does).
+    pub async fn until_serving(&self) {
+        let mut rx = self.lifecycle.serving.subscribe();
+        // Err only if the sender is gone, which cannot happen while `self` lives.
+        let _ = rx.wait_for(|serving| *serving).await;
+    }
+
+    /// SIGTERM: from now on `/readyz` is 503 so load balancers stop sending new work.
+    pub fn set_draining(&self) {
+        self.lifecycle.draining.store(true, Ordering::Release);
+    }
+
+    /// Ready when start-up finished, the gateway is not draining and the store answers.
     pub fn is_ready(&self) -> Result<(), String> {
-        if !self.ready.load(Ordering::Acquire) {
-            return Err("starting up".into());
+        if self.lifecycle.draining.load(Ordering::Acquire) {
+            return Err("draining: the gateway is shutting down".into());
+        }
+        if !self.is_serving() {
+            return Err(format!("starting up: {}", self.lifecycle.starting.lock()));
         }
         self.db
             .contains_key(b"readyz")

@@ -14,6 +14,7 @@ pub mod body;
 pub mod calls;
 pub mod cli;
 pub mod edge;
+pub mod lifecycle;
 pub mod logging;
 pub mod plugins;
 pub mod proxy;

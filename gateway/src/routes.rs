@@ -102,6 +102,22 @@ pub fn is_browser_route(r: &RouteInfo) -> bool {
     )
 }
 
+/// True for the routes that read or write call records (or their tallies): answered
+/// `503 starting` until the store is fully open (crate::lifecycle).
+pub fn uses_call_store(r: &RouteInfo) -> bool {
+    is_browser_route(r)
+        || matches!(
+            *r,
+            CLICK2CALL
+                | LIVEKIT_WEBHOOK
+                | ANALYTICS
+                | CALL_LOG
+                | CONSOLE_CALL
+                | WEBHOOKS_REPLAY
+                | OWNER_CALL_GET
+        )
+}
+
 /// One entry: method, path pattern (`:x` captures a segment), route.
 struct Entry {
     method: Method,

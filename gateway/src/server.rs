@@ -7,7 +7,7 @@ use c2c_metrics::GatewayMetrics;
 use pingora::listeners::tls::TlsSettings;
 use pingora::proxy::http_proxy_service;
 use pingora::server::configuration::ServerConf;
-use pingora::server::{RunArgs, Server};
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
 
 use c2c_callstate::SledCallStore;
@@ -59,7 +59,9 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
             )
         })?;
     let dlt = Arc::new(DltRegistry::open(&db).map_err(|e| format!("cannot open DLT state: {e}"))?);
-    let store = SledCallStore::open_with_db(db.clone())
+    // The tally rebuild an upgrade may need runs after the listener is up
+    // (crate::lifecycle), so liveness probes are answered meanwhile.
+    let store = SledCallStore::open_with_db_deferred(db.clone())
         .map_err(|e| format!("cannot open the call store: {e}"))?;
     let seen = db
         .open_tree("livekit_webhooks")
@@ -116,8 +118,11 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         // skips the multi-thread scheduler's cross-thread wake-ups: ~15 % more proxied
         // requests per second in `tests/bench/edge.sh` (bare Pingora, same run).
         work_stealing: gw.threads > 1,
-        // Pingora's default is 300 s; a sidecar should hand over in seconds.
-        grace_period_seconds: Some(gw.grace_period.as_secs()),
+        // After SIGTERM the gateway first drains for `server.grace_period_seconds` with the
+        // listener open (DrainThenTerminate); by the time Pingora closes it, load balancers
+        // have stopped sending work, so Pingora's own grace (a fixed wait for requests in
+        // flight) can be short. Its default is 300 s.
+        grace_period_seconds: Some(1),
         graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()
     };
@@ -139,6 +144,10 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         tracing::info!(listen = %tls.listen, "TLS listener (HTTP/1.1 and HTTP/2)");
     }
     server.add_service(proxy);
+    server.add_service(background_service(
+        "lifecycle",
+        crate::lifecycle::LifecycleService { app: app.clone() },
+    ));
     server.add_service(background_service(
         "policy reload",
         PolicyReloader::new(app.clone()),
@@ -171,13 +180,61 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         ));
     }
 
-    app.set_ready(true);
-    tracing::info!(%listen, policies = %args.policies.display(), data = %args.data.display(), "c2c-gateway serving");
-    server.run(RunArgs::default());
-    app.set_ready(false);
+    tracing::info!(%listen, policies = %args.policies.display(), data = %args.data.display(), "c2c-gateway listening");
+    server.run(RunArgs {
+        shutdown_signal: Box::new(DrainThenTerminate {
+            app: app.clone(),
+            drain: gw.grace_period,
+        }),
+    });
+    app.set_draining();
     if let Err(e) = app.db.flush() {
         tracing::error!(error = %e, "final store flush failed");
     }
     tracing::info!("c2c-gateway stopped");
     Ok(())
+}
+
+/// Pingora's shutdown signals with a drain first. Pingora closes its listener the moment
+/// it is told to stop, so a load balancer still sending traffic would see refused
+/// connections until it noticed. Instead, SIGTERM turns `/readyz` to 503 at once and
+/// keeps serving for the drain (`server.grace_period_seconds`), and only then hands
+/// Pingora its graceful terminate. SIGINT stops at once (also during a drain); SIGQUIT
+/// is Pingora's graceful upgrade.
+struct DrainThenTerminate {
+    app: Arc<App>,
+    drain: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl ShutdownSignalWatch for DrainThenTerminate {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (term, quit, int) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::quit()),
+            signal(SignalKind::interrupt()),
+        );
+        let (Ok(mut term), Ok(mut quit), Ok(mut int)) = (term, quit, int) else {
+            tracing::error!("cannot install signal handlers; stopping");
+            return ShutdownSignal::FastShutdown;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = quit.recv() => {
+                self.app.set_draining();
+                return ShutdownSignal::GracefulUpgrade;
+            }
+            _ = int.recv() => return ShutdownSignal::FastShutdown,
+        }
+        self.app.set_draining();
+        tracing::info!(
+            drain_seconds = self.drain.as_secs(),
+            "SIGTERM: draining; /readyz answers 503 and the listener closes after the drain"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(self.drain) => ShutdownSignal::GracefulTerminate,
+            _ = int.recv() => ShutdownSignal::FastShutdown,
+        }
+    }
 }

@@ -131,6 +131,8 @@ impl BackgroundService for SipService {
         tracing::info!(udp = %edge.udp_addr(), tcp = %edge.tcp_addr(), "SIP edge listening");
         let app = self.app.clone();
         let applier = tokio::spawn(async move {
+            // Observations wait (bounded queue) until the store is fully open.
+            app.until_serving().await;
             while let Some((call_id, ev)) = rx.recv().await {
                 if !c2c_callstate::is_valid_call_id(&call_id) {
                     continue;

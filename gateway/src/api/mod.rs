@@ -52,6 +52,14 @@ impl Plugin for Api {
             return ApiError::internal("no route").into();
         };
         let app = &self.app;
+        if !app.is_serving() && routes::uses_call_store(&route) {
+            return ApiError::unavailable(
+                "starting",
+                "the gateway is starting up (opening its call store); retry shortly",
+                5,
+            )
+            .into();
+        }
         // Every awaited handler is boxed: unboxed, this future would be as large as the
         // largest handler's state (click2call, connect, ...), and async-trait moves the
         // whole of it onto the heap on every request — the synchronous routes (/livez,

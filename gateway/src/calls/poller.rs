@@ -150,6 +150,10 @@ pub struct Poller {
 #[async_trait]
 impl BackgroundService for Poller {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = self.app.until_serving() => {}
+        }
         loop {
             let interval = self.app.policy.get().gateway.calls.poll_interval;
             let started = tokio::time::Instant::now();

@@ -23,8 +23,13 @@ pub struct TimerService {
 
 #[async_trait]
 impl BackgroundService for TimerService {
-    async fn start(&self, shutdown: ShutdownWatch) {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
         let app = self.app.clone();
+        // Nothing writes a call before the store is fully open (crate::lifecycle).
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = app.until_serving() => {}
+        }
         match crate::calls::rearm_open_calls(&app) {
             Ok(n) if n > 0 => tracing::info!(
                 open_calls = n,
@@ -134,7 +139,11 @@ pub struct DeliveryService {
 
 #[async_trait]
 impl BackgroundService for DeliveryService {
-    async fn start(&self, shutdown: ShutdownWatch) {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = self.app.until_serving() => {}
+        }
         // Terminal transitions notify `webhook_kick`; forward it to the deliverer's own.
         let kick = self.deliverer.kick_handle();
         let ours = self.app.webhook_kick.clone();

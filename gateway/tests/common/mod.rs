@@ -139,6 +139,13 @@ impl Gateway {
     }
 
     pub fn start_with_env(policies: &Path, data: &Path, env: &[(&str, &str)]) -> Self {
+        let gw = Self::spawn_with_env(policies, data, env);
+        gw.wait_ready();
+        gw
+    }
+
+    /// Starts the process without waiting for `/readyz`.
+    pub fn spawn_with_env(policies: &Path, data: &Path, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let env: Vec<(String, String)> = env
             .iter()
@@ -157,7 +164,7 @@ impl Gateway {
             }
         }
         let child = spawn(policies, data, port, &env, &log);
-        let gw = Self {
+        Self {
             child,
             port,
             base: format!("http://127.0.0.1:{port}"),
@@ -165,9 +172,7 @@ impl Gateway {
             data: data.to_path_buf(),
             log,
             env,
-        };
-        gw.wait_ready();
-        gw
+        }
     }
 
     /// One `/metrics` scrape as text.
@@ -181,7 +186,7 @@ impl Gateway {
         format!("{}{}", self.base, path)
     }
 
-    fn wait_ready(&self) {
+    pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
@@ -213,12 +218,22 @@ impl Gateway {
     /// SIGTERM and wait for a graceful exit; returns how long it took.
     pub fn sigterm(&mut self) -> (Duration, std::process::ExitStatus) {
         let t = Instant::now();
+        self.send_sigterm();
+        let status = self.child.wait().unwrap();
+        (t.elapsed(), status)
+    }
+
+    /// SIGTERM without waiting for the exit.
+    pub fn send_sigterm(&self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
-        let status = self.child.wait().unwrap();
-        (t.elapsed(), status)
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
     }
 
     /// Kill -9 and start again on the same port, policies and data.

@@ -189,6 +189,14 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
     if route.local && *method == Method::POST {
         out.push((413, "`body_too_large`: the body exceeds 64 KiB.", false));
     }
+    if routes::uses_call_store(route) {
+        out.push((
+            503,
+            "`starting`: the gateway is still opening its call store (after an upgrade it \
+             may rebuild its tallies); retry after `Retry-After`.",
+            true,
+        ));
+    }
     if route.json_body && *method == Method::POST {
         out.push((
             415,

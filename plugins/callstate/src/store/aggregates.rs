@@ -98,6 +98,9 @@ impl DayTally {
     }
 }
 
+/// How many records a tally rebuild reads between two progress reports.
+pub const PROGRESS_EVERY: u64 = 10_000;
+
 /// A tally's key and what is wrong with it.
 pub(super) type TallyMismatch = (Vec<u8>, String);
 
@@ -219,10 +222,19 @@ impl SledCallStore {
 
     /// Recomputes every tally from the call records. A record that does not decode is
     /// skipped (logged; `check()` reports it): one bad record must not stop the store
-    /// from opening or the other days from being counted.
-    fn recompute_tallies(&self) -> Result<BTreeMap<Vec<u8>, DayTally>, StoreError> {
+    /// from opening or the other days from being counted. `progress` gets the number of
+    /// records read every [`PROGRESS_EVERY`].
+    fn recompute_tallies(
+        &self,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<BTreeMap<Vec<u8>, DayTally>, StoreError> {
         let mut out: BTreeMap<Vec<u8>, DayTally> = BTreeMap::new();
+        let mut read = 0u64;
         for item in self.tree().scan_prefix(keys::RECORD) {
+            read += 1;
+            if read % PROGRESS_EVERY == 0 {
+                progress(read);
+            }
             let (k, v) = item?;
             let rec: CallRecord = match decode(&k, &v) {
                 Ok(rec) => rec,
@@ -240,7 +252,7 @@ impl SledCallStore {
     /// The number of stored tallies, and each tally (key, what is wrong) that differs
     /// from a recount of the records. A full scan: for integrity checks, not for serving.
     pub(super) fn tally_mismatches(&self) -> Result<(u64, Vec<TallyMismatch>), StoreError> {
-        let want = self.recompute_tallies()?;
+        let want = self.recompute_tallies(&mut |_| {})?;
         let mut stored = 0;
         let mut wrong = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
@@ -279,13 +291,27 @@ impl SledCallStore {
             .collect())
     }
 
-    /// Rebuilds the tallies from the records unless the marker says they are current.
-    /// Runs at open, before any writer exists.
-    pub(super) fn ensure_aggregates(&self) -> Result<(), StoreError> {
-        if self.tree().get(keys::AGGREGATES_MARKER)?.as_deref() == Some(AGGREGATES_VERSION) {
-            return Ok(());
+    /// Forces a tally rebuild at the next open (after records were repaired by hand, or
+    /// to exercise the rebuild): drops the marker that says the tallies are current.
+    pub fn invalidate_tallies(&self) -> Result<(), StoreError> {
+        self.tree().remove(keys::AGGREGATES_MARKER)?;
+        self.tree().flush()?;
+        Ok(())
+    }
+
+    /// True when the tallies were written by this version's counting rules.
+    pub fn tallies_current(&self) -> Result<bool, StoreError> {
+        Ok(self.tree().get(keys::AGGREGATES_MARKER)?.as_deref() == Some(AGGREGATES_VERSION))
+    }
+
+    /// Rebuilds the tallies from the records unless the marker says they are current;
+    /// true when it rebuilt. A full scan (`progress` gets the records read so far): runs
+    /// at open, before any writer exists.
+    pub fn ensure_aggregates(&self, progress: &mut dyn FnMut(u64)) -> Result<bool, StoreError> {
+        if self.tallies_current()? {
+            return Ok(false);
         }
-        let want = self.recompute_tallies()?;
+        let want = self.recompute_tallies(progress)?;
         let mut b = Batch::default();
         for item in self.tree().scan_prefix(keys::AGGREGATE) {
             b.remove(item?.0);
@@ -297,6 +323,6 @@ impl SledCallStore {
         self.tree().apply_batch(b)?;
         self.tree().flush()?;
         tracing::info!(tallies = want.len(), "rebuilt per-day call tallies");
-        Ok(())
+        Ok(true)
     }
 }

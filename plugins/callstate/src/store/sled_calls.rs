@@ -71,15 +71,24 @@ impl SledCallStore {
         Self::open_with_db(db)
     }
 
-    /// Uses the `calls` tree of a database shared with other components (e.g. DLT state).
+    /// Uses the `calls` tree of a database shared with other components (e.g. DLT state),
+    /// with the per-day tallies brought up to date (rebuilt from the records after an
+    /// upgrade that changed their format) before it returns.
     pub fn open_with_db(db: sled::Db) -> Result<Self, StoreError> {
+        let store = Self::open_with_db_deferred(db)?;
+        store.ensure_aggregates(&mut |_| {})?;
+        Ok(store)
+    }
+
+    /// Like [`Self::open_with_db`] but leaves the tallies as they are: for a server that
+    /// must be listening (and answering its probes) while a rebuild over every record
+    /// runs. Until [`Self::ensure_aggregates`] has returned, nothing may write a call.
+    pub fn open_with_db_deferred(db: sled::Db) -> Result<Self, StoreError> {
         let tree = db.open_tree(TREE_NAME)?;
         // Before anything reads the tree: finish the writes a crash interrupted.
         let (journal, _) = Journal::open(&db, &tree)?;
         let commit = GroupCommit::start(tree.clone())?;
-        let store = Self::from_parts(db, tree, journal, commit);
-        store.ensure_aggregates()?;
-        Ok(store)
+        Ok(Self::from_parts(db, tree, journal, commit))
     }
 
     fn from_parts(db: sled::Db, tree: sled::Tree, journal: Journal, commit: GroupCommit) -> Self {
