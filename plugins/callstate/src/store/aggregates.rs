@@ -232,7 +232,7 @@ impl SledCallStore {
         let mut read = 0u64;
         for item in self.tree().scan_prefix(keys::RECORD) {
             read += 1;
-            if read % PROGRESS_EVERY == 0 {
+            if read.is_multiple_of(PROGRESS_EVERY) {
                 progress(read);
             }
             let (k, v) = item?;
