@@ -21,3 +21,4 @@ pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod sip;
+pub mod start_only;

@@ -9,6 +9,7 @@ mod calls;
 mod common;
 mod db;
 mod keys;
+mod policy;
 mod policy_edit;
 mod replay;
 mod tenant;
@@ -79,7 +80,13 @@ pub struct ServeArgs {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Validate a policy directory; prints every error and exits 1 if there is any.
-    Check { dir: PathBuf },
+    Check {
+        dir: PathBuf,
+        /// The policy directory a gateway is running with: also list the settings that
+        /// differ from it and take effect only after a restart (exit 0 all the same).
+        #[arg(long, value_name = "RUNNING_DIR")]
+        against: Option<PathBuf>,
+    },
 }
 
 /// `tenant ...` subcommands.
@@ -270,7 +277,9 @@ pub fn main() -> ExitCode {
             crate::logging::init();
             crate::server::serve(args).map_err(Failure::Failed)
         }
-        Command::Policy(PolicyCommand::Check { dir }) => policy_check(&dir),
+        Command::Policy(PolicyCommand::Check { dir, against }) => {
+            policy_check(&dir, against.as_deref())
+        }
         Command::Tenant(cmd) => tenant::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Calls(CallsCommand::Show(a)) => calls::show(a),
@@ -281,7 +290,7 @@ pub fn main() -> ExitCode {
     finish(result)
 }
 
-fn policy_check(dir: &Path) -> CliResult {
+fn policy_check(dir: &Path, against: Option<&Path>) -> CliResult {
     match c2c_tenancy::load_dir(dir) {
         Ok(p) => {
             println!(
@@ -290,7 +299,7 @@ fn policy_check(dir: &Path) -> CliResult {
                 p.keys.len(),
                 p.gateway.answer_detection.as_str()
             );
-            Ok(())
+            against.map_or(Ok(()), |running| policy::print_start_only(&p, running))
         }
         Err(errs) => {
             for e in &errs.0 {
