@@ -1,12 +1,79 @@
 //! Operator readiness, run as the real binary: reload warnings about start-only
-//! settings and `policy check --against`.
+//! settings and `policy check --against`; progress and summaries of the long commands
+//! and replay's cap.
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
+use c2c_callstate::{CallEvent, CallKnobs, CallRecord, NewCall, SledCallStore};
 use common::cli::{cli, ok, s};
 use common::*;
+use serde_json::{json, Value};
+
+const NUMBER: &str = "9530251797";
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Writes `n` answered-and-ended calls of `tenant` created from `t0` (ms) on, each with
+/// its pending CRM webhook, straight into a stopped gateway's data directory, through
+/// the store's own API (so the timestamps can be anything). Returns their ids.
+async fn seed(data: &Path, tenant: &str, n: u64, t0: u64) -> Vec<String> {
+    let store = SledCallStore::open(&data.join("store")).unwrap();
+    let knobs = CallKnobs::default();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (call_id, room) = c2c_callstate::new_call_id();
+        let t = t0 + i;
+        let new = NewCall {
+            call_id: call_id.clone(),
+            room,
+            tenant: tenant.into(),
+            case_id: format!("case-{i}"),
+            customer_crm_id: "cust-1".into(),
+            agent_id: "agent-1".into(),
+            customer_number: NUMBER.into(),
+            phone_from: "+919999999999".into(),
+            trunk_label: "airtel-mum".into(),
+        };
+        store
+            .create(&CallRecord::new(new, &knobs, t).0)
+            .await
+            .unwrap();
+        for (ev, dt) in [
+            (CallEvent::Connect, 1_000),
+            (CallEvent::Answered, 2_000),
+            (CallEvent::AgentHangup, 62_000),
+        ] {
+            store
+                .apply_transition(&call_id, |r| {
+                    c2c_callstate::transition(r, &ev, &knobs, t + dt)
+                })
+                .await
+                .unwrap();
+        }
+        ids.push(call_id);
+    }
+    ids
+}
+
+/// The example policies with acme's CRM webhook pointing at a port nobody listens on:
+/// deliveries fail at once instead of reaching whatever runs on the example's port.
+fn policies_with_dead_crm() -> Policies {
+    let p = Policies::example();
+    p.edit(
+        "tenants/acme.toml",
+        "http://127.0.0.1:8090/c2c/webhook",
+        &format!("http://127.0.0.1:{}/c2c/webhook", free_port()),
+    );
+    p
+}
 
 const T: Duration = Duration::from_secs(15);
 
@@ -110,4 +177,166 @@ async fn a_reload_of_start_only_settings_warns_until_they_are_reverted() {
         "{}",
         gw.log_text()
     );
+}
+
+#[tokio::test]
+async fn db_check_and_export_end_with_a_summary_and_show_progress_when_asked() {
+    let data = tempfile::tempdir().unwrap();
+    seed(data.path(), "acme", 3, now_ms() - 3_600_000).await;
+    let dat = s(data.path());
+    let always = [("C2C_PROGRESS", "always")];
+
+    // Not a terminal: the summary only, on stderr; stdout is the report as before.
+    let o = cli(&["db", "check", "--data", &dat], &[]);
+    ok(&o);
+    assert!(o.stdout.contains("store OK"), "{}", o.stdout);
+    assert!(
+        o.stderr.contains(
+            "db check: 15 entries checked (3 call records, 3 outbox entries, 1 day tallies)"
+        ) && o.stderr.contains("no problems found"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        !o.stderr.contains('\r'),
+        "progress without a terminal: {:?}",
+        o.stderr
+    );
+    // Forced: the progress line, rewritten with \r, then the summary.
+    let o = cli(&["db", "check", "--data", &dat], &always);
+    ok(&o);
+    assert!(o.stderr.contains("\rchecked 15 entries…"), "{:?}", o.stderr);
+    assert!(o.stderr.contains("db check: 15 entries"), "{:?}", o.stderr);
+
+    let o = cli(&["db", "export", "--outbox", "--data", &dat], &[]);
+    ok(&o);
+    assert_eq!(o.stdout.lines().count(), 6);
+    assert!(
+        o.stderr
+            .contains("db export: 3 call record(s) and 3 outbox entries to stdout")
+            && o.stderr.contains("(phone numbers masked)"),
+        "{}",
+        o.stderr
+    );
+    let o = cli(&["db", "export", "--outbox", "--data", &dat], &always);
+    ok(&o);
+    assert!(o.stderr.contains("\rexported 6 entries…"), "{:?}", o.stderr);
+    // The data on stdout is untouched by the progress line.
+    assert_eq!(o.stdout.lines().count(), 6);
+    assert!(!o.stdout.contains('\r'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_cap_is_a_flag_and_is_reported_when_it_cuts_short() {
+    let p = policies_with_dead_crm();
+    let data = tempfile::tempdir().unwrap();
+    seed(data.path(), "acme", 3, now_ms() - 3_600_000).await;
+    seed(data.path(), "globex", 1, now_ms() - 3_600_000).await;
+    let (pol, dat) = (s(p.path()), s(data.path()));
+    let replay = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut a = vec![
+            "webhooks",
+            "replay",
+            "--tenant",
+            "acme",
+            "--since",
+            "1d",
+            "--policies",
+            &pol,
+            "--data",
+            &dat,
+        ];
+        a.extend_from_slice(extra);
+        cli(&a, env)
+    };
+
+    // Direct mode, capped: it re-sends the oldest two, says how many matched, exits 1.
+    let o = replay(&["--max", "2"], &[("C2C_PROGRESS", "always")]);
+    assert_eq!(o.code, 1, "stdout: {}\nstderr: {}", o.stdout, o.stderr);
+    assert!(
+        o.stderr.contains("webhooks replay: 3 matched for tenant acme since 1d, 2 re-queued, 0 delivered (--max 2)"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("cut short by --max 2"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("re-sent 2 of 2 webhooks…"),
+        "{:?}",
+        o.stderr
+    );
+    assert_eq!(
+        o.stdout.lines().filter(|l| l.starts_with("msg_")).count(),
+        2
+    );
+    // Uncapped: everything, exit 0, the summary all the same.
+    let o = replay(&[], &[]);
+    ok(&o);
+    assert!(
+        o.stderr.contains(
+            "3 matched for tenant acme since 1d, 3 re-queued, 0 delivered (--max 10,000)"
+        ),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("cut short"), "{}", o.stderr);
+    // A cap out of range is a usage error.
+    let o = replay(&["--max", "0"], &[]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+
+    // Through a running gateway: the owner API takes `max` and answers what matched.
+    let gw = Gateway::start(p.path(), data.path());
+    let c = client();
+    let post = |body: Value| {
+        c.post(gw.url("/api/c2c/webhooks/replay"))
+            .header("x-api-key", OWNER_KEY)
+            .json(&body)
+            .send()
+    };
+    let (status, v) = json(
+        post(json!({"tenant": "acme", "since": "1d", "max": 2}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (&v["matched"], &v["requeued"], &v["max"], &v["capped"]),
+        (&json!(3), &json!(2), &json!(2), &json!(true)),
+        "{v}"
+    );
+    assert_eq!(v["webhook_ids"].as_array().unwrap().len(), 2);
+    // The default cap, not reached.
+    let (_, v) = json(
+        post(json!({"tenant": "acme", "since": "1d"}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (&v["matched"], &v["requeued"], &v["max"], &v["capped"]),
+        (&json!(3), &json!(3), &json!(10_000), &json!(false)),
+        "{v}"
+    );
+    let (status, v) = json(
+        post(json!({"tenant": "acme", "since": "1d", "max": 0}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, error_code(&v)), (422, "invalid_max"), "{v}");
+
+    // The CLI through the gateway reports the cap the same way.
+    let o = replay(
+        &["--max", "1", "--gateway", &gw.base],
+        &[("C2C_OWNER_KEY", OWNER_KEY)],
+    );
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("3 matched for tenant acme since 1d, 1 re-queued (--max 1)"),
+        "{}",
+        o.stderr
+    );
+    let answer: Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    assert_eq!(answer["capped"], true);
 }

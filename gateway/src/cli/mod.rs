@@ -11,6 +11,7 @@ mod db;
 mod keys;
 mod policy;
 mod policy_edit;
+mod progress;
 mod replay;
 mod tenant;
 
@@ -261,6 +262,10 @@ pub struct ReplayArgs {
     /// RFC 3339 time (2026-11-20T00:00:00Z) or a duration ago (90m, 6h, 2d).
     #[arg(long)]
     pub since: String,
+    /// Re-send at most this many (the oldest first). When more matched, the summary
+    /// says how many and the command exits 1.
+    #[arg(long, default_value_t = crate::calls::replay::DEFAULT_MAX)]
+    pub max: usize,
     #[command(flatten)]
     pub gateway: GatewayArgs,
     #[command(flatten)]

@@ -271,14 +271,16 @@ fn owner_call_get() {}
 
 #[utoipa::path(post, path = "/api/c2c/webhooks/replay", tag = "webhooks", operation_id = "webhooks_replay",
     summary = "Send a tenant's CRM webhooks again",
-    description = "Re-queues the CRM webhooks created since `since`; each is delivered again \
-        with its original `webhook-id`, so the CRM can de-duplicate.",
+    description = "Re-queues the CRM webhooks created since `since`, the oldest `max` of them \
+        (default 10000); each is delivered again with its original `webhook-id`, so the CRM \
+        can de-duplicate. The answer says how many matched: `capped` is true when `max` \
+        left some out.",
     request_body(content = ReplayRequest, content_type = "application/json"),
     security(("owner_key" = [])),
     responses(
         (status = 200, description = "Re-queued.", body = ReplayResponse),
         (status = 404, description = "`not_found`: unknown tenant.", body = ErrorBody),
-        (status = 422, description = "`invalid_since`.", body = ErrorBody),
+        (status = 422, description = "`invalid_since`, or `invalid_max` (not 1..=100000).", body = ErrorBody),
         (status = 503, description = "`store_unavailable`.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
     ))]

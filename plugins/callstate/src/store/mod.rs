@@ -34,6 +34,8 @@ mod sled_outbox;
 mod tests;
 #[cfg(test)]
 mod tests_aggregates;
+#[cfg(test)]
+mod tests_lifecycle;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -41,7 +43,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 
 pub use aggregates::DayTally;
-pub use check::{CheckReport, Problem, ProblemKind, MAX_PROBLEMS};
+pub use check::{CheckReport, Problem, ProblemKind, MAX_PROBLEMS, PROGRESS_EVERY};
 pub use journal::JOURNAL_TREE;
 pub use outbox::{webhook_id_for, OutboxEntry, OutboxState};
 pub use sled_calls::{SledCallStore, TREE_NAME};
