@@ -18,6 +18,7 @@ pub mod logging;
 pub mod plugins;
 pub mod proxy;
 pub mod reload;
+pub mod retention;
 pub mod routes;
 pub mod server;
 pub mod sip;

@@ -340,3 +340,120 @@ async fn replay_cap_is_a_flag_and_is_reported_when_it_cuts_short() {
     let answer: Value = serde_json::from_str(o.stdout.trim()).unwrap();
     assert_eq!(answer["capped"], true);
 }
+
+/// A log text without its ANSI colours (`\x1b[...m`).
+fn plain(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Marks the calls' webhooks delivered, or (`requeue`) pending again as an operator's
+/// replay would, with a fresh retry window.
+async fn set_webhooks(data: &Path, ids: &[String], requeue: bool) {
+    let store = SledCallStore::open(&data.join("store")).unwrap();
+    for id in ids {
+        let seq = store.outbox_seq_for_call(id).unwrap().unwrap();
+        if requeue {
+            store.outbox_requeue(seq, now_ms()).await.unwrap();
+            continue;
+        }
+        let mut e = store.outbox_get(seq).unwrap().unwrap();
+        e.state = c2c_callstate::OutboxState::Delivered;
+        e.attempts = 1;
+        e.delivered_ms = Some(e.created_ms + 100);
+        store.outbox_update(&e).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn retention_purges_old_finished_calls_and_keeps_their_day_in_analytics() {
+    let p = policies_with_dead_crm();
+    p.edit("gateway.toml", "[calls]", "[calls]\nretention_days = 30");
+    let data = tempfile::tempdir().unwrap();
+    let old_t0 = now_ms() - 40 * 86_400_000;
+    let old = seed(data.path(), "acme", 2, old_t0).await;
+    set_webhooks(data.path(), &old, false).await;
+    // Old too, but its webhook was just replayed: still pending, so it stays.
+    let pending = seed(data.path(), "acme", 1, old_t0 + 10).await;
+    set_webhooks(data.path(), &pending, true).await;
+    let recent = seed(data.path(), "acme", 1, now_ms() - 3_600_000).await;
+    set_webhooks(data.path(), &recent, false).await;
+
+    let mut gw = Gateway::start(p.path(), data.path());
+    let c = client();
+    assert!(
+        eventually(T, || async {
+            gw.log_text()
+                .contains("retention: purged ended calls older than the limit")
+        })
+        .await,
+        "no purge batch logged:\n{}",
+        gw.log_text()
+    );
+    let line = plain(&gw.log_text())
+        .lines()
+        .find(|l| l.contains("retention: purged"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains("purged=2") && line.contains("kept_pending_webhook=1"),
+        "{line}"
+    );
+    assert!(gw
+        .metrics(&c)
+        .await
+        .lines()
+        .any(|l| l == "c2c_calls_purged_total 2"));
+    let show = |id: &str| {
+        c.get(gw.url(&format!("/api/c2c/owner/calls/{id}")))
+            .header("x-api-key", OWNER_KEY)
+            .send()
+    };
+    for id in &old {
+        assert_eq!(show(id).await.unwrap().status(), 404, "{id} not purged");
+    }
+    for id in pending.iter().chain(&recent) {
+        assert_eq!(show(id).await.unwrap().status(), 200, "{id} purged");
+    }
+    // The old day still counts all three calls in analytics.
+    let day = chrono::DateTime::from_timestamp_millis(old_t0 as i64)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    let (status, v) = json(
+        c.get(gw.url(&format!("/api/c2c/analytics?from={day}&to={day}")))
+            .header("x-api-key", ACME_KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (&v["total"], &v["outcomes"]["ANSWERED"]),
+        (&json!(3), &json!(3)),
+        "{v}"
+    );
+
+    // The store a purge leaves behind is consistent.
+    gw.sigterm();
+    let o = cli(&["db", "check", "--data", &s(data.path())], &[]);
+    ok(&o);
+    assert!(
+        o.stdout.contains("records 2,") && o.stdout.contains("purged-call tallies 1"),
+        "{}",
+        o.stdout
+    );
+}

@@ -67,8 +67,8 @@ pub fn check(a: DbCheckArgs) -> CliResult {
 
 fn print_report(r: &CheckReport) {
     println!(
-        "records {}, open index {}, tenant index {}, day index {}, outbox {}, pending index {}, webhook index {}, day tallies {}",
-        r.records, r.open_index, r.tenant_index, r.day_index, r.outbox, r.pending_index, r.webhook_index, r.tallies
+        "records {}, open index {}, tenant index {}, day index {}, outbox {}, pending index {}, webhook index {}, day tallies {}, purged-call tallies {}",
+        r.records, r.open_index, r.tenant_index, r.day_index, r.outbox, r.pending_index, r.webhook_index, r.tallies, r.purged_tallies
     );
     for p in &r.problems {
         let kind = serde_json::to_value(p.kind).unwrap_or(Value::Null);

@@ -87,5 +87,6 @@ pub use record::{
 };
 pub use store::{
     webhook_id_for, Applied, CallPage, CallStore, CallStoreExt, CheckReport, DayTally, OutboxEntry,
-    OutboxState, Problem, ProblemKind, SledCallStore, TransitionFn, MAX_PAGE,
+    OutboxState, Problem, ProblemKind, PurgeCursor, PurgeReport, SledCallStore, TransitionFn,
+    MAX_PAGE, PROGRESS_EVERY,
 };

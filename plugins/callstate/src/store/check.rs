@@ -61,6 +61,8 @@ pub struct CheckReport {
     pub webhook_index: u64,
     /// Per-day tallies (`a/`).
     pub tallies: u64,
+    /// Purged-calls tallies (`pa/`, written by the retention purge).
+    pub purged_tallies: u64,
     /// Total problems found (may exceed `problems.len()`, see [`MAX_PROBLEMS`]).
     pub problem_count: u64,
     pub problems: Vec<Problem>,
@@ -172,6 +174,10 @@ impl SledCallStore {
         self.check_webhook_index(r)?;
         let (stored, wrong) = self.tally_mismatches()?;
         r.tallies = stored;
+        for item in self.tree().scan_prefix(keys::PURGED_AGGREGATE) {
+            item?;
+            r.purged_tallies += 1;
+        }
         for (key, detail) in wrong {
             r.add(ProblemKind::Tally, &key, detail);
         }
