@@ -102,7 +102,7 @@ impl Scan<'_> {
     /// Counts one scanned entry.
     pub(super) fn tick(&mut self) {
         self.scanned += 1;
-        if self.scanned % PROGRESS_EVERY == 0 {
+        if self.scanned.is_multiple_of(PROGRESS_EVERY) {
             (self.progress)(self.scanned);
         }
     }

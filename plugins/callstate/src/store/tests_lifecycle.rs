@@ -162,7 +162,7 @@ async fn purge_removes_old_finished_calls_and_keeps_the_day_tallies() {
         s.list_by_tenant("acme", 0, u64::MAX, 10, None)
             .unwrap()
             .records,
-        [recent.clone()]
+        std::slice::from_ref(&recent)
     );
     assert!(s.check().unwrap().is_clean());
     // The open call's ending was counted before it was purged: the day says so.
