@@ -1,6 +1,7 @@
 //! Operator readiness, run as the real binary: reload warnings about start-only
 //! settings and `policy check --against`; progress and summaries of the long commands
-//! and replay's cap.
+//! and replay's cap; call retention; `db backup` / `db restore`, including a kill -9 in
+//! the middle of a backup.
 
 mod common;
 
@@ -456,4 +457,263 @@ async fn retention_purges_old_finished_calls_and_keeps_their_day_in_analytics() 
         "{}",
         o.stdout
     );
+}
+
+const BACKUP: &str = "c2c-store.backup";
+const PARTIAL: &str = ".c2c-store.backup.partial";
+
+fn owner_env() -> [(&'static str, &'static str); 1] {
+    [("C2C_OWNER_KEY", OWNER_KEY)]
+}
+
+async fn owner_call(c: &reqwest::Client, gw: &Gateway, id: &str) -> (u16, Value) {
+    json(
+        c.get(gw.url(&format!("/api/c2c/owner/calls/{id}")))
+            .header("x-api-key", OWNER_KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_of_a_running_gateway_restores_into_an_empty_dir_with_the_same_calls() {
+    let p = policies_with_dead_crm();
+    let data = tempfile::tempdir().unwrap();
+    let mut ids = seed(data.path(), "acme", 5, now_ms() - 3_600_000).await;
+    set_webhooks(data.path(), &ids[..3], false).await;
+    let mut gw = Gateway::start(p.path(), data.path());
+    let c = client();
+    // And one call placed through the running gateway: open, not yet connected.
+    let (status, v) = json(
+        c.post(gw.url("/api/c2c/click2call"))
+            .header("x-api-key", ACME_KEY)
+            .json(&json!({"case_id": "c-live", "customer_number": NUMBER, "agent_id": "a1", "customer_crm_id": "x"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    ids.push(v["call_id"].as_str().unwrap().to_string());
+    let mut before = Vec::new();
+    for id in &ids {
+        let (status, v) = owner_call(&c, &gw, id).await;
+        assert_eq!(status, 200, "{v}");
+        before.push(v);
+    }
+
+    let out = tempfile::tempdir().unwrap();
+    let to = out.path().join("b1");
+    let backup = |to: &Path| {
+        cli(
+            &["db", "backup", "--to", &s(to), "--gateway", &gw.base],
+            &owner_env(),
+        )
+    };
+    let o = backup(&to);
+    ok(&o);
+    assert!(o.stderr.contains("db backup: "), "{}", o.stderr);
+    assert!(to.join(BACKUP).is_file());
+    assert!(!to.join(PARTIAL).exists());
+    // A directory holds one backup: a second one into it is refused, the first kept.
+    let o = backup(&to);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("already holds a backup"), "{}", o.stderr);
+    // Without the owner key the gateway refuses.
+    let o = cli(
+        &[
+            "db",
+            "backup",
+            "--to",
+            &s(&out.path().join("b2")),
+            "--gateway",
+            &gw.base,
+        ],
+        &[("C2C_OWNER_KEY", ACME_KEY)],
+    );
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(!out.path().join("b2").join(BACKUP).exists());
+
+    let restored = out.path().join("restored");
+    let o = cli(
+        &["db", "restore", "--from", &s(&to), "--data", &s(&restored)],
+        &[],
+    );
+    ok(&o);
+    assert!(
+        o.stderr.contains("db restore: ") && o.stderr.contains("db check: no problems found"),
+        "{}",
+        o.stderr
+    );
+    // Only into an empty data directory.
+    let o = cli(
+        &["db", "restore", "--from", &s(&to), "--data", &s(&restored)],
+        &[],
+    );
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("is not empty"), "{}", o.stderr);
+    let o = cli(
+        &[
+            "db",
+            "restore",
+            "--from",
+            &s(&to),
+            "--data",
+            &s(data.path()),
+        ],
+        &[],
+    );
+    assert_eq!(o.code, 1, "{}", o.stderr);
+
+    // A gateway started on the restored data has the same calls.
+    gw.sigterm();
+    // (With the gateway stopped, the same backup comes straight from its data dir.)
+    let offline = out.path().join("offline");
+    ok(&cli(
+        &[
+            "db",
+            "backup",
+            "--to",
+            &s(&offline),
+            "--data",
+            &s(data.path()),
+        ],
+        &[],
+    ));
+    ok(&cli(
+        &[
+            "db",
+            "restore",
+            "--from",
+            &s(&offline),
+            "--data",
+            &s(&out.path().join("r-offline")),
+        ],
+        &[],
+    ));
+    let gw2 = Gateway::start(p.path(), &restored);
+    for (id, want) in ids.iter().zip(&before) {
+        let (status, got) = owner_call(&c, &gw2, id).await;
+        assert_eq!(status, 200, "{id}: {got}");
+        assert_eq!(got["call"], want["call"], "{id}");
+        assert_eq!(
+            got["webhook"]["webhook_id"], want["webhook"]["webhook_id"],
+            "{id}"
+        );
+    }
+}
+
+/// Waits until `path` exists with some bytes in it.
+fn wait_for_bytes(path: &Path) -> bool {
+    let deadline = std::time::Instant::now() + T;
+    while std::time::Instant::now() < deadline {
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn spawn_backup(to: &Path, gw: &Gateway) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_c2c-gateway"))
+        .args(["db", "backup", "--to", &s(to), "--gateway", &gw.base])
+        .env("C2C_OWNER_KEY", OWNER_KEY)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_killed_mid_stream_leaves_nothing_restore_would_take() {
+    let p = policies_with_dead_crm();
+    let data = tempfile::tempdir().unwrap();
+    let ids = seed(data.path(), "acme", 40, now_ms() - 3_600_000).await;
+    set_webhooks(data.path(), &ids, false).await;
+    // The gateway paces its backup stream (test-only knob) so it lasts seconds.
+    let mut gw =
+        Gateway::start_with_env(p.path(), data.path(), &[("C2C_TEST_BACKUP_PACE_MS", "10")]);
+    let out = tempfile::tempdir().unwrap();
+
+    // kill -9 the backup command mid-stream.
+    let to = out.path().join("killed");
+    let mut child = spawn_backup(&to, &gw);
+    assert!(
+        wait_for_bytes(&to.join(PARTIAL)),
+        "the backup never started writing"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!to.join(BACKUP).exists(), "a killed backup left a backup");
+    let partial_len = std::fs::metadata(to.join(PARTIAL)).unwrap().len();
+    assert!(partial_len > 0);
+    let restored = out.path().join("r1");
+    let o = cli(
+        &["db", "restore", "--from", &s(&to), "--data", &s(&restored)],
+        &[],
+    );
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("interrupted backup"), "{}", o.stderr);
+    // Even under the real name, the partial file is refused and nothing is kept.
+    let renamed = out.path().join("renamed");
+    std::fs::create_dir_all(&renamed).unwrap();
+    std::fs::copy(to.join(PARTIAL), renamed.join(BACKUP)).unwrap();
+    let o = cli(
+        &[
+            "db",
+            "restore",
+            "--from",
+            &s(&renamed),
+            "--data",
+            &s(&restored),
+        ],
+        &[],
+    );
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("incomplete"), "{}", o.stderr);
+    assert!(!restored.join("store").exists());
+    assert_eq!(
+        std::fs::read_dir(&restored).map(|d| d.count()).unwrap_or(0),
+        0
+    );
+
+    // The gateway noticed the client was gone and let the next backup run; the same
+    // directory is reused (the partial file is replaced).
+    let mut done = None;
+    for _ in 0..30 {
+        let o = cli(
+            &["db", "backup", "--to", &s(&to), "--gateway", &gw.base],
+            &owner_env(),
+        );
+        if o.code == 0 {
+            done = Some(o);
+            break;
+        }
+        assert!(o.stderr.contains("another backup"), "{}", o.stderr);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(done.is_some(), "the killed backup kept the gateway busy");
+    assert!(to.join(BACKUP).is_file() && !to.join(PARTIAL).exists());
+    ok(&cli(
+        &["db", "restore", "--from", &s(&to), "--data", &s(&restored)],
+        &[],
+    ));
+
+    // kill -9 the gateway mid-stream: the command fails and keeps nothing.
+    let to = out.path().join("gateway-killed");
+    let child = spawn_backup(&to, &gw);
+    assert!(wait_for_bytes(&to.join(PARTIAL)));
+    gw.kill9();
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("broke off") || stderr.contains("not usable"),
+        "{stderr}"
+    );
+    assert!(!to.join(BACKUP).exists() && !to.join(PARTIAL).exists());
 }

@@ -5,6 +5,7 @@
 //! Exit codes: 0 ok, 1 the operation failed or found problems, 2 usage errors. Errors
 //! go to stderr as one sentence.
 
+mod backup;
 mod calls;
 mod common;
 mod db;
@@ -216,6 +217,33 @@ pub enum DbCommand {
     Check(DbCheckArgs),
     /// Call records (and optionally outbox entries) as JSON lines, numbers masked.
     Export(DbExportArgs),
+    /// A consistent copy of the whole store into DIR: from a running gateway through
+    /// its owner API (--gateway), or from a stopped gateway's --data.
+    Backup(DbBackupArgs),
+    /// Loads a backup (from `db backup`) into an empty data directory.
+    Restore(DbRestoreArgs),
+}
+
+/// Arguments of `db backup`.
+#[derive(Debug, Args)]
+pub struct DbBackupArgs {
+    /// Directory to write the backup into (created if missing; must not hold one).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Arguments of `db restore`.
+#[derive(Debug, Args)]
+pub struct DbRestoreArgs {
+    /// A directory written by `db backup` (or the backup file in it).
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 /// Arguments of `db check`.
@@ -290,6 +318,8 @@ pub fn main() -> ExitCode {
         Command::Calls(CallsCommand::Show(a)) => calls::show(a),
         Command::Db(DbCommand::Check(a)) => db::check(a),
         Command::Db(DbCommand::Export(a)) => db::export(a),
+        Command::Db(DbCommand::Backup(a)) => backup::backup(a),
+        Command::Db(DbCommand::Restore(a)) => backup::restore(a),
         Command::Webhooks(WebhooksCommand::Replay(a)) => replay::run(a),
     };
     finish(result)

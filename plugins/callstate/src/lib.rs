@@ -86,7 +86,7 @@ pub use record::{
     CallRecord, CallStatus, CrmWebhookPayload, NewCall, Phase,
 };
 pub use store::{
-    webhook_id_for, Applied, CallPage, CallStore, CallStoreExt, CheckReport, DayTally, OutboxEntry,
-    OutboxState, Problem, ProblemKind, PurgeCursor, PurgeReport, SledCallStore, TransitionFn,
-    MAX_PAGE, PROGRESS_EVERY,
+    verify_backup, webhook_id_for, Applied, BackupError, BackupInfo, CallPage, CallStore,
+    CallStoreExt, CheckReport, DayTally, OutboxEntry, OutboxState, Problem, ProblemKind,
+    PurgeCursor, PurgeReport, SledCallStore, TransitionFn, MAX_PAGE, PROGRESS_EVERY,
 };

@@ -25,6 +25,7 @@
 //! counting purged calls, and `pa/` says how much of it has no record any more.
 
 mod aggregates;
+mod backup;
 mod check;
 mod flusher;
 mod journal;
@@ -40,6 +41,8 @@ mod tests;
 #[cfg(test)]
 mod tests_aggregates;
 #[cfg(test)]
+mod tests_backup;
+#[cfg(test)]
 mod tests_lifecycle;
 
 use std::future::Future;
@@ -48,6 +51,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 
 pub use aggregates::DayTally;
+pub use backup::{verify_backup, BackupError, BackupInfo, BackupJob, BACKUP_MAGIC, CAPTURE_LIMIT};
 pub use check::{CheckReport, Problem, ProblemKind, MAX_PROBLEMS, PROGRESS_EVERY};
 pub use journal::JOURNAL_TREE;
 pub use outbox::{webhook_id_for, OutboxEntry, OutboxState};
