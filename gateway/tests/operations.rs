@@ -325,6 +325,21 @@ async fn replay_cap_is_a_flag_and_is_reported_when_it_cuts_short() {
     )
     .await;
     assert_eq!((status, error_code(&v)), (422, "invalid_max"), "{v}");
+    // A whole number written as a float is a whole number (JSON Schema's `integer`).
+    let (status, v) = json(
+        post(json!({"tenant": "acme", "since": "1d", "max": 2.0}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &v["requeued"]), (200, &json!(2)), "{v}");
+    let (status, v) = json(
+        post(json!({"tenant": "acme", "since": "1d", "max": 1.5}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, error_code(&v)), (422, "invalid_max"), "{v}");
 
     // The CLI through the gateway reports the cap the same way.
     let o = replay(

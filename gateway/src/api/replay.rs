@@ -21,9 +21,11 @@ pub(crate) struct ReplayRequest {
     /// RFC 3339 time or a duration ago (`90s`, `30m`, `6h`, `2d`).
     since: String,
     /// Re-queue at most this many (the oldest first); default 10000, at most 100000.
+    // Read as any JSON number: JSON Schema's `integer` admits `214.0`, so the handler,
+    // not the parser, requires it to be whole.
     #[serde(default)]
-    #[schema(minimum = 1, maximum = 100000, default = 10000)]
-    max: Option<usize>,
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 100000, default = 10000)]
+    max: Option<f64>,
 }
 
 /// The webhooks re-queued; each keeps its original `webhook-id`.
@@ -53,8 +55,19 @@ pub async fn handle(app: &App, body: &Bytes) -> Result<JsonResponse, ApiError> {
     let now = now_ms();
     let since = replay::parse_since(&req.since, now)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_since", e))?;
-    let max = replay::check_max(req.max)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_max", e))?;
+    let invalid_max = |e: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_max", e);
+    let max = match req.max {
+        None => None,
+        // Whole and far inside usize; check_max then applies the real bounds.
+        Some(m) if m.fract() == 0.0 && (0.0..=1e15).contains(&m) => Some(m as usize),
+        Some(m) => {
+            return Err(invalid_max(format!(
+                "max must be a whole number between 1 and {}, not {m}",
+                replay::MAX_LIMIT
+            )))
+        }
+    };
+    let max = replay::check_max(max).map_err(invalid_max)?;
     let done = replay::requeue(&app.store, &req.tenant, since, now, max, &mut |_| {})
         .await
         .map_err(store_error)?;
