@@ -19,6 +19,8 @@ pub mod logging;
 pub mod plugins;
 pub mod proxy;
 pub mod reload;
+pub mod retention;
 pub mod routes;
 pub mod server;
 pub mod sip;
+pub mod start_only;

@@ -16,6 +16,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use crate::app::App;
 use crate::body;
 use crate::edge::parse_upstream;
+use crate::routes;
 
 /// How many upstreams one request may try before giving up (passive failover).
 const MAX_CONNECT_ATTEMPTS: usize = 4;
@@ -66,6 +67,36 @@ impl GatewayProxy {
             session.write_response_body(Some(resp.body), true).await?;
         }
         Ok(())
+    }
+}
+
+impl GatewayProxy {
+    /// Writes a local response whose body arrives in chunks (chunked transfer coding),
+    /// after the plugins' `on_local_response` like any local answer. Memory stays at
+    /// what the channel holds; a failed write (client gone) drops the receiver, which
+    /// stops the producer.
+    async fn respond_streamed(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        mut resp: JsonResponse,
+        mut body: tokio::sync::mpsc::Receiver<Bytes>,
+    ) -> Result<()> {
+        {
+            let head = head_of(session.req_header(), None);
+            self.chain.on_local_response(&head, ctx, &mut resp);
+        }
+        ctx.status = resp.status.as_u16();
+        let mut h = ResponseHeader::build(resp.status, Some(resp.headers.len() + 1))?;
+        for (name, value) in resp.headers {
+            h.append_header(name, value)?;
+        }
+        h.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+        session.write_response_header(Box::new(h), false).await?;
+        while let Some(chunk) = body.recv().await {
+            session.write_response_body(Some(chunk), false).await?;
+        }
+        session.write_response_body(None, true).await
     }
 }
 
@@ -165,6 +196,15 @@ impl ProxyHttp for GatewayProxy {
             Decision::Respond(r) => r,
             Decision::Continue => ApiError::internal("no plugin answered this route").into(),
         };
+        // The one streamed answer (a store backup can be gigabytes): the handler gave
+        // the head, the body comes from the store as it is copied.
+        if ctx.route == Some(routes::OWNER_BACKUP) && resp.status == http::StatusCode::OK {
+            match crate::api::backup::start(&self.app) {
+                Ok(body) => self.respond_streamed(session, ctx, resp, body).await?,
+                Err(e) => self.respond(session, ctx, e.into()).await?,
+            }
+            return Ok(true);
+        }
         self.respond(session, ctx, resp).await?;
         Ok(true)
     }

@@ -1,5 +1,6 @@
 //! Policy hot reload: a background service that notices changed files and swaps in the
-//! new policy only if it is valid.
+//! new policy only if it is valid, and warns about the settings that a running gateway
+//! read only at start ([`crate::start_only`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use pingora::services::background::BackgroundService;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
+use c2c_tenancy::GatewayConfig;
 
 /// Checking once a second is cheap (a few small files) and needs no inotify, which
 /// does not work for every deployment (config maps are symlink swaps, NFS, ...).
@@ -19,11 +21,17 @@ const MAX_FILES: usize = 10_000;
 
 pub struct PolicyReloader {
     app: Arc<App>,
+    /// What the server was assembled from. Start-only settings are compared with this,
+    /// not with the previous reload: a change stays pending (and is warned about on
+    /// every reload) until a restart, or until it is reverted.
+    started: GatewayConfig,
 }
 
 impl PolicyReloader {
+    /// Call at start, before any reload: the policy in force is the one being served.
     pub fn new(app: Arc<App>) -> Self {
-        Self { app }
+        let started = app.policy.get().gateway.clone();
+        Self { app, started }
     }
 }
 
@@ -62,8 +70,9 @@ fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>, depth: usize) {
     }
 }
 
-/// Loads the policy directory and, if valid, makes it the policy in force.
-pub async fn reload(app: &App) -> Result<(), c2c_tenancy::PolicyErrors> {
+/// Loads the policy directory and, if valid, makes it the policy in force. `started` is
+/// the gateway section the server was assembled from (see [`PolicyReloader`]).
+pub async fn reload(app: &App, started: &GatewayConfig) -> Result<(), c2c_tenancy::PolicyErrors> {
     let dir = app.policy.dir().to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || c2c_tenancy::load_dir(&dir))
         .await
@@ -79,6 +88,7 @@ pub async fn reload(app: &App) -> Result<(), c2c_tenancy::PolicyErrors> {
     match loaded {
         Ok(p) => {
             let tenants = p.tenants.len();
+            let pending = crate::start_only::changes(started, &p.gateway);
             // LiveKit clients first: a new tenant's project must be reachable the moment
             // its policy is visible. Projects pointing at the simulator need the
             // simulator running since start.
@@ -99,7 +109,16 @@ pub async fn reload(app: &App) -> Result<(), c2c_tenancy::PolicyErrors> {
                 .with_label_values(&["applied"])
                 .inc();
             app.metrics.policy_generation.inc();
-            tracing::info!(tenants, "policy reloaded");
+            if pending.is_empty() {
+                tracing::info!(tenants, "policy reloaded");
+            } else {
+                tracing::warn!(
+                    tenants,
+                    restart_needed = %pending.join(", "),
+                    "policy reloaded; these changes take effect only after a restart: {}",
+                    pending.join(", ")
+                );
+            }
             Ok(())
         }
         Err(errs) => {
@@ -132,7 +151,7 @@ impl BackgroundService for PolicyReloader {
             if now.is_some() && now != last {
                 last = now;
                 // An invalid change is logged and counted inside; the next edit retries.
-                let _ = reload(&self.app).await;
+                let _ = reload(&self.app, &self.started).await;
             }
         }
     }

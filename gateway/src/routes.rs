@@ -93,6 +93,8 @@ pub const CONSOLE_CALL: RouteInfo = local("console_call", CONSOLE_KEYS, false);
 pub const WEBHOOKS_REPLAY: RouteInfo = local("webhooks_replay", Access::Key(Scope::Owner), true);
 /// One call's stored record (numbers masked) and webhook delivery state, for the owner.
 pub const OWNER_CALL_GET: RouteInfo = local("owner_call_get", Access::Key(Scope::Owner), false);
+/// A consistent copy of the whole store, streamed (`c2c-gateway db backup`).
+pub const OWNER_BACKUP: RouteInfo = local("owner_backup", Access::Key(Scope::Owner), false);
 
 /// True for the routes a browser calls cross-origin.
 pub fn is_browser_route(r: &RouteInfo) -> bool {
@@ -115,6 +117,7 @@ pub fn uses_call_store(r: &RouteInfo) -> bool {
                 | CONSOLE_CALL
                 | WEBHOOKS_REPLAY
                 | OWNER_CALL_GET
+                | OWNER_BACKUP
         )
 }
 
@@ -224,6 +227,11 @@ fn table() -> &'static [Entry] {
                 method: Method::GET,
                 pattern: &["api", "c2c", "owner", "calls", ":call_id"],
                 route: OWNER_CALL_GET,
+            },
+            Entry {
+                method: Method::GET,
+                pattern: &["api", "c2c", "owner", "backup"],
+                route: OWNER_BACKUP,
             },
             Entry {
                 method: Method::GET,

@@ -167,6 +167,10 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         },
     ));
     server.add_service(background_service(
+        "call retention",
+        crate::retention::RetentionService::new(app.clone())?,
+    ));
+    server.add_service(background_service(
         "sip edge",
         crate::sip::SipService {
             app: app.clone(),

@@ -2,6 +2,7 @@
 //! dispatches by route.
 
 pub mod assets;
+pub mod backup;
 mod calls;
 mod console;
 mod console_types;
@@ -90,6 +91,7 @@ impl Plugin for Api {
             routes::WEBHOOKS_REPLAY => Box::pin(replay::handle(app, body)).await,
             routes::OWNER_OUTBOUND_GET => owner::get(app, ctx),
             routes::OWNER_CALL_GET => owner_calls::get(app, ctx),
+            routes::OWNER_BACKUP => Ok(backup::head()),
             routes::OWNER_OUTBOUND_SET => Box::pin(owner::set(app, ctx, body)).await,
             _ => Err(ApiError::internal(format!(
                 "route {} has no handler",

@@ -2,8 +2,38 @@
 
 use c2c_callstate::{OutboxEntry, SledCallStore, StoreError};
 
-/// Most webhooks one replay may re-queue: a typo'd `--since` must not flood a CRM.
-pub const MAX_REPLAY: usize = 10_000;
+/// Default cap of one replay (`--max`, the API's `max`): a typo'd `--since` must not
+/// flood a CRM. A replay that hits it says so (`capped`); it is never silent.
+pub const DEFAULT_MAX: usize = 10_000;
+/// The largest cap an operator may ask for: bounds the memory and the time of one
+/// replay (each re-queue is a durable write).
+pub const MAX_LIMIT: usize = 100_000;
+
+/// What a replay did.
+#[derive(Debug)]
+pub struct Requeued {
+    /// The re-queued entries, oldest first: the first `max` of those that matched.
+    pub entries: Vec<OutboxEntry>,
+    /// How many webhooks matched tenant and `since`, re-queued or not.
+    pub matched: u64,
+    /// The cap in force.
+    pub max: usize,
+}
+
+impl Requeued {
+    /// True when the cap left matching webhooks out.
+    pub fn capped(&self) -> bool {
+        self.matched > self.entries.len() as u64
+    }
+}
+
+/// Validates a requested cap (`None` is the default).
+pub fn check_max(max: Option<usize>) -> Result<usize, String> {
+    match max.unwrap_or(DEFAULT_MAX) {
+        m @ 1..=MAX_LIMIT => Ok(m),
+        m => Err(format!("max must be between 1 and {MAX_LIMIT}, not {m}")),
+    }
+}
 
 /// Parses `--since`: RFC 3339 (`2026-11-20T00:00:00Z`) or a duration ago (`90m`, `6h`,
 /// `2d`).
@@ -26,21 +56,28 @@ pub fn parse_since(s: &str, now_ms: u64) -> Result<u64, String> {
     Ok(now_ms.saturating_sub(n.saturating_mul(ms)))
 }
 
-/// Re-queues every webhook of `tenant` created at or after `since_ms`, keeping each
-/// one's `webhook-id` so the CRM can de-duplicate.
+/// Re-queues the webhooks of `tenant` created at or after `since_ms`, the oldest `max`
+/// of them, keeping each one's `webhook-id` so the CRM can de-duplicate. `progress`
+/// hears the count re-queued so far.
 pub async fn requeue(
     store: &SledCallStore,
     tenant: &str,
     since_ms: u64,
     now_ms: u64,
-) -> Result<Vec<OutboxEntry>, StoreError> {
-    let mut entries = store.outbox_by_tenant_since(tenant, since_ms)?;
-    entries.truncate(MAX_REPLAY);
+    max: usize,
+    progress: &mut (dyn FnMut(usize) + Send),
+) -> Result<Requeued, StoreError> {
+    let (entries, matched) = store.outbox_by_tenant_since_capped(tenant, since_ms, max)?;
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         out.push(store.outbox_requeue(e.seq, now_ms).await?);
+        progress(out.len());
     }
-    Ok(out)
+    Ok(Requeued {
+        entries: out,
+        matched,
+        max,
+    })
 }
 
 #[cfg(test)]
@@ -57,5 +94,14 @@ mod tests {
         assert_eq!(parse_since("1d", 1).unwrap(), 0);
         assert!(parse_since("yesterday", 0).is_err());
         assert!(parse_since("5w", 0).is_err());
+    }
+
+    #[test]
+    fn max_defaults_and_is_bounded() {
+        assert_eq!(check_max(None), Ok(DEFAULT_MAX));
+        assert_eq!(check_max(Some(1)), Ok(1));
+        assert_eq!(check_max(Some(MAX_LIMIT)), Ok(MAX_LIMIT));
+        assert!(check_max(Some(0)).is_err());
+        assert!(check_max(Some(MAX_LIMIT + 1)).is_err());
     }
 }

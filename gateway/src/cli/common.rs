@@ -205,6 +205,29 @@ impl Remote {
         self.send(self.client.post(self.url(path)).json(body)).await
     }
 
+    /// GET `path` for a streamed body: the response once its status is a success (the
+    /// caller reads the body chunk by chunk), else the gateway's error as a failure.
+    pub async fn get_stream(&self, path: &str) -> Result<reqwest::Response, Failure> {
+        let resp = self
+            .client
+            .get(self.url(path))
+            .header("x-api-key", &self.key)
+            // The client's 30 s bound is for whole answers; a stream lasts as long as the
+            // store is big, and the caller bounds the gaps between its chunks instead.
+            .timeout(STREAM_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| {
+                Failure::failed(format!("cannot reach the gateway at {}: {e}", self.base))
+            })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        Err(gateway_error(status, &text))
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -222,20 +245,25 @@ impl Remote {
             .text()
             .await
             .map_err(|e| Failure::failed(format!("reading the gateway's answer failed: {e}")))?;
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status.is_success() {
-            Ok(v)
+            Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
         } else {
-            let msg = v["error"]["message"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
-            Err(Failure::failed(format!(
-                "the gateway answered {}: {msg}",
-                status.as_u16()
-            )))
+            Err(gateway_error(status, &text))
         }
     }
+}
+
+/// Longest a streamed answer may take in all (a week: no store is that big).
+const STREAM_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The gateway's error answer as a failure: its `error.message`, else the body.
+fn gateway_error(status: reqwest::StatusCode, text: &str) -> Failure {
+    let v: Value = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()));
+    let msg = v["error"]["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string());
+    Failure::failed(format!("the gateway answered {}: {msg}", status.as_u16()))
 }
 
 /// Prints a JSON value, pretty, to stdout.

@@ -3,7 +3,8 @@
 //! Both need the store to themselves (a running gateway holds sled's lock and they
 //! refuse). `check` runs the callstate crate's integrity scan and exits 1 on any
 //! problem; `export` streams records (and optionally outbox entries) as JSON lines with
-//! phone numbers masked unless `--unmasked`, one entry in memory at a time.
+//! phone numbers masked unless `--unmasked`, one entry in memory at a time. Both show
+//! progress on a terminal and end with a summary on stderr (see [`super::progress`]).
 
 use std::io::{BufWriter, Write};
 
@@ -11,6 +12,7 @@ use c2c_callstate::{CheckReport, SledCallStore};
 use serde_json::{json, Value};
 
 use super::common::{open_db, print_json, CliResult, Failure};
+use super::progress::{summary, thousands, took, Progress};
 use super::{DbCheckArgs, DbExportArgs};
 use crate::calls::detail::mask_numbers;
 
@@ -23,9 +25,30 @@ fn open_store(data: &std::path::Path) -> Result<SledCallStore, Failure> {
 /// `db check`: runs the scan, prints the report, exits 1 on problems.
 pub fn check(a: DbCheckArgs) -> CliResult {
     let store = open_store(&a.data.data)?;
+    let mut progress = Progress::new("checked", "entries");
     let report = store
-        .check()
+        .check_with_progress(&mut |n| progress.update(n, None))
         .map_err(|e| Failure::failed(format!("the scan could not finish: {e}")))?;
+    let scanned = report.records
+        + report.open_index
+        + report.tenant_index
+        + report.day_index
+        + report.outbox
+        + report.pending_index
+        + report.webhook_index;
+    progress.finish(scanned, None);
+    summary(format!(
+        "db check: {} entries checked ({} call records, {} outbox entries, {} day tallies) in {}; {}",
+        thousands(scanned),
+        thousands(report.records),
+        thousands(report.outbox),
+        thousands(report.tallies),
+        took(progress.elapsed()),
+        match report.problem_count {
+            0 => "no problems found".to_string(),
+            n => format!("{} problem(s) found", thousands(n)),
+        }
+    ));
     if a.json {
         print_json(&report);
     } else {
@@ -44,8 +67,8 @@ pub fn check(a: DbCheckArgs) -> CliResult {
 
 fn print_report(r: &CheckReport) {
     println!(
-        "records {}, open index {}, tenant index {}, day index {}, outbox {}, pending index {}, webhook index {}, day tallies {}",
-        r.records, r.open_index, r.tenant_index, r.day_index, r.outbox, r.pending_index, r.webhook_index, r.tallies
+        "records {}, open index {}, tenant index {}, day index {}, outbox {}, pending index {}, webhook index {}, day tallies {}, purged-call tallies {}",
+        r.records, r.open_index, r.tenant_index, r.day_index, r.outbox, r.pending_index, r.webhook_index, r.tallies, r.purged_tallies
     );
     for p in &r.problems {
         let kind = serde_json::to_value(p.kind).unwrap_or(Value::Null);
@@ -79,6 +102,7 @@ pub fn export(a: DbExportArgs) -> CliResult {
     let read =
         |e: c2c_callstate::StoreError| Failure::failed(format!("reading the store failed: {e}"));
     let (mut calls, mut entries) = (0u64, 0u64);
+    let mut progress = Progress::new("exported", "entries");
     for rec in store.scan_records() {
         let mut v = serde_json::to_value(rec.map_err(read)?).unwrap_or(Value::Null);
         if !a.unmasked {
@@ -86,6 +110,7 @@ pub fn export(a: DbExportArgs) -> CliResult {
         }
         write_line(&mut out, "call", v).map_err(io)?;
         calls += 1;
+        progress.update(calls, None);
     }
     if a.outbox {
         for e in store.scan_outbox() {
@@ -104,16 +129,25 @@ pub fn export(a: DbExportArgs) -> CliResult {
             )
             .map_err(io)?;
             entries += 1;
+            progress.update(calls + entries, None);
         }
     }
     out.flush().map_err(io)?;
-    if let Some(path) = &a.out {
-        // stdout is free when the export goes to a file: the summary goes there.
-        println!(
-            "exported {calls} call record(s) and {entries} outbox entries to {}",
-            path.display()
-        );
-    }
+    progress.finish(calls + entries, None);
+    summary(format!(
+        "db export: {} call record(s) and {} outbox entries to {} in {}{}",
+        thousands(calls),
+        thousands(entries),
+        a.out
+            .as_ref()
+            .map_or_else(|| "stdout".to_string(), |p| p.display().to_string()),
+        took(progress.elapsed()),
+        if a.unmasked {
+            " (phone numbers in clear: personal data)"
+        } else {
+            " (phone numbers masked)"
+        }
+    ));
     Ok(())
 }
 

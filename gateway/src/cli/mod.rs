@@ -5,11 +5,14 @@
 //! Exit codes: 0 ok, 1 the operation failed or found problems, 2 usage errors. Errors
 //! go to stderr as one sentence.
 
+mod backup;
 mod calls;
 mod common;
 mod db;
 mod keys;
+mod policy;
 mod policy_edit;
+mod progress;
 mod replay;
 mod tenant;
 
@@ -79,7 +82,13 @@ pub struct ServeArgs {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Validate a policy directory; prints every error and exits 1 if there is any.
-    Check { dir: PathBuf },
+    Check {
+        dir: PathBuf,
+        /// The policy directory a gateway is running with: also list the settings that
+        /// differ from it and take effect only after a restart (exit 0 all the same).
+        #[arg(long, value_name = "RUNNING_DIR")]
+        against: Option<PathBuf>,
+    },
 }
 
 /// `tenant ...` subcommands.
@@ -208,6 +217,33 @@ pub enum DbCommand {
     Check(DbCheckArgs),
     /// Call records (and optionally outbox entries) as JSON lines, numbers masked.
     Export(DbExportArgs),
+    /// A consistent copy of the whole store into DIR: from a running gateway through
+    /// its owner API (--gateway), or from a stopped gateway's --data.
+    Backup(DbBackupArgs),
+    /// Loads a backup (from `db backup`) into an empty data directory.
+    Restore(DbRestoreArgs),
+}
+
+/// Arguments of `db backup`.
+#[derive(Debug, Args)]
+pub struct DbBackupArgs {
+    /// Directory to write the backup into (created if missing; must not hold one).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Arguments of `db restore`.
+#[derive(Debug, Args)]
+pub struct DbRestoreArgs {
+    /// A directory written by `db backup` (or the backup file in it).
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 /// Arguments of `db check`.
@@ -254,6 +290,10 @@ pub struct ReplayArgs {
     /// RFC 3339 time (2026-11-20T00:00:00Z) or a duration ago (90m, 6h, 2d).
     #[arg(long)]
     pub since: String,
+    /// Re-send at most this many (the oldest first). When more matched, the summary
+    /// says how many and the command exits 1.
+    #[arg(long, default_value_t = crate::calls::replay::DEFAULT_MAX)]
+    pub max: usize,
     #[command(flatten)]
     pub gateway: GatewayArgs,
     #[command(flatten)]
@@ -270,18 +310,22 @@ pub fn main() -> ExitCode {
             crate::logging::init();
             crate::server::serve(args).map_err(Failure::Failed)
         }
-        Command::Policy(PolicyCommand::Check { dir }) => policy_check(&dir),
+        Command::Policy(PolicyCommand::Check { dir, against }) => {
+            policy_check(&dir, against.as_deref())
+        }
         Command::Tenant(cmd) => tenant::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Calls(CallsCommand::Show(a)) => calls::show(a),
         Command::Db(DbCommand::Check(a)) => db::check(a),
         Command::Db(DbCommand::Export(a)) => db::export(a),
+        Command::Db(DbCommand::Backup(a)) => backup::backup(a),
+        Command::Db(DbCommand::Restore(a)) => backup::restore(a),
         Command::Webhooks(WebhooksCommand::Replay(a)) => replay::run(a),
     };
     finish(result)
 }
 
-fn policy_check(dir: &Path) -> CliResult {
+fn policy_check(dir: &Path, against: Option<&Path>) -> CliResult {
     match c2c_tenancy::load_dir(dir) {
         Ok(p) => {
             println!(
@@ -290,7 +334,7 @@ fn policy_check(dir: &Path) -> CliResult {
                 p.keys.len(),
                 p.gateway.answer_detection.as_str()
             );
-            Ok(())
+            against.map_or(Ok(()), |running| policy::print_start_only(&p, running))
         }
         Err(errs) => {
             for e in &errs.0 {

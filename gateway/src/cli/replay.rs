@@ -2,42 +2,84 @@
 //! with their original `webhook-id`. With `--gateway` it re-queues them through the
 //! owner API of the running gateway; otherwise it opens the data directory (refused
 //! while a gateway holds it) and delivers them itself.
+//!
+//! At most `--max` webhooks (default 10,000, the oldest first). A summary goes to
+//! stderr either way: how many matched, how many were re-queued, how long it took.
+//! When the cap left some out the command says so and exits 1, so a script notices.
 
 use std::sync::Arc;
 
 use c2c_crm_webhooks::Outcome;
 use serde_json::json;
 
-use super::common::{block_on, load_policy, open_db, CliResult, Failure, Remote};
+use super::common::{load_policy, open_db, runtime, CliResult, Failure, Remote};
+use super::progress::{summary, thousands, took, Progress};
 use super::ReplayArgs;
 use crate::app::{now_ms, PolicyHandle};
 use crate::calls::outbox::PolicyEndpoints;
 use crate::calls::replay;
 
+/// What a replay did, for the summary.
+struct Done {
+    matched: u64,
+    requeued: u64,
+    /// Delivered by this command (direct mode only).
+    delivered: Option<u64>,
+}
+
 /// Runs `webhooks replay`.
 pub fn run(a: ReplayArgs) -> CliResult {
     let remote = a.gateway.remote()?;
-    block_on(async move {
-        let msg = match remote {
-            Some(r) => via_api(&r, &a).await?,
-            None => direct(&a).await?,
-        };
-        println!("{msg}");
-        Ok(())
-    })
+    let max = replay::check_max(Some(a.max)).map_err(Failure::Usage)?;
+    let mut progress = Progress::new("re-sent", "webhooks");
+    let done = runtime()?.block_on(async {
+        match remote {
+            Some(r) => via_api(&r, &a, max).await,
+            None => direct(&a, max, &mut progress).await,
+        }
+    })?;
+    let delivered = done
+        .delivered
+        .map(|d| format!(", {} delivered", thousands(d)))
+        .unwrap_or_default();
+    summary(format!(
+        "webhooks replay: {} matched for tenant {} since {}, {} re-queued{delivered} (--max {}) in {}",
+        thousands(done.matched),
+        a.tenant,
+        a.since,
+        thousands(done.requeued),
+        thousands(max as u64),
+        took(progress.elapsed())
+    ));
+    if done.matched > done.requeued {
+        return Err(Failure::failed(format!(
+            "replay cut short by --max {max}: {} webhooks matched but only the oldest {} were re-queued; run again with a larger --max (at most {}) to send the rest",
+            thousands(done.matched),
+            thousands(done.requeued),
+            thousands(replay::MAX_LIMIT as u64)
+        )));
+    }
+    Ok(())
 }
 
-async fn via_api(r: &Remote, a: &ReplayArgs) -> Result<String, Failure> {
+async fn via_api(r: &Remote, a: &ReplayArgs, max: usize) -> Result<Done, Failure> {
     let v = r
         .post(
             "/api/c2c/webhooks/replay",
-            &json!({"tenant": a.tenant, "since": a.since}),
+            &json!({"tenant": a.tenant, "since": a.since, "max": max}),
         )
         .await?;
-    Ok(v.to_string())
+    println!("{v}");
+    let requeued = v["requeued"].as_u64().unwrap_or(0);
+    Ok(Done {
+        // A gateway from before `matched` was added answered only what it re-queued.
+        matched: v["matched"].as_u64().unwrap_or(requeued),
+        requeued,
+        delivered: None,
+    })
 }
 
-async fn direct(a: &ReplayArgs) -> Result<String, Failure> {
+async fn direct(a: &ReplayArgs, max: usize, progress: &mut Progress) -> Result<Done, Failure> {
     let policy = load_policy(&a.policy.policies)?;
     if policy.tenant(&a.tenant).is_none() {
         return Err(Failure::failed(format!("unknown tenant '{}'", a.tenant)));
@@ -48,7 +90,7 @@ async fn direct(a: &ReplayArgs) -> Result<String, Failure> {
     let db = open_db(&a.data.data, false, true)?;
     let store = c2c_callstate::SledCallStore::open_with_db(db)
         .map_err(|e| Failure::failed(format!("cannot open the call store: {e}")))?;
-    let entries = replay::requeue(&store, &a.tenant, since, now)
+    let done = replay::requeue(&store, &a.tenant, since, now, max, &mut |_| {})
         .await
         .map_err(|e| Failure::failed(format!("cannot re-queue webhooks: {e}")))?;
     let handle = Arc::new(PolicyHandle::new(a.policy.policies.clone(), policy));
@@ -58,9 +100,9 @@ async fn direct(a: &ReplayArgs) -> Result<String, Failure> {
         Arc::new(PolicyEndpoints::new(handle)),
     )
     .map_err(Failure::Failed)?;
+    let total = done.entries.len() as u64;
     let mut delivered = 0;
-    let mut lines = Vec::new();
-    for e in &entries {
+    for (i, e) in done.entries.iter().enumerate() {
         let job = crate::calls::outbox::job_of(e.clone());
         let outcome = deliverer
             .deliver_once(job)
@@ -69,12 +111,18 @@ async fn direct(a: &ReplayArgs) -> Result<String, Failure> {
         if matches!(outcome, Outcome::Delivered { .. }) {
             delivered += 1;
         }
-        lines.push(format!("{} {:?}", e.webhook_id, outcome));
+        println!("{} {:?}", e.webhook_id, outcome);
+        progress.update(i as u64 + 1, Some(total));
     }
-    lines.push(format!(
+    progress.finish(total, Some(total));
+    println!(
         "{} webhook(s) re-sent for tenant {}, {delivered} delivered; the rest stay queued for the gateway",
-        entries.len(),
+        done.entries.len(),
         a.tenant
-    ));
-    Ok(lines.join("\n"))
+    );
+    Ok(Done {
+        matched: done.matched,
+        requeued: total,
+        delivered: Some(delivered),
+    })
 }

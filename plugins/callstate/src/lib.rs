@@ -97,6 +97,7 @@ pub use record::{
     CallRecord, CallStatus, CrmWebhookPayload, FailureCause, NewCall, Phase,
 };
 pub use store::{
-    webhook_id_for, Applied, CallPage, CallStore, CallStoreExt, CheckReport, DayTally, OutboxEntry,
-    OutboxState, Problem, ProblemKind, SledCallStore, TransitionFn, MAX_PAGE,
+    verify_backup, webhook_id_for, Applied, BackupError, BackupInfo, CallPage, CallStore,
+    CallStoreExt, CheckReport, DayTally, OutboxEntry, OutboxState, Problem, ProblemKind,
+    PurgeCursor, PurgeReport, SledCallStore, TransitionFn, MAX_PAGE, PROGRESS_EVERY,
 };

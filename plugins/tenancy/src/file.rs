@@ -119,6 +119,7 @@ pub struct CallsSection {
     pub unconnected_expiry_seconds: Option<u64>,
     pub poll_interval_ms: Option<u64>,
     pub token_ttl_seconds: Option<u64>,
+    pub retention_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

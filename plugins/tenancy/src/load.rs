@@ -418,6 +418,11 @@ fn gateway_config(
             60,
             86_400,
         )),
+        // 0 (the default) keeps calls forever; at most ten years.
+        retention: match secs("retention_days", c.retention_days, 0, 0, 3650) {
+            0 => None,
+            days => Some(Duration::from_secs(days * 86_400)),
+        },
     };
 
     let w = &f.webhooks;

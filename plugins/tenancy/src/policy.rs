@@ -163,6 +163,9 @@ pub struct CallKnobs {
     pub unconnected_expiry: Duration,
     pub poll_interval: Duration,
     pub token_ttl: Duration,
+    /// Ended calls older than this are purged from the store (records, indexes, finished
+    /// webhooks; the per-day tallies stay). `None` keeps them forever.
+    pub retention: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

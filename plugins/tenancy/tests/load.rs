@@ -353,3 +353,53 @@ fn sip_caps_default_and_are_validated() {
         "between"
     ));
 }
+
+#[test]
+fn call_retention_is_off_by_default_and_validated() {
+    let p = load_dir(&example_dir()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.gateway.calls.retention, None);
+
+    let d = copy_example();
+    edit(
+        d.path(),
+        "gateway.toml",
+        "[calls]",
+        "[calls]\nretention_days = 90",
+    );
+    let p = load_dir(d.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        p.gateway.calls.retention,
+        Some(std::time::Duration::from_secs(90 * 86_400))
+    );
+
+    // 0 is "keep forever", like leaving it out.
+    let d = copy_example();
+    edit(
+        d.path(),
+        "gateway.toml",
+        "[calls]",
+        "[calls]\nretention_days = 0",
+    );
+    let p = load_dir(d.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.gateway.calls.retention, None);
+
+    for bad in [
+        "retention_days = 3651",
+        "retention_days = -1",
+        "retention_days = 1.5",
+    ] {
+        let d = copy_example();
+        edit(
+            d.path(),
+            "gateway.toml",
+            "[calls]",
+            &format!("[calls]\n{bad}"),
+        );
+        let errs = errors(d.path());
+        assert!(
+            errs.iter()
+                .any(|e| e.file.ends_with("gateway.toml") && e.key == "calls.retention_days"),
+            "{bad}: {errs:?}"
+        );
+    }
+}

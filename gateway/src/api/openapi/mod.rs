@@ -44,6 +44,7 @@ use crate::routes;
         paths::preflight_get,
         paths::analytics, paths::call_log, paths::normalize,
         paths::owner_outbound_get, paths::owner_outbound_set, paths::owner_call_get,
+        paths::owner_backup,
         paths::webhooks_replay, paths::livekit_webhook, paths::rtc, paths::twirp,
         console_paths::console_session, console_paths::console_tenant,
         console_paths::console_normalize, console_paths::console_livekit_validate,
@@ -55,7 +56,7 @@ use crate::routes;
     tags(
         (name = "contract", description = "Click2Call: your backend starts a call, the agent's browser drives it."),
         (name = "reports", description = "Analytics and the call log (tenant key: own tenant; owner key: any)."),
-        (name = "owner", description = "Platform owner: DLT outbound-enable toggle."),
+        (name = "owner", description = "Platform owner: DLT outbound-enable toggle, call records, store backup."),
         (name = "webhooks", description = "LiveKit's webhooks in; CRM webhook replay."),
         (name = "tools", description = "Console helpers."),
         (name = "console", description = "The web console's API (a tenant's `console` key: own tenant; owner key: any)."),

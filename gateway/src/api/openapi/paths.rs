@@ -279,16 +279,37 @@ fn owner_outbound_set() {}
     ))]
 fn owner_call_get() {}
 
+#[utoipa::path(get, path = "/api/c2c/owner/backup", tag = "owner", operation_id = "owner_backup",
+    summary = "A consistent copy of the whole store, streamed",
+    description = "What `c2c-gateway db backup --gateway` saves and `c2c-gateway db restore` \
+        loads: every tree of the gateway's store as it was at one moment, taken while calls \
+        go on (changes made during the copy are recorded and follow it). Binary, streamed \
+        with chunked transfer coding: `C2CBAK01`, framed trees and entries, then a trailer \
+        with a frame count and a SHA-256 of the stream. A stream that ends without its \
+        trailer is incomplete (the gateway stopped or the connection broke) and must not be \
+        used; one that ends with an `X` frame carries the reason. One backup at a time.",
+    security(("owner_key" = [])),
+    responses(
+        (status = 200, description = "The backup stream (binary).",
+            content_type = "application/vnd.c2c-gateway.backup", body = String),
+        (status = 409, description = "`backup_in_progress`: another backup is running.", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ))]
+fn owner_backup() {}
+
 #[utoipa::path(post, path = "/api/c2c/webhooks/replay", tag = "webhooks", operation_id = "webhooks_replay",
     summary = "Send a tenant's CRM webhooks again",
-    description = "Re-queues the CRM webhooks created since `since`; each is delivered again \
-        with its original `webhook-id`, so the CRM can de-duplicate.",
+    description = "Re-queues the CRM webhooks created since `since`, the oldest `max` of them \
+        (default 10000); each is delivered again with its original `webhook-id`, so the CRM \
+        can de-duplicate. The answer says how many matched: `capped` is true when `max` \
+        left some out.",
     request_body(content = ReplayRequest, content_type = "application/json"),
     security(("owner_key" = [])),
     responses(
         (status = 200, description = "Re-queued.", body = ReplayResponse),
         (status = 404, description = "`not_found`: unknown tenant.", body = ErrorBody),
-        (status = 422, description = "`invalid_since`.", body = ErrorBody),
+        (status = 422, description = "`invalid_since`, or `invalid_max` (not 1..=100000).", body = ErrorBody),
         (status = 503, description = "`store_unavailable`.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
     ))]

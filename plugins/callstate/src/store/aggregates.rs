@@ -178,6 +178,29 @@ impl SledCallStore {
         self.inner.journal.apply(self.tree(), &batch)
     }
 
+    /// Adds what `rec` counts for to its purged-calls tally (`pa/`, next to the day's
+    /// `a/` tally, which stays as it is so analytics keep the old day). A recount of the
+    /// records plus the purged tallies then still equals the day's tally, so `check` and
+    /// a rebuild agree after a purge. Caller holds the aggregate lock
+    /// ([`Self::lock_aggregates`]) until `batch` is applied.
+    pub(super) fn count_purged(
+        &self,
+        batch: &mut Writes,
+        rec: &CallRecord,
+    ) -> Result<(), StoreError> {
+        let c = Counted::of(rec)?;
+        let key = keys::purged_aggregate_for(&c.key);
+        let mut t = self.read_tally(&key)?;
+        t.count(&c, true);
+        batch.insert(key, encode(&t)?);
+        Ok(())
+    }
+
+    /// Serialises tally writes (see [`AggregateLock`]).
+    pub(super) fn lock_aggregates(&self) -> std::sync::MutexGuard<'_, ()> {
+        lock(&self.inner.aggregate_lock.0)
+    }
+
     fn read_tally(&self, key: &[u8]) -> Result<DayTally, StoreError> {
         match self.tree().get(key)? {
             Some(v) => decode(key, &v),
@@ -220,10 +243,10 @@ impl SledCallStore {
         Ok(out)
     }
 
-    /// Recomputes every tally from the call records. A record that does not decode is
-    /// skipped (logged; `check()` reports it): one bad record must not stop the store
-    /// from opening or the other days from being counted. `progress` gets the number of
-    /// records read every [`PROGRESS_EVERY`].
+    /// Recomputes every tally from the call records plus the purged-calls tallies. A
+    /// record that does not decode is skipped (logged; `check()` reports it): one bad
+    /// record must not stop the store from opening or the other days from being counted.
+    /// `progress` gets the number of records read every [`PROGRESS_EVERY`].
     fn recompute_tallies(
         &self,
         progress: &mut dyn FnMut(u64),
@@ -246,6 +269,17 @@ impl SledCallStore {
             let c = Counted::of(&rec)?;
             out.entry(c.key.clone()).or_default().count(&c, true);
         }
+        // Calls purged by retention still count on their day.
+        for item in self.tree().scan_prefix(keys::PURGED_AGGREGATE) {
+            let (k, v) = item?;
+            match decode::<DayTally>(&k, &v) {
+                Ok(t) => out
+                    .entry(keys::aggregate_for_purged(&k))
+                    .or_default()
+                    .merge(&t),
+                Err(e) => tracing::warn!(error = %e, "purged-calls tally skipped while counting"),
+            }
+        }
         Ok(out)
     }
 
@@ -266,7 +300,10 @@ impl SledCallStore {
                     k.to_vec(),
                     format!("stored {h:?}, the records add up to {w:?}"),
                 )),
-                (Ok(_), None) => wrong.push((k.to_vec(), "no call record counts here".into())),
+                (Ok(_), None) => wrong.push((
+                    k.to_vec(),
+                    "no call record (live or purged) counts here".into(),
+                )),
                 (Err(e), _) => wrong.push((k.to_vec(), e.to_string())),
             }
             seen.insert(k.to_vec());

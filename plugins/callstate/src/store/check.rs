@@ -61,6 +61,8 @@ pub struct CheckReport {
     pub webhook_index: u64,
     /// Per-day tallies (`a/`).
     pub tallies: u64,
+    /// Purged-calls tallies (`pa/`, written by the retention purge).
+    pub purged_tallies: u64,
     /// Total problems found (may exceed `problems.len()`, see [`MAX_PROBLEMS`]).
     pub problem_count: u64,
     pub problems: Vec<Problem>,
@@ -81,6 +83,41 @@ impl CheckReport {
                 detail: detail.into(),
             });
         }
+    }
+}
+
+/// How often [`SledCallStore::check_with_progress`] reports: often enough for a
+/// progress line, rarely enough to cost nothing per entry.
+pub const PROGRESS_EVERY: u64 = 1024;
+
+/// A report being built plus the progress callback. Derefs to the report, so the scans
+/// read as if they filled a [`CheckReport`] directly.
+pub(super) struct Scan<'p> {
+    report: CheckReport,
+    scanned: u64,
+    progress: &'p mut dyn FnMut(u64),
+}
+
+impl Scan<'_> {
+    /// Counts one scanned entry.
+    pub(super) fn tick(&mut self) {
+        self.scanned += 1;
+        if self.scanned.is_multiple_of(PROGRESS_EVERY) {
+            (self.progress)(self.scanned);
+        }
+    }
+}
+
+impl std::ops::Deref for Scan<'_> {
+    type Target = CheckReport;
+    fn deref(&self) -> &CheckReport {
+        &self.report
+    }
+}
+
+impl std::ops::DerefMut for Scan<'_> {
+    fn deref_mut(&mut self) -> &mut CheckReport {
+        &mut self.report
     }
 }
 
@@ -113,20 +150,39 @@ impl SledCallStore {
     /// store, though entries written during the scan may then show up as transient
     /// problems (the CLI runs it with the gateway stopped).
     pub fn check(&self) -> Result<CheckReport, StoreError> {
-        let mut r = CheckReport::default();
-        self.check_records(&mut r)?;
-        self.check_open(&mut r)?;
-        self.check_tenant_index(&mut r)?;
-        self.check_day_index(&mut r)?;
-        self.check_outbox(&mut r)?;
-        self.check_pending(&mut r)?;
-        self.check_webhook_index(&mut r)?;
+        self.check_with_progress(&mut |_| {})
+    }
+
+    /// [`Self::check`], calling `progress` with the number of entries scanned so far
+    /// every [`PROGRESS_EVERY`] entries, so a command line can show how far it got.
+    pub fn check_with_progress(
+        &self,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<CheckReport, StoreError> {
+        let mut scan = Scan {
+            report: CheckReport::default(),
+            scanned: 0,
+            progress,
+        };
+        let r = &mut scan;
+        self.check_records(r)?;
+        self.check_open(r)?;
+        self.check_tenant_index(r)?;
+        self.check_day_index(r)?;
+        self.check_outbox(r)?;
+        self.check_pending(r)?;
+        self.check_webhook_index(r)?;
         let (stored, wrong) = self.tally_mismatches()?;
         r.tallies = stored;
+        for item in self.tree().scan_prefix(keys::PURGED_AGGREGATE) {
+            item?;
+            r.purged_tallies += 1;
+        }
         for (key, detail) in wrong {
             r.add(ProblemKind::Tally, &key, detail);
         }
-        Ok(r)
+        (scan.progress)(scan.scanned);
+        Ok(scan.report)
     }
 
     /// The fields of a record that its index entries must agree with. Decoding only
@@ -148,10 +204,11 @@ impl SledCallStore {
         }
     }
 
-    fn check_records(&self, r: &mut CheckReport) -> Result<(), StoreError> {
+    fn check_records(&self, r: &mut Scan<'_>) -> Result<(), StoreError> {
         for item in self.tree().scan_prefix(keys::RECORD) {
             let (k, v) = item?;
             r.records += 1;
+            r.tick();
             let rec: CallRecord = match decode(&k, &v) {
                 Ok(rec) => rec,
                 Err(e) => {
@@ -190,7 +247,7 @@ impl SledCallStore {
 
     /// An ENDED call with a payload has exactly one outbox entry: `wi/` names it, and
     /// the outbox scan reports any other entry for the same call as a duplicate.
-    fn check_call_webhook(&self, rec: &CallRecord, r: &mut CheckReport) -> Result<(), StoreError> {
+    fn check_call_webhook(&self, rec: &CallRecord, r: &mut Scan<'_>) -> Result<(), StoreError> {
         let wi = keys::webhook_index(&rec.call_id);
         let seq = self.tree().get(&wi)?.and_then(|v| keys::tail_u64(&v));
         let wants = rec.webhook_payload().is_some();
@@ -222,10 +279,11 @@ impl SledCallStore {
         Ok(())
     }
 
-    fn check_open(&self, r: &mut CheckReport) -> Result<(), StoreError> {
+    fn check_open(&self, r: &mut Scan<'_>) -> Result<(), StoreError> {
         for item in self.tree().scan_prefix(keys::OPEN) {
             let (k, _) = item?;
             r.open_index += 1;
+            r.tick();
             let id = String::from_utf8_lossy(&k[keys::OPEN.len()..]).into_owned();
             match self.record_at(&id)? {
                 None => r.add(ProblemKind::Dangling, &k, "open index entry without record"),
@@ -240,11 +298,12 @@ impl SledCallStore {
         Ok(())
     }
 
-    fn check_tenant_index(&self, r: &mut CheckReport) -> Result<(), StoreError> {
+    fn check_tenant_index(&self, r: &mut Scan<'_>) -> Result<(), StoreError> {
         let prefix = bare_prefix(keys::tenant_prefix(""));
         for item in self.tree().scan_prefix(&prefix) {
             let (k, _) = item?;
             r.tenant_index += 1;
+            r.tick();
             // t/<tenant>\0<created_ms u64 BE><call_id>
             let rest = &k[prefix.len()..];
             let Some(nul) = rest.iter().position(|&b| b == 0) else {
@@ -280,11 +339,12 @@ impl SledCallStore {
     /// The legacy day index (`d/`, no longer written: day queries read the tenant-time
     /// index) is not required, but entries a store still holds must agree with their
     /// records.
-    fn check_day_index(&self, r: &mut CheckReport) -> Result<(), StoreError> {
+    fn check_day_index(&self, r: &mut Scan<'_>) -> Result<(), StoreError> {
         let prefix = bare_prefix(keys::day_prefix("", ""));
         for item in self.tree().scan_prefix(&prefix) {
             let (k, _) = item?;
             r.day_index += 1;
+            r.tick();
             // d/<tenant>\0<YYYYMMDD>\0<call_id>
             let mut parts = k[prefix.len()..].splitn(3, |&b| b == 0);
             let (Some(tenant), Some(day), Some(id)) = (parts.next(), parts.next(), parts.next())

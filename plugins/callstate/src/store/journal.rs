@@ -31,6 +31,7 @@
 
 #[cfg(test)]
 use std::sync::atomic::Ordering;
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use crate::error::StoreError;
 
@@ -113,6 +114,78 @@ impl Writes {
     }
 }
 
+impl Writes {
+    /// The encoded form (what a backup stores for a change made during the copy).
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        self.encode()
+    }
+
+    /// Parses [`Self::to_bytes`]; `None` if the bytes are not a whole change.
+    pub(crate) fn from_bytes(b: &[u8]) -> Option<Writes> {
+        Self::decode(b)
+    }
+
+    /// Applies the writes to `tree` directly (restore, where nothing else runs).
+    pub(crate) fn apply_to(&self, tree: &sled::Tree) -> Result<(), StoreError> {
+        self.write_to(tree)
+    }
+
+    fn size(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|(k, v)| 16 + k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum()
+    }
+}
+
+/// Changes recorded while a backup runs, bounded in bytes.
+struct Capture {
+    inner: Mutex<CaptureInner>,
+}
+
+struct CaptureInner {
+    changes: Vec<Writes>,
+    bytes: usize,
+    limit: usize,
+    overflowed: bool,
+}
+
+impl Capture {
+    fn new(limit: usize) -> Self {
+        Capture {
+            inner: Mutex::new(CaptureInner {
+                changes: Vec::new(),
+                bytes: 0,
+                limit,
+                overflowed: false,
+            }),
+        }
+    }
+
+    fn record(&self, w: &Writes) {
+        let mut c = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if c.overflowed {
+            return;
+        }
+        c.bytes += w.size();
+        if c.bytes > c.limit {
+            // Give the memory back at once; the backup fails when it stops capturing.
+            c.overflowed = true;
+            c.changes = Vec::new();
+            return;
+        }
+        c.changes.push(w.clone());
+    }
+
+    fn into_changes(self) -> Option<Vec<Writes>> {
+        let c = self
+            .inner
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        (!c.overflowed).then_some(c.changes)
+    }
+}
+
 fn len32(n: usize) -> [u8; 4] {
     // Keys and values are bounded far below 4 GiB (records are a few hundred bytes); a
     // longer one would be a bug upstream, and saturating keeps decode from misreading it.
@@ -138,6 +211,11 @@ pub(crate) struct Journal {
     /// Entry ids come from sled's persisted id generator: increasing across restarts (so
     /// key order is creation order) and unique even if two stores share the database.
     db: sled::Db,
+    /// While a backup copies the store, every change applied is also recorded here
+    /// (see `backup.rs`). Each apply holds the read side for its whole duration, so
+    /// starting or stopping a capture (the write side) waits for changes in flight:
+    /// a change is either wholly before the capture or wholly recorded in it.
+    capture: RwLock<Option<Capture>>,
     /// Test failpoint: stop right after the journal write, as a crash there would.
     #[cfg(test)]
     pub(crate) crash_after_journal: std::sync::atomic::AtomicBool,
@@ -172,6 +250,7 @@ impl Journal {
             Journal {
                 tree,
                 db: db.clone(),
+                capture: RwLock::new(None),
                 #[cfg(test)]
                 crash_after_journal: std::sync::atomic::AtomicBool::new(false),
             },
@@ -182,6 +261,10 @@ impl Journal {
     /// Applies `writes` to `target` so that a crash leaves all of them or none (after
     /// [`Journal::open`]). The caller's group commit makes them durable.
     pub(crate) fn apply(&self, target: &sled::Tree, writes: &Writes) -> Result<(), StoreError> {
+        let capture = self.capture.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = capture.as_ref() {
+            c.record(writes);
+        }
         if writes.ops.len() <= 1 {
             // A single key write is atomic by itself.
             return writes.write_to(target);
@@ -198,6 +281,28 @@ impl Journal {
         writes.write_to(target)?;
         self.tree.remove(id)?;
         Ok(())
+    }
+
+    /// Starts recording every change applied from now on, up to `limit_bytes` of them.
+    /// Returns false if a capture is already running (one backup at a time).
+    pub(crate) fn start_capture(&self, limit_bytes: usize) -> bool {
+        let mut c = self.capture.write().unwrap_or_else(PoisonError::into_inner);
+        if c.is_some() {
+            return false;
+        }
+        *c = Some(Capture::new(limit_bytes));
+        true
+    }
+
+    /// Stops recording and returns what was recorded, in the order applied; `None` if
+    /// more than the limit changed meanwhile (or no capture was running).
+    pub(crate) fn stop_capture(&self) -> Option<Vec<Writes>> {
+        let c = self
+            .capture
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        c.into_changes()
     }
 
     /// Changes currently in the journal (0 when no write is in flight).

@@ -14,6 +14,8 @@ const TENANT: &[u8] = b"t/";
 const DAY: &[u8] = b"d/";
 const WEBHOOK_INDEX: &[u8] = b"wi/";
 pub(crate) const AGGREGATE: &[u8] = b"a/";
+/// What purged calls contributed to the tallies (see `retention.rs`).
+pub(crate) const PURGED_AGGREGATE: &[u8] = b"pa/";
 /// Holds the version of the per-day tallies' format (see `aggregates.rs`).
 pub(crate) const AGGREGATES_MARKER: &[u8] = b"m/aggregates";
 
@@ -59,9 +61,9 @@ pub(crate) fn day_prefix(tenant: &str, day: &str) -> Vec<u8> {
     cat(&[DAY, tenant.as_bytes(), b"\0", day.as_bytes(), b"\0"])
 }
 
-/// A legacy day-index key (see the layout in the parent module); tests build them to check
-/// that stores written before its removal still verify.
-#[cfg(test)]
+/// A legacy day-index key (see the layout in the parent module): the retention purge
+/// removes it with its record; tests build them to check that stores written before its
+/// removal still verify.
 pub(crate) fn day(tenant: &str, day: &str, call_id: &str) -> Vec<u8> {
     cat(&[&day_prefix(tenant, day), call_id.as_bytes()])
 }
@@ -73,6 +75,33 @@ pub(crate) fn aggregate_day(tenant: &str, day: &str) -> Vec<u8> {
 
 pub(crate) fn aggregate(tenant: &str, day: &str, trunk: &str) -> Vec<u8> {
     cat(&[&aggregate_day(tenant, day), trunk.as_bytes()])
+}
+
+/// The purged-calls tally matching the tally key `a/<rest>`: `pa/<rest>`.
+pub(crate) fn purged_aggregate_for(aggregate_key: &[u8]) -> Vec<u8> {
+    let rest = aggregate_key.get(AGGREGATE.len()..).unwrap_or_default();
+    cat(&[PURGED_AGGREGATE, rest])
+}
+
+/// The tally key `a/<rest>` of the purged-calls tally `pa/<rest>`.
+pub(crate) fn aggregate_for_purged(purged_key: &[u8]) -> Vec<u8> {
+    let rest = purged_key.get(PURGED_AGGREGATE.len()..).unwrap_or_default();
+    cat(&[AGGREGATE, rest])
+}
+
+/// The key right after every `t/<tenant>\0...` key (ids never contain bytes below
+/// `0x01` after the separator), where the next tenant's index starts.
+pub(crate) fn tenant_index_end(tenant: &[u8]) -> Vec<u8> {
+    cat(&[TENANT, tenant, b"\x01"])
+}
+
+/// Splits a tenant index key into `(tenant, created_ms, call_id)`.
+pub(crate) fn parse_tenant_key(key: &[u8]) -> Option<(&[u8], u64, &str)> {
+    let rest = key.strip_prefix(TENANT)?;
+    let nul = rest.iter().position(|&b| b == 0)?;
+    let ms = tail_u64(rest.get(nul + 1..nul + 9)?)?;
+    let id = std::str::from_utf8(rest.get(nul + 9..)?).ok()?;
+    Some((&rest[..nul], ms, id))
 }
 
 /// A key as text for reports: printable ASCII as is, every other byte (the `\0`
@@ -189,6 +218,25 @@ mod tests {
         assert!(a < b);
         assert!(a.starts_with(&tenant_prefix("acme")));
         assert!(!a.starts_with(&tenant_prefix("acm")));
+    }
+
+    #[test]
+    fn tenant_keys_parse_and_the_next_tenant_starts_after_the_end() {
+        let k = tenant("acme", 42, "c2c_x");
+        assert_eq!(parse_tenant_key(&k), Some((&b"acme"[..], 42, "c2c_x")));
+        assert_eq!(parse_tenant_key(b"t/acme"), None);
+        let end = tenant_index_end(b"acme");
+        assert!(tenant("acme", u64::MAX, "c2c_zzz") < end);
+        assert!(end <= tenant("acme-2", 0, "c2c_a"));
+        assert!(end <= tenant("acmf", 0, "c2c_a"));
+    }
+
+    #[test]
+    fn purged_tallies_mirror_tally_keys() {
+        let a = aggregate("acme", "20240301", "airtel");
+        let p = purged_aggregate_for(&a);
+        assert!(p.starts_with(PURGED_AGGREGATE));
+        assert_eq!(aggregate_for_purged(&p), a);
     }
 
     #[test]

@@ -13,19 +13,25 @@
 //! wp/<seq u64 BE>                          -> ()   pending outbox entries
 //! wi/<call_id>                             -> seq u64 BE (one webhook per call)
 //! a/<tenant>\0<YYYYMMDD>\0<trunk>           -> DayTally JSON (per-day counters)
+//! pa/<tenant>\0<YYYYMMDD>\0<trunk>          -> DayTally JSON (what purged calls counted)
 //! m/aggregates                             -> tally format version
 //! ```
 //!
 //! `d/` is no longer written: a UTC day is a range of `created_ms`, so the tenant-time
 //! index answers day queries, and dropping the duplicate saved a sled write on every new
 //! call. Stores written before keep their `d/` entries; `check` still verifies them.
+//!
+//! `pa/` is written by the retention purge (`retention.rs`): a day's `a/` tally keeps
+//! counting purged calls, and `pa/` says how much of it has no record any more.
 
 mod aggregates;
+mod backup;
 mod check;
 mod flusher;
 mod journal;
 mod keys;
 mod outbox;
+mod retention;
 mod scan;
 mod sled_calls;
 mod sled_outbox;
@@ -34,6 +40,10 @@ mod sled_outbox;
 mod tests;
 #[cfg(test)]
 mod tests_aggregates;
+#[cfg(test)]
+mod tests_backup;
+#[cfg(test)]
+mod tests_lifecycle;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -41,9 +51,11 @@ use std::pin::Pin;
 use async_trait::async_trait;
 
 pub use aggregates::DayTally;
-pub use check::{CheckReport, Problem, ProblemKind, MAX_PROBLEMS};
+pub use backup::{verify_backup, BackupError, BackupInfo, BackupJob, BACKUP_MAGIC, CAPTURE_LIMIT};
+pub use check::{CheckReport, Problem, ProblemKind, MAX_PROBLEMS, PROGRESS_EVERY};
 pub use journal::JOURNAL_TREE;
 pub use outbox::{webhook_id_for, OutboxEntry, OutboxState};
+pub use retention::{PurgeCursor, PurgeReport};
 pub use sled_calls::{SledCallStore, TREE_NAME};
 
 use crate::error::StoreError;

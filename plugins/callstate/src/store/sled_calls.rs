@@ -128,7 +128,7 @@ impl SledCallStore {
         self.inner.commit.flush_count()
     }
 
-    fn lock_call(&self, call_id: &str) -> MutexGuard<'_, ()> {
+    pub(super) fn lock_call(&self, call_id: &str) -> MutexGuard<'_, ()> {
         let mut h = DefaultHasher::new();
         call_id.hash(&mut h);
         let i = (h.finish() % STRIPES as u64) as usize;
@@ -139,7 +139,7 @@ impl SledCallStore {
         &self.inner.tree
     }
 
-    fn read_record(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+    pub(super) fn read_record(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
         let key = keys::record(call_id);
         match self.tree().get(&key)? {
             Some(v) => decode(&key, &v).map(Some),

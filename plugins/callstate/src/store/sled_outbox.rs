@@ -115,6 +115,30 @@ impl SledCallStore {
         Ok(out)
     }
 
+    /// Replay's scan: the first `max` entries of `tenant` created at or after `since_ms`
+    /// (oldest first, by seq) and how many matched in all. Memory stays bounded by `max`
+    /// however many match, and the caller can say how much a cap left out.
+    pub fn outbox_by_tenant_since_capped(
+        &self,
+        tenant: &str,
+        since_ms: u64,
+        max: usize,
+    ) -> Result<(Vec<OutboxEntry>, u64), StoreError> {
+        let mut out = Vec::new();
+        let mut matched = 0u64;
+        for item in self.tree().scan_prefix(keys::OUTBOX) {
+            let (k, v) = item?;
+            let e: OutboxEntry = decode(&k, &v)?;
+            if e.tenant == tenant && e.created_ms >= since_ms {
+                matched += 1;
+                if out.len() < max {
+                    out.push(e);
+                }
+            }
+        }
+        Ok((out, matched))
+    }
+
     /// Writes an entry and keeps the pending index in step. Caller holds `outbox_lock`.
     fn write_outbox_locked(&self, e: &OutboxEntry) -> Result<(), StoreError> {
         let mut b = Writes::default();

@@ -4,14 +4,15 @@
 use super::super::keys;
 use super::super::sled_calls::{decode, SledCallStore};
 use super::super::OutboxEntry;
-use super::{CheckReport, ProblemKind};
+use super::{ProblemKind, Scan};
 use crate::error::StoreError;
 
 impl SledCallStore {
-    pub(super) fn check_outbox(&self, r: &mut CheckReport) -> Result<(), StoreError> {
+    pub(super) fn check_outbox(&self, r: &mut Scan<'_>) -> Result<(), StoreError> {
         for item in self.tree().scan_prefix(keys::OUTBOX) {
             let (k, v) = item?;
             r.outbox += 1;
+            r.tick();
             let e: OutboxEntry = match decode(&k, &v) {
                 Ok(e) => e,
                 Err(err) => {
@@ -87,10 +88,11 @@ impl SledCallStore {
         Ok(())
     }
 
-    pub(super) fn check_pending(&self, r: &mut CheckReport) -> Result<(), StoreError> {
+    pub(super) fn check_pending(&self, r: &mut Scan<'_>) -> Result<(), StoreError> {
         for item in self.tree().scan_prefix(keys::OUTBOX_PENDING) {
             let (k, _) = item?;
             r.pending_index += 1;
+            r.tick();
             let Some(seq) = keys::tail_u64(&k) else {
                 r.add(ProblemKind::Undecodable, &k, "malformed pending index key");
                 continue;
@@ -115,11 +117,12 @@ impl SledCallStore {
         Ok(())
     }
 
-    pub(super) fn check_webhook_index(&self, r: &mut CheckReport) -> Result<(), StoreError> {
+    pub(super) fn check_webhook_index(&self, r: &mut Scan<'_>) -> Result<(), StoreError> {
         let prefix = keys::webhook_index("");
         for item in self.tree().scan_prefix(&prefix) {
             let (k, v) = item?;
             r.webhook_index += 1;
+            r.tick();
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
             let Some(seq) = keys::tail_u64(&v) else {
                 r.add(
