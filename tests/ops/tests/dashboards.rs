@@ -206,8 +206,9 @@ fn catalogue() -> Catalogue {
         limit_rejections,
         store_flush,
         store_flush_errors,
+        cors_refused,
     } = &gw;
-    let touch: [&dyn Touch; 19] = [
+    let touch: [&dyn Touch; 20] = [
         http_requests,
         http_duration,
         http_gateway_duration,
@@ -227,6 +228,7 @@ fn catalogue() -> Catalogue {
         limit_rejections,
         store_flush,
         store_flush_errors,
+        cors_refused,
     ];
     for t in touch {
         t.touch();
