@@ -25,7 +25,7 @@ pub use common::{DataArgs, GatewayArgs, PolicyArgs};
 #[derive(Debug, Parser)]
 #[command(
     name = "c2c-gateway",
-    version,
+    version = crate::build::VERSION_LINE,
     about = "Multi-tenant click-to-call gateway for CRMs"
 )]
 pub struct Cli {

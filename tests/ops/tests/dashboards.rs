@@ -199,6 +199,7 @@ fn catalogue() -> Catalogue {
         open_calls,
         call_setup,
         livekit_errors,
+        livekit_requests,
         livekit_webhooks,
         upstream_healthy,
         proxied_requests,
@@ -206,8 +207,9 @@ fn catalogue() -> Catalogue {
         limit_rejections,
         store_flush,
         store_flush_errors,
+        build_info,
     } = &gw;
-    let touch: [&dyn Touch; 19] = [
+    let touch: [&dyn Touch; 21] = [
         http_requests,
         http_duration,
         http_gateway_duration,
@@ -220,6 +222,7 @@ fn catalogue() -> Catalogue {
         open_calls,
         call_setup,
         livekit_errors,
+        livekit_requests,
         livekit_webhooks,
         upstream_healthy,
         proxied_requests,
@@ -227,6 +230,7 @@ fn catalogue() -> Catalogue {
         limit_rejections,
         store_flush,
         store_flush_errors,
+        build_info,
     ];
     for t in touch {
         t.touch();

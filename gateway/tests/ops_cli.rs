@@ -1,0 +1,51 @@
+//! What an operator meets first, run as the real binary: `--version` with the source
+//! revision, `c2c_build_info` and `c2c_livekit_requests_total` on `/metrics`.
+
+mod common;
+
+use std::process::Command;
+
+use common::calls::CallEnv;
+use common::cli::cli;
+
+/// `git rev-parse --short=12 HEAD` of this checkout, if it is one.
+fn git_revision() -> Option<String> {
+    let o = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+#[test]
+fn version_names_the_source_revision() {
+    let o = cli(&["--version"], &[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let line = o.stdout.trim();
+    let rev = git_revision().unwrap_or_else(|| "unknown".into());
+    assert_eq!(
+        line,
+        format!("c2c-gateway {} (rev {rev})", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_carry_build_info_and_livekit_requests_by_operation() {
+    let env = CallEnv::start("poll").await;
+    let (status, v) = env.click2call("9530251797").await;
+    assert_eq!(status, 200, "{v}");
+    let text = env.gw.metrics(&env.c).await;
+    let rev = git_revision().unwrap_or_else(|| "unknown".into());
+    let build = format!(
+        "c2c_build_info{{revision=\"{rev}\",version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&build), "no {build} in:\n{text}");
+    assert!(
+        text.contains("c2c_livekit_requests_total{op=\"create_room\"} 1"),
+        "click2call's CreateRoom is not counted:\n{text}"
+    );
+}
