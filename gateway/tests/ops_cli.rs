@@ -1,5 +1,6 @@
 //! What an operator meets first, run as the real binary: `--version` with the source
-//! revision, `c2c_build_info` and `c2c_livekit_requests_total` on `/metrics`.
+//! revision, `c2c_build_info` and `c2c_livekit_requests_total` on `/metrics`, and the
+//! `health` probe the container image uses.
 
 mod common;
 
@@ -7,6 +8,7 @@ use std::process::Command;
 
 use common::calls::CallEnv;
 use common::cli::cli;
+use common::*;
 
 /// `git rev-parse --short=12 HEAD` of this checkout, if it is one.
 fn git_revision() -> Option<String> {
@@ -48,4 +50,24 @@ async fn metrics_carry_build_info_and_livekit_requests_by_operation() {
         text.contains("c2c_livekit_requests_total{op=\"create_room\"} 1"),
         "click2call's CreateRoom is not counted:\n{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_probe_exits_zero_only_on_a_2xx_answer() {
+    let p = Policies::example();
+    let data = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(p.path(), data.path());
+    let run = |url: String| cli(&["health", "--url", &url, "--timeout-ms", "3000"], &[]);
+
+    let ok = run(gw.url("/livez"));
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(ok.stdout.contains("200"), "{}", ok.stdout);
+    assert_eq!(run(gw.url("/readyz")).code, 0);
+
+    let missing = run(gw.url("/no-such-endpoint"));
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("404"), "{}", missing.stderr);
+
+    let closed = run(format!("http://127.0.0.1:{}/livez", free_port()));
+    assert_eq!(closed.code, 1, "{}", closed.stdout);
 }

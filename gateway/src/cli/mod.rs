@@ -8,6 +8,7 @@
 mod calls;
 mod common;
 mod db;
+mod health;
 mod keys;
 mod policy_edit;
 mod replay;
@@ -56,6 +57,9 @@ pub enum Command {
     /// CRM webhook tools.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Probe a running gateway's health endpoint; exit 0 on a 2xx answer (the
+    /// container's HEALTHCHECK).
+    Health(health::HealthArgs),
 }
 
 /// Arguments of `serve`.
@@ -277,6 +281,7 @@ pub fn main() -> ExitCode {
         Command::Db(DbCommand::Check(a)) => db::check(a),
         Command::Db(DbCommand::Export(a)) => db::export(a),
         Command::Webhooks(WebhooksCommand::Replay(a)) => replay::run(a),
+        Command::Health(a) => health::run(a),
     };
     finish(result)
 }
