@@ -7,6 +7,7 @@
 
 mod calls;
 mod common;
+mod crm_sink;
 mod db;
 mod health;
 mod keys;
@@ -60,6 +61,17 @@ pub enum Command {
     /// Probe a running gateway's health endpoint; exit 0 on a 2xx answer (the
     /// container's HEALTHCHECK).
     Health(health::HealthArgs),
+    /// Development tools.
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+/// `dev ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// A local CRM webhook receiver: prints each webhook (headers that matter, JSON
+    /// body) as one JSON line and answers 200.
+    CrmSink(crm_sink::CrmSinkArgs),
 }
 
 /// Arguments of `serve`.
@@ -282,6 +294,7 @@ pub fn main() -> ExitCode {
         Command::Db(DbCommand::Export(a)) => db::export(a),
         Command::Webhooks(WebhooksCommand::Replay(a)) => replay::run(a),
         Command::Health(a) => health::run(a),
+        Command::Dev(DevCommand::CrmSink(a)) => crm_sink::run(a),
     };
     finish(result)
 }
