@@ -3,10 +3,12 @@
 //!
 //! The catalogue of known series is built from the registration code itself (a fresh
 //! `Registry` with `c2c_metrics::GatewayMetrics` and `c2c_crm_webhooks::WebhookMetrics`
-//! registered and touched so every family shows up in `gather()`), plus two fixed lists:
-//! the SIP edge's series (until the `c2c-sip` crate exports them; cross-checked against
-//! `plugins/sip` once that directory exists) and the series that are *planned* (they come
-//! with a later issue and are documented as such in `dashboards/README.md`).
+//! registered and touched so every family shows up in `gather()`, and the process
+//! collector the gateway's default registry carries), plus fixed lists: the SIP edge's
+//! series (until the `c2c-sip` crate exports them; cross-checked against `plugins/sip`
+//! once that directory exists), the series Prometheus itself writes (`up`), and the
+//! series that are *planned* (they come with another issue and are documented as such
+//! in `dashboards/README.md`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -56,11 +58,22 @@ const SIP_SERIES: &[(&str, Kind, &[&str])] = &[
     ("c2c_sip_dialogs", Kind::Gauge, &[]),
 ];
 
-/// Series that come with a later issue (upstream health checks, per-tenant limits).
-/// Dashboards and alerts already use them; `dashboards/README.md` marks them "planned".
-/// Empty now that both landed with the LiveKit edge; kept so the next planned series
-/// has a place to go.
-const PLANNED_SERIES: &[(&str, Kind, &[&str])] = &[];
+/// Series that come with another issue. Alerts already use them;
+/// `dashboards/README.md` marks them "planned". Once the gateway registers one, the
+/// catalogue check below says to move it out of this list.
+/// - `c2c_webhook_backlog_oldest_age_seconds`: the backlog's oldest undelivered webhook
+///   (issue 18, CRM catch-up); alert `C2CWebhookUndeliveredTooOld`. Global here; the
+///   alert keeps a `tenant` label if the gauge gets one.
+const PLANNED_SERIES: &[(&str, Kind, &[&str])] =
+    &[("c2c_webhook_backlog_oldest_age_seconds", Kind::Gauge, &[])];
+
+/// Series Prometheus writes itself for every scrape target.
+const PROMETHEUS_SERIES: &[(&str, Kind, &[&str])] = &[("up", Kind::Gauge, &[])];
+
+/// Base of every alert's `runbook_url`; the anchor is the alert's runbook heading in
+/// `dashboards/README.md`.
+const RUNBOOK_BASE: &str =
+    "https://github.com/c2c-gateway/c2c-gateway/blob/main/dashboards/README.md#";
 
 /// What issue 6 asks the dashboards to show: each of these series must be used by at
 /// least one panel.
@@ -92,6 +105,24 @@ const REQUIRED_ALERTS: &[(&str, &str, Option<&str>)] = &[
         None,
     ),
     ("C2CUpstreamRegionDown", "c2c_upstream_healthy", None),
+    // Issue 17.
+    ("C2CGatewayDown", "up", None),
+    ("C2CHttp5xxRatioHigh", "c2c_http_requests_total", None),
+    (
+        "C2CLiveKitApiErrorRatioHigh",
+        "c2c_livekit_requests_total",
+        None,
+    ),
+    (
+        "C2CLiveKitApiErrorRatioHigh",
+        "c2c_livekit_errors_total",
+        None,
+    ),
+    (
+        "C2CWebhookUndeliveredTooOld",
+        "c2c_webhook_backlog_oldest_age_seconds",
+        None,
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +138,8 @@ enum Origin {
     Exported,
     /// The SIP edge's series, from the fixed list above.
     Sip,
+    /// Written by Prometheus itself (`up`).
+    Prometheus,
     /// Comes with a later issue.
     Planned,
 }
@@ -236,6 +269,13 @@ fn catalogue() -> Catalogue {
         t.touch();
     }
 
+    // The default registry the gateway serves carries the process collector.
+    registry
+        .register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("register the process collector");
+
     let wh = WebhookMetrics::new().expect("WebhookMetrics::new");
     wh.register_in(&registry).expect("register WebhookMetrics");
     wh.delivery("x", DeliveryResult::Delivered);
@@ -280,6 +320,9 @@ fn catalogue() -> Catalogue {
     }
     for &(name, kind, labels) in PLANNED_SERIES {
         add_fixed(&mut cat, name, kind, labels, Origin::Planned);
+    }
+    for &(name, kind, labels) in PROMETHEUS_SERIES {
+        add_fixed(&mut cat, name, kind, labels, Origin::Prometheus);
     }
     cat
 }
@@ -1022,7 +1065,7 @@ fn dashboards_are_valid_and_use_only_exported_series() {
         }
     }
 
-    for origin in [Origin::Sip, Origin::Planned] {
+    for origin in [Origin::Sip, Origin::Planned, Origin::Prometheus] {
         let names: Vec<&String> = used_everywhere
             .iter()
             .filter(|m| cat.get(*m).is_some_and(|s| s.origin == origin))
@@ -1172,12 +1215,12 @@ fn alert_rules_are_valid_documented_and_use_exported_series() {
                     errors.push(format!("alert {name}: no {a} annotation"));
                 }
             }
-            let runbook = r["annotations"]["runbook"].as_str().unwrap_or("");
-            match runbook.strip_prefix("dashboards/README.md#") {
+            let runbook = r["annotations"]["runbook_url"].as_str().unwrap_or("");
+            match runbook.strip_prefix(RUNBOOK_BASE) {
                 Some(a) if a == anchor(name) && anchors.contains(a) => {}
                 _ => errors.push(format!(
-                    "alert {name}: annotations.runbook must be dashboards/README.md#{} \
-                     and README.md must have a `### {name}` runbook heading",
+                    "alert {name}: annotations.runbook_url must be {RUNBOOK_BASE}{} \
+                     and dashboards/README.md must have a `### {name}` runbook heading",
                     anchor(name)
                 )),
             }
