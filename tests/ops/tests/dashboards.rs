@@ -90,6 +90,12 @@ const REQUIRED_ON_DASHBOARDS: &[&str] = &[
     "c2c_limit_rejections_total",
     "c2c_http_requests_total",
     "c2c_http_request_duration_seconds",
+    // Issue 17: agents' signalling sessions, the process itself, what runs where.
+    "c2c_websocket_sessions",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "c2c_build_info",
+    "c2c_livekit_requests_total",
 ];
 
 /// Alerts issue 6 asks for: name, the series its expression must use, required `for`.
@@ -654,6 +660,68 @@ fn check_histogram_quantile(c: &parser::Call, cat: &Catalogue, u: &mut Usage) {
     }
 }
 
+/// Every vector selector in `expr`.
+fn selectors_in(e: &Expr, out: &mut Vec<parser::VectorSelector>) {
+    match e {
+        Expr::VectorSelector(vs) => out.push(vs.clone()),
+        Expr::MatrixSelector(ms) => out.push(ms.vs.clone()),
+        Expr::Aggregate(a) => {
+            selectors_in(&a.expr, out);
+            if let Some(p) = &a.param {
+                selectors_in(p, out);
+            }
+        }
+        Expr::Unary(u) => selectors_in(&u.expr, out),
+        Expr::Binary(b) => {
+            selectors_in(&b.lhs, out);
+            selectors_in(&b.rhs, out);
+        }
+        Expr::Paren(p) => selectors_in(&p.expr, out),
+        Expr::Subquery(s) => selectors_in(&s.expr, out),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| selectors_in(a, out)),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// The selectors of a dashboard query that are not narrowed by the `instance` variable
+/// (`instance=~"$instance"`). An expression that does not parse yields none: the
+/// PromQL check reports it.
+fn selectors_without_instance(expr: &str, vars: &BTreeSet<String>) -> Vec<String> {
+    // Substituting `$instance` by a marker keeps the check honest: a matcher that reads
+    // `instance=~".*"` literally does not count.
+    const MARKER: &str = "__instance_variable__";
+    let marked = expr
+        .replace("${instance}", MARKER)
+        .replace("$instance", MARKER);
+    let Ok(plain) = substitute(&marked, vars) else {
+        return Vec::new();
+    };
+    let Ok(ast) = parser::parse(&plain) else {
+        return Vec::new();
+    };
+    let mut all = Vec::new();
+    selectors_in(&ast, &mut all);
+    all.into_iter()
+        .filter(|vs| {
+            !vs.matchers.matchers.iter().any(|m| {
+                m.name == "instance" && matches!(m.op, MatchOp::Re(_)) && m.value == MARKER
+            })
+        })
+        .map(|vs| vs.to_string())
+        .collect()
+}
+
+#[test]
+fn instance_check_finds_unfiltered_selectors() {
+    let vars: BTreeSet<String> = ["instance".to_string(), "tenant".to_string()].into();
+    let filtered = r#"sum(rate(c2c_open_calls{instance=~"$instance"}[5m])) / sum(c2c_open_calls{tenant=~"$tenant", instance=~"$instance"})"#;
+    assert!(selectors_without_instance(filtered, &vars).is_empty());
+    let half = r#"sum(c2c_open_calls{instance=~"$instance"}) / sum(c2c_open_calls)"#;
+    assert_eq!(selectors_without_instance(half, &vars), ["c2c_open_calls"]);
+    let literal = r#"sum(c2c_open_calls{instance=~".*"})"#;
+    assert_eq!(selectors_without_instance(literal, &vars).len(), 1);
+}
+
 /// Parses `expr` (after variable substitution) and checks the series it uses.
 fn check_promql(
     what: &str,
@@ -883,7 +951,7 @@ fn dashboards_are_valid_and_use_only_exported_series() {
                     .into(),
             ),
         }
-        for name in ["tenant", "trunk"] {
+        for name in ["tenant", "trunk", "instance"] {
             let Some(v) = var(name) else {
                 err(format!("needs a `{name}` template variable"));
                 continue;
@@ -915,7 +983,7 @@ fn dashboards_are_valid_and_use_only_exported_series() {
                     );
                     es.into_iter().for_each(&mut err);
                     for m in &used {
-                        if !cat[m].labels.contains(name) {
+                        if !cat[m].labels.contains(name) && !TARGET_LABELS.contains(&name) {
                             err(format!("variable {name}: {m} has no label {name}"));
                         }
                     }
@@ -1013,6 +1081,12 @@ fn dashboards_are_valid_and_use_only_exported_series() {
                     &mut es,
                 );
                 es.into_iter().for_each(&mut err);
+                // The instance variable narrows every panel to the chosen gateways.
+                for sel in selectors_without_instance(expr, &vars) {
+                    err(format!(
+                        "panel {ptitle:?} target {refid}: {sel} has no instance=~\"$instance\" matcher"
+                    ));
+                }
                 used_everywhere.extend(used);
                 exprs_everywhere.push(expr.to_string());
                 n_queries += 1;
