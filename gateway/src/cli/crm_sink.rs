@@ -151,7 +151,12 @@ async fn serve_connection(mut sock: TcpStream, expect: &Expect) {
             }
         };
         let (status, answer, line) = handle(&req, expect);
-        println!("{line}");
+        // A closed stdout (the reader went away) must not end the sink: println! would
+        // panic.
+        {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        }
         if respond(&mut sock, status, &answer, req.keep_alive)
             .await
             .is_err()
