@@ -11,6 +11,7 @@
 pub mod api;
 pub mod app;
 pub mod body;
+pub mod build;
 pub mod calls;
 pub mod cli;
 pub mod edge;

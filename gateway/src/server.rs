@@ -69,6 +69,7 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
     let registry = prometheus::default_registry().clone();
     let metrics =
         GatewayMetrics::register(&registry).map_err(|e| format!("metrics registration: {e}"))?;
+    metrics.set_build_info(crate::build::VERSION, crate::build::REVISION);
     {
         let (hist, errors) = (
             metrics.store_flush.clone(),
@@ -84,7 +85,7 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
     // In webhook mode the bundled simulator posts its signed webhooks to us.
     let webhook_url = (policy.gateway.answer_detection == AnswerDetection::Webhook)
         .then(|| format!("http://{listen}/webhooks/livekit"));
-    let livekit = LiveKitPool::start(&policy, webhook_url)?;
+    let livekit = LiveKitPool::start(&policy, webhook_url, metrics.livekit_requests.clone())?;
     let (edge, health_checks) = Regions::build(&policy, &metrics)?;
     let app = App::new(AppParts {
         policy: Arc::new(PolicyHandle::new(args.policies.clone(), policy)),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use c2c_livekit::{LiveKitClient, LiveKitProject as LkProject, WebhookVerifier};
+use c2c_livekit::{LiveKitClient, LiveKitProject as LkProject, RequestObserver, WebhookVerifier};
 use c2c_tenancy::{LiveKitProject, Policy, SimulatorConfig};
 
 /// The bundled simulator, running on its own small runtime so it does not depend on
@@ -21,6 +21,8 @@ pub struct LiveKitPool {
     clients: ArcSwap<HashMap<String, (LiveKitProject, Arc<LiveKitClient>)>>,
     verifier: ArcSwap<WebhookVerifier>,
     sim: Option<Sim>,
+    /// Given to every client built, now and on reloads.
+    requests: RequestObserver,
 }
 
 fn projects(policy: &Policy) -> Vec<&LiveKitProject> {
@@ -30,8 +32,13 @@ fn projects(policy: &Policy) -> Vec<&LiveKitProject> {
 }
 
 impl LiveKitPool {
-    /// Starts the simulator if any project uses it, and builds every client.
-    pub fn start(policy: &Policy, webhook_url: Option<String>) -> Result<Self, String> {
+    /// Starts the simulator if any project uses it, and builds every client. Every
+    /// client counts its API requests in `requests` (`c2c_livekit_requests_total{op}`).
+    pub fn start(
+        policy: &Policy,
+        webhook_url: Option<String>,
+        requests: prometheus::IntCounterVec,
+    ) -> Result<Self, String> {
         let sim_project = projects(policy).into_iter().find(|p| p.is_sim()).cloned();
         let sim = match sim_project {
             Some(p) => Some(start_sim(&p, &policy.gateway.simulator, webhook_url)?),
@@ -41,6 +48,7 @@ impl LiveKitPool {
             clients: ArcSwap::from_pointee(HashMap::new()),
             verifier: ArcSwap::from_pointee(WebhookVerifier::new(Vec::<(String, Vec<u8>)>::new())),
             sim,
+            requests: Arc::new(move |op| requests.with_label_values(&[op]).inc()),
         };
         pool.sync(policy)?;
         Ok(pool)
@@ -70,7 +78,8 @@ impl LiveKitPool {
                 Some((prev, c)) if prev == p => c.clone(),
                 _ => Arc::new(
                     LiveKitClient::new(resolved)
-                        .map_err(|e| format!("LiveKit project {}: {e}", p.api_key))?,
+                        .map_err(|e| format!("LiveKit project {}: {e}", p.api_key))?
+                        .with_request_observer(self.requests.clone()),
                 ),
             };
             next.insert(p.api_key.clone(), (p.clone(), client));

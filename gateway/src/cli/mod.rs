@@ -8,7 +8,9 @@
 mod backup;
 mod calls;
 mod common;
+mod crm_sink;
 mod db;
+mod health;
 mod keys;
 mod policy;
 mod policy_edit;
@@ -28,7 +30,7 @@ pub use common::{DataArgs, GatewayArgs, PolicyArgs};
 #[derive(Debug, Parser)]
 #[command(
     name = "c2c-gateway",
-    version,
+    version = crate::build::VERSION_LINE,
     about = "Multi-tenant click-to-call gateway for CRMs"
 )]
 pub struct Cli {
@@ -59,6 +61,20 @@ pub enum Command {
     /// CRM webhook tools.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Probe a running gateway's health endpoint; exit 0 on a 2xx answer (the
+    /// container's HEALTHCHECK).
+    Health(health::HealthArgs),
+    /// Development tools.
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+/// `dev ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// A local CRM webhook receiver: prints each webhook (headers that matter, JSON
+    /// body) as one JSON line and answers 200.
+    CrmSink(crm_sink::CrmSinkArgs),
 }
 
 /// Arguments of `serve`.
@@ -321,6 +337,8 @@ pub fn main() -> ExitCode {
         Command::Db(DbCommand::Backup(a)) => backup::backup(a),
         Command::Db(DbCommand::Restore(a)) => backup::restore(a),
         Command::Webhooks(WebhooksCommand::Replay(a)) => replay::run(a),
+        Command::Health(a) => health::run(a),
+        Command::Dev(DevCommand::CrmSink(a)) => crm_sink::run(a),
     };
     finish(result)
 }

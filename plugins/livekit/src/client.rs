@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use livekit_api::services::room::{CreateRoomOptions, RoomClient};
@@ -24,6 +25,12 @@ pub const TENANT_HEADER: &str = "X-C2C-Tenant";
 pub const ATTR_CALL_STATUS: &str = "sip.callStatus";
 /// Not set by LiveKit; read if present (livekit-sim can add it on request).
 pub const ATTR_DISCONNECT_CODE: &str = "sip.disconnectCode";
+
+/// Told the operation name (`create_room`, `create_sip_participant`, `delete_room`,
+/// `list_rooms`, `list_participants`, `remove_participant`) of every LiveKit API request
+/// just before it is sent. The gateway counts them (`c2c_livekit_requests_total{op}`);
+/// this crate stays free of any metrics library.
+pub type RequestObserver = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 /// Connection settings of one LiveKit project.
 #[derive(Clone, PartialEq, Eq)]
@@ -184,6 +191,7 @@ pub struct LiveKitClient {
     project: LiveKitProject,
     rooms: RoomClient,
     sip: SIPClient,
+    observer: Option<RequestObserver>,
 }
 
 impl fmt::Debug for LiveKitClient {
@@ -205,7 +213,22 @@ impl LiveKitClient {
             project,
             rooms,
             sip,
+            observer: None,
         })
+    }
+
+    /// Reports every API request to `observer` (see [`RequestObserver`]).
+    pub fn with_request_observer(self, observer: RequestObserver) -> Self {
+        Self {
+            observer: Some(observer),
+            ..self
+        }
+    }
+
+    fn observe(&self, op: &'static str) {
+        if let Some(o) = &self.observer {
+            o(op);
+        }
     }
 
     /// Per-request timeout for every call (the SDK default is 10 s).
@@ -214,6 +237,7 @@ impl LiveKitClient {
             rooms: self.rooms.with_request_timeout(timeout),
             sip: self.sip.with_request_timeout(timeout),
             project: self.project,
+            observer: self.observer,
         }
     }
 
@@ -232,6 +256,7 @@ impl LiveKitClient {
         name: &str,
         empty_timeout: Duration,
     ) -> Result<RoomInfo, LiveKitError> {
+        self.observe("create_room");
         let room = Box::pin(self.rooms.create_room(
             name,
             CreateRoomOptions {
@@ -291,6 +316,7 @@ impl LiveKitClient {
                     .map(|t| (TENANT_HEADER.to_owned(), t.clone())),
             )
             .collect();
+        self.observe("create_sip_participant");
         let info = Box::pin(self.sip.create_sip_participant(
             call.trunk_id.clone(),
             call.call_to.clone(),
@@ -318,6 +344,7 @@ impl LiveKitClient {
 
     /// DeleteRoom; a room that is already gone counts as deleted.
     pub async fn delete_room(&self, name: &str) -> Result<(), LiveKitError> {
+        self.observe("delete_room");
         match Box::pin(self.rooms.delete_room(name))
             .await
             .map_err(LiveKitError::from)
@@ -330,6 +357,7 @@ impl LiveKitClient {
     /// ListRooms: the names of the project's open rooms. The console's "Validate LiveKit
     /// credentials" uses it as a cheap, read-only proof that URL, key and secret work.
     pub async fn list_rooms(&self) -> Result<Vec<String>, LiveKitError> {
+        self.observe("list_rooms");
         let rooms = Box::pin(self.rooms.list_rooms(Vec::new())).await?;
         Ok(rooms.into_iter().map(|r| r.name).collect())
     }
@@ -339,12 +367,14 @@ impl LiveKitClient {
         &self,
         room: &str,
     ) -> Result<Vec<ParticipantSnapshot>, LiveKitError> {
+        self.observe("list_participants");
         let participants = Box::pin(self.rooms.list_participants(room)).await?;
         Ok(participants.iter().map(ParticipantSnapshot::from).collect())
     }
 
     /// RemoveParticipant (hangs up a SIP participant); already gone counts as removed.
     pub async fn remove_participant(&self, room: &str, identity: &str) -> Result<(), LiveKitError> {
+        self.observe("remove_participant");
         match Box::pin(self.rooms.remove_participant(room, identity))
             .await
             .map_err(LiveKitError::from)

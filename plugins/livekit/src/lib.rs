@@ -5,7 +5,8 @@
 //!   livekit-api's `RoomClient`/`SIPClient`: create/delete rooms, list/remove
 //!   participants, agent join tokens, and outbound SIP dials that never leak the
 //!   dialled number (fixed identity [`SIP_PARTICIPANT_IDENTITY`],
-//!   `hide_phone_number`, call id in the `X-C2C-Call-Id` header);
+//!   `hide_phone_number`, call id in the `X-C2C-Call-Id` header); every API request
+//!   is reported to an optional [`RequestObserver`] (the gateway's request counter);
 //! * [`ParticipantSnapshot`]: the few participant facts answer detection needs
 //!   (`sip.callStatus`, disconnect reason name, SIP code when known);
 //! * [`WebhookVerifier`]: LiveKit webhook verification across many projects
@@ -23,8 +24,8 @@ mod webhook;
 
 pub use client::{
     disconnect_reason_name, CallDial, DialedParticipant, LiveKitClient, LiveKitProject,
-    ParticipantSnapshot, RoomInfo, ATTR_CALL_STATUS, ATTR_DISCONNECT_CODE, CALL_ID_HEADER,
-    SIP_PARTICIPANT_IDENTITY,
+    ParticipantSnapshot, RequestObserver, RoomInfo, ATTR_CALL_STATUS, ATTR_DISCONNECT_CODE,
+    CALL_ID_HEADER, SIP_PARTICIPANT_IDENTITY,
 };
 pub use error::LiveKitError;
 pub use webhook::{

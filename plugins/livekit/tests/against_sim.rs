@@ -222,3 +222,36 @@ async fn dial_and_wait_returns_on_answer_or_with_the_exact_sip_code() {
     assert!(!e.is_retryable());
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_api_request_is_reported_to_the_observer_by_operation() {
+    use std::sync::{Arc, Mutex};
+    let sim = sim().await;
+    let seen: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+    let log = seen.clone();
+    let lk = client(&sim).with_request_observer(Arc::new(move |op| {
+        log.lock().unwrap().push(op);
+    }));
+    lk.create_room(ROOM, Duration::from_secs(90)).await.unwrap();
+    lk.list_rooms().await.unwrap();
+    sim.join(ROOM, "agent-42").unwrap();
+    lk.list_participants(ROOM).await.unwrap();
+    lk.dial(&call("9530251797")).await.unwrap();
+    lk.remove_participant(ROOM, "agent-42").await.unwrap();
+    lk.delete_room(ROOM).await.unwrap();
+    // A failed request is a request too (the error ratio's denominator).
+    let _ = lk.list_participants("").await;
+    let ops = seen.lock().unwrap().clone();
+    assert_eq!(
+        ops,
+        [
+            "create_room",
+            "list_rooms",
+            "list_participants",
+            "create_sip_participant",
+            "remove_participant",
+            "delete_room",
+            "list_participants",
+        ]
+    );
+}

@@ -46,6 +46,9 @@ pub struct GatewayMetrics {
     pub call_setup: HistogramVec,
     /// `c2c_livekit_errors_total{op}`: failed LiveKit API calls by operation.
     pub livekit_errors: IntCounterVec,
+    /// `c2c_livekit_requests_total{op}`: LiveKit API calls made, by operation (the same
+    /// `op` values as `c2c_livekit_errors_total`, so the two divide into an error ratio).
+    pub livekit_requests: IntCounterVec,
     /// `c2c_livekit_webhooks_total{result}`: accepted|duplicate|rejected.
     pub livekit_webhooks: IntCounterVec,
     /// `c2c_upstream_healthy{region,upstream}`: 1 healthy, 0 down (active checks).
@@ -67,6 +70,9 @@ pub struct GatewayMetrics {
     /// the CRM developer sees only a CORS error). The origin itself is in the log, not a
     /// label: it is whatever the client sends.
     pub cors_refused: IntCounterVec,
+    /// `c2c_build_info{version,revision}`: always 1; the labels say which build runs, so
+    /// a dashboard shows a rolling upgrade and an alert can be joined to a version.
+    pub build_info: IntGaugeVec,
 }
 
 impl GatewayMetrics {
@@ -159,6 +165,13 @@ impl GatewayMetrics {
             ),
             &["op"],
         )?;
+        let livekit_requests = IntCounterVec::new(
+            Opts::new(
+                "c2c_livekit_requests_total",
+                "LiveKit API calls made, by operation",
+            ),
+            &["op"],
+        )?;
         let livekit_webhooks = IntCounterVec::new(
             Opts::new(
                 "c2c_livekit_webhooks_total",
@@ -212,6 +225,14 @@ impl GatewayMetrics {
             &["tenant", "route"],
         )?;
         registry.register(Box::new(cors_refused.clone()))?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "c2c_build_info",
+                "Always 1; labelled with the gateway's version and source revision",
+            ),
+            &["version", "revision"],
+        )?;
+        registry.register(Box::new(build_info.clone()))?;
         registry.register(Box::new(store_flush.clone()))?;
         registry.register(Box::new(store_flush_errors.clone()))?;
         registry.register(Box::new(upstream_healthy.clone()))?;
@@ -220,6 +241,7 @@ impl GatewayMetrics {
             &calls_started,
             &call_outcomes,
             &livekit_errors,
+            &livekit_requests,
             &livekit_webhooks,
             &proxied_requests,
             &limit_rejections,
@@ -248,6 +270,7 @@ impl GatewayMetrics {
             open_calls,
             call_setup,
             livekit_errors,
+            livekit_requests,
             livekit_webhooks,
             upstream_healthy,
             proxied_requests,
@@ -256,7 +279,15 @@ impl GatewayMetrics {
             store_flush,
             store_flush_errors,
             cors_refused,
+            build_info,
         })
+    }
+
+    /// Sets `c2c_build_info{version,revision}` to 1 (called once at start-up).
+    pub fn set_build_info(&self, version: &str, revision: &str) {
+        self.build_info
+            .with_label_values(&[version, revision])
+            .set(1);
     }
 }
 
@@ -314,6 +345,18 @@ mod tests {
         let text = String::from_utf8(render(&r)).unwrap();
         assert!(text.contains("c2c_http_requests_total{route=\"livez\",status=\"200\"} 1"));
         assert!(text.contains("c2c_policy_reloads_total{result=\"rejected\"} 1"));
+    }
+
+    #[test]
+    fn build_info_is_one_with_version_and_revision() {
+        let r = Registry::new();
+        let m = GatewayMetrics::register(&r).unwrap();
+        m.set_build_info("0.1.0", "0123456789ab");
+        let text = String::from_utf8(render(&r)).unwrap();
+        assert!(
+            text.contains("c2c_build_info{revision=\"0123456789ab\",version=\"0.1.0\"} 1"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //!
 //! The catalogue of known series is built from the registration code itself (a fresh
 //! `Registry` with `c2c_metrics::GatewayMetrics` and `c2c_crm_webhooks::WebhookMetrics`
-//! registered and touched so every family shows up in `gather()`), plus two fixed lists:
-//! the SIP edge's series (until the `c2c-sip` crate exports them; cross-checked against
-//! `plugins/sip` once that directory exists) and the series that are *planned* (they come
-//! with a later issue and are documented as such in `dashboards/README.md`).
+//! registered and touched so every family shows up in `gather()`, and the process
+//! collector the gateway's default registry carries), plus fixed lists: the SIP edge's
+//! series (until the `c2c-sip` crate exports them; cross-checked against `plugins/sip`
+//! once that directory exists), the series Prometheus itself writes (`up`), and the
+//! series that are *planned* (they come with another issue and are documented as such
+//! in `dashboards/README.md`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -56,11 +58,22 @@ const SIP_SERIES: &[(&str, Kind, &[&str])] = &[
     ("c2c_sip_dialogs", Kind::Gauge, &[]),
 ];
 
-/// Series that come with a later issue (upstream health checks, per-tenant limits).
-/// Dashboards and alerts already use them; `dashboards/README.md` marks them "planned".
-/// Empty now that both landed with the LiveKit edge; kept so the next planned series
-/// has a place to go.
-const PLANNED_SERIES: &[(&str, Kind, &[&str])] = &[];
+/// Series that come with another issue. Alerts already use them;
+/// `dashboards/README.md` marks them "planned". Once the gateway registers one, the
+/// catalogue check below says to move it out of this list.
+/// - `c2c_webhook_backlog_oldest_age_seconds`: the backlog's oldest undelivered webhook
+///   (issue 18, CRM catch-up); alert `C2CWebhookUndeliveredTooOld`. Global here; the
+///   alert keeps a `tenant` label if the gauge gets one.
+const PLANNED_SERIES: &[(&str, Kind, &[&str])] =
+    &[("c2c_webhook_backlog_oldest_age_seconds", Kind::Gauge, &[])];
+
+/// Series Prometheus writes itself for every scrape target.
+const PROMETHEUS_SERIES: &[(&str, Kind, &[&str])] = &[("up", Kind::Gauge, &[])];
+
+/// Base of every alert's `runbook_url`; the anchor is the alert's runbook heading in
+/// `dashboards/README.md`.
+const RUNBOOK_BASE: &str =
+    "https://github.com/c2c-gateway/c2c-gateway/blob/main/dashboards/README.md#";
 
 /// What issue 6 asks the dashboards to show: each of these series must be used by at
 /// least one panel.
@@ -77,6 +90,12 @@ const REQUIRED_ON_DASHBOARDS: &[&str] = &[
     "c2c_limit_rejections_total",
     "c2c_http_requests_total",
     "c2c_http_request_duration_seconds",
+    // Issue 17: agents' signalling sessions, the process itself, what runs where.
+    "c2c_websocket_sessions",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "c2c_build_info",
+    "c2c_livekit_requests_total",
 ];
 
 /// Alerts issue 6 asks for: name, the series its expression must use, required `for`.
@@ -92,6 +111,24 @@ const REQUIRED_ALERTS: &[(&str, &str, Option<&str>)] = &[
         None,
     ),
     ("C2CUpstreamRegionDown", "c2c_upstream_healthy", None),
+    // Issue 17.
+    ("C2CGatewayDown", "up", None),
+    ("C2CHttp5xxRatioHigh", "c2c_http_requests_total", None),
+    (
+        "C2CLiveKitApiErrorRatioHigh",
+        "c2c_livekit_requests_total",
+        None,
+    ),
+    (
+        "C2CLiveKitApiErrorRatioHigh",
+        "c2c_livekit_errors_total",
+        None,
+    ),
+    (
+        "C2CWebhookUndeliveredTooOld",
+        "c2c_webhook_backlog_oldest_age_seconds",
+        None,
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +144,8 @@ enum Origin {
     Exported,
     /// The SIP edge's series, from the fixed list above.
     Sip,
+    /// Written by Prometheus itself (`up`).
+    Prometheus,
     /// Comes with a later issue.
     Planned,
 }
@@ -199,6 +238,7 @@ fn catalogue() -> Catalogue {
         open_calls,
         call_setup,
         livekit_errors,
+        livekit_requests,
         livekit_webhooks,
         upstream_healthy,
         proxied_requests,
@@ -207,8 +247,9 @@ fn catalogue() -> Catalogue {
         store_flush,
         store_flush_errors,
         cors_refused,
+        build_info,
     } = &gw;
-    let touch: [&dyn Touch; 20] = [
+    let touch: [&dyn Touch; 22] = [
         http_requests,
         http_duration,
         http_gateway_duration,
@@ -221,6 +262,7 @@ fn catalogue() -> Catalogue {
         open_calls,
         call_setup,
         livekit_errors,
+        livekit_requests,
         livekit_webhooks,
         upstream_healthy,
         proxied_requests,
@@ -229,10 +271,18 @@ fn catalogue() -> Catalogue {
         store_flush,
         store_flush_errors,
         cors_refused,
+        build_info,
     ];
     for t in touch {
         t.touch();
     }
+
+    // The default registry the gateway serves carries the process collector.
+    registry
+        .register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("register the process collector");
 
     let wh = WebhookMetrics::new().expect("WebhookMetrics::new");
     wh.register_in(&registry).expect("register WebhookMetrics");
@@ -278,6 +328,9 @@ fn catalogue() -> Catalogue {
     }
     for &(name, kind, labels) in PLANNED_SERIES {
         add_fixed(&mut cat, name, kind, labels, Origin::Planned);
+    }
+    for &(name, kind, labels) in PROMETHEUS_SERIES {
+        add_fixed(&mut cat, name, kind, labels, Origin::Prometheus);
     }
     cat
 }
@@ -609,6 +662,68 @@ fn check_histogram_quantile(c: &parser::Call, cat: &Catalogue, u: &mut Usage) {
     }
 }
 
+/// Every vector selector in `expr`.
+fn selectors_in(e: &Expr, out: &mut Vec<parser::VectorSelector>) {
+    match e {
+        Expr::VectorSelector(vs) => out.push(vs.clone()),
+        Expr::MatrixSelector(ms) => out.push(ms.vs.clone()),
+        Expr::Aggregate(a) => {
+            selectors_in(&a.expr, out);
+            if let Some(p) = &a.param {
+                selectors_in(p, out);
+            }
+        }
+        Expr::Unary(u) => selectors_in(&u.expr, out),
+        Expr::Binary(b) => {
+            selectors_in(&b.lhs, out);
+            selectors_in(&b.rhs, out);
+        }
+        Expr::Paren(p) => selectors_in(&p.expr, out),
+        Expr::Subquery(s) => selectors_in(&s.expr, out),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| selectors_in(a, out)),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// The selectors of a dashboard query that are not narrowed by the `instance` variable
+/// (`instance=~"$instance"`). An expression that does not parse yields none: the
+/// PromQL check reports it.
+fn selectors_without_instance(expr: &str, vars: &BTreeSet<String>) -> Vec<String> {
+    // Substituting `$instance` by a marker keeps the check honest: a matcher that reads
+    // `instance=~".*"` literally does not count.
+    const MARKER: &str = "__instance_variable__";
+    let marked = expr
+        .replace("${instance}", MARKER)
+        .replace("$instance", MARKER);
+    let Ok(plain) = substitute(&marked, vars) else {
+        return Vec::new();
+    };
+    let Ok(ast) = parser::parse(&plain) else {
+        return Vec::new();
+    };
+    let mut all = Vec::new();
+    selectors_in(&ast, &mut all);
+    all.into_iter()
+        .filter(|vs| {
+            !vs.matchers.matchers.iter().any(|m| {
+                m.name == "instance" && matches!(m.op, MatchOp::Re(_)) && m.value == MARKER
+            })
+        })
+        .map(|vs| vs.to_string())
+        .collect()
+}
+
+#[test]
+fn instance_check_finds_unfiltered_selectors() {
+    let vars: BTreeSet<String> = ["instance".to_string(), "tenant".to_string()].into();
+    let filtered = r#"sum(rate(c2c_open_calls{instance=~"$instance"}[5m])) / sum(c2c_open_calls{tenant=~"$tenant", instance=~"$instance"})"#;
+    assert!(selectors_without_instance(filtered, &vars).is_empty());
+    let half = r#"sum(c2c_open_calls{instance=~"$instance"}) / sum(c2c_open_calls)"#;
+    assert_eq!(selectors_without_instance(half, &vars), ["c2c_open_calls"]);
+    let literal = r#"sum(c2c_open_calls{instance=~".*"})"#;
+    assert_eq!(selectors_without_instance(literal, &vars).len(), 1);
+}
+
 /// Parses `expr` (after variable substitution) and checks the series it uses.
 fn check_promql(
     what: &str,
@@ -838,7 +953,7 @@ fn dashboards_are_valid_and_use_only_exported_series() {
                     .into(),
             ),
         }
-        for name in ["tenant", "trunk"] {
+        for name in ["tenant", "trunk", "instance"] {
             let Some(v) = var(name) else {
                 err(format!("needs a `{name}` template variable"));
                 continue;
@@ -870,7 +985,7 @@ fn dashboards_are_valid_and_use_only_exported_series() {
                     );
                     es.into_iter().for_each(&mut err);
                     for m in &used {
-                        if !cat[m].labels.contains(name) {
+                        if !cat[m].labels.contains(name) && !TARGET_LABELS.contains(&name) {
                             err(format!("variable {name}: {m} has no label {name}"));
                         }
                     }
@@ -968,6 +1083,12 @@ fn dashboards_are_valid_and_use_only_exported_series() {
                     &mut es,
                 );
                 es.into_iter().for_each(&mut err);
+                // The instance variable narrows every panel to the chosen gateways.
+                for sel in selectors_without_instance(expr, &vars) {
+                    err(format!(
+                        "panel {ptitle:?} target {refid}: {sel} has no instance=~\"$instance\" matcher"
+                    ));
+                }
                 used_everywhere.extend(used);
                 exprs_everywhere.push(expr.to_string());
                 n_queries += 1;
@@ -1020,7 +1141,7 @@ fn dashboards_are_valid_and_use_only_exported_series() {
         }
     }
 
-    for origin in [Origin::Sip, Origin::Planned] {
+    for origin in [Origin::Sip, Origin::Planned, Origin::Prometheus] {
         let names: Vec<&String> = used_everywhere
             .iter()
             .filter(|m| cat.get(*m).is_some_and(|s| s.origin == origin))
@@ -1170,12 +1291,12 @@ fn alert_rules_are_valid_documented_and_use_exported_series() {
                     errors.push(format!("alert {name}: no {a} annotation"));
                 }
             }
-            let runbook = r["annotations"]["runbook"].as_str().unwrap_or("");
-            match runbook.strip_prefix("dashboards/README.md#") {
+            let runbook = r["annotations"]["runbook_url"].as_str().unwrap_or("");
+            match runbook.strip_prefix(RUNBOOK_BASE) {
                 Some(a) if a == anchor(name) && anchors.contains(a) => {}
                 _ => errors.push(format!(
-                    "alert {name}: annotations.runbook must be dashboards/README.md#{} \
-                     and README.md must have a `### {name}` runbook heading",
+                    "alert {name}: annotations.runbook_url must be {RUNBOOK_BASE}{} \
+                     and dashboards/README.md must have a `### {name}` runbook heading",
                     anchor(name)
                 )),
             }

@@ -112,10 +112,14 @@ impl Edge {
 
     /// Value of a counter/gauge series with exactly these labels (0 if absent).
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        use prometheus::proto::MetricType;
         for mf in self.registry.gather() {
             if mf.get_name() != name {
                 continue;
             }
+            // The family says the kind: prometheus is built without its protobuf model,
+            // whose per-metric has_counter()/has_gauge() the plain model lacks.
+            let kind = mf.get_field_type();
             for m in mf.get_metric() {
                 let ok = labels.len() == m.get_label().len()
                     && labels.iter().all(|(k, v)| {
@@ -124,14 +128,13 @@ impl Edge {
                             .any(|l| l.get_name() == *k && l.get_value() == *v)
                     });
                 if ok {
-                    if m.has_counter() {
-                        return m.get_counter().get_value();
-                    }
-                    if m.has_gauge() {
-                        return m.get_gauge().get_value();
-                    }
-                    if m.has_histogram() {
-                        return m.get_histogram().get_sample_count() as f64;
+                    match kind {
+                        MetricType::COUNTER => return m.get_counter().get_value(),
+                        MetricType::GAUGE => return m.get_gauge().get_value(),
+                        MetricType::HISTOGRAM => {
+                            return m.get_histogram().get_sample_count() as f64;
+                        }
+                        _ => {}
                     }
                 }
             }
