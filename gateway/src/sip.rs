@@ -13,6 +13,7 @@ use c2c_tenancy::{AnswerDetection, Policy};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::app::App;
 
@@ -137,8 +138,12 @@ impl BackgroundService for SipService {
                 if !c2c_callstate::is_valid_call_id(&call_id) {
                     continue;
                 }
-                if let Err(e) = crate::calls::apply(&app, &call_id, ev).await {
-                    tracing::debug!(error = %e, "SIP event not applied");
+                let span = crate::calls::span(&call_id);
+                if let Err(e) = crate::calls::apply(&app, &call_id, ev)
+                    .instrument(span)
+                    .await
+                {
+                    tracing::debug!(call_id = %call_id, error = %e, "SIP event not applied");
                 }
             }
         });

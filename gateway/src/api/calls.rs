@@ -112,6 +112,8 @@ async fn create_call(
 ) -> Result<JsonResponse, ApiError> {
     let knobs = app.policy.get().gateway.calls;
     let (call_id, room) = new_call_id();
+    // The request runs in a `call` span opened without an id (api::Api::on_body).
+    tracing::Span::current().record("call_id", call_id.as_str());
     // Room first: if LiveKit is down nothing is stored and the CRM may simply retry.
     timed(
         livekit_wait,

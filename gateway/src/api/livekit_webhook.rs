@@ -12,6 +12,7 @@ use c2c_livekit::WebhookEvent;
 use c2c_plugin_api::{ApiError, JsonResponse, RequestHead};
 use http::StatusCode;
 use serde::Serialize;
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::app::{now_ms, App};
@@ -135,6 +136,7 @@ async fn dispatch(
     match event {
         Some(e) => {
             calls::apply(app, &call_id, e)
+                .instrument(calls::span(&call_id))
                 .await
                 .map_err(calls::store_error)?;
             Ok(WebhookResult::Applied)

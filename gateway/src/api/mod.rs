@@ -22,6 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use c2c_plugin_api::{ApiError, Decision, Plugin, RequestCtx, RequestHead};
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::routes;
@@ -52,8 +53,7 @@ impl Plugin for Api {
         let Some(route) = ctx.route else {
             return ApiError::internal("no route").into();
         };
-        let app = &self.app;
-        if !app.is_serving() && routes::uses_call_store(&route) {
+        if !self.app.is_serving() && routes::uses_call_store(&route) {
             return ApiError::unavailable(
                 "starting",
                 "the gateway is starting up (opening its call store); retry shortly",
@@ -61,6 +61,32 @@ impl Plugin for Api {
             )
             .into();
         }
+        // Every log line about a call carries its id: requests about one call run in its
+        // span (click2call records the id once it has made one).
+        let call_id = ctx
+            .param(0)
+            .filter(|id| c2c_callstate::is_valid_call_id(id));
+        if let (true, Some(id)) = (routes::is_browser_route(&route), call_id) {
+            let span = crate::calls::span(id);
+            return self.dispatch(route, head, body, ctx).instrument(span).await;
+        }
+        if route == routes::CLICK2CALL {
+            let span = tracing::info_span!("call", call_id = tracing::field::Empty);
+            return self.dispatch(route, head, body, ctx).instrument(span).await;
+        }
+        self.dispatch(route, head, body, ctx).await
+    }
+}
+
+impl Api {
+    async fn dispatch(
+        &self,
+        route: c2c_plugin_api::RouteInfo,
+        head: &RequestHead<'_>,
+        body: &Bytes,
+        ctx: &mut RequestCtx,
+    ) -> Decision {
+        let app = &self.app;
         // Every awaited handler is boxed: unboxed, this future would be as large as the
         // largest handler's state (click2call, connect, ...), and async-trait moves the
         // whole of it onto the heap on every request — the synchronous routes (/livez,

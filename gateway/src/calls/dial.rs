@@ -16,6 +16,7 @@ use std::time::Duration;
 use c2c_callstate::{CallEvent, CallRecord, DialResult};
 use c2c_livekit::{CallDial, LiveKitClient, LiveKitError};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::app::{now_ms, App};
 use crate::calls::hangup::DialGuard;
@@ -71,20 +72,24 @@ pub async fn start(
     let (tx, rx) = oneshot::channel();
     let app2 = app.clone();
     let call_id = dial.call_id.clone();
-    tokio::spawn(async move {
-        let _in_flight = in_flight;
-        let room = dial.room.clone();
-        let result = client.dial_and_wait(&dial).await.map(|_| ());
-        if let Err(e) = &result {
-            app2.metrics
-                .livekit_errors
-                .with_label_values(&["create_sip_participant"])
-                .inc();
-            tracing::info!(error = %e, "dial ended without answer");
+    let span = crate::calls::span(&call_id);
+    tokio::spawn(
+        async move {
+            let _in_flight = in_flight;
+            let room = dial.room.clone();
+            let result = client.dial_and_wait(&dial).await.map(|_| ());
+            if let Err(e) = &result {
+                app2.metrics
+                    .livekit_errors
+                    .with_label_values(&["create_sip_participant"])
+                    .inc();
+                tracing::info!(error = %e, "dial ended without answer");
+            }
+            let applied = settle(&app2, &client, &call_id, &room, verdict(&result)).await;
+            let _ = tx.send(applied);
         }
-        let applied = settle(&app2, &client, &call_id, &room, verdict(&result)).await;
-        let _ = tx.send(applied);
-    });
+        .instrument(span),
+    );
     tokio::time::timeout(EARLY_WINDOW, rx)
         .await
         .ok()

@@ -23,6 +23,7 @@ use c2c_callstate::{CallEvent, CallRecord, Phase};
 use c2c_livekit::{LiveKitError, ParticipantSnapshot};
 use parking_lot::Mutex;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::calls::poller::customer_leg;
@@ -166,26 +167,32 @@ impl DialsInFlight {
 pub fn spawn_resolve(app: &Arc<App>, rec: &CallRecord) {
     let app = app.clone();
     let rec = rec.clone();
-    tokio::spawn(async move {
-        let cause = hangup_event(&app, &rec).await;
-        let ended = match cause {
-            Some(ev) => match crate::calls::apply(&app, &rec.call_id, ev).await {
-                Ok(now) => now.is_ended(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "hangup cause not applied");
-                    false
+    let span = crate::calls::span(&rec.call_id);
+    tokio::spawn(
+        async move {
+            let cause = hangup_event(&app, &rec).await;
+            let ended = match cause {
+                Some(ev) => match crate::calls::apply(&app, &rec.call_id, ev).await {
+                    Ok(now) => now.is_ended(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "hangup cause not applied");
+                        false
+                    }
+                },
+                None => false,
+            };
+            // Whatever the cause, /hangup ends the call (a no-op if another signal did).
+            if !ended {
+                if let Err(e) =
+                    crate::calls::apply(&app, &rec.call_id, CallEvent::AgentHangup).await
+                {
+                    // The HangupSettle timer ends it later.
+                    tracing::warn!(error = %e, "agent hangup not applied");
                 }
-            },
-            None => false,
-        };
-        // Whatever the cause, /hangup ends the call (a no-op if another signal did).
-        if !ended {
-            if let Err(e) = crate::calls::apply(&app, &rec.call_id, CallEvent::AgentHangup).await {
-                // The HangupSettle timer ends it later.
-                tracing::warn!(error = %e, "agent hangup not applied");
             }
         }
-    });
+        .instrument(span),
+    );
 }
 
 /// The event a `/hangup` on `rec` means, after looking at the room (and, for a dial whose

@@ -17,11 +17,24 @@ pub mod timers;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use c2c_callstate::{CallEvent, CallKnobs, CallRecord, Effect, StoreError, TimerKind};
 use c2c_plugin_api::ApiError;
 use http::StatusCode;
 
 use crate::app::{now_ms, App};
+
+/// The span of one call: every log line about a call carries its `call_id`. Inside a
+/// call's span already (a task spawned while handling that call), that span, so the id is
+/// not repeated.
+pub fn span(call_id: &str) -> tracing::Span {
+    let current = tracing::Span::current();
+    if current.metadata().is_some_and(|m| m.name() == "call") {
+        return current;
+    }
+    tracing::info_span!("call", call_id = %call_id)
+}
 
 /// The state machine's knobs from the policy in force.
 pub fn knobs(app: &App) -> CallKnobs {
@@ -128,20 +141,24 @@ fn spawn_delete_room(app: &App, rec: &CallRecord) {
     };
     let room = rec.room.clone();
     let errors = app.metrics.livekit_errors.clone();
-    tokio::spawn(async move {
-        let mut delay = Duration::from_millis(200);
-        for attempt in 1..=5 {
-            match client.delete_room(&room).await {
-                Ok(()) => return,
-                Err(e) => {
-                    errors.with_label_values(&["delete_room"]).inc();
-                    tracing::warn!(attempt, error = %e, "DeleteRoom failed");
-                    tokio::time::sleep(delay).await;
-                    delay *= 3;
+    let span = span(&rec.call_id);
+    tokio::spawn(
+        async move {
+            let mut delay = Duration::from_millis(200);
+            for attempt in 1..=5 {
+                match client.delete_room(&room).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        errors.with_label_values(&["delete_room"]).inc();
+                        tracing::warn!(attempt, error = %e, "DeleteRoom failed");
+                        tokio::time::sleep(delay).await;
+                        delay *= 3;
+                    }
                 }
             }
         }
-    });
+        .instrument(span),
+    );
 }
 
 /// At start: re-arm every open call's timers from its record.

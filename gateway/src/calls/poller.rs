@@ -15,6 +15,7 @@ use c2c_livekit::{LiveKitError, ParticipantSnapshot};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use crate::app::App;
 
@@ -117,6 +118,7 @@ pub async fn pass(app: &Arc<App>) {
                 return;
             };
             let app = app.clone();
+            let span = crate::calls::span(&rec.call_id);
             tasks.spawn(async move {
                 let _permit = permit;
                 let events = match client.list_participants(&rec.room).await {
@@ -133,7 +135,7 @@ pub async fn pass(app: &Arc<App>) {
                         tracing::warn!(error = %e, "poll event not applied");
                     }
                 }
-            });
+            }.instrument(span));
             // Reap finished tasks as we go so the set stays bounded too.
             while tasks.try_join_next().is_some() {}
         }

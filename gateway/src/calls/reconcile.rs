@@ -16,6 +16,7 @@ use c2c_callstate::{CallEvent, CallRecord, DialResult};
 use c2c_livekit::LiveKitError;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::calls::poller::customer_leg;
@@ -56,26 +57,29 @@ pub async fn lost_dials(app: &Arc<App>) -> usize {
             break;
         };
         let app = app.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
-            let leg_seen = leg_in_room(&app, &rec).await;
-            let ev = CallEvent::Dial(DialResult::Lost { leg_seen });
-            match crate::calls::apply(&app, &rec.call_id, ev).await {
-                Ok(after) => {
-                    tracing::info!(
-                        call_id = %rec.call_id,
-                        leg_seen,
-                        ended = after.is_ended(),
-                        "interrupted dial settled"
-                    );
-                    true
-                }
-                Err(e) => {
-                    tracing::warn!(call_id = %rec.call_id, error = %e, "interrupted dial not settled");
-                    false
+        let span = crate::calls::span(&rec.call_id);
+        tasks.spawn(
+            async move {
+                let _permit = permit;
+                let leg_seen = leg_in_room(&app, &rec).await;
+                let ev = CallEvent::Dial(DialResult::Lost { leg_seen });
+                match crate::calls::apply(&app, &rec.call_id, ev).await {
+                    Ok(after) => {
+                        tracing::info!(
+                            leg_seen,
+                            ended = after.is_ended(),
+                            "interrupted dial settled"
+                        );
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "interrupted dial not settled");
+                        false
+                    }
                 }
             }
-        });
+            .instrument(span),
+        );
     }
     let mut settled = 0;
     while let Some(done) = tasks.join_next().await {

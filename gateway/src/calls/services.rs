@@ -9,6 +9,7 @@ use c2c_callstate::SledCallStore;
 use c2c_crm_webhooks::{Deliverer, DeliveryPolicy, WebhookMetrics};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::calls::outbox::{PolicyEndpoints, StoreOutbox};
@@ -69,12 +70,16 @@ impl BackgroundService for TimerService {
                     let Ok(permit) = permits.acquire_owned().await else {
                         return;
                     };
-                    tokio::spawn(async move {
-                        let _permit = permit;
-                        if let Err(e) = crate::calls::apply(&app, &id, ev).await {
-                            tracing::warn!(error = %e, "timer event not applied");
+                    let span = crate::calls::span(&id);
+                    tokio::spawn(
+                        async move {
+                            let _permit = permit;
+                            if let Err(e) = crate::calls::apply(&app, &id, ev).await {
+                                tracing::warn!(error = %e, "timer event not applied");
+                            }
                         }
-                    });
+                        .instrument(span),
+                    );
                 }
             })
             .await;

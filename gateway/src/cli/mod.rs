@@ -323,7 +323,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: CliResult = match cli.command {
         Command::Serve(args) => {
-            crate::logging::init();
+            // Held until `serve` returns: dropping it flushes the log queue.
+            let _log = crate::logging::init();
             crate::server::serve(args).map_err(Failure::Failed)
         }
         Command::Policy(PolicyCommand::Check { dir, against }) => {
