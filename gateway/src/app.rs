@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use c2c_callstate::SledCallStore;
 use c2c_dlt::DltRegistry;
+use pingora::server::ShutdownWatch;
 use tokio::sync::Notify;
 
 use crate::calls::livekit_pool::LiveKitPool;
@@ -160,6 +161,15 @@ impl App {
         let mut rx = self.lifecycle.serving.subscribe();
         // Err only if the sender is gone, which cannot happen while `self` lives.
         let _ = rx.wait_for(|serving| *serving).await;
+    }
+
+    /// For background services that write calls: waits until the gateway serves. False
+    /// when shutdown came first (the service should return).
+    pub async fn serving_before(&self, shutdown: &mut ShutdownWatch) -> bool {
+        tokio::select! {
+            _ = shutdown.changed() => false,
+            _ = self.until_serving() => true,
+        }
     }
 
     /// SIGTERM: from now on `/readyz` is 503 so load balancers stop sending new work.

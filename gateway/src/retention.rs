@@ -94,9 +94,8 @@ impl RetentionService {
 impl BackgroundService for RetentionService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         // Nothing writes a call before the store is fully open (crate::lifecycle).
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            _ = self.app.until_serving() => {}
+        if !self.app.serving_before(&mut shutdown).await {
+            return;
         }
         let mut wait = FIRST_PASS_DELAY;
         loop {

@@ -152,9 +152,8 @@ pub struct Poller {
 #[async_trait]
 impl BackgroundService for Poller {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            _ = self.app.until_serving() => {}
+        if !self.app.serving_before(&mut shutdown).await {
+            return;
         }
         loop {
             let interval = self.app.policy.get().gateway.calls.poll_interval;

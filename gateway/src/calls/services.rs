@@ -27,9 +27,8 @@ impl BackgroundService for TimerService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let app = self.app.clone();
         // Nothing writes a call before the store is fully open (crate::lifecycle).
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            _ = app.until_serving() => {}
+        if !app.serving_before(&mut shutdown).await {
+            return;
         }
         match crate::calls::rearm_open_calls(&app) {
             Ok(n) if n > 0 => tracing::info!(
@@ -145,9 +144,8 @@ pub struct DeliveryService {
 #[async_trait]
 impl BackgroundService for DeliveryService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            _ = self.app.until_serving() => {}
+        if !self.app.serving_before(&mut shutdown).await {
+            return;
         }
         // Terminal transitions notify `webhook_kick`; forward it to the deliverer's own.
         let kick = self.deliverer.kick_handle();

@@ -17,6 +17,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod http1;
+mod soak;
 
 // jemalloc, as the gateway: the load generator shares the two cores with the gateway, and
 // glibc's malloc and free were ~11 % of its CPU.
@@ -38,6 +39,15 @@ struct Args {
     concurrency: usize,
     #[arg(long, default_value_t = 10_000)]
     open_calls: usize,
+    /// Run only the soak phase, for this many minutes (tests/bench/soak.sh).
+    #[arg(long)]
+    soak_minutes: Option<f64>,
+    /// Soak: call lifecycles started per second.
+    #[arg(long, default_value_t = 50)]
+    rate: u32,
+    /// Soak: seconds between two memory samples.
+    #[arg(long, default_value_t = 60)]
+    sample_seconds: u64,
 }
 
 const KEY: &str = "c2c_bCk65WthOJFJPJbeJjWz3VWCPmlwiI22tBd0";
@@ -208,7 +218,14 @@ struct Env {
     c: reqwest::Client,
     delivered: Arc<AtomicU64>,
     /// Dropped last (fields drop in order), after the processes using it are gone.
-    _dir: RemoveOnDrop,
+    dir: RemoveOnDrop,
+}
+
+impl Env {
+    /// The run's scratch directory (policies, data, gateway.log).
+    fn dir(&self) -> &Path {
+        &self.dir.0
+    }
 }
 
 struct RemoveOnDrop(PathBuf);
@@ -305,7 +322,7 @@ async fn start(a: &Args, mode: &str, tag: &str) -> Env {
         sim_addr: SocketAddr::from(([127, 0, 0, 1], sim_port)),
         c,
         delivered,
-        _dir: RemoveOnDrop(dir),
+        dir: RemoveOnDrop(dir),
     }
 }
 
@@ -407,6 +424,10 @@ async fn lifecycle(gw: &mut http1::Conn, sim: &mut http1::Conn, lat: &mut Lat) {
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let a = Args::parse();
+    if let Some(minutes) = a.soak_minutes {
+        let flat = soak::run(&a, minutes).await;
+        std::process::exit(if flat { 0 } else { 1 });
+    }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
