@@ -13,14 +13,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use c2c_callstate::{CallEvent, CallRecord, DialResult};
+use c2c_callstate::{CallEvent, DialResult, LegSeen};
 use c2c_livekit::{CallDial, LiveKitClient, LiveKitError};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use crate::app::{now_ms, App};
+use crate::app::App;
 use crate::calls::hangup::DialGuard;
-use crate::calls::poller::{customer_leg, events_from_sample};
+use crate::calls::poller::leg_seen;
 
 /// How long `/connect` waits for an immediate failure (LiveKit unreachable) before it
 /// answers `ringing`; anything later reaches the CRM through the webhook.
@@ -31,6 +31,9 @@ pub const EARLY_WINDOW: Duration = Duration::from_millis(800);
 pub enum DialVerdict {
     /// The dial's own result, final.
     Result(DialResult),
+    /// The dial returned: the leg exists, and only the room can say whether the customer
+    /// answered.
+    Accepted,
     /// The request failed in a way that does not say whether LiveKit placed the call (a
     /// timeout, a reset, a proxy's 5xx page): the room tells.
     AskTheRoom,
@@ -39,7 +42,7 @@ pub enum DialVerdict {
 /// Classifies a finished dial request.
 pub fn verdict(result: &Result<(), LiveKitError>) -> DialVerdict {
     match result {
-        Ok(()) => DialVerdict::Result(DialResult::Accepted),
+        Ok(()) => DialVerdict::Accepted,
         Err(LiveKitError::Rejected {
             sip_status_code: Some(code),
             ..
@@ -96,8 +99,9 @@ pub async fn start(
         .and_then(Result::ok)
 }
 
-/// Applies a finished dial's outcome, then observes the room where the dial's own word
-/// is not enough: an accepted dial is only answered if the leg is `active`. Returns the
+/// Applies a finished dial's outcome — with, where the dial's own word is not enough,
+/// what one look at the room shows of the customer's leg, in the same transition (one
+/// durable write): an accepted dial is only answered if the leg is `active`. Returns the
 /// outcome applied.
 async fn settle(
     app: &Arc<App>,
@@ -108,44 +112,35 @@ async fn settle(
 ) -> DialResult {
     let result = match verdict {
         DialVerdict::Result(r) => r,
-        DialVerdict::AskTheRoom => match client.list_participants(room).await {
-            // The leg exists: LiveKit placed the call, only its answer to us was lost.
-            Ok(parts) if customer_leg(&parts).is_some() => DialResult::Lost { leg_seen: true },
-            _ => DialResult::Failed {
+        DialVerdict::Accepted => DialResult::Accepted {
+            leg: look_at_leg(app, client, room).await,
+        },
+        DialVerdict::AskTheRoom => match look_at_leg(app, client, room).await {
+            // LiveKit placed the call; only its answer to us was lost.
+            LegSeen::NotThere => DialResult::Failed {
                 reason: "livekit_unavailable".into(),
             },
+            leg => DialResult::Lost { leg },
         },
     };
-    let observe = matches!(
-        result,
-        DialResult::Accepted | DialResult::Lost { leg_seen: true }
-    );
-    match crate::calls::apply(app, call_id, CallEvent::Dial(result.clone())).await {
-        Ok(rec) if observe && !rec.is_ended() => observe_leg(app, client, &rec).await,
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "dial outcome not applied"),
+    if let Err(e) = crate::calls::apply(app, call_id, CallEvent::Dial(result.clone())).await {
+        tracing::warn!(error = %e, "dial outcome not applied");
     }
     result
 }
 
-/// One look at the room after the dial returned: the leg's `sip.callStatus` says whether
-/// the customer answered (`active`), is still ringing, or already hung up.
-async fn observe_leg(app: &Arc<App>, client: &LiveKitClient, rec: &CallRecord) {
-    let parts = match client.list_participants(&rec.room).await {
-        Ok(parts) => parts,
+/// The customer's leg as one ListParticipants shows it. A failed look counts as not
+/// seen: polling, webhooks or the SIP edge still report what follows.
+async fn look_at_leg(app: &App, client: &LiveKitClient, room: &str) -> LegSeen {
+    match client.list_participants(room).await {
+        Ok(parts) => leg_seen(&parts),
         Err(e) => {
             app.metrics
                 .livekit_errors
                 .with_label_values(&["list_participants"])
                 .inc();
-            // Not fatal: polling, webhooks or the SIP edge still report the answer.
             tracing::debug!(error = %e, "cannot look at the room after the dial");
-            return;
-        }
-    };
-    for ev in events_from_sample(rec, &parts, now_ms()) {
-        if let Err(e) = crate::calls::apply(app, &rec.call_id, ev).await {
-            tracing::warn!(error = %e, "leg observation not applied");
+            LegSeen::NotThere
         }
     }
 }
@@ -164,7 +159,7 @@ mod tests {
 
     #[test]
     fn a_returned_dial_is_accepted_not_answered() {
-        assert_eq!(verdict(&Ok(())), DialVerdict::Result(DialResult::Accepted));
+        assert_eq!(verdict(&Ok(())), DialVerdict::Accepted);
     }
 
     #[test]

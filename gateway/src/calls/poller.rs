@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use c2c_callstate::{CallEvent, CallRecord, Phase};
+use c2c_callstate::{CallEvent, CallRecord, LegSeen, Phase};
 use c2c_livekit::{LiveKitError, ParticipantSnapshot};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -36,6 +36,23 @@ pub fn customer_leg(parts: &[ParticipantSnapshot]) -> Option<&ParticipantSnapsho
 /// dial; the grace covers a server that does not.
 pub const LEG_APPEAR_GRACE_MS: u64 = 2_000;
 
+/// What a sample of a room shows of the customer's leg.
+pub fn leg_seen(parts: &[ParticipantSnapshot]) -> LegSeen {
+    match customer_leg(parts) {
+        None => LegSeen::NotThere,
+        Some(p) => match p.call_status.as_deref() {
+            Some("ringing") => LegSeen::Ringing,
+            Some("active") => LegSeen::Active,
+            Some("hangup") => LegSeen::Left {
+                sip_code: p.sip_code,
+                disconnect_reason: p.disconnect_reason.clone(),
+            },
+            // `dialing`, `automation`, or no status yet.
+            _ => LegSeen::Dialing,
+        },
+    }
+}
+
 /// What one sample of a room, taken at `now_ms`, says about a call.
 pub fn events_from_sample(
     rec: &CallRecord,
@@ -43,26 +60,21 @@ pub fn events_from_sample(
     now_ms: u64,
 ) -> Vec<CallEvent> {
     let mut out = Vec::new();
-    match customer_leg(parts) {
-        Some(p) => match p.call_status.as_deref() {
-            Some("ringing") => out.push(CallEvent::Ringing),
-            Some("active") => out.push(CallEvent::Answered),
-            Some("hangup") => out.push(CallEvent::CustomerLeft {
-                sip_code: p.sip_code,
-                disconnect_reason: p.disconnect_reason.clone(),
-            }),
-            _ => {}
-        },
-        // The leg is gone: it ended between samples (LiveKit removes departed
-        // participants, so its code is lost here). But while the dial request is still in
-        // flight its own answer — with the carrier's exact code — is on the way, so absence
-        // proves nothing yet; and right after the dial returned, a leg that was never seen
-        // may not have appeared yet.
-        None if leg_absence_is_final(rec, now_ms) => out.push(CallEvent::CustomerLeft {
-            sip_code: None,
-            disconnect_reason: None,
-        }),
-        None => {}
+    match leg_seen(parts) {
+        LegSeen::NotThere => {
+            // The leg is gone: it ended between samples (LiveKit removes departed
+            // participants, so its code is lost here). But while the dial request is
+            // still in flight its own answer — with the carrier's exact code — is on the
+            // way, so absence proves nothing yet; and right after the dial returned, a leg
+            // that was never seen may not have appeared yet.
+            if leg_absence_is_final(rec, now_ms) {
+                out.push(CallEvent::CustomerLeft {
+                    sip_code: None,
+                    disconnect_reason: None,
+                });
+            }
+        }
+        leg => out.extend(leg.event()),
     }
     let agent_here = parts.iter().any(|p| p.identity == rec.agent_id);
     if agent_here && !rec.agent_present {

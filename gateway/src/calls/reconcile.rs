@@ -12,14 +12,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use c2c_callstate::{CallEvent, CallRecord, DialResult};
+use c2c_callstate::{CallEvent, CallRecord, DialResult, LegSeen};
 use c2c_livekit::LiveKitError;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::app::App;
-use crate::calls::poller::customer_leg;
+use crate::calls::poller::leg_seen;
 
 /// Looks at each room this many times (LiveKit may be restarting too) before giving up
 /// on seeing the leg.
@@ -61,12 +61,13 @@ pub async fn lost_dials(app: &Arc<App>) -> usize {
         tasks.spawn(
             async move {
                 let _permit = permit;
-                let leg_seen = leg_in_room(&app, &rec).await;
-                let ev = CallEvent::Dial(DialResult::Lost { leg_seen });
+                let leg = leg_in_room(&app, &rec).await;
+                let seen = format!("{leg:?}");
+                let ev = CallEvent::Dial(DialResult::Lost { leg });
                 match crate::calls::apply(&app, &rec.call_id, ev).await {
                     Ok(after) => {
                         tracing::info!(
-                            leg_seen,
+                            leg = %seen,
                             ended = after.is_ended(),
                             "interrupted dial settled"
                         );
@@ -88,22 +89,19 @@ pub async fn lost_dials(app: &Arc<App>) -> usize {
     settled
 }
 
-/// Whether the customer's leg (not yet hung up) is in the call's room. A room LiveKit
-/// no longer has, or a LiveKit that stays unreachable, shows no leg.
-async fn leg_in_room(app: &App, rec: &CallRecord) -> bool {
+/// The customer's leg as the call's room shows it now. A room LiveKit no longer has, or
+/// a LiveKit that stays unreachable, shows no leg.
+async fn leg_in_room(app: &App, rec: &CallRecord) -> LegSeen {
     let Some(client) = app
         .livekit
         .client_for_tenant(&app.policy.get(), &rec.tenant)
     else {
-        return false;
+        return LegSeen::NotThere;
     };
     for attempt in 1..=ATTEMPTS {
         match client.list_participants(&rec.room).await {
-            Ok(parts) => {
-                return customer_leg(&parts)
-                    .is_some_and(|p| p.call_status.as_deref() != Some("hangup"))
-            }
-            Err(LiveKitError::NotFound(_)) => return false,
+            Ok(parts) => return leg_seen(&parts),
+            Err(LiveKitError::NotFound(_)) => return LegSeen::NotThere,
             Err(e) => {
                 app.metrics
                     .livekit_errors
@@ -116,5 +114,5 @@ async fn leg_in_room(app: &App, rec: &CallRecord) -> bool {
             }
         }
     }
-    false
+    LegSeen::NotThere
 }

@@ -28,13 +28,14 @@
 //! | `Connect` | DIALING, RINGING, ACTIVE | error `Conflict("already_connected")` | — |
 //! | `Connect` | ENDED | error `Conflict("call_ended")` | — |
 //! | `Dial(any)` | DIALING, RINGING, ACTIVE | first result only: `dial_returned_ms = now` (a returned dial is **never** an answer) | — |
-//! | `Dial(Accepted)`, `Dial(Canceled)`, `Dial(Lost{leg_seen: true})` | any | nothing else: polling, webhooks, the SIP edge, the browser and timers decide | — |
+//! | `Dial(Accepted{leg})`, `Dial(Lost{leg})` with a leg seen | any | and, in the same transition, what the leg shows: `Ringing` -> as `Ringing`, `Active` -> as `Answered`, `Left` -> as `CustomerLeft` (`Dialing`: nothing) | as those events |
+//! | `Dial(Accepted{NotThere})`, `Dial(Canceled)` | any | nothing else: polling, webhooks, the SIP edge, the browser and timers decide | — |
 //! | `Dial(Rejected{code})` | DIALING, RINGING | ENDED by [`classify_unanswered`] on the code (`customer_left`); records the code | END |
 //! | `Dial(Rejected{code})` | ACTIVE | ENDED ANSWERED (`customer_left`) | END |
 //! | `Dial(Rejected{code})` | ENDED | only records the code if none yet | — |
 //! | `Dial(Failed{reason})` | DIALING, RINGING | ENDED FAILED (given reason, digits masked; default `dial_failed`) | END |
-//! | `Dial(Lost{leg_seen: false})` | DIALING, RINGING | ENDED FAILED (`dial_interrupted`) | END |
-//! | `Dial(Lost{leg_seen: false})` | ACTIVE | ENDED ANSWERED (`customer_left`) | END |
+//! | `Dial(Lost{NotThere})` | DIALING, RINGING | ENDED FAILED (`dial_interrupted`) | END |
+//! | `Dial(Lost{NotThere})` | ACTIVE | ENDED ANSWERED (`customer_left`) | END |
 //! | `Dial(any)` | INITIATED, ENDED | ignored (but `Rejected` records its code on ENDED) | — |
 //! | `Ringing` | DIALING | RINGING (`ringing_ms`) | — |
 //! | `Ringing` | INITIATED, RINGING, ACTIVE, ENDED | ignored | — |
@@ -89,7 +90,7 @@ pub mod store;
 
 pub use error::StoreError;
 pub use machine::{
-    classify_unanswered, transition, CallEvent, CallKnobs, DialResult, Effect, TimerKind,
+    classify_unanswered, transition, CallEvent, CallKnobs, DialResult, Effect, LegSeen, TimerKind,
     Transition, TransitionError, TIMER_SLACK_MS,
 };
 pub use record::{

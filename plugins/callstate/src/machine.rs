@@ -93,8 +93,10 @@ impl Default for CallKnobs {
 /// (`sip.callStatus = active`, the SIP edge's 200, the browser's report).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DialResult {
-    /// Returned without error: the customer's leg exists. Proves nothing about answer.
-    Accepted,
+    /// Returned without error, with what one look at the room right after showed of the
+    /// customer's leg: the dial's own result says the leg exists, only `leg` can say it
+    /// was answered.
+    Accepted { leg: LegSeen },
     /// Failed with the carrier's final SIP status (Twirp meta `sip_status_code`).
     Rejected { sip_code: u16 },
     /// LiveKit gave up ringing or the room was deleted under the dial: no verdict of its
@@ -103,11 +105,48 @@ pub enum DialResult {
     /// LiveKit could not place the call at all (unreachable, refused). `reason` is a short
     /// code shown to the browser, so digit runs are masked defensively.
     Failed { reason: String },
-    /// The process that waited for the result died; found at restart. `leg_seen`: the
-    /// room still held the customer's leg, which polling, webhooks and timers now follow.
-    /// Without it the carrier's code is unknowable and the record says so
-    /// (`dial_interrupted`) rather than claiming a ring timeout.
-    Lost { leg_seen: bool },
+    /// The dial's own answer was lost (the process waiting for it died and this is
+    /// found at restart, or the request failed in a way that does not say whether the
+    /// call was placed); `leg` is what the room shows now. A leg still there is followed
+    /// by polling, webhooks and timers. With no leg at all the carrier's code is
+    /// unknowable and the record says so (`dial_interrupted`) rather than claiming a ring
+    /// timeout.
+    Lost { leg: LegSeen },
+}
+
+/// What one look at a call's room showed of the customer's SIP leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegSeen {
+    /// Not in the room (or the room could not be looked at).
+    NotThere,
+    /// `sip.callStatus` `dialing` (or none yet).
+    Dialing,
+    Ringing,
+    /// `sip.callStatus = active`: the customer answered.
+    Active,
+    /// `sip.callStatus = hangup`, with what LiveKit still shows of why.
+    Left {
+        sip_code: Option<u16>,
+        disconnect_reason: Option<String>,
+    },
+}
+
+impl LegSeen {
+    /// The call event this observation amounts to, if any.
+    pub fn event(&self) -> Option<CallEvent> {
+        match self {
+            LegSeen::NotThere | LegSeen::Dialing => None,
+            LegSeen::Ringing => Some(CallEvent::Ringing),
+            LegSeen::Active => Some(CallEvent::Answered),
+            LegSeen::Left {
+                sip_code,
+                disconnect_reason,
+            } => Some(CallEvent::CustomerLeft {
+                sip_code: *sip_code,
+                disconnect_reason: disconnect_reason.clone(),
+            }),
+        }
+    }
 }
 
 /// What happened to a call. Events carry no time; `now_ms` is passed to [`transition`].
@@ -162,110 +201,9 @@ pub fn transition(
     knobs: &CallKnobs,
     now_ms: u64,
 ) -> Result<Transition, TransitionError> {
-    use Phase::*;
     let mut next = rec.clone();
     let mut fx = Vec::new();
-    let phase = rec.phase;
-    match ev {
-        CallEvent::Connect => match phase {
-            Initiated => {
-                next.phase = Dialing;
-                next.connected_ms = Some(now_ms);
-                // The contract makes the browser join and publish before /connect.
-                next.agent_present = true;
-                cancel_timer(&mut next, TimerKind::UnconnectedExpiry, &mut fx);
-                let at = now_ms.saturating_add(knobs.ring_timeout_ms);
-                arm_timer(&mut next, TimerKind::RingTimeout, at, &mut fx);
-                fx.push(Effect::Dial);
-            }
-            Dialing | Ringing | Active => {
-                return Err(conflict("already_connected", "call is already connected"))
-            }
-            Ended => return Err(conflict("call_ended", "call has already ended")),
-        },
-        CallEvent::Dial(result) => on_dial_result(&mut next, result, now_ms, &mut fx),
-        CallEvent::Ringing => {
-            if phase == Dialing {
-                next.phase = Ringing;
-                next.ringing_ms = Some(now_ms);
-            }
-        }
-        CallEvent::Answered => {
-            if matches!(phase, Dialing | Ringing) {
-                next.phase = Active;
-                next.answered_ms = Some(now_ms);
-                cancel_timer(&mut next, TimerKind::RingTimeout, &mut fx);
-                let at = now_ms.saturating_add(knobs.max_duration_ms);
-                arm_timer(&mut next, TimerKind::MaxDuration, at, &mut fx);
-            }
-        }
-        CallEvent::CustomerLeft {
-            sip_code,
-            disconnect_reason,
-        } => {
-            if phase != Initiated {
-                // Late participant_left after our own teardown still carries the real code.
-                record_sip_code(&mut next, *sip_code);
-            }
-            let reason = disconnect_reason
-                .as_deref()
-                .map(|r| sanitize_reason(r, "customer_left"))
-                .unwrap_or_else(|| "customer_left".to_owned());
-            match phase {
-                Dialing | Ringing => {
-                    let code = sip_code.or(rec.sip_disconnect_code);
-                    let status = classify_unanswered(code, disconnect_reason.as_deref());
-                    end(&mut next, status, reason, now_ms, &mut fx);
-                }
-                Active => end(&mut next, CallStatus::Answered, reason, now_ms, &mut fx),
-                Initiated | Ended => {}
-            }
-        }
-        CallEvent::HangupRequested => match phase {
-            Dialing | Ringing | Active if rec.hangup_requested_ms.is_none() => {
-                next.hangup_requested_ms = Some(now_ms);
-                let at = now_ms.saturating_add(knobs.hangup_settle_ms);
-                arm_timer(&mut next, TimerKind::HangupSettle, at, &mut fx);
-                fx.push(Effect::ResolveHangup);
-            }
-            // Nothing dialled yet: nothing to find out.
-            Initiated => agent_hangup(&mut next, now_ms, &mut fx),
-            Dialing | Ringing | Active | Ended => {}
-        },
-        CallEvent::AgentHangup => agent_hangup(&mut next, now_ms, &mut fx),
-        CallEvent::AgentLeft => {
-            let already = !rec.agent_present && rec.timer(TimerKind::AgentDropGrace).is_some();
-            // A duplicate "left" (poll + webhook) must not push the deadline out.
-            if matches!(phase, Dialing | Ringing | Active) && !already {
-                next.agent_present = false;
-                let at = now_ms.saturating_add(knobs.agent_drop_grace_ms);
-                arm_timer(&mut next, TimerKind::AgentDropGrace, at, &mut fx);
-            }
-        }
-        CallEvent::AgentJoined => {
-            if phase != Ended {
-                next.agent_present = true;
-                cancel_timer(&mut next, TimerKind::AgentDropGrace, &mut fx);
-            }
-        }
-        CallEvent::Timer(kind) => {
-            if timer_due(rec, *kind, now_ms) {
-                on_timer(&mut next, *kind, now_ms, &mut fx);
-            }
-        }
-        CallEvent::RoomFinished => {
-            let status = match phase {
-                Initiated => Some(CallStatus::Failed),
-                Dialing | Ringing => Some(CallStatus::NotAnswered),
-                Active => Some(CallStatus::Answered),
-                Ended => None,
-            };
-            if let Some(s) = status {
-                end_with(&mut next, s, "room_finished", now_ms, &mut fx);
-            }
-        }
-        CallEvent::SipCode { code } => record_sip_code(&mut next, Some(*code)),
-    }
+    step(rec, &mut next, ev, knobs, now_ms, &mut fx)?;
     if next != *rec {
         next.version = rec.version.saturating_add(1);
     } else {
@@ -277,16 +215,145 @@ pub fn transition(
     })
 }
 
+/// Applies `ev` to `next`, which starts equal to `rec` (read `rec` for the state before).
+fn step(
+    rec: &CallRecord,
+    next: &mut CallRecord,
+    ev: &CallEvent,
+    knobs: &CallKnobs,
+    now_ms: u64,
+    fx: &mut Vec<Effect>,
+) -> Result<(), TransitionError> {
+    use Phase::*;
+    let phase = rec.phase;
+    match ev {
+        CallEvent::Connect => match phase {
+            Initiated => {
+                next.phase = Dialing;
+                next.connected_ms = Some(now_ms);
+                // The contract makes the browser join and publish before /connect.
+                next.agent_present = true;
+                cancel_timer(next, TimerKind::UnconnectedExpiry, fx);
+                let at = now_ms.saturating_add(knobs.ring_timeout_ms);
+                arm_timer(next, TimerKind::RingTimeout, at, fx);
+                fx.push(Effect::Dial);
+            }
+            Dialing | Ringing | Active => {
+                return Err(conflict("already_connected", "call is already connected"))
+            }
+            Ended => return Err(conflict("call_ended", "call has already ended")),
+        },
+        CallEvent::Dial(result) => on_dial_result(next, result, knobs, now_ms, fx)?,
+        CallEvent::Ringing => {
+            if phase == Dialing {
+                next.phase = Ringing;
+                next.ringing_ms = Some(now_ms);
+            }
+        }
+        CallEvent::Answered => {
+            if matches!(phase, Dialing | Ringing) {
+                next.phase = Active;
+                next.answered_ms = Some(now_ms);
+                cancel_timer(next, TimerKind::RingTimeout, fx);
+                let at = now_ms.saturating_add(knobs.max_duration_ms);
+                arm_timer(next, TimerKind::MaxDuration, at, fx);
+            }
+        }
+        CallEvent::CustomerLeft {
+            sip_code,
+            disconnect_reason,
+        } => {
+            if phase != Initiated {
+                // Late participant_left after our own teardown still carries the real code.
+                record_sip_code(next, *sip_code);
+            }
+            let reason = disconnect_reason
+                .as_deref()
+                .map(|r| sanitize_reason(r, "customer_left"))
+                .unwrap_or_else(|| "customer_left".to_owned());
+            match phase {
+                Dialing | Ringing => {
+                    let code = sip_code.or(rec.sip_disconnect_code);
+                    let status = classify_unanswered(code, disconnect_reason.as_deref());
+                    end(next, status, reason, now_ms, fx);
+                }
+                Active => end(next, CallStatus::Answered, reason, now_ms, fx),
+                Initiated | Ended => {}
+            }
+        }
+        CallEvent::HangupRequested => match phase {
+            Dialing | Ringing | Active if rec.hangup_requested_ms.is_none() => {
+                next.hangup_requested_ms = Some(now_ms);
+                let at = now_ms.saturating_add(knobs.hangup_settle_ms);
+                arm_timer(next, TimerKind::HangupSettle, at, fx);
+                fx.push(Effect::ResolveHangup);
+            }
+            // Nothing dialled yet: nothing to find out.
+            Initiated => agent_hangup(next, now_ms, fx),
+            Dialing | Ringing | Active | Ended => {}
+        },
+        CallEvent::AgentHangup => agent_hangup(next, now_ms, fx),
+        CallEvent::AgentLeft => {
+            let already = !rec.agent_present && rec.timer(TimerKind::AgentDropGrace).is_some();
+            // A duplicate "left" (poll + webhook) must not push the deadline out.
+            if matches!(phase, Dialing | Ringing | Active) && !already {
+                next.agent_present = false;
+                let at = now_ms.saturating_add(knobs.agent_drop_grace_ms);
+                arm_timer(next, TimerKind::AgentDropGrace, at, fx);
+            }
+        }
+        CallEvent::AgentJoined => {
+            if phase != Ended {
+                next.agent_present = true;
+                cancel_timer(next, TimerKind::AgentDropGrace, fx);
+            }
+        }
+        CallEvent::Timer(kind) => {
+            if timer_due(rec, *kind, now_ms) {
+                on_timer(next, *kind, now_ms, fx);
+            }
+        }
+        CallEvent::RoomFinished => {
+            let status = match phase {
+                Initiated => Some(CallStatus::Failed),
+                Dialing | Ringing => Some(CallStatus::NotAnswered),
+                Active => Some(CallStatus::Answered),
+                Ended => None,
+            };
+            if let Some(s) = status {
+                end_with(next, s, "room_finished", now_ms, fx);
+            }
+        }
+        CallEvent::SipCode { code } => record_sip_code(next, Some(*code)),
+    }
+    Ok(())
+}
+
 /// The dial's own outcome. Marks the dial as returned whatever it says; only a rejection
 /// with a code, a failure to place the call, or a lost dial without a leg end the call.
-fn on_dial_result(next: &mut CallRecord, result: &DialResult, now_ms: u64, fx: &mut Vec<Effect>) {
+fn on_dial_result(
+    next: &mut CallRecord,
+    result: &DialResult,
+    knobs: &CallKnobs,
+    now_ms: u64,
+    fx: &mut Vec<Effect>,
+) -> Result<(), TransitionError> {
     use Phase::*;
     let phase = next.phase;
     if matches!(phase, Dialing | Ringing | Active) && next.dial_returned_ms.is_none() {
         next.dial_returned_ms = Some(now_ms);
     }
     match result {
-        DialResult::Accepted | DialResult::Canceled | DialResult::Lost { leg_seen: true } => {}
+        DialResult::Canceled => {}
+        // The room's word, in the same transition: one durable write for the dial's
+        // outcome and what it proves.
+        DialResult::Accepted { leg } | DialResult::Lost { leg } if *leg != LegSeen::NotThere => {
+            if let Some(ev) = leg.event() {
+                let before = next.clone();
+                step(&before, next, &ev, knobs, now_ms, fx)?;
+            }
+        }
+        DialResult::Accepted { .. } => {}
         DialResult::Rejected { sip_code } => {
             if phase != Initiated {
                 // A late rejection after our own teardown still carries the real code.
@@ -309,12 +376,13 @@ fn on_dial_result(next: &mut CallRecord, result: &DialResult, now_ms: u64, fx: &
                 end(next, CallStatus::Failed, reason, now_ms, fx);
             }
         }
-        DialResult::Lost { leg_seen: false } => match phase {
+        DialResult::Lost { .. } => match phase {
             Dialing | Ringing => end_with(next, CallStatus::Failed, "dial_interrupted", now_ms, fx),
             Active => end_with(next, CallStatus::Answered, "customer_left", now_ms, fx),
             Initiated | Ended => {}
         },
     }
+    Ok(())
 }
 
 /// The agent ended the call. It ends when the agent asked (`/hangup`), not when the

@@ -156,7 +156,10 @@ fn a_dial_that_returned_is_not_an_answer() {
     for p in [Dialing, Ringing] {
         let rec = in_phase(p);
         assert!(rec.dial_pending());
-        let t = step(&rec, &dial(DialResult::Accepted), T0 + 9_000);
+        let accepted = DialResult::Accepted {
+            leg: LegSeen::Dialing,
+        };
+        let t = step(&rec, &dial(accepted.clone()), T0 + 9_000);
         assert_eq!(
             t.record.phase, p,
             "a returned dial must not answer the call"
@@ -167,9 +170,46 @@ fn a_dial_that_returned_is_not_an_answer() {
         assert_eq!(t.record.version, rec.version + 1);
         assert!(t.effects.is_empty(), "{:?}", t.effects);
         // Only the first result counts.
-        let again = step(&t.record, &dial(DialResult::Accepted), T0 + 9_500);
+        let again = step(&t.record, &dial(accepted), T0 + 9_500);
         assert_eq!(again.record, t.record);
     }
+}
+
+#[test]
+fn an_accepted_dial_with_the_leg_active_is_answered_in_one_write() {
+    // "The dial's own result showing the SIP participant active".
+    let rec = in_phase(Ringing);
+    let t = step(
+        &rec,
+        &dial(DialResult::Accepted {
+            leg: LegSeen::Active,
+        }),
+        T0 + 9_000,
+    );
+    assert_eq!(t.record.phase, Active);
+    assert_eq!(t.record.answered_ms, Some(T0 + 9_000));
+    assert_eq!(t.record.dial_returned_ms, Some(T0 + 9_000));
+    assert_eq!(t.record.version, rec.version + 1, "one durable write");
+    assert!(t
+        .effects
+        .contains(&Effect::CancelTimer(TimerKind::RingTimeout)));
+    // Seen ringing: RINGING; seen gone with a reason: the customer's outcome.
+    let t = step(
+        &in_phase(Dialing),
+        &dial(DialResult::Accepted {
+            leg: LegSeen::Ringing,
+        }),
+        T0 + 9_000,
+    );
+    assert_eq!(t.record.phase, Ringing);
+    let gone = DialResult::Accepted {
+        leg: LegSeen::Left {
+            sip_code: None,
+            disconnect_reason: Some("USER_REJECTED".into()),
+        },
+    };
+    let t = end_via(Dialing, dial(gone), NotAnswered, "USER_REJECTED");
+    assert!(t.record.dial_returned_ms.is_some());
 }
 
 #[test]
@@ -231,35 +271,39 @@ fn a_canceled_dial_leaves_the_verdict_to_timers() {
 
 #[test]
 fn a_lost_dial_without_a_leg_says_so_instead_of_ringing_out() {
+    let lost = |leg| dial(DialResult::Lost { leg });
     for p in [Dialing, Ringing] {
-        end_via(
-            p,
-            dial(DialResult::Lost { leg_seen: false }),
-            Failed,
-            "dial_interrupted",
-        );
+        end_via(p, lost(LegSeen::NotThere), Failed, "dial_interrupted");
     }
-    end_via(
-        Active,
-        dial(DialResult::Lost { leg_seen: false }),
-        Answered,
-        "customer_left",
-    );
+    end_via(Active, lost(LegSeen::NotThere), Answered, "customer_left");
     // With the leg still in the room the call goes on, followed by the usual signals.
     let rec = in_phase(Ringing);
-    let t = step(&rec, &dial(DialResult::Lost { leg_seen: true }), T0 + 9_000);
+    let t = step(&rec, &lost(LegSeen::Ringing), T0 + 9_000);
     assert_eq!(t.record.phase, Ringing);
     assert!(!t.record.dial_pending());
     assert!(t.effects.is_empty());
+    // Answered while nobody listened: observed now.
+    let t = step(&rec, &lost(LegSeen::Active), T0 + 9_000);
+    assert_eq!(t.record.phase, Active);
+    // Gone with LiveKit's reason: that reason, not dial_interrupted.
+    let left = LegSeen::Left {
+        sip_code: None,
+        disconnect_reason: Some("SIP_TRUNK_FAILURE".into()),
+    };
+    end_via(Dialing, lost(left), Failed, "SIP_TRUNK_FAILURE");
 }
 
 #[test]
 fn dial_results_before_connect_or_after_the_end_change_nothing() {
     for r in [
-        DialResult::Accepted,
+        DialResult::Accepted {
+            leg: LegSeen::Active,
+        },
         DialResult::Canceled,
         DialResult::Failed { reason: "x".into() },
-        DialResult::Lost { leg_seen: false },
+        DialResult::Lost {
+            leg: LegSeen::NotThere,
+        },
     ] {
         assert_ignored(Initiated, &dial(r.clone()));
         assert_ignored(Ended, &dial(r));
@@ -720,9 +764,13 @@ fn ended_is_absorbing_for_every_event_but_connect_and_codes() {
         CallEvent::Timer(TimerKind::UnconnectedExpiry),
         CallEvent::Timer(TimerKind::HangupSettle),
         CallEvent::HangupRequested,
-        CallEvent::Dial(DialResult::Accepted),
+        CallEvent::Dial(DialResult::Accepted {
+            leg: LegSeen::Active,
+        }),
         CallEvent::Dial(DialResult::Failed { reason: "x".into() }),
-        CallEvent::Dial(DialResult::Lost { leg_seen: false }),
+        CallEvent::Dial(DialResult::Lost {
+            leg: LegSeen::NotThere,
+        }),
     ];
     for ev in &events {
         assert_ignored(Ended, ev);
