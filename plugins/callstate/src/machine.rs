@@ -539,3 +539,6 @@ fn conflict(code: &'static str, message: &str) -> TransitionError {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod properties;
