@@ -201,13 +201,21 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
     if route.json_body && *method == Method::POST {
         out.push((
             415,
-            "`unsupported_media_type`: send `Content-Type: application/json`.",
+            "`unsupported_media_type`: send one `Content-Type: application/json`, in UTF-8 \
+             (a `charset` other than `utf-8` is refused).",
             false,
         ));
         out.push((
             400,
-            "`invalid_json`: the body is not valid JSON for this operation; `message` names \
-             the field.",
+            "`invalid_json`: the body is not valid JSON for this operation (`message` names \
+             the field), or something other than whitespace follows the JSON value.",
+            false,
+        ));
+    } else if route.local && *method == Method::POST {
+        // The body is read as UTF-8 whatever its type (sendBeacon sends text/plain).
+        out.push((
+            415,
+            "`unsupported_media_type`: the body is declared in a charset other than UTF-8.",
             false,
         ));
     }
