@@ -157,7 +157,8 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
         Access::Key(_) | Access::AnyKey(_) => {
             out.push((
                 401,
-                "`unauthorized`: the `X-api-key` header is missing or not a valid key.",
+                "`unauthorized`: the `X-api-key` header is missing, not a valid key, or sent \
+                 more than once.",
                 false,
             ));
             out.push((
@@ -178,6 +179,14 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
             "`rate_limited`: this address's request rate is over the limit.",
             true,
         )),
+    }
+    if routes::is_browser_route(route) && *method != Method::OPTIONS {
+        out.push((
+            401,
+            "`unauthorized`: `X-api-key` sent more than once (no key is needed here; a \
+             server that sends one sends exactly one).",
+            false,
+        ));
     }
     if route.dials {
         out.push((
