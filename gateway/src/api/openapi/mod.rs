@@ -35,7 +35,9 @@ use crate::routes;
             `X-api-key`; the agent's browser calls the `/api/c2c/calls/{call_id}/...` \
             endpoints keyed by the opaque `call_id` (no secret); the outcome arrives at your \
             CRM as the `crmCallOutcome` webhook (schema `CrmWebhookPayload`). Every error \
-            is `{\"error\": {\"code\", \"message\"}}` (schema `ErrorBody`)."
+            is `{\"error\": {\"code\", \"message\"}}` (schema `ErrorBody`), including the \
+            `400 bad_request` (`405` for `CONNECT`) for a request that is not valid HTTP \
+            (a malformed request line or header field, broken body framing) on any path."
     ),
     paths(
         paths::livez, paths::readyz, paths::metrics, paths::openapi,
@@ -220,7 +222,17 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
              the field), or something other than whitespace follows the JSON value.",
             false,
         ));
-    } else if route.local && *method == Method::POST {
+    }
+    if *method == Method::POST {
+        // Proxied (twirp) bodies too: Pingora reads them on the way to LiveKit.
+        out.push((
+            400,
+            "`bad_request`: the body's framing is broken (malformed chunked encoding, or \
+             fewer bytes than its `Content-Length` before the client stopped sending).",
+            false,
+        ));
+    }
+    if route.local && *method == Method::POST && !route.json_body {
         // The body is read as UTF-8 whatever its type (sendBeacon sends text/plain).
         out.push((
             415,
