@@ -3,7 +3,12 @@
 #
 #   docker build --build-arg C2C_REVISION=$(git rev-parse --short=12 HEAD) -t c2c-gateway .
 #   docker run -v /etc/c2c-gateway/policies:/etc/c2c-gateway/policies:ro \
-#              -v c2c-data:/var/lib/c2c-gateway -p 8080:8080 -p 5060:5060/udp c2c-gateway
+#              -v c2c-data:/var/lib/c2c-gateway -p 8080:8080 -p 5060:5060/udp \
+#              -e C2C_SIP_ADVERTISE=<the address LiveKit reaches the SIP edge at> c2c-gateway
+#
+# The SIP edge listens on 0.0.0.0 inside the container, so it needs C2C_SIP_ADVERTISE
+# (the address for its Via and Record-Route): without it the gateway refuses to start,
+# saying so, rather than run without its SIP edge.
 #
 # Or deploy/compose.yaml (gateway + Prometheus + Grafana). Not exercised in this
 # repository's CI, whose machines have no container engine: tests/ops/tests/container.rs

@@ -14,6 +14,7 @@ pub mod body;
 pub mod build;
 pub mod calls;
 pub mod cli;
+pub mod client_errors;
 pub mod edge;
 pub mod lifecycle;
 pub mod logging;

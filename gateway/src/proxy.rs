@@ -15,6 +15,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::app::App;
 use crate::body;
+use crate::client_errors;
 use crate::edge::parse_upstream;
 use crate::routes;
 
@@ -62,9 +63,16 @@ impl GatewayProxy {
         }
         h.insert_header(http::header::CONTENT_LENGTH, resp.body.len())?;
         let empty = resp.body.is_empty();
-        session.write_response_header(Box::new(h), empty).await?;
+        // A failed write means the client is gone: its side, not the gateway's.
+        session
+            .write_response_header(Box::new(h), empty)
+            .await
+            .map_err(|e| e.into_down())?;
         if !empty {
-            session.write_response_body(Some(resp.body), true).await?;
+            session
+                .write_response_body(Some(resp.body), true)
+                .await
+                .map_err(|e| e.into_down())?;
         }
         Ok(())
     }
@@ -186,7 +194,18 @@ impl ProxyHttp for GatewayProxy {
                 self.respond(session, ctx, body::too_large().into()).await?;
                 return Ok(true);
             }
-            Err(BodyError::Io(e)) => return Err(e),
+            // Broken chunked framing, a body shorter than its Content-Length, a reset:
+            // the client's error. Answered 400 (a half-closed client still reads it);
+            // if it is gone, the 400 still counts and nothing is logged above debug.
+            Err(BodyError::Io(e)) => {
+                tracing::debug!(route = ctx.route_name(), error = %e, "request body unreadable");
+                session.set_keepalive(None);
+                let resp = client_errors::body_error(&e).into();
+                if let Err(we) = self.respond(session, ctx, resp).await {
+                    tracing::debug!(error = %we, "client gone before its 400 was sent");
+                }
+                return Ok(true);
+            }
         };
         let decision = {
             let head = head_of(session.req_header(), peer);
@@ -296,26 +315,31 @@ impl ProxyHttp for GatewayProxy {
     }
 
     /// Proxy failures (no healthy upstream, LiveKit unreachable) answer in the gateway's
-    /// one JSON error shape instead of Pingora's empty error page.
+    /// one JSON error shape instead of Pingora's empty error page. Failures on the
+    /// client's side (a broken request body, a hang-up) are its error: 400 while the
+    /// request is being read, nothing once the answer has begun, logged at debug.
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
         e: &Error,
         ctx: &mut GatewayCtx,
     ) -> FailToProxy {
+        let started = session.response_written().is_some();
+        let client = client_errors::is_client_error(e);
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
+            _ if client => client_errors::client_error_status(e, started),
             _ => match e.esource() {
                 ErrorSource::Upstream => 502,
-                ErrorSource::Downstream => match e.etype() {
-                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
-                    _ => 400,
-                },
-                ErrorSource::Internal | ErrorSource::Unset => 500,
+                _ => 500,
             },
         };
-        if code > 0 && session.response_written().is_none() {
+        if client {
+            tracing::debug!(route = ctx.req.route_name(), error = %e, status = code, "client-side failure");
+        }
+        if code > 0 && !started {
             let err = match code {
+                _ if client => client_errors::body_error(e),
                 502..=504 => ApiError::unavailable(
                     "livekit_unavailable",
                     "no LiveKit upstream could be reached for this request; retry shortly",
@@ -338,6 +362,24 @@ impl ProxyHttp for GatewayProxy {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    /// Client-side failures were logged at debug by `fail_to_proxy`; Pingora would log
+    /// them again at ERROR.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &GatewayCtx, e: &Error) -> bool {
+        client_errors::is_client_error(e)
+    }
+
+    /// A request Pingora refused before any hook ran (unparsable head: 400, CONNECT:
+    /// 405) gets the JSON error shape too, and is counted like any request (route
+    /// `unmatched`; vendored pingora-proxy patch, see plugins/vendor/README.md).
+    fn early_error_response(&self, status: u16) -> Option<(ResponseHeader, Bytes)> {
+        let ctx = RequestCtx {
+            status,
+            ..RequestCtx::default()
+        };
+        self.chain.on_logging(&ctx);
+        client_errors::to_pingora(client_errors::early_error(status))
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, gctx: &mut GatewayCtx) {

@@ -21,6 +21,7 @@ use crate::cli::ServeArgs;
 use crate::edge::Regions;
 use crate::proxy::GatewayProxy;
 use crate::reload::PolicyReloader;
+use crate::sip::{SipService, SipStart};
 
 /// Everything `serve` needs before Pingora takes over.
 pub struct Prepared {
@@ -28,9 +29,43 @@ pub struct Prepared {
     pub listen: String,
     /// One active health-check service per LiveKit region.
     pub health_checks: Vec<crate::edge::HealthCheckService>,
+    /// The SIP edge's sockets, bound, and its checked configuration.
+    pub sip: SipStart,
+    /// The HTTP (and TLS) listen addresses, bound to prove they are free; released just
+    /// before Pingora binds them itself (it has no way to adopt a bound socket).
+    pub http_probes: Vec<std::net::TcpListener>,
 }
 
-/// Loads policy and opens the store. Errors are start-up errors: printed, exit 1.
+/// The one sentence for a listener that cannot be bound: what, where, which transport,
+/// why, and the setting that moves it. `flag` names that setting.
+pub fn listen_error(
+    what: &str,
+    addr: impl std::fmt::Display,
+    transport: &str,
+    e: &std::io::Error,
+    flag: &str,
+) -> String {
+    use std::io::ErrorKind;
+    let why = match e.kind() {
+        ErrorKind::AddrInUse => "address in use (is another gateway running?)".to_string(),
+        ErrorKind::AddrNotAvailable => "address not available on this host".to_string(),
+        ErrorKind::PermissionDenied => {
+            "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)".to_string()
+        }
+        _ => e.to_string(),
+    };
+    format!("{what} cannot listen on {addr} ({transport}): {why}; set {flag} to another address")
+}
+
+/// Binds `addr` for TCP to find out now, with a clear message, whether Pingora will be
+/// able to. Pingora itself retries a taken address for 30 s, then panics in its service
+/// thread and leaves the process running without the listener.
+fn probe_http(what: &str, addr: &str, flag: &str) -> Result<std::net::TcpListener, String> {
+    std::net::TcpListener::bind(addr).map_err(|e| listen_error(what, addr, "TCP", &e, flag))
+}
+
+/// Loads policy, binds or checks every listener, opens the store. Errors are start-up
+/// errors: printed, exit 1.
 pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
     // reqwest is built without a bundled TLS provider; use ring, which Pingora's rustls
     // already links. Installing twice (tests) is harmless.
@@ -44,6 +79,21 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
     listen
         .parse::<std::net::SocketAddr>()
         .map_err(|_| format!("--listen {listen:?} is not an address like 127.0.0.1:8080"))?;
+    // Every listener before anything else starts: a second gateway on the same host
+    // stops here, naming the address, instead of running half-bound.
+    let mut http_probes = vec![probe_http(
+        "HTTP listener",
+        &listen,
+        "--listen (C2C_LISTEN) or server.listen",
+    )?];
+    if let Some(tls) = &policy.gateway.tls {
+        http_probes.push(probe_http(
+            "TLS listener",
+            &tls.listen.to_string(),
+            "server.tls.listen",
+        )?);
+    }
+    let sip = SipStart::prepare(args.sip_listen, args.sip_advertise, &policy)?;
     std::fs::create_dir_all(&args.data)
         .map_err(|e| format!("cannot create data directory {}: {e}", args.data.display()))?;
     let db = sled::Config::new()
@@ -102,6 +152,8 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
         app,
         listen,
         health_checks,
+        sip,
+        http_probes,
     })
 }
 
@@ -111,6 +163,8 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         app,
         listen,
         health_checks,
+        sip,
+        http_probes,
     } = prepare(&args)?;
     let gw = app.policy.get().gateway.clone();
     let conf = ServerConf {
@@ -173,10 +227,7 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     ));
     server.add_service(background_service(
         "sip edge",
-        crate::sip::SipService {
-            app: app.clone(),
-            listen: args.sip_listen,
-        },
+        SipService::new(app.clone(), sip),
     ));
     if gw.answer_detection == AnswerDetection::Poll {
         server.add_service(background_service(
@@ -186,6 +237,10 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     }
 
     tracing::info!(%listen, policies = %args.policies.display(), data = %args.data.display(), "c2c-gateway listening");
+    // Pingora binds in its service threads right after `run`; the window between this
+    // release and that bind is milliseconds, and the panic hook covers losing it.
+    drop(http_probes);
+    exit_if_a_listener_fails();
     server.run(RunArgs {
         shutdown_signal: Box::new(DrainThenTerminate {
             app: app.clone(),
@@ -198,6 +253,27 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     }
     tracing::info!("c2c-gateway stopped");
     Ok(())
+}
+
+/// If another process takes the HTTP address between the probe in `prepare` and
+/// Pingora's own bind, Pingora retries for 30 s and then panics in its service thread
+/// ("Failed to build listeners"), which would leave this process running with every
+/// other service up and no HTTP listener. That panic stops the process instead.
+fn exit_if_a_listener_fails() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if msg.starts_with("Failed to build listeners") {
+            eprintln!("c2c-gateway: an HTTP or TLS listener could not be bound; stopping ({msg})");
+            std::process::exit(1);
+        }
+    }));
 }
 
 /// Pingora's shutdown signals with a drain first. Pingora closes its listener the moment

@@ -3,12 +3,12 @@
 //! second time), and what it sees becomes call events: the exact SIP code on the call
 //! record, and with `answer_detection = "sip"` the answer and the end of the call.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use c2c_callstate::CallEvent;
-use c2c_sip::{AllowedRegion, Cidr, SipConfig, SipEdge, SipObserver};
+use c2c_sip::{AllowedRegion, Cidr, SipConfig, SipEdge, SipError, SipObserver, SipSockets};
 use c2c_tenancy::{AnswerDetection, Policy};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -66,9 +66,14 @@ impl SipObserver for Observer {
     }
 }
 
-/// The SIP edge configuration from policy.
-pub fn config(listen: SocketAddr, policy: &Policy) -> Result<SipConfig, String> {
+/// The SIP edge configuration from policy and the command line.
+pub fn config(
+    listen: SocketAddr,
+    advertise: Option<IpAddr>,
+    policy: &Policy,
+) -> Result<SipConfig, String> {
     let mut c = SipConfig::new(listen);
+    c.advertise = advertise;
     let k = policy.gateway.sip;
     c.calls.default.calls_per_second = k.calls_per_second;
     c.calls.default.max_concurrent = k.max_concurrent_calls;
@@ -90,22 +95,82 @@ pub fn config(listen: SocketAddr, policy: &Policy) -> Result<SipConfig, String> 
     Ok(c)
 }
 
+/// The SIP edge's configuration checked and its sockets bound, during start-up: a port
+/// that is taken or a configuration the edge would refuse stops the gateway there, with
+/// a message naming the address, instead of leaving it running (and `/livez` green)
+/// without its SIP edge. Holding the bound sockets from then on means no other process
+/// can take the port before the edge starts.
+pub struct SipStart {
+    config: SipConfig,
+    sockets: SipSockets,
+}
+
+impl SipStart {
+    pub fn prepare(
+        listen: SocketAddr,
+        advertise: Option<IpAddr>,
+        policy: &Policy,
+    ) -> Result<Self, String> {
+        let config = config(listen, advertise, policy).map_err(|e| format!("SIP edge: {e}"))?;
+        config.advertised_ip().map_err(|e| match e {
+            SipError::NoAdvertiseAddress(addr) => format!(
+                "SIP edge cannot listen on {addr} without an address to advertise in its Via \
+                 and Record-Route: set --sip-advertise (C2C_SIP_ADVERTISE) to the address \
+                 LiveKit and carriers reach it at, or --sip-listen to a specific address"
+            ),
+            other => format!("SIP edge: {other}"),
+        })?;
+        let sockets = SipSockets::bind(listen).map_err(|e| match e {
+            SipError::Bind {
+                transport,
+                addr,
+                source,
+            } => crate::server::listen_error(
+                "SIP edge",
+                addr,
+                &transport.to_ascii_uppercase(),
+                &source,
+                "--sip-listen (C2C_SIP_LISTEN)",
+            ),
+            other => format!("SIP edge: {other}"),
+        })?;
+        Ok(Self { config, sockets })
+    }
+
+    /// The bound address (the actual port when `--sip-listen` asked for port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.sockets.local_addr().ok()
+    }
+}
+
 pub struct SipService {
     pub app: Arc<App>,
-    pub listen: SocketAddr,
+    /// Taken by the one `start` Pingora makes.
+    start: parking_lot::Mutex<Option<SipStart>>,
+}
+
+impl SipService {
+    pub fn new(app: Arc<App>, start: SipStart) -> Self {
+        Self {
+            app,
+            start: parking_lot::Mutex::new(Some(start)),
+        }
+    }
 }
 
 #[async_trait]
 impl BackgroundService for SipService {
     async fn start(&self, shutdown: ShutdownWatch) {
-        let policy = self.app.policy.get();
-        let cfg = match config(self.listen, &policy) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "SIP edge not started");
-                return;
-            }
+        let Some(SipStart {
+            config: cfg,
+            sockets,
+        }) = self.start.lock().take()
+        else {
+            tracing::error!("SIP edge started twice; the second start is ignored");
+            return;
         };
+        let listen = cfg.listen;
+        let policy = self.app.policy.get();
         let (tx, mut rx) = mpsc::channel(EVENT_QUEUE);
         let observer = Arc::new(Observer {
             tx,
@@ -113,7 +178,10 @@ impl BackgroundService for SipService {
         });
         let handle = self.app.policy.clone();
         let source: Arc<dyn c2c_sip::PolicySource> = Arc::new(move || handle.get());
-        let edge = match SipEdge::start(
+        // Checked and bound in `SipStart::prepare`; what can still fail here is
+        // adopting the sockets into the runtime or registering the metrics.
+        let edge = match SipEdge::start_on(
+            sockets,
             cfg,
             source,
             self.app.dlt.clone(),
@@ -125,7 +193,7 @@ impl BackgroundService for SipService {
         {
             Ok(h) => h,
             Err(e) => {
-                tracing::error!(error = %e, listen = %self.listen, "SIP edge failed to start");
+                tracing::error!(error = %e, %listen, "SIP edge failed to start");
                 return;
             }
         };

@@ -29,7 +29,7 @@ cat >>"$work/policies/gateway.toml" <<EOF2
 [limits]
 per_ip_requests_per_second = 1000000
 EOF2
-C2C_LOG=warn taskset -c 0 ./target/release/c2c-gateway serve --policies "$work/policies" --data "$work/data" --listen "127.0.0.1:$GW" >"$work/gw.log" 2>&1 &
+C2C_LOG=warn taskset -c 0 ./target/release/c2c-gateway serve --policies "$work/policies" --data "$work/data" --listen "127.0.0.1:$GW" --sip-listen 127.0.0.1:0 >"$work/gw.log" 2>&1 &
 pids+=($!)
 
 # Pingora with no plugins (fixed upstream, no auth, logs or metrics): what Pingora itself

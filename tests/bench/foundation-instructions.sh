@@ -28,7 +28,7 @@ sed -i 's/^\[dlt\]/[limits]\nrequests_per_second = 100000\n\n[dlt]/' "$work/poli
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 C2C_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" \
   ./target/release/c2c-gateway serve --policies "$work/policies" --data "$work/data" \
-  --listen "127.0.0.1:$PORT" >"$work/gw.log" 2>&1 &
+  --listen "127.0.0.1:$PORT" --sip-listen 127.0.0.1:0 >"$work/gw.log" 2>&1 &
 VG=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
 curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { echo "gateway did not start"; cat "$work/gw.log"; exit 1; }

@@ -21,7 +21,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 # Pin the gateway to CPU 0 and the load generator to CPU 1 so they do not steal from each
 # other (the figures then compare the gateway's own cost per request).
 C2C_LOG=warn taskset -c 0 ./target/release/c2c-gateway serve --policies "$work/policies" --data "$work/data" \
-  --listen "127.0.0.1:$PORT" >"$work/gw.log" 2>&1 &
+  --listen "127.0.0.1:$PORT" --sip-listen 127.0.0.1:0 >"$work/gw.log" 2>&1 &
 GW=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
 

@@ -207,10 +207,14 @@ fn load_call(
         .map_err(store_error)?
         .ok_or_else(not_found)?;
     // Browser endpoints need no secret, but a server that does send its key must not
-    // reach another tenant's call with it.
-    if head.header(X_API_KEY).is_some() {
+    // reach another tenant's call with it. Two keys were refused by the auth plugin;
+    // reading the single value here keeps this check from ever taking the first of two.
+    let key = head
+        .single_header(&X_API_KEY)
+        .map_err(|_| ApiError::ambiguous_credential("X-api-key header"))?;
+    if key.is_some() {
         let p = app.policy.get();
-        match p.keys.authenticate(head.header(X_API_KEY)) {
+        match p.keys.authenticate(key) {
             Ok(who)
                 if who.tenant.as_deref() == Some(rec.tenant.as_str()) || who.tenant.is_none() => {}
             _ => return Err(not_found()),

@@ -51,7 +51,17 @@ pub async fn handle(
     body: &Bytes,
 ) -> Result<JsonResponse, ApiError> {
     let verifier = app.livekit.verifier();
-    let authorization = head.header(http::header::AUTHORIZATION).unwrap_or("");
+    // Two signatures: which one was verified would depend on who reads the request.
+    let authorization = match head.single_header(&http::header::AUTHORIZATION) {
+        Ok(a) => a.unwrap_or(""),
+        Err(_) => {
+            app.metrics
+                .auth_failures
+                .with_label_values(&["duplicate"])
+                .inc();
+            return Err(ApiError::ambiguous_credential("Authorization header"));
+        }
+    };
     let (api_key, ev) = match verifier.verify(authorization, body) {
         Ok(v) => v,
         Err(e) => {

@@ -92,6 +92,11 @@ pub struct ServeArgs {
     /// SIP edge listen address, UDP and TCP on the same port.
     #[arg(long, env = "C2C_SIP_LISTEN", default_value = "127.0.0.1:5060")]
     pub sip_listen: std::net::SocketAddr,
+    /// The address the SIP edge puts in its Via and Record-Route headers, the one LiveKit
+    /// and carriers reach it at. Required when --sip-listen is 0.0.0.0 or [::]; defaults
+    /// to the --sip-listen address otherwise.
+    #[arg(long, env = "C2C_SIP_ADVERTISE")]
+    pub sip_advertise: Option<std::net::IpAddr>,
 }
 
 /// `policy ...` subcommands.

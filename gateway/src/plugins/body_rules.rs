@@ -1,4 +1,5 @@
-//! Content type and declared size checks for local routes, before any body byte is read.
+//! Content type, charset and declared size checks for local routes, before any body byte
+//! is read.
 
 use async_trait::async_trait;
 use c2c_plugin_api::{Decision, Plugin, RequestCtx, RequestHead};
@@ -26,11 +27,14 @@ impl Plugin for BodyRules {
         if body::declared_length(head).is_some_and(|n| n > body::MAX_BODY_BYTES as u64) {
             return body::too_large().into();
         }
-        if route.json_body && *head.method == Method::POST {
-            if let Err(e) = body::require_json(head) {
-                return e.into();
-            }
+        let checked = if route.json_body && *head.method == Method::POST {
+            body::require_json(head)
+        } else {
+            body::require_utf8_body(head)
+        };
+        match checked {
+            Ok(()) => Decision::Continue,
+            Err(e) => e.into(),
         }
-        Decision::Continue
     }
 }

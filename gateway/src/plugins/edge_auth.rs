@@ -23,18 +23,50 @@ impl EdgeAuth {
     }
 }
 
+/// The token was sent more than once; `what` names how, for the 401's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("exactly one {what} is allowed")]
+pub struct AmbiguousToken {
+    pub what: &'static str,
+}
+
 /// The token from `?access_token=` (browsers' WebSocket) or `Authorization: Bearer`.
-pub fn token<'a>(head: &RequestHead<'a>) -> Option<std::borrow::Cow<'a, str>> {
-    if let Some(q) = head.uri.query() {
-        for pair in q.split('&') {
-            if let Some(v) = pair.strip_prefix("access_token=") {
-                return Some(percent_decode(v));
-            }
-        }
+///
+/// LiveKit reads the `Authorization` header when there is one and the first
+/// `access_token` otherwise; the gateway verifies the token it routes by, so every way
+/// two tokens could be told apart is refused: two `Authorization` headers, two
+/// `access_token` parameters, or a parameter and a header that differ. The same token
+/// in both places is one token.
+pub fn token<'a>(
+    head: &RequestHead<'a>,
+) -> Result<Option<std::borrow::Cow<'a, str>>, AmbiguousToken> {
+    let mut query = head
+        .uri
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter_map(|pair| pair.strip_prefix("access_token="));
+    let from_query = query.next().map(percent_decode);
+    if query.next().is_some() {
+        return Err(AmbiguousToken {
+            what: "access_token parameter",
+        });
     }
-    head.header(http::header::AUTHORIZATION)
+    let header = head
+        .single_header(&http::header::AUTHORIZATION)
+        .map_err(|_| AmbiguousToken {
+            what: "Authorization header",
+        })?;
+    let from_header = header
         .and_then(|h| h.strip_prefix("Bearer "))
-        .map(|t| std::borrow::Cow::Borrowed(t.trim()))
+        .map(|t| std::borrow::Cow::Borrowed(t.trim()));
+    match (from_query, from_header) {
+        (Some(q), Some(h)) if q != h => Err(AmbiguousToken {
+            what: "access_token or Authorization: Bearer token",
+        }),
+        (Some(q), _) => Ok(Some(q)),
+        (None, h) => Ok(h),
+    }
 }
 
 /// JWTs are base64url and dots; only `%xx` escapes need undoing, and a token with
@@ -79,8 +111,19 @@ impl Plugin for EdgeAuth {
         if !ctx.route.is_some_and(|r| routes::is_livekit_route(&r)) {
             return Decision::Continue;
         }
-        let Some(tok) = token(head) else {
-            return unauthorized("missing (send ?access_token= or Authorization: Bearer)");
+        let tok = match token(head) {
+            Ok(Some(tok)) => tok,
+            Ok(None) => {
+                return unauthorized("missing (send ?access_token= or Authorization: Bearer)")
+            }
+            Err(e) => {
+                self.app
+                    .metrics
+                    .auth_failures
+                    .with_label_values(&["duplicate"])
+                    .inc();
+                return ApiError::ambiguous_credential(e.what).into();
+            }
         };
         let verified = match self.app.livekit.verifier().verify_access_token(&tok) {
             Ok(v) => v,
@@ -137,6 +180,56 @@ impl Plugin for EdgeAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn token_of(uri: &str, auth: &[&str]) -> Result<Option<String>, &'static str> {
+        let mut headers = http::HeaderMap::new();
+        for a in auth {
+            headers.append(http::header::AUTHORIZATION, a.parse().unwrap());
+        }
+        let uri: http::Uri = uri.parse().unwrap();
+        let head = RequestHead {
+            method: &http::Method::GET,
+            uri: &uri,
+            headers: &headers,
+            peer: None,
+        };
+        token(&head)
+            .map(|t| t.map(|t| t.into_owned()))
+            .map_err(|e| e.what)
+    }
+
+    #[test]
+    fn one_token_in_one_place_or_the_same_token_in_both() {
+        assert_eq!(
+            token_of("/rtc?access_token=a%2Eb", &[]),
+            Ok(Some("a.b".into()))
+        );
+        assert_eq!(token_of("/rtc", &["Bearer a"]), Ok(Some("a".into())));
+        assert_eq!(
+            token_of("/rtc?access_token=a", &["Bearer a"]),
+            Ok(Some("a".into()))
+        );
+        assert_eq!(token_of("/rtc", &[]), Ok(None));
+        assert_eq!(token_of("/rtc", &["Basic a"]), Ok(None));
+    }
+
+    #[test]
+    fn two_tokens_are_refused_however_they_are_sent() {
+        assert_eq!(
+            token_of("/rtc", &["Bearer a", "Bearer b"]),
+            Err("Authorization header")
+        );
+        assert_eq!(
+            token_of("/rtc", &["Bearer a", "Bearer a"]),
+            Err("Authorization header")
+        );
+        assert_eq!(
+            token_of("/rtc?access_token=a&x=1&access_token=a", &[]),
+            Err("access_token parameter")
+        );
+        assert!(token_of("/rtc?access_token=a", &["Bearer b"])
+            .is_err_and(|w| w.starts_with("access_token or Authorization")));
+    }
 
     #[test]
     fn percent_decoding_of_tokens() {

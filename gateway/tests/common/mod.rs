@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 pub mod calls;
 pub mod cli;
+pub mod raw;
 pub mod sink;
 
 pub const ACME_KEY: &str = "c2c_bCk65WthOJFJPJbeJjWz3VWCPmlwiI22tBd0";

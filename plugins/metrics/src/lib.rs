@@ -34,7 +34,8 @@ pub struct GatewayMetrics {
     pub policy_generation: IntGauge,
     /// `c2c_dlt_blocked_total{tenant}`: call attempts refused because outbound is off.
     pub dlt_blocked: IntCounterVec,
-    /// `c2c_auth_failures_total{reason}` with reason in missing|invalid|scope.
+    /// `c2c_auth_failures_total{reason}` with reason in missing|invalid|scope|livekit_token|
+    /// duplicate (a credential sent more than once).
     pub auth_failures: IntCounterVec,
     /// `c2c_calls_started_total{tenant,trunk}`: click2call acknowledged.
     pub calls_started: IntCounterVec,

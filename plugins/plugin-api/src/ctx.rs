@@ -37,11 +37,38 @@ impl<'a> RequestHead<'a> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// A header that must appear at most once (a credential, the body's content type):
+    /// its value as [`Self::header`] reads it, or an error when the request carries it
+    /// more than once. [`Self::header`] silently takes the first value; a proxy in front
+    /// of the gateway might take the last, so where the value decides who the caller is
+    /// or how the body is read, use this and refuse the request on `Err`.
+    pub fn single_header(&self, name: &HeaderName) -> Result<Option<&'a str>, DuplicateHeader> {
+        let mut values = self.headers.get_all(name).iter();
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(DuplicateHeader {
+                name: name.clone(),
+                count: 2 + values.count(),
+            });
+        }
+        Ok(first.and_then(|v| v.to_str().ok()))
+    }
+
     /// True when the client asked to switch protocols (WebSocket). Such requests still
     /// run every `on_request` hook: an `Upgrade` header must never be a way around auth.
     pub fn is_upgrade(&self) -> bool {
         self.headers.contains_key(http::header::UPGRADE)
     }
+}
+
+/// A header the gateway accepts once was sent several times (see
+/// [`RequestHead::single_header`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {name} header appears {count} times; exactly one is allowed")]
+pub struct DuplicateHeader {
+    pub name: HeaderName,
+    /// How many times it appears (at least 2).
+    pub count: usize,
 }
 
 /// What a key is allowed to do.
@@ -180,5 +207,39 @@ impl RequestCtx {
     /// The tenant of the authenticated key, if any.
     pub fn tenant(&self) -> Option<&str> {
         self.principal.as_ref().and_then(|p| p.tenant.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_with(headers: &HeaderMap) -> RequestHead<'_> {
+        static M: Method = Method::GET;
+        static U: std::sync::OnceLock<Uri> = std::sync::OnceLock::new();
+        RequestHead {
+            method: &M,
+            uri: U.get_or_init(|| Uri::from_static("/x")),
+            headers,
+            peer: None,
+        }
+    }
+
+    #[test]
+    fn single_header_refuses_repeats_that_header_would_hide() {
+        let mut h = HeaderMap::new();
+        assert_eq!(head_with(&h).single_header(&X_API_KEY), Ok(None));
+        h.append(X_API_KEY, "k1".parse().unwrap());
+        assert_eq!(head_with(&h).single_header(&X_API_KEY), Ok(Some("k1")));
+        h.append(X_API_KEY, "k2".parse().unwrap());
+        h.append(X_API_KEY, "k3".parse().unwrap());
+        // `header` takes the first value; `single_header` refuses and says how many.
+        assert_eq!(head_with(&h).header(X_API_KEY), Some("k1"));
+        let e = head_with(&h).single_header(&X_API_KEY).unwrap_err();
+        assert_eq!((e.name.as_str(), e.count), ("x-api-key", 3));
+        assert_eq!(
+            e.to_string(),
+            "the x-api-key header appears 3 times; exactly one is allowed"
+        );
     }
 }

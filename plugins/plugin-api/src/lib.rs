@@ -14,6 +14,7 @@ mod response;
 
 pub use chain::{Plugin, PluginChain};
 pub use ctx::{
-    Access, Principal, RequestCtx, RequestHead, RouteInfo, Scope, UpstreamChoice, X_API_KEY,
+    Access, DuplicateHeader, Principal, RequestCtx, RequestHead, RouteInfo, Scope, UpstreamChoice,
+    X_API_KEY,
 };
 pub use response::{ApiError, Decision, ErrorBody, ErrorDetail, JsonResponse};

@@ -127,6 +127,17 @@ impl ApiError {
         )
     }
 
+    /// The 401 for a credential sent more than once (two `X-api-key` headers, two
+    /// LiveKit tokens): which one counts would be a guess, and a proxy in front of the
+    /// gateway may guess differently. `what` names it, e.g. "X-api-key header".
+    pub fn ambiguous_credential(what: &str) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!("exactly one {what} is allowed; this request carries more than one"),
+        )
+    }
+
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }

@@ -70,6 +70,20 @@ impl SipConfig {
             .map(|r| r.region.as_str())
     }
 
+    /// Checks the configuration and returns the address the edge puts in its `Via` and
+    /// `Record-Route`: `advertise`, or the listen address when that is a specific one.
+    /// Run at start-up, so a configuration the edge would refuse stops the process.
+    pub fn advertised_ip(&self) -> Result<IpAddr, SipError> {
+        self.validate()?;
+        match self.advertise {
+            Some(ip) => Ok(ip),
+            None if self.listen.ip().is_unspecified() => {
+                Err(SipError::NoAdvertiseAddress(self.listen))
+            }
+            None => Ok(self.listen.ip()),
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), SipError> {
         if self.max_transactions == 0 || self.max_dialogs == 0 {
             return Err(SipError::Config(

@@ -26,6 +26,7 @@ use crate::observer::SipObserver;
 use crate::parse::Host;
 use crate::proxy::{Action, Local, Proxy};
 use crate::resolver::Resolver;
+use crate::sockets::SipSockets;
 use crate::sources::{OutboundGate, PolicySource};
 use crate::tcp::{self, TcpPool};
 use crate::udp_drops;
@@ -132,15 +133,30 @@ impl SipEdge {
         registry: &Registry,
         shutdown: watch::Receiver<bool>,
     ) -> Result<SipEdgeHandle, SipError> {
-        config.validate()?;
-        let advertise: IpAddr = match config.advertise {
-            Some(ip) => ip,
-            None if config.listen.ip().is_unspecified() => {
-                return Err(SipError::NoAdvertiseAddress(config.listen))
-            }
-            None => config.listen.ip(),
+        config.advertised_ip()?;
+        let sockets = SipSockets::bind(config.listen)?;
+        Self::start_on(sockets, config, policy, dlt, observer, registry, shutdown).await
+    }
+
+    /// [`Self::start`] on sockets bound earlier with [`SipSockets::bind`] (a process
+    /// binds them while it starts, so a taken port stops it there).
+    pub async fn start_on(
+        sockets: SipSockets,
+        config: SipConfig,
+        policy: Arc<dyn PolicySource>,
+        dlt: Arc<dyn OutboundGate>,
+        observer: Arc<dyn SipObserver>,
+        registry: &Registry,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<SipEdgeHandle, SipError> {
+        let advertise: IpAddr = config.advertised_ip()?;
+        let adopt = |transport, source| SipError::Bind {
+            transport,
+            addr: config.listen,
+            source,
         };
-        let (udp, listener) = bind(config.listen).await?;
+        let udp = UdpSocket::from_std(sockets.udp).map_err(|e| adopt("udp", e))?;
+        let listener = TcpListener::from_std(sockets.tcp).map_err(|e| adopt("tcp", e))?;
         size_udp_buffers(&udp, config.udp_socket_buffer);
         let metrics = SipMetrics::register(registry)?;
         let udp_addr = udp.local_addr().map_err(|source| SipError::Bind {
@@ -199,37 +215,6 @@ impl SipEdge {
             tasks,
         })
     }
-}
-
-/// UDP and TCP on the same port; with port 0, retries until both get the same one.
-async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), SipError> {
-    let mut last = None;
-    for _ in 0..20 {
-        let udp = UdpSocket::bind(listen)
-            .await
-            .map_err(|source| SipError::Bind {
-                transport: "udp",
-                addr: listen,
-                source,
-            })?;
-        let port = udp.local_addr().map(|a| a.port()).unwrap_or(listen.port());
-        match TcpListener::bind(SocketAddr::new(listen.ip(), port)).await {
-            Ok(l) => return Ok((udp, l)),
-            Err(e) if listen.port() == 0 => last = Some(e),
-            Err(source) => {
-                return Err(SipError::Bind {
-                    transport: "tcp",
-                    addr: listen,
-                    source,
-                })
-            }
-        }
-    }
-    Err(SipError::Bind {
-        transport: "tcp",
-        addr: listen,
-        source: last.unwrap_or_else(|| std::io::Error::other("no common UDP/TCP port")),
-    })
 }
 
 /// Asks for `want` bytes of kernel buffer each way on the UDP socket. A refusal or a

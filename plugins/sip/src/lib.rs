@@ -39,6 +39,7 @@ mod parse;
 mod proxy;
 mod resolver;
 mod response;
+mod sockets;
 mod sources;
 mod tcp;
 mod tenant;
@@ -54,6 +55,7 @@ pub use edge::{SipEdge, SipEdgeHandle};
 pub use error::{ParseError, SipError};
 pub use metrics::{code_label, SipMetrics, CODES};
 pub use observer::{NoopObserver, SipObserver};
+pub use sockets::SipSockets;
 pub use sources::{OutboundGate, PolicySource, StaticPolicy};
 pub use tenant::{identify, CallRoute, RouteError};
 

@@ -35,7 +35,9 @@ use crate::routes;
             `X-api-key`; the agent's browser calls the `/api/c2c/calls/{call_id}/...` \
             endpoints keyed by the opaque `call_id` (no secret); the outcome arrives at your \
             CRM as the `crmCallOutcome` webhook (schema `CrmWebhookPayload`). Every error \
-            is `{\"error\": {\"code\", \"message\"}}` (schema `ErrorBody`)."
+            is `{\"error\": {\"code\", \"message\"}}` (schema `ErrorBody`), including the \
+            `400 bad_request` (`405` for `CONNECT`) for a request that is not valid HTTP \
+            (a malformed request line or header field, broken body framing) on any path."
     ),
     paths(
         paths::livez, paths::readyz, paths::metrics, paths::openapi,
@@ -157,7 +159,8 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
         Access::Key(_) | Access::AnyKey(_) => {
             out.push((
                 401,
-                "`unauthorized`: the `X-api-key` header is missing or not a valid key.",
+                "`unauthorized`: the `X-api-key` header is missing, not a valid key, or sent \
+                 more than once.",
                 false,
             ));
             out.push((
@@ -178,6 +181,14 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
             "`rate_limited`: this address's request rate is over the limit.",
             true,
         )),
+    }
+    if routes::is_browser_route(route) && *method != Method::OPTIONS {
+        out.push((
+            401,
+            "`unauthorized`: `X-api-key` sent more than once (no key is needed here; a \
+             server that sends one sends exactly one).",
+            false,
+        ));
     }
     if route.dials {
         out.push((
@@ -201,13 +212,31 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
     if route.json_body && *method == Method::POST {
         out.push((
             415,
-            "`unsupported_media_type`: send `Content-Type: application/json`.",
+            "`unsupported_media_type`: send one `Content-Type: application/json`, in UTF-8 \
+             (a `charset` other than `utf-8` is refused).",
             false,
         ));
         out.push((
             400,
-            "`invalid_json`: the body is not valid JSON for this operation; `message` names \
-             the field.",
+            "`invalid_json`: the body is not valid JSON for this operation (`message` names \
+             the field), or something other than whitespace follows the JSON value.",
+            false,
+        ));
+    }
+    if *method == Method::POST {
+        // Proxied (twirp) bodies too: Pingora reads them on the way to LiveKit.
+        out.push((
+            400,
+            "`bad_request`: the body's framing is broken (malformed chunked encoding, or \
+             fewer bytes than its `Content-Length` before the client stopped sending).",
+            false,
+        ));
+    }
+    if route.local && *method == Method::POST && !route.json_body {
+        // The body is read as UTF-8 whatever its type (sendBeacon sends text/plain).
+        out.push((
+            415,
+            "`unsupported_media_type`: the body is declared in a charset other than UTF-8.",
             false,
         ));
     }

@@ -324,7 +324,7 @@ fn webhooks_replay() {}
     request_body(content = Object, content_type = "application/webhook+json", description = "A LiveKit `WebhookEvent` (protojson)."),
     responses(
         (status = 200, description = "Accepted.", body = WebhookAck),
-        (status = 401, description = "`invalid_signature`: missing, forged or expired signature.", body = ErrorBody),
+        (status = 401, description = "`invalid_signature`: missing, forged or expired signature; `unauthorized`: more than one `Authorization` header.", body = ErrorBody),
         (status = 409, description = "The event conflicts with the call's state.", body = ErrorBody),
         (status = 503, description = "`store_unavailable`.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
@@ -340,7 +340,7 @@ fn livekit_webhook() {}
     security(("livekit_token" = [])),
     responses(
         (status = 101, description = "Switching to the WebSocket (LiveKit's answer)."),
-        (status = 401, description = "`invalid_token`: missing, forged or expired LiveKit token.", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: missing, forged or expired LiveKit token; `unauthorized`: the token sent more than once (two `Authorization` headers, two `access_token` parameters, or a parameter and a header that differ).", body = ErrorBody),
         (status = 502, description = "`livekit_unavailable`: no LiveKit upstream could be reached.", body = ErrorBody),
         (status = 503, description = "`livekit_unavailable` / `no_upstream`: no healthy upstream in the region or its fallbacks.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
@@ -354,7 +354,7 @@ fn rtc() {}
     params(("service_method" = String, Path, description = "e.g. `livekit.RoomService/ListRooms` (the slash is part of the path).")),
     security(("livekit_token" = [])),
     responses(
-        (status = 401, description = "`invalid_token`: missing, forged or expired LiveKit token.", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: missing, forged or expired LiveKit token; `unauthorized`: the token sent more than once (two `Authorization` headers, two `access_token` parameters, or a parameter and a header that differ).", body = ErrorBody),
         (status = 502, description = "`livekit_unavailable`: no LiveKit upstream could be reached.", body = ErrorBody),
         (status = 503, description = "`livekit_unavailable` / `no_upstream`.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),

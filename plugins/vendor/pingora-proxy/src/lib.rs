@@ -352,15 +352,15 @@ where
                         "Fail to proxy: {e}, downstream session type: {}",
                         downstream_session.session_type()
                     );
-                    downstream_session
-                        .respond_error(400)
-                        .await
-                        .unwrap_or_else(|e| {
-                            error!("failed to send error response to downstream: {e}");
-                        });
+                    // c2c-gateway patch: the application may answer in its own error
+                    // shape (ProxyHttp::early_error_response); a client that is gone is
+                    // not the proxy's error.
+                    self.respond_early_error(&mut downstream_session, 400).await;
                 } else {
                     // otherwise the connection must be broken, no need to send anything
-                    error!(
+                    // c2c-gateway patch: the client hung up or stalled mid-head: its
+                    // failure, logged at debug (upstream: error).
+                    debug!(
                         "Fail to proxy: {e}, downstream session type: {}",
                         downstream_session.session_type()
                     );
@@ -385,16 +385,28 @@ where
             .is_some_and(|opts| opts.allow_connect_method_proxying)
             && downstream_session.req_header().method == Method::CONNECT
         {
-            downstream_session
-                .respond_error(405)
-                .await
-                .unwrap_or_else(|e| {
-                    error!("failed to send error response to downstream: {e}");
-                });
+            // c2c-gateway patch: see respond_early_error.
+            self.respond_early_error(&mut downstream_session, 405).await;
             downstream_session.shutdown().await;
             return None;
         }
         Some(downstream_session)
+    }
+
+    /// c2c-gateway patch: writes the answer to a request refused before any other hook
+    /// runs, the application's (ProxyHttp::early_error_response) or Pingora's empty
+    /// error page. A failed write means the client is gone: logged at debug.
+    async fn respond_early_error(&self, downstream_session: &mut HttpSession, status: u16)
+    where
+        SV: ProxyHttp + Send + Sync,
+    {
+        let sent = match self.inner.early_error_response(status) {
+            Some((header, body)) => downstream_session.write_error_response(header, body).await,
+            None => downstream_session.respond_error(status).await,
+        };
+        if let Err(e) = sent {
+            debug!("failed to send error response to downstream: {e}");
+        }
     }
 
     // return bool: server_session can be reused, and error if any

@@ -620,6 +620,20 @@ pub trait ProxyHttp {
         e
     }
 
+    /// c2c-gateway patch (see `plugins/vendor/README.md`): the answer to a request that
+    /// Pingora refuses before any other hook runs and before a context exists: `status`
+    /// is 400 for a request head that cannot be parsed (a control byte in a header value,
+    /// an invalid request line, a header section over the size limit, ...) and 405 for
+    /// `CONNECT` when CONNECT proxying is not enabled.
+    ///
+    /// Return the response header and body to send instead of Pingora's empty error page,
+    /// or `None` (the default) to keep that page. Called exactly once per refused request,
+    /// so it is also the place to count them. The connection is closed afterwards either
+    /// way. No other hook (not even [`Self::logging`]) runs for such a request.
+    fn early_error_response(&self, _status: u16) -> Option<(ResponseHeader, Bytes)> {
+        None
+    }
+
     /// This filter is called when the request encounters a fatal error.
     ///
     /// Users may write an error response to the downstream if the downstream is still writable.

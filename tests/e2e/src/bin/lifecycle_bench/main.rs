@@ -283,6 +283,8 @@ async fn start(a: &Args, mode: &str, tag: &str) -> Env {
         .arg("--data")
         .arg(dir.join("data"))
         .env("C2C_LOG", "warn")
+        // No SIP here; a taken 5060 (another gateway on the host) would stop start-up.
+        .env("C2C_SIP_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("gateway.log")).unwrap())
         .spawn()
