@@ -48,19 +48,22 @@
 //! `reqwest` is compiled with `rustls-no-provider`: the process must install a
 //! rustls `CryptoProvider` before building the client, or `Client::build` panics.
 
+mod attempt;
 pub mod backoff;
 pub mod deliver;
 pub mod error;
 pub mod guard;
 pub mod job;
 pub mod metrics;
+pub mod policy;
 pub mod sign;
 pub mod source;
 
-pub use deliver::{Deliverer, DeliveryPolicy, Outcome};
+pub use deliver::{Deliverer, Outcome};
 pub use error::{ConfigError, DeliverError, SecretError, SourceError};
 pub use guard::SsrfGuardResolver;
 pub use job::{JobState, WebhookJob};
 pub use metrics::{DeliveryResult, WebhookMetrics};
+pub use policy::DeliveryPolicy;
 pub use sign::sign;
 pub use source::{Admit, Endpoint, EndpointResolver, OutboxSource, OutboxStats};
