@@ -133,6 +133,7 @@ mod tests {
             state: JobState::Pending,
             last_error: None,
             delivered_ms: None,
+            retry_after: false,
         };
         let mut ep = Endpoint {
             url: "https://crm.example/h".into(),

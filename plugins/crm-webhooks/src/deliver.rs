@@ -6,6 +6,10 @@
 //! [`OutboxSource::update`]; metrics are counted only after that write, so a
 //! counted delivery is a stored one. If the write fails the job simply stays due
 //! in the store and is sent again later with the same `webhook-id`.
+//!
+//! Before each fill the loop runs the catch-up passes [`crate::catchup`] asks for: a
+//! tenant whose endpoint just answered 2xx gets a batch of its delayed jobs made due
+//! ([`OutboxSource::bring_forward`]), which that same fill then starts.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +22,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::attempt::{self, Attempt};
 use crate::backoff;
+use crate::catchup::{CatchUp, Seen};
 use crate::error::{ConfigError, DeliverError};
 use crate::job::{JobState, WebhookJob};
 use crate::metrics::{DeliveryResult, WebhookMetrics};
@@ -65,6 +70,9 @@ struct Inner {
     // sent twice concurrently even though it stays "due" in the store meanwhile.
     inflight: Mutex<HashSet<u64>>,
     kick: Arc<Notify>,
+    // Which tenants' delayed jobs to bring forward after their endpoint recovered.
+    // Never held across an await or a store call.
+    catchup: Mutex<CatchUp>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -116,6 +124,13 @@ impl Deliverer {
         metrics: WebhookMetrics,
     ) -> Result<Self, ConfigError> {
         policy.validate()?;
+        // A brought-forward job not attempted within two request timeouts (plus the poll
+        // that should have picked it) is stuck behind its tenant's slots or gone.
+        let stale = policy
+            .request_timeout
+            .saturating_mul(2)
+            .saturating_add(policy.poll_interval.saturating_mul(2));
+        let catchup = CatchUp::new(policy.per_tenant_concurrency, stale);
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
@@ -127,6 +142,7 @@ impl Deliverer {
                 tenants: Mutex::new(HashMap::new()),
                 inflight: Mutex::new(HashSet::new()),
                 kick: Arc::new(Notify::new()),
+                catchup: Mutex::new(catchup),
             }),
         })
     }
@@ -243,6 +259,7 @@ impl Deliverer {
                     }
                 }
             }
+            self.catch_up().await;
             backlog = self.fill(&mut tasks).await;
         }
         info!(
@@ -255,6 +272,44 @@ impl Deliverer {
             }
         }
         info!("webhook delivery loop stopped");
+    }
+
+    /// Bring forward the delayed jobs of tenants whose endpoint answered 2xx again (see
+    /// [`crate::catchup`]): one store batch per such tenant, at most its concurrency limit,
+    /// made due now so the `fill` that follows starts them.
+    async fn catch_up(&self) {
+        let inner = &self.inner;
+        if !inner.policy.catch_up {
+            return;
+        }
+        let now = now_ms();
+        let wanted = lock(&inner.catchup).wanted(now);
+        for (tenant, limit) in wanted {
+            let mut keep = lock(&inner.catchup).exclusions(&tenant);
+            keep.extend(lock(&inner.inflight).iter().copied());
+            let mut eligible = |seq: u64| !keep.contains(&seq);
+            let seqs = match inner
+                .source
+                .bring_forward(&tenant, now, limit, &mut eligible)
+                .await
+            {
+                Ok(seqs) => seqs,
+                Err(e) => {
+                    // Left as it was: the next wake-up tries again.
+                    warn!(%tenant, error = %e, "bringing delayed webhooks forward failed");
+                    continue;
+                }
+            };
+            let p = lock(&inner.catchup).brought(&tenant, limit, &seqs, now);
+            if p.started {
+                info!(%tenant, brought_forward = seqs.len(), "CRM webhook endpoint answers again; bringing its delayed webhooks forward");
+            } else if !seqs.is_empty() {
+                debug!(%tenant, brought_forward = seqs.len(), "more delayed webhooks brought forward");
+            }
+            if p.finished {
+                info!(%tenant, total = p.total, "CRM webhook catch-up done: nothing waits on a backoff");
+            }
+        }
     }
 
     /// Fetch due jobs and start as many as the limits allow. Returns true when
@@ -371,6 +426,17 @@ impl Deliverer {
         if let Some(result) = counted {
             inner.metrics.delivery(&job.tenant, result);
         }
+        if inner.policy.catch_up {
+            let seen = match &outcome {
+                Outcome::Delivered { .. } => Seen::Delivered,
+                Outcome::Retry { .. } => Seen::Failed,
+                _ => Seen::Other,
+            };
+            if lock(&inner.catchup).seen(&job.tenant, job.seq, seen, now_ms()) {
+                // The loop brings the tenant's delayed jobs forward on its next turn.
+                inner.kick.notify_one();
+            }
+        }
         self.log(&job, &outcome);
         Ok(outcome)
     }
@@ -384,6 +450,7 @@ impl Deliverer {
             return (Outcome::Disabled { reason }, Some(DeliveryResult::Disabled));
         }
         job.next_attempt_ms = now.saturating_add(ms(policy.park_interval));
+        job.retry_after = false;
         job.last_error = Some("endpoint disabled (parked)".to_owned());
         (
             Outcome::Parked {
@@ -438,6 +505,8 @@ impl Deliverer {
             None => backoff::next_delay(&policy.schedule, job.attempts),
         };
         job.next_attempt_ms = now.saturating_add(ms(delay));
+        // The CRM's own time is kept even when catch-up brings the tenant's backlog forward.
+        job.retry_after = retry_after.is_some();
         (
             Outcome::Retry {
                 next_attempt_ms: job.next_attempt_ms,

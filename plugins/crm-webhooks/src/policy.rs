@@ -37,6 +37,11 @@ pub struct DeliveryPolicy {
     /// Allow loopback/private/link-local targets (tests and labs only). Off by
     /// default: tenant URLs must not reach into our network (SSRF).
     pub allow_private_targets: bool,
+    /// Catch-up: once a tenant's endpoint answers 2xx again, bring the tenant's jobs
+    /// that wait on a backoff forward, `per_tenant_concurrency` at a time (see
+    /// [`crate::catchup`]). On by default; off leaves every job on its own schedule
+    /// (benchmarks compare both).
+    pub catch_up: bool,
 }
 
 impl Default for DeliveryPolicy {
@@ -52,6 +57,7 @@ impl Default for DeliveryPolicy {
             park_interval: Duration::from_secs(300),
             stats_interval: Duration::from_secs(5),
             allow_private_targets: false,
+            catch_up: true,
         }
     }
 }
@@ -97,6 +103,7 @@ mod tests {
         assert_eq!(p.request_timeout, Duration::from_secs(15));
         assert_eq!(p.poll_interval, Duration::from_secs(1));
         assert!(!p.allow_private_targets);
+        assert!(p.catch_up);
     }
 
     #[test]

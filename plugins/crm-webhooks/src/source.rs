@@ -22,6 +22,11 @@ pub struct OutboxStats {
 /// false for a job already in flight or a tenant at its concurrency limit.
 pub type Admit<'a> = dyn for<'t> FnMut(u64, &'t str) -> bool + Send + 'a;
 
+/// The deliverer's filter for [`OutboxSource::bring_forward`]: `eligible(seq)` is false
+/// for a job that must stay where it is (in flight, or failed again right after it was
+/// brought forward).
+pub type Eligible<'a> = dyn FnMut(u64) -> bool + Send + 'a;
+
 /// The durable outbox (the gateway maps it onto the call store).
 #[async_trait]
 pub trait OutboxSource: Send + Sync {
@@ -42,6 +47,21 @@ pub trait OutboxSource: Send + Sync {
 
     /// Pending count and oldest pending creation time (for the gauges).
     async fn stats(&self) -> Result<OutboxStats, SourceError>;
+
+    /// Catch-up after `tenant`'s endpoint answered 2xx again: make up to `limit` of the
+    /// tenant's `Pending` jobs that wait on a backoff (`next_attempt_ms > now_ms`) due at
+    /// `now_ms`, oldest first, and return their seqs. Must leave alone jobs whose
+    /// `retry_after` is set (the CRM's own time) and those `eligible(seq)` refuses, and
+    /// change nothing but `next_attempt_ms` (attempts and `webhook_id` stay). Return only
+    /// once the new times are durable (a restart finds the jobs due), keeping any due-time
+    /// index in step with the jobs.
+    async fn bring_forward(
+        &self,
+        tenant: &str,
+        now_ms: u64,
+        limit: usize,
+        eligible: &mut Eligible<'_>,
+    ) -> Result<Vec<u64>, SourceError>;
 }
 
 /// A tenant's CRM webhook endpoint, from policy.
