@@ -104,10 +104,11 @@ impl OutboxSource for StoreOutbox {
     }
 
     async fn stats(&self) -> Result<OutboxStats, SourceError> {
-        let (pending, oldest) = self.store.outbox_stats().map_err(src_err)?;
+        let b = self.store.outbox_backlog().map_err(src_err)?;
         Ok(OutboxStats {
-            pending,
-            oldest_pending_created_ms: oldest,
+            pending: b.pending,
+            oldest_pending_created_ms: b.oldest_created_ms,
+            oldest_pending_by_tenant: b.oldest_by_tenant,
         })
     }
 

@@ -11,7 +11,7 @@
 //! tenant whose endpoint just answered 2xx gets a batch of its delayed jobs made due
 //! ([`OutboxSource::bring_forward`]), which that same fill then starts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -199,14 +199,20 @@ impl Deliverer {
         self.handle(job).await
     }
 
-    /// Read the outbox stats and set the gauges.
+    /// Read the outbox stats (one pass) and set the gauges: the totals and each
+    /// tenant's oldest undelivered webhook age (0 for a tenant whose backlog drained).
     pub async fn refresh_metrics(&self) -> Result<OutboxStats, DeliverError> {
         let stats = self.inner.source.stats().await?;
-        let age_s = stats
-            .oldest_pending_created_ms
-            .map(|c| now_ms().saturating_sub(c) as f64 / 1000.0)
-            .unwrap_or(0.0);
-        self.inner.metrics.set_outbox(stats.pending, age_s);
+        let now = now_ms();
+        let age_s = |created: u64| now.saturating_sub(created) as f64 / 1000.0;
+        let oldest = stats.oldest_pending_created_ms.map(age_s).unwrap_or(0.0);
+        self.inner.metrics.set_outbox(stats.pending, oldest);
+        let by_tenant: BTreeMap<String, f64> = stats
+            .oldest_pending_by_tenant
+            .iter()
+            .map(|(t, c)| (t.clone(), age_s(*c)))
+            .collect();
+        self.inner.metrics.set_backlog(&by_tenant);
         Ok(stats)
     }
 

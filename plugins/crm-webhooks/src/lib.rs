@@ -6,7 +6,7 @@
 //! delivery (global and per tenant), Standard Webhooks signing, the retry schedule
 //! (exponential backoff with full jitter, `Retry-After`), catching up a tenant's delayed
 //! jobs once its endpoint answers again ([`catchup`]), giving up after `max_age`,
-//! honouring `410 Gone`, and the delivery metrics.
+//! honouring `410 Gone`, and the delivery and backlog metrics.
 //!
 //! **Must not:**
 //! - own storage: jobs are read and written only through [`OutboxSource`]; the

@@ -2,6 +2,7 @@
 //! tenant's CRM endpoint comes from ([`EndpointResolver`]). Both are implemented by
 //! the gateway so this crate owns neither storage nor policy.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -10,12 +11,15 @@ use crate::error::SourceError;
 use crate::job::WebhookJob;
 
 /// Outbox size for the gauges.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxStats {
     /// Jobs in state `Pending` (due or not).
     pub pending: u64,
     /// `created_ms` of the oldest pending job, if any.
     pub oldest_pending_created_ms: Option<u64>,
+    /// `created_ms` of each tenant's oldest pending job; tenants without one are absent.
+    /// Read in the same pass as the totals (no extra scan).
+    pub oldest_pending_by_tenant: BTreeMap<String, u64>,
 }
 
 /// The deliverer's admission check for [`OutboxSource::due`]: `admit(seq, tenant)` is
@@ -45,7 +49,8 @@ pub trait OutboxSource: Send + Sync {
     /// Durably store the job's new state; return only once it would survive a crash.
     async fn update(&self, job: &WebhookJob) -> Result<(), SourceError>;
 
-    /// Pending count and oldest pending creation time (for the gauges).
+    /// Pending count and oldest pending creation time, overall and per tenant (for the
+    /// gauges). Called every `stats_interval`: one pass over the pending jobs at most.
     async fn stats(&self) -> Result<OutboxStats, SourceError>;
 
     /// Catch-up after `tenant`'s endpoint answered 2xx again: make up to `limit` of the

@@ -1,7 +1,7 @@
 //! Catch-up after a CRM outage (issue 18): once a tenant's endpoint answers 2xx again, its
 //! jobs parked on long backoff steps are brought forward and drain in seconds, within the
 //! tenant's concurrency, with their stable ids; a flapping endpoint is not hammered, the
-//! CRM's `Retry-After` holds, and other tenants are left alone.
+//! CRM's `Retry-After` holds, and other tenants are left alone. Plus the backlog gauge.
 
 mod common;
 
@@ -394,4 +394,65 @@ async fn without_catch_up_parked_jobs_wait_for_their_own_step() {
         .filter(|&s| f.outbox.state(s) == JobState::Pending)
         .count();
     assert!(still >= 4, "only {still} of 5 still parked");
+}
+
+#[tokio::test]
+async fn backlog_gauge_reports_the_oldest_pending_age_per_tenant_and_drops_to_zero() {
+    let up = Arc::new(AtomicBool::new(false));
+    let u = up.clone();
+    let sink = Sink::start(move |_, r| {
+        let acme = r.header("x-api-key") == Some("k-acme");
+        Reply::status(if acme && u.load(Ordering::SeqCst) {
+            200
+        } else {
+            503
+        })
+    })
+    .await;
+    let (outbox, resolver) = (MemOutbox::new(), MapResolver::new());
+    resolver.set("acme", endpoint(sink.url("/acme"), "k-acme"));
+    resolver.set("beta", endpoint(sink.url("/beta"), "k-beta"));
+    let now = now_ms();
+    for (s, tenant, age_s) in [(1, "acme", 90), (2, "acme", 30), (3, "beta", 600)] {
+        let mut j = job(s, tenant);
+        j.created_ms = now - age_s * 1_000;
+        outbox.insert(j);
+    }
+    let mut f = start(parking_policy(4), outbox, resolver);
+    let m = f.deliverer.metrics().clone();
+    // stats_interval is 50 ms in these tests.
+    assert!(
+        wait_until(Duration::from_secs(3), || m
+            .backlog_oldest_age_seconds("acme")
+            > 0.0)
+        .await
+    );
+    let (acme, beta) = (
+        m.backlog_oldest_age_seconds("acme"),
+        m.backlog_oldest_age_seconds("beta"),
+    );
+    assert!((90.0..95.0).contains(&acme), "acme {acme}");
+    assert!((600.0..605.0).contains(&beta), "beta {beta}");
+    assert!(m.oldest_pending_age_seconds() >= 600.0);
+
+    wait_parked(&f.outbox, 1..=3).await;
+    up.store(true, Ordering::SeqCst);
+    f.outbox.insert(job(50, "acme"));
+    f.deliverer.kick();
+    assert!(
+        wait_until(Duration::from_secs(5), || m
+            .backlog_oldest_age_seconds("acme")
+            == 0.0)
+        .await,
+        "acme's backlog age stayed at {}",
+        m.backlog_oldest_age_seconds("acme")
+    );
+    assert!([1, 2, 50]
+        .iter()
+        .all(|&s| f.outbox.state(s) == JobState::Delivered));
+    assert!(
+        m.backlog_oldest_age_seconds("beta") >= 600.0,
+        "beta still waits"
+    );
+    f.stop().await;
 }

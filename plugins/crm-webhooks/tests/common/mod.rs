@@ -152,9 +152,15 @@ impl OutboxSource for MemOutbox {
             .values()
             .filter(|j| j.state == JobState::Pending)
             .collect();
+        let mut by_tenant = BTreeMap::new();
+        for j in &pending {
+            let o = by_tenant.entry(j.tenant.clone()).or_insert(j.created_ms);
+            *o = (*o).min(j.created_ms);
+        }
         Ok(OutboxStats {
             pending: pending.len() as u64,
             oldest_pending_created_ms: pending.iter().map(|j| j.created_ms).min(),
+            oldest_pending_by_tenant: by_tenant,
         })
     }
 
