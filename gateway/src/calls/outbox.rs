@@ -7,7 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use c2c_callstate::{OutboxEntry, OutboxState, SledCallStore};
 use c2c_crm_webhooks::{
-    Admit, Endpoint, EndpointResolver, JobState, OutboxSource, OutboxStats, SourceError, WebhookJob,
+    Admit, Eligible, Endpoint, EndpointResolver, JobState, OutboxSource, OutboxStats, SourceError,
+    WebhookJob,
 };
 use parking_lot::RwLock;
 
@@ -33,6 +34,7 @@ pub fn job_of(e: OutboxEntry) -> WebhookJob {
         state: job_state(e.state),
         last_error: e.last_error,
         delivered_ms: e.delivered_ms,
+        retry_after: e.retry_after,
     }
 }
 
@@ -45,6 +47,7 @@ fn apply_progress(e: &mut OutboxEntry, j: &WebhookJob) {
     e.state = outbox_state(j.state);
     e.last_error = j.last_error.clone();
     e.delivered_ms = j.delivered_ms;
+    e.retry_after = j.retry_after;
 }
 
 fn job_state(s: OutboxState) -> JobState {
@@ -101,11 +104,26 @@ impl OutboxSource for StoreOutbox {
     }
 
     async fn stats(&self) -> Result<OutboxStats, SourceError> {
-        let (pending, oldest) = self.store.outbox_stats().map_err(src_err)?;
+        let b = self.store.outbox_backlog().map_err(src_err)?;
         Ok(OutboxStats {
-            pending,
-            oldest_pending_created_ms: oldest,
+            pending: b.pending,
+            oldest_pending_created_ms: b.oldest_created_ms,
+            oldest_pending_by_tenant: b.oldest_by_tenant,
         })
+    }
+
+    async fn bring_forward(
+        &self,
+        tenant: &str,
+        now_ms: u64,
+        limit: usize,
+        eligible: &mut Eligible<'_>,
+    ) -> Result<Vec<u64>, SourceError> {
+        // Entry and pending index move together, durable on return (the store's contract).
+        self.store
+            .outbox_bring_forward(tenant, now_ms, limit, eligible)
+            .await
+            .map_err(src_err)
     }
 }
 

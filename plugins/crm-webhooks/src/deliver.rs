@@ -6,105 +6,28 @@
 //! [`OutboxSource::update`]; metrics are counted only after that write, so a
 //! counted delivery is a stored one. If the write fails the job simply stays due
 //! in the store and is sent again later with the same `webhook-id`.
+//!
+//! Before each fill the loop runs the catch-up passes [`crate::catchup`] asks for: a
+//! tenant whose endpoint just answered 2xx gets a batch of its delayed jobs made due
+//! ([`OutboxSource::bring_forward`]), which that same fill then starts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, error, info, warn};
 
+use crate::attempt::{self, Attempt};
 use crate::backoff;
+use crate::catchup::{CatchUp, Seen};
 use crate::error::{ConfigError, DeliverError};
-use crate::guard::check_target;
 use crate::job::{JobState, WebhookJob};
 use crate::metrics::{DeliveryResult, WebhookMetrics};
-use crate::sign::sign;
-use crate::source::{Endpoint, EndpointResolver, OutboxSource, OutboxStats};
-
-/// The spec's floor for `max_age`: a CRM outage over a weekend night must not
-/// lose webhooks.
-pub const MIN_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-
-/// At most this much of a response body is read (and discarded) so the
-/// connection can be reused; the CRM's body is never interpreted or logged.
-const DRAIN_LIMIT: usize = 64 * 1024;
-
-/// Tunables. Defaults follow the spec; tests shrink the schedule to milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryPolicy {
-    /// Upper bound of the jittered delay after the n-th failure (last repeats;
-    /// each step capped at 4 h).
-    pub schedule: Vec<Duration>,
-    /// Give up (state `Failed`) on a failure once the job is older than this.
-    /// Must be >= 24 h.
-    pub max_age: Duration,
-    /// Concurrent attempts per tenant.
-    pub per_tenant_concurrency: usize,
-    /// Concurrent attempts overall (never more than this many in flight).
-    pub batch: usize,
-    /// Per-request timeout (on top of the client's own).
-    pub request_timeout: Duration,
-    /// How often the loop polls the outbox when nobody kicks it.
-    pub poll_interval: Duration,
-    /// Longest wait honoured from a `Retry-After` header.
-    pub retry_after_cap: Duration,
-    /// How long a job of a disabled endpoint waits before it is looked at again.
-    pub park_interval: Duration,
-    /// How often the outbox gauges are refreshed (one `stats()` call each).
-    pub stats_interval: Duration,
-    /// Allow loopback/private/link-local targets (tests and labs only). Off by
-    /// default: tenant URLs must not reach into our network (SSRF).
-    pub allow_private_targets: bool,
-}
-
-impl Default for DeliveryPolicy {
-    fn default() -> Self {
-        Self {
-            schedule: backoff::default_schedule(),
-            max_age: Duration::from_secs(72 * 3600),
-            per_tenant_concurrency: 4,
-            batch: 32,
-            request_timeout: Duration::from_secs(15),
-            poll_interval: Duration::from_secs(1),
-            retry_after_cap: Duration::from_secs(3600),
-            park_interval: Duration::from_secs(300),
-            stats_interval: Duration::from_secs(5),
-            allow_private_targets: false,
-        }
-    }
-}
-
-impl DeliveryPolicy {
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |m| Err(ConfigError::InvalidPolicy(m));
-        if self.schedule.is_empty() {
-            return bad("schedule must not be empty");
-        }
-        if self.max_age < MIN_MAX_AGE {
-            return bad("max_age must be at least 24 h");
-        }
-        if self.per_tenant_concurrency == 0 || self.batch == 0 {
-            return bad("batch and per_tenant_concurrency must be >= 1");
-        }
-        if self.batch > Semaphore::MAX_PERMITS
-            || self.per_tenant_concurrency > Semaphore::MAX_PERMITS
-        {
-            return bad("batch or per_tenant_concurrency too large");
-        }
-        if self.request_timeout.is_zero()
-            || self.poll_interval.is_zero()
-            || self.park_interval.is_zero()
-            || self.stats_interval.is_zero()
-        {
-            return bad("timeouts and intervals must be > 0");
-        }
-        Ok(())
-    }
-}
+use crate::policy::DeliveryPolicy;
+use crate::source::{EndpointResolver, OutboxSource, OutboxStats};
 
 /// What happened to a job in one pass. The job's new state is already stored
 /// when this is returned.
@@ -124,18 +47,6 @@ pub enum Outcome {
     /// The tenant's endpoint is disabled by policy; not attempted, looked at again
     /// at `next_attempt_ms`; state `Pending`, `attempts` unchanged.
     Parked { next_attempt_ms: u64 },
-}
-
-/// Result of talking to the endpoint (or not getting that far).
-enum Attempt {
-    Status {
-        code: u16,
-        retry_after: Option<Duration>,
-    },
-    /// No HTTP response; short PII-free reason.
-    Transport(&'static str),
-    /// Refused before sending (configuration problem); short PII-free reason.
-    NotSent(&'static str),
 }
 
 /// Delivers webhooks. Cheap to clone (clones share everything, including the
@@ -159,6 +70,9 @@ struct Inner {
     // sent twice concurrently even though it stays "due" in the store meanwhile.
     inflight: Mutex<HashSet<u64>>,
     kick: Arc<Notify>,
+    // Which tenants' delayed jobs to bring forward after their endpoint recovered.
+    // Never held across an await or a store call.
+    catchup: Mutex<CatchUp>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -210,6 +124,13 @@ impl Deliverer {
         metrics: WebhookMetrics,
     ) -> Result<Self, ConfigError> {
         policy.validate()?;
+        // A brought-forward job not attempted within two request timeouts (plus the poll
+        // that should have picked it) is stuck behind its tenant's slots or gone.
+        let stale = policy
+            .request_timeout
+            .saturating_mul(2)
+            .saturating_add(policy.poll_interval.saturating_mul(2));
+        let catchup = CatchUp::new(policy.per_tenant_concurrency, stale);
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
@@ -221,6 +142,7 @@ impl Deliverer {
                 tenants: Mutex::new(HashMap::new()),
                 inflight: Mutex::new(HashSet::new()),
                 kick: Arc::new(Notify::new()),
+                catchup: Mutex::new(catchup),
             }),
         })
     }
@@ -277,14 +199,20 @@ impl Deliverer {
         self.handle(job).await
     }
 
-    /// Read the outbox stats and set the gauges.
+    /// Read the outbox stats (one pass) and set the gauges: the totals and each
+    /// tenant's oldest undelivered webhook age (0 for a tenant whose backlog drained).
     pub async fn refresh_metrics(&self) -> Result<OutboxStats, DeliverError> {
         let stats = self.inner.source.stats().await?;
-        let age_s = stats
-            .oldest_pending_created_ms
-            .map(|c| now_ms().saturating_sub(c) as f64 / 1000.0)
-            .unwrap_or(0.0);
-        self.inner.metrics.set_outbox(stats.pending, age_s);
+        let now = now_ms();
+        let age_s = |created: u64| now.saturating_sub(created) as f64 / 1000.0;
+        let oldest = stats.oldest_pending_created_ms.map(age_s).unwrap_or(0.0);
+        self.inner.metrics.set_outbox(stats.pending, oldest);
+        let by_tenant: BTreeMap<String, f64> = stats
+            .oldest_pending_by_tenant
+            .iter()
+            .map(|(t, c)| (t.clone(), age_s(*c)))
+            .collect();
+        self.inner.metrics.set_backlog(&by_tenant);
         Ok(stats)
     }
 
@@ -337,6 +265,7 @@ impl Deliverer {
                     }
                 }
             }
+            self.catch_up().await;
             backlog = self.fill(&mut tasks).await;
         }
         info!(
@@ -349,6 +278,44 @@ impl Deliverer {
             }
         }
         info!("webhook delivery loop stopped");
+    }
+
+    /// Bring forward the delayed jobs of tenants whose endpoint answered 2xx again (see
+    /// [`crate::catchup`]): one store batch per such tenant, at most its concurrency limit,
+    /// made due now so the `fill` that follows starts them.
+    async fn catch_up(&self) {
+        let inner = &self.inner;
+        if !inner.policy.catch_up {
+            return;
+        }
+        let now = now_ms();
+        let wanted = lock(&inner.catchup).wanted(now);
+        for (tenant, limit) in wanted {
+            let mut keep = lock(&inner.catchup).exclusions(&tenant);
+            keep.extend(lock(&inner.inflight).iter().copied());
+            let mut eligible = |seq: u64| !keep.contains(&seq);
+            let seqs = match inner
+                .source
+                .bring_forward(&tenant, now, limit, &mut eligible)
+                .await
+            {
+                Ok(seqs) => seqs,
+                Err(e) => {
+                    // Left as it was: the next wake-up tries again.
+                    warn!(%tenant, error = %e, "bringing delayed webhooks forward failed");
+                    continue;
+                }
+            };
+            let p = lock(&inner.catchup).brought(&tenant, limit, &seqs, now);
+            if p.started {
+                info!(%tenant, brought_forward = seqs.len(), "CRM webhook endpoint answers again; bringing its delayed webhooks forward");
+            } else if !seqs.is_empty() {
+                debug!(%tenant, brought_forward = seqs.len(), "more delayed webhooks brought forward");
+            }
+            if p.finished {
+                info!(%tenant, total = p.total, "CRM webhook catch-up done: nothing waits on a backoff");
+            }
+        }
     }
 
     /// Fetch due jobs and start as many as the limits allow. Returns true when
@@ -444,7 +411,7 @@ impl Deliverer {
         let (outcome, counted) = match inner.resolver.resolve(&job.tenant) {
             Some(ep) if ep.disabled => self.park(&mut job, now_ms()),
             Some(ep) => {
-                let attempt = self.attempt(&job, &ep).await;
+                let attempt = attempt::post(&inner.client, &inner.policy, &job, &ep).await;
                 job.attempts = job.attempts.saturating_add(1);
                 if matches!(attempt, Attempt::Status { code: 410, .. }) {
                     // Tell policy at once so queued jobs of this tenant park
@@ -465,6 +432,17 @@ impl Deliverer {
         if let Some(result) = counted {
             inner.metrics.delivery(&job.tenant, result);
         }
+        if inner.policy.catch_up {
+            let seen = match &outcome {
+                Outcome::Delivered { .. } => Seen::Delivered,
+                Outcome::Retry { .. } => Seen::Failed,
+                _ => Seen::Other,
+            };
+            if lock(&inner.catchup).seen(&job.tenant, job.seq, seen, now_ms()) {
+                // The loop brings the tenant's delayed jobs forward on its next turn.
+                inner.kick.notify_one();
+            }
+        }
         self.log(&job, &outcome);
         Ok(outcome)
     }
@@ -478,6 +456,7 @@ impl Deliverer {
             return (Outcome::Disabled { reason }, Some(DeliveryResult::Disabled));
         }
         job.next_attempt_ms = now.saturating_add(ms(policy.park_interval));
+        job.retry_after = false;
         job.last_error = Some("endpoint disabled (parked)".to_owned());
         (
             Outcome::Parked {
@@ -532,6 +511,8 @@ impl Deliverer {
             None => backoff::next_delay(&policy.schedule, job.attempts),
         };
         job.next_attempt_ms = now.saturating_add(ms(delay));
+        // The CRM's own time is kept even when catch-up brings the tenant's backlog forward.
+        job.retry_after = retry_after.is_some();
         (
             Outcome::Retry {
                 next_attempt_ms: job.next_attempt_ms,
@@ -539,40 +520,6 @@ impl Deliverer {
             },
             Some(DeliveryResult::Retry),
         )
-    }
-
-    /// One HTTP POST. Never logs or returns payload, key, secret or URL details.
-    async fn attempt(&self, job: &WebhookJob, ep: &Endpoint) -> Attempt {
-        let policy = &self.inner.policy;
-        let url = match check_target(&ep.url, policy.allow_private_targets) {
-            Ok(url) => url,
-            Err(refused) => return Attempt::NotSent(refused.as_str()),
-        };
-        let ts = now_ms() / 1000;
-        let headers = match build_headers(job, ep, ts) {
-            Ok(h) => h,
-            Err(reason) => return Attempt::NotSent(reason),
-        };
-        let request = self
-            .inner
-            .client
-            .post(url)
-            .headers(headers)
-            .timeout(policy.request_timeout)
-            .body(job.payload_json.clone());
-        match request.send().await {
-            Ok(resp) => {
-                let code = resp.status().as_u16();
-                let retry_after = resp
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| backoff::parse_retry_after(v, SystemTime::now()));
-                drain(resp).await;
-                Attempt::Status { code, retry_after }
-            }
-            Err(e) => Attempt::Transport(classify(&e)),
-        }
     }
 
     fn log(&self, job: &WebhookJob, outcome: &Outcome) {
@@ -597,147 +544,5 @@ impl Deliverer {
                 debug!(%tenant, seq, %call_id, next_attempt_ms, "webhook parked: endpoint disabled")
             }
         }
-    }
-}
-
-fn build_headers(job: &WebhookJob, ep: &Endpoint, ts: u64) -> Result<HeaderMap, &'static str> {
-    let mut h = HeaderMap::new();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let mut key = HeaderValue::from_str(&ep.outbound_key)
-        .map_err(|_| "outbound key is not a valid header value")?;
-    key.set_sensitive(true);
-    h.insert(HeaderName::from_static("x-api-key"), key);
-    let id = HeaderValue::from_str(&job.webhook_id)
-        .map_err(|_| "webhook id is not a valid header value")?;
-    h.insert(HeaderName::from_static("webhook-id"), id);
-    h.insert(
-        HeaderName::from_static("webhook-timestamp"),
-        HeaderValue::from(ts),
-    );
-    // An empty secret would be a signature anyone can forge: send none instead.
-    if let Some(secret) = ep.signing_secret.as_deref().filter(|s| !s.is_empty()) {
-        let sig = sign(secret, &job.webhook_id, ts, job.payload_json.as_bytes());
-        let sig = HeaderValue::from_str(&sig).map_err(|_| "signature header invalid")?;
-        h.insert(HeaderName::from_static("webhook-signature"), sig);
-    }
-    Ok(h)
-}
-
-/// Read and discard a bounded amount of the body so keep-alive can reuse the
-/// connection; anything larger is cut off by dropping the response.
-async fn drain(mut resp: reqwest::Response) {
-    let mut seen = 0usize;
-    while seen < DRAIN_LIMIT {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => seen = seen.saturating_add(chunk.len()),
-            _ => break,
-        }
-    }
-}
-
-fn classify(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect error"
-    } else if e.is_redirect() {
-        "redirect error"
-    } else if e.is_body() || e.is_request() {
-        "request error"
-    } else {
-        "http client error"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_policy_is_valid_and_matches_spec() {
-        let p = DeliveryPolicy::default();
-        p.validate().unwrap();
-        assert_eq!(p.per_tenant_concurrency, 4);
-        assert_eq!(p.max_age, Duration::from_secs(72 * 3600));
-        assert_eq!(p.request_timeout, Duration::from_secs(15));
-        assert_eq!(p.poll_interval, Duration::from_secs(1));
-        assert!(!p.allow_private_targets);
-    }
-
-    #[test]
-    fn policy_validation() {
-        let ok = DeliveryPolicy::default();
-        let cases: Vec<DeliveryPolicy> = vec![
-            DeliveryPolicy {
-                max_age: Duration::from_secs(23 * 3600),
-                ..ok.clone()
-            },
-            DeliveryPolicy {
-                schedule: vec![],
-                ..ok.clone()
-            },
-            DeliveryPolicy {
-                batch: 0,
-                ..ok.clone()
-            },
-            DeliveryPolicy {
-                per_tenant_concurrency: 0,
-                ..ok.clone()
-            },
-            DeliveryPolicy {
-                poll_interval: Duration::ZERO,
-                ..ok.clone()
-            },
-        ];
-        for p in cases {
-            assert!(p.validate().is_err(), "{p:?}");
-        }
-    }
-
-    #[test]
-    fn headers_carry_id_timestamp_key_and_signature() {
-        let job = WebhookJob {
-            seq: 1,
-            webhook_id: "msg_0123".into(),
-            call_id: "c2c_0123".into(),
-            tenant: "acme".into(),
-            payload_json: r#"{"x":1}"#.into(),
-            created_ms: 0,
-            attempts: 0,
-            next_attempt_ms: 0,
-            state: JobState::Pending,
-            last_error: None,
-            delivered_ms: None,
-        };
-        let mut ep = Endpoint {
-            url: "https://crm.example/h".into(),
-            outbound_key: "key-1".into(),
-            signing_secret: Some(b"s3cret".to_vec()),
-            disabled: false,
-        };
-        let h = build_headers(&job, &ep, 1_700_000_000).unwrap();
-        assert_eq!(h["content-type"], "application/json");
-        assert_eq!(h["x-api-key"], "key-1");
-        assert!(h["x-api-key"].is_sensitive());
-        assert_eq!(h["webhook-id"], "msg_0123");
-        assert_eq!(h["webhook-timestamp"], "1700000000");
-        let sig = h["webhook-signature"].to_str().unwrap();
-        assert!(crate::sign::verify(
-            b"s3cret",
-            "msg_0123",
-            1_700_000_000,
-            br#"{"x":1}"#,
-            sig
-        ));
-        ep.signing_secret = Some(Vec::new());
-        assert!(!build_headers(&job, &ep, 1)
-            .unwrap()
-            .contains_key("webhook-signature"));
-        ep.signing_secret = None;
-        assert!(!build_headers(&job, &ep, 1)
-            .unwrap()
-            .contains_key("webhook-signature"));
-        ep.outbound_key = "bad\nkey".into();
-        assert!(build_headers(&job, &ep, 1).is_err());
     }
 }

@@ -44,6 +44,10 @@ pub struct WebhookJob {
     /// Short, PII-free reason of the last failure ("http 500", "timeout", ...).
     pub last_error: Option<String>,
     pub delivered_ms: Option<u64>,
+    /// `next_attempt_ms` is the time the CRM asked for with `Retry-After`, not a backoff
+    /// step: catch-up after a recovered endpoint never moves it earlier.
+    #[serde(default)]
+    pub retry_after: bool,
 }
 
 impl WebhookJob {
@@ -75,6 +79,7 @@ mod tests {
             state: JobState::Pending,
             last_error: None,
             delivered_ms: None,
+            retry_after: false,
         }
     }
 

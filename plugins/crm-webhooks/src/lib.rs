@@ -4,8 +4,9 @@
 //! outbox to the tenant's CRM, at least once, with a stable `webhook-id` so the CRM
 //! can deduplicate. That is: polling the outbox for due jobs, bounded concurrent
 //! delivery (global and per tenant), Standard Webhooks signing, the retry schedule
-//! (exponential backoff with full jitter, `Retry-After`), giving up after `max_age`,
-//! honouring `410 Gone`, and the delivery metrics.
+//! (exponential backoff with full jitter, `Retry-After`), catching up a tenant's delayed
+//! jobs once its endpoint answers again ([`catchup`]), giving up after `max_age`,
+//! honouring `410 Gone`, and the delivery and backlog metrics.
 //!
 //! **Must not:**
 //! - own storage: jobs are read and written only through [`OutboxSource`]; the
@@ -32,10 +33,15 @@
 //! |---|---|---|
 //! | 2xx | `Delivered` | done |
 //! | 410 | `Disabled` | resolver told; the tenant's other jobs are parked |
-//! | 429 / 503 with `Retry-After` | `Pending` | at that time (floored at 1 s, capped) |
+//! | 429 / 503 with `Retry-After` | `Pending` | at that time (floored at 1 s, capped); never brought forward |
 //! | anything else, timeout, connect error, 3xx | `Pending` | backoff with full jitter |
 //! | failure and job older than `max_age` | `Failed` | done |
 //! | endpoint disabled by policy | `Pending` (parked) | re-checked every `park_interval`; `Disabled` after `max_age` |
+//!
+//! After a 2xx, the tenant's other jobs waiting on a backoff are brought forward (due
+//! now, in the store), `per_tenant_concurrency` at a time and only while attempts keep
+//! succeeding, so a short CRM outage drains in seconds instead of on each job's own step
+//! ([`catchup`]; `DeliveryPolicy::catch_up`).
 //!
 //! ## Wiring (gateway)
 //! ```ignore
@@ -48,19 +54,23 @@
 //! `reqwest` is compiled with `rustls-no-provider`: the process must install a
 //! rustls `CryptoProvider` before building the client, or `Client::build` panics.
 
+mod attempt;
 pub mod backoff;
+pub mod catchup;
 pub mod deliver;
 pub mod error;
 pub mod guard;
 pub mod job;
 pub mod metrics;
+pub mod policy;
 pub mod sign;
 pub mod source;
 
-pub use deliver::{Deliverer, DeliveryPolicy, Outcome};
+pub use deliver::{Deliverer, Outcome};
 pub use error::{ConfigError, DeliverError, SecretError, SourceError};
 pub use guard::SsrfGuardResolver;
 pub use job::{JobState, WebhookJob};
 pub use metrics::{DeliveryResult, WebhookMetrics};
+pub use policy::DeliveryPolicy;
 pub use sign::sign;
-pub use source::{Admit, Endpoint, EndpointResolver, OutboxSource, OutboxStats};
+pub use source::{Admit, Eligible, Endpoint, EndpointResolver, OutboxSource, OutboxStats};

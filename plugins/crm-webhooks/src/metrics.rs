@@ -1,9 +1,10 @@
 //! Prometheus metrics. Labels are bounded: `tenant` (from policy) and `result`;
 //! never call ids or numbers.
 
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
-use prometheus::{Gauge, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// `result` label of `c2c_webhook_deliveries_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,6 +32,10 @@ pub struct WebhookMetrics {
     deliveries: IntCounterVec,
     pending: IntGauge,
     oldest_age: Gauge,
+    backlog_age: GaugeVec,
+    // Tenants whose backlog gauge was set, so an emptied backlog reads 0 rather than
+    // keeping its last age. Bounded by the tenants in policy.
+    backlog_tenants: Arc<Mutex<BTreeSet<String>>>,
 }
 
 // The handles registered in the default registry, so a second `register()` (tests,
@@ -56,6 +61,15 @@ impl WebhookMetrics {
                 "c2c_webhook_outbox_oldest_pending_age_seconds",
                 "Age of the oldest pending CRM webhook",
             )?,
+            backlog_age: GaugeVec::new(
+                Opts::new(
+                    "c2c_webhook_backlog_oldest_age_seconds",
+                    "Age of the tenant's oldest undelivered CRM webhook (pending, not given \
+                     up); 0 when its backlog is empty",
+                ),
+                &["tenant"],
+            )?,
+            backlog_tenants: Arc::new(Mutex::new(BTreeSet::new())),
         })
     }
 
@@ -75,10 +89,11 @@ impl WebhookMetrics {
 
     /// Register these collectors in `registry`, tolerating `AlreadyReg`.
     pub fn register_in(&self, registry: &Registry) -> Result<(), prometheus::Error> {
-        let collectors: [Box<dyn prometheus::core::Collector>; 3] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 4] = [
             Box::new(self.deliveries.clone()),
             Box::new(self.pending.clone()),
             Box::new(self.oldest_age.clone()),
+            Box::new(self.backlog_age.clone()),
         ];
         for c in collectors {
             match registry.register(c) {
@@ -112,6 +127,31 @@ impl WebhookMetrics {
         self.oldest_age.set(oldest_age_seconds);
     }
 
+    /// Set `c2c_webhook_backlog_oldest_age_seconds{tenant}` from each tenant's oldest
+    /// pending webhook age; tenants set before and absent now (backlog drained) read 0.
+    pub fn set_backlog(&self, oldest_age_seconds: &BTreeMap<String, f64>) {
+        let mut known = self
+            .backlog_tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for tenant in known.iter() {
+            if !oldest_age_seconds.contains_key(tenant) {
+                self.backlog_age.with_label_values(&[tenant]).set(0.0);
+            }
+        }
+        for (tenant, age) in oldest_age_seconds {
+            self.backlog_age.with_label_values(&[tenant]).set(*age);
+            if !known.contains(tenant) {
+                known.insert(tenant.clone());
+            }
+        }
+    }
+
+    /// Current `c2c_webhook_backlog_oldest_age_seconds{tenant}` (0 if never set).
+    pub fn backlog_oldest_age_seconds(&self, tenant: &str) -> f64 {
+        self.backlog_age.with_label_values(&[tenant]).get()
+    }
+
     pub fn pending(&self) -> i64 {
         self.pending.get()
     }
@@ -134,6 +174,7 @@ mod tests {
         m.delivery("acme", DeliveryResult::Retry);
         m.delivery("acme", DeliveryResult::Retry);
         m.set_outbox(3, 12.5);
+        m.set_backlog(&BTreeMap::from([("acme".to_string(), 12.5)]));
         assert_eq!(m.deliveries("acme", DeliveryResult::Retry), 2);
         assert_eq!(m.deliveries("beta", DeliveryResult::Retry), 0);
         let names: Vec<String> = reg
@@ -144,8 +185,25 @@ mod tests {
         assert!(names.contains(&"c2c_webhook_deliveries_total".to_string()));
         assert!(names.contains(&"c2c_webhook_outbox_pending".to_string()));
         assert!(names.contains(&"c2c_webhook_outbox_oldest_pending_age_seconds".to_string()));
+        assert!(names.contains(&"c2c_webhook_backlog_oldest_age_seconds".to_string()));
         // Registering the same collectors again is tolerated.
         m.register_in(&reg).unwrap();
+    }
+
+    #[test]
+    fn backlog_age_is_per_tenant_and_drops_to_zero_when_drained() {
+        let m = WebhookMetrics::new().unwrap();
+        m.set_backlog(&BTreeMap::from([
+            ("acme".to_string(), 90.0),
+            ("beta".to_string(), 5.0),
+        ]));
+        assert_eq!(m.backlog_oldest_age_seconds("acme"), 90.0);
+        assert_eq!(m.backlog_oldest_age_seconds("beta"), 5.0);
+        m.set_backlog(&BTreeMap::from([("beta".to_string(), 10.0)]));
+        assert_eq!(m.backlog_oldest_age_seconds("acme"), 0.0);
+        assert_eq!(m.backlog_oldest_age_seconds("beta"), 10.0);
+        m.set_backlog(&BTreeMap::new());
+        assert_eq!(m.backlog_oldest_age_seconds("beta"), 0.0);
     }
 
     #[test]

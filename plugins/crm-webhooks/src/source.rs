@@ -2,6 +2,7 @@
 //! tenant's CRM endpoint comes from ([`EndpointResolver`]). Both are implemented by
 //! the gateway so this crate owns neither storage nor policy.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -10,17 +11,25 @@ use crate::error::SourceError;
 use crate::job::WebhookJob;
 
 /// Outbox size for the gauges.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxStats {
     /// Jobs in state `Pending` (due or not).
     pub pending: u64,
     /// `created_ms` of the oldest pending job, if any.
     pub oldest_pending_created_ms: Option<u64>,
+    /// `created_ms` of each tenant's oldest pending job; tenants without one are absent.
+    /// Read in the same pass as the totals (no extra scan).
+    pub oldest_pending_by_tenant: BTreeMap<String, u64>,
 }
 
 /// The deliverer's admission check for [`OutboxSource::due`]: `admit(seq, tenant)` is
 /// false for a job already in flight or a tenant at its concurrency limit.
 pub type Admit<'a> = dyn for<'t> FnMut(u64, &'t str) -> bool + Send + 'a;
+
+/// The deliverer's filter for [`OutboxSource::bring_forward`]: `eligible(seq)` is false
+/// for a job that must stay where it is (in flight, or failed again right after it was
+/// brought forward).
+pub type Eligible<'a> = dyn FnMut(u64) -> bool + Send + 'a;
 
 /// The durable outbox (the gateway maps it onto the call store).
 #[async_trait]
@@ -40,8 +49,24 @@ pub trait OutboxSource: Send + Sync {
     /// Durably store the job's new state; return only once it would survive a crash.
     async fn update(&self, job: &WebhookJob) -> Result<(), SourceError>;
 
-    /// Pending count and oldest pending creation time (for the gauges).
+    /// Pending count and oldest pending creation time, overall and per tenant (for the
+    /// gauges). Called every `stats_interval`: one pass over the pending jobs at most.
     async fn stats(&self) -> Result<OutboxStats, SourceError>;
+
+    /// Catch-up after `tenant`'s endpoint answered 2xx again: make up to `limit` of the
+    /// tenant's `Pending` jobs that wait on a backoff (`next_attempt_ms > now_ms`) due at
+    /// `now_ms`, oldest first, and return their seqs. Must leave alone jobs whose
+    /// `retry_after` is set (the CRM's own time) and those `eligible(seq)` refuses, and
+    /// change nothing but `next_attempt_ms` (attempts and `webhook_id` stay). Return only
+    /// once the new times are durable (a restart finds the jobs due), keeping any due-time
+    /// index in step with the jobs.
+    async fn bring_forward(
+        &self,
+        tenant: &str,
+        now_ms: u64,
+        limit: usize,
+        eligible: &mut Eligible<'_>,
+    ) -> Result<Vec<u64>, SourceError>;
 }
 
 /// A tenant's CRM webhook endpoint, from policy.

@@ -44,6 +44,8 @@ mod tests_aggregates;
 mod tests_backup;
 #[cfg(test)]
 mod tests_lifecycle;
+#[cfg(test)]
+mod tests_outbox;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -54,7 +56,7 @@ pub use aggregates::DayTally;
 pub use backup::{verify_backup, BackupError, BackupInfo, BackupJob, BACKUP_MAGIC, CAPTURE_LIMIT};
 pub use check::{CheckReport, Problem, ProblemKind, MAX_PROBLEMS, PROGRESS_EVERY};
 pub use journal::JOURNAL_TREE;
-pub use outbox::{webhook_id_for, OutboxEntry, OutboxState};
+pub use outbox::{webhook_id_for, OutboxBacklog, OutboxEntry, OutboxState};
 pub use retention::{PurgeCursor, PurgeReport};
 pub use sled_calls::{SledCallStore, TREE_NAME};
 

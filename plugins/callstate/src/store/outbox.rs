@@ -1,6 +1,8 @@
 //! Durable CRM-webhook outbox entries. Field names mirror `c2c-crm-webhooks`' `WebhookJob`
 //! so the gateway's adapter is a field-by-field map.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
@@ -36,6 +38,26 @@ pub struct OutboxEntry {
     /// here, so an old webhook replayed today gets the full retry window again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replayed_ms: Option<u64>,
+    /// `next_attempt_ms` is the time the CRM asked for (`Retry-After`), not a backoff step:
+    /// bringing a tenant's backlog forward after its endpoint recovered leaves it alone.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub retry_after: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The pending part of the outbox, read from the pending index in one pass (the
+/// deliverer's gauges).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    /// Entries in state `Pending` (due or not).
+    pub pending: u64,
+    /// `created_ms` of the oldest pending entry.
+    pub oldest_created_ms: Option<u64>,
+    /// `created_ms` of each tenant's oldest pending entry; tenants without one are absent.
+    pub oldest_by_tenant: BTreeMap<String, u64>,
 }
 
 impl OutboxEntry {
@@ -57,6 +79,7 @@ impl OutboxEntry {
             last_error: None,
             delivered_ms: None,
             replayed_ms: None,
+            retry_after: false,
         })
     }
 

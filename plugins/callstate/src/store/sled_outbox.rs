@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::journal::Writes;
 use super::keys;
 use super::sled_calls::{decode, encode, lock, SledCallStore};
-use super::{Applied, CallPage, CallStore, OutboxEntry, OutboxState, TransitionFn};
+use super::{Applied, CallPage, CallStore, OutboxBacklog, OutboxEntry, OutboxState, TransitionFn};
 use crate::error::StoreError;
 use crate::record::CallRecord;
 
@@ -80,23 +80,121 @@ impl SledCallStore {
 
     /// Pending count and the oldest pending `created_ms`, from the pending index only.
     pub fn outbox_stats(&self) -> Result<(u64, Option<u64>), StoreError> {
-        let (mut n, mut oldest) = (0u64, None::<u64>);
+        let b = self.outbox_backlog()?;
+        Ok((b.pending, b.oldest_created_ms))
+    }
+
+    /// The pending count and the oldest pending `created_ms`, overall and per tenant, in
+    /// one pass over the pending index (its values carry both times and the tenant; only
+    /// entries indexed before those were added are decoded).
+    pub fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError> {
+        let mut b = OutboxBacklog::default();
         for item in self.tree().scan_prefix(keys::OUTBOX_PENDING) {
             let (k, v) = item?;
-            let created = match keys::parse_pending_value(&v) {
-                Some((_, c)) => Some(c),
+            let indexed = keys::parse_pending_value(&v)
+                .zip(keys::pending_tenant(&v))
+                .map(|((_, created), tenant)| (created, tenant));
+            let decoded;
+            let (created, tenant) = match indexed {
+                Some(found) => found,
                 None => match keys::tail_u64(&k).map(|seq| self.outbox_get(seq)) {
-                    Some(Ok(Some(e))) if e.is_pending() => Some(e.created_ms),
+                    Some(Ok(Some(e))) if e.is_pending() => {
+                        decoded = e;
+                        (decoded.created_ms, decoded.tenant.as_str())
+                    }
                     Some(Err(e)) => return Err(e),
-                    _ => None,
+                    _ => continue,
                 },
             };
-            if let Some(c) = created {
-                n += 1;
-                oldest = Some(oldest.map_or(c, |o| o.min(c)));
+            b.pending += 1;
+            b.oldest_created_ms = Some(b.oldest_created_ms.map_or(created, |o| o.min(created)));
+            // Allocates a tenant's name once, not once per entry.
+            match b.oldest_by_tenant.get_mut(tenant) {
+                Some(o) => *o = (*o).min(created),
+                None => {
+                    b.oldest_by_tenant.insert(tenant.to_owned(), created);
+                }
             }
         }
-        Ok((n, oldest))
+        Ok(b)
+    }
+
+    /// Catch-up after a tenant's CRM endpoint answered again: makes up to `limit` of the
+    /// tenant's pending entries that wait on a backoff (`next_attempt_ms > now_ms`) due at
+    /// `now_ms`, lowest seq (oldest) first, and returns their seqs. Left alone: entries
+    /// whose time is the CRM's own `Retry-After`, and those `eligible(seq)` refuses (the
+    /// deliverer's in-flight and recently re-failed jobs). Attempts, webhook id and every
+    /// other field stay as they are. The entries and their pending-index values change in
+    /// one atomic batch, durable on return (one group commit for the whole batch), so a
+    /// restart finds them due.
+    ///
+    /// Reads the pending index in seq order and stops at `limit`: with the tenant's backlog
+    /// at the front of the index a batch costs about `limit` reads, not the whole backlog.
+    pub async fn outbox_bring_forward(
+        &self,
+        tenant: &str,
+        now_ms: u64,
+        limit: usize,
+        eligible: &mut (dyn FnMut(u64) -> bool + Send),
+    ) -> Result<Vec<u64>, StoreError> {
+        let moved = self.bring_forward_batch(tenant, now_ms, limit, eligible)?;
+        if !moved.is_empty() {
+            self.inner.commit.commit().await?;
+        }
+        Ok(moved)
+    }
+
+    fn bring_forward_batch(
+        &self,
+        tenant: &str,
+        now_ms: u64,
+        limit: usize,
+        eligible: &mut (dyn FnMut(u64) -> bool + Send),
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut moved = Vec::new();
+        if limit == 0 {
+            return Ok(moved);
+        }
+        let mut b = Writes::default();
+        // Held across the read and the write so a delivery result stored meanwhile is not
+        // overwritten with a stale copy (outbox_record_progress takes it too).
+        let _g = lock(&self.inner.outbox_lock);
+        for item in self.tree().scan_prefix(keys::OUTBOX_PENDING) {
+            let (k, v) = item?;
+            // Due already, or another tenant's: skipped from the index value alone.
+            if keys::parse_pending_value(&v).is_some_and(|(next, _)| next <= now_ms)
+                || keys::pending_tenant(&v).is_some_and(|t| t != tenant)
+            {
+                continue;
+            }
+            let Some(seq) = keys::tail_u64(&k) else {
+                continue;
+            };
+            if !eligible(seq) {
+                continue;
+            }
+            let Some(mut e) = self.outbox_get(seq)? else {
+                continue;
+            };
+            if !e.is_pending() || e.tenant != tenant || e.next_attempt_ms <= now_ms || e.retry_after
+            {
+                continue;
+            }
+            e.next_attempt_ms = now_ms;
+            b.insert(keys::outbox(seq), encode(&e)?);
+            b.insert(
+                keys::outbox_pending(seq),
+                keys::pending_value(e.next_attempt_ms, e.created_ms, &e.tenant),
+            );
+            moved.push(seq);
+            if moved.len() >= limit {
+                break;
+            }
+        }
+        if !moved.is_empty() {
+            self.inner.journal.apply(self.tree(), &b)?;
+        }
+        Ok(moved)
     }
 
     pub fn outbox_by_tenant_since(
@@ -187,6 +285,7 @@ impl SledCallStore {
             e.attempts = 0;
             e.last_error = None;
             e.delivered_ms = None;
+            e.retry_after = false;
             e.replayed_ms = Some(now_ms);
             self.write_outbox_locked(&e)?;
             e

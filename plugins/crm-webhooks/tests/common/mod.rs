@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use c2c_crm_webhooks::{
-    Admit, DeliveryPolicy, Endpoint, EndpointResolver, JobState, OutboxSource, OutboxStats,
-    SourceError, WebhookJob,
+    Admit, DeliveryPolicy, Eligible, Endpoint, EndpointResolver, JobState, OutboxSource,
+    OutboxStats, SourceError, WebhookJob,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -51,6 +51,7 @@ pub fn fast_policy() -> DeliveryPolicy {
         park_interval: Duration::from_secs(60),
         stats_interval: Duration::from_millis(50),
         allow_private_targets: true,
+        catch_up: true,
     }
 }
 
@@ -71,6 +72,7 @@ pub fn job(seq: u64, tenant: &str) -> WebhookJob {
         state: JobState::Pending,
         last_error: None,
         delivered_ms: None,
+        retry_after: false,
     }
 }
 
@@ -94,6 +96,8 @@ pub struct MemOutbox {
     jobs: Mutex<BTreeMap<u64, WebhookJob>>,
     pub updates: AtomicUsize,
     pub fail_updates: AtomicBool,
+    /// Every bring_forward call: (tenant, limit, seqs moved).
+    pub brought: Mutex<Vec<(String, usize, Vec<u64>)>>,
 }
 
 impl MemOutbox {
@@ -108,6 +112,9 @@ impl MemOutbox {
     }
     pub fn state(&self, seq: u64) -> JobState {
         self.get(seq).state
+    }
+    pub fn all(&self) -> Vec<WebhookJob> {
+        self.jobs.lock().unwrap().values().cloned().collect()
     }
 }
 
@@ -145,10 +152,46 @@ impl OutboxSource for MemOutbox {
             .values()
             .filter(|j| j.state == JobState::Pending)
             .collect();
+        let mut by_tenant = BTreeMap::new();
+        for j in &pending {
+            let o = by_tenant.entry(j.tenant.clone()).or_insert(j.created_ms);
+            *o = (*o).min(j.created_ms);
+        }
         Ok(OutboxStats {
             pending: pending.len() as u64,
             oldest_pending_created_ms: pending.iter().map(|j| j.created_ms).min(),
+            oldest_pending_by_tenant: by_tenant,
         })
+    }
+
+    async fn bring_forward(
+        &self,
+        tenant: &str,
+        now_ms: u64,
+        limit: usize,
+        eligible: &mut Eligible<'_>,
+    ) -> Result<Vec<u64>, SourceError> {
+        let mut jobs = self.jobs.lock().unwrap();
+        let mut moved = Vec::new();
+        for j in jobs.values_mut() {
+            if moved.len() >= limit {
+                break;
+            }
+            if j.tenant == tenant
+                && j.state == JobState::Pending
+                && j.next_attempt_ms > now_ms
+                && !j.retry_after
+                && eligible(j.seq)
+            {
+                j.next_attempt_ms = now_ms;
+                moved.push(j.seq);
+            }
+        }
+        self.brought
+            .lock()
+            .unwrap()
+            .push((tenant.to_owned(), limit, moved.clone()));
+        Ok(moved)
     }
 }
 

@@ -1,0 +1,467 @@
+//! CRM outage benchmark (issue 18, item 2): the CRM answers 503 while `--calls` calls end
+//! over `--down` seconds, then recovers; how long until each call's webhook is delivered?
+//!
+//! Real pieces: the sled call store (calls are created and ended through the store API,
+//! which enqueues their webhooks), the `c2c-crm-webhooks` deliverer with the gateway's
+//! defaults, and an HTTP receiver on 127.0.0.1 answering after `--latency-ms`. The retry
+//! schedule is the default one divided by `--scale` (10: 0.5 s, 3 s, 12 s, 60 s, 180 s,
+//! ...), so the issue's 3-minute outage and 10-minute window become 18 s and 60 s.
+//!
+//! Each mode runs on a fresh store: `off` is every job on its own backoff (the behaviour
+//! before catch-up), `on` is catch-up. Prints one table row per mode: delivery lag from
+//! the call's end (p50/p90/max), lag from the recovery, webhooks still pending at the end
+//! of the window, requests sent, and the most requests in flight at the receiver.
+//!
+//! Usage: webhook-catchup-bench [--calls 50] [--down 18] [--window 60] [--scale 10]
+//!        [--latency-ms 20] [--per-tenant 4] [--mode both|on|off]
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use c2c_callstate::{
+    new_call_id, transition, CallEvent, CallKnobs, CallRecord, NewCall, OutboxEntry, OutboxState,
+    SledCallStore,
+};
+use c2c_crm_webhooks::backoff::default_schedule;
+use c2c_crm_webhooks::{
+    Admit, Deliverer, DeliveryPolicy, Eligible, Endpoint, EndpointResolver, JobState, OutboxSource,
+    OutboxStats, SourceError, WebhookJob, WebhookMetrics,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const TENANT: &str = "acme";
+
+struct Args {
+    calls: usize,
+    down: f64,
+    window: f64,
+    scale: f64,
+    latency_ms: u64,
+    per_tenant: usize,
+    modes: Vec<bool>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        calls: 50,
+        down: 18.0,
+        window: 60.0,
+        scale: 10.0,
+        latency_ms: 20,
+        per_tenant: 4,
+        modes: vec![false, true],
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = argv.chunks(2);
+    for pair in &mut it {
+        let (k, v) = match pair {
+            [k, v] => (k.as_str(), v.as_str()),
+            _ => usage(),
+        };
+        let num = || v.parse::<f64>().unwrap_or_else(|_| usage());
+        match k {
+            "--calls" => a.calls = num() as usize,
+            "--down" => a.down = num(),
+            "--window" => a.window = num(),
+            "--scale" => a.scale = num(),
+            "--latency-ms" => a.latency_ms = num() as u64,
+            "--per-tenant" => a.per_tenant = num() as usize,
+            "--mode" => {
+                a.modes = match v {
+                    "both" => vec![false, true],
+                    "on" => vec![true],
+                    "off" => vec![false],
+                    _ => usage(),
+                }
+            }
+            _ => usage(),
+        }
+    }
+    if a.calls == 0 || a.scale <= 0.0 || a.per_tenant == 0 {
+        usage();
+    }
+    a
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: webhook-catchup-bench [--calls N] [--down SECS] [--window SECS] [--scale K] \
+         [--latency-ms MS] [--per-tenant N] [--mode both|on|off]"
+    );
+    std::process::exit(2)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+// ------------------------------------------------------------------ the CRM
+
+struct Crm {
+    url: String,
+    up: Arc<AtomicBool>,
+    requests: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
+}
+
+async fn crm(latency: Duration) -> Crm {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/c2c/webhook", l.local_addr().expect("addr"));
+    let up = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let max_in_flight = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let (u, r, m) = (up.clone(), requests.clone(), max_in_flight.clone());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = l.accept().await {
+            let (u, r, m, f) = (u.clone(), r.clone(), m.clone(), in_flight.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 4096];
+                // Head, then the body by Content-Length (payloads are small).
+                let head_end = loop {
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p + 4;
+                    }
+                    match sock.read(&mut tmp).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    match sock.read(&mut tmp).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    }
+                }
+                r.fetch_add(1, Ordering::SeqCst);
+                let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(latency).await;
+                f.fetch_sub(1, Ordering::SeqCst);
+                let status = if u.load(Ordering::SeqCst) { 200 } else { 503 };
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    Crm {
+        url,
+        up,
+        requests,
+        max_in_flight,
+    }
+}
+
+struct Endpoints(String);
+
+impl EndpointResolver for Endpoints {
+    fn resolve(&self, _: &str) -> Option<Endpoint> {
+        Some(Endpoint {
+            url: self.0.clone(),
+            outbound_key: "k".into(),
+            signing_secret: None,
+            disabled: false,
+        })
+    }
+    fn endpoint_gone(&self, _: &str) {}
+}
+
+// ------------------------------------------------------------------ the outbox
+// The gateway's adapter (gateway/src/calls/outbox.rs), without the gateway: the same
+// store calls, so the benchmark builds without Pingora.
+
+struct Source(SledCallStore);
+
+fn job_of(e: OutboxEntry) -> WebhookJob {
+    WebhookJob {
+        seq: e.seq,
+        webhook_id: e.webhook_id,
+        call_id: e.call_id,
+        tenant: e.tenant,
+        payload_json: e.payload_json,
+        created_ms: e.replayed_ms.unwrap_or(e.created_ms),
+        attempts: e.attempts,
+        next_attempt_ms: e.next_attempt_ms,
+        state: match e.state {
+            OutboxState::Pending => JobState::Pending,
+            OutboxState::Delivered => JobState::Delivered,
+            OutboxState::Failed => JobState::Failed,
+            OutboxState::Disabled => JobState::Disabled,
+        },
+        last_error: e.last_error,
+        delivered_ms: e.delivered_ms,
+        retry_after: e.retry_after,
+    }
+}
+
+fn err(e: c2c_callstate::StoreError) -> SourceError {
+    SourceError::with_source("call store", e)
+}
+
+#[async_trait]
+impl OutboxSource for Source {
+    async fn due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        admit: &mut Admit<'_>,
+    ) -> Result<Vec<WebhookJob>, SourceError> {
+        let due = self
+            .0
+            .outbox_due_admitted(now_ms, limit, admit)
+            .map_err(err)?;
+        if !due.is_empty() {
+            self.0.wait_durable().await.map_err(err)?;
+        }
+        Ok(due.into_iter().map(job_of).collect())
+    }
+
+    async fn update(&self, j: &WebhookJob) -> Result<(), SourceError> {
+        let mut e = self
+            .0
+            .outbox_get(j.seq)
+            .map_err(err)?
+            .ok_or_else(|| SourceError::msg("entry vanished"))?;
+        e.attempts = j.attempts;
+        e.next_attempt_ms = j.next_attempt_ms;
+        e.state = match j.state {
+            JobState::Pending => OutboxState::Pending,
+            JobState::Delivered => OutboxState::Delivered,
+            JobState::Failed => OutboxState::Failed,
+            JobState::Disabled => OutboxState::Disabled,
+        };
+        e.last_error = j.last_error.clone();
+        e.delivered_ms = j.delivered_ms;
+        e.retry_after = j.retry_after;
+        self.0.outbox_record_progress(&e).map_err(err)
+    }
+
+    async fn stats(&self) -> Result<OutboxStats, SourceError> {
+        let b = self.0.outbox_backlog().map_err(err)?;
+        Ok(OutboxStats {
+            pending: b.pending,
+            oldest_pending_created_ms: b.oldest_created_ms,
+            oldest_pending_by_tenant: b.oldest_by_tenant,
+        })
+    }
+
+    async fn bring_forward(
+        &self,
+        tenant: &str,
+        now_ms: u64,
+        limit: usize,
+        eligible: &mut Eligible<'_>,
+    ) -> Result<Vec<u64>, SourceError> {
+        self.0
+            .outbox_bring_forward(tenant, now_ms, limit, eligible)
+            .await
+            .map_err(err)
+    }
+}
+
+/// Ends one call through the store (connect, answer, hangup): enqueues its webhook.
+async fn end_call(s: &SledCallStore) -> u64 {
+    let knobs = CallKnobs::default();
+    let (call_id, room) = new_call_id();
+    let t0 = now_ms();
+    let rec = CallRecord::new(
+        NewCall {
+            call_id: call_id.clone(),
+            room,
+            tenant: TENANT.into(),
+            case_id: "case-1".into(),
+            customer_crm_id: "cust-1".into(),
+            agent_id: "agent-1".into(),
+            customer_number: "9530251797".into(),
+            phone_from: "+919999999999".into(),
+            trunk_label: "airtel".into(),
+        },
+        &knobs,
+        t0,
+    )
+    .0;
+    s.create(&rec).await.expect("create");
+    for ev in [
+        CallEvent::Connect,
+        CallEvent::Answered,
+        CallEvent::AgentHangup,
+    ] {
+        s.apply_transition(&call_id, |r| transition(r, &ev, &knobs, now_ms()))
+            .await
+            .expect("transition");
+    }
+    s.outbox_seq_for_call(&call_id)
+        .expect("index")
+        .expect("webhook enqueued")
+}
+
+// ------------------------------------------------------------------ one run
+
+struct Row {
+    catch_up: bool,
+    /// Per call: delivery lag from the call's end and from the recovery (s); None if
+    /// still pending at the end of the window.
+    lags: Vec<Option<(f64, f64)>>,
+    requests_down: usize,
+    requests: usize,
+    max_in_flight: usize,
+}
+
+async fn run(a: &Args, catch_up: bool) -> Row {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledCallStore::open(dir.path()).expect("open store");
+    let crm = crm(Duration::from_millis(a.latency_ms)).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("client");
+    let policy = DeliveryPolicy {
+        schedule: default_schedule()
+            .into_iter()
+            .map(|d| d.div_f64(a.scale))
+            .collect(),
+        per_tenant_concurrency: a.per_tenant,
+        allow_private_targets: true,
+        catch_up,
+        ..DeliveryPolicy::default()
+    };
+    let deliverer = Deliverer::new(
+        client,
+        Arc::new(Source(store.clone())),
+        Arc::new(Endpoints(crm.url.clone())),
+        policy,
+        WebhookMetrics::new().expect("metrics"),
+    )
+    .expect("deliverer");
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let d = deliverer.clone();
+    let loop_task = tokio::spawn(async move { d.run(rx).await });
+
+    // The outage: calls end evenly over it; each end kicks the deliverer (as the
+    // gateway's terminal transitions do).
+    let t0 = Instant::now();
+    let seqs: Arc<Mutex<Vec<u64>>> = Arc::default();
+    for i in 0..a.calls {
+        let at = Duration::from_secs_f64(a.down * i as f64 / a.calls as f64);
+        tokio::time::sleep_until((t0 + at).into()).await;
+        let seq = end_call(&store).await;
+        seqs.lock().expect("seqs").push(seq);
+        deliverer.kick();
+    }
+    tokio::time::sleep_until((t0 + Duration::from_secs_f64(a.down)).into()).await;
+    let requests_down = crm.requests.load(Ordering::SeqCst);
+    crm.up.store(true, Ordering::SeqCst);
+    let recovered_ms = now_ms();
+
+    let seqs = seqs.lock().expect("seqs").clone();
+    let deadline = Instant::now() + Duration::from_secs_f64(a.window);
+    let mut pending: HashSet<u64> = seqs.iter().copied().collect();
+    while !pending.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        pending.retain(|&s| {
+            store
+                .outbox_get(s)
+                .ok()
+                .flatten()
+                .is_some_and(|e| e.state != OutboxState::Delivered)
+        });
+    }
+    let _ = stop.send(true);
+    let _ = loop_task.await;
+
+    let lags = seqs
+        .iter()
+        .map(|&s| {
+            let e = store.outbox_get(s).ok().flatten()?;
+            let at = e
+                .delivered_ms
+                .filter(|_| e.state == OutboxState::Delivered)?;
+            let from_end = at.saturating_sub(e.created_ms) as f64 / 1000.0;
+            let from_recovery = at.saturating_sub(recovered_ms) as f64 / 1000.0;
+            Some((from_end, from_recovery))
+        })
+        .collect();
+    Row {
+        catch_up,
+        lags,
+        requests_down,
+        requests: crm.requests.load(Ordering::SeqCst),
+        max_in_flight: crm.max_in_flight.load(Ordering::SeqCst),
+    }
+}
+
+/// Nearest-rank percentile; a pending webhook counts as longer than any delivered one.
+fn pct(values: &[Option<f64>], p: f64) -> String {
+    let mut v: Vec<f64> = values.iter().map(|x| x.unwrap_or(f64::INFINITY)).collect();
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+    match v.get(rank - 1) {
+        Some(x) if x.is_finite() => format!("{x:.1} s"),
+        _ => "pending".into(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let a = args();
+    println!(
+        "CRM down {:.0} s while {} calls end, then up; schedule = default / {} ({:?}); \
+         receiver latency {} ms; per_tenant_concurrency {}; window {:.0} s after recovery",
+        a.down,
+        a.calls,
+        a.scale,
+        default_schedule()
+            .into_iter()
+            .take(5)
+            .map(|d| d.div_f64(a.scale))
+            .collect::<Vec<_>>(),
+        a.latency_ms,
+        a.per_tenant,
+        a.window
+    );
+    println!();
+    println!(
+        "| catch-up | lag from call end p50 / p90 / max | lag from recovery p50 / p90 / max \
+         | pending after window | requests (during outage) | max in flight |"
+    );
+    println!("| --- | --- | --- | ---: | ---: | ---: |");
+    for &mode in &a.modes {
+        let r = run(&a, mode).await;
+        let end: Vec<Option<f64>> = r.lags.iter().map(|l| l.map(|x| x.0)).collect();
+        let rec: Vec<Option<f64>> = r.lags.iter().map(|l| l.map(|x| x.1)).collect();
+        let pending = r.lags.iter().filter(|l| l.is_none()).count();
+        println!(
+            "| {} | {} / {} / {} | {} / {} / {} | {} of {} | {} ({}) | {} |",
+            if r.catch_up { "on" } else { "off" },
+            pct(&end, 50.0),
+            pct(&end, 90.0),
+            pct(&end, 100.0),
+            pct(&rec, 50.0),
+            pct(&rec, 90.0),
+            pct(&rec, 100.0),
+            pending,
+            r.lags.len(),
+            r.requests,
+            r.requests_down,
+            r.max_in_flight
+        );
+    }
+}
