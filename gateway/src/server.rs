@@ -99,7 +99,9 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
     let db = sled::Config::new()
         .path(args.data.join("store"))
         // sled defaults to a 1 GiB cache; the working set here is open calls + indexes.
-        .cache_capacity(64 * 1024 * 1024)
+        // It fills with the pages calls write and then holds steady: with the open calls
+        // it is most of the steady-state memory (`store.cache_mb`, BENCHMARKS.md soak).
+        .cache_capacity(policy.gateway.store_cache_bytes)
         .flush_every_ms(Some(500))
         .open()
         .map_err(|e| {

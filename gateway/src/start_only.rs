@@ -40,6 +40,7 @@ pub fn changes(running: &GatewayConfig, next: &GatewayConfig) -> Vec<String> {
         health_check_interval,
         tls,
         sip,
+        store_cache_bytes,
     } = running;
     let mut out = Vec::new();
     let mut diff = |key: &str, changed: bool| {
@@ -58,6 +59,10 @@ pub fn changes(running: &GatewayConfig, next: &GatewayConfig) -> Vec<String> {
         *grace_period != next.grace_period,
     );
     diff("server.tls", *tls != next.tls);
+    diff(
+        "store.cache_mb",
+        *store_cache_bytes != next.store_cache_bytes,
+    );
     diff(
         "limits.health_check_interval_ms",
         *health_check_interval != next.health_check_interval,
@@ -212,6 +217,7 @@ mod tests {
         b.simulator.listen = "127.0.0.1:1".into();
         b.simulator.sip_disconnect_code_attribute = !b.simulator.sip_disconnect_code_attribute;
         b.simulator.sip_outbound = Some("udp:127.0.0.1:5060".into());
+        b.store_cache_bytes *= 2;
         b.tls = Some(c2c_tenancy::TlsListener {
             listen: "127.0.0.1:8443".parse().unwrap(),
             cert_file: "c.pem".into(),
@@ -225,6 +231,7 @@ mod tests {
                 "server.threads",
                 "server.grace_period_seconds",
                 "server.tls",
+                "store.cache_mb",
                 "limits.health_check_interval_ms",
                 "sip.calls_per_second",
                 "sip.max_concurrent_calls",
@@ -239,7 +246,7 @@ mod tests {
             ]
         );
         // Symmetric: reverting is just as much a change.
-        assert_eq!(changes(&b, &a).len(), 16);
+        assert_eq!(changes(&b, &a).len(), 17);
     }
 
     #[test]

@@ -29,6 +29,15 @@ pub struct GatewayFile {
     pub limits: GatewayLimitsSection,
     #[serde(default)]
     pub sip: SipSection,
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[store]`: the embedded store's settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    pub cache_mb: Option<u64>,
 }
 
 /// `[sip]`: the SIP edge's per-tenant call caps and transaction table size.

@@ -512,6 +512,13 @@ fn gateway_config(
                 max_transactions: txns,
             }
         },
+        store_cache_bytes: {
+            let mb = f.store.cache_mb.unwrap_or(64);
+            if !(4..=65_536).contains(&mb) {
+                e.push("store.cache_mb", "must be between 4 and 65536");
+            }
+            mb * 1024 * 1024
+        },
         health_check_interval: {
             let v = f.limits.health_check_interval_ms.unwrap_or(1000);
             if !(100..=60_000).contains(&v) {

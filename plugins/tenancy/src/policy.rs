@@ -76,6 +76,9 @@ pub struct GatewayConfig {
     pub health_check_interval: Duration,
     pub tls: Option<TlsListener>,
     pub sip: SipKnobs,
+    /// The embedded store's page cache, in bytes: together with the open calls it sets
+    /// the gateway's steady-state memory (see `docs/operations.md`).
+    pub store_cache_bytes: u64,
 }
 
 /// The SIP edge's caps (`[sip]` in gateway.toml).

@@ -355,6 +355,30 @@ fn sip_caps_default_and_are_validated() {
 }
 
 #[test]
+fn store_cache_defaults_to_64_mib_and_is_validated() {
+    let p = load_dir(&example_dir()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.gateway.store_cache_bytes, 64 * 1024 * 1024);
+    let d = copy_example();
+    edit(d.path(), "gateway.toml", "[calls]", "[store]
+cache_mb = 16
+
+[calls]");
+    let p = load_dir(d.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.gateway.store_cache_bytes, 16 * 1024 * 1024);
+    for bad in ["cache_mb = 1", "cache_mb = 100000", "cache_size = 8"] {
+        let d = copy_example();
+        edit(
+            d.path(),
+            "gateway.toml",
+            "[calls]",
+            &format!("[store]\n{bad}\n\n[calls]"),
+        );
+        let errs = errors(d.path());
+        assert!(!errs.is_empty(), "{bad} was accepted");
+    }
+}
+
+#[test]
 fn call_retention_is_off_by_default_and_validated() {
     let p = load_dir(&example_dir()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.gateway.calls.retention, None);

@@ -48,6 +48,9 @@ struct Args {
     /// Soak: seconds between two memory samples.
     #[arg(long, default_value_t = 60)]
     sample_seconds: u64,
+    /// The gateway's `store.cache_mb` (default: the policy's, 64).
+    #[arg(long)]
+    store_cache_mb: Option<u64>,
 }
 
 const KEY: &str = "c2c_bCk65WthOJFJPJbeJjWz3VWCPmlwiI22tBd0";
@@ -105,7 +108,14 @@ async fn sink(count: Arc<AtomicU64>) -> String {
     url
 }
 
-fn write_policies(src: &Path, dst: &Path, sim_url: &str, sink_url: &str, mode: &str) {
+fn write_policies(
+    src: &Path,
+    dst: &Path,
+    sim_url: &str,
+    sink_url: &str,
+    mode: &str,
+    store_cache_mb: Option<u64>,
+) {
     let copy = |rel: &str| {
         let to = dst.join(rel);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
@@ -138,6 +148,10 @@ fn write_policies(src: &Path, dst: &Path, sim_url: &str, sink_url: &str, mode: &
             "[calls]",
             "[limits]\nper_ip_requests_per_second = 1000000\n\n[calls]",
         );
+    let gw = match store_cache_mb {
+        Some(mb) => gw.replace("[calls]", &format!("[store]\ncache_mb = {mb}\n\n[calls]")),
+        None => gw,
+    };
     std::fs::write(dst.join("gateway.toml"), gw).unwrap();
     let acme = std::fs::read_to_string(dst.join("tenants/acme.toml")).unwrap();
     let acme = acme
@@ -274,6 +288,7 @@ async fn start(a: &Args, mode: &str, tag: &str) -> Env {
         &sim_url,
         &sink_url,
         mode,
+        a.store_cache_mb,
     );
     let port = free_port();
     let gw = Command::new(&a.gateway)
