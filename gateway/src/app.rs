@@ -68,8 +68,11 @@ pub struct App {
     /// Open calls per tenant, for the concurrent-call cap.
     pub open_by_tenant: parking_lot::Mutex<std::collections::HashMap<String, u32>>,
     /// CreateSIPParticipant requests in flight, so `/hangup` can wait for a dial's result.
-    pub dials: Arc<crate::calls::hangup::DialsInFlight>,
+    pub dials: Arc<crate::calls::dial::DialsInFlight>,
     lifecycle: Lifecycle,
+    /// When this process started (Unix ms): a call dialled before it was dialled by a
+    /// process that is gone.
+    started_ms: u64,
 }
 
 /// Where the process stands: opening the store (the listener already answers probes),
@@ -114,6 +117,7 @@ impl App {
             edge: p.edge,
             open_by_tenant: parking_lot::Mutex::new(std::collections::HashMap::new()),
             dials: Arc::default(),
+            started_ms: now_ms(),
             lifecycle: Lifecycle {
                 serving: tokio::sync::watch::Sender::new(false),
                 draining: AtomicBool::new(false),
@@ -139,6 +143,11 @@ impl App {
         if let Some(n) = m.get_mut(tenant) {
             *n = n.saturating_sub(1);
         }
+    }
+
+    /// When this process started, Unix ms.
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
     }
 
     /// Start-up progress, shown by `/readyz` until the gateway serves.

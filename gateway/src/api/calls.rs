@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use c2c_callstate::{new_call_id, CallEvent, CallRecord, DialResult, NewCall};
 use c2c_dialplan::DialPlan;
-use c2c_livekit::{CallDial, LiveKitClient, LiveKitError};
+use c2c_livekit::{LiveKitClient, LiveKitError};
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead, X_API_KEY};
 use c2c_tenancy::AnswerDetection;
 use http::StatusCode;
@@ -18,6 +18,7 @@ use crate::api::contract::{
 use crate::api::normalize::dial_error;
 use crate::app::{now_ms, App};
 use crate::body::parse_json;
+use crate::calls::dial::DialWait;
 use crate::calls::livekit_pool::LiveKitPool;
 use crate::calls::{self, store_error};
 
@@ -151,11 +152,6 @@ async fn create_call(
         return Err(store_error(e));
     }
     calls::run_effects(app, &rec, &effects).await;
-    app.metrics
-        .calls_started
-        .with_label_values(&[&tenant.id, &n.trunk])
-        .inc();
-    app.metrics.open_calls.inc();
     tracing::info!(
         tenant = %tenant.id,
         trunk = %n.trunk,
@@ -275,8 +271,9 @@ pub async fn connect(
             .inc();
         return Err(crate::plugins::dlt_gate::pending_error(&e));
     }
-    // The trunk as the policy has it now (prefix edits apply to new dials).
-    let n = DialPlan::new(tenant)
+    // The trunk as the policy has it now (prefix edits apply to new dials): refused here,
+    // before anything is stored, rather than ending the call.
+    DialPlan::new(tenant)
         .preview(
             &rec.trunk_label,
             &rec.customer_number,
@@ -291,34 +288,20 @@ pub async fn connect(
         check_agent_ready(app, &client, &rec, &mut ctx.livekit_wait).await?;
     }
     // Durable DIALING first: a second /connect (double click, retry) is a 409, never a
-    // second dial. The dial counts as in flight from before it is stored as such.
-    let in_flight = app.dials.begin(&rec.call_id);
+    // second dial. The transition's `Dial` effect starts the dial (calls::run_effects).
     calls::apply(app, &rec.call_id, CallEvent::Connect)
         .await
         .map_err(store_error)?;
-    let knobs = policy.gateway.calls;
-    let dial = CallDial {
-        trunk_id: n.livekit_trunk_id.clone(),
-        call_to: n.dialed.clone(),
-        room: rec.room.clone(),
-        sip_number: n.caller_id.clone(),
-        ring_timeout: knobs.ring_timeout,
-        // The gateway's own max-duration timer ends the call; LiveKit's limit is only a
-        // backstop in case the gateway is down at that moment.
-        max_duration: knobs.max_duration + std::time::Duration::from_secs(30),
-        call_id: rec.call_id.clone(),
-        tenant: Some(rec.tenant.clone()),
-    };
     // Waiting here for CreateSIPParticipant's early result is LiveKit's time.
     let dialed = timed(
         &mut ctx.livekit_wait,
-        calls::dial::start(app, client, in_flight, dial),
+        app.dials.wait(&rec.call_id, calls::dial::EARLY_WINDOW),
     )
     .await;
     match dialed {
         // LiveKit could not place the call: the dial watcher has already ended it FAILED
         // (room deleted, CRM webhook queued); tell the browser plainly.
-        Some(DialResult::Failed { .. }) => {
+        DialWait::Finished(Some(DialResult::Failed { .. })) => {
             tracing::warn!("LiveKit could not place the call");
             Err(ApiError::unavailable(
                 "livekit_unavailable",

@@ -10,16 +10,18 @@
 //! `dialing`/`ringing` leave the answer to the configured detection (polling, LiveKit's
 //! webhooks with the browser's report, the SIP edge's 200).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use c2c_callstate::{CallEvent, DialResult, LegSeen};
+use c2c_callstate::{CallEvent, CallRecord, DialResult, LegSeen};
+use c2c_dialplan::DialPlan;
 use c2c_livekit::{CallDial, LiveKitClient, LiveKitError};
-use tokio::sync::oneshot;
+use parking_lot::Mutex;
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::app::App;
-use crate::calls::hangup::DialGuard;
 use crate::calls::poller::leg_seen;
 
 /// How long `/connect` waits for an immediate failure (LiveKit unreachable) before it
@@ -60,43 +62,156 @@ pub fn verdict(result: &Result<(), LiveKitError>) -> DialVerdict {
     }
 }
 
-/// Starts the dial in the background and returns its outcome as applied to the call, if
-/// the dial ended within [`EARLY_WINDOW`].
-///
-/// `in_flight` is taken before the call is stored as DIALING (so a `/hangup` right after
-/// `/connect`, or the start-up reconcile, knows this process waits for the dial) and is
-/// released once the dial's outcome is applied.
-pub async fn start(
-    app: &Arc<App>,
-    client: Arc<LiveKitClient>,
-    in_flight: DialGuard,
-    dial: CallDial,
-) -> Option<DialResult> {
-    let (tx, rx) = oneshot::channel();
-    let app2 = app.clone();
-    let call_id = dial.call_id.clone();
+/// Dials in flight in this process, so `/connect` can wait for a dial's early result and
+/// `/hangup` for its outcome. An entry lives from the `Dial` effect to the dial's
+/// outcome being applied: at most one per open call.
+#[derive(Default)]
+pub struct DialsInFlight {
+    by_call: Mutex<HashMap<String, watch::Receiver<Option<DialResult>>>>,
+}
+
+/// Held by the dial task. It publishes the applied outcome; dropped without one (a
+/// panicking or cancelled task) it still wakes the waiters and forgets the dial.
+pub struct DialGuard {
+    dials: Arc<DialsInFlight>,
+    call_id: String,
+    done: watch::Sender<Option<DialResult>>,
+}
+
+impl DialGuard {
+    fn finish(self, result: DialResult) {
+        self.done.send_replace(Some(result));
+    }
+}
+
+impl Drop for DialGuard {
+    fn drop(&mut self) {
+        // Waiters then see either the result or, without one, the sender gone.
+        self.dials.by_call.lock().remove(&self.call_id);
+    }
+}
+
+/// What a wait for a dial found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialWait {
+    /// The dial finished with this outcome applied (`None`: it ended without one).
+    Finished(Option<DialResult>),
+    /// No dial of this call is in flight in this process.
+    NotInFlight,
+    /// Still dialling when the wait ran out.
+    Pending,
+}
+
+impl DialsInFlight {
+    fn begin(self: &Arc<Self>, call_id: &str) -> DialGuard {
+        let (done, rx) = watch::channel(None);
+        self.by_call.lock().insert(call_id.to_owned(), rx);
+        DialGuard {
+            dials: self.clone(),
+            call_id: call_id.to_owned(),
+            done,
+        }
+    }
+
+    /// True while this process waits for the call's dial.
+    pub fn in_flight(&self, call_id: &str) -> bool {
+        self.by_call.lock().contains_key(call_id)
+    }
+
+    /// Waits at most `limit` for the call's dial to finish.
+    pub async fn wait(&self, call_id: &str, limit: Duration) -> DialWait {
+        let rx = self.by_call.lock().get(call_id).cloned();
+        let Some(mut rx) = rx else {
+            return DialWait::NotInFlight;
+        };
+        let waited = tokio::time::timeout(limit, rx.wait_for(Option::is_some))
+            .await
+            .map(|r| r.map(|result| result.clone()));
+        match waited {
+            Ok(Ok(result)) => DialWait::Finished(result),
+            // The guard went away without a result: finished all the same.
+            Ok(Err(_)) => DialWait::Finished(None),
+            Err(_) => DialWait::Pending,
+        }
+    }
+}
+
+/// Carries out a call's `Dial` effect: CreateSIPParticipant in the background, the
+/// outcome applied to the call when it comes. The dial is registered before this returns,
+/// so `/connect` can wait for its early result ([`DialsInFlight::wait`]).
+pub fn start(app: &Arc<App>, rec: &CallRecord) {
+    let guard = app.dials.begin(&rec.call_id);
+    let app = app.clone();
+    let call_id = rec.call_id.clone();
     let span = crate::calls::span(&call_id);
+    let prepared = prepare(&app, rec);
     tokio::spawn(
         async move {
-            let _in_flight = in_flight;
-            let room = dial.room.clone();
-            let result = client.dial_and_wait(&dial).await.map(|_| ());
-            if let Err(e) = &result {
-                app2.metrics
-                    .livekit_errors
-                    .with_label_values(&["create_sip_participant"])
-                    .inc();
-                tracing::info!(error = %e, "dial ended without answer");
-            }
-            let applied = settle(&app2, &client, &call_id, &room, verdict(&result)).await;
-            let _ = tx.send(applied);
+            let result = match prepared {
+                Ok((client, dial)) => dial_and_settle(&app, &client, &dial).await,
+                // Nothing was dialled: the call ends FAILED with the reason.
+                Err(reason) => {
+                    tracing::warn!(%reason, "cannot dial");
+                    let result = DialResult::Failed { reason };
+                    apply(&app, &call_id, result.clone()).await;
+                    result
+                }
+            };
+            guard.finish(result);
         }
         .instrument(span),
     );
-    tokio::time::timeout(EARLY_WINDOW, rx)
-        .await
-        .ok()
-        .and_then(Result::ok)
+}
+
+/// The LiveKit client and the CreateSIPParticipant request for a call, from the policy
+/// in force (a prefix edited since click2call applies to the dial), or a short reason.
+fn prepare(app: &App, rec: &CallRecord) -> Result<(Arc<LiveKitClient>, CallDial), String> {
+    let policy = app.policy.get();
+    let tenant = policy.tenant(&rec.tenant).ok_or("tenant_removed")?;
+    let n = DialPlan::new(tenant)
+        .preview(
+            &rec.trunk_label,
+            &rec.customer_number,
+            Some(&rec.phone_from),
+        )
+        .map_err(|e| e.code().to_owned())?;
+    let client = app
+        .livekit
+        .client_for_tenant(&policy, &tenant.id)
+        .ok_or("no_livekit_project")?;
+    let knobs = &policy.gateway.calls;
+    let dial = CallDial {
+        trunk_id: n.livekit_trunk_id,
+        call_to: n.dialed,
+        room: rec.room.clone(),
+        sip_number: n.caller_id,
+        ring_timeout: knobs.ring_timeout,
+        // The gateway's own max-duration timer ends the call; LiveKit's limit is only a
+        // backstop in case the gateway is down at that moment.
+        max_duration: knobs.max_duration + Duration::from_secs(30),
+        call_id: rec.call_id.clone(),
+        tenant: Some(rec.tenant.clone()),
+    };
+    Ok((client, dial))
+}
+
+/// CreateSIPParticipant, then its outcome (and what the room shows) applied to the call.
+async fn dial_and_settle(app: &Arc<App>, client: &LiveKitClient, dial: &CallDial) -> DialResult {
+    let result = client.dial_and_wait(dial).await.map(|_| ());
+    if let Err(e) = &result {
+        app.metrics
+            .livekit_errors
+            .with_label_values(&["create_sip_participant"])
+            .inc();
+        tracing::info!(error = %e, "dial ended without answer");
+    }
+    settle(app, client, &dial.call_id, &dial.room, verdict(&result)).await
+}
+
+async fn apply(app: &Arc<App>, call_id: &str, result: DialResult) {
+    if let Err(e) = crate::calls::apply(app, call_id, CallEvent::Dial(result)).await {
+        tracing::warn!(error = %e, "dial outcome not applied");
+    }
 }
 
 /// Applies a finished dial's outcome — with, where the dial's own word is not enough,
@@ -123,9 +238,7 @@ async fn settle(
             leg => DialResult::Lost { leg },
         },
     };
-    if let Err(e) = crate::calls::apply(app, call_id, CallEvent::Dial(result.clone())).await {
-        tracing::warn!(error = %e, "dial outcome not applied");
-    }
+    apply(app, call_id, result.clone()).await;
     result
 }
 
@@ -181,5 +294,41 @@ mod tests {
             verdict(&Err(LiveKitError::Unauthorized("bad key".into()))),
             DialVerdict::Result(DialResult::Failed { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_wait_ends_with_the_applied_result_or_at_the_limit() {
+        let dials = Arc::new(DialsInFlight::default());
+        assert_eq!(
+            dials.wait("none", Duration::from_millis(1)).await,
+            DialWait::NotInFlight
+        );
+        let guard = dials.begin("c1");
+        assert!(dials.in_flight("c1"));
+        assert_eq!(
+            dials.wait("c1", Duration::from_millis(20)).await,
+            DialWait::Pending
+        );
+        let d2 = dials.clone();
+        let waiter = tokio::spawn(async move { d2.wait("c1", Duration::from_secs(5)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        guard.finish(DialResult::Canceled);
+        assert_eq!(
+            waiter.await.unwrap(),
+            DialWait::Finished(Some(DialResult::Canceled))
+        );
+        assert!(!dials.in_flight("c1"));
+    }
+
+    #[tokio::test]
+    async fn a_dial_task_that_dies_still_wakes_its_waiters() {
+        let dials = Arc::new(DialsInFlight::default());
+        let guard = dials.begin("c1");
+        let d2 = dials.clone();
+        let waiter = tokio::spawn(async move { d2.wait("c1", Duration::from_secs(5)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(guard);
+        assert_eq!(waiter.await.unwrap(), DialWait::Finished(None));
+        assert!(dials.by_call.lock().is_empty());
     }
 }

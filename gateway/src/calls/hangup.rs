@@ -15,17 +15,15 @@
 //! `ResolveHangup` effect runs [`spawn_resolve`] in the background. If the gateway dies
 //! before it reports, the record's `HangupSettle` timer ends the call as the agent's.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use c2c_callstate::{CallEvent, CallRecord, Phase};
 use c2c_livekit::{LiveKitError, ParticipantSnapshot};
-use parking_lot::Mutex;
-use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::app::App;
+use crate::calls::dial::DialWait;
 use crate::calls::poller::customer_leg;
 
 /// How long the resolver waits for LiveKit's participant list. Past it the hangup is the
@@ -84,82 +82,6 @@ fn sample_failed(app: &App, error: &str) {
         error,
         "cannot sample the room on hangup; taking it as the agent's"
     );
-}
-
-/// Dials in flight, so `/hangup` can wait for one to report. An entry lives from
-/// CreateSIPParticipant to its answer: at most one per open call.
-#[derive(Default)]
-pub struct DialsInFlight {
-    /// Per call: the registering guard's serial number and its "finished" signal.
-    by_call: Mutex<HashMap<String, (u64, watch::Receiver<bool>)>>,
-    serial: std::sync::atomic::AtomicU64,
-}
-
-/// Held by the dial task; reports the dial finished (and forgets it) when dropped, so a
-/// panicking or cancelled dial cannot leave a waiter hanging until its timeout.
-pub struct DialGuard {
-    dials: Arc<DialsInFlight>,
-    call_id: String,
-    serial: u64,
-    done: watch::Sender<bool>,
-}
-
-impl Drop for DialGuard {
-    fn drop(&mut self) {
-        let mut by_call = self.dials.by_call.lock();
-        // A second /connect's guard (refused 409) must not forget the first's dial.
-        if by_call
-            .get(&self.call_id)
-            .is_some_and(|(s, _)| *s == self.serial)
-        {
-            by_call.remove(&self.call_id);
-        }
-        drop(by_call);
-        let _ = self.done.send(true);
-    }
-}
-
-impl DialsInFlight {
-    /// Registers a dial; the returned guard marks it finished when dropped, after the
-    /// dial's outcome has been applied to the call.
-    pub fn begin(self: &Arc<Self>, call_id: &str) -> DialGuard {
-        let (done, rx) = watch::channel(false);
-        let serial = self
-            .serial
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut by_call = self.by_call.lock();
-        // At most one dial per call: a later registration (a refused second /connect)
-        // leaves the one in flight in place.
-        by_call
-            .entry(call_id.to_owned())
-            .or_insert_with(|| (serial, rx));
-        DialGuard {
-            dials: self.clone(),
-            call_id: call_id.to_owned(),
-            serial,
-            done,
-        }
-    }
-
-    /// True while this process waits for the call's dial.
-    pub fn in_flight(&self, call_id: &str) -> bool {
-        self.by_call.lock().contains_key(call_id)
-    }
-
-    /// Waits until the call's dial (if one is in flight) has finished, at most `limit`.
-    /// True when it finished (or none was in flight).
-    pub async fn settle(&self, call_id: &str, limit: Duration) -> bool {
-        let rx = self.by_call.lock().get(call_id).map(|(_, rx)| rx.clone());
-        let Some(mut rx) = rx else {
-            return true;
-        };
-        // `wait_for` also returns Err when the sender is gone: finished either way, so
-        // only the timeout means "still dialling".
-        let finished = tokio::time::timeout(limit, rx.wait_for(|done| *done))
-            .await
-            .is_ok();
-        finished
-    }
 }
 
 /// Works out whose `/hangup` `rec` carries and ends the call accordingly, in the
@@ -224,13 +146,10 @@ pub async fn hangup_event(app: &App, rec: &CallRecord) -> Option<CallEvent> {
     match cause_from_sample(rec, &parts) {
         HangupCause::Agent => Some(CallEvent::AgentHangup),
         HangupCause::Customer(ev) => Some(ev),
-        HangupCause::AwaitDial => {
-            if app.dials.settle(&rec.call_id, DIAL_SETTLE).await {
-                None
-            } else {
-                Some(CallEvent::AgentHangup)
-            }
-        }
+        HangupCause::AwaitDial => match app.dials.wait(&rec.call_id, DIAL_SETTLE).await {
+            DialWait::Pending => Some(CallEvent::AgentHangup),
+            DialWait::Finished(_) | DialWait::NotInFlight => None,
+        },
     }
 }
 
@@ -339,32 +258,5 @@ mod tests {
         for phase in [Phase::Initiated, Phase::Ended] {
             assert_eq!(cause_from_sample(&rec(phase), &[]), HangupCause::Agent);
         }
-    }
-
-    #[tokio::test]
-    async fn settle_returns_when_the_dial_finishes_or_at_the_limit() {
-        let dials = Arc::new(DialsInFlight::default());
-        assert!(dials.settle("none", Duration::from_millis(1)).await);
-        let guard = dials.begin("c1");
-        assert!(!dials.settle("c1", Duration::from_millis(20)).await);
-        let d2 = dials.clone();
-        let waiter = tokio::spawn(async move { d2.settle("c1", Duration::from_secs(5)).await });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        drop(guard);
-        assert!(waiter.await.unwrap());
-        assert!(dials.by_call.lock().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_refused_second_registration_keeps_the_dial_in_flight() {
-        let dials = Arc::new(DialsInFlight::default());
-        let first = dials.begin("c1");
-        let second = dials.begin("c1");
-        drop(second);
-        assert!(dials.in_flight("c1"), "the first dial is still in flight");
-        assert!(!dials.settle("c1", Duration::from_millis(20)).await);
-        drop(first);
-        assert!(!dials.in_flight("c1"));
-        assert!(dials.settle("c1", Duration::from_millis(20)).await);
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use c2c_callstate::{CallEvent, CallKnobs, CallRecord, Effect, StoreError, TimerKind};
+use c2c_callstate::{CallEvent, CallKnobs, CallRecord, Effect, StoreError};
 use c2c_plugin_api::ApiError;
 use http::StatusCode;
 
@@ -79,40 +79,34 @@ pub async fn apply(app: &Arc<App>, call_id: &str, ev: CallEvent) -> Result<CallR
         .await?;
     if applied.written {
         run_effects(app, &applied.record, &applied.effects).await;
-        // The transition that answered is the one that armed the max-duration timer.
-        let answered_now = applied.effects.iter().any(|e| {
-            matches!(
-                e,
-                Effect::ArmTimer {
-                    kind: TimerKind::MaxDuration,
-                    ..
-                }
-            )
-        });
-        if let (true, Some(c), Some(a)) = (
-            answered_now,
-            applied.record.connected_ms,
-            applied.record.answered_ms,
-        ) {
-            app.metrics
-                .call_setup
-                .with_label_values(&[&applied.record.tenant])
-                .observe(a.saturating_sub(c) as f64 / 1000.0);
-        }
     }
     Ok(applied.record)
 }
 
-/// Carries out effects. `Dial` is not here: `/connect` dials synchronously so it can
-/// answer the browser with the outcome.
+/// The one runner of the state machine's effects: everything the machine decides is
+/// carried out here, and nothing here decides anything the machine did not say.
 pub async fn run_effects(app: &Arc<App>, rec: &CallRecord, effects: &[Effect]) {
     for e in effects {
         match e {
-            Effect::Dial => {}
+            Effect::Created => {
+                app.metrics
+                    .calls_started
+                    .with_label_values(&[&rec.tenant, &rec.trunk_label])
+                    .inc();
+                app.metrics.open_calls.inc();
+            }
+            Effect::Dial => dial::start(app, rec),
+            Effect::Answered => {
+                if let (Some(c), Some(a)) = (rec.connected_ms, rec.answered_ms) {
+                    app.metrics
+                        .call_setup
+                        .with_label_values(&[&rec.tenant])
+                        .observe(a.saturating_sub(c) as f64 / 1000.0);
+                }
+            }
             Effect::ArmTimer { kind, at_ms } => app.timers.arm(&rec.call_id, *kind, *at_ms),
             Effect::CancelTimer(kind) => app.timers.cancel(&rec.call_id, *kind),
-            Effect::EnqueueWebhook => {
-                // The outbox entry was written in the same batch as the terminal record.
+            Effect::Ended => {
                 let status = rec.call_status.map(|s| s.as_str()).unwrap_or("UNKNOWN");
                 app.metrics
                     .call_outcomes
@@ -120,8 +114,9 @@ pub async fn run_effects(app: &Arc<App>, rec: &CallRecord, effects: &[Effect]) {
                     .inc();
                 app.metrics.open_calls.dec();
                 app.release_call_slot(&rec.tenant);
-                app.webhook_kick.notify_one();
             }
+            // The outbox entry was written in the same batch as the terminal record.
+            Effect::EnqueueWebhook => app.webhook_kick.notify_one(),
             Effect::DeleteRoom => spawn_delete_room(app, rec),
             Effect::ResolveHangup => hangup::spawn_resolve(app, rec),
         }

@@ -40,7 +40,11 @@ pub async fn lost_dials(app: &Arc<App>) -> usize {
     // A dial this process started (the listener is already up) is not lost.
     let pending: Vec<CallRecord> = open
         .into_iter()
-        .filter(|r| r.dial_pending() && !app.dials.in_flight(&r.call_id))
+        .filter(|r| {
+            r.dial_pending()
+                && r.connected_ms.is_some_and(|c| c < app.started_ms())
+                && !app.dials.in_flight(&r.call_id)
+        })
         .collect();
     if pending.is_empty() {
         return 0;

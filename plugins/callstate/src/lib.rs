@@ -19,8 +19,11 @@
 //! "ignored" means `Ok` with the record unchanged (same `version`) and no effects: webhooks,
 //! pollers and timers are at-least-once, so late or duplicate events are never errors.
 //! **END** means: `phase = ENDED`, `call_status`, `ended_ms = now`, `disconnect_reason`, armed
-//! timers cleared, effects `DeleteRoom`, `EnqueueWebhook`, `CancelTimer(k)` for every
-//! [`TimerKind`]. Every real change bumps `version` by one.
+//! timers cleared, effects `Ended`, `DeleteRoom`, `EnqueueWebhook`, `CancelTimer(k)` for
+//! every [`TimerKind`]. Every real change bumps `version` by one, and
+//! [`Transition::phase_change`] says when the phase moved. The machine says everything it
+//! decides in its effects (`Created`, `Dial`, `Answered`, `Ended`, ...): the gateway's one
+//! runner carries them out and infers nothing.
 //!
 //! | Event | Phase | Next phase (status, `disconnect_reason`) | Effects |
 //! |---|---|---|---|
@@ -39,7 +42,7 @@
 //! | `Dial(any)` | INITIATED, ENDED | ignored (but `Rejected` records its code on ENDED) | — |
 //! | `Ringing` | DIALING | RINGING (`ringing_ms`) | — |
 //! | `Ringing` | INITIATED, RINGING, ACTIVE, ENDED | ignored | — |
-//! | `Answered` | DIALING, RINGING | ACTIVE (`answered_ms`) | `CancelTimer(RingTimeout)`, `ArmTimer(MaxDuration, now+max_duration)` |
+//! | `Answered` | DIALING, RINGING | ACTIVE (`answered_ms`) | `CancelTimer(RingTimeout)`, `ArmTimer(MaxDuration, now+max_duration)`, `Answered` |
 //! | `Answered` | INITIATED, ACTIVE, ENDED | ignored | — |
 //! | `CustomerLeft` | DIALING, RINGING | ENDED, status by [`classify_unanswered`] on the event's code, else the recorded code, else the reason: 486/600/603/404/408/480/487, no code and no reason, or `USER_REJECTED`/`USER_UNAVAILABLE`/`CLIENT_INITIATED`/`UNKNOWN_REASON` → NOT_ANSWERED; any other code or a failure reason (`SIP_TRUNK_FAILURE`, `MEDIA_FAILURE`, ...) → FAILED (reason: LiveKit's or `customer_left`) | END |
 //! | `CustomerLeft` | ACTIVE | ENDED ANSWERED | END |
@@ -73,8 +76,8 @@
 //! | `RoomFinished` | ENDED | ignored | — |
 //! | `SipCode` | any | same; `sip_disconnect_code` set if none yet | — |
 //!
-//! Creation ([`CallRecord::new`]) yields INITIATED, version 1, and
-//! `ArmTimer(UnconnectedExpiry, now+unconnected_expiry)`.
+//! Creation ([`CallRecord::new`], next to the machine) yields INITIATED, version 1, and
+//! `Created`, `ArmTimer(UnconnectedExpiry, now+unconnected_expiry)`.
 //! `duration_seconds = (ended_ms - answered_ms) / 1000` rounded down, 0 if never answered.
 //!
 //! ## Storage
@@ -90,12 +93,12 @@ pub mod store;
 
 pub use error::StoreError;
 pub use machine::{
-    classify_unanswered, transition, CallEvent, CallKnobs, DialResult, Effect, LegSeen, TimerKind,
-    Transition, TransitionError, TIMER_SLACK_MS,
+    classify_unanswered, transition, CallEvent, CallKnobs, DialResult, Effect, LegSeen, Transition,
+    TransitionError, TIMER_SLACK_MS,
 };
 pub use record::{
     call_id_hex, is_valid_call_id, mask_number, new_call_id, room_for_call_id, ArmedTimer,
-    CallRecord, CallStatus, CrmWebhookPayload, FailureCause, NewCall, Phase,
+    CallRecord, CallStatus, CrmWebhookPayload, FailureCause, NewCall, Phase, TimerKind,
 };
 pub use store::{
     verify_backup, webhook_id_for, Applied, BackupError, BackupInfo, CallPage, CallStore,

@@ -1,9 +1,7 @@
 //! The pure transition function: `(CallRecord, CallEvent, knobs, now) -> (CallRecord, effects)`.
 //! No I/O and no clock; see the crate docs for the full table.
 
-use serde::{Deserialize, Serialize};
-
-use crate::record::{ArmedTimer, CallRecord, CallStatus, Phase};
+use crate::record::{ArmedTimer, CallRecord, CallStatus, NewCall, Phase, TimerKind};
 
 /// A fired timer is accepted up to this much before its recorded deadline: timer runners use
 /// a monotonic clock while `now_ms` is wall time, and a valid fire that is ignored would leave
@@ -13,43 +11,17 @@ pub const TIMER_SLACK_MS: u64 = 1_000;
 /// Longest `disconnect_reason` we keep from an external error text.
 const MAX_REASON_LEN: usize = 96;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimerKind {
-    RingTimeout,
-    AgentDropGrace,
-    MaxDuration,
-    UnconnectedExpiry,
-    /// Backstop of a `/hangup` whose cause is being resolved: if the resolver never
-    /// reports (the gateway died meanwhile), the hangup is taken as the agent's.
-    HangupSettle,
-}
-
-impl TimerKind {
-    pub const ALL: [TimerKind; 5] = [
-        TimerKind::RingTimeout,
-        TimerKind::AgentDropGrace,
-        TimerKind::MaxDuration,
-        TimerKind::UnconnectedExpiry,
-        TimerKind::HangupSettle,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimerKind::RingTimeout => "ring_timeout",
-            TimerKind::AgentDropGrace => "agent_drop_grace",
-            TimerKind::MaxDuration => "max_duration",
-            TimerKind::UnconnectedExpiry => "unconnected_expiry",
-            TimerKind::HangupSettle => "hangup_settle",
-        }
-    }
-}
-
-/// Something the gateway must do after a transition was stored.
+/// Something the gateway must do after a transition was stored. The machine says
+/// everything it decides here, so the gateway's one runner (`calls::run_effects`) never
+/// has to infer a decision from the record or from another effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Effect {
+    /// A new call was stored (count it started and open).
+    Created,
     /// CreateSIPParticipant for this call.
     Dial,
+    /// The customer answered: the call is ACTIVE (time the setup).
+    Answered,
     /// DeleteRoom (idempotent; NotFound is success).
     DeleteRoom,
     /// The CRM webhook; the store writes the outbox entry in the same batch as the record.
@@ -62,6 +34,9 @@ pub enum Effect {
         at_ms: u64,
     },
     CancelTimer(TimerKind),
+    /// The call ended: its concurrent-call slot is free, its outcome counted. Comes with
+    /// `DeleteRoom`, `EnqueueWebhook` and a `CancelTimer` for every kind.
+    Ended,
 }
 
 /// Per-deployment timing knobs (from `gateway.toml`).
@@ -84,6 +59,41 @@ impl Default for CallKnobs {
             unconnected_expiry_ms: 120_000,
             hangup_settle_ms: 3_000,
         }
+    }
+}
+
+impl CallRecord {
+    /// A fresh INITIATED record (version 1) and its initial effects: the
+    /// `UnconnectedExpiry` timer, so a call whose browser never connects still ends.
+    pub fn new(new: NewCall, knobs: &CallKnobs, now_ms: u64) -> (CallRecord, Vec<Effect>) {
+        let at_ms = now_ms.saturating_add(knobs.unconnected_expiry_ms);
+        let kind = TimerKind::UnconnectedExpiry;
+        let rec = CallRecord {
+            call_id: new.call_id,
+            tenant: new.tenant,
+            case_id: new.case_id,
+            customer_crm_id: new.customer_crm_id,
+            agent_id: new.agent_id,
+            customer_number: new.customer_number,
+            phone_from: new.phone_from,
+            trunk_label: new.trunk_label,
+            room: new.room,
+            phase: Phase::Initiated,
+            call_status: None,
+            created_ms: now_ms,
+            connected_ms: None,
+            ringing_ms: None,
+            answered_ms: None,
+            ended_ms: None,
+            disconnect_reason: None,
+            sip_disconnect_code: None,
+            agent_present: false,
+            timers: vec![ArmedTimer { kind, at_ms }],
+            version: 1,
+            dial_returned_ms: None,
+            hangup_requested_ms: None,
+        };
+        (rec, vec![Effect::Created, Effect::ArmTimer { kind, at_ms }])
     }
 }
 
@@ -181,8 +191,17 @@ pub enum CallEvent {
 /// The outcome of a transition. `record.version` equals the input's when nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
+    /// The phase before the event.
+    pub from: Phase,
     pub record: CallRecord,
     pub effects: Vec<Effect>,
+}
+
+impl Transition {
+    /// `(before, after)` when the event moved the call to another phase.
+    pub fn phase_change(&self) -> Option<(Phase, Phase)> {
+        (self.from != self.record.phase).then_some((self.from, self.record.phase))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -210,6 +229,7 @@ pub fn transition(
         fx.clear();
     }
     Ok(Transition {
+        from: rec.phase,
         record: next,
         effects: fx,
     })
@@ -257,6 +277,7 @@ fn step(
                 cancel_timer(next, TimerKind::RingTimeout, fx);
                 let at = now_ms.saturating_add(knobs.max_duration_ms);
                 arm_timer(next, TimerKind::MaxDuration, at, fx);
+                fx.push(Effect::Answered);
             }
         }
         CallEvent::CustomerLeft {
@@ -491,6 +512,7 @@ fn end(rec: &mut CallRecord, status: CallStatus, reason: String, now: u64, fx: &
     rec.ended_ms = Some(now);
     rec.disconnect_reason = Some(reason);
     rec.timers.clear();
+    fx.push(Effect::Ended);
     fx.push(Effect::DeleteRoom);
     fx.push(Effect::EnqueueWebhook);
     // Cancel every kind, not just the recorded ones: a runner may hold a timer the record

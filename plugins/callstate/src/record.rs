@@ -5,8 +5,6 @@ use std::fmt;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::machine::{CallKnobs, Effect, TimerKind};
-
 /// Prefix of every call id (`c2c_` + 32 lowercase hex).
 pub const CALL_ID_PREFIX: &str = "c2c_";
 /// Prefix of every LiveKit room name (`c2c-` + the same 32 hex).
@@ -120,6 +118,40 @@ impl FailureCause {
     }
 }
 
+/// The timers a call can have armed. Part of the persisted record (`timers`), so part of
+/// the on-disk format: add kinds, never rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    RingTimeout,
+    AgentDropGrace,
+    MaxDuration,
+    UnconnectedExpiry,
+    /// Backstop of a `/hangup` whose cause is being resolved: if the resolver never
+    /// reports (the gateway died meanwhile), the hangup is taken as the agent's.
+    HangupSettle,
+}
+
+impl TimerKind {
+    pub const ALL: [TimerKind; 5] = [
+        TimerKind::RingTimeout,
+        TimerKind::AgentDropGrace,
+        TimerKind::MaxDuration,
+        TimerKind::UnconnectedExpiry,
+        TimerKind::HangupSettle,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::RingTimeout => "ring_timeout",
+            TimerKind::AgentDropGrace => "agent_drop_grace",
+            TimerKind::MaxDuration => "max_duration",
+            TimerKind::UnconnectedExpiry => "unconnected_expiry",
+            TimerKind::HangupSettle => "hangup_settle",
+        }
+    }
+}
+
 /// A timer the record currently wants armed; kept in the record so a restarted gateway can
 /// re-arm every timer from the store alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,39 +258,6 @@ impl fmt::Debug for CallRecord {
 }
 
 impl CallRecord {
-    /// A fresh INITIATED record (version 1) and its initial effects: the
-    /// `UnconnectedExpiry` timer, so a call whose browser never connects still ends.
-    pub fn new(new: NewCall, knobs: &CallKnobs, now_ms: u64) -> (CallRecord, Vec<Effect>) {
-        let at_ms = now_ms.saturating_add(knobs.unconnected_expiry_ms);
-        let kind = TimerKind::UnconnectedExpiry;
-        let rec = CallRecord {
-            call_id: new.call_id,
-            tenant: new.tenant,
-            case_id: new.case_id,
-            customer_crm_id: new.customer_crm_id,
-            agent_id: new.agent_id,
-            customer_number: new.customer_number,
-            phone_from: new.phone_from,
-            trunk_label: new.trunk_label,
-            room: new.room,
-            phase: Phase::Initiated,
-            call_status: None,
-            created_ms: now_ms,
-            connected_ms: None,
-            ringing_ms: None,
-            answered_ms: None,
-            ended_ms: None,
-            disconnect_reason: None,
-            sip_disconnect_code: None,
-            agent_present: false,
-            timers: vec![ArmedTimer { kind, at_ms }],
-            version: 1,
-            dial_returned_ms: None,
-            hangup_requested_ms: None,
-        };
-        (rec, vec![Effect::ArmTimer { kind, at_ms }])
-    }
-
     pub fn is_ended(&self) -> bool {
         self.phase == Phase::Ended
     }

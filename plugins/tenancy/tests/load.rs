@@ -359,10 +359,15 @@ fn store_cache_defaults_to_64_mib_and_is_validated() {
     let p = load_dir(&example_dir()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.gateway.store_cache_bytes, 64 * 1024 * 1024);
     let d = copy_example();
-    edit(d.path(), "gateway.toml", "[calls]", "[store]
+    edit(
+        d.path(),
+        "gateway.toml",
+        "[calls]",
+        "[store]
 cache_mb = 16
 
-[calls]");
+[calls]",
+    );
     let p = load_dir(d.path()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.gateway.store_cache_bytes, 16 * 1024 * 1024);
     for bad in ["cache_mb = 1", "cache_mb = 100000", "cache_size = 8"] {

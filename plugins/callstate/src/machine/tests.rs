@@ -75,7 +75,7 @@ fn assert_ignored(p: Phase, ev: &CallEvent) {
 }
 
 fn end_effects() -> Vec<Effect> {
-    let mut v = vec![Effect::DeleteRoom, Effect::EnqueueWebhook];
+    let mut v = vec![Effect::Ended, Effect::DeleteRoom, Effect::EnqueueWebhook];
     v.extend(TimerKind::ALL.iter().map(|k| Effect::CancelTimer(*k)));
     v
 }
@@ -350,6 +350,7 @@ fn answered_from_dialing_or_ringing_goes_active() {
                     kind: TimerKind::MaxDuration,
                     at_ms: now + MAX
                 },
+                Effect::Answered,
             ]
         );
     }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::machine::{transition, CallEvent};
+use crate::machine::{transition, CallEvent, CallKnobs, Effect};
 
 fn knobs() -> CallKnobs {
     CallKnobs::default()
@@ -67,10 +67,13 @@ fn new_record_is_initiated_with_unconnected_expiry() {
     assert_eq!(r.timer(TimerKind::UnconnectedExpiry), Some(at));
     assert_eq!(
         fx,
-        vec![Effect::ArmTimer {
-            kind: TimerKind::UnconnectedExpiry,
-            at_ms: at
-        }]
+        vec![
+            Effect::Created,
+            Effect::ArmTimer {
+                kind: TimerKind::UnconnectedExpiry,
+                at_ms: at
+            }
+        ]
     );
 }
 

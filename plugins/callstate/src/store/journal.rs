@@ -368,6 +368,22 @@ mod tests {
         assert_eq!(j.pending(), 0);
     }
 
+    /// Opens a database a dropped handle just closed. sled's flusher thread holds the
+    /// database (and its file lock) until its next tick, so the lock may still be taken
+    /// for a moment: retry rather than fail on a race the test is not about.
+    fn reopen(path: &std::path::Path) -> sled::Db {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match sled::open(path) {
+                Ok(db) => return db,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("cannot reopen {}: {e}", path.display()),
+            }
+        }
+    }
+
     #[test]
     fn interrupted_changes_are_completed_in_order_at_open() {
         let dir = tempfile::tempdir().unwrap();
@@ -387,7 +403,7 @@ mod tests {
             assert_eq!(j.pending(), 2);
             db.flush().unwrap();
         }
-        let db = sled::open(dir.path()).unwrap();
+        let db = reopen(dir.path());
         let target = db.open_tree("t").unwrap();
         let (j, replayed) = Journal::open(&db, &target).unwrap();
         assert_eq!(replayed, 2);

@@ -222,7 +222,9 @@ impl SledCallStore {
         keys::check_id("call_id", call_id)?;
         let _g = self.lock_call(call_id);
         let cur = self.read_record(call_id)?.ok_or(StoreError::NotFound)?;
-        let Transition { record, effects } = f(&cur)?;
+        let Transition {
+            record, effects, ..
+        } = f(&cur)?;
         if record.version == cur.version {
             return Ok(Applied {
                 record: cur,

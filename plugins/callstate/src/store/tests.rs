@@ -28,8 +28,19 @@ pub(super) fn call(tenant: &str, created_ms: u64) -> CallRecord {
     CallRecord::new(new, &knobs(), created_ms).0
 }
 
+/// Opens (or reopens) the store in `dir`. A store just dropped may still hold its file
+/// lock for a moment (sled's flusher thread lets go on its next tick): retry briefly.
 pub(super) fn open(dir: &TempDir) -> SledCallStore {
-    SledCallStore::open(dir.path()).expect("open store")
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match SledCallStore::open(dir.path()) {
+            Ok(s) => return s,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("open store: {e}"),
+        }
+    }
 }
 
 pub(super) async fn event(s: &SledCallStore, id: &str, ev: CallEvent, now: u64) -> Applied {
