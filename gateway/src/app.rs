@@ -117,7 +117,7 @@ impl App {
             edge: p.edge,
             open_by_tenant: parking_lot::Mutex::new(std::collections::HashMap::new()),
             dials: Arc::default(),
-            started_ms: now_ms(),
+            started_ms: crate::clock::now_ms(),
             lifecycle: Lifecycle {
                 serving: tokio::sync::watch::Sender::new(false),
                 draining: AtomicBool::new(false),
@@ -198,44 +198,5 @@ impl App {
             .contains_key(b"readyz")
             .map(|_| ())
             .map_err(|e| format!("store unavailable: {e}"))
-    }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// `YYYYMMDD` of today in UTC (used for default key ids).
-pub fn today_utc() -> String {
-    let days = (now_ms() / 86_400_000) as i64;
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}{m:02}{d:02}")
-}
-
-/// Howard Hinnant's days-to-civil algorithm: avoids a date crate for one formatting need.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = (z - era * 146_097) as u64;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe as i64 + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_dates() {
-        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
-        assert_eq!(super::civil_from_days(20_774), (2026, 11, 17));
-        assert_eq!(super::civil_from_days(-1), (1969, 12, 31));
     }
 }

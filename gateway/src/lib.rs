@@ -15,6 +15,7 @@ pub mod build;
 pub mod calls;
 pub mod cli;
 pub mod client_errors;
+pub mod clock;
 pub mod edge;
 pub mod lifecycle;
 pub mod logging;

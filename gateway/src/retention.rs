@@ -17,7 +17,8 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use prometheus::IntCounter;
 
-use crate::app::{now_ms, App};
+use crate::app::App;
+use crate::clock::now_ms;
 
 /// Time between two passes: retention is counted in days, so hourly is precise enough.
 pub const PASS_INTERVAL: Duration = Duration::from_secs(3600);

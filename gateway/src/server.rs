@@ -1,5 +1,6 @@
 //! Start-up: load policy, open the store, assemble the Pingora server, run it.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use c2c_dlt::DltRegistry;
@@ -17,11 +18,32 @@ use crate::app::{App, AppParts, PolicyHandle};
 use crate::calls::livekit_pool::LiveKitPool;
 use crate::calls::poller::Poller;
 use crate::calls::services::{deliverer, DeliveryService, TimerService};
-use crate::cli::ServeArgs;
 use crate::edge::Regions;
 use crate::proxy::GatewayProxy;
 use crate::reload::PolicyReloader;
 use crate::sip::{SipService, SipStart};
+
+/// Arguments of `serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Policy directory (gateway.toml + tenants/*.toml).
+    #[arg(long, env = "C2C_POLICIES", default_value = "./policies")]
+    pub policies: PathBuf,
+    /// Data directory (the embedded sled store).
+    #[arg(long, env = "C2C_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// Listen address; overrides `server.listen` in gateway.toml (default 127.0.0.1:8080).
+    #[arg(long, env = "C2C_LISTEN")]
+    pub listen: Option<String>,
+    /// SIP edge listen address, UDP and TCP on the same port.
+    #[arg(long, env = "C2C_SIP_LISTEN", default_value = "127.0.0.1:5060")]
+    pub sip_listen: std::net::SocketAddr,
+    /// The address the SIP edge puts in its Via and Record-Route headers, the one LiveKit
+    /// and carriers reach it at. Required when --sip-listen is 0.0.0.0 or [::]; defaults
+    /// to the --sip-listen address otherwise.
+    #[arg(long, env = "C2C_SIP_ADVERTISE")]
+    pub sip_advertise: Option<std::net::IpAddr>,
+}
 
 /// Everything `serve` needs before Pingora takes over.
 pub struct Prepared {

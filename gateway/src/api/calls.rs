@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use c2c_callstate::{new_call_id, CallEvent, CallRecord, DialResult, NewCall};
 use c2c_dialplan::DialPlan;
-use c2c_livekit::{LiveKitClient, LiveKitError};
+use c2c_livekit::LiveKitClient;
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead, X_API_KEY};
 use c2c_tenancy::AnswerDetection;
 use http::StatusCode;
@@ -15,12 +15,13 @@ use http::StatusCode;
 use crate::api::contract::{
     view, Click2CallRequest, Click2CallResponse, ConnectResponse, ConnectStatus, StatusReport,
 };
-use crate::api::normalize::dial_error;
-use crate::app::{now_ms, App};
+use crate::api::errors;
+use crate::app::App;
 use crate::body::parse_json;
+use crate::calls;
 use crate::calls::dial::DialWait;
 use crate::calls::livekit_pool::LiveKitPool;
-use crate::calls::{self, store_error};
+use crate::clock::now_ms;
 
 const MAX_FIELD: usize = 128;
 
@@ -34,16 +35,6 @@ fn check_field(name: &str, v: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-fn livekit_error(op: &'static str, app: &App, e: &LiveKitError) -> ApiError {
-    app.metrics.livekit_errors.with_label_values(&[op]).inc();
-    tracing::warn!(op, error = %e, "LiveKit call failed");
-    ApiError::unavailable(
-        "livekit_unavailable",
-        "LiveKit is unavailable right now; nothing was created, retry shortly",
-        5,
-    )
 }
 
 pub async fn click2call(
@@ -62,7 +53,7 @@ pub async fn click2call(
         .ok_or_else(|| ApiError::forbidden("the tenant of this key no longer exists"))?;
     let n = DialPlan::new(tenant)
         .normalize(&req.customer_number, req.did.as_deref())
-        .map_err(dial_error)?;
+        .map_err(errors::dial_plan)?;
     let client = app
         .livekit
         .client_for_tenant(&policy, &tenant.id)
@@ -121,7 +112,7 @@ async fn create_call(
         client.create_room(&room, knobs.unconnected_expiry),
     )
     .await
-    .map_err(|e| livekit_error("create_room", app, &e))?;
+    .map_err(|e| errors::livekit("create_room", &app.metrics, &e))?;
     let token = match client.agent_token(&room, req.agent_id.trim(), knobs.token_ttl) {
         Ok(t) => t,
         Err(e) => {
@@ -149,7 +140,7 @@ async fn create_call(
     if let Err(e) = app.store.create(&rec).await {
         // Acknowledge nothing we could not persist, and leave no orphan room behind.
         timed(livekit_wait, delete_room_quietly(client, &room)).await;
-        return Err(store_error(e));
+        return Err(errors::call_store(e));
     }
     calls::run_effects(app, &rec, &effects).await;
     tracing::info!(
@@ -200,7 +191,7 @@ fn load_call(
     let rec = app
         .store
         .get(id)
-        .map_err(store_error)?
+        .map_err(errors::call_store)?
         .ok_or_else(not_found)?;
     // Browser endpoints need no secret, but a server that does send its key must not
     // reach another tenant's call with it. Two keys were refused by the auth plugin;
@@ -231,7 +222,7 @@ async fn check_agent_ready(
 ) -> Result<(), ApiError> {
     let parts = timed(livekit_wait, client.list_participants(&rec.room))
         .await
-        .map_err(|e| livekit_error("list_participants", app, &e))?;
+        .map_err(|e| errors::livekit("list_participants", &app.metrics, &e))?;
     let agent = parts.iter().find(|p| p.identity == rec.agent_id);
     match agent {
         Some(p) if p.publishes_audio => Ok(()),
@@ -269,7 +260,7 @@ pub async fn connect(
             .dlt_blocked
             .with_label_values(&[&tenant.id])
             .inc();
-        return Err(crate::plugins::dlt_gate::pending_error(&e));
+        return Err(errors::dlt_pending(&e));
     }
     // The trunk as the policy has it now (prefix edits apply to new dials): refused here,
     // before anything is stored, rather than ending the call.
@@ -279,7 +270,7 @@ pub async fn connect(
             &rec.customer_number,
             Some(&rec.phone_from),
         )
-        .map_err(dial_error)?;
+        .map_err(errors::dial_plan)?;
     let client = app
         .livekit
         .client_for_tenant(&policy, &tenant.id)
@@ -291,7 +282,7 @@ pub async fn connect(
     // second dial. The transition's `Dial` effect starts the dial (calls::run_effects).
     calls::apply(app, &rec.call_id, CallEvent::Connect)
         .await
-        .map_err(store_error)?;
+        .map_err(errors::call_store)?;
     // Waiting here for CreateSIPParticipant's early result is LiveKit's time.
     let dialed = timed(
         &mut ctx.livekit_wait,
@@ -331,7 +322,7 @@ pub async fn hangup(
     let rec = load_call(app, ctx, head)?;
     let rec = calls::apply(app, &rec.call_id, CallEvent::HangupRequested)
         .await
-        .map_err(store_error)?;
+        .map_err(errors::call_store)?;
     Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))
 }
 
@@ -354,7 +345,7 @@ pub async fn status(
     let rec = match ev {
         Some(ev) => calls::apply(app, &rec.call_id, ev)
             .await
-            .map_err(store_error)?,
+            .map_err(errors::call_store)?,
         None => rec,
     };
     Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))

@@ -19,11 +19,11 @@ use crate::api::console_types::{
     WebhookPreview,
 };
 use crate::api::contract::view;
+use crate::api::errors;
 use crate::api::owner::FlagSource;
 use crate::app::App;
 use crate::body::parse_json;
 use crate::calls::livekit_pool::LiveKitPool;
-use crate::calls::store_error;
 
 /// Longest wait for the live LiveKit check: the console shows a verdict, not a spinner.
 const VALIDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -235,7 +235,7 @@ pub fn call(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     let rec = app
         .store
         .get(id)
-        .map_err(store_error)?
+        .map_err(errors::call_store)?
         .ok_or_else(not_found)?;
     // Another tenant's call is as unknown as a missing one.
     may_see(ctx, &rec.tenant).map_err(|_| not_found())?;

@@ -15,8 +15,10 @@ use serde::Serialize;
 use tracing::Instrument;
 use utoipa::ToSchema;
 
-use crate::app::{now_ms, App};
+use crate::api::errors;
+use crate::app::App;
 use crate::calls;
+use crate::clock::now_ms;
 
 const SEEN_PREFIX: &[u8] = b"e/";
 /// Webhook tokens live 5 minutes; remembering ids for an hour covers every replay that
@@ -110,7 +112,7 @@ async fn dispatch(
     if !c2c_callstate::is_valid_call_id(&call_id) {
         return Ok(WebhookResult::Ignored);
     }
-    let Some(rec) = app.store.get(&call_id).map_err(calls::store_error)? else {
+    let Some(rec) = app.store.get(&call_id).map_err(errors::call_store)? else {
         return Ok(WebhookResult::Ignored);
     };
     // The issuing project must be the call's tenant's project.
@@ -148,7 +150,7 @@ async fn dispatch(
             calls::apply(app, &call_id, e)
                 .instrument(calls::span(&call_id))
                 .await
-                .map_err(calls::store_error)?;
+                .map_err(errors::call_store)?;
             Ok(WebhookResult::Applied)
         }
         None => Ok(WebhookResult::Ignored),

@@ -7,6 +7,7 @@ mod calls;
 mod console;
 mod console_types;
 pub(crate) mod contract;
+pub mod errors;
 pub mod livekit_webhook;
 pub(crate) mod normalize;
 pub mod openapi;

@@ -7,13 +7,14 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
+use c2c_dialplan::DialPlan;
 use c2c_dialplan::Normalized;
-use c2c_dialplan::{DialError, DialPlan};
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::errors;
 use crate::app::App;
 use crate::body::parse_json;
 
@@ -89,16 +90,7 @@ pub fn for_tenant(app: &App, tenant: &str, body: &Bytes) -> Result<Normalized, A
         Some(t) => plan.preview(t, &req.customer_number, req.did.as_deref()),
         None => plan.normalize(&req.customer_number, req.did.as_deref()),
     }
-    .map_err(dial_error)
-}
-
-/// Maps dial plan errors onto the HTTP error shape.
-pub fn dial_error(e: DialError) -> ApiError {
-    let status = match e {
-        DialError::NoTrunk(_) => StatusCode::CONFLICT,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    ApiError::new(status, e.code(), e.to_string())
+    .map_err(errors::dial_plan)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::errors;
 use crate::app::App;
 use crate::body::parse_json;
 
@@ -64,23 +65,14 @@ fn tenant_param(ctx: &RequestCtx) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::internal("missing tenant parameter"))
 }
 
-fn store_error(e: c2c_dlt::DltError) -> ApiError {
-    tracing::error!(error = %e, "DLT store failure");
-    ApiError::unavailable(
-        "store_unavailable",
-        "the DLT store is unavailable; try again",
-        1,
-    )
-}
-
 pub fn get(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     let id = tenant_param(ctx)?;
     let policy = app.policy.get();
     let tenant = policy
         .tenant(id)
         .ok_or_else(|| ApiError::not_found(format!("unknown tenant '{id}'")))?;
-    let current = app.dlt.current(id).map_err(store_error)?;
-    let audit = app.dlt.audit(id).map_err(store_error)?;
+    let current = app.dlt.current(id).map_err(errors::dlt_store)?;
+    let audit = app.dlt.audit(id).map_err(errors::dlt_store)?;
     Ok(JsonResponse::json(
         StatusCode::OK,
         &OutboundState {
@@ -133,7 +125,7 @@ pub async fn set(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonRespon
             },
         )
         .await
-        .map_err(store_error)?;
+        .map_err(errors::dlt_store)?;
     tracing::info!(
         tenant = id,
         old = entry.old,

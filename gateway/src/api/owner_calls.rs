@@ -5,9 +5,9 @@
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx};
 use http::StatusCode;
 
+use crate::api::errors;
 use crate::app::App;
 use crate::calls::detail::call_detail;
-use crate::calls::store_error;
 
 /// `GET /api/c2c/owner/calls/{id}`.
 pub fn get(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
@@ -18,7 +18,7 @@ pub fn get(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
         return Err(ApiError::not_found("unknown call_id"));
     }
     let detail = call_detail(&app.store, id)
-        .map_err(store_error)?
+        .map_err(errors::call_store)?
         .ok_or_else(|| ApiError::not_found("unknown call_id"))?;
     Ok(JsonResponse::json(StatusCode::OK, &detail))
 }

@@ -8,9 +8,11 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::{now_ms, App};
+use crate::api::errors;
+use crate::app::App;
 use crate::body::parse_json;
-use crate::calls::{replay, store_error};
+use crate::calls::replay;
+use crate::clock::now_ms;
 
 /// Which webhooks to send again.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -70,7 +72,7 @@ pub async fn handle(app: &App, body: &Bytes) -> Result<JsonResponse, ApiError> {
     let max = replay::check_max(max).map_err(invalid_max)?;
     let done = replay::requeue(&app.store, &req.tenant, since, now, max, &mut |_| {})
         .await
-        .map_err(store_error)?;
+        .map_err(errors::call_store)?;
     app.webhook_kick.notify_one();
     let count = done.entries.len();
     if done.capped() {

@@ -13,9 +13,9 @@ use http::StatusCode;
 use c2c_callstate::DayTally;
 
 use crate::api::contract::view;
+use crate::api::errors;
 use crate::api::report_types::{AnalyticsReport, CallLogEntry, CallLogPage, DayCounts, Outcomes};
 use crate::app::App;
-use crate::calls::store_error;
 
 /// Longest analytics range: a quarter keeps one answer bounded.
 pub const MAX_RANGE_DAYS: i64 = 92;
@@ -117,7 +117,7 @@ pub fn analytics(
     let tallies = app
         .store
         .day_tallies(&tenant, &ymd(from), &ymd(to), trunk.as_deref())
-        .map_err(store_error)?;
+        .map_err(errors::call_store)?;
     let mut all = DayTally::default();
     let mut by_day = Vec::with_capacity(tallies.len());
     let mut d = from;
@@ -230,7 +230,7 @@ pub fn call_log(
             | c2c_callstate::StoreError::Corrupt { .. } => {
                 bad("invalid_cursor", "cursor is not one this endpoint returned")
             }
-            other => store_error(other),
+            other => errors::call_store(other),
         })?;
     // The status filter applies within the page; the cursor still walks every call, so
     // a page may hold fewer than `limit` calls but none is ever skipped.

@@ -20,10 +20,9 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use c2c_callstate::{CallEvent, CallKnobs, CallRecord, Effect, StoreError};
-use c2c_plugin_api::ApiError;
-use http::StatusCode;
 
-use crate::app::{now_ms, App};
+use crate::app::App;
+use crate::clock::now_ms;
 
 /// The span of one call: every log line about a call carries its `call_id`. Inside a
 /// call's span already (a task spawned while handling that call), that span, so the id is
@@ -45,25 +44,6 @@ pub fn knobs(app: &App) -> CallKnobs {
         max_duration_ms: c.max_duration.as_millis() as u64,
         unconnected_expiry_ms: c.unconnected_expiry.as_millis() as u64,
         hangup_settle_ms: hangup::SETTLE_LIMIT.as_millis() as u64,
-    }
-}
-
-/// Store errors as HTTP errors. A conflict is the caller's mistake (409), a missing
-/// call is 404, everything else is ours (503: safe to retry, nothing was acknowledged).
-pub fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Transition(c2c_callstate::TransitionError::Conflict { code, message }) => {
-            ApiError::new(StatusCode::CONFLICT, code, message)
-        }
-        StoreError::NotFound => ApiError::not_found("unknown call_id"),
-        other => {
-            tracing::error!(error = %other, "call store failure");
-            ApiError::unavailable(
-                "store_unavailable",
-                "the call store is unavailable; try again",
-                1,
-            )
-        }
     }
 }
 

@@ -134,7 +134,7 @@ pub async fn pass(app: &Arc<App>) {
             tasks.spawn(async move {
                 let _permit = permit;
                 let events = match client.list_participants(&rec.room).await {
-                    Ok(parts) => events_from_sample(&rec, &parts, crate::app::now_ms()),
+                    Ok(parts) => events_from_sample(&rec, &parts, crate::clock::now_ms()),
                     Err(LiveKitError::NotFound(_)) => vec![CallEvent::RoomFinished],
                     Err(e) => {
                         app.metrics.livekit_errors.with_label_values(&["list_participants"]).inc();

@@ -82,13 +82,13 @@ impl Timers {
         Fut: std::future::Future<Output = ()>,
     {
         loop {
-            let (due, next) = self.take_due(crate::app::now_ms());
+            let (due, next) = self.take_due(crate::clock::now_ms());
             for (id, kind) in due {
                 fire(id, CallEvent::Timer(kind)).await;
             }
             let sleep = match next {
                 Some(at) => {
-                    std::time::Duration::from_millis(at.saturating_sub(crate::app::now_ms()))
+                    std::time::Duration::from_millis(at.saturating_sub(crate::clock::now_ms()))
                 }
                 // Nothing armed: wait for an arm (or re-check now and then).
                 None => std::time::Duration::from_secs(60),
@@ -138,7 +138,7 @@ mod tests {
                 })
                 .await
         });
-        let now = crate::app::now_ms();
+        let now = crate::clock::now_ms();
         t.arm("late", TimerKind::MaxDuration, now + 60_000);
         t.arm("first", TimerKind::RingTimeout, now + 50);
         t.arm("second", TimerKind::RingTimeout, now + 100);
@@ -147,7 +147,7 @@ mod tests {
         assert_eq!(first.as_deref(), Some("first"));
         let second = tokio::time::timeout(limit, fired.recv()).await.unwrap();
         assert_eq!(second.as_deref(), Some("second"));
-        assert!(crate::app::now_ms() < now + 60_000);
+        assert!(crate::clock::now_ms() < now + 60_000);
         assert_eq!(t.len(), 1, "only the late timer is left");
         stop_tx.send(true).unwrap();
         task.await.unwrap();

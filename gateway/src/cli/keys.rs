@@ -35,7 +35,7 @@ impl KeysTarget {
 
 /// `<tenant>-<YYYYMMDD>` or `owner-<YYYYMMDD>`.
 fn default_id(owner: &KeyOwner) -> String {
-    let day = crate::app::today_utc();
+    let day = crate::clock::today_utc();
     match owner {
         KeyOwner::Tenant(t) => format!("{t}-{day}"),
         KeyOwner::Owner => format!("owner-{day}"),

@@ -23,6 +23,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::server::ServeArgs;
+
 use common::{finish, CliResult, Failure};
 pub use common::{DataArgs, GatewayArgs, PolicyArgs};
 
@@ -75,28 +77,6 @@ pub enum DevCommand {
     /// A local CRM webhook receiver: prints each webhook (headers that matter, JSON
     /// body) as one JSON line and answers 200.
     CrmSink(crm_sink::CrmSinkArgs),
-}
-
-/// Arguments of `serve`.
-#[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    /// Policy directory (gateway.toml + tenants/*.toml).
-    #[arg(long, env = "C2C_POLICIES", default_value = "./policies")]
-    pub policies: PathBuf,
-    /// Data directory (the embedded sled store).
-    #[arg(long, env = "C2C_DATA", default_value = "./data")]
-    pub data: PathBuf,
-    /// Listen address; overrides `server.listen` in gateway.toml (default 127.0.0.1:8080).
-    #[arg(long, env = "C2C_LISTEN")]
-    pub listen: Option<String>,
-    /// SIP edge listen address, UDP and TCP on the same port.
-    #[arg(long, env = "C2C_SIP_LISTEN", default_value = "127.0.0.1:5060")]
-    pub sip_listen: std::net::SocketAddr,
-    /// The address the SIP edge puts in its Via and Record-Route headers, the one LiveKit
-    /// and carriers reach it at. Required when --sip-listen is 0.0.0.0 or [::]; defaults
-    /// to the --sip-listen address otherwise.
-    #[arg(long, env = "C2C_SIP_ADVERTISE")]
-    pub sip_advertise: Option<std::net::IpAddr>,
 }
 
 /// `policy ...` subcommands.

@@ -15,9 +15,10 @@ use serde_json::json;
 use super::common::{load_policy, open_db, runtime, CliResult, Failure, Remote};
 use super::progress::{summary, thousands, took, Progress};
 use super::ReplayArgs;
-use crate::app::{now_ms, PolicyHandle};
+use crate::app::PolicyHandle;
 use crate::calls::outbox::PolicyEndpoints;
 use crate::calls::replay;
+use crate::clock::now_ms;
 
 /// What a replay did, for the summary.
 struct Done {

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use c2c_plugin_api::{ApiError, Decision, Plugin, RequestCtx, RequestHead};
-use http::StatusCode;
 
+use crate::api::errors;
 use crate::app::App;
 
 pub struct DltGate {
@@ -16,11 +16,6 @@ impl DltGate {
     pub fn new(app: Arc<App>) -> Self {
         Self { app }
     }
-}
-
-/// The 403 every call attempt of a DLT-pending tenant gets.
-pub fn pending_error(e: &c2c_dlt::DltPending) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "dlt_pending", e.to_string())
 }
 
 #[async_trait]
@@ -48,7 +43,7 @@ impl Plugin for DltGate {
                     .dlt_blocked
                     .with_label_values(&[tenant_id])
                     .inc();
-                pending_error(&e).into()
+                errors::dlt_pending(&e).into()
             }
         }
     }

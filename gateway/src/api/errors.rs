@@ -1,0 +1,66 @@
+//! Domain errors as HTTP errors, in one place: every handler maps a call-store, DLT,
+//! dial-plan or LiveKit failure through here, so an error code and its status mean the
+//! same on every route. All of them render as the one JSON shape
+//! `{"error": {"code", "message"}}` (`c2c_plugin_api::ApiError`).
+
+use c2c_callstate::{StoreError, TransitionError};
+use c2c_dialplan::DialError;
+use c2c_dlt::{DltError, DltPending};
+use c2c_livekit::LiveKitError;
+use c2c_metrics::GatewayMetrics;
+use c2c_plugin_api::ApiError;
+use http::StatusCode;
+
+/// The call store. A conflict is the caller's mistake (409), a missing call 404,
+/// anything else ours (503: safe to retry, nothing was acknowledged).
+pub fn call_store(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Transition(TransitionError::Conflict { code, message }) => {
+            ApiError::new(StatusCode::CONFLICT, code, message)
+        }
+        StoreError::NotFound => ApiError::not_found("unknown call_id"),
+        other => {
+            tracing::error!(error = %other, "call store failure");
+            ApiError::unavailable(
+                "store_unavailable",
+                "the call store is unavailable; try again",
+                1,
+            )
+        }
+    }
+}
+
+/// The DLT flag's store.
+pub fn dlt_store(e: DltError) -> ApiError {
+    tracing::error!(error = %e, "DLT store failure");
+    ApiError::unavailable(
+        "store_unavailable",
+        "the DLT store is unavailable; try again",
+        1,
+    )
+}
+
+/// The dial plan: a number or caller ID refused (422), no usable trunk (409).
+pub fn dial_plan(e: DialError) -> ApiError {
+    let status = match e {
+        DialError::NoTrunk(_) => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+/// The 403 every call attempt of a DLT-pending tenant gets.
+pub fn dlt_pending(e: &DltPending) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "dlt_pending", e.to_string())
+}
+
+/// A LiveKit request that failed while a request waited on it (counted by operation).
+pub fn livekit(op: &'static str, metrics: &GatewayMetrics, e: &LiveKitError) -> ApiError {
+    metrics.livekit_errors.with_label_values(&[op]).inc();
+    tracing::warn!(op, error = %e, "LiveKit call failed");
+    ApiError::unavailable(
+        "livekit_unavailable",
+        "LiveKit is unavailable right now; nothing was created, retry shortly",
+        5,
+    )
+}
