@@ -47,6 +47,18 @@ impl PolicyHandle {
     }
 }
 
+/// Why `/readyz` is 503.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("draining: the gateway is shutting down")]
+    Draining,
+    /// What start-up is doing.
+    #[error("starting up: {0}")]
+    Starting(String),
+    #[error("store unavailable: {0}")]
+    Store(sled::Error),
+}
+
 /// Everything request handlers and services share.
 pub struct App {
     pub policy: Arc<PolicyHandle>,
@@ -187,16 +199,16 @@ impl App {
     }
 
     /// Ready when start-up finished, the gateway is not draining and the store answers.
-    pub fn is_ready(&self) -> Result<(), String> {
+    pub fn is_ready(&self) -> Result<(), NotReady> {
         if self.lifecycle.draining.load(Ordering::Acquire) {
-            return Err("draining: the gateway is shutting down".into());
+            return Err(NotReady::Draining);
         }
         if !self.is_serving() {
-            return Err(format!("starting up: {}", self.lifecycle.starting.lock()));
+            return Err(NotReady::Starting(self.lifecycle.starting.lock().clone()));
         }
         self.db
             .contains_key(b"readyz")
             .map(|_| ())
-            .map_err(|e| format!("store unavailable: {e}"))
+            .map_err(NotReady::Store)
     }
 }

@@ -43,22 +43,58 @@ pub struct Regions {
     pub default_region: Option<String>,
 }
 
+/// Why an upstream URL cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("{url}: {source}")]
+    Parse {
+        url: String,
+        source: url::ParseError,
+    },
+    #[error("{0}: no host")]
+    NoHost(String),
+    #[error("{0}: no port")]
+    NoPort(String),
+    #[error("{url}: cannot resolve: {source}")]
+    Resolve { url: String, source: std::io::Error },
+    #[error("{0}: no address")]
+    NoAddress(String),
+}
+
+/// Why a region cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum RegionError {
+    #[error("region {region}: {source}")]
+    Upstream {
+        region: String,
+        source: UpstreamError,
+    },
+    #[error("region {region}: {reason}")]
+    Pool { region: String, reason: String },
+}
+
 /// Parses `http(s)://host:port` (ws/wss too) into an upstream; resolves the host once.
-pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
-    let u = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+pub fn parse_upstream(url: &str) -> Result<Upstream, UpstreamError> {
+    let u = url::Url::parse(url).map_err(|source| UpstreamError::Parse {
+        url: url.to_owned(),
+        source,
+    })?;
     let tls = matches!(u.scheme(), "https" | "wss");
     let host = u
         .host_str()
-        .ok_or_else(|| format!("{url}: no host"))?
+        .ok_or_else(|| UpstreamError::NoHost(url.to_owned()))?
         .to_string();
     let port = u
         .port_or_known_default()
-        .ok_or_else(|| format!("{url}: no port"))?;
+        .ok_or_else(|| UpstreamError::NoPort(url.to_owned()))?;
     let addr = (host.as_str(), port)
         .to_socket_addrs()
-        .map_err(|e| format!("{url}: cannot resolve: {e}"))?
+        .map_err(|source| UpstreamError::Resolve {
+            url: url.to_owned(),
+            source,
+        })?
         .next()
-        .ok_or_else(|| format!("{url}: no address"))?;
+        .ok_or_else(|| UpstreamError::NoAddress(url.to_owned()))?;
     Ok(Upstream {
         addr,
         host: format!("{host}:{port}"),
@@ -100,7 +136,7 @@ impl Regions {
     pub fn build(
         policy: &Policy,
         metrics: &GatewayMetrics,
-    ) -> Result<(Self, Vec<HealthCheckService>), String> {
+    ) -> Result<(Self, Vec<HealthCheckService>), RegionError> {
         let mut regions = HashMap::new();
         let mut services = Vec::new();
         for r in &policy.gateway.regions {
@@ -109,9 +145,15 @@ impl Regions {
                 .iter()
                 .map(|u| parse_upstream(u))
                 .collect::<Result<_, _>>()
-                .map_err(|e| format!("region {}: {e}", r.name))?;
+                .map_err(|source| RegionError::Upstream {
+                    region: r.name.clone(),
+                    source,
+                })?;
             let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(ups.iter().map(|u| u.addr))
-                .map_err(|e| format!("region {}: {e}", r.name))?;
+                .map_err(|e| RegionError::Pool {
+                    region: r.name.clone(),
+                    reason: e.to_string(),
+                })?;
             // One check per region; every upstream of a region speaks the same scheme.
             let tls = ups.first().is_some_and(|u| u.tls);
             let host = ups.first().map(|u| u.host.clone()).unwrap_or_default();

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod client_errors;
 pub mod clock;
 pub mod edge;
+pub mod error;
 pub mod lifecycle;
 pub mod logging;
 pub mod plugins;

@@ -247,8 +247,8 @@ impl ProxyHttp for GatewayProxy {
                 })?
             }
             Some(UpstreamChoice::Url(u)) => {
-                let up =
-                    parse_upstream(u).map_err(|e| Error::explain(ErrorType::HTTPStatus(502), e))?;
+                let up = parse_upstream(u)
+                    .map_err(|e| Error::explain(ErrorType::HTTPStatus(502), e.to_string()))?;
                 ("byo".to_string(), up)
             }
             None => {

@@ -99,7 +99,7 @@ pub async fn reload(app: &App, started: &GatewayConfig) -> Result<(), c2c_tenanc
                     .inc();
                 tracing::error!(reason = %e, "policy rejected; keeping the previous policy");
                 return Err(c2c_tenancy::PolicyErrors(vec![
-                    c2c_tenancy::PolicyError::new(app.policy.dir(), "livekit", e),
+                    c2c_tenancy::PolicyError::new(app.policy.dir(), "livekit", e.to_string()),
                 ]));
             }
             app.policy.replace(p);

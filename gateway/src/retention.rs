@@ -37,13 +37,12 @@ pub struct RetentionService {
 
 impl RetentionService {
     /// Registers `c2c_calls_purged_total` in the gateway's registry.
-    pub fn new(app: Arc<App>) -> Result<Self, String> {
+    pub fn new(app: Arc<App>) -> Result<Self, prometheus::Error> {
         let purged = IntCounter::new(
             "c2c_calls_purged_total",
             "Call records purged by calls.retention_days (with their indexes and finished webhooks)",
         )
-        .and_then(|c| app.registry.register(Box::new(c.clone())).map(|()| c))
-        .map_err(|e| format!("metrics registration: {e}"))?;
+        .and_then(|c| app.registry.register(Box::new(c.clone())).map(|()| c))?;
         Ok(Self { app, purged })
     }
 

@@ -19,6 +19,7 @@ use crate::calls::livekit_pool::LiveKitPool;
 use crate::calls::poller::Poller;
 use crate::calls::services::{deliverer, DeliveryService, TimerService};
 use crate::edge::Regions;
+use crate::error::StartError;
 use crate::proxy::GatewayProxy;
 use crate::reload::PolicyReloader;
 use crate::sip::{SipService, SipStart};
@@ -58,49 +59,34 @@ pub struct Prepared {
     pub http_probes: Vec<std::net::TcpListener>,
 }
 
-/// The one sentence for a listener that cannot be bound: what, where, which transport,
-/// why, and the setting that moves it. `flag` names that setting.
-pub fn listen_error(
-    what: &str,
-    addr: impl std::fmt::Display,
-    transport: &str,
-    e: &std::io::Error,
-    flag: &str,
-) -> String {
-    use std::io::ErrorKind;
-    let why = match e.kind() {
-        ErrorKind::AddrInUse => "address in use (is another gateway running?)".to_string(),
-        ErrorKind::AddrNotAvailable => "address not available on this host".to_string(),
-        ErrorKind::PermissionDenied => {
-            "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)".to_string()
-        }
-        _ => e.to_string(),
-    };
-    format!("{what} cannot listen on {addr} ({transport}): {why}; set {flag} to another address")
-}
-
 /// Binds `addr` for TCP to find out now, with a clear message, whether Pingora will be
 /// able to. Pingora itself retries a taken address for 30 s, then panics in its service
 /// thread and leaves the process running without the listener.
-fn probe_http(what: &str, addr: &str, flag: &str) -> Result<std::net::TcpListener, String> {
-    std::net::TcpListener::bind(addr).map_err(|e| listen_error(what, addr, "TCP", &e, flag))
+fn probe_http(
+    what: &'static str,
+    addr: &str,
+    flag: &'static str,
+) -> Result<std::net::TcpListener, StartError> {
+    std::net::TcpListener::bind(addr).map_err(|e| StartError::listen(what, addr, "TCP", &e, flag))
 }
 
 /// Loads policy, binds or checks every listener, opens the store. Errors are start-up
 /// errors: printed, exit 1.
-pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
+pub fn prepare(args: &ServeArgs) -> Result<Prepared, StartError> {
     // reqwest is built without a bundled TLS provider; use ring, which Pingora's rustls
     // already links. Installing twice (tests) is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let policy = c2c_tenancy::load_dir(&args.policies)
-        .map_err(|e| format!("invalid policy in {}:\n{e}", args.policies.display()))?;
+    let policy = c2c_tenancy::load_dir(&args.policies).map_err(|errors| StartError::Policy {
+        dir: args.policies.clone(),
+        errors,
+    })?;
     let listen = args
         .listen
         .clone()
         .unwrap_or_else(|| policy.gateway.listen.to_string());
     listen
         .parse::<std::net::SocketAddr>()
-        .map_err(|_| format!("--listen {listen:?} is not an address like 127.0.0.1:8080"))?;
+        .map_err(|_| StartError::ListenAddress(listen.clone()))?;
     // Every listener before anything else starts: a second gateway on the same host
     // stops here, naming the address, instead of running half-bound.
     let mut http_probes = vec![probe_http(
@@ -116,8 +102,10 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
         )?);
     }
     let sip = SipStart::prepare(args.sip_listen, args.sip_advertise, &policy)?;
-    std::fs::create_dir_all(&args.data)
-        .map_err(|e| format!("cannot create data directory {}: {e}", args.data.display()))?;
+    std::fs::create_dir_all(&args.data).map_err(|source| StartError::DataDir {
+        dir: args.data.clone(),
+        source,
+    })?;
     let db = sled::Config::new()
         .path(args.data.join("store"))
         // sled defaults to a 1 GiB cache; the working set here is open calls + indexes.
@@ -126,23 +114,17 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
         .cache_capacity(policy.gateway.store_cache_bytes)
         .flush_every_ms(Some(500))
         .open()
-        .map_err(|e| {
-            format!(
-                "cannot open the store in {} (is another gateway using it?): {e}",
-                args.data.display()
-            )
+        .map_err(|source| StartError::Store {
+            dir: args.data.clone(),
+            source,
         })?;
-    let dlt = Arc::new(DltRegistry::open(&db).map_err(|e| format!("cannot open DLT state: {e}"))?);
+    let dlt = Arc::new(DltRegistry::open(&db).map_err(StartError::Dlt)?);
     // The tally rebuild an upgrade may need runs after the listener is up
     // (crate::lifecycle), so liveness probes are answered meanwhile.
-    let store = SledCallStore::open_with_db_deferred(db.clone())
-        .map_err(|e| format!("cannot open the call store: {e}"))?;
-    let seen = db
-        .open_tree("livekit_webhooks")
-        .map_err(|e| format!("cannot open the store: {e}"))?;
+    let store = SledCallStore::open_with_db_deferred(db.clone()).map_err(StartError::CallStore)?;
+    let seen = db.open_tree("livekit_webhooks").map_err(StartError::Tree)?;
     let registry = prometheus::default_registry().clone();
-    let metrics =
-        GatewayMetrics::register(&registry).map_err(|e| format!("metrics registration: {e}"))?;
+    let metrics = GatewayMetrics::register(&registry)?;
     metrics.set_build_info(crate::build::VERSION, crate::build::REVISION);
     {
         let (hist, errors) = (
@@ -182,7 +164,7 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, String> {
 }
 
 /// Runs the gateway until SIGTERM (graceful) or SIGINT (fast).
-pub fn serve(args: ServeArgs) -> Result<(), String> {
+pub fn serve(args: ServeArgs) -> Result<(), StartError> {
     let Prepared {
         app,
         listen,
@@ -216,8 +198,10 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(tls) = &gw.tls {
         let cert = tls.cert_file.to_string_lossy();
         let key = tls.key_file.to_string_lossy();
-        let mut settings = TlsSettings::intermediate(&cert, &key)
-            .map_err(|e| format!("TLS listener {}: {e}", tls.listen))?;
+        let mut settings = TlsSettings::intermediate(&cert, &key).map_err(|e| StartError::Tls {
+            listen: tls.listen,
+            reason: e.to_string(),
+        })?;
         settings.enable_h2();
         proxy.add_tls_with_settings(&tls.listen.to_string(), None, settings);
         tracing::info!(listen = %tls.listen, "TLS listener (HTTP/1.1 and HTTP/2)");

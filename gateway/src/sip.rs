@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::app::App;
+use crate::error::StartError;
 
 /// Call events from the SIP edge waiting to be applied. Observers must never block
 /// the SIP path: beyond this many, events are dropped (and counted in the log).
@@ -71,7 +72,7 @@ pub fn config(
     listen: SocketAddr,
     advertise: Option<IpAddr>,
     policy: &Policy,
-) -> Result<SipConfig, String> {
+) -> Result<SipConfig, StartError> {
     let mut c = SipConfig::new(listen);
     c.advertise = advertise;
     let k = policy.gateway.sip;
@@ -83,8 +84,10 @@ pub fn config(
             .sip_sources
             .iter()
             .map(|s| {
-                s.parse::<Cidr>()
-                    .map_err(|e| format!("regions {} sip_sources: {e}", r.name))
+                s.parse::<Cidr>().map_err(|source| StartError::SipSources {
+                    region: r.name.clone(),
+                    source,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         c.allow.push(AllowedRegion {
@@ -110,29 +113,25 @@ impl SipStart {
         listen: SocketAddr,
         advertise: Option<IpAddr>,
         policy: &Policy,
-    ) -> Result<Self, String> {
-        let config = config(listen, advertise, policy).map_err(|e| format!("SIP edge: {e}"))?;
+    ) -> Result<Self, StartError> {
+        let config = config(listen, advertise, policy)?;
         config.advertised_ip().map_err(|e| match e {
-            SipError::NoAdvertiseAddress(addr) => format!(
-                "SIP edge cannot listen on {addr} without an address to advertise in its Via \
-                 and Record-Route: set --sip-advertise (C2C_SIP_ADVERTISE) to the address \
-                 LiveKit and carriers reach it at, or --sip-listen to a specific address"
-            ),
-            other => format!("SIP edge: {other}"),
+            SipError::NoAdvertiseAddress(addr) => StartError::SipAdvertise(addr),
+            other => StartError::Sip(other),
         })?;
         let sockets = SipSockets::bind(listen).map_err(|e| match e {
             SipError::Bind {
                 transport,
                 addr,
                 source,
-            } => crate::server::listen_error(
+            } => StartError::listen(
                 "SIP edge",
                 addr,
                 &transport.to_ascii_uppercase(),
                 &source,
                 "--sip-listen (C2C_SIP_LISTEN)",
             ),
-            other => format!("SIP edge: {other}"),
+            other => StartError::Sip(other),
         })?;
         Ok(Self { config, sockets })
     }

@@ -55,8 +55,13 @@ pub async fn handle(app: &App, body: &Bytes) -> Result<JsonResponse, ApiError> {
         )));
     }
     let now = now_ms();
-    let since = replay::parse_since(&req.since, now)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_since", e))?;
+    let since = replay::parse_since(&req.since, now).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_since",
+            e.to_string(),
+        )
+    })?;
     let invalid_max = |e: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_max", e);
     let max = match req.max {
         None => None,
@@ -69,7 +74,7 @@ pub async fn handle(app: &App, body: &Bytes) -> Result<JsonResponse, ApiError> {
             )))
         }
     };
-    let max = replay::check_max(max).map_err(invalid_max)?;
+    let max = replay::check_max(max).map_err(|e| invalid_max(e.to_string()))?;
     let done = replay::requeue(&app.store, &req.tenant, since, now, max, &mut |_| {})
         .await
         .map_err(errors::call_store)?;

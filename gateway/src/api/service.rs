@@ -50,7 +50,7 @@ pub fn readyz(app: &App) -> JsonResponse {
                 },
             )
         }
-        Err(why) => ApiError::unavailable("not_ready", why, 1).into(),
+        Err(why) => ApiError::unavailable("not_ready", why.to_string(), 1).into(),
     }
 }
 

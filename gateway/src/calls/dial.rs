@@ -151,8 +151,10 @@ pub fn start(app: &Arc<App>, rec: &CallRecord) {
                 Ok((client, dial)) => dial_and_settle(&app, &client, &dial).await,
                 // Nothing was dialled: the call ends FAILED with the reason.
                 Err(reason) => {
-                    tracing::warn!(%reason, "cannot dial");
-                    let result = DialResult::Failed { reason };
+                    tracing::warn!(reason, "cannot dial");
+                    let result = DialResult::Failed {
+                        reason: reason.to_owned(),
+                    };
                     apply(&app, &call_id, result.clone()).await;
                     result
                 }
@@ -164,8 +166,9 @@ pub fn start(app: &Arc<App>, rec: &CallRecord) {
 }
 
 /// The LiveKit client and the CreateSIPParticipant request for a call, from the policy
-/// in force (a prefix edited since click2call applies to the dial), or a short reason.
-fn prepare(app: &App, rec: &CallRecord) -> Result<(Arc<LiveKitClient>, CallDial), String> {
+/// in force (a prefix edited since click2call applies to the dial), or the short reason
+/// (a `disconnect_reason` code) why there is none.
+fn prepare(app: &App, rec: &CallRecord) -> Result<(Arc<LiveKitClient>, CallDial), &'static str> {
     let policy = app.policy.get();
     let tenant = policy.tenant(&rec.tenant).ok_or("tenant_removed")?;
     let n = DialPlan::new(tenant)
@@ -174,7 +177,7 @@ fn prepare(app: &App, rec: &CallRecord) -> Result<(Arc<LiveKitClient>, CallDial)
             &rec.customer_number,
             Some(&rec.phone_from),
         )
-        .map_err(|e| e.code().to_owned())?;
+        .map_err(|e| e.code())?;
     let client = app
         .livekit
         .client_for_tenant(&policy, &tenant.id)

@@ -31,6 +31,27 @@ fn projects(policy: &Policy) -> Vec<&LiveKitProject> {
     out
 }
 
+/// Why the LiveKit projects of a policy cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("a project uses url = \"sim\" but the simulator was not started; restart the gateway")]
+    SimNotStarted,
+    #[error("LiveKit project {key}: {source}")]
+    Project {
+        key: String,
+        source: c2c_livekit::LiveKitError,
+    },
+    #[error("cannot start the LiveKit simulator runtime: {0}")]
+    SimRuntime(std::io::Error),
+    #[error("simulator.sip_outbound {value:?}: {reason}")]
+    SimSipOutbound { value: String, reason: String },
+    #[error("cannot start the LiveKit simulator on {listen}: {source}")]
+    Sim {
+        listen: String,
+        source: livekit_sim::SimError,
+    },
+}
+
 impl LiveKitPool {
     /// Starts the simulator if any project uses it, and builds every client. Every
     /// client counts its API requests in `requests` (`c2c_livekit_requests_total{op}`).
@@ -38,7 +59,7 @@ impl LiveKitPool {
         policy: &Policy,
         webhook_url: Option<String>,
         requests: prometheus::IntCounterVec,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, PoolError> {
         let sim_project = projects(policy).into_iter().find(|p| p.is_sim()).cloned();
         let sim = match sim_project {
             Some(p) => Some(start_sim(&p, &policy.gateway.simulator, webhook_url)?),
@@ -64,13 +85,13 @@ impl LiveKitPool {
 
     /// Rebuilds clients for new or changed projects; keeps the rest (and their
     /// connection pools) as they are.
-    pub fn sync(&self, policy: &Policy) -> Result<(), String> {
+    pub fn sync(&self, policy: &Policy) -> Result<(), PoolError> {
         let old = self.clients.load_full();
         let mut next = HashMap::new();
         let mut verifier_projects = Vec::new();
         for p in projects(policy) {
             if p.is_sim() && self.sim.is_none() {
-                return Err("a project uses url = \"sim\" but the simulator was not started; restart the gateway".into());
+                return Err(PoolError::SimNotStarted);
             }
             let resolved = self.resolve(p);
             verifier_projects.push((p.api_key.clone(), p.api_secret.expose().as_bytes().to_vec()));
@@ -78,7 +99,10 @@ impl LiveKitPool {
                 Some((prev, c)) if prev == p => c.clone(),
                 _ => Arc::new(
                     LiveKitClient::new(resolved)
-                        .map_err(|e| format!("LiveKit project {}: {e}", p.api_key))?
+                        .map_err(|source| PoolError::Project {
+                            key: p.api_key.clone(),
+                            source,
+                        })?
                         .with_request_observer(self.requests.clone()),
                 ),
             };
@@ -132,27 +156,32 @@ fn start_sim(
     p: &LiveKitProject,
     cfg: &SimulatorConfig,
     webhook_url: Option<String>,
-) -> Result<Sim, String> {
+) -> Result<Sim, PoolError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("livekit-sim")
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the LiveKit simulator runtime: {e}"))?;
+        .map_err(PoolError::SimRuntime)?;
     let mut conf =
         livekit_sim::SimConfig::new(p.api_key.clone(), p.api_secret.expose().to_string());
     conf.listen = cfg.listen.clone();
     conf.webhook_url = webhook_url;
     conf.sip_disconnect_code_attribute = cfg.sip_disconnect_code_attribute;
     if let Some(out) = &cfg.sip_outbound {
-        conf.sip_outbound = Some(
-            out.parse::<livekit_sim::SipOutbound>()
-                .map_err(|e| format!("simulator.sip_outbound {out:?}: {e}"))?,
-        );
+        conf.sip_outbound = Some(out.parse::<livekit_sim::SipOutbound>().map_err(|e| {
+            PoolError::SimSipOutbound {
+                value: out.clone(),
+                reason: e.to_string(),
+            }
+        })?);
     }
     let handle = rt
         .block_on(livekit_sim::Simulator::start(conf))
-        .map_err(|e| format!("cannot start the LiveKit simulator on {}: {e}", cfg.listen))?;
+        .map_err(|source| PoolError::Sim {
+            listen: cfg.listen.clone(),
+            source,
+        })?;
     let url = handle.url();
     tracing::info!(%url, "bundled LiveKit simulator running (url = \"sim\")");
     Ok(Sim {

@@ -27,31 +27,44 @@ impl Requeued {
     }
 }
 
+/// A replay request the gateway cannot take, with the sentence to show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayArgError {
+    #[error("max must be between 1 and {MAX_LIMIT}, not {0}")]
+    Max(usize),
+    #[error("{0:?} is neither RFC 3339 nor a duration like 6h")]
+    Since(String),
+    #[error("unknown unit in {0:?}; use s, m, h or d")]
+    SinceUnit(String),
+    #[error("time before 1970")]
+    BeforeEpoch,
+}
+
 /// Validates a requested cap (`None` is the default).
-pub fn check_max(max: Option<usize>) -> Result<usize, String> {
+pub fn check_max(max: Option<usize>) -> Result<usize, ReplayArgError> {
     match max.unwrap_or(DEFAULT_MAX) {
         m @ 1..=MAX_LIMIT => Ok(m),
-        m => Err(format!("max must be between 1 and {MAX_LIMIT}, not {m}")),
+        m => Err(ReplayArgError::Max(m)),
     }
 }
 
 /// Parses `--since`: RFC 3339 (`2026-11-20T00:00:00Z`) or a duration ago (`90m`, `6h`,
 /// `2d`).
-pub fn parse_since(s: &str, now_ms: u64) -> Result<u64, String> {
+pub fn parse_since(s: &str, now_ms: u64) -> Result<u64, ReplayArgError> {
     let s = s.trim();
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return u64::try_from(t.timestamp_millis()).map_err(|_| "time before 1970".to_string());
+        return u64::try_from(t.timestamp_millis()).map_err(|_| ReplayArgError::BeforeEpoch);
     }
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("{s:?} is neither RFC 3339 nor a duration like 6h"))?;
+        .map_err(|_| ReplayArgError::Since(s.to_owned()))?;
     let ms = match unit {
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => return Err(format!("unknown unit in {s:?}; use s, m, h or d")),
+        _ => return Err(ReplayArgError::SinceUnit(s.to_owned())),
     };
     Ok(now_ms.saturating_sub(n.saturating_mul(ms)))
 }

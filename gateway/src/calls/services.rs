@@ -86,13 +86,24 @@ impl BackgroundService for TimerService {
     }
 }
 
+/// Why the CRM webhook deliverer cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum DelivererError {
+    #[error("webhook HTTP client: {0}")]
+    Client(reqwest::Error),
+    #[error("webhook metrics: {0}")]
+    Metrics(prometheus::Error),
+    #[error("webhook deliverer: {0}")]
+    Config(c2c_crm_webhooks::ConfigError),
+}
+
 /// Builds the CRM webhook deliverer from policy (the serving gateway and the
 /// `webhooks replay` CLI share this, so both send with the same client rules).
 pub fn build_deliverer(
     w: &c2c_tenancy::WebhookPolicy,
     store: SledCallStore,
     endpoints: Arc<PolicyEndpoints>,
-) -> Result<Deliverer, String> {
+) -> Result<Deliverer, DelivererError> {
     let mut builder = reqwest::Client::builder()
         // Never follow redirects: a CRM endpoint that moved must be re-configured, and a
         // redirect could point us at an internal address.
@@ -102,9 +113,7 @@ pub fn build_deliverer(
     if !w.allow_private_targets {
         builder = builder.dns_resolver(c2c_crm_webhooks::SsrfGuardResolver::shared());
     }
-    let client = builder
-        .build()
-        .map_err(|e| format!("webhook HTTP client: {e}"))?;
+    let client = builder.build().map_err(DelivererError::Client)?;
     let policy = DeliveryPolicy {
         max_age: w.max_age,
         per_tenant_concurrency: w.per_tenant_concurrency,
@@ -112,7 +121,7 @@ pub fn build_deliverer(
         allow_private_targets: w.allow_private_targets,
         ..DeliveryPolicy::default()
     };
-    let metrics = WebhookMetrics::register().map_err(|e| format!("webhook metrics: {e}"))?;
+    let metrics = WebhookMetrics::register().map_err(DelivererError::Metrics)?;
     Deliverer::new(
         client,
         Arc::new(StoreOutbox { store }),
@@ -120,11 +129,11 @@ pub fn build_deliverer(
         policy,
         metrics,
     )
-    .map_err(|e| format!("webhook deliverer: {e}"))
+    .map_err(DelivererError::Config)
 }
 
 /// The serving gateway's deliverer.
-pub fn deliverer(app: &Arc<App>) -> Result<Deliverer, String> {
+pub fn deliverer(app: &Arc<App>) -> Result<Deliverer, DelivererError> {
     build_deliverer(
         &app.policy.get().gateway.webhooks,
         app.store.clone(),

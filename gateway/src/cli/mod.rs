@@ -310,7 +310,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => {
             // Held until `serve` returns: dropping it flushes the log queue.
             let _log = crate::logging::init();
-            crate::server::serve(args).map_err(Failure::Failed)
+            crate::server::serve(args).map_err(|e| Failure::Failed(e.to_string()))
         }
         Command::Policy(PolicyCommand::Check { dir, against }) => {
             policy_check(&dir, against.as_deref())

@@ -31,7 +31,7 @@ struct Done {
 /// Runs `webhooks replay`.
 pub fn run(a: ReplayArgs) -> CliResult {
     let remote = a.gateway.remote()?;
-    let max = replay::check_max(Some(a.max)).map_err(Failure::Usage)?;
+    let max = replay::check_max(Some(a.max)).map_err(|e| Failure::Usage(e.to_string()))?;
     let mut progress = Progress::new("re-sent", "webhooks");
     let done = runtime()?.block_on(async {
         match remote {
@@ -86,7 +86,7 @@ async fn direct(a: &ReplayArgs, max: usize, progress: &mut Progress) -> Result<D
         return Err(Failure::failed(format!("unknown tenant '{}'", a.tenant)));
     }
     let now = now_ms();
-    let since = replay::parse_since(&a.since, now).map_err(Failure::Usage)?;
+    let since = replay::parse_since(&a.since, now).map_err(|e| Failure::Usage(e.to_string()))?;
     let webhooks = policy.gateway.webhooks;
     let db = open_db(&a.data.data, false, true)?;
     let store = c2c_callstate::SledCallStore::open_with_db(db)
@@ -100,7 +100,7 @@ async fn direct(a: &ReplayArgs, max: usize, progress: &mut Progress) -> Result<D
         store.clone(),
         Arc::new(PolicyEndpoints::new(handle)),
     )
-    .map_err(Failure::Failed)?;
+    .map_err(|e| Failure::Failed(e.to_string()))?;
     let total = done.entries.len() as u64;
     let mut delivered = 0;
     for (i, e) in done.entries.iter().enumerate() {
