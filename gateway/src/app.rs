@@ -8,11 +8,10 @@ use arc_swap::ArcSwap;
 use c2c_callstate::SledCallStore;
 use c2c_dlt::DltRegistry;
 use pingora::server::ShutdownWatch;
-use tokio::sync::Notify;
 
 use crate::calls::livekit_pool::LiveKitPool;
 use crate::calls::outbox::PolicyEndpoints;
-use crate::calls::timers::Timers;
+use crate::calls::runtime::CallRuntime;
 use crate::edge::Regions;
 use c2c_metrics::GatewayMetrics;
 use c2c_tenancy::Policy;
@@ -59,28 +58,24 @@ pub enum NotReady {
     Store(sled::Error),
 }
 
-/// Everything request handlers and services share.
+/// Everything request handlers and services share: one handle, private fields, methods
+/// (a struct of public fields let 27 files reach into each other's state).
 pub struct App {
-    pub policy: Arc<PolicyHandle>,
-    pub db: sled::Db,
-    pub dlt: Arc<DltRegistry>,
-    pub metrics: GatewayMetrics,
-    pub registry: prometheus::Registry,
-    /// Call records, indexes and the CRM webhook outbox.
-    pub store: SledCallStore,
+    policy: Arc<PolicyHandle>,
+    db: sled::Db,
+    dlt: Arc<DltRegistry>,
+    metrics: GatewayMetrics,
+    registry: prometheus::Registry,
+    /// Call records, indexes, tallies and the CRM webhook outbox.
+    store: SledCallStore,
     /// LiveKit ids of webhooks already applied (de-duplication).
-    pub seen: sled::Tree,
-    pub livekit: LiveKitPool,
-    pub timers: Timers,
-    /// Wakes the CRM webhook deliverer right after a terminal transition.
-    pub webhook_kick: Arc<Notify>,
-    pub endpoints: Arc<PolicyEndpoints>,
+    seen: sled::Tree,
+    livekit: LiveKitPool,
+    /// Timers, dials in flight, concurrent-call slots, the delivery wake-up.
+    calls: CallRuntime,
+    endpoints: Arc<PolicyEndpoints>,
     /// LiveKit upstream regions (signalling and server API proxying).
-    pub edge: Regions,
-    /// Open calls per tenant, for the concurrent-call cap.
-    pub open_by_tenant: parking_lot::Mutex<std::collections::HashMap<String, u32>>,
-    /// CreateSIPParticipant requests in flight, so `/hangup` can wait for a dial's result.
-    pub dials: Arc<crate::calls::dial::DialsInFlight>,
+    edge: Regions,
     lifecycle: Lifecycle,
     /// When this process started (Unix ms): a call dialled before it was dialled by a
     /// process that is gone.
@@ -123,12 +118,9 @@ impl App {
             store: p.store,
             seen: p.seen,
             livekit: p.livekit,
-            timers: Timers::default(),
-            webhook_kick: Arc::new(Notify::new()),
+            calls: CallRuntime::default(),
             endpoints,
             edge: p.edge,
-            open_by_tenant: parking_lot::Mutex::new(std::collections::HashMap::new()),
-            dials: Arc::default(),
             started_ms: crate::clock::now_ms(),
             lifecycle: Lifecycle {
                 serving: tokio::sync::watch::Sender::new(false),
@@ -138,23 +130,55 @@ impl App {
         })
     }
 
-    /// Takes one of the tenant's concurrent-call slots; false when the cap is reached.
-    pub fn reserve_call_slot(&self, tenant: &str, cap: u32) -> bool {
-        let mut m = self.open_by_tenant.lock();
-        let n = m.entry(tenant.to_string()).or_insert(0);
-        if *n >= cap {
-            return false;
-        }
-        *n += 1;
-        true
+    pub fn policy(&self) -> &Arc<PolicyHandle> {
+        &self.policy
     }
 
-    /// Gives a slot back (call ended, or creation failed).
-    pub fn release_call_slot(&self, tenant: &str) {
-        let mut m = self.open_by_tenant.lock();
-        if let Some(n) = m.get_mut(tenant) {
-            *n = n.saturating_sub(1);
-        }
+    pub fn dlt(&self) -> &Arc<DltRegistry> {
+        &self.dlt
+    }
+
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.metrics
+    }
+
+    /// The registry `/metrics` serves.
+    pub fn registry(&self) -> &prometheus::Registry {
+        &self.registry
+    }
+
+    /// Call records, indexes, tallies and the CRM webhook outbox.
+    pub fn store(&self) -> &SledCallStore {
+        &self.store
+    }
+
+    /// LiveKit ids of webhooks already applied (de-duplication).
+    pub fn seen(&self) -> &sled::Tree {
+        &self.seen
+    }
+
+    pub fn livekit(&self) -> &LiveKitPool {
+        &self.livekit
+    }
+
+    /// Timers, dials in flight, concurrent-call slots, the delivery wake-up.
+    pub fn calls(&self) -> &CallRuntime {
+        &self.calls
+    }
+
+    /// Tenants' CRM endpoints, from the policy in force.
+    pub fn endpoints(&self) -> &Arc<PolicyEndpoints> {
+        &self.endpoints
+    }
+
+    /// LiveKit upstream regions.
+    pub fn edge(&self) -> &Regions {
+        &self.edge
+    }
+
+    /// Writes everything to disk (at shutdown).
+    pub fn flush(&self) -> Result<usize, sled::Error> {
+        self.db.flush()
     }
 
     /// When this process started, Unix ms.

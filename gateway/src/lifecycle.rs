@@ -27,7 +27,7 @@ impl BackgroundService for LifecycleService {
         let app = self.app.clone();
         let rebuild = tokio::task::spawn_blocking(move || {
             let progress_app = app.clone();
-            app.store.ensure_aggregates(&mut |calls| {
+            app.store().ensure_aggregates(&mut |calls| {
                 progress_app.set_starting(format!(
                     "rebuilding per-day call tallies: {calls} call records read"
                 ));

@@ -239,7 +239,7 @@ impl ProxyHttp for GatewayProxy {
     ) -> Result<Box<HttpPeer>> {
         let (region, up) = match &ctx.req.upstream {
             Some(UpstreamChoice::Region(r)) => {
-                self.app.edge.select(r, &ctx.tried).ok_or_else(|| {
+                self.app.edge().select(r, &ctx.tried).ok_or_else(|| {
                     Error::explain(
                         ErrorType::HTTPStatus(503),
                         "no healthy LiveKit upstream in the region or its fallbacks",
@@ -309,7 +309,7 @@ impl ProxyHttp for GatewayProxy {
         ctx.req.status = resp.status.as_u16();
         if resp.status == http::StatusCode::SWITCHING_PROTOCOLS && !ctx.ws {
             ctx.ws = true;
-            self.app.metrics.websocket_sessions.inc();
+            self.app.metrics().websocket_sessions.inc();
         }
         Ok(())
     }
@@ -391,12 +391,12 @@ impl ProxyHttp for GatewayProxy {
                 .unwrap_or(0);
         }
         if gctx.ws {
-            self.app.metrics.websocket_sessions.dec();
+            self.app.metrics().websocket_sessions.dec();
         }
         if let Some((region, host)) = &gctx.served {
             let status = c2c_metrics::status_label(ctx.status);
             self.app
-                .metrics
+                .metrics()
                 .proxied_requests
                 .with_label_values(&[region, host, &status])
                 .inc();

@@ -30,7 +30,7 @@ pub struct PolicyReloader {
 impl PolicyReloader {
     /// Call at start, before any reload: the policy in force is the one being served.
     pub fn new(app: Arc<App>) -> Self {
-        let started = app.policy.get().gateway.clone();
+        let started = app.policy().get().gateway.clone();
         Self { app, started }
     }
 }
@@ -73,13 +73,13 @@ fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>, depth: usize) {
 /// Loads the policy directory and, if valid, makes it the policy in force. `started` is
 /// the gateway section the server was assembled from (see [`PolicyReloader`]).
 pub async fn reload(app: &App, started: &GatewayConfig) -> Result<(), c2c_tenancy::PolicyErrors> {
-    let dir = app.policy.dir().to_path_buf();
+    let dir = app.policy().dir().to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || c2c_tenancy::load_dir(&dir))
         .await
         .unwrap_or_else(|e| {
             Err(c2c_tenancy::PolicyErrors(vec![
                 c2c_tenancy::PolicyError::new(
-                    app.policy.dir(),
+                    app.policy().dir(),
                     "-",
                     format!("policy loader crashed: {e}"),
                 ),
@@ -92,23 +92,23 @@ pub async fn reload(app: &App, started: &GatewayConfig) -> Result<(), c2c_tenanc
             // LiveKit clients first: a new tenant's project must be reachable the moment
             // its policy is visible. Projects pointing at the simulator need the
             // simulator running since start.
-            if let Err(e) = app.livekit.sync(&p) {
-                app.metrics
+            if let Err(e) = app.livekit().sync(&p) {
+                app.metrics()
                     .policy_reloads
                     .with_label_values(&["rejected"])
                     .inc();
                 tracing::error!(reason = %e, "policy rejected; keeping the previous policy");
                 return Err(c2c_tenancy::PolicyErrors(vec![
-                    c2c_tenancy::PolicyError::new(app.policy.dir(), "livekit", e.to_string()),
+                    c2c_tenancy::PolicyError::new(app.policy().dir(), "livekit", e.to_string()),
                 ]));
             }
-            app.policy.replace(p);
-            app.endpoints.reset();
-            app.metrics
+            app.policy().replace(p);
+            app.endpoints().reset();
+            app.metrics()
                 .policy_reloads
                 .with_label_values(&["applied"])
                 .inc();
-            app.metrics.policy_generation.inc();
+            app.metrics().policy_generation.inc();
             if pending.is_empty() {
                 tracing::info!(tenants, "policy reloaded");
             } else {
@@ -122,7 +122,7 @@ pub async fn reload(app: &App, started: &GatewayConfig) -> Result<(), c2c_tenanc
             Ok(())
         }
         Err(errs) => {
-            app.metrics
+            app.metrics()
                 .policy_reloads
                 .with_label_values(&["rejected"])
                 .inc();
@@ -137,7 +137,7 @@ pub async fn reload(app: &App, started: &GatewayConfig) -> Result<(), c2c_tenanc
 #[async_trait]
 impl BackgroundService for PolicyReloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let dir = self.app.policy.dir().to_path_buf();
+        let dir = self.app.policy().dir().to_path_buf();
         let fp = |d: std::path::PathBuf| tokio::task::spawn_blocking(move || fingerprint(&d));
         let mut last = fp(dir.clone()).await.ok();
         let mut tick = tokio::time::interval(CHECK_INTERVAL);

@@ -42,7 +42,7 @@ impl RetentionService {
             "c2c_calls_purged_total",
             "Call records purged by calls.retention_days (with their indexes and finished webhooks)",
         )
-        .and_then(|c| app.registry.register(Box::new(c.clone())).map(|()| c))?;
+        .and_then(|c| app.registry().register(Box::new(c.clone())).map(|()| c))?;
         Ok(Self { app, purged })
     }
 
@@ -55,7 +55,7 @@ impl RetentionService {
         loop {
             let (r, next) = match self
                 .app
-                .store
+                .store()
                 .purge_ended_before(cutoff, cursor.as_ref(), BATCH)
                 .await
             {
@@ -104,7 +104,7 @@ impl BackgroundService for RetentionService {
                 _ = tokio::time::sleep(wait) => {}
             }
             wait = PASS_INTERVAL;
-            let Some(retention) = self.app.policy.get().gateway.calls.retention else {
+            let Some(retention) = self.app.policy().get().gateway.calls.retention else {
                 continue;
             };
             match self.pass(retention, &mut shutdown).await {

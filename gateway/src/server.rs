@@ -172,7 +172,7 @@ pub fn serve(args: ServeArgs) -> Result<(), StartError> {
         sip,
         http_probes,
     } = prepare(&args)?;
-    let gw = app.policy.get().gateway.clone();
+    let gw = app.policy().get().gateway.clone();
     let conf = ServerConf {
         threads: gw.threads,
         // With one thread there is nothing to steal from, and a current-thread runtime
@@ -256,7 +256,7 @@ pub fn serve(args: ServeArgs) -> Result<(), StartError> {
         }),
     });
     app.set_draining();
-    if let Err(e) = app.db.flush() {
+    if let Err(e) = app.flush() {
         tracing::error!(error = %e, "final store flush failed");
     }
     tracing::info!("c2c-gateway stopped");

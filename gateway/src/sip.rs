@@ -169,13 +169,13 @@ impl BackgroundService for SipService {
             return;
         };
         let listen = cfg.listen;
-        let policy = self.app.policy.get();
+        let policy = self.app.policy().get();
         let (tx, mut rx) = mpsc::channel(EVENT_QUEUE);
         let observer = Arc::new(Observer {
             tx,
             sip_mode: policy.gateway.answer_detection == AnswerDetection::Sip,
         });
-        let handle = self.app.policy.clone();
+        let handle = self.app.policy().clone();
         let source: Arc<dyn c2c_sip::PolicySource> = Arc::new(move || handle.get());
         // Checked and bound in `SipStart::prepare`; what can still fail here is
         // adopting the sockets into the runtime or registering the metrics.
@@ -183,9 +183,9 @@ impl BackgroundService for SipService {
             sockets,
             cfg,
             source,
-            self.app.dlt.clone(),
+            self.app.dlt().clone(),
             observer,
-            &self.app.registry,
+            self.app.registry(),
             shutdown.clone(),
         )
         .await

@@ -137,7 +137,7 @@ pub fn serve(
         HeaderValue::from_static("no-referrer"),
     ));
     if asset.html {
-        let public_url = app.policy.get().gateway.public_url.clone();
+        let public_url = app.policy().get().gateway.public_url.clone();
         h.push((header::CONTENT_SECURITY_POLICY, hv(&csp(&public_url))?));
         h.push((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")));
         h.push((

@@ -47,7 +47,7 @@ pub fn head() -> JsonResponse {
 /// Starts the copy (changes are recorded from this moment) and returns the stream of
 /// its chunks. Fails with `409 backup_in_progress` when another backup runs.
 pub fn start(app: &App) -> Result<mpsc::Receiver<Bytes>, ApiError> {
-    let job = app.store.begin_backup().map_err(|e| match e {
+    let job = app.store().begin_backup().map_err(|e| match e {
         BackupError::Busy => {
             ApiError::new(StatusCode::CONFLICT, "backup_in_progress", e.to_string())
         }

@@ -46,7 +46,7 @@ pub async fn click2call(
     check_field("case_id", &req.case_id)?;
     check_field("agent_id", &req.agent_id)?;
     check_field("customer_crm_id", &req.customer_crm_id)?;
-    let policy = app.policy.get();
+    let policy = app.policy().get();
     let tenant = ctx
         .tenant()
         .and_then(|t| policy.tenant(t))
@@ -55,14 +55,17 @@ pub async fn click2call(
         .normalize(&req.customer_number, req.did.as_deref())
         .map_err(errors::dial_plan)?;
     let client = app
-        .livekit
+        .livekit()
         .client_for_tenant(&policy, &tenant.id)
         .ok_or_else(|| ApiError::internal("tenant has no LiveKit project"))?;
     let ws_url = LiveKitPool::ws_url(&policy.gateway.public_url);
     // The concurrent-call cap: a slot is taken now and given back when the call ends
     // (or right here if creating it fails).
-    if !app.reserve_call_slot(&tenant.id, tenant.limits.max_concurrent_calls) {
-        app.metrics
+    if !app
+        .calls()
+        .reserve_slot(&tenant.id, tenant.limits.max_concurrent_calls)
+    {
+        app.metrics()
             .limit_rejections
             .with_label_values(&[&tenant.id, "concurrent_calls"])
             .inc();
@@ -87,7 +90,7 @@ pub async fn click2call(
     )
     .await;
     if created.is_err() {
-        app.release_call_slot(&tenant.id);
+        app.calls().release_slot(&tenant.id);
     }
     ctx.resource_tenant = Some(tenant.id.clone());
     created
@@ -102,7 +105,7 @@ async fn create_call(
     ws_url: &str,
     livekit_wait: &mut Duration,
 ) -> Result<JsonResponse, ApiError> {
-    let knobs = app.policy.get().gateway.calls;
+    let knobs = app.policy().get().gateway.calls;
     let (call_id, room) = new_call_id();
     // The request runs in a `call` span opened without an id (api::Api::on_body).
     tracing::Span::current().record("call_id", call_id.as_str());
@@ -112,7 +115,7 @@ async fn create_call(
         client.create_room(&room, knobs.unconnected_expiry),
     )
     .await
-    .map_err(|e| errors::livekit("create_room", &app.metrics, &e))?;
+    .map_err(|e| errors::livekit("create_room", app.metrics(), &e))?;
     let token = match client.agent_token(&room, req.agent_id.trim(), knobs.token_ttl) {
         Ok(t) => t,
         Err(e) => {
@@ -137,7 +140,7 @@ async fn create_call(
         &calls::knobs(app),
         now_ms(),
     );
-    if let Err(e) = app.store.create(&rec).await {
+    if let Err(e) = app.store().create(&rec).await {
         // Acknowledge nothing we could not persist, and leave no orphan room behind.
         timed(livekit_wait, delete_room_quietly(client, &room)).await;
         return Err(errors::call_store(e));
@@ -189,7 +192,7 @@ fn load_call(
         return Err(not_found());
     }
     let rec = app
-        .store
+        .store()
         .get(id)
         .map_err(errors::call_store)?
         .ok_or_else(not_found)?;
@@ -200,7 +203,7 @@ fn load_call(
         .single_header(&X_API_KEY)
         .map_err(|_| ApiError::ambiguous_credential("X-api-key header"))?;
     if key.is_some() {
-        let p = app.policy.get();
+        let p = app.policy().get();
         match p.keys.authenticate(key) {
             Ok(who)
                 if who.tenant.as_deref() == Some(rec.tenant.as_str()) || who.tenant.is_none() => {}
@@ -222,7 +225,7 @@ async fn check_agent_ready(
 ) -> Result<(), ApiError> {
     let parts = timed(livekit_wait, client.list_participants(&rec.room))
         .await
-        .map_err(|e| errors::livekit("list_participants", &app.metrics, &e))?;
+        .map_err(|e| errors::livekit("list_participants", app.metrics(), &e))?;
     let agent = parts.iter().find(|p| p.identity == rec.agent_id);
     match agent {
         Some(p) if p.publishes_audio => Ok(()),
@@ -250,13 +253,13 @@ pub async fn connect(
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
     let rec = load_call(app, ctx, head)?;
-    let policy = app.policy.get();
+    let policy = app.policy().get();
     let tenant = policy
         .tenant(&rec.tenant)
         .ok_or_else(|| ApiError::forbidden("this call's tenant no longer exists"))?;
     // Outbound may have been switched off since click2call.
-    if let Err(e) = app.dlt.check(tenant) {
-        app.metrics
+    if let Err(e) = app.dlt().check(tenant) {
+        app.metrics()
             .dlt_blocked
             .with_label_values(&[&tenant.id])
             .inc();
@@ -272,7 +275,7 @@ pub async fn connect(
         )
         .map_err(errors::dial_plan)?;
     let client = app
-        .livekit
+        .livekit()
         .client_for_tenant(&policy, &tenant.id)
         .ok_or_else(|| ApiError::internal("tenant has no LiveKit project"))?;
     if rec.phase == c2c_callstate::Phase::Initiated {
@@ -286,7 +289,9 @@ pub async fn connect(
     // Waiting here for CreateSIPParticipant's early result is LiveKit's time.
     let dialed = timed(
         &mut ctx.livekit_wait,
-        app.dials.wait(&rec.call_id, calls::dial::EARLY_WINDOW),
+        app.calls()
+            .dials()
+            .wait(&rec.call_id, calls::dial::EARLY_WINDOW),
     )
     .await;
     match dialed {
@@ -335,7 +340,7 @@ pub async fn status(
     let rec = load_call(app, ctx, head)?;
     // sendBeacon / keepalive fetch may label JSON as text/plain: parse whatever came.
     let report: StatusReport = parse_json(body)?;
-    let mode = app.policy.get().gateway.answer_detection;
+    let mode = app.policy().get().gateway.answer_detection;
     let ev = match report.status.trim().to_ascii_uppercase().as_str() {
         // In sip mode the SIP edge's 200 OK is authoritative; the report is a UI hint.
         "ANSWERED" | "ACTIVE" if mode != AnswerDetection::Sip => Some(CallEvent::Answered),

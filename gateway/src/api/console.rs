@@ -50,7 +50,7 @@ fn may_see(ctx: &RequestCtx, tenant: &str) -> Result<(), ApiError> {
 
 /// `GET /api/c2c/console/session`: who signed in, and which tenants they may open.
 pub fn session(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
-    let policy = app.policy.get();
+    let policy = app.policy().get();
     let p = ctx
         .principal
         .as_ref()
@@ -82,7 +82,7 @@ pub fn session(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
 /// `GET /api/c2c/console/tenants/{tenant}`: trunks, effective settings (masked), DLT
 /// state with its audit trail, and what the integration guide needs.
 pub fn tenant(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
-    let policy = app.policy.get();
+    let policy = app.policy().get();
     let t = tenant_param(&policy, ctx)?;
     let g = &policy.gateway;
     let trunks = t
@@ -121,8 +121,8 @@ pub fn tenant(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
         tracing::error!(error = %e, "DLT store failure");
         ApiError::unavailable("store_unavailable", "the DLT store is unavailable", 1)
     };
-    let current = app.dlt.current(&t.id).map_err(dlt_store)?;
-    let audit = app.dlt.audit(&t.id).map_err(dlt_store)?;
+    let current = app.dlt().current(&t.id).map_err(dlt_store)?;
+    let audit = app.dlt().audit(&t.id).map_err(dlt_store)?;
     let secs = |d: std::time::Duration| d.as_secs();
     let base_url = g.public_url.trim_end_matches('/');
     Ok(JsonResponse::json(
@@ -153,7 +153,7 @@ pub fn tenant(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
             },
             dlt: ConsoleDlt {
                 principal_entity_id: &t.dlt.principal_entity_id,
-                outbound_enabled: app.dlt.outbound_enabled(t),
+                outbound_enabled: app.dlt().outbound_enabled(t),
                 source: if current.is_some() {
                     FlagSource::Owner
                 } else {
@@ -175,7 +175,7 @@ pub fn tenant(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
 /// the caller may see (the owner key has no tenant of its own).
 pub fn normalize(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonResponse, ApiError> {
     let id = {
-        let policy = app.policy.get();
+        let policy = app.policy().get();
         tenant_param(&policy, ctx)?.id.clone()
     };
     let n = super::normalize::for_tenant(app, &id, body)?;
@@ -190,9 +190,12 @@ pub async fn livekit_validate(
     body: &Bytes,
 ) -> Result<JsonResponse, ApiError> {
     let (tenant, client) = {
-        let policy = app.policy.get();
+        let policy = app.policy().get();
         let t = tenant_param(&policy, ctx)?;
-        (t.id.clone(), app.livekit.client_for_tenant(&policy, &t.id))
+        (
+            t.id.clone(),
+            app.livekit().client_for_tenant(&policy, &t.id),
+        )
     };
     // The body carries nothing yet, but it must be the JSON object the document promises.
     let _: serde_json::Map<String, serde_json::Value> = parse_json(body)?;
@@ -233,13 +236,13 @@ pub fn call(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
         return Err(not_found());
     }
     let rec = app
-        .store
+        .store()
         .get(id)
         .map_err(errors::call_store)?
         .ok_or_else(not_found)?;
     // Another tenant's call is as unknown as a missing one.
     may_see(ctx, &rec.tenant).map_err(|_| not_found())?;
-    let policy = app.policy.get();
+    let policy = app.policy().get();
     let trunk = policy.tenant(&rec.tenant).and_then(|t| {
         DialPlan::new(t)
             .preview(

@@ -52,12 +52,12 @@ pub async fn handle(
     head: &RequestHead<'_>,
     body: &Bytes,
 ) -> Result<JsonResponse, ApiError> {
-    let verifier = app.livekit.verifier();
+    let verifier = app.livekit().verifier();
     // Two signatures: which one was verified would depend on who reads the request.
     let authorization = match head.single_header(&http::header::AUTHORIZATION) {
         Ok(a) => a.unwrap_or(""),
         Err(_) => {
-            app.metrics
+            app.metrics()
                 .auth_failures
                 .with_label_values(&["duplicate"])
                 .inc();
@@ -67,7 +67,7 @@ pub async fn handle(
     let (api_key, ev) = match verifier.verify(authorization, body) {
         Ok(v) => v,
         Err(e) => {
-            app.metrics
+            app.metrics()
                 .livekit_webhooks
                 .with_label_values(&["rejected"])
                 .inc();
@@ -80,8 +80,8 @@ pub async fn handle(
         }
     };
     let seen_key = [SEEN_PREFIX, ev.id.as_bytes()].concat();
-    if !ev.id.is_empty() && app.seen.contains_key(&seen_key).unwrap_or(false) {
-        app.metrics
+    if !ev.id.is_empty() && app.seen().contains_key(&seen_key).unwrap_or(false) {
+        app.metrics()
             .livekit_webhooks
             .with_label_values(&["duplicate"])
             .inc();
@@ -91,9 +91,9 @@ pub async fn handle(
     if !ev.id.is_empty() {
         // Recorded after the event was applied: if we crash in between, LiveKit's retry
         // is applied again, which the state machine treats as a no-op.
-        let _ = app.seen.insert(seen_key, &now_ms().to_be_bytes());
+        let _ = app.seen().insert(seen_key, &now_ms().to_be_bytes());
     }
-    app.metrics
+    app.metrics()
         .livekit_webhooks
         .with_label_values(&["accepted"])
         .inc();
@@ -112,11 +112,11 @@ async fn dispatch(
     if !c2c_callstate::is_valid_call_id(&call_id) {
         return Ok(WebhookResult::Ignored);
     }
-    let Some(rec) = app.store.get(&call_id).map_err(errors::call_store)? else {
+    let Some(rec) = app.store().get(&call_id).map_err(errors::call_store)? else {
         return Ok(WebhookResult::Ignored);
     };
     // The issuing project must be the call's tenant's project.
-    let policy = app.policy.get();
+    let policy = app.policy().get();
     let same_project = policy
         .tenant(&rec.tenant)
         .and_then(|t| policy.livekit_for(t))
@@ -160,7 +160,7 @@ async fn dispatch(
 /// Forgets webhook ids older than [`SEEN_TTL_MS`].
 pub fn prune_seen(app: &App) {
     let cutoff = now_ms().saturating_sub(SEEN_TTL_MS);
-    for kv in app.seen.scan_prefix(SEEN_PREFIX).flatten() {
+    for kv in app.seen().scan_prefix(SEEN_PREFIX).flatten() {
         let (k, v) = kv;
         let at = v
             .get(..8)
@@ -168,7 +168,7 @@ pub fn prune_seen(app: &App) {
             .map(u64::from_be_bytes)
             .unwrap_or(0);
         if at < cutoff {
-            let _ = app.seen.remove(k);
+            let _ = app.seen().remove(k);
         }
     }
 }

@@ -81,7 +81,7 @@ pub fn handle(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonResponse,
 /// full view, dial string and trunk included. Never answer a CRM with it.
 pub fn for_tenant(app: &App, tenant: &str, body: &Bytes) -> Result<Normalized, ApiError> {
     let req: NormalizeRequest = parse_json(body)?;
-    let policy = app.policy.get();
+    let policy = app.policy().get();
     let tenant = policy
         .tenant(tenant)
         .ok_or_else(|| ApiError::forbidden("the tenant of this key no longer exists"))?;

@@ -67,17 +67,17 @@ fn tenant_param(ctx: &RequestCtx) -> Result<&str, ApiError> {
 
 pub fn get(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     let id = tenant_param(ctx)?;
-    let policy = app.policy.get();
+    let policy = app.policy().get();
     let tenant = policy
         .tenant(id)
         .ok_or_else(|| ApiError::not_found(format!("unknown tenant '{id}'")))?;
-    let current = app.dlt.current(id).map_err(errors::dlt_store)?;
-    let audit = app.dlt.audit(id).map_err(errors::dlt_store)?;
+    let current = app.dlt().current(id).map_err(errors::dlt_store)?;
+    let audit = app.dlt().audit(id).map_err(errors::dlt_store)?;
     Ok(JsonResponse::json(
         StatusCode::OK,
         &OutboundState {
             tenant: id,
-            outbound_enabled: app.dlt.outbound_enabled(tenant),
+            outbound_enabled: app.dlt().outbound_enabled(tenant),
             source: if current.is_some() {
                 FlagSource::Owner
             } else {
@@ -108,13 +108,13 @@ pub async fn set(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonRespon
             format!("verified_by and note are limited to {MAX_TEXT} bytes"),
         ));
     }
-    let policy = app.policy.get();
+    let policy = app.policy().get();
     let tenant = policy
         .tenant(id)
         .ok_or_else(|| ApiError::not_found(format!("unknown tenant '{id}'")))?;
     let key_id = ctx.principal.as_ref().map(|p| &*p.key_id).unwrap_or("-");
     let entry = app
-        .dlt
+        .dlt()
         .set(
             tenant,
             Toggle {

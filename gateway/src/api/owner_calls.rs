@@ -17,7 +17,7 @@ pub fn get(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     if !c2c_callstate::is_valid_call_id(id) {
         return Err(ApiError::not_found("unknown call_id"));
     }
-    let detail = call_detail(&app.store, id)
+    let detail = call_detail(app.store(), id)
         .map_err(errors::call_store)?
         .ok_or_else(|| ApiError::not_found("unknown call_id"))?;
     Ok(JsonResponse::json(StatusCode::OK, &detail))

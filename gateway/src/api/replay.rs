@@ -48,7 +48,7 @@ pub(crate) struct ReplayResponse<'a> {
 
 pub async fn handle(app: &App, body: &Bytes) -> Result<JsonResponse, ApiError> {
     let req: ReplayRequest = parse_json(body)?;
-    if app.policy.get().tenant(&req.tenant).is_none() {
+    if app.policy().get().tenant(&req.tenant).is_none() {
         return Err(ApiError::not_found(format!(
             "unknown tenant '{}'",
             req.tenant
@@ -75,10 +75,10 @@ pub async fn handle(app: &App, body: &Bytes) -> Result<JsonResponse, ApiError> {
         }
     };
     let max = replay::check_max(max).map_err(|e| invalid_max(e.to_string()))?;
-    let done = replay::requeue(&app.store, &req.tenant, since, now, max, &mut |_| {})
+    let done = replay::requeue(app.store(), &req.tenant, since, now, max, &mut |_| {})
         .await
         .map_err(errors::call_store)?;
-    app.webhook_kick.notify_one();
+    app.calls().kick_delivery();
     let count = done.entries.len();
     if done.capped() {
         tracing::warn!(tenant = %req.tenant, matched = done.matched, requeued = count, max, "CRM webhook replay cut short by its cap");

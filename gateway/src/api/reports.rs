@@ -61,7 +61,7 @@ fn tenant_of(
             ))
         }
     };
-    if app.policy.get().tenant(&id).is_none() {
+    if app.policy().get().tenant(&id).is_none() {
         return Err(ApiError::not_found(format!("unknown tenant '{id}'")));
     }
     Ok(id)
@@ -115,7 +115,7 @@ pub fn analytics(
     let ymd = |d: NaiveDate| d.format("%Y%m%d").to_string();
     // One small tally per day and trunk, kept by the store with every write.
     let tallies = app
-        .store
+        .store()
         .day_tallies(&tenant, &ymd(from), &ymd(to), trunk.as_deref())
         .map_err(errors::call_store)?;
     let mut all = DayTally::default();
@@ -217,7 +217,7 @@ pub fn call_log(
         }
     }
     let page = app
-        .store
+        .store()
         .list_by_tenant(
             &tenant,
             from_ms,

@@ -41,7 +41,7 @@ pub fn livez() -> JsonResponse {
 pub fn readyz(app: &App) -> JsonResponse {
     match app.is_ready() {
         Ok(()) => {
-            let p = app.policy.get();
+            let p = app.policy().get();
             JsonResponse::json(
                 StatusCode::OK,
                 &Ready {
@@ -58,7 +58,7 @@ pub fn metrics(app: &App) -> JsonResponse {
     JsonResponse::raw(
         StatusCode::OK,
         "text/plain; version=0.0.4",
-        Bytes::from(c2c_metrics::render(&app.registry)),
+        Bytes::from(c2c_metrics::render(app.registry())),
     )
 }
 

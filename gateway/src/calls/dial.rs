@@ -140,7 +140,7 @@ impl DialsInFlight {
 /// outcome applied to the call when it comes. The dial is registered before this returns,
 /// so `/connect` can wait for its early result ([`DialsInFlight::wait`]).
 pub fn start(app: &Arc<App>, rec: &CallRecord) {
-    let guard = app.dials.begin(&rec.call_id);
+    let guard = app.calls().dials().begin(&rec.call_id);
     let app = app.clone();
     let call_id = rec.call_id.clone();
     let span = crate::calls::span(&call_id);
@@ -169,7 +169,7 @@ pub fn start(app: &Arc<App>, rec: &CallRecord) {
 /// in force (a prefix edited since click2call applies to the dial), or the short reason
 /// (a `disconnect_reason` code) why there is none.
 fn prepare(app: &App, rec: &CallRecord) -> Result<(Arc<LiveKitClient>, CallDial), &'static str> {
-    let policy = app.policy.get();
+    let policy = app.policy().get();
     let tenant = policy.tenant(&rec.tenant).ok_or("tenant_removed")?;
     let n = DialPlan::new(tenant)
         .preview(
@@ -179,7 +179,7 @@ fn prepare(app: &App, rec: &CallRecord) -> Result<(Arc<LiveKitClient>, CallDial)
         )
         .map_err(|e| e.code())?;
     let client = app
-        .livekit
+        .livekit()
         .client_for_tenant(&policy, &tenant.id)
         .ok_or("no_livekit_project")?;
     let knobs = &policy.gateway.calls;
@@ -202,7 +202,7 @@ fn prepare(app: &App, rec: &CallRecord) -> Result<(Arc<LiveKitClient>, CallDial)
 async fn dial_and_settle(app: &Arc<App>, client: &LiveKitClient, dial: &CallDial) -> DialResult {
     let result = client.dial_and_wait(dial).await.map(|_| ());
     if let Err(e) = &result {
-        app.metrics
+        app.metrics()
             .livekit_errors
             .with_label_values(&["create_sip_participant"])
             .inc();
@@ -251,7 +251,7 @@ async fn look_at_leg(app: &App, client: &LiveKitClient, room: &str) -> LegSeen {
     match client.list_participants(room).await {
         Ok(parts) => leg_seen(&parts),
         Err(e) => {
-            app.metrics
+            app.metrics()
                 .livekit_errors
                 .with_label_values(&["list_participants"])
                 .inc();

@@ -74,7 +74,7 @@ pub fn cause_from_sample(rec: &CallRecord, parts: &[ParticipantSnapshot]) -> Han
 }
 
 fn sample_failed(app: &App, error: &str) {
-    app.metrics
+    app.metrics()
         .livekit_errors
         .with_label_values(&["list_participants"])
         .inc();
@@ -125,8 +125,8 @@ pub async fn hangup_event(app: &App, rec: &CallRecord) -> Option<CallEvent> {
         return Some(CallEvent::AgentHangup);
     }
     let client = app
-        .livekit
-        .client_for_tenant(&app.policy.get(), &rec.tenant)?;
+        .livekit()
+        .client_for_tenant(&app.policy().get(), &rec.tenant)?;
     let parts =
         match tokio::time::timeout(SAMPLE_TIMEOUT, client.list_participants(&rec.room)).await {
             Ok(Ok(parts)) => parts,
@@ -146,7 +146,7 @@ pub async fn hangup_event(app: &App, rec: &CallRecord) -> Option<CallEvent> {
     match cause_from_sample(rec, &parts) {
         HangupCause::Agent => Some(CallEvent::AgentHangup),
         HangupCause::Customer(ev) => Some(ev),
-        HangupCause::AwaitDial => match app.dials.wait(&rec.call_id, DIAL_SETTLE).await {
+        HangupCause::AwaitDial => match app.calls().dials().wait(&rec.call_id, DIAL_SETTLE).await {
             DialWait::Pending => Some(CallEvent::AgentHangup),
             DialWait::Finished(_) | DialWait::NotInFlight => None,
         },

@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod poller;
 pub mod reconcile;
 pub mod replay;
+pub mod runtime;
 pub mod services;
 pub mod timers;
 
@@ -37,7 +38,7 @@ pub fn span(call_id: &str) -> tracing::Span {
 
 /// The state machine's knobs from the policy in force.
 pub fn knobs(app: &App) -> CallKnobs {
-    let c = app.policy.get().gateway.calls;
+    let c = app.policy().get().gateway.calls;
     CallKnobs {
         ring_timeout_ms: c.ring_timeout.as_millis() as u64,
         agent_drop_grace_ms: c.agent_drop_grace.as_millis() as u64,
@@ -52,7 +53,7 @@ pub async fn apply(app: &Arc<App>, call_id: &str, ev: CallEvent) -> Result<CallR
     let knobs = knobs(app);
     let now = now_ms();
     let applied = app
-        .store
+        .store()
         .apply_transition(call_id, |rec| {
             c2c_callstate::transition(rec, &ev, &knobs, now)
         })
@@ -69,34 +70,34 @@ pub async fn run_effects(app: &Arc<App>, rec: &CallRecord, effects: &[Effect]) {
     for e in effects {
         match e {
             Effect::Created => {
-                app.metrics
+                app.metrics()
                     .calls_started
                     .with_label_values(&[&rec.tenant, &rec.trunk_label])
                     .inc();
-                app.metrics.open_calls.inc();
+                app.metrics().open_calls.inc();
             }
             Effect::Dial => dial::start(app, rec),
             Effect::Answered => {
                 if let (Some(c), Some(a)) = (rec.connected_ms, rec.answered_ms) {
-                    app.metrics
+                    app.metrics()
                         .call_setup
                         .with_label_values(&[&rec.tenant])
                         .observe(a.saturating_sub(c) as f64 / 1000.0);
                 }
             }
-            Effect::ArmTimer { kind, at_ms } => app.timers.arm(&rec.call_id, *kind, *at_ms),
-            Effect::CancelTimer(kind) => app.timers.cancel(&rec.call_id, *kind),
+            Effect::ArmTimer { kind, at_ms } => app.calls().arm_timer(&rec.call_id, *kind, *at_ms),
+            Effect::CancelTimer(kind) => app.calls().cancel_timer(&rec.call_id, *kind),
             Effect::Ended => {
                 let status = rec.call_status.map(|s| s.as_str()).unwrap_or("UNKNOWN");
-                app.metrics
+                app.metrics()
                     .call_outcomes
                     .with_label_values(&[&rec.tenant, &rec.trunk_label, status])
                     .inc();
-                app.metrics.open_calls.dec();
-                app.release_call_slot(&rec.tenant);
+                app.metrics().open_calls.dec();
+                app.calls().release_slot(&rec.tenant);
             }
             // The outbox entry was written in the same batch as the terminal record.
-            Effect::EnqueueWebhook => app.webhook_kick.notify_one(),
+            Effect::EnqueueWebhook => app.calls().kick_delivery(),
             Effect::DeleteRoom => spawn_delete_room(app, rec),
             Effect::ResolveHangup => hangup::spawn_resolve(app, rec),
         }
@@ -108,14 +109,14 @@ pub async fn run_effects(app: &Arc<App>, rec: &CallRecord, effects: &[Effect]) {
 /// ringing.
 fn spawn_delete_room(app: &App, rec: &CallRecord) {
     let Some(client) = app
-        .livekit
-        .client_for_tenant(&app.policy.get(), &rec.tenant)
+        .livekit()
+        .client_for_tenant(&app.policy().get(), &rec.tenant)
     else {
         tracing::error!(tenant = %rec.tenant, "no LiveKit project for tenant; cannot delete room");
         return;
     };
     let room = rec.room.clone();
-    let errors = app.metrics.livekit_errors.clone();
+    let errors = app.metrics().livekit_errors.clone();
     let span = span(&rec.call_id);
     tokio::spawn(
         async move {
@@ -138,15 +139,15 @@ fn spawn_delete_room(app: &App, rec: &CallRecord) {
 
 /// At start: re-arm every open call's timers from its record.
 pub fn rearm_open_calls(app: &App) -> Result<usize, StoreError> {
-    let open = app.store.open_calls()?;
+    let open = app.store().open_calls()?;
     let mut per_tenant = std::collections::HashMap::new();
     for rec in &open {
         for t in &rec.timers {
-            app.timers.arm(&rec.call_id, t.kind, t.at_ms);
+            app.calls().arm_timer(&rec.call_id, t.kind, t.at_ms);
         }
         *per_tenant.entry(rec.tenant.clone()).or_insert(0u32) += 1;
     }
-    *app.open_by_tenant.lock() = per_tenant;
-    app.metrics.open_calls.set(open.len() as i64);
+    app.calls().reset_slots(per_tenant);
+    app.metrics().open_calls.set(open.len() as i64);
     Ok(open.len())
 }

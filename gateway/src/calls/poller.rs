@@ -103,11 +103,11 @@ const CHUNK: usize = 256;
 pub async fn pass(app: &Arc<App>) {
     let sem = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut tasks = tokio::task::JoinSet::new();
-    let policy = app.policy.get();
+    let policy = app.policy().get();
     let mut after: Option<String> = None;
     let mut open = 0usize;
     loop {
-        let chunk = match app.store.open_calls_after(after.as_deref(), CHUNK) {
+        let chunk = match app.store().open_calls_after(after.as_deref(), CHUNK) {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read open calls");
@@ -123,7 +123,7 @@ pub async fn pass(app: &Arc<App>) {
             if rec.phase == Phase::Initiated {
                 continue;
             }
-            let Some(client) = app.livekit.client_for_tenant(&policy, &rec.tenant) else {
+            let Some(client) = app.livekit().client_for_tenant(&policy, &rec.tenant) else {
                 continue;
             };
             let Ok(permit) = sem.clone().acquire_owned().await else {
@@ -137,7 +137,7 @@ pub async fn pass(app: &Arc<App>) {
                     Ok(parts) => events_from_sample(&rec, &parts, crate::clock::now_ms()),
                     Err(LiveKitError::NotFound(_)) => vec![CallEvent::RoomFinished],
                     Err(e) => {
-                        app.metrics.livekit_errors.with_label_values(&["list_participants"]).inc();
+                        app.metrics().livekit_errors.with_label_values(&["list_participants"]).inc();
                         tracing::debug!(error = %e, "ListParticipants failed; will retry next pass");
                         vec![]
                     }
@@ -153,7 +153,7 @@ pub async fn pass(app: &Arc<App>) {
         }
     }
     while tasks.join_next().await.is_some() {}
-    app.metrics.open_calls.set(open as i64);
+    app.metrics().open_calls.set(open as i64);
 }
 
 /// The poller as a Pingora background service.
@@ -168,7 +168,7 @@ impl BackgroundService for Poller {
             return;
         }
         loop {
-            let interval = self.app.policy.get().gateway.calls.poll_interval;
+            let interval = self.app.policy().get().gateway.calls.poll_interval;
             let started = tokio::time::Instant::now();
             pass(&self.app).await;
             let wait = interval

@@ -30,7 +30,7 @@ const CONCURRENCY: usize = 32;
 
 /// Settles every open call whose dial was in flight. Returns how many it settled.
 pub async fn lost_dials(app: &Arc<App>) -> usize {
-    let open = match app.store.open_calls() {
+    let open = match app.store().open_calls() {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "cannot read open calls to settle interrupted dials");
@@ -43,7 +43,7 @@ pub async fn lost_dials(app: &Arc<App>) -> usize {
         .filter(|r| {
             r.dial_pending()
                 && r.connected_ms.is_some_and(|c| c < app.started_ms())
-                && !app.dials.in_flight(&r.call_id)
+                && !app.calls().dials().in_flight(&r.call_id)
         })
         .collect();
     if pending.is_empty() {
@@ -97,8 +97,8 @@ pub async fn lost_dials(app: &Arc<App>) -> usize {
 /// a LiveKit that stays unreachable, shows no leg.
 async fn leg_in_room(app: &App, rec: &CallRecord) -> LegSeen {
     let Some(client) = app
-        .livekit
-        .client_for_tenant(&app.policy.get(), &rec.tenant)
+        .livekit()
+        .client_for_tenant(&app.policy().get(), &rec.tenant)
     else {
         return LegSeen::NotThere;
     };
@@ -107,7 +107,7 @@ async fn leg_in_room(app: &App, rec: &CallRecord) -> LegSeen {
             Ok(parts) => return leg_seen(&parts),
             Err(LiveKitError::NotFound(_)) => return LegSeen::NotThere,
             Err(e) => {
-                app.metrics
+                app.metrics()
                     .livekit_errors
                     .with_label_values(&["list_participants"])
                     .inc();

@@ -61,7 +61,8 @@ impl BackgroundService for TimerService {
         // become thousands of tasks.
         let fire_app = app.clone();
         let permits = Arc::new(tokio::sync::Semaphore::new(TIMER_CONCURRENCY));
-        app.timers
+        app.calls()
+            .timers()
             .run(shutdown, move |id, ev| {
                 let app = fire_app.clone();
                 let permits = permits.clone();
@@ -135,9 +136,9 @@ pub fn build_deliverer(
 /// The serving gateway's deliverer.
 pub fn deliverer(app: &Arc<App>) -> Result<Deliverer, DelivererError> {
     build_deliverer(
-        &app.policy.get().gateway.webhooks,
-        app.store.clone(),
-        app.endpoints.clone(),
+        &app.policy().get().gateway.webhooks,
+        app.store().clone(),
+        app.endpoints().clone(),
     )
 }
 
@@ -158,7 +159,7 @@ impl BackgroundService for DeliveryService {
         }
         // Terminal transitions notify `webhook_kick`; forward it to the deliverer's own.
         let kick = self.deliverer.kick_handle();
-        let ours = self.app.webhook_kick.clone();
+        let ours = self.app.calls().delivery_kick();
         let mut stop = shutdown.clone();
         let fwd = tokio::spawn(async move {
             loop {

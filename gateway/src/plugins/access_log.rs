@@ -53,7 +53,7 @@ impl Plugin for AccessLog {
     fn on_logging(&self, ctx: &RequestCtx) {
         let route = ctx.route_name();
         let elapsed = ctx.started.elapsed();
-        let m = &self.app.metrics;
+        let m = &self.app.metrics();
         let status = c2c_metrics::status_label(ctx.status);
         m.http_requests.with_label_values(&[route, &status]).inc();
         m.http_duration

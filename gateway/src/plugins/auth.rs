@@ -54,7 +54,7 @@ impl Plugin for Auth {
             Access::Key(scope) => std::slice::from_ref(scope),
             Access::AnyKey(scopes) => scopes,
         };
-        let policy = self.app.policy.get();
+        let policy = self.app.policy().get();
         match policy.keys.authenticate(key) {
             Ok(p) if scopes.iter().any(|s| p.has(*s)) => {
                 ctx.principal = Some(p);
@@ -87,7 +87,7 @@ impl Auth {
     /// Counts the refusal in `c2c_auth_failures_total{reason}` and answers it.
     fn refuse(&self, reason: &str, e: ApiError) -> Decision {
         self.app
-            .metrics
+            .metrics()
             .auth_failures
             .with_label_values(&[reason])
             .inc();

@@ -89,7 +89,7 @@ impl Plugin for Cors {
         ) else {
             return;
         };
-        let policy = self.app.policy.get();
+        let policy = self.app.policy().get();
         let allowed = policy.tenant(tenant).is_some_and(|t| {
             t.allowed_origins
                 .iter()
@@ -103,7 +103,7 @@ impl Plugin for Cors {
         };
         if !allowed {
             self.app
-                .metrics
+                .metrics()
                 .cors_refused
                 .with_label_values(&[tenant, route.name])
                 .inc();

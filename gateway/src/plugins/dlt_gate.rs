@@ -31,15 +31,15 @@ impl Plugin for DltGate {
         let Some(tenant_id) = ctx.tenant() else {
             return Decision::Continue;
         };
-        let policy = self.app.policy.get();
+        let policy = self.app.policy().get();
         let Some(tenant) = policy.tenant(tenant_id) else {
             return ApiError::forbidden("the tenant of this key no longer exists").into();
         };
-        match self.app.dlt.check(tenant) {
+        match self.app.dlt().check(tenant) {
             Ok(()) => Decision::Continue,
             Err(e) => {
                 self.app
-                    .metrics
+                    .metrics()
                     .dlt_blocked
                     .with_label_values(&[tenant_id])
                     .inc();

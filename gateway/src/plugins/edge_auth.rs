@@ -118,31 +118,31 @@ impl Plugin for EdgeAuth {
             }
             Err(e) => {
                 self.app
-                    .metrics
+                    .metrics()
                     .auth_failures
                     .with_label_values(&["duplicate"])
                     .inc();
                 return ApiError::ambiguous_credential(e.what).into();
             }
         };
-        let verified = match self.app.livekit.verifier().verify_access_token(&tok) {
+        let verified = match self.app.livekit().verifier().verify_access_token(&tok) {
             Ok(v) => v,
             Err(e) => {
                 self.app
-                    .metrics
+                    .metrics()
                     .auth_failures
                     .with_label_values(&["livekit_token"])
                     .inc();
                 return unauthorized(e.reason());
             }
         };
-        let policy = self.app.policy.get();
+        let policy = self.app.policy().get();
         // A bring-your-own project: straight to its own LiveKit.
         if let Some(t) = policy.tenant_by_livekit_key(&verified.api_key) {
             ctx.resource_tenant = Some(t.id.clone());
             let url = self
                 .app
-                .livekit
+                .livekit()
                 .resolved_url(t.livekit.as_ref().map(|p| p.url.as_str()).unwrap_or(""));
             ctx.upstream = Some(UpstreamChoice::Url(url));
             return Decision::Continue;
@@ -154,16 +154,16 @@ impl Plugin for EdgeAuth {
             .as_deref()
             .and_then(|r| r.strip_prefix("c2c-"))
             .map(|hex| format!("c2c_{hex}"))
-            .and_then(|id| self.app.store.get(&id).ok().flatten())
+            .and_then(|id| self.app.store().get(&id).ok().flatten())
             .map(|rec| rec.tenant);
         let region = tenant
             .as_deref()
             .and_then(|t| policy.tenant(t))
             .map(|t| t.region.clone())
-            .or_else(|| self.app.edge.default_region.clone());
+            .or_else(|| self.app.edge().default_region.clone());
         ctx.resource_tenant = tenant;
         match region {
-            Some(r) if self.app.edge.contains(&r) => {
+            Some(r) if self.app.edge().contains(&r) => {
                 ctx.upstream = Some(UpstreamChoice::Region(r));
                 Decision::Continue
             }

@@ -55,7 +55,7 @@ impl Plugin for Limits {
         if matches!(route.name, "livez" | "readyz" | "metrics") {
             return Decision::Continue;
         }
-        let policy = self.app.policy.get();
+        let policy = self.app.policy().get();
         match (route.access, ctx.tenant()) {
             (Access::Key(_) | Access::AnyKey(_), Some(tenant)) => {
                 let Some(t) = policy.tenant(tenant) else {
@@ -64,7 +64,7 @@ impl Plugin for Limits {
                 let n = self.per_tenant.observe(&tenant, 1);
                 if n > i64::from(t.limits.requests_per_second) as isize {
                     self.app
-                        .metrics
+                        .metrics()
                         .limit_rejections
                         .with_label_values(&[tenant, "tenant_rate"])
                         .inc();
@@ -78,7 +78,7 @@ impl Plugin for Limits {
                 let n = self.per_ip.observe(&ip, 1);
                 if n > i64::from(policy.gateway.per_ip_rps) as isize {
                     self.app
-                        .metrics
+                        .metrics()
                         .limit_rejections
                         .with_label_values(&["-", "ip_rate"])
                         .inc();
