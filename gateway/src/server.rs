@@ -16,8 +16,9 @@ use c2c_tenancy::AnswerDetection;
 
 use crate::app::{App, AppParts, PolicyHandle};
 use crate::calls::livekit_pool::LiveKitPool;
-use crate::calls::poller::Poller;
-use crate::calls::services::{deliverer, DeliveryService, TimerService};
+use crate::calls::services::{deliverer, DeliveryService};
+use crate::calls::signals::poller::Poller;
+use crate::calls::signals::timers::TimerService;
 use crate::edge::Regions;
 use crate::error::StartError;
 use crate::proxy::GatewayProxy;

@@ -7,8 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use c2c_callstate::CallEvent;
-use c2c_sip::{AllowedRegion, Cidr, SipConfig, SipEdge, SipError, SipObserver, SipSockets};
+use c2c_sip::{AllowedRegion, Cidr, SipConfig, SipEdge, SipError, SipSockets};
 use c2c_tenancy::{AnswerDetection, Policy};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -16,56 +15,8 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::app::App;
+use crate::calls::signals::sip::{Observer, EVENT_QUEUE};
 use crate::error::StartError;
-
-/// Call events from the SIP edge waiting to be applied. Observers must never block
-/// the SIP path: beyond this many, events are dropped (and counted in the log).
-const EVENT_QUEUE: usize = 4096;
-
-/// Turns SIP observations into call events on a bounded queue.
-struct Observer {
-    tx: mpsc::Sender<(String, CallEvent)>,
-    sip_mode: bool,
-}
-
-impl Observer {
-    fn send(&self, call_id: &str, ev: CallEvent) {
-        if self.tx.try_send((call_id.to_string(), ev)).is_err() {
-            tracing::warn!("SIP event queue full; event dropped (polling/webhooks still apply)");
-        }
-    }
-}
-
-impl SipObserver for Observer {
-    fn on_response(&self, call_id: &str, code: u16) {
-        match code {
-            180 | 183 if self.sip_mode => self.send(call_id, CallEvent::Ringing),
-            300.. => self.send(call_id, CallEvent::SipCode { code }),
-            _ => {}
-        }
-    }
-
-    fn on_answer(&self, call_id: &str) {
-        if self.sip_mode {
-            self.send(call_id, CallEvent::Answered);
-        }
-    }
-
-    fn on_end(&self, call_id: &str, code: Option<u16>) {
-        if let Some(code) = code {
-            self.send(call_id, CallEvent::SipCode { code });
-        }
-        if self.sip_mode {
-            self.send(
-                call_id,
-                CallEvent::CustomerLeft {
-                    sip_code: code,
-                    disconnect_reason: None,
-                },
-            );
-        }
-    }
-}
 
 /// The SIP edge configuration from policy and the command line.
 pub fn config(

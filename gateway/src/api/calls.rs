@@ -9,7 +9,6 @@ use c2c_callstate::{new_call_id, CallEvent, CallRecord, DialResult, NewCall};
 use c2c_dialplan::DialPlan;
 use c2c_livekit::LiveKitClient;
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead, X_API_KEY};
-use c2c_tenancy::AnswerDetection;
 use http::StatusCode;
 
 use crate::api::contract::{
@@ -341,12 +340,7 @@ pub async fn status(
     // sendBeacon / keepalive fetch may label JSON as text/plain: parse whatever came.
     let report: StatusReport = parse_json(body)?;
     let mode = app.policy().get().gateway.answer_detection;
-    let ev = match report.status.trim().to_ascii_uppercase().as_str() {
-        // In sip mode the SIP edge's 200 OK is authoritative; the report is a UI hint.
-        "ANSWERED" | "ACTIVE" if mode != AnswerDetection::Sip => Some(CallEvent::Answered),
-        "RINGING" => Some(CallEvent::Ringing),
-        _ => None,
-    };
+    let ev = calls::signals::browser::report_event(&report.status, mode);
     let rec = match ev {
         Some(ev) => calls::apply(app, &rec.call_id, ev)
             .await

@@ -7,7 +7,6 @@
 //! one tenant's LiveKit credentials can never end another tenant's call.
 
 use bytes::Bytes;
-use c2c_callstate::CallEvent;
 use c2c_livekit::WebhookEvent;
 use c2c_plugin_api::{ApiError, JsonResponse, RequestHead};
 use http::StatusCode;
@@ -105,13 +104,9 @@ async fn dispatch(
     api_key: &str,
     ev: &WebhookEvent,
 ) -> Result<WebhookResult, ApiError> {
-    let Some(hex) = ev.room_name.as_deref().and_then(|r| r.strip_prefix("c2c-")) else {
+    let Some(call_id) = calls::signals::livekit::call_id_of(ev) else {
         return Ok(WebhookResult::Ignored);
     };
-    let call_id = format!("c2c_{hex}");
-    if !c2c_callstate::is_valid_call_id(&call_id) {
-        return Ok(WebhookResult::Ignored);
-    }
     let Some(rec) = app.store().get(&call_id).map_err(errors::call_store)? else {
         return Ok(WebhookResult::Ignored);
     };
@@ -125,27 +120,7 @@ async fn dispatch(
         tracing::warn!("LiveKit webhook for a call of another project ignored");
         return Ok(WebhookResult::Ignored);
     }
-    let is_agent = |identity: &str| identity == rec.agent_id;
-    let event = match (ev.event.as_str(), &ev.participant) {
-        ("room_finished", _) => Some(CallEvent::RoomFinished),
-        ("participant_joined", Some(p)) if is_agent(&p.identity) => Some(CallEvent::AgentJoined),
-        ("participant_left" | "participant_connection_aborted", Some(p))
-            if is_agent(&p.identity) =>
-        {
-            Some(CallEvent::AgentLeft)
-        }
-        ("participant_left", Some(p)) if p.is_sip() => Some(CallEvent::CustomerLeft {
-            // `sip.disconnectCode` when LiveKit reports it (the exact carrier code),
-            // else the call is classified from `disconnect_reason`.
-            sip_code: p
-                .attributes
-                .get("sip.disconnectCode")
-                .and_then(|c| c.parse().ok()),
-            disconnect_reason: p.disconnect_reason.clone(),
-        }),
-        _ => None,
-    };
-    match event {
+    match calls::signals::livekit::event_for(&rec, ev) {
         Some(e) => {
             calls::apply(app, &call_id, e)
                 .instrument(calls::span(&call_id))

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::app::App;
-use crate::calls::poller::leg_seen;
+use crate::calls::signals::room::leg_seen;
 
 /// How long `/connect` waits for an immediate failure (LiveKit unreachable) before it
 /// answers `ringing`; anything later reaches the CRM through the webhook.

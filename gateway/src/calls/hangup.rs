@@ -24,7 +24,7 @@ use tracing::Instrument;
 
 use crate::app::App;
 use crate::calls::dial::DialWait;
-use crate::calls::poller::customer_leg;
+use crate::calls::signals::room::customer_leg;
 
 /// How long the resolver waits for LiveKit's participant list. Past it the hangup is the
 /// agent's: a slow LiveKit must not keep the customer's phone ringing.
@@ -156,7 +156,7 @@ pub async fn hangup_event(app: &App, rec: &CallRecord) -> Option<CallEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calls::poller::SIP_IDENTITY;
+    use crate::calls::signals::room::SIP_IDENTITY;
     use c2c_callstate::{CallKnobs, NewCall};
 
     fn rec(phase: Phase) -> CallRecord {

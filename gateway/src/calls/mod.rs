@@ -1,18 +1,25 @@
-//! The call lifecycle inside the gateway: applies [`CallEvent`]s through the durable
-//! store and carries out the resulting [`Effect`]s (LiveKit calls, timers, the webhook
-//! outbox kick). Adapters (HTTP handlers, the LiveKit poller and webhook receiver,
-//! timers) only ever turn what they saw into events and call [`apply`].
+//! The call lifecycle inside the gateway: [`apply`] runs a [`CallEvent`] through the state
+//! machine and the durable store, then [`run_effects`] — the one runner — carries out
+//! every [`Effect`] the machine emitted (dial, LiveKit teardown, timers, metrics, the
+//! webhook wake-up, the hangup resolver).
+//!
+//! - `signals/`: where the world becomes events (LiveKit webhooks, the poller, a look at a
+//!   room, the SIP edge, timers, the browser, the start-up reconcile);
+//! - [`runtime`]: what this process keeps in memory about its calls (one handle);
+//! - [`dial`], [`hangup`]: the two effects that take a while (a dial and its outcome;
+//!   whose hangup it was);
+//! - [`livekit_pool`], [`outbox`], [`services`], [`replay`], [`detail`]: LiveKit clients,
+//!   the CRM webhook outbox and its delivery service, webhook replay, a call's detail.
 
 pub mod detail;
 pub mod dial;
 pub mod hangup;
 pub mod livekit_pool;
 pub mod outbox;
-pub mod poller;
-pub mod reconcile;
 pub mod replay;
 pub mod runtime;
 pub mod services;
+pub mod signals;
 pub mod timers;
 
 use std::sync::Arc;

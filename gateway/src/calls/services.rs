@@ -1,5 +1,5 @@
-//! Background services of the call lifecycle: timers (plus start-up reconcile and
-//! housekeeping) and CRM webhook delivery.
+//! CRM webhook delivery as a background service of the call lifecycle (the timers and
+//! the start-up reconcile are `signals::timers`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,83 +9,9 @@ use c2c_callstate::SledCallStore;
 use c2c_crm_webhooks::{Deliverer, DeliveryPolicy, WebhookMetrics};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use tracing::Instrument;
 
 use crate::app::App;
 use crate::calls::outbox::{PolicyEndpoints, StoreOutbox};
-
-/// Timer events applied at once.
-const TIMER_CONCURRENCY: usize = 64;
-
-/// Fires call timers; at start re-arms open calls and reconciles them with LiveKit.
-pub struct TimerService {
-    pub app: Arc<App>,
-}
-
-#[async_trait]
-impl BackgroundService for TimerService {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let app = self.app.clone();
-        // Nothing writes a call before the store is fully open (crate::lifecycle).
-        if !app.serving_before(&mut shutdown).await {
-            return;
-        }
-        match crate::calls::rearm_open_calls(&app) {
-            Ok(n) if n > 0 => tracing::info!(
-                open_calls = n,
-                "open calls reloaded; reconciling with LiveKit"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "cannot reload open calls"),
-        }
-        // Dials that died with the previous process first: until they are settled, a
-        // missing leg in a room sample would prove nothing.
-        crate::calls::reconcile::lost_dials(&app).await;
-        // What happened while we were down: one sample of every open call.
-        crate::calls::poller::pass(&app).await;
-        let housekeeping = {
-            let app = app.clone();
-            let mut shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = shutdown.changed() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(600)) => {}
-                    }
-                    crate::api::livekit_webhook::prune_seen(&app);
-                }
-            })
-        };
-        // Timers fire concurrently (each apply waits for a durable write), but at most
-        // TIMER_CONCURRENCY at once: a burst of expired timers after a restart must not
-        // become thousands of tasks.
-        let fire_app = app.clone();
-        let permits = Arc::new(tokio::sync::Semaphore::new(TIMER_CONCURRENCY));
-        app.calls()
-            .timers()
-            .run(shutdown, move |id, ev| {
-                let app = fire_app.clone();
-                let permits = permits.clone();
-                async move {
-                    let Ok(permit) = permits.acquire_owned().await else {
-                        return;
-                    };
-                    let span = crate::calls::span(&id);
-                    tokio::spawn(
-                        async move {
-                            let _permit = permit;
-                            if let Err(e) = crate::calls::apply(&app, &id, ev).await {
-                                tracing::warn!(error = %e, "timer event not applied");
-                            }
-                        }
-                        .instrument(span),
-                    );
-                }
-            })
-            .await;
-        housekeeping.abort();
-    }
-}
 
 /// Why the CRM webhook deliverer cannot be built.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::app::App;
-use crate::calls::poller::leg_seen;
+use crate::calls::signals::room::leg_seen;
 
 /// Looks at each room this many times (LiveKit may be restarting too) before giving up
 /// on seeing the leg.

@@ -1,0 +1,110 @@
+//! Answer detection by polling (`answer_detection = "poll"`), and the pass over every
+//! open call run once at start in every mode.
+//!
+//! Each pass reads the open-call index (never the whole history) and samples LiveKit's
+//! ListParticipants for calls that are dialling, ringing or active, with a bounded
+//! number of requests in flight. If a pass takes longer than the interval, the next one
+//! starts right after it: load on LiveKit adapts instead of piling up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use c2c_callstate::{CallEvent, Phase};
+use c2c_livekit::LiveKitError;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use crate::app::App;
+use crate::calls::signals::room::events_from_sample;
+
+/// LiveKit requests in flight per pass.
+const MAX_IN_FLIGHT: usize = 32;
+/// Open calls read from the store per chunk: a pass holds at most this many records,
+/// whatever the number of open calls.
+const CHUNK: usize = 256;
+
+/// Samples every open call once, walking the open-call index in bounded chunks.
+pub async fn pass(app: &Arc<App>) {
+    let sem = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut tasks = tokio::task::JoinSet::new();
+    let policy = app.policy().get();
+    let mut after: Option<String> = None;
+    let mut open = 0usize;
+    loop {
+        let chunk = match app.store().open_calls_after(after.as_deref(), CHUNK) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read open calls");
+                return;
+            }
+        };
+        let Some(last) = chunk.last() else {
+            break;
+        };
+        after = Some(last.call_id.clone());
+        open += chunk.len();
+        for rec in chunk {
+            if rec.phase == Phase::Initiated {
+                continue;
+            }
+            let Some(client) = app.livekit().client_for_tenant(&policy, &rec.tenant) else {
+                continue;
+            };
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                return;
+            };
+            let app = app.clone();
+            let span = crate::calls::span(&rec.call_id);
+            tasks.spawn(async move {
+                let _permit = permit;
+                let events = match client.list_participants(&rec.room).await {
+                    Ok(parts) => events_from_sample(&rec, &parts, crate::clock::now_ms()),
+                    Err(LiveKitError::NotFound(_)) => vec![CallEvent::RoomFinished],
+                    Err(e) => {
+                        app.metrics().livekit_errors.with_label_values(&["list_participants"]).inc();
+                        tracing::debug!(error = %e, "ListParticipants failed; will retry next pass");
+                        vec![]
+                    }
+                };
+                for ev in events {
+                    if let Err(e) = crate::calls::apply(&app, &rec.call_id, ev).await {
+                        tracing::warn!(error = %e, "poll event not applied");
+                    }
+                }
+            }.instrument(span));
+            // Reap finished tasks as we go so the set stays bounded too.
+            while tasks.try_join_next().is_some() {}
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    app.metrics().open_calls.set(open as i64);
+}
+
+/// The poller as a Pingora background service.
+pub struct Poller {
+    pub app: Arc<App>,
+}
+
+#[async_trait]
+impl BackgroundService for Poller {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if !self.app.serving_before(&mut shutdown).await {
+            return;
+        }
+        loop {
+            let interval = self.app.policy().get().gateway.calls.poll_interval;
+            let started = tokio::time::Instant::now();
+            pass(&self.app).await;
+            let wait = interval
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(10));
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
