@@ -1,7 +1,8 @@
 //! The validated, internal form of all policy files.
 //!
-//! Built once per (re)load by `load.rs`; immutable afterwards and shared behind an
-//! `Arc`, so request code reads it without locks and a reload swaps it atomically.
+//! Built once per (re)load by the loader (`load/`); immutable afterwards and shared
+//! behind an `Arc`, so request code reads it without locks and a reload swaps it
+//! atomically.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
