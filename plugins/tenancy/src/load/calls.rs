@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use super::Errs;
 use crate::file::CallsSection;
-use crate::policy::CallKnobs;
+use crate::policy::CallsPolicy;
 
-pub(super) fn validate(c: &CallsSection, e: &mut Errs<'_>) -> CallKnobs {
+pub(super) fn validate(c: &CallsSection, e: &mut Errs<'_>) -> CallsPolicy {
     // Each knob: (key, value, default, min, max), checked in this order.
     let mut secs = |key: &str, v: Option<u64>, default: u64, min: u64, max: u64| {
         let v = v.unwrap_or(default);
@@ -19,7 +19,7 @@ pub(super) fn validate(c: &CallsSection, e: &mut Errs<'_>) -> CallKnobs {
         }
         v
     };
-    CallKnobs {
+    CallsPolicy {
         ring_timeout: Duration::from_secs(secs(
             "ring_timeout_seconds",
             c.ring_timeout_seconds,
