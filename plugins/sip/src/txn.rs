@@ -17,8 +17,9 @@ use crate::response::ReplyBase;
 
 pub type TxnId = u64;
 
+/// A transaction's timers (RFC 3261 §17, proxy timer C), not the call core's timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TimerKind {
+pub enum TxnTimer {
     /// A/E: retransmit our request downstream (UDP).
     Retransmit,
     /// B/F: no final response downstream.
@@ -90,7 +91,7 @@ pub struct Txn {
     /// Dialog (Call-ID) this transaction belongs to.
     pub dialog: Option<String>,
     pub swap: Option<Swap>,
-    timers: HashMap<TimerKind, Instant>,
+    timers: HashMap<TxnTimer, Instant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +149,7 @@ pub struct TxnTable {
     txns: HashMap<TxnId, Txn>,
     by_server: HashMap<String, TxnId>,
     by_branch: HashMap<String, TxnId>,
-    heap: BinaryHeap<Reverse<(Instant, TxnId, TimerKind)>>,
+    heap: BinaryHeap<Reverse<(Instant, TxnId, TxnTimer)>>,
     next_id: TxnId,
     max: usize,
 }
@@ -214,7 +215,7 @@ impl TxnTable {
     }
 
     /// Sets (or replaces) a timer.
-    pub fn arm(&mut self, id: TxnId, k: TimerKind, at: Instant) {
+    pub fn arm(&mut self, id: TxnId, k: TxnTimer, at: Instant) {
         if let Some(t) = self.txns.get_mut(&id) {
             t.timers.insert(k, at);
             self.heap.push(Reverse((at, id, k)));
@@ -224,14 +225,14 @@ impl TxnTable {
         }
     }
 
-    pub fn disarm(&mut self, id: TxnId, k: TimerKind) {
+    pub fn disarm(&mut self, id: TxnId, k: TxnTimer) {
         if let Some(t) = self.txns.get_mut(&id) {
             t.timers.remove(&k);
         }
     }
 
     /// Timers due at `now`, in deadline order; each is disarmed as it is returned.
-    pub fn pop_due(&mut self, now: Instant) -> Vec<(TxnId, TimerKind)> {
+    pub fn pop_due(&mut self, now: Instant) -> Vec<(TxnId, TxnTimer)> {
         let mut out = Vec::new();
         while let Some(Reverse((at, id, k))) = self.heap.peek().copied() {
             if at > now {

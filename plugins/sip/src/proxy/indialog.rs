@@ -15,7 +15,7 @@ use crate::observer::Observation;
 use crate::parse::{uri as parse_uri, Method};
 use crate::response::{reply, stamped_vias, ReplyBase};
 use crate::tenant::swap_user;
-use crate::txn::{CancelState, ClientState, DownBase, TimerKind, Txn};
+use crate::txn::{CancelState, ClientState, DownBase, Txn, TxnTimer};
 
 impl Proxy {
     pub(super) fn on_ack(&mut self, now: Instant, from: Flow, msg: &SipMsg, uri: &str) {
@@ -24,8 +24,8 @@ impl Proxy {
             if let Some(t) = self.txns.get(id) {
                 if t.final_sent.is_some_and(|c| c >= 300) {
                     // Hop-by-hop ACK for our non-2xx final: absorbed.
-                    self.txns.disarm(id, TimerKind::FinalRetransmit);
-                    self.txns.arm(id, TimerKind::Expire, now + t4);
+                    self.txns.disarm(id, TxnTimer::FinalRetransmit);
+                    self.txns.arm(id, TxnTimer::Expire, now + t4);
                     return;
                 }
             }
@@ -223,15 +223,15 @@ impl Proxy {
             return;
         };
         if target.transport == Transport::Udp {
-            self.txns.arm(id, TimerKind::Retransmit, now + t1);
+            self.txns.arm(id, TxnTimer::Retransmit, now + t1);
         }
-        self.txns.arm(id, TimerKind::Timeout, now + long);
+        self.txns.arm(id, TxnTimer::Timeout, now + long);
         if invite {
-            self.txns.arm(id, TimerKind::C, now + timer_c);
+            self.txns.arm(id, TxnTimer::C, now + timer_c);
             self.txns
-                .arm(id, TimerKind::Expire, now + timer_c + long * 2);
+                .arm(id, TxnTimer::Expire, now + timer_c + long * 2);
         } else {
-            self.txns.arm(id, TimerKind::Expire, now + long * 2);
+            self.txns.arm(id, TxnTimer::Expire, now + long * 2);
         }
         self.send(target, request);
 

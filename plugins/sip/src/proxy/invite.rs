@@ -17,7 +17,7 @@ use crate::observer::Observation;
 use crate::parse::{uri as parse_uri, Method, SipUri};
 use crate::response::{reply, stamped_vias, ReplyBase};
 use crate::tenant::{identify, swap_user};
-use crate::txn::{CallCtx, ClientState, DownBase, TimerKind, Txn};
+use crate::txn::{CallCtx, ClientState, DownBase, Txn, TxnTimer};
 
 /// Longest `X-C2C-Call-Id` accepted for correlation.
 const MAX_CALL_ID: usize = 128;
@@ -246,12 +246,12 @@ impl Proxy {
             },
         );
         if target.transport == Transport::Udp {
-            self.txns.arm(id, TimerKind::Retransmit, now + t1);
+            self.txns.arm(id, TxnTimer::Retransmit, now + t1);
         }
-        self.txns.arm(id, TimerKind::Timeout, now + long);
-        self.txns.arm(id, TimerKind::C, now + timer_c);
+        self.txns.arm(id, TxnTimer::Timeout, now + long);
+        self.txns.arm(id, TxnTimer::C, now + timer_c);
         self.txns
-            .arm(id, TimerKind::Expire, now + timer_c + long * 2);
+            .arm(id, TxnTimer::Expire, now + timer_c + long * 2);
         self.send(target, request);
         tracing::info!(tenant = %tenant, trunk = %trunk, number = %mask(&route.number), "SIP INVITE relayed to carrier");
     }
@@ -341,10 +341,10 @@ impl Proxy {
         txn.last_response = Some(data);
         if let Some(id) = self.txns.insert(txn) {
             if up.transport == Transport::Udp {
-                self.txns.arm(id, TimerKind::FinalRetransmit, now + t1);
+                self.txns.arm(id, TxnTimer::FinalRetransmit, now + t1);
             }
             self.txns
-                .arm(id, TimerKind::Expire, now + self.cfg.timers.long());
+                .arm(id, TxnTimer::Expire, now + self.cfg.timers.long());
         }
     }
 }
