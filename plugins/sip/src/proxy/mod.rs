@@ -24,7 +24,7 @@ use crate::hdr::{split_list, via, Via};
 use crate::limits::CallRate;
 use crate::message::SipMsg;
 use crate::metrics::SipMetrics;
-use crate::normalize::Normalized;
+use crate::normalize::NormalizedMessage;
 use crate::observer::Observation;
 use crate::parse::{Host, Method, SipUri, StartLine};
 use crate::resolver::Resolver;
@@ -99,7 +99,7 @@ impl Proxy {
 
     /// Answers a request that failed parsing or validation (400/416/505), if a
     /// response can be formed; otherwise it is dropped.
-    pub fn reject(&mut self, from: Flow, n: &Normalized, err: &ParseError) -> Vec<Action> {
+    pub fn reject(&mut self, from: Flow, n: &NormalizedMessage, err: &ParseError) -> Vec<Action> {
         match ReplyBase::from_normalized(n, from.addr) {
             Some(base) if !n.start_line.starts_with("ACK ") => {
                 let top = n
