@@ -106,35 +106,40 @@ pub enum CancelState {
     Done,
 }
 
+/// What a new transaction starts from: its server side (the request as received and
+/// where responses go) and its client side (our request and where it goes).
+pub struct NewTxn<'a> {
+    /// Method of the proxied request.
+    pub method: &'a str,
+    pub server_key: String,
+    pub upstream: Flow,
+    pub reply: ReplyBase,
+    pub local_tag: String,
+    pub branch: String,
+    pub target: Flow,
+    pub request: Bytes,
+    pub base: DownBase,
+    /// Timer T1: the first retransmission interval.
+    pub t1: Duration,
+}
+
 impl Txn {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        method: &str,
-        server_key: String,
-        upstream: Flow,
-        reply: ReplyBase,
-        local_tag: String,
-        branch: String,
-        target: Flow,
-        request: Bytes,
-        base: DownBase,
-        t1: Duration,
-    ) -> Self {
+    pub fn new(n: NewTxn<'_>) -> Self {
         Self {
-            method: method.to_string(),
-            invite: method == "INVITE",
-            server_key,
-            upstream,
-            reply,
-            local_tag,
+            method: n.method.to_string(),
+            invite: n.method == "INVITE",
+            server_key: n.server_key,
+            upstream: n.upstream,
+            reply: n.reply,
+            local_tag: n.local_tag,
             last_response: None,
             final_sent: None,
-            branch,
-            target,
-            request,
+            branch: n.branch,
+            target: n.target,
+            request: n.request,
             state: ClientState::Calling,
-            base,
-            interval: t1,
+            base: n.base,
+            interval: n.t1,
             cancel: CancelState::None,
             call: None,
             dialog: None,
