@@ -64,8 +64,6 @@ pub use tenant::{identify, CallRoute, RouteError};
 pub mod codec {
     pub use crate::framing::{next_frame, Frame, FrameError};
     pub use crate::message::{decode, Decoded, SipMsg};
-    pub use crate::normalize::{
-        normalize, Decoded as Normalized, Normalized as NormalizedMessage, RawHeader, MAX_MESSAGE,
-    };
+    pub use crate::normalize::{normalize, Normalized, NormalizedMessage, RawHeader, MAX_MESSAGE};
     pub use crate::parse::{start_line, uri, Method, SipUri, StartLine};
 }

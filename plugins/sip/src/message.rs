@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::ParseError;
 use crate::hdr::Via;
-use crate::normalize::{normalize, Decoded as Norm, Normalized, RawHeader};
+use crate::normalize::{normalize, Normalized, NormalizedMessage, RawHeader};
 use crate::parse::{start_line, Method, StartLine};
 use crate::validate;
 
@@ -63,15 +63,15 @@ pub enum Decoded {
     Drop(&'static str),
     Msg(Box<SipMsg>),
     /// A request that must be refused with the error's status.
-    Reject(Box<Normalized>, ParseError),
+    Reject(Box<NormalizedMessage>, ParseError),
 }
 
 /// Normalises, parses and validates one message.
 pub fn decode(buf: Bytes) -> Decoded {
     let n = match normalize(buf) {
-        Norm::Keepalive => return Decoded::Keepalive,
-        Norm::Drop(why) => return Decoded::Drop(why),
-        Norm::Message(n) => n,
+        Normalized::Keepalive => return Decoded::Keepalive,
+        Normalized::Drop(why) => return Decoded::Drop(why),
+        Normalized::Message(n) => n,
     };
     let response = n.is_response();
     let start = match start_line(&n.start_line) {

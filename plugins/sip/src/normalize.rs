@@ -25,13 +25,13 @@ pub struct RawHeader {
     pub name: Cow<'static, str>,
     /// Value with folding replaced by one space and outer whitespace trimmed.
     pub value: String,
-    /// Bytes of the whole line(s) in [`Normalized::raw`], including the line end.
+    /// Bytes of the whole line(s) in [`NormalizedMessage::raw`], including the line end.
     pub span: Range<usize>,
 }
 
 /// A message split into its parts, not yet interpreted.
 #[derive(Debug, Clone)]
-pub struct Normalized {
+pub struct NormalizedMessage {
     /// The exact bytes of this message: start line through the end of the body.
     pub raw: Bytes,
     pub start_line: String,
@@ -41,7 +41,7 @@ pub struct Normalized {
     pub defect: Option<&'static str>,
 }
 
-impl Normalized {
+impl NormalizedMessage {
     pub fn is_response(&self) -> bool {
         self.start_line.starts_with("SIP/")
     }
@@ -49,26 +49,26 @@ impl Normalized {
 
 /// What a buffer turned out to be.
 #[derive(Debug, Clone)]
-pub enum Decoded {
+pub enum Normalized {
     /// Only CR/LF/whitespace: a keepalive (RFC 5626 double-CRLF ping on streams).
     Keepalive,
     /// Unusable; no response can be formed.
     Drop(&'static str),
-    Message(Box<Normalized>),
+    Message(Box<NormalizedMessage>),
 }
 
 /// Normalises one message. `buf` may carry leading keepalive CRLFs and, for datagrams,
 /// trailing bytes beyond Content-Length (ignored).
-pub fn normalize(buf: Bytes) -> Decoded {
+pub fn normalize(buf: Bytes) -> Normalized {
     if buf.len() > MAX_MESSAGE {
-        return Decoded::Drop("message too large");
+        return Normalized::Drop("message too large");
     }
     let start = buf
         .iter()
         .position(|b| !matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
         .unwrap_or(buf.len());
     if start == buf.len() {
-        return Decoded::Keepalive;
+        return Normalized::Keepalive;
     }
     let msg = buf.slice(start..);
     let mut defect: Option<&'static str> = None;
@@ -104,7 +104,7 @@ pub fn normalize(buf: Bytes) -> Decoded {
                 Ok(s) if !s.bytes().any(|b| b < 0x20 || b == 0x7f) => {
                     start_line = Some(s.to_string())
                 }
-                _ => return Decoded::Drop("start line is not printable text"),
+                _ => return Normalized::Drop("start line is not printable text"),
             }
         } else if matches!(line[0], b' ' | b'\t') {
             match headers.last_mut() {
@@ -123,7 +123,7 @@ pub fn normalize(buf: Bytes) -> Decoded {
             }
         } else {
             if headers.len() >= MAX_HEADERS {
-                return Decoded::Drop("too many header lines");
+                return Normalized::Drop("too many header lines");
             }
             match header_line(line) {
                 Ok((name, value)) => headers.push(RawHeader {
@@ -137,7 +137,7 @@ pub fn normalize(buf: Bytes) -> Decoded {
         pos = next;
     }
     let Some(start_line) = start_line else {
-        return Decoded::Drop("no start line");
+        return Normalized::Drop("no start line");
     };
     let body_start = match body_start {
         Some(b) => b,
@@ -168,7 +168,7 @@ pub fn normalize(buf: Bytes) -> Decoded {
         }
     }
     let end = body_start + body_len;
-    Decoded::Message(Box::new(Normalized {
+    Normalized::Message(Box::new(NormalizedMessage {
         raw: msg.slice(..end),
         start_line,
         headers,
@@ -290,9 +290,9 @@ pub fn canonical_name(name: &str) -> Cow<'static, str> {
 mod tests {
     use super::*;
 
-    fn msg(s: &str) -> Normalized {
+    fn msg(s: &str) -> NormalizedMessage {
         match normalize(Bytes::copy_from_slice(s.as_bytes())) {
-            Decoded::Message(m) => *m,
+            Normalized::Message(m) => *m,
             other => panic!("not a message: {other:?}"),
         }
     }
@@ -301,15 +301,15 @@ mod tests {
     fn keepalives_and_garbage() {
         assert!(matches!(
             normalize(Bytes::from_static(b"\r\n\r\n")),
-            Decoded::Keepalive
+            Normalized::Keepalive
         ));
         assert!(matches!(
             normalize(Bytes::from_static(b"\x00\x01\r\n\r\n")),
-            Decoded::Drop(_)
+            Normalized::Drop(_)
         ));
         assert!(matches!(
             normalize(Bytes::from(vec![b'A'; MAX_MESSAGE + 1])),
-            Decoded::Drop(_)
+            Normalized::Drop(_)
         ));
     }
 

@@ -7,7 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::hdr::{split_list, via};
 use crate::message::SipMsg;
-use crate::normalize::Normalized;
+use crate::normalize::NormalizedMessage;
 use crate::parse::Host;
 
 /// The headers a response copies from its request, with the top Via stamped.
@@ -33,7 +33,7 @@ impl ReplyBase {
     }
 
     /// For a rejected request: needs at least a usable top Via to route the answer.
-    pub fn from_normalized(n: &Normalized, src: SocketAddr) -> Option<Self> {
+    pub fn from_normalized(n: &NormalizedMessage, src: SocketAddr) -> Option<Self> {
         let vias: Vec<&str> = n
             .headers
             .iter()

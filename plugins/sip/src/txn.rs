@@ -17,8 +17,9 @@ use crate::response::ReplyBase;
 
 pub type TxnId = u64;
 
+/// A transaction's timers (RFC 3261 §17, proxy timer C), not the call core's timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TimerKind {
+pub enum TxnTimer {
     /// A/E: retransmit our request downstream (UDP).
     Retransmit,
     /// B/F: no final response downstream.
@@ -90,7 +91,7 @@ pub struct Txn {
     /// Dialog (Call-ID) this transaction belongs to.
     pub dialog: Option<String>,
     pub swap: Option<Swap>,
-    timers: HashMap<TimerKind, Instant>,
+    timers: HashMap<TxnTimer, Instant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,35 +106,40 @@ pub enum CancelState {
     Done,
 }
 
+/// What a new transaction starts from: its server side (the request as received and
+/// where responses go) and its client side (our request and where it goes).
+pub struct NewTxn<'a> {
+    /// Method of the proxied request.
+    pub method: &'a str,
+    pub server_key: String,
+    pub upstream: Flow,
+    pub reply: ReplyBase,
+    pub local_tag: String,
+    pub branch: String,
+    pub target: Flow,
+    pub request: Bytes,
+    pub base: DownBase,
+    /// Timer T1: the first retransmission interval.
+    pub t1: Duration,
+}
+
 impl Txn {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        method: &str,
-        server_key: String,
-        upstream: Flow,
-        reply: ReplyBase,
-        local_tag: String,
-        branch: String,
-        target: Flow,
-        request: Bytes,
-        base: DownBase,
-        t1: Duration,
-    ) -> Self {
+    pub fn new(n: NewTxn<'_>) -> Self {
         Self {
-            method: method.to_string(),
-            invite: method == "INVITE",
-            server_key,
-            upstream,
-            reply,
-            local_tag,
+            method: n.method.to_string(),
+            invite: n.method == "INVITE",
+            server_key: n.server_key,
+            upstream: n.upstream,
+            reply: n.reply,
+            local_tag: n.local_tag,
             last_response: None,
             final_sent: None,
-            branch,
-            target,
-            request,
+            branch: n.branch,
+            target: n.target,
+            request: n.request,
             state: ClientState::Calling,
-            base,
-            interval: t1,
+            base: n.base,
+            interval: n.t1,
             cancel: CancelState::None,
             call: None,
             dialog: None,
@@ -148,7 +154,7 @@ pub struct TxnTable {
     txns: HashMap<TxnId, Txn>,
     by_server: HashMap<String, TxnId>,
     by_branch: HashMap<String, TxnId>,
-    heap: BinaryHeap<Reverse<(Instant, TxnId, TimerKind)>>,
+    heap: BinaryHeap<Reverse<(Instant, TxnId, TxnTimer)>>,
     next_id: TxnId,
     max: usize,
 }
@@ -214,7 +220,7 @@ impl TxnTable {
     }
 
     /// Sets (or replaces) a timer.
-    pub fn arm(&mut self, id: TxnId, k: TimerKind, at: Instant) {
+    pub fn arm(&mut self, id: TxnId, k: TxnTimer, at: Instant) {
         if let Some(t) = self.txns.get_mut(&id) {
             t.timers.insert(k, at);
             self.heap.push(Reverse((at, id, k)));
@@ -224,14 +230,14 @@ impl TxnTable {
         }
     }
 
-    pub fn disarm(&mut self, id: TxnId, k: TimerKind) {
+    pub fn disarm(&mut self, id: TxnId, k: TxnTimer) {
         if let Some(t) = self.txns.get_mut(&id) {
             t.timers.remove(&k);
         }
     }
 
     /// Timers due at `now`, in deadline order; each is disarmed as it is returned.
-    pub fn pop_due(&mut self, now: Instant) -> Vec<(TxnId, TimerKind)> {
+    pub fn pop_due(&mut self, now: Instant) -> Vec<(TxnId, TxnTimer)> {
         let mut out = Vec::new();
         while let Some(Reverse((at, id, k))) = self.heap.peek().copied() {
             if at > now {

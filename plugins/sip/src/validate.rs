@@ -4,7 +4,7 @@
 
 use crate::error::{bad, ParseError};
 use crate::hdr::{cseq, name_addr, small_number, split_list, via, Via};
-use crate::normalize::Normalized;
+use crate::normalize::NormalizedMessage;
 use crate::parse::StartLine;
 
 /// What the rest of the edge needs from every valid message.
@@ -21,9 +21,9 @@ pub struct Facts {
 
 const SINGLE: &[&str] = &["From", "To", "Call-ID", "CSeq", "Max-Forwards"];
 
-pub fn check(n: &Normalized, start: &StartLine) -> Result<Facts, ParseError> {
+pub fn check(n: &NormalizedMessage, start: &StartLine) -> Result<Facts, ParseError> {
     fn named<'a>(
-        n: &'a Normalized,
+        n: &'a NormalizedMessage,
         name: &'a str,
     ) -> impl Iterator<Item = &'a crate::normalize::RawHeader> + 'a {
         n.headers.iter().filter(move |h| h.name == name)

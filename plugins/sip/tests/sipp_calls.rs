@@ -37,13 +37,15 @@ async fn run_mixed(
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let uac = Sipp::uac(
         edge.dir.path(),
-        &uac_scenario,
-        up,
-        "127.0.0.2",
-        edge.addr(),
-        user,
-        call,
-        "acme",
+        Uac {
+            scenario: &uac_scenario,
+            tp: up,
+            ip: "127.0.0.2",
+            edge: edge.addr(),
+            user,
+            call_id: call,
+            tenant: "acme",
+        },
     );
     let uac_code = uac.wait().await;
     let uas_code = uas.wait().await;

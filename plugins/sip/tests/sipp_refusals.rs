@@ -20,13 +20,15 @@ async fn dlt_off(tp: Tp) {
     let call = format!("dlt-{}", tp.flag());
     let uac = Sipp::uac(
         edge.dir.path(),
-        &scenario("uac_dlt.xml"),
-        tp,
-        "127.0.0.2",
-        edge.addr(),
-        NUMBER,
-        &call,
-        "globex",
+        Uac {
+            scenario: &scenario("uac_dlt.xml"),
+            tp,
+            ip: "127.0.0.2",
+            edge: edge.addr(),
+            user: NUMBER,
+            call_id: &call,
+            tenant: "globex",
+        },
     );
     assert_eq!(
         uac.wait().await,
@@ -83,13 +85,15 @@ async fn dlt_off_by_prefix_gets_403() {
     // an empty X-C2C-Tenant is the same as none.
     let uac = Sipp::uac(
         edge.dir.path(),
-        &scenario("uac_dlt.xml"),
-        Tp::Udp,
-        "127.0.0.2",
-        edge.addr(),
-        &user,
-        "dlt-prefix",
-        "",
+        Uac {
+            scenario: &scenario("uac_dlt.xml"),
+            tp: Tp::Udp,
+            ip: "127.0.0.2",
+            edge: edge.addr(),
+            user: &user,
+            call_id: "dlt-prefix",
+            tenant: "",
+        },
     );
     assert_eq!(uac.wait().await, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -115,13 +119,15 @@ async fn not_allowed(tp: Tp) {
     );
     let uac = Sipp::uac(
         edge.dir.path(),
-        &uac,
-        tp,
-        "127.0.0.2",
-        edge.addr(),
-        NUMBER,
-        "stranger",
-        "acme",
+        Uac {
+            scenario: &uac,
+            tp,
+            ip: "127.0.0.2",
+            edge: edge.addr(),
+            user: NUMBER,
+            call_id: "stranger",
+            tenant: "acme",
+        },
     );
     assert_eq!(uac.wait().await, 0, "expected 403 Forbidden");
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -1,8 +1,8 @@
 //! The on-disk shapes of `gateway.toml` and `tenants/<id>.toml`.
 //!
 //! These structs mirror the files one to one and reject unknown keys; nothing outside
-//! `load.rs` uses them. The rest of the gateway sees only the validated internal
-//! [`crate::Policy`], so file formats can evolve without touching request code.
+//! the loader (`load/`) uses them. The rest of the gateway sees only the validated
+//! internal [`crate::Policy`], so file formats can evolve without touching request code.
 
 use serde::Deserialize;
 

@@ -1,7 +1,8 @@
 //! The validated, internal form of all policy files.
 //!
-//! Built once per (re)load by `load.rs`; immutable afterwards and shared behind an
-//! `Arc`, so request code reads it without locks and a reload swaps it atomically.
+//! Built once per (re)load by the loader (`load/`); immutable afterwards and shared
+//! behind an `Arc`, so request code reads it without locks and a reload swaps it
+//! atomically.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -66,7 +67,7 @@ pub struct GatewayConfig {
     pub regions: Vec<Region>,
     pub livekit: Option<LiveKitProject>,
     pub answer_detection: AnswerDetection,
-    pub calls: CallKnobs,
+    pub calls: CallsPolicy,
     pub webhooks: WebhookPolicy,
     pub simulator: SimulatorConfig,
     /// Requests per second per source IP on unauthenticated paths (browser endpoints,
@@ -158,8 +159,10 @@ impl AnswerDetection {
     }
 }
 
+/// The `[calls]` section: call timing as the platform owner sets it. The gateway derives
+/// the call state machine's own knobs (`c2c_callstate::CallKnobs`) from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CallKnobs {
+pub struct CallsPolicy {
     pub ring_timeout: Duration,
     pub agent_drop_grace: Duration,
     pub max_duration: Duration,

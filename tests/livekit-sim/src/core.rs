@@ -202,37 +202,40 @@ pub(crate) struct Core {
     dial_log_capacity: usize,
 }
 
+/// Everything a [`Core`] starts from, built by [`crate::Simulator::start`].
+pub(crate) struct CoreParts {
+    pub api_key: String,
+    pub api_secret: String,
+    pub webhook_url: Option<String>,
+    pub rooms: SharedRooms,
+    pub scenarios: ScenarioTable,
+    pub counters: Arc<Counters>,
+    pub webhook_log: Arc<WebhookLog>,
+    pub sip: SipDefaults,
+    pub max_request_bytes: usize,
+    /// How many CreateSIPParticipant requests [`Core::dials`] remembers.
+    pub dial_log_capacity: usize,
+    pub rtc: RtcSessions,
+    pub sip_ua: Option<Arc<Ua>>,
+}
+
 impl Core {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        api_key: String,
-        api_secret: String,
-        webhook_url: Option<String>,
-        rooms: SharedRooms,
-        scenarios: ScenarioTable,
-        counters: Arc<Counters>,
-        webhook_log: Arc<WebhookLog>,
-        sip: SipDefaults,
-        max_request_bytes: usize,
-        dial_log_capacity: usize,
-        rtc: RtcSessions,
-        sip_ua: Option<Arc<Ua>>,
-    ) -> Self {
+    pub(crate) fn new(p: CoreParts) -> Self {
         Self {
-            api_key,
-            api_secret,
-            webhook_url,
-            rooms,
-            scenarios: Mutex::new(scenarios),
+            api_key: p.api_key,
+            api_secret: p.api_secret,
+            webhook_url: p.webhook_url,
+            rooms: p.rooms,
+            scenarios: Mutex::new(p.scenarios),
             faults: Faults::default(),
-            counters,
-            webhook_log,
-            sip,
-            max_request_bytes,
-            rtc,
-            sip_ua,
+            counters: p.counters,
+            webhook_log: p.webhook_log,
+            sip: p.sip,
+            max_request_bytes: p.max_request_bytes,
+            rtc: p.rtc,
+            sip_ua: p.sip_ua,
             dials: Mutex::new(VecDeque::new()),
-            dial_log_capacity,
+            dial_log_capacity: p.dial_log_capacity,
         }
     }
 

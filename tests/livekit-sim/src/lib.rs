@@ -73,7 +73,7 @@ pub use crate::handle::SimHandle;
 pub use crate::scenario::{Outcome, Scenario, ScenarioFile};
 pub use crate::webhooks::{Forgery, SignedWebhook};
 
-use crate::core::{Core, Counters, SipDefaults};
+use crate::core::{Core, CoreParts, Counters, SipDefaults};
 use crate::rooms::{RoomRules, Rooms};
 use crate::rtc::RtcSessions;
 use crate::scenario::ScenarioTable;
@@ -158,24 +158,24 @@ impl Simulator {
             }
             None => None,
         };
-        let core = Arc::new(Core::new(
-            config.api_key.clone(),
-            config.api_secret.clone(),
-            config.webhook_url.clone(),
+        let core = Arc::new(Core::new(CoreParts {
+            api_key: config.api_key.clone(),
+            api_secret: config.api_secret.clone(),
+            webhook_url: config.webhook_url.clone(),
             rooms,
             scenarios,
-            counters.clone(),
-            webhook_log.clone(),
-            SipDefaults {
+            counters: counters.clone(),
+            webhook_log: webhook_log.clone(),
+            sip: SipDefaults {
                 ringing_timeout: config.default_ringing_timeout,
                 max_call_duration: config.default_max_call_duration,
                 disconnect_code_attribute: config.sip_disconnect_code_attribute,
             },
-            limits.max_request_bytes,
-            limits.dial_log,
-            RtcSessions::new(limits.max_rtc_sessions),
+            max_request_bytes: limits.max_request_bytes,
+            dial_log_capacity: limits.dial_log,
+            rtc: RtcSessions::new(limits.max_rtc_sessions),
             sip_ua,
-        ));
+        }));
         core.faults
             .set_ignore_wait(config.ignore_wait_until_answered);
 

@@ -10,7 +10,7 @@ use crate::flow::Transport;
 use crate::message::{edit, Edits, SipMsg};
 use crate::observer::Observation;
 use crate::tenant::swap_user;
-use crate::txn::{CancelState, ClientState, DownBase, TimerKind, TxnId};
+use crate::txn::{CancelState, ClientState, DownBase, TxnId, TxnTimer};
 
 impl Proxy {
     pub(super) fn on_response(&mut self, now: Instant, msg: &SipMsg, code: u16) {
@@ -32,7 +32,7 @@ impl Proxy {
                     t.cancel = CancelState::Done;
                 }
             }
-            self.txns.disarm(id, TimerKind::CancelRetransmit);
+            self.txns.disarm(id, TxnTimer::CancelRetransmit);
             return;
         }
         if msg.cseq_method != t.method {
@@ -82,9 +82,9 @@ impl Proxy {
         }
         if invite {
             if first {
-                self.txns.disarm(id, TimerKind::Retransmit);
+                self.txns.disarm(id, TxnTimer::Retransmit);
             }
-            self.txns.arm(id, TimerKind::C, now + timer_c);
+            self.txns.arm(id, TxnTimer::C, now + timer_c);
         }
         if cancel_pending {
             self.send_cancel(now, id);
@@ -145,10 +145,10 @@ impl Proxy {
         if !first {
             return;
         }
-        for k in [TimerKind::Retransmit, TimerKind::Timeout, TimerKind::C] {
+        for k in [TxnTimer::Retransmit, TxnTimer::Timeout, TxnTimer::C] {
             self.txns.disarm(id, k);
         }
-        self.txns.arm(id, TimerKind::Expire, now + long);
+        self.txns.arm(id, TxnTimer::Expire, now + long);
         if let Some(call) = call {
             self.metrics.response(&call.trunk, code);
             self.metrics
@@ -185,14 +185,14 @@ impl Proxy {
         t.state = ClientState::Completed;
         let relay = t.final_sent.is_none();
         for k in [
-            TimerKind::Retransmit,
-            TimerKind::Timeout,
-            TimerKind::C,
-            TimerKind::CancelRetransmit,
+            TxnTimer::Retransmit,
+            TxnTimer::Timeout,
+            TxnTimer::C,
+            TxnTimer::CancelRetransmit,
         ] {
             self.txns.disarm(id, k);
         }
-        self.txns.arm(id, TimerKind::Expire, now + long);
+        self.txns.arm(id, TxnTimer::Expire, now + long);
         if relay {
             let data = self.relay_bytes(id, msg);
             self.final_upstream(now, id, code, data, t1);
@@ -220,7 +220,7 @@ impl Proxy {
         let dialog = t.dialog.clone();
         self.send(up, data);
         if up.transport == Transport::Udp {
-            self.txns.arm(id, TimerKind::FinalRetransmit, now + t1);
+            self.txns.arm(id, TxnTimer::FinalRetransmit, now + t1);
         }
         if let Some(call) = call {
             self.metrics.response(&call.trunk, code);
@@ -254,11 +254,11 @@ impl Proxy {
         let up = t.upstream;
         let bye_dialog = (t.method == "BYE").then(|| t.dialog.clone()).flatten();
         self.send(up, data);
-        self.txns.disarm(id, TimerKind::Retransmit);
-        self.txns.disarm(id, TimerKind::Timeout);
+        self.txns.disarm(id, TxnTimer::Retransmit);
+        self.txns.disarm(id, TxnTimer::Timeout);
         self.txns.arm(
             id,
-            TimerKind::Expire,
+            TxnTimer::Expire,
             now + self.cfg.timers.t2 + self.cfg.timers.t1,
         );
         if let Some(k) = bye_dialog {
@@ -280,9 +280,9 @@ impl Proxy {
         let target = t.target;
         self.send(target, req);
         if target.transport == Transport::Udp {
-            self.txns.arm(id, TimerKind::CancelRetransmit, now + t1);
+            self.txns.arm(id, TxnTimer::CancelRetransmit, now + t1);
         }
-        self.txns.arm(id, TimerKind::Timeout, now + long);
+        self.txns.arm(id, TxnTimer::Timeout, now + long);
     }
 }
 

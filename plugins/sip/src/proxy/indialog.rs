@@ -5,17 +5,50 @@
 //! is the next Route or the Request-URI, which is never rewritten or re-prefixed. Only
 //! the From/To user swap of the dial prefix is applied, in the right direction.
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::{is_c2c_header, new_tag, reply_flow, server_key, Proxy};
+use super::{is_c2c_header, new_tag, relay_hop, reply_flow, server_key, Proxy};
+use crate::dialog::Dialog;
 use crate::flow::{Flow, Transport};
 use crate::hdr::{name_addr, split_list};
 use crate::message::{OutRequest, SipMsg};
 use crate::observer::Observation;
 use crate::parse::{uri as parse_uri, Method};
-use crate::response::{reply, stamped_vias, ReplyBase};
+use crate::response::{reply, ReplyBase};
 use crate::tenant::swap_user;
-use crate::txn::{CancelState, ClientState, DownBase, TimerKind, Txn};
+use crate::txn::{CancelState, ClientState, DownBase, NewTxn, Swap, Txn, TxnTimer};
+
+/// An in-dialog request from one of the dialog's two sides.
+struct DialogRequest<'a> {
+    now: Instant,
+    from: Flow,
+    msg: &'a SipMsg,
+    method: &'a Method,
+    uri: &'a str,
+    /// A copy, so the proxy can be borrowed mutably while the request is relayed.
+    dialog: Dialog,
+    /// From LiveKit toward the carrier (else from the carrier toward LiveKit).
+    downstream: bool,
+}
+
+/// Where a request goes: the Route set left after ours, and the flow to send on.
+struct NextHop {
+    routes: Vec<String>,
+    target: Flow,
+}
+
+/// A request ready for the next hop, and what its transaction must remember.
+struct Relayed {
+    request: Bytes,
+    via: String,
+    branch: String,
+    /// From and To as sent (our own ACK and CANCEL copy them).
+    from: String,
+    to: String,
+    /// The user swap to undo on responses.
+    swap: Swap,
+}
 
 impl Proxy {
     pub(super) fn on_ack(&mut self, now: Instant, from: Flow, msg: &SipMsg, uri: &str) {
@@ -24,8 +57,8 @@ impl Proxy {
             if let Some(t) = self.txns.get(id) {
                 if t.final_sent.is_some_and(|c| c >= 300) {
                     // Hop-by-hop ACK for our non-2xx final: absorbed.
-                    self.txns.disarm(id, TimerKind::FinalRetransmit);
-                    self.txns.arm(id, TimerKind::Expire, now + t4);
+                    self.txns.disarm(id, TxnTimer::FinalRetransmit);
+                    self.txns.arm(id, TxnTimer::Expire, now + t4);
                     return;
                 }
             }
@@ -63,6 +96,8 @@ impl Proxy {
         }
     }
 
+    /// Routes a request of a known dialog (ACK for a 2xx, BYE, re-INVITE, and the rest)
+    /// toward the other side of the call.
     pub(super) fn in_dialog(
         &mut self,
         now: Instant,
@@ -71,12 +106,44 @@ impl Proxy {
         method: &Method,
         uri: &str,
     ) {
+        let Some(req) = self.dialog_request(now, from, msg, method, uri) else {
+            return;
+        };
+        let Some(hop) = self.next_hop(&req) else {
+            return;
+        };
+        let out = self.relay_request(&req, &hop);
+        match method {
+            // The ACK for a 2xx is end to end: no transaction, nothing to answer.
+            Method::Ack => self.send(hop.target, out.request),
+            Method::Bye => {
+                if self.relay_stateful(&req, hop, out) {
+                    self.end_dialog(&req);
+                }
+            }
+            // A re-INVITE (100 Trying, timer C) and every other method.
+            _ => {
+                self.relay_stateful(&req, hop, out);
+            }
+        }
+    }
+
+    /// The request with its dialog, if the dialog is known and the sender is one of its
+    /// two sides; otherwise answers 481 or 403 (never to an ACK).
+    fn dialog_request<'a>(
+        &mut self,
+        now: Instant,
+        from: Flow,
+        msg: &'a SipMsg,
+        method: &'a Method,
+        uri: &'a str,
+    ) -> Option<DialogRequest<'a>> {
         let ack = *method == Method::Ack;
         let Some(d) = self.dialogs.get(&msg.call_id).cloned() else {
             if !ack {
                 self.reply(from, msg, 481, "Call/Transaction Does Not Exist", &[]);
             }
-            return;
+            return None;
         };
         let downstream = msg.from_tag.as_deref().unwrap_or("") == d.caller_tag;
         let upstream = !downstream && msg.to_tag.as_deref() == Some(d.caller_tag.as_str());
@@ -92,10 +159,25 @@ impl Proxy {
                 };
                 self.reply(from, msg, code, reason, &[]);
             }
-            return;
+            return None;
         }
+        Some(DialogRequest {
+            now,
+            from,
+            msg,
+            method,
+            uri,
+            dialog: d,
+            downstream,
+        })
+    }
 
-        // Loose routing: pop our own Route entries, then route on what is left.
+    /// Loose routing: pops our own Route entries and routes on what is left (the next
+    /// Route, else the Request-URI); answers 416 or 502 (never to an ACK) when that
+    /// cannot be reached.
+    fn next_hop(&mut self, req: &DialogRequest<'_>) -> Option<NextHop> {
+        let (msg, d) = (req.msg, &req.dialog);
+        let ack = *req.method == Method::Ack;
         let mut routes: Vec<String> = msg
             .headers_named("Route")
             .filter_map(|h| split_list(&h.value).ok())
@@ -114,23 +196,30 @@ impl Proxy {
         }
         let next = match routes.first() {
             Some(r) => name_addr(r).map(|n| n.uri.to_string()).unwrap_or_default(),
-            None => uri.to_string(),
+            None => req.uri.to_string(),
         };
         let Ok(next) = parse_uri(&next) else {
             if !ack {
-                self.reply(from, msg, 416, "Unsupported URI Scheme", &[]);
+                self.reply(req.from, msg, 416, "Unsupported URI Scheme", &[]);
             }
-            return;
+            return None;
         };
         let Some(transport) = Transport::from_param(next.transport.as_deref()) else {
             if !ack {
-                self.reply(from, msg, 502, "Bad Gateway", &[]);
+                self.reply(req.from, msg, 502, "Bad Gateway", &[]);
             }
-            return;
+            return None;
         };
-        let peer = if downstream { d.carrier } else { d.upstream };
+        // The hop's own address when it has one (toward LiveKit, only an allowed node's),
+        // else the dialog's peer on that side; its connection is reused when it is the
+        // same host over the same transport.
+        let peer = if req.downstream {
+            d.carrier
+        } else {
+            d.upstream
+        };
         let target = match next.socket_addr() {
-            Some(addr) if downstream || self.cfg.allowed_region(addr.ip()).is_some() => Flow {
+            Some(addr) if req.downstream || self.cfg.allowed_region(addr.ip()).is_some() => Flow {
                 transport,
                 addr,
                 conn: (transport == peer.transport && addr.ip() == peer.addr.ip())
@@ -139,13 +228,20 @@ impl Proxy {
             },
             _ => peer,
         };
+        Some(NextHop { routes, target })
+    }
 
-        let mut out = OutRequest::from_msg(msg, format!("{} {uri} SIP/2.0", method.as_str()));
+    /// The request as the next hop gets it: remaining Route set, the user swap of the
+    /// dial prefix in the right direction, and our Via on top.
+    fn relay_request(&self, req: &DialogRequest<'_>, hop: &NextHop) -> Relayed {
+        let (msg, d) = (req.msg, &req.dialog);
+        let mut out =
+            OutRequest::from_msg(msg, format!("{} {} SIP/2.0", req.method.as_str(), req.uri));
         out.retain(|n, _| !n.eq_ignore_ascii_case("Route"));
-        if !routes.is_empty() {
-            out.set("Route", routes.join(", "));
+        if !hop.routes.is_empty() {
+            out.set("Route", hop.routes.join(", "));
         }
-        let swap = if downstream {
+        let swap = if req.downstream {
             out.retain(|n, _| !is_c2c_header(n));
             swap_header(&mut out, "To", &d.orig_user, &d.dialed_user);
             ("To", d.dialed_user.clone(), d.orig_user.clone())
@@ -153,37 +249,9 @@ impl Proxy {
             swap_header(&mut out, "From", &d.dialed_user, &d.orig_user);
             ("From", d.orig_user.clone(), d.dialed_user.clone())
         };
-        out.set(
-            "Max-Forwards",
-            msg.max_forwards
-                .map_or(70, |m| m.saturating_sub(1))
-                .to_string(),
-        );
-        if let Some(v) = out.get_mut("Via") {
-            if let Some(s) = stamped_vias(std::iter::once(v.as_str()), from.addr).pop() {
-                *v = s;
-            }
-        }
-        let (our_via, branch) = self.new_via(target.transport);
-        out.push_front("Via", our_via.clone());
-        let request = out.to_bytes();
-        if ack {
-            return self.send(target, request);
-        }
-        if self.txns.is_full() {
-            let retry = (
-                "Retry-After",
-                self.cfg.calls.retry_after.as_secs().max(1).to_string(),
-            );
-            return self.reply(from, msg, 503, "Service Unavailable", &[retry]);
-        }
-
-        let base = ReplyBase::from_msg(msg, from.addr);
-        let up = reply_flow(from, &msg.via);
-        let invite = *method == Method::Invite;
-        if invite {
-            self.send(up, reply(&base, 100, "Trying", None, &[]));
-        }
+        relay_hop(&mut out, msg, req.from);
+        let (via, branch) = self.new_via(hop.target.transport);
+        out.push_front("Via", via.clone());
         let header = |n: &str| {
             out.headers
                 .iter()
@@ -191,70 +259,102 @@ impl Proxy {
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default()
         };
-        let down = DownBase {
-            ruri: uri.to_string(),
-            via: our_via,
-            routes: routes.clone(),
+        Relayed {
             from: header("From"),
             to: header("To"),
-            call_id: msg.call_id.clone(),
-            cseq: msg.cseq,
-        };
+            request: out.to_bytes(),
+            via,
+            branch,
+            swap,
+        }
+    }
+
+    /// Relays a request that is not an ACK through a new transaction (with 100 Trying
+    /// and timer C for a re-INVITE). `false` when it was answered here instead (503 when
+    /// the transaction table is full).
+    fn relay_stateful(&mut self, req: &DialogRequest<'_>, hop: NextHop, out: Relayed) -> bool {
+        let (now, from, msg, method) = (req.now, req.from, req.msg, req.method);
+        if self.txns.is_full() {
+            let retry = (
+                "Retry-After",
+                self.cfg.calls.retry_after.as_secs().max(1).to_string(),
+            );
+            self.reply(from, msg, 503, "Service Unavailable", &[retry]);
+            return false;
+        }
+        let base = ReplyBase::from_msg(msg, from.addr);
+        let up = reply_flow(from, &msg.via);
+        let invite = *method == Method::Invite;
+        if invite {
+            self.send(up, reply(&base, 100, "Trying", None, &[]));
+        }
         let (t1, long, timer_c) = (
             self.cfg.timers.t1,
             self.cfg.timers.long(),
             self.cfg.timers.timer_c,
         );
-        let mut txn = Txn::new(
-            method.as_str(),
-            server_key(msg, method),
-            up,
-            base,
-            new_tag(),
-            branch,
+        let target = hop.target;
+        let mut txn = Txn::new(NewTxn {
+            method: method.as_str(),
+            server_key: server_key(msg, method),
+            upstream: up,
+            reply: base,
+            local_tag: new_tag(),
+            branch: out.branch,
             target,
-            request.clone(),
-            down,
+            request: out.request.clone(),
+            base: DownBase {
+                ruri: req.uri.to_string(),
+                via: out.via,
+                routes: hop.routes,
+                from: out.from,
+                to: out.to,
+                call_id: msg.call_id.clone(),
+                cseq: msg.cseq,
+            },
             t1,
-        );
+        });
         txn.dialog = Some(msg.call_id.clone());
-        txn.swap = (swap.1 != swap.2).then_some(swap);
+        txn.swap = (out.swap.1 != out.swap.2).then_some(out.swap);
         let Some(id) = self.txns.insert(txn) else {
-            return;
+            return false;
         };
         if target.transport == Transport::Udp {
-            self.txns.arm(id, TimerKind::Retransmit, now + t1);
+            self.txns.arm(id, TxnTimer::Retransmit, now + t1);
         }
-        self.txns.arm(id, TimerKind::Timeout, now + long);
+        self.txns.arm(id, TxnTimer::Timeout, now + long);
         if invite {
-            self.txns.arm(id, TimerKind::C, now + timer_c);
+            self.txns.arm(id, TxnTimer::C, now + timer_c);
             self.txns
-                .arm(id, TimerKind::Expire, now + timer_c + long * 2);
+                .arm(id, TxnTimer::Expire, now + timer_c + long * 2);
         } else {
-            self.txns.arm(id, TimerKind::Expire, now + long * 2);
+            self.txns.arm(id, TxnTimer::Expire, now + long * 2);
         }
-        self.send(target, request);
+        self.send(target, out.request);
+        true
+    }
 
-        if *method == Method::Bye {
-            if let Some(dm) = self.dialogs.get_mut(&msg.call_id) {
-                let report = dm.answered && !dm.ended;
-                dm.ended = true;
-                if let (true, Some(call_id)) = (report, dm.c2c_call_id.clone()) {
-                    self.observe(Observation::End {
-                        call_id,
-                        code: None,
-                    });
-                }
+    /// A BYE went through: the dialog is over, and an answered call's end is reported
+    /// (once).
+    fn end_dialog(&mut self, req: &DialogRequest<'_>) {
+        if let Some(dm) = self.dialogs.get_mut(&req.msg.call_id) {
+            let report = dm.answered && !dm.ended;
+            dm.ended = true;
+            if let (true, Some(call_id)) = (report, dm.c2c_call_id.clone()) {
+                self.observe(Observation::End {
+                    call_id,
+                    code: None,
+                });
             }
-            tracing::debug!(
-                direction = if downstream {
-                    "to carrier"
-                } else {
-                    "to livekit"
-                },
-                "SIP BYE relayed"
-            );
         }
+        tracing::debug!(
+            direction = if req.downstream {
+                "to carrier"
+            } else {
+                "to livekit"
+            },
+            "SIP BYE relayed"
+        );
     }
 }
 

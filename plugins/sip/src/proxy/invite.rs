@@ -1,26 +1,93 @@
 //! New calls: an INVITE without To tag from an allowed LiveKit node.
 //!
-//! Order: Request-URI, loop check, tenant/trunk, DLT gate, carrier address, tenant
-//! caps, capacity; then 100 Trying, rewrite, Via/Record-Route, forward. Every refusal
-//! is a final response from a local transaction, so retransmissions and the ACK are
-//! absorbed and nothing reaches a carrier.
+//! Admission ([`Proxy::admit`]) decides, in this order: Request-URI, loop check,
+//! tenant/trunk, DLT gate, carrier address, tenant caps (concurrency, then rate), a
+//! Call-ID already in a dialog, capacity. An admitted call is forwarded
+//! ([`Proxy::forward_invite`]: 100 Trying, rewrite, Via/Record-Route, forward); a refused
+//! one gets its final response from a local transaction ([`Proxy::refuse`]), so
+//! retransmissions and the ACK are absorbed and nothing reaches a carrier.
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use c2c_dialplan::mask;
 
-use super::{is_c2c_header, new_tag, reply_flow, server_key, Proxy};
+use super::{is_c2c_header, new_tag, relay_hop, reply_flow, server_key, Proxy};
 use crate::dialog::Dialog;
 use crate::flow::{Flow, Transport};
 use crate::message::{OutRequest, SipMsg};
 use crate::observer::Observation;
 use crate::parse::{uri as parse_uri, Method, SipUri};
-use crate::response::{reply, stamped_vias, ReplyBase};
-use crate::tenant::{identify, swap_user};
-use crate::txn::{CallCtx, ClientState, DownBase, TimerKind, Txn};
+use crate::response::{reply, ReplyBase};
+use crate::tenant::{identify, swap_user, CallRoute};
+use crate::txn::{CallCtx, ClientState, DownBase, NewTxn, Txn, TxnTimer};
 
 /// Longest `X-C2C-Call-Id` accepted for correlation.
 const MAX_CALL_ID: usize = 128;
+
+/// A new call's INVITE and what every answer to it needs.
+pub(super) struct Invite<'a> {
+    pub now: Instant,
+    /// Where it came from: an allowed LiveKit SIP node.
+    pub from: Flow,
+    pub msg: &'a SipMsg,
+    /// The Request-URI as received.
+    pub uri: &'a str,
+    /// `X-C2C-Call-Id` when present and well formed: what observations are correlated by.
+    pub call: Option<String>,
+}
+
+/// Why a new call is refused: the final response LiveKit gets.
+pub(super) struct Refusal {
+    /// The trunk the response is counted against, once the call has one.
+    trunk: Option<String>,
+    code: u16,
+    reason: &'static str,
+    extra: Vec<(&'static str, String)>,
+}
+
+impl Refusal {
+    fn new(code: u16, reason: &'static str) -> Self {
+        Self {
+            trunk: None,
+            code,
+            reason,
+            extra: Vec::new(),
+        }
+    }
+
+    fn on_trunk(mut self, trunk: &str) -> Self {
+        self.trunk = Some(trunk.to_string());
+        self
+    }
+
+    fn with(mut self, header: &'static str, value: String) -> Self {
+        self.extra.push((header, value));
+        self
+    }
+}
+
+/// A call let through: its route and where the carrier is.
+pub(super) struct Admitted {
+    route: CallRoute,
+    /// The Request-URI user LiveKit dialled.
+    user: String,
+    /// The trunk's carrier URI, and the flow it resolved to.
+    carrier: SipUri,
+    target: Flow,
+}
+
+/// The INVITE as the carrier gets it, and what its transaction must remember.
+struct Rewritten {
+    request: Bytes,
+    ruri: String,
+    via: String,
+    branch: String,
+    /// To with the dialled user.
+    to: String,
+    /// The To user LiveKit sent, put back on what flows upstream.
+    orig_user: String,
+}
 
 impl Proxy {
     pub(super) fn initial_invite(&mut self, now: Instant, from: Flow, msg: &SipMsg, uri: &str) {
@@ -29,190 +96,143 @@ impl Proxy {
             .map(str::trim)
             .filter(|c| valid_call_id(c))
             .map(str::to_string);
-        let ruri = match parse_uri(uri) {
-            Ok(u) => u,
-            Err(e) => {
-                let (code, reason) = e.status();
-                return self.refuse(now, from, msg, None, call, code, reason, vec![]);
-            }
+        let invite = Invite {
+            now,
+            from,
+            msg,
+            uri,
+            call,
         };
-        let Some(user) = ruri.user.clone() else {
-            return self.refuse(now, from, msg, None, call, 404, "Not Found", vec![]);
-        };
-        if self.looped(msg) {
-            return self.refuse(now, from, msg, None, call, 482, "Loop Detected", vec![]);
+        match self.admit(&invite) {
+            Ok(admitted) => self.forward_invite(invite, admitted),
+            Err(refusal) => self.refuse(invite, refusal),
         }
-        let policy = self.policy.policy();
-        let named = |h: &str| msg.header(h).map(str::trim).filter(|v| !v.is_empty());
-        let route = match identify(&policy, &user, named("X-C2C-Tenant"), named("X-C2C-Trunk")) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::info!(number = %mask(&user), reason = %e, "SIP INVITE refused: no trunk");
-                let (code, reason) = e.status();
-                return self.refuse(now, from, msg, None, call, code, reason, vec![]);
-            }
-        };
-        let tenant = route.tenant.id.clone();
-        let trunk = route.trunk.label.clone();
+    }
+
+    /// Decides whether a new call goes through. Counts what it refuses in the metrics
+    /// (DLT, caps) and takes the call's slot of the tenant's rate when it gets that far.
+    pub(super) fn admit(&mut self, inv: &Invite<'_>) -> Result<Admitted, Refusal> {
+        let msg = inv.msg;
+        let ruri = parse_uri(inv.uri).map_err(|e| {
+            let (code, reason) = e.status();
+            Refusal::new(code, reason)
+        })?;
+        let user = ruri.user.ok_or_else(|| Refusal::new(404, "Not Found"))?;
+        if self.looped(msg) {
+            return Err(Refusal::new(482, "Loop Detected"));
+        }
+        let route = self.route(msg, &user)?;
+        let tenant = route.tenant.id.as_str();
+        let trunk = route.trunk.label.as_str();
         if self.dlt.check(&route.tenant).is_err() {
-            self.metrics.dlt_blocked.with_label_values(&[&tenant]).inc();
+            self.metrics.dlt_blocked.with_label_values(&[tenant]).inc();
             tracing::info!(tenant = %tenant, trunk = %trunk, "SIP INVITE refused: DLT outbound disabled");
             let warning = format!(
                 "399 {} \"DLT Principal Entity verification pending\"",
                 self.me.host
             );
-            return self.refuse(
-                now,
-                from,
-                msg,
-                Some(&trunk),
-                call,
-                403,
-                "DLT outbound disabled",
-                vec![("Warning", warning)],
-            );
+            return Err(Refusal::new(403, "DLT outbound disabled")
+                .on_trunk(trunk)
+                .with("Warning", warning));
         }
-        let retry = (
-            "Retry-After",
-            self.cfg.calls.retry_after.as_secs().max(1).to_string(),
-        );
         let Some((carrier, target)) = self.carrier(&route.trunk.carrier) else {
             tracing::warn!(tenant = %tenant, trunk = %trunk, "SIP carrier address unusable or not resolved yet");
-            return self.refuse(
-                now,
-                from,
-                msg,
-                Some(&trunk),
-                call,
-                503,
-                "Service Unavailable",
-                vec![retry],
-            );
+            return Err(self.unavailable("Service Unavailable").on_trunk(trunk));
         };
-        let caps = self.cfg.calls.caps(&tenant);
-        if self.dialogs.active(&tenant) >= caps.max_concurrent {
-            self.metrics
-                .limited
-                .with_label_values(&[&tenant, "concurrent"])
-                .inc();
-            return self.refuse(
-                now,
-                from,
-                msg,
-                Some(&trunk),
-                call,
-                503,
-                "Concurrent Call Limit",
-                vec![retry],
-            );
-        }
-        if !self.rate.allow(&tenant, caps.calls_per_second, now) {
-            self.metrics
-                .limited
-                .with_label_values(&[&tenant, "cps"])
-                .inc();
-            return self.refuse(
-                now,
-                from,
-                msg,
-                Some(&trunk),
-                call,
-                503,
-                "Call Rate Limit",
-                vec![retry],
-            );
-        }
+        self.within_caps(tenant, inv.now)
+            .map_err(|r| r.on_trunk(trunk))?;
         if self.dialogs.contains(&msg.call_id) {
-            return self.refuse(
-                now,
-                from,
-                msg,
-                Some(&trunk),
-                call,
-                482,
-                "Loop Detected",
-                vec![],
-            );
+            return Err(Refusal::new(482, "Loop Detected").on_trunk(trunk));
         }
         if self.txns.is_full() || self.dialogs.is_full() {
-            return self.refuse(
-                now,
-                from,
-                msg,
-                Some(&trunk),
-                call,
-                503,
-                "Service Unavailable",
-                vec![retry],
-            );
+            return Err(self.unavailable("Service Unavailable").on_trunk(trunk));
         }
+        Ok(Admitted {
+            route,
+            user,
+            carrier,
+            target,
+        })
+    }
 
+    /// Tenant and trunk of the call (see [`identify`]).
+    fn route(&self, msg: &SipMsg, user: &str) -> Result<CallRoute, Refusal> {
+        let policy = self.policy.policy();
+        let named = |h: &str| msg.header(h).map(str::trim).filter(|v| !v.is_empty());
+        identify(&policy, user, named("X-C2C-Tenant"), named("X-C2C-Trunk")).map_err(|e| {
+            tracing::info!(number = %mask(user), reason = %e, "SIP INVITE refused: no trunk");
+            let (code, reason) = e.status();
+            Refusal::new(code, reason)
+        })
+    }
+
+    /// The tenant's caps: calls at once, then new calls per second (which takes a slot).
+    fn within_caps(&mut self, tenant: &str, now: Instant) -> Result<(), Refusal> {
+        let caps = self.cfg.calls.caps(tenant);
+        if self.dialogs.active(tenant) >= caps.max_concurrent {
+            self.metrics
+                .limited
+                .with_label_values(&[tenant, "concurrent"])
+                .inc();
+            return Err(self.unavailable("Concurrent Call Limit"));
+        }
+        if !self.rate.allow(tenant, caps.calls_per_second, now) {
+            self.metrics
+                .limited
+                .with_label_values(&[tenant, "cps"])
+                .inc();
+            return Err(self.unavailable("Call Rate Limit"));
+        }
+        Ok(())
+    }
+
+    /// A 503 that tells LiveKit when to try again.
+    fn unavailable(&self, reason: &'static str) -> Refusal {
+        let retry = self.cfg.calls.retry_after.as_secs().max(1).to_string();
+        Refusal::new(503, reason).with("Retry-After", retry)
+    }
+
+    /// Forwards an admitted INVITE to its carrier and opens its transaction and dialog.
+    pub(super) fn forward_invite(&mut self, inv: Invite<'_>, a: Admitted) {
+        let Invite {
+            now,
+            from,
+            msg,
+            call,
+            ..
+        } = inv;
         // Accepted: 100 Trying at once, then forward.
         let base = ReplyBase::from_msg(msg, from.addr);
         let up = reply_flow(from, &msg.via);
         let trying = reply(&base, 100, "Trying", None, &[]);
         self.send(up, trying.clone());
 
-        let new_ruri = format!(
-            "sip:{}@{}{}",
-            route.dialed,
-            carrier.host_port(),
-            carrier.params
-        );
-        let mut out = OutRequest::from_msg(msg, format!("INVITE {new_ruri} SIP/2.0"));
-        out.retain(|n, _| !is_c2c_header(n) && !n.eq_ignore_ascii_case("Route"));
-        let to = msg.header("To").unwrap_or_default().to_string();
-        let to_user = crate::hdr::name_addr(&to)
-            .ok()
-            .and_then(|n| parse_uri(n.uri).ok())
-            .and_then(|u| u.user);
-        let orig_user = match to_user {
-            Some(u) if u == user || u == route.number => u,
-            _ => route.dialed.clone(),
-        };
-        let new_to = swap_user(&to, &orig_user, &route.dialed).unwrap_or(to);
-        out.set("To", new_to.clone());
-        out.set(
-            "Max-Forwards",
-            msg.max_forwards
-                .map_or(70, |m| m.saturating_sub(1))
-                .to_string(),
-        );
-        if let Some(v) = out.get_mut("Via") {
-            if let Some(s) = stamped_vias(std::iter::once(v.as_str()), from.addr).pop() {
-                *v = s;
-            }
-        }
-        out.push_front("Record-Route", self.record_route(from.transport));
-        if from.transport != target.transport {
-            out.push_front("Record-Route", self.record_route(target.transport));
-        }
-        let (our_via, branch) = self.new_via(target.transport);
-        out.push_front("Via", our_via.clone());
-        let request = out.to_bytes();
-
-        let down = DownBase {
-            ruri: new_ruri,
-            via: our_via,
-            routes: Vec::new(),
-            from: msg.header("From").unwrap_or_default().to_string(),
-            to: new_to,
-            call_id: msg.call_id.clone(),
-            cseq: msg.cseq,
-        };
+        let out = self.rewrite_invite(from, msg, &a);
+        let route = &a.route;
+        let tenant = route.tenant.id.clone();
+        let trunk = route.trunk.label.clone();
+        let target = a.target;
         let t1 = self.cfg.timers.t1;
-        let mut txn = Txn::new(
-            "INVITE",
-            server_key(msg, &Method::Invite),
-            up,
-            base,
-            new_tag(),
-            branch,
+        let mut txn = Txn::new(NewTxn {
+            method: "INVITE",
+            server_key: server_key(msg, &Method::Invite),
+            upstream: up,
+            reply: base,
+            local_tag: new_tag(),
+            branch: out.branch,
             target,
-            request.clone(),
-            down,
+            request: out.request.clone(),
+            base: DownBase {
+                ruri: out.ruri,
+                via: out.via,
+                routes: Vec::new(),
+                from: msg.header("From").unwrap_or_default().to_string(),
+                to: out.to,
+                call_id: msg.call_id.clone(),
+                cseq: msg.cseq,
+            },
             t1,
-        );
+        });
         txn.last_response = Some(trying);
         txn.call = Some(CallCtx {
             call_id: call.clone(),
@@ -221,8 +241,8 @@ impl Proxy {
             saw_18x: false,
         });
         txn.dialog = Some(msg.call_id.clone());
-        if orig_user != route.dialed {
-            txn.swap = Some(("To", route.dialed.clone(), orig_user.clone()));
+        if out.orig_user != route.dialed {
+            txn.swap = Some(("To", route.dialed.clone(), out.orig_user.clone()));
         }
         let Some(id) = self.txns.insert(txn) else {
             return;
@@ -238,7 +258,7 @@ impl Proxy {
                 caller_tag: msg.from_tag.clone().unwrap_or_default(),
                 upstream: up,
                 carrier: target,
-                orig_user,
+                orig_user: out.orig_user,
                 dialed_user: route.dialed.clone(),
                 answered: false,
                 ended: false,
@@ -246,14 +266,54 @@ impl Proxy {
             },
         );
         if target.transport == Transport::Udp {
-            self.txns.arm(id, TimerKind::Retransmit, now + t1);
+            self.txns.arm(id, TxnTimer::Retransmit, now + t1);
         }
-        self.txns.arm(id, TimerKind::Timeout, now + long);
-        self.txns.arm(id, TimerKind::C, now + timer_c);
+        self.txns.arm(id, TxnTimer::Timeout, now + long);
+        self.txns.arm(id, TxnTimer::C, now + timer_c);
         self.txns
-            .arm(id, TimerKind::Expire, now + timer_c + long * 2);
-        self.send(target, request);
+            .arm(id, TxnTimer::Expire, now + timer_c + long * 2);
+        self.send(target, out.request);
         tracing::info!(tenant = %tenant, trunk = %trunk, number = %mask(&route.number), "SIP INVITE relayed to carrier");
+    }
+
+    /// The carrier's INVITE: Request-URI and To carry `prefix + number`, our headers
+    /// (`X-C2C-*`, Route) are gone, and our Record-Route and Via are on top.
+    fn rewrite_invite(&self, from: Flow, msg: &SipMsg, a: &Admitted) -> Rewritten {
+        let route = &a.route;
+        let ruri = format!(
+            "sip:{}@{}{}",
+            route.dialed,
+            a.carrier.host_port(),
+            a.carrier.params
+        );
+        let mut out = OutRequest::from_msg(msg, format!("INVITE {ruri} SIP/2.0"));
+        out.retain(|n, _| !is_c2c_header(n) && !n.eq_ignore_ascii_case("Route"));
+        let to = msg.header("To").unwrap_or_default().to_string();
+        let to_user = crate::hdr::name_addr(&to)
+            .ok()
+            .and_then(|n| parse_uri(n.uri).ok())
+            .and_then(|u| u.user);
+        let orig_user = match to_user {
+            Some(u) if u == a.user || u == route.number => u,
+            _ => route.dialed.clone(),
+        };
+        let new_to = swap_user(&to, &orig_user, &route.dialed).unwrap_or(to);
+        out.set("To", new_to.clone());
+        relay_hop(&mut out, msg, from);
+        out.push_front("Record-Route", self.record_route(from.transport));
+        if from.transport != a.target.transport {
+            out.push_front("Record-Route", self.record_route(a.target.transport));
+        }
+        let (via, branch) = self.new_via(a.target.transport);
+        out.push_front("Via", via.clone());
+        Rewritten {
+            request: out.to_bytes(),
+            ruri,
+            via,
+            branch,
+            to: new_to,
+            orig_user,
+        }
     }
 
     /// Parses a trunk's `carrier` URI and finds where to send.
@@ -282,69 +342,63 @@ impl Proxy {
 
     /// Refuses a new call with a final response from a local transaction (absorbs
     /// retransmissions and the ACK, retransmits over UDP), counting and observing it.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn refuse(
-        &mut self,
-        now: Instant,
-        from: Flow,
-        msg: &SipMsg,
-        trunk: Option<&str>,
-        call: Option<String>,
-        code: u16,
-        reason: &str,
-        extra: Vec<(&str, String)>,
-    ) {
+    pub(super) fn refuse(&mut self, inv: Invite<'_>, r: Refusal) {
+        let Invite {
+            now,
+            from,
+            msg,
+            call,
+            ..
+        } = inv;
         let base = ReplyBase::from_msg(msg, from.addr);
         let up = reply_flow(from, &msg.via);
         let tag = new_tag();
-        let data = reply(&base, code, reason, Some(&tag), &extra);
+        let data = reply(&base, r.code, r.reason, Some(&tag), &r.extra);
         self.send(up, data.clone());
-        if let Some(trunk) = trunk {
-            self.metrics.response(trunk, code);
+        if let Some(trunk) = &r.trunk {
+            self.metrics.response(trunk, r.code);
         }
         if let Some(call_id) = call {
             self.observe(Observation::Response {
                 call_id: call_id.clone(),
-                code,
+                code: r.code,
             });
             self.observe(Observation::End {
                 call_id,
-                code: Some(code),
+                code: Some(r.code),
             });
         }
         let t1 = self.cfg.timers.t1;
-        let down = DownBase {
-            ruri: String::new(),
-            via: String::new(),
-            routes: Vec::new(),
-            from: String::new(),
-            to: String::new(),
-            call_id: msg.call_id.clone(),
-            cseq: msg.cseq,
-        };
-        // A branch nobody can answer to: local transactions have no downstream side.
-        let branch = format!("local-{}", new_tag());
-        let mut txn = Txn::new(
-            "INVITE",
-            server_key(msg, &Method::Invite),
-            up,
-            base,
-            tag,
-            branch,
-            up,
-            data.clone(),
-            down,
+        let mut txn = Txn::new(NewTxn {
+            method: "INVITE",
+            server_key: server_key(msg, &Method::Invite),
+            upstream: up,
+            reply: base,
+            local_tag: tag,
+            // A branch nobody can answer to: local transactions have no downstream side.
+            branch: format!("local-{}", new_tag()),
+            target: up,
+            request: data.clone(),
+            base: DownBase {
+                ruri: String::new(),
+                via: String::new(),
+                routes: Vec::new(),
+                from: String::new(),
+                to: String::new(),
+                call_id: msg.call_id.clone(),
+                cseq: msg.cseq,
+            },
             t1,
-        );
+        });
         txn.state = ClientState::Completed;
-        txn.final_sent = Some(code);
+        txn.final_sent = Some(r.code);
         txn.last_response = Some(data);
         if let Some(id) = self.txns.insert(txn) {
             if up.transport == Transport::Udp {
-                self.txns.arm(id, TimerKind::FinalRetransmit, now + t1);
+                self.txns.arm(id, TxnTimer::FinalRetransmit, now + t1);
             }
             self.txns
-                .arm(id, TimerKind::Expire, now + self.cfg.timers.long());
+                .arm(id, TxnTimer::Expire, now + self.cfg.timers.long());
         }
     }
 }

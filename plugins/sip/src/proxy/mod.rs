@@ -2,7 +2,8 @@
 //! timer ticks; it answers with [`Action`]s (bytes to send, observations to deliver)
 //! that the edge carries out after releasing the core's lock.
 //!
-//! Split by concern: `invite` (new calls), `indialog` (ACK, CANCEL, loose routing),
+//! Split by concern: `invite` (new calls: admission, then forwarding or refusal),
+//! `indialog` (ACK, CANCEL, loose routing of BYE, re-INVITE and the rest),
 //! `downstream` (responses from the next hop), `timers`.
 
 mod downstream;
@@ -22,13 +23,13 @@ use crate::error::ParseError;
 use crate::flow::{Flow, Transport};
 use crate::hdr::{split_list, via, Via};
 use crate::limits::CallRate;
-use crate::message::SipMsg;
+use crate::message::{OutRequest, SipMsg};
 use crate::metrics::SipMetrics;
-use crate::normalize::Normalized;
+use crate::normalize::NormalizedMessage;
 use crate::observer::Observation;
 use crate::parse::{Host, Method, SipUri, StartLine};
 use crate::resolver::Resolver;
-use crate::response::{reply, ReplyBase};
+use crate::response::{reply, stamped_vias, ReplyBase};
 use crate::sources::{OutboundGate, PolicySource};
 use crate::txn::TxnTable;
 
@@ -99,7 +100,7 @@ impl Proxy {
 
     /// Answers a request that failed parsing or validation (400/416/505), if a
     /// response can be formed; otherwise it is dropped.
-    pub fn reject(&mut self, from: Flow, n: &Normalized, err: &ParseError) -> Vec<Action> {
+    pub fn reject(&mut self, from: Flow, n: &NormalizedMessage, err: &ParseError) -> Vec<Action> {
         match ReplyBase::from_normalized(n, from.addr) {
             Some(base) if !n.start_line.starts_with("ACK ") => {
                 let top = n
@@ -316,6 +317,22 @@ pub fn server_key(msg: &SipMsg, method: &Method) -> String {
             msg.from_tag.as_deref().unwrap_or(""),
             msg.via.sent_by()
         ),
+    }
+}
+
+/// What every relayed request gets on its way: Max-Forwards one lower (70 when it had
+/// none) and the sender's Via stamped with the address it really came from.
+fn relay_hop(out: &mut OutRequest, msg: &SipMsg, from: Flow) {
+    out.set(
+        "Max-Forwards",
+        msg.max_forwards
+            .map_or(70, |m| m.saturating_sub(1))
+            .to_string(),
+    );
+    if let Some(v) = out.get_mut("Via") {
+        if let Some(s) = stamped_vias(std::iter::once(v.as_str()), from.addr).pop() {
+            *v = s;
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::{Action, Proxy};
 use crate::response::reply;
-use crate::txn::{CancelState, ClientState, TimerKind, TxnId};
+use crate::txn::{CancelState, ClientState, TxnId, TxnTimer};
 
 impl Proxy {
     /// Fires every timer due at `now`.
@@ -24,13 +24,13 @@ impl Proxy {
         self.finish()
     }
 
-    fn fire(&mut self, now: Instant, id: TxnId, k: TimerKind) {
+    fn fire(&mut self, now: Instant, id: TxnId, k: TxnTimer) {
         let t2 = self.cfg.timers.t2;
         let Some(t) = self.txns.get_mut(id) else {
             return;
         };
         match k {
-            TimerKind::Retransmit => {
+            TxnTimer::Retransmit => {
                 let active = t.state == ClientState::Calling
                     || (!t.invite && t.state == ClientState::Proceeding);
                 if !active {
@@ -44,9 +44,9 @@ impl Proxy {
                 };
                 let next = now + t.interval;
                 self.send(to, data);
-                self.txns.arm(id, TimerKind::Retransmit, next);
+                self.txns.arm(id, TxnTimer::Retransmit, next);
             }
-            TimerKind::FinalRetransmit => {
+            TxnTimer::FinalRetransmit => {
                 let (Some(code), Some(data)) = (t.final_sent, t.last_response.clone()) else {
                     return;
                 };
@@ -57,18 +57,18 @@ impl Proxy {
                 t.interval = (t.interval * 2).min(t2);
                 let next = now + t.interval;
                 self.send(to, data);
-                self.txns.arm(id, TimerKind::FinalRetransmit, next);
+                self.txns.arm(id, TxnTimer::FinalRetransmit, next);
             }
-            TimerKind::CancelRetransmit => {
+            TxnTimer::CancelRetransmit => {
                 let CancelState::Sent { request, interval } = &mut t.cancel else {
                     return;
                 };
                 *interval = (*interval * 2).min(t2);
                 let (data, next, to) = (request.clone(), now + *interval, t.target);
                 self.send(to, data);
-                self.txns.arm(id, TimerKind::CancelRetransmit, next);
+                self.txns.arm(id, TxnTimer::CancelRetransmit, next);
             }
-            TimerKind::Timeout => {
+            TxnTimer::Timeout => {
                 let give_up = match t.state {
                     ClientState::Calling => true,
                     ClientState::Proceeding => {
@@ -81,7 +81,7 @@ impl Proxy {
                     self.timeout(now, id);
                 }
             }
-            TimerKind::C => {
+            TxnTimer::C => {
                 if !t.invite {
                     return;
                 }
@@ -96,7 +96,7 @@ impl Proxy {
                     _ => {}
                 }
             }
-            TimerKind::Expire => {
+            TxnTimer::Expire => {
                 if let Some(t) = self.txns.remove(id) {
                     let early_call = t.call.is_some() && t.state != ClientState::Accepted;
                     if let (true, Some(k)) = (early_call, t.dialog) {
@@ -129,14 +129,14 @@ impl Proxy {
         };
         let data = reply(&t.reply, code, reason, Some(&t.local_tag), &[]);
         for k in [
-            TimerKind::Retransmit,
-            TimerKind::C,
-            TimerKind::CancelRetransmit,
-            TimerKind::Timeout,
+            TxnTimer::Retransmit,
+            TxnTimer::C,
+            TxnTimer::CancelRetransmit,
+            TxnTimer::Timeout,
         ] {
             self.txns.disarm(id, k);
         }
-        self.txns.arm(id, TimerKind::Expire, now + long);
+        self.txns.arm(id, TxnTimer::Expire, now + long);
         if already {
             return;
         }

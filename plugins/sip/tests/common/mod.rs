@@ -267,6 +267,22 @@ impl Tp {
     }
 }
 
+/// What a sipp UAC (the LiveKit side) dials, for [`Sipp::uac`].
+pub struct Uac<'a> {
+    pub scenario: &'a Path,
+    pub tp: Tp,
+    /// Local address to send from (an allowed LiveKit node, or not).
+    pub ip: &'a str,
+    /// The SIP edge.
+    pub edge: SocketAddr,
+    /// Request-URI user.
+    pub user: &'a str,
+    /// `X-C2C-Call-Id` (scenario key `c2c_call`).
+    pub call_id: &'a str,
+    /// `X-C2C-Tenant` (scenario key `c2c_tenant`).
+    pub tenant: &'a str,
+}
+
 pub struct Sipp {
     child: tokio::process::Child,
     pub name: String,
@@ -292,40 +308,31 @@ impl Sipp {
         )
     }
 
-    /// The LiveKit side: sipp UAC on `ip`, dialling `user` at the edge for `tenant`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn uac(
-        dir: &Path,
-        scenario: &Path,
-        tp: Tp,
-        ip: &str,
-        edge: SocketAddr,
-        user: &str,
-        call_id: &str,
-        tenant: &str,
-    ) -> Sipp {
-        let port = free_port(ip).to_string();
+    /// The LiveKit side: sipp UAC on `u.ip`, dialling `u.user` at the edge for
+    /// `u.tenant`.
+    pub fn uac(dir: &Path, u: Uac<'_>) -> Sipp {
+        let port = free_port(u.ip).to_string();
         Self::spawn(
             dir,
             "uac",
             &[
-                &edge.to_string(),
+                &u.edge.to_string(),
                 "-sf",
-                &scenario.to_string_lossy(),
+                &u.scenario.to_string_lossy(),
                 "-i",
-                ip,
+                u.ip,
                 "-p",
                 &port,
                 "-t",
-                tp.flag(),
+                u.tp.flag(),
                 "-s",
-                user,
+                u.user,
                 "-key",
                 "c2c_call",
-                call_id,
+                u.call_id,
                 "-key",
                 "c2c_tenant",
-                tenant,
+                u.tenant,
             ],
         )
     }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use c2c_e2e::Kill;
+use c2c_bench_drivers::Kill;
 use clap::Parser;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use c2c_callstate::{
     new_call_id, CallKnobs, CallRecord, CallStatus, NewCall, Phase, SledCallStore,
 };
-use c2c_e2e::Kill;
+use c2c_bench_drivers::Kill;
 use chrono::{NaiveDate, Utc};
 use clap::Parser;
 
