@@ -193,7 +193,7 @@ pub fn serve(args: ServeArgs) -> Result<(), StartError> {
 
     let mut proxy = http_proxy_service(
         &server.configuration,
-        GatewayProxy::new(crate::plugins::chain(&app), app.clone()),
+        GatewayProxy::new(crate::chain::chain(&app), app.clone()),
     );
     proxy.add_tcp(&listen);
     if let Some(tls) = &gw.tls {

@@ -174,7 +174,7 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
                 true,
             ));
         }
-        // Probes and scrapes are exempt from rate limits (see plugins/limits.rs).
+        // Probes and scrapes are exempt from rate limits (see chain/limits.rs).
         Access::Public if matches!(route.name, "livez" | "readyz" | "metrics") => {}
         Access::Public => out.push((
             429,

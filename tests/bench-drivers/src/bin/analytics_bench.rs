@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use c2c_bench_drivers::Kill;
 use c2c_callstate::{
     new_call_id, CallKnobs, CallRecord, CallStatus, NewCall, Phase, SledCallStore,
 };
-use c2c_bench_drivers::Kill;
 use chrono::{NaiveDate, Utc};
 use clap::Parser;
 

@@ -1,4 +1,5 @@
-//! The gateway's plugins, in chain order. See [`chain`].
+//! The plugin chain every HTTP request runs through, in order (see [`chain`]). Named
+//! `chain` so it is not confused with the domain crates under the top-level `plugins/`.
 
 pub mod access_log;
 pub mod auth;
