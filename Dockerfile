@@ -23,7 +23,10 @@ COPY . .
 # the revision; pass it in (it ends up in --version and c2c_build_info).
 ARG C2C_REVISION=unknown
 ENV C2C_REVISION=${C2C_REVISION}
-RUN cargo build --release -p c2c-gateway
+# Cargo features: none for production (no bundled LiveKit simulator in the binary).
+# deploy/compose.yaml's local try passes C2C_FEATURES=sim for the example policies.
+ARG C2C_FEATURES=
+RUN cargo build --release -p c2c-gateway ${C2C_FEATURES:+--features "$C2C_FEATURES"}
 
 FROM debian:bookworm-slim
 # ca-certificates: the CRM webhook client verifies HTTPS endpoints against the system

@@ -33,3 +33,6 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/c2c-test-output.txt
+# The test builds carry the bundled LiveKit simulator (cargo feature `sim`); a
+# production build must not, and must refuse `url = "sim"` with a clear error.
+tests/production-build.sh

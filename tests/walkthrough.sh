@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 if [ -z "${C2C_BIN:-}" ]; then
-  cargo build -q -p c2c-gateway
+  cargo build -q -p c2c-gateway --features sim
   C2C_BIN=$ROOT/target/debug/c2c-gateway
 fi
 [ -x "$C2C_BIN" ] || { echo "walkthrough: $C2C_BIN is not an executable" >&2; exit 2; }

@@ -11,10 +11,30 @@ use c2c_tenancy::{LiveKitProject, Policy, SimulatorConfig};
 
 /// The bundled simulator, running on its own small runtime so it does not depend on
 /// Pingora's service runtimes (which start later and stop earlier).
+#[cfg(feature = "sim")]
 struct Sim {
     _rt: tokio::runtime::Runtime,
     handle: livekit_sim::SimHandle,
     url: String,
+}
+
+/// A build without the `sim` feature has no simulator: this type has no values, so
+/// `sim` below is always `None` and the compiler drops every simulator branch.
+#[cfg(not(feature = "sim"))]
+enum Sim {}
+
+#[cfg(not(feature = "sim"))]
+impl Sim {
+    fn url(&self) -> String {
+        match *self {}
+    }
+}
+
+#[cfg(feature = "sim")]
+impl Sim {
+    fn url(&self) -> String {
+        self.url.clone()
+    }
 }
 
 pub struct LiveKitPool {
@@ -41,10 +61,18 @@ pub enum PoolError {
         key: String,
         source: c2c_livekit::LiveKitError,
     },
+    #[error(
+        "LiveKit project {key} has url = \"sim\", but this build has no bundled simulator \
+         (it is the cargo feature `sim`: gateway/serve.sh builds with it; a production \
+         build leaves it out). Point the project at a LiveKit server, or build with \
+         `cargo build --release -p c2c-gateway --features sim`"
+    )]
+    SimNotBuilt { key: String },
     #[error("cannot start the LiveKit simulator runtime: {0}")]
     SimRuntime(std::io::Error),
     #[error("simulator.sip_outbound {value:?}: {reason}")]
     SimSipOutbound { value: String, reason: String },
+    #[cfg(feature = "sim")]
     #[error("cannot start the LiveKit simulator on {listen}: {source}")]
     Sim {
         listen: String,
@@ -137,7 +165,7 @@ impl LiveKitPool {
     /// A project URL as the gateway reaches it (`sim` becomes the simulator's address).
     pub fn resolved_url(&self, url: &str) -> String {
         match (&self.sim, url == "sim") {
-            (Some(sim), true) => sim.url.clone(),
+            (Some(sim), true) => sim.url(),
             _ => url.to_string(),
         }
     }
@@ -147,11 +175,24 @@ impl LiveKitPool {
     }
 
     /// The in-process simulator, if running.
+    #[cfg(feature = "sim")]
     pub fn sim(&self) -> Option<&livekit_sim::SimHandle> {
         self.sim.as_ref().map(|s| &s.handle)
     }
 }
 
+#[cfg(not(feature = "sim"))]
+fn start_sim(
+    p: &LiveKitProject,
+    _cfg: &SimulatorConfig,
+    _webhook_url: Option<String>,
+) -> Result<Sim, PoolError> {
+    Err(PoolError::SimNotBuilt {
+        key: p.api_key.clone(),
+    })
+}
+
+#[cfg(feature = "sim")]
 fn start_sim(
     p: &LiveKitProject,
     cfg: &SimulatorConfig,
