@@ -10,6 +10,7 @@
 //! `participant_left` carries the disconnect reason (busy -> NOT_ANSWERED, trunk failure
 //! -> FAILED); in `poll` mode a leg that vanished between samples tells nothing of why,
 //! so it ends NOT_ANSWERED without a code. Never ANSWERED, in any mode.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! after the value are refused (`400 invalid_json`) before anything is stored, and a
 //! declared charset other than UTF-8 is refused (`415`), on the JSON routes and on the
 //! browser routes that read any body as JSON.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

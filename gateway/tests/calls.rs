@@ -1,6 +1,7 @@
 //! The call lifecycle end to end, over real HTTP: the gateway binary, its bundled
 //! LiveKit simulator (driven through the real `livekit-api` client inside the gateway),
 //! and a CRM webhook receiver. Each behaviour runs in both answer-detection modes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `c2c-gateway tenant`, `calls show` and `db check|export`, run as the real binary
 //! against real policy and data directories, next to and through a running gateway.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

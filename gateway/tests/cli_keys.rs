@@ -1,5 +1,6 @@
 //! `c2c-gateway keys rotate|revoke` against a real policy directory and a running
 //! gateway that hot-reloads it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

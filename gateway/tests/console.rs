@@ -8,6 +8,7 @@
 //! checked here, against this process's sink.
 //! `tests/run-all.sh` installs chromium and runs `npm ci` in `web/`. Without them the
 //! test fails under `CI=true` and is reported as not run elsewhere.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

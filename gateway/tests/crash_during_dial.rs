@@ -4,6 +4,7 @@
 //! no leg left means the carrier's code is unknowable, and the record says so (FAILED
 //! `dial_interrupted`) instead of ringing out as NOT_ANSWERED `ring_timeout`; a leg still
 //! in the room is followed to its real outcome.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

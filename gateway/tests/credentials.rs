@@ -3,6 +3,7 @@
 //! one in a proxy in front, so it gets 401 on every route family that reads one: API keys
 //! (authenticated and browser routes), LiveKit tokens (`/rtc`, `/twirp`) and LiveKit's
 //! webhook signature.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

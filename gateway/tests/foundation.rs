@@ -1,5 +1,6 @@
 //! Foundation behaviour over real sockets against the real binary: service endpoints,
 //! error shapes, keys, scopes, hot reload, the owner's DLT toggle, shutdown and the CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! against the real binary: broken framing, short bodies and refused request heads are
 //! answered 400 in the one JSON error shape, logged at debug and never counted as the
 //! gateway's 5xx; a body is one JSON value in UTF-8 and nothing more.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

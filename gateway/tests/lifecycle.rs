@@ -2,6 +2,7 @@
 //! (a tally rebuild after an upgrade) runs with the listener already up, `/livez` 200 and
 //! `/readyz` 503 with the progress; SIGTERM turns `/readyz` 503 at once while the gateway
 //! keeps serving for the drain, then it exits.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! A listener that cannot be bound stops start-up (issue 18, item 6): two gateways on one
 //! host must not both look healthy while only one owns the port. The second exits
 //! non-zero within seconds, naming the address, the transport, the error and the flag.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! covering every route of the route table; and the gateway keeps to it when
 //! schemathesis fuzzes every operation (positive and negative data, stateful call flows
 //! over the inferred links) against a live gateway with the bundled LiveKit simulator.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

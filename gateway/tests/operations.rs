@@ -2,6 +2,7 @@
 //! settings and `policy check --against`; progress and summaries of the long commands
 //! and replay's cap; call retention; `db backup` / `db restore`, including a kill -9 in
 //! the middle of a backup.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! What an operator meets first, run as the real binary: `--version` with the source
 //! revision, `c2c_build_info` and `c2c_livekit_requests_total` on `/metrics`, the
 //! `health` probe the container image uses, and `dev crm-sink`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

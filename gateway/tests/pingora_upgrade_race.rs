@@ -10,6 +10,7 @@
 //!
 //! Here the ordering is forced, not hoped for: the test proxy's `request_body_filter`
 //! holds the request's body end for 150 ms, so the instant `101` is always read first.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! End to end through the SIP edge: click2call -> connect -> the LiveKit simulator sends
 //! a real INVITE -> the gateway's SIP edge (prefix, DLT, observation) -> sipp as the
 //! carrier. Answer detection `sip`: the 200 OK is the answer, BYE / final the end.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

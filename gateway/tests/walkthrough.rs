@@ -1,6 +1,7 @@
 //! The README's "Zero to first call", run as written (`tests/walkthrough.sh` extracts
 //! the marked block from README.md) against this build's binary on free ports, so the
 //! walkthrough cannot drift from the gateway.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::path::Path;
 use std::process::Command;

@@ -7,6 +7,7 @@
 //!   with their attempts and ids, the indexes consistent and no webhook lost.
 //! - Through the gateway: webhooks of calls that ended while the CRM answered 503 go out
 //!   within seconds of the CRM's first success, not on their own 30 s backoff step.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

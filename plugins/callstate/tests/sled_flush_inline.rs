@@ -3,6 +3,7 @@
 //! whose `notify_all` wakes all seven idle `sled-io-*` threads on every flush; under the call
 //! lifecycle benchmark that was 11 context switches per call and ~19 % of the gateway's CPU.
 //! If the `[patch.crates-io]` entry is dropped or sled is upgraded, this test says so.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 #![cfg(target_os = "linux")]
 
 /// Context switches so far of this process's threads whose name starts with `prefix`.

@@ -2,6 +2,7 @@
 //! jobs parked on long backoff steps are brought forward and drain in seconds, within the
 //! tenant's concurrency, with their stable ids; a flapping endpoint is not hammered, the
 //! CRM's `Retry-After` holds, and other tenants are left alone. Plus the backlog gauge.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! End-to-end delivery against a real HTTP sink on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

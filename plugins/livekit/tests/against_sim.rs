@@ -1,4 +1,5 @@
 //! `LiveKitClient` against livekit-sim (real Twirp, real JWT auth).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
 //! `WebhookVerifier` with two projects: right key by `iss`; forgeries rejected.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::time::Duration;
 

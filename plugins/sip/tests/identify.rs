@@ -1,4 +1,5 @@
 //! Tenant and trunk identification from X-C2C headers and the dial string.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

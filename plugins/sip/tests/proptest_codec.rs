@@ -1,6 +1,7 @@
 //! Property tests over the normaliser, the stream framer and the parser: no input makes
 //! them panic, equivalent spellings of a message decode to the same thing, and stream
 //! framing does not depend on how the bytes are split.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use bytes::{Bytes, BytesMut};
 use c2c_sip::codec::{decode, next_frame, normalize, uri, Decoded, Frame, StartLine};

@@ -2,6 +2,7 @@
 //! LiveKit (127.0.0.2) and the carrier (127.0.0.1), with short timers: retransmission
 //! absorption, timers A/B/C, early CANCEL, 2xx retransmissions, loose routing of the
 //! ACK, caps, spoofed in-dialog requests, loops.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

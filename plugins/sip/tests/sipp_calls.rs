@@ -1,5 +1,6 @@
 //! Calls through the edge with sipp on both sides (LiveKit UAC on 127.0.0.2, carrier
 //! UAS on 127.0.0.1), over UDP and TCP.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Calls the edge must refuse without anything reaching a carrier: DLT outbound off,
 //! and an INVITE from a source that is not an allowed LiveKit node.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! TCP (responses come back on the connection, so every verdict is checked exactly)
 //! and UDP (responses follow the messages' Vias, so UDP checks liveness, counters and
 //! that nothing is relayed). Never a panic, never anything at a carrier.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

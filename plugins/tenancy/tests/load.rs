@@ -1,4 +1,5 @@
 //! Policy loading against the shipped example and against broken copies of it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 
