@@ -293,3 +293,50 @@ fn the_rules_catch_each_kind_of_forbidden_dependency() {
     );
     assert_eq!(violations(&floors, &[ok, sim]), Vec::<String>::new());
 }
+
+/// Production source files (not tests: `tests.rs`, `tests_*.rs`, `tests/` folders) of
+/// the gateway and the domain crates, under `dir`.
+fn production_sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if name != "tests" && name != "vendor" && name != "target" {
+                production_sources(&path, out);
+            }
+        } else if name.ends_with(".rs")
+            && name != "tests.rs"
+            && !name.starts_with("tests_")
+            && name != "properties.rs"
+        {
+            out.push(path);
+        }
+    }
+}
+
+/// Small modules: a file past 600 lines holds more than one concern. Test files are
+/// exempt (tables of cases grow long and stay readable).
+#[test]
+fn no_production_source_file_is_over_600_lines() {
+    let mut files = Vec::new();
+    production_sources(&repo().join("gateway/src"), &mut files);
+    production_sources(&repo().join("plugins"), &mut files);
+    assert!(files.len() > 50, "found only {} source files", files.len());
+    let mut long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).ok()?;
+            let lines = text.lines().count();
+            (lines > 600).then(|| format!("{} ({lines} lines)", f.display()))
+        })
+        .collect();
+    long.sort();
+    assert!(
+        long.is_empty(),
+        "split these files by concern:\n{}",
+        long.join("\n")
+    );
+}
