@@ -1,0 +1,172 @@
+//! The two phases of the lifecycle benchmark: full lifecycles at a fixed concurrency
+//! (throughput, latency, CPU and store flushes per lifecycle), then many open calls
+//! (memory per open call).
+
+use super::*;
+
+/// Phase 1: lifecycles in poll mode (the default), LiveKit simulator out of process.
+pub(crate) async fn lifecycles(a: &Args) {
+    let e = Arc::new(start(a, "poll", "lc").await);
+    // Warm-up.
+    {
+        let (mut gw, mut sim) = (http1::Conn::new(e.gw_addr), http1::Conn::new(e.sim_addr));
+        for _ in 0..50 {
+            lifecycle(&mut gw, &mut sim, &mut Lat::default()).await;
+        }
+    }
+    let warm = e.delivered.load(Ordering::Relaxed);
+    let per = a.calls / a.concurrency;
+    let me = std::process::id();
+    let flush0 = flush_stats(&e).await;
+    let cpu0 = [cpu_secs(e.gw_pid), cpu_secs(e.sim_pid), cpu_secs(me)];
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..a.concurrency {
+        let e = e.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Lat::default();
+            let (mut gw, mut sim) = (http1::Conn::new(e.gw_addr), http1::Conn::new(e.sim_addr));
+            for _ in 0..per {
+                lifecycle(&mut gw, &mut sim, &mut lat).await;
+            }
+            lat
+        }));
+    }
+    let mut all = Lat::default();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let total = (per * a.concurrency) as u64;
+    let http_secs = t0.elapsed().as_secs_f64();
+    let delivered_by_then = e.delivered.load(Ordering::Relaxed) - warm;
+    while e.delivered.load(Ordering::Relaxed) < warm + total {
+        if t0.elapsed() > Duration::from_secs(300) {
+            println!(
+                "webhooks delivered: {} of {total}",
+                e.delivered.load(Ordering::Relaxed) - warm
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu1 = [cpu_secs(e.gw_pid), cpu_secs(e.sim_pid), cpu_secs(me)];
+    let flush1 = flush_stats(&e).await;
+    println!("\nphase 1: {total} full lifecycles, {} concurrent (poll mode, CRM webhook delivered to a local sink)", a.concurrency);
+    println!(
+        "lifecycles/s (until the last webhook was delivered): {:.0}",
+        total as f64 / secs
+    );
+    println!(
+        "browser/CRM requests done after {http_secs:.2} s ({:.0} lifecycles/s); {delivered_by_then} of {total} webhooks delivered by then",
+        total as f64 / http_secs
+    );
+    println!(
+        "{:<26} {:>10} {:>10} {:>10}",
+        "endpoint", "p50 ms", "p99 ms", "max ms"
+    );
+    for (name, v) in [
+        ("click2call", &mut all.click2call),
+        ("connect", &mut all.connect),
+        ("status", &mut all.status),
+        ("hangup", &mut all.hangup),
+        // Minus the LiveKit time each response reported (Server-Timing).
+        ("click2call excl. LiveKit", &mut all.click2call_own),
+        ("connect excl. LiveKit", &mut all.connect_own),
+        ("hangup excl. LiveKit", &mut all.hangup_own),
+    ] {
+        let max = pct(v, 1.0);
+        println!(
+            "{:<26} {:>10.2} {:>10.2} {:>10.2}",
+            name,
+            pct(v, 0.5),
+            pct(v, 0.99),
+            max
+        );
+    }
+    // Where the two cores went: CPU time per lifecycle of each process in this run.
+    println!("CPU per lifecycle (user + system):");
+    for (i, who) in ["gateway", "LiveKit simulator", "load generator + CRM sink"]
+        .iter()
+        .enumerate()
+    {
+        println!(
+            "  {:<26} {:>8.3} ms",
+            who,
+            (cpu1[i] - cpu0[i]) * 1000.0 / total as f64
+        );
+    }
+    let flushes = flush1.0 - flush0.0;
+    println!(
+        "store flushes: {:.2} per lifecycle, {:.3} ms each on average",
+        flushes / total as f64,
+        if flushes > 0.0 {
+            (flush1.1 - flush0.1) * 1000.0 / flushes
+        } else {
+            0.0
+        }
+    );
+    drop(e);
+}
+
+/// Phase 2: many open calls in poll mode; the gateway's memory per open call.
+pub(crate) async fn open_calls(a: &Args) {
+    let e = Arc::new(start(a, "poll", "open").await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let base_rss = rss_kib(e.gw_pid);
+    let n = a.open_calls;
+    let per = n / 50;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let e = e.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut gw, mut sim) = (http1::Conn::new(e.gw_addr), http1::Conn::new(e.sim_addr));
+            for _ in 0..per {
+                let (_, r) = post(&mut gw, "/api/c2c/click2call", Some(CLICK2CALL), true).await;
+                let (id, room) = created(&r);
+                post(
+                    &mut sim,
+                    &format!("/sim/rooms/{room}/join"),
+                    Some(br#"{"identity":"agent-1"}"#),
+                    false,
+                )
+                .await;
+                post(
+                    &mut gw,
+                    &format!("/api/c2c/calls/{id}/connect"),
+                    None,
+                    false,
+                )
+                .await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Let a few poll passes run over all open calls.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let metrics =
+        e.c.get(format!("{}/metrics", e.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    let open = metrics
+        .lines()
+        .find(|l| l.starts_with("c2c_open_calls "))
+        .unwrap_or("c2c_open_calls ?")
+        .to_string();
+    let rss = rss_kib(e.gw_pid);
+    println!(
+        "\nphase 2: {n} open calls in poll mode (1 s interval), LiveKit simulator out of process"
+    );
+    println!("{open}");
+    println!("gateway RSS: {base_rss} KiB idle -> {rss} KiB with {n} open calls");
+    println!(
+        "memory per open call: {:.2} KiB (target < 4 KiB)",
+        (rss.saturating_sub(base_rss)) as f64 / n as f64
+    );
+}
