@@ -12,22 +12,17 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::message::{
-    escape_user, host_literal, hostport, name_addr, response_to, Builder, Message, SipUri,
-};
+use super::dialog::{after, INVITE_CSEQ};
+use super::dialog::{new_branch, sdp_offer, via_value, Dialog, Pending, Retransmit};
+use super::message::{escape_user, host_literal, hostport, response_to, Builder, Message};
 use super::{random_hex, CallSlot, Inbound, Registration, Ua, USER_AGENT};
 use crate::config::SipTransport;
 use crate::sip_dialer::Script;
 
 use std::sync::Arc;
-
-const INVITE_CSEQ: u32 = 1;
-/// Longest timer the call arms (keeps `Instant + Duration` from overflowing).
-const MAX_TIMER: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// What the dial request asked for.
 pub(crate) struct Dial {
@@ -108,116 +103,6 @@ async fn next_event(sig: &mut Signals, deadline: Option<Instant>) -> Event {
 
 fn earliest(deadlines: &[Option<Instant>]) -> Option<Instant> {
     deadlines.iter().flatten().min().copied()
-}
-
-fn after(d: Duration) -> Instant {
-    Instant::now() + d.min(MAX_TIMER)
-}
-
-/// Timer A / E: first at T1, then doubling up to `cap`; never on reliable transports.
-struct Retransmit {
-    next: Option<Instant>,
-    interval: Duration,
-    cap: Duration,
-}
-
-impl Retransmit {
-    fn start(reliable: bool, t1: Duration, cap: Duration) -> Self {
-        Self {
-            next: (!reliable).then(|| after(t1)),
-            interval: t1,
-            cap,
-        }
-    }
-
-    fn due(&self, now: Instant) -> bool {
-        self.next.is_some_and(|n| now >= n)
-    }
-
-    fn advance(&mut self, now: Instant) {
-        self.interval = self.interval.saturating_mul(2).min(self.cap);
-        if self.next.is_some() {
-            self.next = Some(now + self.interval);
-        }
-    }
-
-    /// A provisional answer to a non-INVITE request: keep going at the cap (T2).
-    fn slow(&mut self) {
-        self.interval = self.cap;
-    }
-
-    fn stop(&mut self) {
-        self.next = None;
-    }
-}
-
-/// A CANCEL or BYE waiting for its final response.
-struct Pending {
-    bytes: Vec<u8>,
-    dest: SocketAddr,
-    branch: String,
-    retrans: Retransmit,
-    give_up: Instant,
-}
-
-/// The confirmed dialog: where in-dialog requests go (RFC 3261 §12.2.1.1).
-struct Dialog {
-    /// `To` of the 2xx (carries the remote tag).
-    remote_to: String,
-    request_uri: String,
-    routes: Vec<String>,
-    dest: SocketAddr,
-    cseq: u32,
-}
-
-impl Dialog {
-    /// From a 2xx: remote target = Contact, route set = Record-Route reversed.
-    fn from_2xx(resp: &Message, invite_uri: &str, to: &str, proxy: SocketAddr) -> Dialog {
-        let remote_to = resp.header("to").unwrap_or(to).to_owned();
-        let target = resp
-            .list("contact")
-            .first()
-            .and_then(|c| name_addr(c))
-            .map_or_else(|| invite_uri.to_owned(), |na| na.uri.to_owned());
-        let route_set: Vec<String> = resp
-            .list("record-route")
-            .into_iter()
-            .rev()
-            .map(str::to_owned)
-            .collect();
-        let addr_of = |uri: &str| {
-            SipUri::parse(uri)
-                .and_then(|u| u.socket_addr())
-                .unwrap_or(proxy)
-        };
-        let first = route_set
-            .first()
-            .and_then(|r| name_addr(r))
-            .map(|na| na.uri.to_owned());
-        let (request_uri, routes, dest) = match first {
-            None => (target.clone(), Vec::new(), addr_of(&target)),
-            Some(first_uri) => {
-                let loose = SipUri::parse(&first_uri).is_some_and(|u| u.loose_route());
-                let dest = addr_of(&first_uri);
-                if loose {
-                    (target, route_set, dest)
-                } else {
-                    // Strict router (RFC 2543): it becomes the Request-URI and the
-                    // remote target goes last in the Route header.
-                    let mut routes: Vec<String> = route_set.into_iter().skip(1).collect();
-                    routes.push(format!("<{target}>"));
-                    (first_uri, routes, dest)
-                }
-            }
-        };
-        Dialog {
-            remote_to,
-            request_uri,
-            routes,
-            dest,
-            cseq: INVITE_CSEQ,
-        }
-    }
 }
 
 /// Where the call is, for answering the far end's requests.
@@ -695,105 +580,5 @@ impl Call {
             .finish(None, b"");
         self.ua.send(self.proxy, bytes.clone());
         self.ack = Some((bytes, self.proxy));
-    }
-}
-
-fn new_branch() -> String {
-    format!("z9hG4bK{}", random_hex(12))
-}
-
-fn via_value(transport: &str, local: SocketAddr, branch: &str) -> String {
-    format!(
-        "SIP/2.0/{transport} {};branch={branch};rport",
-        hostport(local)
-    )
-}
-
-/// A minimal offer: one PCMU/8000 audio stream (plus telephone-event) on a
-/// random even port. No media flows.
-fn sdp_offer(ip: std::net::IpAddr) -> Vec<u8> {
-    let mut rng = rand::thread_rng();
-    let port = rng.gen_range(5_000u16..30_000) * 2;
-    let session: u32 = rng.gen();
-    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    format!(
-        "v=0\r\n\
-         o=LiveKit {session} {session} IN {family} {ip}\r\n\
-         s=LiveKit\r\n\
-         c=IN {family} {ip}\r\n\
-         t=0 0\r\n\
-         m=audio {port} RTP/AVP 0 101\r\n\
-         a=rtpmap:0 PCMU/8000\r\n\
-         a=rtpmap:101 telephone-event/8000\r\n\
-         a=fmtp:101 0-16\r\n\
-         a=ptime:20\r\n\
-         a=sendrecv\r\n"
-    )
-    .into_bytes()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn resp(text: &str) -> Message {
-        Message::parse(text.as_bytes()).unwrap()
-    }
-
-    #[test]
-    fn dialog_follows_loose_record_route() {
-        let proxy: SocketAddr = "127.0.0.1:5060".parse().unwrap();
-        let r = resp(
-            "SIP/2.0 200 OK\r\nTo: <sip:1@127.0.0.1:5060>;tag=r\r\n\
-             Record-Route: <sip:10.0.0.2:5062;lr>, <sip:10.0.0.1:5061;lr>\r\n\
-             Contact: <sip:callee@10.0.0.3:5080>\r\n\r\n",
-        );
-        let d = Dialog::from_2xx(&r, "sip:1@127.0.0.1:5060", "<sip:1@x>", proxy);
-        assert_eq!(d.request_uri, "sip:callee@10.0.0.3:5080");
-        assert_eq!(
-            d.routes,
-            vec!["<sip:10.0.0.1:5061;lr>", "<sip:10.0.0.2:5062;lr>"]
-        );
-        assert_eq!(d.dest, "10.0.0.1:5061".parse().unwrap());
-        assert_eq!(d.remote_to, "<sip:1@127.0.0.1:5060>;tag=r");
-    }
-
-    #[test]
-    fn dialog_without_routes_and_with_strict_router() {
-        let proxy: SocketAddr = "127.0.0.1:5060".parse().unwrap();
-        let r = resp("SIP/2.0 200 OK\r\nm: <sip:callee@10.0.0.3>\r\n\r\n");
-        let d = Dialog::from_2xx(&r, "sip:1@127.0.0.1:5060", "<sip:1@x>", proxy);
-        assert_eq!(d.dest, "10.0.0.3:5060".parse().unwrap());
-        assert!(d.routes.is_empty());
-        let r = resp(
-            "SIP/2.0 200 OK\r\nRecord-Route: <sip:proxy.example>\r\n\
-             Contact: <sip:callee@10.0.0.3>\r\n\r\n",
-        );
-        let d = Dialog::from_2xx(&r, "sip:1@127.0.0.1:5060", "<sip:1@x>", proxy);
-        assert_eq!(d.request_uri, "sip:proxy.example");
-        assert_eq!(d.routes, vec!["<sip:callee@10.0.0.3>"]);
-        assert_eq!(d.dest, proxy, "host names go through the proxy");
-    }
-
-    #[test]
-    fn retransmit_schedule_doubles_and_caps() {
-        let t1 = Duration::from_millis(500);
-        let mut r = Retransmit::start(false, t1, Duration::from_secs(4));
-        let now = Instant::now();
-        let mut intervals = Vec::new();
-        for _ in 0..5 {
-            r.advance(now);
-            intervals.push(r.interval);
-        }
-        assert_eq!(intervals, [1, 2, 4, 4, 4].map(Duration::from_secs).to_vec());
-        assert!(Retransmit::start(true, t1, t1).next.is_none());
-    }
-
-    #[test]
-    fn sdp_is_pcmu() {
-        let sdp = String::from_utf8(sdp_offer("127.0.0.1".parse().unwrap())).unwrap();
-        assert!(sdp.contains("m=audio "));
-        assert!(sdp.contains("a=rtpmap:0 PCMU/8000"));
-        assert!(sdp.contains("c=IN IP4 127.0.0.1"));
     }
 }

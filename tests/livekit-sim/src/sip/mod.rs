@@ -19,6 +19,7 @@
 //! the configured proxy).
 
 pub(crate) mod call;
+mod dialog;
 pub(crate) mod message;
 mod transport;
 
