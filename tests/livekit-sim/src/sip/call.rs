@@ -305,23 +305,8 @@ impl Call {
                             }
                         }
                         Some("INVITE") if code < 300 => {
-                            let mut dialog = Dialog::from_2xx(
-                                &inbound.msg,
-                                &self.request_uri,
-                                &self.to,
-                                self.proxy,
-                            );
-                            self.ack_2xx(&dialog);
-                            if abandoned || cancel.is_some() {
-                                // Answered while we cancelled: hang up at once.
-                                self.bye(sig, &mut dialog).await;
-                                return None;
-                            }
-                            if !self.script.answer() {
-                                self.bye(sig, &mut dialog).await;
-                                return None;
-                            }
-                            return Some(dialog);
+                            let cancelling = abandoned || cancel.is_some();
+                            return self.answered(sig, &inbound.msg, cancelling).await;
                         }
                         Some("INVITE") => {
                             let reason = reason.to_owned();
@@ -339,6 +324,23 @@ impl Call {
     }
 
     /// The confirmed call, until either side hangs up or the duration cap.
+    /// A 2xx to the INVITE: ACK it, then keep the dialog, or end it at once when we
+    /// were cancelling (answered while we gave up) or the script refuses the answer.
+    async fn answered(
+        &mut self,
+        sig: &mut Signals,
+        resp: &Message,
+        cancelling: bool,
+    ) -> Option<Dialog> {
+        let mut dialog = Dialog::from_2xx(resp, &self.request_uri, &self.to, self.proxy);
+        self.ack_2xx(&dialog);
+        if cancelling || !self.script.answer() {
+            self.bye(sig, &mut dialog).await;
+            return None;
+        }
+        Some(dialog)
+    }
+
     async fn active(&mut self, sig: &mut Signals, mut dialog: Dialog, max: Duration) {
         let hangup_at = after(max);
         loop {
