@@ -87,7 +87,6 @@ pub const CONSOLE_NORMALIZE: OperationDoc = OperationDoc {
         NO_TRUNK,
         INVALID_NUMBER,
     ],
-    ..OperationDoc::EMPTY
 };
 
 pub const CONSOLE_LIVEKIT_VALIDATE: OperationDoc = OperationDoc {
@@ -107,7 +106,6 @@ pub const CONSOLE_LIVEKIT_VALIDATE: OperationDoc = OperationDoc {
         OTHER_TENANT,
         UNKNOWN_TENANT,
     ],
-    ..OperationDoc::EMPTY
 };
 
 pub const CONSOLE_CALL: OperationDoc = OperationDoc {

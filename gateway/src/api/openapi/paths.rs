@@ -378,7 +378,6 @@ pub const OWNER_OUTBOUND_SET: OperationDoc = OperationDoc {
         ),
         STORE_UNAVAILABLE,
     ],
-    ..OperationDoc::EMPTY
 };
 
 pub const OWNER_CALL_GET: OperationDoc = OperationDoc {
