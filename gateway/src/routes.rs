@@ -6,6 +6,8 @@
 use c2c_plugin_api::{Access, RouteInfo, Scope};
 use http::Method;
 
+use crate::api::openapi::{console_paths, paths, OperationDoc};
+
 const fn local(name: &'static str, access: Access, json_body: bool) -> RouteInfo {
     RouteInfo {
         name,
@@ -121,217 +123,113 @@ pub fn uses_call_store(r: &RouteInfo) -> bool {
         )
 }
 
-/// One entry: method, path pattern (`:x` captures a segment), route.
-struct Entry {
+/// One route of the table: method, path template (`{x}` captures a segment), route,
+/// and what the OpenAPI document says of it. The router and the document are both built
+/// from [`ENDPOINTS`], so a path is written once.
+pub struct Endpoint {
+    pub method: Method,
+    pub path: &'static str,
+    pub route: RouteInfo,
+    pub doc: &'static OperationDoc,
+}
+
+const fn at(
     method: Method,
-    pattern: &'static [&'static str],
+    path: &'static str,
     route: RouteInfo,
+    doc: &'static OperationDoc,
+) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        route,
+        doc,
+    }
 }
 
-fn table() -> &'static [Entry] {
-    use std::sync::OnceLock;
-    static TABLE: OnceLock<Vec<Entry>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        vec![
-            Entry {
-                method: Method::GET,
-                pattern: &["livez"],
-                route: LIVEZ,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &["readyz"],
-                route: READYZ,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &["metrics"],
-                route: METRICS,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &["openapi.json"],
-                route: OPENAPI,
-            },
-            Entry {
-                method: Method::POST,
-                pattern: &["api", "c2c", "normalize"],
-                route: NORMALIZE,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &["api", "c2c", "analytics"],
-                route: ANALYTICS,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &["api", "c2c", "calls"],
-                route: CALL_LOG,
-            },
-            Entry {
-                method: Method::POST,
-                pattern: &["api", "c2c", "click2call"],
-                route: CLICK2CALL,
-            },
-            Entry {
-                method: Method::POST,
-                pattern: &["api", "c2c", "calls", ":call_id", "connect"],
-                route: CALL_CONNECT,
-            },
-            Entry {
-                method: Method::POST,
-                pattern: &["api", "c2c", "calls", ":call_id", "hangup"],
-                route: CALL_HANGUP,
-            },
-            Entry {
-                method: Method::POST,
-                pattern: &["api", "c2c", "calls", ":call_id", "status"],
-                route: CALL_STATUS,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &["api", "c2c", "calls", ":call_id"],
-                route: CALL_GET,
-            },
-            Entry {
-                method: Method::OPTIONS,
-                pattern: &["api", "c2c", "calls", ":call_id", "connect"],
-                route: CALL_PREFLIGHT,
-            },
-            Entry {
-                method: Method::OPTIONS,
-                pattern: &["api", "c2c", "calls", ":call_id", "hangup"],
-                route: CALL_PREFLIGHT,
-            },
-            Entry {
-                method: Method::OPTIONS,
-                pattern: &["api", "c2c", "calls", ":call_id", "status"],
-                route: CALL_PREFLIGHT,
-            },
-            Entry {
-                method: Method::OPTIONS,
-                pattern: &["api", "c2c", "calls", ":call_id"],
-                route: CALL_PREFLIGHT,
-            },
-            Entry {
-                method: Method::POST,
-                pattern: &["webhooks", "livekit"],
-                route: LIVEKIT_WEBHOOK,
-            },
-            Entry {
-                method: Method::POST,
-                pattern: &["api", "c2c", "webhooks", "replay"],
-                route: WEBHOOKS_REPLAY,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &["api", "c2c", "owner", "calls", ":call_id"],
-                route: OWNER_CALL_GET,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &["api", "c2c", "owner", "backup"],
-                route: OWNER_BACKUP,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &["js", "c2c-client.js"],
-                route: ASSET,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &["console"],
-                route: ASSET,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &["console", ":file"],
-                route: ASSET,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &["api", "c2c", "console", "session"],
-                route: CONSOLE_SESSION,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &["api", "c2c", "console", "tenants", ":tenant"],
-                route: CONSOLE_TENANT,
-            },
-            Entry {
-                method: Method::POST,
-                pattern: &["api", "c2c", "console", "tenants", ":tenant", "normalize"],
-                route: CONSOLE_NORMALIZE,
-            },
-            Entry {
-                method: Method::POST,
-                pattern: &[
-                    "api",
-                    "c2c",
-                    "console",
-                    "tenants",
-                    ":tenant",
-                    "livekit-validate",
-                ],
-                route: CONSOLE_LIVEKIT_VALIDATE,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &["api", "c2c", "console", "calls", ":call_id"],
-                route: CONSOLE_CALL,
-            },
-            Entry {
-                method: Method::GET,
-                pattern: &[
-                    "api",
-                    "telephony",
-                    "config",
-                    "owner",
-                    ":tenant",
-                    "outbound-enable",
-                ],
-                route: OWNER_OUTBOUND_GET,
-            },
-            Entry {
-                method: Method::POST,
-                pattern: &[
-                    "api",
-                    "telephony",
-                    "config",
-                    "owner",
-                    ":tenant",
-                    "outbound-enable",
-                ],
-                route: OWNER_OUTBOUND_SET,
-            },
-        ]
-    })
-}
+const GET: Method = Method::GET;
+const POST: Method = Method::POST;
+const OPTIONS: Method = Method::OPTIONS;
 
-/// Every route of the table as `(method, OpenAPI path template, route)`, e.g.
-/// `(GET, "/api/c2c/calls/{call_id}", CALL_GET)`; the prefix routes ([`RTC`], [`TWIRP`])
-/// are listed by [`PREFIX_ROUTES`]. The OpenAPI document and its tests walk this list so
-/// an undocumented route cannot go unnoticed.
-pub fn entries() -> impl Iterator<Item = (Method, String, RouteInfo)> {
-    table().iter().map(|e| {
-        let path: String = e
-            .pattern
-            .iter()
-            .map(|s| match s.strip_prefix(':') {
-                Some(p) => format!("/{{{p}}}"),
-                None => format!("/{s}"),
-            })
-            .collect();
-        (e.method.clone(), path, e.route)
-    })
-}
-
-/// The prefix routes proxied to LiveKit, as `(method, OpenAPI path template, route)`:
-/// `/rtc` (and paths under it) and `/twirp/{service_method}`.
-pub const PREFIX_ROUTES: [(Method, &str, RouteInfo); 2] = [
-    (Method::GET, "/rtc", RTC),
-    (Method::POST, "/twirp/{service_method}", TWIRP),
+/// Every route. [`RTC`] and [`TWIRP`] are prefix routes: [`find`] matches them by prefix
+/// (`/rtc/...`, `/twirp/...`) before this table.
+#[rustfmt::skip]
+pub static ENDPOINTS: [Endpoint; 32] = [
+    at(GET, "/livez", LIVEZ, &paths::LIVEZ),
+    at(GET, "/readyz", READYZ, &paths::READYZ),
+    at(GET, "/metrics", METRICS, &paths::METRICS),
+    at(GET, "/openapi.json", OPENAPI, &paths::OPENAPI),
+    at(POST, "/api/c2c/normalize", NORMALIZE, &paths::NORMALIZE),
+    at(GET, "/api/c2c/analytics", ANALYTICS, &paths::ANALYTICS),
+    at(GET, "/api/c2c/calls", CALL_LOG, &paths::CALL_LOG),
+    at(POST, "/api/c2c/click2call", CLICK2CALL, &paths::CLICK2CALL),
+    at(POST, "/api/c2c/calls/{call_id}/connect", CALL_CONNECT, &paths::CONNECT),
+    at(POST, "/api/c2c/calls/{call_id}/hangup", CALL_HANGUP, &paths::HANGUP),
+    at(POST, "/api/c2c/calls/{call_id}/status", CALL_STATUS, &paths::REPORT_STATUS),
+    at(GET, "/api/c2c/calls/{call_id}", CALL_GET, &paths::GET_CALL),
+    at(OPTIONS, "/api/c2c/calls/{call_id}/connect", CALL_PREFLIGHT,
+        &OperationDoc { id: "preflight_connect", ..paths::PREFLIGHT }),
+    at(OPTIONS, "/api/c2c/calls/{call_id}/hangup", CALL_PREFLIGHT,
+        &OperationDoc { id: "preflight_hangup", ..paths::PREFLIGHT }),
+    at(OPTIONS, "/api/c2c/calls/{call_id}/status", CALL_PREFLIGHT,
+        &OperationDoc { id: "preflight_status", ..paths::PREFLIGHT }),
+    at(OPTIONS, "/api/c2c/calls/{call_id}", CALL_PREFLIGHT,
+        &OperationDoc { id: "preflight_get", ..paths::PREFLIGHT }),
+    at(POST, "/webhooks/livekit", LIVEKIT_WEBHOOK, &paths::LIVEKIT_WEBHOOK),
+    at(POST, "/api/c2c/webhooks/replay", WEBHOOKS_REPLAY, &paths::WEBHOOKS_REPLAY),
+    at(GET, "/api/c2c/owner/calls/{call_id}", OWNER_CALL_GET, &paths::OWNER_CALL_GET),
+    at(GET, "/api/c2c/owner/backup", OWNER_BACKUP, &paths::OWNER_BACKUP),
+    at(GET, "/js/c2c-client.js", ASSET, &console_paths::CLIENT_JS),
+    at(GET, "/console", ASSET, &console_paths::CONSOLE_PAGE),
+    at(GET, "/console/{file}", ASSET, &console_paths::CONSOLE_FILE),
+    at(GET, "/api/c2c/console/session", CONSOLE_SESSION, &console_paths::CONSOLE_SESSION),
+    at(GET, "/api/c2c/console/tenants/{tenant}", CONSOLE_TENANT, &console_paths::CONSOLE_TENANT),
+    at(POST, "/api/c2c/console/tenants/{tenant}/normalize", CONSOLE_NORMALIZE,
+        &console_paths::CONSOLE_NORMALIZE),
+    at(POST, "/api/c2c/console/tenants/{tenant}/livekit-validate", CONSOLE_LIVEKIT_VALIDATE,
+        &console_paths::CONSOLE_LIVEKIT_VALIDATE),
+    at(GET, "/api/c2c/console/calls/{call_id}", CONSOLE_CALL, &console_paths::CONSOLE_CALL),
+    at(GET, "/api/telephony/config/owner/{tenant}/outbound-enable", OWNER_OUTBOUND_GET,
+        &paths::OWNER_OUTBOUND_GET),
+    at(POST, "/api/telephony/config/owner/{tenant}/outbound-enable", OWNER_OUTBOUND_SET,
+        &paths::OWNER_OUTBOUND_SET),
+    at(GET, "/rtc", RTC, &paths::RTC),
+    at(POST, "/twirp/{service_method}", TWIRP, &paths::TWIRP),
 ];
+
+/// A routed (not prefix) entry's path split into segments, for matching.
+struct Pattern {
+    segments: Vec<&'static str>,
+    endpoint: &'static Endpoint,
+}
+
+fn is_capture(segment: &str) -> bool {
+    segment.starts_with('{')
+}
+
+fn table() -> &'static [Pattern] {
+    use std::sync::OnceLock;
+    static TABLE: OnceLock<Vec<Pattern>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        ENDPOINTS
+            .iter()
+            .filter(|e| !is_livekit_route(&e.route))
+            .map(|endpoint| Pattern {
+                segments: endpoint.path.trim_start_matches('/').split('/').collect(),
+                endpoint,
+            })
+            .collect()
+    })
+}
+
+/// Every route as `(method, OpenAPI path template, route)`, e.g.
+/// `(GET, "/api/c2c/calls/{call_id}", CALL_GET)`. The OpenAPI document's tests walk this
+/// list so an undocumented route cannot go unnoticed.
+pub fn entries() -> impl Iterator<Item = (Method, String, RouteInfo)> {
+    ENDPOINTS
+        .iter()
+        .map(|e| (e.method.clone(), e.path.to_string(), e.route))
+}
 
 /// Why no route matched.
 #[derive(Debug, PartialEq, Eq)]
@@ -372,25 +270,26 @@ pub fn find(method: &Method, path: &str) -> Result<(RouteInfo, Vec<String>), Mis
     }
     let segs = &segs[..n];
     let mut allowed = Vec::new();
-    for e in table() {
-        if e.pattern.len() != segs.len() {
+    for p in table() {
+        if p.segments.len() != segs.len() {
             continue;
         }
-        let matches = e
-            .pattern
+        let matches = p
+            .segments
             .iter()
             .zip(segs)
-            .all(|(p, s)| p.starts_with(':') && !s.is_empty() || p == s);
+            .all(|(p, s)| is_capture(p) && !s.is_empty() || p == s);
         if !matches {
             continue;
         }
+        let e = p.endpoint;
         // HEAD is answered like GET by HTTP semantics; we keep it simple and refuse it.
         if e.method == *method {
-            let params = e
-                .pattern
+            let params = p
+                .segments
                 .iter()
                 .zip(segs)
-                .filter(|(p, _)| p.starts_with(':'))
+                .filter(|(p, _)| is_capture(p))
                 .map(|(_, s)| (*s).to_string())
                 .collect();
             return Ok((e.route, params));

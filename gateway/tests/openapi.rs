@@ -21,11 +21,6 @@ const CONSOLE_KEY: &str = "c2c_MVFatqflX4eiQMbYpIWckdWX2N2SGJ2iWdKu";
 /// Every `(method, path)` the route table answers, as the document must list them.
 fn table_operations() -> Vec<(String, String, &'static str)> {
     routes::entries()
-        .chain(
-            routes::PREFIX_ROUTES
-                .iter()
-                .map(|(m, p, r)| (m.clone(), (*p).to_string(), *r)),
-        )
         .map(|(m, p, r)| (m.as_str().to_ascii_lowercase(), p, r.name))
         .collect()
 }

@@ -16,15 +16,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use c2c_callstate::{
-    new_call_id, transition, CallEvent, CallKnobs, CallRecord, NewCall, OutboxState, SledCallStore,
-};
+use c2c_callstate::{OutboxState, SledCallStore};
 use c2c_crm_webhooks::{Deliverer, DeliveryPolicy, Endpoint, EndpointResolver, WebhookMetrics};
 use c2c_gateway::calls::outbox::StoreOutbox;
+use c2c_test_support::receiver::{Receiver, Reply};
 use common::calls::CallEnv;
 use common::eventually;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -45,43 +42,22 @@ struct Crm {
 type Decide = Arc<dyn Fn(&str) -> (u16, Duration) + Send + Sync>;
 
 async fn crm(decide: Decide) -> Crm {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/c2c/webhook", l.local_addr().unwrap());
     let log: Arc<Mutex<Vec<(String, u16)>>> = Arc::default();
     let lg = log.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = l.accept().await else {
-                return;
-            };
-            let (decide, log) = (decide.clone(), lg.clone());
-            tokio::spawn(async move {
-                // One request per connection; the body is not needed.
-                let mut buf = Vec::new();
-                let mut tmp = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut tmp).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
-                let id = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("webhook-id:"))
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                let (status, delay) = decide(&id);
-                log.lock().unwrap().push((id, status));
-                tokio::time::sleep(delay).await;
-                let resp = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
+    let receiver = Receiver::start(move |req| {
+        let id = req.header("webhook-id").unwrap_or("").trim().to_string();
+        let (status, delay) = decide(&id);
+        lg.lock().unwrap().push((id, status));
+        // One request per connection, as a CRM behind a plain proxy answers.
+        std::future::ready(
+            Reply::status(status)
+                .header("connection", "close")
+                .delay(delay),
+        )
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}/c2c/webhook", receiver.detach());
     Crm { url, log }
 }
 
@@ -102,36 +78,10 @@ impl EndpointResolver for Endpoints {
 /// Ends a call of `tenant` in the store (connect, answer, agent hangup): its webhook is
 /// enqueued. Returns the outbox seq.
 async fn ended_call(s: &SledCallStore, tenant: &str) -> u64 {
-    let knobs = CallKnobs::default();
-    let (call_id, room) = new_call_id();
-    let t0 = now_ms();
-    let rec = CallRecord::new(
-        NewCall {
-            call_id: call_id.clone(),
-            room,
-            tenant: tenant.into(),
-            case_id: "case-1".into(),
-            customer_crm_id: "cust-1".into(),
-            agent_id: "agent-1".into(),
-            customer_number: "9530251797".into(),
-            phone_from: "+919999999999".into(),
-            trunk_label: "airtel".into(),
-        },
-        &knobs,
-        t0,
-    )
-    .0;
-    s.create(&rec).await.unwrap();
-    for (ev, at) in [
-        (CallEvent::Connect, t0 + 1),
-        (CallEvent::Answered, t0 + 2),
-        (CallEvent::AgentHangup, t0 + 3),
-    ] {
-        s.apply_transition(&call_id, |r| transition(r, &ev, &knobs, at))
-            .await
-            .unwrap();
-    }
-    s.outbox_seq_for_call(&call_id).unwrap().unwrap()
+    c2c_test_support::ended_call(s, tenant, now_ms())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 /// After the third failure a webhook waits up to 4 h: parked.

@@ -1,20 +1,24 @@
 //! The OpenAPI 3.1 document of the gateway's HTTP API, served at `GET /openapi.json`.
 //!
 //! Built with `utoipa` from the types the handlers serialise (so schemas cannot drift
-//! from the wire) plus [`paths`] and [`console_paths`] for each operation's parameters
-//! and handler errors. The errors the plugin chain produces for a whole class of routes
-//! are added here by walking the route table ([`crate::routes::entries`]), so they
+//! from the wire). Its paths are the route table's ([`crate::routes::ENDPOINTS`]): each
+//! entry names its method, path and [`OperationDoc`] (from [`paths`] and
+//! [`console_paths`]: parameters, bodies, handler errors), and the errors the plugin
+//! chain produces for a whole class of routes are added from the entry's route, so they
 //! follow the chain's rules. The document is built and serialised once per process.
 
-mod console_paths;
-mod paths;
+pub(crate) mod console_paths;
+pub(crate) mod paths;
+mod spec;
+
+pub(crate) use spec::OperationDoc;
 
 use std::sync::OnceLock;
 
 use bytes::Bytes;
 use c2c_plugin_api::{Access, JsonResponse, RouteInfo};
 use http::{Method, StatusCode};
-use utoipa::openapi::path::{Operation, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -39,22 +43,8 @@ use crate::routes;
             `400 bad_request` (`405` for `CONNECT`) for a request that is not valid HTTP \
             (a malformed request line or header field, broken body framing) on any path."
     ),
-    paths(
-        paths::livez, paths::readyz, paths::metrics, paths::openapi,
-        paths::click2call, paths::connect, paths::hangup, paths::report_status, paths::get_call,
-        paths::preflight_connect, paths::preflight_hangup, paths::preflight_status,
-        paths::preflight_get,
-        paths::analytics, paths::call_log, paths::normalize,
-        paths::owner_outbound_get, paths::owner_outbound_set, paths::owner_call_get,
-        paths::owner_backup,
-        paths::webhooks_replay, paths::livekit_webhook, paths::rtc, paths::twirp,
-        console_paths::console_session, console_paths::console_tenant,
-        console_paths::console_normalize, console_paths::console_livekit_validate,
-        console_paths::console_call,
-        console_paths::client_js, console_paths::console_page, console_paths::console_file,
-    ),
     components(schemas(c2c_callstate::CrmWebhookPayload, c2c_plugin_api::ErrorBody)),
-    modifiers(&Security, &ChainErrors, &CrmWebhook),
+    modifiers(&Security, &RoutePaths, &CrmWebhook),
     tags(
         (name = "contract", description = "Click2Call: your backend starts a call, the agent's browser drives it."),
         (name = "reports", description = "Analytics and the call log (tenant key: own tenant; owner key: any)."),
@@ -129,8 +119,9 @@ impl Modify for Security {
     }
 }
 
-/// Adds the errors the plugin chain answers for every route of a kind.
-struct ChainErrors;
+/// The paths: one operation per route table entry, with the errors the plugin chain
+/// answers for every route of its kind.
+struct RoutePaths;
 
 /// One error response in the shared shape; `retry` adds the `Retry-After` header.
 fn error_response(description: &str, retry: bool) -> Response {
@@ -243,32 +234,24 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
     out
 }
 
-fn operation_mut<'a>(item: &'a mut PathItem, method: &Method) -> Option<&'a mut Operation> {
+fn http_method(method: &Method) -> Option<HttpMethod> {
     match *method {
-        Method::GET => item.get.as_mut(),
-        Method::POST => item.post.as_mut(),
-        Method::OPTIONS => item.options.as_mut(),
+        Method::GET => Some(HttpMethod::Get),
+        Method::POST => Some(HttpMethod::Post),
+        Method::OPTIONS => Some(HttpMethod::Options),
         _ => None,
     }
 }
 
-impl Modify for ChainErrors {
+impl Modify for RoutePaths {
     fn modify(&self, doc: &mut Doc) {
-        let all = routes::entries().chain(
-            routes::PREFIX_ROUTES
-                .iter()
-                .map(|(m, p, r)| (m.clone(), (*p).to_string(), *r)),
-        );
-        for (method, path, route) in all {
-            let Some(op) = doc
-                .paths
-                .paths
-                .get_mut(&path)
-                .and_then(|item| operation_mut(item, &method))
-            else {
-                continue; // an undocumented route: the tests name it
+        let mut schemas = Vec::new();
+        for e in routes::ENDPOINTS.iter() {
+            let Some(method) = http_method(&e.method) else {
+                continue; // no such route: the tests name any undocumented one
             };
-            for (status, text, retry) in chain_errors(&method, &route) {
+            let mut op = e.doc.build(&mut schemas);
+            for (status, text, retry) in chain_errors(&e.method, &e.route) {
                 let key = status.to_string();
                 match op.responses.responses.get_mut(&key) {
                     // The handler documented this status too: one response, both reasons.
@@ -282,7 +265,10 @@ impl Modify for ChainErrors {
                     }
                 }
             }
+            doc.paths.add_path_operation(e.path, vec![method], op);
         }
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.schemas.extend(schemas);
     }
 }
 

@@ -21,17 +21,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use c2c_callstate::{
-    new_call_id, transition, CallEvent, CallKnobs, CallRecord, NewCall, OutboxEntry, OutboxState,
-    SledCallStore,
-};
+use c2c_callstate::{OutboxEntry, OutboxState, SledCallStore};
 use c2c_crm_webhooks::backoff::default_schedule;
 use c2c_crm_webhooks::{
     Admit, Deliverer, DeliveryPolicy, Eligible, Endpoint, EndpointResolver, JobState, OutboxSource,
     OutboxStats, SourceError, WebhookJob, WebhookMetrics,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use c2c_test_support::ended_call;
+use c2c_test_support::receiver::{Receiver, Reply};
 
 const TENANT: &str = "acme";
 
@@ -112,54 +109,26 @@ struct Crm {
 }
 
 async fn crm(latency: Duration) -> Crm {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/c2c/webhook", l.local_addr().expect("addr"));
     let up = Arc::new(AtomicBool::new(false));
     let requests = Arc::new(AtomicUsize::new(0));
     let max_in_flight = Arc::new(AtomicUsize::new(0));
     let in_flight = Arc::new(AtomicUsize::new(0));
     let (u, r, m) = (up.clone(), requests.clone(), max_in_flight.clone());
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = l.accept().await {
-            let (u, r, m, f) = (u.clone(), r.clone(), m.clone(), in_flight.clone());
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut tmp = [0u8; 4096];
-                // Head, then the body by Content-Length (payloads are small).
-                let head_end = loop {
-                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break p + 4;
-                    }
-                    match sock.read(&mut tmp).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                while buf.len() < head_end + len {
-                    match sock.read(&mut tmp).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                    }
-                }
-                r.fetch_add(1, Ordering::SeqCst);
-                let now = f.fetch_add(1, Ordering::SeqCst) + 1;
-                m.fetch_max(now, Ordering::SeqCst);
-                tokio::time::sleep(latency).await;
-                f.fetch_sub(1, Ordering::SeqCst);
-                let status = if u.load(Ordering::SeqCst) { 200 } else { 503 };
-                let resp = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-            });
+    let receiver = Receiver::start(move |_req| {
+        let (u, r, m, f) = (u.clone(), r.clone(), m.clone(), in_flight.clone());
+        async move {
+            r.fetch_add(1, Ordering::SeqCst);
+            let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(latency).await;
+            f.fetch_sub(1, Ordering::SeqCst);
+            let status = if u.load(Ordering::SeqCst) { 200 } else { 503 };
+            Reply::status(status).header("connection", "close")
         }
-    });
+    })
+    .await
+    .expect("bind");
+    let url = format!("http://{}/c2c/webhook", receiver.detach());
     Crm {
         url,
         up,
@@ -277,37 +246,9 @@ impl OutboxSource for Source {
 
 /// Ends one call through the store (connect, answer, hangup): enqueues its webhook.
 async fn end_call(s: &SledCallStore) -> u64 {
-    let knobs = CallKnobs::default();
-    let (call_id, room) = new_call_id();
-    let t0 = now_ms();
-    let rec = CallRecord::new(
-        NewCall {
-            call_id: call_id.clone(),
-            room,
-            tenant: TENANT.into(),
-            case_id: "case-1".into(),
-            customer_crm_id: "cust-1".into(),
-            agent_id: "agent-1".into(),
-            customer_number: "9530251797".into(),
-            phone_from: "+919999999999".into(),
-            trunk_label: "airtel".into(),
-        },
-        &knobs,
-        t0,
-    )
-    .0;
-    s.create(&rec).await.expect("create");
-    for ev in [
-        CallEvent::Connect,
-        CallEvent::Answered,
-        CallEvent::AgentHangup,
-    ] {
-        s.apply_transition(&call_id, |r| transition(r, &ev, &knobs, now_ms()))
-            .await
-            .expect("transition");
-    }
-    s.outbox_seq_for_call(&call_id)
-        .expect("index")
+    ended_call(s, TENANT, now_ms())
+        .await
+        .expect("end a call")
         .expect("webhook enqueued")
 }
 
