@@ -1,5 +1,5 @@
-//! Durable CRM-webhook outbox entries. Field names mirror `c2c-crm-webhooks`' `WebhookJob`
-//! so the gateway's adapter is a field-by-field map.
+//! Durable CRM-webhook outbox entries: the stored form, and what `c2c-crm-webhooks`
+//! delivers (it works on [`OutboxEntry`] directly).
 
 use std::collections::BTreeMap;
 
@@ -8,30 +8,40 @@ use serde::{Deserialize, Serialize};
 use crate::error::StoreError;
 use crate::record::{CallRecord, CALL_ID_PREFIX};
 
+/// Where an entry is in its life. Only `Pending` entries are ever sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutboxState {
+    /// Waiting for its next attempt at `next_attempt_ms`.
     Pending,
+    /// The CRM answered 2xx. Terminal.
     Delivered,
-    /// Gave up (older than the deliverer's max age).
+    /// Gave up after the deliverer's `max_age` of failures. Terminal (a replay may
+    /// requeue it).
     Failed,
-    /// The tenant's endpoint answered 410 Gone.
+    /// The tenant's endpoint answered 410 Gone, or stayed disabled by policy past
+    /// `max_age`. Terminal (a replay may requeue it).
     Disabled,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxEntry {
+    /// Outbox sequence number (store key); unique per entry.
     pub seq: u64,
-    /// `msg_` + the call id's hex; stable across retries and replays so the CRM can dedupe.
+    /// `msg_` + the call id's hex: the Standard Webhooks `webhook-id`, stable across
+    /// retries and replays so the CRM can dedupe.
     pub webhook_id: String,
     pub call_id: String,
     pub tenant: String,
-    /// The exact POST body.
+    /// The exact POST body (and what is signed). Contains the customer's number: never log.
     pub payload_json: String,
+    /// When the call ended (the webhook was enqueued); the backlog gauges' age.
     pub created_ms: u64,
+    /// Delivery attempts made so far (parking does not count).
     pub attempts: u32,
     pub next_attempt_ms: u64,
     pub state: OutboxState,
+    /// Short, PII-free reason of the last failure ("http 500", "timeout", ...).
     pub last_error: Option<String>,
     pub delivered_ms: Option<u64>,
     /// When an operator last re-queued it (`webhooks replay`). Retry budgets count from
@@ -86,6 +96,35 @@ impl OutboxEntry {
     pub fn is_pending(&self) -> bool {
         self.state == OutboxState::Pending
     }
+
+    /// Pending and its next attempt time has come.
+    pub fn is_due(&self, now_ms: u64) -> bool {
+        self.is_pending() && self.next_attempt_ms <= now_ms
+    }
+
+    /// Where the deliverer's retry budget (`max_age`) starts: the last replay if there was
+    /// one (a replayed webhook gets the full window again), else `created_ms`.
+    pub fn retry_window_start_ms(&self) -> u64 {
+        self.replayed_ms.unwrap_or(self.created_ms)
+    }
+
+    /// Time spent in the retry window at `now_ms` (0 if the clock went backwards).
+    pub fn retry_age_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.retry_window_start_ms())
+    }
+
+    /// Copies what a delivery attempt may change (attempts, next attempt, state, last
+    /// error, delivered time, `retry_after`) from `delivered` onto this stored entry.
+    /// Identity and history (payload, webhook id, tenant, `created_ms`, `replayed_ms`)
+    /// stay the store's.
+    pub fn take_progress(&mut self, delivered: &OutboxEntry) {
+        self.attempts = delivered.attempts;
+        self.next_attempt_ms = delivered.next_attempt_ms;
+        self.state = delivered.state;
+        self.last_error.clone_from(&delivered.last_error);
+        self.delivered_ms = delivered.delivered_ms;
+        self.retry_after = delivered.retry_after;
+    }
 }
 
 /// `msg_` + the call id without its `c2c_` prefix.
@@ -94,4 +133,89 @@ pub fn webhook_id_for(call_id: &str) -> String {
         "msg_{}",
         call_id.strip_prefix(CALL_ID_PREFIX).unwrap_or(call_id)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> OutboxEntry {
+        OutboxEntry {
+            seq: 7,
+            webhook_id: "msg_abc".into(),
+            call_id: "c2c_abc".into(),
+            tenant: "acme".into(),
+            payload_json: "{}".into(),
+            created_ms: 1_000,
+            attempts: 0,
+            next_attempt_ms: 2_000,
+            state: OutboxState::Pending,
+            last_error: None,
+            delivered_ms: None,
+            replayed_ms: None,
+            retry_after: false,
+        }
+    }
+
+    #[test]
+    fn due_only_when_pending_and_time_reached() {
+        let mut e = entry();
+        assert!(!e.is_due(1_999));
+        assert!(e.is_due(2_000));
+        e.state = OutboxState::Delivered;
+        assert!(!e.is_due(5_000));
+    }
+
+    #[test]
+    fn the_retry_window_starts_at_the_last_replay() {
+        let mut e = entry();
+        assert_eq!(e.retry_window_start_ms(), 1_000);
+        assert_eq!(e.retry_age_ms(500), 0);
+        assert_eq!(e.retry_age_ms(4_000), 3_000);
+        e.replayed_ms = Some(3_000);
+        assert_eq!(e.retry_window_start_ms(), 3_000);
+        assert_eq!(e.retry_age_ms(4_000), 1_000);
+        assert_eq!(e.created_ms, 1_000);
+    }
+
+    #[test]
+    fn progress_is_taken_and_identity_kept() {
+        let mut stored = entry();
+        stored.replayed_ms = Some(1_500);
+        let mut delivered = entry();
+        delivered.payload_json = "changed".into();
+        delivered.created_ms = 9;
+        delivered.replayed_ms = None;
+        delivered.attempts = 3;
+        delivered.next_attempt_ms = 8_000;
+        delivered.state = OutboxState::Failed;
+        delivered.last_error = Some("http 500".into());
+        delivered.delivered_ms = Some(7_000);
+        delivered.retry_after = true;
+        stored.take_progress(&delivered);
+        let mut want = entry();
+        want.replayed_ms = Some(1_500);
+        want.attempts = 3;
+        want.next_attempt_ms = 8_000;
+        want.state = OutboxState::Failed;
+        want.last_error = Some("http 500".into());
+        want.delivered_ms = Some(7_000);
+        want.retry_after = true;
+        assert_eq!(stored, want);
+    }
+
+    /// The stored form (sled values) is this JSON; existing data must stay readable.
+    #[test]
+    fn the_stored_form_is_unchanged() {
+        let mut e = entry();
+        let plain = r#"{"seq":7,"webhook_id":"msg_abc","call_id":"c2c_abc","tenant":"acme","payload_json":"{}","created_ms":1000,"attempts":0,"next_attempt_ms":2000,"state":"pending","last_error":null,"delivered_ms":null}"#;
+        assert_eq!(serde_json::to_string(&e).unwrap(), plain);
+        assert_eq!(serde_json::from_str::<OutboxEntry>(plain).unwrap(), e);
+        e.state = OutboxState::Disabled;
+        e.replayed_ms = Some(5);
+        e.retry_after = true;
+        let full = r#"{"seq":7,"webhook_id":"msg_abc","call_id":"c2c_abc","tenant":"acme","payload_json":"{}","created_ms":1000,"attempts":0,"next_attempt_ms":2000,"state":"disabled","last_error":null,"delivered_ms":null,"replayed_ms":5,"retry_after":true}"#;
+        assert_eq!(serde_json::to_string(&e).unwrap(), full);
+        assert_eq!(serde_json::from_str::<OutboxEntry>(full).unwrap(), e);
+    }
 }
