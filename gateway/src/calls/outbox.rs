@@ -1,71 +1,19 @@
 //! Adapters that let `c2c-crm-webhooks` deliver from `c2c-callstate`'s outbox with the
-//! endpoints from policy. Field names match one to one, so these are plain maps.
+//! endpoints from policy. The deliverer works on the store's `OutboxEntry` itself, so
+//! the outbox adapter only forwards to the store.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use c2c_callstate::{OutboxEntry, OutboxState, SledCallStore};
-use c2c_crm_webhooks::{
-    Admit, Eligible, Endpoint, EndpointResolver, JobState, OutboxSource, OutboxStats, SourceError,
-    WebhookJob,
-};
+use c2c_callstate::{OutboxBacklog, OutboxEntry, SledCallStore};
+use c2c_crm_webhooks::{Admit, Eligible, Endpoint, EndpointResolver, OutboxSource, SourceError};
 use parking_lot::RwLock;
 
 use crate::app::PolicyHandle;
 
 pub struct StoreOutbox {
     pub store: SledCallStore,
-}
-
-pub fn job_of(e: OutboxEntry) -> WebhookJob {
-    // The deliverer's retry budget counts from `created_ms`; a replayed entry gets a
-    // fresh budget from the moment it was re-queued.
-    let created_ms = e.replayed_ms.unwrap_or(e.created_ms);
-    WebhookJob {
-        seq: e.seq,
-        webhook_id: e.webhook_id,
-        call_id: e.call_id,
-        tenant: e.tenant,
-        payload_json: e.payload_json,
-        created_ms,
-        attempts: e.attempts,
-        next_attempt_ms: e.next_attempt_ms,
-        state: job_state(e.state),
-        last_error: e.last_error,
-        delivered_ms: e.delivered_ms,
-        retry_after: e.retry_after,
-    }
-}
-
-/// Copies what delivery may change onto the stored entry; identity fields (payload,
-/// webhook id, tenant, timestamps) are the store's and never come back from the
-/// deliverer.
-fn apply_progress(e: &mut OutboxEntry, j: &WebhookJob) {
-    e.attempts = j.attempts;
-    e.next_attempt_ms = j.next_attempt_ms;
-    e.state = outbox_state(j.state);
-    e.last_error = j.last_error.clone();
-    e.delivered_ms = j.delivered_ms;
-    e.retry_after = j.retry_after;
-}
-
-fn job_state(s: OutboxState) -> JobState {
-    match s {
-        OutboxState::Pending => JobState::Pending,
-        OutboxState::Delivered => JobState::Delivered,
-        OutboxState::Failed => JobState::Failed,
-        OutboxState::Disabled => JobState::Disabled,
-    }
-}
-
-fn outbox_state(s: JobState) -> OutboxState {
-    match s {
-        JobState::Pending => OutboxState::Pending,
-        JobState::Delivered => OutboxState::Delivered,
-        JobState::Failed => OutboxState::Failed,
-        JobState::Disabled => OutboxState::Disabled,
-    }
 }
 
 fn src_err(e: c2c_callstate::StoreError) -> SourceError {
@@ -79,7 +27,7 @@ impl OutboxSource for StoreOutbox {
         now_ms: u64,
         limit: usize,
         admit: &mut Admit<'_>,
-    ) -> Result<Vec<WebhookJob>, SourceError> {
+    ) -> Result<Vec<OutboxEntry>, SourceError> {
         let due = self
             .store
             .outbox_due_admitted(now_ms, limit, admit)
@@ -89,27 +37,22 @@ impl OutboxSource for StoreOutbox {
             // tell a CRM about a call's end that a crash could still undo.
             self.store.wait_durable().await.map_err(src_err)?;
         }
-        Ok(due.into_iter().map(job_of).collect())
+        Ok(due)
     }
 
-    async fn update(&self, job: &WebhookJob) -> Result<(), SourceError> {
+    async fn update(&self, job: &OutboxEntry) -> Result<(), SourceError> {
         let mut e = self
             .store
             .outbox_get(job.seq)
             .map_err(src_err)?
             .ok_or_else(|| SourceError::msg(format!("outbox entry {} vanished", job.seq)))?;
-        apply_progress(&mut e, job);
+        e.take_progress(job);
         // Progress, not the webhook itself, so no fsync wait (see outbox_record_progress).
         self.store.outbox_record_progress(&e).map_err(src_err)
     }
 
-    async fn stats(&self) -> Result<OutboxStats, SourceError> {
-        let b = self.store.outbox_backlog().map_err(src_err)?;
-        Ok(OutboxStats {
-            pending: b.pending,
-            oldest_pending_created_ms: b.oldest_created_ms,
-            oldest_pending_by_tenant: b.oldest_by_tenant,
-        })
+    async fn stats(&self) -> Result<OutboxBacklog, SourceError> {
+        self.store.outbox_backlog().map_err(src_err)
     }
 
     async fn bring_forward(

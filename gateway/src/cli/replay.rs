@@ -104,9 +104,8 @@ async fn direct(a: &ReplayArgs, max: usize, progress: &mut Progress) -> Result<D
     let total = done.entries.len() as u64;
     let mut delivered = 0;
     for (i, e) in done.entries.iter().enumerate() {
-        let job = crate::calls::outbox::job_of(e.clone());
         let outcome = deliverer
-            .deliver_once(job)
+            .deliver_once(e.clone())
             .await
             .map_err(|e| Failure::failed(format!("delivery failed: {e}")))?;
         if matches!(outcome, Outcome::Delivered { .. }) {

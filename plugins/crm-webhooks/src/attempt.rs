@@ -3,12 +3,12 @@
 
 use std::time::SystemTime;
 
+use c2c_callstate::OutboxEntry;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 
 use crate::backoff;
 use crate::deliver::now_ms;
 use crate::guard::check_target;
-use crate::job::WebhookJob;
 use crate::policy::DeliveryPolicy;
 use crate::sign::sign;
 use crate::source::Endpoint;
@@ -33,7 +33,7 @@ pub(crate) enum Attempt {
 pub(crate) async fn post(
     client: &reqwest::Client,
     policy: &DeliveryPolicy,
-    job: &WebhookJob,
+    job: &OutboxEntry,
     ep: &Endpoint,
 ) -> Attempt {
     let url = match check_target(&ep.url, policy.allow_private_targets) {
@@ -65,7 +65,7 @@ pub(crate) async fn post(
     }
 }
 
-fn build_headers(job: &WebhookJob, ep: &Endpoint, ts: u64) -> Result<HeaderMap, &'static str> {
+fn build_headers(job: &OutboxEntry, ep: &Endpoint, ts: u64) -> Result<HeaderMap, &'static str> {
     let mut h = HeaderMap::new();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut key = HeaderValue::from_str(&ep.outbound_key)
@@ -117,11 +117,11 @@ fn classify(e: &reqwest::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::JobState;
+    use c2c_callstate::OutboxState;
 
     #[test]
     fn headers_carry_id_timestamp_key_and_signature() {
-        let job = WebhookJob {
+        let job = OutboxEntry {
             seq: 1,
             webhook_id: "msg_0123".into(),
             call_id: "c2c_0123".into(),
@@ -130,9 +130,10 @@ mod tests {
             created_ms: 0,
             attempts: 0,
             next_attempt_ms: 0,
-            state: JobState::Pending,
+            state: OutboxState::Pending,
             last_error: None,
             delivered_ms: None,
+            replayed_ms: None,
             retry_after: false,
         };
         let mut ep = Endpoint {

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use c2c_callstate::{OutboxBacklog, OutboxEntry, OutboxState};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
@@ -24,10 +25,9 @@ use crate::attempt::{self, Attempt};
 use crate::backoff;
 use crate::catchup::{CatchUp, Seen};
 use crate::error::{ConfigError, DeliverError};
-use crate::job::{JobState, WebhookJob};
 use crate::metrics::{DeliveryResult, WebhookMetrics};
 use crate::policy::DeliveryPolicy;
-use crate::source::{EndpointResolver, OutboxSource, OutboxStats};
+use crate::source::{EndpointResolver, OutboxSource};
 
 /// What happened to a job in one pass. The job's new state is already stored
 /// when this is returned.
@@ -177,8 +177,8 @@ impl Deliverer {
     /// `next_attempt_ms` — for a replay CLI after requeueing. Waits for the
     /// tenant's and the global concurrency slots, attempts (or parks), stores the
     /// new state through the source, and returns what happened.
-    pub async fn deliver_once(&self, job: WebhookJob) -> Result<Outcome, DeliverError> {
-        if job.state != JobState::Pending {
+    pub async fn deliver_once(&self, job: OutboxEntry) -> Result<Outcome, DeliverError> {
+        if job.state != OutboxState::Pending {
             return Err(DeliverError::NotPending {
                 seq: job.seq,
                 state: job.state,
@@ -201,14 +201,14 @@ impl Deliverer {
 
     /// Read the outbox stats (one pass) and set the gauges: the totals and each
     /// tenant's oldest undelivered webhook age (0 for a tenant whose backlog drained).
-    pub async fn refresh_metrics(&self) -> Result<OutboxStats, DeliverError> {
+    pub async fn refresh_metrics(&self) -> Result<OutboxBacklog, DeliverError> {
         let stats = self.inner.source.stats().await?;
         let now = now_ms();
         let age_s = |created: u64| now.saturating_sub(created) as f64 / 1000.0;
-        let oldest = stats.oldest_pending_created_ms.map(age_s).unwrap_or(0.0);
+        let oldest = stats.oldest_created_ms.map(age_s).unwrap_or(0.0);
         self.inner.metrics.set_outbox(stats.pending, oldest);
         let by_tenant: BTreeMap<String, f64> = stats
-            .oldest_pending_by_tenant
+            .oldest_by_tenant
             .iter()
             .map(|(t, c)| (t.clone(), age_s(*c)))
             .collect();
@@ -406,7 +406,7 @@ impl Deliverer {
     }
 
     /// Resolve, attempt (or park), store, then count. Caller holds the slots.
-    async fn handle(&self, mut job: WebhookJob) -> Result<Outcome, DeliverError> {
+    async fn handle(&self, mut job: OutboxEntry) -> Result<Outcome, DeliverError> {
         let inner = &self.inner;
         let (outcome, counted) = match inner.resolver.resolve(&job.tenant) {
             Some(ep) if ep.disabled => self.park(&mut job, now_ms()),
@@ -447,11 +447,11 @@ impl Deliverer {
         Ok(outcome)
     }
 
-    fn park(&self, job: &mut WebhookJob, now: u64) -> (Outcome, Option<DeliveryResult>) {
+    fn park(&self, job: &mut OutboxEntry, now: u64) -> (Outcome, Option<DeliveryResult>) {
         let policy = &self.inner.policy;
-        if job.age_ms(now) >= ms(policy.max_age) {
+        if job.retry_age_ms(now) >= ms(policy.max_age) {
             let reason = "endpoint disabled past max_age".to_owned();
-            job.state = JobState::Disabled;
+            job.state = OutboxState::Disabled;
             job.last_error = Some(reason.clone());
             return (Outcome::Disabled { reason }, Some(DeliveryResult::Disabled));
         }
@@ -469,14 +469,14 @@ impl Deliverer {
     /// Map an attempt to the job's next state (the spec's outcome table).
     fn decide(
         &self,
-        job: &mut WebhookJob,
+        job: &mut OutboxEntry,
         attempt: Attempt,
         now: u64,
     ) -> (Outcome, Option<DeliveryResult>) {
         let policy = &self.inner.policy;
         let (reason, retry_after) = match attempt {
             Attempt::Status { code, .. } if (200..300).contains(&code) => {
-                job.state = JobState::Delivered;
+                job.state = OutboxState::Delivered;
                 job.delivered_ms = Some(now);
                 job.last_error = None;
                 return (
@@ -486,7 +486,7 @@ impl Deliverer {
             }
             Attempt::Status { code: 410, .. } => {
                 let reason = "http 410 gone: endpoint disabled".to_owned();
-                job.state = JobState::Disabled;
+                job.state = OutboxState::Disabled;
                 job.last_error = Some(reason.clone());
                 return (Outcome::Disabled { reason }, Some(DeliveryResult::Disabled));
             }
@@ -502,8 +502,8 @@ impl Deliverer {
             Attempt::Transport(r) | Attempt::NotSent(r) => (r.to_owned(), None),
         };
         job.last_error = Some(reason.clone());
-        if job.age_ms(now) >= ms(policy.max_age) {
-            job.state = JobState::Failed;
+        if job.retry_age_ms(now) >= ms(policy.max_age) {
+            job.state = OutboxState::Failed;
             return (Outcome::Failed { reason }, Some(DeliveryResult::Failed));
         }
         let delay = match retry_after {
@@ -522,7 +522,7 @@ impl Deliverer {
         )
     }
 
-    fn log(&self, job: &WebhookJob, outcome: &Outcome) {
+    fn log(&self, job: &OutboxEntry, outcome: &Outcome) {
         let (tenant, seq, call_id, attempts) = (&job.tenant, job.seq, &job.call_id, job.attempts);
         match outcome {
             Outcome::Delivered { status } => {

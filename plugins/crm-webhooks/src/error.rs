@@ -1,6 +1,6 @@
 //! Typed errors. Messages never carry payloads, keys or secrets.
 
-use crate::job::JobState;
+use c2c_callstate::OutboxState;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -55,7 +55,7 @@ pub enum SecretError {
 pub enum DeliverError {
     /// Only `Pending` jobs are sent; requeue a terminal job first (replay).
     #[error("job {seq} is {state:?}, not pending")]
-    NotPending { seq: u64, state: JobState },
+    NotPending { seq: u64, state: OutboxState },
     /// The same job is being delivered right now (run loop or another caller).
     #[error("job {seq} is already being delivered")]
     InFlight { seq: u64 },

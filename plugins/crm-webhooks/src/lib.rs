@@ -9,14 +9,16 @@
 //! honouring `410 Gone`, and the delivery and backlog metrics.
 //!
 //! **Must not:**
-//! - own storage: jobs are read and written only through [`OutboxSource`]; the
-//!   gateway adapts the call store's outbox to it. Every state change is written
+//! - own storage: jobs are the call store's outbox entries (`c2c_callstate::OutboxEntry`),
+//!   read and written only through [`OutboxSource`]; the gateway implements it over
+//!   the call store. Every state change is written
 //!   back through [`OutboxSource::update`] before a job counts as handled, so a crash
 //!   at any point leads to a redelivery (same `webhook-id`), never to a lost webhook.
 //! - own policy: endpoints, keys, secrets and the "disabled" flag come from an
 //!   [`EndpointResolver`] implemented by the gateway; on `410 Gone` this crate only
 //!   *tells* the resolver ([`EndpointResolver::endpoint_gone`]).
-//! - import `c2c-callstate` or `c2c-livekit` (same or higher floor), or pingora.
+//! - import `c2c-livekit` (same floor) or pingora; from `c2c-callstate` it uses only
+//!   the outbox types.
 //! - build HTTP clients: the process-wide `reqwest::Client` is passed in (built once
 //!   with `redirect(Policy::none())` and a timeout; redirects are failures here).
 //! - log payloads (they carry the customer's number) or label metrics by call id.
@@ -60,7 +62,6 @@ pub mod catchup;
 pub mod deliver;
 pub mod error;
 pub mod guard;
-pub mod job;
 pub mod metrics;
 pub mod policy;
 pub mod sign;
@@ -69,8 +70,7 @@ pub mod source;
 pub use deliver::{Deliverer, Outcome};
 pub use error::{ConfigError, DeliverError, SecretError, SourceError};
 pub use guard::SsrfGuardResolver;
-pub use job::{JobState, WebhookJob};
 pub use metrics::{DeliveryResult, WebhookMetrics};
 pub use policy::DeliveryPolicy;
 pub use sign::sign;
-pub use source::{Admit, Eligible, Endpoint, EndpointResolver, OutboxSource, OutboxStats};
+pub use source::{Admit, Eligible, Endpoint, EndpointResolver, OutboxSource};

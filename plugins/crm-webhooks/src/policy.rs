@@ -17,7 +17,8 @@ pub struct DeliveryPolicy {
     /// Upper bound of the jittered delay after the n-th failure (last repeats;
     /// each step capped at 4 h).
     pub schedule: Vec<Duration>,
-    /// Give up (state `Failed`) on a failure once the job is older than this.
+    /// Give up (state `Failed`) on a failure once the job is older than this, counted
+    /// from its last replay if any (`OutboxEntry::retry_window_start_ms`).
     /// Must be >= 24 h.
     pub max_age: Duration,
     /// Concurrent attempts per tenant.

@@ -2,25 +2,12 @@
 //! tenant's CRM endpoint comes from ([`EndpointResolver`]). Both are implemented by
 //! the gateway so this crate owns neither storage nor policy.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
+use c2c_callstate::{OutboxBacklog, OutboxEntry};
 
 use crate::error::SourceError;
-use crate::job::WebhookJob;
-
-/// Outbox size for the gauges.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OutboxStats {
-    /// Jobs in state `Pending` (due or not).
-    pub pending: u64,
-    /// `created_ms` of the oldest pending job, if any.
-    pub oldest_pending_created_ms: Option<u64>,
-    /// `created_ms` of each tenant's oldest pending job; tenants without one are absent.
-    /// Read in the same pass as the totals (no extra scan).
-    pub oldest_pending_by_tenant: BTreeMap<String, u64>,
-}
 
 /// The deliverer's admission check for [`OutboxSource::due`]: `admit(seq, tenant)` is
 /// false for a job already in flight or a tenant at its concurrency limit.
@@ -44,14 +31,16 @@ pub trait OutboxSource: Send + Sync {
         now_ms: u64,
         limit: usize,
         admit: &mut Admit<'_>,
-    ) -> Result<Vec<WebhookJob>, SourceError>;
+    ) -> Result<Vec<OutboxEntry>, SourceError>;
 
-    /// Durably store the job's new state; return only once it would survive a crash.
-    async fn update(&self, job: &WebhookJob) -> Result<(), SourceError>;
+    /// Durably store the job's new state: what an attempt changes (see
+    /// [`OutboxEntry::take_progress`]); the job's identity and history stay the
+    /// store's. Return only once it would survive a crash.
+    async fn update(&self, job: &OutboxEntry) -> Result<(), SourceError>;
 
-    /// Pending count and oldest pending creation time, overall and per tenant (for the
+    /// Pending count and oldest pending `created_ms`, overall and per tenant (for the
     /// gauges). Called every `stats_interval`: one pass over the pending jobs at most.
-    async fn stats(&self) -> Result<OutboxStats, SourceError>;
+    async fn stats(&self) -> Result<OutboxBacklog, SourceError>;
 
     /// Catch-up after `tenant`'s endpoint answered 2xx again: make up to `limit` of the
     /// tenant's `Pending` jobs that wait on a backoff (`next_attempt_ms > now_ms`) due at

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use c2c_crm_webhooks::{Deliverer, DeliveryPolicy, JobState, WebhookJob, WebhookMetrics};
+use c2c_callstate::{OutboxEntry, OutboxState};
+use c2c_crm_webhooks::{Deliverer, DeliveryPolicy, WebhookMetrics};
 use common::*;
 use tokio::sync::watch;
 
@@ -120,7 +121,8 @@ async fn a_recovered_endpoint_drains_the_tenants_backlog_in_seconds_within_its_c
     }
     let mut f = start(parking_policy(PER_TENANT), outbox, resolver);
     wait_parked(&f.outbox, acme.iter().chain(&beta).copied()).await;
-    let parked: HashMap<u64, WebhookJob> = f.outbox.all().into_iter().map(|j| (j.seq, j)).collect();
+    let parked: HashMap<u64, OutboxEntry> =
+        f.outbox.all().into_iter().map(|j| (j.seq, j)).collect();
     let beta_requests = |log: &Log| {
         log.lock()
             .unwrap()
@@ -139,14 +141,14 @@ async fn a_recovered_endpoint_drains_the_tenants_backlog_in_seconds_within_its_c
     let drained = wait_until(Duration::from_secs(5), || {
         all_acme
             .iter()
-            .all(|&s| f.outbox.state(s) == JobState::Delivered)
+            .all(|&s| f.outbox.state(s) == OutboxState::Delivered)
     })
     .await;
     let took = t0.elapsed();
     let left: Vec<u64> = all_acme
         .iter()
         .copied()
-        .filter(|&s| f.outbox.state(s) != JobState::Delivered)
+        .filter(|&s| f.outbox.state(s) != OutboxState::Delivered)
         .collect();
     assert!(
         drained,
@@ -195,7 +197,11 @@ async fn a_recovered_endpoint_drains_the_tenants_backlog_in_seconds_within_its_c
         if before.next_attempt_ms > end {
             assert_eq!(
                 (now.attempts, now.next_attempt_ms, now.state),
-                (before.attempts, before.next_attempt_ms, JobState::Pending),
+                (
+                    before.attempts,
+                    before.next_attempt_ms,
+                    OutboxState::Pending
+                ),
                 "beta seq {s} moved"
             );
         } else {
@@ -227,7 +233,8 @@ async fn a_flapping_endpoint_gets_one_batch_per_success_and_refailed_jobs_keep_t
     }
     let mut f = start(parking_policy(PER_TENANT), outbox, resolver);
     wait_parked(&f.outbox, backlog.iter().copied()).await;
-    let parked: HashMap<u64, WebhookJob> = f.outbox.all().into_iter().map(|j| (j.seq, j)).collect();
+    let parked: HashMap<u64, OutboxEntry> =
+        f.outbox.all().into_iter().map(|j| (j.seq, j)).collect();
     let requests_before = log.lock().unwrap().len();
 
     // One success, then the endpoint fails again.
@@ -236,7 +243,7 @@ async fn a_flapping_endpoint_gets_one_batch_per_success_and_refailed_jobs_keep_t
     f.deliverer.kick();
     assert!(
         wait_until(Duration::from_secs(3), || f.outbox.state(50)
-            == JobState::Delivered)
+            == OutboxState::Delivered)
         .await
     );
     // Let the brought-forward batch be attempted, and any further (wrong) refill happen.
@@ -270,7 +277,7 @@ async fn a_flapping_endpoint_gets_one_batch_per_success_and_refailed_jobs_keep_t
     let now = now_ms();
     for &s in &backlog {
         let (before, j) = (&parked[&s], f.outbox.get(s));
-        assert_eq!(j.state, JobState::Pending);
+        assert_eq!(j.state, OutboxState::Pending);
         if first.contains(&s) {
             // Failed again: attempt counted, back on its (long) backoff step.
             assert_eq!(j.attempts, before.attempts + 1, "seq {s}");
@@ -341,7 +348,7 @@ async fn retry_after_from_the_crm_is_honoured_during_catch_up() {
     assert!(
         wait_until(Duration::from_secs(5), || (2..=6)
             .chain([50])
-            .all(|s| f.outbox.state(s) == JobState::Delivered))
+            .all(|s| f.outbox.state(s) == OutboxState::Delivered))
         .await,
         "the backlog was not brought forward"
     );
@@ -350,7 +357,11 @@ async fn retry_after_from_the_crm_is_honoured_during_catch_up() {
     let after = f.outbox.get(1);
     assert_eq!(
         (after.state, after.attempts, after.next_attempt_ms),
-        (JobState::Pending, before.attempts, before.next_attempt_ms),
+        (
+            OutboxState::Pending,
+            before.attempts,
+            before.next_attempt_ms
+        ),
         "the job the CRM told to wait was sent early"
     );
     let sent_held = log
@@ -385,14 +396,14 @@ async fn without_catch_up_parked_jobs_wait_for_their_own_step() {
     f.deliverer.kick();
     assert!(
         wait_until(Duration::from_secs(3), || f.outbox.state(50)
-            == JobState::Delivered)
+            == OutboxState::Delivered)
         .await
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     f.stop().await;
     assert!(f.outbox.brought.lock().unwrap().is_empty());
     let still = (1..=5)
-        .filter(|&s| f.outbox.state(s) == JobState::Pending)
+        .filter(|&s| f.outbox.state(s) == OutboxState::Pending)
         .count();
     assert!(still >= 4, "only {still} of 5 still parked");
 }
@@ -450,7 +461,7 @@ async fn backlog_gauge_reports_the_oldest_pending_age_per_tenant_and_drops_to_ze
     );
     assert!([1, 2, 50]
         .iter()
-        .all(|&s| f.outbox.state(s) == JobState::Delivered));
+        .all(|&s| f.outbox.state(s) == OutboxState::Delivered));
     assert!(
         m.backlog_oldest_age_seconds("beta") >= 600.0,
         "beta still waits"

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use c2c_callstate::OutboxState;
 use c2c_crm_webhooks::{
-    sign, DeliverError, Deliverer, DeliveryPolicy, DeliveryResult, JobState, Outcome,
-    WebhookMetrics,
+    sign, DeliverError, Deliverer, DeliveryPolicy, DeliveryResult, Outcome, WebhookMetrics,
 };
 use common::*;
 use hmac::{Hmac, Mac};
@@ -69,7 +69,7 @@ async fn fails_then_delivers_exactly_once_with_stable_id() {
 
     assert!(
         wait_until(Duration::from_secs(5), || f.outbox.state(1)
-            == JobState::Delivered)
+            == OutboxState::Delivered)
         .await,
         "delivered"
     );
@@ -130,9 +130,9 @@ async fn gone_410_disables_job_and_parks_the_tenant() {
 
     assert!(
         wait_until(Duration::from_secs(5), || {
-            f.outbox.state(1) == JobState::Disabled
+            f.outbox.state(1) == OutboxState::Disabled
                 && f.outbox.get(2).last_error.is_some()
-                && f.outbox.state(3) == JobState::Delivered
+                && f.outbox.state(3) == OutboxState::Delivered
         })
         .await
     );
@@ -147,7 +147,7 @@ async fn gone_410_disables_job_and_parks_the_tenant() {
     assert_eq!(acme_hits, 1, "the parked job is not attempted");
     assert_eq!(*f.resolver.gone.lock().unwrap(), vec!["acme".to_string()]);
     let parked = f.outbox.get(2);
-    assert_eq!(parked.state, JobState::Pending);
+    assert_eq!(parked.state, OutboxState::Pending);
     assert_eq!(parked.attempts, 0);
     assert!(
         parked.next_attempt_ms >= now_ms() + 50_000,
@@ -178,7 +178,7 @@ async fn disabled_endpoint_parks_and_disables_after_max_age() {
     old.created_ms = now_ms() - 73 * 3600 * 1000;
     let out = f.deliverer.deliver_once(old).await.unwrap();
     assert!(matches!(out, Outcome::Disabled { .. }), "{out:?}");
-    assert_eq!(f.outbox.state(2), JobState::Disabled);
+    assert_eq!(f.outbox.state(2), OutboxState::Disabled);
     assert!(sink.requests().is_empty());
 }
 
@@ -204,7 +204,7 @@ async fn retry_after_seconds_on_429_sets_next_attempt() {
     );
     assert!(next_attempt_ms <= after + 2_000);
     let stored = f.outbox.get(1);
-    assert_eq!(stored.state, JobState::Pending);
+    assert_eq!(stored.state, OutboxState::Pending);
     assert_eq!(stored.next_attempt_ms, next_attempt_ms);
     assert_eq!(stored.attempts, 1);
     assert_eq!(stored.last_error.as_deref(), Some("http 429"));
@@ -268,7 +268,7 @@ async fn redirect_is_not_followed_and_counts_as_failure() {
     let reqs = sink.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].path, "/hook");
-    assert_eq!(f.outbox.state(1), JobState::Pending);
+    assert_eq!(f.outbox.state(1), OutboxState::Pending);
     assert_eq!(
         f.deliverer
             .metrics()
@@ -327,7 +327,7 @@ async fn per_tenant_concurrency_bound_is_respected() {
     let (tx, h) = spawn_loop(&f.deliverer);
     assert!(
         wait_until(Duration::from_secs(10), || {
-            (1..=20).all(|s| f.outbox.state(s) == JobState::Delivered)
+            (1..=20).all(|s| f.outbox.state(s) == OutboxState::Delivered)
         })
         .await
     );
@@ -360,7 +360,7 @@ async fn a_full_tenants_backlog_does_not_hide_other_tenants() {
     let (tx, h) = spawn_loop(&f.deliverer);
     assert!(
         wait_until(Duration::from_secs(20), || {
-            (1..=61).all(|s| f.outbox.state(s) == JobState::Delivered)
+            (1..=61).all(|s| f.outbox.state(s) == OutboxState::Delivered)
         })
         .await
     );
@@ -400,7 +400,7 @@ async fn global_bound_is_batch() {
     let (tx, h) = spawn_loop(&f.deliverer);
     assert!(
         wait_until(Duration::from_secs(10), || {
-            (1..=seq).all(|s| f.outbox.state(s) == JobState::Delivered)
+            (1..=seq).all(|s| f.outbox.state(s) == OutboxState::Delivered)
         })
         .await
     );
@@ -443,7 +443,7 @@ async fn gives_up_after_max_age() {
         }
     );
     let stored = f.outbox.get(1);
-    assert_eq!(stored.state, JobState::Failed);
+    assert_eq!(stored.state, OutboxState::Failed);
     assert_eq!(stored.attempts, 31);
     assert_eq!(
         f.deliverer
@@ -458,6 +458,23 @@ async fn gives_up_after_max_age() {
         "{err:?}"
     );
     assert_eq!(sink.requests().len(), 1);
+}
+
+/// `max_age` counts from the last replay: an old webhook re-queued by an operator gets
+/// the full retry window again (its `created_ms` stays the call's end).
+#[tokio::test]
+async fn a_replayed_job_gets_the_full_retry_window_again() {
+    let sink = Sink::start(|_, _| Reply::status(500)).await;
+    let f = fixture(fast_policy());
+    f.resolver.set("acme", endpoint(sink.url("/h"), "k"));
+    let mut j = job(1, "acme");
+    j.created_ms = now_ms() - 73 * 3600 * 1000;
+    j.replayed_ms = Some(now_ms() - 1_000);
+    let out = f.deliverer.deliver_once(j).await.unwrap();
+    assert!(matches!(out, Outcome::Retry { .. }), "{out:?}");
+    let stored = f.outbox.get(1);
+    assert_eq!(stored.state, OutboxState::Pending);
+    assert_eq!(stored.attempts, 1);
 }
 
 #[tokio::test]
@@ -477,7 +494,7 @@ async fn kick_wakes_the_loop_before_the_poll_tick() {
     f.deliverer.kick();
     assert!(
         wait_until(Duration::from_secs(3), || f.outbox.state(1)
-            == JobState::Delivered)
+            == OutboxState::Delivered)
         .await
     );
     assert!(t0.elapsed() < Duration::from_secs(3));
@@ -487,7 +504,7 @@ async fn kick_wakes_the_loop_before_the_poll_tick() {
     f.deliverer.kick_handle().notify_one();
     assert!(
         wait_until(Duration::from_secs(3), || f.outbox.state(2)
-            == JobState::Delivered)
+            == OutboxState::Delivered)
         .await
     );
     stop(tx, h).await;
@@ -511,10 +528,10 @@ async fn shutdown_finishes_in_flight_and_starts_nothing_new() {
         .unwrap();
     assert_eq!(
         f.outbox.state(1),
-        JobState::Delivered,
+        OutboxState::Delivered,
         "in-flight attempt completed and stored"
     );
-    assert_eq!(f.outbox.state(2), JobState::Pending);
+    assert_eq!(f.outbox.state(2), OutboxState::Pending);
     assert_eq!(sink.requests().len(), 1);
 }
 
@@ -544,7 +561,7 @@ async fn failed_store_update_means_not_done() {
     assert!(matches!(err, DeliverError::Source(_)), "{err:?}");
     assert_eq!(
         f.outbox.state(1),
-        JobState::Pending,
+        OutboxState::Pending,
         "still due in the store"
     );
     assert_eq!(

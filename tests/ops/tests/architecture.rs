@@ -187,7 +187,7 @@ fn the_floor_table_places_every_crate_the_gateway_is_made_of() {
         ("plugin-api", 1),
         ("metrics", 1),
         ("callstate", 2),
-        ("crm-webhooks", 2),
+        ("crm-webhooks", 3),
         ("tenancy", 2),
         ("livekit", 3),
         ("dialplan", 3),

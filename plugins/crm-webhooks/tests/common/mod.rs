@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use c2c_callstate::{OutboxBacklog, OutboxEntry, OutboxState};
 use c2c_crm_webhooks::{
-    Admit, DeliveryPolicy, Eligible, Endpoint, EndpointResolver, JobState, OutboxSource,
-    OutboxStats, SourceError, WebhookJob,
+    Admit, DeliveryPolicy, Eligible, Endpoint, EndpointResolver, OutboxSource, SourceError,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -55,10 +55,10 @@ pub fn fast_policy() -> DeliveryPolicy {
     }
 }
 
-pub fn job(seq: u64, tenant: &str) -> WebhookJob {
+pub fn job(seq: u64, tenant: &str) -> OutboxEntry {
     let hex = format!("{seq:032x}");
     let now = now_ms();
-    WebhookJob {
+    OutboxEntry {
         seq,
         webhook_id: format!("msg_{hex}"),
         call_id: format!("c2c_{hex}"),
@@ -69,9 +69,10 @@ pub fn job(seq: u64, tenant: &str) -> WebhookJob {
         created_ms: now,
         attempts: 0,
         next_attempt_ms: now,
-        state: JobState::Pending,
+        state: OutboxState::Pending,
         last_error: None,
         delivered_ms: None,
+        replayed_ms: None,
         retry_after: false,
     }
 }
@@ -93,7 +94,7 @@ pub async fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
 
 #[derive(Default)]
 pub struct MemOutbox {
-    jobs: Mutex<BTreeMap<u64, WebhookJob>>,
+    jobs: Mutex<BTreeMap<u64, OutboxEntry>>,
     pub updates: AtomicUsize,
     pub fail_updates: AtomicBool,
     /// Every bring_forward call: (tenant, limit, seqs moved).
@@ -104,16 +105,16 @@ impl MemOutbox {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
-    pub fn insert(&self, job: WebhookJob) {
+    pub fn insert(&self, job: OutboxEntry) {
         self.jobs.lock().unwrap().insert(job.seq, job);
     }
-    pub fn get(&self, seq: u64) -> WebhookJob {
+    pub fn get(&self, seq: u64) -> OutboxEntry {
         self.jobs.lock().unwrap()[&seq].clone()
     }
-    pub fn state(&self, seq: u64) -> JobState {
+    pub fn state(&self, seq: u64) -> OutboxState {
         self.get(seq).state
     }
-    pub fn all(&self) -> Vec<WebhookJob> {
+    pub fn all(&self) -> Vec<OutboxEntry> {
         self.jobs.lock().unwrap().values().cloned().collect()
     }
 }
@@ -125,7 +126,7 @@ impl OutboxSource for MemOutbox {
         now_ms: u64,
         limit: usize,
         admit: &mut Admit<'_>,
-    ) -> Result<Vec<WebhookJob>, SourceError> {
+    ) -> Result<Vec<OutboxEntry>, SourceError> {
         Ok(self
             .jobs
             .lock()
@@ -137,7 +138,7 @@ impl OutboxSource for MemOutbox {
             .collect())
     }
 
-    async fn update(&self, job: &WebhookJob) -> Result<(), SourceError> {
+    async fn update(&self, job: &OutboxEntry) -> Result<(), SourceError> {
         if self.fail_updates.load(Ordering::SeqCst) {
             return Err(SourceError::msg("disk on fire"));
         }
@@ -146,21 +147,21 @@ impl OutboxSource for MemOutbox {
         Ok(())
     }
 
-    async fn stats(&self) -> Result<OutboxStats, SourceError> {
+    async fn stats(&self) -> Result<OutboxBacklog, SourceError> {
         let jobs = self.jobs.lock().unwrap();
-        let pending: Vec<&WebhookJob> = jobs
+        let pending: Vec<&OutboxEntry> = jobs
             .values()
-            .filter(|j| j.state == JobState::Pending)
+            .filter(|j| j.state == OutboxState::Pending)
             .collect();
         let mut by_tenant = BTreeMap::new();
         for j in &pending {
             let o = by_tenant.entry(j.tenant.clone()).or_insert(j.created_ms);
             *o = (*o).min(j.created_ms);
         }
-        Ok(OutboxStats {
+        Ok(OutboxBacklog {
             pending: pending.len() as u64,
-            oldest_pending_created_ms: pending.iter().map(|j| j.created_ms).min(),
-            oldest_pending_by_tenant: by_tenant,
+            oldest_created_ms: pending.iter().map(|j| j.created_ms).min(),
+            oldest_by_tenant: by_tenant,
         })
     }
 
@@ -178,7 +179,7 @@ impl OutboxSource for MemOutbox {
                 break;
             }
             if j.tenant == tenant
-                && j.state == JobState::Pending
+                && j.state == OutboxState::Pending
                 && j.next_attempt_ms > now_ms
                 && !j.retry_after
                 && eligible(j.seq)

@@ -21,11 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use c2c_callstate::{OutboxEntry, OutboxState, SledCallStore};
+use c2c_callstate::{OutboxBacklog, OutboxEntry, OutboxState, SledCallStore};
 use c2c_crm_webhooks::backoff::default_schedule;
 use c2c_crm_webhooks::{
-    Admit, Deliverer, DeliveryPolicy, Eligible, Endpoint, EndpointResolver, JobState, OutboxSource,
-    OutboxStats, SourceError, WebhookJob, WebhookMetrics,
+    Admit, Deliverer, DeliveryPolicy, Eligible, Endpoint, EndpointResolver, OutboxSource,
+    SourceError, WebhookMetrics,
 };
 use c2c_test_support::ended_call;
 use c2c_test_support::receiver::{Receiver, Reply};
@@ -157,28 +157,6 @@ impl EndpointResolver for Endpoints {
 
 struct Source(SledCallStore);
 
-fn job_of(e: OutboxEntry) -> WebhookJob {
-    WebhookJob {
-        seq: e.seq,
-        webhook_id: e.webhook_id,
-        call_id: e.call_id,
-        tenant: e.tenant,
-        payload_json: e.payload_json,
-        created_ms: e.replayed_ms.unwrap_or(e.created_ms),
-        attempts: e.attempts,
-        next_attempt_ms: e.next_attempt_ms,
-        state: match e.state {
-            OutboxState::Pending => JobState::Pending,
-            OutboxState::Delivered => JobState::Delivered,
-            OutboxState::Failed => JobState::Failed,
-            OutboxState::Disabled => JobState::Disabled,
-        },
-        last_error: e.last_error,
-        delivered_ms: e.delivered_ms,
-        retry_after: e.retry_after,
-    }
-}
-
 fn err(e: c2c_callstate::StoreError) -> SourceError {
     SourceError::with_source("call store", e)
 }
@@ -190,7 +168,7 @@ impl OutboxSource for Source {
         now_ms: u64,
         limit: usize,
         admit: &mut Admit<'_>,
-    ) -> Result<Vec<WebhookJob>, SourceError> {
+    ) -> Result<Vec<OutboxEntry>, SourceError> {
         let due = self
             .0
             .outbox_due_admitted(now_ms, limit, admit)
@@ -198,36 +176,21 @@ impl OutboxSource for Source {
         if !due.is_empty() {
             self.0.wait_durable().await.map_err(err)?;
         }
-        Ok(due.into_iter().map(job_of).collect())
+        Ok(due)
     }
 
-    async fn update(&self, j: &WebhookJob) -> Result<(), SourceError> {
+    async fn update(&self, j: &OutboxEntry) -> Result<(), SourceError> {
         let mut e = self
             .0
             .outbox_get(j.seq)
             .map_err(err)?
             .ok_or_else(|| SourceError::msg("entry vanished"))?;
-        e.attempts = j.attempts;
-        e.next_attempt_ms = j.next_attempt_ms;
-        e.state = match j.state {
-            JobState::Pending => OutboxState::Pending,
-            JobState::Delivered => OutboxState::Delivered,
-            JobState::Failed => OutboxState::Failed,
-            JobState::Disabled => OutboxState::Disabled,
-        };
-        e.last_error = j.last_error.clone();
-        e.delivered_ms = j.delivered_ms;
-        e.retry_after = j.retry_after;
+        e.take_progress(j);
         self.0.outbox_record_progress(&e).map_err(err)
     }
 
-    async fn stats(&self) -> Result<OutboxStats, SourceError> {
-        let b = self.0.outbox_backlog().map_err(err)?;
-        Ok(OutboxStats {
-            pending: b.pending,
-            oldest_pending_created_ms: b.oldest_created_ms,
-            oldest_pending_by_tenant: b.oldest_by_tenant,
-        })
+    async fn stats(&self) -> Result<OutboxBacklog, SourceError> {
+        self.0.outbox_backlog().map_err(err)
     }
 
     async fn bring_forward(
