@@ -1,5 +1,5 @@
-//! Test fixtures: a real HTTP/1.1 sink on 127.0.0.1, an in-memory outbox and a
-//! map-backed endpoint resolver.
+//! Test fixtures: a real HTTP/1.1 sink on 127.0.0.1 (c2c-test-support's receiver), an
+//! in-memory outbox and a map-backed endpoint resolver.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,9 +13,7 @@ use c2c_callstate::{OutboxBacklog, OutboxEntry, OutboxState};
 use c2c_crm_webhooks::{
     Admit, DeliveryPolicy, Eligible, Endpoint, EndpointResolver, OutboxSource, SourceError,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use c2c_test_support::receiver::Receiver;
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -235,48 +233,10 @@ pub fn endpoint(url: String, key: &str) -> Endpoint {
 }
 
 // ---------------------------------------------------------------- HTTP sink
+// A CRM on 127.0.0.1: c2c-test-support's hyper receiver, with the reply scripted per
+// request and what the tests assert on recorded (requests, replies, in-flight maxima).
 
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub method: String,
-    pub path: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub delay: Duration,
-}
-
-impl Reply {
-    pub fn status(status: u16) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            delay: Duration::ZERO,
-        }
-    }
-    pub fn header(mut self, k: &str, v: &str) -> Self {
-        self.headers.push((k.to_owned(), v.to_owned()));
-        self
-    }
-    pub fn delay(mut self, d: Duration) -> Self {
-        self.delay = d;
-        self
-    }
-}
+pub use c2c_test_support::receiver::{Reply, Request};
 
 /// Decides the reply for the n-th request (0-based, arrival order).
 pub type Script = Box<dyn Fn(usize, &Request) -> Reply + Send + Sync>;
@@ -291,22 +251,19 @@ struct SinkState {
     max_by_key: Mutex<HashMap<String, usize>>,
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 pub struct Sink {
     pub addr: SocketAddr,
     state: Arc<SinkState>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    // Stops accepting when the sink is dropped.
+    _receiver: Receiver,
 }
 
 impl Sink {
     pub async fn start(script: impl Fn(usize, &Request) -> Reply + Send + Sync + 'static) -> Sink {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let state = Arc::new(SinkState {
             script: Box::new(script),
             requests: Mutex::new(Vec::new()),
@@ -316,136 +273,90 @@ impl Sink {
             max_by_key: Mutex::new(HashMap::new()),
         });
         let st = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let st = Arc::clone(&st);
-                tokio::spawn(async move { serve(sock, st).await });
-            }
-        });
-        Sink { addr, state, task }
+        let receiver = Receiver::start(move |req| answer(Arc::clone(&st), req))
+            .await
+            .unwrap();
+        Sink {
+            addr: receiver.addr,
+            state,
+            _receiver: receiver,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
     pub fn requests(&self) -> Vec<Request> {
-        self.state.requests.lock().unwrap().clone()
+        lock(&self.state.requests).clone()
     }
-    /// Status codes actually written back.
+    /// Status codes of the replies handed over for writing (a client that gave up
+    /// before has none recorded).
     pub fn replies(&self) -> Vec<u16> {
-        self.state.replies.lock().unwrap().clone()
+        lock(&self.state.replies).clone()
     }
     pub fn max_in_flight(&self) -> usize {
         self.state.max_total.load(Ordering::SeqCst)
     }
     pub fn max_in_flight_for(&self, api_key: &str) -> usize {
-        *self
-            .state
-            .max_by_key
-            .lock()
-            .unwrap()
-            .get(api_key)
-            .unwrap_or(&0)
+        *lock(&self.state.max_by_key).get(api_key).unwrap_or(&0)
     }
 }
 
-async fn serve(mut sock: TcpStream, st: Arc<SinkState>) {
-    // One request per connection (we answer `Connection: close`).
-    let Some(req) = read_request(&mut sock).await else {
-        return;
-    };
-    let key = req.header("x-api-key").unwrap_or("").to_owned();
-    let reply = {
-        let mut reqs = st.requests.lock().unwrap();
-        let n = reqs.len();
-        reqs.push(req.clone());
-        (st.script)(n, &req)
-    };
-    {
-        let mut inf = st.inflight.lock().unwrap();
+/// One request in flight (total and for its X-api-key) for as long as it lives: until
+/// its reply is about to be written, or until the client gives up (hyper then drops
+/// the handler).
+struct InFlight {
+    st: Arc<SinkState>,
+    key: String,
+}
+
+impl InFlight {
+    fn enter(st: &Arc<SinkState>, key: String) -> Self {
+        let mut inf = lock(&st.inflight);
         inf.0 += 1;
         let per = inf.1.entry(key.clone()).or_insert(0);
         *per += 1;
         let per = *per;
         st.max_total.fetch_max(inf.0, Ordering::SeqCst);
-        let mut mx = st.max_by_key.lock().unwrap();
+        let mut mx = lock(&st.max_by_key);
         let e = mx.entry(key.clone()).or_insert(0);
         *e = (*e).max(per);
+        Self {
+            st: Arc::clone(st),
+            key,
+        }
     }
-    tokio::time::sleep(reply.delay).await;
-    let mut out = format!(
-        "HTTP/1.1 {} X\r\ncontent-length: 2\r\nconnection: close\r\n",
-        reply.status
-    );
-    for (k, v) in &reply.headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str("\r\nok");
-    // Count in-flight down before writing: once the client sees the response it
-    // may start the next request for this tenant immediately.
-    {
-        let mut inf = st.inflight.lock().unwrap();
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut inf = lock(&self.st.inflight);
         inf.0 -= 1;
-        if let Some(per) = inf.1.get_mut(&key) {
+        if let Some(per) = inf.1.get_mut(&self.key) {
             *per -= 1;
         }
     }
-    if sock.write_all(out.as_bytes()).await.is_ok() {
-        st.replies.lock().unwrap().push(reply.status);
-    }
-    let _ = sock.shutdown().await;
 }
 
-async fn read_request(sock: &mut TcpStream) -> Option<Request> {
-    const MAX: usize = 1 << 20;
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 4096];
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p;
-        }
-        if buf.len() > MAX {
-            return None;
-        }
-        let n = sock.read(&mut tmp).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&tmp[..n]);
+async fn answer(st: Arc<SinkState>, req: Request) -> Reply {
+    let key = req.header("x-api-key").unwrap_or("").to_owned();
+    let reply = {
+        let mut reqs = lock(&st.requests);
+        let n = reqs.len();
+        reqs.push(req.clone());
+        (st.script)(n, &req)
     };
-    let head = std::str::from_utf8(&buf[..head_end]).ok()?.to_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let method = first.next()?.to_owned();
-    let path = first.next()?.to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    if len > MAX {
-        return None;
+    let in_flight = InFlight::enter(&st, key);
+    tokio::time::sleep(reply.delay).await;
+    // Count in-flight down before the reply is written: once the client sees it, it
+    // may start the next request for this tenant immediately.
+    drop(in_flight);
+    lock(&st.replies).push(reply.status);
+    // One request per connection, as a CRM closing after each answer.
+    Reply {
+        delay: Duration::ZERO,
+        ..reply
     }
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < len {
-        let n = sock.read(&mut tmp).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        body.extend_from_slice(&tmp[..n]);
-    }
-    body.truncate(len);
-    Some(Request {
-        method,
-        path,
-        headers,
-        body,
-    })
+    .header("connection", "close")
+    .body("ok")
 }
