@@ -186,7 +186,7 @@ pub trait CallStore: Send + Sync {
         &self,
         now_ms: u64,
         limit: usize,
-        admit: &mut (dyn FnMut(u64, &str) -> bool + Send),
+        admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
     ) -> Result<Vec<OutboxEntry>, StoreError>;
 
     /// Pending entries with `next_attempt_ms <= now_ms`, lowest seq first, at most `limit`.

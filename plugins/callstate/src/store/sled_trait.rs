@@ -97,7 +97,7 @@ impl CallStore for SledCallStore {
         &self,
         now_ms: u64,
         limit: usize,
-        admit: &mut (dyn FnMut(u64, &str) -> bool + Send),
+        admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         SledCallStore::outbox_due_admitted(self, now_ms, limit, admit)
     }
