@@ -31,6 +31,7 @@ mod check;
 mod flusher;
 mod journal;
 mod keys;
+mod mem;
 mod outbox;
 mod retention;
 mod scan;
@@ -56,6 +57,7 @@ pub use call_store::{
 };
 pub use check::{CheckReport, Problem, ProblemKind, MAX_PROBLEMS, PROGRESS_EVERY};
 pub use journal::JOURNAL_TREE;
+pub use mem::MemCallStore;
 pub use outbox::{webhook_id_for, OutboxBacklog, OutboxEntry, OutboxState};
 pub use retention::{PurgeCursor, PurgeReport};
 pub use sled_calls::{SledCallStore, TREE_NAME};
