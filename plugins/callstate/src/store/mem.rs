@@ -20,8 +20,8 @@ use super::call_store::TransitionFn;
 use super::keys;
 use super::retention::{purge_batch, Kept, PurgeTarget};
 use super::{
-    Applied, CallPage, CallStore, DayTally, OutboxBacklog, OutboxEntry, OutboxState,
-    PurgeCursor, PurgeReport, MAX_PAGE,
+    Applied, CallPage, CallStore, DayTally, OutboxBacklog, OutboxEntry, OutboxState, PurgeCursor,
+    PurgeReport, MAX_PAGE,
 };
 use crate::error::StoreError;
 use crate::machine::{Effect, Transition};
@@ -511,9 +511,7 @@ impl CallStore for MemCallStore {
         limit: usize,
         eligible: &mut (dyn FnMut(u64) -> bool + Send),
     ) -> Result<Vec<u64>, StoreError> {
-        Ok(self
-            .state()
-            .bring_forward(tenant, now_ms, limit, eligible))
+        Ok(self.state().bring_forward(tenant, now_ms, limit, eligible))
     }
 
     async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError> {

@@ -28,6 +28,8 @@ mod aggregates;
 mod backup;
 mod call_store;
 mod check;
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 mod flusher;
 mod journal;
 mod keys;
@@ -45,6 +47,8 @@ mod tests;
 mod tests_aggregates;
 #[cfg(test)]
 mod tests_backup;
+#[cfg(test)]
+mod tests_contract;
 #[cfg(test)]
 mod tests_lifecycle;
 #[cfg(test)]

@@ -157,7 +157,6 @@ impl SledCallStore {
         }
         Ok((report, next))
     }
-
 }
 
 impl PurgeTarget for SledCallStore {
