@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use c2c_callstate::{OutboxEntry, OutboxState, SledCallStore};
+use c2c_callstate::{CallStore, OutboxEntry, OutboxState};
 use c2c_crm_webhooks::{
     Admit, Eligible, Endpoint, EndpointResolver, JobState, OutboxSource, OutboxStats, SourceError,
     WebhookJob,
@@ -15,7 +15,7 @@ use parking_lot::RwLock;
 use crate::app::PolicyHandle;
 
 pub struct StoreOutbox {
-    pub store: SledCallStore,
+    pub store: Arc<dyn CallStore>,
 }
 
 pub fn job_of(e: OutboxEntry) -> WebhookJob {
@@ -83,6 +83,7 @@ impl OutboxSource for StoreOutbox {
         let due = self
             .store
             .outbox_due_admitted(now_ms, limit, admit)
+            .await
             .map_err(src_err)?;
         if !due.is_empty() {
             // An entry is visible just before the group commit that makes it durable. Never
@@ -96,15 +97,16 @@ impl OutboxSource for StoreOutbox {
         let mut e = self
             .store
             .outbox_get(job.seq)
+            .await
             .map_err(src_err)?
             .ok_or_else(|| SourceError::msg(format!("outbox entry {} vanished", job.seq)))?;
         apply_progress(&mut e, job);
         // Progress, not the webhook itself, so no fsync wait (see outbox_record_progress).
-        self.store.outbox_record_progress(&e).map_err(src_err)
+        self.store.outbox_record_progress(&e).await.map_err(src_err)
     }
 
     async fn stats(&self) -> Result<OutboxStats, SourceError> {
-        let b = self.store.outbox_backlog().map_err(src_err)?;
+        let b = self.store.outbox_backlog().await.map_err(src_err)?;
         Ok(OutboxStats {
             pending: b.pending,
             oldest_pending_created_ms: b.oldest_created_ms,

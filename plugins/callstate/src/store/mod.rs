@@ -37,6 +37,7 @@ mod mem;
 mod outbox;
 mod retention;
 mod scan;
+mod seen;
 mod sled_calls;
 mod sled_outbox;
 mod sled_trait;
@@ -64,6 +65,7 @@ pub use journal::JOURNAL_TREE;
 pub use mem::MemCallStore;
 pub use outbox::{webhook_id_for, OutboxBacklog, OutboxEntry, OutboxState};
 pub use retention::{PurgeCursor, PurgeReport};
+pub use seen::{MemSeenEvents, SeenEvents, SledSeenEvents, SEEN_TREE};
 pub use sled_calls::{SledCallStore, TREE_NAME};
 
 #[cfg(test)]
