@@ -3,7 +3,8 @@
 //!
 //! Implementations: [`super::SledCallStore`] (embedded, the default) and
 //! [`super::MemCallStore`] (in memory, for tests). A new backend implements this trait
-//! and passes the contract suite (`store/contract/`, [`crate::call_store_contract!`]),
+//! and passes the contract suite (`store/contract/`, `call_store_contract!`; feature
+//! `contract` outside this crate),
 //! which states each method's promises as tests.
 
 use std::collections::BTreeMap;
@@ -64,10 +65,11 @@ pub trait StoreBackup: Send {
 /// a networked backend answers over the network is `async`; only the start-up and
 /// operator steps documented as blocking (`tallies_current`, `ensure_aggregates`,
 /// `begin_backup`) are not, and callers run those on a blocking thread. Measured in
-/// release mode (`examples/store_dispatch.rs`, BENCHMARKS.md): a `get` through
-/// `&dyn CallStore` costs the same as through the concrete type within noise
-/// (about 1 µs either way on sled, tens of ns of boxing against that), so the gateway
-/// holds `Arc<dyn CallStore>` rather than a type parameter.
+/// release mode (`examples/store_dispatch.rs`, BENCHMARKS.md 2026-12-03): a `get`
+/// through `&dyn CallStore` costs the same as through the concrete type within noise
+/// (about 2 µs either way on sled; the boxing is tens of ns of that), and a durable
+/// `apply_transition` is dominated by its flush, so the gateway holds
+/// `Arc<dyn CallStore>` rather than a type parameter.
 ///
 /// **Promises every backend keeps** (the contract suite checks them):
 /// - a write returns only once it is durable; a read may see a write a moment before
@@ -88,7 +90,9 @@ pub trait StoreBackup: Send {
 ///
 /// Integrity checks (`check`), restores, exports (`scan_records`, `scan_outbox`) and
 /// tally invalidation stay on [`super::SledCallStore`]: they are operator tools for a
-/// stopped data directory, not part of serving.
+/// stopped data directory, not part of serving. The LiveKit webhook de-duplication set
+/// is a trait of its own, [`super::SeenEvents`], and the DLT overrides and audit are
+/// `c2c_dlt::DltStore`.
 #[async_trait]
 pub trait CallStore: Send + Sync {
     // ---- calls ----
