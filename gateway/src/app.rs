@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use c2c_callstate::SledCallStore;
+use c2c_callstate::{CallStore, SeenEvents, StoreError};
 use c2c_dlt::DltRegistry;
 use pingora::server::ShutdownWatch;
 
@@ -55,21 +55,23 @@ pub enum NotReady {
     #[error("starting up: {0}")]
     Starting(String),
     #[error("store unavailable: {0}")]
-    Store(sled::Error),
+    Store(StoreError),
 }
 
 /// Everything request handlers and services share: one handle, private fields, methods
 /// (a struct of public fields let 27 files reach into each other's state).
 pub struct App {
     policy: Arc<PolicyHandle>,
-    db: sled::Db,
+    /// The sled database behind the stores, flushed whole at shutdown; `None` when the
+    /// stores are not sled's (the in-memory ones of `--store memory`).
+    db: Option<sled::Db>,
     dlt: Arc<DltRegistry>,
     metrics: GatewayMetrics,
     registry: prometheus::Registry,
-    /// Call records, indexes, tallies and the CRM webhook outbox.
-    store: SledCallStore,
+    /// Call records, indexes, tallies and the CRM webhook outbox, whichever backend.
+    store: Arc<dyn CallStore>,
     /// LiveKit ids of webhooks already applied (de-duplication).
-    seen: sled::Tree,
+    seen: Arc<dyn SeenEvents>,
     livekit: LiveKitPool,
     /// Timers, dials in flight, concurrent-call slots, the delivery wake-up.
     calls: CallRuntime,
@@ -96,12 +98,13 @@ struct Lifecycle {
 /// The parts [`App::new`] assembles.
 pub struct AppParts {
     pub policy: Arc<PolicyHandle>,
-    pub db: sled::Db,
+    /// The sled database to flush at shutdown, when the stores below live in it.
+    pub db: Option<sled::Db>,
     pub dlt: Arc<DltRegistry>,
     pub metrics: GatewayMetrics,
     pub registry: prometheus::Registry,
-    pub store: SledCallStore,
-    pub seen: sled::Tree,
+    pub store: Arc<dyn CallStore>,
+    pub seen: Arc<dyn SeenEvents>,
     pub livekit: LiveKitPool,
     pub edge: Regions,
 }
@@ -148,13 +151,13 @@ impl App {
     }
 
     /// Call records, indexes, tallies and the CRM webhook outbox.
-    pub fn store(&self) -> &SledCallStore {
+    pub fn store(&self) -> &Arc<dyn CallStore> {
         &self.store
     }
 
     /// LiveKit ids of webhooks already applied (de-duplication).
-    pub fn seen(&self) -> &sled::Tree {
-        &self.seen
+    pub fn seen(&self) -> &dyn SeenEvents {
+        &*self.seen
     }
 
     pub fn livekit(&self) -> &LiveKitPool {
@@ -176,9 +179,9 @@ impl App {
         &self.edge
     }
 
-    /// Writes everything to disk (at shutdown).
+    /// Writes everything to disk (at shutdown); nothing to do for in-memory stores.
     pub fn flush(&self) -> Result<usize, sled::Error> {
-        self.db.flush()
+        self.db.as_ref().map_or(Ok(0), |db| db.flush())
     }
 
     /// When this process started, Unix ms.
@@ -223,16 +226,14 @@ impl App {
     }
 
     /// Ready when start-up finished, the gateway is not draining and the store answers.
-    pub fn is_ready(&self) -> Result<(), NotReady> {
+    pub async fn is_ready(&self) -> Result<(), NotReady> {
         if self.lifecycle.draining.load(Ordering::Acquire) {
             return Err(NotReady::Draining);
         }
         if !self.is_serving() {
             return Err(NotReady::Starting(self.lifecycle.starting.lock().clone()));
         }
-        self.db
-            .contains_key(b"readyz")
-            .map(|_| ())
-            .map_err(NotReady::Store)
+        // The sled store's ping is the one read `/readyz` always made.
+        self.store.ping().await.map_err(NotReady::Store)
     }
 }

@@ -11,7 +11,9 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
 
-use c2c_callstate::SledCallStore;
+use c2c_callstate::{
+    CallStore, MemCallStore, MemSeenEvents, SeenEvents, SledCallStore, SledSeenEvents,
+};
 use c2c_tenancy::AnswerDetection;
 
 use crate::app::{App, AppParts, PolicyHandle};
@@ -45,6 +47,79 @@ pub struct ServeArgs {
     /// to the --sip-listen address otherwise.
     #[arg(long, env = "C2C_SIP_ADVERTISE")]
     pub sip_advertise: Option<std::net::IpAddr>,
+    /// Where calls, the webhook outbox, DLT overrides and webhook ids live: `sled` (the
+    /// data directory) or `memory` (lost at exit: for tests and demos only).
+    #[arg(long, env = "C2C_STORE", value_enum, default_value_t = StoreBackend::Sled, hide = true)]
+    pub store: StoreBackend,
+}
+
+/// The backend behind the gateway's store traits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreBackend {
+    /// The embedded sled database in `--data`.
+    Sled,
+    /// In process memory; nothing survives a restart.
+    Memory,
+}
+
+/// The persistent state [`App`] is built on, from one backend.
+struct Stores {
+    /// The sled database, when the stores live in it (flushed at shutdown).
+    db: Option<sled::Db>,
+    dlt: Arc<DltRegistry>,
+    store: Arc<dyn CallStore>,
+    seen: Arc<dyn SeenEvents>,
+}
+
+/// Opens the sled database in `--data` and the stores in it. The tally rebuild an
+/// upgrade may need runs after the listener is up (crate::lifecycle), so liveness
+/// probes are answered meanwhile.
+fn open_sled_stores(
+    args: &ServeArgs,
+    cache_bytes: u64,
+    metrics: &GatewayMetrics,
+) -> Result<Stores, StartError> {
+    let db = sled::Config::new()
+        .path(args.data.join("store"))
+        // sled defaults to a 1 GiB cache; the working set here is open calls + indexes.
+        // It fills with the pages calls write and then holds steady: with the open calls
+        // it is most of the steady-state memory (`store.cache_mb`, BENCHMARKS.md soak).
+        .cache_capacity(cache_bytes)
+        .flush_every_ms(Some(500))
+        .open()
+        .map_err(|source| StartError::Store {
+            dir: args.data.clone(),
+            source,
+        })?;
+    let dlt = Arc::new(DltRegistry::open(&db).map_err(StartError::Dlt)?);
+    let store = SledCallStore::open_with_db_deferred(db.clone()).map_err(StartError::CallStore)?;
+    let seen = SledSeenEvents::open(&db).map_err(StartError::CallStore)?;
+    let (hist, errors) = (
+        metrics.store_flush.clone(),
+        metrics.store_flush_errors.clone(),
+    );
+    store.observe_flushes(move |took, ok| {
+        hist.observe(took.as_secs_f64());
+        if !ok {
+            errors.inc();
+        }
+    });
+    Ok(Stores {
+        db: Some(db),
+        dlt,
+        store: Arc::new(store),
+        seen: Arc::new(seen),
+    })
+}
+
+/// In-memory stores: a gateway whose calls end with the process (tests, demos).
+fn memory_stores() -> Stores {
+    Stores {
+        db: None,
+        dlt: Arc::new(DltRegistry::in_memory()),
+        store: Arc::new(MemCallStore::new()),
+        seen: Arc::new(MemSeenEvents::new()),
+    }
 }
 
 /// Everything `serve` needs before Pingora takes over.
@@ -107,38 +182,13 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, StartError> {
         dir: args.data.clone(),
         source,
     })?;
-    let db = sled::Config::new()
-        .path(args.data.join("store"))
-        // sled defaults to a 1 GiB cache; the working set here is open calls + indexes.
-        // It fills with the pages calls write and then holds steady: with the open calls
-        // it is most of the steady-state memory (`store.cache_mb`, BENCHMARKS.md soak).
-        .cache_capacity(policy.gateway.store_cache_bytes)
-        .flush_every_ms(Some(500))
-        .open()
-        .map_err(|source| StartError::Store {
-            dir: args.data.clone(),
-            source,
-        })?;
-    let dlt = Arc::new(DltRegistry::open(&db).map_err(StartError::Dlt)?);
-    // The tally rebuild an upgrade may need runs after the listener is up
-    // (crate::lifecycle), so liveness probes are answered meanwhile.
-    let store = SledCallStore::open_with_db_deferred(db.clone()).map_err(StartError::CallStore)?;
-    let seen = db.open_tree("livekit_webhooks").map_err(StartError::Tree)?;
     let registry = prometheus::default_registry().clone();
     let metrics = GatewayMetrics::register(&registry)?;
     metrics.set_build_info(crate::build::VERSION, crate::build::REVISION);
-    {
-        let (hist, errors) = (
-            metrics.store_flush.clone(),
-            metrics.store_flush_errors.clone(),
-        );
-        store.observe_flushes(move |took, ok| {
-            hist.observe(took.as_secs_f64());
-            if !ok {
-                errors.inc();
-            }
-        });
-    }
+    let stores = match args.store {
+        StoreBackend::Sled => open_sled_stores(args, policy.gateway.store_cache_bytes, &metrics)?,
+        StoreBackend::Memory => memory_stores(),
+    };
     // In webhook mode the bundled simulator posts its signed webhooks to us.
     let webhook_url = (policy.gateway.answer_detection == AnswerDetection::Webhook)
         .then(|| format!("http://{listen}/webhooks/livekit"));
@@ -146,12 +196,12 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, StartError> {
     let (edge, health_checks) = Regions::build(&policy, &metrics)?;
     let app = App::new(AppParts {
         policy: Arc::new(PolicyHandle::new(args.policies.clone(), policy)),
-        db,
-        dlt,
+        db: stores.db,
+        dlt: stores.dlt,
         metrics,
         registry,
-        store,
-        seen,
+        store: stores.store,
+        seen: stores.seen,
         livekit,
         edge,
     });

@@ -111,7 +111,7 @@ fn deliverer(store: &SledCallStore, url: &str) -> Deliverer {
     Deliverer::new(
         client,
         Arc::new(StoreOutbox {
-            store: store.clone(),
+            store: std::sync::Arc::new(store.clone()),
         }),
         Arc::new(Endpoints(url.to_string())),
         policy(),

@@ -180,7 +180,7 @@ async fn delete_room_quietly(client: &c2c_livekit::LiveKitClient, room: &str) {
 
 /// Loads the call a browser endpoint addresses. Unknown, malformed and other tenants'
 /// ids all look the same: 404.
-fn load_call(
+async fn load_call(
     app: &App,
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
@@ -193,6 +193,7 @@ fn load_call(
     let rec = app
         .store()
         .get(id)
+        .await
         .map_err(errors::call_store)?
         .ok_or_else(not_found)?;
     // Browser endpoints need no secret, but a server that does send its key must not
@@ -251,7 +252,7 @@ pub async fn connect(
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
-    let rec = load_call(app, ctx, head)?;
+    let rec = load_call(app, ctx, head).await?;
     let policy = app.policy().get();
     let tenant = policy
         .tenant(&rec.tenant)
@@ -323,7 +324,7 @@ pub async fn hangup(
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
-    let rec = load_call(app, ctx, head)?;
+    let rec = load_call(app, ctx, head).await?;
     let rec = calls::apply(app, &rec.call_id, CallEvent::HangupRequested)
         .await
         .map_err(errors::call_store)?;
@@ -336,7 +337,7 @@ pub async fn status(
     head: &RequestHead<'_>,
     body: &Bytes,
 ) -> Result<JsonResponse, ApiError> {
-    let rec = load_call(app, ctx, head)?;
+    let rec = load_call(app, ctx, head).await?;
     // sendBeacon / keepalive fetch may label JSON as text/plain: parse whatever came.
     let report: StatusReport = parse_json(body)?;
     let mode = app.policy().get().gateway.answer_detection;
@@ -350,22 +351,22 @@ pub async fn status(
     Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))
 }
 
-pub fn get(
+pub async fn get(
     app: &App,
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
-    let rec = load_call(app, ctx, head)?;
+    let rec = load_call(app, ctx, head).await?;
     Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))
 }
 
 /// CORS pre-flight for the browser endpoints; headers are added by the CORS plugin when
 /// the origin is one of the call's tenant's allowed origins.
-pub fn preflight(
+pub async fn preflight(
     app: &App,
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
-    load_call(app, ctx, head)?;
+    load_call(app, ctx, head).await?;
     Ok(JsonResponse::empty(StatusCode::NO_CONTENT))
 }

@@ -81,7 +81,7 @@ pub fn session(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
 
 /// `GET /api/c2c/console/tenants/{tenant}`: trunks, effective settings (masked), DLT
 /// state with its audit trail, and what the integration guide needs.
-pub fn tenant(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
+pub async fn tenant(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     let policy = app.policy().get();
     let t = tenant_param(&policy, ctx)?;
     let g = &policy.gateway;
@@ -121,8 +121,8 @@ pub fn tenant(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
         tracing::error!(error = %e, "DLT store failure");
         ApiError::unavailable("store_unavailable", "the DLT store is unavailable", 1)
     };
-    let current = app.dlt().current(&t.id).map_err(dlt_store)?;
-    let audit = app.dlt().audit(&t.id).map_err(dlt_store)?;
+    let current = app.dlt().current(&t.id).await.map_err(dlt_store)?;
+    let audit = app.dlt().audit(&t.id).await.map_err(dlt_store)?;
     let secs = |d: std::time::Duration| d.as_secs();
     let base_url = g.public_url.trim_end_matches('/');
     Ok(JsonResponse::json(
@@ -229,7 +229,7 @@ pub async fn livekit_validate(
 /// `GET /api/c2c/console/calls/{call_id}`: the sandbox's view of one call: its public
 /// state, what hit the trunk (the internal dialed string), and the exact CRM webhook the
 /// outcome produces (`null` until the call ended).
-pub fn call(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
+pub async fn call(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     let id = ctx.param(0).unwrap_or_default();
     let not_found = || ApiError::not_found("unknown call_id");
     if !c2c_callstate::is_valid_call_id(id) {
@@ -238,6 +238,7 @@ pub fn call(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     let rec = app
         .store()
         .get(id)
+        .await
         .map_err(errors::call_store)?
         .ok_or_else(not_found)?;
     // Another tenant's call is as unknown as a missing one.

@@ -19,7 +19,6 @@ use crate::app::App;
 use crate::calls;
 use crate::clock::now_ms;
 
-const SEEN_PREFIX: &[u8] = b"e/";
 /// Webhook tokens live 5 minutes; remembering ids for an hour covers every replay that
 /// could still verify.
 pub const SEEN_TTL_MS: u64 = 60 * 60 * 1000;
@@ -78,8 +77,8 @@ pub async fn handle(
             ));
         }
     };
-    let seen_key = [SEEN_PREFIX, ev.id.as_bytes()].concat();
-    if !ev.id.is_empty() && app.seen().contains_key(&seen_key).unwrap_or(false) {
+    // A failed look-up counts as "not seen": a replayed event is a no-op anyway.
+    if !ev.id.is_empty() && app.seen().contains(&ev.id).await.unwrap_or(false) {
         app.metrics()
             .livekit_webhooks
             .with_label_values(&["duplicate"])
@@ -90,7 +89,7 @@ pub async fn handle(
     if !ev.id.is_empty() {
         // Recorded after the event was applied: if we crash in between, LiveKit's retry
         // is applied again, which the state machine treats as a no-op.
-        let _ = app.seen().insert(seen_key, &now_ms().to_be_bytes());
+        let _ = app.seen().insert(&ev.id, now_ms()).await;
     }
     app.metrics()
         .livekit_webhooks
@@ -107,7 +106,12 @@ async fn dispatch(
     let Some(call_id) = calls::signals::livekit::call_id_of(ev) else {
         return Ok(WebhookResult::Ignored);
     };
-    let Some(rec) = app.store().get(&call_id).map_err(errors::call_store)? else {
+    let Some(rec) = app
+        .store()
+        .get(&call_id)
+        .await
+        .map_err(errors::call_store)?
+    else {
         return Ok(WebhookResult::Ignored);
     };
     // The issuing project must be the call's tenant's project.
@@ -133,17 +137,10 @@ async fn dispatch(
 }
 
 /// Forgets webhook ids older than [`SEEN_TTL_MS`].
-pub fn prune_seen(app: &App) {
+pub async fn prune_seen(app: &App) {
     let cutoff = now_ms().saturating_sub(SEEN_TTL_MS);
-    for kv in app.seen().scan_prefix(SEEN_PREFIX).flatten() {
-        let (k, v) = kv;
-        let at = v
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(0);
-        if at < cutoff {
-            let _ = app.seen().remove(k);
-        }
+    if let Err(e) = app.seen().prune_before(cutoff).await {
+        // Only costs memory until the next pass; the ids are de-duplication hints.
+        tracing::warn!(error = %e, "pruning LiveKit webhook ids failed");
     }
 }

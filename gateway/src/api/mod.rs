@@ -94,7 +94,7 @@ impl Api {
         // /normalize) paid for a memmove of kilobytes they never use.
         let result = match route {
             routes::LIVEZ => Ok(service::livez()),
-            routes::READYZ => Ok(service::readyz(app)),
+            routes::READYZ => Ok(service::readyz(app).await),
             routes::METRICS => Ok(service::metrics(app)),
             routes::OPENAPI => Ok(openapi::serve()),
             routes::NORMALIZE => normalize::handle(app, ctx, body),
@@ -102,22 +102,22 @@ impl Api {
             routes::CALL_CONNECT => Box::pin(calls::connect(app, ctx, head)).await,
             routes::CALL_HANGUP => Box::pin(calls::hangup(app, ctx, head)).await,
             routes::CALL_STATUS => Box::pin(calls::status(app, ctx, head, body)).await,
-            routes::CALL_GET => calls::get(app, ctx, head),
-            routes::CALL_PREFLIGHT => calls::preflight(app, ctx, head),
+            routes::CALL_GET => Box::pin(calls::get(app, ctx, head)).await,
+            routes::CALL_PREFLIGHT => Box::pin(calls::preflight(app, ctx, head)).await,
             routes::LIVEKIT_WEBHOOK => Box::pin(livekit_webhook::handle(app, head, body)).await,
-            routes::ANALYTICS => reports::analytics(app, ctx, head),
-            routes::CALL_LOG => reports::call_log(app, ctx, head),
+            routes::ANALYTICS => Box::pin(reports::analytics(app, ctx, head)).await,
+            routes::CALL_LOG => Box::pin(reports::call_log(app, ctx, head)).await,
             routes::ASSET => assets::serve(app, ctx, head),
             routes::CONSOLE_SESSION => console::session(app, ctx),
-            routes::CONSOLE_TENANT => console::tenant(app, ctx),
+            routes::CONSOLE_TENANT => Box::pin(console::tenant(app, ctx)).await,
             routes::CONSOLE_NORMALIZE => console::normalize(app, ctx, body),
             routes::CONSOLE_LIVEKIT_VALIDATE => {
                 Box::pin(console::livekit_validate(app, ctx, body)).await
             }
-            routes::CONSOLE_CALL => console::call(app, ctx),
+            routes::CONSOLE_CALL => Box::pin(console::call(app, ctx)).await,
             routes::WEBHOOKS_REPLAY => Box::pin(replay::handle(app, body)).await,
-            routes::OWNER_OUTBOUND_GET => owner::get(app, ctx),
-            routes::OWNER_CALL_GET => owner_calls::get(app, ctx),
+            routes::OWNER_OUTBOUND_GET => Box::pin(owner::get(app, ctx)).await,
+            routes::OWNER_CALL_GET => Box::pin(owner_calls::get(app, ctx)).await,
             routes::OWNER_BACKUP => Ok(backup::head()),
             routes::OWNER_OUTBOUND_SET => Box::pin(owner::set(app, ctx, body)).await,
             _ => Err(ApiError::internal(format!(

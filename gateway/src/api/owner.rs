@@ -65,14 +65,14 @@ fn tenant_param(ctx: &RequestCtx) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::internal("missing tenant parameter"))
 }
 
-pub fn get(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
+pub async fn get(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     let id = tenant_param(ctx)?;
     let policy = app.policy().get();
     let tenant = policy
         .tenant(id)
         .ok_or_else(|| ApiError::not_found(format!("unknown tenant '{id}'")))?;
-    let current = app.dlt().current(id).map_err(errors::dlt_store)?;
-    let audit = app.dlt().audit(id).map_err(errors::dlt_store)?;
+    let current = app.dlt().current(id).await.map_err(errors::dlt_store)?;
+    let audit = app.dlt().audit(id).await.map_err(errors::dlt_store)?;
     Ok(JsonResponse::json(
         StatusCode::OK,
         &OutboundState {

@@ -10,14 +10,15 @@ use crate::app::App;
 use crate::calls::detail::call_detail;
 
 /// `GET /api/c2c/owner/calls/{id}`.
-pub fn get(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
+pub async fn get(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
     let id = ctx
         .param(0)
         .ok_or_else(|| ApiError::internal("missing call id parameter"))?;
     if !c2c_callstate::is_valid_call_id(id) {
         return Err(ApiError::not_found("unknown call_id"));
     }
-    let detail = call_detail(app.store(), id)
+    let detail = call_detail(&**app.store(), id)
+        .await
         .map_err(errors::call_store)?
         .ok_or_else(|| ApiError::not_found("unknown call_id"))?;
     Ok(JsonResponse::json(StatusCode::OK, &detail))

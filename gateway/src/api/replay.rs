@@ -75,7 +75,7 @@ pub async fn handle(app: &App, body: &Bytes) -> Result<JsonResponse, ApiError> {
         }
     };
     let max = replay::check_max(max).map_err(|e| invalid_max(e.to_string()))?;
-    let done = replay::requeue(app.store(), &req.tenant, since, now, max, &mut |_| {})
+    let done = replay::requeue(&**app.store(), &req.tenant, since, now, max, &mut |_| {})
         .await
         .map_err(errors::call_store)?;
     app.calls().kick_delivery();

@@ -103,7 +103,7 @@ fn range(q: &BTreeMap<String, String>) -> Result<(NaiveDate, NaiveDate), ApiErro
     Ok((from, to))
 }
 
-pub fn analytics(
+pub async fn analytics(
     app: &App,
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
@@ -117,6 +117,7 @@ pub fn analytics(
     let tallies = app
         .store()
         .day_tallies(&tenant, &ymd(from), &ymd(to), trunk.as_deref())
+        .await
         .map_err(errors::call_store)?;
     let mut all = DayTally::default();
     let mut by_day = Vec::with_capacity(tallies.len());
@@ -163,7 +164,7 @@ pub fn analytics(
     Ok(JsonResponse::json(StatusCode::OK, &report))
 }
 
-pub fn call_log(
+pub async fn call_log(
     app: &App,
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
@@ -225,6 +226,7 @@ pub fn call_log(
             limit,
             q.get("cursor").map(String::as_str),
         )
+        .await
         .map_err(|e| match e {
             c2c_callstate::StoreError::InvalidInput { .. }
             | c2c_callstate::StoreError::Corrupt { .. } => {

@@ -38,8 +38,8 @@ pub fn livez() -> JsonResponse {
     )
 }
 
-pub fn readyz(app: &App) -> JsonResponse {
-    match app.is_ready() {
+pub async fn readyz(app: &App) -> JsonResponse {
+    match app.is_ready().await {
         Ok(()) => {
             let p = app.policy().get();
             JsonResponse::json(

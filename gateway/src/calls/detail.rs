@@ -3,7 +3,7 @@
 //! owner API (`GET /api/c2c/owner/calls/{id}`) and `c2c-gateway calls show` print the
 //! same document whichever way they read the store.
 
-use c2c_callstate::{OutboxEntry, OutboxState, SledCallStore, StoreError};
+use c2c_callstate::{CallStore, OutboxEntry, OutboxState, StoreError};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -40,15 +40,18 @@ pub struct WebhookDelivery {
 }
 
 /// The detail document, or `None` for an unknown call.
-pub fn call_detail(store: &SledCallStore, call_id: &str) -> Result<Option<CallDetail>, StoreError> {
-    let Some(rec) = store.get(call_id)? else {
+pub async fn call_detail(
+    store: &dyn CallStore,
+    call_id: &str,
+) -> Result<Option<CallDetail>, StoreError> {
+    let Some(rec) = store.get(call_id).await? else {
         return Ok(None);
     };
     let mut call = serde_json::to_value(&rec).map_err(StoreError::Serialize)?;
     mask_numbers(&mut call);
-    let webhook = match store.outbox_seq_for_call(call_id)? {
+    let webhook = match store.outbox_seq_for_call(call_id).await? {
         None => None,
-        Some(seq) => Some(match store.outbox_get(seq)? {
+        Some(seq) => Some(match store.outbox_get(seq).await? {
             Some(e) => webhook_view(&e),
             None => WebhookDelivery {
                 seq,

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use c2c_callstate::{CallEvent, CallKnobs, CallRecord, Effect, StoreError};
+use c2c_callstate::{CallEvent, CallKnobs, CallRecord, CallStoreExt, Effect, StoreError};
 
 use crate::app::App;
 use crate::clock::now_ms;
@@ -145,8 +145,8 @@ fn spawn_delete_room(app: &App, rec: &CallRecord) {
 }
 
 /// At start: re-arm every open call's timers from its record.
-pub fn rearm_open_calls(app: &App) -> Result<usize, StoreError> {
-    let open = app.store().open_calls()?;
+pub async fn rearm_open_calls(app: &App) -> Result<usize, StoreError> {
+    let open = app.store().open_calls().await?;
     let mut per_tenant = std::collections::HashMap::new();
     for rec in &open {
         for t in &rec.timers {

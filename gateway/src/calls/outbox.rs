@@ -6,14 +6,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use c2c_callstate::{OutboxBacklog, OutboxEntry, SledCallStore};
+use c2c_callstate::{CallStore, OutboxBacklog, OutboxEntry};
 use c2c_crm_webhooks::{Admit, Eligible, Endpoint, EndpointResolver, OutboxSource, SourceError};
 use parking_lot::RwLock;
 
 use crate::app::PolicyHandle;
 
 pub struct StoreOutbox {
-    pub store: SledCallStore,
+    pub store: Arc<dyn CallStore>,
 }
 
 fn src_err(e: c2c_callstate::StoreError) -> SourceError {
@@ -31,6 +31,7 @@ impl OutboxSource for StoreOutbox {
         let due = self
             .store
             .outbox_due_admitted(now_ms, limit, admit)
+            .await
             .map_err(src_err)?;
         if !due.is_empty() {
             // An entry is visible just before the group commit that makes it durable. Never
@@ -44,15 +45,16 @@ impl OutboxSource for StoreOutbox {
         let mut e = self
             .store
             .outbox_get(job.seq)
+            .await
             .map_err(src_err)?
             .ok_or_else(|| SourceError::msg(format!("outbox entry {} vanished", job.seq)))?;
         e.take_progress(job);
         // Progress, not the webhook itself, so no fsync wait (see outbox_record_progress).
-        self.store.outbox_record_progress(&e).map_err(src_err)
+        self.store.outbox_record_progress(&e).await.map_err(src_err)
     }
 
     async fn stats(&self) -> Result<OutboxBacklog, SourceError> {
-        self.store.outbox_backlog().map_err(src_err)
+        self.store.outbox_backlog().await.map_err(src_err)
     }
 
     async fn bring_forward(

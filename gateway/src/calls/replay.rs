@@ -1,6 +1,6 @@
 //! Re-sending CRM webhooks (`c2c-gateway webhooks replay`, and the owner API behind it).
 
-use c2c_callstate::{OutboxEntry, SledCallStore, StoreError};
+use c2c_callstate::{CallStore, OutboxEntry, StoreError};
 
 /// Default cap of one replay (`--max`, the API's `max`): a typo'd `--since` must not
 /// flood a CRM. A replay that hits it says so (`capped`); it is never silent.
@@ -73,14 +73,16 @@ pub fn parse_since(s: &str, now_ms: u64) -> Result<u64, ReplayArgError> {
 /// of them, keeping each one's `webhook-id` so the CRM can de-duplicate. `progress`
 /// hears the count re-queued so far.
 pub async fn requeue(
-    store: &SledCallStore,
+    store: &dyn CallStore,
     tenant: &str,
     since_ms: u64,
     now_ms: u64,
     max: usize,
     progress: &mut (dyn FnMut(usize) + Send),
 ) -> Result<Requeued, StoreError> {
-    let (entries, matched) = store.outbox_by_tenant_since_capped(tenant, since_ms, max)?;
+    let (entries, matched) = store
+        .outbox_by_tenant_since_capped(tenant, since_ms, max)
+        .await?;
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         out.push(store.outbox_requeue(e.seq, now_ms).await?);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use c2c_callstate::SledCallStore;
+use c2c_callstate::CallStore;
 use c2c_crm_webhooks::{Deliverer, DeliveryPolicy, WebhookMetrics};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -28,7 +28,7 @@ pub enum DelivererError {
 /// `webhooks replay` CLI share this, so both send with the same client rules).
 pub fn build_deliverer(
     w: &c2c_tenancy::WebhookPolicy,
-    store: SledCallStore,
+    store: Arc<dyn CallStore>,
     endpoints: Arc<PolicyEndpoints>,
 ) -> Result<Deliverer, DelivererError> {
     let mut builder = reqwest::Client::builder()

@@ -149,13 +149,16 @@ impl Plugin for EdgeAuth {
         }
         // The platform project: the region of the call's tenant, when the token is for
         // one of our call rooms; else the default region.
-        let tenant = verified
+        let call_id = verified
             .room
             .as_deref()
             .and_then(|r| r.strip_prefix("c2c-"))
-            .map(|hex| format!("c2c_{hex}"))
-            .and_then(|id| self.app.store().get(&id).ok().flatten())
-            .map(|rec| rec.tenant);
+            .map(|hex| format!("c2c_{hex}"));
+        let tenant = match call_id {
+            Some(id) => self.app.store().get(&id).await.ok().flatten(),
+            None => None,
+        }
+        .map(|rec| rec.tenant);
         let region = tenant
             .as_deref()
             .and_then(|t| policy.tenant(t))

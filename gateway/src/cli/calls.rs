@@ -28,9 +28,12 @@ pub fn show(a: CallsShowArgs) -> CliResult {
     let db = open_db(&a.data.data, false, true)?;
     let store = SledCallStore::open_with_db(db)
         .map_err(|e| Failure::failed(format!("cannot open the call store: {e}")))?;
-    let detail = call_detail(&store, &a.call_id)
-        .map_err(|e| Failure::failed(format!("cannot read call {}: {e}", a.call_id)))?
-        .ok_or_else(|| Failure::failed(format!("no call {} in the store", a.call_id)))?;
-    print_json(&detail);
-    Ok(())
+    block_on(async {
+        let detail = call_detail(&store, &a.call_id)
+            .await
+            .map_err(|e| Failure::failed(format!("cannot read call {}: {e}", a.call_id)))?
+            .ok_or_else(|| Failure::failed(format!("no call {} in the store", a.call_id)))?;
+        print_json(&detail);
+        Ok(())
+    })
 }

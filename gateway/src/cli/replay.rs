@@ -89,9 +89,11 @@ async fn direct(a: &ReplayArgs, max: usize, progress: &mut Progress) -> Result<D
     let since = replay::parse_since(&a.since, now).map_err(|e| Failure::Usage(e.to_string()))?;
     let webhooks = policy.gateway.webhooks;
     let db = open_db(&a.data.data, false, true)?;
-    let store = c2c_callstate::SledCallStore::open_with_db(db)
-        .map_err(|e| Failure::failed(format!("cannot open the call store: {e}")))?;
-    let done = replay::requeue(&store, &a.tenant, since, now, max, &mut |_| {})
+    let store: Arc<dyn c2c_callstate::CallStore> = Arc::new(
+        c2c_callstate::SledCallStore::open_with_db(db)
+            .map_err(|e| Failure::failed(format!("cannot open the call store: {e}")))?,
+    );
+    let done = replay::requeue(&*store, &a.tenant, since, now, max, &mut |_| {})
         .await
         .map_err(|e| Failure::failed(format!("cannot re-queue webhooks: {e}")))?;
     let handle = Arc::new(PolicyHandle::new(a.policy.policies.clone(), policy));

@@ -57,7 +57,7 @@ async fn list(a: TenantListArgs) -> CliResult {
             }
             (None, Some(reg)) => (
                 reg.outbound_enabled(t),
-                match reg.current(&t.id) {
+                match reg.current(&t.id).await {
                     Ok(Some(_)) => "owner",
                     Ok(None) => "policy",
                     Err(e) => return Err(Failure::failed(format!("cannot read DLT state: {e}"))),

@@ -59,11 +59,16 @@ pub fn fast_policies(mode: &str, sink_url: &str, sim_port: u16) -> Policies {
 
 impl CallEnv {
     pub async fn start(mode: &str) -> Self {
+        Self::start_with_env(mode, &[]).await
+    }
+
+    /// [`Self::start`] with extra environment for the gateway (e.g. `C2C_STORE=memory`).
+    pub async fn start_with_env(mode: &str, env: &[(&str, &str)]) -> Self {
         let sink = Sink::start().await;
         let sim_port = free_port();
         let policies = fast_policies(mode, &sink.url, sim_port);
         let data = tempfile::tempdir().unwrap();
-        let gw = Gateway::start(policies.path(), data.path());
+        let gw = Gateway::start_with_env(policies.path(), data.path(), env);
         Self {
             policies,
             data,

@@ -36,4 +36,8 @@ pub enum StoreError {
     FlusherStopped,
     #[error("could not start flusher thread: {0}")]
     Spawn(#[source] std::io::Error),
+    /// A backend's own failure (a networked store's driver, a timeout), for backends
+    /// outside this crate: the serving layer treats it as "store unavailable".
+    #[error("store backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }

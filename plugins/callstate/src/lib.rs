@@ -102,6 +102,7 @@ pub use record::{
 };
 pub use store::{
     verify_backup, webhook_id_for, Applied, BackupError, BackupInfo, CallPage, CallStore,
-    CallStoreExt, CheckReport, DayTally, OutboxBacklog, OutboxEntry, OutboxState, Problem,
-    ProblemKind, PurgeCursor, PurgeReport, SledCallStore, TransitionFn, MAX_PAGE, PROGRESS_EVERY,
+    CallStoreExt, CheckReport, DayTally, MemCallStore, MemSeenEvents, OutboxBacklog, OutboxEntry,
+    OutboxState, Problem, ProblemKind, PurgeCursor, PurgeReport, SeenEvents, SledCallStore,
+    SledSeenEvents, TransitionFn, MAX_PAGE, PROGRESS_EVERY,
 };

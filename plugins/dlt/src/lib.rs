@@ -6,17 +6,21 @@
 //!
 //! Owns: the effective outbound flag per tenant (policy's `dlt.outbound_enabled` is the
 //! initial value; the owner's toggle, persisted in sled, overrides it and survives
-//! restarts and policy reloads) and the audit trail of every toggle (who, when, old ->
+//! restarts and policy reloads; stored through [`DltStore`]) and the audit trail of every toggle (who, when, old ->
 //! new, note).
 //!
 //! Must not: know about HTTP. The gateway maps [`DltPending`] to `403 dlt_pending`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use c2c_tenancy::Tenant;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+
+mod store;
+pub use store::{DltStore, MemDltStore, SledDltStore};
 
 /// A call attempt for a tenant whose outbound calling is off.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +41,10 @@ pub enum DltError {
     Store(#[from] sled::Error),
     #[error("DLT record is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),
+    /// A backend's own failure (a networked store's driver), for backends outside
+    /// this crate.
+    #[error("DLT store backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 /// The owner's last decision for a tenant.
@@ -70,41 +78,48 @@ pub struct Toggle<'a> {
     pub key_id: &'a str,
 }
 
-/// Persisted owner overrides plus an in-memory copy for the hot path.
+/// The gate's state: the owner overrides, persisted through a [`DltStore`], plus an
+/// in-memory copy for the hot path.
 ///
 /// Reads (every call attempt) hit only the in-memory map; writes (rare owner actions)
-/// go to sled, are flushed, and only then become visible, so what a caller sees is
+/// go to the store, durably, and only then become visible, so what a caller sees is
 /// always what survives a crash.
 pub struct DltRegistry {
-    tree: sled::Tree,
-    db: sled::Db,
+    store: Arc<dyn DltStore>,
     overrides: RwLock<HashMap<String, bool>>,
     /// Serialises toggles so each audit line's `old` is the value it really replaced.
     write_lock: tokio::sync::Mutex<()>,
 }
 
-const STATE: &[u8] = b"s/";
-const AUDIT: &[u8] = b"a/";
 /// Owners read the trail in the console; a bound keeps a runaway script from making
 /// one response enormous.
 pub const MAX_AUDIT_READ: usize = 1000;
 
 impl DltRegistry {
+    /// The registry of the `dlt` tree of the gateway's sled database.
     pub fn open(db: &sled::Db) -> Result<Self, DltError> {
-        let tree = db.open_tree("dlt")?;
-        let mut overrides = HashMap::new();
-        for kv in tree.scan_prefix(STATE) {
-            let (k, v) = kv?;
-            let tenant = String::from_utf8_lossy(&k[STATE.len()..]).into_owned();
-            let o: OutboundOverride = serde_json::from_slice(&v)?;
-            overrides.insert(tenant, o.enabled);
-        }
-        Ok(Self {
-            tree,
-            db: db.clone(),
-            overrides: RwLock::new(overrides),
+        let store = SledDltStore::open(db)?;
+        let overrides = store.load_overrides()?;
+        Ok(Self::from_parts(Arc::new(store), overrides))
+    }
+
+    /// A registry on a new, empty [`MemDltStore`] (a gateway run with in-memory stores).
+    pub fn in_memory() -> Self {
+        Self::from_parts(Arc::new(MemDltStore::new()), Vec::new())
+    }
+
+    /// The registry of any [`DltStore`] (the in-memory one in tests, a shared backend).
+    pub async fn with_store(store: Arc<dyn DltStore>) -> Result<Self, DltError> {
+        let overrides = store.overrides().await?;
+        Ok(Self::from_parts(store, overrides))
+    }
+
+    fn from_parts(store: Arc<dyn DltStore>, overrides: Vec<(String, OutboundOverride)>) -> Self {
+        Self {
+            store,
+            overrides: RwLock::new(overrides.into_iter().map(|(t, o)| (t, o.enabled)).collect()),
             write_lock: tokio::sync::Mutex::new(()),
-        })
+        }
     }
 
     /// The effective flag: the owner's override if any, else the policy's initial value.
@@ -148,52 +163,20 @@ impl DltRegistry {
             new: t.enabled,
             note: t.note.to_string(),
         };
-        let seq = self.db.generate_id()?;
-        let mut batch = sled::Batch::default();
-        batch.insert(key(STATE, &tenant.id, None), serde_json::to_vec(&o)?);
-        batch.insert(
-            key(AUDIT, &tenant.id, Some(seq)),
-            serde_json::to_vec(&entry)?,
-        );
-        self.tree.apply_batch(batch)?;
-        self.tree.flush_async().await?;
+        self.store.record(&tenant.id, &o, &entry).await?;
         self.overrides.write().insert(tenant.id.clone(), t.enabled);
         Ok(entry)
     }
 
     /// The current override, if the owner ever toggled this tenant.
-    pub fn current(&self, tenant_id: &str) -> Result<Option<OutboundOverride>, DltError> {
-        match self.tree.get(key(STATE, tenant_id, None))? {
-            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
-            None => Ok(None),
-        }
+    pub async fn current(&self, tenant_id: &str) -> Result<Option<OutboundOverride>, DltError> {
+        self.store.current(tenant_id).await
     }
 
     /// The audit trail, oldest first, at most [`MAX_AUDIT_READ`] newest entries.
-    pub fn audit(&self, tenant_id: &str) -> Result<Vec<AuditEntry>, DltError> {
-        let mut prefix = key(AUDIT, tenant_id, None);
-        prefix.push(0);
-        let mut out = Vec::new();
-        for kv in self.tree.scan_prefix(&prefix).rev().take(MAX_AUDIT_READ) {
-            let (_, v) = kv?;
-            out.push(serde_json::from_slice(&v)?);
-        }
-        out.reverse();
-        Ok(out)
+    pub async fn audit(&self, tenant_id: &str) -> Result<Vec<AuditEntry>, DltError> {
+        self.store.audit(tenant_id, MAX_AUDIT_READ).await
     }
-}
-
-/// `prefix + tenant [+ 0x00 + seq BE]`: tenant ids cannot contain 0x00, so one tenant's
-/// audit range never overlaps another's ("acme" vs "acme-2").
-fn key(prefix: &[u8], tenant: &str, seq: Option<u64>) -> Vec<u8> {
-    let mut k = Vec::with_capacity(prefix.len() + tenant.len() + 9);
-    k.extend_from_slice(prefix);
-    k.extend_from_slice(tenant.as_bytes());
-    if let Some(s) = seq {
-        k.push(0);
-        k.extend_from_slice(&s.to_be_bytes());
-    }
-    k
 }
 
 fn now_ms() -> u64 {
@@ -265,7 +248,7 @@ mod tests {
         let reg = DltRegistry::open(&db).unwrap();
         // Policy says true (e.g. after a reload), the owner's last word was false.
         assert!(!reg.outbound_enabled(&tenant("acme", true)));
-        let trail = reg.audit("acme").unwrap();
+        let trail = reg.audit("acme").await.unwrap();
         let flips: Vec<(bool, bool)> = trail.iter().map(|a| (a.old, a.new)).collect();
         assert_eq!(flips, vec![(true, false), (false, true), (true, false)]);
         assert_eq!(trail[0].verified_by, "ops@platform");
@@ -281,8 +264,73 @@ mod tests {
         reg.set(&tenant("acme-2", false), toggle(true))
             .await
             .unwrap();
-        assert_eq!(reg.audit("acme").unwrap().len(), 1);
-        assert_eq!(reg.audit("acme-2").unwrap().len(), 1);
-        assert!(reg.audit("nobody").unwrap().is_empty());
+        assert_eq!(reg.audit("acme").await.unwrap().len(), 1);
+        assert_eq!(reg.audit("acme-2").await.unwrap().len(), 1);
+        assert!(reg.audit("nobody").await.unwrap().is_empty());
+    }
+
+    /// The [`DltStore`] promises, on any backend.
+    async fn store_contract(s: Arc<dyn DltStore>) {
+        assert!(s.overrides().await.unwrap().is_empty());
+        assert_eq!(s.current("acme").await.unwrap(), None);
+        assert!(s.audit("acme", 10).await.unwrap().is_empty());
+        let at = |ms: u64, enabled: bool| {
+            let o = OutboundOverride {
+                enabled,
+                verified_by: "ops@platform".into(),
+                note: format!("at {ms}"),
+                key_id: "owner-1".into(),
+                at_ms: ms,
+            };
+            let a = AuditEntry {
+                at_ms: ms,
+                verified_by: o.verified_by.clone(),
+                key_id: o.key_id.clone(),
+                old: !enabled,
+                new: enabled,
+                note: o.note.clone(),
+            };
+            (o, a)
+        };
+        let mut trail = Vec::new();
+        for (ms, enabled) in [(1, true), (2, false), (3, true)] {
+            let (o, a) = at(ms, enabled);
+            s.record("acme", &o, &a).await.unwrap();
+            trail.push(a);
+        }
+        let (o2, a2) = at(4, false);
+        s.record("acme-2", &o2, &a2).await.unwrap();
+        // The last record is the override; the trail is every record, oldest first.
+        assert_eq!(s.current("acme").await.unwrap(), Some(at(3, true).0));
+        assert_eq!(s.audit("acme", 10).await.unwrap(), trail);
+        assert_eq!(s.audit("acme", 2).await.unwrap(), trail[1..].to_vec());
+        // "acme" and "acme-2" share no range.
+        assert_eq!(s.audit("acme-2", 10).await.unwrap(), vec![a2]);
+        let mut all = s.overrides().await.unwrap();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            all,
+            vec![
+                ("acme".to_owned(), at(3, true).0),
+                ("acme-2".to_owned(), o2)
+            ]
+        );
+        // A registry over the store starts from what it holds.
+        let reg = DltRegistry::with_store(s).await.unwrap();
+        assert!(reg.outbound_enabled(&tenant("acme", false)));
+        assert!(!reg.outbound_enabled(&tenant("acme-2", true)));
+        assert!(!reg.outbound_enabled(&tenant("globex", false)));
+    }
+
+    #[tokio::test]
+    async fn sled_store_keeps_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        store_contract(Arc::new(SledDltStore::open(&db).unwrap())).await;
+    }
+
+    #[tokio::test]
+    async fn memory_store_keeps_the_contract() {
+        store_contract(Arc::new(MemDltStore::new())).await;
     }
 }

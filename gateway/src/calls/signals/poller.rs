@@ -34,7 +34,7 @@ pub async fn pass(app: &Arc<App>) {
     let mut after: Option<String> = None;
     let mut open = 0usize;
     loop {
-        let chunk = match app.store().open_calls_after(after.as_deref(), CHUNK) {
+        let chunk = match app.store().open_calls_after(after.as_deref(), CHUNK).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read open calls");

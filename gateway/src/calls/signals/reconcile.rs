@@ -30,7 +30,7 @@ const CONCURRENCY: usize = 32;
 
 /// Settles every open call whose dial was in flight. Returns how many it settled.
 pub async fn lost_dials(app: &Arc<App>) -> usize {
-    let open = match app.store().open_calls() {
+    let open = match app.store().open_calls().await {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "cannot read open calls to settle interrupted dials");

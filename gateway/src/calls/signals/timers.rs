@@ -29,7 +29,7 @@ impl BackgroundService for TimerService {
         if !app.serving_before(&mut shutdown).await {
             return;
         }
-        match crate::calls::rearm_open_calls(&app) {
+        match crate::calls::rearm_open_calls(&app).await {
             Ok(n) if n > 0 => tracing::info!(
                 open_calls = n,
                 "open calls reloaded; reconciling with LiveKit"
@@ -51,7 +51,7 @@ impl BackgroundService for TimerService {
                         _ = shutdown.changed() => return,
                         _ = tokio::time::sleep(Duration::from_secs(600)) => {}
                     }
-                    crate::api::livekit_webhook::prune_seen(&app);
+                    crate::api::livekit_webhook::prune_seen(&app).await;
                 }
             })
         };

@@ -58,8 +58,9 @@ impl DayTally {
         }
     }
 
-    /// Counts one call in (`add`) or out of (`!add`) the tally.
-    fn count(&mut self, c: &Counted, add: bool) {
+    /// Counts one call in (`add`) or out of (`!add`) the tally. Every backend keeps its
+    /// tallies with this one rule, so they agree on what a day amounts to.
+    pub fn count(&mut self, c: &TallyContribution, add: bool) {
         let step = |v: &mut u64| {
             *v = if add {
                 v.saturating_add(1)
@@ -93,7 +94,8 @@ impl DayTally {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    /// No call counts here (a backend drops such a tally rather than store zeros).
+    pub fn is_empty(&self) -> bool {
         self.total == 0
     }
 }
@@ -104,28 +106,48 @@ pub const PROGRESS_EVERY: u64 = 10_000;
 /// A tally's key and what is wrong with it.
 pub(super) type TallyMismatch = (Vec<u8>, String);
 
-/// What a record contributes to the tallies: which tally, and as what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Counted {
-    key: Vec<u8>,
-    status: Option<CallStatus>,
-    failure_code: Option<u16>,
-    cause: Option<FailureCause>,
+/// Which tally a call counts in: its tenant, the UTC day (`YYYYMMDD`) of its
+/// `created_ms`, and its trunk label.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TallySlot {
+    pub tenant: String,
+    pub day: String,
+    pub trunk: String,
 }
 
-impl Counted {
-    fn of(rec: &CallRecord) -> Result<Counted, StoreError> {
+/// What a record contributes to the tallies: which tally, and as what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TallyContribution {
+    pub slot: TallySlot,
+    pub status: Option<CallStatus>,
+    /// The SIP final code of a NOT_ANSWERED or FAILED call.
+    pub failure_code: Option<u16>,
+    pub cause: Option<FailureCause>,
+}
+
+impl TallyContribution {
+    /// Fails (`InvalidInput`) when `created_ms` is no calendar day.
+    pub fn of(rec: &CallRecord) -> Result<TallyContribution, StoreError> {
         let day = keys::utc_day(rec.created_ms)?;
         let failure_code = match rec.call_status {
             Some(CallStatus::NotAnswered | CallStatus::Failed) => rec.sip_disconnect_code,
             _ => None,
         };
-        Ok(Counted {
-            key: keys::aggregate(&rec.tenant, &day, &rec.trunk_label),
+        Ok(TallyContribution {
+            slot: TallySlot {
+                tenant: rec.tenant.clone(),
+                day,
+                trunk: rec.trunk_label.clone(),
+            },
             status: rec.call_status,
             failure_code,
             cause: FailureCause::of(rec),
         })
+    }
+
+    /// The sled key of its tally (`a/<tenant>\0<day>\0<trunk>`).
+    fn key(&self) -> Vec<u8> {
+        keys::aggregate(&self.slot.tenant, &self.slot.day, &self.slot.trunk)
     }
 }
 
@@ -149,25 +171,27 @@ impl SledCallStore {
         before: Option<&CallRecord>,
         after: &CallRecord,
     ) -> Result<(), StoreError> {
-        let new = Counted::of(after)?;
-        let old = before.map(Counted::of).transpose()?;
+        let new = TallyContribution::of(after)?;
+        let old = before.map(TallyContribution::of).transpose()?;
         if old.as_ref() == Some(&new) {
             return self.inner.journal.apply(self.tree(), &batch);
         }
         let _g = lock(&self.inner.aggregate_lock.0);
+        let new_key = new.key();
         let mut changed: Vec<(Vec<u8>, DayTally)> = Vec::with_capacity(2);
         if let Some(old) = &old {
-            let mut t = self.read_tally(&old.key)?;
+            let old_key = old.key();
+            let mut t = self.read_tally(&old_key)?;
             t.count(old, false);
-            changed.push((old.key.clone(), t));
+            changed.push((old_key, t));
         }
-        let mut t = match changed.iter_mut().find(|(k, _)| *k == new.key) {
+        let mut t = match changed.iter_mut().find(|(k, _)| *k == new_key) {
             Some((_, t)) => std::mem::take(t),
-            None => self.read_tally(&new.key)?,
+            None => self.read_tally(&new_key)?,
         };
         t.count(&new, true);
-        changed.retain(|(k, _)| *k != new.key);
-        changed.push((new.key.clone(), t));
+        changed.retain(|(k, _)| *k != new_key);
+        changed.push((new_key, t));
         for (k, t) in changed {
             if t.is_empty() {
                 batch.remove(k);
@@ -188,8 +212,8 @@ impl SledCallStore {
         batch: &mut Writes,
         rec: &CallRecord,
     ) -> Result<(), StoreError> {
-        let c = Counted::of(rec)?;
-        let key = keys::purged_aggregate_for(&c.key);
+        let c = TallyContribution::of(rec)?;
+        let key = keys::purged_aggregate_for(&c.key());
         let mut t = self.read_tally(&key)?;
         t.count(&c, true);
         batch.insert(key, encode(&t)?);
@@ -266,8 +290,8 @@ impl SledCallStore {
                     continue;
                 }
             };
-            let c = Counted::of(&rec)?;
-            out.entry(c.key.clone()).or_default().count(&c, true);
+            let c = TallyContribution::of(&rec)?;
+            out.entry(c.key()).or_default().count(&c, true);
         }
         // Calls purged by retention still count on their day.
         for item in self.tree().scan_prefix(keys::PURGED_AGGREGATE) {

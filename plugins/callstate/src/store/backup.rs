@@ -79,6 +79,8 @@ pub enum BackupError {
     Aborted(String),
     #[error("{} is not empty: restore only into an empty directory", .0.display())]
     NotEmpty(PathBuf),
+    #[error("backups are not supported by this store")]
+    Unsupported,
 }
 
 /// What a backup holds.
@@ -211,6 +213,12 @@ impl BackupJob {
         let id_floor = db.generate_id()?;
         w.end(id_floor)?;
         Ok(())
+    }
+}
+
+impl super::StoreBackup for BackupJob {
+    fn write(self: Box<Self>, out: &mut dyn Write) -> Result<BackupInfo, BackupError> {
+        BackupJob::write(*self, out)
     }
 }
 

@@ -26,15 +26,21 @@
 
 mod aggregates;
 mod backup;
+mod call_store;
 mod check;
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 mod flusher;
 mod journal;
 mod keys;
+mod mem;
 mod outbox;
 mod retention;
 mod scan;
+mod seen;
 mod sled_calls;
 mod sled_outbox;
+mod sled_trait;
 
 #[cfg(test)]
 mod tests;
@@ -43,136 +49,28 @@ mod tests_aggregates;
 #[cfg(test)]
 mod tests_backup;
 #[cfg(test)]
+mod tests_contract;
+#[cfg(test)]
 mod tests_lifecycle;
 #[cfg(test)]
 mod tests_outbox;
 
-use std::future::Future;
-use std::pin::Pin;
-
-use async_trait::async_trait;
-
-pub use aggregates::DayTally;
+pub use aggregates::{DayTally, TallyContribution, TallySlot};
 pub use backup::{verify_backup, BackupError, BackupInfo, BackupJob, BACKUP_MAGIC, CAPTURE_LIMIT};
+pub use call_store::{
+    Applied, CallPage, CallStore, CallStoreExt, FlushObserver, StoreBackup, TransitionFn, MAX_PAGE,
+};
 pub use check::{CheckReport, Problem, ProblemKind, MAX_PROBLEMS, PROGRESS_EVERY};
 pub use journal::JOURNAL_TREE;
+pub use mem::MemCallStore;
 pub use outbox::{webhook_id_for, OutboxBacklog, OutboxEntry, OutboxState};
 pub use retention::{PurgeCursor, PurgeReport};
+pub use seen::{MemSeenEvents, SeenEvents, SledSeenEvents, SEEN_TREE};
 pub use sled_calls::{SledCallStore, TREE_NAME};
 
+#[cfg(test)]
 use crate::error::StoreError;
-use crate::machine::{Effect, Transition, TransitionError};
+#[cfg(test)]
+use crate::machine::{Effect, TransitionError};
+#[cfg(test)]
 use crate::record::CallRecord;
-
-/// Most records one `list_by_tenant` call returns, whatever the caller asks for.
-pub const MAX_PAGE: usize = 500;
-
-/// A transition closure as passed through the object-safe trait method.
-pub type TransitionFn<'a> =
-    Box<dyn FnOnce(&CallRecord) -> Result<Transition, TransitionError> + Send + 'a>;
-
-/// Result of [`CallStore::apply_transition_boxed`] / `apply_transition`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Applied {
-    /// The record as now stored (unchanged when the event was ignored).
-    pub record: CallRecord,
-    /// Effects for the gateway to carry out; empty when nothing changed.
-    pub effects: Vec<Effect>,
-    /// False when the transition was a no-op and nothing was written.
-    pub written: bool,
-    /// Outbox seq if this write enqueued the call's webhook.
-    pub enqueued: Option<u64>,
-}
-
-/// One page of `list_by_tenant`, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallPage {
-    pub records: Vec<CallRecord>,
-    /// Pass back to get the next page; `None` when there is no more.
-    pub next_cursor: Option<String>,
-}
-
-/// Call persistence. Writes are async because they return only once durable (group commit);
-/// reads are synchronous (sled serves them from its cache).
-#[async_trait]
-pub trait CallStore: Send + Sync {
-    /// Stores a new record with its tenant, day and open indexes. Fails with
-    /// `AlreadyExists` if the call id is taken.
-    async fn create(&self, rec: &CallRecord) -> Result<(), StoreError>;
-
-    /// Replaces the record if the stored version is still `prev_version`
-    /// (`VersionConflict` otherwise); drops it from the open index when ENDED; adds
-    /// `enqueue_webhook` unless this call already has one. Returns the enqueued seq.
-    async fn apply(
-        &self,
-        prev_version: u64,
-        new_record: &CallRecord,
-        enqueue_webhook: Option<OutboxEntry>,
-    ) -> Result<Option<u64>, StoreError>;
-
-    /// Object-safe form of [`CallStoreExt::apply_transition`].
-    async fn apply_transition_boxed(
-        &self,
-        call_id: &str,
-        f: TransitionFn<'_>,
-    ) -> Result<Applied, StoreError>;
-
-    fn get(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError>;
-
-    /// Every call not yet ENDED (cost grows with open calls only). Used at start-up to
-    /// re-arm timers and resume answer detection.
-    fn open_calls(&self) -> Result<Vec<CallRecord>, StoreError>;
-
-    /// Calls of `tenant` with `from_ms <= created_ms < to_ms`, oldest first, at most
-    /// `min(limit, MAX_PAGE)` per page.
-    fn list_by_tenant(
-        &self,
-        tenant: &str,
-        from_ms: u64,
-        to_ms: u64,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<CallPage, StoreError>;
-
-    /// A fresh outbox seq (persisted counter) for callers building an entry for `apply`.
-    fn next_outbox_seq(&self) -> Result<u64, StoreError>;
-
-    /// Pending entries with `next_attempt_ms <= now_ms`, lowest seq first, at most `limit`.
-    fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
-
-    /// Overwrites an existing entry (after a delivery attempt). Durable on return.
-    async fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
-
-    /// `(pending_count, oldest_pending_created_ms)`.
-    fn outbox_stats(&self) -> Result<(u64, Option<u64>), StoreError>;
-
-    /// Every entry of `tenant` created at or after `since_ms` (replay). Scans the outbox.
-    fn outbox_by_tenant_since(
-        &self,
-        tenant: &str,
-        since_ms: u64,
-    ) -> Result<Vec<OutboxEntry>, StoreError>;
-
-    /// Replay: back to pending, due at `now_ms`, attempts reset, same webhook_id.
-    async fn outbox_requeue(&self, seq: u64, now_ms: u64) -> Result<OutboxEntry, StoreError>;
-}
-
-/// Generic convenience over [`CallStore`], usable on `dyn CallStore` too.
-pub trait CallStoreExt: CallStore {
-    /// Reads the call, runs `f` (normally [`crate::transition`]) and, if the version changed,
-    /// writes the record (+ the outbox entry when the effects contain `EnqueueWebhook`)
-    /// atomically and durably. Concurrent callers on the same call are serialised, so `f`
-    /// always sees the latest record and runs exactly once.
-    fn apply_transition<'a, F>(
-        &'a self,
-        call_id: &'a str,
-        f: F,
-    ) -> Pin<Box<dyn Future<Output = Result<Applied, StoreError>> + Send + 'a>>
-    where
-        F: FnOnce(&CallRecord) -> Result<Transition, TransitionError> + Send + 'a,
-    {
-        self.apply_transition_boxed(call_id, Box::new(f))
-    }
-}
-
-impl<T: CallStore + ?Sized> CallStoreExt for T {}

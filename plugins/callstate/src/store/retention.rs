@@ -23,9 +23,23 @@ use super::sled_calls::{decode, lock, SledCallStore};
 use super::OutboxEntry;
 use crate::error::StoreError;
 
-/// Where the next purge batch resumes: an opaque position in the tenant-time index.
+/// Where the next purge batch resumes: an opaque position in the backend's tenant-time
+/// index. The sled and in-memory stores use the sled key of the last index entry looked
+/// at; another backend may put what it needs in it ([`PurgeCursor::from_bytes`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurgeCursor(Vec<u8>);
+
+impl PurgeCursor {
+    /// A backend's own position (for backends outside this crate).
+    pub fn from_bytes(position: Vec<u8>) -> PurgeCursor {
+        PurgeCursor(position)
+    }
+
+    /// What [`Self::from_bytes`] was given.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 /// What one purge batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,11 +55,89 @@ pub struct PurgeReport {
 }
 
 /// Why one old call stays.
-enum Kept {
+pub(super) enum Kept {
     Open,
     Pending,
     /// Gone already (purged or never fully written): nothing to do.
     Missing,
+}
+
+/// A store whose tenant-time index is laid out as sled keys (`keys::tenant`): the
+/// purge walk below is shared by the sled and in-memory stores, so both resume their
+/// cursors, jump tenants and count what they examine the same way.
+pub(super) trait PurgeTarget {
+    /// The index keys at or after `start`, in key order (keys of other keyspaces may
+    /// follow; the walk stops at the first one).
+    fn index_from<'a>(
+        &'a self,
+        start: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<Vec<u8>, StoreError>> + 'a>;
+
+    /// Purges one call if it may go (`index_key` is its tenant-time index entry).
+    fn purge_one(
+        &self,
+        call_id: &str,
+        index_key: &[u8],
+        cutoff_ms: u64,
+    ) -> Result<Result<(), Kept>, StoreError>;
+}
+
+/// One purge batch over `target` (see [`SledCallStore::purge_ended_before`]).
+pub(super) fn purge_batch(
+    target: &dyn PurgeTarget,
+    cutoff_ms: u64,
+    after: Option<&PurgeCursor>,
+    max: usize,
+) -> Result<(PurgeReport, Option<PurgeCursor>), StoreError> {
+    let mut r = PurgeReport::default();
+    let tenant_prefix = keys::tenant_prefix("");
+    let tenant_prefix = &tenant_prefix[..tenant_prefix.len() - 1]; // `t/`
+    let mut start = match after {
+        Some(PurgeCursor(k)) => {
+            let mut k = k.clone();
+            k.push(0); // the smallest key after the cursor
+            k
+        }
+        None => tenant_prefix.to_vec(),
+    };
+    // Walk each tenant's index from its oldest entry while entries are older than the
+    // cutoff, then jump to the next tenant: cost grows with old entries, not the store.
+    'tenants: loop {
+        let mut jump = None;
+        for item in target.index_from(&start) {
+            let k = item?;
+            if !k.starts_with(tenant_prefix) {
+                break 'tenants;
+            }
+            let Some((tenant, created_ms, call_id)) = keys::parse_tenant_key(&k) else {
+                // Malformed (check reports it): step over it.
+                start = k.clone();
+                start.push(0);
+                continue;
+            };
+            if created_ms >= cutoff_ms {
+                jump = Some(keys::tenant_index_end(tenant));
+                break;
+            }
+            if r.examined as usize >= max {
+                return Ok((r, Some(PurgeCursor(last_key(&start)))));
+            }
+            r.examined += 1;
+            match target.purge_one(call_id, &k, cutoff_ms)? {
+                Ok(()) => r.purged += 1,
+                Err(Kept::Open) => r.kept_open += 1,
+                Err(Kept::Pending) => r.kept_pending += 1,
+                Err(Kept::Missing) => {}
+            }
+            start = k.clone();
+            start.push(0);
+        }
+        match jump {
+            Some(next_tenant) => start = next_tenant,
+            None => break,
+        }
+    }
+    Ok((r, None))
 }
 
 impl SledCallStore {
@@ -59,71 +151,26 @@ impl SledCallStore {
         after: Option<&PurgeCursor>,
         max: usize,
     ) -> Result<(PurgeReport, Option<PurgeCursor>), StoreError> {
-        let (report, next) = self.purge_batch(cutoff_ms, after, max)?;
+        let (report, next) = purge_batch(self, cutoff_ms, after, max)?;
         if report.purged > 0 {
             self.inner.commit.commit().await?;
         }
         Ok((report, next))
     }
+}
 
-    fn purge_batch(
-        &self,
-        cutoff_ms: u64,
-        after: Option<&PurgeCursor>,
-        max: usize,
-    ) -> Result<(PurgeReport, Option<PurgeCursor>), StoreError> {
-        let mut r = PurgeReport::default();
-        let tenant_prefix = keys::tenant_prefix("");
-        let tenant_prefix = &tenant_prefix[..tenant_prefix.len() - 1]; // `t/`
-        let mut start = match after {
-            Some(PurgeCursor(k)) => {
-                let mut k = k.clone();
-                k.push(0); // the smallest key after the cursor
-                k
-            }
-            None => tenant_prefix.to_vec(),
-        };
-        // Walk each tenant's index from its oldest entry while entries are older than the
-        // cutoff, then jump to the next tenant: cost grows with old entries, not the store.
-        'tenants: loop {
-            let mut jump = None;
-            for item in self.tree().range(start.clone()..) {
-                let (k, _) = item?;
-                if !k.starts_with(tenant_prefix) {
-                    break 'tenants;
-                }
-                let Some((tenant, created_ms, call_id)) = keys::parse_tenant_key(&k) else {
-                    // Malformed (check reports it): step over it.
-                    start = k.to_vec();
-                    start.push(0);
-                    continue;
-                };
-                if created_ms >= cutoff_ms {
-                    jump = Some(keys::tenant_index_end(tenant));
-                    break;
-                }
-                if r.examined as usize >= max {
-                    return Ok((r, Some(PurgeCursor(last_key(&start)))));
-                }
-                r.examined += 1;
-                match self.purge_one(call_id, &k, cutoff_ms)? {
-                    Ok(()) => r.purged += 1,
-                    Err(Kept::Open) => r.kept_open += 1,
-                    Err(Kept::Pending) => r.kept_pending += 1,
-                    Err(Kept::Missing) => {}
-                }
-                start = k.to_vec();
-                start.push(0);
-            }
-            match jump {
-                Some(next_tenant) => start = next_tenant,
-                None => break,
-            }
-        }
-        Ok((r, None))
+impl PurgeTarget for SledCallStore {
+    fn index_from<'a>(
+        &'a self,
+        start: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<Vec<u8>, StoreError>> + 'a> {
+        Box::new(
+            self.tree()
+                .range(start.to_vec()..)
+                .map(|item| Ok(item?.0.to_vec())),
+        )
     }
 
-    /// Purges one call if it may go. `index_key` is its tenant-time index entry.
     fn purge_one(
         &self,
         call_id: &str,

@@ -123,6 +123,12 @@ impl SledCallStore {
         self.inner.commit.observe(Box::new(f))
     }
 
+    /// Readiness probe: one read of the database, as the gateway's `/readyz` made it.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.inner.db.contains_key(b"readyz")?;
+        Ok(())
+    }
+
     /// How many group-commit flushes have run (metrics, tests).
     pub fn flush_count(&self) -> u64 {
         self.inner.commit.flush_count()

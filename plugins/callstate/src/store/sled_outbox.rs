@@ -1,13 +1,10 @@
-//! Outbox operations of `SledCallStore` and its `CallStore` impl.
-
-use async_trait::async_trait;
+//! Outbox operations of `SledCallStore`.
 
 use super::journal::Writes;
 use super::keys;
 use super::sled_calls::{decode, encode, lock, SledCallStore};
-use super::{Applied, CallPage, CallStore, OutboxBacklog, OutboxEntry, OutboxState, TransitionFn};
+use super::{OutboxBacklog, OutboxEntry, OutboxState};
 use crate::error::StoreError;
-use crate::record::CallRecord;
 
 impl SledCallStore {
     pub fn outbox_get(&self, seq: u64) -> Result<Option<OutboxEntry>, StoreError> {
@@ -292,76 +289,5 @@ impl SledCallStore {
         };
         self.inner.commit.commit().await?;
         Ok(e)
-    }
-}
-
-#[async_trait]
-impl CallStore for SledCallStore {
-    async fn create(&self, rec: &CallRecord) -> Result<(), StoreError> {
-        SledCallStore::create(self, rec).await
-    }
-
-    async fn apply(
-        &self,
-        prev_version: u64,
-        new_record: &CallRecord,
-        enqueue_webhook: Option<OutboxEntry>,
-    ) -> Result<Option<u64>, StoreError> {
-        SledCallStore::apply(self, prev_version, new_record, enqueue_webhook).await
-    }
-
-    async fn apply_transition_boxed(
-        &self,
-        call_id: &str,
-        f: TransitionFn<'_>,
-    ) -> Result<Applied, StoreError> {
-        SledCallStore::apply_transition(self, call_id, f).await
-    }
-
-    fn get(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
-        SledCallStore::get(self, call_id)
-    }
-
-    fn open_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
-        SledCallStore::open_calls(self)
-    }
-
-    fn list_by_tenant(
-        &self,
-        tenant: &str,
-        from_ms: u64,
-        to_ms: u64,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<CallPage, StoreError> {
-        SledCallStore::list_by_tenant(self, tenant, from_ms, to_ms, limit, cursor)
-    }
-
-    fn next_outbox_seq(&self) -> Result<u64, StoreError> {
-        SledCallStore::next_outbox_seq(self)
-    }
-
-    fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        SledCallStore::outbox_due(self, now_ms, limit)
-    }
-
-    async fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        SledCallStore::outbox_update(self, entry).await
-    }
-
-    fn outbox_stats(&self) -> Result<(u64, Option<u64>), StoreError> {
-        SledCallStore::outbox_stats(self)
-    }
-
-    fn outbox_by_tenant_since(
-        &self,
-        tenant: &str,
-        since_ms: u64,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        SledCallStore::outbox_by_tenant_since(self, tenant, since_ms)
-    }
-
-    async fn outbox_requeue(&self, seq: u64, now_ms: u64) -> Result<OutboxEntry, StoreError> {
-        SledCallStore::outbox_requeue(self, seq, now_ms).await
     }
 }

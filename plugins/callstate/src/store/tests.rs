@@ -205,7 +205,7 @@ async fn works_through_dyn_trait() {
         .unwrap();
     assert_eq!(a.record.call_status, Some(CallStatus::Failed));
     assert!(a.enqueued.is_some());
-    assert_eq!(s.outbox_stats().unwrap(), (1, Some(2_000)));
+    assert_eq!(s.outbox_stats().await.unwrap(), (1, Some(2_000)));
 }
 
 /// Runs `n` concurrent creates released together; returns (call ids, flushes used).

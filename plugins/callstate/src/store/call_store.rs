@@ -1,0 +1,299 @@
+//! The [`CallStore`] trait: everything persistent the serving gateway does with calls,
+//! whichever backend holds them.
+//!
+//! Implementations: [`super::SledCallStore`] (embedded, the default) and
+//! [`super::MemCallStore`] (in memory, for tests). A new backend implements this trait
+//! and passes the contract suite (`store/contract/`, `call_store_contract!`; feature
+//! `contract` outside this crate),
+//! which states each method's promises as tests.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::Write;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{BackupError, BackupInfo, DayTally, OutboxBacklog, OutboxEntry};
+use super::{PurgeCursor, PurgeReport};
+use crate::error::StoreError;
+use crate::machine::{Effect, Transition, TransitionError};
+use crate::record::CallRecord;
+
+/// Most records one `list_by_tenant` call returns, whatever the caller asks for.
+pub const MAX_PAGE: usize = 500;
+
+/// A transition closure as passed through the object-safe trait method.
+pub type TransitionFn<'a> =
+    Box<dyn FnOnce(&CallRecord) -> Result<Transition, TransitionError> + Send + 'a>;
+
+/// Told of every group-commit flush: how long it took and whether it succeeded.
+pub type FlushObserver = Box<dyn Fn(Duration, bool) + Send + Sync>;
+
+/// Result of [`CallStore::apply_transition_boxed`] / `apply_transition`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The record as now stored (unchanged when the event was ignored).
+    pub record: CallRecord,
+    /// Effects for the gateway to carry out; empty when nothing changed.
+    pub effects: Vec<Effect>,
+    /// False when the transition was a no-op and nothing was written.
+    pub written: bool,
+    /// Outbox seq if this write enqueued the call's webhook.
+    pub enqueued: Option<u64>,
+}
+
+/// One page of `list_by_tenant`, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallPage {
+    pub records: Vec<CallRecord>,
+    /// Pass back to get the next page; `None` when there is no more.
+    pub next_cursor: Option<String>,
+}
+
+/// A backup that has started (changes are being recorded): [`StoreBackup::write`] it.
+pub trait StoreBackup: Send {
+    /// Writes the whole copy to `out`. Blocking and long: run it on a blocking thread.
+    fn write(self: Box<Self>, out: &mut dyn Write) -> Result<BackupInfo, BackupError>;
+}
+
+/// Call persistence: records and their indexes (open calls, tenant + time), the per-day
+/// tallies, the CRM-webhook outbox, retention, durability and backups.
+///
+/// **Shape.** Object-safe (`Arc<dyn CallStore>`), through `async_trait`. Everything that
+/// a networked backend answers over the network is `async`; only the start-up and
+/// operator steps documented as blocking (`tallies_current`, `ensure_aggregates`,
+/// `begin_backup`) are not, and callers run those on a blocking thread. Measured in
+/// release mode (`examples/store_dispatch.rs`, BENCHMARKS.md 2026-12-03): a `get`
+/// through `&dyn CallStore` costs the same as through the concrete type within noise
+/// (about 2 µs either way on sled; the boxing is tens of ns of that), and a durable
+/// `apply_transition` is dominated by its flush, so the gateway holds
+/// `Arc<dyn CallStore>` rather than a type parameter.
+///
+/// **Promises every backend keeps** (the contract suite checks them):
+/// - a write returns only once it is durable; a read may see a write a moment before
+///   it is durable, so a reader about to act outside the process on what it read (send
+///   a webhook) calls [`CallStore::wait_durable`] first;
+/// - a record, its indexes, its day's tally and (for a call that ends) its outbox entry
+///   change in one atomic step: no reader after a crash sees half of it;
+/// - writes to one call are conditional on its version ([`CallStore::apply`]) or
+///   serialised ([`CallStore::apply_transition_boxed`]): two writers never both apply a
+///   transition to the same version;
+/// - one webhook per call, whatever the callers do;
+/// - ids (call ids, tenants) are non-empty, at most 128 bytes and free of `\0`; others
+///   are `InvalidInput`;
+/// - nothing read is unbounded except where a method says so (`open_calls`).
+///
+/// Callbacks passed in (`admit`, `eligible`, `progress`) run while the store holds its
+/// own locks: they must not call the store.
+///
+/// Integrity checks (`check`), restores, exports (`scan_records`, `scan_outbox`) and
+/// tally invalidation stay on [`super::SledCallStore`]: they are operator tools for a
+/// stopped data directory, not part of serving. The LiveKit webhook de-duplication set
+/// is a trait of its own, [`super::SeenEvents`], and the DLT overrides and audit are
+/// `c2c_dlt::DltStore`.
+#[async_trait]
+pub trait CallStore: Send + Sync {
+    // ---- calls ----
+
+    /// Stores a new record with its tenant-time and open indexes and counts it in its
+    /// day's tally. `AlreadyExists` if the call id is taken; `InvalidInput` for a bad id
+    /// or a `created_ms` that is no calendar day.
+    async fn create(&self, rec: &CallRecord) -> Result<(), StoreError>;
+
+    /// Replaces the record if the stored version is still `prev_version`
+    /// (`VersionConflict` otherwise, `NotFound` if there is no such call); drops it
+    /// from the open index when ENDED; adds `enqueue_webhook` unless this call already
+    /// has one (`InvalidInput` if it is another call's). Returns the enqueued seq.
+    async fn apply(
+        &self,
+        prev_version: u64,
+        new_record: &CallRecord,
+        enqueue_webhook: Option<OutboxEntry>,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// Object-safe form of [`CallStoreExt::apply_transition`]: reads the call, runs `f`
+    /// exactly once on the latest record (a backend serialises writers of one call: a
+    /// lock, or a row lock held across `f`) and, if the version changed, writes the
+    /// record (+ its outbox entry when the effects hold `EnqueueWebhook`) atomically and
+    /// durably. A no-op writes nothing but still returns only once what it read is
+    /// durable.
+    async fn apply_transition_boxed(
+        &self,
+        call_id: &str,
+        f: TransitionFn<'_>,
+    ) -> Result<Applied, StoreError>;
+
+    async fn get(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError>;
+
+    /// Every call not yet ENDED, in call-id order (cost grows with open calls only).
+    /// Used at start-up to re-arm timers and resume answer detection.
+    async fn open_calls(&self) -> Result<Vec<CallRecord>, StoreError>;
+
+    /// Up to `limit` (at least one) open calls whose id sorts after `after`, in id
+    /// order: a poller walks all open calls in bounded chunks.
+    async fn open_calls_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CallRecord>, StoreError>;
+
+    /// Calls of `tenant` with `from_ms <= created_ms < to_ms`, oldest first (ties by
+    /// call id), at most `min(limit, MAX_PAGE)` per page. A cursor this method did not
+    /// return is `InvalidInput`.
+    async fn list_by_tenant(
+        &self,
+        tenant: &str,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<CallPage, StoreError>;
+
+    // ---- per-day tallies ----
+
+    /// Tallies of `tenant` for UTC days `from_day..=to_day` (`YYYYMMDD`), optionally of
+    /// one trunk: one entry per day that had calls, trunks summed. Never reads records.
+    async fn day_tallies(
+        &self,
+        tenant: &str,
+        from_day: &str,
+        to_day: &str,
+        trunk: Option<&str>,
+    ) -> Result<BTreeMap<String, DayTally>, StoreError>;
+
+    /// True when the tallies follow this version's counting rules. Blocking.
+    fn tallies_current(&self) -> Result<bool, StoreError>;
+
+    /// Brings the tallies up to date (a rebuild from the records when the counting rules
+    /// changed); true when it rebuilt. Blocking and possibly long (`progress` hears the
+    /// records read): run it on a blocking thread, before anything writes a call.
+    fn ensure_aggregates(&self, progress: &mut dyn FnMut(u64)) -> Result<bool, StoreError>;
+
+    // ---- the CRM-webhook outbox ----
+
+    /// A fresh outbox seq, above every seq handed out before (also across restarts).
+    async fn next_outbox_seq(&self) -> Result<u64, StoreError>;
+
+    async fn outbox_get(&self, seq: u64) -> Result<Option<OutboxEntry>, StoreError>;
+
+    /// The seq of the call's webhook, if one was enqueued.
+    async fn outbox_seq_for_call(&self, call_id: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Up to `limit` pending entries with `next_attempt_ms <= now_ms` that
+    /// `admit(seq, tenant)` accepts, lowest seq first. `admit` is asked once per due
+    /// entry, before it counts against `limit`, and refused ones are skipped. This is
+    /// where a fleet backend claims entries for this node (the sled store's one process
+    /// is the only claimer).
+    async fn outbox_due_admitted(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Pending entries with `next_attempt_ms <= now_ms`, lowest seq first, at most `limit`.
+    async fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.outbox_due_admitted(now_ms, limit, &mut |_, _| true)
+            .await
+    }
+
+    /// Records a delivery attempt's outcome on an existing entry (`OutboxNotFound`
+    /// otherwise; entries are only ever created with their call's end). Need not wait
+    /// for the disk: a crash may forget progress, never a webhook, which is then sent
+    /// again with the same `webhook-id` (at-least-once).
+    async fn outbox_record_progress(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
+
+    /// [`Self::outbox_record_progress`], durable on return.
+    async fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
+
+    /// Replay: back to pending, due at `now_ms`, attempts and errors reset,
+    /// `replayed_ms = now_ms`, same `webhook_id`. Durable on return.
+    async fn outbox_requeue(&self, seq: u64, now_ms: u64) -> Result<OutboxEntry, StoreError>;
+
+    /// Catch-up after a tenant's CRM answered again: up to `limit` of the tenant's pending
+    /// entries waiting on a backoff (`next_attempt_ms > now_ms`, not a CRM `Retry-After`)
+    /// that `eligible(seq)` accepts become due at `now_ms`, lowest seq first; nothing
+    /// else about them changes. Returns their seqs; durable on return.
+    async fn outbox_bring_forward(
+        &self,
+        tenant: &str,
+        now_ms: u64,
+        limit: usize,
+        eligible: &mut (dyn FnMut(u64) -> bool + Send),
+    ) -> Result<Vec<u64>, StoreError>;
+
+    /// The pending count and the oldest pending `created_ms`, overall and per tenant.
+    async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError>;
+
+    /// `(pending_count, oldest_pending_created_ms)`.
+    async fn outbox_stats(&self) -> Result<(u64, Option<u64>), StoreError> {
+        let b = self.outbox_backlog().await?;
+        Ok((b.pending, b.oldest_created_ms))
+    }
+
+    /// Replay's scan: the first `max` entries of `tenant` created at or after `since_ms`
+    /// (oldest first, by seq) and how many matched in all.
+    async fn outbox_by_tenant_since_capped(
+        &self,
+        tenant: &str,
+        since_ms: u64,
+        max: usize,
+    ) -> Result<(Vec<OutboxEntry>, u64), StoreError>;
+
+    // ---- retention ----
+
+    /// Purges ENDED calls created (and ended) before `cutoff_ms` whose webhook is not
+    /// pending — record, indexes, finished webhook — while their day's tally stays and
+    /// what they counted moves to the purged-calls tally (a recount still adds up).
+    /// Looks at no more than `max` old calls from `after`; returns what it did and where
+    /// to resume (`None`: the pass is complete). Durable on return.
+    async fn purge_ended_before(
+        &self,
+        cutoff_ms: u64,
+        after: Option<&PurgeCursor>,
+        max: usize,
+    ) -> Result<(PurgeReport, Option<PurgeCursor>), StoreError>;
+
+    // ---- durability, health, backups ----
+
+    /// Waits until every write applied so far is durable.
+    async fn wait_durable(&self) -> Result<(), StoreError>;
+
+    /// Calls `f` after every group-commit flush (from the flusher; keep it cheap). False
+    /// when the store has no group commit or an observer is installed already.
+    fn observe_flushes(&self, f: FlushObserver) -> bool {
+        drop(f);
+        false
+    }
+
+    /// Readiness probe: `Ok` when the store answers a read.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Starts a consistent backup of the running store (one at a time: `Busy`).
+    /// Blocking. A backend without backups answers `BackupError::Unsupported`.
+    fn begin_backup(&self) -> Result<Box<dyn StoreBackup>, BackupError> {
+        Err(BackupError::Unsupported)
+    }
+}
+
+/// Generic convenience over [`CallStore`], usable on `dyn CallStore` too.
+pub trait CallStoreExt: CallStore {
+    /// Reads the call, runs `f` (normally [`crate::transition`]) and, if the version changed,
+    /// writes the record (+ the outbox entry when the effects contain `EnqueueWebhook`)
+    /// atomically and durably. Concurrent callers on the same call are serialised, so `f`
+    /// always sees the latest record and runs exactly once.
+    fn apply_transition<'a, F>(
+        &'a self,
+        call_id: &'a str,
+        f: F,
+    ) -> Pin<Box<dyn Future<Output = Result<Applied, StoreError>> + Send + 'a>>
+    where
+        F: FnOnce(&CallRecord) -> Result<Transition, TransitionError> + Send + 'a,
+    {
+        self.apply_transition_boxed(call_id, Box::new(f))
+    }
+}
+
+impl<T: CallStore + ?Sized> CallStoreExt for T {}
