@@ -2,6 +2,7 @@
 //! in-memory DLT store and webhook-id set): a whole call over real HTTP against the
 //! bundled LiveKit simulator, ending in a signed CRM webhook, with nothing written to
 //! the data directory. Proves the serving gateway depends on the store traits only.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Catch-up after a CRM outage (issue 18) with the gateway's own pieces: the sled call
-//! store behind `StoreOutbox`, the deliverer, a CRM receiver on 127.0.0.1 — and, at the
+//! store behind `CallStoreOutbox`, the deliverer, a CRM receiver on 127.0.0.1 — and, at the
 //! end, the whole gateway binary.
 //!
 //! - The brought-forward due times are in the store: a deliverer that dies while the
@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use c2c_callstate::{OutboxState, SledCallStore};
-use c2c_crm_webhooks::{Deliverer, DeliveryPolicy, Endpoint, EndpointResolver, WebhookMetrics};
-use c2c_gateway::calls::outbox::StoreOutbox;
+use c2c_crm_webhooks::{
+    CallStoreOutbox, Deliverer, DeliveryPolicy, Endpoint, EndpointResolver, WebhookMetrics,
+};
 use c2c_test_support::receiver::{Receiver, Reply};
 use common::calls::CallEnv;
 use common::eventually;
@@ -110,9 +111,7 @@ fn deliverer(store: &SledCallStore, url: &str) -> Deliverer {
         .unwrap();
     Deliverer::new(
         client,
-        Arc::new(StoreOutbox {
-            store: std::sync::Arc::new(store.clone()),
-        }),
+        Arc::new(CallStoreOutbox::new(Arc::new(store.clone()))),
         Arc::new(Endpoints(url.to_string())),
         policy(),
         WebhookMetrics::new().unwrap(),

@@ -11,7 +11,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use crate::app::App;
-use crate::calls::outbox::{PolicyEndpoints, StoreOutbox};
+use crate::calls::outbox::PolicyEndpoints;
 
 /// Why the CRM webhook deliverer cannot be built.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +51,7 @@ pub fn build_deliverer(
     let metrics = WebhookMetrics::register().map_err(DelivererError::Metrics)?;
     Deliverer::new(
         client,
-        Arc::new(StoreOutbox { store }),
+        Arc::new(c2c_crm_webhooks::CallStoreOutbox::new(store)),
         endpoints,
         policy,
         metrics,

@@ -5,6 +5,7 @@
 //!
 //! `cargo run --release -p c2c-callstate --example store_dispatch`
 //! (figures in BENCHMARKS.md, "issue 19: store dispatch").
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failed unwrap ends the run, as it should
 
 use std::error::Error;
 use std::future::Future;

@@ -66,6 +66,7 @@ pub mod metrics;
 pub mod policy;
 pub mod sign;
 pub mod source;
+mod store_source;
 
 pub use deliver::{Deliverer, Outcome};
 pub use error::{ConfigError, DeliverError, SecretError, SourceError};
@@ -74,3 +75,4 @@ pub use metrics::{DeliveryResult, WebhookMetrics};
 pub use policy::DeliveryPolicy;
 pub use sign::sign;
 pub use source::{Admit, Eligible, Endpoint, EndpointResolver, OutboxSource};
+pub use store_source::CallStoreOutbox;

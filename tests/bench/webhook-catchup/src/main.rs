@@ -20,12 +20,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
-use c2c_callstate::{OutboxBacklog, OutboxEntry, OutboxState, SledCallStore};
+use c2c_callstate::{OutboxState, SledCallStore};
 use c2c_crm_webhooks::backoff::default_schedule;
 use c2c_crm_webhooks::{
-    Admit, Deliverer, DeliveryPolicy, Eligible, Endpoint, EndpointResolver, OutboxSource,
-    SourceError, WebhookMetrics,
+    CallStoreOutbox, Deliverer, DeliveryPolicy, Endpoint, EndpointResolver, WebhookMetrics,
 };
 use c2c_test_support::ended_call;
 use c2c_test_support::receiver::{Receiver, Reply};
@@ -151,62 +149,6 @@ impl EndpointResolver for Endpoints {
     fn endpoint_gone(&self, _: &str) {}
 }
 
-// ------------------------------------------------------------------ the outbox
-// The gateway's adapter (gateway/src/calls/outbox.rs), without the gateway: the same
-// store calls, so the benchmark builds without Pingora.
-
-struct Source(SledCallStore);
-
-fn err(e: c2c_callstate::StoreError) -> SourceError {
-    SourceError::with_source("call store", e)
-}
-
-#[async_trait]
-impl OutboxSource for Source {
-    async fn due(
-        &self,
-        now_ms: u64,
-        limit: usize,
-        admit: &mut Admit<'_>,
-    ) -> Result<Vec<OutboxEntry>, SourceError> {
-        let due = self
-            .0
-            .outbox_due_admitted(now_ms, limit, admit)
-            .map_err(err)?;
-        if !due.is_empty() {
-            self.0.wait_durable().await.map_err(err)?;
-        }
-        Ok(due)
-    }
-
-    async fn update(&self, j: &OutboxEntry) -> Result<(), SourceError> {
-        let mut e = self
-            .0
-            .outbox_get(j.seq)
-            .map_err(err)?
-            .ok_or_else(|| SourceError::msg("entry vanished"))?;
-        e.take_progress(j);
-        self.0.outbox_record_progress(&e).map_err(err)
-    }
-
-    async fn stats(&self) -> Result<OutboxBacklog, SourceError> {
-        self.0.outbox_backlog().map_err(err)
-    }
-
-    async fn bring_forward(
-        &self,
-        tenant: &str,
-        now_ms: u64,
-        limit: usize,
-        eligible: &mut Eligible<'_>,
-    ) -> Result<Vec<u64>, SourceError> {
-        self.0
-            .outbox_bring_forward(tenant, now_ms, limit, eligible)
-            .await
-            .map_err(err)
-    }
-}
-
 /// Ends one call through the store (connect, answer, hangup): enqueues its webhook.
 async fn end_call(s: &SledCallStore) -> u64 {
     ended_call(s, TENANT, now_ms())
@@ -248,7 +190,7 @@ async fn run(a: &Args, catch_up: bool) -> Row {
     };
     let deliverer = Deliverer::new(
         client,
-        Arc::new(Source(store.clone())),
+        Arc::new(CallStoreOutbox::new(Arc::new(store.clone()))),
         Arc::new(Endpoints(crm.url.clone())),
         policy,
         WebhookMetrics::new().expect("metrics"),
