@@ -114,6 +114,12 @@ fn open_sled_stores(
 
 /// In-memory stores: a gateway whose calls end with the process (tests, demos).
 fn memory_stores() -> Stores {
+    // Said at every start: a production gateway on this backend would lose acknowledged
+    // calls and undelivered webhooks on any restart.
+    tracing::warn!(
+        "store: in memory (--store memory): every call, webhook and DLT flag is lost when \
+         the process stops; for tests and demos only"
+    );
     Stores {
         db: None,
         dlt: Arc::new(DltRegistry::in_memory()),
