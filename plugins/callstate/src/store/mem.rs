@@ -18,13 +18,14 @@ use async_trait::async_trait;
 use super::aggregates::{TallyContribution, TallySlot};
 use super::call_store::TransitionFn;
 use super::keys;
+use super::plan::TransitionPlan;
 use super::retention::{purge_batch, Kept, PurgeTarget};
 use super::{
     Applied, CallPage, CallStore, DayTally, OutboxBacklog, OutboxEntry, OutboxState, PurgeCursor,
     PurgeReport, MAX_PAGE,
 };
 use crate::error::StoreError;
-use crate::machine::{Effect, Transition};
+
 use crate::record::CallRecord;
 
 /// In-memory [`CallStore`]. Not shared between processes and gone when dropped.
@@ -135,36 +136,18 @@ impl State {
             .get(call_id)
             .cloned()
             .ok_or(StoreError::NotFound)?;
-        let Transition {
-            record, effects, ..
-        } = f(&cur)?;
-        if record.version == cur.version {
-            return Ok(Applied {
-                record: cur,
+        match TransitionPlan::new(cur, f, || Ok(self.next_seq()))? {
+            TransitionPlan::Unchanged(applied) => Ok(applied),
+            TransitionPlan::Write {
+                prev,
+                record,
                 effects,
-                written: false,
-                enqueued: None,
-            });
+                outbox,
+            } => {
+                let enqueued = self.write(&prev, &record, outbox)?;
+                Ok(TransitionPlan::written(record, effects, enqueued))
+            }
         }
-        if record.call_id != cur.call_id {
-            return Err(StoreError::InvalidInput {
-                what: "transition changed call_id",
-            });
-        }
-        let outbox = if effects.contains(&Effect::EnqueueWebhook) {
-            // Built (and a seq taken) even when the call has a webhook already, as the
-            // sled store does; `write` then keeps the first one.
-            Some(OutboxEntry::for_call(&record, self.next_seq())?)
-        } else {
-            None
-        };
-        let enqueued = self.write(&cur, &record, outbox)?;
-        Ok(Applied {
-            record,
-            effects,
-            written: true,
-            enqueued,
-        })
     }
 
     fn list_by_tenant(

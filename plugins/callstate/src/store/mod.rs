@@ -35,6 +35,7 @@ mod journal;
 mod keys;
 mod mem;
 mod outbox;
+mod plan;
 mod retention;
 mod scan;
 mod seen;
@@ -64,6 +65,7 @@ pub use check::{CheckReport, Problem, ProblemKind, MAX_PROBLEMS, PROGRESS_EVERY}
 pub use journal::JOURNAL_TREE;
 pub use mem::MemCallStore;
 pub use outbox::{webhook_id_for, OutboxBacklog, OutboxEntry, OutboxState};
+pub use plan::TransitionPlan;
 pub use retention::{PurgeCursor, PurgeReport};
 pub use seen::{MemSeenEvents, SeenEvents, SledSeenEvents, SEEN_TREE};
 pub use sled_calls::{SledCallStore, TREE_NAME};

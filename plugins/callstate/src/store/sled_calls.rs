@@ -13,9 +13,10 @@ use super::aggregates::AggregateLock;
 use super::flusher::GroupCommit;
 use super::journal::{Journal, Writes};
 use super::keys;
+use super::plan::TransitionPlan;
 use super::{Applied, CallPage, OutboxEntry, MAX_PAGE};
 use crate::error::StoreError;
-use crate::machine::{Effect, Transition, TransitionError};
+use crate::machine::{Transition, TransitionError};
 use crate::record::CallRecord;
 
 /// Name of the one tree this crate owns inside a (possibly shared) sled database.
@@ -228,38 +229,20 @@ impl SledCallStore {
         keys::check_id("call_id", call_id)?;
         let _g = self.lock_call(call_id);
         let cur = self.read_record(call_id)?.ok_or(StoreError::NotFound)?;
-        let Transition {
-            record, effects, ..
-        } = f(&cur)?;
-        if record.version == cur.version {
-            return Ok(Applied {
-                record: cur,
+        // `write_locked` enqueues the webhook only if the call has none yet (one lookup).
+        let plan = TransitionPlan::new(cur, f, || Ok(self.inner.db.generate_id()?))?;
+        match plan {
+            TransitionPlan::Unchanged(applied) => Ok(applied),
+            TransitionPlan::Write {
+                prev,
+                record,
                 effects,
-                written: false,
-                enqueued: None,
-            });
+                outbox,
+            } => {
+                let enqueued = self.write_locked(&prev, &record, outbox)?;
+                Ok(TransitionPlan::written(record, effects, enqueued))
+            }
         }
-        if record.call_id != cur.call_id {
-            return Err(StoreError::InvalidInput {
-                what: "transition changed call_id",
-            });
-        }
-        // `write_locked` enqueues it only if the call has no webhook yet (one lookup, there).
-        let outbox = if effects.contains(&Effect::EnqueueWebhook) {
-            Some(OutboxEntry::for_call(
-                &record,
-                self.inner.db.generate_id()?,
-            )?)
-        } else {
-            None
-        };
-        let enqueued = self.write_locked(&cur, &record, outbox)?;
-        Ok(Applied {
-            record,
-            effects,
-            written: true,
-            enqueued,
-        })
     }
 
     /// The one atomic write of an update. Caller holds the call's stripe lock.
