@@ -136,18 +136,8 @@ impl State {
             .get(call_id)
             .cloned()
             .ok_or(StoreError::NotFound)?;
-        match TransitionPlan::new(cur, f, || Ok(self.next_seq()))? {
-            TransitionPlan::Unchanged(applied) => Ok(applied),
-            TransitionPlan::Write {
-                prev,
-                record,
-                effects,
-                outbox,
-            } => {
-                let enqueued = self.write(&prev, &record, outbox)?;
-                Ok(TransitionPlan::written(record, effects, enqueued))
-            }
-        }
+        TransitionPlan::new(cur, f, || Ok(self.next_seq()))?
+            .apply(|prev, record, outbox| self.write(prev, record, outbox))
     }
 
     fn list_by_tenant(

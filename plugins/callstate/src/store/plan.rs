@@ -70,6 +70,31 @@ impl TransitionPlan {
         })
     }
 
+    /// Carries the plan out with a backend's synchronous atomic write (`write(prev,
+    /// record, outbox)` returns the seq it enqueued). An async backend matches on the
+    /// plan instead and answers [`TransitionPlan::written`].
+    pub fn apply(
+        self,
+        write: impl FnOnce(
+            &CallRecord,
+            &CallRecord,
+            Option<OutboxEntry>,
+        ) -> Result<Option<u64>, StoreError>,
+    ) -> Result<Applied, StoreError> {
+        match self {
+            TransitionPlan::Unchanged(applied) => Ok(applied),
+            TransitionPlan::Write {
+                prev,
+                record,
+                effects,
+                outbox,
+            } => {
+                let enqueued = write(&prev, &record, outbox)?;
+                Ok(TransitionPlan::written(record, effects, enqueued))
+            }
+        }
+    }
+
     /// The answer for a `Write` the backend has made; `enqueued` is the seq it stored.
     pub fn written(record: CallRecord, effects: Vec<Effect>, enqueued: Option<u64>) -> Applied {
         Applied {

@@ -231,18 +231,7 @@ impl SledCallStore {
         let cur = self.read_record(call_id)?.ok_or(StoreError::NotFound)?;
         // `write_locked` enqueues the webhook only if the call has none yet (one lookup).
         let plan = TransitionPlan::new(cur, f, || Ok(self.inner.db.generate_id()?))?;
-        match plan {
-            TransitionPlan::Unchanged(applied) => Ok(applied),
-            TransitionPlan::Write {
-                prev,
-                record,
-                effects,
-                outbox,
-            } => {
-                let enqueued = self.write_locked(&prev, &record, outbox)?;
-                Ok(TransitionPlan::written(record, effects, enqueued))
-            }
-        }
+        plan.apply(|prev, record, outbox| self.write_locked(prev, record, outbox))
     }
 
     /// The one atomic write of an update. Caller holds the call's stripe lock.
