@@ -21,8 +21,8 @@ use super::keys;
 use super::plan::TransitionPlan;
 use super::retention::{purge_batch, Kept, PurgeTarget};
 use super::{
-    Applied, CallPage, CallStore, DayTally, OutboxBacklog, OutboxEntry, OutboxState, PurgeCursor,
-    PurgeReport, MAX_PAGE,
+    Applied, CallPage, CallStore, DayTally, OutboxBacklog, OutboxEntry, PurgeCursor, PurgeReport,
+    MAX_PAGE,
 };
 use crate::error::StoreError;
 
@@ -466,13 +466,7 @@ impl CallStore for MemCallStore {
             .get(&seq)
             .cloned()
             .ok_or(StoreError::OutboxNotFound(seq))?;
-        e.state = OutboxState::Pending;
-        e.next_attempt_ms = now_ms;
-        e.attempts = 0;
-        e.last_error = None;
-        e.delivered_ms = None;
-        e.retry_after = false;
-        e.replayed_ms = Some(now_ms);
+        e.requeue(now_ms);
         s.put_outbox(e.clone());
         Ok(e)
     }

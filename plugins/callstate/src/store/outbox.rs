@@ -71,6 +71,18 @@ pub struct OutboxBacklog {
 }
 
 impl OutboxEntry {
+    /// Replay (`webhooks replay`): back to pending, due at `now_ms`, attempts and errors
+    /// reset, `replayed_ms = now_ms` (the retry window starts again), same `webhook_id`.
+    pub fn requeue(&mut self, now_ms: u64) {
+        self.state = OutboxState::Pending;
+        self.next_attempt_ms = now_ms;
+        self.attempts = 0;
+        self.last_error = None;
+        self.delivered_ms = None;
+        self.retry_after = false;
+        self.replayed_ms = Some(now_ms);
+    }
+
     /// The pending entry for an ENDED call, due immediately (at `ended_ms`).
     pub fn for_call(rec: &CallRecord, seq: u64) -> Result<OutboxEntry, StoreError> {
         let payload = rec.webhook_payload().ok_or(StoreError::NotEnded)?;

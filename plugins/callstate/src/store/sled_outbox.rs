@@ -3,7 +3,7 @@
 use super::journal::Writes;
 use super::keys;
 use super::sled_calls::{decode, encode, lock, SledCallStore};
-use super::{OutboxBacklog, OutboxEntry, OutboxState};
+use super::{OutboxBacklog, OutboxEntry};
 use crate::error::StoreError;
 
 impl SledCallStore {
@@ -277,13 +277,7 @@ impl SledCallStore {
             let mut e = self
                 .outbox_get(seq)?
                 .ok_or(StoreError::OutboxNotFound(seq))?;
-            e.state = OutboxState::Pending;
-            e.next_attempt_ms = now_ms;
-            e.attempts = 0;
-            e.last_error = None;
-            e.delivered_ms = None;
-            e.retry_after = false;
-            e.replayed_ms = Some(now_ms);
+            e.requeue(now_ms);
             self.write_outbox_locked(&e)?;
             e
         };
