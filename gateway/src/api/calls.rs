@@ -178,6 +178,19 @@ async fn delete_room_quietly(client: &c2c_livekit::LiveKitClient, room: &str) {
     }
 }
 
+/// The stored call `id` names, or [`errors::unknown_call`] (a malformed id is never
+/// looked up). The caller still checks that the call is the caller's tenant's.
+pub(crate) async fn stored_call(app: &App, id: &str) -> Result<CallRecord, ApiError> {
+    if !c2c_callstate::is_valid_call_id(id) {
+        return Err(errors::unknown_call());
+    }
+    app.store()
+        .get(id)
+        .await
+        .map_err(errors::call_store)?
+        .ok_or_else(errors::unknown_call)
+}
+
 /// Loads the call a browser endpoint addresses. Unknown, malformed and other tenants'
 /// ids all look the same: 404.
 async fn load_call(
@@ -185,17 +198,7 @@ async fn load_call(
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
 ) -> Result<CallRecord, ApiError> {
-    let id = ctx.param(0).unwrap_or_default();
-    let not_found = || ApiError::not_found("unknown call_id");
-    if !c2c_callstate::is_valid_call_id(id) {
-        return Err(not_found());
-    }
-    let rec = app
-        .store()
-        .get(id)
-        .await
-        .map_err(errors::call_store)?
-        .ok_or_else(not_found)?;
+    let rec = stored_call(app, ctx.param(0).unwrap_or_default()).await?;
     // Browser endpoints need no secret, but a server that does send its key must not
     // reach another tenant's call with it. Two keys were refused by the auth plugin;
     // reading the single value here keeps this check from ever taking the first of two.
@@ -207,7 +210,7 @@ async fn load_call(
         match p.keys.authenticate(key) {
             Ok(who)
                 if who.tenant.as_deref() == Some(rec.tenant.as_str()) || who.tenant.is_none() => {}
-            _ => return Err(not_found()),
+            _ => return Err(errors::unknown_call()),
         }
     }
     ctx.resource_tenant = Some(rec.tenant.clone());

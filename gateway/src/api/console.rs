@@ -230,19 +230,9 @@ pub async fn livekit_validate(
 /// state, what hit the trunk (the internal dialed string), and the exact CRM webhook the
 /// outcome produces (`null` until the call ended).
 pub async fn call(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> {
-    let id = ctx.param(0).unwrap_or_default();
-    let not_found = || ApiError::not_found("unknown call_id");
-    if !c2c_callstate::is_valid_call_id(id) {
-        return Err(not_found());
-    }
-    let rec = app
-        .store()
-        .get(id)
-        .await
-        .map_err(errors::call_store)?
-        .ok_or_else(not_found)?;
+    let rec = crate::api::calls::stored_call(app, ctx.param(0).unwrap_or_default()).await?;
     // Another tenant's call is as unknown as a missing one.
-    may_see(ctx, &rec.tenant).map_err(|_| not_found())?;
+    may_see(ctx, &rec.tenant).map_err(|_| errors::unknown_call())?;
     let policy = app.policy().get();
     let trunk = policy.tenant(&rec.tenant).and_then(|t| {
         DialPlan::new(t)

@@ -11,6 +11,12 @@ use c2c_metrics::GatewayMetrics;
 use c2c_plugin_api::ApiError;
 use http::StatusCode;
 
+/// A call id that names no call of the caller's: malformed, unknown and another
+/// tenant's ids all answer this same 404, so none can be told from the others.
+pub fn unknown_call() -> ApiError {
+    ApiError::not_found("unknown call_id")
+}
+
 /// The call store. A conflict is the caller's mistake (409), a missing call 404,
 /// anything else ours (503: safe to retry, nothing was acknowledged).
 pub fn call_store(e: StoreError) -> ApiError {
@@ -18,7 +24,7 @@ pub fn call_store(e: StoreError) -> ApiError {
         StoreError::Transition(TransitionError::Conflict { code, message }) => {
             ApiError::new(StatusCode::CONFLICT, code, message)
         }
-        StoreError::NotFound => ApiError::not_found("unknown call_id"),
+        StoreError::NotFound => unknown_call(),
         other => {
             tracing::error!(error = %other, "call store failure");
             ApiError::unavailable(

@@ -15,11 +15,11 @@ pub async fn get(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError> 
         .param(0)
         .ok_or_else(|| ApiError::internal("missing call id parameter"))?;
     if !c2c_callstate::is_valid_call_id(id) {
-        return Err(ApiError::not_found("unknown call_id"));
+        return Err(errors::unknown_call());
     }
     let detail = call_detail(&**app.store(), id)
         .await
         .map_err(errors::call_store)?
-        .ok_or_else(|| ApiError::not_found("unknown call_id"))?;
+        .ok_or_else(errors::unknown_call)?;
     Ok(JsonResponse::json(StatusCode::OK, &detail))
 }
