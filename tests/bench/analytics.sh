@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 command -v cmake >/dev/null || { echo "cmake is needed to build (apt-get install cmake)" >&2; exit 2; }
-cargo build --release -q -p c2c-gateway --features c2c-gateway/sim -p c2c-bench-drivers
+{ cargo build --release -q -p c2c-gateway --features sim && cargo build --release -q -p c2c-bench-drivers; }
 exec ./target/release/analytics-bench \
   --gateway ./target/release/c2c-gateway \
   --policies ./policies \

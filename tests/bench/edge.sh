@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 DUR="${1:-10}"
 for t in wrk nginx; do command -v $t >/dev/null || { echo "$t not installed (apt-get install -y wrk nginx)"; exit 2; }; done
-[ -n "${C2C_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p c2c-gateway --features c2c-gateway/sim -p livekit-sim -p c2c-bench-drivers --bin bare-pingora
+[ -n "${C2C_BENCH_NO_BUILD:-}" ] || { cargo build --release -q -p c2c-gateway --features sim && cargo build --release -q -p livekit-sim -p c2c-bench-drivers --bin bare-pingora; }
 work=$(mktemp -d /tmp/c2c-edge-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }

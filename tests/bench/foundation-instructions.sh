@@ -18,7 +18,7 @@ DUR="${1:-6}"
 for tool in valgrind callgrind_control wrk; do
   command -v "$tool" >/dev/null || { echo "$tool not installed (apt-get install -y valgrind wrk)"; exit 2; }
 done
-[ -n "${C2C_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p c2c-gateway --features c2c-gateway/sim
+[ -n "${C2C_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p c2c-gateway --features sim
 work=$(mktemp -d /tmp/c2c-instr.XXXXXX)
 VG=""
 trap '[ -n "$VG" ] && kill $VG 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT

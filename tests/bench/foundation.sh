@@ -10,7 +10,7 @@ cd "$(git rev-parse --show-toplevel)"
 DUR="${1:-10}"
 CONNS=50
 command -v wrk >/dev/null || { echo "wrk not installed (apt-get install -y wrk)"; exit 2; }
-[ -n "${C2C_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p c2c-gateway --features c2c-gateway/sim
+[ -n "${C2C_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p c2c-gateway --features sim
 work=$(mktemp -d /tmp/c2c-bench.XXXXXX)
 trap 'kill $GW 2>/dev/null || true; wait $GW 2>/dev/null || true; rm -rf "$work"' EXIT
 cp -r policies "$work/policies"

@@ -4,7 +4,7 @@
 # Usage: tests/bench/lifecycle.sh [calls] [concurrency] [open_calls]
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-cargo build --release -q -p c2c-gateway --features c2c-gateway/sim -p livekit-sim -p c2c-bench-drivers
+{ cargo build --release -q -p c2c-gateway --features sim && cargo build --release -q -p livekit-sim -p c2c-bench-drivers; }
 exec ./target/release/lifecycle-bench \
   --gateway ./target/release/c2c-gateway \
   --sim ./target/release/livekit-sim \

@@ -24,7 +24,7 @@ KAM_CHILDREN="${KAM_CHILDREN:-2}"
 for t in sipp kamailio taskset python3; do
   command -v $t >/dev/null || { echo "$t not installed"; exit 2; }
 done
-[ -n "${C2C_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p c2c-gateway --features c2c-gateway/sim
+[ -n "${C2C_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p c2c-gateway --features sim
 SCEN="$PWD/tests/bench/sip"
 work=$(mktemp -d /tmp/c2c-sip-bench.XXXXXX)
 PROXY_PID=""

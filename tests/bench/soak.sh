@@ -5,7 +5,7 @@
 # Usage: tests/bench/soak.sh [minutes=30] [calls_per_second=50] [sample_seconds=60] [store_cache_mb=64]
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-[ -n "${C2C_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p c2c-gateway --features c2c-gateway/sim -p livekit-sim -p c2c-bench-drivers
+[ -n "${C2C_BENCH_NO_BUILD:-}" ] || { cargo build --release -q -p c2c-gateway --features sim && cargo build --release -q -p livekit-sim -p c2c-bench-drivers; }
 exec ./target/release/lifecycle-bench \
   --gateway ./target/release/c2c-gateway \
   --sim ./target/release/livekit-sim \
