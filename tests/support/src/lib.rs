@@ -6,9 +6,7 @@
 
 pub mod receiver;
 
-use c2c_callstate::{
-    new_call_id, transition, CallEvent, CallKnobs, CallRecord, NewCall, SledCallStore, StoreError,
-};
+use c2c_callstate::{transition, CallEvent, CallKnobs, SledCallStore, StoreError};
 
 /// Ends a call of `tenant` in the store (connect, answer, agent hangup, 1 ms apart from
 /// `t0`): its webhook is enqueued. Returns the outbox seq, or `None` if none was enqueued.
@@ -18,23 +16,8 @@ pub async fn ended_call(
     t0: u64,
 ) -> Result<Option<u64>, StoreError> {
     let knobs = CallKnobs::default();
-    let (call_id, room) = new_call_id();
-    let rec = CallRecord::new(
-        NewCall {
-            call_id: call_id.clone(),
-            room,
-            tenant: tenant.into(),
-            case_id: "case-1".into(),
-            customer_crm_id: "cust-1".into(),
-            agent_id: "agent-1".into(),
-            customer_number: "9530251797".into(),
-            phone_from: "+919999999999".into(),
-            trunk_label: "airtel".into(),
-        },
-        &knobs,
-        t0,
-    )
-    .0;
+    let rec = c2c_callstate::store::contract::call(tenant, t0);
+    let call_id = rec.call_id.clone();
     s.create(&rec).await?;
     for (ev, at) in [
         (CallEvent::Connect, t0 + 1),

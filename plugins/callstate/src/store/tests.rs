@@ -6,27 +6,13 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::machine::{transition, CallEvent, CallKnobs};
-use crate::record::{new_call_id, CallStatus, NewCall, Phase};
+use crate::record::{CallStatus, Phase};
 
 pub(super) fn knobs() -> CallKnobs {
     CallKnobs::default()
 }
 
-pub(super) fn call(tenant: &str, created_ms: u64) -> CallRecord {
-    let (call_id, room) = new_call_id();
-    let new = NewCall {
-        call_id,
-        room,
-        tenant: tenant.into(),
-        case_id: "case-1".into(),
-        customer_crm_id: "cust-1".into(),
-        agent_id: "agent-1".into(),
-        customer_number: "9530251797".into(),
-        phone_from: "+919999999999".into(),
-        trunk_label: "airtel".into(),
-    };
-    CallRecord::new(new, &knobs(), created_ms).0
-}
+pub(super) use super::contract::call;
 
 /// Opens (or reopens) the store in `dir`. A store just dropped may still hold its file
 /// lock for a moment (sled's flusher thread lets go on its next tick): retry briefly.

@@ -6,23 +6,8 @@ use tempfile::TempDir;
 use super::super::keys;
 use super::*;
 use crate::machine::{transition, CallEvent, CallKnobs};
-use crate::record::{new_call_id, NewCall};
 
-fn call(tenant: &str, created_ms: u64) -> CallRecord {
-    let (call_id, room) = new_call_id();
-    let new = NewCall {
-        call_id,
-        room,
-        tenant: tenant.into(),
-        case_id: "case-1".into(),
-        customer_crm_id: "cust-1".into(),
-        agent_id: "agent-1".into(),
-        customer_number: "9530251797".into(),
-        phone_from: "+919999999999".into(),
-        trunk_label: "airtel".into(),
-    };
-    CallRecord::new(new, &CallKnobs::default(), created_ms).0
-}
+use crate::store::contract::call;
 
 /// One open call and one ENDED call (with its webhook) in a fresh store.
 async fn store_with_calls(dir: &TempDir) -> (SledCallStore, CallRecord, CallRecord) {
