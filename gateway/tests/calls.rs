@@ -51,6 +51,25 @@ fn check_payload(body: &serde_json::Value, call_id: &str, status: &str) {
 
 async fn answered_then_agent_hangup(mode: &str) {
     let env = CallEnv::start(mode).await;
+    answered_then_agent_hangup_in(&env).await;
+}
+
+/// The same whole call on the in-memory store (`--store memory`; webhook mode, so
+/// LiveKit's webhooks pass the de-duplication set too): nothing the call needs is sled's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_call_runs_on_the_in_memory_store() {
+    let env = CallEnv::start_with_env("webhook", &[("C2C_STORE", "memory")]).await;
+    let call_id = answered_then_agent_hangup_in(&env).await;
+    assert_eq!(env.get_call(&call_id).await["status"], "ENDED");
+    assert!(
+        !env.data.path().join("store").exists(),
+        "the in-memory gateway opened a sled store"
+    );
+}
+
+/// A call answered, then hung up by the agent: the CRM gets one signed ANSWERED webhook
+/// without the dial prefix, and the room is torn down. Returns the call id.
+async fn answered_then_agent_hangup_in(env: &CallEnv) -> String {
     let (call_id, room) = env.start_call(NUMBER).await;
     // The browser's report (the answer signal in webhook mode, a hint in poll mode).
     let answered = env.wait_status(&call_id, "ACTIVE", T).await;
@@ -94,6 +113,7 @@ async fn answered_then_agent_hangup(mode: &str) {
     assert!(gone, "room not deleted");
     // The dial string never reaches the browser or the CRM; LiveKit saw it.
     assert!(!w.raw.windows(4).any(|x| x == b"9911"));
+    call_id
 }
 
 async fn outcome_for(mode: &str, scenario: serde_json::Value, status: &str, code: Option<u16>) {
