@@ -200,6 +200,26 @@ pub(crate) fn decode_cursor(c: &str) -> Result<(u64, &str), StoreError> {
     Ok((ms, id))
 }
 
+/// The tenant-time index range one `list_by_tenant` page reads: from `from_ms` (or just
+/// after the cursor's key, whichever is later) up to `to_ms`, exclusive. Every backend
+/// that keeps this key layout pages the same way.
+pub(super) fn tenant_page(
+    tenant_id: &str,
+    from_ms: u64,
+    to_ms: u64,
+    cursor: Option<&str>,
+) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+    let mut start = tenant_time(tenant_id, from_ms);
+    if let Some(c) = cursor {
+        let (ms, id) = decode_cursor(c)?;
+        // Key + 0x00 is the smallest key after the cursor's (ids never contain 0x00).
+        let mut after = tenant(tenant_id, ms, id);
+        after.push(0);
+        start = start.max(after);
+    }
+    Ok((start, tenant_time(tenant_id, to_ms)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,15 +149,7 @@ impl State {
         cursor: Option<&str>,
     ) -> Result<CallPage, StoreError> {
         let limit = limit.min(MAX_PAGE);
-        let mut start = keys::tenant_time(tenant, from_ms);
-        if let Some(c) = cursor {
-            let (ms, id) = keys::decode_cursor(c)?;
-            // Key + 0x00 is the smallest key after the cursor's (ids never contain 0x00).
-            let mut after = keys::tenant(tenant, ms, id);
-            after.push(0);
-            start = start.max(after);
-        }
-        let end = keys::tenant_time(tenant, to_ms);
+        let (start, end) = keys::tenant_page(tenant, from_ms, to_ms, cursor)?;
         let mut page = CallPage {
             records: Vec::new(),
             next_cursor: None,

@@ -344,15 +344,7 @@ impl SledCallStore {
     ) -> Result<CallPage, StoreError> {
         keys::check_id("tenant", tenant)?;
         let limit = limit.min(MAX_PAGE);
-        let mut start = keys::tenant_time(tenant, from_ms);
-        if let Some(c) = cursor {
-            let (ms, id) = keys::decode_cursor(c)?;
-            // Key + 0x00 is the smallest key after the cursor's (ids never contain 0x00).
-            let mut after = keys::tenant(tenant, ms, id);
-            after.push(0);
-            start = start.max(after);
-        }
-        let end = keys::tenant_time(tenant, to_ms);
+        let (start, end) = keys::tenant_page(tenant, from_ms, to_ms, cursor)?;
         let mut records = Vec::new();
         if limit == 0 || start >= end {
             return Ok(CallPage {
