@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::record::NewCall;
 
 fn knobs() -> CallKnobs {
     CallKnobs {
@@ -23,19 +22,7 @@ fn knobs() -> CallKnobs {
     }
 }
 
-fn new_call() -> NewCall {
-    NewCall {
-        call_id: "c2c_0123456789abcdef0123456789abcdef".into(),
-        room: "c2c-0123456789abcdef0123456789abcdef".into(),
-        tenant: "acme".into(),
-        case_id: "case".into(),
-        customer_crm_id: "crm".into(),
-        agent_id: "agent".into(),
-        customer_number: "9530251797".into(),
-        phone_from: "+919999999999".into(),
-        trunk_label: "trunk".into(),
-    }
-}
+use super::tests::new_call;
 
 fn sip_code() -> impl Strategy<Value = u16> {
     prop_oneof![

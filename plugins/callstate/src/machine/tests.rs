@@ -26,8 +26,9 @@ fn step(rec: &CallRecord, ev: &CallEvent, now: u64) -> Transition {
     transition(rec, ev, &knobs(), now).expect("transition")
 }
 
-fn fresh() -> CallRecord {
-    let new = NewCall {
+/// The call every machine test starts from (also the property test's).
+pub(super) fn new_call() -> NewCall {
+    NewCall {
         call_id: "c2c_0123456789abcdef0123456789abcdef".into(),
         room: "c2c-0123456789abcdef0123456789abcdef".into(),
         tenant: "acme".into(),
@@ -37,8 +38,11 @@ fn fresh() -> CallRecord {
         customer_number: "9530251797".into(),
         phone_from: "+919999999999".into(),
         trunk_label: "trunk".into(),
-    };
-    CallRecord::new(new, &knobs(), T0).0
+    }
+}
+
+fn fresh() -> CallRecord {
+    CallRecord::new(new_call(), &knobs(), T0).0
 }
 
 // Phase timeline of the fixtures: connect +1 s, ringing +2 s, answer +5 s, end +65 s.
