@@ -62,9 +62,6 @@ pub enum NotReady {
 /// (a struct of public fields let 27 files reach into each other's state).
 pub struct App {
     policy: Arc<PolicyHandle>,
-    /// The sled database behind the stores, flushed whole at shutdown; `None` when the
-    /// stores are not sled's (the in-memory ones of `--store memory`).
-    db: Option<sled::Db>,
     dlt: Arc<DltRegistry>,
     metrics: GatewayMetrics,
     registry: prometheus::Registry,
@@ -98,8 +95,6 @@ struct Lifecycle {
 /// The parts [`App::new`] assembles.
 pub struct AppParts {
     pub policy: Arc<PolicyHandle>,
-    /// The sled database to flush at shutdown, when the stores below live in it.
-    pub db: Option<sled::Db>,
     pub dlt: Arc<DltRegistry>,
     pub metrics: GatewayMetrics,
     pub registry: prometheus::Registry,
@@ -114,7 +109,6 @@ impl App {
         let endpoints = Arc::new(PolicyEndpoints::new(p.policy.clone()));
         Arc::new(Self {
             policy: p.policy,
-            db: p.db,
             dlt: p.dlt,
             metrics: p.metrics,
             registry: p.registry,
@@ -180,8 +174,8 @@ impl App {
     }
 
     /// Writes everything to disk (at shutdown); nothing to do for in-memory stores.
-    pub fn flush(&self) -> Result<usize, sled::Error> {
-        self.db.as_ref().map_or(Ok(0), |db| db.flush())
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.store.flush_at_shutdown()
     }
 
     /// When this process started, Unix ms.

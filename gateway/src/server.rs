@@ -64,8 +64,6 @@ pub enum StoreBackend {
 
 /// The persistent state [`App`] is built on, from one backend.
 struct Stores {
-    /// The sled database, when the stores live in it (flushed at shutdown).
-    db: Option<sled::Db>,
     dlt: Arc<DltRegistry>,
     store: Arc<dyn CallStore>,
     seen: Arc<dyn SeenEvents>,
@@ -105,7 +103,6 @@ fn open_sled_stores(
         }
     });
     Ok(Stores {
-        db: Some(db),
         dlt,
         store: Arc::new(store),
         seen: Arc::new(seen),
@@ -121,7 +118,6 @@ fn memory_stores() -> Stores {
          the process stops; for tests and demos only"
     );
     Stores {
-        db: None,
         dlt: Arc::new(DltRegistry::in_memory()),
         store: Arc::new(MemCallStore::new()),
         seen: Arc::new(MemSeenEvents::new()),
@@ -202,7 +198,6 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, StartError> {
     let (edge, health_checks) = Regions::build(&policy, &metrics)?;
     let app = App::new(AppParts {
         policy: Arc::new(PolicyHandle::new(args.policies.clone(), policy)),
-        db: stores.db,
         dlt: stores.dlt,
         metrics,
         registry,

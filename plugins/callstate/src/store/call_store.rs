@@ -271,6 +271,13 @@ pub trait CallStore: Send + Sync {
     /// Readiness probe: `Ok` when the store answers a read.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// At shutdown, after the last write: puts everything the backend holds in memory
+    /// on durable storage. Blocking. The default (a backend whose writes are durable on
+    /// return, or that keeps nothing) does nothing.
+    fn flush_at_shutdown(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Starts a consistent backup of the running store (one at a time: `Busy`).
     /// Blocking. A backend without backups answers `BackupError::Unsupported`.
     fn begin_backup(&self) -> Result<Box<dyn StoreBackup>, BackupError> {

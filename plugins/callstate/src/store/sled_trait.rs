@@ -158,6 +158,13 @@ impl CallStore for SledCallStore {
         self.inner.commit.observe(f)
     }
 
+    /// Flushes the whole sled database: the DLT and webhook de-duplication trees that
+    /// share it go to disk with the calls.
+    fn flush_at_shutdown(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         SledCallStore::ping(self)
     }
