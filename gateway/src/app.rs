@@ -9,6 +9,7 @@ use c2c_callstate::{CallStore, SeenEvents, StoreError};
 use c2c_dlt::DltRegistry;
 use pingora::server::ShutdownWatch;
 
+use crate::agents::AgentService;
 use crate::calls::livekit_pool::LiveKitPool;
 use crate::calls::outbox::PolicyEndpoints;
 use crate::calls::runtime::CallRuntime;
@@ -69,6 +70,8 @@ pub struct App {
     store: Arc<dyn CallStore>,
     /// LiveKit ids of webhooks already applied (de-duplication).
     seen: Arc<dyn SeenEvents>,
+    /// The agent registry, presence and the outbound rules for agents.
+    agents: AgentService,
     livekit: LiveKitPool,
     /// Timers, dials in flight, concurrent-call slots, the delivery wake-up.
     calls: CallRuntime,
@@ -100,6 +103,7 @@ pub struct AppParts {
     pub registry: prometheus::Registry,
     pub store: Arc<dyn CallStore>,
     pub seen: Arc<dyn SeenEvents>,
+    pub agents: AgentService,
     pub livekit: LiveKitPool,
     pub edge: Regions,
 }
@@ -114,6 +118,7 @@ impl App {
             registry: p.registry,
             store: p.store,
             seen: p.seen,
+            agents: p.agents,
             livekit: p.livekit,
             calls: CallRuntime::default(),
             endpoints,
@@ -152,6 +157,11 @@ impl App {
     /// LiveKit ids of webhooks already applied (de-duplication).
     pub fn seen(&self) -> &dyn SeenEvents {
         &*self.seen
+    }
+
+    /// Agents: registry, presence, outbound rules.
+    pub fn agents(&self) -> &AgentService {
+        &self.agents
     }
 
     pub fn livekit(&self) -> &LiveKitPool {
@@ -214,9 +224,16 @@ impl App {
         }
     }
 
-    /// SIGTERM: from now on `/readyz` is 503 so load balancers stop sending new work.
+    /// SIGTERM: from now on `/readyz` is 503 so load balancers stop sending new work,
+    /// and presence sockets are closed `1001` (browsers reconnect to another gateway).
     pub fn set_draining(&self) {
         self.lifecycle.draining.store(true, Ordering::Release);
+        self.agents.hub().close_all();
+    }
+
+    /// True after SIGTERM.
+    pub fn is_draining(&self) -> bool {
+        self.lifecycle.draining.load(Ordering::Acquire)
     }
 
     /// Ready when start-up finished, the gateway is not draining and the store answers.

@@ -45,6 +45,8 @@ pub enum StartError {
     Store { dir: PathBuf, source: sled::Error },
     #[error("cannot open DLT state: {0}")]
     Dlt(c2c_dlt::DltError),
+    #[error("cannot open the agent registry: {0}")]
+    Agents(c2c_agents::AgentStoreError),
     #[error("cannot open the call store: {0}")]
     CallStore(c2c_callstate::StoreError),
     #[error("cannot open the store: {0}")]

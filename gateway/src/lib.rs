@@ -8,6 +8,7 @@
 //! Must not: hold domain logic. Number rules live in `c2c-dialplan`, the DLT flag in
 //! `c2c-dlt`, policies and keys in `c2c-tenancy`.
 
+pub mod agents;
 pub mod api;
 pub mod app;
 pub mod body;

@@ -11,8 +11,10 @@ use c2c_plugin_api::{
 };
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
+use crate::agents::socket::Handshake;
 use crate::app::App;
 use crate::body;
 use crate::client_errors;
@@ -25,6 +27,9 @@ const MAX_CONNECT_ATTEMPTS: usize = 4;
 pub struct GatewayProxy {
     chain: PluginChain,
     app: Arc<App>,
+    /// Per source IP rate of presence handshakes, which are taken over before the chain
+    /// (and its per-IP limit) runs: the same limit, counted here.
+    presence_rate: pingora_limits::rate::Rate,
 }
 
 /// Per-request state: the plugins' context plus what the proxy glue tracks for
@@ -41,7 +46,51 @@ pub struct GatewayCtx {
 
 impl GatewayProxy {
     pub fn new(chain: PluginChain, app: Arc<App>) -> Self {
-        Self { chain, app }
+        Self {
+            chain,
+            app,
+            presence_rate: pingora_limits::rate::Rate::new(std::time::Duration::from_secs(1)),
+        }
+    }
+
+    /// A presence socket's handshake: answered `101` here and served on its own task
+    /// (crate::agents::socket), so the socket holds none of Pingora's per-connection
+    /// state. Anything else, including a malformed handshake, goes on to the chain.
+    async fn take_over_presence(
+        &self,
+        mut session: Box<ServerSession>,
+    ) -> Option<Box<ServerSession>> {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        if let Some(ip) = peer {
+            let rps = self.app.policy().get().gateway.per_ip_rps;
+            if self.presence_rate.observe(&ip, 1) > i64::from(rps) as isize {
+                self.app
+                    .metrics()
+                    .limit_rejections
+                    .with_label_values(&["-", "ip_rate"])
+                    .inc();
+                if let Some((h, body)) = client_errors::to_pingora(crate::chain::limits::too_many(
+                    "source address request rate",
+                )) {
+                    let _ = session.write_error_response(h, body).await;
+                }
+                return None;
+            }
+        }
+        match crate::agents::socket::take_over(&mut session).await {
+            Handshake::NotOne => return Some(session),
+            Handshake::Failed => return None,
+            Handshake::Done => {}
+        }
+        let ServerSession::H1(h1) = *session else {
+            return None;
+        };
+        let stream = h1.into_inner();
+        tokio::spawn(crate::agents::socket::serve(self.app.clone(), stream, peer));
+        None
     }
 
     /// Writes a locally generated response after the plugins' `on_local_response`.
@@ -373,6 +422,19 @@ impl ProxyHttp for GatewayProxy {
     /// A request Pingora refused before any hook ran (unparsable head: 400, CONNECT:
     /// 405) gets the JSON error shape too, and is counted like any request (route
     /// `unmatched`; vendored pingora-proxy patch, see plugins/vendor/README.md).
+    /// The presence WebSocket leaves Pingora here (see [`GatewayProxy::take_over_presence`]);
+    /// every other request goes on.
+    async fn take_over(&self, session: Box<ServerSession>) -> Option<Box<ServerSession>> {
+        let presence = session.req_header().uri.path() == routes::PRESENCE_PATH
+            && matches!(*session, ServerSession::H1(_))
+            && !self.app.is_draining();
+        if presence {
+            self.take_over_presence(session).await
+        } else {
+            Some(session)
+        }
+    }
+
     fn early_error_response(&self, status: u16) -> Option<(ResponseHeader, Bytes)> {
         let ctx = RequestCtx {
             status,

@@ -6,7 +6,7 @@
 use c2c_plugin_api::{Access, RouteInfo, Scope};
 use http::Method;
 
-use crate::api::openapi::{console_paths, paths, OperationDoc};
+use crate::api::openapi::{agent_paths, console_paths, paths, OperationDoc};
 
 const fn local(name: &'static str, access: Access, json_body: bool) -> RouteInfo {
     RouteInfo {
@@ -98,11 +98,33 @@ pub const OWNER_CALL_GET: RouteInfo = local("owner_call_get", Access::Key(Scope:
 /// A consistent copy of the whole store, streamed (`c2c-gateway db backup`).
 pub const OWNER_BACKUP: RouteInfo = local("owner_backup", Access::Key(Scope::Owner), false);
 
+/// The agent registry: a tenant's `calls` or `console` key, its own tenant.
+const AGENT_KEYS: Access = Access::AnyKey(&[Scope::Calls, Scope::Console]);
+pub const AGENTS_LIST: RouteInfo = local("agents_list", AGENT_KEYS, false);
+pub const AGENT_GET: RouteInfo = local("agent_get", AGENT_KEYS, false);
+pub const AGENT_PUT: RouteInfo = local("agent_put", AGENT_KEYS, true);
+pub const AGENT_DELETE: RouteInfo = local("agent_delete", AGENT_KEYS, false);
+/// Mints a presence token; the body (`{"supervisor": true}`) is optional, so not
+/// required to be JSON-labelled.
+pub const AGENT_SESSION: RouteInfo = local("agent_session", AGENT_KEYS, false);
+/// The presence WebSocket. Its upgrade is taken over before the chain runs
+/// (`crate::agents::socket`); anything else at this path gets `426`.
+pub const PRESENCE: RouteInfo = local("agent_presence", Access::Public, false);
+/// The presence socket's path (also in the `ws_url` of a presence token's answer).
+pub const PRESENCE_PATH: &str = "/api/c2c/agents/presence";
+/// A fresh agent token for an open call (browser endpoint, keyed by the call id).
+pub const CALL_TOKEN: RouteInfo = local("call_token", Access::Public, false);
+pub const CONSOLE_AGENTS: RouteInfo = local("console_agents", CONSOLE_KEYS, false);
+pub const CONSOLE_AGENT_TELEPHONY: RouteInfo = local("console_agent_telephony", CONSOLE_KEYS, true);
+pub const CONSOLE_AGENTS_AUDIT: RouteInfo = local("console_agents_audit", CONSOLE_KEYS, false);
+pub const CONSOLE_PRESENCE_SESSION: RouteInfo =
+    local("console_presence_session", CONSOLE_KEYS, false);
+
 /// True for the routes a browser calls cross-origin.
 pub fn is_browser_route(r: &RouteInfo) -> bool {
     matches!(
         *r,
-        CALL_CONNECT | CALL_HANGUP | CALL_STATUS | CALL_GET | CALL_PREFLIGHT
+        CALL_CONNECT | CALL_HANGUP | CALL_STATUS | CALL_GET | CALL_PREFLIGHT | CALL_TOKEN
     )
 }
 
@@ -150,11 +172,13 @@ const fn at(
 const GET: Method = Method::GET;
 const POST: Method = Method::POST;
 const OPTIONS: Method = Method::OPTIONS;
+const PUT: Method = Method::PUT;
+const DELETE: Method = Method::DELETE;
 
 /// Every route. [`RTC`] and [`TWIRP`] are prefix routes: [`find`] matches them by prefix
 /// (`/rtc/...`, `/twirp/...`) before this table.
 #[rustfmt::skip]
-pub static ENDPOINTS: [Endpoint; 32] = [
+pub static ENDPOINTS: [Endpoint; 45] = [
     at(GET, "/livez", LIVEZ, &paths::LIVEZ),
     at(GET, "/readyz", READYZ, &paths::READYZ),
     at(GET, "/metrics", METRICS, &paths::METRICS),
@@ -175,11 +199,30 @@ pub static ENDPOINTS: [Endpoint; 32] = [
         &OperationDoc { id: "preflight_status", ..paths::PREFLIGHT }),
     at(OPTIONS, "/api/c2c/calls/{call_id}", CALL_PREFLIGHT,
         &OperationDoc { id: "preflight_get", ..paths::PREFLIGHT }),
+    at(POST, "/api/c2c/calls/{call_id}/token", CALL_TOKEN, &agent_paths::CALL_TOKEN),
+    at(OPTIONS, "/api/c2c/calls/{call_id}/token", CALL_PREFLIGHT,
+        &OperationDoc { id: "preflight_token", ..paths::PREFLIGHT }),
     at(POST, "/webhooks/livekit", LIVEKIT_WEBHOOK, &paths::LIVEKIT_WEBHOOK),
+    // The literal `presence` before the `{agent_id}` capture: the first match wins.
+    at(GET, "/api/c2c/agents/presence", PRESENCE, &agent_paths::PRESENCE),
+    at(GET, "/api/c2c/agents", AGENTS_LIST, &agent_paths::AGENTS_LIST),
+    at(GET, "/api/c2c/agents/{agent_id}", AGENT_GET, &agent_paths::AGENT_GET),
+    at(PUT, "/api/c2c/agents/{agent_id}", AGENT_PUT, &agent_paths::AGENT_PUT),
+    at(DELETE, "/api/c2c/agents/{agent_id}", AGENT_DELETE, &agent_paths::AGENT_DELETE),
+    at(POST, "/api/c2c/agents/{agent_id}/session", AGENT_SESSION, &agent_paths::AGENT_SESSION),
+    at(GET, "/api/c2c/console/tenants/{tenant}/agents", CONSOLE_AGENTS,
+        &agent_paths::CONSOLE_AGENTS),
+    at(GET, "/api/c2c/console/tenants/{tenant}/agents/audit", CONSOLE_AGENTS_AUDIT,
+        &agent_paths::CONSOLE_AGENTS_AUDIT),
+    at(POST, "/api/c2c/console/tenants/{tenant}/agents/{agent_id}/telephony",
+        CONSOLE_AGENT_TELEPHONY, &agent_paths::CONSOLE_AGENT_TELEPHONY),
+    at(POST, "/api/c2c/console/tenants/{tenant}/presence-session", CONSOLE_PRESENCE_SESSION,
+        &agent_paths::CONSOLE_PRESENCE_SESSION),
     at(POST, "/api/c2c/webhooks/replay", WEBHOOKS_REPLAY, &paths::WEBHOOKS_REPLAY),
     at(GET, "/api/c2c/owner/calls/{call_id}", OWNER_CALL_GET, &paths::OWNER_CALL_GET),
     at(GET, "/api/c2c/owner/backup", OWNER_BACKUP, &paths::OWNER_BACKUP),
     at(GET, "/js/c2c-client.js", ASSET, &console_paths::CLIENT_JS),
+    at(GET, "/js/livekit-client.js", ASSET, &console_paths::LIVEKIT_JS),
     at(GET, "/console", ASSET, &console_paths::CONSOLE_PAGE),
     at(GET, "/console/{file}", ASSET, &console_paths::CONSOLE_FILE),
     at(GET, "/api/c2c/console/session", CONSOLE_SESSION, &console_paths::CONSOLE_SESSION),
@@ -269,17 +312,20 @@ pub fn find(method: &Method, path: &str) -> Result<(RouteInfo, Vec<String>), Mis
         n += 1;
     }
     let segs = &segs[..n];
+    let matching = |p: &&Pattern| {
+        p.segments.len() == segs.len()
+            && p.segments
+                .iter()
+                .zip(segs)
+                .all(|(p, s)| is_capture(p) && !s.is_empty() || p == s)
+    };
+    // The most specific paths win: `/api/c2c/agents/presence` is that route alone, not
+    // also `/api/c2c/agents/{agent_id}` (whose methods would otherwise answer there).
+    let literals = |p: &Pattern| p.segments.iter().filter(|s| !is_capture(s)).count();
+    let best = table().iter().filter(matching).map(literals).max();
     let mut allowed = Vec::new();
-    for p in table() {
-        if p.segments.len() != segs.len() {
-            continue;
-        }
-        let matches = p
-            .segments
-            .iter()
-            .zip(segs)
-            .all(|(p, s)| is_capture(p) && !s.is_empty() || p == s);
-        if !matches {
+    for p in table().iter().filter(matching) {
+        if Some(literals(p)) != best {
             continue;
         }
         let e = p.endpoint;
@@ -317,6 +363,18 @@ mod tests {
         assert_eq!(r, OWNER_OUTBOUND_SET);
         assert_eq!(p, vec!["acme".to_string()]);
         assert_eq!(find(&Method::GET, "/livez").unwrap().0, LIVEZ);
+    }
+
+    #[test]
+    fn a_literal_path_shadows_a_capture() {
+        let (r, _) = find(&Method::GET, "/api/c2c/agents/presence").unwrap();
+        assert_eq!(r, PRESENCE);
+        assert_eq!(
+            find(&Method::PUT, "/api/c2c/agents/presence"),
+            Err(Miss::MethodNotAllowed(vec![Method::GET]))
+        );
+        let (r, p) = find(&Method::PUT, "/api/c2c/agents/agent-42").unwrap();
+        assert_eq!((r, p), (AGENT_PUT, vec!["agent-42".to_string()]));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use c2c_agents::{AgentStore, AgentStoreError, MemAgentStore, SledAgentStore};
 use c2c_dlt::DltRegistry;
 use c2c_metrics::GatewayMetrics;
 use pingora::listeners::tls::TlsSettings;
@@ -16,6 +17,7 @@ use c2c_callstate::{
 };
 use c2c_tenancy::AnswerDetection;
 
+use crate::agents::AgentService;
 use crate::app::{App, AppParts, PolicyHandle};
 use crate::calls::livekit_pool::LiveKitPool;
 use crate::calls::services::{deliverer, DeliveryService};
@@ -67,6 +69,7 @@ struct Stores {
     dlt: Arc<DltRegistry>,
     store: Arc<dyn CallStore>,
     seen: Arc<dyn SeenEvents>,
+    agents: Arc<dyn AgentStore>,
 }
 
 /// Opens the sled database in `--data` and the stores in it. The tally rebuild an
@@ -92,6 +95,7 @@ fn open_sled_stores(
     let dlt = Arc::new(DltRegistry::open(&db).map_err(StartError::Dlt)?);
     let store = SledCallStore::open_with_db_deferred(db.clone()).map_err(StartError::CallStore)?;
     let seen = SledSeenEvents::open(&db).map_err(StartError::CallStore)?;
+    let agents = SledAgentStore::open(&db).map_err(StartError::Agents)?;
     let (hist, errors) = (
         metrics.store_flush.clone(),
         metrics.store_flush_errors.clone(),
@@ -106,6 +110,7 @@ fn open_sled_stores(
         dlt,
         store: Arc::new(store),
         seen: Arc::new(seen),
+        agents: Arc::new(agents),
     })
 }
 
@@ -121,7 +126,23 @@ fn memory_stores() -> Stores {
         dlt: Arc::new(DltRegistry::in_memory()),
         store: Arc::new(MemCallStore::new()),
         seen: Arc::new(MemSeenEvents::new()),
+        agents: Arc::new(MemAgentStore::new()),
     }
+}
+
+/// Loads the agent registry and the presence secret. The store trait is async and no
+/// runtime runs yet: a one-off current-thread runtime does it (the registry is people,
+/// not calls: small).
+fn open_agents(
+    store: Arc<dyn AgentStore>,
+    metrics: &GatewayMetrics,
+) -> Result<AgentService, StartError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Agents(AgentStoreError::Backend(Box::new(e))))?;
+    rt.block_on(AgentService::open(store, metrics.clone()))
+        .map_err(StartError::Agents)
 }
 
 /// Everything `serve` needs before Pingora takes over.
@@ -196,6 +217,7 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, StartError> {
         .then(|| format!("http://{listen}/webhooks/livekit"));
     let livekit = LiveKitPool::start(&policy, webhook_url, metrics.livekit_requests.clone())?;
     let (edge, health_checks) = Regions::build(&policy, &metrics)?;
+    let agents = open_agents(stores.agents, &metrics)?;
     let app = App::new(AppParts {
         policy: Arc::new(PolicyHandle::new(args.policies.clone(), policy)),
         dlt: stores.dlt,
@@ -203,6 +225,7 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, StartError> {
         registry,
         store: stores.store,
         seen: stores.seen,
+        agents,
         livekit,
         edge,
     });

@@ -16,7 +16,8 @@
 //! Hot (read on every use, so a reload applies them): `server.public_url`, owner keys,
 //! the platform and tenant `[livekit]` projects (the pool rebuilds changed clients;
 //! only a platform project on `url = "sim"` is tied to the simulator started with it),
-//! `calls.*` (including `calls.retention_days`), `limits.per_ip_requests_per_second`, and
+//! `calls.*` (including `calls.retention_days`), `agents.*` (an open presence socket keeps
+//! the heartbeat it started with), `limits.per_ip_requests_per_second`, and
 //! everything in `tenants/*.toml`.
 
 use c2c_tenancy::{GatewayConfig, Region};
@@ -41,6 +42,7 @@ pub fn changes(running: &GatewayConfig, next: &GatewayConfig) -> Vec<String> {
         tls,
         sip,
         store_cache_bytes,
+        presence: _,
     } = running;
     let mut out = Vec::new();
     let mut diff = |key: &str, changed: bool| {

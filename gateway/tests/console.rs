@@ -77,6 +77,18 @@ async fn console_and_client_in_chromium() {
         "ring_timeout_seconds = 5",
         "ring_timeout_seconds = 30",
     );
+    // Token refresh: a 40 s agent token that a call outlives (the client refreshes 30 s
+    // before expiry), so the call may not end at the fast policies' 10 s.
+    policies.edit(
+        "gateway.toml",
+        "token_ttl_seconds = 3600",
+        "token_ttl_seconds = 40",
+    );
+    policies.edit(
+        "gateway.toml",
+        "max_duration_seconds = 10",
+        "max_duration_seconds = 120",
+    );
     let data = tempfile::tempdir().unwrap();
     let gw = Gateway::start(policies.path(), data.path());
     let env = CallEnv {
@@ -122,6 +134,7 @@ async fn console_and_client_in_chromium() {
             "tests/console.test.mjs",
             "tests/c2c-client.test.mjs",
             "tests/c2c-client-flow.test.mjs",
+            "tests/presence.test.mjs",
         ])
         .env("C2C_BASE", &env.gw.base)
         .env("C2C_SIM", &env.sim)
@@ -157,6 +170,9 @@ async fn console_and_client_in_chromium() {
         "client-flow-active",
         "client-flow-customer-drop",
         "console-sandbox-fake-room-ended",
+        "presence-pill",
+        "console-agents",
+        "client-token-refreshed",
     ] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");
     }

@@ -213,9 +213,11 @@ api_key = "{OWNER_KEY}"
 # Schema-valid data may still fail the gateway's semantic checks (a date range over
 # 92 days, a number that is not an Indian mobile, an unknown trunk): those are 422s
 # with the documented error shape, not rejected-by-mistake requests. An asset answers
-# 304 when a generated If-None-Match happens to be `*`.
+# 304 when a generated If-None-Match happens to be `*`. The presence socket's path
+# answers 426 to anything but a WebSocket handshake, which an HTTP fuzzer cannot make
+# (gateway/tests/agents.rs opens real sockets).
 [checks.positive_data_acceptance]
-expected-statuses = ["2xx", "304", "401", "403", "404", "409", "422", "429"]
+expected-statuses = ["2xx", "304", "401", "403", "404", "409", "422", "426", "429"]
 "#
         ),
     )

@@ -1,14 +1,31 @@
 // c2c-client.js — the ready-made agent browser client of the Click2Call contract,
-// exposed as `window.C2C` (and `window.LivekitClient` for pages that follow the
-// integration guide's hand-written snippet). Built by esbuild from this file and the
-// pinned livekit-client, and served by the gateway from its own origin.
+// exposed as `window.C2C`. Built by esbuild and served by the gateway from its own
+// origin. It is small: the LiveKit SDK (/js/livekit-client.js, window.LivekitClient) is
+// loaded only when the first call starts, so pages that never call do not pay for it.
 //
 // The contract's hard rule lives here: the agent joins the room and publishes the mic
 // BEFORE /connect dials the customer. Teardown is owned by the gateway; this client only
 // reports what the browser sees (ANSWERED, hangup, tab closing).
-import * as LivekitClient from 'livekit-client';
+//
+// C2C.presence is the agent's availability (docs/agents.md): a presence session and the
+// header pill.
+import { emitter } from './emitter.js';
+import { connectPresence } from './presence.js';
+import { mountPill } from './presence-pill.js';
+import { startTokenRefresh } from './token-refresh.js';
 
-const { Room, RoomEvent, Track } = LivekitClient;
+// livekit-client's names for what startCall uses, as plain strings so a stand-in Room
+// (roomFactory) works without loading the SDK. Stable across livekit-client 2.x; the
+// browser test of the lazy load checks them against the pinned SDK.
+const RoomEvent = {
+  TrackSubscribed: 'trackSubscribed',
+  ParticipantConnected: 'participantConnected',
+  ParticipantAttributesChanged: 'participantAttributesChanged',
+  ParticipantDisconnected: 'participantDisconnected',
+  Disconnected: 'disconnected',
+};
+const AUDIO = 'audio'; // Track.Kind.Audio
+const MICROPHONE = 'microphone'; // Track.Source.Microphone
 
 /** States a call moves through, in order; `ended` is terminal. */
 const STATES = ['idle', 'joining', 'dialing', 'ringing', 'active', 'ended'];
@@ -23,37 +40,32 @@ let base = (() => {
     return window.location.origin;
   }
 })();
+// A page whose CSP allows scripts by nonce gave this script one: the SDK script it
+// injects carries the same, or the CSP would block it.
+const scriptNonce = (document.currentScript && document.currentScript.nonce) || '';
 
-// Makes the Room a call joins. Null: livekit-client's `new Room()` (production). A host
-// page may supply its own with C2C.configure({ roomFactory }) — e.g. a test standing in
-// for LiveKit where no WebRTC media server exists. What startCall uses of the object it
-// returns (the whole contract a stand-in must honour):
+// Makes the Room a call joins. Null: livekit-client's `new Room()` (production; the SDK
+// is loaded then). A host page may supply its own with C2C.configure({ roomFactory }) —
+// e.g. a test standing in for LiveKit where no WebRTC media server exists; the SDK is
+// not loaded for it. What startCall uses of the object it returns (the whole contract
+// a stand-in must honour):
 //   on(RoomEvent.TrackSubscribed | ParticipantConnected | ParticipantAttributesChanged |
 //      ParticipantDisconnected | Disconnected, handler)   — livekit-client's event names
 //   connect(wsUrl, token, connectOptions) -> Promise      — rejects when the join fails
 //   localParticipant.setMicrophoneEnabled(true, captureOptions) -> Promise
-//   localParticipant.getTrackPublication(Track.Source.Microphone) -> { track: { mute(), unmute() } } | undefined
+//   localParticipant.getTrackPublication('microphone') -> { track: { mute(), unmute() } } | undefined
 //   remoteParticipants: Map of participants { identity, attributes }
 //   disconnect() -> Promise
+//   updateToken(token)  — optional: receives each refreshed LiveKit token during the
+//                         call (livekit-client's Room gets it in room.engine.token)
 // A SIP participant is one whose identity starts with "sip"; its `attributes` carry
 // `sip.callStatus` (dialing | ringing | active | hangup), as LiveKit SIP sets them.
 let roomFactory = null;
 
-const listeners = new Map(); // event name -> Set of handlers
-let current = null; // { callId, room, audioEl, state, answered }
-
-function emit(event, detail) {
-  const set = listeners.get(event);
-  if (!set) return;
-  for (const fn of [...set]) {
-    try {
-      fn(detail);
-    } catch (e) {
-      // A host page handler must not break the call flow.
-      setTimeout(() => { throw e; });
-    }
-  }
-}
+const { on, off, emit } = emitter();
+let current = null; // { callId, room, audioEl, state, answered, joined, refresher }
+let sdkLoad = null; // the pending or done load of /js/livekit-client.js
+let lastPresence = null; // the latest presence handle: the pill's default
 
 function setState(state, extra) {
   if (!current || current.state === state || current.state === 'ended') return;
@@ -106,6 +118,69 @@ function watchSip(call, p) {
   else if (status === 'ringing' || status === 'dialing') setState('ringing');
 }
 
+/** Injects /js/livekit-client.js; resolves with window.LivekitClient once it ran. */
+function injectSdk(src) {
+  return new Promise((resolve, reject) => {
+    const s = document.createElement('script');
+    s.src = src;
+    s.async = true;
+    if (scriptNonce) s.nonce = scriptNonce;
+    s.onload = () => (window.LivekitClient
+      ? resolve(window.LivekitClient)
+      : reject(new Error(`${src} loaded but did not define window.LivekitClient`)));
+    s.onerror = () => {
+      s.remove();
+      reject(new Error(`could not load the LiveKit SDK from ${src} (network, or the page's Content-Security-Policy)`));
+    };
+    document.head.appendChild(s);
+  });
+}
+
+/**
+ * The LiveKit SDK (window.LivekitClient), loading /js/livekit-client.js from the
+ * gateway on first use. A page that already has it (its own script tag) keeps it;
+ * concurrent callers share one load; a failed load is retried by the next call.
+ */
+function loadLivekit() {
+  if (window.LivekitClient) return Promise.resolve(window.LivekitClient);
+  if (!sdkLoad) {
+    sdkLoad = injectSdk(`${base}/js/livekit-client.js`).catch((e) => {
+      sdkLoad = null;
+      throw e;
+    });
+  }
+  return sdkLoad;
+}
+
+/** A new Room: the host page's stand-in, or livekit-client's (loaded on demand). */
+async function makeRoom() {
+  if (roomFactory) return roomFactory();
+  const { Room } = await loadLivekit();
+  return new Room();
+}
+
+// livekit-client 2.x resumes and reconnects with the token in room.engine.token (its
+// own server-pushed refreshes are stored there too), so setting it takes effect without
+// touching the live connection. A stand-in Room receives it through updateToken().
+function applyToken(room, token) {
+  if (room.engine) room.engine.token = token;
+  if (typeof room.updateToken === 'function') room.updateToken(token);
+}
+
+/** Refreshes the call's LiveKit token until the call ends (see token-refresh.js). */
+function keepTokenFresh(call, token, receivedAt) {
+  call.refresher = startTokenRefresh({
+    token,
+    receivedAt,
+    fetchToken: () => post(callUrl(call.callId, 'token')),
+    apply: (t) => applyToken(call.room, t),
+    onRefreshed: (r) => emit('token_refreshed', { callId: call.callId, expiresAt: r.expires_at }),
+    onFailed: (e) => emit('error', {
+      stage: 'token', code: 'token_refresh_failed', callId: call.callId, message: e && e.message ? e.message : String(e),
+    }),
+  });
+}
+
 /**
  * Asks for microphone permission once (call at agent login), so the first call does
  * not stall on a permission prompt. Releases the device right away.
@@ -130,38 +205,25 @@ async function startCall(res, opts) {
   if (current && current.state !== 'ended') {
     throw new Error('a call is already in progress; end it first');
   }
-  const room = roomFactory ? roomFactory() : new Room();
+  const receivedAt = Date.now(); // when the token was (about) minted: see token-refresh.js
   const audioEl = document.createElement('audio');
   audioEl.autoplay = true;
   audioEl.hidden = true;
   document.body.appendChild(audioEl);
-  const call = { callId: res.call_id, room, audioEl, state: 'idle', answered: false, joined: false };
+  const call = { callId: res.call_id, room: null, audioEl, state: 'idle', answered: false, joined: false, refresher: null };
   current = call;
   setState('joining');
 
-  room.on(RoomEvent.TrackSubscribed, (track, _pub, p) => {
-    if (track.kind === Track.Kind.Audio && isSip(p)) track.attach(audioEl);
-  });
-  room.on(RoomEvent.ParticipantConnected, (p) => watchSip(call, p));
-  room.on(RoomEvent.ParticipantAttributesChanged, (changed, p) => {
-    if (!isSip(p) || !('sip.callStatus' in changed)) return;
-    watchSip(call, p);
-  });
-  // The customer dropped: end the call (the gateway finalizes and sends the webhook).
-  room.on(RoomEvent.ParticipantDisconnected, (p) => {
-    if (isSip(p) && current === call) endCall('customer_dropped');
-  });
-  // After the join only: a failed join also disconnects, and startCall's catch ends
-  // that call with the reason that tells what failed.
-  room.on(RoomEvent.Disconnected, () => {
-    if (current === call && call.joined && call.state !== 'ended') endCall('room_disconnected');
-  });
-
   let stage = 'join';
   try {
+    const room = await makeRoom();
+    call.room = room;
+    if (current !== call || call.state === 'ended') throw new Error('call ended while loading the LiveKit SDK');
+    watchRoom(call, room);
     // JOIN + PUBLISH MIC FIRST ...
     await room.connect(res.ws_url, res.token, (opts && opts.connectOptions) || undefined);
     call.joined = true;
+    keepTokenFresh(call, res.token, receivedAt);
     emit('joined', { callId: call.callId });
     await room.localParticipant.setMicrophoneEnabled(true, {
       echoCancellation: true, noiseSuppression: true, autoGainControl: true,
@@ -182,10 +244,31 @@ async function startCall(res, opts) {
   }
 }
 
+/** Follows the room: the customer's audio, SIP call status, departures. */
+function watchRoom(call, room) {
+  room.on(RoomEvent.TrackSubscribed, (track, _pub, p) => {
+    if (track.kind === AUDIO && isSip(p)) track.attach(call.audioEl);
+  });
+  room.on(RoomEvent.ParticipantConnected, (p) => watchSip(call, p));
+  room.on(RoomEvent.ParticipantAttributesChanged, (changed, p) => {
+    if (!isSip(p) || !('sip.callStatus' in changed)) return;
+    watchSip(call, p);
+  });
+  // The customer dropped: end the call (the gateway finalizes and sends the webhook).
+  room.on(RoomEvent.ParticipantDisconnected, (p) => {
+    if (isSip(p) && current === call) endCall('customer_dropped');
+  });
+  // After the join only: a failed join also disconnects, and startCall's catch ends
+  // that call with the reason that tells what failed.
+  room.on(RoomEvent.Disconnected, () => {
+    if (current === call && call.joined && call.state !== 'ended') endCall('room_disconnected');
+  });
+}
+
 /** Mutes or unmutes the agent's microphone. Returns the new muted state. */
 async function setMuted(muted) {
   if (!current || !current.room) return false;
-  const pub = current.room.localParticipant.getTrackPublication(Track.Source.Microphone);
+  const pub = current.room.localParticipant.getTrackPublication(MICROPHONE);
   if (pub && pub.track) {
     if (muted) await pub.track.mute();
     else await pub.track.unmute();
@@ -202,6 +285,7 @@ async function endCall(reason) {
   const call = current;
   if (!call || call.state === 'ended') return;
   setState('ended', { reason: reason || 'agent_hangup' });
+  if (call.refresher) call.refresher.stop();
   let error = null;
   try {
     await post(callUrl(call.callId, 'hangup'));
@@ -210,7 +294,7 @@ async function endCall(reason) {
     emit('error', { stage: 'hangup', callId: call.callId, message: e.message });
   }
   try {
-    await call.room.disconnect();
+    if (call.room) await call.room.disconnect();
   } catch (_) { /* already gone */ }
   call.audioEl.remove();
   emit('ended', { callId: call.callId, reason: reason || 'agent_hangup', hangupSent: !error });
@@ -222,18 +306,6 @@ window.addEventListener('beforeunload', () => {
     navigator.sendBeacon(callUrl(current.callId, 'hangup'));
   }
 });
-
-/** Subscribes to an event: 'state', 'joined', 'published', 'muted', 'ended', 'error'. */
-function on(event, fn) {
-  if (!listeners.has(event)) listeners.set(event, new Set());
-  listeners.get(event).add(fn);
-  return () => off(event, fn);
-}
-
-function off(event, fn) {
-  const set = listeners.get(event);
-  if (set) set.delete(fn);
-}
 
 /**
  * Configures the client. `base`: another gateway origin (default: where this script
@@ -250,16 +322,41 @@ function configure(o) {
   }
 }
 
+// Where the presence channel is: this gateway, over ws:// or wss:// as its base is.
+const presenceUrl = () => `${base.replace(/^http/, 'ws')}/api/c2c/agents/presence`;
+
+const presence = Object.freeze({
+  /**
+   * Opens the agent's presence session: `token` from your backend (POST
+   * /api/c2c/agents/{agent_id}/session), `fetchToken` to get another when it expired,
+   * `url` another presence endpoint. Resolves with the handle once the gateway is ready.
+   */
+  async connect(o) {
+    const { token, fetchToken, url } = o || {};
+    const handle = await connectPresence({ token, fetchToken, url: url || presenceUrl() });
+    lastPresence = handle;
+    return handle;
+  },
+  /** The availability pill in `el`, for `handle` (default: the latest connected). */
+  mountPill(el, o) {
+    const { handle, telephonyEnabled } = o || {};
+    return mountPill(el, { handle: handle || lastPresence, telephonyEnabled });
+  },
+});
+
 const C2C = Object.freeze({
-  version: '1',
+  version: '2',
   STATES,
   preGrantMic,
   startCall,
   setMuted,
   endCall: () => endCall('agent_hangup'),
+  /** Events: 'state', 'joined', 'published', 'muted', 'token_refreshed', 'ended', 'error'. */
   on,
   off,
   configure,
+  loadLivekit,
+  presence,
   get base() { return base; },
   get state() { return current ? current.state : 'idle'; },
   get callId() { return current && current.state !== 'ended' ? current.callId : null; },
@@ -267,4 +364,3 @@ const C2C = Object.freeze({
 });
 
 window.C2C = C2C;
-window.LivekitClient = window.LivekitClient || LivekitClient;

@@ -10,6 +10,9 @@
 // and the ring timeout is long, so only the client's ANSWERED report can connect a
 // call. Call ids whose CRM webhook the Rust harness must check are written to
 // C2C_FLOW_OUT.
+// The LiveKit token refresh runs against the real gateway's /token: the harness gives
+// the tenant a short calls.token_ttl_seconds, so the refresh (30 s before expiry) comes
+// seconds into the call; max_duration_seconds must outlast the token.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -66,6 +69,8 @@ function claims(token) {
 async function withFakeRoom(p) {
   p.seq = [];
   p.responses = [];
+  p.sdkLoads = 0;
+  p.on('request', (q) => { if (new URL(q.url()).pathname === '/js/livekit-client.js') p.sdkLoads += 1; });
   await p.exposeFunction('__fakeRoom', async (step, detail) => {
     if (step === 'connect.done') {
       const c = claims(detail.token);
@@ -106,7 +111,7 @@ async function agentPage() {
   await withFakeRoom(p);
   await p.evaluate(() => {
     window.events = [];
-    for (const e of ['state', 'joined', 'published', 'muted', 'error', 'ended']) {
+    for (const e of ['state', 'joined', 'published', 'muted', 'token_refreshed', 'error', 'ended']) {
       C2C.on(e, (d) => window.events.push({ e, ...d }));
     }
   });
@@ -117,9 +122,9 @@ const states = (p) => p.evaluate(() => window.events.filter((e) => e.e === 'stat
 const seqNames = (p) => p.seq.map((s) => s.what);
 
 /** click2call (server side) + C2C.startCall in the page; resolves once startCall did. */
-async function startCall(p, number) {
+async function startCall(p, number, agentId) {
   await scenario(number, NEVER_ANSWERS);
-  const res = await click2call(number, CALLS_KEY);
+  const res = await click2call(number, CALLS_KEY, agentId);
   const out = await p.evaluate(async (res) => {
     try {
       const r = await C2C.startCall(res);
@@ -146,6 +151,9 @@ test('join and mic publish complete before /connect; the real gateway then dials
   assert.deepEqual(p.seq[1].detail.opts, { echoCancellation: true, noiseSuppression: true, autoGainControl: true });
   const calls = await p.evaluate(() => window.fakeRooms[0].calls);
   assert.deepEqual(calls, ['connect', 'setMicrophoneEnabled'], 'the client used only the documented Room API');
+  // A stand-in Room needs no LiveKit SDK: the client did not load it.
+  assert.equal(p.sdkLoads, 0, '/js/livekit-client.js was not requested');
+  assert.equal(await p.evaluate(() => typeof window.LivekitClient), 'undefined');
   assert.deepEqual(p.responses.find((r) => r.action === 'connect'), { action: 'connect', status: 200, body: { status: 'ringing' } });
   // The gateway dialled: the simulator's callee rings, the gateway's poller sees it.
   const ringing = await until('the gateway to see RINGING', 8000, async () => {
@@ -175,7 +183,7 @@ test('sip.callStatus active -> exactly one ANSWERED report, recorded by the gate
   await p.evaluate(() => window.fakeRooms[0].sipStatus('active'));
   const status = await until('the /status answer', 5000, async () => p.responses.find((r) => r.action === 'status'));
   // A repeated attribute update and a reconnect-style re-announce must not re-report.
-  await p.evaluate(() => { const r = window.fakeRooms[0]; r.sipStatus('active'); r.emit(LivekitClient.RoomEvent.ParticipantConnected, r.remoteParticipants.get('sip-customer')); });
+  await p.evaluate(() => { const r = window.fakeRooms[0]; r.sipStatus('active'); r.emit(FakeRoom.RoomEvent.ParticipantConnected, r.remoteParticipants.get('sip-customer')); });
   await new Promise((r) => setTimeout(r, 500));
   const reports = p.seq.filter((s) => s.what === 'POST status');
   assert.equal(reports.length, 1, seqNames(p).join(', '));
@@ -290,6 +298,118 @@ test('Sandbox with the fake Room: Initiated -> Ringing -> Active -> Ended and th
   assert.equal(p.seq.filter((s) => s.what === 'POST status').length, 1);
   flowOut.sandbox = callId;
   await shot(p, 'console-sandbox-fake-room-ended');
+  assert.deepEqual(p.errors, []);
+  await p.context().close();
+});
+
+// In the page: the tab's visibility as the browser would report it, with its event.
+function setVisibility(state) {
+  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state });
+  Object.defineProperty(document, 'hidden', { configurable: true, get: () => state === 'hidden' });
+  document.dispatchEvent(new Event('visibilitychange'));
+}
+
+// In the page: moves the page's clock ahead by `ms`, as if a throttled background tab
+// had slept through the scheduled refresh (timers already set keep their real delay).
+function shiftClock(ms) {
+  const real = Date.now.bind(Date);
+  Date.now = () => real() + ms;
+}
+
+const tokenPosts = (p) => p.seq.filter((s) => s.what === 'POST token');
+// The first /token answer (recorded a moment after the page saw it).
+const tokenAnswer = (p) => until('the /token answer', 3000, async () => p.responses.find((r) => r.action === 'token'));
+
+/** Answers the call (the SIP participant goes active) and waits for the gateway's ACTIVE. */
+async function answer(p, callId) {
+  await p.evaluate(() => { const r = window.fakeRooms[0]; r.sipJoins('dialing'); r.sipStatus('ringing'); r.sipStatus('active'); });
+  await until('ACTIVE', 5000, async () => (await getCall(callId)).status === 'ACTIVE');
+}
+
+/** The refreshed token: the same room and identity, a later expiry than `old`. */
+function assertSuccessor(fresh, old) {
+  const a = claims(fresh);
+  const b = claims(old);
+  assert.notEqual(fresh, old);
+  assert.deepEqual([a.sub, a.video.room], [b.sub, b.video.room]);
+  assert.ok(a.exp > b.exp, `new exp ${a.exp} after old exp ${b.exp}`);
+}
+
+test('the LiveKit token is refreshed 30 s before it expires and handed to the room without reconnecting', async () => {
+  const p = await agentPage();
+  const res = await startCall(p, '9530252006', 'agent-refresh');
+  const started = Date.now();
+  const c = claims(res.token);
+  const lifetime = c.exp - c.nbf;
+  assert.ok(lifetime <= 90, `token lifetime ${lifetime} s: the harness must give the tenant a short calls.token_ttl_seconds`);
+  const settings = (await json(`${BASE}/api/c2c/console/tenants/acme`, { headers: { 'X-api-key': CONSOLE_KEY } })).body.settings;
+  assert.ok(settings.calls.max_duration_seconds > lifetime + 5,
+    `max_duration_seconds ${settings.calls.max_duration_seconds} must outlast the token (${lifetime} s), or the call ends before its refresh`);
+  await answer(p, res.call_id);
+  const dueMs = Math.max(lifetime - 30, 5) * 1000;
+  const refreshed = await until('token_refreshed', dueMs + 15000,
+    () => p.evaluate(() => window.events.find((e) => e.e === 'token_refreshed')));
+  const posts = tokenPosts(p);
+  assert.ok(posts.length >= 1, 'POST /token');
+  const after = posts[0].at - started;
+  console.log(`# token refresh: lifetime ${lifetime} s, POST /token ${after} ms into the call (due ~${dueMs} ms)`);
+  assert.ok(after >= dueMs - 3000 && after <= dueMs + 6000, `refreshed ${after} ms into the call, due ~${dueMs} ms`);
+  const answer1 = await tokenAnswer(p);
+  assert.equal(answer1.status, 200, JSON.stringify(answer1.body));
+  assertSuccessor(answer1.body.token, res.token);
+  assert.deepEqual(refreshed, { e: 'token_refreshed', callId: res.call_id, expiresAt: answer1.body.expires_at });
+  // Handed to the room in place: no second join, no disconnect, the call still up.
+  const room = await p.evaluate(() => ({ tokens: window.fakeRooms[0].tokens, calls: window.fakeRooms[0].calls, connected: window.fakeRooms[0].connected }));
+  assert.equal(room.tokens[0], answer1.body.token);
+  assert.ok(p.seq.some((s) => s.what === 'room:token.updated' && s.detail.token === answer1.body.token));
+  assert.deepEqual(room.calls.filter((x) => x === 'connect' || x === 'disconnect'), ['connect'], room.calls.join(', '));
+  assert.equal(room.connected, true);
+  assert.equal(await p.evaluate(() => C2C.state), 'active');
+  assert.equal((await getCall(res.call_id)).status, 'ACTIVE');
+  assert.equal(await p.evaluate(() => window.fakeRooms.length), 1);
+  await shot(p, 'client-token-refreshed');
+  // Once the call ended nothing refreshes any more, not even a tab coming back.
+  await p.evaluate(() => C2C.endCall());
+  await until('ENDED', 5000, async () => (await getCall(res.call_id)).ended);
+  const before = tokenPosts(p).length;
+  await p.evaluate(shiftClock, lifetime * 1000);
+  await p.evaluate(setVisibility, 'visible');
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(tokenPosts(p).length, before, 'no /token after the call ended');
+  assert.deepEqual(await p.evaluate(() => window.events.filter((e) => e.e === 'error')), []);
+  assert.deepEqual(p.errors, []);
+  await p.context().close();
+});
+
+test('a tab that becomes visible with the token about to expire refreshes it at once', async () => {
+  const p = await agentPage();
+  const res = await startCall(p, '9530252007', 'agent-visible');
+  const started = Date.now();
+  const c = claims(res.token);
+  const lifetimeMs = (c.exp - c.nbf) * 1000;
+  await answer(p, res.call_id);
+  // To the page the token now expires in 20 s: inside the 30 s refresh window, while
+  // the refresh timer (lifetime - 30 s after the start) has not fired.
+  await p.evaluate(shiftClock, lifetimeMs - 20000);
+  await p.evaluate(setVisibility, 'hidden');
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(tokenPosts(p).length, 0, 'a tab going hidden does not refresh');
+  const shown = Date.now();
+  await p.evaluate(setVisibility, 'visible');
+  await until('POST /token', 3000, async () => tokenPosts(p).length > 0);
+  const post = tokenPosts(p)[0];
+  assert.ok(post.at - shown < 2000, `refreshed ${post.at - shown} ms after the tab became visible`);
+  assert.ok(post.at - started < Math.max(lifetimeMs - 30000, 5000), 'before the scheduled refresh could have fired');
+  const refreshed = await until('token_refreshed', 3000, () => p.evaluate(() => window.events.find((e) => e.e === 'token_refreshed')));
+  const got = await tokenAnswer(p);
+  assert.equal(got.status, 200, JSON.stringify(got.body));
+  assertSuccessor(got.body.token, res.token);
+  assert.equal(refreshed.expiresAt, got.body.expires_at);
+  assert.deepEqual(await p.evaluate(() => window.fakeRooms[0].tokens), [got.body.token]);
+  assert.equal(await p.evaluate(() => C2C.state), 'active');
+  assert.equal((await getCall(res.call_id)).status, 'ACTIVE');
+  await p.evaluate(() => C2C.endCall());
+  await until('ENDED', 5000, async () => (await getCall(res.call_id)).ended);
   assert.deepEqual(p.errors, []);
   await p.context().close();
 });

@@ -1,6 +1,9 @@
 // /js/c2c-client.js in headless Chromium, on a CRM page of ANOTHER origin (as agents
 // use it), against the real gateway and the LiveKit simulator behind it.
 //
+// The client is small; the pinned livekit-client (/js/livekit-client.js, which defines
+// window.LivekitClient) is loaded on demand, when a call starts.
+//
 // How far the simulator lets a real livekit-client get (measured here, asserted):
 // the /rtc WebSocket opens THROUGH THE GATEWAY (token verified by the edge), the
 // simulator sends SignalResponse{join} and the agent appears in the room; the
@@ -48,11 +51,27 @@ test('the client is served from the gateway with content type, ETag and revalida
   assert.equal(r.headers.get('cache-control'), 'no-cache');
   assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
   const tag = r.headers.get('etag');
-  assert.match(tag, /^"[0-9a-f]{24}"$/);
+  // node's fetch accepts gzip: the gzip body has its own strong tag.
+  assert.match(tag, /^"[0-9a-f]{24}(-gz)?"$/);
+  assert.equal(r.headers.get('vary'), 'Accept-Encoding');
   const again = await fetch(`${BASE}/js/c2c-client.js`, { headers: { 'If-None-Match': tag } });
   assert.equal(again.status, 304);
   // No third-party origin in the bundle's loading path: it is self-contained.
   assert.ok(!String(r.body).includes('cdn.jsdelivr.net'));
+  // Small: the LiveKit SDK is a separate file, loaded when a call starts.
+  assert.ok(String(r.body).length < 40000, `c2c-client.js is ${String(r.body).length} bytes`);
+});
+
+test('the LiveKit SDK is served apart, typed, revalidated and gzip-compressed', async () => {
+  const r = await fetch(`${BASE}/js/livekit-client.js`, { headers: { 'Accept-Encoding': 'gzip' } });
+  const body = await r.text(); // decompressed by fetch
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /^text\/javascript/);
+  assert.equal(r.headers.get('content-encoding'), 'gzip');
+  assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+  assert.ok(body.includes('LivekitClient') && body.length > 200000, `${body.length} bytes`);
+  const again = await fetch(`${BASE}/js/livekit-client.js`, { headers: { 'Accept-Encoding': 'gzip', 'If-None-Match': r.headers.get('etag') } });
+  assert.equal(again.status, 304);
 });
 
 /** Loads the CRM page and records the page's requests and its /rtc WebSocket. */
@@ -73,8 +92,58 @@ async function agentPage() {
   return p;
 }
 
+const sdkRequests = (p) => p.requests.filter((q) => new URL(q.url).pathname === '/js/livekit-client.js');
+
+test('the LiveKit SDK loads on demand, once for concurrent callers, and a failed load is retried', async () => {
+  const p = await agentPage();
+  assert.equal(sdkRequests(p).length, 0, 'not loaded with the page');
+  assert.equal(await p.evaluate(() => typeof window.LivekitClient), 'undefined');
+  const out = await p.evaluate(async () => {
+    const [a, b] = await Promise.all([C2C.loadLivekit(), C2C.loadLivekit()]);
+    return { same: a === b && a === window.LivekitClient, room: typeof a.Room, version: a.version };
+  });
+  assert.deepEqual({ same: out.same, room: out.room }, { same: true, room: 'function' });
+  assert.equal(sdkRequests(p).length, 1, 'one load for two callers');
+  assert.ok(sdkRequests(p)[0].url.startsWith(BASE), 'from the gateway');
+  // The names c2c-client.js and fake-room.mjs write out, as the pinned SDK has them.
+  const names = await p.evaluate(() => {
+    const { RoomEvent, Track, ParticipantKind } = window.LivekitClient;
+    return {
+      events: [RoomEvent.TrackSubscribed, RoomEvent.ParticipantConnected, RoomEvent.ParticipantAttributesChanged,
+        RoomEvent.ParticipantDisconnected, RoomEvent.Disconnected],
+      audio: Track.Kind.Audio, microphone: Track.Source.Microphone, sip: ParticipantKind.SIP,
+    };
+  });
+  assert.deepEqual(names, {
+    events: ['trackSubscribed', 'participantConnected', 'participantAttributesChanged', 'participantDisconnected', 'disconnected'],
+    audio: 'audio', microphone: 'microphone', sip: 3,
+  });
+  console.log(`# livekit-client ${out.version} loaded on demand`);
+  await p.context().close();
+
+  // A gateway that cannot be reached: a clear error, and the next call tries again.
+  const q = await agentPage();
+  const failed = await q.evaluate(async () => {
+    C2C.configure({ base: 'http://127.0.0.1:9' });
+    try {
+      await C2C.loadLivekit();
+      return 'loaded';
+    } catch (e) {
+      return e.message;
+    }
+  });
+  assert.match(failed, /could not load the LiveKit SDK from http:\/\/127\.0\.0\.1:9\/js\/livekit-client\.js/);
+  const retried = await q.evaluate(async (base) => {
+    C2C.configure({ base });
+    return typeof (await C2C.loadLivekit()).Room;
+  }, BASE);
+  assert.equal(retried, 'function');
+  await q.context().close();
+});
+
 test('click2call -> join (+mic) -> connect only after join -> hangup', async () => {
   const p = await agentPage();
+  assert.equal(sdkRequests(p).length, 0, 'the SDK is not loaded before a call');
   assert.equal(await p.evaluate(() => C2C.preGrantMic()), true, 'fake mic granted');
   assert.equal(await p.evaluate(() => C2C.base), BASE, 'base defaults to the script origin');
   const res = await click2call('9530251797', CALLS_KEY);
@@ -98,6 +167,9 @@ test('click2call -> join (+mic) -> connect only after join -> hangup', async () 
   });
   const out = await run;
   const took = Date.now() - started;
+  const sdk = sdkRequests(p);
+  assert.equal(sdk.length, 1, 'startCall loaded the SDK once');
+  assert.ok(sdk[0].at >= started, 'when the call started, not with the page');
   await shot(p, 'client-after-join-attempt');
   const rtc = p.sockets.filter((s) => new URL(s.url).pathname === '/rtc' || new URL(s.url).pathname.startsWith('/rtc/'));
   const report = {

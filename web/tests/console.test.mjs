@@ -2,7 +2,8 @@
 // simulator: every page renders with real data and no console errors, CSP holds,
 // Test normalize shows the dialed string, Analytics charts reflect the calls the Rust
 // harness drove, Settings masks secrets and validates LiveKit live, the owner flips
-// DLT, and a Sandbox call reaches Ended with the webhook preview.
+// DLT, Agents lists the registry with its telephony switch, audit trail and live
+// availability, and a Sandbox call reaches Ended with the webhook preview.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BASE, env, launch, page, shot, json, until } from './lib.mjs';
@@ -197,6 +198,79 @@ test('Settings masks secrets, validates LiveKit live; the owner flips outbound-e
   await o.waitForSelector('#dlt-status.ok');
   assert.deepEqual(o.errors, []);
   await o.context().close();
+});
+
+/** Registers an agent as the CRM backend does (its calls key). */
+async function putAgent(id, name, telephony) {
+  const r = await json(`${BASE}/api/c2c/agents/${encodeURIComponent(id)}`, {
+    method: 'PUT',
+    headers: { 'X-api-key': env('C2C_CALLS_KEY'), 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name, telephony_enabled: telephony }),
+  });
+  assert.ok(r.status === 200 || r.status === 201, `PUT agent ${id}: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+/** An agent's browser: a page of the gateway's origin with C2C, holding the agent's presence session. */
+async function agentBrowser(agentId) {
+  const r = await json(`${BASE}/api/c2c/agents/${encodeURIComponent(agentId)}/session`, {
+    method: 'POST', headers: { 'X-api-key': env('C2C_CALLS_KEY'), 'Content-Type': 'application/json' }, body: '{}',
+  });
+  assert.ok(r.status === 200 || r.status === 201, JSON.stringify(r.body));
+  const a = await page(browser);
+  await a.goto(`${BASE}/console/`);
+  await a.waitForFunction(() => !!window.C2C);
+  await a.evaluate(async (token) => {
+    window.agentLog = [];
+    window.presence = await C2C.presence.connect({ token });
+    window.presence.on('availability', (e) => window.agentLog.push(e));
+  }, r.body.token);
+  return a;
+}
+
+const agentCell = (id, field) => `#agents-list [data-agent="${id}"][data-field="${field}"]`;
+
+test('Agents: the registry with telephony switch and audit row, availability live without a reload', async () => {
+  await putAgent('con-asha', 'Asha Rao', true);
+  await putAgent('con-ravi', 'Ravi Kumar', false);
+  const p = await page(browser);
+  await signIn(p, CONSOLE_KEY);
+  await go(p, 'agents');
+  await p.waitForSelector('#agents-live[data-live="on"]');
+  const rows = await p.$$eval('#agents-list tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent.trim())));
+  const asha = rows.find((r) => r[1] === 'con-asha');
+  assert.deepEqual(asha, ['Asha Rao', 'con-asha', 'on', 'Offline', '—'], JSON.stringify(rows));
+  assert.deepEqual(rows.find((r) => r[1] === 'con-ravi'), ['Ravi Kumar', 'con-ravi', 'off', 'Offline', '—']);
+  assert.equal(await p.isChecked(agentCell('con-asha', 'telephony')), true);
+  assert.equal(await p.isChecked(agentCell('con-ravi', 'telephony')), false);
+  await p.evaluate(() => { window.notReloaded = true; });
+
+  // The switch: telephony on for Ravi, in the registry and as an audit row by this key.
+  await p.getByRole('switch', { name: 'Telephony for Ravi Kumar (con-ravi)' }).click();
+  await p.waitForFunction((sel) => { const el = document.querySelector(sel); return el.checked && !el.disabled; }, agentCell('con-ravi', 'telephony'));
+  const ravi = await json(`${BASE}/api/c2c/agents/con-ravi`, { headers: { 'X-api-key': env('C2C_CALLS_KEY') } });
+  assert.equal(ravi.body.telephony_enabled, true, JSON.stringify(ravi.body));
+  const auditRow = await until('the audit row', 5000, async () => {
+    const trail = await p.$$eval('#agents-audit tbody tr', (trs) => trs.map((tr) => tr.textContent));
+    return trail.find((t) => t.includes('con-ravi') && t.includes('Telephony: off → on'));
+  });
+  assert.ok(auditRow.includes('acme-console'), `the console key's id: ${auditRow}`);
+
+  // Live: Asha becomes available in her own browser; the page shows it without a reload.
+  const agent = await agentBrowser('con-asha');
+  await agent.evaluate(() => window.presence.setAvailability('available'));
+  await p.waitForSelector(`${agentCell('con-asha', 'availability')}[data-availability="available"]`, { timeout: 5000 });
+  assert.equal(await p.textContent(agentCell('con-asha', 'availability')), 'Available');
+  assert.equal(await p.evaluate(() => window.notReloaded), true, 'no reload');
+  await shot(p, 'console-agents');
+
+  // Telephony off from the console: Asha goes offline at once, in both browsers.
+  await p.getByRole('switch', { name: 'Telephony for Asha Rao (con-asha)' }).click();
+  await p.waitForSelector(`${agentCell('con-asha', 'availability')}[data-availability="offline"]`, { timeout: 5000 });
+  const last = await agent.waitForFunction(() => window.agentLog.find((e) => e.reason === 'telephony_disabled')).then((h) => h.jsonValue());
+  assert.equal(last.availability, 'offline');
+  assert.deepEqual([...p.errors, ...agent.errors], []);
+  await agent.context().close();
+  await p.context().close();
 });
 
 test('a Sandbox call goes through the agent flow and reaches Ended with the webhook preview', async () => {

@@ -6,6 +6,8 @@
 //   room.sipJoins(status)     ParticipantConnected  (identity "sip-customer", kind SIP)
 //   room.sipStatus(status)    ParticipantAttributesChanged {"sip.callStatus": status}
 //   room.sipLeaves()          ParticipantDisconnected
+// and records what the client handed it: `calls` (every Room API call, in order) and
+// `tokens` (each refreshed LiveKit token given to updateToken, in order).
 // Everything outside the Room is real: the gateway, its simulator, the CRM sink.
 //
 // `installFakeRoom` runs IN THE PAGE (Playwright serializes it), so it is
@@ -15,7 +17,16 @@
 
 /** Installs `window.FakeRoom` and points C2C at it; returns nothing. */
 export function installFakeRoom() {
-  const { RoomEvent, ParticipantKind, Track } = window.LivekitClient;
+  // livekit-client's names and values, written out: C2C does not load the SDK for a
+  // stand-in Room (c2c-client.test.mjs checks these against the pinned SDK).
+  const RoomEvent = {
+    ParticipantConnected: 'participantConnected',
+    ParticipantAttributesChanged: 'participantAttributesChanged',
+    ParticipantDisconnected: 'participantDisconnected',
+    Disconnected: 'disconnected',
+  };
+  const Track = { Kind: { Audio: 'audio' }, Source: { Microphone: 'microphone' } };
+  const SIP_KIND = 3; // ParticipantKind.SIP
   const report = (step, detail) => window.__fakeRoom(step, detail === undefined ? null : detail);
   const pause = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -24,6 +35,7 @@ export function installFakeRoom() {
       this.handlers = new Map();
       this.remoteParticipants = new Map();
       this.calls = []; // every Room API call the client made, in order
+      this.tokens = []; // refreshed LiveKit tokens, as updateToken received them
       this.connected = false;
       this.mic = { enabled: false, muted: false };
       const room = this;
@@ -73,9 +85,16 @@ export function installFakeRoom() {
       this.emit(RoomEvent.Disconnected);
     }
 
+    /** The client hands over a refreshed token; a real Room keeps it for reconnects. */
+    updateToken(token) {
+      this.calls.push('updateToken');
+      this.tokens.push(token);
+      report('token.updated', { token });
+    }
+
     /** The customer's SIP participant appears with `sip.callStatus` = status. */
     sipJoins(status) {
-      const p = { identity: 'sip-customer', kind: ParticipantKind.SIP, attributes: { 'sip.callStatus': status } };
+      const p = { identity: 'sip-customer', kind: SIP_KIND, attributes: { 'sip.callStatus': status } };
       this.remoteParticipants.set(p.identity, p);
       this.emit(RoomEvent.ParticipantConnected, p);
     }
@@ -95,6 +114,7 @@ export function installFakeRoom() {
     }
   }
 
+  FakeRoom.RoomEvent = RoomEvent;
   window.FakeRoom = FakeRoom;
   window.fakeRooms = [];
   window.C2C.configure({

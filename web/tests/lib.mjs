@@ -49,11 +49,11 @@ export async function json(url, init) {
 }
 
 /** click2call as the CRM backend does (server-side, with the calls key). */
-export async function click2call(number, key) {
+export async function click2call(number, key, agentId = 'agent-42') {
   const r = await json(`${BASE}/api/c2c/click2call`, {
     method: 'POST',
     headers: { 'X-api-key': key, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ case_id: 'case-1', customer_number: number, agent_id: 'agent-42', customer_crm_id: 'cust-1' }),
+    body: JSON.stringify({ case_id: 'case-1', customer_number: number, agent_id: agentId, customer_crm_id: 'cust-1' }),
   });
   if (r.status !== 200) throw new Error(`click2call ${r.status}: ${JSON.stringify(r.body)}`);
   return r.body;

@@ -13,6 +13,7 @@ use http::StatusCode;
 
 use crate::api::contract::{
     view, Click2CallRequest, Click2CallResponse, ConnectResponse, ConnectStatus, StatusReport,
+    TokenResponse,
 };
 use crate::api::errors;
 use crate::app::App;
@@ -53,6 +54,10 @@ pub async fn click2call(
     let n = DialPlan::new(tenant)
         .normalize(&req.customer_number, req.did.as_deref())
         .map_err(errors::dial_plan)?;
+    // Registered agents: telephony on, one call at a time (docs/agents.md).
+    app.agents()
+        .gate(&tenant.id, tenant.agents, req.agent_id.trim())
+        .map_err(|r| errors::agent_refused(&r))?;
     let client = app
         .livekit()
         .client_for_tenant(&policy, &tenant.id)
@@ -281,14 +286,25 @@ pub async fn connect(
         .livekit()
         .client_for_tenant(&policy, &tenant.id)
         .ok_or_else(|| ApiError::internal("tenant has no LiveKit project"))?;
-    if rec.phase == c2c_callstate::Phase::Initiated {
+    let first = rec.phase == c2c_callstate::Phase::Initiated;
+    if first {
         check_agent_ready(app, &client, &rec, &mut ctx.livekit_wait).await?;
     }
+    // The agent is on this call from now until it ends: a second call of a registered
+    // agent cannot dial meanwhile (two created before either connected included).
+    app.agents()
+        .claim_call(&tenant.id, tenant.agents, &rec.agent_id, &rec.call_id)
+        .map_err(|r| errors::agent_refused(&r))?;
     // Durable DIALING first: a second /connect (double click, retry) is a 409, never a
     // second dial. The transition's `Dial` effect starts the dial (calls::run_effects).
-    calls::apply(app, &rec.call_id, CallEvent::Connect)
-        .await
-        .map_err(errors::call_store)?;
+    if let Err(e) = calls::apply(app, &rec.call_id, CallEvent::Connect).await {
+        // Only the /connect that moved the call out of INITIATED claimed the agent.
+        if first {
+            app.agents()
+                .release_call(&tenant.id, &rec.agent_id, &rec.call_id);
+        }
+        return Err(errors::call_store(e));
+    }
     // Waiting here for CreateSIPParticipant's early result is LiveKit's time.
     let dialed = timed(
         &mut ctx.livekit_wait,
@@ -361,6 +377,40 @@ pub async fn get(
 ) -> Result<JsonResponse, ApiError> {
     let rec = load_call(app, ctx, head).await?;
     Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))
+}
+
+/// A fresh LiveKit token for the call's agent and room, while the call is open: the
+/// agent's browser swaps it in before the first one expires, without reconnecting.
+pub async fn token(
+    app: &Arc<App>,
+    ctx: &mut RequestCtx,
+    head: &RequestHead<'_>,
+) -> Result<JsonResponse, ApiError> {
+    let rec = load_call(app, ctx, head).await?;
+    if rec.phase == c2c_callstate::Phase::Ended {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "call_ended",
+            "the call has ended; no new token is issued for it",
+        ));
+    }
+    let policy = app.policy().get();
+    let client = app
+        .livekit()
+        .client_for_tenant(&policy, &rec.tenant)
+        .ok_or_else(|| ApiError::internal("tenant has no LiveKit project"))?;
+    let ttl = policy.gateway.calls.token_ttl;
+    let token = client
+        .agent_token(&rec.room, &rec.agent_id, ttl)
+        .map_err(|e| ApiError::internal(format!("cannot mint the agent token: {e}")))?;
+    Ok(JsonResponse::json(
+        StatusCode::OK,
+        &TokenResponse {
+            token: &token,
+            expires_at_ms: now_ms() + ttl.as_millis() as u64,
+        },
+    )
+    .with_header(http::header::CACHE_CONTROL, "no-store"))
 }
 
 /// CORS pre-flight for the browser endpoints; headers are added by the CORS plugin when

@@ -56,6 +56,14 @@ pub(crate) struct Click2CallResponse<'a> {
     pub(crate) customer_number: &'a str,
 }
 
+/// `POST /api/c2c/calls/{call_id}/token`: a fresh agent token for the call's room.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenResponse<'a> {
+    pub token: &'a str,
+    /// When `token` expires (Unix ms): the client refreshes 30 s before.
+    pub expires_at_ms: u64,
+}
+
 /// What `/connect` answers: the dial has started.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ConnectResponse {

@@ -3,6 +3,7 @@
 //! same on every route. All of them render as the one JSON shape
 //! `{"error": {"code", "message"}}` (`c2c_plugin_api::ApiError`).
 
+use c2c_agents::{AgentStoreError, OutboundRefusal};
 use c2c_callstate::{StoreError, TransitionError};
 use c2c_dialplan::DialError;
 use c2c_dlt::{DltError, DltPending};
@@ -34,6 +35,40 @@ pub fn call_store(e: StoreError) -> ApiError {
             )
         }
     }
+}
+
+/// The agent registry's store.
+pub fn agent_store(e: AgentStoreError) -> ApiError {
+    tracing::error!(error = %e, "agent store failure");
+    ApiError::unavailable(
+        "store_unavailable",
+        "the agent store is unavailable; try again",
+        1,
+    )
+}
+
+/// An agent id that names no agent of the caller's tenant.
+pub fn unknown_agent() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "unknown_agent", "unknown agent_id")
+}
+
+/// click2call or /connect refused for the agent: not registered or telephony off (403),
+/// on another call (409).
+pub fn agent_refused(r: &OutboundRefusal) -> ApiError {
+    let status = match r {
+        OutboundRefusal::Busy { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::FORBIDDEN,
+    };
+    ApiError::new(
+        status,
+        crate::agents::refusal_code(r),
+        match r {
+            OutboundRefusal::Busy { agent_id, .. } => {
+                format!("agent '{agent_id}' is already on a call; end it before starting another")
+            }
+            other => other.to_string(),
+        },
+    )
 }
 
 /// The DLT flag's store.

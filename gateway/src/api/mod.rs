@@ -1,6 +1,7 @@
 //! The HTTP API the gateway answers itself. One module per resource; this plugin only
 //! dispatches by route.
 
+mod agents;
 pub mod assets;
 pub mod backup;
 mod calls;
@@ -120,6 +121,19 @@ impl Api {
             routes::OWNER_CALL_GET => Box::pin(owner_calls::get(app, ctx)).await,
             routes::OWNER_BACKUP => Ok(backup::head()),
             routes::OWNER_OUTBOUND_SET => Box::pin(owner::set(app, ctx, body)).await,
+            routes::CALL_TOKEN => Box::pin(calls::token(app, ctx, head)).await,
+            routes::PRESENCE => agents::presence_without_upgrade(),
+            routes::AGENTS_LIST => agents::list(app, ctx, head),
+            routes::AGENT_GET => agents::get(app, ctx),
+            routes::AGENT_PUT => Box::pin(agents::put(app, ctx, body)).await,
+            routes::AGENT_DELETE => Box::pin(agents::delete(app, ctx)).await,
+            routes::AGENT_SESSION => agents::session(app, ctx, body),
+            routes::CONSOLE_AGENTS => agents::console_list(app, ctx, head),
+            routes::CONSOLE_AGENTS_AUDIT => Box::pin(agents::console_audit(app, ctx)).await,
+            routes::CONSOLE_AGENT_TELEPHONY => {
+                Box::pin(agents::console_telephony(app, ctx, body)).await
+            }
+            routes::CONSOLE_PRESENCE_SESSION => agents::console_presence_session(app, ctx),
             _ => Err(ApiError::internal(format!(
                 "route {} has no handler",
                 route.name

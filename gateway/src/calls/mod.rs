@@ -102,6 +102,8 @@ pub async fn run_effects(app: &Arc<App>, rec: &CallRecord, effects: &[Effect]) {
                     .inc();
                 app.metrics().open_calls.dec();
                 app.calls().release_slot(&rec.tenant);
+                app.agents()
+                    .release_call(&rec.tenant, &rec.agent_id, &rec.call_id);
             }
             // The outbox entry was written in the same batch as the terminal record.
             Effect::EnqueueWebhook => app.calls().kick_delivery(),
@@ -155,6 +157,12 @@ pub async fn rearm_open_calls(app: &App) -> Result<usize, StoreError> {
         *per_tenant.entry(rec.tenant.clone()).or_insert(0u32) += 1;
     }
     app.calls().reset_slots(per_tenant);
+    // Agents are on the calls they connected (and presence starts empty at every start).
+    app.agents().hub().reset_calls(
+        open.iter()
+            .filter(|r| r.connected_ms.is_some())
+            .map(|r| (r.tenant.as_str(), r.agent_id.as_str(), r.call_id.as_str())),
+    );
     app.metrics().open_calls.set(open.len() as i64);
     Ok(open.len())
 }

@@ -27,7 +27,7 @@ impl Plugin for BodyRules {
         if body::declared_length(head).is_some_and(|n| n > body::MAX_BODY_BYTES as u64) {
             return body::too_large().into();
         }
-        let checked = if route.json_body && *head.method == Method::POST {
+        let checked = if route.json_body && matches!(*head.method, Method::POST | Method::PUT) {
             body::require_json(head)
         } else {
             body::require_utf8_body(head)

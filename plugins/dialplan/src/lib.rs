@@ -249,6 +249,7 @@ mod tests {
                 requests_per_second: 50,
                 max_concurrent_calls: 100,
             },
+            agents: Default::default(),
             trunks,
         }
     }

@@ -70,6 +70,17 @@ pub struct GatewayMetrics {
     /// call's tenant's `allowed_origins` (the browser hides the answer from the page, so
     /// the CRM developer sees only a CORS error). The origin itself is in the log, not a
     /// label: it is whatever the client sends.
+    /// `c2c_agents{tenant,availability}`: registered agents by live availability (an
+    /// agent without a session is offline).
+    pub agents: IntGaugeVec,
+    /// `c2c_presence_sessions`: open presence sockets in this process.
+    pub presence_sessions: IntGauge,
+    /// `c2c_presence_refused_total{reason}`: presence sockets refused or closed by the
+    /// gateway (bad token, auth timeout, flood, full, too slow, ...).
+    pub presence_refused: IntCounterVec,
+    /// `c2c_agent_refusals_total{tenant,code}`: click2call and /connect refused for an
+    /// agent (`agent_not_registered`, `agent_disabled`, `agent_busy`).
+    pub agent_refusals: IntCounterVec,
     pub cors_refused: IntCounterVec,
     /// `c2c_build_info{version,revision}`: always 1; the labels say which build runs, so
     /// a dashboard shows a rolling upgrade and an alert can be joined to a version.
@@ -226,6 +237,35 @@ impl GatewayMetrics {
             &["tenant", "route"],
         )?;
         registry.register(Box::new(cors_refused.clone()))?;
+        let agents = IntGaugeVec::new(
+            Opts::new(
+                "c2c_agents",
+                "Registered agents by live availability (no session: offline)",
+            ),
+            &["tenant", "availability"],
+        )?;
+        registry.register(Box::new(agents.clone()))?;
+        let presence_sessions = IntGauge::new(
+            "c2c_presence_sessions",
+            "Open presence sockets in this process",
+        )?;
+        registry.register(Box::new(presence_sessions.clone()))?;
+        let presence_refused = IntCounterVec::new(
+            Opts::new(
+                "c2c_presence_refused_total",
+                "Presence sockets refused or closed by the gateway, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(presence_refused.clone()))?;
+        let agent_refusals = IntCounterVec::new(
+            Opts::new(
+                "c2c_agent_refusals_total",
+                "click2call and /connect refused for an agent, by error code",
+            ),
+            &["tenant", "code"],
+        )?;
+        registry.register(Box::new(agent_refusals.clone()))?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "c2c_build_info",
@@ -280,6 +320,10 @@ impl GatewayMetrics {
             store_flush,
             store_flush_errors,
             cors_refused,
+            agents,
+            presence_sessions,
+            presence_refused,
+            agent_refusals,
             build_info,
         })
     }

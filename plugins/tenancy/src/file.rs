@@ -31,6 +31,26 @@ pub struct GatewayFile {
     pub sip: SipSection,
     #[serde(default)]
     pub store: StoreSection,
+    #[serde(default)]
+    pub agents: GatewayAgentsSection,
+}
+
+/// `[agents]` of gateway.toml: the presence channel's knobs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayAgentsSection {
+    pub presence_grace_seconds: Option<u64>,
+    pub presence_token_ttl_seconds: Option<u64>,
+    pub heartbeat_seconds: Option<u64>,
+    pub max_presence_sessions: Option<usize>,
+}
+
+/// `[agents]` of a tenant file: how click2call treats the `agent_id` it is sent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantAgentsSection {
+    pub require_registration: Option<bool>,
+    pub allow_concurrent_calls: Option<bool>,
 }
 
 /// `[store]`: the embedded store's settings.
@@ -155,6 +175,8 @@ pub struct TenantFile {
     pub dlt: DltSection,
     #[serde(default)]
     pub limits: TenantLimitsSection,
+    #[serde(default)]
+    pub agents: TenantAgentsSection,
     #[serde(default)]
     pub trunks: Vec<TrunkEntry>,
 }

@@ -80,6 +80,7 @@ pub struct GatewayConfig {
     /// The embedded store's page cache, in bytes: together with the open calls it sets
     /// the gateway's steady-state memory (see `docs/operations.md`).
     pub store_cache_bytes: u64,
+    pub presence: PresenceKnobs,
 }
 
 /// The SIP edge's caps (`[sip]` in gateway.toml).
@@ -195,7 +196,31 @@ pub struct Tenant {
     pub crm_webhook: Option<CrmWebhook>,
     pub dlt: DltPolicy,
     pub limits: TenantLimits,
+    pub agents: TenantAgentsPolicy,
     pub trunks: Vec<Trunk>,
+}
+
+/// A tenant's `[agents]`: both off by default, so a CRM that sends any `agent_id`
+/// string keeps working unmodified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TenantAgentsPolicy {
+    /// click2call refuses an `agent_id` that is not registered (`403 agent_not_registered`).
+    pub require_registration: bool,
+    /// An agent may have more than one connected call at once (no `409 agent_busy`).
+    pub allow_concurrent_calls: bool,
+}
+
+/// The presence channel's knobs (`[agents]` in gateway.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceKnobs {
+    /// How long a dropped socket's availability is kept for a reconnect.
+    pub grace: Duration,
+    /// Lifetime of a presence token minted for a browser.
+    pub token_ttl: Duration,
+    /// WebSocket ping period; a socket silent for two periods is closed.
+    pub heartbeat: Duration,
+    /// Presence sockets this process holds at most (one more is refused `503`).
+    pub max_sessions: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

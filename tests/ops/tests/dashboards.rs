@@ -246,9 +246,13 @@ fn catalogue() -> Catalogue {
         store_flush,
         store_flush_errors,
         cors_refused,
+        agents,
+        presence_sessions,
+        presence_refused,
+        agent_refusals,
         build_info,
     } = &gw;
-    let touch: [&dyn Touch; 22] = [
+    let touch: [&dyn Touch; 26] = [
         http_requests,
         http_duration,
         http_gateway_duration,
@@ -270,6 +274,10 @@ fn catalogue() -> Catalogue {
         store_flush,
         store_flush_errors,
         cors_refused,
+        agents,
+        presence_sessions,
+        presence_refused,
+        agent_refusals,
         build_info,
     ];
     for t in touch {

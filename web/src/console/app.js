@@ -7,15 +7,26 @@ import analytics from './views/analytics.js';
 import sandbox from './views/sandbox.js';
 import guide from './views/guide.js';
 import settings from './views/settings.js';
+import agents from './views/agents.js';
 
-const VIEWS = { trunks, analytics, sandbox, guide, settings };
-const TITLES = { trunks: 'Trunks', analytics: 'Analytics', sandbox: 'Sandbox', guide: 'Integration guide', settings: 'Settings' };
+const VIEWS = { trunks, analytics, agents, sandbox, guide, settings };
+const TITLES = { trunks: 'Trunks', analytics: 'Analytics', agents: 'Agents', sandbox: 'Sandbox', guide: 'Integration guide', settings: 'Settings' };
 
 const $ = (id) => document.getElementById(id);
 const ctx = { session: null, tenant: null, overview: null, reload: null };
 let signinSection = null;
+// What the shown view returned to undo when it is replaced (e.g. close a live socket).
+let leaveView = null;
+let renders = 0; // views left so far: a view still loading when left undoes itself at once
+
+function leave() {
+  renders += 1;
+  if (leaveView) leaveView();
+  leaveView = null;
+}
 
 function showSignin(message) {
+  leave();
   $('nav').hidden = true;
   $('who').hidden = true;
   mount($('view'), signinSection);
@@ -61,6 +72,8 @@ async function render() {
   }
   document.title = `${TITLES[view]} · Click2Call console`;
   const main = $('view');
+  leave();
+  const mine = renders;
   if (!ctx.tenant) {
     mount(main, h('section', { class: 'card' }, h('h2', {}, 'No tenants'), h('p', { class: 'empty' }, 'This key can see no tenant. Add a tenant policy file under policies/tenants/.')));
     return;
@@ -70,7 +83,11 @@ async function render() {
     if (!ctx.overview || ctx.overview.tenant.id !== ctx.tenant) await loadTenant();
     const section = h('section', { 'aria-labelledby': 'view-title', 'data-view': view });
     mount(main, section);
-    await VIEWS[view](section, ctx);
+    const undo = await VIEWS[view](section, ctx);
+    if (typeof undo === 'function') {
+      if (mine === renders) leaveView = undo;
+      else undo();
+    }
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) {
       store.key = null;

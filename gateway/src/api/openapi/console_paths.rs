@@ -129,10 +129,26 @@ pub const CONSOLE_CALL: OperationDoc = OperationDoc {
 pub const CLIENT_JS: OperationDoc = OperationDoc {
     id: "client_js",
     tag: "assets",
-    summary: "The agent client script (`window.C2C`, with `window.LivekitClient`)",
+    summary: "The agent client script (`window.C2C`)",
     description: "Embedded in the binary. Served with a strong `ETag` and `Cache-Control: \
         no-cache`, and `Cross-Origin-Resource-Policy: cross-origin` so agent UIs on CRM \
-        origins can load it.",
+        origins can load it; gzip when accepted. It loads `/js/livekit-client.js` only \
+        when a call starts.",
+    params: &[IF_NONE_MATCH],
+    responses: &[
+        asset("The script.", Content::Typed("text/javascript", Body::Text)),
+        NOT_MODIFIED,
+    ],
+    ..OperationDoc::EMPTY
+};
+
+pub const LIVEKIT_JS: OperationDoc = OperationDoc {
+    id: "livekit_js",
+    tag: "assets",
+    summary: "The pinned LiveKit browser SDK (`window.LivekitClient`)",
+    description: "What the agent client loads when a call starts, and a drop-in replacement \
+        for the CDN script of the integration guide's hand-written snippet. Same headers as \
+        `/js/c2c-client.js`; gzip when accepted.",
     params: &[IF_NONE_MATCH],
     responses: &[
         asset("The script.", Content::Typed("text/javascript", Body::Text)),

@@ -7,6 +7,7 @@
 //! chain produces for a whole class of routes are added from the entry's route, so they
 //! follow the chain's rules. The document is built and serialised once per process.
 
+pub(crate) mod agent_paths;
 pub(crate) mod console_paths;
 pub(crate) mod paths;
 mod spec;
@@ -51,6 +52,7 @@ use crate::routes;
         (name = "owner", description = "Platform owner: DLT outbound-enable toggle, call records, store backup."),
         (name = "webhooks", description = "LiveKit's webhooks in; CRM webhook replay."),
         (name = "tools", description = "Console helpers."),
+        (name = "agents", description = "Agents: the registry, presence tokens and the presence WebSocket (a tenant's `calls` or `console` key, own tenant)."),
         (name = "console", description = "The web console's API (a tenant's `console` key: own tenant; owner key: any)."),
         (name = "assets", description = "Browser assets embedded in the binary: the agent client and the web console."),
         (name = "service", description = "Probes, metrics and this document."),
@@ -189,7 +191,8 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
             false,
         ));
     }
-    if route.local && *method == Method::POST {
+    let with_body = matches!(*method, Method::POST | Method::PUT);
+    if route.local && with_body {
         out.push((413, "`body_too_large`: the body exceeds 64 KiB.", false));
     }
     if routes::uses_call_store(route) {
@@ -200,7 +203,7 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
             true,
         ));
     }
-    if route.json_body && *method == Method::POST {
+    if route.json_body && with_body {
         out.push((
             415,
             "`unsupported_media_type`: send one `Content-Type: application/json`, in UTF-8 \
@@ -214,7 +217,7 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
             false,
         ));
     }
-    if *method == Method::POST {
+    if with_body {
         // Proxied (twirp) bodies too: Pingora reads them on the way to LiveKit.
         out.push((
             400,
@@ -223,7 +226,7 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
             false,
         ));
     }
-    if route.local && *method == Method::POST && !route.json_body {
+    if route.local && with_body && !route.json_body {
         // The body is read as UTF-8 whatever its type (sendBeacon sends text/plain).
         out.push((
             415,
@@ -239,6 +242,8 @@ fn http_method(method: &Method) -> Option<HttpMethod> {
         Method::GET => Some(HttpMethod::Get),
         Method::POST => Some(HttpMethod::Post),
         Method::OPTIONS => Some(HttpMethod::Options),
+        Method::PUT => Some(HttpMethod::Put),
+        Method::DELETE => Some(HttpMethod::Delete),
         _ => None,
     }
 }

@@ -117,7 +117,16 @@ pub const CLICK2CALL: OperationDoc = OperationDoc {
             "Call created: hand `ws_url`, `token` and `call_id` to the agent's browser.",
             named::<Click2CallResponse>(),
         ),
-        NO_TRUNK,
+        Reply::error(
+            "409",
+            "`no_trunk`: the tenant has no enabled trunk. `agent_busy`: the (registered) agent \
+             is already on a call and the tenant does not allow concurrent calls.",
+        ),
+        Reply::error(
+            "403",
+            "`agent_not_registered`: the tenant requires registered agents \
+             (`agents.require_registration`); `agent_disabled`: the agent's telephony is off.",
+        ),
         Reply::error(
             "422",
             "`invalid_field`, `invalid_number`, `invalid_did`: a field is empty, too long or \
@@ -158,7 +167,8 @@ pub const CONNECT: OperationDoc = OperationDoc {
             "409",
             "`agent_not_ready`: the agent has not joined the room or publishes no microphone \
              yet; nothing was dialled. `already_connected` / `call_ended`: the call was already \
-             connected or has ended; `no_trunk` when its trunk is gone.",
+             connected or has ended; `no_trunk` when its trunk is gone; `agent_busy`: the \
+             (registered) agent is on another call.",
         ),
         Reply::error(
             "422",

@@ -59,7 +59,7 @@ pub(super) fn validate(c: &CallsSection, e: &mut Errs<'_>) -> CallsPolicy {
             "token_ttl_seconds",
             c.token_ttl_seconds,
             3600,
-            60,
+            40,
             86_400,
         )),
         // 0 (the default) keeps calls forever; at most ten years.

@@ -7,7 +7,9 @@
 
 use std::path::Path;
 
-use super::{calls, limits, livekit, regions, server, simulator, sip, store, webhooks, Errs};
+use super::{
+    agents, calls, limits, livekit, regions, server, simulator, sip, store, webhooks, Errs,
+};
 use crate::file::GatewayFile;
 use crate::policy::{AnswerDetection, GatewayConfig};
 
@@ -26,6 +28,7 @@ pub(super) fn validate(f: &GatewayFile, dir: &Path, e: &mut Errs<'_>) -> Gateway
     let sip = sip::validate(&f.sip, e);
     let store_cache_bytes = store::cache_bytes(&f.store, e);
     let health_check_interval = limits::health_check_interval(&f.limits, e);
+    let presence = agents::presence(&f.agents, e);
     // `[server.tls]` last: its errors have always come after every other section's.
     let tls = server::tls(f.server.tls.as_ref(), dir, e);
     GatewayConfig {
@@ -44,6 +47,7 @@ pub(super) fn validate(f: &GatewayFile, dir: &Path, e: &mut Errs<'_>) -> Gateway
         tls,
         sip,
         store_cache_bytes,
+        presence,
     }
 }
 

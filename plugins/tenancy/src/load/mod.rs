@@ -6,6 +6,7 @@
 //! (`crate::policy`) and reports problems by file and key path; nothing here stops at
 //! the first problem.
 
+mod agents;
 mod api_keys;
 mod calls;
 mod gateway;

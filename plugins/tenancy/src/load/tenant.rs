@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::syntax::{is_http_url, valid_id};
-use super::{livekit, trunks, Errs};
+use super::{agents, livekit, trunks, Errs};
 use crate::file::{CrmWebhookSection, DltSection, TenantFile, TenantLimitsSection};
 use crate::policy::{CrmWebhook, DltPolicy, GatewayConfig, Tenant, TenantLimits};
 use crate::secret;
@@ -50,6 +50,7 @@ pub(super) fn validate(
         crm_webhook,
         dlt,
         limits,
+        agents: agents::tenant(&tf.agents),
         trunks,
     }
 }

@@ -390,7 +390,8 @@ where
             downstream_session.shutdown().await;
             return None;
         }
-        Some(downstream_session)
+        // c2c-gateway patch: the application may take the connection (ProxyHttp::take_over).
+        self.inner.take_over(downstream_session).await
     }
 
     /// c2c-gateway patch: writes the answer to a request refused before any other hook

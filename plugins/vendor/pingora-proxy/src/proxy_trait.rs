@@ -634,6 +634,19 @@ pub trait ProxyHttp {
         None
     }
 
+    /// c2c-gateway patch (see `plugins/vendor/README.md`): called once per request, right
+    /// after its head was read and before anything else (no context exists yet), with the
+    /// downstream session owned.
+    ///
+    /// Return `Some(session)` (the default) to go on with the usual phases, or `None` when
+    /// the application took the connection: it answered the request itself and keeps the
+    /// stream on a task of its own (`HttpSession::H1(s) => s.into_inner()`), for example a
+    /// WebSocket served without holding the proxy's per-connection state. Returning `None`
+    /// ends Pingora's handling of the connection; no other hook runs for the request.
+    async fn take_over(&self, session: Box<HttpSession>) -> Option<Box<HttpSession>> {
+        Some(session)
+    }
+
     /// This filter is called when the request encounters a fatal error.
     ///
     /// Users may write an error response to the downstream if the downstream is still writable.

@@ -25,7 +25,9 @@ export default async function guide(root, ctx) {
   "token": "<agent JWT>",
   "customer_number": "9530251797"
 }`;
-  const snippet = `<!-- Load once in the agent UI: window.C2C (and window.LivekitClient), from this gateway -->
+  const sdkJs = `${base}/js/livekit-client.js`;
+  const snippet = `<!-- Load once in the agent UI: window.C2C, from this gateway. It fetches the LiveKit
+     SDK (${sdkJs}) only when the first call starts. -->
 <script src="${g.client_js}"></script>
 <script>
   // at agent login: ask for the mic once
@@ -42,8 +44,21 @@ export default async function guide(root, ctx) {
   function onMute(muted) { C2C.setMuted(muted); }
   function onHangUp() { C2C.endCall(); }
   // C2C reports ANSWERED to /status when the SIP participant's sip.callStatus becomes
-  // "active", ends the call when the customer drops, and sends a hangup beacon if the
-  // tab closes mid-call.
+  // "active", ends the call when the customer drops, refreshes the call's LiveKit token
+  // before it expires ('token_refreshed'), and sends a hangup beacon if the tab closes
+  // mid-call.
+</script>`;
+  const presenceSnippet = `<span id="c2c-pill"></span>
+<script>
+  // at agent login; token: your backend gets it server-side with
+  // POST ${base}/api/c2c/agents/{agent_id}/session (never put it in a URL)
+  async function startPresence(token) {
+    const p = await C2C.presence.connect({ token, fetchToken: () => myBackend.presenceToken() });
+    p.on('availability', (e) => console.log(e.agentId, e.availability, e.reason));
+    p.on('replaced', () => showNotice('Opened in another tab'));
+    // Available / Away / Offline; renders nothing for an agent without telephony.
+    C2C.presence.mountPill(document.querySelector('#c2c-pill'), { handle: p, telephonyEnabled: user.telephonyEnabled });
+  }
 </script>`;
   const webhook = `{
   "call_id": "c2c_…",
@@ -93,13 +108,19 @@ export default async function guide(root, ctx) {
       h('h3', {}, '2 · Agent browser snippet'),
       h('p', {}, 'Served over HTTPS (or localhost) — browsers only grant mic access on a secure origin. The client is served by this gateway; no CDN is needed.'),
       h('pre', { id: 'snippet' }, h('code', {}, snippet)),
-      h('p', {}, 'Keeping a hand-written snippet that uses the LiveKit browser SDK directly? The same script also exposes the SDK as window.LivekitClient (pinned version, served by this gateway), so it replaces the CDN script tag.')),
+      h('p', {}, 'Keeping a hand-written snippet that uses the LiveKit browser SDK directly? Load ', h('code', { 'data-field': 'livekit_js' }, sdkJs),
+        ' instead of the CDN script tag: it defines window.LivekitClient (the pinned version, served by this gateway).')),
+    h('div', { class: 'card' },
+      h('h3', {}, 'Agent availability (optional)'),
+      h('p', {}, 'Register your agents (PUT /api/c2c/agents/{agent_id} with {"name", "telephony_enabled"}, your X-api-key) to switch telephony per agent and see who is available on the Agents page. An agent starts every session offline and opts in from the pill.'),
+      h('pre', { id: 'presence-snippet' }, h('code', {}, presenceSnippet))),
     h('div', { class: 'card' },
       h('h3', {}, '3 · Connect, hangup & poll'),
       endpoint('POST', '/api/c2c/calls/{call_id}/connect', 'Browser calls this after it joined and published mic. Dials the customer. Returns {"status": "ringing"}; 409 agent_not_ready while the agent is not in the room with a published microphone (nothing is dialled).'),
       endpoint('POST', '/api/c2c/calls/{call_id}/hangup', 'Ends the call (agent clicked, or the tab closing via sendBeacon). Idempotent. Answers at once; the outcome (the customer may have hung up first) follows within seconds.'),
       endpoint('POST', '/api/c2c/calls/{call_id}/status', 'Browser reports {status, ...}; ANSWERED is the answer signal in webhook mode.'),
       endpoint('GET', '/api/c2c/calls/{call_id}', 'Current call record for polling UIs.'),
+      endpoint('POST', '/api/c2c/calls/{call_id}/token', 'A fresh LiveKit token for the call while it is open ({"token", "expires_at"}; 409 call_ended after). C2C asks for one 30 s before the current token expires and hands it to the room without reconnecting.'),
       h('p', {}, `Answer detection on this gateway: ${ctx.overview.settings.answer_detection}.`)),
     h('div', { class: 'card' },
       h('h3', {}, 'Webhook you receive'),

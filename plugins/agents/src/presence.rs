@@ -1,0 +1,562 @@
+//! Live presence: which agents have a session, their availability, which calls they are
+//! on, and who is told about changes. In memory, one lock: presence is per process and
+//! starts empty at every start (every session reconnects and starts offline — the rule).
+//!
+//! The hub never touches a socket. Each session gives it the sending half of a bounded
+//! channel; an event is serialised once and the same `Arc<str>` is queued to every
+//! recipient. A session whose queue is full (a reader that stopped reading) is dropped
+//! from the hub, which closes its channel: the socket task then closes the socket, and
+//! fan-out never waits for a slow browser.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::agent::Availability;
+use crate::token::{random_id, PresenceClaims};
+
+/// What the hub queues for a socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// A JSON text frame.
+    Text(Arc<str>),
+    /// Close the socket with this code and reason (after the frames queued before it).
+    Close(u16, &'static str),
+}
+
+/// Frames one session may have queued; beyond this it is dropped as too slow.
+pub const SESSION_QUEUE: usize = 64;
+
+/// Close codes of the presence socket (see docs/agents.md).
+pub mod close {
+    pub const BAD_FRAME: u16 = 4400;
+    pub const UNAUTHORIZED: u16 = 4401;
+    pub const AUTH_TIMEOUT: u16 = 4408;
+    pub const REPLACED: u16 = 4409;
+    pub const REMOVED: u16 = 4410;
+    pub const FLOOD: u16 = 4429;
+}
+
+/// Why availability changed, as the `reason` of an `availability` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Set,
+    SessionStart,
+    Disconnected,
+    Replaced,
+    TelephonyDisabled,
+    Removed,
+    CallStarted,
+    CallEnded,
+}
+
+/// An agent's presence as events and listings show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentPresence {
+    pub availability: Availability,
+    pub on_call: bool,
+}
+
+impl AgentPresence {
+    const OFFLINE: Self = Self {
+        availability: Availability::Offline,
+        on_call: false,
+    };
+}
+
+#[derive(Serialize)]
+struct AvailabilityEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    agent_id: &'a str,
+    availability: Availability,
+    on_call: bool,
+    reason: Reason,
+    at_ms: u64,
+}
+
+/// A session the hub knows: what the socket task keeps to speak to the hub.
+#[derive(Debug, Clone)]
+pub struct SessionRef {
+    id: u64,
+    tenant: String,
+    agent_id: Option<String>,
+    supervisor: bool,
+    /// Presented by a reconnect (`resume`) to keep the availability of this session.
+    resume_key: String,
+}
+
+impl SessionRef {
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+    pub fn agent_id(&self) -> Option<&str> {
+        self.agent_id.as_deref()
+    }
+    pub fn supervisor(&self) -> bool {
+        self.supervisor
+    }
+    pub fn resume_key(&self) -> &str {
+        &self.resume_key
+    }
+}
+
+/// What [`PresenceHub::open`] returns: the session and its agent's presence now.
+#[derive(Debug)]
+pub struct Opened {
+    pub session: SessionRef,
+    pub presence: AgentPresence,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    #[error("this gateway holds its maximum of {0} presence sessions")]
+    Full(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetError {
+    #[error("the agent is not enabled for telephony: only offline is allowed")]
+    AgentDisabled,
+    #[error("a supervisor-only session has no availability to set")]
+    NoAgent,
+    #[error("this session was replaced by a newer one")]
+    Replaced,
+}
+
+/// The agent's one call, or calls when the tenant allows several.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("agent is already on call {call_id}")]
+pub struct Busy {
+    pub call_id: String,
+}
+
+struct Live {
+    id: u64,
+    resume_key: String,
+    tx: mpsc::Sender<Outbound>,
+}
+
+struct Dropped {
+    id: u64,
+    resume_key: String,
+    availability: Availability,
+}
+
+#[derive(Default)]
+struct AgentState {
+    availability: Option<Availability>,
+    live: Option<Live>,
+    dropped: Option<Dropped>,
+    calls: Vec<String>,
+}
+
+impl AgentState {
+    fn presence(&self) -> AgentPresence {
+        AgentPresence {
+            availability: self.availability.unwrap_or(Availability::Offline),
+            on_call: !self.calls.is_empty(),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.live.is_none() && self.dropped.is_none() && self.calls.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct TenantState {
+    agents: HashMap<String, AgentState>,
+    /// Supervisor sessions: every availability change of the tenant is sent to them.
+    watchers: Vec<(u64, mpsc::Sender<Outbound>)>,
+}
+
+#[derive(Default)]
+struct HubState {
+    tenants: HashMap<String, TenantState>,
+    next_id: u64,
+    sessions: usize,
+}
+
+/// Live presence of every tenant's agents in this process.
+#[derive(Default)]
+pub struct PresenceHub {
+    state: Mutex<HubState>,
+}
+
+impl PresenceHub {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Opens a session for `claims`. A session for an agent that already has one replaces
+    /// it (the old one is sent `replaced` and closed `4409`). The agent starts offline
+    /// unless `resume` names the session it reconnects for (dropped within the grace, or
+    /// not yet noticed as dropped): then it keeps that session's availability.
+    pub fn open(
+        &self,
+        claims: &PresenceClaims,
+        resume: Option<&str>,
+        tx: mpsc::Sender<Outbound>,
+        max_sessions: usize,
+        now_ms: u64,
+    ) -> Result<Opened, OpenError> {
+        let mut st = self.state.lock();
+        if st.sessions >= max_sessions {
+            return Err(OpenError::Full(max_sessions));
+        }
+        st.sessions += 1;
+        st.next_id += 1;
+        let session = SessionRef {
+            id: st.next_id,
+            tenant: claims.tenant.clone(),
+            agent_id: claims.agent_id.clone(),
+            supervisor: claims.supervisor,
+            resume_key: random_id(),
+        };
+        let t = st.tenants.entry(claims.tenant.clone()).or_default();
+        if session.supervisor {
+            t.watchers.push((session.id, tx.clone()));
+        }
+        let presence = match &session.agent_id {
+            None => AgentPresence::OFFLINE,
+            Some(agent_id) => {
+                let a = t.agents.entry(agent_id.clone()).or_default();
+                let resumed = resume.and_then(|r| {
+                    let live = a.live.as_ref().filter(|l| l.resume_key == r);
+                    let dropped = a.dropped.as_ref().filter(|d| d.resume_key == r);
+                    live.map(|_| a.presence().availability)
+                        .or(dropped.map(|d| d.availability))
+                });
+                let mut reason = Reason::SessionStart;
+                if let Some(old) = a.live.take() {
+                    reason = Reason::Replaced;
+                    let _ = old
+                        .tx
+                        .try_send(Outbound::Text(Arc::from(r#"{"type":"replaced"}"#)));
+                    let _ = old
+                        .tx
+                        .try_send(Outbound::Close(close::REPLACED, "replaced"));
+                    // The old session's close will find itself no longer live: only the
+                    // count is given back then.
+                }
+                a.dropped = None;
+                a.live = Some(Live {
+                    id: session.id,
+                    resume_key: session.resume_key.clone(),
+                    tx,
+                });
+                let next = resumed.unwrap_or(Availability::Offline);
+                let changed = a.presence().availability != next;
+                a.availability = Some(next);
+                let p = a.presence();
+                if changed {
+                    notify(t, agent_id, &p, reason, now_ms, false);
+                }
+                p
+            }
+        };
+        Ok(Opened { session, presence })
+    }
+
+    /// The socket of `s` is gone. Returns true when the agent was left available or away
+    /// and a grace timer must run ([`Self::expire`]); false when nothing more is due.
+    pub fn close(&self, s: &SessionRef, grace_ms: u64, now_ms: u64) -> bool {
+        let mut st = self.state.lock();
+        st.sessions = st.sessions.saturating_sub(1);
+        let Some(t) = st.tenants.get_mut(&s.tenant) else {
+            return false;
+        };
+        t.watchers.retain(|(id, _)| *id != s.id);
+        let mut grace = false;
+        if let Some(agent_id) = &s.agent_id {
+            if let Some(a) = t.agents.get_mut(agent_id) {
+                // Dropped by the hub already (its queue was full): its grace is due.
+                grace = a.dropped.as_ref().is_some_and(|d| d.id == s.id);
+                if a.live.as_ref().is_some_and(|l| l.id == s.id) {
+                    a.live = None;
+                    let availability = a.presence().availability;
+                    if availability == Availability::Offline {
+                        // nothing to keep
+                    } else if grace_ms > 0 {
+                        a.dropped = Some(Dropped {
+                            id: s.id,
+                            resume_key: s.resume_key.clone(),
+                            availability,
+                        });
+                        grace = true;
+                    } else {
+                        a.availability = Some(Availability::Offline);
+                        let p = a.presence();
+                        notify(t, agent_id, &p, Reason::Disconnected, now_ms, false);
+                    }
+                }
+            }
+            prune(t, agent_id);
+        }
+        grace
+    }
+
+    /// The grace of a dropped session ran out: unless the agent reconnected, it is
+    /// offline now.
+    pub fn expire(&self, s: &SessionRef, now_ms: u64) {
+        let mut st = self.state.lock();
+        let Some(agent_id) = &s.agent_id else { return };
+        let Some(t) = st.tenants.get_mut(&s.tenant) else {
+            return;
+        };
+        if let Some(a) = t.agents.get_mut(agent_id) {
+            if a.dropped.as_ref().is_some_and(|d| d.id == s.id) {
+                a.dropped = None;
+                a.availability = Some(Availability::Offline);
+                let p = a.presence();
+                notify(t, agent_id, &p, Reason::Disconnected, now_ms, false);
+            }
+        }
+        prune(t, agent_id);
+    }
+
+    /// The agent of `s` asks for `to`. `telephony_enabled` is the registry's word now.
+    /// The agent's own session always gets the resulting event (its confirmation).
+    pub fn set(
+        &self,
+        s: &SessionRef,
+        to: Availability,
+        telephony_enabled: bool,
+        now_ms: u64,
+    ) -> Result<(), SetError> {
+        let agent_id = s.agent_id.as_deref().ok_or(SetError::NoAgent)?;
+        if !telephony_enabled && to != Availability::Offline {
+            return Err(SetError::AgentDisabled);
+        }
+        let mut st = self.state.lock();
+        let t = st.tenants.get_mut(&s.tenant).ok_or(SetError::Replaced)?;
+        let a = t.agents.get_mut(agent_id).ok_or(SetError::Replaced)?;
+        if a.live.as_ref().is_none_or(|l| l.id != s.id) {
+            return Err(SetError::Replaced);
+        }
+        let changed = a.availability != Some(to);
+        a.availability = Some(to);
+        let p = a.presence();
+        notify(t, agent_id, &p, Reason::Set, now_ms, !changed);
+        Ok(())
+    }
+
+    /// Telephony was turned off for the agent: offline at once.
+    pub fn telephony_disabled(&self, tenant: &str, agent_id: &str, now_ms: u64) {
+        self.force_offline(tenant, agent_id, Reason::TelephonyDisabled, now_ms);
+    }
+
+    /// The agent was removed from the registry: offline, and its session closed `4410`.
+    pub fn removed(&self, tenant: &str, agent_id: &str, now_ms: u64) {
+        self.force_offline(tenant, agent_id, Reason::Removed, now_ms);
+        let mut st = self.state.lock();
+        if let Some(a) = st
+            .tenants
+            .get_mut(tenant)
+            .and_then(|t| t.agents.get_mut(agent_id))
+        {
+            if let Some(live) = a.live.take() {
+                let _ = live
+                    .tx
+                    .try_send(Outbound::Close(close::REMOVED, "agent removed"));
+            }
+            a.dropped = None;
+        }
+    }
+
+    fn force_offline(&self, tenant: &str, agent_id: &str, reason: Reason, now_ms: u64) {
+        let mut st = self.state.lock();
+        let Some(t) = st.tenants.get_mut(tenant) else {
+            return;
+        };
+        if let Some(a) = t.agents.get_mut(agent_id) {
+            a.dropped = None;
+            if a.presence().availability != Availability::Offline {
+                a.availability = Some(Availability::Offline);
+                let p = a.presence();
+                notify(t, agent_id, &p, reason, now_ms, false);
+            }
+        }
+        prune(t, agent_id);
+    }
+
+    /// The agent's call `call_id` connects: it is on a call until [`Self::release_call`].
+    /// Refused when the agent is on another call and `allow_concurrent` is false;
+    /// claiming the same call again is a no-op.
+    pub fn claim_call(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        call_id: &str,
+        allow_concurrent: bool,
+        now_ms: u64,
+    ) -> Result<(), Busy> {
+        let mut st = self.state.lock();
+        let t = st.tenants.entry(tenant.to_owned()).or_default();
+        let a = t.agents.entry(agent_id.to_owned()).or_default();
+        if a.calls.iter().any(|c| c == call_id) {
+            return Ok(());
+        }
+        if let Some(other) = a.calls.first().filter(|_| !allow_concurrent) {
+            return Err(Busy {
+                call_id: other.clone(),
+            });
+        }
+        a.calls.push(call_id.to_owned());
+        let p = a.presence();
+        if a.calls.len() == 1 {
+            notify(t, agent_id, &p, Reason::CallStarted, now_ms, false);
+        }
+        Ok(())
+    }
+
+    /// The call ended (or never dialled): the agent is free of it.
+    pub fn release_call(&self, tenant: &str, agent_id: &str, call_id: &str, now_ms: u64) {
+        let mut st = self.state.lock();
+        let Some(t) = st.tenants.get_mut(tenant) else {
+            return;
+        };
+        if let Some(a) = t.agents.get_mut(agent_id) {
+            let before = a.calls.len();
+            a.calls.retain(|c| c != call_id);
+            if before == 1 && a.calls.is_empty() {
+                let p = a.presence();
+                notify(t, agent_id, &p, Reason::CallEnded, now_ms, false);
+            }
+        }
+        prune(t, agent_id);
+    }
+
+    /// At start: the connected open calls of the store, `(tenant, agent, call)`.
+    pub fn reset_calls<'a>(&self, calls: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) {
+        let mut st = self.state.lock();
+        for t in st.tenants.values_mut() {
+            for a in t.agents.values_mut() {
+                a.calls.clear();
+            }
+        }
+        for (tenant, agent, call) in calls {
+            let a = st
+                .tenants
+                .entry(tenant.to_owned())
+                .or_default()
+                .agents
+                .entry(agent.to_owned())
+                .or_default();
+            if !a.calls.iter().any(|c| c == call) {
+                a.calls.push(call.to_owned());
+            }
+        }
+    }
+
+    /// The agent's presence now (offline and free when it has none).
+    pub fn presence(&self, tenant: &str, agent_id: &str) -> AgentPresence {
+        let st = self.state.lock();
+        st.tenants
+            .get(tenant)
+            .and_then(|t| t.agents.get(agent_id))
+            .map_or(AgentPresence::OFFLINE, AgentState::presence)
+    }
+
+    /// The call the agent is on, if any (for `409 agent_busy`).
+    pub fn current_call(&self, tenant: &str, agent_id: &str) -> Option<String> {
+        let st = self.state.lock();
+        st.tenants
+            .get(tenant)
+            .and_then(|t| t.agents.get(agent_id))
+            .and_then(|a| a.calls.first().cloned())
+    }
+
+    /// How many of the tenant's agents are available and away (the rest are offline).
+    pub fn counts(&self, tenant: &str) -> (usize, usize) {
+        let st = self.state.lock();
+        let Some(t) = st.tenants.get(tenant) else {
+            return (0, 0);
+        };
+        t.agents
+            .values()
+            .fold((0, 0), |(av, aw), a| match a.presence().availability {
+                Availability::Available => (av + 1, aw),
+                Availability::Away => (av, aw + 1),
+                Availability::Offline => (av, aw),
+            })
+    }
+
+    /// Open sessions in this process.
+    pub fn sessions(&self) -> usize {
+        self.state.lock().sessions
+    }
+
+    /// Shutdown: every session is closed with `1001 going away`.
+    pub fn close_all(&self) {
+        let st = self.state.lock();
+        for t in st.tenants.values() {
+            let agents = t
+                .agents
+                .values()
+                .filter_map(|a| a.live.as_ref().map(|l| &l.tx));
+            for tx in agents.chain(t.watchers.iter().map(|(_, tx)| tx)) {
+                let _ = tx.try_send(Outbound::Close(1001, "the gateway is shutting down"));
+            }
+        }
+    }
+}
+
+/// Sends the agent's new presence to its own live session and (unless `own_only`) to the
+/// tenant's supervisors. A recipient whose queue is full is dropped from the hub (its
+/// sender goes, so its socket task ends and closes the socket; that task's
+/// [`PresenceHub::close`] still gives the session count back). A dropped agent session
+/// keeps its availability for the grace, as any other drop.
+fn notify(
+    t: &mut TenantState,
+    agent_id: &str,
+    p: &AgentPresence,
+    reason: Reason,
+    now_ms: u64,
+    own_only: bool,
+) {
+    let ev = AvailabilityEvent {
+        kind: "availability",
+        agent_id,
+        availability: p.availability,
+        on_call: p.on_call,
+        reason,
+        at_ms: now_ms,
+    };
+    // Plain strings, an enum and numbers: serialising cannot fail.
+    let text: Arc<str> = Arc::from(serde_json::to_string(&ev).unwrap_or_default());
+    let mut own_id = None;
+    if let Some(a) = t.agents.get_mut(agent_id) {
+        if let Some(live) = a.live.take() {
+            own_id = Some(live.id);
+            if live.tx.try_send(Outbound::Text(text.clone())).is_ok() {
+                a.live = Some(live);
+            } else if p.availability != Availability::Offline {
+                a.dropped = Some(Dropped {
+                    id: live.id,
+                    resume_key: live.resume_key,
+                    availability: p.availability,
+                });
+            }
+        }
+    }
+    if !own_only {
+        // A supervisor that is also this agent got the event as its own already.
+        t.watchers.retain(|(id, tx)| {
+            Some(*id) == own_id || tx.try_send(Outbound::Text(text.clone())).is_ok()
+        });
+    }
+}
+
+/// Forgets an agent with nothing left to remember (no session, no grace, no call), so a
+/// tenant's map holds only agents that are or were just present.
+fn prune(t: &mut TenantState, agent_id: &str) {
+    if t.agents.get(agent_id).is_some_and(AgentState::is_idle) {
+        t.agents.remove(agent_id);
+    }
+}
