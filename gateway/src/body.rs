@@ -109,6 +109,14 @@ pub fn parse_json<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, ApiErr
             "request body is empty; expected a JSON object",
         ));
     }
+    // Every body of this API is a JSON object. serde would also fill a struct from an
+    // array, by position (`["a", true]`): refused, as the documented schema says.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "invalid JSON: the body must be a JSON object",
+        ));
+    }
     // Happy path without path tracking; only a failed parse is redone with
     // serde_path_to_error to name the offending field.
     if let Ok(v) = serde_json::from_slice(body) {
@@ -170,6 +178,11 @@ mod tests {
         assert_eq!(e.code, "invalid_json");
         let e = parse_json::<Req>(b"  ").unwrap_err();
         assert!(e.message.contains("empty"));
+        // A struct is never filled from an array by position.
+        for not_object in [&br#"["1"]"#[..], b" []", b"\"x\"", b"1", b"null"] {
+            let e = parse_json::<Req>(not_object).unwrap_err();
+            assert!(e.message.contains("JSON object"), "{}", e.message);
+        }
     }
 
     #[test]

@@ -80,6 +80,23 @@ impl GatewayProxy {
                 return None;
             }
         }
+        let max = self.app.policy().get().gateway.presence.max_sessions;
+        if self.app.agents().presence_full(max) {
+            self.app
+                .metrics()
+                .presence_refused
+                .with_label_values(&["full"])
+                .inc();
+            let full = ApiError::unavailable(
+                "presence_full",
+                "this gateway holds its maximum of presence sockets; retry shortly",
+                5,
+            );
+            if let Some((h, body)) = client_errors::to_pingora(full) {
+                let _ = session.write_error_response(h, body).await;
+            }
+            return None;
+        }
         match crate::agents::socket::take_over(&mut session).await {
             Handshake::NotOne => return Some(session),
             Handshake::Failed => return None,

@@ -170,13 +170,20 @@ async fn registry_writes_lists_pages_and_survives_kill_9() {
         (201, Some("ops/desk 1")),
         "{v}"
     );
+    // `&` and `+` in a path are themselves.
+    let (s, v) = put_agent(&env, "sales&east+1", "East", true).await;
+    assert_eq!(
+        (s, v["agent_id"].as_str()),
+        (201, Some("sales&east+1")),
+        "{v}"
+    );
 
     let page = |cursor: Option<String>| {
         let env = &env;
         async move {
-            let mut url = env.gw.url("/api/c2c/agents?limit=2");
+            let mut url = url::Url::parse(&env.gw.url("/api/c2c/agents?limit=2")).unwrap();
             if let Some(c) = cursor {
-                url.push_str(&format!("&cursor={c}"));
+                url.query_pairs_mut().append_pair("cursor", &c);
             }
             json(
                 env.c
@@ -206,7 +213,17 @@ async fn registry_writes_lists_pages_and_survives_kill_9() {
             None => break,
         }
     }
-    assert_eq!(ids, ["a-1", "a-2", "a-3", "agent-42", "ops/desk 1"]);
+    assert_eq!(
+        ids,
+        [
+            "a-1",
+            "a-2",
+            "a-3",
+            "agent-42",
+            "ops/desk 1",
+            "sales&east+1"
+        ]
+    );
 
     let del = |id: &'static str| {
         let env = &env;
@@ -789,15 +806,48 @@ async fn a_supervisor_never_hears_another_tenant() {
 }
 
 #[tokio::test]
-async fn an_open_call_gets_fresh_tokens_and_an_ended_one_none() {
+async fn an_open_call_gets_fresh_tokens_for_its_token_holder_only() {
     let env = CallEnv::start("poll").await;
     env.scenario(
         NUMBER,
         json!({"ring_after_ms": 100, "outcome": {"kind": "answer", "after_ms": 200}}),
     )
     .await;
-    let (call_id, room) = env.start_call(NUMBER).await;
-    let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/token")).await;
+    let (s, first) = env.click2call(NUMBER).await;
+    assert_eq!(s, 200, "{first}");
+    let call_id = first["call_id"].as_str().unwrap().to_owned();
+    let room = first["room"].as_str().unwrap().to_owned();
+    env.agent_joins(&room).await;
+    assert_eq!(
+        env.post(&format!("/api/c2c/calls/{call_id}/connect"))
+            .await
+            .0,
+        200
+    );
+    let refresh = |bearer: Option<String>| {
+        let env = &env;
+        let call_id = call_id.clone();
+        async move {
+            let mut r = env
+                .c
+                .post(env.gw.url(&format!("/api/c2c/calls/{call_id}/token")));
+            if let Some(b) = bearer {
+                r = r.header("authorization", format!("Bearer {b}"));
+            }
+            json(r.send().await.unwrap()).await
+        }
+    };
+    // The call id alone does not open the call's audio; nor does another call's token.
+    let (s, v) = refresh(None).await;
+    assert_eq!((s, error_code(&v)), (401, "invalid_token"), "{v}");
+    let (s, other) = env.click2call("9876543211").await;
+    assert_eq!(s, 200, "{other}");
+    let (s, _) = refresh(other["token"].as_str().map(str::to_owned)).await;
+    assert_eq!(s, 401);
+    let (s, _) = refresh(Some("x.y.z".into())).await;
+    assert_eq!(s, 401);
+
+    let (s, v) = refresh(first["token"].as_str().map(str::to_owned)).await;
     assert_eq!(s, 200, "{v}");
     let token = v["token"].as_str().unwrap();
     // The JWT's claims: the same agent identity and room.
@@ -813,11 +863,57 @@ async fn an_open_call_gets_fresh_tokens_and_an_ended_one_none() {
     assert_eq!(claims["video"]["room"], room.as_str());
     let exp_ms = claims["exp"].as_u64().unwrap() * 1000;
     assert!(v["expires_at_ms"].as_u64().unwrap().abs_diff(exp_ms) < 2_000);
+    // The new token proves the call as well as the first.
+    assert_eq!(refresh(Some(token.to_owned())).await.0, 200);
     env.hang_up(&call_id).await;
-    let (s, v) = env.post(&format!("/api/c2c/calls/{call_id}/token")).await;
+    let (s, v) = refresh(Some(token.to_owned())).await;
     assert_eq!((s, error_code(&v)), (409, "call_ended"));
     let (s, _) = env
         .post("/api/c2c/calls/c2c_00000000000000000000000000000000/token")
         .await;
     assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn two_connects_at_once_dial_once_and_keep_the_agent_busy() {
+    let env = CallEnv::start("poll").await;
+    env.scenario(
+        NUMBER,
+        json!({"ring_after_ms": 100, "outcome": {"kind": "answer", "after_ms": 300}}),
+    )
+    .await;
+    put_agent(&env, "agent-42", "Asha", true).await;
+    let (s, v) = env.click2call(NUMBER).await;
+    assert_eq!(s, 200, "{v}");
+    let call_id = v["call_id"].as_str().unwrap().to_owned();
+    env.agent_joins(v["room"].as_str().unwrap()).await;
+    let path = format!("/api/c2c/calls/{call_id}/connect");
+    let (a, b) = tokio::join!(env.post(&path), env.post(&path));
+    let mut codes = [a.0, b.0];
+    codes.sort();
+    assert_eq!(codes, [200, 409], "{a:?} {b:?}");
+    // The losing /connect must not have freed the agent of the call that dials.
+    assert_eq!(get_agent(&env, "agent-42").await.1["on_call"], true);
+    let (s, v) = env.click2call(NUMBER).await;
+    assert_eq!((s, error_code(&v)), (409, "agent_busy"), "{v}");
+    env.hang_up(&call_id).await;
+    assert!(
+        eventually(T, || async {
+            get_agent(&env, "agent-42").await.1["on_call"] == false
+        })
+        .await
+    );
+    // Telephony off after click2call: /connect refuses to dial.
+    let (s, v) = env.click2call(NUMBER).await;
+    assert_eq!(s, 200, "{v}");
+    let later = v["call_id"].as_str().unwrap().to_owned();
+    env.agent_joins(v["room"].as_str().unwrap()).await;
+    put_agent(&env, "agent-42", "Asha", false).await;
+    let (s, v) = env.post(&format!("/api/c2c/calls/{later}/connect")).await;
+    assert_eq!((s, error_code(&v)), (403, "agent_disabled"), "{v}");
+    assert_eq!(
+        env.sim_stats().await["sip_dials"],
+        1,
+        "only the first call dialled"
+    );
 }

@@ -82,10 +82,10 @@ function isSip(p) {
   return !!p && typeof p.identity === 'string' && p.identity.startsWith('sip');
 }
 
-async function post(url, body) {
-  const init = { method: 'POST', keepalive: true };
+async function post(url, body, headers) {
+  const init = { method: 'POST', keepalive: true, headers: Object.assign({}, headers) };
   if (body !== undefined) {
-    init.headers = { 'Content-Type': 'application/json' };
+    init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
   const r = await fetch(url, init);
@@ -172,9 +172,11 @@ function keepTokenFresh(call, token, receivedAt) {
   call.refresher = startTokenRefresh({
     token,
     receivedAt,
-    fetchToken: () => post(callUrl(call.callId, 'token')),
+    // The current token proves this tab holds the call (the call id alone must not
+    // open the call's audio); it travels in a header, never in the URL.
+    fetchToken: (current) => post(callUrl(call.callId, 'token'), undefined, { Authorization: `Bearer ${current}` }),
     apply: (t) => applyToken(call.room, t),
-    onRefreshed: (r) => emit('token_refreshed', { callId: call.callId, expiresAt: r.expires_at }),
+    onRefreshed: (r) => emit('token_refreshed', { callId: call.callId, expiresAt: r.expires_at_ms }),
     onFailed: (e) => emit('error', {
       stage: 'token', code: 'token_refresh_failed', callId: call.callId, message: e && e.message ? e.message : String(e),
     }),
@@ -239,7 +241,9 @@ async function startCall(res, opts) {
     return { callId: call.callId, room };
   } catch (e) {
     emit('error', { stage, callId: call.callId, message: e && e.message ? e.message : String(e) });
-    await endCall(stage === 'join' ? 'join_failed' : 'connect_failed');
+    // Only this call: a later call may be current by now (the SDK load is shared).
+    if (current === call) await endCall(stage === 'join' ? 'join_failed' : 'connect_failed');
+    else if (call.room) await call.room.disconnect().catch(() => {});
     throw e;
   }
 }

@@ -47,8 +47,10 @@ function build(doc) {
 export function mountPill(el, { handle, telephonyEnabled } = {}) {
   if (!el || typeof el.replaceChildren !== 'function') throw new TypeError('mountPill needs an element');
   el.replaceChildren();
-  const enabled = telephonyEnabled === undefined ? !!(handle && handle.telephonyEnabled) : !!telephonyEnabled;
-  if (!handle || !enabled || handle.state === 'closed') return () => {};
+  if (!handle || handle.state === 'closed') return () => {};
+  // The host page's word wins while it gives one; else the gateway's, which follows the
+  // registry live (`telephony` events).
+  let enabled = telephonyEnabled === undefined ? !!handle.telephonyEnabled : !!telephonyEnabled;
 
   const ui = build(el.ownerDocument);
   const offs = [];
@@ -66,6 +68,15 @@ export function mountPill(el, { handle, telephonyEnabled } = {}) {
     ui.select.title = live ? `You are ${LABELS[a].toLowerCase()}` : 'Reconnecting…';
     ui.note.textContent = note || '';
   };
+  // Nothing at all without telephony: dead UI is worse than missing UI.
+  const render = () => {
+    if (!enabled) {
+      el.replaceChildren();
+      return;
+    }
+    show();
+    if (ui.root.parentNode !== el) el.replaceChildren(ui.root);
+  };
   ui.select.addEventListener('change', async () => {
     const want = ui.select.value;
     ui.select.disabled = true;
@@ -78,16 +89,17 @@ export function mountPill(el, { handle, telephonyEnabled } = {}) {
   });
   offs.push(
     handle.on('availability', (e) => {
-      if (e.agentId !== handle.agentId) return;
-      // Telephony switched off for this agent: the pill has nothing left to offer.
-      if (e.reason === 'telephony_disabled') unmount();
-      else show();
+      if (e.agentId === handle.agentId && enabled) show();
     }),
-    handle.on('ready', () => show()),
-    handle.on('reconnecting', () => show()),
+    handle.on('telephony', (e) => {
+      if (e.agentId !== handle.agentId) return;
+      enabled = e.telephonyEnabled;
+      render();
+    }),
+    handle.on('ready', () => enabled && show()),
+    handle.on('reconnecting', () => enabled && show()),
     handle.on('closed', unmount),
   );
-  show();
-  el.append(ui.root);
+  render();
   return unmount;
 }

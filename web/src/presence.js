@@ -132,6 +132,7 @@ class Session {
       case 'ready': this.onReady(f); break;
       case 'agents': this.events.emit('agents', { agents: (f.agents || []).map(agentDetail) }); break;
       case 'availability': this.onAvailability(f); break;
+      case 'telephony': this.onTelephony(f); break;
       case 'error': this.onError(f); break;
       case 'replaced': this.onReplaced(); break;
       default: break; // `pong`, and frame types a newer gateway may add
@@ -164,6 +165,13 @@ class Session {
       if (f.reason === 'set') this.settle(f.availability, d);
     }
     this.events.emit('availability', d);
+  }
+
+  // The registry switched the agent's telephony on or off (the gateway tells both).
+  onTelephony(f) {
+    const own = this.ready && this.ready.agent_id && f.agent_id === this.ready.agent_id;
+    if (own) this.ready.telephony_enabled = !!f.telephony_enabled;
+    this.events.emit('telephony', { agentId: f.agent_id, telephonyEnabled: !!f.telephony_enabled, at: f.at_ms });
   }
 
   // Error frames carry no request id: the gateway answers set_availability frames in

@@ -38,13 +38,17 @@ export function localExpiry(token, receivedAt) {
 }
 
 /**
- * Starts refreshing. `fetchToken()` -> Promise of {token, expires_at} (rejects with
- * `.status` on an HTTP error; 409 means the call ended: stop quietly); `apply(token)`
- * hands it to the room; `onRefreshed(answer)` after each success; `onFailed(error)` when
- * the token will expire before another try. Returns { stop }.
+ * Starts refreshing. `fetchToken(currentToken)` -> Promise of {token, expires_at_ms}
+ * (rejects with `.status` on an HTTP error; 409 means the call ended: stop quietly);
+ * `apply(token)` hands it to the room; `onRefreshed(answer)` after each success;
+ * `onFailed(error)` once when the token expires before a refresh succeeded (the client
+ * keeps trying: a token that arrives late still serves the next reconnect). Returns
+ * { stop }.
  */
 export function startTokenRefresh({ token, receivedAt, fetchToken, apply, onRefreshed, onFailed, doc = document }) {
+  let current = token;
   let expiresAt = localExpiry(token, receivedAt);
+  let told = false;
   let timer = null;
   let inFlight = false;
   let stopped = false;
@@ -61,8 +65,11 @@ export function startTokenRefresh({ token, receivedAt, fetchToken, apply, onRefr
   function retryOrGiveUp(err) {
     const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** failures);
     failures += 1;
-    if (expiresAt === null || Date.now() + delay < expiresAt) schedule(delay);
-    else onFailed(err); // the next visible-tab check tries again
+    if (expiresAt !== null && Date.now() + delay >= expiresAt && !told) {
+      told = true;
+      onFailed(err);
+    }
+    schedule(delay);
   }
 
   async function refresh() {
@@ -70,10 +77,12 @@ export function startTokenRefresh({ token, receivedAt, fetchToken, apply, onRefr
     inFlight = true;
     clearTimeout(timer);
     try {
-      const got = await fetchToken();
+      const got = await fetchToken(current);
       if (stopped) return;
       if (!got || typeof got.token !== 'string' || !got.token) throw new Error('the /token answer has no token');
       failures = 0;
+      told = false;
+      current = got.token;
       expiresAt = localExpiry(got.token, Date.now());
       apply(got.token);
       onRefreshed(got);
@@ -81,7 +90,11 @@ export function startTokenRefresh({ token, receivedAt, fetchToken, apply, onRefr
     } catch (e) {
       if (stopped) return;
       if (e && e.status === 409) stop(); // the call ended: there is nothing to keep alive
-      else retryOrGiveUp(e);
+      else if (e && e.status === 401) {
+        // Our token is not this call's: retrying cannot help.
+        stop();
+        onFailed(e);
+      } else retryOrGiveUp(e);
     } finally {
       inFlight = false;
     }

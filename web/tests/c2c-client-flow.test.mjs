@@ -357,7 +357,8 @@ test('the LiveKit token is refreshed 30 s before it expires and handed to the ro
   const answer1 = await tokenAnswer(p);
   assert.equal(answer1.status, 200, JSON.stringify(answer1.body));
   assertSuccessor(answer1.body.token, res.token);
-  assert.deepEqual(refreshed, { e: 'token_refreshed', callId: res.call_id, expiresAt: answer1.body.expires_at });
+  assert.deepEqual(refreshed, { e: 'token_refreshed', callId: res.call_id, expiresAt: answer1.body.expires_at_ms });
+  assert.ok(Number.isInteger(refreshed.expiresAt), "expiresAt is the answer's expires_at_ms");
   // Handed to the room in place: no second join, no disconnect, the call still up.
   const room = await p.evaluate(() => ({ tokens: window.fakeRooms[0].tokens, calls: window.fakeRooms[0].calls, connected: window.fakeRooms[0].connected }));
   assert.equal(room.tokens[0], answer1.body.token);
@@ -404,7 +405,7 @@ test('a tab that becomes visible with the token about to expire refreshes it at 
   const got = await tokenAnswer(p);
   assert.equal(got.status, 200, JSON.stringify(got.body));
   assertSuccessor(got.body.token, res.token);
-  assert.equal(refreshed.expiresAt, got.body.expires_at);
+  assert.equal(refreshed.expiresAt, got.body.expires_at_ms);
   assert.deepEqual(await p.evaluate(() => window.fakeRooms[0].tokens), [got.body.token]);
   assert.equal(await p.evaluate(() => C2C.state), 'active');
   assert.equal((await getCall(res.call_id)).status, 'ACTIVE');

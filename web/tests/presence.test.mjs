@@ -206,6 +206,9 @@ test('the pill: nothing without a session or without telephony; the live state o
   await p.waitForFunction(() => document.querySelector('#pill').childElementCount === 0);
   const last = (await logOf(p, 'availability')).at(-1);
   assert.deepEqual([last.availability, last.reason], ['offline', 'telephony_disabled']);
+  // Switched on again: the pill comes back (the gateway tells both changes).
+  await putAgent('pres-pill', 'Pill Agent', true);
+  await p.waitForSelector('#pill .c2c-pill[data-availability="offline"]');
   assert.deepEqual(await p.evaluate(() => window.violations), [], 'no CSP violation');
   assert.deepEqual(p.errors, []);
   await p.context().close();

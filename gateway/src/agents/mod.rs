@@ -8,4 +8,4 @@
 mod service;
 pub mod socket;
 
-pub use service::{refusal_code, AgentService, AgentView, SessionGrant};
+pub use service::{refusal_code, AgentService, AgentView, PendingGuard, SessionGrant};

@@ -41,6 +41,10 @@ pub struct AgentService {
     signer: PresenceSigner,
     /// One registry write at a time: an audit line's `old` is what the write replaced.
     writes: tokio::sync::Mutex<()>,
+    /// Presence sockets past their handshake that have not authenticated yet: they count
+    /// against `agents.max_presence_sessions` too, so unauthenticated sockets cannot
+    /// exhaust file descriptors.
+    pending: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     metrics: GatewayMetrics,
 }
 
@@ -58,12 +62,25 @@ impl AgentService {
             hub: PresenceHub::new(),
             signer,
             writes: tokio::sync::Mutex::new(()),
+            pending: Default::default(),
             metrics,
         };
         for tenant in s.directory.tenants() {
             s.update_gauges(&tenant);
         }
         Ok(s)
+    }
+
+    /// True when this process holds `max` presence sockets, open or authenticating.
+    pub fn presence_full(&self, max: usize) -> bool {
+        self.hub.sessions() + self.pending.load(std::sync::atomic::Ordering::Relaxed) >= max
+    }
+
+    /// Counts a socket as authenticating until the guard is dropped.
+    pub fn authenticating(&self) -> PendingGuard {
+        self.pending
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        PendingGuard(self.pending.clone())
     }
 
     pub fn hub(&self) -> &PresenceHub {
@@ -101,8 +118,45 @@ impl AgentService {
         key_id: &str,
     ) -> Result<(Agent, bool), AgentStoreError> {
         let _one = self.writes.lock().await;
-        let now = now_ms();
         let old = self.directory.get(tenant, agent_id);
+        self.write(tenant, agent_id, old, update, key_id).await
+    }
+
+    /// Turns telephony on or off, keeping the name: the console's toggle. None when the
+    /// agent is not registered (read under the write lock, so a removal in between is
+    /// never undone).
+    pub async fn set_telephony(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        enabled: bool,
+        key_id: &str,
+    ) -> Result<Option<Agent>, AgentStoreError> {
+        let _one = self.writes.lock().await;
+        let Some(old) = self.directory.get(tenant, agent_id) else {
+            return Ok(None);
+        };
+        let update = AgentUpdate {
+            name: old.name.clone(),
+            telephony_enabled: enabled,
+        };
+        let (agent, _) = self
+            .write(tenant, agent_id, Some(old), update, key_id)
+            .await?;
+        Ok(Some(agent))
+    }
+
+    /// One registry write, the caller holding `writes`: store first, then memory, then
+    /// presence (an agent turned off goes offline; its session hears either change).
+    async fn write(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        old: Option<Agent>,
+        update: AgentUpdate,
+        key_id: &str,
+    ) -> Result<(Agent, bool), AgentStoreError> {
+        let now = now_ms();
         let agent = Agent {
             tenant: tenant.to_owned(),
             agent_id: agent_id.to_owned(),
@@ -117,29 +171,15 @@ impl AgentService {
         }
         self.store.put(&agent, &audit).await?;
         self.directory.insert(agent.clone());
-        if !agent.telephony_enabled && old.as_ref().is_some_and(|o| o.telephony_enabled) {
-            self.hub.telephony_disabled(tenant, agent_id, now);
+        let telephony_changed = old
+            .as_ref()
+            .is_some_and(|o| o.telephony_enabled != agent.telephony_enabled);
+        if telephony_changed {
+            self.hub
+                .telephony_changed(tenant, agent_id, agent.telephony_enabled, now);
         }
         self.update_gauges(tenant);
         Ok((agent, old.is_none()))
-    }
-
-    /// Turns telephony on or off, keeping the name: the console's toggle.
-    pub async fn set_telephony(
-        &self,
-        tenant: &str,
-        agent_id: &str,
-        enabled: bool,
-        key_id: &str,
-    ) -> Result<Option<Agent>, AgentStoreError> {
-        let Some(a) = self.directory.get(tenant, agent_id) else {
-            return Ok(None);
-        };
-        let update = AgentUpdate {
-            name: a.name,
-            telephony_enabled: enabled,
-        };
-        Ok(Some(self.put(tenant, agent_id, update, key_id).await?.0))
     }
 
     /// Removes an agent (false when there was none); its presence session is closed.
@@ -194,17 +234,20 @@ impl AgentService {
         }
     }
 
-    /// The outbound rules for a new call of `agent_id` (click2call) or a dial (/connect).
+    /// The outbound rules for a new call of `agent_id` (click2call, `call` None) or the
+    /// dial of `call` (/connect: the rules are checked again, since telephony, the
+    /// registration or the tenant's rules may have changed since click2call).
     pub fn gate(
         &self,
         tenant: &str,
         rules: TenantAgentsPolicy,
         agent_id: &str,
+        call: Option<&str>,
     ) -> Result<(), OutboundRefusal> {
         let refused = gate_outbound(
             agent_id,
             self.directory.telephony(tenant, agent_id),
-            self.hub.current_call(tenant, agent_id),
+            self.hub.current_call(tenant, agent_id, call),
             rules.require_registration,
             rules.allow_concurrent_calls,
         );
@@ -258,6 +301,15 @@ impl AgentService {
         g.with_label_values(&[tenant, "away"]).set(away as i64);
         g.with_label_values(&[tenant, "offline"])
             .set(offline as i64);
+    }
+}
+
+/// A presence socket between its handshake and its `auth` frame.
+pub struct PendingGuard(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -21,8 +21,8 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use c2c_agents::presence::{close, Outbound, SESSION_QUEUE};
-use c2c_agents::{Availability, PresenceClaims, SessionRef, SetError};
+use c2c_agents::presence::close;
+use c2c_agents::{Availability, PresenceClaims, SessionCtl, SessionRef, SetError};
 
 use crate::app::App;
 use crate::clock::now_ms;
@@ -125,21 +125,27 @@ pub async fn serve(app: Arc<App>, stream: Stream, peer: Option<IpAddr>) {
         .max_message_size(Some(MAX_FRAME))
         .max_frame_size(Some(MAX_FRAME));
     let mut ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
+    let authenticating = app.agents().authenticating();
     let claims = match authenticate(&app, &mut ws).await {
         Ok(c) => c,
         Err((code, why)) => {
+            drop(authenticating);
             refuse(&app, code);
             close_with(&mut ws, code, why).await;
             return;
         }
     };
-    let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+    drop(authenticating);
     let knobs = app.policy().get().gateway.presence;
+    if app.is_draining() {
+        close_with(&mut ws, close::GOING_AWAY, "the gateway is shutting down").await;
+        return;
+    }
     let resume = claims.1.as_deref();
     let opened = app
         .agents()
         .hub()
-        .open(&claims.0, resume, tx, knobs.max_sessions, now_ms());
+        .open(&claims.0, resume, knobs.max_sessions, now_ms());
     let opened = match opened {
         Ok(o) => o,
         Err(e) => {
@@ -155,15 +161,12 @@ pub async fn serve(app: Arc<App>, stream: Stream, peer: Option<IpAddr>) {
         .set(app.agents().hub().sessions() as i64);
     app.agents().update_gauges(session.tenant());
     let started = Instant::now();
-    let end = run(
-        &app,
-        &mut ws,
-        &session,
-        opened.presence,
-        rx,
-        knobs.heartbeat,
-    )
-    .await;
+    let socket = Socket {
+        session: &session,
+        events: opened.events,
+        ctl: opened.ctl,
+    };
+    let end = run(&app, &mut ws, socket, opened.presence, knobs.heartbeat).await;
     let (code, why) = match end {
         End::ClientClosed => (1000, "client closed"),
         End::Closed(code, why) => {
@@ -275,15 +278,26 @@ impl Budget {
     }
 }
 
-/// The session's loop: frames in, hub events out, heartbeats.
+/// What the loop of one session listens to besides the socket.
+struct Socket<'a> {
+    session: &'a SessionRef,
+    events: mpsc::Receiver<Arc<str>>,
+    ctl: Arc<SessionCtl>,
+}
+
+/// The session's loop: frames in, hub events out, closes the hub asks for, heartbeats.
 async fn run(
     app: &App,
     ws: &mut Ws,
-    s: &SessionRef,
+    sock: Socket<'_>,
     presence: c2c_agents::AgentPresence,
-    mut rx: mpsc::Receiver<Outbound>,
     heartbeat: Duration,
 ) -> End {
+    let Socket {
+        session: s,
+        mut events,
+        ctl,
+    } = sock;
     let ready = serde_json::json!({
         "type": "ready",
         "session_id": s.resume_key(),
@@ -332,15 +346,23 @@ async fn run(
                     }
                 }
             }
-            out = rx.recv() => match out {
-                Some(Outbound::Text(t)) => {
+            (code, why) = ctl.closed() => {
+                // What was queued before the close goes first (a `replaced` notice).
+                while let Ok(t) = events.try_recv() {
                     if send(ws, t.to_string(), heartbeat).await.is_err() {
                         return End::ClientClosed;
                     }
                 }
-                Some(Outbound::Close(code, why)) => return End::Closed(code, why),
-                // The hub dropped this session: its queue was full.
-                None => return End::Closed(1008, "too slow to read events"),
+                return End::Closed(code, why);
+            }
+            out = events.recv() => match out {
+                Some(t) => {
+                    if send(ws, t.to_string(), heartbeat).await.is_err() {
+                        return End::ClientClosed;
+                    }
+                }
+                // The hub forgot this session (it closes it through `ctl` first).
+                None => return End::Closed(close::TOO_SLOW, "too slow to read events"),
             },
             _ = tick.tick() => {
                 if seen.elapsed() > heartbeat * 2 {
@@ -394,6 +416,20 @@ fn on_frame(
                 .unwrap_or(false);
             match agents.hub().set(s, to, telephony, now_ms()) {
                 Ok(()) => {
+                    // Check, act, check again: telephony turned off between the read
+                    // above and the set must still leave the agent offline (the
+                    // registry is written before presence is told).
+                    let still = s
+                        .agent_id()
+                        .and_then(|a| agents.directory().telephony(s.tenant(), a))
+                        .unwrap_or(false);
+                    if !still {
+                        if let Some(a) = s.agent_id() {
+                            agents
+                                .hub()
+                                .telephony_changed(s.tenant(), a, false, now_ms());
+                        }
+                    }
                     agents.update_gauges(s.tenant());
                     Ok(None)
                 }

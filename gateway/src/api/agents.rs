@@ -86,27 +86,19 @@ fn own_tenant(ctx: &RequestCtx) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::forbidden("agents belong to a tenant: use a tenant key"))
 }
 
-/// The `{agent_id}` path parameter (at `i`), checked like click2call's field.
+/// The `{agent_id}` path parameter (at `i`), percent-decoded (agent ids are CRM strings:
+/// a client encodes what a path cannot hold; `&`, `+` and `=` stay themselves) and
+/// checked like click2call's field.
 fn agent_param(ctx: &RequestCtx, i: usize) -> Result<String, ApiError> {
+    let invalid =
+        |why: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", why);
     let raw = ctx.param(i).unwrap_or_default();
-    let decoded = percent_decode(raw);
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| invalid("agent_id is not UTF-8 once percent-decoded".into()))?;
     check_field("agent_id", &decoded)
         .map(str::to_owned)
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                e.to_string(),
-            )
-        })
-}
-
-/// Agent ids are CRM strings: a browser or SDK percent-encodes what a path cannot hold.
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+        .map_err(|e| invalid(e.to_string()))
 }
 
 fn query(head: &RequestHead<'_>) -> BTreeMap<String, String> {
@@ -244,7 +236,14 @@ fn grant(app: &App, tenant: &str, agent: Option<&str>, supervisor: bool) -> Json
 
 /// `GET /api/c2c/agents/presence` without a WebSocket upgrade (an upgrade never gets
 /// here: `crate::agents::socket` answers it).
-pub fn presence_without_upgrade() -> Result<JsonResponse, ApiError> {
+pub fn presence_without_upgrade(app: &App) -> Result<JsonResponse, ApiError> {
+    if app.is_draining() {
+        return Err(ApiError::unavailable(
+            "draining",
+            "this gateway is shutting down; open the presence socket again (another gateway answers)",
+            1,
+        ));
+    }
     Err(ApiError::new(
         StatusCode::UPGRADE_REQUIRED,
         "upgrade_required",

@@ -56,7 +56,7 @@ pub async fn click2call(
         .map_err(errors::dial_plan)?;
     // Registered agents: telephony on, one call at a time (docs/agents.md).
     app.agents()
-        .gate(&tenant.id, tenant.agents, req.agent_id.trim())
+        .gate(&tenant.id, tenant.agents, req.agent_id.trim(), None)
         .map_err(|r| errors::agent_refused(&r))?;
     let client = app
         .livekit()
@@ -288,21 +288,23 @@ pub async fn connect(
         .ok_or_else(|| ApiError::internal("tenant has no LiveKit project"))?;
     let first = rec.phase == c2c_callstate::Phase::Initiated;
     if first {
+        // Telephony, registration and the tenant's rules again: any may have changed
+        // since click2call.
+        app.agents()
+            .gate(&tenant.id, tenant.agents, &rec.agent_id, Some(&rec.call_id))
+            .map_err(|r| errors::agent_refused(&r))?;
         check_agent_ready(app, &client, &rec, &mut ctx.livekit_wait).await?;
+        // The agent is on this call from now until it ends: a second call of a
+        // registered agent cannot dial meanwhile (two created before either connected
+        // included). A call past INITIATED holds its claim already.
+        app.agents()
+            .claim_call(&tenant.id, tenant.agents, &rec.agent_id, &rec.call_id)
+            .map_err(|r| errors::agent_refused(&r))?;
     }
-    // The agent is on this call from now until it ends: a second call of a registered
-    // agent cannot dial meanwhile (two created before either connected included).
-    app.agents()
-        .claim_call(&tenant.id, tenant.agents, &rec.agent_id, &rec.call_id)
-        .map_err(|r| errors::agent_refused(&r))?;
     // Durable DIALING first: a second /connect (double click, retry) is a 409, never a
     // second dial. The transition's `Dial` effect starts the dial (calls::run_effects).
     if let Err(e) = calls::apply(app, &rec.call_id, CallEvent::Connect).await {
-        // Only the /connect that moved the call out of INITIATED claimed the agent.
-        if first {
-            app.agents()
-                .release_call(&tenant.id, &rec.agent_id, &rec.call_id);
-        }
+        release_unless_dialled(app, &rec).await;
         return Err(errors::call_store(e));
     }
     // Waiting here for CreateSIPParticipant's early result is LiveKit's time.
@@ -330,6 +332,22 @@ pub async fn connect(
                 status: ConnectStatus::Ringing,
             },
         )),
+    }
+}
+
+/// After a failed `/connect`: the agent's claim stays only if the call did get dialled
+/// (a concurrent `/connect` won); a call still INITIATED, or ENDED meanwhile, frees the
+/// agent. Decided from the stored record, not from which request claimed.
+async fn release_unless_dialled(app: &Arc<App>, rec: &CallRecord) {
+    use c2c_callstate::Phase;
+    let phase = match app.store().get(&rec.call_id).await {
+        Ok(Some(now)) => now.phase,
+        // Unknown: keep the claim; the call's end (or a restart) releases it.
+        _ => return,
+    };
+    if matches!(phase, Phase::Initiated | Phase::Ended) {
+        app.agents()
+            .release_call(&rec.tenant, &rec.agent_id, &rec.call_id);
     }
 }
 
@@ -387,6 +405,31 @@ pub async fn token(
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
     let rec = load_call(app, ctx, head).await?;
+    // The call id alone is not enough to join the call's audio: the caller proves it
+    // holds this call's agent token (the one being replaced; it may have just expired
+    // in a throttled tab).
+    let bearer = head
+        .single_header(&http::header::AUTHORIZATION)
+        .map_err(|_| ApiError::ambiguous_credential("Authorization header"))?;
+    let held = bearer
+        .and_then(|b| {
+            app.livekit()
+                .verifier()
+                .verify_access_token_signature(b)
+                .ok()
+        })
+        .filter(|t| t.room.as_deref() == Some(rec.room.as_str()) && t.identity == rec.agent_id);
+    if held.is_none() {
+        app.metrics()
+            .auth_failures
+            .with_label_values(&["livekit_token"])
+            .inc();
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "send the call's current agent token as Authorization: Bearer <token>",
+        ));
+    }
     if rec.phase == c2c_callstate::Phase::Ended {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

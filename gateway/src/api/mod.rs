@@ -122,7 +122,7 @@ impl Api {
             routes::OWNER_BACKUP => Ok(backup::head()),
             routes::OWNER_OUTBOUND_SET => Box::pin(owner::set(app, ctx, body)).await,
             routes::CALL_TOKEN => Box::pin(calls::token(app, ctx, head)).await,
-            routes::PRESENCE => agents::presence_without_upgrade(),
+            routes::PRESENCE => agents::presence_without_upgrade(app),
             routes::AGENTS_LIST => agents::list(app, ctx, head),
             routes::AGENT_GET => agents::get(app, ctx),
             routes::AGENT_PUT => Box::pin(agents::put(app, ctx, body)).await,

@@ -158,7 +158,7 @@ pub async fn rearm_open_calls(app: &App) -> Result<usize, StoreError> {
     }
     app.calls().reset_slots(per_tenant);
     // Agents are on the calls they connected (and presence starts empty at every start).
-    app.agents().hub().reset_calls(
+    app.agents().hub().restore_calls(
         open.iter()
             .filter(|r| r.connected_ms.is_some())
             .map(|r| (r.tenant.as_str(), r.agent_id.as_str(), r.call_id.as_str())),

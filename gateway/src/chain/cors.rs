@@ -128,7 +128,8 @@ impl Plugin for Cors {
             ));
             h.push((
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("Content-Type"),
+                // Authorization: the call's agent token, for /token.
+                HeaderValue::from_static("Content-Type, Authorization"),
             ));
             h.push((
                 header::ACCESS_CONTROL_MAX_AGE,

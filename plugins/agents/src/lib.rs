@@ -22,7 +22,9 @@ pub use agent::{
     check_field, Agent, AgentUpdate, AuditEntry, Availability, InvalidField, MAX_FIELD,
 };
 pub use directory::{gate_outbound, Directory, OutboundRefusal};
-pub use presence::{AgentPresence, Busy, Outbound, PresenceHub, Reason, SessionRef, SetError};
+pub use presence::{
+    AgentPresence, Busy, Opened, PresenceHub, Reason, SessionCtl, SessionRef, SetError,
+};
 pub use store::{AgentStore, AgentStoreError, MemAgentStore, PresenceSecret, SledAgentStore};
 pub use token::{random_id, PresenceClaims, PresenceSigner, TokenError};
 

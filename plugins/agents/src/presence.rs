@@ -2,42 +2,62 @@
 //! on, and who is told about changes. In memory, one lock: presence is per process and
 //! starts empty at every start (every session reconnects and starts offline — the rule).
 //!
-//! The hub never touches a socket. Each session gives it the sending half of a bounded
-//! channel; an event is serialised once and the same `Arc<str>` is queued to every
-//! recipient. A session whose queue is full (a reader that stopped reading) is dropped
-//! from the hub, which closes its channel: the socket task then closes the socket, and
-//! fan-out never waits for a slow browser.
+//! The hub never touches a socket. [`PresenceHub::open`] makes each session a bounded
+//! event queue and a [`SessionCtl`]; an event is serialised once and the same `Arc<str>`
+//! is queued to every recipient. Closing a session never goes through its queue (a full
+//! queue must not swallow a `replaced` close): it is a flag the socket task waits on. A
+//! session whose queue is full (a reader that stopped reading) is closed `1008` and
+//! forgotten by the hub at once, so fan-out never waits for a slow browser.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::agent::Availability;
 use crate::token::{random_id, PresenceClaims};
 
-/// What the hub queues for a socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outbound {
-    /// A JSON text frame.
-    Text(Arc<str>),
-    /// Close the socket with this code and reason (after the frames queued before it).
-    Close(u16, &'static str),
-}
-
-/// Frames one session may have queued; beyond this it is dropped as too slow.
+/// Frames one session may have queued; beyond this it is closed as too slow.
 pub const SESSION_QUEUE: usize = 64;
 
 /// Close codes of the presence socket (see docs/agents.md).
 pub mod close {
+    pub const GOING_AWAY: u16 = 1001;
+    pub const TOO_SLOW: u16 = 1008;
     pub const BAD_FRAME: u16 = 4400;
     pub const UNAUTHORIZED: u16 = 4401;
     pub const AUTH_TIMEOUT: u16 = 4408;
     pub const REPLACED: u16 = 4409;
     pub const REMOVED: u16 = 4410;
     pub const FLOOD: u16 = 4429;
+}
+
+/// How the hub tells a socket task to close, outside the event queue.
+#[derive(Default)]
+pub struct SessionCtl {
+    close: Mutex<Option<(u16, &'static str)>>,
+    notify: Notify,
+}
+
+impl SessionCtl {
+    /// Asks for the socket to close; the first request wins.
+    pub fn close(&self, code: u16, why: &'static str) {
+        self.close.lock().get_or_insert((code, why));
+        // A permit is stored when nobody waits yet: `closed` cannot miss it.
+        self.notify.notify_one();
+    }
+
+    /// Resolves once [`Self::close`] was called, with its code and reason.
+    pub async fn closed(&self) -> (u16, &'static str) {
+        loop {
+            if let Some(c) = *self.close.lock() {
+                return c;
+            }
+            self.notify.notified().await;
+        }
+    }
 }
 
 /// Why availability changed, as the `reason` of an `availability` event.
@@ -79,6 +99,15 @@ struct AvailabilityEvent<'a> {
     at_ms: u64,
 }
 
+#[derive(Serialize)]
+struct TelephonyEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    agent_id: &'a str,
+    telephony_enabled: bool,
+    at_ms: u64,
+}
+
 /// A session the hub knows: what the socket task keeps to speak to the hub.
 #[derive(Debug, Clone)]
 pub struct SessionRef {
@@ -105,11 +134,13 @@ impl SessionRef {
     }
 }
 
-/// What [`PresenceHub::open`] returns: the session and its agent's presence now.
-#[derive(Debug)]
+/// What [`PresenceHub::open`] returns: the session, its agent's presence now, its event
+/// queue and its close flag.
 pub struct Opened {
     pub session: SessionRef,
     pub presence: AgentPresence,
+    pub events: mpsc::Receiver<Arc<str>>,
+    pub ctl: Arc<SessionCtl>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,10 +166,15 @@ pub struct Busy {
     pub call_id: String,
 }
 
+/// The hub's one handle on a session: its queue and close flag.
+struct Peer {
+    tx: mpsc::Sender<Arc<str>>,
+    ctl: Arc<SessionCtl>,
+}
+
 struct Live {
     id: u64,
     resume_key: String,
-    tx: mpsc::Sender<Outbound>,
 }
 
 struct Dropped {
@@ -171,8 +207,45 @@ impl AgentState {
 #[derive(Default)]
 struct TenantState {
     agents: HashMap<String, AgentState>,
+    /// Every open session of the tenant, by id.
+    peers: HashMap<u64, Peer>,
     /// Supervisor sessions: every availability change of the tenant is sent to them.
-    watchers: Vec<(u64, mpsc::Sender<Outbound>)>,
+    watchers: Vec<u64>,
+}
+
+impl TenantState {
+    /// Queues `text` for session `id`. A session whose queue is full is closed `1008`
+    /// and forgotten (its agent keeps its availability for the grace, as on any drop).
+    fn deliver(&mut self, id: u64, text: &Arc<str>) {
+        let full = match self.peers.get(&id) {
+            Some(p) => p.tx.try_send(text.clone()).is_err(),
+            None => false,
+        };
+        if full {
+            self.forget(id, close::TOO_SLOW, "too slow to read events");
+        }
+    }
+
+    /// Closes session `id` and removes it from the tenant: peer, watcher, live session.
+    fn forget(&mut self, id: u64, code: u16, why: &'static str) {
+        if let Some(p) = self.peers.remove(&id) {
+            p.ctl.close(code, why);
+        }
+        self.watchers.retain(|w| *w != id);
+        for a in self.agents.values_mut() {
+            if a.live.as_ref().is_some_and(|l| l.id == id) {
+                let Some(l) = a.live.take() else { continue };
+                let availability = a.presence().availability;
+                if availability != Availability::Offline {
+                    a.dropped = Some(Dropped {
+                        id: l.id,
+                        resume_key: l.resume_key,
+                        availability,
+                    });
+                }
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -201,7 +274,6 @@ impl PresenceHub {
         &self,
         claims: &PresenceClaims,
         resume: Option<&str>,
-        tx: mpsc::Sender<Outbound>,
         max_sessions: usize,
         now_ms: u64,
     ) -> Result<Opened, OpenError> {
@@ -211,16 +283,26 @@ impl PresenceHub {
         }
         st.sessions += 1;
         st.next_id += 1;
+        let id = st.next_id;
         let session = SessionRef {
-            id: st.next_id,
+            id,
             tenant: claims.tenant.clone(),
             agent_id: claims.agent_id.clone(),
             supervisor: claims.supervisor,
             resume_key: random_id(),
         };
+        let (tx, events) = mpsc::channel(SESSION_QUEUE);
+        let ctl = Arc::new(SessionCtl::default());
         let t = st.tenants.entry(claims.tenant.clone()).or_default();
+        t.peers.insert(
+            id,
+            Peer {
+                tx,
+                ctl: ctl.clone(),
+            },
+        );
         if session.supervisor {
-            t.watchers.push((session.id, tx.clone()));
+            t.watchers.push(id);
         }
         let presence = match &session.agent_id {
             None => AgentPresence::OFFLINE,
@@ -232,35 +314,36 @@ impl PresenceHub {
                     live.map(|_| a.presence().availability)
                         .or(dropped.map(|d| d.availability))
                 });
-                let mut reason = Reason::SessionStart;
-                if let Some(old) = a.live.take() {
-                    reason = Reason::Replaced;
-                    let _ = old
-                        .tx
-                        .try_send(Outbound::Text(Arc::from(r#"{"type":"replaced"}"#)));
-                    let _ = old
-                        .tx
-                        .try_send(Outbound::Close(close::REPLACED, "replaced"));
-                    // The old session's close will find itself no longer live: only the
-                    // count is given back then.
-                }
+                let old = a.live.take().map(|l| l.id);
                 a.dropped = None;
                 a.live = Some(Live {
-                    id: session.id,
+                    id,
                     resume_key: session.resume_key.clone(),
-                    tx,
                 });
                 let next = resumed.unwrap_or(Availability::Offline);
                 let changed = a.presence().availability != next;
                 a.availability = Some(next);
                 let p = a.presence();
+                let reason = match old {
+                    Some(old) => {
+                        t.deliver(old, &Arc::from(r#"{"type":"replaced"}"#));
+                        t.forget(old, close::REPLACED, "replaced");
+                        Reason::Replaced
+                    }
+                    None => Reason::SessionStart,
+                };
                 if changed {
                     notify(t, agent_id, &p, reason, now_ms, false);
                 }
                 p
             }
         };
-        Ok(Opened { session, presence })
+        Ok(Opened {
+            session,
+            presence,
+            events,
+            ctl,
+        })
     }
 
     /// The socket of `s` is gone. Returns true when the agent was left available or away
@@ -271,17 +354,18 @@ impl PresenceHub {
         let Some(t) = st.tenants.get_mut(&s.tenant) else {
             return false;
         };
-        t.watchers.retain(|(id, _)| *id != s.id);
+        t.peers.remove(&s.id);
+        t.watchers.retain(|w| *w != s.id);
         let mut grace = false;
         if let Some(agent_id) = &s.agent_id {
             if let Some(a) = t.agents.get_mut(agent_id) {
-                // Dropped by the hub already (its queue was full): its grace is due.
+                // Forgotten by the hub already (its queue was full): its grace is due.
                 grace = a.dropped.as_ref().is_some_and(|d| d.id == s.id);
                 if a.live.as_ref().is_some_and(|l| l.id == s.id) {
                     a.live = None;
                     let availability = a.presence().availability;
                     if availability == Availability::Offline {
-                        // nothing to keep
+                        // Nothing to keep for a reconnect.
                     } else if grace_ms > 0 {
                         a.dropped = Some(Dropped {
                             id: s.id,
@@ -346,27 +430,56 @@ impl PresenceHub {
         Ok(())
     }
 
-    /// Telephony was turned off for the agent: offline at once.
-    pub fn telephony_disabled(&self, tenant: &str, agent_id: &str, now_ms: u64) {
-        self.force_offline(tenant, agent_id, Reason::TelephonyDisabled, now_ms);
+    /// The registry turned telephony on or off: the agent's session and the tenant's
+    /// supervisors hear it, and an agent turned off is offline at once.
+    pub fn telephony_changed(&self, tenant: &str, agent_id: &str, enabled: bool, now_ms: u64) {
+        if !enabled {
+            self.force_offline(tenant, agent_id, Reason::TelephonyDisabled, now_ms);
+        }
+        let mut st = self.state.lock();
+        let Some(t) = st.tenants.get_mut(tenant) else {
+            return;
+        };
+        let ev = TelephonyEvent {
+            kind: "telephony",
+            agent_id,
+            telephony_enabled: enabled,
+            at_ms: now_ms,
+        };
+        let text: Arc<str> = Arc::from(serde_json::to_string(&ev).unwrap_or_default());
+        let own = t
+            .agents
+            .get(agent_id)
+            .and_then(|a| a.live.as_ref())
+            .map(|l| l.id);
+        let targets: Vec<u64> = own
+            .into_iter()
+            .chain(t.watchers.iter().copied().filter(|w| Some(*w) != own))
+            .collect();
+        for id in targets {
+            t.deliver(id, &text);
+        }
     }
 
     /// The agent was removed from the registry: offline, and its session closed `4410`.
     pub fn removed(&self, tenant: &str, agent_id: &str, now_ms: u64) {
         self.force_offline(tenant, agent_id, Reason::Removed, now_ms);
         let mut st = self.state.lock();
-        if let Some(a) = st
-            .tenants
-            .get_mut(tenant)
-            .and_then(|t| t.agents.get_mut(agent_id))
-        {
-            if let Some(live) = a.live.take() {
-                let _ = live
-                    .tx
-                    .try_send(Outbound::Close(close::REMOVED, "agent removed"));
-            }
-            a.dropped = None;
+        let Some(t) = st.tenants.get_mut(tenant) else {
+            return;
+        };
+        let live = t
+            .agents
+            .get_mut(agent_id)
+            .and_then(|a| {
+                a.dropped = None;
+                a.live.take()
+            })
+            .map(|l| l.id);
+        if let Some(id) = live {
+            t.forget(id, close::REMOVED, "agent removed");
         }
+        prune(t, agent_id);
     }
 
     fn force_offline(&self, tenant: &str, agent_id: &str, reason: Reason, now_ms: u64) {
@@ -432,14 +545,10 @@ impl PresenceHub {
         prune(t, agent_id);
     }
 
-    /// At start: the connected open calls of the store, `(tenant, agent, call)`.
-    pub fn reset_calls<'a>(&self, calls: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) {
+    /// At start: the connected open calls of the store, `(tenant, agent, call)`. Only
+    /// adds: a `/connect` that claimed while the store was being read keeps its claim.
+    pub fn restore_calls<'a>(&self, calls: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) {
         let mut st = self.state.lock();
-        for t in st.tenants.values_mut() {
-            for a in t.agents.values_mut() {
-                a.calls.clear();
-            }
-        }
         for (tenant, agent, call) in calls {
             let a = st
                 .tenants
@@ -463,13 +572,18 @@ impl PresenceHub {
             .map_or(AgentPresence::OFFLINE, AgentState::presence)
     }
 
-    /// The call the agent is on, if any (for `409 agent_busy`).
-    pub fn current_call(&self, tenant: &str, agent_id: &str) -> Option<String> {
+    /// The call the agent is on other than `except`, if any (for `409 agent_busy`).
+    pub fn current_call(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        except: Option<&str>,
+    ) -> Option<String> {
         let st = self.state.lock();
         st.tenants
             .get(tenant)
             .and_then(|t| t.agents.get(agent_id))
-            .and_then(|a| a.calls.first().cloned())
+            .and_then(|a| a.calls.iter().find(|c| Some(c.as_str()) != except).cloned())
     }
 
     /// How many of the tenant's agents are available and away (the rest are offline).
@@ -492,26 +606,18 @@ impl PresenceHub {
         self.state.lock().sessions
     }
 
-    /// Shutdown: every session is closed with `1001 going away`.
+    /// Shutdown: every session is closed `1001 going away`.
     pub fn close_all(&self) {
         let st = self.state.lock();
-        for t in st.tenants.values() {
-            let agents = t
-                .agents
-                .values()
-                .filter_map(|a| a.live.as_ref().map(|l| &l.tx));
-            for tx in agents.chain(t.watchers.iter().map(|(_, tx)| tx)) {
-                let _ = tx.try_send(Outbound::Close(1001, "the gateway is shutting down"));
-            }
+        for p in st.tenants.values().flat_map(|t| t.peers.values()) {
+            p.ctl
+                .close(close::GOING_AWAY, "the gateway is shutting down");
         }
     }
 }
 
 /// Sends the agent's new presence to its own live session and (unless `own_only`) to the
-/// tenant's supervisors. A recipient whose queue is full is dropped from the hub (its
-/// sender goes, so its socket task ends and closes the socket; that task's
-/// [`PresenceHub::close`] still gives the session count back). A dropped agent session
-/// keeps its availability for the grace, as any other drop.
+/// tenant's supervisors (a supervisor that is this agent's session hears it once).
 fn notify(
     t: &mut TenantState,
     agent_id: &str,
@@ -530,26 +636,24 @@ fn notify(
     };
     // Plain strings, an enum and numbers: serialising cannot fail.
     let text: Arc<str> = Arc::from(serde_json::to_string(&ev).unwrap_or_default());
-    let mut own_id = None;
-    if let Some(a) = t.agents.get_mut(agent_id) {
-        if let Some(live) = a.live.take() {
-            own_id = Some(live.id);
-            if live.tx.try_send(Outbound::Text(text.clone())).is_ok() {
-                a.live = Some(live);
-            } else if p.availability != Availability::Offline {
-                a.dropped = Some(Dropped {
-                    id: live.id,
-                    resume_key: live.resume_key,
-                    availability: p.availability,
-                });
-            }
-        }
+    let own = t
+        .agents
+        .get(agent_id)
+        .and_then(|a| a.live.as_ref())
+        .map(|l| l.id);
+    if let Some(id) = own {
+        t.deliver(id, &text);
     }
     if !own_only {
-        // A supervisor that is also this agent got the event as its own already.
-        t.watchers.retain(|(id, tx)| {
-            Some(*id) == own_id || tx.try_send(Outbound::Text(text.clone())).is_ok()
-        });
+        let watchers: Vec<u64> = t
+            .watchers
+            .iter()
+            .copied()
+            .filter(|w| Some(*w) != own)
+            .collect();
+        for id in watchers {
+            t.deliver(id, &text);
+        }
     }
 }
 

@@ -1,9 +1,9 @@
-//! The presence rules, without sockets: each test opens sessions with channels and reads
-//! what the hub queued.
+//! The presence rules, without sockets: each test opens sessions and reads what the hub
+//! queued for them and whether it asked them to close.
 
-use tokio::sync::mpsc;
+use std::sync::Arc;
 
-use crate::presence::{close, Outbound, PresenceHub, SESSION_QUEUE};
+use crate::presence::{close, Opened, PresenceHub};
 use crate::{Availability, PresenceClaims, SetError};
 
 fn claims(tenant: &str, agent: Option<&str>, supervisor: bool) -> PresenceClaims {
@@ -16,20 +16,31 @@ fn claims(tenant: &str, agent: Option<&str>, supervisor: bool) -> PresenceClaims
     }
 }
 
-fn chan() -> (mpsc::Sender<Outbound>, mpsc::Receiver<Outbound>) {
-    mpsc::channel(SESSION_QUEUE)
-}
-
-/// Every JSON frame queued so far, parsed; a close as `{"close": code}`.
-fn drain(rx: &mut mpsc::Receiver<Outbound>) -> Vec<serde_json::Value> {
+/// Every JSON frame queued so far, parsed.
+fn drain(o: &mut Opened) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
-    while let Ok(o) = rx.try_recv() {
-        out.push(match o {
-            Outbound::Text(t) => serde_json::from_str(&t).unwrap(),
-            Outbound::Close(code, _) => serde_json::json!({ "close": code }),
-        });
+    while let Ok(t) = o.events.try_recv() {
+        out.push(serde_json::from_str(&t).unwrap());
     }
     out
+}
+
+/// The close the hub asked for, if any.
+fn closed(o: &Opened) -> Option<u16> {
+    let ctl: Arc<_> = o.ctl.clone();
+    let fut = ctl.closed();
+    futures_poll_once(fut).map(|(code, _)| code)
+}
+
+/// Polls a future once (the close flag is set synchronously or not at all).
+fn futures_poll_once<F: std::future::Future>(f: F) -> Option<F::Output> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
 }
 
 fn availabilities(frames: &[serde_json::Value]) -> Vec<(String, String)> {
@@ -47,24 +58,30 @@ fn availabilities(frames: &[serde_json::Value]) -> Vec<(String, String)> {
 
 const MAX: usize = 100;
 
+fn agent(hub: &PresenceHub, tenant: &str, id: &str, resume: Option<&str>, now: u64) -> Opened {
+    hub.open(&claims(tenant, Some(id), false), resume, MAX, now)
+        .unwrap()
+}
+
+fn supervisor(hub: &PresenceHub, tenant: &str) -> Opened {
+    hub.open(&claims(tenant, None, true), None, MAX, 1).unwrap()
+}
+
 #[test]
 fn a_new_session_starts_offline_and_sets_availability() {
     let hub = PresenceHub::new();
-    let (tx, mut rx) = chan();
-    let o = hub
-        .open(&claims("acme", Some("a1"), false), None, tx, MAX, 1)
-        .unwrap();
-    assert_eq!(o.presence.availability, Availability::Offline);
-    hub.set(&o.session, Availability::Available, true, 2)
+    let mut a = agent(&hub, "acme", "a1", None, 1);
+    assert_eq!(a.presence.availability, Availability::Offline);
+    hub.set(&a.session, Availability::Available, true, 2)
         .unwrap();
     assert_eq!(
-        availabilities(&drain(&mut rx)),
+        availabilities(&drain(&mut a)),
         [("available".into(), "set".into())]
     );
     // Setting the same value again still confirms to the agent itself.
-    hub.set(&o.session, Availability::Available, true, 3)
+    hub.set(&a.session, Availability::Available, true, 3)
         .unwrap();
-    assert_eq!(drain(&mut rx).len(), 1);
+    assert_eq!(drain(&mut a).len(), 1);
     assert_eq!(hub.counts("acme"), (1, 0));
     assert_eq!(hub.sessions(), 1);
 }
@@ -72,24 +89,18 @@ fn a_new_session_starts_offline_and_sets_availability() {
 #[test]
 fn only_telephony_enabled_agents_leave_offline() {
     let hub = PresenceHub::new();
-    let (tx, _rx) = chan();
-    let o = hub
-        .open(&claims("acme", Some("a1"), false), None, tx, MAX, 1)
-        .unwrap();
+    let a = agent(&hub, "acme", "a1", None, 1);
     assert_eq!(
-        hub.set(&o.session, Availability::Available, false, 2),
+        hub.set(&a.session, Availability::Available, false, 2),
         Err(SetError::AgentDisabled)
     );
     assert_eq!(
-        hub.set(&o.session, Availability::Away, false, 2),
+        hub.set(&a.session, Availability::Away, false, 2),
         Err(SetError::AgentDisabled)
     );
-    hub.set(&o.session, Availability::Offline, false, 2)
+    hub.set(&a.session, Availability::Offline, false, 2)
         .unwrap();
-    let (stx, _srx) = chan();
-    let sup = hub
-        .open(&claims("acme", None, true), None, stx, MAX, 1)
-        .unwrap();
+    let sup = supervisor(&hub, "acme");
     assert_eq!(
         hub.set(&sup.session, Availability::Available, true, 2),
         Err(SetError::NoAgent)
@@ -99,22 +110,15 @@ fn only_telephony_enabled_agents_leave_offline() {
 #[test]
 fn supervisors_hear_their_tenant_only() {
     let hub = PresenceHub::new();
-    let (stx, mut srx) = chan();
-    hub.open(&claims("acme", None, true), None, stx, MAX, 1)
-        .unwrap();
-    let (otx, mut orx) = chan();
-    hub.open(&claims("globex", None, true), None, otx, MAX, 1)
-        .unwrap();
-    let (tx, _rx) = chan();
-    let a = hub
-        .open(&claims("acme", Some("a1"), false), None, tx, MAX, 1)
-        .unwrap();
+    let mut sup = supervisor(&hub, "acme");
+    let mut other = supervisor(&hub, "globex");
+    let a = agent(&hub, "acme", "a1", None, 1);
     hub.set(&a.session, Availability::Away, true, 2).unwrap();
-    let seen = drain(&mut srx);
+    let seen = drain(&mut sup);
     assert_eq!(availabilities(&seen), [("away".into(), "set".into())]);
     assert_eq!(seen[0]["agent_id"], "a1");
     assert!(
-        drain(&mut orx).is_empty(),
+        drain(&mut other).is_empty(),
         "another tenant's supervisor hears nothing"
     );
 }
@@ -122,23 +126,17 @@ fn supervisors_hear_their_tenant_only() {
 #[test]
 fn a_second_session_replaces_the_first_and_starts_offline() {
     let hub = PresenceHub::new();
-    let (tx1, mut rx1) = chan();
-    let s1 = hub
-        .open(&claims("acme", Some("a1"), false), None, tx1, MAX, 1)
-        .unwrap();
+    let mut s1 = agent(&hub, "acme", "a1", None, 1);
     hub.set(&s1.session, Availability::Available, true, 2)
         .unwrap();
-    drain(&mut rx1);
-    let (tx2, mut rx2) = chan();
-    let s2 = hub
-        .open(&claims("acme", Some("a1"), false), None, tx2, MAX, 3)
-        .unwrap();
+    drain(&mut s1);
+    let mut s2 = agent(&hub, "acme", "a1", None, 3);
     assert_eq!(s2.presence.availability, Availability::Offline);
-    let old = drain(&mut rx1);
-    assert_eq!(old[0]["type"], "replaced");
-    assert_eq!(old[1]["close"], close::REPLACED);
+    assert_eq!(drain(&mut s1)[0]["type"], "replaced");
+    assert_eq!(closed(&s1), Some(close::REPLACED));
+    assert_eq!(closed(&s2), None);
     assert_eq!(
-        availabilities(&drain(&mut rx2)),
+        availabilities(&drain(&mut s2)),
         [("offline".into(), "replaced".into())]
     );
     // The replaced session can no longer set, and its close changes nothing.
@@ -153,29 +151,52 @@ fn a_second_session_replaces_the_first_and_starts_offline() {
 }
 
 #[test]
+fn a_replaced_session_is_closed_even_when_its_queue_is_full() {
+    let hub = PresenceHub::new();
+    // An agent that is also a supervisor, and reads nothing: exactly a full queue.
+    let mut s1 = hub
+        .open(&claims("acme", Some("a1"), true), None, MAX, 1)
+        .unwrap();
+    let mut other = agent(&hub, "acme", "a2", None, 1);
+    for i in 0..crate::presence::SESSION_QUEUE {
+        let to = if i % 2 == 0 {
+            Availability::Away
+        } else {
+            Availability::Available
+        };
+        hub.set(&other.session, to, true, 2).unwrap();
+        drain(&mut other);
+    }
+    assert_eq!(closed(&s1), None, "full, not yet over");
+    // The replacement cannot queue `replaced`: the close still reaches the old session,
+    // and it hears nothing more of the tenant.
+    let _s2 = agent(&hub, "acme", "a1", None, 3);
+    assert!(closed(&s1).is_some());
+    drain(&mut s1);
+    hub.set(&other.session, Availability::Offline, true, 4)
+        .unwrap();
+    assert!(drain(&mut s1).is_empty(), "no longer a watcher");
+}
+
+#[test]
 fn a_drop_keeps_availability_for_the_grace_then_goes_offline() {
     let hub = PresenceHub::new();
-    let (stx, mut srx) = chan();
-    hub.open(&claims("acme", None, true), None, stx, MAX, 1)
+    let mut sup = supervisor(&hub, "acme");
+    let a = agent(&hub, "acme", "a1", None, 1);
+    hub.set(&a.session, Availability::Available, true, 2)
         .unwrap();
-    let (tx, _rx) = chan();
-    let s = hub
-        .open(&claims("acme", Some("a1"), false), None, tx, MAX, 1)
-        .unwrap();
-    hub.set(&s.session, Availability::Available, true, 2)
-        .unwrap();
-    assert!(hub.close(&s.session, 20_000, 3), "grace timer due");
+    assert!(hub.close(&a.session, 20_000, 3), "grace timer due");
     assert_eq!(
         hub.presence("acme", "a1").availability,
         Availability::Available
     );
-    hub.expire(&s.session, 20_003);
+    hub.expire(&a.session, 20_003);
     assert_eq!(
         hub.presence("acme", "a1").availability,
         Availability::Offline
     );
     assert_eq!(
-        availabilities(&drain(&mut srx)),
+        availabilities(&drain(&mut sup)),
         [
             ("available".into(), "set".into()),
             ("offline".into(), "disconnected".into())
@@ -186,72 +207,36 @@ fn a_drop_keeps_availability_for_the_grace_then_goes_offline() {
 #[test]
 fn a_reconnect_within_the_grace_resumes_availability() {
     let hub = PresenceHub::new();
-    let (tx, _rx) = chan();
-    let s = hub
-        .open(&claims("acme", Some("a1"), false), None, tx, MAX, 1)
-        .unwrap();
-    hub.set(&s.session, Availability::Away, true, 2).unwrap();
-    assert!(hub.close(&s.session, 20_000, 3));
-    let (tx2, _rx2) = chan();
-    let r = hub
-        .open(
-            &claims("acme", Some("a1"), false),
-            Some(s.session.resume_key()),
-            tx2,
-            MAX,
-            4,
-        )
-        .unwrap();
+    let a = agent(&hub, "acme", "a1", None, 1);
+    hub.set(&a.session, Availability::Away, true, 2).unwrap();
+    assert!(hub.close(&a.session, 20_000, 3));
+    let r = agent(&hub, "acme", "a1", Some(a.session.resume_key()), 4);
     assert_eq!(r.presence.availability, Availability::Away);
     // The old grace timer fires later and must not touch the resumed session.
-    hub.expire(&s.session, 20_003);
+    hub.expire(&a.session, 20_003);
     assert_eq!(hub.presence("acme", "a1").availability, Availability::Away);
     // A wrong resume key is a new session: offline.
-    let (tx3, _rx3) = chan();
-    let n = hub
-        .open(
-            &claims("acme", Some("a1"), false),
-            Some("guess"),
-            tx3,
-            MAX,
-            5,
-        )
-        .unwrap();
+    let n = agent(&hub, "acme", "a1", Some("guess"), 5);
     assert_eq!(n.presence.availability, Availability::Offline);
 }
 
 #[test]
 fn a_reconnect_before_the_drop_is_noticed_resumes_too() {
     let hub = PresenceHub::new();
-    let (tx, _rx) = chan();
-    let s = hub
-        .open(&claims("acme", Some("a1"), false), None, tx, MAX, 1)
+    let a = agent(&hub, "acme", "a1", None, 1);
+    hub.set(&a.session, Availability::Available, true, 2)
         .unwrap();
-    hub.set(&s.session, Availability::Available, true, 2)
-        .unwrap();
-    let (tx2, _rx2) = chan();
-    let r = hub
-        .open(
-            &claims("acme", Some("a1"), false),
-            Some(s.session.resume_key()),
-            tx2,
-            MAX,
-            3,
-        )
-        .unwrap();
+    let r = agent(&hub, "acme", "a1", Some(a.session.resume_key()), 3);
     assert_eq!(r.presence.availability, Availability::Available);
 }
 
 #[test]
 fn zero_grace_goes_offline_at_once() {
     let hub = PresenceHub::new();
-    let (tx, _rx) = chan();
-    let s = hub
-        .open(&claims("acme", Some("a1"), false), None, tx, MAX, 1)
+    let a = agent(&hub, "acme", "a1", None, 1);
+    hub.set(&a.session, Availability::Available, true, 2)
         .unwrap();
-    hub.set(&s.session, Availability::Available, true, 2)
-        .unwrap();
-    assert!(!hub.close(&s.session, 0, 3));
+    assert!(!hub.close(&a.session, 0, 3));
     assert_eq!(
         hub.presence("acme", "a1").availability,
         Availability::Offline
@@ -260,17 +245,13 @@ fn zero_grace_goes_offline_at_once() {
 }
 
 #[test]
-fn telephony_off_and_removal_force_offline() {
+fn telephony_changes_are_told_and_off_forces_offline_and_removal_closes() {
     let hub = PresenceHub::new();
-    let (tx, mut rx) = chan();
-    let s = hub
-        .open(&claims("acme", Some("a1"), false), None, tx, MAX, 1)
+    let mut a = agent(&hub, "acme", "a1", None, 1);
+    hub.set(&a.session, Availability::Available, true, 2)
         .unwrap();
-    hub.set(&s.session, Availability::Available, true, 2)
-        .unwrap();
-    hub.telephony_disabled("acme", "a1", 3);
-    hub.removed("acme", "a1", 4);
-    let frames = drain(&mut rx);
+    hub.telephony_changed("acme", "a1", false, 3);
+    let frames = drain(&mut a);
     assert_eq!(
         availabilities(&frames),
         [
@@ -278,15 +259,22 @@ fn telephony_off_and_removal_force_offline() {
             ("offline".into(), "telephony_disabled".into())
         ]
     );
-    assert_eq!(frames.last().unwrap()["close"], close::REMOVED);
+    assert_eq!(frames.last().unwrap()["type"], "telephony");
+    assert_eq!(frames.last().unwrap()["telephony_enabled"], false);
+    hub.telephony_changed("acme", "a1", true, 4);
+    assert_eq!(
+        drain(&mut a)[0]["telephony_enabled"],
+        true,
+        "turning on is told too"
+    );
+    hub.removed("acme", "a1", 5);
+    assert_eq!(closed(&a), Some(close::REMOVED));
 }
 
 #[test]
 fn calls_make_an_agent_busy_until_released() {
     let hub = PresenceHub::new();
-    let (stx, mut srx) = chan();
-    hub.open(&claims("acme", None, true), None, stx, MAX, 1)
-        .unwrap();
+    let mut sup = supervisor(&hub, "acme");
     hub.claim_call("acme", "a1", "c1", false, 2).unwrap();
     hub.claim_call("acme", "a1", "c1", false, 2).unwrap();
     assert_eq!(
@@ -295,63 +283,64 @@ fn calls_make_an_agent_busy_until_released() {
             .call_id,
         "c1"
     );
-    assert_eq!(hub.current_call("acme", "a1").as_deref(), Some("c1"));
+    assert_eq!(hub.current_call("acme", "a1", None).as_deref(), Some("c1"));
+    assert_eq!(
+        hub.current_call("acme", "a1", Some("c1")),
+        None,
+        "its own call is not another"
+    );
     hub.claim_call("acme", "a1", "c2", true, 3).unwrap();
     hub.release_call("acme", "a1", "c1", 4);
     assert!(hub.presence("acme", "a1").on_call);
     hub.release_call("acme", "a1", "c2", 5);
     assert!(!hub.presence("acme", "a1").on_call);
-    let frames = drain(&mut srx);
+    let frames = drain(&mut sup);
     let reasons: Vec<_> = frames
         .iter()
         .map(|f| f["reason"].as_str().unwrap())
         .collect();
     assert_eq!(reasons, ["call_started", "call_ended"]);
-    hub.reset_calls([("acme", "a1", "c9")]);
-    assert_eq!(hub.current_call("acme", "a1").as_deref(), Some("c9"));
-    hub.reset_calls([]);
-    assert_eq!(hub.current_call("acme", "a1"), None);
+    // The rebuild at start only adds: a claim made meanwhile stays.
+    hub.claim_call("acme", "a2", "c7", false, 6).unwrap();
+    hub.restore_calls([("acme", "a1", "c9")]);
+    assert_eq!(hub.current_call("acme", "a1", None).as_deref(), Some("c9"));
+    assert_eq!(hub.current_call("acme", "a2", None).as_deref(), Some("c7"));
 }
 
 #[test]
 fn the_session_cap_holds() {
     let hub = PresenceHub::new();
-    let (tx, _rx) = chan();
-    let s = hub
-        .open(&claims("acme", None, true), None, tx.clone(), 1, 1)
-        .unwrap();
-    assert!(hub
-        .open(&claims("acme", None, true), None, tx.clone(), 1, 1)
-        .is_err());
+    let s = hub.open(&claims("acme", None, true), None, 1, 1).unwrap();
+    assert!(hub.open(&claims("acme", None, true), None, 1, 1).is_err());
     hub.close(&s.session, 0, 2);
-    assert!(hub
-        .open(&claims("acme", None, true), None, tx, 1, 3)
-        .is_ok());
+    assert!(hub.open(&claims("acme", None, true), None, 1, 3).is_ok());
 }
 
 #[test]
-fn a_reader_that_stops_reading_is_dropped_not_waited_for() {
+fn a_reader_that_stops_reading_is_closed_not_waited_for() {
     let hub = PresenceHub::new();
-    let (slow_tx, slow_rx) = mpsc::channel(1);
-    hub.open(&claims("acme", None, true), None, slow_tx, MAX, 1)
-        .unwrap();
-    let (tx, _rx) = chan();
-    let a = hub
-        .open(&claims("acme", Some("a1"), false), None, tx, MAX, 1)
-        .unwrap();
-    for i in 0..5 {
+    let mut slow = supervisor(&hub, "acme");
+    let mut a = agent(&hub, "acme", "a1", None, 1);
+    for i in 0..100 {
         let to = if i % 2 == 0 {
             Availability::Away
         } else {
             Availability::Available
         };
         hub.set(&a.session, to, true, 2 + i).unwrap();
+        drain(&mut a);
     }
-    // The slow supervisor got one frame, then was dropped: its channel is closed.
-    let mut slow_rx = slow_rx;
-    assert!(slow_rx.try_recv().is_ok());
-    assert!(matches!(
-        slow_rx.try_recv(),
-        Err(mpsc::error::TryRecvError::Disconnected)
-    ));
+    assert_eq!(closed(&slow), Some(close::TOO_SLOW));
+    assert_eq!(drain(&mut slow).len(), crate::presence::SESSION_QUEUE);
+    assert_eq!(closed(&a), None, "the agent that reads stays");
+}
+
+#[test]
+fn close_all_closes_every_session() {
+    let hub = PresenceHub::new();
+    let a = agent(&hub, "acme", "a1", None, 1);
+    let s = supervisor(&hub, "globex");
+    hub.close_all();
+    assert_eq!(closed(&a), Some(close::GOING_AWAY));
+    assert_eq!(closed(&s), Some(close::GOING_AWAY));
 }

@@ -292,8 +292,40 @@ impl WebhookVerifier {
         })
     }
 
+    /// A LiveKit access token signed by a known project, whatever its validity window:
+    /// proof that the bearer was handed this token once (a call's token refresh accepts
+    /// the token being replaced even if it has just expired in a throttled tab).
+    pub fn verify_access_token_signature(
+        &self,
+        token: &str,
+    ) -> Result<VerifiedToken, WebhookError> {
+        let c = self.verify_signature(token)?;
+        Ok(VerifiedToken {
+            api_key: c.iss,
+            identity: c.sub,
+            room: c.video.and_then(|v| v.room).filter(|r| !r.is_empty()),
+        })
+    }
+
     /// Signature (key picked by `iss`) and validity window; nothing else.
     fn verify_jwt(&self, authorization: &str, now_unix: u64) -> Result<Claims, WebhookError> {
+        let claims = self.verify_signature(authorization)?;
+        let leeway = self.leeway.as_secs_f64();
+        let now = now_unix as f64;
+        let exp = claims
+            .exp
+            .ok_or(WebhookError::MalformedToken("no exp claim"))?;
+        if now > exp + leeway {
+            return Err(WebhookError::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| now + leeway < nbf) {
+            return Err(WebhookError::NotYetValid);
+        }
+        Ok(claims)
+    }
+
+    /// Signature (key picked by `iss`), nothing else.
+    fn verify_signature(&self, authorization: &str) -> Result<Claims, WebhookError> {
         let token = authorization.trim();
         let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();
         if token.is_empty() {
@@ -328,17 +360,6 @@ impl WebhookVerifier {
         mac.update(claims_b64.as_bytes());
         mac.verify_slice(&signature)
             .map_err(|_| WebhookError::BadSignature)?;
-        let leeway = self.leeway.as_secs_f64();
-        let now = now_unix as f64;
-        let exp = claims
-            .exp
-            .ok_or(WebhookError::MalformedToken("no exp claim"))?;
-        if now > exp + leeway {
-            return Err(WebhookError::Expired);
-        }
-        if claims.nbf.is_some_and(|nbf| now + leeway < nbf) {
-            return Err(WebhookError::NotYetValid);
-        }
         Ok(claims)
     }
 }

@@ -142,6 +142,11 @@ pub const PRESENCE: OperationDoc = OperationDoc {
     responses: &[
         Reply::empty("101", "Switching to the WebSocket protocol."),
         Reply::error("426", "`upgrade_required`: not a WebSocket upgrade."),
+        Reply::retry(
+            "503",
+            "`draining`: the gateway is shutting down; `presence_full`: it holds \
+             `agents.max_presence_sessions` sockets.",
+        ),
     ],
     ..OperationDoc::EMPTY
 };
@@ -150,13 +155,25 @@ pub const CALL_TOKEN: OperationDoc = OperationDoc {
     id: "call_token",
     tag: "contract",
     summary: "A fresh agent token while the call is open (agent browser)",
-    description: "Browser endpoint keyed by the `call_id`, like `/connect`. The client \
-        refreshes 30 s before the token expires and hands the new one to the room without \
-        reconnecting.",
-    params: &[CALL_ID],
+    description: "Browser endpoint keyed by the `call_id`, like `/connect`, and proven by the \
+        call's current agent token (`Authorization: Bearer`; it may have expired): the call \
+        id alone does not open the call's audio. The client refreshes 30 s before the token \
+        expires and hands the new one to the room without reconnecting.",
+    params: &[
+        CALL_ID,
+        Param::header(
+            "Authorization",
+            true,
+            "`Bearer <the call's current agent token>`.",
+        ),
+    ],
     security: &[],
     responses: &[
         Reply::ok("The token.", named::<TokenResponse>()),
+        Reply::error(
+            "401",
+            "`invalid_token`: no token of this call's agent and room was sent.",
+        ),
         Reply::error("409", "`call_ended`: the call has ended."),
         UNKNOWN_CALL,
         STORE_UNAVAILABLE,
