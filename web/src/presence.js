@@ -42,8 +42,8 @@ export function backoffMs(attempt) {
   return cap / 2 + Math.random() * (cap / 2);
 }
 
-// When an availability change happened. docs/agents.md names it `at` (RFC 3339); a
-// gateway that sends milliseconds (`at_ms`) is read as well.
+// When an availability change happened: the gateway sends Unix milliseconds (`at_ms`,
+// as everywhere in its API); events hand the page an ISO 8601 string (`at`).
 function at(f) {
   if (typeof f.at === 'string') return f.at;
   return typeof f.at_ms === 'number' ? new Date(f.at_ms).toISOString() : null;

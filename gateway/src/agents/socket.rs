@@ -117,6 +117,7 @@ enum End {
 
 /// Serves one presence socket until it closes.
 pub async fn serve(app: Arc<App>, stream: Stream, peer: Option<IpAddr>) {
+    let stream = detach(stream);
     let config = WebSocketConfig::default()
         // The codec's read buffer is allocated up front: a frame is at most 4 KiB, and
         // an idle socket should not hold 128 KiB (the default).
@@ -167,6 +168,8 @@ pub async fn serve(app: Arc<App>, stream: Stream, peer: Option<IpAddr>) {
         ctl: opened.ctl,
     };
     let end = run(&app, &mut ws, socket, opened.presence, knobs.heartbeat).await;
+    // The hub first: the session is over whatever the closing handshake takes.
+    finish(&app, &session, knobs.grace);
     let (code, why) = match end {
         End::ClientClosed => (1000, "client closed"),
         End::Closed(code, why) => {
@@ -175,7 +178,6 @@ pub async fn serve(app: Arc<App>, stream: Stream, peer: Option<IpAddr>) {
             (code, why)
         }
     };
-    finish(&app, &session, knobs.grace);
     tracing::info!(
         tenant = session.tenant(),
         agent = session.agent_id().unwrap_or("-"),
@@ -188,7 +190,97 @@ pub async fn serve(app: Arc<App>, stream: Stream, peer: Option<IpAddr>) {
     );
 }
 
-type Ws = WebSocketStream<Stream>;
+type Ws = WebSocketStream<PresenceIo>;
+
+/// A presence socket's transport once out of Pingora: the plain TCP socket itself, or,
+/// for TLS, Pingora's stream (the TLS state lives in it).
+pub enum PresenceIo {
+    Tcp(tokio::net::TcpStream),
+    Pingora(Stream),
+}
+
+/// Takes the plain TCP socket out of Pingora's stream, which carries a 64 KiB read and
+/// a 1.4 KiB write buffer per connection: about half of an idle presence socket's
+/// memory (BENCHMARKS.md, issue 20). The descriptor is duplicated, then Pingora's stream
+/// is dropped (it deregisters and closes its own descriptor; the socket stays open).
+/// Nothing is lost: Pingora's read buffer is empty, a browser sends nothing before the
+/// `101` (RFC 6455 §4.1). A TLS stream, or one that cannot be duplicated, is kept.
+fn detach(stream: Stream) -> PresenceIo {
+    use std::os::fd::BorrowedFd;
+    let plain = stream.get_ssl_digest().is_none()
+        && stream
+            .as_any()
+            .is::<pingora::protocols::l4::stream::Stream>();
+    if !plain {
+        return PresenceIo::Pingora(stream);
+    }
+    // SAFETY: `id()` of Pingora's L4 stream is its socket's descriptor, open for as long
+    // as `stream` lives, which is past the duplication below.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.id()) };
+    let tcp = fd
+        .try_clone_to_owned()
+        .map(std::net::TcpStream::from)
+        .and_then(|s| {
+            s.set_nonblocking(true)?;
+            tokio::net::TcpStream::from_std(s)
+        });
+    match tcp {
+        Ok(tcp) => {
+            drop(stream);
+            PresenceIo::Tcp(tcp)
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "presence socket kept on Pingora's stream");
+            PresenceIo::Pingora(stream)
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for PresenceIo {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            PresenceIo::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            PresenceIo::Pingora(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for PresenceIo {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            PresenceIo::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            PresenceIo::Pingora(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            PresenceIo::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            PresenceIo::Pingora(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            PresenceIo::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            PresenceIo::Pingora(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
 
 /// Waits for the `auth` frame and checks its token. The error is the close to send.
 async fn authenticate(
@@ -451,12 +543,23 @@ fn error_frame(code: &str, message: &str) -> String {
     serde_json::json!({ "type": "error", "code": code, "message": message }).to_string()
 }
 
-/// The tenant's agents as of now, for a supervisor that just connected.
+/// The tenant's agents as of now, for a supervisor that just connected (serialised
+/// straight from the views: no intermediate JSON tree for a tenant of thousands).
 fn snapshot(app: &App, tenant: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct Snapshot {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        agents: Vec<crate::agents::AgentView>,
+    }
     let agents = app.agents();
     let (all, _) = agents.directory().page(tenant, None, usize::MAX);
-    let views: Vec<_> = all.iter().map(|a| agents.view(a)).collect();
-    serde_json::json!({ "type": "agents", "agents": views }).to_string()
+    let snap = Snapshot {
+        kind: "agents",
+        agents: all.iter().map(|a| agents.view(a)).collect(),
+    };
+    // Strings, booleans and numbers: serialising cannot fail.
+    serde_json::to_string(&snap).unwrap_or_default()
 }
 
 /// Sends a text frame; a browser that does not take it within a heartbeat is gone.
@@ -472,8 +575,16 @@ async fn close_with(ws: &mut Ws, code: u16, why: &'static str) {
         code: CloseCode::from(code),
         reason: why.into(),
     };
-    // Best effort: the peer may be gone already.
-    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(Some(frame))).await;
+    // Best effort: the peer may be gone already. Then the closing handshake (RFC 6455
+    // §7.1.1): read until the peer's close or EOF, so that frames it sent meanwhile are
+    // consumed; closing the socket over unread data would reset the connection and the
+    // browser would never see the close code.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        if ws.close(Some(frame)).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+    .await;
 }
 
 /// Counts a socket the gateway refused or closed, by a short reason for the close code

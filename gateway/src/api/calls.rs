@@ -365,6 +365,11 @@ pub async fn hangup(
     let rec = calls::apply(app, &rec.call_id, CallEvent::HangupRequested)
         .await
         .map_err(errors::call_store)?;
+    // The agent is done with this call once its hangup is durable, not when the
+    // outcome is settled in the background: a CRM that places the agent's next call
+    // right after must not get `409 agent_busy`.
+    app.agents()
+        .release_call(&rec.tenant, &rec.agent_id, &rec.call_id);
     Ok(JsonResponse::json(StatusCode::OK, &view(&rec)))
 }
 

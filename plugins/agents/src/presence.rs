@@ -204,8 +204,38 @@ impl AgentState {
     }
 }
 
+/// How many of a tenant's agents are available and away, kept with every change (a
+/// gauge update must not walk every agent under the hub's lock).
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    available: usize,
+    away: usize,
+}
+
+impl Counts {
+    fn slot(&mut self, a: Availability) -> Option<&mut usize> {
+        match a {
+            Availability::Available => Some(&mut self.available),
+            Availability::Away => Some(&mut self.away),
+            Availability::Offline => None,
+        }
+    }
+}
+
+/// Sets the agent's availability, keeping the tenant's counts.
+fn assign(counts: &mut Counts, a: &mut AgentState, to: Availability) {
+    if let Some(n) = counts.slot(a.presence().availability) {
+        *n = n.saturating_sub(1);
+    }
+    if let Some(n) = counts.slot(to) {
+        *n += 1;
+    }
+    a.availability = Some(to);
+}
+
 #[derive(Default)]
 struct TenantState {
+    counts: Counts,
     agents: HashMap<String, AgentState>,
     /// Every open session of the tenant, by id.
     peers: HashMap<u64, Peer>,
@@ -322,7 +352,7 @@ impl PresenceHub {
                 });
                 let next = resumed.unwrap_or(Availability::Offline);
                 let changed = a.presence().availability != next;
-                a.availability = Some(next);
+                assign(&mut t.counts, a, next);
                 let p = a.presence();
                 let reason = match old {
                     Some(old) => {
@@ -374,7 +404,7 @@ impl PresenceHub {
                         });
                         grace = true;
                     } else {
-                        a.availability = Some(Availability::Offline);
+                        assign(&mut t.counts, a, Availability::Offline);
                         let p = a.presence();
                         notify(t, agent_id, &p, Reason::Disconnected, now_ms, false);
                     }
@@ -396,7 +426,7 @@ impl PresenceHub {
         if let Some(a) = t.agents.get_mut(agent_id) {
             if a.dropped.as_ref().is_some_and(|d| d.id == s.id) {
                 a.dropped = None;
-                a.availability = Some(Availability::Offline);
+                assign(&mut t.counts, a, Availability::Offline);
                 let p = a.presence();
                 notify(t, agent_id, &p, Reason::Disconnected, now_ms, false);
             }
@@ -424,7 +454,7 @@ impl PresenceHub {
             return Err(SetError::Replaced);
         }
         let changed = a.availability != Some(to);
-        a.availability = Some(to);
+        assign(&mut t.counts, a, to);
         let p = a.presence();
         notify(t, agent_id, &p, Reason::Set, now_ms, !changed);
         Ok(())
@@ -490,7 +520,7 @@ impl PresenceHub {
         if let Some(a) = t.agents.get_mut(agent_id) {
             a.dropped = None;
             if a.presence().availability != Availability::Offline {
-                a.availability = Some(Availability::Offline);
+                assign(&mut t.counts, a, Availability::Offline);
                 let p = a.presence();
                 notify(t, agent_id, &p, reason, now_ms, false);
             }

@@ -344,3 +344,27 @@ fn close_all_closes_every_session() {
     assert_eq!(closed(&a), Some(close::GOING_AWAY));
     assert_eq!(closed(&s), Some(close::GOING_AWAY));
 }
+
+#[test]
+fn counts_follow_every_change() {
+    let hub = PresenceHub::new();
+    let a = agent(&hub, "acme", "a1", None, 1);
+    let b = agent(&hub, "acme", "a2", None, 1);
+    hub.set(&a.session, Availability::Available, true, 2)
+        .unwrap();
+    hub.set(&b.session, Availability::Away, true, 2).unwrap();
+    assert_eq!(hub.counts("acme"), (1, 1));
+    // Replaced: the new session starts offline.
+    let a2 = agent(&hub, "acme", "a1", None, 3);
+    assert_eq!(hub.counts("acme"), (0, 1));
+    hub.set(&a2.session, Availability::Away, true, 4).unwrap();
+    assert_eq!(hub.counts("acme"), (0, 2));
+    // A drop keeps it for the grace; the expiry takes it away.
+    assert!(hub.close(&b.session, 20_000, 5));
+    assert_eq!(hub.counts("acme"), (0, 2));
+    hub.expire(&b.session, 20_005);
+    assert_eq!(hub.counts("acme"), (0, 1));
+    hub.telephony_changed("acme", "a1", false, 6);
+    assert_eq!(hub.counts("acme"), (0, 0));
+    assert_eq!(hub.counts("globex"), (0, 0));
+}
