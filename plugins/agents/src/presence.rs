@@ -540,8 +540,19 @@ impl PresenceHub {
         now_ms: u64,
     ) -> Result<(), Busy> {
         let mut st = self.state.lock();
-        let t = st.tenants.entry(tenant.to_owned()).or_default();
-        let a = t.agents.entry(agent_id.to_owned()).or_default();
+        // Look up before inserting: the keys are copied only the first time.
+        if !st.tenants.contains_key(tenant) {
+            st.tenants.insert(tenant.to_owned(), TenantState::default());
+        }
+        let Some(t) = st.tenants.get_mut(tenant) else {
+            return Ok(());
+        };
+        if !t.agents.contains_key(agent_id) {
+            t.agents.insert(agent_id.to_owned(), AgentState::default());
+        }
+        let Some(a) = t.agents.get_mut(agent_id) else {
+            return Ok(());
+        };
         if a.calls.iter().any(|c| c == call_id) {
             return Ok(());
         }
@@ -656,6 +667,16 @@ fn notify(
     now_ms: u64,
     own_only: bool,
 ) {
+    let own = t
+        .agents
+        .get(agent_id)
+        .and_then(|a| a.live.as_ref())
+        .map(|l| l.id);
+    // Nobody to tell (an agent without a session, a tenant without supervisors: every
+    // click2call and hangup of such agents): no event is built.
+    if own.is_none() && (own_only || t.watchers.is_empty()) {
+        return;
+    }
     let ev = AvailabilityEvent {
         kind: "availability",
         agent_id,
@@ -666,11 +687,6 @@ fn notify(
     };
     // Plain strings, an enum and numbers: serialising cannot fail.
     let text: Arc<str> = Arc::from(serde_json::to_string(&ev).unwrap_or_default());
-    let own = t
-        .agents
-        .get(agent_id)
-        .and_then(|a| a.live.as_ref())
-        .map(|l| l.id);
     if let Some(id) = own {
         t.deliver(id, &text);
     }

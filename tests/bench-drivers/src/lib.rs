@@ -12,3 +12,87 @@ impl Drop for Kill {
         let _ = self.0.wait();
     }
 }
+
+/// Sets `key = value` in the table `[section]` of a TOML file's text: replaces the key's
+/// line if the table has one, adds it at the end of the table otherwise, and appends the
+/// table when the file has none. Line-based, so the file's comments stay; a commented-out
+/// `# [section]` is not the table. `value` is written as given (quote strings yourself).
+pub fn toml_set(text: &str, section: &str, key: &str, value: &str) -> String {
+    let header = format!("[{section}]");
+    let line = format!("{key} = {value}");
+    let is_key = |t: &str| {
+        t.strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    };
+    let mut out: Vec<&str> = Vec::new();
+    let (mut inside, mut seen, mut done) = (false, false, false);
+    for l in text.lines() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            if inside && !done {
+                out.push(&line);
+                done = true;
+            }
+            inside = t.split('#').next().unwrap_or("").trim() == header;
+            seen |= inside;
+            out.push(l);
+        } else if inside && !done && is_key(t) {
+            out.push(&line);
+            done = true;
+        } else {
+            out.push(l);
+        }
+    }
+    if inside && !done {
+        out.push(&line);
+    }
+    let mut s = out.join("\n");
+    if !seen {
+        s.push_str("\n\n");
+        s.push_str(&header);
+        s.push('\n');
+        s.push_str(&line);
+    }
+    s.push('\n');
+    s
+}
+
+/// Starts `c2c-gateway serve` on 127.0.0.1:`port` with `dir/policies` and `dir/data`, its
+/// log in `dir/gateway.log`, warnings only, and no SIP edge listener (a taken 5060, another
+/// gateway on the host, would stop start-up). The drivers start every gateway this way.
+pub fn spawn_gateway(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    port: u16,
+) -> std::io::Result<std::process::Child> {
+    std::process::Command::new(binary)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--policies")
+        .arg(dir.join("policies"))
+        .arg("--data")
+        .arg(dir.join("data"))
+        .env("C2C_LOG", "warn")
+        .env("C2C_SIP_LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("gateway.log"))?)
+        .spawn()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::toml_set;
+
+    #[test]
+    fn sets_replaces_and_appends() {
+        let t = "a = 1\n\n[simulator]\nlisten = \"x\"\n# c\n\n[[regions]]\nname = \"r\"\n";
+        let t = toml_set(t, "simulator", "listen", "\"y\"");
+        assert!(t.contains("[simulator]\nlisten = \"y\"\n# c"), "{t}");
+        let t = toml_set(&t, "simulator", "other", "2");
+        assert!(t.contains("# c\n\nother = 2\n[[regions]]"), "{t}");
+        // Commented out is not the table.
+        let t = toml_set(&format!("{t}# [agents]\n"), "agents", "max", "3");
+        assert!(t.ends_with("# [agents]\n\n[agents]\nmax = 3\n"), "{t}");
+        let t = toml_set(&t, "agents", "max", "4");
+        assert!(t.ends_with("[agents]\nmax = 4\n"), "{t}");
+    }
+}

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use c2c_bench_drivers::Kill;
@@ -171,21 +171,7 @@ async fn time_queries(a: &Args, dir: &Path, from: NaiveDate, to: NaiveDate) {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let log = std::fs::File::create(dir.join("gateway.log")).expect("log file");
-    let _gw = Kill(
-        Command::new(&a.gateway)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--policies")
-            .arg(dir.join("policies"))
-            .arg("--data")
-            .arg(dir.join("data"))
-            .env("C2C_LOG", "warn")
-            .env("C2C_SIP_LISTEN", "127.0.0.1:0")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start gateway"),
-    );
+    let _gw = Kill(c2c_bench_drivers::spawn_gateway(&a.gateway, dir, port).expect("start gateway"));
     let c = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let t = Instant::now();

@@ -52,6 +52,55 @@ struct Args {
     /// The gateway's `store.cache_mb` (default: the policy's, 64).
     #[arg(long)]
     store_cache_mb: Option<u64>,
+    /// Phase 1's agents. `unregistered`: every worker sends `agent-1`, which is not in the
+    /// registry (a CRM that never registers agents; no gating). `registered`: one
+    /// registered agent (telephony on) per worker, each worker placing its calls for its
+    /// own agent and joining the room as it; acme gets `agents.require_registration`, so
+    /// every click2call and /connect goes through the gate and the one-call-per-agent rule
+    /// (tests/bench/agents-gating.sh compares the two).
+    #[arg(long, value_enum, default_value_t = AgentsMode::Unregistered)]
+    agents: AgentsMode,
+    /// `--agents registered`: registered agents per worker, used in turn. With 1 (the
+    /// default) a worker's next click2call often finds its agent's previous call still
+    /// ending and retries; with 2 the previous call has a whole lifecycle to end.
+    #[arg(long, default_value_t = 1)]
+    agents_per_worker: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AgentsMode {
+    Unregistered,
+    Registered,
+}
+
+/// The agent a worker places its calls for: the click2call body naming it, and the
+/// simulator join that makes it the room's agent (`/connect` checks the identity).
+pub(crate) struct Agent {
+    click2call: Vec<u8>,
+    join: Vec<u8>,
+    /// Registered agents are one call at a time: a click2call may find the previous call
+    /// still ending (its `/hangup` resolves after the answer) and get `409 agent_busy`.
+    registered: bool,
+}
+
+impl Agent {
+    /// `id` is plain ASCII (no JSON escaping needed). The body is [`CLICK2CALL`]'s, byte
+    /// for byte, but for the agent.
+    fn new(id: &str, registered: bool) -> Agent {
+        Agent {
+            click2call: format!(
+                r#"{{"case_id":"b","customer_number":"9530251797","agent_id":"{id}","customer_crm_id":"c"}}"#
+            )
+            .into_bytes(),
+            join: format!(r#"{{"identity":"{id}"}}"#).into_bytes(),
+            registered,
+        }
+    }
+
+    /// `agent-1`, not registered: what every worker used before agents existed.
+    pub(crate) fn legacy() -> Agent {
+        Agent::new("agent-1", false)
+    }
 }
 
 const KEY: &str = "c2c_bCk65WthOJFJPJbeJjWz3VWCPmlwiI22tBd0";
@@ -116,6 +165,7 @@ fn write_policies(
     sink_url: &str,
     mode: &str,
     store_cache_mb: Option<u64>,
+    require_registration: bool,
 ) {
     let copy = |rel: &str| {
         let to = dst.join(rel);
@@ -161,6 +211,11 @@ fn write_policies(
             "[dlt]",
             "[limits]\nrequests_per_second = 100000\nmax_concurrent_calls = 1000000\n\n[dlt]",
         );
+    let acme = if require_registration {
+        c2c_bench_drivers::toml_set(&acme, "agents", "require_registration", "true")
+    } else {
+        acme
+    };
     std::fs::write(dst.join("tenants/acme.toml"), acme).unwrap();
 }
 
@@ -290,21 +345,11 @@ async fn start(a: &Args, mode: &str, tag: &str) -> Env {
         &sink_url,
         mode,
         a.store_cache_mb,
+        // Phase 1 only: phase 2 and the soak place their calls for `agent-1`.
+        a.agents == AgentsMode::Registered && tag == "lc",
     );
     let port = free_port();
-    let gw = Command::new(&a.gateway)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--policies")
-        .arg(dir.join("policies"))
-        .arg("--data")
-        .arg(dir.join("data"))
-        .env("C2C_LOG", "warn")
-        // No SIP here; a taken 5060 (another gateway on the host) would stop start-up.
-        .env("C2C_SIP_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("gateway.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let gw = c2c_bench_drivers::spawn_gateway(&a.gateway, &dir, port).unwrap();
     let gw_pid = gw.id();
     let c = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
@@ -355,6 +400,10 @@ struct Lat {
     click2call_own: Vec<u64>,
     connect_own: Vec<u64>,
     hangup_own: Vec<u64>,
+    /// click2calls answered `409 agent_busy` (the agent's previous call still ending) and
+    /// sent again, and the time spent on them, µs.
+    busy: u64,
+    busy_us: u64,
 }
 
 impl Lat {
@@ -366,12 +415,44 @@ impl Lat {
         self.click2call_own.extend(o.click2call_own);
         self.connect_own.extend(o.connect_own);
         self.hangup_own.extend(o.hangup_own);
+        self.busy += o.busy;
+        self.busy_us += o.busy_us;
     }
 }
 
 /// The click2call request body: always the same number, so the gateway's work is too.
 const CLICK2CALL: &[u8] =
     br#"{"case_id":"b","customer_number":"9530251797","agent_id":"agent-1","customer_crm_id":"c"}"#;
+
+/// A registered agent's click2call until it is not `409 agent_busy`: (latency µs of the
+/// accepted one, response). Waits 1 ms between tries.
+async fn click2call_when_free(
+    gw: &mut http1::Conn,
+    agent: &Agent,
+    lat: &mut Lat,
+) -> (u64, http1::Response) {
+    let first = Instant::now();
+    loop {
+        let t = Instant::now();
+        let r = gw
+            .post("/api/c2c/click2call", Some(&agent.click2call), Some(KEY))
+            .await
+            .unwrap_or_else(|e| panic!("POST /api/c2c/click2call: {e}"));
+        let busy = r.status == 409 && r.body.windows(10).any(|w| w == b"agent_busy");
+        if !busy {
+            assert!(
+                (200..300).contains(&r.status),
+                "POST /api/c2c/click2call failed with {}: {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            );
+            lat.busy_us += t.duration_since(first).as_micros() as u64;
+            return (t.elapsed().as_micros() as u64, r);
+        }
+        lat.busy += 1;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
 
 /// Sends one request on `conn` and returns (latency µs, response). Panics on a transport
 /// error or a non-2xx status: a benchmark of failing requests measures nothing.
@@ -408,15 +489,19 @@ fn created(r: &http1::Response) -> (String, String) {
 
 /// One full lifecycle on the task's own connections. The agent joins the room and
 /// publishes its microphone (the simulator's hook) before `/connect`, which checks that.
-async fn lifecycle(gw: &mut http1::Conn, sim: &mut http1::Conn, lat: &mut Lat) {
-    let (t, r) = post(gw, "/api/c2c/click2call", Some(CLICK2CALL), true).await;
+async fn lifecycle(gw: &mut http1::Conn, sim: &mut http1::Conn, agent: &Agent, lat: &mut Lat) {
+    let (t, r) = if agent.registered {
+        click2call_when_free(gw, agent, lat).await
+    } else {
+        post(gw, "/api/c2c/click2call", Some(&agent.click2call), true).await
+    };
     lat.click2call.push(t);
     lat.click2call_own.push(t.saturating_sub(r.livekit_us));
     let (id, room) = created(&r);
     post(
         sim,
         &format!("/sim/rooms/{room}/join"),
-        Some(br#"{"identity":"agent-1"}"#),
+        Some(&agent.join),
         false,
     )
     .await;
@@ -452,5 +537,7 @@ async fn main() {
     println!("c2c-gateway call lifecycle bench ({cores} cores; gateway, simulator and load generator share them)");
 
     phases::lifecycles(&a).await;
-    phases::open_calls(&a).await;
+    if a.open_calls > 0 {
+        phases::open_calls(&a).await;
+    }
 }

@@ -7,11 +7,34 @@ use super::*;
 /// Phase 1: lifecycles in poll mode (the default), LiveKit simulator out of process.
 pub(crate) async fn lifecycles(a: &Args) {
     let e = Arc::new(start(a, "poll", "lc").await);
+    // Each worker's agents, used in turn.
+    let per_worker = a.agents_per_worker.max(1);
+    let agents: Vec<Arc<Vec<Agent>>> = match a.agents {
+        AgentsMode::Unregistered => {
+            let one = Arc::new(vec![Agent::legacy()]);
+            (0..a.concurrency).map(|_| one.clone()).collect()
+        }
+        AgentsMode::Registered => {
+            let mut v = Vec::with_capacity(a.concurrency);
+            for w in 0..a.concurrency {
+                let mut mine = Vec::with_capacity(per_worker);
+                for j in 0..per_worker {
+                    let id = format!("bench-agent-{}", w * per_worker + j);
+                    register_agent(&e, &id).await;
+                    mine.push(Agent::new(&id, true));
+                }
+                v.push(Arc::new(mine));
+            }
+            v
+        }
+    };
     // Warm-up.
+    let mut warm_lat = Lat::default();
     {
         let (mut gw, mut sim) = (http1::Conn::new(e.gw_addr), http1::Conn::new(e.sim_addr));
-        for _ in 0..50 {
-            lifecycle(&mut gw, &mut sim, &mut Lat::default()).await;
+        for i in 0..50 {
+            let agent = &agents[0][i % agents[0].len()];
+            lifecycle(&mut gw, &mut sim, agent, &mut warm_lat).await;
         }
     }
     let warm = e.delivered.load(Ordering::Relaxed);
@@ -21,13 +44,13 @@ pub(crate) async fn lifecycles(a: &Args) {
     let cpu0 = [cpu_secs(e.gw_pid), cpu_secs(e.sim_pid), cpu_secs(me)];
     let t0 = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..a.concurrency {
-        let e = e.clone();
+    for mine in &agents {
+        let (e, mine) = (e.clone(), mine.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Lat::default();
             let (mut gw, mut sim) = (http1::Conn::new(e.gw_addr), http1::Conn::new(e.sim_addr));
-            for _ in 0..per {
-                lifecycle(&mut gw, &mut sim, &mut lat).await;
+            for i in 0..per {
+                lifecycle(&mut gw, &mut sim, &mine[i % mine.len()], &mut lat).await;
             }
             lat
         }));
@@ -53,6 +76,20 @@ pub(crate) async fn lifecycles(a: &Args) {
     let cpu1 = [cpu_secs(e.gw_pid), cpu_secs(e.sim_pid), cpu_secs(me)];
     let flush1 = flush_stats(&e).await;
     println!("\nphase 1: {total} full lifecycles, {} concurrent (poll mode, CRM webhook delivered to a local sink)", a.concurrency);
+    match a.agents {
+        AgentsMode::Unregistered => {
+            println!("agents: unregistered (every worker sends agent-1; no gating)")
+        }
+        AgentsMode::Registered => println!(
+            "agents: registered, {per_worker} per worker (require_registration on); {} \
+             click2calls answered 409 agent_busy and sent again ({:.2} per lifecycle, {:.1} ms \
+             waited in all; warm-up: {})",
+            all.busy,
+            all.busy as f64 / total as f64,
+            all.busy_us as f64 / 1000.0,
+            warm_lat.busy
+        ),
+    }
     println!(
         "lifecycles/s (until the last webhook was delivered): {:.0}",
         total as f64 / secs
@@ -122,6 +159,8 @@ pub(crate) async fn open_calls(a: &Args) {
         tasks.push(tokio::spawn(async move {
             let (mut gw, mut sim) = (http1::Conn::new(e.gw_addr), http1::Conn::new(e.sim_addr));
             for _ in 0..per {
+                // agent-1, not registered (whatever --agents says): many open calls of one
+                // agent, which a registered agent could not have.
                 let (_, r) = post(&mut gw, "/api/c2c/click2call", Some(CLICK2CALL), true).await;
                 let (id, room) = created(&r);
                 post(
@@ -168,5 +207,22 @@ pub(crate) async fn open_calls(a: &Args) {
     println!(
         "memory per open call: {:.2} KiB (target < 4 KiB)",
         (rss.saturating_sub(base_rss)) as f64 / n as f64
+    );
+}
+
+/// `PUT /api/c2c/agents/{id}`, telephony on.
+async fn register_agent(e: &Env, id: &str) {
+    let r =
+        e.c.put(format!("{}/api/c2c/agents/{id}", e.base))
+            .header("x-api-key", KEY)
+            .json(&json!({"name": id, "telephony_enabled": true}))
+            .send()
+            .await
+            .unwrap();
+    assert!(
+        r.status().is_success(),
+        "PUT agent {id}: {} {}",
+        r.status(),
+        r.text().await.unwrap_or_default()
     );
 }

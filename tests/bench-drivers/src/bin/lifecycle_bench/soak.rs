@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::{http1, lifecycle, rss_kib, start, Args, Lat};
+use crate::{http1, lifecycle, rss_kib, start, Agent, Args, Lat};
 
 /// Growth allowed over the last third of the run, as a fraction of its starting RSS.
 const FLAT_FRACTION: f64 = 0.05;
@@ -51,12 +51,13 @@ pub async fn run(a: &Args, minutes: f64) -> bool {
         let (e, rx, done) = (e.clone(), rx.clone(), done.clone());
         workers.push(tokio::spawn(async move {
             let (mut gw, mut sim) = (http1::Conn::new(e.gw_addr), http1::Conn::new(e.sim_addr));
+            let agent = Agent::legacy();
             loop {
                 let ticket = rx.lock().await.recv().await;
                 if ticket.is_none() {
                     return;
                 }
-                lifecycle(&mut gw, &mut sim, &mut Lat::default()).await;
+                lifecycle(&mut gw, &mut sim, &agent, &mut Lat::default()).await;
                 done.fetch_add(1, Ordering::Relaxed);
             }
         }));
