@@ -9,16 +9,6 @@
 //! session whose queue is full (a reader that stopped reading) is closed `1008` and
 //! forgotten by the hub at once, so fan-out never waits for a slow browser.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use parking_lot::Mutex;
-use serde::Serialize;
-use tokio::sync::{mpsc, Notify};
-
-use crate::agent::Availability;
-use crate::token::{random_id, PresenceClaims};
-
 /// Frames one session may have queued; beyond this it is closed as too slow.
 pub const SESSION_QUEUE: usize = 64;
 
@@ -34,249 +24,22 @@ pub mod close {
     pub const FLOOD: u16 = 4429;
 }
 
-/// How the hub tells a socket task to close, outside the event queue.
-#[derive(Default)]
-pub struct SessionCtl {
-    close: Mutex<Option<(u16, &'static str)>>,
-    notify: Notify,
-}
+mod session;
+mod state;
 
-impl SessionCtl {
-    /// Asks for the socket to close; the first request wins.
-    pub fn close(&self, code: u16, why: &'static str) {
-        self.close.lock().get_or_insert((code, why));
-        // A permit is stored when nobody waits yet: `closed` cannot miss it.
-        self.notify.notify_one();
-    }
+pub use session::{
+    AgentPresence, Busy, OpenError, Opened, Reason, SessionCtl, SessionRef, SetError,
+};
 
-    /// Resolves once [`Self::close`] was called, with its code and reason.
-    pub async fn closed(&self) -> (u16, &'static str) {
-        loop {
-            if let Some(c) = *self.close.lock() {
-                return c;
-            }
-            self.notify.notified().await;
-        }
-    }
-}
+use std::collections::HashMap;
+use std::sync::Arc;
 
-/// Why availability changed, as the `reason` of an `availability` event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    Set,
-    SessionStart,
-    Disconnected,
-    Replaced,
-    TelephonyDisabled,
-    Removed,
-    CallStarted,
-    CallEnded,
-}
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
 
-/// An agent's presence as events and listings show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AgentPresence {
-    pub availability: Availability,
-    pub on_call: bool,
-}
-
-impl AgentPresence {
-    const OFFLINE: Self = Self {
-        availability: Availability::Offline,
-        on_call: false,
-    };
-}
-
-#[derive(Serialize)]
-struct AvailabilityEvent<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    agent_id: &'a str,
-    availability: Availability,
-    on_call: bool,
-    reason: Reason,
-    at_ms: u64,
-}
-
-#[derive(Serialize)]
-struct TelephonyEvent<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    agent_id: &'a str,
-    telephony_enabled: bool,
-    at_ms: u64,
-}
-
-/// A session the hub knows: what the socket task keeps to speak to the hub.
-#[derive(Debug, Clone)]
-pub struct SessionRef {
-    id: u64,
-    tenant: String,
-    agent_id: Option<String>,
-    supervisor: bool,
-    /// Presented by a reconnect (`resume`) to keep the availability of this session.
-    resume_key: String,
-}
-
-impl SessionRef {
-    pub fn tenant(&self) -> &str {
-        &self.tenant
-    }
-    pub fn agent_id(&self) -> Option<&str> {
-        self.agent_id.as_deref()
-    }
-    pub fn supervisor(&self) -> bool {
-        self.supervisor
-    }
-    pub fn resume_key(&self) -> &str {
-        &self.resume_key
-    }
-}
-
-/// What [`PresenceHub::open`] returns: the session, its agent's presence now, its event
-/// queue and its close flag.
-pub struct Opened {
-    pub session: SessionRef,
-    pub presence: AgentPresence,
-    pub events: mpsc::Receiver<Arc<str>>,
-    pub ctl: Arc<SessionCtl>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OpenError {
-    #[error("this gateway holds its maximum of {0} presence sessions")]
-    Full(usize),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SetError {
-    #[error("the agent is not enabled for telephony: only offline is allowed")]
-    AgentDisabled,
-    #[error("a supervisor-only session has no availability to set")]
-    NoAgent,
-    #[error("this session was replaced by a newer one")]
-    Replaced,
-}
-
-/// The agent's one call, or calls when the tenant allows several.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("agent is already on call {call_id}")]
-pub struct Busy {
-    pub call_id: String,
-}
-
-/// The hub's one handle on a session: its queue and close flag.
-struct Peer {
-    tx: mpsc::Sender<Arc<str>>,
-    ctl: Arc<SessionCtl>,
-}
-
-struct Live {
-    id: u64,
-    resume_key: String,
-}
-
-struct Dropped {
-    id: u64,
-    resume_key: String,
-    availability: Availability,
-}
-
-#[derive(Default)]
-struct AgentState {
-    availability: Option<Availability>,
-    live: Option<Live>,
-    dropped: Option<Dropped>,
-    calls: Vec<String>,
-}
-
-impl AgentState {
-    fn presence(&self) -> AgentPresence {
-        AgentPresence {
-            availability: self.availability.unwrap_or(Availability::Offline),
-            on_call: !self.calls.is_empty(),
-        }
-    }
-
-    fn is_idle(&self) -> bool {
-        self.live.is_none() && self.dropped.is_none() && self.calls.is_empty()
-    }
-}
-
-/// How many of a tenant's agents are available and away, kept with every change (a
-/// gauge update must not walk every agent under the hub's lock).
-#[derive(Default, Clone, Copy)]
-struct Counts {
-    available: usize,
-    away: usize,
-}
-
-impl Counts {
-    fn slot(&mut self, a: Availability) -> Option<&mut usize> {
-        match a {
-            Availability::Available => Some(&mut self.available),
-            Availability::Away => Some(&mut self.away),
-            Availability::Offline => None,
-        }
-    }
-}
-
-/// Sets the agent's availability, keeping the tenant's counts.
-fn assign(counts: &mut Counts, a: &mut AgentState, to: Availability) {
-    if let Some(n) = counts.slot(a.presence().availability) {
-        *n = n.saturating_sub(1);
-    }
-    if let Some(n) = counts.slot(to) {
-        *n += 1;
-    }
-    a.availability = Some(to);
-}
-
-#[derive(Default)]
-struct TenantState {
-    counts: Counts,
-    agents: HashMap<String, AgentState>,
-    /// Every open session of the tenant, by id.
-    peers: HashMap<u64, Peer>,
-    /// Supervisor sessions: every availability change of the tenant is sent to them.
-    watchers: Vec<u64>,
-}
-
-impl TenantState {
-    /// Queues `text` for session `id`. A session whose queue is full is closed `1008`
-    /// and forgotten (its agent keeps its availability for the grace, as on any drop).
-    fn deliver(&mut self, id: u64, text: &Arc<str>) {
-        let full = match self.peers.get(&id) {
-            Some(p) => p.tx.try_send(text.clone()).is_err(),
-            None => false,
-        };
-        if full {
-            self.forget(id, close::TOO_SLOW, "too slow to read events");
-        }
-    }
-
-    /// Closes session `id` and removes it from the tenant: peer, watcher, live session.
-    fn forget(&mut self, id: u64, code: u16, why: &'static str) {
-        if let Some(p) = self.peers.remove(&id) {
-            p.ctl.close(code, why);
-        }
-        self.watchers.retain(|w| *w != id);
-        for a in self.agents.values_mut() {
-            if a.live.as_ref().is_some_and(|l| l.id == id) {
-                let Some(l) = a.live.take() else { continue };
-                let availability = a.presence().availability;
-                if availability != Availability::Offline {
-                    a.dropped = Some(Dropped {
-                        id: l.id,
-                        resume_key: l.resume_key,
-                        availability,
-                    });
-                }
-            }
-        }
-    }
-}
+use crate::agent::Availability;
+use crate::token::{random_id, PresenceClaims};
+use state::{assign, notify, prune, AgentState, Dropped, Live, Peer, TelephonyEvent, TenantState};
 
 #[derive(Default)]
 struct HubState {
@@ -654,59 +417,5 @@ impl PresenceHub {
             p.ctl
                 .close(close::GOING_AWAY, "the gateway is shutting down");
         }
-    }
-}
-
-/// Sends the agent's new presence to its own live session and (unless `own_only`) to the
-/// tenant's supervisors (a supervisor that is this agent's session hears it once).
-fn notify(
-    t: &mut TenantState,
-    agent_id: &str,
-    p: &AgentPresence,
-    reason: Reason,
-    now_ms: u64,
-    own_only: bool,
-) {
-    let own = t
-        .agents
-        .get(agent_id)
-        .and_then(|a| a.live.as_ref())
-        .map(|l| l.id);
-    // Nobody to tell (an agent without a session, a tenant without supervisors: every
-    // click2call and hangup of such agents): no event is built.
-    if own.is_none() && (own_only || t.watchers.is_empty()) {
-        return;
-    }
-    let ev = AvailabilityEvent {
-        kind: "availability",
-        agent_id,
-        availability: p.availability,
-        on_call: p.on_call,
-        reason,
-        at_ms: now_ms,
-    };
-    // Plain strings, an enum and numbers: serialising cannot fail.
-    let text: Arc<str> = Arc::from(serde_json::to_string(&ev).unwrap_or_default());
-    if let Some(id) = own {
-        t.deliver(id, &text);
-    }
-    if !own_only {
-        let watchers: Vec<u64> = t
-            .watchers
-            .iter()
-            .copied()
-            .filter(|w| Some(*w) != own)
-            .collect();
-        for id in watchers {
-            t.deliver(id, &text);
-        }
-    }
-}
-
-/// Forgets an agent with nothing left to remember (no session, no grace, no call), so a
-/// tenant's map holds only agents that are or were just present.
-fn prune(t: &mut TenantState, agent_id: &str) {
-    if t.agents.get(agent_id).is_some_and(AgentState::is_idle) {
-        t.agents.remove(agent_id);
     }
 }
