@@ -121,18 +121,7 @@ async fn set(ws: &mut Ws, availability: &str) {
 
 /// A key for the example's second tenant, written into its policy (and reloaded).
 async fn globex_key(env: &CallEnv) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_c2c-gateway"))
-        .args(["keys", "mint", "--tenant", "globex", "--id", "globex-t"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let key = text.lines().nth(1).unwrap().trim().to_string();
-    let toml = &text[text.find("[[api_keys]]").unwrap()..];
-    env.policies.edit(
-        "tenants/globex.toml",
-        "[crm_webhook]",
-        &format!("{toml}\n[crm_webhook]"),
-    );
+    let key = env.mint_tenant_key("globex", "globex-t");
     let ok = eventually(T, || async {
         env.c
             .get(env.gw.url("/api/c2c/agents"))

@@ -368,18 +368,7 @@ async fn unknown_and_malformed_call_ids_are_404() {
 async fn another_tenants_key_cannot_reach_a_call_and_cors_is_per_tenant() {
     let env = CallEnv::start("poll").await;
     // Give globex a key.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_c2c-gateway"))
-        .args(["keys", "mint", "--tenant", "globex", "--id", "globex-t"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let key = text.lines().nth(1).unwrap().trim().to_string();
-    let toml = &text[text.find("[[api_keys]]").unwrap()..];
-    env.policies.edit(
-        "tenants/globex.toml",
-        "[crm_webhook]",
-        &format!("{toml}\n[crm_webhook]"),
-    );
+    let key = env.mint_tenant_key("globex", "globex-t");
     let (call_id, _) = env.start_call(NUMBER).await;
     assert!(
         eventually(T, || async {

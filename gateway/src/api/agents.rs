@@ -3,8 +3,6 @@
 //! (`/api/c2c/console/tenants/{tenant}/agents...`, console or owner key). The presence
 //! socket itself is `crate::agents::socket`.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use c2c_agents::{check_field, AgentUpdate, AuditEntry};
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead};
@@ -101,19 +99,8 @@ fn agent_param(ctx: &RequestCtx, i: usize) -> Result<String, ApiError> {
         .map_err(|e| invalid(e.to_string()))
 }
 
-fn query(head: &RequestHead<'_>) -> BTreeMap<String, String> {
-    head.uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn page_of(app: &App, tenant: &str, head: &RequestHead<'_>) -> Result<JsonResponse, ApiError> {
-    let q = query(head);
+    let q = crate::api::query_params(head);
     let limit = match q.get("limit") {
         None => DEFAULT_PAGE,
         Some(l) => l

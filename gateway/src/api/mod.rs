@@ -29,6 +29,19 @@ use tracing::Instrument;
 use crate::app::App;
 use crate::routes;
 
+/// A request's query parameters, decoded (`?limit=2&cursor=a%26b`). Listing endpoints
+/// read their paging and filters from it.
+pub(crate) fn query_params(head: &RequestHead<'_>) -> std::collections::BTreeMap<String, String> {
+    head.uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub struct Api {
     app: Arc<App>,
 }

@@ -24,17 +24,6 @@ fn bad(code: &'static str, msg: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, msg)
 }
 
-fn query<'a>(head: &RequestHead<'a>) -> BTreeMap<String, String> {
-    head.uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The tenant the request may see.
 fn tenant_of(
     app: &App,
@@ -108,7 +97,7 @@ pub async fn analytics(
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
-    let q = query(head);
+    let q = crate::api::query_params(head);
     let tenant = tenant_of(app, ctx, &q)?;
     let (from, to) = range(&q)?;
     let trunk = q.get("trunk").filter(|t| !t.is_empty()).cloned();
@@ -169,7 +158,7 @@ pub async fn call_log(
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
-    let q = query(head);
+    let q = crate::api::query_params(head);
     let tenant = tenant_of(app, ctx, &q)?;
     let (from, to) = range(&q)?;
     let from_ms = from

@@ -79,6 +79,24 @@ impl CallEnv {
         }
     }
 
+    /// Mints a `calls` key for another tenant of the example (`globex`) and writes it
+    /// into that tenant's policy file; the caller waits for the reload it needs.
+    pub fn mint_tenant_key(&self, tenant: &str, id: &str) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_c2c-gateway"))
+            .args(["keys", "mint", "--tenant", tenant, "--id", id])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let key = text.lines().nth(1).unwrap().trim().to_string();
+        let toml = &text[text.find("[[api_keys]]").unwrap()..];
+        self.policies.edit(
+            &format!("tenants/{tenant}.toml"),
+            "[crm_webhook]",
+            &format!("{toml}\n[crm_webhook]"),
+        );
+        key
+    }
+
     /// Sets the simulated callee's behaviour for a 10-digit number.
     pub async fn scenario(&self, number: &str, scenario: Value) {
         let r = self
