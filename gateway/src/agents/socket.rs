@@ -364,8 +364,14 @@ async fn run(
                         return End::ClientClosed;
                     }
                 }
-                // The hub forgot this session (it closes it through `ctl` first).
-                None => return End::Closed(close::TOO_SLOW, "too slow to read events"),
+                // The hub forgot this session; it set the reason in `ctl` first (removed,
+                // replaced, too slow), which this branch may see before `ctl.closed()`.
+                None => {
+                    let (code, why) = ctl
+                        .requested()
+                        .unwrap_or((close::TOO_SLOW, "too slow to read events"));
+                    return End::Closed(code, why);
+                }
             },
             _ = tick.tick() => {
                 if seen.elapsed() > heartbeat * 2 {

@@ -24,6 +24,11 @@ impl SessionCtl {
         self.notify.notify_one();
     }
 
+    /// The close asked for, if any.
+    pub fn requested(&self) -> Option<(u16, &'static str)> {
+        *self.close.lock()
+    }
+
     /// Resolves once [`Self::close`] was called, with its code and reason.
     pub async fn closed(&self) -> (u16, &'static str) {
         loop {
