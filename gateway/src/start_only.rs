@@ -274,6 +274,7 @@ mod tests {
             upstreams: vec!["http://127.0.0.1:7883".into()],
             fallback: vec![],
             sip_sources: vec![],
+            livekit_sip: None,
         });
         assert_eq!(changes(&a, &c), ["regions.mumbai", "regions.hyderabad"]);
         // Same regions, another default (the first one).

@@ -230,6 +230,7 @@ mod tests {
             carrier: "sip:127.0.0.1:5060".into(),
             default,
             enabled,
+            sources: vec![],
         }
     }
 
@@ -251,6 +252,7 @@ mod tests {
             },
             agents: Default::default(),
             trunks,
+            inbound: Default::default(),
         }
     }
 

@@ -209,6 +209,7 @@ mod tests {
             },
             agents: Default::default(),
             trunks: vec![],
+            inbound: Default::default(),
         }
     }
 

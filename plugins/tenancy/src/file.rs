@@ -128,6 +128,9 @@ pub struct RegionEntry {
     /// SIP edge.
     #[serde(default)]
     pub sip_sources: Vec<String>,
+    /// Where the SIP edge forwards accepted inbound calls: this region's LiveKit SIP
+    /// (`sip:host:port[;transport=tcp]`).
+    pub livekit_sip: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +182,29 @@ pub struct TenantFile {
     pub agents: TenantAgentsSection,
     #[serde(default)]
     pub trunks: Vec<TrunkEntry>,
+    #[serde(default)]
+    pub inbound: TenantInboundSection,
+}
+
+/// `[inbound]` of a tenant file: the numbers customers call and how they ring.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantInboundSection {
+    pub lookup_url: Option<String>,
+    pub lookup_timeout_ms: Option<u64>,
+    pub lead_wait_ms: Option<u64>,
+    pub ring_agent_seconds: Option<u64>,
+    pub inbound_ring_timeout_seconds: Option<u64>,
+    #[serde(default)]
+    pub numbers: Vec<InboundNumberEntry>,
+}
+
+/// `[[inbound.numbers]]`: one DID and the carrier trunk it arrives on.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundNumberEntry {
+    pub did: String,
+    pub trunk: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +238,10 @@ pub struct TrunkEntry {
     pub default: bool,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Addresses (IP or CIDR) the carrier sends inbound calls from; empty: the
+    /// carrier's own address.
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 fn yes() -> bool {

@@ -20,6 +20,8 @@ pub struct Policy {
     pub keys: KeyRing,
     /// Bring-your-own LiveKit API key -> tenant, for routing tokens by issuer.
     pub(crate) byo_livekit: std::collections::HashMap<String, Arc<Tenant>>,
+    /// Inbound DID -> its tenant (DIDs are unique across tenants, checked at load).
+    inbound_dids: std::collections::HashMap<String, Arc<Tenant>>,
 }
 
 impl Policy {
@@ -38,12 +40,24 @@ impl Policy {
             .values()
             .filter_map(|t| t.livekit.as_ref().map(|p| (p.api_key.clone(), t.clone())))
             .collect();
+        let inbound_dids = tenants
+            .values()
+            .flat_map(|t| t.inbound.numbers.iter().map(|n| (n.did.clone(), t.clone())))
+            .collect();
         Self {
             gateway,
             tenants,
             keys,
             byo_livekit,
+            inbound_dids,
         }
+    }
+
+    /// The tenant a customer reaches by calling `did` (E.164), and that number's entry.
+    pub fn inbound_number(&self, did: &str) -> Option<(&Arc<Tenant>, &InboundNumber)> {
+        let t = self.inbound_dids.get(did)?;
+        let n = t.inbound.numbers.iter().find(|n| n.did == did)?;
+        Some((t, n))
     }
 
     /// The tenant whose own (bring-your-own) LiveKit project uses `api_key`.
@@ -123,6 +137,10 @@ pub struct Region {
     /// Addresses (IP or CIDR) of this region's LiveKit SIP nodes: the only sources the
     /// SIP edge accepts calls from.
     pub sip_sources: Vec<String>,
+    /// This region's LiveKit SIP (`sip:host:port[;transport=tcp]`): where the SIP edge
+    /// forwards an inbound call once an agent accepted it. `None` with the bundled
+    /// simulator, whose SIP address is known only once it runs.
+    pub livekit_sip: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +216,44 @@ pub struct Tenant {
     pub limits: TenantLimits,
     pub agents: TenantAgentsPolicy,
     pub trunks: Vec<Trunk>,
+    pub inbound: TenantInbound,
+}
+
+/// A tenant's `[inbound]`: its numbers, the CRM's lead lookup and the ring timings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantInbound {
+    /// The CRM endpoint asked for the caller's lead (with the tenant's outbound key).
+    pub lookup_url: Option<String>,
+    /// How long a lookup may take before the call rings on without a lead.
+    pub lookup_timeout: Duration,
+    /// How long the `incoming` event waits for the lead after the offer (the seed's
+    /// 1500 ms race); a later lead is pushed as `incoming_update`.
+    pub lead_wait: Duration,
+    /// How long one agent is offered the call before the next one is.
+    pub ring_agent: Duration,
+    /// How long the caller rings in all before the call ends MISSED.
+    pub ring_timeout: Duration,
+    pub numbers: Vec<InboundNumber>,
+}
+
+impl Default for TenantInbound {
+    fn default() -> Self {
+        Self {
+            lookup_url: None,
+            lookup_timeout: Duration::from_millis(3000),
+            lead_wait: Duration::from_millis(1500),
+            ring_agent: Duration::from_secs(20),
+            ring_timeout: Duration::from_secs(60),
+            numbers: Vec::new(),
+        }
+    }
+}
+
+/// One inbound number (DID, E.164) and the label of the carrier trunk it arrives on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundNumber {
+    pub did: String,
+    pub trunk: String,
 }
 
 /// A tenant's `[agents]`: both off by default, so a CRM that sends any `agent_id`
@@ -268,4 +324,7 @@ pub struct Trunk {
     pub carrier: String,
     pub default: bool,
     pub enabled: bool,
+    /// Where the carrier's inbound INVITEs may come from (IP or CIDR); empty: the
+    /// carrier's own address.
+    pub sources: Vec<String>,
 }

@@ -433,3 +433,64 @@ fn call_retention_is_off_by_default_and_validated() {
         );
     }
 }
+
+#[test]
+fn inbound_numbers_are_indexed_and_checked() {
+    let p = load_dir(&example_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let (t, n) = p.inbound_number("+918045678901").expect("example DID");
+    assert_eq!((t.id.as_str(), n.trunk.as_str()), ("acme", "airtel-mum"));
+    assert_eq!(t.inbound.lead_wait.as_millis(), 1500);
+    assert!(p.inbound_number("+918045678902").is_none());
+
+    let d = copy_example();
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "trunk = \"airtel-mum\"\n",
+        "trunk = \"nope\"\n\n[[inbound.numbers]]\ndid = \"8045678901\"\ntrunk = \"airtel-mum\"\n",
+    );
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "ring_agent_seconds = 20",
+        "ring_agent_seconds = 90\nlookup_url = \"ftp://x\"",
+    );
+    // The same DID in another tenant: one tenant per number.
+    let globex = std::fs::read_to_string(d.path().join("tenants/globex.toml")).unwrap();
+    std::fs::write(
+        d.path().join("tenants/globex.toml"),
+        format!("{globex}\n[[inbound.numbers]]\ndid = \"+918045678901\"\ntrunk = \"x\"\n"),
+    )
+    .unwrap();
+    let errs = errors(d.path());
+    assert!(
+        has(
+            &errs,
+            "acme.toml",
+            "inbound.numbers[0].trunk",
+            "not a trunk"
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        has(&errs, "acme.toml", "inbound.numbers[1].did", "E.164"),
+        "{errs:?}"
+    );
+    assert!(
+        has(&errs, "acme.toml", "inbound.ring_agent_seconds", "longer"),
+        "{errs:?}"
+    );
+    assert!(
+        has(&errs, "acme.toml", "inbound.lookup_url", "http(s)"),
+        "{errs:?}"
+    );
+    assert!(
+        has(
+            &errs,
+            "globex.toml",
+            "inbound.numbers[0].did",
+            "tenant \"acme\""
+        ),
+        "{errs:?}"
+    );
+}

@@ -49,6 +49,7 @@ pub fn trunk(label: &str, prefix: &str, carrier: &str) -> Trunk {
         carrier: carrier.into(),
         default: true,
         enabled: true,
+        sources: vec![],
     }
 }
 

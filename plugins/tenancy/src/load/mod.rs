@@ -10,6 +10,7 @@ mod agents;
 mod api_keys;
 mod calls;
 mod gateway;
+mod inbound;
 mod limits;
 mod livekit;
 mod read;
@@ -90,6 +91,7 @@ pub fn load_dir_with(dir: &Path, overlay: &[(PathBuf, String)]) -> Result<Policy
 
     let mut tenants = BTreeMap::new();
     let mut seen_files: HashMap<String, PathBuf> = HashMap::new();
+    let mut paths: Vec<(String, PathBuf)> = Vec::new();
     for (path, tf) in tenant_files {
         let mut e = Errs {
             file: &path,
@@ -118,8 +120,15 @@ pub fn load_dir_with(dir: &Path, overlay: &[(PathBuf, String)]) -> Result<Policy
             );
         }
         let t = tenant::validate(tf, &path, dir, &gateway, &mut e);
+        paths.push((t.id.clone(), path.clone()));
         tenants.insert(t.id.clone(), Arc::new(t));
     }
+    inbound::check_unique_dids(
+        paths
+            .iter()
+            .filter_map(|(id, p)| tenants.get(id).map(|t| (p.as_path(), t.as_ref()))),
+        &mut errors,
+    );
 
     if errors.is_empty() {
         Ok(Policy::new(gateway, tenants, ring))

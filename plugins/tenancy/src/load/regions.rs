@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::syntax::{is_http_url, valid_cidr, valid_id};
+use super::syntax::{is_http_url, valid_cidr, valid_id, valid_sip_uri};
 use super::Errs;
 use crate::file::RegionEntry;
 use crate::policy::Region;
@@ -18,6 +18,7 @@ pub(super) fn validate(entries: &[RegionEntry], e: &mut Errs<'_>) -> Vec<Region>
             upstreams: r.upstreams.clone(),
             fallback: r.fallback.clone(),
             sip_sources: r.sip_sources.clone(),
+            livekit_sip: r.livekit_sip.clone(),
         });
     }
     // Fallbacks may name regions defined further down, so they are checked once every
@@ -62,6 +63,12 @@ fn region(i: usize, r: &RegionEntry, names: &mut HashSet<String>, e: &mut Errs<'
                 "must be an http(s):// or ws(s):// URL",
             );
         }
+    }
+    if r.livekit_sip.as_deref().is_some_and(|u| !valid_sip_uri(u)) {
+        e.push(
+            format!("regions[{i}].livekit_sip"),
+            "must be a SIP URI like sip:10.2.0.9:5060 (;transport=tcp allowed)",
+        );
     }
     for (j, src) in r.sip_sources.iter().enumerate() {
         if !valid_cidr(src) {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::syntax::{is_http_url, valid_id};
-use super::{agents, livekit, trunks, Errs};
+use super::{agents, inbound, livekit, trunks, Errs};
 use crate::file::{CrmWebhookSection, DltSection, TenantFile, TenantLimitsSection};
 use crate::policy::{CrmWebhook, DltPolicy, GatewayConfig, Tenant, TenantLimits};
 use crate::secret;
@@ -41,6 +41,7 @@ pub(super) fn validate(
     let dlt = dlt(&tf.dlt, e);
     let trunks = trunks::validate(&tf.trunks, e);
     let limits = limits(&tf.limits, e);
+    let inbound = inbound::validate(&tf.inbound, &trunks, crm_webhook.is_some(), e);
     Tenant {
         id: tf.id,
         name: tf.name,
@@ -52,6 +53,7 @@ pub(super) fn validate(
         limits,
         agents: agents::tenant(&tf.agents),
         trunks,
+        inbound,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::syntax::{is_e164, valid_id, valid_sip_uri};
+use super::syntax::{is_e164, valid_cidr, valid_id, valid_sip_uri};
 use super::Errs;
 use crate::file::TrunkEntry;
 use crate::policy::Trunk;
@@ -29,6 +29,7 @@ pub(super) fn validate(entries: &[TrunkEntry], e: &mut Errs<'_>) -> Vec<Trunk> {
             carrier: t.carrier.clone(),
             default: t.default,
             enabled: t.enabled,
+            sources: t.sources.clone(),
         });
     }
     trunks
@@ -65,5 +66,13 @@ fn trunk(at: &str, t: &TrunkEntry, labels: &mut HashSet<String>, e: &mut Errs<'_
             format!("{at}.carrier"),
             "must be a SIP URI like sip:10.0.0.5:5060",
         );
+    }
+    for (j, src) in t.sources.iter().enumerate() {
+        if !valid_cidr(src) {
+            e.push(
+                format!("{at}.sources[{j}]"),
+                "must be an IP address or CIDR like 203.0.113.0/24",
+            );
+        }
     }
 }
