@@ -24,6 +24,7 @@ pub mod close {
     pub const FLOOD: u16 = 4429;
 }
 
+mod offers;
 mod session;
 mod state;
 
@@ -52,6 +53,9 @@ struct HubState {
 #[derive(Default)]
 pub struct PresenceHub {
     state: Mutex<HubState>,
+    /// Woken when an agent may have become free to be offered a call (available, a call
+    /// or an offer ended): inbound calls waiting for an agent wait on it, not on a timer.
+    freed: tokio::sync::Notify,
 }
 
 impl PresenceHub {
@@ -220,6 +224,10 @@ impl PresenceHub {
         assign(&mut t.counts, a, to);
         let p = a.presence();
         notify(t, agent_id, &p, Reason::Set, now_ms, !changed);
+        drop(st);
+        if to == Availability::Available {
+            self.freed.notify_waiters();
+        }
         Ok(())
     }
 
@@ -342,11 +350,15 @@ impl PresenceHub {
             let before = a.calls.len();
             a.calls.retain(|c| c != call_id);
             if before == 1 && a.calls.is_empty() {
+                t.counts.tick += 1;
+                a.idle_since = t.counts.tick;
                 let p = a.presence();
                 notify(t, agent_id, &p, Reason::CallEnded, now_ms, false);
             }
         }
         prune(t, agent_id);
+        drop(st);
+        self.freed.notify_waiters();
     }
 
     /// At start: the connected open calls of the store, `(tenant, agent, call)`. Only

@@ -368,3 +368,100 @@ fn counts_follow_every_change() {
     assert_eq!(hub.counts("acme"), (0, 0));
     assert_eq!(hub.counts("globex"), (0, 0));
 }
+
+#[test]
+fn offers_go_to_the_longest_idle_free_agent_one_offer_at_a_time() {
+    let hub = PresenceHub::new();
+    let mut a1 = agent(&hub, "t", "a1", None, 1);
+    let mut a2 = agent(&hub, "t", "a2", None, 1);
+    let mut a3 = agent(&hub, "t", "a3", None, 1);
+    // Available in the order a2, a1, a3: a2 has waited longest.
+    for o in [&a2, &a1, &a3] {
+        hub.set(&o.session, Availability::Available, true, 2)
+            .unwrap();
+    }
+    // a3 is on an outbound call: never offered.
+    hub.claim_call("t", "a3", "c2c_out", false, 3).unwrap();
+    assert_eq!(
+        hub.reserve_for_offer("t", "call-1", &[]).as_deref(),
+        Some("a2")
+    );
+    // a2 holds call-1's offer: the next call goes to a1, then nobody is left.
+    assert_eq!(
+        hub.reserve_for_offer("t", "call-2", &[]).as_deref(),
+        Some("a1")
+    );
+    assert_eq!(hub.reserve_for_offer("t", "call-3", &[]), None);
+    assert_eq!(hub.offered_call("t", "a2").as_deref(), Some("call-1"));
+    // a2 rejects call-1: free again, but skipped for call-1 itself.
+    hub.end_offer("t", "a2", "call-1");
+    assert_eq!(hub.reserve_for_offer("t", "call-1", &["a2".into()]), None);
+    assert_eq!(
+        hub.reserve_for_offer("t", "call-3", &[]).as_deref(),
+        Some("a2")
+    );
+    // Ending another call's offer changes nothing.
+    hub.end_offer("t", "a1", "call-9");
+    assert_eq!(hub.offered_call("t", "a1").as_deref(), Some("call-2"));
+    // a3's call ends: it is free and the most recently freed, so offered last; an
+    // offer (even a rejected one) does not make an agent any less idle.
+    hub.end_offer("t", "a1", "call-2");
+    hub.end_offer("t", "a2", "call-3");
+    hub.release_call("t", "a3", "c2c_out", 4);
+    assert_eq!(hub.reserve_for_offer("t", "c", &[]).as_deref(), Some("a2"));
+    assert_eq!(hub.reserve_for_offer("t", "d", &[]).as_deref(), Some("a1"));
+    assert_eq!(hub.reserve_for_offer("t", "e", &[]).as_deref(), Some("a3"));
+    // Another tenant's agents are never picked.
+    assert_eq!(hub.reserve_for_offer("other", "f", &[]), None);
+    for o in [&mut a1, &mut a2, &mut a3] {
+        drain(o);
+    }
+    assert!(hub.send_to_agent("t", "a1", &Arc::from(r#"{"type":"incoming"}"#)));
+    assert_eq!(drain(&mut a1)[0]["type"], "incoming");
+    assert!(!hub.send_to_agent("t", "nobody", &Arc::from("{}")));
+}
+
+#[test]
+fn away_offline_and_dropped_agents_are_not_offered() {
+    let hub = PresenceHub::new();
+    let a1 = agent(&hub, "t", "a1", None, 1);
+    let a2 = agent(&hub, "t", "a2", None, 1);
+    hub.set(&a1.session, Availability::Away, true, 2).unwrap();
+    assert!(!hub.anyone_to_offer("t"));
+    hub.set(&a2.session, Availability::Available, true, 2)
+        .unwrap();
+    assert!(hub.anyone_to_offer("t"));
+    // a2's socket drops: it keeps "available" for the grace, but an offer could not
+    // reach it.
+    assert!(hub.close(&a2.session, 20_000, 3));
+    assert_eq!(hub.reserve_for_offer("t", "c", &[]), None);
+    assert!(!hub.anyone_to_offer("t"));
+}
+
+#[tokio::test]
+async fn a_freed_agent_wakes_the_calls_waiting_for_one() {
+    let hub = Arc::new(PresenceHub::new());
+    let a1 = agent(&hub, "t", "a1", None, 1);
+    let waiter = {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            loop {
+                let freed = hub.freed();
+                tokio::pin!(freed);
+                freed.as_mut().enable();
+                if let Some(a) = hub.reserve_for_offer("t", "c", &[]) {
+                    return a;
+                }
+                freed.await;
+            }
+        })
+    };
+    tokio::task::yield_now().await;
+    hub.set(&a1.session, Availability::Available, true, 2)
+        .unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, "a1");
+}

@@ -1,7 +1,7 @@
 //! The pure transition function: `(CallRecord, CallEvent, knobs, now) -> (CallRecord, effects)`.
 //! No I/O and no clock; see the crate docs for the full table.
 
-use crate::record::{ArmedTimer, CallRecord, CallStatus, NewCall, Phase, TimerKind};
+use crate::record::{ArmedTimer, CallRecord, CallStatus, NewCall, OfferOutcome, Phase, TimerKind};
 
 /// A fired timer is accepted up to this much before its recorded deadline: timer runners use
 /// a monotonic clock while `now_ms` is wall time, and a valid fire that is ignored would leave
@@ -34,6 +34,9 @@ pub enum Effect {
         at_ms: u64,
     },
     CancelTimer(TimerKind),
+    /// An inbound call ended unanswered: the carrier's INVITE held at the SIP edge (if it
+    /// still is) gets its final response now, instead of ringing on.
+    RefuseCaller,
     /// The call ended: its concurrent-call slot is free, its outcome counted. Comes with
     /// `DeleteRoom`, `EnqueueWebhook` and a `CancelTimer` for every kind.
     Ended,
@@ -48,6 +51,9 @@ pub struct CallKnobs {
     pub unconnected_expiry_ms: u64,
     /// Longest a `/hangup` may stay unresolved (see [`TimerKind::HangupSettle`]).
     pub hangup_settle_ms: u64,
+    /// Inbound: how long LiveKit may take to answer after the agent accepted (the agent
+    /// joins and publishes), and the margin of the durable ring backstop.
+    pub inbound_connect_ms: u64,
 }
 
 impl Default for CallKnobs {
@@ -58,6 +64,7 @@ impl Default for CallKnobs {
             max_duration_ms: 2 * 60 * 60 * 1000,
             unconnected_expiry_ms: 120_000,
             hangup_settle_ms: 3_000,
+            inbound_connect_ms: 30_000,
         }
     }
 }
@@ -92,6 +99,9 @@ impl CallRecord {
             version: 1,
             dial_returned_ms: None,
             hangup_requested_ms: None,
+            direction: Default::default(),
+            offers: Vec::new(),
+            lead_id: None,
         };
         (rec, vec![Effect::Created, Effect::ArmTimer { kind, at_ms }])
     }
@@ -186,6 +196,29 @@ pub enum CallEvent {
     SipCode {
         code: u16,
     },
+    /// Inbound: the call was offered to this agent.
+    Offered {
+        agent_id: String,
+    },
+    /// Inbound: an offer ended without an accept (or the accept is recorded by `Accepted`).
+    OfferEnded {
+        agent_id: String,
+        outcome: OfferOutcome,
+    },
+    /// Inbound: this agent accepted the offer (a conflict `offer_gone` once the call is
+    /// taken or over).
+    Accepted {
+        agent_id: String,
+    },
+    /// Inbound: the CRM's lookup named the caller's lead.
+    LeadFound {
+        lead_id: String,
+    },
+    /// Inbound: the call ends unanswered (`caller_hung_up`, `no_agent`, `ring_timeout`,
+    /// `gateway_restarted`, ...).
+    Missed {
+        reason: String,
+    },
 }
 
 /// The outcome of a transition. `record.version` equals the input's when nothing changed.
@@ -223,6 +256,9 @@ pub fn transition(
     let mut next = rec.clone();
     let mut fx = Vec::new();
     step(rec, &mut next, ev, knobs, now_ms, &mut fx)?;
+    if rec.is_inbound() {
+        inbound::settle(rec, &mut next, now_ms, &mut fx);
+    }
     if next != *rec {
         next.version = rec.version.saturating_add(1);
     } else {
@@ -245,6 +281,11 @@ fn step(
     fx: &mut Vec<Effect>,
 ) -> Result<(), TransitionError> {
     use Phase::*;
+    if rec.is_inbound() {
+        if let Some(done) = inbound::step(rec, next, ev, knobs, now_ms, fx) {
+            return done;
+        }
+    }
     let phase = rec.phase;
     match ev {
         CallEvent::Connect => match phase {
@@ -346,6 +387,12 @@ fn step(
             }
         }
         CallEvent::SipCode { code } => record_sip_code(next, Some(*code)),
+        // Inbound events mean nothing to an outbound call.
+        CallEvent::Offered { .. }
+        | CallEvent::OfferEnded { .. }
+        | CallEvent::Accepted { .. }
+        | CallEvent::LeadFound { .. }
+        | CallEvent::Missed { .. } => {}
     }
     Ok(())
 }
@@ -520,38 +567,6 @@ fn end(rec: &mut CallRecord, status: CallStatus, reason: String, now: u64, fx: &
     fx.extend(TimerKind::ALL.iter().map(|k| Effect::CancelTimer(*k)));
 }
 
-/// Keeps external error text short and free of anything that looks like a phone number or
-/// dial string (runs of 6+ digits), since it is shown to the browser.
-fn sanitize_reason(reason: &str, fallback: &str) -> String {
-    let mut out = String::with_capacity(reason.len().min(MAX_REASON_LEN));
-    let mut digits = String::new();
-    let flush = |digits: &mut String, out: &mut String| {
-        if digits.len() >= 6 {
-            out.push('*');
-        } else {
-            out.push_str(digits);
-        }
-        digits.clear();
-    };
-    for c in reason.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        flush(&mut digits, &mut out);
-        if !c.is_control() {
-            out.push(c);
-        }
-    }
-    flush(&mut digits, &mut out);
-    let out: String = out.chars().take(MAX_REASON_LEN).collect();
-    if out.is_empty() {
-        fallback.to_owned()
-    } else {
-        out
-    }
-}
-
 fn conflict(code: &'static str, message: &str) -> TransitionError {
     TransitionError::Conflict {
         code,
@@ -559,6 +574,13 @@ fn conflict(code: &'static str, message: &str) -> TransitionError {
     }
 }
 
+mod inbound;
+mod reason;
+
+use reason::sanitize_reason;
+
+#[cfg(test)]
+mod inbound_tests;
 #[cfg(test)]
 mod tests;
 

@@ -42,6 +42,8 @@ pub enum CallStatus {
     Answered,
     NotAnswered,
     Failed,
+    /// An inbound call nobody answered (the caller hung up, no agent took it, it rang out).
+    Missed,
 }
 
 impl CallStatus {
@@ -51,6 +53,7 @@ impl CallStatus {
             CallStatus::Answered => "ANSWERED",
             CallStatus::NotAnswered => "NOT_ANSWERED",
             CallStatus::Failed => "FAILED",
+            CallStatus::Missed => "MISSED",
         }
     }
 }
@@ -103,7 +106,8 @@ impl FailureCause {
     /// The bucket of an ended, unanswered call; `None` for answered or open calls.
     pub fn of(rec: &CallRecord) -> Option<FailureCause> {
         let status = rec.call_status?;
-        if status == CallStatus::Answered {
+        // A missed inbound call is counted as missed, not as a failure of anyone's.
+        if matches!(status, CallStatus::Answered | CallStatus::Missed) {
             return None;
         }
         Some(match rec.disconnect_reason.as_deref().unwrap_or("") {
@@ -228,6 +232,16 @@ pub struct CallRecord {
     /// gone), at most until the `HangupSettle` timer.
     #[serde(default)]
     pub hangup_requested_ms: Option<u64>,
+    /// Outbound (`/click2call`) or inbound (a customer called a DID). For an inbound
+    /// call `customer_number` is the caller and `phone_from` the DID it dialled.
+    #[serde(default, skip_serializing_if = "Direction::is_outbound")]
+    pub direction: Direction,
+    /// Inbound: every offer to an agent, in order (at most [`MAX_OFFERS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offers: Vec<OfferEntry>,
+    /// Inbound: the `lead_id` of the lead the CRM's lookup returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_id: Option<String>,
 }
 
 impl fmt::Debug for CallRecord {
@@ -253,6 +267,9 @@ impl fmt::Debug for CallRecord {
             .field("version", &self.version)
             .field("dial_returned_ms", &self.dial_returned_ms)
             .field("hangup_requested_ms", &self.hangup_requested_ms)
+            .field("direction", &self.direction)
+            .field("offers", &self.offers)
+            .field("lead_id", &self.lead_id)
             .finish_non_exhaustive()
     }
 }
@@ -282,11 +299,19 @@ impl CallRecord {
         }
     }
 
-    /// The CRM webhook body; `None` until the call has ENDED.
-    pub fn webhook_payload(&self) -> Option<CrmWebhookPayload> {
+    /// The CRM webhook body, by direction; `None` until the call has ENDED.
+    pub fn webhook_payload(&self) -> Option<WebhookPayload> {
         if !self.is_ended() {
             return None;
         }
+        if self.is_inbound() {
+            return self.inbound_payload().map(WebhookPayload::Inbound);
+        }
+        self.outbound_payload().map(WebhookPayload::Outbound)
+    }
+
+    /// The contract's outbound body of an ENDED call.
+    fn outbound_payload(&self) -> Option<CrmWebhookPayload> {
         Some(CrmWebhookPayload {
             call_id: self.call_id.clone(),
             case_id: self.case_id.clone(),
@@ -385,6 +410,13 @@ pub fn mask_number(n: &str) -> String {
         .map(|(i, c)| if i + 4 < count { '*' } else { c })
         .collect()
 }
+
+mod inbound;
+
+pub use inbound::{
+    Direction, InboundWebhookPayload, NewInboundCall, OfferEntry, OfferOutcome, WebhookPayload,
+    MAX_OFFERS,
+};
 
 #[cfg(test)]
 mod tests;

@@ -55,6 +55,11 @@ pub(super) struct AgentState {
     pub(super) live: Option<Live>,
     pub(super) dropped: Option<Dropped>,
     pub(super) calls: Vec<String>,
+    /// The inbound call this agent is being offered, if any (one at a time).
+    pub(super) offer: Option<String>,
+    /// When the agent last became free to take a call (available, or its last call
+    /// ended), as the tenant's change counter: inbound offers go longest idle first.
+    pub(super) idle_since: u64,
 }
 
 impl AgentState {
@@ -66,7 +71,10 @@ impl AgentState {
     }
 
     pub(super) fn is_idle(&self) -> bool {
-        self.live.is_none() && self.dropped.is_none() && self.calls.is_empty()
+        self.live.is_none()
+            && self.dropped.is_none()
+            && self.calls.is_empty()
+            && self.offer.is_none()
     }
 }
 
@@ -76,6 +84,9 @@ impl AgentState {
 pub(super) struct Counts {
     pub(super) available: usize,
     pub(super) away: usize,
+    /// The tenant's change counter: a monotonic stamp for `AgentState::idle_since`
+    /// (an order is all that is needed, and wall time may step back).
+    pub(super) tick: u64,
 }
 
 impl Counts {
@@ -90,6 +101,10 @@ impl Counts {
 
 /// Sets the agent's availability, keeping the tenant's counts.
 pub(super) fn assign(counts: &mut Counts, a: &mut AgentState, to: Availability) {
+    if to == Availability::Available && a.presence().availability != to {
+        counts.tick += 1;
+        a.idle_since = counts.tick;
+    }
     if let Some(n) = counts.slot(a.presence().availability) {
         *n = n.saturating_sub(1);
     }

@@ -19,6 +19,7 @@ fn knobs() -> CallKnobs {
         max_duration_ms: 3_600_000,
         unconnected_expiry_ms: 60_000,
         hangup_settle_ms: 3_000,
+        inbound_connect_ms: 30_000,
     }
 }
 

@@ -19,6 +19,7 @@ fn knobs() -> CallKnobs {
         max_duration_ms: MAX,
         unconnected_expiry_ms: EXPIRY,
         hangup_settle_ms: SETTLE,
+        inbound_connect_ms: 30_000,
     }
 }
 
@@ -426,7 +427,7 @@ fn customer_left_while_active_is_answered_with_duration() {
         "CLIENT_INITIATED",
     );
     assert_eq!(t.record.duration_seconds(), 15); // answered +5 s, ended +20 s
-    assert_eq!(t.record.webhook_payload().unwrap().duration_seconds, 15);
+    assert_eq!(t.record.webhook_payload().unwrap().duration_seconds(), 15);
 }
 
 #[test]

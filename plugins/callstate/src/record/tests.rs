@@ -112,7 +112,7 @@ fn webhook_payload_only_when_ended_with_exact_fields_in_order() {
     assert_eq!(r.webhook_payload(), None);
     let ended = ended_answered();
     let p = ended.webhook_payload().unwrap();
-    assert_eq!(p.duration_seconds, 90); // 100_999 - 10_000 = 90.999 s, rounded down
+    assert_eq!(p.duration_seconds(), 90); // 100_999 - 10_000 = 90.999 s, rounded down
     let json = serde_json::to_string(&p).unwrap();
     let expected = format!(
         concat!(

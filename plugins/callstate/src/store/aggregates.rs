@@ -22,8 +22,8 @@ use crate::record::{CallRecord, CallStatus, FailureCause};
 
 /// Bumped when the tally format or its counting rules change: a store whose marker differs
 /// gets its tallies rebuilt on open.
-/// 2: `failures_by_cause`.
-const AGGREGATES_VERSION: &[u8] = b"2";
+/// 2: `failures_by_cause`. 3: `missed`, `inbound`.
+const AGGREGATES_VERSION: &[u8] = b"3";
 
 /// What one UTC day of one tenant's trunk amounts to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +34,12 @@ pub struct DayTally {
     pub failed: u64,
     /// Calls without a terminal outcome yet.
     pub in_progress: u64,
+    /// Inbound calls nobody answered.
+    #[serde(default)]
+    pub missed: u64,
+    /// Inbound calls (of `total`, whatever their outcome).
+    #[serde(default)]
+    pub inbound: u64,
     /// SIP final codes of NOT_ANSWERED and FAILED calls.
     #[serde(default)]
     pub failures_by_sip_code: BTreeMap<u16, u64>,
@@ -50,6 +56,8 @@ impl DayTally {
         self.not_answered += other.not_answered;
         self.failed += other.failed;
         self.in_progress += other.in_progress;
+        self.missed += other.missed;
+        self.inbound += other.inbound;
         for (code, n) in &other.failures_by_sip_code {
             *self.failures_by_sip_code.entry(*code).or_default() += n;
         }
@@ -73,7 +81,11 @@ impl DayTally {
             Some(CallStatus::Answered) => step(&mut self.answered),
             Some(CallStatus::NotAnswered) => step(&mut self.not_answered),
             Some(CallStatus::Failed) => step(&mut self.failed),
+            Some(CallStatus::Missed) => step(&mut self.missed),
             None => step(&mut self.in_progress),
+        }
+        if c.inbound {
+            step(&mut self.inbound);
         }
         if let Some(code) = c.failure_code {
             let n = self.failures_by_sip_code.entry(code).or_default();
@@ -123,6 +135,7 @@ pub struct TallyContribution {
     /// The SIP final code of a NOT_ANSWERED or FAILED call.
     pub failure_code: Option<u16>,
     pub cause: Option<FailureCause>,
+    pub inbound: bool,
 }
 
 impl TallyContribution {
@@ -142,6 +155,7 @@ impl TallyContribution {
             status: rec.call_status,
             failure_code,
             cause: FailureCause::of(rec),
+            inbound: rec.is_inbound(),
         })
     }
 
