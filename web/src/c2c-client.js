@@ -8,9 +8,10 @@
 // reports what the browser sees (ANSWERED, hangup, tab closing).
 //
 // C2C.presence is the agent's availability (docs/agents.md): a presence session and the
-// header pill.
+// header pill. Inbound calls are offered over that session (docs/inbound.md, "Browser
+// client"): C2C.on('incoming'), C2C.accept joins the room the gateway made, C2C.reject.
 import { emitter } from './emitter.js';
-import { connectPresence } from './presence.js';
+import { connectPresence, PresenceError } from './presence.js';
 import { mountPill } from './presence-pill.js';
 import { startTokenRefresh } from './token-refresh.js';
 
@@ -63,9 +64,10 @@ const scriptNonce = (document.currentScript && document.currentScript.nonce) || 
 let roomFactory = null;
 
 const { on, off, emit } = emitter();
-let current = null; // { callId, room, audioEl, state, answered, joined, refresher }
+let current = null; // { callId, direction, room, audioEl, state, answered, joined, refresher }
 let sdkLoad = null; // the pending or done load of /js/livekit-client.js
-let lastPresence = null; // the latest presence handle: the pill's default
+let lastPresence = null; // the latest presence handle: the pill's and C2C.accept's default
+let offerForwards = []; // C2C's subscriptions to lastPresence's offer events
 
 function setState(state, extra) {
   if (!current || current.state === state || current.state === 'ended') return;
@@ -193,6 +195,50 @@ async function preGrantMic() {
   return true;
 }
 
+/** A new current call; throws while another one is in progress. */
+function newCall(callId, direction) {
+  if (current && current.state !== 'ended') {
+    throw new PresenceError('call_in_progress', 'a call is already in progress; end it first');
+  }
+  const audioEl = document.createElement('audio');
+  audioEl.autoplay = true;
+  audioEl.hidden = true;
+  document.body.appendChild(audioEl);
+  current = { callId, direction, room: null, audioEl, state: 'idle', answered: false, joined: false, refresher: null };
+  setState('joining');
+  return current;
+}
+
+/**
+ * Joins the call's room with `res` ({ws_url, token}) and publishes the mic: what
+ * outbound and inbound calls share. Resolves with the Room once the mic is published.
+ * `receivedAt`: when the token arrived (see token-refresh.js).
+ */
+async function joinRoom(call, res, opts, receivedAt) {
+  const room = await makeRoom();
+  call.room = room;
+  if (current !== call || call.state === 'ended') throw new Error('call ended while loading the LiveKit SDK');
+  watchRoom(call, room);
+  await room.connect(res.ws_url, res.token, (opts && opts.connectOptions) || undefined);
+  call.joined = true;
+  keepTokenFresh(call, res.token, receivedAt);
+  emit('joined', { callId: call.callId });
+  await room.localParticipant.setMicrophoneEnabled(true, {
+    echoCancellation: true, noiseSuppression: true, autoGainControl: true,
+  });
+  emit('published', { callId: call.callId });
+  if (current !== call || call.state === 'ended') throw new Error('call ended while joining');
+  return room;
+}
+
+/** A call that failed at `stage`: reported, then ended (the gateway tears down). */
+async function failCall(call, stage, e) {
+  emit('error', { stage, callId: call.callId, message: e && e.message ? e.message : String(e) });
+  // Only this call: a later call may be current by now (the SDK load is shared).
+  if (current === call) await endCall(stage === 'join' ? 'join_failed' : 'connect_failed');
+  else if (call.room) await call.room.disconnect().catch(() => {});
+}
+
 /**
  * Starts a call from the /click2call response `res` ({call_id, ws_url, token, ...}):
  * joins the room, publishes the mic, and only then POSTs /connect. Resolves with
@@ -204,34 +250,12 @@ async function startCall(res, opts) {
   if (!res || typeof res.call_id !== 'string' || !res.ws_url || !res.token) {
     throw new Error('startCall needs the /click2call response: call_id, ws_url, token');
   }
-  if (current && current.state !== 'ended') {
-    throw new Error('a call is already in progress; end it first');
-  }
   const receivedAt = Date.now(); // when the token was (about) minted: see token-refresh.js
-  const audioEl = document.createElement('audio');
-  audioEl.autoplay = true;
-  audioEl.hidden = true;
-  document.body.appendChild(audioEl);
-  const call = { callId: res.call_id, room: null, audioEl, state: 'idle', answered: false, joined: false, refresher: null };
-  current = call;
-  setState('joining');
-
+  const call = newCall(res.call_id, 'outbound');
   let stage = 'join';
   try {
-    const room = await makeRoom();
-    call.room = room;
-    if (current !== call || call.state === 'ended') throw new Error('call ended while loading the LiveKit SDK');
-    watchRoom(call, room);
     // JOIN + PUBLISH MIC FIRST ...
-    await room.connect(res.ws_url, res.token, (opts && opts.connectOptions) || undefined);
-    call.joined = true;
-    keepTokenFresh(call, res.token, receivedAt);
-    emit('joined', { callId: call.callId });
-    await room.localParticipant.setMicrophoneEnabled(true, {
-      echoCancellation: true, noiseSuppression: true, autoGainControl: true,
-    });
-    emit('published', { callId: call.callId });
-    if (current !== call || call.state === 'ended') throw new Error('call ended while joining');
+    const room = await joinRoom(call, res, opts, receivedAt);
     // ... THEN dial.
     stage = 'connect';
     setState('dialing');
@@ -240,12 +264,59 @@ async function startCall(res, opts) {
     for (const p of room.remoteParticipants.values()) watchSip(call, p);
     return { callId: call.callId, room };
   } catch (e) {
-    emit('error', { stage, callId: call.callId, message: e && e.message ? e.message : String(e) });
-    // Only this call: a later call may be current by now (the SDK load is shared).
-    if (current === call) await endCall(stage === 'join' ? 'join_failed' : 'connect_failed');
-    else if (call.room) await call.room.disconnect().catch(() => {});
+    await failCall(call, stage, e);
     throw e;
   }
+}
+
+/**
+ * Accepts the inbound-call offer `callId` (an 'incoming' event) over the latest
+ * presence session, then joins the room the gateway made for it and publishes the mic.
+ * No /connect: the gateway forwards the held caller into that room itself, and the
+ * call turns active when LiveKit's SIP participant does (sip.callStatus, as outbound).
+ * Resolves with `{ callId, room }` once the mic is published. Rejects with a
+ * PresenceError whose `code` says why: `offer_gone` (cancelled, expired, taken, never
+ * offered: no round trip), the gateway's code, `timeout`, `not_connected`,
+ * `call_in_progress`; a failed join ends the call (POST /hangup) and rejects.
+ * Hang up with C2C.endCall(), as outbound.
+ */
+async function accept(callId, opts) {
+  if (current && current.state !== 'ended') {
+    throw new PresenceError('call_in_progress', 'a call is already in progress; end it first');
+  }
+  if (!lastPresence) {
+    throw new PresenceError('not_connected', 'no presence session: C2C.presence.connect() first');
+  }
+  const res = await lastPresence.accept(callId);
+  const receivedAt = Date.now();
+  let call;
+  try {
+    call = newCall(callId, 'inbound');
+  } catch (e) {
+    // A call started while the gateway answered: this one is ours now, so free it.
+    post(callUrl(callId, 'hangup')).catch(() => {});
+    throw e;
+  }
+  try {
+    if (!res.ws_url || !res.token) throw new Error('the accept answer has no ws_url or token');
+    const room = await joinRoom(call, res, opts, receivedAt);
+    // The caller's phone is ringing until LiveKit bridges it into the room; the SIP
+    // participant's status may already have moved the state on.
+    if (call.state === 'joining') setState('ringing');
+    for (const p of room.remoteParticipants.values()) watchSip(call, p);
+    return { callId, room };
+  } catch (e) {
+    await failCall(call, 'join', e);
+    throw e;
+  }
+}
+
+/** Rejects the inbound-call offer `callId` over the latest presence session. */
+async function reject(callId) {
+  if (!lastPresence) {
+    throw new PresenceError('not_connected', 'no presence session: C2C.presence.connect() first');
+  }
+  return lastPresence.reject(callId);
 }
 
 /** Follows the room: the customer's audio, SIP call status, departures. */
@@ -326,6 +397,8 @@ function configure(o) {
   }
 }
 
+const OFFER_EVENTS = ['incoming', 'incoming_update', 'incoming_cancelled'];
+
 // Where the presence channel is: this gateway, over ws:// or wss:// as its base is.
 const presenceUrl = () => `${base.replace(/^http/, 'ws')}/api/c2c/agents/presence`;
 
@@ -339,6 +412,10 @@ const presence = Object.freeze({
     const { token, fetchToken, url } = o || {};
     const handle = await connectPresence({ token, fetchToken, url: url || presenceUrl() });
     lastPresence = handle;
+    // C2C.on('incoming'...) follows the latest session only: an older one's offers
+    // would be accepted over the newer one, which never heard of them.
+    offerForwards.forEach((unsubscribe) => unsubscribe());
+    offerForwards = OFFER_EVENTS.map((event) => handle.on(event, (d) => emit(event, d)));
     return handle;
   },
   /** The availability pill in `el`, for `handle` (default: the latest connected). */
@@ -353,9 +430,14 @@ const C2C = Object.freeze({
   STATES,
   preGrantMic,
   startCall,
+  accept,
+  reject,
   setMuted,
   endCall: () => endCall('agent_hangup'),
-  /** Events: 'state', 'joined', 'published', 'muted', 'token_refreshed', 'ended', 'error'. */
+  /**
+   * Events: 'state', 'joined', 'published', 'muted', 'token_refreshed', 'ended', 'error';
+   * from the latest presence session: 'incoming', 'incoming_update', 'incoming_cancelled'.
+   */
   on,
   off,
   configure,
@@ -364,6 +446,10 @@ const C2C = Object.freeze({
   get base() { return base; },
   get state() { return current ? current.state : 'idle'; },
   get callId() { return current && current.state !== 'ended' ? current.callId : null; },
+  /** 'outbound' | 'inbound' for the current call, null without one. */
+  get direction() { return current && current.state !== 'ended' ? current.direction : null; },
+  /** The latest presence session's open inbound-call offers, oldest first. */
+  get offers() { return lastPresence ? lastPresence.offers : []; },
   get room() { return current ? current.room : null; },
 });
 

@@ -4,17 +4,12 @@
 // agent's availability both ways. Shared by /js/c2c-client.js (C2C.presence) and the
 // console's Agents page, which holds a supervisor session.
 import { emitter } from './emitter.js';
+import { PresenceError } from './presence-error.js';
+import { Offers } from './offers.js';
+
+export { PresenceError };
 
 export const AVAILABILITIES = Object.freeze(['available', 'away', 'offline']);
-
-/** An error of the presence channel; `code` is the gateway's error code or our own. */
-export class PresenceError extends Error {
-  constructor(code, message) {
-    super(message || code);
-    this.name = 'PresenceError';
-    this.code = code;
-  }
-}
 
 const REPLACED = 4409;
 const UNAUTHORIZED = 4401;
@@ -34,6 +29,8 @@ const FINAL_CLOSES = new Map([
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 const ANSWER_TIMEOUT_MS = 10000; // how long a set_availability waits for its answer
+// The presence channel's path; an inbound accept's HTTP twin is beside it.
+const PRESENCE_PATH = '/api/c2c/agents/presence';
 const DEFAULT_HEARTBEAT_S = 15;
 
 /** The delay before reconnect number `attempt` (0-based): half fixed, half random. */
@@ -87,6 +84,13 @@ class Session {
     this.tokenIsFresh = false; // the token came from fetchToken and was not accepted yet
     this.wasReplaced = false;
     this.opened = null; // connect()'s { resolve, reject } until the first `ready`
+    // Inbound-call offers (offers.js). Accept/reject frames go out on a ready socket only:
+    // before `ready` the gateway takes nothing but the auth frame.
+    this.offers = new Offers({
+      send: (frame) => this.state === 'ready' && this.send(frame),
+      emit: this.events.emit,
+      acceptOverHttp: (callId) => this.acceptOverHttp(callId),
+    });
     this.handle = makeHandle(this);
   }
 
@@ -133,9 +137,13 @@ class Session {
       case 'agents': this.events.emit('agents', { agents: (f.agents || []).map(agentDetail) }); break;
       case 'availability': this.onAvailability(f); break;
       case 'telephony': this.onTelephony(f); break;
-      case 'error': this.onError(f); break;
       case 'replaced': this.onReplaced(); break;
-      default: break; // `pong`, and frame types a newer gateway may add
+      default:
+        // Offers and the answers to accept/reject (an error naming a call); then the
+        // errors answering set_availability. `pong` and frame types a newer gateway
+        // may add are ignored.
+        if (!this.offers.onFrame(f) && f && f.type === 'error') this.onError(f);
+        break;
     }
   }
 
@@ -197,6 +205,7 @@ class Session {
     this.ws = null;
     this.stopHeartbeat();
     this.failPending('disconnected');
+    this.offers.onDrop();
     if (this.state === 'closed') return;
     if (code === REPLACED) {
       this.onReplaced(); // the close can overtake the `replaced` frame
@@ -335,6 +344,7 @@ class Session {
     clearTimeout(this.retryTimer);
     this.stopHeartbeat();
     this.failPending(reason);
+    this.offers.close();
     const err = new PresenceError(reason, message || `presence channel closed (${reason}, code ${code})`);
     if (this.opened) {
       this.opened.reject(err);
@@ -343,6 +353,37 @@ class Session {
     }
     if (reason !== 'replaced' && reason !== 'disconnected') this.events.emit('error', { code: reason, message: err.message });
     this.events.emit('closed', { code, reason });
+  }
+
+  /**
+   * Accepts an offer over HTTP (POST /api/c2c/calls/{id}/accept, the presence token as
+   * Bearer) while the socket is down: an offer keeps ringing through a short drop.
+   * Null when the presence URL is not the gateway's standard path (no HTTP twin known).
+   */
+  acceptOverHttp(callId) {
+    const u = new URL(this.url);
+    if (!u.pathname.endsWith(PRESENCE_PATH)) return null;
+    u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+    u.pathname = `${u.pathname.slice(0, -PRESENCE_PATH.length)}/api/c2c/calls/${encodeURIComponent(callId)}/accept`;
+    u.search = '';
+    return this.postAccept(u.href, true);
+  }
+
+  async postAccept(url, mayRenew) {
+    const r = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${this.token}` } });
+    // The token may have expired during a long session: one new one, one more try.
+    if (r.status === 401 && mayRenew && this.fetchToken) {
+      this.token = tokenOf(await this.fetchToken());
+      return this.postAccept(url, false);
+    }
+    const body = await r.json().catch(() => null);
+    if (!r.ok) {
+      const e = (body && body.error) || {}; // the gateway's one shape: {"error": {code, message}}
+      const err = new PresenceError(e.code || `http_${r.status}`, e.message || `HTTP ${r.status}`);
+      err.status = r.status;
+      throw err;
+    }
+    return body || {};
   }
 
   disconnect() {
@@ -359,6 +400,12 @@ function makeHandle(s) {
   return Object.freeze({
     /** 'available' | 'away' | 'offline' -> Promise of the confirming 'availability' event. */
     setAvailability: (a) => s.setAvailability(a),
+    /** Accepts an inbound-call offer: Promise of {call_id, room, ws_url, token} (offers.js). */
+    accept: (callId) => s.offers.accept(callId),
+    /** Rejects an inbound-call offer: resolves once the frame is sent. */
+    reject: (callId) => s.offers.reject(callId),
+    /** The open inbound-call offers, oldest first. */
+    get offers() { return s.offers.list(); },
     on: s.events.on,
     off: s.events.off,
     disconnect: () => s.disconnect(),
