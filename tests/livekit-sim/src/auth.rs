@@ -123,6 +123,14 @@ pub(crate) fn require_sip_call(claims: Option<&Claims>) -> Result<(), TwirpError
     }
 }
 
+/// `EnsureSIPAdminPermission` (inbound trunks and dispatch rules).
+pub(crate) fn require_sip_admin(claims: Option<&Claims>) -> Result<(), TwirpError> {
+    match claims {
+        Some(c) if c.sip.admin => Ok(()),
+        _ => Err(TwirpError::permission_denied()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Simulator configuration.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
@@ -24,9 +24,17 @@ pub struct SimLimits {
     pub webhook_log: usize,
     /// How many recent CreateSIPParticipant requests are kept for inspection.
     pub dial_log: usize,
-    /// SIP calls (dialogs, lingering ones included) tracked at once in
-    /// [`SimConfig::sip_outbound`] mode; more dials get Twirp `resource_exhausted`.
+    /// SIP calls (dialogs, lingering ones included, both directions) tracked at once;
+    /// more dials get Twirp `resource_exhausted`, more inbound INVITEs `503`.
     pub max_sip_calls: usize,
+    /// Inbound trunks kept (`CreateSIPInboundTrunk` beyond it: `resource_exhausted`).
+    pub max_sip_trunks: usize,
+    /// Dispatch rules kept (`CreateSIPDispatchRule` beyond it: `resource_exhausted`).
+    pub max_dispatch_rules: usize,
+    /// How many recent inbound INVITEs [`crate::SimHandle::inbound_calls`] remembers.
+    pub inbound_log: usize,
+    /// Rejected INVITEs remembered for replay (LiveKit SIP's `rejectedInvites`, 1 min).
+    pub rejected_invites: usize,
 }
 
 impl Default for SimLimits {
@@ -42,6 +50,10 @@ impl Default for SimLimits {
             webhook_log: 256,
             dial_log: 256,
             max_sip_calls: 1024,
+            max_sip_trunks: 256,
+            max_dispatch_rules: 256,
+            inbound_log: 256,
+            rejected_invites: 1024,
         }
     }
 }
@@ -78,6 +90,15 @@ pub struct SimConfig {
     /// server or a proxy timing out the long request does (start value of the
     /// `ignore_wait_until_answered` fault).
     pub ignore_wait_until_answered: bool,
+    /// Accept inbound SIP calls as LiveKit SIP does (trunks, dispatch rules, a SIP
+    /// participant per call). With [`Self::sip_outbound`] set the one SIP socket serves
+    /// both directions even when this is `None` (defaults apply); set it to listen
+    /// without dialling, or to change the inbound knobs.
+    pub sip_inbound: Option<SipInbound>,
+    /// Provision one inbound trunk and one Callee dispatch rule at start (the
+    /// c2c-gateway setup, `docs/inbound-design.md` §5), so inbound works with zero
+    /// setup. Implies a SIP socket ([`SipInbound::default`]) when neither SIP option is set.
+    pub inbound_auto_provision: Option<InboundProvision>,
 }
 
 impl SimConfig {
@@ -98,6 +119,8 @@ impl SimConfig {
             sip_disconnect_code_attribute: false,
             sip_outbound: None,
             ignore_wait_until_answered: false,
+            sip_inbound: None,
+            inbound_auto_provision: None,
         }
     }
 }
@@ -113,6 +136,8 @@ impl fmt::Debug for SimConfig {
             .field("default_scenario", &self.default_scenario)
             .field("limits", &self.limits)
             .field("sip_outbound", &self.sip_outbound)
+            .field("sip_inbound", &self.sip_inbound)
+            .field("inbound_auto_provision", &self.inbound_auto_provision)
             .finish_non_exhaustive()
     }
 }
@@ -199,6 +224,97 @@ impl FromStr for SipOutbound {
     }
 }
 
+/// How the simulator answers inbound SIP (LiveKit SIP's `inbound.go`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SipInbound {
+    /// Where the SIP socket listens when [`SimConfig::sip_outbound`] is unset
+    /// (`127.0.0.1:0`: a port chosen by the OS; see [`crate::SimHandle::sip_local_addr`]).
+    /// With `sip_outbound` the outbound socket answers: only this port is used there
+    /// (0 = any), bound on the outbound `local_ip`.
+    pub listen: SocketAddr,
+    /// Transport and T1 when `sip_outbound` is unset (otherwise the outbound ones).
+    pub transport: SipTransport,
+    pub t1: Duration,
+    /// `180 Ringing` is repeated this often while the call waits for the room
+    /// (LiveKit SIP's `sip_ringing_interval`, 1 s).
+    pub ring_interval: Duration,
+    /// An INVITE matching no trunk gets `404 No trunk found` (LiveKit Cloud) instead
+    /// of going on with wildcard rules only (OSS; the default).
+    pub no_trunk_404: bool,
+    /// An INVITE matching no dispatch rule gets `404 Does not match Trunks or Dispatch
+    /// Rules` instead of OSS's silence after 100/180 (the default). Also a runtime fault.
+    pub no_rule_404: bool,
+}
+
+impl Default for SipInbound {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            transport: SipTransport::Udp,
+            t1: Duration::from_millis(500),
+            ring_interval: Duration::from_secs(1),
+            no_trunk_404: false,
+            no_rule_404: false,
+        }
+    }
+}
+
+impl FromStr for SipInbound {
+    type Err = String;
+
+    /// `udp:127.0.0.1:5080`, `tcp:127.0.0.1:5080`, or a bare address (UDP).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parsed: SipOutbound = s.parse()?;
+        Ok(Self {
+            listen: parsed.proxy,
+            transport: parsed.transport,
+            ..Self::default()
+        })
+    }
+}
+
+/// The inbound trunk and dispatch rule [`SimConfig::inbound_auto_provision`] creates:
+/// one wildcard trunk and one Callee rule bound to it, room = To user. The default is
+/// `docs/inbound-design.md` §5 with the edge on loopback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboundProvision {
+    /// Trunk `allowed_addresses` (CIDRs or IPs the INVITE may come from).
+    pub allowed_addresses: Vec<String>,
+    /// Trunk `headers_to_attributes` (SIP header -> participant attribute).
+    pub headers_to_attributes: BTreeMap<String, String>,
+    /// Trunk `attributes_to_headers` (participant attribute -> header on 200 and BYE).
+    pub attributes_to_headers: BTreeMap<String, String>,
+    pub ringing_timeout: Duration,
+    pub max_call_duration: Duration,
+    /// Rule `attributes` (added to every caller's participant).
+    pub rule_attributes: BTreeMap<String, String>,
+    /// Rule `hide_phone_number`.
+    pub hide_phone_number: bool,
+}
+
+impl Default for InboundProvision {
+    fn default() -> Self {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        Self {
+            allowed_addresses: vec!["127.0.0.0/8".to_owned()],
+            headers_to_attributes: map(&[
+                ("X-C2C-Call-Id", "c2c.callId"),
+                ("X-C2C-Tenant", "c2c.tenant"),
+            ]),
+            attributes_to_headers: map(&[("c2c.callId", "X-C2C-Call-Id")]),
+            ringing_timeout: Duration::from_secs(30),
+            max_call_duration: Duration::from_secs(4 * 3600),
+            rule_attributes: map(&[("c2c.direction", "inbound")]),
+            hide_phone_number: true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +332,14 @@ mod tests {
         assert_eq!(o.transport, SipTransport::Udp);
         assert!("udp:nowhere".parse::<SipOutbound>().is_err());
         assert!("sctp:127.0.0.1:5060".parse::<SipOutbound>().is_err());
+    }
+
+    #[test]
+    fn sip_inbound_from_str() {
+        let i: SipInbound = "tcp:127.0.0.1:5080".parse().unwrap();
+        assert_eq!(i.transport, SipTransport::Tcp);
+        assert_eq!(i.listen, "127.0.0.1:5080".parse().unwrap());
+        assert_eq!(i.ring_interval, Duration::from_secs(1));
+        assert!("nowhere".parse::<SipInbound>().is_err());
     }
 }

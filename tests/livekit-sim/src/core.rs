@@ -15,7 +15,9 @@ use livekit_protocol as proto;
 use crate::rooms::{self, SharedRooms};
 use crate::rtc::RtcSessions;
 use crate::scenario::{Scenario, ScenarioTable};
+use crate::sip::inbound::InboundCallRecord;
 use crate::sip::Ua;
+use crate::sip_rules::SipRules;
 use crate::webhooks::WebhookLog;
 use crate::{ids, jwt, webhooks, SimError};
 
@@ -80,8 +82,8 @@ pub struct SimStats {
     pub rtc_sessions_open: u64,
     /// Signalling requests answered `101 Switching Protocols`.
     pub rtc_upgrades: u64,
-    /// Real SIP calls tracked now (dialling mode only; ended UDP calls linger
-    /// 64*T1 to absorb retransmissions).
+    /// Real SIP calls tracked now, both directions (ended UDP calls linger 64*T1
+    /// to absorb retransmissions).
     pub sip_calls: u64,
 }
 
@@ -196,8 +198,11 @@ pub(crate) struct Core {
     pub sip: SipDefaults,
     pub max_request_bytes: usize,
     pub rtc: RtcSessions,
-    /// Set when dialling real SIP ([`crate::SimConfig::sip_outbound`]).
+    /// The SIP socket: dials when [`crate::SimConfig::sip_outbound`] is set, answers
+    /// inbound calls whenever it exists.
     pub sip_ua: Option<Arc<Ua>>,
+    /// Inbound trunks and dispatch rules (Twirp `livekit.SIP` admin methods).
+    pub sip_rules: Arc<Mutex<SipRules>>,
     dials: Mutex<VecDeque<DialRecord>>,
     dial_log_capacity: usize,
 }
@@ -217,6 +222,7 @@ pub(crate) struct CoreParts {
     pub dial_log_capacity: usize,
     pub rtc: RtcSessions,
     pub sip_ua: Option<Arc<Ua>>,
+    pub sip_rules: Arc<Mutex<SipRules>>,
 }
 
 impl Core {
@@ -234,6 +240,7 @@ impl Core {
             max_request_bytes: p.max_request_bytes,
             rtc: p.rtc,
             sip_ua: p.sip_ua,
+            sip_rules: p.sip_rules,
             dials: Mutex::new(VecDeque::new()),
             dial_log_capacity: p.dial_log_capacity,
         }
@@ -249,6 +256,27 @@ impl Core {
 
     pub(crate) fn dials(&self) -> Vec<DialRecord> {
         self.dials.lock().iter().cloned().collect()
+    }
+
+    /// Recent inbound INVITEs (empty without a SIP socket).
+    pub(crate) fn inbound_calls(&self) -> Vec<InboundCallRecord> {
+        self.sip_ua
+            .as_ref()
+            .and_then(|ua| ua.inbound())
+            .map(|svc| svc.calls())
+            .unwrap_or_default()
+    }
+
+    /// Inbound fault switches (no-ops without a SIP socket).
+    pub(crate) fn set_inbound_404(&self, no_trunk: Option<bool>, no_rule: Option<bool>) {
+        if let Some(svc) = self.sip_ua.as_ref().and_then(|ua| ua.inbound()) {
+            if let Some(on) = no_trunk {
+                svc.set_no_trunk_404(on);
+            }
+            if let Some(on) = no_rule {
+                svc.set_no_rule_404(on);
+            }
+        }
     }
 
     pub(crate) fn stats(&self) -> SimStats {

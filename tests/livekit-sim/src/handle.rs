@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::core::{Core, DialRecord, SimStats};
 use crate::scenario::Scenario;
+use crate::sip::inbound::InboundCallRecord;
 use crate::webhooks::{Forgery, SignedWebhook};
 use crate::SimError;
 
@@ -62,10 +63,47 @@ impl SimHandle {
         format!("http://{}", self.inner.addr)
     }
 
-    /// The local address SIP is sent from (Via/Contact) when dialling real SIP
-    /// ([`crate::SimConfig::sip_outbound`]); for TCP, the listener's address.
+    /// The simulator's SIP address: where it dials from (Via/Contact) with
+    /// [`crate::SimConfig::sip_outbound`], and where inbound INVITEs go (LiveKit's
+    /// SIP address). For TCP, the listener's address. `None` without SIP.
     pub fn sip_local_addr(&self) -> Option<SocketAddr> {
         self.inner.core.sip_ua.as_ref().map(|ua| ua.local_addr())
+    }
+
+    /// Recent inbound INVITEs (trunk, rule, room, final response, headers seen),
+    /// oldest first, at most `SimLimits::inbound_log`.
+    pub fn inbound_calls(&self) -> Vec<InboundCallRecord> {
+        self.inner.core.inbound_calls()
+    }
+
+    /// The inbound trunks, as `ListSIPInboundTrunk` returns them.
+    pub fn sip_inbound_trunks(&self) -> Vec<proto::SipInboundTrunkInfo> {
+        self.inner
+            .core
+            .sip_rules
+            .lock()
+            .list_trunks(&Default::default())
+    }
+
+    /// The dispatch rules, as `ListSIPDispatchRule` returns them.
+    pub fn sip_dispatch_rules(&self) -> Vec<proto::SipDispatchRuleInfo> {
+        self.inner
+            .core
+            .sip_rules
+            .lock()
+            .list_rules(&Default::default())
+    }
+
+    /// An INVITE matching no trunk gets `404 No trunk found` (LiveKit Cloud) instead
+    /// of going on with wildcard rules (OSS). No-op without a SIP socket.
+    pub fn set_inbound_no_trunk_404(&self, on: bool) {
+        self.inner.core.set_inbound_404(Some(on), None);
+    }
+
+    /// An INVITE matching no dispatch rule gets `404` instead of OSS's silence after
+    /// 100/180. No-op without a SIP socket.
+    pub fn set_inbound_no_rule_404(&self, on: bool) {
+        self.inner.core.set_inbound_404(None, Some(on));
     }
 
     pub fn api_key(&self) -> &str {
@@ -109,6 +147,12 @@ impl SimHandle {
         identity: &str,
     ) -> Result<proto::ParticipantInfo, SimError> {
         self.inner.core.join(room, identity, "", false)
+    }
+
+    /// Publishes a microphone track for `identity`, already in `room` (an agent's
+    /// `setMicrophoneEnabled(true)`; what an inbound call waits for before its 200).
+    pub fn publish_audio(&self, room: &str, identity: &str) -> Result<(), SimError> {
+        self.inner.core.publish_microphone(room, identity)
     }
 
     /// Marks `identity` as gone (`participant_left`, `CLIENT_INITIATED`), e.g. a closed tab.

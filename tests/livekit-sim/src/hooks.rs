@@ -9,7 +9,8 @@
 //! | GET | `/sim/rooms` | | rooms (protojson) |
 //! | GET | `/sim/rooms/{room}/participants` | | participants (protojson) |
 //! | POST | `/sim/scenarios` | `{"number","scenario"}` or `{"default"}` | set a call script |
-//! | POST | `/sim/fault` | `{"unavailable"?,"refuse_connections"?,"latency_ms"?,"ignore_wait_until_answered"?}` | fault injection |
+//! | POST | `/sim/fault` | `{"unavailable"?,"refuse_connections"?,"latency_ms"?,"ignore_wait_until_answered"?,"inbound_no_trunk_404"?,"inbound_no_rule_404"?}` | fault injection |
+//! | GET | `/sim/sip/inbound` | | recent inbound INVITEs (`InboundCallRecord`s) |
 //! | GET | `/sim/stats` | | counters |
 //! | POST | `/sim/webhooks/forge` | `{"forgery":"expired"}` | send a forged webhook |
 //! | POST | `/sim/webhooks/replay` | | re-send the last webhook |
@@ -65,6 +66,12 @@ struct FaultBody {
     /// CreateSIPParticipant returns at once even with `wait_until_answered`.
     #[serde(default)]
     ignore_wait_until_answered: Option<bool>,
+    /// Inbound INVITE matching no trunk: `404 No trunk found` instead of OSS's going on.
+    #[serde(default)]
+    inbound_no_trunk_404: Option<bool>,
+    /// Inbound INVITE matching no rule: `404` instead of OSS's silence.
+    #[serde(default)]
+    inbound_no_rule_404: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +116,7 @@ async fn route(
     match (method, parts.as_slice()) {
         (&Method::GET, ["stats"]) => json(&core.stats()),
         (&Method::GET, ["rooms"]) => json(&core.rooms.lock().list_rooms(&[])),
+        (&Method::GET, ["sip", "inbound"]) => json(&core.inbound_calls()),
         (&Method::GET, ["rooms", room, "participants"]) => {
             json(&core.rooms.lock().participants(room))
         }
@@ -153,6 +161,7 @@ async fn route(
             if let Some(on) = req.ignore_wait_until_answered {
                 core.faults.set_ignore_wait(on);
             }
+            core.set_inbound_404(req.inbound_no_trunk_404, req.inbound_no_rule_404);
             Ok(empty_ok())
         }
         (&Method::POST, ["webhooks", "forge"]) => {

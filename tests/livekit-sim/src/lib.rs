@@ -4,12 +4,13 @@
 //! `livekit-server` does, so the official SDKs work against it unchanged:
 //! * Twirp at `/twirp/livekit.RoomService/{CreateRoom, ListRooms, DeleteRoom,
 //!   ListParticipants, GetParticipant, RemoveParticipant}` and
-//!   `/twirp/livekit.SIP/CreateSIPParticipant`, with `application/protobuf` and
+//!   `/twirp/livekit.SIP/CreateSIPParticipant` (+ the inbound methods below), with `application/protobuf` and
 //!   `application/json` bodies ([`twirp`], proto-named JSON like Go twirp);
 //! * Twirp errors `{"code","msg","meta"}` with twirp's HTTP status mapping;
 //! * bearer JWT auth (HS256, `iss` = API key) with LiveKit's grant checks: `roomCreate`
 //!   for Create/DeleteRoom, `roomList`, `roomAdmin` *for the same room* for
-//!   participant calls, `sip.call` for dialing. A present-but-bad token gets
+//!   participant calls, `sip.call` for dialing, `sip.admin` for trunks and
+//!   rules. A present-but-bad token gets
 //!   LiveKit's plain-text 401; a missing grant gets Twirp `unauthenticated` (401);
 //! * rooms and participants in memory with LiveKit's lifecycle (empty/departure
 //!   timeouts, duplicate identity, DeleteRoom);
@@ -18,6 +19,13 @@
 //!   disconnect-reason rules — or, with [`SimConfig::sip_outbound`], by a real
 //!   SIP call to a trunk (INVITE with the request's `headers` as SIP headers,
 //!   CANCEL, ACK, BYE, UDP retransmissions; see `sip`);
+//! * inbound SIP as LiveKit SIP answers it: Twirp `livekit.SIP/{Create,List}
+//!   SIPInboundTrunk`, `DeleteSIPTrunk`, `{Create,List,Delete}SIPDispatchRule`
+//!   (LiveKit's validation and conflict rules), and on the SIP socket
+//!   ([`SimConfig::sip_inbound`], or shared with `sip_outbound`) a UAS that matches
+//!   trunk and rule, rings, joins a SIP participant to the rule's room and answers
+//!   once another participant publishes audio there ([`SimHandle::inbound_calls`]);
+//!   [`SimConfig::inbound_auto_provision`] sets up c2c-gateway's trunk and rule;
 //! * signed webhooks exactly as LiveKit sends them ([`webhooks`]);
 //! * a signalling stub at `/rtc` and `/rtc/v1` (WebSocket: token checks and status
 //!   codes as LiveKit's `rtcservice.go`, a protobuf `SignalResponse{join}` first
@@ -29,7 +37,8 @@
 //!
 //! **Must not:** carry media or WebRTC (agents are simulated by join/leave or an
 //! `/rtc` session without SDP/ICE; a SIP call's SDP names a port nobody
-//! listens on), dial SIP anywhere but the configured proxy, persist anything, or
+//! listens on), dial SIP anywhere but the configured proxy (in-dialog requests of
+//! an inbound call follow that caller's route set), persist anything, or
 //! listen anywhere but where it is told (tests use 127.0.0.1). It is test
 //! infrastructure: the `/sim/` hooks are unauthenticated.
 //!
@@ -58,6 +67,7 @@ mod server;
 mod service;
 mod sip;
 pub mod sip_dialer;
+mod sip_rules;
 pub mod twirp;
 pub mod webhooks;
 
@@ -67,16 +77,21 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use crate::config::{SimConfig, SimLimits, SipOutbound, SipTransport};
+pub use crate::config::{
+    InboundProvision, SimConfig, SimLimits, SipInbound, SipOutbound, SipTransport,
+};
 pub use crate::core::{DialRecord, SimStats};
 pub use crate::handle::SimHandle;
 pub use crate::scenario::{Outcome, Scenario, ScenarioFile};
+pub use crate::sip::inbound::{InboundCallRecord, InboundState};
 pub use crate::webhooks::{Forgery, SignedWebhook};
 
 use crate::core::{Core, CoreParts, Counters, SipDefaults};
 use crate::rooms::{RoomRules, Rooms};
 use crate::rtc::RtcSessions;
 use crate::scenario::ScenarioTable;
+use crate::sip::{inbound, UaConfig};
+use crate::sip_rules::SipRules;
 use crate::webhooks::{WebhookLog, WorkerConfig};
 
 /// Errors from the simulator's library API.
@@ -147,12 +162,32 @@ impl Simulator {
         let webhook_log = Arc::new(WebhookLog::new(limits.webhook_log));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        let sip_ua = match &config.sip_outbound {
-            Some(outbound) => {
+        let sip_rules = Arc::new(parking_lot::Mutex::new(SipRules::new(
+            limits.max_sip_trunks,
+            limits.max_dispatch_rules,
+        )));
+        if let Some(p) = &config.inbound_auto_provision {
+            let (trunk, rule) = sip_rules::provision::provision(&mut sip_rules.lock(), p)?;
+            tracing::info!(%trunk, %rule, "livekit-sim provisioned the inbound trunk and rule");
+        }
+        let sip_ua = match ua_config(&config) {
+            Some(ua_config) => {
                 let (ua, task) =
-                    sip::Ua::start(outbound.clone(), limits.max_sip_calls, shutdown_rx.clone())
-                        .await?;
-                tracing::info!(local = %ua.local_addr(), proxy = %outbound.proxy, "livekit-sim dials SIP");
+                    sip::Ua::start(ua_config, limits.max_sip_calls, shutdown_rx.clone()).await?;
+                let inbound = config.sip_inbound.clone().unwrap_or_default();
+                ua.set_inbound(Arc::new(inbound::Service::new(
+                    rooms.clone(),
+                    sip_rules.clone(),
+                    inbound::Settings {
+                        ring_interval: inbound.ring_interval,
+                        no_trunk_404: inbound.no_trunk_404,
+                        no_rule_404: inbound.no_rule_404,
+                        max_call_duration: config.default_max_call_duration,
+                        log_capacity: limits.inbound_log,
+                        rejected_capacity: limits.rejected_invites,
+                    },
+                )));
+                tracing::info!(local = %ua.local_addr(), proxy = ?ua.proxy(), "livekit-sim SIP socket");
                 tasks.push(task);
                 Some(ua)
             }
@@ -175,6 +210,7 @@ impl Simulator {
             dial_log_capacity: limits.dial_log,
             rtc: RtcSessions::new(limits.max_rtc_sessions),
             sip_ua,
+            sip_rules,
         }));
         core.faults
             .set_ignore_wait(config.ignore_wait_until_answered);
@@ -202,4 +238,31 @@ impl Simulator {
         tasks.push(worker);
         Ok(SimHandle::new(addr, core, shutdown_tx, tasks))
     }
+}
+
+/// The SIP socket the configuration asks for: the outbound one (which answers
+/// inbound calls too, as LiveKit SIP's single listener), else an inbound-only one
+/// when inbound is configured or auto-provisioned.
+fn ua_config(config: &SimConfig) -> Option<UaConfig> {
+    let inbound = config.sip_inbound.clone().or_else(|| {
+        config
+            .inbound_auto_provision
+            .as_ref()
+            .map(|_| SipInbound::default())
+    });
+    if let Some(out) = &config.sip_outbound {
+        let port = inbound.map_or(0, |i| i.listen.port());
+        return Some(UaConfig {
+            transport: out.transport,
+            bind: SocketAddr::new(out.local_ip, port),
+            t1: out.t1,
+            proxy: Some(out.proxy),
+        });
+    }
+    inbound.map(|i| UaConfig {
+        transport: i.transport,
+        bind: i.listen,
+        t1: i.t1,
+        proxy: None,
+    })
 }

@@ -19,12 +19,25 @@ pub(crate) enum Shape {
     SipParticipant,
     ListRooms,
     ListParticipants,
+    SipInboundTrunk,
+    ListSipInboundTrunk,
+    /// The legacy `SIPTrunkInfo` `DeleteSIPTrunk` answers with.
+    SipTrunk,
+    SipDispatchRule,
+    ListSipDispatchRule,
     /// Messages without fields (`DeleteRoomResponse`, `RemoveParticipantResponse`).
     Empty,
 }
 
-/// Map-typed fields: their values are user data whose keys must not be renamed.
-const MAP_FIELDS: &[&str] = &["attributes", "tags"];
+/// Map-typed fields (as pbjson names them): their values are user data whose keys
+/// must not be renamed.
+const MAP_FIELDS: &[&str] = &[
+    "attributes",
+    "tags",
+    "headers",
+    "headersToAttributes",
+    "attributesToHeaders",
+];
 
 #[derive(Clone, Copy)]
 enum Fill {
@@ -101,6 +114,66 @@ const SIP_PARTICIPANT: &[(&str, Fill)] = &[
     ("sip_call_id", Fill::Str),
 ];
 
+const SIP_INBOUND_TRUNK: &[(&str, Fill)] = &[
+    ("sip_trunk_id", Fill::Str),
+    ("name", Fill::Str),
+    ("metadata", Fill::Str),
+    ("numbers", Fill::Arr),
+    ("allowed_addresses", Fill::Arr),
+    ("allowed_numbers", Fill::Arr),
+    ("auth_username", Fill::Str),
+    ("auth_password", Fill::Str),
+    ("auth_realm", Fill::Str),
+    ("headers", Fill::Obj),
+    ("headers_to_attributes", Fill::Obj),
+    ("attributes_to_headers", Fill::Obj),
+    ("include_headers", Fill::Enum("SIP_NO_HEADERS")),
+    ("ringing_timeout", Fill::Null),
+    ("ringing_timeout_status", Fill::Enum("SIP_STATUS_UNKNOWN")),
+    ("max_call_duration", Fill::Null),
+    ("krisp_enabled", Fill::Bool),
+    ("media_encryption", Fill::Enum("SIP_MEDIA_ENCRYPT_DISABLE")),
+    ("media", Fill::Null),
+    ("created_at", Fill::Null),
+    ("updated_at", Fill::Null),
+];
+
+const SIP_TRUNK: &[(&str, Fill)] = &[
+    ("sip_trunk_id", Fill::Str),
+    ("kind", Fill::Enum("TRUNK_LEGACY")),
+    ("inbound_addresses", Fill::Arr),
+    ("outbound_address", Fill::Str),
+    ("outbound_number", Fill::Str),
+    ("transport", Fill::Enum("SIP_TRANSPORT_AUTO")),
+    ("inbound_numbers_regex", Fill::Arr),
+    ("inbound_numbers", Fill::Arr),
+    ("inbound_username", Fill::Str),
+    ("inbound_password", Fill::Str),
+    ("outbound_username", Fill::Str),
+    ("outbound_password", Fill::Str),
+    ("name", Fill::Str),
+    ("metadata", Fill::Str),
+];
+
+const SIP_DISPATCH_RULE: &[(&str, Fill)] = &[
+    ("sip_dispatch_rule_id", Fill::Str),
+    ("rule", Fill::Null),
+    ("trunk_ids", Fill::Arr),
+    ("hide_phone_number", Fill::Bool),
+    ("inbound_numbers", Fill::Arr),
+    ("numbers", Fill::Arr),
+    ("name", Fill::Str),
+    ("metadata", Fill::Str),
+    ("attributes", Fill::Obj),
+    ("room_preset", Fill::Str),
+    ("room_config", Fill::Null),
+    ("media", Fill::Null),
+    ("krisp_enabled", Fill::Bool),
+    ("media_encryption", Fill::Enum("SIP_MEDIA_ENCRYPT_DISABLE")),
+    ("created_at", Fill::Null),
+    ("updated_at", Fill::Null),
+];
+
 /// Serialises `msg` the way LiveKit's Twirp server answers a JSON request.
 pub(crate) fn to_twirp_json<T: Serialize>(msg: &T, shape: Shape) -> serde_json::Result<Vec<u8>> {
     let mut value = proto_names(serde_json::to_value(msg)?);
@@ -111,6 +184,11 @@ pub(crate) fn to_twirp_json<T: Serialize>(msg: &T, shape: Shape) -> serde_json::
             Shape::SipParticipant => fill(obj, SIP_PARTICIPANT),
             Shape::ListRooms => fill_list(obj, "rooms", ROOM),
             Shape::ListParticipants => fill_list(obj, "participants", PARTICIPANT),
+            Shape::SipInboundTrunk => fill(obj, SIP_INBOUND_TRUNK),
+            Shape::ListSipInboundTrunk => fill_list(obj, "items", SIP_INBOUND_TRUNK),
+            Shape::SipTrunk => fill(obj, SIP_TRUNK),
+            Shape::SipDispatchRule => fill(obj, SIP_DISPATCH_RULE),
+            Shape::ListSipDispatchRule => fill_list(obj, "items", SIP_DISPATCH_RULE),
             Shape::Empty => {}
         }
     }
@@ -212,6 +290,36 @@ mod tests {
         // pbjson accepts proto names too: the body round-trips through the SDK types.
         let back: proto::ListRoomsResponse = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, resp);
+    }
+
+    #[test]
+    fn sip_maps_keep_header_names() {
+        let mut t = proto::SipInboundTrunkInfo {
+            sip_trunk_id: "ST_x".into(),
+            ..Default::default()
+        };
+        t.headers_to_attributes
+            .insert("X-C2C-Call-Id".into(), "c2c.callId".into());
+        let bytes = to_twirp_json(&t, Shape::SipInboundTrunk).unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["headers_to_attributes"]["X-C2C-Call-Id"], "c2c.callId");
+        assert_eq!(v["include_headers"], "SIP_NO_HEADERS");
+        assert_eq!(v["allowed_addresses"], Value::Array(vec![]));
+        let back: proto::SipInboundTrunkInfo = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, t);
+        let rule = proto::SipDispatchRuleInfo {
+            rule: Some(proto::SipDispatchRule {
+                rule: Some(proto::sip_dispatch_rule::Rule::DispatchRuleCallee(
+                    Default::default(),
+                )),
+            }),
+            ..Default::default()
+        };
+        let bytes = to_twirp_json(&rule, Shape::SipDispatchRule).unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(v["rule"].get("dispatch_rule_callee").is_some(), "{v}");
+        let back: proto::SipDispatchRuleInfo = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, rule);
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub(crate) struct Rooms {
     sink: WebhookSink,
     counters: Arc<Counters>,
     weak: Weak<Mutex<Rooms>>,
+    /// Bumped on every join, leave, track publication and room close, so waiters
+    /// (an inbound SIP call waiting for an agent's audio) re-check without polling.
+    changes: watch::Sender<u64>,
 }
 
 /// A new participant to add to a room.
@@ -84,7 +87,31 @@ impl Rooms {
                 sink,
                 counters,
                 weak: weak.clone(),
+                changes: watch::Sender::new(0),
             })
+        })
+    }
+
+    /// A receiver that changes whenever participants or their tracks change.
+    pub(crate) fn watch_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Whether a participant of `room` other than `sid` satisfies `pred`.
+    pub(crate) fn any_other(
+        &self,
+        room: &str,
+        sid: &str,
+        pred: impl Fn(&proto::ParticipantInfo) -> bool,
+    ) -> bool {
+        self.rooms.get(room).is_some_and(|r| {
+            r.participants
+                .iter()
+                .any(|p| p.info.sid != sid && pred(&p.info))
         })
     }
 
@@ -186,6 +213,7 @@ impl Rooms {
         room.info.num_publishers = 0;
         self.sink
             .emit(event(event::ROOM_FINISHED, &room.info, None));
+        self.changed();
         // `room.alive` drops here, ending this room's idle timers.
     }
 
@@ -257,6 +285,7 @@ impl Rooms {
             &snapshot,
             Some(new.info.clone()),
         ));
+        self.changed();
         Ok(new.info)
     }
 
@@ -283,6 +312,7 @@ impl Rooms {
         if now_empty {
             self.arm_idle_timer(room_name, departure);
         }
+        self.changed();
         Some(info)
     }
 
@@ -338,6 +368,7 @@ impl Rooms {
             ev.track = Some(track);
             self.sink.emit(ev);
         }
+        self.changed();
         true
     }
 

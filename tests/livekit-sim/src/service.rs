@@ -29,6 +29,12 @@ enum Rpc {
     GetParticipant,
     RemoveParticipant,
     CreateSipParticipant,
+    CreateSipInboundTrunk,
+    ListSipInboundTrunk,
+    DeleteSipTrunk,
+    CreateSipDispatchRule,
+    ListSipDispatchRule,
+    DeleteSipDispatchRule,
     /// A real LiveKit method the simulator does not model.
     Unsupported,
 }
@@ -53,6 +59,12 @@ fn route(service: &str, method: &str) -> Option<Rpc> {
             | "PerformRpc",
         ) => Some(Rpc::Unsupported),
         ("livekit.SIP", "CreateSIPParticipant") => Some(Rpc::CreateSipParticipant),
+        ("livekit.SIP", "CreateSIPInboundTrunk") => Some(Rpc::CreateSipInboundTrunk),
+        ("livekit.SIP", "ListSIPInboundTrunk") => Some(Rpc::ListSipInboundTrunk),
+        ("livekit.SIP", "DeleteSIPTrunk") => Some(Rpc::DeleteSipTrunk),
+        ("livekit.SIP", "CreateSIPDispatchRule") => Some(Rpc::CreateSipDispatchRule),
+        ("livekit.SIP", "ListSIPDispatchRule") => Some(Rpc::ListSipDispatchRule),
+        ("livekit.SIP", "DeleteSIPDispatchRule") => Some(Rpc::DeleteSipDispatchRule),
         ("livekit.SIP", _) if !method.is_empty() => Some(Rpc::Unsupported),
         _ => None,
     }
@@ -168,6 +180,47 @@ async fn serve(
             auth::require_sip_call(claims)?;
             let info = sip_dialer::create_sip_participant(core, req).await?;
             Ok(codec.respond(&info, Shape::SipParticipant))
+        }
+        Rpc::CreateSipInboundTrunk => {
+            let req: proto::CreateSipInboundTrunkRequest = codec.decode(&body)?;
+            auth::require_sip_admin(claims)?;
+            let trunk = core.sip_rules.lock().create_trunk(req)?;
+            Ok(codec.respond(&trunk, Shape::SipInboundTrunk))
+        }
+        Rpc::ListSipInboundTrunk => {
+            let req: proto::ListSipInboundTrunkRequest = codec.decode(&body)?;
+            auth::require_sip_admin(claims)?;
+            let items = core.sip_rules.lock().list_trunks(&req);
+            let resp = proto::ListSipInboundTrunkResponse { items };
+            Ok(codec.respond(&resp, Shape::ListSipInboundTrunk))
+        }
+        Rpc::DeleteSipTrunk => {
+            let req: proto::DeleteSipTrunkRequest = codec.decode(&body)?;
+            auth::require_sip_admin(claims)?;
+            let info = core.sip_rules.lock().delete_trunk(&req.sip_trunk_id)?;
+            Ok(codec.respond(&info, Shape::SipTrunk))
+        }
+        Rpc::CreateSipDispatchRule => {
+            let req: proto::CreateSipDispatchRuleRequest = codec.decode(&body)?;
+            auth::require_sip_admin(claims)?;
+            let rule = core.sip_rules.lock().create_rule(req)?;
+            Ok(codec.respond(&rule, Shape::SipDispatchRule))
+        }
+        Rpc::ListSipDispatchRule => {
+            let req: proto::ListSipDispatchRuleRequest = codec.decode(&body)?;
+            auth::require_sip_admin(claims)?;
+            let items = core.sip_rules.lock().list_rules(&req);
+            let resp = proto::ListSipDispatchRuleResponse { items };
+            Ok(codec.respond(&resp, Shape::ListSipDispatchRule))
+        }
+        Rpc::DeleteSipDispatchRule => {
+            let req: proto::DeleteSipDispatchRuleRequest = codec.decode(&body)?;
+            auth::require_sip_admin(claims)?;
+            let rule = core
+                .sip_rules
+                .lock()
+                .delete_rule(&req.sip_dispatch_rule_id)?;
+            Ok(codec.respond(&rule, Shape::SipDispatchRule))
         }
         Rpc::Unsupported => Err(TwirpError::new(
             code::UNIMPLEMENTED,

@@ -133,10 +133,15 @@ pub(crate) async fn create_sip_participant(
 ) -> Result<proto::SipParticipantInfo, TwirpError> {
     validate(&req)?;
     // Real SIP: check the headers and take a Call-ID before the participant exists.
-    let outbound = match &core.sip_ua {
-        Some(ua) => {
+    // (A SIP socket that only answers inbound calls has no trunk to dial: scenarios.)
+    let dialler = core
+        .sip_ua
+        .as_ref()
+        .and_then(|ua| ua.proxy().map(|proxy| (ua, proxy)));
+    let outbound = match dialler {
+        Some((ua, proxy)) => {
             let headers = sip::extra_headers(&req.headers)?;
-            Some((ua.clone(), ua.register()?, headers))
+            Some((ua.clone(), proxy, ua.register()?, headers))
         }
         None => None,
     };
@@ -153,7 +158,9 @@ pub(crate) async fn create_sip_participant(
     } else {
         req.participant_identity.clone()
     };
-    let sip_call_id = outbound.as_ref().map(|(_, slot, _)| slot.call_id.as_str());
+    let sip_call_id = outbound
+        .as_ref()
+        .map(|(_, _, slot, _)| slot.call_id.as_str());
     let info = sip_participant(&req, &identity, &call_id, sip_call_id);
     let sid = info.sid.clone();
 
@@ -199,8 +206,9 @@ pub(crate) async fn create_sip_participant(
         disconnect_code_attribute: core.sip.disconnect_code_attribute,
     };
     match outbound {
-        Some((ua, slot, headers)) => {
+        Some((ua, proxy, slot, headers)) => {
             let dial = sip::call::Dial {
+                proxy,
                 call_to: req.sip_call_to.clone(),
                 from_user: req.sip_number.clone(),
                 headers,

@@ -3,18 +3,21 @@
 //! ```text
 //! livekit-sim --listen 127.0.0.1:7880 --api-key devkey --api-secret secret \
 //!     [--webhook-url http://127.0.0.1:8080/webhooks/livekit] [--scenarios calls.toml] \
-//!     [--sip-outbound udp:127.0.0.1:5060 [--sip-local-ip 127.0.0.1]]
+//!     [--sip-outbound udp:127.0.0.1:5060 [--sip-local-ip 127.0.0.1]] \
+//!     [--sip-inbound udp:127.0.0.1:5080] [--inbound-auto-provision]
 //! ```
 //!
 //! With `--sip-outbound`, CreateSIPParticipant places a real SIP call to that
-//! trunk address instead of playing a scenario.
+//! trunk address instead of playing a scenario. The SIP socket (outbound, or
+//! `--sip-inbound` alone) also answers inbound INVITEs as LiveKit SIP does;
+//! `--inbound-auto-provision` creates c2c-gateway's inbound trunk and Callee rule.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use livekit_sim::{ScenarioFile, SimConfig, Simulator, SipOutbound};
+use livekit_sim::{InboundProvision, ScenarioFile, SimConfig, Simulator, SipInbound, SipOutbound};
 
 // jemalloc, as the gateway: glibc's malloc and free were ~12 % of the simulator's CPU in
 // the call lifecycle benchmark, where it shares two cores with the gateway.
@@ -63,9 +66,25 @@ struct Args {
     /// Local address to send SIP from (and put in Via/Contact/SDP).
     #[arg(long, requires = "sip_outbound")]
     sip_local_ip: Option<IpAddr>,
-    /// Most SIP calls tracked at once when dialling real SIP.
+    /// Most SIP calls tracked at once (both directions).
     #[arg(long, default_value_t = 1024)]
     max_sip_calls: usize,
+    /// Answer inbound SIP: listen here (`udp:IP:PORT`, `tcp:IP:PORT`; port 0 = any).
+    /// With `--sip-outbound`, only the port is used: one socket serves both ways.
+    #[arg(long, value_name = "TRANSPORT:IP:PORT")]
+    sip_inbound: Option<SipInbound>,
+    /// Create c2c-gateway's inbound trunk (allowed 127.0.0.0/8, X-C2C-* header
+    /// mappings, 30 s ring) and Callee dispatch rule at start (listens for SIP on
+    /// udp:127.0.0.1:0 unless a SIP option says otherwise).
+    #[arg(long)]
+    inbound_auto_provision: bool,
+    /// Inbound INVITE matching no trunk: `404 No trunk found` (LiveKit Cloud) instead
+    /// of going on with wildcard rules (OSS).
+    #[arg(long)]
+    inbound_no_trunk_404: bool,
+    /// Inbound INVITE matching no dispatch rule: `404` instead of OSS's silence.
+    #[arg(long)]
+    inbound_no_rule_404: bool,
     /// Return CreateSIPParticipant at once even when asked to wait until answered (an
     /// older LiveKit, or a proxy timing out the long request). Also a runtime fault.
     #[arg(long)]
@@ -106,6 +125,15 @@ async fn run(args: Args) -> Result<(), livekit_sim::SimError> {
         }
         config.sip_outbound = Some(outbound);
     }
+    if args.sip_inbound.is_some() || args.inbound_no_trunk_404 || args.inbound_no_rule_404 {
+        let mut inbound = args.sip_inbound.unwrap_or_default();
+        inbound.no_trunk_404 = args.inbound_no_trunk_404;
+        inbound.no_rule_404 = args.inbound_no_rule_404;
+        config.sip_inbound = Some(inbound);
+    }
+    if args.inbound_auto_provision {
+        config.inbound_auto_provision = Some(InboundProvision::default());
+    }
     if let Some(path) = args.scenarios {
         let file = ScenarioFile::load(&path)?;
         if let Some(default) = file.default {
@@ -114,7 +142,7 @@ async fn run(args: Args) -> Result<(), livekit_sim::SimError> {
         config.scenarios.extend(file.numbers);
     }
     let sim = Simulator::start(config).await?;
-    tracing::info!(url = %sim.url(), "livekit-sim ready");
+    tracing::info!(url = %sim.url(), sip = ?sim.sip_local_addr(), "livekit-sim ready");
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
     Ok(())

@@ -26,6 +26,8 @@ use std::sync::Arc;
 
 /// What the dial request asked for.
 pub(crate) struct Dial {
+    /// The outbound trunk's address (`SipOutbound::proxy`).
+    pub proxy: SocketAddr,
     pub call_to: String,
     pub from_user: String,
     pub headers: Vec<(String, String)>,
@@ -146,7 +148,7 @@ impl Call {
         let request_uri = format!(
             "sip:{}@{}",
             escape_user(&dial.call_to),
-            hostport(config.proxy)
+            hostport(dial.proxy)
         );
         let local_tag = random_hex(8);
         let from = if dial.from_user.is_empty() {
@@ -169,7 +171,7 @@ impl Call {
             ua,
             script,
             call_id,
-            proxy: config.proxy,
+            proxy: dial.proxy,
             t1: config.t1,
             reliable: config.transport == SipTransport::Tcp,
             transport,

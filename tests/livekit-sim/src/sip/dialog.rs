@@ -97,10 +97,42 @@ impl Dialog {
             .rev()
             .map(str::to_owned)
             .collect();
+        Self::with_route_set(remote_to, target, route_set, INVITE_CSEQ, proxy)
+    }
+
+    /// The UAS side of an inbound INVITE (§12.1.1): remote target = the INVITE's
+    /// Contact (else its From URI), route set = its Record-Route in order, requests
+    /// To the caller's From; `peer` (where the INVITE came from) is the next hop
+    /// when an address is not an IP literal.
+    pub(super) fn from_invite(invite: &Message, peer: SocketAddr) -> Dialog {
+        let from = invite.header("from").unwrap_or_default();
+        let target = invite
+            .list("contact")
+            .first()
+            .and_then(|c| name_addr(c))
+            .or_else(|| name_addr(from))
+            .map(|na| na.uri.to_owned())
+            .unwrap_or_default();
+        let route_set: Vec<String> = invite
+            .list("record-route")
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let cseq = invite.cseq().map_or(INVITE_CSEQ, |(n, _)| n);
+        Self::with_route_set(from.to_owned(), target, route_set, cseq, peer)
+    }
+
+    fn with_route_set(
+        remote_to: String,
+        target: String,
+        route_set: Vec<String>,
+        cseq: u32,
+        fallback: SocketAddr,
+    ) -> Dialog {
         let addr_of = |uri: &str| {
             SipUri::parse(uri)
                 .and_then(|u| u.socket_addr())
-                .unwrap_or(proxy)
+                .unwrap_or(fallback)
         };
         let first = route_set
             .first()
@@ -127,7 +159,7 @@ impl Dialog {
             request_uri,
             routes,
             dest,
-            cseq: INVITE_CSEQ,
+            cseq,
         }
     }
 }
@@ -207,6 +239,33 @@ mod tests {
         assert_eq!(d.request_uri, "sip:proxy.example");
         assert_eq!(d.routes, vec!["<sip:callee@10.0.0.3>"]);
         assert_eq!(d.dest, proxy, "host names go through the proxy");
+    }
+
+    #[test]
+    fn uas_dialog_keeps_record_route_order() {
+        let peer: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let invite = resp(
+            "INVITE sip:room@127.0.0.1:5080 SIP/2.0\r\nFrom: <sip:+1555@edge>;tag=c\r\n\
+             CSeq: 7 INVITE\r\nRecord-Route: <sip:10.0.0.1:5061;lr>, <sip:10.0.0.2:5062;lr>\r\n\
+             Contact: <sip:carrier@10.0.0.3:5090>\r\n\r\n",
+        );
+        let d = Dialog::from_invite(&invite, peer);
+        assert_eq!(d.request_uri, "sip:carrier@10.0.0.3:5090");
+        assert_eq!(
+            d.routes,
+            vec!["<sip:10.0.0.1:5061;lr>", "<sip:10.0.0.2:5062;lr>"]
+        );
+        assert_eq!(d.dest, "10.0.0.1:5061".parse().unwrap());
+        assert_eq!(d.remote_to, "<sip:+1555@edge>;tag=c");
+        assert_eq!(d.cseq, 7);
+        let bare =
+            resp("INVITE sip:room@x SIP/2.0\r\nFrom: <sip:+1555@edge.example>;tag=c\r\n\r\n");
+        let d = Dialog::from_invite(&bare, peer);
+        assert_eq!(d.request_uri, "sip:+1555@edge.example");
+        assert_eq!(
+            d.dest, peer,
+            "host names go back where the INVITE came from"
+        );
     }
 
     #[test]

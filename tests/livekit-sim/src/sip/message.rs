@@ -43,9 +43,7 @@ pub(crate) enum StartLine {
 pub(crate) struct Message {
     pub start: StartLine,
     headers: Vec<(String, String)>,
-    /// The body (framed by Content-Length). The UA needs no answer SDP; kept for
-    /// tests and debugging.
-    #[allow(dead_code)]
+    /// The body (framed by Content-Length): an inbound INVITE's SDP offer.
     pub body: Vec<u8>,
 }
 
@@ -212,6 +210,11 @@ impl Message {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every header field in order, names lower-case in their long form.
+    pub(crate) fn headers(&self) -> &[(String, String)] {
+        &self.headers
     }
 
     /// All values of a list header (`Via`, `Route`, `Record-Route`, `Contact`),

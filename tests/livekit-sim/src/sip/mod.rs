@@ -1,17 +1,19 @@
-//! A small SIP user agent (client side) so the simulator can dial a real trunk
-//! the way LiveKit SIP does ([`crate::SimConfig::sip_outbound`]).
+//! A small SIP user agent so the simulator can dial a real trunk the way LiveKit
+//! SIP does ([`crate::SimConfig::sip_outbound`], [`call`]) and answer inbound calls
+//! the way LiveKit SIP does ([`crate::SimConfig::sip_inbound`], [`inbound`]).
 //!
-//! **Owns:** one transport per simulator — a UDP socket bound to `local_ip:0`, or
-//! for TCP a listener on `local_ip:0` plus one connection per next hop — and a
-//! demultiplexer from Call-ID to the task playing that call ([`call`]). Messages
-//! are hand-parsed and built in [`message`] (no dependency on the gateway's SIP
-//! crate, so the simulator works against any proxy).
+//! **Owns:** one transport per simulator — a UDP socket, or for TCP a listener plus
+//! one connection per next hop — and a demultiplexer from Call-ID to the task
+//! playing that call. Messages are hand-parsed and built in [`message`] (no
+//! dependency on the gateway's SIP crate, so the simulator works against any proxy).
 //!
 //! **Bounded:** at most `SimLimits::max_sip_calls` calls tracked at once (calls
 //! that have ended but still absorb retransmissions — UDP only, 64*T1 — are
 //! evicted first), 32 queued messages per call (more are dropped, as a datagram
 //! would be), 16 KiB per message, [`MAX_TCP_CONNECTIONS`] TCP connections.
-//! Requests for unknown Call-IDs get `481` (`OPTIONS`: `200`), responses are dropped.
+//! An INVITE without To tag for an unknown Call-ID starts an inbound call (when
+//! inbound is on); other requests for unknown Call-IDs get `481` (`OPTIONS`:
+//! `200`), responses are dropped.
 //!
 //! **Must not:** carry media (the SDP offer names a port nobody listens on),
 //! authenticate (401/407 end the call like any other final response), or resolve
@@ -20,13 +22,15 @@
 
 pub(crate) mod call;
 mod dialog;
+pub(crate) mod inbound;
 pub(crate) mod message;
 mod transport;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use rand::Rng;
@@ -34,11 +38,11 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{SipOutbound, SipTransport};
+use crate::config::SipTransport;
 use crate::twirp::{code, TwirpError};
 use crate::SimError;
 
-use self::message::{response_to, Message};
+use self::message::{response_to, tag_of, Message};
 
 /// `User-Agent` on every request (LiveKit SIP's value; never a scanner's).
 pub(crate) const USER_AGENT: &str = "LiveKit";
@@ -70,9 +74,21 @@ struct TcpConn {
     tx: mpsc::Sender<Vec<u8>>,
 }
 
+/// How the UA's one socket is set up (from `SipOutbound` and/or `SipInbound`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UaConfig {
+    pub transport: SipTransport,
+    /// Where to bind (port 0: chosen by the OS); also what Via and Contact carry.
+    pub bind: SocketAddr,
+    /// RFC 3261 timer T1.
+    pub t1: Duration,
+    /// The outbound trunk's address: set when CreateSIPParticipant dials real SIP.
+    pub proxy: Option<SocketAddr>,
+}
+
 /// The simulator's SIP user agent: transport and Call-ID demultiplexer.
 pub(crate) struct Ua {
-    config: SipOutbound,
+    config: UaConfig,
     /// Our address as put in Via and Contact (the UDP socket, or the TCP listener).
     local: SocketAddr,
     udp: Option<Arc<UdpSocket>>,
@@ -82,6 +98,8 @@ pub(crate) struct Ua {
     next_id: AtomicU64,
     shutdown: watch::Receiver<bool>,
     weak: Weak<Ua>,
+    /// Set once at start when inbound calls are answered.
+    inbound: OnceLock<Arc<inbound::Service>>,
 }
 
 /// A registered Call-ID: messages for it arrive on `rx`; dropping `registration`
@@ -131,19 +149,22 @@ pub(crate) fn random_hex(n: usize) -> String {
 impl Ua {
     /// Binds the transport and starts its receive task.
     pub(crate) async fn start(
-        config: SipOutbound,
+        config: UaConfig,
         max_calls: usize,
         shutdown: watch::Receiver<bool>,
     ) -> Result<(Arc<Ua>, JoinHandle<()>), SimError> {
-        if config.proxy.is_ipv4() != config.local_ip.is_ipv4() {
+        if config
+            .proxy
+            .is_some_and(|p| p.is_ipv4() != config.bind.is_ipv4())
+        {
             return Err(SimError::Config(
                 "sip_outbound: local_ip and proxy must be the same address family".to_owned(),
             ));
         }
         if config.t1.is_zero() {
-            return Err(SimError::Config("sip_outbound: t1 must be > 0".to_owned()));
+            return Err(SimError::Config("sip: t1 must be > 0".to_owned()));
         }
-        let bind = SocketAddr::new(config.local_ip, 0);
+        let bind = config.bind;
         match config.transport {
             SipTransport::Udp => {
                 let socket = Arc::new(UdpSocket::bind(bind).await?);
@@ -163,7 +184,7 @@ impl Ua {
     }
 
     fn new(
-        config: SipOutbound,
+        config: UaConfig,
         local: SocketAddr,
         udp: Option<Arc<UdpSocket>>,
         max_calls: usize,
@@ -179,15 +200,30 @@ impl Ua {
             next_id: AtomicU64::new(1),
             shutdown,
             weak: weak.clone(),
+            inbound: OnceLock::new(),
         })
+    }
+
+    /// Starts answering inbound INVITEs with `service` (once, at start).
+    pub(crate) fn set_inbound(&self, service: Arc<inbound::Service>) {
+        let _ = self.inbound.set(service);
+    }
+
+    pub(crate) fn inbound(&self) -> Option<&Arc<inbound::Service>> {
+        self.inbound.get()
     }
 
     pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
-    pub(crate) fn config(&self) -> &SipOutbound {
+    pub(crate) fn config(&self) -> &UaConfig {
         &self.config
+    }
+
+    /// The outbound trunk's address, when dialling real SIP.
+    pub(crate) fn proxy(&self) -> Option<SocketAddr> {
+        self.config.proxy
     }
 
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
@@ -202,10 +238,20 @@ impl Ua {
     /// Registers a fresh Call-ID. Full table: evicts a lingering call, or fails
     /// with Twirp `resource_exhausted`.
     pub(crate) fn register(&self) -> Result<CallSlot, TwirpError> {
-        let call_id = random_hex(16);
+        self.register_id(random_hex(16)).ok_or_else(|| {
+            TwirpError::new(code::RESOURCE_EXHAUSTED, "simulator SIP call limit reached")
+        })
+    }
+
+    /// Registers `call_id` (the far end's, for an inbound call). `None` when the
+    /// table is full of live calls or the Call-ID is taken.
+    pub(crate) fn register_id(&self, call_id: String) -> Option<CallSlot> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(CALL_QUEUE);
         let mut calls = self.calls.lock();
+        if calls.contains_key(&call_id) {
+            return None;
+        }
         if calls.len() >= self.max_calls {
             let evict = calls
                 .iter()
@@ -216,12 +262,7 @@ impl Ua {
                 Some(k) => {
                     calls.remove(&k);
                 }
-                None => {
-                    return Err(TwirpError::new(
-                        code::RESOURCE_EXHAUSTED,
-                        "simulator SIP call limit reached",
-                    ))
-                }
+                None => return None,
             }
         }
         calls.insert(
@@ -232,7 +273,7 @@ impl Ua {
                 lingering: false,
             },
         );
-        Ok(CallSlot {
+        Some(CallSlot {
             call_id: call_id.clone(),
             rx,
             registration: Registration {
@@ -294,6 +335,13 @@ impl Ua {
         }
         match msg.method() {
             None | Some("ACK") => {}
+            // A new dialog (no To tag): an inbound call, when inbound is on.
+            Some("INVITE") if msg.header("to").and_then(tag_of).is_none() => {
+                match (self.inbound.get(), self.weak.upgrade()) {
+                    (Some(service), Some(ua)) => service.on_invite(&ua, Inbound { msg, peer }),
+                    _ => self.send(peer, unknown_call(&msg)),
+                }
+            }
             Some("OPTIONS") => {
                 let resp = response_to(&msg, 200, "OK", &random_hex(8))
                     .header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
@@ -301,12 +349,7 @@ impl Ua {
                     .finish(None, b"");
                 self.send(peer, resp);
             }
-            Some(_) => {
-                let resp =
-                    response_to(&msg, 481, "Call/Transaction Does Not Exist", &random_hex(8))
-                        .finish(None, b"");
-                self.send(peer, resp);
-            }
+            Some(_) => self.send(peer, unknown_call(&msg)),
         }
     }
 
@@ -327,6 +370,10 @@ impl Ua {
             conns.remove(&peer);
         }
     }
+}
+
+fn unknown_call(msg: &Message) -> Vec<u8> {
+    response_to(msg, 481, "Call/Transaction Does Not Exist", &random_hex(8)).finish(None, b"")
 }
 
 /// Validates a CreateSIPParticipant `headers` map for use as SIP headers

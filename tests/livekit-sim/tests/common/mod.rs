@@ -1,6 +1,8 @@
 //! Shared helpers for the simulator's integration tests.
 #![allow(dead_code)]
 
+pub mod uac;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
