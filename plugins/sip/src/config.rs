@@ -39,6 +39,11 @@ pub struct SipConfig {
     /// costs a caller a 500 ms retransmission. The kernel caps this at
     /// `net.core.rmem_max` / `wmem_max`; a smaller grant is logged at start.
     pub udp_socket_buffer: usize,
+    /// Longest an inbound call is held (the carrier ringing on the edge's own 180, no
+    /// LiveKit resources) while the gateway finds an agent. Past it the carrier gets
+    /// `480 Temporarily Unavailable` and the observer `on_inbound_gone(HoldExpired)`.
+    /// Must be > 0.
+    pub inbound_hold_max: Duration,
 }
 
 impl SipConfig {
@@ -59,6 +64,7 @@ impl SipConfig {
             tcp_idle_timeout: Duration::from_secs(900),
             tcp_write_queue: 512,
             udp_socket_buffer: 4 << 20,
+            inbound_hold_max: Duration::from_secs(300),
         }
     }
 
@@ -92,6 +98,9 @@ impl SipConfig {
         }
         if self.timers.t1.is_zero() || self.timers.t2 < self.timers.t1 {
             return Err(SipError::Config("timers: need 0 < t1 <= t2".into()));
+        }
+        if self.inbound_hold_max.is_zero() {
+            return Err(SipError::Config("inbound_hold_max must be > 0".into()));
         }
         Ok(())
     }

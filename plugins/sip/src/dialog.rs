@@ -1,7 +1,12 @@
 //! Calls the edge has let through, by SIP Call-ID: needed to route in-dialog requests
-//! (only for known calls: no open relay), to undo the dial-prefix rewrite on what flows
-//! back, to correlate BYEs with `X-C2C-Call-Id`, and to count concurrent calls per
-//! tenant. Bounded in size and in age.
+//! (only for known calls: no open relay), to undo the user rewrite on what flows back
+//! (dial prefix outbound, room inbound), to correlate BYEs with `X-C2C-Call-Id`, and to
+//! count concurrent calls per tenant (held inbound calls included). Bounded in size and
+//! in age.
+//!
+//! The two sides are named by the initial INVITE: the caller (`upstream`, whose From
+//! tag is `caller_tag`) and the callee it was forwarded to. Outbound the caller is
+//! LiveKit and the callee the carrier; inbound the other way round.
 
 use std::collections::HashMap;
 
@@ -13,14 +18,20 @@ use crate::flow::Flow;
 pub struct Dialog {
     pub c2c_call_id: Option<String>,
     pub tenant: String,
+    /// The carrier trunk's label.
     pub trunk: String,
-    /// From tag of the initial INVITE (LiveKit's side).
+    /// An inbound call: the carrier is the caller (`upstream`), LiveKit the callee.
+    pub inbound: bool,
+    /// From tag of the initial INVITE (the caller's side).
     pub caller_tag: String,
-    /// LiveKit, as the INVITE arrived.
+    /// The caller, as the INVITE arrived: LiveKit outbound, the carrier inbound.
     pub upstream: Flow,
-    /// The carrier, as we sent the INVITE.
-    pub carrier: Flow,
-    /// Request-URI/To user as LiveKit sent it, and as the carrier got it.
+    /// The callee, as we sent the INVITE: the carrier outbound, LiveKit inbound (the
+    /// carrier's own flow while an inbound call is held and goes nowhere yet).
+    pub callee: Flow,
+    /// Request-URI/To user as the caller sent it, and as the callee got it: LiveKit's
+    /// number and `prefix + number` outbound; the DID as the carrier sent it and the
+    /// room inbound.
     pub orig_user: String,
     pub dialed_user: String,
     pub answered: bool,
@@ -71,6 +82,13 @@ impl DialogTable {
 
     pub fn get(&self, call_id: &str) -> Option<&Dialog> {
         self.map.get(call_id)
+    }
+
+    /// Whether `ip` is either side of call `call_id`.
+    pub fn is_peer(&self, call_id: &str, ip: std::net::IpAddr) -> bool {
+        self.map
+            .get(call_id)
+            .is_some_and(|d| d.upstream.addr.ip() == ip || d.callee.addr.ip() == ip)
     }
 
     pub fn get_mut(&mut self, call_id: &str) -> Option<&mut Dialog> {

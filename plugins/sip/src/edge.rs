@@ -1,6 +1,7 @@
 //! Starting and running the edge on the caller's tokio runtime: sockets, the I/O loops,
 //! the timer loop, and the glue that decodes outside the core lock and carries out the
-//! core's actions after releasing it.
+//! core's actions after releasing it (also for the inbound control API,
+//! `inbound.rs`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::carriers::CarrierIps;
 use crate::config::SipConfig;
 use crate::error::SipError;
 use crate::flow::{Flow, Transport};
+use crate::inbound::InboundControl;
 use crate::limits::FloodGuard;
 use crate::message::{decode, Decoded};
 use crate::metrics::SipMetrics;
@@ -34,7 +36,8 @@ use crate::udp_drops;
 /// Shared state of a running edge.
 pub(crate) struct Inner {
     pub cfg: Arc<SipConfig>,
-    pub carriers: CarrierIps,
+    pub carriers: Arc<CarrierIps>,
+    pub resolver: Arc<Resolver>,
     pub core: Mutex<Proxy>,
     pub flood: Mutex<FloodGuard>,
     pub metrics: SipMetrics,
@@ -97,14 +100,25 @@ impl Inner {
 /// The SIP edge. See [`SipEdge::start`].
 pub struct SipEdge;
 
-/// A running edge: its bound addresses and tasks.
+/// A running edge: its bound addresses, its tasks, and its shared state (for
+/// [`Self::inbound`]).
 pub struct SipEdgeHandle {
     udp_addr: SocketAddr,
     tcp_addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
+    inner: Arc<Inner>,
 }
 
 impl SipEdgeHandle {
+    /// The control of held inbound calls (forward to LiveKit SIP, or reject). Take it
+    /// before awaiting [`Self::stopped`]; it stays usable while the edge runs (after
+    /// shutdown it answers `NotHeld`).
+    pub fn inbound(&self) -> InboundControl {
+        InboundControl {
+            inner: self.inner.clone(),
+        }
+    }
+
     pub fn udp_addr(&self) -> SocketAddr {
         self.udp_addr
     }
@@ -175,7 +189,7 @@ impl SipEdge {
             host: Host::Ip(advertise),
             port: udp_addr.port(),
         };
-        let carriers = CarrierIps::new(policy.clone(), resolver.clone());
+        let carriers = Arc::new(CarrierIps::new(policy.clone(), resolver.clone()));
         let core = Proxy::new(
             cfg.clone(),
             me,
@@ -183,9 +197,11 @@ impl SipEdge {
             dlt,
             metrics.clone(),
             resolver.clone(),
+            carriers.clone(),
         );
         let inner = Arc::new(Inner {
             carriers,
+            resolver: resolver.clone(),
             flood: Mutex::new(FloodGuard::new(cfg.flood)),
             tcp: TcpPool::new(cfg.max_tcp_connections, cfg.tcp_write_queue),
             cfg,
@@ -213,6 +229,7 @@ impl SipEdge {
             udp_addr,
             tcp_addr,
             tasks,
+            inner,
         })
     }
 }

@@ -1,35 +1,54 @@
-//! The gateway's SIP edge: a transaction-stateful proxy between LiveKit SIP (upstream)
-//! and the tenants' carrier trunks (downstream).
+//! The gateway's SIP edge: a transaction-stateful proxy between LiveKit SIP and the
+//! tenants' carrier trunks, in both directions.
+//!
+//! **Outbound** (LiveKit SIP -> edge -> carrier): an INVITE from an allowed LiveKit node
+//! carrying `X-C2C-Call-Id`. Tenant and trunk come from `X-C2C-Tenant` / `X-C2C-Trunk`
+//! when LiveKit forwards them (CreateSIPParticipant `headers`), otherwise from the
+//! Request-URI user matched as `trunk prefix + 10 digits` across all tenants (see
+//! [`identify`]). The carrier gets `prefix + number` in the Request-URI and To; LiveKit
+//! gets back exactly what it sent.
+//!
+//! **Inbound** (carrier -> edge, held, then -> LiveKit SIP): any other INVITE whose
+//! Request-URI (or To) user is a tenant's inbound number (DID, `+91…`, `91…`, `0…` or
+//! 10 digits), from that number's trunk `sources` (or its carrier address). The edge
+//! answers `100` and `180` itself and holds the INVITE, with no LiveKit resources,
+//! reporting it through [`SipObserver::on_inbound`]; the gateway finds an agent and
+//! then [`InboundControl::forward`]s it to LiveKit SIP into a room (Request-URI and To
+//! user = the room, `X-C2C-Call-Id`/`X-C2C-Tenant` added) or
+//! [`InboundControl::reject`]s it. The room never reaches the carrier (To and From
+//! users are swapped back to the DID), nor do LiveKit's provisionals. Outcomes are
+//! counted in `c2c_sip_inbound_total{outcome}` (see [`InboundOutcome`]).
 //!
 //! Owns: SIP over UDP and TCP on one address; a raw-bytes normaliser and stream framer
 //! in front of the parser (rsip lives only in `parse.rs`); RFC 3261 §16-17 / RFC 3581
 //! proxying (Max-Forwards, 100 Trying, our Via with `rport`, Record-Route `;lr`,
 //! responses by Via, 2xx retransmissions, our ACK for non-2xx, CANCEL, loose routing,
-//! timer C); tenant/trunk identification and the dial-prefix rewrite (never visible
-//! upstream); the DLT gate (403 + Warning, nothing reaches the carrier); edge hygiene
-//! (source allow-list — no open relay —, flood limits, scanner drop, per-tenant CPS and
-//! concurrency caps); per-trunk response codes and timing metrics; and reporting what
-//! it sees through [`SipObserver`], correlated by `X-C2C-Call-Id`.
-//!
-//! Tenant and trunk of a call: `X-C2C-Tenant` / `X-C2C-Trunk` when LiveKit forwards
-//! them (CreateSIPParticipant `headers`), otherwise the Request-URI user matched as
-//! `trunk prefix + 10 digits` across all tenants (see [`identify`]). The carrier gets
-//! `prefix + number` in the Request-URI and To; LiveKit gets back exactly what it sent.
+//! timer C); tenant/trunk identification, the dial-prefix rewrite (never visible
+//! upstream) and the room rewrite of inbound calls (never visible to the carrier); the
+//! DLT gate (403 + Warning, nothing reaches the carrier); edge hygiene (source
+//! allow-list — no open relay —, flood limits, scanner drop, per-tenant CPS and
+//! concurrency caps, held inbound calls included); per-trunk response codes and timing
+//! metrics; and reporting what it sees through [`SipObserver`], correlated by
+//! `X-C2C-Call-Id` (held inbound calls by their SIP Call-ID).
 //!
 //! Must not: depend on Pingora, `c2c-callstate` or `c2c-livekit`; relay anything from
-//! a source that is not an allowed LiveKit node (except in-dialog requests of known
-//! calls from their carrier); log full phone numbers; label metrics by call or number;
-//! hold anything unbounded (16 KiB per message, bounded transaction/dialog/connection
-//! tables and queues).
+//! a source that is not an allowed LiveKit node (except inbound INVITEs from a trunk's
+//! carrier sources, and in-dialog requests and CANCELs of known calls from their
+//! carrier); pass `X-C2C-*` headers between carrier and LiveKit other than its own;
+//! log full phone numbers; label metrics by call or number; hold anything unbounded
+//! (16 KiB per message, bounded transaction/dialog/connection tables and queues; held
+//! calls are bounded by the dialog table and by `inbound_hold_max`).
 
 mod carriers;
 mod config;
 mod dialog;
+mod did;
 mod edge;
 mod error;
 mod flow;
 mod framing;
 mod hdr;
+mod inbound;
 mod limits;
 mod message;
 mod metrics;
@@ -53,8 +72,9 @@ pub use config::{
 };
 pub use edge::{SipEdge, SipEdgeHandle};
 pub use error::{ParseError, SipError};
-pub use metrics::{code_label, SipMetrics, CODES};
-pub use observer::{NoopObserver, SipObserver};
+pub use inbound::{InboundControl, InboundError, InboundForward};
+pub use metrics::{code_label, InboundOutcome, SipMetrics, CODES};
+pub use observer::{InboundCall, InboundGone, NoopObserver, SipObserver};
 pub use sockets::SipSockets;
 pub use sources::{OutboundGate, PolicySource, StaticPolicy};
 pub use tenant::{identify, CallRoute, RouteError};

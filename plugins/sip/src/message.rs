@@ -187,6 +187,13 @@ pub struct Edits {
     pub pop_via: bool,
     /// Replace a header line (by canonical name, first occurrence) with this value.
     pub replace: Vec<(&'static str, String)>,
+    /// Remove every `X-C2C-*` header (the gateway's own, never passed between sides).
+    pub drop_c2c: bool,
+}
+
+/// Whether `name` is one of the gateway's own headers (`X-C2C-*`, any case).
+pub fn is_c2c_header(name: &str) -> bool {
+    name.len() >= 6 && name.as_bytes()[..6].eq_ignore_ascii_case(b"x-c2c-")
 }
 
 /// Applies [`Edits`] to `msg`'s raw bytes; everything else (start line and reason
@@ -208,6 +215,9 @@ pub fn edit(msg: &SipMsg, edits: &Edits) -> Bytes {
             if let Some(rest) = rest {
                 out.put_slice(format!("Via: {rest}\r\n").as_bytes());
             }
+            continue;
+        }
+        if edits.drop_c2c && is_c2c_header(&h.name) {
             continue;
         }
         let rep = edits
@@ -250,6 +260,7 @@ mod tests {
             &Edits {
                 pop_via: true,
                 replace: vec![("To", "<sip:9876543210@x>;tag=9".into())],
+                drop_c2c: false,
             },
         );
         let s = String::from_utf8(out.to_vec()).unwrap();
@@ -271,6 +282,7 @@ mod tests {
             &Edits {
                 pop_via: true,
                 replace: vec![],
+                drop_c2c: true,
             },
         );
         let s = String::from_utf8(out.to_vec()).unwrap();

@@ -19,10 +19,68 @@ pub fn code_label(code: u16) -> String {
     }
 }
 
+/// What became of an inbound INVITE: the `outcome` label of `c2c_sip_inbound_total`.
+/// A call counts once when it is decided at the door (`held` or one refusal) and once
+/// more when its hold ends (`cancelled`, `forwarded`, `rejected`, `expired`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundOutcome {
+    /// Accepted: 100 and 180 sent, reported to the gateway.
+    Held,
+    /// 404: the number called is no tenant's inbound number.
+    UnknownDid,
+    /// 403: the source is not one of the number's trunk sources.
+    ForbiddenSource,
+    /// 488: no SDP offer (delayed offer; LiveKit does not support it).
+    NoSdp,
+    /// 503 + Retry-After: the tenant's concurrency or rate cap, or the edge's tables.
+    Limited,
+    /// A refusal for a malformed or looping request (482, 4xx from the Request-URI).
+    Invalid,
+    /// Held, then the carrier cancelled: 487.
+    Cancelled,
+    /// Held, then forwarded to LiveKit by the gateway.
+    Forwarded,
+    /// Held, then rejected by the gateway with its code.
+    Rejected,
+    /// Held for `inbound_hold_max`: 480.
+    Expired,
+}
+
+impl InboundOutcome {
+    pub const ALL: [InboundOutcome; 10] = [
+        InboundOutcome::Held,
+        InboundOutcome::UnknownDid,
+        InboundOutcome::ForbiddenSource,
+        InboundOutcome::NoSdp,
+        InboundOutcome::Limited,
+        InboundOutcome::Invalid,
+        InboundOutcome::Cancelled,
+        InboundOutcome::Forwarded,
+        InboundOutcome::Rejected,
+        InboundOutcome::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboundOutcome::Held => "held",
+            InboundOutcome::UnknownDid => "unknown_did",
+            InboundOutcome::ForbiddenSource => "forbidden_source",
+            InboundOutcome::NoSdp => "no_sdp",
+            InboundOutcome::Limited => "limited",
+            InboundOutcome::Invalid => "invalid",
+            InboundOutcome::Cancelled => "cancelled",
+            InboundOutcome::Forwarded => "forwarded",
+            InboundOutcome::Rejected => "rejected",
+            InboundOutcome::Expired => "expired",
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct SipMetrics {
     /// `c2c_sip_responses_total{trunk,code}`: responses to call INVITEs sent back to
-    /// LiveKit (relayed or generated), except 100.
+    /// the caller (relayed or generated), except 100: to LiveKit for outbound calls, to
+    /// the carrier for inbound ones (the edge's own 180 once per call, LiveKit's final).
     pub responses: IntCounterVec,
     /// `c2c_sip_post_dial_delay_seconds{trunk}`: INVITE -> first 18x.
     pub post_dial_delay: HistogramVec,
@@ -47,6 +105,8 @@ pub struct SipMetrics {
     /// `c2c_sip_udp_receive_drops_total`: datagrams the kernel dropped on the UDP socket
     /// (receive buffer full), copied from `/proc/net/udp` every few seconds.
     pub udp_receive_drops: IntCounter,
+    /// `c2c_sip_inbound_total{outcome}`: inbound INVITEs by [`InboundOutcome`].
+    pub inbound: IntCounterVec,
     /// `c2c_sip_transactions`: open proxy transactions.
     pub transactions: IntGauge,
     /// `c2c_sip_dialogs`: calls tracked (early or confirmed).
@@ -127,6 +187,14 @@ impl SipMetrics {
                 "c2c_sip_udp_receive_drops_total",
                 "SIP datagrams the kernel dropped because the UDP receive buffer was full",
             )?,
+            inbound: IntCounterVec::new(
+                Opts::new(
+                    "c2c_sip_inbound_total",
+                    "Inbound INVITEs from carriers, by outcome (held or refused at the door; \
+                     cancelled, forwarded, rejected or expired after the hold)",
+                ),
+                &["outcome"],
+            )?,
             transactions: IntGauge::new("c2c_sip_transactions", "Open SIP proxy transactions")?,
             dialogs: IntGauge::new("c2c_sip_dialogs", "Calls tracked by the SIP edge")?,
         };
@@ -142,9 +210,17 @@ impl SipMetrics {
         r.register(Box::new(m.unmatched.clone()))?;
         r.register(Box::new(m.send_errors.clone()))?;
         r.register(Box::new(m.udp_receive_drops.clone()))?;
+        r.register(Box::new(m.inbound.clone()))?;
+        for o in InboundOutcome::ALL {
+            m.inbound.with_label_values(&[o.as_str()]);
+        }
         r.register(Box::new(m.transactions.clone()))?;
         r.register(Box::new(m.dialogs.clone()))?;
         Ok(m)
+    }
+
+    pub fn inbound(&self, outcome: InboundOutcome) {
+        self.inbound.with_label_values(&[outcome.as_str()]).inc();
     }
 
     pub fn response(&self, trunk: &str, code: u16) {

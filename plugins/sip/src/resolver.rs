@@ -1,4 +1,4 @@
-//! Carrier host names to addresses, off the hot path.
+//! Carrier (and LiveKit SIP) host names to addresses, off the hot path.
 //!
 //! The proxy core is synchronous; it asks [`Resolver::lookup`], which answers from a
 //! bounded cache and, on a miss or a stale entry, queues the name for the background
@@ -51,6 +51,36 @@ impl Resolver {
         }
     }
 
+    /// The cached address, or a lookup now (at most 5 s) whose answer is cached: for
+    /// callers that may wait, outside the core lock (the inbound forward target).
+    pub async fn resolve(&self, host: &str, port: u16) -> Option<SocketAddr> {
+        let key = (host.to_string(), port);
+        let hit = self.cache.read().get(&key).copied();
+        if let Some((addr, at)) = hit {
+            if at.elapsed() <= TTL {
+                return Some(addr);
+            }
+        }
+        let addr = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::lookup_host((host, port)),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .and_then(|mut addrs| addrs.next())?;
+        self.remember(key, addr);
+        Some(addr)
+    }
+
+    fn remember(&self, key: (String, u16), addr: SocketAddr) {
+        let mut c = self.cache.write();
+        if c.len() >= MAX_NAMES {
+            c.clear();
+        }
+        c.insert(key, (addr, Instant::now()));
+    }
+
     /// Resolves queued names until shutdown.
     pub async fn run(
         self: Arc<Self>,
@@ -79,13 +109,7 @@ impl Resolver {
             .and_then(Result::ok)
             .and_then(|mut addrs| addrs.next());
             match res {
-                Some(addr) => {
-                    let mut c = self.cache.write();
-                    if c.len() >= MAX_NAMES {
-                        c.clear();
-                    }
-                    c.insert((host, port), (addr, Instant::now()));
-                }
+                Some(addr) => self.remember((host, port), addr),
                 None => tracing::warn!(host = %host, "SIP carrier host does not resolve"),
             }
         }

@@ -78,6 +78,13 @@ impl TcpPool {
         }
     }
 
+    /// Whether a message to `addr` can go out now: a connection to it is open, or there
+    /// is room for one more.
+    pub fn can_reach(&self, addr: SocketAddr) -> bool {
+        let st = self.state.lock();
+        st.by_addr.contains_key(&addr) || st.conns.len() < self.max
+    }
+
     fn sender(&self, to: &Flow) -> Option<mpsc::Sender<Bytes>> {
         let st = self.state.lock();
         to.conn

@@ -32,6 +32,11 @@ pub enum TxnTimer {
     CancelRetransmit,
     /// Forget the transaction.
     Expire,
+    /// Inbound: re-send our 180 upstream (RFC 3261 §13.3.1.1: a provisional at least
+    /// every minute) until a final response went out.
+    Ring,
+    /// Inbound: the hold of a call nobody forwarded or rejected ends (480).
+    Hold,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +68,9 @@ pub struct CallCtx {
     pub trunk: String,
     pub started: Instant,
     pub saw_18x: bool,
+    /// An inbound call (carrier upstream, LiveKit downstream once forwarded):
+    /// LiveKit's provisionals are absorbed, and its timing is not carrier timing.
+    pub inbound: bool,
 }
 
 /// A user-part swap to apply to responses relayed upstream: (header, from, to).
@@ -206,6 +214,19 @@ impl TxnTable {
 
     pub fn by_branch(&self, branch: &str) -> Option<TxnId> {
         self.by_branch.get(branch).copied()
+    }
+
+    /// Gives transaction `id` a new client branch (a held inbound INVITE when it is
+    /// forwarded): responses are matched by the new one only.
+    pub fn rekey_branch(&mut self, id: TxnId, branch: String) {
+        let Some(t) = self.txns.get_mut(&id) else {
+            return;
+        };
+        if self.by_branch.get(&t.branch) == Some(&id) {
+            self.by_branch.remove(&t.branch);
+        }
+        self.by_branch.insert(branch.clone(), id);
+        t.branch = branch;
     }
 
     pub fn remove(&mut self, id: TxnId) -> Option<Txn> {

@@ -1,6 +1,8 @@
 //! Responses from the next hop: matched by our branch, relayed upstream by editing
-//! bytes (pop our Via, undo the dial-prefix rewrite), with our own ACK for non-2xx
-//! finals, 2xx retransmissions forwarded, counting and observation of call INVITEs.
+//! bytes (pop our Via, undo the user rewrite, drop `X-C2C-*`), with our own ACK for
+//! non-2xx finals, 2xx retransmissions forwarded, counting and observation of call
+//! INVITEs. For a forwarded inbound call LiveKit's provisionals are absorbed: the
+//! carrier already rings on our own 180.
 
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -47,11 +49,13 @@ impl Proxy {
         }
     }
 
-    /// The response as it goes upstream: our Via popped, the prefix rewrite undone.
+    /// The response as it goes upstream: our Via popped, the user rewrite undone, no
+    /// `X-C2C-*` (LiveKit's `attributes_to_headers` must not reach a carrier).
     fn relay_bytes(&self, id: TxnId, msg: &SipMsg) -> Bytes {
         let mut edits = Edits {
             pop_via: true,
             replace: Vec::new(),
+            drop_c2c: true,
         };
         if let Some((hdr, from_user, to_user)) = self.txns.get(id).and_then(|t| t.swap.as_ref()) {
             if let Some(new) = msg
@@ -77,6 +81,7 @@ impl Proxy {
         t.state = ClientState::Proceeding;
         let invite = t.invite;
         let cancel_pending = t.cancel == CancelState::Pending;
+        let inbound = t.call.as_ref().is_some_and(|c| c.inbound);
         if !invite {
             t.interval = t2;
         }
@@ -89,7 +94,7 @@ impl Proxy {
         if cancel_pending {
             self.send_cancel(now, id);
         }
-        if code == 100 {
+        if code == 100 || inbound {
             return;
         }
         let data = self.relay_bytes(id, msg);
@@ -151,10 +156,13 @@ impl Proxy {
         self.txns.arm(id, TxnTimer::Expire, now + long);
         if let Some(call) = call {
             self.metrics.response(&call.trunk, code);
-            self.metrics
-                .setup
-                .with_label_values(&[&call.trunk])
-                .observe((now - call.started).as_secs_f64());
+            // Inbound, INVITE -> 200 includes finding an agent: not carrier timing.
+            if !call.inbound {
+                self.metrics
+                    .setup
+                    .with_label_values(&[&call.trunk])
+                    .observe((now - call.started).as_secs_f64());
+            }
             if let Some(call_id) = call.call_id {
                 self.observe(Observation::Response {
                     call_id: call_id.clone(),

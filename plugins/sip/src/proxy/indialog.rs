@@ -3,7 +3,12 @@
 //! In-dialog requests are routed only for calls in the dialog table (no open relay),
 //! by loose routing (RFC 3261 §16.4/§16.6): our Route entries are popped, the next hop
 //! is the next Route or the Request-URI, which is never rewritten or re-prefixed. Only
-//! the From/To user swap of the dial prefix is applied, in the right direction.
+//! the From/To user swap is applied, in the right direction (dial prefix outbound, room
+//! inbound), and `X-C2C-*` headers never cross. The caller's side of a call is LiveKit
+//! outbound and the carrier inbound: requests from it must come from an allowed LiveKit
+//! node (outbound) or the carrier's address (inbound); the callee's from an allowed
+//! node or the address the INVITE went to. Toward LiveKit only allowed nodes are used
+//! as next hop.
 
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -28,7 +33,8 @@ struct DialogRequest<'a> {
     uri: &'a str,
     /// A copy, so the proxy can be borrowed mutably while the request is relayed.
     dialog: Dialog,
-    /// From LiveKit toward the carrier (else from the carrier toward LiveKit).
+    /// From the caller's side toward the callee (outbound: LiveKit to the carrier;
+    /// inbound: the carrier to LiveKit); else the other way.
     downstream: bool,
 }
 
@@ -68,17 +74,27 @@ impl Proxy {
         }
     }
 
+    /// CANCEL: 200 at once; a held inbound call ends with 487 here, a forwarded INVITE
+    /// is cancelled downstream (now, or on its first provisional). Only the INVITE's
+    /// sender (or an allowed LiveKit node) may cancel it.
     pub(super) fn on_cancel(&mut self, now: Instant, from: Flow, msg: &SipMsg) {
         let Some(id) = self.txns.by_server(&server_key(msg, &Method::Invite)) else {
             return self.reply(from, msg, 481, "Call/Transaction Does Not Exist", &[]);
         };
         let Some(t) = self.txns.get(id) else { return };
+        let ip = from.addr.ip();
+        if t.upstream.addr.ip() != ip && self.cfg.allowed_region(ip).is_none() {
+            return self.reply(from, msg, 403, "Forbidden", &[]);
+        }
         let tag = t.local_tag.clone();
         let base = ReplyBase::from_msg(msg, from.addr);
         self.send(
             reply_flow(from, &msg.via),
             reply(&base, 200, "OK", Some(&tag), &[]),
         );
+        if self.cancel_held(now, &msg.call_id, id) {
+            return;
+        }
         let Some(t) = self.txns.get_mut(id) else {
             return;
         };
@@ -145,11 +161,21 @@ impl Proxy {
             }
             return None;
         };
+        if d.inbound && self.held.contains_key(&msg.call_id) {
+            self.held_in_dialog(now, from, msg, method, d.upstream);
+            return None;
+        }
         let downstream = msg.from_tag.as_deref().unwrap_or("") == d.caller_tag;
         let upstream = !downstream && msg.to_tag.as_deref() == Some(d.caller_tag.as_str());
-        let allowed = self.cfg.allowed_region(from.addr.ip()).is_some();
-        let permitted = (downstream && allowed)
-            || (upstream && (allowed || from.addr.ip() == d.carrier.addr.ip()));
+        let ip = from.addr.ip();
+        let allowed = self.cfg.allowed_region(ip).is_some();
+        let caller_ok = if d.inbound {
+            ip == d.upstream.addr.ip()
+        } else {
+            allowed
+        };
+        let permitted =
+            (downstream && caller_ok) || (upstream && (allowed || ip == d.callee.addr.ip()));
         if !permitted {
             if !ack {
                 let (code, reason) = if downstream || upstream {
@@ -213,13 +239,10 @@ impl Proxy {
         // The hop's own address when it has one (toward LiveKit, only an allowed node's),
         // else the dialog's peer on that side; its connection is reused when it is the
         // same host over the same transport.
-        let peer = if req.downstream {
-            d.carrier
-        } else {
-            d.upstream
-        };
+        let peer = if req.downstream { d.callee } else { d.upstream };
+        let toward_livekit = req.downstream == d.inbound;
         let target = match next.socket_addr() {
-            Some(addr) if req.downstream || self.cfg.allowed_region(addr.ip()).is_some() => Flow {
+            Some(addr) if !toward_livekit || self.cfg.allowed_region(addr.ip()).is_some() => Flow {
                 transport,
                 addr,
                 conn: (transport == peer.transport && addr.ip() == peer.addr.ip())
@@ -237,12 +260,11 @@ impl Proxy {
         let (msg, d) = (req.msg, &req.dialog);
         let mut out =
             OutRequest::from_msg(msg, format!("{} {} SIP/2.0", req.method.as_str(), req.uri));
-        out.retain(|n, _| !n.eq_ignore_ascii_case("Route"));
+        out.retain(|n, _| !n.eq_ignore_ascii_case("Route") && !is_c2c_header(n));
         if !hop.routes.is_empty() {
             out.set("Route", hop.routes.join(", "));
         }
         let swap = if req.downstream {
-            out.retain(|n, _| !is_c2c_header(n));
             swap_header(&mut out, "To", &d.orig_user, &d.dialed_user);
             ("To", d.dialed_user.clone(), d.orig_user.clone())
         } else {
@@ -348,10 +370,10 @@ impl Proxy {
             }
         }
         tracing::debug!(
-            direction = if req.downstream {
-                "to carrier"
-            } else {
+            direction = if req.downstream == req.dialog.inbound {
                 "to livekit"
+            } else {
+                "to carrier"
             },
             "SIP BYE relayed"
         );

@@ -1,4 +1,4 @@
-//! New calls: an INVITE without To tag from an allowed LiveKit node.
+//! New outbound calls: an INVITE without To tag from an allowed LiveKit node.
 //!
 //! Admission ([`Proxy::admit`]) decides, in this order: Request-URI, loop check,
 //! tenant/trunk, DLT gate, carrier address, tenant caps (concurrency, then rate), a
@@ -47,7 +47,7 @@ pub(super) struct Refusal {
 }
 
 impl Refusal {
-    fn new(code: u16, reason: &'static str) -> Self {
+    pub(super) fn new(code: u16, reason: &'static str) -> Self {
         Self {
             trunk: None,
             code,
@@ -56,12 +56,12 @@ impl Refusal {
         }
     }
 
-    fn on_trunk(mut self, trunk: &str) -> Self {
+    pub(super) fn on_trunk(mut self, trunk: &str) -> Self {
         self.trunk = Some(trunk.to_string());
         self
     }
 
-    fn with(mut self, header: &'static str, value: String) -> Self {
+    pub(super) fn with(mut self, header: &'static str, value: String) -> Self {
         self.extra.push((header, value));
         self
     }
@@ -90,7 +90,8 @@ struct Rewritten {
 }
 
 impl Proxy {
-    pub(super) fn initial_invite(&mut self, now: Instant, from: Flow, msg: &SipMsg, uri: &str) {
+    /// A new call from LiveKit (see `inbound.rs` for how an initial INVITE is classified).
+    pub(super) fn outbound_invite(&mut self, now: Instant, from: Flow, msg: &SipMsg, uri: &str) {
         let call = msg
             .header("X-C2C-Call-Id")
             .map(str::trim)
@@ -167,7 +168,7 @@ impl Proxy {
     }
 
     /// The tenant's caps: calls at once, then new calls per second (which takes a slot).
-    fn within_caps(&mut self, tenant: &str, now: Instant) -> Result<(), Refusal> {
+    pub(super) fn within_caps(&mut self, tenant: &str, now: Instant) -> Result<(), Refusal> {
         let caps = self.cfg.calls.caps(tenant);
         if self.dialogs.active(tenant) >= caps.max_concurrent {
             self.metrics
@@ -187,7 +188,7 @@ impl Proxy {
     }
 
     /// A 503 that tells LiveKit when to try again.
-    fn unavailable(&self, reason: &'static str) -> Refusal {
+    pub(super) fn unavailable(&self, reason: &'static str) -> Refusal {
         let retry = self.cfg.calls.retry_after.as_secs().max(1).to_string();
         Refusal::new(503, reason).with("Retry-After", retry)
     }
@@ -239,6 +240,7 @@ impl Proxy {
             trunk: trunk.clone(),
             started: now,
             saw_18x: false,
+            inbound: false,
         });
         txn.dialog = Some(msg.call_id.clone());
         if out.orig_user != route.dialed {
@@ -255,9 +257,10 @@ impl Proxy {
                 c2c_call_id: call,
                 tenant: tenant.clone(),
                 trunk: trunk.clone(),
+                inbound: false,
                 caller_tag: msg.from_tag.clone().unwrap_or_default(),
                 upstream: up,
-                carrier: target,
+                callee: target,
                 orig_user: out.orig_user,
                 dialed_user: route.dialed.clone(),
                 answered: false,
@@ -403,7 +406,7 @@ impl Proxy {
     }
 }
 
-fn valid_call_id(c: &str) -> bool {
+pub(super) fn valid_call_id(c: &str) -> bool {
     !c.is_empty()
         && c.len() <= MAX_CALL_ID
         && c.bytes()

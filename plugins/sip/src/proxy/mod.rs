@@ -2,14 +2,27 @@
 //! timer ticks; it answers with [`Action`]s (bytes to send, observations to deliver)
 //! that the edge carries out after releasing the core's lock.
 //!
-//! Split by concern: `invite` (new calls: admission, then forwarding or refusal),
-//! `indialog` (ACK, CANCEL, loose routing of BYE, re-INVITE and the rest),
-//! `downstream` (responses from the next hop), `timers`.
+//! Split by concern: `inbound` (classification of new calls; inbound admission and
+//! hold), `held` (a held inbound call: forward, reject, cancel, expiry), `invite` (new
+//! outbound calls: admission, then forwarding or refusal), `indialog` (ACK, CANCEL,
+//! loose routing of BYE, re-INVITE and the rest), `downstream` (responses from the
+//! next hop), `timers`.
+//!
+//! Who may send what: allowed LiveKit nodes anything; a carrier (a trunk's carrier
+//! address or inbound `sources`) new inbound INVITEs and out-of-dialog OPTIONS; either
+//! side of a known call its in-dialog requests and CANCEL. Everyone else gets 403.
 
 mod downstream;
+mod held;
+mod inbound;
 mod indialog;
 mod invite;
 mod timers;
+
+#[cfg(test)]
+mod tests;
+
+pub use held::Forward;
 
 use std::sync::Arc;
 
@@ -17,13 +30,14 @@ use bytes::Bytes;
 use rand::Rng;
 use tokio::time::Instant;
 
+use crate::carriers::CarrierIps;
 use crate::config::SipConfig;
 use crate::dialog::DialogTable;
 use crate::error::ParseError;
 use crate::flow::{Flow, Transport};
 use crate::hdr::{split_list, via, Via};
 use crate::limits::CallRate;
-use crate::message::{OutRequest, SipMsg};
+use crate::message::{is_c2c_header, OutRequest, SipMsg};
 use crate::metrics::SipMetrics;
 use crate::normalize::NormalizedMessage;
 use crate::observer::Observation;
@@ -58,8 +72,11 @@ pub struct Proxy {
     dlt: Arc<dyn OutboundGate>,
     metrics: SipMetrics,
     resolver: Arc<Resolver>,
+    carriers: Arc<CarrierIps>,
     txns: TxnTable,
     dialogs: DialogTable,
+    /// Held inbound calls by SIP Call-ID (each also has a dialog entry).
+    held: held::HeldTable,
     rate: CallRate,
     next_sweep: Instant,
     out: Vec<Action>,
@@ -73,16 +90,19 @@ impl Proxy {
         dlt: Arc<dyn OutboundGate>,
         metrics: SipMetrics,
         resolver: Arc<Resolver>,
+        carriers: Arc<CarrierIps>,
     ) -> Self {
         Self {
             txns: TxnTable::new(cfg.max_transactions),
             dialogs: DialogTable::new(cfg.max_dialogs),
+            held: held::HeldTable::new(),
             cfg,
             me,
             policy,
             dlt,
             metrics,
             resolver,
+            carriers,
             rate: CallRate::default(),
             next_sweep: Instant::now(),
             out: Vec::new(),
@@ -158,13 +178,11 @@ impl Proxy {
                 return;
             }
         }
-        let allowed = self.cfg.allowed_region(from.addr.ip()).is_some();
-        let carrier_in_dialog = msg.to_tag.is_some()
-            && self
-                .dialogs
-                .get(&msg.call_id)
-                .is_some_and(|d| d.carrier.addr.ip() == from.addr.ip());
-        if !allowed && !carrier_in_dialog {
+        let ip = from.addr.ip();
+        let known = self.cfg.allowed_region(ip).is_some()
+            || self.dialogs.is_peer(&msg.call_id, ip)
+            || self.carriers.contains(ip);
+        if !known {
             self.metrics.refused_sources.inc();
             tracing::debug!(source = %from.addr.ip(), method = method.as_str(), "SIP request from a source not on the allow-list refused");
             if *method != Method::Ack {
@@ -338,8 +356,4 @@ fn relay_hop(out: &mut OutRequest, msg: &SipMsg, from: Flow) {
 
 pub fn new_tag() -> String {
     hex::encode(rand::thread_rng().gen::<[u8; 8]>())
-}
-
-fn is_c2c_header(name: &str) -> bool {
-    name.len() >= 6 && name[..6].eq_ignore_ascii_case("x-c2c-")
 }

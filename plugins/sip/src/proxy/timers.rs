@@ -1,5 +1,6 @@
 //! Timer handling: retransmissions (A/E, G, CANCEL), timeouts (B/F), proxy timer C,
-//! transaction expiry, and the periodic sweep of stale dialogs.
+//! transaction expiry, the inbound 180 refresh and hold limit (`held.rs`), and the
+//! periodic sweep of stale dialogs.
 
 use std::time::Duration;
 
@@ -96,6 +97,8 @@ impl Proxy {
                     _ => {}
                 }
             }
+            TxnTimer::Ring => self.ring_again(now, id),
+            TxnTimer::Hold => self.hold_expired(now, id),
             TxnTimer::Expire => {
                 if let Some(t) = self.txns.remove(id) {
                     let early_call = t.call.is_some() && t.state != ClientState::Accepted;

@@ -9,8 +9,11 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use c2c_sip::{AllowedRegion, SipConfig, SipEdge, SipEdgeHandle, SipObserver, StaticPolicy};
-use c2c_tenancy::{DltPolicy, KeyRing, Policy, Tenant, Trunk};
+use c2c_sip::{
+    AllowedRegion, InboundCall, InboundGone, SipConfig, SipEdge, SipEdgeHandle, SipObserver,
+    StaticPolicy,
+};
+use c2c_tenancy::{DltPolicy, InboundNumber, KeyRing, Policy, Tenant, TenantInbound, Trunk};
 use parking_lot::Mutex;
 use prometheus::Registry;
 use tokio::sync::watch;
@@ -31,6 +34,15 @@ impl SipObserver for Recorder {
     }
     fn on_end(&self, call_id: &str, code: Option<u16>) {
         self.0.lock().push(format!("end {call_id} {code:?}"));
+    }
+    fn on_inbound(&self, c: InboundCall) {
+        self.0.lock().push(format!(
+            "inbound {} {} {} {} {} {:?}",
+            c.sip_call_id, c.tenant, c.trunk, c.did, c.caller, c.caller_name
+        ));
+    }
+    fn on_inbound_gone(&self, sip_call_id: &str, why: InboundGone) {
+        self.0.lock().push(format!("gone {sip_call_id} {why:?}"));
     }
 }
 
@@ -54,10 +66,23 @@ pub fn trunk(label: &str, prefix: &str, carrier: &str) -> Trunk {
 }
 
 /// A tenant built on the example policy's `acme` (so new policy fields keep their
-/// example values).
+/// example values), without inbound numbers.
 pub fn tenant(base: &Path, id: &str, outbound: bool, trunks: Vec<Trunk>) -> Arc<Tenant> {
+    tenant_with(base, id, outbound, trunks, Vec::new())
+}
+
+/// [`tenant`] with these inbound numbers.
+pub fn tenant_with(
+    base: &Path,
+    id: &str,
+    outbound: bool,
+    trunks: Vec<Trunk>,
+    numbers: Vec<InboundNumber>,
+) -> Arc<Tenant> {
     let mut p = c2c_tenancy::load_dir(base).expect("example policy loads");
     let acme = p.tenants.remove("acme").expect("example tenant acme");
+    // The policy's indexes (DIDs, LiveKit keys) hold the tenant too.
+    drop(p);
     let acme = Arc::try_unwrap(acme).expect("sole owner of the example tenant");
     Arc::new(Tenant {
         id: id.into(),
@@ -67,23 +92,43 @@ pub fn tenant(base: &Path, id: &str, outbound: bool, trunks: Vec<Trunk>) -> Arc<
             outbound_enabled: outbound,
         },
         trunks,
+        inbound: TenantInbound {
+            numbers,
+            ..acme.inbound.clone()
+        },
         ..acme
     })
 }
 
+/// `acme`'s inbound number (on trunk `airtel-mum`) in [`policy`].
+pub const DID: &str = "+918045678901";
+
 /// The repository's example gateway settings with our test tenants: `acme` (DLT on,
-/// trunk `airtel-mum`, prefix 9911) and `globex` (DLT off, trunk `jio-del`, 7722).
+/// trunk `airtel-mum`, prefix 9911, inbound number [`DID`]) and `globex` (DLT off,
+/// trunk `jio-del`, 7722).
 pub fn policy(acme_carrier: &str, globex_carrier: &str) -> Policy {
+    inbound_policy(acme_carrier, globex_carrier, &[])
+}
+
+/// [`policy`] with `acme`'s trunk taking inbound calls from `sources` (empty: from its
+/// carrier address).
+pub fn inbound_policy(acme_carrier: &str, globex_carrier: &str, sources: &[&str]) -> Policy {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
     let base = c2c_tenancy::load_dir(&dir).expect("example policy loads");
     let mut tenants = BTreeMap::new();
+    let mut acme = trunk("airtel-mum", PREFIX, acme_carrier);
+    acme.sources = sources.iter().map(|s| s.to_string()).collect();
     tenants.insert(
         "acme".into(),
-        tenant(
+        tenant_with(
             &dir,
             "acme",
             true,
-            vec![trunk("airtel-mum", PREFIX, acme_carrier)],
+            vec![acme],
+            vec![InboundNumber {
+                did: DID.into(),
+                trunk: "airtel-mum".into(),
+            }],
         ),
     );
     tenants.insert(
@@ -309,8 +354,26 @@ impl Sipp {
         )
     }
 
+    /// A sipp UAS on `ip`:`port` (LiveKit SIP for inbound calls, on an allowed node).
+    pub fn uas_on(dir: &Path, scenario: &Path, tp: Tp, ip: &str, port: u16) -> Sipp {
+        Self::spawn(
+            dir,
+            "uas",
+            &[
+                "-sf",
+                &scenario.to_string_lossy(),
+                "-i",
+                ip,
+                "-p",
+                &port.to_string(),
+                "-t",
+                tp.flag(),
+            ],
+        )
+    }
+
     /// The LiveKit side: sipp UAC on `u.ip`, dialling `u.user` at the edge for
-    /// `u.tenant`.
+    /// `u.tenant`. For inbound tests the carrier, dialling a DID.
     pub fn uac(dir: &Path, u: Uac<'_>) -> Sipp {
         let port = free_port(u.ip).to_string();
         Self::spawn(

@@ -1,0 +1,359 @@
+//! Inbound calls through the edge with sipp: the carrier is a sipp UAC on 127.0.0.1
+//! (acme's trunk `airtel-mum` has its carrier there) dialling acme's number, LiveKit SIP
+//! a sipp UAS on 127.0.0.2 (an allowed node). The test plays the gateway: it waits for
+//! `on_inbound`, then forwards or rejects the held call through `InboundControl`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use c2c_sip::{InboundError, InboundForward, SipConfig};
+use common::*;
+
+const ROOM: &str = "c2c-room-7f3a";
+const CALL: &str = "c2c-in-1";
+
+/// An edge whose acme trunk takes inbound calls from `sources` (empty: from its carrier
+/// address, 127.0.0.1).
+async fn edge(sources: &[&str], tweak: impl FnOnce(&mut SipConfig)) -> Edge {
+    let carrier = Tp::Udp.carrier(free_port("127.0.0.1"));
+    start_edge(
+        inbound_policy(&carrier, "sip:127.0.0.1:9", sources),
+        &["127.0.0.2/32"],
+        tweak,
+    )
+    .await
+}
+
+/// The carrier: sipp UAC on 127.0.0.1 calling `user` at the edge.
+fn carrier(e: &Edge, scenario: &Path, tp: Tp, user: &str) -> Sipp {
+    Sipp::uac(
+        e.dir.path(),
+        Uac {
+            scenario,
+            tp,
+            ip: "127.0.0.1",
+            edge: e.addr(),
+            user,
+            call_id: "unused",
+            tenant: "unused",
+        },
+    )
+}
+
+/// The SIP Call-ID of the first held call, once `on_inbound` reported it; asserts
+/// what it reported.
+async fn held_call(e: &Edge) -> String {
+    let obs = e.observer.clone();
+    eventually(10, || {
+        obs.events().iter().any(|x| x.starts_with("inbound "))
+    })
+    .await;
+    let ev = e
+        .observer
+        .events()
+        .into_iter()
+        .find(|x| x.starts_with("inbound "))
+        .unwrap();
+    let parts: Vec<&str> = ev.splitn(3, ' ').collect();
+    assert!(
+        parts[2].starts_with(&format!("acme airtel-mum {DID} +919876543210 ")),
+        "{ev}"
+    );
+    parts[1].to_string()
+}
+
+fn forward_to(port: u16, tp: Tp) -> InboundForward {
+    let target = match tp {
+        Tp::Udp => format!("sip:127.0.0.2:{port}"),
+        Tp::Tcp => format!("sip:127.0.0.2:{port};transport=tcp"),
+    };
+    InboundForward {
+        target,
+        room: ROOM.into(),
+        call_id: CALL.into(),
+        tenant: "acme".into(),
+    }
+}
+
+fn inbound(e: &Edge, outcome: &str) -> f64 {
+    e.metric("c2c_sip_inbound_total", &[("outcome", outcome)])
+}
+
+fn responses(e: &Edge, code: &str) -> f64 {
+    e.metric(
+        "c2c_sip_responses_total",
+        &[("trunk", "airtel-mum"), ("code", code)],
+    )
+}
+
+/// Held, forwarded, answered by LiveKit, ACKed, hung up by LiveKit.
+async fn answered(carrier_tp: Tp, lk_tp: Tp, user: &str) {
+    require_sipp();
+    let e = edge(&[], |_| {}).await;
+    let ctl = e.handle.inbound();
+    let dir = tempfile::tempdir().unwrap();
+    let subs = [("USER", user), ("ROOM", ROOM), ("CALL", CALL)];
+    let lk_port = free_port("127.0.0.2");
+    let lk = Sipp::uas_on(
+        e.dir.path(),
+        &scenario_with(dir.path(), "livekit_answer.xml", &subs),
+        lk_tp,
+        "127.0.0.2",
+        lk_port,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = carrier(
+        &e,
+        &scenario_with(dir.path(), "carrier_call.xml", &subs),
+        carrier_tp,
+        user,
+    );
+    let id = held_call(&e).await;
+    assert_eq!(inbound(&e, "held"), 1.0);
+    assert_eq!(
+        e.metric("c2c_sip_dialogs", &[]),
+        1.0,
+        "a held call is a dialog"
+    );
+    ctl.forward(&id, forward_to(lk_port, lk_tp)).await.unwrap();
+    assert_eq!(
+        ctl.forward(&id, forward_to(lk_port, lk_tp)).await,
+        Err(InboundError::NotHeld)
+    );
+    assert_eq!(c.wait().await, 0, "carrier side failed");
+    let lk_code = lk.wait().await;
+    if lk_tp == Tp::Udp {
+        assert_eq!(lk_code, 0, "LiveKit side failed");
+    }
+    let obs = e.observer.clone();
+    eventually(5, || obs.events().iter().any(|x| x.starts_with("end "))).await;
+    let events = e.observer.events();
+    assert_eq!(
+        events[1..],
+        [
+            format!("response {CALL} 200"),
+            format!("answer {CALL}"),
+            format!("end {CALL} None"),
+        ],
+        "{events:?}"
+    );
+    assert_eq!(inbound(&e, "forwarded"), 1.0);
+    assert_eq!(responses(&e, "180"), 1.0, "our own 180 only");
+    assert_eq!(responses(&e, "200"), 1.0);
+    eventually(5, || e.metric("c2c_sip_dialogs", &[]) == 0.0).await;
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_and_answered_udp() {
+    answered(Tp::Udp, Tp::Udp, "08045678901").await;
+}
+
+#[tokio::test]
+async fn forwarded_and_answered_livekit_over_tcp() {
+    answered(Tp::Udp, Tp::Tcp, "918045678901").await;
+}
+
+#[tokio::test]
+async fn forwarded_and_answered_carrier_over_tcp() {
+    answered(Tp::Tcp, Tp::Udp, "8045678901").await;
+}
+
+#[tokio::test]
+async fn caller_cancels_while_held() {
+    require_sipp();
+    let e = edge(&[], |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let user = "08045678901";
+    let subs = [("USER", user), ("ROOM", ROOM), ("PAUSE", "300")];
+    let c = carrier(
+        &e,
+        &scenario_with(dir.path(), "carrier_cancel.xml", &subs),
+        Tp::Udp,
+        user,
+    );
+    let id = held_call(&e).await;
+    assert_eq!(c.wait().await, 0, "expected 200 + 487");
+    let obs = e.observer.clone();
+    eventually(5, || obs.events().iter().any(|x| x.starts_with("gone "))).await;
+    assert_eq!(
+        e.observer.events()[1..],
+        [format!("gone {id} CallerCancelled")]
+    );
+    assert_eq!(inbound(&e, "cancelled"), 1.0);
+    assert_eq!(responses(&e, "487"), 1.0);
+    assert_eq!(
+        e.handle.inbound().reject(&id, 480).await,
+        Err(InboundError::NotHeld)
+    );
+    assert_eq!(e.metric("c2c_sip_dialogs", &[]), 0.0);
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn caller_cancels_after_the_forward() {
+    require_sipp();
+    let e = edge(&[], |_| {}).await;
+    let ctl = e.handle.inbound();
+    let dir = tempfile::tempdir().unwrap();
+    let user = "08045678901";
+    let subs = [("USER", user), ("ROOM", ROOM), ("PAUSE", "1500")];
+    let lk_port = free_port("127.0.0.2");
+    let lk = Sipp::uas_on(
+        e.dir.path(),
+        &scenario_with(dir.path(), "livekit_cancel.xml", &subs),
+        Tp::Udp,
+        "127.0.0.2",
+        lk_port,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = carrier(
+        &e,
+        &scenario_with(dir.path(), "carrier_cancel.xml", &subs),
+        Tp::Udp,
+        user,
+    );
+    let id = held_call(&e).await;
+    ctl.forward(&id, forward_to(lk_port, Tp::Udp))
+        .await
+        .unwrap();
+    assert_eq!(c.wait().await, 0, "carrier: 200 + LiveKit's 487");
+    assert_eq!(lk.wait().await, 0, "LiveKit: CANCEL, then the edge's ACK");
+    let obs = e.observer.clone();
+    eventually(5, || obs.events().iter().any(|x| x.starts_with("end "))).await;
+    assert_eq!(
+        e.observer.events()[1..],
+        [
+            format!("response {CALL} 487"),
+            format!("end {CALL} Some(487)"),
+        ]
+    );
+    assert_eq!(inbound(&e, "forwarded"), 1.0);
+    assert_eq!(inbound(&e, "cancelled"), 0.0);
+    e.stop().await;
+}
+
+/// A carrier call that ends with `code reason`; `then` plays the gateway once held
+/// (`None`: the call is refused at the door and never held).
+async fn refused(
+    e: &Edge,
+    user: &str,
+    sdp: bool,
+    code: u16,
+    reason: &str,
+    then: Option<Box<dyn FnOnce(String) -> tokio::task::JoinHandle<()>>>,
+) {
+    require_sipp();
+    let dir = tempfile::tempdir().unwrap();
+    let c = code.to_string();
+    let body =
+        "v=0\no=user1 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 6000 RTP/AVP 0";
+    let subs = [
+        ("CODE", c.as_str()),
+        ("REASON", reason),
+        (
+            "CONTENT_TYPE",
+            if sdp {
+                "Content-Type: application/sdp"
+            } else {
+                "Subject: no offer"
+            },
+        ),
+        ("BODY", if sdp { body } else { "" }),
+    ];
+    // Not `scenario_with`: it names the copy after the values, and a body has '/'.
+    let mut text = std::fs::read_to_string(scenario("carrier_fail.xml")).unwrap();
+    for (k, v) in subs {
+        text = text.replace(&format!("@{k}@"), v);
+    }
+    let file = dir.path().join(format!("carrier_fail-{code}-{sdp}.xml"));
+    std::fs::write(&file, text).unwrap();
+    let uac = carrier(e, &file, Tp::Udp, user);
+    if let Some(then) = then {
+        let id = held_call(e).await;
+        then(id).await.unwrap();
+    }
+    assert_eq!(uac.wait().await, 0, "expected {code} {reason}");
+}
+
+#[tokio::test]
+async fn unknown_number_gets_404() {
+    let e = edge(&[], |_| {}).await;
+    refused(&e, "08000000000", true, 404, "Not Found", None).await;
+    assert_eq!(inbound(&e, "unknown_did"), 1.0);
+    assert!(e.observer.events().is_empty());
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn a_source_other_than_the_trunks_gets_403() {
+    // acme's trunk takes inbound calls from 127.0.0.2 only; the carrier calls from
+    // 127.0.0.1 (a carrier address of the policy, so it passes the edge's gate).
+    let e = edge(&["127.0.0.2/32"], |_| {}).await;
+    refused(&e, "08045678901", true, 403, "Forbidden", None).await;
+    assert_eq!(inbound(&e, "forbidden_source"), 1.0);
+    assert!(e.observer.events().is_empty());
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn no_sdp_offer_gets_488() {
+    let e = edge(&[], |_| {}).await;
+    refused(&e, "08045678901", false, 488, "Not Acceptable Here", None).await;
+    assert_eq!(inbound(&e, "no_sdp"), 1.0);
+    assert_eq!(responses(&e, "488"), 1.0);
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn the_gateway_rejects_with_480() {
+    let e = edge(&[], |_| {}).await;
+    let ctl = e.handle.inbound();
+    let then: Box<dyn FnOnce(String) -> tokio::task::JoinHandle<()>> = Box::new(move |id| {
+        tokio::spawn(async move {
+            ctl.reject(&id, 480).await.unwrap();
+            assert_eq!(ctl.reject(&id, 480).await, Err(InboundError::NotHeld));
+        })
+    });
+    refused(
+        &e,
+        "08045678901",
+        true,
+        480,
+        "Temporarily Unavailable",
+        Some(then),
+    )
+    .await;
+    assert_eq!(inbound(&e, "rejected"), 1.0);
+    assert_eq!(responses(&e, "480"), 1.0);
+    assert!(
+        !e.observer.events().iter().any(|x| x.starts_with("gone ")),
+        "a rejection is the gateway's own decision"
+    );
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn a_hold_nobody_decides_expires_with_480() {
+    let e = edge(&[], |c| c.inbound_hold_max = Duration::from_secs(1)).await;
+    let then: Box<dyn FnOnce(String) -> tokio::task::JoinHandle<()>> =
+        Box::new(|_| tokio::spawn(async {}));
+    refused(
+        &e,
+        "08045678901",
+        true,
+        480,
+        "Temporarily Unavailable",
+        Some(then),
+    )
+    .await;
+    let obs = e.observer.clone();
+    eventually(5, || obs.events().iter().any(|x| x.starts_with("gone "))).await;
+    assert!(e.observer.events()[1].ends_with(" HoldExpired"));
+    assert_eq!(inbound(&e, "expired"), 1.0);
+    assert_eq!(e.metric("c2c_sip_dialogs", &[]), 0.0);
+    e.stop().await;
+}
