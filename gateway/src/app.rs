@@ -72,6 +72,8 @@ pub struct App {
     seen: Arc<dyn SeenEvents>,
     /// The agent registry, presence and the outbound rules for agents.
     agents: AgentService,
+    /// Inbound calls: the ones ringing agents, and the SIP edge's handle on held INVITEs.
+    inbound: crate::inbound::InboundService,
     livekit: LiveKitPool,
     /// Timers, dials in flight, concurrent-call slots, the delivery wake-up.
     calls: CallRuntime,
@@ -104,6 +106,7 @@ pub struct AppParts {
     pub store: Arc<dyn CallStore>,
     pub seen: Arc<dyn SeenEvents>,
     pub agents: AgentService,
+    pub inbound: crate::inbound::InboundService,
     pub livekit: LiveKitPool,
     pub edge: Regions,
 }
@@ -119,6 +122,7 @@ impl App {
             store: p.store,
             seen: p.seen,
             agents: p.agents,
+            inbound: p.inbound,
             livekit: p.livekit,
             calls: CallRuntime::default(),
             endpoints,
@@ -162,6 +166,10 @@ impl App {
     /// Agents: registry, presence, outbound rules.
     pub fn agents(&self) -> &AgentService {
         &self.agents
+    }
+
+    pub fn inbound(&self) -> &crate::inbound::InboundService {
+        &self.inbound
     }
 
     pub fn livekit(&self) -> &LiveKitPool {

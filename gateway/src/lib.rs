@@ -20,6 +20,7 @@ pub mod client_errors;
 pub mod clock;
 pub mod edge;
 pub mod error;
+pub mod inbound;
 pub mod lifecycle;
 pub mod logging;
 pub mod proxy;

@@ -114,6 +114,8 @@ pub const PRESENCE: RouteInfo = local("agent_presence", Access::Public, false);
 pub const PRESENCE_PATH: &str = "/api/c2c/agents/presence";
 /// A fresh agent token for an open call (browser endpoint, keyed by the call id).
 pub const CALL_TOKEN: RouteInfo = local("call_token", Access::Public, false);
+/// Takes an inbound call offered to an agent (browser endpoint, presence token).
+pub const CALL_ACCEPT: RouteInfo = local("call_accept", Access::Public, false);
 pub const CONSOLE_AGENTS: RouteInfo = local("console_agents", CONSOLE_KEYS, false);
 pub const CONSOLE_AGENT_TELEPHONY: RouteInfo = local("console_agent_telephony", CONSOLE_KEYS, true);
 pub const CONSOLE_AGENTS_AUDIT: RouteInfo = local("console_agents_audit", CONSOLE_KEYS, false);
@@ -124,7 +126,13 @@ pub const CONSOLE_PRESENCE_SESSION: RouteInfo =
 pub fn is_browser_route(r: &RouteInfo) -> bool {
     matches!(
         *r,
-        CALL_CONNECT | CALL_HANGUP | CALL_STATUS | CALL_GET | CALL_PREFLIGHT | CALL_TOKEN
+        CALL_CONNECT
+            | CALL_HANGUP
+            | CALL_STATUS
+            | CALL_GET
+            | CALL_PREFLIGHT
+            | CALL_TOKEN
+            | CALL_ACCEPT
     )
 }
 
@@ -178,7 +186,7 @@ const DELETE: Method = Method::DELETE;
 /// Every route. [`RTC`] and [`TWIRP`] are prefix routes: [`find`] matches them by prefix
 /// (`/rtc/...`, `/twirp/...`) before this table.
 #[rustfmt::skip]
-pub static ENDPOINTS: [Endpoint; 45] = [
+pub static ENDPOINTS: [Endpoint; 47] = [
     at(GET, "/livez", LIVEZ, &paths::LIVEZ),
     at(GET, "/readyz", READYZ, &paths::READYZ),
     at(GET, "/metrics", METRICS, &paths::METRICS),
@@ -202,6 +210,9 @@ pub static ENDPOINTS: [Endpoint; 45] = [
     at(POST, "/api/c2c/calls/{call_id}/token", CALL_TOKEN, &agent_paths::CALL_TOKEN),
     at(OPTIONS, "/api/c2c/calls/{call_id}/token", CALL_PREFLIGHT,
         &OperationDoc { id: "preflight_token", ..paths::PREFLIGHT }),
+    at(POST, "/api/c2c/calls/{call_id}/accept", CALL_ACCEPT, &agent_paths::CALL_ACCEPT),
+    at(OPTIONS, "/api/c2c/calls/{call_id}/accept", CALL_PREFLIGHT,
+        &OperationDoc { id: "preflight_accept", ..paths::PREFLIGHT }),
     at(POST, "/webhooks/livekit", LIVEKIT_WEBHOOK, &paths::LIVEKIT_WEBHOOK),
     // The literal `presence` before the `{agent_id}` capture: the first match wins.
     at(GET, "/api/c2c/agents/presence", PRESENCE, &agent_paths::PRESENCE),

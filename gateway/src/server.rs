@@ -218,6 +218,10 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, StartError> {
     let livekit = LiveKitPool::start(&policy, webhook_url, metrics.livekit_requests.clone())?;
     let (edge, health_checks) = Regions::build(&policy, &metrics)?;
     let agents = open_agents(stores.agents, &metrics)?;
+    let inbound = crate::inbound::InboundService::new(
+        &registry,
+        policy.gateway.webhooks.allow_private_targets,
+    )?;
     let app = App::new(AppParts {
         policy: Arc::new(PolicyHandle::new(args.policies.clone(), policy)),
         dlt: stores.dlt,
@@ -226,6 +230,7 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, StartError> {
         store: stores.store,
         seen: stores.seen,
         agents,
+        inbound,
         livekit,
         edge,
     });

@@ -125,6 +125,7 @@ impl BackgroundService for SipService {
         let observer = Arc::new(Observer {
             tx,
             sip_mode: policy.gateway.answer_detection == AnswerDetection::Sip,
+            app: self.app.clone(),
         });
         let handle = self.app.policy().clone();
         let source: Arc<dyn c2c_sip::PolicySource> = Arc::new(move || handle.get());
@@ -148,6 +149,15 @@ impl BackgroundService for SipService {
             }
         };
         tracing::info!(udp = %edge.udp_addr(), tcp = %edge.tcp_addr(), "SIP edge listening");
+        self.app.inbound().set_edge(edge.inbound());
+        let dispatcher = {
+            let app = self.app.clone();
+            tokio::spawn(async move {
+                // Held calls wait (bounded queue) until the store is fully open.
+                app.until_serving().await;
+                crate::inbound::InboundService::run(app).await;
+            })
+        };
         let app = self.app.clone();
         let applier = tokio::spawn(async move {
             // Observations wait (bounded queue) until the store is fully open.
@@ -167,5 +177,6 @@ impl BackgroundService for SipService {
         });
         edge.stopped().await;
         applier.abort();
+        dispatcher.abort();
     }
 }

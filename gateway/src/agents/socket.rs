@@ -106,6 +106,14 @@ enum ClientFrame {
     SetAvailability {
         availability: String,
     },
+    /// Takes the inbound call offered to this agent (answered `accepted` or `error`).
+    Accept {
+        call_id: String,
+    },
+    /// Turns the offer down: the next agent is offered the call.
+    Reject {
+        call_id: String,
+    },
     Ping,
 }
 
@@ -290,7 +298,7 @@ struct Socket<'a> {
 
 /// The session's loop: frames in, hub events out, closes the hub asks for, heartbeats.
 async fn run(
-    app: &App,
+    app: &Arc<App>,
     ws: &mut Ws,
     sock: Socket<'_>,
     presence: c2c_agents::AgentPresence,
@@ -388,7 +396,7 @@ async fn run(
 
 /// One frame from the browser: the reply to send, or the end of the socket.
 fn on_frame(
-    app: &App,
+    app: &Arc<App>,
     s: &SessionRef,
     m: Message,
     budget: &mut Budget,
@@ -405,6 +413,8 @@ fn on_frame(
     match frame {
         ClientFrame::Ping => Ok(Some(r#"{"type":"pong"}"#.to_owned())),
         ClientFrame::Auth { .. } => Err(End::Closed(close::BAD_FRAME, "already authenticated")),
+        ClientFrame::Accept { call_id } => Ok(offer_answer(app, s, call_id, true)),
+        ClientFrame::Reject { call_id } => Ok(offer_answer(app, s, call_id, false)),
         ClientFrame::SetAvailability { availability } => {
             let Some(to) = Availability::parse(&availability) else {
                 return Ok(Some(error_frame(
@@ -454,6 +464,36 @@ fn on_frame(
             }
         }
     }
+}
+
+/// An accept or reject of an inbound offer. It is answered through the session's event
+/// queue (`accepted`, or an `error` naming the call) by a task, so the socket loop
+/// never waits for the room to be created.
+fn offer_answer(app: &Arc<App>, s: &SessionRef, call_id: String, accept: bool) -> Option<String> {
+    let Some(agent) = s.agent_id().map(str::to_owned) else {
+        return Some(error_frame(
+            "no_agent",
+            "a supervisor-only session cannot take calls",
+        ));
+    };
+    let app = app.clone();
+    let tenant = s.tenant().to_owned();
+    tokio::spawn(async move {
+        let inbound = app.inbound();
+        let text = if accept {
+            match inbound.accept(&tenant, &agent, &call_id).await {
+                Ok(a) => crate::inbound::frames::accepted(&a),
+                Err(e) => crate::inbound::frames::offer_error(&call_id, &e),
+            }
+        } else {
+            match inbound.reject(&tenant, &agent, &call_id).await {
+                Ok(()) => return,
+                Err(e) => crate::inbound::frames::offer_error(&call_id, &e),
+            }
+        };
+        app.agents().hub().send_to_agent(&tenant, &agent, &text);
+    });
+    None
 }
 
 fn error_frame(code: &str, message: &str) -> String {

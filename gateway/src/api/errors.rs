@@ -54,6 +54,16 @@ pub fn unknown_agent() -> ApiError {
 
 /// click2call or /connect refused for the agent: not registered or telephony off (403),
 /// on another call (409).
+/// An accept of an inbound offer that cannot be honoured.
+pub fn inbound_refused(r: &crate::inbound::InboundRefusal) -> ApiError {
+    use crate::inbound::InboundRefusal as R;
+    match r {
+        R::OfferGone => ApiError::new(StatusCode::CONFLICT, r.code(), r.to_string()),
+        R::NotOffered => ApiError::new(StatusCode::FORBIDDEN, r.code(), r.to_string()),
+        R::Unavailable(_) => ApiError::unavailable(r.code(), r.to_string(), 5),
+    }
+}
+
 pub fn agent_refused(r: &OutboundRefusal) -> ApiError {
     let status = match r {
         OutboundRefusal::Busy { .. } => StatusCode::CONFLICT,

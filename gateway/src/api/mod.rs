@@ -9,6 +9,7 @@ mod console;
 mod console_types;
 pub(crate) mod contract;
 pub mod errors;
+mod inbound;
 pub mod livekit_webhook;
 pub(crate) mod normalize;
 pub mod openapi;
@@ -135,6 +136,7 @@ impl Api {
             routes::OWNER_BACKUP => Ok(backup::head()),
             routes::OWNER_OUTBOUND_SET => Box::pin(owner::set(app, ctx, body)).await,
             routes::CALL_TOKEN => Box::pin(calls::token(app, ctx, head)).await,
+            routes::CALL_ACCEPT => Box::pin(inbound::accept(app, ctx, head)).await,
             routes::PRESENCE => agents::presence_without_upgrade(app),
             routes::AGENTS_LIST => agents::list(app, ctx, head),
             routes::AGENT_GET => agents::get(app, ctx),

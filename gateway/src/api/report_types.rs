@@ -26,8 +26,10 @@ pub struct AnalyticsReport {
     pub trunk: Option<String>,
     /// Calls created in the range.
     pub total: u64,
+    /// Of `total`, the inbound calls (a customer called one of the tenant's numbers).
+    pub inbound: u64,
     pub outcomes: Outcomes,
-    /// ANSWERED / (ANSWERED + NOT_ANSWERED + FAILED); 0 when none ended.
+    /// ANSWERED / (ANSWERED + NOT_ANSWERED + FAILED + MISSED); 0 when none ended.
     pub answer_rate: f64,
     /// Count of NOT_ANSWERED and FAILED calls by their SIP final response code
     /// (`{"486": 3}`).
@@ -52,6 +54,8 @@ pub struct Outcomes {
     pub answered: u64,
     pub not_answered: u64,
     pub failed: u64,
+    /// Inbound calls nobody answered.
+    pub missed: u64,
     pub in_progress: u64,
 }
 
@@ -65,7 +69,10 @@ pub struct DayCounts {
     pub answered: u64,
     pub not_answered: u64,
     pub failed: u64,
+    pub missed: u64,
     pub in_progress: u64,
+    /// Of `total`, the inbound calls.
+    pub inbound: u64,
 }
 
 /// One page of a tenant's call log, oldest first.
@@ -86,6 +93,8 @@ pub struct CallLogEntry<'a> {
     pub call: CallView<'a>,
     /// Creation time, Unix milliseconds.
     pub created_at_ms: u64,
-    /// The trunk label the call used.
+    /// The trunk label the call used (for an inbound call, the one it arrived on).
     pub trunk: &'a str,
+    /// `outbound` (`/click2call`) or `inbound` (a customer called a tenant's number).
+    pub direction: c2c_callstate::Direction,
 }

@@ -120,21 +120,25 @@ pub async fn analytics(
             answered: day.answered,
             not_answered: day.not_answered,
             failed: day.failed,
+            missed: day.missed,
             in_progress: day.in_progress,
+            inbound: day.inbound,
         });
         d += Duration::days(1);
     }
-    let ended = all.answered + all.not_answered + all.failed;
+    let ended = all.answered + all.not_answered + all.failed + all.missed;
     let report = AnalyticsReport {
         tenant,
         from: from.format("%Y-%m-%d").to_string(),
         to: to.format("%Y-%m-%d").to_string(),
         trunk,
         total: all.total,
+        inbound: all.inbound,
         outcomes: Outcomes {
             answered: all.answered,
             not_answered: all.not_answered,
             failed: all.failed,
+            missed: all.missed,
             in_progress: all.in_progress,
         },
         answer_rate: if ended == 0 {
@@ -189,7 +193,7 @@ pub async fn call_log(
         .map(|s| s.to_ascii_uppercase())
         .filter(|s| !s.is_empty());
     if let Some(s) = &status {
-        const KNOWN: [&str; 8] = [
+        const KNOWN: [&str; 9] = [
             "INITIATED",
             "DIALING",
             "RINGING",
@@ -198,6 +202,7 @@ pub async fn call_log(
             "ANSWERED",
             "NOT_ANSWERED",
             "FAILED",
+            "MISSED",
         ];
         if !KNOWN.contains(&s.as_str()) {
             return Err(bad(
@@ -237,6 +242,7 @@ pub async fn call_log(
             call: view(r),
             created_at_ms: r.created_ms,
             trunk: &r.trunk_label,
+            direction: r.direction,
         })
         .collect();
     Ok(JsonResponse::json(

@@ -178,6 +178,7 @@ mod tests {
                 max_duration_ms: 1,
                 unconnected_expiry_ms: 1,
                 hangup_settle_ms: 1,
+                inbound_connect_ms: 1,
             },
             0,
         );

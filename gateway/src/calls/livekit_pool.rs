@@ -16,6 +16,8 @@ struct Sim {
     _rt: tokio::runtime::Runtime,
     handle: livekit_sim::SimHandle,
     url: String,
+    /// The simulator's SIP runs over TCP (`simulator.sip_outbound = "tcp:..."`).
+    sip_tcp: bool,
 }
 
 /// A build without the `sim` feature has no simulator: this type has no values, so
@@ -174,6 +176,25 @@ impl LiveKitPool {
         self.verifier.load_full()
     }
 
+    /// The bundled simulator's SIP address as a URI (where inbound calls are forwarded
+    /// when the region names no LiveKit SIP), if it runs one.
+    pub fn sim_sip_uri(&self) -> Option<String> {
+        #[cfg(feature = "sim")]
+        {
+            let s = self.sim.as_ref()?;
+            let addr = s.handle.sip_local_addr()?;
+            Some(if s.sip_tcp {
+                format!("sip:{addr};transport=tcp")
+            } else {
+                format!("sip:{addr}")
+            })
+        }
+        #[cfg(not(feature = "sim"))]
+        {
+            None
+        }
+    }
+
     /// The in-process simulator, if running.
     #[cfg(feature = "sim")]
     pub fn sim(&self) -> Option<&livekit_sim::SimHandle> {
@@ -217,6 +238,10 @@ fn start_sim(
             }
         })?);
     }
+    // Inbound calls work with zero setup: the simulator provisions the one inbound
+    // trunk and Callee dispatch rule an operator makes once on a real LiveKit
+    // (docs/inbound.md), and listens for SIP even when it does not dial through it.
+    conf.inbound_auto_provision = Some(livekit_sim::InboundProvision::default());
     let handle = rt
         .block_on(livekit_sim::Simulator::start(conf))
         .map_err(|source| PoolError::Sim {
@@ -229,5 +254,9 @@ fn start_sim(
         _rt: rt,
         handle,
         url,
+        sip_tcp: cfg
+            .sip_outbound
+            .as_deref()
+            .is_some_and(|o| o.starts_with("tcp:")),
     })
 }

@@ -52,6 +52,7 @@ pub fn knobs(app: &App) -> CallKnobs {
         max_duration_ms: c.max_duration.as_millis() as u64,
         unconnected_expiry_ms: c.unconnected_expiry.as_millis() as u64,
         hangup_settle_ms: hangup::SETTLE_LIMIT.as_millis() as u64,
+        inbound_connect_ms: CallKnobs::default().inbound_connect_ms,
     }
 }
 
@@ -104,7 +105,11 @@ pub async fn run_effects(app: &Arc<App>, rec: &CallRecord, effects: &[Effect]) {
                 app.calls().release_slot(&rec.tenant);
                 app.agents()
                     .release_call(&rec.tenant, &rec.agent_id, &rec.call_id);
+                if rec.is_inbound() {
+                    app.inbound().ended(&rec.call_id);
+                }
             }
+            Effect::RefuseCaller => app.inbound().refuse_caller(rec),
             // The outbox entry was written in the same batch as the terminal record.
             Effect::EnqueueWebhook => app.calls().kick_delivery(),
             Effect::DeleteRoom => spawn_delete_room(app, rec),

@@ -64,9 +64,20 @@ impl CallEnv {
 
     /// [`Self::start`] with extra environment for the gateway (e.g. `C2C_STORE=memory`).
     pub async fn start_with_env(mode: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_edited(mode, env, |_| {}).await
+    }
+
+    /// [`Self::start_with_env`] with the policy files edited by `edit` before the
+    /// gateway reads them.
+    pub async fn start_edited(
+        mode: &str,
+        env: &[(&str, &str)],
+        edit: impl FnOnce(&Policies),
+    ) -> Self {
         let sink = Sink::start().await;
         let sim_port = free_port();
         let policies = fast_policies(mode, &sink.url, sim_port);
+        edit(&policies);
         let data = tempfile::tempdir().unwrap();
         let gw = Gateway::start_with_env(policies.path(), data.path(), env);
         Self {

@@ -151,6 +151,46 @@ pub const PRESENCE: OperationDoc = OperationDoc {
     ..OperationDoc::EMPTY
 };
 
+pub const CALL_ACCEPT: OperationDoc = OperationDoc {
+    id: "call_accept",
+    tag: "inbound",
+    summary: "Take an inbound call offered to this agent (agent browser)",
+    description: "The HTTP twin of the presence channel's `accept` frame (docs/inbound.md). \
+        The agent proves who it is with its presence token (`Authorization: Bearer pt1.…`). \
+        The answer has `/click2call`'s fields; the browser joins `room` and publishes its \
+        microphone, and the caller is put into the room (the call is ACTIVE once LiveKit \
+        answers the carrier). Accepting again returns the same answer.",
+    params: &[
+        CALL_ID,
+        Param::header(
+            "Authorization",
+            true,
+            "`Bearer <the agent's presence token>`.",
+        ),
+    ],
+    security: &[],
+    responses: &[
+        Reply::ok("The room to join.", named::<crate::inbound::AcceptAnswer>()),
+        Reply::error("401", "`invalid_token`: no valid presence token was sent."),
+        Reply::error(
+            "403",
+            "`not_offered`: the call is offered to another agent (or the token is a \
+             supervisor's).",
+        ),
+        Reply::error(
+            "409",
+            "`offer_gone`: the call is no longer offered (taken, ended, caller hung up).",
+        ),
+        Reply::error(
+            "503",
+            "`livekit_unavailable`: the room could not be created.",
+        ),
+        UNKNOWN_CALL,
+        STORE_UNAVAILABLE,
+    ],
+    ..OperationDoc::EMPTY
+};
+
 pub const CALL_TOKEN: OperationDoc = OperationDoc {
     id: "call_token",
     tag: "contract",

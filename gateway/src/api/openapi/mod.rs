@@ -44,7 +44,11 @@ use crate::routes;
             `400 bad_request` (`405` for `CONNECT`) for a request that is not valid HTTP \
             (a malformed request line or header field, broken body framing) on any path."
     ),
-    components(schemas(c2c_callstate::CrmWebhookPayload, c2c_plugin_api::ErrorBody)),
+    components(schemas(
+        c2c_callstate::CrmWebhookPayload,
+        c2c_callstate::InboundWebhookPayload,
+        c2c_plugin_api::ErrorBody
+    )),
     modifiers(&Security, &RoutePaths, &CrmWebhook),
     tags(
         (name = "contract", description = "Click2Call: your backend starts a call, the agent's browser drives it."),
@@ -52,6 +56,7 @@ use crate::routes;
         (name = "owner", description = "Platform owner: DLT outbound-enable toggle, call records, store backup."),
         (name = "webhooks", description = "LiveKit's webhooks in; CRM webhook replay."),
         (name = "tools", description = "Console helpers."),
+        (name = "inbound", description = "Inbound calls: an agent takes a call offered over the presence channel."),
         (name = "agents", description = "Agents: the registry, presence tokens and the presence WebSocket (a tenant's `calls` or `console` key, own tenant)."),
         (name = "console", description = "The web console's API (a tenant's `console` key: own tenant; owner key: any)."),
         (name = "assets", description = "Browser assets embedded in the binary: the agent client and the web console."),
@@ -343,9 +348,36 @@ impl Modify for CrmWebhook {
                     .description("Retried with backoff (`Retry-After` honoured on 429/503)."),
             )
             .build();
+        // Inbound calls reach the same endpoint with their own body (`direction`
+        // tells them apart); the outbound body stays exactly the integration guide's.
+        let mut inbound = op.clone();
+        inbound.operation_id = Some("crmInboundCallOutcome".into());
+        inbound.summary = Some("An inbound call's outcome, POSTed to your CRM webhook URL".into());
+        inbound.description = Some(
+            "Sent once per inbound call (a customer called one of your numbers) on its \
+             terminal outcome: ANSWERED (`agent_id` is who took it) or MISSED. `phone_from` \
+             is the caller, `phone_to` your number, `lead_id` the lead your lookup returned. \
+             Same headers, signature and retries as the outbound webhook."
+                .into(),
+        );
+        inbound.request_body = Some(RefOr::T(
+            RequestBodyBuilder::new()
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("InboundWebhookPayload")))
+                        .build(),
+                )
+                .required(Some(Required::True))
+                .build(),
+        ));
         doc.webhooks = Some(
             PathsBuilder::new()
                 .path("crmCallOutcome", PathItem::new(HttpMethod::Post, op))
+                .path(
+                    "crmInboundCallOutcome",
+                    PathItem::new(HttpMethod::Post, inbound),
+                )
                 .build(),
         );
     }

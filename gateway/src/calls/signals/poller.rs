@@ -47,7 +47,10 @@ pub async fn pass(app: &Arc<App>) {
         after = Some(last.call_id.clone());
         open += chunk.len();
         for rec in chunk {
-            if rec.phase == Phase::Initiated {
+            // Nothing to look at before the dial; and until LiveKit answered an inbound
+            // call there is either no room yet or the SIP edge is the one that sees the
+            // caller (CANCEL, LiveKit's final), so a sample would only mislead.
+            if rec.phase == Phase::Initiated || (rec.is_inbound() && rec.phase != Phase::Active) {
                 continue;
             }
             let Some(client) = app.livekit().client_for_tenant(&policy, &rec.tenant) else {

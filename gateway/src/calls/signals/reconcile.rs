@@ -120,3 +120,45 @@ async fn leg_in_room(app: &App, rec: &CallRecord) -> LegSeen {
     }
     LegSeen::NotThere
 }
+
+/// Inbound calls that were still ringing or connecting when the previous process died:
+/// their carrier INVITE was held by that process's SIP edge and is gone with it (the
+/// carrier times out on its own), so nobody can answer them any more. Each ends MISSED
+/// `gateway_restarted` now, instead of waiting for its ring backstop.
+pub async fn interrupted_inbound(app: &Arc<App>) -> usize {
+    let open = match app.store().open_calls().await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read open calls to end interrupted inbound calls");
+            return 0;
+        }
+    };
+    let mut ended = 0;
+    for rec in open.into_iter().filter(|r| {
+        r.is_inbound()
+            && r.phase != c2c_callstate::Phase::Active
+            && r.created_ms < app.started_ms()
+            && !app.inbound().is_inbound(&r.call_id)
+    }) {
+        let ev = CallEvent::Missed {
+            reason: "gateway_restarted".into(),
+        };
+        match crate::calls::apply(app, &rec.call_id, ev)
+            .instrument(crate::calls::span(&rec.call_id))
+            .await
+        {
+            Ok(r) if r.is_ended() => ended += 1,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(call_id = %rec.call_id, error = %e, "interrupted inbound call not ended")
+            }
+        }
+    }
+    if ended > 0 {
+        tracing::info!(
+            calls = ended,
+            "inbound calls interrupted by the last stop ended MISSED"
+        );
+    }
+    ended
+}

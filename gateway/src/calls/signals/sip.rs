@@ -3,9 +3,13 @@
 //! answer and the BYE or final the end. Observers run on the SIP path and must never
 //! block it: events go through a bounded queue that the SIP service drains.
 
+use std::sync::Arc;
+
 use c2c_callstate::CallEvent;
-use c2c_sip::SipObserver;
+use c2c_sip::{InboundCall, InboundGone, SipObserver};
 use tokio::sync::mpsc;
+
+use crate::app::App;
 
 /// Call events from the SIP edge waiting to be applied. Observers must never block
 /// the SIP path: beyond this many, events are dropped (and counted in the log).
@@ -16,9 +20,19 @@ pub struct Observer {
     pub tx: mpsc::Sender<(String, CallEvent)>,
     /// `answer_detection = "sip"`: the 200 OK is the answer, a BYE or final the end.
     pub sip_mode: bool,
+    /// Inbound calls: the held INVITEs go to the inbound service, and the edge's answer
+    /// and end of an inbound call always count (they are the edge's own observation
+    /// of a call it carries from its first message).
+    pub app: Arc<App>,
 }
 
 impl Observer {
+    /// SIP decides the answer and end of this call: `answer_detection = "sip"`, or an
+    /// inbound call.
+    fn decides(&self, call_id: &str) -> bool {
+        self.sip_mode || self.app.inbound().is_inbound(call_id)
+    }
+
     fn send(&self, call_id: &str, ev: CallEvent) {
         if self.tx.try_send((call_id.to_string(), ev)).is_err() {
             tracing::warn!("SIP event queue full; event dropped (polling/webhooks still apply)");
@@ -36,7 +50,7 @@ impl SipObserver for Observer {
     }
 
     fn on_answer(&self, call_id: &str) {
-        if self.sip_mode {
+        if self.decides(call_id) {
             self.send(call_id, CallEvent::Answered);
         }
     }
@@ -45,7 +59,7 @@ impl SipObserver for Observer {
         if let Some(code) = code {
             self.send(call_id, CallEvent::SipCode { code });
         }
-        if self.sip_mode {
+        if self.decides(call_id) {
             self.send(
                 call_id,
                 CallEvent::CustomerLeft {
@@ -54,5 +68,14 @@ impl SipObserver for Observer {
                 },
             );
         }
+    }
+
+    fn on_inbound(&self, call: InboundCall) {
+        self.app.inbound().on_sip_inbound(call);
+    }
+
+    fn on_inbound_gone(&self, sip_call_id: &str, why: InboundGone) {
+        tracing::debug!(?why, "held inbound call gone");
+        self.app.inbound().on_sip_gone(sip_call_id);
     }
 }

@@ -39,6 +39,7 @@ impl BackgroundService for TimerService {
         }
         // Dials that died with the previous process first: until they are settled, a
         // missing leg in a room sample would prove nothing.
+        crate::calls::signals::reconcile::interrupted_inbound(&app).await;
         crate::calls::signals::reconcile::lost_dials(&app).await;
         // What happened while we were down: one sample of every open call.
         crate::calls::signals::poller::pass(&app).await;

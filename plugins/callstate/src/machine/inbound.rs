@@ -135,7 +135,12 @@ pub(super) fn settle(rec: &CallRecord, next: &mut CallRecord, now_ms: u64, fx: &
     }
     if next.call_status != Some(CallStatus::Answered) {
         next.call_status = Some(CallStatus::Missed);
-        fx.push(Effect::RefuseCaller);
+        // Before `Ended`: the runner forgets the live call (and its SIP Call-ID) there.
+        let at = fx
+            .iter()
+            .position(|e| *e == Effect::Ended)
+            .unwrap_or(fx.len());
+        fx.insert(at, Effect::RefuseCaller);
     }
     for o in next.offers.iter_mut().filter(|o| o.outcome.is_none()) {
         o.outcome = Some(OfferOutcome::Cancelled);
