@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use tokio::time::Instant;
 
 use crate::flow::Flow;
+use crate::txn::TxnId;
 
 #[derive(Debug, Clone)]
 pub struct Dialog {
@@ -37,6 +38,9 @@ pub struct Dialog {
     pub answered: bool,
     pub ended: bool,
     pub expires: Instant,
+    /// Inbound, once forwarded to LiveKit: the INVITE's transaction (what a reject by
+    /// the gateway before LiveKit's answer ends).
+    pub forwarded: Option<TxnId>,
 }
 
 pub struct DialogTable {

@@ -1,5 +1,5 @@
 //! The gateway's control of held inbound calls: forward one to LiveKit SIP, or reject
-//! it. See [`InboundControl`].
+//! it (also once forwarded, until LiveKit answered). See [`InboundControl`].
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use crate::parse::{uri, Host};
 use crate::proxy::{Action, Forward};
 
 /// Forwards or rejects the inbound calls the edge holds (reported by
-/// [`crate::SipObserver::on_inbound`]). Cheap to clone; every clone drives the same
+/// [`crate::SipObserver::on_inbound`]); rejects forwarded ones LiveKit has not answered. Cheap to clone; every clone drives the same
 /// running edge. Get it with [`crate::SipEdgeHandle::inbound`] before awaiting
 /// `stopped`. Each method locks the proxy core, computes what to send, releases the
 /// lock, then sends: they never block on the network while holding it.
@@ -39,9 +39,10 @@ pub struct InboundForward {
 /// Why a forward or reject did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InboundError {
-    /// No held call has this SIP Call-ID: unknown, or already cancelled by the caller,
-    /// expired, forwarded or rejected (or the edge stopped).
-    #[error("no held inbound call with this SIP Call-ID (unknown, or already cancelled, expired, forwarded or rejected)")]
+    /// No call this method can act on has this SIP Call-ID: unknown, or already
+    /// cancelled by the caller, expired, rejected or finished; for `forward` also
+    /// already forwarded, for `reject` also answered by LiveKit (or the edge stopped).
+    #[error("no held inbound call with this SIP Call-ID (unknown, or already cancelled, expired, forwarded or rejected; or answered or ended after the forward)")]
     NotHeld,
     /// The forward (target, room, call id, tenant) or the reject code is unusable; the
     /// call stays held.
@@ -113,11 +114,21 @@ impl InboundControl {
         Ok(())
     }
 
-    /// Rejects held call `sip_call_id`: the carrier gets `code` (300-699) with its
-    /// usual reason phrase (480 Temporarily Unavailable, 486 Busy Here, 503 Service
-    /// Unavailable, 404 Not Found, 603 Decline, else a generic one for the class),
-    /// retransmitted over UDP until the carrier's ACK (absorbed). No observation
-    /// follows (the gateway decided it).
+    /// Rejects inbound call `sip_call_id`, held or forwarded but not answered: the
+    /// carrier gets `code` (300-699) at once with its usual reason phrase (480
+    /// Temporarily Unavailable, 486 Busy Here, 503 Service Unavailable, 404 Not Found,
+    /// 603 Decline, else a generic one for the class), retransmitted over UDP until the
+    /// carrier's ACK (absorbed). No observation follows (the gateway decided it).
+    ///
+    /// The gateway calls it whenever an inbound call ends unanswered. Held, that is all
+    /// (`c2c_sip_inbound_total{outcome="rejected"}`). Already forwarded with no final
+    /// from LiveKit yet (LiveKit silent after 100/180, e.g. no dispatch rule, or the
+    /// gateway's connect allowance over), the call is abandoned
+    /// (`outcome="abandoned"`): besides the carrier's final, LiveKit gets a CANCEL on the
+    /// forwarded branch (at once if it sent a provisional, else on its first one; timers
+    /// B and C still bound the transaction). LiveKit's 487 is ACKed, not relayed; a 200
+    /// that crosses the CANCEL is ACKed and ended with a BYE from the edge, so nothing
+    /// stays up in the room. `NotHeld` when the call is unknown, answered or finished.
     pub async fn reject(&self, sip_call_id: &str, code: u16) -> Result<(), InboundError> {
         if *self.inner.shutdown.borrow() {
             return Err(InboundError::NotHeld);

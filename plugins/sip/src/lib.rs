@@ -15,9 +15,11 @@
 //! reporting it through [`SipObserver::on_inbound`]; the gateway finds an agent and
 //! then [`InboundControl::forward`]s it to LiveKit SIP into a room (Request-URI and To
 //! user = the room, `X-C2C-Call-Id`/`X-C2C-Tenant` added) or
-//! [`InboundControl::reject`]s it. The room never reaches the carrier (To and From
-//! users are swapped back to the DID), nor do LiveKit's provisionals. Outcomes are
-//! counted in `c2c_sip_inbound_total{outcome}` (see [`InboundOutcome`]).
+//! [`InboundControl::reject`]s it (also after the forward while LiveKit has not
+//! answered: the final at once to the carrier, CANCEL to LiveKit). The room never
+//! reaches the carrier (To and From users are swapped back to the DID), nor do
+//! LiveKit's provisionals. Outcomes are counted in `c2c_sip_inbound_total{outcome}`
+//! (see [`InboundOutcome`]).
 //!
 //! Owns: SIP over UDP and TCP on one address; a raw-bytes normaliser and stream framer
 //! in front of the parser (rsip lives only in `parse.rs`); RFC 3261 §16-17 / RFC 3581

@@ -21,7 +21,9 @@ pub fn code_label(code: u16) -> String {
 
 /// What became of an inbound INVITE: the `outcome` label of `c2c_sip_inbound_total`.
 /// A call counts once when it is decided at the door (`held` or one refusal) and once
-/// more when its hold ends (`cancelled`, `forwarded`, `rejected`, `expired`).
+/// more when its hold ends (`cancelled`, `forwarded`, `rejected`, `expired`); a
+/// forwarded call the gateway gives up on before LiveKit answered counts a third time,
+/// as `abandoned` (so `held` stays the sum of the four hold outcomes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InboundOutcome {
     /// Accepted: 100 and 180 sent, reported to the gateway.
@@ -44,10 +46,14 @@ pub enum InboundOutcome {
     Rejected,
     /// Held for `inbound_hold_max`: 480.
     Expired,
+    /// Forwarded, then rejected by the gateway before LiveKit's final (LiveKit silent,
+    /// or the gateway's connect allowance over): its code to the carrier at once,
+    /// CANCEL to LiveKit.
+    Abandoned,
 }
 
 impl InboundOutcome {
-    pub const ALL: [InboundOutcome; 10] = [
+    pub const ALL: [InboundOutcome; 11] = [
         InboundOutcome::Held,
         InboundOutcome::UnknownDid,
         InboundOutcome::ForbiddenSource,
@@ -58,6 +64,7 @@ impl InboundOutcome {
         InboundOutcome::Forwarded,
         InboundOutcome::Rejected,
         InboundOutcome::Expired,
+        InboundOutcome::Abandoned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +79,7 @@ impl InboundOutcome {
             InboundOutcome::Forwarded => "forwarded",
             InboundOutcome::Rejected => "rejected",
             InboundOutcome::Expired => "expired",
+            InboundOutcome::Abandoned => "abandoned",
         }
     }
 }
@@ -191,7 +199,8 @@ impl SipMetrics {
                 Opts::new(
                     "c2c_sip_inbound_total",
                     "Inbound INVITEs from carriers, by outcome (held or refused at the door; \
-                     cancelled, forwarded, rejected or expired after the hold)",
+                     cancelled, forwarded, rejected or expired after the hold; abandoned: \
+                     forwarded, then rejected before LiveKit answered)",
                 ),
                 &["outcome"],
             )?,

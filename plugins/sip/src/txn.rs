@@ -99,6 +99,9 @@ pub struct Txn {
     /// Dialog (Call-ID) this transaction belongs to.
     pub dialog: Option<String>,
     pub swap: Option<Swap>,
+    /// Our own request, not a relayed one (the BYE to a LiveKit 200 that came after
+    /// the carrier had its final): nothing goes upstream, its responses are absorbed.
+    pub local: bool,
     timers: HashMap<TxnTimer, Instant>,
 }
 
@@ -152,6 +155,7 @@ impl Txn {
             call: None,
             dialog: None,
             swap: None,
+            local: false,
             timers: HashMap::new(),
         }
     }

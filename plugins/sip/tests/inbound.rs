@@ -236,6 +236,83 @@ async fn caller_cancels_after_the_forward() {
     e.stop().await;
 }
 
+/// Held, forwarded to a LiveKit that sends 100/180 and then nothing, rejected by the
+/// gateway (480): the carrier gets the 480 from the edge at once, before LiveKit even
+/// answers the CANCEL the edge sends it, and nothing after (`carrier_abandoned.xml`).
+/// `livekit` is the LiveKit side's scenario: how it ends after the CANCEL.
+async fn abandoned(livekit: &str) -> Edge {
+    require_sipp();
+    let e = edge(&[], |_| {}).await;
+    let ctl = e.handle.inbound();
+    let dir = tempfile::tempdir().unwrap();
+    let user = "08045678901";
+    // LiveKit's 487 comes LATE ms after the CANCEL: the carrier's 480 must arrive within
+    // WITHIN ms of our 180 (so without waiting for it), and nothing more in QUIET ms.
+    let subs = [
+        ("USER", user),
+        ("ROOM", ROOM),
+        ("WITHIN", "3000"),
+        ("LATE", "3000"),
+        ("QUIET", "3500"),
+    ];
+    let lk_port = free_port("127.0.0.2");
+    let lk = Sipp::uas_on(
+        e.dir.path(),
+        &scenario_with(dir.path(), livekit, &subs),
+        Tp::Udp,
+        "127.0.0.2",
+        lk_port,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = carrier(
+        &e,
+        &scenario_with(dir.path(), "carrier_abandoned.xml", &subs),
+        Tp::Udp,
+        user,
+    );
+    let id = held_call(&e).await;
+    ctl.forward(&id, forward_to(lk_port, Tp::Udp))
+        .await
+        .unwrap();
+    // LiveKit rings (absorbed), then goes silent; the gateway gives up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctl.reject(&id, 480).await.unwrap();
+    assert_eq!(ctl.reject(&id, 480).await, Err(InboundError::NotHeld));
+    assert_eq!(responses(&e, "480"), 1.0, "sent with the reject");
+    assert_eq!(inbound(&e, "abandoned"), 1.0);
+    assert_eq!(
+        e.metric("c2c_sip_dialogs", &[]),
+        0.0,
+        "no longer counts against the tenant"
+    );
+    assert_eq!(
+        c.wait().await,
+        0,
+        "carrier: the edge's 480 at once, nothing after"
+    );
+    assert_eq!(lk.wait().await, 0, "LiveKit side failed");
+    assert_eq!(inbound(&e, "forwarded"), 1.0);
+    assert_eq!(inbound(&e, "rejected"), 0.0);
+    assert_eq!(responses(&e, "487"), 0.0);
+    assert_eq!(responses(&e, "200"), 0.0);
+    let events = e.observer.events();
+    assert_eq!(events.len(), 1, "the gateway decided it: {events:?}");
+    e
+}
+
+#[tokio::test]
+async fn the_gateway_gives_up_on_a_silent_livekit() {
+    // LiveKit gets the CANCEL; its late 487 is ACKed by the edge, not relayed.
+    abandoned("livekit_silent.xml").await.stop().await;
+}
+
+#[tokio::test]
+async fn a_livekit_200_crossing_the_cancel_is_acked_and_hung_up() {
+    // LiveKit answers 200 right after the CANCEL: the edge ACKs it and sends a BYE
+    // (LiveKit's scenario checks both); the carrier, which has its 480, sees nothing.
+    abandoned("livekit_answer_crossing.xml").await.stop().await;
+}
+
 /// A carrier call that ends with `code reason`; `then` plays the gateway once held
 /// (`None`: the call is refused at the door and never held).
 async fn refused(

@@ -54,6 +54,7 @@ const SIP_SERIES: &[(&str, Kind, &[&str])] = &[
     ("c2c_sip_unmatched_responses_total", Kind::Counter, &[]),
     ("c2c_sip_send_errors_total", Kind::Counter, &["transport"]),
     ("c2c_sip_udp_receive_drops_total", Kind::Counter, &[]),
+    ("c2c_sip_inbound_total", Kind::Counter, &["outcome"]),
     ("c2c_sip_transactions", Kind::Gauge, &[]),
     ("c2c_sip_dialogs", Kind::Gauge, &[]),
 ];

@@ -2,11 +2,13 @@
 //! bytes (pop our Via, undo the user rewrite, drop `X-C2C-*`), with our own ACK for
 //! non-2xx finals, 2xx retransmissions forwarded, counting and observation of call
 //! INVITEs. For a forwarded inbound call LiveKit's provisionals are absorbed: the
-//! carrier already rings on our own 180.
+//! carrier already rings on our own 180; once the carrier has a final from the edge
+//! (the gateway gave up, `abandon.rs`), LiveKit's finals are not relayed either.
 
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use super::abandon::carrier_has_final;
 use super::{Proxy, BRANCH_PREFIX};
 use crate::flow::Transport;
 use crate::message::{edit, Edits, SipMsg};
@@ -40,6 +42,9 @@ impl Proxy {
         if msg.cseq_method != t.method {
             self.metrics.unmatched.inc();
             return;
+        }
+        if t.local {
+            return self.local_response(now, id, code);
         }
         match code {
             100..=199 => self.provisional(now, id, msg, code),
@@ -132,6 +137,9 @@ impl Proxy {
     }
 
     fn invite_success(&mut self, now: Instant, id: TxnId, msg: &SipMsg, code: u16) {
+        if self.txns.get(id).is_some_and(carrier_has_final) {
+            return self.answered_too_late(now, id, msg);
+        }
         let long = self.cfg.timers.long();
         let data = self.relay_bytes(id, msg);
         let Some(t) = self.txns.get_mut(id) else {
@@ -294,7 +302,10 @@ impl Proxy {
     }
 }
 
-fn common(b: &mut String, base: &DownBase, to: &str, method: &str) {
+/// One of our own requests without body: `method` to `base.ruri`, with `base`'s Via,
+/// Route set, From, Call-ID and CSeq number, and To `to`.
+pub fn build_request(method: &str, base: &DownBase, to: &str) -> Bytes {
+    let mut b = format!("{method} {} SIP/2.0\r\n", base.ruri);
     b.push_str(&format!("Via: {}\r\n", base.via));
     for r in &base.routes {
         b.push_str(&format!("Route: {r}\r\n"));
@@ -306,18 +317,15 @@ fn common(b: &mut String, base: &DownBase, to: &str, method: &str) {
         base.call_id, base.cseq
     ));
     b.push_str("Content-Length: 0\r\n\r\n");
+    Bytes::from(b)
 }
 
 /// Our ACK for a non-2xx final (RFC 3261 §17.1.1.3): same branch, the response's To.
 pub fn build_ack(base: &DownBase, to: &str) -> Bytes {
-    let mut b = format!("ACK {} SIP/2.0\r\n", base.ruri);
-    common(&mut b, base, to, "ACK");
-    Bytes::from(b)
+    build_request("ACK", base, to)
 }
 
 /// Our CANCEL: same Request-URI, branch, From, To, Call-ID and CSeq number.
 pub fn build_cancel(base: &DownBase) -> Bytes {
-    let mut b = format!("CANCEL {} SIP/2.0\r\n", base.ruri);
-    common(&mut b, base, &base.to, "CANCEL");
-    Bytes::from(b)
+    build_request("CANCEL", base, &base.to)
 }

@@ -11,6 +11,8 @@
 //!   [`InboundGone::CallerCancelled`];
 //! - it is held for `inbound_hold_max`: 480, [`InboundGone::HoldExpired`].
 //!
+//! A forwarded call the gateway rejects before LiveKit's final is `abandon.rs`'s.
+//!
 //! Until a final response went out, our 180 is sent again every minute
 //! ([`RING_REFRESH`], RFC 3261 §13.3.1.1), also while LiveKit rings after the forward.
 
@@ -148,6 +150,7 @@ impl Proxy {
             d.callee = f.target;
             d.dialed_user = f.room.clone();
             d.expires = now + timer_c + long * 3;
+            d.forwarded = Some(h.txn);
         }
         self.send(f.target, request);
         self.metrics.inbound(InboundOutcome::Forwarded);
@@ -155,8 +158,10 @@ impl Proxy {
         Ok(self.finish())
     }
 
-    /// Rejects held call `sip_call_id` with `code` (300-699): the carrier gets it from
+    /// Rejects inbound call `sip_call_id` with `code` (300-699): the carrier gets it from
     /// the held transaction (retransmitted over UDP until its ACK, which is absorbed).
+    /// A call already forwarded but without a final from LiveKit is abandoned
+    /// ([`Proxy::abandon_forwarded`]: the same final to the carrier, CANCEL to LiveKit).
     pub fn reject_inbound(
         &mut self,
         now: Instant,
@@ -168,7 +173,9 @@ impl Proxy {
                 "{code} is not a final failure status (300-699)"
             )));
         }
-        let h = self.held.remove(sip_call_id).ok_or(InboundError::NotHeld)?;
+        let Some(h) = self.held.remove(sip_call_id) else {
+            return self.abandon_forwarded(now, sip_call_id, code);
+        };
         self.end_held(
             now,
             h.txn,
@@ -298,7 +305,7 @@ impl Proxy {
 }
 
 /// The reason phrase of a final the gateway chose.
-fn reason_phrase(code: u16) -> &'static str {
+pub(super) fn reason_phrase(code: u16) -> &'static str {
     match code {
         404 => "Not Found",
         480 => "Temporarily Unavailable",

@@ -202,6 +202,7 @@ impl Proxy {
                 answered: false,
                 ended: false,
                 expires: now + hold_max + long * 3,
+                forwarded: None,
             },
         );
         let mut txn = Txn::new(NewTxn {

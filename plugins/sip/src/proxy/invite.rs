@@ -266,6 +266,7 @@ impl Proxy {
                 answered: false,
                 ended: false,
                 expires: now + timer_c + long * 3,
+                forwarded: None,
             },
         );
         if target.transport == Transport::Udp {

@@ -3,7 +3,8 @@
 //! that the edge carries out after releasing the core's lock.
 //!
 //! Split by concern: `inbound` (classification of new calls; inbound admission and
-//! hold), `held` (a held inbound call: forward, reject, cancel, expiry), `invite` (new
+//! hold), `held` (a held inbound call: forward, reject, cancel, expiry), `abandon` (a
+//! forwarded inbound call the gateway rejects before LiveKit answered), `invite` (new
 //! outbound calls: admission, then forwarding or refusal), `indialog` (ACK, CANCEL,
 //! loose routing of BYE, re-INVITE and the rest), `downstream` (responses from the
 //! next hop), `timers`.
@@ -12,6 +13,7 @@
 //! address or inbound `sources`) new inbound INVITEs and out-of-dialog OPTIONS; either
 //! side of a known call its in-dialog requests and CANCEL. Everyone else gets 403.
 
+mod abandon;
 mod downstream;
 mod held;
 mod inbound;
@@ -271,14 +273,16 @@ impl Proxy {
             "{BRANCH_PREFIX}{}",
             hex::encode(rand::thread_rng().gen::<[u8; 12]>())
         );
-        (
-            format!(
-                "SIP/2.0/{} {}:{};branch={branch};rport",
-                t.as_str(),
-                self.me.host,
-                self.me.port
-            ),
-            branch,
+        (self.via_with(t, &branch), branch)
+    }
+
+    /// Our Via value with branch `branch`.
+    fn via_with(&self, t: Transport, branch: &str) -> String {
+        format!(
+            "SIP/2.0/{} {}:{};branch={branch};rport",
+            t.as_str(),
+            self.me.host,
+            self.me.port
         )
     }
 

@@ -18,6 +18,8 @@ use crate::observer::{InboundCall, InboundGone};
 use crate::parse::uri as parse_uri;
 use crate::sources::StaticPolicy;
 
+mod abandon;
+
 const DID: &str = "+918045678901";
 const CARRIER: &str = "127.0.0.1:5099";
 const LIVEKIT: &str = "127.0.0.2:5070";
@@ -594,5 +596,5 @@ fn the_outcome_labels_exist_from_the_start() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(names.len(), 11, "{names:?}");
 }

@@ -123,7 +123,8 @@ impl Proxy {
             t.cancel,
             CancelState::Pending | CancelState::Sent { .. } | CancelState::Done
         );
-        let already = t.final_sent.is_some();
+        // A local request (our BYE) has nobody upstream to answer.
+        let already = t.final_sent.is_some() || t.local;
         let bye_dialog = (t.method == "BYE").then(|| t.dialog.clone()).flatten();
         let (code, reason) = if invite && cancelled {
             (487, "Request Terminated")
