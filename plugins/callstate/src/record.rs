@@ -35,14 +35,38 @@ impl Phase {
     }
 }
 
-/// Terminal outcome reported to the CRM. Serialised exactly as the contract spells it.
+/// Terminal outcome of a call, either direction. Serialised exactly as the contract
+/// spells it. Its schema is `CallOutcome`; the outbound contract's `CallStatus` schema
+/// keeps the three outbound outcomes ([`ContractCallStatus`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[schema(as = CallOutcome)]
 pub enum CallStatus {
     Answered,
     NotAnswered,
     Failed,
     /// An inbound call nobody answered (the caller hung up, no agent took it, it rang out).
+    Missed,
+}
+
+/// The outbound webhook's `call_status` as the integration guide defines it (schema
+/// only: the value is a [`CallStatus`], which an outbound call never has `MISSED` in).
+#[derive(utoipa::ToSchema)]
+#[schema(as = CallStatus)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(dead_code)]
+pub enum ContractCallStatus {
+    Answered,
+    NotAnswered,
+    Failed,
+}
+
+/// The inbound webhook's `call_status` (schema only).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(dead_code)]
+pub enum InboundCallStatus {
+    Answered,
     Missed,
 }
 
@@ -351,6 +375,7 @@ pub struct CrmWebhookPayload {
     /// The caller ID presented to the customer, in E.164 (`+91...`).
     pub phone_from: String,
     /// The terminal outcome.
+    #[schema(value_type = ContractCallStatus)]
     pub call_status: CallStatus,
     /// Whole seconds from answer to hangup; 0 when not answered.
     pub duration_seconds: u64,

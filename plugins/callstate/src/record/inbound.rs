@@ -109,6 +109,7 @@ pub struct InboundWebhookPayload {
     /// The tenant's number the customer dialled (E.164).
     pub phone_to: String,
     /// `ANSWERED` or `MISSED`.
+    #[schema(value_type = super::InboundCallStatus)]
     pub call_status: CallStatus,
     /// Whole seconds from answer to hangup; 0 when missed.
     pub duration_seconds: u64,
