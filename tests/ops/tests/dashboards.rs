@@ -59,6 +59,25 @@ const SIP_SERIES: &[(&str, Kind, &[&str])] = &[
     ("c2c_sip_dialogs", Kind::Gauge, &[]),
 ];
 
+/// Series of the gateway's inbound calls (`gateway/src/inbound/metrics.rs`, registered by
+/// the gateway itself, not `c2c-metrics`); `inbound_series_match_the_gateway` checks the
+/// names against that source.
+const INBOUND_SERIES: &[(&str, Kind, &[&str])] = &[
+    (
+        "c2c_inbound_offers_total",
+        Kind::Counter,
+        &["tenant", "outcome"],
+    ),
+    (
+        "c2c_inbound_lookups_total",
+        Kind::Counter,
+        &["tenant", "outcome"],
+    ),
+    ("c2c_inbound_refused_total", Kind::Counter, &["reason"]),
+    ("c2c_inbound_calls", Kind::Gauge, &[]),
+    ("c2c_inbound_incoming_delay_seconds", Kind::Histogram, &[]),
+];
+
 /// Series that come with another issue. Alerts may already use them;
 /// `dashboards/README.md` marks them "planned". Once the gateway registers one, the
 /// catalogue check below says to move it out of this list. None at present
@@ -142,7 +161,7 @@ enum Kind {
 enum Origin {
     /// Registered by gateway code today.
     Exported,
-    /// The SIP edge's series, from the fixed list above.
+    /// The SIP edge's and the inbound calls' series, from the fixed lists above.
     Sip,
     /// Written by Prometheus itself (`up`).
     Prometheus,
@@ -335,6 +354,9 @@ fn catalogue() -> Catalogue {
     for &(name, kind, labels) in SIP_SERIES {
         add_fixed(&mut cat, name, kind, labels, Origin::Sip);
     }
+    for &(name, kind, labels) in INBOUND_SERIES {
+        add_fixed(&mut cat, name, kind, labels, Origin::Sip);
+    }
     for &(name, kind, labels) in PLANNED_SERIES {
         add_fixed(&mut cat, name, kind, labels, Origin::Planned);
     }
@@ -409,6 +431,21 @@ fn sip_series_match_the_sip_edge() {
         "the dashboards use SIP series that plugins/sip does not register: {missing:?}; \
          rename them in SIP_SERIES (tests/ops/tests/dashboards.rs), dashboards/*.json, \
          dashboards/alerts.yml and dashboards/README.md, or register them in plugins/sip"
+    );
+}
+
+#[test]
+fn inbound_series_match_the_gateway() {
+    let src = read(&repo_root().join("gateway/src/inbound/metrics.rs"));
+    let missing: Vec<&str> = INBOUND_SERIES
+        .iter()
+        .map(|s| s.0)
+        .filter(|name| !src.contains(&format!("\"{name}\"")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboards use inbound series that gateway/src/inbound/metrics.rs does not \
+         register: {missing:?}"
     );
 }
 
