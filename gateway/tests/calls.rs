@@ -418,11 +418,14 @@ async fn another_tenants_key_cannot_reach_a_call_and_cors_is_per_tenant() {
         m.contains("c2c_cors_refused_total{route=\"call_get\",tenant=\"acme\"} 2"),
         "{m}"
     );
+    // The log is a file the gateway writes: under load the line lands a moment later.
+    let refused = |l: &str| l.contains("refused by CORS") && l.contains("https://evil.example");
+    eventually(Duration::from_secs(5), || async {
+        env.gw.log_text().lines().any(refused)
+    })
+    .await;
     let log = env.gw.log_text();
-    let lines: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("refused by CORS") && l.contains("https://evil.example"))
-        .collect();
+    let lines: Vec<&str> = log.lines().filter(|l| refused(l)).collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
         lines[0].contains("acme") && lines[0].contains("call_get"),
