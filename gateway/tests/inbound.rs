@@ -166,11 +166,11 @@ async fn carrier_ok(ib: &Inbound, mut c: tokio::process::Child, what: &str) {
     }
 }
 
-async fn put_agent(env: &CallEnv, id: &str) {
+async fn put_agent(env: &CallEnv, key: &str, id: &str) {
     let r = env
         .c
         .put(env.gw.url(&format!("/api/c2c/agents/{id}")))
-        .header("x-api-key", ACME_KEY)
+        .header("x-api-key", key)
         .json(&json!({"name": id, "telephony_enabled": true}))
         .send()
         .await
@@ -180,11 +180,16 @@ async fn put_agent(env: &CallEnv, id: &str) {
 
 /// An agent's presence session: registered, connected, available.
 async fn agent(env: &CallEnv, id: &str) -> (Ws, String) {
-    put_agent(env, id).await;
+    agent_of(env, ACME_KEY, id).await
+}
+
+/// [`agent`] for the tenant of `key`.
+async fn agent_of(env: &CallEnv, key: &str, id: &str) -> (Ws, String) {
+    put_agent(env, key, id).await;
     let (s, tok) = json(
         env.c
             .post(env.gw.url(&format!("/api/c2c/agents/{id}/session")))
-            .header("x-api-key", ACME_KEY)
+            .header("x-api-key", key)
             .send()
             .await
             .unwrap(),
@@ -601,4 +606,61 @@ async fn kill_9_while_ringing_ends_the_call_missed_after_restart() {
         "{owner}"
     );
     drop(sipp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlt_gating_is_for_outbound_only() {
+    // globex's Principal Entity is not verified (outbound off): its customers can still
+    // call it, and its agents take those calls.
+    let ib = start(None, |p| {
+        let globex = std::fs::read_to_string(p.path().join("tenants/globex.toml")).unwrap();
+        p.write(
+            "tenants/globex.toml",
+            &format!(
+                "{globex}\n[[inbound.numbers]]\ndid = \"+918045670000\"\ntrunk = \"vi-blr\"\n"
+            ),
+        );
+    })
+    .await;
+    let env = &ib.env;
+    let key = env.mint_tenant_key("globex", "globex-t");
+    let ok = eventually(T, || async {
+        env.c
+            .get(env.gw.url("/api/c2c/agents"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+    })
+    .await;
+    assert!(ok, "the globex key never took effect");
+    let (s, v) = json(
+        env.c
+            .post(env.gw.url("/api/c2c/click2call"))
+            .header("x-api-key", &key)
+            .json(&json!({"case_id": "c", "customer_number": "9530251797", "agent_id": "g1", "customer_crm_id": "x"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (403, "dlt_pending"),
+        "outbound is gated: {v}"
+    );
+    let (mut ws, _) = agent_of(env, &key, "g1").await;
+    let sipp = carrier(&ib, "inbound_answer.xml", "+918045670000", &[]);
+    let inc = next_of(&mut ws, "incoming").await;
+    assert_eq!(inc["to"], "+918045670000");
+    send(
+        &mut ws,
+        json!({"type": "accept", "call_id": inc["call_id"]}),
+    )
+    .await;
+    let acc = next_of(&mut ws, "accepted").await;
+    join(env, acc["room"].as_str().unwrap(), "g1").await;
+    carrier_ok(&ib, sipp, "globex inbound answered").await;
 }
