@@ -91,6 +91,10 @@ pub const CONSOLE_NORMALIZE: RouteInfo = local("console_normalize", CONSOLE_KEYS
 pub const CONSOLE_LIVEKIT_VALIDATE: RouteInfo =
     local("console_livekit_validate", CONSOLE_KEYS, true);
 pub const CONSOLE_CALL: RouteInfo = local("console_call", CONSOLE_KEYS, false);
+/// Sandbox: the bundled simulator calls one of the tenant's numbers as a carrier.
+pub const CONSOLE_SANDBOX_INBOUND: RouteInfo = local("console_sandbox_inbound", CONSOLE_KEYS, true);
+/// Sandbox: the simulator's stand-in for the call's agent joins its room with audio.
+pub const CONSOLE_SANDBOX_JOIN: RouteInfo = local("console_sandbox_join", CONSOLE_KEYS, true);
 
 pub const WEBHOOKS_REPLAY: RouteInfo = local("webhooks_replay", Access::Key(Scope::Owner), true);
 /// One call's stored record (numbers masked) and webhook delivery state, for the owner.
@@ -147,6 +151,8 @@ pub fn uses_call_store(r: &RouteInfo) -> bool {
                 | ANALYTICS
                 | CALL_LOG
                 | CONSOLE_CALL
+                | CONSOLE_SANDBOX_INBOUND
+                | CONSOLE_SANDBOX_JOIN
                 | WEBHOOKS_REPLAY
                 | OWNER_CALL_GET
                 | OWNER_BACKUP
@@ -186,7 +192,7 @@ const DELETE: Method = Method::DELETE;
 /// Every route. [`RTC`] and [`TWIRP`] are prefix routes: [`find`] matches them by prefix
 /// (`/rtc/...`, `/twirp/...`) before this table.
 #[rustfmt::skip]
-pub static ENDPOINTS: [Endpoint; 47] = [
+pub static ENDPOINTS: [Endpoint; 49] = [
     at(GET, "/livez", LIVEZ, &paths::LIVEZ),
     at(GET, "/readyz", READYZ, &paths::READYZ),
     at(GET, "/metrics", METRICS, &paths::METRICS),
@@ -243,6 +249,10 @@ pub static ENDPOINTS: [Endpoint; 47] = [
     at(POST, "/api/c2c/console/tenants/{tenant}/livekit-validate", CONSOLE_LIVEKIT_VALIDATE,
         &console_paths::CONSOLE_LIVEKIT_VALIDATE),
     at(GET, "/api/c2c/console/calls/{call_id}", CONSOLE_CALL, &console_paths::CONSOLE_CALL),
+    at(POST, "/api/c2c/console/tenants/{tenant}/sandbox/inbound", CONSOLE_SANDBOX_INBOUND,
+        &console_paths::CONSOLE_SANDBOX_INBOUND),
+    at(POST, "/api/c2c/console/calls/{call_id}/sandbox-join", CONSOLE_SANDBOX_JOIN,
+        &console_paths::CONSOLE_SANDBOX_JOIN),
     at(GET, "/api/telephony/config/owner/{tenant}/outbound-enable", OWNER_OUTBOUND_GET,
         &paths::OWNER_OUTBOUND_GET),
     at(POST, "/api/telephony/config/owner/{tenant}/outbound-enable", OWNER_OUTBOUND_SET,

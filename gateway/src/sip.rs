@@ -150,6 +150,7 @@ impl BackgroundService for SipService {
         };
         tracing::info!(udp = %edge.udp_addr(), tcp = %edge.tcp_addr(), "SIP edge listening");
         self.app.inbound().set_edge(edge.inbound());
+        self.app.inbound().set_edge_addr(edge.udp_addr());
         let dispatcher = {
             let app = self.app.clone();
             tokio::spawn(async move {

@@ -125,6 +125,8 @@ async fn console_and_client_in_chromium() {
     // Calls of the client-flow tests whose CRM webhook is checked here (the sink lives
     // in this process).
     let flow_out = env.data.path().join("flow-calls.json");
+    // The Sandbox's inbound calls, whose CRM webhooks are checked here too.
+    let inbound_out = env.data.path().join("inbound-calls.json");
     let out = Command::new("node")
         .current_dir(repo().join("web"))
         .args([
@@ -150,6 +152,7 @@ async fn console_and_client_in_chromium() {
         .env("C2C_DRIVEN", driven.to_string())
         .env("C2C_GATEWAY_LOG", &env.gw.log)
         .env("C2C_FLOW_OUT", &flow_out)
+        .env("C2C_INBOUND_OUT", &inbound_out)
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -173,6 +176,10 @@ async fn console_and_client_in_chromium() {
         "presence-pill",
         "console-agents",
         "client-token-refreshed",
+        "console-sandbox-inbound-missed",
+        "console-sandbox-inbound-active",
+        "console-sandbox-inbound",
+        "console-analytics-inbound",
     ] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");
     }
@@ -197,6 +204,31 @@ async fn console_and_client_in_chromium() {
             got[0].body["call_status"], "ANSWERED",
             "{which}: {:?}",
             got[0]
+        );
+    }
+    // The Sandbox's inbound calls (the simulator as the carrier): one inbound webhook
+    // each, as the preview showed it.
+    let inbound: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&inbound_out).expect("inbound-calls.json"))
+            .unwrap();
+    for (which, status, agent) in [
+        ("missed", "MISSED", ""),
+        ("answered", "ANSWERED", "console-sandbox"),
+    ] {
+        let id = inbound[which]
+            .as_str()
+            .unwrap_or_else(|| panic!("{which}: {inbound}"));
+        let end = std::time::Instant::now() + T;
+        while env.sink.for_call(id).is_empty() && std::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let got = env.sink.for_call(id);
+        assert_eq!(got.len(), 1, "{which}: webhooks for {id}: {got:?}");
+        let b = &got[0].body;
+        assert_eq!(
+            (&b["direction"], &b["call_status"], &b["agent_id"]),
+            (&json!("inbound"), &json!(status), &json!(agent)),
+            "{which}: {b}"
         );
     }
 }

@@ -3,9 +3,12 @@
 // Test normalize shows the dialed string, Analytics charts reflect the calls the Rust
 // harness drove, Settings masks secrets and validates LiveKit live, the owner flips
 // DLT, Agents lists the registry with its telephony switch, audit trail and live
-// availability, and a Sandbox call reaches Ended with the webhook preview.
+// availability, and a Sandbox call reaches Ended with the webhook preview. Inbound
+// (end of file): Sandbox test inbound calls, missed and answered by the page's sandbox
+// agent, and Analytics counting them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { BASE, env, launch, page, shot, json, until } from './lib.mjs';
 
 const CONSOLE_KEY = env('C2C_CONSOLE_KEY');
@@ -302,5 +305,112 @@ test('a Sandbox call goes through the agent flow and reaches Ended with the webh
   // peer connection (the simulator carries no media).
   const unexpected = p.errors.filter((e) => !/pc connection|could not establish|peer connection|livekit|Room|connection/i.test(e));
   assert.deepEqual(unexpected, [], p.errors.join('\n'));
+  await p.context().close();
+});
+
+// Inbound (issue 21): the bundled simulator calls the tenant's number at the gateway's
+// own SIP edge as a carrier would. Nobody available first (no_agent), then this page as
+// the sandbox agent; the Rust harness checks the CRM webhooks of both calls.
+const DID = '+918045678901';
+const CALLER = '+919812345678';
+const inboundCalls = {};
+
+/** The inbound preview's body; the calls' ids go to the Rust harness. */
+async function inboundPreview(p) {
+  await p.waitForSelector('#inbound-webhook-preview', { timeout: 40000 });
+  const text = await p.textContent('#inbound-webhook-preview');
+  const body = JSON.parse(text.slice(text.indexOf('{')));
+  assert.ok(text.includes('X-api-key: •••••••• (set)'), text);
+  return body;
+}
+
+function saveInbound(which, id) {
+  inboundCalls[which] = id;
+  writeFileSync(env('C2C_INBOUND_OUT'), JSON.stringify(inboundCalls));
+}
+
+test('a Sandbox inbound call with nobody to answer ends MISSED no_agent with the inbound webhook preview', async () => {
+  const p = await page(browser);
+  await signIn(p, CONSOLE_KEY);
+  await go(p, 'sandbox');
+  assert.deepEqual(await p.$$eval('#sb-in-did option', (o) => o.map((x) => x.value)), [DID]);
+  assert.equal(await p.isChecked('#sb-in-answer'), false);
+  await p.fill('#sb-in-hold', '3');
+  await p.click('#sb-in-place');
+  const body = await inboundPreview(p);
+  assert.deepEqual(Object.keys(body), ['call_id', 'direction', 'phone_from', 'phone_to', 'call_status', 'duration_seconds', 'agent_id']);
+  assert.deepEqual([body.direction, body.call_status, body.phone_from, body.phone_to, body.agent_id, body.duration_seconds],
+    ['inbound', 'MISSED', CALLER, DID, '', 0]);
+  assert.equal(await p.getAttribute('#inbound-steps li[data-step="Ended"]', 'class'), 'current');
+  for (const s of ['Offered', 'Active']) assert.equal(await p.getAttribute(`#inbound-steps li[data-step="${s}"]`, 'class'), '', s);
+  assert.equal(await p.textContent('#inbound-detail [data-field="status"]'), 'ENDED · MISSED');
+  assert.equal(await p.textContent('#inbound-detail [data-field="disconnect_reason"]'), 'no_agent');
+  assert.equal(await p.textContent('#inbound-detail [data-field="direction"]'), 'inbound');
+  // The console's call view, as the page read it.
+  const c = (await json(`${BASE}/api/c2c/console/calls/${body.call_id}`, { headers: { 'X-api-key': CONSOLE_KEY } })).body;
+  assert.deepEqual([c.direction, c.did, c.offers, c.lead_id, c.trunk], ['inbound', DID, [], null, null], JSON.stringify(c));
+  saveInbound('missed', body.call_id);
+  await shot(p, 'console-sandbox-inbound-missed');
+  assert.deepEqual(p.errors, []);
+  await p.context().close();
+});
+
+test('a Sandbox inbound call answered by the sandbox agent goes ACTIVE, then ENDED ANSWERED when the caller hangs up', async () => {
+  const p = await page(browser);
+  await signIn(p, CONSOLE_KEY);
+  await go(p, 'sandbox');
+  await p.check('#sb-in-answer');
+  await p.fill('#sb-in-hold', '3');
+  await p.click('#sb-in-place');
+  // The offer to this page's agent, accepted; the simulator answers once it joined.
+  await p.waitForSelector('#inbound-detail [data-offer-agent="console-sandbox"]', { timeout: 20000 });
+  await p.waitForSelector('#inbound-steps li[data-step="Active"].current', { timeout: 20000 });
+  assert.equal(await p.textContent('#inbound-detail [data-field="status"]'), 'ACTIVE');
+  assert.equal(await p.getAttribute('#inbound-steps li[data-step="Offered"]', 'class'), 'done');
+  await shot(p, 'console-sandbox-inbound-active');
+  // The caller stays on 3 s, then hangs up: ANSWERED.
+  const body = await inboundPreview(p);
+  assert.deepEqual([body.direction, body.call_status, body.phone_from, body.phone_to, body.agent_id],
+    ['inbound', 'ANSWERED', CALLER, DID, 'console-sandbox']);
+  assert.ok(body.duration_seconds >= 2 && body.duration_seconds <= 10, JSON.stringify(body));
+  assert.equal(await p.getAttribute('#inbound-steps li[data-step="Ended"]', 'class'), 'current');
+  assert.equal(await p.textContent('#inbound-detail [data-field="status"]'), 'ENDED · ANSWERED');
+  assert.equal(await p.getAttribute('#inbound-detail [data-offer-outcome]', 'data-offer-outcome'), 'accepted');
+  const c = (await json(`${BASE}/api/c2c/console/calls/${body.call_id}`, { headers: { 'X-api-key': CONSOLE_KEY } })).body;
+  assert.equal(c.offers.length, 1, JSON.stringify(c));
+  assert.deepEqual([c.offers[0].agent_id, c.offers[0].outcome], ['console-sandbox', 'accepted']);
+  assert.ok(c.offers[0].ended_ms >= c.offers[0].offered_ms);
+  const log = await p.$$eval('#inbound-log li', (li) => li.map((x) => x.textContent));
+  console.log('# inbound sandbox log:', JSON.stringify(log.reverse()));
+  assert.ok(log.some((l) => l.includes('accepted: room c2c-')), 'accepted over presence');
+  assert.ok(log.some((l) => l.includes('microphone published')), 'joined through the simulator');
+  saveInbound('answered', body.call_id);
+  await shot(p, 'console-sandbox-inbound');
+  noSecrets(await p.content(), 'the inbound sandbox');
+  assert.deepEqual(p.errors, []);
+  await p.context().close();
+});
+
+test('Analytics counts the inbound calls and the missed one', async () => {
+  const p = await page(browser);
+  await signIn(p, CONSOLE_KEY);
+  await go(p, 'analytics');
+  await p.waitForSelector('#chart-days');
+  const api = (await json(`${BASE}/api/c2c/analytics?from=${DRIVEN.date}&to=${DRIVEN.date}`, { headers: { 'X-api-key': CONSOLE_KEY } })).body;
+  assert.ok(api.inbound >= 2 && api.outcomes.MISSED >= 1 && api.outcomes.ANSWERED >= 1, JSON.stringify(api));
+  assert.equal(await p.textContent('[data-stat="missed"] b'), String(api.outcomes.MISSED));
+  assert.equal(await p.textContent('[data-stat="inbound"] b'), String(api.inbound));
+  assert.match(await p.textContent('[data-stat="inbound"]'), /% of calls\)/);
+  const day = await p.$eval(`#chart-days g[data-date="${DRIVEN.date}"]`, (g) => ({
+    total: Number(g.dataset.total),
+    inbound: Number(g.dataset.inbound),
+    missed: Number(g.querySelector('rect[data-outcome="missed"]')?.dataset.value),
+  }));
+  assert.deepEqual(day, { total: api.total, inbound: api.inbound, missed: api.outcomes.MISSED });
+  const row = await p.$$eval('table tbody tr', (trs, date) => trs.map((tr) => [...tr.children].map((td) => td.textContent))
+    .find((r) => r[0] === date), DRIVEN.date);
+  assert.deepEqual([row[2], row[6]], [String(api.inbound), String(api.outcomes.MISSED)], JSON.stringify(row));
+  await shot(p, 'console-analytics-inbound');
+  assert.deepEqual(p.errors, []);
   await p.context().close();
 });

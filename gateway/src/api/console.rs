@@ -13,10 +13,10 @@ use c2c_tenancy::{Policy, Tenant};
 use http::StatusCode;
 
 use crate::api::console_types::{
-    CallTimings, ConsoleCall, ConsoleDlt, ConsoleGuide, ConsoleRole, ConsoleSession,
-    ConsoleSettings, ConsoleTenant, ConsoleTrunk, CrmSettings, LimitSettings, LiveKitCheck,
-    LiveKitSettings, LiveKitSource, Masked, TenantInfo, TenantRef, TrunkDial, WebhookHeaders,
-    WebhookPreview,
+    CallTimings, ConsoleCall, ConsoleDlt, ConsoleGuide, ConsoleInboundNumber, ConsoleRole,
+    ConsoleSession, ConsoleSettings, ConsoleTenant, ConsoleTrunk, CrmSettings, LimitSettings,
+    LiveKitCheck, LiveKitSettings, LiveKitSource, Masked, TenantInfo, TenantRef, TrunkDial,
+    WebhookHeaders, WebhookPreview,
 };
 use crate::api::contract::view;
 use crate::api::errors;
@@ -30,7 +30,10 @@ const VALIDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The tenant a request may act on: the `:tenant` parameter, which a tenant key may
 /// only set to its own tenant.
-fn tenant_param<'p>(policy: &'p Policy, ctx: &RequestCtx) -> Result<&'p Tenant, ApiError> {
+pub(super) fn tenant_param<'p>(
+    policy: &'p Policy,
+    ctx: &RequestCtx,
+) -> Result<&'p Tenant, ApiError> {
     let id = ctx.param(0).unwrap_or_default();
     may_see(ctx, id)?;
     policy
@@ -39,7 +42,7 @@ fn tenant_param<'p>(policy: &'p Policy, ctx: &RequestCtx) -> Result<&'p Tenant, 
         .ok_or_else(|| ApiError::not_found(format!("unknown tenant '{id}'")))
 }
 
-fn may_see(ctx: &RequestCtx, tenant: &str) -> Result<(), ApiError> {
+pub(super) fn may_see(ctx: &RequestCtx, tenant: &str) -> Result<(), ApiError> {
     match ctx.tenant() {
         Some(own) if own != tenant => Err(ApiError::forbidden(
             "a tenant key can only see its own tenant",
@@ -135,6 +138,15 @@ pub async fn tenant(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiErro
                 allowed_origins: &t.allowed_origins,
             },
             trunks,
+            inbound_numbers: t
+                .inbound
+                .numbers
+                .iter()
+                .map(|n| ConsoleInboundNumber {
+                    did: &n.did,
+                    trunk: &n.trunk,
+                })
+                .collect(),
             settings: ConsoleSettings {
                 livekit,
                 crm_webhook,
@@ -234,15 +246,19 @@ pub async fn call(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError>
     // Another tenant's call is as unknown as a missing one.
     may_see(ctx, &rec.tenant).map_err(|_| errors::unknown_call())?;
     let policy = app.policy().get();
-    let trunk = policy.tenant(&rec.tenant).and_then(|t| {
-        DialPlan::new(t)
-            .preview(
-                &rec.trunk_label,
-                &rec.customer_number,
-                Some(&rec.phone_from),
-            )
-            .ok()
-    });
+    let inbound = rec.is_inbound();
+    let trunk = policy
+        .tenant(&rec.tenant)
+        .filter(|_| !inbound)
+        .and_then(|t| {
+            DialPlan::new(t)
+                .preview(
+                    &rec.trunk_label,
+                    &rec.customer_number,
+                    Some(&rec.phone_from),
+                )
+                .ok()
+        });
     let hook = policy
         .tenant(&rec.tenant)
         .and_then(|t| t.crm_webhook.as_ref());
@@ -273,6 +289,10 @@ pub async fn call(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError>
                 customer_number: &n.customer_number,
             }),
             sip_disconnect_code: rec.sip_disconnect_code,
+            direction: rec.direction,
+            did: inbound.then_some(rec.phone_from.as_str()),
+            offers: &rec.offers,
+            lead_id: rec.lead_id.as_deref(),
             webhook,
         },
     ))

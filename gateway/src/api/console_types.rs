@@ -4,9 +4,10 @@
 //! derives its schemas from them (`ToSchema`), so the published shapes cannot drift
 //! from what `web/src/console/*.js` reads. Secrets appear only as [`Masked`].
 
+use c2c_callstate::{Direction, OfferEntry};
 use c2c_dlt::AuditEntry;
 use c2c_tenancy::Secret;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::contract::CallView;
@@ -64,6 +65,8 @@ pub(crate) struct TenantRef<'a> {
 pub(crate) struct ConsoleTenant<'a> {
     pub(crate) tenant: TenantInfo<'a>,
     pub(crate) trunks: Vec<ConsoleTrunk<'a>>,
+    /// The numbers customers call (`[[inbound.numbers]]`); empty when none.
+    pub(crate) inbound_numbers: Vec<ConsoleInboundNumber<'a>>,
     pub(crate) settings: ConsoleSettings<'a>,
     pub(crate) dlt: ConsoleDlt<'a>,
     pub(crate) guide: ConsoleGuide,
@@ -93,6 +96,15 @@ pub(crate) struct ConsoleTrunk<'a> {
     /// True for the trunk calls use.
     pub(crate) default: bool,
     pub(crate) enabled: bool,
+}
+
+/// One of the tenant's inbound numbers.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConsoleInboundNumber<'a> {
+    /// The number (E.164).
+    pub(crate) did: &'a str,
+    /// The label of the carrier trunk it arrives on.
+    pub(crate) trunk: &'a str,
 }
 
 /// Effective settings, secrets masked.
@@ -205,8 +217,67 @@ pub(crate) struct ConsoleCall<'a> {
     pub(crate) trunk: Option<TrunkDial<'a>>,
     /// The SIP final response code of the customer leg, when known.
     pub(crate) sip_disconnect_code: Option<u16>,
+    /// `outbound` (`/click2call`) or `inbound` (a customer called one of the
+    /// tenant's numbers; `call.customer_number` is then the caller).
+    pub(crate) direction: Direction,
+    /// Inbound: the number the customer called (E.164); null for an outbound call.
+    pub(crate) did: Option<&'a str>,
+    /// Inbound: every offer to an agent, in order (agent, when, how it ended); empty
+    /// for an outbound call.
+    pub(crate) offers: &'a [OfferEntry],
+    /// Inbound: the lead the CRM's lookup named; null without one.
+    pub(crate) lead_id: Option<&'a str>,
     /// The CRM webhook the outcome produces; null until the call ended.
     pub(crate) webhook: Option<WebhookPreview<'a>>,
+}
+
+/// `POST /api/c2c/console/tenants/{tenant}/sandbox/inbound`: a test inbound call.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"did": "+918045678901", "from": "+919812345678", "hold_seconds": 10}))]
+pub(crate) struct SandboxInboundRequest {
+    /// One of the tenant's inbound numbers (`[[inbound.numbers]]`), as E.164 or any
+    /// Indian shape (`91…`, `0…`, 10 digits); anything else is `422 unknown_did`.
+    pub(crate) did: String,
+    /// The caller: `+` and 6-15 digits (else `422 invalid_number`); default
+    /// `+919812345678`.
+    #[serde(default)]
+    pub(crate) from: Option<String>,
+    /// Seconds the simulated caller stays on once answered before it hangs up (BYE);
+    /// default 10. (Read as a JSON number: `7.0` is the integer 7, as JSON Schema says.)
+    #[serde(default)]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 30)]
+    pub(crate) hold_seconds: Option<f64>,
+}
+
+/// The test inbound call the gateway stored.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "call_id": "c2c_ab12cd34ab12cd34ab12cd34ab12cd34",
+    "sip_call_id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+    "did": "+918045678901",
+    "from": "+919812345678",
+    "hold_seconds": 10
+}))]
+pub(crate) struct SandboxInboundCall {
+    /// The call: follow it at `GET /api/c2c/console/calls/{call_id}`.
+    pub(crate) call_id: String,
+    /// The simulated carrier's SIP Call-ID.
+    pub(crate) sip_call_id: String,
+    /// The number called (E.164).
+    pub(crate) did: String,
+    /// The caller.
+    pub(crate) from: String,
+    pub(crate) hold_seconds: u64,
+}
+
+/// `POST /api/c2c/console/calls/{call_id}/sandbox-join`: the simulator's stand-in for
+/// the agent is in the call's room with its microphone published.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SandboxJoined<'a> {
+    pub(crate) call_id: &'a str,
+    pub(crate) room: &'a str,
+    /// The participant identity: the call's agent.
+    pub(crate) identity: &'a str,
 }
 
 /// How the call was dialled (the internal dial string included).

@@ -6,6 +6,7 @@ pub mod assets;
 pub mod backup;
 mod calls;
 mod console;
+mod console_sandbox;
 mod console_types;
 pub(crate) mod contract;
 pub mod errors;
@@ -130,6 +131,10 @@ impl Api {
                 Box::pin(console::livekit_validate(app, ctx, body)).await
             }
             routes::CONSOLE_CALL => Box::pin(console::call(app, ctx)).await,
+            routes::CONSOLE_SANDBOX_INBOUND => {
+                Box::pin(console_sandbox::inbound(app, ctx, body)).await
+            }
+            routes::CONSOLE_SANDBOX_JOIN => Box::pin(console_sandbox::join(app, ctx, body)).await,
             routes::WEBHOOKS_REPLAY => Box::pin(replay::handle(app, body)).await,
             routes::OWNER_OUTBOUND_GET => Box::pin(owner::get(app, ctx)).await,
             routes::OWNER_CALL_GET => Box::pin(owner_calls::get(app, ctx)).await,

@@ -22,6 +22,7 @@ mod metrics;
 mod ring;
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use c2c_callstate::CallRecord;
@@ -43,6 +44,8 @@ const MAX_CALLS: usize = 20_000;
 /// Cancels that arrived before their call was registered (the dispatcher is a queue
 /// behind the edge), remembered this many at most.
 const EARLY_GONE: usize = 1024;
+/// The latest stored calls' SIP Call-IDs, for [`InboundService::call_for_sip`].
+const RECENT: usize = 256;
 
 /// Why an accept or reject of an offer is refused. Mapped to HTTP in `api::errors`
 /// and to presence `error` frames by [`InboundRefusal::code`].
@@ -103,12 +106,16 @@ struct Calls {
     by_id: HashMap<String, Entry>,
     by_sip: HashMap<String, String>,
     early_gone: VecDeque<String>,
+    /// `(SIP Call-ID, call id)` of the latest stored calls, ended ones included.
+    recent: VecDeque<(String, String)>,
 }
 
 /// The inbound calls of this process: one handle, kept by [`App`].
 pub struct InboundService {
     calls: Mutex<Calls>,
     edge: OnceLock<InboundControl>,
+    /// The edge's UDP address (set once, when the edge starts).
+    edge_addr: OnceLock<SocketAddr>,
     queue: mpsc::Sender<Held>,
     inbox: Mutex<Option<mpsc::Receiver<Held>>>,
     http: reqwest::Client,
@@ -123,6 +130,7 @@ impl InboundService {
         Ok(Self {
             calls: Mutex::new(Calls::default()),
             edge: OnceLock::new(),
+            edge_addr: OnceLock::new(),
             queue,
             inbox: Mutex::new(Some(inbox)),
             http: lookup::client(allow_private),
@@ -143,6 +151,45 @@ impl InboundService {
 
     fn edge(&self) -> Option<&InboundControl> {
         self.edge.get()
+    }
+
+    /// The running SIP edge's bound UDP address (set once, when the edge starts).
+    pub fn set_edge_addr(&self, addr: SocketAddr) {
+        let _ = self.edge_addr.set(addr);
+    }
+
+    /// Where carriers send INVITEs to this process: the SIP edge's UDP address, `None`
+    /// while no edge runs. An unspecified bind address reads as loopback.
+    pub fn edge_addr(&self) -> Option<SocketAddr> {
+        let mut a = *self.edge_addr.get()?;
+        if a.ip().is_unspecified() {
+            a.set_ip(match a {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        Some(a)
+    }
+
+    /// The call stored for the carrier INVITE with this SIP Call-ID, among the latest
+    /// [`RECENT`] (so one the gateway ended at once, e.g. `no_agent`, is found too).
+    pub fn call_for_sip(&self, sip_call_id: &str) -> Option<String> {
+        let c = self.calls.lock();
+        c.recent
+            .iter()
+            .rev()
+            .find(|(sip, _)| sip == sip_call_id)
+            .map(|(_, id)| id.clone())
+    }
+
+    /// Remembers that `call_id` was stored for `sip_call_id` ([`Self::call_for_sip`]).
+    fn stored(&self, sip_call_id: &str, call_id: &str) {
+        let mut c = self.calls.lock();
+        if c.recent.len() >= RECENT {
+            c.recent.pop_front();
+        }
+        c.recent
+            .push_back((sip_call_id.to_owned(), call_id.to_owned()));
     }
 
     /// The edge holds a carrier INVITE for a DID (called on the SIP path: never blocks).

@@ -104,6 +104,7 @@ async fn start(app: &Arc<App>, call: &InboundCall) -> Option<RingCtx> {
         refuse("store", 503);
         return None;
     }
+    svc.stored(&call.sip_call_id, &call_id);
     // Counted started (and its slot given back when it ends) like every call.
     crate::calls::run_effects(app, &rec, &effects).await;
     let c = RingCtx {

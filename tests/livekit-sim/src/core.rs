@@ -15,6 +15,7 @@ use livekit_protocol as proto;
 use crate::rooms::{self, SharedRooms};
 use crate::rtc::RtcSessions;
 use crate::scenario::{Scenario, ScenarioTable};
+use crate::sip::carrier::Carrier;
 use crate::sip::inbound::InboundCallRecord;
 use crate::sip::Ua;
 use crate::sip_rules::SipRules;
@@ -203,6 +204,8 @@ pub(crate) struct Core {
     pub sip_ua: Option<Arc<Ua>>,
     /// Inbound trunks and dispatch rules (Twirp `livekit.SIP` admin methods).
     pub sip_rules: Arc<Mutex<SipRules>>,
+    /// The simulator as a carrier calling a SIP edge (whenever there is a SIP socket).
+    pub carrier: Option<Carrier>,
     dials: Mutex<VecDeque<DialRecord>>,
     dial_log_capacity: usize,
 }
@@ -223,6 +226,7 @@ pub(crate) struct CoreParts {
     pub rtc: RtcSessions,
     pub sip_ua: Option<Arc<Ua>>,
     pub sip_rules: Arc<Mutex<SipRules>>,
+    pub carrier: Option<Carrier>,
 }
 
 impl Core {
@@ -241,6 +245,7 @@ impl Core {
             rtc: p.rtc,
             sip_ua: p.sip_ua,
             sip_rules: p.sip_rules,
+            carrier: p.carrier,
             dials: Mutex::new(VecDeque::new()),
             dial_log_capacity: p.dial_log_capacity,
         }
@@ -265,6 +270,15 @@ impl Core {
             .and_then(|ua| ua.inbound())
             .map(|svc| svc.calls())
             .unwrap_or_default()
+    }
+
+    /// The carrier side, or why there is none.
+    pub(crate) fn carrier(&self) -> Result<&Carrier, SimError> {
+        self.carrier.as_ref().ok_or_else(|| {
+            SimError::Config(
+                "the simulator has no SIP socket: configure sip_inbound or sip_outbound".to_owned(),
+            )
+        })
     }
 
     /// Inbound fault switches (no-ops without a SIP socket).

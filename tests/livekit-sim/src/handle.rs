@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::core::{Core, DialRecord, SimStats};
 use crate::scenario::Scenario;
+use crate::sip::carrier::{DialInbound, InboundDialId, InboundDialRecord};
 use crate::sip::inbound::InboundCallRecord;
 use crate::webhooks::{Forgery, SignedWebhook};
 use crate::SimError;
@@ -74,6 +75,57 @@ impl SimHandle {
     /// oldest first, at most `SimLimits::inbound_log`.
     pub fn inbound_calls(&self) -> Vec<InboundCallRecord> {
         self.inner.core.inbound_calls()
+    }
+
+    /// Calls `did` at the SIP edge `edge` as a carrier would, from `from` (a customer
+    /// dialling a tenant's number): INVITE with an SDP offer from the simulator's
+    /// carrier socket ([`Self::carrier_addr`]), rings, and once answered holds the call
+    /// `hold`, then BYE; a final >= 300 is ACKed and ends it. Returns at once; follow
+    /// the call with [`Self::inbound_dial`]. Needs a SIP socket (`sip_inbound` or
+    /// `sip_outbound`); at most `carrier::MAX_DIALS` calls at once, `hold` at most 1 h.
+    pub fn dial_inbound(
+        &self,
+        edge: SocketAddr,
+        did: &str,
+        from: &str,
+        hold: Duration,
+    ) -> Result<InboundDialId, SimError> {
+        self.inner.core.carrier()?.dial(&DialInbound {
+            edge,
+            did,
+            from,
+            hold,
+        })
+    }
+
+    /// A carrier call's record (the last `carrier::MAX_DIALS` are kept).
+    pub fn inbound_dial(&self, id: &InboundDialId) -> Option<InboundDialRecord> {
+        self.inner.core.carrier.as_ref()?.get(id.as_str())
+    }
+
+    /// The remembered carrier calls, oldest first.
+    pub fn inbound_dials(&self) -> Vec<InboundDialRecord> {
+        self.inner
+            .core
+            .carrier
+            .as_ref()
+            .map(|c| c.list())
+            .unwrap_or_default()
+    }
+
+    /// The carrier hangs up `id`: CANCEL while ringing, BYE once answered. False for
+    /// an unknown or ended call.
+    pub fn hangup_inbound_dial(&self, id: &InboundDialId) -> bool {
+        self.inner
+            .core
+            .carrier
+            .as_ref()
+            .is_some_and(|c| c.hangup(id.as_str()))
+    }
+
+    /// Where carrier calls come from (a trunk's `carrier` or `sources` must admit it).
+    pub fn carrier_addr(&self) -> Option<SocketAddr> {
+        self.inner.core.carrier.as_ref().map(|c| c.local_addr())
     }
 
     /// The inbound trunks, as `ListSIPInboundTrunk` returns them.

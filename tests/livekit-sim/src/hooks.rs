@@ -11,6 +11,10 @@
 //! | POST | `/sim/scenarios` | `{"number","scenario"}` or `{"default"}` | set a call script |
 //! | POST | `/sim/fault` | `{"unavailable"?,"refuse_connections"?,"latency_ms"?,"ignore_wait_until_answered"?,"inbound_no_trunk_404"?,"inbound_no_rule_404"?}` | fault injection |
 //! | GET | `/sim/sip/inbound` | | recent inbound INVITEs (`InboundCallRecord`s) |
+//! | POST | `/sim/sip/dial-inbound` | `{"edge","did","from"?,"hold_ms"?}` | the simulator calls `did` at the SIP edge `edge` (`ip:port`) as a carrier; `{"id"}` (the SIP Call-ID) |
+//! | GET | `/sim/sip/dial-inbound` | | the carrier calls (`InboundDialRecord`s) |
+//! | GET | `/sim/sip/dial-inbound/{id}` | | one carrier call |
+//! | POST | `/sim/sip/dial-inbound/{id}/hangup` | | the carrier hangs up (CANCEL or BYE) |
 //! | GET | `/sim/stats` | | counters |
 //! | POST | `/sim/webhooks/forge` | `{"forgery":"expired"}` | send a forged webhook |
 //! | POST | `/sim/webhooks/replay` | | re-send the last webhook |
@@ -24,6 +28,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::core::Core;
 use crate::scenario::Scenario;
+use crate::sip::carrier::{DialInbound, InboundDialId};
 use crate::twirp::{bytes_response, text_response, HttpResponse};
 use crate::webhooks::Forgery;
 use crate::SimError;
@@ -74,6 +79,27 @@ struct FaultBody {
     inbound_no_rule_404: Option<bool>,
 }
 
+/// The caller a carrier call comes from when the body names none.
+const DEFAULT_CALLER: &str = "+919812345678";
+/// The hold after the answer when the body names none.
+const DEFAULT_HOLD_MS: u64 = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DialInboundBody {
+    edge: std::net::SocketAddr,
+    did: String,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    hold_ms: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct DialInboundAnswer<'a> {
+    id: &'a InboundDialId,
+}
+
 #[derive(Deserialize)]
 struct ForgeBody {
     forgery: Forgery,
@@ -117,6 +143,33 @@ async fn route(
         (&Method::GET, ["stats"]) => json(&core.stats()),
         (&Method::GET, ["rooms"]) => json(&core.rooms.lock().list_rooms(&[])),
         (&Method::GET, ["sip", "inbound"]) => json(&core.inbound_calls()),
+        (&Method::POST, ["sip", "dial-inbound"]) => {
+            let req: DialInboundBody = parse(&body)?;
+            let hold = Duration::from_millis(req.hold_ms.unwrap_or(DEFAULT_HOLD_MS));
+            let from = req.from.as_deref().unwrap_or(DEFAULT_CALLER);
+            let id = core.carrier()?.dial(&DialInbound {
+                edge: req.edge,
+                did: &req.did,
+                from,
+                hold,
+            })?;
+            json(&DialInboundAnswer { id: &id })
+        }
+        (&Method::GET, ["sip", "dial-inbound"]) => json(&core.carrier()?.list()),
+        (&Method::GET, ["sip", "dial-inbound", id]) => json(
+            &core
+                .carrier()?
+                .get(id)
+                .ok_or_else(|| SimError::NotFound(format!("carrier call {id}")))?,
+        ),
+        (&Method::POST, ["sip", "dial-inbound", id, "hangup"]) => {
+            if !core.carrier()?.hangup(id) {
+                return Err(SimError::NotFound(format!(
+                    "carrier call {id} (or it ended)"
+                )));
+            }
+            Ok(empty_ok())
+        }
         (&Method::GET, ["rooms", room, "participants"]) => {
             json(&core.rooms.lock().participants(room))
         }

@@ -26,6 +26,9 @@
 //!   trunk and rule, rings, joins a SIP participant to the rule's room and answers
 //!   once another participant publishes audio there ([`SimHandle::inbound_calls`]);
 //!   [`SimConfig::inbound_auto_provision`] sets up c2c-gateway's trunk and rule;
+//! * a carrier calling a SIP edge (a customer dialling a tenant's number): an INVITE
+//!   for a DID from a UDP socket of its own, held once answered then BYE, final
+//!   >= 300 ACKed ([`SimHandle::dial_inbound`], `POST /sim/sip/dial-inbound`);
 //! * signed webhooks exactly as LiveKit sends them ([`webhooks`]);
 //! * a signalling stub at `/rtc` and `/rtc/v1` (WebSocket: token checks and status
 //!   codes as LiveKit's `rtcservice.go`, a protobuf `SignalResponse{join}` first
@@ -83,6 +86,7 @@ pub use crate::config::{
 pub use crate::core::{DialRecord, SimStats};
 pub use crate::handle::SimHandle;
 pub use crate::scenario::{Outcome, Scenario, ScenarioFile};
+pub use crate::sip::carrier::{InboundDialId, InboundDialRecord, InboundDialState};
 pub use crate::sip::inbound::{InboundCallRecord, InboundState};
 pub use crate::webhooks::{Forgery, SignedWebhook};
 
@@ -193,6 +197,14 @@ impl Simulator {
             }
             None => None,
         };
+        let carrier = match &sip_ua {
+            Some(ua) => {
+                let (carrier, task) = start_carrier(ua, &limits, shutdown_rx.clone()).await?;
+                tasks.push(task);
+                Some(carrier)
+            }
+            None => None,
+        };
         let core = Arc::new(Core::new(CoreParts {
             api_key: config.api_key.clone(),
             api_secret: config.api_secret.clone(),
@@ -211,6 +223,7 @@ impl Simulator {
             rtc: RtcSessions::new(limits.max_rtc_sessions),
             sip_ua,
             sip_rules,
+            carrier,
         }));
         core.faults
             .set_ignore_wait(config.ignore_wait_until_answered);
@@ -238,6 +251,30 @@ impl Simulator {
         tasks.push(worker);
         Ok(SimHandle::new(addr, core, shutdown_tx, tasks))
     }
+}
+
+/// The carrier's own UDP socket, on the SIP socket's address (loopback when that is
+/// unspecified) and with its T1.
+async fn start_carrier(
+    sip: &sip::Ua,
+    limits: &SimLimits,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(sip::carrier::Carrier, tokio::task::JoinHandle<()>), SimError> {
+    let ip = match sip.local_addr().ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let config = UaConfig {
+        transport: SipTransport::Udp,
+        bind: SocketAddr::new(ip, 0),
+        t1: sip.config().t1,
+        proxy: None,
+    };
+    let (ua, task) = sip::Ua::start(config, limits.max_sip_calls, shutdown).await?;
+    tracing::info!(local = %ua.local_addr(), "livekit-sim carrier SIP socket");
+    let carrier = sip::carrier::Carrier::new(ua, tokio::runtime::Handle::current());
+    Ok((carrier, task))
 }
 
 /// The SIP socket the configuration asks for: the outbound one (which answers

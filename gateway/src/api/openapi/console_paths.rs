@@ -10,7 +10,10 @@ use super::paths::{
 use super::spec::{
     named, Body, Content, HeaderSchema, OperationDoc, Param, Reply, ReplyHeader, Request,
 };
-use crate::api::console_types::{ConsoleCall, ConsoleSession, ConsoleTenant, LiveKitCheck};
+use crate::api::console_types::{
+    ConsoleCall, ConsoleSession, ConsoleTenant, LiveKitCheck, SandboxInboundCall,
+    SandboxInboundRequest, SandboxJoined,
+};
 use crate::api::normalize::NormalizeRequest;
 
 const CONSOLE_KEYS: &[&str] = &["console_key", "owner_key"];
@@ -124,6 +127,78 @@ pub const CONSOLE_CALL: OperationDoc = OperationDoc {
         STORE_UNAVAILABLE,
     ],
     ..OperationDoc::EMPTY
+};
+
+pub const CONSOLE_SANDBOX_INBOUND: OperationDoc = OperationDoc {
+    id: "console_sandbox_inbound",
+    tag: "console",
+    summary: "Sandbox: a test inbound call from the bundled simulator to one of the tenant's \
+        numbers",
+    description: "The simulator plays the carrier: it sends an INVITE for `did` to this \
+        gateway's own SIP edge (from its SIP address, 127.0.0.1: the number's trunk must admit \
+        it as its `carrier` or `sources`), rings, and once answered holds the call \
+        `hold_seconds`, then hangs up (BYE). The call goes through the edge, the ring and the \
+        offers to available agents like any inbound call (docs/inbound.md). Answers once the \
+        gateway stored the call (at most 5 s): follow it at \
+        `GET /api/c2c/console/calls/{call_id}`. Only with the bundled simulator.",
+    params: &[CONSOLE_TENANT_ID],
+    request: Some(Request::json(named::<SandboxInboundRequest>())),
+    security: CONSOLE_KEYS,
+    responses: &[
+        Reply::ok("The stored call.", named::<SandboxInboundCall>()),
+        OTHER_TENANT,
+        UNKNOWN_TENANT,
+        Reply::error(
+            "409",
+            "`simulator_only`: the gateway runs no bundled LiveKit simulator (a LiveKit \
+             project with `url = \"sim\"`); `no_sip_edge`: its SIP edge is not running; \
+             `inbound_refused`: the SIP edge refused the call (e.g. the number's trunk does \
+             not admit the simulator's address).",
+        ),
+        Reply::error(
+            "422",
+            "`unknown_did`: not one of the tenant's inbound numbers; `invalid_number`: \
+             `from` is not a phone number; `invalid_hold`: `hold_seconds` is not 1-30.",
+        ),
+        Reply::retry(
+            "503",
+            "`simulator_unavailable`: the simulator could not place the call (too many at once).",
+        ),
+        Reply::error(
+            "504",
+            "`inbound_timeout`: the gateway did not store the call within 5 s.",
+        ),
+    ],
+};
+
+pub const CONSOLE_SANDBOX_JOIN: OperationDoc = OperationDoc {
+    id: "console_sandbox_join",
+    tag: "console",
+    summary: "Sandbox: the call's agent joins its room with the microphone published (simulated)",
+    description: "The bundled simulator's stand-in for the agent's browser, which cannot carry \
+        media to a simulator: the participant with the call's `agent_id` as identity joins \
+        the call's room and publishes its microphone, as `C2C.accept` or `C2C.startCall` \
+        would. An inbound call is answered once the agent publishes audio. Only with the \
+        bundled simulator.",
+    params: &[CALL_ID],
+    request: Some(Request {
+        description: Some("`{}` (no fields yet)."),
+        ..Request::json(Body::Object)
+    }),
+    security: CONSOLE_KEYS,
+    responses: &[
+        Reply::ok("Joined.", named::<SandboxJoined>()),
+        Reply::error(
+            "404",
+            "`not_found`: unknown `call_id`, or another tenant's call.",
+        ),
+        Reply::error(
+            "409",
+            "`simulator_only`: no bundled simulator; `call_ended`; `no_agent`: nobody \
+             accepted the call yet; `join_failed`: the simulator refused the join.",
+        ),
+        STORE_UNAVAILABLE,
+    ],
 };
 
 pub const CLIENT_JS: OperationDoc = OperationDoc {

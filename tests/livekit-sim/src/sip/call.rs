@@ -1,9 +1,10 @@
-//! One outbound call as LiveKit SIP places it: INVITE transaction (RFC 3261
-//! §17.1.1, timers A/B), ACK for 2xx (new transaction, through the route set)
-//! and non-2xx (hop-by-hop, same branch), CANCEL (§9.1) on ringing timeout or
-//! when the participant goes while ringing, BYE (§15) when it goes while
-//! active, and the callee's BYE answered. The participant is driven through
-//! [`Script`] exactly as scripted scenarios drive it.
+//! One outgoing call (UAC): INVITE transaction (RFC 3261 §17.1.1, timers A/B), ACK
+//! for 2xx (new transaction, through the route set) and non-2xx (hop-by-hop, same
+//! branch), CANCEL (§9.1) on ringing timeout or when `alive` goes while ringing, BYE
+//! (§15) when it goes while active or at `max_call_duration`, and the callee's BYE
+//! answered. What happens is reported to a [`CallEvents`]: LiveKit SIP's outbound
+//! participant ([`Script`], driven exactly as scripted scenarios drive it), or the
+//! simulator playing a carrier ([`super::carrier`]).
 //!
 //! The task ends when the call is over — after 64*T1 of absorbing
 //! retransmissions on UDP — or at simulator shutdown (a last BYE/CANCEL is sent
@@ -35,12 +36,51 @@ pub(crate) struct Dial {
     pub max_call_duration: Duration,
 }
 
+/// What a call reports as it goes. Every method is called at most once per call,
+/// except that nothing follows the end (`hangup`, `reject`, `ring_timeout`,
+/// `no_response`).
+pub(crate) trait CallEvents: Send + 'static {
+    /// The first 18x.
+    fn ring(&self);
+    /// A 2xx (already ACKed). False ends the call at once (BYE).
+    fn answer(&self) -> bool;
+    /// The callee's BYE, or `max_call_duration` (our BYE follows).
+    fn hangup(&self);
+    /// A 3xx-6xx final response (ACKed) with the far end's reason phrase.
+    fn reject(&self, sip_code: u16, phrase: &str);
+    /// `ringing_timeout` passed (the CANCEL follows).
+    fn ring_timeout(&self);
+    /// Timer B: no response at all, after `provisional` provisionals.
+    fn no_response(&self, provisional: usize);
+}
+
+impl CallEvents for Script {
+    fn ring(&self) {
+        Script::ring(self);
+    }
+    fn answer(&self) -> bool {
+        Script::answer(self)
+    }
+    fn hangup(&self) {
+        Script::hangup(self);
+    }
+    fn reject(&self, sip_code: u16, phrase: &str) {
+        Script::reject(self, sip_code, phrase);
+    }
+    fn ring_timeout(&self) {
+        Script::ring_timeout(self);
+    }
+    fn no_response(&self, provisional: usize) {
+        Script::no_response(self, provisional);
+    }
+}
+
 /// Plays one call to its end.
-pub(crate) async fn run(
+pub(crate) async fn run<E: CallEvents>(
     ua: Arc<Ua>,
     slot: CallSlot,
     dial: Dial,
-    script: Script,
+    script: E,
     alive: oneshot::Receiver<()>,
 ) {
     let CallSlot {
@@ -117,9 +157,9 @@ enum Phase<'a> {
     Ended,
 }
 
-struct Call {
+struct Call<E> {
     ua: Arc<Ua>,
-    script: Script,
+    script: E,
     call_id: String,
     proxy: SocketAddr,
     t1: Duration,
@@ -139,8 +179,8 @@ struct Call {
     ack: Option<(Vec<u8>, SocketAddr)>,
 }
 
-impl Call {
-    fn new(ua: Arc<Ua>, call_id: String, dial: &Dial, script: Script) -> Call {
+impl<E: CallEvents> Call<E> {
+    fn new(ua: Arc<Ua>, call_id: String, dial: &Dial, script: E) -> Self {
         let config = ua.config().clone();
         let local = ua.local_addr();
         let transport = config.transport.via_token();

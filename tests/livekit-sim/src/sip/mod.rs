@@ -1,6 +1,7 @@
 //! A small SIP user agent so the simulator can dial a real trunk the way LiveKit
-//! SIP does ([`crate::SimConfig::sip_outbound`], [`call`]) and answer inbound calls
-//! the way LiveKit SIP does ([`crate::SimConfig::sip_inbound`], [`inbound`]).
+//! SIP does ([`crate::SimConfig::sip_outbound`], [`call`]), answer inbound calls
+//! the way LiveKit SIP does ([`crate::SimConfig::sip_inbound`], [`inbound`]), and
+//! call a SIP edge the way a carrier does ([`carrier`], on a socket of its own).
 //!
 //! **Owns:** one transport per simulator — a UDP socket, or for TCP a listener plus
 //! one connection per next hop — and a demultiplexer from Call-ID to the task
@@ -21,6 +22,7 @@
 //! the configured proxy).
 
 pub(crate) mod call;
+pub(crate) mod carrier;
 mod dialog;
 pub(crate) mod inbound;
 pub(crate) mod message;

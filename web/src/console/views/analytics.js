@@ -1,5 +1,6 @@
 // Analytics: outcomes from call records (GET /api/c2c/analytics), filtered by date
-// range and trunk, drawn as charts plus the same numbers as tables.
+// range and trunk, drawn as charts plus the same numbers as tables. Inbound calls count
+// in every total; those nobody answered are MISSED, and the inbound share is shown.
 import { api, qs } from '../api.js';
 import { h, mount, table, errorBox } from '../dom.js';
 import { barChart, stackedByDay, legend } from './charts.js';
@@ -52,6 +53,8 @@ function show(out, a) {
   const o = a.outcomes;
   const stat = (label, v, id) => h('div', { class: 'stat', 'data-stat': id }, h('b', {}, v), label);
   const rate = a.answer_rate === null || a.answer_rate === undefined ? '—' : `${Math.round(a.answer_rate * 100)}%`;
+  const inbound = a.inbound || 0;
+  const share = a.total ? `${Math.round((inbound / a.total) * 100)}%` : '—';
   const codes = Object.entries(a.failures_by_sip_code || {}).sort(([x], [y]) => x.localeCompare(y));
   const byCause = a.failures_by_cause || {};
   const causes = CAUSES.filter(([k]) => byCause[k]).map(([k, label]) => [k, byCause[k], label]);
@@ -64,7 +67,8 @@ function show(out, a) {
     h('div', { class: 'card' },
       h('div', { class: 'stats' },
         stat('calls', a.total, 'total'), stat('answered', o.ANSWERED, 'answered'), stat('not answered', o.NOT_ANSWERED, 'not_answered'),
-        stat('failed', o.FAILED, 'failed'), stat('in progress', o.IN_PROGRESS, 'in_progress'), stat('answer rate', rate, 'answer_rate'))),
+        stat('failed', o.FAILED, 'failed'), stat('missed (inbound)', o.MISSED || 0, 'missed'), stat('in progress', o.IN_PROGRESS, 'in_progress'),
+        stat('answer rate', rate, 'answer_rate'), stat(`inbound (${share} of calls)`, inbound, 'inbound'))),
     h('div', { class: 'card' },
       h('h3', {}, 'Failures by SIP code'),
       codes.length
@@ -81,6 +85,6 @@ function show(out, a) {
       h('h3', {}, 'By day'),
       legend(),
       stackedByDay('chart-days', 'Outcomes by day', days),
-      table('Outcomes by day', ['Date', 'Total', 'Answered', 'Not answered', 'Failed', 'In progress'],
-        days.filter((d) => d.total > 0).map((d) => [d.date, d.total, d.answered, d.not_answered, d.failed, d.in_progress]), 'No calls on any day.')));
+      table('Outcomes by day', ['Date', 'Total', 'Inbound', 'Answered', 'Not answered', 'Failed', 'Missed', 'In progress'],
+        days.filter((d) => d.total > 0).map((d) => [d.date, d.total, d.inbound || 0, d.answered, d.not_answered, d.failed, d.missed || 0, d.in_progress]), 'No calls on any day.')));
 }

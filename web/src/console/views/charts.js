@@ -1,5 +1,6 @@
 // Charts drawn by our own code as SVG (no chart library): a bar chart of failures by
-// SIP code and stacked bars of outcomes by day. Each chart has a <title>/<desc> for
+// SIP code and stacked bars of outcomes by day (missed inbound calls a series of their
+// own). Each chart has a <title>/<desc> for
 // screen readers, and the views also show the numbers as tables.
 import { h } from '../dom.js';
 
@@ -51,6 +52,7 @@ export const OUTCOMES = [
   ['answered', 'Answered'],
   ['not_answered', 'Not answered'],
   ['failed', 'Failed'],
+  ['missed', 'Missed (inbound)'],
   ['in_progress', 'In progress'],
 ];
 
@@ -62,7 +64,7 @@ export function stackedByDay(id, title, days) {
   const slot = iw / Math.max(1, days.length);
   const bw = Math.min(40, slot * 0.7);
   const every = Math.ceil(days.length / 12);
-  const desc = days.map((d) => `${d.date}: ${d.total} calls, ${d.answered} answered`).join('; ');
+  const desc = days.map((d) => `${d.date}: ${d.total} calls (${d.inbound || 0} inbound), ${d.answered} answered, ${d.missed || 0} missed`).join('; ');
   return h('svg', { id, class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-labelledby': `${id}-t ${id}-d` },
     h('title', { id: `${id}-t` }, title),
     h('desc', { id: `${id}-d` }, desc),
@@ -76,7 +78,7 @@ export function stackedByDay(id, title, days) {
         return h('rect', { class: `c-${k}`, x, y, width: bw, height: bh, 'data-outcome': k, 'data-value': d[k] },
           h('title', {}, `${d.date} ${label}: ${d[k]}`));
       });
-      return h('g', { 'data-date': d.date, 'data-total': d.total }, parts,
+      return h('g', { 'data-date': d.date, 'data-total': d.total, 'data-inbound': d.inbound || 0 }, parts,
         i % every === 0 ? h('text', { x: x + bw / 2, y: H - PAD.b + 14, 'text-anchor': 'middle' }, d.date.slice(5)) : null);
     }));
 }

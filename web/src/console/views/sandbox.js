@@ -2,8 +2,11 @@
 // /click2call (with the signed-in console key) -> C2C.startCall (join + publish mic,
 // then /connect) -> hang up -> the gateway finalizes. Shows the states, what hit the
 // trunk, and the exact CRM webhook the outcome produces.
+// Below it, the inbound Sandbox (sandbox-inbound.js): the simulator calls one of the
+// tenant's numbers, and this page may answer as a sandbox agent.
 import { api } from '../api.js';
 import { h, mount, kv, errorBox } from '../dom.js';
+import { inboundSandbox } from './sandbox-inbound.js';
 
 const STEPS = ['Initiated', 'Ringing', 'Active', 'Ended'];
 const PHASE_STEP = { INITIATED: 0, DIALING: 1, RINGING: 1, ACTIVE: 2, ENDED: 3 };
@@ -123,6 +126,7 @@ export default async function sandbox(root, ctx) {
     mute.textContent = m ? 'Unmute' : 'Mute';
   });
 
+  const inbound = inboundSandbox(ctx);
   mount(root,
     h('h2', { id: 'view-title' }, 'Sandbox'),
     h('p', { class: 'lead' }, 'A real two-way call from this browser — same path as a live agent. Grant mic access when prompted.'),
@@ -134,5 +138,8 @@ export default async function sandbox(root, ctx) {
         h('li', {}, h('strong', {}, 'Talk, then hang up. '), 'Hang Up (or the customer dropping) finalizes the call and previews the exact CRM webhook.'))),
     h('div', { class: 'card' }, h('h3', {}, 'Place a test call'), form, steps, stateText, log),
     h('div', { class: 'card' }, h('h3', {}, 'What hit the trunk'), trunk),
-    h('div', { class: 'card' }, h('h3', {}, 'CRM webhook preview'), h('p', { class: 'lead' }, 'The payload that would POST to the CRM on this outcome.'), hook));
+    h('div', { class: 'card' }, h('h3', {}, 'CRM webhook preview'), h('p', { class: 'lead' }, 'The payload that would POST to the CRM on this outcome.'), hook),
+    h('h2', { id: 'inbound-title' }, 'Inbound'),
+    inbound.cards);
+  return inbound.undo;
 }
