@@ -352,8 +352,8 @@ async fn a_rejected_offer_goes_to_the_next_agent_and_an_unanswered_one_times_out
     let ib = start(None, |_| {}).await;
     let env = &ib.env;
     // a1 became available first: it has been idle longest and is offered first.
-    let (mut a1, _) = agent(env, "a1").await;
-    let (mut a2, _) = agent(env, "a2").await;
+    let (mut a1, t1) = agent(env, "a1").await;
+    let (mut a2, t2) = agent(env, "a2").await;
     let sipp = carrier(&ib, "inbound_answer.xml", DID, &[]);
     let inc = next_of(&mut a1, "incoming").await;
     let call_id = inc["call_id"].as_str().unwrap().to_string();
@@ -376,9 +376,28 @@ async fn a_rejected_offer_goes_to_the_next_agent_and_an_unanswered_one_times_out
         (Some("not_offered"), Some(call_id.as_str())),
         "{e}"
     );
-    // a2 takes it over HTTP with its presence token.
-    send(&mut a2, json!({"type": "accept", "call_id": call_id})).await;
-    let acc = next_of(&mut a2, "accepted").await;
+    // Over HTTP: no token, a1's token (declined), a forged one, then a2 takes it with
+    // its presence token; accepting again gives the same room.
+    let accept = |token: Option<String>| {
+        let mut r = env
+            .c
+            .post(env.gw.url(&format!("/api/c2c/calls/{call_id}/accept")));
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        async move { json(r.send().await.unwrap()).await }
+    };
+    let (s, v) = accept(None).await;
+    assert_eq!((s, error_code(&v)), (401, "invalid_token"), "{v}");
+    let (s, v) = accept(Some(format!("{t2}x"))).await;
+    assert_eq!((s, error_code(&v)), (401, "invalid_token"), "{v}");
+    let (s, v) = accept(Some(t1.clone())).await;
+    assert_eq!((s, error_code(&v)), (403, "not_offered"), "{v}");
+    let (s, acc) = accept(Some(t2.clone())).await;
+    assert_eq!(s, 200, "{acc}");
+    assert_eq!(acc["call_id"], call_id.as_str());
+    let (s, again) = accept(Some(t2)).await;
+    assert_eq!((s, &again["room"]), (200, &acc["room"]), "{again}");
     join(env, acc["room"].as_str().unwrap(), "a2").await;
     carrier_ok(&ib, sipp, "answered after reject and timeout").await;
     let hook = env.webhook(&call_id, T).await;
@@ -663,4 +682,33 @@ async fn dlt_gating_is_for_outbound_only() {
     let acc = next_of(&mut ws, "accepted").await;
     join(env, acc["room"].as_str().unwrap(), "g1").await;
     carrier_ok(&ib, sipp, "globex inbound answered").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_gateway_refuses_new_inbound_calls_503() {
+    let ib = start(None, |_| {}).await;
+    let env = &ib.env;
+    let (_ws, _) = agent(env, "a1").await;
+    // SIGTERM: the gateway drains (server.grace_period_seconds) before it stops; a
+    // caller taken now could not ring out, so the carrier is told to try elsewhere.
+    env.gw.send_sigterm();
+    let ok = eventually(T, || async {
+        matches!(
+            env.c
+                .get(env.gw.url("/readyz"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16()),
+            Ok(503)
+        )
+    })
+    .await;
+    assert!(ok, "the gateway never started draining");
+    let sipp = carrier(&ib, "inbound_final.xml", DID, &[("@CODE@", "503".into())]);
+    carrier_ok(&ib, sipp, "503 while draining").await;
+    let m = env.gw.metrics(&env.c).await;
+    assert!(
+        m.contains("c2c_inbound_refused_total{reason=\"draining\"} 1"),
+        "{m}"
+    );
 }
