@@ -128,7 +128,7 @@ impl Plugin for Cors {
             ));
             h.push((
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                // Authorization: the call's agent token, for /token.
+                // Authorization: the call's agent token for /token, the presence token for /accept.
                 HeaderValue::from_static("Content-Type, Authorization"),
             ));
             h.push((

@@ -13,7 +13,7 @@ pub struct InboundMetrics {
     /// timeout, error).
     pub lookups: IntCounterVec,
     /// `c2c_inbound_refused_total{reason}`: held calls refused before they rang an
-    /// agent (no_agent, concurrent_calls, store, queue_full, no_tenant, full).
+    /// agent (no_agent, concurrent_calls, store, queue_full, no_tenant, draining, full).
     pub refused: IntCounterVec,
     /// `c2c_inbound_calls`: inbound calls this process rings or connects now.
     pub ringing: IntGauge,

@@ -85,6 +85,12 @@ enum Signal {
     Ended,
 }
 
+/// Why a stored call was not registered for ringing.
+enum NotRegistered {
+    CallerGone,
+    Full,
+}
+
 /// A held call as the edge reported it, and when.
 struct Held {
     call: InboundCall,
@@ -240,16 +246,22 @@ impl InboundService {
         self.calls.lock().by_id.contains_key(call_id)
     }
 
-    /// Registers a ringing call; `false` when the caller already hung up (its cancel
-    /// overtook the dispatcher) or the table is full.
-    fn register(&self, call_id: &str, tenant: &str, sip: &str, tx: mpsc::Sender<Signal>) -> bool {
+    /// Registers a ringing call; refused when the caller already hung up (its cancel
+    /// overtook the dispatcher) or this process rings [`MAX_CALLS`] already.
+    fn register(
+        &self,
+        call_id: &str,
+        tenant: &str,
+        sip: &str,
+        tx: mpsc::Sender<Signal>,
+    ) -> Result<(), NotRegistered> {
         let mut c = self.calls.lock();
         if let Some(i) = c.early_gone.iter().position(|s| s == sip) {
             c.early_gone.remove(i);
-            return false;
+            return Err(NotRegistered::CallerGone);
         }
         if c.by_id.len() >= MAX_CALLS {
-            return false;
+            return Err(NotRegistered::Full);
         }
         c.by_sip.insert(sip.to_owned(), call_id.to_owned());
         c.by_id.insert(
@@ -262,7 +274,7 @@ impl InboundService {
             },
         );
         self.metrics.ringing.set(c.by_id.len() as i64);
-        true
+        Ok(())
     }
 
     fn remember_answer(&self, call_id: &str, agent_id: &str, a: &AcceptAnswer) {

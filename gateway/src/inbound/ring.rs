@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::accept::{self, missed};
 use super::lookup::{self, LeadOutcome, Lookup};
-use super::{frames, InboundRefusal, Signal};
+use super::{frames, InboundRefusal, NotRegistered, Signal};
 use crate::app::App;
 use crate::clock::now_ms;
 
@@ -71,6 +71,12 @@ async fn start(app: &Arc<App>, call: &InboundCall) -> Option<RingCtx> {
         svc.metrics.refused.with_label_values(&[reason]).inc();
         svc.reject_sip(call.sip_call_id.clone(), code);
     };
+    // Draining for a stop: a call taken now could not ring out before the process
+    // exits; a 503 lets the carrier try another gateway of the trunk group instead.
+    if app.is_draining() {
+        refuse("draining", 503);
+        return None;
+    }
     let policy = app.policy().get();
     let Some(tenant) = policy.tenant(&call.tenant).cloned() else {
         refuse("no_tenant", 404);
@@ -121,9 +127,20 @@ async fn start(app: &Arc<App>, call: &InboundCall) -> Option<RingCtx> {
 async fn ring(app: Arc<App>, c: RingCtx, held_at: Instant) {
     let svc = app.inbound();
     let (tx, mut rx) = mpsc::channel(16);
-    if !svc.register(&c.call_id, &c.tenant.id, &c.sip_call_id, tx) {
-        missed(&app, &c.call_id, "caller_hung_up").await;
-        return;
+    match svc.register(&c.call_id, &c.tenant.id, &c.sip_call_id, tx) {
+        Ok(()) => {}
+        Err(NotRegistered::CallerGone) => {
+            missed(&app, &c.call_id, "caller_hung_up").await;
+            return;
+        }
+        Err(NotRegistered::Full) => {
+            // Not registered, so the end's RefuseCaller cannot find the INVITE: refused
+            // here.
+            svc.metrics.refused.with_label_values(&["full"]).inc();
+            svc.reject_sip(c.sip_call_id.clone(), 503);
+            missed(&app, &c.call_id, "gateway_full").await;
+            return;
+        }
     }
     tracing::info!(tenant = %c.tenant.id, did = %c.did, caller = %c2c_dialplan::mask(&c.caller), "inbound call ringing");
     let hub = app.agents().hub();
