@@ -510,7 +510,7 @@ async fn no_agent_is_480_at_once_and_bad_numbers_and_sources_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_lead_comes_as_an_update_and_a_failing_lookup_still_rings() {
-    // First lookup: 2.5 s (past the 1500 ms race) with a lead; second: a 500.
+    // Lookups: 2.5 s (past the 1500 ms race) with a lead, except the second: a 500.
     let mode = Arc::new(AtomicU8::new(0));
     let m = mode.clone();
     let crm = Receiver::start(move |req| {
@@ -520,7 +520,7 @@ async fn a_slow_lead_comes_as_an_update_and_a_failing_lookup_still_rings() {
             "outbound key"
         );
         let n = m.fetch_add(1, Ordering::SeqCst);
-        std::future::ready(if n == 0 {
+        std::future::ready(if n != 1 {
             Reply::status(200)
                 .body(r#"{"lead_id":"L-7","name":"Asha","stage":"demo booked"}"#)
                 .delay(Duration::from_millis(2500))
@@ -569,6 +569,16 @@ async fn a_slow_lead_comes_as_an_update_and_a_failing_lookup_still_rings() {
     let inc = next_of(&mut ws, "incoming").await;
     assert!(inc["lead"].is_null());
     carrier_ok(&ib, sipp, "cancel without a lead").await;
+    // The caller hangs up while the lead is still awaited: the agent never sees the
+    // call, and it is MISSED.
+    let sipp = carrier(&ib, "inbound_cancel.xml", DID, &[("@PAUSE@", "300".into())]);
+    carrier_ok(&ib, sipp, "cancel before the incoming event").await;
+    none_of(&mut ws, "incoming", Duration::from_millis(1500)).await;
+    assert!(eventually(T, || async { env.sink.all().len() == 3 }).await);
+    let calls = env.sink.all();
+    let last = &calls[2].body;
+    assert_eq!(last["call_status"], "MISSED", "{last}");
+    assert_ne!(last["call_id"], inc["call_id"], "a third call: {last}");
     let m = env.gw.metrics(&env.c).await;
     assert!(
         m.contains("c2c_inbound_lookups_total{outcome=\"found\",tenant=\"acme\"} 1"),

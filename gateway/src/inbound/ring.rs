@@ -258,6 +258,24 @@ async fn offer(
         tokio::select! {
             r = lead.changed() => if r.is_err() { break },
             _ = sleep_until(lead_deadline) => break,
+            // The caller may hang up while the lead is awaited: the agent was not told
+            // yet, so there is no card to close.
+            sig = rx.recv() => match sig {
+                Some(Signal::CallerGone) => {
+                    count("cancelled");
+                    end_offer(app, c, agent, OfferOutcome::Cancelled).await;
+                    missed(app, &c.call_id, "caller_hung_up").await;
+                    return Ok(OfferEnd::Done);
+                }
+                Some(Signal::Ended) | None => return Ok(OfferEnd::Done),
+                // Nobody can know the call before `incoming`: not offered to them.
+                Some(Signal::Accept { reply, .. }) => {
+                    let _ = reply.send(Err(InboundRefusal::NotOffered));
+                }
+                Some(Signal::Reject { reply, .. }) => {
+                    let _ = reply.send(Err(InboundRefusal::NotOffered));
+                }
+            },
         }
     }
     let settled = lead.borrow_and_update().clone();
