@@ -59,6 +59,8 @@ pub enum StartError {
     Edge(#[from] crate::edge::RegionError),
     #[error(transparent)]
     Webhooks(#[from] crate::calls::services::DelivererError),
+    #[error("the CRM lead lookup client: {0}")]
+    LookupClient(reqwest::Error),
     #[error("TLS listener {listen}: {reason}")]
     Tls { listen: SocketAddr, reason: String },
 }

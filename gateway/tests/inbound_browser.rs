@@ -36,15 +36,6 @@ fn browser_ready() -> Result<(), String> {
     Ok(())
 }
 
-fn free_udp_port() -> u16 {
-    loop {
-        let port = free_port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_calls_in_chromium_through_the_client() {
     if let Err(why) = browser_ready() {

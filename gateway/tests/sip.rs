@@ -20,17 +20,6 @@ fn scenarios() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/sip/tests/scenarios")
 }
 
-fn free_udp_port() -> u16 {
-    // UDP and TCP on the same port: probe both.
-    loop {
-        let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 struct SipEnv {
     _p: Policies,
     _data: tempfile::TempDir,

@@ -17,17 +17,14 @@ pub const MAX_LEAD_BYTES: usize = 16 * 1024;
 /// The client lookups use: no redirects (a moved endpoint is re-configured, and a
 /// redirect could point inside), and with `allow_private` off the same DNS guard as
 /// webhooks.
-pub fn client(allow_private: bool) -> reqwest::Client {
+pub fn client(allow_private: bool) -> Result<reqwest::Client, reqwest::Error> {
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(16);
     if !allow_private {
         b = b.dns_resolver(c2c_crm_webhooks::SsrfGuardResolver::shared());
     }
-    b.build().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "lead lookup client not built; using the default");
-        reqwest::Client::new()
-    })
+    b.build()
 }
 
 #[derive(Serialize)]

@@ -131,7 +131,10 @@ pub struct InboundService {
 impl InboundService {
     /// `allow_private`: `webhooks.allow_private_targets` (lookups go to the CRM too, so
     /// they follow the same address rules).
-    pub fn new(registry: &prometheus::Registry, allow_private: bool) -> prometheus::Result<Self> {
+    pub fn new(
+        registry: &prometheus::Registry,
+        allow_private: bool,
+    ) -> Result<Self, crate::error::StartError> {
         let (queue, inbox) = mpsc::channel(QUEUE);
         Ok(Self {
             calls: Mutex::new(Calls::default()),
@@ -139,7 +142,7 @@ impl InboundService {
             edge_addr: OnceLock::new(),
             queue,
             inbox: Mutex::new(Some(inbox)),
-            http: lookup::client(allow_private),
+            http: lookup::client(allow_private).map_err(crate::error::StartError::LookupClient)?,
             metrics: InboundMetrics::register(registry)?,
         })
     }

@@ -123,6 +123,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A port free for both TCP and UDP (the SIP edge and sipp bind both), from the same
+/// range as [`free_port`].
+pub fn free_udp_port() -> u16 {
+    loop {
+        let port = free_port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A running gateway process.
 pub struct Gateway {
     pub child: Child,
