@@ -2,6 +2,8 @@
 
 use std::process::Child;
 
+pub mod http1;
+
 /// A child process (gateway, simulator) that is killed and reaped when this is dropped, so
 /// a benchmark that panics leaves nothing running on the machine.
 pub struct Kill(pub Child);
@@ -65,8 +67,18 @@ pub fn spawn_gateway(
     dir: &std::path::Path,
     port: u16,
 ) -> std::io::Result<std::process::Child> {
-    std::process::Command::new(binary)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+    gateway_command(binary, dir, port)?.spawn()
+}
+
+/// The command [`spawn_gateway`] runs, for a driver that needs to set more (the inbound
+/// benchmark gives the SIP edge a known address with `C2C_SIP_LISTEN`).
+pub fn gateway_command(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    port: u16,
+) -> std::io::Result<std::process::Command> {
+    let mut c = std::process::Command::new(binary);
+    c.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--policies")
         .arg(dir.join("policies"))
         .arg("--data")
@@ -74,8 +86,24 @@ pub fn spawn_gateway(
         .env("C2C_LOG", "warn")
         .env("C2C_SIP_LISTEN", "127.0.0.1:0")
         .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("gateway.log"))?)
-        .spawn()
+        .stderr(std::fs::File::create(dir.join("gateway.log"))?);
+    Ok(c)
+}
+
+/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    // USER_HZ is 100 on every Linux this runs on.
+    ticks as f64 / 100.0
 }
 
 #[cfg(test)]

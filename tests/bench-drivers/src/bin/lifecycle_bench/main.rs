@@ -11,12 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use c2c_bench_drivers::Kill;
+use c2c_bench_drivers::{cpu_secs, http1, Kill};
 use clap::Parser;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod http1;
 mod phases;
 mod soak;
 
@@ -60,6 +59,11 @@ struct Args {
     /// (tests/bench/agents-gating.sh compares the two).
     #[arg(long, value_enum, default_value_t = AgentsMode::Unregistered)]
     agents: AgentsMode,
+    /// Phase 1 paced: start this many lifecycles per second (the `--concurrency` workers
+    /// take them as tickets) instead of each worker running its share back to back; CPU
+    /// per lifecycle at a given load rather than at saturation (tests/bench/inbound.sh).
+    #[arg(long)]
+    paced: Option<u32>,
     /// `--agents registered`: registered agents per worker, used in turn. With 1 (the
     /// default) a worker's next click2call often finds its agent's previous call still
     /// ending and retries; with 2 the previous call has a whole lifecycle to end.
@@ -232,22 +236,6 @@ fn rss_kib(pid: u32) -> u64 {
             })
         })
         .unwrap_or(0)
-}
-
-/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
-fn cpu_secs(pid: u32) -> f64 {
-    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name, which is in parentheses and may hold spaces.
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0);
-    // USER_HZ is 100 on every Linux this runs on.
-    ticks as f64 / 100.0
 }
 
 /// `(count, sum seconds)` of the gateway's `c2c_store_flush_seconds` histogram.

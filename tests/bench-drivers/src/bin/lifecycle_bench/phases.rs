@@ -42,19 +42,50 @@ pub(crate) async fn lifecycles(a: &Args) {
     let me = std::process::id();
     let flush0 = flush_stats(&e).await;
     let cpu0 = [cpu_secs(e.gw_pid), cpu_secs(e.sim_pid), cpu_secs(me)];
+    // `--paced`: the same workers take one ticket per lifecycle, handed out at a fixed
+    // rate, instead of running their share back to back.
+    let (ticket_tx, ticket_rx) = tokio::sync::mpsc::channel::<()>(a.concurrency.max(1));
+    let ticket_rx = Arc::new(tokio::sync::Mutex::new(ticket_rx));
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for mine in &agents {
         let (e, mine) = (e.clone(), mine.clone());
+        let tickets = a.paced.map(|_| ticket_rx.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Lat::default();
             let (mut gw, mut sim) = (http1::Conn::new(e.gw_addr), http1::Conn::new(e.sim_addr));
-            for i in 0..per {
-                lifecycle(&mut gw, &mut sim, &mine[i % mine.len()], &mut lat).await;
+            match tickets {
+                None => {
+                    for i in 0..per {
+                        lifecycle(&mut gw, &mut sim, &mine[i % mine.len()], &mut lat).await;
+                    }
+                }
+                Some(rx) => {
+                    let mut i = 0;
+                    while rx.lock().await.recv().await.is_some() {
+                        lifecycle(&mut gw, &mut sim, &mine[i % mine.len()], &mut lat).await;
+                        i += 1;
+                    }
+                }
             }
             lat
         }));
     }
+    if let Some(rate) = a.paced {
+        let gap = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+        for k in 0..(per * a.concurrency) as u32 {
+            tokio::time::sleep_until((t0 + gap * k).into()).await;
+            // Waits when every worker is busy: the rate then slips (the printed
+            // lifecycles/s shows it) rather than lifecycles being dropped.
+            let _ = ticket_tx.send(()).await;
+        }
+        println!(
+            "paced: {} lifecycles started at {rate}/s (last one at {:.2} s)",
+            per * a.concurrency,
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    drop(ticket_tx);
     let mut all = Lat::default();
     for t in tasks {
         all.extend(t.await.unwrap());
