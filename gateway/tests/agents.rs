@@ -119,24 +119,6 @@ async fn set(ws: &mut Ws, availability: &str) {
     .await;
 }
 
-/// A key for the example's second tenant, written into its policy (and reloaded).
-async fn globex_key(env: &CallEnv) -> String {
-    let key = env.mint_tenant_key("globex", "globex-t");
-    let ok = eventually(T, || async {
-        env.c
-            .get(env.gw.url("/api/c2c/agents"))
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            == 200
-    })
-    .await;
-    assert!(ok, "the globex key never took effect");
-    key
-}
-
 #[tokio::test]
 async fn registry_writes_lists_pages_and_survives_kill_9() {
     let mut env = CallEnv::start("poll").await;
@@ -338,7 +320,7 @@ async fn bad_input_changes_nothing_and_tenants_are_apart() {
 
     // Another tenant sees none of acme's agents, and cannot touch them.
     assert_eq!(put_agent(&env, "agent-42", "Asha", true).await.0, 201);
-    let globex = globex_key(&env).await;
+    let globex = env.tenant_key_in_force("globex", "globex-t").await;
     let (s, v) = json(
         env.c
             .get(env.gw.url("/api/c2c/agents/agent-42"))
@@ -734,7 +716,7 @@ async fn a_drop_keeps_availability_for_the_grace_and_a_restart_starts_offline() 
 #[tokio::test]
 async fn a_supervisor_never_hears_another_tenant() {
     let env = CallEnv::start("poll").await;
-    let globex = globex_key(&env).await;
+    let globex = env.tenant_key_in_force("globex", "globex-t").await;
     let (s, _) = json(
         env.c
             .put(env.gw.url("/api/c2c/agents/g-boss"))

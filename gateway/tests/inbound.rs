@@ -642,19 +642,7 @@ async fn dlt_gating_is_for_outbound_only() {
     })
     .await;
     let env = &ib.env;
-    let key = env.mint_tenant_key("globex", "globex-t");
-    let ok = eventually(T, || async {
-        env.c
-            .get(env.gw.url("/api/c2c/agents"))
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            == 200
-    })
-    .await;
-    assert!(ok, "the globex key never took effect");
+    let key = env.tenant_key_in_force("globex", "globex-t").await;
     let (s, v) = json(
         env.c
             .post(env.gw.url("/api/c2c/click2call"))

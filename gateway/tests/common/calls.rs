@@ -108,6 +108,24 @@ impl CallEnv {
         key
     }
 
+    /// [`Self::mint_tenant_key`], then waits until the reloaded policy accepts the key.
+    pub async fn tenant_key_in_force(&self, tenant: &str, id: &str) -> String {
+        let key = self.mint_tenant_key(tenant, id);
+        let ok = eventually(Duration::from_secs(20), || async {
+            self.c
+                .get(self.gw.url("/api/c2c/agents"))
+                .header("x-api-key", &key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                == 200
+        })
+        .await;
+        assert!(ok, "the {tenant} key never took effect");
+        key
+    }
+
     /// Sets the simulated callee's behaviour for a 10-digit number.
     pub async fn scenario(&self, number: &str, scenario: Value) {
         let r = self
