@@ -4,6 +4,7 @@
 //!
 //! A dependency of tests and benchmarks only, never of the gateway itself.
 
+pub mod pg;
 pub mod receiver;
 
 use c2c_callstate::{transition, CallEvent, CallKnobs, SledCallStore, StoreError};

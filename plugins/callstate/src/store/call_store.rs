@@ -42,6 +42,10 @@ pub struct Applied {
     pub written: bool,
     /// Outbox seq if this write enqueued the call's webhook.
     pub enqueued: Option<u64>,
+    /// True when this write moved the call to this node from another node of a fleet
+    /// (see "Fleet" on [`CallStore`]): this node now drives it and arms every timer the
+    /// record holds. Always false on a single-process backend.
+    pub adopted: bool,
 }
 
 /// One page of `list_by_tenant`, oldest first.
@@ -150,6 +154,71 @@ pub trait CallStore: Send + Sync {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<CallPage, StoreError>;
+
+    // ---- fleet: which node drives an open call ----
+    //
+    // In a fleet (several gateways on one shared store) each open call has one *driver*:
+    // the node that runs its timers and looks at its room. Any node may apply any event
+    // to any call ([`Self::apply_transition_boxed`]); such a write makes the writing node
+    // the driver ([`Applied::adopted`] says when it moved). Timers and polling go through
+    // [`Self::apply_transition_if_driver_boxed`], so a node that lost a call stops acting
+    // on it. Each node holds a lease ([`Self::renew_lease`]); when it lapses, other nodes
+    // take its calls over ([`Self::claim_orphaned_calls`]). A single-process backend is
+    // the driver of every call, and these methods' defaults say so.
+
+    /// [`Self::apply_transition_boxed`] if this node drives the call; `Ok(None)` without
+    /// running `f` when another node does. `NotFound` if there is no such call.
+    async fn apply_transition_if_driver_boxed(
+        &self,
+        call_id: &str,
+        f: TransitionFn<'_>,
+    ) -> Result<Option<Applied>, StoreError> {
+        self.apply_transition_boxed(call_id, f).await.map(Some)
+    }
+
+    /// Renews this node's lease on the calls it drives, as of `now_ms`; returns the time
+    /// until which it holds (`u64::MAX`: no lease, nothing can take the calls over).
+    async fn renew_lease(&self, now_ms: u64) -> Result<u64, StoreError> {
+        let _ = now_ms;
+        Ok(u64::MAX)
+    }
+
+    /// At a clean shutdown: gives this node's calls up so another node takes them over
+    /// at once instead of after the lease.
+    async fn release_lease(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Takes over up to `limit` open calls whose driver's lease ran out before `now_ms`
+    /// and returns them as stored (this node now drives them). Empty on one process.
+    async fn claim_orphaned_calls(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let _ = (now_ms, limit);
+        Ok(Vec::new())
+    }
+
+    /// Every open call this node drives (start-up re-arms these).
+    async fn driven_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
+        self.open_calls().await
+    }
+
+    /// [`Self::open_calls_after`] restricted to the calls this node drives (the poller).
+    async fn driven_calls_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        self.open_calls_after(after, limit).await
+    }
+
+    /// Open calls per tenant on every node, for the concurrent-call cap. `None` when this
+    /// process is the only writer (its own count is exact and needs no query).
+    async fn fleet_open_counts(&self) -> Result<Option<BTreeMap<String, u32>>, StoreError> {
+        Ok(None)
+    }
 
     // ---- per-day tallies ----
 
@@ -300,6 +369,19 @@ pub trait CallStoreExt: CallStore {
         F: FnOnce(&CallRecord) -> Result<Transition, TransitionError> + Send + 'a,
     {
         self.apply_transition_boxed(call_id, Box::new(f))
+    }
+
+    /// [`Self::apply_transition`] only if this node drives the call (`None` otherwise):
+    /// what timers and polling use.
+    fn apply_transition_if_driver<'a, F>(
+        &'a self,
+        call_id: &'a str,
+        f: F,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<Applied>, StoreError>> + Send + 'a>>
+    where
+        F: FnOnce(&CallRecord) -> Result<Transition, TransitionError> + Send + 'a,
+    {
+        self.apply_transition_if_driver_boxed(call_id, Box::new(f))
     }
 }
 

@@ -50,6 +50,7 @@ impl TransitionPlan {
                 effects,
                 written: false,
                 enqueued: None,
+                adopted: false,
             }));
         }
         if record.call_id != cur.call_id {
@@ -102,6 +103,7 @@ impl TransitionPlan {
             effects,
             written: true,
             enqueued,
+            adopted: false,
         }
     }
 }

@@ -1,0 +1,160 @@
+//! [`PgStore`]: the pool of connections and this node's identity, shared by every
+//! store trait object of one gateway process.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use c2c_callstate::StoreError;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::error::{backend, PgError};
+use crate::PgOptions;
+
+/// The shared PostgreSQL store of one gateway process: open it once with
+/// [`PgStore::open`] and build the trait objects on it.
+pub struct PgStore {
+    pool: Pool,
+    /// This process's id in the fleet: random at every start, so a restarted node is a
+    /// new node and its previous life's calls are taken over like any dead node's.
+    node_id: String,
+    opts: PgOptions,
+}
+
+impl PgStore {
+    /// Connects, creates the schema if named, applies pending migrations under the
+    /// migration lock, and answers once the database is usable.
+    pub async fn open(opts: PgOptions) -> Result<Arc<PgStore>, PgError> {
+        if let Some(schema) = &opts.schema {
+            check_identifier(schema)?;
+        }
+        if opts.pool_size == 0 {
+            return Err(PgError::Option("pool_size must be at least 1".into()));
+        }
+        let mut cfg = tokio_postgres::Config::from_str(&opts.url).map_err(PgError::Url)?;
+        let mut options = format!(
+            "-c statement_timeout={}",
+            opts.statement_timeout.as_millis().max(1)
+        );
+        if let Some(schema) = &opts.schema {
+            options.push_str(&format!(" -c search_path={schema}"));
+        }
+        cfg.options(&options);
+        cfg.application_name("c2c-gateway");
+        cfg.connect_timeout(opts.statement_timeout);
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                // `Fast`: a connection the server closed fails its next query once and
+                // is dropped; `Verified` would add a round trip to every checkout.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let wait = opts.statement_timeout;
+        let pool = Pool::builder(mgr)
+            .max_size(opts.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(wait))
+            .create_timeout(Some(wait))
+            .recycle_timeout(Some(wait))
+            .build()
+            .map_err(|e| PgError::Pool(e.to_string()))?;
+        let node_id = format!("{:016x}", rand::random::<u64>());
+        let store = PgStore {
+            pool,
+            node_id,
+            opts,
+        };
+        {
+            let mut client = store.pool.get().await?;
+            if let Some(schema) = &store.opts.schema {
+                create_schema(&client, schema).await?;
+            }
+            crate::migrate::run(&mut client, &store.node_id).await?;
+        }
+        Ok(Arc::new(store))
+    }
+
+    /// A pooled connection, or the store's "unavailable" error.
+    pub async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(backend)
+    }
+
+    /// The pool itself (for stores in this crate that map errors their own way).
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// This process's node id (random per start).
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    pub fn options(&self) -> &PgOptions {
+        &self.opts
+    }
+
+    /// The lease as milliseconds.
+    pub fn lease_ms(&self) -> u64 {
+        self.opts.lease.as_millis() as u64
+    }
+
+    /// How long to wait between two tries of something that found the database away.
+    pub fn retry_after(&self) -> Duration {
+        self.opts.statement_timeout.min(Duration::from_secs(1))
+    }
+}
+
+/// Schema names go into SQL text (`search_path`, `CREATE SCHEMA`): letters, digits and
+/// `_` only, starting with a letter or `_`, at most 63 bytes (PostgreSQL's limit).
+fn check_identifier(s: &str) -> Result<(), PgError> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(())
+    } else {
+        Err(PgError::Option(format!(
+            "schema {s:?}: use lowercase letters, digits and _ (at most 63, not starting with a digit)"
+        )))
+    }
+}
+
+/// `CREATE SCHEMA IF NOT EXISTS` is not race-free on PostgreSQL: two nodes creating it
+/// at once may see a unique violation, which means it exists now.
+async fn create_schema(client: &Object, schema: &str) -> Result<(), PgError> {
+    match client
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if crate::migrate::is_creation_race(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_identifier;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(check_identifier("c2c").is_ok());
+        assert!(check_identifier("fleet_2").is_ok());
+        for bad in [
+            "",
+            "1abc",
+            "a-b",
+            "A",
+            "a;drop table x",
+            "a b",
+            &"x".repeat(64),
+        ] {
+            assert!(check_identifier(bad).is_err(), "{bad:?}");
+        }
+    }
+}
