@@ -1,6 +1,6 @@
 //! The behaviour every [`AgentStore`](crate::AgentStore) backend must have, as one test
 //! suite: `agent_store_contract!(make)` expands to a test per rule, each with a fresh
-//! store from `make()` (an `async` expression). Run for sled and memory in
+//! store from `make()` (an expression, `.await` allowed, giving the store by value). Run for sled and memory in
 //! `tests/contract.rs`; a backend in another crate runs it with the `contract` feature.
 
 use crate::agent::{Agent, AuditEntry};
@@ -100,6 +100,41 @@ macro_rules! agent_store_contract {
             assert_eq!(trail.last().unwrap().field, "registered");
             assert_eq!(trail.len(), 4, "a refused remove writes no audit line");
             assert!(!s.remove("other", "a1", &gone).await.unwrap());
+        }
+
+        #[tokio::test]
+        async fn revision_grows_with_every_registry_write() {
+            let s = $make;
+            let r0 = s.revision().await.unwrap();
+            let a = agent("acme", "a1", "Asha", true);
+            s.put(&a, &created(&a)).await.unwrap();
+            let r1 = s.revision().await.unwrap();
+            assert!(r1 > r0, "put: {r0} -> {r1}");
+            let b = agent("acme-2", "b1", "Bela", true);
+            s.put(&b, &created(&b)).await.unwrap();
+            let r2 = s.revision().await.unwrap();
+            assert!(r2 > r1, "another tenant's put: {r1} -> {r2}");
+            s.all().await.unwrap();
+            s.audit("acme", 10).await.unwrap();
+            assert_eq!(s.revision().await.unwrap(), r2, "reads count for nothing");
+            let gone = AuditEntry::diff(Some(&a), None, "k3", 3_000);
+            assert!(!s.remove("acme", "nobody", &gone).await.unwrap());
+            assert_eq!(
+                s.revision().await.unwrap(),
+                r2,
+                "a refused remove counts for nothing"
+            );
+            assert!(s.remove("acme", "a1", &gone).await.unwrap());
+            let r3 = s.revision().await.unwrap();
+            assert!(r3 > r2, "remove: {r2} -> {r3}");
+            // A directory opened on the store is at its revision: nothing to refresh.
+            let d = $crate::Directory::open(&s).await.unwrap();
+            assert!(d.refresh(&s).await.unwrap().is_empty());
+            s.put(&a, &created(&a)).await.unwrap();
+            assert_eq!(
+                d.refresh(&s).await.unwrap(),
+                [$crate::DirectoryChange::Added(a)]
+            );
         }
 
         #[tokio::test]

@@ -2,7 +2,7 @@
 //!
 //! Owns: the per-tenant registry (an [`Agent`] has a name and a telephony switch; its id
 //! is the `agent_id` string CRMs already send), stored through [`AgentStore`] and held
-//! in memory by [`Directory`]; live presence ([`PresenceHub`]: sessions, availability,
+//! in memory by [`Directory`] (which follows other nodes' writes on a shared store); live presence ([`PresenceHub`]: sessions, availability,
 //! on-call, who hears of changes); presence tokens ([`PresenceSigner`]); and the outbound
 //! rules ([`gate_outbound`]: registration, telephony, one call at a time).
 //!
@@ -21,7 +21,7 @@ mod token;
 pub use agent::{
     check_field, Agent, AgentUpdate, AuditEntry, Availability, InvalidField, MAX_FIELD,
 };
-pub use directory::{gate_outbound, Directory, OutboundRefusal};
+pub use directory::{gate_outbound, Directory, DirectoryChange, OutboundRefusal};
 pub use presence::{
     AgentPresence, Busy, Opened, PresenceHub, Reason, SessionCtl, SessionRef, SetError,
 };

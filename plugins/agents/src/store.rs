@@ -3,7 +3,8 @@
 //!
 //! The registry is small (people, not calls) and read on every click2call, so the
 //! gateway keeps it in memory ([`crate::Directory`]) and uses the store for writes and
-//! for loading at start.
+//! for loading at start; in a fleet, each node's directory follows the others' writes
+//! through [`AgentStore::revision`] and [`crate::Directory::refresh`].
 
 use std::collections::BTreeMap;
 
@@ -55,15 +56,24 @@ pub trait AgentStore: Send + Sync {
     /// The presence-token secret, created on first use; every later call (from any
     /// process on this store) returns the same bytes.
     async fn presence_secret(&self) -> Result<PresenceSecret, AgentStoreError>;
+
+    /// A number that grows with every write that changes the registry (a `put`, a
+    /// `remove` that removed), whoever made it, and is cheap to read: a fleet's nodes
+    /// poll it to learn that another node changed an agent. Whoever reads revision `r`
+    /// and then [`AgentStore::all`] sees at least every write that `r` counts. The
+    /// presence secret is not counted: it never changes once created.
+    async fn revision(&self) -> Result<u64, AgentStoreError>;
 }
 
 const AGENT: &[u8] = b"a/";
 const AUDIT: &[u8] = b"l/";
 const SECRET: &[u8] = b"meta/presence_secret";
+const REVISION: &[u8] = b"meta/revision";
 
 /// The `agents` tree of the gateway's sled database:
 /// `a/<tenant>\0<agent_id>` -> agent JSON, `l/<tenant>\0<seq u64 BE>` -> audit JSON,
-/// `meta/presence_secret` -> 32 bytes. Tenant ids and agent ids never contain `\0`.
+/// `meta/presence_secret` -> 32 bytes, `meta/revision` -> u64 BE (registry writes ever
+/// made). Tenant ids and agent ids never contain `\0`.
 pub struct SledAgentStore {
     tree: sled::Tree,
     db: sled::Db,
@@ -92,6 +102,22 @@ impl SledAgentStore {
         }
         Ok(())
     }
+
+    /// Applies a registry write, then counts it: a reader of the new revision sees it.
+    async fn apply(&self, batch: sled::Batch) -> Result<(), AgentStoreError> {
+        self.tree.apply_batch(batch)?;
+        self.tree.update_and_fetch(REVISION, |old| {
+            Some((read_u64(old) + 1).to_be_bytes().to_vec())
+        })?;
+        self.tree.flush_async().await?;
+        Ok(())
+    }
+}
+
+fn read_u64(v: Option<&[u8]>) -> u64 {
+    v.and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
 }
 
 fn key(prefix: &[u8], tenant: &str, rest: &[u8]) -> Vec<u8> {
@@ -121,9 +147,7 @@ impl AgentStore for SledAgentStore {
             serde_json::to_vec(agent)?,
         );
         self.audit_batch(&mut batch, &agent.tenant, audit)?;
-        self.tree.apply_batch(batch)?;
-        self.tree.flush_async().await?;
-        Ok(())
+        self.apply(batch).await
     }
 
     async fn remove(
@@ -139,8 +163,7 @@ impl AgentStore for SledAgentStore {
         let mut batch = sled::Batch::default();
         batch.remove(k);
         self.audit_batch(&mut batch, tenant, audit)?;
-        self.tree.apply_batch(batch)?;
-        self.tree.flush_async().await?;
+        self.apply(batch).await?;
         Ok(true)
     }
 
@@ -176,6 +199,10 @@ impl AgentStore for SledAgentStore {
             .try_into()
             .map_err(|_| AgentStoreError::Backend("presence secret is not 32 bytes".into()))
     }
+
+    async fn revision(&self) -> Result<u64, AgentStoreError> {
+        Ok(read_u64(self.tree.get(REVISION)?.as_deref()))
+    }
 }
 
 /// [`AgentStore`] in memory (`serve --store memory`, tests): one mutex, so each write is
@@ -190,6 +217,7 @@ struct MemState {
     agents: BTreeMap<(String, String), Agent>,
     audit: BTreeMap<String, Vec<AuditEntry>>,
     secret: Option<PresenceSecret>,
+    revision: u64,
 }
 
 impl MemAgentStore {
@@ -214,6 +242,7 @@ impl AgentStore for MemAgentStore {
             .entry(agent.tenant.clone())
             .or_default()
             .extend_from_slice(audit);
+        s.revision += 1;
         Ok(())
     }
 
@@ -234,6 +263,7 @@ impl AgentStore for MemAgentStore {
             .entry(tenant.to_owned())
             .or_default()
             .extend_from_slice(audit);
+        s.revision += 1;
         Ok(true)
     }
 
@@ -250,5 +280,9 @@ impl AgentStore for MemAgentStore {
             rand::rngs::OsRng.fill_bytes(&mut b);
             b
         }))
+    }
+
+    async fn revision(&self) -> Result<u64, AgentStoreError> {
+        Ok(self.state.lock().revision)
     }
 }

@@ -6,8 +6,9 @@
 //!
 //! Owns: the effective outbound flag per tenant (policy's `dlt.outbound_enabled` is the
 //! initial value; the owner's toggle, persisted in sled, overrides it and survives
-//! restarts and policy reloads; stored through [`DltStore`]) and the audit trail of every toggle (who, when, old ->
-//! new, note).
+//! restarts and policy reloads; stored through [`DltStore`]) and the audit trail of every
+//! toggle (who, when, old -> new, note). In a fleet on one shared store, each node's
+//! in-memory copy follows the others' toggles through [`DltRegistry::refresh`].
 //!
 //! Must not: know about HTTP. The gateway maps [`DltPending`] to `403 dlt_pending`.
 
@@ -19,6 +20,8 @@ use c2c_tenancy::Tenant;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 mod store;
 pub use store::{DltStore, MemDltStore, SledDltStore};
 
@@ -83,12 +86,15 @@ pub struct Toggle<'a> {
 ///
 /// Reads (every call attempt) hit only the in-memory map; writes (rare owner actions)
 /// go to the store, durably, and only then become visible, so what a caller sees is
-/// always what survives a crash.
+/// always what survives a crash. Other processes' writes to a shared store arrive with
+/// [`DltRegistry::refresh`], which the gateway calls periodically.
 pub struct DltRegistry {
     store: Arc<dyn DltStore>,
     overrides: RwLock<HashMap<String, bool>>,
-    /// Serialises toggles so each audit line's `old` is the value it really replaced.
-    write_lock: tokio::sync::Mutex<()>,
+    /// Serialises toggles and refreshes (so each audit line's `old` is the value it
+    /// really replaced, and a refresh never undoes a toggle it did not read); holds the
+    /// store revision the map reflects (None: unknown, the next refresh reads).
+    writes: tokio::sync::Mutex<Option<u64>>,
 }
 
 /// Owners read the trail in the console; a bound keeps a runaway script from making
@@ -99,27 +105,61 @@ impl DltRegistry {
     /// The registry of the `dlt` tree of the gateway's sled database.
     pub fn open(db: &sled::Db) -> Result<Self, DltError> {
         let store = SledDltStore::open(db)?;
+        // The revision first: a record landing in between is read again by a refresh.
+        let revision = store.load_revision()?;
         let overrides = store.load_overrides()?;
-        Ok(Self::from_parts(Arc::new(store), overrides))
+        Ok(Self::from_parts(Arc::new(store), overrides, revision))
     }
 
     /// A registry on a new, empty [`MemDltStore`] (a gateway run with in-memory stores).
     pub fn in_memory() -> Self {
-        Self::from_parts(Arc::new(MemDltStore::new()), Vec::new())
+        Self::from_parts(Arc::new(MemDltStore::new()), Vec::new(), 0)
     }
 
     /// The registry of any [`DltStore`] (the in-memory one in tests, a shared backend).
     pub async fn with_store(store: Arc<dyn DltStore>) -> Result<Self, DltError> {
+        let revision = store.revision().await?;
         let overrides = store.overrides().await?;
-        Ok(Self::from_parts(store, overrides))
+        Ok(Self::from_parts(store, overrides, revision))
     }
 
-    fn from_parts(store: Arc<dyn DltStore>, overrides: Vec<(String, OutboundOverride)>) -> Self {
+    fn from_parts(
+        store: Arc<dyn DltStore>,
+        overrides: Vec<(String, OutboundOverride)>,
+        revision: u64,
+    ) -> Self {
         Self {
             store,
-            overrides: RwLock::new(overrides.into_iter().map(|(t, o)| (t, o.enabled)).collect()),
-            write_lock: tokio::sync::Mutex::new(()),
+            overrides: RwLock::new(enabled_map(overrides)),
+            writes: tokio::sync::Mutex::new(Some(revision)),
         }
+    }
+
+    /// Catches up with writes other processes made to a shared store: reads the store's
+    /// revision and, when it moved since the map was last read, re-reads every override
+    /// and replaces the map. True when an effective flag changed. Cheap when nothing
+    /// moved (one revision read), so a fleet calls it every second or so.
+    pub async fn refresh(&self) -> Result<bool, DltError> {
+        let mut known = self.writes.lock().await;
+        self.refresh_locked(&mut known).await
+    }
+
+    async fn refresh_locked(&self, known: &mut Option<u64>) -> Result<bool, DltError> {
+        // Revision before overrides: a record in between only makes the next refresh
+        // read again.
+        let revision = self.store.revision().await?;
+        if *known == Some(revision) {
+            return Ok(false);
+        }
+        let fresh = enabled_map(self.store.overrides().await?);
+        let changed = {
+            let mut map = self.overrides.write();
+            let changed = *map != fresh;
+            *map = fresh;
+            changed
+        };
+        *known = Some(revision);
+        Ok(changed)
     }
 
     /// The effective flag: the owner's override if any, else the policy's initial value.
@@ -145,7 +185,10 @@ impl DltRegistry {
 
     /// Records the owner's decision durably, then makes it effective.
     pub async fn set(&self, tenant: &Tenant, t: Toggle<'_>) -> Result<AuditEntry, DltError> {
-        let _guard = self.write_lock.lock().await;
+        let mut known = self.writes.lock().await;
+        // Another node may have toggled since the last refresh: `old` is the flag in
+        // force now, not this node's possibly stale copy.
+        self.refresh_locked(&mut known).await?;
         let old = self.outbound_enabled(tenant);
         let at_ms = now_ms();
         let o = OutboundOverride {
@@ -179,6 +222,10 @@ impl DltRegistry {
     }
 }
 
+fn enabled_map(overrides: Vec<(String, OutboundOverride)>) -> HashMap<String, bool> {
+    overrides.into_iter().map(|(t, o)| (t, o.enabled)).collect()
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -189,38 +236,7 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use c2c_tenancy::DltPolicy;
-
-    fn tenant(id: &str, initial: bool) -> Tenant {
-        Tenant {
-            id: id.into(),
-            name: id.into(),
-            region: "singapore".into(),
-            allowed_origins: vec![],
-            livekit: None,
-            crm_webhook: None,
-            dlt: DltPolicy {
-                principal_entity_id: "1101".into(),
-                outbound_enabled: initial,
-            },
-            limits: c2c_tenancy::TenantLimits {
-                requests_per_second: 50,
-                max_concurrent_calls: 100,
-            },
-            agents: Default::default(),
-            trunks: vec![],
-            inbound: Default::default(),
-        }
-    }
-
-    fn toggle(enabled: bool) -> Toggle<'static> {
-        Toggle {
-            enabled,
-            verified_by: "ops@platform",
-            note: "PE binding checked",
-            key_id: "owner-1",
-        }
-    }
+    use crate::contract::{registries_share_the_store, store_contract, tenant, toggle};
 
     #[tokio::test]
     async fn policy_value_applies_until_the_owner_toggles() {
@@ -271,68 +287,86 @@ mod tests {
         assert!(reg.audit("nobody").await.unwrap().is_empty());
     }
 
-    /// The [`DltStore`] promises, on any backend.
-    async fn store_contract(s: Arc<dyn DltStore>) {
-        assert!(s.overrides().await.unwrap().is_empty());
-        assert_eq!(s.current("acme").await.unwrap(), None);
-        assert!(s.audit("acme", 10).await.unwrap().is_empty());
-        let at = |ms: u64, enabled: bool| {
-            let o = OutboundOverride {
-                enabled,
-                verified_by: "ops@platform".into(),
-                note: format!("at {ms}"),
-                key_id: "owner-1".into(),
-                at_ms: ms,
-            };
-            let a = AuditEntry {
-                at_ms: ms,
-                verified_by: o.verified_by.clone(),
-                key_id: o.key_id.clone(),
-                old: !enabled,
-                new: enabled,
-                note: o.note.clone(),
-            };
-            (o, a)
-        };
-        let mut trail = Vec::new();
-        for (ms, enabled) in [(1, true), (2, false), (3, true)] {
-            let (o, a) = at(ms, enabled);
-            s.record("acme", &o, &a).await.unwrap();
-            trail.push(a);
-        }
-        let (o2, a2) = at(4, false);
-        s.record("acme-2", &o2, &a2).await.unwrap();
-        // The last record is the override; the trail is every record, oldest first.
-        assert_eq!(s.current("acme").await.unwrap(), Some(at(3, true).0));
-        assert_eq!(s.audit("acme", 10).await.unwrap(), trail);
-        assert_eq!(s.audit("acme", 2).await.unwrap(), trail[1..].to_vec());
-        // "acme" and "acme-2" share no range.
-        assert_eq!(s.audit("acme-2", 10).await.unwrap(), vec![a2]);
-        let mut all = s.overrides().await.unwrap();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        assert_eq!(
-            all,
-            vec![
-                ("acme".to_owned(), at(3, true).0),
-                ("acme-2".to_owned(), o2)
-            ]
-        );
-        // A registry over the store starts from what it holds.
-        let reg = DltRegistry::with_store(s).await.unwrap();
-        assert!(reg.outbound_enabled(&tenant("acme", false)));
-        assert!(!reg.outbound_enabled(&tenant("acme-2", true)));
-        assert!(!reg.outbound_enabled(&tenant("globex", false)));
-    }
-
     #[tokio::test]
     async fn sled_store_keeps_the_contract() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        store_contract(Arc::new(SledDltStore::open(&db).unwrap())).await;
+        store_contract(Arc::new(SledDltStore::open(&db).unwrap()))
+            .await
+            .unwrap();
+        // Two handles on one database (what a second registry of the process gets).
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        registries_share_the_store(
+            Arc::new(SledDltStore::open(&db).unwrap()),
+            Arc::new(SledDltStore::open(&db).unwrap()),
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
     async fn memory_store_keeps_the_contract() {
-        store_contract(Arc::new(MemDltStore::new())).await;
+        store_contract(Arc::new(MemDltStore::new())).await.unwrap();
+        let shared: Arc<dyn DltStore> = Arc::new(MemDltStore::new());
+        registries_share_the_store(shared.clone(), shared)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn sled_revision_survives_reopen_and_counts_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let revision = {
+            let db = sled::open(dir.path()).unwrap();
+            let reg = DltRegistry::open(&db).unwrap();
+            reg.set(&tenant("acme", false), toggle(true)).await.unwrap();
+            reg.set(&tenant("acme", false), toggle(false))
+                .await
+                .unwrap();
+            SledDltStore::open(&db).unwrap().load_revision().unwrap()
+        };
+        assert_eq!(revision, 2);
+        let db = sled::open(dir.path()).unwrap();
+        let store = Arc::new(SledDltStore::open(&db).unwrap());
+        assert_eq!(store.revision().await.unwrap(), 2);
+        let reg = DltRegistry::open(&db).unwrap();
+        assert!(
+            !reg.refresh().await.unwrap(),
+            "opened at the newest revision"
+        );
+    }
+
+    #[tokio::test]
+    async fn refresh_replaces_the_map_only_when_the_store_moved() {
+        let store = Arc::new(MemDltStore::new());
+        let reg = DltRegistry::with_store(store.clone()).await.unwrap();
+        let t = tenant("acme", false);
+        // A write behind the registry's back (another node on a shared store).
+        let (o, a) = (
+            OutboundOverride {
+                enabled: true,
+                verified_by: "ops".into(),
+                note: String::new(),
+                key_id: "k".into(),
+                at_ms: 1,
+            },
+            AuditEntry {
+                at_ms: 1,
+                verified_by: "ops".into(),
+                key_id: "k".into(),
+                old: false,
+                new: true,
+                note: String::new(),
+            },
+        );
+        store.record("acme", &o, &a).await.unwrap();
+        assert!(!reg.outbound_enabled(&t));
+        assert!(reg.refresh().await.unwrap());
+        assert!(reg.outbound_enabled(&t));
+        // The same value recorded again moves the revision but no flag.
+        store.record("acme", &o, &a).await.unwrap();
+        assert!(!reg.refresh().await.unwrap());
+        assert!(reg.outbound_enabled(&t));
     }
 }

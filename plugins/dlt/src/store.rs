@@ -1,7 +1,7 @@
 //! Where the owner's DLT decisions persist: the [`DltStore`] trait, its sled
 //! implementation (the gateway's embedded store, tree `dlt`) and an in-memory one for
 //! tests. A shared backend (PostgreSQL) implements the same trait and passes the same
-//! contract test (`tests::store_contract`).
+//! contract ([`crate::contract`], feature `contract`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,13 +32,22 @@ pub trait DltStore: Send + Sync {
 
     /// The tenant's `max` newest audit entries, oldest first.
     async fn audit(&self, tenant_id: &str, max: usize) -> Result<Vec<AuditEntry>, DltError>;
+
+    /// A number that grows with every [`DltStore::record`], whoever made it, and is
+    /// cheap to read: a fleet's nodes poll it to learn that another node changed an
+    /// override ([`crate::DltRegistry::refresh`]). Whoever reads revision `r` and then
+    /// [`DltStore::overrides`] sees at least every record that `r` counts.
+    async fn revision(&self) -> Result<u64, DltError>;
 }
 
 const STATE: &[u8] = b"s/";
 const AUDIT: &[u8] = b"a/";
+/// The revision counter (u64 BE), outside both prefixes.
+const REVISION: &[u8] = b"meta/revision";
 
 /// The `dlt` tree of the gateway's sled database: `s/<tenant>` -> override JSON,
-/// `a/<tenant>\0<seq u64 BE>` -> audit entry JSON.
+/// `a/<tenant>\0<seq u64 BE>` -> audit entry JSON, `meta/revision` -> u64 BE (the
+/// number of records ever made).
 pub struct SledDltStore {
     tree: sled::Tree,
     db: sled::Db,
@@ -62,6 +71,17 @@ impl SledDltStore {
         }
         Ok(out)
     }
+
+    /// [`DltStore::revision`] without a runtime.
+    pub fn load_revision(&self) -> Result<u64, DltError> {
+        Ok(read_u64(self.tree.get(REVISION)?.as_deref()))
+    }
+}
+
+fn read_u64(v: Option<&[u8]>) -> u64 {
+    v.and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
 }
 
 #[async_trait]
@@ -81,6 +101,10 @@ impl DltStore for SledDltStore {
         batch.insert(key(STATE, tenant_id, None), serde_json::to_vec(o)?);
         batch.insert(key(AUDIT, tenant_id, Some(seq)), serde_json::to_vec(entry)?);
         self.tree.apply_batch(batch)?;
+        // Counted after the batch is in: a reader of the new revision sees the record.
+        self.tree.update_and_fetch(REVISION, |old| {
+            Some((read_u64(old) + 1).to_be_bytes().to_vec())
+        })?;
         self.tree.flush_async().await?;
         Ok(())
     }
@@ -102,6 +126,10 @@ impl DltStore for SledDltStore {
         }
         out.reverse();
         Ok(out)
+    }
+
+    async fn revision(&self) -> Result<u64, DltError> {
+        self.load_revision()
     }
 }
 
@@ -128,6 +156,7 @@ pub struct MemDltStore {
 struct MemState {
     overrides: BTreeMap<String, OutboundOverride>,
     audit: HashMap<String, Vec<AuditEntry>>,
+    revision: u64,
 }
 
 impl MemDltStore {
@@ -158,6 +187,7 @@ impl DltStore for MemDltStore {
             .entry(tenant_id.to_owned())
             .or_default()
             .push(entry.clone());
+        s.revision += 1;
         Ok(())
     }
 
@@ -173,5 +203,9 @@ impl DltStore for MemDltStore {
             .map(Vec::as_slice)
             .unwrap_or_default();
         Ok(trail[trail.len().saturating_sub(max)..].to_vec())
+    }
+
+    async fn revision(&self) -> Result<u64, DltError> {
+        Ok(self.state.lock().revision)
     }
 }

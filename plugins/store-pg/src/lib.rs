@@ -22,6 +22,9 @@ pub mod migrate;
 mod pool;
 mod seen;
 
+pub use agents::PgAgentStore;
 pub use config::{PgOptions, DEFAULT_LEASE};
+pub use dlt::PgDltStore;
 pub use error::{backend, PgError};
 pub use pool::PgStore;
+pub use seen::PgSeenEvents;

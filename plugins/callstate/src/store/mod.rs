@@ -67,6 +67,8 @@ pub use mem::MemCallStore;
 pub use outbox::{webhook_id_for, OutboxBacklog, OutboxEntry, OutboxState};
 pub use plan::TransitionPlan;
 pub use retention::{PurgeCursor, PurgeReport};
+#[cfg(any(test, feature = "contract"))]
+pub use seen::{seen_events_contract, seen_events_race};
 pub use seen::{MemSeenEvents, SeenEvents, SledSeenEvents, SEEN_TREE};
 pub use sled_calls::{SledCallStore, TREE_NAME};
 

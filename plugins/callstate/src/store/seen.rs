@@ -113,36 +113,96 @@ impl SeenEvents for MemSeenEvents {
     }
 }
 
+/// The [`SeenEvents`] promises on one fresh, empty set (any backend; feature
+/// `contract` outside this crate). `Err` when the set fails where it must succeed; an
+/// assertion fails when it answers but breaks a promise.
+#[cfg(any(test, feature = "contract"))]
+pub async fn seen_events_contract(s: std::sync::Arc<dyn SeenEvents>) -> Result<(), StoreError> {
+    assert!(!s.contains("EV_1").await?);
+    s.insert("EV_1", 1_000).await?;
+    s.insert("EV_2", 5_000).await?;
+    assert!(s.contains("EV_1").await?);
+    assert!(!s.contains("EV_").await?, "a prefix is not an id");
+    assert!(!s.contains("EV_10").await?, "an extension is not an id");
+    assert_eq!(s.prune_before(5_000).await?, 1);
+    assert!(!s.contains("EV_1").await?);
+    assert!(s.contains("EV_2").await?);
+    // Seen again later: its new time keeps it.
+    s.insert("EV_2", 9_000).await?;
+    assert_eq!(s.prune_before(6_000).await?, 0);
+    assert!(s.contains("EV_2").await?);
+    // Inserting an id twice keeps one entry.
+    s.insert("EV_3", 9_500).await?;
+    s.insert("EV_3", 9_500).await?;
+    assert_eq!(s.prune_before(10_000).await?, 2, "EV_2 and one EV_3");
+    assert!(!s.contains("EV_3").await?);
+    assert_eq!(s.prune_before(u64::MAX).await?, 0, "nothing left");
+    // Ids are opaque strings: LiveKit's, and anything a forged request carries.
+    for id in ["EV_\u{e9}\u{1f600}", "a'b\"c", "%_", ""] {
+        s.insert(id, 1).await?;
+        assert!(s.contains(id).await?, "{id:?}");
+    }
+    assert!(
+        !s.contains("ab").await?,
+        "a stored pattern matches nothing else"
+    );
+    assert_eq!(s.prune_before(2).await?, 4);
+    // Many ids at once: a prune takes them all, however its backend batches.
+    for i in 0..2_500u64 {
+        s.insert(&format!("EV_bulk_{i}"), 100 + i % 7).await?;
+    }
+    assert_eq!(s.prune_before(1_000).await?, 2_500);
+    assert!(!s.contains("EV_bulk_0").await?);
+    Ok(())
+}
+
+/// Two handles on one set (two gateways on one database; the same set twice for a
+/// single-process backend), fresh and empty: both recording the same id at once
+/// succeed, both see it, and it is one entry.
+#[cfg(any(test, feature = "contract"))]
+pub async fn seen_events_race(
+    a: std::sync::Arc<dyn SeenEvents>,
+    b: std::sync::Arc<dyn SeenEvents>,
+) -> Result<(), StoreError> {
+    for round in 0..20u64 {
+        let id = format!("EV_race_{round}");
+        let (ra, rb) = tokio::join!(a.insert(&id, 1_000 + round), b.insert(&id, 1_000 + round));
+        ra?;
+        rb?;
+        assert!(a.contains(&id).await? && b.contains(&id).await?, "{id}");
+    }
+    assert_eq!(a.prune_before(u64::MAX).await?, 20, "one entry per id");
+    assert_eq!(b.prune_before(u64::MAX).await?, 0);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
 
-    async fn contract(s: Arc<dyn SeenEvents>) {
-        assert!(!s.contains("EV_1").await.unwrap());
-        s.insert("EV_1", 1_000).await.unwrap();
-        s.insert("EV_2", 5_000).await.unwrap();
-        assert!(s.contains("EV_1").await.unwrap());
-        assert!(!s.contains("EV_").await.unwrap(), "a prefix is not an id");
-        assert_eq!(s.prune_before(5_000).await.unwrap(), 1);
-        assert!(!s.contains("EV_1").await.unwrap());
-        assert!(s.contains("EV_2").await.unwrap());
-        // Seen again later: its new time keeps it.
-        s.insert("EV_2", 9_000).await.unwrap();
-        assert_eq!(s.prune_before(6_000).await.unwrap(), 0);
-        assert!(s.contains("EV_2").await.unwrap());
-    }
-
     #[tokio::test]
     async fn sled_seen_events_keep_the_contract() {
         let dir = tempfile::TempDir::new().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        contract(Arc::new(SledSeenEvents::open(&db).unwrap())).await;
+        seen_events_contract(Arc::new(SledSeenEvents::open(&db).unwrap()))
+            .await
+            .unwrap();
+        seen_events_race(
+            Arc::new(SledSeenEvents::open(&db).unwrap()),
+            Arc::new(SledSeenEvents::open(&db).unwrap()),
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
     async fn memory_seen_events_keep_the_contract() {
-        contract(Arc::new(MemSeenEvents::new())).await;
+        seen_events_contract(Arc::new(MemSeenEvents::new()))
+            .await
+            .unwrap();
+        let shared: Arc<dyn SeenEvents> = Arc::new(MemSeenEvents::new());
+        seen_events_race(shared.clone(), shared).await.unwrap();
     }
 }

@@ -1,0 +1,249 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The side stores on a real PostgreSQL: LiveKit webhook ids ([`PgSeenEvents`]), DLT
+//! overrides ([`PgDltStore`]) and agents ([`PgAgentStore`]) keep the same contract
+//! suites as the sled and memory backends, and two nodes (two pools, as two gateways
+//! have) on one database see each other's writes through the revision.
+//!
+//! One server per test binary; every case gets a schema of its own.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use c2c_agents::{AgentStore, AgentStoreError, Directory, DirectoryChange};
+use c2c_callstate::{SeenEvents, StoreError};
+use c2c_dlt::{AuditEntry, DltError, DltStore, OutboundOverride};
+use c2c_store_pg::{PgAgentStore, PgDltStore, PgOptions, PgSeenEvents, PgStore};
+use c2c_test_support::pg::PgServer;
+
+static PG: OnceLock<PgServer> = OnceLock::new();
+
+fn pg() -> &'static PgServer {
+    PG.get_or_init(PgServer::start)
+}
+
+/// A schema no other case uses.
+fn fresh_schema() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("side_{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// One node on `schema` (its own pool and node id).
+async fn node(schema: &str) -> Arc<PgStore> {
+    let opts = PgOptions {
+        schema: Some(schema.to_owned()),
+        pool_size: 4,
+        ..PgOptions::new(pg().url("postgres"))
+    };
+    PgStore::open(opts)
+        .await
+        .expect("open the PostgreSQL store")
+}
+
+/// Two nodes on one fresh schema, opened at once (their migrations race).
+async fn two_nodes() -> (String, Arc<PgStore>, Arc<PgStore>) {
+    let schema = fresh_schema();
+    let (a, b) = tokio::join!(node(&schema), node(&schema));
+    (schema, a, b)
+}
+
+async fn agent_store() -> PgAgentStore {
+    PgAgentStore::new(node(&fresh_schema()).await)
+}
+
+mod agents_contract {
+    use super::agent_store;
+    c2c_agents::agent_store_contract!(agent_store().await);
+}
+
+#[tokio::test]
+async fn seen_events_keep_the_contract() {
+    let s = Arc::new(PgSeenEvents::new(node(&fresh_schema()).await));
+    c2c_callstate::store::seen_events_contract(s).await.unwrap();
+}
+
+#[tokio::test]
+async fn seen_events_two_nodes_recording_one_id_leave_one_row() {
+    let (schema, a, b) = two_nodes().await;
+    c2c_callstate::store::seen_events_race(
+        Arc::new(PgSeenEvents::new(a)),
+        Arc::new(PgSeenEvents::new(b)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pg().psql(
+            "postgres",
+            &format!("SELECT count(*) FROM {schema}.c2c_livekit_seen")
+        ),
+        "0",
+        "the race's rows were pruned, one per id"
+    );
+}
+
+#[tokio::test]
+async fn dlt_store_keeps_the_contract() {
+    let s = Arc::new(PgDltStore::new(node(&fresh_schema()).await));
+    c2c_dlt::contract::store_contract(s).await.unwrap();
+}
+
+#[tokio::test]
+async fn dlt_registries_on_two_nodes_follow_each_other() {
+    let (_, a, b) = two_nodes().await;
+    c2c_dlt::contract::registries_share_the_store(
+        Arc::new(PgDltStore::new(a)),
+        Arc::new(PgDltStore::new(b)),
+    )
+    .await
+    .unwrap();
+}
+
+fn record_at(ms: u64, enabled: bool) -> (OutboundOverride, AuditEntry) {
+    let o = OutboundOverride {
+        enabled,
+        verified_by: "ops@platform".into(),
+        note: format!("at {ms}"),
+        key_id: "owner-1".into(),
+        at_ms: ms,
+    };
+    let a = AuditEntry {
+        at_ms: ms,
+        verified_by: o.verified_by.clone(),
+        key_id: o.key_id.clone(),
+        old: !enabled,
+        new: enabled,
+        note: o.note.clone(),
+    };
+    (o, a)
+}
+
+/// Records racing from two nodes all land, each counted once, and the trail is in
+/// commit order (the override is the trail's last line).
+#[tokio::test]
+async fn dlt_records_racing_from_two_nodes_each_count() {
+    let (_, a, b) = two_nodes().await;
+    let (a, b): (Arc<dyn DltStore>, Arc<dyn DltStore>) =
+        (Arc::new(PgDltStore::new(a)), Arc::new(PgDltStore::new(b)));
+    let r0 = b.revision().await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20u64 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let (o, e) = record_at(1_000 + i, i % 3 == 0);
+            s.record("acme", &o, &e).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(a.revision().await.unwrap(), r0 + 20);
+    let trail = b.audit("acme", 100).await.unwrap();
+    assert_eq!(trail.len(), 20);
+    let current = a.current("acme").await.unwrap().unwrap();
+    let last = trail.last().unwrap();
+    assert_eq!(
+        (current.at_ms, current.enabled),
+        (last.at_ms, last.new),
+        "the override is the newest line of the trail"
+    );
+}
+
+#[tokio::test]
+async fn agent_directory_on_another_node_follows_writes() {
+    let (_, a, b) = two_nodes().await;
+    let (sa, sb) = (PgAgentStore::new(a), PgAgentStore::new(b));
+    let dir_b = Directory::open(&sb).await.unwrap();
+    let r0 = sb.revision().await.unwrap();
+    let asha = c2c_agents::contract::agent("acme", "a1", "Asha", true);
+    sa.put(&asha, &c2c_agents::contract::created(&asha))
+        .await
+        .unwrap();
+    assert!(sb.revision().await.unwrap() > r0, "B counts A's write");
+    assert_eq!(dir_b.get("acme", "a1"), None, "stale until refreshed");
+    assert_eq!(
+        dir_b.refresh(&sb).await.unwrap(),
+        [DirectoryChange::Added(asha.clone())]
+    );
+    assert!(dir_b.refresh(&sb).await.unwrap().is_empty());
+    let gone = c2c_agents::AuditEntry::diff(Some(&asha), None, "k2", 2_000);
+    assert!(sa.remove("acme", "a1", &gone).await.unwrap());
+    assert_eq!(
+        dir_b.refresh(&sb).await.unwrap(),
+        [DirectoryChange::Removed(asha)]
+    );
+    let trail = sb.audit("acme", 100).await.unwrap();
+    let fields: Vec<_> = trail.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["registered", "name", "telephony_enabled", "registered"]
+    );
+}
+
+#[tokio::test]
+async fn presence_secret_race_between_two_nodes_gives_the_same_bytes() {
+    for _ in 0..5 {
+        let (_, a, b) = two_nodes().await;
+        let (sa, sb) = (PgAgentStore::new(a), PgAgentStore::new(b));
+        let (x, y) = tokio::join!(sa.presence_secret(), sb.presence_secret());
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x, y, "both nodes sign with one secret");
+        assert_ne!(x, [0u8; 32]);
+        assert_eq!(sa.presence_secret().await.unwrap(), x, "created once");
+    }
+}
+
+#[tokio::test]
+async fn secret_and_agents_survive_a_new_pool() {
+    let schema = fresh_schema();
+    let asha = c2c_agents::contract::agent("acme", "a1", "Asha", true);
+    let secret = {
+        let s = PgAgentStore::new(node(&schema).await);
+        s.put(&asha, &c2c_agents::contract::created(&asha))
+            .await
+            .unwrap();
+        s.presence_secret().await.unwrap()
+    };
+    let s = PgAgentStore::new(node(&schema).await);
+    assert_eq!(s.all().await.unwrap(), vec![asha]);
+    assert_eq!(s.presence_secret().await.unwrap(), secret);
+}
+
+/// Driver errors come back as each trait's backend error, corrupt JSON as `Corrupt`.
+#[tokio::test]
+async fn driver_errors_map_to_the_backend_variants() {
+    let schema = fresh_schema();
+    let store = node(&schema).await;
+    let (seen, dlt, agents) = (
+        PgSeenEvents::new(store.clone()),
+        PgDltStore::new(store.clone()),
+        PgAgentStore::new(store),
+    );
+    let asha = c2c_agents::contract::agent("acme", "a1", "Asha", true);
+    agents
+        .put(&asha, &c2c_agents::contract::created(&asha))
+        .await
+        .unwrap();
+    pg().psql(
+        "postgres",
+        &format!("UPDATE {schema}.c2c_agent_audit SET old_value = 'not json'"),
+    );
+    assert!(matches!(
+        agents.audit("acme", 10).await,
+        Err(AgentStoreError::Corrupt(_))
+    ));
+    pg().psql(
+        "postgres",
+        &format!(
+            "DROP TABLE {schema}.c2c_livekit_seen, {schema}.c2c_dlt_overrides, \
+             {schema}.c2c_agents"
+        ),
+    );
+    assert!(matches!(
+        seen.contains("EV_1").await,
+        Err(StoreError::Backend(_))
+    ));
+    assert!(matches!(dlt.overrides().await, Err(DltError::Backend(_))));
+    assert!(matches!(
+        agents.all().await,
+        Err(AgentStoreError::Backend(_))
+    ));
+}
