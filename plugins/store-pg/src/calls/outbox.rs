@@ -1,0 +1,407 @@
+//! The CRM-webhook outbox, with delivery claims for a fleet.
+//!
+//! Every node runs a deliverer over the one outbox. [`PgCallStore::claim_due`]
+//! (`outbox_due_admitted`) claims what it returns: `claimed_by` = this node,
+//! `claim_until_ms` = now + `delivery_claim`, in the transaction that picked the
+//! entries (`FOR UPDATE SKIP LOCKED`, so two nodes polling at once split the due
+//! entries). Another node's live claim hides an entry from this node until it expires
+//! (the claimer died mid-delivery) or the claimer records progress, which clears the
+//! claim. This node's own claims stay candidates: the deliverer's in-flight set
+//! refuses them through `admit`. Progress from a node whose claim had expired and was
+//! taken over still lands (last writer wins): the webhook may then have gone out twice,
+//! with the same `webhook-id`, which is the outbox's at-least-once promise.
+//!
+//! **Fleet-wide tenant concurrency.** A tenant is held back (its entries are not even
+//! offered to `admit`) once the fleet's live claims of it — every node's, this node's
+//! in-flight ones included, from one grouped query — plus the entries admitted in this
+//! call reach `tenant_delivery_concurrency`. Nodes claiming at the same moment do not
+//! see each other's uncommitted claims, so the fleet can exceed the limit by at most
+//! one batch per node claiming concurrently; it drops back as those deliveries end.
+
+use std::collections::BTreeMap;
+
+use c2c_callstate::{OutboxBacklog, OutboxEntry, OutboxState, StoreError};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::{bound, check_id, col, prep, query, to_i64, to_u64, tx_execute, tx_query, PgCallStore};
+use crate::error::backend;
+
+/// The entry's columns, in [`entry_of`]'s order.
+macro_rules! cols {
+    () => {
+        "seq, webhook_id, call_id, tenant, payload_json, created_ms, attempts, \
+         next_attempt_ms, state, last_error, delivered_ms, replayed_ms, retry_after"
+    };
+}
+pub(super) use cols;
+
+const GET: &str = concat!("SELECT ", cols!(), " FROM c2c_outbox WHERE seq = $1");
+const GET_LOCKED: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM c2c_outbox WHERE seq = $1 FOR UPDATE"
+);
+const SEQ_OF_CALL: &str = "SELECT seq FROM c2c_outbox WHERE call_id = $1";
+const NEXT_SEQ: &str = "SELECT nextval('c2c_outbox_seq')";
+
+/// Live claims of every node, per tenant.
+const LIVE_CLAIMS: &str = "SELECT tenant, count(*) FROM c2c_outbox
+    WHERE state = 'pending' AND claimed_by IS NOT NULL AND claim_until_ms >= $1
+    GROUP BY tenant";
+/// Due entries after `$2` not under another node's live claim, locked.
+const DUE: &str = concat!(
+    "SELECT ",
+    cols!(),
+    ", claimed_by, claim_until_ms FROM c2c_outbox
+    WHERE state = 'pending' AND next_attempt_ms <= $1 AND seq > $2
+      AND (claimed_by IS NULL OR claimed_by = $3 OR claim_until_ms < $1)
+    ORDER BY seq LIMIT $4
+    FOR UPDATE SKIP LOCKED"
+);
+const CLAIM: &str =
+    "UPDATE c2c_outbox SET claimed_by = $1, claim_until_ms = $2 WHERE seq = ANY($3)";
+
+/// A delivery attempt's outcome over the stored entry; clears the claim.
+const PROGRESS: &str = "UPDATE c2c_outbox SET webhook_id = $2, tenant = $3, payload_json = $4,
+    created_ms = $5, attempts = $6, next_attempt_ms = $7, state = $8, last_error = $9,
+    delivered_ms = $10, replayed_ms = $11, retry_after = $12,
+    claimed_by = NULL, claim_until_ms = 0
+    WHERE seq = $1";
+
+const BACKOFFS: &str = "SELECT seq FROM c2c_outbox
+    WHERE state = 'pending' AND tenant = $1 AND next_attempt_ms > $2 AND NOT retry_after
+      AND seq > $3
+    ORDER BY seq LIMIT $4
+    FOR UPDATE SKIP LOCKED";
+const BRING_FORWARD: &str = "UPDATE c2c_outbox SET next_attempt_ms = $1 WHERE seq = ANY($2)";
+
+const BACKLOG: &str = "SELECT tenant, count(*), min(created_ms) FROM c2c_outbox
+    WHERE state = 'pending' GROUP BY tenant";
+
+const BY_TENANT: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM c2c_outbox WHERE tenant = $1 AND created_ms >= $2 ORDER BY seq LIMIT $3"
+);
+const COUNT_BY_TENANT: &str =
+    "SELECT count(*) FROM c2c_outbox WHERE tenant = $1 AND created_ms >= $2";
+
+/// Rows a claim reads per statement, at least.
+const MIN_CHUNK: usize = 32;
+
+pub(super) fn state_str(s: OutboxState) -> &'static str {
+    match s {
+        OutboxState::Pending => "pending",
+        OutboxState::Delivered => "delivered",
+        OutboxState::Failed => "failed",
+        OutboxState::Disabled => "disabled",
+    }
+}
+
+fn state_of(s: &str) -> Result<OutboxState, StoreError> {
+    Ok(match s {
+        "pending" => OutboxState::Pending,
+        "delivered" => OutboxState::Delivered,
+        "failed" => OutboxState::Failed,
+        "disabled" => OutboxState::Disabled,
+        other => {
+            return Err(backend(std::io::Error::other(format!(
+                "outbox state {other:?} unknown to this build"
+            ))))
+        }
+    })
+}
+
+/// An entry's integer and state columns as stored.
+pub(super) struct Columns {
+    pub created_ms: i64,
+    pub attempts: i64,
+    pub next_attempt_ms: i64,
+    pub state: &'static str,
+    pub delivered_ms: Option<i64>,
+    pub replayed_ms: Option<i64>,
+}
+
+impl Columns {
+    pub(super) fn of(e: &OutboxEntry) -> Result<Columns, StoreError> {
+        Ok(Columns {
+            created_ms: to_i64(e.created_ms, "outbox created_ms")?,
+            attempts: i64::from(e.attempts),
+            next_attempt_ms: to_i64(e.next_attempt_ms, "outbox next_attempt_ms")?,
+            state: state_str(e.state),
+            delivered_ms: e
+                .delivered_ms
+                .map(|v| to_i64(v, "outbox delivered_ms"))
+                .transpose()?,
+            replayed_ms: e
+                .replayed_ms
+                .map(|v| to_i64(v, "outbox replayed_ms"))
+                .transpose()?,
+        })
+    }
+}
+
+/// An entry from a row that starts with [`cols!`].
+pub(super) fn entry_of(r: &Row) -> Result<OutboxEntry, StoreError> {
+    Ok(OutboxEntry {
+        seq: to_u64(col(r, 0)?),
+        webhook_id: col(r, 1)?,
+        call_id: col(r, 2)?,
+        tenant: col(r, 3)?,
+        payload_json: col(r, 4)?,
+        created_ms: to_u64(col(r, 5)?),
+        attempts: u32::try_from(col::<i64>(r, 6)?).unwrap_or(u32::MAX),
+        next_attempt_ms: to_u64(col(r, 7)?),
+        state: state_of(&col::<String>(r, 8)?)?,
+        last_error: col(r, 9)?,
+        delivered_ms: col::<Option<i64>>(r, 10)?.map(to_u64),
+        replayed_ms: col::<Option<i64>>(r, 11)?.map(to_u64),
+        retry_after: col(r, 12)?,
+    })
+}
+
+impl PgCallStore {
+    pub(super) async fn next_seq(&self) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        let rows = query(&c, NEXT_SEQ, &[]).await?;
+        let seq: i64 = rows.first().map(|r| col(r, 0)).transpose()?.unwrap_or(0);
+        Ok(to_u64(seq))
+    }
+
+    pub(super) async fn entry(&self, seq: u64) -> Result<Option<OutboxEntry>, StoreError> {
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(None);
+        };
+        let c = self.client().await?;
+        query(&c, GET, &[&seq])
+            .await?
+            .first()
+            .map(entry_of)
+            .transpose()
+    }
+
+    pub(super) async fn seq_for_call(&self, call_id: &str) -> Result<Option<u64>, StoreError> {
+        check_id("call_id", call_id)?;
+        let c = self.client().await?;
+        let rows = query(&c, SEQ_OF_CALL, &[&call_id]).await?;
+        Ok(rows
+            .first()
+            .map(|r| col::<i64>(r, 0))
+            .transpose()?
+            .map(to_u64))
+    }
+
+    /// `outbox_due_admitted`: see the module docs for claims and the fleet's limit.
+    pub(super) async fn claim_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let opts = self.pg.options();
+        let cap = opts.tenant_delivery_concurrency.max(1);
+        let claim_ms = u64::try_from(opts.delivery_claim.as_millis()).unwrap_or(u64::MAX);
+        let (now, until) = (bound(now_ms), bound(now_ms.saturating_add(claim_ms)));
+        let me = self.node_id();
+        let chunk = limit.max(MIN_CHUNK).saturating_mul(2);
+        let chunk_i = bound(chunk as u64);
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(backend)?;
+        let mut live: BTreeMap<String, usize> = BTreeMap::new();
+        for r in tx_query(&tx, LIVE_CLAIMS, &[&now]).await? {
+            live.insert(
+                col(&r, 0)?,
+                usize::try_from(col::<i64>(&r, 1)?).unwrap_or(0),
+            );
+        }
+        let mut after = i64::MIN;
+        'chunks: loop {
+            let rows = tx_query(&tx, DUE, &[&now, &after, &me, &chunk_i]).await?;
+            for r in &rows {
+                let e = entry_of(r)?;
+                after = col(r, 0)?;
+                let claimed_by: Option<String> = col(r, 13)?;
+                let claim_until: i64 = col(r, 14)?;
+                // This node's live claim is counted in `live` already.
+                let counted = claimed_by.as_deref() == Some(me) && claim_until >= now;
+                let in_flight = live.get(&e.tenant).copied().unwrap_or(0);
+                if !counted && in_flight >= cap {
+                    continue;
+                }
+                if !admit(e.seq, &e.tenant) {
+                    continue;
+                }
+                if !counted {
+                    *live.entry(e.tenant.clone()).or_default() += 1;
+                }
+                out.push(e);
+                if out.len() >= limit {
+                    break 'chunks;
+                }
+            }
+            if rows.len() < chunk {
+                break;
+            }
+        }
+        if !out.is_empty() {
+            let seqs: Vec<i64> = out.iter().map(|e| bound(e.seq)).collect();
+            tx_execute(&tx, CLAIM, &[&me, &until, &seqs]).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(out)
+    }
+
+    /// Stores the entry as given (like the other backends) and clears its claim.
+    pub(super) async fn store_progress(&self, e: &OutboxEntry) -> Result<(), StoreError> {
+        let Ok(seq) = i64::try_from(e.seq) else {
+            return Err(StoreError::OutboxNotFound(e.seq));
+        };
+        let c = self.client().await?;
+        let w = Columns::of(e)?;
+        let st = prep(&c, PROGRESS).await?;
+        let n = c
+            .execute(
+                &st,
+                &[
+                    &seq,
+                    &e.webhook_id,
+                    &e.tenant,
+                    &e.payload_json,
+                    &w.created_ms,
+                    &w.attempts,
+                    &w.next_attempt_ms,
+                    &w.state,
+                    &e.last_error,
+                    &w.delivered_ms,
+                    &w.replayed_ms,
+                    &e.retry_after,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        // Never resurrect or invent entries: only a call's end creates them.
+        if n == 0 {
+            return Err(StoreError::OutboxNotFound(e.seq));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn requeue(&self, seq: u64, now_ms: u64) -> Result<OutboxEntry, StoreError> {
+        let Ok(seq_i) = i64::try_from(seq) else {
+            return Err(StoreError::OutboxNotFound(seq));
+        };
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(backend)?;
+        let rows = tx_query(&tx, GET_LOCKED, &[&seq_i]).await?;
+        let mut e = rows
+            .first()
+            .map(entry_of)
+            .transpose()?
+            .ok_or(StoreError::OutboxNotFound(seq))?;
+        e.requeue(now_ms);
+        let w = Columns::of(&e)?;
+        tx_execute(
+            &tx,
+            PROGRESS,
+            &[
+                &seq_i,
+                &e.webhook_id,
+                &e.tenant,
+                &e.payload_json,
+                &w.created_ms,
+                &w.attempts,
+                &w.next_attempt_ms,
+                &w.state,
+                &e.last_error,
+                &w.delivered_ms,
+                &w.replayed_ms,
+                &e.retry_after,
+            ],
+        )
+        .await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(e)
+    }
+
+    pub(super) async fn bring_forward(
+        &self,
+        tenant: &str,
+        now_ms: u64,
+        limit: usize,
+        eligible: &mut (dyn FnMut(u64) -> bool + Send),
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut moved = Vec::new();
+        if limit == 0 {
+            return Ok(moved);
+        }
+        let now = to_i64(now_ms, "now_ms")?;
+        let chunk = limit.max(MIN_CHUNK);
+        let chunk_i = bound(chunk as u64);
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(backend)?;
+        let mut after = i64::MIN;
+        'chunks: loop {
+            let rows = tx_query(&tx, BACKOFFS, &[&tenant, &now, &after, &chunk_i]).await?;
+            for r in &rows {
+                after = col(r, 0)?;
+                let seq = to_u64(after);
+                if !eligible(seq) {
+                    continue;
+                }
+                moved.push(seq);
+                if moved.len() >= limit {
+                    break 'chunks;
+                }
+            }
+            if rows.len() < chunk {
+                break;
+            }
+        }
+        if !moved.is_empty() {
+            let seqs: Vec<i64> = moved.iter().map(|s| bound(*s)).collect();
+            tx_execute(&tx, BRING_FORWARD, &[&now, &seqs]).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(moved)
+    }
+
+    pub(super) async fn backlog(&self) -> Result<OutboxBacklog, StoreError> {
+        let c = self.client().await?;
+        let mut b = OutboxBacklog::default();
+        for r in query(&c, BACKLOG, &[]).await? {
+            let (tenant, n, oldest): (String, i64, i64) = (col(&r, 0)?, col(&r, 1)?, col(&r, 2)?);
+            let oldest = to_u64(oldest);
+            b.pending += to_u64(n);
+            b.oldest_created_ms = Some(b.oldest_created_ms.map_or(oldest, |o| o.min(oldest)));
+            b.oldest_by_tenant.insert(tenant, oldest);
+        }
+        Ok(b)
+    }
+
+    pub(super) async fn by_tenant_since(
+        &self,
+        tenant: &str,
+        since_ms: u64,
+        max: usize,
+    ) -> Result<(Vec<OutboxEntry>, u64), StoreError> {
+        let since = bound(since_ms);
+        let max = bound(max as u64);
+        let c = self.client().await?;
+        let (page, count) = (prep(&c, BY_TENANT).await?, prep(&c, COUNT_BY_TENANT).await?);
+        // Both in one round trip (the connection pipelines them).
+        let (page_params, count_params): ([&(dyn ToSql + Sync); 3], [&(dyn ToSql + Sync); 2]) =
+            ([&tenant, &since, &max], [&tenant, &since]);
+        let (rows, total) = tokio::try_join!(
+            c.query(&page, &page_params),
+            c.query_one(&count, &count_params),
+        )
+        .map_err(backend)?;
+        let entries = rows.iter().map(entry_of).collect::<Result<Vec<_>, _>>()?;
+        Ok((entries, to_u64(col(&total, 0)?)))
+    }
+}

@@ -1,0 +1,439 @@
+//! Call records: create, the conditional and serialised writes (with their tally deltas
+//! and outbox entry in the same statement), reads, open calls and tenant pages.
+
+use c2c_callstate::store::{TransitionFn, TransitionPlan};
+use c2c_callstate::{Applied, CallPage, CallRecord, OutboxEntry, StoreError, MAX_PAGE};
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
+
+use super::tallies::{self, TallyRows};
+use super::{
+    bound, check_id, col, decode_record, encode_record, query, to_i64, to_u64, tx_query,
+    PgCallStore,
+};
+use crate::error::backend;
+
+/// The record and its driver, row locked until the transaction ends.
+const LOCK: &str = "SELECT record, driver FROM c2c_calls WHERE call_id = $1 FOR UPDATE";
+
+/// A new call and its tally (only if the call id was free), in one statement.
+const CREATE: &str = "
+WITH rec AS (
+    INSERT INTO c2c_calls (call_id, tenant, created_ms, version, is_open, driver, record)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (call_id) DO NOTHING
+    RETURNING call_id
+), tally AS (
+    INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
+    SELECT t.tenant, t.day, t.trunk, $8::smallint, t.metric, t.n
+    FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
+        AS t(tenant, day, trunk, metric, n)
+    WHERE EXISTS (SELECT 1 FROM rec)
+    ON CONFLICT (tenant, day, trunk, shard, metric) DO UPDATE SET n = c2c_tallies.n + excluded.n
+)
+SELECT count(*) FROM rec";
+
+/// A record update (driver: this node) and its tally deltas, in one statement.
+const WRITE: &str = "
+WITH rec AS (
+    UPDATE c2c_calls
+    SET tenant = $2, created_ms = $3, version = $4, is_open = $5, driver = $6, record = $7
+    WHERE call_id = $1
+    RETURNING call_id
+), tally AS (
+    INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
+    SELECT t.tenant, t.day, t.trunk, $8::smallint, t.metric, t.n
+    FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
+        AS t(tenant, day, trunk, metric, n)
+    ON CONFLICT (tenant, day, trunk, shard, metric) DO UPDATE SET n = c2c_tallies.n + excluded.n
+)
+SELECT count(*)::bigint AS n, NULL::bigint AS seq FROM rec";
+
+/// [`WRITE`] plus the call's webhook unless it has one (its seq from the sequence when
+/// `$14` is NULL); answers the seq it enqueued.
+const WRITE_WITH_WEBHOOK: &str = "
+WITH rec AS (
+    UPDATE c2c_calls
+    SET tenant = $2, created_ms = $3, version = $4, is_open = $5, driver = $6, record = $7
+    WHERE call_id = $1
+    RETURNING call_id
+), tally AS (
+    INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
+    SELECT t.tenant, t.day, t.trunk, $8::smallint, t.metric, t.n
+    FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
+        AS t(tenant, day, trunk, metric, n)
+    ON CONFLICT (tenant, day, trunk, shard, metric) DO UPDATE SET n = c2c_tallies.n + excluded.n
+), ob AS (
+    INSERT INTO c2c_outbox (seq, webhook_id, call_id, tenant, payload_json, created_ms, attempts,
+        next_attempt_ms, state, last_error, delivered_ms, replayed_ms, retry_after)
+    VALUES (COALESCE($14::bigint, nextval('c2c_outbox_seq')), $15, $1, $16, $17, $18, $19,
+        $20, $21, $22, $23, $24, $25)
+    ON CONFLICT (call_id) DO NOTHING
+    RETURNING seq
+)
+SELECT (SELECT count(*) FROM rec)::bigint AS n, (SELECT seq FROM ob) AS seq";
+
+const GET: &str = "SELECT record FROM c2c_calls WHERE call_id = $1";
+
+/// Open calls (optionally of one driver) after an id, in id order; `''` sorts before
+/// every id.
+const OPEN: &str = "SELECT call_id, record FROM c2c_calls
+    WHERE is_open AND call_id > $1 ORDER BY call_id LIMIT $2";
+const DRIVEN: &str = "SELECT call_id, record FROM c2c_calls
+    WHERE is_open AND driver = $3 AND call_id > $1 ORDER BY call_id LIMIT $2";
+
+const PAGE: &str = "SELECT call_id, record FROM c2c_calls
+    WHERE tenant = $1 AND created_ms >= $2 AND created_ms < $3
+      AND (created_ms, call_id) > ($4, $5)
+    ORDER BY created_ms, call_id LIMIT $6";
+
+/// `list_by_tenant`'s cursor: 16 hex digits of `created_ms`, then the call id (the
+/// sled store's format, so a cursor means the same on every backend).
+fn encode_cursor(created_ms: u64, call_id: &str) -> String {
+    format!("{created_ms:016x}{call_id}")
+}
+
+fn decode_cursor(c: &str) -> Result<(u64, &str), StoreError> {
+    let bad = || StoreError::InvalidInput { what: "cursor" };
+    let (ms, id) = (c.get(..16).ok_or_else(bad)?, c.get(16..).ok_or_else(bad)?);
+    let ms = u64::from_str_radix(ms, 16).map_err(|_| bad())?;
+    check_id("cursor", id)?;
+    Ok((ms, id))
+}
+
+fn records_of(rows: &[Row]) -> Result<Vec<CallRecord>, StoreError> {
+    rows.iter()
+        .map(|r| decode_record(&col::<String>(r, 0)?, &col::<String>(r, 1)?))
+        .collect()
+}
+
+impl PgCallStore {
+    pub(super) async fn create_record(&self, rec: &CallRecord) -> Result<(), StoreError> {
+        check_id("call_id", &rec.call_id)?;
+        check_id("tenant", &rec.tenant)?;
+        let rows = tallies::delta(None, Some(rec))?;
+        let json = encode_record(rec)?;
+        let (created, version) = (
+            to_i64(rec.created_ms, "created_ms")?,
+            to_i64(rec.version, "version")?,
+        );
+        let shard = tallies::shard(&rec.call_id);
+        let c = self.client().await?;
+        let row = query(
+            &c,
+            CREATE,
+            &[
+                &rec.call_id,
+                &rec.tenant,
+                &created,
+                &version,
+                &!rec.is_ended(),
+                &self.node_id(),
+                &json,
+                &shard,
+                &rows.tenants,
+                &rows.days,
+                &rows.trunks,
+                &rows.metrics,
+                &rows.deltas,
+            ],
+        )
+        .await?;
+        let inserted: i64 = row.first().map(|r| col(r, 0)).transpose()?.unwrap_or(0);
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn apply_record(
+        &self,
+        prev_version: u64,
+        rec: &CallRecord,
+        webhook: Option<&OutboxEntry>,
+    ) -> Result<Option<u64>, StoreError> {
+        check_id("call_id", &rec.call_id)?;
+        if webhook.is_some_and(|e| e.call_id != rec.call_id) {
+            return Err(StoreError::InvalidInput {
+                what: "outbox entry call_id",
+            });
+        }
+        let seq = webhook.map(|e| to_i64(e.seq, "outbox seq")).transpose()?;
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(backend)?;
+        let (cur, _) = locked(&tx, &rec.call_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if cur.version != prev_version {
+            tx.rollback().await.map_err(backend)?;
+            return Err(StoreError::VersionConflict {
+                expected: prev_version,
+                found: cur.version,
+            });
+        }
+        let written = self.write(&tx, &cur, rec, webhook.map(|e| (e, seq))).await;
+        finish(tx, written).await
+    }
+
+    /// Runs `f` on the locked latest record and writes what it made; `only_if_driver`:
+    /// answers `None` without running `f` when another node drives the call.
+    pub(super) async fn transition(
+        &self,
+        call_id: &str,
+        f: TransitionFn<'_>,
+        only_if_driver: bool,
+    ) -> Result<Option<Applied>, StoreError> {
+        check_id("call_id", call_id)?;
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(backend)?;
+        let (cur, driver) = locked(&tx, call_id).await?.ok_or(StoreError::NotFound)?;
+        let adopted = driver != self.node_id();
+        if only_if_driver && adopted {
+            // Ended now (not when the pool reuses the connection): the row lock goes.
+            tx.rollback().await.map_err(backend)?;
+            return Ok(None);
+        }
+        // The seq comes from the sequence inside the write (one round trip fewer); the
+        // plan's entry carries a placeholder until then.
+        let plan = match TransitionPlan::new(cur, f, || Ok(0)) {
+            Ok(plan) => plan,
+            Err(e) => {
+                tx.rollback().await.map_err(backend)?;
+                return Err(e);
+            }
+        };
+        match plan {
+            // Nothing written; what was read is committed, hence durable.
+            TransitionPlan::Unchanged(applied) => {
+                tx.rollback().await.map_err(backend)?;
+                Ok(Some(applied))
+            }
+            TransitionPlan::Write {
+                prev,
+                record,
+                effects,
+                outbox,
+            } => {
+                let written = self
+                    .write(&tx, &prev, &record, outbox.as_ref().map(|e| (e, None)))
+                    .await;
+                let enqueued = finish(tx, written).await?;
+                let mut applied = TransitionPlan::written(record, effects, enqueued);
+                applied.adopted = adopted;
+                Ok(Some(applied))
+            }
+        }
+    }
+
+    /// The one write of an update (caller holds the row lock in `tx`): record (driver:
+    /// this node), tally deltas from `prev` to `rec`, and the webhook unless the call
+    /// has one. Answers the seq it enqueued.
+    async fn write(
+        &self,
+        tx: &Transaction<'_>,
+        prev: &CallRecord,
+        rec: &CallRecord,
+        webhook: Option<(&OutboxEntry, Option<i64>)>,
+    ) -> Result<Option<u64>, StoreError> {
+        let rows: TallyRows = tallies::delta(Some(prev), Some(rec))?;
+        let json = encode_record(rec)?;
+        let (created, version) = (
+            to_i64(rec.created_ms, "created_ms")?,
+            to_i64(rec.version, "version")?,
+        );
+        let shard = tallies::shard(&rec.call_id);
+        let open = !rec.is_ended();
+        let node = self.node_id();
+        let row = match webhook {
+            None => {
+                tx_query(
+                    tx,
+                    WRITE,
+                    &[
+                        &rec.call_id,
+                        &rec.tenant,
+                        &created,
+                        &version,
+                        &open,
+                        &node,
+                        &json,
+                        &shard,
+                        &rows.tenants,
+                        &rows.days,
+                        &rows.trunks,
+                        &rows.metrics,
+                        &rows.deltas,
+                    ],
+                )
+                .await?
+            }
+            Some((e, seq)) => {
+                let w = super::outbox::Columns::of(e)?;
+                tx_query(
+                    tx,
+                    WRITE_WITH_WEBHOOK,
+                    &[
+                        &rec.call_id,
+                        &rec.tenant,
+                        &created,
+                        &version,
+                        &open,
+                        &node,
+                        &json,
+                        &shard,
+                        &rows.tenants,
+                        &rows.days,
+                        &rows.trunks,
+                        &rows.metrics,
+                        &rows.deltas,
+                        &seq,
+                        &e.webhook_id,
+                        &e.tenant,
+                        &e.payload_json,
+                        &w.created_ms,
+                        &w.attempts,
+                        &w.next_attempt_ms,
+                        &w.state,
+                        &e.last_error,
+                        &w.delivered_ms,
+                        &w.replayed_ms,
+                        &e.retry_after,
+                    ],
+                )
+                .await?
+            }
+        };
+        let row = row
+            .first()
+            .ok_or_else(|| backend(std::io::Error::other("write answered no row")))?;
+        if col::<i64>(row, 0)? == 0 {
+            // The row lock was held since the read: only a bug gets here.
+            return Err(StoreError::NotFound);
+        }
+        Ok(col::<Option<i64>>(row, 1)?.map(to_u64))
+    }
+
+    pub(super) async fn get_record(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+        check_id("call_id", call_id)?;
+        let c = self.client().await?;
+        let rows = query(&c, GET, &[&call_id]).await?;
+        rows.first()
+            .map(|r| decode_record(call_id, &col::<String>(r, 0)?))
+            .transpose()
+    }
+
+    /// Open calls after `after` in id order, at most `limit` (at least one; `None`: all),
+    /// of every driver or only of `driver`.
+    pub(super) async fn open_records(
+        &self,
+        driver: Option<&str>,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let after = after.unwrap_or("");
+        let limit = limit.map_or(i64::MAX, |l| bound(l.max(1) as u64));
+        let c = self.client().await?;
+        let rows = match driver {
+            None => query(&c, OPEN, &[&after, &limit]).await?,
+            Some(d) => query(&c, DRIVEN, &[&after, &limit, &d]).await?,
+        };
+        records_of(&rows)
+    }
+
+    pub(super) async fn tenant_page(
+        &self,
+        tenant: &str,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<CallPage, StoreError> {
+        check_id("tenant", tenant)?;
+        let (after_ms, after_id) = match cursor {
+            Some(c) => {
+                let (ms, id) = decode_cursor(c)?;
+                (bound(ms), id)
+            }
+            // Before every call: ids are never empty.
+            None => (-1, ""),
+        };
+        let limit = limit.min(MAX_PAGE);
+        let mut page = CallPage {
+            records: Vec::new(),
+            next_cursor: None,
+        };
+        if limit == 0 || from_ms >= to_ms {
+            return Ok(page);
+        }
+        let fetch = limit as i64 + 1;
+        let c = self.client().await?;
+        let rows = query(
+            &c,
+            PAGE,
+            &[
+                &tenant,
+                &bound(from_ms),
+                &bound(to_ms),
+                &after_ms,
+                &after_id,
+                &fetch,
+            ],
+        )
+        .await?;
+        page.records = records_of(&rows)?;
+        if page.records.len() > limit {
+            page.records.truncate(limit);
+            page.next_cursor = page
+                .records
+                .last()
+                .map(|r| encode_cursor(r.created_ms, &r.call_id));
+        }
+        Ok(page)
+    }
+}
+
+/// Commits after a successful write, rolls back (at once, releasing the row lock)
+/// after a failed one.
+async fn finish<T>(tx: Transaction<'_>, written: Result<T, StoreError>) -> Result<T, StoreError> {
+    match written {
+        Ok(v) => {
+            tx.commit().await.map_err(backend)?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(rb) = tx.rollback().await {
+                tracing::debug!(error = %rb, "rollback after a failed write");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The call's record and driver, locked for the rest of `tx`.
+async fn locked(
+    tx: &Transaction<'_>,
+    call_id: &str,
+) -> Result<Option<(CallRecord, String)>, StoreError> {
+    let rows = tx_query(tx, LOCK, &[&call_id]).await?;
+    match rows.first() {
+        None => Ok(None),
+        Some(r) => Ok(Some((
+            decode_record(call_id, &col::<String>(r, 0)?)?,
+            col(r, 1)?,
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decode_cursor, encode_cursor};
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let c = encode_cursor(42, "c2c_x");
+        assert_eq!(decode_cursor(&c).unwrap(), (42, "c2c_x"));
+        for bad in ["", "garbage", "zzzzzzzzzzzzzzzzc2c_x", "000000000000002a"] {
+            assert!(decode_cursor(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,486 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Fleet semantics of [`PgCallStore`] against a real PostgreSQL: several nodes (each
+//! its own `PgStore`, its own node id and pool) on one schema, with a short lease.
+//!
+//! Lease and claim times are driven through the `now_ms` the trait takes, so the cases
+//! do not depend on how fast the machine is; only the migration race is real time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use c2c_callstate::store::contract::call;
+use c2c_callstate::{
+    transition, Applied, CallEvent, CallKnobs, CallRecord, CallStore, CallStoreExt, Effect,
+    OutboxEntry, OutboxState, Transition,
+};
+use c2c_store_pg::{PgCallStore, PgOptions, PgStore};
+use c2c_test_support::pg::PgServer;
+
+fn server() -> &'static PgServer {
+    static PG: OnceLock<PgServer> = OnceLock::new();
+    PG.get_or_init(|| {
+        let pg = PgServer::start();
+        pg.create_database("db");
+        pg
+    })
+}
+
+const LEASE_MS: u64 = 300;
+const CLAIM_MS: u64 = 500;
+const TENANT_CAP: usize = 3;
+
+fn fresh_schema(tag: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{tag}_{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn options(schema: &str) -> PgOptions {
+    let mut o = PgOptions::new(server().url("db"));
+    o.schema = Some(schema.to_owned());
+    o.pool_size = 6;
+    o.lease = Duration::from_millis(LEASE_MS);
+    o.delivery_claim = Duration::from_millis(CLAIM_MS);
+    o.tenant_delivery_concurrency = TENANT_CAP;
+    o
+}
+
+async fn node(schema: &str) -> Arc<PgCallStore> {
+    let pg = PgStore::open(options(schema)).await.unwrap();
+    Arc::new(PgCallStore::new(pg).await.unwrap())
+}
+
+/// Two nodes on a fresh schema.
+async fn fleet(tag: &str) -> (Arc<PgCallStore>, Arc<PgCallStore>, String) {
+    let schema = fresh_schema(tag);
+    let a = node(&schema).await;
+    let b = node(&schema).await;
+    assert_ne!(a.node_id(), b.node_id());
+    (a, b, schema)
+}
+
+fn now_ms() -> u64 {
+    chrono::Utc::now().timestamp_millis() as u64
+}
+
+async fn event(s: &PgCallStore, id: &str, ev: CallEvent, now: u64) -> Applied {
+    s.apply_transition(id, move |r| transition(r, &ev, &CallKnobs::default(), now))
+        .await
+        .unwrap()
+}
+
+/// A call created on `s` and ended ANSWERED (its webhook pending, due at `t0 + 62 s`).
+async fn ended(s: &PgCallStore, tenant: &str, t0: u64) -> CallRecord {
+    let rec = call(tenant, t0);
+    s.create(&rec).await.unwrap();
+    event(s, &rec.call_id, CallEvent::Connect, t0 + 1_000).await;
+    event(s, &rec.call_id, CallEvent::Answered, t0 + 2_000).await;
+    event(s, &rec.call_id, CallEvent::AgentHangup, t0 + 62_000)
+        .await
+        .record
+}
+
+fn ids(recs: &[CallRecord]) -> Vec<String> {
+    recs.iter().map(|r| r.call_id.clone()).collect()
+}
+
+fn seqs(entries: &[OutboxEntry]) -> Vec<u64> {
+    entries.iter().map(|e| e.seq).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_by_another_node_moves_the_driver() {
+    let (a, b, _) = fleet("driver").await;
+    let t = now_ms();
+    let rec = call("acme", t);
+    a.create(&rec).await.unwrap();
+    let id = rec.call_id.clone();
+    assert_eq!(ids(&a.driven_calls().await.unwrap()), vec![id.clone()]);
+    assert!(b.driven_calls().await.unwrap().is_empty());
+
+    let moved = event(&b, &id, CallEvent::Connect, t + 1_000).await;
+    assert!(moved.written && moved.adopted, "{moved:?}");
+    assert!(a.driven_calls().await.unwrap().is_empty());
+    assert_eq!(
+        ids(&b.driven_calls_after(None, 10).await.unwrap()),
+        vec![id.clone()]
+    );
+
+    // The old driver's timers stop acting: its closure does not even run.
+    let ran = AtomicBool::new(false);
+    let skipped = a
+        .apply_transition_if_driver(&id, |r| {
+            ran.store(true, Ordering::SeqCst);
+            transition(r, &CallEvent::Ringing, &CallKnobs::default(), t + 2_000)
+        })
+        .await
+        .unwrap();
+    assert!(skipped.is_none());
+    assert!(!ran.load(Ordering::SeqCst));
+    let ringing = b
+        .apply_transition_if_driver(&id, |r| {
+            transition(r, &CallEvent::Ringing, &CallKnobs::default(), t + 2_000)
+        })
+        .await
+        .unwrap()
+        .expect("the driver applies its own timer");
+    assert!(ringing.written && !ringing.adopted);
+
+    // A no-op writes nothing and moves nothing.
+    let noop = event(&a, &id, CallEvent::AgentJoined, t + 3_000).await;
+    assert!(!noop.written && !noop.adopted);
+    assert_eq!(ids(&b.driven_calls().await.unwrap()), vec![id.clone()]);
+    // A write by A takes it back.
+    let back = event(&a, &id, CallEvent::Answered, t + 4_000).await;
+    assert!(back.written && back.adopted);
+    assert_eq!(ids(&a.driven_calls().await.unwrap()), vec![id.clone()]);
+
+    let missing = b
+        .apply_transition_if_driver("c2c_ffffffffffffffffffffffffffffffff", |r| {
+            transition(r, &CallEvent::Ringing, &CallKnobs::default(), t)
+        })
+        .await;
+    assert!(matches!(missing, Err(c2c_callstate::StoreError::NotFound)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_nodes_calls_go_to_live_nodes_each_once() {
+    let (a, b, schema) = fleet("orphans").await;
+    let c = node(&schema).await;
+    let t0 = now_ms();
+    let mut a_open = Vec::new();
+    for i in 0..30u64 {
+        let rec = call(if i.is_multiple_of(2) { "acme" } else { "beta" }, t0 + i);
+        a.create(&rec).await.unwrap();
+        a_open.push(rec.call_id);
+    }
+    a_open.sort();
+    let a_ended = ended(&a, "acme", t0).await;
+    let mut b_own = Vec::new();
+    for i in 0..3 {
+        let rec = call("acme", t0 + 100 + i);
+        b.create(&rec).await.unwrap();
+        b_own.push(rec.call_id);
+    }
+
+    // Well after every lease taken at registration, everyone renews once.
+    let t1 = t0 + 60_000;
+    assert_eq!(a.renew_lease(t1).await.unwrap(), t1 + LEASE_MS);
+    b.renew_lease(t1).await.unwrap();
+    c.renew_lease(t1).await.unwrap();
+    assert!(b
+        .claim_orphaned_calls(t1 + LEASE_MS - 1, 100)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A stops renewing; B and C claim at once, in small batches, until nothing is left.
+    let at = t1 + LEASE_MS + 1;
+    b.renew_lease(at).await.unwrap();
+    c.renew_lease(at).await.unwrap();
+    let (mut by_b, mut by_c) = (Vec::new(), Vec::new());
+    loop {
+        let (x, y) = tokio::join!(b.claim_orphaned_calls(at, 4), c.claim_orphaned_calls(at, 4));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert!(x.len() <= 4 && y.len() <= 4);
+        if x.is_empty() && y.is_empty() {
+            break;
+        }
+        by_b.extend(ids(&x));
+        by_c.extend(ids(&y));
+    }
+    let (set_b, set_c): (BTreeSet<_>, BTreeSet<_>) = (
+        by_b.iter().cloned().collect(),
+        by_c.iter().cloned().collect(),
+    );
+    assert_eq!(set_b.len(), by_b.len(), "B got a call twice");
+    assert!(set_b.is_disjoint(&set_c), "two claimers got the same call");
+    let mut all: Vec<String> = set_b.union(&set_c).cloned().collect();
+    all.sort();
+    assert_eq!(all, a_open, "exactly A's open calls are taken over");
+    assert!(!all.contains(&a_ended.call_id));
+    assert!(a.driven_calls().await.unwrap().is_empty());
+    let first = a_open[0].clone();
+    let on_a = a
+        .apply_transition_if_driver(&first, |r| {
+            transition(r, &CallEvent::Ringing, &CallKnobs::default(), at)
+        })
+        .await
+        .unwrap();
+    assert!(on_a.is_none(), "the dead node no longer acts on its calls");
+    let mut driven_b = ids(&b.driven_calls().await.unwrap());
+    driven_b.sort();
+    let mut want_b: Vec<String> = by_b.iter().chain(&b_own).cloned().collect();
+    want_b.sort();
+    assert_eq!(driven_b, want_b);
+
+    // A clean shutdown: B gives its calls up and C takes them at once.
+    b.release_lease().await.unwrap();
+    let from_b = ids(&c.claim_orphaned_calls(at, 1_000).await.unwrap());
+    assert_eq!(from_b, want_b);
+
+    // A driver without a node row (removed by hand) is an orphan too.
+    let late = call("acme", t0 + 200);
+    a.create(&late).await.unwrap();
+    a.renew_lease(at + 10_000).await.unwrap();
+    assert!(c.claim_orphaned_calls(at, 10).await.unwrap().is_empty());
+    server().psql(
+        "db",
+        &format!(
+            "DELETE FROM {schema}.c2c_nodes WHERE node_id = '{}'",
+            a.node_id()
+        ),
+    );
+    assert_eq!(
+        ids(&c.claim_orphaned_calls(at, 10).await.unwrap()),
+        vec![late.call_id]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conflicting_transitions_from_two_nodes_run_once_each_on_the_latest_record() {
+    const WRITERS: u64 = 24;
+    let (a, b, _) = fleet("conflicts").await;
+    let t = now_ms();
+    let rec = call("acme", t);
+    a.create(&rec).await.unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for i in 0..WRITERS {
+        let s = if i.is_multiple_of(2) {
+            a.clone()
+        } else {
+            b.clone()
+        };
+        let (id, runs, seen) = (rec.call_id.clone(), runs.clone(), seen.clone());
+        tasks.push(tokio::spawn(async move {
+            s.apply_transition(&id, move |r| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                seen.lock().unwrap().push(r.version);
+                let mut record = r.clone();
+                record.version += 1;
+                Ok(Transition {
+                    from: r.phase,
+                    record,
+                    effects: Vec::new(),
+                })
+            })
+            .await
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().unwrap().written);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), WRITERS as usize);
+    let mut versions = seen.lock().unwrap().clone();
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (rec.version..rec.version + WRITERS).collect::<Vec<_>>()
+    );
+
+    // Enders on both nodes at once: one of them ends the call, one webhook.
+    event(&a, &rec.call_id, CallEvent::Connect, t + 1_000).await;
+    event(&b, &rec.call_id, CallEvent::Answered, t + 2_000).await;
+    let mut tasks = Vec::new();
+    for i in 0..20u64 {
+        let s = if i.is_multiple_of(2) {
+            a.clone()
+        } else {
+            b.clone()
+        };
+        let id = rec.call_id.clone();
+        let ev = if i.is_multiple_of(3) {
+            CallEvent::RoomFinished
+        } else {
+            CallEvent::AgentHangup
+        };
+        tasks.push(tokio::spawn(async move {
+            s.apply_transition(&id, move |r| {
+                transition(r, &ev, &CallKnobs::default(), t + 10_000 + i)
+            })
+            .await
+        }));
+    }
+    let (mut enqueued, mut enders) = (0, 0);
+    for t in tasks {
+        let applied = t.await.unwrap().unwrap();
+        enqueued += usize::from(applied.enqueued.is_some());
+        enders += usize::from(applied.effects.contains(&Effect::EnqueueWebhook));
+    }
+    assert_eq!((enqueued, enders), (1, 1));
+    assert_eq!(
+        a.outbox_by_tenant_since_capped("acme", 0, 10)
+            .await
+            .unwrap()
+            .1,
+        1
+    );
+    assert!(b.open_calls().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claimed_webhooks_stay_with_their_claimer_until_progress_or_expiry() {
+    let (a, b, _) = fleet("claims").await;
+    let t0 = now_ms();
+    for i in 0..3 {
+        ended(&a, "acme", t0 + i).await;
+    }
+    let now = t0 + 120_000;
+    let got = a.outbox_due(now, 10).await.unwrap();
+    assert_eq!(got.len(), 3);
+    assert!(b.outbox_due(now, 10).await.unwrap().is_empty());
+    // This node's own claims stay candidates (its deliverer filters what is in flight).
+    assert_eq!(seqs(&a.outbox_due(now, 10).await.unwrap()), seqs(&got));
+
+    // Progress clears the claim: the retry is anyone's.
+    let mut retry = got[0].clone();
+    retry.attempts = 1;
+    retry.last_error = Some("http 503".into());
+    a.outbox_record_progress(&retry).await.unwrap();
+    assert_eq!(seqs(&b.outbox_due(now, 10).await.unwrap()), vec![retry.seq]);
+    assert_eq!(
+        seqs(&a.outbox_due(now, 10).await.unwrap()),
+        seqs(&got[1..]),
+        "B's claim hides the retry from A"
+    );
+
+    // A dies mid-delivery: once its claims expire, B takes everything.
+    let later = now + CLAIM_MS + 1;
+    assert_eq!(seqs(&b.outbox_due(later, 10).await.unwrap()), seqs(&got));
+    assert!(a.outbox_due(later + 1, 10).await.unwrap().is_empty());
+
+    // Delivered by B: gone for everyone.
+    let mut done = got[1].clone();
+    done.state = OutboxState::Delivered;
+    done.delivered_ms = Some(later);
+    done.attempts = 1;
+    b.outbox_update(&done).await.unwrap();
+    let after = later + 10 * CLAIM_MS;
+    let left = seqs(&a.outbox_due(after, 10).await.unwrap());
+    assert_eq!(left, vec![got[0].seq, got[2].seq]);
+}
+
+/// Live claims of `tenant` across the fleet at `now`.
+fn live_claims(schema: &str, tenant: &str, now: u64) -> usize {
+    server()
+        .psql(
+            "db",
+            &format!(
+                "SELECT count(*) FROM {schema}.c2c_outbox WHERE tenant = '{tenant}' \
+                 AND state = 'pending' AND claimed_by IS NOT NULL AND claim_until_ms >= {now}"
+            ),
+        )
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_tenant_delivery_cap_holds_across_the_fleet() {
+    let (a, b, schema) = fleet("cap").await;
+    let t0 = now_ms();
+    let mut acme = Vec::new();
+    for i in 0..8 {
+        acme.push(ended(&a, "acme", t0 + i).await.call_id);
+    }
+    for i in 0..2 {
+        ended(&b, "beta", t0 + 10 + i).await;
+    }
+    let now = t0 + 120_000;
+    let on_a = a.outbox_due(now, 4).await.unwrap();
+    let tenants: Vec<&str> = on_a.iter().map(|e| e.tenant.as_str()).collect();
+    assert_eq!(tenants, vec!["acme", "acme", "acme", "beta"]);
+    // B: acme is at the fleet's limit (held back, not even offered); beta has room.
+    let mut offered = Vec::new();
+    let on_b = b
+        .outbox_due_admitted(now, 10, &mut |_, tenant| {
+            offered.push(tenant.to_owned());
+            true
+        })
+        .await
+        .unwrap();
+    assert_eq!(offered, vec!["beta"]);
+    assert_eq!(on_b.len(), 1);
+    assert_eq!(live_claims(&schema, "acme", now), TENANT_CAP);
+
+    // One of A's deliveries ends: exactly one more acme delivery may start, anywhere.
+    let mut done = on_a[0].clone();
+    done.state = OutboxState::Delivered;
+    done.delivered_ms = Some(now);
+    a.outbox_update(&done).await.unwrap();
+    let more = b.outbox_due(now, 10).await.unwrap();
+    let more_acme: Vec<&OutboxEntry> = more.iter().filter(|e| e.tenant == "acme").collect();
+    assert_eq!(more_acme.len(), 1);
+    // (and B's own beta claim, still a candidate)
+    assert_eq!(seqs(&more).len(), 2);
+    assert_eq!(live_claims(&schema, "acme", now), TENANT_CAP);
+    // A's deliverer refuses its in-flight jobs; nothing else fits.
+    let in_flight: BTreeSet<u64> = on_a.iter().skip(1).map(|e| e.seq).collect();
+    let again = a
+        .outbox_due_admitted(now, 10, &mut |seq, _| !in_flight.contains(&seq))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{:?}", seqs(&again));
+    // Asking again for its own claims does not count them twice.
+    assert_eq!(
+        seqs(&a.outbox_due(now, 10).await.unwrap()),
+        seqs(&on_a[1..])
+    );
+    assert_eq!(live_claims(&schema, "acme", now), TENANT_CAP);
+
+    // Concurrent claimers exceed the limit by at most one batch each.
+    let later = now + CLAIM_MS + 1; // every claim above has expired
+    for round in 0..5 {
+        let at = later + round;
+        let (x, y) = tokio::join!(a.outbox_due(at, 2), b.outbox_due(at, 2));
+        let claimed = x.unwrap().len() + y.unwrap().len();
+        assert!(claimed <= TENANT_CAP + 2 + 2, "round {round}: {claimed}");
+        assert!(live_claims(&schema, "acme", at) <= TENANT_CAP + 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fleet_open_counts_count_every_nodes_calls() {
+    let (a, b, _) = fleet("counts").await;
+    let t = now_ms();
+    for tenant in ["acme", "acme", "beta"] {
+        a.create(&call(tenant, t)).await.unwrap();
+    }
+    b.create(&call("acme", t)).await.unwrap();
+    ended(&b, "acme", t).await;
+    ended(&a, "gamma", t).await;
+    let want: BTreeMap<String, u32> = [("acme".to_owned(), 3), ("beta".to_owned(), 1)].into();
+    assert_eq!(a.fleet_open_counts().await.unwrap(), Some(want.clone()));
+    assert_eq!(b.fleet_open_counts().await.unwrap(), Some(want));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_migrations_both_succeed_and_apply_once() {
+    for round in 0..3 {
+        let schema = fresh_schema("migrate");
+        let (x, y) = tokio::join!(
+            PgStore::open(options(&schema)),
+            PgStore::open(options(&schema))
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        let versions = server().psql(
+            "db",
+            &format!("SELECT count(*), max(version) FROM {schema}.c2c_schema_version"),
+        );
+        assert_eq!(
+            versions,
+            format!("1|{}", c2c_store_pg::migrate::latest()),
+            "round {round}"
+        );
+        // Both are usable, on the same data.
+        let (x, y) = (
+            PgCallStore::new(x).await.unwrap(),
+            PgCallStore::new(y).await.unwrap(),
+        );
+        let rec = call("acme", now_ms());
+        x.create(&rec).await.unwrap();
+        assert_eq!(y.get(&rec.call_id).await.unwrap(), Some(rec));
+    }
+}
