@@ -12,6 +12,8 @@ command -v promtool >/dev/null || need_pkgs+=(prometheus)  # promtool checks met
 command -v python3 >/dev/null || need_pkgs+=(python3 python3-venv)  # schemathesis (OpenAPI fuzzing)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)          # browser tests (gateway/tests/console.rs)
 command -v node >/dev/null || need_pkgs+=(nodejs npm)      # web/: playwright-core, esbuild
+# The fleet store's tests start their own PostgreSQL clusters (c2c-test-support's PgServer).
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

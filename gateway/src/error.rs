@@ -49,6 +49,8 @@ pub enum StartError {
     Agents(c2c_agents::AgentStoreError),
     #[error("cannot open the call store: {0}")]
     CallStore(c2c_callstate::StoreError),
+    #[error("PostgreSQL store: {0}")]
+    Postgres(c2c_store_pg::PgError),
     #[error("cannot open the store: {0}")]
     Tree(sled::Error),
     #[error("metrics registration: {0}")]

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use c2c_agents::{AgentStore, AgentStoreError, MemAgentStore, SledAgentStore};
-use c2c_dlt::DltRegistry;
+use c2c_agents::{AgentStore, AgentStoreError};
 use c2c_metrics::GatewayMetrics;
 use pingora::listeners::tls::TlsSettings;
 use pingora::proxy::http_proxy_service;
@@ -12,9 +11,6 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
 
-use c2c_callstate::{
-    CallStore, MemCallStore, MemSeenEvents, SeenEvents, SledCallStore, SledSeenEvents,
-};
 use c2c_tenancy::AnswerDetection;
 
 use crate::agents::AgentService;
@@ -28,6 +24,7 @@ use crate::error::StartError;
 use crate::proxy::GatewayProxy;
 use crate::reload::PolicyReloader;
 use crate::sip::{SipService, SipStart};
+pub use crate::stores::StoreBackend;
 
 /// Arguments of `serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -49,85 +46,12 @@ pub struct ServeArgs {
     /// to the --sip-listen address otherwise.
     #[arg(long, env = "C2C_SIP_ADVERTISE")]
     pub sip_advertise: Option<std::net::IpAddr>,
-    /// Where calls, the webhook outbox, DLT overrides and webhook ids live: `sled` (the
-    /// data directory) or `memory` (lost at exit: for tests and demos only).
-    #[arg(long, env = "C2C_STORE", value_enum, default_value_t = StoreBackend::Sled, hide = true)]
+    /// `memory` keeps calls, the webhook outbox, DLT overrides and webhook ids in process
+    /// memory (lost at exit: for tests and demos only); `policy` (the default) uses the
+    /// backend `[store] kind` of gateway.toml names (sled in the data directory, or
+    /// PostgreSQL).
+    #[arg(long, env = "C2C_STORE", value_enum, default_value_t = StoreBackend::Policy, hide = true)]
     pub store: StoreBackend,
-}
-
-/// The backend behind the gateway's store traits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StoreBackend {
-    /// The embedded sled database in `--data`.
-    Sled,
-    /// In process memory; nothing survives a restart.
-    Memory,
-}
-
-/// The persistent state [`App`] is built on, from one backend.
-struct Stores {
-    dlt: Arc<DltRegistry>,
-    store: Arc<dyn CallStore>,
-    seen: Arc<dyn SeenEvents>,
-    agents: Arc<dyn AgentStore>,
-}
-
-/// Opens the sled database in `--data` and the stores in it. The tally rebuild an
-/// upgrade may need runs after the listener is up (crate::lifecycle), so liveness
-/// probes are answered meanwhile.
-fn open_sled_stores(
-    args: &ServeArgs,
-    cache_bytes: u64,
-    metrics: &GatewayMetrics,
-) -> Result<Stores, StartError> {
-    let db = sled::Config::new()
-        .path(args.data.join("store"))
-        // sled defaults to a 1 GiB cache; the working set here is open calls + indexes.
-        // It fills with the pages calls write and then holds steady: with the open calls
-        // it is most of the steady-state memory (`store.cache_mb`, BENCHMARKS.md soak).
-        .cache_capacity(cache_bytes)
-        .flush_every_ms(Some(500))
-        .open()
-        .map_err(|source| StartError::Store {
-            dir: args.data.clone(),
-            source,
-        })?;
-    let dlt = Arc::new(DltRegistry::open(&db).map_err(StartError::Dlt)?);
-    let store = SledCallStore::open_with_db_deferred(db.clone()).map_err(StartError::CallStore)?;
-    let seen = SledSeenEvents::open(&db).map_err(StartError::CallStore)?;
-    let agents = SledAgentStore::open(&db).map_err(StartError::Agents)?;
-    let (hist, errors) = (
-        metrics.store_flush.clone(),
-        metrics.store_flush_errors.clone(),
-    );
-    store.observe_flushes(move |took, ok| {
-        hist.observe(took.as_secs_f64());
-        if !ok {
-            errors.inc();
-        }
-    });
-    Ok(Stores {
-        dlt,
-        store: Arc::new(store),
-        seen: Arc::new(seen),
-        agents: Arc::new(agents),
-    })
-}
-
-/// In-memory stores: a gateway whose calls end with the process (tests, demos).
-fn memory_stores() -> Stores {
-    // Said at every start: a production gateway on this backend would lose acknowledged
-    // calls and undelivered webhooks on any restart.
-    tracing::warn!(
-        "store: in memory (--store memory): every call, webhook and DLT flag is lost when \
-         the process stops; for tests and demos only"
-    );
-    Stores {
-        dlt: Arc::new(DltRegistry::in_memory()),
-        store: Arc::new(MemCallStore::new()),
-        seen: Arc::new(MemSeenEvents::new()),
-        agents: Arc::new(MemAgentStore::new()),
-    }
 }
 
 /// Loads the agent registry and the presence secret. The store trait is async and no
@@ -156,6 +80,8 @@ pub struct Prepared {
     /// The HTTP (and TLS) listen addresses, bound to prove they are free; released just
     /// before Pingora binds them itself (it has no way to adopt a bound socket).
     pub http_probes: Vec<std::net::TcpListener>,
+    /// The lease of this fleet node (`None`: the gateway is alone on its store).
+    pub fleet_lease: Option<std::time::Duration>,
 }
 
 /// Binds `addr` for TCP to find out now, with a clear message, whether Pingora will be
@@ -208,10 +134,8 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, StartError> {
     let registry = prometheus::default_registry().clone();
     let metrics = GatewayMetrics::register(&registry)?;
     metrics.set_build_info(crate::build::VERSION, crate::build::REVISION);
-    let stores = match args.store {
-        StoreBackend::Sled => open_sled_stores(args, policy.gateway.store_cache_bytes, &metrics)?,
-        StoreBackend::Memory => memory_stores(),
-    };
+    let stores = crate::stores::open(args, &policy, &metrics)?;
+    let fleet_lease = stores.shared.as_ref().map(|pg| pg.options().lease);
     // In webhook mode the bundled simulator posts its signed webhooks to us.
     let webhook_url = (policy.gateway.answer_detection == AnswerDetection::Webhook)
         .then(|| format!("http://{listen}/webhooks/livekit"));
@@ -240,6 +164,7 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, StartError> {
         health_checks,
         sip,
         http_probes,
+        fleet_lease,
     })
 }
 
@@ -251,6 +176,7 @@ pub fn serve(args: ServeArgs) -> Result<(), StartError> {
         health_checks,
         sip,
         http_probes,
+        fleet_lease,
     } = prepare(&args)?;
     let gw = app.policy().get().gateway.clone();
     let conf = ServerConf {
@@ -317,6 +243,11 @@ pub fn serve(args: ServeArgs) -> Result<(), StartError> {
         "sip edge",
         SipService::new(app.clone(), sip),
     ));
+    if let Some(lease) = fleet_lease {
+        let fleet =
+            crate::fleet::FleetService::new(app.clone(), lease).map_err(StartError::Metrics)?;
+        server.add_service(background_service("fleet", fleet));
+    }
     if gw.answer_detection == AnswerDetection::Poll {
         server.add_service(background_service(
             "livekit poller",

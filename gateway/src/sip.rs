@@ -27,7 +27,8 @@ pub fn config(
     let mut c = SipConfig::new(listen);
     c.advertise = advertise;
     let k = policy.gateway.sip;
-    c.calls.default.calls_per_second = k.calls_per_second;
+    // A fleet shares the rate: each node's edge takes its share (docs/fleet.md).
+    c.calls.default.calls_per_second = policy.gateway.node_share(k.calls_per_second);
     c.calls.default.max_concurrent = k.max_concurrent_calls;
     c.max_transactions = k.max_transactions;
     for r in &policy.gateway.regions {

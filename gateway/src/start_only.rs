@@ -42,6 +42,8 @@ pub fn changes(running: &GatewayConfig, next: &GatewayConfig) -> Vec<String> {
         tls,
         sip,
         store_cache_bytes,
+        store,
+        fleet_size,
         presence: _,
     } = running;
     let mut out = Vec::new();
@@ -65,6 +67,8 @@ pub fn changes(running: &GatewayConfig, next: &GatewayConfig) -> Vec<String> {
         "store.cache_mb",
         *store_cache_bytes != next.store_cache_bytes,
     );
+    diff("store", *store != next.store);
+    diff("store.fleet_size", *fleet_size != next.fleet_size);
     diff(
         "limits.health_check_interval_ms",
         *health_check_interval != next.health_check_interval,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use c2c_agents::{
     gate_outbound, Agent, AgentStore, AgentStoreError, AgentUpdate, AuditEntry, Availability,
-    Directory, OutboundRefusal, PresenceClaims, PresenceHub, PresenceSigner,
+    Directory, DirectoryChange, OutboundRefusal, PresenceClaims, PresenceHub, PresenceSigner,
 };
 use c2c_metrics::GatewayMetrics;
 use c2c_tenancy::TenantAgentsPolicy;
@@ -54,7 +54,7 @@ impl AgentService {
         store: Arc<dyn AgentStore>,
         metrics: GatewayMetrics,
     ) -> Result<Self, AgentStoreError> {
-        let directory = Directory::load(store.all().await?);
+        let directory = Directory::open(&*store).await?;
         let signer = PresenceSigner::new(store.presence_secret().await?);
         let s = Self {
             store,
@@ -200,6 +200,37 @@ impl AgentService {
         self.hub.removed(tenant, agent_id, now);
         self.update_gauges(tenant);
         Ok(removed)
+    }
+
+    /// Catches up with agent edits another node of the fleet made (one revision read
+    /// when nothing moved): the directory is reloaded, and presence hears what changed as
+    /// if the edit had been made here (an agent removed or turned off goes offline).
+    pub async fn refresh(&self) -> Result<usize, AgentStoreError> {
+        let _one = self.writes.lock().await;
+        let changes = self.directory.refresh(&*self.store).await?;
+        let now = now_ms();
+        let mut tenants = std::collections::BTreeSet::new();
+        for c in &changes {
+            match c {
+                DirectoryChange::Removed(a) => self.hub.removed(&a.tenant, &a.agent_id, now),
+                DirectoryChange::Updated { old, new }
+                    if old.telephony_enabled != new.telephony_enabled =>
+                {
+                    self.hub.telephony_changed(
+                        &new.tenant,
+                        &new.agent_id,
+                        new.telephony_enabled,
+                        now,
+                    )
+                }
+                _ => {}
+            }
+            tenants.insert(c.tenant().to_owned());
+        }
+        for t in tenants {
+            self.update_gauges(&t);
+        }
+        Ok(changes.len())
     }
 
     pub async fn audit(

@@ -55,9 +55,7 @@ pub async fn click2call(
         .normalize(&req.customer_number, req.did.as_deref())
         .map_err(errors::dial_plan)?;
     // Registered agents: telephony on, one call at a time (docs/agents.md).
-    app.agents()
-        .gate(&tenant.id, tenant.agents, req.agent_id.trim(), None)
-        .map_err(|r| errors::agent_refused(&r))?;
+    gate_agent(app, tenant, req.agent_id.trim()).await?;
     let client = app
         .livekit()
         .client_for_tenant(&policy, &tenant.id)
@@ -67,7 +65,8 @@ pub async fn click2call(
     // (or right here if creating it fails).
     if !app
         .calls()
-        .reserve_slot(&tenant.id, tenant.limits.max_concurrent_calls)
+        .slots()
+        .reserve(&tenant.id, tenant.limits.max_concurrent_calls)
     {
         app.metrics()
             .limit_rejections
@@ -93,11 +92,41 @@ pub async fn click2call(
         &mut ctx.livekit_wait,
     )
     .await;
-    if created.is_err() {
-        app.calls().release_slot(&tenant.id);
+    match &created {
+        Ok(_) => app.calls().slots().created(&tenant.id),
+        Err(_) => app.calls().slots().unused(&tenant.id),
     }
     ctx.resource_tenant = Some(tenant.id.clone());
     created
+}
+
+/// The agent rules (registered, telephony on, one call at a time). The call an agent is
+/// on is what this node saw: in a fleet that call may have ended on another node, so a
+/// `busy` refusal is checked against the store before it stands.
+async fn gate_agent(
+    app: &Arc<App>,
+    tenant: &c2c_tenancy::Tenant,
+    agent_id: &str,
+) -> Result<(), ApiError> {
+    let refusal = match app.agents().gate(&tenant.id, tenant.agents, agent_id, None) {
+        Ok(()) => return Ok(()),
+        Err(r) => r,
+    };
+    if let c2c_agents::OutboundRefusal::Busy { call_id, .. } = &refusal {
+        let over = match app.store().get(call_id).await {
+            Ok(None) => true,
+            Ok(Some(r)) => r.is_ended(),
+            Err(_) => false,
+        };
+        if over {
+            app.agents().release_call(&tenant.id, agent_id, call_id);
+            return app
+                .agents()
+                .gate(&tenant.id, tenant.agents, agent_id, None)
+                .map_err(|r| errors::agent_refused(&r));
+        }
+    }
+    Err(errors::agent_refused(&refusal))
 }
 
 async fn create_call(

@@ -20,6 +20,7 @@ pub mod replay;
 pub mod runtime;
 pub mod services;
 pub mod signals;
+pub mod slots;
 pub mod timers;
 
 use std::sync::Arc;
@@ -66,10 +67,47 @@ pub async fn apply(app: &Arc<App>, call_id: &str, ev: CallEvent) -> Result<CallR
             c2c_callstate::transition(rec, &ev, &knobs, now)
         })
         .await?;
-    if applied.written {
-        run_effects(app, &applied.record, &applied.effects).await;
-    }
+    finish(app, &applied).await;
     Ok(applied.record)
+}
+
+/// [`apply`] for what only the call's driver may do (its timers, its room samples): in a
+/// fleet, `None` without touching the call when another node drives it (it took the
+/// call over, or wrote to it last and drives it now; see `CallStore`'s "Fleet").
+pub async fn apply_as_driver(
+    app: &Arc<App>,
+    call_id: &str,
+    ev: CallEvent,
+) -> Result<Option<CallRecord>, StoreError> {
+    let knobs = knobs(app);
+    let now = now_ms();
+    let applied = app
+        .store()
+        .apply_transition_if_driver(call_id, |rec| {
+            c2c_callstate::transition(rec, &ev, &knobs, now)
+        })
+        .await?;
+    let Some(applied) = applied else {
+        app.calls().forget(call_id);
+        return Ok(None);
+    };
+    finish(app, &applied).await;
+    Ok(Some(applied.record))
+}
+
+/// After a write: a call this node took over from another gets all its timers here
+/// (the other node's copies are refused when they fire), then the effects run.
+async fn finish(app: &Arc<App>, applied: &c2c_callstate::Applied) {
+    if !applied.written {
+        return;
+    }
+    if applied.adopted {
+        for t in &applied.record.timers {
+            app.calls()
+                .arm_timer(&applied.record.call_id, t.kind, t.at_ms);
+        }
+    }
+    run_effects(app, &applied.record, &applied.effects).await;
 }
 
 /// The one runner of the state machine's effects: everything the machine decides is
@@ -102,7 +140,7 @@ pub async fn run_effects(app: &Arc<App>, rec: &CallRecord, effects: &[Effect]) {
                     .with_label_values(&[&rec.tenant, &rec.trunk_label, status])
                     .inc();
                 app.metrics().open_calls.dec();
-                app.calls().release_slot(&rec.tenant);
+                app.calls().slots().ended(&rec.tenant);
                 app.agents()
                     .release_call(&rec.tenant, &rec.agent_id, &rec.call_id);
                 if rec.is_inbound() {
@@ -151,9 +189,11 @@ fn spawn_delete_room(app: &App, rec: &CallRecord) {
     );
 }
 
-/// At start: re-arm every open call's timers from its record.
+/// At start: re-arm the timers of every open call this node drives (on one process,
+/// every open call; a fleet node starts with none and takes calls over in
+/// `crate::fleet`).
 pub async fn rearm_open_calls(app: &App) -> Result<usize, StoreError> {
-    let open = app.store().open_calls().await?;
+    let open = app.store().driven_calls().await?;
     let mut per_tenant = std::collections::HashMap::new();
     for rec in &open {
         for t in &rec.timers {
@@ -161,7 +201,7 @@ pub async fn rearm_open_calls(app: &App) -> Result<usize, StoreError> {
         }
         *per_tenant.entry(rec.tenant.clone()).or_insert(0u32) += 1;
     }
-    app.calls().reset_slots(per_tenant);
+    app.calls().slots().reset(per_tenant);
     // Agents are on the calls they connected (and presence starts empty at every start).
     app.agents().hub().restore_calls(
         open.iter()

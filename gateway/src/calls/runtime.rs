@@ -3,14 +3,13 @@
 //! the wake-up of CRM webhook delivery. Everything durable is in the store; this is
 //! rebuilt from it at start (`calls::rearm_open_calls`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use c2c_callstate::TimerKind;
-use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::calls::dial::DialsInFlight;
+use crate::calls::slots::Slots;
 use crate::calls::timers::Timers;
 
 /// The calls runtime of one gateway process.
@@ -19,7 +18,7 @@ pub struct CallRuntime {
     timers: Timers,
     dials: Arc<DialsInFlight>,
     /// Open calls per tenant, for the concurrent-call cap.
-    slots: Mutex<HashMap<String, u32>>,
+    slots: Slots,
     /// Wakes the CRM webhook deliverer right after a terminal transition.
     delivery: Arc<Notify>,
 }
@@ -38,32 +37,21 @@ impl CallRuntime {
         self.timers.cancel(call_id, kind);
     }
 
+    /// Another node of the fleet drives the call now: none of its timers fire here.
+    pub fn forget(&self, call_id: &str) {
+        for kind in TimerKind::ALL {
+            self.timers.cancel(call_id, kind);
+        }
+    }
+
     /// CreateSIPParticipant requests this process waits for.
     pub fn dials(&self) -> &Arc<DialsInFlight> {
         &self.dials
     }
 
-    /// Takes one of the tenant's concurrent-call slots; false when the cap is reached.
-    pub fn reserve_slot(&self, tenant: &str, cap: u32) -> bool {
-        let mut slots = self.slots.lock();
-        let n = slots.entry(tenant.to_owned()).or_insert(0);
-        if *n >= cap {
-            return false;
-        }
-        *n += 1;
-        true
-    }
-
-    /// Gives a slot back (the call ended, or creating it failed).
-    pub fn release_slot(&self, tenant: &str) {
-        if let Some(n) = self.slots.lock().get_mut(tenant) {
-            *n = n.saturating_sub(1);
-        }
-    }
-
-    /// At start: the slots the open calls of the store hold.
-    pub fn reset_slots(&self, open_by_tenant: HashMap<String, u32>) {
-        *self.slots.lock() = open_by_tenant;
+    /// The tenants' concurrent-call slots.
+    pub fn slots(&self) -> &Slots {
+        &self.slots
     }
 
     /// A terminal transition queued a CRM webhook: deliver soon.
@@ -74,24 +62,5 @@ impl CallRuntime {
     /// The delivery wake-up, for the delivery service to listen on.
     pub fn delivery_kick(&self) -> Arc<Notify> {
         self.delivery.clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slots_cap_release_and_reset() {
-        let rt = CallRuntime::default();
-        assert!(rt.reserve_slot("acme", 2));
-        assert!(rt.reserve_slot("acme", 2));
-        assert!(!rt.reserve_slot("acme", 2), "the cap holds");
-        assert!(rt.reserve_slot("globex", 1), "per tenant");
-        rt.release_slot("acme");
-        assert!(rt.reserve_slot("acme", 2));
-        rt.release_slot("nobody");
-        rt.reset_slots([("acme".to_owned(), 0)].into_iter().collect());
-        assert!(rt.reserve_slot("acme", 1));
     }
 }

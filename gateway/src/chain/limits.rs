@@ -62,7 +62,7 @@ impl Plugin for Limits {
                     return Decision::Continue;
                 };
                 let n = self.per_tenant.observe(&tenant, 1);
-                if n > i64::from(t.limits.requests_per_second) as isize {
+                if n > i64::from(policy.gateway.node_share(t.limits.requests_per_second)) as isize {
                     self.app
                         .metrics()
                         .limit_rejections
@@ -76,7 +76,7 @@ impl Plugin for Limits {
                     return Decision::Continue;
                 };
                 let n = self.per_ip.observe(&ip, 1);
-                if n > i64::from(policy.gateway.per_ip_rps) as isize {
+                if n > i64::from(policy.gateway.node_share(policy.gateway.per_ip_rps)) as isize {
                     self.app
                         .metrics()
                         .limit_rejections

@@ -25,11 +25,20 @@ pub fn show(a: CallsShowArgs) -> CliResult {
             Ok(())
         });
     }
-    let db = open_db(&a.data.data, false, true)?;
-    let store = SledCallStore::open_with_db(db)
-        .map_err(|e| Failure::failed(format!("cannot open the call store: {e}")))?;
     block_on(async {
-        let detail = call_detail(&store, &a.call_id)
+        let store: std::sync::Arc<dyn c2c_callstate::CallStore> =
+            match super::shared_store::open(&a.policy.policies).await? {
+                Some(pg) => pg,
+                None => {
+                    let db = open_db(&a.data.data, false, true)?;
+                    std::sync::Arc::new(
+                        SledCallStore::open_with_db(db).map_err(|e| {
+                            Failure::failed(format!("cannot open the call store: {e}"))
+                        })?,
+                    )
+                }
+            };
+        let detail = call_detail(&*store, &a.call_id)
             .await
             .map_err(|e| Failure::failed(format!("cannot read call {}: {e}", a.call_id)))?
             .ok_or_else(|| Failure::failed(format!("no call {} in the store", a.call_id)))?;

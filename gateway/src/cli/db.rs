@@ -11,8 +11,9 @@ use std::io::{BufWriter, Write};
 use c2c_callstate::{CheckReport, SledCallStore};
 use serde_json::{json, Value};
 
-use super::common::{open_db, print_json, CliResult, Failure};
+use super::common::{open_db, print_json, runtime, CliResult, Failure};
 use super::progress::{summary, thousands, took, Progress};
+use super::shared_store;
 use super::{DbCheckArgs, DbExportArgs};
 use crate::calls::detail::mask_numbers;
 
@@ -24,11 +25,24 @@ fn open_store(data: &std::path::Path) -> Result<SledCallStore, Failure> {
 
 /// `db check`: runs the scan, prints the report, exits 1 on problems.
 pub fn check(a: DbCheckArgs) -> CliResult {
-    let store = open_store(&a.data.data)?;
+    let rt = runtime()?;
+    let shared = rt.block_on(shared_store::open(&a.policy.policies))?;
     let mut progress = Progress::new("checked", "entries");
-    let report = store
-        .check_with_progress(&mut |n| progress.update(n, None))
-        .map_err(|e| Failure::failed(format!("the scan could not finish: {e}")))?;
+    let scan =
+        |e: c2c_callstate::StoreError| Failure::failed(format!("the scan could not finish: {e}"));
+    let (report, what) = match &shared {
+        Some(pg) => (
+            rt.block_on(pg.check_with_progress(&mut |n| progress.update(n, None)))
+                .map_err(scan)?,
+            "the PostgreSQL store".to_string(),
+        ),
+        None => (
+            open_store(&a.data.data)?
+                .check_with_progress(&mut |n| progress.update(n, None))
+                .map_err(scan)?,
+            format!("the store in {}", a.data.data.display()),
+        ),
+    };
     let scanned = report.records
         + report.open_index
         + report.tenant_index
@@ -58,8 +72,7 @@ pub fn check(a: DbCheckArgs) -> CliResult {
         Ok(())
     } else {
         Err(Failure::failed(format!(
-            "the store in {} has {} problem(s)",
-            a.data.data.display(),
+            "{what} has {} problem(s)",
             report.problem_count
         )))
     }
@@ -89,13 +102,15 @@ fn print_report(r: &CheckReport) {
 
 /// `db export`: streams JSON lines to stdout or `--out`.
 pub fn export(a: DbExportArgs) -> CliResult {
-    let store = open_store(&a.data.data)?;
-    let out: Box<dyn Write> = match &a.out {
+    let rt = runtime()?;
+    let shared = rt.block_on(shared_store::open(&a.policy.policies))?;
+    let out: Box<dyn Write + Send> = match &a.out {
         Some(path) => Box::new(
             std::fs::File::create(path)
                 .map_err(|e| Failure::failed(format!("cannot create {}: {e}", path.display())))?,
         ),
-        None => Box::new(std::io::stdout().lock()),
+        // Not `lock()`: a lock guard is not Send, and the BufWriter batches anyway.
+        None => Box::new(std::io::stdout()),
     };
     let mut out = BufWriter::new(out);
     let io = |e: std::io::Error| Failure::failed(format!("writing the export failed: {e}"));
@@ -103,18 +118,40 @@ pub fn export(a: DbExportArgs) -> CliResult {
         |e: c2c_callstate::StoreError| Failure::failed(format!("reading the store failed: {e}"));
     let (mut calls, mut entries) = (0u64, 0u64);
     let mut progress = Progress::new("exported", "entries");
-    for rec in store.scan_records() {
-        let mut v = serde_json::to_value(rec.map_err(read)?).unwrap_or(Value::Null);
+    // One line per entry, whichever backend: the first write error stops the scan.
+    let mut failed: Option<std::io::Error> = None;
+    let mut call_line = |rec: &c2c_callstate::CallRecord| {
+        let mut v = serde_json::to_value(rec).unwrap_or(Value::Null);
         if !a.unmasked {
             mask_numbers(&mut v);
         }
-        write_line(&mut out, "call", v).map_err(io)?;
+        if let Err(e) = write_line(&mut out, "call", v) {
+            failed = Some(e);
+            return false;
+        }
         calls += 1;
         progress.update(calls, None);
+        true
+    };
+    match &shared {
+        Some(pg) => {
+            rt.block_on(pg.scan_records(&mut call_line)).map_err(read)?;
+        }
+        None => {
+            let store = open_store(&a.data.data)?;
+            for rec in store.scan_records() {
+                if !call_line(&rec.map_err(read)?) {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(e) = failed.take() {
+        return Err(io(e));
     }
     if a.outbox {
-        for e in store.scan_outbox() {
-            let mut e = e.map_err(read)?;
+        let mut outbox_line = |e: &c2c_callstate::OutboxEntry| {
+            let mut e = e.clone();
             if !a.unmasked {
                 // The body is the CRM payload, which carries both numbers.
                 if let Ok(mut p) = serde_json::from_str::<Value>(&e.payload_json) {
@@ -122,14 +159,31 @@ pub fn export(a: DbExportArgs) -> CliResult {
                     e.payload_json = p.to_string();
                 }
             }
-            write_line(
-                &mut out,
-                "outbox",
-                serde_json::to_value(e).unwrap_or(Value::Null),
-            )
-            .map_err(io)?;
+            let v = serde_json::to_value(e).unwrap_or(Value::Null);
+            if let Err(e) = write_line(&mut out, "outbox", v) {
+                failed = Some(e);
+                return false;
+            }
             entries += 1;
             progress.update(calls + entries, None);
+            true
+        };
+        match &shared {
+            Some(pg) => {
+                rt.block_on(pg.scan_outbox(&mut outbox_line))
+                    .map_err(read)?;
+            }
+            None => {
+                let store = open_store(&a.data.data)?;
+                for e in store.scan_outbox() {
+                    if !outbox_line(&e.map_err(read)?) {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(e) = failed.take() {
+            return Err(io(e));
         }
     }
     out.flush().map_err(io)?;

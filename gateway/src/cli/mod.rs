@@ -16,6 +16,7 @@ mod policy;
 mod policy_edit;
 mod progress;
 mod replay;
+mod shared_store;
 mod tenant;
 
 use std::path::{Path, PathBuf};
@@ -205,6 +206,10 @@ pub enum CallsCommand {
 pub struct CallsShowArgs {
     /// The call id (c2c_ + 32 hex).
     pub call_id: String,
+    /// The policy directory: with `[store] kind = "postgres"` in its gateway.toml the
+    /// command works on the fleet's database instead of --data.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -253,6 +258,10 @@ pub struct DbCheckArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The policy directory: with `[store] kind = "postgres"` in its gateway.toml the
+    /// command works on the fleet's database instead of --data.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -269,6 +278,10 @@ pub struct DbExportArgs {
     /// Keep phone numbers in clear (the export then holds personal data).
     #[arg(long)]
     pub unmasked: bool,
+    /// The policy directory: with `[store] kind = "postgres"` in its gateway.toml the
+    /// command works on the fleet's database instead of --data.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     #[command(flatten)]
     pub data: DataArgs,
 }

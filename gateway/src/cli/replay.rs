@@ -88,11 +88,19 @@ async fn direct(a: &ReplayArgs, max: usize, progress: &mut Progress) -> Result<D
     let now = now_ms();
     let since = replay::parse_since(&a.since, now).map_err(|e| Failure::Usage(e.to_string()))?;
     let webhooks = policy.gateway.webhooks;
-    let db = open_db(&a.data.data, false, true)?;
-    let store: Arc<dyn c2c_callstate::CallStore> = Arc::new(
-        c2c_callstate::SledCallStore::open_with_db(db)
-            .map_err(|e| Failure::failed(format!("cannot open the call store: {e}")))?,
-    );
+    // The fleet's database when the policy names it (gateways may be running: the
+    // re-queued entries are then theirs to deliver too, with the same webhook-id).
+    let store: Arc<dyn c2c_callstate::CallStore> =
+        match super::shared_store::open(&a.policy.policies).await? {
+            Some(pg) => pg,
+            None => {
+                let db = open_db(&a.data.data, false, true)?;
+                Arc::new(
+                    c2c_callstate::SledCallStore::open_with_db(db)
+                        .map_err(|e| Failure::failed(format!("cannot open the call store: {e}")))?,
+                )
+            }
+        };
     let done = replay::requeue(&*store, &a.tenant, since, now, max, &mut |_| {})
         .await
         .map_err(|e| Failure::failed(format!("cannot re-queue webhooks: {e}")))?;

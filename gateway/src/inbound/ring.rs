@@ -84,7 +84,8 @@ async fn start(app: &Arc<App>, call: &InboundCall) -> Option<RingCtx> {
     };
     if !app
         .calls()
-        .reserve_slot(&tenant.id, tenant.limits.max_concurrent_calls)
+        .slots()
+        .reserve(&tenant.id, tenant.limits.max_concurrent_calls)
     {
         app.metrics()
             .limit_rejections
@@ -106,10 +107,11 @@ async fn start(app: &Arc<App>, call: &InboundCall) -> Option<RingCtx> {
     let (rec, effects) = CallRecord::new_inbound(new, ring_ms, &crate::calls::knobs(app), now_ms());
     if let Err(e) = app.store().create(&rec).await {
         tracing::error!(error = %e, "inbound call not stored; refused 503");
-        app.calls().release_slot(&tenant.id);
+        app.calls().slots().unused(&tenant.id);
         refuse("store", 503);
         return None;
     }
+    app.calls().slots().created(&tenant.id);
     svc.stored(&call.sip_call_id, &call_id);
     // Counted started (and its slot given back when it ends) like every call.
     crate::calls::run_effects(app, &rec, &effects).await;

@@ -1,12 +1,15 @@
 //! [`PgStore`]: the pool of connections and this node's identity, shared by every
 //! store trait object of one gateway process.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use c2c_callstate::StoreError;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+
 use tokio_postgres::NoTls;
 
 use crate::error::{backend, PgError};
@@ -20,6 +23,79 @@ pub struct PgStore {
     /// new node and its previous life's calls are taken over like any dead node's.
     node_id: String,
     opts: PgOptions,
+    /// Runs every connection's socket; dropped last.
+    _io: IoRuntime,
+}
+
+/// The runtime the connections' sockets live on. A connection's I/O belongs to the
+/// runtime that opened it; Pingora runs several runtimes (one per service, some per
+/// thread) and a pooled connection is used from all of them, so none of them may own
+/// it: a busy proxy thread would stall other services' queries, and a runtime that
+/// ends would take its connections with it. One thread is plenty: it only moves bytes.
+struct IoRuntime(Option<tokio::runtime::Runtime>);
+
+impl IoRuntime {
+    fn start() -> Result<Self, PgError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("c2c-pg-io")
+            .enable_all()
+            .build()
+            .map(|rt| Self(Some(rt)))
+            .map_err(|e| PgError::Pool(format!("cannot start the PostgreSQL I/O thread: {e}")))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Drop for IoRuntime {
+    fn drop(&mut self) {
+        // Dropping a runtime inside another one's async context panics; nothing waits
+        // on these tasks any more, so let them go in the background.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Opens connections on the I/O runtime (see [`IoRuntime`]).
+struct OnIoRuntime(tokio::runtime::Handle);
+
+impl deadpool_postgres::Connect for OnIoRuntime {
+    fn connect(
+        &self,
+        pg_config: &tokio_postgres::Config,
+    ) -> Pin<Box<dyn Future<Output = ConnectResult> + Send + '_>> {
+        let cfg = pg_config.clone();
+        let io = self.0.clone();
+        Box::pin(async move {
+            let on_io = cfg.clone();
+            match io.spawn(open(on_io)).await {
+                Ok(r) => r,
+                // The I/O runtime is gone (the process is stopping): this runtime then.
+                Err(_) => open(cfg).await,
+            }
+        })
+    }
+}
+
+type ConnectResult =
+    Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>;
+
+/// Opens a connection and runs its socket on the current runtime.
+async fn open(cfg: tokio_postgres::Config) -> ConnectResult {
+    let (client, conn) = cfg.connect(NoTls).await?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "PostgreSQL connection closed");
+        }
+    });
+    Ok((client, task))
 }
 
 impl PgStore {
@@ -43,9 +119,10 @@ impl PgStore {
         cfg.options(&options);
         cfg.application_name("c2c-gateway");
         cfg.connect_timeout(opts.statement_timeout);
-        let mgr = Manager::from_config(
+        let io = IoRuntime::start()?;
+        let mgr = Manager::from_connect(
             cfg,
-            NoTls,
+            OnIoRuntime(io.handle()),
             ManagerConfig {
                 // `Fast`: a connection the server closed fails its next query once and
                 // is dropped; `Verified` would add a round trip to every checkout.
@@ -66,6 +143,7 @@ impl PgStore {
             pool,
             node_id,
             opts,
+            _io: io,
         };
         {
             let mut client = store.pool.get().await?;

@@ -53,11 +53,21 @@ pub struct TenantAgentsSection {
     pub allow_concurrent_calls: Option<bool>,
 }
 
-/// `[store]`: the embedded store's settings.
+/// `[store]`: which backend holds calls, webhooks, DLT flags and agents, and its
+/// settings (`cache_mb` for the embedded sled store; the rest for PostgreSQL).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
+    pub kind: Option<String>,
     pub cache_mb: Option<u64>,
+    pub url_env: Option<String>,
+    pub url_file: Option<String>,
+    pub pool_size: Option<usize>,
+    pub statement_timeout_ms: Option<u64>,
+    pub schema: Option<String>,
+    pub lease_ms: Option<u64>,
+    pub node_name: Option<String>,
+    pub fleet_size: Option<u32>,
 }
 
 /// `[sip]`: the SIP edge's per-tenant call caps and transaction table size.

@@ -94,7 +94,45 @@ pub struct GatewayConfig {
     /// The embedded store's page cache, in bytes: together with the open calls it sets
     /// the gateway's steady-state memory (see `docs/operations.md`).
     pub store_cache_bytes: u64,
+    /// Which backend holds calls, webhooks, DLT flags and agents.
+    pub store: StoreKind,
+    /// Gateways sharing the store (`store.fleet_size`, default 1). Request-rate and SIP
+    /// calls-per-second caps are per node: each node enforces its share, the cap
+    /// divided by this.
+    pub fleet_size: u32,
     pub presence: PresenceKnobs,
+}
+
+impl GatewayConfig {
+    /// This node's share of a fleet-wide rate cap (requests or SIP calls per second):
+    /// the cap divided by `store.fleet_size`, rounded up, at least 1.
+    pub fn node_share(&self, cap: u32) -> u32 {
+        cap.div_ceil(self.fleet_size.max(1)).max(1)
+    }
+}
+
+/// `[store] kind`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreKind {
+    /// The embedded sled database in the data directory (the default; one gateway).
+    Sled,
+    /// PostgreSQL shared by a fleet of gateways.
+    Postgres(PostgresStore),
+}
+
+/// `[store] kind = "postgres"`'s settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostgresStore {
+    /// From `url_env` or `url_file`: it holds the password, so never inline.
+    pub url: Secret,
+    pub pool_size: usize,
+    pub statement_timeout: Duration,
+    /// Schema the tables live in (default: the connection's search path).
+    pub schema: Option<String>,
+    /// A node's lease on the calls it drives (default 5 s).
+    pub lease: Duration,
+    /// This node's name in the fleet's node table (default: the host name).
+    pub node_name: Option<String>,
 }
 
 /// The SIP edge's caps (`[sip]` in gateway.toml).

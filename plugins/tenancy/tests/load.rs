@@ -385,6 +385,93 @@ cache_mb = 16
 }
 
 #[test]
+fn store_kind_defaults_to_sled_and_postgres_takes_its_url_from_the_environment() {
+    use c2c_tenancy::StoreKind;
+    let p = load_dir(&example_dir()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.gateway.store, StoreKind::Sled);
+    assert_eq!(p.gateway.fleet_size, 1);
+
+    std::env::set_var("C2C_TEST_STORE_URL", "postgres://c2c:s3cret@db:5432/c2c");
+    let d = copy_example();
+    edit(
+        d.path(),
+        "gateway.toml",
+        "[calls]",
+        "[store]
+kind = \"postgres\"
+url_env = \"C2C_TEST_STORE_URL\"
+pool_size = 8
+statement_timeout_ms = 2000
+schema = \"fleet_1\"
+lease_ms = 3000
+node_name = \"gw-a\"
+fleet_size = 2
+
+[calls]",
+    );
+    let p = load_dir(d.path()).unwrap_or_else(|e| panic!("{e}"));
+    let StoreKind::Postgres(pg) = &p.gateway.store else {
+        panic!("not postgres: {:?}", p.gateway.store);
+    };
+    assert_eq!(pg.url.expose(), "postgres://c2c:s3cret@db:5432/c2c");
+    assert!(
+        !format!("{pg:?}").contains("s3cret"),
+        "the URL never prints"
+    );
+    assert_eq!(pg.pool_size, 8);
+    assert_eq!(pg.statement_timeout, std::time::Duration::from_secs(2));
+    assert_eq!(pg.schema.as_deref(), Some("fleet_1"));
+    assert_eq!(pg.lease, std::time::Duration::from_secs(3));
+    assert_eq!(pg.node_name.as_deref(), Some("gw-a"));
+    assert_eq!(p.gateway.fleet_size, 2);
+    // Each node takes its share of a rate cap, rounded up, at least 1.
+    assert_eq!(p.gateway.node_share(10), 5);
+    assert_eq!(p.gateway.node_share(5), 3);
+    assert_eq!(p.gateway.node_share(1), 1);
+
+    for (bad, key) in [
+        ("kind = \"mysql\"", "store.kind"),
+        ("kind = \"postgres\"", "store.url_env"),
+        (
+            "kind = \"postgres\"\nurl_env = \"C2C_TEST_STORE_URL\"\nurl_file = \"x\"",
+            "store.url_env",
+        ),
+        (
+            "kind = \"postgres\"\nurl_env = \"C2C_TEST_NO_SUCH_VAR\"",
+            "store.url_env",
+        ),
+        ("url_env = \"C2C_TEST_STORE_URL\"", "store.url_env"),
+        ("fleet_size = 2", "store.fleet_size"),
+        (
+            "kind = \"postgres\"\nurl_env = \"C2C_TEST_STORE_URL\"\nlease_ms = 100",
+            "store.lease_ms",
+        ),
+        (
+            "kind = \"postgres\"\nurl_env = \"C2C_TEST_STORE_URL\"\npool_size = 0",
+            "store.pool_size",
+        ),
+        (
+            "kind = \"postgres\"\nurl_env = \"C2C_TEST_STORE_URL\"\nschema = \"x; drop\"",
+            "store.schema",
+        ),
+        (
+            "kind = \"postgres\"\nurl_env = \"C2C_TEST_STORE_URL\"\ncache_mb = 8",
+            "store.cache_mb",
+        ),
+    ] {
+        let d = copy_example();
+        edit(
+            d.path(),
+            "gateway.toml",
+            "[calls]",
+            &format!("[store]\n{bad}\n\n[calls]"),
+        );
+        let errs = errors(d.path());
+        assert!(has(&errs, "gateway.toml", key, ""), "{bad}: {errs:?}");
+    }
+}
+
+#[test]
 fn call_retention_is_off_by_default_and_validated() {
     let p = load_dir(&example_dir()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.gateway.calls.retention, None);

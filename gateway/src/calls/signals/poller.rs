@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use c2c_callstate::{CallEvent, Phase};
+use c2c_callstate::{CallEvent, CallRecord, Phase};
 use c2c_livekit::LiveKitError;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -34,7 +34,12 @@ pub async fn pass(app: &Arc<App>) {
     let mut after: Option<String> = None;
     let mut open = 0usize;
     loop {
-        let chunk = match app.store().open_calls_after(after.as_deref(), CHUNK).await {
+        // The calls this node drives (on one process: all open calls).
+        let chunk = match app
+            .store()
+            .driven_calls_after(after.as_deref(), CHUNK)
+            .await
+        {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read open calls");
@@ -46,6 +51,37 @@ pub async fn pass(app: &Arc<App>) {
         };
         after = Some(last.call_id.clone());
         open += chunk.len();
+        if !sample(app, &policy, chunk, &sem, &mut tasks).await {
+            return;
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    app.metrics().open_calls.set(open as i64);
+}
+
+/// One look at the rooms of calls this node just took over from a node that died.
+pub async fn sample_calls(app: &Arc<App>, calls: Vec<CallRecord>) {
+    let sem = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut tasks = tokio::task::JoinSet::new();
+    let policy = app.policy().get();
+    for chunk in calls.chunks(CHUNK) {
+        if !sample(app, &policy, chunk.to_vec(), &sem, &mut tasks).await {
+            return;
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Samples the rooms of `chunk` (at most [`MAX_IN_FLIGHT`] at once, tasks in `tasks`).
+/// False when the semaphore closed.
+async fn sample(
+    app: &Arc<App>,
+    policy: &c2c_tenancy::Policy,
+    chunk: Vec<CallRecord>,
+    sem: &Arc<Semaphore>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> bool {
+    {
         for rec in chunk {
             // Nothing to look at before the dial; and until LiveKit answered an inbound
             // call there is either no room yet or the SIP edge is the one that sees the
@@ -53,11 +89,11 @@ pub async fn pass(app: &Arc<App>) {
             if rec.phase == Phase::Initiated || (rec.is_inbound() && rec.phase != Phase::Active) {
                 continue;
             }
-            let Some(client) = app.livekit().client_for_tenant(&policy, &rec.tenant) else {
+            let Some(client) = app.livekit().client_for_tenant(policy, &rec.tenant) else {
                 continue;
             };
             let Ok(permit) = sem.clone().acquire_owned().await else {
-                return;
+                return false;
             };
             let app = app.clone();
             let span = crate::calls::span(&rec.call_id);
@@ -73,8 +109,12 @@ pub async fn pass(app: &Arc<App>) {
                     }
                 };
                 for ev in events {
-                    if let Err(e) = crate::calls::apply(&app, &rec.call_id, ev).await {
-                        tracing::warn!(error = %e, "poll event not applied");
+                    // Only the driver acts on what it sampled; a call another node took
+                    // over in the meantime is that node's to sample.
+                    match crate::calls::apply_as_driver(&app, &rec.call_id, ev).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(e) => tracing::warn!(error = %e, "poll event not applied"),
                     }
                 }
             }.instrument(span));
@@ -82,8 +122,7 @@ pub async fn pass(app: &Arc<App>) {
             while tasks.try_join_next().is_some() {}
         }
     }
-    while tasks.join_next().await.is_some() {}
-    app.metrics().open_calls.set(open as i64);
+    true
 }
 
 /// The poller as a Pingora background service.

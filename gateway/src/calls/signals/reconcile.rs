@@ -28,23 +28,35 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Rooms looked at at once.
 const CONCURRENCY: usize = 32;
 
-/// Settles every open call whose dial was in flight. Returns how many it settled.
-pub async fn lost_dials(app: &Arc<App>) -> usize {
-    let open = match app.store().open_calls().await {
+/// At start: the calls this node drives whose dial or held caller died with the last
+/// process ([`lost_dials`], [`interrupted_inbound`]).
+pub async fn at_start(app: &Arc<App>) {
+    let open = match app.store().driven_calls().await {
         Ok(v) => v,
         Err(e) => {
-            tracing::error!(error = %e, "cannot read open calls to settle interrupted dials");
-            return 0;
+            tracing::error!(error = %e, "cannot read open calls to settle interrupted calls");
+            return;
         }
     };
-    // A dial this process started (the listener is already up) is not lost.
+    interrupted_inbound(app, &open, app.started_ms()).await;
+    // Dials that died with the previous process first: until they are settled, a
+    // missing leg in a room sample would prove nothing.
+    lost_dials(app, &open, app.started_ms()).await;
+}
+
+/// Settles the calls of `open` whose dial was in flight somewhere else before
+/// `before_ms` (the previous process; in a fleet, the node that died). Returns how many
+/// it settled.
+pub async fn lost_dials(app: &Arc<App>, open: &[CallRecord], before_ms: u64) -> usize {
+    // A dial this process started is not lost.
     let pending: Vec<CallRecord> = open
-        .into_iter()
+        .iter()
         .filter(|r| {
             r.dial_pending()
-                && r.connected_ms.is_some_and(|c| c < app.started_ms())
+                && r.connected_ms.is_some_and(|c| c < before_ms)
                 && !app.calls().dials().in_flight(&r.call_id)
         })
+        .cloned()
         .collect();
     if pending.is_empty() {
         return 0;
@@ -121,23 +133,17 @@ async fn leg_in_room(app: &App, rec: &CallRecord) -> LegSeen {
     LegSeen::NotThere
 }
 
-/// Inbound calls that were still ringing or connecting when the previous process died:
+/// Inbound calls of `open` that were still ringing or connecting when the process
+/// holding their caller died (the previous process; in a fleet, the node that died):
 /// their carrier INVITE was held by that process's SIP edge and is gone with it (the
 /// carrier times out on its own), so nobody can answer them any more. Each ends MISSED
 /// `gateway_restarted` now, instead of waiting for its ring backstop.
-pub async fn interrupted_inbound(app: &Arc<App>) -> usize {
-    let open = match app.store().open_calls().await {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read open calls to end interrupted inbound calls");
-            return 0;
-        }
-    };
+pub async fn interrupted_inbound(app: &Arc<App>, open: &[CallRecord], before_ms: u64) -> usize {
     let mut ended = 0;
-    for rec in open.into_iter().filter(|r| {
+    for rec in open.iter().filter(|r| {
         r.is_inbound()
             && r.phase != c2c_callstate::Phase::Active
-            && r.created_ms < app.started_ms()
+            && r.created_ms < before_ms
             && !app.inbound().is_inbound(&r.call_id)
     }) {
         let ev = CallEvent::Missed {

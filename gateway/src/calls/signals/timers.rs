@@ -15,6 +15,9 @@ use crate::app::App;
 
 /// Timer events applied at once.
 const TIMER_CONCURRENCY: usize = 64;
+/// A timer whose event could not be stored (the store is away) fires again this much
+/// later.
+const TIMER_RETRY_MS: u64 = 1_000;
 
 /// Fires call timers; at start re-arms open calls and reconciles them with LiveKit.
 pub struct TimerService {
@@ -37,10 +40,7 @@ impl BackgroundService for TimerService {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot reload open calls"),
         }
-        // Dials that died with the previous process first: until they are settled, a
-        // missing leg in a room sample would prove nothing.
-        crate::calls::signals::reconcile::interrupted_inbound(&app).await;
-        crate::calls::signals::reconcile::lost_dials(&app).await;
+        crate::calls::signals::reconcile::at_start(&app).await;
         // What happened while we were down: one sample of every open call.
         crate::calls::signals::poller::pass(&app).await;
         let housekeeping = {
@@ -74,8 +74,22 @@ impl BackgroundService for TimerService {
                     tokio::spawn(
                         async move {
                             let _permit = permit;
-                            if let Err(e) = crate::calls::apply(&app, &id, ev).await {
-                                tracing::warn!(error = %e, "timer event not applied");
+                            let kind = match &ev {
+                                c2c_callstate::CallEvent::Timer(k) => Some(*k),
+                                _ => None,
+                            };
+                            // Only the call's driver acts on its timers (a fleet).
+                            match crate::calls::apply_as_driver(&app, &id, ev).await {
+                                Ok(_) => {}
+                                Err(c2c_callstate::StoreError::NotFound) => {}
+                                Err(e) => {
+                                    // The store is away: the deadline stays in the record,
+                                    // and the timer in memory, tried again shortly.
+                                    tracing::warn!(error = %e, "timer event not applied; retrying in 1 s");
+                                    if let Some(kind) = kind {
+                                        app.calls().arm_timer(&id, kind, crate::clock::now_ms() + TIMER_RETRY_MS);
+                                    }
+                                }
                             }
                         }
                         .instrument(span),

@@ -27,6 +27,7 @@ pub(super) fn validate(f: &GatewayFile, dir: &Path, e: &mut Errs<'_>) -> Gateway
     let per_ip_rps = limits::per_ip_rps(&f.limits, e);
     let sip = sip::validate(&f.sip, e);
     let store_cache_bytes = store::cache_bytes(&f.store, e);
+    let (store, fleet_size) = store::validate(&f.store, dir, e);
     let health_check_interval = limits::health_check_interval(&f.limits, e);
     let presence = agents::presence(&f.agents, e);
     // `[server.tls]` last: its errors have always come after every other section's.
@@ -47,6 +48,8 @@ pub(super) fn validate(f: &GatewayFile, dir: &Path, e: &mut Errs<'_>) -> Gateway
         tls,
         sip,
         store_cache_bytes,
+        store,
+        fleet_size,
         presence,
     }
 }
