@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 pub mod calls;
 pub mod cli;
+pub mod fleet;
 pub mod raw;
 pub mod sink;
 
