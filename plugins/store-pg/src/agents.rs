@@ -182,9 +182,10 @@ async fn try_write(
     Ok(true)
 }
 
-#[async_trait]
-impl AgentStore for PgAgentStore {
-    async fn all(&self) -> Result<Vec<Agent>, AgentStoreError> {
+/// The operations themselves; [`AgentStore`] runs each within the store's deadline
+/// ([`crate::PgStore::within`]).
+impl PgAgentStore {
+    async fn all_now(&self) -> Result<Vec<Agent>, AgentStoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
@@ -207,11 +208,11 @@ impl AgentStore for PgAgentStore {
             .collect())
     }
 
-    async fn put(&self, agent: &Agent, audit: &[AuditEntry]) -> Result<(), AgentStoreError> {
+    async fn put_now(&self, agent: &Agent, audit: &[AuditEntry]) -> Result<(), AgentStoreError> {
         self.write(Write::Put(agent), audit).await.map(|_| ())
     }
 
-    async fn remove(
+    async fn remove_now(
         &self,
         tenant: &str,
         agent_id: &str,
@@ -220,7 +221,11 @@ impl AgentStore for PgAgentStore {
         self.write(Write::Remove { tenant, agent_id }, audit).await
     }
 
-    async fn audit(&self, tenant: &str, max: usize) -> Result<Vec<AuditEntry>, AgentStoreError> {
+    async fn audit_now(
+        &self,
+        tenant: &str,
+        max: usize,
+    ) -> Result<Vec<AuditEntry>, AgentStoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
@@ -249,7 +254,7 @@ impl AgentStore for PgAgentStore {
         Ok(out)
     }
 
-    async fn presence_secret(&self) -> Result<PresenceSecret, AgentStoreError> {
+    async fn presence_secret_now(&self) -> Result<PresenceSecret, AgentStoreError> {
         let client = self.client().await?;
         let mut fresh = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut fresh);
@@ -276,10 +281,57 @@ impl AgentStore for PgAgentStore {
             .map_err(|_| AgentStoreError::Backend("presence secret is not 32 bytes".into()))
     }
 
-    async fn revision(&self) -> Result<u64, AgentStoreError> {
+    async fn revision_now(&self) -> Result<u64, AgentStoreError> {
         let client = self.client().await?;
         read_revision(&client, REVISION_TABLE)
             .await
             .map_err(store_err)
+    }
+}
+
+#[async_trait]
+impl AgentStore for PgAgentStore {
+    async fn all(&self) -> Result<Vec<Agent>, AgentStoreError> {
+        self.pg
+            .within_or(self.all_now(), AgentStoreError::Backend)
+            .await
+    }
+
+    async fn put(&self, agent: &Agent, audit: &[AuditEntry]) -> Result<(), AgentStoreError> {
+        self.pg
+            .within_or(self.put_now(agent, audit), AgentStoreError::Backend)
+            .await
+    }
+
+    async fn remove(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        audit: &[AuditEntry],
+    ) -> Result<bool, AgentStoreError> {
+        self.pg
+            .within_or(
+                self.remove_now(tenant, agent_id, audit),
+                AgentStoreError::Backend,
+            )
+            .await
+    }
+
+    async fn audit(&self, tenant: &str, max: usize) -> Result<Vec<AuditEntry>, AgentStoreError> {
+        self.pg
+            .within_or(self.audit_now(tenant, max), AgentStoreError::Backend)
+            .await
+    }
+
+    async fn presence_secret(&self) -> Result<PresenceSecret, AgentStoreError> {
+        self.pg
+            .within_or(self.presence_secret_now(), AgentStoreError::Backend)
+            .await
+    }
+
+    async fn revision(&self) -> Result<u64, AgentStoreError> {
+        self.pg
+            .within_or(self.revision_now(), AgentStoreError::Backend)
+            .await
     }
 }

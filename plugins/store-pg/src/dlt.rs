@@ -197,9 +197,10 @@ async fn try_record(
     tx.commit().await
 }
 
-#[async_trait]
-impl DltStore for PgDltStore {
-    async fn overrides(&self) -> Result<Vec<(String, OutboundOverride)>, DltError> {
+/// The operations themselves; [`DltStore`] runs each within the store's deadline
+/// ([`crate::PgStore::within`]).
+impl PgDltStore {
+    async fn overrides_now(&self) -> Result<Vec<(String, OutboundOverride)>, DltError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
@@ -211,7 +212,7 @@ impl DltStore for PgDltStore {
         Ok(rows.iter().map(|r| (r.get(0), override_of(r, 1))).collect())
     }
 
-    async fn record(
+    async fn record_now(
         &self,
         tenant_id: &str,
         o: &OutboundOverride,
@@ -230,7 +231,7 @@ impl DltStore for PgDltStore {
         }
     }
 
-    async fn current(&self, tenant_id: &str) -> Result<Option<OutboundOverride>, DltError> {
+    async fn current_now(&self, tenant_id: &str) -> Result<Option<OutboundOverride>, DltError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
@@ -245,7 +246,7 @@ impl DltStore for PgDltStore {
         Ok(row.map(|r| override_of(&r, 0)))
     }
 
-    async fn audit(&self, tenant_id: &str, max: usize) -> Result<Vec<AuditEntry>, DltError> {
+    async fn audit_now(&self, tenant_id: &str, max: usize) -> Result<Vec<AuditEntry>, DltError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
@@ -273,10 +274,48 @@ impl DltStore for PgDltStore {
             .collect())
     }
 
-    async fn revision(&self) -> Result<u64, DltError> {
+    async fn revision_now(&self) -> Result<u64, DltError> {
         let client = self.client().await?;
         read_revision(&client, REVISION_TABLE)
             .await
             .map_err(store_err)
+    }
+}
+
+#[async_trait]
+impl DltStore for PgDltStore {
+    async fn overrides(&self) -> Result<Vec<(String, OutboundOverride)>, DltError> {
+        self.pg
+            .within_or(self.overrides_now(), DltError::Backend)
+            .await
+    }
+
+    async fn record(
+        &self,
+        tenant_id: &str,
+        o: &OutboundOverride,
+        entry: &AuditEntry,
+    ) -> Result<(), DltError> {
+        self.pg
+            .within_or(self.record_now(tenant_id, o, entry), DltError::Backend)
+            .await
+    }
+
+    async fn current(&self, tenant_id: &str) -> Result<Option<OutboundOverride>, DltError> {
+        self.pg
+            .within_or(self.current_now(tenant_id), DltError::Backend)
+            .await
+    }
+
+    async fn audit(&self, tenant_id: &str, max: usize) -> Result<Vec<AuditEntry>, DltError> {
+        self.pg
+            .within_or(self.audit_now(tenant_id, max), DltError::Backend)
+            .await
+    }
+
+    async fn revision(&self) -> Result<u64, DltError> {
+        self.pg
+            .within_or(self.revision_now(), DltError::Backend)
+            .await
     }
 }

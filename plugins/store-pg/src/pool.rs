@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use c2c_callstate::StoreError;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
+};
 
 use tokio_postgres::NoTls;
 
@@ -23,8 +25,36 @@ pub struct PgStore {
     /// new node and its previous life's calls are taken over like any dead node's.
     node_id: String,
     opts: PgOptions,
+    /// When an operation last ran out of time (see [`PgStore::within`]).
+    stalled: Arc<Stall>,
     /// Runs every connection's socket; dropped last.
     _io: IoRuntime,
+}
+
+/// An operation that did not finish within its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("PostgreSQL did not answer within {0:?}")]
+pub struct Stalled(Duration);
+
+/// The last time an operation ran out of time.
+#[derive(Default)]
+struct Stall(std::sync::Mutex<Option<std::time::Instant>>);
+
+impl Stall {
+    fn now(&self) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = Some(std::time::Instant::now());
+        }
+    }
+
+    /// True when an operation stalled at or after `t`.
+    fn since(&self, t: std::time::Instant) -> bool {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|s| *s)
+            .is_some_and(|stalled| stalled >= t)
+    }
 }
 
 /// The runtime the connections' sockets live on. A connection's I/O belongs to the
@@ -119,6 +149,14 @@ impl PgStore {
         cfg.options(&options);
         cfg.application_name("c2c-gateway");
         cfg.connect_timeout(opts.statement_timeout);
+        // A database host that vanished (power, partition) is noticed by TCP instead of
+        // waiting on the kernel's two-hour default: keepalives on an idle connection,
+        // and a send nobody acknowledges fails after the user timeout.
+        cfg.keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3)
+            .tcp_user_timeout(opts.statement_timeout * 2 + Duration::from_secs(1));
         let io = IoRuntime::start()?;
         let mgr = Manager::from_connect(
             cfg,
@@ -130,7 +168,20 @@ impl PgStore {
             },
         );
         let wait = opts.statement_timeout;
+        let stalled = Arc::new(Stall::default());
+        let on_recycle = stalled.clone();
         let pool = Pool::builder(mgr)
+            .pre_recycle(Hook::sync_fn(move |_client, metrics| {
+                // A connection in use, or idle, when an operation ran out of time may
+                // have a request stuck on it (a frozen server): never hand it out again.
+                let last_ok = metrics.recycled.unwrap_or(metrics.created);
+                if on_recycle.since(last_ok) {
+                    return Err(HookError::message(
+                        "connection predates a stalled operation",
+                    ));
+                }
+                Ok(())
+            }))
             .max_size(opts.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(wait))
@@ -143,6 +194,7 @@ impl PgStore {
             pool,
             node_id,
             opts,
+            stalled,
             _io: io,
         };
         {
@@ -153,6 +205,39 @@ impl PgStore {
             crate::migrate::run(&mut client, &store.node_id).await?;
         }
         Ok(Arc::new(store))
+    }
+
+    /// Runs one store operation with a client-side deadline. The server's
+    /// `statement_timeout` bounds a statement the server is running, not one it never
+    /// answers (a frozen process, a stalled disk under a commit, a partition that leaves
+    /// TCP open): without this, a request would wait forever. Past the deadline the
+    /// operation fails as "unavailable" (`503 store_unavailable`), and every connection
+    /// that was open then is dropped at its next checkout instead of being reused.
+    ///
+    /// The deadline is two statement timeouts plus a second: an operation is a few
+    /// statements (a transition: lock, write, commit).
+    pub async fn within<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.within_or(op, StoreError::Backend).await
+    }
+
+    /// [`Self::within`] for the stores whose error type is not the call store's: `wrap`
+    /// makes their "backend" error.
+    pub async fn within_or<T, E>(
+        &self,
+        op: impl Future<Output = Result<T, E>>,
+        wrap: impl FnOnce(Box<dyn std::error::Error + Send + Sync + 'static>) -> E,
+    ) -> Result<T, E> {
+        let deadline = self.opts.statement_timeout * 2 + Duration::from_secs(1);
+        match tokio::time::timeout(deadline, op).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.stalled.now();
+                Err(wrap(Box::new(Stalled(deadline))))
+            }
+        }
     }
 
     /// A pooled connection, or the store's "unavailable" error.

@@ -40,9 +40,10 @@ impl PgSeenEvents {
     }
 }
 
-#[async_trait]
-impl SeenEvents for PgSeenEvents {
-    async fn contains(&self, event_id: &str) -> Result<bool, StoreError> {
+/// The operations themselves; [`SeenEvents`] runs each within the store's deadline
+/// ([`crate::PgStore::within`]).
+impl PgSeenEvents {
+    async fn contains_now(&self, event_id: &str) -> Result<bool, StoreError> {
         let client = self.pg.client().await?;
         let stmt = client
             .prepare_cached("SELECT 1 FROM c2c_livekit_seen WHERE event_id = $1")
@@ -55,7 +56,7 @@ impl SeenEvents for PgSeenEvents {
         Ok(row.is_some())
     }
 
-    async fn insert(&self, event_id: &str, at_ms: u64) -> Result<(), StoreError> {
+    async fn insert_now(&self, event_id: &str, at_ms: u64) -> Result<(), StoreError> {
         let client = self.pg.client().await?;
         let stmt = client
             .prepare_cached(
@@ -71,7 +72,7 @@ impl SeenEvents for PgSeenEvents {
         Ok(())
     }
 
-    async fn prune_before(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
+    async fn prune_before_now(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
         let client = self.pg.client().await?;
         let stmt = client
             .prepare_cached(
@@ -93,5 +94,26 @@ impl SeenEvents for PgSeenEvents {
                 return Ok(pruned);
             }
         }
+    }
+}
+
+#[async_trait]
+impl SeenEvents for PgSeenEvents {
+    async fn contains(&self, event_id: &str) -> Result<bool, StoreError> {
+        self.pg
+            .within_or(self.contains_now(event_id), StoreError::Backend)
+            .await
+    }
+
+    async fn insert(&self, event_id: &str, at_ms: u64) -> Result<(), StoreError> {
+        self.pg
+            .within_or(self.insert_now(event_id, at_ms), StoreError::Backend)
+            .await
+    }
+
+    async fn prune_before(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
+        self.pg
+            .within_or(self.prune_before_now(cutoff_ms), StoreError::Backend)
+            .await
     }
 }

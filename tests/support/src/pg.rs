@@ -229,6 +229,33 @@ impl PgServer {
         }
     }
 
+    /// Freezes the server without closing anything (SIGSTOP to the postmaster and
+    /// every backend): connections stay open and nothing answers, like a stalled disk
+    /// or a paused VM. [`Self::thaw`] resumes it.
+    pub fn freeze(&self) {
+        self.signal_all("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal_all("-CONT");
+    }
+
+    fn signal_all(&self, sig: &str) {
+        let Some(server) = &self.server else {
+            return;
+        };
+        let pid = server.id().to_string();
+        let children = Command::new("pgrep")
+            .args(["-P", &pid])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let mut pids: Vec<String> = vec![pid];
+        pids.extend(children.split_whitespace().map(str::to_owned));
+        let status = Command::new("kill").arg(sig).args(&pids).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill {sig} {pids:?}");
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

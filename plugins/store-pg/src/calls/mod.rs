@@ -259,7 +259,7 @@ pub(crate) fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output, Stor
 #[async_trait]
 impl CallStore for PgCallStore {
     async fn create(&self, rec: &CallRecord) -> Result<(), StoreError> {
-        self.create_record(rec).await
+        self.pg.within(self.create_record(rec)).await
     }
 
     async fn apply(
@@ -268,7 +268,8 @@ impl CallStore for PgCallStore {
         new_record: &CallRecord,
         enqueue_webhook: Option<OutboxEntry>,
     ) -> Result<Option<u64>, StoreError> {
-        self.apply_record(prev_version, new_record, enqueue_webhook.as_ref())
+        self.pg
+            .within(self.apply_record(prev_version, new_record, enqueue_webhook.as_ref()))
             .await
     }
 
@@ -277,17 +278,18 @@ impl CallStore for PgCallStore {
         call_id: &str,
         f: TransitionFn<'_>,
     ) -> Result<Applied, StoreError> {
-        self.transition(call_id, f, false)
+        self.pg
+            .within(self.transition(call_id, f, false))
             .await?
             .ok_or(StoreError::NotFound)
     }
 
     async fn get(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
-        self.get_record(call_id).await
+        self.pg.within(self.get_record(call_id)).await
     }
 
     async fn open_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
-        self.open_records(None, None, None).await
+        self.pg.within(self.open_records(None, None, None)).await
     }
 
     async fn open_calls_after(
@@ -295,7 +297,9 @@ impl CallStore for PgCallStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<CallRecord>, StoreError> {
-        self.open_records(None, after, Some(limit)).await
+        self.pg
+            .within(self.open_records(None, after, Some(limit)))
+            .await
     }
 
     async fn list_by_tenant(
@@ -306,7 +310,8 @@ impl CallStore for PgCallStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<CallPage, StoreError> {
-        self.tenant_page(tenant, from_ms, to_ms, limit, cursor)
+        self.pg
+            .within(self.tenant_page(tenant, from_ms, to_ms, limit, cursor))
             .await
     }
 
@@ -315,15 +320,15 @@ impl CallStore for PgCallStore {
         call_id: &str,
         f: TransitionFn<'_>,
     ) -> Result<Option<Applied>, StoreError> {
-        self.transition(call_id, f, true).await
+        self.pg.within(self.transition(call_id, f, true)).await
     }
 
     async fn renew_lease(&self, now_ms: u64) -> Result<u64, StoreError> {
-        self.renew(now_ms).await
+        self.pg.within(self.renew(now_ms)).await
     }
 
     async fn release_lease(&self) -> Result<(), StoreError> {
-        self.release().await
+        self.pg.within(self.release()).await
     }
 
     async fn claim_orphaned_calls(
@@ -331,11 +336,13 @@ impl CallStore for PgCallStore {
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<CallRecord>, StoreError> {
-        self.claim_orphans(now_ms, limit).await
+        self.pg.within(self.claim_orphans(now_ms, limit)).await
     }
 
     async fn driven_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
-        self.open_records(Some(self.node_id()), None, None).await
+        self.pg
+            .within(self.open_records(Some(self.node_id()), None, None))
+            .await
     }
 
     async fn driven_calls_after(
@@ -343,12 +350,13 @@ impl CallStore for PgCallStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<CallRecord>, StoreError> {
-        self.open_records(Some(self.node_id()), after, Some(limit))
+        self.pg
+            .within(self.open_records(Some(self.node_id()), after, Some(limit)))
             .await
     }
 
     async fn fleet_open_counts(&self) -> Result<Option<BTreeMap<String, u32>>, StoreError> {
-        self.open_counts().await.map(Some)
+        self.pg.within(self.open_counts()).await.map(Some)
     }
 
     async fn day_tallies(
@@ -358,7 +366,9 @@ impl CallStore for PgCallStore {
         to_day: &str,
         trunk: Option<&str>,
     ) -> Result<BTreeMap<String, DayTally>, StoreError> {
-        self.read_tallies(tenant, from_day, to_day, trunk).await
+        self.pg
+            .within(self.read_tallies(tenant, from_day, to_day, trunk))
+            .await
     }
 
     fn tallies_current(&self) -> Result<bool, StoreError> {
@@ -370,15 +380,15 @@ impl CallStore for PgCallStore {
     }
 
     async fn next_outbox_seq(&self) -> Result<u64, StoreError> {
-        self.next_seq().await
+        self.pg.within(self.next_seq()).await
     }
 
     async fn outbox_get(&self, seq: u64) -> Result<Option<OutboxEntry>, StoreError> {
-        self.entry(seq).await
+        self.pg.within(self.entry(seq)).await
     }
 
     async fn outbox_seq_for_call(&self, call_id: &str) -> Result<Option<u64>, StoreError> {
-        self.seq_for_call(call_id).await
+        self.pg.within(self.seq_for_call(call_id)).await
     }
 
     async fn outbox_due_admitted(
@@ -387,20 +397,20 @@ impl CallStore for PgCallStore {
         limit: usize,
         admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.claim_due(now_ms, limit, admit).await
+        self.pg.within(self.claim_due(now_ms, limit, admit)).await
     }
 
     async fn outbox_record_progress(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.store_progress(entry).await
+        self.pg.within(self.store_progress(entry)).await
     }
 
     async fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
         // Every commit is durable: progress and update are the same write.
-        self.store_progress(entry).await
+        self.pg.within(self.store_progress(entry)).await
     }
 
     async fn outbox_requeue(&self, seq: u64, now_ms: u64) -> Result<OutboxEntry, StoreError> {
-        self.requeue(seq, now_ms).await
+        self.pg.within(self.requeue(seq, now_ms)).await
     }
 
     async fn outbox_bring_forward(
@@ -410,11 +420,13 @@ impl CallStore for PgCallStore {
         limit: usize,
         eligible: &mut (dyn FnMut(u64) -> bool + Send),
     ) -> Result<Vec<u64>, StoreError> {
-        self.bring_forward(tenant, now_ms, limit, eligible).await
+        self.pg
+            .within(self.bring_forward(tenant, now_ms, limit, eligible))
+            .await
     }
 
     async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError> {
-        self.backlog().await
+        self.pg.within(self.backlog()).await
     }
 
     async fn outbox_by_tenant_since_capped(
@@ -423,7 +435,9 @@ impl CallStore for PgCallStore {
         since_ms: u64,
         max: usize,
     ) -> Result<(Vec<OutboxEntry>, u64), StoreError> {
-        self.by_tenant_since(tenant, since_ms, max).await
+        self.pg
+            .within(self.by_tenant_since(tenant, since_ms, max))
+            .await
     }
 
     async fn purge_ended_before(
@@ -442,9 +456,13 @@ impl CallStore for PgCallStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let c = self.client().await?;
-        c.simple_query("SELECT 1").await.map_err(backend)?;
-        Ok(())
+        self.pg
+            .within(async {
+                let c = self.client().await?;
+                c.simple_query("SELECT 1").await.map_err(backend)?;
+                Ok(())
+            })
+            .await
     }
 
     /// Unsupported: back the database up with PostgreSQL's own tools (`pg_dump`, or base
