@@ -6,9 +6,10 @@
 //! registered and touched so every family shows up in `gather()`, and the process
 //! collector the gateway's default registry carries), plus fixed lists: the SIP edge's
 //! series (until the `c2c-sip` crate exports them; cross-checked against `plugins/sip`
-//! once that directory exists), the series Prometheus itself writes (`up`), and the
-//! series that are *planned* (they come with another issue and are documented as such
-//! in `dashboards/README.md`).
+//! once that directory exists), the gateway's own inbound and fleet series (checked
+//! against `gateway/src/inbound/metrics.rs` and `gateway/src/fleet/metrics.rs`), the
+//! series Prometheus itself writes (`up`), and the series that are *planned* (they come
+//! with another issue and are documented as such in `dashboards/README.md`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -78,6 +79,19 @@ const INBOUND_SERIES: &[(&str, Kind, &[&str])] = &[
     ("c2c_inbound_incoming_delay_seconds", Kind::Histogram, &[]),
 ];
 
+/// Series of a fleet node (`gateway/src/fleet/metrics.rs`, registered by the gateway's
+/// fleet service on a PostgreSQL store, not `c2c-metrics`; docs/fleet.md);
+/// `fleet_series_match_the_gateway` checks the names and labels against that source.
+const FLEET_SERIES: &[(&str, Kind, &[&str])] = &[
+    (
+        "c2c_fleet_lease_renewals_total",
+        Kind::Counter,
+        &["outcome"],
+    ),
+    ("c2c_fleet_lease_until_ms", Kind::Gauge, &[]),
+    ("c2c_fleet_calls_taken_over_total", Kind::Counter, &[]),
+];
+
 /// Series that come with another issue. Alerts may already use them;
 /// `dashboards/README.md` marks them "planned". Once the gateway registers one, the
 /// catalogue check below says to move it out of this list. None at present
@@ -115,6 +129,10 @@ const REQUIRED_ON_DASHBOARDS: &[&str] = &[
     "c2c_livekit_requests_total",
     // Issue 18: how long the CRM has been missing outcomes, per tenant.
     "c2c_webhook_backlog_oldest_age_seconds",
+    // Issue 22: a fleet node's lease and the calls taken over from dead nodes.
+    "c2c_fleet_lease_renewals_total",
+    "c2c_fleet_lease_until_ms",
+    "c2c_fleet_calls_taken_over_total",
 ];
 
 /// Alerts issue 6 asks for: name, the series its expression must use, required `for`.
@@ -148,6 +166,17 @@ const REQUIRED_ALERTS: &[(&str, &str, Option<&str>)] = &[
         "c2c_webhook_backlog_oldest_age_seconds",
         None,
     ),
+    // Issue 22.
+    (
+        "C2CFleetLeaseRenewalsFailing",
+        "c2c_fleet_lease_renewals_total",
+        None,
+    ),
+    (
+        "C2CFleetCallsTakenOver",
+        "c2c_fleet_calls_taken_over_total",
+        None,
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +190,8 @@ enum Kind {
 enum Origin {
     /// Registered by gateway code today.
     Exported,
-    /// The SIP edge's and the inbound calls' series, from the fixed lists above.
+    /// The SIP edge's, the inbound calls' and the fleet's series, from the fixed lists
+    /// above.
     Sip,
     /// Written by Prometheus itself (`up`).
     Prometheus,
@@ -357,6 +387,9 @@ fn catalogue() -> Catalogue {
     for &(name, kind, labels) in INBOUND_SERIES {
         add_fixed(&mut cat, name, kind, labels, Origin::Sip);
     }
+    for &(name, kind, labels) in FLEET_SERIES {
+        add_fixed(&mut cat, name, kind, labels, Origin::Sip);
+    }
     for &(name, kind, labels) in PLANNED_SERIES {
         add_fixed(&mut cat, name, kind, labels, Origin::Planned);
     }
@@ -446,6 +479,32 @@ fn inbound_series_match_the_gateway() {
         missing.is_empty(),
         "the dashboards use inbound series that gateway/src/inbound/metrics.rs does not \
          register: {missing:?}"
+    );
+}
+
+#[test]
+fn fleet_series_match_the_gateway() {
+    let src = read(&repo_root().join("gateway/src/fleet/metrics.rs"));
+    let quoted = |s: &str| src.contains(&format!("\"{s}\""));
+    let missing: Vec<&str> = FLEET_SERIES
+        .iter()
+        .map(|s| s.0)
+        .filter(|name| !quoted(name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboards use fleet series that gateway/src/fleet/metrics.rs does not \
+         register: {missing:?}"
+    );
+    let missing_labels: Vec<(&str, &str)> = FLEET_SERIES
+        .iter()
+        .flat_map(|&(name, _, labels)| labels.iter().map(move |l| (name, *l)))
+        .filter(|(_, label)| !quoted(label))
+        .collect();
+    assert!(
+        missing_labels.is_empty(),
+        "labels of FLEET_SERIES that gateway/src/fleet/metrics.rs never names: \
+         {missing_labels:?}"
     );
 }
 
