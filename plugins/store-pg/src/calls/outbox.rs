@@ -265,23 +265,7 @@ impl PgCallStore {
         let w = Columns::of(e)?;
         let st = prep(&c, PROGRESS).await?;
         let n = c
-            .execute(
-                &st,
-                &[
-                    &seq,
-                    &e.webhook_id,
-                    &e.tenant,
-                    &e.payload_json,
-                    &w.created_ms,
-                    &w.attempts,
-                    &w.next_attempt_ms,
-                    &w.state,
-                    &e.last_error,
-                    &w.delivered_ms,
-                    &w.replayed_ms,
-                    &e.retry_after,
-                ],
-            )
+            .execute(&st, &progress_params(&seq, e, &w))
             .await
             .map_err(backend)?;
         // Never resurrect or invent entries: only a call's end creates them.
@@ -305,25 +289,7 @@ impl PgCallStore {
             .ok_or(StoreError::OutboxNotFound(seq))?;
         e.requeue(now_ms);
         let w = Columns::of(&e)?;
-        tx_execute(
-            &tx,
-            PROGRESS,
-            &[
-                &seq_i,
-                &e.webhook_id,
-                &e.tenant,
-                &e.payload_json,
-                &w.created_ms,
-                &w.attempts,
-                &w.next_attempt_ms,
-                &w.state,
-                &e.last_error,
-                &w.delivered_ms,
-                &w.replayed_ms,
-                &e.retry_after,
-            ],
-        )
-        .await?;
+        tx_execute(&tx, PROGRESS, &progress_params(&seq_i, &e, &w)).await?;
         tx.commit().await.map_err(backend)?;
         Ok(e)
     }
@@ -404,4 +370,26 @@ impl PgCallStore {
         let entries = rows.iter().map(entry_of).collect::<Result<Vec<_>, _>>()?;
         Ok((entries, to_u64(col(&total, 0)?)))
     }
+}
+
+/// `PROGRESS`'s parameters: the entry's every field, by seq.
+fn progress_params<'a>(
+    seq: &'a i64,
+    e: &'a OutboxEntry,
+    w: &'a Columns,
+) -> [&'a (dyn ToSql + Sync); 12] {
+    [
+        seq,
+        &e.webhook_id,
+        &e.tenant,
+        &e.payload_json,
+        &w.created_ms,
+        &w.attempts,
+        &w.next_attempt_ms,
+        &w.state,
+        &e.last_error,
+        &w.delivered_ms,
+        &w.replayed_ms,
+        &e.retry_after,
+    ]
 }

@@ -4,6 +4,7 @@
 use c2c_callstate::store::{TransitionFn, TransitionPlan};
 use c2c_callstate::{Applied, CallPage, CallRecord, OutboxEntry, StoreError, MAX_PAGE};
 use deadpool_postgres::Transaction;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::tallies::{self, TallyRows};
@@ -244,65 +245,46 @@ impl PgCallStore {
         let shard = tallies::shard(&rec.call_id);
         let open = !rec.is_ended();
         let node = self.node_id();
-        let row = match webhook {
-            None => {
-                tx_query(
-                    tx,
-                    WRITE,
-                    &[
-                        &rec.call_id,
-                        &rec.tenant,
-                        &created,
-                        &version,
-                        &open,
-                        &node,
-                        &json,
-                        &shard,
-                        &rows.tenants,
-                        &rows.days,
-                        &rows.trunks,
-                        &rows.metrics,
-                        &rows.deltas,
-                    ],
-                )
-                .await?
-            }
+        // The record and its tally deltas; with the webhook, its columns after them.
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &rec.call_id,
+            &rec.tenant,
+            &created,
+            &version,
+            &open,
+            &node,
+            &json,
+            &shard,
+            &rows.tenants,
+            &rows.days,
+            &rows.trunks,
+            &rows.metrics,
+            &rows.deltas,
+        ];
+        let columns;
+        let sql = match webhook {
+            None => WRITE,
             Some((e, seq)) => {
-                let w = super::outbox::Columns::of(e)?;
-                tx_query(
-                    tx,
-                    WRITE_WITH_WEBHOOK,
-                    &[
-                        &rec.call_id,
-                        &rec.tenant,
-                        &created,
-                        &version,
-                        &open,
-                        &node,
-                        &json,
-                        &shard,
-                        &rows.tenants,
-                        &rows.days,
-                        &rows.trunks,
-                        &rows.metrics,
-                        &rows.deltas,
-                        &seq,
-                        &e.webhook_id,
-                        &e.tenant,
-                        &e.payload_json,
-                        &w.created_ms,
-                        &w.attempts,
-                        &w.next_attempt_ms,
-                        &w.state,
-                        &e.last_error,
-                        &w.delivered_ms,
-                        &w.replayed_ms,
-                        &e.retry_after,
-                    ],
-                )
-                .await?
+                columns = (super::outbox::Columns::of(e)?, seq);
+                let (w, seq) = &columns;
+                params.extend_from_slice(&[
+                    seq,
+                    &e.webhook_id,
+                    &e.tenant,
+                    &e.payload_json,
+                    &w.created_ms,
+                    &w.attempts,
+                    &w.next_attempt_ms,
+                    &w.state,
+                    &e.last_error,
+                    &w.delivered_ms,
+                    &w.replayed_ms,
+                    &e.retry_after,
+                ]);
+                WRITE_WITH_WEBHOOK
             }
         };
+        let row = tx_query(tx, sql, &params).await?;
         let row = row
             .first()
             .ok_or_else(|| backend(std::io::Error::other("write answered no row")))?;
