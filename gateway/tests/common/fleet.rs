@@ -31,6 +31,8 @@ pub struct FleetEnv {
     pub sink: Sink,
     /// Node A (`nodes[0]`) and node B (`nodes[1]`).
     pub nodes: [Gateway; 2],
+    /// The SIP edge (`C2C_SIP_LISTEN`, UDP and TCP) of node A and node B.
+    pub sip: [std::net::SocketAddr; 2],
     _data: [tempfile::TempDir; 2],
     pub c: reqwest::Client,
 }
@@ -96,12 +98,15 @@ impl FleetEnv {
         let data = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
         // Both nodes start at once: they race for the migration lock on the empty
         // database, as a fleet rolled out together does.
+        let sip = [0, 1].map(|_| std::net::SocketAddr::from(([127, 0, 0, 1], free_udp_port())));
         let nodes = [0, 1].map(|i| {
-            let sip = format!("127.0.0.1:{}", free_udp_port());
             Gateway::spawn_with_env(
                 policies.path(),
                 data[i].path(),
-                &[("C2C_STORE_URL", url.as_str()), ("C2C_SIP_LISTEN", &sip)],
+                &[
+                    ("C2C_STORE_URL", url.as_str()),
+                    ("C2C_SIP_LISTEN", &sip[i].to_string()),
+                ],
             )
         });
         blocking(|| nodes.iter().for_each(Gateway::wait_ready));
@@ -112,6 +117,7 @@ impl FleetEnv {
             sim,
             sink,
             nodes,
+            sip,
             _data: data,
             c: client(),
         }
