@@ -354,16 +354,18 @@ impl Deliverer {
                 *left -= 1;
                 true
             };
-            inner.source.due(now, free, &mut admit).await
+            inner.source.due_held(now, free, &mut admit).await
         };
-        let jobs = match fetched {
-            Ok(jobs) => jobs,
+        let (jobs, held_back) = match fetched {
+            Ok(fetched) => fetched,
             Err(e) => {
                 warn!(error = %e, "fetching due webhooks failed");
                 return false;
             }
         };
-        let mut backlog = tenant_full || jobs.len() >= free;
+        // Due jobs left behind, by us (a tenant at its limit, no free slot) or by the
+        // source (the fleet's per-tenant limit): look again when a job finishes.
+        let mut backlog = tenant_full || held_back || jobs.len() >= free;
         for job in jobs {
             // Defensive: the source is trusted to filter, but a sloppy one must not
             // make us resend delivered webhooks.

@@ -33,6 +33,18 @@ pub trait OutboxSource: Send + Sync {
         admit: &mut Admit<'_>,
     ) -> Result<Vec<OutboxEntry>, SourceError>;
 
+    /// [`Self::due`], also saying whether due jobs were held back by the source itself
+    /// (a fleet-wide per-tenant limit): the deliverer then fetches again when one of its
+    /// jobs finishes. The default holds nothing back.
+    async fn due_held(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        admit: &mut Admit<'_>,
+    ) -> Result<(Vec<OutboxEntry>, bool), SourceError> {
+        Ok((self.due(now_ms, limit, admit).await?, false))
+    }
+
     /// Durably store the job's new state: what an attempt changes (see
     /// [`OutboxEntry::take_progress`]); the job's identity and history stay the
     /// store's. Return only once it would survive a crash.

@@ -35,9 +35,20 @@ impl OutboxSource for CallStoreOutbox {
         limit: usize,
         admit: &mut Admit<'_>,
     ) -> Result<Vec<OutboxEntry>, SourceError> {
-        let due = self
+        self.due_held(now_ms, limit, admit)
+            .await
+            .map(|(due, _)| due)
+    }
+
+    async fn due_held(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        admit: &mut Admit<'_>,
+    ) -> Result<(Vec<OutboxEntry>, bool), SourceError> {
+        let (due, held) = self
             .store
-            .outbox_due_admitted(now_ms, limit, admit)
+            .outbox_due_held(now_ms, limit, admit)
             .await
             .map_err(src_err)?;
         if !due.is_empty() {
@@ -45,7 +56,7 @@ impl OutboxSource for CallStoreOutbox {
             // tell a CRM about a call's end that a crash could still undo.
             self.store.wait_durable().await.map_err(src_err)?;
         }
-        Ok(due)
+        Ok((due, held))
     }
 
     async fn update(&self, job: &OutboxEntry) -> Result<(), SourceError> {

@@ -393,9 +393,11 @@ async fn the_tenant_delivery_cap_holds_across_the_fleet() {
     let tenants: Vec<&str> = on_a.iter().map(|e| e.tenant.as_str()).collect();
     assert_eq!(tenants, vec!["acme", "acme", "acme", "beta"]);
     // B: acme is at the fleet's limit (held back, not even offered); beta has room.
+    // The store says it held entries back, so B's deliverer looks again when one of
+    // its own deliveries ends instead of waiting for its next poll.
     let mut offered = Vec::new();
-    let on_b = b
-        .outbox_due_admitted(now, 10, &mut |_, tenant| {
+    let (on_b, held) = b
+        .outbox_due_held(now, 10, &mut |_, tenant| {
             offered.push(tenant.to_owned());
             true
         })
@@ -403,6 +405,7 @@ async fn the_tenant_delivery_cap_holds_across_the_fleet() {
         .unwrap();
     assert_eq!(offered, vec!["beta"]);
     assert_eq!(on_b.len(), 1);
+    assert!(held, "acme's entries were held back by the fleet's limit");
     assert_eq!(live_claims(&schema, "acme", now), TENANT_CAP);
 
     // One of A's deliveries ends: exactly one more acme delivery may start, anywhere.

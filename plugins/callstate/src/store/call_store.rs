@@ -262,6 +262,20 @@ pub trait CallStore: Send + Sync {
         admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
     ) -> Result<Vec<OutboxEntry>, StoreError>;
 
+    /// [`Self::outbox_due_admitted`], also saying whether due entries were held back for
+    /// a reason of the store's own, not `admit`'s: a fleet backend's fleet-wide
+    /// per-tenant delivery limit. The deliverer then looks again when one of its own
+    /// deliveries finishes, as it does when `admit` refused a tenant at its limit. A
+    /// single-process backend holds nothing back.
+    async fn outbox_due_held(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
+    ) -> Result<(Vec<OutboxEntry>, bool), StoreError> {
+        Ok((self.outbox_due_admitted(now_ms, limit, admit).await?, false))
+    }
+
     /// Pending entries with `next_attempt_ms <= now_ms`, lowest seq first, at most `limit`.
     async fn outbox_due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         self.outbox_due_admitted(now_ms, limit, &mut |_, _| true)

@@ -397,6 +397,18 @@ impl CallStore for PgCallStore {
         limit: usize,
         admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
     ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.pg
+            .within(self.claim_due(now_ms, limit, admit))
+            .await
+            .map(|(due, _)| due)
+    }
+
+    async fn outbox_due_held(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
+    ) -> Result<(Vec<OutboxEntry>, bool), StoreError> {
         self.pg.within(self.claim_due(now_ms, limit, admit)).await
     }
 

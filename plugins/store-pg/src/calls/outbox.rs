@@ -198,10 +198,11 @@ impl PgCallStore {
         now_ms: u64,
         limit: usize,
         admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
+    ) -> Result<(Vec<OutboxEntry>, bool), StoreError> {
         let mut out = Vec::new();
+        let mut held = false;
         if limit == 0 {
-            return Ok(out);
+            return Ok((out, held));
         }
         let opts = self.pg.options();
         let cap = opts.tenant_delivery_concurrency.max(1);
@@ -231,6 +232,8 @@ impl PgCallStore {
                 let counted = claimed_by.as_deref() == Some(me) && claim_until >= now;
                 let in_flight = live.get(&e.tenant).copied().unwrap_or(0);
                 if !counted && in_flight >= cap {
+                    // The deliverer must hear of it, or it waits for its next poll.
+                    held = true;
                     continue;
                 }
                 if !admit(e.seq, &e.tenant) {
@@ -253,7 +256,7 @@ impl PgCallStore {
             tx_execute(&tx, CLAIM, &[&me, &until, &seqs]).await?;
         }
         tx.commit().await.map_err(backend)?;
-        Ok(out)
+        Ok((out, held))
     }
 
     /// Stores the entry as given (like the other backends) and clears its claim.
