@@ -1,0 +1,202 @@
+//! What the database did: its processes' CPU (`/proc`), its transactions
+//! (`pg_stat_database`, `pg_stat_wal`, the next transaction id) and, for the SQL profile,
+//! the statements its log shows (`log_statement = all` on one database).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::env::Pg;
+
+/// `(pid, ppid, utime + stime, cutime + cstime)` in clock ticks, from `/proc/<pid>/stat`.
+fn stat(pid: u32) -> Option<(u32, u32, u64, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    // Fields 4 (ppid), 14-17 (utime, stime, cutime, cstime) of the line: 1, 11-14 here.
+    Some((pid, n(1)? as u32, n(11)? + n(12)?, n(13)? + n(14)?))
+}
+
+fn pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+}
+
+/// The postmaster listening on `port`: the `postgres` process whose command line has
+/// `-p <port>`.
+pub(crate) fn postmaster(port: u16) -> Option<u32> {
+    let port = port.to_string();
+    pids().find(|pid| {
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            return false;
+        };
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        args.first()
+            .is_some_and(|a| a.ends_with(b"/postgres") || *a == b"postgres")
+            && args
+                .windows(2)
+                .any(|w| w[0] == b"-p" && w[1] == port.as_bytes())
+    })
+}
+
+/// CPU seconds of the postmaster (with the children it reaped) and its live children
+/// (backends, WAL writer, checkpointer, ...). A backend that exits between two samples
+/// moves from "live child" to the postmaster's reaped total: deltas stay right.
+pub(crate) fn tree_cpu_secs(postmaster: u32) -> f64 {
+    let Some((_, _, own, reaped)) = stat(postmaster) else {
+        return 0.0;
+    };
+    let children: u64 = pids()
+        .filter_map(stat)
+        .filter(|(_, ppid, _, _)| *ppid == postmaster)
+        .map(|(_, _, t, _)| t)
+        .sum();
+    // USER_HZ is 100 on every Linux this runs on.
+    (own + reaped + children) as f64 / 100.0
+}
+
+/// The next transaction id of the cluster: how many transactions that wrote anything
+/// started, read at once (no statistics delay) and without taking an id itself.
+pub(crate) fn next_xid(pg: &Pg) -> u64 {
+    pg.psql("postgres", "SELECT pg_snapshot_xmax(pg_current_snapshot())")
+        .parse()
+        .unwrap_or(0)
+}
+
+/// Cumulative statistics of a run's database and of the WAL.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Stats {
+    pub(crate) at: Option<Instant>,
+    /// Committed and rolled-back transactions in the database (read-only ones too).
+    pub(crate) xacts: f64,
+    pub(crate) rollbacks: f64,
+    /// Rows read through indexes or scans, and written.
+    pub(crate) fetched: f64,
+    pub(crate) written: f64,
+    /// WAL records, bytes and syncs (cluster-wide; the other databases are idle).
+    pub(crate) wal_records: f64,
+    pub(crate) wal_bytes: f64,
+    pub(crate) wal_syncs: f64,
+}
+
+/// A backend publishes its counters when it goes idle, but at most once a second; what
+/// it could not publish then waits up to 10 s (PostgreSQL 15's `PGSTAT_IDLE_INTERVAL`).
+/// Waiting this long after the last activity makes a reading complete.
+pub(crate) const SETTLE: Duration = Duration::from_millis(11_000);
+
+pub(crate) fn stats(pg: &Pg, db: &str) -> Stats {
+    let row = pg.psql(
+        "postgres",
+        &format!(
+            "SELECT d.xact_commit + d.xact_rollback, d.xact_rollback, d.tup_fetched, \
+             d.tup_inserted + d.tup_updated + d.tup_deleted, w.wal_records, w.wal_bytes, \
+             w.wal_sync FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = '{db}'"
+        ),
+    );
+    let v: Vec<f64> = row
+        .split('|')
+        .map(|x| x.trim().parse().unwrap_or(0.0))
+        .collect();
+    let g = |i: usize| v.get(i).copied().unwrap_or(0.0);
+    Stats {
+        at: Some(Instant::now()),
+        xacts: g(0),
+        rollbacks: g(1),
+        fetched: g(2),
+        written: g(3),
+        wal_records: g(4),
+        wal_bytes: g(5),
+        wal_syncs: g(6),
+    }
+}
+
+impl Stats {
+    pub(crate) fn minus(&self, o: &Stats) -> Stats {
+        Stats {
+            at: None,
+            xacts: self.xacts - o.xacts,
+            rollbacks: self.rollbacks - o.rollbacks,
+            fetched: self.fetched - o.fetched,
+            written: self.written - o.written,
+            wal_records: self.wal_records - o.wal_records,
+            wal_bytes: self.wal_bytes - o.wal_bytes,
+            wal_syncs: self.wal_syncs - o.wal_syncs,
+        }
+    }
+
+    /// `self` less `idle` scaled from the idle window's length to `secs`.
+    pub(crate) fn less_background(&self, idle: &Stats, idle_secs: f64, secs: f64) -> Stats {
+        let k = if idle_secs > 0.0 {
+            secs / idle_secs
+        } else {
+            0.0
+        };
+        Stats {
+            at: None,
+            xacts: self.xacts - idle.xacts * k,
+            rollbacks: self.rollbacks - idle.rollbacks * k,
+            fetched: self.fetched - idle.fetched * k,
+            written: self.written - idle.written * k,
+            wal_records: self.wal_records - idle.wal_records * k,
+            wal_bytes: self.wal_bytes - idle.wal_bytes * k,
+            wal_syncs: self.wal_syncs - idle.wal_syncs * k,
+        }
+    }
+}
+
+/// The statements of the server log from byte `from` on that ran in `db`, by text (the
+/// first 110 characters, whitespace collapsed; BEGIN/COMMIT are simple queries, the rest
+/// prepared statements, `execute <name>: ...`). Needs `log_statement = all` on `db` and
+/// a `log_line_prefix` with the database (set by [`profile_on`]).
+pub(crate) fn statements(pg: &Pg, from: usize, db: &str) -> BTreeMap<String, u64> {
+    let log = pg.server.log();
+    let log = log.get(from..).unwrap_or("");
+    let mut out = BTreeMap::new();
+    let mut entry = String::new();
+    let mut flush = |entry: &mut String| {
+        let tag = format!("db={db} ");
+        if let Some(rest) = entry.split_once(&tag).map(|(_, r)| r) {
+            let text = rest
+                .split_once("LOG:  statement: ")
+                .map(|(_, t)| t)
+                .or_else(|| {
+                    rest.split_once("LOG:  execute ")
+                        .and_then(|(_, t)| t.split_once(": ").map(|(_, t)| t))
+                });
+            if let Some(t) = text {
+                let t: String = t.split_whitespace().collect::<Vec<_>>().join(" ");
+                let t: String = t.chars().take(110).collect();
+                *out.entry(t).or_insert(0) += 1;
+            }
+        }
+        entry.clear();
+    };
+    for line in log.lines() {
+        // An entry starts with the prefix's timestamp; other lines continue it.
+        let starts = line.len() > 4 && line.as_bytes()[..4].iter().all(u8::is_ascii_digit);
+        if starts {
+            flush(&mut entry);
+        }
+        entry.push_str(line);
+        entry.push(' ');
+    }
+    flush(&mut entry);
+    out
+}
+
+/// Logs every statement run in `db` from its next connection on, each line tagged with
+/// the database.
+pub(crate) fn profile_on(pg: &Pg, db: &str) {
+    pg.psql(
+        "postgres",
+        &format!("ALTER DATABASE {db} SET log_statement = 'all'"),
+    );
+    pg.psql(
+        "postgres",
+        "ALTER SYSTEM SET log_line_prefix = '%m [%p] db=%d '",
+    );
+    pg.psql("postgres", "SELECT pg_reload_conf()");
+    std::thread::sleep(Duration::from_millis(300));
+}
