@@ -262,10 +262,11 @@ impl SledCallStore {
             return Err(BackupError::NotEmpty(dir.to_path_buf()));
         }
         let info = {
-            let db = sled::Config::new()
-                .path(dir)
-                .cache_capacity(64 * 1024 * 1024)
-                .open()?;
+            let db = open_alone(
+                sled::Config::new()
+                    .path(dir)
+                    .cache_capacity(64 * 1024 * 1024),
+            )?;
             let mut sink = RestoreSink {
                 calls: db.open_tree(TREE_NAME)?,
                 db: &db,
@@ -288,6 +289,25 @@ pub fn verify_backup(
     read_backup(input, &mut NoSink, progress)
 }
 
+/// Opens a database this process opens and closes several times in a row (a restore).
+/// No background flusher: every step flushes itself, and a flusher thread can still hold
+/// the database's file lock for a moment after the `Db` is dropped, which made the next
+/// open fail now and then ("could not acquire lock", seen in CI); a lock still held is
+/// waited for briefly for the same reason.
+fn open_alone(cfg: sled::Config) -> sled::Result<sled::Db> {
+    let cfg = cfg.flush_every_ms(None);
+    let mut attempt = 0;
+    loop {
+        match cfg.open() {
+            Err(e) if attempt < 40 && e.to_string().contains("could not acquire lock") => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// sled's default `idgen_persist_interval`, which every open of the store uses.
 const IDGEN_INTERVAL: u64 = 1_000_000;
 
@@ -300,14 +320,15 @@ const IDGEN_INTERVAL: u64 = 1_000_000;
 fn advance_ids(dir: &Path, floor: u64) -> Result<(), BackupError> {
     {
         let interval = (floor / (2 * IDGEN_INTERVAL) + 1) * IDGEN_INTERVAL;
-        let db = sled::Config::new()
-            .path(dir)
-            .idgen_persist_interval(interval)
-            .open()?;
+        let db = open_alone(
+            sled::Config::new()
+                .path(dir)
+                .idgen_persist_interval(interval),
+        )?;
         db.generate_id()?;
         db.flush()?;
     }
-    let db = sled::Config::new().path(dir).open()?;
+    let db = open_alone(sled::Config::new().path(dir))?;
     let next = db.generate_id()?;
     db.flush()?;
     if next <= floor {
