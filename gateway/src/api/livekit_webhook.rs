@@ -106,33 +106,35 @@ async fn dispatch(
     let Some(call_id) = calls::signals::livekit::call_id_of(ev) else {
         return Ok(WebhookResult::Ignored);
     };
-    let Some(rec) = app
-        .store()
-        .get(&call_id)
-        .await
-        .map_err(errors::call_store)?
-    else {
-        return Ok(WebhookResult::Ignored);
-    };
-    // The issuing project must be the call's tenant's project.
+    // The project check and the event are decided on the record inside the store's
+    // transition: no separate read first.
     let policy = app.policy().get();
-    let same_project = policy
-        .tenant(&rec.tenant)
-        .and_then(|t| policy.livekit_for(t))
-        .is_some_and(|p| p.api_key == api_key);
-    if !same_project {
-        tracing::warn!("LiveKit webhook for a call of another project ignored");
-        return Ok(WebhookResult::Ignored);
-    }
-    match calls::signals::livekit::event_for(&rec, ev) {
-        Some(e) => {
-            calls::apply(app, &call_id, e)
-                .instrument(calls::span(&call_id))
-                .await
-                .map_err(errors::call_store)?;
-            Ok(WebhookResult::Applied)
+    let mut foreign = false;
+    let applied = calls::apply_decided(app, &call_id, |rec| {
+        // The issuing project must be the call's tenant's project.
+        let same_project = policy
+            .tenant(&rec.tenant)
+            .and_then(|t| policy.livekit_for(t))
+            .is_some_and(|p| p.api_key == api_key);
+        foreign = !same_project;
+        if foreign {
+            return None;
         }
-        None => Ok(WebhookResult::Ignored),
+        calls::signals::livekit::event_for(rec, ev)
+    })
+    .instrument(calls::span(&call_id))
+    .await;
+    match applied {
+        Ok(Some(_)) => Ok(WebhookResult::Applied),
+        Ok(None) => {
+            if foreign {
+                tracing::warn!("LiveKit webhook for a call of another project ignored");
+            }
+            Ok(WebhookResult::Ignored)
+        }
+        // Not one of our calls (or purged): nothing to do.
+        Err(c2c_callstate::StoreError::NotFound) => Ok(WebhookResult::Ignored),
+        Err(e) => Err(errors::call_store(e)),
     }
 }
 

@@ -71,6 +71,39 @@ pub async fn apply(app: &Arc<App>, call_id: &str, ev: CallEvent) -> Result<CallR
     Ok(applied.record)
 }
 
+/// [`apply`] with the event decided from the stored record itself, in the same step:
+/// `decide` answers the event the record calls for, or `None` to leave the call as it
+/// is. Saves the read a caller would make first to decide (the store writes from the
+/// record it has, conditionally, and runs `decide` again if that was not the latest).
+/// Returns the stored record when an event was applied, `None` when `decide` declined.
+pub async fn apply_decided(
+    app: &Arc<App>,
+    call_id: &str,
+    mut decide: impl FnMut(&CallRecord) -> Option<CallEvent> + Send,
+) -> Result<Option<CallRecord>, StoreError> {
+    let knobs = knobs(app);
+    let now = now_ms();
+    // The last run of the closure is the one the store kept.
+    let mut decided = false;
+    let applied = app
+        .store()
+        .apply_transition(call_id, |rec| {
+            let ev = decide(rec);
+            decided = ev.is_some();
+            match ev {
+                Some(ev) => c2c_callstate::transition(rec, &ev, &knobs, now),
+                None => Ok(c2c_callstate::Transition {
+                    from: rec.phase,
+                    record: rec.clone(),
+                    effects: Vec::new(),
+                }),
+            }
+        })
+        .await?;
+    finish(app, &applied).await;
+    Ok(decided.then_some(applied.record))
+}
+
 /// [`apply`] for what only the call's driver may do (its timers, its room samples): in a
 /// fleet, `None` without touching the call when another node drives it (it took the
 /// call over, or wrote to it last and drives it now; see `CallStore`'s "Fleet").

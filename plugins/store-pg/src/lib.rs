@@ -23,7 +23,7 @@ mod pool;
 mod seen;
 
 pub use agents::PgAgentStore;
-pub use calls::PgCallStore;
+pub use calls::{PgCallStore, OPTIMISTIC_TRIES};
 pub use config::{PgOptions, DEFAULT_LEASE};
 pub use dlt::PgDltStore;
 pub use error::{backend, PgError};

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use c2c_callstate::store::contract::call;
@@ -130,6 +130,8 @@ async fn a_write_by_another_node_moves_the_driver() {
     // A no-op writes nothing and moves nothing.
     let noop = event(&a, &id, CallEvent::AgentJoined, t + 3_000).await;
     assert!(!noop.written && !noop.adopted);
+    // ... and answers the latest record, not the one A wrote last (its create).
+    assert_eq!(noop.record, ringing.record);
     assert_eq!(ids(&b.driven_calls().await.unwrap()), vec![id.clone()]);
     // A write by A takes it back.
     let back = event(&a, &id, CallEvent::Answered, t + 4_000).await;
@@ -239,14 +241,13 @@ async fn a_dead_nodes_calls_go_to_live_nodes_each_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conflicting_transitions_from_two_nodes_run_once_each_on_the_latest_record() {
+async fn conflicting_transitions_from_two_nodes_each_write_over_the_latest_record() {
     const WRITERS: u64 = 24;
     let (a, b, _) = fleet("conflicts").await;
     let t = now_ms();
     let rec = call("acme", t);
     a.create(&rec).await.unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for i in 0..WRITERS {
         let s = if i.is_multiple_of(2) {
@@ -254,13 +255,13 @@ async fn conflicting_transitions_from_two_nodes_run_once_each_on_the_latest_reco
         } else {
             b.clone()
         };
-        let (id, runs, seen) = (rec.call_id.clone(), runs.clone(), seen.clone());
+        let (id, runs) = (rec.call_id.clone(), runs.clone());
         tasks.push(tokio::spawn(async move {
             s.apply_transition(&id, move |r| {
                 runs.fetch_add(1, Ordering::SeqCst);
-                seen.lock().unwrap().push(r.version);
                 let mut record = r.clone();
                 record.version += 1;
+                record.case_id = format!("{}|{i}", r.case_id);
                 Ok(Transition {
                     from: r.phase,
                     record,
@@ -270,16 +271,30 @@ async fn conflicting_transitions_from_two_nodes_run_once_each_on_the_latest_reco
             .await
         }));
     }
+    let mut versions = Vec::new();
     for t in tasks {
-        assert!(t.await.unwrap().unwrap().written);
+        let applied = t.await.unwrap().unwrap();
+        assert!(applied.written);
+        versions.push(applied.record.version);
     }
-    assert_eq!(runs.load(Ordering::SeqCst), WRITERS as usize);
-    let mut versions = seen.lock().unwrap().clone();
+    // Optimistic writes: a writer that lost a race ran again on the newer record.
+    let runs = runs.load(Ordering::SeqCst);
+    assert!(runs >= WRITERS as usize, "{runs}");
     versions.sort_unstable();
     assert_eq!(
         versions,
-        (rec.version..rec.version + WRITERS).collect::<Vec<_>>()
+        (rec.version + 1..=rec.version + WRITERS).collect::<Vec<_>>()
     );
+    // Each writer's mark is in the final record exactly once: none lost or repeated.
+    let last = a.get(&rec.call_id).await.unwrap().unwrap();
+    let mut marks: Vec<u64> = last
+        .case_id
+        .split('|')
+        .skip(1)
+        .map(|m| m.parse().unwrap())
+        .collect();
+    marks.sort_unstable();
+    assert_eq!(marks, (0..WRITERS).collect::<Vec<_>>());
 
     // Enders on both nodes at once: one of them ends the call, one webhook.
     event(&a, &rec.call_id, CallEvent::Connect, t + 1_000).await;
@@ -319,6 +334,48 @@ async fn conflicting_transitions_from_two_nodes_run_once_each_on_the_latest_reco
         1
     );
     assert!(b.open_calls().await.unwrap().is_empty());
+}
+
+/// A call whose every conditional write loses a race: after `OPTIMISTIC_TRIES` tries
+/// the transition takes the row lock, and what it writes is made from the record it
+/// locked. The races are real writes: each run of `f` commits a newer version of the
+/// record from another connection (psql) before `f` returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transition_that_keeps_losing_races_takes_the_row_lock() {
+    let (a, _b, schema) = fleet("hot").await;
+    let t = now_ms();
+    let rec = call("acme", t);
+    a.create(&rec).await.unwrap();
+    let bump = format!(
+        "UPDATE {schema}.c2c_calls SET version = version + 1, \
+         record = jsonb_set(record::jsonb, '{{version}}', to_jsonb(version + 1))::text \
+         WHERE call_id = '{}'",
+        rec.call_id
+    );
+    let runs = AtomicUsize::new(0);
+    let applied = a
+        .apply_transition(&rec.call_id, |r| {
+            let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            // Under the row lock (the last run) psql would wait for this very write.
+            if run <= c2c_store_pg::OPTIMISTIC_TRIES {
+                server().psql("db", &bump);
+            }
+            transition(r, &CallEvent::Connect, &CallKnobs::default(), t + 1_000)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        c2c_store_pg::OPTIMISTIC_TRIES + 1
+    );
+    assert!(applied.written);
+    let bumped = rec.version + c2c_store_pg::OPTIMISTIC_TRIES as u64;
+    assert_eq!(
+        applied.record.version,
+        bumped + 1,
+        "made from the locked record"
+    );
+    assert_eq!(a.get(&rec.call_id).await.unwrap(), Some(applied.record));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

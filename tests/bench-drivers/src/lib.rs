@@ -3,6 +3,7 @@
 use std::process::Child;
 
 pub mod http1;
+pub mod lifecycle;
 
 /// A child process (gateway, simulator) that is killed and reaped when this is dropped, so
 /// a benchmark that panics leaves nothing running on the machine.

@@ -25,8 +25,11 @@ use crate::record::CallRecord;
 pub const MAX_PAGE: usize = 500;
 
 /// A transition closure as passed through the object-safe trait method.
+/// `FnMut`, not `FnOnce`: a backend with optimistic writes runs it again on the newer
+/// record after losing a race (see [`CallStore::apply_transition_boxed`]); the state
+/// machine's `transition` is pure, so only the run that was written counts.
 pub type TransitionFn<'a> =
-    Box<dyn FnOnce(&CallRecord) -> Result<Transition, TransitionError> + Send + 'a>;
+    Box<dyn FnMut(&CallRecord) -> Result<Transition, TransitionError> + Send + 'a>;
 
 /// Told of every group-commit flush: how long it took and whether it succeeded.
 pub type FlushObserver = Box<dyn Fn(Duration, bool) + Send + Sync>;
@@ -118,11 +121,14 @@ pub trait CallStore: Send + Sync {
     ) -> Result<Option<u64>, StoreError>;
 
     /// Object-safe form of [`CallStoreExt::apply_transition`]: reads the call, runs `f`
-    /// exactly once on the latest record (a backend serialises writers of one call: a
-    /// lock, or a row lock held across `f`) and, if the version changed, writes the
-    /// record (+ its outbox entry when the effects hold `EnqueueWebhook`) atomically and
-    /// durably. A no-op writes nothing but still returns only once what it read is
-    /// durable.
+    /// on the latest record and, if the version changed, writes the record (+ its
+    /// outbox entry when the effects hold `EnqueueWebhook`) atomically and durably. The
+    /// answer is always `f`'s result on the record it was written over (or, for a
+    /// no-op, on the latest record): a backend either serialises writers of one call (a
+    /// lock, or a row lock held across `f`) and runs `f` once, or writes conditionally
+    /// on the version `f` saw and, when another writer got there first, runs `f` again
+    /// on the newer record. `f` must therefore be pure. A no-op writes nothing but
+    /// still returns only once what it read is durable.
     async fn apply_transition_boxed(
         &self,
         call_id: &str,
@@ -372,15 +378,16 @@ pub trait CallStore: Send + Sync {
 pub trait CallStoreExt: CallStore {
     /// Reads the call, runs `f` (normally [`crate::transition`]) and, if the version changed,
     /// writes the record (+ the outbox entry when the effects contain `EnqueueWebhook`)
-    /// atomically and durably. Concurrent callers on the same call are serialised, so `f`
-    /// always sees the latest record and runs exactly once.
+    /// atomically and durably. Concurrent callers on the same call never both write over
+    /// one version: what is written is `f` of the latest record. `f` may run more than
+    /// once (see [`CallStore::apply_transition_boxed`]), so it must be pure.
     fn apply_transition<'a, F>(
         &'a self,
         call_id: &'a str,
         f: F,
     ) -> Pin<Box<dyn Future<Output = Result<Applied, StoreError>> + Send + 'a>>
     where
-        F: FnOnce(&CallRecord) -> Result<Transition, TransitionError> + Send + 'a,
+        F: FnMut(&CallRecord) -> Result<Transition, TransitionError> + Send + 'a,
     {
         self.apply_transition_boxed(call_id, Box::new(f))
     }
@@ -393,7 +400,7 @@ pub trait CallStoreExt: CallStore {
         f: F,
     ) -> Pin<Box<dyn Future<Output = Result<Option<Applied>, StoreError>> + Send + 'a>>
     where
-        F: FnOnce(&CallRecord) -> Result<Transition, TransitionError> + Send + 'a,
+        F: FnMut(&CallRecord) -> Result<Transition, TransitionError> + Send + 'a,
     {
         self.apply_transition_if_driver_boxed(call_id, Box::new(f))
     }

@@ -1,7 +1,8 @@
 //! How a backend applies a transition to the record it read, decided once for every
-//! backend: the caller holds its per-call lock (or row lock), [`TransitionPlan::new`] runs
-//! the transition exactly once and says whether there is anything to write, and with what
-//! CRM-webhook entry; the backend writes it atomically and reports with
+//! backend: [`TransitionPlan::new`] runs the transition on that record and says whether
+//! there is anything to write, and with what CRM-webhook entry; the backend writes it
+//! atomically — under its per-call lock (or row lock), or conditionally on the version
+//! it read, planning again on the newer record when that write lost — and reports with
 //! [`TransitionPlan::written`]. So a no-op, a transition that changed the call id, and the
 //! webhook's entry at a call's end behave the same in sled, in memory and in a shared
 //! backend.

@@ -20,8 +20,8 @@
 //! c2c_outbox_seq     SEQUENCE of outbox seqs
 //! c2c_outbox         seq PK, call_id UNIQUE (one webhook per call), the entry's fields
 //!                    as columns, claimed_by + claim_until_ms (delivery claims)
-//!                    (seq) WHERE pending                      due scan, backlog
-//!                    (tenant, seq) WHERE pending              bring_forward
+//!                    (seq) WHERE pending                      backlog
+//!                    (tenant, seq) WHERE pending              due scan (per tenant), bring_forward
 //!                    (tenant, seq)                            replay scan
 //!                    (tenant) WHERE pending AND claimed       the fleet's live claims
 //! ```
@@ -30,18 +30,23 @@
 //! cursors and id order agree with the other backends.
 //!
 //! Every write the trait calls atomic is one transaction (most are one statement: the
-//! record, its tally deltas and its outbox entry go in one `WITH` statement). Writes to
-//! one call hold its row lock (`SELECT .. FOR UPDATE`) from the read to the commit, so
-//! a transition runs on the latest record and exactly once. A commit is durable when it
-//! returns (`synchronous_commit` on), so [`CallStore::wait_durable`] has nothing to
-//! wait for.
+//! record, its tally deltas and its outbox entry go in one `WITH` statement). A write
+//! to a call is conditional on the version and driver it was made from (`transition.rs`:
+//! optimistic, with the row lock as the fallback for a hot call), so two writers never
+//! both write over one version. A commit is durable when it returns
+//! (`synchronous_commit` on), so [`CallStore::wait_durable`] has nothing to wait for.
 
+mod cache;
+mod claims;
 mod fleet;
 mod ops;
 mod outbox;
 mod purge;
 mod records;
 mod tallies;
+mod transition;
+
+pub use transition::OPTIMISTIC_TRIES;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -148,12 +153,17 @@ CREATE INDEX c2c_outbox_claims ON c2c_outbox (tenant)
 /// `db export`, `calls show` and `webhooks replay` on PostgreSQL.
 pub struct PgCallStore {
     pg: Arc<PgStore>,
+    /// What this node wrote last of the calls it drives (see `cache.rs`).
+    cache: cache::WrittenRecords,
 }
 
 impl PgCallStore {
     /// Registers this node in `c2c_nodes` (its lease starts now) and answers the store.
     pub async fn new(pg: Arc<PgStore>) -> Result<PgCallStore, StoreError> {
-        let store = PgCallStore { pg };
+        let store = PgCallStore {
+            pg,
+            cache: cache::WrittenRecords::default(),
+        };
         store.register().await?;
         Ok(store)
     }

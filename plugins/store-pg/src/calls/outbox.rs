@@ -1,24 +1,8 @@
 //! The CRM-webhook outbox, with delivery claims for a fleet.
 //!
-//! Every node runs a deliverer over the one outbox. [`PgCallStore::claim_due`]
-//! (`outbox_due_admitted`) claims what it returns: `claimed_by` = this node,
-//! `claim_until_ms` = now + `delivery_claim`, in the transaction that picked the
-//! entries (`FOR UPDATE SKIP LOCKED`, so two nodes polling at once split the due
-//! entries). Another node's live claim hides an entry from this node until it expires
-//! (the claimer died mid-delivery) or the claimer records progress, which clears the
-//! claim. This node's own claims stay candidates: the deliverer's in-flight set
-//! refuses them through `admit`. Progress from a node whose claim had expired and was
-//! taken over still lands (last writer wins): the webhook may then have gone out twice,
-//! with the same `webhook-id`, which is the outbox's at-least-once promise.
-//!
-//! **Fleet-wide tenant concurrency.** A tenant is held back (its entries are not even
-//! offered to `admit`) once the fleet's live claims of it — every node's, this node's
-//! in-flight ones included, from one grouped query — plus the entries admitted in this
-//! call reach `tenant_delivery_concurrency`. Nodes claiming at the same moment do not
-//! see each other's uncommitted claims, so the fleet can exceed the limit by at most
-//! one batch per node claiming concurrently; it drops back as those deliveries end.
-
-use std::collections::BTreeMap;
+//! Every node runs a deliverer over the one outbox; how it claims entries, and how the
+//! fleet holds a tenant's delivery concurrency, is `claims.rs`. Progress clears the
+//! claim.
 
 use c2c_callstate::{OutboxBacklog, OutboxEntry, OutboxState, StoreError};
 use tokio_postgres::types::ToSql;
@@ -44,23 +28,6 @@ const GET_LOCKED: &str = concat!(
 );
 const SEQ_OF_CALL: &str = "SELECT seq FROM c2c_outbox WHERE call_id = $1";
 const NEXT_SEQ: &str = "SELECT nextval('c2c_outbox_seq')";
-
-/// Live claims of every node, per tenant.
-const LIVE_CLAIMS: &str = "SELECT tenant, count(*) FROM c2c_outbox
-    WHERE state = 'pending' AND claimed_by IS NOT NULL AND claim_until_ms >= $1
-    GROUP BY tenant";
-/// Due entries after `$2` not under another node's live claim, locked.
-const DUE: &str = concat!(
-    "SELECT ",
-    cols!(),
-    ", claimed_by, claim_until_ms FROM c2c_outbox
-    WHERE state = 'pending' AND next_attempt_ms <= $1 AND seq > $2
-      AND (claimed_by IS NULL OR claimed_by = $3 OR claim_until_ms < $1)
-    ORDER BY seq LIMIT $4
-    FOR UPDATE SKIP LOCKED"
-);
-const CLAIM: &str =
-    "UPDATE c2c_outbox SET claimed_by = $1, claim_until_ms = $2 WHERE seq = ANY($3)";
 
 /// A delivery attempt's outcome over the stored entry; clears the claim.
 const PROGRESS: &str = "UPDATE c2c_outbox SET webhook_id = $2, tenant = $3, payload_json = $4,
@@ -190,73 +157,6 @@ impl PgCallStore {
             .map(|r| col::<i64>(r, 0))
             .transpose()?
             .map(to_u64))
-    }
-
-    /// `outbox_due_admitted`: see the module docs for claims and the fleet's limit.
-    pub(super) async fn claim_due(
-        &self,
-        now_ms: u64,
-        limit: usize,
-        admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
-    ) -> Result<(Vec<OutboxEntry>, bool), StoreError> {
-        let mut out = Vec::new();
-        let mut held = false;
-        if limit == 0 {
-            return Ok((out, held));
-        }
-        let opts = self.pg.options();
-        let cap = opts.tenant_delivery_concurrency.max(1);
-        let claim_ms = u64::try_from(opts.delivery_claim.as_millis()).unwrap_or(u64::MAX);
-        let (now, until) = (bound(now_ms), bound(now_ms.saturating_add(claim_ms)));
-        let me = self.node_id();
-        let chunk = limit.max(MIN_CHUNK).saturating_mul(2);
-        let chunk_i = bound(chunk as u64);
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(backend)?;
-        let mut live: BTreeMap<String, usize> = BTreeMap::new();
-        for r in tx_query(&tx, LIVE_CLAIMS, &[&now]).await? {
-            live.insert(
-                col(&r, 0)?,
-                usize::try_from(col::<i64>(&r, 1)?).unwrap_or(0),
-            );
-        }
-        let mut after = i64::MIN;
-        'chunks: loop {
-            let rows = tx_query(&tx, DUE, &[&now, &after, &me, &chunk_i]).await?;
-            for r in &rows {
-                let e = entry_of(r)?;
-                after = col(r, 0)?;
-                let claimed_by: Option<String> = col(r, 13)?;
-                let claim_until: i64 = col(r, 14)?;
-                // This node's live claim is counted in `live` already.
-                let counted = claimed_by.as_deref() == Some(me) && claim_until >= now;
-                let in_flight = live.get(&e.tenant).copied().unwrap_or(0);
-                if !counted && in_flight >= cap {
-                    // The deliverer must hear of it, or it waits for its next poll.
-                    held = true;
-                    continue;
-                }
-                if !admit(e.seq, &e.tenant) {
-                    continue;
-                }
-                if !counted {
-                    *live.entry(e.tenant.clone()).or_default() += 1;
-                }
-                out.push(e);
-                if out.len() >= limit {
-                    break 'chunks;
-                }
-            }
-            if rows.len() < chunk {
-                break;
-            }
-        }
-        if !out.is_empty() {
-            let seqs: Vec<i64> = out.iter().map(|e| bound(e.seq)).collect();
-            tx_execute(&tx, CLAIM, &[&me, &until, &seqs]).await?;
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok((out, held))
     }
 
     /// Stores the entry as given (like the other backends) and clears its claim.

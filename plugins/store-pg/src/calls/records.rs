@@ -1,21 +1,19 @@
 //! Call records: create, the conditional and serialised writes (with their tally deltas
 //! and outbox entry in the same statement), reads, open calls and tenant pages.
 
-use c2c_callstate::store::{TransitionFn, TransitionPlan};
-use c2c_callstate::{Applied, CallPage, CallRecord, OutboxEntry, StoreError, MAX_PAGE};
-use deadpool_postgres::Transaction;
+use c2c_callstate::{CallPage, CallRecord, OutboxEntry, StoreError, MAX_PAGE};
+use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::tallies::{self, TallyRows};
 use super::{
-    bound, check_id, col, decode_record, encode_record, query, to_i64, to_u64, tx_query,
-    PgCallStore,
+    bound, check_id, col, decode_record, encode_record, query, to_i64, to_u64, PgCallStore,
 };
 use crate::error::backend;
 
-/// The record and its driver, row locked until the transaction ends.
-const LOCK: &str = "SELECT record, driver FROM c2c_calls WHERE call_id = $1 FOR UPDATE";
+/// The record and its driver as committed.
+pub(super) const READ: &str = "SELECT record, driver FROM c2c_calls WHERE call_id = $1";
 
 /// A new call and its tally (only if the call id was free), in one statement.
 const CREATE: &str = "
@@ -34,41 +32,47 @@ WITH rec AS (
 )
 SELECT count(*) FROM rec";
 
-/// A record update (driver: this node) and its tally deltas, in one statement.
+/// A record update (driver: this node) and its tally deltas, in one statement, only if
+/// the row still holds version `$14` and driver `$15` (the record the update was made
+/// from): `n` = 0 when another write got there first, and then nothing was written.
 const WRITE: &str = "
 WITH rec AS (
     UPDATE c2c_calls
     SET tenant = $2, created_ms = $3, version = $4, is_open = $5, driver = $6, record = $7
-    WHERE call_id = $1
+    WHERE call_id = $1 AND version = $14 AND driver = $15
     RETURNING call_id
 ), tally AS (
     INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
     SELECT t.tenant, t.day, t.trunk, $8::smallint, t.metric, t.n
     FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
         AS t(tenant, day, trunk, metric, n)
+    WHERE EXISTS (SELECT 1 FROM rec)
     ON CONFLICT (tenant, day, trunk, shard, metric) DO UPDATE SET n = c2c_tallies.n + excluded.n
 )
 SELECT count(*)::bigint AS n, NULL::bigint AS seq FROM rec";
 
 /// [`WRITE`] plus the call's webhook unless it has one (its seq from the sequence when
-/// `$14` is NULL); answers the seq it enqueued.
+/// `$16` is NULL); answers the seq it enqueued.
 const WRITE_WITH_WEBHOOK: &str = "
 WITH rec AS (
     UPDATE c2c_calls
     SET tenant = $2, created_ms = $3, version = $4, is_open = $5, driver = $6, record = $7
-    WHERE call_id = $1
+    WHERE call_id = $1 AND version = $14 AND driver = $15
     RETURNING call_id
 ), tally AS (
     INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
     SELECT t.tenant, t.day, t.trunk, $8::smallint, t.metric, t.n
     FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
         AS t(tenant, day, trunk, metric, n)
+    WHERE EXISTS (SELECT 1 FROM rec)
     ON CONFLICT (tenant, day, trunk, shard, metric) DO UPDATE SET n = c2c_tallies.n + excluded.n
 ), ob AS (
     INSERT INTO c2c_outbox (seq, webhook_id, call_id, tenant, payload_json, created_ms, attempts,
         next_attempt_ms, state, last_error, delivered_ms, replayed_ms, retry_after)
-    VALUES (COALESCE($14::bigint, nextval('c2c_outbox_seq')), $15, $1, $16, $17, $18, $19,
-        $20, $21, $22, $23, $24, $25)
+    SELECT COALESCE($16::bigint, nextval('c2c_outbox_seq')), $17::text, rec.call_id,
+        $18::text, $19::text, $20::bigint, $21::bigint, $22::bigint, $23::text, $24::text,
+        $25::bigint, $26::bigint, $27::boolean
+    FROM rec
     ON CONFLICT (call_id) DO NOTHING
     RETURNING seq
 )
@@ -144,6 +148,7 @@ impl PgCallStore {
         if inserted == 0 {
             return Err(StoreError::AlreadyExists);
         }
+        self.cache.put(rec);
         Ok(())
     }
 
@@ -160,88 +165,57 @@ impl PgCallStore {
             });
         }
         let seq = webhook.map(|e| to_i64(e.seq, "outbox seq")).transpose()?;
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(backend)?;
-        let (cur, _) = locked(&tx, &rec.call_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        // Any cached copy is older than what this writes (or the write fails).
+        self.cache.forget(&rec.call_id);
+        let c = self.client().await?;
+        // Written over whatever driver holds the call, as long as the version matches.
+        let Some((cur, driver)) = read(&c, &rec.call_id).await? else {
+            return Err(StoreError::NotFound);
+        };
         if cur.version != prev_version {
-            tx.rollback().await.map_err(backend)?;
             return Err(StoreError::VersionConflict {
                 expected: prev_version,
                 found: cur.version,
             });
         }
-        let written = self.write(&tx, &cur, rec, webhook.map(|e| (e, seq))).await;
-        finish(tx, written).await
-    }
-
-    /// Runs `f` on the locked latest record and writes what it made; `only_if_driver`:
-    /// answers `None` without running `f` when another node drives the call.
-    pub(super) async fn transition(
-        &self,
-        call_id: &str,
-        f: TransitionFn<'_>,
-        only_if_driver: bool,
-    ) -> Result<Option<Applied>, StoreError> {
-        check_id("call_id", call_id)?;
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(backend)?;
-        let (cur, driver) = locked(&tx, call_id).await?.ok_or(StoreError::NotFound)?;
-        let adopted = driver != self.node_id();
-        if only_if_driver && adopted {
-            // Ended now (not when the pool reuses the connection): the row lock goes.
-            tx.rollback().await.map_err(backend)?;
-            return Ok(None);
-        }
-        // The seq comes from the sequence inside the write (one round trip fewer); the
-        // plan's entry carries a placeholder until then.
-        let plan = match TransitionPlan::new(cur, f, || Ok(0)) {
-            Ok(plan) => plan,
-            Err(e) => {
-                tx.rollback().await.map_err(backend)?;
-                return Err(e);
-            }
-        };
-        match plan {
-            // Nothing written; what was read is committed, hence durable.
-            TransitionPlan::Unchanged(applied) => {
-                tx.rollback().await.map_err(backend)?;
-                Ok(Some(applied))
-            }
-            TransitionPlan::Write {
-                prev,
-                record,
-                effects,
-                outbox,
-            } => {
-                let written = self
-                    .write(&tx, &prev, &record, outbox.as_ref().map(|e| (e, None)))
-                    .await;
-                let enqueued = finish(tx, written).await?;
-                let mut applied = TransitionPlan::written(record, effects, enqueued);
-                applied.adopted = adopted;
-                Ok(Some(applied))
+        match self
+            .write(&c, &cur, &driver, rec, webhook.map(|e| (e, seq)))
+            .await?
+        {
+            Some(enqueued) => Ok(enqueued),
+            // Another write came between the read and this one.
+            None => {
+                let found = read(&c, &rec.call_id).await?.map(|(r, _)| r.version);
+                Err(
+                    found.map_or(StoreError::NotFound, |found| StoreError::VersionConflict {
+                        expected: prev_version,
+                        found,
+                    }),
+                )
             }
         }
     }
 
-    /// The one write of an update (caller holds the row lock in `tx`): record (driver:
-    /// this node), tally deltas from `prev` to `rec`, and the webhook unless the call
-    /// has one. Answers the seq it enqueued.
-    async fn write(
+    /// The one write of an update: record (driver: this node), tally deltas from `prev`
+    /// to `rec`, and the webhook unless the call has one, all only if the row still
+    /// holds `prev`'s version and `prev_driver`. Answers `None` when it did not (another
+    /// write got there first; nothing was written), else the seq it enqueued. On `c` as
+    /// one statement, or in a transaction that holds the row lock.
+    pub(super) async fn write<C: GenericClient>(
         &self,
-        tx: &Transaction<'_>,
+        c: &C,
         prev: &CallRecord,
+        prev_driver: &str,
         rec: &CallRecord,
         webhook: Option<(&OutboxEntry, Option<i64>)>,
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> Result<Option<Option<u64>>, StoreError> {
         let rows: TallyRows = tallies::delta(Some(prev), Some(rec))?;
         let json = encode_record(rec)?;
         let (created, version) = (
             to_i64(rec.created_ms, "created_ms")?,
             to_i64(rec.version, "version")?,
         );
+        let prev_version = to_i64(prev.version, "version")?;
         let shard = tallies::shard(&rec.call_id);
         let open = !rec.is_ended();
         let node = self.node_id();
@@ -260,6 +234,8 @@ impl PgCallStore {
             &rows.trunks,
             &rows.metrics,
             &rows.deltas,
+            &prev_version,
+            &prev_driver,
         ];
         let columns;
         let sql = match webhook {
@@ -284,15 +260,15 @@ impl PgCallStore {
                 WRITE_WITH_WEBHOOK
             }
         };
-        let row = tx_query(tx, sql, &params).await?;
+        let st = c.prepare_cached(sql).await.map_err(backend)?;
+        let row = c.query(&st, &params).await.map_err(backend)?;
         let row = row
             .first()
             .ok_or_else(|| backend(std::io::Error::other("write answered no row")))?;
         if col::<i64>(row, 0)? == 0 {
-            // The row lock was held since the read: only a bug gets here.
-            return Err(StoreError::NotFound);
+            return Ok(None);
         }
-        Ok(col::<Option<i64>>(row, 1)?.map(to_u64))
+        Ok(Some(col::<Option<i64>>(row, 1)?.map(to_u64)))
     }
 
     pub(super) async fn get_record(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
@@ -374,29 +350,13 @@ impl PgCallStore {
     }
 }
 
-/// Commits after a successful write, rolls back (at once, releasing the row lock)
-/// after a failed one.
-async fn finish<T>(tx: Transaction<'_>, written: Result<T, StoreError>) -> Result<T, StoreError> {
-    match written {
-        Ok(v) => {
-            tx.commit().await.map_err(backend)?;
-            Ok(v)
-        }
-        Err(e) => {
-            if let Err(rb) = tx.rollback().await {
-                tracing::debug!(error = %rb, "rollback after a failed write");
-            }
-            Err(e)
-        }
-    }
-}
-
-/// The call's record and driver, locked for the rest of `tx`.
-async fn locked(
-    tx: &Transaction<'_>,
+/// The call's record and driver as committed (no lock).
+pub(super) async fn read<C: GenericClient>(
+    c: &C,
     call_id: &str,
 ) -> Result<Option<(CallRecord, String)>, StoreError> {
-    let rows = tx_query(tx, LOCK, &[&call_id]).await?;
+    let st = c.prepare_cached(READ).await.map_err(backend)?;
+    let rows = c.query(&st, &[&call_id]).await.map_err(backend)?;
     match rows.first() {
         None => Ok(None),
         Some(r) => Ok(Some((

@@ -39,7 +39,7 @@ macro_rules! call_store_contract {
                 create_stores_once_and_validates_ids,
                 apply_is_conditional_on_the_version,
                 apply_transition_skips_noops_and_reports_errors,
-                concurrent_transitions_each_run_once_on_the_latest_record,
+                concurrent_transitions_each_write_over_the_latest_record,
                 racing_enders_enqueue_one_webhook,
                 one_webhook_per_call_even_through_apply,
                 open_calls_shrink_on_end_and_walk_in_chunks,

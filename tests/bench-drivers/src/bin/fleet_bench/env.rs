@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use c2c_bench_drivers::lifecycle::crm_sink;
 use c2c_bench_drivers::{toml_set, Kill};
 use c2c_test_support::pg::PgServer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub(crate) const KEY: &str = "c2c_bCk65WthOJFJPJbeJjWz3VWCPmlwiI22tBd0";
 const SECRET: &str = "devsecret-livekit-sim-0123456789abcdef0123456789abcdef";
 
 pub(crate) fn free_port() -> u16 {
@@ -35,7 +34,12 @@ pub(crate) struct Pg {
 
 impl Pg {
     pub(crate) fn start() -> Pg {
-        let server = PgServer::start_with(&[]);
+        // pg_stat_statements for the SQL profile's plan and execution times (loaded for
+        // every set-up alike: its cost is in all the database figures).
+        let server = PgServer::start_with(&[
+            ("shared_preload_libraries", "pg_stat_statements"),
+            ("pg_stat_statements.track_planning", "on"),
+        ]);
         let postmaster = crate::pgstat::postmaster(server.port())
             .expect("the postmaster of the cluster just started");
         Pg {
@@ -101,7 +105,7 @@ impl Harness {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let delivered = Arc::new(AtomicU64::new(0));
-        let sink_url = sink(delivered.clone()).await;
+        let sink_url = crm_sink(delivered.clone()).await;
         let sim_port = free_port();
         let sim_url = format!("http://127.0.0.1:{sim_port}");
         let sim = Command::new(&a.sim)
@@ -280,50 +284,6 @@ impl Node {
                 .sum(),
         )
     }
-}
-
-/// A CRM webhook sink: answers 200 to everything and counts requests.
-async fn sink(count: Arc<AtomicU64>) -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let count = count.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::with_capacity(4096);
-                let mut tmp = [0u8; 4096];
-                loop {
-                    let Ok(n) = s.read(&mut tmp).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&tmp[..n]);
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        if buf.len() < end + 4 + len {
-                            break;
-                        }
-                        buf.drain(..end + 4 + len);
-                        count.fetch_add(1, Ordering::Relaxed);
-                        if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    url
 }
 
 /// A copy of `./policies` for one node: the simulator and the sink of the run, limits

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use c2c_bench_drivers::http1;
 
-use crate::env::KEY;
+pub(crate) use c2c_bench_drivers::lifecycle::created;
+use c2c_bench_drivers::lifecycle::post;
 
 /// The click2call body: always the same number and agent (`agent-1`, not registered:
 /// no gating), as lifecycle-bench.
@@ -58,37 +59,6 @@ pub(crate) fn pct(v: &mut [u64], p: f64) -> f64 {
     v.sort_unstable();
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
     v[i] as f64 / 1000.0
-}
-
-async fn post(
-    conn: &mut http1::Conn,
-    path: &str,
-    body: Option<&[u8]>,
-    key: bool,
-) -> (u64, http1::Response) {
-    let t = Instant::now();
-    let r = conn
-        .post(path, body, key.then_some(KEY))
-        .await
-        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-    assert!(
-        (200..300).contains(&r.status),
-        "POST {path} failed with {}: {}",
-        r.status,
-        String::from_utf8_lossy(&r.body)
-    );
-    (t.elapsed().as_micros() as u64, r)
-}
-
-/// `call_id` and `room` of a click2call response.
-pub(crate) fn created(r: &http1::Response) -> (String, String) {
-    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("click2call JSON");
-    let field = |k: &str| {
-        v[k].as_str()
-            .unwrap_or_else(|| panic!("click2call response without {k}: {v}"))
-            .to_string()
-    };
-    (field("call_id"), field("room"))
 }
 
 /// One worker's connections: one per node, one to the simulator; `turn` picks the node.

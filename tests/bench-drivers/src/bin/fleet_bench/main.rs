@@ -390,7 +390,11 @@ async fn profile(a: &Args, pg: &Pg) {
     };
     let node = h.node(a, "node-0", &store, &[]).await;
     load::warm_up(&[node.addr], h.sim_addr, 20, &h.delivered).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The statistics lag up to 10 s: settle before and after the run to read what it
+    // read, by index.
+    tokio::time::sleep(pgstat::SETTLE).await;
+    let reads_before = pgstat::relation_reads(pg, &db);
+    pgstat::statements_reset(pg, &db);
     let start = pg.server.log().len();
     let t0 = Instant::now();
     let run = load::run(
@@ -408,6 +412,7 @@ async fn profile(a: &Args, pg: &Pg) {
     let run_secs = t0.elapsed().as_secs_f64();
     let end = pg.server.log().len();
     let during = pgstat::statements(pg, start, &db);
+    let times = pgstat::statement_times(pg, &db);
     // The idle node's own statements (lease, counts, revisions, claims, outbox scans)
     // over a window, to subtract at the run's length.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -435,6 +440,52 @@ async fn profile(a: &Args, pg: &Pg) {
     println!("| ---: | --- |");
     for (t, n, _) in rows.iter().filter(|r| r.1 >= 0.005) {
         println!("| {n:.2} | `{t}` |");
+    }
+    println!(
+        "\nDatabase time per lifecycle by statement (pg_stat_statements, the run only; \
+         psql's own statements included):"
+    );
+    println!("| executions | plannings | planning µs | execution µs | rows | statement |");
+    println!("| ---: | ---: | ---: | ---: | ---: | --- |");
+    for (calls, plans, plan_ms, exec_ms, rows, text) in &times {
+        println!(
+            "| {:.2} | {:.2} | {:.0} | {:.0} | {:.1} | `{text}` |",
+            calls / total,
+            plans / total,
+            plan_ms * 1000.0 / total,
+            exec_ms * 1000.0 / total,
+            rows / total
+        );
+    }
+    println!(
+        "\nRecords: average JSON length / stored size (bytes; smaller when compressed): {}",
+        pg.psql(
+            &db,
+            "SELECT avg(octet_length(record))::int || ' / ' || avg(pg_column_size(record))::int \
+             FROM c2c_calls"
+        )
+    );
+    // `reads_after` covers the run and the idle window after it (its own reads are small:
+    // the idle rate, above).
+    tokio::time::sleep(pgstat::SETTLE).await;
+    let reads_after = pgstat::relation_reads(pg, &db);
+    let mut reads: Vec<(String, f64)> = reads_after
+        .iter()
+        .map(|(k, v)| {
+            let before = reads_before.get(k).copied().unwrap_or(0.0);
+            (k.clone(), (v - before) / total)
+        })
+        .filter(|(_, n)| *n >= 0.005)
+        .collect();
+    reads.sort_by(|x, y| y.1.total_cmp(&x.1));
+    println!(
+        "\nRows and index entries read per lifecycle, by relation (the run and {idle_secs:.0} s \
+         of idle after it):"
+    );
+    println!("| per lifecycle | index (or table: seq scan) |");
+    println!("| ---: | --- |");
+    for (k, n) in &reads {
+        println!("| {n:.1} | `{k}` |");
     }
 }
 

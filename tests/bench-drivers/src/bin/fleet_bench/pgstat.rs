@@ -200,3 +200,55 @@ pub(crate) fn profile_on(pg: &Pg, db: &str) {
     pg.psql("postgres", "SELECT pg_reload_conf()");
     std::thread::sleep(Duration::from_millis(300));
 }
+
+/// Index entries and table rows read so far in `db`, per relation: each index's
+/// `idx_tup_read`, each table's `seq_tup_read` (as "`table` (seq scan)"). Lags like
+/// [`stats`]: read after [`SETTLE`].
+pub(crate) fn relation_reads(pg: &Pg, db: &str) -> BTreeMap<String, f64> {
+    let out = pg.psql(
+        db,
+        "SELECT indexrelname, idx_tup_read FROM pg_stat_user_indexes \
+         UNION ALL SELECT relname || ' (seq scan)', seq_tup_read FROM pg_stat_user_tables",
+    );
+    out.lines()
+        .filter_map(|l| {
+            let (name, n) = l.split_once('|')?;
+            Some((name.trim().to_owned(), n.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Starts counting statements in `db` from zero (`pg_stat_statements`, in shared memory:
+/// no statistics delay).
+pub(crate) fn statements_reset(pg: &Pg, db: &str) {
+    pg.psql(db, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    pg.psql(db, "SELECT pg_stat_statements_reset()");
+}
+
+/// Per statement of `db` since [`statements_reset`]: executions, plannings, planning
+/// and execution milliseconds, rows, text (the first 90 characters), most time first.
+pub(crate) fn statement_times(pg: &Pg, db: &str) -> Vec<(f64, f64, f64, f64, f64, String)> {
+    let out = pg.psql(
+        db,
+        &format!(
+            "SELECT calls, plans, total_plan_time, total_exec_time, rows, \
+             left(regexp_replace(query, '\\s+', ' ', 'g'), 90) FROM pg_stat_statements \
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '{db}') \
+             ORDER BY total_plan_time + total_exec_time DESC LIMIT 16"
+        ),
+    );
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.splitn(6, '|').collect();
+            let n = |i: usize| f.get(i).and_then(|v| v.trim().parse::<f64>().ok());
+            Some((
+                n(0)?,
+                n(1)?,
+                n(2)?,
+                n(3)?,
+                n(4)?,
+                f.get(5)?.trim().to_owned(),
+            ))
+        })
+        .collect()
+}

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use c2c_bench_drivers::lifecycle::{created, crm_sink, post, KEY};
 use c2c_bench_drivers::{cpu_secs, http1, Kill};
 use clap::Parser;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod phases;
 mod soak;
@@ -107,7 +107,6 @@ impl Agent {
     }
 }
 
-const KEY: &str = "c2c_bCk65WthOJFJPJbeJjWz3VWCPmlwiI22tBd0";
 const SECRET: &str = "devsecret-livekit-sim-0123456789abcdef0123456789abcdef";
 
 fn free_port() -> u16 {
@@ -116,50 +115,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A CRM webhook sink: answers 200 to everything and counts requests.
-async fn sink(count: Arc<AtomicU64>) -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let count = count.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::with_capacity(4096);
-                let mut tmp = [0u8; 4096];
-                loop {
-                    let Ok(n) = s.read(&mut tmp).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&tmp[..n]);
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        if buf.len() < end + 4 + len {
-                            break;
-                        }
-                        buf.drain(..end + 4 + len);
-                        count.fetch_add(1, Ordering::Relaxed);
-                        if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    url
 }
 
 fn write_policies(
@@ -298,7 +253,7 @@ async fn start(a: &Args, mode: &str, tag: &str) -> Env {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let delivered = Arc::new(AtomicU64::new(0));
-    let sink_url = sink(delivered.clone()).await;
+    let sink_url = crm_sink(delivered.clone()).await;
     let sim_port = free_port();
     let sim_url = format!("http://127.0.0.1:{sim_port}");
     let sim = Command::new(&a.sim)
@@ -440,39 +395,6 @@ async fn click2call_when_free(
         lat.busy += 1;
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-}
-
-/// Sends one request on `conn` and returns (latency µs, response). Panics on a transport
-/// error or a non-2xx status: a benchmark of failing requests measures nothing.
-async fn post(
-    conn: &mut http1::Conn,
-    path: &str,
-    body: Option<&[u8]>,
-    key: bool,
-) -> (u64, http1::Response) {
-    let t = Instant::now();
-    let r = conn
-        .post(path, body, key.then_some(KEY))
-        .await
-        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-    assert!(
-        (200..300).contains(&r.status),
-        "POST {path} failed with {}: {}",
-        r.status,
-        String::from_utf8_lossy(&r.body)
-    );
-    (t.elapsed().as_micros() as u64, r)
-}
-
-/// `call_id` and `room` from a click2call response.
-fn created(r: &http1::Response) -> (String, String) {
-    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("click2call JSON");
-    let field = |k: &str| {
-        v[k].as_str()
-            .unwrap_or_else(|| panic!("click2call response without {k}: {v}"))
-            .to_string()
-    };
-    (field("call_id"), field("room"))
 }
 
 /// One full lifecycle on the task's own connections. The agent joins the room and

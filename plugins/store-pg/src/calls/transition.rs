@@ -1,0 +1,157 @@
+//! A transition of one call: the state machine's `f` on the latest record, written in
+//! one statement conditional on the version and driver `f` saw.
+//!
+//! Why optimistic: a transition under a row lock is four round trips (BEGIN, `SELECT ..
+//! FOR UPDATE`, the write, COMMIT) and the database's CPU per lifecycle was mostly
+//! statement overhead (BENCHMARKS.md, issue 22). Written conditionally it is one
+//! statement, and none at all is spent reading when this node wrote the call last
+//! ([`super::cache`]): the common case, since a call's events mostly reach the node
+//! driving it. Losing a race costs a read and another run of `f`; after
+//! [`OPTIMISTIC_TRIES`] lost races in a row the call is hot, and the transition takes
+//! the row lock instead, which always finishes.
+//!
+//! What is answered is always true of the store: a write's record is what the row held
+//! when it committed; a no-op is answered from a fresh read, never from the cache (the
+//! cached record may be older, and `f` may be a no-op on it only).
+
+use c2c_callstate::store::{TransitionFn, TransitionPlan};
+use c2c_callstate::{Applied, CallRecord, StoreError};
+use deadpool_postgres::GenericClient;
+
+use super::records::read;
+use super::{check_id, col, decode_record, PgCallStore};
+use crate::error::backend;
+
+/// Conditional writes a transition tries before it takes the call's row lock.
+pub const OPTIMISTIC_TRIES: usize = 4;
+
+/// The record and its driver, row locked until the transaction ends.
+const LOCK: &str = "SELECT record, driver FROM c2c_calls WHERE call_id = $1 FOR UPDATE";
+
+/// Where the record `f` ran on came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// What this node wrote last: maybe stale.
+    Cache,
+    /// Read from the database just now (or under the row lock).
+    Store,
+}
+
+/// One try's outcome: `Some` the answer, or `None` to read again and retry (another
+/// write came first, or a no-op was decided on a cached record).
+type Tried = Option<Option<Applied>>;
+
+impl PgCallStore {
+    /// Runs `f` on the latest record and writes what it made; `only_if_driver`: answers
+    /// `None` without running `f` when another node drives the call.
+    pub(super) async fn transition(
+        &self,
+        call_id: &str,
+        mut f: TransitionFn<'_>,
+        only_if_driver: bool,
+    ) -> Result<Option<Applied>, StoreError> {
+        check_id("call_id", call_id)?;
+        let node = self.node_id().to_owned();
+        let mut c = self.client().await?;
+        // The driver's own timers and samples read first: `f` must not even run when
+        // another node drives the call, which a cached record cannot tell.
+        let mut cached = self.cache.take(call_id).filter(|_| !only_if_driver);
+        for _ in 0..OPTIMISTIC_TRIES {
+            let (cur, driver, source) = match cached.take() {
+                Some(rec) => (rec, node.clone(), Source::Cache),
+                None => {
+                    let (rec, driver) = read(&c, call_id).await?.ok_or(StoreError::NotFound)?;
+                    (rec, driver, Source::Store)
+                }
+            };
+            match self
+                .try_once(&c, cur, &driver, source, &mut f, only_if_driver)
+                .await?
+            {
+                Some(applied) => return Ok(applied),
+                None => continue,
+            }
+        }
+        // A hot call: serialise on its row lock.
+        let tx = c.transaction().await.map_err(backend)?;
+        let st = tx.prepare_cached(LOCK).await.map_err(backend)?;
+        let rows = tx.query(&st, &[&call_id]).await.map_err(backend)?;
+        let row = rows.first().ok_or(StoreError::NotFound)?;
+        let cur = decode_record(call_id, &col::<String>(row, 0)?)?;
+        let driver: String = col(row, 1)?;
+        let tried = self
+            .try_once(&tx, cur, &driver, Source::Store, &mut f, only_if_driver)
+            .await;
+        match tried {
+            Ok(Some(applied)) => {
+                // A no-op wrote nothing: rolling back ends the transaction (and its row
+                // lock) all the same.
+                if applied.as_ref().is_some_and(|a| a.written) {
+                    tx.commit().await.map_err(backend)?;
+                } else {
+                    tx.rollback().await.map_err(backend)?;
+                }
+                Ok(applied)
+            }
+            // Under the row lock the conditional write cannot lose.
+            Ok(None) => {
+                let _ = tx.rollback().await;
+                Err(backend(std::io::Error::other(
+                    "a write under the row lock found the row changed",
+                )))
+            }
+            Err(e) => {
+                if let Err(rb) = tx.rollback().await {
+                    tracing::debug!(error = %rb, "rollback after a failed transition");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// `f` on `cur` (held by `driver`), and its write conditional on both.
+    async fn try_once<C: GenericClient>(
+        &self,
+        c: &C,
+        cur: CallRecord,
+        driver: &str,
+        source: Source,
+        f: &mut TransitionFn<'_>,
+        only_if_driver: bool,
+    ) -> Result<Tried, StoreError> {
+        let adopted = driver != self.node_id();
+        if only_if_driver && adopted {
+            return Ok(Some(None));
+        }
+        // The seq comes from the sequence inside the write (one round trip fewer); the
+        // plan's entry carries a placeholder until then.
+        match TransitionPlan::new(cur, &mut *f, || Ok(0))? {
+            TransitionPlan::Unchanged(_) if source == Source::Cache => Ok(None),
+            // Nothing written; what was read is committed, hence durable.
+            TransitionPlan::Unchanged(applied) => Ok(Some(Some(applied))),
+            TransitionPlan::Write {
+                prev,
+                record,
+                effects,
+                outbox,
+            } => {
+                let written = self
+                    .write(
+                        c,
+                        &prev,
+                        driver,
+                        &record,
+                        outbox.as_ref().map(|e| (e, None)),
+                    )
+                    .await?;
+                let Some(enqueued) = written else {
+                    return Ok(None);
+                };
+                self.cache.put(&record);
+                let mut applied = TransitionPlan::written(record, effects, enqueued);
+                applied.adopted = adopted;
+                Ok(Some(Some(applied)))
+            }
+        }
+    }
+}
