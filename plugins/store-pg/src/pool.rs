@@ -139,10 +139,16 @@ impl PgStore {
             return Err(PgError::Option("pool_size must be at least 1".into()));
         }
         let mut cfg = tokio_postgres::Config::from_str(&opts.url).map_err(PgError::Url)?;
-        let mut options = format!(
+        // Session settings the URL carries (`?options=-c%20name%3Dvalue`, libpq's
+        // parameter) stay; the store's own come after them and win.
+        let mut options = cfg
+            .get_options()
+            .map(|o| format!("{o} "))
+            .unwrap_or_default();
+        options.push_str(&format!(
             "-c statement_timeout={}",
             opts.statement_timeout.as_millis().max(1)
-        );
+        ));
         if let Some(schema) = &opts.schema {
             options.push_str(&format!(" -c search_path={schema}"));
         }

@@ -261,7 +261,12 @@ impl PgCallStore {
             }
         };
         let st = c.prepare_cached(sql).await.map_err(backend)?;
-        let row = c.query(&st, &params).await.map_err(backend)?;
+        let row = match c.query(&st, &params).await {
+            Ok(row) => row,
+            // Refused for a concurrent change (a SERIALIZABLE engine): not written.
+            Err(e) if super::transition::lost_race(&e) => return Ok(None),
+            Err(e) => return Err(backend(e)),
+        };
         let row = row
             .first()
             .ok_or_else(|| backend(std::io::Error::other("write answered no row")))?;

@@ -25,6 +25,9 @@ use crate::error::backend;
 /// Conditional writes a transition tries before it takes the call's row lock.
 pub const OPTIMISTIC_TRIES: usize = 4;
 
+/// Tries under the row lock, for engines that refuse even those (`40001`).
+const LOCKED_TRIES: usize = 8;
+
 /// The record and its driver, row locked until the transaction ends.
 const LOCK: &str = "SELECT record, driver FROM c2c_calls WHERE call_id = $1 FOR UPDATE";
 
@@ -72,34 +75,62 @@ impl PgCallStore {
                 None => continue,
             }
         }
-        // A hot call: serialise on its row lock.
+        // A hot call: serialise on its row lock. Under READ COMMITTED (PostgreSQL's
+        // default) the first try always finishes; an engine or session that runs
+        // transactions SERIALIZABLE (CockroachDB) may still refuse one, and then it is
+        // tried again.
+        for _ in 0..LOCKED_TRIES {
+            if let Some(applied) = self
+                .locked_try(&mut c, call_id, &mut f, only_if_driver)
+                .await?
+            {
+                return Ok(applied);
+            }
+        }
+        Err(backend(std::io::Error::other(format!(
+            "call {call_id}: every write lost a race ({OPTIMISTIC_TRIES} conditional, \
+             {LOCKED_TRIES} under the row lock)"
+        ))))
+    }
+
+    /// One try under the call's row lock; `None`: the database refused it as a
+    /// serialization failure (nothing written), try again.
+    async fn locked_try(
+        &self,
+        c: &mut deadpool_postgres::Object,
+        call_id: &str,
+        f: &mut TransitionFn<'_>,
+        only_if_driver: bool,
+    ) -> Result<Tried, StoreError> {
         let tx = c.transaction().await.map_err(backend)?;
         let st = tx.prepare_cached(LOCK).await.map_err(backend)?;
-        let rows = tx.query(&st, &[&call_id]).await.map_err(backend)?;
+        let rows = match tx.query(&st, &[&call_id]).await {
+            Ok(rows) => rows,
+            Err(e) if lost_race(&e) => return Ok(None),
+            Err(e) => return Err(backend(e)),
+        };
         let row = rows.first().ok_or(StoreError::NotFound)?;
         let cur = decode_record(call_id, &col::<String>(row, 0)?)?;
         let driver: String = col(row, 1)?;
         let tried = self
-            .try_once(&tx, cur, &driver, Source::Store, &mut f, only_if_driver)
+            .try_once(&tx, cur, &driver, Source::Store, f, only_if_driver)
             .await;
         match tried {
             Ok(Some(applied)) => {
                 // A no-op wrote nothing: rolling back ends the transaction (and its row
                 // lock) all the same.
-                if applied.as_ref().is_some_and(|a| a.written) {
-                    tx.commit().await.map_err(backend)?;
-                } else {
+                if !applied.as_ref().is_some_and(|a| a.written) {
                     tx.rollback().await.map_err(backend)?;
+                    return Ok(Some(applied));
                 }
-                Ok(applied)
+                match tx.commit().await {
+                    Ok(()) => Ok(Some(applied)),
+                    Err(e) if lost_race(&e) => Ok(None),
+                    Err(e) => Err(backend(e)),
+                }
             }
-            // Under the row lock the conditional write cannot lose.
-            Ok(None) => {
-                let _ = tx.rollback().await;
-                Err(backend(std::io::Error::other(
-                    "a write under the row lock found the row changed",
-                )))
-            }
+            // Refused by the database (see `write`): dropping `tx` rolls it back.
+            Ok(None) => Ok(None),
             Err(e) => {
                 if let Err(rb) = tx.rollback().await {
                     tracing::debug!(error = %rb, "rollback after a failed transition");
@@ -154,4 +185,12 @@ impl PgCallStore {
             }
         }
     }
+}
+
+/// A write the database refused because another transaction changed what it read
+/// (`40001 serialization_failure`): nothing was written, and trying again on the newer
+/// record is the answer. PostgreSQL raises it under REPEATABLE READ and SERIALIZABLE;
+/// CockroachDB runs every transaction SERIALIZABLE.
+pub(super) fn lost_race(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE)
 }
