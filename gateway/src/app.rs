@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use c2c_billing::WalletStore;
 use c2c_callstate::{CallStore, SeenEvents, StoreError};
 use c2c_dlt::DltRegistry;
 use pingora::server::ShutdownWatch;
@@ -70,6 +71,8 @@ pub struct App {
     store: Arc<dyn CallStore>,
     /// LiveKit ids of webhooks already applied (de-duplication).
     seen: Arc<dyn SeenEvents>,
+    /// Managed tenants' wallet ledgers.
+    wallets: Arc<dyn WalletStore>,
     /// The agent registry, presence and the outbound rules for agents.
     agents: AgentService,
     /// Inbound calls: the ones ringing agents, and the SIP edge's handle on held INVITEs.
@@ -105,6 +108,7 @@ pub struct AppParts {
     pub registry: prometheus::Registry,
     pub store: Arc<dyn CallStore>,
     pub seen: Arc<dyn SeenEvents>,
+    pub wallets: Arc<dyn WalletStore>,
     pub agents: AgentService,
     pub inbound: crate::inbound::InboundService,
     pub livekit: LiveKitPool,
@@ -121,6 +125,7 @@ impl App {
             registry: p.registry,
             store: p.store,
             seen: p.seen,
+            wallets: p.wallets,
             agents: p.agents,
             inbound: p.inbound,
             livekit: p.livekit,
@@ -161,6 +166,11 @@ impl App {
     /// LiveKit ids of webhooks already applied (de-duplication).
     pub fn seen(&self) -> &dyn SeenEvents {
         &*self.seen
+    }
+
+    /// Managed tenants' wallet ledgers.
+    pub fn wallets(&self) -> &dyn WalletStore {
+        &*self.wallets
     }
 
     /// Agents: registry, presence, outbound rules.

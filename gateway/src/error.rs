@@ -47,6 +47,8 @@ pub enum StartError {
     Dlt(c2c_dlt::DltError),
     #[error("cannot open the agent registry: {0}")]
     Agents(c2c_agents::AgentStoreError),
+    #[error("cannot open the wallets: {0}")]
+    Wallets(c2c_billing::WalletError),
     #[error("cannot open the call store: {0}")]
     CallStore(c2c_callstate::StoreError),
     #[error("PostgreSQL store: {0}")]

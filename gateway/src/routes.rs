@@ -6,7 +6,7 @@
 use c2c_plugin_api::{Access, RouteInfo, Scope};
 use http::Method;
 
-use crate::api::openapi::{agent_paths, console_paths, paths, OperationDoc};
+use crate::api::openapi::{agent_paths, billing_paths, console_paths, paths, OperationDoc};
 
 const fn local(name: &'static str, access: Access, json_body: bool) -> RouteInfo {
     RouteInfo {
@@ -102,6 +102,21 @@ pub const OWNER_CALL_GET: RouteInfo = local("owner_call_get", Access::Key(Scope:
 /// A consistent copy of the whole store, streamed (`c2c-gateway db backup`).
 pub const OWNER_BACKUP: RouteInfo = local("owner_backup", Access::Key(Scope::Owner), false);
 
+/// A wallet: a tenant key (its own tenant) or the owner key (any tenant).
+pub const WALLET_GET: RouteInfo = local(
+    "wallet_get",
+    Access::AnyKey(&[Scope::Calls, Scope::Console, Scope::Owner]),
+    false,
+);
+pub const WALLET_CSV: RouteInfo = local(
+    "wallet_statement_csv",
+    Access::AnyKey(&[Scope::Calls, Scope::Console, Scope::Owner]),
+    false,
+);
+/// The owner's top-up, adjustment or refund.
+pub const OWNER_WALLET_ENTRY: RouteInfo =
+    local("owner_wallet_entry", Access::Key(Scope::Owner), true);
+
 /// The agent registry: a tenant's `calls` or `console` key, its own tenant.
 const AGENT_KEYS: Access = Access::AnyKey(&[Scope::Calls, Scope::Console]);
 pub const AGENTS_LIST: RouteInfo = local("agents_list", AGENT_KEYS, false);
@@ -192,7 +207,7 @@ const DELETE: Method = Method::DELETE;
 /// Every route. [`RTC`] and [`TWIRP`] are prefix routes: [`find`] matches them by prefix
 /// (`/rtc/...`, `/twirp/...`) before this table.
 #[rustfmt::skip]
-pub static ENDPOINTS: [Endpoint; 49] = [
+pub static ENDPOINTS: [Endpoint; 52] = [
     at(GET, "/livez", LIVEZ, &paths::LIVEZ),
     at(GET, "/readyz", READYZ, &paths::READYZ),
     at(GET, "/metrics", METRICS, &paths::METRICS),
@@ -238,6 +253,10 @@ pub static ENDPOINTS: [Endpoint; 49] = [
     at(POST, "/api/c2c/webhooks/replay", WEBHOOKS_REPLAY, &paths::WEBHOOKS_REPLAY),
     at(GET, "/api/c2c/owner/calls/{call_id}", OWNER_CALL_GET, &paths::OWNER_CALL_GET),
     at(GET, "/api/c2c/owner/backup", OWNER_BACKUP, &paths::OWNER_BACKUP),
+    at(GET, "/api/c2c/wallet", WALLET_GET, &billing_paths::WALLET_GET),
+    at(GET, "/api/c2c/wallet/statement.csv", WALLET_CSV, &billing_paths::WALLET_CSV),
+    at(POST, "/api/c2c/owner/tenants/{tenant}/wallet/entries", OWNER_WALLET_ENTRY,
+        &billing_paths::OWNER_WALLET_ENTRY),
     at(GET, "/js/c2c-client.js", ASSET, &console_paths::CLIENT_JS),
     at(GET, "/js/livekit-client.js", ASSET, &console_paths::LIVEKIT_JS),
     at(GET, "/console", ASSET, &console_paths::CONSOLE_PAGE),

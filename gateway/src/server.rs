@@ -153,6 +153,7 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, StartError> {
         registry,
         store: stores.store,
         seen: stores.seen,
+        wallets: stores.wallets,
         agents,
         inbound,
         livekit,

@@ -5,12 +5,15 @@
 use std::sync::Arc;
 
 use c2c_agents::{AgentStore, MemAgentStore, SledAgentStore};
+use c2c_billing::{MemWalletStore, SledWalletStore, WalletStore};
 use c2c_callstate::{
     CallStore, MemCallStore, MemSeenEvents, SeenEvents, SledCallStore, SledSeenEvents,
 };
 use c2c_dlt::DltRegistry;
 use c2c_metrics::GatewayMetrics;
-use c2c_store_pg::{PgAgentStore, PgCallStore, PgDltStore, PgOptions, PgSeenEvents, PgStore};
+use c2c_store_pg::{
+    PgAgentStore, PgCallStore, PgDltStore, PgOptions, PgSeenEvents, PgStore, PgWalletStore,
+};
 use c2c_tenancy::{Policy, PostgresStore, StoreKind};
 
 use crate::error::StartError;
@@ -31,6 +34,8 @@ pub struct Stores {
     pub store: Arc<dyn CallStore>,
     pub seen: Arc<dyn SeenEvents>,
     pub agents: Arc<dyn AgentStore>,
+    /// Managed tenants' wallet ledgers.
+    pub wallets: Arc<dyn WalletStore>,
     /// The shared database, when the gateway is one node of a fleet.
     pub shared: Option<Arc<PgStore>>,
 }
@@ -74,6 +79,7 @@ fn sled(
     let store = SledCallStore::open_with_db_deferred(db.clone()).map_err(StartError::CallStore)?;
     let seen = SledSeenEvents::open(&db).map_err(StartError::CallStore)?;
     let agents = SledAgentStore::open(&db).map_err(StartError::Agents)?;
+    let wallets = SledWalletStore::open(&db).map_err(StartError::Wallets)?;
     let (hist, errors) = (
         metrics.store_flush.clone(),
         metrics.store_flush_errors.clone(),
@@ -89,6 +95,7 @@ fn sled(
         store: Arc::new(store),
         seen: Arc::new(seen),
         agents: Arc::new(agents),
+        wallets: Arc::new(wallets),
         shared: None,
     })
 }
@@ -106,6 +113,7 @@ fn memory() -> Stores {
         store: Arc::new(MemCallStore::new()),
         seen: Arc::new(MemSeenEvents::new()),
         agents: Arc::new(MemAgentStore::new()),
+        wallets: Arc::new(MemWalletStore::new()),
         shared: None,
     }
 }
@@ -164,6 +172,7 @@ fn postgres(pg: &PostgresStore, policy: &Policy) -> Result<Stores, StartError> {
             store: Arc::new(store),
             seen: Arc::new(PgSeenEvents::new(shared.clone())),
             agents: Arc::new(PgAgentStore::new(shared.clone())),
+            wallets: Arc::new(PgWalletStore::new(shared.clone())),
             shared: Some(shared),
         })
     })

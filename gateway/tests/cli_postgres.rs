@@ -102,6 +102,65 @@ async fn store_commands_work_on_the_shared_database_while_the_gateway_serves() {
         );
     }
 
+    // A wallet entry posted from the shell lands in the shared database, where the
+    // serving gateway reads it; a second post of the request id moves no money.
+    for _ in 0..2 {
+        let o = cli(
+            &[
+                "wallet",
+                "post",
+                "--tenant",
+                "acme",
+                "--kind",
+                "top-up",
+                "--paise",
+                "70000",
+                "--reason",
+                "NEFT 12",
+                "--request-id",
+                "neft-12",
+                "--policies",
+                &pol,
+            ],
+            &store_env,
+        );
+        ok(&o);
+    }
+    let v: Value = env
+        .c
+        .get(env.gw.url("/api/c2c/wallet"))
+        .header("x-api-key", ACME_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["balance_paise"].clone(), v["entries"].clone()),
+        (70_000.into(), 1.into()),
+        "{v}"
+    );
+    let o = cli(&["db", "check", "--policies", &pol], &store_env);
+    ok(&o);
+    assert!(
+        o.stdout.contains("wallets 1, wallet ledger entries 1"),
+        "{}",
+        o.stdout
+    );
+    // A balance edited behind the ledger's back is found.
+    pg.psql(
+        "cli",
+        "UPDATE c2c_wallets SET balance_paise = 1 WHERE tenant = 'acme'",
+    );
+    let o = cli(&["db", "check", "--policies", &pol], &store_env);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(o.stdout.contains("wallet_ledger acme:"), "{}", o.stdout);
+    pg.psql(
+        "cli",
+        "UPDATE c2c_wallets SET balance_paise = 70000 WHERE tenant = 'acme'",
+    );
+
     // A fault planted behind the store's back is found, and the exit code says so.
     pg.psql(
         "cli",

@@ -194,7 +194,8 @@ async fn db_check_and_export_end_with_a_summary_and_show_progress_when_asked() {
     assert!(o.stdout.contains("store OK"), "{}", o.stdout);
     assert!(
         o.stderr.contains(
-            "db check: 15 entries checked (3 call records, 3 outbox entries, 1 day tallies)"
+            "db check: 15 entries checked (3 call records, 3 outbox entries, 1 day tallies, \
+                 0 wallet ledger entries of 0 tenants)"
         ) && o.stderr.contains("no problems found"),
         "{}",
         o.stderr

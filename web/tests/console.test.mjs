@@ -203,6 +203,54 @@ test('Settings masks secrets, validates LiveKit live; the owner flips outbound-e
   await o.context().close();
 });
 
+test('billing: the owner posts a top-up once; the tenant console sees balance, statement and CSV', async () => {
+  const o = await page(browser);
+  await signIn(o, OWNER_KEY);
+  await o.selectOption('#tenant-select', 'acme');
+  await go(o, 'billing');
+  assert.equal(await o.textContent('#billing-mode'), 'managed');
+  const before = Number(await o.getAttribute('#wallet-balance', 'data-paise'));
+  await o.fill('#wl-amount', '1234.50');
+  await o.fill('#wl-reason', 'NEFT UTR 4096');
+  // A double click posts one entry: the form's request id is the same for both.
+  await o.dblclick('#wl-post');
+  await o.waitForFunction((want) => document.querySelector('#wallet-balance')?.dataset.paise === String(want), before + 123450);
+  const wallet = (await json(`${BASE}/api/c2c/wallet?tenant=acme&limit=1000`, { headers: { 'X-api-key': OWNER_KEY } })).body;
+  assert.equal(wallet.balance_paise, before + 123450, 'one entry, not two');
+  const last = wallet.statement[wallet.statement.length - 1];
+  assert.equal(last.kind, 'top_up');
+  assert.equal(last.amount_paise, 123450);
+  assert.equal(last.reason, 'NEFT UTR 4096');
+  assert.match(last.request_id, /^console-/);
+  // Not a rupee amount: refused in the page, nothing posted.
+  await o.fill('#wl-amount', '12.345');
+  await o.fill('#wl-reason', 'typo');
+  await o.click('#wl-post');
+  await o.waitForSelector('#wallet-form .error');
+  await shot(o, 'console-billing-owner');
+  assert.deepEqual(o.errors, []);
+  await o.context().close();
+
+  const p = await page(browser);
+  await signIn(p, CONSOLE_KEY);
+  await go(p, 'billing');
+  assert.equal(Number(await p.getAttribute('#wallet-balance', 'data-paise')), before + 123450);
+  assert.match(await p.textContent('#wallet-balance'), /₹[\d,]+\.\d\d/);
+  const rows = await p.$$eval('#statement tbody tr', (trs) => trs.map((tr) => tr.textContent));
+  assert.ok(rows.some((t) => t.includes('Top-up') && t.includes('NEFT UTR 4096') && t.includes('₹1,234.50')), rows.join('|'));
+  assert.equal(await p.$('#wallet-form'), null, 'only the owner posts entries');
+  const [download] = await Promise.all([p.waitForEvent('download'), p.click('#statement-csv')]);
+  const { readFileSync } = await import('node:fs');
+  const csv = readFileSync(await download.path(), 'utf8');
+  assert.ok(csv.startsWith('id,seq,at,kind,amount_paise,balance_after_paise,actor,reason,call_id,request_id\r\n'), csv);
+  assert.ok(csv.includes(',top_up,123450,'), csv);
+  noSecrets(csv, 'the CSV');
+  noSecrets(await p.content(), 'the billing page');
+  await shot(p, 'console-billing');
+  assert.deepEqual(p.errors, []);
+  await p.context().close();
+});
+
 /** Registers an agent as the CRM backend does (its calls key). */
 async function putAgent(id, name, telephony) {
   const r = await json(`${BASE}/api/c2c/agents/${encodeURIComponent(id)}`, {

@@ -81,6 +81,29 @@ pub fn agent_refused(r: &OutboundRefusal) -> ApiError {
     )
 }
 
+/// The wallet ledger: a refused entry is the caller's (422 invalid, 409 below the floor
+/// or a reused request id), a store failure ours (503).
+pub fn wallet(e: c2c_billing::WalletError) -> ApiError {
+    use c2c_billing::WalletError as W;
+    match e {
+        W::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_entry", m),
+        e @ W::BelowFloor { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "below_floor", e.to_string())
+        }
+        e @ W::RequestIdReused { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "request_id_reused", e.to_string())
+        }
+        other => {
+            tracing::error!(error = %other, "wallet store failure");
+            ApiError::unavailable(
+                "store_unavailable",
+                "the wallet store is unavailable; try again",
+                1,
+            )
+        }
+    }
+}
+
 /// The DLT flag's store.
 pub fn dlt_store(e: DltError) -> ApiError {
     tracing::error!(error = %e, "DLT store failure");

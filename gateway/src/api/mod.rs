@@ -20,6 +20,8 @@ mod replay;
 pub(crate) mod report_types;
 mod reports;
 mod service;
+pub(crate) mod wallet;
+pub(crate) mod wallet_csv;
 
 use std::sync::Arc;
 
@@ -139,6 +141,9 @@ impl Api {
             routes::OWNER_OUTBOUND_GET => Box::pin(owner::get(app, ctx)).await,
             routes::OWNER_CALL_GET => Box::pin(owner_calls::get(app, ctx)).await,
             routes::OWNER_BACKUP => Ok(backup::head()),
+            routes::WALLET_GET => Box::pin(wallet::get(app, ctx, head, wallet::Format::Json)).await,
+            routes::WALLET_CSV => Box::pin(wallet::get(app, ctx, head, wallet::Format::Csv)).await,
+            routes::OWNER_WALLET_ENTRY => Box::pin(wallet::post_entry(app, ctx, body)).await,
             routes::OWNER_OUTBOUND_SET => Box::pin(owner::set(app, ctx, body)).await,
             routes::CALL_TOKEN => Box::pin(calls::token(app, ctx, head)).await,
             routes::CALL_ACCEPT => Box::pin(inbound::accept(app, ctx, head)).await,

@@ -25,7 +25,7 @@ fn bad(code: &'static str, msg: impl Into<String>) -> ApiError {
 }
 
 /// The tenant the request may see.
-fn tenant_of(
+pub(crate) fn tenant_of(
     app: &App,
     ctx: &RequestCtx,
     q: &BTreeMap<String, String>,

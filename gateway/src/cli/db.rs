@@ -1,13 +1,17 @@
 //! `c2c-gateway db check` and `db export`: offline tools on a stopped gateway's store.
 //!
 //! Both need the store to themselves (a running gateway holds sled's lock and they
-//! refuse). `check` runs the callstate crate's integrity scan and exits 1 on any
-//! problem; `export` streams records (and optionally outbox entries) as JSON lines with
+//! refuse). `check` runs the callstate crate's integrity scan, then checks that every
+//! wallet's ledger adds up to its balance (seqs without gaps, each balance after
+//! right), and exits 1 on any problem; `export` streams records (and optionally outbox entries) as JSON lines with
 //! phone numbers masked unless `--unmasked`, one entry in memory at a time. Both show
 //! progress on a terminal and end with a summary on stderr (see [`super::progress`]).
 
 use std::io::{BufWriter, Write};
 
+use std::sync::Arc;
+
+use c2c_billing::{check_ledger, SledWalletStore, WalletStore};
 use c2c_callstate::{CheckReport, SledCallStore};
 use serde_json::{json, Value};
 
@@ -23,26 +27,70 @@ fn open_store(data: &std::path::Path) -> Result<SledCallStore, Failure> {
         .map_err(|e| Failure::failed(format!("cannot open the call store: {e}")))
 }
 
+/// What the wallet part of `db check` found.
+#[derive(Debug, Default, serde::Serialize)]
+struct WalletReport {
+    /// Tenants with a ledger.
+    tenants: u64,
+    /// Ledger entries read.
+    entries: u64,
+    /// `"<tenant>: <fault>"`, one per wallet that does not add up.
+    problems: Vec<String>,
+}
+
+/// Reads every wallet's ledger and checks it against the balance stored with it.
+async fn check_wallets(wallets: &dyn WalletStore) -> Result<WalletReport, Failure> {
+    let read = |e: c2c_billing::WalletError| {
+        Failure::failed(format!("the wallet check could not finish: {e}"))
+    };
+    let mut r = WalletReport::default();
+    for (tenant, _) in wallets.balances().await.map_err(read)? {
+        r.tenants += 1;
+        match check_ledger(wallets, &tenant).await.map_err(read)? {
+            Ok(b) => r.entries += b.entries,
+            Err(fault) => r.problems.push(format!("{tenant}: {fault}")),
+        }
+    }
+    Ok(r)
+}
+
 /// `db check`: runs the scan, prints the report, exits 1 on problems.
 pub fn check(a: DbCheckArgs) -> CliResult {
     let rt = runtime()?;
-    let shared = rt.block_on(shared_store::open(&a.policy.policies))?;
+    let shared = rt.block_on(shared_store::open_database(&a.policy.policies))?;
     let mut progress = Progress::new("checked", "entries");
     let scan =
         |e: c2c_callstate::StoreError| Failure::failed(format!("the scan could not finish: {e}"));
-    let (report, what) = match &shared {
-        Some(pg) => (
-            rt.block_on(pg.check_with_progress(&mut |n| progress.update(n, None)))
-                .map_err(scan)?,
-            "the PostgreSQL store".to_string(),
-        ),
-        None => (
-            open_store(&a.data.data)?
+    let (report, wallets, what) = match shared {
+        Some(pg) => {
+            let calls = rt
+                .block_on(c2c_store_pg::PgCallStore::new(pg.clone()))
+                .map_err(|e| Failure::failed(format!("cannot open the call store: {e}")))?;
+            let report = rt
+                .block_on(calls.check_with_progress(&mut |n| progress.update(n, None)))
+                .map_err(scan)?;
+            let wallets: Arc<dyn WalletStore> = Arc::new(c2c_store_pg::PgWalletStore::new(pg));
+            (report, wallets, "the PostgreSQL store".to_string())
+        }
+        None => {
+            let db = open_db(&a.data.data, false, false)?;
+            let report = SledCallStore::open_with_db(db.clone())
+                .map_err(|e| Failure::failed(format!("cannot open the call store: {e}")))?
                 .check_with_progress(&mut |n| progress.update(n, None))
-                .map_err(scan)?,
-            format!("the store in {}", a.data.data.display()),
-        ),
+                .map_err(scan)?;
+            let wallets: Arc<dyn WalletStore> = Arc::new(
+                SledWalletStore::open(&db)
+                    .map_err(|e| Failure::failed(format!("cannot open the wallets: {e}")))?,
+            );
+            (
+                report,
+                wallets,
+                format!("the store in {}", a.data.data.display()),
+            )
+        }
     };
+    let wallets = rt.block_on(check_wallets(&*wallets))?;
+    let problems = report.problem_count + wallets.problems.len() as u64;
     let scanned = report.records
         + report.open_index
         + report.tenant_index
@@ -52,33 +100,37 @@ pub fn check(a: DbCheckArgs) -> CliResult {
         + report.webhook_index;
     progress.finish(scanned, None);
     summary(format!(
-        "db check: {} entries checked ({} call records, {} outbox entries, {} day tallies) in {}; {}",
-        thousands(scanned),
+        "db check: {} entries checked ({} call records, {} outbox entries, {} day tallies, \
+         {} wallet ledger entries of {} tenants) in {}; {}",
+        thousands(scanned + wallets.entries),
         thousands(report.records),
         thousands(report.outbox),
         thousands(report.tallies),
+        thousands(wallets.entries),
+        thousands(wallets.tenants),
         took(progress.elapsed()),
-        match report.problem_count {
+        match problems {
             0 => "no problems found".to_string(),
             n => format!("{} problem(s) found", thousands(n)),
         }
     ));
     if a.json {
-        print_json(&report);
+        // The call report's fields as before, plus `wallets`; `problem_count` counts both.
+        let mut v = serde_json::to_value(&report).unwrap_or(Value::Null);
+        v["problem_count"] = json!(problems);
+        v["wallets"] = serde_json::to_value(&wallets).unwrap_or(Value::Null);
+        print_json(&v);
     } else {
-        print_report(&report);
+        print_report(&report, &wallets);
     }
-    if report.is_clean() {
+    if problems == 0 {
         Ok(())
     } else {
-        Err(Failure::failed(format!(
-            "{what} has {} problem(s)",
-            report.problem_count
-        )))
+        Err(Failure::failed(format!("{what} has {problems} problem(s)")))
     }
 }
 
-fn print_report(r: &CheckReport) {
+fn print_report(r: &CheckReport, w: &WalletReport) {
     println!(
         "records {}, open index {}, tenant index {}, day index {}, outbox {}, pending index {}, webhook index {}, day tallies {}, purged-call tallies {}",
         r.records, r.open_index, r.tenant_index, r.day_index, r.outbox, r.pending_index, r.webhook_index, r.tallies, r.purged_tallies
@@ -93,10 +145,17 @@ fn print_report(r: &CheckReport) {
             r.problem_count as usize - r.problems.len()
         );
     }
-    if r.is_clean() {
+    println!("wallets {}, wallet ledger entries {}", w.tenants, w.entries);
+    for p in &w.problems {
+        println!("wallet_ledger {p}");
+    }
+    if r.is_clean() && w.problems.is_empty() {
         println!("store OK: no problems found");
     } else {
-        println!("{} problem(s) found", r.problem_count);
+        println!(
+            "{} problem(s) found",
+            r.problem_count + w.problems.len() as u64
+        );
     }
 }
 

@@ -18,6 +18,7 @@ mod progress;
 mod replay;
 mod shared_store;
 mod tenant;
+mod wallet;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,6 +65,9 @@ pub enum Command {
     /// CRM webhook tools.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// A managed tenant's wallet: balance, statement, top-ups and adjustments.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
     /// Probe a running gateway's health endpoint; exit 0 on a 2xx answer (the
     /// container's HEALTHCHECK).
     Health(health::HealthArgs),
@@ -336,6 +340,7 @@ pub fn main() -> ExitCode {
         Command::Db(DbCommand::Backup(a)) => backup::backup(a),
         Command::Db(DbCommand::Restore(a)) => backup::restore(a),
         Command::Webhooks(WebhooksCommand::Replay(a)) => replay::run(a),
+        Command::Wallet(cmd) => wallet::run(cmd),
         Command::Health(a) => health::run(a),
         Command::Dev(DevCommand::CrmSink(a)) => crm_sink::run(a),
     };

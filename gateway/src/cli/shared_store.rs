@@ -33,6 +33,18 @@ fn names_postgres(dir: &Path) -> Result<bool, Failure> {
 
 /// The shared call store, or `None` when the policy keeps the embedded sled store.
 pub async fn open(policies: &Path) -> Result<Option<Arc<PgCallStore>>, Failure> {
+    let Some(shared) = open_database(policies).await? else {
+        return Ok(None);
+    };
+    let store = PgCallStore::new(shared)
+        .await
+        .map_err(|e| Failure::failed(format!("cannot open the PostgreSQL call store: {e}")))?;
+    Ok(Some(Arc::new(store)))
+}
+
+/// The shared database (schema migrated), or `None` when the policy keeps the embedded
+/// sled store.
+pub async fn open_database(policies: &Path) -> Result<Option<Arc<PgStore>>, Failure> {
     if !names_postgres(policies)? {
         return Ok(None);
     }
@@ -45,8 +57,5 @@ pub async fn open(policies: &Path) -> Result<Option<Arc<PgCallStore>>, Failure> 
     let shared = PgStore::open(opts)
         .await
         .map_err(|e| Failure::failed(format!("cannot open the PostgreSQL store: {e}")))?;
-    let store = PgCallStore::new(shared)
-        .await
-        .map_err(|e| Failure::failed(format!("cannot open the PostgreSQL call store: {e}")))?;
-    Ok(Some(Arc::new(store)))
+    Ok(Some(shared))
 }

@@ -81,6 +81,12 @@ pub struct GatewayMetrics {
     /// `c2c_agent_refusals_total{tenant,code}`: click2call and /connect refused for an
     /// agent (`agent_not_registered`, `agent_disabled`, `agent_busy`).
     pub agent_refusals: IntCounterVec,
+    /// `c2c_wallet_entries_total{tenant,kind}`: wallet ledger entries appended by this
+    /// process (`top_up`, `adjustment`, `refund`, `call_charge`).
+    pub wallet_entries: IntCounterVec,
+    /// `c2c_wallet_balance_paise{tenant}`: a managed tenant's balance as this process
+    /// last wrote or read it (set on every append and wallet read).
+    pub wallet_balance: IntGaugeVec,
     pub cors_refused: IntCounterVec,
     /// `c2c_build_info{version,revision}`: always 1; the labels say which build runs, so
     /// a dashboard shows a rolling upgrade and an alert can be joined to a version.
@@ -266,6 +272,22 @@ impl GatewayMetrics {
             &["tenant", "code"],
         )?;
         registry.register(Box::new(agent_refusals.clone()))?;
+        let wallet_entries = IntCounterVec::new(
+            Opts::new(
+                "c2c_wallet_entries_total",
+                "Wallet ledger entries appended, by tenant and kind",
+            ),
+            &["tenant", "kind"],
+        )?;
+        registry.register(Box::new(wallet_entries.clone()))?;
+        let wallet_balance = IntGaugeVec::new(
+            Opts::new(
+                "c2c_wallet_balance_paise",
+                "A managed tenant's wallet balance in paise, as last written or read",
+            ),
+            &["tenant"],
+        )?;
+        registry.register(Box::new(wallet_balance.clone()))?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "c2c_build_info",
@@ -324,6 +346,8 @@ impl GatewayMetrics {
             presence_sessions,
             presence_refused,
             agent_refusals,
+            wallet_entries,
+            wallet_balance,
             build_info,
         })
     }

@@ -6,7 +6,8 @@
 //! - [`PgCallStore`]: `c2c_callstate::CallStore` (records, indexes, sharded per-day
 //!   tallies, the webhook outbox with claims, retention) plus the fleet's ownership of
 //!   open calls (node leases, drivers, take-over);
-//! - [`PgSeenEvents`], [`PgDltStore`], [`PgAgentStore`]: the other store traits.
+//! - [`PgSeenEvents`], [`PgDltStore`], [`PgAgentStore`], [`PgWalletStore`]: the other
+//!   store traits.
 //!
 //! **SQL dialect.** Only what PostgreSQL, CockroachDB and YugabyteDB all accept: no
 //! advisory locks (the migration lock is a leased row), no `LISTEN/NOTIFY` (changes are
@@ -21,6 +22,7 @@ mod error;
 pub mod migrate;
 mod pool;
 mod seen;
+mod wallet;
 
 pub use agents::PgAgentStore;
 pub use calls::{PgCallStore, OPTIMISTIC_TRIES};
@@ -29,3 +31,4 @@ pub use dlt::PgDltStore;
 pub use error::{backend, PgError};
 pub use pool::PgStore;
 pub use seen::PgSeenEvents;
+pub use wallet::PgWalletStore;

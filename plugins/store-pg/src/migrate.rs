@@ -24,16 +24,23 @@ pub struct Migration {
 }
 
 /// Every migration, in version order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "calls, outbox, tallies, fleet nodes, LiveKit webhook ids, DLT, agents",
-    sql: &[
-        crate::calls::SCHEMA,
-        crate::seen::SCHEMA,
-        crate::dlt::SCHEMA,
-        crate::agents::SCHEMA,
-    ],
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "calls, outbox, tallies, fleet nodes, LiveKit webhook ids, DLT, agents",
+        sql: &[
+            crate::calls::SCHEMA,
+            crate::seen::SCHEMA,
+            crate::dlt::SCHEMA,
+            crate::agents::SCHEMA,
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "managed tenants' wallets: balances and the ledger",
+        sql: &[crate::wallet::SCHEMA],
+    },
+];
 
 /// The schema version this build knows.
 pub fn latest() -> i32 {

@@ -595,7 +595,11 @@ async fn racing_migrations_both_succeed_and_apply_once() {
         );
         assert_eq!(
             versions,
-            format!("1|{}", c2c_store_pg::migrate::latest()),
+            format!(
+                "{}|{}",
+                c2c_store_pg::migrate::MIGRATIONS.len(),
+                c2c_store_pg::migrate::latest()
+            ),
             "round {round}"
         );
         // Both are usable, on the same data.
@@ -607,4 +611,44 @@ async fn racing_migrations_both_succeed_and_apply_once() {
         x.create(&rec).await.unwrap();
         assert_eq!(y.get(&rec.call_id).await.unwrap(), Some(rec));
     }
+}
+
+/// A database a version-1 gateway made (no wallet tables) is brought to the latest
+/// version by the next start, the calls in it untouched.
+#[tokio::test]
+async fn a_version_1_database_is_migrated_to_the_wallet_tables() {
+    let schema = fresh_schema("upgrade");
+    let s = PgCallStore::new(PgStore::open(options(&schema)).await.unwrap())
+        .await
+        .unwrap();
+    let t0 = now_ms();
+    let call = ended(&s, "acme", t0).await;
+    drop(s);
+    server().psql(
+        "db",
+        &format!(
+            "DELETE FROM {schema}.c2c_schema_version WHERE version > 1;
+             DROP TABLE {schema}.c2c_wallets, {schema}.c2c_wallet_ledger"
+        ),
+    );
+    let pg = PgStore::open(options(&schema)).await.unwrap();
+    let versions = server().psql(
+        "db",
+        &format!("SELECT string_agg(version::text, ',' ORDER BY version) FROM {schema}.c2c_schema_version"),
+    );
+    assert_eq!(versions, "1,2");
+    let wallets = c2c_store_pg::PgWalletStore::new(pg.clone());
+    let topup = c2c_billing::contract::owner_entry(c2c_billing::EntryKind::TopUp, 700);
+    use c2c_billing::WalletStore;
+    assert_eq!(
+        wallets
+            .append("acme", &topup)
+            .await
+            .unwrap()
+            .entry
+            .balance_after_paise,
+        700
+    );
+    let s = PgCallStore::new(pg).await.unwrap();
+    assert_eq!(s.get(&call.call_id).await.unwrap(), Some(call));
 }

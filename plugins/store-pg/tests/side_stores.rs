@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use c2c_agents::{AgentStore, AgentStoreError, Directory, DirectoryChange};
 use c2c_callstate::{SeenEvents, StoreError};
 use c2c_dlt::{AuditEntry, DltError, DltStore, OutboundOverride};
-use c2c_store_pg::{PgAgentStore, PgDltStore, PgOptions, PgSeenEvents, PgStore};
+use c2c_store_pg::{PgAgentStore, PgDltStore, PgOptions, PgSeenEvents, PgStore, PgWalletStore};
 use c2c_test_support::pg::PgServer;
 
 static PG: OnceLock<PgServer> = OnceLock::new();
@@ -53,6 +53,60 @@ async fn agent_store() -> PgAgentStore {
 mod agents_contract {
     use super::agent_store;
     c2c_agents::agent_store_contract!(agent_store().await);
+}
+
+#[tokio::test]
+async fn wallets_keep_the_contract() {
+    let s = Arc::new(PgWalletStore::new(node(&fresh_schema()).await));
+    c2c_billing::contract::wallet_store_contract(s)
+        .await
+        .unwrap();
+}
+
+/// Two nodes appending to one tenant's wallet at once, half the requests sent to both
+/// (a client retrying through the other node): every entry once, seqs without gaps.
+#[tokio::test]
+async fn wallets_two_nodes_appending_at_once_lose_and_double_nothing() {
+    use c2c_billing::{EntryKind, WalletStore};
+    let (schema, a, b) = two_nodes().await;
+    let (a, b) = (
+        Arc::new(PgWalletStore::new(a)),
+        Arc::new(PgWalletStore::new(b)),
+    );
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let (mine, other) = if w % 2 == 0 {
+            (a.clone(), b.clone())
+        } else {
+            (b.clone(), a.clone())
+        };
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let mut e = c2c_billing::contract::owner_entry(EntryKind::TopUp, 100);
+                e.request_id = Some(format!("n{w}-{i}"));
+                let (x, y) = tokio::join!(mine.append("acme", &e), other.append("acme", &e));
+                let (x, y) = (x.unwrap(), y.unwrap());
+                assert_eq!(x.entry, y.entry, "both nodes answer the one entry");
+                assert!(x.replayed != y.replayed, "exactly one of them wrote it");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let bal = a.balance("acme").await.unwrap();
+    assert_eq!((bal.balance_paise, bal.entries), (6_000, 60));
+    assert_eq!(
+        c2c_billing::check_ledger(&*b, "acme").await.unwrap(),
+        Ok(bal)
+    );
+    assert_eq!(
+        pg().psql(
+            "postgres",
+            &format!("SELECT count(*), sum(amount_paise) FROM {schema}.c2c_wallet_ledger")
+        ),
+        "60|6000"
+    );
 }
 
 #[tokio::test]

@@ -334,6 +334,29 @@ impl Tenant {
     pub fn trunk(&self, label: &str) -> Option<&Trunk> {
         self.trunks.iter().find(|t| t.label == label)
     }
+
+    /// How the platform bills this tenant, inferred from its credentials and never
+    /// configured (seed 000: an explicit mode field got stripped on the way and turned
+    /// paying customers into free ones). A tenant with its own LiveKit project dials
+    /// through its own SIP trunks: bring-your-own-telephony. Without one it uses the
+    /// platform's project and trunks, paid from its wallet.
+    pub fn billing_mode(&self) -> BillingMode {
+        if self.livekit.is_some() {
+            BillingMode::Byot
+        } else {
+            BillingMode::Managed
+        }
+    }
+}
+
+/// [`Tenant::billing_mode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BillingMode {
+    /// The platform's telephony, paid from a pre-loaded wallet in paise.
+    Managed,
+    /// The tenant's own LiveKit project and trunks; metered, never blocked by a wallet.
+    Byot,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -300,9 +300,11 @@ fn catalogue() -> Catalogue {
         presence_sessions,
         presence_refused,
         agent_refusals,
+        wallet_entries,
+        wallet_balance,
         build_info,
     } = &gw;
-    let touch: [&dyn Touch; 26] = [
+    let touch: [&dyn Touch; 28] = [
         http_requests,
         http_duration,
         http_gateway_duration,
@@ -328,6 +330,8 @@ fn catalogue() -> Catalogue {
         presence_sessions,
         presence_refused,
         agent_refusals,
+        wallet_entries,
+        wallet_balance,
         build_info,
     ];
     for t in touch {

@@ -8,9 +8,10 @@ import sandbox from './views/sandbox.js';
 import guide from './views/guide.js';
 import settings from './views/settings.js';
 import agents from './views/agents.js';
+import billing from './views/billing.js';
 
-const VIEWS = { trunks, analytics, agents, sandbox, guide, settings };
-const TITLES = { trunks: 'Trunks', analytics: 'Analytics', agents: 'Agents', sandbox: 'Sandbox', guide: 'Integration guide', settings: 'Settings' };
+const VIEWS = { trunks, analytics, agents, billing, sandbox, guide, settings };
+const TITLES = { trunks: 'Trunks', analytics: 'Analytics', agents: 'Agents', billing: 'Billing', sandbox: 'Sandbox', guide: 'Integration guide', settings: 'Settings' };
 
 const $ = (id) => document.getElementById(id);
 const ctx = { session: null, tenant: null, overview: null, reload: null };

@@ -8,6 +8,7 @@
 //! follow the chain's rules. The document is built and serialised once per process.
 
 pub(crate) mod agent_paths;
+pub(crate) mod billing_paths;
 pub(crate) mod console_paths;
 pub(crate) mod paths;
 mod spec;
@@ -54,6 +55,7 @@ use crate::routes;
         (name = "contract", description = "Click2Call: your backend starts a call, the agent's browser drives it."),
         (name = "reports", description = "Analytics and the call log (tenant key: own tenant; owner key: any)."),
         (name = "owner", description = "Platform owner: DLT outbound-enable toggle, call records, store backup."),
+        (name = "billing", description = "Managed tenants' wallets in paise: balance, statement, the owner's top-ups and adjustments."),
         (name = "webhooks", description = "LiveKit's webhooks in; CRM webhook replay."),
         (name = "tools", description = "Console helpers."),
         (name = "inbound", description = "Inbound calls: an agent takes a call offered over the presence channel."),

@@ -70,6 +70,8 @@ pub enum ParamSchema {
         min: u32,
         max: u32,
     },
+    /// A position in a ledger: 0 to `i64::MAX` (what every store keeps).
+    Seq,
 }
 
 /// One parameter.
@@ -330,6 +332,11 @@ fn build_param(p: &Param) -> utoipa::openapi::path::Parameter {
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
             .minimum(Some(min))
             .maximum(Some(max)),
+        ParamSchema::Seq => ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(0))
+            .maximum(Some(i64::MAX)),
     };
     ParameterBuilder::new()
         .name(p.name)

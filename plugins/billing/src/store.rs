@@ -1,0 +1,416 @@
+//! Where wallets persist: the [`WalletStore`] trait, its sled implementation (tree
+//! `wallet` of the gateway's database) and an in-memory one for tests.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use crate::ledger::{plan_append, replay};
+use crate::WalletError;
+use crate::{check_tenant, Appended, Balance, LedgerCheck, LedgerEntry, LedgerFault, NewEntry};
+
+/// Most entries one [`WalletStore::statement`] call returns.
+pub const MAX_STATEMENT_PAGE: usize = 1_000;
+
+/// Persistence of every tenant's wallet ledger. Object-safe (`Arc<dyn WalletStore>`).
+///
+/// **Promises** (the contract suite checks them): an append writes its entry and the
+/// new balance in one atomic step and returns once both are durable; appends to one
+/// tenant are serialised, so seqs run 1, 2, 3, ... without gaps and each entry's balance
+/// after is the one before plus its amount; a refused append (invalid, below its floor,
+/// a reused request id) writes nothing; a request id is remembered per tenant for good.
+#[async_trait]
+pub trait WalletStore: Send + Sync {
+    /// Appends `entry` to `tenant`'s ledger (see the trait's promises). When the
+    /// entry's request id was used before, answers that entry with `replayed` (or
+    /// [`WalletError::RequestIdReused`] when kind or amount differ).
+    async fn append(&self, tenant: &str, entry: &NewEntry) -> Result<Appended, WalletError>;
+
+    /// The tenant's balance (zero, no entries, for a tenant that never had one).
+    async fn balance(&self, tenant: &str) -> Result<Balance, WalletError>;
+
+    /// Up to `limit` entries (at most [`MAX_STATEMENT_PAGE`]) with a seq above
+    /// `after_seq`, oldest first.
+    async fn statement(
+        &self,
+        tenant: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, WalletError>;
+
+    /// Every tenant with a ledger and its balance, in tenant order.
+    async fn balances(&self) -> Result<Vec<(String, Balance)>, WalletError>;
+}
+
+/// Reads `tenant`'s whole ledger a page at a time and checks that it adds up to the
+/// balance the store holds (`db check`). `Ok(Err(fault))`: the store answered, the
+/// ledger is wrong.
+pub async fn check_ledger(
+    s: &dyn WalletStore,
+    tenant: &str,
+) -> Result<Result<Balance, LedgerFault>, WalletError> {
+    // The balance first: appends made while the pages are read come after it, and the
+    // check stops at its last seq.
+    let stored = s.balance(tenant).await?;
+    let mut check = LedgerCheck::default();
+    let mut after = 0;
+    while after < stored.entries {
+        let page = s.statement(tenant, after, MAX_STATEMENT_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in page.iter().filter(|e| e.seq <= stored.entries) {
+            if let Err(fault) = check.push(e) {
+                return Ok(Err(fault));
+            }
+        }
+    }
+    Ok(check.finish(stored))
+}
+
+const BALANCE: &[u8] = b"b/";
+const ENTRY: &[u8] = b"e/";
+const REQUEST: &[u8] = b"r/";
+
+/// The `wallet` tree: `b/<tenant>` -> balance (i64 BE) + entries (u64 BE),
+/// `e/<tenant>\0<seq u64 BE>` -> entry JSON, `r/<tenant>\0<request id>` -> seq (u64 BE).
+pub struct SledWalletStore {
+    tree: sled::Tree,
+    appends: Mutex<()>,
+}
+
+/// `prefix + tenant`, then `\0 + tail` when there is one: tenant ids hold no NUL, so one
+/// tenant's range never overlaps another's ("acme" vs "acme-2").
+fn key(prefix: &[u8], tenant: &str, tail: Option<&[u8]>) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + tenant.len() + 1 + tail.map_or(0, <[u8]>::len));
+    k.extend_from_slice(prefix);
+    k.extend_from_slice(tenant.as_bytes());
+    if let Some(t) = tail {
+        k.push(0);
+        k.extend_from_slice(t);
+    }
+    k
+}
+
+fn encode_balance(b: Balance) -> [u8; 16] {
+    let mut v = [0; 16];
+    v[..8].copy_from_slice(&b.balance_paise.to_be_bytes());
+    v[8..].copy_from_slice(&b.entries.to_be_bytes());
+    v
+}
+
+fn decode_balance(v: Option<&[u8]>) -> Result<Balance, WalletError> {
+    let Some(v) = v else {
+        return Ok(Balance::default());
+    };
+    let (a, b) = (v.get(..8), v.get(8..16));
+    match (
+        a.and_then(|a| a.try_into().ok()),
+        b.and_then(|b| b.try_into().ok()),
+    ) {
+        (Some(a), Some(b)) if v.len() == 16 => Ok(Balance {
+            balance_paise: i64::from_be_bytes(a),
+            entries: u64::from_be_bytes(b),
+        }),
+        _ => Err(WalletError::Corrupt(format!(
+            "a balance of {} bytes",
+            v.len()
+        ))),
+    }
+}
+
+fn decode_seq(v: &[u8]) -> Result<u64, WalletError> {
+    v.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| WalletError::Corrupt(format!("a request's seq of {} bytes", v.len())))
+}
+
+/// What the append transaction decided.
+enum Outcome {
+    Written(LedgerEntry),
+    Replay(LedgerEntry),
+}
+
+impl SledWalletStore {
+    pub fn open(db: &sled::Db) -> Result<Self, WalletError> {
+        Ok(Self {
+            tree: db.open_tree("wallet")?,
+            appends: Mutex::new(()),
+        })
+    }
+
+    /// Decides and applies one append. The store's mutex serialises appends (this
+    /// process owns the sled database), and the entry, the balance and the request id
+    /// go in one atomic batch. Not a sled transaction: sled 0.34 transactions that
+    /// only read, run while `flush_async` calls are in flight, hang every flusher
+    /// (reproduced on upstream 0.34.7 with eight tasks; plain writes do not).
+    fn append_now(&self, tenant: &str, e: &NewEntry) -> Result<Outcome, WalletError> {
+        let _serial = self.appends.lock();
+        if let Some(rid) = &e.request_id {
+            if let Some(seq) = self.tree.get(key(REQUEST, tenant, Some(rid.as_bytes())))? {
+                let seq = decode_seq(&seq)?;
+                let first = self
+                    .tree
+                    .get(key(ENTRY, tenant, Some(&seq.to_be_bytes())))?
+                    .ok_or_else(|| {
+                        WalletError::Corrupt(format!(
+                            "request id '{rid}' points at missing entry {seq}"
+                        ))
+                    })?;
+                return Ok(Outcome::Replay(serde_json::from_slice(&first)?));
+            }
+        }
+        let bkey = key(BALANCE, tenant, None);
+        let cur = decode_balance(self.tree.get(&bkey)?.as_deref())?;
+        let (entry, after) = plan_append(tenant, cur, e)?;
+        let seq = entry.seq.to_be_bytes();
+        let mut batch = sled::Batch::default();
+        batch.insert(bkey, &encode_balance(after)[..]);
+        batch.insert(key(ENTRY, tenant, Some(&seq)), serde_json::to_vec(&entry)?);
+        if let Some(rid) = &e.request_id {
+            batch.insert(key(REQUEST, tenant, Some(rid.as_bytes())), &seq[..]);
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(Outcome::Written(entry))
+    }
+
+    /// Waits until everything written so far is on disk. A blocking `flush` on the
+    /// runtime's blocking pool rather than `flush_async`, which runs on sled's own IO
+    /// pool (see [`Self::append_now`]).
+    async fn durable(&self) -> Result<(), WalletError> {
+        let tree = self.tree.clone();
+        tokio::task::spawn_blocking(move || tree.flush())
+            .await
+            .map_err(|e| WalletError::Backend(Box::new(e)))??;
+        Ok(())
+    }
+
+    /// [`WalletStore::balances`] without a runtime (`db check` on a stopped store).
+    pub fn load_balances(&self) -> Result<Vec<(String, Balance)>, WalletError> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(BALANCE) {
+            let (k, v) = kv?;
+            let tenant = String::from_utf8_lossy(&k[BALANCE.len()..]).into_owned();
+            out.push((tenant, decode_balance(Some(&v))?));
+        }
+        Ok(out)
+    }
+
+    /// [`WalletStore::balance`] without a runtime.
+    pub fn load_balance(&self, tenant: &str) -> Result<Balance, WalletError> {
+        check_tenant(tenant)?;
+        decode_balance(self.tree.get(key(BALANCE, tenant, None))?.as_deref())
+    }
+
+    /// [`WalletStore::statement`] without a runtime.
+    pub fn load_statement(
+        &self,
+        tenant: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, WalletError> {
+        check_tenant(tenant)?;
+        let from = key(
+            ENTRY,
+            tenant,
+            Some(&after_seq.saturating_add(1).to_be_bytes()),
+        );
+        let to = key(ENTRY, tenant, Some(&u64::MAX.to_be_bytes()));
+        let mut out = Vec::new();
+        if after_seq == u64::MAX {
+            return Ok(out);
+        }
+        for kv in self
+            .tree
+            .range(from..=to)
+            .take(limit.min(MAX_STATEMENT_PAGE))
+        {
+            let (_, v) = kv?;
+            out.push(serde_json::from_slice(&v)?);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl WalletStore for SledWalletStore {
+    async fn append(&self, tenant: &str, entry: &NewEntry) -> Result<Appended, WalletError> {
+        check_tenant(tenant)?;
+        entry.validate()?;
+        let outcome = self.append_now(tenant, entry)?;
+        // A replay is durable already? Not necessarily: the first append may still be in
+        // the page cache when its twin arrives, so both wait for the flush.
+        self.durable().await?;
+        match outcome {
+            Outcome::Written(entry) => Ok(Appended {
+                entry,
+                replayed: false,
+            }),
+            Outcome::Replay(first) => replay(first, entry),
+        }
+    }
+
+    async fn balance(&self, tenant: &str) -> Result<Balance, WalletError> {
+        self.load_balance(tenant)
+    }
+
+    async fn statement(
+        &self,
+        tenant: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, WalletError> {
+        self.load_statement(tenant, after_seq, limit)
+    }
+
+    async fn balances(&self) -> Result<Vec<(String, Balance)>, WalletError> {
+        self.load_balances()
+    }
+}
+
+/// [`WalletStore`] in memory, for tests: one mutex, so an append is one atomic step.
+#[derive(Default)]
+pub struct MemWalletStore {
+    wallets: Mutex<BTreeMap<String, MemWallet>>,
+}
+
+#[derive(Default)]
+struct MemWallet {
+    balance: Balance,
+    entries: Vec<LedgerEntry>,
+    requests: HashMap<String, usize>,
+}
+
+impl MemWalletStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl WalletStore for MemWalletStore {
+    async fn append(&self, tenant: &str, entry: &NewEntry) -> Result<Appended, WalletError> {
+        check_tenant(tenant)?;
+        entry.validate()?;
+        let mut all = self.wallets.lock();
+        if let Some(w) = all.get(tenant) {
+            if let Some(i) = entry.request_id.as_ref().and_then(|r| w.requests.get(r)) {
+                return replay(w.entries[*i].clone(), entry);
+            }
+        }
+        let cur = all.get(tenant).map(|w| w.balance).unwrap_or_default();
+        let (e, after) = plan_append(tenant, cur, entry)?;
+        let w = all.entry(tenant.to_owned()).or_default();
+        if let Some(r) = &entry.request_id {
+            w.requests.insert(r.clone(), w.entries.len());
+        }
+        w.entries.push(e.clone());
+        w.balance = after;
+        Ok(Appended {
+            entry: e,
+            replayed: false,
+        })
+    }
+
+    async fn balance(&self, tenant: &str) -> Result<Balance, WalletError> {
+        check_tenant(tenant)?;
+        Ok(self
+            .wallets
+            .lock()
+            .get(tenant)
+            .map(|w| w.balance)
+            .unwrap_or_default())
+    }
+
+    async fn statement(
+        &self,
+        tenant: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, WalletError> {
+        check_tenant(tenant)?;
+        let all = self.wallets.lock();
+        let Some(w) = all.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        Ok(w.entries
+            .iter()
+            .filter(|e| e.seq > after_seq)
+            .take(limit.min(MAX_STATEMENT_PAGE))
+            .cloned()
+            .collect())
+    }
+
+    async fn balances(&self) -> Result<Vec<(String, Balance)>, WalletError> {
+        Ok(self
+            .wallets
+            .lock()
+            .iter()
+            .map(|(t, w)| (t.clone(), w.balance))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_keeps_the_contract() {
+        crate::contract::wallet_store_contract(Arc::new(MemWalletStore::new()))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn sled_keeps_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let s = Arc::new(SledWalletStore::open(&db).unwrap());
+        crate::contract::wallet_store_contract(s).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn sled_ledgers_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let s = SledWalletStore::open(&db).unwrap();
+            crate::contract::fill(&s, "acme", 5).await.unwrap();
+        }
+        let db = sled::open(dir.path()).unwrap();
+        let s = SledWalletStore::open(&db).unwrap();
+        let b = check_ledger(&s, "acme").await.unwrap().unwrap();
+        assert_eq!((b.balance_paise, b.entries), (15, 5));
+    }
+
+    #[tokio::test]
+    async fn a_tampered_sled_ledger_fails_its_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let s = SledWalletStore::open(&db).unwrap();
+        crate::contract::fill(&s, "acme", 3).await.unwrap();
+        // Someone edits the balance by hand: the ledger no longer sums to it.
+        let tree = db.open_tree("wallet").unwrap();
+        let forged = Balance {
+            balance_paise: 1_000_000,
+            entries: 3,
+        };
+        tree.insert(key(BALANCE, "acme", None), &encode_balance(forged)[..])
+            .unwrap();
+        let fault = check_ledger(&s, "acme").await.unwrap().unwrap_err();
+        assert!(
+            matches!(
+                fault,
+                LedgerFault::Balance {
+                    stored: 1_000_000,
+                    sum: 6,
+                    ..
+                }
+            ),
+            "{fault}"
+        );
+    }
+}
