@@ -45,6 +45,7 @@ pub fn changes(running: &GatewayConfig, next: &GatewayConfig) -> Vec<String> {
         store,
         fleet_size,
         presence: _,
+        billing: _,
     } = running;
     let mut out = Vec::new();
     let mut diff = |key: &str, changed: bool| {

@@ -306,6 +306,22 @@ async fn tenants_read_only_their_own_wallet_pages_and_csv() {
     );
     let (_, v) = get(&c, &gw, "/api/c2c/wallet?tenant=initech", OWNER_KEY).await;
     assert_eq!(v["billing_mode"], "byot");
+    assert_eq!(
+        (v["rate_card"].clone(), v["min_call_paise"].clone()),
+        (json!([]), Value::Null)
+    );
+    // The rate card: airtel-mum bills per second, jio-del at the platform's rate.
+    assert_eq!(
+        p1["rate_card"],
+        json!([
+            {"trunk": "airtel-mum", "enabled": true, "paise_per_pulse": 2, "pulse_seconds": 1, "source": "trunk"},
+            {"trunk": "jio-del", "enabled": false, "paise_per_pulse": 100, "pulse_seconds": 60, "source": "platform"},
+        ])
+    );
+    assert_eq!(
+        p1["min_call_paise"], 120,
+        "one minute on the default trunk, 60 pulses of 2 paise"
+    );
     for bad in ["limit=0", "limit=1001", "after=-1", "after=x"] {
         let (st, v) = get(&c, &gw, &format!("/api/c2c/wallet?{bad}"), ACME_KEY).await;
         assert_eq!(st, 422, "{bad}: {v}");

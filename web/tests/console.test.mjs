@@ -239,6 +239,9 @@ test('billing: the owner posts a top-up once; the tenant console sees balance, s
   const rows = await p.$$eval('#statement tbody tr', (trs) => trs.map((tr) => tr.textContent));
   assert.ok(rows.some((t) => t.includes('Top-up') && t.includes('NEFT UTR 4096') && t.includes('₹1,234.50')), rows.join('|'));
   assert.equal(await p.$('#wallet-form'), null, 'only the owner posts entries');
+  const card = await p.$$eval('[data-view="billing"] .card table', (ts) => ts[0].textContent);
+  assert.ok(card.includes('airtel-mum') && card.includes('₹0.02 per second') && card.includes('₹1.20'), card);
+  assert.match(await p.textContent('#min-call'), /₹1\.20/);
   const [download] = await Promise.all([p.waitForEvent('download'), p.click('#statement-csv')]);
   const { readFileSync } = await import('node:fs');
   const csv = readFileSync(await download.path(), 'utf8');

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use c2c_billing::{EntryKind, LedgerEntry, NewEntry, MAX_STATEMENT_PAGE};
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead};
-use c2c_tenancy::BillingMode;
+use c2c_tenancy::{BillingMode, Policy, RateSource, Tenant};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -45,6 +45,51 @@ pub(crate) struct WalletView {
     statement: Vec<LedgerEntry>,
     /// The `after` of the next page, when there is one.
     next_after: Option<u64>,
+    /// What the tenant's calls cost per trunk (empty for `byot`).
+    rate_card: Vec<RateLine>,
+    /// The cost of `billing.min_call_minutes` on the default trunk: what a call needs
+    /// available to start (null for `byot` or without an enabled default trunk).
+    min_call_paise: Option<u64>,
+}
+
+/// One trunk's rate: paise for each started pulse.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RateLine {
+    trunk: String,
+    enabled: bool,
+    paise_per_pulse: u64,
+    pulse_seconds: u32,
+    /// `trunk`: the trunk's own rate; `platform`: `[billing]` of gateway.toml.
+    source: RateSource,
+}
+
+/// The rate card of a managed tenant and the cost of its minimum call.
+fn rate_card(policy: &Policy, tenant: &Tenant) -> (Vec<RateLine>, Option<u64>) {
+    if tenant.billing_mode() == BillingMode::Byot {
+        return (Vec::new(), None);
+    }
+    let billing = &policy.gateway.billing;
+    let lines = tenant
+        .trunks
+        .iter()
+        .map(|t| {
+            let (rate, source) = billing.rate_for(t);
+            RateLine {
+                trunk: t.label.clone(),
+                enabled: t.enabled,
+                paise_per_pulse: rate.paise_per_pulse,
+                pulse_seconds: rate.pulse_seconds,
+                source,
+            }
+        })
+        .collect();
+    let min = tenant.default_trunk().map(|t| {
+        billing
+            .rate_for(t)
+            .0
+            .cost_of_minutes(billing.min_call_minutes)
+    });
+    (lines, min)
 }
 
 /// What the owner may post (calls post their own charges).
@@ -209,11 +254,12 @@ pub async fn get(
     let q = crate::api::query_params(head);
     let tenant = tenant_of(app, ctx, &q)?;
     let (after, limit) = page(&q)?;
-    let mode = app
-        .policy()
-        .get()
-        .tenant(&tenant)
-        .map_or(BillingMode::Managed, |t| t.billing_mode());
+    let policy = app.policy().get();
+    let (mode, (rate_card, min_call_paise)) = match policy.tenant(&tenant) {
+        Some(t) => (t.billing_mode(), self::rate_card(&policy, t)),
+        // `tenant_of` checked it; a reload between the two reads finds nothing to bill.
+        None => (BillingMode::Managed, (Vec::new(), None)),
+    };
     let wallets = app.wallets();
     let balance = wallets.balance(&tenant).await.map_err(errors::wallet)?;
     let statement = wallets
@@ -248,6 +294,8 @@ pub async fn get(
             entries: balance.entries,
             statement,
             next_after,
+            rate_card,
+            min_call_paise,
             tenant,
         },
     ))

@@ -223,6 +223,7 @@ mod tests {
 
     fn trunk(label: &str, default: bool, enabled: bool) -> Trunk {
         Trunk {
+            rate: None,
             label: label.into(),
             livekit_trunk_id: format!("ST_{label}"),
             prefix: "9911".into(),

@@ -33,6 +33,18 @@ pub struct GatewayFile {
     pub store: StoreSection,
     #[serde(default)]
     pub agents: GatewayAgentsSection,
+    #[serde(default)]
+    pub billing: BillingSection,
+}
+
+/// `[billing]` of gateway.toml (managed tenants' calls).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingSection {
+    pub paise_per_pulse: Option<u64>,
+    pub pulse_seconds: Option<u32>,
+    pub min_call_minutes: Option<u32>,
+    pub overdraft_paise: Option<u64>,
 }
 
 /// `[agents]` of gateway.toml: the presence channel's knobs.
@@ -252,6 +264,9 @@ pub struct TrunkEntry {
     /// carrier's own address.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// This trunk's rate for managed tenants (both or neither; default: `[billing]`'s).
+    pub paise_per_pulse: Option<u64>,
+    pub pulse_seconds: Option<u32>,
 }
 
 fn yes() -> bool {

@@ -101,6 +101,38 @@ pub struct GatewayConfig {
     /// divided by this.
     pub fleet_size: u32,
     pub presence: PresenceKnobs,
+    pub billing: BillingPolicy,
+}
+
+/// `[billing]`: what managed tenants' calls cost and what a call needs to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BillingPolicy {
+    /// The platform's rate, for trunks without their own.
+    pub default_rate: c2c_billing::Rate,
+    /// A managed tenant's call is dialled only when its wallet can pay this many minutes.
+    pub min_call_minutes: u32,
+    /// How far below zero a call in progress may take a wallet before it is ended.
+    pub overdraft_paise: u64,
+}
+
+impl BillingPolicy {
+    /// The rate of calls on `trunk`, and whether it is the trunk's own.
+    pub fn rate_for(&self, trunk: &Trunk) -> (c2c_billing::Rate, RateSource) {
+        match trunk.rate {
+            Some(r) => (r, RateSource::Trunk),
+            None => (self.default_rate, RateSource::Platform),
+        }
+    }
+}
+
+/// Where a trunk's rate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RateSource {
+    /// The trunk's own `paise_per_pulse` / `pulse_seconds`.
+    Trunk,
+    /// `[billing]` of gateway.toml.
+    Platform,
 }
 
 impl GatewayConfig {
@@ -388,4 +420,6 @@ pub struct Trunk {
     /// Where the carrier's inbound INVITEs may come from (IP or CIDR); empty: the
     /// carrier's own address.
     pub sources: Vec<String>,
+    /// This trunk's rate for managed tenants; `None`: the platform's (`[billing]`).
+    pub rate: Option<c2c_billing::Rate>,
 }

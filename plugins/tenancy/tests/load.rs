@@ -151,6 +151,71 @@ fn duplicate_key_ids_and_hashes_across_tenants_are_named() {
 }
 
 #[test]
+fn rates_load_and_bad_ones_are_named() {
+    let p = load_dir(&example_dir()).unwrap();
+    let b = &p.gateway.billing;
+    assert_eq!(
+        (b.default_rate.paise_per_pulse, b.default_rate.pulse_seconds),
+        (100, 60)
+    );
+    assert_eq!((b.min_call_minutes, b.overdraft_paise), (1, 0));
+    let acme = p.tenant("acme").unwrap();
+    let (airtel, jio) = (
+        acme.trunk("airtel-mum").unwrap(),
+        acme.trunk("jio-del").unwrap(),
+    );
+    assert_eq!(b.rate_for(airtel).0.pulse_seconds, 1);
+    assert_eq!(b.rate_for(airtel).1, c2c_tenancy::RateSource::Trunk);
+    assert_eq!(
+        b.rate_for(jio),
+        (b.default_rate, c2c_tenancy::RateSource::Platform)
+    );
+
+    let d = copy_example();
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "pulse_seconds = 1",
+        "pulse_seconds = 0",
+    );
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "enabled = false",
+        "enabled = false\npaise_per_pulse = 5",
+    );
+    edit(
+        d.path(),
+        "gateway.toml",
+        "paise_per_pulse = 100",
+        "paise_per_pulse = 1000001",
+    );
+    edit(
+        d.path(),
+        "gateway.toml",
+        "min_call_minutes = 1",
+        "min_call_minutes = 0",
+    );
+    let errs = errors(d.path());
+    for (file, key, why) in [
+        (
+            "tenants/acme.toml",
+            "trunks[0].pulse_seconds",
+            "between 1 and 3600",
+        ),
+        ("tenants/acme.toml", "trunks[1].paise_per_pulse", "both"),
+        ("gateway.toml", "billing.paise_per_pulse", "at most 1000000"),
+        (
+            "gateway.toml",
+            "billing.min_call_minutes",
+            "between 1 and 60",
+        ),
+    ] {
+        assert!(has(&errs, file, key, why), "{key}: {errs:?}");
+    }
+}
+
+#[test]
 fn two_default_trunks_bad_prefix_and_bad_did_are_named() {
     let d = copy_example();
     edit(

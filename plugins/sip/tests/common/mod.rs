@@ -54,6 +54,7 @@ impl Recorder {
 
 pub fn trunk(label: &str, prefix: &str, carrier: &str) -> Trunk {
     Trunk {
+        rate: None,
         label: label.into(),
         livekit_trunk_id: format!("ST_{label}"),
         prefix: prefix.into(),

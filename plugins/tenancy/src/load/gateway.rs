@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use super::{
-    agents, calls, limits, livekit, regions, server, simulator, sip, store, webhooks, Errs,
+    agents, billing, calls, limits, livekit, regions, server, simulator, sip, store, webhooks, Errs,
 };
 use crate::file::GatewayFile;
 use crate::policy::{AnswerDetection, GatewayConfig};
@@ -30,6 +30,7 @@ pub(super) fn validate(f: &GatewayFile, dir: &Path, e: &mut Errs<'_>) -> Gateway
     let (store, fleet_size) = store::validate(&f.store, dir, e);
     let health_check_interval = limits::health_check_interval(&f.limits, e);
     let presence = agents::presence(&f.agents, e);
+    let billing = billing::validate(&f.billing, e);
     // `[server.tls]` last: its errors have always come after every other section's.
     let tls = server::tls(f.server.tls.as_ref(), dir, e);
     GatewayConfig {
@@ -51,6 +52,7 @@ pub(super) fn validate(f: &GatewayFile, dir: &Path, e: &mut Errs<'_>) -> Gateway
         store,
         fleet_size,
         presence,
+        billing,
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod agents;
 mod api_keys;
+mod billing;
 mod calls;
 mod gateway;
 mod inbound;

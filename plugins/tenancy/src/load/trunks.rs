@@ -30,6 +30,17 @@ pub(super) fn validate(entries: &[TrunkEntry], e: &mut Errs<'_>) -> Vec<Trunk> {
             default: t.default,
             enabled: t.enabled,
             sources: t.sources.clone(),
+            rate: match (t.paise_per_pulse, t.pulse_seconds) {
+                (None, None) => None,
+                (Some(p), Some(s)) => super::billing::rate(&at, p, s, e),
+                _ => {
+                    e.push(
+                        format!("{at}.paise_per_pulse"),
+                        "a trunk's rate needs both paise_per_pulse and pulse_seconds",
+                    );
+                    None
+                }
+            },
         });
     }
     trunks
