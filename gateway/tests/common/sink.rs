@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use c2c_test_support::receiver::{Receiver, Reply};
@@ -22,22 +22,31 @@ pub struct Sink {
     pub received: Arc<Mutex<Vec<Received>>>,
     /// Status to answer with (200 = accept).
     pub status: Arc<AtomicU16>,
+    /// How long to take over each answer, in ms (a slow CRM).
+    pub delay_ms: Arc<AtomicU64>,
 }
 
 impl Sink {
     pub async fn start() -> Self {
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let status = Arc::new(AtomicU16::new(200));
-        let (rec, st) = (received.clone(), status.clone());
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (rec, st, slow) = (received.clone(), status.clone(), delay_ms.clone());
         let receiver = Receiver::start(move |req| {
             let status = st.load(Ordering::SeqCst);
+            let delay = std::time::Duration::from_millis(slow.load(Ordering::SeqCst));
             rec.lock().push(Received {
                 headers: req.headers.into_iter().collect(),
                 body: serde_json::from_slice(&req.body).unwrap_or(serde_json::Value::Null),
                 raw: req.body,
                 status_sent: status,
             });
-            std::future::ready(Reply::status(status))
+            async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Reply::status(status)
+            }
         })
         .await
         .unwrap();
@@ -45,6 +54,7 @@ impl Sink {
             url: format!("http://{}/c2c/webhook", receiver.detach()),
             received,
             status,
+            delay_ms,
         }
     }
 

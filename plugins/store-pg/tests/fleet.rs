@@ -468,8 +468,10 @@ async fn claimed_webhooks_stay_with_their_claimer_until_progress_or_expiry() {
         "B's claim hides the retry from A"
     );
 
-    // A dies mid-delivery: once its claims expire, B takes everything.
+    // A dies mid-delivery: once its claims expire, B takes everything (B's renewal no
+    // longer counts A, so the whole cap is B's).
     let later = now + CLAIM_MS + 1;
+    b.renew_lease(later).await.unwrap();
     assert_eq!(seqs(&b.outbox_due(later, 10).await.unwrap()), seqs(&got));
     assert!(a.outbox_due(later + 1, 10).await.unwrap().is_empty());
 
@@ -563,6 +565,51 @@ async fn the_tenant_delivery_cap_holds_across_the_fleet() {
         assert!(claimed <= TENANT_CAP + 2 + 2, "round {round}: {claimed}");
         assert!(live_claims(&schema, "acme", at) <= TENANT_CAP + 2);
     }
+}
+
+/// With two live nodes, each holds at most ceil(3 / 2) = 2 of a tenant's 3 slots, so
+/// the node that started on a backlog cannot keep every slot to itself and the other
+/// node always gets work (the flake of `gateway/tests/fleet.rs` this fixed: one node
+/// re-claimed each slot as its delivery ended, the other found the tenant full).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_nodes_share_a_tenants_delivery_slots() {
+    let (a, b, schema) = fleet("share").await;
+    let t0 = now_ms();
+    for i in 0..8 {
+        ended(&a, "acme", t0 + i).await;
+    }
+    // Both renew: each now counts two live nodes.
+    let t1 = now_ms();
+    a.renew_lease(t1).await.unwrap();
+    b.renew_lease(t1).await.unwrap();
+    let now = t0 + 120_000;
+    let (on_a, held) = a.outbox_due_held(now, 10, &mut |_, _| true).await.unwrap();
+    assert_eq!(on_a.len(), 2, "A's share: {:?}", seqs(&on_a));
+    assert!(held, "A was held back at its share");
+    assert_eq!(live_claims(&schema, "acme", now), 2);
+    // B takes what is left of the fleet's cap, not A's share of it.
+    let on_b = b.outbox_due(now, 10).await.unwrap();
+    assert_eq!(on_b.len(), 1, "{:?}", seqs(&on_b));
+    assert_eq!(live_claims(&schema, "acme", now), TENANT_CAP);
+    // A's delivery ends: A may take one more (back at its share), B nothing more.
+    let mut done = on_a[0].clone();
+    done.state = OutboxState::Delivered;
+    done.delivered_ms = Some(now);
+    a.outbox_update(&done).await.unwrap();
+    let busy: BTreeSet<u64> = seqs(&on_a[1..]).into_iter().collect();
+    let more = a
+        .outbox_due_admitted(now, 10, &mut |seq, _| !busy.contains(&seq))
+        .await
+        .unwrap();
+    assert_eq!(more.len(), 1, "{:?}", seqs(&more));
+    assert_eq!(live_claims(&schema, "acme", now), TENANT_CAP);
+
+    // B dies: once A's renewal no longer counts it, A alone has the whole cap.
+    let later = now_ms() + LEASE_MS + 1;
+    a.renew_lease(later).await.unwrap();
+    let at = now + CLAIM_MS + 1; // every claim above has expired
+    let alone = a.outbox_due(at, 10).await.unwrap();
+    assert_eq!(alone.len(), TENANT_CAP, "{:?}", seqs(&alone));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -18,6 +18,14 @@
 //! each other's uncommitted claims, so the fleet can exceed the limit by at most one
 //! batch per node claiming concurrently; it drops back as those deliveries end.
 //!
+//! **A node's share.** A node holds at most `ceil(cap / live nodes)` of a tenant's
+//! slots (live nodes as counted at its last lease renewal). Without it, the node that
+//! started delivering a tenant's backlog re-claimed each slot the moment its delivery
+//! ended, and the other nodes, polling, always found the tenant at its cap: one node
+//! did all the work (seen in `gateway/tests/fleet.rs`, 24 webhooks on node A, none on
+//! B). The cost: while another node is alive but not polling (it just died, and its
+//! lease has not run out), a tenant's deliveries run at this node's share.
+//!
 //! **Why per tenant.** One scan of every due entry in seq order read (and threw away)
 //! the whole backlog of a tenant at its limit on every poll — and a deliverer polls
 //! again whenever a delivery ends while entries are held back: 900-1,800 rows per
@@ -111,6 +119,9 @@ impl PgCallStore {
         // The fleet's deliveries in flight per tenant; this node's own claims stay
         // candidates (its deliverer's `admit` refuses those it is working on).
         let mut live: BTreeMap<String, usize> = BTreeMap::new();
+        // This node's live claims per tenant, against its share.
+        let mut own: BTreeMap<String, usize> = BTreeMap::new();
+        let share = cap.div_ceil(self.live_nodes());
         let mut mine = Stream {
             tenant: None,
             buf: VecDeque::new(),
@@ -119,6 +130,7 @@ impl PgCallStore {
             let e = entry_of(&r)?;
             *live.entry(e.tenant.clone()).or_default() += 1;
             if col::<String>(&r, 13)? == me {
+                *own.entry(e.tenant.clone()).or_default() += 1;
                 mine.buf.push_back(e);
             }
         }
@@ -127,12 +139,16 @@ impl PgCallStore {
         for r in tx_query(&tx, PENDING_TENANTS, &[]).await? {
             let tenant: String = col(&r, 0)?;
             let in_flight = live.get(&tenant).copied().unwrap_or(0);
-            if in_flight >= cap {
+            let mine_now = own.get(&tenant).copied().unwrap_or(0);
+            let room = cap
+                .saturating_sub(in_flight)
+                .min(share.saturating_sub(mine_now));
+            if room == 0 {
                 // The deliverer must hear of it, or it waits for its next poll.
                 held = true;
                 continue;
             }
-            wants.push((tenant, bound(((cap - in_flight).min(limit) + SLACK) as u64)));
+            wants.push((tenant, bound((room.min(limit) + SLACK) as u64)));
         }
         let mut streams = read_due(&tx, now, wants).await?;
         streams.push(mine);
@@ -149,8 +165,10 @@ impl PgCallStore {
             };
             let own_claim = streams[i].tenant.is_none();
             let in_flight = live.entry(e.tenant.clone()).or_default();
-            if !own_claim && *in_flight >= cap {
-                // Full now: the rest of this tenant waits.
+            let mine_now = own.entry(e.tenant.clone()).or_default();
+            if !own_claim && (*in_flight >= cap || *mine_now >= share) {
+                // Full now (the fleet's cap or this node's share): the rest of this
+                // tenant waits.
                 held = true;
                 streams[i].buf.clear();
                 continue;
@@ -158,6 +176,7 @@ impl PgCallStore {
             if admit(e.seq, &e.tenant) {
                 if !own_claim {
                     *in_flight += 1;
+                    *mine_now += 1;
                 }
                 out.push(e);
             }

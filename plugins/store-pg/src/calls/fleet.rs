@@ -24,6 +24,9 @@ const FORGET_OLD: &str = "DELETE FROM c2c_nodes n
     WHERE n.lease_until_ms < $1 AND n.node_id <> $2
       AND NOT EXISTS (SELECT 1 FROM c2c_calls c WHERE c.is_open AND c.driver = n.node_id)";
 
+/// Nodes whose lease runs at `$1` (this one among them, just renewed).
+const LIVE_NODES: &str = "SELECT count(*) FROM c2c_nodes WHERE lease_until_ms >= $1";
+
 const RELEASE: &str = "UPDATE c2c_nodes SET lease_until_ms = 0 WHERE node_id = $1";
 
 /// The live nodes are read once per statement (an init plan), so the condition on a
@@ -83,7 +86,20 @@ impl PgCallStore {
         )
         .await?;
         let held: Option<i64> = rows.first().map(|r| col(r, 0)).transpose()?;
+        // Counted here, once a renewal (lease / 3), not per delivery claim: a node that
+        // joins or dies changes every node's share of a tenant's slots within a lease.
+        let live = query(&c, LIVE_NODES, &[&bound(now_ms)]).await?;
+        let live: i64 = live.first().map(|r| col(r, 0)).transpose()?.unwrap_or(1);
+        self.live_nodes.store(
+            usize::try_from(live).unwrap_or(1).max(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         Ok(held.map_or(until, super::to_u64))
+    }
+
+    /// Live nodes (this one included) at the last renewal.
+    pub(super) fn live_nodes(&self) -> usize {
+        self.live_nodes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `release_lease`: the lease ends now, so other nodes take the calls over at once.

@@ -155,6 +155,9 @@ pub struct PgCallStore {
     pg: Arc<PgStore>,
     /// What this node wrote last of the calls it drives (see `cache.rs`).
     cache: cache::WrittenRecords,
+    /// Nodes with a live lease, this one included, as counted at the last renewal
+    /// (`fleet.rs`): a node's share of a tenant's delivery slots (`claims.rs`).
+    live_nodes: std::sync::atomic::AtomicUsize,
 }
 
 impl PgCallStore {
@@ -163,6 +166,7 @@ impl PgCallStore {
         let store = PgCallStore {
             pg,
             cache: cache::WrittenRecords::default(),
+            live_nodes: std::sync::atomic::AtomicUsize::new(1),
         };
         store.register().await?;
         Ok(store)
