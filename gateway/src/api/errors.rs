@@ -93,6 +93,7 @@ pub fn wallet(e: c2c_billing::WalletError) -> ApiError {
         e @ W::RequestIdReused { .. } => {
             ApiError::new(StatusCode::CONFLICT, "request_id_reused", e.to_string())
         }
+        e @ W::InsufficientBalance { .. } => insufficient_balance(e.to_string()),
         other => {
             tracing::error!(error = %other, "wallet store failure");
             ApiError::unavailable(
@@ -102,6 +103,11 @@ pub fn wallet(e: c2c_billing::WalletError) -> ApiError {
             )
         }
     }
+}
+
+/// A managed tenant's call its wallet cannot pay for: `402`, nothing dialled.
+pub fn insufficient_balance(message: String) -> ApiError {
+    ApiError::new(StatusCode::PAYMENT_REQUIRED, "insufficient_balance", message)
 }
 
 /// The DLT flag's store.

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::{check_ledger, Balance, EntryKind, NewEntry, WalletError, WalletStore};
+use crate::{call_charge, check_ledger, Balance, EntryKind, NewEntry, WalletError, WalletStore};
 
 /// An owner's entry of `kind` for `amount` paise, floored at zero.
 pub fn owner_entry(kind: EntryKind, amount: i64) -> NewEntry {
@@ -36,7 +36,117 @@ pub async fn wallet_store_contract(s: Arc<dyn WalletStore>) -> Result<(), Wallet
     refusals_write_nothing(&*s).await?;
     request_ids(&*s).await?;
     tenants_and_pages(&*s).await?;
-    concurrent_appends(s).await?;
+    concurrent_appends(s.clone()).await?;
+    holds_and_settles(&*s).await?;
+    concurrent_holds(s).await?;
+    Ok(())
+}
+
+/// Holds take from what is available, once per call; a settle releases the hold and
+/// posts the charge once, however often it runs.
+pub async fn holds_and_settles(s: &dyn WalletStore) -> Result<(), WalletError> {
+    s.append("holder", &owner_entry(EntryKind::TopUp, 1_000))
+        .await?;
+    let first = s.place_hold("holder", "c_1", 600, 7).await?;
+    assert!(!first.existing);
+    assert_eq!(first.available_after_paise, 400);
+    match s.place_hold("holder", "c_2", 600, 8).await {
+        Err(WalletError::InsufficientBalance {
+            available_paise: 400,
+            required_paise: 600,
+        }) => {}
+        other => panic!("a hold beyond what is available: {other:?}"),
+    }
+    let again = s.place_hold("holder", "c_1", 600, 9).await?;
+    assert!(again.existing, "a retried /connect takes nothing twice");
+    assert_eq!((again.hold.at_ms, again.available_after_paise), (7, 400));
+    assert_eq!(s.available("holder").await?, 400);
+    assert_eq!(s.holds("holder").await?.len(), 1);
+    // Another call's charge is refused, and the hold stays.
+    let foreign = call_charge("c_9", 10, "talk".into(), 10);
+    assert!(matches!(
+        s.settle("holder", "c_1", Some(&foreign)).await,
+        Err(WalletError::Invalid(_))
+    ));
+    assert_eq!(s.available("holder").await?, 400);
+
+    let charge = call_charge("c_1", 250, "3 pulses".into(), 10);
+    let settled = s.settle("holder", "c_1", Some(&charge)).await?;
+    assert_eq!(settled.released.map(|h| h.amount_paise), Some(600));
+    let Some(posted) = settled.charge else {
+        panic!("a settle with a charge posts it");
+    };
+    assert!(!posted.replayed);
+    assert_eq!(posted.entry.balance_after_paise, 750);
+    assert_eq!(s.available("holder").await?, 750);
+    assert!(s.holds("holder").await?.is_empty());
+    // The recovery sweep settles the same call again: nothing moves.
+    let twice = s.settle("holder", "c_1", Some(&charge)).await?;
+    assert!(twice.released.is_none());
+    assert!(twice.charge.is_some_and(|c| c.replayed), "replayed");
+    assert_eq!(s.balance("holder").await?.balance_paise, 750);
+    // An unanswered call releases its hold and costs nothing.
+    s.place_hold("holder", "c_3", 700, 11).await?;
+    let free = s.settle("holder", "c_3", None).await?;
+    assert_eq!(free.released.map(|h| h.amount_paise), Some(700));
+    assert!(free.charge.is_none());
+    assert_eq!(s.balance("holder").await?.entries, 2);
+    // A charge may take the balance below zero (the talk happened).
+    s.place_hold("holder", "c_4", 750, 12).await?;
+    let over = s
+        .settle(
+            "holder",
+            "c_4",
+            Some(&call_charge("c_4", 900, "over".into(), 13)),
+        )
+        .await?;
+    assert_eq!(over.charge.map(|c| c.entry.balance_after_paise), Some(-150));
+    assert!(matches!(
+        s.place_hold("holder", "c_5", 1, 14).await,
+        Err(WalletError::InsufficientBalance { .. })
+    ));
+    assert_eq!(
+        check_ledger(s, "holder").await?.map(|b| b.balance_paise),
+        Ok(-150)
+    );
+    // Holds are listed per tenant and for the sweep across tenants.
+    s.append("holder-2", &owner_entry(EntryKind::TopUp, 100))
+        .await?;
+    s.place_hold("holder-2", "c_6", 100, 15).await?;
+    let all = s.all_holds().await?;
+    let mine: Vec<(&str, &str)> = all
+        .iter()
+        .filter(|(t, _)| t.starts_with("holder"))
+        .map(|(t, h)| (t.as_str(), h.call_id.as_str()))
+        .collect();
+    assert_eq!(mine, vec![("holder-2", "c_6")]);
+    Ok(())
+}
+
+/// Twenty calls of one tenant ask for a hold at once: exactly what the balance covers
+/// is held.
+pub async fn concurrent_holds(s: Arc<dyn WalletStore>) -> Result<(), WalletError> {
+    s.append("rush", &owner_entry(EntryKind::TopUp, 1_000))
+        .await?;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            match s.place_hold("rush", &format!("c_{i}"), 100, 1).await {
+                Ok(_) => Ok(true),
+                Err(WalletError::InsufficientBalance { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        }));
+    }
+    let mut held = 0;
+    for t in tasks {
+        if t.await.map_err(|e| WalletError::Invalid(e.to_string()))?? {
+            held += 1;
+        }
+    }
+    assert_eq!(held, 10, "holds beyond the balance");
+    assert_eq!(s.available("rush").await?, 0);
     Ok(())
 }
 

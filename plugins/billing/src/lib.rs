@@ -16,13 +16,20 @@
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
+mod hold;
 pub mod ledger;
+mod mem;
 mod rate;
 mod store;
 
+pub use hold::{
+    call_charge, charge_request_id, check_call_id, check_charge, plan_hold, Hold, HoldPlaced,
+    Settled,
+};
 pub use ledger::{Appended, Balance, EntryKind, LedgerCheck, LedgerEntry, LedgerFault, NewEntry};
+pub use mem::MemWalletStore;
 pub use rate::{Rate, RateError, MAX_PAISE_PER_PULSE, MAX_PULSE_SECONDS};
-pub use store::{check_ledger, MemWalletStore, SledWalletStore, WalletStore, MAX_STATEMENT_PAGE};
+pub use store::{check_ledger, SledWalletStore, WalletStore, MAX_STATEMENT_PAGE};
 
 /// What a wallet operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +46,13 @@ pub enum WalletError {
         balance_paise: i64,
         amount_paise: i64,
         floor_paise: i64,
+    },
+    /// A hold asked for more than the tenant has available (balance minus the holds of
+    /// its calls in progress); nothing was written.
+    #[error("insufficient balance: {available_paise} paise available, {required_paise} needed")]
+    InsufficientBalance {
+        available_paise: i64,
+        required_paise: i64,
     },
     /// The request id was used before for an entry of another kind or amount.
     #[error(

@@ -1,14 +1,16 @@
 //! Where wallets persist: the [`WalletStore`] trait, its sled implementation (tree
 //! `wallet` of the gateway's database) and an in-memory one for tests.
 
-use std::collections::{BTreeMap, HashMap};
-
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use crate::hold::{check_call_id, check_charge, plan_hold};
 use crate::ledger::{plan_append, replay};
 use crate::WalletError;
-use crate::{check_tenant, Appended, Balance, LedgerCheck, LedgerEntry, LedgerFault, NewEntry};
+use crate::{
+    check_tenant, Appended, Balance, Hold, HoldPlaced, LedgerCheck, LedgerEntry, LedgerFault,
+    NewEntry, Settled,
+};
 
 /// Most entries one [`WalletStore::statement`] call returns.
 pub const MAX_STATEMENT_PAGE: usize = 1_000;
@@ -41,6 +43,65 @@ pub trait WalletStore: Send + Sync {
 
     /// Every tenant with a ledger and its balance, in tenant order.
     async fn balances(&self) -> Result<Vec<(String, Balance)>, WalletError>;
+
+    /// Sets `amount_paise` aside for `call_id` when the tenant has that much available
+    /// (balance minus every open hold), checked and written in one atomic step, so calls
+    /// starting at once cannot together hold more than there is
+    /// ([`WalletError::InsufficientBalance`], nothing written). A call that holds
+    /// already gets its hold back (`existing`): a retried `/connect` takes nothing twice.
+    async fn place_hold(
+        &self,
+        tenant: &str,
+        call_id: &str,
+        amount_paise: i64,
+        at_ms: u64,
+    ) -> Result<HoldPlaced, WalletError>;
+
+    /// Ends `call_id`'s hold and appends its charge (if any: an unanswered call costs
+    /// nothing) in one atomic step. Idempotent: settling again releases nothing and
+    /// answers the charge as a replay, so the runner and a recovery sweep may both
+    /// settle a call. The charge must be the call's own ([`crate::call_charge`]).
+    async fn settle(
+        &self,
+        tenant: &str,
+        call_id: &str,
+        charge: Option<&NewEntry>,
+    ) -> Result<Settled, WalletError>;
+
+    /// The tenant's open holds, in call id order.
+    async fn holds(&self, tenant: &str) -> Result<Vec<Hold>, WalletError>;
+
+    /// Every tenant's open holds, in tenant then call id order (the recovery sweep).
+    async fn all_holds(&self) -> Result<Vec<(String, Hold)>, WalletError>;
+
+    /// What the tenant may spend on new calls: the balance minus its open holds (read
+    /// in two steps: for a check before a call, not for the hold itself).
+    async fn available(&self, tenant: &str) -> Result<i64, WalletError> {
+        let balance = self.balance(tenant).await?.balance_paise;
+        let held: i64 = self
+            .holds(tenant)
+            .await?
+            .iter()
+            .map(|h| h.amount_paise)
+            .sum();
+        Ok(balance.saturating_sub(held))
+    }
+}
+
+/// The checks every backend makes before a hold or a settle.
+pub(crate) fn check_hold_args(tenant: &str, call_id: &str) -> Result<(), WalletError> {
+    check_tenant(tenant)?;
+    check_call_id(call_id)
+}
+
+/// [`check_hold_args`] and, for a settle, the charge's own checks.
+pub(crate) fn check_settle_args(
+    tenant: &str,
+    call_id: &str,
+    charge: Option<&NewEntry>,
+) -> Result<(), WalletError> {
+    check_hold_args(tenant, call_id)?;
+    charge.map_or(Ok(()), |c| check_charge(call_id, c))
 }
 
 /// Reads `tenant`'s whole ledger a page at a time and checks that it adds up to the
@@ -71,9 +132,11 @@ pub async fn check_ledger(
 const BALANCE: &[u8] = b"b/";
 const ENTRY: &[u8] = b"e/";
 const REQUEST: &[u8] = b"r/";
+const HOLD: &[u8] = b"h/";
 
 /// The `wallet` tree: `b/<tenant>` -> balance (i64 BE) + entries (u64 BE),
-/// `e/<tenant>\0<seq u64 BE>` -> entry JSON, `r/<tenant>\0<request id>` -> seq (u64 BE).
+/// `e/<tenant>\0<seq u64 BE>` -> entry JSON, `r/<tenant>\0<request id>` -> seq (u64 BE),
+/// `h/<tenant>\0<call id>` -> hold JSON.
 pub struct SledWalletStore {
     tree: sled::Tree,
     appends: Mutex<()>,
@@ -146,6 +209,20 @@ impl SledWalletStore {
     /// (reproduced on upstream 0.34.7 with eight tasks; plain writes do not).
     fn append_now(&self, tenant: &str, e: &NewEntry) -> Result<Outcome, WalletError> {
         let _serial = self.appends.lock();
+        let mut batch = sled::Batch::default();
+        let outcome = self.plan(tenant, e, &mut batch)?;
+        self.tree.apply_batch(batch)?;
+        Ok(outcome)
+    }
+
+    /// What appending `e` writes, added to `batch` (a replay adds nothing). Caller holds
+    /// the append lock.
+    fn plan(
+        &self,
+        tenant: &str,
+        e: &NewEntry,
+        batch: &mut sled::Batch,
+    ) -> Result<Outcome, WalletError> {
         if let Some(rid) = &e.request_id {
             if let Some(seq) = self.tree.get(key(REQUEST, tenant, Some(rid.as_bytes())))? {
                 let seq = decode_seq(&seq)?;
@@ -164,14 +241,80 @@ impl SledWalletStore {
         let cur = decode_balance(self.tree.get(&bkey)?.as_deref())?;
         let (entry, after) = plan_append(tenant, cur, e)?;
         let seq = entry.seq.to_be_bytes();
-        let mut batch = sled::Batch::default();
         batch.insert(bkey, &encode_balance(after)[..]);
         batch.insert(key(ENTRY, tenant, Some(&seq)), serde_json::to_vec(&entry)?);
         if let Some(rid) = &e.request_id {
             batch.insert(key(REQUEST, tenant, Some(rid.as_bytes())), &seq[..]);
         }
-        self.tree.apply_batch(batch)?;
         Ok(Outcome::Written(entry))
+    }
+
+    fn hold_now(
+        &self,
+        tenant: &str,
+        call_id: &str,
+        amount_paise: i64,
+        at_ms: u64,
+    ) -> Result<HoldPlaced, WalletError> {
+        let _serial = self.appends.lock();
+        let holds = self.load_holds(tenant)?;
+        let balance = decode_balance(self.tree.get(key(BALANCE, tenant, None))?.as_deref())?;
+        let held: i64 = holds.iter().map(|h| h.amount_paise).sum();
+        let available = balance.balance_paise.saturating_sub(held);
+        if let Some(h) = holds.into_iter().find(|h| h.call_id == call_id) {
+            return Ok(HoldPlaced {
+                hold: h,
+                existing: true,
+                available_after_paise: available,
+            });
+        }
+        let after = plan_hold(available, amount_paise)?;
+        let hold = Hold {
+            call_id: call_id.to_owned(),
+            amount_paise,
+            at_ms,
+        };
+        self.tree.insert(
+            key(HOLD, tenant, Some(call_id.as_bytes())),
+            serde_json::to_vec(&hold)?,
+        )?;
+        Ok(HoldPlaced {
+            hold,
+            existing: false,
+            available_after_paise: after,
+        })
+    }
+
+    fn settle_now(
+        &self,
+        tenant: &str,
+        call_id: &str,
+        charge: Option<&NewEntry>,
+    ) -> Result<(Option<Hold>, Option<Outcome>), WalletError> {
+        let _serial = self.appends.lock();
+        let hkey = key(HOLD, tenant, Some(call_id.as_bytes()));
+        let released: Option<Hold> = match self.tree.get(&hkey)? {
+            Some(v) => Some(serde_json::from_slice(&v)?),
+            None => None,
+        };
+        let mut batch = sled::Batch::default();
+        let outcome = charge
+            .map(|c| self.plan(tenant, c, &mut batch))
+            .transpose()?;
+        batch.remove(hkey);
+        self.tree.apply_batch(batch)?;
+        Ok((released, outcome))
+    }
+
+    /// [`WalletStore::holds`] without a runtime.
+    pub fn load_holds(&self, tenant: &str) -> Result<Vec<Hold>, WalletError> {
+        check_tenant(tenant)?;
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(key(HOLD, tenant, Some(b""))) {
+            let (_, v) = kv?;
+            out.push(serde_json::from_slice(&v)?);
+        }
+        Ok(out)
     }
 
     /// Waits until everything written so far is on disk. A blocking `flush` on the
@@ -266,88 +409,54 @@ impl WalletStore for SledWalletStore {
     async fn balances(&self) -> Result<Vec<(String, Balance)>, WalletError> {
         self.load_balances()
     }
-}
 
-/// [`WalletStore`] in memory, for tests: one mutex, so an append is one atomic step.
-#[derive(Default)]
-pub struct MemWalletStore {
-    wallets: Mutex<BTreeMap<String, MemWallet>>,
-}
-
-#[derive(Default)]
-struct MemWallet {
-    balance: Balance,
-    entries: Vec<LedgerEntry>,
-    requests: HashMap<String, usize>,
-}
-
-impl MemWalletStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-#[async_trait]
-impl WalletStore for MemWalletStore {
-    async fn append(&self, tenant: &str, entry: &NewEntry) -> Result<Appended, WalletError> {
-        check_tenant(tenant)?;
-        entry.validate()?;
-        let mut all = self.wallets.lock();
-        if let Some(w) = all.get(tenant) {
-            if let Some(i) = entry.request_id.as_ref().and_then(|r| w.requests.get(r)) {
-                return replay(w.entries[*i].clone(), entry);
-            }
-        }
-        let cur = all.get(tenant).map(|w| w.balance).unwrap_or_default();
-        let (e, after) = plan_append(tenant, cur, entry)?;
-        let w = all.entry(tenant.to_owned()).or_default();
-        if let Some(r) = &entry.request_id {
-            w.requests.insert(r.clone(), w.entries.len());
-        }
-        w.entries.push(e.clone());
-        w.balance = after;
-        Ok(Appended {
-            entry: e,
-            replayed: false,
-        })
-    }
-
-    async fn balance(&self, tenant: &str) -> Result<Balance, WalletError> {
-        check_tenant(tenant)?;
-        Ok(self
-            .wallets
-            .lock()
-            .get(tenant)
-            .map(|w| w.balance)
-            .unwrap_or_default())
-    }
-
-    async fn statement(
+    async fn place_hold(
         &self,
         tenant: &str,
-        after_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<LedgerEntry>, WalletError> {
-        check_tenant(tenant)?;
-        let all = self.wallets.lock();
-        let Some(w) = all.get(tenant) else {
-            return Ok(Vec::new());
-        };
-        Ok(w.entries
-            .iter()
-            .filter(|e| e.seq > after_seq)
-            .take(limit.min(MAX_STATEMENT_PAGE))
-            .cloned()
-            .collect())
+        call_id: &str,
+        amount_paise: i64,
+        at_ms: u64,
+    ) -> Result<HoldPlaced, WalletError> {
+        check_hold_args(tenant, call_id)?;
+        let placed = self.hold_now(tenant, call_id, amount_paise, at_ms)?;
+        self.durable().await?;
+        Ok(placed)
     }
 
-    async fn balances(&self) -> Result<Vec<(String, Balance)>, WalletError> {
-        Ok(self
-            .wallets
-            .lock()
-            .iter()
-            .map(|(t, w)| (t.clone(), w.balance))
-            .collect())
+    async fn settle(
+        &self,
+        tenant: &str,
+        call_id: &str,
+        charge: Option<&NewEntry>,
+    ) -> Result<Settled, WalletError> {
+        check_settle_args(tenant, call_id, charge)?;
+        let (released, outcome) = self.settle_now(tenant, call_id, charge)?;
+        self.durable().await?;
+        let charge = match (outcome, charge) {
+            (Some(Outcome::Written(entry)), _) => Some(Appended {
+                entry,
+                replayed: false,
+            }),
+            (Some(Outcome::Replay(first)), Some(c)) => Some(replay(first, c)?),
+            _ => None,
+        };
+        Ok(Settled { released, charge })
+    }
+
+    async fn holds(&self, tenant: &str) -> Result<Vec<Hold>, WalletError> {
+        self.load_holds(tenant)
+    }
+
+    async fn all_holds(&self) -> Result<Vec<(String, Hold)>, WalletError> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(HOLD) {
+            let (k, v) = kv?;
+            let rest = &k[HOLD.len()..];
+            let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+            let tenant = String::from_utf8_lossy(&rest[..end]).into_owned();
+            out.push((tenant, serde_json::from_slice(&v)?));
+        }
+        Ok(out)
     }
 }
 
@@ -356,6 +465,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::MemWalletStore;
 
     #[tokio::test]
     async fn memory_keeps_the_contract() {

@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "managed tenants' wallets: balances and the ledger",
         sql: &[crate::wallet::SCHEMA],
     },
+    Migration {
+        version: 3,
+        name: "wallet holds of calls in progress",
+        sql: &[crate::wallet::HOLDS_SCHEMA],
+    },
 ];
 
 /// The schema version this build knows.

@@ -8,15 +8,20 @@
 //! request safe: the second of two concurrent appends with one request id waits for the
 //! first, then sees its entry (READ COMMITTED reads the latest commit per statement) and
 //! answers it as a replay instead of tripping the unique index.
+//!
+//! Holds (`c2c_wallet_holds`, migration 3) take the same row lock: a hold's check of
+//! what is available and its insert, and a settle's release and charge, are each one
+//! transaction serialised with every other money movement of the tenant.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use c2c_billing::ledger::{plan_append, replay};
 use c2c_billing::{
-    check_tenant, Appended, Balance, EntryKind, LedgerEntry, NewEntry, WalletError, WalletStore,
-    MAX_STATEMENT_PAGE,
+    check_call_id, check_charge, check_tenant, plan_hold, Appended, Balance, EntryKind, Hold,
+    HoldPlaced, LedgerEntry, NewEntry, Settled, WalletError, WalletStore, MAX_STATEMENT_PAGE,
 };
+use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
 use crate::dlt::{db_ms, ms_from_db, retry_pause, retryable, TX_RETRIES};
@@ -46,6 +51,25 @@ CREATE TABLE IF NOT EXISTS c2c_wallet_ledger (
     UNIQUE (tenant, request_id)
 );
 ";
+
+/// `c2c_wallet_holds`: one row per call in progress that holds money.
+pub(crate) const HOLDS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS c2c_wallet_holds (
+    tenant TEXT NOT NULL,
+    call_id TEXT NOT NULL,
+    amount_paise BIGINT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant, call_id)
+);
+";
+
+/// Takes the tenant's wallet row lock (creating the row), answering its balance.
+const LOCK_WALLET: &str =
+    "INSERT INTO c2c_wallets (tenant, balance_paise, entries) VALUES ($1, 0, 0)
+    ON CONFLICT (tenant) DO UPDATE SET tenant = excluded.tenant
+    RETURNING balance_paise, entries";
+
+const HOLD_COLUMNS: &str = "call_id, amount_paise, at_ms";
 
 const ENTRY_COLUMNS: &str = "tenant, seq, at_ms, kind, amount_paise, balance_after_paise, \
                              actor, reason, call_id, request_id";
@@ -81,32 +105,39 @@ fn balance_of(row: &Row, first: usize) -> Balance {
 }
 
 /// What one try of the append transaction ended with.
-enum Tried {
-    Done(Result<Appended, WalletError>),
+enum Tried<T = Appended> {
+    Done(Result<T, WalletError>),
     /// A driver error: retried when it is a serialization failure or deadlock.
     Db(tokio_postgres::Error),
 }
 
-impl From<tokio_postgres::Error> for Tried {
+impl<T> From<tokio_postgres::Error> for Tried<T> {
     fn from(e: tokio_postgres::Error) -> Self {
         Tried::Db(e)
     }
 }
 
-async fn try_append(
-    client: &mut deadpool_postgres::Object,
+fn hold_of(row: &Row) -> Hold {
+    Hold {
+        call_id: row.get(0),
+        amount_paise: row.get(1),
+        at_ms: ms_from_db(row.get(2)),
+    }
+}
+
+async fn lock_wallet<T>(tx: &Transaction<'_>, tenant: &str) -> Result<Balance, Tried<T>> {
+    let lock = tx.prepare_cached(LOCK_WALLET).await?;
+    Ok(balance_of(&tx.query_one(&lock, &[&tenant]).await?, 0))
+}
+
+/// Appends `e` inside `tx`, which holds the tenant's row lock (`cur` its balance).
+/// `Tried::Done` carries a replay or a refusal: nothing written.
+async fn append_in(
+    tx: &Transaction<'_>,
     tenant: &str,
+    cur: Balance,
     e: &NewEntry,
 ) -> Result<Appended, Tried> {
-    let tx = client.transaction().await?;
-    let lock = tx
-        .prepare_cached(
-            "INSERT INTO c2c_wallets (tenant, balance_paise, entries) VALUES ($1, 0, 0)
-             ON CONFLICT (tenant) DO UPDATE SET tenant = excluded.tenant
-             RETURNING balance_paise, entries",
-        )
-        .await?;
-    let cur = balance_of(&tx.query_one(&lock, &[&tenant]).await?, 0);
     if let Some(rid) = &e.request_id {
         let find = tx
             .prepare_cached(&format!(
@@ -115,7 +146,6 @@ async fn try_append(
             ))
             .await?;
         if let Some(row) = tx.query_opt(&find, &[&tenant, rid]).await? {
-            // Nothing written: the transaction ends without a commit.
             return Err(Tried::Done(entry_of(&row).and_then(|f| replay(f, e))));
         }
     }
@@ -153,11 +183,131 @@ async fn try_append(
         &[&tenant, &after.balance_paise, &db_ms(after.entries)],
     )
     .await?;
-    tx.commit().await?;
     Ok(Appended {
         entry,
         replayed: false,
     })
+}
+
+async fn try_append(
+    client: &mut deadpool_postgres::Object,
+    tenant: &str,
+    e: &NewEntry,
+) -> Result<Appended, Tried> {
+    let tx = client.transaction().await?;
+    let cur = lock_wallet(&tx, tenant).await?;
+    // A replay or refusal returns before the commit: the transaction rolls back.
+    let appended = append_in(&tx, tenant, cur, e).await?;
+    tx.commit().await?;
+    Ok(appended)
+}
+
+async fn try_hold(
+    client: &mut deadpool_postgres::Object,
+    tenant: &str,
+    call_id: &str,
+    amount: i64,
+    at_ms: u64,
+) -> Result<HoldPlaced, Tried<HoldPlaced>> {
+    let tx = client.transaction().await?;
+    let cur = lock_wallet(&tx, tenant).await?;
+    let list = tx
+        .prepare_cached(&format!(
+            "SELECT {HOLD_COLUMNS} FROM c2c_wallet_holds WHERE tenant = $1"
+        ))
+        .await?;
+    let holds: Vec<Hold> = tx
+        .query(&list, &[&tenant])
+        .await?
+        .iter()
+        .map(hold_of)
+        .collect();
+    let held: i64 = holds.iter().map(|h| h.amount_paise).sum();
+    let available = cur.balance_paise.saturating_sub(held);
+    if let Some(hold) = holds.into_iter().find(|h| h.call_id == call_id) {
+        return Err(Tried::Done(Ok(HoldPlaced {
+            hold,
+            existing: true,
+            available_after_paise: available,
+        })));
+    }
+    let after = match plan_hold(available, amount) {
+        Ok(after) => after,
+        Err(refused) => return Err(Tried::Done(Err(refused))),
+    };
+    let insert = tx
+        .prepare_cached(&format!(
+            "INSERT INTO c2c_wallet_holds (tenant, {HOLD_COLUMNS}) VALUES ($1, $2, $3, $4)"
+        ))
+        .await?;
+    tx.execute(&insert, &[&tenant, &call_id, &amount, &db_ms(at_ms)])
+        .await?;
+    tx.commit().await?;
+    Ok(HoldPlaced {
+        hold: Hold {
+            call_id: call_id.to_owned(),
+            amount_paise: amount,
+            at_ms,
+        },
+        existing: false,
+        available_after_paise: after,
+    })
+}
+
+async fn try_settle(
+    client: &mut deadpool_postgres::Object,
+    tenant: &str,
+    call_id: &str,
+    charge: Option<&NewEntry>,
+) -> Result<Settled, Tried<Settled>> {
+    let tx = client.transaction().await?;
+    let cur = lock_wallet(&tx, tenant).await?;
+    let release = tx
+        .prepare_cached(&format!(
+            "DELETE FROM c2c_wallet_holds WHERE tenant = $1 AND call_id = $2
+             RETURNING {HOLD_COLUMNS}"
+        ))
+        .await?;
+    let released = tx
+        .query_opt(&release, &[&tenant, &call_id])
+        .await?
+        .map(|r| hold_of(&r));
+    let charge = match charge {
+        None => None,
+        Some(c) => match append_in(&tx, tenant, cur, c).await {
+            Ok(appended) => Some(appended),
+            // Already posted: the release (if any) still commits.
+            Err(Tried::Done(Ok(replayed))) => Some(replayed),
+            Err(Tried::Done(Err(refused))) => return Err(Tried::Done(Err(refused))),
+            Err(Tried::Db(e)) => return Err(Tried::Db(e)),
+        },
+    };
+    tx.commit().await?;
+    Ok(Settled { released, charge })
+}
+
+/// Runs one transaction (`$try` on a pooled connection) until it answers, retrying
+/// serialization failures and deadlocks. A macro, not a function taking a closure: the
+/// closure would return a future borrowing both the connection and the caller's
+/// arguments, which a higher-ranked bound cannot express.
+macro_rules! retrying {
+    ($store:expr, |$c:ident| $try:expr) => {
+        async {
+            let mut $c = $store.client().await?;
+            let mut attempt = 0;
+            loop {
+                match $try.await {
+                    Ok(done) => return Ok(done),
+                    Err(Tried::Done(answer)) => return answer,
+                    Err(Tried::Db(err)) if retryable(&err) && attempt < TX_RETRIES => {
+                        attempt += 1;
+                        tokio::time::sleep(retry_pause(attempt)).await;
+                    }
+                    Err(Tried::Db(err)) => return Err(store_err(err)),
+                }
+            }
+        }
+    };
 }
 
 /// `c2c_billing::WalletStore` on the shared database.
@@ -174,20 +324,15 @@ impl PgWalletStore {
         self.pg.pool().get().await.map_err(store_err)
     }
 
-    async fn append_now(&self, tenant: &str, e: &NewEntry) -> Result<Appended, WalletError> {
-        let mut client = self.client().await?;
-        let mut attempt = 0;
-        loop {
-            match try_append(&mut client, tenant, e).await {
-                Ok(appended) => return Ok(appended),
-                Err(Tried::Done(answer)) => return answer,
-                Err(Tried::Db(err)) if retryable(&err) && attempt < TX_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(retry_pause(attempt)).await;
-                }
-                Err(Tried::Db(err)) => return Err(store_err(err)),
-            }
-        }
+    /// Rows of one read-only statement.
+    async fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, WalletError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(store_err)?;
+        client.query(&stmt, params).await.map_err(store_err)
     }
 
     async fn balance_now(&self, tenant: &str) -> Result<Balance, WalletError> {
@@ -249,9 +394,8 @@ impl WalletStore for PgWalletStore {
     async fn append(&self, tenant: &str, entry: &NewEntry) -> Result<Appended, WalletError> {
         check_tenant(tenant)?;
         entry.validate()?;
-        self.pg
-            .within_or(self.append_now(tenant, entry), WalletError::Backend)
-            .await
+        let op = retrying!(self, |c| try_append(&mut c, tenant, entry));
+        self.pg.within_or(op, WalletError::Backend).await
     }
 
     async fn balance(&self, tenant: &str) -> Result<Balance, WalletError> {
@@ -280,5 +424,67 @@ impl WalletStore for PgWalletStore {
         self.pg
             .within_or(self.balances_now(), WalletError::Backend)
             .await
+    }
+
+    async fn place_hold(
+        &self,
+        tenant: &str,
+        call_id: &str,
+        amount_paise: i64,
+        at_ms: u64,
+    ) -> Result<HoldPlaced, WalletError> {
+        check_tenant(tenant)?;
+        check_call_id(call_id)?;
+        let op = retrying!(self, |c| try_hold(
+            &mut c,
+            tenant,
+            call_id,
+            amount_paise,
+            at_ms
+        ));
+        self.pg.within_or(op, WalletError::Backend).await
+    }
+
+    async fn settle(
+        &self,
+        tenant: &str,
+        call_id: &str,
+        charge: Option<&NewEntry>,
+    ) -> Result<Settled, WalletError> {
+        check_tenant(tenant)?;
+        check_call_id(call_id)?;
+        if let Some(c) = charge {
+            check_charge(call_id, c)?;
+        }
+        let op = retrying!(self, |c| try_settle(&mut c, tenant, call_id, charge));
+        self.pg.within_or(op, WalletError::Backend).await
+    }
+
+    async fn holds(&self, tenant: &str) -> Result<Vec<Hold>, WalletError> {
+        check_tenant(tenant)?;
+        let sql = format!(
+            "SELECT {HOLD_COLUMNS} FROM c2c_wallet_holds WHERE tenant = $1 ORDER BY call_id"
+        );
+        let rows = self
+            .pg
+            .within_or(self.rows(&sql, &[&tenant]), WalletError::Backend)
+            .await?;
+        let mut out: Vec<Hold> = rows.iter().map(hold_of).collect();
+        out.sort_by(|a, b| a.call_id.as_bytes().cmp(b.call_id.as_bytes()));
+        Ok(out)
+    }
+
+    async fn all_holds(&self) -> Result<Vec<(String, Hold)>, WalletError> {
+        let sql = format!("SELECT {HOLD_COLUMNS}, tenant FROM c2c_wallet_holds");
+        let rows = self
+            .pg
+            .within_or(self.rows(&sql, &[]), WalletError::Backend)
+            .await?;
+        let mut out: Vec<(String, Hold)> = rows.iter().map(|r| (r.get(3), hold_of(r))).collect();
+        // Byte order, as the sled store answers, whatever the database's collation.
+        out.sort_by(|a, b| {
+            (a.0.as_bytes(), a.1.call_id.as_bytes()).cmp(&(b.0.as_bytes(), b.1.call_id.as_bytes()))
+        });
+        Ok(out)
     }
 }

@@ -660,7 +660,7 @@ async fn racing_migrations_both_succeed_and_apply_once() {
     }
 }
 
-/// A database a version-1 gateway made (no wallet tables) is brought to the latest
+/// A database a version-1 gateway made (no wallet tables, no holds) is brought to the latest
 /// version by the next start, the calls in it untouched.
 #[tokio::test]
 async fn a_version_1_database_is_migrated_to_the_wallet_tables() {
@@ -675,7 +675,8 @@ async fn a_version_1_database_is_migrated_to_the_wallet_tables() {
         "db",
         &format!(
             "DELETE FROM {schema}.c2c_schema_version WHERE version > 1;
-             DROP TABLE {schema}.c2c_wallets, {schema}.c2c_wallet_ledger"
+             DROP TABLE {schema}.c2c_wallets, {schema}.c2c_wallet_ledger, \
+             {schema}.c2c_wallet_holds"
         ),
     );
     let pg = PgStore::open(options(&schema)).await.unwrap();
@@ -683,7 +684,7 @@ async fn a_version_1_database_is_migrated_to_the_wallet_tables() {
         "db",
         &format!("SELECT string_agg(version::text, ',' ORDER BY version) FROM {schema}.c2c_schema_version"),
     );
-    assert_eq!(versions, "1,2");
+    assert_eq!(versions, "1,2,3");
     let wallets = c2c_store_pg::PgWalletStore::new(pg.clone());
     let topup = c2c_billing::contract::owner_entry(c2c_billing::EntryKind::TopUp, 700);
     use c2c_billing::WalletStore;

@@ -109,6 +109,69 @@ async fn wallets_two_nodes_appending_at_once_lose_and_double_nothing() {
     );
 }
 
+/// Calls of one tenant placing holds through two nodes at once (and each settling
+/// through the other): exactly what the balance covers is held, and every settle posts
+/// its charge once however many times it is sent.
+#[tokio::test]
+async fn wallet_holds_from_two_nodes_never_exceed_the_balance() {
+    use c2c_billing::{call_charge, EntryKind, WalletError, WalletStore};
+    let (_, a, b) = two_nodes().await;
+    let (a, b) = (
+        Arc::new(PgWalletStore::new(a)),
+        Arc::new(PgWalletStore::new(b)),
+    );
+    a.append(
+        "acme",
+        &c2c_billing::contract::owner_entry(EntryKind::TopUp, 1_500),
+    )
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            match s.place_hold("acme", &format!("c_{i}"), 100, 1).await {
+                Ok(p) => Some(p.hold.call_id),
+                Err(WalletError::InsufficientBalance { .. }) => None,
+                Err(e) => panic!("{e}"),
+            }
+        }));
+    }
+    let mut held = Vec::new();
+    for t in tasks {
+        held.extend(t.await.unwrap());
+    }
+    assert_eq!(held.len(), 15, "holds beyond the balance: {held:?}");
+    assert_eq!(a.available("acme").await.unwrap(), 0);
+    // Each held call is settled from both nodes at once, 10 paise each.
+    let settles = held.iter().map(|id| {
+        let (a, b) = (a.clone(), b.clone());
+        let id = id.clone();
+        async move {
+            let charge = call_charge(&id, 10, "talk".into(), 2);
+            let (x, y) = tokio::join!(
+                a.settle("acme", &id, Some(&charge)),
+                b.settle("acme", &id, Some(&charge))
+            );
+            let (x, y) = (x.unwrap(), y.unwrap());
+            assert!(
+                x.released.is_some() != y.released.is_some(),
+                "{id}: one release"
+            );
+            let (cx, cy) = (x.charge.unwrap(), y.charge.unwrap());
+            assert!(cx.replayed != cy.replayed, "{id}: one charge");
+        }
+    });
+    futures_util::future::join_all(settles).await;
+    let bal = a.balance("acme").await.unwrap();
+    assert_eq!((bal.balance_paise, bal.entries), (1_500 - 150, 16));
+    assert!(b.all_holds().await.unwrap().is_empty());
+    assert_eq!(
+        c2c_billing::check_ledger(&*b, "acme").await.unwrap(),
+        Ok(bal)
+    );
+}
+
 #[tokio::test]
 async fn seen_events_keep_the_contract() {
     let s = Arc::new(PgSeenEvents::new(node(&fresh_schema()).await));
