@@ -237,6 +237,10 @@ pub fn serve(args: ServeArgs) -> Result<(), StartError> {
         },
     ));
     server.add_service(background_service(
+        "wallet sweep",
+        crate::calls::billing::WalletSweeper { app: app.clone() },
+    ));
+    server.add_service(background_service(
         "call retention",
         crate::retention::RetentionService::new(app.clone())?,
     ));

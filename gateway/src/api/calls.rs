@@ -56,6 +56,11 @@ pub async fn click2call(
         .map_err(errors::dial_plan)?;
     // Registered agents: telephony on, one call at a time (docs/agents.md).
     gate_agent(app, tenant, req.agent_id.trim()).await?;
+    // A managed tenant's wallet must cover the call's minimum (docs/billing.md).
+    let billing = calls::billing::plan(&policy, tenant, &n.trunk);
+    if let Some(b) = &billing {
+        calls::billing::check_available(app, &tenant.id, b).await?;
+    }
     let client = app
         .livekit()
         .client_for_tenant(&policy, &tenant.id)
@@ -86,8 +91,7 @@ pub async fn click2call(
         app,
         &client,
         tenant,
-        &req,
-        &n,
+        (&req, &n, billing),
         &ws_url,
         &mut ctx.livekit_wait,
     )
@@ -133,8 +137,11 @@ async fn create_call(
     app: &Arc<App>,
     client: &c2c_livekit::LiveKitClient,
     tenant: &c2c_tenancy::Tenant,
-    req: &Click2CallRequest,
-    n: &c2c_dialplan::Normalized,
+    (req, n, billing): (
+        &Click2CallRequest,
+        &c2c_dialplan::Normalized,
+        Option<c2c_callstate::CallBilling>,
+    ),
     ws_url: &str,
     livekit_wait: &mut Duration,
 ) -> Result<JsonResponse, ApiError> {
@@ -158,7 +165,7 @@ async fn create_call(
             )));
         }
     };
-    let (rec, effects) = CallRecord::new(
+    let (mut rec, effects) = CallRecord::new(
         NewCall {
             call_id: call_id.clone(),
             room: room.clone(),
@@ -173,6 +180,7 @@ async fn create_call(
         &calls::knobs(app),
         now_ms(),
     );
+    rec.billing = billing;
     if let Err(e) = app.store().create(&rec).await {
         // Acknowledge nothing we could not persist, and leave no orphan room behind.
         timed(livekit_wait, delete_room_quietly(client, &room)).await;
@@ -329,6 +337,11 @@ pub async fn connect(
         app.agents()
             .claim_call(&tenant.id, tenant.agents, &rec.agent_id, &rec.call_id)
             .map_err(|r| errors::agent_refused(&r))?;
+        // The wallet's hold, atomically with its check: refused, nothing is dialled.
+        if let Err(e) = calls::billing::hold(app, &rec).await {
+            release_unless_dialled(app, &rec).await;
+            return Err(e);
+        }
     }
     // Durable DIALING first: a second /connect (double click, retry) is a 409, never a
     // second dial. The transition's `Dial` effect starts the dial (calls::run_effects).

@@ -107,7 +107,11 @@ pub fn wallet(e: c2c_billing::WalletError) -> ApiError {
 
 /// A managed tenant's call its wallet cannot pay for: `402`, nothing dialled.
 pub fn insufficient_balance(message: String) -> ApiError {
-    ApiError::new(StatusCode::PAYMENT_REQUIRED, "insufficient_balance", message)
+    ApiError::new(
+        StatusCode::PAYMENT_REQUIRED,
+        "insufficient_balance",
+        message,
+    )
 }
 
 /// The DLT flag's store.

@@ -41,6 +41,14 @@ pub(crate) struct WalletView {
     balance_inr: String,
     /// How many entries the ledger holds (the last entry's seq).
     entries: u64,
+    /// What new calls may use: the balance minus the holds of calls in progress.
+    available_paise: i64,
+    /// Money set aside by calls in progress (placed at `/connect`, released when the
+    /// call's charge is posted).
+    holds: Vec<c2c_billing::Hold>,
+    /// Whether managed calls are paid from this wallet now (`billing.charge_calls` of
+    /// gateway.toml): when false, calls are neither held nor charged nor refused.
+    charge_calls: bool,
     /// Up to `limit` entries with a seq above `after`, oldest first.
     statement: Vec<LedgerEntry>,
     /// The `after` of the next page, when there is one.
@@ -266,6 +274,8 @@ pub async fn get(
         .statement(&tenant, after, limit)
         .await
         .map_err(errors::wallet)?;
+    let holds = wallets.holds(&tenant).await.map_err(errors::wallet)?;
+    let held: i64 = holds.iter().map(|h| h.amount_paise).sum();
     if mode == BillingMode::Managed {
         app.metrics()
             .wallet_balance
@@ -292,6 +302,9 @@ pub async fn get(
             balance_paise: balance.balance_paise,
             balance_inr: inr(balance.balance_paise),
             entries: balance.entries,
+            available_paise: balance.balance_paise.saturating_sub(held),
+            holds,
+            charge_calls: policy.gateway.billing.charge_calls && mode == BillingMode::Managed,
             statement,
             next_after,
             rate_card,

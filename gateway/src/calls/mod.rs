@@ -11,6 +11,7 @@
 //! - [`livekit_pool`], [`outbox`], [`services`], [`replay`], [`detail`]: LiveKit clients,
 //!   the CRM webhook outbox and its delivery service, webhook replay, a call's detail.
 
+pub mod billing;
 pub mod detail;
 pub mod dial;
 pub mod hangup;
@@ -181,6 +182,7 @@ pub async fn run_effects(app: &Arc<App>, rec: &CallRecord, effects: &[Effect]) {
                 }
             }
             Effect::RefuseCaller => app.inbound().refuse_caller(rec),
+            Effect::SettleWallet => billing::spawn_settle(app, rec),
             // The outbox entry was written in the same batch as the terminal record.
             Effect::EnqueueWebhook => app.calls().kick_delivery(),
             Effect::DeleteRoom => spawn_delete_room(app, rec),

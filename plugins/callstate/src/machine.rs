@@ -40,6 +40,9 @@ pub enum Effect {
     /// The call ended: its concurrent-call slot is free, its outcome counted. Comes with
     /// `DeleteRoom`, `EnqueueWebhook` and a `CancelTimer` for every kind.
     Ended,
+    /// A managed call ended: release its wallet hold and post the charge the end wrote
+    /// into `record.billing` (idempotent: the call's request id). Follows `Ended`.
+    SettleWallet,
 }
 
 /// Per-deployment timing knobs (from `gateway.toml`).
@@ -102,6 +105,7 @@ impl CallRecord {
             direction: Default::default(),
             offers: Vec::new(),
             lead_id: None,
+            billing: None,
         };
         (rec, vec![Effect::Created, Effect::ArmTimer { kind, at_ms }])
     }
@@ -560,6 +564,14 @@ fn end(rec: &mut CallRecord, status: CallStatus, reason: String, now: u64, fx: &
     rec.disconnect_reason = Some(reason);
     rec.timers.clear();
     fx.push(Effect::Ended);
+    if let Some(b) = rec.billing.as_mut() {
+        // Billed from the answer to the end (nothing for a call never answered); the
+        // charge is fixed here, in the end's own write, so no crash can change it.
+        let billed = rec.answered_ms.map_or(0, |a| now.saturating_sub(a));
+        b.billed_ms = Some(billed);
+        b.charge_paise = Some(b.rate.charge(billed));
+        fx.push(Effect::SettleWallet);
+    }
     fx.push(Effect::DeleteRoom);
     fx.push(Effect::EnqueueWebhook);
     // Cancel every kind, not just the recorded ones: a runner may hold a timer the record

@@ -266,6 +266,29 @@ pub struct CallRecord {
     /// Inbound: the `lead_id` of the lead the CRM's lookup returned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lead_id: Option<String>,
+    /// A managed tenant's call: its rate and hold, and once it ended its charge (written
+    /// by the end transition, in the same write as the end). `None`: never charged
+    /// (a BYOT tenant's call, an inbound call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing: Option<CallBilling>,
+}
+
+/// What a managed tenant's call costs (docs/billing.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallBilling {
+    /// The rate when the call was created: an edit of the rate card applies to new
+    /// calls, never to one already running.
+    pub rate: c2c_billing::Rate,
+    /// What `/connect` sets aside from the wallet: the cost of the tenant's
+    /// `min_call_minutes` at this rate.
+    pub hold_paise: u64,
+    /// Talk time billed, answer to end (0 when the call was never answered). Set when
+    /// the call ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_ms: Option<u64>,
+    /// `rate.charge(billed_ms)`, set when the call ends: what its settle posts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge_paise: Option<u64>,
 }
 
 impl fmt::Debug for CallRecord {

@@ -87,6 +87,12 @@ pub struct GatewayMetrics {
     /// `c2c_wallet_balance_paise{tenant}`: a managed tenant's balance as this process
     /// last wrote or read it (set on every append and wallet read).
     pub wallet_balance: IntGaugeVec,
+    /// `c2c_wallet_refusals_total{tenant,at}`: managed calls refused `402
+    /// insufficient_balance` at `click2call` or `connect`.
+    pub wallet_refusals: IntCounterVec,
+    /// `c2c_wallet_settle_failures_total`: a call's charge or hold release that failed
+    /// (the wallet sweep posts it again; a steady rise means the wallet store is away).
+    pub wallet_settle_failures: prometheus::IntCounter,
     pub cors_refused: IntCounterVec,
     /// `c2c_build_info{version,revision}`: always 1; the labels say which build runs, so
     /// a dashboard shows a rolling upgrade and an alert can be joined to a version.
@@ -288,6 +294,19 @@ impl GatewayMetrics {
             &["tenant"],
         )?;
         registry.register(Box::new(wallet_balance.clone()))?;
+        let wallet_refusals = IntCounterVec::new(
+            Opts::new(
+                "c2c_wallet_refusals_total",
+                "Managed calls refused 402 insufficient_balance, by tenant and step",
+            ),
+            &["tenant", "at"],
+        )?;
+        registry.register(Box::new(wallet_refusals.clone()))?;
+        let wallet_settle_failures = prometheus::IntCounter::new(
+            "c2c_wallet_settle_failures_total",
+            "Call charges or hold releases that failed and wait for the wallet sweep",
+        )?;
+        registry.register(Box::new(wallet_settle_failures.clone()))?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "c2c_build_info",
@@ -348,6 +367,8 @@ impl GatewayMetrics {
             agent_refusals,
             wallet_entries,
             wallet_balance,
+            wallet_refusals,
+            wallet_settle_failures,
             build_info,
         })
     }

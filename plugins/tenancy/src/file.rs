@@ -41,6 +41,7 @@ pub struct GatewayFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BillingSection {
+    pub charge_calls: Option<bool>,
     pub paise_per_pulse: Option<u64>,
     pub pulse_seconds: Option<u32>,
     pub min_call_minutes: Option<u32>,

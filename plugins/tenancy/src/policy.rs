@@ -107,6 +107,11 @@ pub struct GatewayConfig {
 /// `[billing]`: what managed tenants' calls cost and what a call needs to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BillingPolicy {
+    /// Managed tenants' calls are paid from their wallets: checked at click2call, held
+    /// at `/connect`, charged at the end, refused `402 insufficient_balance` when the
+    /// wallet cannot pay. Off by default, so an upgrade does not refuse every call of
+    /// tenants whose wallets were never topped up: turn it on once they are.
+    pub charge_calls: bool,
     /// The platform's rate, for trunks without their own.
     pub default_rate: c2c_billing::Rate,
     /// A managed tenant's call is dialled only when its wallet can pay this many minutes.

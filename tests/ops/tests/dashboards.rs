@@ -302,9 +302,11 @@ fn catalogue() -> Catalogue {
         agent_refusals,
         wallet_entries,
         wallet_balance,
+        wallet_refusals,
+        wallet_settle_failures,
         build_info,
     } = &gw;
-    let touch: [&dyn Touch; 28] = [
+    let touch: [&dyn Touch; 30] = [
         http_requests,
         http_duration,
         http_gateway_duration,
@@ -332,6 +334,8 @@ fn catalogue() -> Catalogue {
         agent_refusals,
         wallet_entries,
         wallet_balance,
+        wallet_refusals,
+        wallet_settle_failures,
         build_info,
     ];
     for t in touch {

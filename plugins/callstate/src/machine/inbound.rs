@@ -53,6 +53,7 @@ impl CallRecord {
             direction: Direction::Inbound,
             offers: Vec::new(),
             lead_id: None,
+            billing: None,
         };
         (rec, vec![Effect::Created, Effect::ArmTimer { kind, at_ms }])
     }

@@ -36,6 +36,7 @@ pub(super) fn validate(b: &BillingSection, e: &mut Errs<'_>) -> BillingPolicy {
         );
     }
     BillingPolicy {
+        charge_calls: b.charge_calls.unwrap_or(false),
         default_rate,
         min_call_minutes,
         overdraft_paise,

@@ -1,0 +1,254 @@
+//! Managed tenants' calls and their wallets (docs/billing.md): the check before a
+//! call, the hold at `/connect`, the charge at the end, and the sweep that finishes what
+//! a crash interrupted.
+//!
+//! The money path, and why each step sits where it does:
+//! 1. **click2call** refuses `402 insufficient_balance` when what the wallet has
+//!    available (balance minus the holds of calls in progress) is below the cost of
+//!    `billing.min_call_minutes` at the call's rate; nothing is created or dialled. The
+//!    rate and that cost are written into the record (`CallBilling`): later edits of the
+//!    rate card apply to new calls only.
+//! 2. **/connect** places the hold (`WalletStore::place_hold`: the availability check
+//!    and the hold are one atomic step, so calls connecting at once cannot overspend)
+//!    before the durable DIALING write; refused: `402`, nothing dialled.
+//! 3. **The end** — whatever ends the call — fixes the charge in the record in the same
+//!    write as the end (the state machine's `end`), then emits `SettleWallet`, which
+//!    this module carries out: release the hold and post the charge, idempotent by the
+//!    call's request id.
+//! 4. **The sweep** ([`WalletSweeper`]) looks at every hold every [`SWEEP_EVERY`]: a
+//!    hold whose call has ended is settled from the record. That covers a kill -9
+//!    between the end's write and the settle, a wallet store that was away, and a hold
+//!    placed by a `/connect` whose call then ended without it. Every node may sweep:
+//!    settles are idempotent. So a call is charged once, never twice, never not at all.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use c2c_billing::{call_charge, Settled, WalletError};
+use c2c_callstate::{CallBilling, CallRecord};
+use c2c_plugin_api::ApiError;
+use c2c_tenancy::{BillingMode, Policy, Tenant};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tracing::Instrument;
+
+use crate::api::errors;
+use crate::app::App;
+use crate::clock::now_ms;
+
+/// How often every hold is looked at.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// What a new call of `tenant` on `trunk_label` costs: `None` while `billing.charge_calls`
+/// is off, for a BYOT tenant (its minutes are metered, never paid from a wallet), or for
+/// a trunk the policy no longer has.
+pub fn plan(policy: &Policy, tenant: &Tenant, trunk_label: &str) -> Option<CallBilling> {
+    let billing = &policy.gateway.billing;
+    if !billing.charge_calls || tenant.billing_mode() != BillingMode::Managed {
+        return None;
+    }
+    let (rate, _) = billing.rate_for(tenant.trunk(trunk_label)?);
+    Some(CallBilling {
+        rate,
+        hold_paise: rate.cost_of_minutes(billing.min_call_minutes),
+        billed_ms: None,
+        charge_paise: None,
+    })
+}
+
+fn hold_of(b: &CallBilling) -> i64 {
+    i64::try_from(b.hold_paise).unwrap_or(i64::MAX)
+}
+
+/// click2call's check: what the wallet has available covers the call's hold. Read in
+/// two steps (balance, holds): the atomic check is `/connect`'s hold.
+pub async fn check_available(app: &App, tenant: &str, b: &CallBilling) -> Result<(), ApiError> {
+    let needed = hold_of(b);
+    if needed == 0 {
+        return Ok(());
+    }
+    let available = app
+        .wallets()
+        .available(tenant)
+        .await
+        .map_err(errors::wallet)?;
+    if available >= needed {
+        return Ok(());
+    }
+    Err(refused(
+        app,
+        tenant,
+        "click2call",
+        WalletError::InsufficientBalance {
+            available_paise: available,
+            required_paise: needed,
+        },
+    ))
+}
+
+/// `/connect`: the call's hold, before anything is dialled. A call that holds already
+/// (a retried `/connect`) takes nothing more.
+pub async fn hold(app: &App, rec: &CallRecord) -> Result<(), ApiError> {
+    let Some(b) = &rec.billing else {
+        return Ok(());
+    };
+    let amount = hold_of(b);
+    if amount == 0 {
+        return Ok(());
+    }
+    match app
+        .wallets()
+        .place_hold(&rec.tenant, &rec.call_id, amount, now_ms())
+        .await
+    {
+        Ok(placed) => {
+            if !placed.existing {
+                tracing::info!(
+                    hold_paise = amount,
+                    available_after_paise = placed.available_after_paise,
+                    "wallet hold placed"
+                );
+            }
+            Ok(())
+        }
+        Err(e @ WalletError::InsufficientBalance { .. }) => {
+            Err(refused(app, &rec.tenant, "connect", e))
+        }
+        Err(e) => Err(errors::wallet(e)),
+    }
+}
+
+fn refused(app: &App, tenant: &str, at: &str, e: WalletError) -> ApiError {
+    app.metrics()
+        .wallet_refusals
+        .with_label_values(&[tenant, at])
+        .inc();
+    tracing::info!(tenant, at, error = %e, "call refused: insufficient balance");
+    errors::insufficient_balance(format!(
+        "{e}: top up the wallet (GET /api/c2c/wallet shows the balance and the rate card); \
+         nothing was dialled"
+    ))
+}
+
+/// Releases an ended call's hold and posts its charge (see the module docs).
+pub async fn settle(app: &App, rec: &CallRecord) -> Result<Settled, WalletError> {
+    let charge = rec
+        .billing
+        .and_then(|b| b.charge_paise.filter(|c| *c > 0).map(|c| (b, c)))
+        .map(|(b, paise)| {
+            let billed_s = b.billed_ms.unwrap_or(0).div_ceil(1000);
+            let reason = format!(
+                "call to {} on {}: {billed_s} s, {} pulse(s) of {} s at {} paise",
+                c2c_dialplan::mask(&rec.customer_number),
+                rec.trunk_label,
+                b.rate.pulses(b.billed_ms.unwrap_or(0)),
+                b.rate.pulse_seconds,
+                b.rate.paise_per_pulse
+            );
+            call_charge(
+                &rec.call_id,
+                paise,
+                reason,
+                rec.ended_ms.unwrap_or_else(now_ms),
+            )
+        });
+    let settled = app
+        .wallets()
+        .settle(&rec.tenant, &rec.call_id, charge.as_ref())
+        .await?;
+    if let Some(c) = settled.charge.as_ref().filter(|c| !c.replayed) {
+        let m = app.metrics();
+        m.wallet_entries
+            .with_label_values(&[&rec.tenant, "call_charge"])
+            .inc();
+        m.wallet_balance
+            .with_label_values(&[&rec.tenant])
+            .set(c.entry.balance_after_paise);
+        tracing::info!(
+            entry = %c.entry.id,
+            charge_paise = -c.entry.amount_paise,
+            balance_after_paise = c.entry.balance_after_paise,
+            "call charged"
+        );
+    }
+    Ok(settled)
+}
+
+/// The `SettleWallet` effect: settles in the background (a failure waits for the
+/// sweep, counted in `c2c_wallet_settle_failures_total`).
+pub fn spawn_settle(app: &Arc<App>, rec: &CallRecord) {
+    let (app, rec) = (app.clone(), rec.clone());
+    let span = super::span(&rec.call_id);
+    tokio::spawn(
+        async move {
+            if let Err(e) = settle(&app, &rec).await {
+                app.metrics().wallet_settle_failures.inc();
+                tracing::warn!(error = %e, "wallet settle failed; the wallet sweep retries it");
+            }
+        }
+        .instrument(span),
+    );
+}
+
+/// One look at every hold: those of ended calls are settled. Answers how many were.
+pub async fn sweep(app: &App) -> Result<usize, WalletError> {
+    let mut settled = 0;
+    for (tenant, hold) in app.wallets().all_holds().await? {
+        let rec = match app.store().get(&hold.call_id).await {
+            Ok(rec) => rec,
+            Err(e) => {
+                tracing::warn!(error = %e, "wallet sweep: call store unavailable");
+                return Ok(settled);
+            }
+        };
+        match rec {
+            Some(rec) if rec.tenant == tenant && rec.is_ended() => {
+                if let Err(e) = settle(app, &rec).await {
+                    app.metrics().wallet_settle_failures.inc();
+                    tracing::warn!(call_id = %rec.call_id, error = %e, "wallet sweep: settle failed");
+                    continue;
+                }
+                settled += 1;
+            }
+            Some(_) => {}
+            None => {
+                // No such call (purged by retention long after it ended, or a hold
+                // whose call was never stored): nothing to charge from, and a hold
+                // kept forever would block the wallet.
+                tracing::error!(
+                    tenant,
+                    call_id = %hold.call_id,
+                    hold_paise = hold.amount_paise,
+                    "wallet sweep: a hold without its call; released without a charge"
+                );
+                app.wallets().settle(&tenant, &hold.call_id, None).await?;
+            }
+        }
+    }
+    Ok(settled)
+}
+
+/// Runs [`sweep`] at start and every [`SWEEP_EVERY`].
+pub struct WalletSweeper {
+    pub app: Arc<App>,
+}
+
+#[async_trait]
+impl BackgroundService for WalletSweeper {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => {}
+            }
+            match sweep(&self.app).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(calls = n, "wallet sweep settled ended calls"),
+                Err(e) => tracing::warn!(error = %e, "wallet sweep failed; retrying"),
+            }
+        }
+    }
+}
