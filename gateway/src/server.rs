@@ -238,7 +238,7 @@ pub fn serve(args: ServeArgs) -> Result<(), StartError> {
     ));
     server.add_service(background_service(
         "wallet sweep",
-        crate::calls::billing::WalletSweeper { app: app.clone() },
+        crate::calls::billing::WalletService { app: app.clone() },
     ));
     server.add_service(background_service(
         "call retention",

@@ -167,6 +167,37 @@ async fn managed_calls_are_held_charged_once_and_refused_when_the_wallet_cannot_
     assert!(charges_of(&w, &c2).is_empty(), "{w}");
     assert_eq!(w["entries"], 2, "a top-up and one charge: {w}");
     assert_eq!(w["available_paise"], 300 - charge);
+    // Analytics: the day's spend and talk, per trunk too (the usage report).
+    let (s, a) = json(
+        env.c
+            .get(env.gw.url("/api/c2c/analytics"))
+            .header("x-api-key", ACME_KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(a["spend_paise"], charge, "{a}");
+    let talk = a["talk_seconds"].as_i64().unwrap();
+    assert!((2..=12).contains(&talk), "{a}");
+    let airtel = a["by_trunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["trunk"] == "airtel-mum")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (
+            airtel["spend_paise"].clone(),
+            airtel["talk_seconds"].clone()
+        ),
+        (json!(charge), json!(talk))
+    );
+    assert_eq!(airtel["by_day"].as_array().unwrap().len(), 1, "{airtel}");
+    let today = a["by_day"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(today["spend_paise"], charge, "{today}");
     let m = env.gw.metrics(&env.c).await;
     assert!(
         m.contains("c2c_wallet_refusals_total{at=\"click2call\",tenant=\"acme\"} 2"),
@@ -208,4 +239,55 @@ async fn a_call_charged_across_a_kill_9_is_charged_once() {
     assert_eq!(charges_of(&w, &c).len(), 1, "{w}");
     assert_eq!(w["entries"], 2, "{w}");
     assert!(held(&w).is_empty(), "{w}");
+}
+
+/// The balance watch ends an answered call before it starts a pulse its wallet cannot
+/// pay: acme's trunk at 50 paise a second (a 3,000 paise hold for the one-minute
+/// minimum), the owner takes the wallet down to 100 paise mid-call, and the call ends
+/// ANSWERED with `balance_exhausted`, charged no more than the wallet had (plus the
+/// pulses of one look).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_the_wallet_can_no_longer_pay_ends_balance_exhausted() {
+    let env = CallEnv::start_edited("poll", &[], |p| {
+        charging(p);
+        p.edit(
+            "tenants/acme.toml",
+            "paise_per_pulse = 2",
+            "paise_per_pulse = 50",
+        );
+    })
+    .await;
+    env.scenario(
+        "9800000006",
+        json!({"ring_after_ms": 50, "outcome": {"kind": "answer", "after_ms": 100, "hangup_after_ms": 600_000}}),
+    )
+    .await;
+    top_up(&env, 3_000, "t-3").await;
+    let (c, _) = env.start_call("9800000006").await;
+    assert_eq!(held(&wallet(&env).await), vec![(c.clone(), 3_000)]);
+    env.wait_status(&c, "ACTIVE", T).await;
+    // The owner takes most of it back (a correction may empty a wallet, not overdraw it).
+    let (s, v) = json(
+        env.c
+            .post(env.gw.url(ENTRIES))
+            .header("x-api-key", OWNER_KEY)
+            .json(&json!({"kind": "adjustment", "amount_paise": -2_900, "reason": "chargeback"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let call = env.wait_status(&c, "ENDED", T).await;
+    assert_eq!(call["disconnect_reason"], "balance_exhausted", "{call}");
+    let w = settled(&env, &c).await;
+    let charges = charges_of(&w, &c);
+    assert_eq!(charges.len(), 1, "{w}");
+    let charge = -charges[0]["amount_paise"].as_i64().unwrap();
+    assert!(
+        charge > 0 && charge <= 200,
+        "charged {charge} with 100 left: {w}"
+    );
+    let hook = env.webhook(&c, T).await;
+    assert_eq!(hook.body["call_status"], "ANSWERED", "{}", hook.body);
 }

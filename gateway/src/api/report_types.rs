@@ -43,7 +43,30 @@ pub struct AnalyticsReport {
     /// restart). Causes with no calls are left out.
     #[schema(example = json!({"customer": 3, "agent_cancelled": 1}))]
     pub failures_by_cause: BTreeMap<String, u64>,
+    /// Talk time of the answered calls that ended, answer to end, in seconds (rounded
+    /// up): the minutes metered (BYOT) or paid for (managed).
+    pub talk_seconds: u64,
+    /// What the ended calls of a managed tenant were charged, in paise (0 for BYOT
+    /// tenants and while `billing.charge_calls` is off).
+    pub spend_paise: u64,
     /// One entry per day of the range, in order.
+    pub by_day: Vec<DayCounts>,
+    /// Usage per trunk of the tenant's policy (or the `trunk` asked for), each with
+    /// its days: the usage report per day and trunk.
+    pub by_trunk: Vec<TrunkUsage>,
+}
+
+/// One trunk's minutes and spend over the range.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkUsage {
+    pub trunk: String,
+    pub total: u64,
+    pub answered: u64,
+    pub talk_seconds: u64,
+    pub spend_paise: u64,
+    /// The days of the range with calls on this trunk, in order (days without any are
+    /// left out).
     pub by_day: Vec<DayCounts>,
 }
 
@@ -73,6 +96,10 @@ pub struct DayCounts {
     pub in_progress: u64,
     /// Of `total`, the inbound calls.
     pub inbound: u64,
+    /// Talk time of the day's ended, answered calls, in seconds (rounded up).
+    pub talk_seconds: u64,
+    /// The day's charges, in paise.
+    pub spend_paise: u64,
 }
 
 /// One page of a tenant's call log, oldest first.

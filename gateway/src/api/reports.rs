@@ -14,7 +14,9 @@ use c2c_callstate::DayTally;
 
 use crate::api::contract::view;
 use crate::api::errors;
-use crate::api::report_types::{AnalyticsReport, CallLogEntry, CallLogPage, DayCounts, Outcomes};
+use crate::api::report_types::{
+    AnalyticsReport, CallLogEntry, CallLogPage, DayCounts, Outcomes, TrunkUsage,
+};
 use crate::app::App;
 
 /// Longest analytics range: a quarter keeps one answer bounded.
@@ -92,6 +94,66 @@ fn range(q: &BTreeMap<String, String>) -> Result<(NaiveDate, NaiveDate), ApiErro
     Ok((from, to))
 }
 
+fn day_counts(d: NaiveDate, day: &DayTally) -> DayCounts {
+    DayCounts {
+        date: d.format("%Y-%m-%d").to_string(),
+        total: day.total,
+        answered: day.answered,
+        not_answered: day.not_answered,
+        failed: day.failed,
+        missed: day.missed,
+        in_progress: day.in_progress,
+        inbound: day.inbound,
+        talk_seconds: day.talk_ms.div_ceil(1000),
+        spend_paise: day.charge_paise,
+    }
+}
+
+/// Minutes and spend per trunk (the one asked for, else every trunk of the tenant's
+/// policy): one tally read per trunk.
+async fn trunk_usage(
+    app: &App,
+    tenant: &str,
+    only: Option<&str>,
+    (from, to): (NaiveDate, NaiveDate),
+) -> Result<Vec<TrunkUsage>, ApiError> {
+    let ymd = |d: NaiveDate| d.format("%Y%m%d").to_string();
+    let trunks: Vec<String> = match only {
+        Some(t) => vec![t.to_owned()],
+        None => app
+            .policy()
+            .get()
+            .tenant(tenant)
+            .map(|t| t.trunks.iter().map(|tr| tr.label.clone()).collect())
+            .unwrap_or_default(),
+    };
+    let mut out = Vec::with_capacity(trunks.len());
+    for trunk in trunks {
+        let days = app
+            .store()
+            .day_tallies(tenant, &ymd(from), &ymd(to), Some(&trunk))
+            .await
+            .map_err(errors::call_store)?;
+        let mut all = DayTally::default();
+        let mut by_day = Vec::new();
+        for (day, tally) in &days {
+            all.merge(tally);
+            if let Ok(d) = NaiveDate::parse_from_str(day, "%Y%m%d") {
+                by_day.push(day_counts(d, tally));
+            }
+        }
+        out.push(TrunkUsage {
+            trunk,
+            total: all.total,
+            answered: all.answered,
+            talk_seconds: all.talk_ms.div_ceil(1000),
+            spend_paise: all.charge_paise,
+            by_day,
+        });
+    }
+    Ok(out)
+}
+
 pub async fn analytics(
     app: &App,
     ctx: &mut RequestCtx,
@@ -114,18 +176,10 @@ pub async fn analytics(
     while d <= to {
         let day = tallies.get(&ymd(d)).cloned().unwrap_or_default();
         all.merge(&day);
-        by_day.push(DayCounts {
-            date: d.format("%Y-%m-%d").to_string(),
-            total: day.total,
-            answered: day.answered,
-            not_answered: day.not_answered,
-            failed: day.failed,
-            missed: day.missed,
-            in_progress: day.in_progress,
-            inbound: day.inbound,
-        });
+        by_day.push(day_counts(d, &day));
         d += Duration::days(1);
     }
+    let by_trunk = trunk_usage(app, &tenant, trunk.as_deref(), (from, to)).await?;
     let ended = all.answered + all.not_answered + all.failed + all.missed;
     let report = AnalyticsReport {
         tenant,
@@ -152,7 +206,10 @@ pub async fn analytics(
             .map(|(c, n)| (c.to_string(), *n))
             .collect(),
         failures_by_cause: all.failures_by_cause,
+        talk_seconds: all.talk_ms.div_ceil(1000),
+        spend_paise: all.charge_paise,
         by_day,
+        by_trunk,
     };
     Ok(JsonResponse::json(StatusCode::OK, &report))
 }

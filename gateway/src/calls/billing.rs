@@ -15,18 +15,26 @@
 //!    write as the end (the state machine's `end`), then emits `SettleWallet`, which
 //!    this module carries out: release the hold and post the charge, idempotent by the
 //!    call's request id.
-//! 4. **The sweep** ([`WalletSweeper`]) looks at every hold every [`SWEEP_EVERY`]: a
+//! 4. **The sweep** ([`WalletService`]) looks at every hold every [`SWEEP_EVERY`]: a
 //!    hold whose call has ended is settled from the record. That covers a kill -9
 //!    between the end's write and the settle, a wallet store that was away, and a hold
 //!    placed by a `/connect` whose call then ended without it. Every node may sweep:
 //!    settles are idempotent. So a call is charged once, never twice, never not at all.
+//! 5. **The balance watch** ([`watch`], every [`WATCH_EVERY`]) ends an answered call
+//!    with `balance_exhausted` before it starts a pulse its wallet cannot pay: per
+//!    tenant, what its calls will cost by the next look (this node's answered calls at
+//!    their running charge, every other hold at its amount) against the balance plus
+//!    `billing.overdraft_paise`; the newest calls go first, so the longest
+//!    conversations are kept. One read of the holds, one of the calls this node drives
+//!    and one balance per tenant with such calls, per look: no per-call polling.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use c2c_billing::{call_charge, Settled, WalletError};
-use c2c_callstate::{CallBilling, CallRecord};
+use c2c_callstate::{CallBilling, CallEvent, CallRecord, Phase};
 use c2c_plugin_api::ApiError;
 use c2c_tenancy::{BillingMode, Policy, Tenant};
 use pingora::server::ShutdownWatch;
@@ -39,6 +47,9 @@ use crate::clock::now_ms;
 
 /// How often every hold is looked at.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// How often the balance watch looks at answered calls (and how far ahead it prices
+/// them).
+pub const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 /// What a new call of `tenant` on `trunk_label` costs: `None` while `billing.charge_calls`
 /// is off, for a BYOT tenant (its minutes are metered, never paid from a wallet), or for
@@ -229,20 +240,111 @@ pub async fn sweep(app: &App) -> Result<usize, WalletError> {
     Ok(settled)
 }
 
-/// Runs [`sweep`] at start and every [`SWEEP_EVERY`].
-pub struct WalletSweeper {
+/// One look of the balance watch (see the module docs): answers the calls it ended.
+pub async fn watch(app: &Arc<App>) -> Result<Vec<String>, WalletError> {
+    let policy = app.policy().get();
+    let billing = &policy.gateway.billing;
+    if !billing.charge_calls {
+        return Ok(Vec::new());
+    }
+    let holds = app.wallets().all_holds().await?;
+    if holds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let driven = match app.store().driven_calls().await {
+        Ok(calls) => calls,
+        Err(e) => {
+            tracing::warn!(error = %e, "balance watch: call store unavailable");
+            return Ok(Vec::new());
+        }
+    };
+    // By the next look: what each answered, billed call of this node will have cost.
+    let ahead = now_ms().saturating_add(WATCH_EVERY.as_millis() as u64);
+    let mut running: HashMap<&str, (u64, &CallRecord)> = HashMap::new();
+    for rec in &driven {
+        if let (Some(b), Some(answered), Phase::Active) = (rec.billing, rec.answered_ms, rec.phase)
+        {
+            let cost = b.rate.charge(ahead.saturating_sub(answered));
+            running.insert(rec.call_id.as_str(), (cost, rec));
+        }
+    }
+    if running.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut by_tenant: HashMap<&str, (i64, Vec<(u64, &CallRecord)>)> = HashMap::new();
+    for (tenant, hold) in &holds {
+        let slot = by_tenant.entry(tenant.as_str()).or_default();
+        match running.get(hold.call_id.as_str()) {
+            Some(&(cost, rec)) if rec.tenant == *tenant => {
+                slot.0 = slot
+                    .0
+                    .saturating_add(i64::try_from(cost).unwrap_or(i64::MAX));
+                slot.1.push((cost, rec));
+            }
+            _ => slot.0 = slot.0.saturating_add(hold.amount_paise),
+        }
+    }
+    let overdraft = i64::try_from(billing.overdraft_paise).unwrap_or(0);
+    let mut ended = Vec::new();
+    for (tenant, (mut exposure, mut calls)) in by_tenant {
+        if calls.is_empty() {
+            continue;
+        }
+        let limit = app
+            .wallets()
+            .balance(tenant)
+            .await?
+            .balance_paise
+            .saturating_add(overdraft);
+        // The newest answered first: the longest conversations are kept.
+        calls.sort_by_key(|(_, r)| std::cmp::Reverse(r.answered_ms));
+        for (cost, rec) in calls {
+            if exposure <= limit {
+                break;
+            }
+            exposure = exposure.saturating_sub(i64::try_from(cost).unwrap_or(i64::MAX));
+            tracing::warn!(
+                call_id = %rec.call_id,
+                tenant,
+                limit_paise = limit,
+                "balance exhausted: ending the call before a pulse its wallet cannot pay"
+            );
+            match super::apply_as_driver(app, &rec.call_id, CallEvent::BalanceExhausted).await {
+                Ok(Some(_)) => ended.push(rec.call_id.clone()),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(call_id = %rec.call_id, error = %e, "balance watch: ending the call failed")
+                }
+            }
+        }
+    }
+    Ok(ended)
+}
+
+/// Runs the [`watch`] every [`WATCH_EVERY`], and the [`sweep`] at start and every
+/// [`SWEEP_EVERY`].
+pub struct WalletService {
     pub app: Arc<App>,
 }
 
 #[async_trait]
-impl BackgroundService for WalletSweeper {
+impl BackgroundService for WalletService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        let mut tick = tokio::time::interval(WATCH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let sweep_every = (SWEEP_EVERY.as_millis() / WATCH_EVERY.as_millis()).max(1);
+        let mut ticks: u128 = 0;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = tick.tick() => {}
+            }
+            if let Err(e) = watch(&self.app).await {
+                tracing::warn!(error = %e, "balance watch failed; retrying");
+            }
+            ticks += 1;
+            if (ticks - 1) % sweep_every != 0 {
+                continue;
             }
             match sweep(&self.app).await {
                 Ok(0) => {}

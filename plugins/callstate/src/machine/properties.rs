@@ -84,6 +84,7 @@ fn event() -> impl Strategy<Value = CallEvent> {
         3 => timer_kind().prop_map(CallEvent::Timer),
         1 => Just(CallEvent::RoomFinished),
         1 => sip_code().prop_map(|code| CallEvent::SipCode { code }),
+        1 => Just(CallEvent::BalanceExhausted),
     ]
 }
 

@@ -853,3 +853,24 @@ fn an_unanswered_managed_call_costs_nothing_but_still_releases_its_hold() {
     assert!(!t.effects.contains(&Effect::SettleWallet));
     assert!(t.record.billing.is_none());
 }
+
+#[test]
+fn balance_exhausted_ends_only_an_answered_call() {
+    let active = billed(in_phase(Active), 1);
+    let t = step(&active, &CallEvent::BalanceExhausted, ANSWER_AT + 3_500);
+    assert_eq!(t.record.phase, Ended);
+    assert_eq!(t.record.call_status, Some(CallStatus::Answered));
+    assert_eq!(
+        t.record.disconnect_reason.as_deref(),
+        Some("balance_exhausted")
+    );
+    assert_eq!(
+        t.record.billing.unwrap().charge_paise,
+        Some(400),
+        "4 started 1 s pulses"
+    );
+    assert!(t.effects.contains(&Effect::SettleWallet));
+    for p in [Initiated, Dialing, Ringing, Ended] {
+        assert_ignored(p, &CallEvent::BalanceExhausted);
+    }
+}

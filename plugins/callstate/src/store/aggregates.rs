@@ -22,8 +22,8 @@ use crate::record::{CallRecord, CallStatus, FailureCause};
 
 /// Bumped when the tally format or its counting rules change: a store whose marker differs
 /// gets its tallies rebuilt on open.
-/// 2: `failures_by_cause`. 3: `missed`, `inbound`.
-const AGGREGATES_VERSION: &[u8] = b"3";
+/// 2: `failures_by_cause`. 3: `missed`, `inbound`. 4: `talk_ms`, `charge_paise`.
+const AGGREGATES_VERSION: &[u8] = b"4";
 
 /// What one UTC day of one tenant's trunk amounts to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +46,14 @@ pub struct DayTally {
     /// NOT_ANSWERED and FAILED calls by [`FailureCause`] (its wire name).
     #[serde(default)]
     pub failures_by_cause: BTreeMap<String, u64>,
+    /// Talk time of the ended, answered calls, answer to end, in ms: the minutes a
+    /// trunk carried (metered for BYOT tenants, paid for by managed ones).
+    #[serde(default)]
+    pub talk_ms: u64,
+    /// What the ended managed calls were charged, in paise (each call's charge as its
+    /// end fixed it; calls that were not charged add nothing).
+    #[serde(default)]
+    pub charge_paise: u64,
 }
 
 impl DayTally {
@@ -58,6 +66,8 @@ impl DayTally {
         self.in_progress += other.in_progress;
         self.missed += other.missed;
         self.inbound += other.inbound;
+        self.talk_ms += other.talk_ms;
+        self.charge_paise += other.charge_paise;
         for (code, n) in &other.failures_by_sip_code {
             *self.failures_by_sip_code.entry(*code).or_default() += n;
         }
@@ -87,6 +97,15 @@ impl DayTally {
         if c.inbound {
             step(&mut self.inbound);
         }
+        let amount = |v: &mut u64, n: u64| {
+            *v = if add {
+                v.saturating_add(n)
+            } else {
+                v.saturating_sub(n)
+            }
+        };
+        amount(&mut self.talk_ms, c.talk_ms);
+        amount(&mut self.charge_paise, c.charge_paise);
         if let Some(code) = c.failure_code {
             let n = self.failures_by_sip_code.entry(code).or_default();
             step(n);
@@ -136,6 +155,10 @@ pub struct TallyContribution {
     pub failure_code: Option<u16>,
     pub cause: Option<FailureCause>,
     pub inbound: bool,
+    /// Answer to end of an ended, answered call (0 otherwise).
+    pub talk_ms: u64,
+    /// The charge the call's end fixed (0 for a call not charged).
+    pub charge_paise: u64,
 }
 
 impl TallyContribution {
@@ -156,6 +179,11 @@ impl TallyContribution {
             failure_code,
             cause: FailureCause::of(rec),
             inbound: rec.is_inbound(),
+            talk_ms: match (rec.answered_ms, rec.ended_ms) {
+                (Some(a), Some(e)) => e.saturating_sub(a),
+                _ => 0,
+            },
+            charge_paise: rec.billing.and_then(|b| b.charge_paise).unwrap_or(0),
         })
     }
 

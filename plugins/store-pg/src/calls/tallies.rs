@@ -55,6 +55,8 @@ pub(super) fn flatten(t: &DayTally) -> Vec<(String, i64)> {
         inbound,
         failures_by_sip_code,
         failures_by_cause,
+        talk_ms,
+        charge_paise,
     } = t;
     let mut out: Vec<(String, i64)> = [
         ("total", total),
@@ -64,6 +66,8 @@ pub(super) fn flatten(t: &DayTally) -> Vec<(String, i64)> {
         ("in_progress", in_progress),
         ("missed", missed),
         ("inbound", inbound),
+        ("talk_ms", talk_ms),
+        ("charge_paise", charge_paise),
     ]
     .into_iter()
     .map(|(m, n)| (m.to_owned(), clamp(*n)))
@@ -102,6 +106,8 @@ pub(super) fn unflatten(t: &mut DayTally, metric: &str, n: i64) -> bool {
         "in_progress" => &mut t.in_progress,
         "missed" => &mut t.missed,
         "inbound" => &mut t.inbound,
+        "talk_ms" => &mut t.talk_ms,
+        "charge_paise" => &mut t.charge_paise,
         m => {
             if let Some(code) = m.strip_prefix("sip/").and_then(|c| c.parse::<u16>().ok()) {
                 *t.failures_by_sip_code.entry(code).or_default() += n;

@@ -410,6 +410,35 @@ pub async fn day_tallies_follow_outcomes(s: Arc<dyn CallStore>) -> Result<(), St
     .await?;
     let d2 = &s.day_tallies("acme", "20240302", "20240302", None).await?["20240302"];
     assert_eq!((d2.total, d2.in_progress, d2.failed), (1, 0, 1));
+    assert_eq!(d2.talk_ms, 0, "never answered");
+
+    // Talk time and a managed call's charge add up per day and trunk: the first call
+    // talked 60 s; a billed one talks 60 s at 100 paise a minute.
+    let d1 = &s
+        .day_tallies("acme", "20240301", "20240301", Some("airtel"))
+        .await?["20240301"];
+    assert_eq!((d1.talk_ms, d1.charge_paise), (60_000, 0));
+    let mut billed = call("acme", DAY1 + 60);
+    billed.billing = Some(crate::CallBilling {
+        rate: c2c_billing::Rate {
+            paise_per_pulse: 100,
+            pulse_seconds: 60,
+        },
+        hold_paise: 100,
+        billed_ms: None,
+        charge_paise: None,
+    });
+    s.create(&billed).await?;
+    event(&*s, &billed.call_id, CallEvent::Connect, DAY1 + 1_000).await?;
+    event(&*s, &billed.call_id, CallEvent::Answered, DAY1 + 2_000).await?;
+    event(&*s, &billed.call_id, CallEvent::AgentHangup, DAY1 + 62_000).await?;
+    let d1 = &s
+        .day_tallies("acme", "20240301", "20240301", Some("airtel"))
+        .await?["20240301"];
+    assert_eq!(
+        (d1.answered, d1.talk_ms, d1.charge_paise),
+        (2, 120_000, 100)
+    );
     assert!(s.tallies_current()?);
     assert!(
         !s.ensure_aggregates(&mut |_| {})?,
