@@ -240,6 +240,10 @@ pub async fn sweep(app: &App) -> Result<usize, WalletError> {
     Ok(settled)
 }
 
+/// A tenant's exposure for the balance watch: what its holds and this node's answered
+/// calls will have cost by the next look, and those calls with their running cost.
+type Exposure<'a> = (i64, Vec<(u64, &'a CallRecord)>);
+
 /// One look of the balance watch (see the module docs): answers the calls it ended.
 pub async fn watch(app: &Arc<App>) -> Result<Vec<String>, WalletError> {
     let policy = app.policy().get();
@@ -271,7 +275,7 @@ pub async fn watch(app: &Arc<App>) -> Result<Vec<String>, WalletError> {
     if running.is_empty() {
         return Ok(Vec::new());
     }
-    let mut by_tenant: HashMap<&str, (i64, Vec<(u64, &CallRecord)>)> = HashMap::new();
+    let mut by_tenant: HashMap<&str, Exposure<'_>> = HashMap::new();
     for (tenant, hold) in &holds {
         let slot = by_tenant.entry(tenant.as_str()).or_default();
         match running.get(hold.call_id.as_str()) {
@@ -343,7 +347,7 @@ impl BackgroundService for WalletService {
                 tracing::warn!(error = %e, "balance watch failed; retrying");
             }
             ticks += 1;
-            if (ticks - 1) % sweep_every != 0 {
+            if !(ticks - 1).is_multiple_of(sweep_every) {
                 continue;
             }
             match sweep(&self.app).await {
