@@ -207,6 +207,11 @@ async fn managed_calls_are_held_charged_once_and_refused_when_the_wallet_cannot_
         m.contains("c2c_wallet_entries_total{kind=\"call_charge\",tenant=\"acme\"} 1"),
         "{m}"
     );
+    // Below billing.low_balance_paise (₹100) since the start: flagged low.
+    assert!(
+        m.contains("c2c_wallet_low_balance{tenant=\"acme\"} 1"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

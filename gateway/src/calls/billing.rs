@@ -325,6 +325,41 @@ pub async fn watch(app: &Arc<App>) -> Result<Vec<String>, WalletError> {
     Ok(ended)
 }
 
+/// Sets every managed tenant's wallet gauges from the store (balance, available, low):
+/// one read of the balances and one of the holds, so the gauges hold on every node of a
+/// fleet whoever moved the money.
+pub async fn refresh_gauges(app: &App) -> Result<(), WalletError> {
+    let policy = app.policy().get();
+    let billing = &policy.gateway.billing;
+    let balances: HashMap<String, i64> = app
+        .wallets()
+        .balances()
+        .await?
+        .into_iter()
+        .map(|(t, b)| (t, b.balance_paise))
+        .collect();
+    let mut held: HashMap<String, i64> = HashMap::new();
+    for (tenant, h) in app.wallets().all_holds().await? {
+        *held.entry(tenant).or_default() += h.amount_paise;
+    }
+    let low_mark = i64::try_from(billing.low_balance_paise).unwrap_or(i64::MAX);
+    let m = app.metrics();
+    for t in policy.tenants.values() {
+        if t.billing_mode() != BillingMode::Managed {
+            continue;
+        }
+        let id = t.id.as_str();
+        let balance = balances.get(id).copied().unwrap_or(0);
+        let available = balance.saturating_sub(held.get(id).copied().unwrap_or(0));
+        m.wallet_balance.with_label_values(&[id]).set(balance);
+        m.wallet_available.with_label_values(&[id]).set(available);
+        // Only where wallets pay for calls: a tenant not charged is never "low".
+        let low = billing.charge_calls && low_mark > 0 && available < low_mark;
+        m.wallet_low.with_label_values(&[id]).set(i64::from(low));
+    }
+    Ok(())
+}
+
 /// Runs the [`watch`] every [`WATCH_EVERY`], and the [`sweep`] at start and every
 /// [`SWEEP_EVERY`].
 pub struct WalletService {
@@ -349,6 +384,9 @@ impl BackgroundService for WalletService {
             ticks += 1;
             if !(ticks - 1).is_multiple_of(sweep_every) {
                 continue;
+            }
+            if let Err(e) = refresh_gauges(&self.app).await {
+                tracing::warn!(error = %e, "wallet gauges not refreshed");
             }
             match sweep(&self.app).await {
                 Ok(0) => {}

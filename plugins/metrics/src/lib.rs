@@ -90,6 +90,12 @@ pub struct GatewayMetrics {
     /// `c2c_wallet_refusals_total{tenant,at}`: managed calls refused `402
     /// insufficient_balance` at `click2call` or `connect`.
     pub wallet_refusals: IntCounterVec,
+    /// `c2c_wallet_available_paise{tenant}`: a managed tenant's balance minus its holds,
+    /// refreshed every 10 s by the wallet service.
+    pub wallet_available: IntGaugeVec,
+    /// `c2c_wallet_low_balance{tenant}`: 1 while a managed tenant's available balance is
+    /// below `billing.low_balance_paise`.
+    pub wallet_low: IntGaugeVec,
     /// `c2c_wallet_settle_failures_total`: a call's charge or hold release that failed
     /// (the wallet sweep posts it again; a steady rise means the wallet store is away).
     pub wallet_settle_failures: prometheus::IntCounter,
@@ -302,6 +308,22 @@ impl GatewayMetrics {
             &["tenant", "at"],
         )?;
         registry.register(Box::new(wallet_refusals.clone()))?;
+        let wallet_available = IntGaugeVec::new(
+            Opts::new(
+                "c2c_wallet_available_paise",
+                "A managed tenant's wallet balance minus the holds of its calls in progress",
+            ),
+            &["tenant"],
+        )?;
+        registry.register(Box::new(wallet_available.clone()))?;
+        let wallet_low = IntGaugeVec::new(
+            Opts::new(
+                "c2c_wallet_low_balance",
+                "1 while a managed tenant's available balance is below billing.low_balance_paise",
+            ),
+            &["tenant"],
+        )?;
+        registry.register(Box::new(wallet_low.clone()))?;
         let wallet_settle_failures = prometheus::IntCounter::new(
             "c2c_wallet_settle_failures_total",
             "Call charges or hold releases that failed and wait for the wallet sweep",
@@ -368,6 +390,8 @@ impl GatewayMetrics {
             wallet_entries,
             wallet_balance,
             wallet_refusals,
+            wallet_available,
+            wallet_low,
             wallet_settle_failures,
             build_info,
         })

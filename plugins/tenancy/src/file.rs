@@ -46,6 +46,7 @@ pub struct BillingSection {
     pub pulse_seconds: Option<u32>,
     pub min_call_minutes: Option<u32>,
     pub overdraft_paise: Option<u64>,
+    pub low_balance_paise: Option<u64>,
 }
 
 /// `[agents]` of gateway.toml: the presence channel's knobs.

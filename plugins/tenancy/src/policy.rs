@@ -118,6 +118,9 @@ pub struct BillingPolicy {
     pub min_call_minutes: u32,
     /// How far below zero a call in progress may take a wallet before it is ended.
     pub overdraft_paise: u64,
+    /// A managed wallet whose available balance is below this is low
+    /// (`c2c_wallet_low_balance`, alert `C2CWalletLowBalance`); 0: never.
+    pub low_balance_paise: u64,
 }
 
 impl BillingPolicy {

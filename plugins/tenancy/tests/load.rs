@@ -159,6 +159,8 @@ fn rates_load_and_bad_ones_are_named() {
         (100, 60)
     );
     assert_eq!((b.min_call_minutes, b.overdraft_paise), (1, 0));
+    // Calls are not paid from wallets until the operator says so; ₹100 is low.
+    assert_eq!((b.charge_calls, b.low_balance_paise), (false, 10_000));
     let acme = p.tenant("acme").unwrap();
     let (airtel, jio) = (
         acme.trunk("airtel-mum").unwrap(),
@@ -196,6 +198,12 @@ fn rates_load_and_bad_ones_are_named() {
         "min_call_minutes = 1",
         "min_call_minutes = 0",
     );
+    edit(
+        d.path(),
+        "gateway.toml",
+        "low_balance_paise = 10000",
+        "low_balance_paise = 1000000001",
+    );
     let errs = errors(d.path());
     for (file, key, why) in [
         (
@@ -209,6 +217,11 @@ fn rates_load_and_bad_ones_are_named() {
             "gateway.toml",
             "billing.min_call_minutes",
             "between 1 and 60",
+        ),
+        (
+            "gateway.toml",
+            "billing.low_balance_paise",
+            "at most 1000000000",
         ),
     ] {
         assert!(has(&errs, file, key, why), "{key}: {errs:?}");

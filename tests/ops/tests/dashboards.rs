@@ -304,9 +304,11 @@ fn catalogue() -> Catalogue {
         wallet_balance,
         wallet_refusals,
         wallet_settle_failures,
+        wallet_available,
+        wallet_low,
         build_info,
     } = &gw;
-    let touch: [&dyn Touch; 30] = [
+    let touch: [&dyn Touch; 32] = [
         http_requests,
         http_duration,
         http_gateway_duration,
@@ -336,6 +338,8 @@ fn catalogue() -> Catalogue {
         wallet_balance,
         wallet_refusals,
         wallet_settle_failures,
+        wallet_available,
+        wallet_low,
         build_info,
     ];
     for t in touch {

@@ -13,6 +13,10 @@ const DEFAULT_RATE: Rate = Rate {
     paise_per_pulse: 100,
     pulse_seconds: 60,
 };
+/// Default low-balance mark: ₹100.
+const DEFAULT_LOW_BALANCE_PAISE: u64 = 10_000;
+/// Largest low-balance mark (₹1 crore): more is a typo.
+const MAX_LOW_BALANCE_PAISE: u64 = 1_000_000_000;
 /// Largest overdraft a call may run up (₹1,00,000): more is a typo.
 const MAX_OVERDRAFT_PAISE: u64 = 10_000_000;
 
@@ -35,7 +39,17 @@ pub(super) fn validate(b: &BillingSection, e: &mut Errs<'_>) -> BillingPolicy {
             format!("must be at most {MAX_OVERDRAFT_PAISE} (₹1,00,000)"),
         );
     }
+    let low_balance_paise = b.low_balance_paise.unwrap_or(DEFAULT_LOW_BALANCE_PAISE);
+    if low_balance_paise > MAX_LOW_BALANCE_PAISE {
+        e.push(
+            "billing.low_balance_paise",
+            format!(
+                "must be at most {MAX_LOW_BALANCE_PAISE} (₹1,00,00,000); 0 turns the alert off"
+            ),
+        );
+    }
     BillingPolicy {
+        low_balance_paise,
         charge_calls: b.charge_calls.unwrap_or(false),
         default_rate,
         min_call_minutes,
