@@ -79,7 +79,15 @@ fn sled(
     let store = SledCallStore::open_with_db_deferred(db.clone()).map_err(StartError::CallStore)?;
     let seen = SledSeenEvents::open(&db).map_err(StartError::CallStore)?;
     let agents = SledAgentStore::open(&db).map_err(StartError::Agents)?;
-    let wallets = SledWalletStore::open(&db).map_err(StartError::Wallets)?;
+    // Owner entries share the call store's group commit (one fsync for both); calls'
+    // holds and settles are covered by the call writes around them
+    // (`SledWalletStore::open_with`).
+    let wallets = SledWalletStore::open_with(
+        &db,
+        Arc::new(CallStoreCommit(store.clone())),
+        Arc::new(CoveredByCallWrites),
+    )
+    .map_err(StartError::Wallets)?;
     let (hist, errors) = (
         metrics.store_flush.clone(),
         metrics.store_flush_errors.clone(),
@@ -176,4 +184,28 @@ fn postgres(pg: &PostgresStore, policy: &Policy) -> Result<Stores, StartError> {
             shared: Some(shared),
         })
     })
+}
+
+/// [`c2c_billing::Durability`] through the sled call store's group commit.
+struct CallStoreCommit(SledCallStore);
+
+#[async_trait::async_trait]
+impl c2c_billing::Durability for CallStoreCommit {
+    async fn sync(&self) -> Result<(), c2c_billing::WalletError> {
+        self.0
+            .commit_durable()
+            .await
+            .map_err(|e| c2c_billing::WalletError::Backend(Box::new(e)))
+    }
+}
+
+/// [`c2c_billing::Durability`] of a call's hold and settle on sled: nothing to wait for,
+/// the call store's own durable writes cover them (see `SledWalletStore::open_with`).
+struct CoveredByCallWrites;
+
+#[async_trait::async_trait]
+impl c2c_billing::Durability for CoveredByCallWrites {
+    async fn sync(&self) -> Result<(), c2c_billing::WalletError> {
+        Ok(())
+    }
 }

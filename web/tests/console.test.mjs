@@ -242,6 +242,14 @@ test('billing: the owner posts a top-up once; the tenant console sees balance, s
   const card = await p.$$eval('[data-view="billing"] .card table', (ts) => ts[0].textContent);
   assert.ok(card.includes('airtel-mum') && card.includes('₹0.02 per second') && card.includes('₹1.20'), card);
   assert.match(await p.textContent('#min-call'), /₹1\.20/);
+  // Nothing held (no call in progress), calls not yet paid from the wallet, and the
+  // minutes and spend of the last 30 days from analytics.
+  assert.equal(Number(await p.getAttribute('#wallet-available', 'data-paise')), before + 123450);
+  assert.equal(Number(await p.getAttribute('#wallet-held', 'data-paise')), 0);
+  assert.match(await p.textContent('#charge-calls'), /not yet/);
+  assert.ok(Number(await p.getAttribute('#spend-talk', 'data-seconds')) >= 0);
+  assert.equal(Number(await p.getAttribute('#spend-total', 'data-paise')), 0);
+  assert.ok((await p.textContent('#spend')).includes('airtel-mum'), 'spend by trunk');
   const [download] = await Promise.all([p.waitForEvent('download'), p.click('#statement-csv')]);
   const { readFileSync } = await import('node:fs');
   const csv = readFileSync(await download.path(), 'utf8');

@@ -29,7 +29,7 @@ pub use hold::{
 pub use ledger::{Appended, Balance, EntryKind, LedgerCheck, LedgerEntry, LedgerFault, NewEntry};
 pub use mem::MemWalletStore;
 pub use rate::{Rate, RateError, MAX_PAISE_PER_PULSE, MAX_PULSE_SECONDS};
-pub use store::{check_ledger, SledWalletStore, WalletStore, MAX_STATEMENT_PAGE};
+pub use store::{check_ledger, Durability, SledWalletStore, WalletStore, MAX_STATEMENT_PAGE};
 
 /// What a wallet operation can fail with.
 #[derive(Debug, thiserror::Error)]

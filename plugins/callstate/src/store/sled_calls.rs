@@ -115,6 +115,15 @@ impl SledCallStore {
         self.inner.commit.wait(t).await
     }
 
+    /// Makes every write applied to the database before this call durable, through the
+    /// group commit: a flush that starts after now (a sled flush covers every tree of
+    /// the database). For stores of other trees that share the database (the wallet), so
+    /// their writes share the fsync of the call writes around them instead of paying
+    /// their own.
+    pub async fn commit_durable(&self) -> Result<(), StoreError> {
+        self.inner.commit.commit().await
+    }
+
     /// Calls `f` after every group-commit flush with its duration and success, from the
     /// flusher thread (keep it cheap). Returns false if an observer is installed already.
     pub fn observe_flushes(

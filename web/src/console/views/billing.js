@@ -1,5 +1,6 @@
 // Billing: the tenant's billing mode (inferred from its credentials), its wallet balance
-// in rupees and paise, the ledger page by page, a CSV download, and (owner only) a form
+// in rupees and paise, what is available and held by calls in progress, minutes and spend
+// by day (analytics), the ledger page by page, a CSV download, and (owner only) a form
 // to post a top-up, adjustment or refund. Money is integer paise end to end: the rupee
 // amount typed in the form is parsed as text, never through a float.
 import { api, qs, store, ApiError } from '../api.js';
@@ -43,9 +44,40 @@ async function downloadCsv(tenant) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
+/** The last `days` UTC days as analytics' `from`/`to`. */
+function lastDays(days) {
+  const day = (d) => d.toISOString().slice(0, 10);
+  const to = new Date();
+  return { from: day(new Date(to.getTime() - (days - 1) * 86_400_000)), to: day(to) };
+}
+
+/** Minutes and spend per day (the last 30, newest first, days without calls left out). */
+function spendCard(a, managed) {
+  const mins = (s) => (s / 60).toFixed(1);
+  const days = a.by_day.filter((d) => d.total > 0).reverse();
+  return h('div', { class: 'card', id: 'spend' },
+    h('h3', {}, managed ? 'Spend by day (last 30 days)' : 'Minutes by day (last 30 days, metered)'),
+    kv([
+      ['Talk time', h('span', { id: 'spend-talk', 'data-seconds': String(a.talk_seconds) }, `${mins(a.talk_seconds)} min`)],
+      managed ? ['Spent', h('strong', { id: 'spend-total', 'data-paise': String(a.spend_paise) }, rupees(a.spend_paise))] : null,
+    ].filter(Boolean)),
+    table(managed ? 'Spend by day' : 'Minutes by day',
+      managed ? ['Day (UTC)', 'Calls', 'Answered', 'Talk (min)', 'Spent'] : ['Day (UTC)', 'Calls', 'Answered', 'Talk (min)'],
+      days.map((d) => [d.date, String(d.total), String(d.answered), mins(d.talk_seconds), managed ? rupees(d.spend_paise) : null].filter((c) => c !== null)),
+      'No calls in the last 30 days.'),
+    table(managed ? 'Spend by trunk' : 'Minutes by trunk',
+      managed ? ['Trunk', 'Calls', 'Talk (min)', 'Spent'] : ['Trunk', 'Calls', 'Talk (min)'],
+      a.by_trunk.map((t) => [t.trunk, String(t.total), mins(t.talk_seconds), managed ? rupees(t.spend_paise) : null].filter((c) => c !== null)),
+      'No trunks.'));
+}
+
 export default async function billing(root, ctx) {
   const load = (after) => api(`/api/c2c/wallet${qs({ tenant: ctx.tenant, after, limit: PAGE })}`);
-  const w = await load(0);
+  const [w, usage] = await Promise.all([
+    load(0),
+    api(`/api/c2c/analytics${qs({ tenant: ctx.tenant, ...lastDays(30) })}`),
+  ]);
+  const held = w.holds.reduce((sum, x) => sum + x.amount_paise, 0);
   const rows = [];
   const body = h('div', { id: 'statement' });
   const more = h('button', { type: 'button', id: 'statement-more', class: 'secondary' }, 'Load more');
@@ -83,6 +115,9 @@ export default async function billing(root, ctx) {
       kv([
         ['Billing mode', h('span', { id: 'billing-mode', class: managed ? 'badge ok' : 'badge' }, managed ? 'managed' : 'bring-your-own (BYOT)')],
         ['Balance', h('strong', { id: 'wallet-balance', 'data-paise': String(w.balance_paise) }, rupees(w.balance_paise))],
+        ['Available', h('span', { id: 'wallet-available', 'data-paise': String(w.available_paise) }, rupees(w.available_paise))],
+        ['Held by calls in progress', h('span', { id: 'wallet-held', 'data-paise': String(held) }, `${rupees(held)} (${w.holds.length} call${w.holds.length === 1 ? '' : 's'})`)],
+        ['Calls paid from this wallet', h('span', { id: 'charge-calls' }, w.charge_calls ? 'yes' : 'not yet (billing.charge_calls is off)')],
         ['Ledger entries', String(w.entries)],
       ])),
     managed ? h('div', { class: 'card' },
@@ -94,6 +129,7 @@ export default async function billing(root, ctx) {
           r.source === 'trunk' ? 'trunk' : 'platform default']),
         'No trunks: calls cannot be placed.'),
       w.min_call_paise != null ? h('p', { class: 'empty', id: 'min-call' }, `A call is dialled only when the wallet holds at least ${rupees(w.min_call_paise)} (the minimum call on the default trunk).`) : null) : null,
+    spendCard(usage, managed),
     h('div', { class: 'card' },
       h('h3', {}, 'Statement'),
       body,

@@ -18,6 +18,7 @@ use serde_json::json;
 
 mod phases;
 mod soak;
+mod wallet;
 
 // jemalloc, as the gateway: the load generator shares the two cores with the gateway, and
 // glibc's malloc and free were ~11 % of its CPU.
@@ -69,6 +70,17 @@ struct Args {
     /// ending and retries; with 2 the previous call has a whole lifecycle to end.
     #[arg(long, default_value_t = 1)]
     agents_per_worker: usize,
+    /// Phase 1's calls are paid from acme's wallet (`billing.charge_calls = true`, the
+    /// wallet topped up first): every click2call reads what is available, every
+    /// `/connect` places a hold, every end posts a charge; after the run the ledger is
+    /// checked against the calls (tests/bench/wallet.sh compares with and without).
+    #[arg(long)]
+    wallet: bool,
+    /// Run only the wallet crash soak: `--calls` lifecycles paid from the wallet, the
+    /// gateway killed with SIGKILL after every this many, then every call's charge
+    /// checked against the ledger (tests/bench/wallet-crash.sh).
+    #[arg(long)]
+    wallet_crash_every: Option<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -117,6 +129,14 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// What phase 1 changes in the example policies for acme.
+struct AcmeEdits {
+    /// `agents.require_registration` (`--agents registered`).
+    require_registration: bool,
+    /// `billing.charge_calls` (`--wallet`, `--wallet-crash-every`).
+    charge_calls: bool,
+}
+
 fn write_policies(
     src: &Path,
     dst: &Path,
@@ -124,8 +144,12 @@ fn write_policies(
     sink_url: &str,
     mode: &str,
     store_cache_mb: Option<u64>,
-    require_registration: bool,
+    acme: AcmeEdits,
 ) {
+    let AcmeEdits {
+        require_registration,
+        charge_calls,
+    } = acme;
     let copy = |rel: &str| {
         let to = dst.join(rel);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
@@ -158,6 +182,11 @@ fn write_policies(
             "[calls]",
             "[limits]\nper_ip_requests_per_second = 1000000\n\n[calls]",
         );
+    let gw = if charge_calls {
+        gw.replace("charge_calls = false", "charge_calls = true")
+    } else {
+        gw
+    };
     let gw = match store_cache_mb {
         Some(mb) => gw.replace("[calls]", &format!("[store]\ncache_mb = {mb}\n\n[calls]")),
         None => gw,
@@ -289,7 +318,10 @@ async fn start(a: &Args, mode: &str, tag: &str) -> Env {
         mode,
         a.store_cache_mb,
         // Phase 1 only: phase 2 and the soak place their calls for `agent-1`.
-        a.agents == AgentsMode::Registered && tag == "lc",
+        AcmeEdits {
+            require_registration: a.agents == AgentsMode::Registered && tag == "lc",
+            charge_calls: (a.wallet || a.wallet_crash_every.is_some()) && tag == "lc",
+        },
     );
     let port = free_port();
     let gw = c2c_bench_drivers::spawn_gateway(&a.gateway, &dir, port).unwrap();
@@ -437,6 +469,18 @@ async fn lifecycle(gw: &mut http1::Conn, sim: &mut http1::Conn, agent: &Agent, l
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let a = Args::parse();
+    if let Some(every) = a.wallet_crash_every {
+        let held = wallet::crash_soak(&a, every).await;
+        println!(
+            "wallet crash soak: {}",
+            if held {
+                "every charge once, zero drift"
+            } else {
+                "FAILED"
+            }
+        );
+        std::process::exit(if held { 0 } else { 1 });
+    }
     if let Some(minutes) = a.soak_minutes {
         let flat = soak::run(&a, minutes).await;
         std::process::exit(if flat { 0 } else { 1 });

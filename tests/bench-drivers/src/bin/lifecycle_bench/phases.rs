@@ -7,6 +7,9 @@ use super::*;
 /// Phase 1: lifecycles in poll mode (the default), LiveKit simulator out of process.
 pub(crate) async fn lifecycles(a: &Args) {
     let e = Arc::new(start(a, "poll", "lc").await);
+    if a.wallet {
+        wallet::top_up(&e).await;
+    }
     // Each worker's agents, used in turn.
     let per_worker = a.agents_per_worker.max(1);
     let agents: Vec<Arc<Vec<Agent>>> = match a.agents {
@@ -163,6 +166,10 @@ pub(crate) async fn lifecycles(a: &Args) {
             who,
             (cpu1[i] - cpu0[i]) * 1000.0 / total as f64
         );
+    }
+    if a.wallet {
+        // The warm-up's calls are charged too.
+        wallet::check(&e, total + 50).await;
     }
     let flushes = flush1.0 - flush0.0;
     println!(
