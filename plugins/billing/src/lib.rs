@@ -16,12 +16,14 @@
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
+mod durability;
 mod hold;
 pub mod ledger;
 mod mem;
 mod rate;
 mod store;
 
+pub use durability::Durability;
 pub use hold::{
     call_charge, charge_request_id, check_call_id, check_charge, plan_hold, Hold, HoldPlaced,
     Settled,
@@ -29,7 +31,7 @@ pub use hold::{
 pub use ledger::{Appended, Balance, EntryKind, LedgerCheck, LedgerEntry, LedgerFault, NewEntry};
 pub use mem::MemWalletStore;
 pub use rate::{Rate, RateError, MAX_PAISE_PER_PULSE, MAX_PULSE_SECONDS};
-pub use store::{check_ledger, Durability, SledWalletStore, WalletStore, MAX_STATEMENT_PAGE};
+pub use store::{check_ledger, SledWalletStore, WalletStore, MAX_STATEMENT_PAGE};
 
 /// What a wallet operation can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,10 @@
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use crate::durability::OwnFlush;
 use crate::hold::{check_call_id, check_charge, plan_hold};
 use crate::ledger::{plan_append, replay};
+use crate::Durability;
 use crate::WalletError;
 use crate::{
     check_tenant, Appended, Balance, Hold, HoldPlaced, LedgerCheck, LedgerEntry, LedgerFault,
@@ -133,31 +135,6 @@ const BALANCE: &[u8] = b"b/";
 const ENTRY: &[u8] = b"e/";
 const REQUEST: &[u8] = b"r/";
 const HOLD: &[u8] = b"h/";
-
-/// How a sled wallet write becomes durable. The default flushes the database itself;
-/// the gateway passes its call store's group commit, so a hold or a charge shares one
-/// fsync with the call writes around it (tests/bench/wallet.sh: a flush of its own per
-/// hold and per charge cost almost half the throughput of a lifecycle).
-#[async_trait]
-pub trait Durability: Send + Sync {
-    /// Returns once every write applied to the database before the call is on disk.
-    async fn sync(&self) -> Result<(), WalletError>;
-}
-
-/// [`Durability`] by a flush of the tree's database on the blocking pool (not
-/// `flush_async`: see [`SledWalletStore::append_now`]).
-struct OwnFlush(sled::Tree);
-
-#[async_trait]
-impl Durability for OwnFlush {
-    async fn sync(&self) -> Result<(), WalletError> {
-        let tree = self.0.clone();
-        tokio::task::spawn_blocking(move || tree.flush())
-            .await
-            .map_err(|e| WalletError::Backend(Box::new(e)))??;
-        Ok(())
-    }
-}
 
 /// The `wallet` tree: `b/<tenant>` -> balance (i64 BE) + entries (u64 BE),
 /// `e/<tenant>\0<seq u64 BE>` -> entry JSON, `r/<tenant>\0<request id>` -> seq (u64 BE),
