@@ -27,6 +27,7 @@
 #        LEASE_MS=5000 POOL_SIZE=16 PROFILE_CALLS=500
 #        WEBHOOK_CONCURRENCY=N (webhooks.per_tenant_concurrency of every node; default the
 #        policy's 4)
+#        WALLET=1 (acme's calls paid from its wallet: billing.charge_calls on, topped up)
 #        C2C_BENCH_NO_BUILD=1 (skip the release builds)
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
@@ -44,4 +45,5 @@ exec ./target/release/fleet-bench \
   --failover-calls "${FAILOVER_CALLS:-200}" --failover-rounds "${FAILOVER_ROUNDS:-5}" \
   --lease-ms "${LEASE_MS:-5000}" --pool-size "${POOL_SIZE:-16}" \
   --profile-calls "${PROFILE_CALLS:-500}" \
-  ${WEBHOOK_CONCURRENCY:+--webhook-concurrency "$WEBHOOK_CONCURRENCY"}
+  ${WEBHOOK_CONCURRENCY:+--webhook-concurrency "$WEBHOOK_CONCURRENCY"} \
+  ${WALLET:+--wallet}

@@ -184,6 +184,9 @@ impl Harness {
         if let Some(n) = &conc {
             extra.push(("webhooks", "per_tenant_concurrency", n));
         }
+        if a.wallet {
+            extra.push(("billing", "charge_calls", "true"));
+        }
         let dir = self.dir.join(name);
         let _ = std::fs::remove_dir_all(&dir);
         write_policies(

@@ -74,6 +74,12 @@ pub(crate) struct Args {
     /// `webhooks.per_tenant_concurrency` of every node (default: the policy's, 4).
     #[arg(long)]
     webhook_concurrency: Option<usize>,
+    /// acme's calls are paid from its wallet (`billing.charge_calls` on every node, the
+    /// wallet topped up through node-0 before the warm-up): every click2call reads what
+    /// is available, every `/connect` holds, every end settles (tests/bench/fleet.sh with
+    /// `WALLET=1`).
+    #[arg(long)]
+    wallet: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
@@ -163,6 +169,9 @@ async fn throughput_run(a: &Args, pg: &Pg, setup: Setup, round: usize) -> Row {
     let mut nodes = Vec::new();
     for i in 0..setup.nodes() {
         nodes.push(h.node(a, &format!("node-{i}"), &store, &[]).await);
+    }
+    if a.wallet {
+        top_up(&nodes[0].base).await;
     }
     let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
     let gw_pids: Vec<u32> = nodes.iter().map(|n| n.pid).collect();
@@ -525,4 +534,17 @@ async fn main() {
     if a.parts.contains(&Part::Failover) && a.failover_rounds > 0 {
         failover::run(&a, &pg).await;
     }
+}
+
+/// `--wallet`: ₹1 crore into acme's wallet through the owner API of `base` (the example
+/// policies' owner key).
+async fn top_up(base: &str) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/c2c/owner/tenants/acme/wallet/entries"))
+        .header("x-api-key", "c2c_V9txkkwaqj2BNm7dNiSL76CnJiU3lS4ZJEQf")
+        .json(&serde_json::json!({"kind": "top_up", "amount_paise": 1_000_000_000i64, "reason": "bench"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "top-up: {}", r.text().await.unwrap());
 }
