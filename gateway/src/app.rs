@@ -25,14 +25,23 @@ use c2c_tenancy::Policy;
 pub struct PolicyHandle {
     dir: PathBuf,
     current: ArcSwap<Policy>,
+    /// The gateway section the server was assembled from: start-only settings changed
+    /// since are pending until a restart (`crate::start_only`).
+    started: c2c_tenancy::GatewayConfig,
 }
 
 impl PolicyHandle {
     pub fn new(dir: PathBuf, policy: Policy) -> Self {
         Self {
             dir,
+            started: policy.gateway.clone(),
             current: ArcSwap::from_pointee(policy),
         }
+    }
+
+    /// See the field.
+    pub fn started(&self) -> &c2c_tenancy::GatewayConfig {
+        &self.started
     }
 
     pub fn get(&self) -> Arc<Policy> {
@@ -84,6 +93,8 @@ pub struct App {
     /// LiveKit upstream regions (signalling and server API proxying).
     edge: Regions,
     lifecycle: Lifecycle,
+    /// Writes tenants' policy files for the owner's provisioning API.
+    provisioner: crate::provision::Provisioner,
     /// When this process started (Unix ms): a call dialled before it was dialled by a
     /// process that is gone.
     started_ms: u64,
@@ -113,12 +124,16 @@ pub struct AppParts {
     pub inbound: crate::inbound::InboundService,
     pub livekit: LiveKitPool,
     pub edge: Regions,
+    /// The data directory (the provisioning audit lives there).
+    pub data_dir: PathBuf,
 }
 
 impl App {
     pub fn new(p: AppParts) -> Arc<Self> {
         let endpoints = Arc::new(PolicyEndpoints::new(p.policy.clone()));
+        let provisioner = crate::provision::Provisioner::new(p.policy.dir(), &p.data_dir);
         Arc::new(Self {
+            provisioner,
             policy: p.policy,
             dlt: p.dlt,
             metrics: p.metrics,
@@ -143,6 +158,10 @@ impl App {
 
     pub fn policy(&self) -> &Arc<PolicyHandle> {
         &self.policy
+    }
+
+    pub fn provisioner(&self) -> &crate::provision::Provisioner {
+        &self.provisioner
     }
 
     pub fn dlt(&self) -> &Arc<DltRegistry> {

@@ -11,6 +11,11 @@ pub fn today_utc() -> String {
     chrono::Utc::now().format("%Y%m%d").to_string()
 }
 
+/// Now in UTC as RFC 3339 to the second (`2026-12-04T17:45:00Z`), for people.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

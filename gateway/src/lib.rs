@@ -24,6 +24,8 @@ pub mod fleet;
 pub mod inbound;
 pub mod lifecycle;
 pub mod logging;
+pub mod policy_edit;
+pub mod provision;
 pub mod proxy;
 pub mod reload;
 pub mod retention;

@@ -12,7 +12,6 @@ use pingora::services::background::BackgroundService;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
-use c2c_tenancy::GatewayConfig;
 
 /// Checking once a second is cheap (a few small files) and needs no inotify, which
 /// does not work for every deployment (config maps are symlink swaps, NFS, ...).
@@ -21,17 +20,11 @@ const MAX_FILES: usize = 10_000;
 
 pub struct PolicyReloader {
     app: Arc<App>,
-    /// What the server was assembled from. Start-only settings are compared with this,
-    /// not with the previous reload: a change stays pending (and is warned about on
-    /// every reload) until a restart, or until it is reverted.
-    started: GatewayConfig,
 }
 
 impl PolicyReloader {
-    /// Call at start, before any reload: the policy in force is the one being served.
     pub fn new(app: Arc<App>) -> Self {
-        let started = app.policy().get().gateway.clone();
-        Self { app, started }
+        Self { app }
     }
 }
 
@@ -70,9 +63,12 @@ fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>, depth: usize) {
     }
 }
 
-/// Loads the policy directory and, if valid, makes it the policy in force. `started` is
-/// the gateway section the server was assembled from (see [`PolicyReloader`]).
-pub async fn reload(app: &App, started: &GatewayConfig) -> Result<(), c2c_tenancy::PolicyErrors> {
+/// Loads the policy directory and, if valid, makes it the policy in force. Start-only
+/// settings are compared with what the server was assembled from
+/// ([`crate::app::PolicyHandle::started`]), not with the previous reload: a change stays
+/// pending (and is warned about on every reload) until a restart, or until reverted.
+pub async fn reload(app: &App) -> Result<(), c2c_tenancy::PolicyErrors> {
+    let started = app.policy().started();
     let dir = app.policy().dir().to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || c2c_tenancy::load_dir(&dir))
         .await
@@ -151,7 +147,7 @@ impl BackgroundService for PolicyReloader {
             if now.is_some() && now != last {
                 last = now;
                 // An invalid change is logged and counted inside; the next edit retries.
-                let _ = reload(&self.app, &self.started).await;
+                let _ = reload(&self.app).await;
             }
         }
     }

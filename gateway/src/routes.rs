@@ -6,7 +6,9 @@
 use c2c_plugin_api::{Access, RouteInfo, Scope};
 use http::Method;
 
-use crate::api::openapi::{agent_paths, billing_paths, console_paths, paths, OperationDoc};
+use crate::api::openapi::{
+    agent_paths, billing_paths, console_paths, paths, tenant_paths, OperationDoc,
+};
 
 const fn local(name: &'static str, access: Access, json_body: bool) -> RouteInfo {
     RouteInfo {
@@ -87,6 +89,9 @@ pub const ASSET: RouteInfo = local("asset", Access::Public, false);
 const CONSOLE_KEYS: Access = Access::AnyKey(&[Scope::Console, Scope::Owner]);
 pub const CONSOLE_SESSION: RouteInfo = local("console_session", CONSOLE_KEYS, false);
 pub const CONSOLE_TENANT: RouteInfo = local("console_tenant", CONSOLE_KEYS, false);
+/// The console's editable settings: provisioning's view and change of one tenant.
+pub const CONSOLE_SETTINGS_GET: RouteInfo = local("console_settings_get", CONSOLE_KEYS, false);
+pub const CONSOLE_SETTINGS_PATCH: RouteInfo = local("console_settings_patch", CONSOLE_KEYS, true);
 pub const CONSOLE_NORMALIZE: RouteInfo = local("console_normalize", CONSOLE_KEYS, true);
 pub const CONSOLE_LIVEKIT_VALIDATE: RouteInfo =
     local("console_livekit_validate", CONSOLE_KEYS, true);
@@ -113,6 +118,16 @@ pub const WALLET_CSV: RouteInfo = local(
     Access::AnyKey(&[Scope::Calls, Scope::Console, Scope::Owner]),
     false,
 );
+/// Provisioning: the owner creates, lists, reads and changes tenants (their policy
+/// files, `crate::provision`).
+pub const OWNER_TENANTS_LIST: RouteInfo =
+    local("owner_tenants_list", Access::Key(Scope::Owner), false);
+pub const OWNER_TENANT_CREATE: RouteInfo =
+    local("owner_tenant_create", Access::Key(Scope::Owner), true);
+pub const OWNER_TENANT_GET: RouteInfo = local("owner_tenant_get", Access::Key(Scope::Owner), false);
+pub const OWNER_TENANT_PATCH: RouteInfo =
+    local("owner_tenant_patch", Access::Key(Scope::Owner), true);
+
 /// The owner's top-up, adjustment or refund.
 pub const OWNER_WALLET_ENTRY: RouteInfo =
     local("owner_wallet_entry", Access::Key(Scope::Owner), true);
@@ -203,11 +218,12 @@ const POST: Method = Method::POST;
 const OPTIONS: Method = Method::OPTIONS;
 const PUT: Method = Method::PUT;
 const DELETE: Method = Method::DELETE;
+const PATCH: Method = Method::PATCH;
 
 /// Every route. [`RTC`] and [`TWIRP`] are prefix routes: [`find`] matches them by prefix
 /// (`/rtc/...`, `/twirp/...`) before this table.
 #[rustfmt::skip]
-pub static ENDPOINTS: [Endpoint; 52] = [
+pub static ENDPOINTS: [Endpoint; 58] = [
     at(GET, "/livez", LIVEZ, &paths::LIVEZ),
     at(GET, "/readyz", READYZ, &paths::READYZ),
     at(GET, "/metrics", METRICS, &paths::METRICS),
@@ -255,6 +271,11 @@ pub static ENDPOINTS: [Endpoint; 52] = [
     at(GET, "/api/c2c/owner/backup", OWNER_BACKUP, &paths::OWNER_BACKUP),
     at(GET, "/api/c2c/wallet", WALLET_GET, &billing_paths::WALLET_GET),
     at(GET, "/api/c2c/wallet/statement.csv", WALLET_CSV, &billing_paths::WALLET_CSV),
+    at(GET, "/api/c2c/owner/tenants", OWNER_TENANTS_LIST, &tenant_paths::OWNER_TENANTS_LIST),
+    at(POST, "/api/c2c/owner/tenants", OWNER_TENANT_CREATE, &tenant_paths::OWNER_TENANT_CREATE),
+    at(GET, "/api/c2c/owner/tenants/{tenant}", OWNER_TENANT_GET, &tenant_paths::OWNER_TENANT_GET),
+    at(PATCH, "/api/c2c/owner/tenants/{tenant}", OWNER_TENANT_PATCH,
+        &tenant_paths::OWNER_TENANT_PATCH),
     at(POST, "/api/c2c/owner/tenants/{tenant}/wallet/entries", OWNER_WALLET_ENTRY,
         &billing_paths::OWNER_WALLET_ENTRY),
     at(GET, "/js/c2c-client.js", ASSET, &console_paths::CLIENT_JS),
@@ -263,6 +284,10 @@ pub static ENDPOINTS: [Endpoint; 52] = [
     at(GET, "/console/{file}", ASSET, &console_paths::CONSOLE_FILE),
     at(GET, "/api/c2c/console/session", CONSOLE_SESSION, &console_paths::CONSOLE_SESSION),
     at(GET, "/api/c2c/console/tenants/{tenant}", CONSOLE_TENANT, &console_paths::CONSOLE_TENANT),
+    at(GET, "/api/c2c/console/tenants/{tenant}/settings", CONSOLE_SETTINGS_GET,
+        &tenant_paths::CONSOLE_SETTINGS_GET),
+    at(PATCH, "/api/c2c/console/tenants/{tenant}/settings", CONSOLE_SETTINGS_PATCH,
+        &tenant_paths::CONSOLE_SETTINGS_PATCH),
     at(POST, "/api/c2c/console/tenants/{tenant}/normalize", CONSOLE_NORMALIZE,
         &console_paths::CONSOLE_NORMALIZE),
     at(POST, "/api/c2c/console/tenants/{tenant}/livekit-validate", CONSOLE_LIVEKIT_VALIDATE,

@@ -158,6 +158,7 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, StartError> {
         inbound,
         livekit,
         edge,
+        data_dir: args.data.clone(),
     });
     Ok(Prepared {
         app,

@@ -23,6 +23,9 @@ use serde_json::json;
 
 const CONSOLE_KEY: &str = "c2c_MVFatqflX4eiQMbYpIWckdWX2N2SGJ2iWdKu";
 const T: Duration = Duration::from_secs(15);
+/// The second LiveKit project (tenant `initech`'s own).
+const BYO_KEY: &str = "APIinitechown";
+const BYO_SECRET: &str = "initech-own-livekit-secret-0123456789abcdef";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -89,6 +92,34 @@ async fn console_and_client_in_chromium() {
         "max_duration_seconds = 10",
         "max_duration_seconds = 120",
     );
+    // `initech`: a bring-your-own tenant on its own LiveKit project (a second simulator)
+    // with a console key, which the editing tests change through the console.
+    let byo = livekit_sim::Simulator::start(livekit_sim::SimConfig::new(BYO_KEY, BYO_SECRET))
+        .await
+        .unwrap();
+    std::fs::write(
+        policies.path().join("secrets/initech-byo.secret"),
+        BYO_SECRET,
+    )
+    .unwrap();
+    let initech_console = c2c_tenancy::keys::mint();
+    policies.write(
+        "tenants/initech.toml",
+        &format!(
+            "id = \"initech\"\nname = \"Initech\"\nregion = \"singapore\"\n\n\
+             [[api_keys]]\nid = \"initech-console\"\nsha256 = \"{}\"\nscopes = [\"console\"]\n\n\
+             [livekit]\nurl = \"{}\"\napi_key = \"{BYO_KEY}\"\n\
+             api_secret_file = \"secrets/initech-byo.secret\"\n\n\
+             [crm_webhook]\nurl = \"{}\"\n\
+             outbound_key_file = \"secrets/globex-crm-outbound.key\"\n\n\
+             [dlt]\nprincipal_entity_id = \"1101555\"\noutbound_enabled = true\n\n\
+             [[trunks]]\nlabel = \"own-sip\"\nlivekit_trunk_id = \"ST_own\"\n\
+             default_did = \"+919876500000\"\ncarrier = \"sip:127.0.0.1:5090\"\ndefault = true\n",
+            initech_console.sha256_hex,
+            byo.url(),
+            sink.url
+        ),
+    );
     let data = tempfile::tempdir().unwrap();
     let gw = Gateway::start(policies.path(), data.path());
     let env = CallEnv {
@@ -137,6 +168,7 @@ async fn console_and_client_in_chromium() {
             "tests/c2c-client.test.mjs",
             "tests/c2c-client-flow.test.mjs",
             "tests/presence.test.mjs",
+            "tests/console-edit.test.mjs",
         ])
         .env("C2C_BASE", &env.gw.base)
         .env("C2C_SIM", &env.sim)
@@ -144,6 +176,10 @@ async fn console_and_client_in_chromium() {
         .env("C2C_CALLS_KEY", ACME_KEY)
         .env("C2C_CONSOLE_KEY", CONSOLE_KEY)
         .env("C2C_OWNER_KEY", OWNER_KEY)
+        .env("C2C_BYO_CONSOLE_KEY", &initech_console.key)
+        .env("C2C_BYO_URL", byo.url())
+        .env("C2C_BYO_KEY", BYO_KEY)
+        .env("C2C_BYO_SECRET", BYO_SECRET)
         .env("C2C_HOST_PORT", host_port.to_string())
         .env(
             "C2C_SECRETS",
@@ -180,6 +216,8 @@ async fn console_and_client_in_chromium() {
         "console-sandbox-inbound-active",
         "console-sandbox-inbound",
         "console-analytics-inbound",
+        "console-settings-edit",
+        "console-trunks-edit",
     ] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");
     }

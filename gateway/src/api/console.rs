@@ -42,7 +42,7 @@ pub(super) fn tenant_param<'p>(
         .ok_or_else(|| ApiError::not_found(format!("unknown tenant '{id}'")))
 }
 
-pub(super) fn may_see(ctx: &RequestCtx, tenant: &str) -> Result<(), ApiError> {
+pub(crate) fn may_see(ctx: &RequestCtx, tenant: &str) -> Result<(), ApiError> {
     match ctx.tenant() {
         Some(own) if own != tenant => Err(ApiError::forbidden(
             "a tenant key can only see its own tenant",

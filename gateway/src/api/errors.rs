@@ -148,3 +148,34 @@ pub fn livekit(op: &'static str, metrics: &GatewayMetrics, e: &LiveKitError) -> 
         5,
     )
 }
+
+/// Provisioning: the request's mistakes are 400 (a billing mode sent), 422 (a field or
+/// the resulting policy invalid, credentials LiveKit refused), 404 and 409 (exists,
+/// stale revision); a policy directory that cannot be written is ours (500).
+pub fn provision(e: crate::provision::ProvisionError) -> ApiError {
+    use crate::provision::ProvisionError as P;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    match e {
+        e @ P::ExplicitMode(_) => ApiError::bad_request("mode_not_accepted", e.to_string()),
+        e @ P::Json { .. } => ApiError::bad_request("invalid_json", e.to_string()),
+        e @ P::Field(_) => ApiError::new(unprocessable, "invalid_field", e.to_string()),
+        e @ P::OwnerOnly(_) => ApiError::new(StatusCode::FORBIDDEN, "owner_only", e.to_string()),
+        e @ P::NothingToChange => ApiError::new(unprocessable, "nothing_to_change", e.to_string()),
+        e @ P::Invalid(_) => ApiError::new(unprocessable, "invalid_policy", e.to_string()),
+        e @ P::LiveKit(_) => ApiError::new(unprocessable, "livekit_invalid", e.to_string()),
+        e @ P::Rejected(_) => ApiError::new(unprocessable, "policy_rejected", e.to_string()),
+        e @ P::Exists(_) => ApiError::new(StatusCode::CONFLICT, "tenant_exists", e.to_string()),
+        e @ P::Stale { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "revision_conflict", e.to_string())
+        }
+        e @ P::UnknownTenant(_) => ApiError::not_found(e.to_string()),
+        e @ P::Io(_) => {
+            tracing::error!(error = %e, "provisioning cannot write the policy directory");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "policy_write_failed",
+                e.to_string(),
+            )
+        }
+    }
+}

@@ -20,6 +20,7 @@ mod replay;
 pub(crate) mod report_types;
 mod reports;
 mod service;
+pub(crate) mod tenants;
 pub(crate) mod wallet;
 pub(crate) mod wallet_csv;
 
@@ -143,6 +144,14 @@ impl Api {
             routes::OWNER_BACKUP => Ok(backup::head()),
             routes::WALLET_GET => Box::pin(wallet::get(app, ctx, head, wallet::Format::Json)).await,
             routes::WALLET_CSV => Box::pin(wallet::get(app, ctx, head, wallet::Format::Csv)).await,
+            routes::OWNER_TENANTS_LIST => Box::pin(tenants::list(app)).await,
+            routes::OWNER_TENANT_CREATE => Box::pin(tenants::create(app, ctx, body)).await,
+            routes::OWNER_TENANT_GET | routes::CONSOLE_SETTINGS_GET => {
+                Box::pin(tenants::get(app, ctx)).await
+            }
+            routes::OWNER_TENANT_PATCH | routes::CONSOLE_SETTINGS_PATCH => {
+                Box::pin(tenants::patch(app, ctx, body)).await
+            }
             routes::OWNER_WALLET_ENTRY => Box::pin(wallet::post_entry(app, ctx, body)).await,
             routes::OWNER_OUTBOUND_SET => Box::pin(owner::set(app, ctx, body)).await,
             routes::CALL_TOKEN => Box::pin(calls::token(app, ctx, head)).await,

@@ -27,7 +27,9 @@ impl Plugin for BodyRules {
         if body::declared_length(head).is_some_and(|n| n > body::MAX_BODY_BYTES as u64) {
             return body::too_large().into();
         }
-        let checked = if route.json_body && matches!(*head.method, Method::POST | Method::PUT) {
+        let checked = if route.json_body
+            && matches!(*head.method, Method::POST | Method::PUT | Method::PATCH)
+        {
             body::require_json(head)
         } else {
             body::require_utf8_body(head)

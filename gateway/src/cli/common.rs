@@ -26,6 +26,12 @@ impl Failure {
     }
 }
 
+impl From<crate::policy_edit::EditError> for Failure {
+    fn from(e: crate::policy_edit::EditError) -> Self {
+        Failure::Failed(e.to_string())
+    }
+}
+
 /// What every command returns.
 pub type CliResult = Result<(), Failure>;
 
@@ -203,6 +209,12 @@ impl Remote {
     /// POST JSON to `path`; the JSON answer, or the gateway's error message.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
         self.send(self.client.post(self.url(path)).json(body)).await
+    }
+
+    /// PATCH JSON to `path`; the JSON answer, or the gateway's error message.
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        self.send(self.client.patch(self.url(path)).json(body))
+            .await
     }
 
     /// GET `path` for a streamed body: the response once its status is a success (the

@@ -4,12 +4,12 @@
 //! into the policy file; the keys already there stay valid, so a CRM rolls over at its
 //! own pace and the old key is revoked afterwards. `revoke` removes one key by id and
 //! refuses to remove the last one unless `--force` (that would lock the tenant, or the
-//! owner, out). Both edit through [`super::policy_edit`]: validated, then written
+//! owner, out). Both edit through [`crate::policy_edit`]: validated, then written
 //! atomically for the running gateway's hot reload.
 
 use super::common::{CliResult, Failure};
-use super::policy_edit::{KeyOwner, PolicyFile};
 use super::{KeysCommand, KeysRevokeArgs, KeysRotateArgs, KeysTarget};
+use crate::policy_edit::{KeyOwner, PolicyFile};
 
 /// Runs a `keys` subcommand.
 pub fn run(cmd: KeysCommand) -> CliResult {

@@ -13,8 +13,8 @@ mod db;
 mod health;
 mod keys;
 mod policy;
-mod policy_edit;
 mod progress;
+mod provision;
 mod replay;
 mod shared_store;
 mod tenant;
@@ -105,6 +105,13 @@ pub enum TenantCommand {
     List(TenantListArgs),
     /// Set a tenant's DLT outbound flag (the owner toggle), with an audit entry.
     OutboundEnable(TenantOutboundArgs),
+    /// Provision a tenant from a JSON spec (the owner API's POST body): its policy file,
+    /// secret files and first API key (printed once). The billing mode is inferred.
+    Add(provision::TenantAddArgs),
+    /// Change a tenant from a JSON spec (the owner API's PATCH body).
+    Edit(provision::TenantEditArgs),
+    /// A tenant as provisioned (secrets masked), with its recent changes.
+    Show(provision::TenantShowArgs),
 }
 
 /// Arguments of `tenant list`.

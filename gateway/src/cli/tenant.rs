@@ -24,6 +24,9 @@ pub fn run(cmd: TenantCommand) -> CliResult {
     match cmd {
         TenantCommand::List(a) => block_on(list(a)),
         TenantCommand::OutboundEnable(a) => block_on(outbound_enable(a)),
+        TenantCommand::Add(a) => super::provision::add(a),
+        TenantCommand::Edit(a) => super::provision::edit(a),
+        TenantCommand::Show(a) => super::provision::show(a),
     }
 }
 

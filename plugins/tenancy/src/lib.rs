@@ -18,6 +18,6 @@ mod secret;
 
 pub use error::{PolicyError, PolicyErrors};
 pub use keyring::{KeyRecord, KeyRejection, KeyRing};
-pub use load::{is_e164, load_dir, load_dir_with};
+pub use load::{is_e164, load_dir, load_dir_with, valid_id};
 pub use policy::*;
 pub use secret::Secret;

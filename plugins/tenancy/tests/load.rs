@@ -659,3 +659,27 @@ fn inbound_numbers_are_indexed_and_checked() {
         "{errs:?}"
     );
 }
+
+/// Provisioning validates a tenant before its file exists: an overlay for a new file in
+/// `tenants/` is loaded as if it were there, and its problems are named by that file.
+#[test]
+fn an_overlay_may_add_a_tenant_file() {
+    let d = copy_example();
+    let new = d.path().join("tenants/initech.toml");
+    let text = "id = \"initech\"\nname = \"Initech\"\n\n[dlt]\nprincipal_entity_id = \"1101\"\n";
+    let p = c2c_tenancy::load_dir_with(d.path(), &[(new.clone(), text.to_string())]).unwrap();
+    assert_eq!(p.tenant("initech").unwrap().name, "Initech");
+    assert!(!new.exists(), "validation wrote nothing");
+    let bad = text.replace("1101", "not-digits");
+    let errs = c2c_tenancy::load_dir_with(d.path(), &[(new.clone(), bad)])
+        .unwrap_err()
+        .0;
+    assert!(
+        has(&errs, "initech.toml", "dlt.principal_entity_id", "numeric"),
+        "{errs:?}"
+    );
+    // A path outside tenants/ is no tenant file.
+    let stray = d.path().join("initech.toml");
+    let p = c2c_tenancy::load_dir_with(d.path(), &[(stray, text.to_string())]).unwrap();
+    assert!(p.tenant("initech").is_none());
+}

@@ -14,7 +14,7 @@ const VIEWS = { trunks, analytics, agents, billing, sandbox, guide, settings };
 const TITLES = { trunks: 'Trunks', analytics: 'Analytics', agents: 'Agents', billing: 'Billing', sandbox: 'Sandbox', guide: 'Integration guide', settings: 'Settings' };
 
 const $ = (id) => document.getElementById(id);
-const ctx = { session: null, tenant: null, overview: null, reload: null };
+const ctx = { session: null, tenant: null, overview: null, reload: null, render: null };
 let signinSection = null;
 // What the shown view returned to undo when it is replaced (e.g. close a live socket).
 let leaveView = null;
@@ -51,6 +51,7 @@ async function loadTenant() {
   return ctx.overview;
 }
 ctx.reload = loadTenant;
+ctx.render = () => render();
 
 function fillWho() {
   const sel = $('tenant-select');

@@ -12,6 +12,7 @@ pub(crate) mod billing_paths;
 pub(crate) mod console_paths;
 pub(crate) mod paths;
 mod spec;
+pub(crate) mod tenant_paths;
 
 pub(crate) use spec::OperationDoc;
 
@@ -54,7 +55,7 @@ use crate::routes;
     tags(
         (name = "contract", description = "Click2Call: your backend starts a call, the agent's browser drives it."),
         (name = "reports", description = "Analytics and the call log (tenant key: own tenant; owner key: any)."),
-        (name = "owner", description = "Platform owner: DLT outbound-enable toggle, call records, store backup."),
+        (name = "owner", description = "Platform owner: tenant provisioning, DLT outbound-enable toggle, call records, store backup."),
         (name = "billing", description = "Managed tenants' wallets in paise: balance, statement, the owner's top-ups and adjustments."),
         (name = "webhooks", description = "LiveKit's webhooks in; CRM webhook replay."),
         (name = "tools", description = "Console helpers."),
@@ -198,7 +199,7 @@ fn chain_errors(method: &Method, route: &RouteInfo) -> Vec<(u16, &'static str, b
             false,
         ));
     }
-    let with_body = matches!(*method, Method::POST | Method::PUT);
+    let with_body = matches!(*method, Method::POST | Method::PUT | Method::PATCH);
     if route.local && with_body {
         out.push((413, "`body_too_large`: the body exceeds 64 KiB.", false));
     }
@@ -251,6 +252,7 @@ fn http_method(method: &Method) -> Option<HttpMethod> {
         Method::OPTIONS => Some(HttpMethod::Options),
         Method::PUT => Some(HttpMethod::Put),
         Method::DELETE => Some(HttpMethod::Delete),
+        Method::PATCH => Some(HttpMethod::Patch),
         _ => None,
     }
 }

@@ -34,7 +34,7 @@ use crate::file::{GatewayFile, TenantFile};
 use crate::keyring::KeyRing;
 use crate::policy::Policy;
 
-pub use syntax::is_e164;
+pub use syntax::{is_e164, valid_id};
 
 /// Collects errors for one file.
 struct Errs<'a> {
@@ -57,7 +57,8 @@ pub fn load_dir(dir: &Path) -> Result<Policy, PolicyErrors> {
 
 /// Like [`load_dir`], but each `(path, text)` in `overlay` is read as if `path` (one of
 /// the directory's policy files, as `dir/gateway.toml` or `dir/tenants/<file>.toml`)
-/// contained `text`. Tools that edit a policy file validate the whole resulting policy
+/// contained `text`; a tenant file in `overlay` that does not exist yet is read as if it
+/// did (provisioning validates a new tenant before writing its file). Tools that edit a policy file validate the whole resulting policy
 /// set this way before writing anything; secret file references still resolve against
 /// the real directory.
 pub fn load_dir_with(dir: &Path, overlay: &[(PathBuf, String)]) -> Result<Policy, PolicyErrors> {
@@ -152,7 +153,13 @@ fn read_tenant_files(
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "toml"))
                 .collect();
+            let new_files = overlay.iter().map(|(p, _)| p).filter(|p| {
+                p.parent() == Some(tenants_dir.as_path())
+                    && p.extension().is_some_and(|x| x == "toml")
+            });
+            paths.extend(new_files.cloned());
             paths.sort();
+            paths.dedup();
             for p in paths {
                 if let Some(t) = read::read_toml::<TenantFile>(&p, overlay, errors) {
                     tenant_files.push((p, t));

@@ -15,7 +15,9 @@ pub(super) fn valid_cidr(s: &str) -> bool {
     }
 }
 
-pub(super) fn valid_id(s: &str) -> bool {
+/// A tenant id, trunk label or key id: 1-63 lowercase letters, digits and dashes, not
+/// starting with a dash (ids name files and appear in URLs).
+pub fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()

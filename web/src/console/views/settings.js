@@ -1,10 +1,14 @@
 // Settings: the tenant's effective policy with secrets masked, a live "Validate LiveKit
-// credentials" check, DLT status with its audit trail, and (owner only) the
-// outbound-enable toggle. Policy files are the source of truth; this page reads them.
+// credentials" check, the billing mode, DLT status with its audit trail, and (owner
+// only) the outbound-enable toggle. The CRM webhook and (owner, or a byot tenant) the
+// LiveKit credentials are edited here through the provisioning API (edit.js); policy
+// files stay the source of truth.
 import { api } from '../api.js';
 import { h, mount, kv, table, errorBox, toast } from '../dom.js';
+import { loadSettings, mayEditTelephony, crmForm, livekitForm, changesCard, modeLine } from './edit.js';
 
 export default async function settings(root, ctx) {
+  const editable = await loadSettings(ctx);
   const o = ctx.overview;
   const s = o.settings;
   const lk = s.livekit;
@@ -31,13 +35,17 @@ export default async function settings(root, ctx) {
     h('p', { class: 'lead' }, `Effective policy for ${o.tenant.name} (${o.tenant.id}), from policies/tenants/${o.tenant.id}.toml and gateway.toml. Secrets are masked.`),
     h('div', { class: 'card' },
       h('h3', {}, 'LiveKit'),
+      modeLine(editable),
       lk ? kv([['Project', lk.source === 'tenant' ? 'bring-your-own (tenant)' : 'platform (managed)'], ['URL', lk.url], ['API key', lk.api_key], ['API secret', lk.api_secret], ['Region', o.tenant.region]])
         : h('p', { class: 'empty' }, 'No LiveKit project configured.'),
-      validate, verdict),
+      validate, verdict,
+      mayEditTelephony(ctx, editable) ? [h('h3', {}, 'Change LiveKit credentials'), livekitForm(ctx, editable)] : null),
     h('div', { class: 'card' },
       h('h3', {}, 'CRM webhook'),
       crm ? kv([['URL', crm.url], ['Outbound X-api-key', crm.outbound_key], ['Signing secret', crm.signing_secret || 'not set (no webhook-signature header)']])
-        : h('p', { class: 'empty' }, 'No CRM webhook configured: outcomes are recorded but not delivered.')),
+        : h('p', { class: 'empty' }, 'No CRM webhook configured: outcomes are recorded but not delivered.'),
+      h('h3', {}, 'Change the CRM webhook'),
+      crmForm(ctx, editable)),
     h('div', { class: 'card' },
       h('h3', {}, 'Answer detection'),
       kv([['Mode', s.answer_detection]]),
@@ -47,8 +55,10 @@ export default async function settings(root, ctx) {
       kv([['Ring timeout', `${c.ring_timeout_seconds} s`], ['Agent-drop grace', `${c.agent_drop_grace_seconds} s`], ['Max duration', `${c.max_duration_seconds} s`],
         ['Unconnected expiry', `${c.unconnected_expiry_seconds} s`], ['Poll interval', `${c.poll_interval_ms} ms`],
         ['Requests per second', s.limits.requests_per_second], ['Max concurrent calls', s.limits.max_concurrent_calls],
-        ['Allowed browser origins', o.tenant.allowed_origins.join(', ') || 'none']])),
-    dltCard(ctx));
+        ['Allowed browser origins', o.tenant.allowed_origins.join(', ') || 'none']]),
+      h('p', { class: 'empty' }, 'Call knobs and answer detection are the platform\'s, in gateway.toml (answer detection takes effect on restart).')),
+    dltCard(ctx),
+    changesCard(editable));
 }
 
 function dltCard(ctx) {

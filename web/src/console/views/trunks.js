@@ -2,8 +2,10 @@
 // the internal dialed string a trunk would produce).
 import { api } from '../api.js';
 import { h, mount, table, kv, errorBox } from '../dom.js';
+import { loadSettings, mayEditTelephony, trunkEditor } from './edit.js';
 
 export default async function trunks(root, ctx) {
+  const editable = await loadSettings(ctx);
   const list = ctx.overview.trunks;
   const yes = (b, label) => h('span', { class: b ? 'badge ok' : 'badge' }, b ? label : 'no');
   const result = h('div', { id: 'normalize-result', 'aria-live': 'polite' });
@@ -46,7 +48,9 @@ export default async function trunks(root, ctx) {
       table('Configured trunks', ['Label', 'LiveKit trunk', 'Prefix', 'Default DID', 'Default', 'Enabled'],
         list.map((t) => [t.label, h('code', {}, t.livekit_trunk_id), h('code', {}, t.prefix || '(none)'), t.default_did, yes(t.default, 'default'), yes(t.enabled, 'enabled')]),
         'No trunks configured yet: calls cannot be placed until a [[trunks]] entry is added.'),
-      h('p', { class: 'empty' }, `Add or change a trunk in policies/tenants/${ctx.tenant}.toml; the gateway reloads policy files on change.`)),
+      mayEditTelephony(ctx, editable)
+        ? trunkEditor(ctx, editable)
+        : h('p', { class: 'empty', id: 'trunks-managed' }, 'This tenant uses the platform\'s telephony: its trunks are assigned by the platform owner.')),
     h('div', { class: 'card' },
       h('h3', {}, 'Test normalize'),
       h('p', { class: 'lead' }, 'See the clean CRM-facing number and the internal dialed string a trunk would produce.'),

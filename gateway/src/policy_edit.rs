@@ -12,7 +12,19 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
 
-use super::common::Failure;
+/// Why a policy file could not be edited. Nothing was written in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// The file (or directory) could not be read or written.
+    #[error("{0}")]
+    Io(String),
+    /// No tenant file has this id.
+    #[error("unknown tenant '{id}': no file in {dir} has id = \"{id}\"")]
+    UnknownTenant { id: String, dir: String },
+    /// The whole policy set would be invalid after the edit.
+    #[error("nothing was written: the policy would be invalid after this change ({} error(s)):\n{}", .0.0.len(), .0)]
+    Invalid(c2c_tenancy::PolicyErrors),
+}
 
 /// Whose keys: a tenant's (`tenants/<file>.toml`, `[[api_keys]]`, scope `calls`) or the
 /// platform owner's (`gateway.toml`, `[[owner_keys]]`, scope `owner`).
@@ -57,13 +69,13 @@ pub struct PolicyFile {
 impl PolicyFile {
     /// Finds and parses the file holding `owner`'s keys. Tenant files are found by their
     /// `id`, not their file name (the loader does not tie the two together).
-    pub fn locate(policies: &Path, owner: &KeyOwner) -> Result<Self, Failure> {
+    pub fn locate(policies: &Path, owner: &KeyOwner) -> Result<Self, EditError> {
         match owner {
             KeyOwner::Owner => Self::read(policies.join("gateway.toml")),
             KeyOwner::Tenant(id) => {
                 let dir = policies.join("tenants");
                 let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-                    .map_err(|e| Failure::failed(format!("cannot read {}: {e}", dir.display())))?
+                    .map_err(|e| EditError::Io(format!("cannot read {}: {e}", dir.display())))?
                     .filter_map(|e| e.ok().map(|e| e.path()))
                     .filter(|p| p.extension().is_some_and(|x| x == "toml"))
                     .collect();
@@ -74,20 +86,20 @@ impl PolicyFile {
                         return Ok(f);
                     }
                 }
-                Err(Failure::failed(format!(
-                    "unknown tenant '{id}': no file in {} has id = \"{id}\"",
-                    dir.display()
-                )))
+                Err(EditError::UnknownTenant {
+                    id: id.clone(),
+                    dir: dir.display().to_string(),
+                })
             }
         }
     }
 
-    fn read(path: PathBuf) -> Result<Self, Failure> {
+    pub fn read(path: PathBuf) -> Result<Self, EditError> {
         let text = std::fs::read_to_string(&path)
-            .map_err(|e| Failure::failed(format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| EditError::Io(format!("cannot read {}: {e}", path.display())))?;
         let doc = text
             .parse::<DocumentMut>()
-            .map_err(|e| Failure::failed(format!("{} is not valid TOML: {e}", path.display())))?;
+            .map_err(|e| EditError::Io(format!("{} is not valid TOML: {e}", path.display())))?;
         Ok(Self { path, doc })
     }
 
@@ -168,23 +180,19 @@ impl PolicyFile {
 
     /// Validates the whole policy set with this file as edited, then writes it
     /// atomically. Nothing is written when validation fails.
-    pub fn validate_and_write(&self, policies: &Path) -> Result<(), Failure> {
+    pub fn validate_and_write(&self, policies: &Path) -> Result<c2c_tenancy::Policy, EditError> {
         let text = self.doc.to_string();
         let overlay = [(self.path.clone(), text.clone())];
-        if let Err(errs) = c2c_tenancy::load_dir_with(policies, &overlay) {
-            return Err(Failure::failed(format!(
-                "nothing was written: the policy would be invalid after this change ({} error(s)):\n{errs}",
-                errs.0.len()
-            )));
-        }
+        let policy = c2c_tenancy::load_dir_with(policies, &overlay).map_err(EditError::Invalid)?;
         write_atomically(&self.path, text.as_bytes())
-            .map_err(|e| Failure::failed(format!("cannot write {}: {e}", self.path.display())))
+            .map_err(|e| EditError::Io(format!("cannot write {}: {e}", self.path.display())))?;
+        Ok(policy)
     }
 }
 
 /// Temp file in the same directory, fsync, rename over `path`, fsync the directory.
 /// The temp name does not end in `.toml`, so the loader never picks it up.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
