@@ -125,6 +125,11 @@ pub const OWNER_TENANTS_LIST: RouteInfo =
 pub const OWNER_TENANT_CREATE: RouteInfo =
     local("owner_tenant_create", Access::Key(Scope::Owner), true);
 pub const OWNER_TENANT_GET: RouteInfo = local("owner_tenant_get", Access::Key(Scope::Owner), false);
+/// The platform's call settings (gateway.toml's `[calls]` and `answer_detection`).
+pub const OWNER_GATEWAY_GET: RouteInfo =
+    local("owner_gateway_get", Access::Key(Scope::Owner), false);
+pub const OWNER_GATEWAY_PATCH: RouteInfo =
+    local("owner_gateway_patch", Access::Key(Scope::Owner), true);
 pub const OWNER_TENANT_PATCH: RouteInfo =
     local("owner_tenant_patch", Access::Key(Scope::Owner), true);
 
@@ -223,7 +228,7 @@ const PATCH: Method = Method::PATCH;
 /// Every route. [`RTC`] and [`TWIRP`] are prefix routes: [`find`] matches them by prefix
 /// (`/rtc/...`, `/twirp/...`) before this table.
 #[rustfmt::skip]
-pub static ENDPOINTS: [Endpoint; 58] = [
+pub static ENDPOINTS: [Endpoint; 60] = [
     at(GET, "/livez", LIVEZ, &paths::LIVEZ),
     at(GET, "/readyz", READYZ, &paths::READYZ),
     at(GET, "/metrics", METRICS, &paths::METRICS),
@@ -271,6 +276,8 @@ pub static ENDPOINTS: [Endpoint; 58] = [
     at(GET, "/api/c2c/owner/backup", OWNER_BACKUP, &paths::OWNER_BACKUP),
     at(GET, "/api/c2c/wallet", WALLET_GET, &billing_paths::WALLET_GET),
     at(GET, "/api/c2c/wallet/statement.csv", WALLET_CSV, &billing_paths::WALLET_CSV),
+    at(GET, "/api/c2c/owner/gateway", OWNER_GATEWAY_GET, &tenant_paths::OWNER_GATEWAY_GET),
+    at(PATCH, "/api/c2c/owner/gateway", OWNER_GATEWAY_PATCH, &tenant_paths::OWNER_GATEWAY_PATCH),
     at(GET, "/api/c2c/owner/tenants", OWNER_TENANTS_LIST, &tenant_paths::OWNER_TENANTS_LIST),
     at(POST, "/api/c2c/owner/tenants", OWNER_TENANT_CREATE, &tenant_paths::OWNER_TENANT_CREATE),
     at(GET, "/api/c2c/owner/tenants/{tenant}", OWNER_TENANT_GET, &tenant_paths::OWNER_TENANT_GET),

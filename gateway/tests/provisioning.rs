@@ -539,3 +539,103 @@ fn the_cli_provisions_without_a_gateway_and_through_one() {
         Some("owner")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_call_settings_change_audited_and_say_what_needs_a_restart() {
+    let p = Policies::example();
+    let data = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(p.path(), data.path());
+    let c = client();
+    let url = gw.url("/api/c2c/owner/gateway");
+    let (st, g) = send(&c, c.get(&url), OWNER_KEY).await;
+    assert_eq!(st, 200, "{g}");
+    assert_eq!(g["settings"]["answer_detection"], "poll");
+    assert_eq!(g["settings"]["calls"]["ring_timeout_seconds"], 45);
+    assert_eq!(g["restart_needed"], json!([]));
+    let rev = g["settings"]["revision"].as_str().unwrap().to_string();
+
+    // A call knob: in force at once, nothing waits for a restart.
+    let (st, v) = send(
+        &c,
+        c.patch(&url)
+            .json(&json!({"revision": rev, "calls": {"ring_timeout_seconds": 30}})),
+        OWNER_KEY,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["settings"]["calls"]["ring_timeout_seconds"], 30);
+    assert_eq!(v["restart_needed"], json!([]));
+    assert_eq!(v["change"]["tenant"], "(platform)");
+    assert_eq!(
+        v["change"]["changes"][0]["field"],
+        "calls.ring_timeout_seconds"
+    );
+    assert_eq!(
+        (
+            v["change"]["changes"][0]["from"].clone(),
+            v["change"]["changes"][0]["to"].clone()
+        ),
+        (json!(45), json!(30))
+    );
+    // Answer detection is read at start: saved, and listed as waiting for a restart.
+    let (st, v) = send(
+        &c,
+        c.patch(&url).json(&json!({"answer_detection": "webhook"})),
+        OWNER_KEY,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["restart_needed"], json!(["answer_detection"]));
+    let text = std::fs::read_to_string(p.path().join("gateway.toml")).unwrap();
+    assert!(
+        text.contains("answer_detection = \"webhook\"") && text.contains("# poll | webhook | sip"),
+        "comments stay"
+    );
+    ok(&cli(&["policy", "check", &s(p.path())], &[]));
+
+    // Out of range, stale, empty, or not the owner: refused, nothing written.
+    let before = snapshot(p.path());
+    let (st, e) = send(
+        &c,
+        c.patch(&url)
+            .json(&json!({"calls": {"ring_timeout_seconds": 1}})),
+        OWNER_KEY,
+    )
+    .await;
+    assert_eq!((st, error_code(&e)), (422, "invalid_policy"), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("calls.ring_timeout_seconds"),
+        "{e}"
+    );
+    let (st, e) = send(
+        &c,
+        c.patch(&url)
+            .json(&json!({"revision": rev, "calls": {"ring_timeout_seconds": 50}})),
+        OWNER_KEY,
+    )
+    .await;
+    assert_eq!((st, error_code(&e)), (409, "revision_conflict"), "{e}");
+    let (st, e) = send(&c, c.patch(&url).json(&json!({"calls": {}})), OWNER_KEY).await;
+    assert_eq!((st, error_code(&e)), (422, "nothing_to_change"), "{e}");
+    let (st, e) = send(
+        &c,
+        c.patch(&url).json(&json!({"answer_detection": "guess"})),
+        OWNER_KEY,
+    )
+    .await;
+    assert_eq!((st, error_code(&e)), (400, "invalid_json"), "{e}");
+    let (st, _) = send(
+        &c,
+        c.patch(&url)
+            .json(&json!({"calls": {"ring_timeout_seconds": 50}})),
+        ACME_KEY,
+    )
+    .await;
+    assert_eq!(st, 403);
+    assert_eq!(snapshot(p.path()), before);
+    let (_, g) = send(&c, c.get(&url), OWNER_KEY).await;
+    assert_eq!(g["changes"].as_array().unwrap().len(), 2);
+}

@@ -2,7 +2,7 @@
 // tenant's console key changes its CRM webhook, its LiveKit credentials (refused when
 // LiveKit refuses them, saved when a second real LiveKit simulator accepts them) and
 // its trunks; a managed tenant's console key may change its webhook only; the owner
-// turns the byot tenant managed. Every change shows in the audit, secrets never reach
+// turns the byot tenant managed and changes the platform's call knobs. Every change shows in the audit, secrets never reach
 // the page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -135,6 +135,14 @@ test('a managed tenant\'s console changes its webhook only; the owner decides th
   const s = await settingsOf('initech', OWNER_KEY);
   assert.equal(s.tenant.billing_mode, 'managed');
   assert.ok(s.changes.at(-1).actor.startsWith('owner:'));
+  // The platform's call knobs (gateway.toml): the owner's, applied at once.
+  await o.fill('#pf-ring_timeout_seconds', '40');
+  await o.click('#platform-save');
+  await until('the ring timeout saved', 5000, async () => {
+    const g = await json(`${BASE}/api/c2c/owner/gateway`, { headers: { 'X-api-key': OWNER_KEY } });
+    return g.body.settings.calls.ring_timeout_seconds === 40;
+  });
+  await o.waitForSelector('#pf-ring_timeout_seconds[value="40"]');
   noSecrets(await o.content(), 'owner settings');
   assert.deepEqual(o.errors, []);
   await o.context().close();

@@ -144,6 +144,8 @@ impl Api {
             routes::OWNER_BACKUP => Ok(backup::head()),
             routes::WALLET_GET => Box::pin(wallet::get(app, ctx, head, wallet::Format::Json)).await,
             routes::WALLET_CSV => Box::pin(wallet::get(app, ctx, head, wallet::Format::Csv)).await,
+            routes::OWNER_GATEWAY_GET => Box::pin(tenants::platform_get(app)).await,
+            routes::OWNER_GATEWAY_PATCH => Box::pin(tenants::platform_patch(app, ctx, body)).await,
             routes::OWNER_TENANTS_LIST => Box::pin(tenants::list(app)).await,
             routes::OWNER_TENANT_CREATE => Box::pin(tenants::create(app, ctx, body)).await,
             routes::OWNER_TENANT_GET | routes::CONSOLE_SETTINGS_GET => {

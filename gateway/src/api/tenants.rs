@@ -21,6 +21,7 @@ use crate::api::errors;
 use crate::app::App;
 use crate::body::parse_json;
 use crate::provision::audit::PolicyChange;
+use crate::provision::platform::{PlatformView, PLATFORM};
 use crate::provision::view::TenantView;
 use crate::provision::{Editor, FirstKeyShown};
 
@@ -180,6 +181,69 @@ pub async fn patch(app: &App, ctx: &RequestCtx, body: &Bytes) -> Result<JsonResp
         &TenantChanged {
             tenant: done.tenant,
             change: done.change,
+        },
+    ))
+}
+
+/// The platform's call settings, what waits for a restart, and their recent changes.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PlatformState {
+    settings: PlatformView,
+    /// Start-only settings changed since the gateway started (`answer_detection`, ...):
+    /// in the file, not yet in force.
+    restart_needed: Vec<String>,
+    /// Changes made on this node, oldest first (at most 50).
+    changes: Vec<PolicyChange>,
+}
+
+/// A changed platform setting and its audit record.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PlatformChanged {
+    settings: PlatformView,
+    restart_needed: Vec<String>,
+    change: PolicyChange,
+}
+
+fn restart_needed(app: &App) -> Vec<String> {
+    crate::start_only::changes(app.policy().started(), &app.policy().get().gateway)
+}
+
+pub async fn platform_get(app: &App) -> Result<JsonResponse, ApiError> {
+    let policy = app.policy().get();
+    let p = app.provisioner();
+    let settings = p.platform_view(&policy).await.map_err(errors::provision)?;
+    let changes = p
+        .changes(PLATFORM, RECENT_CHANGES)
+        .await
+        .map_err(errors::provision)?;
+    Ok(JsonResponse::json(
+        StatusCode::OK,
+        &PlatformState {
+            settings,
+            restart_needed: restart_needed(app),
+            changes,
+        },
+    ))
+}
+
+pub async fn platform_patch(
+    app: &App,
+    ctx: &RequestCtx,
+    body: &Bytes,
+) -> Result<JsonResponse, ApiError> {
+    let req: Value = parse_json(body)?;
+    let (settings, change) = app
+        .provisioner()
+        .update_platform(&req, &editor(ctx).1, || reload_now(app))
+        .await
+        .map_err(errors::provision)?;
+    tracing::info!(fields = change.changes.len(), actor = %change.actor, "platform call settings changed");
+    Ok(JsonResponse::json(
+        StatusCode::OK,
+        &PlatformChanged {
+            settings,
+            restart_needed: restart_needed(app),
+            change,
         },
     ))
 }

@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod livekit_check;
+pub mod platform;
 pub mod render;
 pub mod secrets;
 pub mod spec;
@@ -266,6 +267,89 @@ impl Provisioner {
         let prepared = blocking(move || prepare_update(&dir, &id, &patch)).await?;
         self.land(prepared, actor, ChangeAction::Update, apply)
             .await
+    }
+
+    /// The platform's call settings in force, with gateway.toml's revision.
+    pub async fn platform_view(
+        &self,
+        policy: &Policy,
+    ) -> Result<platform::PlatformView, ProvisionError> {
+        let g = policy.gateway.clone();
+        let dir = self.policies.clone();
+        blocking(move || {
+            let f = PolicyFile::locate(&dir, &KeyOwner::Owner)?;
+            Ok(platform::PlatformView::new(&g, &f.doc))
+        })
+        .await
+    }
+
+    /// Changes the platform's call settings (gateway.toml), as [`Self::update`] does a
+    /// tenant's file: validated, written atomically, applied, audited (tenant
+    /// [`platform::PLATFORM`]). Returns the view after and the audit record.
+    pub async fn update_platform<F, Fut>(
+        &self,
+        body: &Value,
+        actor: &str,
+        apply: F,
+    ) -> Result<(platform::PlatformView, PolicyChange), ProvisionError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(), String>>,
+    {
+        let patch: platform::PlatformPatch = parse(body)?;
+        if patch.is_empty() {
+            return Err(ProvisionError::NothingToChange);
+        }
+        let _one_at_a_time = self.lock.lock().await;
+        let dir = self.policies.clone();
+        let (mut file, before) = blocking(move || {
+            let file = PolicyFile::locate(&dir, &KeyOwner::Owner)?;
+            let before = c2c_tenancy::load_dir(&dir)
+                .ok()
+                .map(|p| platform::PlatformView::new(&p.gateway, &file.doc));
+            Ok((file, before))
+        })
+        .await?;
+        let old_text = file.doc.to_string();
+        let now = view::revision(&old_text);
+        if let Some(sent) = patch.revision.as_ref().filter(|s| **s != now) {
+            return Err(ProvisionError::Stale {
+                sent: sent.clone(),
+                now,
+            });
+        }
+        platform::apply(&mut file.doc, &patch);
+        let dir = self.policies.clone();
+        let (path, text) = (file.path.clone(), file.doc.to_string());
+        let policy = blocking(move || {
+            let overlay = [(path.clone(), text.clone())];
+            let policy =
+                c2c_tenancy::load_dir_with(&dir, &overlay).map_err(ProvisionError::Invalid)?;
+            write_atomically(&path, text.as_bytes()).map_err(io)?;
+            Ok(policy)
+        })
+        .await?;
+        if let Err(reason) = apply().await {
+            let path = file.path.clone();
+            blocking(move || write_atomically(&path, old_text.as_bytes()).map_err(io)).await?;
+            return Err(ProvisionError::Rejected(reason));
+        }
+        let after = platform::PlatformView::new(&policy.gateway, &file.doc);
+        let as_json = |v: &platform::PlatformView| serde_json::to_value(v).unwrap_or(Value::Null);
+        let change = PolicyChange {
+            at_ms: crate::clock::now_ms(),
+            actor: actor.to_string(),
+            tenant: platform::PLATFORM.to_string(),
+            action: ChangeAction::Update,
+            changes: view::diff(
+                &before.as_ref().map_or(Value::Null, as_json),
+                &as_json(&after),
+            ),
+            revision: after.revision.clone(),
+        };
+        let (audit, record) = (self.audit.clone(), change.clone());
+        blocking(move || audit.append(&record).map_err(io)).await?;
+        Ok((after, change))
     }
 
     /// Writes a prepared change, applies it, audits it; puts everything back on failure.

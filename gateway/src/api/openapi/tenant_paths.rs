@@ -2,7 +2,10 @@
 
 use super::paths::{OTHER_TENANT, UNKNOWN_TENANT};
 use super::spec::{named, Content, OperationDoc, Param, Reply, Request};
-use crate::api::tenants::{TenantChanged, TenantCreated, TenantList, TenantState};
+use crate::api::tenants::{
+    PlatformChanged, PlatformState, TenantChanged, TenantCreated, TenantList, TenantState,
+};
+use crate::provision::platform::PlatformPatch;
 use crate::provision::spec::{NewTenant, TenantPatch};
 
 const TENANT: &[Param] = &[Param::path("tenant", "Tenant id.", "acme")];
@@ -147,4 +150,37 @@ pub const CONSOLE_SETTINGS_PATCH: OperationDoc = OperationDoc {
         INVALID,
         WRITE_FAILED,
     ],
+};
+
+pub const OWNER_GATEWAY_GET: OperationDoc = OperationDoc {
+    id: "owner_gateway_get",
+    tag: "owner",
+    summary: "The platform's call settings: call knobs and answer detection",
+    description: "From gateway.toml, with its `revision`, the start-only settings changed \
+        since start (`restart_needed`), and recent changes made on this node.",
+    security: &["owner_key"],
+    responses: &[
+        Reply::ok("The settings.", named::<PlatformState>()),
+        WRITE_FAILED,
+    ],
+    ..OperationDoc::EMPTY
+};
+
+pub const OWNER_GATEWAY_PATCH: OperationDoc = OperationDoc {
+    id: "owner_gateway_patch",
+    tag: "owner",
+    summary: "Change the platform's call knobs or answer-detection mode",
+    description: "Edits gateway.toml like `PATCH /api/c2c/owner/tenants/{tenant}` edits a \
+        tenant file: validated, written atomically, reloaded before the answer, audited. \
+        Call knobs apply to calls from now on; `answer_detection` is read at start, so it \
+        is listed in `restart_needed` until the gateway restarts.",
+    request: Some(Request::json(named::<PlatformPatch>())),
+    security: &["owner_key"],
+    responses: &[
+        Reply::ok("Changed.", named::<PlatformChanged>()),
+        REVISION_CONFLICT,
+        INVALID,
+        WRITE_FAILED,
+    ],
+    ..OperationDoc::EMPTY
 };

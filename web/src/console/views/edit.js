@@ -177,3 +177,50 @@ export function modeLine(s) {
   const m = s.tenant.billing_mode;
   return kv([['Billing mode', h('span', { id: 'billing-mode', class: 'badge' }, m === 'byot' ? 'byot (own telephony, metered)' : 'managed (platform telephony, wallet)')]]);
 }
+
+const KNOBS = [
+  ['ring_timeout_seconds', 'Ring timeout (s)'],
+  ['agent_drop_grace_seconds', 'Agent-drop grace (s)'],
+  ['max_duration_seconds', 'Max duration (s)'],
+  ['unconnected_expiry_seconds', 'Unconnected expiry (s)'],
+  ['poll_interval_ms', 'Poll interval (ms)'],
+  ['token_ttl_seconds', 'Agent token lifetime (s)'],
+];
+
+/** The platform's call knobs and answer detection (owner only; gateway.toml). */
+export async function platformForm(ctx) {
+  const ps = await api('/api/c2c/owner/gateway');
+  const msg = h('div', { 'aria-live': 'polite' });
+  const mode = h('select', { id: 'pf-detection', name: 'pf-detection' },
+    ['poll', 'webhook', 'sip'].map((m) => h('option', { value: m, selected: ps.settings.answer_detection === m }, m)));
+  const form = h('form', { id: 'platform-form', novalidate: true },
+    h('p', { class: 'empty' }, 'Platform settings (gateway.toml), for every tenant. Call knobs apply to new calls at once; answer detection takes effect on the next restart.'),
+    ps.restart_needed.length ? h('p', { class: 'error', id: 'restart-needed' }, `Waiting for a restart: ${ps.restart_needed.join(', ')}`) : null,
+    h('div', { class: 'row' },
+      h('div', {}, h('label', { for: 'pf-detection' }, 'Answer detection'), mode),
+      KNOBS.map(([k, label]) => field(`pf-${k}`, label, { type: 'number', min: '0', value: String(ps.settings.calls[k]) }))),
+    h('button', { type: 'submit', id: 'platform-save' }, 'Save platform settings'),
+    msg);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const calls = {};
+    for (const [k] of KNOBS) {
+      const v = Number(form[`pf-${k}`].value);
+      if (!Number.isInteger(v) || v < 0) { mount(msg, errorBox('Every knob is a whole number.')); return; }
+      if (v !== ps.settings.calls[k]) calls[k] = v;
+    }
+    const body = { revision: ps.settings.revision };
+    if (Object.keys(calls).length) body.calls = calls;
+    if (mode.value !== ps.settings.answer_detection) body.answer_detection = mode.value;
+    if (Object.keys(body).length === 1) { mount(msg, errorBox('Nothing changed.')); return; }
+    try {
+      const r = await api('/api/c2c/owner/gateway', { method: 'PATCH', body });
+      await ctx.reload();
+      toast(r.restart_needed.length ? `Saved; ${r.restart_needed.join(', ')} waits for a restart.` : 'Platform settings saved.');
+      await ctx.render();
+    } catch (e) {
+      mount(msg, errorBox(e.message));
+    }
+  });
+  return form;
+}

@@ -5,10 +5,11 @@
 // files stay the source of truth.
 import { api } from '../api.js';
 import { h, mount, kv, table, errorBox, toast } from '../dom.js';
-import { loadSettings, mayEditTelephony, crmForm, livekitForm, changesCard, modeLine } from './edit.js';
+import { loadSettings, mayEditTelephony, crmForm, livekitForm, changesCard, modeLine, platformForm } from './edit.js';
 
 export default async function settings(root, ctx) {
   const editable = await loadSettings(ctx);
+  const platform = ctx.session.role === 'owner' ? await platformForm(ctx) : null;
   const o = ctx.overview;
   const s = o.settings;
   const lk = s.livekit;
@@ -56,7 +57,7 @@ export default async function settings(root, ctx) {
         ['Unconnected expiry', `${c.unconnected_expiry_seconds} s`], ['Poll interval', `${c.poll_interval_ms} ms`],
         ['Requests per second', s.limits.requests_per_second], ['Max concurrent calls', s.limits.max_concurrent_calls],
         ['Allowed browser origins', o.tenant.allowed_origins.join(', ') || 'none']]),
-      h('p', { class: 'empty' }, 'Call knobs and answer detection are the platform\'s, in gateway.toml (answer detection takes effect on restart).')),
+      platform || h('p', { class: 'empty' }, 'Call knobs and answer detection are the platform\'s, in gateway.toml (answer detection takes effect on restart).')),
     dltCard(ctx),
     changesCard(editable));
 }
