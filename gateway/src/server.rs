@@ -239,7 +239,10 @@ pub fn serve(args: ServeArgs) -> Result<(), StartError> {
     ));
     server.add_service(background_service(
         "wallet sweep",
-        crate::calls::billing::WalletService { app: app.clone() },
+        crate::calls::billing::WalletService {
+            app: app.clone(),
+            notices: Default::default(),
+        },
     ));
     server.add_service(background_service(
         "call retention",

@@ -296,3 +296,125 @@ async fn a_call_the_wallet_can_no_longer_pay_ends_balance_exhausted() {
     let hook = env.webhook(&c, T).await;
     assert_eq!(hook.body["call_status"], "ANSWERED", "{}", hook.body);
 }
+
+/// The `wallet.low_balance` events the sink received.
+fn low_balance_events(env: &CallEnv) -> Vec<common::sink::Received> {
+    env.sink
+        .delivered()
+        .into_iter()
+        .filter(|r| r.body["event"] == "wallet.low_balance")
+        .collect()
+}
+
+/// Waits until the sink has `n` low-balance events; answers them.
+async fn wait_low_events(env: &CallEnv, n: usize) -> Vec<common::sink::Received> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = low_balance_events(env);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n} low-balance webhooks: {:?}\n{}",
+            got.len(),
+            env.sink
+                .all()
+                .iter()
+                .map(|r| r.body.clone())
+                .collect::<Vec<_>>(),
+            env.gw.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_wallet_tells_an_opted_in_crm_once_even_across_a_kill_9() {
+    let mut env = CallEnv::start_edited("poll", &[], |p| {
+        charging(p);
+        p.edit(
+            "tenants/acme.toml",
+            "signing_secret_file = \"secrets/acme-crm-signing.secret\"",
+            "signing_secret_file = \"secrets/acme-crm-signing.secret\"\nlow_balance_webhook = true",
+        );
+    })
+    .await;
+    env.scenario(
+        "9800000011",
+        json!({"ring_after_ms": 50, "outcome": {"kind": "answer", "after_ms": 100, "hangup_after_ms": 600_000}}),
+    )
+    .await;
+    // An empty wallet is low from the first look (at start): one event.
+    let first = wait_low_events(&env, 1).await;
+    assert_eq!(
+        (
+            first[0].body["balance_paise"].clone(),
+            first[0].body["event_id"].clone()
+        ),
+        (json!(0), json!("evt_lowbal_acme_0"))
+    );
+    // ₹101 against the ₹100 mark: not low (seen at the next look, within 10 s)...
+    top_up(&env, 10_100, "t-low").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while common::fleet::metric(
+        &env.gw.metrics(&env.c).await,
+        "c2c_wallet_low_balance{tenant=\"acme\"}",
+    ) != 0.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never seen above the mark"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // ...until a connected call holds 120 paise: low again, a new crossing, a new event.
+    let (call, _) = env.start_call("9800000011").await;
+    let ev = wait_low_events(&env, 2).await.remove(1);
+    let b = &ev.body;
+    assert_eq!(
+        (
+            b["tenant"].clone(),
+            b["threshold_paise"].clone(),
+            b["balance_paise"].clone(),
+            b["available_paise"].clone()
+        ),
+        (json!("acme"), json!(10_000), json!(10_100), json!(9_980)),
+        "{b}"
+    );
+    let event_id = b["event_id"].as_str().unwrap();
+    assert_eq!(event_id, "evt_lowbal_acme_1", "{b}");
+    assert_eq!(ev.headers["webhook-id"], format!("msg_{event_id}"));
+    assert!(
+        ev.headers.contains_key("webhook-signature"),
+        "signed like a call outcome"
+    );
+    assert!(ev.headers.contains_key("x-api-key"));
+
+    // After a kill -9 (which forgets who was seen low) the first look sees the same
+    // crossing: no new event. (A delivery whose progress the kill lost is sent again
+    // with the same webhook-id, at least once as documented: count ids.)
+    env.gw.restart_hard();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ids: std::collections::BTreeSet<String> = low_balance_events(&env)
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "{:?}",
+        low_balance_events(&env)
+            .iter()
+            .map(|r| r.body.clone())
+            .collect::<Vec<_>>()
+    );
+    env.hang_up(&call).await;
+    settled(&env, &call).await;
+
+    // The event's outbox entry has no call behind it, and the integrity scan knows that.
+    env.gw.sigterm();
+    let dat = env.data.path().display().to_string();
+    let o = common::cli::cli(&["db", "check", "--data", &dat], &[]);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+}

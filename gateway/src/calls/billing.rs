@@ -43,6 +43,7 @@ use tracing::Instrument;
 
 use crate::api::errors;
 use crate::app::App;
+use crate::calls::low_balance::{LowBalanceNotices, WalletLook};
 use crate::clock::now_ms;
 
 /// How often every hold is looked at.
@@ -328,16 +329,11 @@ pub async fn watch(app: &Arc<App>) -> Result<Vec<String>, WalletError> {
 /// Sets every managed tenant's wallet gauges from the store (balance, available, low):
 /// one read of the balances and one of the holds, so the gauges hold on every node of a
 /// fleet whoever moved the money.
-pub async fn refresh_gauges(app: &App) -> Result<(), WalletError> {
+pub async fn refresh_gauges(app: &App, notices: &LowBalanceNotices) -> Result<(), WalletError> {
     let policy = app.policy().get();
     let billing = &policy.gateway.billing;
-    let balances: HashMap<String, i64> = app
-        .wallets()
-        .balances()
-        .await?
-        .into_iter()
-        .map(|(t, b)| (t, b.balance_paise))
-        .collect();
+    let balances: HashMap<String, c2c_billing::Balance> =
+        app.wallets().balances().await?.into_iter().collect();
     let mut held: HashMap<String, i64> = HashMap::new();
     for (tenant, h) in app.wallets().all_holds().await? {
         *held.entry(tenant).or_default() += h.amount_paise;
@@ -349,13 +345,29 @@ pub async fn refresh_gauges(app: &App) -> Result<(), WalletError> {
             continue;
         }
         let id = t.id.as_str();
-        let balance = balances.get(id).copied().unwrap_or(0);
+        let (balance, entries) = balances
+            .get(id)
+            .map_or((0, 0), |b| (b.balance_paise, b.entries));
         let available = balance.saturating_sub(held.get(id).copied().unwrap_or(0));
         m.wallet_balance.with_label_values(&[id]).set(balance);
         m.wallet_available.with_label_values(&[id]).set(available);
         // Only where wallets pay for calls: a tenant not charged is never "low".
         let low = billing.charge_calls && low_mark > 0 && available < low_mark;
         m.wallet_low.with_label_values(&[id]).set(i64::from(low));
+        if billing.charge_calls {
+            let look = WalletLook {
+                tenant: id,
+                balance_paise: balance,
+                entries,
+                available_paise: available,
+                threshold_paise: low_mark,
+                opted_in: t
+                    .crm_webhook
+                    .as_ref()
+                    .is_some_and(|c| c.low_balance_webhook),
+            };
+            notices.observe(app, &look).await;
+        }
     }
     Ok(())
 }
@@ -364,6 +376,8 @@ pub async fn refresh_gauges(app: &App) -> Result<(), WalletError> {
 /// [`SWEEP_EVERY`].
 pub struct WalletService {
     pub app: Arc<App>,
+    /// Who was seen low: `wallet.low_balance` webhooks go out once per crossing.
+    pub notices: LowBalanceNotices,
 }
 
 #[async_trait]
@@ -385,7 +399,7 @@ impl BackgroundService for WalletService {
             if !(ticks - 1).is_multiple_of(sweep_every) {
                 continue;
             }
-            if let Err(e) = refresh_gauges(&self.app).await {
+            if let Err(e) = refresh_gauges(&self.app, &self.notices).await {
                 tracing::warn!(error = %e, "wallet gauges not refreshed");
             }
             match sweep(&self.app).await {

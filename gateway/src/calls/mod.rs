@@ -16,6 +16,7 @@ pub mod detail;
 pub mod dial;
 pub mod hangup;
 pub mod livekit_pool;
+pub mod low_balance;
 pub mod outbox;
 pub mod replay;
 pub mod runtime;

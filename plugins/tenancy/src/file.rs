@@ -239,6 +239,8 @@ pub struct CrmWebhookSection {
     pub outbound_key_file: Option<String>,
     pub signing_secret_env: Option<String>,
     pub signing_secret_file: Option<String>,
+    /// Opt-in: also POST `wallet.low_balance` events (managed tenants).
+    pub low_balance_webhook: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

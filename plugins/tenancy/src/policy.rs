@@ -404,6 +404,9 @@ pub struct CrmWebhook {
     pub url: String,
     pub outbound_key: Secret,
     pub signing_secret: Option<Secret>,
+    /// The CRM also receives `wallet.low_balance` events (opt-in: a receiver that reads
+    /// the call-outcome contract to the letter never sees another shape unasked).
+    pub low_balance_webhook: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -49,6 +49,7 @@ use crate::routes;
     components(schemas(
         c2c_callstate::CrmWebhookPayload,
         c2c_callstate::InboundWebhookPayload,
+        crate::calls::low_balance::LowBalanceWebhook,
         c2c_plugin_api::ErrorBody
     )),
     modifiers(&Security, &RoutePaths, &CrmWebhook),
@@ -375,6 +376,29 @@ impl Modify for CrmWebhook {
                 .required(Some(Required::True))
                 .build(),
         ));
+        // Opt-in (`[crm_webhook] low_balance_webhook = true`): the same endpoint, its own
+        // body (`event` tells it apart: call outcomes have none).
+        let mut low = inbound.clone();
+        low.operation_id = Some("crmWalletLowBalance".into());
+        low.summary = Some("A managed tenant's wallet ran low (opt-in)".into());
+        low.description = Some(
+            "Sent when the wallet's available balance (balance minus the holds of calls in \
+             progress) falls below `billing.low_balance_paise`, once per crossing, only to \
+             CRMs whose tenant file sets `low_balance_webhook = true` under `[crm_webhook]`. \
+             Same headers, signature and retries as call outcomes."
+                .into(),
+        );
+        low.request_body = Some(RefOr::T(
+            RequestBodyBuilder::new()
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("LowBalanceWebhook")))
+                        .build(),
+                )
+                .required(Some(Required::True))
+                .build(),
+        ));
         doc.webhooks = Some(
             PathsBuilder::new()
                 .path("crmCallOutcome", PathItem::new(HttpMethod::Post, op))
@@ -382,6 +406,7 @@ impl Modify for CrmWebhook {
                     "crmInboundCallOutcome",
                     PathItem::new(HttpMethod::Post, inbound),
                 )
+                .path("crmWalletLowBalance", PathItem::new(HttpMethod::Post, low))
                 .build(),
         );
     }

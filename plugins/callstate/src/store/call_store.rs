@@ -256,6 +256,11 @@ pub trait CallStore: Send + Sync {
     /// The seq of the call's webhook, if one was enqueued.
     async fn outbox_seq_for_call(&self, call_id: &str) -> Result<Option<u64>, StoreError>;
 
+    /// Enqueues a tenant event's webhook (`OutboxEntry::for_event`) unless an entry with
+    /// its id exists: the seq when it was enqueued now, `None` when it was already there
+    /// (whoever enqueued it, on whichever node). Durable on return.
+    async fn outbox_enqueue_event(&self, entry: &OutboxEntry) -> Result<Option<u64>, StoreError>;
+
     /// Up to `limit` pending entries with `next_attempt_ms <= now_ms` that
     /// `admit(seq, tenant)` accepts, lowest seq first. `admit` is asked once per due
     /// entry, before it counts against `limit`, and refused ones are skipped. This is

@@ -447,6 +447,22 @@ impl CallStore for MemCallStore {
         Ok(())
     }
 
+    async fn outbox_enqueue_event(&self, entry: &OutboxEntry) -> Result<Option<u64>, StoreError> {
+        if !entry.is_event() {
+            return Err(StoreError::InvalidInput { what: "event id" });
+        }
+        let mut s = self.state();
+        if s.webhook_of_call.contains_key(&entry.call_id) {
+            return Ok(None);
+        }
+        let mut e = entry.clone();
+        e.seq = s.next_seq();
+        s.webhook_of_call.insert(e.call_id.clone(), e.seq);
+        let seq = e.seq;
+        s.put_outbox(e);
+        Ok(Some(seq))
+    }
+
     async fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
         self.outbox_record_progress(entry).await
     }

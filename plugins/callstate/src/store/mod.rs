@@ -64,7 +64,9 @@ pub use call_store::{
 pub use check::{CheckReport, Problem, ProblemKind, MAX_PROBLEMS, PROGRESS_EVERY};
 pub use journal::JOURNAL_TREE;
 pub use mem::MemCallStore;
-pub use outbox::{webhook_id_for, OutboxBacklog, OutboxEntry, OutboxState};
+pub use outbox::{
+    is_event_id, webhook_id_for, OutboxBacklog, OutboxEntry, OutboxState, EVENT_ID_PREFIX,
+};
 pub use plan::TransitionPlan;
 pub use retention::{PurgeCursor, PurgeReport};
 #[cfg(any(test, feature = "contract"))]

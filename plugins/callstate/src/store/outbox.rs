@@ -140,6 +140,59 @@ impl OutboxEntry {
 }
 
 /// `msg_` + the call id without its `c2c_` prefix.
+/// What starts the `call_id` of an outbox entry that is no call's webhook but a tenant
+/// event (a low wallet balance): `evt_` + lowercase letters, digits, `_` and `-`. Call
+/// ids start with `c2c_`, so the two never collide, and the outbox's one-entry-per-id
+/// rule makes an event's enqueue idempotent.
+pub const EVENT_ID_PREFIX: &str = "evt_";
+
+/// An event id as [`EVENT_ID_PREFIX`] describes (at most 160 bytes).
+pub fn is_event_id(id: &str) -> bool {
+    id.strip_prefix(EVENT_ID_PREFIX).is_some_and(|rest| {
+        !rest.is_empty()
+            && id.len() <= 160
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    })
+}
+
+impl OutboxEntry {
+    /// The pending entry of a tenant event, due at `created_ms`. `webhook_id` is
+    /// `msg_` + the event id: stable, so a receiver de-duplicates retries.
+    pub fn for_event(
+        event_id: &str,
+        tenant: &str,
+        payload_json: String,
+        created_ms: u64,
+        seq: u64,
+    ) -> Result<OutboxEntry, StoreError> {
+        if !is_event_id(event_id) {
+            return Err(StoreError::InvalidInput { what: "event id" });
+        }
+        Ok(OutboxEntry {
+            seq,
+            webhook_id: format!("msg_{event_id}"),
+            call_id: event_id.to_owned(),
+            tenant: tenant.to_owned(),
+            payload_json,
+            created_ms,
+            attempts: 0,
+            next_attempt_ms: created_ms,
+            state: OutboxState::Pending,
+            last_error: None,
+            delivered_ms: None,
+            replayed_ms: None,
+            retry_after: false,
+        })
+    }
+
+    /// True for a tenant event's entry (no call record behind it).
+    pub fn is_event(&self) -> bool {
+        is_event_id(&self.call_id)
+    }
+}
+
 pub fn webhook_id_for(call_id: &str) -> String {
     format!(
         "msg_{}",

@@ -250,6 +250,37 @@ impl SledCallStore {
         Ok(())
     }
 
+    /// See `CallStore::outbox_enqueue_event`. The seq is the store's.
+    pub async fn outbox_enqueue_event(
+        &self,
+        entry: &OutboxEntry,
+    ) -> Result<Option<u64>, StoreError> {
+        if !entry.is_event() {
+            return Err(StoreError::InvalidInput { what: "event id" });
+        }
+        let enqueued = {
+            let _g = lock(&self.inner.outbox_lock);
+            let wi = keys::webhook_index(&entry.call_id);
+            if self.tree().contains_key(&wi)? {
+                None
+            } else {
+                let mut e = entry.clone();
+                e.seq = self.next_outbox_seq()?;
+                let mut b = Writes::default();
+                b.insert(keys::outbox(e.seq), encode(&e)?);
+                b.insert(
+                    keys::outbox_pending(e.seq),
+                    keys::pending_value(e.next_attempt_ms, e.created_ms, &e.tenant),
+                );
+                b.insert(wi, e.seq.to_be_bytes());
+                self.inner.journal.apply(self.tree(), &b)?;
+                Some(e.seq)
+            }
+        };
+        self.inner.commit.commit().await?;
+        Ok(enqueued)
+    }
+
     pub async fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
         self.outbox_record_progress(entry)?;
         self.inner.commit.commit().await

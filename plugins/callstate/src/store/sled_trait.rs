@@ -106,6 +106,10 @@ impl CallStore for SledCallStore {
         SledCallStore::outbox_record_progress(self, entry)
     }
 
+    async fn outbox_enqueue_event(&self, entry: &OutboxEntry) -> Result<Option<u64>, StoreError> {
+        SledCallStore::outbox_enqueue_event(self, entry).await
+    }
+
     async fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
         SledCallStore::outbox_update(self, entry).await
     }

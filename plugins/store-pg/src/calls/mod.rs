@@ -405,6 +405,10 @@ impl CallStore for PgCallStore {
         self.pg.within(self.seq_for_call(call_id)).await
     }
 
+    async fn outbox_enqueue_event(&self, entry: &OutboxEntry) -> Result<Option<u64>, StoreError> {
+        self.pg.within(self.enqueue_event(entry)).await
+    }
+
     async fn outbox_due_admitted(
         &self,
         now_ms: u64,

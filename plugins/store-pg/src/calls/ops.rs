@@ -277,6 +277,8 @@ impl PgCallStore {
                 // (An entry of a call that is not ENDED is reported with the record.)
                 let call_tenant: Option<String> = col(r, 14)?;
                 match call_tenant {
+                    // A tenant event's entry has no call behind it.
+                    None if e.is_event() => {}
                     None => s.add(
                         ProblemKind::Dangling,
                         key.clone(),

@@ -28,6 +28,12 @@ const GET_LOCKED: &str = concat!(
 );
 const SEQ_OF_CALL: &str = "SELECT seq FROM c2c_outbox WHERE call_id = $1";
 const NEXT_SEQ: &str = "SELECT nextval('c2c_outbox_seq')";
+/// A tenant event's entry, unless one with its id (`call_id`) exists on any node.
+const ENQUEUE_EVENT: &str = "INSERT INTO c2c_outbox (seq, webhook_id, call_id, tenant,
+    payload_json, created_ms, attempts, next_attempt_ms, state, retry_after)
+    VALUES (nextval('c2c_outbox_seq'), $1, $2, $3, $4, $5, 0, $5, 'pending', false)
+    ON CONFLICT (call_id) DO NOTHING
+    RETURNING seq";
 
 /// A delivery attempt's outcome over the stored entry; clears the claim.
 const PROGRESS: &str = "UPDATE c2c_outbox SET webhook_id = $2, tenant = $3, payload_json = $4,
@@ -134,6 +140,30 @@ impl PgCallStore {
         let rows = query(&c, NEXT_SEQ, &[]).await?;
         let seq: i64 = rows.first().map(|r| col(r, 0)).transpose()?.unwrap_or(0);
         Ok(to_u64(seq))
+    }
+
+    /// See `CallStore::outbox_enqueue_event`.
+    pub(super) async fn enqueue_event(&self, e: &OutboxEntry) -> Result<Option<u64>, StoreError> {
+        if !e.is_event() {
+            return Err(StoreError::InvalidInput { what: "event id" });
+        }
+        let c = self.client().await?;
+        let created = to_i64(e.created_ms, "created_ms")?;
+        let rows = query(
+            &c,
+            ENQUEUE_EVENT,
+            &[
+                &e.webhook_id,
+                &e.call_id,
+                &e.tenant,
+                &e.payload_json,
+                &created,
+            ],
+        )
+        .await?;
+        rows.first()
+            .map(|r| col::<i64>(r, 0).map(to_u64))
+            .transpose()
     }
 
     pub(super) async fn entry(&self, seq: u64) -> Result<Option<OutboxEntry>, StoreError> {

@@ -107,6 +107,7 @@ fn crm_webhook(c: &CrmWebhookSection, dir: &Path, e: &mut Errs<'_>) -> Option<Cr
         url: c.url.clone(),
         outbound_key: key,
         signing_secret: signing,
+        low_balance_webhook: c.low_balance_webhook.unwrap_or(false),
     })
 }
 

@@ -51,6 +51,7 @@ macro_rules! call_store_contract {
                 outbox_seqs_grow_and_replay_scan_is_capped,
                 outbox_bring_forward_moves_only_backoffs,
                 outbox_backlog_per_tenant,
+                tenant_events_enqueue_once,
                 purge_removes_old_finished_calls_and_keeps_tallies,
                 purge_resumes_at_its_cursor,
                 durability_and_health_answer,

@@ -355,3 +355,54 @@ pub async fn durability_and_health_answer(s: Arc<dyn CallStore>) -> Result<(), S
     s.ping().await?;
     Ok(())
 }
+
+/// A tenant event's webhook: enqueued once per id however often (and from however many
+/// places) it is asked for, delivered like a call's, never mistaken for a call's.
+pub async fn tenant_events_enqueue_once(s: Arc<dyn CallStore>) -> Result<(), StoreError> {
+    let e = OutboxEntry::for_event(
+        "evt_lowbal_acme_7",
+        "acme",
+        "{\"event\":\"x\"}".into(),
+        9_000,
+        0,
+    )?;
+    assert!(e.is_event() && e.webhook_id == "msg_evt_lowbal_acme_7");
+    let Some(first) = s.outbox_enqueue_event(&e).await? else {
+        panic!("the first enqueue of an event must enqueue it");
+    };
+    assert_eq!(
+        s.outbox_enqueue_event(&e).await?,
+        None,
+        "an event id is enqueued once"
+    );
+    let (a, b) = (s.clone(), s.clone());
+    let (e1, e2) = (e.clone(), e.clone());
+    let (x, y) = tokio::join!(
+        async move { a.outbox_enqueue_event(&e1).await },
+        async move { b.outbox_enqueue_event(&e2).await }
+    );
+    assert_eq!((x?, y?), (None, None));
+    let stored = entry(&*s, first).await?;
+    assert_eq!((stored.tenant.as_str(), stored.created_ms), ("acme", 9_000));
+    assert!(stored.is_pending() && stored.is_event());
+    assert_eq!(
+        s.outbox_seq_for_call("evt_lowbal_acme_7").await?,
+        Some(first)
+    );
+    assert_eq!(seqs(&s.outbox_due(9_000, 10).await?), [first]);
+    // Another event of the same tenant is its own entry; a call id is no event id.
+    let other = OutboxEntry::for_event("evt_lowbal_acme_8", "acme", "{}".into(), 9_500, 0)?;
+    assert!(s.outbox_enqueue_event(&other).await?.is_some());
+    assert!(OutboxEntry::for_event("c2c_0123", "acme", "{}".into(), 1, 0).is_err());
+    let mut forged = other.clone();
+    forged.call_id = "c2c_00000000000000000000000000000000".into();
+    assert!(s.outbox_enqueue_event(&forged).await.is_err());
+    // Delivered like any entry.
+    let mut d = stored.clone();
+    d.state = OutboxState::Delivered;
+    d.attempts = 1;
+    d.delivered_ms = Some(9_100);
+    s.outbox_update(&d).await?;
+    assert_eq!(s.outbox_stats().await?.0, 1);
+    Ok(())
+}
