@@ -88,11 +88,30 @@ impl OutboxEntry {
         let payload = rec.webhook_payload().ok_or(StoreError::NotEnded)?;
         let payload_json = serde_json::to_string(&payload).map_err(StoreError::Serialize)?;
         let created_ms = rec.ended_ms.unwrap_or(rec.created_ms);
-        Ok(OutboxEntry {
+        Ok(Self::fresh(
             seq,
-            webhook_id: webhook_id_for(&rec.call_id),
-            call_id: rec.call_id.clone(),
-            tenant: rec.tenant.clone(),
+            webhook_id_for(&rec.call_id),
+            rec.call_id.clone(),
+            rec.tenant.clone(),
+            payload_json,
+            created_ms,
+        ))
+    }
+
+    /// A new pending entry, due at `created_ms`, never attempted.
+    fn fresh(
+        seq: u64,
+        webhook_id: String,
+        call_id: String,
+        tenant: String,
+        payload_json: String,
+        created_ms: u64,
+    ) -> OutboxEntry {
+        OutboxEntry {
+            seq,
+            webhook_id,
+            call_id,
+            tenant,
             payload_json,
             created_ms,
             attempts: 0,
@@ -102,7 +121,7 @@ impl OutboxEntry {
             delivered_ms: None,
             replayed_ms: None,
             retry_after: false,
-        })
+        }
     }
 
     pub fn is_pending(&self) -> bool {
@@ -170,21 +189,14 @@ impl OutboxEntry {
         if !is_event_id(event_id) {
             return Err(StoreError::InvalidInput { what: "event id" });
         }
-        Ok(OutboxEntry {
+        Ok(Self::fresh(
             seq,
-            webhook_id: format!("msg_{event_id}"),
-            call_id: event_id.to_owned(),
-            tenant: tenant.to_owned(),
+            format!("msg_{event_id}"),
+            event_id.to_owned(),
+            tenant.to_owned(),
             payload_json,
             created_ms,
-            attempts: 0,
-            next_attempt_ms: created_ms,
-            state: OutboxState::Pending,
-            last_error: None,
-            delivered_ms: None,
-            replayed_ms: None,
-            retry_after: false,
-        })
+        ))
     }
 
     /// True for a tenant event's entry (no call record behind it).
