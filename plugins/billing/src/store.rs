@@ -6,7 +6,8 @@ use parking_lot::Mutex;
 
 use crate::durability::OwnFlush;
 use crate::hold::{check_call_id, check_charge, plan_hold};
-use crate::ledger::{plan_append, replay};
+use crate::ledger::replay;
+use crate::sled_settle::{plan, HeldSums, Overlay, SettleQueue};
 use crate::Durability;
 use crate::WalletError;
 use crate::{
@@ -131,17 +132,21 @@ pub async fn check_ledger(
     Ok(check.finish(stored))
 }
 
-const BALANCE: &[u8] = b"b/";
-const ENTRY: &[u8] = b"e/";
-const REQUEST: &[u8] = b"r/";
-const HOLD: &[u8] = b"h/";
+pub(crate) const BALANCE: &[u8] = b"b/";
+pub(crate) const ENTRY: &[u8] = b"e/";
+pub(crate) const REQUEST: &[u8] = b"r/";
+pub(crate) const HOLD: &[u8] = b"h/";
 
 /// The `wallet` tree: `b/<tenant>` -> balance (i64 BE) + entries (u64 BE),
 /// `e/<tenant>\0<seq u64 BE>` -> entry JSON, `r/<tenant>\0<request id>` -> seq (u64 BE),
 /// `h/<tenant>\0<call id>` -> hold JSON.
 pub struct SledWalletStore {
     tree: sled::Tree,
-    appends: Mutex<()>,
+    /// Serialises every write of the tree (appends, holds, settle batches), and guards
+    /// each tenant's sum of open holds.
+    appends: std::sync::Arc<Mutex<HeldSums>>,
+    /// Calls' settles, written in batches (`crate::sled_settle`).
+    settles: SettleQueue,
     /// What an append (an owner's or operator's entry) waits for before it answers.
     durability: std::sync::Arc<dyn Durability>,
     /// What a call's hold and settle wait for (see [`SledWalletStore::open_with`]).
@@ -150,7 +155,7 @@ pub struct SledWalletStore {
 
 /// `prefix + tenant`, then `\0 + tail` when there is one: tenant ids hold no NUL, so one
 /// tenant's range never overlaps another's ("acme" vs "acme-2").
-fn key(prefix: &[u8], tenant: &str, tail: Option<&[u8]>) -> Vec<u8> {
+pub(crate) fn key(prefix: &[u8], tenant: &str, tail: Option<&[u8]>) -> Vec<u8> {
     let mut k = Vec::with_capacity(prefix.len() + tenant.len() + 1 + tail.map_or(0, <[u8]>::len));
     k.extend_from_slice(prefix);
     k.extend_from_slice(tenant.as_bytes());
@@ -161,14 +166,21 @@ fn key(prefix: &[u8], tenant: &str, tail: Option<&[u8]>) -> Vec<u8> {
     k
 }
 
-fn encode_balance(b: Balance) -> [u8; 16] {
+/// The tenant of a `h/<tenant>\0<call>` key.
+fn tenant_of_hold_key(k: &[u8]) -> String {
+    let rest = &k[HOLD.len()..];
+    let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+    String::from_utf8_lossy(&rest[..end]).into_owned()
+}
+
+pub(crate) fn encode_balance(b: Balance) -> [u8; 16] {
     let mut v = [0; 16];
     v[..8].copy_from_slice(&b.balance_paise.to_be_bytes());
     v[8..].copy_from_slice(&b.entries.to_be_bytes());
     v
 }
 
-fn decode_balance(v: Option<&[u8]>) -> Result<Balance, WalletError> {
+pub(crate) fn decode_balance(v: Option<&[u8]>) -> Result<Balance, WalletError> {
     let Some(v) = v else {
         return Ok(Balance::default());
     };
@@ -188,14 +200,14 @@ fn decode_balance(v: Option<&[u8]>) -> Result<Balance, WalletError> {
     }
 }
 
-fn decode_seq(v: &[u8]) -> Result<u64, WalletError> {
+pub(crate) fn decode_seq(v: &[u8]) -> Result<u64, WalletError> {
     v.try_into()
         .map(u64::from_be_bytes)
         .map_err(|_| WalletError::Corrupt(format!("a request's seq of {} bytes", v.len())))
 }
 
 /// What the append transaction decided.
-enum Outcome {
+pub(crate) enum Outcome {
     Written(LedgerEntry),
     Replay(LedgerEntry),
 }
@@ -205,11 +217,28 @@ impl SledWalletStore {
     pub fn open(db: &sled::Db) -> Result<Self, WalletError> {
         let tree = db.open_tree("wallet")?;
         let own = std::sync::Arc::new(OwnFlush(tree.clone()));
+        Self::assemble(tree, own.clone(), own)
+    }
+
+    fn assemble(
+        tree: sled::Tree,
+        durability: std::sync::Arc<dyn Durability>,
+        call_durability: std::sync::Arc<dyn Durability>,
+    ) -> Result<Self, WalletError> {
+        let mut sums = HeldSums::new();
+        for kv in tree.scan_prefix(HOLD) {
+            let (k, v) = kv?;
+            let h: Hold = serde_json::from_slice(&v)?;
+            *sums.entry(tenant_of_hold_key(&k)).or_default() += h.amount_paise;
+        }
+        let appends = std::sync::Arc::new(Mutex::new(sums));
+        let settles = SettleQueue::start(tree.clone(), appends.clone())?;
         Ok(Self {
             tree,
-            appends: Mutex::new(()),
-            durability: own.clone(),
-            call_durability: own,
+            appends,
+            settles,
+            durability,
+            call_durability,
         })
     }
 
@@ -225,12 +254,7 @@ impl SledWalletStore {
         durability: std::sync::Arc<dyn Durability>,
         call_durability: std::sync::Arc<dyn Durability>,
     ) -> Result<Self, WalletError> {
-        Ok(Self {
-            tree: db.open_tree("wallet")?,
-            appends: Mutex::new(()),
-            durability,
-            call_durability,
-        })
+        Self::assemble(db.open_tree("wallet")?, durability, call_durability)
     }
 
     /// Decides and applies one append. The store's mutex serialises appends (this
@@ -241,43 +265,9 @@ impl SledWalletStore {
     fn append_now(&self, tenant: &str, e: &NewEntry) -> Result<Outcome, WalletError> {
         let _serial = self.appends.lock();
         let mut batch = sled::Batch::default();
-        let outcome = self.plan(tenant, e, &mut batch)?;
+        let outcome = plan(&self.tree, tenant, e, &mut batch, &mut Overlay::default())?;
         self.tree.apply_batch(batch)?;
         Ok(outcome)
-    }
-
-    /// What appending `e` writes, added to `batch` (a replay adds nothing). Caller holds
-    /// the append lock.
-    fn plan(
-        &self,
-        tenant: &str,
-        e: &NewEntry,
-        batch: &mut sled::Batch,
-    ) -> Result<Outcome, WalletError> {
-        if let Some(rid) = &e.request_id {
-            if let Some(seq) = self.tree.get(key(REQUEST, tenant, Some(rid.as_bytes())))? {
-                let seq = decode_seq(&seq)?;
-                let first = self
-                    .tree
-                    .get(key(ENTRY, tenant, Some(&seq.to_be_bytes())))?
-                    .ok_or_else(|| {
-                        WalletError::Corrupt(format!(
-                            "request id '{rid}' points at missing entry {seq}"
-                        ))
-                    })?;
-                return Ok(Outcome::Replay(serde_json::from_slice(&first)?));
-            }
-        }
-        let bkey = key(BALANCE, tenant, None);
-        let cur = decode_balance(self.tree.get(&bkey)?.as_deref())?;
-        let (entry, after) = plan_append(tenant, cur, e)?;
-        let seq = entry.seq.to_be_bytes();
-        batch.insert(bkey, &encode_balance(after)[..]);
-        batch.insert(key(ENTRY, tenant, Some(&seq)), serde_json::to_vec(&entry)?);
-        if let Some(rid) = &e.request_id {
-            batch.insert(key(REQUEST, tenant, Some(rid.as_bytes())), &seq[..]);
-        }
-        Ok(Outcome::Written(entry))
     }
 
     fn hold_now(
@@ -287,14 +277,14 @@ impl SledWalletStore {
         amount_paise: i64,
         at_ms: u64,
     ) -> Result<HoldPlaced, WalletError> {
-        let _serial = self.appends.lock();
-        let holds = self.load_holds(tenant)?;
+        let mut sums = self.appends.lock();
         let balance = decode_balance(self.tree.get(key(BALANCE, tenant, None))?.as_deref())?;
-        let held: i64 = holds.iter().map(|h| h.amount_paise).sum();
+        let held = sums.get(tenant).copied().unwrap_or(0);
         let available = balance.balance_paise.saturating_sub(held);
-        if let Some(h) = holds.into_iter().find(|h| h.call_id == call_id) {
+        let hkey = key(HOLD, tenant, Some(call_id.as_bytes()));
+        if let Some(v) = self.tree.get(&hkey)? {
             return Ok(HoldPlaced {
-                hold: h,
+                hold: serde_json::from_slice(&v)?,
                 existing: true,
                 available_after_paise: available,
             });
@@ -305,36 +295,13 @@ impl SledWalletStore {
             amount_paise,
             at_ms,
         };
-        self.tree.insert(
-            key(HOLD, tenant, Some(call_id.as_bytes())),
-            serde_json::to_vec(&hold)?,
-        )?;
+        self.tree.insert(hkey, serde_json::to_vec(&hold)?)?;
+        *sums.entry(tenant.to_owned()).or_default() += amount_paise;
         Ok(HoldPlaced {
             hold,
             existing: false,
             available_after_paise: after,
         })
-    }
-
-    fn settle_now(
-        &self,
-        tenant: &str,
-        call_id: &str,
-        charge: Option<&NewEntry>,
-    ) -> Result<(Option<Hold>, Option<Outcome>), WalletError> {
-        let _serial = self.appends.lock();
-        let hkey = key(HOLD, tenant, Some(call_id.as_bytes()));
-        let released: Option<Hold> = match self.tree.get(&hkey)? {
-            Some(v) => Some(serde_json::from_slice(&v)?),
-            None => None,
-        };
-        let mut batch = sled::Batch::default();
-        let outcome = charge
-            .map(|c| self.plan(tenant, c, &mut batch))
-            .transpose()?;
-        batch.remove(hkey);
-        self.tree.apply_batch(batch)?;
-        Ok((released, outcome))
     }
 
     /// [`WalletStore::holds`] without a runtime.
@@ -455,7 +422,7 @@ impl WalletStore for SledWalletStore {
         charge: Option<&NewEntry>,
     ) -> Result<Settled, WalletError> {
         check_settle_args(tenant, call_id, charge)?;
-        let (released, outcome) = self.settle_now(tenant, call_id, charge)?;
+        let (released, outcome) = self.settles.settle(tenant, call_id, charge).await?;
         self.call_durability.sync().await?;
         let charge = match (outcome, charge) {
             (Some(Outcome::Written(entry)), _) => Some(Appended {
@@ -476,12 +443,19 @@ impl WalletStore for SledWalletStore {
         let mut out = Vec::new();
         for kv in self.tree.scan_prefix(HOLD) {
             let (k, v) = kv?;
-            let rest = &k[HOLD.len()..];
-            let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
-            let tenant = String::from_utf8_lossy(&rest[..end]).into_owned();
-            out.push((tenant, serde_json::from_slice(&v)?));
+            out.push((tenant_of_hold_key(&k), serde_json::from_slice(&v)?));
         }
         Ok(out)
+    }
+
+    /// The balance minus the tenant's held sum: one read, no hold decoded.
+    async fn available(&self, tenant: &str) -> Result<i64, WalletError> {
+        check_tenant(tenant)?;
+        let sums = self.appends.lock();
+        let balance = decode_balance(self.tree.get(key(BALANCE, tenant, None))?.as_deref())?;
+        Ok(balance
+            .balance_paise
+            .saturating_sub(sums.get(tenant).copied().unwrap_or(0)))
     }
 }
 
