@@ -293,3 +293,92 @@ async fn a_clean_stop_hands_the_calls_over_at_once() {
     // Taken over once: A did not drive it again after giving its lease up.
     assert_eq!(env.metric(b, TAKEN_OVER).await, 1.0);
 }
+
+/// One call at a time per agent holds fleet-wide: a registered agent's two calls,
+/// connected on two nodes at the same instant, dial once; the other is `409
+/// agent_busy` with nothing dialled, and goes through once the first one hung up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_agent_two_nodes_same_instant_dials_once() {
+    let env = FleetEnv::start_edited(|p| {
+        let acme = std::fs::read_to_string(p.path().join("tenants/acme.toml")).unwrap();
+        p.write(
+            "tenants/acme.toml",
+            &format!("{acme}\n[agents]\nallow_concurrent_calls = false\n"),
+        );
+    })
+    .await;
+    let r = env
+        .c
+        .put(env.a().url(&format!("/api/c2c/agents/{AGENT}")))
+        .header("x-api-key", ACME_KEY)
+        .json(&json!({"name": "Asha", "telephony_enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "put agent: {}", r.status());
+    // Node B learns of the agent from the store.
+    let url = env.b().url(&format!("/api/c2c/agents/{AGENT}"));
+    let deadline = Instant::now() + T;
+    while env
+        .c
+        .get(&url)
+        .header("x-api-key", ACME_KEY)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(Instant::now() < deadline, "node B never saw the agent");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for round in 0..3 {
+        let mut calls = Vec::new();
+        for (gw, n) in [(env.a(), "9700000001"), (env.b(), "9700000002")] {
+            let (s, v) = env.click2call(gw, n).await;
+            assert_eq!(s, 200, "click2call: {v}\n{}", env.logs());
+            let (id, room) = (
+                v["call_id"].as_str().unwrap().to_owned(),
+                v["room"].as_str().unwrap().to_owned(),
+            );
+            env.sim.join(&room, AGENT).unwrap();
+            calls.push(id);
+        }
+        let (pa, pb) = (
+            format!("/api/c2c/calls/{}/connect", calls[0]),
+            format!("/api/c2c/calls/{}/connect", calls[1]),
+        );
+        let (ra, rb) = tokio::join!(env.post(env.a(), &pa), env.post(env.b(), &pb));
+        let (won, lost, lost_on) = match (ra.0, rb.0) {
+            (200, 409) => (&calls[0], &calls[1], env.b()),
+            (409, 200) => (&calls[1], &calls[0], env.a()),
+            other => panic!("round {round}: {other:?} {ra:?} {rb:?}\n{}", env.logs()),
+        };
+        let refused = if ra.0 == 409 { &ra.1 } else { &rb.1 };
+        assert_eq!(error_code(refused), "agent_busy", "{refused}");
+        let (_, v) = env.get_call(lost_on, lost).await;
+        assert_eq!(
+            v["status"], "INITIATED",
+            "nothing dialled for the refused call: {v}"
+        );
+        // Once the first call hung up, the second goes through on its own node.
+        let (s, _) = env.hangup(lost_on, won).await;
+        assert_eq!(s, 200);
+        let path = format!("/api/c2c/calls/{lost}/connect");
+        let deadline = Instant::now() + T;
+        loop {
+            let (s, v) = env.post(lost_on, &path).await;
+            if s == 200 {
+                break;
+            }
+            assert!(
+                s == 409 && error_code(&v) == "agent_busy" && Instant::now() < deadline,
+                "{s} {v}\n{}",
+                env.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (s, _) = env.hangup(lost_on, lost).await;
+        assert_eq!(s, 200);
+    }
+}

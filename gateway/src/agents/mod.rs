@@ -9,4 +9,4 @@ pub mod io;
 mod service;
 pub mod socket;
 
-pub use service::{refusal_code, AgentService, AgentView, PendingGuard, SessionGrant};
+pub use service::{refusal_code, AgentService, AgentView, ClaimError, PendingGuard, SessionGrant};

@@ -317,8 +317,58 @@ impl AgentService {
             })
     }
 
+    /// [`Self::claim_call`], then the same claim in a store shared by a fleet: of two
+    /// nodes dialling one agent at the same instant, one is refused `agent_busy`. (The
+    /// embedded stores grant at once: one process sees every call in its hub.)
+    pub async fn claim_call_everywhere(
+        &self,
+        tenant: &str,
+        rules: TenantAgentsPolicy,
+        agent_id: &str,
+        call_id: &str,
+    ) -> Result<(), ClaimError> {
+        self.claim_call(tenant, rules, agent_id, call_id)
+            .map_err(ClaimError::Refused)?;
+        let registered = self.directory.telephony(tenant, agent_id).is_some();
+        if rules.allow_concurrent_calls || !registered {
+            return Ok(());
+        }
+        match self.store.claim_busy(tenant, agent_id, call_id).await {
+            Ok(None) => Ok(()),
+            Ok(Some(other)) => {
+                self.hub.release_call(tenant, agent_id, call_id, now_ms());
+                let r = OutboundRefusal::Busy {
+                    agent_id: agent_id.to_owned(),
+                    call_id: other,
+                };
+                self.metrics
+                    .agent_refusals
+                    .with_label_values(&[tenant, refusal_code(&r)])
+                    .inc();
+                Err(ClaimError::Refused(r))
+            }
+            Err(e) => {
+                self.hub.release_call(tenant, agent_id, call_id, now_ms());
+                Err(ClaimError::Store(e))
+            }
+        }
+    }
+
+    /// Frees the agent from `call_id` here and, in the background, in a shared store (a
+    /// claim left behind is taken over once its call has ended, so a failed release
+    /// only delays the next call of the agent until then).
     pub fn release_call(&self, tenant: &str, agent_id: &str, call_id: &str) {
         self.hub.release_call(tenant, agent_id, call_id, now_ms());
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let store = self.store.clone();
+        let (t, a, c) = (tenant.to_owned(), agent_id.to_owned(), call_id.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = store.release_busy(&t, &a, &c).await {
+                tracing::warn!(tenant = %t, error = %e, "agent's fleet-wide claim not released; the next claim takes it over once the call has ended");
+            }
+        });
     }
 
     /// Sets `c2c_agents{tenant,*}` from the registry and presence now.
@@ -333,6 +383,13 @@ impl AgentService {
         g.with_label_values(&[tenant, "offline"])
             .set(offline as i64);
     }
+}
+
+/// Why [`AgentService::claim_call_everywhere`] refused.
+#[derive(Debug)]
+pub enum ClaimError {
+    Refused(OutboundRefusal),
+    Store(c2c_agents::AgentStoreError),
 }
 
 /// A presence socket between its handshake and its `auth` frame.

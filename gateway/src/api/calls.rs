@@ -11,6 +11,7 @@ use c2c_livekit::LiveKitClient;
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead, X_API_KEY};
 use http::StatusCode;
 
+use crate::agents::ClaimError;
 use crate::api::contract::{
     view, Click2CallRequest, Click2CallResponse, ConnectResponse, ConnectStatus, StatusReport,
     TokenResponse,
@@ -335,8 +336,12 @@ pub async fn connect(
         // registered agent cannot dial meanwhile (two created before either connected
         // included). A call past INITIATED holds its claim already.
         app.agents()
-            .claim_call(&tenant.id, tenant.agents, &rec.agent_id, &rec.call_id)
-            .map_err(|r| errors::agent_refused(&r))?;
+            .claim_call_everywhere(&tenant.id, tenant.agents, &rec.agent_id, &rec.call_id)
+            .await
+            .map_err(|e| match e {
+                ClaimError::Refused(r) => errors::agent_refused(&r),
+                ClaimError::Store(e) => errors::agent_store(e),
+            })?;
         // The wallet's hold, atomically with its check: refused, nothing is dialled.
         if let Err(e) = calls::billing::hold(app, &rec).await {
             release_unless_dialled(app, &rec).await;

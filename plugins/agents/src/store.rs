@@ -63,6 +63,32 @@ pub trait AgentStore: Send + Sync {
     /// and then [`AgentStore::all`] sees at least every write that `r` counts. The
     /// presence secret is not counted: it never changes once created.
     async fn revision(&self) -> Result<u64, AgentStoreError>;
+
+    /// Marks the agent as on `call_id` for every node sharing this store, unless it is
+    /// on another call that is still open: `None` when granted (or already this call's),
+    /// else the call it is on. One process alone needs none of this (its presence hub
+    /// sees every call), so the embedded stores grant at once; a shared store decides
+    /// atomically, so two nodes claiming one agent at the same instant cannot both win.
+    async fn claim_busy(
+        &self,
+        _tenant: &str,
+        _agent_id: &str,
+        _call_id: &str,
+    ) -> Result<Option<String>, AgentStoreError> {
+        Ok(None)
+    }
+
+    /// Ends the agent's claim by `call_id` (no-op when another call holds it). A claim
+    /// whose call ended is taken over by the next claim anyway; releasing it frees the
+    /// agent the moment its hangup is durable.
+    async fn release_busy(
+        &self,
+        _tenant: &str,
+        _agent_id: &str,
+        _call_id: &str,
+    ) -> Result<(), AgentStoreError> {
+        Ok(())
+    }
 }
 
 const AGENT: &[u8] = b"a/";

@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS c2c_agent_secret (
 
 const REVISION_TABLE: &str = "c2c_agent_revision";
 
-fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> AgentStoreError {
+pub(crate) fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> AgentStoreError {
     AgentStoreError::Backend(Box::new(e))
 }
 
@@ -76,7 +76,7 @@ impl PgAgentStore {
         Self { pg }
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, AgentStoreError> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, AgentStoreError> {
         self.pg.pool().get().await.map_err(store_err)
     }
 
@@ -332,6 +332,34 @@ impl AgentStore for PgAgentStore {
     async fn revision(&self) -> Result<u64, AgentStoreError> {
         self.pg
             .within_or(self.revision_now(), AgentStoreError::Backend)
+            .await
+    }
+
+    async fn claim_busy(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        call_id: &str,
+    ) -> Result<Option<String>, AgentStoreError> {
+        self.pg
+            .within_or(
+                self.claim_busy_now(tenant, agent_id, call_id),
+                AgentStoreError::Backend,
+            )
+            .await
+    }
+
+    async fn release_busy(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        call_id: &str,
+    ) -> Result<(), AgentStoreError> {
+        self.pg
+            .within_or(
+                self.release_busy_now(tenant, agent_id, call_id),
+                AgentStoreError::Backend,
+            )
             .await
     }
 }

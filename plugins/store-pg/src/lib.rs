@@ -14,6 +14,7 @@
 //! found by polling a cheap query), no `LOCK TABLE`; `INSERT .. ON CONFLICT`,
 //! `FOR UPDATE SKIP LOCKED`, partial indexes and sequences are common to all three.
 
+mod agent_busy;
 mod agents;
 mod calls;
 mod config;

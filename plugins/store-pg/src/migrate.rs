@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "wallet holds of calls in progress",
         sql: &[crate::wallet::HOLDS_SCHEMA],
     },
+    Migration {
+        version: 4,
+        name: "the call each agent is on, fleet-wide",
+        sql: &[crate::agent_busy::SCHEMA],
+    },
 ];
 
 /// The schema version this build knows.

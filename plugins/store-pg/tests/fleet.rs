@@ -676,7 +676,7 @@ async fn a_version_1_database_is_migrated_to_the_wallet_tables() {
         &format!(
             "DELETE FROM {schema}.c2c_schema_version WHERE version > 1;
              DROP TABLE {schema}.c2c_wallets, {schema}.c2c_wallet_ledger, \
-             {schema}.c2c_wallet_holds"
+             {schema}.c2c_wallet_holds, {schema}.c2c_agent_busy"
         ),
     );
     let pg = PgStore::open(options(&schema)).await.unwrap();
@@ -684,7 +684,7 @@ async fn a_version_1_database_is_migrated_to_the_wallet_tables() {
         "db",
         &format!("SELECT string_agg(version::text, ',' ORDER BY version) FROM {schema}.c2c_schema_version"),
     );
-    assert_eq!(versions, "1,2,3");
+    assert_eq!(versions, "1,2,3,4");
     let wallets = c2c_store_pg::PgWalletStore::new(pg.clone());
     let topup = c2c_billing::contract::owner_entry(c2c_billing::EntryKind::TopUp, 700);
     use c2c_billing::WalletStore;

@@ -364,3 +364,77 @@ async fn driver_errors_map_to_the_backend_variants() {
         Err(AgentStoreError::Backend(_))
     ));
 }
+
+/// One call at a time per agent, fleet-wide: of two nodes claiming one agent for two
+/// open calls at the same instant exactly one wins; the winner's release, or its call's
+/// end, frees the agent; a claim is idempotent for its own call.
+#[tokio::test]
+async fn two_nodes_claiming_one_agent_at_once_grant_one() {
+    use c2c_callstate::{CallEvent, CallStore, CallStoreExt};
+    let (_, a, b) = two_nodes().await;
+    let calls = c2c_store_pg::PgCallStore::new(a.clone()).await.unwrap();
+    let (sa, sb) = (PgAgentStore::new(a), PgAgentStore::new(b));
+    for round in 0..5 {
+        let (c1, c2) = (
+            c2c_callstate::store::contract::call("acme", 1_000),
+            c2c_callstate::store::contract::call("acme", 1_000),
+        );
+        calls.create(&c1).await.unwrap();
+        calls.create(&c2).await.unwrap();
+        let agent = format!("a{round}");
+        let (x, y) = tokio::join!(
+            sa.claim_busy("acme", &agent, &c1.call_id),
+            sb.claim_busy("acme", &agent, &c2.call_id)
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        let won = match (&x, &y) {
+            (None, Some(other)) => {
+                assert_eq!(other, &c1.call_id);
+                &c1
+            }
+            (Some(other), None) => {
+                assert_eq!(other, &c2.call_id);
+                &c2
+            }
+            _ => panic!("round {round}: both or neither granted: {x:?} {y:?}"),
+        };
+        let lost = if won.call_id == c1.call_id { &c2 } else { &c1 };
+        // Claiming again for the call it is on is granted; the loser still is refused.
+        assert_eq!(
+            sa.claim_busy("acme", &agent, &won.call_id).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            sb.claim_busy("acme", &agent, &lost.call_id).await.unwrap(),
+            Some(won.call_id.clone())
+        );
+        if round % 2 == 0 {
+            // Released: the other call may go.
+            sb.release_busy("acme", &agent, &won.call_id).await.unwrap();
+        } else {
+            // Never released, but its call ended: taken over.
+            calls
+                .apply_transition(&won.call_id, |r| {
+                    c2c_callstate::machine::transition(
+                        r,
+                        &CallEvent::HangupRequested,
+                        &c2c_callstate::machine::CallKnobs::default(),
+                        2_000,
+                    )
+                })
+                .await
+                .unwrap();
+            assert!(calls.get(&won.call_id).await.unwrap().unwrap().is_ended());
+        }
+        assert_eq!(
+            sb.claim_busy("acme", &agent, &lost.call_id).await.unwrap(),
+            None
+        );
+        // Releasing someone else's claim does nothing.
+        sa.release_busy("acme", &agent, &won.call_id).await.unwrap();
+        assert_eq!(
+            sa.claim_busy("acme", &agent, &won.call_id).await.unwrap(),
+            Some(lost.call_id.clone())
+        );
+    }
+}
