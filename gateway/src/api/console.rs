@@ -26,7 +26,8 @@ use crate::body::parse_json;
 use crate::calls::livekit_pool::LiveKitPool;
 
 /// Longest wait for the live LiveKit check: the console shows a verdict, not a spinner.
-const VALIDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The console's Validate and provisioning's check on save wait as long for LiveKit.
+const VALIDATE_TIMEOUT: std::time::Duration = crate::provision::livekit_check::TIMEOUT;
 
 /// The tenant a request may act on: the `:tenant` parameter, which a tenant key may
 /// only set to its own tenant.

@@ -45,12 +45,7 @@ impl PgAgentStore {
         call_id: &str,
     ) -> Result<Option<String>, AgentStoreError> {
         let c = self.client().await?;
-        let now = i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis()),
-        )
-        .unwrap_or(i64::MAX);
+        let now = i64::try_from(crate::calls::now_ms()).unwrap_or(i64::MAX);
         for _ in 0..ATTEMPTS {
             let granted = c
                 .query(CLAIM, &[&tenant, &agent_id, &call_id, &now])
