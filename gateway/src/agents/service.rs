@@ -330,7 +330,7 @@ impl AgentService {
         self.claim_call(tenant, rules, agent_id, call_id)
             .map_err(ClaimError::Refused)?;
         let registered = self.directory.telephony(tenant, agent_id).is_some();
-        if rules.allow_concurrent_calls || !registered {
+        if rules.allow_concurrent_calls || !registered || !self.store.shared() {
             return Ok(());
         }
         match self.store.claim_busy(tenant, agent_id, call_id).await {
@@ -359,7 +359,7 @@ impl AgentService {
     /// only delays the next call of the agent until then).
     pub fn release_call(&self, tenant: &str, agent_id: &str, call_id: &str) {
         self.hub.release_call(tenant, agent_id, call_id, now_ms());
-        if tokio::runtime::Handle::try_current().is_err() {
+        if !self.store.shared() || tokio::runtime::Handle::try_current().is_err() {
             return;
         }
         let store = self.store.clone();

@@ -64,6 +64,12 @@ pub trait AgentStore: Send + Sync {
     /// presence secret is not counted: it never changes once created.
     async fn revision(&self) -> Result<u64, AgentStoreError>;
 
+    /// True for a store several gateways share: only then do [`AgentStore::claim_busy`]
+    /// and [`AgentStore::release_busy`] do anything, and callers skip them otherwise.
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Marks the agent as on `call_id` for every node sharing this store, unless it is
     /// on another call that is still open: `None` when granted (or already this call's),
     /// else the call it is on. One process alone needs none of this (its presence hub

@@ -335,6 +335,10 @@ impl AgentStore for PgAgentStore {
             .await
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn claim_busy(
         &self,
         tenant: &str,
