@@ -83,6 +83,9 @@ async function render() {
   mount(main, h('p', { class: 'empty', role: 'status' }, 'Loading…'));
   try {
     if (!ctx.overview || ctx.overview.tenant.id !== ctx.tenant) await loadTenant();
+    // Another view was asked for while this one loaded: that render mounts, not this one
+    // (else the slower of two renders would replace the newer view).
+    if (mine !== renders) return;
     const section = h('section', { 'aria-labelledby': 'view-title', 'data-view': view });
     mount(main, section);
     const undo = await VIEWS[view](section, ctx);
@@ -96,6 +99,7 @@ async function render() {
       showSignin('Your key was not accepted any more; sign in again.');
       return;
     }
+    if (mine !== renders) return; // a newer view is showing
     mount(main, h('section', { class: 'card' }, h('h2', { id: 'view-title' }, TITLES[view]), errorBox(`Could not load: ${e.message}`)));
   }
 }
