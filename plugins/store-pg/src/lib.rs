@@ -24,6 +24,7 @@ pub mod migrate;
 mod pool;
 mod seen;
 mod wallet;
+mod wallet_batch;
 
 pub use agents::PgAgentStore;
 pub use calls::{PgCallStore, OPTIMISTIC_TRIES};

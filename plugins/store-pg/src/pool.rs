@@ -256,6 +256,12 @@ impl PgStore {
         &self.pool
     }
 
+    /// The runtime the connections' sockets live on: for the store's own background
+    /// tasks too, since it lives as long as the pool (the callers' runtimes come and go).
+    pub(crate) fn io_handle(&self) -> tokio::runtime::Handle {
+        self._io.handle()
+    }
+
     /// This process's node id (random per start).
     pub fn node_id(&self) -> &str {
         &self.node_id

@@ -2,7 +2,7 @@
 //! the shared database.
 //!
 //! An append is one transaction: it takes the tenant's `c2c_wallets` row lock first
-//! (an upsert, so a tenant's first entry needs no separate create), then looks up the
+//! (`SELECT .. FOR UPDATE`, creating the row on the tenant's first entry), then looks up the
 //! request id, asks `c2c_billing::ledger::plan_append` and writes the entry and the new
 //! balance. Taking the lock before the request-id lookup is what makes a retried
 //! request safe: the second of two concurrent appends with one request id waits for the
@@ -10,8 +10,9 @@
 //! answers it as a replay instead of tripping the unique index.
 //!
 //! Holds (`c2c_wallet_holds`, migration 3) take the same row lock: a hold's check of
-//! what is available and its insert, and a settle's release and charge, are each one
-//! transaction serialised with every other money movement of the tenant.
+//! what is available and its insert, and a settle's release and charge, are serialised
+//! with every other money movement of the tenant. Calls' holds and settles are written
+//! in batches, one transaction for all that queued meanwhile (`crate::wallet_batch`).
 
 use std::sync::Arc;
 
@@ -25,7 +26,9 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
 use crate::dlt::{db_ms, ms_from_db, retry_pause, retryable, TX_RETRIES};
+use crate::wallet_batch::{self, Job};
 use crate::PgStore;
+use tokio::sync::{mpsc, oneshot};
 
 /// `c2c_wallets`: each tenant's balance and entry count (the last seq);
 /// `c2c_wallet_ledger`: every entry, keyed by tenant and seq, a request id at most once
@@ -63,22 +66,33 @@ CREATE TABLE IF NOT EXISTS c2c_wallet_holds (
 );
 ";
 
-/// Takes the tenant's wallet row lock (creating the row), answering its balance.
+/// Takes the tenant's wallet row lock, answering its balance. A lock, not an upsert
+/// that rewrites the row: every rewrite of a tenant's one hot row leaves a dead version
+/// that the next lookups walk until it is pruned (the batched holds and settles take
+/// this lock several hundred times a second).
 const LOCK_WALLET: &str =
-    "INSERT INTO c2c_wallets (tenant, balance_paise, entries) VALUES ($1, 0, 0)
-    ON CONFLICT (tenant) DO UPDATE SET tenant = excluded.tenant
-    RETURNING balance_paise, entries";
+    "SELECT balance_paise, entries FROM c2c_wallets WHERE tenant = $1 FOR UPDATE";
+/// A tenant's first money movement creates its row (then locks it with [`LOCK_WALLET`]).
+const CREATE_WALLET: &str = "INSERT INTO c2c_wallets (tenant, balance_paise, entries)
+    VALUES ($1, 0, 0) ON CONFLICT (tenant) DO NOTHING";
 
-const HOLD_COLUMNS: &str = "call_id, amount_paise, at_ms";
+/// What a tenant may spend on new calls: its balance (zero without a wallet row) minus
+/// its open holds.
+const AVAILABLE: &str =
+    "SELECT (COALESCE((SELECT balance_paise FROM c2c_wallets WHERE tenant = $1), 0)
+    - COALESCE((SELECT SUM(amount_paise) FROM c2c_wallet_holds WHERE tenant = $1), 0))::BIGINT";
 
-const ENTRY_COLUMNS: &str = "tenant, seq, at_ms, kind, amount_paise, balance_after_paise, \
+pub(crate) const HOLD_COLUMNS: &str = "call_id, amount_paise, at_ms";
+
+pub(crate) const ENTRY_COLUMNS: &str =
+    "tenant, seq, at_ms, kind, amount_paise, balance_after_paise, \
                              actor, reason, call_id, request_id";
 
-fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> WalletError {
+pub(crate) fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> WalletError {
     WalletError::Backend(Box::new(e))
 }
 
-fn entry_of(row: &Row) -> Result<LedgerEntry, WalletError> {
+pub(crate) fn entry_of(row: &Row) -> Result<LedgerEntry, WalletError> {
     let tenant: &str = row.get(0);
     let seq = ms_from_db(row.get(1));
     let kind: &str = row.get(3);
@@ -105,7 +119,7 @@ fn balance_of(row: &Row, first: usize) -> Balance {
 }
 
 /// What one try of the append transaction ended with.
-enum Tried<T = Appended> {
+pub(crate) enum Tried<T = Appended> {
     Done(Result<T, WalletError>),
     /// A driver error: retried when it is a serialization failure or deadlock.
     Db(tokio_postgres::Error),
@@ -117,7 +131,7 @@ impl<T> From<tokio_postgres::Error> for Tried<T> {
     }
 }
 
-fn hold_of(row: &Row) -> Hold {
+pub(crate) fn hold_of(row: &Row) -> Hold {
     Hold {
         call_id: row.get(0),
         amount_paise: row.get(1),
@@ -125,8 +139,16 @@ fn hold_of(row: &Row) -> Hold {
     }
 }
 
-async fn lock_wallet<T>(tx: &Transaction<'_>, tenant: &str) -> Result<Balance, Tried<T>> {
+pub(crate) async fn lock_wallet<T>(
+    tx: &Transaction<'_>,
+    tenant: &str,
+) -> Result<Balance, Tried<T>> {
     let lock = tx.prepare_cached(LOCK_WALLET).await?;
+    if let Some(row) = tx.query_opt(&lock, &[&tenant]).await? {
+        return Ok(balance_of(&row, 0));
+    }
+    let create = tx.prepare_cached(CREATE_WALLET).await?;
+    tx.execute(&create, &[&tenant]).await?;
     Ok(balance_of(&tx.query_one(&lock, &[&tenant]).await?, 0))
 }
 
@@ -313,11 +335,32 @@ macro_rules! retrying {
 /// `c2c_billing::WalletStore` on the shared database.
 pub struct PgWalletStore {
     pg: Arc<PgStore>,
+    /// Calls' holds and settles, written in batches (`crate::wallet_batch`).
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The writer ended without answering (the store is closing).
+fn writer_gone() -> WalletError {
+    WalletError::Backend("the wallet's batch writer stopped".into())
 }
 
 impl PgWalletStore {
+    /// Starts the store's batch writer on `pg`'s I/O runtime.
     pub fn new(pg: Arc<PgStore>) -> Self {
-        Self { pg }
+        let jobs = wallet_batch::start(&pg);
+        Self { pg, jobs }
+    }
+
+    /// Queues `job` for the writer and waits for its answer; `None` when the queue is
+    /// full (the caller then writes it itself).
+    async fn queued<T>(
+        &self,
+        job: Job,
+        answer: oneshot::Receiver<Result<T, WalletError>>,
+    ) -> Option<Result<T, WalletError>> {
+        self.jobs.try_send(job).ok()?;
+        let waited = async { answer.await.unwrap_or_else(|_| Err(writer_gone())) };
+        Some(self.pg.within_or(waited, WalletError::Backend).await)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, WalletError> {
@@ -435,6 +478,17 @@ impl WalletStore for PgWalletStore {
     ) -> Result<HoldPlaced, WalletError> {
         check_tenant(tenant)?;
         check_call_id(call_id)?;
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Hold {
+            tenant: tenant.to_owned(),
+            call_id: call_id.to_owned(),
+            amount_paise,
+            at_ms,
+            reply,
+        };
+        if let Some(done) = self.queued(job, answer).await {
+            return done;
+        }
         let op = retrying!(self, |c| try_hold(
             &mut c,
             tenant,
@@ -456,6 +510,16 @@ impl WalletStore for PgWalletStore {
         if let Some(c) = charge {
             check_charge(call_id, c)?;
         }
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Settle {
+            tenant: tenant.to_owned(),
+            call_id: call_id.to_owned(),
+            charge: charge.cloned(),
+            reply,
+        };
+        if let Some(done) = self.queued(job, answer).await {
+            return done;
+        }
         let op = retrying!(self, |c| try_settle(&mut c, tenant, call_id, charge));
         self.pg.within_or(op, WalletError::Backend).await
     }
@@ -472,6 +536,16 @@ impl WalletStore for PgWalletStore {
         let mut out: Vec<Hold> = rows.iter().map(hold_of).collect();
         out.sort_by(|a, b| a.call_id.as_bytes().cmp(b.call_id.as_bytes()));
         Ok(out)
+    }
+
+    /// The balance minus the tenant's holds in one statement (one snapshot).
+    async fn available(&self, tenant: &str) -> Result<i64, WalletError> {
+        check_tenant(tenant)?;
+        let rows = self
+            .pg
+            .within_or(self.rows(AVAILABLE, &[&tenant]), WalletError::Backend)
+            .await?;
+        Ok(rows.first().map_or(0, |r| r.get(0)))
     }
 
     async fn all_holds(&self) -> Result<Vec<(String, Hold)>, WalletError> {

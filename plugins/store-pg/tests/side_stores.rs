@@ -438,3 +438,90 @@ async fn two_nodes_claiming_one_agent_at_once_grant_one() {
         );
     }
 }
+
+/// One node's holds and settles queued at once are written in batches (one
+/// transaction for all that queued meanwhile), and each still gets the answer a
+/// transaction of its own would give: holds beyond the balance refused alone, a hold
+/// and its settle in one batch, a call settled twice in one batch charged once, a
+/// reused request id refused without taking the rest of the batch with it.
+#[tokio::test]
+async fn wallet_batches_answer_each_job_as_if_alone() {
+    use c2c_billing::{call_charge, EntryKind, WalletError, WalletStore};
+    use futures_util::future::join_all;
+    let schema = fresh_schema();
+    let s = Arc::new(PgWalletStore::new(node(&schema).await));
+    s.append(
+        "acme",
+        &c2c_billing::contract::owner_entry(EntryKind::TopUp, 1_000),
+    )
+    .await
+    .unwrap();
+    let ids: Vec<String> = (0..20).map(|i| format!("c_{i}")).collect();
+    let holds = join_all(ids.iter().map(|id| s.place_hold("acme", id, 100, 1))).await;
+    let held: Vec<String> = holds
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok(p) => Some(p.hold.call_id),
+            Err(WalletError::InsufficientBalance { .. }) => None,
+            Err(e) => panic!("{e}"),
+        })
+        .collect();
+    assert_eq!(held.len(), 10, "holds beyond the balance: {held:?}");
+    // Every held call settled twice at once (10 paise), and a new call held and settled
+    // in the same breath.
+    let settles = held.iter().flat_map(|id| {
+        let charge = call_charge(id, 10, "talk".into(), 2);
+        [charge.clone(), charge].map(|c| {
+            let s = s.clone();
+            let id = id.clone();
+            async move { s.settle("acme", &id, Some(&c)).await.unwrap() }
+        })
+    });
+    let late = async {
+        let placed = s.place_hold("acme", "c_late", 50, 3);
+        let charge = call_charge("c_late", 7, "talk".into(), 4);
+        let settled = s.settle("acme", "c_late", Some(&charge));
+        let (placed, settled) = tokio::join!(placed, settled);
+        (placed.unwrap(), settled.unwrap())
+    };
+    let (settled, (placed, late_settled)) = tokio::join!(join_all(settles), late);
+    for pair in settled.chunks(2) {
+        let (x, y) = (&pair[0], &pair[1]);
+        assert!(x.released.is_some() != y.released.is_some(), "one release");
+        let (cx, cy) = (x.charge.as_ref().unwrap(), y.charge.as_ref().unwrap());
+        assert!(cx.replayed != cy.replayed, "one charge");
+    }
+    assert!(!placed.existing);
+    assert_eq!(late_settled.released.as_ref(), Some(&placed.hold));
+    assert_eq!(late_settled.charge.as_ref().unwrap().entry.amount_paise, -7);
+    // A charge of another amount under a used request id is refused alone.
+    let wrong = call_charge(&held[0], 11, "talk".into(), 5);
+    let other = call_charge("c_other", 3, "talk".into(), 5);
+    let (wrong, other) = tokio::join!(
+        s.settle("acme", &held[0], Some(&wrong)),
+        s.settle("acme", "c_other", Some(&other))
+    );
+    assert!(
+        matches!(wrong, Err(WalletError::RequestIdReused { .. })),
+        "{wrong:?}"
+    );
+    assert!(!other.unwrap().charge.unwrap().replayed);
+    let bal = s.balance("acme").await.unwrap();
+    assert_eq!(
+        (bal.balance_paise, bal.entries),
+        (1_000 - 10 * 10 - 7 - 3, 1 + 10 + 1 + 1)
+    );
+    assert!(s.all_holds().await.unwrap().is_empty());
+    assert_eq!(s.available("acme").await.unwrap(), bal.balance_paise);
+    assert_eq!(
+        c2c_billing::check_ledger(&*s, "acme").await.unwrap(),
+        Ok(bal)
+    );
+    assert_eq!(
+        pg().psql(
+            "postgres",
+            &format!("SELECT count(*) FROM {schema}.c2c_wallet_holds")
+        ),
+        "0"
+    );
+}

@@ -23,6 +23,7 @@ mod env;
 mod failover;
 mod load;
 mod pgstat;
+mod wallet;
 
 use env::{Harness, Pg, Store};
 use load::{pct, Spread};
@@ -175,7 +176,7 @@ async fn throughput_run(a: &Args, pg: &Pg, setup: Setup, round: usize) -> Row {
     }
     let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
     let gw_pids: Vec<u32> = nodes.iter().map(|n| n.pid).collect();
-    load::warm_up(&addrs, h.sim_addr, 50, &h.delivered).await;
+    load::warm_up(&addrs, h.sim_addr, WARM_UP, &h.delivered).await;
     let s0 = match &db {
         Some(db) => {
             tokio::time::sleep(pgstat::SETTLE).await;
@@ -290,6 +291,9 @@ async fn throughput_run(a: &Args, pg: &Pg, setup: Setup, round: usize) -> Row {
         row.cpu[3],
         row.cpu.iter().sum::<f64>()
     );
+    if let (true, Some(db)) = (a.wallet, &db) {
+        wallet::check(pg, db, run.total + (WARM_UP * nodes.len()) as u64);
+    }
     if let Some(d) = row.db {
         println!(
             "  database per lifecycle: {:.2} write transactions (xid), {:.2} transactions \
@@ -536,13 +540,16 @@ async fn main() {
     }
 }
 
+/// Lifecycles run on each node before each measured round.
+const WARM_UP: usize = 50;
+
 /// `--wallet`: ₹1 crore into acme's wallet through the owner API of `base` (the example
 /// policies' owner key).
 async fn top_up(base: &str) {
     let r = reqwest::Client::new()
         .post(format!("{base}/api/c2c/owner/tenants/acme/wallet/entries"))
         .header("x-api-key", "c2c_V9txkkwaqj2BNm7dNiSL76CnJiU3lS4ZJEQf")
-        .json(&serde_json::json!({"kind": "top_up", "amount_paise": 1_000_000_000i64, "reason": "bench"}))
+        .json(&serde_json::json!({"kind": "top_up", "amount_paise": wallet::TOP_UP_PAISE, "reason": "bench"}))
         .send()
         .await
         .unwrap();
