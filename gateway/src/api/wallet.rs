@@ -269,12 +269,16 @@ pub async fn get(
         None => (BillingMode::Managed, (Vec::new(), None)),
     };
     let wallets = app.wallets();
+    // Holds before the balance: a settle landing between the two reads then shows its
+    // hold still open next to its charge already taken (what is available is understated
+    // for a moment). The other order showed the hold gone and the charge not yet taken,
+    // more money than there was, and "no holds" with a balance still moving.
+    let holds = wallets.holds(&tenant).await.map_err(errors::wallet)?;
     let balance = wallets.balance(&tenant).await.map_err(errors::wallet)?;
     let statement = wallets
         .statement(&tenant, after, limit)
         .await
         .map_err(errors::wallet)?;
-    let holds = wallets.holds(&tenant).await.map_err(errors::wallet)?;
     let held: i64 = holds.iter().map(|h| h.amount_paise).sum();
     if mode == BillingMode::Managed {
         app.metrics()
