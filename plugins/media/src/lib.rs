@@ -8,10 +8,16 @@
 //! - [`ports`]: the relay's port pairs (even RTP port, RTCP on the next), from a
 //!   configured range, reused least recently freed first.
 //!
-//! Nothing here does I/O: the relay owns the sockets and the clock and feeds these.
+//! - [`relay`]: one anchored call's RTP and RTCP relayed both ways between the carrier
+//!   and LiveKit, latching each side's real source, with early media, dead air and
+//!   one-way audio raised as events.
+//!
+//! `stats` and `ports` do no I/O; the relay owns its sockets and feeds them.
 
 pub mod ports;
+pub mod relay;
 pub mod stats;
 
 pub use ports::{PortPair, PortPool, PortRangeError, PortsExhausted};
+pub use relay::{Endpoint, MediaEvent, Relay, RelayConfig, RelayReport, Side};
 pub use stats::{NotRtp, StreamReport, StreamStats};

@@ -1,0 +1,395 @@
+//! One anchored call's media: RTP and RTCP relayed both ways between the carrier and
+//! LiveKit through the edge's own ports, counted as it passes.
+//!
+//! **Latching** (symmetric RTP, for NAT): each side's real source is learned from its
+//! first RTP packet that parses, whatever the SDP said; from then on packets from any
+//! other source are dropped and counted (`strangers`), and what goes to that side goes
+//! to the latched source. Until a side has sent anything, the relay sends to the address
+//! its SDP gave ([`Relay::set_remote`], again after a re-INVITE or UPDATE, which also
+//! releases the latch). RTCP latches the same way on its own port.
+//!
+//! **What it tells**: per direction a [`StreamReport`]; RTP from the carrier before the
+//! answer is early media (when it started and how long it ran until the answer); after
+//! the answer, no RTP from the carrier for `media_timeout` raises
+//! [`MediaEvent::MediaTimeout`] (the call should end, as rtpengine's media timeout does),
+//! and RTP flowing one way only `one_way_after` after the answer raises
+//! [`MediaEvent::OneWayAudio`]. Each is raised once. Timers sleep to their deadline and
+//! look again only if a packet moved it: no ticking per call.
+//!
+//! What does not parse as RTP is not relayed (and does not latch).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::stats::{StreamReport, StreamStats};
+
+/// Largest datagram read; RTP of voice is a few hundred bytes.
+const MAX_DATAGRAM: usize = 2048;
+/// RTP clock of the G.711 codecs the trunks carry.
+const CLOCK_RATE: u32 = 8_000;
+
+/// The relay's knobs (per trunk, from the edge's configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct RelayConfig {
+    /// After the answer, this long without RTP from the carrier is dead air.
+    pub media_timeout: Duration,
+    /// After the answer, RTP one way only for this long is one-way audio.
+    pub one_way_after: Duration,
+}
+
+/// A side of the anchor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Carrier,
+    Livekit,
+}
+
+/// The edge's two sockets facing one side (RTP, and RTCP on the port above).
+#[derive(Debug)]
+pub struct Endpoint {
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+}
+
+/// What the relay raises while the call runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// No RTP from the carrier for `media_timeout` after the answer.
+    MediaTimeout,
+    /// `one_way_after` after the answer, RTP had come from one side only; `silent` is
+    /// the side that sent nothing.
+    OneWayAudio { silent: Side },
+}
+
+/// What the relay counted.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RelayReport {
+    pub from_carrier: StreamReport,
+    pub from_livekit: StreamReport,
+    /// When the carrier's first RTP came before the answer, ms after the relay started.
+    pub early_media_started_ms: Option<f64>,
+    /// How long early media ran until the answer (None: no early media, or no answer).
+    pub early_media_ms: Option<f64>,
+    /// Packets from a source other than the side's latched one, dropped.
+    pub strangers: u64,
+    /// RTCP packets relayed (both ways).
+    pub rtcp_relayed: u64,
+    /// RTP with nowhere to go yet (the other side had no address), dropped.
+    pub undeliverable: u64,
+    pub one_way: Option<Side>,
+    pub media_timeout: bool,
+}
+
+enum Control {
+    Answered,
+    Remote(Side, SocketAddr),
+    Report(oneshot::Sender<RelayReport>),
+}
+
+/// A running relay; dropping it (or [`Relay::stop`]) ends it and closes its sockets.
+pub struct Relay {
+    control: mpsc::Sender<Control>,
+    events: mpsc::Receiver<MediaEvent>,
+    done: tokio::task::JoinHandle<RelayReport>,
+}
+
+impl Relay {
+    /// Starts relaying between `carrier` and `livekit` on the current runtime.
+    pub fn start(carrier: Endpoint, livekit: Endpoint, cfg: RelayConfig) -> Self {
+        let (control, inbox) = mpsc::channel(16);
+        let (raise, events) = mpsc::channel(4);
+        let done = tokio::spawn(run(carrier, livekit, cfg, inbox, raise));
+        Self {
+            control,
+            events,
+            done,
+        }
+    }
+
+    /// The call was answered (the 200 OK passed the edge).
+    pub async fn answered(&self) {
+        let _ = self.control.send(Control::Answered).await;
+    }
+
+    /// Where `side` receives RTP, from its SDP (RTCP: the port above); releases that
+    /// side's latch (a re-INVITE or UPDATE moved its media).
+    pub async fn set_remote(&self, side: Side, rtp: SocketAddr) {
+        let _ = self.control.send(Control::Remote(side, rtp)).await;
+    }
+
+    /// The counts so far (None once the relay has ended).
+    pub async fn report(&self) -> Option<RelayReport> {
+        let (tx, rx) = oneshot::channel();
+        self.control.send(Control::Report(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// The next event (None once the relay has ended).
+    pub async fn next_event(&mut self) -> Option<MediaEvent> {
+        self.events.recv().await
+    }
+
+    /// Ends the relay and answers its final counts.
+    pub async fn stop(self) -> Option<RelayReport> {
+        let Relay { control, done, .. } = self;
+        drop(control);
+        done.await.ok()
+    }
+}
+
+/// One side's addresses: what its SDP said and what its packets showed.
+#[derive(Default)]
+struct Peer {
+    sdp: Option<SocketAddr>,
+    rtp: Option<SocketAddr>,
+    rtcp: Option<SocketAddr>,
+}
+
+impl Peer {
+    fn rtp_target(&self) -> Option<SocketAddr> {
+        self.rtp.or(self.sdp)
+    }
+
+    fn rtcp_target(&self) -> Option<SocketAddr> {
+        self.rtcp.or_else(|| {
+            self.sdp
+                .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))
+        })
+    }
+}
+
+struct State {
+    cfg: RelayConfig,
+    t0: Instant,
+    peers: [Peer; 2],
+    stats: [StreamStats; 2],
+    answered_at: Option<Instant>,
+    early_first: Option<Instant>,
+    early_ms: Option<f64>,
+    last_carrier: Option<Instant>,
+    since_answer: [u64; 2],
+    strangers: u64,
+    rtcp_relayed: u64,
+    undeliverable: u64,
+    one_way: Option<Side>,
+    one_way_checked: bool,
+    timed_out: bool,
+}
+
+fn idx(side: Side) -> usize {
+    match side {
+        Side::Carrier => 0,
+        Side::Livekit => 1,
+    }
+}
+
+fn other(side: Side) -> Side {
+    match side {
+        Side::Carrier => Side::Livekit,
+        Side::Livekit => Side::Carrier,
+    }
+}
+
+impl State {
+    fn ms(&self, at: Instant) -> f64 {
+        at.duration_since(self.t0).as_secs_f64() * 1000.0
+    }
+
+    /// Counts an RTP datagram from `src` on `side`'s socket; answers where to relay it.
+    fn on_rtp(
+        &mut self,
+        side: Side,
+        src: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) -> Option<SocketAddr> {
+        let i = idx(side);
+        if self.peers[i].rtp.is_some_and(|l| l != src) {
+            self.strangers += 1;
+            return None;
+        }
+        let us = u64::try_from(now.duration_since(self.t0).as_micros()).unwrap_or(u64::MAX);
+        // Not RTP: neither relayed nor latched.
+        self.stats[i].on_packet(data, us).ok()?;
+        self.peers[i].rtp.get_or_insert(src);
+        if side == Side::Carrier {
+            self.last_carrier = Some(now);
+            if self.answered_at.is_none() {
+                self.early_first.get_or_insert(now);
+            }
+        }
+        if self.answered_at.is_some() {
+            self.since_answer[i] += 1;
+        }
+        let to = self.peers[idx(other(side))].rtp_target();
+        if to.is_none() {
+            self.undeliverable += 1;
+        }
+        to
+    }
+
+    /// RTCP from `src` on `side`'s RTCP socket; answers where to relay it.
+    fn on_rtcp(&mut self, side: Side, src: SocketAddr) -> Option<SocketAddr> {
+        let i = idx(side);
+        if self.peers[i].rtcp.is_some_and(|l| l != src) {
+            self.strangers += 1;
+            return None;
+        }
+        self.peers[i].rtcp.get_or_insert(src);
+        let to = self.peers[idx(other(side))].rtcp_target();
+        if to.is_some() {
+            self.rtcp_relayed += 1;
+        }
+        to
+    }
+
+    fn answered(&mut self, now: Instant) {
+        if self.answered_at.is_some() {
+            return;
+        }
+        self.answered_at = Some(now);
+        self.early_ms = self
+            .early_first
+            .map(|first| now.duration_since(first).as_secs_f64() * 1000.0);
+    }
+
+    /// The next instant a timer needs a look (None: nothing armed).
+    fn next_deadline(&self) -> Option<Instant> {
+        let answered = self.answered_at?;
+        let timeout = (!self.timed_out).then(|| {
+            self.last_carrier.map_or(answered, |l| l.max(answered)) + self.cfg.media_timeout
+        });
+        let one_way = (!self.one_way_checked).then(|| answered + self.cfg.one_way_after);
+        [timeout, one_way].into_iter().flatten().min()
+    }
+
+    /// Raises what is due at `now`.
+    fn due(&mut self, now: Instant) -> Vec<MediaEvent> {
+        let mut out = Vec::new();
+        let Some(answered) = self.answered_at else {
+            return out;
+        };
+        if !self.one_way_checked && now >= answered + self.cfg.one_way_after {
+            self.one_way_checked = true;
+            let silent = match self.since_answer {
+                [0, n] if n > 0 => Some(Side::Carrier),
+                [n, 0] if n > 0 => Some(Side::Livekit),
+                _ => None,
+            };
+            if let Some(silent) = silent {
+                self.one_way = Some(silent);
+                out.push(MediaEvent::OneWayAudio { silent });
+            }
+        }
+        let heard = self.last_carrier.map_or(answered, |l| l.max(answered));
+        if !self.timed_out && now >= heard + self.cfg.media_timeout {
+            self.timed_out = true;
+            out.push(MediaEvent::MediaTimeout);
+        }
+        out
+    }
+
+    fn report(&self) -> RelayReport {
+        RelayReport {
+            from_carrier: self.stats[0].report(),
+            from_livekit: self.stats[1].report(),
+            early_media_started_ms: self.early_first.map(|f| self.ms(f)),
+            early_media_ms: self.early_ms,
+            strangers: self.strangers,
+            rtcp_relayed: self.rtcp_relayed,
+            undeliverable: self.undeliverable,
+            one_way: self.one_way,
+            media_timeout: self.timed_out,
+        }
+    }
+}
+
+async fn run(
+    carrier: Endpoint,
+    livekit: Endpoint,
+    cfg: RelayConfig,
+    mut inbox: mpsc::Receiver<Control>,
+    raise: mpsc::Sender<MediaEvent>,
+) -> RelayReport {
+    let mut s = State {
+        cfg,
+        t0: Instant::now(),
+        peers: [Peer::default(), Peer::default()],
+        stats: [StreamStats::new(CLOCK_RATE), StreamStats::new(CLOCK_RATE)],
+        answered_at: None,
+        early_first: None,
+        early_ms: None,
+        last_carrier: None,
+        since_answer: [0, 0],
+        strangers: 0,
+        rtcp_relayed: 0,
+        undeliverable: 0,
+        one_way: None,
+        one_way_checked: false,
+        timed_out: false,
+    };
+    let (mut b0, mut b1, mut b2, mut b3) = (
+        [0u8; MAX_DATAGRAM],
+        [0u8; MAX_DATAGRAM],
+        [0u8; MAX_DATAGRAM],
+        [0u8; MAX_DATAGRAM],
+    );
+    // One timer for both checks, armed at the earliest deadline known. A packet only
+    // moves a deadline later, so the timer is not reset per packet: when it fires early
+    // nothing is due and it is armed again at the deadline as it now stands.
+    let far = || Instant::now() + Duration::from_secs(86_400);
+    let mut armed = far();
+    let timer = tokio::time::sleep_until(armed);
+    tokio::pin!(timer);
+    loop {
+        if let Some(d) = s.next_deadline().filter(|d| *d < armed) {
+            armed = d;
+            timer.as_mut().reset(d);
+        }
+        tokio::select! {
+            r = carrier.rtp.recv_from(&mut b0) => if let Ok((n, src)) = r {
+                if let Some(to) = s.on_rtp(Side::Carrier, src, &b0[..n], Instant::now()) {
+                    let _ = livekit.rtp.send_to(&b0[..n], to).await;
+                }
+            },
+            r = livekit.rtp.recv_from(&mut b1) => if let Ok((n, src)) = r {
+                if let Some(to) = s.on_rtp(Side::Livekit, src, &b1[..n], Instant::now()) {
+                    let _ = carrier.rtp.send_to(&b1[..n], to).await;
+                }
+            },
+            r = carrier.rtcp.recv_from(&mut b2) => if let Ok((n, src)) = r {
+                if let Some(to) = s.on_rtcp(Side::Carrier, src) {
+                    let _ = livekit.rtcp.send_to(&b2[..n], to).await;
+                }
+            },
+            r = livekit.rtcp.recv_from(&mut b3) => if let Ok((n, src)) = r {
+                if let Some(to) = s.on_rtcp(Side::Livekit, src) {
+                    let _ = carrier.rtcp.send_to(&b3[..n], to).await;
+                }
+            },
+            c = inbox.recv() => match c {
+                Some(Control::Answered) => s.answered(Instant::now()),
+                Some(Control::Remote(side, addr)) => {
+                    s.peers[idx(side)] = Peer { sdp: Some(addr), rtp: None, rtcp: None };
+                }
+                Some(Control::Report(reply)) => {
+                    let _ = reply.send(s.report());
+                }
+                None => return s.report(),
+            },
+            _ = &mut timer => {
+                for e in s.due(Instant::now()) {
+                    // A full queue means nobody reads events: the report still has them.
+                    let _ = raise.try_send(e);
+                }
+                armed = far();
+                timer.as_mut().reset(armed);
+            }
+        }
+    }
+}
