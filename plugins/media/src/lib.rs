@@ -12,12 +12,16 @@
 //!   and LiveKit, latching each side's real source, with early media, dead air and
 //!   one-way audio raised as events.
 //!
-//! `stats` and `ports` do no I/O; the relay owns its sockets and feeds them.
+//! - [`sdp`]: where a side wants its audio, and a body pointed at the edge's ports.
+//!
+//! `stats`, `ports` and `sdp` do no I/O; the relay owns its sockets and feeds them.
 
 pub mod ports;
 pub mod relay;
+pub mod sdp;
 pub mod stats;
 
 pub use ports::{PortPair, PortPool, PortRangeError, PortsExhausted};
 pub use relay::{Endpoint, MediaEvent, Relay, RelayConfig, RelayReport, Side};
+pub use sdp::{AudioTarget, SdpError};
 pub use stats::{NotRtp, StreamReport, StreamStats};
