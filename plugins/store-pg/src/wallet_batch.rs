@@ -116,7 +116,15 @@ async fn drain(pg: Weak<PgStore>, mut rx: mpsc::Receiver<Job>) {
         let written = pg
             .within_or(write_retrying(&pg, &batch), WalletError::Backend)
             .await;
-        drop(pg);
+        // The last reference dropped here would drop the store's I/O runtime from one of
+        // its own threads; let a plain thread do it.
+        if Arc::strong_count(&pg) == 1 {
+            let _ = std::thread::Builder::new()
+                .name("c2c-pg-close".into())
+                .spawn(move || drop(pg));
+        } else {
+            drop(pg);
+        }
         match written {
             Ok(answers) => {
                 for (job, answer) in batch.into_iter().zip(answers) {
