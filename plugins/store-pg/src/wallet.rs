@@ -308,14 +308,14 @@ async fn try_settle(
     Ok(Settled { released, charge })
 }
 
-/// Runs one transaction (`$try` on a pooled connection) until it answers, retrying
+/// Runs one transaction (`$try` on the connection `$client` answers) until it answers, retrying
 /// serialization failures and deadlocks. A macro, not a function taking a closure: the
 /// closure would return a future borrowing both the connection and the caller's
 /// arguments, which a higher-ranked bound cannot express.
 macro_rules! retrying {
-    ($store:expr, |$c:ident| $try:expr) => {
+    ($client:expr, |$c:ident| $try:expr) => {
         async {
-            let mut $c = $store.client().await?;
+            let mut $c = $client.await?;
             let mut attempt = 0;
             loop {
                 match $try.await {
@@ -331,6 +331,7 @@ macro_rules! retrying {
         }
     };
 }
+pub(crate) use retrying;
 
 /// `c2c_billing::WalletStore` on the shared database.
 pub struct PgWalletStore {
@@ -437,7 +438,7 @@ impl WalletStore for PgWalletStore {
     async fn append(&self, tenant: &str, entry: &NewEntry) -> Result<Appended, WalletError> {
         check_tenant(tenant)?;
         entry.validate()?;
-        let op = retrying!(self, |c| try_append(&mut c, tenant, entry));
+        let op = retrying!(self.client(), |c| try_append(&mut c, tenant, entry));
         self.pg.within_or(op, WalletError::Backend).await
     }
 
@@ -489,7 +490,7 @@ impl WalletStore for PgWalletStore {
         if let Some(done) = self.queued(job, answer).await {
             return done;
         }
-        let op = retrying!(self, |c| try_hold(
+        let op = retrying!(self.client(), |c| try_hold(
             &mut c,
             tenant,
             call_id,
@@ -520,7 +521,9 @@ impl WalletStore for PgWalletStore {
         if let Some(done) = self.queued(job, answer).await {
             return done;
         }
-        let op = retrying!(self, |c| try_settle(&mut c, tenant, call_id, charge));
+        let op = retrying!(self.client(), |c| try_settle(
+            &mut c, tenant, call_id, charge
+        ));
         self.pg.within_or(op, WalletError::Backend).await
     }
 

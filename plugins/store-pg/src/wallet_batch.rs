@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::dlt::{db_ms, retry_pause, retryable, TX_RETRIES};
 use crate::wallet::{
-    entry_of, hold_of, lock_wallet, store_err, Tried, ENTRY_COLUMNS, HOLD_COLUMNS,
+    entry_of, hold_of, lock_wallet, retrying, store_err, Tried, ENTRY_COLUMNS, HOLD_COLUMNS,
 };
 use crate::PgStore;
 
@@ -153,19 +153,8 @@ async fn drain(pg: Weak<PgStore>, mut rx: mpsc::Receiver<Job>) {
 }
 
 async fn write_retrying(pg: &PgStore, jobs: &[Job]) -> Result<Vec<Answer>, WalletError> {
-    let mut client = pg.pool().get().await.map_err(store_err)?;
-    let mut attempt = 0;
-    loop {
-        match try_batch(&mut client, jobs).await {
-            Ok(answers) => return Ok(answers),
-            Err(Tried::Done(r)) => return r,
-            Err(Tried::Db(e)) if retryable(&e) && attempt < TX_RETRIES => {
-                attempt += 1;
-                tokio::time::sleep(retry_pause(attempt)).await;
-            }
-            Err(Tried::Db(e)) => return Err(store_err(e)),
-        }
-    }
+    let client = async { pg.pool().get().await.map_err(store_err) };
+    retrying!(client, |c| try_batch(&mut c, jobs)).await
 }
 
 /// One tenant's wallet as the batch sees it: read under its row lock, changed job by
