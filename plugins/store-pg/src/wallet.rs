@@ -276,38 +276,6 @@ async fn try_hold(
     })
 }
 
-async fn try_settle(
-    client: &mut deadpool_postgres::Object,
-    tenant: &str,
-    call_id: &str,
-    charge: Option<&NewEntry>,
-) -> Result<Settled, Tried<Settled>> {
-    let tx = client.transaction().await?;
-    let cur = lock_wallet(&tx, tenant).await?;
-    let release = tx
-        .prepare_cached(&format!(
-            "DELETE FROM c2c_wallet_holds WHERE tenant = $1 AND call_id = $2
-             RETURNING {HOLD_COLUMNS}"
-        ))
-        .await?;
-    let released = tx
-        .query_opt(&release, &[&tenant, &call_id])
-        .await?
-        .map(|r| hold_of(&r));
-    let charge = match charge {
-        None => None,
-        Some(c) => match append_in(&tx, tenant, cur, c).await {
-            Ok(appended) => Some(appended),
-            // Already posted: the release (if any) still commits.
-            Err(Tried::Done(Ok(replayed))) => Some(replayed),
-            Err(Tried::Done(Err(refused))) => return Err(Tried::Done(Err(refused))),
-            Err(Tried::Db(e)) => return Err(Tried::Db(e)),
-        },
-    };
-    tx.commit().await?;
-    Ok(Settled { released, charge })
-}
-
 /// Runs one transaction (`$try` on the connection `$client` answers) until it answers, retrying
 /// serialization failures and deadlocks. A macro, not a function taking a closure: the
 /// closure would return a future borrowing both the connection and the caller's
@@ -360,8 +328,16 @@ impl PgWalletStore {
         answer: oneshot::Receiver<Result<T, WalletError>>,
     ) -> Option<Result<T, WalletError>> {
         self.jobs.try_send(job).ok()?;
+        Some(self.answer(answer).await)
+    }
+
+    /// The writer's answer, within the store's deadline.
+    async fn answer<T>(
+        &self,
+        answer: oneshot::Receiver<Result<T, WalletError>>,
+    ) -> Result<T, WalletError> {
         let waited = async { answer.await.unwrap_or_else(|_| Err(writer_gone())) };
-        Some(self.pg.within_or(waited, WalletError::Backend).await)
+        self.pg.within_or(waited, WalletError::Backend).await
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, WalletError> {
@@ -518,13 +494,12 @@ impl WalletStore for PgWalletStore {
             charge: charge.cloned(),
             reply,
         };
-        if let Some(done) = self.queued(job, answer).await {
-            return done;
-        }
-        let op = retrying!(self.client(), |c| try_settle(
-            &mut c, tenant, call_id, charge
-        ));
-        self.pg.within_or(op, WalletError::Backend).await
+        // Through the queue even when it is full (a settle is off every caller's
+        // critical path): written inline, it could overtake its call's hold still
+        // queued, and that hold would then stay until the wallet sweep.
+        let queued = async { self.jobs.send(job).await.map_err(|_| writer_gone()) };
+        self.pg.within_or(queued, WalletError::Backend).await?;
+        self.answer(answer).await
     }
 
     async fn holds(&self, tenant: &str) -> Result<Vec<Hold>, WalletError> {

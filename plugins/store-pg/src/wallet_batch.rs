@@ -5,22 +5,26 @@
 //! a wallet, one node ran about half as many lifecycles per second (BENCHMARKS.md,
 //! issue 23: 4 -> 7.5 WAL syncs per lifecycle). So calls' holds and settles go to one
 //! writer task per node, which takes everything that queued while its previous batch
-//! was being written and writes it in **one transaction**: each tenant's row lock
-//! once (in tenant order, so two nodes' batches cannot deadlock), its open holds read
-//! once, every hold checked against what is left after the ones before it in the
-//! batch, every charge planned on the balance the one before left, then a few
-//! statements (`UNNEST` of arrays: rows inserted and deleted in one statement each)
-//! and one commit. Nothing waits for a window: an idle node writes each job at once,
-//! a busy one in batches as large as the load makes them.
+//! was being written and writes each tenant's share in **one transaction** (the
+//! tenants' transactions side by side, so one tenant's lock wait or failure holds up
+//! only its own calls): its row lock taken once, its open holds read once, every hold
+//! checked against what is left after the ones before it in the batch, every charge
+//! planned on the balance the one before left, then a few statements (`UNNEST` of
+//! arrays: rows inserted and deleted in one statement each) and one commit. Nothing
+//! waits for a window: an idle node writes each job at once, a busy one in batches as
+//! large as the load makes them. A hold whose caller stopped waiting is dropped before
+//! it is written.
 //!
 //! The answers are the ones a transaction per job would give, in queue order: a hold
 //! refused for want of balance or a settle whose charge reuses a request id is refused
 //! alone and writes nothing; the rest of the batch commits. A hold placed and settled
-//! in the same batch is never written. A batch the database refuses is retried whole
-//! (serialization failures, deadlocks) or answered with the error, every job alike.
+//! in the same batch is never written. A tenant's batch the database refuses is
+//! retried whole (serialization failures, deadlocks) or answered with the error, every
+//! job of it alike.
 //!
-//! The queue is bounded ([`QUEUE`]): when it is full, a job runs in a transaction of
-//! its own on the caller's task, so nothing blocks and nothing is dropped.
+//! The queue is bounded ([`QUEUE`]): when it is full, a hold runs in a transaction of
+//! its own on the caller's task (`/connect` waits for it), and a settle waits for room
+//! (so it never overtakes its call's hold still in the queue).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
@@ -67,6 +71,11 @@ impl Job {
         }
     }
 
+    /// A hold nobody waits for any more.
+    fn abandoned(&self) -> bool {
+        matches!(self, Job::Hold { reply, .. } if reply.is_closed())
+    }
+
     /// Answers the job with a batch's failure.
     fn fail(self, why: &str) {
         let err = || WalletError::Backend(Box::new(BatchFailed(why.to_owned())));
@@ -106,16 +115,34 @@ pub(crate) fn start(pg: &Arc<PgStore>) -> mpsc::Sender<Job> {
 async fn drain(pg: Weak<PgStore>, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let batch = std::mem::take(&mut jobs);
+        // A hold whose caller stopped waiting is not placed: its `/connect` answered an
+        // error and dialled nothing. (A settle is written all the same: it is owed.)
+        let mut by_tenant: BTreeMap<String, Vec<Job>> = BTreeMap::new();
+        for job in jobs.drain(..).filter(|j| !j.abandoned()) {
+            by_tenant
+                .entry(job.tenant().to_owned())
+                .or_default()
+                .push(job);
+        }
         let Some(pg) = pg.upgrade() else {
-            batch
-                .into_iter()
+            by_tenant
+                .into_values()
+                .flatten()
                 .for_each(|j| j.fail("the store is closed"));
             continue;
         };
-        let written = pg
-            .within_or(write_retrying(&pg, &batch), WalletError::Backend)
-            .await;
+        // A transaction per tenant, run side by side: a tenant whose row another node
+        // holds, or whose batch fails, delays and fails only its own calls.
+        let written = futures_util::future::join_all(by_tenant.into_values().map(|batch| {
+            let pg = &pg;
+            async move {
+                let r = pg
+                    .within_or(write_retrying(pg, &batch), WalletError::Backend)
+                    .await;
+                (batch, r)
+            }
+        }))
+        .await;
         // The last reference dropped here would drop the store's I/O runtime from one of
         // its own threads; let a plain thread do it.
         if Arc::strong_count(&pg) == 1 {
@@ -125,28 +152,37 @@ async fn drain(pg: Weak<PgStore>, mut rx: mpsc::Receiver<Job>) {
         } else {
             drop(pg);
         }
-        match written {
-            Ok(answers) => {
-                for (job, answer) in batch.into_iter().zip(answers) {
-                    // A caller that stopped waiting does not need the answer; the
-                    // write stands (the wallet sweep settles what it holds).
-                    match (job, answer) {
-                        (Job::Hold { reply, .. }, Answer::Hold(a)) => {
-                            let _ = reply.send(a);
-                        }
-                        (Job::Settle { reply, .. }, Answer::Settle(a)) => {
-                            let _ = reply.send(a);
-                        }
-                        (job, _) => job.fail("answers out of order"),
+        for (batch, r) in written {
+            answer(batch, r);
+        }
+    }
+}
+
+/// Sends each job of a tenant's batch its answer.
+fn answer(batch: Vec<Job>, written: Result<Vec<Answer>, WalletError>) {
+    match written {
+        Ok(answers) => {
+            for (job, answer) in batch.into_iter().zip(answers) {
+                // A caller that stopped waiting does not need the answer; the write
+                // stands (the wallet sweep settles what it holds).
+                match (job, answer) {
+                    (Job::Hold { reply, .. }, Answer::Hold(a)) => {
+                        let _ = reply.send(a);
                     }
+                    (Job::Settle { reply, .. }, Answer::Settle(a)) => {
+                        let _ = reply.send(a);
+                    }
+                    (job, _) => job.fail("answers out of order"),
                 }
             }
-            Err(e) => {
-                let why = e.to_string();
-                tracing::warn!(error = %why, jobs = batch.len(), "wallet batch not written");
-                for job in batch {
-                    job.fail(&why);
-                }
+        }
+        Err(e) => {
+            // The commit may have landed before the deadline ran out: every job here
+            // is idempotent (a retried hold is `existing`, a settle a replay).
+            let why = e.to_string();
+            tracing::warn!(error = %why, jobs = batch.len(), "wallet batch not written");
+            for job in batch {
+                job.fail(&why);
             }
         }
     }
