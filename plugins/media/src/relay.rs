@@ -4,9 +4,13 @@
 //! **Latching** (symmetric RTP, for NAT): each side's real source is learned from its
 //! first RTP packet that parses, whatever the SDP said; from then on packets from any
 //! other source are dropped and counted (`strangers`), and what goes to that side goes
-//! to the latched source. Until a side has sent anything, the relay sends to the address
-//! its SDP gave ([`Relay::set_remote`], again after a re-INVITE or UPDATE, which also
-//! releases the latch). RTCP latches the same way on its own port.
+//! to the latched source — except that a source with the SDP's own IP takes over from
+//! one with another IP (`relatched`), so a stranger that got in first does not keep the
+//! call. Until a side has sent anything, the relay sends to the address its SDP gave
+//! ([`Relay::set_remote`]; a changed address after a re-INVITE or UPDATE releases the
+//! latch). RTCP latches the same way on its own port, and only RTCP passes there.
+//! Not handled yet: RTCP multiplexed on the RTP port (`a=rtcp-mux`), and pausing the
+//! dead-air timer while the carrier holds the call (`a=sendonly` / `inactive`).
 //!
 //! **What it tells**: per direction a [`StreamReport`]; RTP from the carrier before the
 //! answer is early media (when it started and how long it ran until the answer); after
@@ -25,6 +29,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::sdp::AudioTarget;
 use crate::stats::{StreamReport, StreamStats};
 
 /// Largest datagram read; RTP of voice is a few hundred bytes.
@@ -77,6 +82,10 @@ pub struct RelayReport {
     pub early_media_ms: Option<f64>,
     /// Packets from a source other than the side's latched one, dropped.
     pub strangers: u64,
+    /// Times a side's latch moved to a source with its SDP's address.
+    pub relatched: u64,
+    /// Datagrams on an RTCP port that were not RTCP, dropped.
+    pub not_rtcp: u64,
     /// RTCP packets relayed (both ways).
     pub rtcp_relayed: u64,
     /// RTP with nowhere to go yet (the other side had no address), dropped.
@@ -87,7 +96,7 @@ pub struct RelayReport {
 
 enum Control {
     Answered,
-    Remote(Side, SocketAddr),
+    Remote(Side, AudioTarget),
     Report(oneshot::Sender<RelayReport>),
 }
 
@@ -116,10 +125,11 @@ impl Relay {
         let _ = self.control.send(Control::Answered).await;
     }
 
-    /// Where `side` receives RTP, from its SDP (RTCP: the port above); releases that
-    /// side's latch (a re-INVITE or UPDATE moved its media).
-    pub async fn set_remote(&self, side: Side, rtp: SocketAddr) {
-        let _ = self.control.send(Control::Remote(side, rtp)).await;
+    /// Where `side` receives RTP and RTCP, from its SDP ([`crate::sdp::audio_target`]).
+    /// A changed address (a re-INVITE or UPDATE moved the media) releases that side's
+    /// latches; the same address again keeps them. `0.0.0.0` (a hold) receives nothing.
+    pub async fn set_remote(&self, side: Side, target: AudioTarget) {
+        let _ = self.control.send(Control::Remote(side, target)).await;
     }
 
     /// The counts so far (None once the relay has ended).
@@ -145,22 +155,45 @@ impl Relay {
 /// One side's addresses: what its SDP said and what its packets showed.
 #[derive(Default)]
 struct Peer {
-    sdp: Option<SocketAddr>,
+    sdp: Option<AudioTarget>,
     rtp: Option<SocketAddr>,
     rtcp: Option<SocketAddr>,
 }
 
+/// An address media can be sent to: not `0.0.0.0` / `::` (an SDP hold) nor port 0.
+fn sendable(a: SocketAddr) -> Option<SocketAddr> {
+    (!a.ip().is_unspecified() && a.port() != 0).then_some(a)
+}
+
 impl Peer {
     fn rtp_target(&self) -> Option<SocketAddr> {
-        self.rtp.or(self.sdp)
+        self.rtp.or(self.sdp.map(|t| t.rtp)).and_then(sendable)
     }
 
     fn rtcp_target(&self) -> Option<SocketAddr> {
-        self.rtcp.or_else(|| {
-            self.sdp
-                .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))
-        })
+        self.rtcp.or(self.sdp.map(|t| t.rtcp)).and_then(sendable)
     }
+
+    /// Whether a packet from `src` may pass, given the source latched so far. The
+    /// first source latches (symmetric RTP: behind NAT the SDP's address is not where
+    /// packets come from); a source with the SDP's own IP may then take over from one
+    /// with another IP, so a stranger that got in first does not keep the call.
+    fn admits(&self, latched: Option<SocketAddr>, src: SocketAddr) -> bool {
+        match latched {
+            None => true,
+            Some(l) if l == src => true,
+            Some(l) => {
+                let sdp_ip = self.sdp.map(|t| t.rtp.ip());
+                sdp_ip == Some(src.ip()) && l.ip() != src.ip()
+            }
+        }
+    }
+}
+
+/// RTCP as RFC 3550 frames it: version 2, a packet type of 192..=223 (RFC 5761's
+/// range), at least the 8-byte header of a report.
+fn is_rtcp(data: &[u8]) -> bool {
+    data.len() >= 8 && data[0] >> 6 == 2 && (192..=223).contains(&data[1])
 }
 
 struct State {
@@ -174,6 +207,8 @@ struct State {
     last_carrier: Option<Instant>,
     since_answer: [u64; 2],
     strangers: u64,
+    relatched: u64,
+    not_rtcp: u64,
     rtcp_relayed: u64,
     undeliverable: u64,
     one_way: Option<Side>,
@@ -209,14 +244,18 @@ impl State {
         now: Instant,
     ) -> Option<SocketAddr> {
         let i = idx(side);
-        if self.peers[i].rtp.is_some_and(|l| l != src) {
+        let latched = self.peers[i].rtp;
+        if !self.peers[i].admits(latched, src) {
             self.strangers += 1;
             return None;
         }
         let us = u64::try_from(now.duration_since(self.t0).as_micros()).unwrap_or(u64::MAX);
         // Not RTP: neither relayed nor latched.
         self.stats[i].on_packet(data, us).ok()?;
-        self.peers[i].rtp.get_or_insert(src);
+        if latched.is_some_and(|l| l != src) {
+            self.relatched += 1;
+        }
+        self.peers[i].rtp = Some(src);
         if side == Side::Carrier {
             self.last_carrier = Some(now);
             if self.answered_at.is_none() {
@@ -234,18 +273,36 @@ impl State {
     }
 
     /// RTCP from `src` on `side`'s RTCP socket; answers where to relay it.
-    fn on_rtcp(&mut self, side: Side, src: SocketAddr) -> Option<SocketAddr> {
+    fn on_rtcp(&mut self, side: Side, src: SocketAddr, data: &[u8]) -> Option<SocketAddr> {
         let i = idx(side);
-        if self.peers[i].rtcp.is_some_and(|l| l != src) {
+        let latched = self.peers[i].rtcp;
+        if !self.peers[i].admits(latched, src) {
             self.strangers += 1;
             return None;
         }
-        self.peers[i].rtcp.get_or_insert(src);
+        if !is_rtcp(data) {
+            self.not_rtcp += 1;
+            return None;
+        }
+        self.peers[i].rtcp = Some(src);
         let to = self.peers[idx(other(side))].rtcp_target();
         if to.is_some() {
             self.rtcp_relayed += 1;
         }
         to
+    }
+
+    /// A new SDP address for `side`. The same address again (a session refresh) keeps
+    /// the latches: releasing them would reopen the call to the first stranger.
+    fn set_remote(&mut self, side: Side, target: AudioTarget) {
+        let peer = &mut self.peers[idx(side)];
+        if peer.sdp != Some(target) {
+            *peer = Peer {
+                sdp: Some(target),
+                rtp: None,
+                rtcp: None,
+            };
+        }
     }
 
     fn answered(&mut self, now: Instant) {
@@ -261,10 +318,16 @@ impl State {
     /// The next instant a timer needs a look (None: nothing armed).
     fn next_deadline(&self) -> Option<Instant> {
         let answered = self.answered_at?;
-        let timeout = (!self.timed_out).then(|| {
-            self.last_carrier.map_or(answered, |l| l.max(answered)) + self.cfg.media_timeout
-        });
-        let one_way = (!self.one_way_checked).then(|| answered + self.cfg.one_way_after);
+        // A timeout too large to add to an instant is never due.
+        let timeout = (!self.timed_out)
+            .then(|| {
+                let heard = self.last_carrier.map_or(answered, |l| l.max(answered));
+                heard.checked_add(self.cfg.media_timeout)
+            })
+            .flatten();
+        let one_way = (!self.one_way_checked)
+            .then(|| answered.checked_add(self.cfg.one_way_after))
+            .flatten();
         [timeout, one_way].into_iter().flatten().min()
     }
 
@@ -274,7 +337,8 @@ impl State {
         let Some(answered) = self.answered_at else {
             return out;
         };
-        if !self.one_way_checked && now >= answered + self.cfg.one_way_after {
+        let after = |d: Duration, from: Instant| from.checked_add(d).is_some_and(|t| now >= t);
+        if !self.one_way_checked && after(self.cfg.one_way_after, answered) {
             self.one_way_checked = true;
             let silent = match self.since_answer {
                 [0, n] if n > 0 => Some(Side::Carrier),
@@ -287,7 +351,7 @@ impl State {
             }
         }
         let heard = self.last_carrier.map_or(answered, |l| l.max(answered));
-        if !self.timed_out && now >= heard + self.cfg.media_timeout {
+        if !self.timed_out && after(self.cfg.media_timeout, heard) {
             self.timed_out = true;
             out.push(MediaEvent::MediaTimeout);
         }
@@ -301,6 +365,8 @@ impl State {
             early_media_started_ms: self.early_first.map(|f| self.ms(f)),
             early_media_ms: self.early_ms,
             strangers: self.strangers,
+            relatched: self.relatched,
+            not_rtcp: self.not_rtcp,
             rtcp_relayed: self.rtcp_relayed,
             undeliverable: self.undeliverable,
             one_way: self.one_way,
@@ -327,6 +393,8 @@ async fn run(
         last_carrier: None,
         since_answer: [0, 0],
         strangers: 0,
+        relatched: 0,
+        not_rtcp: 0,
         rtcp_relayed: 0,
         undeliverable: 0,
         one_way: None,
@@ -363,20 +431,18 @@ async fn run(
                 }
             },
             r = carrier.rtcp.recv_from(&mut b2) => if let Ok((n, src)) = r {
-                if let Some(to) = s.on_rtcp(Side::Carrier, src) {
+                if let Some(to) = s.on_rtcp(Side::Carrier, src, &b2[..n]) {
                     let _ = livekit.rtcp.send_to(&b2[..n], to).await;
                 }
             },
             r = livekit.rtcp.recv_from(&mut b3) => if let Ok((n, src)) = r {
-                if let Some(to) = s.on_rtcp(Side::Livekit, src) {
+                if let Some(to) = s.on_rtcp(Side::Livekit, src, &b3[..n]) {
                     let _ = carrier.rtcp.send_to(&b3[..n], to).await;
                 }
             },
             c = inbox.recv() => match c {
                 Some(Control::Answered) => s.answered(Instant::now()),
-                Some(Control::Remote(side, addr)) => {
-                    s.peers[idx(side)] = Peer { sdp: Some(addr), rtp: None, rtcp: None };
-                }
+                Some(Control::Remote(side, target)) => s.set_remote(side, target),
                 Some(Control::Report(reply)) => {
                     let _ = reply.send(s.report());
                 }

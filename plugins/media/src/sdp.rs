@@ -5,7 +5,9 @@
 //!
 //! Only audio is anchored: LiveKit SIP offers one audio stream. A body with another
 //! active stream is refused ([`SdpError::Unsupported`]) rather than half anchored (its
-//! connection line would point at ports nobody relays).
+//! connection line would point at ports nobody relays). Connection addresses must be
+//! IP literals (a host name, which RFC 4566 allows, is refused: the relay would have to
+//! resolve it). Not handled yet: `a=rtcp-mux` (RTCP on the RTP port) is kept as it is.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -78,6 +80,7 @@ type AudioLines = (u16, Option<IpAddr>, Option<(u16, Option<IpAddr>)>);
 /// Where the body's (first active) audio stream wants RTP and RTCP.
 pub fn audio_target(sdp: &str) -> Result<AudioTarget, SdpError> {
     let mut session_c = None;
+    let mut in_media = false;
     let mut in_audio = false;
     let mut found: Option<AudioLines> = None;
     for (line, _) in lines(sdp) {
@@ -85,6 +88,7 @@ pub fn audio_target(sdp: &str) -> Result<AudioTarget, SdpError> {
             if found.is_some() {
                 break;
             }
+            in_media = true;
             let (kind, port) = media(v)?;
             in_audio = kind == "audio" && port != 0;
             if in_audio {
@@ -92,9 +96,11 @@ pub fn audio_target(sdp: &str) -> Result<AudioTarget, SdpError> {
             }
         } else if let Some(v) = line.strip_prefix("c=") {
             let ip = connection(v)?;
+            // Session level is before the first m= line only: a c= of another stream
+            // (a disabled video, say) says nothing about the audio.
             match found.as_mut() {
                 Some(f) if in_audio => f.1 = Some(ip),
-                None => session_c = Some(ip),
+                None if !in_media => session_c = Some(ip),
                 _ => {}
             }
         } else if let Some(v) = line.strip_prefix("a=rtcp:") {
@@ -155,9 +161,10 @@ pub fn rewrite(sdp: &str, ours: IpAddr, pair: PortPair) -> Result<String, SdpErr
             } else {
                 audio_seen = true;
                 section = Section::Audio;
-                // m=<media> <port> <proto> <fmt> ...: only the port changes.
-                let rest = v.splitn(3, ' ').nth(2).unwrap_or("");
-                out.push_str(&format!("m=audio {} {rest}{end}", pair.rtp));
+                // m=<media> <port> <proto> <fmt> ...: only the port changes (the line
+                // is rebuilt from its tokens, so stray spaces or tabs cannot shift it).
+                let rest: Vec<&str> = v.split_ascii_whitespace().skip(2).collect();
+                out.push_str(&format!("m=audio {} {}{end}", pair.rtp, rest.join(" ")));
                 continue;
             }
         } else if line.starts_with("c=") && section != Section::Inactive {
@@ -246,6 +253,20 @@ mod tests {
         assert_eq!(
             out,
             "v=0\r\nc=IN IP6 2001:db8::1\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\nm=audio 30000 RTP/AVP 0\r\n"
+        );
+    }
+
+    #[test]
+    fn another_streams_connection_line_is_not_the_sessions_and_spacing_does_not_shift_the_port() {
+        let sdp = "v=0\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\nm=audio  20000\tRTP/AVP 0\r\n";
+        let t = audio_target(sdp).unwrap();
+        assert_eq!(t.rtp, "198.51.100.1:20000".parse().unwrap());
+        let out = rewrite(sdp, "192.0.2.1".parse().unwrap(), pair()).unwrap();
+        assert!(out.ends_with("m=audio 30000 RTP/AVP 0\r\n"), "{out}");
+        // The disabled stream's own line is left as it was.
+        assert!(
+            out.contains("m=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\n"),
+            "{out}"
         );
     }
 

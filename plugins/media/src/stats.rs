@@ -12,8 +12,10 @@
 //! - **Gaps**: the longest time between two packets in arrival order (dead air shows as
 //!   one long gap).
 //! - A new SSRC (carriers often switch source between early media and the answer) starts
-//!   a new sequence space; what the old source expected and received is kept in the
-//!   totals.
+//!   a new sequence space and a new jitter estimate once two packets in a row carry it;
+//!   what the old source expected and received is kept in the totals. A lone packet
+//!   from another source (a late one of the previous) is counted as a packet only.
+//! - Jitter counts only the packets A.1 accepts (a stray far jump moves nothing).
 //!
 //! Whatever does not parse as RTP version 2 is counted and changes nothing else. Packets
 //! that RFC 5761's rule marks as RTCP (multiplexed on the RTP port) are counted apart.
@@ -48,6 +50,8 @@ pub struct StreamStats {
     not_rtp: u64,
     rtcp: u64,
     ssrc: Option<u32>,
+    /// Another SSRC seen once; a second packet in a row from it is a switch.
+    pending_ssrc: Option<u32>,
     ssrc_changes: u64,
     /// The current sequence space (A.1).
     seq: Option<SeqSpace>,
@@ -125,6 +129,7 @@ impl StreamStats {
             not_rtp: 0,
             rtcp: 0,
             ssrc: None,
+            pending_ssrc: None,
             ssrc_changes: 0,
             seq: None,
             expected_before: 0,
@@ -159,24 +164,39 @@ impl StreamStats {
         self.first_arrival_us.get_or_insert(arrival_us);
         self.last_arrival_us = Some(arrival_us);
         let ssrc = rtp.ssrc();
-        if self.ssrc.is_some_and(|s| s != ssrc) {
-            self.ssrc_changes += 1;
-            self.close_space();
-            self.last_transit = None;
+        match self.ssrc {
+            Some(current) if current != ssrc => {
+                // A source switch is two packets in a row from the new one; a single
+                // packet from another (a late one of the previous source) is not
+                // counted in either's sequence or jitter.
+                if self.pending_ssrc != Some(ssrc) {
+                    self.pending_ssrc = Some(ssrc);
+                    return Ok(());
+                }
+                self.ssrc_changes += 1;
+                self.close_space();
+                self.last_transit = None;
+                self.jitter = 0.0;
+            }
+            _ => {}
         }
+        self.pending_ssrc = None;
         self.ssrc = Some(ssrc);
-        self.update_seq(u16::from(rtp.sequence_number()));
-        self.update_jitter(rtp.timestamp(), arrival_us);
+        // A.8 counts only packets A.1 accepts: a stray far-off packet moves no jitter.
+        if self.update_seq(u16::from(rtp.sequence_number())) {
+            self.update_jitter(rtp.timestamp(), arrival_us);
+        }
         Ok(())
     }
 
-    /// A.1's `update_seq`.
-    fn update_seq(&mut self, seq: u16) {
+    /// A.1's `update_seq`: false for a packet it does not count (a far jump not yet
+    /// confirmed by the next packet).
+    fn update_seq(&mut self, seq: u16) -> bool {
         let Some(s) = self.seq.as_mut() else {
             let mut s = SeqSpace::new(seq);
             s.received = 1;
             self.seq = Some(s);
-            return;
+            return true;
         };
         let udelta = seq.wrapping_sub(s.max);
         if udelta < MAX_DROPOUT {
@@ -191,13 +211,16 @@ impl StreamStats {
                 let mut s = SeqSpace::new(seq);
                 s.received = 1;
                 self.seq = Some(s);
-            } else {
-                s.bad = (u32::from(seq) + 1) & (SEQ_MOD - 1);
+                // The restarted stream's transit starts again too.
+                self.last_transit = None;
+                return true;
             }
-            return;
+            s.bad = (u32::from(seq) + 1) & (SEQ_MOD - 1);
+            return false;
         }
         // In order, or a duplicate / late packet.
         s.received += 1;
+        true
     }
 
     /// Ends the current sequence space, keeping its counts.

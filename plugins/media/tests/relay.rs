@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use c2c_media::{Endpoint, MediaEvent, Relay, RelayConfig, Side};
+use c2c_media::{AudioTarget, Endpoint, MediaEvent, Relay, RelayConfig, Side};
 use tokio::net::UdpSocket;
 use tokio::time::{sleep, timeout};
 
@@ -15,6 +15,14 @@ async fn endpoint() -> (Endpoint, SocketAddr, SocketAddr) {
     let rtcp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (a, b) = (rtp.local_addr().unwrap(), rtcp.local_addr().unwrap());
     (Endpoint { rtp, rtcp }, a, b)
+}
+
+/// What an SDP naming `rtp` (and no `a=rtcp`) says.
+fn target(rtp: SocketAddr) -> AudioTarget {
+    AudioTarget {
+        rtp,
+        rtcp: SocketAddr::new(rtp.ip(), rtp.port() + 1),
+    }
 }
 
 fn packet(seq: u16, ssrc: u32) -> Vec<u8> {
@@ -76,8 +84,8 @@ async fn audio_flows_both_ways_and_each_side_latches_to_its_real_source() {
     // The carrier's SDP names one address; its packets come from another (NAT).
     let (sdp_said, sdp_addr) = peer().await;
     let (carrier, _) = peer().await;
-    relay.set_remote(Side::Livekit, lk_addr).await;
-    relay.set_remote(Side::Carrier, sdp_addr).await;
+    relay.set_remote(Side::Livekit, target(lk_addr)).await;
+    relay.set_remote(Side::Carrier, target(sdp_addr)).await;
     relay.answered().await;
     for seq in 0..10 {
         carrier.send_to(&packet(seq, 1), c_rtp).await.unwrap();
@@ -125,7 +133,7 @@ async fn early_media_is_timed_and_rtcp_follows_rtp_ports_plus_one() {
     // LiveKit's RTCP port is the one above its RTP port (no RTCP attribute in its SDP).
     let (lk, lk_rtcp) = adjacent_pair().await;
     let lk_addr = lk.local_addr().unwrap();
-    relay.set_remote(Side::Livekit, lk_addr).await;
+    relay.set_remote(Side::Livekit, target(lk_addr)).await;
     let (carrier, _) = peer().await;
     // A ringback announcement before the answer.
     for seq in 0..5 {
@@ -163,8 +171,8 @@ async fn dead_air_after_the_answer_is_raised_once_and_not_while_audio_flows() {
     let mut relay = Relay::start(c_end, l_end, cfg);
     let (lk, lk_addr) = peer().await;
     let (carrier, carrier_addr) = peer().await;
-    relay.set_remote(Side::Livekit, lk_addr).await;
-    relay.set_remote(Side::Carrier, carrier_addr).await;
+    relay.set_remote(Side::Livekit, target(lk_addr)).await;
+    relay.set_remote(Side::Carrier, target(carrier_addr)).await;
     relay.answered().await;
     // 2 s of audio both ways every 50 ms: no dead air, no one-way audio.
     for seq in 0..40 {
@@ -198,7 +206,7 @@ async fn audio_from_one_side_only_is_one_way() {
     };
     let mut relay = Relay::start(c_end, l_end, cfg);
     let (lk, lk_addr) = peer().await;
-    relay.set_remote(Side::Livekit, lk_addr).await;
+    relay.set_remote(Side::Livekit, target(lk_addr)).await;
     relay.answered().await;
     let (carrier, _) = peer().await;
     for seq in 0..5 {
@@ -215,4 +223,68 @@ async fn audio_from_one_side_only_is_one_way() {
         })
     );
     assert_eq!(relay.report().await.unwrap().one_way, Some(Side::Livekit));
+}
+
+#[tokio::test]
+async fn a_stranger_first_does_not_keep_the_call_from_the_peer_its_sdp_names() {
+    let (c_end, c_rtp, _) = endpoint().await;
+    let (l_end, l_rtp, _) = endpoint().await;
+    let relay = Relay::start(c_end, l_end, config());
+    let (lk, lk_addr) = peer().await;
+    let (carrier, carrier_addr) = peer().await;
+    relay.set_remote(Side::Livekit, target(lk_addr)).await;
+    relay.set_remote(Side::Carrier, target(carrier_addr)).await;
+    // A scanner on another address gets its packet in before the carrier's first.
+    let stranger = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    stranger.send_to(&packet(1, 66), c_rtp).await.unwrap();
+    assert_eq!(recv(&lk).await, packet(1, 66));
+    // The carrier, from the address its SDP named, takes the latch over.
+    carrier.send_to(&packet(1, 7), c_rtp).await.unwrap();
+    assert_eq!(recv(&lk).await, packet(1, 7));
+    stranger.send_to(&packet(2, 66), c_rtp).await.unwrap();
+    carrier.send_to(&packet(2, 7), c_rtp).await.unwrap();
+    assert_eq!(
+        recv(&lk).await,
+        packet(2, 7),
+        "the stranger's second packet is dropped"
+    );
+    lk.send_to(&packet(1, 9), l_rtp).await.unwrap();
+    assert_eq!(
+        recv(&carrier).await,
+        packet(1, 9),
+        "LiveKit's audio reaches the carrier"
+    );
+    // The same SDP again (a session refresh) keeps the latch.
+    relay.set_remote(Side::Carrier, target(carrier_addr)).await;
+    stranger.send_to(&packet(3, 66), c_rtp).await.unwrap();
+    carrier.send_to(&packet(3, 7), c_rtp).await.unwrap();
+    assert_eq!(recv(&lk).await, packet(3, 7));
+    let r = relay.stop().await.unwrap();
+    assert_eq!((r.relatched, r.strangers), (1, 2));
+}
+
+#[tokio::test]
+async fn an_sdp_hold_address_receives_nothing_and_rtcp_junk_is_dropped() {
+    let (c_end, c_rtp, c_rtcp) = endpoint().await;
+    let (l_end, _, _) = endpoint().await;
+    let relay = Relay::start(c_end, l_end, config());
+    relay
+        .set_remote(Side::Livekit, target("0.0.0.0:4000".parse().unwrap()))
+        .await;
+    let (carrier, _) = peer().await;
+    carrier.send_to(&packet(1, 7), c_rtp).await.unwrap();
+    carrier.send_to(&[0x81, 0x01, 0x00], c_rtcp).await.unwrap();
+    let counted = async {
+        loop {
+            let r = relay.report().await.unwrap();
+            if r.from_carrier.packets == 1 && r.not_rtcp == 1 {
+                break r;
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let r = timeout(Duration::from_secs(5), counted)
+        .await
+        .expect("both datagrams counted");
+    assert_eq!((r.undeliverable, r.rtcp_relayed), (1, 0));
 }

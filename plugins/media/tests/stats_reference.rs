@@ -164,32 +164,41 @@ fn what_is_not_rtp_is_counted_and_changes_nothing() {
 #[test]
 fn a_new_source_and_a_restart_start_new_sequence_spaces() {
     let mut s = StreamStats::new(CLOCK);
-    // Early media from one SSRC: 0..50 with 49 lost.
-    for i in (0..50u16).filter(|i| *i != 49) {
+    // Early media from one SSRC: seqs 0..=48, nothing lost.
+    for i in 0..49u16 {
         s.on_packet(
             &packet(i, 160 * u32::from(i), 0xaaaa),
             20_000 * u64::from(i),
         )
         .unwrap();
     }
-    // The answer: a new SSRC from seq 30000 (no loss counted across the switch).
+    // The answer: a new SSRC from seq 30000 (no loss counted across the switch; the
+    // switch is confirmed by its second packet, which starts the new space), with one
+    // late packet of the early media among them.
     for i in 0..20u16 {
         s.on_packet(
             &packet(30_000 + i, 0, 0xbbbb),
             2_000_000 + 20_000 * u64::from(i),
         )
         .unwrap();
+        if i == 10 {
+            s.on_packet(&packet(49, 0, 0xaaaa), 2_210_000).unwrap();
+        }
     }
     let r = s.report();
-    assert_eq!(r.ssrc_changes, 1);
-    assert_eq!((r.expected, r.lost), (49 + 20, 0));
+    assert_eq!(
+        r.ssrc_changes, 1,
+        "a late packet of the old source is no switch"
+    );
+    assert_eq!((r.expected, r.lost), (49 + 19, 0));
+    assert_eq!(r.packets, 49 + 20 + 1);
     // The same source jumps by 10,000: one stray packet is ignored, two in a row are a
     // restart (RFC 3550 A.1), the first of them not counted in either space.
     s.on_packet(&packet(50_000, 0, 0xbbbb), 3_000_000).unwrap();
     let r = s.report();
     assert_eq!(
         (r.expected, r.lost),
-        (69, 0),
+        (68, 0),
         "one stray packet changes nothing"
     );
     for i in 0..5u16 {
@@ -208,5 +217,21 @@ fn a_new_source_and_a_restart_start_new_sequence_spaces() {
     }
     let r = s.report();
     // The restart space runs 40,021..=40,034 with 40,025..=40,029 missing.
-    assert_eq!((r.expected, r.lost), (69 + 14, 5));
+    assert_eq!((r.expected, r.lost), (68 + 14, 5));
+}
+
+#[test]
+fn a_stray_far_packet_moves_no_jitter() {
+    let mut s = StreamStats::new(CLOCK);
+    for i in 0..50u16 {
+        s.on_packet(&packet(i, 160 * u32::from(i), 1), 20_000 * u64::from(i))
+            .unwrap();
+        if i == 25 {
+            // Far in sequence and in time: A.1 does not count it, so A.8 must not.
+            s.on_packet(&packet(20_000, 1_000_000, 1), 20_000 * 25 + 5_000)
+                .unwrap();
+        }
+    }
+    let r = s.report();
+    assert_eq!((r.expected, r.lost, r.jitter_ms), (50, 0, 0.0));
 }
