@@ -31,6 +31,12 @@ pub fn config(
     c.calls.default.calls_per_second = policy.gateway.node_share(k.calls_per_second);
     c.calls.default.max_concurrent = k.max_concurrent_calls;
     c.max_transactions = k.max_transactions;
+    c.media = c2c_sip::MediaConfig {
+        address: k.media.address,
+        port_min: k.media.port_min,
+        port_max: k.media.port_max,
+        relay: relay_config(&k.media),
+    };
     for r in &policy.gateway.regions {
         let sources = r
             .sip_sources
@@ -48,6 +54,13 @@ pub fn config(
         });
     }
     Ok(c)
+}
+
+fn relay_config(m: &c2c_tenancy::SipMediaKnobs) -> c2c_sip::RelayConfig {
+    c2c_sip::RelayConfig {
+        media_timeout: m.media_timeout,
+        one_way_after: m.one_way_after,
+    }
 }
 
 /// The SIP edge's configuration checked and its sockets bound, during start-up: a port

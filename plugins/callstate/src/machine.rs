@@ -170,6 +170,11 @@ pub enum CallEvent {
     /// ANSWERED with `balance_exhausted`; ignored in every other phase (an unanswered
     /// call costs nothing).
     BalanceExhausted,
+    /// Dead air on an anchored call: the SIP edge saw no RTP from the carrier for
+    /// `media_timeout_seconds` after the answer. Ends an ACTIVE call ANSWERED with
+    /// `media_timeout` (as rtpengine's media timeout ends a call); ignored in every
+    /// other phase (before the answer silence is the carrier's ringback gap).
+    MediaTimeout,
 }
 
 /// The outcome of a transition. `record.version` equals the input's when nothing changed.
@@ -341,6 +346,11 @@ fn step(
         CallEvent::BalanceExhausted => {
             if phase == Active {
                 end_with(next, CallStatus::Answered, "balance_exhausted", now_ms, fx)
+            }
+        }
+        CallEvent::MediaTimeout => {
+            if phase == Active {
+                end_with(next, CallStatus::Answered, "media_timeout", now_ms, fx)
             }
         }
         // Inbound events mean nothing to an outbound call.

@@ -224,6 +224,7 @@ mod tests {
     fn trunk(label: &str, default: bool, enabled: bool) -> Trunk {
         Trunk {
             rate: None,
+            media: Default::default(),
             label: label.into(),
             livekit_trunk_id: format!("ST_{label}"),
             prefix: "9911".into(),

@@ -38,7 +38,7 @@ const MAX_DATAGRAM: usize = 2048;
 const CLOCK_RATE: u32 = 8_000;
 
 /// The relay's knobs (per trunk, from the edge's configuration).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RelayConfig {
     /// After the answer, this long without RTP from the carrier is dead air.
     pub media_timeout: Duration,

@@ -44,6 +44,34 @@ pub struct SipConfig {
     /// `480 Temporarily Unavailable` and the observer `on_inbound_gone(HoldExpired)`.
     /// Must be > 0.
     pub inbound_hold_max: Duration,
+    /// Anchored trunks' media relay.
+    pub media: MediaConfig,
+}
+
+/// Where anchored calls' RTP goes through the edge (`[sip.media]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MediaConfig {
+    /// The address anchored SDP names; `None`: the edge's advertised address. The
+    /// sockets are bound on the listen address.
+    pub address: Option<IpAddr>,
+    /// Even RTP ports and the RTCP port above each, from `port_min ..= port_max`.
+    pub port_min: u16,
+    pub port_max: u16,
+    pub relay: c2c_media::RelayConfig,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            address: None,
+            port_min: 20_000,
+            port_max: 29_999,
+            relay: c2c_media::RelayConfig {
+                media_timeout: Duration::from_secs(30),
+                one_way_after: Duration::from_secs(10),
+            },
+        }
+    }
 }
 
 impl SipConfig {
@@ -65,6 +93,7 @@ impl SipConfig {
             tcp_write_queue: 512,
             udp_socket_buffer: 4 << 20,
             inbound_hold_max: Duration::from_secs(300),
+            media: MediaConfig::default(),
         }
     }
 
@@ -102,6 +131,8 @@ impl SipConfig {
         if self.inbound_hold_max.is_zero() {
             return Err(SipError::Config("inbound_hold_max must be > 0".into()));
         }
+        c2c_media::PortPool::new(self.media.port_min, self.media.port_max)
+            .map_err(|e| SipError::Config(e.to_string()))?;
         Ok(())
     }
 }

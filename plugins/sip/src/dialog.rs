@@ -41,12 +41,17 @@ pub struct Dialog {
     /// Inbound, once forwarded to LiveKit: the INVITE's transaction (what a reject by
     /// the gateway before LiveKit's answer ends).
     pub forwarded: Option<TxnId>,
+    /// Its media is anchored: when the dialog goes, so does its relay.
+    pub media: bool,
 }
 
 pub struct DialogTable {
     map: HashMap<String, Dialog>,
     per_tenant: HashMap<String, u32>,
     max: usize,
+    /// Anchored dialogs removed since [`Self::take_unanchored`] last ran: however a
+    /// dialog goes (BYE, final, expiry), its relay is stopped.
+    unanchored: Vec<String>,
 }
 
 impl DialogTable {
@@ -55,6 +60,7 @@ impl DialogTable {
             map: HashMap::new(),
             per_tenant: HashMap::new(),
             max,
+            unanchored: Vec::new(),
         }
     }
 
@@ -101,6 +107,9 @@ impl DialogTable {
 
     pub fn remove(&mut self, call_id: &str) -> Option<Dialog> {
         let d = self.map.remove(call_id)?;
+        if d.media {
+            self.unanchored.push(call_id.to_string());
+        }
         if let Some(n) = self.per_tenant.get_mut(&d.tenant) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -108,6 +117,11 @@ impl DialogTable {
             }
         }
         Some(d)
+    }
+
+    /// The SIP Call-IDs of anchored dialogs removed since the last call.
+    pub fn take_unanchored(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unanchored)
     }
 
     /// Removes and returns calls past their expiry.

@@ -21,6 +21,7 @@ use crate::error::SipError;
 use crate::flow::{Flow, Transport};
 use crate::inbound::InboundControl;
 use crate::limits::FloodGuard;
+use crate::media::relays::Relays;
 use crate::message::{decode, Decoded};
 use crate::metrics::SipMetrics;
 use crate::normalize::MAX_MESSAGE;
@@ -42,6 +43,8 @@ pub(crate) struct Inner {
     pub flood: Mutex<FloodGuard>,
     pub metrics: SipMetrics,
     pub observer: Arc<dyn SipObserver>,
+    /// Anchored calls' relays.
+    pub relays: Relays,
     pub udp: UdpSocket,
     pub tcp: TcpPool,
     pub wake: Notify,
@@ -80,6 +83,7 @@ impl Inner {
             match a {
                 Action::Send { to, data } => self.send(to, data).await,
                 Action::Observe(o) => o.deliver(self.observer.as_ref()),
+                Action::Media(op) => self.relays.apply(op, &self.observer, &self.shutdown),
             }
         }
     }
@@ -198,8 +202,10 @@ impl SipEdge {
             metrics.clone(),
             resolver.clone(),
             carriers.clone(),
-        );
+        )?;
+        let relays = Relays::new(cfg.media.relay, core.media_pool(), metrics.media.clone());
         let inner = Arc::new(Inner {
+            relays,
             carriers,
             resolver: resolver.clone(),
             flood: Mutex::new(FloodGuard::new(cfg.flood)),

@@ -33,6 +33,14 @@
 //! metrics; and reporting what it sees through [`SipObserver`], correlated by
 //! `X-C2C-Call-Id` (held inbound calls by their SIP Call-ID).
 //!
+//! **Anchored media** (trunks with `media = "anchor"`, outbound calls): the SDP both
+//! sides get names the edge's own address and a port pair per side from
+//! [`MediaConfig`]'s range, and a relay per call (`c2c-media`) carries RTP and RTCP
+//! between them, latching each side's real source; its events and counts reach the
+//! observer ([`SipObserver::on_media_event`], [`SipObserver::on_media_report`]). An
+//! anchored INVITE without an offer it can anchor gets 488, one the port range cannot
+//! hold 503 (docs/media.md).
+//!
 //! Must not: depend on Pingora, `c2c-callstate` or `c2c-livekit`; relay anything from
 //! a source that is not an allowed LiveKit node (except inbound INVITEs from a trunk's
 //! carrier sources, and in-dialog requests and CANCELs of known calls from their
@@ -52,6 +60,7 @@ mod framing;
 mod hdr;
 mod inbound;
 mod limits;
+mod media;
 mod message;
 mod metrics;
 mod normalize;
@@ -69,12 +78,13 @@ mod udp_drops;
 mod validate;
 
 pub use config::{
-    default_scanners, AllowedRegion, CallLimits, Cidr, FloodLimits, SipConfig, SipTimers,
-    TenantCaps,
+    default_scanners, AllowedRegion, CallLimits, Cidr, FloodLimits, MediaConfig, SipConfig,
+    SipTimers, TenantCaps,
 };
 pub use edge::{SipEdge, SipEdgeHandle};
 pub use error::{ParseError, SipError};
 pub use inbound::{InboundControl, InboundError, InboundForward};
+pub use media::{AudioTarget, MediaEvent, RelayConfig, RelayReport, Side, StreamReport};
 pub use metrics::{code_label, InboundOutcome, SipMetrics, CODES};
 pub use observer::{InboundCall, InboundGone, NoopObserver, SipObserver};
 pub use sockets::SipSockets;

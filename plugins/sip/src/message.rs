@@ -189,6 +189,8 @@ pub struct Edits {
     pub replace: Vec<(&'static str, String)>,
     /// Remove every `X-C2C-*` header (the gateway's own, never passed between sides).
     pub drop_c2c: bool,
+    /// Replace the body (Content-Length follows it): an anchored call's SDP.
+    pub body: Option<Bytes>,
 }
 
 /// Whether `name` is one of the gateway's own headers (`X-C2C-*`, any case).
@@ -220,6 +222,10 @@ pub fn edit(msg: &SipMsg, edits: &Edits) -> Bytes {
         if edits.drop_c2c && is_c2c_header(&h.name) {
             continue;
         }
+        if let (Some(body), "Content-Length") = (&edits.body, &*h.name) {
+            out.put_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+            continue;
+        }
         let rep = edits
             .replace
             .iter()
@@ -233,9 +239,16 @@ pub fn edit(msg: &SipMsg, edits: &Edits) -> Bytes {
     }
     // A datagram may omit Content-Length; a stream peer needs it.
     if !msg.headers.iter().any(|h| h.name == "Content-Length") {
-        out.put_slice(format!("Content-Length: {}\r\n", msg.body.len()).as_bytes());
+        let len = edits.body.as_ref().map_or(msg.body.len(), Bytes::len);
+        out.put_slice(format!("Content-Length: {len}\r\n").as_bytes());
     }
-    out.put_slice(&msg.raw[pos..]);
+    match &edits.body {
+        Some(body) => {
+            out.put_slice(&msg.raw[pos..msg.body.start]);
+            out.put_slice(body);
+        }
+        None => out.put_slice(&msg.raw[pos..]),
+    }
     out.freeze()
 }
 
@@ -261,6 +274,7 @@ mod tests {
                 pop_via: true,
                 replace: vec![("To", "<sip:9876543210@x>;tag=9".into())],
                 drop_c2c: false,
+                body: None,
             },
         );
         let s = String::from_utf8(out.to_vec()).unwrap();
@@ -283,6 +297,7 @@ mod tests {
                 pop_via: true,
                 replace: vec![],
                 drop_c2c: true,
+                body: None,
             },
         );
         let s = String::from_utf8(out.to_vec()).unwrap();

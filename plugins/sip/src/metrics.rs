@@ -119,6 +119,8 @@ pub struct SipMetrics {
     pub transactions: IntGauge,
     /// `c2c_sip_dialogs`: calls tracked (early or confirmed).
     pub dialogs: IntGauge,
+    /// Anchored media (`c2c_sip_media_*`).
+    pub media: crate::media::metrics::MediaMetrics,
 }
 
 impl SipMetrics {
@@ -206,6 +208,7 @@ impl SipMetrics {
             )?,
             transactions: IntGauge::new("c2c_sip_transactions", "Open SIP proxy transactions")?,
             dialogs: IntGauge::new("c2c_sip_dialogs", "Calls tracked by the SIP edge")?,
+            media: crate::media::metrics::MediaMetrics::register(r)?,
         };
         r.register(Box::new(m.responses.clone()))?;
         r.register(Box::new(m.post_dial_delay.clone()))?;

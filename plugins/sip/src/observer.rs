@@ -36,6 +36,20 @@ pub trait SipObserver: Send + Sync + 'static {
     fn on_inbound_gone(&self, sip_call_id: &str, why: InboundGone) {
         let _ = (sip_call_id, why);
     }
+
+    /// An anchored call's media raised an event (docs/media.md):
+    /// [`MediaEvent::MediaTimeout`] (no RTP from the carrier for `media_timeout` after
+    /// the answer: the call should end with `disconnect_reason = media_timeout`) or
+    /// [`MediaEvent::OneWayAudio`]. Each at most once per call. Default: ignored.
+    fn on_media_event(&self, call_id: &str, event: MediaEvent) {
+        let _ = (call_id, event);
+    }
+
+    /// An anchored call's relay stopped (the call ended or was forgotten): what it
+    /// counted. Runs once per anchored call with an `X-C2C-Call-Id`. Default: ignored.
+    fn on_media_report(&self, call_id: &str, report: &RelayReport) {
+        let _ = (call_id, report);
+    }
 }
 
 /// A held inbound call, as reported by [`SipObserver::on_inbound`]. No field holds
@@ -56,6 +70,8 @@ pub struct InboundCall {
     /// The From display name, when the carrier sent one.
     pub caller_name: Option<String>,
 }
+
+use crate::media::{MediaEvent, RelayReport};
 
 /// Why a held inbound call went away without a decision of the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

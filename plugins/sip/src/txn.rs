@@ -99,6 +99,9 @@ pub struct Txn {
     /// Dialog (Call-ID) this transaction belongs to.
     pub dialog: Option<String>,
     pub swap: Option<Swap>,
+    /// An anchored call's request: the side it came from (its answer's SDP, from the
+    /// other side, is rewritten toward this one).
+    pub media_from: Option<crate::media::Side>,
     /// Our own request, not a relayed one (the BYE to a LiveKit 200 that came after
     /// the carrier had its final): nothing goes upstream, its responses are absorbed.
     pub local: bool,
@@ -155,6 +158,7 @@ impl Txn {
             call: None,
             dialog: None,
             swap: None,
+            media_from: None,
             local: false,
             timers: HashMap::new(),
         }

@@ -91,6 +91,19 @@ pub struct SipSection {
     pub calls_per_second: Option<u32>,
     pub max_concurrent_calls: Option<u32>,
     pub max_transactions: Option<usize>,
+    #[serde(default)]
+    pub media: SipMediaSection,
+}
+
+/// `[sip.media]`: the anchored trunks' relay.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipMediaSection {
+    pub address: Option<String>,
+    pub port_min: Option<u16>,
+    pub port_max: Option<u16>,
+    pub media_timeout_seconds: Option<u64>,
+    pub one_way_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -271,6 +284,8 @@ pub struct TrunkEntry {
     /// This trunk's rate for managed tenants (both or neither; default: `[billing]`'s).
     pub paise_per_pulse: Option<u64>,
     pub pulse_seconds: Option<u32>,
+    /// `direct` (default) or `anchor`: whether the SIP edge relays this trunk's RTP.
+    pub media: Option<String>,
 }
 
 fn yes() -> bool {

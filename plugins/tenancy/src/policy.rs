@@ -184,6 +184,24 @@ pub struct SipKnobs {
     pub max_concurrent_calls: u32,
     /// Open transactions; a completed one lingers 64*T1 (32 s) for retransmissions.
     pub max_transactions: usize,
+    /// Anchored trunks' media relay (`[sip.media]`).
+    pub media: SipMediaKnobs,
+}
+
+/// `[sip.media]`: where anchored calls' RTP goes through the edge. Read at start (the
+/// ports are bound per call from this range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipMediaKnobs {
+    /// The address written into anchored SDP; `None`: the SIP edge's advertised address.
+    pub address: Option<std::net::IpAddr>,
+    /// RTP ports (even) and RTCP ports (the odd one above) come from this range.
+    pub port_min: u16,
+    pub port_max: u16,
+    /// After the answer, this long without RTP from the carrier ends the call
+    /// (`media_timeout`).
+    pub media_timeout: Duration,
+    /// After the answer, RTP one way only this long flags one-way audio.
+    pub one_way_after: Duration,
 }
 
 /// An optional TLS listener (HTTP/1.1 and HTTP/2).
@@ -433,4 +451,35 @@ pub struct Trunk {
     pub sources: Vec<String>,
     /// This trunk's rate for managed tenants; `None`: the platform's (`[billing]`).
     pub rate: Option<c2c_billing::Rate>,
+    /// Whether the SIP edge relays this trunk's RTP itself (`media`, default direct).
+    pub media: MediaMode,
+}
+
+/// A trunk's media path (`media = "direct" | "anchor"` in its `[[trunks]]` entry).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MediaMode {
+    /// RTP flows between the carrier and LiveKit SIP; the edge carries signalling only.
+    #[default]
+    Direct,
+    /// The edge rewrites the SDP to its own media address and relays RTP and RTCP both
+    /// ways, measuring it (docs/media.md): one fixed address for the carrier, NAT
+    /// latching, early media, dead air and one-way audio seen per call.
+    Anchor,
+}
+
+impl MediaMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaMode::Direct => "direct",
+            MediaMode::Anchor => "anchor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "direct" => Some(MediaMode::Direct),
+            "anchor" => Some(MediaMode::Anchor),
+            _ => None,
+        }
+    }
 }

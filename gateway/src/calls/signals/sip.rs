@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use c2c_callstate::CallEvent;
-use c2c_sip::{InboundCall, InboundGone, SipObserver};
+use c2c_sip::{InboundCall, InboundGone, MediaEvent, SipObserver};
 use tokio::sync::mpsc;
 
 use crate::app::App;
@@ -67,6 +67,14 @@ impl SipObserver for Observer {
                     disconnect_reason: None,
                 },
             );
+        }
+    }
+
+    /// Dead air on an anchored call ends it (`media_timeout`) whatever decides the
+    /// answer: only the edge hears the media. One-way audio is the report's to tell.
+    fn on_media_event(&self, call_id: &str, event: MediaEvent) {
+        if event == MediaEvent::MediaTimeout {
+            self.send(call_id, CallEvent::MediaTimeout);
         }
     }
 

@@ -85,6 +85,7 @@ fn event() -> impl Strategy<Value = CallEvent> {
         1 => Just(CallEvent::RoomFinished),
         1 => sip_code().prop_map(|code| CallEvent::SipCode { code }),
         1 => Just(CallEvent::BalanceExhausted),
+        1 => Just(CallEvent::MediaTimeout),
     ]
 }
 

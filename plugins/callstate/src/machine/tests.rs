@@ -527,5 +527,7 @@ fn duration_rounds_down_and_is_zero_if_never_answered() {
 mod billing;
 /// The dial's results (`CallEvent::Dial`).
 mod dial;
+/// The SIP edge's media observations (`CallEvent::MediaTimeout`).
+mod media;
 /// The call's timers (`CallEvent::Timer`).
 mod timers;

@@ -56,11 +56,12 @@ impl Proxy {
 
     /// The response as it goes upstream: our Via popped, the user rewrite undone, no
     /// `X-C2C-*` (LiveKit's `attributes_to_headers` must not reach a carrier).
-    fn relay_bytes(&self, id: TxnId, msg: &SipMsg) -> Bytes {
+    fn relay_bytes(&mut self, id: TxnId, msg: &SipMsg) -> Bytes {
         let mut edits = Edits {
             pop_via: true,
             replace: Vec::new(),
             drop_c2c: true,
+            body: self.anchor_response(id, msg),
         };
         if let Some((hdr, from_user, to_user)) = self.txns.get(id).and_then(|t| t.swap.as_ref()) {
             if let Some(new) = msg
@@ -154,9 +155,13 @@ impl Proxy {
         }
         let call = t.call.clone();
         let dialog = t.dialog.clone();
+        let anchored = t.media_from.is_some();
         self.send(up, data);
         if !first {
             return;
+        }
+        if let (true, Some(_), Some(key)) = (anchored, &call, &dialog) {
+            self.anchor_answered(key);
         }
         for k in [TxnTimer::Retransmit, TxnTimer::Timeout, TxnTimer::C] {
             self.txns.disarm(id, k);

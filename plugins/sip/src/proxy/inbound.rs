@@ -203,6 +203,7 @@ impl Proxy {
                 ended: false,
                 expires: now + hold_max + long * 3,
                 forwarded: None,
+                media: false,
             },
         );
         let mut txn = Txn::new(NewTxn {

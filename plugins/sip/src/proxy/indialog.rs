@@ -23,6 +23,7 @@ use crate::parse::{uri as parse_uri, Method};
 use crate::response::{reply, ReplyBase};
 use crate::tenant::swap_user;
 use crate::txn::{CancelState, ClientState, DownBase, NewTxn, Swap, Txn, TxnTimer};
+use c2c_media::Side;
 
 /// An in-dialog request from one of the dialog's two sides.
 struct DialogRequest<'a> {
@@ -36,6 +37,18 @@ struct DialogRequest<'a> {
     /// From the caller's side toward the callee (outbound: LiveKit to the carrier;
     /// inbound: the carrier to LiveKit); else the other way.
     downstream: bool,
+}
+
+impl DialogRequest<'_> {
+    /// The side of the call the request came from: the caller's side is LiveKit
+    /// outbound and the carrier inbound.
+    fn sender_side(&self) -> Side {
+        if self.downstream != self.dialog.inbound {
+            Side::Livekit
+        } else {
+            Side::Carrier
+        }
+    }
 }
 
 /// Where a request goes: the Route set left after ours, and the flow to send on.
@@ -54,6 +67,8 @@ struct Relayed {
     to: String,
     /// The user swap to undo on responses.
     swap: Swap,
+    /// An anchored call: the side the request came from.
+    media_from: Option<Side>,
 }
 
 impl Proxy {
@@ -128,7 +143,10 @@ impl Proxy {
         let Some(hop) = self.next_hop(&req) else {
             return;
         };
-        let out = self.relay_request(&req, &hop);
+        let media_from = req.dialog.media.then(|| req.sender_side());
+        let body = media_from.and_then(|side| self.anchor_body(&msg.call_id, side, msg));
+        let mut out = self.relay_request(&req, &hop, body);
+        out.media_from = media_from;
         match method {
             // The ACK for a 2xx is end to end: no transaction, nothing to answer.
             Method::Ack => self.send(hop.target, out.request),
@@ -256,10 +274,18 @@ impl Proxy {
 
     /// The request as the next hop gets it: remaining Route set, the user swap of the
     /// dial prefix in the right direction, and our Via on top.
-    fn relay_request(&self, req: &DialogRequest<'_>, hop: &NextHop) -> Relayed {
+    fn relay_request(
+        &self,
+        req: &DialogRequest<'_>,
+        hop: &NextHop,
+        body: Option<Bytes>,
+    ) -> Relayed {
         let (msg, d) = (req.msg, &req.dialog);
         let mut out =
             OutRequest::from_msg(msg, format!("{} {} SIP/2.0", req.method.as_str(), req.uri));
+        if let Some(b) = body {
+            out.body = b;
+        }
         out.retain(|n, _| !n.eq_ignore_ascii_case("Route") && !is_c2c_header(n));
         if !hop.routes.is_empty() {
             out.set("Route", hop.routes.join(", "));
@@ -288,6 +314,7 @@ impl Proxy {
             via,
             branch,
             swap,
+            media_from: None,
         }
     }
 
@@ -338,6 +365,7 @@ impl Proxy {
         });
         txn.dialog = Some(msg.call_id.clone());
         txn.swap = (out.swap.1 != out.swap.2).then_some(out.swap);
+        txn.media_from = out.media_from;
         let Some(id) = self.txns.insert(txn) else {
             return false;
         };

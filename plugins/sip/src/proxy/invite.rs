@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use c2c_dialplan::mask;
 
+use super::media::Opened;
 use super::{is_c2c_header, new_tag, relay_hop, reply_flow, server_key, Proxy};
 use crate::dialog::Dialog;
 use crate::flow::{Flow, Transport};
@@ -21,6 +22,8 @@ use crate::parse::{uri as parse_uri, Method, SipUri};
 use crate::response::{reply, ReplyBase};
 use crate::tenant::{identify, swap_user, CallRoute};
 use crate::txn::{CallCtx, ClientState, DownBase, NewTxn, Txn, TxnTimer};
+use c2c_media::Side;
+use c2c_tenancy::MediaMode;
 
 /// Longest `X-C2C-Call-Id` accepted for correlation.
 const MAX_CALL_ID: usize = 128;
@@ -75,6 +78,8 @@ pub(super) struct Admitted {
     /// The trunk's carrier URI, and the flow it resolved to.
     carrier: SipUri,
     target: Flow,
+    /// An anchored trunk's ports and rewritten offer.
+    anchor: Option<Opened>,
 }
 
 /// The INVITE as the carrier gets it, and what its transaction must remember.
@@ -148,11 +153,17 @@ impl Proxy {
         if self.txns.is_full() || self.dialogs.is_full() {
             return Err(self.unavailable("Service Unavailable").on_trunk(trunk));
         }
+        // Last: the ports are taken only for a call that goes through.
+        let anchor = match route.trunk.media {
+            MediaMode::Anchor => Some(self.anchor_offer(msg, trunk)?),
+            MediaMode::Direct => None,
+        };
         Ok(Admitted {
             route,
             user,
             carrier,
             target,
+            anchor,
         })
     }
 
@@ -194,7 +205,7 @@ impl Proxy {
     }
 
     /// Forwards an admitted INVITE to its carrier and opens its transaction and dialog.
-    pub(super) fn forward_invite(&mut self, inv: Invite<'_>, a: Admitted) {
+    pub(super) fn forward_invite(&mut self, inv: Invite<'_>, mut a: Admitted) {
         let Invite {
             now,
             from,
@@ -209,6 +220,7 @@ impl Proxy {
         self.send(up, trying.clone());
 
         let out = self.rewrite_invite(from, msg, &a);
+        let anchor = a.anchor.take();
         let route = &a.route;
         let tenant = route.tenant.id.clone();
         let trunk = route.trunk.label.clone();
@@ -246,7 +258,13 @@ impl Proxy {
         if out.orig_user != route.dialed {
             txn.swap = Some(("To", route.dialed.clone(), out.orig_user.clone()));
         }
+        txn.media_from = anchor.is_some().then_some(Side::Livekit);
         let Some(id) = self.txns.insert(txn) else {
+            if let Some(o) = anchor {
+                let legs = o.legs;
+                drop(o);
+                self.anchors.release(legs);
+            }
             return;
         };
         let long = self.cfg.timers.long();
@@ -254,7 +272,7 @@ impl Proxy {
         self.dialogs.insert(
             msg.call_id.clone(),
             Dialog {
-                c2c_call_id: call,
+                c2c_call_id: call.clone(),
                 tenant: tenant.clone(),
                 trunk: trunk.clone(),
                 inbound: false,
@@ -267,8 +285,12 @@ impl Proxy {
                 ended: false,
                 expires: now + timer_c + long * 3,
                 forwarded: None,
+                media: anchor.is_some(),
             },
         );
+        if let Some(o) = anchor {
+            self.start_anchor(&msg.call_id, call.clone(), &trunk, o);
+        }
         if target.transport == Transport::Udp {
             self.txns.arm(id, TxnTimer::Retransmit, now + t1);
         }
@@ -292,6 +314,9 @@ impl Proxy {
         );
         let mut out = OutRequest::from_msg(msg, format!("INVITE {ruri} SIP/2.0"));
         out.retain(|n, _| !is_c2c_header(n) && !n.eq_ignore_ascii_case("Route"));
+        if let Some(o) = &a.anchor {
+            out.body = o.body.clone();
+        }
         let to = msg.header("To").unwrap_or_default().to_string();
         let to_user = crate::hdr::name_addr(&to)
             .ok()

@@ -19,6 +19,7 @@ mod held;
 mod inbound;
 mod indialog;
 mod invite;
+mod media;
 mod timers;
 
 #[cfg(test)]
@@ -36,9 +37,13 @@ use crate::carriers::CarrierIps;
 use crate::config::SipConfig;
 use crate::dialog::DialogTable;
 use crate::error::ParseError;
+use crate::error::SipError;
 use crate::flow::{Flow, Transport};
 use crate::hdr::{split_list, via, Via};
 use crate::limits::CallRate;
+use crate::media::anchors::Anchors;
+use crate::media::metrics::MediaMetrics;
+use crate::media::MediaOp;
 use crate::message::{is_c2c_header, OutRequest, SipMsg};
 use crate::metrics::SipMetrics;
 use crate::normalize::NormalizedMessage;
@@ -48,16 +53,19 @@ use crate::resolver::Resolver;
 use crate::response::{reply, stamped_vias, ReplyBase};
 use crate::sources::{OutboundGate, PolicySource};
 use crate::txn::TxnTable;
+use c2c_media::PortPool;
+use parking_lot::Mutex;
 
 /// Prefix of every branch we create: the RFC 3261 magic cookie plus our mark.
 pub const BRANCH_PREFIX: &str = "z9hG4bK-c2c-";
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
 
 /// What the edge must do after a core call.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Action {
     Send { to: Flow, data: Bytes },
     Observe(Observation),
+    Media(MediaOp),
 }
 
 /// Our own address as written into Via and Record-Route.
@@ -79,6 +87,9 @@ pub struct Proxy {
     dialogs: DialogTable,
     /// Held inbound calls by SIP Call-ID (each also has a dialog entry).
     held: held::HeldTable,
+    /// Anchored calls' ports and SDP.
+    anchors: Anchors,
+    media_metrics: MediaMetrics,
     rate: CallRate,
     next_sweep: Instant,
     out: Vec<Action>,
@@ -93,8 +104,19 @@ impl Proxy {
         metrics: SipMetrics,
         resolver: Arc<Resolver>,
         carriers: Arc<CarrierIps>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, SipError> {
+        let m = cfg.media;
+        let pool =
+            PortPool::new(m.port_min, m.port_max).map_err(|e| SipError::Config(e.to_string()))?;
+        let address = match (m.address, &me.host) {
+            (Some(a), _) => a,
+            (None, Host::Ip(ip)) => *ip,
+            (None, Host::Name(_)) => cfg.listen.ip(),
+        };
+        let anchors = Anchors::new(address, cfg.listen.ip(), Arc::new(Mutex::new(pool)));
+        Ok(Self {
+            media_metrics: metrics.media.clone(),
+            anchors,
             txns: TxnTable::new(cfg.max_transactions),
             dialogs: DialogTable::new(cfg.max_dialogs),
             held: held::HeldTable::new(),
@@ -108,7 +130,12 @@ impl Proxy {
             rate: CallRate::default(),
             next_sweep: Instant::now(),
             out: Vec::new(),
-        }
+        })
+    }
+
+    /// The media port pool, shared with the relays (which give ports back).
+    pub fn media_pool(&self) -> Arc<Mutex<PortPool>> {
+        self.anchors.pool()
     }
 
     /// Handles one valid message from `from`.
@@ -154,6 +181,10 @@ impl Proxy {
     }
 
     fn finish(&mut self) -> Vec<Action> {
+        for key in self.dialogs.take_unanchored() {
+            self.anchors.forget(&key);
+            self.out.push(Action::Media(MediaOp::Stop { key }));
+        }
         self.metrics.transactions.set(self.txns.len() as i64);
         self.metrics.dialogs.set(self.dialogs.len() as i64);
         std::mem::take(&mut self.out)

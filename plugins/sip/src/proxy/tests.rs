@@ -19,6 +19,7 @@ use crate::parse::uri as parse_uri;
 use crate::sources::StaticPolicy;
 
 mod abandon;
+mod media;
 
 const DID: &str = "+918045678901";
 const CARRIER: &str = "127.0.0.1:5099";
@@ -57,6 +58,10 @@ struct Core {
 }
 
 fn core(sources: Option<&[&str]>, tweak: impl FnOnce(&mut SipConfig)) -> Core {
+    core_with(policy(sources), tweak)
+}
+
+fn core_with(policy: Policy, tweak: impl FnOnce(&mut SipConfig)) -> Core {
     let mut cfg = SipConfig::new("127.0.0.1:5060".parse().unwrap());
     cfg.allow = vec![crate::config::AllowedRegion {
         region: "singapore".into(),
@@ -68,7 +73,7 @@ fn core(sources: Option<&[&str]>, tweak: impl FnOnce(&mut SipConfig)) -> Core {
     let registry = prometheus::Registry::new();
     let metrics = SipMetrics::register(&registry).unwrap();
     let (resolver, _rx) = Resolver::new();
-    let policy: Arc<dyn PolicySource> = Arc::new(StaticPolicy(Arc::new(policy(sources))));
+    let policy: Arc<dyn PolicySource> = Arc::new(StaticPolicy(Arc::new(policy)));
     let carriers = Arc::new(CarrierIps::new(policy.clone(), resolver.clone()));
     let me = Local {
         host: Host::Ip("127.0.0.1".parse().unwrap()),
@@ -82,7 +87,8 @@ fn core(sources: Option<&[&str]>, tweak: impl FnOnce(&mut SipConfig)) -> Core {
         metrics,
         resolver,
         carriers,
-    );
+    )
+    .unwrap();
     Core {
         proxy,
         registry,
@@ -176,7 +182,7 @@ fn sent(actions: &[Action]) -> Vec<(SocketAddr, SipMsg)> {
                 Decoded::Msg(m) => Some((to.addr, *m)),
                 _ => None,
             },
-            Action::Observe(_) => None,
+            Action::Observe(_) | Action::Media(_) => None,
         })
         .collect()
 }
@@ -186,7 +192,7 @@ fn observed(actions: &[Action]) -> Vec<Observation> {
         .iter()
         .filter_map(|a| match a {
             Action::Observe(o) => Some(o.clone()),
-            Action::Send { .. } => None,
+            Action::Send { .. } | Action::Media(_) => None,
         })
         .collect()
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use c2c_sip::{
-    AllowedRegion, InboundCall, InboundGone, SipConfig, SipEdge, SipEdgeHandle, SipObserver,
-    StaticPolicy,
+    AllowedRegion, InboundCall, InboundGone, MediaEvent, RelayReport, SipConfig, SipEdge,
+    SipEdgeHandle, SipObserver, StaticPolicy,
 };
 use c2c_tenancy::{DltPolicy, InboundNumber, KeyRing, Policy, Tenant, TenantInbound, Trunk};
 use parking_lot::Mutex;
@@ -22,8 +22,12 @@ pub const NUMBER: &str = "9876543210";
 pub const PREFIX: &str = "9911";
 pub const DLT_OFF_PREFIX: &str = "7722";
 
+/// What the edge told its observer: events as text, and anchored calls' media reports.
 #[derive(Default)]
-pub struct Recorder(pub Mutex<Vec<String>>);
+pub struct Recorder(
+    pub Mutex<Vec<String>>,
+    pub Mutex<Vec<(String, RelayReport)>>,
+);
 
 impl SipObserver for Recorder {
     fn on_response(&self, call_id: &str, code: u16) {
@@ -44,17 +48,33 @@ impl SipObserver for Recorder {
     fn on_inbound_gone(&self, sip_call_id: &str, why: InboundGone) {
         self.0.lock().push(format!("gone {sip_call_id} {why:?}"));
     }
+    fn on_media_event(&self, call_id: &str, event: MediaEvent) {
+        self.0.lock().push(format!("media {call_id} {event:?}"));
+    }
+    fn on_media_report(&self, call_id: &str, report: &RelayReport) {
+        self.1.lock().push((call_id.to_string(), report.clone()));
+    }
 }
 
 impl Recorder {
     pub fn events(&self) -> Vec<String> {
         self.0.lock().clone()
     }
+
+    /// The media report of call `call_id`, once its relay has stopped.
+    pub fn report(&self, call_id: &str) -> Option<RelayReport> {
+        self.1
+            .lock()
+            .iter()
+            .find(|(c, _)| c == call_id)
+            .map(|(_, r)| r.clone())
+    }
 }
 
 pub fn trunk(label: &str, prefix: &str, carrier: &str) -> Trunk {
     Trunk {
         rate: None,
+        media: Default::default(),
         label: label.into(),
         livekit_trunk_id: format!("ST_{label}"),
         prefix: prefix.into(),
@@ -400,6 +420,50 @@ impl Sipp {
                 u.tenant,
             ],
         )
+    }
+
+    /// A sipp UAS on 127.0.0.1:`port` (the carrier) with `extra` arguments (`-mi`, `-mp`).
+    pub fn uas_with(dir: &Path, scenario: &Path, port: u16, extra: &[&str]) -> Sipp {
+        let port = port.to_string();
+        let mut args = vec![
+            "-sf",
+            scenario.to_str().expect("utf-8 path"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "u1",
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn(dir, "uas", &args)
+    }
+
+    /// [`Self::uac`] over UDP with `extra` arguments (`-mi`, `-mp`).
+    pub fn uac_with(dir: &Path, u: Uac<'_>, extra: &[&str]) -> Sipp {
+        let port = free_port(u.ip).to_string();
+        let edge = u.edge.to_string();
+        let mut args = vec![
+            edge.as_str(),
+            "-sf",
+            u.scenario.to_str().expect("utf-8 path"),
+            "-i",
+            u.ip,
+            "-p",
+            &port,
+            "-t",
+            "u1",
+            "-s",
+            u.user,
+            "-key",
+            "c2c_call",
+            u.call_id,
+            "-key",
+            "c2c_tenant",
+            u.tenant,
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn(dir, "uac", &args)
     }
 
     fn spawn(dir: &Path, name: &str, args: &[&str]) -> Sipp {

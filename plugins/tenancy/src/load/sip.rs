@@ -1,8 +1,11 @@
-//! `[sip]`: the SIP edge's per-tenant call caps and transaction table size.
+//! `[sip]`: the SIP edge's per-tenant call caps and transaction table size, and
+//! `[sip.media]`, the relay of anchored trunks.
+
+use std::time::Duration;
 
 use super::Errs;
-use crate::file::SipSection;
-use crate::policy::SipKnobs;
+use crate::file::{SipMediaSection, SipSection};
+use crate::policy::{SipKnobs, SipMediaKnobs};
 
 pub(super) fn validate(s: &SipSection, e: &mut Errs<'_>) -> SipKnobs {
     let cps = s.calls_per_second.unwrap_or(10);
@@ -21,5 +24,52 @@ pub(super) fn validate(s: &SipSection, e: &mut Errs<'_>) -> SipKnobs {
         calls_per_second: cps,
         max_concurrent_calls: conc,
         max_transactions: txns,
+        media: media(&s.media, e),
+    }
+}
+
+/// Defaults: 20000..=29999 (5,000 pairs, two per anchored call), dead air after 30 s
+/// (rtpengine's default `timeout`), one-way audio after 10 s.
+fn media(m: &SipMediaSection, e: &mut Errs<'_>) -> SipMediaKnobs {
+    let address = m.address.as_deref().and_then(|a| match a.parse() {
+        Ok(ip) if !std::net::IpAddr::is_unspecified(&ip) => Some(ip),
+        _ => {
+            e.push(
+                "sip.media.address",
+                "must be the IP address peers send RTP to, like 203.0.113.10",
+            );
+            None
+        }
+    });
+    let port_min = m.port_min.unwrap_or(20_000);
+    let port_max = m.port_max.unwrap_or(29_999);
+    if port_min < 1024 || !port_min.is_multiple_of(2) {
+        e.push(
+            "sip.media.port_min",
+            "must be even (RTP ports are even) and at least 1024",
+        );
+    } else if port_max <= port_min {
+        e.push(
+            "sip.media.port_max",
+            "must be above port_min (each call needs two port pairs)",
+        );
+    }
+    let media_timeout = m.media_timeout_seconds.unwrap_or(30);
+    if !(1..=3600).contains(&media_timeout) {
+        e.push(
+            "sip.media.media_timeout_seconds",
+            "must be between 1 and 3600",
+        );
+    }
+    let one_way = m.one_way_seconds.unwrap_or(10);
+    if !(1..=3600).contains(&one_way) {
+        e.push("sip.media.one_way_seconds", "must be between 1 and 3600");
+    }
+    SipMediaKnobs {
+        address,
+        port_min,
+        port_max,
+        media_timeout: Duration::from_secs(media_timeout),
+        one_way_after: Duration::from_secs(one_way),
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use super::syntax::{is_e164, valid_cidr, valid_id, valid_sip_uri};
 use super::Errs;
 use crate::file::TrunkEntry;
-use crate::policy::Trunk;
+use crate::policy::{MediaMode, Trunk};
 
 pub(super) fn validate(entries: &[TrunkEntry], e: &mut Errs<'_>) -> Vec<Trunk> {
     let mut labels = HashSet::new();
@@ -40,6 +40,13 @@ pub(super) fn validate(entries: &[TrunkEntry], e: &mut Errs<'_>) -> Vec<Trunk> {
                     );
                     None
                 }
+            },
+            media: match t.media.as_deref() {
+                None => MediaMode::Direct,
+                Some(m) => MediaMode::parse(m).unwrap_or_else(|| {
+                    e.push(format!("{at}.media"), "must be \"direct\" or \"anchor\"");
+                    MediaMode::Direct
+                }),
             },
         });
     }

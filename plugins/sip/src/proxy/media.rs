@@ -1,0 +1,142 @@
+//! Anchoring as messages pass (see `crate::media`): the offer of an anchored trunk's
+//! INVITE read and pointed at the carrier-facing pair at admission, every later body
+//! (18x/2xx answers, re-INVITEs, UPDATEs, their answers, an ACK's answer) pointed at
+//! the pair facing the side it goes to, and the relay told where each side wants audio.
+
+use bytes::Bytes;
+
+use c2c_media::{sdp, AudioTarget, Side};
+
+use super::invite::Refusal;
+use super::Proxy;
+use crate::media::anchors::{other, Legs};
+use crate::media::{LegSockets, MediaOp, Start};
+use crate::message::SipMsg;
+use crate::txn::TxnId;
+
+/// An anchored INVITE's ports and rewritten offer, from admission to forwarding.
+pub(super) struct Opened {
+    pub legs: Legs,
+    pub sockets: LegSockets,
+    /// Where LiveKit's offer wants audio.
+    pub livekit: AudioTarget,
+    /// The offer as the carrier gets it.
+    pub body: Bytes,
+}
+
+/// The body of `msg` when it is SDP (`Content-Type: application/sdp`, any parameters).
+fn sdp_body(msg: &SipMsg) -> Option<&str> {
+    let ct = msg.header("Content-Type")?;
+    let media = ct.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/sdp") {
+        return None;
+    }
+    std::str::from_utf8(msg.body())
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+}
+
+impl Proxy {
+    /// An anchored trunk's INVITE: its offer read, a port pair per side bound, the
+    /// offer pointed at the carrier-facing pair. 488 (with a Warning saying why) for an
+    /// offer that cannot be anchored, 503 when the port range is used up.
+    pub(super) fn anchor_offer(&mut self, msg: &SipMsg, trunk: &str) -> Result<Opened, Refusal> {
+        let Some(body) = sdp_body(msg) else {
+            return Err(self.not_acceptable(trunk, "anchored trunk: the INVITE needs an SDP offer"));
+        };
+        // Read before any port is taken: an offer that cannot be anchored costs nothing.
+        let livekit = sdp::audio_target(body)
+            .map_err(|e| self.not_acceptable(trunk, &format!("anchored trunk: {e}")))?;
+        let (legs, sockets) = match self.anchors.open() {
+            Ok(o) => o,
+            Err(e) => {
+                self.media_metrics
+                    .refused
+                    .with_label_values(&["ports_exhausted"])
+                    .inc();
+                tracing::warn!(trunk = %trunk, error = %e, "anchored call refused with 503: no media ports");
+                return Err(self.unavailable("Media Ports Exhausted").on_trunk(trunk));
+            }
+        };
+        match sdp::rewrite(body, self.anchors.address(), legs.carrier) {
+            Ok(b) => Ok(Opened {
+                legs,
+                sockets,
+                livekit,
+                body: Bytes::from(b),
+            }),
+            Err(e) => {
+                drop(sockets);
+                self.anchors.release(legs);
+                Err(self.not_acceptable(trunk, &format!("anchored trunk: {e}")))
+            }
+        }
+    }
+
+    fn not_acceptable(&self, trunk: &str, why: &str) -> Refusal {
+        self.media_metrics.refused.with_label_values(&["sdp"]).inc();
+        tracing::info!(trunk = %trunk, why, "anchored INVITE refused with 488");
+        let warning = format!("399 {} \"{}\"", self.me.host, why.replace('"', "'"));
+        Refusal::new(488, "Not Acceptable Here")
+            .on_trunk(trunk)
+            .with("Warning", warning)
+    }
+
+    /// The forwarded INVITE's relay: remembered under its SIP Call-ID and started.
+    pub(super) fn start_anchor(
+        &mut self,
+        key: &str,
+        call_id: Option<String>,
+        trunk: &str,
+        o: Opened,
+    ) {
+        self.anchors.add(key.to_string(), o.legs);
+        self.out
+            .push(super::Action::Media(MediaOp::Start(Box::new(Start {
+                key: key.to_string(),
+                call_id,
+                trunk: trunk.to_string(),
+                legs: o.legs,
+                sockets: o.sockets,
+                livekit: o.livekit,
+            }))));
+    }
+
+    /// A body from `from` in anchored call `key`: the relay learns where `from` wants
+    /// audio, and the body the other side gets names the pair facing it. `None`: not
+    /// SDP, not anchored, or not anchorable (passed as it was, and counted).
+    pub(super) fn anchor_body(&mut self, key: &str, from: Side, msg: &SipMsg) -> Option<Bytes> {
+        let body = sdp_body(msg)?;
+        match self.anchors.pass(key, from, body)? {
+            Ok((target, rewritten)) => {
+                self.out.push(super::Action::Media(MediaOp::Remote {
+                    key: key.to_string(),
+                    side: from,
+                    target,
+                }));
+                Some(Bytes::from(rewritten))
+            }
+            Err(e) => {
+                self.media_metrics.sdp_unanchored.inc();
+                tracing::warn!(error = %e, "anchored call's SDP passed unchanged: its media bypasses the edge");
+                None
+            }
+        }
+    }
+
+    /// A response to transaction `id` with a body: rewritten toward the request's
+    /// sender when the call is anchored.
+    pub(super) fn anchor_response(&mut self, id: TxnId, msg: &SipMsg) -> Option<Bytes> {
+        let t = self.txns.get(id)?;
+        let from = other(t.media_from?);
+        let key = t.dialog.clone()?;
+        self.anchor_body(&key, from, msg)
+    }
+
+    /// The call's first 2xx passed: the relay starts its after-answer watch.
+    pub(super) fn anchor_answered(&mut self, key: &str) {
+        self.out.push(super::Action::Media(MediaOp::Answered {
+            key: key.to_string(),
+        }));
+    }
+}
