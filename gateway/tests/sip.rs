@@ -32,6 +32,11 @@ struct SipEnv {
 }
 
 async fn start() -> SipEnv {
+    start_with(|_| {}).await
+}
+
+/// [`start`] with `edit` applied to the policy files before the gateway starts.
+async fn start_with(edit: impl FnOnce(&Policies)) -> SipEnv {
     let sink = Sink::start().await;
     let sip_port = free_udp_port();
     let carrier_port = free_udp_port();
@@ -49,6 +54,7 @@ async fn start() -> SipEnv {
         "carrier = \"sip:127.0.0.1:5080\"",
         &format!("carrier = \"sip:127.0.0.1:{carrier_port}\""),
     );
+    edit(&p);
     let data = tempfile::tempdir().unwrap();
     let sip_listen = format!("127.0.0.1:{sip_port}");
     let gw = Gateway::start_with_env(
@@ -233,6 +239,61 @@ async fn busy_carrier_gives_the_exact_code_on_the_record() {
     assert!(
         m.contains("c2c_sip_responses_total{code=\"486\",trunk=\"airtel-mum\"} 1"),
         "{m}"
+    );
+}
+
+/// An anchored trunk whose carrier answers and then sends no audio: the SIP edge's relay
+/// raises dead air after `media_timeout_seconds`, the call ends ANSWERED with
+/// `media_timeout` (the room goes, so LiveKit's BYE reaches the carrier), and the call's
+/// `media` shows what the relay measured. The CRM webhook keeps the contract's shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_air_on_an_anchored_trunk_ends_the_call_as_media_timeout() {
+    let base = free_udp_port() & !1;
+    let env = start_with(|p| {
+        p.edit("tenants/acme.toml", "media = \"direct\"", "media = \"anchor\"");
+        let gateway = std::fs::read_to_string(p.path().join("gateway.toml")).unwrap();
+        p.write(
+            "gateway.toml",
+            &format!(
+                "{gateway}\n[sip.media]\nport_min = {base}\nport_max = {}\nmedia_timeout_seconds = 1\none_way_seconds = 1\n",
+                base + 7
+            ),
+        );
+    })
+    .await;
+    let c = client();
+    let sipp = carrier(&env, "uas_answer.xml", None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = call(&env, &c).await;
+    let v = wait_status(&env, &c, &id, "ENDED").await;
+    assert_eq!(v["call_status"], "ANSWERED", "{v}");
+    assert_eq!(v["disconnect_reason"], "media_timeout", "{v}");
+    sipp_ok(sipp, &env).await;
+    assert!(eventually(T, || async { !env.sink.for_call(&id).is_empty() }).await);
+    let w = &env.sink.for_call(&id)[0];
+    assert_eq!(w.body["call_status"], "ANSWERED");
+    assert!(
+        w.body.get("media").is_none(),
+        "the webhook keeps the contract's shape"
+    );
+    // The relay reports once the dialog is over (LiveKit's BYE answered).
+    let url = env.gw.url(&format!("/api/c2c/calls/{id}"));
+    let media = || async {
+        let v: serde_json::Value = c.get(&url).send().await.unwrap().json().await.unwrap();
+        v["media"].clone()
+    };
+    assert!(eventually(T, || async { media().await.is_object() }).await);
+    let m = media().await;
+    assert_eq!(m["media_timeout"], true, "{m}");
+    // The simulator sends no RTP either: silence both ways is dead air, not one-way.
+    assert!(m["one_way_audio"].is_null(), "{m}");
+    assert_eq!(m["from_carrier"]["packets"], 0, "{m}");
+    assert_eq!(m["early_media"], false, "{m}");
+    let metrics = env.gw.metrics(&c).await;
+    assert!(
+        metrics
+            .contains("c2c_sip_media_events_total{event=\"media_timeout\",trunk=\"airtel-mum\"} 1"),
+        "{metrics}"
     );
 }
 

@@ -3,7 +3,7 @@
 //! spells them. Handlers serialise these very types and the OpenAPI document derives its
 //! schemas from them (`ToSchema`), so the published contract cannot drift from the code.
 
-use c2c_callstate::{CallRecord, CallStatus, Phase};
+use c2c_callstate::{CallMedia, CallRecord, CallStatus, MediaStream, Phase};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -110,6 +110,60 @@ pub(crate) struct CallView<'a> {
     pub(crate) agent_id: &'a str,
     /// True once the call has ENDED.
     pub(crate) ended: bool,
+    /// An anchored call's media (trunks with `media = "anchor"`), once the SIP edge's
+    /// relay reported it (at the end of the call). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) media: Option<MediaView>,
+}
+
+/// What the SIP edge measured of an anchored call's RTP (docs/media.md).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MediaView {
+    /// RTP from the carrier (the customer's side).
+    pub(crate) from_carrier: StreamView,
+    /// RTP from LiveKit (the agent's side).
+    pub(crate) from_livekit: StreamView,
+    /// The carrier sent audio before the answer (an announcement, a caller tune).
+    pub(crate) early_media: bool,
+    /// How long early media ran until the answer, ms (null: none, or no answer).
+    pub(crate) early_media_ms: Option<u64>,
+    /// `carrier` or `livekit`: the side silent while the other spoke after the answer.
+    pub(crate) one_way_audio: Option<String>,
+    /// No audio from the carrier for the dead-air timeout after the answer.
+    pub(crate) media_timeout: bool,
+    /// Packets from third parties on the call's ports, dropped.
+    pub(crate) dropped_strangers: u64,
+}
+
+/// One direction's RTP (RFC 3550 loss and interarrival jitter).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StreamView {
+    pub(crate) packets: u64,
+    pub(crate) bytes: u64,
+    pub(crate) lost: u64,
+    pub(crate) loss_percent: f64,
+    pub(crate) jitter_ms: f64,
+    pub(crate) max_gap_ms: u64,
+}
+
+fn media_view(m: &CallMedia) -> MediaView {
+    let stream = |s: &MediaStream| StreamView {
+        packets: s.packets,
+        bytes: s.bytes,
+        lost: s.lost,
+        loss_percent: (s.loss_percent() * 100.0).round() / 100.0,
+        jitter_ms: s.jitter_us as f64 / 1000.0,
+        max_gap_ms: s.max_gap_ms,
+    };
+    MediaView {
+        from_carrier: stream(&m.from_carrier),
+        from_livekit: stream(&m.from_livekit),
+        early_media: m.early_media,
+        early_media_ms: m.early_media_ms,
+        one_way_audio: m.one_way_silent.clone(),
+        media_timeout: m.media_timeout,
+        dropped_strangers: m.strangers,
+    }
 }
 
 /// The call as polling UIs see it.
@@ -127,5 +181,6 @@ pub(crate) fn view(rec: &CallRecord) -> CallView<'_> {
         customer_number: &rec.customer_number,
         agent_id: &rec.agent_id,
         ended: rec.phase == Phase::Ended,
+        media: rec.media.as_ref().map(media_view),
     }
 }

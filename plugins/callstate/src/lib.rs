@@ -98,9 +98,9 @@ pub use machine::{
 };
 pub use record::{
     call_id_hex, is_valid_call_id, mask_number, new_call_id, room_for_call_id, ArmedTimer,
-    CallBilling, CallRecord, CallStatus, CrmWebhookPayload, Direction, FailureCause,
-    InboundWebhookPayload, NewCall, NewInboundCall, OfferEntry, OfferOutcome, Phase, TimerKind,
-    WebhookPayload, MAX_OFFERS,
+    CallBilling, CallMedia, CallRecord, CallStatus, CrmWebhookPayload, Direction, FailureCause,
+    InboundWebhookPayload, MediaStream, NewCall, NewInboundCall, OfferEntry, OfferOutcome, Phase,
+    TimerKind, WebhookPayload, MAX_OFFERS,
 };
 pub use store::{
     verify_backup, webhook_id_for, Applied, BackupError, BackupInfo, CallPage, CallStore,

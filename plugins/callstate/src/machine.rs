@@ -1,7 +1,9 @@
 //! The pure transition function: `(CallRecord, CallEvent, knobs, now) -> (CallRecord, effects)`.
 //! No I/O and no clock; see the crate docs for the full table.
 
-use crate::record::{ArmedTimer, CallRecord, CallStatus, NewCall, OfferOutcome, Phase, TimerKind};
+use crate::record::{
+    ArmedTimer, CallMedia, CallRecord, CallStatus, NewCall, OfferOutcome, Phase, TimerKind,
+};
 
 /// A fired timer is accepted up to this much before its recorded deadline: timer runners use
 /// a monotonic clock while `now_ms` is wall time, and a valid fire that is ignored would leave
@@ -48,6 +50,7 @@ impl CallRecord {
             offers: Vec::new(),
             lead_id: None,
             billing: None,
+            media: None,
         };
         (rec, vec![Effect::Created, Effect::ArmTimer { kind, at_ms }])
     }
@@ -175,6 +178,9 @@ pub enum CallEvent {
     /// `media_timeout` (as rtpengine's media timeout ends a call); ignored in every
     /// other phase (before the answer silence is the carrier's ringback gap).
     MediaTimeout,
+    /// An anchored call's relay stopped and reported what it measured: recorded once,
+    /// in any phase (it usually comes after the end), no phase change.
+    Media(Box<CallMedia>),
 }
 
 /// The outcome of a transition. `record.version` equals the input's when nothing changed.
@@ -351,6 +357,11 @@ fn step(
         CallEvent::MediaTimeout => {
             if phase == Active {
                 end_with(next, CallStatus::Answered, "media_timeout", now_ms, fx)
+            }
+        }
+        CallEvent::Media(m) => {
+            if next.media.is_none() {
+                next.media = Some(CallMedia::clone(m));
             }
         }
         // Inbound events mean nothing to an outbound call.

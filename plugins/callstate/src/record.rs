@@ -271,6 +271,9 @@ pub struct CallRecord {
     /// (a BYOT tenant's call, an inbound call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billing: Option<CallBilling>,
+    /// An anchored call's media, once the SIP edge's relay reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<CallMedia>,
 }
 
 /// What a managed tenant's call costs (docs/billing.md).
@@ -460,11 +463,13 @@ pub fn mask_number(n: &str) -> String {
 }
 
 mod inbound;
+mod media;
 
 pub use inbound::{
     Direction, InboundWebhookPayload, NewInboundCall, OfferEntry, OfferOutcome, WebhookPayload,
     MAX_OFFERS,
 };
+pub use media::{CallMedia, MediaStream};
 
 #[cfg(test)]
 mod tests;

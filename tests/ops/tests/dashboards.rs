@@ -58,6 +58,37 @@ const SIP_SERIES: &[(&str, Kind, &[&str])] = &[
     ("c2c_sip_inbound_total", Kind::Counter, &["outcome"]),
     ("c2c_sip_transactions", Kind::Gauge, &[]),
     ("c2c_sip_dialogs", Kind::Gauge, &[]),
+    // Anchored media (plugins/sip/src/media/metrics.rs).
+    ("c2c_sip_media_port_pairs_in_use", Kind::Gauge, &[]),
+    ("c2c_sip_media_port_pairs", Kind::Gauge, &[]),
+    ("c2c_sip_media_calls_total", Kind::Counter, &["trunk"]),
+    ("c2c_sip_media_refused_total", Kind::Counter, &["reason"]),
+    (
+        "c2c_sip_media_packets_total",
+        Kind::Counter,
+        &["trunk", "direction"],
+    ),
+    (
+        "c2c_sip_media_loss_ratio",
+        Kind::Histogram,
+        &["trunk", "direction"],
+    ),
+    (
+        "c2c_sip_media_jitter_ms",
+        Kind::Histogram,
+        &["trunk", "direction"],
+    ),
+    (
+        "c2c_sip_media_events_total",
+        Kind::Counter,
+        &["trunk", "event"],
+    ),
+    (
+        "c2c_sip_media_dropped_total",
+        Kind::Counter,
+        &["trunk", "reason"],
+    ),
+    ("c2c_sip_media_sdp_unanchored_total", Kind::Counter, &[]),
 ];
 
 /// Series of the gateway's inbound calls (`gateway/src/inbound/metrics.rs`, registered by

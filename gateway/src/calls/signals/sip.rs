@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use c2c_callstate::CallEvent;
-use c2c_sip::{InboundCall, InboundGone, MediaEvent, SipObserver};
+use c2c_callstate::{CallMedia, MediaStream};
+use c2c_sip::{InboundCall, InboundGone, MediaEvent, RelayReport, Side, SipObserver, StreamReport};
 use tokio::sync::mpsc;
 
 use crate::app::App;
@@ -78,6 +79,11 @@ impl SipObserver for Observer {
         }
     }
 
+    /// What the relay measured goes on the record (`media` of the call APIs).
+    fn on_media_report(&self, call_id: &str, report: &RelayReport) {
+        self.send(call_id, CallEvent::Media(Box::new(call_media(report))));
+    }
+
     fn on_inbound(&self, call: InboundCall) {
         self.app.inbound().on_sip_inbound(call);
     }
@@ -85,5 +91,33 @@ impl SipObserver for Observer {
     fn on_inbound_gone(&self, sip_call_id: &str, why: InboundGone) {
         tracing::debug!(?why, "held inbound call gone");
         self.app.inbound().on_sip_gone(sip_call_id);
+    }
+}
+
+/// The relay's report as the record keeps it (integers: microseconds of jitter, whole
+/// milliseconds of gaps and early media).
+fn call_media(r: &RelayReport) -> CallMedia {
+    let stream = |s: &StreamReport| MediaStream {
+        packets: s.packets,
+        bytes: s.bytes,
+        expected: s.expected,
+        lost: s.lost,
+        jitter_us: (s.jitter_ms * 1000.0).round() as u64,
+        max_gap_ms: s.max_gap_ms.round() as u64,
+    };
+    CallMedia {
+        from_carrier: stream(&r.from_carrier),
+        from_livekit: stream(&r.from_livekit),
+        early_media: r.early_media_started_ms.is_some(),
+        early_media_ms: r.early_media_ms.map(|ms| ms.round() as u64),
+        one_way_silent: r.one_way.map(|s| {
+            match s {
+                Side::Carrier => "carrier",
+                Side::Livekit => "livekit",
+            }
+            .to_string()
+        }),
+        media_timeout: r.media_timeout,
+        strangers: r.strangers,
     }
 }

@@ -54,6 +54,7 @@ impl CallRecord {
             offers: Vec::new(),
             lead_id: None,
             billing: None,
+            media: None,
         };
         (rec, vec![Effect::Created, Effect::ArmTimer { kind, at_ms }])
     }

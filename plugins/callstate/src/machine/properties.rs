@@ -86,6 +86,7 @@ fn event() -> impl Strategy<Value = CallEvent> {
         1 => sip_code().prop_map(|code| CallEvent::SipCode { code }),
         1 => Just(CallEvent::BalanceExhausted),
         1 => Just(CallEvent::MediaTimeout),
+        1 => Just(CallEvent::Media(Box::default())),
     ]
 }
 

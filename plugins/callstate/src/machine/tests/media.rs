@@ -2,6 +2,7 @@
 //! answered call, as `media_timeout`, with the same effects as any other end.
 
 use super::*;
+use crate::CallMedia;
 
 #[test]
 fn media_timeout_ends_only_an_answered_call() {
@@ -22,4 +23,37 @@ fn media_timeout_ends_only_an_answered_call() {
     for p in [Initiated, Dialing, Ringing, Ended] {
         assert_ignored(p, &CallEvent::MediaTimeout);
     }
+}
+
+#[test]
+fn the_relays_report_is_recorded_once_in_any_phase() {
+    let report = CallMedia {
+        media_timeout: true,
+        strangers: 3,
+        ..CallMedia::default()
+    };
+    // Usually after the end (the relay stops with the dialog): no effect, no phase change.
+    let ended = step(
+        &in_phase(Active),
+        &CallEvent::AgentHangup,
+        ANSWER_AT + 9_000,
+    )
+    .record;
+    let t = step(
+        &ended,
+        &CallEvent::Media(Box::new(report.clone())),
+        ANSWER_AT + 9_100,
+    );
+    assert_eq!(t.record.phase, Ended);
+    assert_eq!(t.record.media.as_ref(), Some(&report));
+    assert_eq!(t.record.version, ended.version + 1);
+    assert!(t.effects.is_empty(), "{:?}", t.effects);
+    // A redelivered report changes nothing.
+    let other = CallMedia::default();
+    let again = step(
+        &t.record,
+        &CallEvent::Media(Box::new(other)),
+        ANSWER_AT + 9_200,
+    );
+    assert_eq!(again.record, t.record);
 }
