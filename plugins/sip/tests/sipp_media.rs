@@ -117,6 +117,8 @@ fn filled(dir: &std::path::Path, name: &str, subs: &[(&str, &str)]) -> std::path
     for (k, v) in subs {
         text = text.replace(&format!("@{k}@"), v);
     }
+    // The SDP names sipp's real media address unless a test says otherwise.
+    text = text.replace("@SDP_IP@", "[media_ip]");
     let out = dir.join(format!("filled-{name}"));
     std::fs::write(&out, text).unwrap();
     out
@@ -321,6 +323,41 @@ async fn a_carrier_silent_after_the_answer_is_dead_air_and_one_way_audio() {
             &[("trunk", "airtel-mum"), ("event", "media_timeout")]
         ),
         1.0
+    );
+    ports_back(&r.edge).await;
+    r.edge.stop().await;
+}
+
+#[tokio::test]
+async fn a_carrier_behind_nat_is_reached_where_its_packets_come_from() {
+    // The carrier's SDP names an address nothing listens on (a private address behind
+    // NAT, as it were); its RTP comes from its real address, where it also echoes what
+    // reaches it. The edge latches the real source: LiveKit's audio reaches the carrier
+    // and comes back.
+    let call = "media-nat";
+    let r = run(
+        (
+            "carrier_media_answer.xml",
+            &[
+                ("SDP_IP", "127.0.0.9"),
+                ("EARLY_AUDIO", r#"<pause milliseconds="100"/>"#),
+                ("ANSWER_AUDIO", PLAY),
+            ],
+        ),
+        ("livekit_media_call.xml", &[("TALK_MS", "2500")]),
+        call,
+        None,
+        None,
+        true,
+    )
+    .await;
+    assert_eq!((r.uac, r.uas), (0, 0));
+    let rep = report(&r.edge, call).await;
+    assert!(rep.from_livekit.packets >= 40, "{rep:?}");
+    // Its own capture and, from the latch on, LiveKit's audio echoed back.
+    assert!(
+        rep.from_carrier.packets >= rep.from_livekit.packets + 30,
+        "{rep:?}"
     );
     ports_back(&r.edge).await;
     r.edge.stop().await;
