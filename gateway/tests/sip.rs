@@ -289,6 +289,21 @@ async fn dead_air_on_an_anchored_trunk_ends_the_call_as_media_timeout() {
     assert!(m["one_way_audio"].is_null(), "{m}");
     assert_eq!(m["from_carrier"]["packets"], 0, "{m}");
     assert_eq!(m["early_media"], false, "{m}");
+    // Analytics per trunk count the anchored call's media.
+    let a: serde_json::Value = c
+        .get(env.gw.url("/api/c2c/analytics?trunk=airtel-mum"))
+        .header("x-api-key", ACME_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tm = &a["by_trunk"][0]["media"];
+    assert_eq!(tm["calls"], 1, "{a}");
+    assert_eq!(tm["media_timeouts"], 1, "{a}");
+    assert_eq!(tm["early_media_rate"], 0.0, "{a}");
+    assert!(tm["median_jitter_ms"].is_null(), "no RTP, no jitter: {a}");
     let metrics = env.gw.metrics(&c).await;
     assert!(
         metrics

@@ -65,9 +65,30 @@ pub struct TrunkUsage {
     pub answered: u64,
     pub talk_seconds: u64,
     pub spend_paise: u64,
+    /// Media of the trunk's anchored calls (`media = "anchor"`, docs/media.md).
+    pub media: TrunkMedia,
     /// The days of the range with calls on this trunk, in order (days without any are
     /// left out).
     pub by_day: Vec<DayCounts>,
+}
+
+/// What the SIP edge measured of a trunk's anchored calls over the range.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkMedia {
+    /// Anchored calls whose media was measured (0 on a `direct` trunk).
+    pub calls: u64,
+    /// Of them, the share with early media (the carrier's audio before the answer:
+    /// announcements, caller tunes); 0 without calls.
+    pub early_media_rate: f64,
+    /// The share with one-way audio after the answer.
+    pub one_way_audio_rate: f64,
+    /// Calls ended by dead air (`media_timeout`).
+    pub media_timeouts: u64,
+    /// The median call's jitter of the carrier's RTP, as the upper bound (ms) of the
+    /// bucket it falls in (1, 2, 5, 10, 20, 30, 50, 100, 200). Null above 200 ms, and
+    /// without calls where the carrier sent audio.
+    pub median_jitter_ms: Option<u32>,
 }
 
 /// Calls by terminal outcome; `IN_PROGRESS` counts calls not ended yet.

@@ -15,7 +15,7 @@ use c2c_callstate::DayTally;
 use crate::api::contract::view;
 use crate::api::errors;
 use crate::api::report_types::{
-    AnalyticsReport, CallLogEntry, CallLogPage, DayCounts, Outcomes, TrunkUsage,
+    AnalyticsReport, CallLogEntry, CallLogPage, DayCounts, Outcomes, TrunkMedia, TrunkUsage,
 };
 use crate::app::App;
 
@@ -148,10 +148,28 @@ async fn trunk_usage(
             answered: all.answered,
             talk_seconds: all.talk_ms.div_ceil(1000),
             spend_paise: all.charge_paise,
+            media: trunk_media(&all),
             by_day,
         });
     }
     Ok(out)
+}
+
+fn trunk_media(t: &DayTally) -> TrunkMedia {
+    let rate = |n: u64| {
+        if t.media_calls == 0 {
+            0.0
+        } else {
+            n as f64 / t.media_calls as f64
+        }
+    };
+    TrunkMedia {
+        calls: t.media_calls,
+        early_media_rate: rate(t.early_media),
+        one_way_audio_rate: rate(t.one_way_audio),
+        media_timeouts: t.media_timeouts,
+        median_jitter_ms: t.median_jitter_bucket_ms().filter(|b| *b != u32::MAX),
+    }
 }
 
 pub async fn analytics(

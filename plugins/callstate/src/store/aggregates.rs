@@ -23,7 +23,12 @@ use crate::record::{CallRecord, CallStatus, FailureCause};
 /// Bumped when the tally format or its counting rules change: a store whose marker differs
 /// gets its tallies rebuilt on open.
 /// 2: `failures_by_cause`. 3: `missed`, `inbound`. 4: `talk_ms`, `charge_paise`.
-const AGGREGATES_VERSION: &[u8] = b"4";
+/// 5: anchored calls' media (`media_calls` .. `jitter_ms_buckets`).
+const AGGREGATES_VERSION: &[u8] = b"5";
+
+/// Upper bounds (ms) of the buckets anchored calls are counted in by the carrier's
+/// jitter; the last holds everything above 200 ms.
+pub const JITTER_BUCKETS_MS: [u32; 10] = [1, 2, 5, 10, 20, 30, 50, 100, 200, u32::MAX];
 
 /// What one UTC day of one tenant's trunk amounts to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +59,21 @@ pub struct DayTally {
     /// end fixed it; calls that were not charged add nothing).
     #[serde(default)]
     pub charge_paise: u64,
+    /// Anchored calls whose media the SIP edge reported (docs/media.md), and of them
+    /// those with early media, one-way audio and dead air (`media_timeout`).
+    #[serde(default)]
+    pub media_calls: u64,
+    #[serde(default)]
+    pub early_media: u64,
+    #[serde(default)]
+    pub one_way_audio: u64,
+    #[serde(default)]
+    pub media_timeouts: u64,
+    /// Anchored calls by the jitter of the carrier's RTP (calls where the carrier sent
+    /// at least two packets): bucket upper bound in ms ([`JITTER_BUCKETS_MS`]) ->
+    /// calls. Enough for a median per day and trunk.
+    #[serde(default)]
+    pub jitter_ms_buckets: BTreeMap<u32, u64>,
 }
 
 impl DayTally {
@@ -68,6 +88,13 @@ impl DayTally {
         self.inbound += other.inbound;
         self.talk_ms += other.talk_ms;
         self.charge_paise += other.charge_paise;
+        self.media_calls += other.media_calls;
+        self.early_media += other.early_media;
+        self.one_way_audio += other.one_way_audio;
+        self.media_timeouts += other.media_timeouts;
+        for (b, n) in &other.jitter_ms_buckets {
+            *self.jitter_ms_buckets.entry(*b).or_default() += n;
+        }
         for (code, n) in &other.failures_by_sip_code {
             *self.failures_by_sip_code.entry(*code).or_default() += n;
         }
@@ -123,6 +150,39 @@ impl DayTally {
                 self.failures_by_cause.remove(cause.as_str());
             }
         }
+        if let Some(m) = c.media {
+            step(&mut self.media_calls);
+            for (flag, v) in [
+                (m.early_media, &mut self.early_media),
+                (m.one_way_audio, &mut self.one_way_audio),
+                (m.media_timeout, &mut self.media_timeouts),
+            ] {
+                if flag {
+                    step(v);
+                }
+            }
+            if let Some(b) = m.jitter_bucket_ms {
+                let n = self.jitter_ms_buckets.entry(b).or_default();
+                step(n);
+                if *n == 0 {
+                    self.jitter_ms_buckets.remove(&b);
+                }
+            }
+        }
+    }
+
+    /// The upper bound (ms) of the jitter bucket holding the median anchored call;
+    /// `None` without anchored calls.
+    pub fn median_jitter_bucket_ms(&self) -> Option<u32> {
+        let calls: u64 = self.jitter_ms_buckets.values().sum();
+        let mut seen = 0;
+        for (bound, n) in &self.jitter_ms_buckets {
+            seen += n;
+            if seen * 2 >= calls && calls > 0 {
+                return Some(*bound);
+            }
+        }
+        None
     }
 
     /// No call counts here (a backend drops such a tally rather than store zeros).
@@ -159,6 +219,38 @@ pub struct TallyContribution {
     pub talk_ms: u64,
     /// The charge the call's end fixed (0 for a call not charged).
     pub charge_paise: u64,
+    /// An anchored call's media, once reported.
+    pub media: Option<MediaContribution>,
+}
+
+/// What an anchored call's media report adds to its tally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaContribution {
+    pub early_media: bool,
+    pub one_way_audio: bool,
+    pub media_timeout: bool,
+    /// The [`JITTER_BUCKETS_MS`] bound the carrier's jitter falls under (None: the
+    /// carrier sent too little RTP for a jitter).
+    pub jitter_bucket_ms: Option<u32>,
+}
+
+impl MediaContribution {
+    fn of(m: &crate::record::CallMedia) -> MediaContribution {
+        let jitter_ms = m.from_carrier.jitter_us.div_ceil(1000);
+        let jitter_bucket_ms = (m.from_carrier.packets >= 2).then(|| {
+            JITTER_BUCKETS_MS
+                .iter()
+                .copied()
+                .find(|b| u64::from(*b) >= jitter_ms)
+                .unwrap_or(u32::MAX)
+        });
+        MediaContribution {
+            early_media: m.early_media,
+            one_way_audio: m.one_way_silent.is_some(),
+            media_timeout: m.media_timeout,
+            jitter_bucket_ms,
+        }
+    }
 }
 
 impl TallyContribution {
@@ -184,6 +276,7 @@ impl TallyContribution {
                 _ => 0,
             },
             charge_paise: rec.billing.and_then(|b| b.charge_paise).unwrap_or(0),
+            media: rec.media.as_ref().map(MediaContribution::of),
         })
     }
 

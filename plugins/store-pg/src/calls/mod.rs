@@ -65,12 +65,12 @@ use crate::error::backend;
 use crate::PgStore;
 
 /// The tally format this build writes: `c2c_callstate`'s counting rules (its private
-/// `AGGREGATES_VERSION`, 4: `talk_ms`, `charge_paise`). Bump both
+/// `AGGREGATES_VERSION`, 5: anchored calls' media). Bump both
 /// together; a database whose `c2c_calls_meta.tally_format` differs gets its tallies
 /// rebuilt by [`CallStore::ensure_aggregates`].
 macro_rules! tally_format {
     () => {
-        "4"
+        "5"
     };
 }
 pub(crate) use tally_format;

@@ -57,6 +57,11 @@ pub(super) fn flatten(t: &DayTally) -> Vec<(String, i64)> {
         failures_by_cause,
         talk_ms,
         charge_paise,
+        media_calls,
+        early_media,
+        one_way_audio,
+        media_timeouts,
+        jitter_ms_buckets,
     } = t;
     let mut out: Vec<(String, i64)> = [
         ("total", total),
@@ -68,6 +73,10 @@ pub(super) fn flatten(t: &DayTally) -> Vec<(String, i64)> {
         ("inbound", inbound),
         ("talk_ms", talk_ms),
         ("charge_paise", charge_paise),
+        ("media_calls", media_calls),
+        ("early_media", early_media),
+        ("one_way_audio", one_way_audio),
+        ("media_timeouts", media_timeouts),
     ]
     .into_iter()
     .map(|(m, n)| (m.to_owned(), clamp(*n)))
@@ -81,6 +90,11 @@ pub(super) fn flatten(t: &DayTally) -> Vec<(String, i64)> {
         failures_by_cause
             .iter()
             .map(|(cause, n)| (format!("cause/{cause}"), clamp(*n))),
+    );
+    out.extend(
+        jitter_ms_buckets
+            .iter()
+            .map(|(bound, n)| (format!("jitter/{bound}"), clamp(*n))),
     );
     out.retain(|(_, n)| *n != 0);
     out
@@ -108,7 +122,18 @@ pub(super) fn unflatten(t: &mut DayTally, metric: &str, n: i64) -> bool {
         "inbound" => &mut t.inbound,
         "talk_ms" => &mut t.talk_ms,
         "charge_paise" => &mut t.charge_paise,
+        "media_calls" => &mut t.media_calls,
+        "early_media" => &mut t.early_media,
+        "one_way_audio" => &mut t.one_way_audio,
+        "media_timeouts" => &mut t.media_timeouts,
         m => {
+            if let Some(b) = m
+                .strip_prefix("jitter/")
+                .and_then(|b| b.parse::<u32>().ok())
+            {
+                *t.jitter_ms_buckets.entry(b).or_default() += n;
+                return true;
+            }
             if let Some(code) = m.strip_prefix("sip/").and_then(|c| c.parse::<u16>().ok()) {
                 *t.failures_by_sip_code.entry(code).or_default() += n;
                 return true;

@@ -59,6 +59,10 @@ function show(out, a) {
   const byCause = a.failures_by_cause || {};
   const causes = CAUSES.filter(([k]) => byCause[k]).map(([k, label]) => [k, byCause[k], label]);
   const days = a.by_day || [];
+  const pct = (r) => `${Math.round(r * 100)}%`;
+  const media = (a.by_trunk || []).filter((t) => t.media && t.media.calls > 0)
+    .map((t) => [t.trunk, t.media.calls, pct(t.media.early_media_rate), pct(t.media.one_way_audio_rate),
+      t.media.media_timeouts, t.media.median_jitter_ms === null ? '> 200 ms' : `≤ ${t.media.median_jitter_ms} ms`]);
   if (!a.total) {
     mount(out, h('div', { class: 'card' }, h('p', { class: 'empty', id: 'analytics-empty' }, `No calls between ${a.from} and ${a.to}${a.trunk ? ' on ' + a.trunk : ''}. Place one from the Sandbox tab.`)));
     return;
@@ -81,6 +85,10 @@ function show(out, a) {
         ? [barChart('chart-causes', 'Unanswered calls by cause', causes.map(([k, v]) => [k, v]), 'c-cause'),
           table('Unanswered calls by cause', ['Cause', 'Calls'], causes.map(([, v, label]) => [label, v]), '')]
         : h('p', { class: 'empty' }, 'Every call in this range was answered.')),
+    h('div', { class: 'card', id: 'analytics-media' },
+      h('h3', {}, 'Media on anchored trunks'),
+      table('Media on anchored trunks', ['Trunk', 'Calls measured', 'Early media', 'One-way audio', 'Dead air (ended)', 'Median jitter'],
+        media, 'No anchored calls in this range (trunks with media = "anchor" are measured by the SIP edge).')),
     h('div', { class: 'card' },
       h('h3', {}, 'By day'),
       legend(),

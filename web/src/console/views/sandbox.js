@@ -60,7 +60,7 @@ export default async function sandbox(root, ctx) {
           ['Gateway status', c.call.status + (c.call.call_status ? ` · ${c.call.call_status}` : '')],
           ['Disconnect reason', c.call.disconnect_reason || '—'],
           ['SIP disconnect code', c.sip_disconnect_code ?? '—'],
-        ]));
+        ]), c.call.media ? mediaBlock(c.call.media) : []);
       }
       if (c.webhook) {
         clearInterval(poller);
@@ -142,4 +142,19 @@ export default async function sandbox(root, ctx) {
     h('h2', { id: 'inbound-title' }, 'Inbound'),
     inbound.cards);
   return inbound.undo;
+}
+
+// An anchored call's media as the SIP edge measured it (present once the call ended).
+function mediaBlock(m) {
+  const dir = (s) => `${s.packets} packets · ${s.loss_percent}% lost · jitter ${s.jitter_ms} ms · longest gap ${s.max_gap_ms} ms`;
+  return h('div', { id: 'sandbox-media' },
+    h('h3', {}, 'Media (anchored at the SIP edge)'),
+    kv([
+      ['From the customer (carrier)', dir(m.from_carrier)],
+      ['From the agent (LiveKit)', dir(m.from_livekit)],
+      ['Early media', m.early_media ? `yes${m.early_media_ms !== null ? `, ${m.early_media_ms} ms before the answer` : ', no answer'}` : 'no'],
+      ['One-way audio', m.one_way_audio ? `${m.one_way_audio} silent` : 'no'],
+      ['Dead air (media timeout)', m.media_timeout ? 'yes: the call was ended' : 'no'],
+      ['Third-party packets dropped', m.dropped_strangers],
+    ]));
 }

@@ -439,6 +439,48 @@ pub async fn day_tallies_follow_outcomes(s: Arc<dyn CallStore>) -> Result<(), St
         (d1.answered, d1.talk_ms, d1.charge_paise),
         (2, 120_000, 100)
     );
+
+    // An anchored call's media report, arriving after its end, counts in its tally;
+    // a redelivery counts nothing more.
+    let media = crate::CallMedia {
+        early_media: true,
+        media_timeout: true,
+        one_way_silent: Some("carrier".into()),
+        from_carrier: crate::MediaStream {
+            packets: 900,
+            jitter_us: 7_400,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        event(
+            &*s,
+            &billed.call_id,
+            CallEvent::Media(Box::new(media.clone())),
+            DAY1 + 63_000,
+        )
+        .await?;
+    }
+    let d1 = &s
+        .day_tallies("acme", "20240301", "20240301", Some("airtel"))
+        .await?["20240301"];
+    assert_eq!(
+        (
+            d1.media_calls,
+            d1.early_media,
+            d1.one_way_audio,
+            d1.media_timeouts
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(
+        d1.jitter_ms_buckets.get(&10),
+        Some(&1),
+        "7.4 ms is under 10"
+    );
+    assert_eq!(d1.median_jitter_bucket_ms(), Some(10));
+    assert_eq!(d1.answered, 2, "the report changes no outcome");
     assert!(s.tallies_current()?);
     assert!(
         !s.ensure_aggregates(&mut |_| {})?,
