@@ -1,0 +1,54 @@
+//! Our relays, one per call, each with its two port pairs from a `PortPool`, bound on
+//! 127.0.0.1. No SDP: each side latches on its first packet (symmetric RTP), so the
+//! load generator's sockets become the peers.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use c2c_media::{Endpoint, PortPool, Relay, RelayConfig};
+
+pub fn run(calls: usize, port_min: u16, ports: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let max = port_min + u16::try_from(calls * 4 + 3).expect("port range fits");
+        let mut pool = PortPool::new(port_min, max).expect("port range");
+        let cfg = RelayConfig {
+            media_timeout: Duration::from_secs(3600),
+            one_way_after: Duration::from_secs(3600),
+        };
+        let mut relays = Vec::with_capacity(calls);
+        let mut out = String::new();
+        for _ in 0..calls {
+            let c = pool.allocate().expect("pair");
+            let l = pool.allocate().expect("pair");
+            let bind = |p: u16| async move {
+                tokio::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], p)))
+                    .await
+                    .expect("bind")
+            };
+            let carrier = Endpoint {
+                rtp: bind(c.rtp).await,
+                rtcp: bind(c.rtcp).await,
+            };
+            let livekit = Endpoint {
+                rtp: bind(l.rtp).await,
+                rtcp: bind(l.rtcp).await,
+            };
+            relays.push(Relay::start(carrier, livekit, cfg));
+            out.push_str(&format!("{} {}\n", c.rtp, l.rtp));
+        }
+        let tmp = ports.with_extension("tmp");
+        std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(out.as_bytes()))
+            .expect("ports file");
+        std::fs::rename(&tmp, ports).expect("ports file");
+        // Runs until the script kills it.
+        std::future::pending::<()>().await;
+        drop(relays);
+    });
+}
