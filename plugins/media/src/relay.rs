@@ -9,8 +9,10 @@
 //! call. Until a side has sent anything, the relay sends to the address its SDP gave
 //! ([`Relay::set_remote`]; a changed address after a re-INVITE or UPDATE releases the
 //! latch). RTCP latches the same way on its own port, and only RTCP passes there.
-//! Not handled yet: RTCP multiplexed on the RTP port (`a=rtcp-mux`), and pausing the
-//! dead-air timer while the carrier holds the call (`a=sendonly` / `inactive`).
+//! RTCP multiplexed on the RTP port (`a=rtcp-mux`) is relayed with the RTP. While the
+//! carrier's SDP says it sends nothing (`a=recvonly` / `inactive`: the call is on hold)
+//! its silence is neither dead air nor one-way audio; back off hold, the dead-air
+//! timeout starts again.
 //!
 //! **What it tells**: per direction a [`StreamReport`]; RTP from the carrier before the
 //! answer is early media (when it started and how long it ran until the answer); after
@@ -30,7 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::sdp::AudioTarget;
-use crate::stats::{StreamReport, StreamStats};
+use crate::stats::{NotRtp, StreamReport, StreamStats};
 
 /// Largest datagram read; RTP of voice is a few hundred bytes.
 const MAX_DATAGRAM: usize = 2048;
@@ -250,8 +252,17 @@ impl State {
             return None;
         }
         let us = u64::try_from(now.duration_since(self.t0).as_micros()).unwrap_or(u64::MAX);
-        // Not RTP: neither relayed nor latched.
-        self.stats[i].on_packet(data, us).ok()?;
+        match self.stats[i].on_packet(data, us) {
+            Ok(()) => {}
+            // RTCP multiplexed on the RTP port (RFC 5761, `a=rtcp-mux`): relayed where
+            // RTP goes, latching nothing.
+            Err(NotRtp::Rtcp) => {
+                self.rtcp_relayed += 1;
+                return self.peers[idx(other(side))].rtp_target();
+            }
+            // Not RTP: neither relayed nor latched.
+            Err(NotRtp::Malformed(_)) => return None,
+        }
         if latched.is_some_and(|l| l != src) {
             self.relatched += 1;
         }
@@ -294,15 +305,29 @@ impl State {
 
     /// A new SDP address for `side`. The same address again (a session refresh) keeps
     /// the latches: releasing them would reopen the call to the first stranger.
-    fn set_remote(&mut self, side: Side, target: AudioTarget) {
+    fn set_remote(&mut self, side: Side, target: AudioTarget, now: Instant) {
+        // Off hold, the carrier gets the whole dead-air timeout again.
+        if side == Side::Carrier && target.sends && !self.carrier_sends() {
+            self.last_carrier = Some(now);
+        }
         let peer = &mut self.peers[idx(side)];
-        if peer.sdp != Some(target) {
+        let moved = peer.sdp.map(|t| (t.rtp, t.rtcp)) != Some((target.rtp, target.rtcp));
+        if moved {
             *peer = Peer {
                 sdp: Some(target),
                 rtp: None,
                 rtcp: None,
             };
+        } else {
+            // A direction change (hold, resume) at the same address keeps the latches.
+            peer.sdp = Some(target);
         }
+    }
+
+    /// Whether the carrier's SDP lets it send (not `recvonly`/`inactive`: on hold its
+    /// silence is not dead air).
+    fn carrier_sends(&self) -> bool {
+        self.peers[idx(Side::Carrier)].sdp.is_none_or(|t| t.sends)
     }
 
     fn answered(&mut self, now: Instant) {
@@ -319,7 +344,7 @@ impl State {
     fn next_deadline(&self) -> Option<Instant> {
         let answered = self.answered_at?;
         // A timeout too large to add to an instant is never due.
-        let timeout = (!self.timed_out)
+        let timeout = (!self.timed_out && self.carrier_sends())
             .then(|| {
                 let heard = self.last_carrier.map_or(answered, |l| l.max(answered));
                 heard.checked_add(self.cfg.media_timeout)
@@ -341,7 +366,8 @@ impl State {
         if !self.one_way_checked && after(self.cfg.one_way_after, answered) {
             self.one_way_checked = true;
             let silent = match self.since_answer {
-                [0, n] if n > 0 => Some(Side::Carrier),
+                // A carrier on hold is silent by agreement, not one-way audio.
+                [0, n] if n > 0 && self.carrier_sends() => Some(Side::Carrier),
                 [n, 0] if n > 0 => Some(Side::Livekit),
                 _ => None,
             };
@@ -351,7 +377,7 @@ impl State {
             }
         }
         let heard = self.last_carrier.map_or(answered, |l| l.max(answered));
-        if !self.timed_out && after(self.cfg.media_timeout, heard) {
+        if !self.timed_out && self.carrier_sends() && after(self.cfg.media_timeout, heard) {
             self.timed_out = true;
             out.push(MediaEvent::MediaTimeout);
         }
@@ -442,7 +468,7 @@ async fn run(
             },
             c = inbox.recv() => match c {
                 Some(Control::Answered) => s.answered(Instant::now()),
-                Some(Control::Remote(side, target)) => s.set_remote(side, target),
+                Some(Control::Remote(side, target)) => s.set_remote(side, target, Instant::now()),
                 Some(Control::Report(reply)) => {
                     let _ = reply.send(s.report());
                 }

@@ -7,7 +7,8 @@
 //! active stream is refused ([`SdpError::Unsupported`]) rather than half anchored (its
 //! connection line would point at ports nobody relays). Connection addresses must be
 //! IP literals (a host name, which RFC 4566 allows, is refused: the relay would have to
-//! resolve it). Not handled yet: `a=rtcp-mux` (RTCP on the RTP port) is kept as it is.
+//! resolve it). `a=rtcp-mux` is kept as it is: the relay passes RTCP that arrives on
+//! the RTP port along with the RTP.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -26,11 +27,22 @@ pub enum SdpError {
     Unsupported(&'static str),
 }
 
-/// Where a side receives audio: RTP, and RTCP (`a=rtcp`, else the port above).
+/// Where a side receives audio: RTP, and RTCP (`a=rtcp`, else the port above); and
+/// whether it says it will send any (`a=sendrecv`/`sendonly`, the default, vs
+/// `a=recvonly`/`inactive`: a call on hold).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AudioTarget {
     pub rtp: SocketAddr,
     pub rtcp: SocketAddr,
+    pub sends: bool,
+}
+
+/// `sendrecv`, `sendonly`, `recvonly` or `inactive` (RFC 4566 section 6).
+fn direction(line: &str) -> Option<&str> {
+    match line.strip_prefix("a=")? {
+        d @ ("sendrecv" | "sendonly" | "recvonly" | "inactive") => Some(d),
+        _ => None,
+    }
 }
 
 /// Splits a body into lines, each with its line ending (`\r\n` or `\n`) kept apart.
@@ -83,7 +95,17 @@ pub fn audio_target(sdp: &str) -> Result<AudioTarget, SdpError> {
     let mut in_media = false;
     let mut in_audio = false;
     let mut found: Option<AudioLines> = None;
+    // The audio section's direction wins over the session's.
+    let (mut session_dir, mut audio_dir) = (None, None);
     for (line, _) in lines(sdp) {
+        if let Some(d) = direction(line) {
+            if found.is_some() && in_audio {
+                audio_dir = Some(d);
+            } else if !in_media {
+                session_dir = Some(d);
+            }
+            continue;
+        }
         if let Some(v) = line.strip_prefix("m=") {
             if found.is_some() {
                 break;
@@ -115,9 +137,14 @@ pub fn audio_target(sdp: &str) -> Result<AudioTarget, SdpError> {
         Some((p, addr)) => SocketAddr::new(addr.unwrap_or(ip), p),
         None => SocketAddr::new(ip, port.wrapping_add(1)),
     };
+    let sends = matches!(
+        audio_dir.or(session_dir).unwrap_or("sendrecv"),
+        "sendrecv" | "sendonly"
+    );
     Ok(AudioTarget {
         rtp: SocketAddr::new(ip, port),
         rtcp,
+        sends,
     })
 }
 
@@ -268,6 +295,24 @@ mod tests {
             out.contains("m=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn the_direction_says_whether_a_side_sends() {
+        let base = "v=0\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n";
+        let m = "m=audio 4000 RTP/AVP 0\r\n";
+        let sends = |sdp: String| audio_target(&sdp).unwrap().sends;
+        assert!(sends(format!("{base}{m}")), "sendrecv by default");
+        assert!(sends(format!("{base}{m}a=sendonly\r\n")));
+        assert!(!sends(format!("{base}{m}a=recvonly\r\n")), "on hold");
+        assert!(!sends(format!("{base}{m}a=inactive\r\n")));
+        // The session's direction holds unless the audio section says otherwise.
+        assert!(!sends(format!("{base}a=inactive\r\n{m}")));
+        assert!(sends(format!("{base}a=inactive\r\n{m}a=sendrecv\r\n")));
+        // Another stream's direction is not the audio's.
+        assert!(sends(format!(
+            "{base}{m}m=video 0 RTP/AVP 96\r\na=inactive\r\n"
+        )));
     }
 
     #[test]

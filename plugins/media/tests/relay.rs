@@ -22,6 +22,7 @@ fn target(rtp: SocketAddr) -> AudioTarget {
     AudioTarget {
         rtp,
         rtcp: SocketAddr::new(rtp.ip(), rtp.port() + 1),
+        sends: true,
     }
 }
 
@@ -287,4 +288,75 @@ async fn an_sdp_hold_address_receives_nothing_and_rtcp_junk_is_dropped() {
         .await
         .expect("both datagrams counted");
     assert_eq!((r.undeliverable, r.rtcp_relayed), (1, 0));
+}
+
+#[tokio::test]
+async fn a_carrier_on_hold_is_not_dead_air_and_off_hold_the_clock_restarts() {
+    let (c_end, c_rtp, _) = endpoint().await;
+    let (l_end, l_rtp, _) = endpoint().await;
+    let cfg = RelayConfig {
+        media_timeout: Duration::from_millis(800),
+        one_way_after: Duration::from_millis(400),
+    };
+    let mut relay = Relay::start(c_end, l_end, cfg);
+    let (lk, lk_addr) = peer().await;
+    let (carrier, carrier_addr) = peer().await;
+    relay.set_remote(Side::Livekit, target(lk_addr)).await;
+    relay.set_remote(Side::Carrier, target(carrier_addr)).await;
+    relay.answered().await;
+    carrier.send_to(&packet(0, 1), c_rtp).await.unwrap();
+    recv(&lk).await;
+    // The carrier puts the call on hold (same address, `a=recvonly`); LiveKit plays on.
+    let hold = AudioTarget {
+        sends: false,
+        ..target(carrier_addr)
+    };
+    relay.set_remote(Side::Carrier, hold).await;
+    for seq in 0..40 {
+        lk.send_to(&packet(seq, 2), l_rtp).await.unwrap();
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        timeout(Duration::from_millis(100), relay.next_event())
+            .await
+            .is_err(),
+        "2 s of hold: no dead air, no one-way audio"
+    );
+    // The latch survived the direction change: LiveKit's audio still reaches the carrier.
+    assert_eq!(recv(&carrier).await[1], 0x00);
+    // Off hold, and silent: dead air comes a whole timeout after the resume.
+    let resumed = tokio::time::Instant::now();
+    relay.set_remote(Side::Carrier, target(carrier_addr)).await;
+    let e = timeout(Duration::from_secs(5), relay.next_event())
+        .await
+        .expect("dead air raised");
+    assert_eq!(e, Some(MediaEvent::MediaTimeout));
+    assert!(
+        resumed.elapsed() >= Duration::from_millis(750),
+        "{:?}",
+        resumed.elapsed()
+    );
+    let r = relay.report().await.unwrap();
+    assert_eq!((r.media_timeout, r.one_way), (true, None));
+}
+
+#[tokio::test]
+async fn rtcp_on_the_rtp_port_is_relayed_with_the_rtp() {
+    let (c_end, c_rtp, _) = endpoint().await;
+    let (l_end, _, _) = endpoint().await;
+    let relay = Relay::start(c_end, l_end, config());
+    let (lk, lk_addr) = peer().await;
+    relay.set_remote(Side::Livekit, target(lk_addr)).await;
+    let (carrier, _) = peer().await;
+    carrier.send_to(&packet(0, 1), c_rtp).await.unwrap();
+    recv(&lk).await;
+    // A receiver report (RFC 3550 6.4.2, packet type 201) multiplexed on the RTP port.
+    let rr = [0x80, 201, 0, 1, 0, 0, 0, 1];
+    carrier.send_to(&rr, c_rtp).await.unwrap();
+    assert_eq!(recv(&lk).await, rr.to_vec());
+    let r = relay.report().await.unwrap();
+    assert_eq!(
+        (r.rtcp_relayed, r.from_carrier.rtcp, r.from_carrier.packets),
+        (1, 1, 1)
+    );
 }
