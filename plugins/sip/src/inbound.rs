@@ -51,6 +51,11 @@ pub enum InboundError {
     /// The edge cannot open one more connection to the target now; the call stays held.
     #[error("SIP edge at capacity: no connection to the LiveKit SIP target available")]
     Full,
+    /// The call's trunk is anchored and its media could not be: the carrier got the
+    /// final response (488 for an offer that cannot be anchored, 503 when the media
+    /// port range is used up) and the call is over.
+    #[error("inbound call refused: its media could not be anchored ({code} {reason})")]
+    Media { code: u16, reason: &'static str },
 }
 
 impl InboundControl {
@@ -105,13 +110,27 @@ impl InboundControl {
             call_id: f.call_id,
             tenant: f.tenant,
         };
-        let actions = self
-            .inner
-            .core
-            .lock()
-            .forward_inbound(Instant::now(), sip_call_id, fwd)?;
-        self.run(actions).await;
-        Ok(())
+        let (result, refused) = {
+            let mut core = self.inner.core.lock();
+            let r = core.forward_inbound(Instant::now(), sip_call_id, fwd);
+            // A refusal the core sent itself (anchoring failed) still has to go out.
+            let refused = if r.is_err() {
+                core.pending()
+            } else {
+                Vec::new()
+            };
+            (r, refused)
+        };
+        match result {
+            Ok(actions) => {
+                self.run(actions).await;
+                Ok(())
+            }
+            Err(e) => {
+                self.run(refused).await;
+                Err(e)
+            }
+        }
     }
 
     /// Rejects inbound call `sip_call_id`, held or forwarded but not answered: the

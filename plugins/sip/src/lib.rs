@@ -33,13 +33,14 @@
 //! metrics; and reporting what it sees through [`SipObserver`], correlated by
 //! `X-C2C-Call-Id` (held inbound calls by their SIP Call-ID).
 //!
-//! **Anchored media** (trunks with `media = "anchor"`, outbound calls): the SDP both
+//! **Anchored media** (trunks with `media = "anchor"`, both directions): the SDP both
 //! sides get names the edge's own address and a port pair per side from
 //! [`MediaConfig`]'s range, and a relay per call (`c2c-media`) carries RTP and RTCP
 //! between them, latching each side's real source; its events and counts reach the
 //! observer ([`SipObserver::on_media_event`], [`SipObserver::on_media_report`]). An
 //! anchored INVITE without an offer it can anchor gets 488, one the port range cannot
-//! hold 503 (docs/media.md).
+//! hold 503 (an inbound one when the gateway forwards it: [`InboundError::Media`])
+//! (docs/media.md).
 //!
 //! Must not: depend on Pingora, `c2c-callstate` or `c2c-livekit`; relay anything from
 //! a source that is not an allowed LiveKit node (except inbound INVITEs from a trunk's

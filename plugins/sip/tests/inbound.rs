@@ -434,3 +434,95 @@ async fn a_hold_nobody_decides_expires_with_480() {
     assert_eq!(e.metric("c2c_sip_dialogs", &[]), 0.0);
     e.stop().await;
 }
+
+/// An inbound call on an anchored trunk, with audio: the carrier (sipp UAC, media on
+/// 127.0.0.3) and LiveKit (sipp UAS, media on 127.0.0.2, echoing what reaches it) both
+/// play sipp's G.711 capture after the answer. The relay carries both ways: the
+/// carrier's direction counts LiveKit's own audio and the carrier's echoed back.
+#[tokio::test]
+async fn an_anchored_inbound_call_carries_audio_both_ways() {
+    require_sipp();
+    let carrier_uri = Tp::Udp.carrier(free_port("127.0.0.1"));
+    let policy = anchored(inbound_policy(&carrier_uri, "sip:127.0.0.1:9", &[]));
+    let base = free_port("127.0.0.1") & !1;
+    let e = start_edge(policy, &["127.0.0.2/32"], |c| {
+        c.media.port_min = base;
+        c.media.port_max = base + 7;
+    })
+    .await;
+    let ctl = e.handle.inbound();
+    let dir = tempfile::tempdir().unwrap();
+    let play =
+        r#"<nop><action><exec play_pcap_audio="/usr/share/sip-tester/g711a.pcap"/></action></nop>"#;
+    let user = "08045678901";
+    let subs = [("USER", user), ("ROOM", ROOM), ("CALL", CALL)];
+    // LiveKit plays once it has the ACK, for 2.5 s, then hangs up.
+    let lk_text = std::fs::read_to_string(scenario_with(dir.path(), "livekit_answer.xml", &subs))
+        .unwrap()
+        .replacen(
+            r#"<Reference variables="ackto,noc2cack"/>
+  <pause milliseconds="300"/>"#,
+            &format!(
+                r#"<Reference variables="ackto,noc2cack"/>{play}<pause milliseconds="2500"/>"#
+            ),
+            1,
+        );
+    assert!(lk_text.contains("g711a.pcap"));
+    let lk_sf = dir.path().join("lk-media.xml");
+    std::fs::write(&lk_sf, lk_text).unwrap();
+    // The carrier plays once it sent the ACK.
+    let mut c_text =
+        std::fs::read_to_string(scenario_with(dir.path(), "carrier_call.xml", &subs)).unwrap();
+    let ack = c_text.find("CSeq: 1 ACK").unwrap();
+    let end = ack + c_text[ack..].find("</send>").unwrap() + "</send>".len();
+    c_text.insert_str(end, play);
+    let c_sf = dir.path().join("carrier-media.xml");
+    std::fs::write(&c_sf, c_text).unwrap();
+    let lk_port = free_port("127.0.0.2");
+    let lk_media = (free_port("127.0.0.2") & !1).to_string();
+    let lk = Sipp::uas_on_with(
+        e.dir.path(),
+        &lk_sf,
+        "127.0.0.2",
+        lk_port,
+        &["-mi", "127.0.0.2", "-mp", &lk_media, "-rtp_echo"],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c_media = (free_port("127.0.0.3") & !1).to_string();
+    let c = Sipp::uac_with(
+        e.dir.path(),
+        Uac {
+            scenario: &c_sf,
+            tp: Tp::Udp,
+            ip: "127.0.0.1",
+            edge: e.addr(),
+            user,
+            call_id: "unused",
+            tenant: "unused",
+        },
+        &["-mi", "127.0.0.3", "-mp", &c_media],
+    );
+    let id = held_call(&e).await;
+    ctl.forward(&id, forward_to(lk_port, Tp::Udp))
+        .await
+        .unwrap();
+    assert_eq!(c.wait().await, 0, "carrier side failed");
+    assert_eq!(lk.wait().await, 0, "LiveKit side failed");
+    let obs = e.observer.clone();
+    eventually(5, || obs.report(CALL).is_some()).await;
+    let r = e.observer.report(CALL).unwrap();
+    assert!(r.from_carrier.packets >= 40, "{r:?}");
+    assert!(
+        r.from_livekit.packets >= r.from_carrier.packets + 30,
+        "{r:?}"
+    );
+    assert_eq!(
+        e.metric("c2c_sip_media_calls_total", &[("trunk", "airtel-mum")]),
+        1.0
+    );
+    eventually(5, || {
+        e.metric("c2c_sip_media_port_pairs_in_use", &[]) == 0.0
+    })
+    .await;
+    e.stop().await;
+}

@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use c2c_sip::{RelayReport, Side};
-use c2c_tenancy::{MediaMode, Policy};
+use c2c_tenancy::Policy;
 use common::*;
 
 const PLAY: &str =
@@ -18,23 +17,7 @@ const PLAY: &str =
 
 /// [`policy`] with acme's trunk anchored.
 fn anchored_policy(carrier: &str) -> Policy {
-    let mut p = policy(carrier, &Tp::Udp.carrier(free_port("127.0.0.1")));
-    let gateway = p.gateway.clone();
-    let owned = std::mem::take(&mut p.tenants);
-    drop(p);
-    let tenants = owned
-        .into_iter()
-        .map(|(id, t)| {
-            let Ok(mut t) = Arc::try_unwrap(t) else {
-                panic!("the policy's tenants have one owner here")
-            };
-            for tr in &mut t.trunks {
-                tr.media = MediaMode::Anchor;
-            }
-            (id, Arc::new(t))
-        })
-        .collect();
-    Policy::new(gateway, tenants, c2c_tenancy::KeyRing::default())
+    anchored(policy(carrier, &Tp::Udp.carrier(free_port("127.0.0.1"))))
 }
 
 /// An even media port for sipp on `ip` (sipp also takes the one two above for video).

@@ -22,8 +22,7 @@ use anchors::Legs;
 /// What the core asks of the media runner, for the call with SIP Call-ID `key`.
 #[derive(Debug)]
 pub enum MediaOp {
-    /// A call was anchored: start relaying on its sockets. `livekit` is where LiveKit's
-    /// offer wants audio.
+    /// A call was anchored: start relaying on its sockets.
     Start(Box<Start>),
     /// A side's SDP (an answer, a re-INVITE, an UPDATE) says where it wants audio now.
     Remote {
@@ -46,7 +45,9 @@ pub struct Start {
     pub trunk: String,
     pub legs: Legs,
     pub sockets: LegSockets,
-    pub livekit: AudioTarget,
+    /// The side whose offer the INVITE carried (LiveKit outbound, the carrier inbound),
+    /// and where it wants audio.
+    pub offerer: (Side, AudioTarget),
 }
 
 /// The four sockets of an anchored call, bound when it was admitted: RTP and RTCP

@@ -92,7 +92,7 @@ impl Relays {
             trunk,
             legs,
             sockets,
-            livekit,
+            offerer,
         } = s;
         self.metrics
             .pairs_in_use
@@ -110,8 +110,8 @@ impl Relays {
         self.metrics.calls.with_label_values(&[&trunk]).inc();
         let relay = Relay::start(carrier, livekit_end, self.cfg);
         let (tx, rx) = mpsc::channel(COMMANDS);
-        // The offer's address first: it is where LiveKit's audio goes until it latches.
-        let _ = tx.try_send(Cmd::Remote(Side::Livekit, livekit));
+        // The offer's address first: where the offerer's audio goes until it latches.
+        let _ = tx.try_send(Cmd::Remote(offerer.0, offerer.1));
         if let Some(old) = self.calls.lock().insert(key, tx) {
             drop(old); // a Call-ID reused after a lost Stop: the old relay ends
         }

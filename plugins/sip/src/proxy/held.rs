@@ -89,6 +89,7 @@ impl Proxy {
                 "room and call id must be 1-128 letters, digits, '-', '_', '.' or ':'".into(),
             ));
         }
+        let anchor = self.anchor_inbound(now, sip_call_id, &f.tenant)?;
         let Some(h) = self.held.remove(sip_call_id) else {
             return Err(InboundError::NotHeld);
         };
@@ -109,6 +110,9 @@ impl Proxy {
         }
         let (via, branch) = self.new_via(f.target.transport);
         out.push_front("Via", via.clone());
+        if let Some(o) = &anchor {
+            out.body = o.body.clone();
+        }
         let request = out.to_bytes();
 
         let (t1, long, timer_c) = (
@@ -137,6 +141,7 @@ impl Proxy {
         if let Some(c) = t.call.as_mut() {
             c.call_id = Some(f.call_id.clone());
         }
+        t.media_from = anchor.is_some().then_some(c2c_media::Side::Carrier);
         self.txns.disarm(h.txn, TxnTimer::Hold);
         if f.target.transport == crate::flow::Transport::Udp {
             self.txns.arm(h.txn, TxnTimer::Retransmit, now + t1);
@@ -151,6 +156,15 @@ impl Proxy {
             d.dialed_user = f.room.clone();
             d.expires = now + timer_c + long * 3;
             d.forwarded = Some(h.txn);
+            d.media = anchor.is_some();
+        }
+        if let Some(o) = anchor {
+            let trunk = self
+                .dialogs
+                .get(sip_call_id)
+                .map(|d| d.trunk.clone())
+                .unwrap_or_default();
+            self.start_anchor(sip_call_id, Some(f.call_id.clone()), &trunk, o);
         }
         self.send(f.target, request);
         self.metrics.inbound(InboundOutcome::Forwarded);
@@ -282,7 +296,7 @@ impl Proxy {
 
     /// Sends a held call's final `code` (already out of the held table), counts it and
     /// forgets its dialog; the transaction lingers to absorb the ACK.
-    fn end_held(
+    pub(super) fn end_held(
         &mut self,
         now: Instant,
         id: TxnId,

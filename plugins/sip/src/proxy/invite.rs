@@ -68,6 +68,11 @@ impl Refusal {
         self.extra.push((header, value));
         self
     }
+
+    /// The final response's code and reason phrase.
+    pub(super) fn status(&self) -> (u16, &'static str) {
+        (self.code, self.reason)
+    }
 }
 
 /// A call let through: its route and where the carrier is.
@@ -155,7 +160,7 @@ impl Proxy {
         }
         // Last: the ports are taken only for a call that goes through.
         let anchor = match route.trunk.media {
-            MediaMode::Anchor => Some(self.anchor_offer(msg, trunk)?),
+            MediaMode::Anchor => Some(self.anchor_offer(msg, trunk, Side::Livekit)?),
             MediaMode::Direct => None,
         };
         Ok(Admitted {

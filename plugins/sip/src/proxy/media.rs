@@ -18,9 +18,9 @@ use crate::txn::TxnId;
 pub(super) struct Opened {
     pub legs: Legs,
     pub sockets: LegSockets,
-    /// Where LiveKit's offer wants audio.
-    pub livekit: AudioTarget,
-    /// The offer as the carrier gets it.
+    /// The side that made the offer, and where it wants audio.
+    pub offerer: (Side, AudioTarget),
+    /// The offer as the other side gets it.
     pub body: Bytes,
 }
 
@@ -37,15 +37,21 @@ fn sdp_body(msg: &SipMsg) -> Option<&str> {
 }
 
 impl Proxy {
-    /// An anchored trunk's INVITE: its offer read, a port pair per side bound, the
-    /// offer pointed at the carrier-facing pair. 488 (with a Warning saying why) for an
-    /// offer that cannot be anchored, 503 when the port range is used up.
-    pub(super) fn anchor_offer(&mut self, msg: &SipMsg, trunk: &str) -> Result<Opened, Refusal> {
+    /// An anchored trunk's INVITE from `from`: its offer read, a port pair per side
+    /// bound, the offer pointed at the pair facing the other side. 488 (with a Warning
+    /// saying why) for an offer that cannot be anchored, 503 when the port range is used
+    /// up.
+    pub(super) fn anchor_offer(
+        &mut self,
+        msg: &SipMsg,
+        trunk: &str,
+        from: Side,
+    ) -> Result<Opened, Refusal> {
         let Some(body) = sdp_body(msg) else {
             return Err(self.not_acceptable(trunk, "anchored trunk: the INVITE needs an SDP offer"));
         };
         // Read before any port is taken: an offer that cannot be anchored costs nothing.
-        let livekit = sdp::audio_target(body)
+        let offered = sdp::audio_target(body)
             .map_err(|e| self.not_acceptable(trunk, &format!("anchored trunk: {e}")))?;
         let (legs, sockets) = match self.anchors.open() {
             Ok(o) => o,
@@ -58,11 +64,11 @@ impl Proxy {
                 return Err(self.unavailable("Media Ports Exhausted").on_trunk(trunk));
             }
         };
-        match sdp::rewrite(body, self.anchors.address(), legs.carrier) {
+        match sdp::rewrite(body, self.anchors.address(), legs.facing(other(from))) {
             Ok(b) => Ok(Opened {
                 legs,
                 sockets,
-                livekit,
+                offerer: (from, offered),
                 body: Bytes::from(b),
             }),
             Err(e) => {
@@ -98,7 +104,7 @@ impl Proxy {
                 trunk: trunk.to_string(),
                 legs: o.legs,
                 sockets: o.sockets,
-                livekit: o.livekit,
+                offerer: o.offerer,
             }))));
     }
 
@@ -131,6 +137,46 @@ impl Proxy {
         let from = other(t.media_from?);
         let key = t.dialog.clone()?;
         self.anchor_body(&key, from, msg)
+    }
+
+    /// A held inbound call about to be forwarded, on an anchored trunk: its carrier's
+    /// offer read and pointed at the LiveKit-facing pair. When that fails the carrier
+    /// gets the refusal's final at once (488 or 503) and the call is over. `None`: not
+    /// anchored (or not held: the forward answers that).
+    pub(super) fn anchor_inbound(
+        &mut self,
+        now: tokio::time::Instant,
+        sip_call_id: &str,
+        tenant: &str,
+    ) -> Result<Option<Opened>, crate::inbound::InboundError> {
+        let Some(trunk) = self.dialogs.get(sip_call_id).map(|d| d.trunk.clone()) else {
+            return Ok(None);
+        };
+        let anchored = self.policy.policy().tenant(tenant).is_some_and(|t| {
+            t.trunks
+                .iter()
+                .any(|tr| tr.label == trunk && tr.media == c2c_tenancy::MediaMode::Anchor)
+        });
+        let Some(h) = self.held.get(sip_call_id).filter(|_| anchored) else {
+            return Ok(None);
+        };
+        let invite = h.invite.clone();
+        match self.anchor_offer(&invite, &trunk, Side::Carrier) {
+            Ok(o) => Ok(Some(o)),
+            Err(refusal) => {
+                let (code, reason) = refusal.status();
+                if let Some(h) = self.held.remove(sip_call_id) {
+                    self.end_held(
+                        now,
+                        h.txn,
+                        code,
+                        reason,
+                        crate::metrics::InboundOutcome::Rejected,
+                    );
+                }
+                Err(crate::inbound::InboundError::Media { code, reason })
+            }
+        }
     }
 
     /// The call's first 2xx passed: the relay starts its after-answer watch.

@@ -175,6 +175,12 @@ impl Proxy {
         self.finish()
     }
 
+    /// What the core produced without a caller to hand it to yet (a forward that
+    /// failed after answering the carrier itself).
+    pub fn pending(&mut self) -> Vec<Action> {
+        self.finish()
+    }
+
     /// The earliest pending timer.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.txns.next_deadline()

@@ -86,6 +86,27 @@ pub fn trunk(label: &str, prefix: &str, carrier: &str) -> Trunk {
     }
 }
 
+/// `policy` with every trunk's media anchored at the edge.
+pub fn anchored(mut policy: Policy) -> Policy {
+    let gateway = policy.gateway.clone();
+    let owned = std::mem::take(&mut policy.tenants);
+    // The policy's indexes (DIDs, LiveKit keys) hold the tenants too.
+    drop(policy);
+    let tenants = owned
+        .into_iter()
+        .map(|(id, t)| {
+            let Ok(mut t) = Arc::try_unwrap(t) else {
+                panic!("the policy's tenants have one owner here")
+            };
+            for tr in &mut t.trunks {
+                tr.media = c2c_tenancy::MediaMode::Anchor;
+            }
+            (id, Arc::new(t))
+        })
+        .collect();
+    Policy::new(gateway, tenants, KeyRing::default())
+}
+
 /// A tenant built on the example policy's `acme` (so new policy fields keep their
 /// example values), without inbound numbers.
 pub fn tenant(base: &Path, id: &str, outbound: bool, trunks: Vec<Trunk>) -> Arc<Tenant> {
@@ -424,12 +445,17 @@ impl Sipp {
 
     /// A sipp UAS on 127.0.0.1:`port` (the carrier) with `extra` arguments (`-mi`, `-mp`).
     pub fn uas_with(dir: &Path, scenario: &Path, port: u16, extra: &[&str]) -> Sipp {
+        Self::uas_on_with(dir, scenario, "127.0.0.1", port, extra)
+    }
+
+    /// A sipp UAS on `ip`:`port` over UDP with `extra` arguments.
+    pub fn uas_on_with(dir: &Path, scenario: &Path, ip: &str, port: u16, extra: &[&str]) -> Sipp {
         let port = port.to_string();
         let mut args = vec![
             "-sf",
             scenario.to_str().expect("utf-8 path"),
             "-i",
-            "127.0.0.1",
+            ip,
             "-p",
             &port,
             "-t",

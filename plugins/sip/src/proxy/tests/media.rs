@@ -118,7 +118,8 @@ fn an_anchored_call_points_every_body_at_the_edge_and_stops_with_the_dialog() {
     };
     assert_eq!(start.call_id.as_deref(), Some("c2c-an-1"));
     assert_eq!(start.trunk, "vi-blr");
-    assert_eq!(start.livekit.rtp.to_string(), "127.0.0.2:4000");
+    assert_eq!(start.offerer.0, Side::Livekit);
+    assert_eq!(start.offerer.1.rtp.to_string(), "127.0.0.2:4000");
     let legs = start.legs;
     // The carrier's INVITE: the edge's address and the carrier-facing pair; the rest of
     // the offer (codecs, ptime, telephone-event) as LiveKit sent it.
@@ -283,4 +284,68 @@ fn a_used_up_port_range_answers_503_and_freed_pairs_serve_again() {
     let a = c.feed(LIVEKIT, &lk_invite("p-3", Some(&offer("127.0.0.2", 4004))));
     assert_eq!(codes(&a), vec![100, 0]);
     assert_eq!(pool.lock().in_use(), 2);
+}
+
+#[test]
+fn an_anchored_inbound_call_points_livekit_and_the_carrier_at_the_edge() {
+    let mut c = anchored(4);
+    held(&mut c, "in-1", DID);
+    let a = c.forward("in-1", "room-1", "acme").unwrap();
+    let s = sent(&a);
+    let ops = media(&a);
+    let [MediaOp::Start(start)] = ops.as_slice() else {
+        panic!("one Start: {ops:?}")
+    };
+    // The carrier made the offer: LiveKit's INVITE names the LiveKit-facing pair.
+    assert_eq!(start.offerer.0, Side::Carrier);
+    assert_eq!(start.offerer.1.rtp.to_string(), "127.0.0.1:4000");
+    let legs = start.legs;
+    let (to, inv) = &s[0];
+    assert_eq!(to.to_string(), LIVEKIT);
+    let t = sdp::audio_target(&body(inv)).unwrap();
+    assert_eq!(t.rtp.port(), legs.livekit.rtp);
+    // LiveKit answers: the carrier's 200 names the carrier-facing pair.
+    let a = c.feed(LIVEKIT, &answer(inv, 200, "OK", &offer("127.0.0.2", 7000)));
+    let s = sent(&a);
+    let ok = s
+        .iter()
+        .find(|(_, m)| code(m) == 200)
+        .expect("200 to the carrier");
+    assert_eq!(
+        sdp::audio_target(&body(&ok.1)).unwrap().rtp.port(),
+        legs.carrier.rtp
+    );
+    assert!(matches!(
+        media(&a).as_slice(),
+        [
+            MediaOp::Remote {
+                side: Side::Livekit,
+                ..
+            },
+            MediaOp::Answered { .. }
+        ]
+    ));
+}
+
+#[test]
+fn an_inbound_call_the_port_range_cannot_hold_gets_503_and_the_gateway_hears_why() {
+    // One pair: not enough for a call.
+    let mut c = anchored(1);
+    held(&mut c, "in-2", DID);
+    let err = c.forward("in-2", "room-2", "acme").unwrap_err();
+    assert_eq!(
+        err,
+        crate::inbound::InboundError::Media {
+            code: 503,
+            reason: "Media Ports Exhausted"
+        }
+    );
+    // The carrier's 503 waits in the core for the edge to send.
+    let pending = c.proxy.pending();
+    assert_eq!(codes(&pending), vec![503]);
+    assert!(
+        c.forward("in-2", "room-2", "acme").is_err(),
+        "no longer held"
+    );
+    assert_eq!(c.proxy.media_pool().lock().in_use(), 0);
 }
