@@ -86,6 +86,7 @@ pub fn changes(running: &GatewayConfig, next: &GatewayConfig) -> Vec<String> {
         "sip.max_transactions",
         sip.max_transactions != next.sip.max_transactions,
     );
+    diff("sip.media", sip.media != next.sip.media);
     diff(
         "webhooks.timeout_seconds",
         webhooks.timeout != next.webhooks.timeout,
@@ -217,6 +218,7 @@ mod tests {
         b.sip.calls_per_second += 1;
         b.sip.max_concurrent_calls += 1;
         b.sip.max_transactions += 1;
+        b.sip.media.port_max -= 2;
         b.webhooks.timeout += Duration::from_secs(1);
         b.webhooks.max_age += Duration::from_secs(3600);
         b.webhooks.per_tenant_concurrency += 1;
@@ -243,6 +245,7 @@ mod tests {
                 "sip.calls_per_second",
                 "sip.max_concurrent_calls",
                 "sip.max_transactions",
+                "sip.media",
                 "webhooks.timeout_seconds",
                 "webhooks.max_age_hours",
                 "webhooks.per_tenant_concurrency",
@@ -253,7 +256,7 @@ mod tests {
             ]
         );
         // Symmetric: reverting is just as much a change.
-        assert_eq!(changes(&b, &a).len(), 17);
+        assert_eq!(changes(&b, &a).len(), 18);
     }
 
     #[test]

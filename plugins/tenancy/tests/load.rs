@@ -683,3 +683,78 @@ fn an_overlay_may_add_a_tenant_file() {
     let p = c2c_tenancy::load_dir_with(d.path(), &[(stray, text.to_string())]).unwrap();
     assert!(p.tenant("initech").is_none());
 }
+
+/// `[sip.media]` and a trunk's `media`: defaults, values read, and each bad value named
+/// by its key.
+#[test]
+fn media_settings_are_read_and_checked() {
+    let d = copy_example();
+    let p = c2c_tenancy::load_dir(d.path()).unwrap();
+    let m = p.gateway.sip.media;
+    assert_eq!((m.address, m.port_min, m.port_max), (None, 20_000, 29_999));
+    assert_eq!(m.media_timeout, std::time::Duration::from_secs(30));
+    let acme = p.tenant("acme").unwrap();
+    assert!(acme
+        .trunks
+        .iter()
+        .all(|t| t.media == c2c_tenancy::MediaMode::Direct));
+
+    let d = copy_example();
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "media = \"direct\"",
+        "media = \"anchor\"",
+    );
+    let gw = std::fs::read_to_string(d.path().join("gateway.toml")).unwrap();
+    std::fs::write(
+        d.path().join("gateway.toml"),
+        format!("{gw}\n[sip.media]\naddress = \"203.0.113.10\"\nport_min = 30000\nport_max = 30999\nmedia_timeout_seconds = 5\n"),
+    )
+    .unwrap();
+    let p = c2c_tenancy::load_dir(d.path()).unwrap();
+    let m = p.gateway.sip.media;
+    assert_eq!(m.address, Some("203.0.113.10".parse().unwrap()));
+    assert_eq!((m.port_min, m.port_max), (30_000, 30_999));
+    assert_eq!(m.media_timeout, std::time::Duration::from_secs(5));
+    assert_eq!(
+        p.tenant("acme").unwrap().trunks[0].media,
+        c2c_tenancy::MediaMode::Anchor
+    );
+
+    let d = copy_example();
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "media = \"direct\"",
+        "media = \"tunnel\"",
+    );
+    let gw = std::fs::read_to_string(d.path().join("gateway.toml")).unwrap();
+    std::fs::write(
+        d.path().join("gateway.toml"),
+        format!("{gw}\n[sip.media]\naddress = \"0.0.0.0\"\nport_min = 30001\nmedia_timeout_seconds = 0\none_way_seconds = 9999\n"),
+    )
+    .unwrap();
+    let errs = errors(d.path());
+    for (file, key, why) in [
+        (
+            "tenants/acme.toml",
+            "trunks[0].media",
+            "\"direct\" or \"anchor\"",
+        ),
+        ("gateway.toml", "sip.media.address", "IP address"),
+        ("gateway.toml", "sip.media.port_min", "even"),
+        (
+            "gateway.toml",
+            "sip.media.media_timeout_seconds",
+            "between 1 and 3600",
+        ),
+        (
+            "gateway.toml",
+            "sip.media.one_way_seconds",
+            "between 1 and 3600",
+        ),
+    ] {
+        assert!(has(&errs, file, key, why), "{key}: {errs:?}");
+    }
+}
