@@ -32,7 +32,8 @@ pub enum InboundOutcome {
     UnknownDid,
     /// 403: the source is not one of the number's trunk sources.
     ForbiddenSource,
-    /// 488: no SDP offer (delayed offer; LiveKit does not support it).
+    /// 488: no SDP offer (delayed offer; LiveKit does not support it), or on an
+    /// anchored trunk an offer the edge cannot anchor.
     NoSdp,
     /// 503 + Retry-After: the tenant's concurrency or rate cap, or the edge's tables.
     Limited,

@@ -102,6 +102,9 @@ pub struct Txn {
     /// An anchored call's request: the side it came from (its answer's SDP, from the
     /// other side, is rewritten toward this one).
     pub media_from: Option<crate::media::Side>,
+    /// The offer of an anchored in-dialog request (re-INVITE, UPDATE), applied to the
+    /// relay only when a 2xx accepts it: a refused offer leaves the session as it was.
+    pub media_offer: Option<crate::media::AudioTarget>,
     /// Our own request, not a relayed one (the BYE to a LiveKit 200 that came after
     /// the carrier had its final): nothing goes upstream, its responses are absorbed.
     pub local: bool,
@@ -159,6 +162,7 @@ impl Txn {
             dialog: None,
             swap: None,
             media_from: None,
+            media_offer: None,
             local: false,
             timers: HashMap::new(),
         }

@@ -56,12 +56,12 @@ impl Proxy {
 
     /// The response as it goes upstream: our Via popped, the user rewrite undone, no
     /// `X-C2C-*` (LiveKit's `attributes_to_headers` must not reach a carrier).
-    fn relay_bytes(&mut self, id: TxnId, msg: &SipMsg) -> Bytes {
+    fn relay_bytes(&mut self, id: TxnId, msg: &SipMsg, code: u16) -> Bytes {
         let mut edits = Edits {
             pop_via: true,
             replace: Vec::new(),
             drop_c2c: true,
-            body: self.anchor_response(id, msg),
+            body: self.anchor_response(id, msg, code),
         };
         if let Some((hdr, from_user, to_user)) = self.txns.get(id).and_then(|t| t.swap.as_ref()) {
             if let Some(new) = msg
@@ -103,7 +103,7 @@ impl Proxy {
         if code == 100 || inbound {
             return;
         }
-        let data = self.relay_bytes(id, msg);
+        let data = self.relay_bytes(id, msg, code);
         let Some(t) = self.txns.get_mut(id) else {
             return;
         };
@@ -142,7 +142,7 @@ impl Proxy {
             return self.answered_too_late(now, id, msg);
         }
         let long = self.cfg.timers.long();
-        let data = self.relay_bytes(id, msg);
+        let data = self.relay_bytes(id, msg, code);
         let Some(t) = self.txns.get_mut(id) else {
             return;
         };
@@ -215,7 +215,7 @@ impl Proxy {
         }
         self.txns.arm(id, TxnTimer::Expire, now + long);
         if relay {
-            let data = self.relay_bytes(id, msg);
+            let data = self.relay_bytes(id, msg, code);
             self.final_upstream(now, id, code, data, t1);
         }
     }
@@ -262,7 +262,7 @@ impl Proxy {
     }
 
     fn non_invite_final(&mut self, now: Instant, id: TxnId, msg: &SipMsg, code: u16) {
-        let data = self.relay_bytes(id, msg);
+        let data = self.relay_bytes(id, msg, code);
         let Some(t) = self.txns.get_mut(id) else {
             return;
         };

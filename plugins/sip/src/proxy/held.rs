@@ -122,6 +122,9 @@ impl Proxy {
         );
         self.txns.rekey_branch(h.txn, branch);
         let Some(t) = self.txns.get_mut(h.txn) else {
+            if let Some(o) = anchor {
+                self.unanchor(o);
+            }
             return Err(InboundError::NotHeld);
         };
         t.target = f.target;
@@ -150,21 +153,22 @@ impl Proxy {
         self.txns.arm(h.txn, TxnTimer::C, now + timer_c);
         self.txns
             .arm(h.txn, TxnTimer::Expire, now + timer_c + long * 2);
-        if let Some(d) = self.dialogs.get_mut(sip_call_id) {
+        let trunk = self.dialogs.get_mut(sip_call_id).map(|d| {
             d.c2c_call_id = Some(f.call_id.clone());
             d.callee = f.target;
             d.dialed_user = f.room.clone();
             d.expires = now + timer_c + long * 3;
             d.forwarded = Some(h.txn);
             d.media = anchor.is_some();
-        }
-        if let Some(o) = anchor {
-            let trunk = self
-                .dialogs
-                .get(sip_call_id)
-                .map(|d| d.trunk.clone())
-                .unwrap_or_default();
-            self.start_anchor(sip_call_id, Some(f.call_id.clone()), &trunk, o);
+            d.trunk.clone()
+        });
+        // The relay runs only with a dialog whose end stops it.
+        match (anchor, trunk) {
+            (Some(o), Some(trunk)) => {
+                self.start_anchor(sip_call_id, Some(f.call_id.clone()), &trunk, o)
+            }
+            (Some(o), None) => self.unanchor(o),
+            (None, _) => {}
         }
         self.send(f.target, request);
         self.metrics.inbound(InboundOutcome::Forwarded);

@@ -54,6 +54,13 @@ pub(super) struct AdmittedInbound {
     to_user: String,
 }
 
+/// A port pair to try an anchored offer's rewrite on: the rewrite refuses what cannot be
+/// anchored whatever the ports (the real ones are taken at the forward).
+const PROBE: c2c_media::PortPair = c2c_media::PortPair {
+    rtp: 20_000,
+    rtcp: 20_001,
+};
+
 impl Proxy {
     /// Every initial INVITE (no To tag) comes here: outbound or inbound (see the module
     /// documentation).
@@ -149,6 +156,30 @@ impl Proxy {
                     .on_trunk(&label)
                     .with("Warning", warning),
             ));
+        }
+        // An anchored trunk's offer must be one the edge can anchor: refused at the
+        // door rather than after an agent accepted the call.
+        let anchored = called
+            .tenant
+            .trunk(&label)
+            .is_some_and(|t| t.media == c2c_tenancy::MediaMode::Anchor);
+        if anchored {
+            let offer = std::str::from_utf8(msg.body()).unwrap_or("");
+            if let Err(e) = c2c_media::sdp::audio_target(offer)
+                .and_then(|_| c2c_media::sdp::rewrite(offer, self.anchors.address(), PROBE))
+            {
+                let warning = format!(
+                    "399 {} \"anchored trunk: {}\"",
+                    self.me.host,
+                    e.to_string().replace('"', "'")
+                );
+                return Err((
+                    InboundOutcome::NoSdp,
+                    Refusal::new(488, "Not Acceptable Here")
+                        .on_trunk(&label)
+                        .with("Warning", warning),
+                ));
+            }
         }
         if self.dialogs.contains(&msg.call_id) {
             return Err((

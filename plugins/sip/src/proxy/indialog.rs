@@ -69,6 +69,8 @@ struct Relayed {
     swap: Swap,
     /// An anchored call: the side the request came from.
     media_from: Option<Side>,
+    /// An anchored request's offer, for the relay once a 2xx accepts it.
+    media_offer: Option<c2c_media::AudioTarget>,
 }
 
 impl Proxy {
@@ -144,9 +146,26 @@ impl Proxy {
             return;
         };
         let media_from = req.dialog.media.then(|| req.sender_side());
-        let body = media_from.and_then(|side| self.anchor_body(&msg.call_id, side, msg));
+        // Bodies that negotiate media (RFC 3264 offers and answers; RFC 3311 UPDATE,
+        // RFC 3262 PRACK); an OPTIONS answer's capabilities are not a session.
+        let negotiates = matches!(method, Method::Invite | Method::Ack)
+            || matches!(method, Method::Other(m) if m == "UPDATE" || m == "PRACK");
+        let anchored = match media_from {
+            Some(side) if negotiates => self.anchor_body(&msg.call_id, side, msg),
+            _ => None,
+        };
+        let (offer, body) = match anchored {
+            Some((target, body)) => (Some(target), Some(body)),
+            None => (None, None),
+        };
+        // An ACK's body answers a 2xx's offer: the session is agreed. Anything else is
+        // an offer the other side may still refuse.
+        if let (Method::Ack, Some(side), Some(target)) = (method, media_from, offer) {
+            self.media_remote(&msg.call_id, side, target);
+        }
         let mut out = self.relay_request(&req, &hop, body);
         out.media_from = media_from;
+        out.media_offer = offer.filter(|_| *method != Method::Ack);
         match method {
             // The ACK for a 2xx is end to end: no transaction, nothing to answer.
             Method::Ack => self.send(hop.target, out.request),
@@ -315,6 +334,7 @@ impl Proxy {
             branch,
             swap,
             media_from: None,
+            media_offer: None,
         }
     }
 
@@ -366,6 +386,7 @@ impl Proxy {
         txn.dialog = Some(msg.call_id.clone());
         txn.swap = (out.swap.1 != out.swap.2).then_some(out.swap);
         txn.media_from = out.media_from;
+        txn.media_offer = out.media_offer;
         let Some(id) = self.txns.insert(txn) else {
             return false;
         };

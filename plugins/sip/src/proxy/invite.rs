@@ -266,9 +266,7 @@ impl Proxy {
         txn.media_from = anchor.is_some().then_some(Side::Livekit);
         let Some(id) = self.txns.insert(txn) else {
             if let Some(o) = anchor {
-                let legs = o.legs;
-                drop(o);
-                self.anchors.release(legs);
+                self.unanchor(o);
             }
             return;
         };

@@ -108,20 +108,19 @@ impl Proxy {
             }))));
     }
 
-    /// A body from `from` in anchored call `key`: the relay learns where `from` wants
-    /// audio, and the body the other side gets names the pair facing it. `None`: not
-    /// SDP, not anchored, or not anchorable (passed as it was, and counted).
-    pub(super) fn anchor_body(&mut self, key: &str, from: Side, msg: &SipMsg) -> Option<Bytes> {
+    /// A body from `from` in anchored call `key`: where `from` wants audio, and the body
+    /// the other side gets (naming the pair facing it). `None`: not SDP, not anchored,
+    /// or not anchorable (passed as it was, and counted). The relay is told separately
+    /// ([`Self::media_remote`]): an offer only counts once it is accepted.
+    pub(super) fn anchor_body(
+        &mut self,
+        key: &str,
+        from: Side,
+        msg: &SipMsg,
+    ) -> Option<(AudioTarget, Bytes)> {
         let body = sdp_body(msg)?;
         match self.anchors.pass(key, from, body)? {
-            Ok((target, rewritten)) => {
-                self.out.push(super::Action::Media(MediaOp::Remote {
-                    key: key.to_string(),
-                    side: from,
-                    target,
-                }));
-                Some(Bytes::from(rewritten))
-            }
+            Ok((target, rewritten)) => Some((target, Bytes::from(rewritten))),
             Err(e) => {
                 self.media_metrics.sdp_unanchored.inc();
                 tracing::warn!(error = %e, "anchored call's SDP passed unchanged: its media bypasses the edge");
@@ -130,13 +129,32 @@ impl Proxy {
         }
     }
 
-    /// A response to transaction `id` with a body: rewritten toward the request's
-    /// sender when the call is anchored.
-    pub(super) fn anchor_response(&mut self, id: TxnId, msg: &SipMsg) -> Option<Bytes> {
-        let t = self.txns.get(id)?;
-        let from = other(t.media_from?);
+    /// Tells the relay where `side` of call `key` wants audio now.
+    pub(super) fn media_remote(&mut self, key: &str, side: Side, target: AudioTarget) {
+        self.out.push(super::Action::Media(MediaOp::Remote {
+            key: key.to_string(),
+            side,
+            target,
+        }));
+    }
+
+    /// A response to transaction `id`, rewritten toward the request's sender when the
+    /// call is anchored and it carries SDP (an answer: the relay follows it at once). A
+    /// 2xx also accepts the request's own offer, which the relay follows then.
+    pub(super) fn anchor_response(&mut self, id: TxnId, msg: &SipMsg, code: u16) -> Option<Bytes> {
+        let t = self.txns.get_mut(id)?;
+        let request_side = t.media_from?;
         let key = t.dialog.clone()?;
-        self.anchor_body(&key, from, msg)
+        let accepted = (200..300)
+            .contains(&code)
+            .then(|| t.media_offer.take())
+            .flatten();
+        if let Some(offer) = accepted {
+            self.media_remote(&key, request_side, offer);
+        }
+        let (target, body) = self.anchor_body(&key, other(request_side), msg)?;
+        self.media_remote(&key, other(request_side), target);
+        Some(body)
     }
 
     /// A held inbound call about to be forwarded, on an anchored trunk: its carrier's
@@ -177,6 +195,13 @@ impl Proxy {
                 Err(crate::inbound::InboundError::Media { code, reason })
             }
         }
+    }
+
+    /// Closes an opened anchor that will not run, and gives its ports back.
+    pub(super) fn unanchor(&mut self, o: Opened) {
+        let legs = o.legs;
+        drop(o);
+        self.anchors.release(legs);
     }
 
     /// The call's first 2xx passed: the relay starts its after-answer watch.

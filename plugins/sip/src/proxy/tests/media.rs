@@ -176,14 +176,27 @@ fn an_anchored_call_points_every_body_at_the_edge_and_stops_with_the_dialog() {
         "{ops:?}"
     );
 
-    // The carrier moves its media with a re-INVITE: LiveKit's copy names the
-    // LiveKit-facing pair; LiveKit's answer reaches the carrier with the carrier's pair.
-    let reinvite = format!(
-        "INVITE sip:lk@{LIVEKIT} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5082;branch=z9hG4bKre1;rport\r\nRoute: <sip:127.0.0.1:5060;lr>\r\nFrom: <sip:8045678901@x>;tag=far\r\nTo: <sip:09876543210@carrier.example>;tag=cran-1\r\nCall-ID: an-1\r\nCSeq: 1 INVITE\r\nContact: <sip:far@127.0.0.1:5082>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
-        offer("127.0.0.4", 6000).len(),
-        offer("127.0.0.4", 6000)
-    );
-    let a = c.feed("127.0.0.1:5082", &reinvite);
+    // The carrier tries to move its media with a re-INVITE and LiveKit refuses it
+    // (488): the relay keeps the session it had.
+    let reinvite = |branch: &str, cseq: u32| {
+        format!(
+            "INVITE sip:lk@{LIVEKIT} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5082;branch=z9hG4bK{branch};rport\r\nRoute: <sip:127.0.0.1:5060;lr>\r\nFrom: <sip:8045678901@x>;tag=far\r\nTo: <sip:09876543210@carrier.example>;tag=cran-1\r\nCall-ID: an-1\r\nCSeq: {cseq} INVITE\r\nContact: <sip:far@127.0.0.1:5082>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+            offer("127.0.0.4", 6000).len(),
+            offer("127.0.0.4", 6000)
+        )
+    };
+    let a = c.feed("127.0.0.1:5082", &reinvite("re0", 1));
+    assert!(media(&a).is_empty(), "an offer is not the session yet");
+    let re = sent(&a).last().unwrap().1.clone();
+    let refused = answer(&re, 488, "Not Acceptable Here", "")
+        .replace("Content-Type: application/sdp\r\n", "");
+    let a = c.feed(LIVEKIT, &refused);
+    assert_eq!(codes(&a).last(), Some(&488));
+    assert!(media(&a).is_empty(), "a refused offer changes nothing");
+
+    // Again, accepted: LiveKit's copy names the LiveKit-facing pair; LiveKit's answer
+    // reaches the carrier with the carrier's pair, and the relay follows both.
+    let a = c.feed("127.0.0.1:5082", &reinvite("re1", 2));
     let s = sent(&a);
     let re = &s.last().unwrap().1;
     assert_eq!(re.method(), Some(&Method::Invite));
@@ -191,17 +204,23 @@ fn an_anchored_call_points_every_body_at_the_edge_and_stops_with_the_dialog() {
         sdp::audio_target(&body(re)).unwrap().rtp.port(),
         legs.livekit.rtp
     );
-    assert!(
-        matches!(media(&a).as_slice(), [MediaOp::Remote { side: Side::Carrier, target, .. }] if target.rtp.to_string() == "127.0.0.4:6000")
-    );
+    assert!(media(&a).is_empty());
     let a = c.feed(LIVEKIT, &answer(re, 200, "OK", &offer("127.0.0.2", 4100)));
     let s = sent(&a);
     assert_eq!(
         sdp::audio_target(&body(&s[0].1)).unwrap().rtp.port(),
         legs.carrier.rtp
     );
+    let ops = media(&a);
     assert!(
-        matches!(media(&a).as_slice(), [MediaOp::Remote { side: Side::Livekit, target, .. }] if target.rtp.port() == 4100)
+        matches!(
+            ops.as_slice(),
+            [
+                MediaOp::Remote { side: Side::Carrier, target: offered, .. },
+                MediaOp::Remote { side: Side::Livekit, target: answered, .. },
+            ] if offered.rtp.to_string() == "127.0.0.4:6000" && answered.rtp.port() == 4100
+        ),
+        "{ops:?}"
     );
 
     // LiveKit hangs up: the relay stops when the BYE's 200 ends the dialog.
@@ -348,4 +367,25 @@ fn an_inbound_call_the_port_range_cannot_hold_gets_503_and_the_gateway_hears_why
         "no longer held"
     );
     assert_eq!(c.proxy.media_pool().lock().in_use(), 0);
+}
+
+#[test]
+fn an_inbound_offer_that_cannot_be_anchored_is_refused_at_the_door() {
+    let mut c = anchored(4);
+    let video = format!("{SDP}m=video 4002 RTP/AVP 96\r\n");
+    let inv = carrier_invite("in-3", DID, true)
+        .replace(
+            &format!("Content-Length: {}", SDP.len()),
+            &format!("Content-Length: {}", video.len()),
+        )
+        .replace(SDP, &video);
+    let a = c.feed(CARRIER, &inv);
+    assert_eq!(codes(&a), vec![488]);
+    assert!(sent(&a)[0]
+        .1
+        .header("Warning")
+        .unwrap()
+        .contains("second active media stream"));
+    assert_eq!(c.inbound("no_sdp"), 1);
+    assert_eq!(c.inbound("held"), 0, "no agent rings for it");
 }
