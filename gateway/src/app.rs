@@ -132,6 +132,8 @@ impl App {
     pub fn new(p: AppParts) -> Arc<Self> {
         let endpoints = Arc::new(PolicyEndpoints::new(p.policy.clone()));
         let provisioner = crate::provision::Provisioner::new(p.policy.dir(), &p.data_dir);
+        // Before the first call: a tenant's DND list must be in force when it can dial.
+        crate::dlt_lists::reload(&p.dlt, &p.policy.get(), &p.metrics);
         Arc::new(Self {
             provisioner,
             policy: p.policy,

@@ -17,6 +17,8 @@ use crate::app::App;
 /// does not work for every deployment (config maps are symlink swaps, NFS, ...).
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_FILES: usize = 10_000;
+/// Files larger than this are fingerprinted by size and modification time only.
+const LARGE_FILE: u64 = 1 << 20;
 
 pub struct PolicyReloader {
     app: Arc<App>,
@@ -37,9 +39,23 @@ pub fn fingerprint(dir: &Path) -> [u8; 32] {
     for f in files {
         h.update(f.to_string_lossy().as_bytes());
         h.update([0]);
-        match std::fs::read(&f) {
-            Ok(bytes) => h.update(&bytes),
-            Err(_) => h.update(b"\xffunreadable"),
+        // Policy files are small; a DND list may be hundreds of megabytes, read once a
+        // second it would be the gateway's biggest cost: large files count by size and
+        // modification time (a replaced list always changes one of them).
+        match std::fs::metadata(&f) {
+            Ok(m) if m.len() > LARGE_FILE => {
+                h.update(m.len().to_le_bytes());
+                let mtime = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                h.update(mtime.to_le_bytes());
+            }
+            _ => match std::fs::read(&f) {
+                Ok(bytes) => h.update(&bytes),
+                Err(_) => h.update(b"\xffunreadable"),
+            },
         }
         h.update([0]);
     }
@@ -83,6 +99,22 @@ pub async fn reload(app: &App) -> Result<(), c2c_tenancy::PolicyErrors> {
         });
     match loaded {
         Ok(p) => {
+            // The lists the new policy names, read before it is in force.
+            let (dlt, metrics) = (app.dlt().clone(), app.metrics().clone());
+            let p = match tokio::task::spawn_blocking(move || {
+                crate::dlt_lists::reload(&dlt, &p, &metrics);
+                p
+            })
+            .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(reason = %e, "DLT list reader crashed; keeping the previous policy");
+                    return Err(c2c_tenancy::PolicyErrors(vec![
+                        c2c_tenancy::PolicyError::new(app.policy().dir(), "dlt", e.to_string()),
+                    ]));
+                }
+            };
             let tenants = p.tenants.len();
             let pending = crate::start_only::changes(started, &p.gateway);
             // LiveKit clients first: a new tenant's project must be reachable the moment

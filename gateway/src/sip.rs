@@ -107,6 +107,39 @@ impl SipStart {
     }
 }
 
+/// The SIP edge's DLT gate: the registry's checks, with refusals of the per-call rules
+/// counted in `c2c_dlt_refusals_total` like the API's.
+struct CountingGate(Arc<App>);
+
+impl c2c_sip::OutboundGate for CountingGate {
+    fn check(&self, tenant: &c2c_tenancy::Tenant) -> Result<(), c2c_dlt::DltPending> {
+        self.0.dlt().check(tenant)
+    }
+
+    fn check_call(
+        &self,
+        rules: &c2c_tenancy::DltRules,
+        tenant: &c2c_tenancy::Tenant,
+        call: &c2c_dlt::CallFacts<'_>,
+    ) -> Result<(), c2c_dlt::DltRefusal> {
+        let checked = self
+            .0
+            .dlt()
+            .check_call(rules, tenant, call, crate::clock::now_ms());
+        match checked {
+            Ok(_) => Ok(()),
+            Err(r) => {
+                self.0
+                    .metrics()
+                    .dlt_refusals
+                    .with_label_values(&[&tenant.id, r.rule.as_str()])
+                    .inc();
+                Err(r)
+            }
+        }
+    }
+}
+
 pub struct SipService {
     pub app: Arc<App>,
     /// Taken by the one `start` Pingora makes.
@@ -149,7 +182,7 @@ impl BackgroundService for SipService {
             sockets,
             cfg,
             source,
-            self.app.dlt().clone(),
+            Arc::new(CountingGate(self.app.clone())),
             observer,
             self.app.registry(),
             shutdown.clone(),

@@ -46,6 +46,7 @@ pub fn changes(running: &GatewayConfig, next: &GatewayConfig) -> Vec<String> {
         fleet_size,
         presence: _,
         billing: _,
+        dlt: _,
     } = running;
     let mut out = Vec::new();
     let mut diff = |key: &str, changed: bool| {

@@ -9,6 +9,7 @@ use c2c_callstate::{new_call_id, CallEvent, CallRecord, DialResult, NewCall};
 use c2c_dialplan::DialPlan;
 use c2c_livekit::LiveKitClient;
 use c2c_plugin_api::{ApiError, JsonResponse, RequestCtx, RequestHead, X_API_KEY};
+use c2c_tenancy::CallCategory;
 use http::StatusCode;
 
 use crate::agents::ClaimError;
@@ -16,7 +17,7 @@ use crate::api::contract::{
     view, Click2CallRequest, Click2CallResponse, ConnectResponse, ConnectStatus, StatusReport,
     TokenResponse,
 };
-use crate::api::errors;
+use crate::api::{dlt_rules, errors};
 use crate::app::App;
 use crate::body::parse_json;
 use crate::calls;
@@ -55,6 +56,17 @@ pub async fn click2call(
     let n = DialPlan::new(tenant)
         .normalize(&req.customer_number, req.did.as_deref())
         .map_err(errors::dial_plan)?;
+    // DLT beyond the switch (docs/dlt.md): before anything is created or held.
+    let category = dlt_rules::requested_category(req.call_category.as_deref())?;
+    dlt_rules::check(
+        app,
+        &policy,
+        tenant,
+        &n.trunk,
+        category,
+        &n.caller_id,
+        &n.customer_number,
+    )?;
     // Registered agents: telephony on, one call at a time (docs/agents.md).
     gate_agent(app, tenant, req.agent_id.trim()).await?;
     // A managed tenant's wallet must cover the call's minimum (docs/billing.md).
@@ -92,7 +104,7 @@ pub async fn click2call(
         app,
         &client,
         tenant,
-        (&req, &n, billing),
+        (&req, &n, billing, category),
         &ws_url,
         &mut ctx.livekit_wait,
     )
@@ -138,10 +150,11 @@ async fn create_call(
     app: &Arc<App>,
     client: &c2c_livekit::LiveKitClient,
     tenant: &c2c_tenancy::Tenant,
-    (req, n, billing): (
+    (req, n, billing, category): (
         &Click2CallRequest,
         &c2c_dialplan::Normalized,
         Option<c2c_callstate::CallBilling>,
+        Option<CallCategory>,
     ),
     ws_url: &str,
     livekit_wait: &mut Duration,
@@ -182,6 +195,7 @@ async fn create_call(
         now_ms(),
     );
     rec.billing = billing;
+    rec.call_category = category.map(|c| c.as_str().to_string());
     if let Err(e) = app.store().create(&rec).await {
         // Acknowledge nothing we could not persist, and leave no orphan room behind.
         timed(livekit_wait, delete_room_quietly(client, &room)).await;
@@ -320,6 +334,21 @@ pub async fn connect(
             Some(&rec.phone_from),
         )
         .map_err(errors::dial_plan)?;
+    // The rules again at the moment of dialling: the window may have closed, the DND
+    // list or the trunk's category changed since click2call. A redial of a call already
+    // dialled is not a new call.
+    if rec.phase == c2c_callstate::Phase::Initiated {
+        let category = rec.call_category.as_deref().and_then(CallCategory::parse);
+        dlt_rules::check(
+            app,
+            &policy,
+            tenant,
+            &rec.trunk_label,
+            category,
+            &rec.phone_from,
+            &rec.customer_number,
+        )?;
+    }
     let client = app
         .livekit()
         .client_for_tenant(&policy, &tenant.id)

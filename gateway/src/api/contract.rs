@@ -32,6 +32,12 @@ pub(crate) struct Click2CallRequest {
     /// Caller ID to present; defaults to the trunk's DID, normalised to `+91...`.
     #[serde(default)]
     pub(crate) did: Option<String>,
+    /// Optional: the call's DLT category, `promotional`, `service` or `transactional`
+    /// (docs/dlt.md); left out, the trunk's. Promotional calls present a 140-series
+    /// caller ID, are scrubbed against the tenant's DND list and go out within its
+    /// calling hours only.
+    #[serde(default)]
+    pub(crate) call_category: Option<String>,
 }
 
 /// What `/click2call` returns: hand `ws_url`, `token` and `call_id` to the agent's browser.

@@ -6,7 +6,7 @@
 use c2c_agents::{AgentStoreError, OutboundRefusal};
 use c2c_callstate::{StoreError, TransitionError};
 use c2c_dialplan::DialError;
-use c2c_dlt::{DltError, DltPending};
+use c2c_dlt::{DltError, DltPending, DltRefusal, DltRule};
 use c2c_livekit::LiveKitError;
 use c2c_metrics::GatewayMetrics;
 use c2c_plugin_api::ApiError;
@@ -136,6 +136,26 @@ pub fn dial_plan(e: DialError) -> ApiError {
 /// The 403 every call attempt of a DLT-pending tenant gets.
 pub fn dlt_pending(e: &DltPending) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "dlt_pending", e.to_string())
+}
+
+/// A call a DLT rule refused: `422 caller_id_series`, `403 dnd_blocked`,
+/// `403 outside_calling_hours` (with `Retry-After` up to the window's opening) or
+/// `503 dnd_unavailable`.
+pub fn dlt_refused(r: &DltRefusal, now_ms: u64) -> ApiError {
+    let (status, code) = match r.rule {
+        DltRule::CallerIdSeries => (StatusCode::UNPROCESSABLE_ENTITY, "caller_id_series"),
+        DltRule::DndBlocked => (StatusCode::FORBIDDEN, "dnd_blocked"),
+        DltRule::OutsideCallingHours => (StatusCode::FORBIDDEN, "outside_calling_hours"),
+        DltRule::DndUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "dnd_unavailable"),
+    };
+    let e = ApiError::new(status, code, r.message.clone());
+    match (r.rule, r.next_allowed_ms) {
+        (DltRule::OutsideCallingHours, Some(at)) => {
+            e.with_retry_after(at.saturating_sub(now_ms).div_ceil(1000).max(1))
+        }
+        (DltRule::DndUnavailable, _) => e.with_retry_after(30),
+        _ => e,
+    }
 }
 
 /// A LiveKit request that failed while a request waited on it (counted by operation).

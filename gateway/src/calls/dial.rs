@@ -194,6 +194,7 @@ fn prepare(app: &App, rec: &CallRecord) -> Result<(Arc<LiveKitClient>, CallDial)
         max_duration: knobs.max_duration + Duration::from_secs(30),
         call_id: rec.call_id.clone(),
         tenant: Some(rec.tenant.clone()),
+        category: rec.call_category.clone(),
     };
     Ok((client, dial))
 }

@@ -10,6 +10,7 @@ mod calls;
 mod common;
 mod crm_sink;
 mod db;
+mod dlt;
 mod health;
 mod keys;
 mod policy;
@@ -68,6 +69,9 @@ pub enum Command {
     /// A managed tenant's wallet: balance, statement, top-ups and adjustments.
     #[command(subcommand)]
     Wallet(wallet::WalletCommand),
+    /// DLT lists: compact a DND or consent list (docs/dlt.md).
+    #[command(subcommand)]
+    Dlt(dlt::DltCommand),
     /// Probe a running gateway's health endpoint; exit 0 on a 2xx answer (the
     /// container's HEALTHCHECK).
     Health(health::HealthArgs),
@@ -348,6 +352,7 @@ pub fn main() -> ExitCode {
         Command::Db(DbCommand::Restore(a)) => backup::restore(a),
         Command::Webhooks(WebhooksCommand::Replay(a)) => replay::run(a),
         Command::Wallet(cmd) => wallet::run(cmd),
+        Command::Dlt(cmd) => dlt::run(cmd),
         Command::Health(a) => health::run(a),
         Command::Dev(DevCommand::CrmSink(a)) => crm_sink::run(a),
     };

@@ -208,6 +208,13 @@ fn set_trunks(doc: &mut DocumentMut, trunks: &[TrunkSpec]) {
         if let Some(s) = tr.pulse_seconds {
             t.insert("pulse_seconds", value(i64::from(s)));
         }
+        // Written as sent; the loader refuses a value that is not one of its words.
+        if let Some(m) = &tr.media {
+            t.insert("media", value(m));
+        }
+        if let Some(c) = &tr.category {
+            t.insert("category", value(c));
+        }
         aot.push(t);
     }
     if aot.is_empty() {

@@ -112,6 +112,14 @@ pub struct TrunkSpec {
     pub paise_per_pulse: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulse_seconds: Option<u32>,
+    /// `direct` (default) or `anchor`: whether the SIP edge relays the trunk's RTP
+    /// (docs/media.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<String>,
+    /// `promotional`, `service` (default) or `transactional`: the DLT category of the
+    /// trunk's calls (docs/dlt.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
 }
 
 fn yes() -> bool {

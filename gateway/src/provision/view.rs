@@ -95,6 +95,8 @@ impl TenantView {
                     sources: tr.sources.clone(),
                     paise_per_pulse: tr.rate.map(|r| r.paise_per_pulse),
                     pulse_seconds: tr.rate.map(|r| r.pulse_seconds),
+                    media: Some(tr.media.as_str().to_string()),
+                    category: Some(tr.category.as_str().to_string()),
                 })
                 .collect(),
             limits: LimitsSpec {

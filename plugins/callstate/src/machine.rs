@@ -51,6 +51,7 @@ impl CallRecord {
             lead_id: None,
             billing: None,
             media: None,
+            call_category: None,
         };
         (rec, vec![Effect::Created, Effect::ArmTimer { kind, at_ms }])
     }

@@ -274,6 +274,11 @@ pub struct CallRecord {
     /// An anchored call's media, once the SIP edge's relay reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<CallMedia>,
+    /// The DLT category the click2call request named (`promotional`, `service`,
+    /// `transactional`); `None`: its trunk's. `/connect` and the SIP edge check the
+    /// call as this says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_category: Option<String>,
 }
 
 /// What a managed tenant's call costs (docs/billing.md).

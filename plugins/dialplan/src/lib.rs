@@ -225,6 +225,7 @@ mod tests {
         Trunk {
             rate: None,
             media: Default::default(),
+            category: Default::default(),
             label: label.into(),
             livekit_trunk_id: format!("ST_{label}"),
             prefix: "9911".into(),
@@ -244,10 +245,7 @@ mod tests {
             allowed_origins: vec![],
             livekit: None,
             crm_webhook: None,
-            dlt: DltPolicy {
-                principal_entity_id: "1".into(),
-                outbound_enabled: true,
-            },
+            dlt: DltPolicy::commercial("1", true, vec!["+919999999999".into()]),
             limits: c2c_tenancy::TenantLimits {
                 requests_per_second: 50,
                 max_concurrent_calls: 100,

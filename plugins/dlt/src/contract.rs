@@ -19,10 +19,7 @@ pub fn tenant(id: &str, initial: bool) -> Tenant {
         allowed_origins: vec![],
         livekit: None,
         crm_webhook: None,
-        dlt: DltPolicy {
-            principal_entity_id: "1101".into(),
-            outbound_enabled: initial,
-        },
+        dlt: DltPolicy::commercial("1101", initial, Vec::new()),
         limits: c2c_tenancy::TenantLimits {
             requests_per_second: 50,
             max_concurrent_calls: 100,

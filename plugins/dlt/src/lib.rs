@@ -10,6 +10,9 @@
 //! toggle (who, when, old -> new, note). In a fleet on one shared store, each node's
 //! in-memory copy follows the others' toggles through [`DltRegistry::refresh`].
 //!
+//! Also owns the per-call rules beyond the switch ([`check_call`]: caller-ID series,
+//! calling hours in IST, DND scrubbing against each tenant's lists, [`ListRegistry`]).
+//!
 //! Must not: know about HTTP. The gateway maps [`DltPending`] to `403 dlt_pending`.
 
 use std::collections::HashMap;
@@ -22,7 +25,13 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
+mod lists;
+pub mod numbers;
+mod rules;
 mod store;
+pub use lists::{ListKind, ListRegistry, ListReload, ListState};
+pub use numbers::NumberSet;
+pub use rules::{check_call, ist_timestamp, CallFacts, DltRefusal, DltRule};
 pub use store::{DltStore, MemDltStore, SledDltStore};
 
 /// A call attempt for a tenant whose outbound calling is off.
@@ -95,6 +104,8 @@ pub struct DltRegistry {
     /// really replaced, and a refresh never undoes a toggle it did not read); holds the
     /// store revision the map reflects (None: unknown, the next refresh reads).
     writes: tokio::sync::Mutex<Option<u64>>,
+    /// The DND and consent lists; files, not the store: per node, like policy files.
+    lists: ListRegistry,
 }
 
 /// Owners read the trail in the console; a bound keeps a runaway script from making
@@ -132,7 +143,25 @@ impl DltRegistry {
             store,
             overrides: RwLock::new(enabled_map(overrides)),
             writes: tokio::sync::Mutex::new(Some(revision)),
+            lists: ListRegistry::default(),
         }
+    }
+
+    /// Every tenant's DND and consent lists (read by [`ListRegistry::reload`]).
+    pub fn lists(&self) -> &ListRegistry {
+        &self.lists
+    }
+
+    /// The per-call rules (caller-ID series, calling hours, DND) for `call` of `tenant`
+    /// at `now_ms` (Unix ms); the outbound switch is [`Self::check`].
+    pub fn check_call(
+        &self,
+        rules: &c2c_tenancy::DltRules,
+        tenant: &Tenant,
+        call: &CallFacts<'_>,
+        now_ms: u64,
+    ) -> Result<c2c_tenancy::CallCategory, DltRefusal> {
+        check_call(rules, &self.lists, tenant, call, now_ms)
     }
 
     /// Catches up with writes other processes made to a shared store: reads the store's

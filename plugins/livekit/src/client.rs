@@ -20,6 +20,9 @@ pub const SIP_PARTICIPANT_IDENTITY: &str = "sip-customer";
 pub const CALL_ID_HEADER: &str = "X-C2C-Call-Id";
 /// SIP header naming the tenant on our own dials (read by the SIP edge).
 pub const TENANT_HEADER: &str = "X-C2C-Tenant";
+/// The call's DLT category when its request named one (`promotional`, `service`,
+/// `transactional`).
+pub const CATEGORY_HEADER: &str = "X-C2C-Category";
 /// Participant attribute LiveKit SIP keeps the call status in
 /// (`dialing`, `ringing`, `automation`, `active`, `hangup`).
 pub const ATTR_CALL_STATUS: &str = "sip.callStatus";
@@ -109,6 +112,9 @@ pub struct CallDial {
     /// Sent as the `X-C2C-Tenant` SIP header, so the gateway's SIP edge can pick the
     /// tenant and trunk without guessing from the dial prefix.
     pub tenant: Option<String>,
+    /// Sent as the `X-C2C-Category` SIP header when the request named the call's DLT
+    /// category, so the SIP edge checks the call as the API did (else: the trunk's).
+    pub category: Option<String>,
 }
 
 impl fmt::Debug for CallDial {
@@ -122,6 +128,7 @@ impl fmt::Debug for CallDial {
             .field("max_duration", &self.max_duration)
             .field("call_id", &self.call_id)
             .field("tenant", &self.tenant)
+            .field("category", &self.category)
             .finish()
     }
 }
@@ -315,6 +322,11 @@ impl LiveKitClient {
                     .iter()
                     .map(|t| (TENANT_HEADER.to_owned(), t.clone())),
             )
+            .chain(
+                call.category
+                    .iter()
+                    .map(|c| (CATEGORY_HEADER.to_owned(), c.clone())),
+            )
             .collect();
         self.observe("create_sip_participant");
         let info = Box::pin(self.sip.create_sip_participant(
@@ -418,6 +430,7 @@ mod tests {
             max_duration: Duration::from_secs(3600),
             call_id: "c2c_x".into(),
             tenant: Some("acme".into()),
+            category: None,
         };
         let text = format!("{dial:?}");
         assert!(!text.contains("9530251797"), "{text}");

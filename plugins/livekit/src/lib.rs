@@ -25,7 +25,7 @@ mod webhook;
 pub use client::{
     disconnect_reason_name, CallDial, DialedParticipant, LiveKitClient, LiveKitProject,
     ParticipantSnapshot, RequestObserver, RoomInfo, ATTR_CALL_STATUS, ATTR_DISCONNECT_CODE,
-    CALL_ID_HEADER, SIP_PARTICIPANT_IDENTITY,
+    CALL_ID_HEADER, CATEGORY_HEADER, SIP_PARTICIPANT_IDENTITY,
 };
 pub use error::LiveKitError;
 pub use webhook::{

@@ -33,6 +33,7 @@ fn call(number: &str) -> CallDial {
         max_duration: Duration::from_secs(1800),
         call_id: "c2c_0123456789abcdef0123456789abcdef".into(),
         tenant: Some("acme".into()),
+        category: None,
     }
 }
 

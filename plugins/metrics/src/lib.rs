@@ -34,6 +34,15 @@ pub struct GatewayMetrics {
     pub policy_generation: IntGauge,
     /// `c2c_dlt_blocked_total{tenant}`: call attempts refused because outbound is off.
     pub dlt_blocked: IntCounterVec,
+    /// `c2c_dlt_refusals_total{tenant,rule}`: calls refused by a DLT rule beyond the
+    /// switch (rule: caller_id_series, dnd_blocked, outside_calling_hours,
+    /// dnd_unavailable), at the API and at the SIP edge alike.
+    pub dlt_refusals: IntCounterVec,
+    /// `c2c_dlt_list_numbers{tenant,list}`: numbers in each tenant's DND and consent
+    /// lists as in force.
+    pub dlt_list_numbers: prometheus::IntGaugeVec,
+    /// `c2c_dlt_list_reloads_total{tenant,list,result="read"|"failed"}`.
+    pub dlt_list_reloads: IntCounterVec,
     /// `c2c_auth_failures_total{reason}` with reason in missing|invalid|scope|livekit_token|
     /// duplicate (a credential sent more than once).
     pub auth_failures: IntCounterVec,
@@ -154,6 +163,27 @@ impl GatewayMetrics {
                 "Call attempts refused because the tenant's DLT outbound flag is off",
             ),
             &["tenant"],
+        )?;
+        let dlt_refusals = IntCounterVec::new(
+            Opts::new(
+                "c2c_dlt_refusals_total",
+                "Calls refused by a DLT rule (caller-ID series, DND, calling hours), at the API and the SIP edge",
+            ),
+            &["tenant", "rule"],
+        )?;
+        let dlt_list_numbers = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "c2c_dlt_list_numbers",
+                "Numbers in each tenant's DND and consent lists as in force",
+            ),
+            &["tenant", "list"],
+        )?;
+        let dlt_list_reloads = IntCounterVec::new(
+            Opts::new(
+                "c2c_dlt_list_reloads_total",
+                "Reads of tenants' DND and consent list files, by result",
+            ),
+            &["tenant", "list", "result"],
         )?;
         let auth_failures = IntCounterVec::new(
             Opts::new(
@@ -360,6 +390,9 @@ impl GatewayMetrics {
         registry.register(Box::new(policy_reloads.clone()))?;
         registry.register(Box::new(policy_generation.clone()))?;
         registry.register(Box::new(dlt_blocked.clone()))?;
+        registry.register(Box::new(dlt_refusals.clone()))?;
+        registry.register(Box::new(dlt_list_numbers.clone()))?;
+        registry.register(Box::new(dlt_list_reloads.clone()))?;
         registry.register(Box::new(auth_failures.clone()))?;
         Ok(Self {
             http_requests,
@@ -368,6 +401,9 @@ impl GatewayMetrics {
             policy_reloads,
             policy_generation,
             dlt_blocked,
+            dlt_refusals,
+            dlt_list_numbers,
+            dlt_list_reloads,
             auth_failures,
             calls_started,
             call_outcomes,

@@ -35,6 +35,21 @@ pub struct GatewayFile {
     pub agents: GatewayAgentsSection,
     #[serde(default)]
     pub billing: BillingSection,
+    #[serde(default)]
+    pub dlt: GatewayDltSection,
+}
+
+/// `[dlt]` of gateway.toml: the platform's DLT rules.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayDltSection {
+    /// `"HH:MM-HH:MM"` in IST; default `"09:00-21:00"`.
+    pub calling_hours: Option<String>,
+    /// National-number prefixes of each caller-ID series.
+    pub promotional_series: Option<Vec<String>>,
+    pub government_series: Option<Vec<String>>,
+    pub financial_series: Option<Vec<String>>,
+    pub max_list_numbers: Option<usize>,
 }
 
 /// `[billing]` of gateway.toml (managed tenants' calls).
@@ -262,6 +277,14 @@ pub struct DltSection {
     pub principal_entity_id: String,
     #[serde(default)]
     pub outbound_enabled: bool,
+    /// `commercial` (default), `government` or `financial`.
+    pub entity_class: Option<String>,
+    pub registered_numbers: Option<Vec<String>>,
+    /// `"HH:MM-HH:MM"` in IST for promotional calls.
+    pub calling_hours: Option<String>,
+    /// Paths relative to the policy directory.
+    pub dnd_file: Option<String>,
+    pub consent_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +309,8 @@ pub struct TrunkEntry {
     pub pulse_seconds: Option<u32>,
     /// `direct` (default) or `anchor`: whether the SIP edge relays this trunk's RTP.
     pub media: Option<String>,
+    /// `promotional`, `service` (default) or `transactional`.
+    pub category: Option<String>,
 }
 
 fn yes() -> bool {

@@ -8,6 +8,7 @@
 //! DLT toggle lives in `c2c-dlt`), or know about HTTP servers. Reload scheduling belongs to
 //! the gateway; this crate only answers "is this directory a valid policy, and which?".
 
+pub mod dlt;
 mod error;
 mod file;
 mod keyring;
@@ -16,6 +17,7 @@ mod load;
 mod policy;
 mod secret;
 
+pub use dlt::{CallCategory, CallingHours, DltRules, EntityClass};
 pub use error::{PolicyError, PolicyErrors};
 pub use keyring::{KeyRecord, KeyRejection, KeyRing};
 pub use load::{is_e164, load_dir, load_dir_with, valid_id};

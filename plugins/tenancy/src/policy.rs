@@ -102,6 +102,8 @@ pub struct GatewayConfig {
     pub fleet_size: u32,
     pub presence: PresenceKnobs,
     pub billing: BillingPolicy,
+    /// `[dlt]`: caller-ID series, default calling hours, list sizes.
+    pub dlt: crate::DltRules,
 }
 
 /// `[billing]`: what managed tenants' calls cost and what a call needs to start.
@@ -432,6 +434,37 @@ pub struct DltPolicy {
     pub principal_entity_id: String,
     /// Initial value only: the owner's toggle (persisted by the DLT registry) wins.
     pub outbound_enabled: bool,
+    /// Decides the caller-ID series of its service and transactional calls.
+    pub entity_class: crate::EntityClass,
+    /// Numbers (E.164) the tenant registered for its service and transactional calls;
+    /// when the file declares none, its trunks' default DIDs.
+    pub registered_numbers: Vec<String>,
+    /// Promotional calls' window; `None`: the platform's (`[dlt]` of gateway.toml).
+    pub calling_hours: Option<crate::CallingHours>,
+    /// The do-not-disturb list promotional calls are scrubbed against (absolute path).
+    pub dnd_file: Option<std::path::PathBuf>,
+    /// Numbers that consented to promotional calls despite DND (absolute path).
+    pub consent_file: Option<std::path::PathBuf>,
+}
+
+impl DltPolicy {
+    /// A commercial entity's `[dlt]` with no calling-hours override and no lists (tests
+    /// and tools that build tenants by hand).
+    pub fn commercial(
+        principal_entity_id: impl Into<String>,
+        outbound_enabled: bool,
+        registered_numbers: Vec<String>,
+    ) -> Self {
+        Self {
+            principal_entity_id: principal_entity_id.into(),
+            outbound_enabled,
+            entity_class: crate::EntityClass::Commercial,
+            registered_numbers,
+            calling_hours: None,
+            dnd_file: None,
+            consent_file: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -453,6 +486,8 @@ pub struct Trunk {
     pub rate: Option<c2c_billing::Rate>,
     /// Whether the SIP edge relays this trunk's RTP itself (`media`, default direct).
     pub media: MediaMode,
+    /// What its calls are for TCCCPR (`category`, default service).
+    pub category: crate::CallCategory,
 }
 
 /// A trunk's media path (`media = "direct" | "anchor"` in its `[[trunks]]` entry).

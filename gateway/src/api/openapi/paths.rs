@@ -125,12 +125,20 @@ pub const CLICK2CALL: OperationDoc = OperationDoc {
         Reply::error(
             "403",
             "`agent_not_registered`: the tenant requires registered agents \
-             (`agents.require_registration`); `agent_disabled`: the agent's telephony is off.",
+             (`agents.require_registration`); `agent_disabled`: the agent's telephony is off. \
+             DLT rules (docs/dlt.md): `dnd_blocked`: a promotional call to a number on the \
+             tenant's do-not-disturb list without consent; `outside_calling_hours`: a \
+             promotional call outside the tenant's window (IST; the message names the next \
+             allowed time, `Retry-After` counts the seconds to it).",
         ),
         Reply::error(
             "422",
             "`invalid_field`, `invalid_number`, `invalid_did`: a field is empty, too long or \
-             not a valid number.",
+             not a valid number. `invalid_call_category`: not promotional, service or \
+             transactional. `caller_id_series`: the caller ID does not fit the call's DLT \
+             category (promotional: 140 series; government and regulators: 1600; regulated \
+             financial entities: 1601; other service calls: the tenant's registered numbers); \
+             the message names the rule.",
         ),
         Reply::retry(
             "429",
@@ -138,7 +146,8 @@ pub const CLICK2CALL: OperationDoc = OperationDoc {
         ),
         Reply::retry(
             "503",
-            "`livekit_unavailable`: nothing was created; retry shortly. `store_unavailable`.",
+            "`livekit_unavailable`: nothing was created; retry shortly. `store_unavailable`. \
+             `dnd_unavailable`: a promotional call while the tenant's DND list cannot be read.",
         ),
     ],
     ..OperationDoc::EMPTY
@@ -160,7 +169,10 @@ pub const CONNECT: OperationDoc = OperationDoc {
         Reply::ok("Dialling.", named::<ConnectResponse>()),
         Reply::error(
             "403",
-            "`dlt_pending`: the tenant's outbound calling was switched off since `/click2call`.",
+            "`dlt_pending`: the tenant's outbound calling was switched off since `/click2call`. \
+             `dnd_blocked`, `outside_calling_hours`: the DLT rules checked again at the moment \
+             of dialling (the window closed or the DND list changed since `/click2call`); \
+             nothing was dialled.",
         ),
         UNKNOWN_CALL,
         Reply::error(
@@ -172,13 +184,15 @@ pub const CONNECT: OperationDoc = OperationDoc {
         ),
         Reply::error(
             "422",
-            "The stored number no longer passes the tenant's dial plan.",
+            "The stored number no longer passes the tenant's dial plan; `caller_id_series`: \
+             the caller ID no longer fits the call's DLT category.",
         ),
         Reply::retry(
             "503",
             "`livekit_unavailable`: LiveKit could not be asked whether the agent is ready \
              (nothing dialled; retry), or the call could not be placed and has ended (the CRM \
-             webhook reports FAILED). `store_unavailable`.",
+             webhook reports FAILED). `store_unavailable`. `dnd_unavailable`: a promotional \
+             call while the tenant's DND list cannot be read.",
         ),
     ],
     ..OperationDoc::EMPTY

@@ -55,6 +55,7 @@ impl CallRecord {
             lead_id: None,
             billing: None,
             media: None,
+            call_category: None,
         };
         (rec, vec![Effect::Created, Effect::ArmTimer { kind, at_ms }])
     }

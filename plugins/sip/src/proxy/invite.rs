@@ -146,6 +146,7 @@ impl Proxy {
                 .on_trunk(trunk)
                 .with("Warning", warning));
         }
+        self.dlt_rules(msg, &route)?;
         let Some((carrier, target)) = self.carrier(&route.trunk.carrier) else {
             tracing::warn!(tenant = %tenant, trunk = %trunk, "SIP carrier address unusable or not resolved yet");
             return Err(self.unavailable("Service Unavailable").on_trunk(trunk));
@@ -170,6 +171,53 @@ impl Proxy {
             target,
             anchor,
         })
+    }
+
+    /// The per-call DLT rules (caller-ID series, calling hours, DND) for a call that may
+    /// not have come through the API: the trunk's category unless LiveKit carried the
+    /// one the request named (`X-C2C-Category`), the caller ID from `From`, the number
+    /// the route found in the Request-URI. Refused with 403 and a
+    /// `Warning` naming the rule (RFC 3261 20.43, code 399: miscellaneous).
+    fn dlt_rules(&self, msg: &SipMsg, route: &CallRoute) -> Result<(), Refusal> {
+        let policy = self.policy.policy();
+        let (caller_id, _) = crate::did::caller(msg.header("From").unwrap_or_default());
+        let category = msg
+            .header("X-C2C-Category")
+            .and_then(|c| c2c_tenancy::CallCategory::parse(c.trim()));
+        let facts = c2c_dlt::CallFacts {
+            trunk: &route.trunk,
+            category,
+            caller_id: &caller_id,
+            number: &route.number,
+        };
+        let Err(r) = self
+            .dlt
+            .check_call(&policy.gateway.dlt, &route.tenant, &facts)
+        else {
+            return Ok(());
+        };
+        let (tenant, trunk) = (route.tenant.id.as_str(), route.trunk.label.as_str());
+        tracing::info!(tenant = %tenant, trunk = %trunk, rule = r.rule.as_str(), "SIP INVITE refused by a DLT rule");
+        // A quoted-string: no quotes or backslashes inside, one line.
+        let text: String = r
+            .message
+            .chars()
+            .map(|c| match c {
+                '"' | '\\' => '\'',
+                c if c.is_control() => ' ',
+                c => c,
+            })
+            .collect();
+        let warning = format!("399 {} \"{}: {text}\"", self.me.host, r.rule.as_str());
+        let reason = match r.rule {
+            c2c_dlt::DltRule::CallerIdSeries => "Caller ID Not Allowed",
+            c2c_dlt::DltRule::DndBlocked => "DND Blocked",
+            c2c_dlt::DltRule::OutsideCallingHours => "Outside Calling Hours",
+            c2c_dlt::DltRule::DndUnavailable => "DND List Unavailable",
+        };
+        Err(Refusal::new(403, reason)
+            .on_trunk(trunk)
+            .with("Warning", warning))
     }
 
     /// Tenant and trunk of the call (see [`identify`]).

@@ -31,6 +31,15 @@ impl OutboundGate for Open {
     fn check(&self, _: &c2c_tenancy::Tenant) -> Result<(), c2c_dlt::DltPending> {
         Ok(())
     }
+
+    fn check_call(
+        &self,
+        _: &c2c_tenancy::DltRules,
+        _: &c2c_tenancy::Tenant,
+        _: &c2c_dlt::CallFacts<'_>,
+    ) -> Result<(), c2c_dlt::DltRefusal> {
+        Ok(())
+    }
 }
 
 /// The example policy; `acme`'s trunks take inbound calls from `sources` when given.

@@ -75,6 +75,7 @@ pub fn trunk(label: &str, prefix: &str, carrier: &str) -> Trunk {
     Trunk {
         rate: None,
         media: Default::default(),
+        category: Default::default(),
         label: label.into(),
         livekit_trunk_id: format!("ST_{label}"),
         prefix: prefix.into(),
@@ -129,10 +130,11 @@ pub fn tenant_with(
     Arc::new(Tenant {
         id: id.into(),
         name: id.into(),
-        dlt: DltPolicy {
-            principal_entity_id: "1101234567890123456".into(),
-            outbound_enabled: outbound,
-        },
+        dlt: DltPolicy::commercial(
+            "1101234567890123456",
+            outbound,
+            trunks.iter().map(|t| t.default_did.clone()).collect(),
+        ),
         trunks,
         inbound: TenantInbound {
             numbers,

@@ -8,7 +8,8 @@
 use std::path::Path;
 
 use super::{
-    agents, billing, calls, limits, livekit, regions, server, simulator, sip, store, webhooks, Errs,
+    agents, billing, calls, dlt, limits, livekit, regions, server, simulator, sip, store, webhooks,
+    Errs,
 };
 use crate::file::GatewayFile;
 use crate::policy::{AnswerDetection, GatewayConfig};
@@ -31,6 +32,7 @@ pub(super) fn validate(f: &GatewayFile, dir: &Path, e: &mut Errs<'_>) -> Gateway
     let health_check_interval = limits::health_check_interval(&f.limits, e);
     let presence = agents::presence(&f.agents, e);
     let billing = billing::validate(&f.billing, e);
+    let dlt = dlt::rules(&f.dlt, e);
     // `[server.tls]` last: its errors have always come after every other section's.
     let tls = server::tls(f.server.tls.as_ref(), dir, e);
     GatewayConfig {
@@ -53,6 +55,7 @@ pub(super) fn validate(f: &GatewayFile, dir: &Path, e: &mut Errs<'_>) -> Gateway
         fleet_size,
         presence,
         billing,
+        dlt,
     }
 }
 

@@ -10,6 +10,7 @@ mod agents;
 mod api_keys;
 mod billing;
 mod calls;
+mod dlt;
 mod gateway;
 mod inbound;
 mod limits;

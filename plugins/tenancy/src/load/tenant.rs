@@ -1,12 +1,12 @@
 //! A tenant file (`tenants/<id>.toml`) apart from its keys and trunks: identity,
-//! region, allowed origins, `[livekit]`, `[crm_webhook]`, `[dlt]` and `[limits]`.
+//! region, allowed origins, `[livekit]`, `[crm_webhook]` and `[limits]` (`[dlt]` is `dlt.rs`).
 
 use std::path::Path;
 
 use super::syntax::{is_http_url, valid_id};
-use super::{agents, inbound, livekit, trunks, Errs};
-use crate::file::{CrmWebhookSection, DltSection, TenantFile, TenantLimitsSection};
-use crate::policy::{CrmWebhook, DltPolicy, GatewayConfig, Tenant, TenantLimits};
+use super::{agents, dlt, inbound, livekit, trunks, Errs};
+use crate::file::{CrmWebhookSection, TenantFile, TenantLimitsSection};
+use crate::policy::{CrmWebhook, GatewayConfig, Tenant, TenantLimits};
 use crate::secret;
 
 /// The tenant of `tf`, read from `path`; `gw` is the already validated gateway.toml
@@ -38,8 +38,8 @@ pub(super) fn validate(
         );
     }
     let crm_webhook = tf.crm_webhook.as_ref().and_then(|c| crm_webhook(c, dir, e));
-    let dlt = dlt(&tf.dlt, e);
     let trunks = trunks::validate(&tf.trunks, e);
+    let dlt = dlt::tenant(&tf.dlt, dir, &trunks, &gw.dlt, e);
     let limits = limits(&tf.limits, e);
     let inbound = inbound::validate(&tf.inbound, &trunks, crm_webhook.is_some(), e);
     Tenant {
@@ -109,21 +109,6 @@ fn crm_webhook(c: &CrmWebhookSection, dir: &Path, e: &mut Errs<'_>) -> Option<Cr
         signing_secret: signing,
         low_balance_webhook: c.low_balance_webhook.unwrap_or(false),
     })
-}
-
-/// `[dlt]`: the Principal Entity id and the initial outbound-enable flag.
-fn dlt(d: &DltSection, e: &mut Errs<'_>) -> DltPolicy {
-    let pe = d.principal_entity_id.trim();
-    if pe.is_empty() || !pe.bytes().all(|b| b.is_ascii_digit()) {
-        e.push(
-            "dlt.principal_entity_id",
-            "must be the numeric DLT Principal Entity id",
-        );
-    }
-    DltPolicy {
-        principal_entity_id: pe.to_string(),
-        outbound_enabled: d.outbound_enabled,
-    }
 }
 
 /// A tenant's `[limits]`: its API request rate and concurrent calls.

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::syntax::{is_e164, valid_cidr, valid_id, valid_sip_uri};
 use super::Errs;
+use crate::dlt::CallCategory;
 use crate::file::TrunkEntry;
 use crate::policy::{MediaMode, Trunk};
 
@@ -46,6 +47,16 @@ pub(super) fn validate(entries: &[TrunkEntry], e: &mut Errs<'_>) -> Vec<Trunk> {
                 Some(m) => MediaMode::parse(m).unwrap_or_else(|| {
                     e.push(format!("{at}.media"), "must be \"direct\" or \"anchor\"");
                     MediaMode::Direct
+                }),
+            },
+            category: match t.category.as_deref() {
+                None => CallCategory::Service,
+                Some(c) => CallCategory::parse(c).unwrap_or_else(|| {
+                    e.push(
+                        format!("{at}.category"),
+                        "must be \"promotional\", \"service\" or \"transactional\"",
+                    );
+                    CallCategory::Service
                 }),
             },
         });
