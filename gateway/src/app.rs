@@ -95,6 +95,8 @@ pub struct App {
     lifecycle: Lifecycle,
     /// Writes tenants' policy files for the owner's provisioning API.
     provisioner: crate::provision::Provisioner,
+    /// Calls the DLT rules refused, for the console and the audit export.
+    refusals: crate::dlt_audit::RefusalLog,
     /// When this process started (Unix ms): a call dialled before it was dialled by a
     /// process that is gone.
     started_ms: u64,
@@ -134,8 +136,13 @@ impl App {
         let provisioner = crate::provision::Provisioner::new(p.policy.dir(), &p.data_dir);
         // Before the first call: a tenant's DND list must be in force when it can dial.
         crate::dlt_lists::reload(&p.dlt, &p.policy.get(), &p.metrics);
+        let refusals = crate::dlt_audit::RefusalLog::start(
+            &p.data_dir,
+            p.metrics.dlt_refusal_log_dropped.clone(),
+        );
         Arc::new(Self {
             provisioner,
+            refusals,
             policy: p.policy,
             dlt: p.dlt,
             metrics: p.metrics,
@@ -160,6 +167,10 @@ impl App {
 
     pub fn policy(&self) -> &Arc<PolicyHandle> {
         &self.policy
+    }
+
+    pub fn refusals(&self) -> &crate::dlt_audit::RefusalLog {
+        &self.refusals
     }
 
     pub fn provisioner(&self) -> &crate::provision::Provisioner {

@@ -18,6 +18,7 @@ pub mod chain;
 pub mod cli;
 pub mod client_errors;
 pub mod clock;
+pub mod dlt_audit;
 pub mod dlt_lists;
 pub mod edge;
 pub mod error;

@@ -108,7 +108,7 @@ impl SipStart {
 }
 
 /// The SIP edge's DLT gate: the registry's checks, with refusals of the per-call rules
-/// counted in `c2c_dlt_refusals_total` like the API's.
+/// counted in `c2c_dlt_refusals_total` and recorded like the API's.
 struct CountingGate(Arc<App>);
 
 impl c2c_sip::OutboundGate for CountingGate {
@@ -129,11 +129,7 @@ impl c2c_sip::OutboundGate for CountingGate {
         match checked {
             Ok(_) => Ok(()),
             Err(r) => {
-                self.0
-                    .metrics()
-                    .dlt_refusals
-                    .with_label_values(&[&tenant.id, r.rule.as_str()])
-                    .inc();
+                crate::api::dlt_rules::record(&self.0, tenant, call, &r, "sip");
                 Err(r)
             }
         }

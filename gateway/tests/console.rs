@@ -92,6 +92,14 @@ async fn console_and_client_in_chromium() {
         "max_duration_seconds = 10",
         "max_duration_seconds = 120",
     );
+    // The DLT page's lists: acme scrubs promotional calls (at any hour) against a DND list.
+    std::fs::create_dir_all(policies.path().join("dlt")).unwrap();
+    policies.write("dlt/acme-dnd.txt", "+919530259901\n9530259902\n");
+    policies.edit(
+        "tenants/acme.toml",
+        "outbound_enabled = true\n",
+        "outbound_enabled = true\ncalling_hours = \"00:00-24:00\"\ndnd_file = \"dlt/acme-dnd.txt\"\n",
+    );
     // `initech`: a bring-your-own tenant on its own LiveKit project (a second simulator)
     // with a console key, which the editing tests change through the console.
     let byo = livekit_sim::Simulator::start(livekit_sim::SimConfig::new(BYO_KEY, BYO_SECRET))

@@ -264,3 +264,174 @@ async fn promotional_calls_wait_for_the_window_to_the_second() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(refusals(&env, "outside_calling_hours").await, 2.0);
 }
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_c2c-gateway"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_compacted_list_scrubs_and_the_report_names_every_refusal() {
+    let env = CallEnv::start_edited("poll", &[], with_lists("00:00-24:00")).await;
+    let promo = |number: &str| json!({"call_category": "promotional", "did": PROMO_DID, "customer_number": number});
+    // A text list with a bad line is refused with its line number, writing nothing.
+    let dir = env.policies.path().join("dlt");
+    std::fs::write(dir.join("big.txt"), "9530000011\n95300000\n").unwrap();
+    let out_path = dir.join("acme-dnd.bin");
+    let out_arg = out_path.to_str().unwrap();
+    let bad = cli(&[
+        "dlt",
+        "compact",
+        "--input",
+        dir.join("big.txt").to_str().unwrap(),
+        "--output",
+        out_arg,
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("line 2"),
+        "{bad:?}"
+    );
+    assert!(!out_path.exists());
+    // 100,000 numbers (one with +91) compacted, then put in force by a policy edit.
+    let mut text = String::from("+919530000011\n");
+    for i in 0..100_000u64 {
+        text.push_str(&format!("{}\n", 8_000_000_000 + i * 37));
+    }
+    std::fs::write(dir.join("big.txt"), &text).unwrap();
+    let ok = cli(&[
+        "dlt",
+        "compact",
+        "--input",
+        dir.join("big.txt").to_str().unwrap(),
+        "--output",
+        out_arg,
+    ]);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("100001 numbers"));
+    assert!(std::fs::metadata(&out_path).unwrap().len() < text.len() as u64 / 2);
+    env.policies.edit(
+        "tenants/acme.toml",
+        "dnd_file = \"dlt/acme-dnd.txt\"",
+        "dnd_file = \"dlt/acme-dnd.bin\"",
+    );
+    let in_force = eventually(Duration::from_secs(10), || async {
+        click2call(&env, promo("9530000011")).await.0 == 403
+    })
+    .await;
+    assert!(in_force, "{}", env.gw.log_text());
+    let (s, v, _) = click2call(&env, promo("8000000037")).await;
+    assert_eq!((s, error_code(&v)), (403, "dnd_blocked"), "{v}");
+    let (s, v, _) = click2call(&env, promo("8000000038")).await;
+    assert_eq!(s, 200, "not on the list: {v}");
+    let (s, _, _) = click2call(&env, json!({"did": "+919876500000"})).await;
+    assert_eq!(s, 422);
+
+    // The audit export: settings, trunks and each refusal (written by the log's
+    // thread, so give it a moment).
+    let today = chrono_day(0);
+    let (from, to) = (chrono_day(-1), chrono_day(1));
+    let policies = env.policies.path().to_str().unwrap().to_string();
+    let data = env.data.path().to_str().unwrap().to_string();
+    let mut csv = String::new();
+    let complete = eventually(Duration::from_secs(10), || {
+        let out = cli(&[
+            "dlt",
+            "report",
+            "--tenant",
+            "acme",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--policies",
+            &policies,
+            "--data",
+            &data,
+        ]);
+        csv = String::from_utf8(out.stdout).unwrap();
+        let done = out.status.success() && csv.matches("\r\nrefusal,").count() >= 3;
+        async move { done }
+    })
+    .await;
+    assert!(complete, "{csv}");
+    assert!(
+        csv.starts_with("record,at_ist,name,category,trunk,caller_id,number,where,detail\r\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("setting,"), "{csv}");
+    assert!(csv.contains(",entity_class,,,,,,commercial\r\n"), "{csv}");
+    assert!(
+        csv.contains(",calling_hours_ist,,,,,,00:00-24:00\r\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("100001 numbers"), "{csv}");
+    assert!(
+        csv.contains("trunk,") && csv.contains(",airtel-mum,service,airtel-mum,"),
+        "{csv}"
+    );
+    let refusals: Vec<&str> = csv.lines().filter(|l| l.starts_with("refusal,")).collect();
+    assert!(
+        refusals.iter().any(|l| l
+            .contains(",dnd_blocked,promotional,airtel-mum,\"'+911401234567\",9530000011,api,")),
+        "{csv}"
+    );
+    assert!(
+        refusals
+            .iter()
+            .any(|l| l.contains(",caller_id_series,service,")),
+        "{csv}"
+    );
+    assert!(
+        refusals.iter().all(|l| l.contains(&format!(",{today}T"))
+            || l.contains(&format!(",{from}T"))
+            || l.contains(&format!(",{to}T"))),
+        "{csv}"
+    );
+    // Another period holds none; a malformed day is a clear error.
+    let out = cli(&[
+        "dlt",
+        "report",
+        "--tenant",
+        "acme",
+        "--from",
+        "2020-01-01",
+        "--to",
+        "2020-01-02",
+        "--policies",
+        &policies,
+        "--data",
+        &data,
+    ]);
+    assert!(!String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("\r\nrefusal,"));
+    let out = cli(&[
+        "dlt",
+        "report",
+        "--tenant",
+        "acme",
+        "--from",
+        "01-12-2026",
+        "--to",
+        &to,
+        "--policies",
+        &policies,
+        "--data",
+        &data,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a day like"),
+        "{out:?}"
+    );
+}
+
+/// `YYYY-MM-DD` in IST, `offset` days from today.
+fn chrono_day(offset: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(19_800 + offset * 86_400))
+        .format("%Y-%m-%d")
+        .to_string()
+}

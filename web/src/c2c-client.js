@@ -30,6 +30,24 @@ const MICROPHONE = 'microphone'; // Track.Source.Microphone
 
 /** States a call moves through, in order; `ended` is terminal. */
 const STATES = ['idle', 'joining', 'dialing', 'ringing', 'active', 'ended'];
+/**
+ * States of an attempt the DLT rules refused (docs/dlt.md), shown instead of a generic
+ * failure: `dlt_pending` while the tenant's Principal Entity binding is not verified
+ * (outbound calling off), `dlt_refused` for a call a rule refused (caller-ID series,
+ * DND, calling hours). The 'state' event carries the gateway's `code` and `message`.
+ */
+const DLT_STATES = ['dlt_pending', 'dlt_refused'];
+const DLT_CODES = ['dlt_pending', 'caller_id_series', 'dnd_blocked', 'outside_calling_hours', 'dnd_unavailable'];
+
+/** An Error for a DLT refusal `{code, message}`, with its `code` and `status`. */
+function dltError(e, status) {
+  const err = new Error(e.message || e.code);
+  err.code = e.code;
+  err.status = status;
+  return err;
+}
+
+const dltState = (code) => (code === 'dlt_pending' ? 'dlt_pending' : 'dlt_refused');
 
 // Where the gateway is: the origin this script was served from (it is served by the
 // gateway itself), unless the host page says otherwise with C2C.configure({ base }).
@@ -93,12 +111,15 @@ async function post(url, body, headers) {
   const r = await fetch(url, init);
   if (!r.ok) {
     let msg = `HTTP ${r.status}`;
+    let code;
     try {
       const j = await r.json();
       if (j && j.error && j.error.message) msg = j.error.message;
+      if (j && j.error && typeof j.error.code === 'string') code = j.error.code;
     } catch (_) { /* not JSON */ }
     const err = new Error(msg);
     err.status = r.status;
+    err.code = code;
     throw err;
   }
   return r.json().catch(() => ({}));
@@ -247,6 +268,11 @@ async function failCall(call, stage, e) {
  * `opts.connectOptions` is passed to livekit-client's Room.connect.
  */
 async function startCall(res, opts) {
+  // The CRM handed over a refused /click2call's body: no call, but the agent sees why.
+  if (res && res.error && DLT_CODES.includes(res.error.code)) {
+    emit('state', { state: dltState(res.error.code), callId: null, code: res.error.code, message: res.error.message });
+    throw dltError(res.error);
+  }
   if (!res || typeof res.call_id !== 'string' || !res.ws_url || !res.token) {
     throw new Error('startCall needs the /click2call response: call_id, ws_url, token');
   }
@@ -264,6 +290,11 @@ async function startCall(res, opts) {
     for (const p of room.remoteParticipants.values()) watchSip(call, p);
     return { callId: call.callId, room };
   } catch (e) {
+    // Refused at the moment of dialling (outbound switched off, the window closed, the
+    // number put on the DND list since /click2call): the agent sees the rule.
+    if (stage === 'connect' && DLT_CODES.includes(e.code)) {
+      setState(dltState(e.code), { code: e.code, message: e.message });
+    }
     await failCall(call, stage, e);
     throw e;
   }
@@ -428,6 +459,7 @@ const presence = Object.freeze({
 const C2C = Object.freeze({
   version: '2',
   STATES,
+  DLT_STATES,
   preGrantMic,
   startCall,
   accept,

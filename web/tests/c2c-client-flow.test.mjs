@@ -414,3 +414,45 @@ test('a tab that becomes visible with the token about to expire refreshes it at 
   assert.deepEqual(p.errors, []);
   await p.context().close();
 });
+
+test('a click2call the DLT rules refused shows the agent why, before any dial', async () => {
+  const p = await agentPage();
+  // A real refusal from the gateway: a caller ID the tenant never registered.
+  const r = await json(`${BASE}/api/c2c/click2call`, {
+    method: 'POST',
+    headers: { 'X-api-key': CALLS_KEY, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ case_id: 'case-dlt', customer_number: '9530252099', agent_id: 'agent-dlt', customer_crm_id: 'cust-1', did: '+919876500000' }),
+  });
+  assert.equal(r.status, 422, JSON.stringify(r.body));
+  assert.equal(r.body.error.code, 'caller_id_series');
+  // And the body a tenant whose outbound calling is not yet enabled gets.
+  const pending = { error: { code: 'dlt_pending', message: "outbound calling is disabled for tenant 'acme': its DLT Principal Entity binding has not been verified yet" } };
+  const out = await p.evaluate(async ([refused, pending]) => {
+    const got = [];
+    for (const body of [refused, pending]) {
+      try {
+        await C2C.startCall(body);
+        got.push({ ok: true });
+      } catch (e) {
+        got.push({ code: e.code, message: e.message });
+      }
+    }
+    return { got, state: C2C.state, dltStates: C2C.DLT_STATES };
+  }, [r.body, pending]);
+  assert.deepEqual(out.got, [
+    { code: 'caller_id_series', message: r.body.error.message },
+    { code: 'dlt_pending', message: pending.error.message },
+  ]);
+  assert.deepEqual(out.dltStates, ['dlt_pending', 'dlt_refused']);
+  assert.equal(out.state, 'idle', 'no call was started');
+  const events = await p.evaluate(() => window.events.filter((e) => e.e === 'state'));
+  assert.deepEqual(events.map((e) => [e.state, e.code, e.callId]), [
+    ['dlt_refused', 'caller_id_series', null],
+    ['dlt_pending', 'dlt_pending', null],
+  ]);
+  assert.match(events[1].message, /Principal Entity/);
+  // Nothing reached the gateway's call endpoints, nor the LiveKit SDK.
+  assert.deepEqual(seqNames(p), []);
+  assert.equal(p.sdkLoads, 0);
+  await p.context().close();
+});

@@ -203,6 +203,38 @@ test('Settings masks secrets, validates LiveKit live; the owner flips outbound-e
   await o.context().close();
 });
 
+test('DLT: onboarding, the rules in force, the DND list and a refusal made just now', async () => {
+  // A promotional call to a number on acme's DND list, refused at the API.
+  const r = await json(`${BASE}/api/c2c/click2call`, {
+    method: 'POST',
+    headers: { 'X-api-key': env('C2C_CALLS_KEY'), 'Content-Type': 'application/json' },
+    body: JSON.stringify({ case_id: 'case-dnd', customer_number: '9530259901', agent_id: 'agent-42', customer_crm_id: 'cust-1', call_category: 'promotional', did: '+911401234567' }),
+  });
+  assert.equal(r.status, 403, JSON.stringify(r.body));
+  assert.equal(r.body.error.code, 'dnd_blocked');
+  const p = await page(browser);
+  await signIn(p, CONSOLE_KEY);
+  await go(p, 'dlt');
+  assert.match(await p.textContent('#dlt-steps'), /Principal Entity.*telemarketer.*Outbound enable/s);
+  const rules = await p.textContent('#dlt-rules');
+  assert.ok(rules.includes('commercial') && rules.includes('00:00-24:00 IST (tenant policy)'), rules);
+  assert.ok(rules.includes('promotional 140'), rules);
+  const trunks = await p.$$eval('#dlt-rules table tbody tr', (trs) => trs.map((tr) => tr.textContent));
+  assert.ok(trunks.some((t) => t.includes('airtel-mum') && t.includes('service')), trunks.join('|'));
+  const lists = await p.textContent('#dlt-lists');
+  assert.ok(lists.includes('2 numbers') && lists.includes('Consent list'), lists);
+  const refusals = await p.$$eval('#dlt-refusals table tbody tr', (trs) => trs.map((tr) => tr.textContent));
+  assert.ok(refusals[0].includes('dnd_blocked') && refusals[0].includes('promotional') && refusals[0].includes('95******01'), refusals.join('|'));
+  assert.ok(!(await p.content()).includes('9530259901'), 'the refused number is masked');
+  // The integration guide carries the onboarding steps too.
+  await go(p, 'guide');
+  assert.match(await p.textContent('#guide-dlt'), /Principal Entity.*call_category/s);
+  noSecrets(await p.content(), 'the DLT page');
+  await shot(p, 'console-dlt');
+  assert.deepEqual(p.errors, []);
+  await p.context().close();
+});
+
 test('billing: the owner posts a top-up once; the tenant console sees balance, statement and CSV', async () => {
   const o = await page(browser);
   await signIn(o, OWNER_KEY);

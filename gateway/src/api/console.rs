@@ -13,10 +13,10 @@ use c2c_tenancy::{Policy, Tenant};
 use http::StatusCode;
 
 use crate::api::console_types::{
-    CallTimings, ConsoleCall, ConsoleDlt, ConsoleGuide, ConsoleInboundNumber, ConsoleRole,
-    ConsoleSession, ConsoleSettings, ConsoleTenant, ConsoleTrunk, CrmSettings, LimitSettings,
-    LiveKitCheck, LiveKitSettings, LiveKitSource, Masked, TenantInfo, TenantRef, TrunkDial,
-    WebhookHeaders, WebhookPreview,
+    CallTimings, ConsoleCall, ConsoleDlt, ConsoleDltList, ConsoleDltRules, ConsoleGuide,
+    ConsoleInboundNumber, ConsoleRefusal, ConsoleRole, ConsoleSession, ConsoleSettings,
+    ConsoleTenant, ConsoleTrunk, CrmSettings, LimitSettings, LiveKitCheck, LiveKitSettings,
+    LiveKitSource, Masked, TenantInfo, TenantRef, TrunkDial, WebhookHeaders, WebhookPreview,
 };
 use crate::api::contract::view;
 use crate::api::errors;
@@ -100,6 +100,8 @@ pub async fn tenant(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiErro
             carrier: &tr.carrier,
             default: tr.default,
             enabled: tr.enabled,
+            category: tr.category,
+            media: tr.media.as_str(),
         })
         .collect();
     let livekit = policy.livekit_for(t).map(|p| LiveKitSettings {
@@ -174,6 +176,7 @@ pub async fn tenant(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiErro
                 },
                 policy_initial: t.dlt.outbound_enabled,
                 audit,
+                rules: dlt_rules_view(app, &g.dlt, t),
             },
             guide: ConsoleGuide {
                 base_url: base_url.to_string(),
@@ -297,4 +300,62 @@ pub async fn call(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError>
             webhook,
         },
     ))
+}
+
+/// The tenant's DLT rules, lists and this node's latest refusals.
+fn dlt_rules_view(
+    app: &App,
+    rules: &c2c_tenancy::DltRules,
+    t: &c2c_tenancy::Tenant,
+) -> ConsoleDltRules {
+    let list = |kind: c2c_dlt::ListKind| {
+        app.dlt().lists().get(&t.id, kind).map(|l| ConsoleDltList {
+            numbers: l.set.as_ref().map(|s| s.len()),
+            modified_ms: l.set.as_ref().map(|_| l.modified_ms),
+            loaded_at_ms: l.set.as_ref().map(|_| l.loaded_at_ms),
+            error: l.error.clone(),
+        })
+    };
+    ConsoleDltRules {
+        entity_class: t.dlt.entity_class,
+        registered_numbers: t.dlt.registered_numbers.clone(),
+        calling_hours: t
+            .dlt
+            .calling_hours
+            .unwrap_or(rules.calling_hours)
+            .to_string(),
+        calling_hours_source: if t.dlt.calling_hours.is_some() {
+            "tenant"
+        } else {
+            "platform"
+        },
+        promotional_series: rules.series.promotional.clone(),
+        government_series: rules.series.government.clone(),
+        financial_series: rules.series.financial.clone(),
+        dnd: t
+            .dlt
+            .dnd_file
+            .as_ref()
+            .and_then(|_| list(c2c_dlt::ListKind::Dnd)),
+        consent: t
+            .dlt
+            .consent_file
+            .as_ref()
+            .and_then(|_| list(c2c_dlt::ListKind::Consent)),
+        recent_refusals: app
+            .refusals()
+            .recent(&t.id)
+            .into_iter()
+            .map(|r| ConsoleRefusal {
+                at_ms: r.at_ms,
+                rule: r.rule,
+                category: r.category,
+                trunk: r.trunk,
+                caller_id: r.caller_id,
+                number: c2c_dialplan::mask(&r.number),
+                at: r.at,
+                message: r.message,
+            })
+            .collect(),
+    }
 }

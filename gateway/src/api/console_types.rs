@@ -96,6 +96,10 @@ pub(crate) struct ConsoleTrunk<'a> {
     /// True for the trunk calls use.
     pub(crate) default: bool,
     pub(crate) enabled: bool,
+    /// The DLT category of its calls: `promotional`, `service`, `transactional`.
+    pub(crate) category: c2c_tenancy::CallCategory,
+    /// `direct` or `anchor` (docs/media.md).
+    pub(crate) media: &'static str,
 }
 
 /// One of the tenant's inbound numbers.
@@ -175,6 +179,57 @@ pub(crate) struct ConsoleDlt<'a> {
     pub(crate) policy_initial: bool,
     /// Past changes, oldest first.
     pub(crate) audit: Vec<AuditEntry>,
+    /// The per-call rules in force for the tenant (docs/dlt.md).
+    pub(crate) rules: ConsoleDltRules,
+}
+
+/// A tenant's DLT rules as the console shows them.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConsoleDltRules {
+    pub(crate) entity_class: c2c_tenancy::EntityClass,
+    /// Numbers its service and transactional calls may present (commercial entities).
+    pub(crate) registered_numbers: Vec<String>,
+    /// The promotional window, IST (`"09:00-21:00"`).
+    pub(crate) calling_hours: String,
+    /// `tenant` (its own `[dlt] calling_hours`) or `platform`.
+    pub(crate) calling_hours_source: &'static str,
+    /// National-number prefixes of the caller-ID series.
+    pub(crate) promotional_series: Vec<String>,
+    pub(crate) government_series: Vec<String>,
+    pub(crate) financial_series: Vec<String>,
+    /// The DND list, when the tenant has one.
+    pub(crate) dnd: Option<ConsoleDltList>,
+    pub(crate) consent: Option<ConsoleDltList>,
+    /// This node's latest refusals, newest first (numbers masked).
+    pub(crate) recent_refusals: Vec<ConsoleRefusal>,
+}
+
+/// A DND or consent list as read.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConsoleDltList {
+    /// Numbers in force; `None`: never read (promotional calls are refused).
+    pub(crate) numbers: Option<usize>,
+    /// The file's modification time when read (Unix ms): the list's age.
+    pub(crate) modified_ms: Option<u64>,
+    /// When it was read (Unix ms).
+    pub(crate) loaded_at_ms: Option<u64>,
+    /// Why the last read failed (the copy before stays in force).
+    pub(crate) error: Option<String>,
+}
+
+/// One refused call.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConsoleRefusal {
+    pub(crate) at_ms: u64,
+    pub(crate) rule: String,
+    pub(crate) category: String,
+    pub(crate) trunk: String,
+    pub(crate) caller_id: String,
+    /// Masked: the last four digits.
+    pub(crate) number: String,
+    /// `api` or `sip`.
+    pub(crate) at: String,
+    pub(crate) message: String,
 }
 
 /// What the integration guide page fills in.

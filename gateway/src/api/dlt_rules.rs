@@ -54,14 +54,33 @@ pub(crate) fn check(
     };
     app.dlt()
         .check_call(&policy.gateway.dlt, tenant, &facts, now_ms())
-        .map_err(|r| refused(app, tenant, &r))
+        .map_err(|r| {
+            record(app, tenant, &facts, &r, "api");
+            errors::dlt_refused(&r, now_ms())
+        })
 }
 
-fn refused(app: &App, tenant: &Tenant, r: &DltRefusal) -> ApiError {
+/// Counts a refusal by tenant and rule and records it for the console and the audit
+/// export; `at` is `api` or `sip`.
+pub(crate) fn record(app: &App, tenant: &Tenant, call: &CallFacts<'_>, r: &DltRefusal, at: &str) {
     app.metrics()
         .dlt_refusals
         .with_label_values(&[&tenant.id, r.rule.as_str()])
         .inc();
-    tracing::info!(tenant = %tenant.id, rule = r.rule.as_str(), "call refused by a DLT rule");
-    errors::dlt_refused(r, now_ms())
+    tracing::info!(tenant = %tenant.id, trunk = %call.trunk.label, rule = r.rule.as_str(), at, "call refused by a DLT rule");
+    app.refusals().record(crate::dlt_audit::Refusal {
+        at_ms: now_ms(),
+        tenant: tenant.id.clone(),
+        rule: r.rule.as_str().to_string(),
+        category: call
+            .category
+            .unwrap_or(call.trunk.category)
+            .as_str()
+            .to_string(),
+        trunk: call.trunk.label.clone(),
+        caller_id: call.caller_id.to_string(),
+        number: call.number.to_string(),
+        at: at.to_string(),
+        message: r.message.clone(),
+    });
 }

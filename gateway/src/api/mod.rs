@@ -9,7 +9,7 @@ mod console;
 mod console_sandbox;
 mod console_types;
 pub(crate) mod contract;
-mod dlt_rules;
+pub(crate) mod dlt_rules;
 pub mod errors;
 mod inbound;
 pub mod livekit_webhook;

@@ -12,7 +12,7 @@ const HEADER: &str =
 
 /// One text cell: guarded against formulas, quoted when it holds a separator, quote or
 /// line break.
-fn text(out: &mut String, s: &str) {
+pub(crate) fn text(out: &mut String, s: &str) {
     let guard = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
     let quote = guard || s.contains([',', '"', '\n', '\r']);
     if quote {

@@ -43,6 +43,9 @@ pub struct GatewayMetrics {
     pub dlt_list_numbers: prometheus::IntGaugeVec,
     /// `c2c_dlt_list_reloads_total{tenant,list,result="read"|"failed"}`.
     pub dlt_list_reloads: IntCounterVec,
+    /// `c2c_dlt_refusal_log_dropped_total`: refusals not written to the refusal log
+    /// (its queue was full); the refusals themselves stood.
+    pub dlt_refusal_log_dropped: IntCounter,
     /// `c2c_auth_failures_total{reason}` with reason in missing|invalid|scope|livekit_token|
     /// duplicate (a credential sent more than once).
     pub auth_failures: IntCounterVec,
@@ -184,6 +187,10 @@ impl GatewayMetrics {
                 "Reads of tenants' DND and consent list files, by result",
             ),
             &["tenant", "list", "result"],
+        )?;
+        let dlt_refusal_log_dropped = IntCounter::new(
+            "c2c_dlt_refusal_log_dropped_total",
+            "DLT refusals not written to the refusal log because its queue was full",
         )?;
         let auth_failures = IntCounterVec::new(
             Opts::new(
@@ -393,6 +400,7 @@ impl GatewayMetrics {
         registry.register(Box::new(dlt_refusals.clone()))?;
         registry.register(Box::new(dlt_list_numbers.clone()))?;
         registry.register(Box::new(dlt_list_reloads.clone()))?;
+        registry.register(Box::new(dlt_refusal_log_dropped.clone()))?;
         registry.register(Box::new(auth_failures.clone()))?;
         Ok(Self {
             http_requests,
@@ -404,6 +412,7 @@ impl GatewayMetrics {
             dlt_refusals,
             dlt_list_numbers,
             dlt_list_reloads,
+            dlt_refusal_log_dropped,
             auth_failures,
             calls_started,
             call_outcomes,

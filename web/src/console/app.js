@@ -9,9 +9,10 @@ import guide from './views/guide.js';
 import settings from './views/settings.js';
 import agents from './views/agents.js';
 import billing from './views/billing.js';
+import dlt from './views/dlt.js';
 
-const VIEWS = { trunks, analytics, agents, billing, sandbox, guide, settings };
-const TITLES = { trunks: 'Trunks', analytics: 'Analytics', agents: 'Agents', billing: 'Billing', sandbox: 'Sandbox', guide: 'Integration guide', settings: 'Settings' };
+const VIEWS = { trunks, analytics, agents, billing, dlt, sandbox, guide, settings };
+const TITLES = { trunks: 'Trunks', analytics: 'Analytics', agents: 'Agents', billing: 'Billing', dlt: 'DLT', sandbox: 'Sandbox', guide: 'Integration guide', settings: 'Settings' };
 
 const $ = (id) => document.getElementById(id);
 const ctx = { session: null, tenant: null, overview: null, reload: null, render: null };

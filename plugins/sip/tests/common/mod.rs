@@ -108,6 +108,30 @@ pub fn anchored(mut policy: Policy) -> Policy {
     Policy::new(gateway, tenants, KeyRing::default())
 }
 
+/// `policy` with tenant `id` changed by `edit`.
+pub fn edit_tenant(mut policy: Policy, id: &str, edit: impl FnOnce(&mut Tenant)) -> Policy {
+    let gateway = policy.gateway.clone();
+    let owned = std::mem::take(&mut policy.tenants);
+    // The policy's indexes (DIDs, LiveKit keys) hold the tenants too.
+    drop(policy);
+    let mut edit = Some(edit);
+    let tenants = owned
+        .into_iter()
+        .map(|(tid, t)| {
+            let Ok(mut t) = Arc::try_unwrap(t) else {
+                panic!("the policy's tenants have one owner here")
+            };
+            if tid == id {
+                if let Some(edit) = edit.take() {
+                    edit(&mut t);
+                }
+            }
+            (tid, Arc::new(t))
+        })
+        .collect();
+    Policy::new(gateway, tenants, KeyRing::default())
+}
+
 /// A tenant built on the example policy's `acme` (so new policy fields keep their
 /// example values), without inbound numbers.
 pub fn tenant(base: &Path, id: &str, outbound: bool, trunks: Vec<Trunk>) -> Arc<Tenant> {
@@ -249,6 +273,13 @@ pub async fn start_edge(
     let dir = tempfile::tempdir().expect("tempdir");
     let db = sled::open(dir.path().join("db")).expect("sled");
     let dlt = Arc::new(c2c_dlt::DltRegistry::open(&db).expect("dlt registry"));
+    // The DND and consent lists the policy names, as the gateway reads them at start.
+    for r in dlt
+        .lists()
+        .reload(&policy, policy.gateway.dlt.max_list_numbers)
+    {
+        assert!(r.outcome.is_ok(), "list {r:?}");
+    }
     let mut cfg = SipConfig::new("127.0.0.1:0".parse().expect("addr"));
     cfg.allow = vec![AllowedRegion {
         region: "singapore".into(),

@@ -109,7 +109,10 @@ export function trunkEditor(ctx, s) {
       field('tr-prefix', 'Dial prefix (internal)', { inputmode: 'numeric', autocomplete: 'off' }),
       field('tr-did', 'Default DID', { required: true, inputmode: 'tel', placeholder: '+919999999999' }),
       field('tr-carrier', 'Carrier', { required: true, autocomplete: 'off', placeholder: 'sip:10.0.0.5:5060' })),
-    h('div', { class: 'row' }, check('tr-default', 'Default trunk', false), check('tr-enabled', 'Enabled', true)),
+    h('div', { class: 'row' }, check('tr-default', 'Default trunk', false), check('tr-enabled', 'Enabled', true),
+      h('div', {}, h('label', { for: 'tr-category' }, 'DLT category'),
+        h('select', { id: 'tr-category', name: 'tr-category' },
+          ['service', 'transactional', 'promotional'].map((c) => h('option', { value: c }, c))))),
     h('button', { type: 'submit', id: 'trunk-save' }, 'Save trunk'),
     msg);
   let editing = null;
@@ -123,6 +126,7 @@ export function trunkEditor(ctx, s) {
     form['tr-carrier'].value = t ? t.carrier : '';
     form['tr-default'].checked = t ? t.default : false;
     form['tr-enabled'].checked = t ? t.enabled : true;
+    form['tr-category'].value = t && t.category ? t.category : 'service';
     document.getElementById('trunk-form-title').textContent = t ? `Edit trunk ${t.label}` : 'Add trunk';
     form['tr-lk'].focus();
   };
@@ -132,6 +136,7 @@ export function trunkEditor(ctx, s) {
       label: form['tr-label'].value.trim(), livekit_trunk_id: form['tr-lk'].value.trim(),
       prefix: form['tr-prefix'].value.trim(), default_did: form['tr-did'].value.trim(),
       carrier: form['tr-carrier'].value.trim(), default: form['tr-default'].checked, enabled: form['tr-enabled'].checked,
+      category: form['tr-category'].value,
     };
     if (!t.label || !t.livekit_trunk_id || !t.default_did || !t.carrier) { mount(msg, errorBox('Label, LiveKit trunk id, default DID and carrier are required.')); return; }
     const list = trunks.map((x) => (t.default && x.label !== t.label ? { ...x, default: false } : x));

@@ -1,6 +1,7 @@
 // Integration guide: the contract, rendered with this gateway's real base URL and
 // ws_url, the ready-made client snippet, the webhook shape and the go-live checklist.
 import { h, mount, kv } from '../dom.js';
+import { onboarding } from './dlt.js';
 
 const endpoint = (method, path, text) => h('div', { class: 'endpoint' },
   h('h4', {}, h('span', { class: 'badge' }, method), ' ', h('code', {}, path)), h('p', {}, text));
@@ -126,6 +127,10 @@ export default async function guide(root, ctx) {
       h('h3', {}, 'Webhook you receive'),
       h('p', {}, 'We POST your configured CRM webhook URL with header X-api-key: <your outbound key> on each terminal outcome. phone_to is always the clean 10-digit number. call_status is ANSWERED, NOT_ANSWERED or FAILED.'),
       h('pre', { id: 'webhook-shape' }, h('code', {}, webhook))),
+    h('div', { class: 'card', id: 'guide-dlt' },
+      h('h3', {}, 'DLT onboarding (before the first outbound call)'),
+      onboarding(),
+      h('p', {}, 'A click2call may name its DLT category with the optional field call_category ("promotional", "service" or "transactional"); without it the trunk\'s category applies. Refusals say exactly why: 403 dlt_pending, 422 caller_id_series, 403 dnd_blocked, 403 outside_calling_hours (with the next allowed time and Retry-After). The DLT tab shows the rules in force.')),
     h('div', { class: 'card' },
       h('h3', {}, 'Go-live checklist'),
       h('ul', { class: 'check' },
@@ -133,5 +138,6 @@ export default async function guide(root, ctx) {
         h('li', {}, 'Embed the agent client in the agent UI and call C2C.preGrantMic() at login.'),
         h('li', {}, 'Set your webhook receiver to accept the payload above and verify the outbound X-api-key.'),
         h('li', {}, 'Flip the agent BUSY→AVAILABLE from the webhook\'s terminal call_status.'),
+        h('li', {}, 'Complete the DLT onboarding above: outbound calls stay refused (dlt_pending) until the platform owner enables them.'),
         h('li', {}, 'Dry-run the whole flow in the Sandbox tab before cutting over.'))));
 }

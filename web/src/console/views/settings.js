@@ -62,7 +62,7 @@ export default async function settings(root, ctx) {
     changesCard(editable));
 }
 
-function dltCard(ctx) {
+export function dltCard(ctx) {
   const d = ctx.overview.dlt;
   const card = h('div', { class: 'card', id: 'dlt' },
     h('h3', {}, 'DLT'),

@@ -45,8 +45,8 @@ export default async function trunks(root, ctx) {
     h('p', { class: 'lead' }, 'SIP trunks we dial through. The dial prefix is internal — the CRM never sees it.'),
     h('div', { class: 'card' },
       h('h3', {}, 'Configured trunks'),
-      table('Configured trunks', ['Label', 'LiveKit trunk', 'Prefix', 'Default DID', 'Default', 'Enabled'],
-        list.map((t) => [t.label, h('code', {}, t.livekit_trunk_id), h('code', {}, t.prefix || '(none)'), t.default_did, yes(t.default, 'default'), yes(t.enabled, 'enabled')]),
+      table('Configured trunks', ['Label', 'LiveKit trunk', 'Prefix', 'Default DID', 'DLT category', 'Default', 'Enabled'],
+        list.map((t) => [t.label, h('code', {}, t.livekit_trunk_id), h('code', {}, t.prefix || '(none)'), t.default_did, t.category, yes(t.default, 'default'), yes(t.enabled, 'enabled')]),
         'No trunks configured yet: calls cannot be placed until a [[trunks]] entry is added.'),
       mayEditTelephony(ctx, editable)
         ? trunkEditor(ctx, editable)

@@ -81,6 +81,21 @@ struct Args {
     /// checked against the ledger (tests/bench/wallet-crash.sh).
     #[arg(long)]
     wallet_crash_every: Option<usize>,
+    /// Phase 1's calls under the DLT rules. `service`: the trunk's category, so a
+    /// click2call and its `/connect` check only the caller ID (what every call did before
+    /// the rules went further). `promotional`: every click2call names
+    /// `call_category = promotional` with a 140-series caller ID, and acme scrubs against
+    /// a 10 M-number DND list and a 1 M-number consent list holding the called number, so
+    /// each check runs in full both times: series, calling hours, both lookups
+    /// (tests/bench/dlt.sh compares the two).
+    #[arg(long, value_enum, default_value_t = DltMode::Service)]
+    dlt: DltMode,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DltMode {
+    Service,
+    Promotional,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,11 +116,16 @@ pub(crate) struct Agent {
 
 impl Agent {
     /// `id` is plain ASCII (no JSON escaping needed). The body is [`CLICK2CALL`]'s, byte
-    /// for byte, but for the agent.
-    fn new(id: &str, registered: bool) -> Agent {
+    /// for byte, but for the agent (and, `--dlt promotional`, the category and caller ID).
+    fn new(id: &str, registered: bool, dlt: DltMode) -> Agent {
+        let dlt = if dlt == DltMode::Promotional {
+            r#","call_category":"promotional","did":"+911401234567""#
+        } else {
+            ""
+        };
         Agent {
             click2call: format!(
-                r#"{{"case_id":"b","customer_number":"9530251797","agent_id":"{id}","customer_crm_id":"c"}}"#
+                r#"{{"case_id":"b","customer_number":"9530251797","agent_id":"{id}","customer_crm_id":"c"{dlt}}}"#
             )
             .into_bytes(),
             join: format!(r#"{{"identity":"{id}"}}"#).into_bytes(),
@@ -113,9 +133,14 @@ impl Agent {
         }
     }
 
+    /// `agent-1`, not registered, its calls `dlt`'s (phase 1's `--dlt`).
+    pub(crate) fn legacy_as(dlt: DltMode) -> Agent {
+        Agent::new("agent-1", false, dlt)
+    }
+
     /// `agent-1`, not registered: what every worker used before agents existed.
     pub(crate) fn legacy() -> Agent {
-        Agent::new("agent-1", false)
+        Agent::new("agent-1", false, DltMode::Service)
     }
 }
 
@@ -135,6 +160,8 @@ struct AcmeEdits {
     require_registration: bool,
     /// `billing.charge_calls` (`--wallet`, `--wallet-crash-every`).
     charge_calls: bool,
+    /// `--dlt promotional`: DND and consent lists, calling at any hour.
+    dlt_lists: bool,
 }
 
 fn write_policies(
@@ -149,6 +176,7 @@ fn write_policies(
     let AcmeEdits {
         require_registration,
         charge_calls,
+        dlt_lists,
     } = acme;
     let copy = |rel: &str| {
         let to = dst.join(rel);
@@ -204,7 +232,31 @@ fn write_policies(
     } else {
         acme
     };
+    let acme = if dlt_lists {
+        write_dlt_lists(&dst.join("dlt"));
+        let acme = c2c_bench_drivers::toml_set(&acme, "dlt", "calling_hours", "\"00:00-24:00\"");
+        let acme = c2c_bench_drivers::toml_set(&acme, "dlt", "dnd_file", "\"dlt/dnd.bin\"");
+        c2c_bench_drivers::toml_set(&acme, "dlt", "consent_file", "\"dlt/consent.bin\"")
+    } else {
+        acme
+    };
     std::fs::write(dst.join("tenants/acme.toml"), acme).unwrap();
+}
+
+/// A 10 M-number DND list and a 1 M-number consent list, both holding the number the
+/// bench calls (9530251797), in the compact form `c2c-gateway dlt compact` writes.
+fn write_dlt_lists(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let spread = |n: u64, step: u64| (0..n).map(move |i| 6_000_000_000 + i * step);
+    let mut dnd: Vec<u64> = spread(10_000_000, 397).collect();
+    dnd.push(9_530_251_797);
+    let mut consent: Vec<u64> = spread(1_000_000, 3_989).collect();
+    consent.push(9_530_251_797);
+    for (name, numbers) in [("dnd.bin", dnd), ("consent.bin", consent)] {
+        let set = c2c_dlt::NumberSet::from_numbers(numbers);
+        let f = std::fs::File::create(dir.join(name)).unwrap();
+        set.write_compact(std::io::BufWriter::new(f)).unwrap();
+    }
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -321,6 +373,7 @@ async fn start(a: &Args, mode: &str, tag: &str) -> Env {
         AcmeEdits {
             require_registration: a.agents == AgentsMode::Registered && tag == "lc",
             charge_calls: (a.wallet || a.wallet_crash_every.is_some()) && tag == "lc",
+            dlt_lists: a.dlt == DltMode::Promotional && tag == "lc",
         },
     );
     let port = free_port();

@@ -14,7 +14,7 @@ pub(crate) async fn lifecycles(a: &Args) {
     let per_worker = a.agents_per_worker.max(1);
     let agents: Vec<Arc<Vec<Agent>>> = match a.agents {
         AgentsMode::Unregistered => {
-            let one = Arc::new(vec![Agent::legacy()]);
+            let one = Arc::new(vec![Agent::legacy_as(a.dlt)]);
             (0..a.concurrency).map(|_| one.clone()).collect()
         }
         AgentsMode::Registered => {
@@ -24,7 +24,7 @@ pub(crate) async fn lifecycles(a: &Args) {
                 for j in 0..per_worker {
                     let id = format!("bench-agent-{}", w * per_worker + j);
                     register_agent(&e, &id).await;
-                    mine.push(Agent::new(&id, true));
+                    mine.push(Agent::new(&id, true, a.dlt));
                 }
                 v.push(Arc::new(mine));
             }
