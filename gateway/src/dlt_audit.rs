@@ -9,10 +9,11 @@
 //! counter `c2c_dlt_refusals_total` never drops. Like the provisioning audit, the file is
 //! per node (docs/dlt.md).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -45,11 +46,32 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// Refusals counted per tenant, UTC day (`YYYYMMDD`) and trunk, by rule: what analytics
+/// shows. Seeded from the log files at start (in the background), then kept with every
+/// refusal.
+type DayCounts = HashMap<(String, String, String), BTreeMap<String, u64>>;
+
 /// The refusal log of one gateway (module docs).
 pub struct RefusalLog {
     tx: Option<SyncSender<Refusal>>,
     recent: Mutex<HashMap<String, VecDeque<Refusal>>>,
+    days: Arc<Mutex<DayCounts>>,
     dropped: prometheus::IntCounter,
+}
+
+fn utc_day(at_ms: u64) -> String {
+    let secs = i64::try_from(at_ms / 1000).unwrap_or(0);
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y%m%d").to_string())
+        .unwrap_or_default()
+}
+
+fn count(days: &mut DayCounts, r: &Refusal) {
+    *days
+        .entry((r.tenant.clone(), utc_day(r.at_ms), r.trunk.clone()))
+        .or_default()
+        .entry(r.rule.clone())
+        .or_default() += 1;
 }
 
 impl RefusalLog {
@@ -58,6 +80,31 @@ impl RefusalLog {
     pub fn start(data: &Path, dropped: prometheus::IntCounter) -> Self {
         let (tx, rx) = sync_channel(QUEUE);
         let path = data.join(FILE);
+        let days: Arc<Mutex<DayCounts>> = Arc::default();
+        // What the files already hold, counted off the start path (they may be large).
+        // A refusal recorded meanwhile is counted by `record`; one the seed also reads
+        // (written after the seed opened the file) is counted twice, at most the few
+        // refusals of the first second.
+        let (seed_days, seed_data) = (days.clone(), data.to_path_buf());
+        let seeded = std::thread::Builder::new()
+            .name("c2c-dlt-seed".into())
+            .spawn(move || {
+                let mut counted = DayCounts::new();
+                let read = for_each(&seed_data, |r| count(&mut counted, &r));
+                if let Err(e) = read {
+                    tracing::warn!(error = %e, "cannot read the DLT refusal log to count past refusals");
+                }
+                let mut days = seed_days.lock();
+                for (k, rules) in counted {
+                    let into = days.entry(k).or_default();
+                    for (rule, n) in rules {
+                        *into.entry(rule).or_default() += n;
+                    }
+                }
+            });
+        if let Err(e) = seeded {
+            tracing::warn!(error = %e, "cannot count past DLT refusals");
+        }
         let spawned = std::thread::Builder::new()
             .name("c2c-dlt-audit".into())
             .spawn(move || write_loop(&path, &rx));
@@ -67,12 +114,34 @@ impl RefusalLog {
         Self {
             tx: spawned.is_ok().then_some(tx),
             recent: Mutex::new(HashMap::new()),
+            days,
             dropped,
         }
     }
 
+    /// This node's refusals of `tenant` from UTC day `from` to `to` (`YYYYMMDD`, both
+    /// included), optionally on one trunk only, by rule.
+    pub fn counts(
+        &self,
+        tenant: &str,
+        from: &str,
+        to: &str,
+        trunk: Option<&str>,
+    ) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for ((t, day, tr), rules) in self.days.lock().iter() {
+            if t == tenant && (from..=to).contains(&day.as_str()) && trunk.is_none_or(|w| w == tr) {
+                for (rule, n) in rules {
+                    *out.entry(rule.clone()).or_default() += n;
+                }
+            }
+        }
+        out
+    }
+
     /// Records `r` (never blocks).
     pub fn record(&self, r: Refusal) {
+        count(&mut self.days.lock(), &r);
         {
             let mut recent = self.recent.lock();
             let q = recent.entry(r.tenant.clone()).or_default();
@@ -150,27 +219,35 @@ pub fn read_period(
     from_ms: u64,
     to_ms: u64,
 ) -> std::io::Result<(Vec<Refusal>, usize)> {
-    let path = data.join(FILE);
     let mut out = Vec::new();
+    let bad = for_each(data, |r| {
+        if r.tenant == tenant && (from_ms..to_ms).contains(&r.at_ms) {
+            out.push(r);
+        }
+    })?;
+    out.sort_by_key(|r| r.at_ms);
+    Ok((out, bad))
+}
+
+/// Calls `f` with every refusal in the data directory's log files (the rotated one
+/// first); returns how many lines did not parse (a line cut by a crash mid-write).
+fn for_each(data: &Path, mut f: impl FnMut(Refusal)) -> std::io::Result<usize> {
+    let path = data.join(FILE);
     let mut bad = 0;
     for p in [rotated(&path), path] {
-        let f = match std::fs::File::open(&p) {
-            Ok(f) => f,
+        let file = match std::fs::File::open(&p) {
+            Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        for line in std::io::BufReader::new(f).lines() {
-            let line = line?;
-            match serde_json::from_str::<Refusal>(&line) {
-                Ok(r) if r.tenant == tenant && (from_ms..to_ms).contains(&r.at_ms) => out.push(r),
-                Ok(_) => {}
-                // A line cut by a crash mid-write.
+        for line in std::io::BufReader::new(file).lines() {
+            match serde_json::from_str::<Refusal>(&line?) {
+                Ok(r) => f(r),
                 Err(_) => bad += 1,
             }
         }
     }
-    out.sort_by_key(|r| r.at_ms);
-    Ok((out, bad))
+    Ok(bad)
 }
 
 #[cfg(test)]
@@ -215,6 +292,29 @@ mod tests {
             got.iter().map(|r| r.at_ms).collect::<Vec<_>>(),
             (1002..1010).collect::<Vec<_>>()
         );
+        // Counted by day (1970-01-01) and rule; another node's start reads them back.
+        assert_eq!(
+            log.counts("acme", "19700101", "19700101", None)["dnd_blocked"],
+            RECENT as u64 + 5
+        );
+        assert!(log.counts("acme", "19700102", "20991231", None).is_empty());
+        assert!(log
+            .counts("acme", "19700101", "19700101", Some("other"))
+            .is_empty());
+        let again = RefusalLog::start(d.path(), prometheus::IntCounter::new("d", "d").unwrap());
+        let mut seeded = 0;
+        for _ in 0..100 {
+            seeded = again
+                .counts("globex", "19700101", "19700101", Some("airtel-mum"))
+                .get("dnd_blocked")
+                .copied()
+                .unwrap_or(0);
+            if seeded == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(seeded, 1, "a restarted log counts the refusals on disk");
         // A line cut by a crash is skipped, and counted.
         std::fs::OpenOptions::new()
             .append(true)

@@ -226,6 +226,11 @@ test('DLT: onboarding, the rules in force, the DND list and a refusal made just 
   const refusals = await p.$$eval('#dlt-refusals table tbody tr', (trs) => trs.map((tr) => tr.textContent));
   assert.ok(refusals[0].includes('dnd_blocked') && refusals[0].includes('promotional') && refusals[0].includes('95******01'), refusals.join('|'));
   assert.ok(!(await p.content()).includes('9530259901'), 'the refused number is masked');
+  // Analytics counts it by rule.
+  await go(p, 'analytics');
+  await p.waitForSelector('#analytics-dlt table');
+  const byRule = await p.$$eval('#analytics-dlt table tbody tr', (trs) => trs.map((tr) => tr.textContent));
+  assert.ok(byRule.includes('dnd_blocked1'), byRule.join('|'));
   // The integration guide carries the onboarding steps too.
   await go(p, 'guide');
   assert.match(await p.textContent('#guide-dlt'), /Principal Entity.*call_category/s);

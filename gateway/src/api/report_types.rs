@@ -54,6 +54,12 @@ pub struct AnalyticsReport {
     /// Usage per trunk of the tenant's policy (or the `trunk` asked for), each with
     /// its days: the usage report per day and trunk.
     pub by_trunk: Vec<TrunkUsage>,
+    /// Calls the DLT rules refused in the range (of the trunk, if one was asked for), by
+    /// rule: `caller_id_series`, `dnd_blocked`, `outside_calling_hours`,
+    /// `dnd_unavailable` (docs/dlt.md). Counted by the gateway node that answers, from
+    /// its refusal log: in a fleet, each node's own.
+    #[schema(example = json!({"dnd_blocked": 12, "outside_calling_hours": 3}))]
+    pub dlt_refusals: BTreeMap<String, u64>,
 }
 
 /// One trunk's minutes and spend over the range.

@@ -199,6 +199,9 @@ pub async fn analytics(
     }
     let by_trunk = trunk_usage(app, &tenant, trunk.as_deref(), (from, to)).await?;
     let ended = all.answered + all.not_answered + all.failed + all.missed;
+    let dlt_refusals = app
+        .refusals()
+        .counts(&tenant, &ymd(from), &ymd(to), trunk.as_deref());
     let report = AnalyticsReport {
         tenant,
         from: from.format("%Y-%m-%d").to_string(),
@@ -227,6 +230,7 @@ pub async fn analytics(
         talk_seconds: all.talk_ms.div_ceil(1000),
         spend_paise: all.charge_paise,
         by_day,
+        dlt_refusals,
         by_trunk,
     };
     Ok(JsonResponse::json(StatusCode::OK, &report))

@@ -5,8 +5,8 @@
 //! as one CSV: what a compliance officer hands a regulator or an operator.
 //!
 //! `dlt compact` turns a text DND or consent list (one number per line, any of the
-//! written forms `c2c_dlt::numbers` takes) into the compact binary form: a quarter of
-//! the text's size on disk, read back in milliseconds instead of seconds. Both forms
+//! written forms `c2c_dlt::numbers` takes) into the compact binary form: under a third
+//! of the text's size on disk, read back seven times faster. Both forms
 //! work as `dnd_file` / `consent_file`; write the output next to the policy and rename
 //! it over the old list, so the gateway never reads half a file.
 

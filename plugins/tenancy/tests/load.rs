@@ -758,3 +758,140 @@ fn media_settings_are_read_and_checked() {
         assert!(has(&errs, file, key, why), "{key}: {errs:?}");
     }
 }
+
+/// `[dlt]` of gateway.toml and of a tenant, and each trunk's `category`: defaults, values
+/// read, a trunk whose caller ID does not fit its category refused by `policy check`,
+/// and each bad value named by its key.
+#[test]
+fn dlt_rules_are_read_and_checked() {
+    use c2c_tenancy::{CallCategory, CallingHours, EntityClass};
+    let d = copy_example();
+    let p = c2c_tenancy::load_dir(d.path()).unwrap();
+    assert_eq!(p.gateway.dlt.calling_hours, CallingHours::default());
+    assert_eq!(p.gateway.dlt.series.promotional, vec!["140".to_string()]);
+    let acme = p.tenant("acme").unwrap();
+    assert_eq!(acme.dlt.entity_class, EntityClass::Commercial);
+    assert_eq!(
+        acme.dlt.registered_numbers,
+        vec!["+919999999999".to_string(), "+918888888888".to_string()],
+        "undeclared: the trunks' DIDs"
+    );
+    assert!(acme
+        .trunks
+        .iter()
+        .all(|t| t.category == CallCategory::Service));
+    assert_eq!(
+        (acme.dlt.dnd_file.as_ref(), acme.dlt.calling_hours),
+        (None, None)
+    );
+
+    // A promotional trunk with a 140-series DID, a financial entity's 1601 service trunk.
+    let d = copy_example();
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "category = \"service\"",
+        "category = \"promotional\"",
+    );
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "default_did = \"+919999999999\"",
+        "default_did = \"+911401234567\"",
+    );
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "outbound_enabled = true\n",
+        "outbound_enabled = true\ncalling_hours = \"10:00-19:00\"\ndnd_file = \"dlt/acme-dnd.txt\"\n",
+    );
+    edit(
+        d.path(),
+        "tenants/globex.toml",
+        "outbound_enabled = false\n",
+        "outbound_enabled = false\nentity_class = \"financial\"\n",
+    );
+    edit(
+        d.path(),
+        "tenants/globex.toml",
+        "default_did = \"+917777777777\"",
+        "default_did = \"+911601221234\"",
+    );
+    let gw = std::fs::read_to_string(d.path().join("gateway.toml")).unwrap();
+    std::fs::write(
+        d.path().join("gateway.toml"),
+        format!("{gw}\n[dlt]\ncalling_hours = \"09:30-20:00\"\npromotional_series = [\"140\", \"141\"]\n"),
+    )
+    .unwrap();
+    let p = c2c_tenancy::load_dir(d.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.gateway.dlt.calling_hours.to_string(), "09:30-20:00");
+    assert_eq!(p.gateway.dlt.series.promotional.len(), 2);
+    let acme = p.tenant("acme").unwrap();
+    assert_eq!(acme.trunks[0].category, CallCategory::Promotional);
+    assert_eq!(acme.dlt.calling_hours.unwrap().to_string(), "10:00-19:00");
+    assert_eq!(acme.dlt.dnd_file, Some(d.path().join("dlt/acme-dnd.txt")));
+    assert_eq!(
+        p.tenant("globex").unwrap().dlt.entity_class,
+        EntityClass::Financial
+    );
+
+    // What does not fit, and what is malformed.
+    let d = copy_example();
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "category = \"service\"",
+        "category = \"promotional\"",
+    );
+    edit(
+        d.path(),
+        "tenants/acme.toml",
+        "outbound_enabled = true\n",
+        "outbound_enabled = true\nentity_class = \"bank\"\nregistered_numbers = [\"12345\"]\ncalling_hours = \"21:00-09:00\"\ndnd_file = \"../outside.txt\"\n",
+    );
+    edit(
+        d.path(),
+        "tenants/globex.toml",
+        "outbound_enabled = false\n",
+        "outbound_enabled = false\nregistered_numbers = [\"+912240001234\"]\n",
+    );
+    edit(
+        d.path(),
+        "tenants/globex.toml",
+        "label = \"vi-blr\"",
+        "label = \"vi-blr\"\ncategory = \"marketing\"",
+    );
+    let gw = std::fs::read_to_string(d.path().join("gateway.toml")).unwrap();
+    std::fs::write(
+        d.path().join("gateway.toml"),
+        format!("{gw}\n[dlt]\ncalling_hours = \"9-21\"\nfinancial_series = [\"16x\"]\nmax_list_numbers = 0\n"),
+    )
+    .unwrap();
+    let errs = errors(d.path());
+    for (file, key, why) in [
+        ("tenants/acme.toml", "trunks[0].default_did", "140-series"),
+        ("tenants/acme.toml", "dlt.entity_class", "\"commercial\""),
+        ("tenants/acme.toml", "dlt.registered_numbers[0]", "E.164"),
+        ("tenants/acme.toml", "dlt.calling_hours", "start before end"),
+        (
+            "tenants/acme.toml",
+            "dlt.dnd_file",
+            "inside the policy directory",
+        ),
+        (
+            "tenants/globex.toml",
+            "trunks[0].category",
+            "\"promotional\"",
+        ),
+        (
+            "tenants/globex.toml",
+            "trunks[0].default_did",
+            "not registered",
+        ),
+        ("gateway.toml", "dlt.calling_hours", "09:00-21:00"),
+        ("gateway.toml", "dlt.financial_series", "prefixes"),
+        ("gateway.toml", "dlt.max_list_numbers", "between 1 and"),
+    ] {
+        assert!(has(&errs, file, key, why), "{key}: {errs:?}");
+    }
+}

@@ -78,7 +78,7 @@ fn main() {
     let hash: HashSet<u64> = numbers.iter().copied().collect();
     let build_hash = t.elapsed();
 
-    let compact_bytes = set.len() * 4 + 10_001 * 4;
+    let compact_bytes = set.heap_bytes();
     let sorted_bytes = sorted.len() * 8;
     // hashbrown: one u64 slot plus one control byte per bucket.
     let hash_bytes = hash.capacity() * 9;

@@ -63,8 +63,13 @@ function show(out, a) {
   const media = (a.by_trunk || []).filter((t) => t.media && t.media.calls > 0)
     .map((t) => [t.trunk, t.media.calls, pct(t.media.early_media_rate), pct(t.media.one_way_audio_rate),
       t.media.media_timeouts, t.media.median_jitter_ms === null ? '> 200 ms' : `≤ ${t.media.median_jitter_ms} ms`]);
+  const refused = Object.entries(a.dlt_refusals || {}).sort(([x], [y]) => x.localeCompare(y));
+  const dlt = h('div', { class: 'card', id: 'analytics-dlt' },
+    h('h3', {}, 'Refused by DLT rules'),
+    table('Calls refused by DLT rules', ['Rule', 'Calls'], refused.map(([rule, n]) => [h('code', {}, rule), n]),
+      'No call refused by a DLT rule in this range (on this gateway node).'));
   if (!a.total) {
-    mount(out, h('div', { class: 'card' }, h('p', { class: 'empty', id: 'analytics-empty' }, `No calls between ${a.from} and ${a.to}${a.trunk ? ' on ' + a.trunk : ''}. Place one from the Sandbox tab.`)));
+    mount(out, h('div', { class: 'card' }, h('p', { class: 'empty', id: 'analytics-empty' }, `No calls between ${a.from} and ${a.to}${a.trunk ? ' on ' + a.trunk : ''}. Place one from the Sandbox tab.`)), dlt);
     return;
   }
   mount(out,
@@ -89,6 +94,7 @@ function show(out, a) {
       h('h3', {}, 'Media on anchored trunks'),
       table('Media on anchored trunks', ['Trunk', 'Calls measured', 'Early media', 'One-way audio', 'Dead air (ended)', 'Median jitter'],
         media, 'No anchored calls in this range (trunks with media = "anchor" are measured by the SIP edge).')),
+    dlt,
     h('div', { class: 'card' },
       h('h3', {}, 'By day'),
       legend(),
