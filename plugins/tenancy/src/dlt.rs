@@ -243,28 +243,20 @@ impl CallerIdSeries {
                     self.promotional.first().map_or("", String::as_str),
                 )))
             }
-            (_, EntityClass::Government) => {
-                if in_series(&self.government) {
+            (_, EntityClass::Government | EntityClass::Financial) => {
+                let (series, who) = if entity == EntityClass::Government {
+                    (&self.government, "a government or regulator entity")
+                } else {
+                    (&self.financial, "an RBI/SEBI/PFRDA/IRDAI-regulated entity")
+                };
+                if in_series(series) {
                     return Ok(());
                 }
                 Err(SeriesMismatch(format!(
-                    "{category} calls of a government or regulator entity must present a \
-                     {}-series caller ID (+91{}ABCXXX: service area, operator, number); \
-                     {caller_id} is not one",
-                    named(&self.government),
-                    self.government.first().map_or("", String::as_str),
-                )))
-            }
-            (_, EntityClass::Financial) => {
-                if in_series(&self.financial) {
-                    return Ok(());
-                }
-                Err(SeriesMismatch(format!(
-                    "{category} calls of an RBI/SEBI/PFRDA/IRDAI-regulated entity must \
-                     present a {}-series caller ID (+91{}ABCXXX: service area, operator, \
-                     number); {caller_id} is not one",
-                    named(&self.financial),
-                    self.financial.first().map_or("", String::as_str),
+                    "{category} calls of {who} must present a {}-series caller ID \
+                     (+91{}ABCXXX: service area, operator, number); {caller_id} is not one",
+                    named(series),
+                    series.first().map_or("", String::as_str),
                 )))
             }
             (_, EntityClass::Commercial) => {

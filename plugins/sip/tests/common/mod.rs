@@ -88,7 +88,28 @@ pub fn trunk(label: &str, prefix: &str, carrier: &str) -> Trunk {
 }
 
 /// `policy` with every trunk's media anchored at the edge.
-pub fn anchored(mut policy: Policy) -> Policy {
+pub fn anchored(policy: Policy) -> Policy {
+    edit_tenants(policy, |_, t| {
+        for tr in &mut t.trunks {
+            tr.media = c2c_tenancy::MediaMode::Anchor;
+        }
+    })
+}
+
+/// `policy` with tenant `id` changed by `edit`.
+pub fn edit_tenant(policy: Policy, id: &str, edit: impl FnOnce(&mut Tenant)) -> Policy {
+    let mut edit = Some(edit);
+    edit_tenants(policy, |tid, t| {
+        if tid == id {
+            if let Some(edit) = edit.take() {
+                edit(t);
+            }
+        }
+    })
+}
+
+/// `policy` with `edit` applied to every tenant (its id, the tenant).
+fn edit_tenants(mut policy: Policy, mut edit: impl FnMut(&str, &mut Tenant)) -> Policy {
     let gateway = policy.gateway.clone();
     let owned = std::mem::take(&mut policy.tenants);
     // The policy's indexes (DIDs, LiveKit keys) hold the tenants too.
@@ -99,34 +120,8 @@ pub fn anchored(mut policy: Policy) -> Policy {
             let Ok(mut t) = Arc::try_unwrap(t) else {
                 panic!("the policy's tenants have one owner here")
             };
-            for tr in &mut t.trunks {
-                tr.media = c2c_tenancy::MediaMode::Anchor;
-            }
+            edit(&id, &mut t);
             (id, Arc::new(t))
-        })
-        .collect();
-    Policy::new(gateway, tenants, KeyRing::default())
-}
-
-/// `policy` with tenant `id` changed by `edit`.
-pub fn edit_tenant(mut policy: Policy, id: &str, edit: impl FnOnce(&mut Tenant)) -> Policy {
-    let gateway = policy.gateway.clone();
-    let owned = std::mem::take(&mut policy.tenants);
-    // The policy's indexes (DIDs, LiveKit keys) hold the tenants too.
-    drop(policy);
-    let mut edit = Some(edit);
-    let tenants = owned
-        .into_iter()
-        .map(|(tid, t)| {
-            let Ok(mut t) = Arc::try_unwrap(t) else {
-                panic!("the policy's tenants have one owner here")
-            };
-            if tid == id {
-                if let Some(edit) = edit.take() {
-                    edit(&mut t);
-                }
-            }
-            (tid, Arc::new(t))
         })
         .collect();
     Policy::new(gateway, tenants, KeyRing::default())
