@@ -208,6 +208,9 @@ pub fn inbound_policy(acme_carrier: &str, globex_carrier: &str, sources: &[&str]
 
 pub struct Edge {
     pub handle: SipEdgeHandle,
+    /// The edge's DLT gate and policy: a test reloads the DND lists through them.
+    pub dlt: Arc<c2c_dlt::DltRegistry>,
+    pub policy: Arc<Policy>,
     pub registry: Registry,
     pub observer: Arc<Recorder>,
     pub shutdown: watch::Sender<bool>,
@@ -284,10 +287,11 @@ pub async fn start_edge(
     let registry = Registry::new();
     let observer = Arc::new(Recorder::default());
     let (tx, rx) = watch::channel(false);
+    let policy = Arc::new(policy);
     let handle = SipEdge::start(
         cfg,
-        Arc::new(StaticPolicy(Arc::new(policy))),
-        dlt,
+        Arc::new(StaticPolicy(policy.clone())),
+        dlt.clone(),
         observer.clone(),
         &registry,
         rx,
@@ -296,6 +300,8 @@ pub async fn start_edge(
     .expect("edge starts");
     Edge {
         handle,
+        dlt,
+        policy,
         registry,
         observer,
         shutdown: tx,
