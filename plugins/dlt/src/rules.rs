@@ -22,13 +22,6 @@ pub enum DltRule {
 }
 
 impl DltRule {
-    pub const ALL: [DltRule; 4] = [
-        DltRule::CallerIdSeries,
-        DltRule::DndBlocked,
-        DltRule::OutsideCallingHours,
-        DltRule::DndUnavailable,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             DltRule::CallerIdSeries => "caller_id_series",

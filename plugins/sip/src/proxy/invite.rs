@@ -23,7 +23,7 @@ use crate::response::{reply, ReplyBase};
 use crate::tenant::{identify, swap_user, CallRoute};
 use crate::txn::{CallCtx, ClientState, DownBase, NewTxn, Txn, TxnTimer};
 use c2c_media::Side;
-use c2c_tenancy::MediaMode;
+use c2c_tenancy::{MediaMode, Policy};
 
 /// Longest `X-C2C-Call-Id` accepted for correlation.
 const MAX_CALL_ID: usize = 128;
@@ -132,7 +132,9 @@ impl Proxy {
         if self.looped(msg) {
             return Err(Refusal::new(482, "Loop Detected"));
         }
-        let route = self.route(msg, &user)?;
+        // One policy for the whole decision: the route and the DLT rules read the same.
+        let policy = self.policy.policy();
+        let route = self.route(&policy, msg, &user)?;
         let tenant = route.tenant.id.as_str();
         let trunk = route.trunk.label.as_str();
         if self.dlt.check(&route.tenant).is_err() {
@@ -146,7 +148,7 @@ impl Proxy {
                 .on_trunk(trunk)
                 .with("Warning", warning));
         }
-        self.dlt_rules(msg, &route)?;
+        self.dlt_rules(&policy.gateway.dlt, msg, &route)?;
         let Some((carrier, target)) = self.carrier(&route.trunk.carrier) else {
             tracing::warn!(tenant = %tenant, trunk = %trunk, "SIP carrier address unusable or not resolved yet");
             return Err(self.unavailable("Service Unavailable").on_trunk(trunk));
@@ -178,8 +180,12 @@ impl Proxy {
     /// one the request named (`X-C2C-Category`), the caller ID from `From`, the number
     /// the route found in the Request-URI. Refused with 403 and a
     /// `Warning` naming the rule (RFC 3261 20.43, code 399: miscellaneous).
-    fn dlt_rules(&self, msg: &SipMsg, route: &CallRoute) -> Result<(), Refusal> {
-        let policy = self.policy.policy();
+    fn dlt_rules(
+        &self,
+        rules: &c2c_tenancy::DltRules,
+        msg: &SipMsg,
+        route: &CallRoute,
+    ) -> Result<(), Refusal> {
         let (caller_id, _) = crate::did::caller(msg.header("From").unwrap_or_default());
         let category = msg
             .header("X-C2C-Category")
@@ -190,10 +196,7 @@ impl Proxy {
             caller_id: &caller_id,
             number: &route.number,
         };
-        let Err(r) = self
-            .dlt
-            .check_call(&policy.gateway.dlt, &route.tenant, &facts)
-        else {
+        let Err(r) = self.dlt.check_call(rules, &route.tenant, &facts) else {
             return Ok(());
         };
         let (tenant, trunk) = (route.tenant.id.as_str(), route.trunk.label.as_str());
@@ -221,10 +224,9 @@ impl Proxy {
     }
 
     /// Tenant and trunk of the call (see [`identify`]).
-    fn route(&self, msg: &SipMsg, user: &str) -> Result<CallRoute, Refusal> {
-        let policy = self.policy.policy();
+    fn route(&self, policy: &Policy, msg: &SipMsg, user: &str) -> Result<CallRoute, Refusal> {
         let named = |h: &str| msg.header(h).map(str::trim).filter(|v| !v.is_empty());
-        identify(&policy, user, named("X-C2C-Tenant"), named("X-C2C-Trunk")).map_err(|e| {
+        identify(policy, user, named("X-C2C-Tenant"), named("X-C2C-Trunk")).map_err(|e| {
             tracing::info!(number = %mask(user), reason = %e, "SIP INVITE refused: no trunk");
             let (code, reason) = e.status();
             Refusal::new(code, reason)
