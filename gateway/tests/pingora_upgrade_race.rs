@@ -12,15 +12,13 @@
 //! holds the request's body end for 150 ms, so the instant `101` is always read first.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use pingora::apps::ServerApp;
 use pingora::prelude::*;
-use pingora::protocols::l4::stream::Stream as L4Stream;
-use pingora::server::configuration::ServerConf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -110,22 +108,7 @@ impl ProxyHttp for SlowBodyEndProxy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_survives_a_101_read_before_the_request_body_end() {
     let upstream = instant_upgrade_upstream().await;
-    let proxy = Arc::new(pingora::proxy::http_proxy(
-        &Arc::new(ServerConf::default()),
-        SlowBodyEndProxy { upstream },
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (_never, shutdown) = tokio::sync::watch::channel(false);
-        while let Ok((conn, _)) = listener.accept().await {
-            let (proxy, shutdown) = (proxy.clone(), shutdown.clone());
-            tokio::spawn(async move {
-                let stream: Box<dyn pingora::protocols::IO> = Box::new(L4Stream::from(conn));
-                proxy.process_new(stream, &shutdown).await;
-            });
-        }
-    });
+    let proxy_addr = common::pingora_proxy::serve(SlowBodyEndProxy { upstream }).await;
 
     let mut client = TcpStream::connect(proxy_addr).await.unwrap();
     client

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 pub mod calls;
 pub mod cli;
 pub mod fleet;
+pub mod pingora_proxy;
 pub mod raw;
 pub mod sink;
 

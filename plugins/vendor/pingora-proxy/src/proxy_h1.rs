@@ -119,11 +119,22 @@ where
 
         debug!("Sending header to upstream {:?}", req);
 
-        match client_session.write_request_header(Box::new(req)).await {
-            Ok(_) => { /* Continue */ }
-            Err(e) => {
-                return (false, false, Some(e.into_up()));
-            }
+        // c2c-gateway patch (plugins/vendor/README.md): a request with a body is sent in one
+        // write with its first body bytes when they are already here (see
+        // `proxy_handle_upstream`), so its header is held back rather than sent alone. Not
+        // when the client waits for `100 Continue` before sending that body.
+        let header_written = if !session.is_body_empty() && !expects_continue(&req) {
+            client_session
+                .defer_request_header(Box::new(req))
+                .map(|_| ())
+        } else {
+            client_session
+                .write_request_header(Box::new(req))
+                .await
+                .map(|_| ())
+        };
+        if let Err(e) = header_written {
+            return (false, false, Some(e.into_up()));
         }
 
         let mut downstream_custom_message_writer = session
@@ -262,10 +273,25 @@ where
         let mut send_error = None;
         let mut upgraded = false;
 
+        // c2c-gateway patch: the header `proxy_1to1` held back goes out with the first body
+        // task if the downstream half has already queued it (`try_join!` polls that half
+        // first, and a small body usually arrives with its header), else on its own now,
+        // as upstream Pingora sends it. While such a task is in hand, only the body branch
+        // below runs, so the response is not awaited before the request is on the wire.
+        let mut first_body_task = None;
+        if client_session.request_header_pending() {
+            first_body_task = tokio::task::unconstrained(rx.recv()).now_or_never();
+            if first_body_task.is_none() {
+                if let Err(e) = client_session.flush_request_header().await {
+                    return Err(e.into_up());
+                }
+            }
+        }
+
         /* duplex mode, wait for either to complete */
         while !request_done || !response_done {
             tokio::select! {
-                res = client_session.read_response_task(), if !response_done => {
+                res = client_session.read_response_task(), if !response_done && first_body_task.is_none() => {
                     match res {
                         Ok(task) => {
                             response_done = task.is_end();
@@ -323,7 +349,12 @@ where
                     }
                 },
 
-                body = rx.recv(), if !request_done => {
+                body = async {
+                    match first_body_task.take() {
+                        Some(task) => task,
+                        None => rx.recv().await,
+                    }
+                }, if !request_done => {
                     // c2c-gateway patch (cloudflare/pingora#946): the downstream half sends
                     // an upgraded request's bytes as `UpgradedBody` only once the 101 has
                     // gone downstream, so a plain `Body` end is the end of the upgrade
@@ -1280,4 +1311,11 @@ mod tests {
         assert_eq!(err.etype(), &InvalidHTTPHeader);
         assert_eq!(err.esource(), &ErrorSource::Upstream);
     }
+}
+
+/// c2c-gateway patch: whether the client will wait for an interim answer (`Expect:
+/// 100-continue`, or an expectation we do not know) before sending the body; such a
+/// request's header must reach the upstream on its own.
+fn expects_continue(req: &RequestHeader) -> bool {
+    req.headers.contains_key(http::header::EXPECT)
 }
