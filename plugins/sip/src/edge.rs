@@ -48,6 +48,11 @@ pub(crate) struct Inner {
     pub udp: UdpSocket,
     pub tcp: TcpPool,
     pub wake: Notify,
+    /// The deadline the timer task sleeps until. Written by the timer task and read by
+    /// the message path only while `core` is locked, so a message that sets an earlier
+    /// deadline either is seen by the timer's next computation or sees the new value and
+    /// wakes it (see [`Inner::with_core`]).
+    timer_at: Mutex<Instant>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -61,21 +66,36 @@ impl Inner {
             self.metrics.flood_dropped.inc();
             return;
         }
-        let actions = match decode(data) {
+        let (actions, timers_sooner) = match decode(data) {
             Decoded::Keepalive => return,
             Decoded::Drop(why) => {
                 self.metrics.malformed.with_label_values(&["dropped"]).inc();
                 tracing::debug!(source = %ip, why, "SIP message dropped");
                 return;
             }
-            Decoded::Msg(m) => self.core.lock().handle(now, from, &m),
+            Decoded::Msg(m) => self.with_core(|core| core.handle(now, from, &m)),
             Decoded::Reject(n, e) => {
                 tracing::debug!(source = %ip, error = %e, "SIP request rejected");
-                self.core.lock().reject(from, &n, &e)
+                self.with_core(|core| core.reject(from, &n, &e))
             }
         };
         self.execute(actions).await;
-        self.wake.notify_one();
+        if timers_sooner {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Runs `f` on the core; also says whether it left a deadline before the one the
+    /// timer task sleeps until. Most messages do not (a retransmission timer is 500 ms
+    /// out, and the task usually waits for an earlier one): waking the task for every
+    /// datagram cost a second task wake-up and lock of the core per message.
+    fn with_core(&self, f: impl FnOnce(&mut Proxy) -> Vec<Action>) -> (Vec<Action>, bool) {
+        let mut core = self.core.lock();
+        let actions = f(&mut core);
+        let sooner = core
+            .next_deadline()
+            .is_some_and(|next| next < *self.timer_at.lock());
+        (actions, sooner)
     }
 
     pub async fn execute(self: &Arc<Self>, actions: Vec<Action>) {
@@ -216,6 +236,7 @@ impl SipEdge {
             observer,
             udp,
             wake: Notify::new(),
+            timer_at: Mutex::new(Instant::now()),
             shutdown: shutdown.clone(),
         });
         let drops = udp_drops::watch_drops(
@@ -300,9 +321,14 @@ async fn udp_loop(inner: Arc<Inner>) {
 async fn timer_loop(inner: Arc<Inner>) {
     let mut shutdown = inner.shutdown.clone();
     loop {
-        let next = inner.core.lock().next_deadline();
-        let cap = Instant::now() + Duration::from_secs(1);
-        let at = next.map_or(cap, |n| n.min(cap));
+        let at = {
+            let core = inner.core.lock();
+            let cap = Instant::now() + Duration::from_secs(1);
+            let at = core.next_deadline().map_or(cap, |n| n.min(cap));
+            // Under the core's lock: see `Inner::timer_at`.
+            *inner.timer_at.lock() = at;
+            at
+        };
         tokio::select! {
             _ = tokio::time::sleep_until(at) => {}
             _ = inner.wake.notified() => {}
