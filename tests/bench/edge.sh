@@ -102,6 +102,60 @@ if [ -n "${C2C_EDGE_PERF:-}" ]; then
   (taskset -c 1 wrk -t1 -c50 -d12s -s "$work/twirp.lua" "http://127.0.0.1:$GW/twirp/livekit.RoomService/ListRooms" >/dev/null &); sleep 1
   perf record ${C2C_PERF_ARGS:-} -F 4000 -p "$(pgrep -f "listen 127.0.0.1:$GW")" -o /tmp/edge-perf.data -- sleep 8 >/dev/null 2>&1; exit 0
 fi
+# C2C_EDGE_PROFILE=1: instead of the table, what each proxy spends per request at 50
+# connections, counted by the kernel while wrk runs (perf tracepoints and software events;
+# this VM has no hardware counters): CPU, context switches, syscalls by kind, and for the
+# two Rust proxies heap allocations (uprobes on jemalloc's entry points; they slow the
+# process, so req/s in that pass is not a speed figure). Then one request's syscalls at
+# 1 connection (strace), the sequence each proxy makes.
+if [ -n "${C2C_EDGE_PROFILE:-}" ]; then
+  NGX_WORKER=$(pgrep -P "$(pgrep -f "nginx -c $work/nginx/nginx.conf" | head -1)" | head -1)
+  GW_PID=$(pgrep -f "listen 127.0.0.1:$GW" | head -1); BARE_PID=$(pgrep -f "listen 127.0.0.1:$BARE" | head -1)
+  SC="read write readv writev sendto recvfrom sendmsg recvmsg epoll_wait epoll_pwait epoll_ctl futex sched_yield"
+  EV="task-clock,context-switches,raw_syscalls:sys_enter$(for s in $SC; do printf ',syscalls:sys_enter_%s' "$s"; done)"
+  profile() { # label pid port -> per-request figures
+    perf stat -x, -e "$EV" -p "$2" -o "$work/stat.$1" -- sleep $((DUR + 1)) &
+    local ps=$! n
+    # C2C_EDGE_PERF_DIR=dir: also a call-graph profile of each proxy, dir/<label>.data
+    [ -z "${C2C_EDGE_PERF_DIR:-}" ] || perf record -q -g -F 2000 -p "$2" -o "$C2C_EDGE_PERF_DIR/$1.data" -- sleep "$DUR" >/dev/null 2>&1 &
+    sleep 0.3
+    n=$(taskset -c 1 wrk -t1 -c50 -d"${DUR}s" -s "$work/twirp.lua" "http://127.0.0.1:$3/twirp/livekit.RoomService/ListRooms" | awk '/requests in/ {print $1}')
+    wait $ps
+    python3 - "$1" "$n" "$work/stat.$1" <<'PY2'
+import sys
+label, n, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+vals = {}
+for line in open(path):
+    f = line.strip().split(",")
+    if len(f) > 2 and f[0] and f[0][0].isdigit():
+        vals[f[2].replace("syscalls:sys_enter_", "").replace("raw_syscalls:sys_enter", "syscalls")] = float(f[0])
+out = [f"{label:<15} {n:>7} req", f"cpu_us={vals.get('task-clock', 0) * 1000 / n:.1f}",
+       f"ctxsw={vals.get('context-switches', 0) / n:.2f}", f"syscalls={vals.get('syscalls', 0) / n:.2f}"]
+out += [f"{k}={v / n:.2f}" for k, v in vals.items() if k not in ("task-clock", "context-switches", "syscalls") and v / n >= 0.01]
+print("  ".join(out))
+PY2
+  }
+  echo "per request at 50 connections, ${DUR}s each (cpu_us = task-clock; counts per request)"
+  profile gateway "$GW_PID" "$GW"; profile pingora "$BARE_PID" "$BARE"; profile nginx "$NGX_WORKER" "$NGX"
+  if perf probe -q -x ./target/release/c2c-gateway -a _rjem_malloc -a _rjem_mallocx -a _rjem_calloc -a _rjem_rallocx 2>/dev/null &&
+     perf probe -q -x ./target/release/bare-pingora -a _rjem_malloc -a _rjem_mallocx -a _rjem_calloc -a _rjem_rallocx 2>/dev/null; then
+    EV="probe_c2c:*"; profile gateway-allocs "$GW_PID" "$GW"
+    EV="probe_bare:*"; profile pingora-allocs "$BARE_PID" "$BARE"
+    perf probe -q -d 'probe_c2c:*' -d 'probe_bare:*' 2>/dev/null || true
+  else
+    echo "(uprobes unavailable here: allocation counts skipped)"
+  fi
+  for row in "gateway $GW_PID $GW" "pingora $BARE_PID $BARE" "nginx $NGX_WORKER $NGX"; do
+    set -- $row
+    curl -s -o /dev/null -X POST "http://127.0.0.1:$3/twirp/livekit.RoomService/ListRooms" -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" -d '{}' # connect upstream first
+    strace -qq -f -s 24 -p "$2" -e trace='!futex,clock_gettime,clock_nanosleep' -o "$work/strace.$1" & sp=$!; sleep 0.5
+    curl -s -o /dev/null -X POST "http://127.0.0.1:$3/twirp/livekit.RoomService/ListRooms" -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" -d '{}'
+    sleep 0.3; kill $sp; wait $sp 2>/dev/null || true
+    echo "--- $1: one request's syscalls (strace; a new client connection, upstream kept alive)"
+    sed -E 's/^[0-9]+ +//' "$work/strace.$1" | grep -v '^+++\|^---' | cut -c1-110
+  done
+  exit 0
+fi
 for c in 1 50; do
   run direct "$UP" "$c"
   run gateway "$GW" "$c"

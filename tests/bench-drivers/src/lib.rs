@@ -91,6 +91,19 @@ pub fn gateway_command(
     Ok(c)
 }
 
+/// A KiB (or count) field of `/proc/<pid>/status` (`VmRSS:`, `VmData:`, `Threads:`);
+/// 0 when the process or the field is gone.
+pub fn proc_status_field(pid: u32, name: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
 pub fn cpu_secs(pid: u32) -> f64 {
     let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))

@@ -123,16 +123,7 @@ pub fn threads(pid: u32) -> u64 {
     status_field(pid, "Threads:")
 }
 
-fn status_field(pid: u32, name: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
+use c2c_bench_drivers::proc_status_field as status_field;
 
 /// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
 pub fn cpu_secs(pid: u32) -> f64 {
