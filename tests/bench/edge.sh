@@ -11,31 +11,13 @@ cd "$(git rev-parse --show-toplevel)"
 DUR="${1:-10}"
 for t in wrk nginx; do command -v $t >/dev/null || { echo "$t not installed (apt-get install -y wrk nginx)"; exit 2; }; done
 [ -n "${C2C_BENCH_NO_BUILD:-}" ] || { cargo build --release -q -p c2c-gateway --features sim && cargo build --release -q -p livekit-sim -p c2c-bench-drivers --bin bare-pingora; }
-work=$(mktemp -d /tmp/c2c-edge-bench.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-KEY=APIsimdev
-SECRET=$(cat policies/secrets/livekit-sim.secret)
+source tests/bench/lib/livekit-edge.sh edge-bench
 UP=$(port); GW=$(port); NGX=$(port); BARE=$(port)
 
 taskset -c 1 ./target/release/livekit-sim --listen "127.0.0.1:$UP" --api-key $KEY --api-secret "$SECRET" >/dev/null 2>&1 &
 pids+=($!)
 
-cp -r policies "$work/policies"
-sed -i "s/^threads = .*/threads = 1/; s#upstreams = \[\"http://127.0.0.1:7880\"\]#upstreams = [\"http://127.0.0.1:$UP\"]#; s/^listen = \"127.0.0.1:7880\"/listen = \"127.0.0.1:0\"/" "$work/policies/gateway.toml"
-cat >>"$work/policies/gateway.toml" <<EOF2
-[limits]
-per_ip_requests_per_second = 1000000
-EOF2
-C2C_LOG=warn taskset -c 0 ./target/release/c2c-gateway serve --policies "$work/policies" --data "$work/data" --listen "127.0.0.1:$GW" --sip-listen 127.0.0.1:0 >"$work/gw.log" 2>&1 &
-pids+=($!)
-
-# Pingora with no plugins (fixed upstream, no auth, logs or metrics): what Pingora itself
-# costs, so the table shows the gateway's own overhead separately.
-taskset -c 0 ./target/release/bare-pingora --listen "127.0.0.1:$BARE" --upstream "127.0.0.1:$UP" --threads 1 >/dev/null 2>&1 &
-pids+=($!)
+start_gateway_and_bare "$UP" "$GW" "$BARE"
 
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<EOF2
@@ -67,17 +49,8 @@ pids+=($!)
 
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW/readyz" >/dev/null && break; sleep 0.1; done
 sleep 0.5
-# A server-API token (roomList) valid for an hour, signed like livekit-api does.
-TOKEN=$(python3 - "$KEY" "$SECRET" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
-now = int(time.time())
-h = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-c = b(json.dumps({"iss": sys.argv[1], "nbf": now - 10, "exp": now + 3600, "video": {"roomList": True}}).encode())
-s = b(hmac.new(sys.argv[2].encode(), f"{h}.{c}".encode(), hashlib.sha256).digest())
-print(f"{h}.{c}.{s}")
-PY
-)
+# A server-API token (roomList).
+TOKEN=$(livekit_token '{"roomList": true}')
 cat >"$work/twirp.lua" <<EOF2
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -110,8 +83,7 @@ fi
 # 1 connection (strace), the sequence each proxy makes.
 if [ -n "${C2C_EDGE_PROFILE:-}" ]; then
   NGX_WORKER=$(pgrep -P "$(pgrep -f "nginx -c $work/nginx/nginx.conf" | head -1)" | head -1)
-  GW_PID=$(pgrep -f "listen 127.0.0.1:$GW" | head -1); BARE_PID=$(pgrep -f "listen 127.0.0.1:$BARE" | head -1)
-  SC="read write readv writev sendto recvfrom sendmsg recvmsg epoll_wait epoll_pwait epoll_ctl futex sched_yield"
+    SC="read write readv writev sendto recvfrom sendmsg recvmsg epoll_wait epoll_pwait epoll_ctl futex sched_yield"
   EV="task-clock,context-switches,raw_syscalls:sys_enter$(for s in $SC; do printf ',syscalls:sys_enter_%s' "$s"; done)"
   profile() { # label pid port -> per-request figures
     perf stat -x, -e "$EV" -p "$2" -o "$work/stat.$1" -- sleep $((DUR + 1)) &

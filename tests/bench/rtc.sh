@@ -24,33 +24,14 @@ if [ "$(ulimit -n)" -lt $((2 * N + 2000)) ]; then
   echo "open-file limit $(ulimit -n) (hard) allows $capped sockets through a proxy, not $N: running $capped"
   N=$capped
 fi
-work=$(mktemp -d /tmp/c2c-rtc-bench.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-KEY=APIsimdev
-SECRET=$(cat policies/secrets/livekit-sim.secret)
+source tests/bench/lib/livekit-edge.sh rtc-bench
 UP=$(port); GW=$(port); NGX=$(port); BARE=$(port)
 
 taskset -c 1 ./target/release/rtc-bench upstream --listen "127.0.0.1:$UP" &
 pids+=($!)
 UP_PID=$!
 
-cp -r policies "$work/policies"
-sed -i "s/^threads = .*/threads = 1/; s#upstreams = \[\"http://127.0.0.1:7880\"\]#upstreams = [\"http://127.0.0.1:$UP\"]#; s/^listen = \"127.0.0.1:7880\"/listen = \"127.0.0.1:0\"/" "$work/policies/gateway.toml"
-cat >>"$work/policies/gateway.toml" <<EOF2
-[limits]
-per_ip_requests_per_second = 1000000
-EOF2
-C2C_LOG=warn taskset -c 0 ./target/release/c2c-gateway serve --policies "$work/policies" --data "$work/data" --listen "127.0.0.1:$GW" --sip-listen 127.0.0.1:0 >"$work/gw.log" 2>&1 &
-pids+=($!)
-GW_PID=$!
-
-# Pingora with no plugins (as in edge.sh): what Pingora's own tunnel costs per socket.
-taskset -c 0 ./target/release/bare-pingora --listen "127.0.0.1:$BARE" --upstream "127.0.0.1:$UP" --threads 1 >/dev/null 2>&1 &
-pids+=($!)
-BARE_PID=$!
+start_gateway_and_bare "$UP" "$GW" "$BARE"
 
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<EOF2
@@ -85,18 +66,8 @@ taskset -c 0 nginx -c "$work/nginx/nginx.conf" &
 pids+=($!)
 
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW/readyz" >/dev/null && break; sleep 0.1; done
-# A signalling token (roomJoin) valid for an hour, signed like livekit-api does.
-TOKEN=$(python3 - "$KEY" "$SECRET" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
-now = int(time.time())
-h = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-c = b(json.dumps({"iss": sys.argv[1], "sub": "agent-bench", "nbf": now - 10, "exp": now + 3600,
-                  "video": {"roomJoin": True, "room": "bench"}}).encode())
-s = b(hmac.new(sys.argv[2].encode(), f"{h}.{c}".encode(), hashlib.sha256).digest())
-print(f"{h}.{c}.{s}")
-PY
-)
+# A signalling token (roomJoin).
+TOKEN=$(livekit_token '{"roomJoin": true, "room": "bench"}')
 NGX_WORKER=""
 for _ in $(seq 50); do
   NGX_WORKER=$(pgrep -P "$(pgrep -f "nginx -c $work/nginx/nginx.conf" | head -1)" | head -1 || true)
