@@ -82,15 +82,22 @@ impl RefusalLog {
         let path = data.join(FILE);
         let days: Arc<Mutex<DayCounts>> = Arc::default();
         // What the files already hold, counted off the start path (they may be large).
-        // A refusal recorded meanwhile is counted by `record`; one the seed also reads
-        // (written after the seed opened the file) is counted twice, at most the few
-        // refusals of the first second.
-        let (seed_days, seed_data) = (days.clone(), data.to_path_buf());
+        // The files are opened and their lengths taken here, before the writer exists,
+        // so the seed counts exactly the lines written before this start: a refusal
+        // recorded meanwhile is counted by `record` alone, even once the writer has
+        // appended it (or rotated the file: an open handle keeps the old inode).
+        let snapshot = snapshot(data);
+        let seed_days = days.clone();
         let seeded = std::thread::Builder::new()
             .name("c2c-dlt-seed".into())
             .spawn(move || {
                 let mut counted = DayCounts::new();
-                let read = for_each(&seed_data, |r| count(&mut counted, &r));
+                let read = snapshot.and_then(|files| {
+                    for (file, len) in files {
+                        read_lines(std::io::Read::take(file, len), |r| count(&mut counted, &r))?;
+                    }
+                    Ok(())
+                });
                 if let Err(e) = read {
                     tracing::warn!(error = %e, "cannot read the DLT refusal log to count past refusals");
                 }
@@ -229,22 +236,40 @@ pub fn read_period(
     Ok((out, bad))
 }
 
+/// The data directory's log files (the rotated one first), open, each with its length now.
+fn snapshot(data: &Path) -> std::io::Result<Vec<(std::fs::File, u64)>> {
+    let path = data.join(FILE);
+    let mut files = Vec::with_capacity(2);
+    for p in [rotated(&path), path] {
+        match std::fs::File::open(&p) {
+            Ok(file) => {
+                let len = file.metadata()?.len();
+                files.push((file, len));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(files)
+}
+
 /// Calls `f` with every refusal in the data directory's log files (the rotated one
 /// first); returns how many lines did not parse (a line cut by a crash mid-write).
 fn for_each(data: &Path, mut f: impl FnMut(Refusal)) -> std::io::Result<usize> {
-    let path = data.join(FILE);
     let mut bad = 0;
-    for p in [rotated(&path), path] {
-        let file = match std::fs::File::open(&p) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        for line in std::io::BufReader::new(file).lines() {
-            match serde_json::from_str::<Refusal>(&line?) {
-                Ok(r) => f(r),
-                Err(_) => bad += 1,
-            }
+    for (file, _) in snapshot(data)? {
+        bad += read_lines(file, &mut f)?;
+    }
+    Ok(bad)
+}
+
+/// Calls `f` with each refusal in `from`; returns how many lines did not parse.
+fn read_lines(from: impl std::io::Read, mut f: impl FnMut(Refusal)) -> std::io::Result<usize> {
+    let mut bad = 0;
+    for line in std::io::BufReader::new(from).lines() {
+        match serde_json::from_str::<Refusal>(&line?) {
+            Ok(r) => f(r),
+            Err(_) => bad += 1,
         }
     }
     Ok(bad)
@@ -302,19 +327,36 @@ mod tests {
             .counts("acme", "19700101", "19700101", Some("other"))
             .is_empty());
         let again = RefusalLog::start(d.path(), prometheus::IntCounter::new("d", "d").unwrap());
-        let mut seeded = 0;
-        for _ in 0..100 {
-            seeded = again
+        // Refusals recorded while the restarted log seeds its counts: each counted once,
+        // though the writer may append them before the seed has read the file.
+        for i in 0..20 {
+            again.record(refusal("globex", 6000 + i));
+        }
+        let globex = || {
+            again
                 .counts("globex", "19700101", "19700101", Some("airtel-mum"))
                 .get("dnd_blocked")
                 .copied()
-                .unwrap_or(0);
-            if seeded == 1 {
+                .unwrap_or(0)
+        };
+        let mut on_disk = 0;
+        for _ in 0..100 {
+            on_disk = read_period(d.path(), "globex", 0, u64::MAX)
+                .unwrap()
+                .0
+                .len();
+            if on_disk == 21 && globex() == 21 {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        assert_eq!(seeded, 1, "a restarted log counts the refusals on disk");
+        assert_eq!(on_disk, 21);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(
+            globex(),
+            21,
+            "a restarted log counts the refusals on disk once"
+        );
         // A line cut by a crash is skipped, and counted.
         std::fs::OpenOptions::new()
             .append(true)
@@ -323,6 +365,6 @@ mod tests {
             .write_all(b"{\"at_ms\":12")
             .unwrap();
         let (all, bad) = read_period(d.path(), "globex", 0, u64::MAX).unwrap();
-        assert_eq!((all.len(), bad), (1, 1));
+        assert_eq!((all.len(), bad), (21, 1));
     }
 }
