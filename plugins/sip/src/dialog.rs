@@ -43,6 +43,9 @@ pub struct Dialog {
     pub forwarded: Option<TxnId>,
     /// Its media is anchored: when the dialog goes, so does its relay.
     pub media: bool,
+    /// Its relay heard dead air: the gateway ends the call, and the dialog's expiry was
+    /// brought forward in case no BYE ever comes (`Proxy::dead_air`).
+    pub dead_air: bool,
 }
 
 pub struct DialogTable {

@@ -34,6 +34,10 @@ use crate::sources::{OutboundGate, PolicySource};
 use crate::tcp::{self, TcpPool};
 use crate::udp_drops;
 
+/// Dead-air notices from the relays waiting for the core; a notice that finds it full
+/// is dropped (logged), and its dialog keeps its ordinary expiry.
+const DEAD_AIR_QUEUE: usize = 1024;
+
 /// Shared state of a running edge.
 pub(crate) struct Inner {
     pub cfg: Arc<SipConfig>,
@@ -223,7 +227,13 @@ impl SipEdge {
             resolver.clone(),
             carriers.clone(),
         )?;
-        let relays = Relays::new(cfg.media.relay, core.media_pool(), metrics.media.clone());
+        let (dead_air_tx, dead_air) = tokio::sync::mpsc::channel(DEAD_AIR_QUEUE);
+        let relays = Relays::new(
+            cfg.media.relay,
+            core.media_pool(),
+            metrics.media.clone(),
+            dead_air_tx,
+        );
         let inner = Arc::new(Inner {
             relays,
             carriers,
@@ -248,7 +258,7 @@ impl SipEdge {
             tokio::spawn(udp_loop(inner.clone())),
             tokio::spawn(drops),
             tokio::spawn(tcp::accept_loop(inner.clone(), listener)),
-            tokio::spawn(timer_loop(inner.clone())),
+            tokio::spawn(timer_loop(inner.clone(), dead_air)),
             tokio::spawn(resolver.run(resolver_rx, shutdown)),
         ];
         tracing::info!(udp = %udp_addr, tcp = %tcp_addr, "SIP edge listening");
@@ -318,7 +328,8 @@ async fn udp_loop(inner: Arc<Inner>) {
     }
 }
 
-async fn timer_loop(inner: Arc<Inner>) {
+/// The timers of the core, and the dead air its relays heard (a dialog's expiry moves).
+async fn timer_loop(inner: Arc<Inner>, mut dead_air: tokio::sync::mpsc::Receiver<String>) {
     let mut shutdown = inner.shutdown.clone();
     loop {
         let at = {
@@ -332,6 +343,10 @@ async fn timer_loop(inner: Arc<Inner>) {
         tokio::select! {
             _ = tokio::time::sleep_until(at) => {}
             _ = inner.wake.notified() => {}
+            Some(key) = dead_air.recv() => {
+                inner.core.lock().dead_air(Instant::now(), &key);
+                continue;
+            }
             _ = shutdown.changed() => return,
         }
         let actions = inner.core.lock().on_timers(Instant::now());

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use c2c_sip::{RelayReport, Side};
+use c2c_sip::{RelayReport, Side, SipConfig};
 use c2c_tenancy::Policy;
 use common::*;
 
@@ -36,12 +36,13 @@ struct Run {
 }
 
 /// One anchored call: `carrier` / `livekit` scenarios (with their substitutions),
-/// `during` run while the call is up (after `during_at`).
+/// `tweak` applied to the edge's settings, `during` run while the call is up (after
+/// `during_at`).
 async fn run(
     carrier: (&str, &[(&str, &str)]),
     livekit: (&str, &[(&str, &str)]),
     call: &str,
-    relay: Option<(Duration, Duration)>,
+    tweak: fn(&mut SipConfig),
     during: During,
     echo: bool,
 ) -> Run {
@@ -54,10 +55,7 @@ async fn run(
         |c| {
             c.media.port_min = base;
             c.media.port_max = base + 7;
-            if let Some((timeout, one_way)) = relay {
-                c.media.relay.media_timeout = timeout;
-                c.media.relay.one_way_after = one_way;
-            }
+            tweak(c);
         },
     )
     .await;
@@ -125,6 +123,12 @@ async fn ports_back(edge: &Edge) {
     panic!("media ports not given back");
 }
 
+/// Dead air and one-way audio after a second.
+fn quick_dead_air(c: &mut SipConfig) {
+    c.media.relay.media_timeout = Duration::from_secs(1);
+    c.media.relay.one_way_after = Duration::from_secs(1);
+}
+
 /// An RTP-shaped packet (version 2, PCMA) from nobody in the call.
 fn stray(seq: u16) -> Vec<u8> {
     let mut p = vec![0x80, 8];
@@ -147,7 +151,7 @@ async fn an_anchored_call_carries_audio_both_ways_and_drops_strangers() {
         ),
         ("livekit_media_call.xml", &[("TALK_MS", "2500")]),
         call,
-        None,
+        |_| {},
         Some((
             Duration::from_millis(1800),
             Box::new(|base: u16| {
@@ -218,7 +222,7 @@ async fn early_media_before_the_answer_is_timed() {
         ),
         ("livekit_media_call.xml", &[("TALK_MS", "1000")]),
         call,
-        None,
+        |_| {},
         None,
         false,
     )
@@ -249,7 +253,7 @@ async fn an_announcement_then_busy_is_early_media_without_an_answer() {
         ("carrier_media_busy.xml", &[]),
         ("livekit_media_busy.xml", &[]),
         call,
-        None,
+        |_| {},
         None,
         false,
     )
@@ -281,7 +285,7 @@ async fn a_carrier_silent_after_the_answer_is_dead_air_and_one_way_audio() {
         ),
         ("livekit_media_call.xml", &[("TALK_MS", "2500")]),
         call,
-        Some((Duration::from_secs(1), Duration::from_secs(1))),
+        quick_dead_air,
         None,
         false,
     )
@@ -311,6 +315,46 @@ async fn a_carrier_silent_after_the_answer_is_dead_air_and_one_way_audio() {
     r.edge.stop().await;
 }
 
+/// Dead air, and then no BYE from either side (both vanished): the edge forgets the
+/// dialog 64*T1 after the dead air instead of holding its ports until
+/// `max_dialog_duration` (T1 is 50 ms here: 3.2 s).
+#[tokio::test]
+async fn an_anchored_call_nobody_hangs_up_after_dead_air_gives_its_ports_back() {
+    let call = "media-vanish";
+    let r = run(
+        ("carrier_media_vanish.xml", &[("TALK_MS", "1500")]),
+        ("livekit_media_vanish.xml", &[("TALK_MS", "1500")]),
+        call,
+        |c| {
+            quick_dead_air(c);
+            c.timers.t1 = Duration::from_millis(50);
+        },
+        None,
+        false,
+    )
+    .await;
+    assert_eq!((r.uac, r.uas), (0, 0));
+    // Both sides are gone without a BYE; dead air came ~1 s after the answer.
+    assert_eq!(r.edge.metric("c2c_sip_media_port_pairs_in_use", &[]), 2.0);
+    assert!(r
+        .edge
+        .observer
+        .events()
+        .contains(&format!("media {call} MediaTimeout")));
+    let rep = report(&r.edge, call).await;
+    assert!(rep.media_timeout, "{rep:?}");
+    ports_back(&r.edge).await;
+    assert_eq!(
+        r.edge.metric(
+            "c2c_sip_media_events_total",
+            &[("trunk", "airtel-mum"), ("event", "dead_air_released")]
+        ),
+        1.0
+    );
+    assert_eq!(r.edge.metric("c2c_sip_dialogs", &[]), 0.0);
+    r.edge.stop().await;
+}
+
 #[tokio::test]
 async fn a_carrier_behind_nat_is_reached_where_its_packets_come_from() {
     // The carrier's SDP names an address nothing listens on (a private address behind
@@ -329,7 +373,7 @@ async fn a_carrier_behind_nat_is_reached_where_its_packets_come_from() {
         ),
         ("livekit_media_call.xml", &[("TALK_MS", "2500")]),
         call,
-        None,
+        |_| {},
         None,
         true,
     )

@@ -24,7 +24,8 @@ pub struct MediaMetrics {
     /// `c2c_sip_media_jitter_ms{trunk,direction}`: per call, RFC 3550 A.8 jitter.
     pub jitter: HistogramVec,
     /// `c2c_sip_media_events_total{trunk,event}`: `early_media`, `one_way_audio`,
-    /// `media_timeout`.
+    /// `media_timeout`, `dead_air_released` (a dialog with no BYE after dead air,
+    /// forgotten with its ports: `Proxy::dead_air`).
     pub events: IntCounterVec,
     /// `c2c_sip_media_dropped_total{trunk,reason}`: `stranger` (a third party's packet
     /// on an anchored port), `not_rtp`, `not_rtcp`, `undeliverable`.

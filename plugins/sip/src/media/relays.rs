@@ -37,10 +37,15 @@ pub(crate) struct Relays {
     /// Dropping a call's sender is its stop: the supervisor finishes the queued
     /// commands, then stops.
     calls: Mutex<HashMap<String, mpsc::Sender<Cmd>>>,
+    /// SIP Call-IDs of calls whose relay heard dead air, for the edge's core
+    /// (`Proxy::dead_air`).
+    dead_air: mpsc::Sender<String>,
 }
 
 /// What a supervisor needs besides its relay.
 struct Supervised {
+    key: String,
+    dead_air: mpsc::Sender<String>,
     call_id: Option<String>,
     trunk: String,
     legs: Legs,
@@ -50,13 +55,20 @@ struct Supervised {
 }
 
 impl Relays {
-    pub fn new(cfg: RelayConfig, pool: Arc<Mutex<PortPool>>, metrics: MediaMetrics) -> Self {
+    /// `dead_air` receives the SIP Call-ID of each call whose relay heard dead air.
+    pub fn new(
+        cfg: RelayConfig,
+        pool: Arc<Mutex<PortPool>>,
+        metrics: MediaMetrics,
+        dead_air: mpsc::Sender<String>,
+    ) -> Self {
         metrics.pairs.set(pool.lock().capacity() as i64);
         Self {
             cfg,
             pool,
             metrics,
             calls: Mutex::new(HashMap::new()),
+            dead_air,
         }
     }
 
@@ -112,10 +124,12 @@ impl Relays {
         let (tx, rx) = mpsc::channel(COMMANDS);
         // The offer's address first: where the offerer's audio goes until it latches.
         let _ = tx.try_send(Cmd::Remote(offerer.0, offerer.1));
-        if let Some(old) = self.calls.lock().insert(key, tx) {
+        if let Some(old) = self.calls.lock().insert(key.clone(), tx) {
             drop(old); // a Call-ID reused after a lost Stop: the old relay ends
         }
         let sup = Supervised {
+            key,
+            dead_air: self.dead_air.clone(),
             call_id,
             trunk,
             legs,
@@ -192,6 +206,11 @@ fn raised(sup: &Supervised, ev: MediaEvent) {
     };
     sup.metrics.event(&sup.trunk, name);
     tracing::info!(trunk = %sup.trunk, call_id = sup.call_id.as_deref().unwrap_or(""), event = name, "anchored call media event");
+    if ev == MediaEvent::MediaTimeout && sup.dead_air.try_send(sup.key.clone()).is_err() {
+        // The edge is stopping, or thousands of calls went silent at once: the dialog
+        // then keeps its ports until a BYE or its own expiry.
+        tracing::warn!(trunk = %sup.trunk, "dead air not passed to the SIP core; the dialog keeps its expiry");
+    }
     if let Some(call_id) = &sup.call_id {
         sup.observer.on_media_event(call_id, ev);
     }

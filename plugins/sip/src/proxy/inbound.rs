@@ -235,6 +235,7 @@ impl Proxy {
                 expires: now + hold_max + long * 3,
                 forwarded: None,
                 media: false,
+                dead_air: false,
             },
         );
         let mut txn = Txn::new(NewTxn {

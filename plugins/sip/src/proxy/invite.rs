@@ -339,6 +339,7 @@ impl Proxy {
                 expires: now + timer_c + long * 3,
                 forwarded: None,
                 media: anchor.is_some(),
+                dead_air: false,
             },
         );
         if let Some(o) = anchor {

@@ -204,6 +204,19 @@ impl Proxy {
         self.anchors.release(legs);
     }
 
+    /// The relay of anchored call `key` heard dead air. The gateway ends the call and
+    /// LiveKit's BYE normally ends the dialog within a second; when none comes (both
+    /// sides gone, or the carrier's answer lost), the dialog and its ports would wait
+    /// for `max_dialog_duration`. So it is forgotten 64*T1 (32 s) from now unless a BYE
+    /// ends it first — what an SBC does after its media timeout. Nothing to send.
+    pub fn dead_air(&mut self, now: tokio::time::Instant, key: &str) {
+        let at = now + self.cfg.timers.long();
+        if let Some(d) = self.dialogs.get_mut(key) {
+            d.dead_air = true;
+            d.expires = d.expires.min(at);
+        }
+    }
+
     /// The call's first 2xx passed: the relay starts its after-answer watch.
     pub(super) fn anchor_answered(&mut self, key: &str) {
         self.out.push(super::Action::Media(MediaOp::Answered {

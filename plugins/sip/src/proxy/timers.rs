@@ -19,7 +19,12 @@ impl Proxy {
         if now >= self.next_sweep {
             self.next_sweep = now + Duration::from_secs(1);
             for (_, d) in self.dialogs.sweep(now) {
-                tracing::debug!(tenant = %d.tenant, trunk = %d.trunk, answered = d.answered, "SIP call forgotten after its lifetime");
+                if d.dead_air {
+                    self.media_metrics.event(&d.trunk, "dead_air_released");
+                    tracing::info!(tenant = %d.tenant, trunk = %d.trunk, c2c_call_id = d.c2c_call_id.as_deref().unwrap_or(""), "anchored call forgotten: no BYE came after dead air; its media ports are free");
+                } else {
+                    tracing::debug!(tenant = %d.tenant, trunk = %d.trunk, answered = d.answered, "SIP call forgotten after its lifetime");
+                }
             }
         }
         self.finish()
