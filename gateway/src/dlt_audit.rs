@@ -326,6 +326,18 @@ mod tests {
         assert!(log
             .counts("acme", "19700101", "19700101", Some("other"))
             .is_empty());
+        // Everything the first log recorded is on disk before the restart reads it.
+        for _ in 0..100 {
+            if read_period(d.path(), "globex", 0, u64::MAX)
+                .unwrap()
+                .0
+                .len()
+                == 1
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let again = RefusalLog::start(d.path(), prometheus::IntCounter::new("d", "d").unwrap());
         // Refusals recorded while the restarted log seeds its counts: each counted once,
         // though the writer may append them before the seed has read the file.

@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -27,40 +27,9 @@ const T: Duration = Duration::from_secs(15);
 const BYO_KEY: &str = "APIinitechown";
 const BYO_SECRET: &str = "initech-own-livekit-secret-0123456789abcdef";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Chromium and the web packages, or why they are missing.
-fn browser_ready() -> Result<(), String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Err(format!("{chromium} is missing (apt-get install chromium)"));
-    }
-    if !repo().join("web/node_modules/playwright-core").exists() {
-        return Err("web/node_modules is missing (npm ci in web/)".into());
-    }
-    Ok(())
-}
-
-/// Secret values in the test's policy directory (none may reach a browser).
-fn secrets(policies: &Path) -> Vec<String> {
-    std::fs::read_dir(policies.join("secrets"))
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .map(|s| s.trim().to_string())
-        .filter(|s| s.len() >= 8)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_and_client_in_chromium() {
-    if let Err(why) = browser_ready() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "browser tests cannot run under CI: {why}"
-        );
-        eprintln!("SKIPPED (not run): browser tests need {why}; tests/run-all.sh installs it");
+    if !browser::ready() {
         return;
     }
     let host_port = free_port();
@@ -160,53 +129,42 @@ async fn console_and_client_in_chromium() {
         "total": 3, "answered": 1, "sip486": 1, "agent_cancelled": 1,
     });
 
-    let shots = repo().join("target/console-screenshots");
+    let shots = browser::shots();
     // Calls of the client-flow tests whose CRM webhook is checked here (the sink lives
     // in this process).
     let flow_out = env.data.path().join("flow-calls.json");
     // The Sandbox's inbound calls, whose CRM webhooks are checked here too.
     let inbound_out = env.data.path().join("inbound-calls.json");
-    let out = Command::new("node")
-        .current_dir(repo().join("web"))
-        .args([
-            "--test",
-            "--test-concurrency=1",
-            "--test-reporter=spec",
+    let path = |p: &Path| p.display().to_string();
+    browser::run_node_tests(
+        &[
             "tests/console.test.mjs",
             "tests/c2c-client.test.mjs",
             "tests/c2c-client-flow.test.mjs",
             "tests/presence.test.mjs",
             "tests/console-edit.test.mjs",
-        ])
-        .env("C2C_BASE", &env.gw.base)
-        .env("C2C_SIM", &env.sim)
-        .env("C2C_SHOTS", &shots)
-        .env("C2C_CALLS_KEY", ACME_KEY)
-        .env("C2C_CONSOLE_KEY", CONSOLE_KEY)
-        .env("C2C_OWNER_KEY", OWNER_KEY)
-        .env("C2C_BYO_CONSOLE_KEY", &initech_console.key)
-        .env("C2C_BYO_URL", byo.url())
-        .env("C2C_BYO_KEY", BYO_KEY)
-        .env("C2C_BYO_SECRET", BYO_SECRET)
-        .env("C2C_HOST_PORT", host_port.to_string())
-        .env(
-            "C2C_SECRETS",
-            serde_json::to_string(&secrets(env.policies.path())).unwrap(),
-        )
-        .env("C2C_DRIVEN", driven.to_string())
-        .env("C2C_GATEWAY_LOG", &env.gw.log)
-        .env("C2C_FLOW_OUT", &flow_out)
-        .env("C2C_INBOUND_OUT", &inbound_out)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}\n{stderr}");
-    assert!(
-        out.status.success(),
-        "browser tests failed (screenshots under {}):\n{stdout}\n{stderr}\n--- gateway log ---\n{}",
-        shots.display(),
-        env.gw.log_text()
+        ],
+        &[
+            ("C2C_BASE", env.gw.base.clone()),
+            ("C2C_SIM", env.sim.clone()),
+            ("C2C_CALLS_KEY", ACME_KEY.into()),
+            ("C2C_CONSOLE_KEY", CONSOLE_KEY.into()),
+            ("C2C_OWNER_KEY", OWNER_KEY.into()),
+            ("C2C_BYO_CONSOLE_KEY", initech_console.key.clone()),
+            ("C2C_BYO_URL", byo.url()),
+            ("C2C_BYO_KEY", BYO_KEY.into()),
+            ("C2C_BYO_SECRET", BYO_SECRET.into()),
+            ("C2C_HOST_PORT", host_port.to_string()),
+            (
+                "C2C_SECRETS",
+                serde_json::to_string(&browser::secrets(env.policies.path())).unwrap(),
+            ),
+            ("C2C_DRIVEN", driven.to_string()),
+            ("C2C_GATEWAY_LOG", path(&env.gw.log)),
+            ("C2C_FLOW_OUT", path(&flow_out)),
+            ("C2C_INBOUND_OUT", path(&inbound_out)),
+        ],
+        || format!("--- gateway log ---\n{}", env.gw.log_text()),
     );
     for name in [
         "console-trunks",
@@ -282,16 +240,11 @@ async fn console_and_client_in_chromium() {
 /// The committed `web/dist` is exactly what the sources and lockfile build.
 #[test]
 fn committed_web_dist_is_reproducible() {
-    if let Err(why) = browser_ready() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "cannot check web/dist under CI: {why}"
-        );
-        eprintln!("SKIPPED (not run): {why}");
+    if !browser::ready() {
         return;
     }
     let out = Command::new("node")
-        .current_dir(repo().join("web"))
+        .current_dir(browser::repo().join("web"))
         .args(["build.mjs", "--check"])
         .output()
         .expect("node runs");
@@ -327,7 +280,7 @@ async fn console_api_scopes_and_tenant_isolation() {
     let (s, v) = get("/api/c2c/console/tenants/acme", OWNER_KEY).await;
     assert_eq!(s, 200, "{v}");
     let text = v.to_string();
-    for secret in secrets(env.policies.path()) {
+    for secret in browser::secrets(env.policies.path()) {
         assert!(!text.contains(&secret), "a secret leaked: {text}");
     }
     assert_eq!(

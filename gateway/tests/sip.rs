@@ -14,6 +14,8 @@ use common::*;
 use serde_json::json;
 
 const NUMBER: &str = "9876543210";
+/// acme's console key in the example policy.
+const CONSOLE_KEY: &str = "c2c_MVFatqflX4eiQMbYpIWckdWX2N2SGJ2iWdKu";
 const T: Duration = Duration::from_secs(20);
 
 fn scenarios() -> PathBuf {
@@ -242,15 +244,19 @@ async fn busy_carrier_gives_the_exact_code_on_the_record() {
     );
 }
 
-/// An anchored trunk whose carrier answers and then sends no audio: the SIP edge's relay
-/// raises dead air after `media_timeout_seconds`, the call ends ANSWERED with
-/// `media_timeout` (the room goes, so LiveKit's BYE reaches the carrier), and the call's
-/// `media` shows what the relay measured. The CRM webhook keeps the contract's shape.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_air_on_an_anchored_trunk_ends_the_call_as_media_timeout() {
+/// The gateway with acme's trunk anchored, a one-second dead-air timeout and, when
+/// `media_in_payload`, acme's CRM opted in to the extended webhook.
+async fn start_anchored(media_in_payload: bool) -> SipEnv {
     let base = free_udp_port() & !1;
-    let env = start_with(|p| {
+    start_with(|p| {
         p.edit("tenants/acme.toml", "media = \"direct\"", "media = \"anchor\"");
+        if media_in_payload {
+            p.edit(
+                "tenants/acme.toml",
+                "[crm_webhook]\n",
+                "[crm_webhook]\nmedia_in_payload = true\n",
+            );
+        }
         let gateway = std::fs::read_to_string(p.path().join("gateway.toml")).unwrap();
         p.write(
             "gateway.toml",
@@ -260,7 +266,118 @@ async fn dead_air_on_an_anchored_trunk_ends_the_call_as_media_timeout() {
             ),
         );
     })
-    .await;
+    .await
+}
+
+/// A tenant that opted in (`media_in_payload = true`): the anchored call's webhook waits
+/// for the relay's report and carries it after the contract's fields, in the order the
+/// contract gives them, signed like any other; the media object is the call API's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opted_in_crm_gets_the_media_report_in_its_webhook() {
+    let env = start_anchored(true).await;
+    let c = client();
+    let sipp = carrier(&env, "uas_answer.xml", None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = call(&env, &c).await;
+    let v = wait_status(&env, &c, &id, "ENDED").await;
+    assert_eq!(v["disconnect_reason"], "media_timeout", "{v}");
+    sipp_ok(sipp, &env).await;
+    assert!(eventually(T, || async { !env.sink.for_call(&id).is_empty() }).await);
+    let w = env.sink.for_call(&id)[0].clone();
+    let raw = String::from_utf8(w.raw.clone()).unwrap();
+    let keys = [
+        "call_id",
+        "case_id",
+        "customer_crm_id",
+        "phone_to",
+        "phone_from",
+        "call_status",
+        "duration_seconds",
+        "agent_id",
+        "media",
+    ];
+    let at: Vec<usize> = keys
+        .iter()
+        .map(|k| {
+            raw.find(&format!("\"{k}\":"))
+                .unwrap_or_else(|| panic!("{k} in {raw}"))
+        })
+        .collect();
+    assert!(
+        at.windows(2).all(|p| p[0] < p[1]),
+        "contract order, media last: {raw}"
+    );
+    assert_eq!(w.body.as_object().unwrap().len(), keys.len(), "{raw}");
+    assert_eq!(w.body["call_status"], "ANSWERED");
+    assert_eq!(w.body["media"]["media_timeout"], true, "{raw}");
+    let api: serde_json::Value = c
+        .get(env.gw.url(&format!("/api/c2c/calls/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(w.body["media"], api["media"], "the call API's media object");
+    let ts: u64 = w.headers["webhook-timestamp"].parse().unwrap();
+    assert!(c2c_crm_webhooks::sign::verify(
+        // Not base64: the gateway signs with the secret's bytes as they are.
+        b"whsec-acme-dev-signing-secret",
+        &w.headers["webhook-id"],
+        ts,
+        &w.raw,
+        &w.headers["webhook-signature"]
+    ));
+    let metrics = env.gw.metrics(&c).await;
+    assert!(
+        !metrics.contains("c2c_webhook_media_missing_total{tenant=\"acme\"}"),
+        "the report came in time: {metrics}"
+    );
+}
+
+/// The console's Sandbox and Analytics in headless Chromium for an anchored call ended by
+/// dead air (`web/tests/console-media.test.mjs`): the media block and the extended webhook
+/// preview (acme opted in), and the trunk's media row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_an_anchored_calls_media_in_chromium() {
+    if !browser::ready() {
+        return;
+    }
+    let env = start_anchored(true).await;
+    let sipp = carrier(&env, "uas_answer.xml", None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let node = {
+        let env_vars = vec![
+            ("C2C_BASE", env.gw.base.clone()),
+            ("C2C_SIM", env.sim.clone()),
+            ("C2C_CONSOLE_KEY", CONSOLE_KEY.to_string()),
+            ("C2C_NUMBER", NUMBER.to_string()),
+            (
+                "C2C_SECRETS",
+                serde_json::to_string(&browser::secrets(env._p.path())).unwrap(),
+            ),
+        ];
+        let log = env.gw.log.clone();
+        tokio::task::spawn_blocking(move || {
+            browser::run_node_tests(&["tests/console-media.test.mjs"], &env_vars, || {
+                std::fs::read_to_string(&log).unwrap_or_default()
+            })
+        })
+    };
+    let ran = node.await;
+    sipp_ok(sipp, &env).await;
+    if let Err(e) = ran {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// An anchored trunk whose carrier answers and then sends no audio: the SIP edge's relay
+/// raises dead air after `media_timeout_seconds`, the call ends ANSWERED with
+/// `media_timeout` (the room goes, so LiveKit's BYE reaches the carrier), and the call's
+/// `media` shows what the relay measured. The CRM webhook keeps the contract's shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_air_on_an_anchored_trunk_ends_the_call_as_media_timeout() {
+    let env = start_anchored(false).await;
     let c = client();
     let sipp = carrier(&env, "uas_answer.xml", None);
     tokio::time::sleep(Duration::from_millis(300)).await;

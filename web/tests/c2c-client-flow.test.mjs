@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { BASE, SIM, env, launch, page, shot, json, click2call, until } from './lib.mjs';
-import { installFakeRoom } from './fake-room.mjs';
+import { claims, withFakeRoom } from './fake-room.mjs';
 
 const CALLS_KEY = env('C2C_CALLS_KEY');
 const CONSOLE_KEY = env('C2C_CONSOLE_KEY');
@@ -55,53 +55,6 @@ async function scenario(number, s) {
 }
 
 const getCall = async (id) => (await json(`${BASE}/api/c2c/calls/${id}`)).body;
-
-/** The LiveKit token's claims (room, identity): the fake join mirrors them into the simulator. */
-function claims(token) {
-  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
-}
-
-/**
- * Wires the fake Room into page `p`: `p.seq` records, in order, the fake Room's
- * completed steps and the page's /api/c2c requests; `p.responses` the JSON answers.
- * Call after navigation (C2C must be loaded).
- */
-async function withFakeRoom(p) {
-  p.seq = [];
-  p.responses = [];
-  p.sdkLoads = 0;
-  p.on('request', (q) => { if (new URL(q.url()).pathname === '/js/livekit-client.js') p.sdkLoads += 1; });
-  await p.exposeFunction('__fakeRoom', async (step, detail) => {
-    if (step === 'connect.done') {
-      const c = claims(detail.token);
-      p.agent = { room: c.video.room, identity: c.sub };
-      // Joined without a microphone yet: the gateway's /connect refuses until it is published.
-      const r = await json(`${SIM}/sim/rooms/${c.video.room}/join`, {
-        method: 'POST', headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ identity: c.sub, publish_audio: false }),
-      });
-      assert.ok(r.status < 300, `sim join: ${JSON.stringify(r.body)}`);
-    }
-    if (step === 'mic.published' && detail && detail.enabled && p.agent) {
-      const r = await json(`${SIM}/sim/rooms/${p.agent.room}/publish`, {
-        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ identity: p.agent.identity }),
-      });
-      assert.ok(r.status < 300, `sim publish: ${JSON.stringify(r.body)}`);
-    }
-    p.seq.push({ what: `room:${step}`, at: Date.now(), detail });
-  });
-  p.on('request', (q) => {
-    if (q.url().includes('/api/c2c/calls/') && q.method() === 'POST') {
-      p.seq.push({ what: `POST ${new URL(q.url()).pathname.split('/').pop()}`, at: Date.now(), body: q.postData() });
-    }
-  });
-  p.on('response', async (r) => {
-    if (r.url().includes('/api/c2c/calls/') && r.request().method() === 'POST') {
-      p.responses.push({ action: new URL(r.url()).pathname.split('/').pop(), status: r.status(), body: await r.json().catch(() => null) });
-    }
-  });
-  await p.evaluate(installFakeRoom);
-}
 
 /** The CRM's agent page with the fake Room wired in. */
 async function agentPage() {

@@ -276,8 +276,16 @@ pub async fn call(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError>
                 .map(|_| "v1,<HMAC-SHA256 of id.timestamp.body>"),
         },
         // A string, not an object: the preview must show the contract's field order
-        // exactly as the CRM receives it.
-        body_json: serde_json::to_string(&p).unwrap_or_default(),
+        // exactly as the CRM receives it (with `media` after it for a tenant that opted
+        // in to the extended payload).
+        body_json: {
+            let contract = serde_json::to_string(&p).unwrap_or_default();
+            match hook.filter(|h| h.media_in_payload) {
+                Some(_) => super::contract::extended_webhook_body(&contract, rec.media.as_ref())
+                    .unwrap_or(contract),
+                None => contract,
+            }
+        },
     });
     Ok(JsonResponse::json(
         StatusCode::OK,
@@ -291,6 +299,10 @@ pub async fn call(app: &App, ctx: &RequestCtx) -> Result<JsonResponse, ApiError>
                 dialed: &n.dialed,
                 caller_id: &n.caller_id,
                 customer_number: &n.customer_number,
+                media: policy
+                    .tenant(&rec.tenant)
+                    .and_then(|t| t.trunks.iter().find(|tr| tr.label == n.trunk))
+                    .map_or("direct", |tr| tr.media.as_str()),
             }),
             sip_disconnect_code: rec.sip_disconnect_code,
             direction: rec.direction,

@@ -344,6 +344,8 @@ pub(crate) struct TrunkDial<'a> {
     pub(crate) dialed: &'a str,
     pub(crate) caller_id: &'a str,
     pub(crate) customer_number: &'a str,
+    /// `direct` or `anchor`: an anchored call's media report comes after its end.
+    pub(crate) media: &'static str,
 }
 
 /// The exact CRM webhook request, secrets masked.

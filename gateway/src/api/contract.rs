@@ -172,6 +172,21 @@ fn media_view(m: &CallMedia) -> MediaView {
     }
 }
 
+/// The extended call webhook's body (`media_in_payload`, `calls::media_payload`): the
+/// contract's payload `contract_json` byte for byte, then `"media"` — the call's media
+/// as `GET /api/c2c/calls/{id}` shows it, or `null`. `None` when `contract_json` is not
+/// a JSON object's text (then the contract's payload goes as it is).
+pub(crate) fn extended_webhook_body(
+    contract_json: &str,
+    media: Option<&CallMedia>,
+) -> Option<String> {
+    let head = contract_json.trim_end().strip_suffix('}')?.trim_end();
+    let media = serde_json::to_string(&media.map(media_view)).ok()?;
+    // `{}` would need no comma; a call's payload always has fields.
+    let comma = if head.ends_with('{') { "" } else { "," };
+    Some(format!("{head}{comma}\"media\":{media}}}"))
+}
+
 /// The call as polling UIs see it.
 pub(crate) fn view(rec: &CallRecord) -> CallView<'_> {
     let duration = rec.duration_seconds();

@@ -17,6 +17,7 @@ pub mod dial;
 pub mod hangup;
 pub mod livekit_pool;
 pub mod low_balance;
+pub mod media_payload;
 pub mod outbox;
 pub mod replay;
 pub mod runtime;
@@ -188,6 +189,7 @@ pub async fn run_effects(app: &Arc<App>, rec: &CallRecord, effects: &[Effect]) {
             Effect::EnqueueWebhook => app.calls().kick_delivery(),
             Effect::DeleteRoom => spawn_delete_room(app, rec),
             Effect::ResolveHangup => hangup::spawn_resolve(app, rec),
+            Effect::MediaRecorded => app.calls().media_waiters().recorded(&rec.call_id),
         }
     }
 }

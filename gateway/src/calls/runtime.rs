@@ -9,6 +9,7 @@ use c2c_callstate::TimerKind;
 use tokio::sync::Notify;
 
 use crate::calls::dial::DialsInFlight;
+use crate::calls::media_payload::MediaWaiters;
 use crate::calls::slots::Slots;
 use crate::calls::timers::Timers;
 
@@ -21,6 +22,8 @@ pub struct CallRuntime {
     slots: Slots,
     /// Wakes the CRM webhook deliverer right after a terminal transition.
     delivery: Arc<Notify>,
+    /// Extended webhooks waiting for their call's media report.
+    media_waiters: Arc<MediaWaiters>,
 }
 
 impl CallRuntime {
@@ -57,6 +60,11 @@ impl CallRuntime {
     /// A terminal transition queued a CRM webhook: deliver soon.
     pub fn kick_delivery(&self) {
         self.delivery.notify_one();
+    }
+
+    /// Extended webhooks waiting for a media report (`Effect::MediaRecorded` wakes them).
+    pub fn media_waiters(&self) -> &Arc<MediaWaiters> {
+        &self.media_waiters
     }
 
     /// The delivery wake-up, for the delivery service to listen on.

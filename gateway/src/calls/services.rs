@@ -59,13 +59,21 @@ pub fn build_deliverer(
     .map_err(DelivererError::Config)
 }
 
-/// The serving gateway's deliverer.
+/// The serving gateway's deliverer, with the extended payload of the tenants that opted
+/// in (`calls::media_payload`).
 pub fn deliverer(app: &Arc<App>) -> Result<Deliverer, DelivererError> {
-    build_deliverer(
+    let d = build_deliverer(
         &app.policy().get().gateway.webhooks,
         app.store().clone(),
         app.endpoints().clone(),
-    )
+    )?;
+    d.set_extension(Arc::new(super::media_payload::MediaPayload::new(
+        app.store().clone(),
+        app.policy().clone(),
+        app.calls().media_waiters().clone(),
+        app.metrics().webhook_media_missing.clone(),
+    )));
+    Ok(d)
 }
 
 /// How long a kick waits for more terminal transitions before waking the deliverer.

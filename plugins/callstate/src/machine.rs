@@ -363,6 +363,7 @@ fn step(
         CallEvent::Media(m) => {
             if next.media.is_none() {
                 next.media = Some(CallMedia::clone(m));
+                fx.push(Effect::MediaRecorded);
             }
         }
         // Inbound events mean nothing to an outbound call.

@@ -29,11 +29,14 @@ pub(crate) enum Attempt {
     NotSent(&'static str),
 }
 
-/// One HTTP POST. Never logs or returns payload, key, secret or URL details.
+/// One HTTP POST of `body` (the job's stored payload, or what a
+/// [`crate::PayloadExtension`] made of it). Never logs or returns payload, key, secret or
+/// URL details.
 pub(crate) async fn post(
     client: &reqwest::Client,
     policy: &DeliveryPolicy,
     job: &OutboxEntry,
+    body: &str,
     ep: &Endpoint,
 ) -> Attempt {
     let url = match check_target(&ep.url, policy.allow_private_targets) {
@@ -41,7 +44,7 @@ pub(crate) async fn post(
         Err(refused) => return Attempt::NotSent(refused.as_str()),
     };
     let ts = now_ms() / 1000;
-    let headers = match build_headers(job, ep, ts) {
+    let headers = match build_headers(job, body, ep, ts) {
         Ok(h) => h,
         Err(reason) => return Attempt::NotSent(reason),
     };
@@ -49,7 +52,7 @@ pub(crate) async fn post(
         .post(url)
         .headers(headers)
         .timeout(policy.request_timeout)
-        .body(job.payload_json.clone());
+        .body(body.to_owned());
     match request.send().await {
         Ok(resp) => {
             let code = resp.status().as_u16();
@@ -65,7 +68,12 @@ pub(crate) async fn post(
     }
 }
 
-fn build_headers(job: &OutboxEntry, ep: &Endpoint, ts: u64) -> Result<HeaderMap, &'static str> {
+fn build_headers(
+    job: &OutboxEntry,
+    body: &str,
+    ep: &Endpoint,
+    ts: u64,
+) -> Result<HeaderMap, &'static str> {
     let mut h = HeaderMap::new();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut key = HeaderValue::from_str(&ep.outbound_key)
@@ -81,7 +89,7 @@ fn build_headers(job: &OutboxEntry, ep: &Endpoint, ts: u64) -> Result<HeaderMap,
     );
     // An empty secret would be a signature anyone can forge: send none instead.
     if let Some(secret) = ep.signing_secret.as_deref().filter(|s| !s.is_empty()) {
-        let sig = sign(secret, &job.webhook_id, ts, job.payload_json.as_bytes());
+        let sig = sign(secret, &job.webhook_id, ts, body.as_bytes());
         let sig = HeaderValue::from_str(&sig).map_err(|_| "signature header invalid")?;
         h.insert(HeaderName::from_static("webhook-signature"), sig);
     }
@@ -142,7 +150,7 @@ mod tests {
             signing_secret: Some(b"s3cret".to_vec()),
             disabled: false,
         };
-        let h = build_headers(&job, &ep, 1_700_000_000).unwrap();
+        let h = build_headers(&job, &job.payload_json, &ep, 1_700_000_000).unwrap();
         assert_eq!(h["content-type"], "application/json");
         assert_eq!(h["x-api-key"], "key-1");
         assert!(h["x-api-key"].is_sensitive());
@@ -157,14 +165,14 @@ mod tests {
             sig
         ));
         ep.signing_secret = Some(Vec::new());
-        assert!(!build_headers(&job, &ep, 1)
+        assert!(!build_headers(&job, &job.payload_json, &ep, 1)
             .unwrap()
             .contains_key("webhook-signature"));
         ep.signing_secret = None;
-        assert!(!build_headers(&job, &ep, 1)
+        assert!(!build_headers(&job, &job.payload_json, &ep, 1)
             .unwrap()
             .contains_key("webhook-signature"));
         ep.outbound_key = "bad\nkey".into();
-        assert!(build_headers(&job, &ep, 1).is_err());
+        assert!(build_headers(&job, &job.payload_json, &ep, 1).is_err());
     }
 }

@@ -27,7 +27,7 @@ use crate::catchup::{CatchUp, Seen};
 use crate::error::{ConfigError, DeliverError};
 use crate::metrics::{DeliveryResult, WebhookMetrics};
 use crate::policy::DeliveryPolicy;
-use crate::source::{EndpointResolver, OutboxSource};
+use crate::source::{EndpointResolver, OutboxSource, PayloadExtension};
 
 /// What happened to a job in one pass. The job's new state is already stored
 /// when this is returned.
@@ -60,6 +60,8 @@ struct Inner {
     client: reqwest::Client,
     source: Arc<dyn OutboxSource>,
     resolver: Arc<dyn EndpointResolver>,
+    /// Set once, before the loop runs ([`Deliverer::set_extension`]).
+    extension: std::sync::OnceLock<Arc<dyn PayloadExtension>>,
     policy: DeliveryPolicy,
     metrics: WebhookMetrics,
     global: Arc<Semaphore>,
@@ -136,6 +138,7 @@ impl Deliverer {
                 client,
                 source,
                 resolver,
+                extension: std::sync::OnceLock::new(),
                 global: Arc::new(Semaphore::new(policy.batch)),
                 policy,
                 metrics,
@@ -149,6 +152,15 @@ impl Deliverer {
 
     pub fn policy(&self) -> &DeliveryPolicy {
         &self.inner.policy
+    }
+
+    /// Bodies beyond the contract for the tenants that opted in (see
+    /// [`PayloadExtension`]). Only the first call counts; the extension is asked from
+    /// then on.
+    pub fn set_extension(&self, extension: Arc<dyn PayloadExtension>) {
+        if self.inner.extension.set(extension).is_err() {
+            warn!("a second webhook payload extension ignored");
+        }
     }
 
     pub fn metrics(&self) -> &WebhookMetrics {
@@ -413,7 +425,12 @@ impl Deliverer {
         let (outcome, counted) = match inner.resolver.resolve(&job.tenant) {
             Some(ep) if ep.disabled => self.park(&mut job, now_ms()),
             Some(ep) => {
-                let attempt = attempt::post(&inner.client, &inner.policy, &job, &ep).await;
+                let extended = match inner.extension.get() {
+                    Some(x) => x.body(&job).await,
+                    None => None,
+                };
+                let body = extended.as_deref().unwrap_or(&job.payload_json);
+                let attempt = attempt::post(&inner.client, &inner.policy, &job, body, &ep).await;
                 job.attempts = job.attempts.saturating_add(1);
                 if matches!(attempt, Attempt::Status { code: 410, .. }) {
                     // Tell policy at once so queued jobs of this tenant park

@@ -24,7 +24,8 @@
 //! - log payloads (they carry the customer's number) or label metrics by call id.
 //!
 //! ## Wire format (per attempt)
-//! `POST <endpoint url>` with the job's `payload_json` bytes exactly and headers
+//! `POST <endpoint url>` with the job's `payload_json` bytes exactly (or, for a tenant
+//! that opted in to more than the contract, the body a [`PayloadExtension`] made) and headers
 //! `Content-Type: application/json`, `X-api-key`, `webhook-id` (stable across
 //! retries), `webhook-timestamp` (unix seconds of this attempt) and, when the tenant
 //! has a signing secret, `webhook-signature: v1,<base64 HMAC-SHA256>` over
@@ -74,5 +75,5 @@ pub use guard::SsrfGuardResolver;
 pub use metrics::{DeliveryResult, WebhookMetrics};
 pub use policy::DeliveryPolicy;
 pub use sign::sign;
-pub use source::{Admit, Eligible, Endpoint, EndpointResolver, OutboxSource};
+pub use source::{Admit, Eligible, Endpoint, EndpointResolver, OutboxSource, PayloadExtension};
 pub use store_source::CallStoreOutbox;

@@ -70,6 +70,16 @@ pub trait OutboxSource: Send + Sync {
     ) -> Result<Vec<u64>, SourceError>;
 }
 
+/// More than the contract's payload, for the tenants that opted in (the gateway adds
+/// the media its SIP edge measured). Asked before every attempt of every job.
+#[async_trait]
+pub trait PayloadExtension: Send + Sync {
+    /// The body to post for `job` instead of its stored payload, or `None` to post the
+    /// stored one. It may wait, bounded, for what it adds (the job stays in flight
+    /// meanwhile, holding one of its tenant's slots); it must not change the job.
+    async fn body(&self, job: &OutboxEntry) -> Option<String>;
+}
+
 /// A tenant's CRM webhook endpoint, from policy.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {

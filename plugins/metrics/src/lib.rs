@@ -46,6 +46,10 @@ pub struct GatewayMetrics {
     /// `c2c_dlt_refusal_log_dropped_total`: refusals not written to the refusal log
     /// (its queue was full); the refusals themselves stood.
     pub dlt_refusal_log_dropped: IntCounter,
+    /// `c2c_webhook_media_missing_total{tenant}`: call webhooks of tenants with
+    /// `media_in_payload` sent with `"media": null` for an anchored call, because the
+    /// SIP edge's report had not arrived within the wait.
+    pub webhook_media_missing: IntCounterVec,
     /// `c2c_auth_failures_total{reason}` with reason in missing|invalid|scope|livekit_token|
     /// duplicate (a credential sent more than once).
     pub auth_failures: IntCounterVec,
@@ -191,6 +195,13 @@ impl GatewayMetrics {
         let dlt_refusal_log_dropped = IntCounter::new(
             "c2c_dlt_refusal_log_dropped_total",
             "DLT refusals not written to the refusal log because its queue was full",
+        )?;
+        let webhook_media_missing = IntCounterVec::new(
+            Opts::new(
+                "c2c_webhook_media_missing_total",
+                "Extended call webhooks of anchored calls sent without their media report (it came too late)",
+            ),
+            &["tenant"],
         )?;
         let auth_failures = IntCounterVec::new(
             Opts::new(
@@ -401,6 +412,7 @@ impl GatewayMetrics {
         registry.register(Box::new(dlt_list_numbers.clone()))?;
         registry.register(Box::new(dlt_list_reloads.clone()))?;
         registry.register(Box::new(dlt_refusal_log_dropped.clone()))?;
+        registry.register(Box::new(webhook_media_missing.clone()))?;
         registry.register(Box::new(auth_failures.clone()))?;
         Ok(Self {
             http_requests,
@@ -413,6 +425,7 @@ impl GatewayMetrics {
             dlt_list_numbers,
             dlt_list_reloads,
             dlt_refusal_log_dropped,
+            webhook_media_missing,
             auth_failures,
             calls_started,
             call_outcomes,

@@ -269,6 +269,8 @@ pub struct CrmWebhookSection {
     pub signing_secret_file: Option<String>,
     /// Opt-in: also POST `wallet.low_balance` events (managed tenants).
     pub low_balance_webhook: Option<bool>,
+    /// Opt-in: call webhooks carry a `media` object after the contract's fields.
+    pub media_in_payload: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

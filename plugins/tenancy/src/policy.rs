@@ -427,6 +427,9 @@ pub struct CrmWebhook {
     /// The CRM also receives `wallet.low_balance` events (opt-in: a receiver that reads
     /// the call-outcome contract to the letter never sees another shape unasked).
     pub low_balance_webhook: bool,
+    /// Call webhooks carry `media` (what the SIP edge measured on an anchored trunk, or
+    /// `null`) after the contract's fields. Opt-in for the same reason.
+    pub media_in_payload: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

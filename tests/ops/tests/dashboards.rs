@@ -316,6 +316,7 @@ fn catalogue() -> Catalogue {
         dlt_list_numbers,
         dlt_list_reloads,
         dlt_refusal_log_dropped,
+        webhook_media_missing,
         auth_failures,
         calls_started,
         call_outcomes,
@@ -343,7 +344,7 @@ fn catalogue() -> Catalogue {
         wallet_low,
         build_info,
     } = &gw;
-    let touch: [&dyn Touch; 36] = [
+    let touch: [&dyn Touch; 37] = [
         http_requests,
         http_duration,
         http_gateway_duration,
@@ -354,6 +355,7 @@ fn catalogue() -> Catalogue {
         dlt_list_numbers,
         dlt_list_reloads,
         dlt_refusal_log_dropped,
+        webhook_media_missing,
         auth_failures,
         calls_started,
         call_outcomes,

@@ -399,9 +399,52 @@ impl Modify for CrmWebhook {
                 .required(Some(Required::True))
                 .build(),
         ));
+        // Opt-in (`[crm_webhook] media_in_payload = true`): the contract's body, then
+        // `media` (`calls::media_payload`).
+        let mut with_media = op.clone();
+        with_media.operation_id = Some("crmCallOutcomeWithMedia".into());
+        with_media.summary =
+            Some("A call's outcome with the media the SIP edge measured (opt-in)".into());
+        with_media.description = Some(
+            "Sent instead of the plain outcome only to CRMs whose tenant file sets \
+             `media_in_payload = true` under `[crm_webhook]`: the same fields in the same \
+             order, then `media`, the object `GET /api/c2c/calls/{call_id}` shows for a \
+             call on an anchored trunk (`media = \"anchor\"`), or null for a call the SIP \
+             edge did not anchor or whose report did not come within 5 s of the end. Same \
+             headers, signature and retries."
+                .into(),
+        );
+        with_media.request_body = Some(RefOr::T(
+            RequestBodyBuilder::new()
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(
+                            utoipa::openapi::schema::AllOfBuilder::new()
+                                .item(Ref::from_schema_name("CrmWebhookPayload"))
+                                .item(
+                                    ObjectBuilder::new()
+                                        .property(
+                                            "media",
+                                            utoipa::openapi::schema::OneOfBuilder::new()
+                                                .item(Ref::from_schema_name("MediaView"))
+                                                .item(ObjectBuilder::new().schema_type(Type::Null)),
+                                        )
+                                        .required("media"),
+                                ),
+                        ))
+                        .build(),
+                )
+                .required(Some(Required::True))
+                .build(),
+        ));
         doc.webhooks = Some(
             PathsBuilder::new()
                 .path("crmCallOutcome", PathItem::new(HttpMethod::Post, op))
+                .path(
+                    "crmCallOutcomeWithMedia",
+                    PathItem::new(HttpMethod::Post, with_media),
+                )
                 .path(
                     "crmInboundCallOutcome",
                     PathItem::new(HttpMethod::Post, inbound),

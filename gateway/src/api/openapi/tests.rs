@@ -120,6 +120,18 @@ fn contract_shapes_are_published() {
         serde_json::json!(["ANSWERED", "NOT_ANSWERED", "FAILED"])
     );
     assert!(d["webhooks"]["crmCallOutcome"]["post"].is_object());
+    // The opt-in body: the contract's schema, then `media` (the call API's, or null).
+    let ext = &d["webhooks"]["crmCallOutcomeWithMedia"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"]["allOf"];
+    assert_eq!(
+        ext[0]["$ref"], "#/components/schemas/CrmWebhookPayload",
+        "{ext}"
+    );
+    assert_eq!(
+        ext[1]["properties"]["media"]["oneOf"][0]["$ref"], "#/components/schemas/MediaView",
+        "{ext}"
+    );
+    assert!(s["MediaView"].is_object(), "MediaView is in the components");
     // The call log's page bound is the store's.
     let limit = d["paths"]["/api/c2c/calls"]["get"]["parameters"]
         .as_array()

@@ -32,6 +32,9 @@ pub enum Effect {
     /// The call ended: its concurrent-call slot is free, its outcome counted. Comes with
     /// `DeleteRoom`, `EnqueueWebhook` and a `CancelTimer` for every kind.
     Ended,
+    /// The SIP edge's media report was stored on the record (once per call, usually
+    /// after it ended): a call webhook waiting to carry it (`media_in_payload`) may go.
+    MediaRecorded,
     /// A managed call ended: release its wallet hold and post the charge the end wrote
     /// into `record.billing` (idempotent: the call's request id). Follows `Ended`.
     SettleWallet,

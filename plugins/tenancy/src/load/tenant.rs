@@ -108,6 +108,7 @@ fn crm_webhook(c: &CrmWebhookSection, dir: &Path, e: &mut Errs<'_>) -> Option<Cr
         outbound_key: key,
         signing_secret: signing,
         low_balance_webhook: c.low_balance_webhook.unwrap_or(false),
+        media_in_payload: c.media_in_payload.unwrap_or(false),
     })
 }
 

@@ -11,6 +11,8 @@ import { inboundSandbox } from './sandbox-inbound.js';
 const STEPS = ['Initiated', 'Ringing', 'Active', 'Ended'];
 const PHASE_STEP = { INITIATED: 0, DIALING: 1, RINGING: 1, ACTIVE: 2, ENDED: 3 };
 const CLIENT_STEP = { joining: 0, dialing: 1, ringing: 1, active: 2, ended: 3 };
+// How long after the end the page waits for an anchored call's media report.
+const MEDIA_WAIT_MS = 10000;
 
 export default async function sandbox(root, ctx) {
   const C2C = window.C2C;
@@ -18,6 +20,9 @@ export default async function sandbox(root, ctx) {
   const reached = new Set();
   let callId = null;
   let poller = null;
+  // When the webhook preview appeared: an anchored call's media report comes after the
+  // end, so its page keeps polling a little longer for it.
+  let endedAt = null;
   const steps = h('ol', { class: 'steps', id: 'sandbox-steps', 'aria-label': 'Call state' }, STEPS.map((s) => h('li', { 'data-step': s }, s)));
   const stateText = h('p', { id: 'sandbox-state', role: 'status' }, 'No call yet.');
   const log = h('ul', { class: 'log', id: 'sandbox-log', 'aria-label': 'Call events' });
@@ -63,8 +68,12 @@ export default async function sandbox(root, ctx) {
         ]), c.call.media ? mediaBlock(c.call.media) : []);
       }
       if (c.webhook) {
-        clearInterval(poller);
-        poller = null;
+        endedAt ??= Date.now();
+        const mediaDue = c.trunk && c.trunk.media === 'anchor' && !c.call.media && Date.now() - endedAt < MEDIA_WAIT_MS;
+        if (!mediaDue) {
+          clearInterval(poller);
+          poller = null;
+        }
         // The gateway ended the call (it owns teardown): leave the room too.
         if (C2C && C2C.callId === callId) C2C.endCall();
         const hd = Object.entries(c.webhook.headers).filter(([, v]) => v).map(([k, v]) => `${k}: ${v}`).join('\n');
@@ -98,6 +107,7 @@ export default async function sandbox(root, ctx) {
     const n = number.value.trim();
     if (!/^\d{10}$/.test(n)) { mount(err, errorBox('Enter the customer number as exactly 10 digits.')); number.focus(); return; }
     step = -1;
+    endedAt = null;
     reached.clear();
     [...steps.children].forEach((li) => { li.className = ''; });
     mount(log);
