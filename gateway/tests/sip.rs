@@ -269,6 +269,22 @@ async fn start_anchored(media_in_payload: bool) -> SipEnv {
     .await
 }
 
+/// One call on the anchored trunk through to its CRM webhook: the carrier (sipp) answers
+/// and stays silent, dead air ends the call ANSWERED as `media_timeout`. Answers the
+/// call id and the webhook the CRM sink got.
+async fn dead_air_call(env: &SipEnv, c: &reqwest::Client) -> (String, common::sink::Received) {
+    let sipp = carrier(env, "uas_answer.xml", None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = call(env, c).await;
+    let v = wait_status(env, c, &id, "ENDED").await;
+    assert_eq!(v["call_status"], "ANSWERED", "{v}");
+    assert_eq!(v["disconnect_reason"], "media_timeout", "{v}");
+    sipp_ok(sipp, env).await;
+    assert!(eventually(T, || async { !env.sink.for_call(&id).is_empty() }).await);
+    let w = env.sink.for_call(&id)[0].clone();
+    (id, w)
+}
+
 /// A tenant that opted in (`media_in_payload = true`): the anchored call's webhook waits
 /// for the relay's report and carries it after the contract's fields, in the order the
 /// contract gives them, signed like any other; the media object is the call API's.
@@ -276,14 +292,7 @@ async fn start_anchored(media_in_payload: bool) -> SipEnv {
 async fn an_opted_in_crm_gets_the_media_report_in_its_webhook() {
     let env = start_anchored(true).await;
     let c = client();
-    let sipp = carrier(&env, "uas_answer.xml", None);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let id = call(&env, &c).await;
-    let v = wait_status(&env, &c, &id, "ENDED").await;
-    assert_eq!(v["disconnect_reason"], "media_timeout", "{v}");
-    sipp_ok(sipp, &env).await;
-    assert!(eventually(T, || async { !env.sink.for_call(&id).is_empty() }).await);
-    let w = env.sink.for_call(&id)[0].clone();
+    let (id, w) = dead_air_call(&env, &c).await;
     let raw = String::from_utf8(w.raw.clone()).unwrap();
     let keys = [
         "call_id",
@@ -310,14 +319,13 @@ async fn an_opted_in_crm_gets_the_media_report_in_its_webhook() {
     assert_eq!(w.body.as_object().unwrap().len(), keys.len(), "{raw}");
     assert_eq!(w.body["call_status"], "ANSWERED");
     assert_eq!(w.body["media"]["media_timeout"], true, "{raw}");
-    let api: serde_json::Value = c
-        .get(env.gw.url(&format!("/api/c2c/calls/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, api) = json(
+        c.get(env.gw.url(&format!("/api/c2c/calls/{id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(w.body["media"], api["media"], "the call API's media object");
     let ts: u64 = w.headers["webhook-timestamp"].parse().unwrap();
     assert!(c2c_crm_webhooks::sign::verify(
@@ -379,15 +387,7 @@ async fn the_console_shows_an_anchored_calls_media_in_chromium() {
 async fn dead_air_on_an_anchored_trunk_ends_the_call_as_media_timeout() {
     let env = start_anchored(false).await;
     let c = client();
-    let sipp = carrier(&env, "uas_answer.xml", None);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let id = call(&env, &c).await;
-    let v = wait_status(&env, &c, &id, "ENDED").await;
-    assert_eq!(v["call_status"], "ANSWERED", "{v}");
-    assert_eq!(v["disconnect_reason"], "media_timeout", "{v}");
-    sipp_ok(sipp, &env).await;
-    assert!(eventually(T, || async { !env.sink.for_call(&id).is_empty() }).await);
-    let w = &env.sink.for_call(&id)[0];
+    let (id, w) = dead_air_call(&env, &c).await;
     assert_eq!(w.body["call_status"], "ANSWERED");
     assert!(
         w.body.get("media").is_none(),

@@ -12,7 +12,7 @@
 #  2. CPU: CPU_RATE calls/s for CPU_SECS s; utime+stime of the proxy (all Kamailio
 #     processes) from /proc before/after -> CPU seconds per 1,000 calls.
 # Usage: tests/bench/sip.sh   (env: RATES="100 250 500 1000 2000 3000 4000 5000" STEP=10
-#        CPU_RATE=200 CPU_SECS=20 C2C_BENCH_NO_BUILD=1 KAM_CHILDREN=2)
+#        CPU_RATE=200 CPU_SECS=20 C2C_BENCH_NO_BUILD=1 KAM_CHILDREN=2 C2C_GATEWAY_BIN=path)
 # Needs sipp (apt-get install -y sip-tester) and kamailio (apt-get install -y kamailio).
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
@@ -25,6 +25,8 @@ for t in sipp kamailio taskset python3; do
   command -v $t >/dev/null || { echo "$t not installed"; exit 2; }
 done
 [ -n "${C2C_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p c2c-gateway --features sim
+# Another build of the gateway to compare (A/B runs of one change): C2C_GATEWAY_BIN=path.
+GW_BIN="${C2C_GATEWAY_BIN:-$PWD/target/release/c2c-gateway}"
 SCEN="$PWD/tests/bench/sip"
 work=$(mktemp -d /tmp/c2c-sip-bench.XXXXXX)
 PROXY_PID=""
@@ -143,7 +145,7 @@ max_transactions = 1000000
 EOF
 sed -i "s#^carrier = \"sip:127.0.0.1:5080\"#carrier = \"sip:127.0.0.1:$UAS_PORT\"#" "$work/policies/tenants/acme.toml"
 sed -i 's/^\[dlt\]/[limits]\nrequests_per_second = 100000\nmax_concurrent_calls = 1000000\n\n[dlt]/' "$work/policies/tenants/acme.toml"
-C2C_LOG=warn taskset -c 0 ./target/release/c2c-gateway serve --policies "$work/policies" --data "$work/data" \
+C2C_LOG=warn taskset -c 0 "$GW_BIN" serve --policies "$work/policies" --data "$work/data" \
   --listen "127.0.0.1:$GW_HTTP" --sip-listen "127.0.0.1:$GW_SIP" >"$work/gw.log" 2>&1 &
 PROXY_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_HTTP/readyz" >/dev/null && break; sleep 0.1; done

@@ -92,16 +92,22 @@ pub fn stamp(value: &str, src: SocketAddr) -> String {
     if same_ip && !wants_rport {
         return value.to_string();
     }
-    let mut s = format!("SIP/2.0/{} {}", v.transport, v.sent_by());
+    use std::fmt::Write;
+    // Written in place: `format!` per parameter allocated and copied each one.
+    let mut s = String::with_capacity(value.len() + 48);
+    let _ = write!(s, "SIP/2.0/{} {}", v.transport, v.host);
+    if let Some(p) = v.port {
+        let _ = write!(s, ":{p}");
+    }
     let mut have_received = false;
     for (name, val) in &v.params {
         if name.eq_ignore_ascii_case("rport") && val.is_none() {
-            s.push_str(&format!(";rport={}", src.port()));
+            let _ = write!(s, ";rport={}", src.port());
             continue;
         }
         if name.eq_ignore_ascii_case("received") {
             have_received = true;
-            s.push_str(&format!(";received={}", src.ip()));
+            let _ = write!(s, ";received={}", src.ip());
             continue;
         }
         s.push(';');
@@ -112,7 +118,7 @@ pub fn stamp(value: &str, src: SocketAddr) -> String {
         }
     }
     if !have_received && (!same_ip || wants_rport) {
-        s.push_str(&format!(";received={}", src.ip()));
+        let _ = write!(s, ";received={}", src.ip());
     }
     s
 }

@@ -10,10 +10,16 @@ use std::time::Duration;
 use c2c_media::{Endpoint, PortPool, Relay, RelayConfig};
 
 pub fn run(calls: usize, port_min: u16, ports: &Path) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let mut b = tokio::runtime::Builder::new_current_thread();
+    // Experiment: sleep this long before each park, so one wake-up finds many packets.
+    if let Some(us) = std::env::var("C2C_MEDIA_PARK_US")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|us| *us > 0)
+    {
+        b.on_thread_park(move || std::thread::sleep(Duration::from_micros(us)));
+    }
+    let rt = b.enable_all().build().expect("runtime");
     rt.block_on(async move {
         let max = port_min + u16::try_from(calls * 4 + 3).expect("port range fits");
         let mut pool = PortPool::new(port_min, max).expect("port range");
