@@ -59,12 +59,15 @@ test('Sandbox: an anchored call ended by dead air shows its media and the extend
   // The preview is the body acme's CRM gets: the contract's fields, then media. Its
   // media may still be null if the report came after the preview was drawn; the API
   // has it by now.
-  const callId = await p.evaluate(() => C2C.callId || null);
+  // The call this page placed, as its log recorded the click2call answer.
+  const log = await p.$$eval('#sandbox-log li', (li) => li.map((x) => x.textContent));
+  const placed = log.map((l) => /click2call: (c2c_[0-9a-f]{32})$/.exec(l)).find(Boolean);
+  assert.ok(placed, log.join(' | '));
   const preview = await p.textContent('#webhook-preview');
   const body = JSON.parse(preview.slice(preview.indexOf('{')));
   assert.deepEqual(Object.keys(body), ['call_id', 'case_id', 'customer_crm_id', 'phone_to', 'phone_from', 'call_status', 'duration_seconds', 'agent_id', 'media']);
   assert.equal(body.phone_to, NUMBER);
-  assert.ok(callId === null || body.call_id === callId);
+  assert.equal(body.call_id, placed[1]);
   await until('the preview with the report', 5000, async () => {
     const t = await p.textContent('#webhook-preview');
     return JSON.parse(t.slice(t.indexOf('{'))).media !== null;

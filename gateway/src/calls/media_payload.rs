@@ -151,11 +151,12 @@ impl MediaPayload {
                 None => break,
             }
         }
-        // Counted once per webhook: a retry finds the wait over and does not count again.
+        // Counted and logged once per webhook, at its first attempt: a retry finds the
+        // wait over and says nothing new.
         if job.attempts == 0 {
             self.missing.with_label_values(&[&rec.tenant]).inc();
+            tracing::info!(tenant = %rec.tenant, trunk = %rec.trunk_label, "extended webhook sent without media: the SIP edge's report did not come in time");
         }
-        tracing::info!(tenant = %rec.tenant, trunk = %rec.trunk_label, "extended webhook sent without media: the SIP edge's report did not come in time");
         Some(rec)
     }
 }
