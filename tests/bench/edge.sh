@@ -19,33 +19,12 @@ pids+=($!)
 
 start_gateway_and_bare "$UP" "$GW" "$BARE"
 
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<EOF2
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  upstream livekit { server 127.0.0.1:$UP; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NGX;
+start_nginx "$UP" "$NGX" 4096 "keepalive 128;" ';
     location /twirp/ {
       proxy_pass http://livekit;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-    }
-  }
-}
-EOF2
-taskset -c 0 nginx -c "$work/nginx/nginx.conf" &
-pids+=($!)
+    }'
 
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW/readyz" >/dev/null && break; sleep 0.1; done
 sleep 0.5

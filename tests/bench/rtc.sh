@@ -33,37 +33,16 @@ UP_PID=$!
 
 start_gateway_and_bare "$UP" "$GW" "$BARE"
 
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<EOF2
-worker_processes 1;
-worker_rlimit_nofile $(ulimit -n);
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections $(ulimit -n); }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  upstream livekit { server 127.0.0.1:$UP; }
-  server {
-    listen 127.0.0.1:$NGX backlog=4096;
+# Signalling sockets held for the whole run: no read or send timeout cuts them.
+start_nginx "$UP" "$NGX" "$(ulimit -n)" "" 'backlog=4096;
     location /rtc {
       proxy_pass http://livekit;
       proxy_http_version 1.1;
-      proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection "upgrade";
       proxy_read_timeout 1h;
       proxy_send_timeout 1h;
-    }
-  }
-}
-EOF2
-taskset -c 0 nginx -c "$work/nginx/nginx.conf" &
-pids+=($!)
+    }'
 
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW/readyz" >/dev/null && break; sleep 0.1; done
 # A signalling token (roomJoin).

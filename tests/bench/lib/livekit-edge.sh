@@ -6,6 +6,10 @@
 #   start_gateway_and_bare UP GW BARE: the gateway (1 Pingora thread, LiveKit at
 #     127.0.0.1:UP, listening on GW, $GW_PID) and bare Pingora (no plugins, fixed upstream
 #     UP, listening on BARE, $BARE_PID), both pinned to CPU 0;
+#   start_nginx UP NGX CONNECTIONS UPSTREAM_EXTRA SERVER: nginx (one worker, pinned to
+#     CPU 0) proxying to 127.0.0.1:UP, listening on NGX, with CONNECTIONS per worker,
+#     UPSTREAM_EXTRA inside the upstream block and SERVER (listen options, locations)
+#     inside the server block;
 #   livekit_token VIDEO_GRANT_JSON: an HS256 token of the simulator's project, valid for
 #     an hour, signed as livekit-api signs them.
 work=$(mktemp -d "/tmp/c2c-$1.XXXXXX")
@@ -30,6 +34,32 @@ EOF2
   # costs, so the figures show the gateway's own overhead separately.
   taskset -c 0 ./target/release/bare-pingora --listen "127.0.0.1:$3" --upstream "127.0.0.1:$1" --threads 1 >/dev/null 2>&1 &
   BARE_PID=$!
+  pids+=($!)
+}
+
+start_nginx() { # UP NGX CONNECTIONS UPSTREAM_EXTRA SERVER
+  mkdir -p "$work/nginx"
+  cat >"$work/nginx/nginx.conf" <<EOF2
+worker_processes 1;
+worker_rlimit_nofile $(ulimit -n);
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections $3; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  upstream livekit { server 127.0.0.1:$1; $4 }
+  server {
+    listen 127.0.0.1:$2 $5
+  }
+}
+EOF2
+  taskset -c 0 nginx -c "$work/nginx/nginx.conf" &
   pids+=($!)
 }
 
