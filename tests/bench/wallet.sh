@@ -10,7 +10,8 @@
 # hold left, zero paise of drift.
 # Target: charged within 10 % of uncharged.
 # Usage: tests/bench/wallet.sh [calls=3000] [concurrency=24]
-#   ROUNDS=3 (per variant); C2C_BENCH_NO_BUILD=1 skips the release builds.
+#   ROUNDS=3 (per variant); C2C_BENCH_NO_BUILD=1 skips the release builds;
+#   C2C_GATEWAY_BIN=path runs another gateway binary (an A/B of two builds).
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 CALLS="${1:-3000}"
@@ -27,7 +28,7 @@ for r in $(seq "$ROUNDS"); do
     flag=""; [ "$v" = W ] && flag="--wallet"
     f="$out/$r$v.txt"
     ./target/release/lifecycle-bench \
-      --gateway ./target/release/c2c-gateway \
+      --gateway "${C2C_GATEWAY_BIN:-./target/release/c2c-gateway}" \
       --sim ./target/release/livekit-sim \
       --policies ./policies \
       --calls "$CALLS" --concurrency "$CONC" --open-calls 0 $flag >"$f" 2>&1 || { cat "$f"; exit 1; }

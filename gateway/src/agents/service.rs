@@ -356,10 +356,18 @@ impl AgentService {
 
     /// Frees the agent from `call_id` here and, in the background, in a shared store (a
     /// claim left behind is taken over once its call has ended, so a failed release
-    /// only delays the next call of the agent until then).
+    /// only delays the next call of the agent until then). An agent that is not
+    /// registered never claims in the shared store ([`Self::claim_call_everywhere`]), so
+    /// its calls release nothing there: no statement per call end for CRMs that never
+    /// register agents. (One registered after its call's claim was skipped releases a
+    /// row that is not there; one removed while on a call leaves a row the next claim
+    /// takes over.)
     pub fn release_call(&self, tenant: &str, agent_id: &str, call_id: &str) {
         self.hub.release_call(tenant, agent_id, call_id, now_ms());
-        if !self.store.shared() || tokio::runtime::Handle::try_current().is_err() {
+        if !self.store.shared()
+            || tokio::runtime::Handle::try_current().is_err()
+            || self.directory.telephony(tenant, agent_id).is_none()
+        {
             return;
         }
         let store = self.store.clone();

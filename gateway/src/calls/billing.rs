@@ -145,8 +145,12 @@ fn refused(app: &App, tenant: &str, at: &str, e: WalletError) -> ApiError {
 
 /// Releases an ended call's hold and posts its charge (see the module docs).
 pub async fn settle(app: &App, rec: &CallRecord) -> Result<Settled, WalletError> {
-    let charge = rec
-        .billing
+    settle_charge(app, &rec.tenant, &rec.call_id, charge_of(rec)).await
+}
+
+/// The ledger entry that charges an ended call, if it owes anything.
+fn charge_of(rec: &CallRecord) -> Option<c2c_billing::NewEntry> {
+    rec.billing
         .and_then(|b| b.charge_paise.filter(|c| *c > 0).map(|c| (b, c)))
         .map(|(b, paise)| {
             let billed_s = b.billed_ms.unwrap_or(0).div_ceil(1000);
@@ -164,18 +168,27 @@ pub async fn settle(app: &App, rec: &CallRecord) -> Result<Settled, WalletError>
                 reason,
                 rec.ended_ms.unwrap_or_else(now_ms),
             )
-        });
+        })
+}
+
+/// [`settle`] with the charge already worked out from the record.
+async fn settle_charge(
+    app: &App,
+    tenant: &str,
+    call_id: &str,
+    charge: Option<c2c_billing::NewEntry>,
+) -> Result<Settled, WalletError> {
     let settled = app
         .wallets()
-        .settle(&rec.tenant, &rec.call_id, charge.as_ref())
+        .settle(tenant, call_id, charge.as_ref())
         .await?;
     if let Some(c) = settled.charge.as_ref().filter(|c| !c.replayed) {
         let m = app.metrics();
         m.wallet_entries
-            .with_label_values(&[&rec.tenant, "call_charge"])
+            .with_label_values(&[tenant, "call_charge"])
             .inc();
         m.wallet_balance
-            .with_label_values(&[&rec.tenant])
+            .with_label_values(&[tenant])
             .set(c.entry.balance_after_paise);
         tracing::info!(
             entry = %c.entry.id,
@@ -190,11 +203,14 @@ pub async fn settle(app: &App, rec: &CallRecord) -> Result<Settled, WalletError>
 /// The `SettleWallet` effect: settles in the background (a failure waits for the
 /// sweep, counted in `c2c_wallet_settle_failures_total`).
 pub fn spawn_settle(app: &Arc<App>, rec: &CallRecord) {
-    let (app, rec) = (app.clone(), rec.clone());
-    let span = super::span(&rec.call_id);
+    // The charge is worked out here, so the task carries three small values rather than
+    // a copy of the whole record.
+    let charge = charge_of(rec);
+    let (app, tenant, call_id) = (app.clone(), rec.tenant.clone(), rec.call_id.clone());
+    let span = super::span(&call_id);
     tokio::spawn(
         async move {
-            if let Err(e) = settle(&app, &rec).await {
+            if let Err(e) = settle_charge(&app, &tenant, &call_id, charge).await {
                 app.metrics().wallet_settle_failures.inc();
                 tracing::warn!(error = %e, "wallet settle failed; the wallet sweep retries it");
             }

@@ -21,6 +21,7 @@ mod hold;
 pub mod ledger;
 mod mem;
 mod rate;
+mod sled_held;
 mod sled_settle;
 mod store;
 

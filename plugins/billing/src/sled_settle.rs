@@ -13,14 +13,15 @@
 //! instead of waiting, so nothing blocks and nothing is dropped.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use crate::hold::Hold;
 use crate::ledger::{plan_append, Balance, LedgerEntry, NewEntry};
+use crate::sled_held::Held;
 use crate::store::{
     decode_balance, decode_seq, encode_balance, key, Outcome, BALANCE, ENTRY, HOLD, REQUEST,
 };
@@ -32,11 +33,6 @@ pub const WINDOW: Duration = Duration::from_millis(10);
 pub const QUEUE: usize = 4096;
 /// Settles written in one batch at most.
 const MAX_BATCH: usize = 512;
-
-/// Each tenant's open holds added up, kept by whoever writes holds (under the lock that
-/// guards it): a hold's check and the click2call check read one number instead of
-/// decoding every open hold of the tenant.
-pub(crate) type HeldSums = std::collections::HashMap<String, i64>;
 
 /// What a settle decided: the hold it released and the charge it wrote or replayed.
 pub(crate) type SettleResult = Result<(Option<Hold>, Option<Outcome>), WalletError>;
@@ -54,6 +50,13 @@ struct Job {
 pub(crate) struct Overlay {
     balances: HashMap<String, Balance>,
     requests: HashMap<(String, String), LedgerEntry>,
+}
+
+impl Overlay {
+    /// The balances the batch wrote, for the in-memory mirror once it is applied.
+    pub(crate) fn into_balances(self) -> HashMap<String, Balance> {
+        self.balances
+    }
 }
 
 /// What appending `e` writes, added to `batch` and `overlay` (a replay adds nothing).
@@ -104,7 +107,7 @@ pub(crate) fn plan(
 /// The settles of one batch, in order, under the append lock; one `apply_batch`.
 fn write(
     tree: &sled::Tree,
-    appends: &Mutex<HeldSums>,
+    appends: &Mutex<Held>,
     jobs: &[(&str, &str, Option<&NewEntry>)],
 ) -> Vec<SettleResult> {
     let mut held = appends.lock();
@@ -122,9 +125,7 @@ fn write(
             let hold = if released.insert((tenant, call_id), ()).is_some() {
                 None
             } else {
-                tree.get(&hkey)?
-                    .map(|v| serde_json::from_slice::<Hold>(&v))
-                    .transpose()?
+                held.hold(tenant, call_id).cloned()
             };
             batch.remove(hkey);
             Ok((hold, outcome))
@@ -142,13 +143,12 @@ fn write(
             })
             .collect();
     }
-    for (&(tenant, _, _), r) in jobs.iter().zip(&out) {
-        if let Ok((Some(h), _)) = r {
-            if let Some(sum) = held.get_mut(tenant) {
-                *sum -= h.amount_paise;
-            }
+    for (&(tenant, call_id, _), r) in jobs.iter().zip(&out) {
+        if let Ok((Some(_), _)) = r {
+            held.remove(tenant, call_id);
         }
     }
+    held.set_balances(overlay.into_balances());
     out
 }
 
@@ -157,7 +157,7 @@ pub(crate) struct SettleQueue {
     /// `None` only while dropping.
     tx: Option<SyncSender<Job>>,
     tree: sled::Tree,
-    appends: Arc<Mutex<HeldSums>>,
+    appends: Arc<Mutex<Held>>,
     /// Joined on drop: the thread holds the tree, and so the database, open; a store
     /// reopened right after must find it closed.
     writer: Option<std::thread::JoinHandle<()>>,
@@ -175,10 +175,7 @@ impl Drop for SettleQueue {
 
 impl SettleQueue {
     /// Starts the writer thread; it ends when the queue is dropped.
-    pub(crate) fn start(
-        tree: sled::Tree,
-        appends: Arc<Mutex<HeldSums>>,
-    ) -> Result<Self, WalletError> {
+    pub(crate) fn start(tree: sled::Tree, appends: Arc<Mutex<Held>>) -> Result<Self, WalletError> {
         let (tx, rx) = sync_channel(QUEUE);
         let (t, a) = (tree.clone(), appends.clone());
         let writer = std::thread::Builder::new()
@@ -225,15 +222,20 @@ impl SettleQueue {
 }
 
 /// The writer thread: waits for a settle, gathers for [`WINDOW`], writes, answers.
-fn drain(tree: sled::Tree, appends: &Mutex<HeldSums>, rx: &Receiver<Job>) {
+///
+/// It sleeps through the window and then takes what queued, rather than receiving each
+/// settle as it comes: a receiver blocked in `recv_timeout` is woken by every send (a
+/// futex wake on the sender's proxy thread and a context switch here, per call), a
+/// sleeping one by none.
+fn drain(tree: sled::Tree, appends: &Mutex<Held>, rx: &Receiver<Job>) {
     let tree = &tree;
     while let Ok(first) = rx.recv() {
-        let until = Instant::now() + WINDOW;
+        std::thread::sleep(WINDOW);
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
-            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            match rx.try_recv() {
                 Ok(j) => jobs.push(j),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
         let args: Vec<(&str, &str, Option<&NewEntry>)> = jobs

@@ -7,7 +7,8 @@ use parking_lot::Mutex;
 use crate::durability::OwnFlush;
 use crate::hold::{check_call_id, check_charge, plan_hold};
 use crate::ledger::replay;
-use crate::sled_settle::{plan, HeldSums, Overlay, SettleQueue};
+use crate::sled_held::Held;
+use crate::sled_settle::{plan, Overlay, SettleQueue};
 use crate::Durability;
 use crate::WalletError;
 use crate::{
@@ -143,8 +144,8 @@ pub(crate) const HOLD: &[u8] = b"h/";
 pub struct SledWalletStore {
     tree: sled::Tree,
     /// Serialises every write of the tree (appends, holds, settle batches), and guards
-    /// each tenant's sum of open holds.
-    appends: std::sync::Arc<Mutex<HeldSums>>,
+    /// the in-memory mirror of the holds and balances (`crate::sled_held`).
+    appends: std::sync::Arc<Mutex<Held>>,
     /// Calls' settles, written in batches (`crate::sled_settle`).
     settles: SettleQueue,
     /// What an append (an owner's or operator's entry) waits for before it answers.
@@ -164,13 +165,6 @@ pub(crate) fn key(prefix: &[u8], tenant: &str, tail: Option<&[u8]>) -> Vec<u8> {
         k.extend_from_slice(t);
     }
     k
-}
-
-/// The tenant of a `h/<tenant>\0<call>` key.
-fn tenant_of_hold_key(k: &[u8]) -> String {
-    let rest = &k[HOLD.len()..];
-    let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
-    String::from_utf8_lossy(&rest[..end]).into_owned()
 }
 
 pub(crate) fn encode_balance(b: Balance) -> [u8; 16] {
@@ -225,13 +219,7 @@ impl SledWalletStore {
         durability: std::sync::Arc<dyn Durability>,
         call_durability: std::sync::Arc<dyn Durability>,
     ) -> Result<Self, WalletError> {
-        let mut sums = HeldSums::new();
-        for kv in tree.scan_prefix(HOLD) {
-            let (k, v) = kv?;
-            let h: Hold = serde_json::from_slice(&v)?;
-            *sums.entry(tenant_of_hold_key(&k)).or_default() += h.amount_paise;
-        }
-        let appends = std::sync::Arc::new(Mutex::new(sums));
+        let appends = std::sync::Arc::new(Mutex::new(Held::load(&tree)?));
         let settles = SettleQueue::start(tree.clone(), appends.clone())?;
         Ok(Self {
             tree,
@@ -263,10 +251,12 @@ impl SledWalletStore {
     /// only read, run while `flush_async` calls are in flight, hang every flusher
     /// (reproduced on upstream 0.34.7 with eight tasks; plain writes do not).
     fn append_now(&self, tenant: &str, e: &NewEntry) -> Result<Outcome, WalletError> {
-        let _serial = self.appends.lock();
+        let mut held = self.appends.lock();
         let mut batch = sled::Batch::default();
-        let outcome = plan(&self.tree, tenant, e, &mut batch, &mut Overlay::default())?;
+        let mut overlay = Overlay::default();
+        let outcome = plan(&self.tree, tenant, e, &mut batch, &mut overlay)?;
         self.tree.apply_batch(batch)?;
+        held.set_balances(overlay.into_balances());
         Ok(outcome)
     }
 
@@ -277,14 +267,12 @@ impl SledWalletStore {
         amount_paise: i64,
         at_ms: u64,
     ) -> Result<HoldPlaced, WalletError> {
-        let mut sums = self.appends.lock();
-        let balance = decode_balance(self.tree.get(key(BALANCE, tenant, None))?.as_deref())?;
-        let held = sums.get(tenant).copied().unwrap_or(0);
-        let available = balance.balance_paise.saturating_sub(held);
-        let hkey = key(HOLD, tenant, Some(call_id.as_bytes()));
-        if let Some(v) = self.tree.get(&hkey)? {
+        let mut held = self.appends.lock();
+        let balance = held.balance(&self.tree, tenant)?;
+        let available = balance.balance_paise.saturating_sub(held.sum(tenant));
+        if let Some(hold) = held.hold(tenant, call_id) {
             return Ok(HoldPlaced {
-                hold: serde_json::from_slice(&v)?,
+                hold: hold.clone(),
                 existing: true,
                 available_after_paise: available,
             });
@@ -295,8 +283,9 @@ impl SledWalletStore {
             amount_paise,
             at_ms,
         };
+        let hkey = key(HOLD, tenant, Some(call_id.as_bytes()));
         self.tree.insert(hkey, serde_json::to_vec(&hold)?)?;
-        *sums.entry(tenant.to_owned()).or_default() += amount_paise;
+        held.insert(tenant, hold.clone());
         Ok(HoldPlaced {
             hold,
             existing: false,
@@ -435,27 +424,24 @@ impl WalletStore for SledWalletStore {
         Ok(Settled { released, charge })
     }
 
+    /// From the in-memory mirror (`crate::sled_held`), not the tree.
     async fn holds(&self, tenant: &str) -> Result<Vec<Hold>, WalletError> {
-        self.load_holds(tenant)
+        check_tenant(tenant)?;
+        Ok(self.appends.lock().holds(tenant))
     }
 
+    /// From the in-memory mirror: the balance watch reads every hold every two seconds.
     async fn all_holds(&self) -> Result<Vec<(String, Hold)>, WalletError> {
-        let mut out = Vec::new();
-        for kv in self.tree.scan_prefix(HOLD) {
-            let (k, v) = kv?;
-            out.push((tenant_of_hold_key(&k), serde_json::from_slice(&v)?));
-        }
-        Ok(out)
+        Ok(self.appends.lock().all())
     }
 
-    /// The balance minus the tenant's held sum: one read, no hold decoded.
+    /// The balance minus the tenant's held sum, both from the in-memory mirror: no sled
+    /// read on click2call's path.
     async fn available(&self, tenant: &str) -> Result<i64, WalletError> {
         check_tenant(tenant)?;
-        let sums = self.appends.lock();
-        let balance = decode_balance(self.tree.get(key(BALANCE, tenant, None))?.as_deref())?;
-        Ok(balance
-            .balance_paise
-            .saturating_sub(sums.get(tenant).copied().unwrap_or(0)))
+        let mut held = self.appends.lock();
+        let balance = held.balance(&self.tree, tenant)?;
+        Ok(balance.balance_paise.saturating_sub(held.sum(tenant)))
     }
 }
 
@@ -506,6 +492,53 @@ mod tests {
         s.holds("acme").await.unwrap();
         assert_eq!(counting.0.load(Ordering::SeqCst), 3, "the appends");
         assert_eq!(calls.0.load(Ordering::SeqCst), 2, "the hold and the settle");
+    }
+
+    /// The in-memory mirror (holds, held sums, balances) answers what the tree holds,
+    /// through holds, retried holds, refusals, settles with and without a charge and
+    /// owner appends, and again after a reopen rebuilt it from the tree.
+    #[tokio::test]
+    async fn the_sled_mirror_answers_what_the_tree_holds() {
+        async fn agree(s: &SledWalletStore, tenants: &[&str]) {
+            let mut all = Vec::new();
+            for t in tenants {
+                let tree_holds = s.load_holds(t).unwrap();
+                assert_eq!(s.holds(t).await.unwrap(), tree_holds, "{t}'s holds");
+                let held: i64 = tree_holds.iter().map(|h| h.amount_paise).sum();
+                let balance = s.load_balance(t).unwrap().balance_paise;
+                assert_eq!(s.available(t).await.unwrap(), balance - held, "{t}");
+                all.extend(tree_holds.into_iter().map(|h| (t.to_string(), h)));
+            }
+            assert_eq!(s.all_holds().await.unwrap(), all);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let tenants = ["acme", "acme-2"];
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let s = SledWalletStore::open(&db).unwrap();
+            crate::contract::fill(&s, "acme", 10).await.unwrap(); // 55
+            crate::contract::fill(&s, "acme-2", 4).await.unwrap(); // 10
+            agree(&s, &tenants).await;
+            s.place_hold("acme", "c2c_b", 20, 1).await.unwrap();
+            s.place_hold("acme", "c2c_a", 5, 1).await.unwrap();
+            s.place_hold("acme-2", "c2c_a", 7, 1).await.unwrap();
+            // A retried hold takes nothing more; one beyond what is available, nothing.
+            assert!(s.place_hold("acme", "c2c_a", 5, 2).await.unwrap().existing);
+            assert!(s.place_hold("acme-2", "c2c_c", 4, 1).await.is_err());
+            agree(&s, &tenants).await;
+            let charge = crate::call_charge("c2c_b", 3, "talk".into(), 2);
+            s.settle("acme", "c2c_b", Some(&charge)).await.unwrap();
+            s.settle("acme", "c2c_b", Some(&charge)).await.unwrap();
+            s.settle("acme-2", "c2c_a", None).await.unwrap();
+            crate::contract::fill(&s, "acme-2", 1).await.unwrap();
+            agree(&s, &tenants).await;
+            assert_eq!(s.available("acme").await.unwrap(), 55 - 3 - 5);
+            db.flush().unwrap();
+        }
+        let db = sled::open(dir.path()).unwrap();
+        let s = SledWalletStore::open(&db).unwrap();
+        agree(&s, &tenants).await;
+        assert_eq!(s.holds("acme").await.unwrap().len(), 1);
     }
 
     #[tokio::test]

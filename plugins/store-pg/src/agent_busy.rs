@@ -45,17 +45,21 @@ impl PgAgentStore {
         call_id: &str,
     ) -> Result<Option<String>, AgentStoreError> {
         let c = self.client().await?;
+        // Prepared once per pooled connection: a statement sent as text is parsed and
+        // planned on every execution (pg_stat_statements showed each release planned).
+        let claim = c.prepare_cached(CLAIM).await.map_err(store_err)?;
+        let holder = c.prepare_cached(HOLDER).await.map_err(store_err)?;
         let now = i64::try_from(crate::calls::now_ms()).unwrap_or(i64::MAX);
         for _ in 0..ATTEMPTS {
             let granted = c
-                .query(CLAIM, &[&tenant, &agent_id, &call_id, &now])
+                .query(&claim, &[&tenant, &agent_id, &call_id, &now])
                 .await
                 .map_err(store_err)?;
             if !granted.is_empty() {
                 return Ok(None);
             }
             let holder = c
-                .query(HOLDER, &[&tenant, &agent_id])
+                .query(&holder, &[&tenant, &agent_id])
                 .await
                 .map_err(store_err)?;
             if let Some(row) = holder.first() {
@@ -75,7 +79,8 @@ impl PgAgentStore {
         call_id: &str,
     ) -> Result<(), AgentStoreError> {
         let c = self.client().await?;
-        c.execute(RELEASE, &[&tenant, &agent_id, &call_id])
+        let release = c.prepare_cached(RELEASE).await.map_err(store_err)?;
+        c.execute(&release, &[&tenant, &agent_id, &call_id])
             .await
             .map_err(store_err)?;
         Ok(())
