@@ -37,6 +37,15 @@ async fn a_call_created_on_a_connects_and_ends_through_b() {
     let v = env.wait_status(env.a(), &call_id, "ACTIVE", T).await;
     assert_eq!(v["connected"], true, "{v}");
     env.same_on_both(&call_id).await;
+    // A still remembers the call as it created it (INITIATED; `/connect` checks from
+    // that copy without a read), yet a second `/connect` there is the transition's
+    // 409 on the latest record, and nothing is dialled twice.
+    let (s, v) = env
+        .post(env.a(), &format!("/api/c2c/calls/{call_id}/connect"))
+        .await;
+    assert_eq!((s, error_code(&v)), (409, "already_connected"), "{v}");
+    let dials = env.sim.dials();
+    assert_eq!(dials.len(), 1, "dialled twice: {dials:?}");
     // The agent's tab goes away: after the 1 s grace the call ends.
     env.sim.leave(&room, AGENT).unwrap();
     let v = env.wait_status(env.b(), &call_id, "ENDED", T).await;

@@ -29,6 +29,7 @@
 #        policy's 4)
 #        WALLET=1 (acme's calls paid from its wallet: billing.charge_calls on, topped up)
 #        C2C_BENCH_NO_BUILD=1 (skip the release builds)
+#        C2C_GATEWAY_BIN=path (another gateway binary, for A/B runs of two builds)
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 if [ -z "${C2C_BENCH_NO_BUILD:-}" ]; then
@@ -36,7 +37,7 @@ if [ -z "${C2C_BENCH_NO_BUILD:-}" ]; then
   cargo build --release -q -p livekit-sim -p c2c-bench-drivers
 fi
 exec ./target/release/fleet-bench \
-  --gateway ./target/release/c2c-gateway \
+  --gateway "${C2C_GATEWAY_BIN:-./target/release/c2c-gateway}" \
   --sim ./target/release/livekit-sim \
   --policies ./policies \
   --calls "${1:-3000}" --concurrency "${2:-24}" --rounds "${3:-2}" \

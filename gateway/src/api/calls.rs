@@ -256,6 +256,40 @@ async fn load_call(
     head: &RequestHead<'_>,
 ) -> Result<CallRecord, ApiError> {
     let rec = stored_call(app, ctx.param(0).unwrap_or_default()).await?;
+    check_call_access(app, ctx, head, rec)
+}
+
+/// [`load_call`] for `/connect` and `/hangup`, from the record this node wrote last
+/// when the store remembers it (`CallStore::get_recent`: no read of a shared store).
+/// What they take from it before their transition never changes (tenant, numbers,
+/// trunk, agent, billing plan), and the transition itself decides on the latest record:
+/// a phase seen stale (another node moved the call) ends in the transition's 409, as a
+/// concurrent request would.
+async fn load_call_recent(
+    app: &App,
+    ctx: &mut RequestCtx,
+    head: &RequestHead<'_>,
+) -> Result<CallRecord, ApiError> {
+    let id = ctx.param(0).unwrap_or_default();
+    if !c2c_callstate::is_valid_call_id(id) {
+        return Err(errors::unknown_call());
+    }
+    let rec = app
+        .store()
+        .get_recent(id)
+        .await
+        .map_err(errors::call_store)?
+        .ok_or_else(errors::unknown_call)?;
+    check_call_access(app, ctx, head, rec)
+}
+
+/// The tenant check of [`load_call`] on a loaded record.
+fn check_call_access(
+    app: &App,
+    ctx: &mut RequestCtx,
+    head: &RequestHead<'_>,
+    rec: CallRecord,
+) -> Result<CallRecord, ApiError> {
     // Browser endpoints need no secret, but a server that does send its key must not
     // reach another tenant's call with it. Two keys were refused by the auth plugin;
     // reading the single value here keeps this check from ever taking the first of two.
@@ -312,7 +346,7 @@ pub async fn connect(
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
-    let rec = load_call(app, ctx, head).await?;
+    let rec = load_call_recent(app, ctx, head).await?;
     let policy = app.policy().get();
     let tenant = policy
         .tenant(&rec.tenant)
@@ -437,7 +471,7 @@ pub async fn hangup(
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
-    let rec = load_call(app, ctx, head).await?;
+    let rec = load_call_recent(app, ctx, head).await?;
     let rec = calls::apply(app, &rec.call_id, CallEvent::HangupRequested)
         .await
         .map_err(errors::call_store)?;

@@ -146,6 +146,41 @@ async fn a_write_by_another_node_moves_the_driver() {
     assert!(matches!(missing, Err(c2c_callstate::StoreError::NotFound)));
 }
 
+/// `get_recent` answers what this node wrote last without a read (it may be older than
+/// the stored record, as the trait says), and the stored record where the node
+/// remembers nothing: another node's call, or after a transition took its copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn get_recent_answers_this_nodes_last_write() {
+    let (a, b, _) = fleet("recent").await;
+    let t = now_ms();
+    let rec = call("acme", t);
+    a.create(&rec).await.unwrap();
+    let id = rec.call_id.clone();
+    assert_eq!(a.get_recent(&id).await.unwrap().unwrap(), rec);
+    assert_eq!(b.get_recent(&id).await.unwrap().unwrap(), rec, "read");
+
+    let moved = event(&b, &id, CallEvent::Connect, t + 1_000).await;
+    assert!(moved.written);
+    // A remembers its create: same tenant, numbers, agent; an older phase and version.
+    let remembered = a.get_recent(&id).await.unwrap().unwrap();
+    assert_eq!(remembered, rec);
+    assert_eq!(
+        (remembered.tenant.as_str(), remembered.agent_id.as_str()),
+        (moved.record.tenant.as_str(), moved.record.agent_id.as_str())
+    );
+    assert_eq!(a.get(&id).await.unwrap().unwrap(), moved.record);
+    assert_eq!(b.get_recent(&id).await.unwrap().unwrap(), moved.record);
+    // A's transition writes over the latest record and leaves it remembered.
+    let ringing = event(&a, &id, CallEvent::Ringing, t + 2_000).await;
+    assert!(ringing.written && ringing.adopted);
+    assert_eq!(a.get_recent(&id).await.unwrap().unwrap(), ringing.record);
+    assert!(a
+        .get_recent("c2c_ffffffffffffffffffffffffffffffff")
+        .await
+        .unwrap()
+        .is_none());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_nodes_calls_go_to_live_nodes_each_once() {
     let (a, b, schema) = fleet("orphans").await;

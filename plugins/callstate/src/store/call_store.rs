@@ -137,6 +137,17 @@ pub trait CallStore: Send + Sync {
 
     async fn get(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError>;
 
+    /// The call as this node last wrote it, when the backend remembers that, else
+    /// [`Self::get`]. It may be older than the stored record (another node of a fleet
+    /// may have written since), so it is only for what a record never changes (tenant,
+    /// numbers, trunk, agent, room, billing plan) and for checks that the conditional
+    /// transition after them decides again on the latest record. It saves a shared
+    /// store the read before `/connect` and `/hangup`; the embedded stores read locally
+    /// anyway and answer [`Self::get`] (the default).
+    async fn get_recent(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+        self.get(call_id).await
+    }
+
     /// Every call not yet ENDED, in call-id order (cost grows with open calls only).
     /// Used at start-up to re-arm timers and resume answer detection.
     async fn open_calls(&self) -> Result<Vec<CallRecord>, StoreError>;

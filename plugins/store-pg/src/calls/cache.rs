@@ -28,6 +28,11 @@ impl WrittenRecords {
         self.by_call.lock().ok()?.remove(call_id)
     }
 
+    /// A copy of the entry, left in place (`CallStore::get_recent`).
+    pub(super) fn peek(&self, call_id: &str) -> Option<CallRecord> {
+        self.by_call.lock().ok()?.get(call_id).cloned()
+    }
+
     /// Remembers what this node just wrote (driver: this node); an ended call is
     /// forgotten instead.
     pub(super) fn put(&self, rec: &CallRecord) {

@@ -302,6 +302,14 @@ impl CallStore for PgCallStore {
         self.pg.within(self.get_record(call_id)).await
     }
 
+    /// The record this node wrote last (open calls it drives), without a round trip.
+    async fn get_recent(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+        match self.cache.peek(call_id) {
+            Some(rec) => Ok(Some(rec)),
+            None => self.get(call_id).await,
+        }
+    }
+
     async fn open_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
         self.pg.within(self.open_records(None, None, None)).await
     }

@@ -167,8 +167,15 @@ impl PgCallStore {
         // plan's entry carries a placeholder until then.
         match TransitionPlan::new(cur, &mut *f, || Ok(0))? {
             TransitionPlan::Unchanged(_) if source == Source::Cache => Ok(None),
-            // Nothing written; what was read is committed, hence durable.
-            TransitionPlan::Unchanged(applied) => Ok(Some(Some(applied))),
+            // Nothing written; what was read is committed, hence durable. A call this
+            // node drives is remembered as read (the cache's copy went with `take`), so
+            // its next transition and `get_recent` need no read either.
+            TransitionPlan::Unchanged(applied) => {
+                if !adopted {
+                    self.cache.put(&applied.record);
+                }
+                Ok(Some(Some(applied)))
+            }
             TransitionPlan::Write {
                 prev,
                 record,
