@@ -235,17 +235,37 @@ async fn delete_room_quietly(client: &c2c_livekit::LiveKitClient, room: &str) {
     }
 }
 
+/// How fresh a loaded call must be.
+#[derive(Clone, Copy)]
+enum Read {
+    /// The stored record (`CallStore::get`).
+    Latest,
+    /// The record this node wrote last when the store remembers it
+    /// (`CallStore::get_recent`: no read of a shared store). Only for `/connect` and
+    /// `/hangup`: what they take from it before their transition never changes (tenant,
+    /// numbers, trunk, agent, billing plan), and the transition itself decides on the
+    /// latest record, so a phase seen stale (another node moved the call) ends in the
+    /// transition's 409, as a concurrent request would.
+    Recent,
+}
+
 /// The stored call `id` names, or [`errors::unknown_call`] (a malformed id is never
 /// looked up). The caller still checks that the call is the caller's tenant's.
 pub(crate) async fn stored_call(app: &App, id: &str) -> Result<CallRecord, ApiError> {
+    read_call(app, id, Read::Latest).await
+}
+
+async fn read_call(app: &App, id: &str, read: Read) -> Result<CallRecord, ApiError> {
     if !c2c_callstate::is_valid_call_id(id) {
         return Err(errors::unknown_call());
     }
-    app.store()
-        .get(id)
-        .await
-        .map_err(errors::call_store)?
-        .ok_or_else(errors::unknown_call)
+    let store = app.store();
+    match read {
+        Read::Latest => store.get(id).await,
+        Read::Recent => store.get_recent(id).await,
+    }
+    .map_err(errors::call_store)?
+    .ok_or_else(errors::unknown_call)
 }
 
 /// Loads the call a browser endpoint addresses. Unknown, malformed and other tenants'
@@ -255,41 +275,17 @@ async fn load_call(
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
 ) -> Result<CallRecord, ApiError> {
-    let rec = stored_call(app, ctx.param(0).unwrap_or_default()).await?;
-    check_call_access(app, ctx, head, rec)
+    load_call_as(app, ctx, head, Read::Latest).await
 }
 
-/// [`load_call`] for `/connect` and `/hangup`, from the record this node wrote last
-/// when the store remembers it (`CallStore::get_recent`: no read of a shared store).
-/// What they take from it before their transition never changes (tenant, numbers,
-/// trunk, agent, billing plan), and the transition itself decides on the latest record:
-/// a phase seen stale (another node moved the call) ends in the transition's 409, as a
-/// concurrent request would.
-async fn load_call_recent(
+/// [`load_call`] read as `read` says.
+async fn load_call_as(
     app: &App,
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
+    read: Read,
 ) -> Result<CallRecord, ApiError> {
-    let id = ctx.param(0).unwrap_or_default();
-    if !c2c_callstate::is_valid_call_id(id) {
-        return Err(errors::unknown_call());
-    }
-    let rec = app
-        .store()
-        .get_recent(id)
-        .await
-        .map_err(errors::call_store)?
-        .ok_or_else(errors::unknown_call)?;
-    check_call_access(app, ctx, head, rec)
-}
-
-/// The tenant check of [`load_call`] on a loaded record.
-fn check_call_access(
-    app: &App,
-    ctx: &mut RequestCtx,
-    head: &RequestHead<'_>,
-    rec: CallRecord,
-) -> Result<CallRecord, ApiError> {
+    let rec = read_call(app, ctx.param(0).unwrap_or_default(), read).await?;
     // Browser endpoints need no secret, but a server that does send its key must not
     // reach another tenant's call with it. Two keys were refused by the auth plugin;
     // reading the single value here keeps this check from ever taking the first of two.
@@ -346,7 +342,7 @@ pub async fn connect(
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
-    let rec = load_call_recent(app, ctx, head).await?;
+    let rec = load_call_as(app, ctx, head, Read::Recent).await?;
     let policy = app.policy().get();
     let tenant = policy
         .tenant(&rec.tenant)
@@ -471,7 +467,7 @@ pub async fn hangup(
     ctx: &mut RequestCtx,
     head: &RequestHead<'_>,
 ) -> Result<JsonResponse, ApiError> {
-    let rec = load_call_recent(app, ctx, head).await?;
+    let rec = load_call_as(app, ctx, head, Read::Recent).await?;
     let rec = calls::apply(app, &rec.call_id, CallEvent::HangupRequested)
         .await
         .map_err(errors::call_store)?;
