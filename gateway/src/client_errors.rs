@@ -66,9 +66,13 @@ pub fn early_error(status: u16) -> ApiError {
 /// writes the response itself. `None` only if the head cannot be built (it always can:
 /// the status and headers are ours).
 pub fn to_pingora(e: ApiError) -> Option<(ResponseHeader, Bytes)> {
-    let status = e.status;
-    let resp: JsonResponse = e.into();
-    let mut h = ResponseHeader::build(status, Some(resp.headers.len() + 2)).ok()?;
+    json_to_pingora(e.into())
+}
+
+/// A gateway-made answer as Pingora's response head and body, for a connection that is
+/// closed after it (`private, no-store`: it answers this request only).
+pub fn json_to_pingora(resp: JsonResponse) -> Option<(ResponseHeader, Bytes)> {
+    let mut h = ResponseHeader::build(resp.status, Some(resp.headers.len() + 2)).ok()?;
     for (name, value) in resp.headers {
         h.append_header(name, value).ok()?;
     }

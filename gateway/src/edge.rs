@@ -102,6 +102,16 @@ pub fn parse_upstream(url: &str) -> Result<Upstream, UpstreamError> {
     })
 }
 
+/// Counts a request that reached (or was meant for) an upstream:
+/// `c2c_proxied_requests_total{region, upstream, status}`.
+pub fn count_proxied(metrics: &GatewayMetrics, region: &str, host: &str, status: u16) {
+    let status = c2c_metrics::status_label(status);
+    metrics
+        .proxied_requests
+        .with_label_values(&[region, host, &status])
+        .inc();
+}
+
 struct HealthGauge {
     region: String,
     names: HashMap<SocketAddr, String>,

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use c2c_plugin_api::{
     ApiError, Decision, JsonResponse, PluginChain, RequestCtx, RequestHead, UpstreamChoice,
 };
+use pingora::connectors::ConnectorOptions;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::protocols::http::ServerSession;
@@ -20,13 +21,16 @@ use crate::body;
 use crate::client_errors;
 use crate::edge::parse_upstream;
 use crate::routes;
+use crate::rtc::RtcEdge;
 
 /// How many upstreams one request may try before giving up (passive failover).
 const MAX_CONNECT_ATTEMPTS: usize = 4;
 
 pub struct GatewayProxy {
-    chain: PluginChain,
+    chain: Arc<PluginChain>,
     app: Arc<App>,
+    /// Signalling WebSockets, taken out of the proxy phases after their head.
+    rtc: RtcEdge,
     /// Per source IP rate of presence handshakes, which are taken over before the chain
     /// (and its per-IP limit) runs: the same limit, counted here.
     presence_rate: pingora_limits::rate::Rate,
@@ -45,8 +49,11 @@ pub struct GatewayCtx {
 }
 
 impl GatewayProxy {
-    pub fn new(chain: PluginChain, app: Arc<App>) -> Self {
+    /// `upstream`: how TLS upstreams are connected (Pingora's server configuration).
+    pub fn new(chain: PluginChain, app: Arc<App>, upstream: Option<ConnectorOptions>) -> Self {
+        let chain = Arc::new(chain);
         Self {
+            rtc: RtcEdge::new(app.clone(), chain.clone(), upstream),
             chain,
             app,
             presence_rate: pingora_limits::rate::Rate::new(std::time::Duration::from_secs(1)),
@@ -436,22 +443,28 @@ impl ProxyHttp for GatewayProxy {
         client_errors::is_client_error(e)
     }
 
+    /// The presence WebSocket (see [`GatewayProxy::take_over_presence`]) and LiveKit's
+    /// signalling WebSockets (see [`crate::rtc`]) leave Pingora here; every other
+    /// request goes on. While draining, nothing is taken: the proxy phases answer.
+    async fn take_over(&self, session: Box<ServerSession>) -> Option<Box<ServerSession>> {
+        if self.app.is_draining() {
+            return Some(session);
+        }
+        if session.req_header().uri.path() == routes::PRESENCE_PATH
+            && matches!(*session, ServerSession::H1(_))
+        {
+            return self.take_over_presence(session).await;
+        }
+        if RtcEdge::takes(&session) {
+            self.rtc.serve(session).await;
+            return None;
+        }
+        Some(session)
+    }
+
     /// A request Pingora refused before any hook ran (unparsable head: 400, CONNECT:
     /// 405) gets the JSON error shape too, and is counted like any request (route
     /// `unmatched`; vendored pingora-proxy patch, see plugins/vendor/README.md).
-    /// The presence WebSocket leaves Pingora here (see [`GatewayProxy::take_over_presence`]);
-    /// every other request goes on.
-    async fn take_over(&self, session: Box<ServerSession>) -> Option<Box<ServerSession>> {
-        let presence = session.req_header().uri.path() == routes::PRESENCE_PATH
-            && matches!(*session, ServerSession::H1(_))
-            && !self.app.is_draining();
-        if presence {
-            self.take_over_presence(session).await
-        } else {
-            Some(session)
-        }
-    }
-
     fn early_error_response(&self, status: u16) -> Option<(ResponseHeader, Bytes)> {
         let ctx = RequestCtx {
             status,
@@ -473,12 +486,7 @@ impl ProxyHttp for GatewayProxy {
             self.app.metrics().websocket_sessions.dec();
         }
         if let Some((region, host)) = &gctx.served {
-            let status = c2c_metrics::status_label(ctx.status);
-            self.app
-                .metrics()
-                .proxied_requests
-                .with_label_values(&[region, host, &status])
-                .inc();
+            crate::edge::count_proxied(self.app.metrics(), region, host, ctx.status);
         }
         self.chain.on_logging(ctx);
     }

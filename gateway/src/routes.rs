@@ -357,10 +357,15 @@ pub enum Miss {
 /// Path segment limit: no legitimate route is deeper, and it bounds matching work.
 const MAX_SEGMENTS: usize = 12;
 
+/// `/rtc` and the paths under it: LiveKit's signalling ([`RTC`]).
+pub fn is_rtc_path(path: &str) -> bool {
+    path == "/rtc" || path.starts_with("/rtc/")
+}
+
 /// Finds the route for a request, capturing `:param` segments.
 pub fn find(method: &Method, path: &str) -> Result<(RouteInfo, Vec<String>), Miss> {
     // Prefix routes first: everything under them is LiveKit's to answer.
-    if path == "/rtc" || path.starts_with("/rtc/") {
+    if is_rtc_path(path) {
         return if *method == Method::GET {
             Ok((RTC, Vec::new()))
         } else {

@@ -200,7 +200,13 @@ pub fn serve(args: ServeArgs) -> Result<(), StartError> {
 
     let mut proxy = http_proxy_service(
         &server.configuration,
-        GatewayProxy::new(crate::chain::chain(&app), app.clone()),
+        GatewayProxy::new(
+            crate::chain::chain(&app),
+            app.clone(),
+            Some(pingora::connectors::ConnectorOptions::from_server_conf(
+                &server.configuration,
+            )),
+        ),
     );
     proxy.add_tcp(&listen);
     if let Some(tls) = &gw.tls {

@@ -96,23 +96,28 @@ async fn session(gw: &Gateway, room: &str) {
         .await
         .expect("ws connect");
     assert_eq!(resp.status(), 101);
-    // LiveKit speaks first: the JoinResponse.
+    frames_both_ways(&mut ws, "ping from the browser").await;
+    ws.close(None).await.ok();
+}
+
+/// LiveKit speaks first (the JoinResponse); then `text` goes out and comes back.
+async fn frames_both_ways<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, text: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let first = tokio::time::timeout(T, ws.next())
         .await
         .unwrap()
         .unwrap()
         .unwrap();
     assert!(matches!(first, Message::Binary(_)), "{first:?}");
-    ws.send(Message::Text("ping from the browser".into()))
-        .await
-        .unwrap();
+    ws.send(Message::Text(text.into())).await.unwrap();
     let echo = tokio::time::timeout(T, ws.next())
         .await
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(echo, Message::Text("ping from the browser".into()));
-    ws.close(None).await.ok();
+    assert_eq!(echo, Message::Text(text.into()));
 }
 
 /// Shuts an upstream down: from now on connecting to it is refused (see [`upstream`]).
@@ -331,7 +336,7 @@ async fn limits_answer_429_with_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_listener_serves_http1_and_http2() {
+async fn tls_listener_serves_http1_http2_and_signalling() {
     let p = Policies::example();
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(p.path().join("secrets/tls.crt"), cert.cert.pem()).unwrap();
@@ -376,6 +381,31 @@ async fn tls_listener_serves_http1_and_http2() {
             }
         );
     }
+    // A signalling socket over TLS: taken out of Pingora like a plain one, but relayed
+    // through Pingora's TLS stream (the other path of gateway/src/rtc/relay.rs).
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", tls_port))
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let url = format!(
+        "wss://localhost:{tls_port}/rtc?access_token={}",
+        token("over-tls", T)
+    );
+    let (mut ws, resp) = tokio_tungstenite::client_async(url, tls)
+        .await
+        .expect("wss through the TLS listener");
+    assert_eq!(resp.status(), 101);
+    // Larger than a TLS record and than the relay's read buffer; within LiveKit's frame limit.
+    frames_both_ways(&mut ws, &"x".repeat(48 * 1024)).await;
+    ws.close(None).await.ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,8 @@
 
 mod common;
 
+use common::raw::{contains, read_until};
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,7 +35,7 @@ async fn instant_upgrade_upstream() -> std::net::SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut conn, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let head = read_until(&mut conn, |h| contains(h, b"\r\n\r\n")).await;
+                let head = read_until(&mut conn, T, |h| contains(h, b"\r\n\r\n")).await;
                 if !contains(&head, b"\r\n\r\n") {
                     return;
                 }
@@ -54,26 +56,6 @@ async fn instant_upgrade_upstream() -> std::net::SocketAddr {
         }
     });
     addr
-}
-
-/// Reads until `done` holds for everything read so far, or EOF, within [`T`].
-async fn read_until(conn: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
-    let read = async {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !done(&got) {
-            match conn.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-        got
-    };
-    tokio::time::timeout(T, read).await.expect("read timed out")
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 struct SlowBodyEndProxy {
@@ -119,7 +101,7 @@ async fn an_upgrade_survives_a_101_read_before_the_request_body_end() {
         .await
         .unwrap();
     // Until the greeting is in: the 101 and the first upstream bytes may come apart.
-    let head_and_rest = read_until(&mut client, |got| contains(got, GREETING)).await;
+    let head_and_rest = read_until(&mut client, T, |got| contains(got, GREETING)).await;
     assert!(
         contains(&head_and_rest, GREETING),
         "EOF before the greeting: {:?}",
@@ -134,7 +116,7 @@ async fn an_upgrade_survives_a_101_read_before_the_request_body_end() {
     // Let the held body end reach the upstream half, then use the tunnel both ways.
     tokio::time::sleep(HOLD_BODY_END * 2).await;
     client.write_all(b"ping through the tunnel").await.unwrap();
-    let echo = read_until(&mut client, |got| {
+    let echo = read_until(&mut client, T, |got| {
         got.len() >= b"ping through the tunnel".len()
     })
     .await;

@@ -5,7 +5,6 @@
 //! - [`socket`]: the presence WebSocket, served on its own task after Pingora reads the
 //!   upgrade request (`GatewayProxy::take_over`).
 
-pub mod io;
 mod service;
 pub mod socket;
 

@@ -24,9 +24,9 @@ use tokio_tungstenite::WebSocketStream;
 use c2c_agents::presence::close;
 use c2c_agents::{Availability, PresenceClaims, SessionCtl, SessionRef, SetError};
 
-use crate::agents::io::{detach, PresenceIo};
 use crate::app::App;
 use crate::clock::now_ms;
+use crate::detach::{detach, Detached};
 
 /// The largest frame a browser may send (an auth frame is a few hundred bytes).
 const MAX_FRAME: usize = 4096;
@@ -77,13 +77,7 @@ fn handshake_key(req: &pingora::http::RequestHeader) -> Option<String> {
         return None;
     }
     let h = &req.headers;
-    let has = |name: &str, token: &str| {
-        h.get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
-    };
-    if !has("upgrade", "websocket") || !has("connection", "upgrade") {
+    if !crate::detach::asks_websocket_upgrade(h) {
         return None;
     }
     if h.get("sec-websocket-version").and_then(|v| v.to_str().ok()) != Some("13") {
@@ -199,7 +193,7 @@ pub async fn serve(app: Arc<App>, stream: Stream, peer: Option<IpAddr>) {
     );
 }
 
-type Ws = WebSocketStream<PresenceIo>;
+type Ws = WebSocketStream<Detached>;
 
 /// Waits for the `auth` frame and checks its token. The error is the close to send.
 async fn authenticate(

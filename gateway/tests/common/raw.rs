@@ -103,3 +103,32 @@ pub fn loud_lines(log: &str) -> Vec<&str> {
         })
         .collect()
 }
+
+/// Reads from an async socket until `done` holds for everything read so far, or EOF;
+/// panics after `within`.
+pub async fn read_until<S: tokio::io::AsyncRead + Unpin>(
+    conn: &mut S,
+    within: Duration,
+    done: impl Fn(&[u8]) -> bool,
+) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !done(&got) {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .expect("read timed out")
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
