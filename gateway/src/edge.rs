@@ -11,11 +11,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use c2c_metrics::GatewayMetrics;
+use c2c_plugin_api::UpstreamChoice;
 use c2c_tenancy::Policy;
 use pingora::lb::health_check::{HealthObserve, HttpHealthCheck};
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::{Backend, LoadBalancer};
 use pingora::services::background::{background_service, GenBackgroundService};
+
+/// How many upstreams one request may try before giving up (passive failover), in the
+/// proxy phases and for signalling handshakes (crate::rtc) alike.
+pub const MAX_CONNECT_ATTEMPTS: usize = 4;
 
 /// A region's load balancer run as a Pingora background service (its health checks).
 pub type HealthCheckService = GenBackgroundService<LoadBalancer<RoundRobin>>;
@@ -59,6 +64,28 @@ pub enum UpstreamError {
     Resolve { url: String, source: std::io::Error },
     #[error("{0}: no address")]
     NoAddress(String),
+}
+
+/// Why a request has no upstream to go to.
+#[derive(Debug, thiserror::Error)]
+pub enum NoUpstream {
+    #[error("no healthy LiveKit upstream in the region or its fallbacks")]
+    NoneHealthy,
+    #[error(transparent)]
+    BadUrl(#[from] UpstreamError),
+    #[error("no upstream for this route")]
+    NotRouted,
+}
+
+impl NoUpstream {
+    /// The HTTP status it answers: 503 while the region's upstreams are all down (it
+    /// passes), 502 for what will not pass by itself.
+    pub fn status(&self) -> u16 {
+        match self {
+            NoUpstream::NoneHealthy => 503,
+            NoUpstream::BadUrl(_) | NoUpstream::NotRouted => 502,
+        }
+    }
 }
 
 /// Why a region cannot be served.
@@ -227,6 +254,21 @@ impl Regions {
             }
         }
         None
+    }
+
+    /// The upstream for the edge plugin's choice: a healthy member of the region or of
+    /// its fallbacks not yet tried ([`Regions::select`]), or a bring-your-own project's
+    /// URL. Returns the region that served (`byo` for a project's own LiveKit).
+    pub fn pick(
+        &self,
+        choice: Option<&UpstreamChoice>,
+        tried: &[SocketAddr],
+    ) -> Result<(String, Upstream), NoUpstream> {
+        match choice {
+            Some(UpstreamChoice::Region(r)) => self.select(r, tried).ok_or(NoUpstream::NoneHealthy),
+            Some(UpstreamChoice::Url(u)) => Ok(("byo".to_string(), parse_upstream(u)?)),
+            None => Err(NoUpstream::NotRouted),
+        }
     }
 
     pub fn contains(&self, region: &str) -> bool {

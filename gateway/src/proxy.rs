@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use c2c_plugin_api::{
-    ApiError, Decision, JsonResponse, PluginChain, RequestCtx, RequestHead, UpstreamChoice,
-};
+use c2c_plugin_api::{ApiError, Decision, JsonResponse, PluginChain, RequestCtx, RequestHead};
 use pingora::connectors::ConnectorOptions;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -19,12 +17,9 @@ use crate::agents::socket::Handshake;
 use crate::app::App;
 use crate::body;
 use crate::client_errors;
-use crate::edge::parse_upstream;
+use crate::edge::MAX_CONNECT_ATTEMPTS;
 use crate::routes;
 use crate::rtc::RtcEdge;
-
-/// How many upstreams one request may try before giving up (passive failover).
-const MAX_CONNECT_ATTEMPTS: usize = 4;
 
 pub struct GatewayProxy {
     chain: Arc<PluginChain>,
@@ -181,7 +176,11 @@ impl GatewayProxy {
     }
 }
 
-fn head_of(req: &pingora::http::RequestHeader, peer: Option<std::net::IpAddr>) -> RequestHead<'_> {
+/// The plugins' view of a request head.
+pub(crate) fn head_of(
+    req: &pingora::http::RequestHeader,
+    peer: Option<std::net::IpAddr>,
+) -> RequestHead<'_> {
     RequestHead {
         method: &req.method,
         uri: &req.uri,
@@ -310,27 +309,11 @@ impl ProxyHttp for GatewayProxy {
         _session: &mut Session,
         ctx: &mut GatewayCtx,
     ) -> Result<Box<HttpPeer>> {
-        let (region, up) = match &ctx.req.upstream {
-            Some(UpstreamChoice::Region(r)) => {
-                self.app.edge().select(r, &ctx.tried).ok_or_else(|| {
-                    Error::explain(
-                        ErrorType::HTTPStatus(503),
-                        "no healthy LiveKit upstream in the region or its fallbacks",
-                    )
-                })?
-            }
-            Some(UpstreamChoice::Url(u)) => {
-                let up = parse_upstream(u)
-                    .map_err(|e| Error::explain(ErrorType::HTTPStatus(502), e.to_string()))?;
-                ("byo".to_string(), up)
-            }
-            None => {
-                return Err(Error::explain(
-                    ErrorType::HTTPStatus(502),
-                    "no upstream for this route",
-                ))
-            }
-        };
+        let (region, up) = self
+            .app
+            .edge()
+            .pick(ctx.req.upstream.as_ref(), &ctx.tried)
+            .map_err(|e| Error::explain(ErrorType::HTTPStatus(e.status()), e.to_string()))?;
         let sni = if up.tls {
             up.host.split(':').next().unwrap_or("").to_string()
         } else {
