@@ -36,6 +36,12 @@ pub fn config(
         port_min: k.media.port_min,
         port_max: k.media.port_max,
         relay: relay_config(&k.media),
+        io: match k.media.io {
+            c2c_tenancy::RelayIo::Auto => c2c_sip::MediaIo::Auto,
+            c2c_tenancy::RelayIo::IoUring => c2c_sip::MediaIo::IoUring,
+            c2c_tenancy::RelayIo::Runtime => c2c_sip::MediaIo::Runtime,
+        },
+        batch: k.media.batch,
     };
     for r in &policy.gateway.regions {
         let sources = r

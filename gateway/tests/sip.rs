@@ -246,7 +246,8 @@ async fn busy_carrier_gives_the_exact_code_on_the_record() {
 
 /// The gateway with acme's trunk anchored, a one-second dead-air timeout and, when
 /// `media_in_payload`, acme's CRM opted in to the extended webhook.
-async fn start_anchored(media_in_payload: bool) -> SipEnv {
+/// `io`: where the edge runs the relays (`[sip.media] io`).
+async fn start_anchored(media_in_payload: bool, io: &str) -> SipEnv {
     let base = free_udp_port() & !1;
     start_with(|p| {
         p.edit("tenants/acme.toml", "media = \"direct\"", "media = \"anchor\"");
@@ -261,7 +262,7 @@ async fn start_anchored(media_in_payload: bool) -> SipEnv {
         p.write(
             "gateway.toml",
             &format!(
-                "{gateway}\n[sip.media]\nport_min = {base}\nport_max = {}\nmedia_timeout_seconds = 1\none_way_seconds = 1\n",
+                "{gateway}\n[sip.media]\nport_min = {base}\nport_max = {}\nmedia_timeout_seconds = 1\none_way_seconds = 1\nio = \"{io}\"\n",
                 base + 7
             ),
         );
@@ -290,7 +291,7 @@ async fn dead_air_call(env: &SipEnv, c: &reqwest::Client) -> (String, common::si
 /// contract gives them, signed like any other; the media object is the call API's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opted_in_crm_gets_the_media_report_in_its_webhook() {
-    let env = start_anchored(true).await;
+    let env = start_anchored(true, "io_uring").await;
     let c = client();
     let (id, w) = dead_air_call(&env, &c).await;
     let raw = String::from_utf8(w.raw.clone()).unwrap();
@@ -351,7 +352,7 @@ async fn the_console_shows_an_anchored_calls_media_in_chromium() {
     if !browser::ready() {
         return;
     }
-    let env = start_anchored(true).await;
+    let env = start_anchored(true, "auto").await;
     let sipp = carrier(&env, "uas_answer.xml", None);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let node = {
@@ -383,9 +384,10 @@ async fn the_console_shows_an_anchored_calls_media_in_chromium() {
 /// raises dead air after `media_timeout_seconds`, the call ends ANSWERED with
 /// `media_timeout` (the room goes, so LiveKit's BYE reaches the carrier), and the call's
 /// `media` shows what the relay measured. The CRM webhook keeps the contract's shape.
+/// The relays run on the runtime here (`io = "runtime"`), on io_uring in the tests above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_air_on_an_anchored_trunk_ends_the_call_as_media_timeout() {
-    let env = start_anchored(false).await;
+    let env = start_anchored(false, "runtime").await;
     let c = client();
     let (id, w) = dead_air_call(&env, &c).await;
     assert_eq!(w.body["call_status"], "ANSWERED");

@@ -14,13 +14,20 @@
 //!
 //! - [`sdp`]: where a side wants its audio, and a body pointed at the edge's ports.
 //!
+//! - [`engine`]: where relays run — a task per call on the tokio runtime, or every call
+//!   on one media thread driving an `io_uring`.
+//!
 //! `stats`, `ports` and `sdp` do no I/O; the relay owns its sockets and feeds them.
 
+pub mod engine;
 pub mod ports;
 pub mod relay;
 pub mod sdp;
 pub mod stats;
+#[cfg(target_os = "linux")]
+mod uring;
 
+pub use engine::{MediaEngine, MediaIo, DEFAULT_BATCH};
 pub use ports::{PortPair, PortPool, PortRangeError, PortsExhausted};
 pub use relay::{Endpoint, MediaEvent, Relay, RelayConfig, RelayReport, Side};
 pub use sdp::{AudioTarget, SdpError};

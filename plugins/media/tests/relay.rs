@@ -1,18 +1,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The relay on real UDP sockets (127.0.0.1): audio both ways, latching to the real
 //! source behind NAT, strangers dropped, early media timed, dead air and one-way audio
-//! raised.
+//! raised. Every test runs on both engines (a task per call on the runtime, and the
+//! io_uring media thread): `runtime::*` and `io_uring::*`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use c2c_media::{AudioTarget, Endpoint, MediaEvent, Relay, RelayConfig, Side};
+use c2c_media::{AudioTarget, Endpoint, MediaEngine, MediaEvent, RelayConfig, Side, DEFAULT_BATCH};
 use tokio::net::UdpSocket;
 use tokio::time::{sleep, timeout};
 
 async fn endpoint() -> (Endpoint, SocketAddr, SocketAddr) {
-    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let rtcp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtcp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let (a, b) = (rtp.local_addr().unwrap(), rtcp.local_addr().unwrap());
     (Endpoint { rtp, rtcp }, a, b)
 }
@@ -69,6 +70,43 @@ async fn recv(s: &UdpSocket) -> Vec<u8> {
     b[..n].to_vec()
 }
 
+/// Each scenario as a test on each engine.
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod runtime {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(c2c_media::MediaEngine::runtime()).await
+                }
+            )*
+        }
+        mod io_uring {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    // The CI machine's kernel has io_uring: a refusal here is a failure,
+                    // not a reason to skip.
+                    let engine = c2c_media::MediaEngine::io_uring(super::DEFAULT_BATCH)
+                        .expect("io_uring on this kernel");
+                    super::$name(engine).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_engines!(
+    audio_flows_both_ways_and_each_side_latches_to_its_real_source,
+    early_media_is_timed_and_rtcp_follows_rtp_ports_plus_one,
+    dead_air_after_the_answer_is_raised_once_and_not_while_audio_flows,
+    audio_from_one_side_only_is_one_way,
+    a_stranger_first_does_not_keep_the_call_from_the_peer_its_sdp_names,
+    an_sdp_hold_address_receives_nothing_and_rtcp_junk_is_dropped,
+    a_carrier_on_hold_is_not_dead_air_and_off_hold_the_clock_restarts,
+    rtcp_on_the_rtp_port_is_relayed_with_the_rtp,
+);
+
 fn config() -> RelayConfig {
     RelayConfig {
         media_timeout: Duration::from_secs(30),
@@ -76,11 +114,10 @@ fn config() -> RelayConfig {
     }
 }
 
-#[tokio::test]
-async fn audio_flows_both_ways_and_each_side_latches_to_its_real_source() {
+async fn audio_flows_both_ways_and_each_side_latches_to_its_real_source(engine: MediaEngine) {
     let (c_end, c_rtp, _) = endpoint().await;
     let (l_end, l_rtp, _) = endpoint().await;
-    let relay = Relay::start(c_end, l_end, config());
+    let relay = engine.start(c_end, l_end, config()).unwrap();
     let (lk, lk_addr) = peer().await;
     // The carrier's SDP names one address; its packets come from another (NAT).
     let (sdp_said, sdp_addr) = peer().await;
@@ -126,11 +163,10 @@ async fn audio_flows_both_ways_and_each_side_latches_to_its_real_source() {
     assert_eq!((r.one_way, r.media_timeout), (None, false));
 }
 
-#[tokio::test]
-async fn early_media_is_timed_and_rtcp_follows_rtp_ports_plus_one() {
+async fn early_media_is_timed_and_rtcp_follows_rtp_ports_plus_one(engine: MediaEngine) {
     let (c_end, c_rtp, c_rtcp) = endpoint().await;
     let (l_end, _, _) = endpoint().await;
-    let relay = Relay::start(c_end, l_end, config());
+    let relay = engine.start(c_end, l_end, config()).unwrap();
     // LiveKit's RTCP port is the one above its RTP port (no RTCP attribute in its SDP).
     let (lk, lk_rtcp) = adjacent_pair().await;
     let lk_addr = lk.local_addr().unwrap();
@@ -159,8 +195,7 @@ async fn early_media_is_timed_and_rtcp_follows_rtp_ports_plus_one() {
     assert_eq!(r.rtcp_relayed, 1);
 }
 
-#[tokio::test]
-async fn dead_air_after_the_answer_is_raised_once_and_not_while_audio_flows() {
+async fn dead_air_after_the_answer_is_raised_once_and_not_while_audio_flows(engine: MediaEngine) {
     let (c_end, c_rtp, _) = endpoint().await;
     let (l_end, l_rtp, _) = endpoint().await;
     // Margins wide enough for a loaded CI machine: 50 ms between packets against a
@@ -169,7 +204,7 @@ async fn dead_air_after_the_answer_is_raised_once_and_not_while_audio_flows() {
         media_timeout: Duration::from_millis(1_500),
         one_way_after: Duration::from_millis(1_000),
     };
-    let mut relay = Relay::start(c_end, l_end, cfg);
+    let mut relay = engine.start(c_end, l_end, cfg).unwrap();
     let (lk, lk_addr) = peer().await;
     let (carrier, carrier_addr) = peer().await;
     relay.set_remote(Side::Livekit, target(lk_addr)).await;
@@ -197,15 +232,14 @@ async fn dead_air_after_the_answer_is_raised_once_and_not_while_audio_flows() {
     );
 }
 
-#[tokio::test]
-async fn audio_from_one_side_only_is_one_way() {
+async fn audio_from_one_side_only_is_one_way(engine: MediaEngine) {
     let (c_end, c_rtp, _) = endpoint().await;
     let (l_end, _, _) = endpoint().await;
     let cfg = RelayConfig {
         media_timeout: Duration::from_secs(30),
         one_way_after: Duration::from_millis(300),
     };
-    let mut relay = Relay::start(c_end, l_end, cfg);
+    let mut relay = engine.start(c_end, l_end, cfg).unwrap();
     let (lk, lk_addr) = peer().await;
     relay.set_remote(Side::Livekit, target(lk_addr)).await;
     relay.answered().await;
@@ -226,11 +260,10 @@ async fn audio_from_one_side_only_is_one_way() {
     assert_eq!(relay.report().await.unwrap().one_way, Some(Side::Livekit));
 }
 
-#[tokio::test]
-async fn a_stranger_first_does_not_keep_the_call_from_the_peer_its_sdp_names() {
+async fn a_stranger_first_does_not_keep_the_call_from_the_peer_its_sdp_names(engine: MediaEngine) {
     let (c_end, c_rtp, _) = endpoint().await;
     let (l_end, l_rtp, _) = endpoint().await;
-    let relay = Relay::start(c_end, l_end, config());
+    let relay = engine.start(c_end, l_end, config()).unwrap();
     let (lk, lk_addr) = peer().await;
     let (carrier, carrier_addr) = peer().await;
     relay.set_remote(Side::Livekit, target(lk_addr)).await;
@@ -264,11 +297,10 @@ async fn a_stranger_first_does_not_keep_the_call_from_the_peer_its_sdp_names() {
     assert_eq!((r.relatched, r.strangers), (1, 2));
 }
 
-#[tokio::test]
-async fn an_sdp_hold_address_receives_nothing_and_rtcp_junk_is_dropped() {
+async fn an_sdp_hold_address_receives_nothing_and_rtcp_junk_is_dropped(engine: MediaEngine) {
     let (c_end, c_rtp, c_rtcp) = endpoint().await;
     let (l_end, _, _) = endpoint().await;
-    let relay = Relay::start(c_end, l_end, config());
+    let relay = engine.start(c_end, l_end, config()).unwrap();
     relay
         .set_remote(Side::Livekit, target("0.0.0.0:4000".parse().unwrap()))
         .await;
@@ -290,15 +322,14 @@ async fn an_sdp_hold_address_receives_nothing_and_rtcp_junk_is_dropped() {
     assert_eq!((r.undeliverable, r.rtcp_relayed), (1, 0));
 }
 
-#[tokio::test]
-async fn a_carrier_on_hold_is_not_dead_air_and_off_hold_the_clock_restarts() {
+async fn a_carrier_on_hold_is_not_dead_air_and_off_hold_the_clock_restarts(engine: MediaEngine) {
     let (c_end, c_rtp, _) = endpoint().await;
     let (l_end, l_rtp, _) = endpoint().await;
     let cfg = RelayConfig {
         media_timeout: Duration::from_millis(800),
         one_way_after: Duration::from_millis(400),
     };
-    let mut relay = Relay::start(c_end, l_end, cfg);
+    let mut relay = engine.start(c_end, l_end, cfg).unwrap();
     let (lk, lk_addr) = peer().await;
     let (carrier, carrier_addr) = peer().await;
     relay.set_remote(Side::Livekit, target(lk_addr)).await;
@@ -340,11 +371,10 @@ async fn a_carrier_on_hold_is_not_dead_air_and_off_hold_the_clock_restarts() {
     assert_eq!((r.media_timeout, r.one_way), (true, None));
 }
 
-#[tokio::test]
-async fn rtcp_on_the_rtp_port_is_relayed_with_the_rtp() {
+async fn rtcp_on_the_rtp_port_is_relayed_with_the_rtp(engine: MediaEngine) {
     let (c_end, c_rtp, _) = endpoint().await;
     let (l_end, _, _) = endpoint().await;
-    let relay = Relay::start(c_end, l_end, config());
+    let relay = engine.start(c_end, l_end, config()).unwrap();
     let (lk, lk_addr) = peer().await;
     relay.set_remote(Side::Livekit, target(lk_addr)).await;
     let (carrier, _) = peer().await;

@@ -58,6 +58,11 @@ pub struct MediaConfig {
     pub port_min: u16,
     pub port_max: u16,
     pub relay: c2c_media::RelayConfig,
+    /// Where relays run: the io_uring media thread, a task per call on the edge's
+    /// runtime, or (`Auto`) io_uring where the kernel allows it.
+    pub io: c2c_media::MediaIo,
+    /// How long the io_uring media thread may hold a packet to wake once for several.
+    pub batch: Duration,
 }
 
 impl Default for MediaConfig {
@@ -70,6 +75,8 @@ impl Default for MediaConfig {
                 media_timeout: Duration::from_secs(30),
                 one_way_after: Duration::from_secs(10),
             },
+            io: c2c_media::MediaIo::Auto,
+            batch: c2c_media::DEFAULT_BATCH,
         }
     }
 }

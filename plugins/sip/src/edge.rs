@@ -228,8 +228,15 @@ impl SipEdge {
             carriers.clone(),
         )?;
         let (dead_air_tx, dead_air) = tokio::sync::mpsc::channel(DEAD_AIR_QUEUE);
+        let engine = c2c_media::MediaEngine::new(cfg.media.io, cfg.media.batch)
+            .map_err(|e| SipError::Config(format!("[sip.media] io = \"io_uring\": {e}")))?;
+        match engine.fallback() {
+            Some(why) => tracing::warn!(reason = why, "anchored media relays run on the runtime"),
+            None => tracing::info!(engine = engine.name(), "anchored media relays"),
+        }
         let relays = Relays::new(
             cfg.media.relay,
+            engine,
             core.media_pool(),
             metrics.media.clone(),
             dead_air_tx,

@@ -85,7 +85,7 @@ pub use config::{
 pub use edge::{SipEdge, SipEdgeHandle};
 pub use error::{ParseError, SipError};
 pub use inbound::{InboundControl, InboundError, InboundForward};
-pub use media::{AudioTarget, MediaEvent, RelayConfig, RelayReport, Side, StreamReport};
+pub use media::{AudioTarget, MediaEvent, MediaIo, RelayConfig, RelayReport, Side, StreamReport};
 pub use metrics::{code_label, InboundOutcome, SipMetrics, CODES};
 pub use observer::{InboundCall, InboundGone, NoopObserver, SipObserver};
 pub use sockets::SipSockets;

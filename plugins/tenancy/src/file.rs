@@ -119,6 +119,8 @@ pub struct SipMediaSection {
     pub port_max: Option<u16>,
     pub media_timeout_seconds: Option<u64>,
     pub one_way_seconds: Option<u64>,
+    pub io: Option<String>,
+    pub batch_us: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -204,6 +204,22 @@ pub struct SipMediaKnobs {
     pub media_timeout: Duration,
     /// After the answer, RTP one way only this long flags one-way audio.
     pub one_way_after: Duration,
+    /// Where the relays run (`io`).
+    pub io: RelayIo,
+    /// How long the io_uring media thread may hold a packet to wake once for several
+    /// (`batch_us`).
+    pub batch: Duration,
+}
+
+/// `[sip.media] io`: where anchored calls' relays run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayIo {
+    /// `"auto"`: io_uring where the kernel allows it, the runtime otherwise.
+    Auto,
+    /// `"io_uring"`: the media thread, or the gateway does not start.
+    IoUring,
+    /// `"runtime"`: a task per call on the SIP edge's runtime.
+    Runtime,
 }
 
 /// An optional TLS listener (HTTP/1.1 and HTTP/2).

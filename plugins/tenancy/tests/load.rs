@@ -718,6 +718,29 @@ fn media_settings_are_read_and_checked() {
     assert_eq!((m.port_min, m.port_max), (30_000, 30_999));
     assert_eq!(m.media_timeout, std::time::Duration::from_secs(5));
     assert_eq!(
+        (m.io, m.batch),
+        (
+            c2c_tenancy::RelayIo::Auto,
+            std::time::Duration::from_micros(200)
+        ),
+        "defaults"
+    );
+    for (io, want) in [
+        ("io_uring", c2c_tenancy::RelayIo::IoUring),
+        ("runtime", c2c_tenancy::RelayIo::Runtime),
+        ("auto", c2c_tenancy::RelayIo::Auto),
+    ] {
+        let gw = std::fs::read_to_string(d.path().join("gateway.toml")).unwrap();
+        let gw = gw.split("\nio = ").next().unwrap().to_string();
+        std::fs::write(
+            d.path().join("gateway.toml"),
+            format!("{gw}\nio = \"{io}\"\nbatch_us = 0\n"),
+        )
+        .unwrap();
+        let m = c2c_tenancy::load_dir(d.path()).unwrap().gateway.sip.media;
+        assert_eq!((m.io, m.batch), (want, std::time::Duration::ZERO), "{io}");
+    }
+    assert_eq!(
         p.tenant("acme").unwrap().trunks[0].media,
         c2c_tenancy::MediaMode::Anchor
     );
@@ -732,7 +755,7 @@ fn media_settings_are_read_and_checked() {
     let gw = std::fs::read_to_string(d.path().join("gateway.toml")).unwrap();
     std::fs::write(
         d.path().join("gateway.toml"),
-        format!("{gw}\n[sip.media]\naddress = \"0.0.0.0\"\nport_min = 30001\nmedia_timeout_seconds = 0\none_way_seconds = 9999\n"),
+        format!("{gw}\n[sip.media]\naddress = \"0.0.0.0\"\nport_min = 30001\nmedia_timeout_seconds = 0\none_way_seconds = 9999\nio = \"epoll\"\nbatch_us = 9999\n"),
     )
     .unwrap();
     let errs = errors(d.path());
@@ -754,6 +777,8 @@ fn media_settings_are_read_and_checked() {
             "sip.media.one_way_seconds",
             "between 1 and 3600",
         ),
+        ("gateway.toml", "sip.media.io", "\"io_uring\""),
+        ("gateway.toml", "sip.media.batch_us", "between 0 and 5000"),
     ] {
         assert!(has(&errs, file, key, why), "{key}: {errs:?}");
     }

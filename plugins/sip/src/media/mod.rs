@@ -15,7 +15,9 @@ pub(crate) mod relays;
 
 use std::net::UdpSocket;
 
-pub use c2c_media::{AudioTarget, MediaEvent, RelayConfig, RelayReport, Side, StreamReport};
+pub use c2c_media::{
+    AudioTarget, MediaEvent, MediaIo, RelayConfig, RelayReport, Side, StreamReport,
+};
 
 use anchors::Legs;
 

@@ -1,6 +1,7 @@
-//! The edge's side of anchoring: one relay per anchored call on the edge's runtime,
-//! driven by the core's [`MediaOp`]s, its events and final counts passed to the
-//! observer and the metrics.
+//! The edge's side of anchoring: one relay per anchored call on the edge's
+//! [`MediaEngine`] (the io_uring media thread, or a task on the edge's runtime), driven
+//! by the core's [`MediaOp`]s, its events and final counts passed to the observer and
+//! the metrics.
 //!
 //! Each call gets a small supervisor task that owns its [`Relay`]: it forwards the
 //! core's commands (a side's new address, the answer), raises the relay's events, and
@@ -11,9 +12,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use c2c_media::{Endpoint, PortPool, Relay, RelayConfig};
+use c2c_media::{Endpoint, MediaEngine, PortPool, Relay, RelayConfig};
 use parking_lot::Mutex;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 use super::anchors::Legs;
@@ -32,6 +32,7 @@ enum Cmd {
 /// The running relays by SIP Call-ID.
 pub(crate) struct Relays {
     cfg: RelayConfig,
+    engine: MediaEngine,
     pool: Arc<Mutex<PortPool>>,
     metrics: MediaMetrics,
     /// Dropping a call's sender is its stop: the supervisor finishes the queued
@@ -58,6 +59,7 @@ impl Relays {
     /// `dead_air` receives the SIP Call-ID of each call whose relay heard dead air.
     pub fn new(
         cfg: RelayConfig,
+        engine: MediaEngine,
         pool: Arc<Mutex<PortPool>>,
         metrics: MediaMetrics,
         dead_air: mpsc::Sender<String>,
@@ -65,6 +67,7 @@ impl Relays {
         metrics.pairs.set(pool.lock().capacity() as i64);
         Self {
             cfg,
+            engine,
             pool,
             metrics,
             calls: Mutex::new(HashMap::new()),
@@ -109,18 +112,19 @@ impl Relays {
         self.metrics
             .pairs_in_use
             .set(self.pool.lock().in_use() as i64);
-        let (carrier, livekit_end) = match endpoints(sockets) {
-            Ok(e) => e,
+        let (carrier, livekit_end) = endpoints(sockets);
+        let relay = match self.engine.start(carrier, livekit_end, self.cfg) {
+            Ok(r) => r,
             Err(e) => {
-                // Only outside a runtime or with a closed socket: the call runs without
-                // its relay (no audio); its ports are free again at once.
-                tracing::error!(error = %e, "media relay could not take its sockets");
+                // A socket the engine could not take, or the media thread's queue full:
+                // the call runs without its relay (no audio); its ports are free again
+                // at once (the engine dropped the sockets).
+                tracing::error!(error = %e, engine = self.engine.name(), "media relay could not start");
                 self.release(legs);
                 return;
             }
         };
         self.metrics.calls.with_label_values(&[&trunk]).inc();
-        let relay = Relay::start(carrier, livekit_end, self.cfg);
         let (tx, rx) = mpsc::channel(COMMANDS);
         // The offer's address first: where the offerer's audio goes until it latches.
         let _ = tx.try_send(Cmd::Remote(offerer.0, offerer.1));
@@ -148,17 +152,17 @@ impl Relays {
     }
 }
 
-fn endpoints(s: LegSockets) -> std::io::Result<(Endpoint, Endpoint)> {
-    Ok((
+fn endpoints(s: LegSockets) -> (Endpoint, Endpoint) {
+    (
         Endpoint {
-            rtp: UdpSocket::from_std(s.carrier_rtp)?,
-            rtcp: UdpSocket::from_std(s.carrier_rtcp)?,
+            rtp: s.carrier_rtp,
+            rtcp: s.carrier_rtcp,
         },
         Endpoint {
-            rtp: UdpSocket::from_std(s.livekit_rtp)?,
-            rtcp: UdpSocket::from_std(s.livekit_rtcp)?,
+            rtp: s.livekit_rtp,
+            rtcp: s.livekit_rtcp,
         },
-    ))
+    )
 }
 
 async fn supervise(

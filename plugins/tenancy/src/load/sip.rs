@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::Errs;
 use crate::file::{SipMediaSection, SipSection};
-use crate::policy::{SipKnobs, SipMediaKnobs};
+use crate::policy::{RelayIo, SipKnobs, SipMediaKnobs};
 
 pub(super) fn validate(s: &SipSection, e: &mut Errs<'_>) -> SipKnobs {
     let cps = s.calls_per_second.unwrap_or(10);
@@ -29,7 +29,9 @@ pub(super) fn validate(s: &SipSection, e: &mut Errs<'_>) -> SipKnobs {
 }
 
 /// Defaults: 20000..=29999 (5,000 pairs, two per anchored call), dead air after 30 s
-/// (rtpengine's default `timeout`), one-way audio after 10 s.
+/// (rtpengine's default `timeout`), one-way audio after 10 s, relays on io_uring where
+/// the kernel allows it, holding a packet at most 200 µs to batch wake-ups (1 % of a
+/// voice packet's 20 ms).
 fn media(m: &SipMediaSection, e: &mut Errs<'_>) -> SipMediaKnobs {
     let address = m.address.as_deref().and_then(|a| match a.parse() {
         Ok(ip) if !std::net::IpAddr::is_unspecified(&ip) => Some(ip),
@@ -65,11 +67,32 @@ fn media(m: &SipMediaSection, e: &mut Errs<'_>) -> SipMediaKnobs {
     if !(1..=3600).contains(&one_way) {
         e.push("sip.media.one_way_seconds", "must be between 1 and 3600");
     }
+    let io = match m.io.as_deref().unwrap_or("auto") {
+        "auto" => RelayIo::Auto,
+        "io_uring" => RelayIo::IoUring,
+        "runtime" => RelayIo::Runtime,
+        _ => {
+            e.push(
+                "sip.media.io",
+                "must be \"auto\", \"io_uring\" or \"runtime\"",
+            );
+            RelayIo::Auto
+        }
+    };
+    let batch_us = m.batch_us.unwrap_or(200);
+    if batch_us > 5_000 {
+        e.push(
+            "sip.media.batch_us",
+            "must be between 0 and 5000 (microseconds a packet may wait)",
+        );
+    }
     SipMediaKnobs {
         address,
         port_min,
         port_max,
         media_timeout: Duration::from_secs(media_timeout),
         one_way_after: Duration::from_secs(one_way),
+        io,
+        batch: Duration::from_micros(batch_us),
     }
 }

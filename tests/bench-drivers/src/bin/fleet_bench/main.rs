@@ -407,6 +407,7 @@ async fn profile(a: &Args, pg: &Pg) {
     // read, by index.
     tokio::time::sleep(pgstat::SETTLE).await;
     let reads_before = pgstat::relation_reads(pg, &db);
+    let writes_before = pgstat::table_writes(pg, &db);
     pgstat::statements_reset(pg, &db);
     let start = pg.server.log().len();
     let t0 = Instant::now();
@@ -499,6 +500,25 @@ async fn profile(a: &Args, pg: &Pg) {
     println!("| ---: | --- |");
     for (k, n) in &reads {
         println!("| {n:.1} | `{k}` |");
+    }
+    // A non-HOT update writes an entry into every index of the table (whose predicate
+    // the new version meets): the write cost the schema's indexes and fill factor decide.
+    let writes_after = pgstat::table_writes(pg, &db);
+    println!(
+        "\nRow writes per lifecycle, by table (the run and {idle_secs:.0} s of idle after it; \
+         HOT: an update that wrote no index entry):"
+    );
+    println!("| table | inserts | updates | of which HOT | deletes |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (k, after) in &writes_after {
+        let before = writes_before.get(k).copied().unwrap_or([0.0; 4]);
+        let d: Vec<f64> = (0..4).map(|i| (after[i] - before[i]) / total).collect();
+        if d.iter().any(|x| *x >= 0.005) {
+            println!(
+                "| `{k}` | {:.2} | {:.2} | {:.2} | {:.2} |",
+                d[0], d[1], d[2], d[3]
+            );
+        }
     }
 }
 

@@ -218,6 +218,27 @@ pub(crate) fn relation_reads(pg: &Pg, db: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// Row writes so far in `db`, per table: inserts, updates, of which HOT (no index
+/// entry written: the new version fit in the same page and no indexed column changed),
+/// and deletes. Lags like [`stats`]: read after [`SETTLE`].
+pub(crate) fn table_writes(pg: &Pg, db: &str) -> BTreeMap<String, [f64; 4]> {
+    let out = pg.psql(
+        db,
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables",
+    );
+    out.lines()
+        .filter_map(|l| {
+            let mut f = l.split('|').map(str::trim);
+            let name = f.next()?.to_owned();
+            let mut n = [0.0; 4];
+            for x in &mut n {
+                *x = f.next()?.parse().ok()?;
+            }
+            Some((name, n))
+        })
+        .collect()
+}
+
 /// Starts counting statements in `db` from zero (`pg_stat_statements`, in shared memory:
 /// no statistics delay).
 pub(crate) fn statements_reset(pg: &Pg, db: &str) {

@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use c2c_media::{Endpoint, PortPool, Relay, RelayConfig};
+use c2c_media::{Endpoint, MediaEngine, MediaIo, PortPool, RelayConfig};
 
-pub fn run(calls: usize, port_min: u16, ports: &Path) {
+pub fn run(calls: usize, port_min: u16, ports: &Path, io: &str, batch: Duration) {
+    let io: MediaIo = io.parse().expect("--io");
     let mut b = tokio::runtime::Builder::new_current_thread();
     // Experiment: sleep this long before each park, so one wake-up finds many packets.
     if let Some(us) = std::env::var("C2C_MEDIA_PARK_US")
@@ -21,6 +22,8 @@ pub fn run(calls: usize, port_min: u16, ports: &Path) {
     }
     let rt = b.enable_all().build().expect("runtime");
     rt.block_on(async move {
+        let engine = MediaEngine::new(io, batch).expect("media engine");
+        eprintln!("media-bench host: {} relays on {}", calls, engine.name());
         let max = port_min + u16::try_from(calls * 4 + 3).expect("port range fits");
         let mut pool = PortPool::new(port_min, max).expect("port range");
         let cfg = RelayConfig {
@@ -32,20 +35,18 @@ pub fn run(calls: usize, port_min: u16, ports: &Path) {
         for _ in 0..calls {
             let c = pool.allocate().expect("pair");
             let l = pool.allocate().expect("pair");
-            let bind = |p: u16| async move {
-                tokio::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], p)))
-                    .await
-                    .expect("bind")
+            let bind = |p: u16| {
+                std::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], p))).expect("bind")
             };
             let carrier = Endpoint {
-                rtp: bind(c.rtp).await,
-                rtcp: bind(c.rtcp).await,
+                rtp: bind(c.rtp),
+                rtcp: bind(c.rtcp),
             };
             let livekit = Endpoint {
-                rtp: bind(l.rtp).await,
-                rtcp: bind(l.rtcp).await,
+                rtp: bind(l.rtp),
+                rtcp: bind(l.rtcp),
             };
-            relays.push(Relay::start(carrier, livekit, cfg));
+            relays.push(engine.start(carrier, livekit, cfg).expect("relay"));
             out.push_str(&format!("{} {}\n", c.rtp, l.rtp));
         }
         let tmp = ports.with_extension("tmp");

@@ -38,6 +38,9 @@ pub struct LoadArgs {
     /// The relay process, for its CPU time.
     #[arg(long)]
     pid: u32,
+    /// The name the report gives the relay (default: `c2c` or `rtpengine`).
+    #[arg(long)]
+    label: Option<String>,
 }
 
 const PERIOD: Duration = Duration::from_millis(20);
@@ -236,10 +239,10 @@ pub fn run(args: LoadArgs) {
             .unwrap_or(0)
     };
     let lost = t.sent.saturating_sub(t.received);
-    let name = match args.target {
+    let name = args.label.as_deref().unwrap_or(match args.target {
         Target::Ours => "c2c",
         Target::Rtpengine => "rtpengine",
-    };
+    });
     println!(
         "relay={name} calls={n} pps={} sent={} received={} lost={lost} loss_pct={:.4} p50_us={} p99_us={} cpu_s={cpu:.2} cpu_s_per_mpkt={:.3} send_retries={}",
         n * 2 * 50,

@@ -1,8 +1,9 @@
 //! Media relay benchmark driver (tests/bench/media.sh): the SIP edge's RTP relay
 //! (`c2c-media`) side by side with rtpengine (userspace forwarding), same load.
 //!
-//! - `host`: runs N of our relays (one per call, as the edge does) on a current-thread
-//!   runtime and writes their port pairs to a file; the script pins it to one core.
+//! - `host`: runs N of our relays (one per call, as the edge does) on the engine `--io`
+//!   names (a current-thread runtime, or the io_uring media thread with `--batch-us`)
+//!   and writes their port pairs to a file; the script pins it to one core.
 //! - `load`: N calls, each two streams (carrier -> LiveKit and back) at 50 packets/s of
 //!   160-byte G.711 payload, from two sockets on the other core; for rtpengine the calls
 //!   are set up over its ng protocol (offer/answer). Prints sent, received, loss, the
@@ -31,6 +32,12 @@ enum Cmd {
         port_min: u16,
         #[arg(long)]
         ports: std::path::PathBuf,
+        /// `runtime` or `io_uring`.
+        #[arg(long, default_value = "runtime")]
+        io: String,
+        /// The io_uring engine's batch window.
+        #[arg(long, default_value_t = 200)]
+        batch_us: u64,
     },
     /// Drive N calls through a relay and report.
     Load(load::LoadArgs),
@@ -43,7 +50,15 @@ fn main() {
             calls,
             port_min,
             ports,
-        } => host::run(calls, port_min, &ports),
+            io,
+            batch_us,
+        } => host::run(
+            calls,
+            port_min,
+            &ports,
+            &io,
+            std::time::Duration::from_micros(batch_us),
+        ),
         Cmd::Load(args) => load::run(args),
     }
 }
