@@ -25,7 +25,8 @@ pub struct MediaMetrics {
     pub jitter: HistogramVec,
     /// `c2c_sip_media_events_total{trunk,event}`: `early_media`, `one_way_audio`,
     /// `media_timeout`, `dead_air_released` (a dialog with no BYE after dead air,
-    /// forgotten with its ports: `Proxy::dead_air`).
+    /// forgotten with its ports: `Proxy::dead_air`), `relay_unstarted` (the media
+    /// engine could not take the call: it runs with no audio through the edge).
     pub events: IntCounterVec,
     /// `c2c_sip_media_dropped_total{trunk,reason}`: `stranger` (a third party's packet
     /// on an anchored port), `not_rtp`, `not_rtcp`, `undeliverable`.

@@ -120,6 +120,7 @@ impl Relays {
                 // the call runs without its relay (no audio); its ports are free again
                 // at once (the engine dropped the sockets).
                 tracing::error!(error = %e, engine = self.engine.name(), "media relay could not start");
+                self.metrics.event(&trunk, "relay_unstarted");
                 self.release(legs);
                 return;
             }
