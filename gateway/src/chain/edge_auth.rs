@@ -154,8 +154,10 @@ impl Plugin for EdgeAuth {
             .as_deref()
             .and_then(|r| r.strip_prefix("c2c-"))
             .map(|hex| format!("c2c_{hex}"));
+        // A call's tenant never changes: what this node wrote last of the call answers
+        // it without a read of a shared store (`get_recent`).
         let tenant = match call_id {
-            Some(id) => self.app.store().get(&id).await.ok().flatten(),
+            Some(id) => self.app.store().get_recent(&id).await.ok().flatten(),
             None => None,
         }
         .map(|rec| rec.tenant);

@@ -60,15 +60,9 @@ impl OutboxSource for CallStoreOutbox {
     }
 
     async fn update(&self, job: &OutboxEntry) -> Result<(), SourceError> {
-        let mut e = self
-            .store
-            .outbox_get(job.seq)
-            .await
-            .map_err(src_err)?
-            .ok_or_else(|| SourceError::msg(format!("outbox entry {} vanished", job.seq)))?;
-        e.take_progress(job);
-        // Progress, not the webhook itself, so no fsync wait (see outbox_record_progress).
-        self.store.outbox_record_progress(&e).await.map_err(src_err)
+        // Progress, not the webhook itself, so no fsync wait (see outbox_record_progress);
+        // the stored entry keeps its identity (see outbox_record_attempt).
+        self.store.outbox_record_attempt(job).await.map_err(src_err)
     }
 
     async fn stats(&self) -> Result<OutboxBacklog, SourceError> {

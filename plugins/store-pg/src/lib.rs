@@ -22,6 +22,7 @@ mod dlt;
 mod error;
 pub mod migrate;
 mod pool;
+mod relaxed;
 mod seen;
 mod wallet;
 mod wallet_batch;

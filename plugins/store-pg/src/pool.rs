@@ -27,6 +27,8 @@ pub struct PgStore {
     opts: PgOptions,
     /// When an operation last ran out of time (see [`PgStore::within`]).
     stalled: Arc<Stall>,
+    /// The engine takes `SET LOCAL synchronous_commit` (probed at open; `relaxed.rs`).
+    relaxed_commits: bool,
     /// Runs every connection's socket; dropped last.
     _io: IoRuntime,
 }
@@ -196,11 +198,12 @@ impl PgStore {
             .build()
             .map_err(|e| PgError::Pool(e.to_string()))?;
         let node_id = format!("{:016x}", rand::random::<u64>());
-        let store = PgStore {
+        let mut store = PgStore {
             pool,
             node_id,
             opts,
             stalled,
+            relaxed_commits: false,
             _io: io,
         };
         {
@@ -209,6 +212,7 @@ impl PgStore {
                 create_schema(&client, schema).await?;
             }
             crate::migrate::run(&mut client, &store.node_id).await?;
+            store.relaxed_commits = crate::relaxed::probe(&client).await;
         }
         Ok(Arc::new(store))
     }
@@ -260,6 +264,13 @@ impl PgStore {
     /// tasks too, since it lives as long as the pool (the callers' runtimes come and go).
     pub(crate) fn io_handle(&self) -> tokio::runtime::Handle {
         self._io.handle()
+    }
+
+    /// Whether the outbox's delivery claims and attempt progress commit without waiting
+    /// for the WAL flush: the engine took `SET LOCAL synchronous_commit` when probed at
+    /// open (PostgreSQL does). See `docs/fleet.md`.
+    pub fn relaxed_commits(&self) -> bool {
+        self.relaxed_commits
     }
 
     /// This process's node id (random per start).

@@ -6,8 +6,8 @@
 //! do not depend on how fast the machine is; only the migration race is real time.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use c2c_callstate::store::contract::call;
@@ -18,13 +18,9 @@ use c2c_callstate::{
 use c2c_store_pg::{PgCallStore, PgOptions, PgStore};
 use c2c_test_support::pg::PgServer;
 
+/// One server for this test binary, database `db`; cases keep apart by schema.
 fn server() -> &'static PgServer {
-    static PG: OnceLock<PgServer> = OnceLock::new();
-    PG.get_or_init(|| {
-        let pg = PgServer::start();
-        pg.create_database("db");
-        pg
-    })
+    c2c_test_support::pg::shared()
 }
 
 const LEASE_MS: u64 = 300;
@@ -107,17 +103,29 @@ async fn a_write_by_another_node_moves_the_driver() {
         vec![id.clone()]
     );
 
-    // The old driver's timers stop acting: its closure does not even run.
-    let ran = AtomicBool::new(false);
+    // The old driver's timers stop acting: its closure runs at most on what A wrote
+    // last (its create), and what it makes is never written.
+    let ran_on = std::sync::Mutex::new(Vec::new());
+    let before = b.get(&id).await.unwrap().unwrap();
     let skipped = a
         .apply_transition_if_driver(&id, |r| {
-            ran.store(true, Ordering::SeqCst);
+            ran_on.lock().unwrap().push(r.version);
             transition(r, &CallEvent::Ringing, &CallKnobs::default(), t + 2_000)
         })
         .await
         .unwrap();
     assert!(skipped.is_none());
-    assert!(!ran.load(Ordering::SeqCst));
+    assert!(
+        ran_on.lock().unwrap().iter().all(|v| *v == rec.version),
+        "only on A's own last write: {:?}",
+        ran_on.lock().unwrap()
+    );
+    assert_eq!(
+        b.get(&id).await.unwrap().unwrap(),
+        before,
+        "nothing written"
+    );
+    assert!(a.driven_calls().await.unwrap().is_empty());
     let ringing = b
         .apply_transition_if_driver(&id, |r| {
             transition(r, &CallEvent::Ringing, &CallKnobs::default(), t + 2_000)

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use c2c_callstate::store::contract::call;
 use c2c_callstate::{
@@ -15,13 +15,9 @@ use c2c_callstate::{
 use c2c_store_pg::{PgCallStore, PgOptions, PgStore};
 use c2c_test_support::pg::PgServer;
 
+/// One server for this test binary, database `db`; cases keep apart by schema.
 fn server() -> &'static PgServer {
-    static PG: OnceLock<PgServer> = OnceLock::new();
-    PG.get_or_init(|| {
-        let pg = PgServer::start();
-        pg.create_database("db");
-        pg
-    })
+    c2c_test_support::pg::shared()
 }
 
 async fn store(tag: &str) -> (Arc<PgCallStore>, String) {

@@ -11,6 +11,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// One server for the whole test binary, with an empty database named `db`; started on
+/// first use, stopped by its watchdog when the process exits (a `static` never drops).
+/// Cases keep apart by schema.
+pub fn shared() -> &'static PgServer {
+    static PG: std::sync::OnceLock<PgServer> = std::sync::OnceLock::new();
+    PG.get_or_init(|| {
+        let pg = PgServer::start();
+        pg.create_database("db");
+        pg
+    })
+}
+
 /// Where Debian puts the server binaries (`/usr/lib/postgresql/<major>/bin`), newest
 /// major first; `None` when PostgreSQL is not installed.
 pub fn bin_dir() -> Option<PathBuf> {

@@ -59,7 +59,7 @@ pub fn events_from_sample(
                 });
             }
         }
-        leg => out.extend(leg.event()),
+        leg => out.extend(leg.event().filter(|ev| !already_past(rec, ev))),
     }
     let agent_here = parts.iter().any(|p| p.identity == rec.agent_id);
     if agent_here && !rec.agent_present {
@@ -68,6 +68,18 @@ pub fn events_from_sample(
         out.push(CallEvent::AgentLeft);
     }
     out
+}
+
+/// Whether `rec` is already past where `ev` would take it (the leg ringing, answered).
+/// Phases only advance, so the call's latest record is past it too and the event is a
+/// no-op there; applying it anyway cost the store a read to confirm that, for every
+/// answered call on every poll pass until it ended (BENCHMARKS.md, issue 22).
+fn already_past(rec: &CallRecord, ev: &CallEvent) -> bool {
+    match ev {
+        CallEvent::Ringing => matches!(rec.phase, Phase::Ringing | Phase::Active | Phase::Ended),
+        CallEvent::Answered => matches!(rec.phase, Phase::Active | Phase::Ended),
+        _ => false,
+    }
 }
 
 /// Whether the customer's leg missing from a sample means it has ended.
@@ -171,6 +183,35 @@ mod tests {
         assert_eq!(
             events_from_sample(&r, &[agent(), leg("active")], 0),
             vec![CallEvent::Answered]
+        );
+    }
+
+    #[test]
+    fn a_leg_state_the_call_is_past_is_no_event() {
+        // Ringing again, or answered again: the machine would ignore it on this record and
+        // on any later one (phases only advance), so the store is not asked.
+        for phase in [Phase::Ringing, Phase::Active] {
+            assert!(events_from_sample(&rec(phase), &[agent(), leg("ringing")], 0).is_empty());
+        }
+        assert!(events_from_sample(&rec(Phase::Active), &[agent(), leg("active")], 0).is_empty());
+        // Behind the sample, it still moves the call.
+        assert_eq!(
+            events_from_sample(&rec(Phase::Ringing), &[agent(), leg("active")], 0),
+            vec![CallEvent::Answered]
+        );
+        // A leg that hung up is news in every phase the poller looks at.
+        let mut hung = leg("hangup");
+        hung.sip_code = Some(486);
+        let ev = events_from_sample(&rec(Phase::Active), &[agent(), hung], 0);
+        assert!(
+            matches!(
+                ev[..],
+                [CallEvent::CustomerLeft {
+                    sip_code: Some(486),
+                    ..
+                }]
+            ),
+            "{ev:?}"
         );
     }
 

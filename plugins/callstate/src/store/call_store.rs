@@ -183,8 +183,10 @@ pub trait CallStore: Send + Sync {
     // take its calls over ([`Self::claim_orphaned_calls`]). A single-process backend is
     // the driver of every call, and these methods' defaults say so.
 
-    /// [`Self::apply_transition_boxed`] if this node drives the call; `Ok(None)` without
-    /// running `f` when another node does. `NotFound` if there is no such call.
+    /// [`Self::apply_transition_boxed`] if this node drives the call; `Ok(None)` when
+    /// another node does, with nothing written. `f` may still have run, on what this
+    /// node wrote last (like any transition's `f`, it may run more than once: it must
+    /// only compute). `NotFound` if there is no such call.
     async fn apply_transition_if_driver_boxed(
         &self,
         call_id: &str,
@@ -312,6 +314,23 @@ pub trait CallStore: Send + Sync {
 
     /// [`Self::outbox_record_progress`], durable on return.
     async fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
+
+    /// Records what a delivery attempt changed on the stored entry `attempt.seq`: the
+    /// fields [`OutboxEntry::take_progress`] copies (attempts, next attempt, state, last
+    /// error, delivered time, `retry_after`); identity and history (payload, webhook id,
+    /// replay time) stay as stored, even if they changed since the attempt started.
+    /// Like [`Self::outbox_record_progress`]: need not wait for the disk, and an unknown
+    /// seq is `OutboxNotFound`. The default reads the entry and records it whole; a
+    /// backend that can write those fields alone overrides it (PostgreSQL: one statement
+    /// instead of a read and a write per webhook).
+    async fn outbox_record_attempt(&self, attempt: &OutboxEntry) -> Result<(), StoreError> {
+        let mut stored = self
+            .outbox_get(attempt.seq)
+            .await?
+            .ok_or(StoreError::OutboxNotFound(attempt.seq))?;
+        stored.take_progress(attempt);
+        self.outbox_record_progress(&stored).await
+    }
 
     /// Replay: back to pending, due at `now_ms`, attempts and errors reset,
     /// `replayed_ms = now_ms`, same `webhook_id`. Durable on return.

@@ -43,6 +43,7 @@ use deadpool_postgres::Transaction;
 use super::outbox::{cols, entry_of};
 use super::{bound, col, tx_execute, tx_query, PgCallStore};
 use crate::error::backend;
+use crate::relaxed;
 
 /// Every node's live claims (entries, and whose): the fleet's in-flight deliveries.
 const LIVE_CLAIMS: &str = concat!(
@@ -126,7 +127,22 @@ impl PgCallStore {
             tenant: None,
             buf: VecDeque::new(),
         };
-        for r in tx_query(&tx, LIVE_CLAIMS, &[&now]).await? {
+        // Three statements, one round trip. The claim need not wait for the WAL flush
+        // (`relaxed.rs`): one a crash forgets leaves its entry to be claimed again.
+        let relax = async {
+            if self.pg.relaxed_commits() {
+                tx.batch_execute(relaxed::RELAX).await.map_err(backend)
+            } else {
+                Ok(())
+            }
+        };
+        let live_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&now];
+        let ((), claims, tenants) = tokio::try_join!(
+            relax,
+            tx_query(&tx, LIVE_CLAIMS, &live_params),
+            tx_query(&tx, PENDING_TENANTS, &[]),
+        )?;
+        for r in claims {
             let e = entry_of(&r)?;
             *live.entry(e.tenant.clone()).or_default() += 1;
             if col::<String>(&r, 13)? == me {
@@ -136,7 +152,7 @@ impl PgCallStore {
         }
         mine.buf.make_contiguous().sort_unstable_by_key(|e| e.seq);
         let mut wants = Vec::new();
-        for r in tx_query(&tx, PENDING_TENANTS, &[]).await? {
+        for r in tenants {
             let tenant: String = col(&r, 0)?;
             let in_flight = live.get(&tenant).copied().unwrap_or(0);
             let mine_now = own.get(&tenant).copied().unwrap_or(0);

@@ -34,7 +34,9 @@
 //! to a call is conditional on the version and driver it was made from (`transition.rs`:
 //! optimistic, with the row lock as the fallback for a hot call), so two writers never
 //! both write over one version. A commit is durable when it returns
-//! (`synchronous_commit` on), so [`CallStore::wait_durable`] has nothing to wait for.
+//! (`synchronous_commit` on), so [`CallStore::wait_durable`] has nothing to wait for;
+//! the outbox's delivery claims and attempt progress are the exception, by design
+//! (`relaxed.rs`).
 
 mod cache;
 mod claims;
@@ -439,12 +441,15 @@ impl CallStore for PgCallStore {
     }
 
     async fn outbox_record_progress(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.pg.within(self.store_progress(entry)).await
+        self.pg.within(self.store_progress(entry, false)).await
     }
 
     async fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        // Every commit is durable: progress and update are the same write.
-        self.pg.within(self.store_progress(entry)).await
+        self.pg.within(self.store_progress(entry, true)).await
+    }
+
+    async fn outbox_record_attempt(&self, attempt: &OutboxEntry) -> Result<(), StoreError> {
+        self.pg.within(self.store_attempt(attempt)).await
     }
 
     async fn outbox_requeue(&self, seq: u64, now_ms: u64) -> Result<OutboxEntry, StoreError> {

@@ -10,6 +10,7 @@ use tokio_postgres::Row;
 
 use super::{bound, check_id, col, prep, query, to_i64, to_u64, tx_execute, tx_query, PgCallStore};
 use crate::error::backend;
+use crate::relaxed;
 
 /// The entry's columns, in [`entry_of`]'s order.
 macro_rules! cols {
@@ -39,6 +40,13 @@ const ENQUEUE_EVENT: &str = "INSERT INTO c2c_outbox (seq, webhook_id, call_id, t
 const PROGRESS: &str = "UPDATE c2c_outbox SET webhook_id = $2, tenant = $3, payload_json = $4,
     created_ms = $5, attempts = $6, next_attempt_ms = $7, state = $8, last_error = $9,
     delivered_ms = $10, replayed_ms = $11, retry_after = $12,
+    claimed_by = NULL, claim_until_ms = 0
+    WHERE seq = $1";
+
+/// What a delivery attempt changed (`OutboxEntry::take_progress`'s fields) onto the
+/// stored entry; clears the claim.
+const ATTEMPT: &str = "UPDATE c2c_outbox SET attempts = $2, next_attempt_ms = $3, state = $4,
+    last_error = $5, delivered_ms = $6, retry_after = $7,
     claimed_by = NULL, claim_until_ms = 0
     WHERE seq = $1";
 
@@ -189,21 +197,54 @@ impl PgCallStore {
             .map(to_u64))
     }
 
-    /// Stores the entry as given (like the other backends) and clears its claim.
-    pub(super) async fn store_progress(&self, e: &OutboxEntry) -> Result<(), StoreError> {
+    /// Stores the entry as given (like the other backends) and clears its claim;
+    /// `durable`: the commit waits for the WAL flush (`relaxed.rs` for why progress need
+    /// not).
+    pub(super) async fn store_progress(
+        &self,
+        e: &OutboxEntry,
+        durable: bool,
+    ) -> Result<(), StoreError> {
         let Ok(seq) = i64::try_from(e.seq) else {
             return Err(StoreError::OutboxNotFound(e.seq));
         };
         let c = self.client().await?;
         let w = Columns::of(e)?;
         let st = prep(&c, PROGRESS).await?;
-        let n = c
-            .execute(&st, &progress_params(&seq, e, &w))
+        let relaxed = !durable && self.pg.relaxed_commits();
+        let n = relaxed::execute(&c, relaxed, &st, &progress_params(&seq, e, &w))
             .await
             .map_err(backend)?;
         // Never resurrect or invent entries: only a call's end creates them.
         if n == 0 {
             return Err(StoreError::OutboxNotFound(e.seq));
+        }
+        Ok(())
+    }
+
+    /// See `CallStore::outbox_record_attempt`: one statement, no read; the commit does
+    /// not wait for the WAL flush.
+    pub(super) async fn store_attempt(&self, a: &OutboxEntry) -> Result<(), StoreError> {
+        let Ok(seq) = i64::try_from(a.seq) else {
+            return Err(StoreError::OutboxNotFound(a.seq));
+        };
+        let c = self.client().await?;
+        let w = Columns::of(a)?;
+        let st = prep(&c, ATTEMPT).await?;
+        let params: [&(dyn ToSql + Sync); 7] = [
+            &seq,
+            &w.attempts,
+            &w.next_attempt_ms,
+            &w.state,
+            &a.last_error,
+            &w.delivered_ms,
+            &a.retry_after,
+        ];
+        let n = relaxed::execute(&c, self.pg.relaxed_commits(), &st, &params)
+            .await
+            .map_err(backend)?;
+        if n == 0 {
+            return Err(StoreError::OutboxNotFound(a.seq));
         }
         Ok(())
     }

@@ -58,9 +58,13 @@ impl PgCallStore {
         check_id("call_id", call_id)?;
         let node = self.node_id().to_owned();
         let mut c = self.client().await?;
-        // The driver's own timers and samples read first: `f` must not even run when
-        // another node drives the call, which a cached record cannot tell.
-        let mut cached = self.cache.take(call_id).filter(|_| !only_if_driver);
+        // The driver's own timers and samples start from the cache too: the write is
+        // conditional on this node still driving the call at the cached version, so when
+        // another node took it (wrote to it, or claimed it) the write finds nothing, the
+        // record is read, and the answer is `None` with nothing written. A sample that
+        // moves the call (ANSWERED) then costs one statement instead of a read and a
+        // write (BENCHMARKS.md, issue 22).
+        let mut cached = self.cache.take(call_id);
         for _ in 0..OPTIMISTIC_TRIES {
             let (cur, driver, source) = match cached.take() {
                 Some(rec) => (rec, node.clone(), Source::Cache),

@@ -47,6 +47,7 @@ macro_rules! call_store_contract {
                 list_by_tenant_caps_a_page_at_max_page,
                 day_tallies_follow_outcomes,
                 outbox_due_progress_update_and_requeue,
+                outbox_record_attempt_keeps_identity,
                 outbox_due_admitted_asks_only_for_due_entries,
                 outbox_seqs_grow_and_replay_scan_is_capped,
                 outbox_bring_forward_moves_only_backoffs,

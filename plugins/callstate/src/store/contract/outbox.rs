@@ -112,6 +112,75 @@ pub async fn outbox_due_progress_update_and_requeue(
     Ok(())
 }
 
+/// A delivery attempt's outcome lands on the stored entry: its progress fields only,
+/// whatever else the deliverer's copy says; a replay that came meanwhile is kept.
+pub async fn outbox_record_attempt_keeps_identity(s: Arc<dyn CallStore>) -> Result<(), StoreError> {
+    let rec = finished_call(&*s, "acme", 1_000).await?;
+    let seq = webhook_of(&*s, &rec.call_id).await?;
+    let picked = entry(&*s, seq).await?;
+    // Replayed while the attempt ran: its replay time must survive the attempt's record.
+    let stored = s.outbox_requeue(seq, 70_000).await?;
+
+    let mut failed = picked.clone();
+    failed.attempts = 1;
+    failed.next_attempt_ms = 90_000;
+    failed.last_error = Some("http 503".into());
+    failed.retry_after = true;
+    // Fields the attempt must not change, changed on the deliverer's copy.
+    failed.payload_json = "{\"tampered\":true}".into();
+    failed.webhook_id = "msg_other".into();
+    failed.created_ms = 1;
+    s.outbox_record_attempt(&failed).await?;
+    let mut want = stored.clone();
+    want.take_progress(&failed);
+    let got = entry(&*s, seq).await?;
+    assert_eq!(got, want);
+    assert_eq!(
+        (
+            got.payload_json.as_str(),
+            got.webhook_id.as_str(),
+            got.replayed_ms
+        ),
+        (
+            stored.payload_json.as_str(),
+            stored.webhook_id.as_str(),
+            Some(70_000)
+        )
+    );
+    assert_eq!(s.outbox_due(89_999, 10).await?, vec![]);
+    assert_eq!(s.outbox_due(90_000, 10).await?, vec![got.clone()]);
+
+    let mut delivered = failed.clone();
+    delivered.attempts = 2;
+    delivered.state = OutboxState::Delivered;
+    delivered.delivered_ms = Some(91_000);
+    delivered.last_error = None;
+    delivered.retry_after = false;
+    s.outbox_record_attempt(&delivered).await?;
+    let got = entry(&*s, seq).await?;
+    assert_eq!(
+        (
+            got.state,
+            got.attempts,
+            got.delivered_ms,
+            got.last_error.clone()
+        ),
+        (OutboxState::Delivered, 2, Some(91_000), None)
+    );
+    assert!(s.outbox_due(u64::MAX, 10).await?.is_empty());
+    assert_eq!(s.outbox_stats().await?.0, 0);
+
+    let mut ghost = delivered;
+    ghost.seq = 9_999_999;
+    let r = s.outbox_record_attempt(&ghost).await;
+    assert!(
+        matches!(r, Err(StoreError::OutboxNotFound(9_999_999))),
+        "{r:?}"
+    );
+    assert_eq!(s.outbox_get(ghost.seq).await?, None);
+    Ok(())
+}
+
 pub async fn outbox_due_admitted_asks_only_for_due_entries(
     s: Arc<dyn CallStore>,
 ) -> Result<(), StoreError> {

@@ -67,6 +67,9 @@ pub(crate) struct Args {
     /// Lifecycles of the SQL profile.
     #[arg(long, default_value_t = 500)]
     profile_calls: usize,
+    /// Gateways of the SQL profile (2: set-up (c), lifecycles round robin).
+    #[arg(long, default_value_t = 1)]
+    profile_nodes: usize,
     /// Failover: unconnected calls and ringing calls created on node A per round.
     #[arg(long, default_value_t = 200)]
     failover_calls: usize,
@@ -399,10 +402,14 @@ async fn profile(a: &Args, pg: &Pg) {
         url: pg.server.url(&db),
         pool_size: a.pool_size,
         lease_ms: a.lease_ms,
-        fleet_size: 1,
+        fleet_size: a.profile_nodes.max(1) as u32,
     };
-    let node = h.node(a, "node-0", &store, &[]).await;
-    load::warm_up(&[node.addr], h.sim_addr, 20, &h.delivered).await;
+    let mut nodes = Vec::new();
+    for i in 0..a.profile_nodes.max(1) {
+        nodes.push(h.node(a, &format!("node-{i}"), &store, &[]).await);
+    }
+    let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
+    load::warm_up(&addrs, h.sim_addr, 20, &h.delivered).await;
     // The statistics lag up to 10 s: settle before and after the run to read what it
     // read, by index.
     tokio::time::sleep(pgstat::SETTLE).await;
@@ -412,7 +419,7 @@ async fn profile(a: &Args, pg: &Pg) {
     let start = pg.server.log().len();
     let t0 = Instant::now();
     let run = load::run(
-        &[node.addr],
+        &addrs,
         h.sim_addr,
         a.profile_calls,
         a.concurrency,
@@ -445,10 +452,15 @@ async fn profile(a: &Args, pg: &Pg) {
     let sum: f64 = rows.iter().map(|r| r.1).sum();
     let bg_sum: f64 = rows.iter().map(|r| r.2).sum();
     println!(
-        "\nSQL profile: {} lifecycles on one PostgreSQL node ({} concurrent, {:.1} s): {:.2} \
-         statements per lifecycle (background of an idle node subtracted: {:.2} per lifecycle \
-         at this rate)",
-        run.total, a.concurrency, run_secs, sum, bg_sum
+        "\nSQL profile: {} lifecycles on {} gateway(s), one PostgreSQL ({} concurrent, {:.1} s): \
+         {:.2} statements per lifecycle (background of idle nodes subtracted: {:.2} per \
+         lifecycle at this rate)",
+        run.total,
+        addrs.len(),
+        a.concurrency,
+        run_secs,
+        sum,
+        bg_sum
     );
     println!("| per lifecycle | statement (first 110 characters) |");
     println!("| ---: | --- |");

@@ -1,0 +1,73 @@
+//! Commits that need not wait for the disk: the webhook outbox's delivery claims and
+//! the progress of delivery attempts.
+//!
+//! Every other write commits durably (`synchronous_commit` on: the commit returns once
+//! its WAL is flushed). These two may be forgotten by a database crash without breaking
+//! a promise: a lost claim leaves its entry unclaimed, and a lost delivery record leaves
+//! it pending, so either way the webhook is sent again with the same `webhook-id`, the
+//! outbox's at-least-once promise (`CallStore::outbox_record_progress` says the same
+//! of every backend; sled writes that progress without a flush too). Waiting for the
+//! flush cost each delivery two fsyncs while it held one of its tenant's few slots,
+//! which capped a busy tenant's webhooks per second (BENCHMARKS.md, issue 22).
+//!
+//! Such a transaction runs `SET LOCAL synchronous_commit TO off`: its commit is visible
+//! to every session at once and reaches the disk with the next WAL flush (the WAL
+//! writer's, within `wal_writer_delay`, or any durable commit's, which flushes all WAL
+//! before its own). An engine that does not know the setting (it is probed once, at
+//! open: [`probe`]) commits these durably like everything else.
+
+use deadpool_postgres::Object;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Statement;
+
+/// Opens a transaction whose commit does not wait for the WAL flush.
+pub(crate) const BEGIN_RELAXED: &str = "BEGIN; SET LOCAL synchronous_commit TO off";
+/// Makes the transaction already open commit without waiting for the WAL flush.
+pub(crate) const RELAX: &str = "SET LOCAL synchronous_commit TO off";
+
+/// Whether the engine takes [`RELAX`] (PostgreSQL and YugabyteDB do). A refusal leaves
+/// the probe's transaction aborted: it is rolled back so the connection goes back to
+/// the pool clean.
+pub(crate) async fn probe(client: &Object) -> bool {
+    match client
+        .batch_execute(&format!("{BEGIN_RELAXED}; COMMIT"))
+        .await
+    {
+        Ok(()) => true,
+        Err(e) => {
+            if let Err(rb) = client.batch_execute("ROLLBACK").await {
+                tracing::debug!(error = %rb, "rollback after the synchronous_commit probe");
+            }
+            tracing::info!(
+                error = %e,
+                "the database does not take SET LOCAL synchronous_commit: webhook claims \
+                 and delivery progress commit durably like every other write"
+            );
+            false
+        }
+    }
+}
+
+/// Runs `st` as its own transaction; with `relaxed`, one whose commit does not wait
+/// for the WAL flush. The three messages (open, statement, commit) go out together:
+/// one round trip, like the statement alone. A failed statement aborts the transaction,
+/// and the `COMMIT` already sent then ends it as a rollback, so the connection is never
+/// left inside a transaction.
+pub(crate) async fn execute(
+    c: &Object,
+    relaxed: bool,
+    st: &Statement,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    if !relaxed {
+        return c.execute(st, params).await;
+    }
+    // `try_join!` polls the three in order on its first poll, and a request is sent
+    // when its future is first polled: BEGIN, the statement, COMMIT, in that order.
+    let (_, n, _) = tokio::try_join!(
+        c.batch_execute(BEGIN_RELAXED),
+        c.execute(st, params),
+        c.batch_execute("COMMIT"),
+    )?;
+    Ok(n)
+}
