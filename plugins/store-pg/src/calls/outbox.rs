@@ -208,18 +208,10 @@ impl PgCallStore {
         let Ok(seq) = i64::try_from(e.seq) else {
             return Err(StoreError::OutboxNotFound(e.seq));
         };
-        let c = self.client().await?;
         let w = Columns::of(e)?;
-        let st = prep(&c, PROGRESS).await?;
         let relaxed = !durable && self.pg.relaxed_commits();
-        let n = relaxed::execute(&c, relaxed, &st, &progress_params(&seq, e, &w))
+        self.write_entry(e.seq, PROGRESS, relaxed, &progress_params(&seq, e, &w))
             .await
-            .map_err(backend)?;
-        // Never resurrect or invent entries: only a call's end creates them.
-        if n == 0 {
-            return Err(StoreError::OutboxNotFound(e.seq));
-        }
-        Ok(())
     }
 
     /// See `CallStore::outbox_record_attempt`: one statement, no read; the commit does
@@ -228,9 +220,7 @@ impl PgCallStore {
         let Ok(seq) = i64::try_from(a.seq) else {
             return Err(StoreError::OutboxNotFound(a.seq));
         };
-        let c = self.client().await?;
         let w = Columns::of(a)?;
-        let st = prep(&c, ATTEMPT).await?;
         let params: [&(dyn ToSql + Sync); 7] = [
             &seq,
             &w.attempts,
@@ -240,11 +230,26 @@ impl PgCallStore {
             &w.delivered_ms,
             &a.retry_after,
         ];
-        let n = relaxed::execute(&c, self.pg.relaxed_commits(), &st, &params)
+        self.write_entry(a.seq, ATTEMPT, self.pg.relaxed_commits(), &params)
+            .await
+    }
+
+    /// One write to the existing entry `seq` (`relaxed`: see `relaxed.rs`). Never
+    /// resurrects or invents entries: only a call's end creates them.
+    async fn write_entry(
+        &self,
+        seq: u64,
+        sql: &str,
+        relaxed: bool,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        let st = prep(&c, sql).await?;
+        let n = relaxed::execute(&c, relaxed, &st, params)
             .await
             .map_err(backend)?;
         if n == 0 {
-            return Err(StoreError::OutboxNotFound(a.seq));
+            return Err(StoreError::OutboxNotFound(seq));
         }
         Ok(())
     }
