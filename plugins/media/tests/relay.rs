@@ -99,6 +99,7 @@ macro_rules! on_both_engines {
 on_both_engines!(
     audio_flows_both_ways_and_each_side_latches_to_its_real_source,
     early_media_is_timed_and_rtcp_follows_rtp_ports_plus_one,
+    audio_that_comes_with_the_answer_is_not_early_media,
     dead_air_after_the_answer_is_raised_once_and_not_while_audio_flows,
     audio_from_one_side_only_is_one_way,
     a_stranger_first_does_not_keep_the_call_from_the_peer_its_sdp_names,
@@ -193,6 +194,26 @@ async fn early_media_is_timed_and_rtcp_follows_rtp_ports_plus_one(engine: MediaE
     );
     assert!(r.early_media_started_ms.is_some());
     assert_eq!(r.rtcp_relayed, 1);
+}
+
+/// A carrier's first packet can beat the edge's handling of its 200 OK by a moment:
+/// that is the answer's audio, not early media (seen in CI as 0.05 ms of "early media").
+async fn audio_that_comes_with_the_answer_is_not_early_media(engine: MediaEngine) {
+    let (c_end, c_rtp, _) = endpoint().await;
+    let (l_end, _, _) = endpoint().await;
+    let relay = engine.start(c_end, l_end, config()).unwrap();
+    let (lk, _) = adjacent_pair().await;
+    relay
+        .set_remote(Side::Livekit, target(lk.local_addr().unwrap()))
+        .await;
+    let (carrier, _) = peer().await;
+    carrier.send_to(&packet(0, 1), c_rtp).await.unwrap();
+    recv(&lk).await;
+    relay.answered().await;
+    let r = relay.report().await.unwrap();
+    assert_eq!(r.early_media_started_ms, None, "{r:?}");
+    assert_eq!(r.early_media_ms, None, "{r:?}");
+    assert_eq!(r.from_carrier.packets, 1, "{r:?}");
 }
 
 async fn dead_air_after_the_answer_is_raised_once_and_not_while_audio_flows(engine: MediaEngine) {

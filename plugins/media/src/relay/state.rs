@@ -15,6 +15,10 @@ use crate::stats::{NotRtp, StreamStats};
 pub(crate) const MAX_DATAGRAM: usize = 2048;
 /// RTP clock of the G.711 codecs the trunks carry.
 const CLOCK_RATE: u32 = 8_000;
+/// How long before the answer the carrier's first audio may come and still be the
+/// answer's own (see `State::answered`). Early media that counts (a ringback, an
+/// announcement) runs for seconds.
+const ANSWER_RACE: Duration = Duration::from_millis(100);
 
 /// One side's addresses: what its SDP said and what its packets showed.
 #[derive(Default)]
@@ -224,6 +228,16 @@ impl State {
             return;
         }
         self.answered_at = Some(now);
+        // A carrier starts its audio with its 200 OK: the first packets can reach the
+        // relay a moment before the edge has handled the 200 and said so (another thread,
+        // a queue). Audio that came less than `ANSWER_RACE` before the answer is the
+        // answer's own, not early media (seen in CI: 0.05 ms "early" on a plain answer).
+        if self
+            .early_first
+            .is_some_and(|first| now.duration_since(first) < ANSWER_RACE)
+        {
+            self.early_first = None;
+        }
         self.early_ms = self
             .early_first
             .map(|first| now.duration_since(first).as_secs_f64() * 1000.0);
