@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "the call each agent is on, fleet-wide",
         sql: &[crate::agent_busy::SCHEMA],
     },
+    Migration {
+        version: 5,
+        name: "the outbox's live delivery claims indexed by expiry, no seq-ordered pending index",
+        sql: &[crate::calls::OUTBOX_INDEXES_V5],
+    },
 ];
 
 /// The schema version this build knows.

@@ -529,6 +529,28 @@ async fn claimed_webhooks_stay_with_their_claimer_until_progress_or_expiry() {
     assert_eq!(left, vec![got[0].seq, got[2].seq]);
 }
 
+/// A claim of more entries than one claim statement names (four) claims every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_of_many_tenants_entries_claims_every_one() {
+    let (a, b, schema) = fleet("wide").await;
+    let t0 = now_ms();
+    let tenants = ["acme", "beta", "gamma", "delta", "omega"];
+    for (i, tenant) in tenants.iter().enumerate() {
+        for j in 0..2 {
+            ended(&a, tenant, t0 + (i * 2 + j) as u64).await;
+        }
+    }
+    let now = t0 + 120_000;
+    let got = a.outbox_due(now, 9).await.unwrap();
+    assert_eq!(got.len(), 9);
+    let claimed: usize = tenants.iter().map(|t| live_claims(&schema, t, now)).sum();
+    assert_eq!(claimed, 9);
+    // B finds only the tenth.
+    let rest = b.outbox_due(now, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(!seqs(&got).contains(&rest[0].seq));
+}
+
 /// Live claims of `tenant` across the fleet at `now`.
 fn live_claims(schema: &str, tenant: &str, now: u64) -> usize {
     server()
@@ -727,7 +749,7 @@ async fn a_version_1_database_is_migrated_to_the_wallet_tables() {
         "db",
         &format!("SELECT string_agg(version::text, ',' ORDER BY version) FROM {schema}.c2c_schema_version"),
     );
-    assert_eq!(versions, "1,2,3,4");
+    assert_eq!(versions, "1,2,3,4,5");
     let wallets = c2c_store_pg::PgWalletStore::new(pg.clone());
     let topup = c2c_billing::contract::owner_entry(c2c_billing::EntryKind::TopUp, 700);
     use c2c_billing::WalletStore;

@@ -46,7 +46,9 @@ use crate::error::backend;
 use crate::relaxed;
 
 /// Every node's live claims (entries, and whose): the fleet's in-flight deliveries.
-const LIVE_CLAIMS: &str = concat!(
+/// `claim_until_ms >= $1` is the condition of `c2c_outbox_live_claims` (migration 5),
+/// the one index that answers it (`tests/plans.rs` checks the plan).
+pub const LIVE_CLAIMS: &str = concat!(
     "SELECT ",
     cols!(),
     ", claimed_by FROM c2c_outbox
@@ -54,8 +56,8 @@ const LIVE_CLAIMS: &str = concat!(
 );
 
 /// The tenants with pending entries: a skip scan of `c2c_outbox_tenant_pending`, one
-/// index probe per tenant however long its backlog.
-const PENDING_TENANTS: &str = "WITH RECURSIVE t(tenant) AS (
+/// index probe per tenant however long its backlog (`tests/plans.rs` checks the plan).
+pub const PENDING_TENANTS: &str = "WITH RECURSIVE t(tenant) AS (
     (SELECT tenant FROM c2c_outbox WHERE state = 'pending' ORDER BY tenant LIMIT 1)
     UNION ALL
     SELECT (SELECT o.tenant FROM c2c_outbox o
@@ -77,8 +79,18 @@ const DUE_OF_TENANT: &str = concat!(
     FOR UPDATE SKIP LOCKED"
 );
 
-const CLAIM: &str =
-    "UPDATE c2c_outbox SET claimed_by = $1, claim_until_ms = $2 WHERE seq = ANY($3)";
+/// Claims up to [`CLAIM_WIDTH`] entries: `$3..` are their seqs, the last repeated
+/// when there are fewer. A fixed width keeps the statement's generic plan: with
+/// `seq = ANY($3)` the planner cannot see the array's length when it makes the generic
+/// plan (it assumes ten), costs a custom plan for the array it is given below it, and
+/// so planned the statement afresh at every execution (53 µs of planning for 92 of
+/// execution per lifecycle, BENCHMARKS.md, issue 22).
+const CLAIM: &str = "UPDATE c2c_outbox SET claimed_by = $1, claim_until_ms = $2
+    WHERE seq IN ($3, $4, $5, $6)";
+
+/// Seqs one [`CLAIM`] takes: a tenant's slots on one node are few
+/// (`tenant_delivery_concurrency` over the live nodes), so one statement is the rule.
+const CLAIM_WIDTH: usize = 4;
 
 /// Rows read of a tenant beyond its free slots, for `admit` to refuse some (an entry
 /// still in the deliverer's in-flight set: its progress is stored, so its claim is
@@ -197,9 +209,14 @@ impl PgCallStore {
                 out.push(e);
             }
         }
-        if !out.is_empty() {
-            let seqs: Vec<i64> = out.iter().map(|e| bound(e.seq)).collect();
-            tx_execute(&tx, CLAIM, &[&me, &until, &seqs]).await?;
+        for chunk in out.chunks(CLAIM_WIDTH) {
+            let mut seqs = [0i64; CLAIM_WIDTH];
+            for (i, slot) in seqs.iter_mut().enumerate() {
+                // `chunks` never yields an empty chunk.
+                *slot = bound(chunk[i.min(chunk.len() - 1)].seq);
+            }
+            let [a, b, c, d] = &seqs;
+            tx_execute(&tx, CLAIM, &[&me, &until, a, b, c, d]).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok((out, held))

@@ -179,7 +179,13 @@ async fn throughput_run(a: &Args, pg: &Pg, setup: Setup, round: usize) -> Row {
     }
     let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
     let gw_pids: Vec<u32> = nodes.iter().map(|n| n.pid).collect();
+    if let Some(db) = &db {
+        pgstat::seed_history(pg, db);
+    }
     load::warm_up(&addrs, h.sim_addr, WARM_UP, &h.delivered).await;
+    if let Some(db) = &db {
+        pgstat::analyze(pg, db);
+    }
     let s0 = match &db {
         Some(db) => {
             tokio::time::sleep(pgstat::SETTLE).await;
@@ -409,7 +415,9 @@ async fn profile(a: &Args, pg: &Pg) {
         nodes.push(h.node(a, &format!("node-{i}"), &store, &[]).await);
     }
     let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
+    pgstat::seed_history(pg, &db);
     load::warm_up(&addrs, h.sim_addr, 20, &h.delivered).await;
+    pgstat::analyze(pg, &db);
     // The statistics lag up to 10 s: settle before and after the run to read what it
     // read, by index.
     tokio::time::sleep(pgstat::SETTLE).await;
@@ -471,16 +479,20 @@ async fn profile(a: &Args, pg: &Pg) {
         "\nDatabase time per lifecycle by statement (pg_stat_statements, the run only; \
          psql's own statements included):"
     );
-    println!("| executions | plannings | planning µs | execution µs | rows | statement |");
-    println!("| ---: | ---: | ---: | ---: | ---: | --- |");
-    for (calls, plans, plan_ms, exec_ms, rows, text) in &times {
+    println!(
+        "| executions | plannings | planning µs | execution µs | rows | buffers per execution | statement |"
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for t in &times {
         println!(
-            "| {:.2} | {:.2} | {:.0} | {:.0} | {:.1} | `{text}` |",
-            calls / total,
-            plans / total,
-            plan_ms * 1000.0 / total,
-            exec_ms * 1000.0 / total,
-            rows / total
+            "| {:.2} | {:.2} | {:.0} | {:.0} | {:.1} | {:.1} | `{}` |",
+            t.calls / total,
+            t.plans / total,
+            t.plan_ms * 1000.0 / total,
+            t.exec_ms * 1000.0 / total,
+            t.rows / total,
+            t.buffers / t.calls.max(1.0),
+            t.text
         );
     }
     println!(

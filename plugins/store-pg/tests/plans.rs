@@ -1,0 +1,107 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Plans the claim path depends on, checked on a real PostgreSQL with statistics that
+//! no longer fit the table: analysed when it held a few rows, or when every entry was
+//! delivered, then a backlog of hundreds. In such states the claim once read the whole
+//! pending backlog every time (BENCHMARKS.md, issue 22): the live claims through an
+//! index keyed by tenant, the tenants with pending entries through an index of pending
+//! entries in seq order, sorted.
+
+use c2c_store_pg::{PgCallStore, PgOptions, PgStore, LIVE_CLAIMS, PENDING_TENANTS};
+use deadpool_postgres::Object;
+
+/// A fresh schema on the shared server, one connection: outbox entries `analysed`
+/// (`(from, to, state)`), then `ANALYZE`, then entries `then` the statistics do not
+/// know of.
+async fn outbox(
+    schema: &str,
+    analysed: (u32, u32, &str),
+    then: (u32, u32, &str),
+) -> (Object, PgCallStore) {
+    let mut o = PgOptions::new(c2c_test_support::pg::shared().url("db"));
+    o.schema = Some(schema.to_owned());
+    o.pool_size = 1;
+    let pg = PgStore::open(o).await.unwrap();
+    let calls = PgCallStore::new(pg.clone()).await.unwrap();
+    let c = pg.client().await.unwrap();
+    let (a, b) = (analysed, then);
+    c.batch_execute(&format!(
+        "{}; ANALYZE c2c_outbox; {}",
+        insert(a.0, a.1, a.2),
+        insert(b.0, b.1, b.2)
+    ))
+    .await
+    .unwrap();
+    (c, calls)
+}
+
+/// Entries `from..=to` of tenant `acme`; every 200th claimed by `node-a`.
+fn insert(from: u32, to: u32, state: &str) -> String {
+    format!(
+        "INSERT INTO c2c_outbox (seq, webhook_id, call_id, tenant, payload_json, \
+         created_ms, attempts, next_attempt_ms, state, retry_after, claimed_by, \
+         claim_until_ms) \
+         SELECT i, 'w' || i, 'c' || i, 'acme', '{{}}', 0, 0, 0, '{state}', false, \
+         CASE WHEN i % 200 = 0 THEN 'node-a' END, CASE WHEN i % 200 = 0 THEN 9e12 ELSE 0 END \
+         FROM generate_series({from}, {to}) i"
+    )
+}
+
+/// The generic plan of `sql` (what a prepared statement runs after its first
+/// executions), its parameters `args`.
+async fn generic_plan(c: &Object, sql: &str, types: &str, args: &str) -> String {
+    let msgs = c
+        .simple_query(&format!(
+            "SET plan_cache_mode = force_generic_plan; \
+             PREPARE checked{types} AS {sql}; \
+             EXPLAIN EXECUTE checked{args}; \
+             DEALLOCATE checked; RESET plan_cache_mode"
+        ))
+        .await
+        .unwrap();
+    let lines: Vec<String> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    lines.join("\n")
+}
+
+#[tokio::test]
+async fn live_claims_are_read_through_their_own_index_whatever_the_statistics() {
+    // Statistics of a young outbox, then a backlog.
+    let (c, _calls) = outbox(
+        "plans_live_claims",
+        (1, 6, "pending"),
+        (7, 1_000, "pending"),
+    )
+    .await;
+    let plan = generic_plan(&c, LIVE_CLAIMS, "(bigint)", "(1)").await;
+    assert!(
+        plan.contains("c2c_outbox_live_claims") && plan.contains("Index Cond"),
+        "the live claims are read through their index, by expiry:\n{plan}"
+    );
+    // And the answer: the five claimed entries of the thousand.
+    let live = c.query(LIVE_CLAIMS, &[&1i64]).await.unwrap();
+    assert_eq!(live.len(), 5);
+}
+
+#[tokio::test]
+async fn the_tenants_with_pending_entries_are_a_skip_scan_whatever_the_statistics() {
+    // Statistics of an outbox whose every entry was delivered (after a quiet spell),
+    // then a backlog.
+    let (c, _calls) = outbox(
+        "plans_pending_tenants",
+        (1, 2_000, "delivered"),
+        (2_001, 3_000, "pending"),
+    )
+    .await;
+    let plan = generic_plan(&c, PENDING_TENANTS, "", "").await;
+    assert!(
+        plan.contains("c2c_outbox_tenant_pending") && !plan.contains("Sort"),
+        "one probe of the per-tenant pending index per tenant, no sort:\n{plan}"
+    );
+    let tenants = c.query(PENDING_TENANTS, &[]).await.unwrap();
+    assert_eq!(tenants.len(), 1);
+}
