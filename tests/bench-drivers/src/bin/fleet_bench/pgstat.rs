@@ -65,15 +65,16 @@ pub(crate) fn next_xid(pg: &Pg) -> u64 {
         .unwrap_or(0)
 }
 
-/// Webhooks delivered before a round: a database in service holds its retention
-/// period's history, and a round's would otherwise start empty. The query plans a
-/// gateway's prepared statements cache are made for the tables' size when they are
-/// first run: for an empty outbox a sequential scan was cheapest, and it stayed the
-/// plan while the round's backlog grew (the SQL profile showed every claim reading
-/// the whole outbox). The calls of this history are not stored: nothing in a lifecycle
-/// reads old calls.
+/// Webhooks delivered before a round ([`seed_history`]).
 pub(crate) const HISTORY: u32 = 20_000;
 
+/// Gives a round's database [`HISTORY`] delivered webhooks, an hour old: a database in
+/// service holds its retention period's history, and a round's would otherwise start
+/// empty. The query plans a gateway's prepared statements cache are made for the
+/// tables' size when they are first run: for an empty outbox a sequential scan was
+/// cheapest, and it stayed the plan while the round's backlog grew (the SQL profile
+/// showed every claim reading the whole outbox). The calls of this history are not
+/// stored: nothing in a lifecycle reads old calls.
 pub(crate) fn seed_history(pg: &Pg, db: &str) {
     pg.psql(
         db,
