@@ -51,6 +51,17 @@ WITH rec AS (
 )
 SELECT count(*)::bigint AS n, NULL::bigint AS seq FROM rec";
 
+/// [`WRITE`] for a write that moves no tally: most transitions of a call (ringing,
+/// the agent's join, the connect) count the same as before. [`WRITE`] would still set
+/// up the tally's `INSERT .. ON CONFLICT` node, its `unnest` and the `EXISTS` at every
+/// execution (the executor's start-up is paid whether a row comes or not): 7 % of the
+/// database's CPU per lifecycle (BENCHMARKS.md, issue 22). Answers the rows written
+/// (0: another write got there first).
+const WRITE_PLAIN: &str = "
+UPDATE c2c_calls
+SET tenant = $2, created_ms = $3, version = $4, is_open = $5, driver = $6, record = $7
+WHERE call_id = $1 AND version = $8 AND driver = $9";
+
 /// [`WRITE`] plus the call's webhook unless it has one (its seq from the sequence when
 /// `$16` is NULL); answers the seq it enqueued.
 const WRITE_WITH_WEBHOOK: &str = "
@@ -219,8 +230,8 @@ impl PgCallStore {
         let shard = tallies::shard(&rec.call_id);
         let open = !rec.is_ended();
         let node = self.node_id();
-        // The record and its tally deltas; with the webhook, its columns after them.
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        // The record's columns, first in every variant.
+        let record: [&(dyn ToSql + Sync); 7] = [
             &rec.call_id,
             &rec.tenant,
             &created,
@@ -228,6 +239,21 @@ impl PgCallStore {
             &open,
             &node,
             &json,
+        ];
+        if webhook.is_none() && rows.deltas.is_empty() {
+            let mut params = record.to_vec();
+            params.extend_from_slice(&[&prev_version, &prev_driver]);
+            let st = c.prepare_cached(WRITE_PLAIN).await.map_err(backend)?;
+            return match c.execute(&st, &params).await {
+                Ok(0) => Ok(None),
+                Ok(_) => Ok(Some(None)),
+                Err(e) if super::transition::lost_race(&e) => Ok(None),
+                Err(e) => Err(backend(e)),
+            };
+        }
+        // The record and its tally deltas; with the webhook, its columns after them.
+        let mut params = record.to_vec();
+        params.extend_from_slice(&[
             &shard,
             &rows.tenants,
             &rows.days,
@@ -236,7 +262,7 @@ impl PgCallStore {
             &rows.deltas,
             &prev_version,
             &prev_driver,
-        ];
+        ]);
         let columns;
         let sql = match webhook {
             None => WRITE,
