@@ -54,7 +54,7 @@ SELECT count(*)::bigint AS n, NULL::bigint AS seq FROM rec";
 /// [`WRITE`] for a write that moves no tally: most transitions of a call (ringing,
 /// the agent's join, the connect) count the same as before. [`WRITE`] would still set
 /// up the tally's `INSERT .. ON CONFLICT` node, its `unnest` and the `EXISTS` at every
-/// execution (the executor's start-up is paid whether a row comes or not): 7 % of the
+/// execution (the executor's start-up is paid whether a row comes or not): 8 % of the
 /// database's CPU per lifecycle (BENCHMARKS.md, issue 22). Answers the rows written
 /// (0: another write got there first).
 const WRITE_PLAIN: &str = "
