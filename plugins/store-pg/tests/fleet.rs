@@ -551,6 +551,37 @@ async fn a_claim_of_many_tenants_entries_claims_every_one() {
     assert!(!seqs(&got).contains(&rest[0].seq));
 }
 
+/// A tally write goes to the shard of the database session that runs it, so a call's
+/// `+1` (created and answered on A) and its `-1` (ended on B) may sit on different
+/// rows: only the sum means anything, and it is right on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_calls_counts_sum_right_across_the_sessions_that_wrote_them() {
+    let (a, b, schema) = fleet("shards").await;
+    let t0 = now_ms();
+    for i in 0..4 {
+        let rec = call("acme", t0 + i);
+        a.create(&rec).await.unwrap();
+        event(&a, &rec.call_id, CallEvent::Connect, t0 + 1_000).await;
+        event(&a, &rec.call_id, CallEvent::Answered, t0 + 2_000).await;
+        event(&b, &rec.call_id, CallEvent::AgentHangup, t0 + 62_000).await;
+    }
+    for node in [&a, &b] {
+        let days = node
+            .day_tallies("acme", "00000000", "99999999", None)
+            .await
+            .unwrap();
+        let (total, answered, open) = days.values().fold((0, 0, 0), |s, d| {
+            (s.0 + d.total, s.1 + d.answered, s.2 + d.in_progress)
+        });
+        assert_eq!((total, answered, open), (4, 4, 0), "{days:?}");
+    }
+    let shards = server().psql(
+        "db",
+        &format!("SELECT min(shard) >= 0 AND max(shard) < 32 FROM {schema}.c2c_tallies"),
+    );
+    assert_eq!(shards, "t", "shards are pg_backend_pid() % 32");
+}
+
 /// Live claims of `tenant` across the fleet at `now`.
 fn live_claims(schema: &str, tenant: &str, now: u64) -> usize {
     server()

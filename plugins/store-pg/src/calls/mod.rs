@@ -14,7 +14,7 @@
 //!                    (tenant) WHERE is_open                   fleet_open_counts
 //! c2c_tallies        (tenant, day, trunk, shard, metric) PK, n
 //!                    per-day counters as signed deltas, spread over SHARDS rows per
-//!                    tally (shard = hash(call_id)), summed on read
+//!                    tally (shard = the session's pg_backend_pid()), summed on read
 //! c2c_purged_tallies same layout: what purged calls counted for
 //! c2c_calls_meta     key PK, value: the tally format ("tally_format")
 //! c2c_outbox_seq     SEQUENCE of outbox seqs

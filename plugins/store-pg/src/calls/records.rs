@@ -24,7 +24,7 @@ WITH rec AS (
     RETURNING call_id
 ), tally AS (
     INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
-    SELECT t.tenant, t.day, t.trunk, $8::smallint, t.metric, t.n
+    SELECT t.tenant, t.day, t.trunk, (pg_backend_pid() % $8::integer)::smallint, t.metric, t.n
     FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
         AS t(tenant, day, trunk, metric, n)
     WHERE EXISTS (SELECT 1 FROM rec)
@@ -43,7 +43,7 @@ WITH rec AS (
     RETURNING call_id
 ), tally AS (
     INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
-    SELECT t.tenant, t.day, t.trunk, $8::smallint, t.metric, t.n
+    SELECT t.tenant, t.day, t.trunk, (pg_backend_pid() % $8::integer)::smallint, t.metric, t.n
     FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
         AS t(tenant, day, trunk, metric, n)
     WHERE EXISTS (SELECT 1 FROM rec)
@@ -72,7 +72,7 @@ WITH rec AS (
     RETURNING call_id
 ), tally AS (
     INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
-    SELECT t.tenant, t.day, t.trunk, $8::smallint, t.metric, t.n
+    SELECT t.tenant, t.day, t.trunk, (pg_backend_pid() % $8::integer)::smallint, t.metric, t.n
     FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
         AS t(tenant, day, trunk, metric, n)
     WHERE EXISTS (SELECT 1 FROM rec)
@@ -133,7 +133,7 @@ impl PgCallStore {
             to_i64(rec.created_ms, "created_ms")?,
             to_i64(rec.version, "version")?,
         );
-        let shard = tallies::shard(&rec.call_id);
+        let shards = tallies::SHARDS_PARAM;
         let c = self.client().await?;
         let row = query(
             &c,
@@ -146,7 +146,7 @@ impl PgCallStore {
                 &!rec.is_ended(),
                 &self.node_id(),
                 &json,
-                &shard,
+                &shards,
                 &rows.tenants,
                 &rows.days,
                 &rows.trunks,
@@ -227,7 +227,7 @@ impl PgCallStore {
             to_i64(rec.version, "version")?,
         );
         let prev_version = to_i64(prev.version, "version")?;
-        let shard = tallies::shard(&rec.call_id);
+        let shards = tallies::SHARDS_PARAM;
         let open = !rec.is_ended();
         let node = self.node_id();
         // The record's columns, first in every variant.
@@ -254,7 +254,7 @@ impl PgCallStore {
         // The record and its tally deltas; with the webhook, its columns after them.
         let mut params = record.to_vec();
         params.extend_from_slice(&[
-            &shard,
+            &shards,
             &rows.tenants,
             &rows.days,
             &rows.trunks,

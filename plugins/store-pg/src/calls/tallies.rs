@@ -1,9 +1,19 @@
 //! Per-day tallies without a hot row.
 //!
 //! A tally (tenant, UTC day, trunk) is stored as signed counters, one row per metric
-//! (`total`, `answered`, ..., `sip/<code>`, `cause/<name>`) and per shard: a call's
-//! writes go to shard `hash(call_id) % SHARDS`, so concurrent calls of one busy tenant
-//! and day update different rows, and a read sums the shards. What a call counts as is
+//! (`total`, `answered`, ..., `sip/<code>`, `cause/<name>`) and per shard, and a read
+//! sums the shards. A write goes to the shard of the database session that runs it
+//! (`pg_backend_pid() % SHARDS`), so concurrent writes of one busy tenant and day
+//! update different rows: a session runs one transaction at a time, and the sessions
+//! of a pool, opened one after another, have consecutive process ids. A counter's
+//! shards need not agree with each other (a call's `+1` may land on one and its `-1`
+//! on another): only their sum means anything.
+//!
+//! Why not by call: a shard of `hash(call_id) % 16` let two of the 24 calls in flight
+//! in `tests/bench/fleet.sh` meet on one row often, and the second waited for the
+//! first's commit, WAL flush included: a tenth of the busy sessions' time was that wait
+//! (`pg_stat_activity`'s `Lock:transactionid`, always on a write with tally deltas;
+//! BENCHMARKS.md, issue 22). What a call counts as is
 //! `c2c_callstate`'s one rule ([`DayTally::count`]): a write adds the difference
 //! between the record's contribution before and after, in the same statement as the
 //! record.
@@ -17,8 +27,12 @@ use tokio_postgres::IsolationLevel;
 use super::{check_id, col, decode_record, query, tally_format, tx_execute, tx_query, PgCallStore};
 use crate::error::backend;
 
-/// Rows each tally is spread over.
-pub(super) const SHARDS: u32 = 16;
+/// Rows each tally is spread over: at least a node's connections (`pool_size`,
+/// 16 by default) times two, so two nodes' sessions rarely share one.
+pub(super) const SHARDS: u32 = 32;
+
+/// [`SHARDS`] as the writes' `$8` (`pg_backend_pid() % $8`).
+pub(super) const SHARDS_PARAM: i32 = SHARDS as i32;
 
 /// The tally format this build writes (see [`tally_format!`]).
 pub(super) const TALLY_FORMAT: &str = tally_format!();
@@ -31,8 +45,8 @@ const INSERT_CHUNK: usize = 1_000;
 /// `(tenant, day, trunk, metric)`: one counter of one tally, all shards.
 pub(super) type CounterKey = (String, String, String, String);
 
-/// The shard a call's tally writes go to: FNV-1a of its id, stable across builds and
-/// processes (every node must pick the same row for a call's later writes).
+/// The shard of `c2c_purged_tallies` a purged call's counts go to: FNV-1a of its id,
+/// stable across builds and processes.
 pub(super) fn shard(call_id: &str) -> i16 {
     let mut h: u32 = 0x811c_9dc5;
     for b in call_id.bytes() {

@@ -23,6 +23,7 @@ mod env;
 mod failover;
 mod load;
 mod pgstat;
+mod waits;
 mod wallet;
 
 use env::{Harness, Pg, Store};
@@ -425,6 +426,7 @@ async fn profile(a: &Args, pg: &Pg) {
     let writes_before = pgstat::table_writes(pg, &db);
     pgstat::statements_reset(pg, &db);
     let start = pg.server.log().len();
+    let (stop_sampling, sampler) = waits::sample(pg.server.url(&db));
     let t0 = Instant::now();
     let run = load::run(
         &addrs,
@@ -439,6 +441,11 @@ async fn profile(a: &Args, pg: &Pg) {
     // The last webhook's "delivered" write follows the sink's answer.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let run_secs = t0.elapsed().as_secs_f64();
+    let _ = stop_sampling.send(true);
+    let waits = sampler.await.unwrap_or_else(|e| {
+        eprintln!("wait sampling failed: {e}");
+        waits::Waits::default()
+    });
     let end = pg.server.log().len();
     let during = pgstat::statements(pg, start, &db);
     let times = pgstat::statement_times(pg, &db);
@@ -495,6 +502,7 @@ async fn profile(a: &Args, pg: &Pg) {
             t.text
         );
     }
+    waits.print();
     println!(
         "\nRecords: average JSON length / stored size (bytes; smaller when compressed): {}",
         pg.psql(
