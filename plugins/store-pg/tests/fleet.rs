@@ -579,7 +579,7 @@ async fn a_calls_counts_sum_right_across_the_sessions_that_wrote_them() {
         "db",
         &format!("SELECT min(shard) >= 0 AND max(shard) < 32 FROM {schema}.c2c_tallies"),
     );
-    assert_eq!(shards, "t", "shards are pg_backend_pid() % 32");
+    assert_eq!(shards, "t", "shards are abs(pg_backend_pid() % 32)");
 }
 
 /// Live claims of `tenant` across the fleet at `now`.

@@ -24,7 +24,7 @@ WITH rec AS (
     RETURNING call_id
 ), tally AS (
     INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
-    SELECT t.tenant, t.day, t.trunk, (pg_backend_pid() % $8::integer)::smallint, t.metric, t.n
+    SELECT t.tenant, t.day, t.trunk, abs(pg_backend_pid() % $8::integer)::smallint, t.metric, t.n
     FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
         AS t(tenant, day, trunk, metric, n)
     WHERE EXISTS (SELECT 1 FROM rec)
@@ -43,7 +43,7 @@ WITH rec AS (
     RETURNING call_id
 ), tally AS (
     INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
-    SELECT t.tenant, t.day, t.trunk, (pg_backend_pid() % $8::integer)::smallint, t.metric, t.n
+    SELECT t.tenant, t.day, t.trunk, abs(pg_backend_pid() % $8::integer)::smallint, t.metric, t.n
     FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
         AS t(tenant, day, trunk, metric, n)
     WHERE EXISTS (SELECT 1 FROM rec)
@@ -72,7 +72,7 @@ WITH rec AS (
     RETURNING call_id
 ), tally AS (
     INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
-    SELECT t.tenant, t.day, t.trunk, (pg_backend_pid() % $8::integer)::smallint, t.metric, t.n
+    SELECT t.tenant, t.day, t.trunk, abs(pg_backend_pid() % $8::integer)::smallint, t.metric, t.n
     FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
         AS t(tenant, day, trunk, metric, n)
     WHERE EXISTS (SELECT 1 FROM rec)

@@ -2,21 +2,23 @@
 //!
 //! A tally (tenant, UTC day, trunk) is stored as signed counters, one row per metric
 //! (`total`, `answered`, ..., `sip/<code>`, `cause/<name>`) and per shard, and a read
-//! sums the shards. A write goes to the shard of the database session that runs it
-//! (`pg_backend_pid() % SHARDS`), so concurrent writes of one busy tenant and day
-//! update different rows: a session runs one transaction at a time, and the sessions
-//! of a pool, opened one after another, have consecutive process ids. A counter's
-//! shards need not agree with each other (a call's `+1` may land on one and its `-1`
-//! on another): only their sum means anything.
+//! sums the shards. A write goes to the shard of the database session that runs it,
+//! `abs(pg_backend_pid() % SHARDS)` (CockroachDB's session number may be negative), so
+//! concurrent writes of one busy tenant and day update different rows: a session runs
+//! one transaction at a time, and the sessions of a pool, opened one after another,
+//! usually have consecutive process ids. A counter's shards need not agree with each
+//! other (a call's `+1` may land on one and its `-1` on another): only their sum means
+//! anything.
 //!
 //! Why not by call: a shard of `hash(call_id) % 16` let two of the 24 calls in flight
 //! in `tests/bench/fleet.sh` meet on one row often, and the second waited for the
 //! first's commit, WAL flush included: a tenth of the busy sessions' time was that wait
 //! (`pg_stat_activity`'s `Lock:transactionid`, always on a write with tally deltas;
-//! BENCHMARKS.md, issue 22). What a call counts as is
-//! `c2c_callstate`'s one rule ([`DayTally::count`]): a write adds the difference
-//! between the record's contribution before and after, in the same statement as the
-//! record.
+//! BENCHMARKS.md, issue 22).
+//!
+//! What a call counts as is `c2c_callstate`'s one rule ([`DayTally::count`]): a write
+//! adds the difference between the record's contribution before and after, in the
+//! same statement as the record.
 
 use std::collections::BTreeMap;
 
