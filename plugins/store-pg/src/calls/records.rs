@@ -133,7 +133,6 @@ impl PgCallStore {
             to_i64(rec.created_ms, "created_ms")?,
             to_i64(rec.version, "version")?,
         );
-        let shards = tallies::SHARDS_PARAM;
         let c = self.client().await?;
         let row = query(
             &c,
@@ -146,7 +145,7 @@ impl PgCallStore {
                 &!rec.is_ended(),
                 &self.node_id(),
                 &json,
-                &shards,
+                &tallies::SHARDS_PARAM,
                 &rows.tenants,
                 &rows.days,
                 &rows.trunks,
@@ -227,7 +226,6 @@ impl PgCallStore {
             to_i64(rec.version, "version")?,
         );
         let prev_version = to_i64(prev.version, "version")?;
-        let shards = tallies::SHARDS_PARAM;
         let open = !rec.is_ended();
         let node = self.node_id();
         // The record's columns, first in every variant.
@@ -254,7 +252,7 @@ impl PgCallStore {
         // The record and its tally deltas; with the webhook, its columns after them.
         let mut params = record.to_vec();
         params.extend_from_slice(&[
-            &shards,
+            &tallies::SHARDS_PARAM,
             &rows.tenants,
             &rows.days,
             &rows.trunks,

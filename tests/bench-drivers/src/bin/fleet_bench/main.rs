@@ -9,7 +9,8 @@
 //!   CPU per lifecycle of each process (gateways, database, simulator, load generator)
 //!   and what the database did per lifecycle (transactions, WAL syncs, rows).
 //! - **SQL profile**: one gateway on PostgreSQL with `log_statement = all` on its
-//!   database: the statements one lifecycle runs, by text.
+//!   database: the statements one lifecycle runs, by text, and where the gateways'
+//!   database sessions wait during the run (`waits.rs`).
 //! - **failover**: see `failover.rs`.
 //!
 //! Run through `tests/bench/fleet.sh`, which builds release binaries first.
