@@ -63,7 +63,7 @@ for n in $sizes; do
       ids+=("'c' || :id$k::text")
     done
     if [ "$n" = 1 ]; then
-      # The store's conditional write of one call (records.rs, WRITE_PLAIN).
+      # The store's conditional write of one call (calls/write.rs, WRITE_PLAIN).
       echo "UPDATE c2c_calls SET tenant = 'acme', version = version + 1, is_open = true,"
       echo "  driver = 'node-a', record = repeat(md5(:a::text), 19)"
       echo "  WHERE call_id = ${ids[0]} AND version >= 1 AND driver = 'node-a';"

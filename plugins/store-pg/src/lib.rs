@@ -30,7 +30,7 @@ mod wallet_batch;
 pub use agents::PgAgentStore;
 pub use calls::{PgCallStore, OPTIMISTIC_TRIES};
 #[doc(hidden)]
-pub use calls::{LIVE_CLAIMS, PENDING_TENANTS};
+pub use calls::{WriteBatchCounts, BATCH, LIVE_CLAIMS, PENDING_TENANTS};
 pub use config::{PgOptions, DEFAULT_LEASE};
 pub use dlt::PgDltStore;
 pub use error::{backend, PgError};

@@ -95,6 +95,19 @@ impl Drop for IoRuntime {
     }
 }
 
+/// Drops a reference to the store taken by one of its background tasks (which run on
+/// its I/O runtime): the last reference dropped there would drop that runtime from one
+/// of its own threads, which panics; a plain thread does it then.
+pub(crate) fn release(pg: Arc<PgStore>) {
+    if Arc::strong_count(&pg) == 1 {
+        let _ = std::thread::Builder::new()
+            .name("c2c-pg-close".into())
+            .spawn(move || drop(pg));
+    } else {
+        drop(pg);
+    }
+}
+
 /// Opens connections on the I/O runtime (see [`IoRuntime`]).
 struct OnIoRuntime(tokio::runtime::Handle);
 

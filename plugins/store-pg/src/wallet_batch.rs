@@ -143,15 +143,7 @@ async fn drain(pg: Weak<PgStore>, mut rx: mpsc::Receiver<Job>) {
             }
         }))
         .await;
-        // The last reference dropped here would drop the store's I/O runtime from one of
-        // its own threads; let a plain thread do it.
-        if Arc::strong_count(&pg) == 1 {
-            let _ = std::thread::Builder::new()
-                .name("c2c-pg-close".into())
-                .spawn(move || drop(pg));
-        } else {
-            drop(pg);
-        }
+        crate::pool::release(pg);
         for (batch, r) in written {
             answer(batch, r);
         }

@@ -4,9 +4,9 @@
 //! delivered, then a backlog of hundreds. In such states the claim once read the whole
 //! pending backlog every time (BENCHMARKS.md, issue 22): the live claims through an
 //! index keyed by tenant, the tenants with pending entries through an index of pending
-//! entries in seq order, sorted.
+//! entries in seq order, sorted. And the batched call write's lock order.
 
-use c2c_store_pg::{PgCallStore, PgOptions, PgStore, LIVE_CLAIMS, PENDING_TENANTS};
+use c2c_store_pg::{PgCallStore, PgOptions, PgStore, BATCH, LIVE_CLAIMS, PENDING_TENANTS};
 use deadpool_postgres::Object;
 
 /// A fresh schema on the shared server, one connection: outbox entries `analysed`
@@ -104,4 +104,45 @@ async fn the_tenants_with_pending_entries_are_a_skip_scan_whatever_the_statistic
     );
     let tenants = c.query(PENDING_TENANTS, &[]).await.unwrap();
     assert_eq!(tenants.len(), 1);
+}
+
+/// The batched call write (`calls/batch.rs`) locks the rows it updates in the order its
+/// arrays bind them (call id order): a nested loop whose outer side is the batch and
+/// whose inner side probes the primary key, never a scan of the table in its own order.
+#[tokio::test]
+async fn the_batched_write_updates_its_rows_in_the_batchs_order() {
+    let (c, _calls) = outbox("plans_batch", (1, 2, "delivered"), (3, 4, "delivered")).await;
+    c.batch_execute(
+        "INSERT INTO c2c_calls (call_id, tenant, created_ms, version, is_open, driver, record) \
+         SELECT 'c' || i, 'acme', i, 1, i % 10 = 0, 'node-a', '{}' \
+         FROM generate_series(1, 20000) i; ANALYZE c2c_calls",
+    )
+    .await
+    .unwrap();
+    let types = format!(
+        "(text, integer, {})",
+        [
+            "text", "text", "bigint", "bigint", "boolean", "text", "bigint", "text", // writes
+            "text", "text", "text", "text", "text", "bigint", // tallies
+            "text", "bigint", "text", "text", "text", "bigint", "bigint", "bigint", "text", "text",
+            "bigint", "bigint", "boolean", // webhooks
+        ]
+        .map(|t| format!("{t}[]"))
+        .join(", ")
+    );
+    let args = format!("('node-a', 32, {})", vec!["'{}'"; 27].join(", "));
+    let plan = generic_plan(&c, BATCH, &types, &args).await;
+    let update = plan
+        .find("Update on c2c_calls c")
+        .unwrap_or_else(|| panic!("{plan}"));
+    let update = &plan[update..];
+    let (outer, inner) = (
+        update.find("CTE Scan on job j"),
+        update.find("Index Scan using c2c_calls_pkey on c2c_calls c"),
+    );
+    assert!(
+        update.contains("Nested Loop") && outer.is_some() && outer < inner,
+        "a nested loop over the batch, probing the primary key:\n{plan}"
+    );
+    assert!(!plan.contains("Seq Scan on c2c_calls"), "{plan}");
 }

@@ -3,7 +3,7 @@
 //!
 //! A node's row in `c2c_nodes` holds its lease (`lease_until_ms`), renewed by the
 //! gateway every fraction of the lease. Every write to a call sets its driver to the
-//! writing node (see `records.rs`). An open call whose driver's lease ran out, or
+//! writing node (see `write.rs`). An open call whose driver's lease ran out, or
 //! whose driver has no row at all, is an orphan: the first node to run
 //! [`PgCallStore::claim_orphans`] takes it (`FOR UPDATE SKIP LOCKED`: nodes claiming at
 //! once split the orphans, none is taken twice) and re-arms its timers.

@@ -32,7 +32,9 @@
 //! cursors and id order agree with the other backends.
 //!
 //! Every write the trait calls atomic is one transaction (most are one statement: the
-//! record, its tally deltas and its outbox entry go in one `WITH` statement). A write
+//! record, its tally deltas and its outbox entry go in one `WITH` statement; a node's
+//! new calls and transitions may share theirs with other calls' writes, `batch.rs`,
+//! each still all or nothing and conditional on its own row). A write
 //! to a call is conditional on the version and driver it was made from (`transition.rs`:
 //! optimistic, with the row lock as the fallback for a hot call), so two writers never
 //! both write over one version. A commit is durable when it returns
@@ -40,6 +42,7 @@
 //! the outbox's delivery claims and attempt progress are the exception, by design
 //! (`relaxed.rs`).
 
+mod batch;
 mod cache;
 mod claims;
 mod fleet;
@@ -49,8 +52,11 @@ mod purge;
 mod records;
 mod tallies;
 mod transition;
+mod write;
 
-/// The claim's reads, for the plan checks in `tests/plans.rs`.
+/// The claim's reads and the batched call write, for the plan checks in `tests/plans.rs`.
+#[doc(hidden)]
+pub use batch::{WriteBatchCounts, BATCH};
 #[doc(hidden)]
 pub use claims::{LIVE_CLAIMS, PENDING_TENANTS};
 pub use transition::OPTIMISTIC_TRIES;
@@ -183,6 +189,8 @@ pub struct PgCallStore {
     pg: Arc<PgStore>,
     /// What this node wrote last of the calls it drives (see `cache.rs`).
     cache: cache::WrittenRecords,
+    /// New calls and transitions, written in batches (`batch.rs`).
+    queue: batch::WriteQueue,
     /// Nodes with a live lease, this one included, as counted at the last renewal
     /// (`fleet.rs`): a node's share of a tenant's delivery slots (`claims.rs`).
     live_nodes: std::sync::atomic::AtomicUsize,
@@ -192,12 +200,19 @@ impl PgCallStore {
     /// Registers this node in `c2c_nodes` (its lease starts now) and answers the store.
     pub async fn new(pg: Arc<PgStore>) -> Result<PgCallStore, StoreError> {
         let store = PgCallStore {
+            queue: batch::WriteQueue::start(&pg),
             pg,
             cache: cache::WrittenRecords::default(),
             live_nodes: std::sync::atomic::AtomicUsize::new(1),
         };
         store.register().await?;
         Ok(store)
+    }
+
+    /// What the node's write queue batched so far (`batch.rs`).
+    #[doc(hidden)]
+    pub fn write_batches(&self) -> WriteBatchCounts {
+        self.queue.counts()
     }
 
     /// This node's id (the `driver` of the calls it drives).

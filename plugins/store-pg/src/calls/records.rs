@@ -1,93 +1,16 @@
-//! Call records: create, the conditional and serialised writes (with their tally deltas
-//! and outbox entry in the same statement), reads, open calls and tenant pages.
+//! Call records: create (through the write queue, `batch.rs`), the conditional write
+//! of an update on a given connection (`write.rs`), reads, open calls and tenant pages.
 
 use c2c_callstate::{CallPage, CallRecord, OutboxEntry, StoreError, MAX_PAGE};
 use deadpool_postgres::GenericClient;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::tallies::{self, TallyRows};
-use super::{
-    bound, check_id, col, decode_record, encode_record, query, to_i64, to_u64, PgCallStore,
-};
+use super::write::{CallWrite, Written};
+use super::{bound, check_id, col, decode_record, query, to_i64, PgCallStore};
 use crate::error::backend;
 
 /// The record and its driver as committed.
 pub(super) const READ: &str = "SELECT record, driver FROM c2c_calls WHERE call_id = $1";
-
-/// A new call and its tally (only if the call id was free), in one statement.
-const CREATE: &str = "
-WITH rec AS (
-    INSERT INTO c2c_calls (call_id, tenant, created_ms, version, is_open, driver, record)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-    ON CONFLICT (call_id) DO NOTHING
-    RETURNING call_id
-), tally AS (
-    INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
-    SELECT t.tenant, t.day, t.trunk, abs(pg_backend_pid() % $8::integer)::smallint, t.metric, t.n
-    FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
-        AS t(tenant, day, trunk, metric, n)
-    WHERE EXISTS (SELECT 1 FROM rec)
-    ON CONFLICT (tenant, day, trunk, shard, metric) DO UPDATE SET n = c2c_tallies.n + excluded.n
-)
-SELECT count(*) FROM rec";
-
-/// A record update (driver: this node) and its tally deltas, in one statement, only if
-/// the row still holds version `$14` and driver `$15` (the record the update was made
-/// from): `n` = 0 when another write got there first, and then nothing was written.
-const WRITE: &str = "
-WITH rec AS (
-    UPDATE c2c_calls
-    SET tenant = $2, created_ms = $3, version = $4, is_open = $5, driver = $6, record = $7
-    WHERE call_id = $1 AND version = $14 AND driver = $15
-    RETURNING call_id
-), tally AS (
-    INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
-    SELECT t.tenant, t.day, t.trunk, abs(pg_backend_pid() % $8::integer)::smallint, t.metric, t.n
-    FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
-        AS t(tenant, day, trunk, metric, n)
-    WHERE EXISTS (SELECT 1 FROM rec)
-    ON CONFLICT (tenant, day, trunk, shard, metric) DO UPDATE SET n = c2c_tallies.n + excluded.n
-)
-SELECT count(*)::bigint AS n, NULL::bigint AS seq FROM rec";
-
-/// [`WRITE`] for a write that moves no tally: most transitions of a call (ringing,
-/// the agent's join, the connect) count the same as before. [`WRITE`] would still set
-/// up the tally's `INSERT .. ON CONFLICT` node, its `unnest` and the `EXISTS` at every
-/// execution (the executor's start-up is paid whether a row comes or not): 8 % of the
-/// database's CPU per lifecycle (BENCHMARKS.md, issue 22). Answers the rows written
-/// (0: another write got there first).
-const WRITE_PLAIN: &str = "
-UPDATE c2c_calls
-SET tenant = $2, created_ms = $3, version = $4, is_open = $5, driver = $6, record = $7
-WHERE call_id = $1 AND version = $8 AND driver = $9";
-
-/// [`WRITE`] plus the call's webhook unless it has one (its seq from the sequence when
-/// `$16` is NULL); answers the seq it enqueued.
-const WRITE_WITH_WEBHOOK: &str = "
-WITH rec AS (
-    UPDATE c2c_calls
-    SET tenant = $2, created_ms = $3, version = $4, is_open = $5, driver = $6, record = $7
-    WHERE call_id = $1 AND version = $14 AND driver = $15
-    RETURNING call_id
-), tally AS (
-    INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
-    SELECT t.tenant, t.day, t.trunk, abs(pg_backend_pid() % $8::integer)::smallint, t.metric, t.n
-    FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
-        AS t(tenant, day, trunk, metric, n)
-    WHERE EXISTS (SELECT 1 FROM rec)
-    ON CONFLICT (tenant, day, trunk, shard, metric) DO UPDATE SET n = c2c_tallies.n + excluded.n
-), ob AS (
-    INSERT INTO c2c_outbox (seq, webhook_id, call_id, tenant, payload_json, created_ms, attempts,
-        next_attempt_ms, state, last_error, delivered_ms, replayed_ms, retry_after)
-    SELECT COALESCE($16::bigint, nextval('c2c_outbox_seq')), $17::text, rec.call_id,
-        $18::text, $19::text, $20::bigint, $21::bigint, $22::bigint, $23::text, $24::text,
-        $25::bigint, $26::bigint, $27::boolean
-    FROM rec
-    ON CONFLICT (call_id) DO NOTHING
-    RETURNING seq
-)
-SELECT (SELECT count(*) FROM rec)::bigint AS n, (SELECT seq FROM ob) AS seq";
 
 const GET: &str = "SELECT record FROM c2c_calls WHERE call_id = $1";
 
@@ -127,35 +50,8 @@ impl PgCallStore {
     pub(super) async fn create_record(&self, rec: &CallRecord) -> Result<(), StoreError> {
         check_id("call_id", &rec.call_id)?;
         check_id("tenant", &rec.tenant)?;
-        let rows = tallies::delta(None, Some(rec))?;
-        let json = encode_record(rec)?;
-        let (created, version) = (
-            to_i64(rec.created_ms, "created_ms")?,
-            to_i64(rec.version, "version")?,
-        );
-        let c = self.client().await?;
-        let row = query(
-            &c,
-            CREATE,
-            &[
-                &rec.call_id,
-                &rec.tenant,
-                &created,
-                &version,
-                &!rec.is_ended(),
-                &self.node_id(),
-                &json,
-                &tallies::SHARDS_PARAM,
-                &rows.tenants,
-                &rows.days,
-                &rows.trunks,
-                &rows.metrics,
-                &rows.deltas,
-            ],
-        )
-        .await?;
-        let inserted: i64 = row.first().map(|r| col(r, 0)).transpose()?.unwrap_or(0);
-        if inserted == 0 {
+        let write = CallWrite::create(rec)?;
+        if self.write_queued(write).await?.is_none() {
             return Err(StoreError::AlreadyExists);
         }
         self.cache.put(rec);
@@ -218,86 +114,10 @@ impl PgCallStore {
         prev_driver: &str,
         rec: &CallRecord,
         webhook: Option<(&OutboxEntry, Option<i64>)>,
-    ) -> Result<Option<Option<u64>>, StoreError> {
-        let rows: TallyRows = tallies::delta(Some(prev), Some(rec))?;
-        let json = encode_record(rec)?;
-        let (created, version) = (
-            to_i64(rec.created_ms, "created_ms")?,
-            to_i64(rec.version, "version")?,
-        );
-        let prev_version = to_i64(prev.version, "version")?;
-        let open = !rec.is_ended();
-        let node = self.node_id();
-        // The record's columns, first in every variant.
-        let record: [&(dyn ToSql + Sync); 7] = [
-            &rec.call_id,
-            &rec.tenant,
-            &created,
-            &version,
-            &open,
-            &node,
-            &json,
-        ];
-        if webhook.is_none() && rows.deltas.is_empty() {
-            let mut params = record.to_vec();
-            params.extend_from_slice(&[&prev_version, &prev_driver]);
-            let st = c.prepare_cached(WRITE_PLAIN).await.map_err(backend)?;
-            return match c.execute(&st, &params).await {
-                Ok(0) => Ok(None),
-                Ok(_) => Ok(Some(None)),
-                Err(e) if super::transition::lost_race(&e) => Ok(None),
-                Err(e) => Err(backend(e)),
-            };
-        }
-        // The record and its tally deltas; with the webhook, its columns after them.
-        let mut params = record.to_vec();
-        params.extend_from_slice(&[
-            &tallies::SHARDS_PARAM,
-            &rows.tenants,
-            &rows.days,
-            &rows.trunks,
-            &rows.metrics,
-            &rows.deltas,
-            &prev_version,
-            &prev_driver,
-        ]);
-        let columns;
-        let sql = match webhook {
-            None => WRITE,
-            Some((e, seq)) => {
-                columns = (super::outbox::Columns::of(e)?, seq);
-                let (w, seq) = &columns;
-                params.extend_from_slice(&[
-                    seq,
-                    &e.webhook_id,
-                    &e.tenant,
-                    &e.payload_json,
-                    &w.created_ms,
-                    &w.attempts,
-                    &w.next_attempt_ms,
-                    &w.state,
-                    &e.last_error,
-                    &w.delivered_ms,
-                    &w.replayed_ms,
-                    &e.retry_after,
-                ]);
-                WRITE_WITH_WEBHOOK
-            }
-        };
-        let st = c.prepare_cached(sql).await.map_err(backend)?;
-        let row = match c.query(&st, &params).await {
-            Ok(row) => row,
-            // Refused for a concurrent change (a SERIALIZABLE engine): not written.
-            Err(e) if super::transition::lost_race(&e) => return Ok(None),
-            Err(e) => return Err(backend(e)),
-        };
-        let row = row
-            .first()
-            .ok_or_else(|| backend(std::io::Error::other("write answered no row")))?;
-        if col::<i64>(row, 0)? == 0 {
-            return Ok(None);
-        }
-        Ok(Some(col::<Option<i64>>(row, 1)?.map(to_u64)))
+    ) -> Result<Written, StoreError> {
+        CallWrite::update(prev, prev_driver, rec, webhook)?
+            .run(c, self.node_id())
+            .await
     }
 
     pub(super) async fn get_record(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {

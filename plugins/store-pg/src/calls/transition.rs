@@ -16,9 +16,10 @@
 
 use c2c_callstate::store::{TransitionFn, TransitionPlan};
 use c2c_callstate::{Applied, CallRecord, StoreError};
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Object};
 
 use super::records::read;
+use super::write::CallWrite;
 use super::{check_id, col, decode_record, PgCallStore};
 use crate::error::backend;
 
@@ -42,6 +43,14 @@ enum Source {
     Store,
 }
 
+/// Where a try's write goes.
+enum Via<'a, C> {
+    /// The node's write queue: with other calls' writes in one statement (`batch.rs`).
+    Queue,
+    /// This transaction, which holds the call's row lock.
+    On(&'a C),
+}
+
 /// One try's outcome: `Some` the answer, or `None` to read again and retry (another
 /// write came first, or a no-op was decided on a cached record).
 type Tried = Option<Option<Applied>>;
@@ -57,7 +66,7 @@ impl PgCallStore {
     ) -> Result<Option<Applied>, StoreError> {
         check_id("call_id", call_id)?;
         let node = self.node_id().to_owned();
-        let mut c = self.client().await?;
+
         // The driver's own timers and samples start from the cache too: the write is
         // conditional on this node still driving the call at the cached version, so when
         // another node took it (wrote to it, or claimed it) the write finds nothing, the
@@ -68,13 +77,24 @@ impl PgCallStore {
         for _ in 0..OPTIMISTIC_TRIES {
             let (cur, driver, source) = match cached.take() {
                 Some(rec) => (rec, node.clone(), Source::Cache),
+                // A connection only for the read, given back before the write: the
+                // write goes through the node's write queue (`batch.rs`), whose writer
+                // needs a connection of the same pool.
                 None => {
+                    let c = self.client().await?;
                     let (rec, driver) = read(&c, call_id).await?.ok_or(StoreError::NotFound)?;
                     (rec, driver, Source::Store)
                 }
             };
             match self
-                .try_once(&c, cur, &driver, source, &mut f, only_if_driver)
+                .try_once(
+                    Via::<Object>::Queue,
+                    cur,
+                    &driver,
+                    source,
+                    &mut f,
+                    only_if_driver,
+                )
                 .await?
             {
                 Some(applied) => return Ok(applied),
@@ -85,6 +105,7 @@ impl PgCallStore {
         // default) the first try always finishes; an engine or session that runs
         // transactions SERIALIZABLE (CockroachDB) may still refuse one, and then it is
         // tried again.
+        let mut c = self.client().await?;
         for attempt in 0..LOCKED_TRIES {
             if let Some(applied) = self
                 .locked_try(&mut c, call_id, &mut f, only_if_driver)
@@ -126,7 +147,7 @@ impl PgCallStore {
         let cur = decode_record(call_id, &col::<String>(row, 0)?)?;
         let driver: String = col(row, 1)?;
         let tried = self
-            .try_once(&tx, cur, &driver, Source::Store, f, only_if_driver)
+            .try_once(Via::On(&tx), cur, &driver, Source::Store, f, only_if_driver)
             .await;
         match tried {
             Ok(Some(applied)) => {
@@ -156,7 +177,7 @@ impl PgCallStore {
     /// `f` on `cur` (held by `driver`), and its write conditional on both.
     async fn try_once<C: GenericClient>(
         &self,
-        c: &C,
+        via: Via<'_, C>,
         cur: CallRecord,
         driver: &str,
         source: Source,
@@ -186,15 +207,14 @@ impl PgCallStore {
                 effects,
                 outbox,
             } => {
-                let written = self
-                    .write(
-                        c,
-                        &prev,
-                        driver,
-                        &record,
-                        outbox.as_ref().map(|e| (e, None)),
-                    )
-                    .await?;
+                let webhook = outbox.as_ref().map(|e| (e, None));
+                let written = match via {
+                    Via::Queue => {
+                        let w = CallWrite::update(&prev, driver, &record, webhook)?;
+                        self.write_queued(w).await?
+                    }
+                    Via::On(c) => self.write(c, &prev, driver, &record, webhook).await?,
+                };
                 let Some(enqueued) = written else {
                     return Ok(None);
                 };

@@ -1,0 +1,446 @@
+//! The node's queue of call writes: what queued while the previous batch was being
+//! written goes to the database in one statement, hence one durable commit.
+//!
+//! Why: the database's CPU per call write is mostly the statement's and the commit's
+//! overhead, not the row's (`tests/bench/pg-batch.sh`: four writes in one statement
+//! cost 0.41x of four statements), and the database sessions of a busy fleet spend most
+//! of their time in the durable commit (BENCHMARKS.md, issue 22). Nothing waits for a
+//! window: an idle node writes each write at once, alone, with the statement it always
+//! used ([`CallWrite::run`]); a busy one in batches as large as the load makes them.
+//!
+//! What a write in a batch does is what it would do alone:
+//! - an update is conditional on its own row's version and driver, and the statement
+//!   answers which rows it wrote; the others were written over by someone else, and
+//!   their callers re-read and run their transition again, as after a lone write;
+//! - a new call is inserted only if its id is free;
+//! - tally deltas and webhooks are written for the rows written, and only for them.
+//!
+//! One call is written at most once per statement (an `UPDATE .. FROM` that joins a row
+//! twice updates it once, with either join row): a second write of a call that queued
+//! behind its first goes in the next statement, in queue order, where it finds the
+//! version the first one wrote. The rows are bound in call id order, and the update
+//! reads them in that order (a nested loop over the batch: `tests/plans.rs`), so two
+//! nodes' batches lock the rows they share in the same order. Should two batches still
+//! deadlock, or the database refuse a batch for any other reason (a serialization
+//! failure on an engine that runs every transaction SERIALIZABLE, a constraint), its
+//! writes are written again one at a time, each with its own answer.
+//!
+//! The queue is bounded ([`QUEUE`]); when it is full, the caller writes on its own
+//! connection. A write whose caller stopped waiting (its deadline ran out, its request
+//! went away) is dropped before it is written: nobody learnt of it, and a transition's
+//! effects never run.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use c2c_callstate::StoreError;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_postgres::types::ToSql;
+
+use super::tallies;
+use super::write::{CallWrite, Written};
+use super::{to_u64, PgCallStore};
+use crate::error::backend;
+use crate::PgStore;
+
+/// Writes queued at most; beyond, a caller writes on its own connection.
+const QUEUE: usize = 1024;
+/// Writes in one statement at most.
+const MAX_BATCH: usize = 64;
+/// Batches being written at once. One: the writes that arrive while a statement is
+/// being written make the next one. Two in flight made batches smaller (3.1 write
+/// transactions per lifecycle against 2.65 with one) and cost the database 4-5 % more
+/// CPU per lifecycle, with no better p99 (BENCHMARKS.md, issue 22). The price: a batch
+/// that waits on a row lock (another node's write to one of its calls) holds up this
+/// node's writes until that short transaction commits; a deadlock between two nodes'
+/// batches is broken by the database within `deadlock_timeout` (1 s) and the refused
+/// batch then goes one write at a time.
+const IN_FLIGHT: usize = 1;
+
+/// Every write of the batch, one row each (`$3`-`$10`; `$10` NULL: a new call), with
+/// their tally deltas (`$11`-`$16`, by call id) and webhooks (`$17`-`$29`, by call id);
+/// `$1` is this node, the driver written. Answers the call ids written, and the seq of
+/// the webhook each enqueued (NULL: none).
+pub const BATCH: &str = "
+WITH job AS (
+    SELECT * FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::boolean[],
+        $8::text[], $9::bigint[], $10::text[])
+        AS j(call_id, tenant, created_ms, version, is_open, record, prev_version, prev_driver)
+), ins AS (
+    INSERT INTO c2c_calls (call_id, tenant, created_ms, version, is_open, driver, record)
+    SELECT j.call_id, j.tenant, j.created_ms, j.version, j.is_open, $1::text, j.record
+    FROM job j WHERE j.prev_driver IS NULL
+    ON CONFLICT (call_id) DO NOTHING
+    RETURNING call_id
+), upd AS (
+    UPDATE c2c_calls c
+    SET tenant = j.tenant, created_ms = j.created_ms, version = j.version,
+        is_open = j.is_open, driver = $1::text, record = j.record
+    FROM job j
+    WHERE c.call_id = j.call_id AND c.version = j.prev_version AND c.driver = j.prev_driver
+    RETURNING c.call_id
+), done AS (
+    SELECT call_id FROM ins UNION ALL SELECT call_id FROM upd
+), tally AS (
+    INSERT INTO c2c_tallies (tenant, day, trunk, shard, metric, n)
+    SELECT t.tenant, t.day, t.trunk, abs(pg_backend_pid() % $2::integer)::smallint, t.metric,
+        sum(t.n)::bigint
+    FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[])
+        AS t(call_id, tenant, day, trunk, metric, n)
+    WHERE t.call_id IN (SELECT call_id FROM done)
+    GROUP BY t.tenant, t.day, t.trunk, t.metric
+    ORDER BY t.tenant, t.day, t.trunk, t.metric
+    ON CONFLICT (tenant, day, trunk, shard, metric) DO UPDATE SET n = c2c_tallies.n + excluded.n
+), ob AS (
+    INSERT INTO c2c_outbox (seq, webhook_id, call_id, tenant, payload_json, created_ms, attempts,
+        next_attempt_ms, state, last_error, delivered_ms, replayed_ms, retry_after)
+    SELECT COALESCE(w.seq, nextval('c2c_outbox_seq')), w.webhook_id, w.call_id, w.tenant,
+        w.payload_json, w.created_ms, w.attempts, w.next_attempt_ms, w.state, w.last_error,
+        w.delivered_ms, w.replayed_ms, w.retry_after
+    FROM unnest($17::text[], $18::bigint[], $19::text[], $20::text[], $21::text[],
+        $22::bigint[], $23::bigint[], $24::bigint[], $25::text[], $26::text[], $27::bigint[],
+        $28::bigint[], $29::boolean[])
+        AS w(call_id, seq, webhook_id, tenant, payload_json, created_ms, attempts,
+            next_attempt_ms, state, last_error, delivered_ms, replayed_ms, retry_after)
+    WHERE w.call_id IN (SELECT call_id FROM done)
+    ON CONFLICT (call_id) DO NOTHING
+    RETURNING call_id, seq
+)
+SELECT d.call_id, ob.seq FROM done d LEFT JOIN ob ON ob.call_id = d.call_id";
+
+/// One write as queued, and where its answer goes.
+struct Job {
+    write: CallWrite,
+    reply: oneshot::Sender<Result<Written, StoreError>>,
+}
+
+/// The sending side of the node's write queue; the writer ends when this is dropped.
+pub(super) struct WriteQueue {
+    jobs: mpsc::Sender<Job>,
+    counts: Arc<Counts>,
+}
+
+/// What the writer did since it started (tests and benchmarks read it).
+#[derive(Default)]
+struct Counts {
+    statements: AtomicU64,
+    writes: AtomicU64,
+    refused: AtomicU64,
+    /// The engine does not support [`BATCH`] (CockroachDB refuses two modifications of
+    /// one table in a statement unless a cluster setting allows them): every write goes
+    /// alone from then on, instead of a refused statement before every batch.
+    unsupported: AtomicBool,
+}
+
+/// Statements of more than one write since the node started: how many, the writes in
+/// them, and how many the database refused (their writes then went one at a time).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteBatchCounts {
+    pub statements: u64,
+    pub writes: u64,
+    pub refused: u64,
+}
+
+impl WriteQueue {
+    /// Starts the writer on `pg`'s I/O runtime (the runtimes that call the store come
+    /// and go; that one lives as long as the pool).
+    pub(super) fn start(pg: &Arc<PgStore>) -> WriteQueue {
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        let counts = Arc::new(Counts::default());
+        pg.io_handle()
+            .spawn(drain(Arc::downgrade(pg), rx, Arc::clone(&counts)));
+        WriteQueue { jobs, counts }
+    }
+
+    pub(super) fn counts(&self) -> WriteBatchCounts {
+        let c = &self.counts;
+        WriteBatchCounts {
+            statements: c.statements.load(Ordering::Relaxed),
+            writes: c.writes.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl PgCallStore {
+    /// Writes `w` through the queue, or on a connection of its own when the queue is
+    /// full.
+    pub(super) async fn write_queued(&self, w: CallWrite) -> Result<Written, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let w = match self.queue.jobs.try_send(Job { write: w, reply }) {
+            Ok(()) => {
+                return answer.await.unwrap_or_else(|_| {
+                    Err(backend(std::io::Error::other(
+                        "the call write queue stopped before the write was answered",
+                    )))
+                })
+            }
+            Err(TrySendError::Full(job) | TrySendError::Closed(job)) => job.write,
+        };
+        let c = self.client().await?;
+        w.run(&c, self.node_id()).await
+    }
+}
+
+/// Holds the store weakly: the store owns the runtime this task runs on, so a strong
+/// reference would keep both alive for good.
+async fn drain(pg: Weak<PgStore>, mut rx: mpsc::Receiver<Job>, counts: Arc<Counts>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    loop {
+        // While the batch in flight is written, writes queue up: the next takes them.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        if rx.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+            return;
+        }
+        let batch: Vec<Job> = jobs.drain(..).filter(|j| !j.reply.is_closed()).collect();
+        let Some(pg) = pg.upgrade() else {
+            for job in batch {
+                let _ = job
+                    .reply
+                    .send(Err(backend(std::io::Error::other("the store is closed"))));
+            }
+            continue;
+        };
+        let counts = Arc::clone(&counts);
+        tokio::spawn(async move {
+            write_batch(&pg, batch, &counts).await;
+            drop(slot);
+            crate::pool::release(pg);
+        });
+    }
+}
+
+/// Writes `batch` in statements of one write per call, in queue order, and answers
+/// every job.
+async fn write_batch(pg: &PgStore, mut batch: Vec<Job>, counts: &Counts) {
+    // Stable: a call's writes stay in queue order.
+    batch.sort_by(|a, b| a.write.call_id.cmp(&b.write.call_id));
+    while !batch.is_empty() {
+        let (round, later) = first_of_each_call(batch);
+        batch = later;
+        let answers = match pg.within(write_round(pg, &round, counts)).await {
+            Ok(answers) => answers,
+            Err(e) => {
+                // Not known to be written or not (a deadline that ran out, a connection
+                // that went away): every caller gets the error, as it would alone.
+                let why = e.to_string();
+                round
+                    .iter()
+                    .map(|_| Err(backend(std::io::Error::other(why.clone()))))
+                    .collect()
+            }
+        };
+        for (job, answer) in round.into_iter().zip(answers) {
+            // A caller that stopped waiting does not need the answer.
+            let _ = job.reply.send(answer);
+        }
+    }
+}
+
+/// Splits jobs sorted by call id into the first of each call (still in call id order)
+/// and the rest (still sorted).
+fn first_of_each_call(batch: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
+    let mut round: Vec<Job> = Vec::with_capacity(batch.len());
+    let mut later = Vec::new();
+    for job in batch {
+        match round.last() {
+            Some(prev) if prev.write.call_id == job.write.call_id => later.push(job),
+            _ => round.push(job),
+        }
+    }
+    (round, later)
+}
+
+/// One statement for `round` (one write per call, in call id order); the answers in
+/// its order. A statement the database refuses is written again one write at a time.
+async fn write_round(
+    pg: &PgStore,
+    round: &[Job],
+    counts: &Counts,
+) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+    let node = pg.node_id();
+    let c = pg.client().await?;
+    if round.len() == 1 || counts.unsupported.load(Ordering::Relaxed) {
+        return Ok(one_at_a_time(&c, node, round).await);
+    }
+    counts.statements.fetch_add(1, Ordering::Relaxed);
+    counts
+        .writes
+        .fetch_add(round.len() as u64, Ordering::Relaxed);
+    match run_batch(&c, node, round).await {
+        Ok(written) => Ok(written.into_iter().map(Ok).collect()),
+        // The database answered, and refused the statement as a whole: nothing of it
+        // was written, and the connection is still good.
+        Err(e) if e.code().is_some() => {
+            counts.refused.fetch_add(1, Ordering::Relaxed);
+            if e.code() == Some(&tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED) {
+                counts.unsupported.store(true, Ordering::Relaxed);
+                tracing::warn!(error = %e, "the database does not take batched call writes; writing each call alone from now on");
+            } else {
+                tracing::debug!(error = %e, writes = round.len(), "a batch of call writes was refused; writing them one at a time");
+            }
+            Ok(one_at_a_time(&c, node, round).await)
+        }
+        Err(e) => Err(backend(e)),
+    }
+}
+
+/// Each write of `round` in a statement of its own, in order.
+async fn one_at_a_time(
+    c: &deadpool_postgres::Object,
+    node: &str,
+    round: &[Job],
+) -> Vec<Result<Written, StoreError>> {
+    let mut answers = Vec::with_capacity(round.len());
+    for job in round {
+        answers.push(job.write.run(c, node).await);
+    }
+    answers
+}
+
+/// [`BATCH`] for `round`; what each write did, in its order.
+async fn run_batch(
+    c: &deadpool_postgres::Object,
+    node: &str,
+    round: &[Job],
+) -> Result<Vec<Written>, tokio_postgres::Error> {
+    let cols = Columns::of(round);
+    let st = c.prepare_cached(BATCH).await?;
+    let rows = c.query(&st, &cols.params(&node)).await?;
+    let mut written: Vec<Written> = vec![None; round.len()];
+    for row in &rows {
+        let call_id: &str = row.try_get(0)?;
+        let seq: Option<i64> = row.try_get(1)?;
+        // `round` is in call id order, one write per call.
+        if let Ok(i) = round.binary_search_by(|j| j.write.call_id.as_str().cmp(call_id)) {
+            written[i] = Some(seq.map(to_u64));
+        }
+    }
+    Ok(written)
+}
+
+/// A round's writes as [`BATCH`]'s arrays (borrowed from the writes).
+#[derive(Default)]
+struct Columns<'a> {
+    call_ids: Vec<&'a str>,
+    tenants: Vec<&'a str>,
+    created_ms: Vec<i64>,
+    versions: Vec<i64>,
+    open: Vec<bool>,
+    records: Vec<&'a str>,
+    prev_versions: Vec<Option<i64>>,
+    prev_drivers: Vec<Option<&'a str>>,
+    tally: TallyColumns<'a>,
+    webhook: WebhookColumns<'a>,
+}
+
+#[derive(Default)]
+struct TallyColumns<'a> {
+    call_ids: Vec<&'a str>,
+    tenants: Vec<&'a str>,
+    days: Vec<&'a str>,
+    trunks: Vec<&'a str>,
+    metrics: Vec<&'a str>,
+    deltas: Vec<i64>,
+}
+
+#[derive(Default)]
+struct WebhookColumns<'a> {
+    call_ids: Vec<&'a str>,
+    seqs: Vec<Option<i64>>,
+    webhook_ids: Vec<&'a str>,
+    tenants: Vec<&'a str>,
+    payloads: Vec<&'a str>,
+    created_ms: Vec<i64>,
+    attempts: Vec<i64>,
+    next_attempt_ms: Vec<i64>,
+    states: Vec<&'a str>,
+    last_errors: Vec<Option<&'a str>>,
+    delivered_ms: Vec<Option<i64>>,
+    replayed_ms: Vec<Option<i64>>,
+    retry_after: Vec<bool>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(round: &'a [Job]) -> Columns<'a> {
+        let mut c = Columns::default();
+        for w in round.iter().map(|j| &j.write) {
+            c.call_ids.push(&w.call_id);
+            c.tenants.push(&w.tenant);
+            c.created_ms.push(w.created_ms);
+            c.versions.push(w.version);
+            c.open.push(w.open);
+            c.records.push(&w.json);
+            c.prev_versions.push(w.condition.as_ref().map(|(v, _)| *v));
+            c.prev_drivers
+                .push(w.condition.as_ref().map(|(_, d)| d.as_str()));
+            let (t, rows) = (&mut c.tally, &w.tallies);
+            for i in 0..rows.len() {
+                t.call_ids.push(&w.call_id);
+                t.tenants.push(&rows.tenants[i]);
+                t.days.push(&rows.days[i]);
+                t.trunks.push(&rows.trunks[i]);
+                t.metrics.push(&rows.metrics[i]);
+                t.deltas.push(rows.deltas[i]);
+            }
+            if let Some(e) = &w.webhook {
+                let h = &mut c.webhook;
+                h.call_ids.push(&w.call_id);
+                h.seqs.push(e.seq);
+                h.webhook_ids.push(&e.webhook_id);
+                h.tenants.push(&e.tenant);
+                h.payloads.push(&e.payload_json);
+                h.created_ms.push(e.created_ms);
+                h.attempts.push(e.attempts);
+                h.next_attempt_ms.push(e.next_attempt_ms);
+                h.states.push(e.state);
+                h.last_errors.push(e.last_error.as_deref());
+                h.delivered_ms.push(e.delivered_ms);
+                h.replayed_ms.push(e.replayed_ms);
+                h.retry_after.push(e.retry_after);
+            }
+        }
+        c
+    }
+
+    /// [`BATCH`]'s parameters, in order.
+    fn params<'p>(&'p self, node: &'p &'p str) -> [&'p (dyn ToSql + Sync); 29] {
+        let (t, h) = (&self.tally, &self.webhook);
+        [
+            node,
+            &tallies::SHARDS_PARAM,
+            &self.call_ids,
+            &self.tenants,
+            &self.created_ms,
+            &self.versions,
+            &self.open,
+            &self.records,
+            &self.prev_versions,
+            &self.prev_drivers,
+            &t.call_ids,
+            &t.tenants,
+            &t.days,
+            &t.trunks,
+            &t.metrics,
+            &t.deltas,
+            &h.call_ids,
+            &h.seqs,
+            &h.webhook_ids,
+            &h.tenants,
+            &h.payloads,
+            &h.created_ms,
+            &h.attempts,
+            &h.next_attempt_ms,
+            &h.states,
+            &h.last_errors,
+            &h.delivered_ms,
+            &h.replayed_ms,
+            &h.retry_after,
+        ]
+    }
+}
