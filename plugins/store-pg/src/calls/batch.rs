@@ -17,13 +17,13 @@
 //!
 //! One call is written at most once per statement (an `UPDATE .. FROM` that joins a row
 //! twice updates it once, with either join row): a second write of a call that queued
-//! behind its first goes in the next statement, in queue order, where it finds the
-//! version the first one wrote. The rows are bound in call id order, and the update
+//! behind its first goes in the next statement, in queue order (made before the first
+//! committed, it usually finds the row changed, and its caller reads again). The rows are bound in call id order, and the update
 //! reads them in that order (a nested loop over the batch: `tests/plans.rs`), so two
 //! nodes' batches lock the rows they share in the same order. Should two batches still
-//! deadlock, or the database refuse a batch for any other reason (a serialization
-//! failure on an engine that runs every transaction SERIALIZABLE, a constraint), its
-//! writes are written again one at a time, each with its own answer.
+//! deadlock, or the database refuse a batch as such (a serialization failure on an
+//! engine that runs every transaction SERIALIZABLE, a constraint, a statement it does
+//! not support), its writes are written again one at a time, each with its own answer.
 //!
 //! The queue is bounded ([`QUEUE`]); when it is full, the caller writes on its own
 //! connection. A write whose caller stopped waiting (its deadline ran out, its request
@@ -35,7 +35,8 @@ use std::sync::{Arc, Weak};
 
 use c2c_callstate::StoreError;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::tallies;
@@ -44,19 +45,20 @@ use super::{to_u64, PgCallStore};
 use crate::error::backend;
 use crate::PgStore;
 
-/// Writes queued at most; beyond, a caller writes on its own connection.
-const QUEUE: usize = 1024;
-/// Writes in one statement at most.
-const MAX_BATCH: usize = 64;
-/// Batches being written at once. One: the writes that arrive while a statement is
-/// being written make the next one. Two in flight made batches smaller (3.1 write
+/// Writes queued at most; beyond, a caller writes on its own connection. Four batches:
+/// a caller's deadline covers its wait in the queue too, so a deep queue in front of a
+/// slow database would turn waits into deadlines run out (which mark the pool stalled).
+///
+/// One batch is written at a time. Two in flight made batches smaller (3.1 write
 /// transactions per lifecycle against 2.65 with one) and cost the database 4-5 % more
 /// CPU per lifecycle, with no better p99 (BENCHMARKS.md, issue 22). The price: a batch
 /// that waits on a row lock (another node's write to one of its calls) holds up this
 /// node's writes until that short transaction commits; a deadlock between two nodes'
 /// batches is broken by the database within `deadlock_timeout` (1 s) and the refused
 /// batch then goes one write at a time.
-const IN_FLIGHT: usize = 1;
+const QUEUE: usize = 4 * MAX_BATCH;
+/// Writes in one statement at most.
+const MAX_BATCH: usize = 64;
 
 /// Every write of the batch, one row each (`$3`-`$10`; `$10` NULL: a new call), with
 /// their tally deltas (`$11`-`$16`, by call id) and webhooks (`$17`-`$29`, by call id);
@@ -90,6 +92,7 @@ WITH job AS (
         AS t(call_id, tenant, day, trunk, metric, n)
     WHERE t.call_id IN (SELECT call_id FROM done)
     GROUP BY t.tenant, t.day, t.trunk, t.metric
+    HAVING sum(t.n) <> 0
     ORDER BY t.tenant, t.day, t.trunk, t.metric
     ON CONFLICT (tenant, day, trunk, shard, metric) DO UPDATE SET n = c2c_tallies.n + excluded.n
 ), ob AS (
@@ -185,19 +188,12 @@ impl PgCallStore {
 }
 
 /// Holds the store weakly: the store owns the runtime this task runs on, so a strong
-/// reference would keep both alive for good.
+/// reference would keep both alive for good. One batch at a time (see [`QUEUE`]): the
+/// writes that arrive while a statement is being written make the next one.
 async fn drain(pg: Weak<PgStore>, mut rx: mpsc::Receiver<Job>, counts: Arc<Counts>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    loop {
-        // While the batch in flight is written, writes queue up: the next takes them.
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
-        if rx.recv_many(&mut jobs, MAX_BATCH).await == 0 {
-            return;
-        }
-        let batch: Vec<Job> = jobs.drain(..).filter(|j| !j.reply.is_closed()).collect();
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let batch = std::mem::replace(&mut jobs, Vec::with_capacity(MAX_BATCH));
         let Some(pg) = pg.upgrade() else {
             for job in batch {
                 let _ = job
@@ -206,12 +202,8 @@ async fn drain(pg: Weak<PgStore>, mut rx: mpsc::Receiver<Job>, counts: Arc<Count
             }
             continue;
         };
-        let counts = Arc::clone(&counts);
-        tokio::spawn(async move {
-            write_batch(&pg, batch, &counts).await;
-            drop(slot);
-            crate::pool::release(pg);
-        });
+        write_batch(&pg, batch, &counts).await;
+        crate::pool::release(pg);
     }
 }
 
@@ -223,18 +215,7 @@ async fn write_batch(pg: &PgStore, mut batch: Vec<Job>, counts: &Counts) {
     while !batch.is_empty() {
         let (round, later) = first_of_each_call(batch);
         batch = later;
-        let answers = match pg.within(write_round(pg, &round, counts)).await {
-            Ok(answers) => answers,
-            Err(e) => {
-                // Not known to be written or not (a deadline that ran out, a connection
-                // that went away): every caller gets the error, as it would alone.
-                let why = e.to_string();
-                round
-                    .iter()
-                    .map(|_| Err(backend(std::io::Error::other(why.clone()))))
-                    .collect()
-            }
-        };
+        let answers = write_round(pg, &round, counts).await;
         for (job, answer) in round.into_iter().zip(answers) {
             // A caller that stopped waiting does not need the answer.
             let _ = job.reply.send(answer);
@@ -243,11 +224,13 @@ async fn write_batch(pg: &PgStore, mut batch: Vec<Job>, counts: &Counts) {
 }
 
 /// Splits jobs sorted by call id into the first of each call (still in call id order)
-/// and the rest (still sorted).
+/// and the rest (still sorted). A job whose caller stopped waiting (its deadline ran
+/// out, its request went away) is dropped: nobody would learn of its write, and a
+/// transition's effects would never run.
 fn first_of_each_call(batch: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
     let mut round: Vec<Job> = Vec::with_capacity(batch.len());
     let mut later = Vec::new();
-    for job in batch {
+    for job in batch.into_iter().filter(|j| !j.reply.is_closed()) {
         match round.last() {
             Some(prev) if prev.write.call_id == job.write.call_id => later.push(job),
             _ => round.push(job),
@@ -258,47 +241,106 @@ fn first_of_each_call(batch: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
 
 /// One statement for `round` (one write per call, in call id order); the answers in
 /// its order. A statement the database refuses is written again one write at a time.
+/// Each statement runs within the store's deadline ([`PgStore::within`]).
 async fn write_round(
     pg: &PgStore,
     round: &[Job],
     counts: &Counts,
-) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+) -> Vec<Result<Written, StoreError>> {
     let node = pg.node_id();
-    let c = pg.client().await?;
+    let c = match pg.within(pg.client()).await {
+        Ok(c) => c,
+        Err(e) => return fan_out(&e, round.len()),
+    };
     if round.len() == 1 || counts.unsupported.load(Ordering::Relaxed) {
-        return Ok(one_at_a_time(&c, node, round).await);
+        return one_at_a_time(pg, &c, node, round).await;
     }
     counts.statements.fetch_add(1, Ordering::Relaxed);
     counts
         .writes
         .fetch_add(round.len() as u64, Ordering::Relaxed);
-    match run_batch(&c, node, round).await {
-        Ok(written) => Ok(written.into_iter().map(Ok).collect()),
-        // The database answered, and refused the statement as a whole: nothing of it
-        // was written, and the connection is still good.
-        Err(e) if e.code().is_some() => {
-            counts.refused.fetch_add(1, Ordering::Relaxed);
-            if e.code() == Some(&tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED) {
-                counts.unsupported.store(true, Ordering::Relaxed);
-                tracing::warn!(error = %e, "the database does not take batched call writes; writing each call alone from now on");
-            } else {
-                tracing::debug!(error = %e, writes = round.len(), "a batch of call writes was refused; writing them one at a time");
-            }
-            Ok(one_at_a_time(&c, node, round).await)
-        }
-        Err(e) => Err(backend(e)),
+    let e = match pg
+        .within(async { Ok(run_batch(&c, node, round).await) })
+        .await
+    {
+        Ok(Ok(written)) => return written.into_iter().map(Ok).collect(),
+        Ok(Err(e)) if refused(&e) => e,
+        Ok(Err(e)) => return fan_out(&backend(e), round.len()),
+        Err(e) => return fan_out(&e, round.len()),
+    };
+    // The database refused the statement as a whole: nothing of it was written, and
+    // the connection is still good.
+    counts.refused.fetch_add(1, Ordering::Relaxed);
+    if e.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED) {
+        // Said once per process: an engine that lacks the statement lacks it for good.
+        counts.unsupported.store(true, Ordering::Relaxed);
+        tracing::warn!(error = %e, "the database does not take batched call writes; writing each call alone from now on");
+    } else {
+        tracing::debug!(error = %e, writes = round.len(), "a batch of call writes was refused; writing them one at a time");
+    }
+    one_at_a_time(pg, &c, node, round).await
+}
+
+/// A refusal of the statement itself, after which its writes may go one at a time:
+/// a deadlock with another node's batch, a serialization failure (engines that run
+/// SERIALIZABLE), a constraint, or an engine that does not support it. Not a timeout,
+/// a shutdown or a lost connection: the writes would meet the same fate again.
+fn refused(e: &tokio_postgres::Error) -> bool {
+    let Some(code) = e.code() else {
+        return false;
+    };
+    [
+        SqlState::T_R_DEADLOCK_DETECTED,
+        SqlState::T_R_SERIALIZATION_FAILURE,
+        SqlState::FEATURE_NOT_SUPPORTED,
+    ]
+    .contains(code)
+        || code.code().starts_with("23")
+}
+
+/// The same failure for every write of a round: not known to be written or not (a
+/// deadline that ran out, a connection that went away), as it would be alone.
+fn fan_out(e: &StoreError, n: usize) -> Vec<Result<Written, StoreError>> {
+    tracing::warn!(error = %e, writes = n, "a batch of call writes failed");
+    let why = e.to_string();
+    (0..n)
+        .map(|_| Err(backend(std::io::Error::other(why.clone()))))
+        .collect()
+}
+
+/// A failure that is not the write's own: no answer from the database (a deadline run
+/// out, a connection lost, the pool empty), as opposed to an error it answered for
+/// this statement.
+fn database_away(e: &StoreError) -> bool {
+    match e {
+        StoreError::Backend(b) => b
+            .downcast_ref::<tokio_postgres::Error>()
+            .is_none_or(|e| e.code().is_none()),
+        _ => false,
     }
 }
 
-/// Each write of `round` in a statement of its own, in order.
+/// Each write of `round` in a statement of its own, in order. After a failure that is
+/// not the write's own (the database away or stalled), the rest get it too rather
+/// than a deadline each.
 async fn one_at_a_time(
+    pg: &PgStore,
     c: &deadpool_postgres::Object,
     node: &str,
     round: &[Job],
 ) -> Vec<Result<Written, StoreError>> {
     let mut answers = Vec::with_capacity(round.len());
-    for job in round {
-        answers.push(job.write.run(c, node).await);
+    for (i, job) in round.iter().enumerate() {
+        let answer = pg.within(job.write.run(c, node)).await;
+        if let Err(e) = &answer {
+            if database_away(e) {
+                let rest = fan_out(e, round.len() - i - 1);
+                answers.push(answer);
+                answers.extend(rest);
+                break;
+            }
+        }
+        answers.push(answer);
     }
     answers
 }

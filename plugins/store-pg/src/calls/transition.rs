@@ -66,7 +66,6 @@ impl PgCallStore {
     ) -> Result<Option<Applied>, StoreError> {
         check_id("call_id", call_id)?;
         let node = self.node_id().to_owned();
-
         // The driver's own timers and samples start from the cache too: the write is
         // conditional on this node still driving the call at the cached version, so when
         // another node took it (wrote to it, or claimed it) the write finds nothing, the
