@@ -430,20 +430,20 @@ impl<'a> Columns<'a> {
                 t.metrics.push(&rows.metrics[i]);
                 t.deltas.push(rows.deltas[i]);
             }
-            if let Some(e) = &w.webhook {
-                let h = &mut c.webhook;
+            if let Some(hook) = &w.webhook {
+                let (h, e, cols) = (&mut c.webhook, &hook.entry, &hook.columns);
                 h.call_ids.push(&w.call_id);
-                h.seqs.push(e.seq);
+                h.seqs.push(hook.seq);
                 h.webhook_ids.push(&e.webhook_id);
                 h.tenants.push(&e.tenant);
                 h.payloads.push(&e.payload_json);
-                h.created_ms.push(e.created_ms);
-                h.attempts.push(e.attempts);
-                h.next_attempt_ms.push(e.next_attempt_ms);
-                h.states.push(e.state);
+                h.created_ms.push(cols.created_ms);
+                h.attempts.push(cols.attempts);
+                h.next_attempt_ms.push(cols.next_attempt_ms);
+                h.states.push(cols.state);
                 h.last_errors.push(e.last_error.as_deref());
-                h.delivered_ms.push(e.delivered_ms);
-                h.replayed_ms.push(e.replayed_ms);
+                h.delivered_ms.push(cols.delivered_ms);
+                h.replayed_ms.push(cols.replayed_ms);
                 h.retry_after.push(e.retry_after);
             }
         }

@@ -99,41 +99,13 @@ SELECT (SELECT count(*) FROM rec)::bigint AS n, (SELECT seq FROM ob) AS seq"
 /// with the seq of the webhook it enqueued if it enqueued one.
 pub(super) type Written = Option<Option<u64>>;
 
-/// The webhook a write enqueues unless the call has one, as its columns.
-pub(super) struct WebhookColumns {
+/// The webhook a write enqueues unless the call has one.
+pub(super) struct Webhook {
+    pub entry: OutboxEntry,
+    /// The entry's integer and state columns as stored.
+    pub columns: super::outbox::Columns,
     /// `None`: the next value of the sequence, taken in the write.
     pub seq: Option<i64>,
-    pub webhook_id: String,
-    pub tenant: String,
-    pub payload_json: String,
-    pub created_ms: i64,
-    pub attempts: i64,
-    pub next_attempt_ms: i64,
-    pub state: &'static str,
-    pub last_error: Option<String>,
-    pub delivered_ms: Option<i64>,
-    pub replayed_ms: Option<i64>,
-    pub retry_after: bool,
-}
-
-impl WebhookColumns {
-    fn of(e: &OutboxEntry, seq: Option<i64>) -> Result<WebhookColumns, StoreError> {
-        let c = super::outbox::Columns::of(e)?;
-        Ok(WebhookColumns {
-            seq,
-            webhook_id: e.webhook_id.clone(),
-            tenant: e.tenant.clone(),
-            payload_json: e.payload_json.clone(),
-            created_ms: c.created_ms,
-            attempts: c.attempts,
-            next_attempt_ms: c.next_attempt_ms,
-            state: c.state,
-            last_error: e.last_error.clone(),
-            delivered_ms: c.delivered_ms,
-            replayed_ms: c.replayed_ms,
-            retry_after: e.retry_after,
-        })
-    }
 }
 
 /// One write of a call, its values as the statements bind them. The driver written is
@@ -148,7 +120,7 @@ pub(super) struct CallWrite {
     /// `None`: a new call. Else the version and driver the row must still hold.
     pub condition: Option<(i64, String)>,
     pub tallies: TallyRows,
-    pub webhook: Option<WebhookColumns>,
+    pub webhook: Option<Webhook>,
 }
 
 impl CallWrite {
@@ -168,7 +140,13 @@ impl CallWrite {
         let condition = (to_i64(prev.version, "version")?, prev_driver.to_owned());
         let mut w = Self::new(Some(prev), rec, Some(condition))?;
         w.webhook = webhook
-            .map(|(e, seq)| WebhookColumns::of(e, seq))
+            .map(|(e, seq)| {
+                Ok::<_, StoreError>(Webhook {
+                    columns: super::outbox::Columns::of(e)?,
+                    entry: e.clone(),
+                    seq,
+                })
+            })
             .transpose()?;
         Ok(w)
     }
@@ -239,19 +217,20 @@ impl CallWrite {
         let Some(w) = &self.webhook else {
             return query_written(c, WRITE, &params, true).await;
         };
+        let (e, cols) = (&w.entry, &w.columns);
         params.extend_from_slice(&[
             &w.seq,
-            &w.webhook_id,
-            &w.tenant,
-            &w.payload_json,
-            &w.created_ms,
-            &w.attempts,
-            &w.next_attempt_ms,
-            &w.state,
-            &w.last_error,
-            &w.delivered_ms,
-            &w.replayed_ms,
-            &w.retry_after,
+            &e.webhook_id,
+            &e.tenant,
+            &e.payload_json,
+            &cols.created_ms,
+            &cols.attempts,
+            &cols.next_attempt_ms,
+            &cols.state,
+            &e.last_error,
+            &cols.delivered_ms,
+            &cols.replayed_ms,
+            &e.retry_after,
         ]);
         query_written(c, WRITE_WITH_WEBHOOK, &params, true).await
     }
