@@ -16,6 +16,8 @@
 //! before its own). An engine that does not know the setting (it is probed once, at
 //! open: [`probe`]) commits these durably like everything else.
 
+use std::future::Future;
+
 use deadpool_postgres::Object;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Statement;
@@ -62,12 +64,62 @@ pub(crate) async fn execute(
     if !relaxed {
         return c.execute(st, params).await;
     }
-    // `try_join!` polls the three in order on its first poll, and a request is sent
-    // when its future is first polled: BEGIN, the statement, COMMIT, in that order.
-    let (_, n, _) = tokio::try_join!(
+    pipelined(
         c.batch_execute(BEGIN_RELAXED),
         c.execute(st, params),
         c.batch_execute("COMMIT"),
-    )?;
+    )
+    .await
+}
+
+/// Runs the three requests of [`execute`]'s transaction to the end and answers the
+/// first error. A request is sent when its future is first polled, and a biased
+/// `join!` polls the three in the order given, every one on its first poll, whatever
+/// the others answer: BEGIN, the statement, COMMIT. Not `try_join!`: it stops at the
+/// first error, also within its first poll, so a refusal that came back before the
+/// COMMIT was polled (the task descheduled, the server quick) left the COMMIT unsent
+/// and the pooled connection inside an aborted transaction.
+async fn pipelined<E>(
+    begin: impl Future<Output = Result<(), E>>,
+    statement: impl Future<Output = Result<u64, E>>,
+    commit: impl Future<Output = Result<(), E>>,
+) -> Result<u64, E> {
+    let (begin, n, commit) = tokio::join!(biased; begin, statement, commit);
+    // A failed BEGIN fails the statement too: it is the cause.
+    begin?;
+    let n = n?;
+    commit?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::pipelined;
+
+    #[tokio::test]
+    async fn the_commit_is_sent_when_the_statement_fails_at_once() {
+        let commit_sent = AtomicBool::new(false);
+        let commit = async {
+            commit_sent.store(true, Ordering::SeqCst);
+            Ok(())
+        };
+        let r = pipelined(async { Ok(()) }, async { Err("refused") }, commit).await;
+        assert_eq!(r, Err("refused"));
+        assert!(commit_sent.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn the_first_error_is_the_answer() {
+        let r = pipelined(async { Err("begin") }, async { Err("aborted") }, async {
+            Ok(())
+        })
+        .await;
+        assert_eq!(r, Err("begin"));
+        let r = pipelined(async { Ok(()) }, async { Ok(3) }, async { Err("commit") }).await;
+        assert_eq!(r, Err("commit"));
+        let r = pipelined::<&str>(async { Ok(()) }, async { Ok(3) }, async { Ok(()) }).await;
+        assert_eq!(r, Ok(3));
+    }
 }
