@@ -125,6 +125,16 @@ impl State {
         at.duration_since(self.t0).as_secs_f64() * 1000.0
     }
 
+    /// Whether peer `i`, latched to `latched` on the socket a datagram came in on,
+    /// takes one from `src`; a refusal counts a stranger.
+    fn admit(&mut self, i: usize, latched: Option<SocketAddr>, src: SocketAddr) -> bool {
+        let ok = self.peers[i].admits(latched, src);
+        if !ok {
+            self.strangers += 1;
+        }
+        ok
+    }
+
     /// Counts an RTP datagram from `src` on `side`'s socket; answers where to relay it.
     pub(crate) fn on_rtp(
         &mut self,
@@ -135,8 +145,7 @@ impl State {
     ) -> Option<SocketAddr> {
         let i = idx(side);
         let latched = self.peers[i].rtp;
-        if !self.peers[i].admits(latched, src) {
-            self.strangers += 1;
+        if !self.admit(i, latched, src) {
             return None;
         }
         let us = u64::try_from(now.duration_since(self.t0).as_micros()).unwrap_or(u64::MAX);
@@ -180,8 +189,7 @@ impl State {
     ) -> Option<SocketAddr> {
         let i = idx(side);
         let latched = self.peers[i].rtcp;
-        if !self.peers[i].admits(latched, src) {
-            self.strangers += 1;
+        if !self.admit(i, latched, src) {
             return None;
         }
         if !is_rtcp(data) {

@@ -18,12 +18,18 @@
 //! One call is written at most once per statement (an `UPDATE .. FROM` that joins a row
 //! twice updates it once, with either join row): a second write of a call that queued
 //! behind its first goes in the next statement, in queue order (made before the first
-//! committed, it usually finds the row changed, and its caller reads again). The rows are bound in call id order, and the update
-//! reads them in that order (a nested loop over the batch: `tests/plans.rs`), so two
-//! nodes' batches lock the rows they share in the same order. Should two batches still
-//! deadlock, or the database refuse a batch as such (a serialization failure on an
-//! engine that runs every transaction SERIALIZABLE, a constraint, a statement it does
-//! not support), its writes are written again one at a time, each with its own answer.
+//! committed, it usually finds the row changed, and its caller reads again). The rows
+//! are bound in call id order, and the update reads them in that order (a nested loop
+//! over the batch: `tests/plans.rs`), so two nodes' batches lock the rows they share in
+//! the same order. A connection keeps the plan it made for its first batches, though:
+//! made while the table was young, it is a hash join over a sequential scan, which
+//! locks rows in the table's order (the same for every node) and reads the whole table
+//! at every batch until an `ANALYZE` makes it plan again. Pinning the nested loop with
+//! planner settings local to the batch's transaction made the statement cheaper and the
+//! benchmark no faster (BENCHMARKS.md, issue 22). Should two batches still deadlock, or
+//! the database refuse a batch as such (a serialization failure on an engine that runs
+//! every transaction SERIALIZABLE, a constraint, a statement it does not support), its
+//! writes are written again one at a time, each with its own answer.
 //!
 //! The queue is bounded ([`QUEUE`]); when it is full, the caller writes on its own
 //! connection. A write whose caller stopped waiting (its deadline ran out, its request
