@@ -69,24 +69,26 @@ fn command(bin: &Path, prog: &str) -> Command {
     }
 }
 
-/// A port free right now for the server, below both the kernel's ephemeral range
-/// (32768-60999 by default) and the gateway tests' ports (12000-31999,
-/// `gateway/tests/common`): any outgoing connection may take a port of the ephemeral
-/// range as its own between this check and the server's bind, or hold it in TIME_WAIT
-/// when a test restarts the server on the same port, and the server then cannot listen
-/// (one run here waited out `wait_ready`'s 60 s on a server that had exited).
+/// A port free right now for the server, in 2000-4999: below the kernel's ephemeral
+/// range (32768-60999 by default), the gateway tests' ports (12000-31999,
+/// `gateway/tests/common`) and the fixed ports of the example policies that tests
+/// bind (5060-5092, 6000, 7880, 8080-8093). Any outgoing connection may take a port of
+/// the ephemeral range as its own between this check and the server's bind, or hold it
+/// in TIME_WAIT when a test restarts the server on the same port, and the server then
+/// cannot listen (one run here waited out `wait_ready`'s 60 s on a server that had
+/// exited).
 fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let seed = std::process::id().wrapping_mul(104_729);
     for _ in 0..4096 {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = 2_000 + (seed.wrapping_add(n.wrapping_mul(4099)) % 10_000) as u16;
+        let port = 2_000 + (seed.wrapping_add(n.wrapping_mul(1499)) % 3_000) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("no free port for PostgreSQL in 2000..12000")
+    panic!("no free port for PostgreSQL in 2000..5000")
 }
 
 impl PgServer {
