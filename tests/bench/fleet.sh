@@ -8,10 +8,10 @@
 #     (click2call, agent joins, connect, ANSWERED, hangup, CRM webhook delivered) on
 #     (a) one gateway on sled, (b) one gateway on PostgreSQL, (c) two gateways on one
 #     PostgreSQL, lifecycles round robin over both (one simulator, one sink). On
-#     PostgreSQL a round's database first gets a history of 20,000 delivered webhooks,
-#     then 50 warm-up lifecycles per node and an ANALYZE: a database in service has
-#     history and statistics, and query plans made for empty tables stay in use as
-#     they grow (pgstat.rs). Lifecycles/s,
+#     PostgreSQL a round's database first gets a history of 20,000 ended calls and
+#     their delivered webhooks, then 50 warm-up lifecycles per node and an ANALYZE: a
+#     database in service has history and statistics, and query plans made for empty
+#     tables stay in use as they grow (pgstat.rs). Lifecycles/s,
 #     click2call p99 excl. LiveKit, CPU per lifecycle of the gateways, the database
 #     (postgres processes, /proc), the simulator and the load generator; per lifecycle
 #     the database's write transactions (next xid), transactions (pg_stat_database

@@ -65,21 +65,38 @@ pub(crate) fn next_xid(pg: &Pg) -> u64 {
         .unwrap_or(0)
 }
 
-/// Webhooks delivered before a round ([`seed_history`]).
+/// Calls ended, and their webhooks delivered, before a round ([`seed_history`]).
 pub(crate) const HISTORY: u32 = 20_000;
 
-/// Gives a round's database [`HISTORY`] delivered webhooks, an hour old: a database in
-/// service holds its retention period's history, and a round's would otherwise start
-/// empty. The query plans a gateway's prepared statements cache are made for the
-/// tables' size when they are first run: for an empty outbox a sequential scan was
-/// cheapest, and it stayed the plan while the round's backlog grew (the SQL profile
-/// showed every claim reading the whole outbox). The calls of this history are not
-/// stored: nothing in a lifecycle reads old calls.
+/// Gives a round's database [`HISTORY`] ended calls and their delivered webhooks, an
+/// hour old: a database in service holds its retention period's history, and a round's
+/// would otherwise start empty. The query plans a gateway's prepared statements cache
+/// are made for the tables' size when they are first run (and again after an
+/// `ANALYZE`): for an empty outbox a sequential scan was cheapest, and it stayed the
+/// plan while the round's backlog grew (the SQL profile showed every claim reading the
+/// whole outbox); for a calls table holding only the warm-up's calls the batched call
+/// write's update was a hash join over a sequential scan, and every batch of the round
+/// read the whole table (auto_explain; BENCHMARKS.md, issue 22). The calls' records
+/// are shaped like a gateway's (about 600 bytes of JSON), so the table's pages are too.
 pub(crate) fn seed_history(pg: &Pg, db: &str) {
     pg.psql(
         db,
         &format!(
-            "INSERT INTO c2c_outbox (seq, webhook_id, call_id, tenant, payload_json, \
+            "INSERT INTO c2c_calls (call_id, tenant, created_ms, version, is_open, driver, \
+             record) \
+             SELECT 'c2c_history_' || i, 'acme', t, 5, false, 'node-history', \
+             json_build_object('call_id', 'c2c_history_' || i, 'tenant', 'acme', \
+             'case_id', 'case-' || i, 'customer_crm_id', 'cust-' || i, 'agent_id', 'agent-1', \
+             'customer_number', '9530251797', 'phone_from', '+919999999999', \
+             'trunk_label', 'airtel', 'room', 'c2c-history-' || i, 'phase', 'ENDED', \
+             'call_status', 'ANSWERED', 'created_ms', t, 'connected_ms', t + 1000, \
+             'ringing_ms', t + 2000, 'answered_ms', t + 3000, 'ended_ms', t + 63000, \
+             'disconnect_reason', 'agent_hangup', 'sip_disconnect_code', NULL, \
+             'agent_present', true, 'timers', '[]'::json, 'version', 5, \
+             'dial_returned_ms', t + 500, 'hangup_requested_ms', NULL)::text \
+             FROM generate_series(1, {HISTORY}) i, \
+             LATERAL (SELECT (extract(epoch FROM now()) * 1000)::bigint - 3600000 + i AS t) x; \
+             INSERT INTO c2c_outbox (seq, webhook_id, call_id, tenant, payload_json, \
              created_ms, attempts, next_attempt_ms, state, delivered_ms, retry_after) \
              SELECT nextval('c2c_outbox_seq'), 'msg_history_' || i, 'c2c_history_' || i, \
              'acme', '{{}}', t, 1, t, 'delivered', t + 50, false \
