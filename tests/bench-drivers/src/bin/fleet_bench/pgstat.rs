@@ -82,8 +82,10 @@ pub(crate) fn seed_history(pg: &Pg, db: &str) {
     pg.psql(
         db,
         &format!(
-            "INSERT INTO c2c_calls (call_id, tenant, created_ms, version, is_open, driver, \
-             record) \
+            "WITH h AS (SELECT i, (extract(epoch FROM now()) * 1000)::bigint - 3600000 + i AS t \
+             FROM generate_series(1, {HISTORY}) i), \
+             calls AS (INSERT INTO c2c_calls (call_id, tenant, created_ms, version, is_open, \
+             driver, record) \
              SELECT 'c2c_history_' || i, 'acme', t, 5, false, 'node-history', \
              json_build_object('call_id', 'c2c_history_' || i, 'tenant', 'acme', \
              'case_id', 'case-' || i, 'customer_crm_id', 'cust-' || i, 'agent_id', 'agent-1', \
@@ -93,15 +95,11 @@ pub(crate) fn seed_history(pg: &Pg, db: &str) {
              'ringing_ms', t + 2000, 'answered_ms', t + 3000, 'ended_ms', t + 63000, \
              'disconnect_reason', 'agent_hangup', 'sip_disconnect_code', NULL, \
              'agent_present', true, 'timers', '[]'::json, 'version', 5, \
-             'dial_returned_ms', t + 500, 'hangup_requested_ms', NULL)::text \
-             FROM generate_series(1, {HISTORY}) i, \
-             LATERAL (SELECT (extract(epoch FROM now()) * 1000)::bigint - 3600000 + i AS t) x; \
+             'dial_returned_ms', t + 500, 'hangup_requested_ms', NULL)::text FROM h) \
              INSERT INTO c2c_outbox (seq, webhook_id, call_id, tenant, payload_json, \
              created_ms, attempts, next_attempt_ms, state, delivered_ms, retry_after) \
              SELECT nextval('c2c_outbox_seq'), 'msg_history_' || i, 'c2c_history_' || i, \
-             'acme', '{{}}', t, 1, t, 'delivered', t + 50, false \
-             FROM generate_series(1, {HISTORY}) i, \
-             LATERAL (SELECT (extract(epoch FROM now()) * 1000)::bigint - 3600000 + i AS t) x"
+             'acme', '{{}}', t, 1, t, 'delivered', t + 50, false FROM h"
         ),
     );
 }
