@@ -30,6 +30,10 @@ pub struct PgOptions {
     pub delivery_claim: Duration,
     /// Webhook deliveries of one tenant in flight across the fleet.
     pub tenant_delivery_concurrency: usize,
+    /// How long this node's deliverer may be answered from the webhooks its own writes
+    /// enqueued claimed, without a claim transaction, before a poll reads the database
+    /// again (what only the database knows: retries, other nodes' expired claims).
+    pub delivery_recheck: Duration,
 }
 
 impl PgOptions {
@@ -44,6 +48,7 @@ impl PgOptions {
             lease: DEFAULT_LEASE,
             delivery_claim: Duration::from_secs(60),
             tenant_delivery_concurrency: 8,
+            delivery_recheck: Duration::from_millis(100),
         }
     }
 }
@@ -62,6 +67,7 @@ impl fmt::Debug for PgOptions {
                 "tenant_delivery_concurrency",
                 &self.tenant_delivery_concurrency,
             )
+            .field("delivery_recheck", &self.delivery_recheck)
             .finish()
     }
 }

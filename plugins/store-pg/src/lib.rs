@@ -28,9 +28,11 @@ mod wallet;
 mod wallet_batch;
 
 pub use agents::PgAgentStore;
-pub use calls::{PgCallStore, OPTIMISTIC_TRIES};
 #[doc(hidden)]
-pub use calls::{WriteBatchCounts, BATCH, LIVE_CLAIMS, PENDING_TENANTS};
+pub use calls::{
+    DeliveryCounts, WriteBatchCounts, BATCH, CLAIM_WAITING, LIVE_CLAIMS, PENDING_TENANTS,
+};
+pub use calls::{PgCallStore, OPTIMISTIC_TRIES};
 pub use config::{PgOptions, DEFAULT_LEASE};
 pub use dlt::PgDltStore;
 pub use error::{backend, PgError};

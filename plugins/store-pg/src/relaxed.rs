@@ -72,6 +72,29 @@ pub(crate) async fn execute(
     .await
 }
 
+/// [`execute`] of `first`, then `then` (a query) in the same transaction, committed
+/// (without waiting for the WAL flush when `relaxed`) or rolled back as one; the four
+/// messages go out together. Answers `first`'s rows written and `then`'s rows.
+pub(crate) async fn execute_then_query(
+    c: &Object,
+    relaxed: bool,
+    first: (&Statement, &[&(dyn ToSql + Sync)]),
+    then: (&Statement, &[&(dyn ToSql + Sync)]),
+) -> Result<(u64, Vec<tokio_postgres::Row>), tokio_postgres::Error> {
+    let begin = if relaxed { BEGIN_RELAXED } else { "BEGIN" };
+    pipelined(
+        c.batch_execute(begin),
+        async {
+            // Both sent on this block's first poll, in order (see `pipelined`).
+            let (n, rows) =
+                tokio::join!(biased; c.execute(first.0, first.1), c.query(then.0, then.1));
+            Ok((n?, rows?))
+        },
+        c.batch_execute("COMMIT"),
+    )
+    .await
+}
+
 /// Runs the three requests of [`execute`]'s transaction to the end and answers the
 /// first error. A request is sent when its future is first polled, and a biased
 /// `join!` polls the three in the order given, every one on its first poll, whatever
@@ -79,11 +102,11 @@ pub(crate) async fn execute(
 /// first error, also within its first poll, so a refusal that came back before the
 /// COMMIT was polled (the task descheduled, the server quick) left the COMMIT unsent
 /// and the pooled connection inside an aborted transaction.
-async fn pipelined<E>(
+async fn pipelined<E, T>(
     begin: impl Future<Output = Result<(), E>>,
-    statement: impl Future<Output = Result<u64, E>>,
+    statement: impl Future<Output = Result<T, E>>,
     commit: impl Future<Output = Result<(), E>>,
-) -> Result<u64, E> {
+) -> Result<T, E> {
     let (begin, n, commit) = tokio::join!(biased; begin, statement, commit);
     // A failed BEGIN fails the statement too: it is the cause.
     begin?;
@@ -105,21 +128,23 @@ mod tests {
             commit_sent.store(true, Ordering::SeqCst);
             Ok(())
         };
-        let r = pipelined(async { Ok(()) }, async { Err("refused") }, commit).await;
+        let r = pipelined(async { Ok(()) }, async { Err::<u64, _>("refused") }, commit).await;
         assert_eq!(r, Err("refused"));
         assert!(commit_sent.load(Ordering::SeqCst));
     }
 
     #[tokio::test]
     async fn the_first_error_is_the_answer() {
-        let r = pipelined(async { Err("begin") }, async { Err("aborted") }, async {
-            Ok(())
-        })
+        let r = pipelined(
+            async { Err("begin") },
+            async { Err::<u64, _>("aborted") },
+            async { Ok(()) },
+        )
         .await;
         assert_eq!(r, Err("begin"));
         let r = pipelined(async { Ok(()) }, async { Ok(3) }, async { Err("commit") }).await;
         assert_eq!(r, Err("commit"));
-        let r = pipelined::<&str>(async { Ok(()) }, async { Ok(3) }, async { Ok(()) }).await;
+        let r = pipelined::<&str, u64>(async { Ok(()) }, async { Ok(3) }, async { Ok(()) }).await;
         assert_eq!(r, Ok(3));
     }
 }

@@ -6,7 +6,9 @@
 //! index keyed by tenant, the tenants with pending entries through an index of pending
 //! entries in seq order, sorted. And the batched call write's lock order.
 
-use c2c_store_pg::{PgCallStore, PgOptions, PgStore, BATCH, LIVE_CLAIMS, PENDING_TENANTS};
+use c2c_store_pg::{
+    PgCallStore, PgOptions, PgStore, BATCH, CLAIM_WAITING, LIVE_CLAIMS, PENDING_TENANTS,
+};
 use deadpool_postgres::Object;
 
 /// A fresh schema on the shared server, one connection: outbox entries `analysed`
@@ -87,6 +89,41 @@ async fn live_claims_are_read_through_their_own_index_whatever_the_statistics() 
     assert_eq!(live.len(), 5);
 }
 
+/// The claim of one waiting entry, made as a delivery's result is stored (`handoff.rs`),
+/// fetches it by key, whatever the statistics say of the pending entries (an `UPDATE`
+/// with `state = 'pending'` once read the partial pending index, filtering by seq).
+#[tokio::test]
+async fn a_waiting_entry_is_claimed_by_its_key_whatever_the_statistics() {
+    let (c, _calls) = outbox(
+        "plans_claim_waiting",
+        (1, 6, "pending"),
+        (7, 3_000, "pending"),
+    )
+    .await;
+    let plan = generic_plan(
+        &c,
+        CLAIM_WAITING,
+        "(text, bigint, bigint, bigint)",
+        "('node-b', 1, 42, 1)",
+    )
+    .await;
+    assert!(
+        plan.contains("c2c_outbox_pkey") && !plan.contains("Seq Scan"),
+        "the entry is fetched by its key:\n{plan}"
+    );
+    let claimed = c
+        .query(CLAIM_WAITING, &[&"node-b", &10i64, &42i64, &1i64])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    // A live claim of another node's is left alone.
+    let again = c
+        .query(CLAIM_WAITING, &[&"node-c", &10i64, &42i64, &1i64])
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+}
+
 #[tokio::test]
 async fn the_tenants_with_pending_entries_are_a_skip_scan_whatever_the_statistics() {
     // Statistics of an outbox whose every entry was delivered (after a quiet spell),
@@ -125,12 +162,12 @@ async fn the_batched_write_updates_its_rows_in_the_batchs_order() {
             "text", "text", "bigint", "bigint", "boolean", "text", "bigint", "text", // writes
             "text", "text", "text", "text", "text", "bigint", // tallies
             "text", "bigint", "text", "text", "text", "bigint", "bigint", "bigint", "text", "text",
-            "bigint", "bigint", "boolean", // webhooks
+            "bigint", "bigint", "boolean", "bigint", // webhooks
         ]
         .map(|t| format!("{t}[]"))
         .join(", ")
     );
-    let args = format!("('node-a', 32, {})", vec!["'{}'"; 27].join(", "));
+    let args = format!("('node-a', 32, {})", vec!["'{}'"; 28].join(", "));
     let plan = generic_plan(&c, BATCH, &types, &args).await;
     let update = plan
         .find("Update on c2c_calls c")

@@ -278,7 +278,10 @@ pub trait CallStore: Send + Sync {
     /// `admit(seq, tenant)` accepts, lowest seq first. `admit` is asked once per due
     /// entry, before it counts against `limit`, and refused ones are skipped. This is
     /// where a fleet backend claims entries for this node (the sled store's one process
-    /// is the only claimer).
+    /// is the only claimer). A fleet backend may answer with the entries this node's
+    /// own writes just enqueued claimed for it, ahead of older due entries that only a
+    /// read of the database would find, for a bounded time (PostgreSQL: its
+    /// `delivery_recheck`, 100 ms).
     async fn outbox_due_admitted(
         &self,
         now_ms: u64,

@@ -67,7 +67,8 @@ const QUEUE: usize = 4 * MAX_BATCH;
 const MAX_BATCH: usize = 64;
 
 /// Every write of the batch, one row each (`$3`-`$10`; `$10` NULL: a new call), with
-/// their tally deltas (`$11`-`$16`, by call id) and webhooks (`$17`-`$29`, by call id);
+/// their tally deltas (`$11`-`$16`, by call id) and webhooks (`$17`-`$30`, by call id;
+/// `$30` the end of this node's delivery claim on it, NULL: unclaimed, `handoff.rs`);
 /// `$1` is this node, the driver written. Answers the call ids written, and the seq of
 /// the webhook each enqueued (NULL: none).
 pub const BATCH: &str = "
@@ -103,15 +104,18 @@ WITH job AS (
     ON CONFLICT (tenant, day, trunk, shard, metric) DO UPDATE SET n = c2c_tallies.n + excluded.n
 ), ob AS (
     INSERT INTO c2c_outbox (seq, webhook_id, call_id, tenant, payload_json, created_ms, attempts,
-        next_attempt_ms, state, last_error, delivered_ms, replayed_ms, retry_after)
+        next_attempt_ms, state, last_error, delivered_ms, replayed_ms, retry_after, claimed_by,
+        claim_until_ms)
     SELECT COALESCE(w.seq, nextval('c2c_outbox_seq')), w.webhook_id, w.call_id, w.tenant,
         w.payload_json, w.created_ms, w.attempts, w.next_attempt_ms, w.state, w.last_error,
-        w.delivered_ms, w.replayed_ms, w.retry_after
+        w.delivered_ms, w.replayed_ms, w.retry_after,
+        CASE WHEN w.claim_until IS NULL THEN NULL ELSE $1::text END, COALESCE(w.claim_until, 0)
     FROM unnest($17::text[], $18::bigint[], $19::text[], $20::text[], $21::text[],
         $22::bigint[], $23::bigint[], $24::bigint[], $25::text[], $26::text[], $27::bigint[],
-        $28::bigint[], $29::boolean[])
+        $28::bigint[], $29::boolean[], $30::bigint[])
         AS w(call_id, seq, webhook_id, tenant, payload_json, created_ms, attempts,
-            next_attempt_ms, state, last_error, delivered_ms, replayed_ms, retry_after)
+            next_attempt_ms, state, last_error, delivered_ms, replayed_ms, retry_after,
+            claim_until)
     WHERE w.call_id IN (SELECT call_id FROM done)
     ON CONFLICT (call_id) DO NOTHING
     RETURNING call_id, seq
@@ -412,6 +416,7 @@ struct WebhookColumns<'a> {
     delivered_ms: Vec<Option<i64>>,
     replayed_ms: Vec<Option<i64>>,
     retry_after: Vec<bool>,
+    claim_until: Vec<Option<i64>>,
 }
 
 impl<'a> Columns<'a> {
@@ -451,13 +456,14 @@ impl<'a> Columns<'a> {
                 h.delivered_ms.push(cols.delivered_ms);
                 h.replayed_ms.push(cols.replayed_ms);
                 h.retry_after.push(e.retry_after);
+                h.claim_until.push(hook.claim_until);
             }
         }
         c
     }
 
     /// [`BATCH`]'s parameters, in order.
-    fn params<'p>(&'p self, node: &'p &'p str) -> [&'p (dyn ToSql + Sync); 29] {
+    fn params<'p>(&'p self, node: &'p &'p str) -> [&'p (dyn ToSql + Sync); 30] {
         let (t, h) = (&self.tally, &self.webhook);
         [
             node,
@@ -489,6 +495,7 @@ impl<'a> Columns<'a> {
             &h.delivered_ms,
             &h.replayed_ms,
             &h.retry_after,
+            &h.claim_until,
         ]
     }
 }

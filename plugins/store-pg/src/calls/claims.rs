@@ -9,7 +9,10 @@
 //! claim. This node's own claims stay candidates: the deliverer's in-flight set
 //! refuses them through `admit`. Progress from a node whose claim had expired and was
 //! taken over still lands (last writer wins): the webhook may then have gone out twice,
-//! with the same `webhook-id`, which is the outbox's at-least-once promise.
+//! with the same `webhook-id`, which is the outbox's at-least-once promise. On a busy
+//! node most webhooks skip this transaction: the node that ends a call delivers its
+//! webhook, claimed with the write that enqueues it (`handoff.rs`), and the claims
+//! taken either way count alike here.
 //!
 //! **Fleet-wide tenant concurrency.** A tenant is held back (its entries are not even
 //! read) once the fleet's live claims of it — every node's, this node's in-flight ones
@@ -40,6 +43,7 @@ use std::collections::{BTreeMap, VecDeque};
 use c2c_callstate::{OutboxEntry, StoreError};
 use deadpool_postgres::Transaction;
 
+use super::handoff::Reservation;
 use super::outbox::{cols, entry_of};
 use super::{bound, col, tx_execute, tx_query, PgCallStore};
 use crate::error::backend;
@@ -66,9 +70,10 @@ pub const PENDING_TENANTS: &str = "WITH RECURSIVE t(tenant) AS (
 )
 SELECT tenant FROM t WHERE tenant IS NOT NULL";
 
-/// A tenant's first `$3` due entries that no node holds a live claim on, locked. One statement per tenant, pipelined (issued together on the connection): a
-/// plain statement gets a cached generic plan, where one `LATERAL` over arrays of
-/// tenants was planned again on every execution (211 µs of its 409 per lifecycle).
+/// A tenant's first `$3` due entries that no node holds a live claim on, locked. One
+/// statement per tenant, pipelined (issued together on the connection): a plain
+/// statement gets a cached generic plan, where one `LATERAL` over arrays of tenants was
+/// planned again on every execution (211 µs of its 409 per lifecycle).
 const DUE_OF_TENANT: &str = concat!(
     "SELECT ",
     cols!(),
@@ -109,7 +114,32 @@ struct Stream {
 }
 
 impl PgCallStore {
-    /// `outbox_due_admitted` / `outbox_due_held`: see the module docs. Entries are
+    /// How long a delivery claim lasts.
+    pub(super) fn claim_ms(&self) -> u64 {
+        u64::try_from(self.pg.options().delivery_claim.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// This node's share of a tenant's fleet-wide delivery slots: `ceil(limit / live
+    /// nodes)` (see the module docs).
+    fn delivery_share(&self) -> usize {
+        let cap = self.pg.options().tenant_delivery_concurrency.max(1);
+        cap.div_ceil(self.live_nodes())
+    }
+
+    /// A delivery claim for a webhook of `tenant` that a write of this node is about to
+    /// enqueue, if this node holds less than its share of the tenant's (`handoff.rs`).
+    pub(super) fn reserve_delivery(&self, tenant: &str) -> Option<Reservation<'_>> {
+        let now = super::now_ms();
+        self.handoff.reserve(
+            tenant,
+            now,
+            now.saturating_add(self.claim_ms()),
+            self.delivery_share(),
+        )
+    }
+
+    /// `outbox_due_admitted` / `outbox_due_held`: entries handed off by this node's
+    /// writes (`handoff.rs`), or a claim transaction (see the module docs). Entries are
     /// offered to `admit` lowest seq first across tenants (a merge of the streams).
     pub(super) async fn claim_due(
         &self,
@@ -122,10 +152,22 @@ impl PgCallStore {
         if limit == 0 {
             return Ok((out, held));
         }
-        let opts = self.pg.options();
-        let cap = opts.tenant_delivery_concurrency.max(1);
-        let claim_ms = u64::try_from(opts.delivery_claim.as_millis()).unwrap_or(u64::MAX);
-        let (now, until) = (bound(now_ms), bound(now_ms.saturating_add(claim_ms)));
+        let claim_ms = self.claim_ms();
+        // An entry handed out must be delivered well before its claim runs out: the
+        // claim lasts at least two request timeouts (`delivery_claim`).
+        let margin = self.pg.options().delivery_claim / 2;
+        let recheck = self.pg.options().delivery_recheck;
+        let share = self.delivery_share();
+        if let Some(served) = self
+            .handoff
+            .serve(now_ms, limit, (recheck, margin), share, admit)
+        {
+            return Ok(served);
+        }
+        self.handoff.db_claim_started();
+        let cap = self.pg.options().tenant_delivery_concurrency.max(1);
+        let until_ms = now_ms.saturating_add(claim_ms);
+        let (now, until) = (bound(now_ms), bound(until_ms));
         let me = self.node_id();
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(backend)?;
@@ -134,7 +176,6 @@ impl PgCallStore {
         let mut live: BTreeMap<String, usize> = BTreeMap::new();
         // This node's live claims per tenant, against its share.
         let mut own: BTreeMap<String, usize> = BTreeMap::new();
-        let share = cap.div_ceil(self.live_nodes());
         let mut mine = Stream {
             tenant: None,
             buf: VecDeque::new(),
@@ -159,7 +200,11 @@ impl PgCallStore {
             *live.entry(e.tenant.clone()).or_default() += 1;
             if col::<String>(&r, 13)? == me {
                 *own.entry(e.tenant.clone()).or_default() += 1;
-                mine.buf.push_back(e);
+                // A webhook this node enqueued claimed is its own claim from the start,
+                // due or not yet (`handoff.rs`).
+                if e.is_due(now_ms) {
+                    mine.buf.push_back(e);
+                }
             }
         }
         mine.buf.make_contiguous().sort_unstable_by_key(|e| e.seq);
@@ -219,6 +264,7 @@ impl PgCallStore {
             tx_execute(&tx, CLAIM, &[&me, &until, a, b, c, d]).await?;
         }
         tx.commit().await.map_err(backend)?;
+        self.handoff.claimed(&out, until_ms);
         Ok((out, held))
     }
 }

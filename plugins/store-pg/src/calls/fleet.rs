@@ -28,6 +28,10 @@ const FORGET_OLD: &str = "DELETE FROM c2c_nodes n
 const LIVE_NODES: &str = "SELECT count(*) FROM c2c_nodes WHERE lease_until_ms >= $1";
 
 const RELEASE: &str = "UPDATE c2c_nodes SET lease_until_ms = 0 WHERE node_id = $1";
+/// Gives back this node's (`$1`) claims of the webhooks `$2` its deliverer never
+/// started (`handoff.rs`), so other nodes deliver them at once.
+const RELEASE_DELIVERIES: &str = "UPDATE c2c_outbox SET claimed_by = NULL, claim_until_ms = 0
+    WHERE seq = ANY($2) AND claimed_by = $1 AND state = 'pending'";
 
 /// The live nodes are read once per statement (an init plan), so the condition on a
 /// call is on its own columns only. That matters: when another claimer took a call
@@ -102,10 +106,15 @@ impl PgCallStore {
         self.live_nodes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// `release_lease`: the lease ends now, so other nodes take the calls over at once.
+    /// `release_lease`: the lease ends now, so other nodes take the calls over at once,
+    /// and the webhooks handed off to this node's deliverer but not started with them.
     pub(super) async fn release(&self) -> Result<(), StoreError> {
         let c = self.client().await?;
         query(&c, RELEASE, &[&self.node_id()]).await?;
+        let unstarted: Vec<i64> = self.handoff.take_ready().into_iter().map(bound).collect();
+        if !unstarted.is_empty() {
+            query(&c, RELEASE_DELIVERIES, &[&self.node_id(), &unstarted]).await?;
+        }
         Ok(())
     }
 

@@ -46,6 +46,7 @@ mod batch;
 mod cache;
 mod claims;
 mod fleet;
+mod handoff;
 mod ops;
 mod outbox;
 mod purge;
@@ -59,6 +60,10 @@ mod write;
 pub use batch::{WriteBatchCounts, BATCH};
 #[doc(hidden)]
 pub use claims::{LIVE_CLAIMS, PENDING_TENANTS};
+#[doc(hidden)]
+pub use handoff::DeliveryCounts;
+#[doc(hidden)]
+pub use outbox::CLAIM_WAITING;
 pub use transition::OPTIMISTIC_TRIES;
 
 use std::collections::BTreeMap;
@@ -194,6 +199,9 @@ pub struct PgCallStore {
     /// Nodes with a live lease, this one included, as counted at the last renewal
     /// (`fleet.rs`): a node's share of a tenant's delivery slots (`claims.rs`).
     live_nodes: std::sync::atomic::AtomicUsize,
+    /// This node's webhook delivery claims, and the entries its writes enqueued
+    /// claimed, waiting for its deliverer (`handoff.rs`).
+    handoff: handoff::HandOff,
 }
 
 impl PgCallStore {
@@ -204,9 +212,17 @@ impl PgCallStore {
             pg,
             cache: cache::WrittenRecords::default(),
             live_nodes: std::sync::atomic::AtomicUsize::new(1),
+            handoff: handoff::HandOff::default(),
         };
         store.register().await?;
         Ok(store)
+    }
+
+    /// Webhooks handed off to this node's deliverer and claim transactions so far
+    /// (`handoff.rs`).
+    #[doc(hidden)]
+    pub fn delivery_counts(&self) -> DeliveryCounts {
+        self.handoff.counts()
     }
 
     /// What the node's write queue batched so far (`batch.rs`).

@@ -50,6 +50,14 @@ const ATTEMPT: &str = "UPDATE c2c_outbox SET attempts = $2, next_attempt_ms = $3
     claimed_by = NULL, claim_until_ms = 0
     WHERE seq = $1";
 
+/// Claims the entry `$3` for `$1` until `$2` if it is still pending, due at `$4` and
+/// no node's live claim (`handoff.rs`: a waiting entry, claimed when this node's
+/// delivery of another ends). Answers the seq when it claimed it.
+pub const CLAIM_WAITING: &str = "UPDATE c2c_outbox SET claimed_by = $1, claim_until_ms = $2
+    WHERE seq = $3 AND state = 'pending' AND next_attempt_ms <= $4
+      AND (claimed_by IS NULL OR claim_until_ms < $4)
+    RETURNING seq";
+
 const BACKOFFS: &str = "SELECT seq FROM c2c_outbox
     WHERE state = 'pending' AND tenant = $1 AND next_attempt_ms > $2 AND NOT retry_after
       AND seq > $3
@@ -211,11 +219,15 @@ impl PgCallStore {
         let w = Columns::of(e)?;
         let relaxed = !durable && self.pg.relaxed_commits();
         self.write_entry(e.seq, PROGRESS, relaxed, &progress_params(&seq, e, &w))
-            .await
+            .await?;
+        // The write cleared the claim.
+        self.handoff.settled(&e.tenant, e.seq);
+        Ok(())
     }
 
     /// See `CallStore::outbox_record_attempt`: one statement, no read; the commit does
-    /// not wait for the WAL flush.
+    /// not wait for the WAL flush. The slot it frees takes the tenant's first entry
+    /// waiting for one, in the same transaction (`handoff.rs`).
     pub(super) async fn store_attempt(&self, a: &OutboxEntry) -> Result<(), StoreError> {
         let Ok(seq) = i64::try_from(a.seq) else {
             return Err(StoreError::OutboxNotFound(a.seq));
@@ -230,8 +242,37 @@ impl PgCallStore {
             &w.delivered_ms,
             &a.retry_after,
         ];
-        self.write_entry(a.seq, ATTEMPT, self.pg.relaxed_commits(), &params)
-            .await
+        let Some(next) = self.handoff.next_waiting(&a.tenant, a.seq) else {
+            self.write_entry(a.seq, ATTEMPT, self.pg.relaxed_commits(), &params)
+                .await?;
+            // The write cleared the claim.
+            self.handoff.settled(&a.tenant, a.seq);
+            return Ok(());
+        };
+        let now = super::now_ms();
+        let until = now.saturating_add(self.claim_ms());
+        let (me, until_i, next_seq, now_i) =
+            (self.node_id(), bound(until), bound(next.seq), bound(now));
+        let claim: [&(dyn ToSql + Sync); 4] = [&me, &until_i, &next_seq, &now_i];
+        let c = self.client().await?;
+        let (attempt_st, claim_st) = (prep(&c, ATTEMPT).await?, prep(&c, CLAIM_WAITING).await?);
+        // On failure both roll back: the waiting entry stays unclaimed, for any claim.
+        let (n, claimed) = relaxed::execute_then_query(
+            &c,
+            self.pg.relaxed_commits(),
+            (&attempt_st, &params),
+            (&claim_st, &claim),
+        )
+        .await
+        .map_err(backend)?;
+        self.handoff.settled(&a.tenant, a.seq);
+        if !claimed.is_empty() {
+            self.handoff.took_next(next, until);
+        }
+        if n == 0 {
+            return Err(StoreError::OutboxNotFound(a.seq));
+        }
+        Ok(())
     }
 
     /// One write to the existing entry `seq` (`relaxed`: see `relaxed.rs`). Never
@@ -270,6 +311,7 @@ impl PgCallStore {
         let w = Columns::of(&e)?;
         tx_execute(&tx, PROGRESS, &progress_params(&seq_i, &e, &w)).await?;
         tx.commit().await.map_err(backend)?;
+        self.handoff.settled(&e.tenant, seq);
         Ok(e)
     }
 

@@ -206,17 +206,40 @@ impl PgCallStore {
                 effects,
                 outbox,
             } => {
-                let webhook = outbox.as_ref().map(|e| (e, None));
-                let written = match via {
-                    Via::Queue => {
-                        let w = CallWrite::update(&prev, driver, &record, webhook)?;
-                        self.write_queued(w).await?
-                    }
-                    Via::On(c) => self.write(c, &prev, driver, &record, webhook).await?,
+                let mut w =
+                    CallWrite::update(&prev, driver, &record, outbox.as_ref().map(|e| (e, None)))?;
+                // This node delivers the webhook of a call it ends, unless it holds its
+                // share of the tenant's deliveries already (`handoff.rs`). Not from
+                // inside a transaction: the entry is handed off when the write returns,
+                // and that one commits later, if at all.
+                let queued = matches!(via, Via::Queue);
+                let claim = match via {
+                    Via::Queue => outbox
+                        .as_ref()
+                        .and_then(|e| self.reserve_delivery(&e.tenant)),
+                    Via::On(_) => None,
                 };
+                if let Some(claim) = &claim {
+                    w.claim_webhook(claim.until_ms());
+                }
+                let written = match via {
+                    Via::Queue => self.write_queued(w).await?,
+                    Via::On(c) => w.run(c, self.node_id()).await?,
+                };
+                // A write that lost, or enqueued nothing, drops the reservation.
                 let Some(enqueued) = written else {
                     return Ok(None);
                 };
+                if let (Some(seq), Some(entry)) = (enqueued, &outbox) {
+                    let mut entry = entry.clone();
+                    entry.seq = seq;
+                    match claim {
+                        Some(claim) => claim.hand_off(entry),
+                        // Unclaimed: it waits for one of this node's slots.
+                        None if queued => self.handoff.enqueued_unclaimed(entry),
+                        None => {}
+                    }
+                }
                 self.cache.put(&record);
                 let mut applied = TransitionPlan::written(record, effects, enqueued);
                 applied.adopted = adopted;

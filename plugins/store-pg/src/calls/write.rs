@@ -77,16 +77,19 @@ SET tenant = $2, created_ms = $3, version = $4, is_open = $5, driver = $6, recor
 WHERE call_id = $1 AND version = $8 AND driver = $9";
 
 /// [`WRITE`] plus the call's webhook unless it has one (its seq from the sequence when
-/// `$16` is NULL); answers the seq it enqueued.
+/// `$16` is NULL; `$28` the end of this node's delivery claim on it, NULL: unclaimed,
+/// `handoff.rs`); answers the seq it enqueued.
 const WRITE_WITH_WEBHOOK: &str = concat!(
     update_rec!(),
     tally_upsert!(),
     ", ob AS (
     INSERT INTO c2c_outbox (seq, webhook_id, call_id, tenant, payload_json, created_ms, attempts,
-        next_attempt_ms, state, last_error, delivered_ms, replayed_ms, retry_after)
+        next_attempt_ms, state, last_error, delivered_ms, replayed_ms, retry_after, claimed_by,
+        claim_until_ms)
     SELECT COALESCE($16::bigint, nextval('c2c_outbox_seq')), $17::text, rec.call_id,
         $18::text, $19::text, $20::bigint, $21::bigint, $22::bigint, $23::text, $24::text,
-        $25::bigint, $26::bigint, $27::boolean
+        $25::bigint, $26::bigint, $27::boolean,
+        CASE WHEN $28::bigint IS NULL THEN NULL ELSE $6::text END, COALESCE($28::bigint, 0)
     FROM rec
     ON CONFLICT (call_id) DO NOTHING
     RETURNING seq
@@ -106,6 +109,9 @@ pub(super) struct Webhook {
     pub columns: super::outbox::Columns,
     /// `None`: the next value of the sequence, taken in the write.
     pub seq: Option<i64>,
+    /// The end of this node's delivery claim on the entry, written with it (`None`:
+    /// enqueued unclaimed; `handoff.rs`).
+    pub claim_until: Option<i64>,
 }
 
 /// One write of a call, its values as the statements bind them. The driver written is
@@ -145,10 +151,18 @@ impl CallWrite {
                     columns: super::outbox::Columns::of(e)?,
                     entry: e.clone(),
                     seq,
+                    claim_until: None,
                 })
             })
             .transpose()?;
         Ok(w)
+    }
+
+    /// The webhook is enqueued claimed by this node until `until_ms` (`handoff.rs`).
+    pub(super) fn claim_webhook(&mut self, until_ms: u64) {
+        if let Some(w) = &mut self.webhook {
+            w.claim_until = Some(super::bound(until_ms));
+        }
     }
 
     fn new(
@@ -231,6 +245,7 @@ impl CallWrite {
             &cols.delivered_ms,
             &cols.replayed_ms,
             &e.retry_after,
+            &w.claim_until,
         ]);
         query_written(c, WRITE_WITH_WEBHOOK, &params, true).await
     }
