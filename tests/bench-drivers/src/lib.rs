@@ -120,6 +120,48 @@ pub fn cpu_secs(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
+/// The machine's CPU time so far, from the `cpu` line of `/proc/stat` (clock ticks):
+/// all of it, the busy part (neither idle nor waiting for I/O), and the part the
+/// hypervisor gave to other guests (steal). Steal is what makes this VM's speed swing
+/// between runs: a benchmark prints it so a slow run can be told from a slow build.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MachineCpu {
+    total: u64,
+    busy: u64,
+    steal: u64,
+}
+
+impl MachineCpu {
+    pub fn now() -> MachineCpu {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let f: Vec<u64> = stat
+            .lines()
+            .find(|l| l.starts_with("cpu "))
+            .map(|l| {
+                l.split_whitespace()
+                    .skip(1)
+                    .filter_map(|v| v.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let at = |i: usize| f.get(i).copied().unwrap_or(0);
+        let total: u64 = (0..8).map(at).sum();
+        MachineCpu {
+            total,
+            busy: total - at(3) - at(4) - at(7),
+            steal: at(7),
+        }
+    }
+
+    /// `(busy, steal)` as shares (%) of the machine's CPU time since `earlier`.
+    pub fn shares_since(&self, earlier: &MachineCpu) -> (f64, f64) {
+        let total = self.total.saturating_sub(earlier.total).max(1) as f64;
+        let pct = |a: u64, b: u64| a.saturating_sub(b) as f64 * 100.0 / total;
+        (pct(self.busy, earlier.busy), pct(self.steal, earlier.steal))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::toml_set;

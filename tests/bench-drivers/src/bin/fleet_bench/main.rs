@@ -6,8 +6,9 @@
 //!   lifecycles round robin over both (one simulator and one sink for both), optionally
 //!   (d) the same with every request to the next node. All durable (sled's group-commit
 //!   fsync; PostgreSQL with `fsync` and `synchronous_commit` on). Lifecycles/s, latency,
-//!   CPU per lifecycle of each process (gateways, database, simulator, load generator)
-//!   and what the database did per lifecycle (transactions, WAL syncs, rows).
+//!   CPU per lifecycle of each process (gateways, database, simulator, load generator),
+//!   the machine's busy and stolen shares (`/proc/stat`), and what the database did per
+//!   lifecycle (transactions, WAL syncs, rows).
 //! - **SQL profile**: one gateway on PostgreSQL with `log_statement = all` on its
 //!   database: the statements one lifecycle runs, by text, and where the gateways'
 //!   database sessions wait during the run (`waits.rs`).
@@ -197,6 +198,7 @@ async fn throughput_run(a: &Args, pg: &Pg, setup: Setup, round: usize) -> Row {
     };
     let me = std::process::id();
     let xid0 = pgstat::next_xid(pg);
+    let machine0 = c2c_bench_drivers::MachineCpu::now();
     let cpu0 = [
         cpu_all(&gw_pids),
         pg.cpu_secs(),
@@ -226,6 +228,7 @@ async fn throughput_run(a: &Args, pg: &Pg, setup: Setup, round: usize) -> Row {
         c2c_bench_drivers::cpu_secs(h.sim_pid),
         c2c_bench_drivers::cpu_secs(me),
     ];
+    let (busy, steal) = c2c_bench_drivers::MachineCpu::now().shares_since(&machine0);
     let xid1 = pgstat::next_xid(pg);
     let total = run.total as f64;
     let per = |x: f64| x / total;
@@ -294,7 +297,8 @@ async fn throughput_run(a: &Args, pg: &Pg, setup: Setup, round: usize) -> Row {
     );
     println!(
         "  CPU per lifecycle: gateway{} {:.3} ms, database {:.3} ms, simulator {:.3} ms, load \
-         generator {:.3} ms (total {:.3} ms)",
+         generator {:.3} ms (total {:.3} ms); the machine {busy:.0} % busy, {steal:.0} % stolen \
+         by the hypervisor",
         if setup.nodes() > 1 { "s (both)" } else { "" },
         row.cpu[0],
         row.cpu[1],
