@@ -86,6 +86,24 @@ struct State {
     last_db_claim: Option<Instant>,
 }
 
+impl State {
+    /// Holds the claim on entry `seq` of `tenant` until `until_ms`: a hold already on
+    /// the entry (its enqueueing write's) is extended, else one is added.
+    fn hold(&mut self, tenant: &str, seq: u64, until_ms: u64) {
+        let holds = self.holds.entry(tenant.to_owned()).or_default();
+        if let Some(h) = holds.iter_mut().find(|h| h.seq == Some(seq)) {
+            h.until_ms = until_ms;
+            return;
+        }
+        self.next_id += 1;
+        holds.push(Hold {
+            id: self.next_id,
+            seq: Some(seq),
+            until_ms,
+        });
+    }
+}
+
 struct Hold {
     id: u64,
     /// `None` while the enqueueing write is in flight.
@@ -217,13 +235,7 @@ impl HandOff {
     /// `until_ms`: held, and handed to the deliverer's next poll.
     pub(super) fn took_next(&self, entry: OutboxEntry, until_ms: u64) {
         let mut s = self.lock();
-        let s = &mut *s;
-        s.next_id += 1;
-        s.holds.entry(entry.tenant.clone()).or_default().push(Hold {
-            id: s.next_id,
-            seq: Some(entry.seq),
-            until_ms,
-        });
+        s.hold(&entry.tenant, entry.seq, until_ms);
         if s.ready.len() < MAX_READY {
             s.ready.push((entry, until_ms));
         }
@@ -317,23 +329,12 @@ impl HandOff {
             return;
         }
         let mut s = self.lock();
-        let s = &mut *s;
         s.ready
             .retain(|(w, _)| !entries.iter().any(|e| e.seq == w.seq));
         s.waiting
             .retain(|w| !entries.iter().any(|e| e.seq == w.seq));
         for e in entries {
-            let holds = s.holds.entry(e.tenant.clone()).or_default();
-            if let Some(h) = holds.iter_mut().find(|h| h.seq == Some(e.seq)) {
-                h.until_ms = until_ms;
-            } else {
-                s.next_id += 1;
-                holds.push(Hold {
-                    id: s.next_id,
-                    seq: Some(e.seq),
-                    until_ms,
-                });
-            }
+            s.hold(&e.tenant, e.seq, until_ms);
         }
     }
 
