@@ -28,7 +28,7 @@
 # Usage: tests/bench/fleet.sh [calls=3000] [concurrency=24] [rounds=2]
 #   env: SETUPS=sled,pg,fleet (add fleet-requests: every request to the next node)
 #        PARTS=throughput,profile,failover  FAILOVER_CALLS=200 FAILOVER_ROUNDS=5
-#        LEASE_MS=5000 POOL_SIZE=16 PROFILE_CALLS=500 PROFILE_NODES=1 (2: the profile of (c))
+#        LEASE_MS=5000 POOL_SIZE=4 PROFILE_CALLS=500 PROFILE_NODES=1 (2: the profile of (c))
 #        WEBHOOK_CONCURRENCY=N (webhooks.per_tenant_concurrency of every node; default the
 #        policy's 4)
 #        WALLET=1 (acme's calls paid from its wallet: billing.charge_calls on, topped up)
@@ -48,7 +48,7 @@ exec ./target/release/fleet-bench \
   --setups "${SETUPS:-sled,pg,fleet}" \
   --parts "${PARTS:-throughput,profile,failover}" \
   --failover-calls "${FAILOVER_CALLS:-200}" --failover-rounds "${FAILOVER_ROUNDS:-5}" \
-  --lease-ms "${LEASE_MS:-5000}" --pool-size "${POOL_SIZE:-16}" \
+  --lease-ms "${LEASE_MS:-5000}" --pool-size "${POOL_SIZE:-4}" \
   --profile-calls "${PROFILE_CALLS:-500}" --profile-nodes "${PROFILE_NODES:-1}" \
   ${WEBHOOK_CONCURRENCY:+--webhook-concurrency "$WEBHOOK_CONCURRENCY"} \
   ${WALLET:+--wallet}
