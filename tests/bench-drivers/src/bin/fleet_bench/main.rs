@@ -61,9 +61,9 @@ pub(crate) struct Args {
         default_value = "throughput,profile,failover"
     )]
     parts: Vec<Part>,
-    /// `store.pool_size` of every PostgreSQL node: 4, two nodes' share of about two
-    /// connections per core of this machine's database (`docs/fleet.md`, "Sizing the
-    /// pool"; 16 cost the database 10-12 % more CPU per lifecycle, BENCHMARKS.md).
+    /// `store.pool_size` of every PostgreSQL node: 4, so two nodes hold 4 connections
+    /// per core of this machine's database, the knee measured (`docs/fleet.md`, "Sizing
+    /// the pool"; 16 cost the database 12 % more CPU per lifecycle, BENCHMARKS.md).
     #[arg(long, default_value_t = 4)]
     pool_size: usize,
     /// `store.lease_ms` of every PostgreSQL node.
