@@ -80,8 +80,9 @@ pub struct Prepared {
     /// The HTTP (and TLS) listen addresses, bound to prove they are free; released just
     /// before Pingora binds them itself (it has no way to adopt a bound socket).
     pub http_probes: Vec<std::net::TcpListener>,
-    /// The lease of this fleet node (`None`: the gateway is alone on its store).
-    pub fleet_lease: Option<std::time::Duration>,
+    /// The shared database of this fleet node (`None`: the gateway is alone on its
+    /// store).
+    pub fleet: Option<Arc<c2c_store_pg::PgStore>>,
 }
 
 /// Binds `addr` for TCP to find out now, with a clear message, whether Pingora will be
@@ -135,7 +136,7 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, StartError> {
     let metrics = GatewayMetrics::register(&registry)?;
     metrics.set_build_info(crate::build::VERSION, crate::build::REVISION);
     let stores = crate::stores::open(args, &policy, &metrics)?;
-    let fleet_lease = stores.shared.as_ref().map(|pg| pg.options().lease);
+    let fleet = stores.shared.clone();
     // In webhook mode the bundled simulator posts its signed webhooks to us.
     let webhook_url = (policy.gateway.answer_detection == AnswerDetection::Webhook)
         .then(|| format!("http://{listen}/webhooks/livekit"));
@@ -166,7 +167,7 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, StartError> {
         health_checks,
         sip,
         http_probes,
-        fleet_lease,
+        fleet,
     })
 }
 
@@ -178,7 +179,7 @@ pub fn serve(args: ServeArgs) -> Result<(), StartError> {
         health_checks,
         sip,
         http_probes,
-        fleet_lease,
+        fleet,
     } = prepare(&args)?;
     let gw = app.policy().get().gateway.clone();
     let conf = ServerConf {
@@ -258,9 +259,9 @@ pub fn serve(args: ServeArgs) -> Result<(), StartError> {
         "sip edge",
         SipService::new(app.clone(), sip),
     ));
-    if let Some(lease) = fleet_lease {
+    if let Some(pg) = fleet {
         let fleet =
-            crate::fleet::FleetService::new(app.clone(), lease).map_err(StartError::Metrics)?;
+            crate::fleet::FleetService::new(app.clone(), pg).map_err(StartError::Metrics)?;
         server.add_service(background_service("fleet", fleet));
     }
     if gw.answer_detection == AnswerDetection::Poll {

@@ -68,6 +68,26 @@ async fn a_call_created_on_a_connects_and_ends_through_b() {
     for gw in &env.nodes {
         assert_eq!(env.metric(gw, TAKEN_OVER).await, 0.0, "{}", gw.base);
     }
+    // Each node's pool of connections is exported (sampled with each lease renewal):
+    // its size as configured, checkouts made, none that found no connection in time.
+    for gw in &env.nodes {
+        assert!(
+            eventually(T, || async {
+                env.metric(gw, "c2c_store_pool_checkouts_total").await > 0.0
+            })
+            .await,
+            "no pool checkouts exported by {}",
+            gw.base
+        );
+        assert_eq!(env.metric(gw, "c2c_store_pool_max_connections").await, 8.0);
+        assert_eq!(env.metric(gw, "c2c_store_pool_exhausted_total").await, 0.0);
+        let open = env.metric(gw, "c2c_store_pool_connections").await;
+        assert!(
+            (1.0..=8.0).contains(&open),
+            "{}: {open} connections",
+            gw.base
+        );
+    }
 }
 
 /// kill -9 of the node driving a ringing call that is never answered, a ringing call

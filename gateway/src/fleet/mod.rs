@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use c2c_store_pg::PgStore;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
@@ -42,15 +43,19 @@ const CLAIM_BATCH: usize = 500;
 /// The fleet node's background work.
 pub struct FleetService {
     app: Arc<App>,
+    /// The shared database: its connection pool is sampled with each lease renewal.
+    pg: Arc<PgStore>,
     lease: Duration,
     metrics: FleetMetrics,
 }
 
 impl FleetService {
-    pub fn new(app: Arc<App>, lease: Duration) -> prometheus::Result<Self> {
+    pub fn new(app: Arc<App>, pg: Arc<PgStore>) -> prometheus::Result<Self> {
         let metrics = FleetMetrics::register(app.registry())?;
+        let lease = pg.options().lease;
         Ok(Self {
             app,
+            pg,
             lease,
             metrics,
         })
@@ -71,7 +76,10 @@ impl BackgroundService for FleetService {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
-                _ = renew.tick() => self.renew().await,
+                _ = renew.tick() => {
+                    self.metrics.pool.sample(self.pg.pool_stats());
+                    self.renew().await
+                }
                 _ = claim.tick(), if self.app.is_serving() => self.claim().await,
                 _ = count.tick() => self.count().await,
                 _ = revision.tick() => refresh_shared(&self.app).await,

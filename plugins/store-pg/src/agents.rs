@@ -77,7 +77,7 @@ impl PgAgentStore {
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, AgentStoreError> {
-        self.pg.pool().get().await.map_err(store_err)
+        self.pg.checkout().await.map_err(store_err)
     }
 
     /// Runs `write` with its audit lines; false when a remove found no agent (nothing

@@ -125,7 +125,7 @@ impl PgDltStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, DltError> {
-        self.pg.pool().get().await.map_err(store_err)
+        self.pg.checkout().await.map_err(store_err)
     }
 }
 

@@ -36,6 +36,6 @@ pub use calls::{PgCallStore, OPTIMISTIC_TRIES};
 pub use config::{PgOptions, DEFAULT_LEASE};
 pub use dlt::PgDltStore;
 pub use error::{backend, PgError};
-pub use pool::PgStore;
+pub use pool::{PgStore, PoolStats};
 pub use seen::PgSeenEvents;
 pub use wallet::PgWalletStore;

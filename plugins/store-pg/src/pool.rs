@@ -4,12 +4,14 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use c2c_callstate::StoreError;
 use deadpool_postgres::{
-    Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
+    Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    TimeoutType,
 };
 
 use tokio_postgres::NoTls;
@@ -29,8 +31,41 @@ pub struct PgStore {
     stalled: Arc<Stall>,
     /// The engine takes `SET LOCAL synchronous_commit` (probed at open; `relaxed.rs`).
     relaxed_commits: bool,
+    /// What checkouts from the pool waited (see [`PgStore::pool_stats`]).
+    checkouts: Checkouts,
     /// Runs every connection's socket; dropped last.
     _io: IoRuntime,
+}
+
+/// The pool now and its checkouts since the start ([`PgStore::pool_stats`]): what an
+/// operator needs to see whether `store.pool_size` is too small for the load (requests
+/// wait for a connection) or the database is away (connections cannot be opened).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `store.pool_size`.
+    pub max_size: usize,
+    /// Connections open now, handed out or idle.
+    pub open: usize,
+    /// Connections open now and not handed out.
+    pub idle: usize,
+    /// Operations waiting for a connection now.
+    pub waiting: usize,
+    /// Checkouts since the start, whatever their outcome.
+    pub checkouts: u64,
+    /// Time those checkouts waited, summed (nanoseconds).
+    pub wait_ns: u64,
+    /// Checkouts that found no connection free within `statement_timeout_ms` (the
+    /// operation answered "unavailable"): the pool is too small for the load, or the
+    /// database too slow to give connections back.
+    pub exhausted: u64,
+}
+
+/// Counters of [`PoolStats`], bumped by every checkout.
+#[derive(Default)]
+struct Checkouts {
+    count: AtomicU64,
+    wait_ns: AtomicU64,
+    exhausted: AtomicU64,
 }
 
 /// An operation that did not finish within its deadline.
@@ -217,6 +252,7 @@ impl PgStore {
             opts,
             stalled,
             relaxed_commits: false,
+            checkouts: Checkouts::default(),
             _io: io,
         };
         {
@@ -265,12 +301,37 @@ impl PgStore {
 
     /// A pooled connection, or the store's "unavailable" error.
     pub async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(backend)
+        self.checkout().await.map_err(backend)
     }
 
-    /// The pool itself (for stores in this crate that map errors their own way).
-    pub(crate) fn pool(&self) -> &Pool {
-        &self.pool
+    /// A pooled connection, counted in [`Self::pool_stats`] (for stores in this crate
+    /// that map errors their own way).
+    pub(crate) async fn checkout(&self) -> Result<Object, PoolError> {
+        let started = Instant::now();
+        let got = self.pool.get().await;
+        let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let c = &self.checkouts;
+        c.count.fetch_add(1, Ordering::Relaxed);
+        c.wait_ns.fetch_add(waited, Ordering::Relaxed);
+        if matches!(got, Err(PoolError::Timeout(TimeoutType::Wait))) {
+            c.exhausted.fetch_add(1, Ordering::Relaxed);
+        }
+        got
+    }
+
+    /// The pool now and what its checkouts waited since the start.
+    pub fn pool_stats(&self) -> PoolStats {
+        let now = self.pool.status();
+        let c = &self.checkouts;
+        PoolStats {
+            max_size: now.max_size,
+            open: now.size,
+            idle: now.available,
+            waiting: now.waiting,
+            checkouts: c.count.load(Ordering::Relaxed),
+            wait_ns: c.wait_ns.load(Ordering::Relaxed),
+            exhausted: c.exhausted.load(Ordering::Relaxed),
+        }
     }
 
     /// The runtime the connections' sockets live on: for the store's own background

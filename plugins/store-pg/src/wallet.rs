@@ -341,7 +341,7 @@ impl PgWalletStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, WalletError> {
-        self.pg.pool().get().await.map_err(store_err)
+        self.pg.checkout().await.map_err(store_err)
     }
 
     /// Rows of one read-only statement.

@@ -181,7 +181,7 @@ fn answer(batch: Vec<Job>, written: Result<Vec<Answer>, WalletError>) {
 }
 
 async fn write_retrying(pg: &PgStore, jobs: &[Job]) -> Result<Vec<Answer>, WalletError> {
-    let client = async { pg.pool().get().await.map_err(store_err) };
+    let client = async { pg.checkout().await.map_err(store_err) };
     retrying!(client, |c| try_batch(&mut c, jobs)).await
 }
 

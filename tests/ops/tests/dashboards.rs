@@ -121,6 +121,12 @@ const FLEET_SERIES: &[(&str, Kind, &[&str])] = &[
     ),
     ("c2c_fleet_lease_until_ms", Kind::Gauge, &[]),
     ("c2c_fleet_calls_taken_over_total", Kind::Counter, &[]),
+    ("c2c_store_pool_connections", Kind::Gauge, &["state"]),
+    ("c2c_store_pool_max_connections", Kind::Gauge, &[]),
+    ("c2c_store_pool_waiting", Kind::Gauge, &[]),
+    ("c2c_store_pool_checkouts_total", Kind::Counter, &[]),
+    ("c2c_store_pool_wait_seconds_total", Kind::Counter, &[]),
+    ("c2c_store_pool_exhausted_total", Kind::Counter, &[]),
 ];
 
 /// Series that come with another issue. Alerts may already use them;
@@ -164,6 +170,11 @@ const REQUIRED_ON_DASHBOARDS: &[&str] = &[
     "c2c_fleet_lease_renewals_total",
     "c2c_fleet_lease_until_ms",
     "c2c_fleet_calls_taken_over_total",
+    // Issue 22: whether a node's pool of PostgreSQL connections is too small.
+    "c2c_store_pool_connections",
+    "c2c_store_pool_waiting",
+    "c2c_store_pool_wait_seconds_total",
+    "c2c_store_pool_exhausted_total",
 ];
 
 /// Alerts issue 6 asks for: name, the series its expression must use, required `for`.
@@ -206,6 +217,11 @@ const REQUIRED_ALERTS: &[(&str, &str, Option<&str>)] = &[
     (
         "C2CFleetCallsTakenOver",
         "c2c_fleet_calls_taken_over_total",
+        None,
+    ),
+    (
+        "C2CStorePoolExhausted",
+        "c2c_store_pool_exhausted_total",
         None,
     ),
 ];
