@@ -110,3 +110,46 @@ async fn a_charset_other_than_utf8_is_415_on_json_and_browser_routes() {
     let (s, v) = json(hangup("text/plain;charset=UTF-8").await.unwrap()).await;
     assert_eq!((s, error_code(&v)), (404, "not_found"), "{v}");
 }
+
+/// `/status` answers an unknown call 404 whatever its body, and a malformed report on a
+/// real call 400 with nothing changed: the handler parses the report before loading the
+/// call only to pick how fresh the record must be, not which error comes first. A
+/// report that moves the call answers what its transition stored; one that moves
+/// nothing answers the stored call.
+#[tokio::test]
+async fn a_status_report_is_checked_against_its_call_before_its_body() {
+    let env = CallEnv::start("webhook").await;
+    let status = |id: &str, body: &'static str| {
+        env.c
+            .post(env.gw.url(&format!("/api/c2c/calls/{id}/status")))
+            .header("content-type", "text/plain")
+            .body(body)
+            .send()
+    };
+    for body in ["{", r#"{"status":"ANSWERED"}"#, r#"{"status":"whatever"}"#] {
+        let (s, v) = json(
+            status("c2c_0123456789abcdef0123456789abcdef", body)
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((s, error_code(&v)), (404, "not_found"), "{body}: {v}");
+    }
+    let (call_id, _room) = env.start_call("9530251797").await;
+    let before = env.get_call(&call_id).await;
+    let (s, v) = json(status(&call_id, r#"{"status":"#).await.unwrap()).await;
+    assert_eq!((s, error_code(&v)), (400, "invalid_json"), "{v}");
+    let after = env.get_call(&call_id).await;
+    assert_eq!(
+        (&after["status"], &after["call_status"]),
+        (&before["status"], &before["call_status"]),
+        "a malformed report changed the call"
+    );
+    let (s, v) = json(status(&call_id, r#"{"status":"whatever"}"#).await.unwrap()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["call_id"], call_id.as_str());
+    let (s, v) = json(status(&call_id, r#"{"status":"ANSWERED"}"#).await.unwrap()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "ACTIVE", "{v}");
+    assert_eq!(env.get_call(&call_id).await["status"], "ACTIVE");
+}

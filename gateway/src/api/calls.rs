@@ -485,11 +485,27 @@ pub async fn status(
     head: &RequestHead<'_>,
     body: &Bytes,
 ) -> Result<JsonResponse, ApiError> {
-    let rec = load_call(app, ctx, head).await?;
     // sendBeacon / keepalive fetch may label JSON as text/plain: parse whatever came.
-    let report: StatusReport = parse_json(body)?;
+    // Parsed before the load only to pick how fresh the load must be; an unknown call
+    // is still answered 404 before a malformed body 400.
+    let report: Result<StatusReport, ApiError> = parse_json(body);
     let mode = app.policy().get().gateway.answer_detection;
-    let ev = calls::signals::browser::report_event(&report.status, mode);
+    let ev = report
+        .as_ref()
+        .ok()
+        .and_then(|r| calls::signals::browser::report_event(&r.status, mode));
+    // A report that moves the call is answered with what its transition decided on
+    // the latest record, so the load before it only checks the caller (a call's tenant
+    // never changes) and may come from this node's own writes, as for `/connect` and
+    // `/hangup`: one read of a shared store per report instead of two (BENCHMARKS.md,
+    // issue 22). A report that moves nothing is answered with the stored record.
+    let read = if ev.is_some() {
+        Read::Recent
+    } else {
+        Read::Latest
+    };
+    let rec = load_call_as(app, ctx, head, read).await?;
+    report?;
     let rec = match ev {
         Some(ev) => calls::apply(app, &rec.call_id, ev)
             .await

@@ -34,12 +34,18 @@ fn fresh_schema(tag: &str) -> String {
 /// transaction (so no case depends on the machine's speed), `cap` deliveries of a
 /// tenant across the fleet.
 async fn node(schema: &str, cap: usize) -> Arc<PgCallStore> {
+    rechecking_node(schema, cap, Duration::from_secs(60)).await
+}
+
+/// [`node`], its polls answered from its hand-offs for `recheck` after a claim
+/// transaction.
+async fn rechecking_node(schema: &str, cap: usize, recheck: Duration) -> Arc<PgCallStore> {
     let mut o = PgOptions::new(server().url("db"));
     o.schema = Some(schema.to_owned());
     o.pool_size = 4;
     o.delivery_claim = Duration::from_millis(CLAIM_MS);
     o.tenant_delivery_concurrency = cap;
-    o.delivery_recheck = Duration::from_secs(60);
+    o.delivery_recheck = recheck;
     let pg = PgStore::open(o).await.unwrap();
     Arc::new(PgCallStore::new(pg).await.unwrap())
 }
@@ -196,6 +202,61 @@ async fn beyond_its_share_a_node_claims_the_next_webhook_as_a_delivery_ends() {
     a.outbox_record_attempt(&delivered(&got[0])).await.unwrap();
     assert_eq!(claim_of(&schema, &third.call_id).0, b.node_id());
     assert!(a.outbox_due(now_ms(), 10).await.unwrap().is_empty());
+}
+
+/// A claim transaction that finds the tenant's slots busy (the recheck of a loaded
+/// node) claims nothing and leaves the waiting entry waiting on the node: the end of
+/// the delivery in flight still claims it, with its result. (Emptied by the claim
+/// transaction, the list left the slot free until another claim transaction, and a
+/// loaded node ran one per slot.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_transaction_held_back_by_busy_slots_leaves_the_next_webhook_waiting_here() {
+    let schema = fresh_schema("handoff_recheck");
+    const RECHECK: Duration = Duration::from_secs(2);
+    let (a, b) = (
+        rechecking_node(&schema, 2, RECHECK).await,
+        node(&schema, 2).await,
+    );
+    let t = now_ms();
+    a.renew_lease(t).await.unwrap();
+    b.renew_lease(t).await.unwrap();
+    let first = ended(&a, "acme").await;
+    let got = a.outbox_due(now_ms(), 10).await.unwrap();
+    assert_eq!(calls_of(&got), [first.call_id.as_str()]);
+    let in_flight = got[0].seq;
+    let second = ended(&a, "acme").await;
+    assert_eq!(claim_of(&schema, &second.call_id), ("-".to_owned(), 0));
+
+    // A claim transaction once the recheck is due: A's one slot is busy (its
+    // deliverer refuses the entry in flight), so it claims nothing and says entries
+    // are held back.
+    tokio::time::sleep(RECHECK + Duration::from_millis(100)).await;
+    let before = a.delivery_counts();
+    let (got, held) = a
+        .outbox_due_held(now_ms(), 10, &mut |seq, _| seq != in_flight)
+        .await
+        .unwrap();
+    assert!(got.is_empty() && held, "{:?}", calls_of(&got));
+    assert_eq!(
+        a.delivery_counts().claim_transactions,
+        before.claim_transactions + 1,
+        "the poll read the database"
+    );
+    assert_eq!(claim_of(&schema, &second.call_id), ("-".to_owned(), 0));
+
+    // The delivery of the first ends: the second is A's, from the same transaction,
+    // and A's next poll hands it out without another claim transaction.
+    a.outbox_record_attempt(&delivered(&got_first(&a, &first).await))
+        .await
+        .unwrap();
+    assert_eq!(claim_of(&schema, &second.call_id).0, a.node_id());
+    let after = a.delivery_counts();
+    let got = a.outbox_due(now_ms(), 10).await.unwrap();
+    assert_eq!(calls_of(&got), [second.call_id.as_str()]);
+    assert_eq!(
+        a.delivery_counts().claim_transactions,
+        after.claim_transactions
+    );
 }
 
 /// `first`'s entry as stored (what A's deliverer was given for it).
