@@ -46,6 +46,9 @@ async fn a_call_created_on_a_connects_and_ends_through_b() {
     assert_eq!((s, error_code(&v)), (409, "already_connected"), "{v}");
     let dials = env.sim.dials();
     assert_eq!(dials.len(), 1, "dialled twice: {dials:?}");
+    // LiveKit's ringing limit is a backstop behind the gateway's own 5 s ring timer,
+    // never a race with it (its CANCEL would end the call as the customer's).
+    assert_eq!(dials[0].ringing_timeout, Some(Duration::from_secs(8)));
     // The agent's tab goes away: after the 1 s grace the call ends.
     env.sim.leave(&room, AGENT).unwrap();
     let v = env.wait_status(env.b(), &call_id, "ENDED", T).await;

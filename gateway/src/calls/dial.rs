@@ -22,6 +22,10 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::app::App;
+
+/// How much longer LiveKit rings than the gateway's ring timer (see [`prepare`]):
+/// enough for a late timer, the write that ends the call and the room's deletion.
+const RING_BACKSTOP: Duration = Duration::from_secs(3);
 use crate::calls::signals::room::leg_seen;
 
 /// How long `/connect` waits for an immediate failure (LiveKit unreachable) before it
@@ -188,7 +192,12 @@ fn prepare(app: &App, rec: &CallRecord) -> Result<(Arc<LiveKitClient>, CallDial)
         call_to: n.dialed,
         room: rec.room.clone(),
         sip_number: n.caller_id,
-        ring_timeout: knobs.ring_timeout,
+        // The gateway's own ring timer ends the call (`ring_timeout`); LiveKit's
+        // `ringing_timeout` is only a backstop in case the gateway is down then. Equal,
+        // the two raced: LiveKit's CANCEL came back from the carrier as a 487 that reads
+        // as the customer's end (`customer_left`) whenever the gateway's timer ran a
+        // moment late (seen in a fresh-clone run of `.ci/run`).
+        ring_timeout: knobs.ring_timeout + RING_BACKSTOP,
         // The gateway's own max-duration timer ends the call; LiveKit's limit is only a
         // backstop in case the gateway is down at that moment.
         max_duration: knobs.max_duration + Duration::from_secs(30),

@@ -43,29 +43,23 @@ const CLAIM_BATCH: usize = 500;
 /// The fleet node's background work.
 pub struct FleetService {
     app: Arc<App>,
-    /// The shared database: its connection pool is sampled with each lease renewal.
+    /// The shared database: its connection pool is sampled with each lease renewal,
+    /// and its options say how long the lease lasts.
     pg: Arc<PgStore>,
-    lease: Duration,
     metrics: FleetMetrics,
 }
 
 impl FleetService {
     pub fn new(app: Arc<App>, pg: Arc<PgStore>) -> prometheus::Result<Self> {
         let metrics = FleetMetrics::register(app.registry())?;
-        let lease = pg.options().lease;
-        Ok(Self {
-            app,
-            pg,
-            lease,
-            metrics,
-        })
+        Ok(Self { app, pg, metrics })
     }
 }
 
 #[async_trait]
 impl BackgroundService for FleetService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let renew_every = self.lease / 3;
+        let renew_every = self.pg.options().lease / 3;
         let mut renew = tokio::time::interval(renew_every);
         let mut claim = tokio::time::interval(CLAIM_EVERY);
         let mut count = tokio::time::interval(COUNT_EVERY);
