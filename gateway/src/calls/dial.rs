@@ -22,11 +22,11 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::app::App;
+use crate::calls::signals::room::leg_seen;
 
 /// How much longer LiveKit rings than the gateway's ring timer (see [`prepare`]):
 /// enough for a late timer, the write that ends the call and the room's deletion.
 const RING_BACKSTOP: Duration = Duration::from_secs(3);
-use crate::calls::signals::room::leg_seen;
 
 /// How long `/connect` waits for an immediate failure (LiveKit unreachable) before it
 /// answers `ringing`; anything later reaches the CRM through the webhook.
