@@ -26,6 +26,9 @@ fn server() -> &'static PgServer {
 const LEASE_MS: u64 = 300;
 const CLAIM_MS: u64 = 500;
 const TENANT_CAP: usize = 3;
+/// How often a node's poll reads the database at least: what another node changed
+/// (a retry, a slot it freed) reaches this node by then.
+const RECHECK_MS: u64 = 100;
 
 fn fresh_schema(tag: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -39,6 +42,7 @@ fn options(schema: &str) -> PgOptions {
     o.lease = Duration::from_millis(LEASE_MS);
     o.delivery_claim = Duration::from_millis(CLAIM_MS);
     o.tenant_delivery_concurrency = TENANT_CAP;
+    o.delivery_recheck = Duration::from_millis(RECHECK_MS);
     o
 }
 
@@ -499,21 +503,26 @@ async fn claimed_webhooks_stay_with_their_claimer_until_progress_or_expiry() {
     // This node's own claims stay candidates (its deliverer filters what is in flight).
     assert_eq!(seqs(&a.outbox_due(now, 10).await.unwrap()), seqs(&got));
 
-    // Progress clears the claim: the retry is anyone's.
+    // Progress clears the claim: the retry is anyone's. B's poll reads the database
+    // at its next recheck at the latest.
     let mut retry = got[0].clone();
     retry.attempts = 1;
     retry.last_error = Some("http 503".into());
     a.outbox_record_progress(&retry).await.unwrap();
-    assert_eq!(seqs(&b.outbox_due(now, 10).await.unwrap()), vec![retry.seq]);
+    let recheck = now + RECHECK_MS;
     assert_eq!(
-        seqs(&a.outbox_due(now, 10).await.unwrap()),
+        seqs(&b.outbox_due(recheck, 10).await.unwrap()),
+        vec![retry.seq]
+    );
+    assert_eq!(
+        seqs(&a.outbox_due(recheck, 10).await.unwrap()),
         seqs(&got[1..]),
         "B's claim hides the retry from A"
     );
 
-    // A dies mid-delivery: once its claims expire, B takes everything (B's renewal no
-    // longer counts A, so the whole cap is B's).
-    let later = now + CLAIM_MS + 1;
+    // A dies mid-delivery: once its claims (renewed by its last poll) expire, B takes
+    // everything (B's renewal no longer counts A, so the whole cap is B's).
+    let later = recheck + CLAIM_MS + 1;
     b.renew_lease(later).await.unwrap();
     assert_eq!(seqs(&b.outbox_due(later, 10).await.unwrap()), seqs(&got));
     assert!(a.outbox_due(later + 1, 10).await.unwrap().is_empty());
@@ -627,11 +636,13 @@ async fn the_tenant_delivery_cap_holds_across_the_fleet() {
     assert!(held, "acme's entries were held back by the fleet's limit");
     assert_eq!(live_claims(&schema, "acme", now), TENANT_CAP);
 
-    // One of A's deliveries ends: exactly one more acme delivery may start, anywhere.
+    // One of A's deliveries ends: exactly one more acme delivery may start, anywhere
+    // (B finds the free slot at its next recheck at the latest).
     let mut done = on_a[0].clone();
     done.state = OutboxState::Delivered;
     done.delivered_ms = Some(now);
     a.outbox_update(&done).await.unwrap();
+    let now = now + RECHECK_MS;
     let more = b.outbox_due(now, 10).await.unwrap();
     let more_acme: Vec<&OutboxEntry> = more.iter().filter(|e| e.tenant == "acme").collect();
     assert_eq!(more_acme.len(), 1);

@@ -34,8 +34,12 @@ fn fresh_schema(tag: &str) -> String {
 /// transaction (so no case depends on the machine's speed), `cap` deliveries of a
 /// tenant across the fleet.
 async fn node(schema: &str, cap: usize) -> Arc<PgCallStore> {
-    rechecking_node(schema, cap, Duration::from_secs(60)).await
+    rechecking_node(schema, cap, RECHECK).await
 }
+
+/// How long a [`node`]'s polls are answered from its hand-offs after a claim
+/// transaction: a poll this much later (by its clock) reads the database.
+const RECHECK: Duration = Duration::from_secs(60);
 
 /// [`node`], its polls answered from its hand-offs for `recheck` after a claim
 /// transaction.
@@ -125,16 +129,21 @@ async fn the_node_that_ends_a_call_delivers_its_webhook_without_a_claim_transact
     let before = a.delivery_counts();
 
     // From now on A's ended calls go straight to its deliverer, lowest seq first, as
-    // many as it asks for; the one in flight is refused by its deliverer.
+    // many as it asks for; the ones in flight are offered again, and refused by its
+    // deliverer.
     let second = ended(&a, "acme").await;
     let third = ended(&a, "acme").await;
-    let in_flight = got[0].seq;
+    let mut in_flight = vec![got[0].seq];
     let served = a
-        .outbox_due_admitted(now_ms(), 1, &mut |seq, _| seq != in_flight)
+        .outbox_due_admitted(now_ms(), 1, &mut |seq, _| !in_flight.contains(&seq))
         .await
         .unwrap();
     assert_eq!(calls_of(&served), [second.call_id.as_str()]);
-    let rest = a.outbox_due(now_ms(), 10).await.unwrap();
+    in_flight.push(served[0].seq);
+    let rest = a
+        .outbox_due_admitted(now_ms(), 10, &mut |seq, _| !in_flight.contains(&seq))
+        .await
+        .unwrap();
     assert_eq!(calls_of(&rest), [third.call_id.as_str()]);
     assert_eq!(
         a.delivery_counts(),
@@ -164,12 +173,14 @@ async fn the_node_that_ends_a_call_delivers_its_webhook_without_a_claim_transact
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn beyond_its_share_a_node_claims_the_next_webhook_as_a_delivery_ends() {
     let schema = fresh_schema("handoff_share");
-    // Two live nodes, a cap of 2: one slot each.
-    let (a, b) = (node(&schema, 2).await, node(&schema, 2).await);
+    // Two live nodes, a cap of 2: one slot each. B reads the database at every poll.
+    let (a, b) = (
+        node(&schema, 2).await,
+        rechecking_node(&schema, 2, Duration::from_millis(1)).await,
+    );
     let t = now_ms();
     a.renew_lease(t).await.unwrap();
     b.renew_lease(t).await.unwrap();
-    let all = |_: u64, _: &str| true;
     let first = ended(&a, "acme").await;
     let got = a.outbox_due(now_ms(), 10).await.unwrap();
     assert_eq!(calls_of(&got), [first.call_id.as_str()]);
@@ -178,7 +189,11 @@ async fn beyond_its_share_a_node_claims_the_next_webhook_as_a_delivery_ends() {
     assert_eq!(claim_of(&schema, &second.call_id), ("-".to_owned(), 0));
     let before = a.delivery_counts();
     // Its one slot busy, A has nothing to deliver, and knows it without a read.
-    let (got, held) = a.outbox_due_held(now_ms(), 10, &mut { all }).await.unwrap();
+    let in_flight = got[0].seq;
+    let (got, held) = a
+        .outbox_due_held(now_ms(), 10, &mut |seq, _| seq != in_flight)
+        .await
+        .unwrap();
     assert!(got.is_empty() && held, "{:?}", calls_of(&got));
     // The delivery of the first ends: the second is A's, from the same transaction.
     a.outbox_record_attempt(&delivered(&got_first(&a, &first).await))
@@ -195,6 +210,7 @@ async fn beyond_its_share_a_node_claims_the_next_webhook_as_a_delivery_ends() {
     // The third waits on A, but B (a free slot of the fleet's 2) claims it first: the
     // end of A's delivery of the second then claims nothing.
     let third = ended(&a, "acme").await;
+    tokio::time::sleep(Duration::from_millis(2)).await;
     assert_eq!(
         calls_of(&b.outbox_due(now_ms(), 10).await.unwrap()),
         [third.call_id.as_str()]
@@ -202,6 +218,70 @@ async fn beyond_its_share_a_node_claims_the_next_webhook_as_a_delivery_ends() {
     a.outbox_record_attempt(&delivered(&got[0])).await.unwrap();
     assert_eq!(claim_of(&schema, &third.call_id).0, b.node_id());
     assert!(a.outbox_due(now_ms(), 10).await.unwrap().is_empty());
+}
+
+/// Under load most polls find nothing new: a delivery's end polls again while others
+/// are in flight. Those are answered from the node's lists, offering again what is in
+/// flight (the deliverer refuses it), with no claim transaction. What the node puts in
+/// the database only, a tenant event or a retry, makes the poll that should find it
+/// read the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_poll_with_nothing_new_needs_no_claim_transaction_but_an_event_or_a_retry_does() {
+    let schema = fresh_schema("handoff_quiet");
+    let a = node(&schema, 8).await;
+    let first = ended(&a, "acme").await;
+    let got = a.outbox_due(now_ms(), 10).await.unwrap();
+    assert_eq!(calls_of(&got), [first.call_id.as_str()]);
+    let in_flight = got[0].seq;
+    let before = a.delivery_counts();
+    for _ in 0..3 {
+        let again = a
+            .outbox_due_admitted(now_ms(), 10, &mut |seq, _| seq != in_flight)
+            .await
+            .unwrap();
+        assert!(again.is_empty(), "{:?}", calls_of(&again));
+    }
+    assert_eq!(a.delivery_counts(), before, "no claim transaction");
+
+    // A tenant event is enqueued unclaimed: the next poll reads the database.
+    let event =
+        OutboxEntry::for_event("evt_quiet_acme_1", "acme", "{}".into(), now_ms(), 0).unwrap();
+    let seq = a.outbox_enqueue_event(&event).await.unwrap().unwrap();
+    let got = a
+        .outbox_due_admitted(now_ms(), 10, &mut |seq, _| seq != in_flight)
+        .await
+        .unwrap();
+    assert_eq!(got.iter().map(|e| e.seq).collect::<Vec<_>>(), [seq]);
+    let event_in_flight = seq;
+    let after_event = a.delivery_counts();
+    assert_eq!(
+        after_event.claim_transactions,
+        before.claim_transactions + 1
+    );
+
+    // The first delivery failed, to be retried in 300 ms: polls before then are
+    // answered here, the first one at its time reads the database and gets it.
+    let now = now_ms();
+    let mut retry = got_first(&a, &first).await;
+    retry.attempts = 1;
+    retry.next_attempt_ms = now + 300;
+    retry.last_error = Some("http 503".into());
+    a.outbox_record_attempt(&retry).await.unwrap();
+    assert!(a
+        .outbox_due_admitted(now + 299, 10, &mut |seq, _| seq != event_in_flight)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(a.delivery_counts(), after_event);
+    let due = a
+        .outbox_due_admitted(now + 300, 10, &mut |seq, _| seq != event_in_flight)
+        .await
+        .unwrap();
+    assert_eq!(calls_of(&due), [first.call_id.as_str()]);
+    assert_eq!(
+        a.delivery_counts().claim_transactions,
+        after_event.claim_transactions + 1
+    );
 }
 
 /// A claim transaction that finds the tenant's slots busy (the recheck of a loaded

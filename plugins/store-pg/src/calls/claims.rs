@@ -164,7 +164,7 @@ impl PgCallStore {
         {
             return Ok(served);
         }
-        self.handoff.db_claim_started();
+        self.handoff.db_claim_started(now_ms);
         let cap = self.pg.options().tenant_delivery_concurrency.max(1);
         let until_ms = now_ms.saturating_add(claim_ms);
         let (now, until) = (bound(now_ms), bound(until_ms));

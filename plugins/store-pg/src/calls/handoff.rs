@@ -29,23 +29,38 @@
 //!   its claims run out and another node takes the entries, as after any claim; a
 //!   node that stops cleanly gives back the claims of those still here
 //!   ([`HandOff::take_ready`]), with its lease.
-//! - **Nothing else is starved.** Retries whose backoff ran out, entries of nodes that
-//!   died, tenant events and entries enqueued unclaimed are only found by a claim
-//!   transaction: the poll reads the database whenever nothing waits here, and at
-//!   least every `delivery_recheck` (100 ms unless configured) while entries do.
+//! - **Nothing else is starved.** Entries of nodes that died, and entries made due by
+//!   another process (an operator's replay), are only found by a claim transaction:
+//!   a poll reads the database at least every `delivery_recheck` (100 ms unless
+//!   configured), of the wall clock and of the poll's own. What this node itself puts
+//!   in the database without a place here (a tenant event, a webhook enqueued
+//!   unclaimed beyond the waiting list or from inside a transaction, a retry brought
+//!   forward or requeued) makes its next poll read it ([`HandOff::read_database_next`]);
+//!   a retry of its own makes the first poll at or after its time read it
+//!   ([`HandOff::retry_at`]).
+//! - **Offered again until settled.** An entry handed to the deliverer, from here or by
+//!   a claim transaction, is offered again at every poll answered here until its result
+//!   is stored, as a claim transaction offers this node's live claims again: the
+//!   deliverer's in-flight set refuses the ones it is delivering, and one whose result
+//!   could not be stored is delivered again. So a poll with nothing new is answered
+//!   here too, without a claim transaction: under load that was most of them (a
+//!   delivery's end polls again while others are in flight), 0.10 of a lifecycle's
+//!   0.14 claim transactions (BENCHMARKS.md, issue 22).
 //! - **One delivery at a time.** The deliverer's in-flight set refuses an entry it is
-//!   delivering, whichever way it came; an entry a claim transaction returned, or
-//!   whose result was stored, leaves the queue here.
+//!   delivering, whichever way it came; an entry whose result was stored leaves the
+//!   lists here.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use c2c_callstate::OutboxEntry;
 
-/// Entries waiting here at most, claimed and unclaimed each; beyond, an entry is left
-/// to the claim transaction (the database has it).
+/// Entries waiting here at most, claimed and unclaimed each, and retry times kept;
+/// beyond, an entry is left to the claim transaction (the database has it), and a
+/// retry to the next recheck.
 const MAX_READY: usize = 1024;
 
 /// This node's webhook claims and the entries waiting to be handed to its deliverer.
@@ -73,20 +88,40 @@ struct State {
     /// The claims this node holds, per tenant: taken by an enqueueing write or by a
     /// claim transaction, until their result is stored or they run out.
     holds: HashMap<String, Vec<Hold>>,
-    /// Entries enqueued claimed and committed, not yet handed out; with their claim's
-    /// end.
+    /// Entries enqueued claimed and committed, or claimed as a delivery ended, not yet
+    /// handed out; with their claim's end.
     ready: Vec<(OutboxEntry, u64)>,
+    /// Entries handed out (from here or by a claim transaction) whose result is not
+    /// stored yet; with their claim's end. Offered again at every poll answered here.
+    out: Vec<(OutboxEntry, u64)>,
     /// Entries this node's writes enqueued unclaimed (the node at its share of the
     /// tenant), committed, for a slot of the node's to free.
     waiting: Vec<OutboxEntry>,
-    /// An entry was enqueued unclaimed and could not wait here (the list full) since
-    /// the last claim transaction: only the database can hand it out.
-    unclaimed: bool,
-    /// When the last claim transaction started.
-    last_db_claim: Option<Instant>,
+    /// This node put a due entry in the database that the lists here do not hold,
+    /// since the last claim transaction: only the database can hand it out.
+    read_db: bool,
+    /// When this node's retries come due, earliest first.
+    retries: BinaryHeap<Reverse<u64>>,
+    /// When the last claim transaction started: the instant, and the poll's clock.
+    last_db_claim: Option<(Instant, u64)>,
 }
 
 impl State {
+    /// Whether a poll at `now_ms` may be answered from here: a claim transaction ran
+    /// less than `recheck` ago (of the wall clock and of the poll's), and nothing this
+    /// node knows of waits in the database only.
+    fn fresh(&self, now_ms: u64, recheck: Duration) -> bool {
+        let Some((at, at_ms)) = self.last_db_claim else {
+            return false;
+        };
+        !self.read_db
+            && at.elapsed() < recheck
+            && now_ms
+                .checked_sub(at_ms)
+                .is_some_and(|d| d < millis(recheck))
+            && self.retries.peek().is_none_or(|Reverse(t)| *t > now_ms)
+    }
+
     /// Holds the claim on entry `seq` of `tenant` until `until_ms`: a hold already on
     /// the entry (its enqueueing write's) is extended, else one is added.
     fn hold(&mut self, tenant: &str, seq: u64, until_ms: u64) {
@@ -141,6 +176,9 @@ impl Reservation<'_> {
         }
         if s.ready.len() < MAX_READY {
             s.ready.push((entry, self.until_ms));
+        } else {
+            // A live claim of this node's: a claim transaction hands it out.
+            s.read_db = true;
         }
     }
 }
@@ -204,7 +242,24 @@ impl HandOff {
         if s.waiting.len() < MAX_READY {
             s.waiting.push(entry);
         } else {
-            s.unclaimed = true;
+            s.read_db = true;
+        }
+    }
+
+    /// This node put a due entry in the database that it does not list here (a tenant
+    /// event, a webhook enqueued unclaimed from inside a transaction, a retry requeued
+    /// or brought forward): the next poll reads the database.
+    pub(super) fn read_database_next(&self) {
+        self.lock().read_db = true;
+    }
+
+    /// A delivery of this node's failed and the entry is due again at `at_ms`: the
+    /// first poll at or after it reads the database. Beyond [`MAX_READY`] kept, the
+    /// next recheck finds it.
+    pub(super) fn retry_at(&self, at_ms: u64) {
+        let mut s = self.lock();
+        if s.retries.len() < MAX_READY {
+            s.retries.push(Reverse(at_ms));
         }
     }
 
@@ -238,17 +293,21 @@ impl HandOff {
         s.hold(&entry.tenant, entry.seq, until_ms);
         if s.ready.len() < MAX_READY {
             s.ready.push((entry, until_ms));
+        } else {
+            s.read_db = true;
         }
     }
 
-    /// A poll answered from here: up to `limit` waiting entries due at `now_ms` that
-    /// `admit` accepts, lowest seq first (the others keep waiting), and whether
-    /// entries wait for a slot of this node's (the deliverer then polls again when one
-    /// of its deliveries ends). `None` when the poll must read the database: nothing
-    /// is ready and an entry waits whose tenant has a free slot (of `share`), nothing
-    /// waits at all, the last claim transaction is `recheck` old, or an entry was
-    /// enqueued unclaimed and could not wait here. Entries whose claim has less than
-    /// `margin` left are left to the database.
+    /// A poll answered from here: up to `limit` entries due at `now_ms` that `admit`
+    /// accepts, lowest seq first: the ready ones (the others keep waiting), and those
+    /// handed out before whose result is not stored (the deliverer refuses those it is
+    /// delivering). With them, whether entries wait for a slot of this node's (the
+    /// deliverer then polls again when one of its deliveries ends). `None` when the
+    /// poll must read the database: the last claim transaction is `recheck` old (or
+    /// none ran), something of this node's waits in the database only
+    /// ([`State::fresh`]), or nothing is ready and an entry waits whose tenant has a
+    /// free slot (of `share`): a claim transaction claims it. Entries whose claim has
+    /// less than `margin` left are left to the database.
     pub(super) fn serve(
         &self,
         now_ms: u64,
@@ -258,55 +317,88 @@ impl HandOff {
         admit: &mut (dyn for<'t> FnMut(u64, &'t str) -> bool + Send),
     ) -> Option<(Vec<OutboxEntry>, bool)> {
         let mut s = self.lock();
-        let keep_until =
-            now_ms.saturating_add(u64::try_from(margin.as_millis()).unwrap_or(u64::MAX));
+        let s = &mut *s;
+        let keep_until = now_ms.saturating_add(millis(margin));
+        let listed = s.ready.len() + s.out.len();
         s.ready.retain(|(_, until)| *until > keep_until);
-        let fresh = s.last_db_claim.is_some_and(|t| t.elapsed() < recheck);
-        if !fresh || s.unclaimed {
+        s.out.retain(|(_, until)| *until > keep_until);
+        if s.ready.len() + s.out.len() < listed {
+            // Live claims of this node's still: a claim transaction offers them, and
+            // claims them anew.
+            s.read_db = true;
+        }
+        if !s.fresh(now_ms, recheck) {
             return None;
         }
         if s.ready.is_empty() {
-            // Entries wait for slots in use: the end of a delivery claims them.
-            let all_busy = s.waiting.iter().all(|e| {
+            let slot_free = s.waiting.iter().any(|e| {
                 s.holds
                     .get(&e.tenant)
-                    .is_some_and(|hs| hs.iter().filter(|h| h.until_ms > now_ms).count() >= share)
+                    .is_none_or(|hs| hs.iter().filter(|h| h.until_ms > now_ms).count() < share)
             });
-            return (!s.waiting.is_empty() && all_busy).then(|| (Vec::new(), true));
+            if slot_free {
+                return None;
+            }
         }
-        s.ready.sort_unstable_by_key(|(e, _)| e.seq);
-        let mut out = Vec::new();
-        let mut left = Vec::with_capacity(s.ready.len());
-        for (e, until) in std::mem::take(&mut s.ready) {
-            if out.len() < limit && e.is_due(now_ms) && admit(e.seq, &e.tenant) {
-                out.push(e);
-            } else {
-                left.push((e, until));
+        let mut ready = std::mem::take(&mut s.ready);
+        ready.sort_unstable_by_key(|(e, _)| e.seq);
+        s.out.sort_unstable_by_key(|(e, _)| e.seq);
+        let mut got = Vec::new();
+        let mut left = Vec::with_capacity(ready.len());
+        let mut newly_out = Vec::new();
+        let mut ready = ready.into_iter().peekable();
+        let mut again = s.out.iter().peekable();
+        loop {
+            // A merge of the two lists by seq.
+            let from_ready = match (ready.peek(), again.peek()) {
+                (Some((r, _)), Some((o, _))) => r.seq < o.seq,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if from_ready {
+                let Some((e, until)) = ready.next() else {
+                    break;
+                };
+                if got.len() < limit && e.is_due(now_ms) && admit(e.seq, &e.tenant) {
+                    got.push(e.clone());
+                    newly_out.push((e, until));
+                } else {
+                    left.push((e, until));
+                }
+            } else if let Some((e, _)) = again.next() {
+                if got.len() < limit && e.is_due(now_ms) && admit(e.seq, &e.tenant) {
+                    got.push(e.clone());
+                }
             }
         }
         s.ready = left;
+        s.out.extend(newly_out);
         self.handed_out
-            .fetch_add(out.len() as u64, Ordering::Relaxed);
-        Some((out, !s.waiting.is_empty()))
+            .fetch_add(got.len() as u64, Ordering::Relaxed);
+        Some((got, !s.waiting.is_empty()))
     }
 
-    /// A claim transaction starts: it reads this node's live claims and the unclaimed
-    /// entries, so the entries ready here (live claims of this node's) are left to it,
-    /// and the flag of unclaimed entries that could not wait here is cleared. The
-    /// waiting entries stay: the transaction claims only as many as the tenant's free
-    /// slots allow, and what it claims leaves the list ([`Self::claimed`]); the rest
-    /// are still claimed here as this node's deliveries end. Emptied, the list cost a
-    /// claim transaction per delivery: a transaction held back by the tenant's busy
-    /// slots (the usual case under load) claimed nothing, the end of a delivery then
-    /// found no waiting entry to claim, its slot stayed free until the next poll, and
-    /// that poll's claim transaction emptied the list again (BENCHMARKS.md, issue 22).
-    /// Keeping them is safe: a waiting entry is only claimed conditionally
-    /// ([`super::outbox::CLAIM_WAITING`]: not if another node's claim took it).
-    pub(super) fn db_claim_started(&self) {
+    /// A claim transaction starts, for a poll at `now_ms`: it reads this node's live
+    /// claims (the entries ready and handed out here among them) and every unclaimed
+    /// due entry, so what this node put in the database only is found, and its retries
+    /// due by now are. The lists stay: what the transaction hands out leaves the ready
+    /// and waiting lists ([`Self::claimed`]); the rest is still handed out here, and the
+    /// waiting entries still claimed as this node's deliveries end. Emptied, the waiting
+    /// list cost a claim transaction per delivery: a transaction held back by the
+    /// tenant's busy slots (the usual case under load) claimed nothing, the end of a
+    /// delivery then found no waiting entry to claim, its slot stayed free until the
+    /// next poll, and that poll's claim transaction emptied the list again
+    /// (BENCHMARKS.md, issue 22). Keeping them is safe: a waiting entry is only claimed
+    /// conditionally ([`super::outbox::CLAIM_WAITING`]: not if another node's claim took
+    /// it), and one ready here is a live claim of this node's.
+    pub(super) fn db_claim_started(&self, now_ms: u64) {
         let mut s = self.lock();
-        s.ready.clear();
-        s.unclaimed = false;
-        s.last_db_claim = Some(Instant::now());
+        s.read_db = false;
+        while s.retries.peek().is_some_and(|Reverse(t)| *t <= now_ms) {
+            s.retries.pop();
+        }
+        s.last_db_claim = Some((Instant::now(), now_ms));
         self.claim_transactions.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -330,19 +422,20 @@ impl HandOff {
         }
     }
 
-    /// A claim transaction claimed `entries` for this node until `until_ms`: held, and
-    /// no longer waiting here (one that committed into the queue meanwhile).
+    /// A claim transaction handed `entries` out, claimed for this node until
+    /// `until_ms`: held, handed out, and no longer ready or waiting here.
     pub(super) fn claimed(&self, entries: &[OutboxEntry], until_ms: u64) {
         if entries.is_empty() {
             return;
         }
         let mut s = self.lock();
-        s.ready
-            .retain(|(w, _)| !entries.iter().any(|e| e.seq == w.seq));
-        s.waiting
-            .retain(|w| !entries.iter().any(|e| e.seq == w.seq));
+        let is_one = |seq: u64| entries.iter().any(|e| e.seq == seq);
+        s.ready.retain(|(w, _)| !is_one(w.seq));
+        s.waiting.retain(|w| !is_one(w.seq));
+        s.out.retain(|(w, _)| !is_one(w.seq));
         for e in entries {
             s.hold(&e.tenant, e.seq, until_ms);
+            s.out.push((e.clone(), until_ms));
         }
     }
 
@@ -351,6 +444,7 @@ impl HandOff {
     pub(super) fn settled(&self, tenant: &str, seq: u64) {
         let mut s = self.lock();
         s.ready.retain(|(e, _)| e.seq != seq);
+        s.out.retain(|(e, _)| e.seq != seq);
         s.waiting.retain(|e| e.seq != seq);
         if let Some(hs) = s.holds.get_mut(tenant) {
             hs.retain(|h| h.seq != Some(seq));
@@ -363,219 +457,10 @@ impl HandOff {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    fn entry(seq: u64, tenant: &str) -> OutboxEntry {
-        OutboxEntry {
-            seq,
-            webhook_id: format!("wh-{seq}"),
-            call_id: format!("call-{seq}"),
-            tenant: tenant.to_owned(),
-            payload_json: "{}".to_owned(),
-            created_ms: 1_000,
-            attempts: 0,
-            next_attempt_ms: 1_000,
-            state: c2c_callstate::OutboxState::Pending,
-            last_error: None,
-            delivered_ms: None,
-            replayed_ms: None,
-            retry_after: false,
-        }
-    }
-
-    /// Entry `seq` of `tenant` enqueued claimed (this node's share `share`) and handed
-    /// off.
-    fn hand(h: &HandOff, seq: u64, tenant: &str, share: usize) {
-        h.reserve(tenant, 0, 60_000, share)
-            .unwrap()
-            .hand_off(entry(seq, tenant));
-    }
-
-    const TIMES: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(5));
-    const SHARE: usize = 8;
-
-    fn all(_: u64, _: &str) -> bool {
-        true
-    }
-
-    /// A poll at 1 s, share [`SHARE`]: the seqs handed out and the held flag, or `None`
-    /// (the database).
-    fn poll(h: &HandOff, limit: usize) -> Option<(Vec<u64>, bool)> {
-        h.serve(1_000, limit, TIMES, SHARE, &mut all)
-            .map(|(got, held)| (got.iter().map(|e| e.seq).collect(), held))
-    }
-
-    #[test]
-    fn a_tenant_is_claimed_at_enqueue_only_up_to_this_nodes_share() {
-        let h = HandOff::default();
-        let a = h.reserve("acme", 0, 60_000, 2).unwrap();
-        let b = h.reserve("acme", 0, 60_000, 2).unwrap();
-        assert!(h.reserve("acme", 0, 60_000, 2).is_none());
-        // Another tenant has its own share.
-        assert!(h.reserve("globex", 0, 60_000, 2).is_some());
-        // A reservation given back (the write lost, or its caller went) frees its slot.
-        drop(a);
-        assert!(h.reserve("acme", 0, 60_000, 2).is_some());
-        b.hand_off(entry(7, "acme"));
-        assert_eq!(
-            h.held("acme"),
-            1,
-            "the handed-off claim is held until settled"
-        );
-        h.settled("acme", 7);
-        assert_eq!(h.held("acme"), 0);
-    }
-
-    #[test]
-    fn a_claim_that_ran_out_frees_its_slot() {
-        let h = HandOff::default();
-        h.reserve("acme", 0, 10_000, 1)
-            .unwrap()
-            .hand_off(entry(1, "acme"));
-        assert!(h.reserve("acme", 9_999, 20_000, 1).is_none());
-        assert!(h.reserve("acme", 10_000, 20_000, 1).is_some());
-    }
-
-    #[test]
-    fn the_first_poll_reads_the_database_and_later_ones_are_served_here() {
-        let h = HandOff::default();
-        hand(&h, 5, "acme", 4);
-        assert!(poll(&h, 10).is_none(), "no claim transaction ran yet");
-        h.db_claim_started();
-        assert!(poll(&h, 10).is_none(), "the claim transaction took it");
-        hand(&h, 9, "acme", 4);
-        hand(&h, 8, "acme", 4);
-        assert_eq!(poll(&h, 10), Some((vec![8, 9], false)));
-        assert!(poll(&h, 10).is_none(), "nothing waits");
-    }
-
-    #[test]
-    fn refused_surplus_and_not_yet_due_entries_keep_waiting() {
-        let h = HandOff::default();
-        h.db_claim_started();
-        for seq in 1..=3 {
-            hand(&h, seq, "acme", 8);
-        }
-        hand(&h, 4, "globex", 8);
-        let mut later = entry(5, "acme");
-        later.next_attempt_ms = 2_000;
-        h.reserve("acme", 0, 60_000, 8).unwrap().hand_off(later);
-        let mut no_globex = |_: u64, t: &str| t != "globex";
-        let got = h.serve(1_000, 2, TIMES, SHARE, &mut no_globex).unwrap().0;
-        assert_eq!(got.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
-        assert_eq!(poll(&h, 10), Some((vec![3, 4], false)));
-        let got = h.serve(2_000, 10, TIMES, SHARE, &mut all).unwrap().0;
-        assert_eq!(got.iter().map(|e| e.seq).collect::<Vec<_>>(), [5]);
-    }
-
-    #[test]
-    fn a_waiting_entry_is_claimed_when_a_slot_of_its_tenant_frees() {
-        let h = HandOff::default();
-        h.db_claim_started();
-        hand(&h, 1, "acme", 1);
-        assert!(h.reserve("acme", 0, 60_000, 1).is_none());
-        h.enqueued_unclaimed(entry(3, "acme"));
-        h.enqueued_unclaimed(entry(2, "acme"));
-        h.enqueued_unclaimed(entry(4, "globex"));
-        // Handed out, and the poll says entries wait for a slot.
-        assert_eq!(poll(&h, 10), Some((vec![1], true)));
-        // Every slot busy: nothing to hand out, no need to read the database.
-        let busy = h
-            .serve(1_000, 10, TIMES, 1, &mut all)
-            .map(|(got, held)| (got.len(), held));
-        assert!(
-            busy.is_none(),
-            "globex's slot is free: the database is read"
-        );
-        // Not for an entry this node does not hold, nor for another tenant.
-        assert!(h.next_waiting("acme", 99).is_none());
-        assert!(h.next_waiting("globex", 1).is_none());
-        // The delivery of 1 ends: acme's first waiting entry is claimed with its result.
-        let next = h.next_waiting("acme", 1).unwrap();
-        assert_eq!(next.seq, 2);
-        h.settled("acme", 1);
-        h.took_next(next, 60_000);
-        assert_eq!(h.held("acme"), 1);
-        assert_eq!(poll(&h, 10), Some((vec![2], true)));
-        // A claim that failed (another node took it) leaves the entry to the database.
-        let next = h.next_waiting("acme", 2).unwrap();
-        assert_eq!(next.seq, 3);
-        h.settled("acme", 2);
-        assert_eq!(h.held("acme"), 0);
-        assert!(h.next_waiting("acme", 2).is_none());
-    }
-
-    #[test]
-    fn waiting_entries_whose_slots_are_all_busy_need_no_database_read() {
-        let h = HandOff::default();
-        h.db_claim_started();
-        hand(&h, 1, "acme", 1);
-        h.enqueued_unclaimed(entry(2, "acme"));
-        assert_eq!(
-            h.serve(1_000, 10, TIMES, 1, &mut all)
-                .map(|(got, held)| (got.len(), held)),
-            Some((1, true))
-        );
-        assert_eq!(
-            h.serve(1_000, 10, TIMES, 1, &mut all)
-                .map(|(got, held)| (got.len(), held)),
-            Some((0, true)),
-            "acme's one slot is in use: its delivery's end claims the next"
-        );
-        // A claim transaction held back by the busy slot claims nothing: the entry
-        // still waits here for the slot, with no further database read.
-        h.db_claim_started();
-        assert_eq!(
-            h.serve(1_000, 10, TIMES, 1, &mut all)
-                .map(|(got, held)| (got.len(), held)),
-            Some((0, true))
-        );
-        let next = h.next_waiting("acme", 1).unwrap();
-        assert_eq!(next.seq, 2, "the delivery's end claims it");
-    }
-
-    #[test]
-    fn a_claim_transaction_leaves_the_waiting_entries_it_did_not_claim_waiting() {
-        let h = HandOff::default();
-        h.db_claim_started();
-        hand(&h, 1, "acme", 1);
-        for seq in 2..=4 {
-            h.enqueued_unclaimed(entry(seq, "acme"));
-        }
-        h.db_claim_started();
-        // It claimed 2 (a slot of another node's freed, say), not 3 and 4.
-        h.claimed(&[entry(2, "acme")], 70_000);
-        assert_eq!(h.next_waiting("acme", 1).map(|e| e.seq), Some(3));
-        assert_eq!(h.next_waiting("acme", 2).map(|e| e.seq), Some(4));
-        assert!(h.next_waiting("acme", 2).is_none());
-    }
-
-    #[test]
-    fn an_entry_near_its_claims_end_is_left_to_the_database() {
-        let h = HandOff::default();
-        h.db_claim_started();
-        h.reserve("acme", 0, 10_000, 4)
-            .unwrap()
-            .hand_off(entry(1, "acme"));
-        assert!(h.serve(5_000, 10, TIMES, SHARE, &mut all).is_none());
-    }
-
-    #[test]
-    fn an_entry_the_database_claimed_or_settled_is_never_handed_out_again() {
-        let h = HandOff::default();
-        h.db_claim_started();
-        for seq in 1..=3 {
-            hand(&h, seq, "acme", 8);
-        }
-        h.enqueued_unclaimed(entry(4, "acme"));
-        // Committed into the lists while a claim transaction read them.
-        h.claimed(&[entry(1, "acme"), entry(4, "acme")], 70_000);
-        h.settled("acme", 2);
-        assert_eq!(poll(&h, 10), Some((vec![3], false)));
-        assert_eq!(h.held("acme"), 3, "1 and 4 (claimed), and 3");
-    }
+/// `d` in whole milliseconds, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests;

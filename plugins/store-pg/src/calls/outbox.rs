@@ -177,9 +177,15 @@ impl PgCallStore {
             ],
         )
         .await?;
-        rows.first()
+        let seq = rows
+            .first()
             .map(|r| col::<i64>(r, 0).map(to_u64))
-            .transpose()
+            .transpose()?;
+        if seq.is_some() {
+            // Enqueued unclaimed: only a claim transaction hands it out.
+            self.handoff.read_database_next();
+        }
+        Ok(seq)
     }
 
     pub(super) async fn entry(&self, seq: u64) -> Result<Option<OutboxEntry>, StoreError> {
@@ -222,6 +228,7 @@ impl PgCallStore {
             .await?;
         // The write cleared the claim.
         self.handoff.settled(&e.tenant, e.seq);
+        self.retry_noted(e);
         Ok(())
     }
 
@@ -247,6 +254,7 @@ impl PgCallStore {
                 .await?;
             // The write cleared the claim.
             self.handoff.settled(&a.tenant, a.seq);
+            self.retry_noted(a);
             return Ok(());
         };
         let now = super::now_ms();
@@ -272,7 +280,16 @@ impl PgCallStore {
         if n == 0 {
             return Err(StoreError::OutboxNotFound(a.seq));
         }
+        self.retry_noted(a);
         Ok(())
+    }
+
+    /// An entry stored pending is due again (a retry, or one put back as it was): the
+    /// node's poll then reads the database (`handoff.rs`).
+    fn retry_noted(&self, e: &OutboxEntry) {
+        if e.state == OutboxState::Pending {
+            self.handoff.retry_at(e.next_attempt_ms);
+        }
     }
 
     /// One write to the existing entry `seq` (`relaxed`: see `relaxed.rs`). Never
@@ -312,6 +329,7 @@ impl PgCallStore {
         tx_execute(&tx, PROGRESS, &progress_params(&seq_i, &e, &w)).await?;
         tx.commit().await.map_err(backend)?;
         self.handoff.settled(&e.tenant, seq);
+        self.handoff.read_database_next();
         Ok(e)
     }
 
@@ -354,6 +372,9 @@ impl PgCallStore {
             tx_execute(&tx, BRING_FORWARD, &[&now, &seqs]).await?;
         }
         tx.commit().await.map_err(backend)?;
+        if !moved.is_empty() {
+            self.handoff.read_database_next();
+        }
         Ok(moved)
     }
 

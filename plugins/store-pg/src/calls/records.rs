@@ -88,7 +88,13 @@ impl PgCallStore {
             .write(&c, &cur, &driver, rec, webhook.map(|e| (e, seq)))
             .await?
         {
-            Some(enqueued) => Ok(enqueued),
+            Some(enqueued) => {
+                if enqueued.is_some() {
+                    // Enqueued unclaimed: only a claim transaction hands it out.
+                    self.handoff.read_database_next();
+                }
+                Ok(enqueued)
+            }
             // Another write came between the read and this one.
             None => {
                 let found = read(&c, &rec.call_id).await?.map(|(r, _)| r.version);

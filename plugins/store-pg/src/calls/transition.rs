@@ -237,7 +237,8 @@ impl PgCallStore {
                         Some(claim) => claim.hand_off(entry),
                         // Unclaimed: it waits for one of this node's slots.
                         None if queued => self.handoff.enqueued_unclaimed(entry),
-                        None => {}
+                        // Under the row lock: only a claim transaction hands it out.
+                        None => self.handoff.read_database_next(),
                     }
                 }
                 self.cache.put(&record);
