@@ -30,7 +30,7 @@ mod wallet_batch;
 pub use agents::PgAgentStore;
 #[doc(hidden)]
 pub use calls::{
-    DeliveryCounts, WriteBatchCounts, BATCH, CLAIM_WAITING, LIVE_CLAIMS, PENDING_TENANTS,
+    DeliveryCounts, WriteBatchCounts, ATTEMPT_CLAIMING, BATCH, LIVE_CLAIMS, PENDING_TENANTS,
 };
 pub use calls::{PgCallStore, OPTIMISTIC_TRIES};
 pub use config::{PgOptions, DEFAULT_LEASE};

@@ -10,29 +10,32 @@
 //! flush cost each delivery two fsyncs while it held one of its tenant's few slots,
 //! which capped a busy tenant's webhooks per second (BENCHMARKS.md, issue 22).
 //!
-//! Such a transaction runs `SET LOCAL synchronous_commit TO off`: its commit is visible
-//! to every session at once and reaches the disk with the next WAL flush (the WAL
-//! writer's, within `wal_writer_delay`, or any durable commit's, which flushes all WAL
-//! before its own). An engine that does not know the setting (it is probed once, at
-//! open: [`probe`]) commits these durably like everything else.
-
-use std::future::Future;
+//! Such a transaction sets `synchronous_commit` off for itself: a claim transaction
+//! with `SET LOCAL` ([`RELAX`]), an attempt's one statement with `set_config(.., true)`
+//! ([`relaxed_update!`]). Its commit is visible to every session at once and reaches
+//! the disk with the next WAL flush (the WAL writer's, within `wal_writer_delay`, or
+//! any durable commit's, which flushes all WAL before its own). An engine that does not
+//! know the setting (it is probed once, at open: [`probe`]) commits these durably like
+//! everything else.
 
 use deadpool_postgres::Object;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Statement;
+use tokio_postgres::Row;
 
 /// Opens a transaction whose commit does not wait for the WAL flush.
 pub(crate) const BEGIN_RELAXED: &str = "BEGIN; SET LOCAL synchronous_commit TO off";
 /// Makes the transaction already open commit without waiting for the WAL flush.
 pub(crate) const RELAX: &str = "SET LOCAL synchronous_commit TO off";
 
-/// Whether the engine takes [`RELAX`] (PostgreSQL and YugabyteDB do). A refusal leaves
+/// Whether the engine takes [`RELAX`] and its `set_config` form (PostgreSQL and
+/// YugabyteDB do). A refusal leaves
 /// the probe's transaction aborted: it is rolled back so the connection goes back to
 /// the pool clean.
 pub(crate) async fn probe(client: &Object) -> bool {
     match client
-        .batch_execute(&format!("{BEGIN_RELAXED}; COMMIT"))
+        .batch_execute(&format!(
+            "{BEGIN_RELAXED}; SELECT set_config('synchronous_commit', 'off', true); COMMIT"
+        ))
         .await
     {
         Ok(()) => true,
@@ -50,101 +53,62 @@ pub(crate) async fn probe(client: &Object) -> bool {
     }
 }
 
-/// Runs `st` as its own transaction; with `relaxed`, one whose commit does not wait
-/// for the WAL flush. The three messages (open, statement, commit) go out together:
-/// one round trip, like the statement alone. A failed statement aborts the transaction,
-/// and the `COMMIT` already sent then ends it as a rollback, so the connection is never
-/// left inside a transaction.
-pub(crate) async fn execute(
+/// An `UPDATE` of one outbox entry, in the two forms [`update`] runs: `durable`, and
+/// `relaxed` (from [`relaxed_update!`]), for an engine that takes the setting.
+pub(crate) struct Relaxable {
+    pub durable: &'static str,
+    pub relaxed: &'static str,
+}
+
+/// `$update` (an `UPDATE` without `RETURNING`) as one statement that answers the rows it
+/// wrote (`count`), committed without waiting for the WAL flush.
+///
+/// Why in the statement: outside a transaction block a statement is its own
+/// transaction, and `set_config(.., true)` sets `synchronous_commit` for that
+/// transaction only. It commits as the statement ends with the setting in force (the
+/// setting is undone after the commit record is written), so the connection goes
+/// back to the pool as it was, also when the statement fails. One message instead of
+/// three (`BEGIN; SET LOCAL ..`, the statement, `COMMIT`): two fewer simple queries for
+/// the database to parse and answer per delivery (BENCHMARKS.md, issue 22). Checked
+/// against PostgreSQL 15: five such statements, no WAL sync; five plain ones, five.
+macro_rules! relaxed_update {
+    ($update:expr) => {
+        concat!(
+            "WITH w AS (",
+            $update,
+            " RETURNING 1) SELECT count(*), set_config('synchronous_commit', 'off', true) FROM w"
+        )
+    };
+}
+pub(crate) use relaxed_update;
+
+/// Runs `sql` as its own transaction (one statement); with `relaxed`, its relaxed form.
+/// Answers the rows written.
+pub(crate) async fn update(
     c: &Object,
     relaxed: bool,
-    st: &Statement,
+    sql: &Relaxable,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<u64, tokio_postgres::Error> {
     if !relaxed {
-        return c.execute(st, params).await;
+        let st = c.prepare_cached(sql.durable).await?;
+        return c.execute(&st, params).await;
     }
-    pipelined(
-        c.batch_execute(BEGIN_RELAXED),
-        c.execute(st, params),
-        c.batch_execute("COMMIT"),
-    )
-    .await
+    let st = c.prepare_cached(sql.relaxed).await?;
+    let n: i64 = c.query_one(&st, params).await?.try_get(0)?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// [`execute`] of `first`, then `then` (a query) in the same transaction, committed
-/// (without waiting for the WAL flush when `relaxed`) or rolled back as one; the four
-/// messages go out together. Answers `first`'s rows written and `then`'s rows.
-pub(crate) async fn execute_then_query(
+/// Runs `sql` (a query answering one row) as its own transaction, in its `relaxed` form
+/// when asked.
+pub(crate) async fn query_one(
     c: &Object,
     relaxed: bool,
-    first: (&Statement, &[&(dyn ToSql + Sync)]),
-    then: (&Statement, &[&(dyn ToSql + Sync)]),
-) -> Result<(u64, Vec<tokio_postgres::Row>), tokio_postgres::Error> {
-    let begin = if relaxed { BEGIN_RELAXED } else { "BEGIN" };
-    pipelined(
-        c.batch_execute(begin),
-        async {
-            // Both sent on this block's first poll, in order (see `pipelined`).
-            let (n, rows) =
-                tokio::join!(biased; c.execute(first.0, first.1), c.query(then.0, then.1));
-            Ok((n?, rows?))
-        },
-        c.batch_execute("COMMIT"),
-    )
-    .await
-}
-
-/// Runs the three requests of [`execute`]'s transaction to the end and answers the
-/// first error. A request is sent when its future is first polled, and a biased
-/// `join!` polls the three in the order given, every one on its first poll, whatever
-/// the others answer: BEGIN, the statement, COMMIT. Not `try_join!`: it stops at the
-/// first error, also within its first poll, so a refusal that came back before the
-/// COMMIT was polled (the task descheduled, the server quick) left the COMMIT unsent
-/// and the pooled connection inside an aborted transaction.
-async fn pipelined<E, T>(
-    begin: impl Future<Output = Result<(), E>>,
-    statement: impl Future<Output = Result<T, E>>,
-    commit: impl Future<Output = Result<(), E>>,
-) -> Result<T, E> {
-    let (begin, n, commit) = tokio::join!(biased; begin, statement, commit);
-    // A failed BEGIN fails the statement too: it is the cause.
-    begin?;
-    let n = n?;
-    commit?;
-    Ok(n)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use super::pipelined;
-
-    #[tokio::test]
-    async fn the_commit_is_sent_when_the_statement_fails_at_once() {
-        let commit_sent = AtomicBool::new(false);
-        let commit = async {
-            commit_sent.store(true, Ordering::SeqCst);
-            Ok(())
-        };
-        let r = pipelined(async { Ok(()) }, async { Err::<u64, _>("refused") }, commit).await;
-        assert_eq!(r, Err("refused"));
-        assert!(commit_sent.load(Ordering::SeqCst));
-    }
-
-    #[tokio::test]
-    async fn the_first_error_is_the_answer() {
-        let r = pipelined(
-            async { Err("begin") },
-            async { Err::<u64, _>("aborted") },
-            async { Ok(()) },
-        )
-        .await;
-        assert_eq!(r, Err("begin"));
-        let r = pipelined(async { Ok(()) }, async { Ok(3) }, async { Err("commit") }).await;
-        assert_eq!(r, Err("commit"));
-        let r = pipelined::<&str, u64>(async { Ok(()) }, async { Ok(3) }, async { Ok(()) }).await;
-        assert_eq!(r, Ok(3));
-    }
+    sql: &Relaxable,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Row, tokio_postgres::Error> {
+    let st = c
+        .prepare_cached(if relaxed { sql.relaxed } else { sql.durable })
+        .await?;
+    c.query_one(&st, params).await
 }

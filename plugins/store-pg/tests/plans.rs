@@ -7,7 +7,7 @@
 //! entries in seq order, sorted. And the batched call write's lock order.
 
 use c2c_store_pg::{
-    PgCallStore, PgOptions, PgStore, BATCH, CLAIM_WAITING, LIVE_CLAIMS, PENDING_TENANTS,
+    PgCallStore, PgOptions, PgStore, ATTEMPT_CLAIMING, BATCH, LIVE_CLAIMS, PENDING_TENANTS,
 };
 use deadpool_postgres::Object;
 
@@ -89,9 +89,10 @@ async fn live_claims_are_read_through_their_own_index_whatever_the_statistics() 
     assert_eq!(live.len(), 5);
 }
 
-/// The claim of one waiting entry, made as a delivery's result is stored (`handoff.rs`),
-/// fetches it by key, whatever the statistics say of the pending entries (an `UPDATE`
-/// with `state = 'pending'` once read the partial pending index, filtering by seq).
+/// The claim of one waiting entry, made in the statement that stores a delivery's result
+/// (`handoff.rs`), fetches both entries by key, whatever the statistics say of the
+/// pending entries (an `UPDATE` with `state = 'pending'` once read the partial pending
+/// index, filtering by seq).
 #[tokio::test]
 async fn a_waiting_entry_is_claimed_by_its_key_whatever_the_statistics() {
     let (c, _calls) = outbox(
@@ -102,26 +103,45 @@ async fn a_waiting_entry_is_claimed_by_its_key_whatever_the_statistics() {
     .await;
     let plan = generic_plan(
         &c,
-        CLAIM_WAITING,
-        "(text, bigint, bigint, bigint)",
-        "('node-b', 1, 42, 1)",
+        ATTEMPT_CLAIMING,
+        "(bigint, bigint, bigint, text, text, bigint, boolean, text, bigint, bigint, bigint)",
+        "(41, 1, 0, 'delivered', NULL, 5, false, 'node-b', 1, 42, 1)",
     )
     .await;
     assert!(
-        plan.contains("c2c_outbox_pkey") && !plan.contains("Seq Scan"),
-        "the entry is fetched by its key:\n{plan}"
+        plan.matches("c2c_outbox_pkey").count() >= 2 && !plan.contains("Seq Scan"),
+        "the attempt's entry and the waiting one are fetched by their keys:\n{plan}"
     );
-    let claimed = c
-        .query(CLAIM_WAITING, &[&"node-b", &10i64, &42i64, &1i64])
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
-    // A live claim of another node's is left alone.
-    let again = c
-        .query(CLAIM_WAITING, &[&"node-c", &10i64, &42i64, &1i64])
-        .await
-        .unwrap();
-    assert!(again.is_empty());
+    // The attempt on 41 writes it; 42 is claimed.
+    let attempt_then_claim = |seq: i64, node: &'static str| {
+        let c = &c;
+        async move {
+            let row = c
+                .query_one(
+                    ATTEMPT_CLAIMING,
+                    &[
+                        &seq,
+                        &1i64,
+                        &0i64,
+                        &"delivered",
+                        &None::<String>,
+                        &Some(5i64),
+                        &false,
+                        &node,
+                        &10i64,
+                        &42i64,
+                        &1i64,
+                    ],
+                )
+                .await
+                .unwrap();
+            (row.get::<_, i64>(0), row.get::<_, Option<i64>>(1))
+        }
+    };
+    assert_eq!(attempt_then_claim(41, "node-b").await, (1, Some(42)));
+    // A live claim of another node's is left alone; an entry that is gone is not
+    // written.
+    assert_eq!(attempt_then_claim(9_999, "node-c").await, (0, None));
 }
 
 #[tokio::test]

@@ -390,7 +390,7 @@ impl HandOff {
     /// delivery then found no waiting entry to claim, its slot stayed free until the
     /// next poll, and that poll's claim transaction emptied the list again
     /// (BENCHMARKS.md, issue 22). Keeping them is safe: a waiting entry is only claimed
-    /// conditionally ([`super::outbox::CLAIM_WAITING`]: not if another node's claim took
+    /// conditionally ([`super::outbox::ATTEMPT_CLAIMING`]: not if another node's claim took
     /// it), and one ready here is a live claim of this node's.
     pub(super) fn db_claim_started(&self, now_ms: u64) {
         let mut s = self.lock();

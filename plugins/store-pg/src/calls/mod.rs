@@ -63,7 +63,7 @@ pub use claims::{LIVE_CLAIMS, PENDING_TENANTS};
 #[doc(hidden)]
 pub use handoff::DeliveryCounts;
 #[doc(hidden)]
-pub use outbox::CLAIM_WAITING;
+pub use outbox::ATTEMPT_CLAIMING;
 pub use transition::OPTIMISTIC_TRIES;
 
 use std::collections::BTreeMap;

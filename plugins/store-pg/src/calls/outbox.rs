@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 
 use super::{bound, check_id, col, prep, query, to_i64, to_u64, tx_execute, tx_query, PgCallStore};
 use crate::error::backend;
-use crate::relaxed;
+use crate::relaxed::{self, relaxed_update, Relaxable};
 
 /// The entry's columns, in [`entry_of`]'s order.
 macro_rules! cols {
@@ -37,26 +37,68 @@ const ENQUEUE_EVENT: &str = "INSERT INTO c2c_outbox (seq, webhook_id, call_id, t
     RETURNING seq";
 
 /// A delivery attempt's outcome over the stored entry; clears the claim.
-const PROGRESS: &str = "UPDATE c2c_outbox SET webhook_id = $2, tenant = $3, payload_json = $4,
+macro_rules! progress {
+    () => {
+        "UPDATE c2c_outbox SET webhook_id = $2, tenant = $3, payload_json = $4,
     created_ms = $5, attempts = $6, next_attempt_ms = $7, state = $8, last_error = $9,
     delivered_ms = $10, replayed_ms = $11, retry_after = $12,
     claimed_by = NULL, claim_until_ms = 0
-    WHERE seq = $1";
+    WHERE seq = $1"
+    };
+}
+const PROGRESS: &str = progress!();
+
+/// [`PROGRESS`], in its two forms (`relaxed.rs`).
+const PROGRESS_FORMS: Relaxable = Relaxable {
+    durable: PROGRESS,
+    relaxed: relaxed_update!(progress!()),
+};
 
 /// What a delivery attempt changed (`OutboxEntry::take_progress`'s fields) onto the
 /// stored entry; clears the claim.
-const ATTEMPT: &str = "UPDATE c2c_outbox SET attempts = $2, next_attempt_ms = $3, state = $4,
+macro_rules! attempt {
+    () => {
+        "UPDATE c2c_outbox SET attempts = $2, next_attempt_ms = $3, state = $4,
     last_error = $5, delivered_ms = $6, retry_after = $7,
     claimed_by = NULL, claim_until_ms = 0
-    WHERE seq = $1";
+    WHERE seq = $1"
+    };
+}
 
-/// Claims the entry `$3` for `$1` until `$2` if it is still pending, due at `$4` and
-/// no node's live claim (`handoff.rs`: a waiting entry, claimed when this node's
-/// delivery of another ends). Answers the seq when it claimed it.
-pub const CLAIM_WAITING: &str = "UPDATE c2c_outbox SET claimed_by = $1, claim_until_ms = $2
-    WHERE seq = $3 AND state = 'pending' AND next_attempt_ms <= $4
-      AND (claimed_by IS NULL OR claim_until_ms < $4)
-    RETURNING seq";
+/// [`attempt!`], in its two forms (`relaxed.rs`).
+const ATTEMPT: Relaxable = Relaxable {
+    durable: attempt!(),
+    relaxed: relaxed_update!(attempt!()),
+};
+
+/// [`attempt!`] and, in the same statement, the claim of the entry `$10` for `$8`
+/// until `$9` if it is still pending, due at `$11` and no node's live claim
+/// (`handoff.rs`: the tenant's first entry waiting for one of this node's slots, which
+/// the attempt frees). Answers the rows the attempt wrote and the seq claimed (NULL:
+/// none). One statement, so both commit or neither does.
+macro_rules! attempt_claiming {
+    ($relax:literal) => {
+        concat!(
+            "WITH a AS (",
+            attempt!(),
+            " RETURNING 1), c AS (UPDATE c2c_outbox SET claimed_by = $8, claim_until_ms = $9
+    WHERE seq = $10 AND state = 'pending' AND next_attempt_ms <= $11
+      AND (claimed_by IS NULL OR claim_until_ms < $11)
+    RETURNING seq)
+SELECT (SELECT count(*) FROM a), (SELECT seq FROM c)",
+            $relax
+        )
+    };
+}
+
+/// [`attempt_claiming!`], durable (`tests/plans.rs` checks its plan).
+pub const ATTEMPT_CLAIMING: &str = attempt_claiming!("");
+
+/// [`ATTEMPT_CLAIMING`], in its two forms (`relaxed.rs`).
+const ATTEMPT_CLAIMING_FORMS: Relaxable = Relaxable {
+    durable: ATTEMPT_CLAIMING,
+    relaxed: attempt_claiming!(", set_config('synchronous_commit', 'off', true)"),
+};
 
 const BACKOFFS: &str = "SELECT seq FROM c2c_outbox
     WHERE state = 'pending' AND tenant = $1 AND next_attempt_ms > $2 AND NOT retry_after
@@ -224,8 +266,13 @@ impl PgCallStore {
         };
         let w = Columns::of(e)?;
         let relaxed = !durable && self.pg.relaxed_commits();
-        self.write_entry(e.seq, PROGRESS, relaxed, &progress_params(&seq, e, &w))
-            .await?;
+        self.write_entry(
+            e.seq,
+            &PROGRESS_FORMS,
+            relaxed,
+            &progress_params(&seq, e, &w),
+        )
+        .await?;
         // The write cleared the claim.
         self.handoff.settled(&e.tenant, e.seq);
         self.retry_noted(e);
@@ -250,7 +297,7 @@ impl PgCallStore {
             &a.retry_after,
         ];
         let Some(next) = self.handoff.next_waiting(&a.tenant, a.seq) else {
-            self.write_entry(a.seq, ATTEMPT, self.pg.relaxed_commits(), &params)
+            self.write_entry(a.seq, &ATTEMPT, self.pg.relaxed_commits(), &params)
                 .await?;
             // The write cleared the claim.
             self.handoff.settled(&a.tenant, a.seq);
@@ -261,20 +308,23 @@ impl PgCallStore {
         let until = now.saturating_add(self.claim_ms());
         let (me, until_i, next_seq, now_i) =
             (self.node_id(), bound(until), bound(next.seq), bound(now));
-        let claim: [&(dyn ToSql + Sync); 4] = [&me, &until_i, &next_seq, &now_i];
+        let [p1, p2, p3, p4, p5, p6, p7] = params;
+        let both: [&(dyn ToSql + Sync); 11] =
+            [p1, p2, p3, p4, p5, p6, p7, &me, &until_i, &next_seq, &now_i];
         let c = self.client().await?;
-        let (attempt_st, claim_st) = (prep(&c, ATTEMPT).await?, prep(&c, CLAIM_WAITING).await?);
-        // On failure both roll back: the waiting entry stays unclaimed, for any claim.
-        let (n, claimed) = relaxed::execute_then_query(
+        // On failure neither is written: the waiting entry stays unclaimed, for any claim.
+        let row = relaxed::query_one(
             &c,
             self.pg.relaxed_commits(),
-            (&attempt_st, &params),
-            (&claim_st, &claim),
+            &ATTEMPT_CLAIMING_FORMS,
+            &both,
         )
         .await
         .map_err(backend)?;
+        let n: i64 = col(&row, 0)?;
+        let claimed: Option<i64> = col(&row, 1)?;
         self.handoff.settled(&a.tenant, a.seq);
-        if !claimed.is_empty() {
+        if claimed.is_some() {
             self.handoff.took_next(next, until);
         }
         if n == 0 {
@@ -297,13 +347,12 @@ impl PgCallStore {
     async fn write_entry(
         &self,
         seq: u64,
-        sql: &str,
+        sql: &Relaxable,
         relaxed: bool,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<(), StoreError> {
         let c = self.client().await?;
-        let st = prep(&c, sql).await?;
-        let n = relaxed::execute(&c, relaxed, &st, params)
+        let n = relaxed::update(&c, relaxed, sql, params)
             .await
             .map_err(backend)?;
         if n == 0 {
