@@ -358,7 +358,7 @@ impl PgStore {
 
     /// The lease as milliseconds.
     pub fn lease_ms(&self) -> u64 {
-        self.opts.lease.as_millis() as u64
+        crate::calls::millis(self.opts.lease)
     }
 
     /// How long to wait between two tries of something that found the database away.

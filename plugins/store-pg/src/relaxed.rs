@@ -22,10 +22,19 @@ use deadpool_postgres::Object;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-/// Opens a transaction whose commit does not wait for the WAL flush.
-pub(crate) const BEGIN_RELAXED: &str = "BEGIN; SET LOCAL synchronous_commit TO off";
 /// Makes the transaction already open commit without waiting for the WAL flush.
 pub(crate) const RELAX: &str = "SET LOCAL synchronous_commit TO off";
+
+/// The call that turns `synchronous_commit` off for the rest of the transaction it runs
+/// in (`is_local`: true), in a select list; a statement outside a transaction block is
+/// its own transaction. [`relaxed_update!`] and the outbox's attempt-and-claim statement
+/// append it to their answer.
+macro_rules! relax_call {
+    () => {
+        "set_config('synchronous_commit', 'off', true)"
+    };
+}
+pub(crate) use relax_call;
 
 /// Whether the engine takes [`RELAX`] and its `set_config` form (PostgreSQL and
 /// YugabyteDB do). A refusal leaves
@@ -33,9 +42,7 @@ pub(crate) const RELAX: &str = "SET LOCAL synchronous_commit TO off";
 /// the pool clean.
 pub(crate) async fn probe(client: &Object) -> bool {
     match client
-        .batch_execute(&format!(
-            "{BEGIN_RELAXED}; SELECT set_config('synchronous_commit', 'off', true); COMMIT"
-        ))
+        .batch_execute(&format!("BEGIN; {RELAX}; SELECT {}; COMMIT", relax_call!()))
         .await
     {
         Ok(()) => true,
@@ -76,7 +83,9 @@ macro_rules! relaxed_update {
         concat!(
             "WITH w AS (",
             $update,
-            " RETURNING 1) SELECT count(*), set_config('synchronous_commit', 'off', true) FROM w"
+            " RETURNING 1) SELECT count(*), ",
+            $crate::relaxed::relax_call!(),
+            " FROM w"
         )
     };
 }

@@ -116,7 +116,7 @@ struct Stream {
 impl PgCallStore {
     /// How long a delivery claim lasts.
     pub(super) fn claim_ms(&self) -> u64 {
-        u64::try_from(self.pg.options().delivery_claim.as_millis()).unwrap_or(u64::MAX)
+        super::millis(self.pg.options().delivery_claim)
     }
 
     /// This node's share of a tenant's fleet-wide delivery slots: `ceil(limit / live

@@ -58,6 +58,8 @@ use std::time::{Duration, Instant};
 
 use c2c_callstate::OutboxEntry;
 
+use super::millis;
+
 /// Entries waiting here at most, claimed and unclaimed each, and retry times kept;
 /// beyond, an entry is left to the claim transaction (the database has it), and a
 /// retry to the next recheck.
@@ -455,11 +457,6 @@ impl HandOff {
     fn held(&self, tenant: &str) -> usize {
         self.lock().holds.get(tenant).map_or(0, Vec::len)
     }
-}
-
-/// `d` in whole milliseconds, saturating.
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 
 use super::{bound, check_id, col, prep, query, to_i64, to_u64, tx_execute, tx_query, PgCallStore};
 use crate::error::backend;
-use crate::relaxed::{self, relaxed_update, Relaxable};
+use crate::relaxed::{self, relax_call, relaxed_update, Relaxable};
 
 /// The entry's columns, in [`entry_of`]'s order.
 macro_rules! cols {
@@ -77,7 +77,7 @@ const ATTEMPT: Relaxable = Relaxable {
 /// the attempt frees). Answers the rows the attempt wrote and the seq claimed (NULL:
 /// none). One statement, so both commit or neither does.
 macro_rules! attempt_claiming {
-    ($relax:literal) => {
+    ($relax:expr) => {
         concat!(
             "WITH a AS (",
             attempt!(),
@@ -97,7 +97,7 @@ pub const ATTEMPT_CLAIMING: &str = attempt_claiming!("");
 /// [`ATTEMPT_CLAIMING`], in its two forms (`relaxed.rs`).
 const ATTEMPT_CLAIMING_FORMS: Relaxable = Relaxable {
     durable: ATTEMPT_CLAIMING,
-    relaxed: attempt_claiming!(", set_config('synchronous_commit', 'off', true)"),
+    relaxed: attempt_claiming!(concat!(", ", relax_call!())),
 };
 
 const BACKOFFS: &str = "SELECT seq FROM c2c_outbox
